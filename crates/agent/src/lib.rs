@@ -1,0 +1,43 @@
+//! The node side of swarmkeeper.
+//!
+//! [`Node`] observes one engine and turns what it sees into a GC [`swarmkeeper_gc::Snapshot`],
+//! remembering first-seen and last-used times in the state database; [`collect`] carries a plan
+//! out and re-measures the disk as it goes; [`run`] is the long-running agent that does both
+//! whenever the engine's events or the clock say so, and serves its metrics.
+
+mod collect;
+mod disk;
+mod fs;
+mod http;
+mod metrics;
+mod node;
+mod run;
+
+pub use collect::{collect, DeletedImage, Failure, GcOutcome, RemovedContainer, Trigger};
+pub use disk::disk_report;
+pub use fs::measure as measure_filesystem;
+pub use metrics::Metrics;
+pub use node::{FirstSighting, Node, Observation};
+pub use run::{run, AgentConfig};
+
+use std::path::PathBuf;
+
+/// What can stop a GC pass. Engine errors are transient for the agent (it retries) and exit
+/// code 3 for the CLI; the others are problems with this node's setup.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Engine(#[from] swarmkeeper_engine::EngineError),
+    #[error(transparent)]
+    Store(#[from] swarmkeeper_store::StoreError),
+    #[error("cannot measure the filesystem at {path}: {source}")]
+    Filesystem {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,252 @@
+//! Observing a node: the engine's images and containers plus the agent's memory of them become
+//! a GC snapshot.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use futures_util::{stream, StreamExt};
+use jiff::Timestamp;
+use swarmkeeper_engine::{layout, DfContainer, Engine, SystemDf};
+use swarmkeeper_gc::{
+    Container, ContainerState, Image, Snapshot, LABEL_PIN, LABEL_SERVICE_NAME, SNAPSHOT_VERSION,
+};
+use swarmkeeper_store::Store;
+
+use crate::{fs, AgentError};
+
+/// Inspections of containers run this many at a time: enough to hide the socket's round trips,
+/// few enough not to load the engine.
+const INSPECT_CONCURRENCY: usize = 8;
+
+/// What "first seen" means for an image the state database does not know yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstSighting {
+    /// The image was there before swarmkeeper looked: take the engine's record of its arrival
+    /// (when its config reached the image store, or was last tagged; else when it was built),
+    /// so that a first run can collect old images at once without taking a fresh pull.
+    EngineArrival,
+    /// swarmkeeper has been watching, so the image has just arrived (the kubelet's "first
+    /// detected"): it is protected by min-age from now on.
+    Now,
+}
+
+/// One engine, its filesystem and the agent's memory of it.
+pub struct Node {
+    pub engine: Engine,
+    pub store: Store,
+    fs_path: PathBuf,
+    /// The engine's data root, where the image store records when each image arrived.
+    root_dir: PathBuf,
+    pub first_sighting: FirstSighting,
+    /// Finish times of terminal containers; they never change, so each is inspected once.
+    finished: HashMap<String, Option<Timestamp>>,
+    /// Image references (tags and digests) to image ids, from the last observation: container
+    /// events name the image as the user wrote it.
+    references: HashMap<String, String>,
+}
+
+/// A snapshot, with the engine's disk figures it was built from.
+pub struct Observation {
+    pub snapshot: Snapshot,
+    pub df: SystemDf,
+}
+
+impl Node {
+    pub fn new(engine: Engine, store: Store, fs_path: PathBuf, root_dir: PathBuf) -> Node {
+        Node {
+            engine,
+            store,
+            fs_path,
+            root_dir,
+            first_sighting: FirstSighting::EngineArrival,
+            finished: HashMap::new(),
+            references: HashMap::new(),
+        }
+    }
+
+    pub fn fs_path(&self) -> &Path {
+        &self.fs_path
+    }
+
+    pub fn measure(&self) -> Result<swarmkeeper_gc::Filesystem, AgentError> {
+        fs::measure(&self.fs_path).map_err(|source| AgentError::Filesystem {
+            path: self.fs_path.clone(),
+            source,
+        })
+    }
+
+    /// Looks at the engine now, records what it learnt in the state database, and returns the
+    /// snapshot the planner needs.
+    pub async fn observe(&mut self) -> Result<Observation, AgentError> {
+        let df = self.engine.system_df().await?;
+        let now = Timestamp::now();
+        let filesystem = self.measure()?;
+
+        let known = self.store.images()?;
+        let unknown: Vec<_> = df
+            .images
+            .iter()
+            .filter(|i| !known.contains_key(&i.id))
+            .collect();
+        let sightings: Vec<(&str, Timestamp)> = match self.first_sighting {
+            FirstSighting::Now => unknown.iter().map(|i| (i.id.as_str(), now)).collect(),
+            FirstSighting::EngineArrival => {
+                let engine = &self.engine;
+                let root_dir = &self.root_dir;
+                stream::iter(&unknown)
+                    .map(|i| async move {
+                        let tagged = engine.image_arrival(&i.id).await.unwrap_or(i.created);
+                        let stored = layout::image_stored_at(root_dir, &i.id);
+                        let arrival = stored.map_or(tagged, |s| s.max(tagged));
+                        (i.id.as_str(), arrival.min(now))
+                    })
+                    .buffer_unordered(INSPECT_CONCURRENCY)
+                    .collect()
+                    .await
+            }
+        };
+
+        self.learn_finish_times(&df.containers).await?;
+        let uses: Vec<(&str, Timestamp)> = df
+            .containers
+            .iter()
+            .map(|c| (c.image_id.as_str(), self.last_activity(c, now)))
+            .collect();
+        let runs: Vec<(&str, &str, Timestamp)> = df
+            .containers
+            .iter()
+            .filter_map(|c| {
+                let service = c.labels.get(LABEL_SERVICE_NAME)?;
+                Some((service.as_str(), c.image_id.as_str(), c.created))
+            })
+            .collect();
+        self.store.record_first_seen(sightings)?;
+        self.store.record_used(uses)?;
+        self.store.record_service_images(runs)?;
+
+        let records = self.store.images()?;
+        let images = df
+            .images
+            .iter()
+            .map(|i| {
+                let record = records.get(&i.id);
+                Image {
+                    id: i.id.clone(),
+                    repo_tags: i.repo_tags.clone(),
+                    repo_digests: i.repo_digests.clone(),
+                    size_bytes: i.size,
+                    shared_bytes: i.shared_size,
+                    first_seen: record.map_or(now, |r| r.first_seen),
+                    last_used: record.and_then(|r| r.last_used),
+                    pinned: i.labels.get(LABEL_PIN).map(String::as_str) == Some("true"),
+                }
+            })
+            .collect();
+        let containers = df
+            .containers
+            .iter()
+            .map(|c| Container {
+                id: c.id.clone(),
+                image_id: c.image_id.clone(),
+                state: parse_state(&c.state),
+                created: c.created,
+                finished_at: self.finished.get(&c.id).copied().flatten(),
+                labels: c.labels.clone(),
+            })
+            .collect();
+
+        self.references = df
+            .images
+            .iter()
+            .flat_map(|i| {
+                i.repo_tags
+                    .iter()
+                    .chain(&i.repo_digests)
+                    .map(move |r| (r.clone(), i.id.clone()))
+            })
+            .collect();
+
+        let snapshot = Snapshot {
+            version: SNAPSHOT_VERSION,
+            taken_at: now,
+            filesystem,
+            images,
+            containers,
+            service_image_history: self.store.service_histories()?,
+        };
+        Ok(Observation { snapshot, df })
+    }
+
+    /// The image id a container event's `image` attribute refers to, as far as the last
+    /// observation knows it. Swarm creates task containers from `name:tag@sha256:…`, which the
+    /// engine lists as the digest reference `name@sha256:…`.
+    pub fn resolve_image<'a>(&'a self, reference: &'a str) -> Option<&'a str> {
+        if reference.starts_with("sha256:") {
+            return Some(reference);
+        }
+        let lookup = |r: &str| self.references.get(r).map(String::as_str);
+        lookup(reference).or_else(|| {
+            let (name_tag, digest) = reference.split_once('@')?;
+            let name = match name_tag.rsplit_once(':') {
+                Some((name, tag)) if !tag.contains('/') => name,
+                _ => name_tag,
+            };
+            lookup(&format!("{name}@{digest}")).or_else(|| lookup(name_tag))
+        })
+    }
+
+    async fn learn_finish_times(&mut self, containers: &[DfContainer]) -> Result<(), AgentError> {
+        let live: std::collections::HashSet<&str> =
+            containers.iter().map(|c| c.id.as_str()).collect();
+        self.finished.retain(|id, _| live.contains(id.as_str()));
+        let engine = &self.engine;
+        let wanted: Vec<&str> = containers
+            .iter()
+            .filter(|c| parse_state(&c.state).is_terminal() && !self.finished.contains_key(&c.id))
+            .map(|c| c.id.as_str())
+            .collect();
+        let found: Vec<_> = stream::iter(wanted)
+            .map(|id| async move { (id, engine.container_times(id).await) })
+            .buffer_unordered(INSPECT_CONCURRENCY)
+            .collect()
+            .await;
+        for (id, times) in found {
+            match times {
+                Ok(times) => {
+                    self.finished.insert(id.to_string(), times.finished_at);
+                }
+                // Removed since the listing: it no longer pins anything.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// When a container last used its image: now while it runs, else when it stopped.
+    fn last_activity(&self, c: &DfContainer, now: Timestamp) -> Timestamp {
+        match parse_state(&c.state) {
+            ContainerState::Exited | ContainerState::Dead => self
+                .finished
+                .get(&c.id)
+                .copied()
+                .flatten()
+                .unwrap_or(c.created),
+            ContainerState::Created => c.created,
+            _ => now,
+        }
+    }
+}
+
+/// An unknown state counts as running: it must keep its image.
+fn parse_state(state: &str) -> ContainerState {
+    match state {
+        "created" => ContainerState::Created,
+        "paused" => ContainerState::Paused,
+        "restarting" => ContainerState::Restarting,
+        "removing" => ContainerState::Removing,
+        "exited" => ContainerState::Exited,
+        "dead" => ContainerState::Dead,
+        _ => ContainerState::Running,
+    }
+}

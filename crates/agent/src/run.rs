@@ -1,0 +1,241 @@
+//! The long-running agent: follows the engine's events, collects on every pull and on a timer,
+//! serves metrics, and rides out engine restarts.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use jiff::Timestamp;
+use swarmkeeper_engine::{Engine, EngineEvent, EventKind};
+use swarmkeeper_gc::Policy;
+use swarmkeeper_store::Store;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+use crate::http::{self, Shared};
+use crate::{collect, AgentError, FirstSighting, Metrics, Node, Trigger};
+
+/// Pulls come in bursts (a stack update pulls several images); one pass answers the burst.
+const PULL_DEBOUNCE: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Events handled per database transaction.
+const EVENT_BATCH: usize = 512;
+
+pub struct AgentConfig {
+    pub policy: Policy,
+    pub state_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub interval: Duration,
+    /// The filesystem to measure; the engine's data root when `None`.
+    pub fs_path: Option<PathBuf>,
+    pub metrics_token: Option<String>,
+}
+
+enum Signal {
+    Event(EngineEvent),
+    /// The event stream broke and was re-established: events may have been missed.
+    Reconnected,
+}
+
+/// Runs the agent until `shutdown` completes. Returns early only for problems an operator must
+/// fix (the state directory, the listen address); engine errors are logged and retried.
+pub async fn run(
+    engine: Engine,
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let store = Store::open(&config.state_dir)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| AgentError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let metrics = Arc::new(Metrics::new());
+    let engine_up = Arc::new(AtomicBool::new(false));
+    let shared = Shared {
+        metrics: metrics.clone(),
+        engine_up: engine_up.clone(),
+        token: config.metrics_token.as_deref().map(Arc::from),
+    };
+    tracing::info!(listen = %config.listen, state = %store.path().display(), "agent starting");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, http::router(shared)).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+
+    tokio::pin!(shutdown);
+    let root_dir = tokio::select! {
+        root = wait_for_engine(&engine, &metrics, &engine_up) => root,
+        () = &mut shutdown => return Ok(()),
+    };
+    let fs_path = config.fs_path.clone().unwrap_or_else(|| root_dir.clone());
+    let mut node = Node::new(engine.clone(), store, fs_path, root_dir);
+    let (signals, mut incoming) = mpsc::channel(EVENT_BATCH * 2);
+    tokio::spawn(follow_events(engine, signals));
+
+    let mut next_pass = Instant::now();
+    let mut trigger = Trigger::Startup;
+    let mut backoff = Duration::from_secs(1);
+    let mut batch = Vec::with_capacity(EVENT_BATCH);
+    loop {
+        tokio::select! {
+            () = sleep_until(next_pass) => {
+                match collect(&mut node, &config.policy, trigger).await {
+                    Ok(outcome) => {
+                        engine_up.store(true, Ordering::Relaxed);
+                        metrics.engine_up(true);
+                        metrics.record_run(&outcome);
+                        if let Ok(fs) = node.measure() {
+                            metrics.observe_disk(&fs, node.store.images().map_or(0, |i| i.len()));
+                        }
+                        if !outcome.deleted.is_empty() || !outcome.removed_containers.is_empty() || outcome.fell_short() {
+                            tracing::info!(
+                                trigger = trigger.as_str(),
+                                usage_before = outcome.usage_percent_before,
+                                usage_after = outcome.usage_percent_after,
+                                deleted = outcome.deleted.len(),
+                                containers_removed = outcome.removed_containers.len(),
+                                bytes_freed = outcome.bytes_freed,
+                                shortfall_bytes = outcome.shortfall_bytes,
+                                "gc pass"
+                            );
+                        }
+                        node.first_sighting = FirstSighting::Now;
+                        backoff = Duration::from_secs(1);
+                        trigger = Trigger::Interval;
+                        next_pass = Instant::now() + config.interval;
+                    }
+                    Err(e) => {
+                        let reason = failure_reason(&e);
+                        if reason == "engine" {
+                            engine_up.store(false, Ordering::Relaxed);
+                            metrics.engine_up(false);
+                        }
+                        metrics.failure(reason);
+                        tracing::warn!(error = %e, retry_in = ?backoff, "gc pass failed");
+                        next_pass = Instant::now() + backoff;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+            received = incoming.recv_many(&mut batch, EVENT_BATCH) => {
+                if received == 0 {
+                    // The follower only stops when the runtime does.
+                    return Ok(());
+                }
+                if let Some(soon) = handle_signals(&mut node, &mut batch) {
+                    if trigger != Trigger::Startup {
+                        trigger = soon;
+                    }
+                    next_pass = next_pass.min(Instant::now() + PULL_DEBOUNCE);
+                }
+            }
+            () = &mut shutdown => {
+                tracing::info!("agent stopping");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The engine's data root, once the engine answers.
+async fn wait_for_engine(engine: &Engine, metrics: &Metrics, engine_up: &AtomicBool) -> PathBuf {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match engine.info().await {
+            Ok(info) => {
+                engine_up.store(true, Ordering::Relaxed);
+                metrics.engine_up(true);
+                return info.root_dir;
+            }
+            Err(e) => {
+                metrics.engine_up(false);
+                metrics.failure("engine");
+                tracing::warn!(error = %e, retry_in = ?backoff, "waiting for the Docker Engine");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Records image uses from container events; returns a trigger when a pass should run soon.
+fn handle_signals(node: &mut Node, batch: &mut Vec<Signal>) -> Option<Trigger> {
+    let mut trigger = None;
+    let mut uses: Vec<(String, Timestamp)> = Vec::new();
+    for signal in batch.drain(..) {
+        match signal {
+            Signal::Reconnected => trigger = Some(Trigger::Startup),
+            Signal::Event(event) => match event.kind {
+                EventKind::Image
+                    if matches!(event.action.as_str(), "pull" | "load" | "import" | "tag") =>
+                {
+                    trigger.get_or_insert(Trigger::Pull);
+                }
+                EventKind::Container
+                    if matches!(
+                        event.action.as_str(),
+                        "create" | "start" | "die" | "destroy"
+                    ) =>
+                {
+                    if let Some(id) = event.image.as_deref().and_then(|r| node.resolve_image(r)) {
+                        uses.push((id.to_string(), event.time));
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+    if !uses.is_empty() {
+        if let Err(e) = node
+            .store
+            .record_used(uses.iter().map(|(id, at)| (id.as_str(), *at)))
+        {
+            tracing::warn!(error = %e, "cannot record image use");
+        }
+    }
+    trigger
+}
+
+/// Forwards the engine's events, reconnecting with backoff and resuming from the last event
+/// seen so that nothing in between is lost.
+async fn follow_events(engine: Engine, signals: mpsc::Sender<Signal>) {
+    let mut since: Option<Timestamp> = None;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let mut events = engine.events(since);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => {
+                    backoff = Duration::from_secs(1);
+                    since = Some(event.time);
+                    if signals.send(Signal::Event(event)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "engine event stream"),
+            }
+        }
+        tracing::warn!(retry_in = ?backoff, "engine event stream ended; reconnecting");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        if signals.send(Signal::Reconnected).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn failure_reason(error: &AgentError) -> &'static str {
+    match error {
+        AgentError::Engine(_) => "engine",
+        AgentError::Store(_) => "store",
+        AgentError::Filesystem { .. } => "filesystem",
+        AgentError::Listen { .. } => "setup",
+    }
+}

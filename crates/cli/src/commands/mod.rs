@@ -1,0 +1,56 @@
+//! One module per subcommand, plus the setup they share.
+
+pub mod agent;
+pub mod disk;
+pub mod gc;
+
+use std::path::PathBuf;
+
+use clap::Args;
+use swarmkeeper_agent::Node;
+use swarmkeeper_engine::Engine;
+use swarmkeeper_store::Store;
+
+use crate::exit::Failure;
+
+/// The default state directory of a node.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/swarmkeeper";
+
+/// Where a node command finds the engine's filesystem and the agent's memory.
+#[derive(Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// The agent's state directory (first-seen and last-used times, GC history)
+    /// [default: /var/lib/swarmkeeper].
+    #[arg(long, env = "SWARMKEEPER_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Measure this filesystem instead of the engine's data root (an agent in a container
+    /// mounts the data root here).
+    #[arg(long, env = "SWARMKEEPER_FS_PATH", value_name = "PATH")]
+    pub fs_path: Option<PathBuf>,
+}
+
+impl NodeArgs {
+    /// Connects to the engine and opens the state database. Without `--state-dir`, a default
+    /// directory this user cannot write means a memory-only database: the command still
+    /// works, it just cannot remember.
+    pub async fn node(&self) -> Result<Node, Failure> {
+        let engine = Engine::from_env()?;
+        let info = engine.info().await?;
+        let store = match &self.state_dir {
+            Some(dir) => {
+                Store::open(dir).map_err(|e| Failure::Usage(format!("--state-dir: {e}")))?
+            }
+            None => Store::open(DEFAULT_STATE_DIR.as_ref())
+                .or_else(|e| {
+                    tracing::warn!(error = %e, "using a memory-only state database");
+                    Store::in_memory()
+                })
+                .map_err(|e| Failure::Usage(e.to_string()))?,
+        };
+        let fs_path = self
+            .fs_path
+            .clone()
+            .unwrap_or_else(|| info.root_dir.clone());
+        Ok(Node::new(engine, store, fs_path, info.root_dir))
+    }
+}

@@ -1,0 +1,69 @@
+//! Exit codes, the same for every command: 0 success, 1 the operation ran and failed, 2 bad
+//! input or usage, 3 the Docker Engine could not be reached or refused the request.
+
+use std::process::ExitCode;
+
+use swarmkeeper_agent::AgentError;
+use swarmkeeper_engine::EngineError;
+
+#[derive(Debug)]
+pub enum Failure {
+    /// The operation ran and did not achieve its goal; it already printed why.
+    Failed(String),
+    Usage(String),
+    Engine(String),
+}
+
+pub type CmdResult = Result<(), Failure>;
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        Failure::Engine(e.to_string())
+    }
+}
+
+impl From<AgentError> for Failure {
+    fn from(e: AgentError) -> Self {
+        match e {
+            AgentError::Engine(e) => e.into(),
+            other => Failure::Usage(other.to_string()),
+        }
+    }
+}
+
+pub fn report(result: CmdResult) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Failed(message)) => {
+            eprintln!("swarmkeeper: {message}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(message)) => {
+            eprintln!("swarmkeeper: error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Engine(message)) => {
+            eprintln!("swarmkeeper: {message}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// A single-threaded runtime: the commands wait on one engine, and a small agent stays small.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime always builds")
+        .block_on(future)
+}
+
+pub fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWARMKEEPER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

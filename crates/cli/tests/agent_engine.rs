@@ -1,0 +1,157 @@
+//! `swarmkeeper agent` against real engines with small tmpfs disks.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{json, metric, tempdir, Agent, Lab};
+
+/// Polls until usage is at or below `target`; returns how long it took.
+fn wait_for_usage(lab: &Lab, target: u64, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let usage = lab.usage_percent();
+        if usage <= target {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "usage still {usage}% > {target}% after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_agent_empties_a_full_disk_at_start_and_answers_each_pull() {
+    let lab = Lab::up("agfull", "256m");
+    lab.build("app/in-use:1", 17, &[]);
+    lab.docker(&["run", "-d", "app/in-use:1", "/bin/busybox", "sleep", "600"]);
+    for n in 1..=5 {
+        lab.build(&format!("app/old:{n}"), 17, &[]);
+    }
+    let in_use = lab.docker(&["image", "inspect", "-f", "{{.Id}}", "app/in-use:1"]);
+    let usage = lab.usage_percent();
+    let (high, low) = (usage - 5, usage - 25);
+    let state = tempdir("agfull-state");
+    let agent = Agent::start(
+        &lab.host,
+        &[
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--interval",
+            "1h",
+            "--min-age",
+            "0s",
+            "--high-threshold",
+            &high.to_string(),
+            "--low-threshold",
+            &low.to_string(),
+        ],
+    );
+    let took = wait_for_usage(&lab, low, Duration::from_secs(10));
+    eprintln!("startup: {usage}% -> <= {low}% in {took:?}");
+    let metrics = agent.get("/metrics").unwrap();
+    let deleted = metric(
+        &metrics,
+        "swarmkeeper_gc_images_deleted_total{reason=\"space\"}",
+    );
+    assert!(deleted.unwrap_or(0.0) >= 3.0, "{metrics}");
+    assert!(metric(&metrics, "swarmkeeper_gc_freed_bytes_total").unwrap() > 50e6);
+    assert_eq!(metric(&metrics, "swarmkeeper_engine_up"), Some(1.0));
+
+    // The interval is an hour: only the engine's events can make the agent act now.
+    for n in 1..=3 {
+        lab.build(&format!("app/new:{n}"), 17, &[]);
+    }
+    // The agent may already be at work while the builds run: what matters is that it acted on
+    // the events (trigger "pull") and the disk is back.
+    let took = wait_for_usage(&lab, low, Duration::from_secs(5));
+    eprintln!("after a burst of new images: back to <= {low}% {took:?} after the last build");
+    let metrics = agent.get("/metrics").unwrap();
+    let pull_runs = metric(&metrics, "swarmkeeper_gc_runs_total{trigger=\"pull\"}");
+    assert!(pull_runs.unwrap_or(0.0) >= 1.0, "{metrics}");
+    assert!(
+        lab.has_image(&in_use),
+        "the image of a running container was deleted"
+    );
+    assert_eq!(agent.stop(), Some(0));
+    std::fs::remove_dir_all(state).ok();
+}
+
+#[test]
+fn last_used_survives_an_agent_restart() {
+    let lab = Lab::up("agmem", "256m");
+    let used = lab.build("app/used:1", 1, &[]);
+    let unused = lab.build("app/unused:1", 1, &[]);
+    let state = tempdir("agmem-state");
+    let state = state.to_str().unwrap();
+    let quiet = ["--state-dir", state, "--interval", "1h", "--min-age", "1h"];
+    let agent = Agent::start(&lab.host, &quiet);
+    std::thread::sleep(Duration::from_millis(500));
+    let before_run = jiff::Timestamp::now();
+    // The container is gone before anything but the agent's event follower could see it.
+    lab.docker(&["run", "--rm", "app/used:1", "/bin/busybox", "true"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(agent.stop(), Some(0));
+
+    let snapshot = lab.swarmkeeper(&["gc", "snapshot", "--state-dir", state]);
+    assert!(
+        snapshot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&snapshot.stderr)
+    );
+    let snapshot = json(&snapshot);
+    let image = |id: &str| {
+        snapshot["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let last_used: jiff::Timestamp = image(&used)["last_used"].as_str().unwrap().parse().unwrap();
+    assert!(last_used >= before_run, "{last_used} < {before_run}");
+    assert!(image(&unused)["last_used"].is_null());
+    let first_seen: jiff::Timestamp = image(&used)["first_seen"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first_seen < before_run);
+    std::fs::remove_dir_all(state).ok();
+}
+
+#[test]
+fn the_agent_rides_out_an_engine_restart() {
+    let lab = Lab::up("agrst", "128m");
+    let state = tempdir("agrst-state");
+    let agent = Agent::start(
+        &lab.host,
+        &["--state-dir", state.to_str().unwrap(), "--interval", "1s"],
+    );
+    let engine_up = |agent: &Agent| {
+        agent
+            .get("/metrics")
+            .and_then(|m| metric(&m, "swarmkeeper_engine_up"))
+    };
+    let wait = |want: f64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while engine_up(&agent) != Some(want) {
+            assert!(Instant::now() < deadline, "engine_up never became {want}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait(1.0);
+    lab.down();
+    wait(0.0);
+    assert!(agent
+        .get("/healthz")
+        .unwrap()
+        .contains("\"engine\":\"unreachable\""));
+    lab.restart("128m");
+    wait(1.0);
+    assert_eq!(agent.stop(), Some(0));
+    std::fs::remove_dir_all(state).ok();
+}

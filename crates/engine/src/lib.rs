@@ -1,0 +1,215 @@
+//! The only part of swarmkeeper that speaks to the Docker Engine API.
+//!
+//! [`Engine`] finds the engine like the docker CLI does and turns its answers into plain data
+//! ([`SystemDf`], [`ContainerSummary`], [`EngineEvent`], …) with [`jiff::Timestamp`] times.
+//! Every failure is an [`EngineError`] that names the engine and repeats what it said.
+
+mod error;
+mod http;
+pub mod layout;
+mod model;
+mod wire;
+
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use jiff::Timestamp;
+
+pub use error::EngineError;
+pub use model::{
+    ContainerSummary, ContainerTimes, DfBuildCache, DfContainer, DfImage, DfVolume, EngineEvent,
+    EngineInfo, EventKind, SystemDf,
+};
+
+use http::{encode, RawClient};
+
+/// Where the docker CLI looks when `DOCKER_HOST` is not set.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Characters left as they are in an image reference or ID placed in a URL path.
+const REFERENCE_CHARS: &[u8] = b":/@";
+
+/// A handle on one Docker Engine. Cheap to clone; every request opens its own connection, so a
+/// handle made while the engine is down works once it is up.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    raw: RawClient,
+}
+
+impl Engine {
+    /// Like the docker CLI: `DOCKER_HOST` (`unix://PATH` or `tcp://HOST:PORT`), else
+    /// [`DEFAULT_HOST`]. Does not connect yet.
+    pub fn from_env() -> Result<Engine, EngineError> {
+        match std::env::var_os("DOCKER_HOST") {
+            Some(host) if !host.is_empty() => match host.into_string() {
+                Ok(host) => Engine::connect(&host),
+                Err(host) => Err(EngineError::InvalidHost {
+                    host: host.to_string_lossy().into_owned(),
+                    detail: "DOCKER_HOST is not valid UTF-8".to_string(),
+                }),
+            },
+            _ => Engine::connect(DEFAULT_HOST),
+        }
+    }
+
+    /// An engine at `unix:///PATH` or `tcp://HOST[:PORT]` (port 2375 when left out). Does not
+    /// connect yet; fails only on an address of another form.
+    pub fn connect(host: &str) -> Result<Engine, EngineError> {
+        Ok(Engine {
+            raw: RawClient::new(host)?,
+        })
+    }
+
+    /// The engine's address as used in messages, e.g. `unix:///var/run/docker.sock`.
+    pub fn host(&self) -> &str {
+        self.raw.host()
+    }
+
+    /// Checks that the engine answers (`GET /_ping`).
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        let body = self.raw.get_bytes("/_ping").await?;
+        if body.trim_ascii() == b"OK" {
+            Ok(())
+        } else {
+            Err(self.raw.decode_error(
+                "/_ping",
+                format!("expected OK, got {:?}", String::from_utf8_lossy(&body)),
+            ))
+        }
+    }
+
+    /// `GET /info`: data root, hostname, swarm node ID and version.
+    pub async fn info(&self) -> Result<EngineInfo, EngineError> {
+        let info: wire::Info = self.raw.get_json("/info").await?;
+        Ok(info.into())
+    }
+
+    /// `GET /system/df`: sizes of images (with the bytes each shares with others), containers'
+    /// writable layers, volumes and build cache. Slow on a node with many containers: the engine
+    /// measures every writable layer.
+    pub async fn system_df(&self) -> Result<SystemDf, EngineError> {
+        let path = "/system/df";
+        let df: wire::Df = self.raw.get_json(path).await?;
+        SystemDf::try_from(df).map_err(|e| self.raw.decode_error(path, e))
+    }
+
+    /// Every container, whatever its state (`GET /containers/json?all=1`).
+    pub async fn list_containers(&self) -> Result<Vec<ContainerSummary>, EngineError> {
+        let path = "/containers/json?all=1";
+        let items: Vec<wire::ContainerListItem> = self.raw.get_json(path).await?;
+        items
+            .into_iter()
+            .map(ContainerSummary::try_from)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.raw.decode_error(path, e))
+    }
+
+    /// When a container last started and, once it is in a terminal state, when it finished
+    /// (`State.StartedAt` and `State.FinishedAt` of `GET /containers/{id}/json`); the engine's
+    /// zero time becomes `None`.
+    pub async fn container_times(&self, id: &str) -> Result<ContainerTimes, EngineError> {
+        let path = format!("/containers/{}/json", encode(id, b""));
+        let inspect: wire::ContainerInspect = self.raw.get_json(&path).await?;
+        ContainerTimes::try_from(inspect).map_err(|e| self.raw.decode_error(&path, e))
+    }
+
+    /// When the image arrived on this engine as far as the engine knows: `Metadata.LastTagTime`
+    /// when set, else `Created`. The engine sets `LastTagTime` on `build`, `tag`, `commit` and
+    /// `import` but not on `pull` or `load`, so for pulled or loaded images this is the build
+    /// time; the `pull`/`load` event's time is the better answer when it was seen.
+    pub async fn image_arrival(&self, id: &str) -> Result<Timestamp, EngineError> {
+        let path = format!("/images/{}/json", encode(id, REFERENCE_CHARS));
+        let inspect: wire::ImageInspect = self.raw.get_json(&path).await?;
+        inspect
+            .arrival()
+            .map_err(|e| self.raw.decode_error(&path, e))
+    }
+
+    /// Deletes an image without force, the way the kubelet's docker shim did: each reference the
+    /// image has now (`DELETE /images/{tag}`, tags first, then `repo@sha256:…` digests), then
+    /// the image by ID; not-found at any step counts as done, so deleting an image twice
+    /// succeeds.
+    ///
+    /// The references come from the engine at the time of the call, not from the caller: a tag
+    /// listed earlier may since have moved to a newer image (a pull of `app:latest`), and
+    /// deleting it by name would delete that newer image.
+    ///
+    /// An image a container uses is refused with an error for which
+    /// [`EngineError::is_conflict`] holds. The engine itself refuses only once the last tag is
+    /// about to go, after stripping the others, which would leave a service that runs the image
+    /// by one of those tags unable to start tasks here; so an image with several references is
+    /// checked against the containers first ([`EngineError::ImageInUse`]).
+    pub async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        let path = format!("/images/{}/json", encode(id, REFERENCE_CHARS));
+        let image = match self.raw.get_json::<wire::ImageInspect>(&path).await {
+            Ok(image) => image,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let references = image.references();
+        if references.len() > 1 {
+            let containers = self.list_containers().await?;
+            if let Some(user) = containers.iter().find(|c| c.image_id == image.id) {
+                return Err(EngineError::ImageInUse {
+                    host: self.host().to_string(),
+                    image: image.id,
+                    container: user.id.clone(),
+                });
+            }
+        }
+        for reference in &references {
+            self.delete_if_present(&format!("/images/{}", encode(reference, REFERENCE_CHARS)))
+                .await?;
+        }
+        self.delete_if_present(&format!("/images/{}", encode(&image.id, REFERENCE_CHARS)))
+            .await
+    }
+
+    /// Removes a container that is not running, keeping its volumes (no force); not-found counts
+    /// as done. A running container is refused with a conflict.
+    pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        self.delete_if_present(&format!("/containers/{}", encode(id, b"")))
+            .await
+    }
+
+    async fn delete_if_present(&self, path: &str) -> Result<(), EngineError> {
+        match self.raw.delete(path).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            result => result,
+        }
+    }
+
+    /// The engine's image and container events (`GET /events`), from `since` when given (the
+    /// engine replays the recent ones it still holds, so a caller that reconnects with the time
+    /// of the last event it saw misses nothing in between), else from now on. An event that
+    /// cannot be read is yielded as an error and the stream goes on; the stream ends, or yields
+    /// an [`EngineError::Unreachable`] and ends, when the engine goes away.
+    pub fn events(
+        &self,
+        since: Option<Timestamp>,
+    ) -> BoxStream<'static, Result<EngineEvent, EngineError>> {
+        let mut path = format!(
+            "/events?filters={}",
+            encode(r#"{"type":["container","image"]}"#, b"")
+        );
+        if let Some(since) = since {
+            path.push_str(&format!(
+                "&since={}.{:09}",
+                since.as_second(),
+                since.subsec_nanosecond()
+            ));
+        }
+        let raw = self.raw.clone();
+        self.raw
+            .get_lines(path)
+            .filter_map(move |line| {
+                let decoded = line.and_then(|line| {
+                    serde_json::from_slice::<wire::Event>(&line)
+                        .map_err(|e| e.to_string())
+                        .and_then(wire::Event::into_engine_event)
+                        .map_err(|e| raw.decode_error("/events", e))
+                });
+                std::future::ready(decoded.transpose())
+            })
+            .boxed()
+    }
+}

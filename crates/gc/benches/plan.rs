@@ -1,0 +1,116 @@
+//! Planning time for large nodes: 1,000, 10,000 and 100,000 images, one container for every tenth
+//! image, 100 services with a history of five versions, and the disk at 95%.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use jiff::{SignedDuration, Timestamp};
+use swarmkeeper_gc::{
+    plan, Container, ContainerState, Filesystem, Image, PlanMode, Policy, Snapshot,
+    LABEL_SERVICE_NAME, LABEL_TASK_ID, LABEL_TASK_NAME,
+};
+
+fn node(images: usize) -> Snapshot {
+    let now = Timestamp::from_second(1_790_000_000).unwrap();
+    // A fixed linear congruential sequence: varied but identical from run to run.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        x >> 33
+    };
+    let image_list: Vec<Image> = (0..images)
+        .map(|i| {
+            let size = 1_000_000 + next() % 100_000_000;
+            Image {
+                id: format!("sha256:{i:064x}"),
+                repo_tags: vec![format!("registry.local/team/app{}:{}", i % 100, i)],
+                repo_digests: vec![format!(
+                    "registry.local/team/app{}@sha256:{i:064x}",
+                    i % 100
+                )],
+                size_bytes: size,
+                shared_bytes: size / 4,
+                first_seen: now - SignedDuration::from_secs((next() % 1_000_000) as i64 + 3_600),
+                last_used: (i % 3 != 0)
+                    .then(|| now - SignedDuration::from_secs((next() % 1_000_000) as i64)),
+                pinned: i % 97 == 0,
+            }
+        })
+        .collect();
+    let containers = (0..images / 10)
+        .map(|i| Container {
+            id: format!("{i:064x}"),
+            image_id: image_list[i * 10].id.clone(),
+            state: if i % 2 == 0 {
+                ContainerState::Running
+            } else {
+                ContainerState::Exited
+            },
+            created: now - SignedDuration::from_secs(7_200),
+            finished_at: (i % 2 == 1).then(|| now - SignedDuration::from_secs(3_600)),
+            labels: BTreeMap::from([
+                (LABEL_SERVICE_NAME.to_string(), format!("svc{}", i % 100)),
+                (LABEL_TASK_ID.to_string(), format!("task{i}")),
+                (
+                    LABEL_TASK_NAME.to_string(),
+                    format!("svc{}.{}.task{i}", i % 100, i % 7),
+                ),
+            ]),
+        })
+        .collect();
+    let service_image_history = (0..100)
+        .map(|s| {
+            let history = (0..5)
+                .map(|v| image_list[(s * 5 + v) % images].id.clone())
+                .collect();
+            (format!("svc{s}"), history)
+        })
+        .collect();
+    let total: u64 = image_list.iter().map(|i| i.size_bytes).sum();
+    Snapshot {
+        version: 1,
+        taken_at: now,
+        filesystem: Filesystem {
+            path: "/var/lib/docker".into(),
+            capacity_bytes: total,
+            available_bytes: total / 20,
+        },
+        images: image_list,
+        containers,
+        service_image_history,
+    }
+}
+
+fn planning(c: &mut Criterion) {
+    let policy = Policy::new(
+        85,
+        80,
+        Duration::from_secs(120),
+        Duration::from_secs(30 * 24 * 3600),
+        &["registry.local/base/*".to_string()],
+        2,
+        Duration::from_secs(60),
+        false,
+    )
+    .unwrap();
+    let mut group = c.benchmark_group("plan");
+    group.sample_size(20);
+    for images in [1_000, 10_000, 100_000] {
+        let snapshot = node(images);
+        group.throughput(Throughput::Elements(images as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(images), &snapshot, |b, s| {
+            b.iter(|| plan(black_box(s), &policy, PlanMode::Threshold))
+        });
+    }
+    group.finish();
+
+    let text = node(10_000).to_json_pretty();
+    c.bench_function("parse snapshot json (10,000 images)", |b| {
+        b.iter(|| Snapshot::from_json(black_box(&text)).unwrap())
+    });
+}
+
+criterion_group!(benches, planning);
+criterion_main!(benches);

@@ -1,0 +1,222 @@
+//! The node snapshot: the planner's only input about a node. Its JSON form is a public contract
+//! (`gc snapshot` writes it, `gc plan --snapshot` reads it), so field names never change.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The snapshot format version this build writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    /// Planning uses this as "now", so a recorded snapshot replays to the same plan.
+    pub taken_at: Timestamp,
+    pub filesystem: Filesystem,
+    pub images: Vec<Image>,
+    pub containers: Vec<Container>,
+    /// Images of each Swarm service seen on the node, newest first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_image_history: BTreeMap<String, Vec<String>>,
+}
+
+/// The filesystem that holds the engine's images, as statvfs sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filesystem {
+    pub path: std::path::PathBuf,
+    pub capacity_bytes: u64,
+    pub available_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub id: String,
+    #[serde(default)]
+    pub repo_tags: Vec<String>,
+    #[serde(default)]
+    pub repo_digests: Vec<String>,
+    pub size_bytes: u64,
+    /// Bytes in layers that other images also use; deleting this image does not free them.
+    #[serde(default)]
+    pub shared_bytes: u64,
+    pub first_seen: Timestamp,
+    /// `None`: no container has ever used the image.
+    pub last_used: Option<Timestamp>,
+    /// Pinned by the `swarmkeeper.gc.pin=true` label.
+    #[serde(default)]
+    pub pinned: bool,
+}
+
+impl Image {
+    /// Bytes that deleting this image really gives back.
+    pub fn unique_bytes(&self) -> u64 {
+        self.size_bytes.saturating_sub(self.shared_bytes)
+    }
+
+    /// Last use, where an image never used counts as used when first seen: this keeps max-age
+    /// from deleting an image the moment it was pulled.
+    pub fn last_activity(&self) -> Timestamp {
+        self.last_used.unwrap_or(self.first_seen)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub image_id: String,
+    pub state: ContainerState,
+    pub created: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    Running,
+    Paused,
+    Restarting,
+    Created,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl ContainerState {
+    /// A container in a terminal state never runs again by itself.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ContainerState::Exited | ContainerState::Dead)
+    }
+}
+
+/// A snapshot that could not be read, with the position of the fault in the JSON text.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct SnapshotError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl Snapshot {
+    /// Parses the JSON form. Unknown fields are ignored so newer writers stay readable.
+    pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
+        let snapshot: Snapshot = serde_json::from_str(text).map_err(|e| SnapshotError {
+            line: e.line(),
+            column: e.column(),
+            message: strip_position(&e.to_string()),
+        })?;
+        if snapshot.version != SNAPSHOT_VERSION {
+            let (line, column) = position_of_key(text, "version");
+            return Err(SnapshotError {
+                line,
+                column,
+                message: format!(
+                    "unsupported snapshot version {}, this build reads version {SNAPSHOT_VERSION}",
+                    snapshot.version
+                ),
+            });
+        }
+        Ok(snapshot)
+    }
+
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a snapshot always serialises")
+    }
+}
+
+/// serde_json appends " at line L column C" to its messages; the error carries those separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Line and column (1-based) of the first `"key"` in the text, for errors found after parsing.
+fn position_of_key(text: &str, key: &str) -> (usize, usize) {
+    let needle = format!("\"{key}\"");
+    let offset = text.find(&needle).unwrap_or(0);
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{
+  "version": 1,
+  "taken_at": "2026-11-26T12:00:00Z",
+  "filesystem": {"path": "/var/lib/docker", "capacity_bytes": 1000, "available_bytes": 50},
+  "images": [
+    {"id": "sha256:a", "repo_tags": ["app:1"], "repo_digests": [], "size_bytes": 450,
+     "shared_bytes": 0, "first_seen": "2026-11-26T10:00:00Z", "last_used": null, "pinned": false,
+     "some_future_field": {"ignored": true}}
+  ],
+  "containers": [
+    {"id": "c1", "image_id": "sha256:a", "state": "exited", "created": "2026-11-26T10:00:00Z",
+     "finished_at": "2026-11-26T10:05:00Z", "labels": {"com.docker.swarm.service.name": "web"}}
+  ],
+  "service_image_history": {"web": ["sha256:a"]}
+}"#;
+
+    #[test]
+    fn reads_the_contract_example_and_ignores_unknown_fields() {
+        let s = Snapshot::from_json(MINIMAL).unwrap();
+        assert_eq!(s.images[0].unique_bytes(), 450);
+        assert_eq!(s.containers[0].state, ContainerState::Exited);
+        assert_eq!(s.service_image_history["web"], vec!["sha256:a".to_string()]);
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let s = Snapshot::from_json(MINIMAL).unwrap();
+        assert_eq!(Snapshot::from_json(&s.to_json_pretty()).unwrap(), s);
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_position() {
+        let text = MINIMAL.replace(r#""size_bytes": 450,"#, "");
+        let err = Snapshot::from_json(&text).unwrap_err();
+        assert!(err.message.contains("missing field `size_bytes`"), "{err}");
+        assert_eq!(err.line, 8);
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported_at_its_position() {
+        let text = MINIMAL.replace(r#""size_bytes": 450"#, r#""size_bytes": "big""#);
+        let err = Snapshot::from_json(&text).unwrap_err();
+        assert!(err.message.contains("invalid type"), "{err}");
+        assert_eq!((err.line, err.column), (6, 86));
+    }
+
+    #[test]
+    fn an_unknown_state_is_rejected() {
+        let text = MINIMAL.replace(r#""state": "exited""#, r#""state": "sleeping""#);
+        let err = Snapshot::from_json(&text).unwrap_err();
+        assert!(err.message.contains("unknown variant `sleeping`"), "{err}");
+    }
+
+    #[test]
+    fn another_version_is_rejected_at_the_version_key() {
+        let text = MINIMAL.replace(r#""version": 1"#, r#""version": 7"#);
+        let err = Snapshot::from_json(&text).unwrap_err();
+        assert_eq!((err.line, err.column), (2, 3));
+        assert!(err.message.contains("version 7"));
+    }
+
+    #[test]
+    fn truncated_input_is_an_error_not_a_panic() {
+        for cut in 0..MINIMAL.len() {
+            if MINIMAL.is_char_boundary(cut) {
+                assert!(Snapshot::from_json(&MINIMAL[..cut]).is_err());
+            }
+        }
+    }
+}

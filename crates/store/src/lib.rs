@@ -1,0 +1,447 @@
+//! The agent's memory, kept in one SQLite file under the state directory so that it survives
+//! restarts: when each image was first seen and last used, which images each Swarm service ran
+//! (newest first, for the rollback reserve), and a log of GC runs. The kubelet keeps this in
+//! memory and forgets it on restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The database file inside the state directory.
+pub const DB_FILE: &str = "swarmkeeper.db";
+
+/// Versions of a service remembered beyond what the rollback reserve can ask for.
+const SERVICE_HISTORY_LIMIT: i64 = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create state directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageRecord {
+    pub first_seen: Timestamp,
+    pub last_used: Option<Timestamp>,
+}
+
+/// One GC pass as the agent or `gc run` carried it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcRun {
+    pub started_at: Timestamp,
+    pub trigger: String,
+    pub usage_before: u8,
+    pub usage_after: u8,
+    pub images_deleted: u64,
+    pub bytes_freed: u64,
+    pub containers_removed: u64,
+    /// `ok`, `shortfall` or `error`.
+    pub outcome: String,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS images (
+    id          TEXT PRIMARY KEY,
+    first_seen  INTEGER NOT NULL,
+    last_used   INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS service_images (
+    service     TEXT NOT NULL,
+    image_id    TEXT NOT NULL,
+    last_run    INTEGER NOT NULL,
+    PRIMARY KEY (service, image_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS gc_runs (
+    id                  INTEGER PRIMARY KEY,
+    started_at          INTEGER NOT NULL,
+    trigger             TEXT NOT NULL,
+    usage_before        INTEGER NOT NULL,
+    usage_after         INTEGER NOT NULL,
+    images_deleted      INTEGER NOT NULL,
+    bytes_freed         INTEGER NOT NULL,
+    containers_removed  INTEGER NOT NULL,
+    outcome             TEXT NOT NULL
+);
+";
+
+impl Store {
+    /// Opens (creating if needed) the database in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::CreateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        Store::init(conn, path)
+    }
+
+    /// A database that lives only as long as the value: for `gc plan` without a state directory.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        Store::init(conn, path)
+    }
+
+    fn init(conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
+        let store = Store { conn, path };
+        // WAL keeps readers (the CLI) from blocking the agent; a small page cache keeps the
+        // agent's resident memory low.
+        store.wrap(store.conn.pragma_update(None, "journal_mode", "WAL"))?;
+        store.wrap(store.conn.pragma_update(None, "synchronous", "NORMAL"))?;
+        store.wrap(store.conn.pragma_update(None, "cache_size", -512))?;
+        store.wrap(store.conn.busy_timeout(std::time::Duration::from_secs(5)))?;
+        store.wrap(store.conn.execute_batch(SCHEMA))?;
+        Ok(store)
+    }
+
+    fn wrap<T>(&self, result: rusqlite::Result<T>) -> Result<T, StoreError> {
+        result.map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn images(&self) -> Result<HashMap<String, ImageRecord>, StoreError> {
+        let mut stmt = self.wrap(
+            self.conn
+                .prepare_cached("SELECT id, first_seen, last_used FROM images"),
+        )?;
+        let rows = self.wrap(stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                ImageRecord {
+                    first_seen: from_millis(row.get(1)?),
+                    last_used: row.get::<_, Option<i64>>(2)?.map(from_millis),
+                },
+            ))
+        }))?;
+        self.wrap(rows.collect())
+    }
+
+    pub fn image(&self, id: &str) -> Result<Option<ImageRecord>, StoreError> {
+        self.wrap(
+            self.conn
+                .query_row(
+                    "SELECT first_seen, last_used FROM images WHERE id = ?1",
+                    [id],
+                    |row| {
+                        Ok(ImageRecord {
+                            first_seen: from_millis(row.get(0)?),
+                            last_used: row.get::<_, Option<i64>>(1)?.map(from_millis),
+                        })
+                    },
+                )
+                .optional(),
+        )
+    }
+
+    /// Records images seen for the first time; an image already known keeps its first-seen time.
+    pub fn record_first_seen<'a>(
+        &mut self,
+        images: impl IntoIterator<Item = (&'a str, Timestamp)>,
+    ) -> Result<(), StoreError> {
+        self.in_transaction(|tx| {
+            let mut stmt =
+                tx.prepare_cached("INSERT OR IGNORE INTO images (id, first_seen) VALUES (?1, ?2)")?;
+            for (id, at) in images {
+                stmt.execute(params![id, millis(at)])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Marks images as used at the given times; a later use wins, an earlier one is ignored. An
+    /// image not seen before is first seen at its use.
+    pub fn record_used<'a>(
+        &mut self,
+        uses: impl IntoIterator<Item = (&'a str, Timestamp)>,
+    ) -> Result<(), StoreError> {
+        self.in_transaction(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO images (id, first_seen, last_used) VALUES (?1, ?2, ?2)
+                 ON CONFLICT (id) DO UPDATE
+                 SET last_used = max(coalesce(last_used, 0), excluded.last_used)",
+            )?;
+            for (id, at) in uses {
+                stmt.execute(params![id, millis(at)])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records that `service` ran `image_id` at `at` (its task container's creation).
+    pub fn record_service_images<'a>(
+        &mut self,
+        runs: impl IntoIterator<Item = (&'a str, &'a str, Timestamp)>,
+    ) -> Result<(), StoreError> {
+        self.in_transaction(|tx| {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO service_images (service, image_id, last_run) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (service, image_id) DO UPDATE
+                 SET last_run = max(last_run, excluded.last_run)",
+            )?;
+            let mut trim = tx.prepare_cached(
+                "DELETE FROM service_images WHERE service = ?1 AND image_id NOT IN (
+                     SELECT image_id FROM service_images WHERE service = ?1
+                     ORDER BY last_run DESC, image_id LIMIT ?2)",
+            )?;
+            for (service, image_id, at) in runs {
+                upsert.execute(params![service, image_id, millis(at)])?;
+                trim.execute(params![service, SERVICE_HISTORY_LIMIT])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Each service's images, most recently run first.
+    pub fn service_histories(&self) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+        let mut stmt = self.wrap(self.conn.prepare_cached(
+            "SELECT service, image_id FROM service_images ORDER BY service, last_run DESC, image_id",
+        ))?;
+        let rows = self.wrap(stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        }))?;
+        let mut histories: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in rows {
+            let (service, image) = self.wrap(row)?;
+            histories.entry(service).or_default().push(image);
+        }
+        Ok(histories)
+    }
+
+    /// Forgets deleted images. Service history keeps them: their place in a service's order
+    /// still decides which of the remaining versions are the newest.
+    pub fn forget_images<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), StoreError> {
+        self.in_transaction(|tx| {
+            let mut stmt = tx.prepare_cached("DELETE FROM images WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute([id])?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn record_gc_run(&mut self, run: &GcRun) -> Result<(), StoreError> {
+        self.wrap(self.conn.execute(
+            "INSERT INTO gc_runs (started_at, trigger, usage_before, usage_after, images_deleted,
+                                  bytes_freed, containers_removed, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                millis(run.started_at),
+                run.trigger,
+                run.usage_before,
+                run.usage_after,
+                run.images_deleted as i64,
+                run.bytes_freed as i64,
+                run.containers_removed as i64,
+                run.outcome
+            ],
+        ))?;
+        // The log is for recent history; a node that collects every 30 s keeps about a week.
+        self.wrap(self.conn.execute(
+            "DELETE FROM gc_runs WHERE id <= (SELECT max(id) FROM gc_runs) - 20000",
+            [],
+        ))?;
+        Ok(())
+    }
+
+    /// The most recent runs, newest first.
+    pub fn recent_gc_runs(&self, limit: usize) -> Result<Vec<GcRun>, StoreError> {
+        let mut stmt = self.wrap(self.conn.prepare_cached(
+            "SELECT started_at, trigger, usage_before, usage_after, images_deleted, bytes_freed,
+                    containers_removed, outcome
+             FROM gc_runs ORDER BY id DESC LIMIT ?1",
+        ))?;
+        let rows = self.wrap(stmt.query_map([limit as i64], |row| {
+            Ok(GcRun {
+                started_at: from_millis(row.get(0)?),
+                trigger: row.get(1)?,
+                usage_before: row.get(2)?,
+                usage_after: row.get(3)?,
+                images_deleted: row.get::<_, i64>(4)? as u64,
+                bytes_freed: row.get::<_, i64>(5)? as u64,
+                containers_removed: row.get::<_, i64>(6)? as u64,
+                outcome: row.get(7)?,
+            })
+        }))?;
+        self.wrap(rows.collect())
+    }
+
+    /// Runs `work` in one transaction: a burst of events costs one fsync, not one per row.
+    fn in_transaction(
+        &mut self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        let result = self.conn.transaction().and_then(|tx| {
+            work(&tx)?;
+            tx.commit()
+        });
+        self.wrap(result)
+    }
+}
+
+fn millis(at: Timestamp) -> i64 {
+    at.as_millisecond()
+}
+
+fn from_millis(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn first_seen_is_kept_and_last_used_only_moves_forward() {
+        let mut store = Store::in_memory().unwrap();
+        store
+            .record_first_seen([("sha256:a", t("2026-11-26T10:00:00Z"))])
+            .unwrap();
+        store
+            .record_first_seen([("sha256:a", t("2026-11-26T11:00:00Z"))])
+            .unwrap();
+        store
+            .record_used([("sha256:a", t("2026-11-26T12:00:00Z"))])
+            .unwrap();
+        store
+            .record_used([("sha256:a", t("2026-11-26T11:30:00Z"))])
+            .unwrap();
+        let rec = store.image("sha256:a").unwrap().unwrap();
+        assert_eq!(rec.first_seen, t("2026-11-26T10:00:00Z"));
+        assert_eq!(rec.last_used, Some(t("2026-11-26T12:00:00Z")));
+    }
+
+    #[test]
+    fn a_use_of_an_unknown_image_is_also_its_first_sighting() {
+        let mut store = Store::in_memory().unwrap();
+        store
+            .record_used([("sha256:b", t("2026-11-26T12:00:00Z"))])
+            .unwrap();
+        let rec = store.images().unwrap()["sha256:b"];
+        assert_eq!(rec.first_seen, t("2026-11-26T12:00:00Z"));
+    }
+
+    #[test]
+    fn service_history_is_newest_first_and_bounded() {
+        let mut store = Store::in_memory().unwrap();
+        let ids: Vec<String> = (0..30).map(|i| format!("sha256:{i:02}")).collect();
+        let base = t("2026-11-26T00:00:00Z");
+        let runs: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                (
+                    "web",
+                    id.as_str(),
+                    base + jiff::SignedDuration::from_mins(i as i64),
+                )
+            })
+            .collect();
+        store.record_service_images(runs).unwrap();
+        // A rollback to version 28 makes it the newest again.
+        store
+            .record_service_images([(
+                "web",
+                "sha256:28",
+                base + jiff::SignedDuration::from_hours(5),
+            )])
+            .unwrap();
+        let history = &store.service_histories().unwrap()["web"];
+        assert_eq!(history.len(), SERVICE_HISTORY_LIMIT as usize);
+        assert_eq!(&history[..3], ["sha256:28", "sha256:29", "sha256:27"]);
+    }
+
+    #[test]
+    fn state_survives_reopening() {
+        let dir =
+            std::env::temp_dir().join(format!("swarmkeeper-store-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let mut store = Store::open(&dir).unwrap();
+            store
+                .record_used([("sha256:c", t("2026-11-26T12:00:00Z"))])
+                .unwrap();
+            store
+                .record_gc_run(&GcRun {
+                    started_at: t("2026-11-26T12:00:00Z"),
+                    trigger: "interval".into(),
+                    usage_before: 90,
+                    usage_after: 79,
+                    images_deleted: 3,
+                    bytes_freed: 1234,
+                    containers_removed: 1,
+                    outcome: "ok".into(),
+                })
+                .unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        assert!(store.image("sha256:c").unwrap().is_some());
+        assert_eq!(store.recent_gc_runs(10).unwrap()[0].bytes_freed, 1234);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn forgetting_an_image_keeps_the_service_order() {
+        let mut store = Store::in_memory().unwrap();
+        store
+            .record_service_images([
+                ("web", "sha256:1", t("2026-11-26T10:00:00Z")),
+                ("web", "sha256:2", t("2026-11-26T11:00:00Z")),
+            ])
+            .unwrap();
+        store
+            .record_used([("sha256:1", t("2026-11-26T10:00:00Z"))])
+            .unwrap();
+        store.forget_images(["sha256:1"]).unwrap();
+        assert!(store.image("sha256:1").unwrap().is_none());
+        assert_eq!(
+            store.service_histories().unwrap()["web"],
+            ["sha256:2", "sha256:1"]
+        );
+    }
+
+    #[test]
+    fn an_unwritable_state_dir_is_a_clear_error() {
+        let err = Store::open(Path::new("/proc/swarmkeeper-cannot-exist"))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("/proc/swarmkeeper-cannot-exist"),
+            "{err}"
+        );
+    }
+}
