@@ -8,7 +8,7 @@ use serde::Serialize;
 use swarmkeeper_gc::{bytes_to_free, plan, usage_percent, DeletionReason, PlanMode, Policy};
 use swarmkeeper_store::GcRun;
 
-use crate::{AgentError, Node};
+use crate::{AgentError, Detail, Node};
 
 /// Rounds after the first are only needed when shared layers made the plan pessimistic or
 /// images appeared meanwhile; a few are enough.
@@ -120,8 +120,18 @@ pub async fn collect(
     let mut space_needed = false;
     while outcome.rounds < MAX_ROUNDS {
         outcome.rounds += 1;
-        let observation = node.observe().await?;
-        let plan = plan(&observation.snapshot, policy, mode);
+        // Shared sizes matter only when space must be freed; asking for them walks every
+        // container layer and volume on the node.
+        let fs = node.measure()?;
+        let detail = if mode == PlanMode::Continue
+            || usage_percent(fs.capacity_bytes, fs.available_bytes) >= policy.high_threshold_percent
+        {
+            Detail::Full
+        } else {
+            Detail::Light
+        };
+        let snapshot = node.observe(detail).await?;
+        let plan = plan(&snapshot, policy, mode);
         space_needed |= plan.bytes_to_free > 0;
         let mut progress = false;
 

@@ -17,7 +17,7 @@ pub use collect::{collect, DeletedImage, Failure, GcOutcome, RemovedContainer, T
 pub use disk::disk_report;
 pub use fs::measure as measure_filesystem;
 pub use metrics::Metrics;
-pub use node::{FirstSighting, Node, Observation};
+pub use node::{Detail, FirstSighting, Node};
 pub use run::{run, AgentConfig};
 
 use std::path::PathBuf;

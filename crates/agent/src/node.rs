@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use futures_util::{stream, StreamExt};
 use jiff::Timestamp;
-use swarmkeeper_engine::{layout, DfContainer, Engine, SystemDf};
+use swarmkeeper_engine::{layout, DfContainer, Engine};
 use swarmkeeper_gc::{
     Container, ContainerState, Image, Snapshot, LABEL_PIN, LABEL_SERVICE_NAME, SNAPSHOT_VERSION,
 };
@@ -45,10 +45,15 @@ pub struct Node {
     references: HashMap<String, String>,
 }
 
-/// A snapshot, with the engine's disk figures it was built from.
-pub struct Observation {
-    pub snapshot: Snapshot,
-    pub df: SystemDf,
+/// How much an observation asks of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Shared bytes per image from `/system/df`, which also walks every container layer and
+    /// volume: for snapshots and for passes that must free space.
+    Full,
+    /// `/images/json` and `/containers/json` only, shared bytes counted as 0: enough for
+    /// bookkeeping, max-age and container GC on a disk below the high threshold.
+    Light,
 }
 
 impl Node {
@@ -77,14 +82,37 @@ impl Node {
 
     /// Looks at the engine now, records what it learnt in the state database, and returns the
     /// snapshot the planner needs.
-    pub async fn observe(&mut self) -> Result<Observation, AgentError> {
-        let df = self.engine.system_df().await?;
+    pub async fn observe(&mut self, detail: Detail) -> Result<Snapshot, AgentError> {
+        let (images, containers) = match detail {
+            Detail::Full => {
+                let df = self.engine.system_df().await?;
+                (df.images, df.containers)
+            }
+            Detail::Light => {
+                let images = self.engine.list_images().await?;
+                let containers = self
+                    .engine
+                    .list_containers()
+                    .await?
+                    .into_iter()
+                    .map(|c| DfContainer {
+                        id: c.id,
+                        image_id: c.image_id,
+                        state: c.state,
+                        created: c.created,
+                        labels: c.labels,
+                        size_rw: 0,
+                        names: c.names,
+                    })
+                    .collect();
+                (images, containers)
+            }
+        };
         let now = Timestamp::now();
         let filesystem = self.measure()?;
 
         let known = self.store.images()?;
-        let unknown: Vec<_> = df
-            .images
+        let unknown: Vec<_> = images
             .iter()
             .filter(|i| !known.contains_key(&i.id))
             .collect();
@@ -106,27 +134,33 @@ impl Node {
             }
         };
 
-        self.learn_finish_times(&df.containers).await?;
-        let uses: Vec<(&str, Timestamp)> = df
-            .containers
+        self.learn_finish_times(&containers).await?;
+        let uses: Vec<(&str, Timestamp)> = containers
             .iter()
             .map(|c| (c.image_id.as_str(), self.last_activity(c, now)))
             .collect();
-        let runs: Vec<(&str, &str, Timestamp)> = df
-            .containers
+        let runs: Vec<(&str, &str, Timestamp)> = containers
             .iter()
             .filter_map(|c| {
                 let service = c.labels.get(LABEL_SERVICE_NAME)?;
                 Some((service.as_str(), c.image_id.as_str(), c.created))
             })
             .collect();
+        // Images removed by someone else leave no trace behind.
+        let present: std::collections::HashSet<&str> =
+            images.iter().map(|i| i.id.as_str()).collect();
+        let gone: Vec<&str> = known
+            .keys()
+            .map(String::as_str)
+            .filter(|id| !present.contains(id))
+            .collect();
+        self.store.forget_images(gone)?;
         self.store.record_first_seen(sightings)?;
         self.store.record_used(uses)?;
         self.store.record_service_images(runs)?;
 
         let records = self.store.images()?;
-        let images = df
-            .images
+        let snapshot_images = images
             .iter()
             .map(|i| {
                 let record = records.get(&i.id);
@@ -142,8 +176,7 @@ impl Node {
                 }
             })
             .collect();
-        let containers = df
-            .containers
+        let snapshot_containers = containers
             .iter()
             .map(|c| Container {
                 id: c.id.clone(),
@@ -155,8 +188,7 @@ impl Node {
             })
             .collect();
 
-        self.references = df
-            .images
+        self.references = images
             .iter()
             .flat_map(|i| {
                 i.repo_tags
@@ -166,15 +198,14 @@ impl Node {
             })
             .collect();
 
-        let snapshot = Snapshot {
+        Ok(Snapshot {
             version: SNAPSHOT_VERSION,
             taken_at: now,
             filesystem,
-            images,
-            containers,
+            images: snapshot_images,
+            containers: snapshot_containers,
             service_image_history: self.store.service_histories()?,
-        };
-        Ok(Observation { snapshot, df })
+        })
     }
 
     /// The image id a container event's `image` attribute refers to, as far as the last

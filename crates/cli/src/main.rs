@@ -31,6 +31,8 @@ enum Command {
     Disk(commands::disk::DiskArgs),
     /// Run the node agent: GC on every pull and on a timer, Prometheus metrics.
     Agent(commands::agent::AgentArgs),
+    /// Check stack files for settings that make deploys unsafe, before `docker stack deploy`.
+    Lint(commands::lint::LintArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Gc(command) => commands::gc::run(command),
         Command::Disk(args) => commands::disk::run(args),
         Command::Agent(args) => commands::agent::run(args),
+        Command::Lint(args) => commands::lint::run(args),
     };
     exit::report(result)
 }

@@ -84,12 +84,25 @@ impl Engine {
     }
 
     /// `GET /system/df`: sizes of images (with the bytes each shares with others), containers'
-    /// writable layers, volumes and build cache. Slow on a node with many containers: the engine
-    /// measures every writable layer.
+    /// writable layers, volumes and build cache. Slow on a busy node: the engine measures every
+    /// writable layer and walks every local volume (90 ms for one volume of 50,000 files on
+    /// tmpfs, far more on a cold disk).
     pub async fn system_df(&self) -> Result<SystemDf, EngineError> {
         let path = "/system/df";
         let df: wire::Df = self.raw.get_json(path).await?;
         SystemDf::try_from(df).map_err(|e| self.raw.decode_error(path, e))
+    }
+
+    /// Top-level images (`GET /images/json`): cheap, unlike [`Engine::system_df`], but on API
+    /// 1.41 without shared sizes (`shared_size` is 0).
+    pub async fn list_images(&self) -> Result<Vec<DfImage>, EngineError> {
+        let path = "/images/json";
+        let items: Vec<wire::DfImageWire> = self.raw.get_json(path).await?;
+        items
+            .into_iter()
+            .map(DfImage::try_from)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.raw.decode_error(path, e))
     }
 
     /// Every container, whatever its state (`GET /containers/json?all=1`).

@@ -101,8 +101,9 @@ pub(crate) struct Df {
     build_cache: Vec<DfBuildCacheWire>,
 }
 
+/// An image as `/system/df` and `/images/json` list it (the same fields in both).
 #[derive(Deserialize)]
-struct DfImageWire {
+pub(crate) struct DfImageWire {
     #[serde(rename = "Id")]
     id: String,
     #[serde(rename = "RepoTags", default, deserialize_with = "nullable")]
@@ -171,6 +172,23 @@ struct DfBuildCacheWire {
     shared: bool,
 }
 
+impl TryFrom<DfImageWire> for DfImage {
+    type Error = String;
+
+    fn try_from(i: DfImageWire) -> Result<DfImage, String> {
+        Ok(DfImage {
+            created: unix_seconds(i.created).map_err(|e| format!("image {}: {e}", i.id))?,
+            id: i.id,
+            repo_tags: real_references(i.repo_tags),
+            repo_digests: real_references(i.repo_digests),
+            size: size(i.size),
+            shared_size: size(i.shared_size),
+            labels: i.labels,
+            containers: i.containers,
+        })
+    }
+}
+
 impl TryFrom<Df> for SystemDf {
     type Error = String;
 
@@ -178,18 +196,7 @@ impl TryFrom<Df> for SystemDf {
         let images = df
             .images
             .into_iter()
-            .map(|i| {
-                Ok(DfImage {
-                    created: unix_seconds(i.created).map_err(|e| format!("image {}: {e}", i.id))?,
-                    id: i.id,
-                    repo_tags: real_references(i.repo_tags),
-                    repo_digests: real_references(i.repo_digests),
-                    size: size(i.size),
-                    shared_size: size(i.shared_size),
-                    labels: i.labels,
-                    containers: i.containers,
-                })
-            })
+            .map(DfImage::try_from)
             .collect::<Result<_, String>>()?;
         let containers = df
             .containers

@@ -73,6 +73,17 @@ async fn system_df_sees_an_image_and_a_container() {
     assert_between(image.created, before, after);
     assert!(df.layers_size >= image.size - image.shared_size);
 
+    let listed = engine.list_images().await.unwrap();
+    let cheap = listed
+        .iter()
+        .find(|i| i.id == id)
+        .expect("listed by /images/json");
+    assert_eq!(
+        (cheap.size, &cheap.repo_tags),
+        (image.size, &image.repo_tags)
+    );
+    assert_eq!(cheap.shared_size, 0, "API 1.41 does not share sizes here");
+
     let container = df
         .containers
         .iter()

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use swarmkeeper_agent::{collect, GcOutcome, Trigger};
+use swarmkeeper_agent::{collect, Detail, GcOutcome, Trigger};
 use swarmkeeper_gc::{plan, KeepReason, Plan, PlanMode, Snapshot};
 
 use super::NodeArgs;
@@ -69,8 +69,7 @@ pub fn run(command: GcCommand) -> CmdResult {
 
 async fn snapshot(args: SnapshotArgs) -> CmdResult {
     let mut node = args.node.node().await?;
-    let observation = node.observe().await?;
-    let text = observation.snapshot.to_json_pretty();
+    let text = node.observe(Detail::Full).await?.to_json_pretty();
     match args.output {
         Some(path) => std::fs::write(&path, text + "\n")
             .map_err(|e| Failure::Usage(format!("--output {}: {e}", path.display()))),
@@ -87,7 +86,7 @@ fn plan_command(args: PlanArgs) -> CmdResult {
         Some(path) => read_snapshot(path)?,
         None => block_on(async {
             let mut node = args.node.node().await?;
-            Ok::<_, Failure>(node.observe().await?.snapshot)
+            Ok::<_, Failure>(node.observe(Detail::Full).await?)
         })?,
     };
     print_plan(&plan(&snapshot, &policy, PlanMode::Threshold), args.json);
@@ -98,11 +97,8 @@ async fn run_gc(args: RunArgs) -> CmdResult {
     let policy = args.policy.policy()?;
     let mut node = args.node.node().await?;
     if args.dry_run {
-        let observation = node.observe().await?;
-        print_plan(
-            &plan(&observation.snapshot, &policy, PlanMode::Threshold),
-            args.json,
-        );
+        let snapshot = node.observe(Detail::Full).await?;
+        print_plan(&plan(&snapshot, &policy, PlanMode::Threshold), args.json);
         return Ok(());
     }
     let outcome = collect(&mut node, &policy, Trigger::Manual).await?;

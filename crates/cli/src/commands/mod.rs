@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod disk;
 pub mod gc;
+pub mod lint;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,190 @@
+//! `swarmkeeper lint -c FILE… [--format table|json|sarif]`: load stack files as
+//! `docker stack deploy` would, and report the settings that make deploys unsafe.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serde_json::{json, Value};
+use swarmkeeper_compose::{load, Environment, SourceFile};
+use swarmkeeper_lint::{has_errors, lint, rule, Finding, Severity, RULES};
+
+use crate::exit::{CmdResult, Failure};
+use crate::format;
+
+#[derive(Args)]
+pub struct LintArgs {
+    /// A compose file; repeat to merge several in order, as with `docker stack deploy -c`.
+    #[arg(
+        short = 'c',
+        long = "compose-file",
+        value_name = "FILE",
+        required = true
+    )]
+    files: Vec<PathBuf>,
+    /// How to print the findings.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    /// A table for people, with why and how to fix each rule found.
+    Table,
+    /// One JSON object with a `findings` list.
+    Json,
+    /// SARIF 2.1.0, for code-scanning views.
+    Sarif,
+}
+
+pub fn run(args: LintArgs) -> CmdResult {
+    let mut texts = Vec::with_capacity(args.files.len());
+    for path in &args.files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+        texts.push(text);
+    }
+    let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
+    let sources: Vec<SourceFile> = names
+        .iter()
+        .zip(&texts)
+        .map(|(name, text)| SourceFile { name, text })
+        .collect();
+    let variables: HashMap<String, String> = std::env::vars().collect();
+    // Relative paths are relative to the first file's directory, as in the docker CLI.
+    let working_dir = args.files[0]
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let read_file = |path: &str| std::fs::read_to_string(path);
+    let environment = Environment {
+        variables: &variables,
+        working_dir,
+        read_file: &read_file,
+    };
+    let stack = load(&sources, &environment).map_err(|e| Failure::Usage(e.to_string()))?;
+
+    let findings = lint(&stack);
+    match args.format {
+        OutputFormat::Table => print_table(&findings, names.len()),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&JsonReport {
+                findings: &findings
+            })
+            .expect("findings serialise")
+        ),
+        OutputFormat::Sarif => println!("{}", pretty(&sarif_report(&findings))),
+    }
+    if has_errors(&findings) {
+        return Err(Failure::Failed(format!("lint: {}", counts(&findings))));
+    }
+    Ok(())
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).expect("a JSON value serialises")
+}
+
+/// `1 error, 2 warnings, 0 notes`.
+fn counts(findings: &[Finding]) -> String {
+    let count = |severity| findings.iter().filter(|f| f.severity == severity).count();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}, {}, {}",
+        plural(count(Severity::Error), "error"),
+        plural(count(Severity::Warning), "warning"),
+        plural(count(Severity::Info), "note"),
+    )
+}
+
+fn print_table(findings: &[Finding], file_count: usize) {
+    if findings.is_empty() {
+        println!("no findings in {file_count} file(s)");
+        return;
+    }
+    let mut table = format::table();
+    table.set_header(["LOCATION", "SEVERITY", "RULE", "SERVICE", "FINDING"]);
+    for f in findings {
+        table.add_row([
+            format!("{}:{}:{}", f.file, f.line, f.column),
+            f.severity.as_str().to_string(),
+            f.rule.to_string(),
+            f.service.clone(),
+            f.message.clone(),
+        ]);
+    }
+    println!("{table}");
+    // Each rule found is explained once, in id order, rather than on every row.
+    let found: BTreeSet<&str> = findings.iter().map(|f| f.rule).collect();
+    for id in found {
+        let rule = rule(id).expect("findings come from known rules");
+        println!(
+            "\n{} {}: {}\n  why: {}\n  fix: {}",
+            rule.id, rule.name, rule.summary, rule.why, rule.fix
+        );
+    }
+    println!("\n{}", counts(findings));
+}
+
+/// The `--format json` document; a struct so that finding fields keep their order.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    findings: &'a [Finding],
+}
+
+fn sarif_level(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "note",
+    }
+}
+
+fn sarif_report(findings: &[Finding]) -> Value {
+    let rules: Vec<Value> = RULES
+        .iter()
+        .map(|rule| {
+            json!({
+                "id": rule.id,
+                "name": rule.name,
+                "shortDescription": { "text": rule.summary },
+                "fullDescription": { "text": rule.why },
+                "help": { "text": format!("{}.\n\nFix: {}.", rule.why, rule.fix) },
+                "defaultConfiguration": { "level": sarif_level(rule.severity) },
+            })
+        })
+        .collect();
+    let results: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            json!({
+                "ruleId": f.rule,
+                "ruleIndex": RULES.iter().position(|r| r.id == f.rule),
+                "level": sarif_level(f.severity),
+                "message": { "text": format!("{} (service {}). Fix: {}", f.message, f.service, f.fix) },
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": { "uri": f.file },
+                        "region": { "startLine": f.line, "startColumn": f.column },
+                    }
+                }],
+            })
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {
+                "driver": {
+                    "name": "swarmkeeper",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "rules": rules,
+                }
+            },
+            "results": results,
+        }],
+    })
+}

@@ -1,0 +1,756 @@
+//! From a loaded [`Stack`] to the Engine API objects `docker stack deploy STACK` would create:
+//! services named `STACK_service`, networks `STACK_network` (`STACK_default` for services
+//! that name none), secrets and configs `STACK_name`, all labelled
+//! `com.docker.stack.namespace=STACK`. This follows the docker CLI's `cli/compose/convert`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::{
+    DeployMode, FileObjectDefinition, FileReference, MountType, NetworkDefinition, Service,
+    ServiceVolume, VolumeDefinition,
+};
+use crate::spec::{
+    self, ConfigReference, ContainerSpec, DnsConfig, Driver, EndpointSpec, FileObjectCreate,
+    FileTarget, HealthConfig, NetworkAttachment, NetworkCreate, PortConfig, SecretReference,
+    ServiceMode, ServiceSpec, TaskSpec,
+};
+use crate::units::Duration;
+use crate::{Location, Stack};
+
+/// Label on every object of a stack, naming the stack.
+pub const LABEL_NAMESPACE: &str = "com.docker.stack.namespace";
+/// Label on a service holding the image as the compose file wrote it.
+pub const LABEL_IMAGE: &str = "com.docker.stack.image";
+/// The network of services that name none.
+pub const DEFAULT_NETWORK: &str = "default";
+/// The driver of stack networks that name none.
+pub const DEFAULT_NETWORK_DRIVER: &str = "overlay";
+
+/// Everything a deploy of one stack creates or uses, by Engine API name.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StackSpec {
+    pub namespace: String,
+    /// By compose service name.
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// Networks the stack creates, in name order.
+    pub networks: Vec<NetworkCreate>,
+    /// Names of networks that must already exist.
+    pub external_networks: Vec<String>,
+    pub secrets: Vec<FileObjectCreate>,
+    pub configs: Vec<FileObjectCreate>,
+}
+
+/// A stack that cannot be deployed as written, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub at: Location,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(at: Location, message: impl Into<String>) -> Self {
+        Invalid {
+            at,
+            message: message.into(),
+        }
+    }
+}
+
+/// The checks `docker stack deploy` makes (or the Engine would make) on references between
+/// parts of a stack: every service has an image, names only networks, volumes, secrets and
+/// configs the stack defines, and asks for replicas only in a replicated mode.
+pub fn validate(stack: &Stack) -> Result<(), Invalid> {
+    for (name, service) in &stack.services {
+        if service.image.is_none() {
+            return Err(Invalid::new(
+                service.at,
+                format!("service `{name}` has no `image`: docker stack deploy builds nothing, it runs images"),
+            ));
+        }
+        if let Some(deploy) = &service.deploy {
+            let global = deploy
+                .mode
+                .as_ref()
+                .is_some_and(|m| matches!(m.value, DeployMode::Global | DeployMode::GlobalJob));
+            if let (true, Some(replicas)) = (global, &deploy.replicas) {
+                return Err(Invalid::new(
+                    replicas.at,
+                    "`replicas` can only be used with mode `replicated` or `replicated-job`",
+                ));
+            }
+        }
+        if let Some(networks) = &service.networks {
+            for (network, attachment) in &networks.0 {
+                if network != DEFAULT_NETWORK && !stack.networks.contains_key(network) {
+                    return Err(Invalid::new(
+                        attachment.at,
+                        format!("service `{name}` uses network `{network}`, which is not defined under the top-level `networks`"),
+                    ));
+                }
+            }
+        }
+        for (kind, references, definitions) in [
+            ("secret", &service.secrets, &stack.secrets),
+            ("config", &service.configs, &stack.configs),
+        ] {
+            for reference in references.iter().flat_map(|r| &r.0) {
+                let source = reference.source.as_deref().unwrap_or_default();
+                if !definitions.contains_key(source) {
+                    return Err(Invalid::new(
+                        reference.at,
+                        format!("service `{name}` uses {kind} `{source}`, which is not defined under the top-level `{kind}s`"),
+                    ));
+                }
+            }
+        }
+        for mount in service.volumes.iter().flat_map(|v| &v.0) {
+            validate_mount(stack, name, &mount.value)
+                .map_err(|message| Invalid::new(mount.at, message))?;
+        }
+        if let Some(healthcheck) = &service.healthcheck {
+            let has_test = healthcheck.test.as_ref().is_some_and(|t| !t.0.is_empty());
+            if healthcheck.disable == Some(true) && has_test {
+                return Err(Invalid::new(
+                    healthcheck.at,
+                    "healthcheck `test` and `disable: true` cannot be set at the same time",
+                ));
+            }
+        }
+    }
+    for (kind, definitions) in [("secret", &stack.secrets), ("config", &stack.configs)] {
+        for (name, definition) in definitions {
+            let has_source = definition.file.is_some()
+                || definition.is_external()
+                || (kind == "secret" && definition.driver.is_some());
+            if !has_source {
+                return Err(Invalid::new(
+                    definition.at,
+                    format!("{kind} `{name}` needs a `file` or `external: true`"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_mount(stack: &Stack, service: &str, mount: &ServiceVolume) -> Result<(), String> {
+    let source = mount.source.as_deref().unwrap_or_default();
+    match mount.kind.unwrap_or(MountType::Volume) {
+        MountType::Volume if !source.is_empty() && !stack.volumes.contains_key(source) => Err(format!(
+            "service `{service}` mounts volume `{source}`, which is not defined under the top-level `volumes`"
+        )),
+        MountType::Bind | MountType::Npipe | MountType::Cluster if source.is_empty() => {
+            Err("a bind mount needs a `source`".to_string())
+        }
+        MountType::Tmpfs if !source.is_empty() => Err("a tmpfs mount cannot have a `source`".to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// Maps the stack to the objects `docker stack deploy` would create under `namespace`.
+pub fn stack_spec(namespace: &str, stack: &Stack) -> Result<StackSpec, Invalid> {
+    validate(stack)?;
+    let scope = |name: &str| format!("{namespace}_{name}");
+    let services = stack
+        .services
+        .iter()
+        .map(|(name, service)| (name.clone(), service_spec(namespace, name, service, stack)))
+        .collect();
+
+    let mut used_networks: Vec<&str> = stack
+        .services
+        .values()
+        .flat_map(|service| match &service.networks {
+            Some(networks) if !networks.0.is_empty() => {
+                networks.0.keys().map(String::as_str).collect()
+            }
+            _ => vec![DEFAULT_NETWORK],
+        })
+        .collect();
+    used_networks.sort_unstable();
+    used_networks.dedup();
+    let mut networks = Vec::new();
+    let mut external_networks = Vec::new();
+    for name in used_networks {
+        let definition = stack.networks.get(name).map(|d| &d.value);
+        let default = NetworkDefinition::default();
+        let definition = definition.unwrap_or(&default);
+        if definition.is_external() {
+            external_networks.push(network_name(namespace, name, definition));
+            continue;
+        }
+        networks.push(NetworkCreate {
+            name: network_name(namespace, name, definition),
+            driver: definition
+                .driver
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NETWORK_DRIVER.to_string()),
+            options: definition.driver_opts.clone().unwrap_or_default(),
+            labels: with_namespace(namespace, definition.labels.as_ref().map(|l| &l.0)),
+            internal: definition.internal.unwrap_or_default(),
+            attachable: definition.attachable.unwrap_or_default(),
+            ipam: definition.ipam.as_ref().map(|ipam| spec::Ipam {
+                driver: ipam.driver.clone().unwrap_or_default(),
+                config: ipam
+                    .config
+                    .iter()
+                    .flatten()
+                    .map(|pool| spec::IpamConfig {
+                        subnet: pool.subnet.clone().unwrap_or_default(),
+                    })
+                    .collect(),
+            }),
+        });
+    }
+    networks.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let file_objects = |definitions: &BTreeMap<String, crate::Located<FileObjectDefinition>>| {
+        definitions
+            .iter()
+            .filter(|(_, definition)| !definition.is_external())
+            .map(|(name, definition)| FileObjectCreate {
+                name: definition.name.clone().unwrap_or_else(|| scope(name)),
+                labels: with_namespace(namespace, definition.labels.as_ref().map(|l| &l.0)),
+                file: definition.file.clone().unwrap_or_default(),
+                driver: definition.driver.as_ref().map(|driver| Driver {
+                    name: driver.clone(),
+                    options: definition.driver_opts.clone().unwrap_or_default(),
+                }),
+                templating: definition.template_driver.as_ref().map(|name| Driver {
+                    name: name.clone(),
+                    options: BTreeMap::new(),
+                }),
+            })
+            .collect::<Vec<_>>()
+    };
+
+    Ok(StackSpec {
+        namespace: namespace.to_string(),
+        services,
+        networks,
+        external_networks,
+        secrets: file_objects(&stack.secrets),
+        configs: file_objects(&stack.configs),
+    })
+}
+
+/// The Engine name of a stack network: its `name`, the external name, or `STACK_key`.
+fn network_name(namespace: &str, key: &str, definition: &NetworkDefinition) -> String {
+    if let Some(name) = &definition.name {
+        return name.clone();
+    }
+    match &definition.external {
+        Some(external) if external.external => {
+            external.name.clone().unwrap_or_else(|| key.to_string())
+        }
+        _ => format!("{namespace}_{key}"),
+    }
+}
+
+fn volume_name(namespace: &str, key: &str, definition: &VolumeDefinition) -> String {
+    if let Some(name) = &definition.name {
+        return name.clone();
+    }
+    match &definition.external {
+        Some(external) if external.external => {
+            external.name.clone().unwrap_or_else(|| key.to_string())
+        }
+        _ => format!("{namespace}_{key}"),
+    }
+}
+
+fn file_object_name(namespace: &str, key: &str, definition: &FileObjectDefinition) -> String {
+    if let Some(name) = &definition.name {
+        return name.clone();
+    }
+    match &definition.external {
+        Some(external) if external.external => {
+            external.name.clone().unwrap_or_else(|| key.to_string())
+        }
+        _ => format!("{namespace}_{key}"),
+    }
+}
+
+fn with_namespace(
+    namespace: &str,
+    labels: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut labels = labels.cloned().unwrap_or_default();
+    labels.insert(LABEL_NAMESPACE.to_string(), namespace.to_string());
+    labels
+}
+
+/// The spec of one service, as the docker CLI's `convert.Service` builds it.
+pub fn service_spec(namespace: &str, name: &str, service: &Service, stack: &Stack) -> ServiceSpec {
+    let deploy = service.deploy.as_ref().map(|d| &d.value);
+    let image = service
+        .image
+        .as_ref()
+        .map(|i| i.value.clone())
+        .unwrap_or_default();
+    let mut labels = with_namespace(
+        namespace,
+        deploy.and_then(|d| d.labels.as_ref()).map(|l| &l.0),
+    );
+    labels.insert(LABEL_IMAGE.to_string(), image.clone());
+
+    let container_spec = ContainerSpec {
+        image,
+        labels: with_namespace(namespace, service.labels.as_ref().map(|l| &l.0)),
+        command: service
+            .entrypoint
+            .as_ref()
+            .map(|c| c.0.clone())
+            .unwrap_or_default(),
+        args: service
+            .command
+            .as_ref()
+            .map(|c| c.0.clone())
+            .unwrap_or_default(),
+        hostname: service.hostname.clone().unwrap_or_default(),
+        env: environment(service),
+        dir: service.working_dir.clone().unwrap_or_default(),
+        user: service.user.clone().unwrap_or_default(),
+        mounts: service
+            .volumes
+            .iter()
+            .flat_map(|v| &v.0)
+            .map(|mount| self::mount(namespace, &mount.value, stack))
+            .collect(),
+        stop_grace_period: service.stop_grace_period.as_ref().map(|d| d.value),
+        stop_signal: service.stop_signal.clone().unwrap_or_default(),
+        healthcheck: service
+            .healthcheck
+            .as_ref()
+            .map(|h| health_config(&h.value)),
+        hosts: service
+            .extra_hosts
+            .iter()
+            .flat_map(|h| &h.0)
+            .filter_map(|entry| {
+                entry
+                    .split_once(':')
+                    .map(|(host, ip)| format!("{ip} {host}"))
+            })
+            .collect(),
+        dns_config: dns_config(service),
+        secrets: file_references(
+            namespace,
+            service.secrets.as_ref().map(|s| &s.0),
+            &stack.secrets,
+        )
+        .into_iter()
+        .map(|(file, name)| SecretReference {
+            file,
+            secret_id: String::new(),
+            secret_name: name,
+        })
+        .collect(),
+        configs: file_references(
+            namespace,
+            service.configs.as_ref().map(|s| &s.0),
+            &stack.configs,
+        )
+        .into_iter()
+        .map(|(file, name)| ConfigReference {
+            file,
+            config_id: String::new(),
+            config_name: name,
+        })
+        .collect(),
+        tty: service.tty.unwrap_or_default(),
+        open_stdin: service.stdin_open.unwrap_or_default(),
+        read_only: service.read_only.unwrap_or_default(),
+        init: service.init,
+        isolation: service.isolation.clone().unwrap_or_default(),
+        sysctls: service
+            .sysctls
+            .as_ref()
+            .map(|s| s.0.clone())
+            .unwrap_or_default(),
+        capability_add: service.cap_add.clone().unwrap_or_default(),
+        capability_drop: service.cap_drop.clone().unwrap_or_default(),
+        ulimits: service
+            .ulimits
+            .iter()
+            .flatten()
+            .map(|(name, limit)| spec::Ulimit {
+                name: name.clone(),
+                soft: limit.soft,
+                hard: limit.hard,
+            })
+            .collect(),
+    };
+
+    let placement = deploy.and_then(|d| d.placement.as_ref());
+    let resources = deploy.and_then(|d| d.resources.as_ref());
+    ServiceSpec {
+        name: format!("{namespace}_{name}"),
+        labels,
+        task_template: TaskSpec {
+            container_spec,
+            resources: spec::ResourceRequirements {
+                limits: resources
+                    .and_then(|r| r.limits.as_ref())
+                    .map(|limits| spec::Limit {
+                        nano_cpus: limits.cpus.as_ref().map(|c| c.value.0).unwrap_or_default(),
+                        memory_bytes: limits
+                            .memory
+                            .as_ref()
+                            .map(|m| m.value.0)
+                            .unwrap_or_default(),
+                        pids: limits.pids,
+                    }),
+                reservations: resources
+                    .and_then(|r| r.reservations.as_ref())
+                    .map(|reservations| spec::Reservation {
+                        nano_cpus: reservations
+                            .cpus
+                            .as_ref()
+                            .map(|c| c.value.0)
+                            .unwrap_or_default(),
+                        memory_bytes: reservations
+                            .memory
+                            .as_ref()
+                            .map(|m| m.value.0)
+                            .unwrap_or_default(),
+                        generic_resources: reservations
+                            .generic_resources
+                            .iter()
+                            .flatten()
+                            .filter_map(|r| r.discrete_resource_spec.as_ref())
+                            .map(|discrete| spec::GenericResource {
+                                discrete_resource_spec: spec::DiscreteGenericResource {
+                                    kind: discrete.kind.clone().unwrap_or_default(),
+                                    value: discrete.value.unwrap_or_default(),
+                                },
+                            })
+                            .collect(),
+                    }),
+            },
+            restart_policy: deploy
+                .and_then(|d| d.restart_policy.as_ref())
+                .map(|policy| spec::RestartPolicy {
+                    condition: policy
+                        .condition
+                        .as_ref()
+                        .map(|c| c.as_str().to_string())
+                        .unwrap_or_default(),
+                    delay: policy.delay.as_ref().map(|d| d.value),
+                    max_attempts: policy.max_attempts.as_ref().map(|m| m.value),
+                    window: policy.window.as_ref().map(|w| w.value),
+                }),
+            placement: spec::Placement {
+                constraints: placement
+                    .and_then(|p| p.constraints.clone())
+                    .unwrap_or_default(),
+                preferences: placement
+                    .and_then(|p| p.preferences.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|preference| spec::PlacementPreference {
+                        spread: spec::SpreadOver {
+                            spread_descriptor: preference.spread.clone().unwrap_or_default(),
+                        },
+                    })
+                    .collect(),
+                max_replicas: placement
+                    .and_then(|p| p.max_replicas_per_node)
+                    .filter(|&n| n > 0),
+            },
+            networks: network_attachments(namespace, name, service, stack),
+            log_driver: service.logging.as_ref().map(|logging| Driver {
+                name: logging
+                    .driver
+                    .as_ref()
+                    .map(|d| d.value.clone())
+                    .unwrap_or_default(),
+                options: logging.options.clone().unwrap_or_default(),
+            }),
+        },
+        mode: service_mode(service),
+        update_config: deploy
+            .and_then(|d| d.update_config.as_ref())
+            .map(|u| update_config(&u.value)),
+        rollback_config: deploy
+            .and_then(|d| d.rollback_config.as_ref())
+            .map(|u| update_config(&u.value)),
+        endpoint_spec: endpoint_spec(service),
+    }
+}
+
+fn environment(service: &Service) -> Vec<String> {
+    let mut env: Vec<String> = service
+        .environment
+        .iter()
+        .flat_map(|e| &e.0)
+        .map(|(key, value)| match value {
+            Some(value) => format!("{key}={value}"),
+            None => key.clone(),
+        })
+        .collect();
+    env.sort();
+    env
+}
+
+fn mount(namespace: &str, mount: &ServiceVolume, stack: &Stack) -> spec::Mount {
+    let kind = mount.kind.unwrap_or(MountType::Volume);
+    let mut result = spec::Mount {
+        kind: kind.as_str().to_string(),
+        source: mount.source.clone().unwrap_or_default(),
+        target: mount.target.clone().unwrap_or_default(),
+        read_only: mount.read_only.unwrap_or_default(),
+        consistency: mount.consistency.clone().unwrap_or_default(),
+        bind_options: None,
+        volume_options: None,
+        tmpfs_options: None,
+    };
+    match kind {
+        MountType::Volume if !result.source.is_empty() => {
+            let key = result.source.clone();
+            let default = VolumeDefinition::default();
+            let definition = stack
+                .volumes
+                .get(&key)
+                .map(|d| &d.value)
+                .unwrap_or(&default);
+            result.source = volume_name(namespace, &key, definition);
+            let mut options = spec::VolumeOptions {
+                no_copy: mount
+                    .volume
+                    .as_ref()
+                    .and_then(|v| v.nocopy)
+                    .unwrap_or_default(),
+                ..spec::VolumeOptions::default()
+            };
+            if !definition.is_external() {
+                options.labels =
+                    with_namespace(namespace, definition.labels.as_ref().map(|l| &l.0));
+                if definition.driver.is_some() || definition.driver_opts.is_some() {
+                    options.driver_config = Some(Driver {
+                        name: definition.driver.clone().unwrap_or_default(),
+                        options: definition.driver_opts.clone().unwrap_or_default(),
+                    });
+                }
+            }
+            result.volume_options = Some(options);
+        }
+        MountType::Bind | MountType::Npipe => {
+            result.bind_options = mount.bind.as_ref().map(|bind| spec::BindOptions {
+                propagation: bind.propagation.clone().unwrap_or_default(),
+            });
+        }
+        MountType::Tmpfs => {
+            result.tmpfs_options = mount.tmpfs.as_ref().map(|tmpfs| spec::TmpfsOptions {
+                size_bytes: tmpfs.size.map(|s| s.0).unwrap_or_default(),
+            });
+        }
+        MountType::Volume | MountType::Cluster => {}
+    }
+    result
+}
+
+fn health_config(healthcheck: &crate::model::Healthcheck) -> HealthConfig {
+    if healthcheck.disable == Some(true) {
+        return HealthConfig {
+            test: vec!["NONE".to_string()],
+            interval: Duration::ZERO,
+            timeout: Duration::ZERO,
+            start_period: Duration::ZERO,
+            start_interval: Duration::ZERO,
+            retries: 0,
+        };
+    }
+    let duration =
+        |d: &Option<crate::Located<Duration>>| d.as_ref().map(|d| d.value).unwrap_or_default();
+    HealthConfig {
+        test: healthcheck
+            .test
+            .as_ref()
+            .map(|t| t.0.clone())
+            .unwrap_or_default(),
+        interval: duration(&healthcheck.interval),
+        timeout: duration(&healthcheck.timeout),
+        start_period: duration(&healthcheck.start_period),
+        start_interval: duration(&healthcheck.start_interval),
+        retries: healthcheck
+            .retries
+            .as_ref()
+            .map(|r| r.value)
+            .unwrap_or_default(),
+    }
+}
+
+fn dns_config(service: &Service) -> Option<DnsConfig> {
+    let nameservers = service
+        .dns
+        .as_ref()
+        .map(|d| d.0.clone())
+        .unwrap_or_default();
+    let search = service
+        .dns_search
+        .as_ref()
+        .map(|d| d.0.clone())
+        .unwrap_or_default();
+    (!nameservers.is_empty() || !search.is_empty()).then_some(DnsConfig {
+        nameservers,
+        search,
+    })
+}
+
+/// Secret or config mounts: the file each becomes and the Engine name of the object, sorted
+/// by name as the docker CLI sorts them (so that a reordering does not restart the service).
+fn file_references(
+    namespace: &str,
+    references: Option<&Vec<crate::Located<FileReference>>>,
+    definitions: &BTreeMap<String, crate::Located<FileObjectDefinition>>,
+) -> Vec<(FileTarget, String)> {
+    let mut result: Vec<(FileTarget, String)> = references
+        .into_iter()
+        .flatten()
+        .map(|reference| {
+            let source = reference.source.clone().unwrap_or_default();
+            let default = FileObjectDefinition::default();
+            let definition = definitions
+                .get(&source)
+                .map(|d| &d.value)
+                .unwrap_or(&default);
+            let file = FileTarget {
+                name: reference.target.clone().unwrap_or_else(|| source.clone()),
+                uid: reference.uid.clone().unwrap_or_else(|| "0".to_string()),
+                gid: reference.gid.clone().unwrap_or_else(|| "0".to_string()),
+                mode: reference.mode.unwrap_or(0o444),
+            };
+            (file, file_object_name(namespace, &source, definition))
+        })
+        .collect();
+    result.sort_by(|a, b| a.1.cmp(&b.1));
+    result
+}
+
+/// The networks a service joins (the stack's default network if it names none), sorted by
+/// target. On user-defined networks the service's name is an alias, so that other services
+/// of the stack reach it by that name.
+fn network_attachments(
+    namespace: &str,
+    name: &str,
+    service: &Service,
+    stack: &Stack,
+) -> Vec<NetworkAttachment> {
+    let default_only = BTreeMap::from([(DEFAULT_NETWORK.to_string(), Default::default())]);
+    let networks = match &service.networks {
+        Some(networks) if !networks.0.is_empty() => networks
+            .0
+            .iter()
+            .map(|(k, v)| (k, &v.value))
+            .collect::<Vec<_>>(),
+        _ => default_only.iter().collect(),
+    };
+    let mut attachments: Vec<NetworkAttachment> = networks
+        .into_iter()
+        .map(|(network, options)| {
+            let default = NetworkDefinition::default();
+            let definition = stack
+                .networks
+                .get(network)
+                .map(|d| &d.value)
+                .unwrap_or(&default);
+            let target = network_name(namespace, network, definition);
+            let mut aliases = options.aliases.clone().unwrap_or_default();
+            let user_defined = !matches!(target.as_str(), "default" | "bridge" | "host" | "none")
+                && !target.starts_with("container:");
+            if user_defined {
+                aliases.push(name.to_string());
+            }
+            NetworkAttachment {
+                target,
+                aliases,
+                driver_opts: options.driver_opts.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    attachments.sort_by(|a, b| a.target.cmp(&b.target));
+    attachments
+}
+
+fn service_mode(service: &Service) -> ServiceMode {
+    let deploy = service.deploy.as_ref();
+    let replicas = deploy.and_then(|d| d.replicas.as_ref()).map(|r| r.value);
+    match deploy
+        .and_then(|d| d.mode.as_ref())
+        .map(|m| m.value)
+        .unwrap_or(DeployMode::Replicated)
+    {
+        DeployMode::Replicated => ServiceMode {
+            replicated: Some(spec::Replicated { replicas }),
+            ..ServiceMode::default()
+        },
+        DeployMode::Global => ServiceMode {
+            global: Some(spec::Empty {}),
+            ..ServiceMode::default()
+        },
+        DeployMode::ReplicatedJob => ServiceMode {
+            replicated_job: Some(spec::ReplicatedJob {
+                max_concurrent: replicas,
+                total_completions: replicas,
+            }),
+            ..ServiceMode::default()
+        },
+        DeployMode::GlobalJob => ServiceMode {
+            global_job: Some(spec::Empty {}),
+            ..ServiceMode::default()
+        },
+    }
+}
+
+fn update_config(config: &crate::model::UpdateConfig) -> spec::UpdateConfig {
+    spec::UpdateConfig {
+        // The docker CLI defaults parallelism to 1 when the compose file leaves it out.
+        parallelism: config.parallelism.as_ref().map_or(1, |p| p.value),
+        delay: config.delay.as_ref().map(|d| d.value).unwrap_or_default(),
+        failure_action: config
+            .failure_action
+            .as_ref()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default(),
+        monitor: config.monitor.as_ref().map(|m| m.value).unwrap_or_default(),
+        max_failure_ratio: config.max_failure_ratio.unwrap_or_default(),
+        order: config
+            .order
+            .as_ref()
+            .map(|o| o.as_str().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn endpoint_spec(service: &Service) -> EndpointSpec {
+    let mut ports: Vec<PortConfig> = service
+        .ports
+        .iter()
+        .flat_map(|p| &p.0)
+        .map(|port| PortConfig {
+            protocol: port
+                .protocol
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
+            target_port: port.target,
+            published_port: port.published.unwrap_or_default(),
+            publish_mode: port
+                .mode
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    ports.sort();
+    EndpointSpec {
+        mode: service
+            .deploy
+            .as_ref()
+            .and_then(|d| d.endpoint_mode.as_ref())
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default(),
+        ports,
+    }
+}

@@ -1,0 +1,393 @@
+//! The rules. Each looks at one service, with Swarm's and the Engine's defaults filled in
+//! where the file leaves a setting out, because the defaults are what runs.
+
+use swarmkeeper_compose::{
+    DeployMode, Duration, FailureAction, Healthcheck, Located, Location, PublishMode,
+    RestartCondition, Service, UpdateConfig, UpdateOrder,
+};
+
+use crate::{Hit, Rule, Severity};
+
+const LOGGING_NONE: Rule = Rule {
+    id: "SK001",
+    name: "logging-driver-none",
+    severity: Severity::Error,
+    summary: "logging driver `none`: the service's logs cannot be read",
+    why: "`docker logs` and every log viewer then answer \"configured logging driver does not support reading\": a failing service cannot be debugged",
+    fix: "use `driver: local` with `options: {max-size: 10m, max-file: \"3\"}`: bounded on disk and readable",
+};
+
+const JSON_FILE_UNBOUNDED: Rule = Rule {
+    id: "SK002",
+    name: "json-file-without-max-size",
+    severity: Severity::Warning,
+    summary: "logging driver `json-file` without `max-size`: logs grow without bound",
+    why: "json-file keeps every line forever unless `max-size` is set; a chatty task fills the node's disk, and then pulls and new tasks fail on that node",
+    fix: "add `options: {max-size: 10m, max-file: \"3\"}`, or use `driver: local`, which rotates by default",
+};
+
+const LOGGING_DEFAULT: Rule = Rule {
+    id: "SK003",
+    name: "logging-not-configured",
+    severity: Severity::Info,
+    summary: "no `logging`: the daemon's default driver applies",
+    why: "the Engine's default is json-file without rotation unless each node's daemon.json says otherwise, so disk use depends on how every node was set up",
+    fix: "set `logging: {driver: local, options: {max-size: 10m}}` in the stack file so every node behaves the same",
+};
+
+const NO_UPDATE_CONFIG: Rule = Rule {
+    id: "SK010",
+    name: "no-update-config",
+    severity: Severity::Warning,
+    summary: "no `update_config`: a failed update pauses with the service down",
+    why: "Swarm's default `failure_action: pause` stops a failed rollout where it is: tasks already replaced by a bad image stay broken until someone acts",
+    fix: "add `deploy.update_config: {parallelism: 1, delay: 10s, failure_action: rollback, monitor: 30s, order: start-first}`",
+};
+
+const FAILURE_ACTION_NOT_ROLLBACK: Rule = Rule {
+    id: "SK011",
+    name: "failure-action-not-rollback",
+    severity: Severity::Warning,
+    summary: "`update_config.failure_action` is not `rollback`",
+    why: "with `pause` a failed update leaves the service half-updated and down; with `continue` Swarm goes on replacing healthy tasks with failing ones",
+    fix: "set `failure_action: rollback` so Swarm returns to the previous spec by itself",
+};
+
+const ROLLBACK_WITHOUT_HEALTHCHECK: Rule = Rule {
+    id: "SK012",
+    name: "rollback-without-healthcheck",
+    severity: Severity::Warning,
+    summary: "`failure_action: rollback` without a healthcheck",
+    why: "without a healthcheck a task counts as running as soon as its process starts: an app that starts but does not serve, or crashes after the monitor window, is never seen as a failed update (unless the image has a HEALTHCHECK)",
+    fix: "add a `healthcheck` that probes what users need (an HTTP health endpoint, a query), with `interval`, `timeout` and `retries`",
+};
+
+const MONITOR_TOO_SHORT: Rule = Rule {
+    id: "SK013",
+    name: "monitor-shorter-than-healthcheck",
+    severity: Severity::Warning,
+    summary: "`monitor` is shorter than the healthcheck needs to report a failure",
+    why: "a task only turns unhealthy after `retries` failed probes `interval` apart, each up to `timeout`; if `monitor` ends first, Swarm has already counted the task as updated",
+    fix: "set `monitor` to at least `interval` × `retries` + `timeout` of the healthcheck",
+};
+
+const START_FIRST_HOST_PORTS: Rule = Rule {
+    id: "SK014",
+    name: "start-first-with-host-ports",
+    severity: Severity::Error,
+    summary: "`order: start-first` with ports published in `mode: host`",
+    why: "start-first runs the new task before stopping the old one, but only one task per node can bind a host-mode port: the new task stays pending on every node the old ones hold",
+    fix: "use `order: stop-first` for services that publish host-mode ports, or publish through the ingress mesh (`mode: ingress`)",
+};
+
+const IMAGE_NOT_PINNED: Rule = Rule {
+    id: "SK020",
+    name: "image-without-version",
+    severity: Severity::Warning,
+    summary: "image without a tag, or tagged `latest`",
+    why: "a moving tag means nodes can run different builds, and a rollback returns to whatever `latest` is now rather than to the previous release",
+    fix: "deploy an immutable tag per release (`app:1.4.2` or the commit id), or pin a digest (`app@sha256:…`)",
+};
+
+const RESTART_FOREVER: Rule = Rule {
+    id: "SK021",
+    name: "restart-any-without-max-attempts",
+    severity: Severity::Warning,
+    summary: "`restart_policy.condition: any` without `max_attempts`",
+    why: "a task that crashes on start is restarted forever: each attempt is a new container with its own logs, the crash loop burns CPU and disk on the node, and the service looks alive in `docker service ls`",
+    fix: "set `max_attempts` (with a `window`, such as `max_attempts: 5, window: 2m`) so a broken task stops and shows as failed",
+};
+
+const PARALLELISM_ZERO: Rule = Rule {
+    id: "SK030",
+    name: "parallelism-zero",
+    severity: Severity::Warning,
+    summary: "`parallelism: 0` replaces every task at once",
+    why: "all tasks are stopped and restarted together, so the service is down for the whole update and a bad image takes every replica down at once",
+    fix: "set `parallelism: 1` (or a small fraction of the replicas)",
+};
+
+const DELAY_NOT_SHORTER_THAN_MONITOR: Rule = Rule {
+    id: "SK031",
+    name: "delay-not-shorter-than-monitor",
+    severity: Severity::Warning,
+    summary: "update `delay` is not shorter than `monitor`, with `failure_action: rollback`",
+    why: "Swarm watches each updated batch only for `monitor`; with a longer wait before the next batch, a task that fails late in the wait is not counted and the update rolls on",
+    fix: "make `monitor` longer than `delay` (for example `delay: 10s`, `monitor: 30s`)",
+};
+
+const ROLLBACK_OF_ROLLBACK: Rule = Rule {
+    id: "SK032",
+    name: "rollback-config-failure-action-rollback",
+    severity: Severity::Error,
+    summary: "`rollback_config.failure_action: rollback` is not valid",
+    why: "a rollback cannot roll back: Swarm accepts only `pause` or `continue` when a rollback fails, and refuses the service spec",
+    fix: "set `rollback_config.failure_action` to `pause` (stop and wait for an operator) or `continue`",
+};
+
+const IGNORED_KEY: Rule = Rule {
+    id: "SK040",
+    name: "ignored-by-stack-deploy",
+    severity: Severity::Info,
+    summary: "a key that `docker stack deploy` ignores",
+    why: "these keys only mean something to `docker compose`; in a stack they do nothing, which surprises whoever relies on them",
+    fix: "remove the key, or use the Swarm equivalent (`deploy.restart_policy` for `restart`, an image for `build`)",
+};
+
+/// Every rule, in id order.
+pub static RULES: &[Rule] = &[
+    LOGGING_NONE,
+    JSON_FILE_UNBOUNDED,
+    LOGGING_DEFAULT,
+    NO_UPDATE_CONFIG,
+    FAILURE_ACTION_NOT_ROLLBACK,
+    ROLLBACK_WITHOUT_HEALTHCHECK,
+    MONITOR_TOO_SHORT,
+    START_FIRST_HOST_PORTS,
+    IMAGE_NOT_PINNED,
+    RESTART_FOREVER,
+    PARALLELISM_ZERO,
+    DELAY_NOT_SHORTER_THAN_MONITOR,
+    ROLLBACK_OF_ROLLBACK,
+    IGNORED_KEY,
+];
+
+/// Swarm's update defaults, used where `update_config` leaves a field out.
+const DEFAULT_MONITOR: Duration = Duration::from_secs(5);
+/// The Engine's healthcheck defaults.
+const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_HEALTH_RETRIES: u64 = 3;
+
+pub(crate) fn check_service(service: &Service) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    logging(service, &mut hits);
+    updates(service, &mut hits);
+    image(service, &mut hits);
+    restart(service, &mut hits);
+    for (key, at) in service.ignored_keys() {
+        hits.push((
+            &IGNORED_KEY,
+            at,
+            format!("`{key}` is ignored by docker stack deploy"),
+        ));
+    }
+    hits
+}
+
+fn logging(service: &Service, hits: &mut Vec<Hit>) {
+    let Some(logging) = &service.logging else {
+        hits.push((
+            &LOGGING_DEFAULT,
+            service.at,
+            "no `logging` configured".to_string(),
+        ));
+        return;
+    };
+    let Some(driver) = &logging.driver else {
+        return;
+    };
+    match driver.value.as_str() {
+        "none" => hits.push((
+            &LOGGING_NONE,
+            driver.at,
+            "logging driver is `none`".to_string(),
+        )),
+        "json-file"
+            if !logging
+                .options
+                .as_ref()
+                .is_some_and(|o| o.contains_key("max-size")) =>
+        {
+            hits.push((
+                &JSON_FILE_UNBOUNDED,
+                driver.at,
+                "logging driver `json-file` has no `max-size`".to_string(),
+            ))
+        }
+        _ => {}
+    }
+}
+
+fn updates(service: &Service, hits: &mut Vec<Hit>) {
+    let deploy = service.deploy.as_ref();
+    let mode = deploy
+        .and_then(|d| d.mode.as_ref())
+        .map_or(DeployMode::Replicated, |m| m.value);
+    if matches!(mode, DeployMode::ReplicatedJob | DeployMode::GlobalJob) {
+        // Jobs run to completion; there is no rollout of long-running tasks to protect.
+        return;
+    }
+    if let Some(rollback) = deploy.and_then(|d| d.rollback_config.as_ref()) {
+        if let Some(action) = rollback
+            .failure_action
+            .as_ref()
+            .filter(|a| a.value == FailureAction::Rollback)
+        {
+            hits.push((
+                &ROLLBACK_OF_ROLLBACK,
+                action.at,
+                "`rollback_config.failure_action` is `rollback`".to_string(),
+            ));
+        }
+        parallelism(rollback, "rollback_config", hits);
+    }
+    let Some(update) = deploy.and_then(|d| d.update_config.as_ref()) else {
+        hits.push((
+            &NO_UPDATE_CONFIG,
+            service.at,
+            "no `update_config`: a failed update pauses (Swarm's default)".to_string(),
+        ));
+        return;
+    };
+    parallelism(update, "update_config", hits);
+    let rollback = match &update.failure_action {
+        Some(action) if action.value == FailureAction::Rollback => Some(action),
+        Some(action) => {
+            hits.push((
+                &FAILURE_ACTION_NOT_ROLLBACK,
+                action.at,
+                format!("`failure_action` is `{}`", action.value),
+            ));
+            None
+        }
+        None => {
+            hits.push((
+                &FAILURE_ACTION_NOT_ROLLBACK,
+                update.at,
+                "`update_config` has no `failure_action`: a failed update pauses (Swarm's default)"
+                    .to_string(),
+            ));
+            None
+        }
+    };
+    let monitor = update.monitor.as_ref().map_or(DEFAULT_MONITOR, |m| m.value);
+    let monitor_at = update.monitor.as_ref().map_or(update.at, |m| m.at);
+    let healthcheck = service
+        .healthcheck
+        .as_ref()
+        .filter(|h| h.disable != Some(true));
+    match (rollback, healthcheck) {
+        (Some(action), None) => hits.push((
+            &ROLLBACK_WITHOUT_HEALTHCHECK,
+            action.at,
+            "`failure_action: rollback` but the service has no healthcheck".to_string(),
+        )),
+        (_, Some(healthcheck)) => {
+            let detection = detection_time(healthcheck);
+            if monitor < detection {
+                hits.push((
+                    &MONITOR_TOO_SHORT,
+                    monitor_at,
+                    format!("`monitor` is {monitor}, but the healthcheck needs up to {detection} to report a failure"),
+                ));
+            }
+        }
+        (None, None) => {}
+    }
+    if let Some(delay) = &update.delay {
+        if rollback.is_some() && delay.value > Duration::ZERO && delay.value >= monitor {
+            hits.push((
+                &DELAY_NOT_SHORTER_THAN_MONITOR,
+                delay.at,
+                format!("`delay` is {}, `monitor` is {monitor}", delay.value),
+            ));
+        }
+    }
+    if let Some(order) = update
+        .order
+        .as_ref()
+        .filter(|o| o.value == UpdateOrder::StartFirst)
+    {
+        if let Some(port) = host_port(service) {
+            let message = if mode == DeployMode::Global {
+                format!("`order: start-first` in global mode with host port {port}: the update can never finish, every node already runs a task holding the port")
+            } else {
+                format!("`order: start-first` with host port {port}: new tasks wait for a node where the port is free")
+            };
+            hits.push((&START_FIRST_HOST_PORTS, order.at, message));
+        }
+    }
+}
+
+fn parallelism(config: &Located<UpdateConfig>, section: &str, hits: &mut Vec<Hit>) {
+    if let Some(parallelism) = config.parallelism.as_ref().filter(|p| p.value == 0) {
+        hits.push((
+            &PARALLELISM_ZERO,
+            parallelism.at,
+            format!("`{section}.parallelism` is 0: all tasks at once"),
+        ));
+    }
+}
+
+/// How long the healthcheck can take to call a running task unhealthy.
+fn detection_time(healthcheck: &Healthcheck) -> Duration {
+    let interval = healthcheck
+        .interval
+        .as_ref()
+        .map_or(DEFAULT_HEALTH_INTERVAL, |i| i.value);
+    let timeout = healthcheck
+        .timeout
+        .as_ref()
+        .map_or(DEFAULT_HEALTH_TIMEOUT, |t| t.value);
+    let retries = healthcheck
+        .retries
+        .as_ref()
+        .map_or(DEFAULT_HEALTH_RETRIES, |r| r.value);
+    interval.saturating_mul(retries).saturating_add(timeout)
+}
+
+/// The first port the service publishes in host mode, as `PUBLISHED:TARGET`.
+fn host_port(service: &Service) -> Option<String> {
+    service
+        .ports
+        .iter()
+        .flat_map(|p| &p.0)
+        .find(|port| port.mode == Some(PublishMode::Host))
+        .map(|port| match port.published {
+            Some(published) => format!("{published}:{}", port.target),
+            None => port.target.to_string(),
+        })
+}
+
+fn image(service: &Service, hits: &mut Vec<Hit>) {
+    let Some(image) = &service.image else {
+        return;
+    };
+    if image.contains('@') {
+        return;
+    }
+    // A tag follows the last `:` after the last `/`; a `:` before it belongs to a registry port.
+    let name = image.rsplit('/').next().unwrap_or(&image.value);
+    let message = match name.split_once(':') {
+        None => format!("image `{}` has no tag (it means `latest`)", image.value),
+        Some((_, "")) => format!(
+            "image `{}` has an empty tag (an unset variable?)",
+            image.value
+        ),
+        Some((_, "latest")) => format!("image `{}` is tagged `latest`", image.value),
+        Some(_) => return,
+    };
+    hits.push((&IMAGE_NOT_PINNED, image.at, message));
+}
+
+fn restart(service: &Service, hits: &mut Vec<Hit>) {
+    let Some(policy) = service
+        .deploy
+        .as_ref()
+        .and_then(|d| d.restart_policy.as_ref())
+    else {
+        return;
+    };
+    let condition = policy.condition.as_ref();
+    let restarts_always = condition.is_none_or(|c| c.value == RestartCondition::Any);
+    if restarts_always && policy.max_attempts.is_none() {
+        let at: Location = condition.map_or(policy.at, |c| c.at);
+        hits.push((
+            &RESTART_FOREVER,
+            at,
+            "restart condition `any` without `max_attempts`: a crashing task restarts forever"
+                .to_string(),
+        ));
+    }
+}
