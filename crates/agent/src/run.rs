@@ -107,9 +107,17 @@ pub async fn run(
                             );
                         }
                         node.first_sighting = FirstSighting::Now;
-                        backoff = Duration::from_secs(1);
                         trigger = Trigger::Interval;
-                        next_pass = Instant::now() + config.interval;
+                        // A pass that fell short may have met images still being pulled or
+                        // too young: look again soon, backing off, rather than a whole interval
+                        // later with the disk still full.
+                        let wait = if outcome.fell_short() { backoff } else { config.interval };
+                        backoff = if outcome.fell_short() {
+                            (backoff * 2).min(MAX_BACKOFF)
+                        } else {
+                            Duration::from_secs(1)
+                        };
+                        next_pass = Instant::now() + wait.min(config.interval);
                     }
                     Err(e) => {
                         let reason = failure_reason(&e);

@@ -155,3 +155,43 @@ fn the_agent_rides_out_an_engine_restart() {
     assert_eq!(agent.stop(), Some(0));
     std::fs::remove_dir_all(state).ok();
 }
+
+#[test]
+fn a_pass_that_fell_short_is_retried_soon_not_an_interval_later() {
+    let lab = Lab::up("agshort", "256m");
+    let young = lab.build("app/young:1", 30, &[]);
+    let usage = lab.usage_percent();
+    let state = tempdir("agshort-state");
+    // The only candidate is too young at first; the interval is an hour, so only the retry of
+    // a pass that fell short can collect it once it is three seconds old.
+    let agent = Agent::start(
+        &lab.host,
+        &[
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--interval",
+            "1h",
+            "--min-age",
+            "3s",
+            "--high-threshold",
+            &(usage - 2).to_string(),
+            "--low-threshold",
+            &(usage - 5).to_string(),
+        ],
+    );
+    let took = wait_for_usage(&lab, usage - 5, Duration::from_secs(15));
+    eprintln!("collected {took:?} after start with min-age 3s");
+    assert!(!lab.has_image(&young));
+    let metrics = agent.get("/metrics").unwrap();
+    assert!(
+        metric(
+            &metrics,
+            "swarmkeeper_gc_failures_total{reason=\"shortfall\"}"
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(agent.stop(), Some(0));
+    std::fs::remove_dir_all(state).ok();
+}
