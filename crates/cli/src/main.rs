@@ -33,6 +33,14 @@ enum Command {
     Agent(commands::agent::AgentArgs),
     /// Check stack files for settings that make deploys unsafe, before `docker stack deploy`.
     Lint(commands::lint::LintArgs),
+    /// Deploy a stack with safe defaults, live progress and stack-wide rollback on failure.
+    Deploy(commands::deploy::DeployArgs),
+    /// Re-apply a recorded revision of a stack.
+    Rollback(commands::rollback::RollbackArgs),
+    /// List a stack's recorded deploys.
+    History(commands::history::HistoryArgs),
+    /// Show a service's or a stack's logs, merged across replicas.
+    Logs(commands::logs::LogsArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +50,10 @@ fn main() -> ExitCode {
         Command::Disk(args) => commands::disk::run(args),
         Command::Agent(args) => commands::agent::run(args),
         Command::Lint(args) => commands::lint::run(args),
+        Command::Deploy(args) => commands::deploy::run(args),
+        Command::Rollback(args) => commands::rollback::run(args),
+        Command::History(args) => commands::history::run(args),
+        Command::Logs(args) => commands::logs::run(args),
     };
     exit::report(result)
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::Stream;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, Response};
@@ -99,7 +99,7 @@ impl RawClient {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Empty<Bytes>>, EngineError> {
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, EngineError> {
         match &self.transport {
             Transport::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| {
@@ -116,7 +116,7 @@ impl RawClient {
         }
     }
 
-    async fn handshake<S>(&self, stream: S) -> Result<SendRequest<Empty<Bytes>>, EngineError>
+    async fn handshake<S>(&self, stream: S) -> Result<SendRequest<Full<Bytes>>, EngineError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -132,19 +132,29 @@ impl RawClient {
         Ok(sender)
     }
 
-    /// Sends one request on a fresh connection and returns the answer if its status is a success;
-    /// an error status becomes [`EngineError::Api`] with the engine's message.
-    async fn send(&self, method: Method, path: &str) -> Result<Response<Incoming>, EngineError> {
+    /// Sends one request, with a JSON body when one is given, on a fresh connection and returns
+    /// the answer if its status is a success; an error status becomes [`EngineError::Api`] with
+    /// the engine's message.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        json_body: Option<Vec<u8>>,
+    ) -> Result<Response<Incoming>, EngineError> {
         let mut sender = self.connect().await?;
         let authority = match &self.transport {
             Transport::Unix(_) => "docker",
             Transport::Tcp(addr) => addr.as_str(),
         };
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
-            .header(hyper::header::HOST, authority)
-            .body(Empty::new())
+            .header(hyper::header::HOST, authority);
+        if json_body.is_some() {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(json_body.unwrap_or_default())))
             .map_err(|e| self.unreachable(format!("cannot build the request {path}: {e}")))?;
         let response = sender
             .send_request(request)
@@ -165,9 +175,14 @@ impl RawClient {
         })
     }
 
-    async fn send_and_read(&self, method: Method, path: &str) -> Result<Bytes, EngineError> {
+    async fn send_and_read(
+        &self,
+        method: Method,
+        path: &str,
+        json_body: Option<Vec<u8>>,
+    ) -> Result<Bytes, EngineError> {
         let exchange = async {
-            let response = self.send(method, path).await?;
+            let response = self.send(method, path, json_body).await?;
             let body = response.into_body().collect().await.map_err(|e| {
                 self.unreachable(format!("reading the answer to {path} failed: {e}"))
             })?;
@@ -184,7 +199,7 @@ impl RawClient {
     }
 
     pub(crate) async fn get_bytes(&self, path: &str) -> Result<Bytes, EngineError> {
-        self.send_and_read(Method::GET, path).await
+        self.send_and_read(Method::GET, path, None).await
     }
 
     pub(crate) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, EngineError> {
@@ -193,7 +208,20 @@ impl RawClient {
     }
 
     pub(crate) async fn delete(&self, path: &str) -> Result<(), EngineError> {
-        self.send_and_read(Method::DELETE, path).await.map(drop)
+        self.send_and_read(Method::DELETE, path, None)
+            .await
+            .map(drop)
+    }
+
+    /// POSTs a JSON body and reads the JSON answer.
+    pub(crate) async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, EngineError> {
+        let body = serde_json::to_vec(body).expect("a JSON value serialises");
+        let answer = self.send_and_read(Method::POST, path, Some(body)).await?;
+        serde_json::from_slice(&answer).map_err(|e| self.decode_error(path, e.to_string()))
     }
 
     /// GETs a streaming endpoint that answers one JSON document per line, and yields the lines.
@@ -224,7 +252,8 @@ impl LineState {
             LineState::Done => return None,
             LineState::Connecting(client, path) => {
                 let response =
-                    tokio::time::timeout(REQUEST_TIMEOUT, client.send(Method::GET, &path)).await;
+                    tokio::time::timeout(REQUEST_TIMEOUT, client.send(Method::GET, &path, None))
+                        .await;
                 match response {
                     Ok(Ok(response)) => (client, response.into_body(), Vec::new()),
                     Ok(Err(error)) => return Some((Err(error), LineState::Done)),

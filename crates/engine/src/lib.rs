@@ -8,6 +8,7 @@ mod error;
 mod http;
 pub mod layout;
 mod model;
+mod swarm;
 mod wire;
 
 use futures_util::stream::BoxStream;
@@ -18,6 +19,11 @@ pub use error::EngineError;
 pub use model::{
     ContainerSummary, ContainerTimes, DfBuildCache, DfContainer, DfImage, DfVolume, EngineEvent,
     EngineInfo, EventKind, SystemDf,
+};
+
+pub use swarm::{
+    is_logs_unreadable, is_out_of_sequence, Created, LogLine, LogOptions, LogStream, Service,
+    ServiceEvent, SwarmObject, Task, UpdateStatus, LOGS_UNREADABLE, STACK_NAMESPACE_LABEL,
 };
 
 use http::{encode, RawClient};

@@ -3,11 +3,15 @@
 //! (newest first, for the rollback reserve), and a log of GC runs. The kubelet keeps this in
 //! memory and forgets it on restart.
 
+mod deploys;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
+
+pub use deploys::{DeployRecord, FileDigest, ServiceRevision};
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "swarmkeeper.db";
@@ -113,6 +117,7 @@ impl Store {
         store.wrap(store.conn.pragma_update(None, "cache_size", -512))?;
         store.wrap(store.conn.busy_timeout(std::time::Duration::from_secs(5)))?;
         store.wrap(store.conn.execute_batch(SCHEMA))?;
+        store.init_deploys()?;
         Ok(store)
     }
 

@@ -1,9 +1,13 @@
 //! One module per subcommand, plus the setup they share.
 
 pub mod agent;
+pub mod deploy;
 pub mod disk;
 pub mod gc;
+pub mod history;
 pub mod lint;
+pub mod logs;
+pub mod rollback;
 
 use std::path::PathBuf;
 

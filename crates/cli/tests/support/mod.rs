@@ -306,3 +306,440 @@ pub fn tempdir(purpose: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+// --- Swarm labs (lab/lab.sh): several daemons in one swarm, a registry --------------------
+
+/// True when the tests run as root. Tests that need a Swarm lab skip (and say why) otherwise.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A Swarm of its own on this machine (`lab/lab.sh`): a manager and workers, each a daemon in
+/// its own namespaces, and a registry they all pull from. Brought down when dropped, even when
+/// the test fails.
+pub struct SwarmLab {
+    pub name: String,
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+impl SwarmLab {
+    /// `lab/lab.sh up --name PREFIX<pid> ARGS…`. Labs of earlier runs with the same prefix
+    /// whose process is gone (a test run that was killed) are brought down first.
+    pub fn up(prefix: &str, args: &[&str]) -> SwarmLab {
+        reap_stale_labs(prefix);
+        let name = format!("{prefix}{}", std::process::id());
+        let start = std::time::Instant::now();
+        let out = lab_sh(&[&["up", "--name", &name][..], args].concat());
+        let lab = SwarmLab {
+            name,
+            env: parse_env(&String::from_utf8_lossy(&out.stdout)),
+        };
+        assert!(
+            out.status.success(),
+            "lab up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("lab {} up in {:.1?}", lab.name, start.elapsed());
+        lab
+    }
+
+    pub fn var(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("lab/lab.sh env has no {key}: {:?}", self.env))
+    }
+
+    fn node_var(&self, node: &str, what: &str) -> &str {
+        self.var(&format!("LAB_{}_{what}", node.to_uppercase()))
+    }
+
+    /// `ADDR:PORT` of the lab's registry, as every daemon of the lab reaches it.
+    pub fn registry(&self) -> &str {
+        self.var("LAB_REGISTRY")
+    }
+
+    /// `unix://…` of a node's daemon (for `DOCKER_HOST`).
+    pub fn host(&self, node: &str) -> &str {
+        self.node_var(node, "HOST")
+    }
+
+    pub fn addr(&self, node: &str) -> &str {
+        self.node_var(node, "ADDR")
+    }
+
+    pub fn hostname(&self, node: &str) -> &str {
+        self.node_var(node, "HOSTNAME")
+    }
+
+    /// The node's data root as seen from the host (its daemon sees it as /var/lib/docker).
+    pub fn data(&self, node: &str) -> PathBuf {
+        PathBuf::from(self.node_var(node, "DATA"))
+    }
+
+    pub fn docker(&self, node: &str, args: &[&str]) -> String {
+        docker(self.host(node), args)
+    }
+
+    /// The docker CLI against a node, with its output whatever the exit code.
+    pub fn docker_output(&self, node: &str, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env("DOCKER_HOST", self.host(node))
+            .args(args)
+            .output()
+            .expect("run docker")
+    }
+
+    /// `lab/lab.sh CMD --name NAME ARGS…`, asserting success.
+    pub fn lab(&self, cmd: &str, args: &[&str]) -> String {
+        let out = lab_sh(&[&[cmd, "--name", &self.name][..], args].concat());
+        assert!(
+            out.status.success(),
+            "lab/lab.sh {cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Runs a command inside a node's namespaces (mount, UTS, network): there
+    /// /var/run/docker.sock is the node's engine and /var/lib/docker its data root.
+    pub fn exec(&self, node: &str, cmd: &[&str]) -> Output {
+        Command::new("bash")
+            .arg(repo_root().join("lab/lab.sh"))
+            .args(["exec", "--name", &self.name, node])
+            .args(cmd)
+            .env_remove("DOCKER_HOST")
+            .output()
+            .expect("run lab/lab.sh exec")
+    }
+
+    /// Builds `REGISTRY/repo:tag` on the manager (busybox and `mib` MiB of random bytes, a
+    /// layer of its own), pushes it and removes it from the manager. Returns
+    /// `REGISTRY/repo@sha256:…`.
+    pub fn push_image(&self, repo_tag: &str, mib: usize) -> String {
+        let name = format!("{}/{repo_tag}", self.registry());
+        build(self.host("manager"), &name, None, mib, &[]);
+        let out = Command::new("timeout")
+            .args(["120", "docker", "push", "-q", &name])
+            .env("DOCKER_HOST", self.host("manager"))
+            .output()
+            .expect("run docker push");
+        assert!(
+            out.status.success(),
+            "push {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let digests = self.docker(
+            "manager",
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{range .RepoDigests}}{{println .}}{{end}}",
+                &name,
+            ],
+        );
+        let repo = name.rsplit_once(':').unwrap().0;
+        let reference = digests
+            .lines()
+            .find(|d| d.starts_with(&format!("{repo}@")))
+            .unwrap_or_else(|| panic!("no digest for {name}: {digests}"))
+            .to_string();
+        self.docker("manager", &["image", "rm", "-f", &name]);
+        reference
+    }
+
+    /// The swarmkeeper image, built by `packaging/build-image.sh` (static release binary,
+    /// `FROM scratch`) on the manager and pushed to the lab's registry. Returns its reference
+    /// with digest.
+    pub fn push_agent_image(&self) -> String {
+        let tag = format!("{}/swarmkeeper:test", self.registry());
+        let start = std::time::Instant::now();
+        let out = Command::new("bash")
+            .arg(repo_root().join("packaging/build-image.sh"))
+            .args(["--push", &tag])
+            .env("DOCKER_HOST", self.host("manager"))
+            .output()
+            .expect("run packaging/build-image.sh");
+        assert!(
+            out.status.success(),
+            "packaging/build-image.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!("agent image built and pushed in {:.1?}", start.elapsed());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("build-image.sh prints the image")
+            .trim()
+            .to_string()
+    }
+
+    /// `docker stack deploy -c deploy/swarmkeeper.yml swarmkeeper` on the manager, with
+    /// `SWARMKEEPER_IMAGE=image` and the given variables in its environment (the file takes
+    /// every agent option from there).
+    pub fn deploy_agent(&self, image: &str, env: &[(&str, &str)]) {
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_HOST", self.host("manager"))
+            .env("SWARMKEEPER_IMAGE", image)
+            .args(["stack", "deploy", "-c"])
+            .arg(repo_root().join("deploy/swarmkeeper.yml"))
+            .arg("swarmkeeper");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run docker stack deploy");
+        assert!(
+            out.status.success(),
+            "docker stack deploy: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The metrics of the agent on `node` (published on port 9465 of the node's address).
+    pub fn metrics(&self, node: &str) -> Option<String> {
+        http_get(self.addr(node), 9465, "/metrics")
+    }
+
+    /// Waits until the agent answers /metrics on every node of the lab.
+    pub fn wait_agents(&self, limit: std::time::Duration) {
+        let start = std::time::Instant::now();
+        for node in self.nodes() {
+            while self.metrics(&node).is_none() {
+                assert!(
+                    start.elapsed() < limit,
+                    "the agent on {node} does not answer after {limit:?}: {}",
+                    self.docker(
+                        "manager",
+                        &["service", "ps", "--no-trunc", "swarmkeeper_agent"]
+                    )
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+    }
+
+    pub fn nodes(&self) -> Vec<String> {
+        self.var("LAB_NODES")
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Ids of the images on a node.
+    pub fn image_ids(&self, node: &str) -> Vec<String> {
+        self.docker(node, &["images", "-aq", "--no-trunc"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Whether a node has an image (by id or reference).
+    pub fn has_image(&self, node: &str, image: &str) -> bool {
+        self.docker_output(node, &["image", "inspect", "-f", "{{.Id}}", image])
+            .status
+            .success()
+    }
+}
+
+impl Drop for SwarmLab {
+    fn drop(&mut self) {
+        if std::env::var_os("SWARMKEEPER_KEEP_LAB").is_some() {
+            eprintln!(
+                "SWARMKEEPER_KEEP_LAB is set: lab {0} stays up (lab/lab.sh down --name {0})",
+                self.name
+            );
+            return;
+        }
+        let start = std::time::Instant::now();
+        let out = lab_sh(&["down", "--name", &self.name]);
+        if out.status.success() {
+            eprintln!("lab {} down in {:.1?}", self.name, start.elapsed());
+        } else {
+            eprintln!(
+                "lab {} down failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+fn lab_sh(args: &[&str]) -> Output {
+    Command::new("bash")
+        .arg(repo_root().join("lab/lab.sh"))
+        .args(args)
+        .output()
+        .expect("run lab/lab.sh")
+}
+
+/// `KEY=VALUE` lines, as `lab/lab.sh env` prints them.
+fn parse_env(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Brings down labs named PREFIX<pid> whose test process no longer runs.
+fn reap_stale_labs(prefix: &str) {
+    let out = lab_sh(&["list"]);
+    for name in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(pid) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("bringing down lab {name} of an earlier run (process {pid} is gone)");
+            lab_sh(&["down", "--name", name]);
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET; the body, or `None` when nothing answers or the status is not 200.
+pub fn http_get(addr: &str, port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let sock: std::net::SocketAddr = format!("{addr}:{port}").parse().ok()?;
+    let mut stream = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// Size and free space of the filesystem holding `path` (statvfs, through `stat -f`):
+/// `(capacity_bytes, available_bytes)`.
+pub fn fs_space(path: &Path) -> (u64, u64) {
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%S %b %a"])
+        .arg(path)
+        .output()
+        .expect("run stat -f");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(v.len(), 3, "stat -f {}: {text}", path.display());
+    (v[0] * v[1], v[0] * v[2])
+}
+
+/// Usage percent with the kubelet's arithmetic: `100 - floor(available * 100 / capacity)`.
+pub fn usage_percent(capacity: u64, available: u64) -> u64 {
+    100 - available * 100 / capacity
+}
+
+/// The sum of every sample of a metric, whatever its labels (`NAME VALUE` and
+/// `NAME{…} VALUE` lines).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Follows a daemon's events (`docker events --format '{{json .}}'` with `filters`), in the
+/// background, until dropped.
+pub struct EventFollower {
+    child: std::process::Child,
+    events: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl EventFollower {
+    pub fn start(host: &str, filters: &[&str]) -> EventFollower {
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_HOST", host)
+            .args(["events", "--format", "{{json .}}"]);
+        for f in filters {
+            cmd.args(["--filter", f]);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run docker events");
+        let stdout = child.stdout.take().unwrap();
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        // `docker events` only reports what happens after it is connected.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        EventFollower { child, events }
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+impl Drop for EventFollower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Samples the space of a filesystem every `every`, in the background, until stopped.
+pub struct DiskSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<(std::time::SystemTime, u64, u64)>>>,
+}
+
+impl DiskSampler {
+    pub fn start(path: &Path, every: std::time::Duration) -> DiskSampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let path = path.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !flag.load(Ordering::SeqCst) {
+                let at = std::time::SystemTime::now();
+                let (capacity, available) = fs_space(&path);
+                samples.push((at, capacity, available));
+                std::thread::sleep(every);
+            }
+            samples
+        });
+        DiskSampler {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling; returns `(when, capacity_bytes, available_bytes)` samples in order.
+    pub fn stop(mut self) -> Vec<(std::time::SystemTime, u64, u64)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for DiskSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}

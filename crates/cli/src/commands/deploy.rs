@@ -1,0 +1,323 @@
+//! `swarmkeeper deploy -c FILE… STACK`: deploy a stack like `docker stack deploy`, with safe
+//! defaults, live progress, and a stack-wide rollback when any service fails.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use swarmkeeper_compose::{load, stack_spec, Environment, SourceFile};
+use swarmkeeper_deploy::{sha256_hex, DeployError, Options, Outcome, Progress, Request};
+use swarmkeeper_engine::Engine;
+use swarmkeeper_gc::parse_duration;
+use swarmkeeper_rollout::ServiceState;
+use swarmkeeper_store::{FileDigest, Store};
+
+use crate::exit::{block_on, CmdResult, Failure};
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// A compose file; repeat to merge several in order, as with `docker stack deploy -c`.
+    #[arg(
+        short = 'c',
+        long = "compose-file",
+        value_name = "FILE",
+        required = true
+    )]
+    files: Vec<PathBuf>,
+    /// The stack's name (the `com.docker.stack.namespace` label and the services' prefix).
+    stack: String,
+    #[command(flatten)]
+    common: RolloutArgs,
+    /// Deploy the file exactly as written: no safe defaults.
+    #[arg(long)]
+    no_safe_defaults: bool,
+    /// Do not ask the registry for image digests (the image tag is used as written).
+    #[arg(long)]
+    no_resolve_image: bool,
+}
+
+/// What `deploy` and `rollback` share.
+#[derive(Args)]
+pub struct RolloutArgs {
+    /// Roll back a service that has not converged after this long.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Live view on a terminal, or one line per change (the default when stdout is not a
+    /// terminal).
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Who deploys, for the history [default: the OS user].
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Args)]
+pub struct StateArgs {
+    /// Where the deploy history lives [default: ~/.local/state/swarmkeeper].
+    #[arg(long, env = "SWARMKEEPER_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    pub fn open(&self) -> Result<Store, Failure> {
+        let dir = match &self.state_dir {
+            Some(dir) => dir.clone(),
+            None => default_state_dir()?,
+        };
+        Store::open(&dir).map_err(|e| Failure::Usage(format!("--state-dir: {e}")))
+    }
+}
+
+fn default_state_dir() -> Result<PathBuf, Failure> {
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+        return Ok(PathBuf::from(state).join("swarmkeeper"));
+    }
+    match std::env::var_os("HOME").filter(|s| !s.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local/state/swarmkeeper")),
+        None => Err(Failure::Usage(
+            "no HOME to keep the deploy history in: give --state-dir".to_string(),
+        )),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// Live lines on a terminal, plain lines otherwise.
+    Auto,
+    /// One timestamped line per change.
+    Plain,
+}
+
+pub fn who(by: &Option<String>) -> String {
+    by.clone()
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .or_else(|| std::env::var("LOGNAME").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| format!("uid {}", rustix_uid()))
+}
+
+fn rustix_uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+pub fn run(args: DeployArgs) -> CmdResult {
+    let mut texts = Vec::with_capacity(args.files.len());
+    let mut digests = Vec::new();
+    for path in &args.files {
+        let bytes =
+            std::fs::read(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+        digests.push(FileDigest {
+            path: path.display().to_string(),
+            sha256: sha256_hex(&bytes),
+        });
+        texts.push(
+            String::from_utf8(bytes)
+                .map_err(|_| Failure::Usage(format!("{}: not UTF-8 text", path.display())))?,
+        );
+    }
+    let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
+    let sources: Vec<SourceFile> = names
+        .iter()
+        .zip(&texts)
+        .map(|(name, text)| SourceFile { name, text })
+        .collect();
+    let variables: HashMap<String, String> = std::env::vars().collect();
+    let working_dir = args.files[0]
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let read_file = |path: &str| std::fs::read_to_string(path);
+    let environment = Environment {
+        variables: &variables,
+        working_dir,
+        read_file: &read_file,
+    };
+    let stack = load(&sources, &environment).map_err(|e| Failure::Usage(e.to_string()))?;
+    let spec = stack_spec(&args.stack, &stack).map_err(|e| {
+        Failure::Usage(format!(
+            "{}:{}:{}: {}",
+            stack.file_name(e.at),
+            e.at.line,
+            e.at.column,
+            e.message
+        ))
+    })?;
+    let store = args.common.state.open()?;
+    let engine = Engine::from_env()?;
+    let request = Request {
+        stack: args.stack.clone(),
+        by: who(&args.common.by),
+        files: digests,
+    };
+    let options = Options {
+        timeout: args.common.timeout,
+        safe_defaults: !args.no_safe_defaults,
+        resolve_digests: !args.no_resolve_image,
+        ..Options::default()
+    };
+    let mut view = View::new(args.common.progress);
+    let result = block_on(swarmkeeper_deploy::deploy(
+        &engine,
+        Some(&store),
+        &request,
+        spec,
+        &options,
+        &mut |p| view.show(p),
+    ));
+    view.finish();
+    conclude(&args.stack, "deploy", result)
+}
+
+/// Prints the outcome and maps it to the exit code.
+pub fn conclude(stack: &str, what: &str, result: Result<Outcome, DeployError>) -> CmdResult {
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(DeployError::Engine(e)) => return Err(e.into()),
+        Err(DeployError::Store(e)) => return Err(Failure::Usage(e.to_string())),
+        Err(DeployError::Input(message)) => return Err(Failure::Usage(message)),
+    };
+    let revision = outcome
+        .revision
+        .map(|r| format!(" (revision {r})"))
+        .unwrap_or_default();
+    if outcome.succeeded {
+        let changed = outcome
+            .services
+            .iter()
+            .filter(|s| s.action != "unchanged")
+            .count();
+        println!(
+            "{what} of {stack} succeeded{revision}: {changed} service(s) changed, {} unchanged",
+            outcome.services.len() - changed
+        );
+        return Ok(());
+    }
+    println!("{what} of {stack} failed{revision}; every service it changed was put back:");
+    for failure in &outcome.failures {
+        println!("  {} failed: {}", failure.service, failure.why);
+        if let Some(note) = &failure.logs_note {
+            println!("    logs: {note}");
+        } else if !failure.logs.is_empty() {
+            println!("    last log lines:");
+            for line in &failure.logs {
+                println!("      {line}");
+            }
+        }
+    }
+    for (service, end) in &outcome.rolled_back {
+        println!("  {service}: {end}");
+    }
+    if let Some(reaction) = outcome.rollback_reaction {
+        println!(
+            "  rollback requested {} ms after the engine reported the failure",
+            reaction.as_millis()
+        );
+    }
+    let names: Vec<&str> = outcome
+        .failures
+        .iter()
+        .map(|f| f.service.as_str())
+        .collect();
+    Err(Failure::Failed(format!(
+        "{what} of {stack} rolled back: {} failed",
+        names.join(", ")
+    )))
+}
+
+/// The progress view: on a terminal, one live line per service (indicatif) with notes printed
+/// above them; elsewhere, one timestamped line per change, for CI logs.
+pub struct View {
+    live: Option<MultiProgress>,
+    started: Instant,
+    bars: BTreeMap<String, ProgressBar>,
+}
+
+impl View {
+    pub fn new(mode: ProgressMode) -> View {
+        let live = mode == ProgressMode::Auto && std::io::stdout().is_terminal();
+        View {
+            live: live.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout())),
+            started: Instant::now(),
+            bars: BTreeMap::new(),
+        }
+    }
+
+    pub fn show(&mut self, progress: Progress<'_>) {
+        match progress {
+            Progress::Note(text) => self.message(text.to_string()),
+            Progress::Warning(text) => self.message(format!("warning: {text}")),
+            Progress::Action { service, action } => self.message(format!("{service}: {action}")),
+            Progress::StackRollback { reason } => self.message(format!(
+                "rolling back every service this run changed: {reason}"
+            )),
+            Progress::State { service, state } => {
+                let line = format!("{service}: {}", describe(state));
+                let Some(multi) = &self.live else {
+                    return self.plain(&line);
+                };
+                let bar = self.bars.entry(service.to_string()).or_insert_with(|| {
+                    let bar = multi.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {msg}")
+                            .expect("a fixed template parses"),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar
+                });
+                bar.set_message(line);
+            }
+        }
+    }
+
+    fn plain(&self, line: &str) {
+        println!("[{:6.1}s] {line}", self.started.elapsed().as_secs_f64());
+    }
+
+    fn message(&mut self, text: String) {
+        match &self.live {
+            Some(multi) => {
+                let _ = multi.println(text);
+            }
+            None => self.plain(&text),
+        }
+    }
+
+    /// Leaves each service's last line on the screen.
+    pub fn finish(&mut self) {
+        for bar in self.bars.values() {
+            bar.finish();
+        }
+    }
+}
+
+fn describe(state: &ServiceState) -> String {
+    match state {
+        ServiceState::InProgress {
+            running,
+            desired,
+            update,
+            pending,
+            failing,
+        } => {
+            let mut text = format!("{running}/{desired} running");
+            if let Some(update) = update {
+                text.push_str(&format!(", {update}"));
+            }
+            if !pending.is_empty() {
+                text.push_str(&format!(", pending: {}", pending.join("; ")));
+            }
+            if let Some(failing) = failing {
+                text.push_str(&format!(", failing: {failing}"));
+            }
+            text
+        }
+        other => match other.why() {
+            Some(why) => format!("{}: {why}", other.label()),
+            None => other.label().to_string(),
+        },
+    }
+}

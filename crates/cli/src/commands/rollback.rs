@@ -1,0 +1,45 @@
+//! `swarmkeeper rollback STACK [--to REV]`: re-apply a recorded revision, with the same
+//! progress and stack-wide safety as a deploy.
+
+use clap::Args;
+use swarmkeeper_deploy::{Options, Request};
+use swarmkeeper_engine::Engine;
+
+use super::deploy::{conclude, who, RolloutArgs, View};
+use crate::exit::{block_on, CmdResult};
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    stack: String,
+    /// The revision to go back to (see `swarmkeeper history`) [default: the succeeded revision
+    /// before the newest succeeded one].
+    #[arg(long, value_name = "REV")]
+    to: Option<u64>,
+    #[command(flatten)]
+    common: RolloutArgs,
+}
+
+pub fn run(args: RollbackArgs) -> CmdResult {
+    let store = args.common.state.open()?;
+    let engine = Engine::from_env()?;
+    let request = Request {
+        stack: args.stack.clone(),
+        by: who(&args.common.by),
+        files: Vec::new(),
+    };
+    let options = Options {
+        timeout: args.common.timeout,
+        ..Options::default()
+    };
+    let mut view = View::new(args.common.progress);
+    let result = block_on(swarmkeeper_deploy::rollback(
+        &engine,
+        &store,
+        &request,
+        args.to,
+        &options,
+        &mut |p| view.show(p),
+    ));
+    view.finish();
+    conclude(&args.stack, "rollback", result)
+}

@@ -1,0 +1,401 @@
+//! `swarmkeeper deploy / rollback / history / logs` against the real single-node swarm: each
+//! test deploys its own uniquely named stack and removes it when it ends, passed or not.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use support::{docker, tempdir};
+
+const HOST: &str = "unix:///var/run/docker.sock";
+
+/// Images shared by the tests of this file, built once: `ok` sleeps, `bad` exits 1 at once.
+fn images() -> &'static (String, String) {
+    static IMAGES: OnceLock<(String, String)> = OnceLock::new();
+    IMAGES.get_or_init(|| {
+        let repo = format!("skdeploy{}", std::process::id());
+        // A test binary cannot clean up after its last test; the next run removes what earlier
+        // runs left, by label (an image still used by a stack being removed stays).
+        let stale = docker(
+            HOST,
+            &["image", "ls", "-q", "--filter", "label=swarmkeeper.test=deploy-engine"],
+        );
+        for id in stale.lines() {
+            let _ = Command::new("docker").args(["rmi", "-f", id]).output();
+        }
+        let build = |tag: &str, cmd: &str| {
+            let dir = tempdir(&format!("img-{tag}"));
+            std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
+            std::fs::write(
+                dir.join("Dockerfile"),
+                format!(
+                    "FROM scratch\nCOPY busybox /bin/busybox\n\
+                     LABEL swarmkeeper.test=deploy-engine\nCMD {cmd}\n"
+                ),
+            )
+            .unwrap();
+            let image = format!("{repo}:{tag}");
+            let out = Command::new("docker")
+                .env("DOCKER_BUILDKIT", "0")
+                .args(["build", "-q", "-t", &image])
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            std::fs::remove_dir_all(dir).ok();
+            image
+        };
+        (
+            build("ok", r#"["/bin/busybox", "sh", "-c", "echo hello-from-task; exec /bin/busybox sleep 3600"]"#),
+            build("bad", r#"["/bin/busybox", "sh", "-c", "echo boom-before-exit; exit 1"]"#),
+        )
+    })
+}
+
+/// A stack of this test and its state directory, removed when dropped.
+struct Stack {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Stack {
+    fn new(what: &str) -> Stack {
+        images();
+        Stack {
+            name: format!("skd{}{what}", std::process::id() % 100_000),
+            dir: tempdir(&format!("deploy-{what}")),
+        }
+    }
+
+    fn file(&self, name: &str, yaml: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+            .env("DOCKER_HOST", HOST)
+            .env("SWARMKEEPER_STATE_DIR", self.dir.join("state"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn deploy(&self, file: &std::path::Path, extra: &[&str]) -> Output {
+        let mut args = vec!["deploy", "--progress", "plain", "--by", "tester", "-c"];
+        args.push(file.to_str().unwrap());
+        args.extend_from_slice(extra);
+        args.push(&self.name);
+        self.run(&args)
+    }
+
+    /// `{{json .Spec...}}` of a service of this stack.
+    fn spec(&self, service: &str, format: &str) -> String {
+        docker(
+            HOST,
+            &[
+                "service",
+                "inspect",
+                &format!("{}_{service}", self.name),
+                "--format",
+                format,
+            ],
+        )
+    }
+
+    fn version(&self, service: &str) -> String {
+        self.spec(service, "{{.Version.Index}}")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["stack", "rm", &self.name])
+            .output();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A service file: `image`, an environment revision, short monitors and grace periods.
+fn service(name: &str, image: &str, rev: u32, extra: &str) -> String {
+    format!(
+        "  {name}:
+    image: {image}
+    stop_grace_period: 1s
+    environment:
+      REV: \"{rev}\"
+    deploy:
+      update_config:
+        monitor: 2s
+      restart_policy:
+        delay: 1s
+{extra}"
+    )
+}
+
+fn stack_file(services: &[String]) -> String {
+    format!("version: \"3.8\"\nservices:\n{}", services.concat())
+}
+
+#[test]
+fn a_good_deploy_converges_and_a_repeat_touches_nothing() {
+    let (ok, _) = images();
+    let stack = Stack::new("good");
+    let file = stack.file("s.yml", &stack_file(&[service("web", ok, 1, "")]));
+    let out = stack.deploy(&file, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("web: converged"), "{}", text(&out));
+    assert!(stdout.contains("safe default"), "{}", text(&out));
+    assert!(
+        stdout.contains("digest could not be resolved"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        stack.spec("web", "{{.Spec.UpdateConfig.FailureAction}}"),
+        "rollback"
+    );
+    assert_eq!(
+        stack.spec("web", "{{.Spec.TaskTemplate.LogDriver.Name}}"),
+        "local"
+    );
+    assert!(docker(HOST, &["stack", "ls"]).contains(&stack.name));
+
+    let version = stack.version("web");
+    let again = stack.deploy(&file, &[]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("web: unchanged"));
+    assert_eq!(
+        stack.version("web"),
+        version,
+        "a no-op deploy must not touch the spec"
+    );
+
+    // Scaled by hand, then deployed again from a file that does not set replicas: the scale
+    // stays, as with `docker stack deploy`, and the spec is not touched.
+    docker(
+        HOST,
+        &["service", "scale", "-d", &format!("{}_web=2", stack.name)],
+    );
+    let version = stack.version("web");
+    let scaled = stack.deploy(&file, &[]);
+    assert!(scaled.status.success(), "{}", text(&scaled));
+    assert!(
+        String::from_utf8_lossy(&scaled.stdout).contains("web: unchanged"),
+        "{}",
+        text(&scaled)
+    );
+    assert_eq!(stack.spec("web", "{{.Spec.Mode.Replicated.Replicas}}"), "2");
+    assert_eq!(stack.version("web"), version);
+
+    // Logs: merged, each line led by its task's name.
+    let logs = stack.run(&["logs", &stack.name, "--tail", "5"]);
+    assert!(logs.status.success(), "{}", text(&logs));
+    let stdout = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        stdout.contains(&format!("{}_web.1.", stack.name)) && stdout.contains("hello-from-task"),
+        "{}",
+        text(&logs)
+    );
+    let grep = stack.run(&[
+        "logs",
+        &format!("{}_web", stack.name),
+        "--grep",
+        "^nothing-like-this$",
+    ]);
+    assert!(grep.status.success());
+    assert!(grep.stdout.is_empty(), "{}", text(&grep));
+
+    let history = stack.run(&["history", &stack.name, "--json"]);
+    assert!(history.status.success(), "{}", text(&history));
+    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let revisions = json["revisions"].as_array().unwrap();
+    assert_eq!(revisions.len(), 3);
+    assert_eq!(revisions[0]["outcome"], "unchanged");
+    assert_eq!(revisions[2]["outcome"], "succeeded");
+    assert_eq!(revisions[2]["by"], "tester");
+    assert_eq!(
+        revisions[2]["files"][0]["sha256"].as_str().unwrap().len(),
+        64
+    );
+}
+
+#[test]
+fn an_image_that_exits_1_rolls_back_and_the_deploy_fails_with_the_reason() {
+    let (ok, bad) = images();
+    let stack = Stack::new("exit");
+    let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
+    assert!(stack.deploy(&v1, &[]).status.success());
+    let v2 = stack.file("v2.yml", &stack_file(&[service("web", bad, 2, "")]));
+    let out = stack.deploy(&v2, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("non-zero exit (1)"), "{}", text(&out));
+    assert!(
+        stdout.contains("boom-before-exit"),
+        "the failing task's logs: {}",
+        text(&out)
+    );
+    assert_eq!(
+        stack.spec("web", "{{.Spec.TaskTemplate.ContainerSpec.Image}}"),
+        *ok
+    );
+}
+
+#[test]
+fn a_failing_healthcheck_rolls_back() {
+    let (ok, _) = images();
+    let stack = Stack::new("health");
+    let health = |healthy: bool| {
+        let path = if healthy {
+            "/bin/busybox"
+        } else {
+            "/nonexistent"
+        };
+        format!(
+            "    healthcheck:
+      test: [\"CMD\", \"/bin/busybox\", \"test\", \"-f\", \"{path}\"]
+      interval: 1s
+      timeout: 1s
+      retries: 1
+"
+        )
+    };
+    let v1 = stack.file(
+        "v1.yml",
+        &stack_file(&[service("web", ok, 1, &health(true))]),
+    );
+    let out = stack.deploy(&v1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v2 = stack.file(
+        "v2.yml",
+        &stack_file(&[service("web", ok, 2, &health(false))]),
+    );
+    let out = stack.deploy(&v2, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stack
+            .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
+            .contains("REV=1"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn one_failing_service_rolls_the_whole_stack_back() {
+    let (ok, bad) = images();
+    let stack = Stack::new("pair");
+    let v1 = stack.file(
+        "v1.yml",
+        &stack_file(&[service("a", ok, 1, ""), service("b", ok, 1, "")]),
+    );
+    assert!(stack.deploy(&v1, &[]).status.success());
+    let v2 = stack.file(
+        "v2.yml",
+        &stack_file(&[service("a", ok, 2, ""), service("b", bad, 2, "")]),
+    );
+    let out = stack.deploy(&v2, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("rolling back every service"),
+        "{}",
+        text(&out)
+    );
+    assert!(stdout.contains("rollback requested"), "{}", text(&out));
+    for service in ["a", "b"] {
+        assert!(
+            stack
+                .spec(service, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
+                .contains("REV=1"),
+            "{service} was not put back: {}",
+            text(&out)
+        );
+    }
+    let history = stack.run(&["history", &stack.name]);
+    assert!(
+        String::from_utf8_lossy(&history.stdout).contains("rolled back"),
+        "{}",
+        text(&history)
+    );
+}
+
+#[test]
+fn a_task_pending_on_an_impossible_constraint_times_out_and_rolls_back() {
+    let (ok, _) = images();
+    let stack = Stack::new("pending");
+    let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
+    assert!(stack.deploy(&v1, &[]).status.success());
+    let placement =
+        "      placement:\n        constraints: [\"node.labels.skdeploy-nowhere == yes\"]\n";
+    let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, placement)]));
+    let out = stack.deploy(&v2, &["--timeout", "4s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("timed out") && stdout.contains("no suitable node"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        stack.spec("web", "{{json .Spec.TaskTemplate.Placement}}"),
+        "{}"
+    );
+}
+
+#[test]
+fn rollback_to_restores_an_older_revision() {
+    let (ok, _) = images();
+    let stack = Stack::new("revs");
+    for rev in 1..=2 {
+        let file = stack.file(
+            &format!("v{rev}.yml"),
+            &stack_file(&[service("web", ok, rev, "")]),
+        );
+        let out = stack.deploy(&file, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let out = stack.run(&["rollback", &stack.name, "--to", "1", "--progress", "plain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stack
+        .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
+        .contains("REV=1"));
+    let missing = stack.run(&["rollback", &stack.name, "--to", "99"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    let history = stack.run(&["history", &stack.name, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(json["revisions"][0]["kind"], "rollback");
+    assert_eq!(json["revisions"][0]["outcome"], "succeeded");
+}
+
+#[test]
+fn unreadable_logs_are_explained_with_the_fix() {
+    let (ok, _) = images();
+    let stack = Stack::new("nolog");
+    let logging = "    logging:\n      driver: none\n";
+    let file = stack.file("s.yml", &stack_file(&[service("web", ok, 1, logging)]));
+    let out = stack.deploy(&file, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let logs = stack.run(&["logs", &stack.name]);
+    assert_eq!(logs.status.code(), Some(1), "{}", text(&logs));
+    let stderr = String::from_utf8_lossy(&logs.stderr);
+    assert!(
+        stderr.contains("does not support reading") && stderr.contains("driver: local"),
+        "{}",
+        text(&logs)
+    );
+}

@@ -1,0 +1,836 @@
+//! Swarm objects: services, tasks, networks, secrets and configs of a stack, service events and
+//! logs, and registry digests (`/distribution`), as `docker stack deploy` and `docker service
+//! logs` use them.
+//!
+//! Specs travel as [`serde_json::Value`]: the caller builds them (the compose crate serialises
+//! Engine-shaped specs) and compares them with what the engine holds, so this crate neither
+//! drops nor reorders a field it does not know. The engine's raw spec is returned (no
+//! `insertDefaults`), which is what a later update must send back.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::Method;
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::http::encode;
+use crate::wire::engine_time;
+use crate::{Engine, EngineError};
+
+/// Bounds one request/answer exchange (not a followed stream).
+const SWARM_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the engine says when a service's log driver keeps nothing it can read back.
+pub const LOGS_UNREADABLE: &str = "configured logging driver does not support reading";
+
+/// The label `docker stack deploy` puts on everything of a stack.
+pub const STACK_NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
+
+/// A service as the engine holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Service {
+    pub id: String,
+    /// `Version.Index`, needed by an update.
+    pub version: u64,
+    pub name: String,
+    /// The raw spec (`Spec`), as a later update must send it back.
+    pub spec: Value,
+    /// The spec before the last update; cleared by an automatic rollback.
+    pub previous_spec: Option<Value>,
+    pub update_status: Option<UpdateStatus>,
+}
+
+impl Service {
+    /// `Spec.Labels`.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.spec
+            .get("Labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// `UpdateStatus`: `updating`, `paused`, `completed`, `rollback_started`, `rollback_paused`,
+/// `rollback_completed` (kept as text: the engine may know more states than this crate).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateStatus {
+    pub state: String,
+    pub started_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    pub message: String,
+}
+
+/// One task of a service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    pub id: String,
+    pub service_id: String,
+    /// Replicated services number their tasks; global ones have none.
+    pub slot: Option<u64>,
+    pub node_id: String,
+    pub desired_state: String,
+    /// `Status.State`: `new`, `pending`, `assigned`, …, `running`, `complete`, `failed`, …
+    pub state: String,
+    pub message: String,
+    /// `Status.Err`, e.g. `no suitable node (…)` or `task: non-zero exit (1)`.
+    pub err: String,
+    pub timestamp: Option<Timestamp>,
+    pub exit_code: Option<i64>,
+    /// The task's own spec: the service's `TaskTemplate` when the task was made.
+    pub spec: Value,
+}
+
+/// A network, secret or config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwarmObject {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A service event (`type=service`): `create`, `update` or `remove`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceEvent {
+    pub action: String,
+    pub service_id: String,
+    pub name: String,
+    pub time: Timestamp,
+}
+
+/// What `/services/{id}/logs` should send.
+#[derive(Clone, Debug, Default)]
+pub struct LogOptions {
+    pub follow: bool,
+    /// Unix seconds, as the engine takes it.
+    pub since: Option<Timestamp>,
+    /// Lines per task from the end; `None` for all.
+    pub tail: Option<u64>,
+    pub timestamps: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of a service's logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub stream: LogStream,
+    /// Present when asked for with [`LogOptions::timestamps`].
+    pub timestamp: Option<String>,
+    /// `com.docker.swarm.task.id` from the line's details.
+    pub task_id: Option<String>,
+    /// The line without its newline.
+    pub text: String,
+}
+
+/// The answer to a create: the new object's id and the engine's warnings (e.g. that an image's
+/// digest could not be recorded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+/// The engine refused to read logs because of the service's log driver.
+pub fn is_logs_unreadable(error: &EngineError) -> bool {
+    matches!(error, EngineError::Api { message, .. } if message.contains(LOGS_UNREADABLE))
+}
+
+/// The engine refused an update made against a stale `version`.
+pub fn is_out_of_sequence(error: &EngineError) -> bool {
+    matches!(error, EngineError::Api { message, .. } if message.contains("update out of sequence"))
+}
+
+fn namespace_filter(key: &str, values: &[String]) -> String {
+    let filter = serde_json::json!({ key: values });
+    encode(&filter.to_string(), b"")
+}
+
+impl Engine {
+    /// Services, all or those of one stack (by the `com.docker.stack.namespace` label).
+    pub async fn list_services(&self, stack: Option<&str>) -> Result<Vec<Service>, EngineError> {
+        let path = match stack {
+            Some(stack) => format!(
+                "/services?filters={}",
+                namespace_filter("label", &[format!("{STACK_NAMESPACE_LABEL}={stack}")])
+            ),
+            None => "/services".to_string(),
+        };
+        let items: Vec<ServiceWire> = self.raw.get_json(&path).await?;
+        items
+            .into_iter()
+            .map(ServiceWire::into_service)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.raw.decode_error(&path, e))
+    }
+
+    /// One service by id or name; a missing one is an error for which
+    /// [`EngineError::is_not_found`] holds.
+    pub async fn inspect_service(&self, id_or_name: &str) -> Result<Service, EngineError> {
+        let path = format!("/services/{}", encode(id_or_name, b""));
+        let wire: ServiceWire = self.raw.get_json(&path).await?;
+        wire.into_service()
+            .map_err(|e| self.raw.decode_error(&path, e))
+    }
+
+    /// `POST /services/create`. No registry auth header is sent: nodes pull with what they have.
+    pub async fn create_service(&self, spec: &Value) -> Result<Created, EngineError> {
+        let answer: CreatedWire = self.raw.post_json("/services/create", spec).await?;
+        Ok(answer.into())
+    }
+
+    /// `POST /services/{id}/update?version=N` with a whole new spec. A stale `version` fails
+    /// with an error for which [`is_out_of_sequence`] holds. Returns the engine's warnings.
+    pub async fn update_service(
+        &self,
+        id: &str,
+        version: u64,
+        spec: &Value,
+    ) -> Result<Vec<String>, EngineError> {
+        let path = format!("/services/{}/update?version={version}", encode(id, b""));
+        let answer: WarningsWire = self.raw.post_json(&path, spec).await?;
+        Ok(answer.warnings.unwrap_or_default())
+    }
+
+    /// `rollback=previous`: Swarm swaps `Spec` and `PreviousSpec` and rolls back with the
+    /// service's rollback config. Needs the current spec and version, like the docker CLI sends.
+    pub async fn rollback_service(&self, service: &Service) -> Result<Vec<String>, EngineError> {
+        let path = format!(
+            "/services/{}/update?version={}&rollback=previous",
+            encode(&service.id, b""),
+            service.version
+        );
+        let answer: WarningsWire = self.raw.post_json(&path, &service.spec).await?;
+        Ok(answer.warnings.unwrap_or_default())
+    }
+
+    /// Removes a service; not-found counts as done.
+    pub async fn remove_service(&self, id: &str) -> Result<(), EngineError> {
+        self.delete_ok(&format!("/services/{}", encode(id, b"")))
+            .await
+    }
+
+    /// The tasks of one service (by id or name), old ones included.
+    pub async fn list_tasks(&self, service: &str) -> Result<Vec<Task>, EngineError> {
+        let path = format!(
+            "/tasks?filters={}",
+            namespace_filter("service", &[service.to_string()])
+        );
+        let items: Vec<TaskWire> = self.raw.get_json(&path).await?;
+        items
+            .into_iter()
+            .map(TaskWire::into_task)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.raw.decode_error(&path, e))
+    }
+
+    /// Networks, all or a stack's (by label).
+    pub async fn list_networks(
+        &self,
+        stack: Option<&str>,
+    ) -> Result<Vec<SwarmObject>, EngineError> {
+        self.list_objects("/networks", stack).await
+    }
+
+    /// `POST /networks/create`.
+    pub async fn create_network(&self, spec: &Value) -> Result<Created, EngineError> {
+        let answer: CreatedWire = self.raw.post_json("/networks/create", spec).await?;
+        Ok(answer.into())
+    }
+
+    pub async fn remove_network(&self, id: &str) -> Result<(), EngineError> {
+        self.delete_ok(&format!("/networks/{}", encode(id, b"")))
+            .await
+    }
+
+    pub async fn list_secrets(&self, stack: Option<&str>) -> Result<Vec<SwarmObject>, EngineError> {
+        self.list_objects("/secrets", stack).await
+    }
+
+    /// `POST /secrets/create`; `Data` is the base64 of the content.
+    pub async fn create_secret(&self, spec: &Value) -> Result<Created, EngineError> {
+        let answer: CreatedWire = self.raw.post_json("/secrets/create", spec).await?;
+        Ok(answer.into())
+    }
+
+    pub async fn remove_secret(&self, id: &str) -> Result<(), EngineError> {
+        self.delete_ok(&format!("/secrets/{}", encode(id, b"")))
+            .await
+    }
+
+    pub async fn list_configs(&self, stack: Option<&str>) -> Result<Vec<SwarmObject>, EngineError> {
+        self.list_objects("/configs", stack).await
+    }
+
+    /// `POST /configs/create`; `Data` is the base64 of the content.
+    pub async fn create_config(&self, spec: &Value) -> Result<Created, EngineError> {
+        let answer: CreatedWire = self.raw.post_json("/configs/create", spec).await?;
+        Ok(answer.into())
+    }
+
+    pub async fn remove_config(&self, id: &str) -> Result<(), EngineError> {
+        self.delete_ok(&format!("/configs/{}", encode(id, b"")))
+            .await
+    }
+
+    /// The digest the registry gives for an image reference (`GET /distribution/{name}/json`),
+    /// e.g. `sha256:…`. Fails when the registry cannot be reached or does not know the image.
+    pub async fn distribution_digest(&self, image: &str) -> Result<String, EngineError> {
+        #[derive(Deserialize)]
+        struct Inspect {
+            #[serde(rename = "Descriptor")]
+            descriptor: Descriptor,
+        }
+        #[derive(Deserialize)]
+        struct Descriptor {
+            #[serde(rename = "digest")]
+            digest: String,
+        }
+        let path = format!("/distribution/{}/json", encode(image, b":/@"));
+        let inspect: Inspect = self.raw.get_json(&path).await?;
+        Ok(inspect.descriptor.digest)
+    }
+
+    /// Service events (`create`, `update`, `remove`) from now on, or from `since`.
+    pub fn service_events(
+        &self,
+        since: Option<Timestamp>,
+    ) -> BoxStream<'static, Result<ServiceEvent, EngineError>> {
+        let mut path = format!("/events?filters={}", encode(r#"{"type":["service"]}"#, b""));
+        if let Some(since) = since {
+            path.push_str(&format!(
+                "&since={}.{:09}",
+                since.as_second(),
+                since.subsec_nanosecond()
+            ));
+        }
+        let raw = self.raw.clone();
+        self.raw
+            .get_lines(path)
+            .map(move |line| {
+                line.and_then(|line| {
+                    serde_json::from_slice::<EventWire>(&line)
+                        .map_err(|e| e.to_string())
+                        .and_then(EventWire::into_event)
+                        .map_err(|e| raw.decode_error("/events", e))
+                })
+            })
+            .boxed()
+    }
+
+    /// A service's logs, merged across its tasks (`GET /services/{id}/logs` with details, so
+    /// that each line names its task). A log driver that keeps nothing readable is an error for
+    /// which [`is_logs_unreadable`] holds, before any line or as the stream's first item.
+    pub async fn service_logs(
+        &self,
+        service: &str,
+        options: &LogOptions,
+    ) -> Result<BoxStream<'static, Result<LogLine, EngineError>>, EngineError> {
+        let mut path = format!(
+            "/services/{}/logs?stdout=1&stderr=1&details=1",
+            encode(service, b"")
+        );
+        if options.follow {
+            path.push_str("&follow=1");
+        }
+        if options.timestamps {
+            path.push_str("&timestamps=1");
+        }
+        if let Some(since) = options.since {
+            path.push_str(&format!(
+                "&since={}.{:09}",
+                since.as_second(),
+                since.subsec_nanosecond()
+            ));
+        }
+        match options.tail {
+            Some(tail) => path.push_str(&format!("&tail={tail}")),
+            None => path.push_str("&tail=all"),
+        }
+        let response = tokio::time::timeout(
+            SWARM_REQUEST_TIMEOUT,
+            self.raw.send(Method::GET, &path, None),
+        )
+        .await
+        .map_err(|_| self.raw.unreachable(format!("no answer to {path}")))??;
+        let state = LogState {
+            engine: self.clone(),
+            body: response.into_body(),
+            buffer: Vec::new(),
+            pending: Vec::new(),
+            timestamps: options.timestamps,
+            done: false,
+        };
+        Ok(futures_util::stream::unfold(state, |mut state| async move {
+            state.next().await.map(|item| (item, state))
+        })
+        .boxed())
+    }
+
+    async fn list_objects(
+        &self,
+        kind: &str,
+        stack: Option<&str>,
+    ) -> Result<Vec<SwarmObject>, EngineError> {
+        let path = match stack {
+            Some(stack) => format!(
+                "{kind}?filters={}",
+                namespace_filter("label", &[format!("{STACK_NAMESPACE_LABEL}={stack}")])
+            ),
+            None => kind.to_string(),
+        };
+        let items: Vec<ObjectWire> = self.raw.get_json(&path).await?;
+        Ok(items.into_iter().map(ObjectWire::into_object).collect())
+    }
+
+    async fn delete_ok(&self, path: &str) -> Result<(), EngineError> {
+        match self.raw.delete(path).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            result => result,
+        }
+    }
+}
+
+/// Reads the multiplexed log stream: frames of an 8-byte header (stream, 0, 0, 0, big-endian
+/// length) and a payload, one or more lines each. A TTY service sends no headers; its bytes
+/// are taken as stdout.
+struct LogState {
+    engine: Engine,
+    body: Incoming,
+    buffer: Vec<u8>,
+    pending: Vec<LogLine>,
+    timestamps: bool,
+    done: bool,
+}
+
+impl LogState {
+    async fn next(&mut self) -> Option<Result<LogLine, EngineError>> {
+        loop {
+            if !self.pending.is_empty() {
+                return Some(Ok(self.pending.remove(0)));
+            }
+            if let Some(lines) = demultiplex(&mut self.buffer, self.timestamps, self.done) {
+                self.pending = lines;
+                if !self.pending.is_empty() {
+                    continue;
+                }
+            }
+            if self.done {
+                return None;
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    self.buffer.clear();
+                    return Some(Err(self
+                        .engine
+                        .raw
+                        .unreachable(format!("the log stream broke: {e}"))));
+                }
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+/// Takes the complete frames (or, without headers, complete lines) out of `buffer`; at the end
+/// of the stream, whatever is left too. An error frame the engine sends inside a 200 answer
+/// (`Error grabbing logs: …`) comes out as a stderr line.
+pub(crate) fn demultiplex(
+    buffer: &mut Vec<u8>,
+    timestamps: bool,
+    end: bool,
+) -> Option<Vec<LogLine>> {
+    let mut lines = Vec::new();
+    loop {
+        if buffer.is_empty() {
+            break;
+        }
+        let framed = buffer.len() >= 4 && buffer[0] <= 2 && buffer[1..4] == [0, 0, 0];
+        if framed {
+            if buffer.len() < 8 {
+                break;
+            }
+            let len = u32::from_be_bytes([buffer[4], buffer[5], buffer[6], buffer[7]]) as usize;
+            if buffer.len() < 8 + len {
+                break;
+            }
+            let stream = if buffer[0] == 2 {
+                LogStream::Stderr
+            } else {
+                LogStream::Stdout
+            };
+            let payload: Vec<u8> = buffer.drain(..8 + len).skip(8).collect();
+            for line in String::from_utf8_lossy(&payload).split_inclusive('\n') {
+                lines.push(parse_line(stream, line, timestamps));
+            }
+        } else {
+            match buffer.iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    let line: Vec<u8> = buffer.drain(..=end).collect();
+                    lines.push(parse_line(
+                        LogStream::Stdout,
+                        &String::from_utf8_lossy(&line),
+                        timestamps,
+                    ));
+                }
+                None if end => {
+                    let line: Vec<u8> = std::mem::take(buffer);
+                    lines.push(parse_line(
+                        LogStream::Stdout,
+                        &String::from_utf8_lossy(&line),
+                        timestamps,
+                    ));
+                }
+                None => break,
+            }
+        }
+    }
+    Some(lines)
+}
+
+/// `[TIMESTAMP ]key=value,key=value MESSAGE`: the engine's layout with `details=1`.
+fn parse_line(stream: LogStream, line: &str, timestamps: bool) -> LogLine {
+    let mut rest = line.strip_suffix('\n').unwrap_or(line);
+    rest = rest.strip_suffix('\r').unwrap_or(rest);
+    let mut timestamp = None;
+    if timestamps {
+        if let Some((ts, after)) = rest.split_once(' ') {
+            if ts.len() >= 20 && ts.as_bytes()[4] == b'-' {
+                timestamp = Some(ts.to_string());
+                rest = after;
+            }
+        }
+    }
+    let mut task_id = None;
+    if let Some((details, after)) = rest.split_once(' ') {
+        if details.contains("com.docker.swarm.") {
+            task_id = details.split(',').find_map(|kv| {
+                kv.strip_prefix("com.docker.swarm.task.id=")
+                    .map(str::to_string)
+            });
+            rest = after;
+        }
+    } else if rest.contains("com.docker.swarm.task.id=") {
+        task_id = rest.split(',').find_map(|kv| {
+            kv.strip_prefix("com.docker.swarm.task.id=")
+                .map(str::to_string)
+        });
+        rest = "";
+    }
+    LogLine {
+        stream,
+        timestamp,
+        task_id,
+        text: rest.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ServiceWire {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "Version", default)]
+    version: VersionWire,
+    #[serde(rename = "Spec")]
+    spec: Value,
+    #[serde(rename = "PreviousSpec", default)]
+    previous_spec: Option<Value>,
+    #[serde(rename = "UpdateStatus", default)]
+    update_status: Option<UpdateStatusWire>,
+}
+
+#[derive(Deserialize, Default)]
+struct VersionWire {
+    #[serde(rename = "Index", default)]
+    index: u64,
+}
+
+#[derive(Deserialize)]
+struct UpdateStatusWire {
+    #[serde(rename = "State", default)]
+    state: String,
+    #[serde(rename = "StartedAt", default)]
+    started_at: String,
+    #[serde(rename = "CompletedAt", default)]
+    completed_at: String,
+    #[serde(rename = "Message", default)]
+    message: String,
+}
+
+impl ServiceWire {
+    fn into_service(self) -> Result<Service, String> {
+        let name = self
+            .spec
+            .get("Name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let update_status = match self.update_status {
+            Some(status) if !status.state.is_empty() => Some(UpdateStatus {
+                state: status.state,
+                started_at: engine_time(&status.started_at)?,
+                completed_at: engine_time(&status.completed_at)?,
+                message: status.message,
+            }),
+            _ => None,
+        };
+        Ok(Service {
+            id: self.id,
+            version: self.version.index,
+            name,
+            spec: self.spec,
+            previous_spec: self.previous_spec.filter(|s| !s.is_null()),
+            update_status,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct TaskWire {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "ServiceID", default)]
+    service_id: String,
+    #[serde(rename = "Slot", default)]
+    slot: Option<u64>,
+    #[serde(rename = "NodeID", default)]
+    node_id: String,
+    #[serde(rename = "DesiredState", default)]
+    desired_state: String,
+    #[serde(rename = "Status", default)]
+    status: TaskStatusWire,
+    #[serde(rename = "Spec", default)]
+    spec: Value,
+}
+
+#[derive(Deserialize, Default)]
+struct TaskStatusWire {
+    #[serde(rename = "Timestamp", default)]
+    timestamp: String,
+    #[serde(rename = "State", default)]
+    state: String,
+    #[serde(rename = "Message", default)]
+    message: String,
+    #[serde(rename = "Err", default)]
+    err: String,
+    #[serde(rename = "ContainerStatus", default)]
+    container: Option<ContainerStatusWire>,
+}
+
+#[derive(Deserialize)]
+struct ContainerStatusWire {
+    #[serde(rename = "ExitCode", default)]
+    exit_code: Option<i64>,
+}
+
+impl TaskWire {
+    fn into_task(self) -> Result<Task, String> {
+        Ok(Task {
+            id: self.id,
+            service_id: self.service_id,
+            slot: self.slot.filter(|&s| s > 0),
+            node_id: self.node_id,
+            desired_state: self.desired_state,
+            state: self.status.state,
+            message: self.status.message,
+            err: self.status.err,
+            timestamp: engine_time(&self.status.timestamp)?,
+            exit_code: self.status.container.and_then(|c| c.exit_code),
+            spec: self.spec,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct ObjectWire {
+    #[serde(rename = "ID", alias = "Id")]
+    id: String,
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "Labels", default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(rename = "Spec", default)]
+    spec: Option<ObjectSpecWire>,
+}
+
+#[derive(Deserialize)]
+struct ObjectSpecWire {
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "Labels", default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+impl ObjectWire {
+    /// Networks carry name and labels at the top, secrets and configs in `Spec`.
+    fn into_object(self) -> SwarmObject {
+        let (name, labels) = match self.spec {
+            Some(spec) if self.name.is_empty() => (spec.name, spec.labels),
+            _ => (self.name, self.labels),
+        };
+        SwarmObject {
+            id: self.id,
+            name,
+            labels: labels.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreatedWire {
+    #[serde(rename = "ID", alias = "Id")]
+    id: String,
+    #[serde(rename = "Warnings", alias = "Warning", default)]
+    warnings: Option<WarningsField>,
+}
+
+/// `Warnings` is a list for services and a string for networks.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WarningsField {
+    List(Option<Vec<String>>),
+    One(String),
+}
+
+impl From<CreatedWire> for Created {
+    fn from(wire: CreatedWire) -> Created {
+        let warnings = match wire.warnings {
+            Some(WarningsField::List(list)) => list.unwrap_or_default(),
+            Some(WarningsField::One(one)) if !one.is_empty() => vec![one],
+            _ => Vec::new(),
+        };
+        Created {
+            id: wire.id,
+            warnings,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WarningsWire {
+    #[serde(rename = "Warnings", default)]
+    warnings: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct EventWire {
+    #[serde(rename = "Action", default)]
+    action: String,
+    #[serde(rename = "Actor", default)]
+    actor: EventActorWire,
+    #[serde(rename = "timeNano", default)]
+    time_nano: i128,
+}
+
+#[derive(Deserialize, Default)]
+struct EventActorWire {
+    #[serde(rename = "ID", default)]
+    id: String,
+    #[serde(rename = "Attributes", default)]
+    attributes: Option<BTreeMap<String, String>>,
+}
+
+impl EventWire {
+    fn into_event(self) -> Result<ServiceEvent, String> {
+        let time = Timestamp::from_nanosecond(self.time_nano)
+            .map_err(|e| format!("event time {} is out of range: {e}", self.time_nano))?;
+        let attributes = self.actor.attributes.unwrap_or_default();
+        Ok(ServiceEvent {
+            action: self.action,
+            service_id: self.actor.id,
+            name: attributes.get("name").cloned().unwrap_or_default(),
+            time,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(stream: u8, payload: &str) -> Vec<u8> {
+        let mut out = vec![stream, 0, 0, 0];
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(payload.as_bytes());
+        out
+    }
+
+    #[test]
+    fn frames_are_split_even_when_a_length_byte_is_a_newline() {
+        let long = format!("com.docker.swarm.task.id=t1 {}\n", "x".repeat(237));
+        let mut buffer = frame(1, &long);
+        assert_eq!(buffer[7], b'\n');
+        buffer.extend(frame(
+            2,
+            "com.docker.swarm.node.id=n,com.docker.swarm.task.id=t2 oops\n",
+        ));
+        let tail = buffer.split_off(buffer.len() - 3);
+        let lines = demultiplex(&mut buffer, false, false).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].task_id.as_deref(), Some("t1"));
+        assert_eq!(lines[0].text.len(), 237);
+        buffer.extend(tail);
+        let lines = demultiplex(&mut buffer, false, false).unwrap();
+        assert_eq!(
+            lines,
+            vec![LogLine {
+                stream: LogStream::Stderr,
+                timestamp: None,
+                task_id: Some("t2".into()),
+                text: "oops".into()
+            }]
+        );
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn timestamps_and_details_are_taken_off() {
+        let mut buffer = frame(
+            1,
+            "2026-01-01T00:00:00.000000001Z com.docker.swarm.task.id=abc hello world\n",
+        );
+        let lines = demultiplex(&mut buffer, true, false).unwrap();
+        assert_eq!(
+            lines[0].timestamp.as_deref(),
+            Some("2026-01-01T00:00:00.000000001Z")
+        );
+        assert_eq!(lines[0].task_id.as_deref(), Some("abc"));
+        assert_eq!(lines[0].text, "hello world");
+    }
+
+    #[test]
+    fn a_tty_stream_is_read_as_lines() {
+        let mut buffer = b"plain line\nrest".to_vec();
+        let lines = demultiplex(&mut buffer, false, false).unwrap();
+        assert_eq!(lines[0].text, "plain line");
+        assert_eq!(buffer, b"rest");
+        let lines = demultiplex(&mut buffer, false, true).unwrap();
+        assert_eq!(lines[0].text, "rest");
+    }
+
+    #[test]
+    fn unreadable_logs_are_recognised() {
+        let error = EngineError::Api {
+            host: "unix:///x".into(),
+            status: 500,
+            message: LOGS_UNREADABLE.to_string(),
+        };
+        assert!(is_logs_unreadable(&error));
+        assert!(!is_out_of_sequence(&error));
+    }
+}

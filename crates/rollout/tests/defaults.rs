@@ -1,0 +1,190 @@
+//! Safe defaults on specs made from real compose files, and properties of the pure decisions.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use swarmkeeper_compose::spec::ServiceSpec;
+use swarmkeeper_compose::{load, stack_spec, Environment, SourceFile};
+use swarmkeeper_rollout::{
+    apply_safe_defaults, assess, spec_matches, verdict, Follow, ObservedService, ObservedTask,
+    ServiceState, UpdateState, Verdict,
+};
+
+fn spec(yaml: &str) -> ServiceSpec {
+    let variables = HashMap::new();
+    let read = |_: &str| Err(std::io::Error::other("no files"));
+    let env = Environment {
+        variables: &variables,
+        working_dir: Path::new("/"),
+        read_file: &read,
+    };
+    let stack = load(
+        &[SourceFile {
+            name: "s.yml",
+            text: yaml,
+        }],
+        &env,
+    )
+    .unwrap();
+    stack_spec("st", &stack)
+        .unwrap()
+        .services
+        .into_values()
+        .next()
+        .unwrap()
+}
+
+#[test]
+fn a_bare_service_gets_every_default_and_each_is_reported() {
+    let mut s = spec("services:\n  web:\n    image: a:1\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 2s\n      timeout: 1s\n      retries: 2\n");
+    let notes = apply_safe_defaults(&mut s);
+    let update = s.update_config.as_ref().unwrap();
+    assert_eq!(update.failure_action, "rollback");
+    assert_eq!(update.order, "start-first");
+    assert_eq!(update.monitor.as_nanos(), 5_000_000_000);
+    assert_eq!(s.rollback_config.as_ref().unwrap().failure_action, "pause");
+    let log = s.task_template.log_driver.as_ref().unwrap();
+    assert_eq!(log.name, "local");
+    assert_eq!(log.options["max-size"], "20m");
+    let settings: Vec<&str> = notes.iter().map(|n| n.setting).collect();
+    assert_eq!(
+        settings,
+        [
+            "update_config.failure_action",
+            "update_config.order",
+            "update_config.monitor",
+            "rollback_config.failure_action",
+            "rollback_config.order",
+            "rollback_config.monitor",
+            "logging"
+        ]
+    );
+    assert!(notes[0]
+        .to_string()
+        .starts_with("st_web: update_config.failure_action = rollback"));
+}
+
+#[test]
+fn what_the_file_says_wins() {
+    let mut s = spec(
+        "services:\n  web:\n    image: a:1\n    logging:\n      driver: json-file\n    deploy:\n      update_config:\n        failure_action: pause\n        order: stop-first\n        monitor: 7s\n",
+    );
+    let notes = apply_safe_defaults(&mut s);
+    let update = s.update_config.as_ref().unwrap();
+    assert_eq!(update.failure_action, "pause");
+    assert_eq!(update.order, "stop-first");
+    assert_eq!(update.monitor.as_nanos(), 7_000_000_000);
+    assert_eq!(
+        s.task_template.log_driver.as_ref().unwrap().name,
+        "json-file"
+    );
+    assert!(
+        notes
+            .iter()
+            .all(|n| n.setting.starts_with("rollback_config")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn host_mode_ports_and_global_services_keep_stop_first() {
+    let mut s = spec("services:\n  web:\n    image: a:1\n    ports:\n      - target: 80\n        published: 8080\n        mode: host\n");
+    apply_safe_defaults(&mut s);
+    assert_eq!(s.update_config.unwrap().order, "");
+    let mut g = spec("services:\n  agent:\n    image: a:1\n    deploy:\n      mode: global\n");
+    apply_safe_defaults(&mut g);
+    assert_eq!(g.update_config.unwrap().order, "");
+}
+
+fn arb_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (0u32..5).prop_map(|n| json!(n)),
+        "[a-c]{0,2}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::btree_map("[A-D]", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn arb_task() -> impl Strategy<Value = ObservedTask> {
+    (
+        prop_oneof![Just("running"), Just("shutdown")],
+        prop_oneof![
+            Just("pending"),
+            Just("running"),
+            Just("failed"),
+            Just("complete")
+        ],
+        any::<bool>(),
+    )
+        .prop_map(|(desired, state, current)| ObservedTask {
+            id: "t".into(),
+            slot: Some(1),
+            desired_state: desired.into(),
+            state: state.into(),
+            err: String::new(),
+            message: "m".into(),
+            current,
+        })
+}
+
+proptest! {
+    #[test]
+    fn specs_match_themselves(v in arb_value()) {
+        prop_assert!(spec_matches(&v, &v));
+    }
+
+    #[test]
+    fn matching_is_symmetric(a in arb_value(), b in arb_value()) {
+        prop_assert_eq!(spec_matches(&a, &b), spec_matches(&b, &a));
+    }
+
+    #[test]
+    fn safe_defaults_are_idempotent(replicated in any::<bool>(), health in any::<bool>()) {
+        let mode = if replicated { "" } else { "    deploy:\n      mode: global\n" };
+        let hc = if health { "    healthcheck:\n      test: [\"CMD\", \"true\"]\n" } else { "" };
+        let mut s = spec(&format!("services:\n  web:\n    image: a:1\n{mode}{hc}"));
+        apply_safe_defaults(&mut s);
+        let once = s.clone();
+        prop_assert!(apply_safe_defaults(&mut s).is_empty());
+        prop_assert_eq!(s, once);
+    }
+
+    #[test]
+    fn assessment_is_consistent(
+        tasks in prop::collection::vec(arb_task(), 0..6),
+        update in prop::option::of(prop_oneof![
+            Just("updating"), Just("paused"), Just("completed"), Just("rollback_started"),
+            Just("rollback_paused"), Just("rollback_completed")]),
+        elapsed in 0u64..120,
+    ) {
+        let observed = ObservedService {
+            update: update.map(UpdateState::parse),
+            update_message: String::new(),
+            desired_replicas: Some(1),
+            tasks,
+        };
+        let follow = Follow { elapsed: Duration::from_secs(elapsed), timeout: Duration::from_secs(60), max_failed_tasks: 3 };
+        let state = assess(&observed, &follow);
+        // Past the timeout nothing is still in progress; a failure always fails the deploy.
+        if elapsed >= 60 {
+            prop_assert!(state.is_final());
+        }
+        if state.is_failure() {
+            prop_assert_eq!(verdict([&state]), Verdict::Failed);
+            prop_assert!(state.why().is_some());
+        }
+        if state == ServiceState::Converged {
+            prop_assert_eq!(verdict([&state]), Verdict::Succeeded);
+        }
+    }
+}
