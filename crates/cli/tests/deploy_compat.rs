@@ -1,0 +1,232 @@
+//! `swarmkeeper deploy --no-safe-defaults` must produce the service specs `docker stack deploy`
+//! produces for the same file: the same file is deployed both ways on the real swarm, as two
+//! stacks, and the stored specs are compared with the stack names taken out.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::{docker, tempdir};
+
+const HOST: &str = "unix:///var/run/docker.sock";
+
+const STACK_FILE: &str = r#"version: "3.8"
+services:
+  web:
+    image: IMAGE
+    command: ["/bin/busybox", "sh", "-c", "exec /bin/busybox sleep 3600"]
+    environment:
+      MODE: production
+      EMPTY: ""
+    labels:
+      team: payments
+    user: "1000:1000"
+    working_dir: /tmp
+    hostname: web-host
+    stop_grace_period: 3s
+    healthcheck:
+      test: ["CMD", "/bin/busybox", "true"]
+      interval: 5s
+      timeout: 2s
+      retries: 3
+      start_period: 1s
+    logging:
+      driver: json-file
+      options:
+        max-size: 10m
+        max-file: "3"
+    networks: [backend]
+    secrets:
+      - source: token
+        target: api-token
+        mode: 0400
+    configs:
+      - source: settings
+        target: /etc/settings.conf
+    deploy:
+      replicas: 2
+      labels:
+        tier: front
+      placement:
+        constraints: [node.role == manager]
+        max_replicas_per_node: 2
+      resources:
+        limits: {cpus: "0.5", memory: 64M}
+        reservations: {memory: 16M}
+      restart_policy: {condition: on-failure, delay: 2s, max_attempts: 3, window: 30s}
+      update_config: {parallelism: 1, delay: 1s, failure_action: rollback, monitor: 5s, order: start-first, max_failure_ratio: 0.1}
+      rollback_config: {parallelism: 2, failure_action: pause, order: stop-first}
+  worker:
+    image: IMAGE
+    entrypoint: /bin/busybox
+    command: sleep 3600
+    deploy:
+      mode: global
+      endpoint_mode: dnsrr
+networks:
+  backend:
+    driver: overlay
+    attachable: true
+    labels: [purpose=tests]
+secrets:
+  token:
+    file: ./token.txt
+configs:
+  settings:
+    file: ./settings.conf
+"#;
+
+struct Stacks {
+    names: [String; 2],
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Stacks {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = Command::new("docker").args(["stack", "rm", name]).output();
+        }
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+/// The stored spec with everything that names the stack replaced by `STACK`, and the IDs of
+/// secrets, configs and networks (different objects by construction) left out.
+fn normalised(spec: &Value, stack: &str) -> Value {
+    match spec {
+        Value::String(s) => Value::String(s.replace(stack, "STACK")),
+        Value::Array(items) => Value::Array(items.iter().map(|v| normalised(v, stack)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "SecretID" | "ConfigID" | "Target"))
+                .filter(|(k, v)| {
+                    // The docker CLI sends an empty `Privileges`, which the engine stores as
+                    // nulls and false; swarmkeeper leaves it out. Both mean "nothing set".
+                    !(k.as_str() == "Privileges"
+                        && v.as_object().is_some_and(|m| {
+                            m.values().all(|v| v.is_null() || v == &Value::Bool(false))
+                        }))
+                })
+                .map(|(k, v)| (k.replace(stack, "STACK"), normalised(v, stack)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn specs(stack: &str) -> Vec<(String, Value)> {
+    let ids = docker(
+        HOST,
+        &[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={stack}"),
+        ],
+    );
+    let mut specs: Vec<(String, Value)> = ids
+        .lines()
+        .map(|id| {
+            let text = docker(
+                HOST,
+                &["service", "inspect", id, "--format", "{{json .Spec}}"],
+            );
+            let spec: Value = serde_json::from_str(&text).unwrap();
+            let name = spec["Name"].as_str().unwrap().replace(stack, "STACK");
+            (name, normalised(&spec, stack))
+        })
+        .collect();
+    specs.sort_by(|a, b| a.0.cmp(&b.0));
+    specs
+}
+
+#[test]
+fn specs_equal_those_of_docker_stack_deploy() {
+    let pid = std::process::id() % 100_000;
+    let stacks = Stacks {
+        names: [format!("skcmpd{pid}"), format!("skcmps{pid}")],
+        dir: tempdir("compat"),
+    };
+    let dir = &stacks.dir;
+    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n",
+    )
+    .unwrap();
+    let image = format!("skcompat{pid}:1");
+    let out = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", &image])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.join("token.txt"), "s3cret").unwrap();
+    std::fs::write(dir.join("settings.conf"), "level=debug\n").unwrap();
+    let file = dir.join("stack.yml");
+    std::fs::write(&file, STACK_FILE.replace("IMAGE", &image)).unwrap();
+    let file = file.to_str().unwrap();
+
+    let docker_deploy = Command::new("docker")
+        .args([
+            "stack",
+            "deploy",
+            "--resolve-image",
+            "never",
+            "-c",
+            file,
+            &stacks.names[0],
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        docker_deploy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&docker_deploy.stderr)
+    );
+    let ours = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+        .env("DOCKER_HOST", HOST)
+        .args([
+            "deploy",
+            "--no-safe-defaults",
+            "--no-resolve-image",
+            "--progress",
+            "plain",
+        ])
+        .args([
+            "--state-dir",
+            dir.join("state").to_str().unwrap(),
+            "--timeout",
+            "60s",
+        ])
+        .args(["-c", file, &stacks.names[1]])
+        .output()
+        .unwrap();
+    assert!(
+        ours.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ours.stdout),
+        String::from_utf8_lossy(&ours.stderr)
+    );
+
+    let theirs = specs(&stacks.names[0]);
+    let mine = specs(&stacks.names[1]);
+    assert_eq!(theirs.len(), 2);
+    for ((name, a), (_, b)) in theirs.iter().zip(&mine) {
+        assert_eq!(
+            a,
+            b,
+            "{name}: docker stack deploy (left) and swarmkeeper (right) differ:\n{}\n{}",
+            serde_json::to_string_pretty(a).unwrap(),
+            serde_json::to_string_pretty(b).unwrap()
+        );
+    }
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+}
