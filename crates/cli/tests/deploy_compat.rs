@@ -230,3 +230,107 @@ fn specs_equal_those_of_docker_stack_deploy() {
     }
     let _ = Command::new("docker").args(["rmi", &image]).output();
 }
+
+#[test]
+fn a_changed_secret_file_is_refused_before_anything_changes() {
+    let pid = std::process::id() % 100_000;
+    let stacks = Stacks {
+        names: [format!("sksec{pid}"), format!("sksec{pid}unused")],
+        dir: tempdir("secret-change"),
+    };
+    let dir = &stacks.dir;
+    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n",
+    )
+    .unwrap();
+    let image = format!("sksecret{pid}:1");
+    let out = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", &image])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = dir.join("stack.yml");
+    let write_stack = |rev: u32| {
+        std::fs::write(
+            &file,
+            format!(
+                "services:\n  app:\n    image: {image}\n    stop_grace_period: 1s\n    \
+                 environment: {{REV: \"{rev}\"}}\n    secrets: [token]\n\
+                 secrets:\n  token:\n    file: ./token.txt\n"
+            ),
+        )
+        .unwrap();
+    };
+    let deploy = || {
+        Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+            .env("DOCKER_HOST", HOST)
+            .args([
+                "deploy",
+                "--no-resolve-image",
+                "--progress",
+                "plain",
+                "--timeout",
+                "60s",
+            ])
+            .args(["--state-dir", dir.join("state").to_str().unwrap()])
+            .args(["-c", file.to_str().unwrap(), &stacks.names[0]])
+            .output()
+            .unwrap()
+    };
+    std::fs::write(dir.join("token.txt"), "first").unwrap();
+    write_stack(1);
+    let first = deploy();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let service = format!("{}_app", stacks.names[0]);
+    let version = docker(
+        HOST,
+        &[
+            "service",
+            "inspect",
+            &service,
+            "--format",
+            "{{.Version.Index}}",
+        ],
+    );
+
+    std::fs::write(dir.join("token.txt"), "second").unwrap();
+    write_stack(2);
+    let second = deploy();
+    assert_eq!(second.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "secret {}_token exists with other content",
+            stacks.names[0]
+        )),
+        "{stderr}"
+    );
+    let after = docker(
+        HOST,
+        &[
+            "service",
+            "inspect",
+            &service,
+            "--format",
+            "{{.Version.Index}}",
+        ],
+    );
+    assert_eq!(
+        after, version,
+        "the service was changed although the deploy was refused"
+    );
+    drop(stacks);
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+}

@@ -178,8 +178,10 @@ pub async fn deploy(
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Outcome, DeployError> {
-    let stack = request.stack.as_str();
-    // Networks first: service specs name them, and the engine stores their ids.
+    // Secrets and configs first: a changed file is refused before anything is created. Then
+    // networks: service specs name them, and the engine stores their ids.
+    let secrets = ensure_file_objects(engine, &spec.secrets, Kind::Secret, progress).await?;
+    let configs = ensure_file_objects(engine, &spec.configs, Kind::Config, progress).await?;
     let mut networks: HashMap<String, String> = engine
         .list_networks(None)
         .await?
@@ -205,8 +207,6 @@ pub async fn deploy(
         });
         networks.insert(network.name.clone(), created.id);
     }
-    let secrets = ensure_file_objects(engine, stack, &spec.secrets, Kind::Secret, progress).await?;
-    let configs = ensure_file_objects(engine, stack, &spec.configs, Kind::Config, progress).await?;
 
     let mut digests: HashMap<String, Option<String>> = HashMap::new();
     let mut targets = Vec::new();
@@ -901,11 +901,15 @@ enum Kind {
     Config,
 }
 
+/// Label on the secrets and configs swarmkeeper creates: the SHA-256 of their content, so that a
+/// changed file is noticed (Swarm cannot change a secret's or config's data in place).
+pub const LABEL_DATA_SHA256: &str = "swarmkeeper.data-sha256";
+
 /// Creates the stack's secrets or configs that do not exist yet; returns every one's id by
-/// name (external ones included).
+/// name (external ones included). A file whose content differs from the object of the same name
+/// stops the deploy before anything is created: deploying would silently keep the old content.
 async fn ensure_file_objects(
     engine: &Engine,
-    _stack: &str,
     wanted: &[swarmkeeper_compose::spec::FileObjectCreate],
     kind: Kind,
     progress: &mut dyn FnMut(Progress<'_>),
@@ -914,21 +918,46 @@ async fn ensure_file_objects(
         Kind::Secret => engine.list_secrets(None).await?,
         Kind::Config => engine.list_configs(None).await?,
     };
-    let mut ids: BTreeMap<String, String> = existing.into_iter().map(|o| (o.name, o.id)).collect();
     let word = match kind {
         Kind::Secret => "secret",
         Kind::Config => "config",
     };
+    let mut to_create = Vec::new();
     for object in wanted {
-        if ids.contains_key(&object.name) {
-            continue;
-        }
-        let mut body = serde_json::to_value(object).expect("a file object serialises");
-        if !object.file.is_empty() {
-            let data = std::fs::read(&object.file).map_err(|e| {
+        let data = if object.file.is_empty() {
+            None
+        } else {
+            Some(std::fs::read(&object.file).map_err(|e| {
                 DeployError::Input(format!("{word} {}: {}: {e}", object.name, object.file))
-            })?;
+            })?)
+        };
+        let digest = data.as_deref().map(sha256_hex);
+        match existing.iter().find(|o| o.name == object.name) {
+            Some(current) => match (current.labels.get(LABEL_DATA_SHA256), &digest) {
+                (Some(have), Some(want)) if have != want => {
+                    return Err(DeployError::Input(format!(
+                        "{word} {} exists with other content than {}, and Swarm cannot change \
+                         a {word} in place: give the changed {word} a new name in the file \
+                         (for example `name: {}_v2`)",
+                        object.name, object.file, object.name
+                    )));
+                }
+                (None, Some(_)) => progress(Progress::Warning(&format!(
+                    "{word} {} was not created by swarmkeeper: whether {} still matches it \
+                     cannot be checked",
+                    object.name, object.file
+                ))),
+                _ => {}
+            },
+            None => to_create.push((object, data, digest)),
+        }
+    }
+    let mut ids: BTreeMap<String, String> = existing.into_iter().map(|o| (o.name, o.id)).collect();
+    for (object, data, digest) in to_create {
+        let mut body = serde_json::to_value(object).expect("a file object serialises");
+        if let (Some(data), Some(digest)) = (data, digest) {
             body["Data"] = Value::String(base64(&data));
+            body["Labels"][LABEL_DATA_SHA256] = Value::String(digest);
         }
         let created = match kind {
             Kind::Secret => engine.create_secret(&body).await?,
