@@ -1,0 +1,77 @@
+//! The session cookie's `Set-Cookie` value, written out by hand so the server's framework
+//! cannot quietly drop an attribute.
+
+use jiff::SignedDuration;
+
+/// The `__Host-` prefix makes browsers refuse the cookie unless it is `Secure`, has `Path=/`
+/// and no `Domain`: a sibling subdomain or a plain-HTTP page cannot set or shadow it.
+pub const SESSION_COOKIE_NAME: &str = "__Host-swarmkeeper_session";
+
+/// `Set-Cookie` value for a session. `HttpOnly` keeps scripts (an XSS) from reading it;
+/// `SameSite=Strict` keeps other sites' links and forms from sending it; `Secure` keeps it off
+/// plain HTTP (browsers treat `http://localhost` as secure, so local use still works).
+pub fn session_cookie(token: &str, max_age: SignedDuration) -> String {
+    format!(
+        "{SESSION_COOKIE_NAME}={token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",
+        max_age.as_secs().max(0)
+    )
+}
+
+/// `Set-Cookie` value that makes the browser forget the session at logout.
+pub fn clear_session_cookie() -> String {
+    session_cookie("", SignedDuration::ZERO)
+}
+
+/// The session token in a request's `Cookie` header, if it carries one.
+pub fn session_token_from_cookie_header(cookie_header: &str) -> Option<&str> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE_NAME)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_has_exactly_the_secure_attributes() {
+        assert_eq!(
+            session_cookie("sks_00ff", SignedDuration::from_hours(12)),
+            "__Host-swarmkeeper_session=sks_00ff; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=43200"
+        );
+    }
+
+    #[test]
+    fn clearing_sends_an_empty_value_that_expires_at_once() {
+        assert_eq!(
+            clear_session_cookie(),
+            "__Host-swarmkeeper_session=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0"
+        );
+        assert_eq!(
+            session_cookie("x", SignedDuration::from_secs(-5)),
+            "__Host-swarmkeeper_session=x; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0"
+        );
+    }
+
+    #[test]
+    fn the_session_token_is_found_among_other_cookies() {
+        let header = "theme=dark; __Host-swarmkeeper_session=sks_abc; other=1";
+        assert_eq!(session_token_from_cookie_header(header), Some("sks_abc"));
+        assert_eq!(
+            session_token_from_cookie_header("__Host-swarmkeeper_session=sks_abc"),
+            Some("sks_abc")
+        );
+        assert_eq!(
+            session_token_from_cookie_header("swarmkeeper_session=sks_abc"),
+            None
+        );
+        assert_eq!(
+            session_token_from_cookie_header("__Host-swarmkeeper_session="),
+            None
+        );
+        assert_eq!(session_token_from_cookie_header(""), None);
+    }
+}

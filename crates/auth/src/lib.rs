@@ -1,0 +1,43 @@
+//! The security decisions of `swarmkeeper server`, kept apart from HTTP so each can be tested on
+//! its own and read in one place:
+//!
+//! - [`Role`], [`Action`] and [`allowed`]: who may do what, as one table.
+//! - [`hash_password`], [`verify_login`]: argon2id PHC strings and a length policy.
+//! - [`NewApiToken`], [`ApiToken`]: personal tokens `skt_<id>_<secret>`, shown once, stored as
+//!   SHA-256, compared in constant time, revocable, with an optional expiry.
+//! - [`NewSession`], [`SessionPolicy`]: session tokens hashed at rest, idle and absolute expiry.
+//! - [`csrf_token`], [`verify_csrf`], [`needs_csrf`]: CSRF tokens derived from the session.
+//! - [`LoginLimiter`]: failed-login limiting per username and client, with `now` passed in.
+//! - [`bootstrap`]: the first admin from a secret, the environment or a one-time setup token.
+//! - [`session_cookie`]: the exact `Set-Cookie` value.
+//! - [`store`]: the tables for all of it in the server's SQLite file, with an append-only audit log.
+//!
+//! Nothing here reads a clock: every function that depends on time takes `now`.
+
+mod bootstrap;
+mod cookie;
+mod csrf;
+mod password;
+mod ratelimit;
+mod role;
+pub mod store;
+mod token;
+
+pub use bootstrap::{
+    bootstrap, initial_admin_password, Bootstrap, SetupToken, ADMIN_PASSWORD_ENV,
+    ADMIN_PASSWORD_SECRET_FILE, INITIAL_ADMIN_NAME,
+};
+pub use cookie::{
+    clear_session_cookie, session_cookie, session_token_from_cookie_header, SESSION_COOKIE_NAME,
+};
+pub use csrf::{csrf_token, needs_csrf, verify_csrf, Credential, CSRF_FORM_FIELD, CSRF_HEADER};
+pub use password::{
+    check_password_policy, hash_password, verify_login, verify_password, PasswordError,
+    MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
+};
+pub use ratelimit::{LimitPolicy, LoginDecision, LoginKey, LoginLimiter};
+pub use role::{allowed, Action, Role, UnknownRole};
+pub use token::{
+    api_token_id, bearer_token, ApiToken, NewApiToken, NewSession, SessionPolicy, TokenHash,
+    TokenRejection, API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX,
+};

@@ -1,0 +1,190 @@
+use std::fmt;
+use std::str::FromStr;
+
+/// What a user may do. Each role includes everything the roles below it may do, so the order
+/// of the variants is the order of privilege.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?}: expected viewer, operator or admin")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// Everything the server offers that needs a role. A handler names its action and asks
+/// [`allowed`]; a new endpoint gets a new variant rather than borrowing a neighbour's, so the
+/// table below stays the one place that says who may do what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Nodes, disks, services, tasks, stacks.
+    ViewCluster,
+    /// Stack deploy history and the revisions a rollback could return to.
+    ViewDeployHistory,
+    /// Service and task logs.
+    ViewLogs,
+    Deploy,
+    Scale,
+    Redeploy,
+    Rollback,
+    ChangeOwnPassword,
+    /// Create, list and revoke one's own personal API tokens.
+    ManageOwnTokens,
+    /// Create, disable and change the role of users; revoke anyone's tokens and sessions.
+    ManageUsers,
+    ManageSettings,
+    ViewAudit,
+}
+
+impl Action {
+    pub const ALL: [Action; 12] = [
+        Action::ViewCluster,
+        Action::ViewDeployHistory,
+        Action::ViewLogs,
+        Action::Deploy,
+        Action::Scale,
+        Action::Redeploy,
+        Action::Rollback,
+        Action::ChangeOwnPassword,
+        Action::ManageOwnTokens,
+        Action::ManageUsers,
+        Action::ManageSettings,
+        Action::ViewAudit,
+    ];
+
+    /// The name written to the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ViewCluster => "view-cluster",
+            Action::ViewDeployHistory => "view-deploy-history",
+            Action::ViewLogs => "view-logs",
+            Action::Deploy => "deploy",
+            Action::Scale => "scale",
+            Action::Redeploy => "redeploy",
+            Action::Rollback => "rollback",
+            Action::ChangeOwnPassword => "change-own-password",
+            Action::ManageOwnTokens => "manage-own-tokens",
+            Action::ManageUsers => "manage-users",
+            Action::ManageSettings => "manage-settings",
+            Action::ViewAudit => "view-audit",
+        }
+    }
+
+    /// The least role that may take this action: the whole permission table.
+    pub fn minimum_role(self) -> Role {
+        match self {
+            Action::ViewCluster | Action::ViewDeployHistory => Role::Viewer,
+            // Personal tokens carry their owner's role, so a viewer's token for a read-only CI
+            // job grants nothing a viewer's password does not.
+            Action::ChangeOwnPassword | Action::ManageOwnTokens => Role::Viewer,
+            // Logs are operator-only: applications print connection strings and tokens there.
+            Action::ViewLogs => Role::Operator,
+            Action::Deploy | Action::Scale | Action::Redeploy | Action::Rollback => Role::Operator,
+            // The audit log names every user and what they touched: admin business.
+            Action::ManageUsers | Action::ManageSettings | Action::ViewAudit => Role::Admin,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether `role` may take `action`.
+pub fn allowed(role: Role, action: Action) -> bool {
+    role >= action.minimum_role()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_role_and_action_matches_the_expected_matrix() {
+        // Columns: viewer, operator, admin. Written out in full rather than derived, so a
+        // change to `minimum_role` has to be made twice, on purpose.
+        let expected: [(Action, [bool; 3]); 12] = [
+            (Action::ViewCluster, [true, true, true]),
+            (Action::ViewDeployHistory, [true, true, true]),
+            (Action::ViewLogs, [false, true, true]),
+            (Action::Deploy, [false, true, true]),
+            (Action::Scale, [false, true, true]),
+            (Action::Redeploy, [false, true, true]),
+            (Action::Rollback, [false, true, true]),
+            (Action::ChangeOwnPassword, [true, true, true]),
+            (Action::ManageOwnTokens, [true, true, true]),
+            (Action::ManageUsers, [false, false, true]),
+            (Action::ManageSettings, [false, false, true]),
+            (Action::ViewAudit, [false, false, true]),
+        ];
+        let listed: Vec<Action> = expected.iter().map(|(action, _)| *action).collect();
+        assert_eq!(
+            listed,
+            Action::ALL,
+            "the matrix must list every action once"
+        );
+        for (action, row) in expected {
+            for (role, want) in Role::ALL.into_iter().zip(row) {
+                assert_eq!(allowed(role, action), want, "{role} / {action}");
+            }
+        }
+    }
+
+    #[test]
+    fn roles_are_ordered_by_privilege() {
+        assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
+    }
+
+    #[test]
+    fn role_names_round_trip_and_unknown_names_are_refused() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        let err = "Admin".parse::<Role>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown role \"Admin\": expected viewer, operator or admin"
+        );
+    }
+
+    #[test]
+    fn action_names_are_distinct() {
+        let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Action::ALL.len());
+    }
+}
