@@ -17,7 +17,7 @@ LOG=${SWARMKEEPER_DOCKERD_LOG:-/var/log/swarmkeeper-dockerd.log}
 WAIT=${SWARMKEEPER_ENGINE_WAIT:-60}
 SOCK=/var/run/docker.sock
 PIDFILE=/var/run/docker.pid
-PACKAGES=(docker.io busybox-static iproute2)
+PACKAGES=(docker.io busybox-static iproute2 docker-registry)
 
 say() { echo "ensure-engine: $*" >&2; }
 die() { echo "ensure-engine: error: $*" >&2; exit 1; }

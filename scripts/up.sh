@@ -1,53 +1,56 @@
 #!/usr/bin/env bash
-# Brings up a local single-node swarm (installing and starting Docker if needed) and runs the
-# swarmkeeper agent on it as a host daemon. Idempotent: run it again after a rebuild and the
-# agent is restarted with the new binary. Run as root. `scripts/down.sh` stops the agent.
+# Brings up a local single-node swarm (installing and starting Docker if needed) and runs
+# swarmkeeper on it the way it runs in production: the agent as a global service from
+# deploy/swarmkeeper.yml, in its `FROM scratch` image. Idempotent: run it again after a change
+# and the service is updated (with rollback on failure). Run as root. `scripts/down.sh` removes
+# the stack; the swarm stays.
 #
-# Environment:
-#   SWARMKEEPER_LISTEN     where the agent serves /metrics and /healthz (default 127.0.0.1:9465)
-#   SWARMKEEPER_STATE_DIR  the agent's state (default /var/lib/swarmkeeper)
-#   other SWARMKEEPER_…    policy settings, passed to the agent as they are (see README)
+# Environment: every SWARMKEEPER_… setting of deploy/swarmkeeper.yml (README, "Policy").
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
-
-export SWARMKEEPER_LISTEN=${SWARMKEEPER_LISTEN:-127.0.0.1:9465}
-export SWARMKEEPER_STATE_DIR=${SWARMKEEPER_STATE_DIR:-/var/lib/swarmkeeper}
-PIDFILE=/run/swarmkeeper-agent.pid
-LOG=/var/log/swarmkeeper-agent.log
-BIN=target/release/swarmkeeper
 
 say() { echo "up: $*" >&2; }
 
 bash scripts/ensure-engine.sh
-command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 command -v cargo >/dev/null || { say "error: cargo (Rust 1.89 or newer) is needed to build swarmkeeper"; exit 1; }
-say "building swarmkeeper (release)"
-cargo build --release --quiet -p swarmkeeper-cli
 
-bash scripts/down.sh
-say "starting the agent on $SWARMKEEPER_LISTEN (log: $LOG)"
-setsid "$BIN" agent </dev/null >>"$LOG" 2>&1 &
-echo $! >"$PIDFILE"
-for _ in $(seq 50); do
-    if curl -fsS "http://$SWARMKEEPER_LISTEN/healthz" >/dev/null 2>&1; then
-        break
-    fi
-    kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { tail -n 20 "$LOG" >&2; say "error: the agent exited"; exit 1; }
-    sleep 0.1
+say "building the swarmkeeper image (static binary, FROM scratch)"
+image=$(bash packaging/build-image.sh | tail -n 1)
+# A local image has no registry digest: tag it by content, so that a rebuild is a new version
+# for the service and an unchanged one is not.
+id=$(docker image inspect --format '{{.Id}}' "$image")
+local_tag="swarmkeeper:local-${id#sha256:}"
+local_tag=${local_tag:0:30}
+docker tag "$image" "$local_tag"
+
+say "deploying the stack (deploy/swarmkeeper.yml) with $local_tag"
+SWARMKEEPER_IMAGE=$local_tag docker stack deploy --resolve-image never -c deploy/swarmkeeper.yml swarmkeeper
+
+say "waiting for the agent to answer on 127.0.0.1:9465"
+bin=target/static/x86_64-unknown-linux-gnu/release/swarmkeeper
+for _ in $(seq 100); do
+    "$bin" healthcheck --listen 127.0.0.1:9465 >/dev/null 2>&1 && break
+    sleep 0.3
 done
+"$bin" healthcheck --listen 127.0.0.1:9465 >/dev/null || {
+    docker service ps --no-trunc swarmkeeper_agent >&2
+    say "error: the agent does not answer"
+    exit 1
+}
 
 echo
-docker node ls
+docker service ls --filter label=com.docker.stack.namespace=swarmkeeper
 echo
-"$BIN" disk
+"$bin" disk
 echo
-"$BIN" gc plan --state-dir "$SWARMKEEPER_STATE_DIR" | head -n 20
+"$bin" gc plan | head -n 20
 cat <<TXT
 
-swarmkeeper agent is running (pid $(cat "$PIDFILE")): GC on every pull and every 30 s.
-  metrics:   curl http://$SWARMKEEPER_LISTEN/metrics
-  disk:      $BIN disk
-  plan:      $BIN gc plan
-  log:       tail -f $LOG
-  stop:      scripts/down.sh
+swarmkeeper's agent runs on every node of this swarm (service swarmkeeper_agent).
+  metrics:   curl http://127.0.0.1:9465/metrics
+  logs:      $bin logs swarmkeeper_agent
+  disk:      $bin disk
+  plan:      $bin gc plan
+  lint:      $bin lint -c deploy/swarmkeeper.yml
+  remove:    scripts/down.sh
 TXT

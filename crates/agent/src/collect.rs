@@ -23,6 +23,8 @@ pub enum Trigger {
     Interval,
     /// An image was pulled or loaded.
     Pull,
+    /// The previous pass fell short; looking again, with backoff.
+    Retry,
     /// `swarmkeeper gc run`.
     Manual,
 }
@@ -33,6 +35,7 @@ impl Trigger {
             Trigger::Startup => "startup",
             Trigger::Interval => "interval",
             Trigger::Pull => "pull",
+            Trigger::Retry => "retry",
             Trigger::Manual => "manual",
         }
     }
@@ -116,7 +119,12 @@ pub async fn collect(
         bytes_freed: 0,
         shortfall_bytes: 0,
     };
-    let mut mode = PlanMode::Threshold;
+    // A retry finishes the job its pass started: down to the low threshold, even if the disk
+    // has meanwhile dropped below the high one (a pull's temporary files went away).
+    let mut mode = match trigger {
+        Trigger::Retry => PlanMode::Continue,
+        _ => PlanMode::Threshold,
+    };
     let mut space_needed = false;
     while outcome.rounds < MAX_ROUNDS {
         outcome.rounds += 1;

@@ -19,8 +19,11 @@ use tokio::time::{sleep_until, Instant};
 use crate::http::{self, Shared};
 use crate::{collect, AgentError, FirstSighting, Metrics, Node, Trigger};
 
-/// Pulls come in bursts (a stack update pulls several images); one pass answers the burst.
+/// Pulls come in bursts (a stack update pulls several images, a build tags many): a pass runs
+/// once the events have been quiet this long ...
 const PULL_DEBOUNCE: Duration = Duration::from_millis(250);
+/// ... or this long after the first of them, whichever comes first.
+const PULL_DEBOUNCE_MAX: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Events handled per database transaction.
 const EVENT_BATCH: usize = 512;
@@ -80,12 +83,17 @@ pub async fn run(
     tokio::spawn(follow_events(engine, signals));
 
     let mut next_pass = Instant::now();
+    // The first pull of a burst not yet answered by a pass, and when that pass is due.
+    let mut burst_started: Option<Instant> = None;
+    let mut pull_due: Option<Instant> = None;
     let mut trigger = Trigger::Startup;
     let mut backoff = Duration::from_secs(1);
     let mut batch = Vec::with_capacity(EVENT_BATCH);
     loop {
         tokio::select! {
-            () = sleep_until(next_pass) => {
+            () = sleep_until(pull_due.map_or(next_pass, |due| due.min(next_pass))) => {
+                burst_started = None;
+                pull_due = None;
                 match collect(&mut node, &config.policy, trigger).await {
                     Ok(outcome) => {
                         engine_up.store(true, Ordering::Relaxed);
@@ -107,7 +115,7 @@ pub async fn run(
                             );
                         }
                         node.first_sighting = FirstSighting::Now;
-                        trigger = Trigger::Interval;
+                        trigger = if outcome.fell_short() { Trigger::Retry } else { Trigger::Interval };
                         // A pass that fell short may have met images still being pulled or
                         // too young: look again soon, backing off, rather than a whole interval
                         // later with the disk still full.
@@ -137,11 +145,14 @@ pub async fn run(
                     // The follower only stops when the runtime does.
                     return Ok(());
                 }
-                if let Some(soon) = handle_signals(&mut node, &mut batch) {
-                    if trigger != Trigger::Startup {
+                if let Some(soon) = handle_signals(&mut node, &mut batch).await {
+                    // A pending startup pass or retry already does more than a pull asks.
+                    if trigger == Trigger::Interval {
                         trigger = soon;
                     }
-                    next_pass = next_pass.min(Instant::now() + PULL_DEBOUNCE);
+                    let now = Instant::now();
+                    let first = *burst_started.get_or_insert(now);
+                    pull_due = Some((now + PULL_DEBOUNCE).min(first + PULL_DEBOUNCE_MAX));
                 }
             }
             () = &mut shutdown => {
@@ -174,7 +185,7 @@ async fn wait_for_engine(engine: &Engine, metrics: &Metrics, engine_up: &AtomicB
 }
 
 /// Records image uses from container events; returns a trigger when a pass should run soon.
-fn handle_signals(node: &mut Node, batch: &mut Vec<Signal>) -> Option<Trigger> {
+async fn handle_signals(node: &mut Node, batch: &mut Vec<Signal>) -> Option<Trigger> {
     let mut trigger = None;
     let mut uses: Vec<(String, Timestamp)> = Vec::new();
     for signal in batch.drain(..) {
@@ -192,8 +203,17 @@ fn handle_signals(node: &mut Node, batch: &mut Vec<Signal>) -> Option<Trigger> {
                         "create" | "start" | "die" | "destroy"
                     ) =>
                 {
-                    if let Some(id) = event.image.as_deref().and_then(|r| node.resolve_image(r)) {
-                        uses.push((id.to_string(), event.time));
+                    let Some(reference) = event.image.as_deref() else {
+                        continue;
+                    };
+                    // An image pulled since the last pass is not in the node's index yet: a
+                    // container that starts and ends between two passes must still count.
+                    let id = match node.resolve_image(reference) {
+                        Some(id) => Some(id.to_string()),
+                        None => node.engine.image_id(reference).await.ok(),
+                    };
+                    if let Some(id) = id {
+                        uses.push((id, event.time));
                     }
                 }
                 _ => {}

@@ -31,6 +31,8 @@ enum Command {
     Disk(commands::disk::DiskArgs),
     /// Run the node agent: GC on every pull and on a timer, Prometheus metrics.
     Agent(commands::agent::AgentArgs),
+    /// Ask a running agent whether it is healthy (for the healthcheck of its container).
+    Healthcheck(commands::healthcheck::HealthcheckArgs),
     /// Check stack files for settings that make deploys unsafe, before `docker stack deploy`.
     Lint(commands::lint::LintArgs),
     /// Deploy a stack with safe defaults, live progress and stack-wide rollback on failure.
@@ -44,11 +46,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    ignore_empty_settings();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Gc(command) => commands::gc::run(command),
         Command::Disk(args) => commands::disk::run(args),
         Command::Agent(args) => commands::agent::run(args),
+        Command::Healthcheck(args) => commands::healthcheck::run(args),
         Command::Lint(args) => commands::lint::run(args),
         Command::Deploy(args) => commands::deploy::run(args),
         Command::Rollback(args) => commands::rollback::run(args),
@@ -56,4 +60,14 @@ fn main() -> ExitCode {
         Command::Logs(args) => commands::logs::run(args),
     };
     exit::report(result)
+}
+
+/// An empty `SWARMKEEPER_…` variable counts as unset, so a stack file can pass `${VAR:-}`
+/// through. Runs first, before any thread exists.
+fn ignore_empty_settings() {
+    for (name, value) in std::env::vars_os() {
+        if value.is_empty() && name.to_string_lossy().starts_with("SWARMKEEPER_") {
+            std::env::remove_var(name);
+        }
+    }
 }

@@ -229,3 +229,35 @@ fn agent_setup_problems_are_usage_errors() {
         stderr(&out)
     );
 }
+
+#[test]
+fn empty_settings_count_as_unset() {
+    let out = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+        .env("SWARMKEEPER_PRUNE_STANDALONE_CONTAINERS", "")
+        .env("SWARMKEEPER_FS_PATH", "")
+        .env("SWARMKEEPER_HIGH_THRESHOLD", "")
+        .args([
+            "gc",
+            "plan",
+            "--snapshot",
+            &fixture("contract-snapshot.json"),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["high_threshold_percent"], 85);
+}
+
+#[test]
+fn healthcheck_fails_when_no_agent_answers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = swarmkeeper(&["healthcheck", "--listen", &format!("127.0.0.1:{port}")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not answer"), "{}", stderr(&out));
+}

@@ -275,3 +275,21 @@ fn a_missing_file_or_flag_is_a_usage_error() {
     let output = swarmkeeper_in(&dir, &["lint"], &[]);
     assert_eq!(output.status.code(), Some(2), "clap's usage error");
 }
+
+#[test]
+fn the_shipped_stack_file_has_no_findings() {
+    let file = format!(
+        "{}/../../deploy/swarmkeeper.yml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+        .args(["lint", "-c", &file])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no findings"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -143,6 +143,14 @@ impl Engine {
             .map_err(|e| self.raw.decode_error(&path, e))
     }
 
+    /// The id of the image a reference (`name:tag`, `name@sha256:…`, `name:tag@sha256:…`)
+    /// names on this engine now.
+    pub async fn image_id(&self, reference: &str) -> Result<String, EngineError> {
+        let path = format!("/images/{}/json", encode(reference, REFERENCE_CHARS));
+        let inspect: wire::ImageInspect = self.raw.get_json(&path).await?;
+        Ok(inspect.id)
+    }
+
     /// Deletes an image without force, the way the kubelet's docker shim did: each reference the
     /// image has now (`DELETE /images/{tag}`, tags first, then `repo@sha256:…` digests), then
     /// the image by ID; not-found at any step counts as done, so deleting an image twice

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod deploy;
 pub mod disk;
 pub mod gc;
+pub mod healthcheck;
 pub mod history;
 pub mod lint;
 pub mod logs;

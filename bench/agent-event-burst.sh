@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The agent's memory around bursts of 10,000 engine events on a node with 1,000 images.
+#
+# A lab engine (lab/small-engine.sh, 512m tmpfs) gets 1,000 distinct images (one generated
+# docker-archive: a shared busybox layer, a distinct config each). The agent starts with
+# thresholds that delete nothing (--high-threshold 100 --low-threshold 99 --min-age 1h
+# --interval 1h), then BURSTS bursts of 10,000 events each are sent over the engine's socket
+# by 4 threads (bench/lib/agent_burst.py): 2 x 1,920 image tag/untag, 2 x 2,879 container
+# create/destroy from the images' tags, 100 full container runs (create, start, die,
+# destroy), and a marker container whose image no other event names. For each burst: the
+# agent's VmRSS before, right after and 10 s after, VmHWM, RssAnon; when the agent had
+# recorded the marker's use in its state database (it handles events in order, so then it
+# has worked through the burst); when its CPU time stopped moving; its CPU time; the GC
+# passes the burst triggered (from /metrics); the engine's CPU time. Then the same burst
+# once more with no agent running, for the engine's CPU without it.
+#
+# Usage: bench/agent-event-burst.sh     (as root, after scripts/ensure-engine.sh)
+# Env:   BURSTS (3), EVENTS (10000), IMAGES (1000), BASELINE (1: also the burst without the
+#        agent), SWARMKEEPER, BENCH_KEEP (see bench/lib/common.sh)
+# Needs: docker CLI, dockerd, python3. Takes: about 2 minutes with the defaults.
+set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+
+BURSTS=${BURSTS:-3}
+EVENTS=${EVENTS:-10000}
+IMAGES=${IMAGES:-1000}
+BASELINE=${BASELINE:-1}
+NAME=skbburst
+
+need_root
+need_cmd docker "run scripts/ensure-engine.sh"
+need_cmd python3 "apt-get install -y python3"
+SK=$(swarmkeeper_bin)
+
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+bench_tmp
+T=$BENCH_TMP
+
+say "starting a lab engine (512m tmpfs) and loading $IMAGES images"
+lab_up "$NAME" 512m
+HOST=$LAB_HOST
+export DOCKER_HOST=$HOST
+load_images "$HOST" --count "$IMAGES" --prefix bench/n --no-unique-layer
+[[ $(docker images -q | wc -l) -eq $IMAGES ]] || die "expected $IMAGES images on the lab engine"
+ENGINE_PID=$(cat "/run/swarmkeeper-lab/$NAME/docker.pid")
+
+say "agent + $BURSTS burst(s) of $EVENTS events"
+python3 "$BENCH_LIB/agent_burst.py" --agent "$SK" --state-dir "$T/state" --prefix bench/n \
+    --images "$IMAGES" --events "$EVENTS" --bursts "$BURSTS" --engine-pid "$ENGINE_PID" \
+    --log "$T/agent.log" --pidfile "$T/agent.pid" >"$T/agent.json"
+baseline=()
+if [[ $BASELINE == 1 ]]; then
+    say "the same burst with no agent running"
+    python3 "$BENCH_LIB/agent_burst.py" --prefix bench/n --images "$IMAGES" --events "$EVENTS" \
+        --engine-pid "$ENGINE_PID" >"$T/baseline.json"
+    baseline=("$T/baseline.json")
+fi
+
+echo
+echo "== agent-event-burst =="
+echo "machine: $(machine_line)"
+echo "engine:  $(engine_version "$HOST"), lab tmpfs 512m"
+echo "binary:  $SK ($("$SK" --version)); bench scripts from $(source_line)"
+echo "agent:   $SK agent --high-threshold 100 --low-threshold 99 --min-age 1h --interval 1h --listen 127.0.0.1:PORT --state-dir TMP"
+python3 "$BENCH_LIB/burst_report.py" "$T/agent.json" "${baseline[@]}"

@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""The agent's memory and catch-up time around a burst of engine events.
+
+    agent_burst.py --agent BIN --state-dir DIR --prefix bench/n --images 1000 [--events 10000]
+
+Expects the engine at $DOCKER_HOST to hold images PREFIX:0 .. PREFIX:(images-1). Starts
+`BIN agent` with thresholds that delete nothing (--high-threshold 100 --low-threshold 99
+--min-age 1h --interval 1h: only the events make it act), waits for its startup pass, then
+sends the burst from several threads, each with its own connection to the engine:
+
+  - image `tag` + `untag` pairs: POST /images/PREFIX:i/tag?repo=bench/alias&tag=K, then
+    DELETE /images/bench/alias:K (the image keeps its own tag, so only an untag event);
+  - container `create` + `destroy` pairs (create, then DELETE) from PREFIX:i;
+  - a few full runs (`create`, `start`, `die`, `destroy`) of `busybox true`;
+
+then one `create` + `destroy` of a marker container from PREFIX:(images-1), an image no
+other event names. The agent handles events in order, so once the state database shows a
+last-used time for the marker image, it has worked through the whole burst. A follower of the
+engine's /events of our own counts the events actually emitted (the engine keeps only its
+last 256 events for `since`/`until` queries, so they cannot be counted afterwards).
+
+Without --agent, only the burst is sent: the engine's time and CPU without an agent, as a
+baseline. Prints one JSON object.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import random
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from engine import Engine  # noqa: E402
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmHWM:", "VmRSS:", "RssAnon:", "RssFile:")):
+                k, v = line.split(":", 1)
+                out[k] = int(v.split()[0])
+    return out
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def metrics(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'^swarmkeeper_gc_runs_total\{trigger="([^"]+)"\} (\S+)$', line)
+        if m:
+            out[m.group(1)] = int(float(m.group(2)))
+    return out
+
+
+def last_used(db, image_id):
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute("SELECT last_used FROM images WHERE id = ?", (image_id,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+class EventCounter(threading.Thread):
+    """Follows the engine's /events (as the agent does) and counts image and container events
+    by action until the marker container's `destroy`."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.counts = {}
+        self.marker = None
+        self.done = threading.Event()
+        self.ready = threading.Event()
+
+    def run(self):
+        e = Engine()
+        flt = urllib.parse.quote(json.dumps({"type": ["container", "image"]}))
+        e.conn.request("GET", f"{e.prefix}/events?filters={flt}")
+        resp = e.conn.getresponse()
+        self.ready.set()
+        while True:
+            line = resp.readline()
+            if not line:
+                break
+            if not line.strip():
+                continue
+            ev = json.loads(line)
+            key = f"{ev.get('Type')}/{ev.get('Action')}"
+            self.counts[key] = self.counts.get(key, 0) + 1
+            if key == "container/destroy" and self.marker and ev.get("id") == self.marker:
+                break
+        self.done.set()
+        e.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def send_burst(a, plan, marker, engine_pid):
+    """Sends the planned events, then the marker; returns (seconds, engine CPU seconds, event
+    counter)."""
+    local = threading.local()
+
+    def one(item):
+        kind, k = item
+        if not hasattr(local, "e"):
+            local.e = Engine()
+        en = local.e
+        image = f"{a.prefix}:{k % (a.images - 1)}"
+        if kind == "tag":
+            en.tag(image, "bench/alias", str(k))
+            en.untag(f"bench/alias:{k}")
+        elif kind == "container":
+            en.remove(en.create(image, ["/bin/busybox", "true"]))
+        else:
+            cid = en.create(image, ["/bin/busybox", "true"])
+            en.start(cid)
+            en.wait(cid)
+            en.remove(cid)
+
+    counter = EventCounter()
+    counter.start()
+    counter.ready.wait(10)
+    engine_cpu0 = cpu_seconds(engine_pid) if engine_pid else None
+    b0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(a.workers) as pool:
+        list(pool.map(one, plan, chunksize=16))
+    en = Engine()
+    cid = en.create(marker, ["/bin/busybox", "true"])
+    counter.marker = cid
+    en.remove(cid)
+    en.close()
+    took = time.monotonic() - b0
+    engine_cpu = cpu_seconds(engine_pid) - engine_cpu0 if engine_pid else None
+    return took, engine_cpu, counter
+
+
+def one_burst(a, plan, marker, marker_id, pid, port, db):
+    """One burst against the running agent: its memory before, right after and `settle` s after,
+    how long until it recorded the marker's use and went idle, its CPU time and GC passes."""
+    out = {"before": status(pid)}
+    cpu_before = cpu_seconds(pid)
+    runs_before = metrics(port)
+    marker_before = last_used(db, marker_id)
+
+    # Peak VmRSS during the burst and the catch-up, sampled every 50 ms.
+    peak = {"VmRSS": 0}
+    sampling = threading.Event()
+
+    def sampler():
+        while not sampling.is_set():
+            try:
+                peak["VmRSS"] = max(peak["VmRSS"], status(pid)["VmRSS"])
+            except OSError:
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=sampler, daemon=True).start()
+    took, engine_cpu, counter = send_burst(a, plan, marker, a.engine_pid)
+    b1 = time.monotonic()
+    out["right_after"] = status(pid)
+
+    # Catching up: the marker's use recorded, then the agent's CPU at rest for 1 s.
+    caught_up = idle_at = None
+    last_cpu, last_change = cpu_seconds(pid), time.monotonic()
+    while time.monotonic() < b1 + 120:
+        now = time.monotonic()
+        if caught_up is None:
+            used = last_used(db, marker_id)
+            if used is not None and (marker_before is None or used > marker_before):
+                caught_up = now - b1
+        c = cpu_seconds(pid)
+        if c != last_cpu:
+            last_cpu, last_change = c, now
+        elif now - last_change >= 1.0 and caught_up is not None:
+            idle_at = last_change - b1
+            break
+        time.sleep(0.02)
+    sampling.set()
+    out["caught_up_s"] = caught_up
+    out["cpu_idle_after_s"] = idle_at
+    out["agent_cpu_s"] = cpu_seconds(pid) - cpu_before
+    out["peak_vmrss_sampled"] = peak["VmRSS"]
+    runs_after = metrics(port)
+    out["gc_runs"] = {k: runs_after.get(k, 0) - runs_before.get(k, 0) for k in runs_after}
+    while time.monotonic() < b1 + a.settle:
+        time.sleep(0.1)
+    out["after_settle"] = status(pid)
+    out["settle_s"] = a.settle
+    out["burst_s"] = took
+    if engine_cpu is not None:
+        out["engine_cpu_s_during_burst"] = engine_cpu
+    counter.done.wait(30)
+    out["engine_events"] = dict(sorted(counter.counts.items()))
+    out["engine_events_total"] = sum(counter.counts.values())
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--agent", help="the swarmkeeper binary; without it, only the burst (a baseline)")
+    p.add_argument("--state-dir")
+    p.add_argument("--prefix", required=True)
+    p.add_argument("--images", type=int, required=True)
+    p.add_argument("--events", type=int, default=10000)
+    p.add_argument("--runs", type=int, default=100, help="full container runs (4 events each)")
+    p.add_argument("--container-share", type=float, default=0.6,
+                   help="share of the other events that are container create/destroy")
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--settle", type=float, default=10)
+    p.add_argument("--bursts", type=int, default=1, help="bursts in a row against the same agent")
+    p.add_argument("--log", default=os.devnull)
+    p.add_argument("--engine-pid", type=int, help="dockerd's pid, to report its CPU time")
+    p.add_argument("--pidfile", help="write the agent's pid here (removed when it is stopped)")
+    a = p.parse_args()
+
+    # The event mix.
+    rest = a.events - 4 * a.runs - 2  # the marker's create + destroy
+    container_pairs = int(rest * a.container_share) // 2
+    tag_pairs = (rest - 2 * container_pairs) // 2
+    plan = ([("tag", k) for k in range(tag_pairs)] + [("container", k) for k in range(container_pairs)]
+            + [("run", k) for k in range(a.runs)])
+    random.Random(7).shuffle(plan)
+    marker = f"{a.prefix}:{a.images - 1}"
+    out = {"events_planned": a.events, "tag_pairs": tag_pairs, "container_pairs": container_pairs,
+           "runs": a.runs, "images": a.images, "agent": bool(a.agent)}
+
+    if not a.agent:
+        took, engine_cpu, counter = send_burst(a, plan, marker, a.engine_pid)
+        counter.done.wait(30)
+        out["bursts"] = [{
+            "burst_s": took, "engine_cpu_s_during_burst": engine_cpu,
+            "engine_events": dict(sorted(counter.counts.items())),
+            "engine_events_total": sum(counter.counts.values()),
+        }]
+        print(json.dumps(out))
+        return
+
+    e = Engine()
+    marker_id = e.request("GET", f"/images/{urllib.parse.quote(marker, safe='')}/json")["Id"]
+    e.close()
+    port = free_port()
+    db = os.path.join(a.state_dir, "swarmkeeper.db")
+    log = open(a.log, "wb")
+    agent = subprocess.Popen(
+        [a.agent, "agent", "--listen", f"127.0.0.1:{port}", "--state-dir", a.state_dir,
+         "--interval", "1h", "--min-age", "1h", "--high-threshold", "100", "--low-threshold", "99"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    pid = agent.pid
+    if a.pidfile:
+        with open(a.pidfile, "w") as f:
+            f.write(f"{pid}\n")
+    try:
+        t0 = time.monotonic()
+        while metrics(port).get("startup", 0) < 1:
+            if agent.poll() is not None:
+                raise SystemExit(f"the agent exited with {agent.returncode}; see {a.log}")
+            if time.monotonic() - t0 > 60:
+                raise SystemExit("the agent's startup pass did not finish in 60 s")
+            time.sleep(0.05)
+        out["startup_pass_s"] = time.monotonic() - t0
+        time.sleep(2)
+        out["before"] = status(pid)
+        out["bursts"] = []
+
+        for _ in range(a.bursts):
+            out["bursts"].append(one_burst(a, plan, marker, marker_id, pid, port, db))
+    finally:
+        if agent.poll() is None:
+            os.killpg(pid, signal.SIGTERM)
+            try:
+                agent.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(pid, signal.SIGKILL)
+                agent.wait()
+        if a.pidfile:
+            os.unlink(a.pidfile)
+    out["agent_exit"] = agent.returncode
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

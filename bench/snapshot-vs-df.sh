@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `swarmkeeper gc snapshot` vs `docker system df -v` on the same engine, with hyperfine.
+#
+# A throwaway lab engine (1g tmpfs data root, lab/small-engine.sh) gets 300 images (a shared
+# busybox layer plus a 1 KiB layer of its own each, loaded from one generated docker-archive)
+# and 100 containers (60 exited, 35 created, 5 running `sleep`). Then:
+#   - steady state: `gc snapshot` with a state database that already knows every image,
+#     vs `docker system df -v`, with the engine's own `GET /system/df` through curl as the
+#     floor both stand on (hyperfine -N, warmup 3);
+#   - first run: `gc snapshot` with an empty state directory (it inspects every image it
+#     does not know; the directory is removed before each run) vs `docker system df -v`.
+# Each comparison runs ROUNDS times with RUNS runs per command, the order of the commands
+# reversed every other round so that a busy neighbour on a shared machine hurts both alike;
+# the runs are pooled.
+#
+# Usage: bench/snapshot-vs-df.sh          (as root, after scripts/ensure-engine.sh)
+# Env:   RUNS (10), ROUNDS (4), IMAGES (300), SWARMKEEPER, BENCH_KEEP (see bench/lib/common.sh)
+# Needs: docker CLI, dockerd, hyperfine (apt-get install -y hyperfine), python3, curl.
+# Takes: about 1 minute.
+set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+
+RUNS=${RUNS:-10}
+ROUNDS=${ROUNDS:-4}
+IMAGES=${IMAGES:-300}
+EXITED=60 CREATED=35 RUNNING=5
+
+need_root
+need_cmd docker "run scripts/ensure-engine.sh"
+need_cmd hyperfine "apt-get install -y hyperfine"
+need_cmd python3 "apt-get install -y python3"
+need_cmd curl "apt-get install -y curl"
+SK=$(swarmkeeper_bin)
+
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+bench_tmp
+T=$BENCH_TMP
+say "starting a lab engine with a 1g tmpfs data root"
+lab_up skbsnap 1g
+HOST=$LAB_HOST
+export DOCKER_HOST=$HOST
+say "loading $IMAGES images"
+load_images "$HOST" --count "$IMAGES" --prefix bench/img --bytes 1024
+say "creating $((EXITED + CREATED + RUNNING)) containers ($EXITED exited, $CREATED created, $RUNNING running)"
+python3 "$BENCH_LIB/containers.py" --prefix bench/img --images "$IMAGES" \
+    --exited "$EXITED" --created "$CREATED" --running "$RUNNING"
+
+images=$(docker images -q | wc -l)
+containers=$(docker ps -aq | wc -l)
+"$SK" gc snapshot --state-dir "$T/state" -o "$T/snapshot.json"
+snap_bytes=$(stat -c %s "$T/snapshot.json")
+
+# The machine may be shared: each comparison runs in ROUNDS rounds of RUNS runs per command,
+# the order of the commands reversed every other round, and the runs are pooled.
+SNAP_STEADY=(-n "swarmkeeper gc snapshot (steady state)" "$SK gc snapshot --state-dir $T/state -o /dev/null")
+DF=(-n "docker system df -v" "docker system df -v")
+FLOOR=(-n "(floor: GET /system/df alone, curl)" "curl -sf --unix-socket ${HOST#unix://} -o /dev/null http://engine/v1.41/system/df")
+SNAP_FIRST=(-n "swarmkeeper gc snapshot (first run)" "$SK gc snapshot --state-dir $T/first -o /dev/null")
+steady=() first=()
+for round in $(seq 1 "$ROUNDS"); do
+    say "round $round/$ROUNDS, steady state: gc snapshot (state known) vs docker system df -v"
+    if ((round % 2)); then cmds=("${SNAP_STEADY[@]}" "${DF[@]}" "${FLOOR[@]}"); else cmds=("${FLOOR[@]}" "${DF[@]}" "${SNAP_STEADY[@]}"); fi
+    hyperfine -N --style basic --warmup 3 --runs "$RUNS" --export-json "$T/steady-$round.json" "${cmds[@]}" >&2
+    steady+=("$T/steady-$round.json")
+    say "round $round/$ROUNDS, first run: gc snapshot with an empty state directory"
+    if ((round % 2)); then cmds=("${SNAP_FIRST[@]}" "${DF[@]}"); else cmds=("${DF[@]}" "${SNAP_FIRST[@]}"); fi
+    hyperfine --style basic --runs "$RUNS" --prepare "rm -rf $T/first" --export-json "$T/first-$round.json" "${cmds[@]}" >&2
+    first+=("$T/first-$round.json")
+done
+
+echo
+echo "== snapshot-vs-df =="
+echo "machine: $(machine_line)"
+echo "engine:  $(engine_version "$HOST"), lab data root tmpfs 1g"
+echo "binary:  $SK ($("$SK" --version)); bench scripts from $(source_line)"
+echo "node:    $images images, $containers containers ($EXITED exited, $CREATED created, $RUNNING running); snapshot $snap_bytes bytes"
+python3 "$BENCH_LIB/hfreport.py" "steady state ($ROUNDS rounds x $RUNS runs, warmup 3 per round)" "${steady[@]}"
+python3 "$BENCH_LIB/hfreport.py" "first run (state dir removed before each run; $ROUNDS rounds x $RUNS runs)" "${first[@]}"
