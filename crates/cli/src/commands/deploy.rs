@@ -1,20 +1,21 @@
 //! `swarmkeeper deploy -c FILE… STACK`: deploy a stack like `docker stack deploy`, with safe
 //! defaults, live progress, and a stack-wide rollback when any service fails.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use swarmkeeper_compose::{load, stack_spec, Environment, SourceFile};
-use swarmkeeper_deploy::{sha256_hex, DeployError, Options, Outcome, Progress, Request};
+use swarmkeeper_compose::stack_spec;
+use swarmkeeper_deploy::{DeployError, Options, Outcome, Progress, Request};
 use swarmkeeper_engine::Engine;
 use swarmkeeper_gc::parse_duration;
 use swarmkeeper_rollout::ServiceState;
-use swarmkeeper_store::{FileDigest, Store};
+use swarmkeeper_store::Store;
 
+use super::{load_stack_files, StackFiles};
 use crate::exit::{block_on, CmdResult, Failure};
 
 #[derive(Args)]
@@ -105,38 +106,7 @@ fn rustix_uid() -> u32 {
 }
 
 pub fn run(args: DeployArgs) -> CmdResult {
-    let mut texts = Vec::with_capacity(args.files.len());
-    let mut digests = Vec::new();
-    for path in &args.files {
-        let bytes =
-            std::fs::read(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-        digests.push(FileDigest {
-            path: path.display().to_string(),
-            sha256: sha256_hex(&bytes),
-        });
-        texts.push(
-            String::from_utf8(bytes)
-                .map_err(|_| Failure::Usage(format!("{}: not UTF-8 text", path.display())))?,
-        );
-    }
-    let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
-    let sources: Vec<SourceFile> = names
-        .iter()
-        .zip(&texts)
-        .map(|(name, text)| SourceFile { name, text })
-        .collect();
-    let variables: HashMap<String, String> = std::env::vars().collect();
-    let working_dir = args.files[0]
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let read_file = |path: &str| std::fs::read_to_string(path);
-    let environment = Environment {
-        variables: &variables,
-        working_dir,
-        read_file: &read_file,
-    };
-    let stack = load(&sources, &environment).map_err(|e| Failure::Usage(e.to_string()))?;
+    let StackFiles { stack, digests, .. } = load_stack_files(&args.files)?;
     let spec = stack_spec(&args.stack, &stack).map_err(|e| {
         Failure::Usage(format!(
             "{}:{}:{}: {}",

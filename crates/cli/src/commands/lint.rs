@@ -1,15 +1,15 @@
 //! `swarmkeeper lint -c FILE… [--format table|json|sarif]`: load stack files as
 //! `docker stack deploy` would, and report the settings that make deploys unsafe.
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde_json::{json, Value};
-use swarmkeeper_compose::{load, Environment, SourceFile};
 use swarmkeeper_lint::{has_errors, lint, rule, Finding, Severity, RULES};
 
+use super::{load_stack_files, StackFiles};
 use crate::exit::{CmdResult, Failure};
 use crate::format;
 
@@ -39,32 +39,7 @@ enum OutputFormat {
 }
 
 pub fn run(args: LintArgs) -> CmdResult {
-    let mut texts = Vec::with_capacity(args.files.len());
-    for path in &args.files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-        texts.push(text);
-    }
-    let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
-    let sources: Vec<SourceFile> = names
-        .iter()
-        .zip(&texts)
-        .map(|(name, text)| SourceFile { name, text })
-        .collect();
-    let variables: HashMap<String, String> = std::env::vars().collect();
-    // Relative paths are relative to the first file's directory, as in the docker CLI.
-    let working_dir = args.files[0]
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let read_file = |path: &str| std::fs::read_to_string(path);
-    let environment = Environment {
-        variables: &variables,
-        working_dir,
-        read_file: &read_file,
-    };
-    let stack = load(&sources, &environment).map_err(|e| Failure::Usage(e.to_string()))?;
-
+    let StackFiles { names, stack, .. } = load_stack_files(&args.files)?;
     let findings = lint(&stack);
     match args.format {
         OutputFormat::Table => print_table(&findings, names.len()),

@@ -60,3 +60,54 @@ impl NodeArgs {
         Ok(Node::new(engine, store, fs_path, info.root_dir))
     }
 }
+
+/// The stack files of `-c FILE…`, read and parsed as the docker CLI would: merged in order,
+/// `${VAR}` from this process's environment, relative paths from the first file's directory.
+pub struct StackFiles {
+    pub names: Vec<String>,
+    pub stack: swarmkeeper_compose::Stack,
+    /// Each file's SHA-256, for the deploy history.
+    pub digests: Vec<swarmkeeper_store::FileDigest>,
+}
+
+pub fn load_stack_files(files: &[PathBuf]) -> Result<StackFiles, Failure> {
+    let mut texts = Vec::with_capacity(files.len());
+    let mut digests = Vec::with_capacity(files.len());
+    for path in files {
+        let bytes =
+            std::fs::read(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+        digests.push(swarmkeeper_store::FileDigest {
+            path: path.display().to_string(),
+            sha256: swarmkeeper_deploy::sha256_hex(&bytes),
+        });
+        texts.push(
+            String::from_utf8(bytes)
+                .map_err(|_| Failure::Usage(format!("{}: not UTF-8 text", path.display())))?,
+        );
+    }
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    let sources: Vec<swarmkeeper_compose::SourceFile> = names
+        .iter()
+        .zip(&texts)
+        .map(|(name, text)| swarmkeeper_compose::SourceFile { name, text })
+        .collect();
+    let variables: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let working_dir = files
+        .first()
+        .and_then(|f| f.parent())
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let read_file = |path: &str| std::fs::read_to_string(path);
+    let environment = swarmkeeper_compose::Environment {
+        variables: &variables,
+        working_dir,
+        read_file: &read_file,
+    };
+    let stack = swarmkeeper_compose::load(&sources, &environment)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    Ok(StackFiles {
+        names,
+        stack,
+        digests,
+    })
+}
