@@ -334,3 +334,128 @@ fn a_changed_secret_file_is_refused_before_anything_changes() {
     drop(stacks);
     let _ = Command::new("docker").args(["rmi", &image]).output();
 }
+
+/// A `docker-registry` (Debian's registry v2) on a loopback port, stopped when dropped.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+    dir: std::path::PathBuf,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let dir = tempdir("registry");
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed (scripts/ensure-engine.sh)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the registry did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Registry { child, addr, dir }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+#[test]
+fn images_are_pinned_to_the_registry_digest() {
+    let registry = Registry::start();
+    let pid = std::process::id() % 100_000;
+    let stacks = Stacks {
+        names: [format!("skpin{pid}"), format!("skpin{pid}unused")],
+        dir: tempdir("pin"),
+    };
+    let dir = &stacks.dir;
+    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n",
+    )
+    .unwrap();
+    let image = format!("{}/skpin:1", registry.addr);
+    let out = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", &image])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    docker(HOST, &["push", "-q", &image]);
+    let pushed = docker(
+        HOST,
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .RepoDigests 0}}",
+            &image,
+        ],
+    );
+    let digest = pushed.split_once('@').unwrap().1.to_string();
+
+    let file = dir.join("stack.yml");
+    std::fs::write(
+        &file,
+        format!("services:\n  app:\n    image: {image}\n    stop_grace_period: 1s\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+        .env("DOCKER_HOST", HOST)
+        .args(["deploy", "--progress", "plain", "--timeout", "60s"])
+        .args(["--state-dir", dir.join("state").to_str().unwrap()])
+        .args(["-c", file.to_str().unwrap(), &stacks.names[0]])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deployed = docker(
+        HOST,
+        &[
+            "service",
+            "inspect",
+            &format!("{}_app", stacks.names[0]),
+            "--format",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        ],
+    );
+    assert_eq!(deployed, format!("{image}@{digest}"));
+    drop(stacks);
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+}
