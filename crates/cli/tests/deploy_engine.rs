@@ -362,15 +362,23 @@ fn rollback_to_restores_an_older_revision() {
     let (ok, _) = images();
     let stack = Stack::new("revs");
     for rev in 1..=2 {
-        let file = stack.file(
-            &format!("v{rev}.yml"),
-            &stack_file(&[service("web", ok, rev, "")]),
-        );
+        // Revision 2 adds a service that revision 1 did not have.
+        let mut services = vec![service("web", ok, rev, "")];
+        if rev == 2 {
+            services.push(service("extra", ok, rev, ""));
+        }
+        let file = stack.file(&format!("v{rev}.yml"), &stack_file(&services));
         let out = stack.deploy(&file, &[]);
         assert!(out.status.success(), "{}", text(&out));
     }
     let out = stack.run(&["rollback", &stack.name, "--to", "1", "--progress", "plain"]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("{}_extra is not part of revision 1", stack.name)),
+        "{}",
+        text(&out)
+    );
     assert!(stack
         .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
         .contains("REV=1"));

@@ -302,6 +302,17 @@ pub async fn rollback(
         "re-applying revision {} of {stack} ({}, {} by {})",
         record.revision, record.outcome, record.started_at, record.by
     )));
+    // Removing a service is not undone by a later rollback: say so and leave it to the
+    // operator rather than delete what the revision does not mention.
+    for service in engine.list_services(Some(stack)).await? {
+        if !targets.iter().any(|t| t.name == service.name) {
+            progress(Progress::Warning(&format!(
+                "{} is not part of revision {}: it stays as it is (`docker service rm {}` \
+                 removes it)",
+                service.name, record.revision, service.name
+            )));
+        }
+    }
     run(
         engine,
         Some(store),
