@@ -82,6 +82,47 @@ struct Stacks {
     dir: std::path::PathBuf,
 }
 
+impl Stacks {
+    /// Builds `image` from scratch with busybox in this test's folder; with `sleep`, its
+    /// command keeps the task running.
+    fn build_image(&self, image: &str, sleep: bool) {
+        std::fs::copy("/bin/busybox", self.dir.join("busybox")).unwrap();
+        let cmd = if sleep {
+            "CMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            self.dir.join("Dockerfile"),
+            format!("FROM scratch\nCOPY busybox /bin/busybox\n{cmd}"),
+        )
+        .unwrap();
+        let out = Command::new("docker")
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "-q", "-t", image])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `swarmkeeper deploy` of `file` as the first stack, with this test's state directory.
+    fn deploy(&self, file: &std::path::Path, extra: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+            .env("DOCKER_HOST", HOST)
+            .args(["deploy", "--progress", "plain", "--timeout", "60s"])
+            .args(extra)
+            .args(["--state-dir", self.dir.join("state").to_str().unwrap()])
+            .args(["-c", file.to_str().unwrap(), &self.names[0]])
+            .output()
+            .unwrap()
+    }
+}
+
 impl Drop for Stacks {
     fn drop(&mut self) {
         for name in &self.names {
@@ -146,28 +187,13 @@ fn specs(stack: &str) -> Vec<(String, Value)> {
 fn specs_equal_those_of_docker_stack_deploy() {
     let pid = std::process::id() % 100_000;
     let stacks = Stacks {
-        names: [format!("skcmpd{pid}"), format!("skcmps{pid}")],
+        // Ours first (`Stacks::deploy` deploys the first), then docker's.
+        names: [format!("skcmps{pid}"), format!("skcmpd{pid}")],
         dir: tempdir("compat"),
     };
     let dir = &stacks.dir;
-    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\n",
-    )
-    .unwrap();
     let image = format!("skcompat{pid}:1");
-    let out = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "-t", &image])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stacks.build_image(&image, false);
     std::fs::write(dir.join("token.txt"), "s3cret").unwrap();
     std::fs::write(dir.join("settings.conf"), "level=debug\n").unwrap();
     let file = dir.join("stack.yml");
@@ -182,7 +208,7 @@ fn specs_equal_those_of_docker_stack_deploy() {
             "never",
             "-c",
             file,
-            &stacks.names[0],
+            &stacks.names[1],
         ])
         .output()
         .unwrap();
@@ -191,24 +217,10 @@ fn specs_equal_those_of_docker_stack_deploy() {
         "{}",
         String::from_utf8_lossy(&docker_deploy.stderr)
     );
-    let ours = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
-        .env("DOCKER_HOST", HOST)
-        .args([
-            "deploy",
-            "--no-safe-defaults",
-            "--no-resolve-image",
-            "--progress",
-            "plain",
-        ])
-        .args([
-            "--state-dir",
-            dir.join("state").to_str().unwrap(),
-            "--timeout",
-            "60s",
-        ])
-        .args(["-c", file, &stacks.names[1]])
-        .output()
-        .unwrap();
+    let ours = stacks.deploy(
+        std::path::Path::new(file),
+        &["--no-safe-defaults", "--no-resolve-image"],
+    );
     assert!(
         ours.status.success(),
         "{}{}",
@@ -216,8 +228,8 @@ fn specs_equal_those_of_docker_stack_deploy() {
         String::from_utf8_lossy(&ours.stderr)
     );
 
-    let theirs = specs(&stacks.names[0]);
-    let mine = specs(&stacks.names[1]);
+    let theirs = specs(&stacks.names[1]);
+    let mine = specs(&stacks.names[0]);
     assert_eq!(theirs.len(), 2);
     for ((name, a), (_, b)) in theirs.iter().zip(&mine) {
         assert_eq!(
@@ -239,24 +251,8 @@ fn a_changed_secret_file_is_refused_before_anything_changes() {
         dir: tempdir("secret-change"),
     };
     let dir = &stacks.dir;
-    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n",
-    )
-    .unwrap();
     let image = format!("sksecret{pid}:1");
-    let out = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "-t", &image])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stacks.build_image(&image, true);
     let file = dir.join("stack.yml");
     let write_stack = |rev: u32| {
         std::fs::write(
@@ -269,22 +265,7 @@ fn a_changed_secret_file_is_refused_before_anything_changes() {
         )
         .unwrap();
     };
-    let deploy = || {
-        Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
-            .env("DOCKER_HOST", HOST)
-            .args([
-                "deploy",
-                "--no-resolve-image",
-                "--progress",
-                "plain",
-                "--timeout",
-                "60s",
-            ])
-            .args(["--state-dir", dir.join("state").to_str().unwrap()])
-            .args(["-c", file.to_str().unwrap(), &stacks.names[0]])
-            .output()
-            .unwrap()
-    };
+    let deploy = || stacks.deploy(&file, &["--no-resolve-image"]);
     std::fs::write(dir.join("token.txt"), "first").unwrap();
     write_stack(1);
     let first = deploy();
@@ -396,24 +377,8 @@ fn images_are_pinned_to_the_registry_digest() {
         dir: tempdir("pin"),
     };
     let dir = &stacks.dir;
-    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n",
-    )
-    .unwrap();
     let image = format!("{}/skpin:1", registry.addr);
-    let out = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "-t", &image])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stacks.build_image(&image, true);
     docker(HOST, &["push", "-q", &image]);
     let pushed = docker(
         HOST,
@@ -433,13 +398,7 @@ fn images_are_pinned_to_the_registry_digest() {
         format!("services:\n  app:\n    image: {image}\n    stop_grace_period: 1s\n"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
-        .env("DOCKER_HOST", HOST)
-        .args(["deploy", "--progress", "plain", "--timeout", "60s"])
-        .args(["--state-dir", dir.join("state").to_str().unwrap()])
-        .args(["-c", file.to_str().unwrap(), &stacks.names[0]])
-        .output()
-        .unwrap();
+    let out = stacks.deploy(&file, &[]);
     assert!(
         out.status.success(),
         "{}",

@@ -214,17 +214,7 @@ impl Engine {
         &self,
         since: Option<Timestamp>,
     ) -> BoxStream<'static, Result<EngineEvent, EngineError>> {
-        let mut path = format!(
-            "/events?filters={}",
-            encode(r#"{"type":["container","image"]}"#, b"")
-        );
-        if let Some(since) = since {
-            path.push_str(&format!(
-                "&since={}.{:09}",
-                since.as_second(),
-                since.subsec_nanosecond()
-            ));
-        }
+        let path = events_path(r#"{"type":["container","image"]}"#, since);
         let raw = self.raw.clone();
         self.raw
             .get_lines(path)
@@ -239,4 +229,17 @@ impl Engine {
             })
             .boxed()
     }
+}
+
+/// `GET /events` for the given filters, from `since` (to the nanosecond) when given.
+pub(crate) fn events_path(filters: &str, since: Option<Timestamp>) -> String {
+    let mut path = format!("/events?filters={}", encode(filters, b""));
+    if let Some(since) = since {
+        path.push_str(&format!(
+            "&since={}.{:09}",
+            since.as_second(),
+            since.subsec_nanosecond()
+        ));
+    }
+    path
 }

@@ -305,14 +305,7 @@ impl Engine {
         &self,
         since: Option<Timestamp>,
     ) -> BoxStream<'static, Result<ServiceEvent, EngineError>> {
-        let mut path = format!("/events?filters={}", encode(r#"{"type":["service"]}"#, b""));
-        if let Some(since) = since {
-            path.push_str(&format!(
-                "&since={}.{:09}",
-                since.as_second(),
-                since.subsec_nanosecond()
-            ));
-        }
+        let path = crate::events_path(r#"{"type":["service"]}"#, since);
         let raw = self.raw.clone();
         self.raw
             .get_lines(path)
