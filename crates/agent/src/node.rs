@@ -22,8 +22,9 @@ const INSPECT_CONCURRENCY: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirstSighting {
     /// The image was there before swarmkeeper looked: take the engine's record of its arrival
-    /// (when its config reached the image store, or was last tagged; else when it was built),
-    /// so that a first run can collect old images at once without taking a fresh pull.
+    /// (when its config reached the image store; where the data root cannot be read, when it
+    /// was last tagged, else built), so that a first run can collect old images at once
+    /// without taking a fresh pull.
     EngineArrival,
     /// swarmkeeper has been watching, so the image has just arrived (the kubelet's "first
     /// detected"): it is protected by min-age from now on.
@@ -123,9 +124,12 @@ impl Node {
                 let root_dir = &self.root_dir;
                 stream::iter(&unknown)
                     .map(|i| async move {
-                        let tagged = engine.image_arrival(&i.id).await.unwrap_or(i.created);
-                        let stored = layout::image_stored_at(root_dir, &i.id);
-                        let arrival = stored.map_or(tagged, |s| s.max(tagged));
+                        // The image store's record is a file's mtime: no request to the engine,
+                        // which matters on a first run over thousands of images.
+                        let arrival = match layout::image_stored_at(root_dir, &i.id) {
+                            Some(stored) => stored,
+                            None => engine.image_arrival(&i.id).await.unwrap_or(i.created),
+                        };
                         (i.id.as_str(), arrival.min(now))
                     })
                     .buffer_unordered(INSPECT_CONCURRENCY)
