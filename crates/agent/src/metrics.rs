@@ -110,12 +110,12 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    pub fn observe_disk(&self, fs: &Filesystem, images: usize) {
+    pub fn observe_disk(&self, fs: &Filesystem, images: u64) {
         self.usage_percent
             .set(usage_percent(fs.capacity_bytes, fs.available_bytes).into());
         self.capacity_bytes.set(fs.capacity_bytes);
         self.available_bytes.set(fs.available_bytes);
-        self.images.set(images as i64);
+        self.images.set(i64::try_from(images).unwrap_or(i64::MAX));
     }
 
     pub fn engine_up(&self, up: bool) {

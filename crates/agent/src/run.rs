@@ -100,7 +100,7 @@ pub async fn run(
                         metrics.engine_up(true);
                         metrics.record_run(&outcome);
                         if let Ok(fs) = node.measure() {
-                            metrics.observe_disk(&fs, node.store.images().map_or(0, |i| i.len()));
+                            metrics.observe_disk(&fs, node.store.image_count().unwrap_or(0));
                         }
                         if !outcome.deleted.is_empty() || !outcome.removed_containers.is_empty() || outcome.fell_short() {
                             tracing::info!(

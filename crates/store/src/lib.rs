@@ -149,6 +149,17 @@ impl Store {
         self.wrap(rows.collect())
     }
 
+    /// How many images the store remembers (those present on the node at the last look).
+    pub fn image_count(&self) -> Result<u64, StoreError> {
+        self.wrap(
+            self.conn
+                .query_row("SELECT count(*) FROM images", [], |row| {
+                    row.get::<_, i64>(0)
+                }),
+        )
+        .map(|n| n as u64)
+    }
+
     pub fn image(&self, id: &str) -> Result<Option<ImageRecord>, StoreError> {
         self.wrap(
             self.conn
@@ -358,6 +369,7 @@ mod tests {
             .unwrap();
         let rec = store.images().unwrap()["sha256:b"];
         assert_eq!(rec.first_seen, t("2026-11-26T12:00:00Z"));
+        assert_eq!(store.image_count().unwrap(), 1);
     }
 
     #[test]
