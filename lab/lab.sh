@@ -24,6 +24,8 @@
 # manager, .32L+2+K worker K. No namespace has a route anywhere else.
 # Runs as root. Never touches the host engine (/var/run/docker.sock) or its swarm.
 set -euo pipefail
+# shellcheck source=lab/lib.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 set -E
 
 ROOT=/run/swarmkeeper-swarm
@@ -44,36 +46,6 @@ usage() {
 }
 
 # --- small helpers ----------------------------------------------------------------------
-alive() { # a live process, not a zombie
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ $st != Z* ]]
-}
-
-wait_gone() { # wait_gone SECS PID...
-    local secs=$1 end p any
-    shift
-    end=$((SECONDS + secs))
-    while :; do
-        any=
-        for p in "$@"; do
-            if alive "$p"; then any=1; fi
-        done
-        [[ -z $any ]] && return 0
-        ((SECONDS >= end)) && return 1
-        sleep 0.1
-    done
-}
-
-# Close every fd above 2 (a caller's pipes, our locks) in a subshell about to exec a daemon.
-close_fds() {
-    local fd
-    for fd in "/proc/$BASHPID/fd/"*; do
-        fd=${fd##*/}
-        if ((fd > 2)); then eval "exec $fd>&-"; fi
-    done
-}
-
 check_name() {
     [[ $1 =~ ^[a-z0-9]{1,12}$ ]] || die "bad lab name '$1': use 1-12 of [a-z0-9]"
 }

@@ -14,6 +14,8 @@
 # under /run/swarmkeeper-lab/NAME. It never touches the main engine (/var/run/docker.sock).
 # Runs as root.
 set -euo pipefail
+# shellcheck source=lab/lib.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
 ROOT=/run/swarmkeeper-lab
 WAIT_SECS=${SWARMKEEPER_LAB_WAIT_SECS:-60}
@@ -90,36 +92,6 @@ lab_pids() {
         done < <(cgroup_dirs)
         grep -lsaF -- "$DIR/" /proc/[0-9]*/cmdline | cut -d/ -f3
     } | grep -E '^[0-9]+$' | grep -vx "$$" | sort -un || true
-}
-
-wait_gone() { # wait_gone SECS PID...
-    local secs=$1 end p alive
-    shift
-    end=$((SECONDS + secs))
-    while :; do
-        alive=
-        for p in "$@"; do
-            if alive "$p"; then alive=1; fi
-        done
-        [[ -z $alive ]] && return 0
-        ((SECONDS >= end)) && return 1
-        sleep 0.1
-    done
-}
-
-# Close every fd above 2 (a caller's pipes, our locks) in a subshell about to exec.
-close_fds() {
-    local fd
-    for fd in "/proc/$BASHPID/fd/"*; do
-        fd=${fd##*/}
-        if ((fd > 2)); then eval "exec $fd>&-"; fi
-    done
-}
-
-alive() { # a live process, not a zombie
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ $st != Z* ]]
 }
 
 # A failed start leaves nothing behind but a copy of the daemon's log.
