@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::model::{
-    DeployMode, FileObjectDefinition, FileReference, MountType, NetworkDefinition, Service,
-    ServiceVolume, VolumeDefinition,
+    DeployMode, External, FileObjectDefinition, FileReference, MountType, NetworkDefinition,
+    Service, ServiceVolume, VolumeDefinition,
 };
 use crate::spec::{
     self, ConfigReference, ContainerSpec, DnsConfig, Driver, EndpointSpec, FileObjectCreate,
@@ -236,41 +236,50 @@ pub fn stack_spec(namespace: &str, stack: &Stack) -> Result<StackSpec, Invalid> 
     })
 }
 
-/// The Engine name of a stack network: its `name`, the external name, or `STACK_key`.
-fn network_name(namespace: &str, key: &str, definition: &NetworkDefinition) -> String {
-    if let Some(name) = &definition.name {
+/// The Engine name of a stack network, volume, secret or config: its `name`, the external
+/// name, or `STACK_key`.
+fn object_name(
+    namespace: &str,
+    key: &str,
+    name: Option<&String>,
+    external: Option<&External>,
+) -> String {
+    if let Some(name) = name {
         return name.clone();
     }
-    match &definition.external {
+    match external {
         Some(external) if external.external => {
             external.name.clone().unwrap_or_else(|| key.to_string())
         }
         _ => format!("{namespace}_{key}"),
     }
+}
+
+fn network_name(namespace: &str, key: &str, definition: &NetworkDefinition) -> String {
+    object_name(
+        namespace,
+        key,
+        definition.name.as_ref(),
+        definition.external.as_ref(),
+    )
 }
 
 fn volume_name(namespace: &str, key: &str, definition: &VolumeDefinition) -> String {
-    if let Some(name) = &definition.name {
-        return name.clone();
-    }
-    match &definition.external {
-        Some(external) if external.external => {
-            external.name.clone().unwrap_or_else(|| key.to_string())
-        }
-        _ => format!("{namespace}_{key}"),
-    }
+    object_name(
+        namespace,
+        key,
+        definition.name.as_ref(),
+        definition.external.as_ref(),
+    )
 }
 
 fn file_object_name(namespace: &str, key: &str, definition: &FileObjectDefinition) -> String {
-    if let Some(name) = &definition.name {
-        return name.clone();
-    }
-    match &definition.external {
-        Some(external) if external.external => {
-            external.name.clone().unwrap_or_else(|| key.to_string())
-        }
-        _ => format!("{namespace}_{key}"),
-    }
+    object_name(
+        namespace,
+        key,
+        definition.name.as_ref(),
+        definition.external.as_ref(),
+    )
 }
 
 fn with_namespace(
