@@ -3,7 +3,8 @@
 //! [`Node`] observes one engine and turns what it sees into a GC [`swarmkeeper_gc::Snapshot`],
 //! remembering first-seen and last-used times in the state database; [`collect`] carries a plan
 //! out and re-measures the disk as it goes; [`run`] is the long-running agent that does both
-//! whenever the engine's events or the clock say so, and serves its metrics.
+//! whenever the engine's events or the clock say so, and serves its metrics; with a server, a
+//! [`Reporter`] posts what each pass saw to `swarmkeeper server`.
 
 mod collect;
 mod disk;
@@ -11,6 +12,7 @@ mod fs;
 mod http;
 mod metrics;
 mod node;
+mod report;
 mod run;
 
 pub use collect::{collect, DeletedImage, Failure, GcOutcome, RemovedContainer, Trigger};
@@ -18,6 +20,7 @@ pub use disk::disk_report;
 pub use fs::measure as measure_filesystem;
 pub use metrics::Metrics;
 pub use node::{Detail, FirstSighting, Node};
+pub use report::{post_report, ReportConfig, ReportError, ReportSecret, Reporter, ServerUrl};
 pub use run::{run, AgentConfig};
 
 use std::path::PathBuf;

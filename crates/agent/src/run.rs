@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use crate::http::{self, Shared};
-use crate::{collect, AgentError, FirstSighting, Metrics, Node, Trigger};
+use crate::{collect, AgentError, FirstSighting, Metrics, Node, ReportConfig, Reporter, Trigger};
 
 /// Pulls come in bursts (a stack update pulls several images, a build tags many): a pass runs
 /// once the events have been quiet this long ...
@@ -36,6 +36,8 @@ pub struct AgentConfig {
     /// The filesystem to measure; the engine's data root when `None`.
     pub fs_path: Option<PathBuf>,
     pub metrics_token: Option<String>,
+    /// Where to report this node after each pass; no reports when `None`.
+    pub report: Option<ReportConfig>,
 }
 
 enum Signal {
@@ -78,7 +80,11 @@ pub async fn run(
         () = &mut shutdown => return Ok(()),
     };
     let fs_path = config.fs_path.clone().unwrap_or_else(|| root_dir.clone());
-    let mut node = Node::new(engine.clone(), store, fs_path, root_dir);
+    let mut node = Node::new(engine.clone(), store, fs_path, root_dir.clone());
+    let reporter = config.report.clone().map(|report| {
+        tracing::info!(server = %report.server, "reporting to the server");
+        Reporter::start(report, &node, root_dir, &config.policy, config.interval)
+    });
     let (signals, mut incoming) = mpsc::channel(EVENT_BATCH * 2);
     tokio::spawn(follow_events(engine, signals));
 
@@ -115,6 +121,9 @@ pub async fn run(
                             );
                         }
                         node.first_sighting = FirstSighting::Now;
+                        if let Some(reporter) = &reporter {
+                            reporter.after_pass(&mut node, &config.policy, &outcome).await;
+                        }
                         trigger = if outcome.fell_short() { Trigger::Retry } else { Trigger::Interval };
                         // A pass that fell short may have met images still being pulled or
                         // too young: look again soon, backing off, rather than a whole interval

@@ -43,6 +43,9 @@ enum Command {
     History(commands::history::HistoryArgs),
     /// Show a service's or a stack's logs, merged across replicas.
     Logs(commands::logs::LogsArgs),
+    /// Serve the web dashboard and JSON API: nodes, disks, services, stacks, live logs,
+    /// deploys and rollbacks, users and roles.
+    Server(commands::server::ServerArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Rollback(args) => commands::rollback::run(args),
         Command::History(args) => commands::history::run(args),
         Command::Logs(args) => commands::logs::run(args),
+        Command::Server(args) => commands::server::run(args),
     };
     exit::report(result)
 }

@@ -35,6 +35,17 @@ pub enum EngineError {
         image: String,
         container: String,
     },
+    /// `scale_service` was asked to scale a service that has no replica count: a global service
+    /// (one task per node) or a job.
+    #[error("service {service} is {mode}: {reason} (Docker Engine at {host})")]
+    NotScalable {
+        host: String,
+        /// The service's name.
+        service: String,
+        /// `global`, `replicated-job` or `global-job`.
+        mode: String,
+        reason: String,
+    },
 }
 
 impl EngineError {

@@ -8,6 +8,7 @@ mod error;
 mod http;
 pub mod layout;
 mod model;
+mod nodes;
 mod swarm;
 mod wire;
 
@@ -21,6 +22,7 @@ pub use model::{
     EngineInfo, EventKind, SystemDf,
 };
 
+pub use nodes::SwarmNode;
 pub use swarm::{
     is_logs_unreadable, is_out_of_sequence, Created, LogLine, LogOptions, LogStream, Service,
     ServiceEvent, SwarmObject, Task, UpdateStatus, LOGS_UNREADABLE, STACK_NAMESPACE_LABEL,
@@ -83,7 +85,8 @@ impl Engine {
         }
     }
 
-    /// `GET /info`: data root, hostname, swarm node ID and version.
+    /// `GET /info`: data root, hostname, version, and the node's place in a swarm (node ID,
+    /// whether it is active and a manager).
     pub async fn info(&self) -> Result<EngineInfo, EngineError> {
         let info: wire::Info = self.raw.get_json("/info").await?;
         Ok(info.into())

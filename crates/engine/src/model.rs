@@ -15,6 +15,12 @@ pub struct EngineInfo {
     pub hostname: String,
     /// `Swarm.NodeID`; `None` when the engine is not part of a swarm.
     pub node_id: Option<String>,
+    /// `Swarm.LocalNodeState`: `inactive` (not in a swarm), `pending`, `active`, `error` or
+    /// `locked` (kept as text: the engine may know more states than this crate).
+    pub local_node_state: String,
+    /// `Swarm.ControlAvailable`: the node is a swarm manager, so the swarm API (services,
+    /// tasks, nodes) answers here.
+    pub is_manager: bool,
     /// `ServerVersion`, e.g. `20.10.24+dfsg1`.
     pub server_version: String,
 }

@@ -20,11 +20,17 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::http::encode;
-use crate::wire::engine_time;
+use crate::wire::{engine_time, nullable};
 use crate::{Engine, EngineError};
 
 /// Bounds one request/answer exchange (not a followed stream).
 const SWARM_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often [`Engine::scale_service`] and [`Engine::force_update_service`] read and send a
+/// service whose version keeps moving. Once more is not enough: Swarm's own updater bumps the
+/// version when it records an update's start (`UpdateStatus`), so a change sent right after
+/// another one can be out of sequence twice in a row (seen on 20.10 with two changes at once).
+const CHANGE_ATTEMPTS: u32 = 4;
 
 /// What the engine says when a service's log driver keeps nothing it can read back.
 pub const LOGS_UNREADABLE: &str = "configured logging driver does not support reading";
@@ -82,8 +88,23 @@ pub struct Task {
     pub err: String,
     pub timestamp: Option<Timestamp>,
     pub exit_code: Option<i64>,
+    /// `Status.ContainerStatus.ContainerID`: set once the node has created the container.
+    pub container_id: Option<String>,
+    /// `CreatedAt`: when Swarm made the task.
+    pub created_at: Option<Timestamp>,
     /// The task's own spec: the service's `TaskTemplate` when the task was made.
     pub spec: Value,
+}
+
+impl Task {
+    /// `Spec.ContainerSpec.Image`: the image the task runs, as Swarm pinned it (often
+    /// `name:tag@sha256:…`); empty when the spec names none.
+    pub fn image(&self) -> &str {
+        self.spec
+            .pointer("/ContainerSpec/Image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
 }
 
 /// A network, secret or config.
@@ -150,6 +171,35 @@ pub fn is_out_of_sequence(error: &EngineError) -> bool {
     matches!(error, EngineError::Api { message, .. } if message.contains("update out of sequence"))
 }
 
+/// `replicated`, `global`, `replicated-job` or `global-job` from a service spec's `Mode` (the
+/// engine's default, `replicated`, when it names none).
+fn service_mode(spec: &Value) -> String {
+    let mode = spec.get("Mode").and_then(Value::as_object);
+    let named = |key: &str| mode.is_some_and(|m| m.get(key).is_some_and(|v| !v.is_null()));
+    if named("Global") {
+        "global"
+    } else if named("ReplicatedJob") {
+        "replicated-job"
+    } else if named("GlobalJob") {
+        "global-job"
+    } else {
+        "replicated"
+    }
+    .to_string()
+}
+
+/// `value[key]`, made an empty object first when it is missing or not an object.
+fn ensure_object<'a>(value: &'a mut Value, key: &str) -> &'a mut Value {
+    if !value.is_object() {
+        *value = Value::Object(Default::default());
+    }
+    let entry = &mut value[key];
+    if !entry.is_object() {
+        *entry = Value::Object(Default::default());
+    }
+    entry
+}
+
 fn namespace_filter(key: &str, values: &[String]) -> String {
     let filter = serde_json::json!({ key: values });
     encode(&filter.to_string(), b"")
@@ -201,6 +251,81 @@ impl Engine {
         Ok(answer.warnings.unwrap_or_default())
     }
 
+    /// Sets a replicated service's replica count, like `docker service scale`: the current spec
+    /// with `Mode.Replicated.Replicas` changed, sent with the current version, read again and
+    /// retried when another update came in between ([`is_out_of_sequence`]). A global
+    /// service or a job has no replica count: [`EngineError::NotScalable`]. Returns the
+    /// engine's warnings.
+    pub async fn scale_service(&self, id: &str, replicas: u64) -> Result<Vec<String>, EngineError> {
+        self.change_service(id, |service, spec| {
+            let mode = service_mode(spec);
+            if mode != "replicated" {
+                return Err(EngineError::NotScalable {
+                    host: self.host().to_string(),
+                    service: service.to_string(),
+                    reason: if mode == "global" {
+                        "it runs one task per node and cannot be scaled".to_string()
+                    } else {
+                        "a job runs its tasks to completion and cannot be scaled".to_string()
+                    },
+                    mode,
+                });
+            }
+            ensure_object(ensure_object(spec, "Mode"), "Replicated")["Replicas"] =
+                Value::from(replicas);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Restarts every task of a service with an unchanged spec, like `docker service update
+    /// --force`: `TaskTemplate.ForceUpdate` goes up by one (the engine replaces a task whenever
+    /// its template differs), sent with the current version and retried on
+    /// [`is_out_of_sequence`]. The tasks are replaced following the service's update config.
+    /// Returns the engine's warnings.
+    pub async fn force_update_service(&self, id: &str) -> Result<Vec<String>, EngineError> {
+        self.change_service(id, |_, spec| {
+            let template = ensure_object(spec, "TaskTemplate");
+            let force = template
+                .get("ForceUpdate")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            template["ForceUpdate"] = Value::from(force + 1);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Reads the service, lets `change` edit its spec (given the service's name for messages)
+    /// and sends the result with the version read; when the version moved in between, does it
+    /// all again, up to [`CHANGE_ATTEMPTS`] times.
+    async fn change_service(
+        &self,
+        id: &str,
+        change: impl Fn(&str, &mut Value) -> Result<(), EngineError>,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let service = self.inspect_service(id).await?;
+            let mut spec = service.spec;
+            change(&service.name, &mut spec)?;
+            match self
+                .update_service(&service.id, service.version, &spec)
+                .await
+            {
+                Err(e) if attempts < CHANGE_ATTEMPTS && is_out_of_sequence(&e) => {
+                    tracing::debug!(
+                        service = id,
+                        attempts,
+                        "update out of sequence; reading the service again"
+                    );
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// `rollback=previous`: Swarm swaps `Spec` and `PreviousSpec` and rolls back with the
     /// service's rollback config. Needs the current spec and version, like the docker CLI sends.
     pub async fn rollback_service(&self, service: &Service) -> Result<Vec<String>, EngineError> {
@@ -221,16 +346,36 @@ impl Engine {
 
     /// The tasks of one service (by id or name), old ones included.
     pub async fn list_tasks(&self, service: &str) -> Result<Vec<Task>, EngineError> {
-        let path = format!(
+        self.tasks_at(&format!(
             "/tasks?filters={}",
             namespace_filter("service", &[service.to_string()])
-        );
-        let items: Vec<TaskWire> = self.raw.get_json(&path).await?;
+        ))
+        .await
+    }
+
+    /// Every task of every service, old ones included, in one request (`GET /tasks`): group by
+    /// [`Task::service_id`] rather than asking per service.
+    pub async fn list_all_tasks(&self) -> Result<Vec<Task>, EngineError> {
+        self.tasks_at("/tasks").await
+    }
+
+    /// The tasks Swarm assigned to one node (by id or hostname), old ones included. An unknown
+    /// node is an error for which [`EngineError::is_not_found`] holds.
+    pub async fn list_node_tasks(&self, node: &str) -> Result<Vec<Task>, EngineError> {
+        self.tasks_at(&format!(
+            "/tasks?filters={}",
+            namespace_filter("node", &[node.to_string()])
+        ))
+        .await
+    }
+
+    async fn tasks_at(&self, path: &str) -> Result<Vec<Task>, EngineError> {
+        let items: Vec<TaskWire> = self.raw.get_json(path).await?;
         items
             .into_iter()
             .map(TaskWire::into_task)
             .collect::<Result<_, _>>()
-            .map_err(|e| self.raw.decode_error(&path, e))
+            .map_err(|e| self.raw.decode_error(path, e))
     }
 
     /// Networks, all or a stack's (by label).
@@ -605,6 +750,8 @@ struct TaskWire {
     node_id: String,
     #[serde(rename = "DesiredState", default)]
     desired_state: String,
+    #[serde(rename = "CreatedAt", default, deserialize_with = "nullable")]
+    created_at: String,
     #[serde(rename = "Status", default)]
     status: TaskStatusWire,
     #[serde(rename = "Spec", default)]
@@ -627,12 +774,21 @@ struct TaskStatusWire {
 
 #[derive(Deserialize)]
 struct ContainerStatusWire {
+    #[serde(rename = "ContainerID", default, deserialize_with = "nullable")]
+    container_id: String,
     #[serde(rename = "ExitCode", default)]
     exit_code: Option<i64>,
 }
 
 impl TaskWire {
     fn into_task(self) -> Result<Task, String> {
+        let (exit_code, container_id) = match self.status.container {
+            Some(c) => (
+                c.exit_code,
+                Some(c.container_id).filter(|id| !id.is_empty()),
+            ),
+            None => (None, None),
+        };
         Ok(Task {
             id: self.id,
             service_id: self.service_id,
@@ -643,7 +799,9 @@ impl TaskWire {
             message: self.status.message,
             err: self.status.err,
             timestamp: engine_time(&self.status.timestamp)?,
-            exit_code: self.status.container.and_then(|c| c.exit_code),
+            exit_code,
+            container_id,
+            created_at: engine_time(&self.created_at)?,
             spec: self.spec,
         })
     }
@@ -814,6 +972,61 @@ mod tests {
         assert_eq!(buffer, b"rest");
         let lines = demultiplex(&mut buffer, false, true).unwrap();
         assert_eq!(lines[0].text, "rest");
+    }
+
+    #[test]
+    fn service_modes_are_told_apart() {
+        let mode = |m: Value| service_mode(&serde_json::json!({ "Mode": m }));
+        assert_eq!(
+            mode(serde_json::json!({"Replicated": {"Replicas": 2}})),
+            "replicated"
+        );
+        assert_eq!(mode(serde_json::json!({"Global": {}})), "global");
+        assert_eq!(
+            mode(serde_json::json!({"ReplicatedJob": {"MaxConcurrent": 1}})),
+            "replicated-job"
+        );
+        assert_eq!(mode(serde_json::json!({"GlobalJob": {}})), "global-job");
+        assert_eq!(
+            mode(serde_json::json!({"Global": null, "Replicated": {}})),
+            "replicated"
+        );
+        assert_eq!(
+            service_mode(&serde_json::json!({"Name": "x"})),
+            "replicated"
+        );
+    }
+
+    #[test]
+    fn missing_objects_are_made_and_present_ones_kept() {
+        let mut spec = serde_json::json!({"Name": "x", "Mode": {"Replicated": {"Replicas": 1, "Other": true}}});
+        ensure_object(ensure_object(&mut spec, "Mode"), "Replicated")["Replicas"] = 5.into();
+        assert_eq!(
+            spec["Mode"]["Replicated"],
+            serde_json::json!({"Replicas": 5, "Other": true})
+        );
+        let mut bare = serde_json::json!({"Name": "x", "TaskTemplate": null});
+        ensure_object(&mut bare, "TaskTemplate")["ForceUpdate"] = 1.into();
+        assert_eq!(
+            bare,
+            serde_json::json!({"Name": "x", "TaskTemplate": {"ForceUpdate": 1}})
+        );
+    }
+
+    #[test]
+    fn a_global_service_is_refused_with_a_clear_message() {
+        let error = EngineError::NotScalable {
+            host: "unix:///x".into(),
+            service: "web".into(),
+            mode: "global".into(),
+            reason: "it runs one task per node and cannot be scaled".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "service web is global: it runs one task per node and cannot be scaled \
+             (Docker Engine at unix:///x)"
+        );
+        assert!(!error.is_not_found() && !error.is_conflict() && !is_out_of_sequence(&error));
     }
 
     #[test]

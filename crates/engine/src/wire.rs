@@ -13,7 +13,7 @@ use crate::model::{
 };
 
 /// Treats `null` like an absent field; pair with `#[serde(default)]`.
-fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(crate) fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -72,8 +72,12 @@ pub(crate) struct Info {
 
 #[derive(Deserialize, Default)]
 struct InfoSwarm {
-    #[serde(rename = "NodeID", default)]
+    #[serde(rename = "NodeID", default, deserialize_with = "nullable")]
     node_id: String,
+    #[serde(rename = "LocalNodeState", default, deserialize_with = "nullable")]
+    local_node_state: String,
+    #[serde(rename = "ControlAvailable", default, deserialize_with = "nullable")]
+    control_available: bool,
 }
 
 impl From<Info> for EngineInfo {
@@ -82,6 +86,8 @@ impl From<Info> for EngineInfo {
             root_dir: PathBuf::from(info.root_dir),
             hostname: info.name,
             node_id: Some(info.swarm.node_id).filter(|id| !id.is_empty()),
+            local_node_state: info.swarm.local_node_state,
+            is_manager: info.swarm.control_available,
             server_version: info.server_version,
         }
     }
@@ -509,17 +515,33 @@ mod tests {
     #[test]
     fn info_inside_and_outside_a_swarm() {
         let json = r#"{"DockerRootDir":"/var/lib/docker","Name":"vm","ServerVersion":"20.10.24",
-                       "Swarm":{"NodeID":"lkuqb6oz","LocalNodeState":"active"}}"#;
+                       "Swarm":{"NodeID":"lkuqb6oz","LocalNodeState":"active",
+                                "ControlAvailable":true}}"#;
         let info = EngineInfo::from(serde_json::from_str::<Info>(json).unwrap());
         assert_eq!(info.root_dir, PathBuf::from("/var/lib/docker"));
         assert_eq!(info.hostname, "vm");
         assert_eq!(info.node_id.as_deref(), Some("lkuqb6oz"));
         assert_eq!(info.server_version, "20.10.24");
+        assert_eq!(info.local_node_state, "active");
+        assert!(info.is_manager);
 
         let json = r#"{"DockerRootDir":"/d","Name":"vm","ServerVersion":"20.10.24",
-                       "Swarm":{"NodeID":"","LocalNodeState":"inactive"}}"#;
+                       "Swarm":{"NodeID":"","LocalNodeState":"inactive",
+                                "ControlAvailable":false}}"#;
         let info = EngineInfo::from(serde_json::from_str::<Info>(json).unwrap());
         assert_eq!(info.node_id, None);
+        assert_eq!(info.local_node_state, "inactive");
+        assert!(!info.is_manager);
+
+        // A worker; and an engine that says nothing about swarm at all.
+        let json = r#"{"DockerRootDir":"/d","Name":"w1",
+                       "Swarm":{"NodeID":"w1id","LocalNodeState":"active"}}"#;
+        let info = EngineInfo::from(serde_json::from_str::<Info>(json).unwrap());
+        assert_eq!(info.local_node_state, "active");
+        assert!(!info.is_manager);
+        let json = r#"{"DockerRootDir":"/d","Name":"vm","Swarm":null}"#;
+        let info = EngineInfo::from(serde_json::from_str::<Info>(json).unwrap());
+        assert_eq!((info.node_id, info.local_node_state.as_str()), (None, ""));
     }
 
     #[test]

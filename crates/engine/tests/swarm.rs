@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::json;
-use swarmkeeper_engine::{is_out_of_sequence, Engine, LogOptions, STACK_NAMESPACE_LABEL};
+use swarmkeeper_engine::{
+    is_out_of_sequence, Engine, EngineError, LogOptions, Task, STACK_NAMESPACE_LABEL,
+};
 
-use common::{unique, Scratch};
+use common::{docker, unique, Scratch};
 
 /// Removes a service, network, secret and config when dropped.
 #[derive(Default)]
@@ -31,12 +33,22 @@ impl Drop for Cleanup {
             }
         };
         rm("service", &self.services);
-        // Tasks must be gone before their network can go.
-        std::thread::sleep(Duration::from_millis(if self.services.is_empty() {
-            0
-        } else {
-            2000
-        }));
+        // Task containers must be gone before their network and image can go.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for id in &self.services {
+            let filter = format!("label=com.docker.swarm.service.id={id}");
+            while Instant::now() < deadline {
+                let left = std::process::Command::new("docker")
+                    .args(["ps", "-aq", "--filter", &filter])
+                    .output();
+                match left {
+                    Ok(out) if out.status.success() && !out.stdout.trim_ascii().is_empty() => {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    _ => break,
+                }
+            }
+        }
         rm("network", &self.networks);
         rm("secret", &self.secrets);
         rm("config", &self.configs);
@@ -204,4 +216,274 @@ async fn networks_secrets_and_configs_of_a_stack() {
     engine.remove_config(&config.id).await.unwrap();
     assert!(engine.list_networks(Some(&stack)).await.unwrap().is_empty());
     assert!(engine.list_secrets(Some(&stack)).await.unwrap().is_empty());
+}
+
+/// A service that runs `busybox sleep` from `image` and stops within a second.
+fn sleeper(name: &str, image: &str, mode: serde_json::Value) -> serde_json::Value {
+    json!({
+        "Name": name,
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": image,
+                "Command": ["/bin/busybox", "sleep", "600"],
+                "StopGracePeriod": 1_000_000_000u64
+            }
+        },
+        "Mode": mode
+    })
+}
+
+/// `TaskTemplate.ForceUpdate`: the engine writes 0 into a new service's spec.
+fn force_update(spec: &serde_json::Value) -> u64 {
+    spec.pointer("/TaskTemplate/ForceUpdate")
+        .map(|f| f.as_u64().expect("ForceUpdate is a number"))
+        .unwrap_or(0)
+}
+
+/// Waits until `count` tasks of the service want to run and do, listing every task at once.
+async fn running_tasks(engine: &Engine, service_id: &str, count: usize) -> Vec<Task> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tasks: Vec<Task> = engine
+            .list_all_tasks()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.service_id == service_id && t.desired_state == "running")
+            .collect();
+        if tasks.len() == count && tasks.iter().all(|t| t.state == "running") {
+            return tasks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {count} running tasks: {tasks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_single_node_is_a_ready_leading_manager() {
+    let engine = Engine::from_env().unwrap();
+    let info = engine.info().await.unwrap();
+    assert_eq!(info.local_node_state, "active");
+    assert!(info.is_manager);
+
+    let nodes = engine.list_nodes().await.unwrap();
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    let node = &nodes[0];
+    assert_eq!(Some(&node.id), info.node_id.as_ref());
+    assert_eq!(node.hostname, info.hostname);
+    assert_eq!(node.role, "manager");
+    assert_eq!(node.availability, "active");
+    assert_eq!(node.state, "ready");
+    assert!(node.leader);
+    assert_eq!(node.manager_reachability.as_deref(), Some("reachable"));
+    assert_eq!(node.engine_version, info.server_version);
+    assert_eq!(
+        node.addr,
+        docker(&["node", "inspect", "self", "--format", "{{.Status.Addr}}"])
+    );
+    assert_eq!(
+        node.nano_cpus,
+        docker(&["info", "--format", "{{.NCPU}}"])
+            .parse::<u64>()
+            .unwrap()
+            * 1_000_000_000
+    );
+    assert!(node.memory_bytes > 0);
+    assert_eq!(node.os, "linux");
+    assert!(!node.architecture.is_empty());
+    assert!(node.created_at.is_some() && node.updated_at >= node.created_at);
+    assert!(node.version > 0);
+    assert_eq!(node.spec["Role"], "manager");
+
+    // By id and by hostname: the same node (its version moves with each status report).
+    for key in [node.id.as_str(), node.hostname.as_str()] {
+        let inspected = engine.inspect_node(key).await.unwrap();
+        assert_eq!(
+            (
+                &inspected.id,
+                &inspected.hostname,
+                &inspected.role,
+                &inspected.spec
+            ),
+            (&node.id, &node.hostname, &node.role, &node.spec),
+            "{key}"
+        );
+    }
+    let missing = engine.inspect_node(&unique("nonode")).await.unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+    assert!(missing.to_string().contains("not found"), "{missing}");
+}
+
+#[tokio::test]
+async fn all_tasks_and_a_nodes_tasks_in_one_request_each() {
+    let mut scratch = Scratch::default();
+    let tag = format!("{}:v1", unique("tasksimg"));
+    scratch.build(&tag, None, 1024);
+    let mut cleanup = Cleanup::default();
+    let engine = Engine::from_env().unwrap();
+    let name = unique("tasks");
+    let created = engine
+        .create_service(&sleeper(
+            &name,
+            &tag,
+            json!({"Replicated": {"Replicas": 2}}),
+        ))
+        .await
+        .unwrap();
+    cleanup.services.push(created.id.clone());
+
+    let tasks = running_tasks(&engine, &created.id, 2).await;
+    let node = engine.info().await.unwrap().node_id.unwrap();
+    let mut slots: Vec<_> = tasks.iter().map(|t| t.slot).collect();
+    slots.sort();
+    assert_eq!(slots, [Some(1), Some(2)]);
+    for task in &tasks {
+        assert_eq!(task.node_id, node);
+        assert!(task.image().starts_with(&tag), "{}", task.image());
+        assert!(task.created_at.is_some() && task.timestamp >= task.created_at);
+        let container = task
+            .container_id
+            .as_deref()
+            .expect("a running task's container");
+        assert_eq!(
+            docker(&[
+                "inspect",
+                "--format",
+                "{{index .Config.Labels \"com.docker.swarm.task.id\"}}",
+                container
+            ]),
+            task.id
+        );
+    }
+
+    // The same tasks by node id and by hostname; by service, as before.
+    let hostname = engine.info().await.unwrap().hostname;
+    for key in [node.as_str(), hostname.as_str()] {
+        let on_node = engine.list_node_tasks(key).await.unwrap();
+        for task in &tasks {
+            assert!(on_node.contains(task), "{key}: {task:?} not in {on_node:?}");
+        }
+        assert!(on_node.iter().all(|t| t.node_id == node));
+    }
+    let by_service = engine.list_tasks(&name).await.unwrap();
+    assert_eq!(by_service.len(), 2);
+    assert!(by_service.iter().all(|t| tasks.contains(t)));
+    let missing = engine.list_node_tasks(&unique("nonode")).await.unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+}
+
+#[tokio::test]
+async fn scaling_and_forcing_an_update_keep_the_rest_of_the_spec() {
+    let mut scratch = Scratch::default();
+    let tag = format!("{}:v1", unique("scaleimg"));
+    scratch.build(&tag, None, 1024);
+    let mut cleanup = Cleanup::default();
+    let engine = Engine::from_env().unwrap();
+    let name = unique("scale");
+    let created = engine
+        .create_service(&sleeper(
+            &name,
+            &tag,
+            json!({"Replicated": {"Replicas": 1}}),
+        ))
+        .await
+        .unwrap();
+    cleanup.services.push(created.id.clone());
+    let before = engine.inspect_service(&created.id).await.unwrap();
+    let force = force_update(&before.spec);
+
+    engine.scale_service(&name, 3).await.unwrap();
+    let scaled = engine.inspect_service(&created.id).await.unwrap();
+    assert_eq!(
+        scaled.spec.pointer("/Mode/Replicated/Replicas"),
+        Some(&json!(3))
+    );
+    assert!(scaled.version > before.version);
+    let mut expected = before.spec.clone();
+    expected["Mode"]["Replicated"]["Replicas"] = json!(3);
+    assert_eq!(scaled.spec, expected);
+    assert_eq!(
+        docker(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.Mode.Replicated.Replicas}}",
+            &name
+        ]),
+        "3"
+    );
+    let tasks = running_tasks(&engine, &created.id, 3).await;
+
+    // --force: ForceUpdate goes up by one and every task is replaced.
+    engine.force_update_service(&created.id).await.unwrap();
+    let forced = engine.inspect_service(&created.id).await.unwrap();
+    assert_eq!(force_update(&forced.spec), force + 1);
+    let mut expected = scaled.spec.clone();
+    expected["TaskTemplate"]["ForceUpdate"] = json!(force + 1);
+    assert_eq!(forced.spec, expected);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = running_tasks(&engine, &created.id, 3).await;
+        if now.iter().all(|t| !tasks.iter().any(|old| old.id == t.id)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tasks not replaced: {now:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Two changes at once: whichever loses the race reads the service again, so both land.
+    let (scaled_again, forced_again) = tokio::join!(
+        engine.scale_service(&created.id, 2),
+        engine.force_update_service(&created.id)
+    );
+    scaled_again.unwrap();
+    forced_again.unwrap();
+    let both = engine.inspect_service(&created.id).await.unwrap();
+    assert_eq!(
+        both.spec.pointer("/Mode/Replicated/Replicas"),
+        Some(&json!(2))
+    );
+    assert_eq!(force_update(&both.spec), force + 2);
+
+    let missing = engine.scale_service(&unique("nosvc"), 1).await.unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+}
+
+#[tokio::test]
+async fn a_global_service_cannot_be_scaled() {
+    let mut scratch = Scratch::default();
+    let tag = format!("{}:v1", unique("globalimg"));
+    scratch.build(&tag, None, 1024);
+    let mut cleanup = Cleanup::default();
+    let engine = Engine::from_env().unwrap();
+    let name = unique("global");
+    let created = engine
+        .create_service(&sleeper(&name, &tag, json!({"Global": {}})))
+        .await
+        .unwrap();
+    cleanup.services.push(created.id.clone());
+    let before = engine.inspect_service(&created.id).await.unwrap();
+
+    let err = engine.scale_service(&created.id, 3).await.unwrap_err();
+    assert!(matches!(err, EngineError::NotScalable { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "service {name} is global: it runs one task per node and cannot be scaled"
+        )),
+        "{message}"
+    );
+    assert!(message.contains(engine.host()), "{message}");
+    assert!(!err.is_not_found() && !is_out_of_sequence(&err));
+    let after = engine.inspect_service(&created.id).await.unwrap();
+    assert_eq!((after.version, &after.spec), (before.version, &before.spec));
+
+    // A global service can still be forced to restart its tasks.
+    engine.force_update_service(&name).await.unwrap();
+    let forced = engine.inspect_service(&created.id).await.unwrap();
+    assert_eq!(force_update(&forced.spec), force_update(&before.spec) + 1);
+    assert!(forced.spec.pointer("/Mode/Global").is_some());
 }

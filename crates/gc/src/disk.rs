@@ -1,6 +1,6 @@
 //! Disk accounting: where a node's image filesystem goes, from the engine's `/system/df` figures.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{usage_percent, Filesystem};
 
@@ -20,7 +20,7 @@ pub struct DiskUsageInput {
     pub log_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskReport {
     pub filesystem: Filesystem,
     pub usage_percent: u8,

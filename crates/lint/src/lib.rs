@@ -2,14 +2,17 @@
 //! read, failed updates that leave a service down, rollouts that can never finish), found in a
 //! loaded [`Stack`] and reported with the file, line and column to change.
 //!
-//! Pure: a stack goes in, findings come out, in file and line order.
+//! Pure: a stack goes in, findings come out, in file and line order. [`lint_running`] applies
+//! the rules that survive into an Engine API spec to a service as it runs.
 
 mod rules;
+mod running;
 
 use serde::Serialize;
 use swarmkeeper_compose::{Location, Stack};
 
 pub use rules::RULES;
+pub use running::{lint_running, RunningFinding};
 
 /// How much a finding matters. Errors fail `swarmkeeper lint`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

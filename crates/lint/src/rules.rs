@@ -8,7 +8,7 @@ use swarmkeeper_compose::{
 
 use crate::{Hit, Rule, Severity};
 
-const LOGGING_NONE: Rule = Rule {
+pub(crate) const LOGGING_NONE: Rule = Rule {
     id: "SK001",
     name: "logging-driver-none",
     severity: Severity::Error,
@@ -17,7 +17,7 @@ const LOGGING_NONE: Rule = Rule {
     fix: "use `driver: local` with `options: {max-size: 10m, max-file: \"3\"}`: bounded on disk and readable",
 };
 
-const JSON_FILE_UNBOUNDED: Rule = Rule {
+pub(crate) const JSON_FILE_UNBOUNDED: Rule = Rule {
     id: "SK002",
     name: "json-file-without-max-size",
     severity: Severity::Warning,
@@ -26,7 +26,7 @@ const JSON_FILE_UNBOUNDED: Rule = Rule {
     fix: "add `options: {max-size: 10m, max-file: \"3\"}`, or use `driver: local`, which rotates by default",
 };
 
-const LOGGING_DEFAULT: Rule = Rule {
+pub(crate) const LOGGING_DEFAULT: Rule = Rule {
     id: "SK003",
     name: "logging-not-configured",
     severity: Severity::Info,
@@ -35,7 +35,7 @@ const LOGGING_DEFAULT: Rule = Rule {
     fix: "set `logging: {driver: local, options: {max-size: 10m}}` in the stack file so every node behaves the same",
 };
 
-const NO_UPDATE_CONFIG: Rule = Rule {
+pub(crate) const NO_UPDATE_CONFIG: Rule = Rule {
     id: "SK010",
     name: "no-update-config",
     severity: Severity::Warning,
@@ -44,7 +44,7 @@ const NO_UPDATE_CONFIG: Rule = Rule {
     fix: "add `deploy.update_config: {parallelism: 1, delay: 10s, failure_action: rollback, monitor: 30s, order: start-first}`",
 };
 
-const FAILURE_ACTION_NOT_ROLLBACK: Rule = Rule {
+pub(crate) const FAILURE_ACTION_NOT_ROLLBACK: Rule = Rule {
     id: "SK011",
     name: "failure-action-not-rollback",
     severity: Severity::Warning,
@@ -89,7 +89,7 @@ const IMAGE_NOT_PINNED: Rule = Rule {
     fix: "deploy an immutable tag per release (`app:1.4.2` or the commit id), or pin a digest (`app@sha256:…`)",
 };
 
-const RESTART_FOREVER: Rule = Rule {
+pub(crate) const RESTART_FOREVER: Rule = Rule {
     id: "SK021",
     name: "restart-any-without-max-attempts",
     severity: Severity::Warning,
@@ -98,7 +98,7 @@ const RESTART_FOREVER: Rule = Rule {
     fix: "set `max_attempts` (with a `window`, such as `max_attempts: 5, window: 2m`) so a broken task stops and shows as failed",
 };
 
-const PARALLELISM_ZERO: Rule = Rule {
+pub(crate) const PARALLELISM_ZERO: Rule = Rule {
     id: "SK030",
     name: "parallelism-zero",
     severity: Severity::Warning,

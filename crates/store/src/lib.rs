@@ -4,6 +4,7 @@
 //! memory and forgets it on restart.
 
 mod deploys;
+mod reports;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use deploys::{DeployRecord, FileDigest, ServiceRevision};
+pub use swarmkeeper_report::{DiskSample, NodeReport, ReportedRun, RetentionPolicy};
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "swarmkeeper.db";
@@ -118,6 +120,7 @@ impl Store {
         store.wrap(store.conn.busy_timeout(std::time::Duration::from_secs(5)))?;
         store.wrap(store.conn.execute_batch(SCHEMA))?;
         store.init_deploys()?;
+        store.init_reports()?;
         Ok(store)
     }
 

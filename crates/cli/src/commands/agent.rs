@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use swarmkeeper_agent::AgentConfig;
+use swarmkeeper_agent::{AgentConfig, ReportConfig, ReportSecret, ServerUrl};
 use swarmkeeper_engine::Engine;
 use swarmkeeper_gc::parse_duration;
 
@@ -36,6 +36,15 @@ pub struct AgentArgs {
     /// file (a Swarm secret).
     #[arg(long, env = "SWARMKEEPER_METRICS_TOKEN_FILE", value_name = "FILE")]
     metrics_token_file: Option<PathBuf>,
+    /// Report this node to `swarmkeeper server` at this address after each pass, e.g.
+    /// http://swarmkeeper_server:8080. Plain http:// only: the agent reaches the server inside
+    /// the stack's overlay network. Needs --report-secret-file.
+    #[arg(long, env = "SWARMKEEPER_SERVER", value_name = "URL", value_parser = parse_server)]
+    server: Option<ServerUrl>,
+    /// The secret the server expects with reports (a Swarm secret): the file's content
+    /// without its trailing newline.
+    #[arg(long, env = "SWARMKEEPER_REPORT_SECRET_FILE", value_name = "PATH")]
+    report_secret_file: Option<PathBuf>,
     #[command(flatten)]
     policy: PolicyArgs,
 }
@@ -64,6 +73,25 @@ pub fn run(args: AgentArgs) -> CmdResult {
         }
         None => None,
     };
+    let report = match (args.server, &args.report_secret_file) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(Failure::Usage(
+                "--server needs --report-secret-file (SWARMKEEPER_REPORT_SECRET_FILE): the \
+                 server accepts reports only with its shared secret"
+                    .into(),
+            ))
+        }
+        (Some(server), Some(path)) => {
+            let secret = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|content| ReportSecret::from_file_content(&content))
+                .map_err(|e| {
+                    Failure::Usage(format!("--report-secret-file {}: {e}", path.display()))
+                })?;
+            Some(ReportConfig { server, secret })
+        }
+    };
     let engine = Engine::from_env()?;
     let config = AgentConfig {
         policy,
@@ -72,13 +100,18 @@ pub fn run(args: AgentArgs) -> CmdResult {
         interval: args.interval,
         fs_path: args.fs_path,
         metrics_token,
+        report,
     };
     block_on(swarmkeeper_agent::run(engine, config, shutdown_signal()))?;
     Ok(())
 }
 
+fn parse_server(url: &str) -> Result<ServerUrl, String> {
+    url.parse()
+}
+
 /// SIGTERM (what `docker stop` and Swarm send) or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler works on Unix");
     tokio::select! {

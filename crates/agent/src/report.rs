@@ -1,0 +1,686 @@
+//! Reporting to `swarmkeeper server`: after each GC pass the agent tells the server what its
+//! node looks like. The GC loop only hands over what the pass saw; a task of its own measures
+//! the disk and posts, one report at a time, so that a slow or unreachable server never delays
+//! a pass. GC runs wait (at most [`MAX_PENDING_RUNS`]) until a post succeeds.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use jiff::Timestamp;
+use swarmkeeper_engine::{Engine, EngineInfo, SystemDf};
+use swarmkeeper_gc::{plan, DiskReport, DiskUsageInput, PlanMode, Policy};
+use swarmkeeper_report::{
+    reported_images, NodeReport, ReportedDeletion, ReportedImage, ReportedRun, MAX_PENDING_RUNS,
+    MAX_REPORT_BYTES, REPORT_PATH,
+};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::{fs, Detail, GcOutcome, Node, Trigger};
+
+/// Bounds a whole post, connection included.
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `/system/df` walks every container layer and volume on the node, so the disk breakdown is
+/// refreshed at most this often; the filesystem figures are measured for every report.
+const BREAKDOWN_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// The part of an error answer worth repeating in a log line.
+const MAX_ERROR_BODY: usize = 1024;
+
+/// The server's address: `http://HOST[:PORT][/PREFIX]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerUrl {
+    /// `HOST:PORT` to connect to.
+    address: String,
+    /// The `Host` header: the authority as given.
+    authority: String,
+    /// Where reports go: the prefix, then [`REPORT_PATH`].
+    report_path: String,
+}
+
+impl FromStr for ServerUrl {
+    type Err = String;
+
+    /// Only plain HTTP: the agent reaches the server over the stack's overlay network, which
+    /// Swarm can encrypt (`driver_opts: encrypted`), and the report carries nothing but disk
+    /// figures and image names.
+    fn from_str(text: &str) -> Result<ServerUrl, String> {
+        let uri: Uri = text
+            .parse()
+            .map_err(|e| format!("not a URL ({e}); expected http://HOST[:PORT]"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => {
+                return Err(format!(
+                    "{other}:// is not supported: the agent reports over plain http:// \
+                     inside the stack's network"
+                ))
+            }
+            None => return Err("expected http://HOST[:PORT]".to_string()),
+        }
+        let authority = uri
+            .authority()
+            .filter(|a| !a.host().is_empty())
+            .ok_or("the URL names no host")?;
+        if authority.as_str().contains('@') {
+            return Err("user names and passwords do not belong in the URL".to_string());
+        }
+        if uri.query().is_some() {
+            return Err("the URL must not have a query".to_string());
+        }
+        let prefix = uri.path().trim_end_matches('/');
+        Ok(ServerUrl {
+            address: format!(
+                "{}:{}",
+                authority.host(),
+                authority.port_u16().unwrap_or(80)
+            ),
+            authority: authority.to_string(),
+            report_path: format!("{prefix}{REPORT_PATH}"),
+        })
+    }
+}
+
+impl std::fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}", self.authority)
+    }
+}
+
+/// The shared secret the server expects as `Authorization: Bearer SECRET`.
+#[derive(Clone)]
+pub struct ReportSecret(HeaderValue);
+
+impl ReportSecret {
+    /// The secret in a secret file: its content without one trailing newline (what `echo` and
+    /// editors add). Anything else is part of the secret, as the server will read it.
+    pub fn from_file_content(content: &str) -> Result<ReportSecret, String> {
+        let secret = content
+            .strip_suffix('\n')
+            .map_or(content, |s| s.strip_suffix('\r').unwrap_or(s));
+        if secret.is_empty() {
+            return Err("the file is empty".to_string());
+        }
+        // Header values may carry other bytes, but servers read them as ASCII text.
+        let header = secret
+            .is_ascii()
+            .then(|| HeaderValue::from_str(&format!("Bearer {secret}")).ok())
+            .flatten();
+        let mut header = header.ok_or_else(|| {
+            "the secret has characters an HTTP header cannot carry (control characters or \
+             non-ASCII)"
+                .to_string()
+        })?;
+        header.set_sensitive(true);
+        Ok(ReportSecret(header))
+    }
+}
+
+impl std::fmt::Debug for ReportSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReportSecret(..)")
+    }
+}
+
+/// Where and how the agent reports.
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    pub server: ServerUrl,
+    pub secret: ReportSecret,
+}
+
+/// Why a post did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot reach {server}: {detail}")]
+    Unreachable { server: String, detail: String },
+    #[error("{server} did not answer within {}s", POST_TIMEOUT.as_secs())]
+    Timeout { server: String },
+    #[error("{server} refused the report secret (401): the agent's --report-secret-file and the server's must hold the same secret")]
+    Unauthorized { server: String },
+    #[error("{server} refused a report of {bytes} bytes as too large (413)")]
+    TooLarge { server: String, bytes: usize },
+    #[error("{server} answered {status}: {message}")]
+    Refused {
+        server: String,
+        status: StatusCode,
+        message: String,
+    },
+}
+
+/// POSTs one report body (JSON) to the server; any 2xx answer (the server sends 204) is
+/// success. Gives up after ten seconds.
+pub async fn post_report(config: &ReportConfig, body: Vec<u8>) -> Result<(), ReportError> {
+    let server = config.server.to_string();
+    tokio::time::timeout(POST_TIMEOUT, exchange(config, body, &server))
+        .await
+        .map_err(|_| ReportError::Timeout {
+            server: server.clone(),
+        })?
+}
+
+async fn exchange(config: &ReportConfig, body: Vec<u8>, server: &str) -> Result<(), ReportError> {
+    let unreachable = |detail: String| ReportError::Unreachable {
+        server: server.to_string(),
+        detail,
+    };
+    let stream = tokio::net::TcpStream::connect(&config.server.address)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| unreachable(format!("HTTP handshake failed: {e}")))?;
+    // Bounded on its own too: the post's timeout drops the request, not this task.
+    tokio::spawn(tokio::time::timeout(POST_TIMEOUT, connection));
+    let bytes = body.len();
+    let request = Request::post(config.server.report_path.as_str())
+        .header(HOST, config.server.authority.as_str())
+        .header(CONTENT_TYPE, "application/json")
+        .header(AUTHORIZATION, config.secret.0.clone())
+        .header(
+            USER_AGENT,
+            concat!("swarmkeeper-agent/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| unreachable(format!("cannot build the request: {e}")))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unreachable(format!("the request failed: {e}")))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let server = server.to_string();
+    Err(match status {
+        StatusCode::UNAUTHORIZED => ReportError::Unauthorized { server },
+        StatusCode::PAYLOAD_TOO_LARGE => ReportError::TooLarge { server, bytes },
+        _ => {
+            let text = match Limited::new(response.into_body(), MAX_ERROR_BODY)
+                .collect()
+                .await
+            {
+                Ok(body) => String::from_utf8_lossy(&body.to_bytes()).trim().to_string(),
+                Err(_) => String::new(),
+            };
+            let message = if text.is_empty() {
+                status
+                    .canonical_reason()
+                    .unwrap_or("no explanation")
+                    .to_string()
+            } else {
+                text
+            };
+            ReportError::Refused {
+                server,
+                status,
+                message,
+            }
+        }
+    })
+}
+
+/// The reporting side of the agent. The GC loop calls [`Reporter::after_pass`]; a task started
+/// with the reporter posts, and stops when the reporter is dropped.
+pub struct Reporter {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    identity: Option<Identity>,
+    /// The images after the newest pass, until a post takes them.
+    images: Option<Vec<ReportedImage>>,
+    /// Runs not yet accepted by the server, oldest first, each with a sequence number so that
+    /// a post removes exactly the runs it carried.
+    runs: VecDeque<(u64, ReportedRun)>,
+    next_run: u64,
+}
+
+#[derive(Clone)]
+struct Identity {
+    node_id: String,
+    hostname: String,
+    engine_version: String,
+}
+
+/// What every report repeats.
+struct Settings {
+    config: ReportConfig,
+    interval_seconds: u64,
+    high_threshold_percent: u8,
+    low_threshold_percent: u8,
+}
+
+impl Reporter {
+    /// Starts posting reports for `node`, whose engine keeps its data in `root_dir`.
+    pub fn start(
+        config: ReportConfig,
+        node: &Node,
+        root_dir: PathBuf,
+        policy: &Policy,
+        interval: Duration,
+    ) -> Reporter {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+        });
+        let settings = Settings {
+            config,
+            interval_seconds: interval.as_secs().max(1),
+            high_threshold_percent: policy.high_threshold_percent,
+            low_threshold_percent: policy.low_threshold_percent,
+        };
+        let disk = DiskSource {
+            engine: node.engine.clone(),
+            fs_path: node.fs_path().to_path_buf(),
+            root_dir,
+            breakdown: None,
+            last_attempt: None,
+        };
+        let task = tokio::spawn(post_reports(shared.clone(), settings, disk));
+        Reporter { shared, task }
+    }
+
+    /// Hands over what a successful pass did and what the node looks like after it. Returns
+    /// once the node is observed; the post happens in the background.
+    ///
+    /// The images come from a fresh light observation (`/images/json`, `/containers/json`):
+    /// the pass's own snapshot predates its deletions. The engine's identity is asked for
+    /// again after each startup pass, since the engine may have joined a swarm meanwhile.
+    pub async fn after_pass(&self, node: &mut Node, policy: &Policy, outcome: &GcOutcome) {
+        if outcome.trigger == Trigger::Startup || self.lock().identity.is_none() {
+            match node.engine.info().await {
+                Ok(info) => self.lock().identity = Some(Identity::from(&info)),
+                Err(e) => tracing::debug!(error = %e, "cannot ask the engine who it is"),
+            }
+        }
+        let images = match node.observe(Detail::Light).await {
+            Ok(snapshot) => Some(reported_images(
+                &snapshot,
+                &plan(&snapshot, policy, PlanMode::Threshold),
+            )),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot observe the node for the report");
+                None
+            }
+        };
+        let mut state = self.lock();
+        if let Some(run) = reported_run(outcome) {
+            let sequence = state.next_run;
+            state.next_run += 1;
+            state.runs.push_back((sequence, run));
+            while state.runs.len() > MAX_PENDING_RUNS {
+                state.runs.pop_front();
+            }
+        }
+        if images.is_some() {
+            state.images = images;
+            drop(state);
+            self.shared.wake.notify_one();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state stays consistent between statements, so a panic elsewhere cannot have
+        // left it half-changed.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl From<&EngineInfo> for Identity {
+    fn from(info: &EngineInfo) -> Identity {
+        Identity {
+            node_id: info.node_id.clone().unwrap_or_default(),
+            hostname: info.hostname.clone(),
+            engine_version: info.server_version.clone(),
+        }
+    }
+}
+
+/// The run as the server records it; `None` for a pass that found nothing to do.
+fn reported_run(outcome: &GcOutcome) -> Option<ReportedRun> {
+    let eventful = !outcome.deleted.is_empty()
+        || !outcome.removed_containers.is_empty()
+        || !outcome.failures.is_empty()
+        || outcome.fell_short();
+    eventful.then(|| ReportedRun {
+        started_at: outcome.started_at,
+        trigger: outcome.trigger.as_str().to_string(),
+        usage_percent_before: outcome.usage_percent_before,
+        usage_percent_after: outcome.usage_percent_after,
+        bytes_freed: outcome.bytes_freed,
+        deleted: outcome
+            .deleted
+            .iter()
+            .map(|d| ReportedDeletion {
+                id: d.id.clone(),
+                repo_tags: d.repo_tags.clone(),
+                reason: d.reason.as_str().to_string(),
+                bytes: d.bytes,
+            })
+            .collect(),
+        containers_removed: outcome.removed_containers.len() as u64,
+        // As the agent's own run log words it.
+        outcome: if outcome.fell_short() {
+            "shortfall"
+        } else if outcome.failures.is_empty() {
+            "ok"
+        } else {
+            "partial"
+        }
+        .to_string(),
+    })
+}
+
+/// The posting task: waits for a pass, posts the newest report, repeats.
+async fn post_reports(shared: Arc<Shared>, settings: Settings, mut disk: DiskSource) {
+    // A failure is logged once per streak: a server that is down for an hour must not fill
+    // the node's logs.
+    let mut failing = false;
+    loop {
+        shared.wake.notified().await;
+        let taken = {
+            let mut state = shared.lock();
+            let identity = state.identity.clone();
+            identity.zip(state.images.take()).map(|(identity, images)| {
+                let runs: Vec<(u64, ReportedRun)> = state.runs.iter().cloned().collect();
+                (identity, images, runs)
+            })
+        };
+        let Some((identity, images, runs)) = taken else {
+            continue;
+        };
+        // The first report waits for a breakdown; later ones use the one they have, so that a
+        // slow `/system/df` delays the next report's breakdown, not the report.
+        if disk.breakdown.is_none() {
+            disk.refresh().await;
+        }
+        let mut report = match disk.report(&identity, &settings, images) {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot measure the disk for the report");
+                continue;
+            }
+        };
+        let carried = runs.last().map(|(sequence, _)| *sequence);
+        report.gc_runs = runs.into_iter().map(|(_, run)| run).collect();
+        let body = report.to_json_within(MAX_REPORT_BYTES);
+        let result = post_report(&settings.config, body).await;
+        // A run the server will never take must not hold back the ones after it.
+        if matches!(result, Ok(()) | Err(ReportError::TooLarge { .. })) {
+            if let Some(carried) = carried {
+                shared
+                    .lock()
+                    .runs
+                    .retain(|(sequence, _)| *sequence > carried);
+            }
+        }
+        match result {
+            Ok(()) => {
+                if failing {
+                    tracing::info!(server = %settings.config.server, "the server accepts reports again");
+                }
+                failing = false;
+            }
+            Err(e) if failing => tracing::debug!(error = %e, "report not delivered"),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "cannot report to the server; GC runs are kept (the last {MAX_PENDING_RUNS}) \
+                     until it accepts a report, and this is logged again only after it has"
+                );
+                failing = true;
+            }
+        }
+        disk.refresh_if_stale().await;
+    }
+}
+
+/// The disk as the reports show it: statvfs for every report, the engine's breakdown from the
+/// last `/system/df`.
+struct DiskSource {
+    engine: Engine,
+    fs_path: PathBuf,
+    root_dir: PathBuf,
+    breakdown: Option<Breakdown>,
+    last_attempt: Option<Instant>,
+}
+
+struct Breakdown {
+    input: DiskUsageInput,
+    /// Shared bytes per image id: a light observation does not have them.
+    shared: HashMap<String, u64>,
+    at: Timestamp,
+}
+
+impl DiskSource {
+    async fn refresh_if_stale(&mut self) {
+        if self
+            .last_attempt
+            .is_none_or(|at| at.elapsed() >= BREAKDOWN_MAX_AGE)
+        {
+            self.refresh().await;
+        }
+    }
+
+    /// Asks the engine for the breakdown; one that fails is retried only when a fresh one is
+    /// due, as `/system/df` failing usually means it timed out on a busy node.
+    async fn refresh(&mut self) {
+        self.last_attempt = Some(Instant::now());
+        match self.engine.system_df().await {
+            Ok(df) => {
+                let root_dir = self.root_dir.clone();
+                let log_bytes = tokio::task::spawn_blocking(move || {
+                    swarmkeeper_engine::layout::container_log_bytes(&root_dir)
+                })
+                .await
+                .ok()
+                .flatten();
+                self.breakdown = Some(Breakdown::new(&df, log_bytes));
+            }
+            Err(e) => tracing::debug!(error = %e, "no disk breakdown for the report"),
+        }
+    }
+
+    fn report(
+        &self,
+        identity: &Identity,
+        settings: &Settings,
+        mut images: Vec<ReportedImage>,
+    ) -> std::io::Result<NodeReport> {
+        let filesystem = fs::measure(&self.fs_path)?;
+        let disk = match &self.breakdown {
+            Some(breakdown) => {
+                for image in images.iter_mut().filter(|i| i.shared_bytes == 0) {
+                    image.shared_bytes = breakdown.shared.get(&image.id).copied().unwrap_or(0);
+                }
+                DiskReport::new(filesystem, &breakdown.input)
+            }
+            None => DiskReport::new(filesystem, &DiskUsageInput::default()),
+        };
+        Ok(NodeReport {
+            node_id: identity.node_id.clone(),
+            hostname: identity.hostname.clone(),
+            engine_version: identity.engine_version.clone(),
+            reported_at: Timestamp::now(),
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            interval_seconds: settings.interval_seconds,
+            disk,
+            disk_breakdown_at: self.breakdown.as_ref().map(|b| b.at),
+            high_threshold_percent: settings.high_threshold_percent,
+            low_threshold_percent: settings.low_threshold_percent,
+            images,
+            gc_runs: Vec::new(),
+            truncated: false,
+        })
+    }
+}
+
+impl Breakdown {
+    /// Keeps only the figures: a busy node's `/system/df` lists thousands of containers and
+    /// volumes with their names and labels, which the agent has no use for between reports.
+    fn new(df: &SystemDf, log_bytes: Option<u64>) -> Breakdown {
+        Breakdown {
+            input: DiskUsageInput {
+                layers_bytes: df.layers_size,
+                images: df.images.iter().map(|i| (i.size, i.shared_size)).collect(),
+                container_rw_bytes: df.containers.iter().map(|c| c.size_rw).collect(),
+                volume_bytes: df.volumes.iter().map(|v| v.size).collect(),
+                build_cache_bytes: df.build_cache.iter().map(|b| b.size).collect(),
+                log_bytes,
+            },
+            shared: df
+                .images
+                .iter()
+                .map(|i| (i.id.clone(), i.shared_size))
+                .collect(),
+            at: Timestamp::now(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use swarmkeeper_gc::DeletionReason;
+
+    use super::*;
+    use crate::{DeletedImage, Failure, RemovedContainer};
+
+    fn outcome() -> GcOutcome {
+        GcOutcome {
+            trigger: Trigger::Pull,
+            started_at: "2026-11-26T12:00:00Z".parse().unwrap(),
+            usage_percent_before: 91,
+            usage_percent_after: 79,
+            high_threshold_percent: 85,
+            low_threshold_percent: 80,
+            rounds: 1,
+            removed_containers: vec![],
+            deleted: vec![],
+            failures: vec![],
+            bytes_freed: 0,
+            shortfall_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn a_pass_that_did_nothing_is_not_reported() {
+        assert_eq!(reported_run(&outcome()), None);
+    }
+
+    #[test]
+    fn a_pass_that_deleted_images_is_reported_whole() {
+        let mut o = outcome();
+        o.deleted.push(DeletedImage {
+            id: "sha256:aa".into(),
+            repo_tags: vec!["app:1".into()],
+            reason: DeletionReason::SpaceReserve,
+            bytes: 450,
+        });
+        o.removed_containers.push(RemovedContainer {
+            id: "c1".into(),
+            service: Some("web".into()),
+        });
+        o.bytes_freed = 400;
+        let run = reported_run(&o).unwrap();
+        assert_eq!(run.trigger, "pull");
+        assert_eq!(run.outcome, "ok");
+        assert_eq!((run.bytes_freed, run.containers_removed), (400, 1));
+        assert_eq!(
+            run.deleted,
+            [ReportedDeletion {
+                id: "sha256:aa".into(),
+                repo_tags: vec!["app:1".into()],
+                reason: "space-reserve".into(),
+                bytes: 450,
+            }]
+        );
+    }
+
+    #[test]
+    fn outcomes_are_worded_like_the_run_log() {
+        let mut refused = outcome();
+        refused.failures.push(Failure {
+            id: "sha256:bb".into(),
+            error: "conflict".into(),
+        });
+        assert_eq!(reported_run(&refused).unwrap().outcome, "partial");
+        let mut short = refused.clone();
+        short.shortfall_bytes = 10;
+        assert_eq!(reported_run(&short).unwrap().outcome, "shortfall");
+    }
+
+    #[test]
+    fn server_urls_are_plain_http() {
+        let url: ServerUrl = "http://swarmkeeper_server:8080".parse().unwrap();
+        assert_eq!(url.address, "swarmkeeper_server:8080");
+        assert_eq!(url.authority, "swarmkeeper_server:8080");
+        assert_eq!(url.report_path, "/api/agent/report");
+        assert_eq!(url.to_string(), "http://swarmkeeper_server:8080");
+
+        let prefixed: ServerUrl = "http://10.0.0.5/swarmkeeper/".parse().unwrap();
+        assert_eq!(prefixed.address, "10.0.0.5:80");
+        assert_eq!(prefixed.report_path, "/swarmkeeper/api/agent/report");
+
+        let v6: ServerUrl = "http://[::1]:9000".parse().unwrap();
+        assert_eq!(v6.address, "[::1]:9000");
+
+        for (bad, why) in [
+            ("https://server", "https://"),
+            ("server:8080", "http://"),
+            ("http://", "URL"),
+            ("http://me:pw@server", "passwords"),
+            ("http://server/?a=1", "query"),
+        ] {
+            let err = bad.parse::<ServerUrl>().unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_secret_is_the_file_without_its_last_newline() {
+        let header = |content: &str| ReportSecret::from_file_content(content).map(|s| s.0);
+        assert_eq!(header("s3cret\n").unwrap(), "Bearer s3cret");
+        assert_eq!(header("s3cret\r\n").unwrap(), "Bearer s3cret");
+        assert_eq!(header("s3cret").unwrap(), "Bearer s3cret");
+        assert!(
+            header("s3cret\n\n").is_err(),
+            "a second newline is part of it"
+        );
+        assert_eq!(header("\n").unwrap_err(), "the file is empty");
+        assert!(header("").is_err());
+        assert!(header("sécret").is_err());
+        assert!(format!("{:?}", ReportSecret::from_file_content("s3cret").unwrap()).contains(".."));
+    }
+}

@@ -1,0 +1,85 @@
+//! `swarmkeeper server`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use swarmkeeper_auth::{initial_admin_password, SessionPolicy, ADMIN_PASSWORD_SECRET_FILE};
+use swarmkeeper_engine::Engine;
+use swarmkeeper_gc::parse_duration;
+use swarmkeeper_server::{AppState, ServerConfig};
+
+use crate::exit::{init_logging, CmdResult, Failure};
+
+/// The server's default state directory, beside an agent's on a manager.
+const DEFAULT_SERVER_STATE_DIR: &str = "/var/lib/swarmkeeper-server";
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Serve the dashboard and the API here.
+    #[arg(long, env = "SWARMKEEPER_LISTEN", default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Keep users, sessions, the audit log, deploy history and node reports here (one SQLite
+    /// file).
+    #[arg(long, env = "SWARMKEEPER_STATE_DIR", default_value = DEFAULT_SERVER_STATE_DIR, value_name = "DIR")]
+    state_dir: PathBuf,
+    /// The secret agents send with their reports, read from this file (a Swarm secret).
+    /// Without it the server refuses reports.
+    #[arg(long, env = "SWARMKEEPER_REPORT_SECRET_FILE", value_name = "FILE")]
+    report_secret_file: Option<PathBuf>,
+    /// The first admin's password, read from this file (a Swarm secret); used only while no
+    /// user exists. Without it (and without SWARMKEEPER_ADMIN_PASSWORD) the server prints a
+    /// one-time setup token to its log.
+    #[arg(long, env = "SWARMKEEPER_ADMIN_PASSWORD_FILE", default_value = ADMIN_PASSWORD_SECRET_FILE, value_name = "FILE")]
+    admin_password_file: PathBuf,
+    /// Log a browser session out after this long without a request.
+    #[arg(long, env = "SWARMKEEPER_SESSION_IDLE", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    session_idle: Duration,
+    /// A deploy from the dashboard gives up on a service after this long and rolls the stack
+    /// back.
+    #[arg(long, env = "SWARMKEEPER_DEPLOY_TIMEOUT", default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    deploy_timeout: Duration,
+}
+
+pub fn run(args: ServerArgs) -> CmdResult {
+    init_logging("info");
+    let report_secret = args
+        .report_secret_file
+        .as_deref()
+        .map(|path| super::read_secret_file("--report-secret-file", path))
+        .transpose()?;
+    let admin_password = initial_admin_password(
+        std::fs::read_to_string(&args.admin_password_file).ok().as_deref(),
+        std::env::var(swarmkeeper_auth::ADMIN_PASSWORD_ENV).ok().as_deref(),
+    );
+    let session_idle = jiff::SignedDuration::try_from(args.session_idle)
+        .map_err(|e| Failure::Usage(format!("--session-idle: {e}")))?;
+    if session_idle.is_zero() {
+        return Err(Failure::Usage("invalid --session-idle \"0\": must be greater than zero".into()));
+    }
+    let config = ServerConfig {
+        state_dir: args.state_dir,
+        report_secret,
+        session_policy: SessionPolicy {
+            idle: session_idle,
+            ..SessionPolicy::default()
+        },
+        deploy_timeout: args.deploy_timeout,
+    };
+    let engine = Engine::from_env()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let state = AppState::open(engine, config).map_err(|e| Failure::Usage(e.to_string()))?;
+        swarmkeeper_server::bootstrap_users(&state, admin_password)
+            .await
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        swarmkeeper_server::serve(state, args.listen, super::agent::shutdown_signal())
+            .await
+            .map_err(|e| Failure::Usage(format!("--listen {}: {e}", args.listen)))
+    })
+}

@@ -1,0 +1,129 @@
+//! One error type for every handler. It answers JSON (`{"error": "...", "status": 403}`);
+//! [`html_errors`] turns that into a page for browser routes, so a handler never needs to know
+//! which twin it serves.
+
+use askama::Template;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use swarmkeeper_auth::Action;
+use swarmkeeper_engine::EngineError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("log in first")]
+    Unauthenticated,
+    #[error("your role may not {0}")]
+    Forbidden(Action),
+    #[error("missing or wrong CSRF token: reload the page and try again")]
+    Csrf,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many failed logins: try again after {0}")]
+    TooManyAttempts(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// The engine refused or could not be reached; the message repeats what it said.
+    #[error("Docker Engine: {0}")]
+    Engine(EngineError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn internal(e: impl std::fmt::Display) -> AppError {
+        AppError::Internal(e.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::BadInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Engine(e) if e.is_not_found() => StatusCode::NOT_FOUND,
+            AppError::Engine(EngineError::NotScalable { .. }) => StatusCode::CONFLICT,
+            AppError::Engine(_) => StatusCode::BAD_GATEWAY,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<EngineError> for AppError {
+    fn from(e: EngineError) -> AppError {
+        AppError::Engine(e)
+    }
+}
+
+/// Marks a response as an error for [`html_errors`].
+#[derive(Clone)]
+struct ErrorMessage(String);
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = self.to_string();
+        if status.is_server_error() {
+            tracing::warn!(%status, error = %message, "request failed");
+        }
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": message, "status": status.as_u16() })),
+        )
+            .into_response();
+        response.extensions_mut().insert(ErrorMessage(message));
+        response
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    reason: &'a str,
+    message: &'a str,
+    login: bool,
+}
+
+/// Browser routes (everything outside `/api/`) show errors as a page; a browser that is not
+/// logged in goes to the login page and comes back.
+pub async fn html_errors(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let is_get = request.method() == axum::http::Method::GET;
+    let response = next.run(request).await;
+    if path.starts_with("/api/") {
+        return response;
+    }
+    let Some(ErrorMessage(message)) = response.extensions().get::<ErrorMessage>().cloned() else {
+        return response;
+    };
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED && is_get {
+        let next = match query {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let target = format!("/login?next={}", crate::page::url_encode(&next));
+        return axum::response::Redirect::to(&target).into_response();
+    }
+    let page = ErrorPage {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or("Error"),
+        message: &message,
+        login: status == StatusCode::UNAUTHORIZED,
+    };
+    match page.render() {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(_) => (status, message).into_response(),
+    }
+}

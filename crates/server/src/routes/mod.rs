@@ -1,0 +1,86 @@
+//! The route table. Each page `/x` has its JSON twin `/api/x`; forms post to the page's path,
+//! scripts and tools post JSON to the `/api` path. Both run the same function.
+
+mod admin;
+mod nodes;
+mod overview;
+mod services;
+mod stacks;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, patch, post};
+use axum::Router;
+use jiff::Timestamp;
+use swarmkeeper_auth::store as auth_store;
+
+use crate::state::AppState;
+
+/// Routes behind [`crate::access::authenticate`].
+pub fn protected() -> Router<AppState> {
+    Router::new()
+        .route("/", get(overview::overview_page))
+        .route("/api/overview", get(overview::overview_api))
+        .route("/nodes", get(nodes::nodes_page))
+        .route("/api/nodes", get(nodes::nodes_api))
+        .route("/nodes/{id}", get(nodes::node_page))
+        .route("/api/nodes/{id}", get(nodes::node_api))
+        .route("/services", get(services::services_page))
+        .route("/api/services", get(services::services_api))
+        .route("/services/{name}", get(services::service_page))
+        .route("/api/services/{name}", get(services::service_api))
+        .route("/services/{name}/scale", post(services::scale_form))
+        .route("/api/services/{name}/scale", post(services::scale_api))
+        .route("/services/{name}/redeploy", post(services::redeploy_form))
+        .route("/api/services/{name}/redeploy", post(services::redeploy_api))
+        .route("/services/{name}/rollback", post(services::rollback_form))
+        .route("/api/services/{name}/rollback", post(services::rollback_api))
+        .route("/stacks", get(stacks::stacks_page))
+        .route("/api/stacks", get(stacks::stacks_api))
+        .route("/stacks/deploy", get(stacks::deploy_form_page).post(stacks::deploy_form))
+        .route("/stacks/{name}", get(stacks::stack_page))
+        .route("/api/stacks/{name}", get(stacks::stack_api))
+        .route("/api/stacks/{name}/deploy", post(stacks::deploy_api))
+        .route("/api/lint", post(stacks::lint_api))
+        .route("/stacks/{name}/rollback", post(stacks::rollback_form))
+        .route("/api/stacks/{name}/rollback", post(stacks::rollback_api))
+        .route("/users", get(admin::users_page).post(admin::create_user_form))
+        .route("/api/users", get(admin::users_api).post(admin::create_user_api))
+        .route("/users/{id}", post(admin::change_user_form))
+        .route("/api/users/{id}", patch(admin::change_user_api))
+        .route("/audit", get(admin::audit_page))
+        .route("/api/audit", get(admin::audit_api))
+        .route("/account", get(admin::account_page))
+        .route("/account/tokens", post(admin::create_token_form))
+        .route("/api/tokens", get(admin::tokens_api).post(admin::create_token_api))
+        .route("/account/tokens/{id}/revoke", post(admin::revoke_token_form))
+        .route("/api/tokens/{id}", delete(admin::revoke_token_api))
+        .route("/account/password", post(admin::change_password_form))
+        .route("/api/account/password", post(admin::change_password_api))
+}
+
+/// Routes that authenticate themselves.
+pub fn public() -> Router<AppState> {
+    Router::new().route(
+        swarmkeeper_report::REPORT_PATH,
+        post(nodes::agent_report)
+            .layer(DefaultBodyLimit::max(swarmkeeper_report::MAX_REPORT_BYTES + 1)),
+    )
+}
+
+/// Every few minutes: forget expired sessions.
+pub fn spawn_housekeeping(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            let now = Timestamp::now();
+            if let Err(e) =
+                auth_store::purge_expired_sessions(&state.auth(), &state.config.session_policy, now)
+            {
+                tracing::warn!(error = %e, "could not purge expired sessions");
+            }
+        }
+    });
+}

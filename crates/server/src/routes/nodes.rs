@@ -1,0 +1,308 @@
+//! `/nodes`: every node with its agent's disk report, a node's detail (labels, resources,
+//! tasks, disk breakdown, images and why each is kept, GC history, a 24-hour disk chart), and
+//! the endpoint agents post their reports to.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Html;
+use axum::Json;
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use swarmkeeper_auth::{bearer_token, Action};
+use swarmkeeper_engine::{SwarmNode, Task};
+use swarmkeeper_gc::DiskReport;
+use swarmkeeper_report::{NodeReport, ReportedImage, ReportedRun, MAX_REPORT_BYTES};
+
+use crate::access::Caller;
+use crate::error::AppError;
+use crate::page::{self, render, Chrome};
+use crate::state::AppState;
+use crate::views::chart::disk_chart;
+use crate::views::nodes::{node_rows, start_of_day, NodeHistory, NodeRow};
+use swarmkeeper_report::ReportingState;
+use crate::views::services::split_digest;
+
+#[derive(Serialize)]
+pub struct NodesView {
+    pub nodes: Vec<NodeRow>,
+}
+
+/// The node rows, from Swarm's node list and the stored reports.
+pub async fn load_nodes(state: &AppState) -> Result<Vec<NodeRow>, AppError> {
+    let nodes = state.engine.list_nodes().await?;
+    let now = Timestamp::now();
+    let store = state.store();
+    let reports = store.latest_node_reports().map_err(AppError::internal)?;
+    let today = start_of_day(now);
+    let mut history = HashMap::new();
+    for (report, _) in &reports {
+        let key = report.node_key();
+        let last_gc = store
+            .node_gc_history(&key, 1)
+            .map_err(AppError::internal)?
+            .first()
+            .map(|run| run.started_at);
+        let freed_today_bytes = store.bytes_freed_since(&key, today).map_err(AppError::internal)?;
+        history.insert(key, NodeHistory { last_gc, freed_today_bytes });
+    }
+    Ok(node_rows(&nodes, &reports, &history, now))
+}
+
+#[derive(Template)]
+#[template(path = "nodes.html")]
+struct NodesPage<'a> {
+    chrome: Chrome,
+    view: &'a NodesView,
+    now: Timestamp,
+}
+
+impl NodesPage<'_> {
+    fn bytes(&self, n: &u64) -> String {
+        page::bytes(*n)
+    }
+
+    fn ago(&self, at: &Option<Timestamp>) -> String {
+        at.map_or_else(|| "never".to_owned(), |at| page::ago(at, self.now))
+    }
+
+    fn ago_at(&self, at: &Timestamp) -> String {
+        page::ago(*at, self.now)
+    }
+}
+
+pub async fn nodes_page(State(state): State<AppState>, caller: Caller) -> Result<Html<String>, AppError> {
+    caller.require(Action::ViewCluster)?;
+    render(&NodesPage {
+        chrome: Chrome::new(&caller, "nodes"),
+        view: &NodesView { nodes: load_nodes(&state).await? },
+        now: Timestamp::now(),
+    })
+}
+
+pub async fn nodes_api(State(state): State<AppState>, caller: Caller) -> Result<Json<NodesView>, AppError> {
+    caller.require(Action::ViewCluster)?;
+    Ok(Json(NodesView { nodes: load_nodes(&state).await? }))
+}
+
+/// A task on a node's page.
+#[derive(Serialize)]
+pub struct NodeTask {
+    pub id: String,
+    pub service: String,
+    pub slot: Option<u64>,
+    pub state: String,
+    pub desired_state: String,
+    pub image: String,
+    pub error: String,
+}
+
+#[derive(Serialize)]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub row: NodeRow,
+    /// What Swarm says; absent for a reporting engine outside the swarm.
+    pub swarm: Option<SwarmFacts>,
+    pub tasks: Vec<NodeTask>,
+    /// The agent's latest disk breakdown.
+    pub disk: Option<DiskReport>,
+    pub disk_breakdown_at: Option<Timestamp>,
+    pub images: Vec<ReportedImage>,
+    pub gc_runs: Vec<ReportedRun>,
+    pub reported_at: Option<Timestamp>,
+    /// Disk usage samples of the last 24 hours: `[unix ms, used bytes, capacity bytes]`.
+    pub disk_history: Vec<(i64, u64, u64)>,
+    #[serde(skip)]
+    chart: String,
+}
+
+#[derive(Serialize)]
+pub struct SwarmFacts {
+    pub addr: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub engine_labels: std::collections::BTreeMap<String, String>,
+    pub nano_cpus: u64,
+    pub memory_bytes: u64,
+    pub os: String,
+    pub architecture: String,
+    pub status_message: String,
+    pub manager_reachability: Option<String>,
+}
+
+impl From<&SwarmNode> for SwarmFacts {
+    fn from(node: &SwarmNode) -> SwarmFacts {
+        SwarmFacts {
+            addr: node.addr.clone(),
+            labels: node.labels.clone(),
+            engine_labels: node.engine_labels.clone(),
+            nano_cpus: node.nano_cpus,
+            memory_bytes: node.memory_bytes,
+            os: node.os.clone(),
+            architecture: node.architecture.clone(),
+            status_message: node.status_message.clone(),
+            manager_reachability: node.manager_reachability.clone(),
+        }
+    }
+}
+
+const GC_HISTORY_ROWS: usize = 50;
+const CHART_WINDOW: SignedDuration = SignedDuration::from_hours(24);
+
+async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
+    let rows = load_nodes(state).await?;
+    let row = rows
+        .into_iter()
+        .find(|row| row.id == id || row.hostname == id)
+        .ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    let in_swarm = !row.id.starts_with("hostname:");
+    let (swarm, tasks) = if in_swarm {
+        let (node, tasks, services) = tokio::try_join!(
+            state.engine.inspect_node(&row.id),
+            state.engine.list_node_tasks(&row.id),
+            state.engine.list_services(None),
+        )?;
+        let names: HashMap<&str, &str> = services.iter().map(|s| (s.id.as_str(), s.name.as_str())).collect();
+        (Some(SwarmFacts::from(&node)), node_tasks(&tasks, &names))
+    } else {
+        (None, Vec::new())
+    };
+    let now = Timestamp::now();
+    let store = state.store();
+    let report = store.node_report(&row.id).map_err(AppError::internal)?;
+    let samples = store.disk_samples(&row.id, now - CHART_WINDOW).map_err(AppError::internal)?;
+    let gc_runs = store.node_gc_history(&row.id, GC_HISTORY_ROWS).map_err(AppError::internal)?;
+    drop(store);
+    let (high, low) = row
+        .disk
+        .as_ref()
+        .map_or((85, 80), |d| (d.high_threshold_percent, d.low_threshold_percent));
+    let chart = disk_chart(&samples, now, CHART_WINDOW, high, low);
+    let (disk, disk_breakdown_at, images, reported_at) = match report {
+        Some((report, _)) => (Some(report.disk), report.disk_breakdown_at, report.images, Some(report.reported_at)),
+        None => (None, None, Vec::new(), None),
+    };
+    Ok(NodeView {
+        row,
+        swarm,
+        tasks,
+        disk,
+        disk_breakdown_at,
+        images,
+        gc_runs,
+        reported_at,
+        disk_history: samples
+            .iter()
+            .map(|s| (s.at.as_millisecond(), s.used_bytes, s.capacity_bytes))
+            .collect(),
+        chart,
+    })
+}
+
+fn node_tasks(tasks: &[Task], names: &HashMap<&str, &str>) -> Vec<NodeTask> {
+    let mut rows: Vec<NodeTask> = tasks
+        .iter()
+        .filter(|t| t.desired_state == "running" || t.state == "running")
+        .map(|t| NodeTask {
+            id: t.id.clone(),
+            service: names.get(t.service_id.as_str()).map_or_else(|| t.service_id.clone(), |n| (*n).to_owned()),
+            slot: t.slot,
+            state: t.state.clone(),
+            desired_state: t.desired_state.clone(),
+            image: split_digest(
+                t.spec
+                    .pointer("/ContainerSpec/Image")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default(),
+            )
+            .0,
+            error: t.err.clone(),
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.service, a.slot).cmp(&(&b.service, b.slot)));
+    rows
+}
+
+#[derive(Template)]
+#[template(path = "node.html")]
+struct NodePage<'a> {
+    chrome: Chrome,
+    view: &'a NodeView,
+    now: Timestamp,
+}
+
+impl NodePage<'_> {
+    fn bytes(&self, n: &u64) -> String {
+        page::bytes(*n)
+    }
+
+    fn ago(&self, at: &Option<Timestamp>) -> String {
+        at.map_or_else(|| "never".to_owned(), |at| page::ago(at, self.now))
+    }
+
+    fn ago_at(&self, at: &Timestamp) -> String {
+        page::ago(*at, self.now)
+    }
+
+    fn when(&self, at: &Timestamp) -> String {
+        page::when(*at)
+    }
+
+    fn cpus(&self, nano: &u64) -> String {
+        format!("{:.1}", *nano as f64 / 1e9)
+    }
+}
+
+pub async fn node_page(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Html<String>, AppError> {
+    caller.require(Action::ViewCluster)?;
+    render(&NodePage {
+        chrome: Chrome::new(&caller, "nodes"),
+        view: &load_node(&state, &id).await?,
+        now: Timestamp::now(),
+    })
+}
+
+pub async fn node_api(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<NodeView>, AppError> {
+    caller.require(Action::ViewCluster)?;
+    Ok(Json(load_node(&state, &id).await?))
+}
+
+/// `POST /api/agent/report`: an agent's report, with the shared secret as a bearer token.
+/// The secret is compared in constant time; without a configured secret every report is
+/// refused, so a server cannot be fed by anyone by default.
+pub async fn agent_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
+    let expected = state.config.report_secret.as_deref().ok_or(AppError::Unauthenticated)?;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .ok_or(AppError::Unauthenticated)?;
+    if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+        return Err(AppError::Unauthenticated);
+    }
+    if body.len() > MAX_REPORT_BYTES {
+        return Err(AppError::TooLarge(format!("a report may be at most {MAX_REPORT_BYTES} bytes")));
+    }
+    let report: NodeReport =
+        serde_json::from_slice(&body).map_err(|e| AppError::BadInput(format!("report: {e}")))?;
+    state
+        .store()
+        .record_node_report(&report, Timestamp::now())
+        .map_err(AppError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}

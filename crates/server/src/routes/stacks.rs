@@ -1,0 +1,642 @@
+//! `/stacks`: stacks (from the services' `com.docker.stack.namespace` label, like
+//! `docker stack ls`), a stack's services and deploy history, a deploy from a pasted or
+//! uploaded stack file (lint first), and a roll back to a recorded revision. Deploys and
+//! rollbacks run `swarmkeeper_deploy`, the same code as `swarmkeeper deploy`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Form, Json};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use swarmkeeper_auth::Action;
+use swarmkeeper_compose::{Environment, SourceFile, Stack};
+use swarmkeeper_deploy::{DeployError, Options, Outcome, Progress, Request};
+use swarmkeeper_lint::{Finding, Severity};
+use swarmkeeper_store::{FileDigest, Store};
+
+use crate::access::Caller;
+use crate::error::AppError;
+use crate::page::{render, when, Chrome};
+use crate::routes::services::load_services;
+use crate::state::AppState;
+use crate::views::services::ServiceRow;
+
+#[derive(Serialize)]
+pub struct StackRow {
+    pub name: String,
+    pub services: usize,
+    pub not_converged: usize,
+    pub rolled_back: usize,
+    /// The newest recorded deploy of the stack, when swarmkeeper deployed it.
+    pub last_deploy: Option<DeployRow>,
+}
+
+#[derive(Clone, Serialize)]
+pub struct DeployRow {
+    pub revision: u64,
+    pub kind: String,
+    pub by: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub outcome: String,
+    pub summary: String,
+    /// Services the deploy created or changed.
+    pub changed: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct StacksView {
+    pub stacks: Vec<StackRow>,
+}
+
+fn history(store: &Store, stack: &str) -> Result<Vec<DeployRow>, AppError> {
+    let records = store.deploy_history(stack).map_err(AppError::internal)?;
+    Ok(records
+        .into_iter()
+        .map(|r| DeployRow {
+            revision: r.revision,
+            kind: r.kind,
+            by: r.by,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            outcome: r.outcome,
+            summary: r.summary,
+            changed: r
+                .services
+                .iter()
+                .filter(|s| s.before != s.after)
+                .map(|s| s.service.clone())
+                .collect(),
+        })
+        .collect())
+}
+
+async fn stacks_view(state: &AppState) -> Result<StacksView, AppError> {
+    let services = load_services(state).await?;
+    let mut by_stack: BTreeMap<String, Vec<&ServiceRow>> = BTreeMap::new();
+    for service in &services {
+        if let Some(stack) = &service.stack {
+            by_stack.entry(stack.clone()).or_default().push(service);
+        }
+    }
+    let store = state.store();
+    let mut stacks = Vec::with_capacity(by_stack.len());
+    for (name, services) in by_stack {
+        let last_deploy = history(&store, &name)?.into_iter().next();
+        stacks.push(StackRow {
+            services: services.len(),
+            not_converged: services.iter().filter(|s| !s.converged).count(),
+            rolled_back: services.iter().filter(|s| s.rolled_back).count(),
+            name,
+            last_deploy,
+        });
+    }
+    Ok(StacksView { stacks })
+}
+
+#[derive(Template)]
+#[template(path = "stacks.html")]
+struct StacksPage<'a> {
+    chrome: Chrome,
+    view: &'a StacksView,
+}
+
+impl StacksPage<'_> {
+    fn when(&self, at: &Timestamp) -> String {
+        when(*at)
+    }
+}
+
+pub async fn stacks_page(State(state): State<AppState>, caller: Caller) -> Result<Html<String>, AppError> {
+    caller.require(Action::ViewCluster)?;
+    render(&StacksPage {
+        chrome: Chrome::new(&caller, "stacks"),
+        view: &stacks_view(&state).await?,
+    })
+}
+
+pub async fn stacks_api(State(state): State<AppState>, caller: Caller) -> Result<Json<StacksView>, AppError> {
+    caller.require(Action::ViewCluster)?;
+    Ok(Json(stacks_view(&state).await?))
+}
+
+#[derive(Serialize)]
+pub struct StackView {
+    pub name: String,
+    pub services: Vec<ServiceRow>,
+    /// Newest first. Empty to a viewer without `view-deploy-history`.
+    pub deploys: Vec<DeployRow>,
+}
+
+async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<StackView, AppError> {
+    let services: Vec<ServiceRow> = load_services(state)
+        .await?
+        .into_iter()
+        .filter(|s| s.stack.as_deref() == Some(name))
+        .collect();
+    let deploys = if caller.may(Action::ViewDeployHistory) {
+        history(&state.store(), name)?
+    } else {
+        Vec::new()
+    };
+    if services.is_empty() && deploys.is_empty() {
+        return Err(AppError::NotFound(format!("no stack named {name}")));
+    }
+    Ok(StackView {
+        name: name.to_owned(),
+        services,
+        deploys,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "stack.html")]
+struct StackPage<'a> {
+    chrome: Chrome,
+    view: &'a StackView,
+}
+
+impl StackPage<'_> {
+    fn when(&self, at: &Timestamp) -> String {
+        when(*at)
+    }
+}
+
+pub async fn stack_page(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Html<String>, AppError> {
+    caller.require(Action::ViewCluster)?;
+    render(&StackPage {
+        chrome: Chrome::new(&caller, "stacks"),
+        view: &stack_view(&state, &caller, &name).await?,
+    })
+}
+
+pub async fn stack_api(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<StackView>, AppError> {
+    caller.require(Action::ViewCluster)?;
+    Ok(Json(stack_view(&state, &caller, &name).await?))
+}
+
+/// A stack file as posted: its text and the variables `${VAR}` may use. The server's own
+/// environment is never used: it holds the server's secrets.
+#[derive(Deserialize, Default)]
+pub struct DeployRequest {
+    pub compose: String,
+    #[serde(default)]
+    pub variables: HashMap<String, String>,
+    /// Deploy even when lint finds errors.
+    #[serde(default)]
+    pub ignore_lint_errors: bool,
+}
+
+/// What a check or a deploy found in the file.
+#[derive(Serialize)]
+pub struct LintView {
+    pub findings: Vec<Finding>,
+    pub errors: usize,
+}
+
+#[derive(Serialize)]
+pub struct DeployView {
+    pub stack: String,
+    pub revision: Option<u64>,
+    /// `succeeded`, `unchanged`, `failed` or `rolled back`.
+    pub outcome: String,
+    pub succeeded: bool,
+    pub services: Vec<DeployedService>,
+    pub failures: Vec<DeployFailure>,
+    /// What the deploy reported while it ran, in order.
+    pub progress: Vec<String>,
+    pub lint: LintView,
+}
+
+#[derive(Serialize)]
+pub struct DeployedService {
+    pub service: String,
+    pub action: String,
+    pub state: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct DeployFailure {
+    pub service: String,
+    pub why: String,
+    pub logs: Vec<String>,
+    pub logs_note: Option<String>,
+}
+
+const FILE_NAME: &str = "stack.yml";
+
+/// The file name the errors name: the dashboard has one file, called what the operator sees.
+fn load(request: &DeployRequest) -> Result<Stack, AppError> {
+    let sources = [SourceFile {
+        name: FILE_NAME,
+        text: &request.compose,
+    }];
+    // `file:` secrets and configs would read the server's own disk (its secrets among
+    // them): a stack from the dashboard must use external ones.
+    let read_file = |path: &str| -> std::io::Result<String> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("a stack deployed from the dashboard cannot read {path} from the server; create the secret or config first and mark it `external: true`"),
+        ))
+    };
+    let environment = Environment {
+        variables: &request.variables,
+        working_dir: std::path::Path::new("/"),
+        read_file: &read_file,
+    };
+    swarmkeeper_compose::load(&sources, &environment).map_err(|e| AppError::BadInput(e.to_string()))
+}
+
+fn lint(stack: &Stack) -> LintView {
+    let findings = swarmkeeper_lint::lint(stack);
+    LintView {
+        errors: findings.iter().filter(|f| f.severity == Severity::Error).count(),
+        findings,
+    }
+}
+
+/// Stack names as `docker stack deploy` accepts them, kept to what is safe in URLs and labels.
+fn check_stack_name(name: &str) -> Result<(), AppError> {
+    let mut bytes = name.bytes();
+    let valid = name.len() <= 63
+        && bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(AppError::BadInput(format!(
+            "stack: {name:?} is not a stack name: use up to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )))
+    }
+}
+
+/// Runs a deploy or rollback on its own thread: the deploy library keeps a SQLite handle
+/// (not `Sync`) across its awaits, so it gets a connection and a runtime of its own.
+async fn run_deploy<F>(state: &AppState, job: F) -> Result<(Result<Outcome, DeployError>, Vec<String>), AppError>
+where
+    F: for<'a> FnOnce(&'a Store, &'a mut dyn FnMut(Progress<'_>)) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, DeployError>> + 'a>>
+        + Send
+        + 'static,
+{
+    let state_dir = state.config.state_dir.clone();
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("deploy".into())
+        .spawn(move || {
+            let outcome = (|| {
+                let store = Store::open(&state_dir).map_err(|e| e.to_string())?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let mut lines = Vec::new();
+                let mut progress = |p: Progress<'_>| lines.push(progress_line(&p));
+                let outcome = runtime.block_on(job(&store, &mut progress));
+                Ok::<_, String>((outcome, lines))
+            })();
+            let _ = done.send(outcome);
+        })
+        .map_err(AppError::internal)?;
+    result
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)
+}
+
+fn progress_line(progress: &Progress<'_>) -> String {
+    match progress {
+        Progress::Note(note) => note.to_string(),
+        Progress::Warning(warning) => format!("warning: {warning}"),
+        Progress::Action { service, action } => format!("{service}: {action}"),
+        Progress::State { service, state } => match state.why() {
+            Some(why) => format!("{service}: {} ({why})", state.label()),
+            None => format!("{service}: {}", state.label()),
+        },
+        Progress::StackRollback { reason } => format!("rolling the stack back: {reason}"),
+    }
+}
+
+fn deploy_view(stack: &str, result: Result<Outcome, DeployError>, progress: Vec<String>, lint: LintView) -> Result<DeployView, AppError> {
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(DeployError::Engine(e)) => return Err(e.into()),
+        Err(DeployError::Store(e)) => return Err(AppError::internal(e)),
+        Err(DeployError::Input(message)) => return Err(AppError::BadInput(message)),
+    };
+    Ok(DeployView {
+        stack: stack.to_owned(),
+        revision: outcome.revision,
+        outcome: outcome.label().to_owned(),
+        succeeded: outcome.succeeded,
+        services: outcome
+            .services
+            .iter()
+            .map(|s| DeployedService {
+                service: s.service.clone(),
+                action: s.action.clone(),
+                state: s.state.as_ref().map(|st| st.label().to_owned()),
+            })
+            .collect(),
+        failures: outcome
+            .failures
+            .iter()
+            .map(|f| DeployFailure {
+                service: f.service.clone(),
+                why: f.why.clone(),
+                logs: f.logs.clone(),
+                logs_note: f.logs_note.clone(),
+            })
+            .collect(),
+        progress,
+        lint,
+    })
+}
+
+async fn deploy(state: &AppState, caller: &Caller, stack: &str, request: DeployRequest) -> Result<DeployView, AppError> {
+    caller.require(Action::Deploy)?;
+    check_stack_name(stack)?;
+    let loaded = load(&request)?;
+    let lint = lint(&loaded);
+    if lint.errors > 0 && !request.ignore_lint_errors {
+        let first = &lint.findings[0];
+        return Err(AppError::BadInput(format!(
+            "lint found {} error(s), the first at {}:{}:{}: {} {}; fix them or deploy with ignore_lint_errors",
+            lint.errors, first.file, first.line, first.column, first.rule, first.message
+        )));
+    }
+    let spec = swarmkeeper_compose::stack_spec(stack, &loaded).map_err(|e| {
+        AppError::BadInput(format!("{FILE_NAME}:{}:{}: {}", e.at.line, e.at.column, e.message))
+    })?;
+    let deploy_request = Request {
+        stack: stack.to_owned(),
+        by: caller.user.name.clone(),
+        files: vec![FileDigest {
+            path: FILE_NAME.to_owned(),
+            sha256: swarmkeeper_deploy::sha256_hex(request.compose.as_bytes()),
+        }],
+    };
+    let options = Options {
+        timeout: state.config.deploy_timeout,
+        ..Options::default()
+    };
+    state.audit(&caller.user.name, Action::Deploy.as_str(), stack, "started")?;
+    let engine = state.engine.clone();
+    let (result, progress) = run_deploy(state, move |store, progress| {
+        Box::pin(async move {
+            swarmkeeper_deploy::deploy(&engine, Some(store), &deploy_request, spec, &options, progress).await
+        })
+    })
+    .await?;
+    let view = deploy_view(stack, result, progress, lint)?;
+    state.audit(
+        &caller.user.name,
+        Action::Deploy.as_str(),
+        stack,
+        &format!("{} (revision {})", view.outcome, view.revision.map_or("-".into(), |r| r.to_string())),
+    )?;
+    Ok(view)
+}
+
+#[derive(Deserialize)]
+pub struct RollbackRequest {
+    /// A recorded revision; by default the last succeeded one before the newest.
+    pub to: Option<u64>,
+}
+
+async fn roll_back(state: &AppState, caller: &Caller, stack: &str, to: Option<u64>) -> Result<DeployView, AppError> {
+    caller.require(Action::Rollback)?;
+    check_stack_name(stack)?;
+    let request = Request {
+        stack: stack.to_owned(),
+        by: caller.user.name.clone(),
+        files: Vec::new(),
+    };
+    let options = Options {
+        timeout: state.config.deploy_timeout,
+        ..Options::default()
+    };
+    let target = to.map_or_else(|| "the previous good revision".to_owned(), |r| format!("revision {r}"));
+    state.audit(&caller.user.name, Action::Rollback.as_str(), stack, &format!("to {target}: started"))?;
+    let engine = state.engine.clone();
+    let (result, progress) = run_deploy(state, move |store, progress| {
+        Box::pin(async move { swarmkeeper_deploy::rollback(&engine, store, &request, to, &options, progress).await })
+    })
+    .await?;
+    let view = deploy_view(stack, result, progress, LintView { findings: Vec::new(), errors: 0 })?;
+    state.audit(&caller.user.name, Action::Rollback.as_str(), stack, &format!("to {target}: {}", view.outcome))?;
+    Ok(view)
+}
+
+/// The deploy form's fields. Variables come as `KEY=VALUE` lines.
+#[derive(Deserialize)]
+pub struct DeployForm {
+    pub stack: String,
+    pub compose: String,
+    #[serde(default)]
+    pub variables: String,
+    /// `check` (lint only) or `deploy`.
+    pub action: String,
+    #[serde(default)]
+    pub ignore_lint_errors: Option<String>,
+}
+
+fn parse_variables(text: &str) -> Result<HashMap<String, String>, AppError> {
+    let mut variables = HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            AppError::BadInput(format!("variables, line {}: expected KEY=VALUE, found {line:?}", index + 1))
+        })?;
+        variables.insert(key.trim().to_owned(), value.to_owned());
+    }
+    Ok(variables)
+}
+
+#[derive(Template)]
+#[template(path = "deploy.html")]
+struct DeployPage<'a> {
+    chrome: Chrome,
+    stack: &'a str,
+    compose: &'a str,
+    variables: &'a str,
+    lint: Option<&'a LintView>,
+    error: &'a str,
+    outcome: Option<&'a DeployView>,
+}
+
+#[derive(Deserialize)]
+pub struct DeployQuery {
+    #[serde(default)]
+    pub stack: String,
+}
+
+pub async fn deploy_form_page(caller: Caller, Query(query): Query<DeployQuery>) -> Result<Html<String>, AppError> {
+    caller.require(Action::Deploy)?;
+    render(&DeployPage {
+        chrome: Chrome::new(&caller, "stacks"),
+        stack: &query.stack,
+        compose: "",
+        variables: "",
+        lint: None,
+        error: "",
+        outcome: None,
+    })
+}
+
+pub async fn deploy_form(
+    State(state): State<AppState>,
+    caller: Caller,
+    Form(form): Form<DeployForm>,
+) -> Result<Response, AppError> {
+    caller.require(Action::Deploy)?;
+    let page = |lint: Option<&LintView>, error: &str, outcome: Option<&DeployView>| {
+        render(&DeployPage {
+            chrome: Chrome::new(&caller, "stacks"),
+            stack: &form.stack,
+            compose: &form.compose,
+            variables: &form.variables,
+            lint,
+            error,
+            outcome,
+        })
+    };
+    let request = match parse_variables(&form.variables) {
+        Ok(variables) => DeployRequest {
+            compose: form.compose.clone(),
+            variables,
+            ignore_lint_errors: form.ignore_lint_errors.is_some(),
+        },
+        Err(e) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, page(None, &e.to_string(), None)?).into_response()),
+    };
+    let checked = load(&request).map(|stack| lint(&stack));
+    if form.action == "check" {
+        return Ok(match checked {
+            Ok(lint) => page(Some(&lint), "", None)?.into_response(),
+            Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, page(None, &e.to_string(), None)?).into_response(),
+        });
+    }
+    match deploy(&state, &caller, &form.stack, request).await {
+        Ok(view) => Ok(page(Some(&view.lint), "", Some(&view))?.into_response()),
+        Err(e @ (AppError::BadInput(_) | AppError::Engine(_))) => {
+            let status = e.status();
+            Ok((status, page(checked.as_ref().ok(), &e.to_string(), None)?).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn deploy_api(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(stack): Path<String>,
+    Json(request): Json<DeployRequest>,
+) -> Result<Json<DeployView>, AppError> {
+    Ok(Json(deploy(&state, &caller, &stack, request).await?))
+}
+
+/// Lint only: what a deploy of this file would be warned about. Needs the deploy role, since
+/// it is the first half of a deploy.
+pub async fn lint_api(caller: Caller, Json(request): Json<DeployRequest>) -> Result<Json<LintView>, AppError> {
+    caller.require(Action::Deploy)?;
+    Ok(Json(lint(&load(&request)?)))
+}
+
+#[derive(Deserialize)]
+pub struct RollbackForm {
+    #[serde(default)]
+    pub to: String,
+}
+
+#[derive(Template)]
+#[template(path = "deployed.html")]
+struct DeployedPage<'a> {
+    chrome: Chrome,
+    view: &'a DeployView,
+    what: &'a str,
+}
+
+pub async fn rollback_form(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(stack): Path<String>,
+    Form(form): Form<RollbackForm>,
+) -> Result<Html<String>, AppError> {
+    let to = match form.to.trim() {
+        "" => None,
+        text => Some(text.parse().map_err(|_| AppError::BadInput(format!("to: {text:?} is not a revision number")))?),
+    };
+    let view = roll_back(&state, &caller, &stack, to).await?;
+    render(&DeployedPage {
+        chrome: Chrome::new(&caller, "stacks"),
+        view: &view,
+        what: "Rollback",
+    })
+}
+
+pub async fn rollback_api(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(stack): Path<String>,
+    Json(request): Json<RollbackRequest>,
+) -> Result<Json<DeployView>, AppError> {
+    Ok(Json(roll_back(&state, &caller, &stack, request.to).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_names_follow_docker() {
+        assert!(check_stack_name("shop").is_ok());
+        assert!(check_stack_name("shop_v2.b-1").is_ok());
+        assert!(check_stack_name("").is_err());
+        assert!(check_stack_name("-shop").is_err());
+        assert!(check_stack_name("shop/../x").is_err());
+        assert!(check_stack_name(&"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn variables_are_key_value_lines() {
+        let vars = parse_variables("# tags\nTAG=1.2\n\nURL=http://x/?a=b\n").unwrap();
+        assert_eq!(vars["TAG"], "1.2");
+        assert_eq!(vars["URL"], "http://x/?a=b");
+        let err = parse_variables("TAG=1\noops").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_file_secret_is_refused_rather_than_read_from_the_server() {
+        let request = DeployRequest {
+            compose: "services:\n  web:\n    image: app:1\n    secrets: [db]\nsecrets:\n  db:\n    file: /run/secrets/swarmkeeper_admin_password\n".into(),
+            ..DeployRequest::default()
+        };
+        let err = load(&request).unwrap_err().to_string();
+        assert!(err.contains("cannot read /run/secrets/swarmkeeper_admin_password"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_column() {
+        let request = DeployRequest {
+            compose: "services:\n  web:\n    image: [1\n".into(),
+            ..DeployRequest::default()
+        };
+        let err = load(&request).unwrap_err().to_string();
+        assert!(err.starts_with("stack.yml:"), "{err}");
+    }
+}

@@ -1,0 +1,98 @@
+//! What every handler shares: the engine, the server's SQLite file (two connections: the
+//! store's tables and the auth tables), the login limiter and the first-start setup token.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use jiff::Timestamp;
+use rusqlite::Connection;
+use swarmkeeper_auth::store::{self as auth_store, AuditEntry};
+use swarmkeeper_auth::{LimitPolicy, LoginLimiter, SessionPolicy, SetupToken};
+use swarmkeeper_engine::Engine;
+use swarmkeeper_store::Store;
+
+use crate::error::AppError;
+
+/// How the server was started.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub state_dir: PathBuf,
+    /// The secret agents present as `Authorization: Bearer` on `/api/agent/report`; without
+    /// one, reports are refused.
+    pub report_secret: Option<String>,
+    pub session_policy: SessionPolicy,
+    /// A deploy from the dashboard gives up on a service after this long and rolls back.
+    pub deploy_timeout: std::time::Duration,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub engine: Engine,
+    pub config: ServerConfig,
+    store: Mutex<Store>,
+    auth: Mutex<Connection>,
+    pub limiter: Mutex<LoginLimiter>,
+    pub setup: Mutex<Option<SetupToken>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Opens the state directory's database and creates the auth tables in it.
+    pub fn open(engine: Engine, config: ServerConfig) -> Result<AppState, AppError> {
+        let store = Store::open(&config.state_dir).map_err(AppError::internal)?;
+        let auth = open_auth(store.path())?;
+        Ok(AppState(Arc::new(Inner {
+            engine,
+            config,
+            store: Mutex::new(store),
+            auth: Mutex::new(auth),
+            limiter: Mutex::new(LoginLimiter::new(LimitPolicy::default())),
+            setup: Mutex::new(None),
+        })))
+    }
+
+    /// The store's connection. Held only for a query or two, never across an `.await`.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.0.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The auth tables' connection, same rule as [`AppState::store`].
+    pub fn auth(&self) -> MutexGuard<'_, Connection> {
+        self.0.auth.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends to the audit log. A change the log cannot record is still reported to the
+    /// caller as an error, so nothing changes unaudited without someone hearing of it.
+    pub fn audit(&self, who: &str, action: &str, target: &str, detail: &str) -> Result<(), AppError> {
+        let entry = AuditEntry {
+            at: Timestamp::now(),
+            who: who.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            detail: detail.to_owned(),
+        };
+        auth_store::append_audit(&self.auth(), &entry).map_err(AppError::internal)?;
+        Ok(())
+    }
+}
+
+fn open_auth(path: &Path) -> Result<Connection, AppError> {
+    let conn = if path == Path::new(":memory:") {
+        Connection::open_in_memory()
+    } else {
+        Connection::open(path)
+    }
+    .map_err(AppError::internal)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(AppError::internal)?;
+    auth_store::create_tables(&conn).map_err(AppError::internal)?;
+    Ok(conn)
+}

@@ -1,0 +1,253 @@
+//! Nodes as the dashboard shows them: what Swarm says about each node joined with what its
+//! agent last reported (disk, images, GC).
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use swarmkeeper_engine::SwarmNode;
+use swarmkeeper_report::{node_reporting_state, NodeReport, ReportingState};
+
+/// A node's disk against its agent's GC thresholds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DiskBar {
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    /// Kubelet arithmetic, as the agent computes it.
+    pub usage_percent: u8,
+    pub high_threshold_percent: u8,
+    pub low_threshold_percent: u8,
+}
+
+impl DiskBar {
+    /// `ok` below the low threshold, `high` between the two, `over` at or above the high one.
+    pub fn level(&self) -> &'static str {
+        if self.usage_percent >= self.high_threshold_percent {
+            "over"
+        } else if self.usage_percent >= self.low_threshold_percent {
+            "high"
+        } else {
+            "ok"
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeRow {
+    /// The Swarm node ID, or `hostname:NAME` for an engine outside the swarm that reports.
+    pub id: String,
+    pub hostname: String,
+    /// `manager` or `worker`; empty for a reporting engine outside the swarm.
+    pub role: String,
+    pub leader: bool,
+    /// `active`, `pause` or `drain`.
+    pub availability: String,
+    /// `ready`, `down`, `unknown`, `disconnected`.
+    pub state: String,
+    pub engine_version: String,
+    pub agent: ReportingState,
+    pub agent_version: Option<String>,
+    pub disk: Option<DiskBar>,
+    pub images: Option<usize>,
+    /// The start of the newest GC pass that did something.
+    pub last_gc: Option<Timestamp>,
+    /// Freed by GC since midnight UTC.
+    pub freed_today_bytes: u64,
+}
+
+/// What the store knows of a node beyond its latest report.
+#[derive(Clone, Debug, Default)]
+pub struct NodeHistory {
+    pub last_gc: Option<Timestamp>,
+    pub freed_today_bytes: u64,
+}
+
+pub fn disk_bar(report: &NodeReport) -> DiskBar {
+    DiskBar {
+        capacity_bytes: report.disk.filesystem.capacity_bytes,
+        used_bytes: report.disk.used_bytes,
+        usage_percent: report.disk.usage_percent,
+        high_threshold_percent: report.high_threshold_percent,
+        low_threshold_percent: report.low_threshold_percent,
+    }
+}
+
+/// One row per Swarm node, then one per reporting engine Swarm does not list (a node that
+/// left, or an engine outside the swarm), sorted managers first, then by hostname.
+pub fn node_rows(
+    nodes: &[SwarmNode],
+    reports: &[(NodeReport, Timestamp)],
+    history: &HashMap<String, NodeHistory>,
+    now: Timestamp,
+) -> Vec<NodeRow> {
+    let by_key: HashMap<String, &(NodeReport, Timestamp)> =
+        reports.iter().map(|entry| (entry.0.node_key(), entry)).collect();
+    let row = |id: &str, report: Option<&(NodeReport, Timestamp)>| {
+        let history = history.get(id).cloned().unwrap_or_default();
+        let (agent, agent_version, disk, images) = match report {
+            Some((report, received)) => (
+                node_reporting_state(Some(*received), report.interval_seconds, now),
+                Some(report.agent_version.clone()),
+                Some(disk_bar(report)),
+                Some(report.disk.image_count),
+            ),
+            None => (ReportingState::Never, None, None, None),
+        };
+        (agent, agent_version, disk, images, history)
+    };
+    let mut rows: Vec<NodeRow> = nodes
+        .iter()
+        .map(|node| {
+            let (agent, agent_version, disk, images, history) = row(&node.id, by_key.get(&node.id).copied());
+            NodeRow {
+                id: node.id.clone(),
+                hostname: node.hostname.clone(),
+                role: node.role.clone(),
+                leader: node.leader,
+                availability: node.availability.clone(),
+                state: node.state.clone(),
+                engine_version: node.engine_version.clone(),
+                agent,
+                agent_version,
+                disk,
+                images,
+                last_gc: history.last_gc,
+                freed_today_bytes: history.freed_today_bytes,
+            }
+        })
+        .collect();
+    for entry in reports {
+        let key = entry.0.node_key();
+        if nodes.iter().any(|n| n.id == key) {
+            continue;
+        }
+        let (agent, agent_version, disk, images, history) = row(&key, Some(entry));
+        rows.push(NodeRow {
+            hostname: entry.0.hostname.clone(),
+            role: String::new(),
+            leader: false,
+            availability: String::new(),
+            state: "not in swarm".to_owned(),
+            engine_version: entry.0.engine_version.clone(),
+            id: key,
+            agent,
+            agent_version,
+            disk,
+            images,
+            last_gc: history.last_gc,
+            freed_today_bytes: history.freed_today_bytes,
+        });
+    }
+    rows.sort_by(|a, b| (a.role != "manager", &a.hostname).cmp(&(b.role != "manager", &b.hostname)));
+    rows
+}
+
+/// Midnight UTC of `now`'s day: "freed today" is counted from there.
+pub fn start_of_day(now: Timestamp) -> Timestamp {
+    let seconds = now.as_second();
+    Timestamp::from_second(seconds - seconds.rem_euclid(86_400)).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use swarmkeeper_gc::{DiskReport, Filesystem};
+
+    fn node(id: &str, hostname: &str, role: &str) -> SwarmNode {
+        SwarmNode {
+            id: id.into(),
+            version: 1,
+            hostname: hostname.into(),
+            role: role.into(),
+            availability: "active".into(),
+            labels: BTreeMap::new(),
+            state: "ready".into(),
+            status_message: String::new(),
+            addr: String::new(),
+            leader: role == "manager",
+            manager_reachability: None,
+            engine_version: "20.10".into(),
+            nano_cpus: 0,
+            memory_bytes: 0,
+            os: String::new(),
+            architecture: String::new(),
+            engine_labels: BTreeMap::new(),
+            created_at: None,
+            updated_at: None,
+            spec: serde_json::Value::Null,
+        }
+    }
+
+    fn report(node_id: &str, hostname: &str, usage: u8) -> NodeReport {
+        NodeReport {
+            node_id: node_id.into(),
+            hostname: hostname.into(),
+            engine_version: "20.10".into(),
+            reported_at: "2026-11-26T11:59:50Z".parse().unwrap(),
+            agent_version: "0.1.0".into(),
+            interval_seconds: 30,
+            disk: DiskReport {
+                filesystem: Filesystem {
+                    path: "/var/lib/docker".into(),
+                    capacity_bytes: 100,
+                    available_bytes: 100 - u64::from(usage),
+                },
+                usage_percent: usage,
+                used_bytes: u64::from(usage),
+                image_count: 3,
+                images_unique_bytes: 0,
+                images_shared_bytes: 0,
+                container_count: 0,
+                containers_bytes: 0,
+                logs_bytes: None,
+                volume_count: 0,
+                volumes_bytes: 0,
+                build_cache_bytes: 0,
+                other_bytes: 0,
+            },
+            disk_breakdown_at: None,
+            high_threshold_percent: 85,
+            low_threshold_percent: 80,
+            images: Vec::new(),
+            gc_runs: Vec::new(),
+            truncated: false,
+        }
+    }
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn swarm_nodes_join_their_reports_and_strangers_are_listed_after() {
+        let nodes = [node("w1", "worker-1", "worker"), node("m1", "manager-1", "manager"), node("w2", "worker-2", "worker")];
+        let reports = [
+            (report("w1", "worker-1", 90), t("2026-11-26T11:59:55Z")),
+            (report("m1", "manager-1", 40), t("2026-11-26T11:50:00Z")),
+            (report("", "laptop", 10), t("2026-11-26T11:59:00Z")),
+        ];
+        let rows = node_rows(&nodes, &reports, &HashMap::new(), t("2026-11-26T12:00:00Z"));
+        let names: Vec<&str> = rows.iter().map(|r| r.hostname.as_str()).collect();
+        assert_eq!(names, ["manager-1", "laptop", "worker-1", "worker-2"]);
+        assert_eq!(rows[0].agent, ReportingState::Silent { since: t("2026-11-26T11:50:00Z") });
+        assert_eq!(rows[2].agent, ReportingState::Reporting);
+        assert_eq!(rows[2].disk.as_ref().unwrap().level(), "over");
+        assert_eq!(rows[3].agent, ReportingState::Never);
+        assert_eq!(rows[1].id, "hostname:laptop");
+        assert_eq!(rows[1].state, "not in swarm");
+    }
+
+    #[test]
+    fn disk_levels_follow_the_thresholds() {
+        let bar = |usage| disk_bar(&report("n", "n", usage)).level();
+        assert_eq!(bar(79), "ok");
+        assert_eq!(bar(80), "high");
+        assert_eq!(bar(85), "over");
+    }
+
+    #[test]
+    fn today_starts_at_midnight_utc() {
+        assert_eq!(start_of_day(t("2026-11-26T17:45:12Z")), t("2026-11-26T00:00:00Z"));
+    }
+}

@@ -1,0 +1,176 @@
+//! The overview: what needs attention now. Services that are not converged or were rolled
+//! back, the latest events, and the lint warnings of the running services grouped by rule.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use swarmkeeper_lint::{RunningFinding, Severity};
+use swarmkeeper_report::ReportingState;
+
+use crate::views::nodes::NodeRow;
+
+/// One line of the event feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub at: Timestamp,
+    /// `deploy`, `rollback`, `scale`, `redeploy`, `gc`, `node-down`, `agent-silent`.
+    pub kind: String,
+    pub text: String,
+    /// A page about it.
+    pub link: String,
+}
+
+/// A change someone made, from the audit log.
+pub struct ChangeRecord<'a> {
+    pub at: Timestamp,
+    pub who: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub detail: &'a str,
+}
+
+/// A GC pass that did something, with its node.
+pub struct GcRecord<'a> {
+    pub at: Timestamp,
+    pub node_id: &'a str,
+    pub hostname: &'a str,
+    pub images_deleted: usize,
+    pub bytes_freed: String,
+    pub outcome: &'a str,
+}
+
+const CLUSTER_CHANGES: &[&str] = &["deploy", "rollback", "scale", "redeploy"];
+
+/// The newest `limit` events: changes to the cluster, GC passes, and nodes that are down or
+/// whose agent went silent (dated when Swarm or the server last heard of them).
+pub fn events(changes: &[ChangeRecord<'_>], gc: &[GcRecord<'_>], nodes: &[NodeRow], now: Timestamp, limit: usize) -> Vec<Event> {
+    let mut events: Vec<Event> = Vec::new();
+    for change in changes.iter().filter(|c| CLUSTER_CHANGES.contains(&c.action)) {
+        let link = if matches!(change.action, "deploy") || change.detail.contains("revision") {
+            format!("/stacks/{}", change.target)
+        } else {
+            format!("/services/{}", change.target)
+        };
+        events.push(Event {
+            at: change.at,
+            kind: change.action.to_owned(),
+            text: format!("{} {} {}: {}", change.who, change.action, change.target, change.detail),
+            link,
+        });
+    }
+    for run in gc {
+        events.push(Event {
+            at: run.at,
+            kind: "gc".to_owned(),
+            text: format!(
+                "GC on {}: {} image(s) deleted, {} freed ({})",
+                run.hostname, run.images_deleted, run.bytes_freed, run.outcome
+            ),
+            link: format!("/nodes/{}", run.node_id),
+        });
+    }
+    for node in nodes {
+        if !node.role.is_empty() && node.state != "ready" {
+            events.push(Event {
+                at: now,
+                kind: "node-down".to_owned(),
+                text: format!("node {} is {}", node.hostname, node.state),
+                link: format!("/nodes/{}", node.id),
+            });
+        }
+        if let ReportingState::Silent { since } = node.agent {
+            events.push(Event {
+                at: since,
+                kind: "agent-silent".to_owned(),
+                text: format!("the agent on {} stopped reporting", node.hostname),
+                link: format!("/nodes/{}", node.id),
+            });
+        }
+    }
+    events.sort_by(|a, b| b.at.cmp(&a.at));
+    events.truncate(limit);
+    events
+}
+
+/// Services with the same finding, for one line per rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WarningGroup {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub why: &'static str,
+    pub fix: &'static str,
+    pub services: Vec<String>,
+}
+
+/// Errors and warnings (not infos) of every running service, one group per rule, errors
+/// first.
+pub fn warning_groups<'a>(findings: impl IntoIterator<Item = (&'a str, Vec<RunningFinding>)>) -> Vec<WarningGroup> {
+    let mut groups: BTreeMap<(Severity, &'static str), WarningGroup> = BTreeMap::new();
+    for (service, found) in findings {
+        for finding in found.into_iter().filter(|f| f.severity != Severity::Info) {
+            groups
+                .entry((finding.severity, finding.rule))
+                .or_insert_with(|| WarningGroup {
+                    rule: finding.rule,
+                    severity: finding.severity,
+                    message: finding.message.clone(),
+                    why: finding.why,
+                    fix: finding.fix,
+                    services: Vec::new(),
+                })
+                .services
+                .push(service.to_owned());
+        }
+    }
+    groups.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_cluster_changes_and_gc_make_events_newest_first() {
+        let changes = [
+            ChangeRecord { at: t("2026-11-26T10:00:00Z"), who: "ann", action: "login", target: "127.0.0.1", detail: "" },
+            ChangeRecord { at: t("2026-11-26T11:00:00Z"), who: "ann", action: "scale", target: "web", detail: "replicas=3" },
+            ChangeRecord { at: t("2026-11-26T12:00:00Z"), who: "bob", action: "deploy", target: "shop", detail: "succeeded (revision 4)" },
+        ];
+        let gc = [GcRecord { at: t("2026-11-26T11:30:00Z"), node_id: "n1", hostname: "w1", images_deleted: 2, bytes_freed: "1.0 GiB".into(), outcome: "ok" }];
+        let events = events(&changes, &gc, &[], t("2026-11-26T13:00:00Z"), 10);
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["deploy", "gc", "scale"]);
+        assert_eq!(events[0].link, "/stacks/shop");
+        assert_eq!(events[2].link, "/services/web");
+        assert_eq!(events[1].text, "GC on w1: 2 image(s) deleted, 1.0 GiB freed (ok)");
+    }
+
+    #[test]
+    fn warnings_group_by_rule_with_errors_first_and_no_infos() {
+        let bare = json!({"TaskTemplate": {"LogDriver": {"Name": "none"}}});
+        let safe = json!({"TaskTemplate": {"LogDriver": {"Name": "local"}, "RestartPolicy": {"Condition": "none"}}, "UpdateConfig": {"FailureAction": "rollback"}});
+        let default_logs = json!({"TaskTemplate": {"RestartPolicy": {"Condition": "none"}}, "UpdateConfig": {"FailureAction": "rollback"}});
+        let groups = warning_groups([
+            ("a", swarmkeeper_lint::lint_running(&bare)),
+            ("b", swarmkeeper_lint::lint_running(&bare)),
+            ("c", swarmkeeper_lint::lint_running(&safe)),
+            ("d", swarmkeeper_lint::lint_running(&default_logs)),
+        ]);
+        let rules: Vec<(&str, Vec<String>)> = groups.iter().map(|g| (g.rule, g.services.clone())).collect();
+        assert_eq!(
+            rules,
+            [
+                ("SK001", vec!["a".to_owned(), "b".to_owned()]),
+                ("SK010", vec!["a".to_owned(), "b".to_owned()]),
+                ("SK021", vec!["a".to_owned(), "b".to_owned()]),
+            ]
+        );
+    }
+}
