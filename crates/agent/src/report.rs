@@ -18,8 +18,8 @@ use jiff::Timestamp;
 use swarmkeeper_engine::{Engine, EngineInfo, SystemDf};
 use swarmkeeper_gc::{plan, DiskReport, DiskUsageInput, PlanMode, Policy};
 use swarmkeeper_report::{
-    reported_images, NodeReport, ReportedDeletion, ReportedImage, ReportedRun, MAX_PENDING_RUNS,
-    MAX_REPORT_BYTES, REPORT_PATH,
+    reported_images, secret_from_file_content, NodeReport, ReportedDeletion, ReportedImage,
+    ReportedRun, MAX_PENDING_RUNS, MAX_REPORT_BYTES, REPORT_PATH,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -51,9 +51,9 @@ pub struct ServerUrl {
 impl FromStr for ServerUrl {
     type Err = String;
 
-    /// Only plain HTTP: the agent reaches the server over the stack's overlay network, which
-    /// Swarm can encrypt (`driver_opts: encrypted`), and the report carries nothing but disk
-    /// figures and image names.
+    /// Only plain HTTP: the agent reaches the server over the stack's overlay network (which
+    /// Swarm encrypts when the network has `driver_opts: {encrypted: ""}`); TLS would add a
+    /// certificate to manage and weight to an agent that runs on every node.
     fn from_str(text: &str) -> Result<ServerUrl, String> {
         let uri: Uri = text
             .parse()
@@ -102,12 +102,10 @@ impl std::fmt::Display for ServerUrl {
 pub struct ReportSecret(HeaderValue);
 
 impl ReportSecret {
-    /// The secret in a secret file: its content without one trailing newline (what `echo` and
-    /// editors add). Anything else is part of the secret, as the server will read it.
+    /// The secret in a secret file, read as the server reads it
+    /// ([`secret_from_file_content`]).
     pub fn from_file_content(content: &str) -> Result<ReportSecret, String> {
-        let secret = content
-            .strip_suffix('\n')
-            .map_or(content, |s| s.strip_suffix('\r').unwrap_or(s));
+        let secret = secret_from_file_content(content);
         if secret.is_empty() {
             return Err("the file is empty".to_string());
         }

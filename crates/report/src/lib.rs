@@ -14,6 +14,6 @@ pub use health::{
 };
 pub use history::{thin, DiskSample, RetentionPolicy};
 pub use wire::{
-    reported_images, NodeReport, ReportedDeletion, ReportedImage, ReportedRun, MAX_PENDING_RUNS,
-    MAX_REPORT_BYTES, REPORT_PATH,
+    reported_images, secret_from_file_content, NodeReport, ReportedDeletion, ReportedImage,
+    ReportedRun, MAX_PENDING_RUNS, MAX_REPORT_BYTES, REPORT_PATH,
 };

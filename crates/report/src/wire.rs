@@ -24,6 +24,15 @@ pub const REPORT_PATH: &str = "/api/agent/report";
 /// (the agent's own run log still has them).
 pub const MAX_PENDING_RUNS: usize = 100;
 
+/// The shared secret in a secret file: the content without one trailing newline (`\n` or
+/// `\r\n`, which `echo` and editors add); anything else is part of the secret. Agent and server
+/// both read the Swarm secret this way, so they agree on it.
+pub fn secret_from_file_content(content: &str) -> &str {
+    content
+        .strip_suffix('\n')
+        .map_or(content, |s| s.strip_suffix('\r').unwrap_or(s))
+}
+
 /// One node as its agent sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeReport {
@@ -373,6 +382,14 @@ mod tests {
         object.insert("from_a_newer_agent".into(), serde_json::json!(1));
         let back: NodeReport = serde_json::from_value(json).unwrap();
         assert_eq!(back, report());
+    }
+
+    #[test]
+    fn a_secret_file_loses_one_trailing_newline() {
+        assert_eq!(secret_from_file_content("s3cret\n"), "s3cret");
+        assert_eq!(secret_from_file_content("s3cret\r\n"), "s3cret");
+        assert_eq!(secret_from_file_content("s3cret"), "s3cret");
+        assert_eq!(secret_from_file_content(" s3cret \n\n"), " s3cret \n");
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub struct AgentArgs {
     /// Report this node to `swarmkeeper server` at this address after each pass, e.g.
     /// http://swarmkeeper_server:8080. Plain http:// only: the agent reaches the server inside
     /// the stack's overlay network. Needs --report-secret-file.
-    #[arg(long, env = "SWARMKEEPER_SERVER", value_name = "URL", value_parser = parse_server)]
+    #[arg(long, env = "SWARMKEEPER_SERVER", value_name = "URL")]
     server: Option<ServerUrl>,
     /// The secret the server expects with reports (a Swarm secret): the file's content
     /// without its trailing newline.
@@ -104,10 +104,6 @@ pub fn run(args: AgentArgs) -> CmdResult {
     };
     block_on(swarmkeeper_agent::run(engine, config, shutdown_signal()))?;
     Ok(())
-}
-
-fn parse_server(url: &str) -> Result<ServerUrl, String> {
-    url.parse()
 }
 
 /// SIGTERM (what `docker stop` and Swarm send) or Ctrl-C.

@@ -1,4 +1,5 @@
-//! `swarmkeeper healthcheck`: asks a running agent's `/healthz` and exits 0 when it answers.
+//! `swarmkeeper healthcheck`: asks a running agent's or server's `/healthz` and exits 0 when it
+//! answers.
 //! The agent's image is `FROM scratch`, with no shell or curl for a Swarm healthcheck to call.
 
 use std::io::{Read, Write};

@@ -113,16 +113,18 @@ pub fn load_stack_files(files: &[PathBuf]) -> Result<StackFiles, Failure> {
     })
 }
 
-/// A secret from a file (a Swarm secret): its content without one trailing newline, which
-/// `echo … | docker secret create` adds. An empty or unreadable file is a usage error naming
-/// the flag.
+/// A shared secret from a file (a Swarm secret), read the way agents read it
+/// (`swarmkeeper_report::secret_from_file_content`) so both ends agree. An empty or unreadable
+/// file is a usage error naming the flag.
 pub fn read_secret_file(flag: &str, path: &std::path::Path) -> Result<String, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Usage(format!("{flag} {}: {e}", path.display())))?;
-    let secret = text.strip_suffix('\n').unwrap_or(&text);
-    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    let secret = swarmkeeper_report::secret_from_file_content(&text);
     if secret.is_empty() {
-        return Err(Failure::Usage(format!("{flag} {}: the file is empty", path.display())));
+        return Err(Failure::Usage(format!(
+            "{flag} {}: the file is empty",
+            path.display()
+        )));
     }
     Ok(secret.to_owned())
 }

@@ -2,6 +2,7 @@
 //! scripts and tools post JSON to the `/api` path. Both run the same function.
 
 mod admin;
+mod logs;
 mod nodes;
 mod overview;
 mod services;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
+use swarmkeeper_report::RetentionPolicy;
 use swarmkeeper_auth::store as auth_store;
 
 use crate::state::AppState;
@@ -36,6 +38,9 @@ pub fn protected() -> Router<AppState> {
         .route("/api/services/{name}/redeploy", post(services::redeploy_api))
         .route("/services/{name}/rollback", post(services::rollback_form))
         .route("/api/services/{name}/rollback", post(services::rollback_api))
+        .route("/logs/{name}", get(logs::logs_page))
+        .route("/api/services/{name}/logs", get(logs::logs_api))
+        .route("/api/services/{name}/logs/download", get(logs::logs_download))
         .route("/stacks", get(stacks::stacks_page))
         .route("/api/stacks", get(stacks::stacks_api))
         .route("/stacks/deploy", get(stacks::deploy_form_page).post(stacks::deploy_form))
@@ -69,7 +74,11 @@ pub fn public() -> Router<AppState> {
     )
 }
 
-/// Every few minutes: forget expired sessions.
+/// GC runs are kept this long; disk samples as `RetentionPolicy::default()` says.
+const GC_HISTORY_KEPT: SignedDuration = SignedDuration::from_hours(24 * 30);
+
+/// Every few minutes: forget expired sessions, thin the disk history to its retention, drop
+/// old GC runs. Each step runs alone so that one failing does not stop the others.
 pub fn spawn_housekeeping(state: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));
@@ -80,6 +89,13 @@ pub fn spawn_housekeeping(state: AppState) {
                 auth_store::purge_expired_sessions(&state.auth(), &state.config.session_policy, now)
             {
                 tracing::warn!(error = %e, "could not purge expired sessions");
+            }
+            let mut store = state.store();
+            if let Err(e) = store.thin_disk_samples(now, &RetentionPolicy::default()) {
+                tracing::warn!(error = %e, "could not thin the disk history");
+            }
+            if let Err(e) = store.forget_gc_history_before(now - GC_HISTORY_KEPT) {
+                tracing::warn!(error = %e, "could not drop old GC runs");
             }
         }
     });

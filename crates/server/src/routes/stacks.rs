@@ -13,7 +13,7 @@ use axum::{Form, Json};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
-use swarmkeeper_compose::{Environment, SourceFile, Stack};
+use swarmkeeper_compose::{Environment, SourceFile, Stack, StackSpec};
 use swarmkeeper_deploy::{DeployError, Options, Outcome, Progress, Request};
 use swarmkeeper_lint::{Finding, Severity};
 use swarmkeeper_store::{FileDigest, Store};
@@ -243,12 +243,12 @@ fn load(request: &DeployRequest) -> Result<Stack, AppError> {
         name: FILE_NAME,
         text: &request.compose,
     }];
-    // `file:` secrets and configs would read the server's own disk (its secrets among
-    // them): a stack from the dashboard must use external ones.
+    // `env_file:` would read the server's own disk: a stack from the dashboard passes its
+    // variables in the request instead.
     let read_file = |path: &str| -> std::io::Result<String> {
         Err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
-            format!("a stack deployed from the dashboard cannot read {path} from the server; create the secret or config first and mark it `external: true`"),
+            format!("a stack deployed from the dashboard cannot read {path} from the server"),
         ))
     };
     let environment = Environment {
@@ -364,10 +364,12 @@ fn deploy_view(stack: &str, result: Result<Outcome, DeployError>, progress: Vec<
     })
 }
 
-async fn deploy(state: &AppState, caller: &Caller, stack: &str, request: DeployRequest) -> Result<DeployView, AppError> {
-    caller.require(Action::Deploy)?;
+/// The specs to deploy, after lint: refused on lint errors (unless overridden), on anything
+/// `stack_spec` rejects, and on secrets or configs with `file:`, whose content would be read
+/// from the server's own disk (its secrets among them).
+fn prepare(stack: &str, request: &DeployRequest) -> Result<(StackSpec, LintView), AppError> {
     check_stack_name(stack)?;
-    let loaded = load(&request)?;
+    let loaded = load(request)?;
     let lint = lint(&loaded);
     if lint.errors > 0 && !request.ignore_lint_errors {
         let first = &lint.findings[0];
@@ -379,6 +381,18 @@ async fn deploy(state: &AppState, caller: &Caller, stack: &str, request: DeployR
     let spec = swarmkeeper_compose::stack_spec(stack, &loaded).map_err(|e| {
         AppError::BadInput(format!("{FILE_NAME}:{}:{}: {}", e.at.line, e.at.column, e.message))
     })?;
+    if let Some(object) = spec.secrets.iter().chain(&spec.configs).find(|o| !o.file.is_empty()) {
+        return Err(AppError::BadInput(format!(
+            "{}: a stack deployed from the dashboard cannot read {} from the server; create it first and mark it `external: true`, or deploy with `swarmkeeper deploy`",
+            object.name, object.file
+        )));
+    }
+    Ok((spec, lint))
+}
+
+async fn deploy(state: &AppState, caller: &Caller, stack: &str, request: DeployRequest) -> Result<DeployView, AppError> {
+    caller.require(Action::Deploy)?;
+    let (spec, lint) = prepare(stack, &request)?;
     let deploy_request = Request {
         stack: stack.to_owned(),
         by: caller.user.name.clone(),
@@ -626,8 +640,14 @@ mod tests {
             compose: "services:\n  web:\n    image: app:1\n    secrets: [db]\nsecrets:\n  db:\n    file: /run/secrets/swarmkeeper_admin_password\n".into(),
             ..DeployRequest::default()
         };
-        let err = load(&request).unwrap_err().to_string();
+        let err = prepare("shop", &request).err().unwrap().to_string();
         assert!(err.contains("cannot read /run/secrets/swarmkeeper_admin_password"), "{err}");
+        let env_file = DeployRequest {
+            compose: "services:\n  web:\n    image: app:1\n    env_file: /etc/shadow\n".into(),
+            ..DeployRequest::default()
+        };
+        let err = prepare("shop", &env_file).err().unwrap().to_string();
+        assert!(err.contains("cannot read /etc/shadow"), "{err}");
     }
 
     #[test]

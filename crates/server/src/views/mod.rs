@@ -5,3 +5,4 @@ pub mod services;
 pub mod chart;
 pub mod nodes;
 pub mod overview;
+pub mod logs;

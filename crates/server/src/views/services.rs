@@ -251,6 +251,8 @@ mod tests {
             err: String::new(),
             timestamp: None,
             exit_code: None,
+            container_id: None,
+            created_at: None,
             spec: json!({"ContainerSpec": {"Image": "app:1@sha256:abc"}}),
         }
     }
