@@ -11,6 +11,8 @@
 #                               (default: let Docker choose; if it cannot, the address of
 #                               the default route's interface, else 127.0.0.1)
 #   SWARMKEEPER_ENGINE_WAIT     seconds to wait for the engine and the swarm (default 60)
+#   SWARMKEEPER_EXTRA_PACKAGES  more Debian packages to install the same way when missing
+#                               (scripts/browser-test.sh asks for chromium)
 set -euo pipefail
 
 LOG=${SWARMKEEPER_DOCKERD_LOG:-/var/log/swarmkeeper-dockerd.log}
@@ -18,6 +20,8 @@ WAIT=${SWARMKEEPER_ENGINE_WAIT:-60}
 SOCK=/var/run/docker.sock
 PIDFILE=/var/run/docker.pid
 PACKAGES=(docker.io busybox-static iproute2 docker-registry)
+read -ra EXTRA_PACKAGES <<<"${SWARMKEEPER_EXTRA_PACKAGES:-}"
+PACKAGES+=("${EXTRA_PACKAGES[@]}")
 
 say() { echo "ensure-engine: $*" >&2; }
 die() { echo "ensure-engine: error: $*" >&2; exit 1; }

@@ -2,7 +2,8 @@
 # The project's one test command. It gives this machine what the tests need (a Docker
 # Engine on /var/run/docker.sock that is a single-node Swarm manager, busybox-static,
 # iproute2: scripts/ensure-engine.sh installs and starts what is missing, as root), then
-# runs every test of the workspace. Extra arguments go to `cargo test`, e.g.
+# runs every test of the workspace, then the dashboard's browser test
+# (scripts/browser-test.sh; not when packages are picked). Extra arguments go to `cargo test`, e.g.
 #   scripts/test.sh -p swarmkeeper-gc
 #   scripts/test.sh -- --nocapture
 set -euo pipefail
@@ -31,6 +32,17 @@ t=$SECONDS
 status=0
 cargo test "${scope[@]}" "$@" || status=$?
 echo "cargo test finished in $((SECONDS - t)) s (exit $status)"
+
+# The dashboard in a real browser (Debian's chromium driven by Playwright), when the whole
+# workspace was asked for; SWARMKEEPER_BROWSER_TEST=0 skips it.
+if [[ ${#scope[@]} -gt 0 && ${SWARMKEEPER_BROWSER_TEST:-1} != 0 ]]; then
+    section "browser test (scripts/browser-test.sh)"
+    t=$SECONDS
+    browser_status=0
+    bash scripts/browser-test.sh || browser_status=$?
+    echo "browser test finished in $((SECONDS - t)) s (exit $browser_status)"
+    if ((status == 0)); then status=$browser_status; fi
+fi
 
 # Tests start lab engines (lab/small-engine.sh) and must stop them; say so if one did not.
 if [[ -d /run/swarmkeeper-lab ]]; then

@@ -40,7 +40,10 @@ pub fn lint_running(spec: &Value) -> Vec<RunningFinding> {
             "no log driver in the spec: the daemon's default applies",
         )),
         Some(driver) => {
-            let name = driver.get("Name").and_then(Value::as_str).unwrap_or_default();
+            let name = driver
+                .get("Name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let has_max_size = driver.pointer("/Options/max-size").is_some();
             match name {
                 "none" => findings.push(finding(&LOGGING_NONE, "logging driver is `none`")),

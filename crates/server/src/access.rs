@@ -50,7 +50,10 @@ impl Caller {
 
     /// The CSRF token for forms and `fetch` calls; empty for a bearer token, which needs none.
     pub fn csrf(&self) -> String {
-        self.session_token.as_deref().map(csrf_token).unwrap_or_default()
+        self.session_token
+            .as_deref()
+            .map(csrf_token)
+            .unwrap_or_default()
     }
 }
 
@@ -96,14 +99,10 @@ fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
         });
     }
     let token = session_token(headers).ok_or(AppError::Unauthenticated)?;
-    let session = auth_store::authenticate_session(
-        &state.auth(),
-        token,
-        &state.config.session_policy,
-        now,
-    )
-    .map_err(AppError::internal)?
-    .ok_or(AppError::Unauthenticated)?;
+    let session =
+        auth_store::authenticate_session(&state.auth(), token, &state.config.session_policy, now)
+            .map_err(AppError::internal)?
+            .ok_or(AppError::Unauthenticated)?;
     Ok(Caller {
         user: session.user,
         credential: Credential::SessionCookie,

@@ -49,7 +49,10 @@ pub fn app(state: AppState) -> Router {
 
 /// Creates the first admin, or arms the one-time setup token and prints it, when no user
 /// exists yet. `admin_password` comes from the Swarm secret or the environment.
-pub async fn bootstrap_users(state: &AppState, admin_password: Option<String>) -> Result<(), AppError> {
+pub async fn bootstrap_users(
+    state: &AppState,
+    admin_password: Option<String>,
+) -> Result<(), AppError> {
     let users_exist = auth_store::any_users(&state.auth()).map_err(AppError::internal)?;
     match bootstrap(admin_password.is_some(), users_exist) {
         Bootstrap::Nothing => {
@@ -63,9 +66,20 @@ pub async fn bootstrap_users(state: &AppState, admin_password: Option<String>) -
                 .await
                 .map_err(AppError::internal)?
                 .map_err(|e| AppError::BadInput(format!("the configured admin password: {e}")))?;
-            auth_store::create_user(&state.auth(), INITIAL_ADMIN_NAME, Role::Admin, &hash, Timestamp::now())
-                .map_err(AppError::internal)?;
-            state.audit("setup", "create-user", INITIAL_ADMIN_NAME, "first admin, from the configured password")?;
+            auth_store::create_user(
+                &state.auth(),
+                INITIAL_ADMIN_NAME,
+                Role::Admin,
+                &hash,
+                Timestamp::now(),
+            )
+            .map_err(AppError::internal)?;
+            state.audit(
+                "setup",
+                "create-user",
+                INITIAL_ADMIN_NAME,
+                "first admin, from the configured password",
+            )?;
             tracing::info!(user = INITIAL_ADMIN_NAME, "created the first admin");
         }
         Bootstrap::PrintSetupToken { token, setup } => {

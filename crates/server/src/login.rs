@@ -104,7 +104,12 @@ pub async fn login(
         .unwrap_or_else(|e| e.into_inner())
         .check(&key, now);
     if let LoginDecision::LockedOut { until } = decision {
-        state.audit(&form.username, "login-refused", &client.to_string(), "rate limited")?;
+        state.audit(
+            &form.username,
+            "login-refused",
+            &client.to_string(),
+            "rate limited",
+        )?;
         return Err(AppError::TooManyAttempts(until.to_string()));
     }
     let user = auth_store::user_by_name(&state.auth(), &form.username.to_ascii_lowercase())
@@ -137,7 +142,8 @@ pub async fn login(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .record_success(&key);
-    let session = auth_store::create_session(&state.auth(), user.id, now).map_err(AppError::internal)?;
+    let session =
+        auth_store::create_session(&state.auth(), user.id, now).map_err(AppError::internal)?;
     state.audit(&user.name, "login", &client.to_string(), "")?;
     let cookie = session_cookie(
         &session.token,
@@ -148,7 +154,10 @@ pub async fn login(
 
 /// Ends the session. Behind [`crate::access::authenticate`], so it needs the CSRF token: a
 /// cross-site request cannot log anyone out.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     if let Some(token) = session_token(&headers) {
         auth_store::end_session(&state.auth(), token).map_err(AppError::internal)?;
     }
@@ -210,9 +219,20 @@ pub async fn setup(
         .await
         .map_err(AppError::internal)?
         .map_err(|e| AppError::BadInput(e.to_string()))?;
-    auth_store::create_user(&state.auth(), &form.username, Role::Admin, &hash, Timestamp::now())
-        .map_err(|e| AppError::BadInput(e.to_string()))?;
-    state.audit("setup", "create-user", &form.username, "first admin, from the setup token")?;
+    auth_store::create_user(
+        &state.auth(),
+        &form.username,
+        Role::Admin,
+        &hash,
+        Timestamp::now(),
+    )
+    .map_err(|e| AppError::BadInput(e.to_string()))?;
+    state.audit(
+        "setup",
+        "create-user",
+        &form.username,
+        "first admin, from the setup token",
+    )?;
     Ok(Redirect::to("/login").into_response())
 }
 

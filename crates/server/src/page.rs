@@ -110,6 +110,9 @@ mod tests {
 
     #[test]
     fn urls_keep_paths_and_escape_the_rest() {
-        assert_eq!(url_encode("/services/web?x=1&y"), "/services/web%3Fx%3D1%26y");
+        assert_eq!(
+            url_encode("/services/web?x=1&y"),
+            "/services/web%3Fx%3D1%26y"
+        );
     }
 }

@@ -71,7 +71,13 @@ impl AppState {
 
     /// Appends to the audit log. A change the log cannot record is still reported to the
     /// caller as an error, so nothing changes unaudited without someone hearing of it.
-    pub fn audit(&self, who: &str, action: &str, target: &str, detail: &str) -> Result<(), AppError> {
+    pub fn audit(
+        &self,
+        who: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<(), AppError> {
         let entry = AuditEntry {
             at: Timestamp::now(),
             who: who.to_owned(),

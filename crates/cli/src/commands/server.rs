@@ -18,7 +18,12 @@ const DEFAULT_SERVER_STATE_DIR: &str = "/var/lib/swarmkeeper-server";
 #[derive(Args)]
 pub struct ServerArgs {
     /// Serve the dashboard and the API here.
-    #[arg(long, env = "SWARMKEEPER_LISTEN", default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "SWARMKEEPER_LISTEN",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDR"
+    )]
     listen: SocketAddr,
     /// Keep users, sessions, the audit log, deploy history and node reports here (one SQLite
     /// file).
@@ -50,13 +55,19 @@ pub fn run(args: ServerArgs) -> CmdResult {
         .map(|path| super::read_secret_file("--report-secret-file", path))
         .transpose()?;
     let admin_password = initial_admin_password(
-        std::fs::read_to_string(&args.admin_password_file).ok().as_deref(),
-        std::env::var(swarmkeeper_auth::ADMIN_PASSWORD_ENV).ok().as_deref(),
+        std::fs::read_to_string(&args.admin_password_file)
+            .ok()
+            .as_deref(),
+        std::env::var(swarmkeeper_auth::ADMIN_PASSWORD_ENV)
+            .ok()
+            .as_deref(),
     );
     let session_idle = jiff::SignedDuration::try_from(args.session_idle)
         .map_err(|e| Failure::Usage(format!("--session-idle: {e}")))?;
     if session_idle.is_zero() {
-        return Err(Failure::Usage("invalid --session-idle \"0\": must be greater than zero".into()));
+        return Err(Failure::Usage(
+            "invalid --session-idle \"0\": must be greater than zero".into(),
+        ));
     }
     let config = ServerConfig {
         state_dir: args.state_dir,

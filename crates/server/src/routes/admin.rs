@@ -9,7 +9,9 @@ use axum::{Form, Json};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::store::{self as auth_store, AuditRecord, StoreError, User};
-use swarmkeeper_auth::{check_password_policy, hash_password, verify_password, Action, NewApiToken, Role};
+use swarmkeeper_auth::{
+    check_password_policy, hash_password, verify_password, Action, NewApiToken, Role,
+};
 
 use crate::access::Caller;
 use crate::error::AppError;
@@ -73,7 +75,10 @@ impl UsersPage<'_> {
     }
 }
 
-pub async fn users_page(State(state): State<AppState>, caller: Caller) -> Result<Html<String>, AppError> {
+pub async fn users_page(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Html<String>, AppError> {
     caller.require(Action::ManageUsers)?;
     render(&UsersPage {
         chrome: Chrome::new(&caller, "users"),
@@ -82,7 +87,10 @@ pub async fn users_page(State(state): State<AppState>, caller: Caller) -> Result
     })
 }
 
-pub async fn users_api(State(state): State<AppState>, caller: Caller) -> Result<Json<UsersView>, AppError> {
+pub async fn users_api(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<UsersView>, AppError> {
     caller.require(Action::ManageUsers)?;
     Ok(Json(users_view(&state)?))
 }
@@ -95,14 +103,16 @@ pub struct NewUser {
 }
 
 fn parse_role(role: &str) -> Result<Role, AppError> {
-    role.parse().map_err(|e: swarmkeeper_auth::UnknownRole| AppError::BadInput(format!("role: {e}")))
+    role.parse()
+        .map_err(|e: swarmkeeper_auth::UnknownRole| AppError::BadInput(format!("role: {e}")))
 }
 
 async fn create_user(state: &AppState, caller: &Caller, new: NewUser) -> Result<UserRow, AppError> {
     caller.require(Action::ManageUsers)?;
     let role = parse_role(&new.role)?;
     auth_store::validate_username(&new.username).map_err(store_error)?;
-    check_password_policy(&new.password).map_err(|e| AppError::BadInput(format!("password: {e}")))?;
+    check_password_policy(&new.password)
+        .map_err(|e| AppError::BadInput(format!("password: {e}")))?;
     let password = new.password;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
@@ -110,7 +120,12 @@ async fn create_user(state: &AppState, caller: &Caller, new: NewUser) -> Result<
         .map_err(|e| AppError::BadInput(format!("password: {e}")))?;
     let user = auth_store::create_user(&state.auth(), &new.username, role, &hash, Timestamp::now())
         .map_err(store_error)?;
-    state.audit(&caller.user.name, "create-user", &user.name, &format!("role={role}"))?;
+    state.audit(
+        &caller.user.name,
+        "create-user",
+        &user.name,
+        &format!("role={role}"),
+    )?;
     Ok(user.into())
 }
 
@@ -128,7 +143,10 @@ pub async fn create_user_api(
     caller: Caller,
     Json(new): Json<NewUser>,
 ) -> Result<(StatusCode, Json<UserRow>), AppError> {
-    Ok((StatusCode::CREATED, Json(create_user(&state, &caller, new).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(create_user(&state, &caller, new).await?),
+    ))
 }
 
 /// A change to a user: a role, or enabled/disabled. Either or both.
@@ -145,7 +163,12 @@ pub struct UserChangeForm {
     pub disabled: Option<String>,
 }
 
-fn change_user(state: &AppState, caller: &Caller, id: i64, change: UserChange) -> Result<UserRow, AppError> {
+fn change_user(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    change: UserChange,
+) -> Result<UserRow, AppError> {
     caller.require(Action::ManageUsers)?;
     let conn = state.auth();
     let user = auth_store::user_by_id(&conn, id)
@@ -166,7 +189,12 @@ fn change_user(state: &AppState, caller: &Caller, id: i64, change: UserChange) -
         .map_err(store_error)?
         .ok_or_else(|| AppError::NotFound(format!("no user with id {id}")))?;
     drop(conn);
-    state.audit(&caller.user.name, "change-user", &user.name, &detail.join(" "))?;
+    state.audit(
+        &caller.user.name,
+        "change-user",
+        &user.name,
+        &detail.join(" "),
+    )?;
     Ok(updated.into())
 }
 
@@ -328,7 +356,12 @@ impl AccountPage<'_> {
     }
 }
 
-fn account_page_with(state: &AppState, caller: &Caller, new_token: &str, message: &str) -> Result<Html<String>, AppError> {
+fn account_page_with(
+    state: &AppState,
+    caller: &Caller,
+    new_token: &str,
+    message: &str,
+) -> Result<Html<String>, AppError> {
     render(&AccountPage {
         chrome: Chrome::new(caller, "account"),
         view: &tokens_view(state, caller)?,
@@ -337,12 +370,18 @@ fn account_page_with(state: &AppState, caller: &Caller, new_token: &str, message
     })
 }
 
-pub async fn account_page(State(state): State<AppState>, caller: Caller) -> Result<Html<String>, AppError> {
+pub async fn account_page(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Html<String>, AppError> {
     caller.require(Action::ManageOwnTokens)?;
     account_page_with(&state, &caller, "", "")
 }
 
-pub async fn tokens_api(State(state): State<AppState>, caller: Caller) -> Result<Json<TokensView>, AppError> {
+pub async fn tokens_api(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<TokensView>, AppError> {
     caller.require(Action::ManageOwnTokens)?;
     Ok(Json(tokens_view(&state, &caller)?))
 }
@@ -371,11 +410,17 @@ pub struct CreatedToken {
 
 const MAX_TOKEN_NAME: usize = 100;
 
-fn create_token(state: &AppState, caller: &Caller, new: NewToken) -> Result<CreatedToken, AppError> {
+fn create_token(
+    state: &AppState,
+    caller: &Caller,
+    new: NewToken,
+) -> Result<CreatedToken, AppError> {
     caller.require(Action::ManageOwnTokens)?;
     let name = new.name.trim();
     if name.is_empty() || name.len() > MAX_TOKEN_NAME {
-        return Err(AppError::BadInput(format!("name: give the token a name of 1 to {MAX_TOKEN_NAME} bytes")));
+        return Err(AppError::BadInput(format!(
+            "name: give the token a name of 1 to {MAX_TOKEN_NAME} bytes"
+        )));
     }
     let now = Timestamp::now();
     let expires = match new.expires_in_days {
@@ -386,7 +431,8 @@ fn create_token(state: &AppState, caller: &Caller, new: NewToken) -> Result<Crea
         ),
     };
     let issued = NewApiToken::generate();
-    auth_store::insert_api_token(&state.auth(), caller.user.id, name, &issued, expires, now).map_err(store_error)?;
+    auth_store::insert_api_token(&state.auth(), caller.user.id, name, &issued, expires, now)
+        .map_err(store_error)?;
     state.audit(&caller.user.name, "create-token", &issued.id, name)?;
     Ok(CreatedToken {
         id: issued.id,
@@ -402,9 +448,18 @@ pub async fn create_token_form(
 ) -> Result<Html<String>, AppError> {
     let days = match form.expires_in_days.trim() {
         "" => None,
-        text => Some(text.parse().map_err(|_| AppError::BadInput(format!("expires_in_days: {text:?} is not a number of days")))?),
+        text => Some(text.parse().map_err(|_| {
+            AppError::BadInput(format!("expires_in_days: {text:?} is not a number of days"))
+        })?),
     };
-    let created = create_token(&state, &caller, NewToken { name: form.name, expires_in_days: days })?;
+    let created = create_token(
+        &state,
+        &caller,
+        NewToken {
+            name: form.name,
+            expires_in_days: days,
+        },
+    )?;
     account_page_with(&state, &caller, &created.token, "")
 }
 
@@ -413,12 +468,16 @@ pub async fn create_token_api(
     caller: Caller,
     Json(new): Json<NewToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), AppError> {
-    Ok((StatusCode::CREATED, Json(create_token(&state, &caller, new)?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(create_token(&state, &caller, new)?),
+    ))
 }
 
 fn revoke_token(state: &AppState, caller: &Caller, id: &str) -> Result<(), AppError> {
     caller.require(Action::ManageOwnTokens)?;
-    let revoked = auth_store::revoke_api_token(&state.auth(), caller.user.id, id).map_err(store_error)?;
+    let revoked =
+        auth_store::revoke_api_token(&state.auth(), caller.user.id, id).map_err(store_error)?;
     if !revoked {
         return Err(AppError::NotFound(format!("you have no active token {id}")));
     }
@@ -449,9 +508,14 @@ pub struct PasswordChange {
     pub new: String,
 }
 
-async fn change_password(state: &AppState, caller: &Caller, change: PasswordChange) -> Result<(), AppError> {
+async fn change_password(
+    state: &AppState,
+    caller: &Caller,
+    change: PasswordChange,
+) -> Result<(), AppError> {
     caller.require(Action::ChangeOwnPassword)?;
-    check_password_policy(&change.new).map_err(|e| AppError::BadInput(format!("new password: {e}")))?;
+    check_password_policy(&change.new)
+        .map_err(|e| AppError::BadInput(format!("new password: {e}")))?;
     let stored = caller.user.password_hash.clone();
     let hash = tokio::task::spawn_blocking(move || {
         if verify_password(&change.current, &stored) {
@@ -465,7 +529,12 @@ async fn change_password(state: &AppState, caller: &Caller, change: PasswordChan
     .map_err(|e| AppError::BadInput(format!("new password: {e}")))?
     .ok_or_else(|| AppError::BadInput("current password: wrong password".to_owned()))?;
     auth_store::set_password_hash(&state.auth(), caller.user.id, &hash).map_err(store_error)?;
-    state.audit(&caller.user.name, Action::ChangeOwnPassword.as_str(), &caller.user.name, "")
+    state.audit(
+        &caller.user.name,
+        Action::ChangeOwnPassword.as_str(),
+        &caller.user.name,
+        "",
+    )
 }
 
 pub async fn change_password_form(

@@ -46,7 +46,7 @@ use std::time::Duration;
 use askama::Template;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::stream::{self, BoxStream, ReadyChunks, Stream, StreamExt};
@@ -69,6 +69,9 @@ pub const MAX_BATCH: usize = 2048;
 
 /// How often an idle stream sends a comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How long after a failed task listing the engine is asked again.
+const ASK_AGAIN: Duration = Duration::from_secs(2);
 
 #[derive(Template)]
 #[template(path = "logs.html")]
@@ -136,7 +139,8 @@ pub async fn logs_api(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     caller.require(Action::ViewLogs)?;
-    let mut request = parse_query(&query, Timestamp::now()).map_err(|e| AppError::BadInput(e.to_string()))?;
+    let mut request =
+        parse_query(&query, Timestamp::now()).map_err(|e| AppError::BadInput(e.to_string()))?;
     // A reconnecting EventSource: everything after the newest line it had, not the tail again.
     let resume = headers
         .get("last-event-id")
@@ -148,10 +152,17 @@ pub async fn logs_api(
     }
     let service = inspect(&state, &name).await?;
     let feed = open(&state.engine, &service, &request, true, resume).await?;
-    let events = feed.into_stream().map(|item| Ok::<_, Infallible>(event(item)));
-    Ok(Sse::new(events)
+    let events = feed
+        .into_stream()
+        .map(|item| Ok::<_, Infallible>(event(item)));
+    let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response())
+        .into_response();
+    // A reverse proxy such as nginx would otherwise hold the events back to fill its buffer.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
 }
 
 pub async fn logs_download(
@@ -161,7 +172,8 @@ pub async fn logs_download(
     Query(query): Query<LogQuery>,
 ) -> Result<Response, AppError> {
     caller.require(Action::ViewLogs)?;
-    let mut request = parse_query(&query, Timestamp::now()).map_err(|e| AppError::BadInput(e.to_string()))?;
+    let mut request =
+        parse_query(&query, Timestamp::now()).map_err(|e| AppError::BadInput(e.to_string()))?;
     request.follow = false;
     let service = inspect(&state, &name).await?;
     let mut feed = open(&state.engine, &service, &request, request.timestamps, None).await?;
@@ -171,27 +183,32 @@ pub async fn logs_download(
         Some(Item::Failed(e)) => return Err(e.into()),
         first => first,
     };
-    let body = stream::iter(first).chain(feed.into_stream()).filter_map(|item| async move {
-        match item {
-            Item::Lines { lines, .. } => {
-                let mut out = Vec::with_capacity(lines.len() * 100);
-                for line in &lines {
-                    write_text(&mut out, line);
+    let body = stream::iter(first)
+        .chain(feed.into_stream())
+        .filter_map(|item| async move {
+            match item {
+                Item::Lines { lines, .. } => {
+                    let mut out = Vec::with_capacity(lines.len() * 100);
+                    for line in &lines {
+                        write_text(&mut out, line);
+                    }
+                    Some(Ok(Bytes::from(out)))
                 }
-                Some(Ok(Bytes::from(out)))
+                Item::End => None,
+                // Cut the transfer short: the client sees a failed download, not a complete file.
+                Item::Unreadable(message) => Some(Err(std::io::Error::other(message))),
+                Item::Failed(e) => Some(Err(std::io::Error::other(e.to_string()))),
             }
-            Item::End => None,
-            // Cut the transfer short: the client sees a failed download, not a complete file.
-            Item::Unreadable(message) => Some(Err(std::io::Error::other(message))),
-            Item::Failed(e) => Some(Err(std::io::Error::other(e.to_string()))),
-        }
-    });
+        });
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", download_filename(&service.name)),
+                format!(
+                    "attachment; filename=\"{}\"",
+                    download_filename(&service.name)
+                ),
             ),
         ],
         Body::from_stream(body),
@@ -236,6 +253,8 @@ struct Feed {
     newest: Option<Timestamp>,
     /// Said after the lines of the batch that preceded it.
     queued: Option<Item>,
+    /// The engine did not answer the last task listing: not before then.
+    ask_again_at: Option<tokio::time::Instant>,
 }
 
 /// Opens the engine's stream. `engine_timestamps` asks the engine for each line's time even
@@ -262,10 +281,14 @@ async fn open(
         started: false,
         newest: resume,
         queued: None,
+        ask_again_at: None,
     };
     if let DriverVerdict::Unreadable(driver) = driver_verdict(&service.spec) {
         // The engine answers an empty stream for these: only the driver's name tells.
-        feed.queued = Some(Item::Unreadable(unreadable_message(&service.name, Some(&driver))));
+        feed.queued = Some(Item::Unreadable(unreadable_message(
+            &service.name,
+            Some(&driver),
+        )));
         return Ok(feed);
     }
     let options = LogOptions {
@@ -274,7 +297,7 @@ async fn open(
         tail: request.tail,
         timestamps: engine_timestamps || request.timestamps,
     };
-    let (source, ()) = tokio::join!(engine.service_logs(&service.id, &options), feed.refresh());
+    let (source, _) = tokio::join!(engine.service_logs(&service.id, &options), feed.refresh());
     match source {
         Ok(source) => feed.source = Some(source.ready_chunks(MAX_BATCH)),
         Err(e) if is_logs_unreadable(&e) => {
@@ -287,7 +310,9 @@ async fn open(
 
 impl Feed {
     fn into_stream(self) -> impl Stream<Item = Item> + Send + 'static {
-        stream::unfold(self, |mut feed| async move { feed.next().await.map(|item| (item, feed)) })
+        stream::unfold(self, |mut feed| async move {
+            feed.next().await.map(|item| (item, feed))
+        })
     }
 
     async fn next(&mut self) -> Option<Item> {
@@ -369,16 +394,21 @@ impl Feed {
         if let Some(name) = self.names.get(id) {
             return name;
         }
-        self.refresh().await;
+        let may_ask = self
+            .ask_again_at
+            .is_none_or(|at| tokio::time::Instant::now() >= at);
+        let answered = may_ask && self.refresh().await;
         match self.names.get(id) {
             Some(name) => name,
-            None => self.names.fallback(id),
+            None if answered => self.names.fallback(id),
+            None => self.names.provisional(id),
         }
     }
 
-    /// Learns the service's task names; an engine that does not answer leaves names as they
-    /// were (lines then carry their task's id).
-    async fn refresh(&mut self) {
+    /// Learns the service's task names; whether the engine answered. When it did not, names
+    /// stay as they were (the unknown ones show their task id) and it is asked again, at the
+    /// earliest after [`ASK_AGAIN`].
+    async fn refresh(&mut self) -> bool {
         let (tasks, nodes) = tokio::join!(
             self.engine.list_tasks(&self.service_id),
             self.engine.list_nodes()
@@ -391,8 +421,16 @@ impl Feed {
             }
         };
         match tasks {
-            Ok(tasks) => self.names.refresh(&tasks, &hostnames),
-            Err(e) => tracing::warn!(service = %self.service_name, error = %e, "logs: cannot list tasks"),
+            Ok(tasks) => {
+                self.names.refresh(&tasks, &hostnames);
+                self.ask_again_at = None;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(service = %self.service_name, error = %e, "logs: cannot list tasks");
+                self.ask_again_at = Some(tokio::time::Instant::now() + ASK_AGAIN);
+                false
+            }
         }
     }
 }
@@ -407,7 +445,8 @@ fn event(item: Item) -> Event {
                 }
                 write_json(&mut data, line);
             }
-            let data = String::from_utf8(data).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            let data = String::from_utf8(data)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             let event = Event::default().event("lines").data(data);
             match newest {
                 Some(newest) => event.id(newest.to_string()),

@@ -14,8 +14,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use jiff::{SignedDuration, Timestamp};
-use swarmkeeper_report::RetentionPolicy;
 use swarmkeeper_auth::store as auth_store;
+use swarmkeeper_report::RetentionPolicy;
 
 use crate::state::AppState;
 
@@ -35,31 +35,55 @@ pub fn protected() -> Router<AppState> {
         .route("/services/{name}/scale", post(services::scale_form))
         .route("/api/services/{name}/scale", post(services::scale_api))
         .route("/services/{name}/redeploy", post(services::redeploy_form))
-        .route("/api/services/{name}/redeploy", post(services::redeploy_api))
+        .route(
+            "/api/services/{name}/redeploy",
+            post(services::redeploy_api),
+        )
         .route("/services/{name}/rollback", post(services::rollback_form))
-        .route("/api/services/{name}/rollback", post(services::rollback_api))
+        .route(
+            "/api/services/{name}/rollback",
+            post(services::rollback_api),
+        )
         .route("/logs/{name}", get(logs::logs_page))
         .route("/api/services/{name}/logs", get(logs::logs_api))
-        .route("/api/services/{name}/logs/download", get(logs::logs_download))
+        .route(
+            "/api/services/{name}/logs/download",
+            get(logs::logs_download),
+        )
         .route("/stacks", get(stacks::stacks_page))
         .route("/api/stacks", get(stacks::stacks_api))
-        .route("/stacks/deploy", get(stacks::deploy_form_page).post(stacks::deploy_form))
+        .route(
+            "/stacks/deploy",
+            get(stacks::deploy_form_page).post(stacks::deploy_form),
+        )
         .route("/stacks/{name}", get(stacks::stack_page))
         .route("/api/stacks/{name}", get(stacks::stack_api))
         .route("/api/stacks/{name}/deploy", post(stacks::deploy_api))
         .route("/api/lint", post(stacks::lint_api))
         .route("/stacks/{name}/rollback", post(stacks::rollback_form))
         .route("/api/stacks/{name}/rollback", post(stacks::rollback_api))
-        .route("/users", get(admin::users_page).post(admin::create_user_form))
-        .route("/api/users", get(admin::users_api).post(admin::create_user_api))
+        .route(
+            "/users",
+            get(admin::users_page).post(admin::create_user_form),
+        )
+        .route(
+            "/api/users",
+            get(admin::users_api).post(admin::create_user_api),
+        )
         .route("/users/{id}", post(admin::change_user_form))
         .route("/api/users/{id}", patch(admin::change_user_api))
         .route("/audit", get(admin::audit_page))
         .route("/api/audit", get(admin::audit_api))
         .route("/account", get(admin::account_page))
         .route("/account/tokens", post(admin::create_token_form))
-        .route("/api/tokens", get(admin::tokens_api).post(admin::create_token_api))
-        .route("/account/tokens/{id}/revoke", post(admin::revoke_token_form))
+        .route(
+            "/api/tokens",
+            get(admin::tokens_api).post(admin::create_token_api),
+        )
+        .route(
+            "/account/tokens/{id}/revoke",
+            post(admin::revoke_token_form),
+        )
         .route("/api/tokens/{id}", delete(admin::revoke_token_api))
         .route("/account/password", post(admin::change_password_form))
         .route("/api/account/password", post(admin::change_password_api))
@@ -69,8 +93,9 @@ pub fn protected() -> Router<AppState> {
 pub fn public() -> Router<AppState> {
     Router::new().route(
         swarmkeeper_report::REPORT_PATH,
-        post(nodes::agent_report)
-            .layer(DefaultBodyLimit::max(swarmkeeper_report::MAX_REPORT_BYTES + 1)),
+        post(nodes::agent_report).layer(DefaultBodyLimit::max(
+            swarmkeeper_report::MAX_REPORT_BYTES + 1,
+        )),
     )
 }
 

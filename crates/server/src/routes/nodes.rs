@@ -24,8 +24,8 @@ use crate::page::{self, render, Chrome};
 use crate::state::AppState;
 use crate::views::chart::disk_chart;
 use crate::views::nodes::{node_rows, start_of_day, NodeHistory, NodeRow};
-use swarmkeeper_report::ReportingState;
 use crate::views::services::split_digest;
+use swarmkeeper_report::ReportingState;
 
 #[derive(Serialize)]
 pub struct NodesView {
@@ -47,8 +47,16 @@ pub async fn load_nodes(state: &AppState) -> Result<Vec<NodeRow>, AppError> {
             .map_err(AppError::internal)?
             .first()
             .map(|run| run.started_at);
-        let freed_today_bytes = store.bytes_freed_since(&key, today).map_err(AppError::internal)?;
-        history.insert(key, NodeHistory { last_gc, freed_today_bytes });
+        let freed_today_bytes = store
+            .bytes_freed_since(&key, today)
+            .map_err(AppError::internal)?;
+        history.insert(
+            key,
+            NodeHistory {
+                last_gc,
+                freed_today_bytes,
+            },
+        );
     }
     Ok(node_rows(&nodes, &reports, &history, now))
 }
@@ -75,18 +83,28 @@ impl NodesPage<'_> {
     }
 }
 
-pub async fn nodes_page(State(state): State<AppState>, caller: Caller) -> Result<Html<String>, AppError> {
+pub async fn nodes_page(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Html<String>, AppError> {
     caller.require(Action::ViewCluster)?;
     render(&NodesPage {
         chrome: Chrome::new(&caller, "nodes"),
-        view: &NodesView { nodes: load_nodes(&state).await? },
+        view: &NodesView {
+            nodes: load_nodes(&state).await?,
+        },
         now: Timestamp::now(),
     })
 }
 
-pub async fn nodes_api(State(state): State<AppState>, caller: Caller) -> Result<Json<NodesView>, AppError> {
+pub async fn nodes_api(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<NodesView>, AppError> {
     caller.require(Action::ViewCluster)?;
-    Ok(Json(NodesView { nodes: load_nodes(&state).await? }))
+    Ok(Json(NodesView {
+        nodes: load_nodes(&state).await?,
+    }))
 }
 
 /// A task on a node's page.
@@ -108,9 +126,12 @@ pub struct NodeView {
     /// What Swarm says; absent for a reporting engine outside the swarm.
     pub swarm: Option<SwarmFacts>,
     pub tasks: Vec<NodeTask>,
-    /// The agent's latest disk breakdown.
+    /// The agent's latest disk breakdown. Renamed in JSON: the flattened row has a `disk`
+    /// (and an `images`) of its own, and an object must not name a key twice.
+    #[serde(rename = "disk_report")]
     pub disk: Option<DiskReport>,
     pub disk_breakdown_at: Option<Timestamp>,
+    #[serde(rename = "reported_images")]
     pub images: Vec<ReportedImage>,
     pub gc_runs: Vec<ReportedRun>,
     pub reported_at: Option<Timestamp>,
@@ -165,7 +186,10 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
             state.engine.list_node_tasks(&row.id),
             state.engine.list_services(None),
         )?;
-        let names: HashMap<&str, &str> = services.iter().map(|s| (s.id.as_str(), s.name.as_str())).collect();
+        let names: HashMap<&str, &str> = services
+            .iter()
+            .map(|s| (s.id.as_str(), s.name.as_str()))
+            .collect();
         (Some(SwarmFacts::from(&node)), node_tasks(&tasks, &names))
     } else {
         (None, Vec::new())
@@ -173,16 +197,24 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
     let now = Timestamp::now();
     let store = state.store();
     let report = store.node_report(&row.id).map_err(AppError::internal)?;
-    let samples = store.disk_samples(&row.id, now - CHART_WINDOW).map_err(AppError::internal)?;
-    let gc_runs = store.node_gc_history(&row.id, GC_HISTORY_ROWS).map_err(AppError::internal)?;
+    let samples = store
+        .disk_samples(&row.id, now - CHART_WINDOW)
+        .map_err(AppError::internal)?;
+    let gc_runs = store
+        .node_gc_history(&row.id, GC_HISTORY_ROWS)
+        .map_err(AppError::internal)?;
     drop(store);
-    let (high, low) = row
-        .disk
-        .as_ref()
-        .map_or((85, 80), |d| (d.high_threshold_percent, d.low_threshold_percent));
+    let (high, low) = row.disk.as_ref().map_or((85, 80), |d| {
+        (d.high_threshold_percent, d.low_threshold_percent)
+    });
     let chart = disk_chart(&samples, now, CHART_WINDOW, high, low);
     let (disk, disk_breakdown_at, images, reported_at) = match report {
-        Some((report, _)) => (Some(report.disk), report.disk_breakdown_at, report.images, Some(report.reported_at)),
+        Some((report, _)) => (
+            Some(report.disk),
+            report.disk_breakdown_at,
+            report.images,
+            Some(report.reported_at),
+        ),
         None => (None, None, Vec::new(), None),
     };
     Ok(NodeView {
@@ -208,7 +240,9 @@ fn node_tasks(tasks: &[Task], names: &HashMap<&str, &str>) -> Vec<NodeTask> {
         .filter(|t| t.desired_state == "running" || t.state == "running")
         .map(|t| NodeTask {
             id: t.id.clone(),
-            service: names.get(t.service_id.as_str()).map_or_else(|| t.service_id.clone(), |n| (*n).to_owned()),
+            service: names
+                .get(t.service_id.as_str())
+                .map_or_else(|| t.service_id.clone(), |n| (*n).to_owned()),
             slot: t.slot,
             state: t.state.clone(),
             desired_state: t.desired_state.clone(),
@@ -286,7 +320,11 @@ pub async fn agent_report(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
-    let expected = state.config.report_secret.as_deref().ok_or(AppError::Unauthenticated)?;
+    let expected = state
+        .config
+        .report_secret
+        .as_deref()
+        .ok_or(AppError::Unauthenticated)?;
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -296,7 +334,9 @@ pub async fn agent_report(
         return Err(AppError::Unauthenticated);
     }
     if body.len() > MAX_REPORT_BYTES {
-        return Err(AppError::TooLarge(format!("a report may be at most {MAX_REPORT_BYTES} bytes")));
+        return Err(AppError::TooLarge(format!(
+            "a report may be at most {MAX_REPORT_BYTES} bytes"
+        )));
     }
     let report: NodeReport =
         serde_json::from_slice(&body).map_err(|e| AppError::BadInput(format!("report: {e}")))?;

@@ -35,11 +35,19 @@ const EVENTS: usize = 25;
 const AUDIT_SCAN: usize = 500;
 
 async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
-    let (services, tasks) = tokio::try_join!(state.engine.list_services(None), state.engine.list_all_tasks())?;
+    let (services, tasks) = tokio::try_join!(
+        state.engine.list_services(None),
+        state.engine.list_all_tasks()
+    )?;
     let nodes = load_nodes(state).await?;
     let rows = service_rows(&services, &tasks);
-    let warnings = warning_groups(services.iter().map(|s| (s.name.as_str(), lint_running(&s.spec))));
-    let audit = auth_store::audit_page(&state.auth(), AUDIT_SCAN, None).map_err(AppError::internal)?;
+    let warnings = warning_groups(
+        services
+            .iter()
+            .map(|s| (s.name.as_str(), lint_running(&s.spec))),
+    );
+    let audit =
+        auth_store::audit_page(&state.auth(), AUDIT_SCAN, None).map_err(AppError::internal)?;
     let changes: Vec<ChangeRecord<'_>> = audit
         .iter()
         .map(|r| ChangeRecord {
@@ -53,7 +61,10 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
     let store = state.store();
     let mut runs = Vec::new();
     for node in &nodes {
-        for run in store.node_gc_history(&node.id, EVENTS).map_err(AppError::internal)? {
+        for run in store
+            .node_gc_history(&node.id, EVENTS)
+            .map_err(AppError::internal)?
+        {
             runs.push((node, run));
         }
     }
@@ -72,7 +83,10 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
     let events = events(&changes, &gc, &nodes, Timestamp::now(), EVENTS);
     Ok(OverviewView {
         services_total: rows.len(),
-        attention: rows.into_iter().filter(|r| !r.converged || r.rolled_back).collect(),
+        attention: rows
+            .into_iter()
+            .filter(|r| !r.converged || r.rolled_back)
+            .collect(),
         events,
         warnings,
         nodes,
@@ -101,7 +115,10 @@ impl OverviewPage<'_> {
     }
 }
 
-pub async fn overview_page(State(state): State<AppState>, caller: Caller) -> Result<Html<String>, AppError> {
+pub async fn overview_page(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Html<String>, AppError> {
     caller.require(Action::ViewCluster)?;
     render(&OverviewPage {
         chrome: Chrome::new(&caller, "overview"),
@@ -110,7 +127,10 @@ pub async fn overview_page(State(state): State<AppState>, caller: Caller) -> Res
     })
 }
 
-pub async fn overview_api(State(state): State<AppState>, caller: Caller) -> Result<Json<OverviewView>, AppError> {
+pub async fn overview_api(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<OverviewView>, AppError> {
     caller.require(Action::ViewCluster)?;
     Ok(Json(overview(&state).await?))
 }

@@ -28,8 +28,10 @@ pub struct ServicesView {
 }
 
 pub async fn load_services(state: &AppState) -> Result<Vec<ServiceRow>, AppError> {
-    let (services, tasks) =
-        tokio::try_join!(state.engine.list_services(None), state.engine.list_all_tasks())?;
+    let (services, tasks) = tokio::try_join!(
+        state.engine.list_services(None),
+        state.engine.list_all_tasks()
+    )?;
     Ok(service_rows(&services, &tasks))
 }
 
@@ -125,7 +127,11 @@ async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppEr
     })
 }
 
-fn service_deploys(state: &AppState, stack: &str, service: &str) -> Result<Vec<ServiceDeploy>, AppError> {
+fn service_deploys(
+    state: &AppState,
+    stack: &str,
+    service: &str,
+) -> Result<Vec<ServiceDeploy>, AppError> {
     let history = state
         .store()
         .deploy_history(stack)
@@ -217,7 +223,12 @@ pub struct ScaleRequest {
 /// thousand tasks.
 const MAX_REPLICAS: u64 = 500;
 
-async fn scale(state: &AppState, caller: &Caller, name: &str, replicas: u64) -> Result<ActionOutcome, AppError> {
+async fn scale(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    replicas: u64,
+) -> Result<ActionOutcome, AppError> {
     caller.require(Action::Scale)?;
     if replicas > MAX_REPLICAS {
         return Err(AppError::BadInput(format!(
@@ -226,7 +237,12 @@ async fn scale(state: &AppState, caller: &Caller, name: &str, replicas: u64) -> 
     }
     let service = inspect(state, name).await?;
     let warnings = state.engine.scale_service(&service.id, replicas).await?;
-    state.audit(&caller.user.name, Action::Scale.as_str(), &service.name, &format!("replicas={replicas}"))?;
+    state.audit(
+        &caller.user.name,
+        Action::Scale.as_str(),
+        &service.name,
+        &format!("replicas={replicas}"),
+    )?;
     Ok(ActionOutcome {
         service: service.name,
         action: "scale",
@@ -234,11 +250,20 @@ async fn scale(state: &AppState, caller: &Caller, name: &str, replicas: u64) -> 
     })
 }
 
-async fn redeploy(state: &AppState, caller: &Caller, name: &str) -> Result<ActionOutcome, AppError> {
+async fn redeploy(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<ActionOutcome, AppError> {
     caller.require(Action::Redeploy)?;
     let service = inspect(state, name).await?;
     let warnings = state.engine.force_update_service(&service.id).await?;
-    state.audit(&caller.user.name, Action::Redeploy.as_str(), &service.name, "force update")?;
+    state.audit(
+        &caller.user.name,
+        Action::Redeploy.as_str(),
+        &service.name,
+        "force update",
+    )?;
     Ok(ActionOutcome {
         service: service.name,
         action: "redeploy",
@@ -246,7 +271,11 @@ async fn redeploy(state: &AppState, caller: &Caller, name: &str) -> Result<Actio
     })
 }
 
-async fn roll_back(state: &AppState, caller: &Caller, name: &str) -> Result<ActionOutcome, AppError> {
+async fn roll_back(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<ActionOutcome, AppError> {
     caller.require(Action::Rollback)?;
     let service = inspect(state, name).await?;
     if service.previous_spec.is_none() {
@@ -256,7 +285,12 @@ async fn roll_back(state: &AppState, caller: &Caller, name: &str) -> Result<Acti
         )));
     }
     let warnings = state.engine.rollback_service(&service).await?;
-    state.audit(&caller.user.name, Action::Rollback.as_str(), &service.name, "to the previous spec")?;
+    state.audit(
+        &caller.user.name,
+        Action::Rollback.as_str(),
+        &service.name,
+        "to the previous spec",
+    )?;
     Ok(ActionOutcome {
         service: service.name,
         action: "rollback",

@@ -111,7 +111,10 @@ impl StacksPage<'_> {
     }
 }
 
-pub async fn stacks_page(State(state): State<AppState>, caller: Caller) -> Result<Html<String>, AppError> {
+pub async fn stacks_page(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Html<String>, AppError> {
     caller.require(Action::ViewCluster)?;
     render(&StacksPage {
         chrome: Chrome::new(&caller, "stacks"),
@@ -119,7 +122,10 @@ pub async fn stacks_page(State(state): State<AppState>, caller: Caller) -> Resul
     })
 }
 
-pub async fn stacks_api(State(state): State<AppState>, caller: Caller) -> Result<Json<StacksView>, AppError> {
+pub async fn stacks_api(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<StacksView>, AppError> {
     caller.require(Action::ViewCluster)?;
     Ok(Json(stacks_view(&state).await?))
 }
@@ -262,7 +268,10 @@ fn load(request: &DeployRequest) -> Result<Stack, AppError> {
 fn lint(stack: &Stack) -> LintView {
     let findings = swarmkeeper_lint::lint(stack);
     LintView {
-        errors: findings.iter().filter(|f| f.severity == Severity::Error).count(),
+        errors: findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count(),
         findings,
     }
 }
@@ -284,10 +293,17 @@ fn check_stack_name(name: &str) -> Result<(), AppError> {
 
 /// Runs a deploy or rollback on its own thread: the deploy library keeps a SQLite handle
 /// (not `Sync`) across its awaits, so it gets a connection and a runtime of its own.
-async fn run_deploy<F>(state: &AppState, job: F) -> Result<(Result<Outcome, DeployError>, Vec<String>), AppError>
+async fn run_deploy<F>(
+    state: &AppState,
+    job: F,
+) -> Result<(Result<Outcome, DeployError>, Vec<String>), AppError>
 where
-    F: for<'a> FnOnce(&'a Store, &'a mut dyn FnMut(Progress<'_>)) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, DeployError>> + 'a>>
-        + Send
+    F: for<'a> FnOnce(
+            &'a Store,
+            &'a mut dyn FnMut(Progress<'_>),
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Outcome, DeployError>> + 'a>,
+        > + Send
         + 'static,
 {
     let state_dir = state.config.state_dir.clone();
@@ -328,7 +344,12 @@ fn progress_line(progress: &Progress<'_>) -> String {
     }
 }
 
-fn deploy_view(stack: &str, result: Result<Outcome, DeployError>, progress: Vec<String>, lint: LintView) -> Result<DeployView, AppError> {
+fn deploy_view(
+    stack: &str,
+    result: Result<Outcome, DeployError>,
+    progress: Vec<String>,
+    lint: LintView,
+) -> Result<DeployView, AppError> {
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(DeployError::Engine(e)) => return Err(e.into()),
@@ -379,9 +400,17 @@ fn prepare(stack: &str, request: &DeployRequest) -> Result<(StackSpec, LintView)
         )));
     }
     let spec = swarmkeeper_compose::stack_spec(stack, &loaded).map_err(|e| {
-        AppError::BadInput(format!("{FILE_NAME}:{}:{}: {}", e.at.line, e.at.column, e.message))
+        AppError::BadInput(format!(
+            "{FILE_NAME}:{}:{}: {}",
+            e.at.line, e.at.column, e.message
+        ))
     })?;
-    if let Some(object) = spec.secrets.iter().chain(&spec.configs).find(|o| !o.file.is_empty()) {
+    if let Some(object) = spec
+        .secrets
+        .iter()
+        .chain(&spec.configs)
+        .find(|o| !o.file.is_empty())
+    {
         return Err(AppError::BadInput(format!(
             "{}: a stack deployed from the dashboard cannot read {} from the server; create it first and mark it `external: true`, or deploy with `swarmkeeper deploy`",
             object.name, object.file
@@ -390,7 +419,12 @@ fn prepare(stack: &str, request: &DeployRequest) -> Result<(StackSpec, LintView)
     Ok((spec, lint))
 }
 
-async fn deploy(state: &AppState, caller: &Caller, stack: &str, request: DeployRequest) -> Result<DeployView, AppError> {
+async fn deploy(
+    state: &AppState,
+    caller: &Caller,
+    stack: &str,
+    request: DeployRequest,
+) -> Result<DeployView, AppError> {
     caller.require(Action::Deploy)?;
     let (spec, lint) = prepare(stack, &request)?;
     let deploy_request = Request {
@@ -409,7 +443,15 @@ async fn deploy(state: &AppState, caller: &Caller, stack: &str, request: DeployR
     let engine = state.engine.clone();
     let (result, progress) = run_deploy(state, move |store, progress| {
         Box::pin(async move {
-            swarmkeeper_deploy::deploy(&engine, Some(store), &deploy_request, spec, &options, progress).await
+            swarmkeeper_deploy::deploy(
+                &engine,
+                Some(store),
+                &deploy_request,
+                spec,
+                &options,
+                progress,
+            )
+            .await
         })
     })
     .await?;
@@ -418,7 +460,11 @@ async fn deploy(state: &AppState, caller: &Caller, stack: &str, request: DeployR
         &caller.user.name,
         Action::Deploy.as_str(),
         stack,
-        &format!("{} (revision {})", view.outcome, view.revision.map_or("-".into(), |r| r.to_string())),
+        &format!(
+            "{} (revision {})",
+            view.outcome,
+            view.revision.map_or("-".into(), |r| r.to_string())
+        ),
     )?;
     Ok(view)
 }
@@ -429,7 +475,12 @@ pub struct RollbackRequest {
     pub to: Option<u64>,
 }
 
-async fn roll_back(state: &AppState, caller: &Caller, stack: &str, to: Option<u64>) -> Result<DeployView, AppError> {
+async fn roll_back(
+    state: &AppState,
+    caller: &Caller,
+    stack: &str,
+    to: Option<u64>,
+) -> Result<DeployView, AppError> {
     caller.require(Action::Rollback)?;
     check_stack_name(stack)?;
     let request = Request {
@@ -441,15 +492,38 @@ async fn roll_back(state: &AppState, caller: &Caller, stack: &str, to: Option<u6
         timeout: state.config.deploy_timeout,
         ..Options::default()
     };
-    let target = to.map_or_else(|| "the previous good revision".to_owned(), |r| format!("revision {r}"));
-    state.audit(&caller.user.name, Action::Rollback.as_str(), stack, &format!("to {target}: started"))?;
+    let target = to.map_or_else(
+        || "the previous good revision".to_owned(),
+        |r| format!("revision {r}"),
+    );
+    state.audit(
+        &caller.user.name,
+        Action::Rollback.as_str(),
+        stack,
+        &format!("to {target}: started"),
+    )?;
     let engine = state.engine.clone();
     let (result, progress) = run_deploy(state, move |store, progress| {
-        Box::pin(async move { swarmkeeper_deploy::rollback(&engine, store, &request, to, &options, progress).await })
+        Box::pin(async move {
+            swarmkeeper_deploy::rollback(&engine, store, &request, to, &options, progress).await
+        })
     })
     .await?;
-    let view = deploy_view(stack, result, progress, LintView { findings: Vec::new(), errors: 0 })?;
-    state.audit(&caller.user.name, Action::Rollback.as_str(), stack, &format!("to {target}: {}", view.outcome))?;
+    let view = deploy_view(
+        stack,
+        result,
+        progress,
+        LintView {
+            findings: Vec::new(),
+            errors: 0,
+        },
+    )?;
+    state.audit(
+        &caller.user.name,
+        Action::Rollback.as_str(),
+        stack,
+        &format!("to {target}: {}", view.outcome),
+    )?;
     Ok(view)
 }
 
@@ -474,7 +548,10 @@ fn parse_variables(text: &str) -> Result<HashMap<String, String>, AppError> {
             continue;
         }
         let (key, value) = line.split_once('=').ok_or_else(|| {
-            AppError::BadInput(format!("variables, line {}: expected KEY=VALUE, found {line:?}", index + 1))
+            AppError::BadInput(format!(
+                "variables, line {}: expected KEY=VALUE, found {line:?}",
+                index + 1
+            ))
         })?;
         variables.insert(key.trim().to_owned(), value.to_owned());
     }
@@ -499,7 +576,10 @@ pub struct DeployQuery {
     pub stack: String,
 }
 
-pub async fn deploy_form_page(caller: Caller, Query(query): Query<DeployQuery>) -> Result<Html<String>, AppError> {
+pub async fn deploy_form_page(
+    caller: Caller,
+    Query(query): Query<DeployQuery>,
+) -> Result<Html<String>, AppError> {
     caller.require(Action::Deploy)?;
     render(&DeployPage {
         chrome: Chrome::new(&caller, "stacks"),
@@ -535,13 +615,23 @@ pub async fn deploy_form(
             variables,
             ignore_lint_errors: form.ignore_lint_errors.is_some(),
         },
-        Err(e) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, page(None, &e.to_string(), None)?).into_response()),
+        Err(e) => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page(None, &e.to_string(), None)?,
+            )
+                .into_response())
+        }
     };
     let checked = load(&request).map(|stack| lint(&stack));
     if form.action == "check" {
         return Ok(match checked {
             Ok(lint) => page(Some(&lint), "", None)?.into_response(),
-            Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, page(None, &e.to_string(), None)?).into_response(),
+            Err(e) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page(None, &e.to_string(), None)?,
+            )
+                .into_response(),
         });
     }
     match deploy(&state, &caller, &form.stack, request).await {
@@ -565,7 +655,10 @@ pub async fn deploy_api(
 
 /// Lint only: what a deploy of this file would be warned about. Needs the deploy role, since
 /// it is the first half of a deploy.
-pub async fn lint_api(caller: Caller, Json(request): Json<DeployRequest>) -> Result<Json<LintView>, AppError> {
+pub async fn lint_api(
+    caller: Caller,
+    Json(request): Json<DeployRequest>,
+) -> Result<Json<LintView>, AppError> {
     caller.require(Action::Deploy)?;
     Ok(Json(lint(&load(&request)?)))
 }
@@ -590,10 +683,13 @@ pub async fn rollback_form(
     Path(stack): Path<String>,
     Form(form): Form<RollbackForm>,
 ) -> Result<Html<String>, AppError> {
-    let to = match form.to.trim() {
-        "" => None,
-        text => Some(text.parse().map_err(|_| AppError::BadInput(format!("to: {text:?} is not a revision number")))?),
-    };
+    let to =
+        match form.to.trim() {
+            "" => None,
+            text => Some(text.parse().map_err(|_| {
+                AppError::BadInput(format!("to: {text:?} is not a revision number"))
+            })?),
+        };
     let view = roll_back(&state, &caller, &stack, to).await?;
     render(&DeployedPage {
         chrome: Chrome::new(&caller, "stacks"),
@@ -641,7 +737,10 @@ mod tests {
             ..DeployRequest::default()
         };
         let err = prepare("shop", &request).err().unwrap().to_string();
-        assert!(err.contains("cannot read /run/secrets/swarmkeeper_admin_password"), "{err}");
+        assert!(
+            err.contains("cannot read /run/secrets/swarmkeeper_admin_password"),
+            "{err}"
+        );
         let env_file = DeployRequest {
             compose: "services:\n  web:\n    image: app:1\n    env_file: /etc/shadow\n".into(),
             ..DeployRequest::default()

@@ -14,7 +14,13 @@ const BOTTOM: f64 = 20.0;
 /// Usage in percent over `window` up to `now`, with the GC thresholds as dashed lines. A gap
 /// longer than ten minutes between samples (the agent was down) breaks the line rather than
 /// drawing a slope nobody measured.
-pub fn disk_chart(samples: &[DiskSample], now: Timestamp, window: SignedDuration, high: u8, low: u8) -> String {
+pub fn disk_chart(
+    samples: &[DiskSample],
+    now: Timestamp,
+    window: SignedDuration,
+    high: u8,
+    low: u8,
+) -> String {
     let start = now - window;
     let plot_w = WIDTH - LEFT;
     let plot_h = HEIGHT - BOTTOM;
@@ -38,7 +44,11 @@ pub fn disk_chart(samples: &[DiskSample], now: Timestamp, window: SignedDuration
     }
     for hours_ago in (0..=window.as_hours()).step_by(6) {
         let px = x(now - SignedDuration::from_hours(hours_ago));
-        let label = if hours_ago == 0 { "now".to_owned() } else { format!("-{hours_ago}h") };
+        let label = if hours_ago == 0 {
+            "now".to_owned()
+        } else {
+            format!("-{hours_ago}h")
+        };
         let _ = write!(
             svg,
             r##"<text x="{px:.1}" y="{}" font-size="10" text-anchor="middle" fill="#6b7480">{label}</text>"##,
@@ -54,7 +64,11 @@ pub fn disk_chart(samples: &[DiskSample], now: Timestamp, window: SignedDuration
     }
     let mut path = String::new();
     let mut previous: Option<Timestamp> = None;
-    for sample in samples.iter().filter(|s| s.at >= start && s.capacity_bytes > 0) {
+    let mut newest = None;
+    for sample in samples
+        .iter()
+        .filter(|s| s.at >= start && s.capacity_bytes > 0)
+    {
         let percent = sample.used_bytes as f64 * 100.0 / sample.capacity_bytes as f64;
         let command = match previous {
             Some(prev) if sample.at.duration_since(prev) <= SignedDuration::from_mins(10) => 'L',
@@ -62,6 +76,7 @@ pub fn disk_chart(samples: &[DiskSample], now: Timestamp, window: SignedDuration
         };
         let _ = write!(path, "{command}{:.1} {:.1} ", x(sample.at), y(percent));
         previous = Some(sample.at);
+        newest = Some((x(sample.at), y(percent), percent));
     }
     if path.is_empty() {
         let _ = write!(
@@ -75,6 +90,13 @@ pub fn disk_chart(samples: &[DiskSample], now: Timestamp, window: SignedDuration
             svg,
             r##"<path d="{}" fill="none" stroke="#2957c4" stroke-width="1.5"/>"##,
             path.trim_end()
+        );
+    }
+    // The latest sample as a dot: visible even when it is the only one.
+    if let Some((px, py, percent)) = newest {
+        let _ = write!(
+            svg,
+            r##"<circle cx="{px:.1}" cy="{py:.1}" r="3" fill="#2957c4"><title>{percent:.1}% used at the last report</title></circle>"##
         );
     }
     svg.push_str("</svg>");
@@ -102,8 +124,20 @@ mod tests {
             sample("2026-11-26T11:01:00Z", 60),
             sample("2026-11-26T11:30:00Z", 40),
         ];
-        let svg = disk_chart(&samples, NOW.parse().unwrap(), SignedDuration::from_hours(24), 85, 80);
-        let path = svg.split("<path d=\"").nth(1).unwrap().split('"').next().unwrap();
+        let svg = disk_chart(
+            &samples,
+            NOW.parse().unwrap(),
+            SignedDuration::from_hours(24),
+            85,
+            80,
+        );
+        let path = svg
+            .split("<path d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         assert_eq!(path.matches('M').count(), 2, "{path}");
         assert_eq!(path.matches('L').count(), 1, "{path}");
         assert!(svg.contains("GC high threshold 85%"));
@@ -111,13 +145,25 @@ mod tests {
 
     #[test]
     fn the_newest_sample_is_at_the_right_edge_and_full_is_at_the_top() {
-        let svg = disk_chart(&[sample(NOW, 100)], NOW.parse().unwrap(), SignedDuration::from_hours(24), 85, 80);
+        let svg = disk_chart(
+            &[sample(NOW, 100)],
+            NOW.parse().unwrap(),
+            SignedDuration::from_hours(24),
+            85,
+            80,
+        );
         assert!(svg.contains("M720.0 0.0"), "{svg}");
     }
 
     #[test]
     fn no_samples_say_so() {
-        let svg = disk_chart(&[sample("2026-11-24T12:00:00Z", 1)], NOW.parse().unwrap(), SignedDuration::from_hours(24), 85, 80);
+        let svg = disk_chart(
+            &[sample("2026-11-24T12:00:00Z", 1)],
+            NOW.parse().unwrap(),
+            SignedDuration::from_hours(24),
+            85,
+            80,
+        );
         assert!(svg.contains("no reports"));
         assert!(!svg.contains("<path"));
     }

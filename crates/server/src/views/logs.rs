@@ -82,9 +82,10 @@ pub fn parse_tail(text: Option<&str>) -> Result<Option<u64>, QueryError> {
     match text.map(str::trim) {
         None | Some("") => Ok(Some(DEFAULT_TAIL)),
         Some(all) if all.eq_ignore_ascii_case("all") => Ok(None),
-        Some(n) => n.parse::<u64>().map(Some).map_err(|_| {
-            bad("tail", format!("{n:?} is not a number of lines (or `all`)"))
-        }),
+        Some(n) => n
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| bad("tail", format!("{n:?} is not a number of lines (or `all`)"))),
     }
 }
 
@@ -98,7 +99,10 @@ pub fn parse_since(text: Option<&str>, now: Timestamp) -> Result<Option<Timestam
         return Ok(Some(time));
     }
     let ago = swarmkeeper_gc::parse_duration(text).map_err(|e| {
-        bad("since", format!("{text:?} is neither a time such as 2026-01-01T00:00:00Z nor {e}"))
+        bad(
+            "since",
+            format!("{text:?} is neither a time such as 2026-01-01T00:00:00Z nor {e}"),
+        )
     })?;
     let ago = SignedDuration::try_from(ago).map_err(|e| bad("since", e.to_string()))?;
     now.checked_sub(ago)
@@ -113,7 +117,10 @@ pub fn parse_grep(text: Option<&str>) -> Result<Option<Regex>, QueryError> {
         Some(pattern) => pattern,
     };
     if pattern.len() > MAX_PATTERN {
-        return Err(bad("grep", format!("the pattern may be at most {MAX_PATTERN} bytes")));
+        return Err(bad(
+            "grep",
+            format!("the pattern may be at most {MAX_PATTERN} bytes"),
+        ));
     }
     RegexBuilder::new(pattern)
         .size_limit(MAX_REGEX_BYTES)
@@ -123,7 +130,11 @@ pub fn parse_grep(text: Option<&str>) -> Result<Option<Regex>, QueryError> {
 }
 
 /// `1`, `true`, `on`, `yes` or `0`, `false`, `off`, `no`; `default` when absent or empty.
-pub fn parse_flag(field: &'static str, text: Option<&str>, default: bool) -> Result<bool, QueryError> {
+pub fn parse_flag(
+    field: &'static str,
+    text: Option<&str>,
+    default: bool,
+) -> Result<bool, QueryError> {
     match text.map(|t| t.trim().to_ascii_lowercase()).as_deref() {
         None | Some("") => Ok(default),
         Some("1" | "true" | "on" | "yes") => Ok(true),
@@ -157,7 +168,8 @@ fn short_id(id: &str) -> &str {
 /// Task id → task name, for one service. A line from a task it does not know (a new replica
 /// after a scale, a task restarted since the stream began) calls for a [`TaskNames::refresh`]
 /// from the engine's task list; one the list does not know either gets
-/// [`TaskNames::fallback`], so each unknown id costs at most one refresh.
+/// [`TaskNames::fallback`], so each unknown id costs at most one refresh that the engine
+/// answered.
 #[derive(Clone, Debug, Default)]
 pub struct TaskNames {
     service: String,
@@ -179,23 +191,23 @@ impl TaskNames {
     /// Adds every task of the engine's list (old ones included).
     pub fn refresh(&mut self, tasks: &[Task], hostnames: &HashMap<String, String>) {
         for task in tasks {
-            self.names
-                .insert(task.id.clone(), task_name(&self.service, task, hostnames).into());
+            self.names.insert(
+                task.id.clone(),
+                task_name(&self.service, task, hostnames).into(),
+            );
         }
     }
 
     /// The name of a task the engine's list did not know: `service.<task id>`; remembered.
     pub fn fallback(&mut self, task_id: &str) -> Arc<str> {
-        let service = &self.service;
-        self.names
-            .entry(task_id.to_owned())
-            .or_insert_with(|| format!("{service}.{}", short_id(task_id)).into())
-            .clone()
+        let name = self.provisional(task_id);
+        self.names.entry(task_id.to_owned()).or_insert(name).clone()
     }
 
-    /// The name of a line that carries no task id.
-    pub fn service(&self) -> &str {
-        &self.service
+    /// `service.<task id>` for now, not remembered: the engine could not be asked, and will
+    /// be again.
+    pub fn provisional(&self, task_id: &str) -> Arc<str> {
+        format!("{}.{}", self.service, short_id(task_id)).into()
     }
 }
 
@@ -235,9 +247,9 @@ impl LineFilter {
                 return false;
             }
         }
-        match (self.after, line_time(line)) {
-            (Some(after), Some(time)) => time > after,
-            _ => true,
+        match self.after {
+            Some(after) => line_time(line).is_none_or(|time| time > after),
+            None => true,
         }
     }
 }
@@ -317,7 +329,9 @@ const FIX: &str = "set `logging: {driver: local, options: {max-size: 10m}}` in t
 /// Why a service's logs cannot be shown and what to change; `driver` when its name is known.
 pub fn unreadable_message(service: &str, driver: Option<&str>) -> String {
     let cause = match driver {
-        Some(driver) => format!("its log driver is `{driver}`, which keeps nothing the engine can read back"),
+        Some(driver) => {
+            format!("its log driver is `{driver}`, which keeps nothing the engine can read back")
+        }
         None => format!("the engine says: {LOGS_UNREADABLE}"),
     };
     format!("The logs of {service} cannot be read: {cause}. Fix: {FIX}.")
@@ -342,7 +356,13 @@ pub fn is_unreadable_line(line: &LogLine) -> bool {
 pub fn download_filename(service: &str) -> String {
     let safe: String = service
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{safe}-logs.txt")
 }
@@ -408,9 +428,15 @@ mod tests {
     fn task_names_read_like_docker_service_logs() {
         let hosts = HashMap::from([("n1".to_owned(), "vm1".to_owned())]);
         let replicated = task("abcdefghijklmnopqrstuvwxy", Some(2), "n1");
-        assert_eq!(task_name("web", &replicated, &hosts), "web.2.abcdefghijkl@vm1");
+        assert_eq!(
+            task_name("web", &replicated, &hosts),
+            "web.2.abcdefghijkl@vm1"
+        );
         let global = task("0123456789abcdef", None, "n1");
-        assert_eq!(task_name("agent", &global, &hosts), "agent.n1.0123456789ab@vm1");
+        assert_eq!(
+            task_name("agent", &global, &hosts),
+            "agent.n1.0123456789ab@vm1"
+        );
         let elsewhere = task("short", Some(1), "n9");
         assert_eq!(task_name("web", &elsewhere, &hosts), "web.1.short@n9");
     }
@@ -422,10 +448,21 @@ mod tests {
         names.refresh(&[task("t1", Some(1), "n1")], &HashMap::new());
         assert_eq!(names.get("t1").as_deref(), Some("web.1.t1@n1"));
         // A new replica after scaling appears with the next refresh.
-        names.refresh(&[task("t1", Some(1), "n1"), task("t2", Some(2), "n1")], &HashMap::new());
+        names.refresh(
+            &[task("t1", Some(1), "n1"), task("t2", Some(2), "n1")],
+            &HashMap::new(),
+        );
         assert_eq!(names.get("t2").as_deref(), Some("web.2.t2@n1"));
+        assert_eq!(&*names.provisional("yyyyyyyyyyyyyyyy"), "web.yyyyyyyyyyyy");
+        assert!(
+            names.get("yyyyyyyyyyyyyyyy").is_none(),
+            "a provisional name is not kept"
+        );
         assert_eq!(&*names.fallback("zzzzzzzzzzzzzzzz"), "web.zzzzzzzzzzzz");
-        assert!(names.get("zzzzzzzzzzzzzzzz").is_some(), "a fallback is remembered");
+        assert!(
+            names.get("zzzzzzzzzzzzzzzz").is_some(),
+            "a fallback is remembered"
+        );
     }
 
     #[test]
@@ -479,7 +516,10 @@ mod tests {
         assert!(parse_flag("timestamps", Some("on"), false).unwrap());
         assert!(parse_flag("timestamps", Some("1"), false).unwrap());
         assert!(!parse_flag("follow", Some("false"), true).unwrap());
-        assert_eq!(parse_flag("follow", Some("maybe"), true).unwrap_err().field, "follow");
+        assert_eq!(
+            parse_flag("follow", Some("maybe"), true).unwrap_err().field,
+            "follow"
+        );
     }
 
     #[test]
@@ -503,7 +543,11 @@ mod tests {
 
     #[test]
     fn lines_are_written_as_json_and_as_text() {
-        let mut stderr = line(Some("t1"), Some("2026-01-01T00:00:00.000000001Z"), "a \"quoted\"\r line");
+        let mut stderr = line(
+            Some("t1"),
+            Some("2026-01-01T00:00:00.000000001Z"),
+            "a \"quoted\"\r line",
+        );
         stderr.stream = LogStream::Stderr;
         let shown = Shown::new(stderr.clone(), "web.1.t1@vm".into(), true);
         let mut json = Vec::new();
@@ -515,10 +559,17 @@ mod tests {
             value,
             json!({"task": "web.1.t1@vm", "stream": "stderr", "time": "2026-01-01T00:00:00.000000001Z", "text": "a \"quoted\"\r line"})
         );
-        let untimed = Shown::new(line(Some("t1"), Some("2026-01-01T00:00:00Z"), "hello"), "web.1.t1@vm".into(), false);
+        let untimed = Shown::new(
+            line(Some("t1"), Some("2026-01-01T00:00:00Z"), "hello"),
+            "web.1.t1@vm".into(),
+            false,
+        );
         let mut json = Vec::new();
         write_json(&mut json, &untimed);
-        assert_eq!(String::from_utf8(json).unwrap(), r#"{"task":"web.1.t1@vm","stream":"stdout","text":"hello"}"#);
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            r#"{"task":"web.1.t1@vm","stream":"stdout","text":"hello"}"#
+        );
         let mut out = Vec::new();
         write_text(&mut out, &shown);
         write_text(&mut out, &untimed);
@@ -534,10 +585,19 @@ mod tests {
         assert_eq!(driver_verdict(&json!({})), DriverVerdict::Readable);
         assert_eq!(driver_verdict(&spec("local")), DriverVerdict::Readable);
         assert_eq!(driver_verdict(&spec("json-file")), DriverVerdict::Readable);
-        assert_eq!(driver_verdict(&spec("none")), DriverVerdict::Unreadable("none".into()));
-        assert_eq!(driver_verdict(&spec("syslog")), DriverVerdict::Cached("syslog".into()));
+        assert_eq!(
+            driver_verdict(&spec("none")),
+            DriverVerdict::Unreadable("none".into())
+        );
+        assert_eq!(
+            driver_verdict(&spec("syslog")),
+            DriverVerdict::Cached("syslog".into())
+        );
         let message = unreadable_message("shop_web", Some("none"));
-        assert!(message.contains("shop_web") && message.contains("`none`"), "{message}");
+        assert!(
+            message.contains("shop_web") && message.contains("`none`"),
+            "{message}"
+        );
         assert!(message.contains("logging: {driver: local"), "{message}");
         assert!(unreadable_message("web", None).contains(LOGS_UNREADABLE));
         assert!(cached_note("syslog").contains("driver: local"));
@@ -545,9 +605,17 @@ mod tests {
 
     #[test]
     fn the_engines_own_refusal_inside_the_stream_is_recognised() {
-        let refusal = line(None, None, &format!("Error grabbing logs: {LOGS_UNREADABLE}"));
+        let refusal = line(
+            None,
+            None,
+            &format!("Error grabbing logs: {LOGS_UNREADABLE}"),
+        );
         assert!(is_unreadable_line(&refusal));
-        assert!(!is_unreadable_line(&line(Some("t1"), None, LOGS_UNREADABLE)));
+        assert!(!is_unreadable_line(&line(
+            Some("t1"),
+            None,
+            LOGS_UNREADABLE
+        )));
     }
 
     #[test]

@@ -80,8 +80,10 @@ pub fn node_rows(
     history: &HashMap<String, NodeHistory>,
     now: Timestamp,
 ) -> Vec<NodeRow> {
-    let by_key: HashMap<String, &(NodeReport, Timestamp)> =
-        reports.iter().map(|entry| (entry.0.node_key(), entry)).collect();
+    let by_key: HashMap<String, &(NodeReport, Timestamp)> = reports
+        .iter()
+        .map(|entry| (entry.0.node_key(), entry))
+        .collect();
     let row = |id: &str, report: Option<&(NodeReport, Timestamp)>| {
         let history = history.get(id).cloned().unwrap_or_default();
         let (agent, agent_version, disk, images) = match report {
@@ -98,7 +100,8 @@ pub fn node_rows(
     let mut rows: Vec<NodeRow> = nodes
         .iter()
         .map(|node| {
-            let (agent, agent_version, disk, images, history) = row(&node.id, by_key.get(&node.id).copied());
+            let (agent, agent_version, disk, images, history) =
+                row(&node.id, by_key.get(&node.id).copied());
             NodeRow {
                 id: node.id.clone(),
                 hostname: node.hostname.clone(),
@@ -138,7 +141,9 @@ pub fn node_rows(
             freed_today_bytes: history.freed_today_bytes,
         });
     }
-    rows.sort_by(|a, b| (a.role != "manager", &a.hostname).cmp(&(b.role != "manager", &b.hostname)));
+    rows.sort_by(|a, b| {
+        (a.role != "manager", &a.hostname).cmp(&(b.role != "manager", &b.hostname))
+    });
     rows
 }
 
@@ -221,7 +226,11 @@ mod tests {
 
     #[test]
     fn swarm_nodes_join_their_reports_and_strangers_are_listed_after() {
-        let nodes = [node("w1", "worker-1", "worker"), node("m1", "manager-1", "manager"), node("w2", "worker-2", "worker")];
+        let nodes = [
+            node("w1", "worker-1", "worker"),
+            node("m1", "manager-1", "manager"),
+            node("w2", "worker-2", "worker"),
+        ];
         let reports = [
             (report("w1", "worker-1", 90), t("2026-11-26T11:59:55Z")),
             (report("m1", "manager-1", 40), t("2026-11-26T11:50:00Z")),
@@ -230,7 +239,12 @@ mod tests {
         let rows = node_rows(&nodes, &reports, &HashMap::new(), t("2026-11-26T12:00:00Z"));
         let names: Vec<&str> = rows.iter().map(|r| r.hostname.as_str()).collect();
         assert_eq!(names, ["manager-1", "laptop", "worker-1", "worker-2"]);
-        assert_eq!(rows[0].agent, ReportingState::Silent { since: t("2026-11-26T11:50:00Z") });
+        assert_eq!(
+            rows[0].agent,
+            ReportingState::Silent {
+                since: t("2026-11-26T11:50:00Z")
+            }
+        );
         assert_eq!(rows[2].agent, ReportingState::Reporting);
         assert_eq!(rows[2].disk.as_ref().unwrap().level(), "over");
         assert_eq!(rows[3].agent, ReportingState::Never);
@@ -248,6 +262,9 @@ mod tests {
 
     #[test]
     fn today_starts_at_midnight_utc() {
-        assert_eq!(start_of_day(t("2026-11-26T17:45:12Z")), t("2026-11-26T00:00:00Z"));
+        assert_eq!(
+            start_of_day(t("2026-11-26T17:45:12Z")),
+            t("2026-11-26T00:00:00Z")
+        );
     }
 }

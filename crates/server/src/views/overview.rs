@@ -44,9 +44,18 @@ const CLUSTER_CHANGES: &[&str] = &["deploy", "rollback", "scale", "redeploy"];
 
 /// The newest `limit` events: changes to the cluster, GC passes, and nodes that are down or
 /// whose agent went silent (dated when Swarm or the server last heard of them).
-pub fn events(changes: &[ChangeRecord<'_>], gc: &[GcRecord<'_>], nodes: &[NodeRow], now: Timestamp, limit: usize) -> Vec<Event> {
+pub fn events(
+    changes: &[ChangeRecord<'_>],
+    gc: &[GcRecord<'_>],
+    nodes: &[NodeRow],
+    now: Timestamp,
+    limit: usize,
+) -> Vec<Event> {
     let mut events: Vec<Event> = Vec::new();
-    for change in changes.iter().filter(|c| CLUSTER_CHANGES.contains(&c.action)) {
+    for change in changes
+        .iter()
+        .filter(|c| CLUSTER_CHANGES.contains(&c.action))
+    {
         let link = if matches!(change.action, "deploy") || change.detail.contains("revision") {
             format!("/stacks/{}", change.target)
         } else {
@@ -55,7 +64,10 @@ pub fn events(changes: &[ChangeRecord<'_>], gc: &[GcRecord<'_>], nodes: &[NodeRo
         events.push(Event {
             at: change.at,
             kind: change.action.to_owned(),
-            text: format!("{} {} {}: {}", change.who, change.action, change.target, change.detail),
+            text: format!(
+                "{} {} {}: {}",
+                change.who, change.action, change.target, change.detail
+            ),
             link,
         });
     }
@@ -88,7 +100,7 @@ pub fn events(changes: &[ChangeRecord<'_>], gc: &[GcRecord<'_>], nodes: &[NodeRo
             });
         }
     }
-    events.sort_by(|a, b| b.at.cmp(&a.at));
+    events.sort_by_key(|e| std::cmp::Reverse(e.at));
     events.truncate(limit);
     events
 }
@@ -106,7 +118,9 @@ pub struct WarningGroup {
 
 /// Errors and warnings (not infos) of every running service, one group per rule, errors
 /// first.
-pub fn warning_groups<'a>(findings: impl IntoIterator<Item = (&'a str, Vec<RunningFinding>)>) -> Vec<WarningGroup> {
+pub fn warning_groups<'a>(
+    findings: impl IntoIterator<Item = (&'a str, Vec<RunningFinding>)>,
+) -> Vec<WarningGroup> {
     let mut groups: BTreeMap<(Severity, &'static str), WarningGroup> = BTreeMap::new();
     for (service, found) in findings {
         for finding in found.into_iter().filter(|f| f.severity != Severity::Info) {
@@ -139,17 +153,45 @@ mod tests {
     #[test]
     fn only_cluster_changes_and_gc_make_events_newest_first() {
         let changes = [
-            ChangeRecord { at: t("2026-11-26T10:00:00Z"), who: "ann", action: "login", target: "127.0.0.1", detail: "" },
-            ChangeRecord { at: t("2026-11-26T11:00:00Z"), who: "ann", action: "scale", target: "web", detail: "replicas=3" },
-            ChangeRecord { at: t("2026-11-26T12:00:00Z"), who: "bob", action: "deploy", target: "shop", detail: "succeeded (revision 4)" },
+            ChangeRecord {
+                at: t("2026-11-26T10:00:00Z"),
+                who: "ann",
+                action: "login",
+                target: "127.0.0.1",
+                detail: "",
+            },
+            ChangeRecord {
+                at: t("2026-11-26T11:00:00Z"),
+                who: "ann",
+                action: "scale",
+                target: "web",
+                detail: "replicas=3",
+            },
+            ChangeRecord {
+                at: t("2026-11-26T12:00:00Z"),
+                who: "bob",
+                action: "deploy",
+                target: "shop",
+                detail: "succeeded (revision 4)",
+            },
         ];
-        let gc = [GcRecord { at: t("2026-11-26T11:30:00Z"), node_id: "n1", hostname: "w1", images_deleted: 2, bytes_freed: "1.0 GiB".into(), outcome: "ok" }];
+        let gc = [GcRecord {
+            at: t("2026-11-26T11:30:00Z"),
+            node_id: "n1",
+            hostname: "w1",
+            images_deleted: 2,
+            bytes_freed: "1.0 GiB".into(),
+            outcome: "ok",
+        }];
         let events = events(&changes, &gc, &[], t("2026-11-26T13:00:00Z"), 10);
         let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["deploy", "gc", "scale"]);
         assert_eq!(events[0].link, "/stacks/shop");
         assert_eq!(events[2].link, "/services/web");
-        assert_eq!(events[1].text, "GC on w1: 2 image(s) deleted, 1.0 GiB freed (ok)");
+        assert_eq!(
+            events[1].text,
+            "GC on w1: 2 image(s) deleted, 1.0 GiB freed (ok)"
+        );
     }
 
     #[test]
@@ -163,7 +205,10 @@ mod tests {
             ("c", swarmkeeper_lint::lint_running(&safe)),
             ("d", swarmkeeper_lint::lint_running(&default_logs)),
         ]);
-        let rules: Vec<(&str, Vec<String>)> = groups.iter().map(|g| (g.rule, g.services.clone())).collect();
+        let rules: Vec<(&str, Vec<String>)> = groups
+            .iter()
+            .map(|g| (g.rule, g.services.clone()))
+            .collect();
         assert_eq!(
             rules,
             [

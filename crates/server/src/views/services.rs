@@ -77,7 +77,10 @@ pub fn service_row(service: &Service, tasks: &[&Task]) -> ServiceRow {
         .as_ref()
         .map(|s| s.message.clone())
         .unwrap_or_default();
-    let settled = matches!(update_state.as_deref(), None | Some("completed" | "rollback_completed"));
+    let settled = matches!(
+        update_state.as_deref(),
+        None | Some("completed" | "rollback_completed")
+    );
     ServiceRow {
         id: service.id.clone(),
         name: service.name.clone(),
@@ -99,7 +102,10 @@ pub fn service_row(service: &Service, tasks: &[&Task]) -> ServiceRow {
 pub fn service_rows(services: &[Service], tasks: &[Task]) -> Vec<ServiceRow> {
     let mut by_service: HashMap<&str, Vec<&Task>> = HashMap::new();
     for task in tasks {
-        by_service.entry(task.service_id.as_str()).or_default().push(task);
+        by_service
+            .entry(task.service_id.as_str())
+            .or_default()
+            .push(task);
     }
     let mut rows: Vec<ServiceRow> = services
         .iter()
@@ -127,7 +133,11 @@ pub struct TaskRow {
 }
 
 /// A service's tasks, newest first within each slot, like `docker service ps`.
-pub fn task_rows(service: &str, tasks: &[&Task], hostnames: &HashMap<String, String>) -> Vec<TaskRow> {
+pub fn task_rows(
+    service: &str,
+    tasks: &[&Task],
+    hostnames: &HashMap<String, String>,
+) -> Vec<TaskRow> {
     let mut rows: Vec<TaskRow> = tasks
         .iter()
         .map(|task| TaskRow {
@@ -157,7 +167,8 @@ pub fn task_rows(service: &str, tasks: &[&Task], hostnames: &HashMap<String, Str
         })
         .collect();
     rows.sort_by(|a, b| {
-        (a.name.as_str(), std::cmp::Reverse(a.since)).cmp(&(b.name.as_str(), std::cmp::Reverse(b.since)))
+        (a.name.as_str(), std::cmp::Reverse(a.since))
+            .cmp(&(b.name.as_str(), std::cmp::Reverse(b.since)))
     });
     rows
 }
@@ -302,7 +313,10 @@ mod tests {
     fn a_global_service_wants_one_task_per_scheduled_node() {
         let spec = json!({"Mode": {"Global": {}}, "TaskTemplate": {"ContainerSpec": {"Image": "agent:1"}}});
         let s = service("g", "agent", spec, None);
-        let tasks = [task("g", None, "running", "running"), task("g", None, "running", "running")];
+        let tasks = [
+            task("g", None, "running", "running"),
+            task("g", None, "running", "running"),
+        ];
         let row = service_rows(&[s], &tasks).remove(0);
         assert_eq!((row.mode, row.running, row.desired), ("global", 2, 2));
         assert!(row.converged);
@@ -318,7 +332,10 @@ mod tests {
             service("b", "lone", lone, None),
             service("c", "shop_api", replicated(1), None),
         ];
-        let names: Vec<String> = service_rows(&services, &[]).into_iter().map(|r| r.name).collect();
+        let names: Vec<String> = service_rows(&services, &[])
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         assert_eq!(names, ["lone", "shop_api", "shop_web"]);
     }
 

@@ -1,0 +1,571 @@
+//! Shared by the server's integration tests: the whole app in-process on a temporary state
+//! directory, against the host's single-node swarm, with a viewer, an operator and an admin who
+//! each have an API token and a session (logged in through `POST /login`); a small request
+//! builder; and uniquely named swarm services built from a `FROM scratch` busybox image, removed
+//! when dropped.
+//!
+//! Each test file includes it with `mod support;` and uses what it needs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use jiff::Timestamp;
+use serde_json::Value;
+use swarmkeeper_auth::store as auth_store;
+use swarmkeeper_auth::{csrf_token, hash_password, NewApiToken, Role};
+use swarmkeeper_engine::Engine;
+use swarmkeeper_server::{AppState, ServerConfig};
+use tower::ServiceExt;
+
+/// The image every test service runs: busybox sleeping, `FROM scratch`, built once per host.
+pub const IMAGE: &str = "skservertest:busybox";
+/// The same image under a second tag: a spec change that pulls nothing.
+pub const IMAGE_V2: &str = "skservertest:v2";
+/// Every test user's password.
+pub const PASSWORD: &str = "correct horse battery staple";
+/// The agent report secret of [`TestApp::new`].
+pub const REPORT_SECRET: &str = "report-secret-for-tests";
+/// Label on everything the tests create, to find leftovers by hand.
+pub const TEST_LABEL: &str = "swarmkeeper.test=server";
+
+/// `sk<pid><n><what>`: short (service names are at most 63 bytes, stack services get a
+/// prefix), unique within the run and, through the pid, apart from a parallel run.
+pub fn unique(what: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("sk{}x{n}{what}", std::process::id())
+}
+
+/// Runs the docker CLI; its trimmed stdout, or its stderr as the error.
+pub fn try_docker(args: &[&str]) -> Result<String, String> {
+    let output = Command::new("docker")
+        .args(args)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .map_err(|e| format!("docker CLI: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
+}
+
+/// Runs the docker CLI; panics with its stderr when it fails.
+pub fn docker(args: &[&str]) -> String {
+    try_docker(args).unwrap_or_else(|e| panic!("docker {args:?} failed: {e}"))
+}
+
+/// Builds [`IMAGE`] (and tags [`IMAGE_V2`]) unless the engine has them already. Needs Debian's
+/// busybox-static at `/bin/busybox`.
+pub fn test_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if try_docker(&["image", "inspect", "--format", "{{.Id}}", IMAGE]).is_err() {
+            let dir = TempDir::new("image");
+            std::fs::copy("/bin/busybox", dir.path().join("busybox"))
+                .expect("/bin/busybox (Debian's busybox-static) is needed to build the test image");
+            std::fs::write(
+                dir.path().join("Dockerfile"),
+                format!(
+                    "FROM scratch\nCOPY busybox /bin/busybox\nLABEL {TEST_LABEL}\n\
+                     CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo started; exec /bin/busybox sleep 3600\"]\n"
+                ),
+            )
+            .unwrap();
+            docker(&["build", "-q", "-t", IMAGE, dir.path().to_str().unwrap()]);
+        }
+        docker(&["tag", IMAGE, IMAGE_V2]);
+    });
+    IMAGE
+}
+
+/// The swarm node ID of the host's engine.
+pub fn node_id() -> String {
+    docker(&["info", "--format", "{{.Swarm.NodeID}}"])
+}
+
+/// Polls `check` every 100 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A directory under the system's temp directory, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique(what));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A swarm service made with the docker CLI (`--detach`: the call does not wait for tasks),
+/// removed when dropped, passed or not.
+pub struct TestService {
+    pub name: String,
+}
+
+impl TestService {
+    /// A replicated service of one busybox task. `extra` goes before the image (`--env`,
+    /// `--label`, `--mode global`, …).
+    pub fn create(what: &str, extra: &[&str]) -> TestService {
+        let image = test_image();
+        let name = unique(what);
+        let service = TestService { name };
+        let mut args = vec![
+            "service",
+            "create",
+            "--detach",
+            "--quiet",
+            "--name",
+            &service.name,
+            "--label",
+            TEST_LABEL,
+        ];
+        args.extend_from_slice(extra);
+        args.push(image);
+        docker(&args);
+        service
+    }
+
+    /// `docker service inspect` of one Go template expression, e.g.
+    /// `{{.Spec.Mode.Replicated.Replicas}}`.
+    pub fn inspect(&self, format: &str) -> String {
+        docker(&["service", "inspect", "--format", format, &self.name])
+    }
+
+    /// The service's spec as JSON.
+    pub fn spec(&self) -> Value {
+        serde_json::from_str(&self.inspect("{{json .Spec}}")).unwrap()
+    }
+
+    pub fn replicas(&self) -> u64 {
+        self.inspect("{{.Spec.Mode.Replicated.Replicas}}")
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for TestService {
+    fn drop(&mut self) {
+        let _ = try_docker(&["service", "rm", &self.name]);
+    }
+}
+
+/// A stack the test deploys through the API: `docker stack rm` when dropped.
+pub struct TestStack {
+    pub name: String,
+}
+
+impl TestStack {
+    pub fn new(what: &str) -> TestStack {
+        test_image();
+        TestStack { name: unique(what) }
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        let _ = try_docker(&["stack", "rm", &self.name]);
+    }
+}
+
+/// One of the test users, with a personal API token and a logged-in session.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// `skt_…`, for `Authorization: Bearer`.
+    pub token: String,
+    pub token_id: String,
+    /// The session cookie's value (`sks_…`).
+    pub session: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+/// A request to send to the app.
+pub struct Call {
+    method: Method,
+    uri: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Call {
+    pub fn new(method: Method, uri: &str) -> Call {
+        Call {
+            method,
+            uri: uri.to_owned(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn get(uri: &str) -> Call {
+        Call::new(Method::GET, uri)
+    }
+
+    pub fn post(uri: &str) -> Call {
+        Call::new(Method::POST, uri)
+    }
+
+    pub fn patch(uri: &str) -> Call {
+        Call::new(Method::PATCH, uri)
+    }
+
+    pub fn delete(uri: &str) -> Call {
+        Call::new(Method::DELETE, uri)
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Call {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Call {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// The session cookie alone: no CSRF token.
+    pub fn cookie(self, session: &str) -> Call {
+        self.header(
+            "cookie",
+            &format!("{}={session}", swarmkeeper_auth::SESSION_COOKIE_NAME),
+        )
+    }
+
+    /// The session cookie and the session's CSRF token in the `x-csrf-token` header, as the
+    /// dashboard's scripts send them.
+    pub fn session(self, who: &Identity) -> Call {
+        self.cookie(&who.session)
+            .header(swarmkeeper_auth::CSRF_HEADER, &who.csrf)
+    }
+
+    pub fn json(mut self, value: &Value) -> Call {
+        self.body = serde_json::to_vec(value).unwrap();
+        self.header("content-type", "application/json")
+    }
+
+    /// An urlencoded form, as a browser posts it.
+    pub fn form(mut self, fields: &[(&str, &str)]) -> Call {
+        self.body = serde_urlencoded::to_string(fields).unwrap().into_bytes();
+        self.header("content-type", "application/x-www-form-urlencoded")
+    }
+
+    /// A raw body with its content type.
+    pub fn body(mut self, content_type: &str, body: Vec<u8>) -> Call {
+        self.body = body;
+        self.header("content-type", content_type)
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn into_request(self) -> Request<Body> {
+        let mut request = Request::builder().method(self.method).uri(self.uri);
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        request.body(Body::from(self.body)).unwrap()
+    }
+}
+
+/// What the app answered, body read in full.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn location(&self) -> &str {
+        self.header("location")
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.header("content-type")
+    }
+
+    /// Panics with the body unless the status is `want`.
+    #[track_caller]
+    pub fn expect(&self, want: u16) -> &Answer {
+        assert_eq!(self.status.as_u16(), want, "answer: {}", self.text());
+        self
+    }
+
+    /// The JSON error shape of `/api`: `{"error": "...", "status": N}` with N the status.
+    #[track_caller]
+    pub fn expect_json_error(&self, want: u16) -> String {
+        self.expect(want);
+        assert!(
+            self.content_type().starts_with("application/json"),
+            "content-type {:?}",
+            self.content_type()
+        );
+        let body = self.json();
+        assert_eq!(body["status"], want, "{body}");
+        let message = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error in {body}"));
+        assert!(!message.is_empty());
+        message.to_owned()
+    }
+}
+
+/// The app on a fresh state directory, with three users.
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+    pub viewer: Identity,
+    pub operator: Identity,
+    pub admin: Identity,
+    _dir: TempDir,
+}
+
+/// [`PASSWORD`]'s argon2 hash, computed once per test binary (each hash takes a good part of a
+/// second in a debug build).
+pub fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| hash_password(PASSWORD).unwrap())
+}
+
+/// A state for the app on `dir`.
+pub fn open_state(dir: &Path, report_secret: Option<&str>) -> AppState {
+    AppState::open(
+        Engine::from_env().expect("DOCKER_HOST or the default socket"),
+        ServerConfig {
+            state_dir: dir.to_owned(),
+            report_secret: report_secret.map(str::to_owned),
+            session_policy: Default::default(),
+            deploy_timeout: Duration::from_secs(60),
+        },
+    )
+    .expect("the state directory opens")
+}
+
+impl TestApp {
+    /// Users `viewer`, `operator` and `admin`, each logged in.
+    pub async fn new() -> TestApp {
+        let dir = TempDir::new("state");
+        let state = open_state(dir.path(), Some(REPORT_SECRET));
+        let router = swarmkeeper_server::app(state.clone());
+        let (viewer, operator, admin) = tokio::join!(
+            add_user(&state, &router, "viewer", Role::Viewer),
+            add_user(&state, &router, "operator", Role::Operator),
+            add_user(&state, &router, "admin", Role::Admin),
+        );
+        TestApp {
+            state,
+            router,
+            viewer,
+            operator,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    pub fn as_role(&self, role: Role) -> &Identity {
+        match role {
+            Role::Viewer => &self.viewer,
+            Role::Operator => &self.operator,
+            Role::Admin => &self.admin,
+        }
+    }
+
+    pub fn users(&self) -> [&Identity; 3] {
+        [&self.viewer, &self.operator, &self.admin]
+    }
+
+    /// Sends a request through the whole router (middleware included); fails the test after 90 s.
+    pub async fn call(&self, call: Call) -> Answer {
+        send(&self.router, call).await
+    }
+
+    /// Creates a user (with [`PASSWORD`]) and an API token, then logs in through `POST /login`.
+    pub async fn add_user(&self, name: &str, role: Role) -> Identity {
+        add_user(&self.state, &self.router, name, role).await
+    }
+
+    /// `POST /login` with a form, as the login page sends it.
+    pub async fn login(&self, username: &str, password: &str, next: &str) -> Answer {
+        login(&self.router, username, password, next).await
+    }
+
+    /// The audit log, newest first, as the admin reads it from `/api/audit`.
+    pub async fn audit(&self) -> Vec<Value> {
+        let answer = self
+            .call(Call::get("/api/audit").bearer(&self.admin.token))
+            .await;
+        answer.expect(200);
+        answer.json()["entries"].as_array().unwrap().clone()
+    }
+}
+
+pub async fn send(router: &Router, call: Call) -> Answer {
+    let what = format!("{} {}", call.method, call.uri);
+    let work = async {
+        let response = router.clone().oneshot(call.into_request()).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .expect("the body is read")
+            .to_bytes()
+            .to_vec();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(90), work)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than 90 s"))
+}
+
+pub async fn login(router: &Router, username: &str, password: &str, next: &str) -> Answer {
+    send(
+        router,
+        Call::post("/login").form(&[
+            ("username", username),
+            ("password", password),
+            ("next", next),
+        ]),
+    )
+    .await
+}
+
+/// The session token of a login answer's `Set-Cookie`.
+pub fn session_from(answer: &Answer) -> String {
+    let cookie = answer.header("set-cookie");
+    let prefix = format!("{}=", swarmkeeper_auth::SESSION_COOKIE_NAME);
+    cookie
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.split(';').next())
+        .filter(|token| !token.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "no session in Set-Cookie {cookie:?} (status {})",
+                answer.status
+            )
+        })
+        .to_owned()
+}
+
+async fn add_user(state: &AppState, router: &Router, name: &str, role: Role) -> Identity {
+    let (id, issued) = {
+        let conn = state.auth();
+        let user = auth_store::create_user(&conn, name, role, password_hash(), Timestamp::now())
+            .expect("the user is created");
+        let issued = NewApiToken::generate();
+        auth_store::insert_api_token(&conn, user.id, "tests", &issued, None, Timestamp::now())
+            .expect("the token is stored");
+        (user.id, issued)
+    };
+    let answer = login(router, name, PASSWORD, "/").await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SEE_OTHER,
+        "login of {name}: {}",
+        answer.text()
+    );
+    let session = session_from(&answer);
+    Identity {
+        id,
+        name: name.to_owned(),
+        role,
+        token: issued.token,
+        token_id: issued.id,
+        csrf: csrf_token(&session),
+        session,
+    }
+}
+
+/// Every route the app serves, as `(METHOD, path)` sorted, read from the source of `app()`
+/// (`src/lib.rs`) and the route table (`src/routes/mod.rs`): a route added there cannot hide
+/// from the tests that compare against this list.
+pub fn routes_in_source() -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let method = regex::Regex::new(r"\b(get|post|put|patch|delete)\(").unwrap();
+    let mut routes = Vec::new();
+    for file in ["lib.rs", "routes/mod.rs"] {
+        let text = std::fs::read_to_string(src.join(file)).unwrap().replace(
+            "swarmkeeper_report::REPORT_PATH",
+            &format!("{:?}", swarmkeeper_report::REPORT_PATH),
+        );
+        for segment in text.split(".route(").skip(1) {
+            // A route's methods follow its path, up to the next route or the end of the function.
+            let segment = segment.split("\n}").next().unwrap();
+            let path = segment
+                .split('"')
+                .nth(1)
+                .unwrap_or_else(|| panic!("a route without a literal path in {file}: {segment}"));
+            let before = routes.len();
+            for found in method.captures_iter(segment) {
+                routes.push((found[1].to_ascii_uppercase(), path.to_owned()));
+            }
+            assert!(routes.len() > before, "no method for {path} in {file}");
+        }
+    }
+    routes.sort();
+    routes.dedup();
+    routes
+}
+
+/// Whether a header map says the body is HTML.
+pub fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
+}
