@@ -42,7 +42,10 @@ pub enum ReferenceError {
     #[error("invalid reference format: repository name {0:?} must be lowercase")]
     Uppercase(String),
     #[error("invalid reference format: {reference:?}: {why}")]
-    Format { reference: String, why: &'static str },
+    Format {
+        reference: String,
+        why: &'static str,
+    },
     #[error("invalid reference format: repository name {0:?} must have at most 255 characters")]
     NameTooLong(String),
     #[error("invalid repository name {0:?}: cannot specify 64-byte hexadecimal strings")]
@@ -71,9 +74,12 @@ impl Digest {
             .split_once(':')
             .ok_or_else(|| bad("expected ALGORITHM:HEX"))?;
         let algorithm_ok = !algorithm.is_empty()
-            && algorithm
-                .split(['+', '.', '_', '-'])
-                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            && algorithm.split(['+', '.', '_', '-']).all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
         if !algorithm_ok {
             return Err(bad("the algorithm must be lowercase letters and digits"));
         }
@@ -90,7 +96,9 @@ impl Digest {
                         .bytes()
                         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
                 {
-                    return Err(bad("the encoded part must be lowercase hex of the algorithm's length"));
+                    return Err(bad(
+                        "the encoded part must be lowercase hex of the algorithm's length",
+                    ));
                 }
             }
             None => {
@@ -204,7 +212,9 @@ impl Reference {
         };
         if let Some(tag) = tag {
             if !valid_tag(tag) {
-                return Err(format("a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with . or -"));
+                return Err(format(
+                    "a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with . or -",
+                ));
             }
         }
         let (domain, path) = split_domain(name);
@@ -393,7 +403,9 @@ fn valid_domain(domain: &str) -> bool {
     !host.is_empty()
         && host.split('.').all(|component| {
             !component.is_empty()
-                && component.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && component
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !component.starts_with('-')
                 && !component.ends_with('-')
         })

@@ -16,13 +16,25 @@ fn parts(text: &str) -> (String, String, Option<String>, Option<String>) {
 #[test]
 fn normalises_like_docker() {
     let s = |x: &str| x.to_string();
-    assert_eq!(parts("busybox"), (s("docker.io"), s("library/busybox"), None, None));
-    assert_eq!(parts("busybox:1.36"), (s("docker.io"), s("library/busybox"), Some(s("1.36")), None));
-    assert_eq!(parts("team/app"), (s("docker.io"), s("team/app"), None, None));
+    assert_eq!(
+        parts("busybox"),
+        (s("docker.io"), s("library/busybox"), None, None)
+    );
+    assert_eq!(
+        parts("busybox:1.36"),
+        (s("docker.io"), s("library/busybox"), Some(s("1.36")), None)
+    );
+    assert_eq!(
+        parts("team/app"),
+        (s("docker.io"), s("team/app"), None, None)
+    );
     assert_eq!(parts("index.docker.io/team/app:1").0, "docker.io");
     assert_eq!(parts("docker.io/busybox").1, "library/busybox");
     assert_eq!(parts("localhost/app").0, "localhost");
-    assert_eq!(parts("localhost:5000/app:1"), (s("localhost:5000"), s("app"), Some(s("1")), None));
+    assert_eq!(
+        parts("localhost:5000/app:1"),
+        (s("localhost:5000"), s("app"), Some(s("1")), None)
+    );
     assert_eq!(parts("127.0.0.1:5000/a/b/c:v2").1, "a/b/c");
     assert_eq!(
         parts("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1").0,
@@ -42,7 +54,10 @@ fn tag_or_latest() {
     let r = |t: &str| Reference::parse(t).unwrap();
     assert_eq!(r("busybox").tag_or_latest(), Some("latest"));
     assert_eq!(r("busybox:1").tag_or_latest(), Some("1"));
-    assert_eq!(r(&format!("busybox:1@sha256:{HEX}")).tag_or_latest(), Some("1"));
+    assert_eq!(
+        r(&format!("busybox:1@sha256:{HEX}")).tag_or_latest(),
+        Some("1")
+    );
     assert_eq!(r(&format!("busybox@sha256:{HEX}")).tag_or_latest(), None);
 }
 
@@ -70,8 +85,21 @@ fn refuses_what_docker_refuses() {
     assert!(matches!(err("team/App"), ReferenceError::Uppercase(_)));
     assert!(matches!(err(HEX), ReferenceError::HexIdentifier(_)));
     for bad in [
-        "app:", "app:-x", "app:.x", "app::1", "/app", "app/", "a//b", "app_-x", "app..x",
-        "-app", "app-", "host:port/app", "bad_host.com/app", "-host.com/app", "app:tag with space",
+        "app:",
+        "app:-x",
+        "app:.x",
+        "app::1",
+        "/app",
+        "app/",
+        "a//b",
+        "app_-x",
+        "app..x",
+        "-app",
+        "app-",
+        "host:port/app",
+        "bad_host.com/app",
+        "-host.com/app",
+        "app:tag with space",
     ] {
         assert!(
             matches!(err(bad), ReferenceError::Format { .. }),
@@ -79,19 +107,35 @@ fn refuses_what_docker_refuses() {
             Reference::parse(bad)
         );
     }
-    assert!(matches!(err("app@sha256:abc"), ReferenceError::Digest { .. }));
+    assert!(matches!(
+        err("app@sha256:abc"),
+        ReferenceError::Digest { .. }
+    ));
     assert!(matches!(err("app@sha256"), ReferenceError::Digest { .. }));
     let long = format!("example.com/{}", "a".repeat(250));
     assert!(matches!(err(&long), ReferenceError::NameTooLong(_)));
-    assert!(matches!(err(&format!("app:{}", "t".repeat(129))), ReferenceError::Format { .. }));
+    assert!(matches!(
+        err(&format!("app:{}", "t".repeat(129))),
+        ReferenceError::Format { .. }
+    ));
     assert!(Reference::parse(&format!("app:{}", "t".repeat(128))).is_ok());
     // Docker's own messages lead with "invalid reference format".
-    assert!(err("app:").to_string().starts_with("invalid reference format"));
+    assert!(err("app:")
+        .to_string()
+        .starts_with("invalid reference format"));
 }
 
 #[test]
 fn accepts_separators() {
-    for good in ["a.b", "a_b", "a__b", "a-b", "a---b", "a.b-c_d__e", "x/y.z/w-1"] {
+    for good in [
+        "a.b",
+        "a_b",
+        "a__b",
+        "a-b",
+        "a---b",
+        "a.b-c_d__e",
+        "x/y.z/w-1",
+    ] {
         assert!(Reference::parse(good).is_ok(), "{good:?}");
     }
 }
@@ -104,10 +148,18 @@ fn digests() {
     assert_eq!(d.short(), "sha256:0123456789ab");
     assert!(Digest::parse(&format!("sha256:{}", HEX.to_uppercase())).is_err());
     assert!(Digest::parse(&format!("sha512:{HEX}")).is_err());
-    assert!(Digest::parse("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_ok());
+    assert!(
+        Digest::parse("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_ok()
+    );
     assert!(Digest::parse(":abc").is_err());
-    assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"sha256:{HEX}\""));
-    assert_eq!(serde_json::from_str::<Digest>(&format!("\"sha256:{HEX}\"")).unwrap(), d);
+    assert_eq!(
+        serde_json::to_string(&d).unwrap(),
+        format!("\"sha256:{HEX}\"")
+    );
+    assert_eq!(
+        serde_json::from_str::<Digest>(&format!("\"sha256:{HEX}\"")).unwrap(),
+        d
+    );
     assert!(serde_json::from_str::<Digest>("\"sha256:x\"").is_err());
     assert!(Digest::parse("SHA256:abc").is_err());
 }
