@@ -1,0 +1,21 @@
+//! Talking to image registries, for the CLI and the server alike.
+//!
+//! - [`credentials`]: registry credentials found exactly as the docker CLI finds them
+//!   (`config.json`, `credsStore`, `credHelpers`, `docker-credential-*` helpers), and the
+//!   `X-Registry-Auth` value the engine wants ([`AuthConfig::x_registry_auth`]).
+//! - [`Client`]: the distribution API: a tag's manifest digest (`HEAD`, the digest docker would
+//!   pin, never empty) and tag lists, anonymously, with basic auth or with the bearer-token
+//!   challenge Docker Hub, GHCR and GitLab use; throttling and registry errors as typed
+//!   [`RegistryError`]s with `Retry-After`.
+//! - [`ecr`]: AWS ECR's `GetAuthorizationToken`, SigV4-signed, from an access key or the AWS
+//!   default credential chain, its 12-hour token cached and refreshed before it expires.
+//!
+//! Credentials are [`Secret`]s: never in `Debug`, logs or error messages.
+
+pub mod credentials;
+pub mod host;
+mod secret;
+
+pub use credentials::{AuthConfig, CredentialsError, DockerConfig};
+pub use secret::Secret;
+pub use swarmkeeper_reference::{Digest, Reference, ReferenceError};
