@@ -12,10 +12,16 @@
 //!
 //! Credentials are [`Secret`]s: never in `Debug`, logs or error messages.
 
+mod challenge;
+mod client;
 pub mod credentials;
+pub mod ecr;
+mod error;
 pub mod host;
 mod secret;
 
+pub use client::{Client, ClientBuilder, MANIFEST_ACCEPT};
 pub use credentials::{AuthConfig, CredentialsError, DockerConfig};
+pub use error::RegistryError;
 pub use secret::Secret;
 pub use swarmkeeper_reference::{Digest, Reference, ReferenceError};

@@ -326,8 +326,7 @@ impl DockerConfig {
             // A helper that exits without reading stdin is judged by its output below.
             let _ = stdin.write_all(server.as_bytes());
         }
-        let (stdout, stderr, status) =
-            wait_with_timeout(child, HELPER_TIMEOUT).map_err(|e| error(e))?;
+        let (stdout, stderr, status) = wait_with_timeout(child, HELPER_TIMEOUT).map_err(&error)?;
         if !status.success() {
             let out = String::from_utf8_lossy(&stdout);
             let out = out.trim();
