@@ -217,38 +217,61 @@ impl EcrTokenSource {
             message: e.to_string(),
         })?;
         let status = response.status();
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(':').next().unwrap_or(v).to_string());
         let bytes = response.bytes().await.map_err(|e| EcrError::Unreachable {
             endpoint: endpoint.clone(),
             message: e.to_string(),
         })?;
         if !status.is_success() {
-            #[derive(Deserialize, Default)]
-            struct AwsError {
-                #[serde(rename = "__type", default)]
-                kind: String,
-                #[serde(alias = "Message", default)]
-                message: String,
-            }
-            let error: AwsError = serde_json::from_slice(&bytes).unwrap_or_default();
-            let code = error
-                .kind
-                .rsplit('#')
-                .next()
-                .unwrap_or_default()
-                .to_string();
+            let (code, message) = aws_error(&bytes, error_type.as_deref());
             return Err(EcrError::Aws {
                 endpoint,
                 status: status.as_u16(),
-                code: if code.is_empty() {
-                    "error".into()
-                } else {
-                    code
-                },
-                message: error.message,
+                code,
+                message,
             });
         }
         parse_answer(&endpoint, &bytes, fetched_at)
     }
+}
+
+/// AWS's error code and message: the JSON protocol's `{"__type", "message"}` (or the
+/// `x-amzn-ErrorType` header), else the query protocol's XML `<Code>`/`<Message>` (which
+/// signature errors may come as).
+fn aws_error(body: &[u8], error_type: Option<&str>) -> (String, String) {
+    #[derive(Deserialize, Default)]
+    struct Json {
+        #[serde(rename = "__type", default)]
+        kind: String,
+        #[serde(alias = "Message", default)]
+        message: String,
+    }
+    if let Ok(json) = serde_json::from_slice::<Json>(body) {
+        let code = json.kind.rsplit('#').next().unwrap_or_default().to_string();
+        let code = if code.is_empty() {
+            error_type.unwrap_or("error").to_string()
+        } else {
+            code
+        };
+        return (code, json.message);
+    }
+    let text = String::from_utf8_lossy(body);
+    let element = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].to_string())
+    };
+    (
+        element("Code")
+            .or_else(|| error_type.map(str::to_string))
+            .unwrap_or_else(|| "error".into()),
+        element("Message").unwrap_or_default(),
+    )
 }
 
 fn parse_answer(
@@ -331,6 +354,25 @@ mod tests {
         assert_eq!(
             parse_ecr_host("12345.dkr.ecr.eu-west-1.amazonaws.com"),
             None
+        );
+    }
+
+    #[test]
+    fn aws_errors() {
+        assert_eq!(
+            aws_error(
+                br#"{"__type":"com.amazonaws#InvalidSignatureException","message":"bad"}"#,
+                None
+            ),
+            ("InvalidSignatureException".into(), "bad".into())
+        );
+        assert_eq!(
+            aws_error(b"<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></Errors></ErrorResponse>", None),
+            ("InvalidClientTokenId".into(), "The security token included in the request is invalid.".into())
+        );
+        assert_eq!(
+            aws_error(b"", Some("AccessDeniedException")).0,
+            "AccessDeniedException"
         );
     }
 
