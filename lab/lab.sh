@@ -4,6 +4,7 @@
 # from (see lab/README.md).
 #
 #   lab/lab.sh up [--name NAME] [--workers N] [--worker-disk SIZE] [--disk NODE=SIZE]...
+#                 [--registry-auth USER:PASS] [--registry-notify URL]...
 #                                     bring the lab up (idempotent); prints `env` on stdout
 #   lab/lab.sh down [--name NAME | --all]      stop it and remove every trace
 #   lab/lab.sh env [--name NAME]               KEY=VALUE lines (addresses, sockets, paths)
@@ -17,7 +18,9 @@
 # Nodes are `manager`, `worker1` ... `workerN` (hostnames NAME-manager, NAME-worker1, ...;
 # node label lab.node=manager|worker1|...). `--worker-disk SIZE` gives worker1 (only) a
 # tmpfs of SIZE as its data root; `--disk NODE=SIZE` does the same for any node. Other nodes
-# keep their data root in a folder on the host's disk.
+# keep their data root in a folder on the host's disk. `--registry-auth` makes the registry
+# ask for that user (htpasswd); `--registry-notify` sends its push notifications (the
+# distribution `notifications: endpoints:` envelope; pulls and blobs left out) to URL.
 #
 # Addresses: lab number L (0-7) uses 169.254.0.(32L)/27 on a bridge inside the lab's own
 # network namespace: .32L+1 is the host (veth skswL) and the registry (port 5000), .32L+2 the
@@ -41,7 +44,7 @@ die() {
 }
 
 usage() {
-    sed -n '6,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '6,18p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -166,12 +169,12 @@ registry_pid() {
     echo "$pid"
 }
 
-registry_answers() { # GET /v2/ answers 200 (bash's /dev/tcp: no curl needed)
+registry_answers() { # GET /v2/ answers 200, or 401 with auth (bash's /dev/tcp: no curl needed)
     [[ -n $REGISTRY ]] || return 1
     # shellcheck disable=SC2016
     timeout 3 bash -c 'exec 3<>"/dev/tcp/${1%:*}/${1##*:}" &&
         printf "GET /v2/ HTTP/1.0\r\n\r\n" >&3 && head -n 1 <&3' sh "$REGISTRY" 2>/dev/null |
-        grep -q ' 200 '
+        grep -q ' 200 \| 401 '
 }
 
 exists() {
@@ -336,6 +339,20 @@ http:
   addr: $REGISTRY
   secret: swarmkeeper-lab-$NAME
 EOF
+    local user url
+    if [[ -n $REG_AUTH ]]; then
+        user=${REG_AUTH%%:*}
+        htpasswd -Bbn "$user" "${REG_AUTH#*:}" >"$LDIR/registry.htpasswd"
+        printf 'auth:\n  htpasswd:\n    realm: swarmkeeper-lab-%s\n    path: %s\n' \
+            "$NAME" "$LDIR/registry.htpasswd" >>"$LDIR/registry.yml"
+    fi
+    if [[ ${#REG_NOTIFY[@]} -gt 0 ]]; then
+        printf 'notifications:\n  endpoints:\n' >>"$LDIR/registry.yml"
+        for url in "${REG_NOTIFY[@]}"; do
+            printf '    - name: %s\n      url: %s\n      timeout: 2s\n      threshold: 5\n      backoff: 1s\n      ignore:\n        mediatypes: [application/octet-stream]\n        actions: [pull]\n' \
+                "${url//[^A-Za-z0-9]/-}" "$url" >>"$LDIR/registry.yml"
+        done
+    fi
     (
         close_fds
         exec setsid docker-registry serve "$LDIR/registry.yml" </dev/null >"$LDIR/registry.log" 2>&1
@@ -471,7 +488,7 @@ create_lab() { # create_lab WORKERS DISKS
     trap 'exit 130' INT TERM
     mkdir -p "$LDIR" "$BULK"
     allocate_index
-    printf 'workers=%s\ndisks=%s\n' "$workers" "$disks" >"$LDIR/config"
+    printf 'workers=%s\ndisks=%s\nregistry=%s\n' "$workers" "$disks" "$REG_CFG" >"$LDIR/config"
     make_network
     start_registry
     for n in $(lab_nodes); do
@@ -520,9 +537,12 @@ create_lab() { # create_lab WORKERS DISKS
 
 cmd_up() {
     local name=lab workers=2 disks=() worker_disk='' d node size want
+    REG_AUTH='' REG_NOTIFY=()
     while [[ $# -gt 0 ]]; do
         case $1 in
         --name) name=${2:?--name needs a value}; shift 2 ;;
+        --registry-auth) REG_AUTH=${2:?--registry-auth needs USER:PASS}; shift 2 ;;
+        --registry-notify) REG_NOTIFY+=("${2:?--registry-notify needs a URL}"); shift 2 ;;
         --workers) workers=${2:?--workers needs a value}; shift 2 ;;
         --worker-disk) worker_disk=${2:?--worker-disk needs a SIZE}; shift 2 ;;
         --disk) disks+=("${2:?--disk needs NODE=SIZE}"); shift 2 ;;
@@ -534,6 +554,18 @@ cmd_up() {
         die "bad --workers '$workers': 0 to 28"
     fi
     [[ -n $worker_disk ]] && disks=("worker1=$worker_disk" "${disks[@]}")
+    [[ -z $REG_AUTH || $REG_AUTH =~ ^[^:[:space:]]+:[^[:space:]]+$ ]] ||
+        die "bad --registry-auth: USER:PASS, without spaces"
+    for d in "${REG_NOTIFY[@]}"; do
+        [[ $d =~ ^https?://[^[:space:]]+$ ]] || die "bad --registry-notify '$d': an http(s):// URL"
+    done
+    # What the registry is made with, to tell whether an existing lab is the one asked for
+    # (the password only as a digest).
+    REG_CFG=
+    if [[ -n $REG_AUTH ]]; then
+        REG_CFG="${REG_AUTH%%:*}:$(printf %s "${REG_AUTH#*:}" | sha256sum | cut -c1-16)"
+    fi
+    for d in "${REG_NOTIFY[@]}"; do REG_CFG+=" $d"; done
     want=
     for d in "${disks[@]}"; do
         node=${d%%=*} size=${d#*=}
@@ -545,9 +577,9 @@ cmd_up() {
     done
     [[ $(id -u) -eq 0 ]] || die "must run as root"
     local tool
-    for tool in dockerd docker docker-registry ip nsenter unshare flock; do
+    for tool in dockerd docker docker-registry ip nsenter unshare flock ${REG_AUTH:+htpasswd}; do
         command -v "$tool" >/dev/null ||
-            die "$tool is not installed (scripts/ensure-engine.sh installs docker.io and docker-registry)"
+            die "$tool is not installed (scripts/ensure-engine.sh installs docker.io, docker-registry and apache2-utils)"
     done
     T0=$SECONDS
     set_lab "$name"
@@ -555,7 +587,8 @@ cmd_up() {
     exec 8>"$ROOT/.locks/$NAME"
     flock 8
     if exists; then
-        if [[ $(cfg workers || true) == "$workers" && $(cfg disks || true) == "$want" ]] && lab_healthy; then
+        if [[ $(cfg workers || true) == "$workers" && $(cfg disks || true) == "$want" &&
+            $(cfg registry || true) == "$REG_CFG" ]] && lab_healthy; then
             note "lab $NAME already up"
             exec 8>&-
             print_env

@@ -13,13 +13,18 @@
 #   SWARMKEEPER_ENGINE_WAIT     seconds to wait for the engine and the swarm (default 60)
 #   SWARMKEEPER_EXTRA_PACKAGES  more Debian packages to install the same way when missing
 #                               (scripts/browser-test.sh asks for chromium)
+#   PYTHON                      the Python that gets the tests' PyPI packages (default python3)
 set -euo pipefail
 
 LOG=${SWARMKEEPER_DOCKERD_LOG:-/var/log/swarmkeeper-dockerd.log}
 WAIT=${SWARMKEEPER_ENGINE_WAIT:-60}
 SOCK=/var/run/docker.sock
 PIDFILE=/var/run/docker.pid
-PACKAGES=(docker.io busybox-static iproute2 docker-registry)
+PACKAGES=(docker.io busybox-static iproute2 docker-registry apache2-utils)
+# PyPI packages tests need, NAME[EXTRAS]==VERSION (pip installs them when a version differs):
+# moto is the AWS emulator of the ECR test; its dependency cryptography signs the registry
+# tests' tokens.
+PYPI_PACKAGES=("moto[server]==5.2.1")
 read -ra EXTRA_PACKAGES <<<"${SWARMKEEPER_EXTRA_PACKAGES:-}"
 PACKAGES+=("${EXTRA_PACKAGES[@]}")
 
@@ -51,6 +56,20 @@ ensure_packages() {
         { [[ -n $policy_added ]] && rm -f /usr/sbin/policy-rc.d; die "apt-get install ${missing[*]} failed"; }
     [[ -n $policy_added ]] && rm -f /usr/sbin/policy-rc.d
     return 0
+}
+
+ensure_python_packages() {
+    local python=${PYTHON:-python3} p name want have missing=()
+    command -v "$python" >/dev/null || die "$python is missing (the tests' PyPI packages need it)"
+    for p in "${PYPI_PACKAGES[@]}"; do
+        name=${p%%[[=]*} want=${p##*==}
+        have=$("$python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$name" 2>/dev/null || true)
+        [[ $have == "$want" ]] || missing+=("$p")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    say "pip install ${missing[*]}"
+    "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        "${missing[@]}" </dev/null || die "pip install ${missing[*]} failed"
 }
 
 engine_answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
@@ -203,6 +222,7 @@ main() {
     exec 7>"$lock"
     flock 7
     ensure_packages
+    ensure_python_packages
     ensure_dockerd
     ensure_swarm
     exec 7>&-
