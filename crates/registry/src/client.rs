@@ -661,11 +661,13 @@ async fn error_for(response: reqwest::Response, registry: &str, what: &str) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
     let body = response.bytes().await.unwrap_or_default();
-    let message = registry_message(&body).unwrap_or_else(|| {
-        status
+    // A HEAD answer has no body: the status says it.
+    let message = registry_message(&body).unwrap_or_else(|| match status {
+        StatusCode::NOT_FOUND => "no such repository or tag".to_string(),
+        _ => status
             .canonical_reason()
             .unwrap_or("error")
-            .to_ascii_lowercase()
+            .to_ascii_lowercase(),
     });
     let registry = registry.to_string();
     match status {
