@@ -1,0 +1,28 @@
+//! Alerts: which of the cluster's problems are worth a message, and when.
+//!
+//! The server observes the cluster ([`Observation`]: nodes, services, tasks and their
+//! samples), [`conditions`] applies the [`AlertRules`] to it, and [`step`] turns the conditions
+//! into ongoing alerts ([`AlertState`]) and the [`Message`]s to send: firing after the rule's
+//! `for:`, once per (rule, subject), again after the repeat interval, muted by [`Silence`]s,
+//! resolved when the condition goes. [`evaluate`] does both.
+//!
+//! Everything here is pure: the server is the shell that observes, stores the state and the
+//! rules, and hands the messages to `swarmkeeper-notify`.
+
+mod engine;
+mod forecast;
+mod message;
+mod observe;
+mod rules;
+
+pub use engine::{evaluate, step, Alert, AlertState, Silence, SilenceError};
+pub use forecast::{forecast_full, Forecast};
+pub use message::{rfc3339_seconds, Message, Status, WebhookPayload};
+pub use observe::{
+    conditions, Condition, Conditions, NodeDisk, NodeObservation, Observation, ServiceObservation,
+    TaskObservation, UpdateOrigin,
+};
+pub use rules::{
+    AgentSilent, AlertRules, DiskFullForecast, DiskGcShortfall, MemoryNearLimit, NodeDown, OomKill,
+    RestartLoop, RolledBack, RuleId, RulesError, ServiceNotConverged,
+};

@@ -1,0 +1,588 @@
+//! What the server sees of the cluster at one evaluation, and which rule conditions hold.
+//!
+//! The server fills an [`Observation`] from facts defined elsewhere (Swarm's node state, the
+//! rollout crate's "converged", the agents' reports and samples); [`conditions`] only applies
+//! the thresholds of [`AlertRules`].
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use swarmkeeper_report::{node_reporting_state, DiskSample, ReportingState};
+
+use crate::forecast::{forecast_full, Forecast};
+use crate::rules::{AlertRules, RuleId};
+
+/// The cluster at one evaluation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observation {
+    pub nodes: Vec<NodeObservation>,
+    pub services: Vec<ServiceObservation>,
+    pub tasks: Vec<TaskObservation>,
+}
+
+/// One Swarm node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeObservation {
+    /// The node's hostname: the subject of its alerts.
+    pub name: String,
+    /// Swarm reports the node `down` or `disconnected` (`Status.State`).
+    pub down: bool,
+    /// When the server last received a report from the node's agent (by the server's clock);
+    /// `None` if it never did (no agent: no agent-silent alert).
+    pub last_report: Option<Timestamp>,
+    /// The interval the agent announced in its reports.
+    pub report_interval_seconds: u64,
+    /// The image filesystem, from the agent's reports; `None` without an agent.
+    pub disk: Option<NodeDisk>,
+}
+
+/// A node's image filesystem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeDisk {
+    /// `swarmkeeper_gc::usage_percent` of the latest report.
+    pub usage_percent: u8,
+    /// The agent's GC high threshold.
+    pub high_threshold_percent: u8,
+    /// The agent's latest GC pass ended with outcome `shortfall`.
+    pub gc_fell_short: bool,
+    /// The node's disk history, in any order; the forecast reads the last window of it.
+    pub samples: Vec<DiskSample>,
+}
+
+/// One Swarm service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceObservation {
+    pub name: String,
+    /// Converged as `swarmkeeper_rollout` defines it.
+    pub converged: bool,
+    /// The service's last update was rolled back (`UpdateStatus.State` is `rollback_started`,
+    /// `rollback_paused` or `rollback_completed`), and what made that update.
+    pub rolled_back: Option<UpdateOrigin>,
+    /// When the service's tasks were restarted (a task replaced one that ended), in any order.
+    pub restarts: Vec<Timestamp>,
+}
+
+/// What made the update that was rolled back; it only changes the words of the alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOrigin {
+    /// `swarmkeeper deploy` or the dashboard's deploy.
+    Deploy,
+    /// swarmkeeper's auto-deploy following an image tag.
+    AutoDeploy,
+    /// Anything else (`docker service update`, another tool).
+    Update,
+}
+
+/// One running task container, with its latest resource sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskObservation {
+    /// `service.slot` for a replicated service, `service.node` for a global one: the same
+    /// across restarts of the task, so an alert follows the slot, not one container.
+    pub name: String,
+    /// The node's hostname.
+    pub node: String,
+    /// Working-set bytes (usage less inactive file cache, what the kubelet and `docker stats`
+    /// count against the limit).
+    pub memory_bytes: u64,
+    /// `None` without a memory limit.
+    pub memory_limit_bytes: Option<u64>,
+    /// When the kernel OOM-killed a process of this slot's containers, in any order.
+    pub oom_kills: Vec<Timestamp>,
+}
+
+/// A rule's condition holding for one subject, with the words of its alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub rule: RuleId,
+    /// What the alert is about: a node's hostname, a service's name or a task's `service.slot`.
+    pub subject: String,
+    /// One line for a person: what is wrong, with the figures.
+    pub summary: String,
+}
+
+/// The result of one evaluation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// The conditions that hold now.
+    pub active: Vec<Condition>,
+    /// (rule, subject) pairs that cannot be told now (a silent node's disk, a forecast with too
+    /// few samples): an ongoing alert for them stays as it is, neither resolved nor started.
+    pub unknown: Vec<(RuleId, String)>,
+}
+
+/// Which conditions of the enabled rules hold in `observation` at `now`.
+pub fn conditions(rules: &AlertRules, observation: &Observation, now: Timestamp) -> Conditions {
+    let mut out = Conditions::default();
+    for node in &observation.nodes {
+        node_conditions(rules, node, now, &mut out);
+    }
+    for service in &observation.services {
+        service_conditions(rules, service, now, &mut out);
+    }
+    for task in &observation.tasks {
+        task_conditions(rules, task, now, &mut out);
+    }
+    out
+}
+
+fn node_conditions(
+    rules: &AlertRules,
+    node: &NodeObservation,
+    now: Timestamp,
+    out: &mut Conditions,
+) {
+    let name = &node.name;
+    if rules.node_down.enabled && node.down {
+        out.push(RuleId::NodeDown, name, format!("node {name} is down"));
+    }
+    let silent = match node_reporting_state(node.last_report, node.report_interval_seconds, now) {
+        ReportingState::Silent { since } => Some(since),
+        ReportingState::Reporting | ReportingState::Never => None,
+    };
+    if rules.agent_silent.enabled && !node.down {
+        if let Some(since) = silent {
+            out.push(
+                RuleId::AgentSilent,
+                name,
+                format!("the agent on node {name} has not reported since {since}"),
+            );
+        }
+    }
+    let Some(disk) = &node.disk else { return };
+    // What a silent agent last said about its disk may no longer hold, nor may it be wrong.
+    if silent.is_some() || node.down {
+        for rule in [RuleId::DiskGcShortfall, RuleId::DiskFullForecast] {
+            if rules.enabled(rule) {
+                out.unknown.push((rule, name.clone()));
+            }
+        }
+        return;
+    }
+    if rules.disk_gc_shortfall.enabled
+        && disk.gc_fell_short
+        && disk.usage_percent >= disk.high_threshold_percent
+    {
+        out.push(
+            RuleId::DiskGcShortfall,
+            name,
+            format!(
+                "disk of node {name} is {}% full (GC starts at {}%) and garbage collection \
+                 could not free enough",
+                disk.usage_percent, disk.high_threshold_percent
+            ),
+        );
+    }
+    let forecast = &rules.disk_full_forecast;
+    if forecast.enabled {
+        match forecast_full(
+            &disk.samples,
+            now,
+            signed(forecast.window),
+            forecast.min_samples,
+        ) {
+            Forecast::TooFewSamples => out.unknown.push((RuleId::DiskFullForecast, name.clone())),
+            Forecast::NotFilling => {}
+            Forecast::FullIn {
+                in_,
+                bytes_per_hour,
+                used_percent,
+            } => {
+                if in_ <= signed(forecast.within) {
+                    out.push(
+                        RuleId::DiskFullForecast,
+                        name,
+                        format!(
+                            "disk of node {name} will be full in about {} at the rate of the \
+                             last {} (+{}/h, {used_percent:.0}% used now)",
+                            rounded(in_),
+                            humantime::format_duration(forecast.window),
+                            mib(bytes_per_hour as u64),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn service_conditions(
+    rules: &AlertRules,
+    service: &ServiceObservation,
+    now: Timestamp,
+    out: &mut Conditions,
+) {
+    let name = &service.name;
+    if rules.service_not_converged.enabled && !service.converged {
+        out.push(
+            RuleId::ServiceNotConverged,
+            name,
+            format!(
+                "service {name} has not converged for {}",
+                humantime::format_duration(rules.service_not_converged.for_duration)
+            ),
+        );
+    }
+    if rules.rolled_back.enabled {
+        if let Some(origin) = service.rolled_back {
+            let what = match origin {
+                UpdateOrigin::Deploy => "the deploy",
+                UpdateOrigin::AutoDeploy => "the auto-deploy",
+                UpdateOrigin::Update => "the last update",
+            };
+            out.push(
+                RuleId::RolledBack,
+                name,
+                format!("{what} of service {name} was rolled back"),
+            );
+        }
+    }
+    let restart = &rules.restart_loop;
+    if restart.enabled {
+        let recent = count_within(&service.restarts, now, restart.within);
+        if recent >= restart.restarts {
+            out.push(
+                RuleId::RestartLoop,
+                name,
+                format!(
+                    "service {name}: {recent} task restarts in the last {}",
+                    humantime::format_duration(restart.within)
+                ),
+            );
+        }
+    }
+}
+
+fn task_conditions(
+    rules: &AlertRules,
+    task: &TaskObservation,
+    now: Timestamp,
+    out: &mut Conditions,
+) {
+    let name = &task.name;
+    let node = &task.node;
+    let oom = &rules.oom_kill;
+    if oom.enabled {
+        let recent = count_within(&task.oom_kills, now, oom.keep_firing_for);
+        if recent > 0 {
+            out.push(
+                RuleId::OomKill,
+                name,
+                format!(
+                    "task {name} on node {node} was OOM-killed ({recent} in the last {})",
+                    humantime::format_duration(oom.keep_firing_for)
+                ),
+            );
+        }
+    }
+    let near = &rules.memory_near_limit;
+    if let (true, Some(limit)) = (near.enabled, task.memory_limit_bytes) {
+        // Integer arithmetic: 90 % of the limit is reached exactly at 90 %.
+        if limit > 0
+            && u128::from(task.memory_bytes) * 100 >= u128::from(limit) * u128::from(near.percent)
+        {
+            out.push(
+                RuleId::MemoryNearLimit,
+                name,
+                format!(
+                    "task {name} on node {node} uses {}% of its memory limit ({} of {})",
+                    u128::from(task.memory_bytes) * 100 / u128::from(limit),
+                    mib(task.memory_bytes),
+                    mib(limit)
+                ),
+            );
+        }
+    }
+}
+
+impl Conditions {
+    fn push(&mut self, rule: RuleId, subject: &str, summary: String) {
+        self.active.push(Condition {
+            rule,
+            subject: subject.to_string(),
+            summary,
+        });
+    }
+}
+
+/// How many of `times` fall in the `within` before `now` (inclusive at both ends).
+fn count_within(times: &[Timestamp], now: Timestamp, within: Duration) -> usize {
+    let within = signed(within);
+    times
+        .iter()
+        .filter(|t| **t <= now && now.duration_since(**t) <= within)
+        .count()
+}
+
+pub(crate) fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+/// A forecast to the minute: "3h 20m", not seconds and nanoseconds.
+fn rounded(d: SignedDuration) -> String {
+    let minutes = (d.as_secs() + 30) / 60;
+    if minutes == 0 {
+        return "less than a minute".into();
+    }
+    humantime::format_duration(Duration::from_secs(minutes.unsigned_abs() * 60)).to_string()
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn now() -> Timestamp {
+        "2026-11-26T12:00:00Z".parse().unwrap()
+    }
+
+    fn ago(minutes: i64) -> Timestamp {
+        now() - SignedDuration::from_mins(minutes)
+    }
+
+    fn node(name: &str) -> NodeObservation {
+        NodeObservation {
+            name: name.into(),
+            down: false,
+            last_report: Some(ago(0)),
+            report_interval_seconds: 60,
+            disk: Some(NodeDisk {
+                usage_percent: 50,
+                high_threshold_percent: 85,
+                gc_fell_short: false,
+                samples: (0..60)
+                    .map(|age| DiskSample {
+                        at: ago(age),
+                        used_bytes: 500 * MIB,
+                        capacity_bytes: 1000 * MIB,
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    fn service(name: &str) -> ServiceObservation {
+        ServiceObservation {
+            name: name.into(),
+            converged: true,
+            rolled_back: None,
+            restarts: vec![],
+        }
+    }
+
+    fn task(name: &str, memory: u64, limit: Option<u64>) -> TaskObservation {
+        TaskObservation {
+            name: name.into(),
+            node: "w1".into(),
+            memory_bytes: memory,
+            memory_limit_bytes: limit,
+            oom_kills: vec![],
+        }
+    }
+
+    fn fired(observation: &Observation) -> Vec<(RuleId, String)> {
+        conditions(&AlertRules::default(), observation, now())
+            .active
+            .into_iter()
+            .map(|c| (c.rule, c.subject))
+            .collect()
+    }
+
+    #[test]
+    fn a_healthy_cluster_raises_nothing() {
+        let observation = Observation {
+            nodes: vec![node("w1")],
+            services: vec![service("web")],
+            tasks: vec![task("web.1", 10 * MIB, Some(100 * MIB))],
+        };
+        let c = conditions(&AlertRules::default(), &observation, now());
+        assert_eq!(c, Conditions::default());
+    }
+
+    #[test]
+    fn gc_shortfall_needs_both_a_full_disk_and_a_short_pass() {
+        let mut n = node("w1");
+        let disk = n.disk.as_mut().unwrap();
+        disk.gc_fell_short = true;
+        disk.usage_percent = 84;
+        let obs = |n: &NodeObservation| Observation {
+            nodes: vec![n.clone()],
+            ..Observation::default()
+        };
+        assert!(fired(&obs(&n)).is_empty());
+        n.disk.as_mut().unwrap().usage_percent = 85;
+        assert_eq!(fired(&obs(&n)), [(RuleId::DiskGcShortfall, "w1".into())]);
+        n.disk.as_mut().unwrap().gc_fell_short = false;
+        assert!(fired(&obs(&n)).is_empty());
+    }
+
+    #[test]
+    fn a_filling_disk_is_forecast_within_six_hours_and_not_beyond() {
+        let mut n = node("w1");
+        // 700 MiB used, +1 MiB a minute: full in 300 minutes.
+        n.disk.as_mut().unwrap().samples = (0..60)
+            .map(|age| DiskSample {
+                at: ago(age),
+                used_bytes: (700 - age as u64) * MIB,
+                capacity_bytes: 1000 * MIB,
+            })
+            .collect();
+        let observation = Observation {
+            nodes: vec![n.clone()],
+            ..Observation::default()
+        };
+        let c = conditions(&AlertRules::default(), &observation, now());
+        assert_eq!(c.active.len(), 1, "{c:?}");
+        assert_eq!(
+            c.active[0].summary,
+            "disk of node w1 will be full in about 5h at the rate of the last 1h \
+             (+60.0 MiB/h, 70% used now)"
+        );
+        let mut rules = AlertRules::default();
+        rules.disk_full_forecast.within = Duration::from_secs(4 * 3600);
+        assert!(conditions(&rules, &observation, now()).active.is_empty());
+    }
+
+    #[test]
+    fn a_forecast_without_enough_samples_is_unknown_not_resolved() {
+        let mut n = node("w1");
+        n.disk.as_mut().unwrap().samples.truncate(3);
+        let observation = Observation {
+            nodes: vec![n],
+            ..Observation::default()
+        };
+        let c = conditions(&AlertRules::default(), &observation, now());
+        assert!(c.active.is_empty());
+        assert_eq!(c.unknown, [(RuleId::DiskFullForecast, "w1".to_string())]);
+    }
+
+    #[test]
+    fn a_down_node_is_down_not_silent_and_its_disk_is_unknown() {
+        let mut n = node("w1");
+        n.down = true;
+        n.last_report = Some(ago(60));
+        let observation = Observation {
+            nodes: vec![n],
+            ..Observation::default()
+        };
+        let c = conditions(&AlertRules::default(), &observation, now());
+        assert_eq!(c.active.len(), 1);
+        assert_eq!(c.active[0].rule, RuleId::NodeDown);
+        assert_eq!(
+            c.unknown,
+            [
+                (RuleId::DiskGcShortfall, "w1".to_string()),
+                (RuleId::DiskFullForecast, "w1".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn an_agent_is_silent_after_three_missed_intervals() {
+        let mut n = node("w1");
+        n.last_report = Some(ago(3));
+        let obs = |n: &NodeObservation| Observation {
+            nodes: vec![n.clone()],
+            ..Observation::default()
+        };
+        assert!(fired(&obs(&n)).is_empty());
+        n.last_report = Some(ago(4));
+        assert_eq!(fired(&obs(&n)), [(RuleId::AgentSilent, "w1".into())]);
+        n.last_report = None;
+        assert!(fired(&obs(&n)).is_empty(), "a node without an agent");
+    }
+
+    #[test]
+    fn service_rules() {
+        let mut s = service("web");
+        s.converged = false;
+        s.rolled_back = Some(UpdateOrigin::AutoDeploy);
+        s.restarts = vec![ago(1), ago(2), ago(3), ago(4), ago(11)];
+        let c = conditions(
+            &AlertRules::default(),
+            &Observation {
+                services: vec![s.clone()],
+                ..Observation::default()
+            },
+            now(),
+        );
+        let summaries: Vec<&str> = c.active.iter().map(|c| c.summary.as_str()).collect();
+        assert_eq!(
+            summaries,
+            [
+                "service web has not converged for 10m",
+                "the auto-deploy of service web was rolled back"
+            ],
+            "four restarts in ten minutes are not a loop"
+        );
+        s.restarts.push(ago(10));
+        let c = conditions(
+            &AlertRules::default(),
+            &Observation {
+                services: vec![s],
+                ..Observation::default()
+            },
+            now(),
+        );
+        assert_eq!(
+            c.active[2].summary,
+            "service web: 5 task restarts in the last 10m"
+        );
+    }
+
+    #[test]
+    fn memory_near_the_limit_counts_from_ninety_percent_and_needs_a_limit() {
+        let tasks = vec![
+            task("a.1", 90 * MIB, Some(100 * MIB)),
+            task("b.1", 89 * MIB, Some(100 * MIB)),
+            task("c.1", 1000 * MIB, None),
+        ];
+        let c = conditions(
+            &AlertRules::default(),
+            &Observation {
+                tasks,
+                ..Observation::default()
+            },
+            now(),
+        );
+        assert_eq!(c.active.len(), 1);
+        assert_eq!(
+            c.active[0].summary,
+            "task a.1 on node w1 uses 90% of its memory limit (90.0 MiB of 100.0 MiB)"
+        );
+    }
+
+    #[test]
+    fn an_oom_kill_keeps_firing_for_its_window() {
+        let mut t = task("web.1", MIB, Some(16 * MIB));
+        t.oom_kills = vec![ago(15)];
+        let obs = |t: &TaskObservation| Observation {
+            tasks: vec![t.clone()],
+            ..Observation::default()
+        };
+        assert_eq!(fired(&obs(&t)), [(RuleId::OomKill, "web.1".into())]);
+        t.oom_kills = vec![ago(16)];
+        assert!(fired(&obs(&t)).is_empty());
+    }
+
+    #[test]
+    fn a_disabled_rule_raises_nothing() {
+        let mut rules = AlertRules::default();
+        rules.node_down.enabled = false;
+        let mut n = node("w1");
+        n.down = true;
+        let c = conditions(
+            &rules,
+            &Observation {
+                nodes: vec![n],
+                ..Observation::default()
+            },
+            now(),
+        );
+        assert!(c.active.is_empty());
+    }
+}
