@@ -27,7 +27,7 @@ PACKAGES=(docker.io busybox-static iproute2 docker-registry apache2-utils)
 PYPI_PACKAGES=("moto[server]==5.2.1")
 # python3-aiosmtpd, prometheus-alertmanager and openssl: the alert channels' real receivers in
 # crates/notify's tests.
-PACKAGES=(docker.io busybox-static iproute2 docker-registry python3-aiosmtpd prometheus-alertmanager openssl)
+PACKAGES+=(python3-aiosmtpd prometheus-alertmanager openssl)
 read -ra EXTRA_PACKAGES <<<"${SWARMKEEPER_EXTRA_PACKAGES:-}"
 PACKAGES+=("${EXTRA_PACKAGES[@]}")
 
