@@ -4,27 +4,17 @@
 //!
 //! At a 10 s interval, the agent's share of one core is (time per sweep) / 10 s.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::process::Command;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use support::{build_busybox_image, docker};
 use swarmkeeper_cgroup::Reader;
 
 const CONTAINERS: usize = 100;
 const IMAGE: &str = "skcgbench:busybox";
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .expect("the docker CLI runs");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// Removes the bench's containers and image, however the bench ends.
 struct Containers(Vec<String>);
@@ -39,16 +29,7 @@ impl Drop for Containers {
 }
 
 fn start_containers() -> Containers {
-    let dir = std::env::temp_dir().join(format!("skcgbench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy("/bin/busybox", dir.join("busybox")).expect("/bin/busybox (busybox-static)");
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\n",
-    )
-    .unwrap();
-    docker(&["build", "-q", "-t", IMAGE, dir.to_str().unwrap()]);
-    std::fs::remove_dir_all(&dir).unwrap();
+    build_busybox_image(IMAGE);
     let mut containers = Containers(Vec::new());
     for n in 0..CONTAINERS {
         let name = format!("skcgbench-{}-{n}", std::process::id());

@@ -1,45 +1,24 @@
 //! The reader against real containers on the host engine (/var/run/docker.sock): their
 //! figures are there and move when the container works. Needs Debian's busybox-static.
 
+mod support;
+
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use support::{build_busybox_image, docker};
 use swarmkeeper_cgroup::{Hierarchy, ReadError, Reader};
 
 const MIB: u64 = 1 << 20;
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .expect("the docker CLI runs");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// `FROM scratch` + busybox, built once per test binary under a name of this process.
 fn image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let tag = format!("skcgtest-{}:busybox", std::process::id());
-        let dir = std::env::temp_dir().join(format!("skcgtest-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy("/bin/busybox", dir.join("busybox"))
-            .expect("/bin/busybox (Debian's busybox-static) builds the test image");
-        std::fs::write(
-            dir.join("Dockerfile"),
-            "FROM scratch\nCOPY busybox /bin/busybox\n",
-        )
-        .unwrap();
-        docker(&["build", "-q", "-t", &tag, dir.to_str().unwrap()]);
-        std::fs::remove_dir_all(&dir).unwrap();
+        build_busybox_image(&tag);
         tag
     })
 }
