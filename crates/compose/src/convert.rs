@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::error::Invalid;
 use crate::model::{
-    DeployMode, External, FileObjectDefinition, FileReference, MountType, NetworkDefinition,
-    Service, ServiceVolume, VolumeDefinition,
+    DeployMode, External, FileObjectDefinition, FileReference, MountType, NetworkDefinition, Port,
+    RestartCondition, Service, ServiceVolume, VolumeDefinition,
 };
 use crate::spec::{
     self, ConfigReference, ContainerSpec, DnsConfig, Driver, EndpointSpec, FileObjectCreate,
@@ -17,7 +18,7 @@ use crate::spec::{
     ServiceMode, ServiceSpec, TaskSpec,
 };
 use crate::units::Duration;
-use crate::{Location, Stack};
+use crate::{reference, syntax, Located, Stack};
 
 /// Label on every object of a stack, naming the stack.
 pub const LABEL_NAMESPACE: &str = "com.docker.stack.namespace";
@@ -42,89 +43,81 @@ pub struct StackSpec {
     pub configs: Vec<FileObjectCreate>,
 }
 
-/// A stack that cannot be deployed as written, and where.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invalid {
-    pub at: Location,
-    pub message: String,
-}
-
-impl Invalid {
-    fn new(at: Location, message: impl Into<String>) -> Self {
-        Invalid {
-            at,
-            message: message.into(),
-        }
-    }
-}
-
-/// The checks `docker stack deploy` makes (or the Engine would make) on references between
-/// parts of a stack: every service has an image, names only networks, volumes, secrets and
-/// configs the stack defines, and asks for replicas only in a replicated mode.
+/// The checks `docker stack deploy` makes (or the Engine would make, before anything is
+/// created) on a loaded stack: every service has a valid image reference, names only
+/// networks, volumes, secrets and configs the stack defines, mounts each secret or config at
+/// its own target, uses mount options that fit the mount's type and a credential spec of one
+/// kind, and asks for replicas only in a replicated mode; definitions do not contradict
+/// themselves.
 pub fn validate(stack: &Stack) -> Result<(), Invalid> {
     for (name, service) in &stack.services {
-        if service.image.is_none() {
+        validate_service(stack, name, service)?;
+    }
+    for (name, network) in &stack.networks {
+        let external_name = network.external.as_ref().and_then(|e| e.name.as_ref());
+        if external_name.is_some() && network.name.is_some() {
             return Err(Invalid::new(
-                service.at,
-                format!("service `{name}` has no `image`: docker stack deploy builds nothing, it runs images"),
+                network.at,
+                format!("network `{name}`: `external.name` and `name` conflict; only use `name`"),
             ));
         }
-        if let Some(deploy) = &service.deploy {
-            let global = deploy
-                .mode
-                .as_ref()
-                .is_some_and(|m| matches!(m.value, DeployMode::Global | DeployMode::GlobalJob));
-            if let (true, Some(replicas)) = (global, &deploy.replicas) {
+    }
+    for (name, volume) in &stack.volumes {
+        if volume.is_external() {
+            let conflict = [
+                ("driver", volume.driver.is_some()),
+                (
+                    "driver_opts",
+                    volume.driver_opts.as_ref().is_some_and(|o| !o.is_empty()),
+                ),
+                (
+                    "labels",
+                    volume.labels.as_ref().is_some_and(|l| !l.0.is_empty()),
+                ),
+            ]
+            .into_iter()
+            .find(|(_, set)| *set);
+            if let Some((key, _)) = conflict {
                 return Err(Invalid::new(
-                    replicas.at,
-                    "`replicas` can only be used with mode `replicated` or `replicated-job`",
+                    volume.at,
+                    format!("volume `{name}` is external: it cannot also set `{key}`"),
                 ));
             }
-        }
-        if let Some(networks) = &service.networks {
-            for (network, attachment) in &networks.0 {
-                if network != DEFAULT_NETWORK && !stack.networks.contains_key(network) {
-                    return Err(Invalid::new(
-                        attachment.at,
-                        format!("service `{name}` uses network `{network}`, which is not defined under the top-level `networks`"),
-                    ));
-                }
-            }
-        }
-        for (kind, references, definitions) in [
-            ("secret", &service.secrets, &stack.secrets),
-            ("config", &service.configs, &stack.configs),
-        ] {
-            for reference in references.iter().flat_map(|r| &r.0) {
-                let source = reference.source.as_deref().unwrap_or_default();
-                if !definitions.contains_key(source) {
-                    return Err(Invalid::new(
-                        reference.at,
-                        format!("service `{name}` uses {kind} `{source}`, which is not defined under the top-level `{kind}s`"),
-                    ));
-                }
-            }
-        }
-        for mount in service.volumes.iter().flat_map(|v| &v.0) {
-            validate_mount(stack, name, &mount.value)
-                .map_err(|message| Invalid::new(mount.at, message))?;
-        }
-        if let Some(healthcheck) = &service.healthcheck {
-            let has_test = healthcheck.test.as_ref().is_some_and(|t| !t.0.is_empty());
-            if healthcheck.disable == Some(true) && has_test {
+            if volume.external.as_ref().is_some_and(|e| e.name.is_some()) && volume.name.is_some() {
                 return Err(Invalid::new(
-                    healthcheck.at,
-                    "healthcheck `test` and `disable: true` cannot be set at the same time",
+                    volume.at,
+                    format!(
+                        "volume `{name}`: `external.name` and `name` conflict; only use `name`"
+                    ),
                 ));
             }
         }
     }
     for (kind, definitions) in [("secret", &stack.secrets), ("config", &stack.configs)] {
         for (name, definition) in definitions {
-            let has_source = definition.file.is_some()
-                || definition.is_external()
-                || (kind == "secret" && definition.driver.is_some());
-            if !has_source {
+            if definition
+                .external
+                .as_ref()
+                .is_some_and(|e| e.name.is_some())
+                && definition.name.is_some()
+            {
+                return Err(Invalid::new(
+                    definition.at,
+                    format!(
+                        "{kind} `{name}`: `external.name` and `name` conflict; only use `name`"
+                    ),
+                ));
+            }
+            if definition.is_external() {
+                continue;
+            }
+            if definition.driver.is_some() && definition.file.is_some() {
+                return Err(Invalid::new(
+                    definition.at,
+                    format!("{kind} `{name}`: `driver` and `file` conflict; only use `driver`"),
+                ));
+            }
+            if definition.file.is_none() && definition.driver.is_none() {
                 return Err(Invalid::new(
                     definition.at,
                     format!("{kind} `{name}` needs a `file` or `external: true`"),
@@ -135,14 +128,137 @@ pub fn validate(stack: &Stack) -> Result<(), Invalid> {
     Ok(())
 }
 
+fn validate_service(stack: &Stack, name: &str, service: &Service) -> Result<(), Invalid> {
+    let Some(image) = &service.image else {
+        return Err(Invalid::new(
+            service.at,
+            format!("service `{name}` has no `image`: docker stack deploy builds nothing, it runs images"),
+        ));
+    };
+    reference::validate(&image.value).map_err(|e| Invalid::new(image.at, e))?;
+    if let Some(deploy) = &service.deploy {
+        let global = deploy
+            .mode
+            .as_ref()
+            .is_some_and(|m| matches!(m.value, DeployMode::Global | DeployMode::GlobalJob));
+        if let (true, Some(replicas)) = (global, &deploy.replicas) {
+            return Err(Invalid::new(
+                replicas.at,
+                "`replicas` can only be used with mode `replicated` or `replicated-job`",
+            ));
+        }
+    }
+    let restart_policy = service
+        .deploy
+        .as_ref()
+        .and_then(|d| d.restart_policy.as_ref());
+    if let (Some(restart), None) = (&service.restart, restart_policy) {
+        syntax::parse_restart(&restart.value).map_err(|e| Invalid::new(restart.at, e))?;
+    }
+    if let Some(networks) = &service.networks {
+        for (network, attachment) in &networks.0 {
+            if network != DEFAULT_NETWORK && !stack.networks.contains_key(network) {
+                return Err(Invalid::new(
+                    attachment.at,
+                    format!("service `{name}` uses network `{network}`, which is not defined under the top-level `networks`"),
+                ));
+            }
+        }
+    }
+    for (kind, references, definitions) in [
+        ("secret", &service.secrets, &stack.secrets),
+        ("config", &service.configs, &stack.configs),
+    ] {
+        let mut targets: BTreeMap<&str, &str> = BTreeMap::new();
+        for reference in references.iter().flat_map(|r| &r.0) {
+            let source = reference.source.as_deref().unwrap_or_default();
+            if !definitions.contains_key(source) {
+                return Err(Invalid::new(
+                    reference.at,
+                    format!("service `{name}` uses {kind} `{source}`, which is not defined under the top-level `{kind}s`"),
+                ));
+            }
+            let target = reference.target.as_deref().unwrap_or(source);
+            if let Some(first) = targets.insert(target, source) {
+                return Err(Invalid::new(
+                    reference.at,
+                    format!("service `{name}` mounts {kind}s `{first}` and `{source}` at the same target `{target}`"),
+                ));
+            }
+        }
+    }
+    for mount in service.volumes.iter().flat_map(|v| &v.0) {
+        validate_mount(stack, name, &mount.value)
+            .map_err(|message| Invalid::new(mount.at, message))?;
+    }
+    if let Some(healthcheck) = &service.healthcheck {
+        let has_test = healthcheck.test.as_ref().is_some_and(|t| !t.0.is_empty());
+        if healthcheck.disable == Some(true) && has_test {
+            return Err(Invalid::new(
+                healthcheck.at,
+                "healthcheck `test` and `disable: true` cannot be set at the same time",
+            ));
+        }
+    }
+    if let Some(credential_spec) = &service.credential_spec {
+        let set: Vec<&str> = [
+            ("config", &credential_spec.config),
+            ("file", &credential_spec.file),
+            ("registry", &credential_spec.registry),
+        ]
+        .into_iter()
+        .filter(|(_, value)| value.as_deref().is_some_and(|v| !v.is_empty()))
+        .map(|(key, _)| key)
+        .collect();
+        if set.len() > 1 {
+            return Err(Invalid::new(
+                credential_spec.at,
+                format!(
+                    "a credential spec is one of `config`, `file` or `registry`, not {}",
+                    set.join(" and ")
+                ),
+            ));
+        }
+        if let Some(config) = credential_spec.config.as_deref().filter(|c| !c.is_empty()) {
+            if !stack.configs.contains_key(config) {
+                return Err(Invalid::new(
+                    credential_spec.at,
+                    format!("service `{name}`'s credential spec uses config `{config}`, which is not defined under the top-level `configs`"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The checks of the docker CLI's `convertVolumeToMount`: each type takes its own options,
+/// and a source where it needs one.
 fn validate_mount(stack: &Stack, service: &str, mount: &ServiceVolume) -> Result<(), String> {
     let source = mount.source.as_deref().unwrap_or_default();
-    match mount.kind.unwrap_or(MountType::Volume) {
+    let kind = mount.kind.clone().unwrap_or(MountType::Volume);
+    let options = [
+        ("bind", mount.bind.is_some(), MountType::Bind),
+        ("volume", mount.volume.is_some(), MountType::Volume),
+        ("tmpfs", mount.tmpfs.is_some(), MountType::Tmpfs),
+    ];
+    for (option, set, owner) in options {
+        let allowed = kind == owner || (owner == MountType::Bind && kind == MountType::Npipe);
+        if set && !allowed {
+            return Err(format!(
+                "{option} options cannot be used with a mount of type `{}`",
+                kind.as_str()
+            ));
+        }
+    }
+    match kind {
         MountType::Volume if !source.is_empty() && !stack.volumes.contains_key(source) => Err(format!(
             "service `{service}` mounts volume `{source}`, which is not defined under the top-level `volumes`"
         )),
-        MountType::Bind | MountType::Npipe | MountType::Cluster if source.is_empty() => {
-            Err("a bind mount needs a `source`".to_string())
+        MountType::Cluster if !source.starts_with("group:") && !stack.volumes.contains_key(source) => Err(format!(
+            "service `{service}` mounts cluster volume `{source}`, which is not defined under the top-level `volumes`"
+        )),
+        MountType::Bind | MountType::Npipe | MountType::Cluster | MountType::Image if source.is_empty() => {
+            Err(format!("a {} mount needs a `source`", kind.as_str()))
         }
         MountType::Tmpfs if !source.is_empty() => Err("a tmpfs mount cannot have a `source`".to_string()),
         _ => Ok(()),
@@ -191,17 +307,25 @@ pub fn stack_spec(namespace: &str, stack: &Stack) -> Result<StackSpec, Invalid> 
             labels: with_namespace(namespace, definition.labels.as_ref().map(|l| &l.0)),
             internal: definition.internal.unwrap_or_default(),
             attachable: definition.attachable.unwrap_or_default(),
-            ipam: definition.ipam.as_ref().map(|ipam| spec::Ipam {
-                driver: ipam.driver.clone().unwrap_or_default(),
-                config: ipam
-                    .config
-                    .iter()
-                    .flatten()
-                    .map(|pool| spec::IpamConfig {
-                        subnet: pool.subnet.clone().unwrap_or_default(),
-                    })
-                    .collect(),
-            }),
+            // The docker CLI sends IPAM only when it names a driver or a pool.
+            ipam: definition
+                .ipam
+                .as_ref()
+                .filter(|ipam| {
+                    ipam.driver.as_deref().is_some_and(|d| !d.is_empty())
+                        || ipam.config.as_ref().is_some_and(|c| !c.is_empty())
+                })
+                .map(|ipam| spec::Ipam {
+                    driver: ipam.driver.clone().unwrap_or_default(),
+                    config: ipam
+                        .config
+                        .iter()
+                        .flatten()
+                        .map(|pool| spec::IpamConfig {
+                            subnet: pool.subnet.clone().unwrap_or_default(),
+                        })
+                        .collect(),
+                }),
         });
     }
     networks.sort_by(|a, b| a.name.cmp(&b.name));
@@ -291,7 +415,9 @@ fn with_namespace(
     labels
 }
 
-/// The spec of one service, as the docker CLI's `convert.Service` builds it.
+/// The spec of one service, as the docker CLI's `convert.Service` builds it and its Engine
+/// client sends it (the image with a tag: `app` becomes `app:latest`; the label
+/// `com.docker.stack.image` keeps it as written).
 pub fn service_spec(namespace: &str, name: &str, service: &Service, stack: &Stack) -> ServiceSpec {
     let deploy = service.deploy.as_ref().map(|d| &d.value);
     let image = service
@@ -304,9 +430,13 @@ pub fn service_spec(namespace: &str, name: &str, service: &Service, stack: &Stac
         deploy.and_then(|d| d.labels.as_ref()).map(|l| &l.0),
     );
     labels.insert(LABEL_IMAGE.to_string(), image.clone());
+    let (capability_add, capability_drop) = effective_capabilities(
+        service.cap_add.as_deref().unwrap_or_default(),
+        service.cap_drop.as_deref().unwrap_or_default(),
+    );
 
     let container_spec = ContainerSpec {
-        image,
+        image: reference::normalize(&image),
         labels: with_namespace(namespace, service.labels.as_ref().map(|l| &l.0)),
         command: service
             .entrypoint
@@ -357,18 +487,7 @@ pub fn service_spec(namespace: &str, name: &str, service: &Service, stack: &Stac
             secret_name: name,
         })
         .collect(),
-        configs: file_references(
-            namespace,
-            service.configs.as_ref().map(|s| &s.0),
-            &stack.configs,
-        )
-        .into_iter()
-        .map(|(file, name)| ConfigReference {
-            file,
-            config_id: String::new(),
-            config_name: name,
-        })
-        .collect(),
+        configs: config_references(namespace, service, stack),
         tty: service.tty.unwrap_or_default(),
         open_stdin: service.stdin_open.unwrap_or_default(),
         read_only: service.read_only.unwrap_or_default(),
@@ -379,8 +498,8 @@ pub fn service_spec(namespace: &str, name: &str, service: &Service, stack: &Stac
             .as_ref()
             .map(|s| s.0.clone())
             .unwrap_or_default(),
-        capability_add: service.cap_add.clone().unwrap_or_default(),
-        capability_drop: service.cap_drop.clone().unwrap_or_default(),
+        capability_add,
+        capability_drop,
         ulimits: service
             .ulimits
             .iter()
@@ -391,6 +510,26 @@ pub fn service_spec(namespace: &str, name: &str, service: &Service, stack: &Stac
                 hard: limit.hard,
             })
             .collect(),
+        oom_score_adj: service.oom_score_adj.as_ref().map_or(0, |o| o.value),
+        privileges: service
+            .credential_spec
+            .as_ref()
+            .and_then(|credential_spec| {
+                let value = |v: &Option<String>| v.clone().unwrap_or_default();
+                let spec = spec::CredentialSpec {
+                    config: credential_spec
+                        .config
+                        .as_ref()
+                        .filter(|c| !c.is_empty())
+                        .map(|key| config_name(namespace, key, stack))
+                        .unwrap_or_default(),
+                    file: value(&credential_spec.file),
+                    registry: value(&credential_spec.registry),
+                };
+                (spec != spec::CredentialSpec::default()).then_some(spec::Privileges {
+                    credential_spec: Some(spec),
+                })
+            }),
     };
 
     let placement = deploy.and_then(|d| d.placement.as_ref());
@@ -439,18 +578,7 @@ pub fn service_spec(namespace: &str, name: &str, service: &Service, stack: &Stac
                             .collect(),
                     }),
             },
-            restart_policy: deploy
-                .and_then(|d| d.restart_policy.as_ref())
-                .map(|policy| spec::RestartPolicy {
-                    condition: policy
-                        .condition
-                        .as_ref()
-                        .map(|c| c.as_str().to_string())
-                        .unwrap_or_default(),
-                    delay: policy.delay.as_ref().map(|d| d.value),
-                    max_attempts: policy.max_attempts.as_ref().map(|m| m.value),
-                    window: policy.window.as_ref().map(|w| w.value),
-                }),
+            restart_policy: restart_policy(service),
             placement: spec::Placement {
                 constraints: placement
                     .and_then(|p| p.constraints.clone())
@@ -504,8 +632,71 @@ fn environment(service: &Service) -> Vec<String> {
     env
 }
 
+/// `deploy.restart_policy`, or else what `restart:` means to the docker CLI.
+fn restart_policy(service: &Service) -> Option<spec::RestartPolicy> {
+    let deploy = service.deploy.as_ref();
+    if let Some(policy) = deploy.and_then(|d| d.restart_policy.as_ref()) {
+        return Some(spec::RestartPolicy {
+            condition: policy
+                .condition
+                .as_ref()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
+            delay: policy.delay.as_ref().map(|d| d.value),
+            max_attempts: policy.max_attempts.as_ref().map(|m| m.value),
+            window: policy.window.as_ref().map(|w| w.value),
+        });
+    }
+    let restart = service.restart.as_ref()?;
+    // `validate` has refused what does not parse.
+    let (condition, max_attempts): (RestartCondition, Option<u64>) =
+        syntax::parse_restart(&restart.value).ok().flatten()?;
+    Some(spec::RestartPolicy {
+        condition: condition.as_str().to_string(),
+        delay: None,
+        max_attempts,
+        window: None,
+    })
+}
+
+/// `cap_add` and `cap_drop` as the docker CLI's `EffectiveCapAddCapDrop` makes them: upper
+/// case with a `CAP_` prefix (but `ALL`), `ALL` alone when listed, a capability both added and
+/// dropped only added, each sorted and once.
+fn effective_capabilities(add: &[String], drop: &[String]) -> (Vec<String>, Vec<String>) {
+    let normalize = |caps: &[String]| -> std::collections::BTreeSet<String> {
+        let caps: std::collections::BTreeSet<String> = caps
+            .iter()
+            .map(|c| {
+                let c = c.trim().to_uppercase();
+                if c == "ALL" || c == "RESET" || c.starts_with("CAP_") {
+                    c
+                } else {
+                    format!("CAP_{c}")
+                }
+            })
+            .collect();
+        if caps.contains("ALL") {
+            std::collections::BTreeSet::from(["ALL".to_string()])
+        } else {
+            caps
+        }
+    };
+    let add = normalize(add);
+    let drop = normalize(drop);
+    let capability_drop = drop
+        .iter()
+        .filter(|c| !add.contains(*c) && *c != "RESET")
+        .cloned()
+        .collect();
+    let capability_add = add.into_iter().filter(|c| c != "RESET").collect();
+    (capability_add, capability_drop)
+}
+
+/// One mount, as the docker CLI's `convertVolumeToMount` makes it: a named volume becomes the
+/// stack's volume (`STACK_name`, or its `name`) with the stack's labels and driver unless it is
+/// external; other types keep their source as resolved at load.
 fn mount(namespace: &str, mount: &ServiceVolume, stack: &Stack) -> spec::Mount {
-    let kind = mount.kind.unwrap_or(MountType::Volume);
+    let kind = mount.kind.clone().unwrap_or(MountType::Volume);
     let mut result = spec::Mount {
         kind: kind.as_str().to_string(),
         source: mount.source.clone().unwrap_or_default(),
@@ -515,22 +706,30 @@ fn mount(namespace: &str, mount: &ServiceVolume, stack: &Stack) -> spec::Mount {
         bind_options: None,
         volume_options: None,
         tmpfs_options: None,
+        cluster_options: None,
+    };
+    let definition = |key: &str| {
+        stack
+            .volumes
+            .get(key)
+            .map(|d| d.value.clone())
+            .unwrap_or_default()
     };
     match kind {
         MountType::Volume if !result.source.is_empty() => {
             let key = result.source.clone();
-            let default = VolumeDefinition::default();
-            let definition = stack
-                .volumes
-                .get(&key)
-                .map(|d| &d.value)
-                .unwrap_or(&default);
-            result.source = volume_name(namespace, &key, definition);
+            let definition = definition(&key);
+            result.source = volume_name(namespace, &key, &definition);
             let mut options = spec::VolumeOptions {
                 no_copy: mount
                     .volume
                     .as_ref()
                     .and_then(|v| v.nocopy)
+                    .unwrap_or_default(),
+                subpath: mount
+                    .volume
+                    .as_ref()
+                    .and_then(|v| v.subpath.clone())
                     .unwrap_or_default(),
                 ..spec::VolumeOptions::default()
             };
@@ -556,7 +755,14 @@ fn mount(namespace: &str, mount: &ServiceVolume, stack: &Stack) -> spec::Mount {
                 size_bytes: tmpfs.size.map(|s| s.0).unwrap_or_default(),
             });
         }
-        MountType::Volume | MountType::Cluster => {}
+        MountType::Cluster => {
+            if !result.source.starts_with("group:") {
+                let key = result.source.clone();
+                result.source = volume_name(namespace, &key, &definition(&key));
+            }
+            result.cluster_options = Some(spec::Empty {});
+        }
+        MountType::Volume | MountType::Image => {}
     }
     result
 }
@@ -610,11 +816,12 @@ fn dns_config(service: &Service) -> Option<DnsConfig> {
 }
 
 /// Secret or config mounts: the file each becomes and the Engine name of the object, sorted
-/// by name as the docker CLI sorts them (so that a reordering does not restart the service).
+/// by name as the docker CLI sorts them (so that a reordering does not restart the service;
+/// one object mounted twice keeps the file's order).
 fn file_references(
     namespace: &str,
-    references: Option<&Vec<crate::Located<FileReference>>>,
-    definitions: &BTreeMap<String, crate::Located<FileObjectDefinition>>,
+    references: Option<&Vec<Located<FileReference>>>,
+    definitions: &BTreeMap<String, Located<FileObjectDefinition>>,
 ) -> Vec<(FileTarget, String)> {
     let mut result: Vec<(FileTarget, String)> = references
         .into_iter()
@@ -637,6 +844,49 @@ fn file_references(
         .collect();
     result.sort_by(|a, b| a.1.cmp(&b.1));
     result
+}
+
+/// The Engine name of the stack's config `key`.
+fn config_name(namespace: &str, key: &str, stack: &Stack) -> String {
+    let definition = stack
+        .configs
+        .get(key)
+        .map(|d| d.value.clone())
+        .unwrap_or_default();
+    file_object_name(namespace, key, &definition)
+}
+
+/// The configs mounted as files, and the one a credential spec uses (a runtime reference,
+/// after the files, once), sorted by name as the docker CLI sorts them.
+fn config_references(namespace: &str, service: &Service, stack: &Stack) -> Vec<ConfigReference> {
+    let mut references: Vec<ConfigReference> = file_references(
+        namespace,
+        service.configs.as_ref().map(|c| &c.0),
+        &stack.configs,
+    )
+    .into_iter()
+    .map(|(file, name)| ConfigReference {
+        file: Some(file),
+        runtime: None,
+        config_id: String::new(),
+        config_name: name,
+    })
+    .collect();
+    let runtime = service
+        .credential_spec
+        .as_ref()
+        .and_then(|spec| spec.config.as_deref())
+        .filter(|config| !config.is_empty());
+    if let Some(key) = runtime {
+        references.push(ConfigReference {
+            file: None,
+            runtime: Some(spec::Empty {}),
+            config_id: String::new(),
+            config_name: config_name(namespace, key, stack),
+        });
+    }
+    references.sort_by(|a, b| a.config_name.cmp(&b.config_name));
+    references
 }
 
 /// The networks a service joins (the stack's default network if it names none), sorted by
@@ -734,25 +984,16 @@ fn update_config(config: &crate::model::UpdateConfig) -> spec::UpdateConfig {
     }
 }
 
+/// The service's ports sorted by published port, as the docker CLI sorts them (its versions
+/// up to 28 sort by the published port alone; ports that share one keep the file's order).
 fn endpoint_spec(service: &Service) -> EndpointSpec {
     let mut ports: Vec<PortConfig> = service
         .ports
         .iter()
         .flat_map(|p| &p.0)
-        .map(|port| PortConfig {
-            protocol: port
-                .protocol
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default(),
-            target_port: port.target,
-            published_port: port.published.unwrap_or_default(),
-            publish_mode: port
-                .mode
-                .map(|m| m.as_str().to_string())
-                .unwrap_or_default(),
-        })
+        .map(|port| port_config(port))
         .collect();
-    ports.sort();
+    ports.sort_by_key(|port| port.published_port);
     EndpointSpec {
         mode: service
             .deploy
@@ -761,5 +1002,20 @@ fn endpoint_spec(service: &Service) -> EndpointSpec {
             .map(|m| m.as_str().to_string())
             .unwrap_or_default(),
         ports,
+    }
+}
+
+fn port_config(port: &Port) -> PortConfig {
+    PortConfig {
+        protocol: port
+            .protocol
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        target_port: port.target,
+        published_port: port.published.unwrap_or_default(),
+        publish_mode: port
+            .mode
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default(),
     }
 }

@@ -1,23 +1,142 @@
-//! How compose YAML becomes typed values: a struct macro that knows compose's rules for keys
-//! (extension `x-` keys are skipped, unknown keys are errors that suggest the key meant), and
-//! the "this or that" shapes compose allows (a string or a list, a list or a map).
+//! How the located YAML tree ([`crate::yaml`]) becomes typed values: a struct macro that knows
+//! compose's rules for keys (extension `x-` keys are skipped, keys `docker stack deploy`
+//! ignores are noted, unknown keys are errors that suggest the key meant), and the "this or
+//! that" shapes compose allows (a string or a list, a list or a map).
+//!
+//! Messages name the value that was wrong and what was expected, in the words of the file
+//! (`invalid replicas "abc": expected a whole number`), and say which `${…}` the value came
+//! from when interpolation produced it.
+//!
+//! Deliberately more lenient than the docker CLI, whose schema wants the YAML type itself:
+//! a number or a boolean may be written as a string (`replicas: "3"`, `read_only: "yes"`),
+//! and a string setting may be written as a number (`user: 1000`). The docker CLI accepts
+//! these only where interpolation produced them.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Serialize;
 
+use crate::error::Invalid;
 use crate::located::Located;
+use crate::yaml::{Entry, Node, Value};
+use crate::Location;
+
+/// Reads a typed value from a node. `key` is the mapping key the value was written under,
+/// for messages.
+pub(crate) trait FromNode: Sized {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid>;
+}
+
+/// What reading a file learns besides the values: the keys that are accepted and do nothing.
+#[derive(Default)]
+pub(crate) struct Reader {
+    path: Vec<String>,
+    pub(crate) ignored: Vec<Noted>,
+}
+
+/// A key accepted and not used, with its full path from the top of the file.
+pub(crate) struct Noted {
+    pub(crate) path: Vec<String>,
+    pub(crate) at: Location,
+    pub(crate) reason: String,
+}
+
+impl Reader {
+    /// Runs `read` with `key` added to the path of what is being read.
+    pub(crate) fn within<T>(
+        &mut self,
+        key: &str,
+        read: impl FnOnce(&mut Self) -> Result<T, Invalid>,
+    ) -> Result<T, Invalid> {
+        self.path.push(key.to_string());
+        let result = read(self);
+        self.path.pop();
+        result
+    }
+
+    /// Notes that `key`, here, is accepted and ignored.
+    pub(crate) fn ignore(&mut self, key: &str, at: Location, reason: impl Into<String>) {
+        let mut path = self.path.clone();
+        path.push(key.to_string());
+        self.ignored.push(Noted {
+            path,
+            at,
+            reason: reason.into(),
+        });
+    }
+}
+
+/// A key that `docker stack deploy` accepts and does nothing with, where it was written and
+/// why it does nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IgnoredKey {
+    /// Dotted path from the service (`build`, `networks.front.ipv4_address`), or from the top
+    /// of the file for keys outside services.
+    pub key: String,
+    pub at: Location,
+    pub reason: String,
+}
+
+/// How an object treats keys it does not read.
+pub(crate) struct KeyPolicy {
+    /// Unknown keys are ignored (with a note) rather than refused: the docker CLI's schema
+    /// allows any key in this object.
+    pub(crate) open: bool,
+    /// Keys accepted and ignored, with why.
+    pub(crate) ignored: &'static [(&'static str, &'static str)],
+    /// Keys refused, with the docker CLI's reason.
+    pub(crate) forbidden: &'static [(&'static str, &'static str)],
+}
+
+pub(crate) const STRICT: KeyPolicy = KeyPolicy {
+    open: false,
+    ignored: &[],
+    forbidden: &[],
+};
+
+pub(crate) const OPEN: KeyPolicy = KeyPolicy {
+    open: true,
+    ignored: &[],
+    forbidden: &[],
+};
+
+/// What happens to a key an object does not read.
+pub(crate) fn other_key(
+    entry: &Entry,
+    what: &str,
+    keys: &[&str],
+    policy: &KeyPolicy,
+    r: &mut Reader,
+) -> Result<(), Invalid> {
+    let key = entry.key.as_str();
+    if key.starts_with("x-") {
+        return Ok(());
+    }
+    // A note points at the value, where a reader of the finding looks for what is ignored.
+    if let Some((_, reason)) = policy.ignored.iter().find(|(k, _)| *k == key) {
+        r.ignore(key, entry.value.at, *reason);
+        return Ok(());
+    }
+    if let Some((_, reason)) = policy.forbidden.iter().find(|(k, _)| *k == key) {
+        return Err(Invalid::new(
+            entry.at,
+            format!("`{key}` is not allowed in a stack file: {reason}"),
+        ));
+    }
+    if policy.open {
+        r.ignore(key, entry.value.at, "docker stack deploy does not read it");
+        return Ok(());
+    }
+    Err(Invalid::new(entry.at, unknown_key_message(key, what, keys)))
+}
 
 /// Declares a compose object: a struct whose fields are read from the YAML keys named on the
-/// left. Every field is optional. Keys starting with `x-` are extensions and are skipped;
-/// keys docker CLI rejects outright get docker's explanation; any other key is an error.
-/// Fields after `;` are not read from YAML.
+/// left, each optional. Other keys follow the object's [`KeyPolicy`] (strict unless one is
+/// named after the description). Fields after `;` are not read from YAML.
 macro_rules! compose_struct {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident ($what:literal) {
+        pub struct $name:ident ($what:literal $(, $policy:expr)?) {
             $( $(#[$fmeta:meta])* $key:literal => $field:ident : $ty:ty, )*
             $( ; $( $(#[$xmeta:meta])* $xfield:ident : $xty:ty, )* )?
         }
@@ -29,38 +148,42 @@ macro_rules! compose_struct {
             $( $( $(#[$xmeta])* pub $xfield: $xty, )* )?
         }
 
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct ObjectVisitor;
-                impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
-                    type Value = $name;
+        impl $name {
+            /// The keys this object reads.
+            #[allow(dead_code)]
+            pub(crate) const KEYS: &'static [&'static str] = &[$($key),*];
+        }
 
-                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                        write!(f, "a mapping ({})", $what)
-                    }
-
-                    fn visit_map<A: serde::de::MapAccess<'de>>(
-                        self,
-                        mut map: A,
-                    ) -> Result<$name, A::Error> {
-                        const KEYS: &[&str] = &[$($key),*];
-                        let mut object = $name::default();
-                        let known = $crate::de::KnownKey { keys: KEYS, what: $what };
-                        while let Some(key) = map.next_key_seed(known)? {
-                            match key.as_str() {
-                                $( $key => object.$field = map.next_value()?, )*
-                                _ => {
-                                    map.next_value::<serde::de::IgnoredAny>()?;
-                                }
-                            }
-                        }
-                        Ok(object)
+        impl $crate::de::FromNode for $name {
+            fn from_node(
+                node: &$crate::yaml::Node,
+                key: &str,
+                r: &mut $crate::de::Reader,
+            ) -> Result<Self, $crate::error::Invalid> {
+                let entries = $crate::de::expect_map(node, key, concat!("a mapping (", $what, ")"))?;
+                let mut object = $name::default();
+                for entry in entries {
+                    match entry.key.as_str() {
+                        $( $key => {
+                            object.$field = r.within($key, |r| {
+                                $crate::de::FromNode::from_node(&entry.value, $key, r)
+                            })?
+                        } )*
+                        _ => $crate::de::other_key(
+                            entry,
+                            $what,
+                            Self::KEYS,
+                            compose_struct!(@policy $($policy)?),
+                            r,
+                        )?,
                     }
                 }
-                deserializer.deserialize_map(ObjectVisitor)
+                Ok(object)
             }
         }
     };
+    (@policy) => { &$crate::de::STRICT };
+    (@policy $policy:expr) => { &$policy };
 }
 
 /// Declares an enum spelled as one of a few strings in YAML and in the Engine API.
@@ -78,6 +201,15 @@ macro_rules! string_enum {
             pub const fn as_str(self) -> &'static str {
                 match self { $( $name::$variant => $text, )* }
             }
+
+            /// The variant spelled `text`, if any.
+            #[allow(dead_code)]
+            pub(crate) fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $( $text => Some($name::$variant), )*
+                    _ => None,
+                }
+            }
         }
 
         impl std::fmt::Display for $name {
@@ -92,59 +224,66 @@ macro_rules! string_enum {
             }
         }
 
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                match text.as_str() {
-                    $( $text => Ok($name::$variant), )*
-                    other => Err(serde::de::Error::custom(format!(
-                        "invalid {} {:?}: expected {}",
-                        $what,
-                        other,
-                        $crate::de::one_of(&[$($text),*]),
-                    ))),
-                }
+        impl $crate::de::FromNode for $name {
+            fn from_node(
+                node: &$crate::yaml::Node,
+                key: &str,
+                r: &mut $crate::de::Reader,
+            ) -> Result<Self, $crate::error::Invalid> {
+                let text = <String as $crate::de::FromNode>::from_node(node, key, r)?;
+                $name::parse(&text).ok_or_else(|| {
+                    $crate::de::invalid(
+                        node,
+                        format!(
+                            "invalid {} {:?}: expected {}",
+                            $what,
+                            text,
+                            $crate::de::one_of(&[$($text),*]),
+                        ),
+                    )
+                })
             }
         }
     };
 }
 
-/// Keys the docker CLI refuses in a stack file, with its reasons.
-const FORBIDDEN_KEYS: &[(&str, &str)] = &[
-    ("extends", "Support for `extends` is not implemented yet."),
-    ("volume_driver", "Instead of setting the volume driver on the service, define a volume using the top-level `volumes` option and specify the driver there."),
-    ("volumes_from", "To share a volume between services, define it using the top-level `volumes` option and reference it from each service that shares it using the service-level `volumes` option."),
-    ("cpu_quota", "Set resource limits using deploy.resources"),
-    ("cpu_shares", "Set resource limits using deploy.resources"),
-    ("cpuset", "Set resource limits using deploy.resources"),
-    ("mem_limit", "Set resource limits using deploy.resources"),
-    ("memswap_limit", "Set resource limits using deploy.resources"),
-];
-
-/// Reads a key of a compose object and refuses it, right where it is written, unless it is
-/// one of `keys` or an extension (`x-…`, which the object then skips).
-#[derive(Clone, Copy)]
-pub(crate) struct KnownKey {
-    pub keys: &'static [&'static str],
-    pub what: &'static str,
+/// An error at `node`, saying which `${…}` the value came from when interpolation made it.
+pub(crate) fn invalid(node: &Node, message: impl Into<String>) -> Invalid {
+    let mut message = message.into();
+    if let Some(template) = &node.template {
+        message.push_str(&format!(" (from `{template}`)"));
+    }
+    Invalid::new(node.at, message)
 }
 
-impl<'de> de::DeserializeSeed<'de> for KnownKey {
-    type Value = String;
+/// `invalid KEY: expected WHAT, found …`.
+pub(crate) fn wrong_kind(node: &Node, key: &str, expected: &str) -> Invalid {
+    invalid(
+        node,
+        format!(
+            "invalid {key}: expected {expected}, found {}",
+            node.describe()
+        ),
+    )
+}
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
-        let key = String::deserialize(deserializer)?;
-        if self.keys.contains(&key.as_str()) || key.starts_with("x-") {
-            return Ok(key);
-        }
-        if let Some((_, reason)) = FORBIDDEN_KEYS.iter().find(|(k, _)| *k == key) {
-            return Err(de::Error::custom(format!(
-                "`{key}` is not allowed in a stack file: {reason}"
-            )));
-        }
-        Err(de::Error::custom(unknown_key_message(
-            &key, self.what, self.keys,
-        )))
+/// The entries of a mapping.
+pub(crate) fn expect_map<'a>(
+    node: &'a Node,
+    key: &str,
+    expected: &str,
+) -> Result<&'a [Entry], Invalid> {
+    match &node.value {
+        Value::Map(entries) => Ok(entries),
+        _ => Err(wrong_kind(node, key, expected)),
+    }
+}
+
+/// The value as it appears in a message: strings quoted, numbers as written.
+pub(crate) fn shown(node: &Node) -> String {
+    match &node.value {
+        Value::Str(s) => format!("{s:?}"),
+        _ => node.scalar_text().unwrap_or_else(|| node.describe()),
     }
 }
 
@@ -198,210 +337,244 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+impl<T: FromNode> FromNode for Option<T> {
+    /// Null is "not written".
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        match node.value {
+            Value::Null => Ok(None),
+            _ => T::from_node(node, key, r).map(Some),
+        }
+    }
+}
+
+impl<T: FromNode> FromNode for Located<T> {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        Ok(Located::new(T::from_node(node, key, r)?, node.at))
+    }
+}
+
+impl FromNode for String {
+    /// A string, or a number or boolean as the docker CLI prints it; null (in a list or as a
+    /// map value) is empty, as in the docker CLI's `toString`.
+    fn from_node(node: &Node, key: &str, _: &mut Reader) -> Result<Self, Invalid> {
+        match node.value {
+            Value::Null => Ok(String::new()),
+            _ => node
+                .scalar_text()
+                .ok_or_else(|| wrong_kind(node, key, "a string")),
+        }
+    }
+}
+
+impl FromNode for bool {
+    /// `true`/`false`, or in a string what the docker CLI's `toBoolean` accepts: `y`, `yes`,
+    /// `on`, `n`, `no`, `off`, in any case.
+    fn from_node(node: &Node, key: &str, _: &mut Reader) -> Result<Self, Invalid> {
+        match &node.value {
+            Value::Bool(b) => Ok(*b),
+            Value::Str(s) => match s.to_ascii_lowercase().as_str() {
+                "y" | "yes" | "true" | "on" => Ok(true),
+                "n" | "no" | "false" | "off" => Ok(false),
+                _ => Err(invalid(
+                    node,
+                    format!("invalid {key} {s:?}: expected true or false"),
+                )),
+            },
+            _ => Err(wrong_kind(node, key, "true or false")),
+        }
+    }
+}
+
+/// A whole number as Go's `strconv.Atoi` reads it (an optional sign and decimal digits), or a
+/// number with no fraction.
+fn whole_number(node: &Node, key: &str) -> Result<i128, Invalid> {
+    let not_whole = || {
+        invalid(
+            node,
+            format!("invalid {key} {}: expected a whole number", shown(node)),
+        )
+    };
+    match &node.value {
+        Value::Int(i) => Ok(*i),
+        Value::Float(f) if f.fract() == 0.0 && f.abs() < 1e30 => Ok(*f as i128),
+        Value::Float(_) => Err(not_whole()),
+        Value::Str(s) => {
+            let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(not_whole());
+            }
+            s.parse::<i128>().map_err(|_| not_whole())
+        }
+        _ => Err(wrong_kind(node, key, "a whole number")),
+    }
+}
+
+macro_rules! whole_number_types {
+    ($($ty:ty => $expected:literal,)*) => {
+        $(
+            impl FromNode for $ty {
+                fn from_node(node: &Node, key: &str, _: &mut Reader) -> Result<Self, Invalid> {
+                    let number = whole_number(node, key)?;
+                    <$ty>::try_from(number).map_err(|_| {
+                        invalid(node, format!("invalid {key} {}: expected {}", shown(node), $expected))
+                    })
+                }
+            }
+        )*
+    };
+}
+
+whole_number_types! {
+    u64 => "a whole number, 0 or more",
+    u32 => "a whole number from 0 to 4294967295",
+    i64 => "a whole number",
+}
+
+impl FromNode for f64 {
+    fn from_node(node: &Node, key: &str, _: &mut Reader) -> Result<Self, Invalid> {
+        match &node.value {
+            Value::Int(i) => Ok(*i as f64),
+            Value::Float(f) => Ok(*f),
+            Value::Str(s) => s
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| invalid(node, format!("invalid {key} {s:?}: expected a number"))),
+            _ => Err(wrong_kind(node, key, "a number")),
+        }
+    }
+}
+
+impl FromNode for f32 {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        f64::from_node(node, key, r).map(|f| f as f32)
+    }
+}
+
+impl<T: FromNode> FromNode for Vec<T> {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        match &node.value {
+            Value::Seq(items) => items
+                .iter()
+                .map(|item| T::from_node(item, key, r))
+                .collect(),
+            _ => Err(wrong_kind(node, key, "a list")),
+        }
+    }
+}
+
+impl<T: FromNode> FromNode for BTreeMap<String, T> {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        let entries = expect_map(node, key, "a mapping")?;
+        let mut map = BTreeMap::new();
+        for entry in entries {
+            let value = r.within(&entry.key, |r| T::from_node(&entry.value, &entry.key, r))?;
+            map.insert(entry.key.clone(), value);
+        }
+        Ok(map)
+    }
+}
+
 /// A string or a list of strings (`env_file`, `dns`): always a list.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct StringList(pub Vec<String>);
 
-impl<'de> Deserialize<'de> for StringList {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ListVisitor;
-        impl<'de> Visitor<'de> for ListVisitor {
-            type Value = StringList;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or a list of strings")
-            }
-
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<StringList, E> {
-                Ok(StringList(vec![value.to_string()]))
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringList, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<String>()? {
-                    items.push(item);
-                }
-                Ok(StringList(items))
-            }
+impl FromNode for StringList {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        match &node.value {
+            Value::Seq(_) => Vec::<String>::from_node(node, key, r).map(StringList),
+            _ => node
+                .scalar_text()
+                .map(|s| StringList(vec![s]))
+                .ok_or_else(|| wrong_kind(node, key, "a string or a list of strings")),
         }
-        deserializer.deserialize_any(ListVisitor)
     }
 }
 
 /// `command` and `entrypoint`: a list of arguments, or a string split into arguments the way
-/// a POSIX shell would (the docker CLI uses go-shellwords for this).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+/// the docker CLI splits it ([`crate::shlex::split`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ShellCommand(pub Vec<String>);
 
-impl<'de> Deserialize<'de> for ShellCommand {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CommandVisitor;
-        impl<'de> Visitor<'de> for CommandVisitor {
-            type Value = ShellCommand;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a command string or a list of arguments")
-            }
-
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<ShellCommand, E> {
-                split_shell_words(value)
-                    .map(ShellCommand)
-                    .map_err(E::custom)
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ShellCommand, A::Error> {
-                let mut args = Vec::new();
-                while let Some(arg) = seq.next_element::<String>()? {
-                    args.push(arg);
-                }
-                Ok(ShellCommand(args))
-            }
-        }
-        deserializer.deserialize_any(CommandVisitor)
-    }
-}
-
-/// Splits a command line into words: whitespace separates, single quotes keep everything,
-/// double quotes keep all but `\"`, `\\` and `\$`, and a backslash outside quotes escapes
-/// the next character.
-pub fn split_shell_words(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\\' => {
-                in_word = true;
-                if let Some(next) = chars.next() {
-                    word.push(next);
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => {
-                            return Err(format!("unterminated single quote in command {line:?}"))
-                        }
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$')) => word.push(c),
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => {
-                                return Err(format!(
-                                    "unterminated double quote in command {line:?}"
-                                ))
-                            }
-                        },
-                        Some(c) => word.push(c),
-                        None => {
-                            return Err(format!("unterminated double quote in command {line:?}"))
-                        }
-                    }
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
+impl FromNode for ShellCommand {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        match &node.value {
+            Value::Seq(_) => Vec::<String>::from_node(node, key, r).map(ShellCommand),
+            Value::Str(s) => crate::shlex::split(s)
+                .map(ShellCommand)
+                .map_err(|e| invalid(node, format!("invalid {key} {s:?}: {e}"))),
+            _ => Err(wrong_kind(
+                node,
+                key,
+                "a command string or a list of arguments",
+            )),
         }
     }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
 }
 
 /// A list of `KEY=VALUE` strings or a map, as `environment` takes it: a key without `=` (or
 /// with a null value in a map) has no value, which the loader may fill in from the
 /// environment.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct MappingWithEquals(pub BTreeMap<String, Option<String>>);
 
 /// Labels, sysctls and the like: a list of `KEY=VALUE` strings or a map; a missing value is
 /// the empty string.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Mapping(pub BTreeMap<String, String>);
 
-/// `extra_hosts`: a list of `HOST:IP` strings or a map of host to IP, kept as `HOST:IP`.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+/// `extra_hosts`: a list of `HOST:IP` (or `HOST=IP`) strings or a map of host to IP, kept as
+/// `HOST:IP` with the brackets of an IPv6 address removed; a map comes out sorted, as from
+/// the docker CLI.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct HostsList(pub Vec<String>);
 
 /// Reads a list of `KEY<sep>VALUE` strings or a map into pairs; `None` is a missing value.
-fn key_values<'de, D: Deserializer<'de>>(
-    deserializer: D,
-    separator: char,
-    expecting: &'static str,
-) -> Result<Vec<(String, Option<String>)>, D::Error> {
-    struct PairsVisitor(char, &'static str);
-    impl<'de> Visitor<'de> for PairsVisitor {
-        type Value = Vec<(String, Option<String>)>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(self.1)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut pairs = Vec::new();
-            while let Some(item) = seq.next_element::<String>()? {
-                match item.split_once(self.0) {
-                    Some((key, value)) => pairs.push((key.to_string(), Some(value.to_string()))),
-                    None => pairs.push((item, None)),
-                }
-            }
-            Ok(pairs)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut pairs = Vec::new();
-            while let Some(key) = map.next_key::<String>()? {
-                pairs.push((key, map.next_value::<Option<String>>()?));
-            }
-            Ok(pairs)
-        }
-    }
-    deserializer.deserialize_any(PairsVisitor(separator, expecting))
-}
-
-impl<'de> Deserialize<'de> for MappingWithEquals {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let pairs = key_values(
-            deserializer,
-            '=',
+fn key_values(
+    node: &Node,
+    key: &str,
+    r: &mut Reader,
+) -> Result<Vec<(String, Option<String>)>, Invalid> {
+    match &node.value {
+        Value::Seq(_) => Ok(Vec::<String>::from_node(node, key, r)?
+            .into_iter()
+            .map(|item| match item.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (item, None),
+            })
+            .collect()),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|entry| {
+                let value = match &entry.value.value {
+                    Value::Null => None,
+                    _ => Some(entry.value.scalar_text().ok_or_else(|| {
+                        wrong_kind(&entry.value, &entry.key, "a string or a number")
+                    })?),
+                };
+                Ok((entry.key.clone(), value))
+            })
+            .collect(),
+        _ => Err(wrong_kind(
+            node,
+            key,
             "a list of KEY=VALUE strings or a mapping",
-        )?;
-        Ok(MappingWithEquals(pairs.into_iter().collect()))
+        )),
     }
 }
 
-impl<'de> Deserialize<'de> for Mapping {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let pairs = key_values(
-            deserializer,
-            '=',
-            "a list of KEY=VALUE strings or a mapping",
-        )?;
+impl FromNode for MappingWithEquals {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        Ok(MappingWithEquals(
+            key_values(node, key, r)?.into_iter().collect(),
+        ))
+    }
+}
+
+impl FromNode for Mapping {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
         Ok(Mapping(
-            pairs
+            key_values(node, key, r)?
                 .into_iter()
                 .map(|(key, value)| (key, value.unwrap_or_default()))
                 .collect(),
@@ -409,35 +582,42 @@ impl<'de> Deserialize<'de> for Mapping {
     }
 }
 
-impl<'de> Deserialize<'de> for HostsList {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct HostsVisitor;
-        impl<'de> Visitor<'de> for HostsVisitor {
-            type Value = HostsList;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of HOST:IP strings or a mapping of host to IP")
+impl FromNode for HostsList {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        let strip_brackets =
+            |ip: &str| match ip.strip_prefix('[').and_then(|ip| ip.strip_suffix(']')) {
+                Some(inner) if !inner.is_empty() => inner.to_string(),
+                _ => ip.to_string(),
+            };
+        let hosts = match &node.value {
+            Value::Seq(_) => Vec::<String>::from_node(node, key, r)?
+                .into_iter()
+                // `HOST=IP` first, then `HOST:IP`; an entry with neither is dropped, as by
+                // the docker CLI.
+                .filter_map(|entry| {
+                    entry
+                        .split_once('=')
+                        .or_else(|| entry.split_once(':'))
+                        .map(|(host, ip)| format!("{host}:{}", strip_brackets(ip)))
+                })
+                .collect(),
+            Value::Map(_) => {
+                let mut hosts: Vec<String> = key_values(node, key, r)?
+                    .into_iter()
+                    .filter_map(|(host, ip)| ip.map(|ip| format!("{host}:{}", strip_brackets(&ip))))
+                    .collect();
+                hosts.sort();
+                hosts
             }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<HostsList, A::Error> {
-                let mut hosts = Vec::new();
-                while let Some(entry) = seq.next_element::<String>()? {
-                    // `HOST=IP` is accepted too, as by the docker CLI.
-                    hosts.push(entry.replacen('=', ":", 1));
-                }
-                Ok(HostsList(hosts))
+            _ => {
+                return Err(wrong_kind(
+                    node,
+                    key,
+                    "a list of HOST:IP strings or a mapping of host to IP",
+                ))
             }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HostsList, A::Error> {
-                let mut hosts = Vec::new();
-                while let Some(host) = map.next_key::<String>()? {
-                    let ip = map.next_value::<String>()?;
-                    hosts.push(format!("{host}:{ip}"));
-                }
-                Ok(HostsList(hosts))
-            }
-        }
-        deserializer.deserialize_any(HostsVisitor)
+        };
+        Ok(HostsList(hosts))
     }
 }
 
@@ -448,104 +628,60 @@ pub(crate) struct ShortOrLong<T>(pub Vec<Located<T>>);
 /// A list item type with a short string syntax.
 pub(crate) trait FromShort: Sized {
     const WHAT: &'static str;
-    type Long: for<'de> Deserialize<'de>;
+    type Long: FromNode;
 
-    fn from_short(text: &str) -> Result<Vec<Self>, String>;
+    /// The items `text` stands for; may note ignored parts on `r` at `at`.
+    fn from_short(text: &str, at: Location, r: &mut Reader) -> Result<Vec<Self>, String>;
     fn from_long(long: Self::Long) -> Result<Self, String>;
 }
 
-/// One item of such a list, converted where it is written, so that errors point at it.
-struct Item<T>(Vec<T>);
-
-impl<'de, T: FromShort> Deserialize<'de> for Item<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ItemVisitor<T>(PhantomData<T>);
-        impl<'de, T: FromShort> Visitor<'de> for ItemVisitor<T> {
-            type Value = Item<T>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(
-                    f,
-                    "{} as a string (short syntax) or a mapping (long syntax)",
-                    T::WHAT
-                )
-            }
-
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<Item<T>, E> {
-                T::from_short(value).map(Item).map_err(E::custom)
-            }
-
-            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Item<T>, E> {
-                self.visit_str(&value.to_string())
-            }
-
-            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Item<T>, E> {
-                self.visit_str(&value.to_string())
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Item<T>, A::Error> {
-                let long = T::Long::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                T::from_long(long)
-                    .map(|one| Item(vec![one]))
-                    .map_err(de::Error::custom)
-            }
-        }
-        deserializer.deserialize_any(ItemVisitor(PhantomData))
-    }
-}
-
-impl<'de, T: FromShort> Deserialize<'de> for ShortOrLong<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ListVisitor<T>(PhantomData<T>);
-        impl<'de, T: FromShort> Visitor<'de> for ListVisitor<T> {
-            type Value = ShortOrLong<T>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "a list of {}", T::WHAT)
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<Located<Item<T>>>()? {
-                    let at = item.at;
-                    items.extend(
-                        item.value
-                            .0
-                            .into_iter()
-                            .map(|value| Located::new(value, at)),
-                    );
+impl<T: FromShort> FromNode for ShortOrLong<T> {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        let Value::Seq(items) = &node.value else {
+            return Err(wrong_kind(node, key, &format!("a list of {}", T::WHAT)));
+        };
+        let mut list = Vec::new();
+        for item in items {
+            let values = match &item.value {
+                Value::Map(_) => {
+                    let long = T::Long::from_node(item, key, r)?;
+                    vec![T::from_long(long).map_err(|e| invalid(item, e))?]
                 }
-                Ok(ShortOrLong(items))
-            }
+                Value::Str(_) | Value::Int(_) => {
+                    let text = item.scalar_text().unwrap_or_default();
+                    T::from_short(&text, item.at, r).map_err(|e| invalid(item, e))?
+                }
+                _ => {
+                    return Err(wrong_kind(
+                        item,
+                        key,
+                        "a string (short syntax) or a mapping (long syntax)",
+                    ))
+                }
+            };
+            list.extend(values.into_iter().map(|value| Located::new(value, item.at)));
         }
-        deserializer.deserialize_any(ListVisitor(PhantomData))
+        Ok(ShortOrLong(list))
     }
 }
 
 /// A mapping from names to optional objects, in name order, with where each name is written.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NamedMap<T>(pub BTreeMap<String, Located<T>>);
 
-impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for NamedMap<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MapVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for MapVisitor<T> {
-            type Value = NamedMap<T>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping of names to definitions")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut named = BTreeMap::new();
-                while let Some(name) = map.next_key::<Located<String>>()? {
-                    let value = map.next_value::<Option<T>>()?.unwrap_or_default();
-                    named.insert(name.value, Located::new(value, name.at));
-                }
-                Ok(NamedMap(named))
-            }
+impl<T: FromNode + Default> FromNode for NamedMap<T> {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        let entries = expect_map(node, key, "a mapping of names to definitions")?;
+        let mut named = BTreeMap::new();
+        for entry in entries {
+            let value = r
+                .within(&entry.key, |r| {
+                    Option::<T>::from_node(&entry.value, &entry.key, r)
+                })?
+                .unwrap_or_default();
+            named.insert(entry.key.clone(), Located::new(value, entry.at));
         }
-        deserializer.deserialize_map(MapVisitor(PhantomData))
+        Ok(NamedMap(named))
     }
 }
 
@@ -553,22 +689,14 @@ impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for NamedMap<T> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn splits_commands_like_a_shell() {
-        let cases: [(&str, &[&str]); 5] = [
-            ("nginx -g 'daemon off;'", &["nginx", "-g", "daemon off;"]),
-            (
-                "sh -c \"echo \\\"hi\\\" $HOME\"",
-                &["sh", "-c", "echo \"hi\" $HOME"],
-            ),
-            ("  a\\ b  c ", &["a b", "c"]),
-            ("''", &[""]),
-            ("", &[]),
-        ];
-        for (line, words) in cases {
-            assert_eq!(split_shell_words(line).unwrap(), words, "{line}");
-        }
-        assert!(split_shell_words("echo 'oops").is_err());
+    fn node(text: &str) -> Node {
+        crate::yaml::parse(0, &format!("v: {text}\n"))
+            .unwrap()
+            .map(|root| match root.value {
+                Value::Map(mut entries) => entries.remove(0).value,
+                _ => unreachable!(),
+            })
+            .unwrap()
     }
 
     #[test]
@@ -582,5 +710,89 @@ mod tests {
             unknown_key_message("zzz", "service", &keys),
             "unknown key `zzz` in service: expected one of `image`, `command`, `deploy`"
         );
+    }
+
+    #[test]
+    fn numbers_name_the_value_and_what_was_expected() {
+        let r = &mut Reader::default();
+        assert_eq!(u64::from_node(&node("3"), "replicas", r), Ok(3));
+        assert_eq!(u64::from_node(&node("'3'"), "replicas", r), Ok(3));
+        assert_eq!(u64::from_node(&node("3.0"), "replicas", r), Ok(3));
+        assert_eq!(i64::from_node(&node("-500"), "oom_score_adj", r), Ok(-500));
+        let mut message = |text: &str| {
+            u64::from_node(&node(text), "replicas", r)
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(
+            message("abc"),
+            "invalid replicas \"abc\": expected a whole number"
+        );
+        assert_eq!(
+            message("3.5"),
+            "invalid replicas 3.5: expected a whole number"
+        );
+        assert_eq!(
+            message("-1"),
+            "invalid replicas -1: expected a whole number, 0 or more"
+        );
+        assert_eq!(
+            message("[1]"),
+            "invalid replicas: expected a whole number, found a list"
+        );
+        let mut interpolated = node("abc");
+        interpolated.template = Some("${N:-1}".to_string());
+        assert_eq!(
+            u64::from_node(&interpolated, "replicas", r)
+                .unwrap_err()
+                .message,
+            "invalid replicas \"abc\": expected a whole number (from `${N:-1}`)"
+        );
+    }
+
+    #[test]
+    fn booleans_as_the_docker_cli_casts_them() {
+        let r = &mut Reader::default();
+        for (text, value) in [
+            ("true", true),
+            ("'yes'", true),
+            ("On", true),
+            ("n", false),
+            ("FALSE", false),
+        ] {
+            assert_eq!(bool::from_node(&node(text), "tty", r), Ok(value), "{text}");
+        }
+        assert!(bool::from_node(&node("maybe"), "tty", r).is_err());
+    }
+
+    #[test]
+    fn hosts_lists() {
+        let r = &mut Reader::default();
+        let hosts = HostsList::from_node(
+            &node("[a=1.2.3.4, 'b:::1', 'c:[::2]', nothing]"),
+            "extra_hosts",
+            r,
+        )
+        .unwrap();
+        assert_eq!(hosts.0, ["a:1.2.3.4", "b:::1", "c:::2"]);
+        let hosts =
+            HostsList::from_node(&node("{z: 1.1.1.1, a: 2.2.2.2}"), "extra_hosts", r).unwrap();
+        assert_eq!(hosts.0, ["a:2.2.2.2", "z:1.1.1.1"]);
+    }
+
+    #[test]
+    fn mappings_print_numbers_as_go_does() {
+        let r = &mut Reader::default();
+        let labels =
+            Mapping::from_node(&node("{a: 1.10, b: 1000000.0, c: ~, d: 010}"), "labels", r)
+                .unwrap();
+        assert_eq!(labels.0["a"], "1.1");
+        assert_eq!(labels.0["b"], "1e+06");
+        assert_eq!(labels.0["c"], "");
+        assert_eq!(labels.0["d"], "8");
+        let env = MappingWithEquals::from_node(&node("[A=1, B, C=]"), "environment", r).unwrap();
+        assert_eq!(env.0["A"].as_deref(), Some("1"));
+        assert_eq!(env.0["B"], None);
+        assert_eq!(env.0["C"].as_deref(), Some(""));
     }
 }

@@ -3,13 +3,14 @@
 
 use std::path::{Component, Path, PathBuf};
 
-/// Variables in file order; `None` is a variable without a value.
-pub type EnvVariables = Vec<(String, Option<String>)>;
+/// Variables in file order, each with its value.
+pub type EnvVariables = Vec<(String, String)>;
 
-/// Parses an env file like the docker CLI's `opts.ParseEnvFile`: one `KEY=VALUE` a line,
-/// taken literally (no quotes are removed, nothing is interpolated); blank lines and lines
-/// starting with `#` are skipped; a line with a key alone takes the variable's value from
-/// `lookup`, or has no value. Errors carry the 1-based line number.
+/// Parses an env file like the docker CLI's `kvfile.Parse`: one `KEY=VALUE` a line, taken
+/// literally (no quotes are removed, nothing is interpolated, trailing blanks are kept);
+/// blank lines and lines starting with `#` are skipped; a line with a key alone takes the
+/// variable's value from `lookup`, and is left out when `lookup` has none. Errors carry the
+/// 1-based line number.
 pub fn parse_env_file(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
@@ -32,25 +33,36 @@ pub fn parse_env_file(
         if key.is_empty() {
             return Err((index + 1, format!("no variable name on line {line:?}")));
         }
-        if key.contains(char::is_whitespace) {
+        if key.contains([' ', '\t']) {
             return Err((index + 1, format!("variable {key:?} contains whitespace")));
         }
-        let value = value.or_else(|| lookup(key));
-        variables.push((key.to_string(), value));
+        if let Some(value) = value.or_else(|| lookup(key)) {
+            variables.push((key.to_string(), value));
+        }
     }
     Ok(variables)
 }
 
-/// `path` made absolute against `base` and cleaned of `.` and `..` without touching the
-/// disk, like Go's `filepath.Join`; a leading `~` is the home directory when one is known.
-pub fn resolve_path(base: &Path, path: &str, home: Option<&str>) -> String {
-    let expanded = match (path.strip_prefix('~'), home) {
-        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
-            format!("{home}{rest}")
-        }
-        _ => path.to_string(),
+/// Where a bind mount's `source` points, as the docker CLI's `resolveVolumePaths` decides: a
+/// leading `~` is the home directory (kept as written when none is known); an absolute path
+/// is kept exactly as written, trailing `/` included; a relative one is joined to `base` and
+/// cleaned like Go's `filepath.Join`.
+pub fn resolve_bind_source(base: &Path, source: &str, home: Option<&str>) -> String {
+    let expanded = match (source.starts_with('~'), home) {
+        (true, Some(home)) => source.replacen('~', home, 1),
+        _ => source.to_string(),
     };
-    let joined = base.join(&expanded);
+    resolve_path(base, &expanded)
+}
+
+/// A file named in a compose file (`env_file`, a secret's or config's `file`): kept as
+/// written when absolute, else joined to `base` and cleaned like Go's `filepath.Join`, as the
+/// docker CLI's `absPath` does.
+pub fn resolve_path(base: &Path, path: &str) -> String {
+    if is_absolute(path) {
+        return path.to_string();
+    }
+    let joined = base.join(path);
     let mut clean = PathBuf::new();
     for component in joined.components() {
         match component {
@@ -63,7 +75,24 @@ pub fn resolve_path(base: &Path, path: &str, home: Option<&str>) -> String {
             other => clean.push(other),
         }
     }
-    clean.to_string_lossy().into_owned()
+    let clean = clean.to_string_lossy().into_owned();
+    if clean.is_empty() {
+        ".".to_string()
+    } else {
+        clean
+    }
+}
+
+/// Absolute on Unix (`/…`) or on Windows (`C:\…`, `C:/…`, `\\server\…`): a Windows client
+/// may deploy to a Unix engine and the other way round.
+fn is_absolute(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    path.starts_with('/')
+        || path.starts_with("\\\\")
+        || (bytes.len() >= 3
+            && bytes[0].is_ascii_alphabetic()
+            && bytes[1] == b':'
+            && matches!(bytes[2], b'\\' | b'/'))
 }
 
 #[cfg(test)]
@@ -72,20 +101,19 @@ mod tests {
 
     #[test]
     fn reads_env_files_literally() {
-        let text = "# comment\n\nA=1\n  B=two words\nC=\"quoted\"\nD\nE\nF=x=y\n";
+        let text = "# comment\n\nA=1\n  B=two words \nC=\"quoted\"\nD\nE\nF=x=y\n";
         let lookup = |key: &str| (key == "D").then(|| "from-env".to_string());
         let parsed = parse_env_file(text, lookup).unwrap();
         let expected = [
-            ("A", Some("1")),
-            ("B", Some("two words")),
-            ("C", Some("\"quoted\"")),
-            ("D", Some("from-env")),
-            ("E", None),
-            ("F", Some("x=y")),
+            ("A", "1"),
+            ("B", "two words "),
+            ("C", "\"quoted\""),
+            ("D", "from-env"),
+            ("F", "x=y"),
         ];
-        let expected: Vec<(String, Option<String>)> = expected
+        let expected: Vec<(String, String)> = expected
             .iter()
-            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         assert_eq!(parsed, expected);
     }
@@ -100,18 +128,26 @@ mod tests {
     }
 
     #[test]
-    fn resolves_paths_like_filepath_join() {
+    fn resolves_paths_like_the_docker_cli() {
         let base = Path::new("/srv/app");
-        assert_eq!(resolve_path(base, "./data", None), "/srv/app/data");
+        assert_eq!(resolve_path(base, "./data"), "/srv/app/data");
+        assert_eq!(resolve_path(base, "../shared/x.env"), "/srv/shared/x.env");
+        assert_eq!(resolve_path(base, "/etc/hosts"), "/etc/hosts");
+        assert_eq!(resolve_path(base, "/etc/../etc/"), "/etc/../etc/");
+        assert_eq!(resolve_path(Path::new("."), "a.env"), "a.env");
+        assert_eq!(resolve_path(base, "C:\\data"), "C:\\data");
         assert_eq!(
-            resolve_path(base, "../shared/x.env", None),
-            "/srv/shared/x.env"
-        );
-        assert_eq!(resolve_path(base, "/etc/hosts", None), "/etc/hosts");
-        assert_eq!(
-            resolve_path(base, "~/certs", Some("/home/ops")),
+            resolve_bind_source(base, "~/certs", Some("/home/ops")),
             "/home/ops/certs"
         );
-        assert_eq!(resolve_path(Path::new("."), "a.env", None), "a.env");
+        assert_eq!(
+            resolve_bind_source(base, "~/certs", None),
+            "/srv/app/~/certs"
+        );
+        assert_eq!(
+            resolve_bind_source(base, "/var/lib/example/", None),
+            "/var/lib/example/"
+        );
+        assert_eq!(resolve_bind_source(base, "./logs/", None), "/srv/app/logs");
     }
 }

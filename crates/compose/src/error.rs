@@ -72,6 +72,23 @@ impl fmt::Display for ComposeError {
 
 impl std::error::Error for ComposeError {}
 
+/// Something wrong at one place of one file, before it is rendered with the file's text into
+/// a [`ComposeError`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub at: Location,
+    pub message: String,
+}
+
+impl Invalid {
+    pub(crate) fn new(at: Location, message: impl Into<String>) -> Self {
+        Invalid {
+            at,
+            message: message.into(),
+        }
+    }
+}
+
 /// The line `line` of `text` with a gutter holding its number, and a caret under `column`:
 ///
 /// ```text

@@ -1,15 +1,39 @@
-//! Several `-c` files, merged in order as the docker CLI's stack loader merges them: a later
-//! file's settings override scalars, maps merge key by key, ports, volumes, secrets and configs
-//! merge by what they mount or publish, `command` and `entrypoint` are replaced, and any other
-//! list is appended to. Top-level networks, volumes, secrets and configs are replaced whole.
+//! Several `-c` files, merged in order with the docker CLI's rules (`loader/merge.go`, built
+//! on mergo), key by key:
+//!
+//! - Services merge by name; a service only in a later file is added as written.
+//! - A setting written later wins. The docker CLI keeps the earlier value when the later one
+//!   is `false`, `0` or empty; here what is written later always wins (deliberate).
+//! - Mappings (`environment`, `labels`, `deploy.labels`, `sysctls`, `ulimits`,
+//!   `logging.options`) merge key by key.
+//! - `command` and `entrypoint` are replaced, unless the later one is empty.
+//! - `ports` merge by published port, `volumes` by target, `secrets` and `configs` by source;
+//!   the later item wins, and the list comes out sorted by that key (the docker CLI re-keys
+//!   and sorts the earlier list as soon as the service is in both files). Unlike the docker
+//!   CLI, which keeps one port per published number, ports of different protocols on one
+//!   number (`53/tcp`, `53/udp`) and unpublished ports are all kept (deliberate: the docker
+//!   CLI drops all but one, silently).
+//! - Other lists are appended to: `cap_add`, `cap_drop`, `dns`, `dns_search`, `extra_hosts`,
+//!   `env_file`, `placement.constraints`, `placement.preferences`, `generic_resources`.
+//!   `healthcheck.test` is replaced (deliberate: the docker CLI appends the two commands into
+//!   one broken command).
+//! - `networks` merge by name: a network written later by name alone clears its options, as
+//!   in the docker CLI; written with options, its `aliases` replace the earlier ones and its
+//!   `driver_opts` do when given (the docker CLI keeps the earlier `driver_opts`).
+//! - `logging` with the same driver (or one not named) merges its options; another driver
+//!   replaces the whole (the docker CLI also loses the later options when the earlier logging
+//!   had none; not here).
+//! - `deploy`, `healthcheck`, `credential_spec` and their sub-objects merge field by field.
+//! - Top-level networks, volumes, secrets and configs are replaced whole, name by name.
 
 use std::collections::BTreeMap;
 
-use crate::de::{HostsList, Mapping, MappingWithEquals, NamedMap, StringList};
+use crate::de::{Mapping, MappingWithEquals, NamedMap, StringList};
 use crate::located::Located;
 use crate::model::{
-    ComposeFile, Deploy, Healthcheck, Logging, Placement, ResourceLimits, ResourceReservations,
-    Resources, RestartPolicy, Service, ServiceNetwork, UpdateConfig,
+    ComposeFile, CredentialSpec, Deploy, Healthcheck, Logging, Placement, Port, Protocol,
+    ResourceLimits, ResourceReservations, Resources, RestartPolicy, Service, ServiceNetworks,
+    UpdateConfig,
 };
 
 pub(crate) trait Merge {
@@ -49,14 +73,35 @@ fn merge_map<K: Ord, V>(base: &mut Option<BTreeMap<K, V>>, later: Option<BTreeMa
     }
 }
 
-/// Merges lists whose items are identified by `key`: a later item replaces the one with the
-/// same key, and the result is sorted by key (the docker CLI sorts them, too).
-fn merge_by<T, K: Ord>(base: &mut Vec<Located<T>>, later: Vec<Located<T>>, key: impl Fn(&T) -> K) {
-    let mut by_key: BTreeMap<K, Located<T>> = BTreeMap::new();
-    for item in base.drain(..).chain(later) {
-        by_key.insert(key(&item.value), item);
+/// Lists whose items are identified by `key`: when the earlier file has the list, it and the
+/// later items go through one map by key (a later item replaces an earlier one), and come out
+/// sorted by key, even when the later file does not list any; otherwise the later list is
+/// taken as written.
+fn merge_keyed<T, K: Ord>(
+    base: &mut Option<Vec<Located<T>>>,
+    later: Option<Vec<Located<T>>>,
+    key: impl Fn(&T) -> K,
+) {
+    match base.as_mut() {
+        Some(items) => {
+            let mut by_key: BTreeMap<K, Located<T>> = BTreeMap::new();
+            for item in items.drain(..).chain(later.into_iter().flatten()) {
+                by_key.insert(key(&item.value), item);
+            }
+            items.extend(by_key.into_values());
+        }
+        None => *base = later,
     }
-    base.extend(by_key.into_values());
+}
+
+/// Ports are one per published port and protocol; unpublished ones are told apart by their
+/// target.
+fn port_key(port: &Port) -> (u32, Option<u32>, Protocol) {
+    let protocol = port.protocol.unwrap_or(Protocol::Tcp);
+    match port.published {
+        Some(published) => (published, None, protocol),
+        None => (0, Some(port.target), protocol),
+    }
 }
 
 impl<T: Merge> Merge for Located<T> {
@@ -69,7 +114,6 @@ impl<T: Merge> Merge for Located<T> {
 impl Merge for ComposeFile {
     fn merge(&mut self, later: ComposeFile) {
         replace(&mut self.version, later.version);
-        replace(&mut self.name, later.name);
         match (self.services.as_mut(), later.services) {
             (Some(NamedMap(base)), Some(NamedMap(later))) => {
                 for (name, service) in later {
@@ -102,44 +146,42 @@ fn replace_definitions<T>(base: &mut Option<NamedMap<T>>, later: Option<NamedMap
 impl Merge for Service {
     fn merge(&mut self, later: Service) {
         replace(&mut self.image, later.image);
-        // An empty command does not clear the earlier one, as in the docker CLI.
         replace(&mut self.command, later.command.filter(|c| !c.0.is_empty()));
         replace(
             &mut self.entrypoint,
             later.entrypoint.filter(|c| !c.0.is_empty()),
         );
         self.environment = merged(self.environment.take(), later.environment, |b, l| {
-            b.merge(l)
+            b.0.extend(l.0)
         });
         self.env_file = merged(self.env_file.take(), later.env_file, |b, l| {
             b.value.0.extend(l.value.0)
         });
         self.labels = merge_mapping(self.labels.take(), later.labels);
         self.sysctls = merge_mapping(self.sysctls.take(), later.sysctls);
-        self.ports = merged(self.ports.take(), later.ports, |b, l| {
-            merge_by(&mut b.0, l.0, |port| (port.published, port.clone()))
+
+        let mut ports = self.ports.take().map(|p| p.0);
+        merge_keyed(&mut ports, later.ports.map(|p| p.0), port_key);
+        self.ports = ports.map(crate::model::Ports);
+        let mut volumes = self.volumes.take().map(|v| v.0);
+        merge_keyed(&mut volumes, later.volumes.map(|v| v.0), |v| {
+            v.target.clone()
         });
-        self.volumes = merged(self.volumes.take(), later.volumes, |b, l| {
-            merge_by(&mut b.0, l.0, |volume| volume.target.clone())
-        });
-        self.secrets = merged(self.secrets.take(), later.secrets, |b, l| {
-            merge_by(&mut b.0, l.0, |secret| secret.source.clone())
-        });
-        self.configs = merged(self.configs.take(), later.configs, |b, l| {
-            merge_by(&mut b.0, l.0, |config| config.source.clone())
-        });
-        self.networks = merged(self.networks.take(), later.networks, |b, l| {
-            for (name, network) in l.0 {
-                // A bare name (list syntax) adds the network without clearing its options.
-                let bare = network.value == ServiceNetwork::default();
-                if !(bare && b.0.contains_key(&name)) {
-                    b.0.insert(name, network);
-                }
-            }
-        });
+        self.volumes = volumes.map(crate::model::ServiceVolumes);
+        for (base, later) in [
+            (&mut self.secrets, later.secrets),
+            (&mut self.configs, later.configs),
+        ] {
+            let mut references = base.take().map(|r| r.0);
+            merge_keyed(&mut references, later.map(|r| r.0), |r| r.source.clone());
+            *base = references.map(crate::model::FileReferences);
+        }
+
+        self.networks = merged(self.networks.take(), later.networks, merge_networks);
         deep(&mut self.healthcheck, later.healthcheck);
         self.logging = merged(self.logging.take(), later.logging, |b, l| b.merge(l));
         deep(&mut self.deploy, later.deploy);
+        replace(&mut self.restart, later.restart);
         replace(&mut self.stop_grace_period, later.stop_grace_period);
         replace(&mut self.stop_signal, later.stop_signal);
         replace(&mut self.user, later.user);
@@ -149,35 +191,32 @@ impl Merge for Service {
         replace(&mut self.read_only, later.read_only);
         replace(&mut self.tty, later.tty);
         replace(&mut self.stdin_open, later.stdin_open);
-        self.extra_hosts = merged(
-            self.extra_hosts.take(),
-            later.extra_hosts,
-            |b: &mut HostsList, l| b.0.extend(l.0),
-        );
+        self.extra_hosts = merged(self.extra_hosts.take(), later.extra_hosts, |b, l| {
+            b.0.extend(l.0)
+        });
         self.dns = merge_strings(self.dns.take(), later.dns);
         self.dns_search = merge_strings(self.dns_search.take(), later.dns_search);
         append(&mut self.cap_add, later.cap_add);
         append(&mut self.cap_drop, later.cap_drop);
         merge_map(&mut self.ulimits, later.ulimits);
         replace(&mut self.isolation, later.isolation);
-        replace(&mut self.build, later.build);
-        replace(&mut self.restart, later.restart);
-        replace(&mut self.depends_on, later.depends_on);
-        replace(&mut self.container_name, later.container_name);
-        replace(&mut self.expose, later.expose);
-        replace(&mut self.network_mode, later.network_mode);
-        replace(&mut self.privileged, later.privileged);
-        replace(&mut self.devices, later.devices);
-        replace(&mut self.security_opt, later.security_opt);
-        replace(&mut self.shm_size, later.shm_size);
-        replace(&mut self.cgroup_parent, later.cgroup_parent);
-        replace(&mut self.links, later.links);
-        replace(&mut self.external_links, later.external_links);
-        replace(&mut self.pid, later.pid);
-        replace(&mut self.ipc, later.ipc);
-        replace(&mut self.userns_mode, later.userns_mode);
-        replace(&mut self.mac_address, later.mac_address);
-        replace(&mut self.domainname, later.domainname);
+        replace(&mut self.oom_score_adj, later.oom_score_adj);
+        deep(&mut self.credential_spec, later.credential_spec);
+        self.ignored.extend(later.ignored);
+    }
+}
+
+fn merge_networks(base: &mut ServiceNetworks, later: ServiceNetworks) {
+    for (name, network) in later.0 {
+        match base.0.get_mut(&name) {
+            Some(existing) if network.value != Default::default() => {
+                existing.value.aliases = network.value.aliases;
+                replace(&mut existing.value.driver_opts, network.value.driver_opts);
+            }
+            _ => {
+                base.0.insert(name, network);
+            }
+        }
     }
 }
 
@@ -214,7 +253,9 @@ impl Merge for Logging {
             _ => true,
         };
         if same_driver {
-            replace(&mut self.driver, later.driver);
+            if self.driver.is_none() {
+                self.driver = later.driver;
+            }
             merge_map(&mut self.options, later.options);
         } else {
             *self = later;
@@ -231,6 +272,14 @@ impl Merge for Healthcheck {
         replace(&mut self.start_period, later.start_period);
         replace(&mut self.start_interval, later.start_interval);
         replace(&mut self.disable, later.disable);
+    }
+}
+
+impl Merge for CredentialSpec {
+    fn merge(&mut self, later: CredentialSpec) {
+        replace(&mut self.config, later.config);
+        replace(&mut self.file, later.file);
+        replace(&mut self.registry, later.registry);
     }
 }
 

@@ -1,34 +1,88 @@
 //! The compose file format as `docker stack deploy` reads it (version 3.x and unversioned
-//! files), with the place of every service and of the settings lint rules look at.
+//! files), with the place of every service and of the settings lint rules look at. What each
+//! key of the docker CLI's schema becomes is listed in `KEYS.md`; the keys it ignores are
+//! noted ([`IgnoredKey`]), the ones it forbids are refused with its reasons.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 
 use crate::de::{
-    FromShort, HostsList, Mapping, MappingWithEquals, NamedMap, ShellCommand, ShortOrLong,
-    StringList,
+    self, expect_map, invalid, shown, wrong_kind, FromNode, HostsList, IgnoredKey, KeyPolicy,
+    Mapping, MappingWithEquals, NamedMap, Reader, ShellCommand, ShortOrLong, StringList,
 };
+use crate::error::Invalid;
 use crate::located::Located;
 use crate::units::{self, Duration};
+use crate::yaml::{Node, Value};
 use crate::Location;
+
+/// Top-level keys besides the sections.
+const FILE_KEYS: KeyPolicy = KeyPolicy {
+    open: false,
+    ignored: &[(
+        "name",
+        "the docker CLI's stack schema has no top-level `name`; the stack's name is the one given on the command line",
+    )],
+    forbidden: &[],
+};
 
 compose_struct! {
     /// One compose file, before it is merged with the others.
-    pub struct ComposeFile("the top level") {
-        "version" => version: Option<String>,
-        "name" => name: Option<String>,
+    pub struct ComposeFile("the top level", FILE_KEYS) {
+        "version" => version: Option<Located<String>>,
         "services" => services: Option<NamedMap<Service>>,
         "networks" => networks: Option<NamedMap<NetworkDefinition>>,
         "volumes" => volumes: Option<NamedMap<VolumeDefinition>>,
         "secrets" => secrets: Option<NamedMap<FileObjectDefinition>>,
-        "configs" => configs: Option<NamedMap<FileObjectDefinition>>,
+        "configs" => configs: Option<NamedMap<ConfigDefinition>>,
     }
 }
 
+/// Service keys `docker stack deploy` accepts and does nothing with, and why.
+const IGNORED_SERVICE_KEYS: &[(&str, &str)] = &[
+    ("build", "docker stack deploy builds nothing: build and push the image, then name it in `image`"),
+    ("cgroupns_mode", "Swarm services cannot set the cgroup namespace mode"),
+    ("cgroup_parent", "Swarm services cannot set a cgroup parent"),
+    ("container_name", "Swarm names a service's containers itself"),
+    ("depends_on", "Swarm starts services in no particular order: make the service retry until what it needs answers"),
+    ("devices", "Swarm services cannot map devices"),
+    ("domainname", "Swarm services cannot set a domain name"),
+    ("expose", "services on the same network reach each other's containers on any port"),
+    ("external_links", "Swarm services cannot link to containers"),
+    ("ipc", "Swarm services cannot set the IPC mode"),
+    ("links", "Swarm services cannot link to containers: use a network"),
+    ("mac_address", "Swarm services cannot set a MAC address"),
+    ("network_mode", "Swarm services cannot set a network mode: use `networks`"),
+    ("pid", "Swarm services cannot set the PID mode"),
+    ("privileged", "Swarm services cannot run privileged: use `cap_add`"),
+    ("security_opt", "Swarm services cannot set security options"),
+    ("shm_size", "Swarm services cannot set the size of /dev/shm: mount a `type: tmpfs` volume at /dev/shm"),
+    ("tmpfs", "docker stack deploy reads it and does not apply it: use a volume with `type: tmpfs`"),
+    ("userns_mode", "Swarm services cannot set the user namespace mode"),
+];
+
+/// Service keys the docker CLI refuses, with its reasons.
+const FORBIDDEN_SERVICE_KEYS: &[(&str, &str)] = &[
+    ("extends", "Support for `extends` is not implemented yet."),
+    ("volume_driver", "Instead of setting the volume driver on the service, define a volume using the top-level `volumes` option and specify the driver there."),
+    ("volumes_from", "To share a volume between services, define it using the top-level `volumes` option and reference it from each service that shares it using the service-level `volumes` option."),
+    ("cpu_quota", "Set resource limits using deploy.resources"),
+    ("cpu_shares", "Set resource limits using deploy.resources"),
+    ("cpuset", "Set resource limits using deploy.resources"),
+    ("mem_limit", "Set resource limits using deploy.resources"),
+    ("memswap_limit", "Set resource limits using deploy.resources"),
+];
+
+const SERVICE_KEYS: KeyPolicy = KeyPolicy {
+    open: false,
+    ignored: IGNORED_SERVICE_KEYS,
+    forbidden: FORBIDDEN_SERVICE_KEYS,
+};
+
 compose_struct! {
     /// A service as written under `services:`.
-    pub struct Service("service") {
+    pub struct Service("service", SERVICE_KEYS) {
         "image" => image: Option<Located<String>>,
         "command" => command: Option<Located<ShellCommand>>,
         "entrypoint" => entrypoint: Option<Located<ShellCommand>>,
@@ -43,6 +97,9 @@ compose_struct! {
         "healthcheck" => healthcheck: Option<Located<Healthcheck>>,
         "logging" => logging: Option<Located<Logging>>,
         "deploy" => deploy: Option<Located<Deploy>>,
+        /// The docker CLI's fallback when `deploy.restart_policy` is not set: `no`, `always`,
+        /// `unless-stopped` or `on-failure[:N]`.
+        "restart" => restart: Option<Located<String>>,
         "stop_grace_period" => stop_grace_period: Option<Located<Duration>>,
         "stop_signal" => stop_signal: Option<String>,
         "user" => user: Option<String>,
@@ -60,67 +117,34 @@ compose_struct! {
         "sysctls" => sysctls: Option<Mapping>,
         "ulimits" => ulimits: Option<BTreeMap<String, Ulimit>>,
         "isolation" => isolation: Option<String>,
-        /// Read by `docker compose`, ignored by `docker stack deploy`.
-        "build" => build: Option<Located<Ignored>>,
-        "restart" => restart: Option<Located<Ignored>>,
-        "depends_on" => depends_on: Option<Located<Ignored>>,
-        "container_name" => container_name: Option<Located<Ignored>>,
-        "expose" => expose: Option<Located<Ignored>>,
-        "network_mode" => network_mode: Option<Located<Ignored>>,
-        "privileged" => privileged: Option<Located<Ignored>>,
-        "devices" => devices: Option<Located<Ignored>>,
-        "security_opt" => security_opt: Option<Located<Ignored>>,
-        "shm_size" => shm_size: Option<Located<Ignored>>,
-        "cgroup_parent" => cgroup_parent: Option<Located<Ignored>>,
-        "links" => links: Option<Located<Ignored>>,
-        "external_links" => external_links: Option<Located<Ignored>>,
-        "pid" => pid: Option<Located<Ignored>>,
-        "ipc" => ipc: Option<Located<Ignored>>,
-        "userns_mode" => userns_mode: Option<Located<Ignored>>,
-        "mac_address" => mac_address: Option<Located<Ignored>>,
-        "domainname" => domainname: Option<Located<Ignored>>,
+        /// Written to the container spec; engines before API 1.46 drop it.
+        "oom_score_adj" => oom_score_adj: Option<Located<i64>>,
+        "credential_spec" => credential_spec: Option<Located<CredentialSpec>>,
         ;
         /// Where the service's name is written (in the first file that defines it).
         at: Location,
+        /// The keys set on this service that `docker stack deploy` accepts and ignores.
+        ignored: Vec<IgnoredKey>,
     }
 }
 
 impl Service {
     /// The keys set on this service that `docker stack deploy` ignores, with their places.
-    pub fn ignored_keys(&self) -> Vec<(&'static str, Location)> {
-        let keys = [
-            ("build", &self.build),
-            ("restart", &self.restart),
-            ("depends_on", &self.depends_on),
-            ("container_name", &self.container_name),
-            ("expose", &self.expose),
-            ("network_mode", &self.network_mode),
-            ("privileged", &self.privileged),
-            ("devices", &self.devices),
-            ("security_opt", &self.security_opt),
-            ("shm_size", &self.shm_size),
-            ("cgroup_parent", &self.cgroup_parent),
-            ("links", &self.links),
-            ("external_links", &self.external_links),
-            ("pid", &self.pid),
-            ("ipc", &self.ipc),
-            ("userns_mode", &self.userns_mode),
-            ("mac_address", &self.mac_address),
-            ("domainname", &self.domainname),
-        ];
-        keys.into_iter()
-            .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.at)))
+    pub fn ignored_keys(&self) -> Vec<(&str, Location)> {
+        self.ignored
+            .iter()
+            .map(|ignored| (ignored.key.as_str(), ignored.at))
             .collect()
     }
 }
 
-/// A value that is accepted and not used.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct Ignored;
-
-impl<'de> Deserialize<'de> for Ignored {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Ignored)
+compose_struct! {
+    /// `credential_spec:` (Windows): exactly one of a config of the stack, a file or a
+    /// registry value.
+    pub struct CredentialSpec("credential_spec") {
+        "config" => config: Option<String>,
+        "file" => file: Option<String>,
+        "registry" => registry: Option<String>,
     }
 }
 
@@ -148,10 +172,34 @@ string_enum! {
     }
 }
 
-string_enum! {
-    pub enum EndpointMode("endpoint mode") {
-        Vip = "vip",
-        Dnsrr = "dnsrr",
+/// `vip` or `dnsrr`, in any case: the docker CLI lower-cases it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    Vip,
+    Dnsrr,
+}
+
+impl EndpointMode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EndpointMode::Vip => "vip",
+            EndpointMode::Dnsrr => "dnsrr",
+        }
+    }
+}
+
+impl FromNode for EndpointMode {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        let text = String::from_node(node, key, r)?;
+        match text.to_lowercase().as_str() {
+            "vip" => Ok(EndpointMode::Vip),
+            "dnsrr" => Ok(EndpointMode::Dnsrr),
+            _ => Err(invalid(
+                node,
+                format!("invalid endpoint mode {text:?}: expected `vip` or `dnsrr`"),
+            )),
+        }
     }
 }
 
@@ -265,25 +313,27 @@ compose_struct! {
 }
 
 /// The health probe: a list as the Engine takes it (`["CMD", …]`, `["CMD-SHELL", "…"]`,
-/// `["NONE"]`), or a string, which runs in a shell.
+/// `["NONE"]`), or a string, which runs in a shell (`["CMD-SHELL", string]`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct HealthcheckTest(pub Vec<String>);
 
-impl<'de> Deserialize<'de> for HealthcheckTest {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let StringList(items) = StringList::deserialize(deserializer)?;
-        Ok(HealthcheckTest(match items.as_slice() {
-            [command] if !matches!(command.as_str(), "NONE") => {
-                vec!["CMD-SHELL".to_string(), command.clone()]
-            }
-            _ => items,
-        }))
+impl FromNode for HealthcheckTest {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        match &node.value {
+            Value::Seq(_) => Vec::<String>::from_node(node, key, r).map(HealthcheckTest),
+            Value::Str(command) => Ok(HealthcheckTest(vec![
+                "CMD-SHELL".to_string(),
+                command.clone(),
+            ])),
+            _ => Err(wrong_kind(node, key, "a command string or a list")),
+        }
     }
 }
 
 compose_struct! {
     pub struct Logging("logging") {
         "driver" => driver: Option<Located<String>>,
+        /// Values written as numbers are kept as Go prints them; null is empty.
         "options" => options: Option<BTreeMap<String, String>>,
     }
 }
@@ -302,49 +352,35 @@ compose_struct! {
     }
 }
 
-impl<'de> Deserialize<'de> for Ulimit {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct UlimitVisitor;
-        impl<'de> serde::de::Visitor<'de> for UlimitVisitor {
-            type Value = Ulimit;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a number or a mapping with soft and hard")
+impl FromNode for Ulimit {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        match &node.value {
+            Value::Map(_) => {
+                let limits = UlimitLimits::from_node(node, key, r)?;
+                match (limits.soft, limits.hard) {
+                    (Some(soft), Some(hard)) => Ok(Ulimit { soft, hard }),
+                    _ => Err(invalid(
+                        node,
+                        format!("ulimit `{key}` needs both `soft` and `hard`"),
+                    )),
+                }
             }
-
-            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Ulimit, E> {
+            _ => {
+                let value = i64::from_node(node, key, r)?;
                 Ok(Ulimit {
                     soft: value,
                     hard: value,
-                })
-            }
-
-            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Ulimit, E> {
-                let value = i64::try_from(value).map_err(E::custom)?;
-                Ok(Ulimit {
-                    soft: value,
-                    hard: value,
-                })
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Ulimit, A::Error> {
-                let limits =
-                    UlimitLimits::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(Ulimit {
-                    soft: limits.soft.unwrap_or_default(),
-                    hard: limits.hard.unwrap_or_default(),
                 })
             }
         }
-        deserializer.deserialize_any(UlimitVisitor)
     }
 }
 
 /// Durations are written as Go writes them: `10s`, `1m30s`, `500ms`.
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        units::parse_duration(&text).map_err(serde::de::Error::custom)
+impl FromNode for Duration {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        let text = String::from_node(node, key, r)?;
+        units::parse_duration(&text).map_err(|e| invalid(node, e))
     }
 }
 
@@ -352,12 +388,12 @@ impl<'de> Deserialize<'de> for Duration {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Bytes(pub u64);
 
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
+impl FromNode for Bytes {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        let text = String::from_node(node, key, r)?;
         units::parse_bytes(&text)
             .map(Bytes)
-            .map_err(serde::de::Error::custom)
+            .map_err(|e| invalid(node, e))
     }
 }
 
@@ -365,12 +401,12 @@ impl<'de> Deserialize<'de> for Bytes {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct NanoCpus(pub u64);
 
-impl<'de> Deserialize<'de> for NanoCpus {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
+impl FromNode for NanoCpus {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        let text = String::from_node(node, key, r)?;
         units::parse_nano_cpus(&text)
             .map(NanoCpus)
-            .map_err(serde::de::Error::custom)
+            .map_err(|e| invalid(node, e))
     }
 }
 
@@ -378,9 +414,9 @@ impl<'de> Deserialize<'de> for NanoCpus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Ports(pub Vec<Located<Port>>);
 
-impl<'de> Deserialize<'de> for Ports {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        ShortOrLong::deserialize(deserializer).map(|list| Ports(list.0))
+impl FromNode for Ports {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        ShortOrLong::from_node(node, key, r).map(|list| Ports(list.0))
     }
 }
 
@@ -389,6 +425,7 @@ impl<'de> Deserialize<'de> for Ports {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Port {
     pub target: u32,
+    /// `None` (or 0): the Engine picks one, for ingress ports.
     pub published: Option<u32>,
     pub protocol: Option<Protocol>,
     pub mode: Option<PublishMode>,
@@ -415,103 +452,33 @@ string_enum! {
 
 compose_struct! {
     pub struct PortLong("port") {
-        "target" => target: Option<u32>,
+        "target" => target: Option<PortNumber>,
         "published" => published: Option<PortNumber>,
         "protocol" => protocol: Option<Protocol>,
         "mode" => mode: Option<PublishMode>,
     }
 }
 
-/// A port number written as a number or a string.
+/// A port number, 0 to 65535, written as a number or a string.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct PortNumber(pub u32);
 
-impl<'de> Deserialize<'de> for PortNumber {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse_port_number(&text)
+impl FromNode for PortNumber {
+    fn from_node(node: &Node, key: &str, _: &mut Reader) -> Result<Self, Invalid> {
+        let text = node
+            .scalar_text()
+            .ok_or_else(|| wrong_kind(node, key, "a port number"))?;
+        crate::syntax::parse_port_number(&text)
             .map(PortNumber)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-fn parse_port_number(text: &str) -> Result<u32, String> {
-    match text.parse::<u32>() {
-        Ok(port) if port <= 65535 => Ok(port),
-        _ => Err(format!(
-            "invalid port {text:?}: expected a number from 0 to 65535"
-        )),
-    }
-}
-
-/// `START-END` or a single port, as an inclusive range.
-fn parse_port_range(text: &str) -> Result<(u32, u32), String> {
-    match text.split_once('-') {
-        Some((start, end)) => {
-            let (start, end) = (parse_port_number(start)?, parse_port_number(end)?);
-            if start > end {
-                return Err(format!(
-                    "invalid port range {text:?}: the start is after the end"
-                ));
-            }
-            Ok((start, end))
-        }
-        None => parse_port_number(text).map(|port| (port, port)),
-    }
-}
-
-impl FromShort for Port {
-    const WHAT: &'static str = "ports";
-    type Long = PortLong;
-
-    /// `[IP:][PUBLISHED:]TARGET[/PROTOCOL]`, where ports may be ranges `START-END`; the IP is
-    /// ignored by Swarm, as by the docker CLI.
-    fn from_short(text: &str) -> Result<Vec<Port>, String> {
-        let (ports, protocol) = match text.rsplit_once('/') {
-            Some((ports, protocol)) => {
-                let protocol = match protocol {
-                    "tcp" => Protocol::Tcp,
-                    "udp" => Protocol::Udp,
-                    "sctp" => Protocol::Sctp,
-                    other => return Err(format!("invalid protocol {other:?} in port {text:?}: expected `tcp`, `udp` or `sctp`")),
-                };
-                (ports, protocol)
-            }
-            None => (text, Protocol::Tcp),
-        };
-        let mut parts = ports.rsplitn(3, ':');
-        let target = parts.next().unwrap_or_default();
-        let published = parts.next().filter(|p| !p.is_empty());
-        let (target_start, target_end) =
-            parse_port_range(target).map_err(|e| format!("{e} in port {text:?}"))?;
-        let published = published
-            .map(parse_port_range)
-            .transpose()
-            .map_err(|e| format!("{e} in port {text:?}"))?;
-        if let Some((start, end)) = published {
-            if end - start != target_end - target_start {
-                return Err(format!(
-                    "invalid port {text:?}: the published range and the target range differ in size"
-                ));
-            }
-        }
-        Ok((0..=target_end - target_start)
-            .map(|offset| Port {
-                target: target_start + offset,
-                published: published.map(|(start, _)| start + offset),
-                protocol: Some(protocol),
-                mode: Some(PublishMode::Ingress),
+            .map_err(|_| {
+                invalid(
+                    node,
+                    format!(
+                        "invalid {key} port {}: expected a number from 0 to 65535",
+                        shown(node)
+                    ),
+                )
             })
-            .collect())
-    }
-
-    fn from_long(long: PortLong) -> Result<Port, String> {
-        Ok(Port {
-            target: long.target.ok_or("a port needs a `target`")?,
-            published: long.published.map(|p| p.0),
-            protocol: long.protocol,
-            mode: long.mode,
-        })
     }
 }
 
@@ -519,51 +486,58 @@ impl FromShort for Port {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ServiceNetworks(pub BTreeMap<String, Located<ServiceNetwork>>);
 
+const SERVICE_NETWORK_KEYS: KeyPolicy = KeyPolicy {
+    open: false,
+    ignored: &[
+        (
+            "ipv4_address",
+            "Swarm assigns the addresses of a service's tasks itself",
+        ),
+        (
+            "ipv6_address",
+            "Swarm assigns the addresses of a service's tasks itself",
+        ),
+    ],
+    forbidden: &[],
+};
+
 compose_struct! {
-    pub struct ServiceNetwork("service network") {
+    /// How a service joins one network; all defaults for a name written alone.
+    pub struct ServiceNetwork("service network", SERVICE_NETWORK_KEYS) {
         "aliases" => aliases: Option<Vec<String>>,
-        "ipv4_address" => ipv4_address: Option<String>,
-        "ipv6_address" => ipv6_address: Option<String>,
         "driver_opts" => driver_opts: Option<BTreeMap<String, String>>,
     }
 }
 
-impl<'de> Deserialize<'de> for ServiceNetworks {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NetworksVisitor;
-        impl<'de> serde::de::Visitor<'de> for NetworksVisitor {
-            type Value = ServiceNetworks;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a list of network names or a mapping of names to options")
-            }
-
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut networks = BTreeMap::new();
-                while let Some(name) = seq.next_element::<Located<String>>()? {
-                    networks.insert(name.value, Located::new(ServiceNetwork::default(), name.at));
+impl FromNode for ServiceNetworks {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        let mut networks = BTreeMap::new();
+        match &node.value {
+            Value::Seq(items) => {
+                for item in items {
+                    let name = String::from_node(item, key, r)?;
+                    networks.insert(name, Located::new(ServiceNetwork::default(), item.at));
                 }
-                Ok(ServiceNetworks(networks))
             }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut networks = BTreeMap::new();
-                while let Some(name) = map.next_key::<Located<String>>()? {
-                    let options = map
-                        .next_value::<Option<ServiceNetwork>>()?
+            Value::Map(entries) => {
+                for entry in entries {
+                    let options = r
+                        .within(&entry.key, |r| {
+                            Option::<ServiceNetwork>::from_node(&entry.value, &entry.key, r)
+                        })?
                         .unwrap_or_default();
-                    networks.insert(name.value, Located::new(options, name.at));
+                    networks.insert(entry.key.clone(), Located::new(options, entry.at));
                 }
-                Ok(ServiceNetworks(networks))
+            }
+            _ => {
+                return Err(wrong_kind(
+                    node,
+                    key,
+                    "a list of network names or a mapping of names to options",
+                ))
             }
         }
-        deserializer.deserialize_any(NetworksVisitor)
+        Ok(ServiceNetworks(networks))
     }
 }
 
@@ -571,19 +545,55 @@ impl<'de> Deserialize<'de> for ServiceNetworks {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ServiceVolumes(pub Vec<Located<ServiceVolume>>);
 
-impl<'de> Deserialize<'de> for ServiceVolumes {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        ShortOrLong::deserialize(deserializer).map(|list| ServiceVolumes(list.0))
+impl FromNode for ServiceVolumes {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        ShortOrLong::from_node(node, key, r).map(|list| ServiceVolumes(list.0))
     }
 }
 
-string_enum! {
-    pub enum MountType("mount type") {
-        Volume = "volume",
-        Bind = "bind",
-        Tmpfs = "tmpfs",
-        Npipe = "npipe",
-        Cluster = "cluster",
+/// The type of a mount. The docker CLI passes any other word to the Engine, which refuses it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountType {
+    Volume,
+    Bind,
+    Tmpfs,
+    Npipe,
+    Cluster,
+    Image,
+}
+
+impl MountType {
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            MountType::Volume => "volume",
+            MountType::Bind => "bind",
+            MountType::Tmpfs => "tmpfs",
+            MountType::Npipe => "npipe",
+            MountType::Cluster => "cluster",
+            MountType::Image => "image",
+        }
+    }
+}
+
+impl FromNode for MountType {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        let text = String::from_node(node, key, r)?;
+        match text.as_str() {
+            "volume" => Ok(MountType::Volume),
+            "bind" => Ok(MountType::Bind),
+            "tmpfs" => Ok(MountType::Tmpfs),
+            "npipe" => Ok(MountType::Npipe),
+            "cluster" => Ok(MountType::Cluster),
+            "image" => Ok(MountType::Image),
+            _ => Err(invalid(
+                node,
+                format!(
+                    "invalid mount type {text:?}: expected {}",
+                    de::one_of(&["volume", "bind", "tmpfs", "npipe", "cluster", "image"])
+                ),
+            )),
+        }
     }
 }
 
@@ -601,87 +611,71 @@ compose_struct! {
 }
 
 compose_struct! {
-    pub struct BindOptions("bind options") {
+    /// The docker CLI's schema lets any key in here; only `propagation` is used.
+    pub struct BindOptions("bind options", de::OPEN) {
         "propagation" => propagation: Option<String>,
-        "create_host_path" => create_host_path: Option<bool>,
     }
 }
 
 compose_struct! {
-    pub struct VolumeOptions("volume options") {
+    pub struct VolumeOptions("volume options", de::OPEN) {
         "nocopy" => nocopy: Option<bool>,
+        /// A path inside the volume to mount instead of its root (Engine API 1.45).
+        "subpath" => subpath: Option<String>,
     }
 }
 
 compose_struct! {
-    pub struct TmpfsOptions("tmpfs options") {
+    pub struct TmpfsOptions("tmpfs options", de::OPEN) {
+        /// In bytes; a unit (`64m`) is accepted too, where the docker CLI wants a number.
         "size" => size: Option<Bytes>,
     }
 }
-
-const PROPAGATIONS: [&str; 6] = [
-    "shared", "rshared", "slave", "rslave", "private", "rprivate",
-];
-const CONSISTENCIES: [&str; 3] = ["consistent", "cached", "delegated"];
 
 impl FromShort for ServiceVolume {
     const WHAT: &'static str = "volumes";
     type Long = ServiceVolume;
 
-    /// `[SOURCE:]TARGET[:OPTIONS]` as the docker CLI's `ParseVolume` reads it: a source that is
-    /// a path (`.`, `/` or `~` first) is a bind mount, any other source names a volume, and no
-    /// source is an anonymous volume. Options are `ro`, `rw`, `nocopy`, a propagation or a
-    /// consistency, separated by commas.
-    fn from_short(text: &str) -> Result<Vec<ServiceVolume>, String> {
-        if text.is_empty() {
-            return Err("invalid empty volume spec".to_string());
-        }
-        let parts: Vec<&str> = text.splitn(3, ':').collect();
-        if parts.iter().any(|p| p.is_empty()) {
-            return Err(format!(
-                "invalid volume {text:?}: empty section between colons"
-            ));
-        }
-        let mut volume = ServiceVolume::default();
-        match parts.as_slice() {
-            [target] => volume.target = Some(target.to_string()),
-            [source, target] | [source, target, _] => {
-                volume.source = Some(source.to_string());
-                volume.target = Some(target.to_string());
-            }
-            _ => unreachable!("splitn(3) yields one to three parts"),
-        }
-        if let [_, _, options] = parts.as_slice() {
-            for option in options.split(',') {
-                match option {
-                    "ro" => volume.read_only = Some(true),
-                    "rw" => volume.read_only = Some(false),
-                    "nocopy" => volume.volume = Some(VolumeOptions { nocopy: Some(true) }),
-                    p if PROPAGATIONS.contains(&p) => {
-                        volume.bind = Some(BindOptions { propagation: Some(p.to_string()), create_host_path: None })
-                    }
-                    c if CONSISTENCIES.contains(&c) => volume.consistency = Some(c.to_string()),
-                    other => return Err(format!("invalid volume {text:?}: unknown option {other:?}, expected `ro`, `rw`, `nocopy`, a propagation or a consistency")),
-                }
-            }
-        }
-        let is_path = volume
-            .source
-            .as_deref()
-            .is_some_and(|s| s.starts_with(['.', '/', '~']));
-        volume.kind = Some(if is_path {
-            MountType::Bind
-        } else {
-            MountType::Volume
-        });
-        Ok(vec![volume])
+    fn from_short(text: &str, _: Location, _: &mut Reader) -> Result<Vec<ServiceVolume>, String> {
+        crate::syntax::parse_volume(text).map(|volume| vec![volume])
     }
 
     fn from_long(long: ServiceVolume) -> Result<ServiceVolume, String> {
-        if long.target.is_none() {
-            return Err("a volume mount needs a `target`".to_string());
+        if long.kind.is_none() {
+            return Err(
+                "a volume in long syntax needs a `type`: `volume`, `bind`, `tmpfs`, `npipe`, `cluster` or `image`"
+                    .to_string(),
+            );
         }
         Ok(long)
+    }
+}
+
+use crate::de::FromShort;
+
+impl FromShort for Port {
+    const WHAT: &'static str = "ports";
+    type Long = PortLong;
+
+    fn from_short(text: &str, at: Location, r: &mut Reader) -> Result<Vec<Port>, String> {
+        let parsed = crate::syntax::parse_ports(text)?;
+        if let Some(ip) = parsed.ignored_ip {
+            r.ignore(
+                "ports",
+                at,
+                format!("the address {ip} in {text:?} is ignored: a Swarm service publishes its ports on every address"),
+            );
+        }
+        Ok(parsed.ports)
+    }
+
+    fn from_long(long: PortLong) -> Result<Port, String> {
+        Ok(Port {
+            target: long.target.ok_or("a port needs a `target`")?.0,
+            published: long.published.map(|p| p.0).filter(|p| *p != 0),
+            protocol: long.protocol,
+            mode: long.mode,
+        })
     }
 }
 
@@ -689,14 +683,15 @@ impl FromShort for ServiceVolume {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FileReferences(pub Vec<Located<FileReference>>);
 
-impl<'de> Deserialize<'de> for FileReferences {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        ShortOrLong::deserialize(deserializer).map(|list| FileReferences(list.0))
+impl FromNode for FileReferences {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        ShortOrLong::from_node(node, key, r).map(|list| FileReferences(list.0))
     }
 }
 
 compose_struct! {
-    pub struct FileReference("secret or config reference") {
+    /// The docker CLI's schema lets any key in here; the others are noted and ignored.
+    pub struct FileReference("secret or config reference", de::OPEN) {
         "source" => source: Option<String>,
         "target" => target: Option<String>,
         "uid" => uid: Option<String>,
@@ -709,7 +704,7 @@ impl FromShort for FileReference {
     const WHAT: &'static str = "secrets or configs";
     type Long = FileReference;
 
-    fn from_short(text: &str) -> Result<Vec<FileReference>, String> {
+    fn from_short(text: &str, _: Location, _: &mut Reader) -> Result<Vec<FileReference>, String> {
         Ok(vec![FileReference {
             source: Some(text.to_string()),
             ..FileReference::default()
@@ -732,38 +727,23 @@ pub struct External {
 }
 
 compose_struct! {
-    pub struct ExternalName("external") {
+    pub struct ExternalName("external", de::OPEN) {
         "name" => name: Option<String>,
     }
 }
 
-impl<'de> Deserialize<'de> for External {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ExternalVisitor;
-        impl<'de> serde::de::Visitor<'de> for ExternalVisitor {
-            type Value = External;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("true, false or a mapping with a name")
-            }
-
-            fn visit_bool<E: serde::de::Error>(self, external: bool) -> Result<External, E> {
-                Ok(External {
-                    external,
-                    name: None,
-                })
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<External, A::Error> {
-                let named =
-                    ExternalName::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(External {
-                    external: true,
-                    name: named.name,
-                })
-            }
+impl FromNode for External {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        match &node.value {
+            Value::Map(_) => Ok(External {
+                external: true,
+                name: ExternalName::from_node(node, key, r)?.name,
+            }),
+            _ => Ok(External {
+                external: bool::from_node(node, key, r)?,
+                name: None,
+            }),
         }
-        deserializer.deserialize_any(ExternalVisitor)
     }
 }
 
@@ -778,7 +758,6 @@ compose_struct! {
         "attachable" => attachable: Option<bool>,
         "internal" => internal: Option<bool>,
         "ipam" => ipam: Option<Ipam>,
-        "enable_ipv6" => enable_ipv6: Option<bool>,
     }
 }
 
@@ -796,7 +775,8 @@ compose_struct! {
 }
 
 compose_struct! {
-    /// A volume under the top-level `volumes:`.
+    /// A volume under the top-level `volumes:`. Its `x-cluster-spec` is skipped, as the
+    /// docker CLI reads it and does not use it.
     pub struct VolumeDefinition("volume") {
         "driver" => driver: Option<String>,
         "driver_opts" => driver_opts: Option<BTreeMap<String, String>>,
@@ -807,8 +787,8 @@ compose_struct! {
 }
 
 compose_struct! {
-    /// A secret or config under the top-level `secrets:` or `configs:`.
-    pub struct FileObjectDefinition("secret or config") {
+    /// A secret under the top-level `secrets:`; a config is read as one without drivers.
+    pub struct FileObjectDefinition("secret") {
         "file" => file: Option<String>,
         "external" => external: Option<External>,
         "name" => name: Option<String>,
@@ -816,6 +796,31 @@ compose_struct! {
         "driver" => driver: Option<String>,
         "driver_opts" => driver_opts: Option<BTreeMap<String, String>>,
         "template_driver" => template_driver: Option<String>,
+    }
+}
+
+compose_struct! {
+    /// A config under the top-level `configs:`.
+    pub struct ConfigDefinition("config") {
+        "file" => file: Option<String>,
+        "external" => external: Option<External>,
+        "name" => name: Option<String>,
+        "labels" => labels: Option<Mapping>,
+        "template_driver" => template_driver: Option<String>,
+    }
+}
+
+impl From<ConfigDefinition> for FileObjectDefinition {
+    fn from(config: ConfigDefinition) -> Self {
+        FileObjectDefinition {
+            file: config.file,
+            external: config.external,
+            name: config.name,
+            labels: config.labels,
+            driver: None,
+            driver_opts: None,
+            template_driver: config.template_driver,
+        }
     }
 }
 
@@ -835,4 +840,31 @@ impl FileObjectDefinition {
     pub fn is_external(&self) -> bool {
         self.external.as_ref().is_some_and(|e| e.external)
     }
+}
+
+/// The `version` values the docker CLI has a schema for; none means the newest.
+pub(crate) fn check_version(version: &Located<String>) -> Result<(), Invalid> {
+    let known = match version.value.as_str() {
+        "" | "3" => true,
+        v => v
+            .strip_prefix("3.")
+            .and_then(|minor| minor.parse::<u32>().ok().filter(|m| m.to_string() == minor))
+            .is_some_and(|minor| minor <= 13),
+    };
+    if known {
+        return Ok(());
+    }
+    Err(Invalid::new(
+        version.at,
+        format!(
+            "unsupported compose file version {:?}: docker stack deploy reads versions 3.0 to 3.13 (or none)",
+            version.value
+        ),
+    ))
+}
+
+/// Reads the top level of a file from its tree.
+pub(crate) fn read_file(root: &Node, r: &mut Reader) -> Result<ComposeFile, Invalid> {
+    expect_map(root, "file", "a mapping with `services`")?;
+    ComposeFile::from_node(root, "file", r)
 }

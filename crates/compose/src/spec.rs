@@ -94,6 +94,60 @@ pub struct ContainerSpec {
     pub capability_drop: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ulimits: Vec<Ulimit>,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub oom_score_adj: i64,
+    /// Only when the service has a `credential_spec`; the docker CLI sends an empty one, which
+    /// the Engine stores as nulls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privileges: Option<Privileges>,
+}
+
+fn is_zero_i64(value: &i64) -> bool {
+    *value == 0
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Privileges {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_spec: Option<CredentialSpec>,
+}
+
+/// A Windows credential spec: one of a config (by id, once the deployer knows it: it holds the
+/// config's name until then, see [`ContainerSpec::link_credential_spec`]), a file or a registry
+/// value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CredentialSpec {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub config: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub file: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub registry: String,
+}
+
+impl ContainerSpec {
+    /// Points the credential spec at its config's id, once the deployer has filled in the ids
+    /// of [`ContainerSpec::configs`]: the Engine wants the id, and the stack only names the
+    /// config (its runtime reference carries both).
+    pub fn link_credential_spec(&mut self) {
+        let Some(spec) = self
+            .privileges
+            .as_mut()
+            .and_then(|p| p.credential_spec.as_mut())
+            .filter(|spec| !spec.config.is_empty())
+        else {
+            return;
+        };
+        if let Some(reference) = self
+            .configs
+            .iter()
+            .find(|c| c.runtime.is_some() && c.config_name == spec.config)
+        {
+            spec.config = reference.config_id.clone();
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -114,6 +168,9 @@ pub struct Mount {
     pub volume_options: Option<VolumeOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tmpfs_options: Option<TmpfsOptions>,
+    /// `{}` on a `cluster` mount, as the docker CLI sends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_options: Option<Empty>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -132,6 +189,8 @@ pub struct VolumeOptions {
     pub labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver_config: Option<Driver>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -187,11 +246,15 @@ pub struct SecretReference {
     pub secret_name: String,
 }
 
-/// A config mounted as a file; see [`SecretReference`] about the id.
+/// A config mounted as a file, or used by the runtime (a credential spec's config); see
+/// [`SecretReference`] about the id.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ConfigReference {
-    pub file: FileTarget,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileTarget>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Empty>,
     #[serde(rename = "ConfigID")]
     pub config_id: String,
     pub config_name: String,
