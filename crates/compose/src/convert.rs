@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::Invalid;
 use crate::model::{
     DeployMode, External, FileObjectDefinition, FileReference, MountType, NetworkDefinition, Port,
-    RestartCondition, Service, ServiceVolume, VolumeDefinition,
+    Protocol, PublishMode, RestartCondition, Service, ServiceVolume, VolumeDefinition,
 };
 use crate::spec::{
     self, ConfigReference, ContainerSpec, DnsConfig, Driver, EndpointSpec, FileObjectCreate,
@@ -1005,17 +1005,17 @@ fn endpoint_spec(service: &Service) -> EndpointSpec {
     }
 }
 
+/// A port with the Engine's defaults written out (`tcp`, `ingress`), as the Engine stores it,
+/// so that a deployed spec compares equal to the one written.
 fn port_config(port: &Port) -> PortConfig {
     PortConfig {
-        protocol: port
-            .protocol
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_default(),
+        protocol: port.protocol.unwrap_or(Protocol::Tcp).as_str().to_string(),
         target_port: port.target,
         published_port: port.published.unwrap_or_default(),
         publish_mode: port
             .mode
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_default(),
+            .unwrap_or(PublishMode::Ingress)
+            .as_str()
+            .to_string(),
     }
 }

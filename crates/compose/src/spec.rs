@@ -417,19 +417,40 @@ pub struct ReplicatedJob {
 pub struct Empty {}
 
 /// How Swarm rolls tasks over, field for field as the Engine API has it (and with the same
-/// fields left out when zero).
+/// fields left out when zero). An empty `failure_action` or `order` means "not written" (safe
+/// defaults fill them in); it is sent as the value the Engine stores for it, `pause` and
+/// `stop-first`, so that a deployed spec compares equal to the one written.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct UpdateConfig {
     pub parallelism: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub delay: Duration,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(serialize_with = "failure_action_or_pause")]
     pub failure_action: String,
     #[serde(skip_serializing_if = "is_zero")]
     pub monitor: Duration,
     pub max_failure_ratio: f32,
+    #[serde(serialize_with = "order_or_stop_first")]
     pub order: String,
+}
+
+fn failure_action_or_pause<S: serde::Serializer>(
+    action: &str,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if action.is_empty() { "pause" } else { action })
+}
+
+fn order_or_stop_first<S: serde::Serializer>(
+    order: &str,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if order.is_empty() {
+        "stop-first"
+    } else {
+        order
+    })
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

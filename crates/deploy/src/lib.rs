@@ -222,6 +222,7 @@ pub async fn deploy(
         for config in &mut service.task_template.container_spec.configs {
             config.config_id = lookup(&configs, &config.config_name, "config")?;
         }
+        service.task_template.container_spec.link_credential_spec();
         if options.resolve_digests {
             let image = service.task_template.container_spec.image.clone();
             if !digests.contains_key(&image) {

@@ -93,11 +93,15 @@ pub fn load_stack_files(files: &[PathBuf]) -> Result<StackFiles, Failure> {
         .map(|(name, text)| swarmkeeper_compose::SourceFile { name, text })
         .collect();
     let variables: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let working_dir = files
+    // The docker CLI resolves relative paths against the first file's absolute directory, so
+    // a relative bind mount reaches the engine as an absolute path.
+    let first_dir = files
         .first()
         .and_then(|f| f.parent())
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
+    let working_dir = std::path::absolute(first_dir).unwrap_or_else(|_| first_dir.to_path_buf());
+    let working_dir = working_dir.as_path();
     let read_file = |path: &str| std::fs::read_to_string(path);
     let environment = swarmkeeper_compose::Environment {
         variables: &variables,
