@@ -158,7 +158,7 @@ fn maps_services_like_docker_stack_deploy() {
             "MaxFailureRatio": 0.0,
             "Order": "start-first"
         },
-        "RollbackConfig": {"Parallelism": 0, "MaxFailureRatio": 0.0, "Order": "stop-first"},
+        "RollbackConfig": {"Parallelism": 0, "FailureAction": "pause", "MaxFailureRatio": 0.0, "Order": "stop-first"},
         "EndpointSpec": {
             "Ports": [{"Protocol": "tcp", "TargetPort": 8080, "PublishedPort": 80, "PublishMode": "ingress"}]
         }
@@ -201,7 +201,7 @@ fn maps_mounts_modes_and_endpoints() {
     assert_eq!(agent["Mode"], json!({"Global": {}}));
     assert_eq!(
         agent["EndpointSpec"]["Ports"],
-        json!([{"TargetPort": 9100, "PublishedPort": 9100, "PublishMode": "host"}])
+        json!([{"Protocol": "tcp", "TargetPort": 9100, "PublishedPort": 9100, "PublishMode": "host"}])
     );
     assert_eq!(
         agent["TaskTemplate"]["Networks"],

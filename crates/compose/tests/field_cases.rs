@@ -242,7 +242,7 @@ fn ports_merge_by_published_port_and_keep_other_protocols() {
             (0, 9000, "tcp".to_string()),
             (53, 53, "tcp".to_string()),
             (53, 53, "udp".to_string()),
-            (8080, 8081, String::new()),
+            (8080, 8081, "tcp".to_string()),
         ]
     );
 }
