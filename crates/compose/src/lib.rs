@@ -44,7 +44,6 @@ pub use env::{parse_env_file, resolve_bind_source, resolve_path, EnvVariables};
 pub use error::{ComposeError, Invalid, Location};
 pub use located::Located;
 pub use model::*;
-pub use shlex::split as split_shell_words;
 pub use units::{parse_bytes, parse_duration, parse_nano_cpus, Duration};
 
 use merge::Merge;

@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::de::{Mapping, MappingWithEquals, NamedMap, StringList};
+use crate::de::{Mapping, NamedMap, StringList};
 use crate::located::Located;
 use crate::model::{
     ComposeFile, CredentialSpec, Deploy, Healthcheck, Logging, Placement, Port, Protocol,
@@ -237,12 +237,6 @@ fn merge_mapping(base: Option<Mapping>, later: Option<Mapping>) -> Option<Mappin
 
 fn merge_strings(base: Option<StringList>, later: Option<StringList>) -> Option<StringList> {
     merged(base, later, |b, l| b.0.extend(l.0))
-}
-
-impl Merge for MappingWithEquals {
-    fn merge(&mut self, later: Self) {
-        self.0.extend(later.0);
-    }
 }
 
 impl Merge for Logging {

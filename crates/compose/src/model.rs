@@ -117,7 +117,8 @@ compose_struct! {
         "sysctls" => sysctls: Option<Mapping>,
         "ulimits" => ulimits: Option<BTreeMap<String, Ulimit>>,
         "isolation" => isolation: Option<String>,
-        /// Written to the container spec; engines before API 1.46 drop it.
+        /// Written to the container spec; engines before API 1.46 drop it. (The docker CLI's
+        /// loader loses this key, so `docker stack deploy` never sends it: a bug not copied.)
         "oom_score_adj" => oom_score_adj: Option<Located<i64>>,
         "credential_spec" => credential_spec: Option<Located<CredentialSpec>>,
         ;

@@ -5,7 +5,7 @@
 //! starts with `#` starts a comment running to the end of the line.
 
 /// The words of `line`, or why it cannot be split (an unclosed quote, a trailing backslash).
-pub fn split(line: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split(line: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut chars = line.chars().peekable();
     loop {

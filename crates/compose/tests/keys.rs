@@ -248,13 +248,19 @@ fn top_level_definitions_convert() {
 fn keys_the_docker_cli_forbids_are_refused_with_its_reason() {
     for (key, reason) in [
         ("extends", "Support for `extends` is not implemented yet."),
-        ("volume_driver", "define a volume using the top-level `volumes` option"),
+        (
+            "volume_driver",
+            "define a volume using the top-level `volumes` option",
+        ),
         ("volumes_from", "To share a volume between services"),
         ("cpu_quota", "Set resource limits using deploy.resources"),
         ("cpu_shares", "Set resource limits using deploy.resources"),
         ("cpuset", "Set resource limits using deploy.resources"),
         ("mem_limit", "Set resource limits using deploy.resources"),
-        ("memswap_limit", "Set resource limits using deploy.resources"),
+        (
+            "memswap_limit",
+            "Set resource limits using deploy.resources",
+        ),
     ] {
         let text = format!("services:\n  web:\n    image: a:1\n    {key}: x\n");
         let err = load_text(&text).unwrap_err();
@@ -337,7 +343,10 @@ secrets:
 fn the_top_level_name_is_noted_and_versions_are_checked() {
     let stack = load_text("name: shop\nservices:\n  web:\n    image: a:1\n").unwrap();
     assert_eq!(stack.ignored[0].key, "name");
-    assert_eq!((stack.ignored[0].at.line, stack.ignored[0].at.column), (1, 7));
+    assert_eq!(
+        (stack.ignored[0].at.line, stack.ignored[0].at.column),
+        (1, 7)
+    );
     for version in ["3", "3.0", "\"3.13\"", "3.8"] {
         let text = format!("version: {version}\nservices:\n  web:\n    image: a:1\n");
         assert!(load_text(&text).is_ok(), "{version}");
@@ -369,19 +378,17 @@ fn mount_options_must_fit_the_mount_type() {
             "{type: tmpfs, source: x, target: /t}",
             "a tmpfs mount cannot have a `source`",
         ),
-        (
-            "{target: /t}",
-            "a volume in long syntax needs a `type`",
-        ),
-        (
-            "{type: bind, target: /t}",
-            "a bind mount needs a `source`",
-        ),
+        ("{target: /t}", "a volume in long syntax needs a `type`"),
+        ("{type: bind, target: /t}", "a bind mount needs a `source`"),
     ] {
         let text = format!(
             "services:\n  web:\n    image: a:1\n    volumes: [{volume}]\nvolumes:\n  data:\n"
         );
         let err = load_text(&text).unwrap_err();
-        assert!(err.message.starts_with(message), "{volume}: {}", err.message);
+        assert!(
+            err.message.starts_with(message),
+            "{volume}: {}",
+            err.message
+        );
     }
 }
