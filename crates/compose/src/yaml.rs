@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::options::{DuplicateKeyPolicy, MergeKeyPolicy, NonFiniteFloatPolicy};
-use serde_saphyr::{Options, Spanned};
+use serde_saphyr::{Budget, Options, Spanned};
 
 use crate::Location;
 
@@ -121,6 +121,12 @@ pub(crate) fn parse(file: usize, text: &str) -> Result<Option<Node>, YamlError> 
     options.strict_booleans = true;
     options.non_finite_float_policy = NonFiniteFloatPolicy::PassThrough;
     options.with_snippet = false;
+    // A stack of 100 services using one `*logging` anchor each is ordinary; go-yaml allows
+    // almost any share of aliases in a document of normal size. The absolute limits on
+    // aliases, events and alias replay still stop alias bombs.
+    let mut budget = Budget::default();
+    budget.enforce_alias_anchor_ratio = false;
+    options.budget = Some(budget);
     let raw = serde_saphyr::from_str_with_options::<Option<Spanned<Raw>>>(text, options).map_err(
         |error| {
             let error = error.without_snippet();
@@ -416,6 +422,22 @@ mod tests {
         );
         let err = parse(0, "a: &a 5\nc:\n  <<: *a\n").unwrap_err();
         assert!(err.message.contains("not the number 5"), "{}", err.message);
+    }
+
+    #[test]
+    fn many_aliases_of_few_anchors_are_fine_and_alias_bombs_are_not() {
+        let mut text = String::from("x: &x {driver: local}\nservices:\n");
+        for i in 0..300 {
+            text.push_str(&format!("  s{i}: {{logging: *x}}\n"));
+        }
+        assert!(parse(0, &text).is_ok());
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..10 {
+            let previous = (b'a' + level - 1) as char;
+            let name = (b'a' + level) as char;
+            bomb.push_str(&format!("{name}: &{name} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"));
+        }
+        assert!(parse(0, &bomb).is_err());
     }
 
     #[test]
