@@ -134,15 +134,19 @@ impl Drop for Takeover {
         let _ = Command::new("docker")
             .args(["stack", "rm", &self.stack])
             .output();
-        // The stack's networks go after its tasks; the image after its containers.
-        for _ in 0..50 {
-            let left = Command::new("docker")
-                .args(["network", "ls", "-q", "--filter"])
-                .arg(format!("label=com.docker.stack.namespace={}", self.stack))
-                .output()
-                .map(|o| o.stdout)
-                .unwrap_or_default();
-            if left.is_empty() {
+        // The stack's containers and networks go after its tasks; the image can go once no
+        // container uses it.
+        let label = format!("label=com.docker.stack.namespace={}", self.stack);
+        for _ in 0..150 {
+            let left = |args: &[&str]| {
+                Command::new("docker")
+                    .args(args)
+                    .args(["-q", "--filter", &label])
+                    .output()
+                    .map(|o| !o.stdout.is_empty())
+                    .unwrap_or(false)
+            };
+            if !left(&["ps", "-a"]) && !left(&["network", "ls"]) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
