@@ -1,31 +1,12 @@
 //! The mapping to Engine API objects, compared with what `docker stack deploy` sends.
 
-use std::collections::HashMap;
-use std::path::Path;
+mod support;
 
 use serde_json::json;
-use swarmkeeper_compose::{load, stack_spec, Environment, SourceFile, Stack};
+use swarmkeeper_compose::{stack_spec, Stack};
 
 fn load_one(text: &str) -> Stack {
-    let variables = HashMap::new();
-    let read = |path: &str| -> std::io::Result<String> {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            path.to_string(),
-        ))
-    };
-    load(
-        &[SourceFile {
-            name: "stack.yml",
-            text,
-        }],
-        &Environment {
-            variables: &variables,
-            working_dir: Path::new("/srv/shop"),
-            read_file: &read,
-        },
-    )
-    .unwrap()
+    support::load_in("/srv/shop", &[("stack.yml", text)], &[], &[]).unwrap()
 }
 
 const SHOP: &str = r#"

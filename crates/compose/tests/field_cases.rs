@@ -1,42 +1,11 @@
 //! The field cases operators reported (inputs under `fixtures/`), each with the value the
 //! docker CLI gives, and the same kind of fault beyond the sample.
 
-use std::collections::HashMap;
-use std::path::Path;
+mod support;
 
-use serde_json::{json, Value};
-use swarmkeeper_compose::{load, stack_spec, ComposeError, Environment, SourceFile, Stack};
-
-fn load_files(files: &[(&str, &str)], variables: &[(&str, &str)]) -> Result<Stack, ComposeError> {
-    let variables: HashMap<String, String> = variables
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let sources: Vec<SourceFile> = files
-        .iter()
-        .map(|(name, text)| SourceFile { name, text })
-        .collect();
-    let read = |path: &str| -> std::io::Result<String> {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            path.to_string(),
-        ))
-    };
-    load(
-        &sources,
-        &Environment {
-            variables: &variables,
-            working_dir: Path::new("/srv/app"),
-            read_file: &read,
-        },
-    )
-}
-
-/// The Engine API body of each service of `stack`, deployed as `demo`.
-fn specs(stack: &Stack) -> Value {
-    let spec = stack_spec("demo", stack).expect("the stack converts");
-    serde_json::to_value(&spec.services).unwrap()
-}
+use serde_json::json;
+use support::{load_files, service_specs as specs};
+use swarmkeeper_compose::stack_spec;
 
 const DOLLARS: &str = include_str!("fixtures/compose-default-with-dollars/stack.yml");
 const HASH: &str = "$2y$05$Qm9vZ2xlRm9vQmFyQmF6Lu/K1Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op9Qr0St";

@@ -1,35 +1,19 @@
 //! Every key of the docker CLI's stack schema, with the decision `KEYS.md` records for it:
 //! converted into the spec, accepted and noted as ignored, or refused with a reason.
 
-use std::collections::HashMap;
-use std::path::Path;
+mod support;
 
 use serde_json::{json, Value};
-use swarmkeeper_compose::{load, stack_spec, ComposeError, Environment, SourceFile, Stack};
+use swarmkeeper_compose::{stack_spec, ComposeError, Stack};
 
 const EVERY_KEY: &str = include_str!("fixtures/every-key.yml");
 
 fn load_text(text: &str) -> Result<Stack, ComposeError> {
-    let variables = HashMap::new();
-    let read = |path: &str| -> std::io::Result<String> {
-        match path {
-            "/srv/app/web.env" => Ok("LEVEL=info\n".to_string()),
-            other => Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                other.to_string(),
-            )),
-        }
-    };
-    load(
-        &[SourceFile {
-            name: "stack.yml",
-            text,
-        }],
-        &Environment {
-            variables: &variables,
-            working_dir: Path::new("/srv/app"),
-            read_file: &read,
-        },
+    support::load_in(
+        support::WORKING_DIR,
+        &[("stack.yml", text)],
+        &[],
+        &[("/srv/app/web.env", "LEVEL=info\n")],
     )
 }
 

@@ -1,47 +1,13 @@
 //! Loading compose files: interpolation, env files, merging, and errors that point at the
 //! file, line and column.
 
-use std::collections::HashMap;
-use std::path::Path;
+mod support;
 
+use support::{load_files as load_with, load_one};
 use swarmkeeper_compose::{
-    load, ComposeError, DeployMode, Environment, FailureAction, Location, MountType, Port,
-    Protocol, PublishMode, SourceFile, Stack, UpdateOrder,
+    ComposeError, DeployMode, FailureAction, Location, MountType, Port, Protocol, PublishMode,
+    UpdateOrder,
 };
-
-fn no_files(path: &str) -> std::io::Result<String> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::NotFound,
-        format!("{path} not found"),
-    ))
-}
-
-fn load_with(
-    files: &[(&str, &str)],
-    variables: &[(&str, &str)],
-    read: &dyn Fn(&str) -> std::io::Result<String>,
-) -> Result<Stack, ComposeError> {
-    let variables: HashMap<String, String> = variables
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let sources: Vec<SourceFile> = files
-        .iter()
-        .map(|(name, text)| SourceFile { name, text })
-        .collect();
-    load(
-        &sources,
-        &Environment {
-            variables: &variables,
-            working_dir: Path::new("/srv/app"),
-            read_file: read,
-        },
-    )
-}
-
-fn load_one(text: &str) -> Result<Stack, ComposeError> {
-    load_with(&[("stack.yml", text)], &[], &no_files)
-}
 
 fn error_of(text: &str) -> ComposeError {
     load_one(text).expect_err("the file should be refused")
@@ -221,7 +187,6 @@ fn interpolates_like_the_docker_cli() {
     let stack = load_with(
         &[("stack.yml", text)],
         &[("TAG", "1.2"), ("EMPTY", ""), ("REPLICAS", "4")],
-        &no_files,
     )
     .unwrap();
     let web = &stack.services["web"];
@@ -247,7 +212,7 @@ fn interpolates_like_the_docker_cli() {
 #[test]
 fn a_missing_required_variable_is_an_error_where_it_is_used() {
     let text = "services:\n  web:\n    image: app:${TAG:?set TAG to the release}\n";
-    let err = load_with(&[("stack.yml", text)], &[], &no_files).unwrap_err();
+    let err = load_with(&[("stack.yml", text)], &[]).unwrap_err();
     assert_eq!(
         (err.file.as_str(), err.line, err.column),
         ("stack.yml", 3, 12)
@@ -265,15 +230,17 @@ fn a_missing_required_variable_is_an_error_where_it_is_used() {
 
 #[test]
 fn env_files_are_read_relative_to_the_working_dir_and_overridden_by_environment() {
-    let read = |path: &str| match path {
-        "/srv/app/common.env" => Ok("# shared\nLEVEL=info\nREGION=eu\nFROM_SHELL\n".to_string()),
-        other => no_files(other),
+    let env_files = [(
+        "/srv/app/common.env",
+        "# shared\nLEVEL=info\nREGION=eu\nFROM_SHELL\n",
+    )];
+    let load_with = |files: &[(&str, &str)], variables: &[(&str, &str)]| {
+        support::load_in(support::WORKING_DIR, files, variables, &env_files)
     };
     let text = "services:\n  web:\n    image: app:1\n    env_file: ./common.env\n    environment:\n      LEVEL: debug\n      TOKEN:\n";
     let stack = load_with(
         &[("stack.yml", text)],
         &[("FROM_SHELL", "yes"), ("TOKEN", "t0k")],
-        &read,
     )
     .unwrap();
     let env = &stack.services["web"].environment.as_ref().unwrap().0;
@@ -288,7 +255,6 @@ fn env_files_are_read_relative_to_the_working_dir_and_overridden_by_environment(
             "services:\n  web:\n    image: a:1\n    env_file: [missing.env]\n",
         )],
         &[],
-        &read,
     )
     .unwrap_err();
     assert_eq!((err.line, err.column), (4, 15));
@@ -336,7 +302,7 @@ services:
 volumes:
   other: {}
 "#;
-    let stack = load_with(&[("base.yml", base), ("prod.yml", prod)], &[], &no_files).unwrap();
+    let stack = load_with(&[("base.yml", base), ("prod.yml", prod)], &[]).unwrap();
     assert_eq!(
         stack.services.keys().collect::<Vec<_>>(),
         ["cache", "db", "web"]
@@ -405,7 +371,7 @@ volumes:
 fn a_different_logging_driver_replaces_the_options() {
     let base = "services:\n  web:\n    image: a:1\n    logging: {driver: json-file, options: {max-size: 10m}}\n";
     let later = "services:\n  web:\n    logging: {driver: local}\n";
-    let stack = load_with(&[("a.yml", base), ("b.yml", later)], &[], &no_files).unwrap();
+    let stack = load_with(&[("a.yml", base), ("b.yml", later)], &[]).unwrap();
     let logging = stack.services["web"].logging.as_ref().unwrap();
     assert_eq!(logging.driver.as_ref().unwrap().value, "local");
     assert!(logging.options.is_none());

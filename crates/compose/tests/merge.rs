@@ -1,38 +1,20 @@
 //! Several `-c` files merged with the docker CLI's rules, key by key (`src/merge.rs` lists
 //! them, and where swarmkeeper deliberately differs).
 
-use std::collections::HashMap;
-use std::path::Path;
+mod support;
 
 use serde_json::{json, Value};
-use swarmkeeper_compose::{load, stack_spec, Environment, SourceFile};
 
 /// The Engine API body of service `web` after merging `files` in order.
 fn web(files: &[&str]) -> Value {
-    let variables = HashMap::from([("FROM_SHELL".to_string(), "shell".to_string())]);
-    let read = |path: &str| -> std::io::Result<String> {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            path.to_string(),
-        ))
-    };
     let names: Vec<String> = (0..files.len()).map(|i| format!("f{i}.yml")).collect();
-    let sources: Vec<SourceFile> = files
+    let files: Vec<(&str, &str)> = names
         .iter()
-        .zip(&names)
-        .map(|(text, name)| SourceFile { name, text })
+        .map(String::as_str)
+        .zip(files.iter().copied())
         .collect();
-    let stack = load(
-        &sources,
-        &Environment {
-            variables: &variables,
-            working_dir: Path::new("/srv/app"),
-            read_file: &read,
-        },
-    )
-    .unwrap();
-    let spec = stack_spec("demo", &stack).unwrap();
-    serde_json::to_value(&spec.services["web"]).unwrap()
+    let stack = support::load_files(&files, &[("FROM_SHELL", "shell")]).unwrap();
+    support::service_specs(&stack)["web"].clone()
 }
 
 const BASE: &str = "services:
