@@ -253,8 +253,10 @@ fn env_files_are_relative_to_the_compose_file() {
     .unwrap();
     let output = swarmkeeper_in(&dir, &["lint", "-c", "deploy/stack.yml"], &[]);
     assert_eq!(output.status.code(), Some(2));
+    // The path is made absolute from the compose file's directory, as the docker CLI does.
     assert!(
-        stderr(&output).contains("deploy/stack.yml:4:15: env_file deploy/missing.env"),
+        stderr(&output).contains("deploy/stack.yml:4:15: env_file /")
+            && stderr(&output).contains("/deploy/missing.env: "),
         "{}",
         stderr(&output)
     );
