@@ -662,7 +662,7 @@ impl FromShort for Port {
         let parsed = crate::syntax::parse_ports(text)?;
         if let Some(ip) = parsed.ignored_ip {
             r.ignore(
-                "ports",
+                "host_ip",
                 at,
                 format!("the address {ip} in {text:?} is ignored: a Swarm service publishes its ports on every address"),
             );

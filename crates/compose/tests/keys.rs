@@ -301,6 +301,7 @@ fn keys_inside_open_objects_are_accepted_and_noted() {
       - {type: bind, source: /x, target: /x, bind: {create_host_path: true}}
       - {type: tmpfs, target: /t, tmpfs: {mode: 1777}}
     secrets: [{source: s, rotate: true}]
+    ports: ['127.0.0.1:8080:80']
 secrets:
   s:
     external: {name: s-v1, note: kept}
@@ -316,9 +317,13 @@ secrets:
         [
             "volumes.bind.create_host_path",
             "volumes.tmpfs.mode",
-            "secrets.rotate"
+            "secrets.rotate",
+            "ports.host_ip"
         ]
     );
+    assert!(stack.services["web"].ignored[3]
+        .reason
+        .starts_with("the address 127.0.0.1 in \"127.0.0.1:8080:80\" is ignored"));
     let top: Vec<&str> = stack.ignored.iter().map(|i| i.key.as_str()).collect();
     assert_eq!(top, ["secrets.s.external.note"]);
 }
