@@ -692,6 +692,7 @@ mod tests {
     fn node(text: &str) -> Node {
         crate::yaml::parse(0, &format!("v: {text}\n"))
             .unwrap()
+            .root
             .map(|root| match root.value {
                 Value::Map(mut entries) => entries.remove(0).value,
                 _ => unreachable!(),

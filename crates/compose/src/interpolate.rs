@@ -49,6 +49,7 @@ mod tests {
     fn values_change_and_keys_do_not() {
         let mut root = parse(0, "${KEY}: ${VALUE}\nlist: [$VALUE, 5, $$]\n")
             .unwrap()
+            .root
             .unwrap();
         let lookup = |name: &str| (name == "VALUE").then(|| "v".to_string());
         interpolate(&mut root, &lookup).unwrap();
@@ -68,7 +69,7 @@ mod tests {
 
     #[test]
     fn an_error_is_at_the_value() {
-        let mut root = parse(0, "a:\n  b: x${\n").unwrap().unwrap();
+        let mut root = parse(0, "a:\n  b: x${\n").unwrap().root.unwrap();
         let (at, error) = interpolate(&mut root, &|_| None).unwrap_err();
         assert_eq!((at.line, at.column), (2, 6));
         assert!(matches!(error, TemplateError::Invalid { .. }));

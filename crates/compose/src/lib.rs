@@ -191,20 +191,25 @@ fn parse_file(
     let at = |line, column, message: String| {
         ComposeError::at(file.name, file.text, line, column, message)
     };
-    let root = yaml::parse(index, file.text)
-        .map_err(|e| at(e.line, e.column, e.message))?
-        .ok_or_else(|| {
-            at(
-                1,
-                1,
-                "the file is empty: expected a mapping with `services`".to_string(),
-            )
-        })?;
-    let mut root = root;
+    let parsed = yaml::parse(index, file.text).map_err(|e| at(e.line, e.column, e.message))?;
+    let mut root = parsed.root.ok_or_else(|| {
+        at(
+            1,
+            1,
+            "the file is empty: expected a mapping with `services`".to_string(),
+        )
+    })?;
     let lookup = |name: &str| variables.get(name).cloned();
     interpolate::interpolate(&mut root, &lookup)
         .map_err(|(place, e)| at(place.line, place.column, e.to_string()))?;
     let mut reader = de::Reader::default();
+    if let Some(second) = parsed.more_documents {
+        reader.ignore(
+            "---",
+            second,
+            "docker stack deploy reads only the first YAML document of a file",
+        );
+    }
     let parsed =
         model::read_file(&root, &mut reader).map_err(|e| at(e.at.line, e.at.column, e.message))?;
     if let Some(version) = &parsed.version {

@@ -108,9 +108,17 @@ pub(crate) struct YamlError {
     pub(crate) message: String,
 }
 
-/// Parses `text` into a tree whose locations are in file number `file`. `Ok(None)` is an
-/// empty document.
-pub(crate) fn parse(file: usize, text: &str) -> Result<Option<Node>, YamlError> {
+/// What one file's YAML holds: its first document, and where a second one starts when there
+/// is one (the docker CLI reads the first document only).
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    pub(crate) root: Option<Node>,
+    pub(crate) more_documents: Option<Location>,
+}
+
+/// Parses `text` into a tree whose locations are in file number `file`. `root` is `None` for
+/// an empty document.
+pub(crate) fn parse(file: usize, text: &str) -> Result<Parsed, YamlError> {
     let mut options = Options::default();
     options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
     options.merge_keys = MergeKeyPolicy::AsOrdinary;
@@ -127,26 +135,57 @@ pub(crate) fn parse(file: usize, text: &str) -> Result<Option<Node>, YamlError> 
     let mut budget = Budget::default();
     budget.enforce_alias_anchor_ratio = false;
     options.budget = Some(budget);
-    let raw = serde_saphyr::from_str_with_options::<Option<Spanned<Raw>>>(text, options).map_err(
-        |error| {
-            let error = error.without_snippet();
-            let (line, column) = error
-                .location()
-                .map_or((0, 0), |at| (to_u32(at.line()), to_u32(at.column())));
-            let message = error.to_string();
-            let suffix = format!(" at line {line}, column {column}");
-            let message = message
-                .strip_suffix(&suffix)
-                .unwrap_or(&message)
-                .to_string();
-            YamlError {
-                line,
-                column,
-                message,
+    let mut input = text.as_bytes();
+    let mut documents = serde_saphyr::read_with_options::<_, Spanned<Raw>>(&mut input, options);
+    let root = documents
+        .next()
+        .transpose()
+        .map_err(yaml_error)?
+        .map(|raw| build(file, raw))
+        .transpose()?;
+    let more_documents = documents.next().map(|next| match next {
+        Ok(document) => location(file, &document.referenced),
+        Err(error) => {
+            let error = yaml_error(error);
+            Location {
+                file,
+                line: error.line,
+                column: error.column,
             }
-        },
-    )?;
-    raw.map(|raw| build(file, raw)).transpose()
+        }
+    });
+    Ok(Parsed {
+        root,
+        more_documents,
+    })
+}
+
+/// The parser's error as a user reads it: the place apart, and limits said in words.
+fn yaml_error(error: serde_saphyr::Error) -> YamlError {
+    let error = error.without_snippet();
+    let (line, column) = error
+        .location()
+        .map_or((0, 0), |at| (to_u32(at.line()), to_u32(at.column())));
+    let message = error.to_string();
+    let suffix = format!(" at line {line}, column {column}");
+    let message = message
+        .strip_suffix(&suffix)
+        .unwrap_or(&message)
+        .to_string();
+    let message = match message.strip_prefix("budget breached: ") {
+        Some(limit) => {
+            let limit = limit.split(" at line ").next().unwrap_or(limit);
+            format!(
+                "the file goes past the reader's limits once its aliases are expanded ({limit}); a stack file is never that large"
+            )
+        }
+        None => message,
+    };
+    YamlError {
+        line,
+        column,
+        message,
+    }
 }
 
 fn to_u32(n: u64) -> u32 {
@@ -344,7 +383,7 @@ mod tests {
     use super::*;
 
     fn tree(text: &str) -> Node {
-        parse(0, text).unwrap().unwrap()
+        parse(0, text).unwrap().root.unwrap()
     }
 
     fn get<'a>(node: &'a Node, key: &str) -> &'a Node {
@@ -437,12 +476,26 @@ mod tests {
             let name = (b'a' + level) as char;
             bomb.push_str(&format!("{name}: &{name} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"));
         }
-        assert!(parse(0, &bomb).is_err());
+        let err = parse(0, &bomb).err().unwrap();
+        assert!(
+            err.message
+                .starts_with("the file goes past the reader's limits"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn only_the_first_document_is_read() {
+        let parsed = parse(0, "a: 1\n---\nb: [unclosed\n").unwrap();
+        assert!(parsed.root.is_some());
+        assert_eq!(parsed.more_documents.map(|at| at.line), Some(3));
+        assert_eq!(parse(0, "---\na: 1\n").unwrap().more_documents, None);
     }
 
     #[test]
     fn an_empty_document_is_none() {
-        assert_eq!(parse(0, "").unwrap(), None);
-        assert_eq!(parse(0, "# nothing\n").unwrap(), None);
+        assert_eq!(parse(0, "").unwrap().root, None);
+        assert_eq!(parse(0, "# nothing\n").unwrap().root, None);
     }
 }
