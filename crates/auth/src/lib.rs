@@ -10,6 +10,8 @@
 //! - [`LoginLimiter`]: failed-login limiting per username and client, with `now` passed in.
 //! - [`bootstrap`]: the first admin from a secret, the environment or a one-time setup token.
 //! - [`session_cookie`]: the exact `Set-Cookie` value.
+//! - [`SealingKey`]: credentials (registries, alert channels) sealed at rest with a key from a
+//!   Swarm secret.
 //! - [`store`]: the tables for all of it in the server's SQLite file, with an append-only audit log.
 //!
 //! Nothing here reads a clock: every function that depends on time takes `now`.
@@ -20,6 +22,7 @@ mod csrf;
 mod password;
 mod ratelimit;
 mod role;
+mod seal;
 pub mod store;
 mod token;
 
@@ -37,6 +40,7 @@ pub use password::{
 };
 pub use ratelimit::{LimitPolicy, LoginDecision, LoginKey, LoginLimiter};
 pub use role::{allowed, Action, Role, UnknownRole};
+pub use seal::{SealError, SealingKey, MIN_SECRET_KEY_BYTES, SECRET_KEY_SECRET_FILE};
 pub use token::{
     api_token_id, bearer_token, ApiToken, NewApiToken, NewSession, SessionPolicy, TokenHash,
     TokenRejection, API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX,
