@@ -25,6 +25,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// The docker CLI's port for `tcp://HOST` without one.
 const DEFAULT_TCP_PORT: u16 = 2375;
 
+/// The header that carries registry credentials to the engine (base64url of an auth config
+/// JSON), as the docker CLI sends it with `--with-registry-auth`.
+const REGISTRY_AUTH_HEADER: &str = "X-Registry-Auth";
+
 #[derive(Clone, Debug)]
 enum Transport {
     Unix(PathBuf),
@@ -141,6 +145,17 @@ impl RawClient {
         path: &str,
         json_body: Option<Vec<u8>>,
     ) -> Result<Response<Incoming>, EngineError> {
+        self.send_with_auth(method, path, json_body, None).await
+    }
+
+    /// [`RawClient::send`] with an `X-Registry-Auth` header when `registry_auth` is given.
+    pub(crate) async fn send_with_auth(
+        &self,
+        method: Method,
+        path: &str,
+        json_body: Option<Vec<u8>>,
+        registry_auth: Option<&str>,
+    ) -> Result<Response<Incoming>, EngineError> {
         let mut sender = self.connect().await?;
         let authority = match &self.transport {
             Transport::Unix(_) => "docker",
@@ -152,6 +167,9 @@ impl RawClient {
             .header(hyper::header::HOST, authority);
         if json_body.is_some() {
             request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(auth) = registry_auth {
+            request = request.header(REGISTRY_AUTH_HEADER, auth);
         }
         let request = request
             .body(Full::new(Bytes::from(json_body.unwrap_or_default())))
@@ -180,9 +198,12 @@ impl RawClient {
         method: Method,
         path: &str,
         json_body: Option<Vec<u8>>,
+        registry_auth: Option<&str>,
     ) -> Result<Bytes, EngineError> {
         let exchange = async {
-            let response = self.send(method, path, json_body).await?;
+            let response = self
+                .send_with_auth(method, path, json_body, registry_auth)
+                .await?;
             let body = response.into_body().collect().await.map_err(|e| {
                 self.unreachable(format!("reading the answer to {path} failed: {e}"))
             })?;
@@ -199,16 +220,27 @@ impl RawClient {
     }
 
     pub(crate) async fn get_bytes(&self, path: &str) -> Result<Bytes, EngineError> {
-        self.send_and_read(Method::GET, path, None).await
+        self.send_and_read(Method::GET, path, None, None).await
     }
 
     pub(crate) async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, EngineError> {
-        let body = self.get_bytes(path).await?;
+        self.get_json_with_auth(path, None).await
+    }
+
+    /// GETs a JSON answer, with an `X-Registry-Auth` header when `registry_auth` is given.
+    pub(crate) async fn get_json_with_auth<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        registry_auth: Option<&str>,
+    ) -> Result<T, EngineError> {
+        let body = self
+            .send_and_read(Method::GET, path, None, registry_auth)
+            .await?;
         serde_json::from_slice(&body).map_err(|e| self.decode_error(path, e.to_string()))
     }
 
     pub(crate) async fn delete(&self, path: &str) -> Result<(), EngineError> {
-        self.send_and_read(Method::DELETE, path, None)
+        self.send_and_read(Method::DELETE, path, None, None)
             .await
             .map(drop)
     }
@@ -219,8 +251,20 @@ impl RawClient {
         path: &str,
         body: &serde_json::Value,
     ) -> Result<T, EngineError> {
+        self.post_json_with_auth(path, body, None).await
+    }
+
+    /// [`RawClient::post_json`] with an `X-Registry-Auth` header when `registry_auth` is given.
+    pub(crate) async fn post_json_with_auth<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        registry_auth: Option<&str>,
+    ) -> Result<T, EngineError> {
         let body = serde_json::to_vec(body).expect("a JSON value serialises");
-        let answer = self.send_and_read(Method::POST, path, Some(body)).await?;
+        let answer = self
+            .send_and_read(Method::POST, path, Some(body), registry_auth)
+            .await?;
         serde_json::from_slice(&answer).map_err(|e| self.decode_error(path, e.to_string()))
     }
 

@@ -3,12 +3,19 @@
 //! [`Engine`] finds the engine like the docker CLI does and turns its answers into plain data
 //! ([`SystemDf`], [`ContainerSummary`], [`EngineEvent`], …) with [`jiff::Timestamp`] times.
 //! Every failure is an [`EngineError`] that names the engine and repeats what it said.
+//!
+//! Swarm's objects are read typed: services and tasks come as the `swarmkeeper-swarm` crate's
+//! [`Service`] (raw spec to write back, [`ServiceView`] to read) and [`Task`], re-exported
+//! here. Specs are written raw, read typed; the few edits swarmkeeper makes to a raw spec are
+//! [`set_replicas`], [`force_update`] and [`inherit_replicas`].
 
+mod edit;
 mod error;
 mod http;
 pub mod layout;
 mod model;
 mod nodes;
+mod registry_auth;
 mod swarm;
 mod wire;
 
@@ -24,8 +31,16 @@ pub use model::{
 
 pub use nodes::SwarmNode;
 pub use swarm::{
-    is_logs_unreadable, is_out_of_sequence, Created, LogLine, LogOptions, LogStream, Service,
-    ServiceEvent, SwarmObject, Task, UpdateStatus, LOGS_UNREADABLE, STACK_NAMESPACE_LABEL,
+    is_logs_unreadable, is_out_of_sequence, Changed, Created, LogLine, LogOptions, LogStream,
+    ServiceEvent, SwarmObject, LOGS_UNREADABLE,
+};
+
+pub use edit::{force_update, inherit_replicas, set_replicas};
+pub use registry_auth::{RegistryAuth, RegistryAuthFuture};
+pub use swarmkeeper_swarm::{
+    FailureAction, Healthcheck, ImageRef, LogDriver, PortConfig, PublishMode, RestartCondition,
+    RestartPolicy, Service, ServiceMode, ServiceView, SpecError, Task, TaskState, UpdateConfig,
+    UpdateOrder, UpdateState, UpdateStatus, STACK_NAMESPACE_LABEL,
 };
 
 use http::{encode, RawClient};

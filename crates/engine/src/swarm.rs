@@ -2,10 +2,11 @@
 //! logs, and registry digests (`/distribution`), as `docker stack deploy` and `docker service
 //! logs` use them.
 //!
-//! Specs travel as [`serde_json::Value`]: the caller builds them (the compose crate serialises
-//! Engine-shaped specs) and compares them with what the engine holds, so this crate neither
-//! drops nor reorders a field it does not know. The engine's raw spec is returned (no
-//! `insertDefaults`), which is what a later update must send back.
+//! Specs are written raw, read typed. They travel as [`serde_json::Value`]: the caller builds
+//! them (the compose crate serialises Engine-shaped specs) and compares them with what the
+//! engine holds, so this crate neither drops nor reorders a field it does not know. The
+//! engine's raw spec is returned (no `insertDefaults`), which is what a later update must send
+//! back, together with its typed [`crate::ServiceView`] for everything that reads it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,9 +20,11 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::edit::{force_update, set_replicas};
 use crate::http::encode;
 use crate::wire::{engine_time, nullable};
-use crate::{Engine, EngineError};
+use crate::STACK_NAMESPACE_LABEL;
+use crate::{Engine, EngineError, Service, Task, TaskState, UpdateState, UpdateStatus};
 
 /// Bounds one request/answer exchange (not a followed stream).
 const SWARM_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,78 +37,6 @@ const CHANGE_ATTEMPTS: u32 = 4;
 
 /// What the engine says when a service's log driver keeps nothing it can read back.
 pub const LOGS_UNREADABLE: &str = "configured logging driver does not support reading";
-
-/// The label `docker stack deploy` puts on everything of a stack.
-pub const STACK_NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
-
-/// A service as the engine holds it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Service {
-    pub id: String,
-    /// `Version.Index`, needed by an update.
-    pub version: u64,
-    pub name: String,
-    /// The raw spec (`Spec`), as a later update must send it back.
-    pub spec: Value,
-    /// The spec before the last update; cleared by an automatic rollback.
-    pub previous_spec: Option<Value>,
-    pub update_status: Option<UpdateStatus>,
-}
-
-impl Service {
-    /// `Spec.Labels`.
-    pub fn labels(&self) -> BTreeMap<String, String> {
-        self.spec
-            .get("Labels")
-            .and_then(|l| serde_json::from_value(l.clone()).ok())
-            .unwrap_or_default()
-    }
-}
-
-/// `UpdateStatus`: `updating`, `paused`, `completed`, `rollback_started`, `rollback_paused`,
-/// `rollback_completed` (kept as text: the engine may know more states than this crate).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UpdateStatus {
-    pub state: String,
-    pub started_at: Option<Timestamp>,
-    pub completed_at: Option<Timestamp>,
-    pub message: String,
-}
-
-/// One task of a service.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Task {
-    pub id: String,
-    pub service_id: String,
-    /// Replicated services number their tasks; global ones have none.
-    pub slot: Option<u64>,
-    pub node_id: String,
-    pub desired_state: String,
-    /// `Status.State`: `new`, `pending`, `assigned`, …, `running`, `complete`, `failed`, …
-    pub state: String,
-    pub message: String,
-    /// `Status.Err`, e.g. `no suitable node (…)` or `task: non-zero exit (1)`.
-    pub err: String,
-    pub timestamp: Option<Timestamp>,
-    pub exit_code: Option<i64>,
-    /// `Status.ContainerStatus.ContainerID`: set once the node has created the container.
-    pub container_id: Option<String>,
-    /// `CreatedAt`: when Swarm made the task.
-    pub created_at: Option<Timestamp>,
-    /// The task's own spec: the service's `TaskTemplate` when the task was made.
-    pub spec: Value,
-}
-
-impl Task {
-    /// `Spec.ContainerSpec.Image`: the image the task runs, as Swarm pinned it (often
-    /// `name:tag@sha256:…`); empty when the spec names none.
-    pub fn image(&self) -> &str {
-        self.spec
-            .pointer("/ContainerSpec/Image")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    }
-}
 
 /// A network, secret or config.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,6 +92,14 @@ pub struct Created {
     pub warnings: Vec<String>,
 }
 
+/// What [`Engine::change_service`] did: the service as it was when the change went through
+/// (its `spec` is the one the change replaced) and the engine's warnings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Changed {
+    pub before: Service,
+    pub warnings: Vec<String>,
+}
+
 /// The engine refused to read logs because of the service's log driver.
 pub fn is_logs_unreadable(error: &EngineError) -> bool {
     matches!(error, EngineError::Api { message, .. } if message.contains(LOGS_UNREADABLE))
@@ -169,35 +108,6 @@ pub fn is_logs_unreadable(error: &EngineError) -> bool {
 /// The engine refused an update made against a stale `version`.
 pub fn is_out_of_sequence(error: &EngineError) -> bool {
     matches!(error, EngineError::Api { message, .. } if message.contains("update out of sequence"))
-}
-
-/// `replicated`, `global`, `replicated-job` or `global-job` from a service spec's `Mode` (the
-/// engine's default, `replicated`, when it names none).
-fn service_mode(spec: &Value) -> String {
-    let mode = spec.get("Mode").and_then(Value::as_object);
-    let named = |key: &str| mode.is_some_and(|m| m.get(key).is_some_and(|v| !v.is_null()));
-    if named("Global") {
-        "global"
-    } else if named("ReplicatedJob") {
-        "replicated-job"
-    } else if named("GlobalJob") {
-        "global-job"
-    } else {
-        "replicated"
-    }
-    .to_string()
-}
-
-/// `value[key]`, made an empty object first when it is missing or not an object.
-fn ensure_object<'a>(value: &'a mut Value, key: &str) -> &'a mut Value {
-    if !value.is_object() {
-        *value = Value::Object(Default::default());
-    }
-    let entry = &mut value[key];
-    if !entry.is_object() {
-        *entry = Value::Object(Default::default());
-    }
-    entry
 }
 
 fn namespace_filter(key: &str, values: &[String]) -> String {
@@ -232,96 +142,123 @@ impl Engine {
             .map_err(|e| self.raw.decode_error(&path, e))
     }
 
-    /// `POST /services/create`. No registry auth header is sent: nodes pull with what they have.
-    pub async fn create_service(&self, spec: &Value) -> Result<Created, EngineError> {
-        let answer: CreatedWire = self.raw.post_json("/services/create", spec).await?;
+    /// `POST /services/create`. With `registry_auth` (an `X-Registry-Auth` value, see
+    /// [`crate::RegistryAuth`]) the engine hands the nodes the credentials to pull a private
+    /// image; without, nodes pull with what they have.
+    pub async fn create_service(
+        &self,
+        spec: &Value,
+        registry_auth: Option<&str>,
+    ) -> Result<Created, EngineError> {
+        let answer: CreatedWire = self
+            .raw
+            .post_json_with_auth("/services/create", spec, registry_auth)
+            .await?;
         Ok(answer.into())
     }
 
-    /// `POST /services/{id}/update?version=N` with a whole new spec. A stale `version` fails
-    /// with an error for which [`is_out_of_sequence`] holds. Returns the engine's warnings.
+    /// `POST /services/{id}/update?version=N` with a whole new spec, and the registry
+    /// credentials as for [`Engine::create_service`]. A stale `version` fails with an error for
+    /// which [`is_out_of_sequence`] holds; [`Engine::change_service`] retries those. Returns
+    /// the engine's warnings.
     pub async fn update_service(
         &self,
         id: &str,
         version: u64,
         spec: &Value,
+        registry_auth: Option<&str>,
     ) -> Result<Vec<String>, EngineError> {
         let path = format!("/services/{}/update?version={version}", encode(id, b""));
-        let answer: WarningsWire = self.raw.post_json(&path, spec).await?;
+        let answer: WarningsWire = self
+            .raw
+            .post_json_with_auth(&path, spec, registry_auth)
+            .await?;
         Ok(answer.warnings.unwrap_or_default())
     }
 
     /// Sets a replicated service's replica count, like `docker service scale`: the current spec
-    /// with `Mode.Replicated.Replicas` changed, sent with the current version, read again and
-    /// retried when another update came in between ([`is_out_of_sequence`]). A global
+    /// with `Mode.Replicated.Replicas` changed, through [`Engine::change_service`]. A global
     /// service or a job has no replica count: [`EngineError::NotScalable`]. Returns the
     /// engine's warnings.
     pub async fn scale_service(&self, id: &str, replicas: u64) -> Result<Vec<String>, EngineError> {
-        self.change_service(id, |service, spec| {
-            let mode = service_mode(spec);
-            if mode != "replicated" {
-                return Err(EngineError::NotScalable {
-                    host: self.host().to_string(),
-                    service: service.to_string(),
-                    reason: if mode == "global" {
-                        "it runs one task per node and cannot be scaled".to_string()
-                    } else {
-                        "a job runs its tasks to completion and cannot be scaled".to_string()
-                    },
-                    mode,
-                });
-            }
-            ensure_object(ensure_object(spec, "Mode"), "Replicated")["Replicas"] =
-                Value::from(replicas);
-            Ok(())
-        })
-        .await
+        let service = self.inspect_service(id).await?;
+        let changed = self
+            .change_service(service, None, |service| {
+                let mode = &service.view.mode;
+                if mode.replicas().is_none() {
+                    return Err(EngineError::NotScalable {
+                        host: self.host().to_string(),
+                        service: service.name.clone(),
+                        reason: if mode.is_job() {
+                            "a job runs its tasks to completion and cannot be scaled".to_string()
+                        } else {
+                            "it runs one task per node and cannot be scaled".to_string()
+                        },
+                        mode: mode.as_str().to_string(),
+                    });
+                }
+                let mut spec = service.spec.clone();
+                set_replicas(&mut spec, replicas);
+                Ok(spec)
+            })
+            .await?;
+        Ok(changed.warnings)
     }
 
     /// Restarts every task of a service with an unchanged spec, like `docker service update
     /// --force`: `TaskTemplate.ForceUpdate` goes up by one (the engine replaces a task whenever
-    /// its template differs), sent with the current version and retried on
-    /// [`is_out_of_sequence`]. The tasks are replaced following the service's update config.
-    /// Returns the engine's warnings.
+    /// its template differs), through [`Engine::change_service`]. The tasks are replaced
+    /// following the service's update config. Returns the engine's warnings.
     pub async fn force_update_service(&self, id: &str) -> Result<Vec<String>, EngineError> {
-        self.change_service(id, |_, spec| {
-            let template = ensure_object(spec, "TaskTemplate");
-            let force = template
-                .get("ForceUpdate")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            template["ForceUpdate"] = Value::from(force + 1);
-            Ok(())
-        })
-        .await
+        let service = self.inspect_service(id).await?;
+        let changed = self
+            .change_service(service, None, |service| {
+                let mut spec = service.spec.clone();
+                force_update(&mut spec);
+                Ok(spec)
+            })
+            .await?;
+        Ok(changed.warnings)
     }
 
-    /// Reads the service, lets `change` edit its spec (given the service's name for messages)
-    /// and sends the result with the version read; when the version moved in between, does it
-    /// all again, up to [`CHANGE_ATTEMPTS`] times.
-    async fn change_service(
+    /// Updates a service to the spec `change` makes of it, sent with the service's version.
+    /// When the version moved in between ("update out of sequence": another client, or
+    /// Swarm's own updater recording an update's start), reads the service again and asks
+    /// `change` again, up to [`CHANGE_ATTEMPTS`] times. `current` is the service as the caller
+    /// last read it, so a caller that has just listed it costs no extra request.
+    ///
+    /// The one place swarmkeeper retries an out-of-sequence update. Returns the service as it
+    /// was when the change went through (its spec is the one replaced) and the warnings.
+    pub async fn change_service(
         &self,
-        id: &str,
-        change: impl Fn(&str, &mut Value) -> Result<(), EngineError>,
-    ) -> Result<Vec<String>, EngineError> {
+        current: Service,
+        registry_auth: Option<&str>,
+        change: impl Fn(&Service) -> Result<Value, EngineError>,
+    ) -> Result<Changed, EngineError> {
+        let mut service = current;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let service = self.inspect_service(id).await?;
-            let mut spec = service.spec;
-            change(&service.name, &mut spec)?;
+            let spec = change(&service)?;
             match self
-                .update_service(&service.id, service.version, &spec)
+                .update_service(&service.id, service.version, &spec, registry_auth)
                 .await
             {
+                Ok(warnings) => {
+                    return Ok(Changed {
+                        before: service,
+                        warnings,
+                    })
+                }
                 Err(e) if attempts < CHANGE_ATTEMPTS && is_out_of_sequence(&e) => {
                     tracing::debug!(
-                        service = id,
+                        service = service.name,
                         attempts,
                         "update out of sequence; reading the service again"
                     );
+                    service = self.inspect_service(&service.id).await?;
                 }
-                result => return result,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -428,8 +365,13 @@ impl Engine {
     }
 
     /// The digest the registry gives for an image reference (`GET /distribution/{name}/json`),
-    /// e.g. `sha256:…`. Fails when the registry cannot be reached or does not know the image.
-    pub async fn distribution_digest(&self, image: &str) -> Result<String, EngineError> {
+    /// e.g. `sha256:…`, asked with `registry_auth` (an `X-Registry-Auth` value) when given.
+    /// Fails when the registry cannot be reached or does not know the image.
+    pub async fn distribution_digest(
+        &self,
+        image: &str,
+        registry_auth: Option<&str>,
+    ) -> Result<String, EngineError> {
         #[derive(Deserialize)]
         struct Inspect {
             #[serde(rename = "Descriptor")]
@@ -441,7 +383,7 @@ impl Engine {
             digest: String,
         }
         let path = format!("/distribution/{}/json", encode(image, b":/@"));
-        let inspect: Inspect = self.raw.get_json(&path).await?;
+        let inspect: Inspect = self.raw.get_json_with_auth(&path, registry_auth).await?;
         Ok(inspect.descriptor.digest)
     }
 
@@ -712,29 +654,23 @@ struct UpdateStatusWire {
 
 impl ServiceWire {
     fn into_service(self) -> Result<Service, String> {
-        let name = self
-            .spec
-            .get("Name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
         let update_status = match self.update_status {
             Some(status) if !status.state.is_empty() => Some(UpdateStatus {
-                state: status.state,
+                state: UpdateState::parse(&status.state),
                 started_at: engine_time(&status.started_at)?,
                 completed_at: engine_time(&status.completed_at)?,
                 message: status.message,
             }),
             _ => None,
         };
-        Ok(Service {
-            id: self.id,
-            version: self.version.index,
-            name,
-            spec: self.spec,
-            previous_spec: self.previous_spec.filter(|s| !s.is_null()),
+        Service::new(
+            self.id,
+            self.version.index,
+            self.spec,
+            self.previous_spec,
             update_status,
-        })
+        )
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -794,8 +730,8 @@ impl TaskWire {
             service_id: self.service_id,
             slot: self.slot.filter(|&s| s > 0),
             node_id: self.node_id,
-            desired_state: self.desired_state,
-            state: self.status.state,
+            desired_state: TaskState::parse(&self.desired_state),
+            state: TaskState::parse(&self.status.state),
             message: self.status.message,
             err: self.status.err,
             timestamp: engine_time(&self.status.timestamp)?,
@@ -972,45 +908,6 @@ mod tests {
         assert_eq!(buffer, b"rest");
         let lines = demultiplex(&mut buffer, false, true).unwrap();
         assert_eq!(lines[0].text, "rest");
-    }
-
-    #[test]
-    fn service_modes_are_told_apart() {
-        let mode = |m: Value| service_mode(&serde_json::json!({ "Mode": m }));
-        assert_eq!(
-            mode(serde_json::json!({"Replicated": {"Replicas": 2}})),
-            "replicated"
-        );
-        assert_eq!(mode(serde_json::json!({"Global": {}})), "global");
-        assert_eq!(
-            mode(serde_json::json!({"ReplicatedJob": {"MaxConcurrent": 1}})),
-            "replicated-job"
-        );
-        assert_eq!(mode(serde_json::json!({"GlobalJob": {}})), "global-job");
-        assert_eq!(
-            mode(serde_json::json!({"Global": null, "Replicated": {}})),
-            "replicated"
-        );
-        assert_eq!(
-            service_mode(&serde_json::json!({"Name": "x"})),
-            "replicated"
-        );
-    }
-
-    #[test]
-    fn missing_objects_are_made_and_present_ones_kept() {
-        let mut spec = serde_json::json!({"Name": "x", "Mode": {"Replicated": {"Replicas": 1, "Other": true}}});
-        ensure_object(ensure_object(&mut spec, "Mode"), "Replicated")["Replicas"] = 5.into();
-        assert_eq!(
-            spec["Mode"]["Replicated"],
-            serde_json::json!({"Replicas": 5, "Other": true})
-        );
-        let mut bare = serde_json::json!({"Name": "x", "TaskTemplate": null});
-        ensure_object(&mut bare, "TaskTemplate")["ForceUpdate"] = 1.into();
-        assert_eq!(
-            bare,
-            serde_json::json!({"Name": "x", "TaskTemplate": {"ForceUpdate": 1}})
-        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 use swarmkeeper_engine::{
-    is_out_of_sequence, Engine, EngineError, LogOptions, Task, STACK_NAMESPACE_LABEL,
+    is_out_of_sequence, Engine, EngineError, LogOptions, Task, TaskState, STACK_NAMESPACE_LABEL,
 };
 
 use common::{docker, unique, Scratch};
@@ -77,7 +77,7 @@ async fn services_tasks_updates_and_logs() {
         },
         "Mode": {"Replicated": {"Replicas": 1}}
     });
-    let created = engine.create_service(&spec).await.unwrap();
+    let created = engine.create_service(&spec, None).await.unwrap();
     cleanup.services.push(created.id.clone());
 
     let listed = engine.list_services(Some(&stack)).await.unwrap();
@@ -94,14 +94,14 @@ async fn services_tasks_updates_and_logs() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let task = loop {
         let tasks = engine.list_tasks(&created.id).await.unwrap();
-        if let Some(task) = tasks.iter().find(|t| t.state == "running") {
+        if let Some(task) = tasks.iter().find(|t| t.state == TaskState::Running) {
             break task.clone();
         }
         assert!(Instant::now() < deadline, "no running task: {tasks:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(task.slot, Some(1));
-    assert_eq!(task.desired_state, "running");
+    assert_eq!(task.desired_state, TaskState::Running);
     let options = LogOptions {
         timestamps: true,
         ..LogOptions::default()
@@ -135,11 +135,11 @@ async fn services_tasks_updates_and_logs() {
     let mut updated = service.spec.clone();
     updated["Labels"]["extra"] = json!("1");
     engine
-        .update_service(&service.id, service.version, &updated)
+        .update_service(&service.id, service.version, &updated, None)
         .await
         .unwrap();
     let stale = engine
-        .update_service(&service.id, service.version, &updated)
+        .update_service(&service.id, service.version, &updated, None)
         .await
         .unwrap_err();
     assert!(is_out_of_sequence(&stale), "{stale}");
@@ -163,7 +163,7 @@ async fn services_tasks_updates_and_logs() {
     );
 
     // The registry cannot be reached here: a clear error, not a digest.
-    assert!(engine.distribution_digest(&tag).await.is_err());
+    assert!(engine.distribution_digest(&tag, None).await.is_err());
 
     engine.remove_service(&service.id).await.unwrap();
     engine.remove_service(&service.id).await.unwrap();
@@ -249,9 +249,9 @@ async fn running_tasks(engine: &Engine, service_id: &str, count: usize) -> Vec<T
             .await
             .unwrap()
             .into_iter()
-            .filter(|t| t.service_id == service_id && t.desired_state == "running")
+            .filter(|t| t.service_id == service_id && t.desired_state == TaskState::Running)
             .collect();
-        if tasks.len() == count && tasks.iter().all(|t| t.state == "running") {
+        if tasks.len() == count && tasks.iter().all(|t| t.state == TaskState::Running) {
             return tasks;
         }
         assert!(
@@ -326,11 +326,10 @@ async fn all_tasks_and_a_nodes_tasks_in_one_request_each() {
     let engine = Engine::from_env().unwrap();
     let name = unique("tasks");
     let created = engine
-        .create_service(&sleeper(
-            &name,
-            &tag,
-            json!({"Replicated": {"Replicas": 2}}),
-        ))
+        .create_service(
+            &sleeper(&name, &tag, json!({"Replicated": {"Replicas": 2}})),
+            None,
+        )
         .await
         .unwrap();
     cleanup.services.push(created.id.clone());
@@ -342,7 +341,7 @@ async fn all_tasks_and_a_nodes_tasks_in_one_request_each() {
     assert_eq!(slots, [Some(1), Some(2)]);
     for task in &tasks {
         assert_eq!(task.node_id, node);
-        assert!(task.image().starts_with(&tag), "{}", task.image());
+        assert!(task.image().name.starts_with(&tag), "{}", task.image());
         assert!(task.created_at.is_some() && task.timestamp >= task.created_at);
         let container = task
             .container_id
@@ -384,11 +383,10 @@ async fn scaling_and_forcing_an_update_keep_the_rest_of_the_spec() {
     let engine = Engine::from_env().unwrap();
     let name = unique("scale");
     let created = engine
-        .create_service(&sleeper(
-            &name,
-            &tag,
-            json!({"Replicated": {"Replicas": 1}}),
-        ))
+        .create_service(
+            &sleeper(&name, &tag, json!({"Replicated": {"Replicas": 1}})),
+            None,
+        )
         .await
         .unwrap();
     cleanup.services.push(created.id.clone());
@@ -461,7 +459,7 @@ async fn a_global_service_cannot_be_scaled() {
     let engine = Engine::from_env().unwrap();
     let name = unique("global");
     let created = engine
-        .create_service(&sleeper(&name, &tag, json!({"Global": {}})))
+        .create_service(&sleeper(&name, &tag, json!({"Global": {}})), None)
         .await
         .unwrap();
     cleanup.services.push(created.id.clone());

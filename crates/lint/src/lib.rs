@@ -3,13 +3,16 @@
 //! loaded [`Stack`] and reported with the file, line and column to change.
 //!
 //! Pure: a stack goes in, findings come out, in file and line order. [`lint_running`] applies
-//! the rules that survive into an Engine API spec to a service as it runs.
+//! the same rules to a service as it runs (read typed, `swarmkeeper-swarm`'s `ServiceView`):
+//! both read a service's settings into the same facts first, so a file and the service
+//! deployed from it cannot disagree.
 
+mod facts;
 mod rules;
 mod running;
 
 use serde::Serialize;
-use swarmkeeper_compose::{Location, Stack};
+use swarmkeeper_compose::Stack;
 
 pub use rules::RULES;
 pub use running::{lint_running, RunningFinding};
@@ -68,7 +71,8 @@ pub struct Finding {
 pub fn lint(stack: &Stack) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (name, service) in &stack.services {
-        for (rule, at, message) in rules::check_service(service) {
+        for (rule, at, message) in rules::check_file_service(service) {
+            let at = at.unwrap_or(service.at);
             findings.push(Finding {
                 rule: rule.id,
                 severity: rule.severity,
@@ -105,6 +109,3 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
 pub fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)
 }
-
-/// A place and a message, before the rule's metadata is attached.
-type Hit = (&'static Rule, Location, String);

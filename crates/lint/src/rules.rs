@@ -1,14 +1,15 @@
-//! The rules. Each looks at one service, with Swarm's and the Engine's defaults filled in
-//! where the file leaves a setting out, because the defaults are what runs.
+//! The rules. Each looks at one service's [`Facts`], with Swarm's and the Engine's defaults
+//! filled in where the file or spec leaves a setting out, because the defaults are what runs.
+//! A stack file and the service deployed from it give the same facts, so the same findings.
 
-use swarmkeeper_compose::{
-    DeployMode, Duration, FailureAction, Healthcheck, Located, Location, PublishMode,
-    RestartCondition, Service, UpdateConfig, UpdateOrder,
-};
+use swarmkeeper_compose::{Location, Service};
+use swarmkeeper_swarm::{FailureAction, RestartCondition, UpdateConfig, UpdateOrder};
+use swarmkeeper_units::format_duration;
 
-use crate::{Hit, Rule, Severity};
+use crate::facts::{Facts, Update};
+use crate::{Rule, Severity};
 
-pub(crate) const LOGGING_NONE: Rule = Rule {
+const LOGGING_NONE: Rule = Rule {
     id: "SK001",
     name: "logging-driver-none",
     severity: Severity::Error,
@@ -17,7 +18,7 @@ pub(crate) const LOGGING_NONE: Rule = Rule {
     fix: "use `driver: local` with `options: {max-size: 10m, max-file: \"3\"}`: bounded on disk and readable",
 };
 
-pub(crate) const JSON_FILE_UNBOUNDED: Rule = Rule {
+const JSON_FILE_UNBOUNDED: Rule = Rule {
     id: "SK002",
     name: "json-file-without-max-size",
     severity: Severity::Warning,
@@ -26,7 +27,7 @@ pub(crate) const JSON_FILE_UNBOUNDED: Rule = Rule {
     fix: "add `options: {max-size: 10m, max-file: \"3\"}`, or use `driver: local`, which rotates by default",
 };
 
-pub(crate) const LOGGING_DEFAULT: Rule = Rule {
+const LOGGING_DEFAULT: Rule = Rule {
     id: "SK003",
     name: "logging-not-configured",
     severity: Severity::Info,
@@ -35,7 +36,7 @@ pub(crate) const LOGGING_DEFAULT: Rule = Rule {
     fix: "set `logging: {driver: local, options: {max-size: 10m}}` in the stack file so every node behaves the same",
 };
 
-pub(crate) const NO_UPDATE_CONFIG: Rule = Rule {
+const NO_UPDATE_CONFIG: Rule = Rule {
     id: "SK010",
     name: "no-update-config",
     severity: Severity::Warning,
@@ -44,7 +45,7 @@ pub(crate) const NO_UPDATE_CONFIG: Rule = Rule {
     fix: "add `deploy.update_config: {parallelism: 1, delay: 10s, failure_action: rollback, monitor: 30s, order: start-first}`",
 };
 
-pub(crate) const FAILURE_ACTION_NOT_ROLLBACK: Rule = Rule {
+const FAILURE_ACTION_NOT_ROLLBACK: Rule = Rule {
     id: "SK011",
     name: "failure-action-not-rollback",
     severity: Severity::Warning,
@@ -89,7 +90,7 @@ const IMAGE_NOT_PINNED: Rule = Rule {
     fix: "deploy an immutable tag per release (`app:1.4.2` or the commit id), or pin a digest (`app@sha256:…`)",
 };
 
-pub(crate) const RESTART_FOREVER: Rule = Rule {
+const RESTART_FOREVER: Rule = Rule {
     id: "SK021",
     name: "restart-any-without-max-attempts",
     severity: Severity::Warning,
@@ -98,7 +99,7 @@ pub(crate) const RESTART_FOREVER: Rule = Rule {
     fix: "set `max_attempts` (with a `window`, such as `max_attempts: 5, window: 2m`) so a broken task stops and shows as failed",
 };
 
-pub(crate) const PARALLELISM_ZERO: Rule = Rule {
+const PARALLELISM_ZERO: Rule = Rule {
     id: "SK030",
     name: "parallelism-zero",
     severity: Severity::Warning,
@@ -152,35 +153,42 @@ pub static RULES: &[Rule] = &[
     IGNORED_KEY,
 ];
 
-/// Swarm's update defaults, used where `update_config` leaves a field out.
-const DEFAULT_MONITOR: Duration = Duration::from_secs(5);
-/// The Engine's healthcheck defaults.
-const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(30);
-const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_HEALTH_RETRIES: u64 = 3;
+/// A rule, where it applies (`None` for a running service), and what was found there.
+pub(crate) type Hit = (&'static Rule, Option<Location>, String);
 
-pub(crate) fn check_service(service: &Service) -> Vec<Hit> {
-    let mut hits = Vec::new();
-    logging(service, &mut hits);
-    updates(service, &mut hits);
-    image(service, &mut hits);
-    restart(service, &mut hits);
+/// Every rule on one service of a stack file, the file-only ones (keys the Engine never sees)
+/// included.
+pub(crate) fn check_file_service(service: &Service) -> Vec<Hit> {
+    let mut hits = check(&Facts::of_file(service));
     for (key, at) in service.ignored_keys() {
         hits.push((
             &IGNORED_KEY,
-            at,
+            Some(at),
             format!("`{key}` is ignored by docker stack deploy"),
         ));
     }
     hits
 }
 
-fn logging(service: &Service, hits: &mut Vec<Hit>) {
-    let Some(logging) = &service.logging else {
+/// The rules whose settings survive into the Engine API spec, on one service's facts.
+pub(crate) fn check(facts: &Facts) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    logging(facts, &mut hits);
+    updates(facts, &mut hits);
+    image(facts, &mut hits);
+    restart(facts, &mut hits);
+    hits
+}
+
+fn logging(facts: &Facts, hits: &mut Vec<Hit>) {
+    let Some(logging) = &facts.logging else {
         hits.push((
             &LOGGING_DEFAULT,
-            service.at,
-            "no `logging` configured".to_string(),
+            facts.at,
+            facts.say(
+                "no `logging` configured",
+                "no log driver in the spec: the daemon's default applies",
+            ),
         ));
         return;
     };
@@ -193,32 +201,24 @@ fn logging(service: &Service, hits: &mut Vec<Hit>) {
             driver.at,
             "logging driver is `none`".to_string(),
         )),
-        "json-file"
-            if !logging
-                .options
-                .as_ref()
-                .is_some_and(|o| o.contains_key("max-size")) =>
-        {
-            hits.push((
-                &JSON_FILE_UNBOUNDED,
-                driver.at,
-                "logging driver `json-file` has no `max-size`".to_string(),
-            ))
-        }
+        "json-file" if !logging.has_max_size => hits.push((
+            &JSON_FILE_UNBOUNDED,
+            driver.at,
+            facts.say(
+                "logging driver `json-file` has no `max-size`",
+                "logging driver `json-file` without `max-size`",
+            ),
+        )),
         _ => {}
     }
 }
 
-fn updates(service: &Service, hits: &mut Vec<Hit>) {
-    let deploy = service.deploy.as_ref();
-    let mode = deploy
-        .and_then(|d| d.mode.as_ref())
-        .map_or(DeployMode::Replicated, |m| m.value);
-    if matches!(mode, DeployMode::ReplicatedJob | DeployMode::GlobalJob) {
+fn updates(facts: &Facts, hits: &mut Vec<Hit>) {
+    if facts.job {
         // Jobs run to completion; there is no rollout of long-running tasks to protect.
         return;
     }
-    if let Some(rollback) = deploy.and_then(|d| d.rollback_config.as_ref()) {
+    if let Some(rollback) = &facts.rollback {
         if let Some(action) = rollback
             .failure_action
             .as_ref()
@@ -227,27 +227,36 @@ fn updates(service: &Service, hits: &mut Vec<Hit>) {
             hits.push((
                 &ROLLBACK_OF_ROLLBACK,
                 action.at,
-                "`rollback_config.failure_action` is `rollback`".to_string(),
+                facts.say(
+                    "`rollback_config.failure_action` is `rollback`",
+                    "rollback failure action is `rollback`",
+                ),
             ));
         }
-        parallelism(rollback, "rollback_config", hits);
+        parallelism(facts, rollback, ("rollback_config", "rollback"), hits);
     }
-    let Some(update) = deploy.and_then(|d| d.update_config.as_ref()) else {
+    let Some(update) = &facts.update else {
         hits.push((
             &NO_UPDATE_CONFIG,
-            service.at,
-            "no `update_config`: a failed update pauses (Swarm's default)".to_string(),
+            facts.at,
+            facts.say(
+                "no `update_config`: a failed update pauses (Swarm's default)",
+                "no update config",
+            ),
         ));
         return;
     };
-    parallelism(update, "update_config", hits);
+    parallelism(facts, update, ("update_config", "update"), hits);
     let rollback = match &update.failure_action {
         Some(action) if action.value == FailureAction::Rollback => Some(action),
         Some(action) => {
             hits.push((
                 &FAILURE_ACTION_NOT_ROLLBACK,
                 action.at,
-                format!("`failure_action` is `{}`", action.value),
+                facts.say(
+                    format!("`failure_action` is `{}`", action.value),
+                    format!("update failure action is `{}`", action.value),
+                ),
             ));
             None
         }
@@ -261,36 +270,41 @@ fn updates(service: &Service, hits: &mut Vec<Hit>) {
             None
         }
     };
-    let monitor = update.monitor.as_ref().map_or(DEFAULT_MONITOR, |m| m.value);
-    let monitor_at = update.monitor.as_ref().map_or(update.at, |m| m.at);
-    let healthcheck = service
-        .healthcheck
+    let monitor = update
+        .monitor
         .as_ref()
-        .filter(|h| h.disable != Some(true));
-    match (rollback, healthcheck) {
+        .map_or(UpdateConfig::default().monitor, |m| m.value);
+    let monitor_at = update.monitor.as_ref().map_or(update.at, |m| m.at);
+    match (rollback, facts.health_detection) {
         (Some(action), None) => hits.push((
             &ROLLBACK_WITHOUT_HEALTHCHECK,
             action.at,
-            "`failure_action: rollback` but the service has no healthcheck".to_string(),
+            facts.say(
+                "`failure_action: rollback` but the service has no healthcheck",
+                "update failure action is `rollback` but the service has no healthcheck",
+            ),
         )),
-        (_, Some(healthcheck)) => {
-            let detection = detection_time(healthcheck);
-            if monitor < detection {
-                hits.push((
-                    &MONITOR_TOO_SHORT,
-                    monitor_at,
-                    format!("`monitor` is {monitor}, but the healthcheck needs up to {detection} to report a failure"),
-                ));
-            }
-        }
-        (None, None) => {}
+        (_, Some(detection)) if monitor < detection => hits.push((
+            &MONITOR_TOO_SHORT,
+            monitor_at,
+            format!(
+                "`monitor` is {}, but the healthcheck needs up to {} to report a failure",
+                format_duration(monitor),
+                format_duration(detection)
+            ),
+        )),
+        _ => {}
     }
     if let Some(delay) = &update.delay {
-        if rollback.is_some() && delay.value > Duration::ZERO && delay.value >= monitor {
+        if rollback.is_some() && !delay.value.is_zero() && delay.value >= monitor {
             hits.push((
                 &DELAY_NOT_SHORTER_THAN_MONITOR,
                 delay.at,
-                format!("`delay` is {}, `monitor` is {monitor}", delay.value),
+                format!(
+                    "`delay` is {}, `monitor` is {}",
+                    format_duration(delay.value),
+                    format_duration(monitor)
+                ),
             ));
         }
     }
@@ -299,8 +313,8 @@ fn updates(service: &Service, hits: &mut Vec<Hit>) {
         .as_ref()
         .filter(|o| o.value == UpdateOrder::StartFirst)
     {
-        if let Some(port) = host_port(service) {
-            let message = if mode == DeployMode::Global {
+        if let Some(port) = &facts.host_port {
+            let message = if facts.global {
                 format!("`order: start-first` in global mode with host port {port}: the update can never finish, every node already runs a task holding the port")
             } else {
                 format!("`order: start-first` with host port {port}: new tasks wait for a node where the port is free")
@@ -310,55 +324,29 @@ fn updates(service: &Service, hits: &mut Vec<Hit>) {
     }
 }
 
-fn parallelism(config: &Located<UpdateConfig>, section: &str, hits: &mut Vec<Hit>) {
+/// `section` names the config in a file (`update_config`), `word` in a spec (`update`).
+fn parallelism(facts: &Facts, config: &Update, (section, word): (&str, &str), hits: &mut Vec<Hit>) {
     if let Some(parallelism) = config.parallelism.as_ref().filter(|p| p.value == 0) {
         hits.push((
             &PARALLELISM_ZERO,
             parallelism.at,
-            format!("`{section}.parallelism` is 0: all tasks at once"),
+            facts.say(
+                format!("`{section}.parallelism` is 0: all tasks at once"),
+                format!("{word} parallelism is 0"),
+            ),
         ));
     }
 }
 
-/// How long the healthcheck can take to call a running task unhealthy.
-fn detection_time(healthcheck: &Healthcheck) -> Duration {
-    let interval = healthcheck
-        .interval
-        .as_ref()
-        .map_or(DEFAULT_HEALTH_INTERVAL, |i| i.value);
-    let timeout = healthcheck
-        .timeout
-        .as_ref()
-        .map_or(DEFAULT_HEALTH_TIMEOUT, |t| t.value);
-    let retries = healthcheck
-        .retries
-        .as_ref()
-        .map_or(DEFAULT_HEALTH_RETRIES, |r| r.value);
-    interval.saturating_mul(retries).saturating_add(timeout)
-}
-
-/// The first port the service publishes in host mode, as `PUBLISHED:TARGET`.
-fn host_port(service: &Service) -> Option<String> {
-    service
-        .ports
-        .iter()
-        .flat_map(|p| &p.0)
-        .find(|port| port.mode == Some(PublishMode::Host))
-        .map(|port| match port.published {
-            Some(published) => format!("{published}:{}", port.target),
-            None => port.target.to_string(),
-        })
-}
-
-fn image(service: &Service, hits: &mut Vec<Hit>) {
-    let Some(image) = &service.image else {
+fn image(facts: &Facts, hits: &mut Vec<Hit>) {
+    let Some(image) = &facts.image else {
         return;
     };
-    if image.contains('@') {
+    if image.value.contains('@') {
         return;
     }
     // A tag follows the last `:` after the last `/`; a `:` before it belongs to a registry port.
-    let name = image.rsplit('/').next().unwrap_or(&image.value);
+    let name = image.value.rsplit('/').next().unwrap_or(&image.value);
     let message = match name.split_once(':') {
         None => format!("image `{}` has no tag (it means `latest`)", image.value),
         Some((_, "")) => format!(
@@ -371,23 +359,24 @@ fn image(service: &Service, hits: &mut Vec<Hit>) {
     hits.push((&IMAGE_NOT_PINNED, image.at, message));
 }
 
-fn restart(service: &Service, hits: &mut Vec<Hit>) {
-    let Some(policy) = service
-        .deploy
-        .as_ref()
-        .and_then(|d| d.restart_policy.as_ref())
-    else {
+/// Only a restart policy that is written counts: without one, Swarm's default (restart on any
+/// exit, without limit) applies to nearly every service, and flagging them all would bury the
+/// findings that matter.
+fn restart(facts: &Facts, hits: &mut Vec<Hit>) {
+    let Some(policy) = &facts.restart else {
         return;
     };
     let condition = policy.condition.as_ref();
     let restarts_always = condition.is_none_or(|c| c.value == RestartCondition::Any);
-    if restarts_always && policy.max_attempts.is_none() {
-        let at: Location = condition.map_or(policy.at, |c| c.at);
+    // Swarm reads `max_attempts: 0` as no limit.
+    if restarts_always && policy.max_attempts.unwrap_or(0) == 0 {
         hits.push((
             &RESTART_FOREVER,
-            at,
-            "restart condition `any` without `max_attempts`: a crashing task restarts forever"
-                .to_string(),
+            condition.map_or(policy.at, |c| c.at),
+            facts.say(
+                "restart condition `any` without `max_attempts`: a crashing task restarts forever",
+                "restart condition `any` without a maximum of attempts",
+            ),
         ));
     }
 }

@@ -1,15 +1,14 @@
-//! The same rules applied to a service as the engine runs it (its Engine API spec), for the
-//! dashboard: a service deployed by any tool, with any file, still gets its warnings. Only the
-//! rules whose setting survives into the spec apply; the rest need the stack file.
+//! The rules applied to a service as the engine runs it, for the dashboard: a service deployed
+//! by any tool, with any file, still gets its warnings. The same rule code as for a file runs
+//! on the same [`Facts`], so a file and the service `swarmkeeper deploy` made of it get the
+//! same findings (those about keys the Engine never sees aside).
 
 use serde::Serialize;
-use serde_json::Value;
+use swarmkeeper_swarm::ServiceView;
 
-use crate::rules::{
-    FAILURE_ACTION_NOT_ROLLBACK, JSON_FILE_UNBOUNDED, LOGGING_DEFAULT, LOGGING_NONE,
-    NO_UPDATE_CONFIG, PARALLELISM_ZERO, RESTART_FOREVER,
-};
-use crate::{Rule, Severity};
+use crate::facts::Facts;
+use crate::rules::check;
+use crate::Severity;
 
 /// A finding on a running service: no file position, the spec is the engine's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -21,73 +20,18 @@ pub struct RunningFinding {
     pub fix: &'static str,
 }
 
-fn finding(rule: &Rule, message: impl Into<String>) -> RunningFinding {
-    RunningFinding {
-        rule: rule.id,
-        severity: rule.severity,
-        message: message.into(),
-        why: rule.why,
-        fix: rule.fix,
-    }
-}
-
-/// The findings for one service spec (`Spec` of `GET /services/{id}`), most severe first.
-pub fn lint_running(spec: &Value) -> Vec<RunningFinding> {
-    let mut findings = Vec::new();
-    match spec.pointer("/TaskTemplate/LogDriver") {
-        None => findings.push(finding(
-            &LOGGING_DEFAULT,
-            "no log driver in the spec: the daemon's default applies",
-        )),
-        Some(driver) => {
-            let name = driver
-                .get("Name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let has_max_size = driver.pointer("/Options/max-size").is_some();
-            match name {
-                "none" => findings.push(finding(&LOGGING_NONE, "logging driver is `none`")),
-                "json-file" if !has_max_size => findings.push(finding(
-                    &JSON_FILE_UNBOUNDED,
-                    "logging driver `json-file` without `max-size`",
-                )),
-                _ => {}
-            }
-        }
-    }
-    match spec.get("UpdateConfig") {
-        None => findings.push(finding(&NO_UPDATE_CONFIG, "no update config")),
-        Some(update) => {
-            let action = update
-                .get("FailureAction")
-                .and_then(Value::as_str)
-                .unwrap_or("pause");
-            if action != "rollback" {
-                findings.push(finding(
-                    &FAILURE_ACTION_NOT_ROLLBACK,
-                    format!("update failure action is `{action}`"),
-                ));
-            }
-            if update.get("Parallelism").and_then(Value::as_u64) == Some(0) {
-                findings.push(finding(&PARALLELISM_ZERO, "update parallelism is 0"));
-            }
-        }
-    }
-    let restart = spec.pointer("/TaskTemplate/RestartPolicy");
-    let condition = restart
-        .and_then(|r| r.get("Condition"))
-        .and_then(Value::as_str)
-        .unwrap_or("any");
-    let max_attempts = restart
-        .and_then(|r| r.get("MaxAttempts"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    if condition == "any" && max_attempts == 0 {
-        findings.push(finding(
-            &RESTART_FOREVER,
-            "restart condition `any` without a maximum of attempts",
-        ));
-    }
+/// The findings for one running service's spec, read typed, most severe first.
+pub fn lint_running(view: &ServiceView) -> Vec<RunningFinding> {
+    let mut findings: Vec<RunningFinding> = check(&Facts::of_spec(view))
+        .into_iter()
+        .map(|(rule, _, message)| RunningFinding {
+            rule: rule.id,
+            severity: rule.severity,
+            message,
+            why: rule.why,
+            fix: rule.fix,
+        })
+        .collect();
     findings.sort_by_key(|f| f.severity);
     findings
 }
@@ -95,16 +39,28 @@ pub fn lint_running(spec: &Value) -> Vec<RunningFinding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn rules(spec: &Value) -> Vec<&'static str> {
-        lint_running(spec).into_iter().map(|f| f.rule).collect()
+        lint_running(&ServiceView::read(spec).unwrap())
+            .into_iter()
+            .map(|f| f.rule)
+            .collect()
+    }
+
+    const HEALTHCHECK: &str = r#"{"Test": ["CMD", "/health"], "Interval": 5000000000, "Timeout": 2000000000, "Retries": 3}"#;
+
+    fn healthy(mut spec: Value) -> Value {
+        spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"] =
+            serde_json::from_str(HEALTHCHECK).unwrap();
+        spec
     }
 
     #[test]
     fn a_bare_spec_gets_the_outage_warnings() {
         let spec = json!({"TaskTemplate": {"ContainerSpec": {"Image": "app:1"}}});
-        assert_eq!(rules(&spec), ["SK010", "SK021", "SK003"]);
+        // Without a restart policy Swarm's default applies, as for a file without one.
+        assert_eq!(rules(&spec), ["SK010", "SK003"]);
     }
 
     #[test]
@@ -118,22 +74,41 @@ mod tests {
 
     #[test]
     fn a_safe_spec_has_no_findings() {
-        let spec = json!({
+        let spec = healthy(json!({
             "TaskTemplate": {
+                "ContainerSpec": {"Image": "app:1@sha256:abc"},
                 "LogDriver": {"Name": "json-file", "Options": {"max-size": "10m"}},
                 "RestartPolicy": {"Condition": "any", "MaxAttempts": 3}
             },
-            "UpdateConfig": {"FailureAction": "rollback", "Parallelism": 1}
-        });
-        assert!(rules(&spec).is_empty());
+            "UpdateConfig": {"FailureAction": "rollback", "Parallelism": 1, "Monitor": 30_000_000_000i64}
+        }));
+        assert!(rules(&spec).is_empty(), "{:?}", rules(&spec));
     }
 
     #[test]
     fn unbounded_json_file_and_parallelism_zero_are_found() {
-        let spec = json!({
+        let spec = healthy(json!({
             "TaskTemplate": {"LogDriver": {"Name": "json-file"}, "RestartPolicy": {"Condition": "none"}},
-            "UpdateConfig": {"FailureAction": "rollback", "Parallelism": 0}
-        });
+            "UpdateConfig": {"FailureAction": "rollback", "Parallelism": 0, "Monitor": 30_000_000_000i64}
+        }));
         assert_eq!(rules(&spec), ["SK002", "SK030"]);
+    }
+
+    #[test]
+    fn a_written_restart_policy_without_a_limit_restarts_forever() {
+        let spec = json!({
+            "TaskTemplate": {"LogDriver": {"Name": "local"}, "RestartPolicy": {"Condition": "any", "MaxAttempts": 0}},
+            "UpdateConfig": {"FailureAction": "pause"}
+        });
+        assert_eq!(rules(&spec), ["SK011", "SK021"]);
+    }
+
+    #[test]
+    fn a_job_has_no_rollout_to_protect() {
+        let spec = json!({
+            "Mode": {"ReplicatedJob": {"MaxConcurrent": 1}},
+            "TaskTemplate": {"LogDriver": {"Name": "local"}}
+        });
+        assert!(rules(&spec).is_empty(), "{:?}", rules(&spec));
     }
 }

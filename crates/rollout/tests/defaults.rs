@@ -10,8 +10,9 @@ use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::{load, stack_spec, Environment, SourceFile};
 use swarmkeeper_rollout::{
     apply_safe_defaults, assess, spec_matches, verdict, Follow, ObservedService, ObservedTask,
-    ServiceState, UpdateState, Verdict,
+    ServiceState, Verdict,
 };
+use swarmkeeper_swarm::{ServiceMode, UpdateState};
 
 fn spec(yaml: &str) -> ServiceSpec {
     let variables = HashMap::new();
@@ -133,6 +134,7 @@ fn arb_task() -> impl Strategy<Value = ObservedTask> {
             state: state.into(),
             err: String::new(),
             message: "m".into(),
+            timestamp: None,
             current,
         })
 }
@@ -170,7 +172,8 @@ proptest! {
         let observed = ObservedService {
             update: update.map(UpdateState::parse),
             update_message: String::new(),
-            desired_replicas: Some(1),
+            update_started_at: None,
+            mode: ServiceMode::Replicated { replicas: 1 },
             tasks,
         };
         let follow = Follow { elapsed: Duration::from_secs(elapsed), timeout: Duration::from_secs(60), max_failed_tasks: 3 };

@@ -152,7 +152,10 @@ async fn wait_running(name: &str, replicas: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let tasks = engine.list_tasks(name).await.unwrap();
-        let running = tasks.iter().filter(|t| t.state == "running").count();
+        let running = tasks
+            .iter()
+            .filter(|t| t.state.as_str() == "running")
+            .count();
         if running >= replicas {
             return;
         }

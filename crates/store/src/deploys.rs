@@ -1,10 +1,17 @@
 //! Deploy history: one revision per deploy or rollback of a stack, numbered from 1 per stack,
 //! with who ran it, the files' digests, each changed service's spec before and after (JSON as
 //! sent to the engine), and the outcome. Swarm keeps one previous spec per service; this keeps
-//! them all.
+//! them all. Also a per-stack lock, so that two deploys of one stack from this state directory
+//! do not interleave.
+//!
+//! The deploy crate reads and writes this through its `History` trait; the record types here
+//! are that history's data, serialisable for other homes of it.
+
+use std::fmt;
 
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
 
 use crate::{from_millis, millis, Store, StoreError};
 
@@ -22,6 +29,13 @@ CREATE TABLE IF NOT EXISTS deploys (
     summary     TEXT NOT NULL DEFAULT '',
     UNIQUE (stack, revision)
 );
+CREATE TABLE IF NOT EXISTS deploy_locks (
+    stack       TEXT PRIMARY KEY,
+    token       TEXT NOT NULL,
+    holder      TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    since       INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deploy_services (
     deploy_id   INTEGER NOT NULL REFERENCES deploys(id),
     service     TEXT NOT NULL,
@@ -32,8 +46,85 @@ CREATE TABLE IF NOT EXISTS deploy_services (
 ) WITHOUT ROWID;
 ";
 
+/// A lock whose holder cannot be checked (another process that may still run) is taken over
+/// after this long, so that a deploy killed without unlocking does not block the stack for ever.
+const LOCK_EXPIRY: jiff::SignedDuration = jiff::SignedDuration::from_hours(2);
+
+/// Text kept in the database as an enum: its words, and any other word kept as it was.
+macro_rules! stored_words {
+    ($(#[$meta:meta])* pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+            /// A word written by another version.
+            Other(String),
+        }
+
+        impl $name {
+            pub fn parse(text: &str) -> $name {
+                match text {
+                    $( $text => $name::$variant, )+
+                    other => $name::Other(other.to_owned()),
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( $name::$variant => $text, )+
+                    $name::Other(other) => other,
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
+                Ok($name::parse(&String::deserialize(deserializer)?))
+            }
+        }
+    };
+}
+
+stored_words! {
+    /// What a revision did.
+    pub enum DeployKind {
+        /// Deployed stack files.
+        Deploy => "deploy",
+        /// Re-applied an earlier revision.
+        Rollback => "rollback",
+    }
+}
+
+stored_words! {
+    /// How a revision ended.
+    pub enum DeployOutcome {
+        /// Not finished yet, or its process died before it could say.
+        Running => "running",
+        /// Every changed service converged.
+        Succeeded => "succeeded",
+        /// Nothing needed changing.
+        Unchanged => "unchanged",
+        /// A service failed and nothing was changed that needed putting back.
+        Failed => "failed",
+        /// A service failed and every changed service was put back.
+        RolledBack => "rolled back",
+    }
+}
+
 /// A file of a deploy and the SHA-256 of its content.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileDigest {
     pub path: String,
     pub sha256: String,
@@ -41,7 +132,7 @@ pub struct FileDigest {
 
 /// One service in a revision. `before`/`after` are JSON specs; `None` before means the deploy
 /// created the service, `None` after that it removed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRevision {
     pub service: String,
     pub before: Option<String>,
@@ -50,19 +141,32 @@ pub struct ServiceRevision {
     pub outcome: String,
 }
 
-/// One deploy (or rollback) of a stack.
+/// A stack's deploy lock, held until [`Store::unlock_stack`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackLock {
+    pub stack: String,
+    /// Tells this holder's lock from a later one's.
+    pub token: String,
+}
+
+/// Who holds a stack's deploy lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockHolder {
+    pub holder: String,
+    pub since: Timestamp,
+}
+
+/// One deploy (or rollback) of a stack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployRecord {
     pub stack: String,
     pub revision: u64,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
     pub by: String,
-    /// `deploy` or `rollback`.
-    pub kind: String,
+    pub kind: DeployKind,
     pub files: Vec<FileDigest>,
-    /// `running` until finished, then `succeeded`, `rolled back` or `failed`.
-    pub outcome: String,
+    pub outcome: DeployOutcome,
     pub summary: String,
     pub services: Vec<ServiceRevision>,
 }
@@ -77,7 +181,7 @@ impl Store {
         &self,
         stack: &str,
         by: &str,
-        kind: &str,
+        kind: &DeployKind,
         files: &[FileDigest],
         at: Timestamp,
     ) -> Result<u64, StoreError> {
@@ -94,7 +198,7 @@ impl Store {
         self.wrap(self.conn.execute(
             "INSERT INTO deploys (stack, revision, started_at, by, kind, files, outcome)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
-            params![stack, revision, millis(at), by, kind, files_text],
+            params![stack, revision, millis(at), by, kind.as_str(), files_text],
         ))?;
         Ok(revision as u64)
     }
@@ -104,7 +208,7 @@ impl Store {
         &self,
         stack: &str,
         revision: u64,
-        outcome: &str,
+        outcome: &DeployOutcome,
         summary: &str,
         services: &[ServiceRevision],
         at: Timestamp,
@@ -112,7 +216,7 @@ impl Store {
         let id = self.deploy_id(stack, revision)?;
         self.wrap(self.conn.execute(
             "UPDATE deploys SET finished_at = ?1, outcome = ?2, summary = ?3 WHERE id = ?4",
-            params![millis(at), outcome, summary, id],
+            params![millis(at), outcome.as_str(), summary, id],
         ))?;
         for s in services {
             self.wrap(self.conn.execute(
@@ -199,7 +303,7 @@ impl Store {
             started_at: from_millis(started),
             finished_at: finished.map(from_millis),
             by,
-            kind,
+            kind: DeployKind::parse(&kind),
             files: files
                 .lines()
                 .filter_map(|line| line.split_once("  "))
@@ -208,11 +312,65 @@ impl Store {
                     sha256: sha256.to_string(),
                 })
                 .collect(),
-            outcome,
+            outcome: DeployOutcome::parse(&outcome),
             summary,
             services,
         }))
     }
+
+    /// Takes the stack's deploy lock for `holder` (a person's or a process's name, shown to
+    /// whoever waits), or says who holds it. A lock whose process is gone (on this machine) or
+    /// that is older than two hours is taken over: its deploy was killed.
+    pub fn lock_stack(
+        &self,
+        stack: &str,
+        holder: &str,
+        at: Timestamp,
+    ) -> Result<Result<StackLock, LockHolder>, StoreError> {
+        let pid = std::process::id();
+        let token = format!("{pid}-{}", at.as_nanosecond());
+        let tx = self.wrap(self.conn.unchecked_transaction())?;
+        let held: Option<(String, i64, i64)> = self.wrap(
+            tx.query_row(
+                "SELECT holder, pid, since FROM deploy_locks WHERE stack = ?1",
+                params![stack],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional(),
+        )?;
+        if let Some((holder, holder_pid, since)) = held {
+            let since = from_millis(since);
+            let alive = process_alive(holder_pid) && at.duration_since(since) < LOCK_EXPIRY;
+            if alive {
+                return Ok(Err(LockHolder { holder, since }));
+            }
+        }
+        self.wrap(tx.execute(
+            "INSERT OR REPLACE INTO deploy_locks (stack, token, holder, pid, since)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![stack, token, holder, pid, millis(at)],
+        ))?;
+        self.wrap(tx.commit())?;
+        Ok(Ok(StackLock {
+            stack: stack.to_owned(),
+            token,
+        }))
+    }
+
+    /// Gives a stack's lock back; a lock taken over since is left to its new holder.
+    pub fn unlock_stack(&self, lock: &StackLock) -> Result<(), StoreError> {
+        self.wrap(self.conn.execute(
+            "DELETE FROM deploy_locks WHERE stack = ?1 AND token = ?2",
+            params![lock.stack, lock.token],
+        ))?;
+        Ok(())
+    }
+}
+
+/// Whether a process of this machine still runs (Linux's `/proc`); a state directory shared
+/// between machines falls back on the lock's age.
+fn process_alive(pid: i64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(test)]
@@ -228,12 +386,21 @@ mod tests {
             sha256: "ab".repeat(32),
         }];
         assert_eq!(
-            store.begin_deploy("a", "me", "deploy", &files, t0).unwrap(),
+            store
+                .begin_deploy("a", "me", &DeployKind::Deploy, &files, t0)
+                .unwrap(),
             1
         );
-        assert_eq!(store.begin_deploy("b", "me", "deploy", &[], t0).unwrap(), 1);
         assert_eq!(
-            store.begin_deploy("a", "ci", "rollback", &[], t0).unwrap(),
+            store
+                .begin_deploy("b", "me", &DeployKind::Deploy, &[], t0)
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .begin_deploy("a", "ci", &DeployKind::Rollback, &[], t0)
+                .unwrap(),
             2
         );
         let services = vec![ServiceRevision {
@@ -243,17 +410,66 @@ mod tests {
             outcome: "converged".into(),
         }];
         store
-            .finish_deploy("a", 1, "succeeded", "ok", &services, t0)
+            .finish_deploy("a", 1, &DeployOutcome::Succeeded, "ok", &services, t0)
             .unwrap();
         let history = store.deploy_history("a").unwrap();
         assert_eq!(history.len(), 2);
         assert_eq!(history[0].revision, 2);
-        assert_eq!(history[0].outcome, "running");
+        assert_eq!(history[0].outcome, DeployOutcome::Running);
+        assert_eq!(history[0].kind, DeployKind::Rollback);
         assert_eq!(history[0].by, "ci");
         let first = &history[1];
         assert_eq!(first.files, files);
         assert_eq!(first.services, services);
         assert_eq!(first.finished_at, Some(t0));
+        assert_eq!(first.outcome, DeployOutcome::Succeeded);
         assert!(store.deploy_revision("a", 9).unwrap().is_none());
+    }
+
+    #[test]
+    fn outcomes_keep_words_they_do_not_know() {
+        assert_eq!(
+            DeployOutcome::parse("rolled back"),
+            DeployOutcome::RolledBack
+        );
+        assert_eq!(
+            DeployOutcome::parse("exploded").as_str(),
+            "exploded",
+            "a word of a newer version is shown as written"
+        );
+    }
+
+    #[test]
+    fn one_deploy_of_a_stack_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("sk-lock-{}", std::process::id()));
+        let first = Store::open(&dir).unwrap();
+        let second = Store::open(&dir).unwrap();
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        let lock = first.lock_stack("shop", "alice", t0).unwrap().unwrap();
+        let held = second.lock_stack("shop", "bob", t0).unwrap().unwrap_err();
+        assert_eq!((held.holder.as_str(), held.since), ("alice", t0));
+        assert!(second.lock_stack("other", "bob", t0).unwrap().is_ok());
+        // Past the expiry a lock is taken over; the old holder's unlock leaves the new one.
+        let later = t0 + jiff::SignedDuration::from_hours(3);
+        let taken = second.lock_stack("shop", "bob", later).unwrap().unwrap();
+        first.unlock_stack(&lock).unwrap();
+        assert!(first.lock_stack("shop", "carol", later).unwrap().is_err());
+        second.unlock_stack(&taken).unwrap();
+        assert!(first.lock_stack("shop", "carol", later).unwrap().is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_lock_of_a_process_that_is_gone_is_taken_over() {
+        let store = Store::in_memory().unwrap();
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        store
+            .conn
+            .execute(
+                "INSERT INTO deploy_locks (stack, token, holder, pid, since) VALUES ('s', 'x', 'ghost', ?1, ?2)",
+                params![i64::from(u32::MAX), millis(t0)],
+            )
+            .unwrap();
+        assert!(store.lock_stack("s", "me", t0).unwrap().is_ok());
     }
 }

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 
-pub use deploys::{DeployRecord, FileDigest, ServiceRevision};
+pub use deploys::{
+    DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision, StackLock,
+};
 pub use swarmkeeper_report::{DiskSample, NodeReport, ReportedRun, RetentionPolicy};
 
 /// The database file inside the state directory.

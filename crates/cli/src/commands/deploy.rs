@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use swarmkeeper_compose::stack_spec;
-use swarmkeeper_deploy::{DeployError, Options, Outcome, Progress, Request};
+use swarmkeeper_deploy::{Action, DeployError, Options, Outcome, Progress, Request, Stack};
 use swarmkeeper_engine::Engine;
-use swarmkeeper_gc::parse_duration;
 use swarmkeeper_rollout::ServiceState;
 use swarmkeeper_store::Store;
+use swarmkeeper_units::parse_duration;
 
-use super::{load_stack_files, StackFiles};
+use super::{load_stack_files, read_object_files, StackFiles};
 use crate::exit::{block_on, CmdResult, Failure};
 
 #[derive(Args)]
@@ -116,12 +116,14 @@ pub fn run(args: DeployArgs) -> CmdResult {
             e.message
         ))
     })?;
+    let files = read_object_files(&spec)?;
     let store = args.common.state.open()?;
     let engine = Engine::from_env()?;
     let request = Request {
         stack: args.stack.clone(),
         by: who(&args.common.by),
         files: digests,
+        registry_auth: None,
     };
     let options = Options {
         timeout: args.common.timeout,
@@ -132,9 +134,9 @@ pub fn run(args: DeployArgs) -> CmdResult {
     let mut view = View::new(args.common.progress);
     let result = block_on(swarmkeeper_deploy::deploy(
         &engine,
-        Some(&store),
+        &store,
         &request,
-        spec,
+        Stack { spec, files },
         &options,
         &mut |p| view.show(p),
     ));
@@ -158,7 +160,7 @@ pub fn conclude(stack: &str, what: &str, result: Result<Outcome, DeployError>) -
         let changed = outcome
             .services
             .iter()
-            .filter(|s| s.action != "unchanged")
+            .filter(|s| s.action != Action::Unchanged)
             .count();
         println!(
             "{what} of {stack} succeeded{revision}: {changed} service(s) changed, {} unchanged",

@@ -69,8 +69,8 @@ pub fn run(args: HistoryArgs) -> CmdResult {
             r.revision.to_string(),
             r.started_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
             r.by.clone(),
-            r.kind.clone(),
-            r.outcome.clone(),
+            r.kind.to_string(),
+            r.outcome.to_string(),
             if changed.is_empty() {
                 "-".to_string()
             } else {

@@ -117,6 +117,28 @@ pub fn load_stack_files(files: &[PathBuf]) -> Result<StackFiles, Failure> {
     })
 }
 
+/// The content of each secret and config the stack takes from a file, by the (resolved) path
+/// the spec names: the loader reads them, so that a deploy reads nothing itself.
+pub fn read_object_files(
+    spec: &swarmkeeper_compose::StackSpec,
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>, Failure> {
+    let mut files = std::collections::BTreeMap::new();
+    let objects = spec
+        .secrets
+        .iter()
+        .map(|o| ("secret", o))
+        .chain(spec.configs.iter().map(|o| ("config", o)));
+    for (word, object) in objects.filter(|(_, o)| !o.file.is_empty()) {
+        if files.contains_key(&object.file) {
+            continue;
+        }
+        let data = std::fs::read(&object.file)
+            .map_err(|e| Failure::Usage(format!("{word} {}: {}: {e}", object.name, object.file)))?;
+        files.insert(object.file.clone(), data);
+    }
+    Ok(files)
+}
+
 /// A shared secret from a file (a Swarm secret), read the way agents read it
 /// (`swarmkeeper_report::secret_from_file_content`) so both ends agree. An empty or unreadable
 /// file is a usage error naming the flag.

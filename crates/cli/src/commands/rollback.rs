@@ -26,6 +26,7 @@ pub fn run(args: RollbackArgs) -> CmdResult {
         stack: args.stack.clone(),
         by: who(&args.common.by),
         files: Vec::new(),
+        registry_auth: None,
     };
     let options = Options {
         timeout: args.common.timeout,

@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 use swarmkeeper_auth::{bearer_token, Action};
-use swarmkeeper_engine::{SwarmNode, Task};
+use swarmkeeper_engine::{SwarmNode, Task, TaskState};
 use swarmkeeper_gc::DiskReport;
 use swarmkeeper_report::{NodeReport, ReportedImage, ReportedRun, MAX_REPORT_BYTES};
 
@@ -24,7 +24,6 @@ use crate::page::{self, render, Chrome};
 use crate::state::AppState;
 use crate::views::chart::disk_chart;
 use crate::views::nodes::{node_rows, start_of_day, NodeHistory, NodeRow};
-use crate::views::services::split_digest;
 use swarmkeeper_report::ReportingState;
 
 #[derive(Serialize)]
@@ -237,22 +236,16 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
 fn node_tasks(tasks: &[Task], names: &HashMap<&str, &str>) -> Vec<NodeTask> {
     let mut rows: Vec<NodeTask> = tasks
         .iter()
-        .filter(|t| t.desired_state == "running" || t.state == "running")
+        .filter(|t| t.desired_state == TaskState::Running || t.state == TaskState::Running)
         .map(|t| NodeTask {
             id: t.id.clone(),
             service: names
                 .get(t.service_id.as_str())
                 .map_or_else(|| t.service_id.clone(), |n| (*n).to_owned()),
             slot: t.slot,
-            state: t.state.clone(),
-            desired_state: t.desired_state.clone(),
-            image: split_digest(
-                t.spec
-                    .pointer("/ContainerSpec/Image")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default(),
-            )
-            .0,
+            state: t.state.to_string(),
+            desired_state: t.desired_state.to_string(),
+            image: t.image().name,
             error: t.err.clone(),
         })
         .collect();

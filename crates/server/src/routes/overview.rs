@@ -44,7 +44,7 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
     let warnings = warning_groups(
         services
             .iter()
-            .map(|s| (s.name.as_str(), lint_running(&s.spec))),
+            .map(|s| (s.name.as_str(), lint_running(&s.view))),
     );
     let audit =
         auth_store::audit_page(&state.auth(), AUDIT_SCAN, None).map_err(AppError::internal)?;

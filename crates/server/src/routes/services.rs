@@ -112,14 +112,14 @@ async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppEr
     };
     Ok(ServiceView {
         tasks: task_rows(&service.name, &task_refs, &hostnames),
-        update_config: rollout_config(&service.spec, "UpdateConfig"),
-        rollback_config: rollout_config(&service.spec, "RollbackConfig"),
-        findings: lint_running(&service.spec),
+        update_config: rollout_config(&service.view.update_config),
+        rollback_config: rollout_config(&service.view.rollback_config),
+        findings: lint_running(&service.view),
         log_driver: service
-            .spec
-            .pointer("/TaskTemplate/LogDriver/Name")
-            .and_then(|v| v.as_str())
-            .unwrap_or("default")
+            .view
+            .log_driver
+            .as_ref()
+            .map_or("default", |d| d.name.as_str())
             .to_owned(),
         can_roll_back: service.previous_spec.is_some(),
         deploys,
@@ -142,10 +142,10 @@ fn service_deploys(
             let entry = record.services.iter().find(|s| s.service == service)?;
             Some(ServiceDeploy {
                 revision: record.revision,
-                kind: record.kind.clone(),
+                kind: record.kind.to_string(),
                 by: record.by.clone(),
                 started_at: record.started_at,
-                stack_outcome: record.outcome.clone(),
+                stack_outcome: record.outcome.to_string(),
                 outcome: entry.outcome.clone(),
             })
         })

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
 use swarmkeeper_compose::{Environment, SourceFile, Stack, StackSpec};
-use swarmkeeper_deploy::{DeployError, Options, Outcome, Progress, Request};
+use swarmkeeper_deploy::{DeployError, Options, Outcome, Progress, Request, Stack as DeployStack};
 use swarmkeeper_lint::{Finding, Severity};
 use swarmkeeper_store::{FileDigest, Store};
 
@@ -59,11 +59,11 @@ fn history(store: &Store, stack: &str) -> Result<Vec<DeployRow>, AppError> {
         .into_iter()
         .map(|r| DeployRow {
             revision: r.revision,
-            kind: r.kind,
+            kind: r.kind.to_string(),
             by: r.by,
             started_at: r.started_at,
             finished_at: r.finished_at,
-            outcome: r.outcome,
+            outcome: r.outcome.to_string(),
             summary: r.summary,
             changed: r
                 .services
@@ -359,14 +359,14 @@ fn deploy_view(
     Ok(DeployView {
         stack: stack.to_owned(),
         revision: outcome.revision,
-        outcome: outcome.label().to_owned(),
+        outcome: outcome.label().to_string(),
         succeeded: outcome.succeeded,
         services: outcome
             .services
             .iter()
             .map(|s| DeployedService {
                 service: s.service.clone(),
-                action: s.action.clone(),
+                action: s.action.to_string(),
                 state: s.state.as_ref().map(|st| st.label().to_owned()),
             })
             .collect(),
@@ -434,6 +434,7 @@ async fn deploy(
             path: FILE_NAME.to_owned(),
             sha256: swarmkeeper_deploy::sha256_hex(request.compose.as_bytes()),
         }],
+        registry_auth: None,
     };
     let options = Options {
         timeout: state.config.deploy_timeout,
@@ -445,9 +446,9 @@ async fn deploy(
         Box::pin(async move {
             swarmkeeper_deploy::deploy(
                 &engine,
-                Some(store),
+                store,
                 &deploy_request,
-                spec,
+                DeployStack::new(spec),
                 &options,
                 progress,
             )
@@ -487,6 +488,7 @@ async fn roll_back(
         stack: stack.to_owned(),
         by: caller.user.name.clone(),
         files: Vec::new(),
+        registry_auth: None,
     };
     let options = Options {
         timeout: state.config.deploy_timeout,

@@ -197,13 +197,16 @@ mod tests {
     #[test]
     fn warnings_group_by_rule_with_errors_first_and_no_infos() {
         let bare = json!({"TaskTemplate": {"LogDriver": {"Name": "none"}}});
-        let safe = json!({"TaskTemplate": {"LogDriver": {"Name": "local"}, "RestartPolicy": {"Condition": "none"}}, "UpdateConfig": {"FailureAction": "rollback"}});
-        let default_logs = json!({"TaskTemplate": {"RestartPolicy": {"Condition": "none"}}, "UpdateConfig": {"FailureAction": "rollback"}});
+        let safe = json!({"TaskTemplate": {"LogDriver": {"Name": "local"}, "RestartPolicy": {"Condition": "none"}}, "UpdateConfig": {"FailureAction": "pause"}});
+        let default_logs = json!({"TaskTemplate": {"RestartPolicy": {"Condition": "any"}}, "UpdateConfig": {"FailureAction": "pause"}});
+        let lint = |spec: &serde_json::Value| {
+            swarmkeeper_lint::lint_running(&swarmkeeper_engine::ServiceView::read(spec).unwrap())
+        };
         let groups = warning_groups([
-            ("a", swarmkeeper_lint::lint_running(&bare)),
-            ("b", swarmkeeper_lint::lint_running(&bare)),
-            ("c", swarmkeeper_lint::lint_running(&safe)),
-            ("d", swarmkeeper_lint::lint_running(&default_logs)),
+            ("a", lint(&bare)),
+            ("b", lint(&bare)),
+            ("c", lint(&safe)),
+            ("d", lint(&default_logs)),
         ]);
         let rules: Vec<(&str, Vec<String>)> = groups
             .iter()
@@ -214,7 +217,8 @@ mod tests {
             [
                 ("SK001", vec!["a".to_owned(), "b".to_owned()]),
                 ("SK010", vec!["a".to_owned(), "b".to_owned()]),
-                ("SK021", vec!["a".to_owned(), "b".to_owned()]),
+                ("SK011", vec!["c".to_owned(), "d".to_owned()]),
+                ("SK021", vec!["d".to_owned()]),
             ]
         );
     }

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use serde_json::Value;
-use swarmkeeper_engine::{Service, Task, STACK_NAMESPACE_LABEL};
+use swarmkeeper_engine::{ImageRef, Service, Task, UpdateConfig, UpdateState};
+use swarmkeeper_rollout::{converged, observe, tally};
+use swarmkeeper_units::format_duration;
 
 /// One line of the services page.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -15,11 +16,12 @@ pub struct ServiceRow {
     pub id: String,
     pub name: String,
     pub stack: Option<String>,
-    /// `replicated` or `global`.
+    /// `replicated`, `global`, `replicated-job` or `global-job`.
     pub mode: &'static str,
-    /// Tasks that should run and do.
+    /// Tasks of the current spec that run (for a job: that have completed).
     pub running: u64,
-    /// Replicas asked for; for a global service, the tasks Swarm means to run.
+    /// Replicas asked for; for a global service, the tasks Swarm means to run; for a job, its
+    /// completions.
     pub desired: u64,
     /// The image without its digest.
     pub image: String,
@@ -28,72 +30,37 @@ pub struct ServiceRow {
     /// `UpdateStatus.State`: `updating`, `paused`, `completed`, `rollback_started`, …
     pub update_state: Option<String>,
     pub update_message: String,
-    /// Every desired task runs and no update is in flight or stuck.
+    /// Swarm has nothing left to do: `swarmkeeper_rollout::converged`, the definition
+    /// `swarmkeeper deploy` follows a service by.
     pub converged: bool,
     /// The last update was rolled back (by Swarm or by hand).
     pub rolled_back: bool,
 }
 
-pub fn mode(spec: &Value) -> &'static str {
-    if spec.pointer("/Mode/Global").is_some() {
-        "global"
-    } else {
-        "replicated"
-    }
-}
-
-/// `name:tag` and `sha256:…` from `name:tag@sha256:…`.
-pub fn split_digest(image: &str) -> (String, Option<String>) {
-    match image.split_once('@') {
-        Some((name, digest)) => (name.to_owned(), Some(digest.to_owned())),
-        None => (image.to_owned(), None),
-    }
-}
-
 /// One service's line, from the service and its tasks (any order, old ones included).
 pub fn service_row(service: &Service, tasks: &[&Task]) -> ServiceRow {
-    let spec = &service.spec;
-    let mode = mode(spec);
-    let wanted: Vec<&&Task> = tasks
-        .iter()
-        .filter(|t| t.desired_state == "running")
-        .collect();
-    let running = wanted.iter().filter(|t| t.state == "running").count() as u64;
-    let desired = match mode {
-        "global" => wanted.len() as u64,
-        _ => spec
-            .pointer("/Mode/Replicated/Replicas")
-            .and_then(Value::as_u64)
-            .unwrap_or(1),
-    };
-    let image = spec
-        .pointer("/TaskTemplate/ContainerSpec/Image")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let (image, digest) = split_digest(image);
-    let update_state = service.update_status.as_ref().map(|s| s.state.clone());
-    let update_message = service
-        .update_status
-        .as_ref()
-        .map(|s| s.message.clone())
-        .unwrap_or_default();
-    let settled = matches!(
-        update_state.as_deref(),
-        None | Some("completed" | "rollback_completed")
-    );
+    let view = &service.view;
+    let observed = observe(service, tasks, None);
+    let counted = tally(&observed);
+    let ImageRef { name, digest } = view.image.clone();
+    let update_state = service.update_state();
     ServiceRow {
         id: service.id.clone(),
         name: service.name.clone(),
-        stack: service.labels().remove(STACK_NAMESPACE_LABEL),
-        mode,
-        running,
-        desired,
-        image,
+        stack: service.stack().map(str::to_owned),
+        mode: view.mode.as_str(),
+        running: counted.running,
+        desired: counted.desired,
+        image: name,
         digest,
-        rolled_back: update_state.as_deref() == Some("rollback_completed"),
-        update_state,
-        update_message,
-        converged: settled && running == desired,
+        rolled_back: update_state == Some(&UpdateState::RollbackCompleted),
+        update_state: update_state.map(ToString::to_string),
+        update_message: service
+            .update_status
+            .as_ref()
+            .map(|s| s.message.clone())
+            .unwrap_or_default(),
+        converged: converged(&observed),
     }
 }
 
@@ -151,19 +118,13 @@ pub fn task_rows(
                 .cloned()
                 .unwrap_or_else(|| task.node_id.clone()),
             node_id: task.node_id.clone(),
-            desired_state: task.desired_state.clone(),
-            state: task.state.clone(),
+            desired_state: task.desired_state.to_string(),
+            state: task.state.to_string(),
             message: task.message.clone(),
             error: task.err.clone(),
             exit_code: task.exit_code,
             since: task.timestamp,
-            image: split_digest(
-                task.spec
-                    .pointer("/ContainerSpec/Image")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            )
-            .0,
+            image: task.image().name,
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -187,67 +148,39 @@ pub struct RolloutConfig {
     pub defaulted: bool,
 }
 
-pub fn rollout_config(spec: &Value, key: &str) -> RolloutConfig {
-    let config = spec.get(key);
-    let text = |field: &str, default: &str| {
-        config
-            .and_then(|c| c.get(field))
-            .and_then(Value::as_str)
-            .unwrap_or(default)
-            .to_owned()
-    };
-    let nanos = |field: &str, default: &str| {
-        config
-            .and_then(|c| c.get(field))
-            .and_then(Value::as_i64)
-            .map_or_else(|| default.to_owned(), seconds)
-    };
+pub fn rollout_config(config: &UpdateConfig) -> RolloutConfig {
     RolloutConfig {
-        parallelism: config
-            .and_then(|c| c.get("Parallelism"))
-            .and_then(Value::as_u64)
-            .unwrap_or(1),
-        delay: nanos("Delay", "0s"),
-        failure_action: text("FailureAction", "pause"),
-        monitor: nanos("Monitor", "5s"),
-        max_failure_ratio: config
-            .and_then(|c| c.get("MaxFailureRatio"))
-            .and_then(Value::as_f64)
-            .map_or_else(|| "0".to_owned(), |r| r.to_string()),
-        order: text("Order", "stop-first"),
-        defaulted: config.is_none(),
-    }
-}
-
-fn seconds(nanos: i64) -> String {
-    let ms = nanos / 1_000_000;
-    if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
+        parallelism: config.parallelism,
+        delay: format_duration(config.delay),
+        failure_action: config.failure_action.to_string(),
+        monitor: format_duration(config.monitor),
+        max_failure_ratio: config.max_failure_ratio.to_string(),
+        order: config.order.to_string(),
+        defaulted: !config.written,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
     use swarmkeeper_engine::UpdateStatus;
 
-    fn service(id: &str, name: &str, spec: Value, state: Option<&str>) -> Service {
-        Service {
-            id: id.into(),
-            version: 1,
-            name: name.into(),
+    fn service(id: &str, name: &str, mut spec: Value, state: Option<&str>) -> Service {
+        spec["Name"] = name.into();
+        Service::new(
+            id.into(),
+            1,
             spec,
-            previous_spec: None,
-            update_status: state.map(|s| UpdateStatus {
+            None,
+            state.map(|s| UpdateStatus {
                 state: s.into(),
                 started_at: None,
                 completed_at: None,
                 message: String::new(),
             }),
-        }
+        )
+        .unwrap()
     }
 
     fn task(service: &str, slot: Option<u64>, desired: &str, state: &str) -> Task {
@@ -316,11 +249,59 @@ mod tests {
         let tasks = [
             task("g", None, "running", "running"),
             task("g", None, "running", "running"),
-        ];
+        ]
+        .map(|mut t| {
+            t.spec = json!({"ContainerSpec": {"Image": "agent:1"}});
+            t
+        });
         let row = service_rows(&[s], &tasks).remove(0);
         assert_eq!((row.mode, row.running, row.desired), ("global", 2, 2));
         assert!(row.converged);
         assert_eq!(row.digest, None);
+    }
+
+    #[test]
+    fn a_replicated_job_is_shown_as_a_job_and_counts_its_completions() {
+        let spec = json!({
+            "Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 3}},
+            "TaskTemplate": {"ContainerSpec": {"Image": "app:1@sha256:abc"}}
+        });
+        let s = service("j", "migrate", spec, None);
+        let mut tasks = [
+            task("j", Some(1), "complete", "complete"),
+            task("j", Some(2), "complete", "complete"),
+            task("j", Some(3), "complete", "running"),
+        ];
+        let row = service_rows(std::slice::from_ref(&s), &tasks).remove(0);
+        assert_eq!(row.mode, "replicated-job");
+        assert_eq!((row.running, row.desired), (2, 3));
+        assert!(!row.converged);
+        tasks[2].state = "complete".into();
+        let row = service_rows(&[s], &tasks).remove(0);
+        assert!(row.converged, "every completion is done");
+        let global_job = service(
+            "gj",
+            "sweep",
+            json!({"Mode": {"GlobalJob": {}}, "TaskTemplate": {"ContainerSpec": {"Image": "app:1@sha256:abc"}}}),
+            None,
+        );
+        assert_eq!(
+            service_rows(&[global_job], &[]).remove(0).mode,
+            "global-job"
+        );
+    }
+
+    #[test]
+    fn a_task_of_an_older_spec_keeps_a_service_from_converging() {
+        // Mid start-first update: the new task runs, the old one has not been stopped yet.
+        let s = service("s1", "web", replicated(1), None);
+        let mut old = task("s1", Some(1), "running", "running");
+        old.id = "old".into();
+        old.spec = json!({"ContainerSpec": {"Image": "app:0@sha256:old"}});
+        let new = task("s1", Some(1), "running", "running");
+        let row = service_rows(&[s], &[old, new]).remove(0);
+        assert_eq!((row.running, row.desired), (1, 1));
+        assert!(!row.converged);
     }
 
     #[test]
@@ -342,14 +323,15 @@ mod tests {
     #[test]
     fn rollout_config_fills_in_swarms_defaults() {
         let spec = json!({"UpdateConfig": {"Parallelism": 2, "FailureAction": "rollback", "Monitor": 30_000_000_000i64, "Delay": 500_000_000}});
-        let update = rollout_config(&spec, "UpdateConfig");
+        let view = swarmkeeper_engine::ServiceView::read(&spec).unwrap();
+        let update = rollout_config(&view.update_config);
         assert_eq!(update.parallelism, 2);
         assert_eq!(update.failure_action, "rollback");
         assert_eq!(update.monitor, "30s");
         assert_eq!(update.delay, "500ms");
         assert_eq!(update.order, "stop-first");
         assert!(!update.defaulted);
-        let rollback = rollout_config(&spec, "RollbackConfig");
+        let rollback = rollout_config(&view.rollback_config);
         assert!(rollback.defaulted);
         assert_eq!(rollback.failure_action, "pause");
     }

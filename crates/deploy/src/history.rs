@@ -1,0 +1,201 @@
+//! Where a stack's revisions are kept, behind [`History`]: today the SQLite file of the state
+//! directory ([`Store`]); the same trait lets the history live in the swarm itself.
+
+use std::future::Future;
+
+use jiff::Timestamp;
+use swarmkeeper_store::{
+    DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision, StackLock,
+    Store, StoreError,
+};
+
+use crate::{DeployError, Options, Progress, Request};
+
+/// How often a deploy that waits for another one of its stack asks again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The start of a revision: everything known before the deploy changes anything.
+#[derive(Clone, Copy, Debug)]
+pub struct Start<'a> {
+    pub stack: &'a str,
+    pub by: &'a str,
+    pub kind: &'a DeployKind,
+    pub files: &'a [FileDigest],
+    pub at: Timestamp,
+}
+
+/// How a revision ended.
+#[derive(Clone, Copy, Debug)]
+pub struct End<'a> {
+    pub outcome: &'a DeployOutcome,
+    /// Each failure in one line.
+    pub summary: &'a str,
+    pub services: &'a [ServiceRevision],
+    pub at: Timestamp,
+}
+
+/// What [`History::lock`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Locking {
+    /// The stack is ours until [`History::unlock`].
+    Acquired(StackLock),
+    /// Another deploy of the stack runs.
+    Held(LockHolder),
+}
+
+/// A stack's deploy history and its deploy lock. Revisions are numbered from 1 per stack; a
+/// revision is appended when a deploy starts and finished when it ends, so one that never
+/// ends stays `running`.
+///
+/// Every method is asynchronous so that an implementation may keep the history in the swarm
+/// (through the engine); errors become a [`DeployError`].
+pub trait History {
+    type Error: Into<DeployError>;
+
+    /// The stack's revisions, newest first.
+    fn revisions(
+        &self,
+        stack: &str,
+    ) -> impl Future<Output = Result<Vec<DeployRecord>, Self::Error>>;
+
+    /// One revision; `None` when the stack has none of that number.
+    fn revision(
+        &self,
+        stack: &str,
+        revision: u64,
+    ) -> impl Future<Output = Result<Option<DeployRecord>, Self::Error>>;
+
+    /// Records the start of a revision and returns its number.
+    fn append(&self, start: &Start<'_>) -> impl Future<Output = Result<u64, Self::Error>>;
+
+    /// Records how revision `revision` of `stack` ended.
+    fn finish(
+        &self,
+        stack: &str,
+        revision: u64,
+        end: &End<'_>,
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// Takes the stack's deploy lock for `holder`, or says who holds it. A lock left by a
+    /// deploy that was killed must not hold for ever: an implementation lets it expire.
+    fn lock(
+        &self,
+        stack: &str,
+        holder: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<Locking, Self::Error>>;
+
+    /// Gives the lock back; a lock another deploy has taken over since is left alone.
+    fn unlock(&self, lock: &StackLock) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// The history in the SQLite file of a state directory (the CLI's, the server's).
+impl History for Store {
+    type Error = StoreError;
+
+    fn revisions(
+        &self,
+        stack: &str,
+    ) -> impl Future<Output = Result<Vec<DeployRecord>, StoreError>> {
+        std::future::ready(self.deploy_history(stack))
+    }
+
+    fn revision(
+        &self,
+        stack: &str,
+        revision: u64,
+    ) -> impl Future<Output = Result<Option<DeployRecord>, StoreError>> {
+        std::future::ready(self.deploy_revision(stack, revision))
+    }
+
+    fn append(&self, start: &Start<'_>) -> impl Future<Output = Result<u64, StoreError>> {
+        std::future::ready(self.begin_deploy(
+            start.stack,
+            start.by,
+            start.kind,
+            start.files,
+            start.at,
+        ))
+    }
+
+    fn finish(
+        &self,
+        stack: &str,
+        revision: u64,
+        end: &End<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> {
+        std::future::ready(self.finish_deploy(
+            stack,
+            revision,
+            end.outcome,
+            end.summary,
+            end.services,
+            end.at,
+        ))
+    }
+
+    fn lock(
+        &self,
+        stack: &str,
+        holder: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<Locking, StoreError>> {
+        std::future::ready(self.lock_stack(stack, holder, at).map(|lock| match lock {
+            Ok(lock) => Locking::Acquired(lock),
+            Err(holder) => Locking::Held(holder),
+        }))
+    }
+
+    fn unlock(&self, lock: &StackLock) -> impl Future<Output = Result<(), StoreError>> {
+        std::future::ready(self.unlock_stack(lock))
+    }
+}
+
+/// Takes the stack's lock, waiting (and saying so once) while another deploy holds it, at most
+/// as long as a deploy may take.
+pub(crate) async fn acquire<H: History>(
+    history: &H,
+    request: &Request,
+    options: &Options,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<StackLock, DeployError> {
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        match history
+            .lock(&request.stack, &request.by, Timestamp::now())
+            .await
+            .map_err(Into::into)?
+        {
+            Locking::Acquired(lock) => return Ok(lock),
+            Locking::Held(held) if started.elapsed() >= options.timeout => {
+                return Err(DeployError::Input(format!(
+                    "stack {} is being deployed by {} since {}; try again once it is done",
+                    request.stack, held.holder, held.since
+                )))
+            }
+            Locking::Held(held) => {
+                if !told {
+                    progress(Progress::Note(&format!(
+                        "waiting for the deploy of {} by {} (since {}) to finish",
+                        request.stack, held.holder, held.since
+                    )));
+                    told = true;
+                }
+                tokio::time::sleep(LOCK_POLL).await;
+            }
+        }
+    }
+}
+
+/// Gives the lock back whatever the result, and returns the result (the first error wins).
+pub(crate) async fn release<H: History, T>(
+    history: &H,
+    lock: &StackLock,
+    result: Result<T, DeployError>,
+) -> Result<T, DeployError> {
+    let released = history.unlock(lock).await.map_err(Into::into);
+    let value = result?;
+    released?;
+    Ok(value)
+}

@@ -1,0 +1,278 @@
+//! The stack's secrets, configs and networks: created when missing, found by name otherwise,
+//! so that the service specs can name them by id.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use swarmkeeper_compose::spec::FileObjectCreate;
+use swarmkeeper_compose::StackSpec;
+use swarmkeeper_engine::{Engine, SwarmObject};
+
+use crate::digest::{base64, sha256_hex};
+use crate::{Action, DeployError, Progress};
+
+/// Label on the secrets and configs swarmkeeper creates: the SHA-256 of their content, so that a
+/// changed file is noticed (Swarm cannot change a secret's or config's data in place).
+pub const LABEL_DATA_SHA256: &str = "swarmkeeper.data-sha256";
+
+/// The engine's ids of the stack's objects, by name.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ids {
+    pub secrets: BTreeMap<String, String>,
+    pub configs: BTreeMap<String, String>,
+    pub networks: HashMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Secret,
+    Config,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Kind::Secret => "secret",
+            Kind::Config => "config",
+        }
+    }
+
+    fn created(self) -> Action {
+        match self {
+            Kind::Secret => Action::CreateSecret,
+            Kind::Config => Action::CreateConfig,
+        }
+    }
+}
+
+/// The body of `POST /secrets/create` or `/configs/create`: the compose crate's spec, its
+/// content and the content's digest label, made JSON once.
+#[derive(Debug, Serialize)]
+pub(crate) struct Body<'a> {
+    #[serde(flatten)]
+    pub spec: FileObjectCreate,
+    #[serde(rename = "Data", skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(skip)]
+    pub name: &'a str,
+}
+
+/// What to do about the secrets or configs a stack declares, decided before anything is
+/// created.
+#[derive(Debug, Default)]
+pub(crate) struct Plan<'a> {
+    pub create: Vec<Body<'a>>,
+    pub warnings: Vec<String>,
+}
+
+/// Which of `wanted` to create (with their content from `files` and its digest label), and
+/// which exist already. Pure. A file whose content differs from the object of the same name is
+/// refused: deploying would silently keep the old content.
+pub(crate) fn plan<'a>(
+    kind: Kind,
+    wanted: &'a [FileObjectCreate],
+    existing: &[SwarmObject],
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<Plan<'a>, DeployError> {
+    let word = kind.word();
+    let mut plan = Plan::default();
+    for object in wanted {
+        let data = if object.file.is_empty() {
+            None
+        } else {
+            Some(files.get(&object.file).ok_or_else(|| {
+                DeployError::Input(format!(
+                    "{word} {}: the content of {} was not loaded",
+                    object.name, object.file
+                ))
+            })?)
+        };
+        let digest = data.map(|data| sha256_hex(data));
+        match existing.iter().find(|o| o.name == object.name) {
+            Some(current) => match (current.labels.get(LABEL_DATA_SHA256), &digest) {
+                (Some(have), Some(want)) if have != want => {
+                    return Err(DeployError::Input(format!(
+                        "{word} {} exists with other content than {}, and Swarm cannot change \
+                         a {word} in place: give the changed {word} a new name in the file \
+                         (for example `name: {}_v2`)",
+                        object.name, object.file, object.name
+                    )));
+                }
+                (None, Some(_)) => plan.warnings.push(format!(
+                    "{word} {} was not created by swarmkeeper: whether {} still matches it \
+                     cannot be checked",
+                    object.name, object.file
+                )),
+                _ => {}
+            },
+            None => {
+                let mut spec = object.clone();
+                if let Some(digest) = digest {
+                    spec.labels.insert(LABEL_DATA_SHA256.to_string(), digest);
+                }
+                plan.create.push(Body {
+                    spec,
+                    data: data.map(|data| base64(data)),
+                    name: &object.name,
+                });
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// Secrets and configs first (a changed file is refused before anything is created), then
+/// networks: service specs name them all by id.
+pub(crate) async fn ensure(
+    engine: &Engine,
+    spec: &StackSpec,
+    files: &BTreeMap<String, Vec<u8>>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Ids, DeployError> {
+    let secrets = engine.list_secrets(None).await?;
+    let configs = engine.list_configs(None).await?;
+    let secret_plan = plan(Kind::Secret, &spec.secrets, &secrets, files)?;
+    let config_plan = plan(Kind::Config, &spec.configs, &configs, files)?;
+    Ok(Ids {
+        secrets: create(engine, Kind::Secret, secrets, secret_plan, progress).await?,
+        configs: create(engine, Kind::Config, configs, config_plan, progress).await?,
+        networks: ensure_networks(engine, spec, progress).await?,
+    })
+}
+
+/// Creates what the plan says; returns every object's id by name (external ones included).
+async fn create(
+    engine: &Engine,
+    kind: Kind,
+    existing: Vec<SwarmObject>,
+    plan: Plan<'_>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<BTreeMap<String, String>, DeployError> {
+    for warning in &plan.warnings {
+        progress(Progress::Warning(warning));
+    }
+    let mut ids: BTreeMap<String, String> = existing.into_iter().map(|o| (o.name, o.id)).collect();
+    for body in plan.create {
+        let json = serde_json::to_value(&body).expect("a file object serialises");
+        let created = match kind {
+            Kind::Secret => engine.create_secret(&json).await?,
+            Kind::Config => engine.create_config(&json).await?,
+        };
+        progress(Progress::Action {
+            service: body.name,
+            action: kind.created(),
+        });
+        ids.insert(body.name.to_string(), created.id);
+    }
+    Ok(ids)
+}
+
+/// The stack's networks, created when missing; external ones must exist.
+async fn ensure_networks(
+    engine: &Engine,
+    spec: &StackSpec,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<HashMap<String, String>, DeployError> {
+    let mut networks: HashMap<String, String> = engine
+        .list_networks(None)
+        .await?
+        .into_iter()
+        .map(|n| (n.name, n.id))
+        .collect();
+    if let Some(name) = spec
+        .external_networks
+        .iter()
+        .find(|name| !networks.contains_key(*name))
+    {
+        return Err(DeployError::Input(format!(
+            "network {name} is declared external but does not exist"
+        )));
+    }
+    for network in &spec.networks {
+        if networks.contains_key(&network.name) {
+            continue;
+        }
+        let body = serde_json::to_value(network).expect("a network spec serialises");
+        let created = engine.create_network(&body).await?;
+        progress(Progress::Action {
+            service: &network.name,
+            action: Action::CreateNetwork,
+        });
+        networks.insert(network.name.clone(), created.id);
+    }
+    Ok(networks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanted(name: &str, file: &str) -> FileObjectCreate {
+        FileObjectCreate {
+            name: name.into(),
+            labels: [("com.docker.stack.namespace".to_string(), "st".to_string())].into(),
+            file: file.into(),
+            driver: None,
+            templating: None,
+        }
+    }
+
+    fn existing(name: &str, digest: Option<&str>) -> SwarmObject {
+        SwarmObject {
+            id: format!("id-{name}"),
+            name: name.into(),
+            labels: digest
+                .map(|d| (LABEL_DATA_SHA256.to_string(), d.to_string()))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn files() -> BTreeMap<String, Vec<u8>> {
+        [("/w/db.txt".to_string(), b"hunter2".to_vec())].into()
+    }
+
+    #[test]
+    fn a_new_object_gets_its_content_and_digest_in_one_body() {
+        let wanted = [wanted("st_db", "/w/db.txt")];
+        let plan = plan(Kind::Secret, &wanted, &[], &files()).unwrap();
+        assert_eq!(plan.create.len(), 1);
+        let body = serde_json::to_value(&plan.create[0]).unwrap();
+        assert_eq!(body["Name"], "st_db");
+        assert_eq!(body["Data"], base64(b"hunter2"));
+        assert_eq!(body["Labels"][LABEL_DATA_SHA256], sha256_hex(b"hunter2"));
+        assert_eq!(body["Labels"]["com.docker.stack.namespace"], "st");
+        assert!(body.get("file").is_none() && body.get("File").is_none());
+    }
+
+    #[test]
+    fn an_existing_object_is_kept_and_a_changed_one_refused() {
+        let wanted = [wanted("st_db", "/w/db.txt")];
+        let same = [existing("st_db", Some(&sha256_hex(b"hunter2")))];
+        let plan_same = plan(Kind::Secret, &wanted, &same, &files()).unwrap();
+        assert!(plan_same.create.is_empty() && plan_same.warnings.is_empty());
+        let changed = [existing("st_db", Some("0000"))];
+        let refused = plan(Kind::Config, &wanted, &changed, &files()).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("config st_db exists with other content"),
+            "{refused}"
+        );
+        let foreign = [existing("st_db", None)];
+        let warned = plan(Kind::Secret, &wanted, &foreign, &files()).unwrap();
+        assert!(warned.warnings[0].contains("not created by swarmkeeper"));
+    }
+
+    #[test]
+    fn content_that_was_not_loaded_is_refused_and_a_driver_needs_none() {
+        let wanted_file = [wanted("st_db", "/w/other.txt")];
+        let missing = plan(Kind::Secret, &wanted_file, &[], &files()).unwrap_err();
+        assert!(missing.to_string().contains("/w/other.txt was not loaded"));
+        let by_driver = [wanted("st_vault", "")];
+        let plan = plan(Kind::Secret, &by_driver, &[], &BTreeMap::new()).unwrap();
+        let body = serde_json::to_value(&plan.create[0]).unwrap();
+        assert!(body.get("Data").is_none());
+        assert!(body["Labels"].get(LABEL_DATA_SHA256).is_none());
+    }
+}

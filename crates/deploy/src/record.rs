@@ -1,0 +1,306 @@
+//! What a run leaves in the history, and what a rollback reads back from it. Pure but for
+//! [`finish`], which writes.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::Value;
+use swarmkeeper_store::{DeployOutcome, DeployRecord, ServiceRevision};
+
+use crate::apply::Applied;
+use crate::history::{End, History};
+use crate::{Action, DeployError, FailureReport, Outcome, ServiceOutcome};
+
+impl Outcome {
+    /// How the revision ended, as the history records it.
+    pub fn label(&self) -> DeployOutcome {
+        if self.succeeded {
+            if self.services.iter().all(|s| s.action == Action::Unchanged) {
+                DeployOutcome::Unchanged
+            } else {
+                DeployOutcome::Succeeded
+            }
+        } else if self.rolled_back.is_empty() {
+            DeployOutcome::Failed
+        } else {
+            DeployOutcome::RolledBack
+        }
+    }
+}
+
+/// The revision a rollback without `--to` goes back to: the last succeeded one before the
+/// newest succeeded one. `revisions` come newest first.
+pub(crate) fn previous_good(
+    stack: &str,
+    revisions: Vec<DeployRecord>,
+) -> Result<DeployRecord, DeployError> {
+    revisions
+        .into_iter()
+        .filter(|r| r.outcome == DeployOutcome::Succeeded)
+        .nth(1)
+        .ok_or_else(|| {
+            DeployError::Input(format!(
+                "stack {stack} has no earlier succeeded revision to roll back to; see `swarmkeeper history {stack}`"
+            ))
+        })
+}
+
+/// The spec each service had after a revision: those it deployed, and those it left unchanged
+/// (recorded with theirs); services it removed are left out.
+pub(crate) fn deployed_specs(record: &DeployRecord) -> Result<Vec<(String, Value)>, DeployError> {
+    record
+        .services
+        .iter()
+        .filter_map(|service| Some((service, service.after.as_ref()?)))
+        .map(|(service, after)| {
+            let spec = serde_json::from_str(after).map_err(|e| {
+                DeployError::Input(format!(
+                    "revision {} of {}: the spec of {} cannot be read: {e}",
+                    record.revision, record.stack, service.service
+                ))
+            })?;
+            Ok((service.service.clone(), spec))
+        })
+        .collect()
+}
+
+/// Why the stack is being rolled back, in one line: each failed service and why.
+pub(crate) fn failure_reasons(applied: &[Applied], failures: &[FailureReport]) -> String {
+    applied
+        .iter()
+        .filter(|a| a.state.is_failure())
+        .map(|a| format!("{}: {}", a.name, a.state.why().unwrap_or_default()))
+        .chain(failures.iter().map(|f| format!("{}: {}", f.service, f.why)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// From the failure that triggered the rollback (the engine's time of the failed task, when
+/// known, else when it was seen) to the rollback request.
+pub(crate) fn reaction(applied: &[Applied], requested_at: Timestamp) -> Option<Duration> {
+    applied
+        .iter()
+        .filter_map(|a| a.failure_at)
+        .max()
+        .and_then(|at| (requested_at - at).try_into().ok())
+        .or(Some(Duration::ZERO))
+}
+
+/// What happened to each service: the changed ones with their state, then the unchanged ones.
+pub(crate) fn service_outcomes(
+    applied: &[Applied],
+    unchanged: &[(String, Value)],
+) -> Vec<ServiceOutcome> {
+    applied
+        .iter()
+        .map(|a| ServiceOutcome {
+            service: a.name.clone(),
+            action: a.action,
+            state: Some(a.state.clone()),
+        })
+        .chain(unchanged.iter().map(|(name, _)| ServiceOutcome {
+            service: name.clone(),
+            action: Action::Unchanged,
+            state: None,
+        }))
+        .collect()
+}
+
+/// Each service of the revision: its spec before and after, and how it ended.
+pub(crate) fn service_revisions(
+    applied: &[Applied],
+    unchanged: &[(String, Value)],
+) -> Vec<ServiceRevision> {
+    applied
+        .iter()
+        .map(|a| ServiceRevision {
+            service: a.name.clone(),
+            before: a.before.as_ref().map(Value::to_string),
+            after: Some(a.after.to_string()),
+            outcome: a.state.label().to_string(),
+        })
+        .chain(unchanged.iter().map(|(name, spec)| ServiceRevision {
+            service: name.clone(),
+            before: Some(spec.to_string()),
+            after: Some(spec.to_string()),
+            outcome: Action::Unchanged.to_string(),
+        }))
+        .collect()
+}
+
+/// Each failure in one line, for the history.
+pub(crate) fn summary(failures: &[FailureReport]) -> String {
+    failures
+        .iter()
+        .map(|f| format!("{}: {}", f.service, f.why))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Records how the run ended.
+pub(crate) async fn finish<H: History>(
+    history: &H,
+    stack: &str,
+    revision: u64,
+    outcome: &Outcome,
+    applied: &[Applied],
+    unchanged: &[(String, Value)],
+) -> Result<(), DeployError> {
+    let services = service_revisions(applied, unchanged);
+    let end = End {
+        outcome: &outcome.label(),
+        summary: &summary(&outcome.failures),
+        services: &services,
+        at: Timestamp::now(),
+    };
+    history
+        .finish(stack, revision, &end)
+        .await
+        .map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use swarmkeeper_rollout::ServiceState;
+    use swarmkeeper_store::DeployKind;
+
+    use crate::Restored;
+
+    fn record(revision: u64, outcome: DeployOutcome) -> DeployRecord {
+        DeployRecord {
+            stack: "shop".into(),
+            revision,
+            started_at: Timestamp::from_second(1_700_000_000).unwrap(),
+            finished_at: None,
+            by: "me".into(),
+            kind: DeployKind::Deploy,
+            files: Vec::new(),
+            outcome,
+            summary: String::new(),
+            services: Vec::new(),
+        }
+    }
+
+    fn applied(name: &str, state: ServiceState) -> Applied {
+        let mut applied = Applied::started(
+            name.into(),
+            Action::Update,
+            Some(json!({"Name": name, "v": 1})),
+            json!({"Name": name, "v": 2}),
+            format!("id-{name}"),
+            None,
+        );
+        applied.state = state;
+        applied
+    }
+
+    fn outcome(succeeded: bool, actions: &[Action], rolled_back: usize) -> Outcome {
+        Outcome {
+            revision: Some(1),
+            succeeded,
+            services: actions
+                .iter()
+                .map(|&action| ServiceOutcome {
+                    service: "s".into(),
+                    action,
+                    state: None,
+                })
+                .collect(),
+            failures: Vec::new(),
+            rollback_reaction: None,
+            rolled_back: (0..rolled_back)
+                .map(|_| ("s".to_string(), Restored::Restored))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_outcome_label_says_what_the_history_shows() {
+        use DeployOutcome::*;
+        assert_eq!(outcome(true, &[Action::Unchanged], 0).label(), Unchanged);
+        assert_eq!(outcome(true, &[], 0).label(), Unchanged);
+        assert_eq!(
+            outcome(true, &[Action::Unchanged, Action::Create], 0).label(),
+            Succeeded
+        );
+        assert_eq!(outcome(false, &[Action::Update], 0).label(), Failed);
+        assert_eq!(outcome(false, &[Action::Update], 1).label(), RolledBack);
+    }
+
+    #[test]
+    fn a_rollback_goes_to_the_good_revision_before_the_last_good_one() {
+        let history = vec![
+            record(5, DeployOutcome::RolledBack),
+            record(4, DeployOutcome::Succeeded),
+            record(3, DeployOutcome::Unchanged),
+            record(2, DeployOutcome::Succeeded),
+            record(1, DeployOutcome::Succeeded),
+        ];
+        assert_eq!(previous_good("shop", history).unwrap().revision, 2);
+        let error = previous_good("shop", vec![record(1, DeployOutcome::Succeeded)]).unwrap_err();
+        assert!(error.to_string().contains("no earlier succeeded revision"));
+    }
+
+    #[test]
+    fn a_revision_gives_back_each_spec_it_left_in_place() {
+        let mut r = record(2, DeployOutcome::Succeeded);
+        r.services = vec![
+            ServiceRevision {
+                service: "shop_web".into(),
+                before: None,
+                after: Some(r#"{"Name":"shop_web"}"#.into()),
+                outcome: "converged".into(),
+            },
+            ServiceRevision {
+                service: "shop_gone".into(),
+                before: Some("{}".into()),
+                after: None,
+                outcome: "removed".into(),
+            },
+        ];
+        assert_eq!(
+            deployed_specs(&r).unwrap(),
+            vec![("shop_web".to_string(), json!({"Name": "shop_web"}))]
+        );
+        r.services[0].after = Some("{not json".into());
+        assert!(deployed_specs(&r)
+            .unwrap_err()
+            .to_string()
+            .contains("revision 2 of shop: the spec of shop_web cannot be read"));
+    }
+
+    #[test]
+    fn each_service_is_recorded_with_its_specs_and_end() {
+        let changed = [
+            applied("a", ServiceState::Converged),
+            applied("b", ServiceState::Failed { why: "boom".into() }),
+        ];
+        let unchanged = [("c".to_string(), json!({"Name": "c"}))];
+        let records = service_revisions(&changed, &unchanged);
+        let ends: Vec<(&str, &str)> = records
+            .iter()
+            .map(|r| (r.service.as_str(), r.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            ends,
+            [("a", "converged"), ("b", "failed"), ("c", "unchanged")]
+        );
+        assert_eq!(records[0].before.as_deref(), Some(r#"{"Name":"a","v":1}"#));
+        assert_eq!(records[2].before, records[2].after);
+        assert_eq!(failure_reasons(&changed, &[]), "b: boom");
+        let outcomes = service_outcomes(&changed, &unchanged);
+        assert_eq!(outcomes[2].action, Action::Unchanged);
+        assert!(outcomes[2].state.is_none());
+    }
+
+    #[test]
+    fn the_reaction_runs_from_the_engine_s_failure_time() {
+        let t = |s: i64| Timestamp::from_second(s).unwrap();
+        let mut failed = applied("a", ServiceState::Failed { why: "x".into() });
+        failed.failure_at = Some(t(100));
+        assert_eq!(reaction(&[failed], t(103)), Some(Duration::from_secs(3)));
+        assert_eq!(reaction(&[], t(103)), Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,648 @@
+//! How one service stands: its tasks counted against what it wants ([`tally`]), whether
+//! Swarm has nothing left to do ([`converged`]), and how an update is going ([`assess`]);
+//! then the whole deploy's [`verdict`].
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use swarmkeeper_swarm::{Service, ServiceMode, Task, TaskState, UpdateState, UpdateStatus};
+use swarmkeeper_units::short_id;
+
+use crate::diff::task_is_current;
+
+/// Failed attempts of a service without an update in progress (a new service) before it counts
+/// as failed: Swarm itself restarts such tasks forever.
+pub const DEFAULT_MAX_FAILED_TASKS: usize = 3;
+
+/// One task as the engine reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedTask {
+    pub id: String,
+    pub slot: Option<u64>,
+    pub desired_state: TaskState,
+    pub state: TaskState,
+    /// `Status.Err`.
+    pub err: String,
+    pub message: String,
+    /// When the task last changed state.
+    pub timestamp: Option<Timestamp>,
+    /// The task runs the service's current spec (see [`task_is_current`]).
+    pub current: bool,
+}
+
+/// A service and its tasks as the decisions read them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedService {
+    /// `None`: no update status, or the one that was there before this deploy's change.
+    pub update: Option<UpdateState>,
+    pub update_message: String,
+    /// When Swarm started the update (or rollback) `update` describes.
+    pub update_started_at: Option<Timestamp>,
+    pub mode: ServiceMode,
+    /// Newest first.
+    pub tasks: Vec<ObservedTask>,
+}
+
+/// A service and its tasks (in any order, old ones included) as plain data. `baseline` is the
+/// update status before a change of ours: a status equal to it is old news, not this change's.
+pub fn observe(
+    service: &Service,
+    tasks: &[&Task],
+    baseline: Option<&UpdateStatus>,
+) -> ObservedService {
+    let fresh = service
+        .update_status
+        .as_ref()
+        .filter(|u| baseline.is_none_or(|b| b.state != u.state || b.started_at != u.started_at));
+    let template = &service.view.task_template;
+    let mut tasks: Vec<ObservedTask> = tasks
+        .iter()
+        .map(|t| ObservedTask {
+            id: t.id.clone(),
+            slot: t.slot,
+            desired_state: t.desired_state.clone(),
+            state: t.state.clone(),
+            err: t.err.clone(),
+            message: t.message.clone(),
+            timestamp: t.timestamp,
+            current: task_is_current(&t.spec, template),
+        })
+        .collect();
+    tasks.sort_by_key(|t| std::cmp::Reverse(t.timestamp));
+    ObservedService {
+        update: fresh.map(|u| u.state.clone()),
+        update_message: fresh.map(|u| u.message.clone()).unwrap_or_default(),
+        update_started_at: fresh.and_then(|u| u.started_at),
+        mode: service.view.mode.clone(),
+        tasks,
+    }
+}
+
+impl ObservedService {
+    /// Swarm still means the task to run (a service's) or to run to completion (a job's).
+    fn wanted(&self, task: &ObservedTask) -> bool {
+        let wanted = if self.mode.is_job() {
+            TaskState::Complete
+        } else {
+            TaskState::Running
+        };
+        task.desired_state == wanted
+    }
+
+    /// When the engine reported a failure of this change: the newest failed task of the
+    /// current spec, or the moment Swarm started rolling back or paused, whichever is later.
+    pub fn failure_reported_at(&self) -> Option<Timestamp> {
+        let failed_at = self
+            .tasks
+            .iter()
+            .filter(|t| t.current && matches!(t.state, TaskState::Failed | TaskState::Rejected))
+            .filter_map(|t| t.timestamp)
+            .max();
+        match self.update {
+            // Swarm decided: its status changed when it started the rollback or paused.
+            Some(
+                UpdateState::RollbackStarted | UpdateState::Paused | UpdateState::RollbackPaused,
+            ) => self.update_started_at.max(failed_at),
+            _ => failed_at,
+        }
+    }
+}
+
+/// A service's tasks counted against what it wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tally {
+    /// Tasks of the current spec that run, or for a job have completed.
+    pub running: u64,
+    /// Replicas asked for; for a global service, the tasks Swarm means to run (at least one:
+    /// right after a create it has made none yet); for a job, its completions.
+    pub desired: u64,
+    /// Tasks of an older spec Swarm still means to run.
+    pub stale: u64,
+    /// Tasks Swarm means to run, of any spec.
+    pub wanted: u64,
+}
+
+impl Tally {
+    /// Every desired task runs the current spec and none of an older one is left.
+    pub fn is_complete(&self) -> bool {
+        self.running >= self.desired && self.stale == 0 && (self.desired > 0 || self.wanted == 0)
+    }
+}
+
+/// Counts a service's tasks: only those Swarm still wants count, and only those of the
+/// current spec count as running.
+pub fn tally(observed: &ObservedService) -> Tally {
+    let wanted: Vec<&ObservedTask> = observed
+        .tasks
+        .iter()
+        .filter(|t| observed.wanted(t))
+        .collect();
+    let done = if observed.mode.is_job() {
+        TaskState::Complete
+    } else {
+        TaskState::Running
+    };
+    let running = wanted
+        .iter()
+        .filter(|t| t.current && t.state == done)
+        .count() as u64;
+    let current = wanted.iter().filter(|t| t.current).count() as u64;
+    let desired = match observed.mode {
+        ServiceMode::Replicated { replicas } => replicas,
+        ServiceMode::ReplicatedJob {
+            total_completions, ..
+        } => total_completions,
+        ServiceMode::Global | ServiceMode::GlobalJob => current.max(1),
+    };
+    Tally {
+        running,
+        desired,
+        stale: wanted.len() as u64 - current,
+        wanted: wanted.len() as u64,
+    }
+}
+
+/// Swarm has nothing left to do for the service: no update in flight or stopped half-way,
+/// every task it wants runs the current spec (for a job: has completed), none of an older
+/// spec is left. The one definition of "converged": the deploy follows a service until it
+/// holds, the dashboard shows it.
+pub fn converged(observed: &ObservedService) -> bool {
+    observed.update.as_ref().is_none_or(UpdateState::is_settled) && tally(observed).is_complete()
+}
+
+/// How following one service is going.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Follow {
+    /// Time since the change was applied.
+    pub elapsed: Duration,
+    pub timeout: Duration,
+    /// Failed attempts that fail a service Swarm's updater is not watching.
+    pub max_failed_tasks: usize,
+}
+
+/// What one service is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceState {
+    InProgress {
+        running: u64,
+        desired: u64,
+        /// The update state, when there is one.
+        update: Option<UpdateState>,
+        /// Why tasks wait: "no suitable node (…)", "port in use", …
+        pending: Vec<String>,
+        /// The latest failure of a task of the new spec.
+        failing: Option<String>,
+    },
+    Converged,
+    /// Swarm is rolling the service back by itself.
+    RollingBack {
+        why: String,
+    },
+    RolledBack {
+        why: String,
+    },
+    Paused {
+        why: String,
+    },
+    Failed {
+        why: String,
+    },
+    TimedOut {
+        why: String,
+    },
+}
+
+impl ServiceState {
+    /// A service just changed: nothing seen yet.
+    pub fn started() -> ServiceState {
+        ServiceState::InProgress {
+            running: 0,
+            desired: 0,
+            update: None,
+            pending: Vec::new(),
+            failing: None,
+        }
+    }
+
+    /// Nothing more will happen without someone acting.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, ServiceState::InProgress { .. })
+    }
+
+    /// The service's update failed: the deploy must roll back.
+    pub fn is_failure(&self) -> bool {
+        !matches!(
+            self,
+            ServiceState::InProgress { .. } | ServiceState::Converged
+        )
+    }
+
+    /// A short word for tables and plain progress lines.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ServiceState::InProgress { .. } => "updating",
+            ServiceState::Converged => "converged",
+            ServiceState::RollingBack { .. } => "rolling back",
+            ServiceState::RolledBack { .. } => "rolled back",
+            ServiceState::Paused { .. } => "paused",
+            ServiceState::Failed { .. } => "failed",
+            ServiceState::TimedOut { .. } => "timed out",
+        }
+    }
+
+    /// Why it failed, when it did.
+    pub fn why(&self) -> Option<&str> {
+        match self {
+            ServiceState::RollingBack { why }
+            | ServiceState::RolledBack { why }
+            | ServiceState::Paused { why }
+            | ServiceState::Failed { why }
+            | ServiceState::TimedOut { why } => Some(why),
+            _ => None,
+        }
+    }
+}
+
+/// A task's own failure in one line: `Err`, else `Message`.
+fn task_reason(task: &ObservedTask) -> String {
+    let text = if task.err.is_empty() {
+        &task.message
+    } else {
+        &task.err
+    };
+    format!("task {} {}: {}", short_id(&task.id), task.state, text)
+}
+
+/// Where one service stands. Pure: the same observation gives the same answer.
+pub fn assess(observed: &ObservedService, follow: &Follow) -> ServiceState {
+    let Tally {
+        running, desired, ..
+    } = tally(observed);
+    let mut pending: Vec<String> = observed
+        .tasks
+        .iter()
+        .filter(|t| observed.wanted(t) && t.state.is_waiting())
+        .filter_map(|t| {
+            let reason = if t.err.is_empty() { &t.message } else { &t.err };
+            // The engine often repeats the state in its message ("preparing: preparing").
+            (!reason.is_empty()).then(|| {
+                if reason.starts_with(t.state.as_str()) {
+                    reason.clone()
+                } else {
+                    format!("{}: {reason}", t.state)
+                }
+            })
+        })
+        .collect();
+    pending.sort();
+    pending.dedup();
+    let failed: Vec<&ObservedTask> = observed
+        .tasks
+        .iter()
+        .filter(|t| t.current && t.state.is_failed())
+        .collect();
+    // Once Swarm rolls back, the spec is the old one again and the failed tasks are no longer
+    // current: take the newest failed task of any spec (tasks come newest first).
+    let rolling_back = matches!(
+        observed.update,
+        Some(UpdateState::RollbackStarted | UpdateState::RollbackCompleted)
+    );
+    let failing = if rolling_back {
+        observed
+            .tasks
+            .iter()
+            .find(|t| t.state.is_failed() && !t.err.is_empty())
+    } else {
+        failed.first().copied()
+    }
+    .map(task_reason);
+    let message = || {
+        let mut why = observed.update_message.clone();
+        if let Some(failing) = &failing {
+            if why.is_empty() {
+                why = failing.clone();
+            } else {
+                why = format!("{why}; {failing}");
+            }
+        }
+        if why.is_empty() {
+            "no reason given by the engine".to_string()
+        } else {
+            why
+        }
+    };
+
+    match &observed.update {
+        Some(UpdateState::RollbackCompleted) => return ServiceState::RolledBack { why: message() },
+        Some(UpdateState::RollbackStarted) => return ServiceState::RollingBack { why: message() },
+        Some(UpdateState::Paused) | Some(UpdateState::RollbackPaused) => {
+            return ServiceState::Paused { why: message() }
+        }
+        _ => {}
+    }
+    if converged(observed) {
+        return ServiceState::Converged;
+    }
+    // With no update in progress (a new service, or a change Swarm applies without its
+    // updater), nothing but us watches the restarts.
+    let updating = observed.update == Some(UpdateState::Updating);
+    if !updating && failed.len() >= follow.max_failed_tasks.max(1) {
+        return ServiceState::Failed { why: message() };
+    }
+    if follow.elapsed >= follow.timeout {
+        let mut why = format!(
+            "not converged after {}s: {running}/{desired} tasks running",
+            follow.timeout.as_secs()
+        );
+        if !pending.is_empty() {
+            why.push_str(&format!("; pending: {}", pending.join("; ")));
+        }
+        if let Some(failing) = &failing {
+            why.push_str(&format!("; last failure: {failing}"));
+        }
+        return ServiceState::TimedOut { why };
+    }
+    ServiceState::InProgress {
+        running,
+        desired,
+        update: observed.update.clone(),
+        pending,
+        failing,
+    }
+}
+
+/// The whole deploy, from its services' states.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Something is still moving.
+    Wait,
+    Succeeded,
+    /// At least one service failed: roll the stack back now, without waiting for the others.
+    Failed,
+}
+
+pub fn verdict<'a>(states: impl IntoIterator<Item = &'a ServiceState>) -> Verdict {
+    let mut all_converged = true;
+    for state in states {
+        if state.is_failure() {
+            return Verdict::Failed;
+        }
+        all_converged &= *state == ServiceState::Converged;
+    }
+    if all_converged {
+        Verdict::Succeeded
+    } else {
+        Verdict::Wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn task(id: &str, desired: &str, state: &str, current: bool) -> ObservedTask {
+        ObservedTask {
+            id: id.to_string(),
+            slot: Some(1),
+            desired_state: desired.into(),
+            state: state.into(),
+            err: String::new(),
+            message: String::new(),
+            timestamp: None,
+            current,
+        }
+    }
+
+    fn follow(elapsed: u64) -> Follow {
+        Follow {
+            elapsed: Duration::from_secs(elapsed),
+            timeout: Duration::from_secs(60),
+            max_failed_tasks: DEFAULT_MAX_FAILED_TASKS,
+        }
+    }
+
+    fn observed(update: Option<&str>, tasks: Vec<ObservedTask>) -> ObservedService {
+        ObservedService {
+            update: update.map(UpdateState::parse),
+            update_message: String::new(),
+            update_started_at: None,
+            mode: ServiceMode::Replicated { replicas: 1 },
+            tasks,
+        }
+    }
+
+    #[test]
+    fn a_completed_update_with_its_task_running_converges() {
+        let o = observed(
+            Some("completed"),
+            vec![
+                task("new", "running", "running", true),
+                task("old", "shutdown", "shutdown", false),
+            ],
+        );
+        assert_eq!(assess(&o, &follow(3)), ServiceState::Converged);
+        assert!(converged(&o));
+    }
+
+    #[test]
+    fn old_tasks_still_running_mean_in_progress_even_without_an_update_status() {
+        // Right after the update is posted the engine clears the status; the old task runs on.
+        let o = observed(None, vec![task("old", "running", "running", false)]);
+        assert!(matches!(
+            assess(&o, &follow(0)),
+            ServiceState::InProgress {
+                running: 0,
+                desired: 1,
+                ..
+            }
+        ));
+        assert!(!converged(&o));
+    }
+
+    #[test]
+    fn swarm_states_map_to_outcomes() {
+        let mut o = observed(Some("rollback_started"), vec![]);
+        o.update_message = "update paused due to failure or early termination of task x".into();
+        assert!(matches!(
+            assess(&o, &follow(1)),
+            ServiceState::RollingBack { .. }
+        ));
+        o.update = Some(UpdateState::RollbackCompleted);
+        let state = assess(&o, &follow(1));
+        assert!(matches!(state, ServiceState::RolledBack { .. }));
+        assert!(state.why().unwrap().contains("early termination"));
+        o.update = Some(UpdateState::Paused);
+        assert!(matches!(
+            assess(&o, &follow(1)),
+            ServiceState::Paused { .. }
+        ));
+        o.update = Some(UpdateState::RollbackPaused);
+        assert!(matches!(
+            assess(&o, &follow(1)),
+            ServiceState::Paused { .. }
+        ));
+    }
+
+    #[test]
+    fn a_stuck_pending_task_times_out_with_its_reason() {
+        let mut t = task("p", "running", "pending", true);
+        t.err = "no suitable node (scheduling constraints not satisfied on 1 node)".into();
+        let o = observed(Some("updating"), vec![t]);
+        match assess(&o, &follow(10)) {
+            ServiceState::InProgress { pending, .. } => {
+                assert_eq!(pending, vec!["pending: no suitable node (scheduling constraints not satisfied on 1 node)"])
+            }
+            other => panic!("{other:?}"),
+        }
+        match assess(&o, &follow(60)) {
+            ServiceState::TimedOut { why } => assert!(why.contains("no suitable node"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_service_that_keeps_failing_fails() {
+        let mut tasks: Vec<ObservedTask> = (0..3)
+            .map(|i| {
+                let mut t = task(&format!("t{i}"), "shutdown", "failed", true);
+                t.err = "task: non-zero exit (1)".into();
+                t
+            })
+            .collect();
+        tasks.push(task("t3", "running", "starting", true));
+        let o = observed(None, tasks);
+        match assess(&o, &follow(5)) {
+            ServiceState::Failed { why } => assert!(why.contains("non-zero exit (1)"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_verdict_fails_at_the_first_failure() {
+        let converged = ServiceState::Converged;
+        let moving = assess(&observed(Some("updating"), vec![]), &follow(1));
+        let failed = ServiceState::Paused { why: "x".into() };
+        assert_eq!(verdict([&converged, &converged]), Verdict::Succeeded);
+        assert_eq!(verdict([&converged, &moving]), Verdict::Wait);
+        assert_eq!(verdict([&moving, &failed]), Verdict::Failed);
+        assert_eq!(verdict([]), Verdict::Succeeded);
+    }
+
+    #[test]
+    fn a_job_converges_when_its_completions_are_done() {
+        let mut o = observed(
+            None,
+            vec![
+                task("a", "complete", "complete", true),
+                task("b", "complete", "running", true),
+            ],
+        );
+        o.mode = ServiceMode::ReplicatedJob {
+            max_concurrent: 1,
+            total_completions: 2,
+        };
+        assert_eq!(
+            tally(&o),
+            Tally {
+                running: 1,
+                desired: 2,
+                stale: 0,
+                wanted: 2
+            }
+        );
+        assert!(!converged(&o));
+        o.tasks[1].state = TaskState::Complete;
+        assert!(converged(&o));
+        assert_eq!(assess(&o, &follow(1)), ServiceState::Converged);
+    }
+
+    #[test]
+    fn a_global_service_waits_for_its_first_task() {
+        let mut o = observed(None, vec![]);
+        o.mode = ServiceMode::Global;
+        assert_eq!(tally(&o).desired, 1);
+        assert!(!converged(&o));
+        o.tasks = vec![
+            task("a", "running", "running", true),
+            task("b", "running", "running", true),
+        ];
+        assert_eq!((tally(&o).running, tally(&o).desired), (2, 2));
+        assert!(converged(&o));
+    }
+
+    #[test]
+    fn an_update_in_flight_or_unknown_is_not_converged() {
+        let running = vec![task("a", "running", "running", true)];
+        assert!(converged(&observed(None, running.clone())));
+        assert!(converged(&observed(
+            Some("rollback_completed"),
+            running.clone()
+        )));
+        assert!(!converged(&observed(Some("updating"), running.clone())));
+        assert!(!converged(&observed(Some("paused"), running.clone())));
+        assert!(!converged(&observed(Some("hibernating"), running)));
+    }
+
+    #[test]
+    fn an_observation_reads_the_service_and_leaves_out_old_news() {
+        let spec = json!({
+            "Name": "web",
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "TaskTemplate": {"ContainerSpec": {"Image": "app:2"}, "ForceUpdate": 0, "Runtime": "container"}
+        });
+        let status = |state: &str, second: i64| UpdateStatus {
+            state: state.into(),
+            started_at: Some(Timestamp::from_second(second).unwrap()),
+            completed_at: None,
+            message: "m".into(),
+        };
+        let service =
+            Service::new("s".into(), 3, spec, None, Some(status("completed", 100))).unwrap();
+        let engine_task = |id: &str, image: &str, second: i64| Task {
+            id: id.into(),
+            service_id: "s".into(),
+            slot: Some(1),
+            node_id: "n".into(),
+            desired_state: "running".into(),
+            state: "running".into(),
+            message: String::new(),
+            err: String::new(),
+            timestamp: Some(Timestamp::from_second(second).unwrap()),
+            exit_code: None,
+            container_id: None,
+            created_at: None,
+            spec: json!({"ContainerSpec": {"Image": image}, "ForceUpdate": 0}),
+        };
+        let old = engine_task("old", "app:1", 10);
+        let new = engine_task("new", "app:2", 20);
+        let o = observe(&service, &[&old, &new], Some(&status("completed", 100)));
+        assert_eq!(
+            o.update, None,
+            "the status from before the change is old news"
+        );
+        assert_eq!(o.mode, ServiceMode::Replicated { replicas: 2 });
+        let order: Vec<(&str, bool)> = o.tasks.iter().map(|t| (t.id.as_str(), t.current)).collect();
+        assert_eq!(order, [("new", true), ("old", false)]);
+        let o = observe(&service, &[&old, &new], Some(&status("updating", 90)));
+        assert_eq!(o.update, Some(UpdateState::Completed));
+        assert_eq!(o.update_message, "m");
+        let t = tally(&o);
+        assert_eq!((t.running, t.desired, t.stale), (1, 2, 1));
+    }
+
+    #[test]
+    fn a_failure_is_dated_by_the_engine() {
+        let at = |s: i64| Some(Timestamp::from_second(s).unwrap());
+        let mut failed = task("f", "shutdown", "rejected", true);
+        failed.timestamp = at(50);
+        let mut o = observed(Some("updating"), vec![failed]);
+        assert_eq!(o.failure_reported_at(), at(50));
+        o.update = Some(UpdateState::RollbackStarted);
+        o.update_started_at = at(60);
+        assert_eq!(o.failure_reported_at(), at(60));
+        o.tasks.clear();
+        o.update = Some(UpdateState::Updating);
+        assert_eq!(o.failure_reported_at(), None);
+    }
+}

@@ -1,0 +1,207 @@
+//! The safe defaults swarmkeeper adds to a service spec where the stack file says nothing, as
+//! a table: each row names the setting, says why, and fills it in.
+
+use std::time::Duration;
+
+use swarmkeeper_compose::spec::{Driver, ServiceSpec, UpdateConfig};
+use swarmkeeper_compose::Duration as SpecDuration;
+use swarmkeeper_swarm::Healthcheck;
+use swarmkeeper_units::format_duration;
+
+/// One safe default swarmkeeper applied, to be printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub service: String,
+    pub setting: &'static str,
+    pub value: String,
+    pub why: &'static str,
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} = {} ({})",
+            self.service, self.setting, self.value, self.why
+        )
+    }
+}
+
+/// One row of [`SAFE_DEFAULTS`].
+pub struct SafeDefault {
+    /// The compose setting it fills in, e.g. `update_config.failure_action`.
+    pub setting: &'static str,
+    pub why: &'static str,
+    /// Sets the value when the spec leaves it unset and the default suits the service;
+    /// returns the value set, for the note.
+    fill: fn(&mut ServiceSpec, &Service) -> Option<String>,
+}
+
+/// What the rows need to know about the service, read before any row changes it.
+struct Service {
+    /// Replicated, without host-mode ports: a new task can start beside the old one.
+    start_first: bool,
+    /// How long the healthcheck needs to report a failure, when there is one.
+    monitor: Option<SpecDuration>,
+}
+
+const WHY_ROLLBACK: &str =
+    "a failed update goes back to the running version instead of leaving the service down";
+const WHY_START_FIRST: &str = "the old task keeps serving until its replacement runs";
+const WHY_MONITOR: &str = "long enough for the healthcheck to fail (interval × retries + timeout)";
+
+/// Every safe default, in the order they are applied and reported:
+/// - update `failure_action: rollback` and rollback `failure_action: pause`;
+/// - `order: start-first` for a replicated service without host-mode ports;
+/// - a `monitor` long enough for the healthcheck to fail (interval × retries + timeout);
+/// - `local` logging with `max-size: 20m` when the file names no log driver.
+pub static SAFE_DEFAULTS: &[SafeDefault] = &[
+    SafeDefault {
+        setting: "update_config.failure_action",
+        why: WHY_ROLLBACK,
+        fill: |spec, _| fill_text(&mut update(spec).failure_action, "rollback"),
+    },
+    SafeDefault {
+        setting: "update_config.order",
+        why: WHY_START_FIRST,
+        fill: |spec, service| {
+            service.start_first.then_some(())?;
+            fill_text(&mut update(spec).order, "start-first")
+        },
+    },
+    SafeDefault {
+        setting: "update_config.monitor",
+        why: WHY_MONITOR,
+        fill: |spec, service| {
+            let monitor = service.monitor?;
+            fill_monitor(&mut update(spec).monitor, monitor)
+        },
+    },
+    SafeDefault {
+        setting: "rollback_config.failure_action",
+        why: "a rollback that fails too stops for a human",
+        fill: |spec, _| fill_text(&mut rollback(spec).failure_action, "pause"),
+    },
+    SafeDefault {
+        setting: "rollback_config.order",
+        why: WHY_START_FIRST,
+        fill: |spec, service| {
+            service.start_first.then_some(())?;
+            fill_text(&mut rollback(spec).order, "start-first")
+        },
+    },
+    SafeDefault {
+        setting: "rollback_config.monitor",
+        why: WHY_MONITOR,
+        fill: |spec, service| {
+            let monitor = service.monitor?;
+            fill_monitor(&mut rollback(spec).monitor, monitor)
+        },
+    },
+    SafeDefault {
+        setting: "logging",
+        why: "bounded on disk and readable with `swarmkeeper logs`",
+        fill: |spec, _| {
+            if spec.task_template.log_driver.is_some() {
+                return None;
+            }
+            spec.task_template.log_driver = Some(Driver {
+                name: "local".to_string(),
+                options: [("max-size".to_string(), "20m".to_string())].into(),
+            });
+            Some("local, max-size 20m".to_string())
+        },
+    },
+];
+
+/// Adds the [`SAFE_DEFAULTS`] the file does not set itself, and says which. Idempotent:
+/// applied twice, the second time changes nothing and reports nothing.
+pub fn apply_safe_defaults(spec: &mut ServiceSpec) -> Vec<Note> {
+    let service = Service {
+        start_first: spec.mode.replicated.is_some()
+            && !spec
+                .endpoint_spec
+                .ports
+                .iter()
+                .any(|p| p.publish_mode == "host"),
+        monitor: spec
+            .task_template
+            .container_spec
+            .healthcheck
+            .as_ref()
+            .map(|h| Healthcheck {
+                test: h.test.clone(),
+                interval: std_duration(h.interval),
+                timeout: std_duration(h.timeout),
+                start_period: std_duration(h.start_period),
+                retries: h.retries,
+            })
+            .filter(|h| !h.is_disabled())
+            .map(|h| SpecDuration(h.detection_time().as_nanos() as u64)),
+    };
+    SAFE_DEFAULTS
+        .iter()
+        .filter_map(|row| {
+            (row.fill)(spec, &service).map(|value| Note {
+                service: spec.name.clone(),
+                setting: row.setting,
+                value,
+                why: row.why,
+            })
+        })
+        .collect()
+}
+
+fn std_duration(duration: SpecDuration) -> Duration {
+    Duration::from_nanos(duration.as_nanos())
+}
+
+/// A config as the docker CLI writes one the file leaves out: parallelism 1, the rest unset.
+fn new_config() -> UpdateConfig {
+    UpdateConfig {
+        parallelism: 1,
+        delay: SpecDuration::ZERO,
+        failure_action: String::new(),
+        monitor: SpecDuration::ZERO,
+        max_failure_ratio: 0.0,
+        order: String::new(),
+    }
+}
+
+fn update(spec: &mut ServiceSpec) -> &mut UpdateConfig {
+    spec.update_config.get_or_insert_with(new_config)
+}
+
+fn rollback(spec: &mut ServiceSpec) -> &mut UpdateConfig {
+    spec.rollback_config.get_or_insert_with(new_config)
+}
+
+fn fill_text(setting: &mut String, value: &str) -> Option<String> {
+    setting.is_empty().then(|| {
+        *setting = value.to_string();
+        value.to_string()
+    })
+}
+
+fn fill_monitor(setting: &mut SpecDuration, monitor: SpecDuration) -> Option<String> {
+    (*setting == SpecDuration::ZERO).then(|| {
+        *setting = monitor;
+        format_duration(std_duration(monitor))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_names_a_setting_and_a_reason() {
+        for row in SAFE_DEFAULTS {
+            assert!(!row.setting.is_empty() && !row.why.is_empty());
+        }
+        let settings: Vec<&str> = SAFE_DEFAULTS.iter().map(|r| r.setting).collect();
+        let mut unique = settings.clone();
+        unique.dedup();
+        assert_eq!(settings, unique);
+    }
+}

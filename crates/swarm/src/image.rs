@@ -1,0 +1,61 @@
+//! Image references as specs name them.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// An image reference split at its digest: Swarm pins `app:1` as `app:1@sha256:…`, which is
+/// `name` `app:1` and `digest` `sha256:…`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct ImageRef {
+    /// The reference without its digest, as written: `registry:5000/app:1`, `app`, ….
+    pub name: String,
+    /// `sha256:…`, when the reference pins one.
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Any text: the part after the first `@` is the digest.
+    pub fn parse(reference: &str) -> ImageRef {
+        match reference.split_once('@') {
+            Some((name, digest)) => ImageRef {
+                name: name.to_owned(),
+                digest: Some(digest.to_owned()),
+            },
+            None => ImageRef {
+                name: reference.to_owned(),
+                digest: None,
+            },
+        }
+    }
+}
+
+/// The reference as the spec writes it: `name@digest`, or `name`.
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.digest {
+            Some(digest) => write!(f, "{}@{digest}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pinned_reference_splits_at_its_digest() {
+        let pinned = ImageRef::parse("registry:5000/app:1@sha256:abc");
+        assert_eq!(pinned.name, "registry:5000/app:1");
+        assert_eq!(pinned.digest.as_deref(), Some("sha256:abc"));
+        assert_eq!(pinned.to_string(), "registry:5000/app:1@sha256:abc");
+        assert_eq!(
+            ImageRef::parse("app"),
+            ImageRef {
+                name: "app".into(),
+                digest: None
+            }
+        );
+    }
+}

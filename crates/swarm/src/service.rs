@@ -1,0 +1,77 @@
+//! A service as the engine holds it.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::state::UpdateState;
+use crate::view::{ServiceView, SpecError};
+
+/// The label `docker stack deploy` puts on everything of a stack.
+pub const STACK_NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
+
+/// A service as the engine holds it: the raw spec to write back, and the same spec read typed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Service {
+    pub id: String,
+    /// `Version.Index`, needed by an update.
+    pub version: u64,
+    /// `Spec.Name`.
+    pub name: String,
+    /// The raw spec (`Spec`), as a later update must send it back.
+    pub spec: Value,
+    /// `spec` read typed when the service was read; editing `spec` does not change it.
+    pub view: ServiceView,
+    /// The spec before the last update; cleared by an automatic rollback.
+    pub previous_spec: Option<Value>,
+    /// `None` when the engine reports none: the service was never updated, or only scaled.
+    pub update_status: Option<UpdateStatus>,
+}
+
+impl Service {
+    /// A service from the engine's parts, its spec read typed ([`ServiceView::read`]).
+    pub fn new(
+        id: String,
+        version: u64,
+        spec: Value,
+        previous_spec: Option<Value>,
+        update_status: Option<UpdateStatus>,
+    ) -> Result<Service, SpecError> {
+        let view = ServiceView::read(&spec)?;
+        Ok(Service {
+            id,
+            version,
+            name: view.name.clone(),
+            spec,
+            view,
+            previous_spec: previous_spec.filter(|s| !s.is_null()),
+            update_status,
+        })
+    }
+
+    /// `Spec.Labels`.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.view.labels
+    }
+
+    /// The stack the service belongs to, when it has one.
+    pub fn stack(&self) -> Option<&str> {
+        self.view.stack()
+    }
+
+    /// The update state, when the engine reports one.
+    pub fn update_state(&self) -> Option<&UpdateState> {
+        self.update_status.as_ref().map(|u| &u.state)
+    }
+}
+
+/// `UpdateStatus`: how Swarm's last update (or rollback) of the service went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateStatus {
+    pub state: UpdateState,
+    pub started_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    /// Why it paused or rolled back, in the engine's words.
+    pub message: String,
+}

@@ -1,0 +1,203 @@
+//! The values the engine enumerates as text. Each is an enum with an `Other` case that keeps a
+//! value this crate does not know, so a newer engine never makes an answer unreadable.
+
+/// An enum of the engine's words: `parse` (total), `as_str`, and the conversions and traits
+/// every such enum has.
+macro_rules! engine_words {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+ }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+            /// A value this crate does not know, as the engine wrote it.
+            Other(String),
+        }
+
+        impl $name {
+            /// The engine's word for the value; any text is accepted.
+            pub fn parse(text: &str) -> $name {
+                match text {
+                    $( $text => $name::$variant, )+
+                    other => $name::Other(other.to_owned()),
+                }
+            }
+
+            /// The engine's word, as it would send it.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( $name::$variant => $text, )+
+                    $name::Other(other) => other,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> $name {
+                $name::parse(text)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(text: String) -> $name {
+                $name::parse(&text)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
+                Ok($name::parse(&String::deserialize(deserializer)?))
+            }
+        }
+    };
+}
+
+engine_words! {
+    /// A task's `Status.State` or `DesiredState`, in the order Swarm moves a task through them.
+    pub enum TaskState {
+        New => "new",
+        Allocated => "allocated",
+        Pending => "pending",
+        Assigned => "assigned",
+        Accepted => "accepted",
+        Preparing => "preparing",
+        Ready => "ready",
+        Starting => "starting",
+        Running => "running",
+        Complete => "complete",
+        Shutdown => "shutdown",
+        Failed => "failed",
+        Rejected => "rejected",
+        Remove => "remove",
+        Orphaned => "orphaned",
+    }
+}
+
+impl TaskState {
+    /// Swarm is still placing or starting the task (`new` … `starting`): why it waits is in
+    /// the task's message or error.
+    pub fn is_waiting(&self) -> bool {
+        matches!(
+            self,
+            TaskState::New
+                | TaskState::Allocated
+                | TaskState::Pending
+                | TaskState::Assigned
+                | TaskState::Accepted
+                | TaskState::Preparing
+                | TaskState::Ready
+                | TaskState::Starting
+        )
+    }
+
+    /// The task ended badly: `failed`, `rejected` (the node could not start it, e.g. "No
+    /// such image") or `orphaned` (its node went away).
+    pub fn is_failed(&self) -> bool {
+        matches!(
+            self,
+            TaskState::Failed | TaskState::Rejected | TaskState::Orphaned
+        )
+    }
+}
+
+engine_words! {
+    /// A service's `UpdateStatus.State`. The Engine API's swagger lists three; Swarm sends six.
+    pub enum UpdateState {
+        Updating => "updating",
+        Paused => "paused",
+        Completed => "completed",
+        RollbackStarted => "rollback_started",
+        RollbackPaused => "rollback_paused",
+        RollbackCompleted => "rollback_completed",
+    }
+}
+
+impl UpdateState {
+    /// Swarm's updater is done with the service, one way or the other: nothing it does will
+    /// change the tasks until the next update (`completed`, `rollback_completed`).
+    pub fn is_settled(&self) -> bool {
+        matches!(
+            self,
+            UpdateState::Completed | UpdateState::RollbackCompleted
+        )
+    }
+}
+
+engine_words! {
+    /// `UpdateConfig.FailureAction`: what Swarm does when an update's tasks fail.
+    pub enum FailureAction {
+        /// Swarm's default: stop where it is, with the service half-updated.
+        Pause => "pause",
+        Continue => "continue",
+        Rollback => "rollback",
+    }
+}
+
+engine_words! {
+    /// `UpdateConfig.Order`.
+    pub enum UpdateOrder {
+        /// Swarm's default: stop the old task, then start its replacement.
+        StopFirst => "stop-first",
+        /// Start the replacement first; the old task serves until then.
+        StartFirst => "start-first",
+    }
+}
+
+engine_words! {
+    /// `TaskTemplate.RestartPolicy.Condition`.
+    pub enum RestartCondition {
+        /// Swarm's default: restart whatever the exit.
+        Any => "any",
+        OnFailure => "on-failure",
+        None => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip_and_unknown_ones_are_kept() {
+        for state in ["new", "running", "complete", "rejected", "orphaned"] {
+            assert_eq!(TaskState::parse(state).as_str(), state);
+        }
+        assert_eq!(
+            TaskState::parse("hibernating"),
+            TaskState::Other("hibernating".into())
+        );
+        assert_eq!(TaskState::from("running"), TaskState::Running);
+        assert_eq!(
+            UpdateState::parse("rollback_completed"),
+            UpdateState::RollbackCompleted
+        );
+        assert_eq!(
+            serde_json::to_string(&UpdateState::RollbackPaused).unwrap(),
+            "\"rollback_paused\""
+        );
+        let parsed: FailureAction = serde_json::from_str("\"rollback\"").unwrap();
+        assert_eq!(parsed, FailureAction::Rollback);
+    }
+
+    #[test]
+    fn task_states_are_classified() {
+        assert!(TaskState::Preparing.is_waiting() && !TaskState::Running.is_waiting());
+        assert!(TaskState::Rejected.is_failed() && TaskState::Orphaned.is_failed());
+        assert!(!TaskState::Complete.is_failed() && !TaskState::Shutdown.is_failed());
+        assert!(!TaskState::Other("x".into()).is_failed());
+    }
+}

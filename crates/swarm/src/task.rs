@@ -1,0 +1,93 @@
+//! A task of a service.
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::image::ImageRef;
+use crate::state::TaskState;
+
+/// One task of a service, as `GET /tasks` reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    pub id: String,
+    pub service_id: String,
+    /// Replicated services number their tasks; global ones have none.
+    pub slot: Option<u64>,
+    pub node_id: String,
+    /// What Swarm wants of the task: `running`, `shutdown`, `complete` (a job's), ….
+    pub desired_state: TaskState,
+    /// `Status.State`.
+    pub state: TaskState,
+    pub message: String,
+    /// `Status.Err`, e.g. `no suitable node (…)` or `task: non-zero exit (1)`.
+    pub err: String,
+    pub timestamp: Option<Timestamp>,
+    pub exit_code: Option<i64>,
+    /// `Status.ContainerStatus.ContainerID`: set once the node has created the container.
+    pub container_id: Option<String>,
+    /// `CreatedAt`: when Swarm made the task.
+    pub created_at: Option<Timestamp>,
+    /// The task's own spec: the service's `TaskTemplate` when the task was made.
+    pub spec: Value,
+}
+
+impl Task {
+    /// `Spec.ContainerSpec.Image`: the image the task runs, as Swarm pinned it (often
+    /// `name:tag@sha256:…`); empty when the spec names none.
+    pub fn image(&self) -> ImageRef {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Spec<'a> {
+            #[serde(borrow)]
+            container_spec: Option<Container<'a>>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Container<'a> {
+            #[serde(borrow)]
+            image: Option<&'a str>,
+        }
+        let image = Spec::deserialize(&self.spec)
+            .ok()
+            .and_then(|s| s.container_spec)
+            .and_then(|c| c.image)
+            .unwrap_or_default();
+        ImageRef::parse(image)
+    }
+
+    /// Swarm wants the task to run (its desired state is `running`): it counts towards the
+    /// service's replicas, whatever its state now.
+    pub fn is_wanted(&self) -> bool {
+        self.desired_state == TaskState::Running
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_image_comes_from_the_task_spec() {
+        let mut task = Task {
+            id: "t".into(),
+            service_id: "s".into(),
+            slot: Some(1),
+            node_id: "n".into(),
+            desired_state: "running".into(),
+            state: "running".into(),
+            message: String::new(),
+            err: String::new(),
+            timestamp: None,
+            exit_code: None,
+            container_id: None,
+            created_at: None,
+            spec: json!({"ContainerSpec": {"Image": "app:1@sha256:abc"}}),
+        };
+        assert_eq!(task.image().name, "app:1");
+        assert!(task.is_wanted());
+        task.spec = json!({"ContainerSpec": null});
+        assert_eq!(task.image(), ImageRef::default());
+    }
+}

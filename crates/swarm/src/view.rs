@@ -1,0 +1,668 @@
+//! A service spec read typed: [`ServiceView`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::image::ImageRef;
+use crate::service::STACK_NAMESPACE_LABEL;
+use crate::state::{FailureAction, RestartCondition, UpdateOrder};
+
+/// Swarm's update and rollback defaults (swarmkit's `defaults.Service`), which apply where a
+/// spec leaves the config out.
+const DEFAULT_PARALLELISM: u64 = 1;
+const DEFAULT_MONITOR: Duration = Duration::from_secs(5);
+
+/// A spec that cannot be read: a field has a type the Engine API does not give it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecError(pub String);
+
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the service spec cannot be read: {}", self.0)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// A service spec (`Spec` of `GET /services/{id}`, or a spec swarmkeeper sends) read typed,
+/// with Swarm's defaults where the spec says nothing, so that what it shows is what runs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServiceView {
+    /// `Name`.
+    pub name: String,
+    /// `Labels`: the service's own labels (`deploy.labels` in a stack file).
+    pub labels: BTreeMap<String, String>,
+    pub mode: ServiceMode,
+    /// `TaskTemplate.ContainerSpec.Image`.
+    pub image: ImageRef,
+    /// `TaskTemplate.LogDriver`; `None`: the daemon's default driver of each node.
+    pub log_driver: Option<LogDriver>,
+    /// `TaskTemplate.RestartPolicy`; `None`: Swarm's default, [`RestartPolicy::default`].
+    pub restart_policy: Option<RestartPolicy>,
+    /// `TaskTemplate.ContainerSpec.Healthcheck`; `None`: the image's own, if it has one.
+    pub healthcheck: Option<Healthcheck>,
+    /// `UpdateConfig`, Swarm's defaults filled in.
+    pub update_config: UpdateConfig,
+    /// `RollbackConfig`, Swarm's defaults filled in.
+    pub rollback_config: UpdateConfig,
+    /// `EndpointSpec.Ports`.
+    pub ports: Vec<PortConfig>,
+    /// `TaskTemplate` as the engine holds it: each task carries a copy of the template it was
+    /// made from, which tells old tasks from current ones.
+    pub task_template: Value,
+}
+
+impl ServiceView {
+    /// Reads a raw spec. Missing fields and `null`s take Swarm's defaults; only a field of
+    /// the wrong type is an error.
+    pub fn read(spec: &Value) -> Result<ServiceView, SpecError> {
+        let wire = SpecWire::deserialize(spec).map_err(|e| SpecError(e.to_string()))?;
+        let template = Option::<TaskTemplateWire>::deserialize(&wire.task_template)
+            .map_err(|e| SpecError(format!("TaskTemplate: {e}")))?
+            .unwrap_or_default();
+        Ok(wire.into_view(template))
+    }
+
+    /// The stack the service belongs to (`com.docker.stack.namespace`).
+    pub fn stack(&self) -> Option<&str> {
+        self.labels.get(STACK_NAMESPACE_LABEL).map(String::as_str)
+    }
+
+    /// Ports published on the node's own interface (`mode: host`) rather than through the
+    /// ingress mesh: only one task per node can hold one.
+    pub fn host_ports(&self) -> impl Iterator<Item = &PortConfig> {
+        self.ports
+            .iter()
+            .filter(|p| p.publish_mode == PublishMode::Host)
+    }
+}
+
+/// How Swarm runs a service's tasks (`Mode`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceMode {
+    /// `replicas` long-running tasks (1 when the spec does not say).
+    Replicated { replicas: u64 },
+    /// One long-running task on every node that qualifies.
+    Global,
+    /// Tasks that run to completion: `total_completions` in all, at most `max_concurrent` at
+    /// once.
+    ReplicatedJob {
+        max_concurrent: u64,
+        total_completions: u64,
+    },
+    /// One task that runs to completion on every node that qualifies.
+    GlobalJob,
+}
+
+impl Default for ServiceMode {
+    /// A spec without a mode is replicated with one replica.
+    fn default() -> ServiceMode {
+        ServiceMode::Replicated { replicas: 1 }
+    }
+}
+
+impl ServiceMode {
+    /// `replicated`, `global`, `replicated-job` or `global-job`, as the compose file's
+    /// `deploy.mode` and `docker service ls` write it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ServiceMode::Replicated { .. } => "replicated",
+            ServiceMode::Global => "global",
+            ServiceMode::ReplicatedJob { .. } => "replicated-job",
+            ServiceMode::GlobalJob => "global-job",
+        }
+    }
+
+    /// Its tasks run to completion rather than for ever.
+    pub fn is_job(&self) -> bool {
+        matches!(
+            self,
+            ServiceMode::ReplicatedJob { .. } | ServiceMode::GlobalJob
+        )
+    }
+
+    /// One task per node rather than a count.
+    pub fn is_global(&self) -> bool {
+        matches!(self, ServiceMode::Global | ServiceMode::GlobalJob)
+    }
+
+    /// The replica count of a replicated service; `None` for the other modes.
+    pub fn replicas(&self) -> Option<u64> {
+        match self {
+            ServiceMode::Replicated { replicas } => Some(*replicas),
+            _ => None,
+        }
+    }
+}
+
+/// `TaskTemplate.LogDriver`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogDriver {
+    /// `local`, `json-file`, `none`, `syslog`, …; empty when the spec gives only options.
+    pub name: String,
+    pub options: BTreeMap<String, String>,
+}
+
+/// `TaskTemplate.RestartPolicy`. Its [`Default`] is Swarm's: restart on any exit, 5 s apart,
+/// without limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub condition: RestartCondition,
+    pub delay: Duration,
+    /// 0: no limit.
+    pub max_attempts: u64,
+    /// How long a restart is counted against `max_attempts`; 0: for ever.
+    pub window: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> RestartPolicy {
+        RestartPolicy {
+            condition: RestartCondition::Any,
+            delay: Duration::from_secs(5),
+            max_attempts: 0,
+            window: Duration::ZERO,
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// A task that keeps failing is restarted for ever.
+    pub fn restarts_forever(&self) -> bool {
+        self.condition == RestartCondition::Any && self.max_attempts == 0
+    }
+}
+
+/// The Engine's healthcheck defaults, for the values a healthcheck leaves at zero.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_HEALTH_RETRIES: u64 = 3;
+
+/// `TaskTemplate.ContainerSpec.Healthcheck`; zero durations and retries mean the Engine's
+/// defaults ([`DEFAULT_HEALTH_INTERVAL`], [`DEFAULT_HEALTH_TIMEOUT`],
+/// [`DEFAULT_HEALTH_RETRIES`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// `["CMD", …]`, `["CMD-SHELL", …]`, or `["NONE"]` to turn the image's own off.
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub start_period: Duration,
+    pub retries: u64,
+}
+
+impl Healthcheck {
+    /// `["NONE"]`: the image's healthcheck is turned off and none replaces it.
+    pub fn is_disabled(&self) -> bool {
+        self.test.first().map(String::as_str) == Some("NONE")
+    }
+
+    /// How long the healthcheck can take to call a running task unhealthy: `retries` failed
+    /// probes `interval` apart, the last taking up to `timeout`. An update's `monitor` shorter
+    /// than this never sees the failure.
+    pub fn detection_time(&self) -> Duration {
+        let or = |value: Duration, default| {
+            if value.is_zero() {
+                default
+            } else {
+                value
+            }
+        };
+        let retries = if self.retries == 0 {
+            DEFAULT_HEALTH_RETRIES
+        } else {
+            self.retries
+        };
+        or(self.interval, DEFAULT_HEALTH_INTERVAL)
+            .saturating_mul(u32::try_from(retries).unwrap_or(u32::MAX))
+            .saturating_add(or(self.timeout, DEFAULT_HEALTH_TIMEOUT))
+    }
+}
+
+/// `UpdateConfig` or `RollbackConfig`, with Swarm's defaults where the spec leaves the config
+/// or one of its fields out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpdateConfig {
+    /// Tasks replaced at once; 0 means all of them.
+    pub parallelism: u64,
+    /// Wait between batches.
+    pub delay: Duration,
+    pub failure_action: FailureAction,
+    /// How long a new task is watched for failure after it runs.
+    pub monitor: Duration,
+    /// The share of tasks that may fail before `failure_action` applies, 0 to 1.
+    pub max_failure_ratio: f64,
+    pub order: UpdateOrder,
+    /// The spec writes this config; `false`: every value above is Swarm's default.
+    pub written: bool,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> UpdateConfig {
+        UpdateConfig {
+            parallelism: DEFAULT_PARALLELISM,
+            delay: Duration::ZERO,
+            failure_action: FailureAction::Pause,
+            monitor: DEFAULT_MONITOR,
+            max_failure_ratio: 0.0,
+            order: UpdateOrder::StopFirst,
+            written: false,
+        }
+    }
+}
+
+/// `PublishMode` of a port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PublishMode {
+    /// Swarm's default: through the routing mesh, on every node.
+    #[default]
+    Ingress,
+    /// On the node that runs the task only.
+    Host,
+}
+
+/// One of `EndpointSpec.Ports`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortConfig {
+    /// `tcp` (the default), `udp` or `sctp`.
+    pub protocol: String,
+    pub target_port: u32,
+    /// 0 when Swarm picks one.
+    pub published_port: u32,
+    pub publish_mode: PublishMode,
+}
+
+/// Treats `null` like an absent field; pair with `#[serde(default)]`.
+fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Go's durations travel as integer nanoseconds; a negative one means nothing here.
+fn nanos(value: i64) -> Duration {
+    Duration::from_nanos(u64::try_from(value).unwrap_or(0))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct SpecWire {
+    #[serde(default, deserialize_with = "nullable")]
+    name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "nullable")]
+    mode: ModeWire,
+    #[serde(default)]
+    task_template: Value,
+    #[serde(default)]
+    update_config: Option<UpdateConfigWire>,
+    #[serde(default)]
+    rollback_config: Option<UpdateConfigWire>,
+    #[serde(default, deserialize_with = "nullable")]
+    endpoint_spec: EndpointSpecWire,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ModeWire {
+    #[serde(default)]
+    replicated: Option<ReplicatedWire>,
+    #[serde(default)]
+    global: Option<IgnoredAny>,
+    #[serde(default)]
+    replicated_job: Option<ReplicatedJobWire>,
+    #[serde(default)]
+    global_job: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ReplicatedWire {
+    #[serde(default)]
+    replicas: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ReplicatedJobWire {
+    #[serde(default)]
+    max_concurrent: Option<u64>,
+    #[serde(default)]
+    total_completions: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct TaskTemplateWire {
+    #[serde(default, deserialize_with = "nullable")]
+    container_spec: ContainerSpecWire,
+    #[serde(default)]
+    log_driver: Option<LogDriverWire>,
+    #[serde(default)]
+    restart_policy: Option<RestartPolicyWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ContainerSpecWire {
+    #[serde(default, deserialize_with = "nullable")]
+    image: String,
+    #[serde(default)]
+    healthcheck: Option<HealthcheckWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct LogDriverWire {
+    #[serde(default, deserialize_with = "nullable")]
+    name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    options: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct RestartPolicyWire {
+    #[serde(default, deserialize_with = "nullable")]
+    condition: String,
+    #[serde(default)]
+    delay: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_attempts: u64,
+    #[serde(default, deserialize_with = "nullable")]
+    window: i64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct HealthcheckWire {
+    #[serde(default, deserialize_with = "nullable")]
+    test: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    interval: i64,
+    #[serde(default, deserialize_with = "nullable")]
+    timeout: i64,
+    #[serde(default, deserialize_with = "nullable")]
+    start_period: i64,
+    #[serde(default, deserialize_with = "nullable")]
+    retries: u64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct UpdateConfigWire {
+    #[serde(default)]
+    parallelism: Option<u64>,
+    #[serde(default, deserialize_with = "nullable")]
+    delay: i64,
+    #[serde(default, deserialize_with = "nullable")]
+    failure_action: String,
+    #[serde(default, deserialize_with = "nullable")]
+    monitor: i64,
+    #[serde(default, deserialize_with = "nullable")]
+    max_failure_ratio: f64,
+    #[serde(default, deserialize_with = "nullable")]
+    order: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct EndpointSpecWire {
+    #[serde(default, deserialize_with = "nullable")]
+    ports: Vec<PortWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct PortWire {
+    #[serde(default, deserialize_with = "nullable")]
+    protocol: String,
+    #[serde(default, deserialize_with = "nullable")]
+    target_port: u32,
+    #[serde(default, deserialize_with = "nullable")]
+    published_port: u32,
+    #[serde(default, deserialize_with = "nullable")]
+    publish_mode: String,
+}
+
+impl SpecWire {
+    /// `template` is `task_template` read typed; the raw one is kept as well.
+    fn into_view(self, template: TaskTemplateWire) -> ServiceView {
+        ServiceView {
+            name: self.name,
+            labels: self.labels,
+            mode: self.mode.into_mode(),
+            image: ImageRef::parse(&template.container_spec.image),
+            log_driver: template.log_driver.map(|d| LogDriver {
+                name: d.name,
+                options: d.options,
+            }),
+            restart_policy: template.restart_policy.map(|r| RestartPolicy {
+                condition: if r.condition.is_empty() {
+                    RestartCondition::Any
+                } else {
+                    RestartCondition::parse(&r.condition)
+                },
+                delay: r.delay.map_or(RestartPolicy::default().delay, nanos),
+                max_attempts: r.max_attempts,
+                window: nanos(r.window),
+            }),
+            healthcheck: template.container_spec.healthcheck.map(|h| Healthcheck {
+                test: h.test,
+                interval: nanos(h.interval),
+                timeout: nanos(h.timeout),
+                start_period: nanos(h.start_period),
+                retries: h.retries,
+            }),
+            update_config: update_config(self.update_config),
+            rollback_config: update_config(self.rollback_config),
+            ports: self
+                .endpoint_spec
+                .ports
+                .into_iter()
+                .map(|p| PortConfig {
+                    protocol: if p.protocol.is_empty() {
+                        "tcp".to_owned()
+                    } else {
+                        p.protocol
+                    },
+                    target_port: p.target_port,
+                    published_port: p.published_port,
+                    publish_mode: if p.publish_mode == "host" {
+                        PublishMode::Host
+                    } else {
+                        PublishMode::Ingress
+                    },
+                })
+                .collect(),
+            task_template: self.task_template,
+        }
+    }
+}
+
+impl ModeWire {
+    /// The engine sets exactly one mode; were there several, Swarm's own order decides.
+    fn into_mode(self) -> ServiceMode {
+        if self.global.is_some() {
+            ServiceMode::Global
+        } else if let Some(job) = self.replicated_job {
+            // Swarm runs one at a time unless told, and as many in all as at once.
+            let max_concurrent = job.max_concurrent.filter(|&n| n > 0).unwrap_or(1);
+            ServiceMode::ReplicatedJob {
+                max_concurrent,
+                total_completions: job
+                    .total_completions
+                    .filter(|&n| n > 0)
+                    .unwrap_or(max_concurrent),
+            }
+        } else if self.global_job.is_some() {
+            ServiceMode::GlobalJob
+        } else {
+            ServiceMode::Replicated {
+                replicas: self
+                    .replicated
+                    .and_then(|r| r.replicas)
+                    .unwrap_or(DEFAULT_PARALLELISM),
+            }
+        }
+    }
+}
+
+/// The config as Swarm applies it. The engine always sends `Parallelism` with a config; one
+/// written without it (by hand) is taken as Swarm's default.
+fn update_config(wire: Option<UpdateConfigWire>) -> UpdateConfig {
+    let Some(wire) = wire else {
+        return UpdateConfig::default();
+    };
+    let defaults = UpdateConfig::default();
+    UpdateConfig {
+        parallelism: wire.parallelism.unwrap_or(defaults.parallelism),
+        delay: nanos(wire.delay),
+        failure_action: if wire.failure_action.is_empty() {
+            defaults.failure_action
+        } else {
+            FailureAction::parse(&wire.failure_action)
+        },
+        // Swarm watches for its default time when the spec says 0.
+        monitor: if wire.monitor > 0 {
+            nanos(wire.monitor)
+        } else {
+            defaults.monitor
+        },
+        max_failure_ratio: wire.max_failure_ratio,
+        order: if wire.order.is_empty() {
+            defaults.order
+        } else {
+            UpdateOrder::parse(&wire.order)
+        },
+        written: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn view(spec: Value) -> ServiceView {
+        ServiceView::read(&spec).unwrap()
+    }
+
+    #[test]
+    fn the_four_modes_are_told_apart() {
+        let mode = |m: Value| view(json!({ "Mode": m })).mode;
+        assert_eq!(
+            mode(json!({"Replicated": {"Replicas": 2}})),
+            ServiceMode::Replicated { replicas: 2 }
+        );
+        assert_eq!(
+            mode(json!({"Replicated": {}})),
+            ServiceMode::Replicated { replicas: 1 }
+        );
+        assert_eq!(mode(json!({"Global": {}})), ServiceMode::Global);
+        assert_eq!(
+            mode(json!({"ReplicatedJob": {"MaxConcurrent": 2}})),
+            ServiceMode::ReplicatedJob {
+                max_concurrent: 2,
+                total_completions: 2
+            }
+        );
+        assert_eq!(
+            mode(json!({"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 5}})),
+            ServiceMode::ReplicatedJob {
+                max_concurrent: 1,
+                total_completions: 5
+            }
+        );
+        assert_eq!(mode(json!({"GlobalJob": {}})), ServiceMode::GlobalJob);
+        assert_eq!(
+            mode(json!({"Global": null, "Replicated": {}})),
+            ServiceMode::Replicated { replicas: 1 }
+        );
+        assert_eq!(view(json!({"Name": "x"})).mode, ServiceMode::default());
+        assert_eq!(ServiceMode::GlobalJob.as_str(), "global-job");
+        assert!(ServiceMode::GlobalJob.is_job() && ServiceMode::GlobalJob.is_global());
+    }
+
+    #[test]
+    fn an_absent_update_config_is_swarms_default() {
+        let bare = view(json!({"Name": "x"}));
+        assert_eq!(bare.update_config, UpdateConfig::default());
+        assert!(!bare.update_config.written);
+        assert_eq!(bare.update_config.failure_action, FailureAction::Pause);
+        assert_eq!(bare.update_config.monitor, Duration::from_secs(5));
+        assert_eq!(bare.rollback_config.order, UpdateOrder::StopFirst);
+        let written = view(json!({"UpdateConfig": {
+            "Parallelism": 0, "FailureAction": "rollback", "Monitor": 30_000_000_000i64,
+            "Delay": 500_000_000, "Order": "start-first", "MaxFailureRatio": 0.5
+        }}));
+        let update = written.update_config;
+        assert_eq!(
+            (update.parallelism, update.failure_action, update.order),
+            (0, FailureAction::Rollback, UpdateOrder::StartFirst)
+        );
+        assert_eq!(update.monitor, Duration::from_secs(30));
+        assert_eq!(update.delay, Duration::from_millis(500));
+        assert_eq!(update.max_failure_ratio, 0.5);
+        assert!(update.written);
+    }
+
+    #[test]
+    fn the_task_template_is_read_and_kept() {
+        let spec = json!({
+            "Name": "shop_web",
+            "Labels": {"com.docker.stack.namespace": "shop"},
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "app:1@sha256:abc", "Healthcheck": {"Test": ["CMD", "true"], "Retries": 2}},
+                "LogDriver": {"Name": "json-file", "Options": {"max-size": "10m"}},
+                "RestartPolicy": {"Condition": "on-failure", "MaxAttempts": 3},
+                "Networks": null
+            },
+            "EndpointSpec": {"Ports": [{"TargetPort": 80, "PublishedPort": 8080, "PublishMode": "host"}]}
+        });
+        let v = view(spec.clone());
+        assert_eq!(v.stack(), Some("shop"));
+        assert_eq!(v.image.name, "app:1");
+        assert_eq!(v.image.digest.as_deref(), Some("sha256:abc"));
+        let driver = v.log_driver.as_ref().unwrap();
+        assert_eq!(
+            (driver.name.as_str(), driver.options["max-size"].as_str()),
+            ("json-file", "10m")
+        );
+        let restart = v.restart_policy.as_ref().unwrap();
+        assert_eq!(restart.condition, RestartCondition::OnFailure);
+        assert_eq!(restart.delay, Duration::from_secs(5));
+        assert!(!restart.restarts_forever());
+        assert!(RestartPolicy::default().restarts_forever());
+        let health = v.healthcheck.as_ref().unwrap();
+        assert_eq!(health.retries, 2);
+        assert_eq!(health.detection_time(), Duration::from_secs(2 * 30 + 30));
+        assert_eq!(v.host_ports().count(), 1);
+        assert_eq!(v.ports[0].protocol, "tcp");
+        assert_eq!(v.task_template, spec["TaskTemplate"]);
+    }
+
+    #[test]
+    fn nulls_are_absent_and_wrong_types_are_errors() {
+        let v = view(
+            json!({"Labels": null, "Mode": null, "TaskTemplate": null, "UpdateConfig": null, "EndpointSpec": {"Ports": null}}),
+        );
+        assert_eq!(
+            v,
+            ServiceView {
+                task_template: Value::Null,
+                ..ServiceView::default()
+            }
+        );
+        let error =
+            ServiceView::read(&json!({"Mode": {"Replicated": {"Replicas": "two"}}})).unwrap_err();
+        assert!(error.to_string().contains("cannot be read"), "{error}");
+    }
+}
