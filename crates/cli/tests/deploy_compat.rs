@@ -83,6 +83,16 @@ struct Stacks {
 }
 
 impl Stacks {
+    /// Two stacks named `ours` and `other` followed by a short pid (`deploy` deploys the
+    /// first), and a temporary folder for `purpose`.
+    fn new(ours: &str, other: &str, purpose: &str) -> Stacks {
+        let pid = std::process::id() % 100_000;
+        Stacks {
+            names: [format!("{ours}{pid}"), format!("{other}{pid}")],
+            dir: tempdir(purpose),
+        }
+    }
+
     /// Builds `image` from scratch with busybox in this test's folder; with `sleep`, its
     /// command keeps the task running.
     fn build_image(&self, image: &str, sleep: bool) {
@@ -186,11 +196,8 @@ fn specs(stack: &str) -> Vec<(String, Value)> {
 #[test]
 fn specs_equal_those_of_docker_stack_deploy() {
     let pid = std::process::id() % 100_000;
-    let stacks = Stacks {
-        // Ours first (`Stacks::deploy` deploys the first), then docker's.
-        names: [format!("skcmps{pid}"), format!("skcmpd{pid}")],
-        dir: tempdir("compat"),
-    };
+    // Ours first (`Stacks::deploy` deploys the first), then docker's.
+    let stacks = Stacks::new("skcmps", "skcmpd", "compat");
     let dir = &stacks.dir;
     let image = format!("skcompat{pid}:1");
     stacks.build_image(&image, false);
@@ -246,10 +253,7 @@ fn specs_equal_those_of_docker_stack_deploy() {
 #[test]
 fn a_changed_secret_file_is_refused_before_anything_changes() {
     let pid = std::process::id() % 100_000;
-    let stacks = Stacks {
-        names: [format!("sksec{pid}"), format!("sksec{pid}unused")],
-        dir: tempdir("secret-change"),
-    };
+    let stacks = Stacks::new("sksec", "sksecunused", "secret-change");
     let dir = &stacks.dir;
     let image = format!("sksecret{pid}:1");
     stacks.build_image(&image, true);
@@ -371,11 +375,7 @@ impl Drop for Registry {
 #[test]
 fn images_are_pinned_to_the_registry_digest() {
     let registry = Registry::start();
-    let pid = std::process::id() % 100_000;
-    let stacks = Stacks {
-        names: [format!("skpin{pid}"), format!("skpin{pid}unused")],
-        dir: tempdir("pin"),
-    };
+    let stacks = Stacks::new("skpin", "skpinunused", "pin");
     let dir = &stacks.dir;
     let image = format!("{}/skpin:1", registry.addr);
     stacks.build_image(&image, true);

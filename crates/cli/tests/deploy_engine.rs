@@ -407,3 +407,93 @@ fn unreadable_logs_are_explained_with_the_fix() {
         text(&logs)
     );
 }
+
+/// A file `lint` finds nothing in, deployed with the defaults, runs as a service the
+/// dashboard's running-spec lint finds nothing in either (it once flagged SK021 on every such
+/// service: the file has no `restart_policy`, which the file rule rightly leaves alone), and that the dashboard calls
+/// converged by the same definition the deploy followed it by. Its secret comes from a file the
+/// CLI read, not the deploy library.
+#[test]
+fn a_lint_clean_file_runs_as_a_lint_clean_service() {
+    let (ok, _) = images();
+    let stack = Stack::new("clean");
+    let secret = stack.file("token.txt", "s3cret\n");
+    let file = stack.file(
+        "s.yml",
+        &format!(
+            "version: \"3.8\"
+services:
+  web:
+    image: {ok}
+    stop_grace_period: 1s
+    healthcheck:
+      test: [\"CMD\", \"/bin/busybox\", \"true\"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+    logging:
+      driver: local
+      options: {{max-size: 10m}}
+    secrets: [token]
+    deploy:
+      update_config:
+        parallelism: 1
+        delay: 1s
+        failure_action: rollback
+        monitor: 5s
+        order: start-first
+secrets:
+  token:
+    file: {}
+",
+            secret.display()
+        ),
+    );
+    let lint = stack.run(&["lint", "-c", file.to_str().unwrap(), "--format", "json"]);
+    assert!(lint.status.success(), "{}", text(&lint));
+    let findings: serde_json::Value = serde_json::from_slice(&lint.stdout).unwrap();
+    assert_eq!(
+        findings["findings"],
+        serde_json::json!([]),
+        "{}",
+        text(&lint)
+    );
+
+    let out = stack.deploy(&file, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("web: converged"));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = swarmkeeper_engine::Engine::connect(HOST).unwrap();
+    let (service, tasks) = runtime.block_on(async {
+        let service = engine
+            .inspect_service(&format!("{}_web", stack.name))
+            .await
+            .unwrap();
+        let tasks = engine.list_tasks(&service.id).await.unwrap();
+        (service, tasks)
+    });
+    let findings = swarmkeeper_lint::lint_running(&service.view);
+    assert!(findings.is_empty(), "{findings:#?}");
+    let tasks: Vec<&swarmkeeper_engine::Task> = tasks.iter().collect();
+    let observed = swarmkeeper_rollout::observe(&service, &tasks, None);
+    assert!(swarmkeeper_rollout::converged(&observed), "{observed:#?}");
+    let secrets = docker(
+        HOST,
+        &[
+            "secret",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name={}_token", stack.name),
+        ],
+    );
+    assert_eq!(secrets.lines().count(), 1);
+    drop(stack);
+    for id in secrets.lines() {
+        let _ = Command::new("docker").args(["secret", "rm", id]).output();
+    }
+}

@@ -231,19 +231,79 @@ pub async fn deploy<H: History>(
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Outcome, DeployError> {
+    locked(
+        engine,
+        history,
+        request,
+        Job::Deploy(stack),
+        options,
+        progress,
+    )
+    .await
+}
+
+/// Re-applies revision `to` of a stack (default: the last succeeded revision before the
+/// newest succeeded one) with the same following and stack-wide safety as a deploy.
+pub async fn rollback<H: History>(
+    engine: &Engine,
+    history: &H,
+    request: &Request,
+    to: Option<u64>,
+    options: &Options,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Outcome, DeployError> {
+    locked(
+        engine,
+        history,
+        request,
+        Job::Rollback(to),
+        options,
+        progress,
+    )
+    .await
+}
+
+/// What a run applies: stack files, or a recorded revision.
+enum Job {
+    Deploy(Stack),
+    Rollback(Option<u64>),
+}
+
+/// The services to bring to their specs, as they are now and as they are to be.
+struct Prepared {
+    kind: DeployKind,
+    current: HashMap<String, Service>,
+    targets: Vec<Target>,
+}
+
+/// Runs a job holding the stack's lock, and gives the lock back however it ends.
+async fn locked<H: History>(
+    engine: &Engine,
+    history: &H,
+    request: &Request,
+    job: Job,
+    options: &Options,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Outcome, DeployError> {
     let lock = history::acquire(history, request, options, progress).await?;
-    let result = deploy_locked(engine, history, request, stack, options, progress).await;
+    let result = async {
+        let prepared = match job {
+            Job::Deploy(stack) => prepare_deploy(engine, request, stack, options, progress).await?,
+            Job::Rollback(to) => prepare_rollback(engine, history, request, to, progress).await?,
+        };
+        run(engine, history, request, prepared, options, progress).await
+    }
+    .await;
     history::release(history, &lock, result).await
 }
 
-async fn deploy_locked<H: History>(
+async fn prepare_deploy(
     engine: &Engine,
-    history: &H,
     request: &Request,
     stack: Stack,
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Outcome, DeployError> {
+) -> Result<Prepared, DeployError> {
     let Stack { spec, files } = stack;
     // Credentials first and secrets, configs before anything is created: a changed file or
     // a credential that cannot be had stops the deploy before it changes anything.
@@ -276,42 +336,20 @@ async fn deploy_locked<H: History>(
             auths.get(&image).cloned().flatten(),
         )?);
     }
-    run(
-        engine,
-        history,
-        request,
-        DeployKind::Deploy,
+    Ok(Prepared {
+        kind: DeployKind::Deploy,
         current,
         targets,
-        options,
-        progress,
-    )
-    .await
+    })
 }
 
-/// Re-applies revision `to` of a stack (default: the last succeeded revision before the
-/// newest succeeded one) with the same following and stack-wide safety as a deploy.
-pub async fn rollback<H: History>(
+async fn prepare_rollback<H: History>(
     engine: &Engine,
     history: &H,
     request: &Request,
     to: Option<u64>,
-    options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Outcome, DeployError> {
-    let lock = history::acquire(history, request, options, progress).await?;
-    let result = rollback_locked(engine, history, request, to, options, progress).await;
-    history::release(history, &lock, result).await
-}
-
-async fn rollback_locked<H: History>(
-    engine: &Engine,
-    history: &H,
-    request: &Request,
-    to: Option<u64>,
-    options: &Options,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Outcome, DeployError> {
+) -> Result<Prepared, DeployError> {
     let stack = request.stack.as_str();
     let record = match to {
         Some(revision) => history
@@ -326,10 +364,9 @@ async fn rollback_locked<H: History>(
             record::previous_good(stack, revisions)?
         }
     };
-    let record = &record;
     let current = current_services(engine, stack).await?;
     // A revision's specs are those it deployed; services it left unchanged carry theirs too.
-    let mut desired = record::deployed_specs(record)?;
+    let mut desired = record::deployed_specs(&record)?;
     for (name, spec) in &mut desired {
         // Specs are recorded raw: the one edit a recorded spec gets is the current scale.
         if let Some(service) = current.get(name) {
@@ -365,17 +402,11 @@ async fn rollback_locked<H: History>(
             )));
         }
     }
-    run(
-        engine,
-        history,
-        request,
-        DeployKind::Rollback,
+    Ok(Prepared {
+        kind: DeployKind::Rollback,
         current,
         targets,
-        options,
-        progress,
-    )
-    .await
+    })
 }
 
 /// The stack's services by name.
@@ -393,17 +424,19 @@ async fn current_services(
 
 /// Applies the targets, follows what changed, rolls the stack back when something fails, and
 /// records the revision.
-#[allow(clippy::too_many_arguments)]
 async fn run<H: History>(
     engine: &Engine,
     history: &H,
     request: &Request,
-    kind: DeployKind,
-    current: HashMap<String, Service>,
-    targets: Vec<Target>,
+    prepared: Prepared,
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Outcome, DeployError> {
+    let Prepared {
+        kind,
+        current,
+        targets,
+    } = prepared;
     let stack = request.stack.as_str();
     let start = history::Start {
         stack,

@@ -3,11 +3,15 @@
 //! back typed, name the same rules (keys the Engine never sees aside). The dashboard once
 //! flagged SK021 on services deployed from files `lint` found nothing in.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use swarmkeeper_compose::{load, stack_spec, Environment, SourceFile};
+use swarmkeeper_compose::stack_spec;
 use swarmkeeper_lint::{lint, lint_running};
+
+use common::GOOD;
 use swarmkeeper_swarm::ServiceView;
 
 /// Rules about keys `docker stack deploy` ignores: they cannot survive into a spec.
@@ -17,21 +21,7 @@ const FILE_ONLY: &[&str] = &["SK040"];
 type RulesByService = BTreeMap<String, BTreeSet<&'static str>>;
 
 fn both_ways(text: &str) -> (RulesByService, RulesByService) {
-    let variables = HashMap::new();
-    let read = |path: &str| -> std::io::Result<String> { Ok(format!("# {path}\n")) };
-    let environment = Environment {
-        variables: &variables,
-        working_dir: Path::new("/w"),
-        read_file: &read,
-    };
-    let stack = load(
-        &[SourceFile {
-            name: "stack.yml",
-            text,
-        }],
-        &environment,
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let stack = common::stack(text);
     let mut from_file = RulesByService::new();
     for name in stack.services.keys() {
         from_file.insert(name.clone(), BTreeSet::new());
@@ -81,14 +71,6 @@ fn every_fixture_agrees() {
 /// or not.
 #[test]
 fn each_setting_agrees() {
-    const GOOD: &str = "services:
-  web:
-    image: app:1.0
-    healthcheck: {test: [CMD, /health], interval: 5s, timeout: 2s, retries: 3}
-    logging: {driver: local, options: {max-size: 10m}}
-    deploy:
-      update_config: {parallelism: 1, delay: 5s, failure_action: rollback, monitor: 30s, order: start-first}
-";
     let variants: &[(&str, &str)] = &[
         ("", ""),
         ("{driver: local, options: {max-size: 10m}}", "{driver: none}"),

@@ -1,34 +1,11 @@
 //! Each rule fires where it should, at the place it should, and stays quiet otherwise.
 
-use std::collections::HashMap;
-use std::path::Path;
+mod common;
 
-use swarmkeeper_compose::{load, Environment, SourceFile};
 use swarmkeeper_lint::{has_errors, lint, rule, Finding, Severity, RULES};
 
 fn findings(text: &str) -> Vec<Finding> {
-    let variables = HashMap::new();
-    let read = |path: &str| -> std::io::Result<String> {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            path.to_string(),
-        ))
-    };
-    let environment = Environment {
-        variables: &variables,
-        working_dir: Path::new("/w"),
-        read_file: &read,
-    };
-    lint(
-        &load(
-            &[SourceFile {
-                name: "stack.yml",
-                text,
-            }],
-            &environment,
-        )
-        .unwrap(),
-    )
+    lint(&common::stack(text))
 }
 
 /// `(rule, line, column)` of each finding.
@@ -39,15 +16,7 @@ fn hits(text: &str) -> Vec<(&'static str, u32, u32)> {
         .collect()
 }
 
-/// A service that every rule is happy with; tests change one thing at a time.
-const GOOD: &str = "services:
-  web:
-    image: app:1.0
-    healthcheck: {test: [CMD, /health], interval: 5s, timeout: 2s, retries: 3}
-    logging: {driver: local, options: {max-size: 10m}}
-    deploy:
-      update_config: {parallelism: 1, delay: 5s, failure_action: rollback, monitor: 30s, order: start-first}
-";
+use common::GOOD;
 
 fn with(replace: &str, by: &str) -> String {
     assert!(GOOD.contains(replace), "{replace}");

@@ -7,8 +7,6 @@
 //! The deploy crate reads and writes this through its `History` trait; the record types here
 //! are that history's data, serialisable for other homes of it.
 
-use std::fmt;
-
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -50,54 +48,7 @@ CREATE TABLE IF NOT EXISTS deploy_services (
 /// after this long, so that a deploy killed without unlocking does not block the stack for ever.
 const LOCK_EXPIRY: jiff::SignedDuration = jiff::SignedDuration::from_hours(2);
 
-/// Text kept in the database as an enum: its words, and any other word kept as it was.
-macro_rules! stored_words {
-    ($(#[$meta:meta])* pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+ }) => {
-        $(#[$meta])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant, )+
-            /// A word written by another version.
-            Other(String),
-        }
-
-        impl $name {
-            pub fn parse(text: &str) -> $name {
-                match text {
-                    $( $text => $name::$variant, )+
-                    other => $name::Other(other.to_owned()),
-                }
-            }
-
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $( $name::$variant => $text, )+
-                    $name::Other(other) => other,
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
-                Ok($name::parse(&String::deserialize(deserializer)?))
-            }
-        }
-    };
-}
-
-stored_words! {
+swarmkeeper_units::words! {
     /// What a revision did.
     pub enum DeployKind {
         /// Deployed stack files.
@@ -107,7 +58,7 @@ stored_words! {
     }
 }
 
-stored_words! {
+swarmkeeper_units::words! {
     /// How a revision ended.
     pub enum DeployOutcome {
         /// Not finished yet, or its process died before it could say.

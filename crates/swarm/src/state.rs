@@ -1,72 +1,8 @@
 //! The values the engine enumerates as text. Each is an enum with an `Other` case that keeps a
-//! value this crate does not know, so a newer engine never makes an answer unreadable.
+//! value this crate does not know, so a newer engine never makes an answer unreadable
+//! ([`swarmkeeper_units::words`]).
 
-/// An enum of the engine's words: `parse` (total), `as_str`, and the conversions and traits
-/// every such enum has.
-macro_rules! engine_words {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+ }
-    ) => {
-        $(#[$meta])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant, )+
-            /// A value this crate does not know, as the engine wrote it.
-            Other(String),
-        }
-
-        impl $name {
-            /// The engine's word for the value; any text is accepted.
-            pub fn parse(text: &str) -> $name {
-                match text {
-                    $( $text => $name::$variant, )+
-                    other => $name::Other(other.to_owned()),
-                }
-            }
-
-            /// The engine's word, as it would send it.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $( $name::$variant => $text, )+
-                    $name::Other(other) => other,
-                }
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(text: &str) -> $name {
-                $name::parse(text)
-            }
-        }
-
-        impl From<String> for $name {
-            fn from(text: String) -> $name {
-                $name::parse(&text)
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
-                Ok($name::parse(&String::deserialize(deserializer)?))
-            }
-        }
-    };
-}
-
-engine_words! {
+swarmkeeper_units::words! {
     /// A task's `Status.State` or `DesiredState`, in the order Swarm moves a task through them.
     pub enum TaskState {
         New => "new",
@@ -114,7 +50,7 @@ impl TaskState {
     }
 }
 
-engine_words! {
+swarmkeeper_units::words! {
     /// A service's `UpdateStatus.State`. The Engine API's swagger lists three; Swarm sends six.
     pub enum UpdateState {
         Updating => "updating",
@@ -137,7 +73,7 @@ impl UpdateState {
     }
 }
 
-engine_words! {
+swarmkeeper_units::words! {
     /// `UpdateConfig.FailureAction`: what Swarm does when an update's tasks fail.
     pub enum FailureAction {
         /// Swarm's default: stop where it is, with the service half-updated.
@@ -147,7 +83,7 @@ engine_words! {
     }
 }
 
-engine_words! {
+swarmkeeper_units::words! {
     /// `UpdateConfig.Order`.
     pub enum UpdateOrder {
         /// Swarm's default: stop the old task, then start its replacement.
@@ -157,7 +93,7 @@ engine_words! {
     }
 }
 
-engine_words! {
+swarmkeeper_units::words! {
     /// `TaskTemplate.RestartPolicy.Condition`.
     pub enum RestartCondition {
         /// Swarm's default: restart whatever the exit.

@@ -5,7 +5,9 @@
 //!   ([`format_duration`]);
 //! - byte sizes in binary units for people ([`bytes`]);
 //! - the short form of an object id ([`short_id`]), as `docker ps` and `docker service ps`
-//!   show it.
+//!   show it;
+//! - words from a fixed list that may grow ([`words!`]): the engine's states, the history's
+//!   outcomes.
 //!
 //! Pure and without dependencies, so that any crate may use it.
 
@@ -170,6 +172,84 @@ pub const SHORT_ID_LEN: usize = 12;
 pub fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.get(..SHORT_ID_LEN).unwrap_or(hex)
+}
+
+/// Declares an enum of words (an engine's states, a stored outcome) that keeps any other word
+/// as `Other(String)`, so that a newer engine or an older file never makes a value unreadable:
+/// `parse` (total), `as_str`, `From<&str>`, `From<String>`, `Display`, and `Serialize` /
+/// `Deserialize` as the word (the calling crate depends on `serde`).
+///
+/// ```
+/// swarmkeeper_units::words! {
+///     /// How a thing ended.
+///     pub enum End { Done => "done", Failed => "failed", }
+/// }
+/// assert_eq!(End::parse("failed"), End::Failed);
+/// assert_eq!(End::parse("exploded").as_str(), "exploded");
+/// ```
+#[macro_export]
+macro_rules! words {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+ }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+            /// A word not in the list, as it was written.
+            Other(String),
+        }
+
+        impl $name {
+            /// The value a word stands for; any text is accepted.
+            pub fn parse(text: &str) -> $name {
+                match text {
+                    $( $text => $name::$variant, )+
+                    other => $name::Other(other.to_owned()),
+                }
+            }
+
+            /// The word, as it is written.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( $name::$variant => $text, )+
+                    $name::Other(other) => other,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> $name {
+                $name::parse(text)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(text: String) -> $name {
+                $name::parse(&text)
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                Ok($name::parse(&text))
+            }
+        }
+    };
 }
 
 #[cfg(test)]

@@ -15,19 +15,13 @@ use swarmkeeper_rollout::ServiceState;
 use swarmkeeper_store::Store;
 use swarmkeeper_units::parse_duration;
 
-use super::{load_stack_files, read_object_files, StackFiles};
+use super::{load_stack_files, read_object_files, ComposeFiles, StackFiles};
 use crate::exit::{block_on, CmdResult, Failure};
 
 #[derive(Args)]
 pub struct DeployArgs {
-    /// A compose file; repeat to merge several in order, as with `docker stack deploy -c`.
-    #[arg(
-        short = 'c',
-        long = "compose-file",
-        value_name = "FILE",
-        required = true
-    )]
-    files: Vec<PathBuf>,
+    #[command(flatten)]
+    compose: ComposeFiles,
     /// The stack's name (the `com.docker.stack.namespace` label and the services' prefix).
     stack: String,
     #[command(flatten)]
@@ -106,7 +100,7 @@ fn rustix_uid() -> u32 {
 }
 
 pub fn run(args: DeployArgs) -> CmdResult {
-    let StackFiles { stack, digests, .. } = load_stack_files(&args.files)?;
+    let StackFiles { stack, digests, .. } = load_stack_files(&args.compose.files)?;
     let spec = stack_spec(&args.stack, &stack).map_err(|e| {
         Failure::Usage(format!(
             "{}:{}:{}: {}",

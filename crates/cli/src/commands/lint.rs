@@ -2,27 +2,20 @@
 //! `docker stack deploy` would, and report the settings that make deploys unsafe.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde_json::{json, Value};
 use swarmkeeper_lint::{has_errors, lint, rule, Finding, Severity, RULES};
 
-use super::{load_stack_files, StackFiles};
+use super::{load_stack_files, ComposeFiles, StackFiles};
 use crate::exit::{CmdResult, Failure};
 use crate::format;
 
 #[derive(Args)]
 pub struct LintArgs {
-    /// A compose file; repeat to merge several in order, as with `docker stack deploy -c`.
-    #[arg(
-        short = 'c',
-        long = "compose-file",
-        value_name = "FILE",
-        required = true
-    )]
-    files: Vec<PathBuf>,
+    #[command(flatten)]
+    compose: ComposeFiles,
     /// How to print the findings.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
@@ -39,7 +32,7 @@ enum OutputFormat {
 }
 
 pub fn run(args: LintArgs) -> CmdResult {
-    let StackFiles { names, stack, .. } = load_stack_files(&args.files)?;
+    let StackFiles { names, stack, .. } = load_stack_files(&args.compose.files)?;
     let findings = lint(&stack);
     match args.format {
         OutputFormat::Table => print_table(&findings, names.len()),

@@ -62,6 +62,19 @@ impl NodeArgs {
     }
 }
 
+/// The `-c FILE…` of `deploy` and `lint`.
+#[derive(Args, Debug, Clone)]
+pub struct ComposeFiles {
+    /// A compose file; repeat to merge several in order, as with `docker stack deploy -c`.
+    #[arg(
+        short = 'c',
+        long = "compose-file",
+        value_name = "FILE",
+        required = true
+    )]
+    pub files: Vec<PathBuf>,
+}
+
 /// The stack files of `-c FILE…`, read and parsed as the docker CLI would: merged in order,
 /// `${VAR}` from this process's environment, relative paths from the first file's directory.
 pub struct StackFiles {
