@@ -7,7 +7,7 @@
 //! until it converges, and when one fails puts every service it changed back as it was. Every
 //! run is a revision in a [`History`]; [`rollback`] re-applies an older one the same way.
 //!
-//! One step per module: [`objects`](crate::objects) (secrets, configs, networks), `apply`
+//! One step per module: `objects` (secrets, configs, networks), `apply`
 //! (the typed spec made JSON once, then created or updated), `follow` (events and polls fed to
 //! `rollout`), `restore` (the stack-wide rollback), `record` (the revision). The decisions
 //! are in the pure `rollout` crate; this is the shell that observes the engine and carries

@@ -224,7 +224,7 @@ impl Engine {
     /// Updates a service to the spec `change` makes of it, sent with the service's version.
     /// When the version moved in between ("update out of sequence": another client, or
     /// Swarm's own updater recording an update's start), reads the service again and asks
-    /// `change` again, up to [`CHANGE_ATTEMPTS`] times. `current` is the service as the caller
+    /// `change` again, up to four times. `current` is the service as the caller
     /// last read it, so a caller that has just listed it costs no extra request.
     ///
     /// The one place swarmkeeper retries an out-of-sequence update. Returns the service as it
