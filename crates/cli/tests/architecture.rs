@@ -17,7 +17,7 @@ const PURE: &[&str] = &[
     "swarmkeeper-report",
     "swarmkeeper-swarm",
     "swarmkeeper-units",
-    // Planned (see ARCHITECTURE.md): when to roll out a digest, when an alert fires.
+    "swarmkeeper-reference",
     "swarmkeeper-autodeploy",
     "swarmkeeper-alerts",
 ];
@@ -31,9 +31,9 @@ const SHELL: &[&str] = &[
     "swarmkeeper-auth",
     "swarmkeeper-server",
     "swarmkeeper-cli",
-    // Planned: registry protocol and credentials, alert channels.
     "swarmkeeper-registry",
     "swarmkeeper-notify",
+    "swarmkeeper-cgroup",
 ];
 
 /// Libraries whose job is I/O; a pure crate has no use for them.
