@@ -226,20 +226,17 @@ impl Facts {
     }
 }
 
-/// The file's healthcheck as the Engine will run it.
+/// What of the file's healthcheck decides how long a failure takes to show, as the Engine
+/// will run it.
 fn file_healthcheck(healthcheck: &FileHealthcheck) -> Healthcheck {
     let duration = |d: &Option<swarmkeeper_compose::Located<swarmkeeper_compose::Duration>>| {
         d.as_ref().map_or(Duration::ZERO, |d| std_duration(d.value))
     };
     Healthcheck {
-        test: healthcheck
-            .test
-            .as_ref()
-            .map(|t| t.0.clone())
-            .unwrap_or_default(),
+        test: healthcheck.test.clone().map(|t| t.0).unwrap_or_default(),
         interval: duration(&healthcheck.interval),
         timeout: duration(&healthcheck.timeout),
-        start_period: duration(&healthcheck.start_period),
         retries: healthcheck.retries.as_ref().map_or(0, |r| r.value),
+        ..Healthcheck::default()
     }
 }

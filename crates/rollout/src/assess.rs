@@ -601,18 +601,11 @@ mod tests {
             Service::new("s".into(), 3, spec, None, Some(status("completed", 100))).unwrap();
         let engine_task = |id: &str, image: &str, second: i64| Task {
             id: id.into(),
-            service_id: "s".into(),
-            slot: Some(1),
-            node_id: "n".into(),
-            desired_state: "running".into(),
-            state: "running".into(),
-            message: String::new(),
-            err: String::new(),
+            desired_state: TaskState::Running,
+            state: TaskState::Running,
             timestamp: Some(Timestamp::from_second(second).unwrap()),
-            exit_code: None,
-            container_id: None,
-            created_at: None,
             spec: json!({"ContainerSpec": {"Image": image}, "ForceUpdate": 0}),
+            ..Task::default()
         };
         let old = engine_task("old", "app:1", 10);
         let new = engine_task("new", "app:2", 20);

@@ -23,6 +23,13 @@ swarmkeeper_units::words! {
     }
 }
 
+/// A task Swarm has just made.
+impl Default for TaskState {
+    fn default() -> TaskState {
+        TaskState::New
+    }
+}
+
 impl TaskState {
     /// Swarm is still placing or starting the task (`new` … `starting`): why it waits is in
     /// the task's message or error.

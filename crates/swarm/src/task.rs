@@ -7,8 +7,9 @@ use serde_json::Value;
 use crate::image::ImageRef;
 use crate::state::TaskState;
 
-/// One task of a service, as `GET /tasks` reports it.
-#[derive(Clone, Debug, PartialEq)]
+/// One task of a service, as `GET /tasks` reports it. Its [`Default`] is a task Swarm has
+/// just made (`new`), of no service yet.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Task {
     pub id: String,
     pub service_id: String,
@@ -71,19 +72,9 @@ mod tests {
     #[test]
     fn the_image_comes_from_the_task_spec() {
         let mut task = Task {
-            id: "t".into(),
-            service_id: "s".into(),
-            slot: Some(1),
-            node_id: "n".into(),
-            desired_state: "running".into(),
-            state: "running".into(),
-            message: String::new(),
-            err: String::new(),
-            timestamp: None,
-            exit_code: None,
-            container_id: None,
-            created_at: None,
+            desired_state: TaskState::Running,
             spec: json!({"ContainerSpec": {"Image": "app:1@sha256:abc"}}),
+            ..Task::default()
         };
         assert_eq!(task.image().name, "app:1");
         assert!(task.is_wanted());

@@ -191,13 +191,8 @@ mod tests {
             node_id: "n1".into(),
             desired_state: desired.into(),
             state: state.into(),
-            message: String::new(),
-            err: String::new(),
-            timestamp: None,
-            exit_code: None,
-            container_id: None,
-            created_at: None,
             spec: json!({"ContainerSpec": {"Image": "app:1@sha256:abc"}}),
+            ..Task::default()
         }
     }
 
