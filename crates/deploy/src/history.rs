@@ -16,7 +16,7 @@ const LOCK_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The start of a revision: everything known before the deploy changes anything.
 #[derive(Clone, Copy, Debug)]
-pub struct Start<'a> {
+pub struct RevisionStart<'a> {
     pub stack: &'a str,
     pub by: &'a str,
     pub kind: &'a DeployKind,
@@ -26,7 +26,7 @@ pub struct Start<'a> {
 
 /// How a revision ended.
 #[derive(Clone, Copy, Debug)]
-pub struct End<'a> {
+pub struct RevisionEnd<'a> {
     pub outcome: &'a DeployOutcome,
     /// Each failure in one line.
     pub summary: &'a str,
@@ -66,14 +66,14 @@ pub trait History {
     ) -> impl Future<Output = Result<Option<DeployRecord>, Self::Error>>;
 
     /// Records the start of a revision and returns its number.
-    fn append(&self, start: &Start<'_>) -> impl Future<Output = Result<u64, Self::Error>>;
+    fn append(&self, start: &RevisionStart<'_>) -> impl Future<Output = Result<u64, Self::Error>>;
 
     /// Records how revision `revision` of `stack` ended.
     fn finish(
         &self,
         stack: &str,
         revision: u64,
-        end: &End<'_>,
+        end: &RevisionEnd<'_>,
     ) -> impl Future<Output = Result<(), Self::Error>>;
 
     /// Takes the stack's deploy lock for `holder`, or says who holds it. A lock left by a
@@ -108,7 +108,7 @@ impl History for Store {
         std::future::ready(self.deploy_revision(stack, revision))
     }
 
-    fn append(&self, start: &Start<'_>) -> impl Future<Output = Result<u64, StoreError>> {
+    fn append(&self, start: &RevisionStart<'_>) -> impl Future<Output = Result<u64, StoreError>> {
         std::future::ready(self.begin_deploy(
             start.stack,
             start.by,
@@ -122,7 +122,7 @@ impl History for Store {
         &self,
         stack: &str,
         revision: u64,
-        end: &End<'_>,
+        end: &RevisionEnd<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> {
         std::future::ready(self.finish_deploy(
             stack,
@@ -198,4 +198,54 @@ pub(crate) async fn release<H: History, T>(
     let value = result?;
     released?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(by: &str) -> Request {
+        Request {
+            stack: "shop".into(),
+            by: by.into(),
+            files: Vec::new(),
+            registry_auth: None,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_second_deploy_waits_for_the_first_and_says_who_holds_the_stack() {
+        // One history, two deploys of this process: the holder is alive, so the lock holds.
+        let store = Store::in_memory().unwrap();
+        let (first, second) = (&store, &store);
+        let options = Options {
+            timeout: std::time::Duration::from_millis(1500),
+            ..Options::default()
+        };
+        let mut notes = Vec::new();
+        let lock = acquire(first, &request("alice"), &options, &mut |p| {
+            notes.push(format!("{p:?}"))
+        })
+        .await
+        .unwrap();
+        assert!(notes.is_empty(), "a free stack is taken at once: {notes:?}");
+        let refused = acquire(second, &request("bob"), &options, &mut |p| {
+            notes.push(format!("{p:?}"))
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains("being deployed by alice"),
+            "{refused}"
+        );
+        assert_eq!(notes.len(), 1, "told once while waiting: {notes:?}");
+        assert!(notes[0].contains("waiting for the deploy of shop by alice"));
+        // Released whatever the result, the stack is free again.
+        let result: Result<(), DeployError> = Err(DeployError::Input("boom".into()));
+        assert!(release(first, &lock, result).await.is_err());
+        let again = acquire(second, &request("bob"), &options, &mut |_| {})
+            .await
+            .unwrap();
+        release(second, &again, Ok(())).await.unwrap();
+    }
 }

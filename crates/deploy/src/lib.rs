@@ -37,7 +37,7 @@ use swarmkeeper_rollout::{
 use swarmkeeper_store::StoreError;
 
 pub use digest::{base64, sha256_hex};
-pub use history::{History, Locking};
+pub use history::{History, Locking, RevisionEnd, RevisionStart};
 pub use objects::LABEL_DATA_SHA256;
 pub use restore::Restored;
 pub use swarmkeeper_store::{
@@ -438,7 +438,7 @@ async fn run<H: History>(
         targets,
     } = prepared;
     let stack = request.stack.as_str();
-    let start = history::Start {
+    let start = history::RevisionStart {
         stack,
         by: &request.by,
         kind: &kind,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use swarmkeeper_store::{DeployOutcome, DeployRecord, ServiceRevision};
 
 use crate::apply::Applied;
-use crate::history::{End, History};
+use crate::history::{History, RevisionEnd};
 use crate::{Action, DeployError, FailureReport, Outcome, ServiceOutcome};
 
 impl Outcome {
@@ -147,7 +147,7 @@ pub(crate) async fn finish<H: History>(
     unchanged: &[(String, Value)],
 ) -> Result<(), DeployError> {
     let services = service_revisions(applied, unchanged);
-    let end = End {
+    let end = RevisionEnd {
         outcome: &outcome.label(),
         summary: &summary(&outcome.failures),
         services: &services,
