@@ -2,7 +2,8 @@
 """Stack deploys on the local engine's swarm: `swarmkeeper deploy` against `docker stack deploy`.
 
 For each swarmkeeper binary given (SWARMKEEPER, and BASELINE to compare two builds in the same
-conditions, taken in turns), on a stack of SERVICES services of a FROM-scratch busybox image:
+conditions), ROUNDS times with the binaries taken in turns, each time on a fresh stack of
+SERVICES services of a FROM-scratch busybox image:
 
 - first deploy: wall time until the command returns (swarmkeeper waits until every service has
   converged);
@@ -18,8 +19,10 @@ Everything it makes is named skbd<pid>... and labelled skbench=deploy, and remov
 also on failure. Runs as root on a swarm manager (a one-node swarm is fine); needs the docker
 CLI and /bin/busybox (busybox-static). Takes about 2 minutes per binary.
 
+The table gives medians over the rounds (no-op deploys: over every run of every round).
+
 Env: SWARMKEEPER (default target/bench/release/swarmkeeper, built when missing), BASELINE
-(optional), SERVICES (10), RUNS (10), BENCH_KEEP (1: keep the temp folder).
+(optional), SERVICES (10), RUNS (10), ROUNDS (3), BENCH_KEEP (1: keep the temp folder).
 """
 
 import os
@@ -34,6 +37,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVICES = int(os.environ.get("SERVICES", "10"))
 RUNS = int(os.environ.get("RUNS", "10"))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
 PREFIX = f"skbd{os.getpid() % 100000}"
 
 
@@ -211,16 +215,31 @@ def main():
     images = {}
     try:
         images = build_images(tmp)
-        results = {label: measure_swarmkeeper(label, binary, images, tmp, i) for i, (label, binary) in enumerate(binaries)}
+        rounds = {label: [] for label, _ in binaries}
+        for round_ in range(ROUNDS):
+            for i, (label, binary) in enumerate(binaries):
+                say(f"round {round_ + 1} of {ROUNDS}")
+                rounds[label].append(measure_swarmkeeper(label, binary, images, tmp, f"{round_}x{i}"))
+        results = {
+            label: {
+                "first": statistics.median(r["first"] for r in runs),
+                "noop": [t for r in runs for t in r["noop"]],
+                "update_reaction": statistics.median(r["update_reaction"] for r in runs),
+                "health_reaction": statistics.median(r["health_reaction"] for r in runs),
+                "update_reactions": [r["update_reaction"] for r in runs],
+                "health_reactions": [r["health_reaction"] for r in runs],
+            }
+            for label, runs in rounds.items()
+        }
         docker = measure_docker(images, tmp)
-        print(f"{SERVICES} services, {RUNS} no-op runs each")
+        print(f"{SERVICES} services, {ROUNDS} rounds, {RUNS} no-op runs each round")
         print("| figure | " + " | ".join(label for label, _ in binaries) + " |")
         print("|---|" + "---|" * len(binaries))
         rows = [
             ("first deploy, until every service converged", lambda r: ms(r["first"])),
             ("no-op deploy (median, min, max)", lambda r: spread(r["noop"])),
-            ("failure → rollback requested, update to an image that exits 1", lambda r: f"{r['update_reaction']} ms"),
-            ("failure → rollback requested, new service failing its healthcheck", lambda r: f"{r['health_reaction']} ms"),
+            ("failure → rollback requested, update to an image that exits 1", lambda r: f"{r['update_reaction']:.0f} ms {r['update_reactions']}"),
+            ("failure → rollback requested, new service failing its healthcheck", lambda r: f"{r['health_reaction']:.0f} ms {r['health_reactions']}"),
         ]
         for name, cell in rows:
             print(f"| {name} | " + " | ".join(cell(results[label]) for label, _ in binaries) + " |")

@@ -54,7 +54,7 @@ pub fn observe(
         .update_status
         .as_ref()
         .filter(|u| baseline.is_none_or(|b| b.state != u.state || b.started_at != u.started_at));
-    let template = &service.view.task_template;
+    let template = service.task_template();
     let mut tasks: Vec<ObservedTask> = tasks
         .iter()
         .map(|t| ObservedTask {

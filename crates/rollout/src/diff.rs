@@ -57,9 +57,9 @@ pub fn first_difference(desired: &Value, current: &Value) -> Option<String> {
     }
 }
 
-/// Whether a task runs the service's current `TaskTemplate` ([`swarmkeeper_swarm::ServiceView`]'s
-/// `task_template`): its spec is a copy of the template made when it was created (the engine
-/// leaves `Runtime` out of the task's copy).
+/// Whether a task runs the service's current `TaskTemplate`
+/// ([`swarmkeeper_swarm::Service::task_template`]): its spec is a copy of the template made when
+/// it was created (the engine leaves `Runtime` out of the task's copy).
 pub fn task_is_current(task_spec: &Value, template: &Value) -> bool {
     let (Some(task), Some(template)) = (task_spec.as_object(), template.as_object()) else {
         return task_spec == template;
@@ -68,10 +68,13 @@ pub fn task_is_current(task_spec: &Value, template: &Value) -> bool {
         .chain(template.keys())
         .filter(|key| key.as_str() != "Runtime")
         .all(|key| {
-            spec_matches(
-                task.get(key).unwrap_or(&Value::Null),
-                template.get(key).unwrap_or(&Value::Null),
-            )
+            let (task, template) = (task.get(key), template.get(key));
+            // Most parts of a current task's copy are equal to the letter: check that first.
+            task == template
+                || spec_matches(
+                    task.unwrap_or(&Value::Null),
+                    template.unwrap_or(&Value::Null),
+                )
         })
 }
 

@@ -8,6 +8,9 @@ use serde_json::Value;
 use crate::state::UpdateState;
 use crate::view::{ServiceView, SpecError};
 
+/// The spec's field with the template of its tasks.
+const TASK_TEMPLATE: &str = "TaskTemplate";
+
 /// The label `docker stack deploy` puts on everything of a stack.
 pub const STACK_NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
 
@@ -58,6 +61,15 @@ impl Service {
     /// The stack the service belongs to, when it has one.
     pub fn stack(&self) -> Option<&str> {
         self.view.stack()
+    }
+
+    /// `Spec.TaskTemplate`, raw (`Null` when the spec has none): each task carries a copy of
+    /// the template it was made from, which tells old tasks from current ones.
+    pub fn task_template(&self) -> &Value {
+        self.spec
+            .as_object()
+            .and_then(|spec| spec.get(TASK_TEMPLATE))
+            .unwrap_or(&Value::Null)
     }
 
     /// The update state, when the engine reports one.

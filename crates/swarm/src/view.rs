@@ -51,9 +51,6 @@ pub struct ServiceView {
     pub rollback_config: UpdateConfig,
     /// `EndpointSpec.Ports`.
     pub ports: Vec<PortConfig>,
-    /// `TaskTemplate` as the engine holds it: each task carries a copy of the template it was
-    /// made from, which tells old tasks from current ones.
-    pub task_template: Value,
 }
 
 impl ServiceView {
@@ -61,10 +58,7 @@ impl ServiceView {
     /// the wrong type is an error.
     pub fn read(spec: &Value) -> Result<ServiceView, SpecError> {
         let wire = SpecWire::deserialize(spec).map_err(|e| SpecError(e.to_string()))?;
-        let template = Option::<TaskTemplateWire>::deserialize(&wire.task_template)
-            .map_err(|e| SpecError(format!("TaskTemplate: {e}")))?
-            .unwrap_or_default();
-        Ok(wire.into_view(template))
+        Ok(wire.into_view())
     }
 
     /// The stack the service belongs to (`com.docker.stack.namespace`).
@@ -299,8 +293,8 @@ struct SpecWire {
     labels: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "nullable")]
     mode: ModeWire,
-    #[serde(default)]
-    task_template: Value,
+    #[serde(default, deserialize_with = "nullable")]
+    task_template: TaskTemplateWire,
     #[serde(default)]
     update_config: Option<UpdateConfigWire>,
     #[serde(default)]
@@ -433,8 +427,8 @@ struct PortWire {
 }
 
 impl SpecWire {
-    /// `template` is `task_template` read typed; the raw one is kept as well.
-    fn into_view(self, template: TaskTemplateWire) -> ServiceView {
+    fn into_view(self) -> ServiceView {
+        let template = self.task_template;
         ServiceView {
             name: self.name,
             labels: self.labels,
@@ -482,7 +476,6 @@ impl SpecWire {
                     },
                 })
                 .collect(),
-            task_template: self.task_template,
         }
     }
 }
@@ -615,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn the_task_template_is_read_and_kept() {
+    fn the_task_template_is_read() {
         let spec = json!({
             "Name": "shop_web",
             "Labels": {"com.docker.stack.namespace": "shop"},
@@ -646,7 +639,6 @@ mod tests {
         assert_eq!(health.detection_time(), Duration::from_secs(2 * 30 + 30));
         assert_eq!(v.host_ports().count(), 1);
         assert_eq!(v.ports[0].protocol, "tcp");
-        assert_eq!(v.task_template, spec["TaskTemplate"]);
     }
 
     #[test]
@@ -654,13 +646,7 @@ mod tests {
         let v = view(
             json!({"Labels": null, "Mode": null, "TaskTemplate": null, "UpdateConfig": null, "EndpointSpec": {"Ports": null}}),
         );
-        assert_eq!(
-            v,
-            ServiceView {
-                task_template: Value::Null,
-                ..ServiceView::default()
-            }
-        );
+        assert_eq!(v, ServiceView::default());
         let error =
             ServiceView::read(&json!({"Mode": {"Replicated": {"Replicas": "two"}}})).unwrap_err();
         assert!(error.to_string().contains("cannot be read"), "{error}");
