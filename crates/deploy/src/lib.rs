@@ -231,15 +231,13 @@ pub async fn deploy<H: History>(
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Outcome, DeployError> {
-    locked(
+    let run = Run {
         engine,
         history,
         request,
-        Job::Deploy(stack),
         options,
-        progress,
-    )
-    .await
+    };
+    run.locked(Job::Deploy(stack), progress).await
 }
 
 /// Re-applies revision `to` of a stack (default: the last succeeded revision before the
@@ -252,15 +250,13 @@ pub async fn rollback<H: History>(
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Outcome, DeployError> {
-    locked(
+    let run = Run {
         engine,
         history,
         request,
-        Job::Rollback(to),
         options,
-        progress,
-    )
-    .await
+    };
+    run.locked(Job::Rollback(to), progress).await
 }
 
 /// What a run applies: stack files, or a recorded revision.
@@ -276,137 +272,12 @@ struct Prepared {
     targets: Vec<Target>,
 }
 
-/// Runs a job holding the stack's lock, and gives the lock back however it ends.
-async fn locked<H: History>(
-    engine: &Engine,
-    history: &H,
-    request: &Request,
-    job: Job,
-    options: &Options,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Outcome, DeployError> {
-    let lock = history::acquire(history, request, options, progress).await?;
-    let result = async {
-        let prepared = match job {
-            Job::Deploy(stack) => prepare_deploy(engine, request, stack, options, progress).await?,
-            Job::Rollback(to) => prepare_rollback(engine, history, request, to, progress).await?,
-        };
-        run(engine, history, request, prepared, options, progress).await
-    }
-    .await;
-    history::release(history, &lock, result).await
-}
-
-async fn prepare_deploy(
-    engine: &Engine,
-    request: &Request,
-    stack: Stack,
-    options: &Options,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Prepared, DeployError> {
-    let Stack { spec, files } = stack;
-    // Credentials first and secrets, configs before anything is created: a changed file or
-    // a credential that cannot be had stops the deploy before it changes anything.
-    let images = spec
-        .services
-        .values()
-        .map(|s| s.task_template.container_spec.image.clone());
-    let auths = apply::registry_auths(request, images).await?;
-    let ids = objects::ensure(engine, &spec, &files, progress).await?;
-    let current = current_services(engine, &request.stack).await?;
-    let pinned = if options.resolve_digests {
-        apply::pin_images(engine, &auths, progress).await
-    } else {
-        HashMap::new()
-    };
-    let mut targets = Vec::with_capacity(spec.services.len());
-    for mut service in spec.services.into_values() {
-        if options.safe_defaults {
-            for note in apply_safe_defaults(&mut service) {
-                progress(Progress::Note(&format!("safe default: {note}")));
-            }
-        }
-        let image = service.task_template.container_spec.image.clone();
-        let current = current.get(&service.name).map(|s| &s.view);
-        targets.push(apply::target(
-            service,
-            &ids,
-            pinned.get(&image).and_then(Option::as_deref),
-            current,
-            auths.get(&image).cloned().flatten(),
-        )?);
-    }
-    Ok(Prepared {
-        kind: DeployKind::Deploy,
-        current,
-        targets,
-    })
-}
-
-async fn prepare_rollback<H: History>(
-    engine: &Engine,
-    history: &H,
-    request: &Request,
-    to: Option<u64>,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Prepared, DeployError> {
-    let stack = request.stack.as_str();
-    let record = match to {
-        Some(revision) => history
-            .revision(stack, revision)
-            .await
-            .map_err(Into::into)?
-            .ok_or_else(|| {
-                DeployError::Input(format!("stack {stack} has no revision {revision}"))
-            })?,
-        None => {
-            let revisions = history.revisions(stack).await.map_err(Into::into)?;
-            record::previous_good(stack, revisions)?
-        }
-    };
-    let current = current_services(engine, stack).await?;
-    // A revision's specs are those it deployed; services it left unchanged carry theirs too.
-    let mut desired = record::deployed_specs(&record)?;
-    for (name, spec) in &mut desired {
-        // Specs are recorded raw: the one edit a recorded spec gets is the current scale.
-        if let Some(service) = current.get(name) {
-            inherit_replicas(spec, &service.view.mode);
-        }
-    }
-    let images = desired
-        .iter()
-        .map(|(_, spec)| apply::image_of(spec))
-        .collect::<Result<Vec<_>, _>>()?;
-    let auths = apply::registry_auths(request, images.iter().cloned()).await?;
-    let targets: Vec<Target> = desired
-        .into_iter()
-        .zip(images)
-        .map(|((name, desired), image)| Target {
-            name,
-            desired,
-            registry_auth: auths.get(&image).cloned().flatten(),
-        })
-        .collect();
-    progress(Progress::Note(&format!(
-        "re-applying revision {} of {stack} ({}, {} by {})",
-        record.revision, record.outcome, record.started_at, record.by
-    )));
-    // Removing a service is not undone by a later rollback: say so and leave it to the
-    // operator rather than delete what the revision does not mention.
-    for service in current.values() {
-        if !targets.iter().any(|t| t.name == service.name) {
-            progress(Progress::Warning(&format!(
-                "{} is not part of revision {}: it stays as it is (`docker service rm {}` \
-                 removes it)",
-                service.name, record.revision, service.name
-            )));
-        }
-    }
-    Ok(Prepared {
-        kind: DeployKind::Rollback,
-        current,
-        targets,
-    })
+/// What one deploy or rollback works with from start to end.
+struct Run<'a, H> {
+    engine: &'a Engine,
+    history: &'a H,
+    request: &'a Request,
+    options: &'a Options,
 }
 
 /// The stack's services by name.
@@ -422,91 +293,237 @@ async fn current_services(
         .collect())
 }
 
-/// Applies the targets, follows what changed, rolls the stack back when something fails, and
-/// records the revision.
-async fn run<H: History>(
-    engine: &Engine,
-    history: &H,
-    request: &Request,
-    prepared: Prepared,
-    options: &Options,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Outcome, DeployError> {
-    let Prepared {
-        kind,
-        current,
-        targets,
-    } = prepared;
-    let stack = request.stack.as_str();
-    let start = history::RevisionStart {
-        stack,
-        by: &request.by,
-        kind: &kind,
-        files: &request.files,
-        at: Timestamp::now(),
-    };
-    let revision = history.append(&start).await.map_err(Into::into)?;
-    let applying = apply::apply_all(engine, &current, targets, progress).await;
-    let mut applied = applying.applied;
-    let unchanged = applying.unchanged;
-    let mut outcome = Outcome {
-        revision: Some(revision),
-        succeeded: false,
-        services: Vec::new(),
-        failures: Vec::new(),
-        rollback_reaction: None,
-        rolled_back: Vec::new(),
-    };
-    let failed = match applying.refused {
-        Some((name, error)) => {
-            let why = format!("the engine refused the change: {error}");
-            let state = ServiceState::Failed { why: why.clone() };
-            outcome.failures.push(FailureReport {
-                service: name.clone(),
-                why,
-                logs: Vec::new(),
-                logs_note: None,
-            });
-            if applied.is_empty() {
-                // Nothing was changed: nothing to put back.
-                record::finish(history, stack, revision, &outcome, &applied, &unchanged).await?;
-                return Err(DeployError::Engine(error));
-            }
-            progress(Progress::State {
-                service: &name,
-                state: &state,
-            });
-            true
+impl<H: History> Run<'_, H> {
+    /// Runs a job holding the stack's lock, and gives the lock back however it ends.
+    async fn locked(
+        &self,
+        job: Job,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Outcome, DeployError> {
+        let lock = history::acquire(self.history, self.request, self.options, progress).await?;
+        let result = async {
+            let prepared = match job {
+                Job::Deploy(stack) => self.prepare_deploy(stack, progress).await?,
+                Job::Rollback(to) => self.prepare_rollback(to, progress).await?,
+            };
+            self.apply(prepared, progress).await
         }
-        None => follow::follow(engine, &mut applied, options, progress).await? == Verdict::Failed,
-    };
-    if failed {
-        let requested_at = Timestamp::now();
-        let reason = record::failure_reasons(&applied, &outcome.failures);
-        progress(Progress::StackRollback { reason: &reason });
-        let changes: Vec<Change> = applied
+        .await;
+        history::release(self.history, &lock, result).await
+    }
+
+    async fn prepare_deploy(
+        &self,
+        stack: Stack,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Prepared, DeployError> {
+        let Run {
+            engine,
+            request,
+            options,
+            ..
+        } = *self;
+        let Stack { spec, files } = stack;
+        // Credentials first and secrets, configs before anything is created: a changed file or
+        // a credential that cannot be had stops the deploy before it changes anything.
+        let images = spec
+            .services
+            .values()
+            .map(|s| s.task_template.container_spec.image.clone());
+        let auths = apply::registry_auths(request, images).await?;
+        let ids = objects::ensure(engine, &spec, &files, progress).await?;
+        let current = current_services(engine, &request.stack).await?;
+        let pinned = if options.resolve_digests {
+            apply::pin_images(engine, &auths, progress).await
+        } else {
+            HashMap::new()
+        };
+        let mut targets = Vec::with_capacity(spec.services.len());
+        for mut service in spec.services.into_values() {
+            if options.safe_defaults {
+                for note in apply_safe_defaults(&mut service) {
+                    progress(Progress::Note(&format!("safe default: {note}")));
+                }
+            }
+            let image = service.task_template.container_spec.image.clone();
+            let current = current.get(&service.name).map(|s| &s.view);
+            targets.push(apply::target(
+                service,
+                &ids,
+                pinned.get(&image).and_then(Option::as_deref),
+                current,
+                auths.get(&image).cloned().flatten(),
+            )?);
+        }
+        Ok(Prepared {
+            kind: DeployKind::Deploy,
+            current,
+            targets,
+        })
+    }
+
+    async fn prepare_rollback(
+        &self,
+        to: Option<u64>,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Prepared, DeployError> {
+        let Run {
+            engine,
+            history,
+            request,
+            ..
+        } = *self;
+        let stack = request.stack.as_str();
+        let record = match to {
+            Some(revision) => history
+                .revision(stack, revision)
+                .await
+                .map_err(Into::into)?
+                .ok_or_else(|| {
+                    DeployError::Input(format!("stack {stack} has no revision {revision}"))
+                })?,
+            None => {
+                let revisions = history.revisions(stack).await.map_err(Into::into)?;
+                record::previous_good(stack, revisions)?
+            }
+        };
+        let current = current_services(engine, stack).await?;
+        // A revision's specs are those it deployed; services it left unchanged carry theirs too.
+        let mut desired = record::deployed_specs(&record)?;
+        for (name, spec) in &mut desired {
+            // Specs are recorded raw: the one edit a recorded spec gets is the current scale.
+            if let Some(service) = current.get(name) {
+                inherit_replicas(spec, &service.view.mode);
+            }
+        }
+        let images = desired
             .iter()
-            .map(|a| Change {
-                service: a.name.clone(),
-                before: a.before.clone(),
-                state: a.state.clone(),
+            .map(|(_, spec)| apply::image_of(spec))
+            .collect::<Result<Vec<_>, _>>()?;
+        let auths = apply::registry_auths(request, images.iter().cloned()).await?;
+        let targets: Vec<Target> = desired
+            .into_iter()
+            .zip(images)
+            .map(|((name, desired), image)| Target {
+                name,
+                desired,
+                registry_auth: auths.get(&image).cloned().flatten(),
             })
             .collect();
-        let actions = stack_rollback(&changes);
-        outcome.rollback_reaction = record::reaction(&applied, requested_at);
-        for change in applied.iter().filter(|a| a.state.is_failure()) {
-            outcome
-                .failures
-                .push(follow::failure_report(engine, change).await);
+        progress(Progress::Note(&format!(
+            "re-applying revision {} of {stack} ({}, {} by {})",
+            record.revision, record.outcome, record.started_at, record.by
+        )));
+        // Removing a service is not undone by a later rollback: say so and leave it to the
+        // operator rather than delete what the revision does not mention.
+        for service in current.values() {
+            if !targets.iter().any(|t| t.name == service.name) {
+                progress(Progress::Warning(&format!(
+                    "{} is not part of revision {}: it stays as it is (`docker service rm {}` \
+                 removes it)",
+                    service.name, record.revision, service.name
+                )));
+            }
         }
-        outcome.rolled_back =
-            restore::put_back(engine, request, &applied, actions, options, progress).await?;
-    } else {
-        outcome.succeeded = true;
+        Ok(Prepared {
+            kind: DeployKind::Rollback,
+            current,
+            targets,
+        })
     }
-    outcome.services = record::service_outcomes(&applied, &unchanged);
-    record::finish(history, stack, revision, &outcome, &applied, &unchanged).await?;
-    Ok(outcome)
+
+    /// Applies the targets, follows what changed, rolls the stack back when something fails, and
+    /// records the revision.
+    async fn apply(
+        &self,
+        prepared: Prepared,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Outcome, DeployError> {
+        let Run {
+            engine,
+            history,
+            request,
+            options,
+        } = *self;
+        let Prepared {
+            kind,
+            current,
+            targets,
+        } = prepared;
+        let stack = request.stack.as_str();
+        let start = history::RevisionStart {
+            stack,
+            by: &request.by,
+            kind: &kind,
+            files: &request.files,
+            at: Timestamp::now(),
+        };
+        let revision = history.append(&start).await.map_err(Into::into)?;
+        let applying = apply::apply_all(engine, &current, targets, progress).await;
+        let mut applied = applying.applied;
+        let unchanged = applying.unchanged;
+        let mut outcome = Outcome {
+            revision: Some(revision),
+            succeeded: false,
+            services: Vec::new(),
+            failures: Vec::new(),
+            rollback_reaction: None,
+            rolled_back: Vec::new(),
+        };
+        let failed = match applying.refused {
+            Some((name, error)) => {
+                let why = format!("the engine refused the change: {error}");
+                let state = ServiceState::Failed { why: why.clone() };
+                outcome.failures.push(FailureReport {
+                    service: name.clone(),
+                    why,
+                    logs: Vec::new(),
+                    logs_note: None,
+                });
+                if applied.is_empty() {
+                    // Nothing was changed: nothing to put back.
+                    record::finish(history, stack, revision, &outcome, &applied, &unchanged)
+                        .await?;
+                    return Err(DeployError::Engine(error));
+                }
+                progress(Progress::State {
+                    service: &name,
+                    state: &state,
+                });
+                true
+            }
+            None => {
+                follow::follow(engine, &mut applied, options, progress).await? == Verdict::Failed
+            }
+        };
+        if failed {
+            let requested_at = Timestamp::now();
+            let reason = record::failure_reasons(&applied, &outcome.failures);
+            progress(Progress::StackRollback { reason: &reason });
+            let changes: Vec<Change> = applied
+                .iter()
+                .map(|a| Change {
+                    service: a.name.clone(),
+                    before: a.before.clone(),
+                    state: a.state.clone(),
+                })
+                .collect();
+            let actions = stack_rollback(&changes);
+            outcome.rollback_reaction = record::reaction(&applied, requested_at);
+            for change in applied.iter().filter(|a| a.state.is_failure()) {
+                outcome
+                    .failures
+                    .push(follow::failure_report(engine, change).await);
+            }
+            outcome.rolled_back =
+                restore::put_back(engine, request, &applied, actions, options, progress).await?;
+        } else {
+            outcome.succeeded = true;
+        }
+        outcome.services = record::service_outcomes(&applied, &unchanged);
+        record::finish(history, stack, revision, &outcome, &applied, &unchanged).await?;
+        Ok(outcome)
+    }
 }
 
 #[cfg(test)]
