@@ -314,15 +314,14 @@ pub(crate) async fn update_to(
 mod tests {
     use super::*;
     use serde_json::json;
-    use swarmkeeper_compose::spec::{
-        ConfigReference, FileTarget, NetworkAttachment, Replicated, SecretReference, ServiceMode,
-    };
 
+    /// A service naming a secret, a config and the stack's default network, without replicas.
     fn spec() -> ServiceSpec {
         let stack = swarmkeeper_compose::load(
             &[swarmkeeper_compose::SourceFile {
                 name: "s.yml",
-                text: "services:\n  web:\n    image: app:1\n",
+                text: "services:\n  web:\n    image: app:1\n    secrets: [db]\n    configs: [conf]\n\
+                       secrets:\n  db:\n    file: ./db.txt\nconfigs:\n  conf:\n    file: ./conf.txt\n",
             }],
             &swarmkeeper_compose::Environment {
                 variables: &Default::default(),
@@ -331,37 +330,11 @@ mod tests {
             },
         )
         .unwrap();
-        let mut spec = swarmkeeper_compose::stack_spec("st", &stack)
+        swarmkeeper_compose::stack_spec("st", &stack)
             .unwrap()
             .services
             .remove("web")
-            .unwrap();
-        let file = FileTarget {
-            name: "f".into(),
-            uid: "0".into(),
-            gid: "0".into(),
-            mode: 0o444,
-        };
-        spec.task_template.container_spec.secrets = vec![SecretReference {
-            file: file.clone(),
-            secret_id: String::new(),
-            secret_name: "st_db".into(),
-        }];
-        spec.task_template.container_spec.configs = vec![ConfigReference {
-            file,
-            config_id: String::new(),
-            config_name: "st_conf".into(),
-        }];
-        spec.task_template.networks = vec![NetworkAttachment {
-            target: "st_default".into(),
-            aliases: vec!["web".into()],
-            driver_opts: Default::default(),
-        }];
-        spec.mode = ServiceMode {
-            replicated: Some(Replicated { replicas: None }),
-            ..ServiceMode::default()
-        };
-        spec
+            .unwrap()
     }
 
     fn ids() -> Ids {
