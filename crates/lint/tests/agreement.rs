@@ -94,7 +94,7 @@ fn each_setting_agrees() {
         ("    healthcheck: {test: [CMD, /health], interval: 5s, timeout: 2s, retries: 3}\n", ""),
         ("app:1.0", "app"),
         ("app:1.0", "app:latest"),
-        ("app:1.0", "app@sha256:0123"),
+        ("app:1.0", "app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
         ("    logging:", "    ports: [{target: 80, published: 8080, mode: host}]\n    logging:"),
         ("    deploy:\n", "    ports: [{target: 80, mode: host}]\n    deploy:\n      mode: global\n"),
         ("    deploy:\n", "    deploy:\n      mode: replicated-job\n"),
