@@ -231,13 +231,9 @@ pub async fn deploy<H: History>(
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Outcome, DeployError> {
-    let run = Run {
-        engine,
-        history,
-        request,
-        options,
-    };
-    run.locked(Job::Deploy(stack), progress).await
+    Run::new(engine, history, request, options)
+        .locked(Job::Deploy(stack), progress)
+        .await
 }
 
 /// Re-applies revision `to` of a stack (default: the last succeeded revision before the
@@ -250,13 +246,9 @@ pub async fn rollback<H: History>(
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Outcome, DeployError> {
-    let run = Run {
-        engine,
-        history,
-        request,
-        options,
-    };
-    run.locked(Job::Rollback(to), progress).await
+    Run::new(engine, history, request, options)
+        .locked(Job::Rollback(to), progress)
+        .await
 }
 
 /// What a run applies: stack files, or a recorded revision.
@@ -293,7 +285,21 @@ async fn current_services(
         .collect())
 }
 
-impl<H: History> Run<'_, H> {
+impl<'a, H: History> Run<'a, H> {
+    fn new(
+        engine: &'a Engine,
+        history: &'a H,
+        request: &'a Request,
+        options: &'a Options,
+    ) -> Run<'a, H> {
+        Run {
+            engine,
+            history,
+            request,
+            options,
+        }
+    }
+
     /// Runs a job holding the stack's lock, and gives the lock back however it ends.
     async fn locked(
         &self,
