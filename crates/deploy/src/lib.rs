@@ -236,8 +236,9 @@ pub async fn deploy<H: History>(
         .await
 }
 
-/// Re-applies revision `to` of a stack (default: the last succeeded revision before the
-/// newest succeeded one) with the same following and stack-wide safety as a deploy.
+/// Re-applies revision `to` of a stack (default: the newest succeeded revision before the
+/// stack's current state, see `record::previous_good`) with the same following and
+/// stack-wide safety as a deploy.
 pub async fn rollback<H: History>(
     engine: &Engine,
     history: &H,

@@ -28,16 +28,27 @@ impl Outcome {
     }
 }
 
-/// The revision a rollback without `--to` goes back to: the last succeeded one before the
-/// newest succeeded one. `revisions` come newest first.
+/// The revision a rollback without `--to` goes back to: the newest succeeded revision before
+/// the state the stack is in now. That state is the newest succeeded revision, unless a deploy
+/// was interrupted (or is still running) on top of it: then the stack may be half-applied,
+/// and the newest succeeded revision is the one to restore. Failed and rolled-back revisions
+/// left the stack as it was and unchanged ones changed nothing, so they are passed over.
+/// `revisions` come newest first.
 pub(crate) fn previous_good(
     stack: &str,
     revisions: Vec<DeployRecord>,
 ) -> Result<DeployRecord, DeployError> {
+    let mut current_seen = false;
     revisions
         .into_iter()
-        .filter(|r| r.outcome == DeployOutcome::Succeeded)
-        .nth(1)
+        .find(|r| match r.outcome {
+            DeployOutcome::Succeeded if current_seen => true,
+            DeployOutcome::Succeeded | DeployOutcome::Interrupted | DeployOutcome::Running => {
+                current_seen = true;
+                false
+            }
+            _ => false,
+        })
         .ok_or_else(|| {
             DeployError::Input(format!(
                 "stack {stack} has no earlier succeeded revision to roll back to; see `swarmkeeper history {stack}`"
@@ -241,6 +252,27 @@ mod tests {
         assert_eq!(previous_good("shop", history).unwrap().revision, 2);
         let error = previous_good("shop", vec![record(1, DeployOutcome::Succeeded)]).unwrap_err();
         assert!(error.to_string().contains("no earlier succeeded revision"));
+    }
+
+    #[test]
+    fn after_an_interrupted_deploy_a_rollback_restores_the_newest_good_revision() {
+        use DeployOutcome::*;
+        let target = |outcomes: &[DeployOutcome]| {
+            // Newest first, numbered down from the top.
+            let history = outcomes
+                .iter()
+                .enumerate()
+                .map(|(i, outcome)| record((outcomes.len() - i) as u64, outcome.clone()))
+                .collect();
+            previous_good("shop", history).ok().map(|r| r.revision)
+        };
+        // Revision 3 was interrupted on top of 2: the stack may be half of 3, back to 2.
+        assert_eq!(target(&[Interrupted, Succeeded, Succeeded]), Some(2));
+        assert_eq!(target(&[Running, Succeeded]), Some(1));
+        assert_eq!(target(&[Succeeded, Succeeded, Succeeded]), Some(2));
+        // An interruption under a later success is history, not the current state.
+        assert_eq!(target(&[Succeeded, Interrupted, Succeeded]), Some(1));
+        assert_eq!(target(&[Interrupted]), None);
     }
 
     #[test]

@@ -178,15 +178,21 @@ impl Store {
         self.wrap(rows.collect())
     }
 
-    /// Bytes a node's GC runs started at or after `since` freed (e.g. "freed today").
+    /// Bytes a node's GC runs started at or after `since` freed (e.g. "freed today"),
+    /// saturating at `u64::MAX`. Added here rather than with SQL's `sum()`, which fails the
+    /// whole query on overflow: one absurd row would break every page that shows the sum.
     pub fn bytes_freed_since(&self, node_key: &str, since: Timestamp) -> Result<u64, StoreError> {
-        self.wrap(self.conn.query_row(
-            "SELECT coalesce(sum(bytes_freed), 0) FROM gc_history
-             WHERE node_id = ?1 AND started_at_ms >= ?2",
-            params![node_key, millis(since)],
-            |row| row.get::<_, i64>(0),
-        ))
-        .map(|bytes| bytes as u64)
+        let mut stmt = self.wrap(self.conn.prepare_cached(
+            "SELECT bytes_freed FROM gc_history WHERE node_id = ?1 AND started_at_ms >= ?2",
+        ))?;
+        let rows = self
+            .wrap(stmt.query_map(params![node_key, millis(since)], |row| row.get::<_, i64>(0)))?;
+        let mut sum = 0u64;
+        for bytes in rows {
+            // `as` gives back the u64 the row was written from.
+            sum = sum.saturating_add(self.wrap(bytes)? as u64);
+        }
+        Ok(sum)
     }
 
     /// Thins every node's disk history as `policy` says; returns how many samples went.
@@ -236,6 +242,18 @@ impl Store {
         self.wrap(self.conn.execute(
             "DELETE FROM gc_history WHERE started_at_ms < ?1",
             [millis(before)],
+        ))
+    }
+}
+
+impl Store {
+    /// Forgets GC runs dated after `after`: no clock is that far ahead, so they came from
+    /// reports stored before reports were checked, and as every node's newest run they would
+    /// stay its "last GC" for good. Returns how many went.
+    pub fn forget_gc_history_after(&mut self, after: Timestamp) -> Result<usize, StoreError> {
+        self.wrap(self.conn.execute(
+            "DELETE FROM gc_history WHERE started_at_ms > ?1",
+            [millis(after)],
         ))
     }
 }
@@ -465,6 +483,37 @@ mod tests {
                 .thin_disk_samples(now, &RetentionPolicy::default())
                 .unwrap(),
             0
+        );
+    }
+
+    #[test]
+    fn sums_of_absurd_rows_saturate_and_future_rows_can_be_forgotten() {
+        let mut store = Store::in_memory().unwrap();
+        // As a report stored before reports were checked could leave them: runs dated next
+        // century freeing nearly 2^64 bytes (stored as negative i64) or 2^62 each.
+        let mut r = report("n1", "alpha", 100);
+        r.gc_runs = vec![
+            run("2126-01-01T00:00:00Z", u64::MAX - 5),
+            run("2126-01-02T00:00:00Z", 1 << 62),
+            run("2126-01-03T00:00:00Z", 1 << 62),
+            run("2126-01-04T00:00:00Z", 1 << 62),
+            run("2026-11-26T11:00:00Z", 500),
+        ];
+        store
+            .record_node_report(&r, t("2026-11-26T12:00:00Z"))
+            .unwrap();
+        let today = t("2026-11-26T00:00:00Z");
+        assert_eq!(store.bytes_freed_since("n1", today).unwrap(), u64::MAX);
+        assert_eq!(
+            store
+                .forget_gc_history_after(t("2026-11-27T12:00:00Z"))
+                .unwrap(),
+            4
+        );
+        assert_eq!(store.bytes_freed_since("n1", today).unwrap(), 500);
+        assert_eq!(
+            store.node_gc_history("n1", 1).unwrap()[0].started_at,
+            t("2026-11-26T11:00:00Z")
         );
     }
 

@@ -1,0 +1,338 @@
+//! What the server accepts from an agent. A report comes from any node that holds the shared
+//! secret, so it is checked before anything is stored: times not far ahead of the server's
+//! clock (a GC run dated next century would stay the node's "last GC" for good and escape
+//! every purge), byte counts and counts within bounds that sums cannot overflow, percentages
+//! that are percentages, and strings of a printable length. The first problem found is
+//! reported with the field's path, e.g. `gc_runs[3].started_at`.
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::wire::{NodeReport, ReportedImage, ReportedRun};
+
+/// How far ahead of the server's clock a reported time may be: node clocks drift, and a
+/// broken time zone setting is off by hours, but a day ahead is not a clock any more.
+pub const MAX_CLOCK_AHEAD: SignedDuration = SignedDuration::from_hours(24);
+
+/// The largest byte count accepted in any field: 2^53 (8 PiB), which JavaScript also reads
+/// exactly; a thousand of them add up within SQLite's signed 64-bit integers. (The server's
+/// sums saturate anyway: a node's GC runs are many more than a thousand.)
+pub const MAX_REPORTED_BYTES: u64 = 1 << 53;
+
+/// The largest count of things (images, containers, volumes) accepted.
+pub const MAX_REPORTED_COUNT: u64 = 10_000_000;
+
+/// The longest agent interval accepted: the server calls a node silent after three, so a
+/// larger one would hide a dead agent for days.
+pub const MAX_INTERVAL_SECONDS: u64 = 24 * 3600;
+
+/// A field of a report that is out of bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportProblem {
+    /// The field's path, e.g. `disk.filesystem.capacity_bytes` or `images[2].id`.
+    pub field: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for ReportProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.why)
+    }
+}
+
+impl std::error::Error for ReportProblem {}
+
+/// Checks a report received at `now`; see the module documentation.
+pub fn validate_report(report: &NodeReport, now: Timestamp) -> Result<(), ReportProblem> {
+    let check = Check { now };
+    check.text("node_id", &report.node_id, 128)?;
+    check.text("hostname", &report.hostname, 255)?;
+    check.text("engine_version", &report.engine_version, 128)?;
+    check.text("agent_version", &report.agent_version, 128)?;
+    check.time("reported_at", report.reported_at)?;
+    if let Some(at) = report.disk_breakdown_at {
+        check.time("disk_breakdown_at", at)?;
+    }
+    if !(1..=MAX_INTERVAL_SECONDS).contains(&report.interval_seconds) {
+        return Err(problem(
+            "interval_seconds",
+            format!("must lie in 1..={MAX_INTERVAL_SECONDS}"),
+        ));
+    }
+    check.percent("high_threshold_percent", report.high_threshold_percent)?;
+    check.percent("low_threshold_percent", report.low_threshold_percent)?;
+
+    let disk = &report.disk;
+    let fs = &disk.filesystem;
+    check.bytes("disk.filesystem.capacity_bytes", fs.capacity_bytes)?;
+    check.bytes("disk.filesystem.available_bytes", fs.available_bytes)?;
+    if fs.available_bytes > fs.capacity_bytes {
+        return Err(problem(
+            "disk.filesystem.available_bytes",
+            "is more than capacity_bytes".into(),
+        ));
+    }
+    check.text("disk.filesystem.path", &fs.path.to_string_lossy(), 4096)?;
+    check.percent("disk.usage_percent", disk.usage_percent)?;
+    for (field, bytes) in [
+        ("disk.used_bytes", disk.used_bytes),
+        ("disk.images_unique_bytes", disk.images_unique_bytes),
+        ("disk.images_shared_bytes", disk.images_shared_bytes),
+        ("disk.containers_bytes", disk.containers_bytes),
+        ("disk.logs_bytes", disk.logs_bytes.unwrap_or(0)),
+        ("disk.volumes_bytes", disk.volumes_bytes),
+        ("disk.build_cache_bytes", disk.build_cache_bytes),
+        ("disk.other_bytes", disk.other_bytes),
+    ] {
+        check.bytes(field, bytes)?;
+    }
+    for (field, count) in [
+        ("disk.image_count", disk.image_count),
+        ("disk.container_count", disk.container_count),
+        ("disk.volume_count", disk.volume_count),
+    ] {
+        check.count(field, count as u64)?;
+    }
+    for (i, image) in report.images.iter().enumerate() {
+        check.image(&format!("images[{i}]"), image)?;
+    }
+    for (i, run) in report.gc_runs.iter().enumerate() {
+        check.run(&format!("gc_runs[{i}]"), run)?;
+    }
+    Ok(())
+}
+
+fn problem(field: &str, why: String) -> ReportProblem {
+    ReportProblem {
+        field: field.to_owned(),
+        why,
+    }
+}
+
+struct Check {
+    now: Timestamp,
+}
+
+impl Check {
+    fn time(&self, field: &str, at: Timestamp) -> Result<(), ReportProblem> {
+        let limit = self
+            .now
+            .checked_add(MAX_CLOCK_AHEAD)
+            .unwrap_or(Timestamp::MAX);
+        if at > limit {
+            return Err(problem(
+                field,
+                format!(
+                    "{at} is more than {}h ahead of the server's clock ({}); check the node's clock",
+                    MAX_CLOCK_AHEAD.as_hours(),
+                    self.now
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn bytes(&self, field: &str, bytes: u64) -> Result<(), ReportProblem> {
+        if bytes > MAX_REPORTED_BYTES {
+            return Err(problem(
+                field,
+                format!("{bytes} bytes is more than the {MAX_REPORTED_BYTES} accepted"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn count(&self, field: &str, count: u64) -> Result<(), ReportProblem> {
+        if count > MAX_REPORTED_COUNT {
+            return Err(problem(
+                field,
+                format!("{count} is more than the {MAX_REPORTED_COUNT} accepted"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn percent(&self, field: &str, percent: u8) -> Result<(), ReportProblem> {
+        if percent > 100 {
+            return Err(problem(field, format!("{percent} is not a percentage")));
+        }
+        Ok(())
+    }
+
+    fn text(&self, field: &str, text: &str, max: usize) -> Result<(), ReportProblem> {
+        if text.len() > max {
+            return Err(problem(
+                field,
+                format!("{} bytes is longer than the {max} accepted", text.len()),
+            ));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(problem(field, "holds a control character".into()));
+        }
+        Ok(())
+    }
+
+    fn image(&self, at: &str, image: &ReportedImage) -> Result<(), ReportProblem> {
+        let field = |name: &str| format!("{at}.{name}");
+        self.text(&field("id"), &image.id, 256)?;
+        for (i, tag) in image.repo_tags.iter().enumerate() {
+            self.text(&field(&format!("repo_tags[{i}]")), tag, 1024)?;
+        }
+        self.bytes(&field("size_bytes"), image.size_bytes)?;
+        self.bytes(&field("shared_bytes"), image.shared_bytes)?;
+        self.time(&field("first_seen"), image.first_seen)?;
+        if let Some(at) = image.last_used {
+            self.time(&field("last_used"), at)?;
+        }
+        if let Some(reason) = &image.keep_reason {
+            self.text(&field("keep_reason"), reason, 64)?;
+        }
+        Ok(())
+    }
+
+    fn run(&self, at: &str, run: &ReportedRun) -> Result<(), ReportProblem> {
+        let field = |name: &str| format!("{at}.{name}");
+        self.time(&field("started_at"), run.started_at)?;
+        self.text(&field("trigger"), &run.trigger, 64)?;
+        self.text(&field("outcome"), &run.outcome, 64)?;
+        self.percent(&field("usage_percent_before"), run.usage_percent_before)?;
+        self.percent(&field("usage_percent_after"), run.usage_percent_after)?;
+        self.bytes(&field("bytes_freed"), run.bytes_freed)?;
+        self.count(&field("containers_removed"), run.containers_removed)?;
+        for (i, deleted) in run.deleted.iter().enumerate() {
+            let at = field(&format!("deleted[{i}]"));
+            self.text(&format!("{at}.id"), &deleted.id, 256)?;
+            self.text(&format!("{at}.reason"), &deleted.reason, 64)?;
+            self.bytes(&format!("{at}.bytes"), deleted.bytes)?;
+            for (j, tag) in deleted.repo_tags.iter().enumerate() {
+                self.text(&format!("{at}.repo_tags[{j}]"), tag, 1024)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use swarmkeeper_gc::{DiskReport, DiskUsageInput, Filesystem};
+
+    use super::*;
+    use crate::wire::ReportedDeletion;
+
+    fn now() -> Timestamp {
+        "2026-11-26T12:00:00Z".parse().unwrap()
+    }
+
+    fn report() -> NodeReport {
+        let fs = Filesystem {
+            path: "/var/lib/docker".into(),
+            capacity_bytes: 1_000,
+            available_bytes: 400,
+        };
+        NodeReport {
+            node_id: "n1".into(),
+            hostname: "alpha".into(),
+            engine_version: "20.10.24+dfsg1".into(),
+            reported_at: now(),
+            agent_version: "0.1.0".into(),
+            interval_seconds: 30,
+            disk: DiskReport::new(fs, &DiskUsageInput::default()),
+            disk_breakdown_at: None,
+            high_threshold_percent: 85,
+            low_threshold_percent: 80,
+            images: vec![ReportedImage {
+                id: "sha256:aa".into(),
+                repo_tags: vec!["app:1".into()],
+                size_bytes: 100,
+                shared_bytes: 0,
+                first_seen: "1970-01-01T00:00:00Z".parse().unwrap(),
+                last_used: None,
+                in_use: false,
+                keep_reason: Some("too-young".into()),
+            }],
+            gc_runs: vec![ReportedRun {
+                started_at: now() - SignedDuration::from_hours(40 * 24),
+                trigger: "pull".into(),
+                usage_percent_before: 90,
+                usage_percent_after: 78,
+                bytes_freed: 120,
+                deleted: vec![ReportedDeletion {
+                    id: "sha256:bb".into(),
+                    repo_tags: vec![],
+                    reason: "space".into(),
+                    bytes: 120,
+                }],
+                containers_removed: 1,
+                outcome: "ok".into(),
+            }],
+            truncated: false,
+        }
+    }
+
+    fn field_of(report: &NodeReport) -> String {
+        validate_report(report, now()).unwrap_err().field
+    }
+
+    #[test]
+    fn an_ordinary_report_passes_old_times_and_all() {
+        assert_eq!(validate_report(&report(), now()), Ok(()));
+        // A clock an hour fast is a clock, not an attack.
+        let mut fast = report();
+        fast.gc_runs[0].started_at = now() + SignedDuration::from_hours(1);
+        assert_eq!(validate_report(&fast, now()), Ok(()));
+    }
+
+    #[test]
+    fn times_far_ahead_are_refused_with_their_field() {
+        let mut r = report();
+        r.gc_runs[0].started_at = "2126-01-01T00:00:00Z".parse().unwrap();
+        let err = validate_report(&r, now()).unwrap_err();
+        assert_eq!(err.field, "gc_runs[0].started_at");
+        assert_eq!(
+            err.to_string(),
+            "gc_runs[0].started_at: 2126-01-01T00:00:00Z is more than 24h ahead of the \
+             server's clock (2026-11-26T12:00:00Z); check the node's clock"
+        );
+        let mut r = report();
+        r.images[0].last_used = Some(now() + SignedDuration::from_hours(25));
+        assert_eq!(field_of(&r), "images[0].last_used");
+        let mut r = report();
+        r.reported_at = Timestamp::MAX;
+        assert_eq!(field_of(&r), "reported_at");
+    }
+
+    #[test]
+    fn bytes_counts_and_percentages_are_bounded() {
+        let mut r = report();
+        r.gc_runs[0].bytes_freed = u64::MAX >> 1;
+        assert_eq!(field_of(&r), "gc_runs[0].bytes_freed");
+        let mut r = report();
+        r.gc_runs[0].deleted[0].bytes = MAX_REPORTED_BYTES + 1;
+        assert_eq!(field_of(&r), "gc_runs[0].deleted[0].bytes");
+        let mut r = report();
+        r.disk.filesystem.available_bytes = 2_000;
+        assert_eq!(field_of(&r), "disk.filesystem.available_bytes");
+        let mut r = report();
+        r.disk.usage_percent = 200;
+        assert_eq!(field_of(&r), "disk.usage_percent");
+        let mut r = report();
+        r.disk.image_count = usize::MAX;
+        assert_eq!(field_of(&r), "disk.image_count");
+        let mut r = report();
+        r.interval_seconds = 0;
+        assert_eq!(field_of(&r), "interval_seconds");
+        r.interval_seconds = 10 * 24 * 3600;
+        assert_eq!(field_of(&r), "interval_seconds");
+        // The bound keeps sums of a report's byte fields far from overflowing.
+        assert!(i64::try_from(MAX_REPORTED_BYTES * 1023).is_ok());
+    }
+
+    #[test]
+    fn strings_are_bounded_and_printable() {
+        let mut r = report();
+        r.hostname = "h".repeat(2_000_000);
+        assert_eq!(field_of(&r), "hostname");
+        let mut r = report();
+        r.images[0].repo_tags[0] = "app:\u{1b}[31m".into();
+        assert_eq!(field_of(&r), "images[0].repo_tags[0]");
+    }
+}
