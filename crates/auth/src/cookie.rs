@@ -24,10 +24,32 @@ pub fn clear_session_cookie() -> String {
 
 /// The session token in a request's `Cookie` header, if it carries one.
 pub fn session_token_from_cookie_header(cookie_header: &str) -> Option<&str> {
+    cookie_value(cookie_header, SESSION_COOKIE_NAME)
+}
+
+/// The browser's device cookie: set at each login, it lets the next login from this browser
+/// pass while strangers are slowed down on the same user name. It opens nothing by itself.
+pub const DEVICE_COOKIE_NAME: &str = "__Host-swarmkeeper_device";
+
+/// `Set-Cookie` value for a device token, with the session cookie's attributes and a lifetime
+/// of [`crate::DEVICE_LIFETIME`].
+pub fn device_cookie(token: &str) -> String {
+    format!(
+        "{DEVICE_COOKIE_NAME}={token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",
+        crate::DEVICE_LIFETIME.as_secs()
+    )
+}
+
+/// The device token in a request's `Cookie` header, if it carries one.
+pub fn device_token_from_cookie_header(cookie_header: &str) -> Option<&str> {
+    cookie_value(cookie_header, DEVICE_COOKIE_NAME)
+}
+
+fn cookie_value<'a>(cookie_header: &'a str, wanted: &str) -> Option<&'a str> {
     cookie_header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE_NAME)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value)
         .filter(|value| !value.is_empty())
 }
@@ -73,5 +95,16 @@ mod tests {
             None
         );
         assert_eq!(session_token_from_cookie_header(""), None);
+        let both = "__Host-swarmkeeper_session=sks_abc; __Host-swarmkeeper_device=skd_def";
+        assert_eq!(device_token_from_cookie_header(both), Some("skd_def"));
+        assert_eq!(session_token_from_cookie_header(both), Some("sks_abc"));
+    }
+
+    #[test]
+    fn the_device_cookie_lasts_ninety_days_with_the_same_attributes() {
+        assert_eq!(
+            device_cookie("skd_00ff"),
+            "__Host-swarmkeeper_device=skd_00ff; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=7776000"
+        );
     }
 }

@@ -2,12 +2,15 @@
 //! its own and read in one place:
 //!
 //! - [`Role`], [`Action`] and [`allowed`]: who may do what, as one table.
-//! - [`hash_password`], [`verify_login`]: argon2id PHC strings and a length policy.
+//! - [`hash_password`], [`verify_login`]: argon2id PHC strings and a length policy; the `_in`
+//!   variants run in an [`Argon2Memory`] the caller keeps and reuses.
 //! - [`NewApiToken`], [`ApiToken`]: personal tokens `skt_<id>_<secret>`, shown once, stored as
 //!   SHA-256, compared in constant time, revocable, with an optional expiry.
 //! - [`NewSession`], [`SessionPolicy`]: session tokens hashed at rest, idle and absolute expiry.
 //! - [`csrf_token`], [`verify_csrf`], [`needs_csrf`]: CSRF tokens derived from the session.
-//! - [`LoginLimiter`]: failed-login limiting per username and client, with `now` passed in.
+//! - [`LoginLimiter`]: login attempts slowed per user and source (a growing delay, never a
+//!   ban), with a per-user brake on many addresses that known browsers ([`NewDevice`]) skip.
+//! - [`AuditFold`]: repeated login failures folded into one audit row per window.
 //! - [`bootstrap`]: the first admin from a secret, the environment or a one-time setup token.
 //! - [`session_cookie`]: the exact `Set-Cookie` value.
 //! - [`SealingKey`]: credentials (registries, alert channels) sealed at rest with a key from a
@@ -19,6 +22,7 @@
 mod bootstrap;
 mod cookie;
 mod csrf;
+mod fold;
 mod password;
 mod ratelimit;
 mod role;
@@ -31,17 +35,21 @@ pub use bootstrap::{
     ADMIN_PASSWORD_SECRET_FILE, INITIAL_ADMIN_NAME,
 };
 pub use cookie::{
-    clear_session_cookie, session_cookie, session_token_from_cookie_header, SESSION_COOKIE_NAME,
+    clear_session_cookie, device_cookie, device_token_from_cookie_header, session_cookie,
+    session_token_from_cookie_header, DEVICE_COOKIE_NAME, SESSION_COOKIE_NAME,
 };
 pub use csrf::{csrf_token, needs_csrf, verify_csrf, Credential, CSRF_FORM_FIELD, CSRF_HEADER};
+pub use fold::AuditFold;
 pub use password::{
-    check_password_policy, hash_password, verify_login, verify_password, PasswordError,
-    MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
+    check_password_policy, hash_password, hash_password_in, verify_login, verify_login_in,
+    verify_password, verify_password_in, Argon2Memory, PasswordError, MAX_PASSWORD_BYTES,
+    MIN_PASSWORD_CHARS,
 };
 pub use ratelimit::{LimitPolicy, LoginDecision, LoginKey, LoginLimiter};
 pub use role::{allowed, Action, Role, UnknownRole};
 pub use seal::{SealError, SealingKey, MIN_SECRET_KEY_BYTES, SECRET_KEY_SECRET_FILE};
 pub use token::{
-    api_token_id, bearer_token, ApiToken, NewApiToken, NewSession, SessionPolicy, TokenHash,
-    TokenRejection, API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX,
+    api_token_id, bearer_token, ApiToken, NewApiToken, NewDevice, NewSession, SessionPolicy,
+    TokenHash, TokenRejection, API_TOKEN_PREFIX, DEVICE_LIFETIME, DEVICE_TOKEN_PREFIX,
+    SESSION_TOKEN_PREFIX,
 };

@@ -1,26 +1,51 @@
-//! Login rate limiting. The limiter is plain data: the server asks [`LoginLimiter::check`]
-//! before verifying a password and reports the outcome; `now` is always passed in, so the
-//! behaviour over hours of attempts is tested without waiting.
+//! Login rate limiting that slows guessing down without ever shutting the owner out. The
+//! limiter is plain data: the server asks [`LoginLimiter::attempt`] before verifying a password
+//! and reports a success; `now` is always passed in, so hours of attempts are tested without
+//! waiting.
+//!
+//! Two brakes, after the OWASP advice on slowing online guessing without lockouts:
+//!
+//! - **Per source**: one user name from one client address, or from one browser that has
+//!   logged in as that user before (a *device*, known by its cookie). The first
+//!   [`LimitPolicy::free_attempts`] attempts cost nothing; each attempt after that waits a delay
+//!   that doubles from [`LimitPolicy::first_delay`] up to [`LimitPolicy::max_delay`], and never
+//!   more. A quiet [`LimitPolicy::window`] or a success forgets the source.
+//! - **Per user, over every client address**: a token bucket of [`LimitPolicy::user_burst`]
+//!   attempts refilled at one per [`LimitPolicy::user_refill`], shared by all addresses, so ten
+//!   or ten thousand addresses guessing one user get no more than one. Devices are exempt:
+//!   while strangers drain the bucket, the owner's browser still logs in.
+//!
+//! Attempts count when they are let through, not when they fail, so concurrent attempts cannot
+//! all pass before the first failure is known; a success gives the user's token back.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 
 use jiff::{SignedDuration, Timestamp};
 
 use crate::token::later;
 
-/// Whom a limit applies to: one username from one client. Keying on both means an attacker
-/// guessing a password from one address does not lock its owner out everywhere else.
+/// Where an attempt comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Source {
+    /// A client address: an IPv4 address, or an IPv6 /64, because one host is routinely given
+    /// a whole /64 and could otherwise take a fresh budget with every address.
+    Address(IpAddr),
+    /// A browser that logged in as this user before; the id of its device cookie.
+    Device(String),
+}
+
+/// Whom a per-source limit applies to: one user name from one source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LoginKey {
     username: String,
-    client: IpAddr,
+    source: Source,
 }
 
 impl LoginKey {
-    /// Usernames are compared without case, so `Admin` and `admin` share a budget. An IPv6
-    /// client counts as its /64, because one host is routinely given a whole /64 and could
-    /// otherwise take a fresh budget with every address.
+    /// An attempt from a client address. Usernames are compared without case, so `Admin` and
+    /// `admin` share a budget.
     pub fn new(username: &str, client: IpAddr) -> LoginKey {
         let client = match client {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -31,164 +56,203 @@ impl LoginKey {
         };
         LoginKey {
             username: username.to_ascii_lowercase(),
-            client,
+            source: Source::Address(client),
         }
+    }
+
+    /// An attempt from a browser whose device cookie says it logged in as `username` before
+    /// (the caller checks that): `device` is the cookie's stored id.
+    pub fn device(username: &str, device: &str) -> LoginKey {
+        LoginKey {
+            username: username.to_ascii_lowercase(),
+            source: Source::Device(device.to_owned()),
+        }
+    }
+
+    pub fn is_device(&self) -> bool {
+        matches!(self.source, Source::Device(_))
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitPolicy {
-    /// Failures allowed within `window`; the next attempt is refused.
-    pub max_failures: usize,
+    /// Attempts from one source that never wait.
+    pub free_attempts: u32,
+    /// A source that makes no attempt for this long is forgotten, and its delay with it.
     pub window: SignedDuration,
-    /// Lockouts start at `window` and double with each lockout that follows within a window of
-    /// the last, up to this.
-    pub max_lockout: SignedDuration,
-    /// Keys remembered at most; past this the ones closest to being forgotten go first.
+    /// The wait before the first attempt past the free ones; it doubles with each attempt.
+    pub first_delay: SignedDuration,
+    /// The longest wait after a source's last attempt.
+    pub max_delay: SignedDuration,
+    /// Attempts on one user that client addresses, all together, may make at once ...
+    pub user_burst: u32,
+    /// ... and the pace at which that budget comes back: one attempt per this.
+    pub user_refill: SignedDuration,
+    /// Sources, and users, remembered at most; past this the ones closest to being forgotten
+    /// go first.
     pub max_entries: usize,
 }
 
 impl Default for LimitPolicy {
+    /// Five free attempts, then 1 s, 2 s, 4 s … up to a minute between attempts from one
+    /// source; twenty attempts at once on one user from anywhere, then one every ten seconds
+    /// (at most 8,640 guesses a day at one account, whatever the number of addresses).
     fn default() -> LimitPolicy {
         LimitPolicy {
-            max_failures: 5,
+            free_attempts: 5,
             window: SignedDuration::from_mins(15),
-            max_lockout: SignedDuration::from_hours(24),
+            first_delay: SignedDuration::from_secs(1),
+            max_delay: SignedDuration::from_mins(1),
+            user_burst: 20,
+            user_refill: SignedDuration::from_secs(10),
             max_entries: 10_000,
         }
     }
 }
 
+impl LimitPolicy {
+    /// The wait after a source's `attempts`-th attempt.
+    fn delay_after(&self, attempts: u32) -> SignedDuration {
+        if attempts < self.free_attempts {
+            return SignedDuration::ZERO;
+        }
+        let doublings = (attempts - self.free_attempts).min(30);
+        self.first_delay
+            .checked_mul(1 << doublings)
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay)
+    }
+
+    /// How far ahead of now a user's bucket may run: a full bucket's worth, less one.
+    fn user_tolerance(&self) -> SignedDuration {
+        let extra = i32::try_from(self.user_burst.saturating_sub(1)).unwrap_or(i32::MAX);
+        self.user_refill
+            .checked_mul(extra)
+            .unwrap_or(SignedDuration::MAX)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginDecision {
-    /// Verify the password, then report the outcome.
+    /// Verify the password; report a success with [`LoginLimiter::succeeded`].
     Allowed,
-    /// Refuse without looking at the password.
-    LockedOut { until: Timestamp },
+    /// Refuse without looking at the password; the next attempt from this source can pass at
+    /// `until`.
+    Wait { until: Timestamp },
 }
 
-#[derive(Debug, Clone)]
-struct Entry {
-    /// Failures within the last window, oldest first; never more than `max_failures`.
-    failures: VecDeque<Timestamp>,
-    locked_until: Option<Timestamp>,
-    /// Lockouts in a row, for the backoff.
-    lockouts: u32,
-    last_failure: Timestamp,
-}
-
-impl Entry {
-    /// From this time on the entry changes no decision and carries no backoff: a quiet window
-    /// has passed since the last failure and since the lockout ended.
-    fn forgotten_at(&self, window: SignedDuration) -> Timestamp {
-        let last_event = self
-            .locked_until
-            .map_or(self.last_failure, |until| until.max(self.last_failure));
-        later(last_event, window)
-    }
-
-    fn failures_in_window(&self, window: SignedDuration, now: Timestamp) -> usize {
-        self.failures
-            .iter()
-            .filter(|&&at| at.duration_since(now) > -window)
-            .count()
-    }
+#[derive(Debug, Clone, Copy)]
+struct SourceEntry {
+    attempts: u32,
+    last: Timestamp,
 }
 
 #[derive(Debug, Clone)]
 pub struct LoginLimiter {
     policy: LimitPolicy,
-    entries: HashMap<LoginKey, Entry>,
+    sources: HashMap<LoginKey, SourceEntry>,
+    /// Per user: the bucket as a theoretical arrival time (GCRA): the bucket is full when this
+    /// is not after now, and each attempt pushes it one refill later.
+    users: HashMap<String, Timestamp>,
 }
 
 impl LoginLimiter {
     pub fn new(policy: LimitPolicy) -> LoginLimiter {
         LoginLimiter {
             policy,
-            entries: HashMap::new(),
+            sources: HashMap::new(),
+            users: HashMap::new(),
         }
     }
 
-    pub fn check(&self, key: &LoginKey, now: Timestamp) -> LoginDecision {
-        let Some(entry) = self.entries.get(key) else {
-            return LoginDecision::Allowed;
-        };
-        if let Some(until) = entry.locked_until.filter(|&until| now < until) {
-            return LoginDecision::LockedOut { until };
-        }
-        let window = self.policy.window;
-        if entry.failures_in_window(window, now) >= self.policy.max_failures {
-            // Unreachable with lockouts of at least a window, but the window alone must hold
-            // whatever the lockout does.
-            // The list holds at most `max_failures`, all in the window: the oldest leaving the
-            // window frees the next attempt.
-            if let Some(&oldest) = entry.failures.front() {
-                return LoginDecision::LockedOut {
-                    until: later(oldest, window),
-                };
+    /// Whether an attempt may go ahead now; an allowed attempt is counted at once.
+    pub fn attempt(&mut self, key: &LoginKey, now: Timestamp) -> LoginDecision {
+        let policy = self.policy;
+        let source = self
+            .sources
+            .get(key)
+            .filter(|entry| now < later(entry.last, policy.window))
+            .copied();
+        let mut until = source
+            .map(|entry| later(entry.last, policy.delay_after(entry.attempts)))
+            .filter(|&at| now < at);
+        let user_due = (!key.is_device())
+            .then(|| self.users.get(&key.username).copied())
+            .flatten();
+        if let Some(due) = user_due {
+            let opens = earlier(due, policy.user_tolerance());
+            if now < opens {
+                until = Some(until.map_or(opens, |at| at.max(opens)));
             }
+        }
+        if let Some(until) = until {
+            return LoginDecision::Wait { until };
+        }
+        if !self.sources.contains_key(key) {
+            make_room(&mut self.sources, policy.max_entries, now, |entry| {
+                later(entry.last, policy.window)
+            });
+        }
+        self.sources.insert(
+            key.clone(),
+            SourceEntry {
+                attempts: source.map_or(0, |entry| entry.attempts).saturating_add(1),
+                last: now,
+            },
+        );
+        if !key.is_device() {
+            if !self.users.contains_key(&key.username) {
+                make_room(&mut self.users, policy.max_entries, now, |&due| due);
+            }
+            let due = user_due.map_or(now, |due| due.max(now));
+            self.users
+                .insert(key.username.clone(), later(due, policy.user_refill));
         }
         LoginDecision::Allowed
     }
 
-    pub fn record_failure(&mut self, key: &LoginKey, now: Timestamp) {
-        let policy = self.policy;
-        if !self.entries.contains_key(key) {
-            self.make_room(now);
-        }
-        let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
-            failures: VecDeque::new(),
-            locked_until: None,
-            lockouts: 0,
-            last_failure: now,
-        });
-        if now >= entry.forgotten_at(policy.window) {
-            entry.failures.clear();
-            entry.locked_until = None;
-            entry.lockouts = 0;
-        }
-        while entry.failures.len() >= policy.max_failures.max(1) {
-            entry.failures.pop_front();
-        }
-        entry.failures.push_back(now);
-        entry.last_failure = now;
-        if entry.failures_in_window(policy.window, now) >= policy.max_failures {
-            let doublings = entry.lockouts.min(30);
-            let lockout = policy
-                .window
-                .checked_mul(1 << doublings)
-                .unwrap_or(policy.max_lockout)
-                .min(policy.max_lockout);
-            entry.locked_until = Some(later(now, lockout));
-            entry.lockouts += 1;
-        }
-    }
-
-    /// A correct password clears the key's history.
-    pub fn record_success(&mut self, key: &LoginKey) {
-        self.entries.remove(key);
-    }
-
-    fn make_room(&mut self, now: Timestamp) {
-        if self.entries.len() < self.policy.max_entries {
+    /// The attempt `key` made was the right password: the source starts afresh and its token
+    /// goes back to the user's bucket.
+    pub fn succeeded(&mut self, key: &LoginKey, now: Timestamp) {
+        self.sources.remove(key);
+        if key.is_device() {
             return;
         }
-        let window = self.policy.window;
-        self.entries
-            .retain(|_, entry| now < entry.forgotten_at(window));
-        while self.entries.len() >= self.policy.max_entries.max(1) {
-            // Evicting ends a key's lockout early; the key whose lockout ends soonest loses
-            // the least. An attacker would need max_entries fresh keys to get here.
-            let Some(soonest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.forgotten_at(window))
-                .map(|(key, _)| key.clone())
-            else {
-                break;
-            };
-            self.entries.remove(&soonest);
+        if let Some(due) = self.users.get_mut(&key.username) {
+            *due = earlier(*due, self.policy.user_refill).max(now);
+            if *due <= now {
+                self.users.remove(&key.username);
+            }
         }
+    }
+}
+
+fn earlier(at: Timestamp, by: SignedDuration) -> Timestamp {
+    at.checked_sub(by).unwrap_or(Timestamp::MIN)
+}
+
+/// Keeps a table under `max` entries before one is added: entries forgotten by now go first,
+/// then those `forgotten_at` names soonest. Evicting shortens a wait; an attacker needs `max`
+/// fresh keys to get there, and then loses the least.
+fn make_room<K: Clone + Eq + Hash, V>(
+    table: &mut HashMap<K, V>,
+    max: usize,
+    now: Timestamp,
+    forgotten_at: impl Fn(&V) -> Timestamp,
+) {
+    if table.len() < max {
+        return;
+    }
+    table.retain(|_, entry| forgotten_at(entry) > now);
+    while table.len() >= max.max(1) {
+        let Some(soonest) = table
+            .iter()
+            .min_by_key(|(_, entry)| forgotten_at(entry))
+            .map(|(key, _)| key.clone())
+        else {
+            break;
+        };
+        table.remove(&soonest);
     }
 }
 
@@ -201,82 +265,121 @@ mod tests {
         "2026-11-26T12:00:00Z".parse().unwrap()
     }
 
-    fn at(minutes: i64) -> Timestamp {
-        t0() + SignedDuration::from_mins(minutes)
+    fn at(seconds: i64) -> Timestamp {
+        t0() + SignedDuration::from_secs(seconds)
     }
 
     fn key(user: &str) -> LoginKey {
         LoginKey::new(user, "192.0.2.7".parse().unwrap())
     }
 
-    fn fail_until_locked(limiter: &mut LoginLimiter, key: &LoginKey, now: Timestamp) -> Timestamp {
-        loop {
-            match limiter.check(key, now) {
-                LoginDecision::Allowed => limiter.record_failure(key, now),
-                LoginDecision::LockedOut { until } => return until,
-            }
-        }
+    fn from(user: &str, n: u32) -> LoginKey {
+        LoginKey::new(user, IpAddr::from([198, 51, (n >> 8) as u8, n as u8]))
+    }
+
+    fn allowed(limiter: &mut LoginLimiter, key: &LoginKey, now: Timestamp) -> bool {
+        limiter.attempt(key, now) == LoginDecision::Allowed
     }
 
     #[test]
-    fn five_failures_lock_the_key_for_a_window() {
+    fn five_free_attempts_then_a_delay_that_doubles_up_to_a_minute() {
         let mut limiter = LoginLimiter::new(LimitPolicy::default());
         let alice = key("alice");
-        for minute in 0..5 {
-            assert_eq!(limiter.check(&alice, at(minute)), LoginDecision::Allowed);
-            limiter.record_failure(&alice, at(minute));
+        for _ in 0..5 {
+            assert!(allowed(&mut limiter, &alice, at(0)));
         }
         assert_eq!(
-            limiter.check(&alice, at(4)),
-            LoginDecision::LockedOut { until: at(19) }
+            limiter.attempt(&alice, at(0)),
+            LoginDecision::Wait { until: at(1) }
         );
-        assert_eq!(limiter.check(&alice, at(19)), LoginDecision::Allowed);
-        // Someone else, and alice from elsewhere, are not affected.
-        assert_eq!(limiter.check(&key("bob"), at(5)), LoginDecision::Allowed);
-        let elsewhere = LoginKey::new("alice", "198.51.100.1".parse().unwrap());
-        assert_eq!(limiter.check(&elsewhere, at(5)), LoginDecision::Allowed);
+        let mut now = at(1);
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            assert!(allowed(&mut limiter, &alice, now));
+            let LoginDecision::Wait { until } = limiter.attempt(&alice, now) else {
+                panic!("no wait after an attempt past the free ones");
+            };
+            waits.push(until.duration_since(now).as_secs());
+            now = until;
+        }
+        assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60, 60, 60]);
+        // Someone else, and alice from elsewhere, are not slowed.
+        assert!(allowed(&mut limiter, &key("bob"), now));
+        assert!(allowed(&mut limiter, &from("alice", 1), now));
     }
 
     #[test]
-    fn lockouts_in_a_row_double_up_to_the_cap() {
+    fn a_quiet_window_or_a_success_forgets_the_source() {
+        let mut limiter = LoginLimiter::new(LimitPolicy::default());
+        let alice = key("alice");
+        for second in 0..8 {
+            limiter.attempt(&alice, at(second * 100));
+        }
+        assert!(matches!(
+            limiter.attempt(&alice, at(701)),
+            LoginDecision::Wait { .. }
+        ));
+        // Fifteen quiet minutes: five free attempts again.
+        let later = 700 + 15 * 60;
+        for _ in 0..5 {
+            assert!(allowed(&mut limiter, &alice, at(later)));
+        }
+        limiter.succeeded(&alice, at(later));
+        for _ in 0..5 {
+            assert!(allowed(&mut limiter, &alice, at(later)));
+        }
+    }
+
+    #[test]
+    fn many_addresses_share_one_budget_per_user() {
+        let mut limiter = LoginLimiter::new(LimitPolicy::default());
+        // Twenty addresses get one attempt each at once; the twenty-first waits for the bucket.
+        for n in 0..20 {
+            assert!(
+                allowed(&mut limiter, &from("admin", n), at(0)),
+                "address {n}"
+            );
+        }
+        assert_eq!(
+            limiter.attempt(&from("admin", 20), at(0)),
+            LoginDecision::Wait { until: at(10) }
+        );
+        assert!(allowed(&mut limiter, &from("admin", 21), at(10)));
+        // Another user is untouched.
+        assert!(allowed(&mut limiter, &from("bob", 0), at(0)));
+    }
+
+    #[test]
+    fn a_known_device_logs_in_while_addresses_drain_the_budget() {
+        let mut limiter = LoginLimiter::new(LimitPolicy::default());
+        let owner = LoginKey::device("admin", "d1");
+        for second in 0..600 {
+            for n in 0..50 {
+                limiter.attempt(&from("admin", n), at(second));
+            }
+            if second % 60 == 0 {
+                assert!(allowed(&mut limiter, &owner, at(second)), "at {second} s");
+                limiter.succeeded(&owner, at(second));
+            }
+        }
+        assert!(matches!(
+            limiter.attempt(&from("admin", 999), at(599)),
+            LoginDecision::Wait { .. }
+        ));
+    }
+
+    #[test]
+    fn a_success_gives_the_token_back() {
         let policy = LimitPolicy {
-            max_lockout: SignedDuration::from_hours(2),
+            user_burst: 2,
             ..LimitPolicy::default()
         };
         let mut limiter = LoginLimiter::new(policy);
-        let alice = key("alice");
-        let mut now = t0();
-        let mut lockouts = Vec::new();
-        for _ in 0..5 {
-            let until = fail_until_locked(&mut limiter, &alice, now);
-            lockouts.push(until.duration_since(now).as_mins());
-            now = until;
-        }
-        assert_eq!(lockouts, [15, 30, 60, 120, 120]);
-    }
-
-    #[test]
-    fn a_quiet_window_after_a_lockout_resets_the_backoff() {
-        let mut limiter = LoginLimiter::new(LimitPolicy::default());
-        let alice = key("alice");
-        let until = fail_until_locked(&mut limiter, &alice, t0());
-        assert_eq!(until, at(15));
-        let until = fail_until_locked(&mut limiter, &alice, at(30));
-        assert_eq!(until, at(30 + 15));
-    }
-
-    #[test]
-    fn a_success_clears_the_history() {
-        let mut limiter = LoginLimiter::new(LimitPolicy::default());
-        let alice = key("alice");
-        for minute in 0..4 {
-            limiter.record_failure(&alice, at(minute));
-        }
-        limiter.record_success(&alice);
-        for minute in 4..8 {
-            limiter.record_failure(&alice, at(minute));
-        }
-        assert_eq!(limiter.check(&alice, at(8)), LoginDecision::Allowed);
+        assert!(allowed(&mut limiter, &from("alice", 1), at(0)));
+        limiter.succeeded(&from("alice", 1), at(0));
+        assert!(allowed(&mut limiter, &from("alice", 2), at(0)));
+        assert!(allowed(&mut limiter, &from("alice", 3), at(0)));
+        assert!(!allowed(&mut limiter, &from("alice", 4), at(0)));
     }
 
     #[test]
@@ -294,73 +397,89 @@ mod tests {
             LoginKey::new("admin", ip("::ffff:192.0.2.7")),
             LoginKey::new("admin", ip("192.0.2.7"))
         );
+        assert_eq!(
+            LoginKey::device("Admin", "d"),
+            LoginKey::device("admin", "d")
+        );
     }
 
     #[test]
-    fn a_full_table_forgets_stale_keys_first_then_the_soonest_forgotten() {
+    fn a_full_table_forgets_the_soonest_forgotten_first() {
         let policy = LimitPolicy {
             max_entries: 3,
             ..LimitPolicy::default()
         };
         let mut limiter = LoginLimiter::new(policy);
-        limiter.record_failure(&key("stale"), at(0));
-        limiter.record_failure(&key("a"), at(20));
-        limiter.record_failure(&key("b"), at(21));
-        limiter.record_failure(&key("c"), at(22));
-        assert!(!limiter.entries.contains_key(&key("stale")));
-        limiter.record_failure(&key("d"), at(23));
-        assert!(!limiter.entries.contains_key(&key("a")));
-        assert_eq!(limiter.entries.len(), 3);
+        for (n, user) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            limiter.attempt(&key(user), at(n as i64));
+        }
+        assert_eq!(limiter.sources.len(), 3);
+        assert!(!limiter.sources.contains_key(&key("a")));
+        assert!(limiter.users.len() <= 3);
     }
 
     proptest! {
-        /// Whatever the timing, no key is allowed more than `max_failures` attempts within any
-        /// window, and the table never outgrows its bound.
+        /// Whatever strangers do, a known device is never made to wait longer than
+        /// `max_delay` after its own last attempt, and an address no longer than the larger of
+        /// `max_delay` and one refill after the last attempt anyone made on the user.
         #[test]
-        fn never_more_than_max_failures_attempts_in_any_window(
-            steps in prop::collection::vec((0usize..4, 0i64..400), 1..300),
-            max_failures in 1usize..7,
-            window_secs in 60i64..3600,
+        fn nobody_waits_longer_than_the_longest_delay(
+            steps in prop::collection::vec((0u32..6, 0i64..30), 1..300),
         ) {
-            let policy = LimitPolicy {
-                max_failures,
-                window: SignedDuration::from_secs(window_secs),
-                max_lockout: SignedDuration::from_hours(6),
-                max_entries: 4,
-            };
+            let policy = LimitPolicy { max_entries: 100, ..LimitPolicy::default() };
             let mut limiter = LoginLimiter::new(policy);
-            let keys: Vec<LoginKey> = ["a", "b", "c", "d"].into_iter().map(key).collect();
-            let mut allowed: Vec<Vec<Timestamp>> = vec![Vec::new(); keys.len()];
+            let device = LoginKey::device("admin", "owner");
             let mut now = t0();
-            for (which, advance_secs) in steps {
-                now += SignedDuration::from_secs(advance_secs);
-                if limiter.check(&keys[which], now) == LoginDecision::Allowed {
-                    limiter.record_failure(&keys[which], now);
-                    allowed[which].push(now);
-                }
-                prop_assert!(limiter.entries.len() <= policy.max_entries);
-            }
-            for times in &allowed {
-                for (i, start) in times.iter().enumerate() {
-                    let in_window = times[i..]
-                        .iter()
-                        .take_while(|&&t| t.duration_since(*start) < policy.window)
-                        .count();
-                    prop_assert!(in_window <= max_failures, "{in_window} attempts from {start}");
+            let mut device_last = None;
+            let mut user_last = None;
+            for (who, advance) in steps {
+                now += SignedDuration::from_secs(advance);
+                let key = if who == 0 { device.clone() } else { from("admin", who) };
+                match limiter.attempt(&key, now) {
+                    LoginDecision::Allowed => {
+                        if who == 0 { device_last = Some(now) } else { user_last = Some(now) }
+                    }
+                    LoginDecision::Wait { until } => {
+                        prop_assert!(until > now);
+                        if who == 0 {
+                            prop_assert!(until <= later(device_last.unwrap(), policy.max_delay));
+                        } else {
+                            let bound = policy.max_delay.max(policy.user_refill);
+                            let source_last = limiter.sources.get(&key).map(|e| e.last);
+                            let latest = source_last.max(user_last).unwrap();
+                            prop_assert!(until <= later(latest, bound), "{until} after {latest}");
+                        }
+                    }
                 }
             }
         }
 
+        /// However many addresses guess at one user, they get at most `user_burst` attempts
+        /// plus one per refill in any stretch of time, and the tables stay bounded.
         #[test]
-        fn the_table_stays_bounded_under_a_flood_of_keys(
-            users in prop::collection::vec("[a-z]{1,6}", 1..200),
-            max_entries in 1usize..20,
+        fn addresses_together_never_beat_the_users_budget(
+            steps in prop::collection::vec((0u32..1000, 0i64..5), 1..400),
+            max_entries in 1usize..50,
         ) {
-            let mut limiter = LoginLimiter::new(LimitPolicy { max_entries, ..LimitPolicy::default() });
-            for (i, user) in users.iter().enumerate() {
-                let seconds = i64::try_from(i).unwrap();
-                limiter.record_failure(&key(user), t0() + SignedDuration::from_secs(seconds));
-                prop_assert!(limiter.entries.len() <= max_entries);
+            let policy = LimitPolicy { max_entries: max_entries.max(2), ..LimitPolicy::default() };
+            let mut limiter = LoginLimiter::new(policy);
+            let mut allowed_at = Vec::new();
+            let mut now = t0();
+            for (address, advance) in steps {
+                now += SignedDuration::from_secs(advance);
+                if limiter.attempt(&from("admin", address), now) == LoginDecision::Allowed {
+                    allowed_at.push(now);
+                }
+                prop_assert!(limiter.sources.len() <= policy.max_entries);
+                prop_assert!(limiter.users.len() <= policy.max_entries);
+            }
+            let refill = policy.user_refill.as_secs();
+            for (i, start) in allowed_at.iter().enumerate() {
+                for (j, end) in allowed_at.iter().enumerate().skip(i) {
+                    let span = end.duration_since(*start).as_secs();
+                    let most = i64::from(policy.user_burst) + span / refill;
+                    prop_assert!((j - i + 1) as i64 <= most, "{} attempts in {span} s", j - i + 1);
+                }
             }
         }
     }

@@ -10,7 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::role::Role;
 use crate::token::{
-    api_token_id, ApiToken, NewApiToken, NewSession, SessionPolicy, TokenHash, TokenRejection,
+    api_token_id, hex, later, ApiToken, NewApiToken, NewDevice, NewSession, SessionPolicy,
+    TokenHash, TokenRejection, DEVICE_LIFETIME,
 };
 
 pub const MAX_USERNAME_LEN: usize = 64;
@@ -50,6 +51,12 @@ CREATE TABLE IF NOT EXISTS auth_audit (
     target TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS auth_devices (
+    hash          BLOB PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES auth_users(id),
+    last_login_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auth_devices_by_user ON auth_devices(user_id);
 CREATE TRIGGER IF NOT EXISTS auth_audit_no_update BEFORE UPDATE ON auth_audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS auth_audit_no_delete BEFORE DELETE ON auth_audit
@@ -275,8 +282,9 @@ fn is_last_enabled_admin(conn: &Connection, user: &User) -> Result<bool, StoreEr
     Ok(enabled_admins <= 1)
 }
 
-/// Stores a new password hash and ends all the user's sessions: whoever knew the old password
-/// is signed out. The server opens a fresh session for the browser that made the change.
+/// Stores a new password hash, ends all the user's sessions, revokes all their API tokens and
+/// forgets their known browsers: whoever knew the old password is signed out and keeps nothing
+/// they could have made with it. The owner logs in again and makes new tokens.
 pub fn set_password_hash(
     conn: &Connection,
     user_id: i64,
@@ -289,7 +297,86 @@ pub fn set_password_hash(
     if changed == 0 {
         return Err(StoreError::UnknownUser(user_id));
     }
+    conn.execute(
+        "UPDATE auth_api_tokens SET revoked = 1 WHERE user_id = ?1",
+        [user_id],
+    )?;
+    conn.execute("DELETE FROM auth_devices WHERE user_id = ?1", [user_id])?;
     end_user_sessions(conn, user_id)
+}
+
+/// Known browsers kept per user; the one that logged in least recently goes first.
+pub const MAX_DEVICES_PER_USER: usize = 20;
+
+/// Remembers the browser that just logged in as `user_id`: the token of its device cookie,
+/// renewed (the same token when it presented a valid one for this user, else a new one).
+pub fn remember_device(
+    conn: &Connection,
+    user_id: i64,
+    presented: Option<&str>,
+    now: Timestamp,
+) -> Result<String, StoreError> {
+    let known = match presented {
+        Some(token) => device_owner(conn, token, now)? == Some(user_id),
+        None => false,
+    };
+    let token = match presented.filter(|_| known) {
+        Some(token) => token.to_owned(),
+        None => NewDevice::generate().token,
+    };
+    conn.execute(
+        "INSERT INTO auth_devices (hash, user_id, last_login_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (hash) DO UPDATE SET last_login_ms = excluded.last_login_ms",
+        params![
+            TokenHash::of(&token).as_bytes().as_slice(),
+            user_id,
+            millis(now)
+        ],
+    )?;
+    let keep = i64::try_from(MAX_DEVICES_PER_USER).unwrap_or(i64::MAX);
+    conn.execute(
+        "DELETE FROM auth_devices WHERE user_id = ?1 AND (last_login_ms < ?2 OR hash NOT IN
+             (SELECT hash FROM auth_devices WHERE user_id = ?1
+              ORDER BY last_login_ms DESC LIMIT ?3))",
+        params![user_id, millis(now) - device_lifetime_ms(), keep],
+    )?;
+    Ok(token)
+}
+
+/// The id (a prefix of its hash, in hex) under which a browser's device token counts for
+/// `username`, when the token is known, recent and belongs to that user.
+pub fn device_for_login(
+    conn: &Connection,
+    presented: &str,
+    username: &str,
+    now: Timestamp,
+) -> Result<Option<String>, StoreError> {
+    let Some(owner) = device_owner(conn, presented, now)? else {
+        return Ok(None);
+    };
+    let matches = user_by_id(conn, owner)?.is_some_and(|user| user.name == username);
+    Ok(matches.then(|| hex(&TokenHash::of(presented).as_bytes()[..8])))
+}
+
+fn device_owner(
+    conn: &Connection,
+    presented: &str,
+    now: Timestamp,
+) -> Result<Option<i64>, StoreError> {
+    let found: Option<(i64, i64)> = conn
+        .query_row(
+            "SELECT user_id, last_login_ms FROM auth_devices WHERE hash = ?1",
+            [TokenHash::of(presented).as_bytes().as_slice()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    Ok(found
+        .filter(|&(_, last)| now < later(from_millis(last), DEVICE_LIFETIME))
+        .map(|(user, _)| user))
+}
+
+fn device_lifetime_ms() -> i64 {
+    i64::try_from(DEVICE_LIFETIME.as_millis()).unwrap_or(i64::MAX)
 }
 
 pub fn insert_api_token(
@@ -481,15 +568,24 @@ pub fn purge_expired_sessions(
     )?)
 }
 
+/// Longest `who` and `action` stored in the audit log, in bytes; longer ones are cut and end in
+/// `…`. A name can come from anyone (a failed login), so the log stores a bounded amount per row.
+pub const MAX_AUDIT_NAME_BYTES: usize = 2 * MAX_USERNAME_LEN;
+/// Longest `target` stored.
+pub const MAX_AUDIT_TARGET_BYTES: usize = 256;
+/// Longest `detail` stored.
+pub const MAX_AUDIT_DETAIL_BYTES: usize = 1024;
+
+/// Appends to the audit log, each field cut to its bound.
 pub fn append_audit(conn: &Connection, entry: &AuditEntry) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO auth_audit (at_ms, who, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             millis(entry.at),
-            entry.who,
-            entry.action,
-            entry.target,
-            entry.detail
+            bounded(&entry.who, MAX_AUDIT_NAME_BYTES),
+            bounded(&entry.action, MAX_AUDIT_NAME_BYTES),
+            bounded(&entry.target, MAX_AUDIT_TARGET_BYTES),
+            bounded(&entry.detail, MAX_AUDIT_DETAIL_BYTES),
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -521,6 +617,18 @@ pub fn audit_page(
         })?
         .collect::<Result<_, _>>()?;
     Ok(records)
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, ending in `…` when cut.
+pub fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
 }
 
 fn millis(at: Timestamp) -> i64 {

@@ -7,6 +7,9 @@ pub const API_TOKEN_PREFIX: &str = "skt_";
 /// Session cookies carry `sks_…`, API tokens `skt_…`: one is never mistaken for the other.
 pub const SESSION_TOKEN_PREFIX: &str = "sks_";
 
+/// Device cookies carry `skd_…`: a browser that has logged in as its user before.
+pub const DEVICE_TOKEN_PREFIX: &str = "skd_";
+
 /// Bytes of the public id in `skt_<id>_<secret>`: enough to be unique among one server's tokens.
 const API_TOKEN_ID_BYTES: usize = 8;
 const SECRET_BYTES: usize = 32;
@@ -159,6 +162,26 @@ impl NewSession {
         NewSession { token, hash }
     }
 }
+
+/// A freshly generated device token, for a browser that just logged in: `token` goes into the
+/// device cookie, `hash` into the database. A login from a known device is exempt from the
+/// per-user brake that slows guessing from strangers (see [`crate::LoginLimiter`]).
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub token: String,
+    pub hash: TokenHash,
+}
+
+impl NewDevice {
+    pub fn generate() -> NewDevice {
+        let token = format!("{DEVICE_TOKEN_PREFIX}{}", random_hex::<SECRET_BYTES>());
+        let hash = TokenHash::of(&token);
+        NewDevice { token, hash }
+    }
+}
+
+/// How long a browser stays known after its last login.
+pub const DEVICE_LIFETIME: SignedDuration = SignedDuration::from_hours(90 * 24);
 
 /// How long a browser session lasts: it ends after `idle` without a request, and after
 /// `absolute` in any case, so a stolen cookie does not stay good forever by being used.

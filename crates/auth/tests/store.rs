@@ -346,3 +346,125 @@ fn the_audit_log_refuses_updates_and_deletes_in_the_database() {
         "alice"
     );
 }
+
+#[test]
+fn a_password_change_revokes_the_users_api_tokens_and_forgets_their_browsers() {
+    let conn = db();
+    let alice = store::create_user(&conn, "alice", Role::Operator, HASH, now()).unwrap();
+    let bob = store::create_user(&conn, "bob", Role::Operator, HASH, now()).unwrap();
+    let issue = |user: i64| {
+        let issued = NewApiToken::generate();
+        store::insert_api_token(&conn, user, "ci", &issued, None, now()).unwrap();
+        issued.token
+    };
+    let (alices, bobs) = (issue(alice.id), issue(bob.id));
+    let device = store::remember_device(&conn, alice.id, None, now()).unwrap();
+    store::set_password_hash(&conn, alice.id, "$argon2id$new").unwrap();
+    assert!(matches!(
+        store::authenticate_api_token(&conn, &alices, now()).unwrap(),
+        Err(TokenRejection::Revoked)
+    ));
+    assert!(store::authenticate_api_token(&conn, &bobs, now())
+        .unwrap()
+        .is_ok());
+    assert_eq!(
+        store::device_for_login(&conn, &device, "alice", now()).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn a_device_counts_for_its_own_user_while_it_is_recent() {
+    let conn = db();
+    let alice = store::create_user(&conn, "alice", Role::Viewer, HASH, now()).unwrap();
+    store::create_user(&conn, "bob", Role::Viewer, HASH, now()).unwrap();
+    let token = store::remember_device(&conn, alice.id, None, now()).unwrap();
+    assert!(token.starts_with("skd_"));
+    let id = store::device_for_login(&conn, &token, "alice", now())
+        .unwrap()
+        .expect("a known device");
+    assert_eq!(id.len(), 16);
+    assert_eq!(
+        store::device_for_login(&conn, &token, "bob", now()).unwrap(),
+        None
+    );
+    assert_eq!(
+        store::device_for_login(&conn, "skd_forged", "alice", now()).unwrap(),
+        None
+    );
+    // Logging in again from the same browser keeps its token and renews it.
+    let later = now() + SignedDuration::from_hours(80 * 24);
+    assert_eq!(
+        store::remember_device(&conn, alice.id, Some(&token), later).unwrap(),
+        token
+    );
+    let much_later = later + SignedDuration::from_hours(89 * 24);
+    assert!(store::device_for_login(&conn, &token, "alice", much_later)
+        .unwrap()
+        .is_some());
+    let expired = much_later + SignedDuration::from_hours(2 * 24);
+    assert_eq!(
+        store::device_for_login(&conn, &token, "alice", expired).unwrap(),
+        None
+    );
+    // Another user's token is not taken over: a new one is issued.
+    let bob = store::user_by_name(&conn, "bob").unwrap().unwrap();
+    assert_ne!(
+        store::remember_device(&conn, bob.id, Some(&token), later).unwrap(),
+        token
+    );
+}
+
+#[test]
+fn each_user_keeps_a_bounded_number_of_devices() {
+    let conn = db();
+    let alice = store::create_user(&conn, "alice", Role::Viewer, HASH, now()).unwrap();
+    let tokens: Vec<String> = (0..30)
+        .map(|minute| {
+            let at = now() + SignedDuration::from_mins(minute);
+            store::remember_device(&conn, alice.id, None, at).unwrap()
+        })
+        .collect();
+    let at = now() + SignedDuration::from_hours(1);
+    let known = tokens
+        .iter()
+        .filter(|t| {
+            store::device_for_login(&conn, t, "alice", at)
+                .unwrap()
+                .is_some()
+        })
+        .count();
+    assert_eq!(known, store::MAX_DEVICES_PER_USER);
+    assert!(store::device_for_login(&conn, &tokens[29], "alice", at)
+        .unwrap()
+        .is_some());
+}
+
+#[test]
+fn audit_fields_are_stored_bounded() {
+    let conn = db();
+    let huge = "é".repeat(1_000_000);
+    store::append_audit(
+        &conn,
+        &AuditEntry {
+            at: now(),
+            who: huge.clone(),
+            action: "login-failed".into(),
+            target: huge.clone(),
+            detail: huge,
+        },
+    )
+    .unwrap();
+    let page = store::audit_page(&conn, 10, None).unwrap();
+    let entry = &page[0].entry;
+    assert!(
+        entry.who.len() <= store::MAX_AUDIT_NAME_BYTES,
+        "{}",
+        entry.who.len()
+    );
+    assert!(entry.who.ends_with("é…"));
+    assert!(entry.target.len() <= store::MAX_AUDIT_TARGET_BYTES);
+    assert!(entry.detail.len() <= store::MAX_AUDIT_DETAIL_BYTES);
+    assert_eq!(store::bounded("short", 10), "short");
+    assert_eq!(store::bounded("abcdef", 5), "ab…");
+}

@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::extract::Request;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -19,14 +19,21 @@ pub enum AppError {
     Forbidden(Action),
     #[error("missing or wrong CSRF token: reload the page and try again")]
     Csrf,
+    /// A login or setup form posted from another site's page.
+    #[error("this form must be sent from the server's own page: open it and try again")]
+    CrossSite,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     BadInput(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("too many failed logins: try again after {0}")]
-    TooManyAttempts(String),
+    /// The login limiter's answer: this user from this source may try again at the time.
+    #[error("too many login attempts: try again after {0}")]
+    TooManyAttempts(jiff::Timestamp),
+    /// Every password check the server runs at once is taken, and so is the queue.
+    #[error("too many logins at once: try again in a moment")]
+    Busy,
     #[error("{0}")]
     TooLarge(String),
     /// The engine refused or could not be reached; the message repeats what it said.
@@ -41,14 +48,28 @@ impl AppError {
         AppError::Internal(e.to_string())
     }
 
+    /// Seconds a client should wait before trying again (`Retry-After`), for the answers that
+    /// have one.
+    pub fn retry_after(&self) -> Option<i64> {
+        match self {
+            AppError::TooManyAttempts(until) => {
+                let millis = until.duration_since(jiff::Timestamp::now()).as_millis();
+                Some(((millis + 999) / 1000).clamp(1, i128::from(i64::MAX)) as i64)
+            }
+            AppError::Busy => Some(1),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::Csrf | AppError::CrossSite => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::BadInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Engine(e) if e.is_not_found() => StatusCode::NOT_FOUND,
             AppError::Engine(EngineError::NotScalable { .. }) => StatusCode::CONFLICT,
@@ -71,6 +92,7 @@ struct ErrorMessage(String);
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = self.retry_after();
         let message = self.to_string();
         if status.is_server_error() {
             tracing::warn!(%status, error = %message, "request failed");
@@ -80,6 +102,11 @@ impl IntoResponse for AppError {
             Json(serde_json::json!({ "error": message, "status": status.as_u16() })),
         )
             .into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response.extensions_mut().insert(ErrorMessage(message));
         response
     }
@@ -108,6 +135,7 @@ pub async fn html_errors(request: Request, next: Next) -> Response {
         return response;
     };
     let status = response.status();
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
     if status == StatusCode::UNAUTHORIZED && is_get {
         let next = match query {
             Some(query) => format!("{path}?{query}"),
@@ -122,8 +150,12 @@ pub async fn html_errors(request: Request, next: Next) -> Response {
         message: &message,
         login: status == StatusCode::UNAUTHORIZED,
     };
-    match page.render() {
+    let mut page = match page.render() {
         Ok(body) => (status, Html(body)).into_response(),
         Err(_) => (status, message).into_response(),
+    };
+    if let Some(retry_after) = retry_after {
+        page.headers_mut().insert(header::RETRY_AFTER, retry_after);
     }
+    page
 }

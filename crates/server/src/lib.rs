@@ -9,39 +9,58 @@
 pub mod access;
 mod assets;
 pub mod error;
+pub mod forwarded;
+pub mod limits;
 mod login;
 mod page;
 mod routes;
+mod serve;
 pub mod state;
 pub mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
 use jiff::Timestamp;
 use swarmkeeper_auth::store::{self as auth_store};
-use swarmkeeper_auth::{bootstrap, hash_password, Bootstrap, Role, INITIAL_ADMIN_NAME};
+use swarmkeeper_auth::{bootstrap, Bootstrap, Role, INITIAL_ADMIN_NAME};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 pub use error::AppError;
+pub use forwarded::TrustedProxies;
+pub use limits::Limits;
+pub use serve::serve_on;
 pub use state::{AppState, ServerConfig};
 
 /// Every route. Public ones first: they carry no cluster data (login, setup, static files,
 /// health) or authenticate themselves (agent reports, with the shared secret).
 pub fn app(state: AppState) -> Router {
+    let limits = &state.config.limits;
     let protected = routes::protected()
         .route("/logout", post(login::logout))
         .route_layer(from_fn_with_state(state.clone(), access::authenticate));
-    Router::new()
+    // Open to anyone: small forms, and the whole request within a deadline.
+    let open_to_anyone = Router::new()
         .route("/login", get(login::login_page).post(login::login))
         .route("/setup", get(login::setup_page).post(login::setup))
+        .layer(DefaultBodyLimit::max(limits::PUBLIC_FORM_BYTES))
+        .merge(routes::public())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.public_request_timeout,
+        ));
+    Router::new()
+        .merge(open_to_anyone)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/openapi.json", get(assets::openapi))
         .route("/static/{file}", get(assets::static_file))
-        .merge(routes::public())
         .merge(protected)
+        .layer(RequestBodyTimeoutLayer::new(limits.body_idle_timeout))
         .layer(from_fn(error::html_errors))
         .layer(from_fn(assets::security_headers))
         .with_state(state)
@@ -61,10 +80,11 @@ pub async fn bootstrap_users(
             }
         }
         Bootstrap::CreateAdminFromPassword => {
-            let password = admin_password.unwrap_or_default();
-            let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-                .await
-                .map_err(AppError::internal)?
+            let hash = state
+                .passwords
+                .admit(limits::Asker::Known)?
+                .hash(admin_password.unwrap_or_default())
+                .await?
                 .map_err(|e| AppError::BadInput(format!("the configured admin password: {e}")))?;
             auth_store::create_user(
                 &state.auth(),
@@ -92,7 +112,33 @@ pub async fn bootstrap_users(
     Ok(())
 }
 
-/// Serves until `shutdown` completes.
+/// Settles the dashboard deploys a previous run of the server left `running`: it was stopped
+/// (`kill -9`, an OOM kill, a node lost) in the middle of them. Each becomes `interrupted`,
+/// with a warning in the log and a line in the audit log, because the stack may be
+/// half-applied; a rollback without a revision then goes back to the newest succeeded one
+/// ([`swarmkeeper_store::rollback_target`]). Call it before serving.
+pub fn settle_interrupted_deploys(state: &AppState) {
+    let settled = state.store().settle_running_deploys(Timestamp::now());
+    match settled {
+        Ok(settled) => {
+            for (stack, revision) in settled {
+                tracing::warn!(
+                    %stack,
+                    revision,
+                    "a deploy was interrupted when the server stopped; the stack may be \
+                     half-applied: roll it back or deploy again"
+                );
+                let target = format!("{stack} revision {revision}");
+                if let Err(e) = state.audit("server", "deploy-interrupted", &target, "") {
+                    tracing::warn!(error = %e, "could not audit an interrupted deploy");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not settle interrupted deploys"),
+    }
+}
+
+/// Serves on `listen` until `shutdown` completes; see [`serve_on`].
 pub async fn serve(
     state: AppState,
     listen: SocketAddr,
@@ -100,11 +146,5 @@ pub async fn serve(
 ) -> Result<(), std::io::Error> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "server listening");
-    routes::spawn_housekeeping(state.clone());
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_on(state, listener, shutdown).await
 }

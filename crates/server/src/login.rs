@@ -7,35 +7,65 @@ use askama::Template;
 use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use jiff::Timestamp;
 use serde::Deserialize;
-use swarmkeeper_auth::store::{self as auth_store};
+use swarmkeeper_auth::store::{self as auth_store, AuditEntry};
 use swarmkeeper_auth::{
-    check_password_policy, clear_session_cookie, hash_password, session_cookie, verify_login,
-    LoginDecision, LoginKey, Role,
+    check_password_policy, clear_session_cookie, device_cookie, device_token_from_cookie_header,
+    session_cookie, LoginDecision, LoginKey, Role,
 };
 
 use crate::access::session_token;
 use crate::error::AppError;
+use crate::limits::Asker;
 use crate::page::render;
 use crate::state::AppState;
 
-/// The client's address as the socket saw it. Forwarding headers are not trusted: anyone can
-/// write them, and the limiter also counts per user name.
+/// The client's address: the socket's peer, or what a trusted proxy forwarded (see
+/// [`crate::forwarded`]).
 pub struct ClientAddr(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientAddr, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<ClientAddr, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
         Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip()),
+            state.config.trusted_proxies.client(peer, &parts.headers),
         ))
+    }
+}
+
+/// Whether a form post comes from one of this server's own pages. Browsers say so in
+/// `Sec-Fetch-Site` (all current ones); older ones send `Origin`, compared with the host the
+/// request was sent to. A request with neither is not from a browser, and a browser is what a
+/// cross-site post would need.
+fn from_own_page(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
+    if let Some(site) = text("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    let Some(origin) = text(header::ORIGIN.as_str()) else {
+        return true;
+    };
+    let authority = origin.split_once("://").map(|(_, rest)| rest);
+    let host = text("x-forwarded-host").or(text(header::HOST.as_str()));
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h.trim()))
+}
+
+fn refuse_cross_site(headers: &HeaderMap) -> Result<(), AppError> {
+    if from_own_page(headers) {
+        Ok(())
+    } else {
+        Err(AppError::CrossSite)
     }
 }
 
@@ -53,10 +83,17 @@ pub struct NextQuery {
     next: String,
 }
 
-/// Only a path on this server: `//evil.example` or `https://…` would make the login page an
-/// open redirect.
+/// Only a path on this server, else `/`. Browsers read `//evil.example` and `/\evil.example`
+/// as another site, and drop tabs and newlines from a URL before reading it, so
+/// `/\t/evil.example` is another site too: a path must start with one `/`, and hold no
+/// backslash, whitespace or control character anywhere.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+    let local = next.starts_with('/')
+        && !next[1..].starts_with('/')
+        && !next
+            .chars()
+            .any(|c| c == '\\' || c.is_whitespace() || c.is_control());
+    if local {
         next
     } else {
         "/"
@@ -91,65 +128,123 @@ pub struct LoginForm {
     next: String,
 }
 
+/// The audit log's name for whoever tried: the name when a user has it, else one name for
+/// all unknown ones (the name tried goes in the detail), so that a stream of invented names
+/// folds into one row per source.
+fn tried_as(user: Option<&auth_store::User>) -> String {
+    user.map_or_else(|| "(unknown user)".to_owned(), |user| user.name.clone())
+}
+
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
+    refuse_cross_site(&headers)?;
     let now = Timestamp::now();
-    let key = LoginKey::new(&form.username, client);
+    let name = form.username.to_ascii_lowercase();
+    let well_formed = auth_store::validate_username(&name).is_ok();
+    let presented_device = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(device_token_from_cookie_header);
+    let (user, device) = if well_formed {
+        let conn = state.auth();
+        let user = auth_store::user_by_name(&conn, &name)
+            .map_err(AppError::internal)?
+            .filter(|user| !user.disabled);
+        let device = match presented_device {
+            Some(token) => auth_store::device_for_login(&conn, token, &name, now)
+                .map_err(AppError::internal)?,
+            None => None,
+        };
+        (user, device)
+    } else {
+        (None, None)
+    };
+    let key = match &device {
+        Some(id) => LoginKey::device(&name, id),
+        None => LoginKey::new(&name, client),
+    };
+    let source = match &device {
+        Some(_) => format!("{client} (known browser)"),
+        None => client.to_string(),
+    };
+    let detail = if user.is_some() {
+        String::new()
+    } else {
+        format!("tried {:?}", auth_store::bounded(&form.username, 64))
+    };
+    let who = tried_as(user.as_ref());
+    let failure = |action: &str| AuditEntry {
+        at: now,
+        who: who.clone(),
+        action: action.to_owned(),
+        target: source.clone(),
+        detail: detail.clone(),
+    };
+    let next = safe_next(&form.next).to_owned();
+    let wrong = |state: &AppState| -> Result<Response, AppError> {
+        state.audit_folded(failure("login-failed"))?;
+        let page = render(&LoginPage {
+            next: &next,
+            error: "Wrong user name or password.",
+            setup: setup_pending(state),
+        })?;
+        Ok((axum::http::StatusCode::UNAUTHORIZED, page).into_response())
+    };
+    // A malformed name belongs to nobody, and anyone can tell one: no check, no limiter entry.
+    if !well_formed {
+        return wrong(&state);
+    }
+    // A place among the password checks first: a login refused for want of one is not
+    // counted against anyone.
+    let ticket = state.passwords.admit(match device {
+        Some(_) => Asker::Known,
+        None => Asker::Stranger(client),
+    })?;
     let decision = state
         .limiter
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .check(&key, now);
-    if let LoginDecision::LockedOut { until } = decision {
-        state.audit(
-            &form.username,
-            "login-refused",
-            &client.to_string(),
-            "rate limited",
-        )?;
-        return Err(AppError::TooManyAttempts(until.to_string()));
+        .attempt(&key, now);
+    if let LoginDecision::Wait { until } = decision {
+        state.audit_folded(failure("login-refused"))?;
+        return Err(AppError::TooManyAttempts(until));
     }
-    let user = auth_store::user_by_name(&state.auth(), &form.username.to_ascii_lowercase())
-        .map_err(AppError::internal)?
-        .filter(|user| !user.disabled);
+    // An unknown user is checked against a dummy hash, so the answer takes as long either way.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let password = form.password;
-    // argon2 takes tens of milliseconds on purpose: off the async threads. An unknown user
-    // is verified against a dummy hash so the answer takes as long either way.
-    let ok = tokio::task::spawn_blocking(move || verify_login(&password, stored.as_deref()))
-        .await
-        .map_err(AppError::internal)?;
-    let next = safe_next(&form.next).to_owned();
+    let ok = ticket.verify_login(form.password, stored).await?;
     let Some(user) = user.filter(|_| ok) else {
-        state
-            .limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record_failure(&key, now);
-        state.audit(&form.username, "login-failed", &client.to_string(), "")?;
-        let page = render(&LoginPage {
-            next: &next,
-            error: "Wrong user name or password.",
-            setup: setup_pending(&state),
-        })?;
-        return Ok((axum::http::StatusCode::UNAUTHORIZED, page).into_response());
+        return wrong(&state);
     };
     state
         .limiter
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .record_success(&key);
-    let session =
-        auth_store::create_session(&state.auth(), user.id, now).map_err(AppError::internal)?;
+        .succeeded(&key, now);
+    let (session, device_token) = {
+        let conn = state.auth();
+        let session =
+            auth_store::create_session(&conn, user.id, now).map_err(AppError::internal)?;
+        let device = auth_store::remember_device(&conn, user.id, presented_device, now)
+            .map_err(AppError::internal)?;
+        (session, device)
+    };
     state.audit(&user.name, "login", &client.to_string(), "")?;
     let cookie = session_cookie(
         &session.token,
         state.config.session_policy.cookie_max_age(now, now),
     );
-    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+    Ok((
+        AppendHeaders([
+            (header::SET_COOKIE, cookie),
+            (header::SET_COOKIE, device_cookie(&device_token)),
+        ]),
+        Redirect::to(&next),
+    )
+        .into_response())
 }
 
 /// Ends the session. Behind [`crate::access::authenticate`], so it needs the CSRF token: a
@@ -190,8 +285,11 @@ pub struct SetupForm {
 
 pub async fn setup(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     Form(form): Form<SetupForm>,
 ) -> Result<Response, AppError> {
+    refuse_cross_site(&headers)?;
     let refuse = |error: String| -> Result<Response, AppError> {
         let page = render(&SetupPage { error: &error })?;
         Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
@@ -214,10 +312,11 @@ pub async fn setup(
     if !redeemed {
         return refuse("That is not the setup token printed in the server's log.".to_owned());
     }
-    let password = form.password;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(AppError::internal)?
+    let hash = state
+        .passwords
+        .admit(Asker::Stranger(client))?
+        .hash(form.password)
+        .await?
         .map_err(|e| AppError::BadInput(e.to_string()))?;
     auth_store::create_user(
         &state.auth(),
@@ -238,14 +337,72 @@ pub async fn setup(
 
 #[cfg(test)]
 mod tests {
-    use super::safe_next;
+    use axum::http::HeaderMap;
+
+    use super::{from_own_page, safe_next};
 
     #[test]
     fn only_local_paths_are_followed_after_login() {
         assert_eq!(safe_next("/services/web"), "/services/web");
-        assert_eq!(safe_next("//evil.example/"), "/");
-        assert_eq!(safe_next("/\\evil.example"), "/");
-        assert_eq!(safe_next("https://evil.example/"), "/");
-        assert_eq!(safe_next(""), "/");
+        assert_eq!(
+            safe_next("/logs/web?tail=10&grep=a%20b"),
+            "/logs/web?tail=10&grep=a%20b"
+        );
+        for hostile in [
+            "//evil.example/",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            "/ /evil.example",
+            "/x\\..\\\\evil.example",
+            "/\u{0}/evil.example",
+            "/\u{7f}/evil.example",
+            "/\u{a0}/evil.example",
+            "https://evil.example/",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(hostile), "/", "{hostile:?}");
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.parse().unwrap(), value.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn only_posts_from_the_servers_own_pages_log_in() {
+        assert!(from_own_page(&headers(&[(
+            "sec-fetch-site",
+            "same-origin"
+        )])));
+        assert!(!from_own_page(&headers(&[(
+            "sec-fetch-site",
+            "cross-site"
+        )])));
+        assert!(!from_own_page(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(!from_own_page(&headers(&[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "http://dash.example"),
+            ("host", "dash.example"),
+        ])));
+        let own = headers(&[
+            ("origin", "https://dash.example:8443"),
+            ("host", "dash.example:8443"),
+        ]);
+        assert!(from_own_page(&own));
+        let other = headers(&[("origin", "https://evil.example"), ("host", "dash.example")]);
+        assert!(!from_own_page(&other));
+        assert!(!from_own_page(&headers(&[
+            ("origin", "null"),
+            ("host", "dash.example")
+        ])));
+        // curl, scripts: no browser, no ambient cookie to abuse.
+        assert!(from_own_page(&HeaderMap::new()));
     }
 }

@@ -1,5 +1,6 @@
 //! What every handler shares: the engine, the server's SQLite file (two connections: the
-//! store's tables and the auth tables), the login limiter and the first-start setup token.
+//! store's tables and the auth tables), the login limiter, the password checks, the audit
+//! log's fold of repeated failures, the shutdown signal and the first-start setup token.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -7,11 +8,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use jiff::Timestamp;
 use rusqlite::Connection;
 use swarmkeeper_auth::store::{self as auth_store, AuditEntry};
-use swarmkeeper_auth::{LimitPolicy, LoginLimiter, SessionPolicy, SetupToken};
+use swarmkeeper_auth::{AuditFold, LimitPolicy, LoginLimiter, SessionPolicy, SetupToken};
 use swarmkeeper_engine::Engine;
 use swarmkeeper_store::Store;
 
 use crate::error::AppError;
+use crate::forwarded::TrustedProxies;
+use crate::limits::{Limits, PasswordChecks, Shutdown};
 
 /// How the server was started.
 #[derive(Clone, Debug)]
@@ -23,7 +26,15 @@ pub struct ServerConfig {
     pub session_policy: SessionPolicy,
     /// A deploy from the dashboard gives up on a service after this long and rolls back.
     pub deploy_timeout: std::time::Duration,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client.
+    pub trusted_proxies: TrustedProxies,
+    pub limits: Limits,
 }
+
+/// Repeated login failures of one kind (user, source) are written once per this, with a count.
+const AUDIT_FOLD_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
+/// Kinds of failure folded at once; past this the oldest is written early.
+const AUDIT_FOLD_KINDS: usize = 1000;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -35,6 +46,11 @@ pub struct Inner {
     auth: Mutex<Connection>,
     pub limiter: Mutex<LoginLimiter>,
     pub setup: Mutex<Option<SetupToken>>,
+    pub passwords: PasswordChecks,
+    /// Agent reports whose bodies are read at once.
+    pub report_uploads: tokio::sync::Semaphore,
+    pub shutdown: Shutdown,
+    audit_fold: Mutex<AuditFold>,
 }
 
 impl std::ops::Deref for AppState {
@@ -51,11 +67,15 @@ impl AppState {
         let auth = open_auth(store.path())?;
         Ok(AppState(Arc::new(Inner {
             engine,
-            config,
             store: Mutex::new(store),
             auth: Mutex::new(auth),
             limiter: Mutex::new(LoginLimiter::new(LimitPolicy::default())),
             setup: Mutex::new(None),
+            passwords: PasswordChecks::new(&config.limits),
+            report_uploads: tokio::sync::Semaphore::new(config.limits.report_uploads.max(1)),
+            shutdown: Shutdown::default(),
+            audit_fold: Mutex::new(AuditFold::new(AUDIT_FOLD_WINDOW, AUDIT_FOLD_KINDS)),
+            config,
         })))
     }
 
@@ -87,6 +107,39 @@ impl AppState {
         };
         auth_store::append_audit(&self.auth(), &entry).map_err(AppError::internal)?;
         Ok(())
+    }
+
+    /// Appends an event anyone can cause (a failed or refused login) through the fold: the
+    /// first of its kind in a window is written now, the rest as one row with a count.
+    pub fn audit_folded(&self, entry: AuditEntry) -> Result<(), AppError> {
+        let rows = self
+            .audit_fold
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(entry);
+        let conn = self.auth();
+        for row in &rows {
+            auth_store::append_audit(&conn, row).map_err(AppError::internal)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the folded rows whose window closed by `now`; all of them with `None` (at
+    /// shutdown). Failures are logged: there is nobody to tell.
+    pub fn write_folded_audit(&self, now: Option<Timestamp>) {
+        let rows = {
+            let mut fold = self.audit_fold.lock().unwrap_or_else(|e| e.into_inner());
+            match now {
+                Some(now) => fold.due(now),
+                None => fold.drain(),
+            }
+        };
+        let conn = self.auth();
+        for row in &rows {
+            if let Err(e) = auth_store::append_audit(&conn, row) {
+                tracing::warn!(error = %e, "could not write a folded audit row");
+            }
+        }
     }
 }
 

@@ -44,6 +44,8 @@ impl Harness {
                 report_secret: None,
                 session_policy: SessionPolicy::default(),
                 deploy_timeout: Duration::from_secs(60),
+                trusted_proxies: Default::default(),
+                limits: Default::default(),
             },
         )
         .unwrap();

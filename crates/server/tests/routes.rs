@@ -15,7 +15,7 @@ use support::{
     IMAGE_V2, PASSWORD, REPORT_SECRET,
 };
 use swarmkeeper_auth::store as auth_store;
-use swarmkeeper_auth::{allowed, Action, NewApiToken};
+use swarmkeeper_auth::{allowed, Action, LimitPolicy, LoginLimiter, NewApiToken};
 
 /// Every route behind the login: method, path (with `{service}`, `{stack}`, `{node}`, `{user}`
 /// and `{token}` to fill in) and the action its handler requires; `None` for any user (logout).
@@ -1053,6 +1053,12 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
 #[tokio::test]
 async fn logins_are_audited_limited_and_never_redirect_elsewhere() {
     let app = TestApp::new().await;
+    // A wait of ten minutes after the free attempts, so that the sixth comes within it.
+    *app.state.limiter.lock().unwrap() = LoginLimiter::new(LimitPolicy {
+        first_delay: SignedDuration::from_mins(10),
+        max_delay: SignedDuration::from_mins(10),
+        ..LimitPolicy::default()
+    });
     // Wrong password: the login page again with 401, audited.
     for attempt in 1..=5 {
         let answer = app
@@ -1066,32 +1072,45 @@ async fn logins_are_audited_limited_and_never_redirect_elsewhere() {
         );
         assert!(answer.header("set-cookie").is_empty());
     }
-    // The sixth attempt is refused without a look at the password, even the right one.
+    // The sixth attempt waits, without a look at the password, even the right one.
     let answer = app.login("operator", PASSWORD, "/").await;
     answer.expect(429);
+    let wait: i64 = answer.header("retry-after").parse().unwrap();
+    assert!((590..=600).contains(&wait), "Retry-After: {wait}");
     assert!(answer.header("set-cookie").is_empty());
-    // Other users are not locked out.
+    // Other users are not slowed.
     app.login("viewer", PASSWORD, "/").await.expect(303);
     // An unknown user is refused like a wrong password.
     app.login("nobody", PASSWORD, "/").await.expect(401);
+    // The first failure of each kind is written at once; the repeats are folded into one row
+    // with their count when the window closes.
     let audit = app.audit().await;
-    let failed = audit
-        .iter()
-        .filter(|e| e["action"] == "login-failed" && e["who"] == "operator")
-        .count();
-    assert_eq!(failed, 5, "{audit:?}");
-    assert!(audit.iter().any(|e| e["action"] == "login-refused"
-        && e["who"] == "operator"
-        && e["detail"] == "rate limited"));
-    assert!(audit
-        .iter()
-        .any(|e| e["action"] == "login-failed" && e["who"] == "nobody"));
+    let rows = |action: &str, who: &str| {
+        audit
+            .iter()
+            .filter(|e| e["action"] == action && e["who"] == who)
+            .count()
+    };
+    assert_eq!(rows("login-failed", "operator"), 1, "{audit:?}");
+    assert_eq!(rows("login-refused", "operator"), 1, "{audit:?}");
+    assert!(audit.iter().any(|e| e["action"] == "login-failed"
+        && e["who"] == "(unknown user)"
+        && e["detail"] == "tried \"nobody\""));
+    app.state.write_folded_audit(None);
+    let audit = app.audit().await;
+    assert!(
+        audit.iter().any(|e| e["action"] == "login-failed"
+            && e["who"] == "operator"
+            && e["detail"].as_str().unwrap().starts_with("4 more between")),
+        "{audit:?}"
+    );
 
     // After a login, only a path on this server is followed.
     for (next, want) in [
         ("/services/web?x=1", "/services/web?x=1"),
         ("//evil.example/", "/"),
         ("/\\evil.example", "/"),
+        ("/\t/evil.example", "/"),
         ("https://evil.example/", "/"),
         ("", "/"),
     ] {
@@ -1324,13 +1343,13 @@ async fn every_role_changes_its_own_password() {
         )
         .await
         .expect(204);
-        // Every session ended; the token still works.
+        // Every session ended, and every API token was revoked.
         app.call(Call::get("/api/tokens").cookie(&who.session))
             .await
             .expect_json_error(401);
         app.call(Call::get("/api/tokens").bearer(&who.token))
             .await
-            .expect(200);
+            .expect_json_error(401);
     }
     app.login("viewer", PASSWORD, "/").await.expect(401);
     let answer = app.login("viewer", new_password, "/").await;
@@ -1347,7 +1366,14 @@ async fn every_role_changes_its_own_password() {
         .await;
     answer.expect(303);
     assert_eq!(answer.location(), "/login");
-    let audit = app.audit().await;
+    let admin = session_from(&app.login("admin", new_password, "/").await);
+    let audit = app
+        .call(Call::get("/api/audit").cookie(&admin))
+        .await
+        .json()["entries"]
+        .as_array()
+        .unwrap()
+        .clone();
     for who in ["viewer", "operator", "admin"] {
         assert!(
             audited(&audit, who, "change-own-password", who),

@@ -8,7 +8,7 @@ use clap::Args;
 use swarmkeeper_auth::{initial_admin_password, SessionPolicy, ADMIN_PASSWORD_SECRET_FILE};
 use swarmkeeper_engine::Engine;
 use swarmkeeper_gc::parse_duration;
-use swarmkeeper_server::{AppState, ServerConfig};
+use swarmkeeper_server::{AppState, Limits, ServerConfig, TrustedProxies};
 
 use crate::exit::{init_logging, CmdResult, Failure};
 
@@ -45,6 +45,16 @@ pub struct ServerArgs {
     /// back.
     #[arg(long, env = "SWARMKEEPER_DEPLOY_TIMEOUT", default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     deploy_timeout: Duration,
+    /// A reverse proxy (an address or CIDR range) whose X-Forwarded-For or Forwarded header
+    /// names the client: login limits then apply per client, not to the proxy as a whole
+    /// (repeatable). Only list proxies that overwrite or append to the header.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SWARMKEEPER_TRUSTED_PROXY",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    trusted_proxies: Vec<String>,
 }
 
 pub fn run(args: ServerArgs) -> CmdResult {
@@ -69,6 +79,9 @@ pub fn run(args: ServerArgs) -> CmdResult {
             "invalid --session-idle \"0\": must be greater than zero".into(),
         ));
     }
+    let trusted_proxies = TrustedProxies::parse(&args.trusted_proxies)
+        .map_err(|e| Failure::Usage(format!("--trusted-proxy: {e}")))?;
+    raise_open_files_limit();
     let config = ServerConfig {
         state_dir: args.state_dir,
         report_secret,
@@ -77,6 +90,8 @@ pub fn run(args: ServerArgs) -> CmdResult {
             ..SessionPolicy::default()
         },
         deploy_timeout: args.deploy_timeout,
+        trusted_proxies,
+        limits: Limits::default(),
     };
     let engine = Engine::from_env()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -84,13 +99,35 @@ pub fn run(args: ServerArgs) -> CmdResult {
         .enable_all()
         .build()
         .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let state = AppState::open(engine, config).map_err(|e| Failure::Usage(e.to_string()))?;
         swarmkeeper_server::bootstrap_users(&state, admin_password)
             .await
             .map_err(|e| Failure::Usage(e.to_string()))?;
+        swarmkeeper_server::settle_interrupted_deploys(&state);
         swarmkeeper_server::serve(state, args.listen, super::agent::shutdown_signal())
             .await
             .map_err(|e| Failure::Usage(format!("--listen {}: {e}", args.listen)))
-    })
+    });
+    // A dashboard deploy runs on a thread of its own and a password check on a blocking one:
+    // neither holds the exit up for long (an interrupted deploy is settled at the next start).
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    served
+}
+
+/// Raises the soft limit on open files to the hard one, as Go programs do: the server may
+/// hold thousands of connections (see `Limits::max_connections`), and a container's soft
+/// limit can be 1024.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            ..limit
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "could not raise the open files limit");
+        }
+    }
 }

@@ -9,12 +9,11 @@ use axum::{Form, Json};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::store::{self as auth_store, AuditRecord, StoreError, User};
-use swarmkeeper_auth::{
-    check_password_policy, hash_password, verify_password, Action, NewApiToken, Role,
-};
+use swarmkeeper_auth::{check_password_policy, Action, NewApiToken, Role};
 
 use crate::access::Caller;
 use crate::error::AppError;
+use crate::limits::Asker;
 use crate::page::{render, when, Chrome};
 use crate::state::AppState;
 
@@ -113,10 +112,11 @@ async fn create_user(state: &AppState, caller: &Caller, new: NewUser) -> Result<
     auth_store::validate_username(&new.username).map_err(store_error)?;
     check_password_policy(&new.password)
         .map_err(|e| AppError::BadInput(format!("password: {e}")))?;
-    let password = new.password;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(AppError::internal)?
+    let hash = state
+        .passwords
+        .admit(Asker::Known)?
+        .hash(new.password)
+        .await?
         .map_err(|e| AppError::BadInput(format!("password: {e}")))?;
     let user = auth_store::create_user(&state.auth(), &new.username, role, &hash, Timestamp::now())
         .map_err(store_error)?;
@@ -516,18 +516,17 @@ async fn change_password(
     caller.require(Action::ChangeOwnPassword)?;
     check_password_policy(&change.new)
         .map_err(|e| AppError::BadInput(format!("new password: {e}")))?;
-    let stored = caller.user.password_hash.clone();
-    let hash = tokio::task::spawn_blocking(move || {
-        if verify_password(&change.current, &stored) {
-            hash_password(&change.new).map(Some)
-        } else {
-            Ok(None)
-        }
-    })
-    .await
-    .map_err(AppError::internal)?
-    .map_err(|e| AppError::BadInput(format!("new password: {e}")))?
-    .ok_or_else(|| AppError::BadInput("current password: wrong password".to_owned()))?;
+    let hash = state
+        .passwords
+        .admit(Asker::Known)?
+        .change_password(
+            change.current,
+            caller.user.password_hash.clone(),
+            change.new,
+        )
+        .await?
+        .ok_or_else(|| AppError::BadInput("current password: wrong password".to_owned()))?
+        .map_err(|e| AppError::BadInput(format!("new password: {e}")))?;
     auth_store::set_password_hash(&state.auth(), caller.user.id, &hash).map_err(store_error)?;
     state.audit(
         &caller.user.name,

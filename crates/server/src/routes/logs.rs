@@ -36,7 +36,8 @@
 //!   vanished client of an idle stream is noticed at the latest.
 //!
 //! Nothing is spawned: the engine's stream lives inside the response body, so a client that
-//! goes away drops it, and with it the connection to the engine.
+//! goes away drops it, and with it the connection to the engine. The event stream ends when
+//! the server shuts down; a download still running then is cut off, so it shows as failed.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -152,8 +153,10 @@ pub async fn logs_api(
     }
     let service = inspect(&state, &name).await?;
     let feed = open(&state.engine, &service, &request, true, resume).await?;
+    // Ends when the server stops, so that a browser left open does not hold up a shutdown.
     let events = feed
         .into_stream()
+        .take_until(state.shutdown.started())
         .map(|item| Ok::<_, Infallible>(event(item)));
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))

@@ -10,12 +10,11 @@ mod stacks;
 
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use jiff::{SignedDuration, Timestamp};
 use swarmkeeper_auth::store as auth_store;
-use swarmkeeper_report::RetentionPolicy;
+use swarmkeeper_report::{RetentionPolicy, MAX_CLOCK_AHEAD};
 
 use crate::state::AppState;
 
@@ -89,27 +88,29 @@ pub fn protected() -> Router<AppState> {
         .route("/api/account/password", post(admin::change_password_api))
 }
 
-/// Routes that authenticate themselves.
+/// Routes that authenticate themselves (agent reports read their body only after that).
 pub fn public() -> Router<AppState> {
-    Router::new().route(
-        swarmkeeper_report::REPORT_PATH,
-        post(nodes::agent_report).layer(DefaultBodyLimit::max(
-            swarmkeeper_report::MAX_REPORT_BYTES + 1,
-        )),
-    )
+    Router::new().route(swarmkeeper_report::REPORT_PATH, post(nodes::agent_report))
 }
 
 /// GC runs are kept this long; disk samples as `RetentionPolicy::default()` says.
 const GC_HISTORY_KEPT: SignedDuration = SignedDuration::from_hours(24 * 30);
 
-/// Every few minutes: forget expired sessions, thin the disk history to its retention, drop
-/// old GC runs. Each step runs alone so that one failing does not stop the others.
+/// Every few minutes until shutdown: forget expired sessions, thin the disk history to its
+/// retention, drop old GC runs, write folded audit rows. Each step runs alone so that one
+/// failing does not stop the others.
 pub fn spawn_housekeeping(state: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));
+        let stop = state.shutdown.started();
+        tokio::pin!(stop);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = &mut stop => return,
+            }
             let now = Timestamp::now();
+            state.write_folded_audit(Some(now));
             if let Err(e) =
                 auth_store::purge_expired_sessions(&state.auth(), &state.config.session_policy, now)
             {
@@ -121,6 +122,9 @@ pub fn spawn_housekeeping(state: AppState) {
             }
             if let Err(e) = store.forget_gc_history_before(now - GC_HISTORY_KEPT) {
                 tracing::warn!(error = %e, "could not drop old GC runs");
+            }
+            if let Err(e) = store.forget_gc_history_after(now + MAX_CLOCK_AHEAD) {
+                tracing::warn!(error = %e, "could not drop GC runs dated in the future");
             }
         }
     });

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Html;
@@ -16,7 +16,9 @@ use subtle::ConstantTimeEq;
 use swarmkeeper_auth::{bearer_token, Action};
 use swarmkeeper_engine::{SwarmNode, Task, TaskState};
 use swarmkeeper_gc::DiskReport;
-use swarmkeeper_report::{NodeReport, ReportedImage, ReportedRun, MAX_REPORT_BYTES};
+use swarmkeeper_report::{
+    validate_report, NodeReport, ReportedImage, ReportedRun, MAX_REPORT_BYTES,
+};
 
 use crate::access::Caller;
 use crate::error::AppError;
@@ -306,12 +308,14 @@ pub async fn node_api(
 }
 
 /// `POST /api/agent/report`: an agent's report, with the shared secret as a bearer token.
-/// The secret is compared in constant time; without a configured secret every report is
-/// refused, so a server cannot be fed by anyone by default.
+/// The secret is compared in constant time, before a byte of the body is read; without a
+/// configured secret every report is refused, so a server cannot be fed by anyone by default.
+/// Bodies are then read a few at a time ([`crate::limits::Limits::report_uploads`]), and the
+/// report is checked ([`validate_report`]) before anything is stored.
 pub async fn agent_report(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<StatusCode, AppError> {
     let expected = state
         .config
@@ -326,16 +330,38 @@ pub async fn agent_report(
     if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
         return Err(AppError::Unauthenticated);
     }
-    if body.len() > MAX_REPORT_BYTES {
-        return Err(AppError::TooLarge(format!(
-            "a report may be at most {MAX_REPORT_BYTES} bytes"
-        )));
+    let too_large =
+        || AppError::TooLarge(format!("a report may be at most {MAX_REPORT_BYTES} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_REPORT_BYTES as u64) {
+        return Err(too_large());
     }
+    let _turn = state
+        .report_uploads
+        .acquire()
+        .await
+        .map_err(AppError::internal)?;
+    let body = axum::body::to_bytes(body, MAX_REPORT_BYTES)
+        .await
+        .map_err(|e| {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if over {
+                too_large()
+            } else {
+                AppError::BadInput(format!("report: reading the body: {e}"))
+            }
+        })?;
     let report: NodeReport =
         serde_json::from_slice(&body).map_err(|e| AppError::BadInput(format!("report: {e}")))?;
+    let now = Timestamp::now();
+    validate_report(&report, now).map_err(|e| AppError::BadInput(format!("report: {e}")))?;
     state
         .store()
-        .record_node_report(&report, Timestamp::now())
+        .record_node_report(&report, now)
         .map_err(AppError::internal)?;
     Ok(StatusCode::NO_CONTENT)
 }

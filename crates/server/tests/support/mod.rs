@@ -388,6 +388,8 @@ pub fn open_state(dir: &Path, report_secret: Option<&str>) -> AppState {
             report_secret: report_secret.map(str::to_owned),
             session_policy: Default::default(),
             deploy_timeout: Duration::from_secs(60),
+            trusted_proxies: Default::default(),
+            limits: Default::default(),
         },
     )
     .expect("the state directory opens")

@@ -1,0 +1,98 @@
+//! The connection loop: hyper's HTTP/1 server with a deadline and a size cap on request heads,
+//! a cap on open connections (in total and per client), and a shutdown that ends live streams
+//! at once and cuts off whatever still runs after [`Limits::shutdown_grace`].
+//!
+//! [`Limits::shutdown_grace`]: crate::limits::Limits::shutdown_grace
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use crate::limits::Connections;
+use crate::state::AppState;
+
+/// Serves [`crate::app`] on `listener` until `shutdown` completes, then stops within the
+/// shutdown grace.
+pub async fn serve_on(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = state.config.limits.clone();
+    let trusted = state.config.trusted_proxies.clone();
+    let app = crate::app(state.clone());
+    crate::routes::spawn_housekeeping(state.clone());
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper refuses a read buffer under 8 KiB.
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let connections = Connections::new(limits.max_connections, limits.max_connections_per_client);
+    let graceful = GracefulShutdown::new();
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        while tasks.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors, most likely: the connection waits in the backlog
+                // until one is closed.
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(slot) = connections.admit(peer.ip(), !trusted.contains(peer.ip())) else {
+            tracing::debug!(%peer, "connection closed: too many open");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = app
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(peer));
+                request
+            });
+        let connection = graceful
+            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        tasks.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    state.shutdown.begin();
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            open = connections.open(),
+            "connections still busy at shutdown are cut off"
+        );
+    }
+    tasks.shutdown().await;
+    state.write_folded_audit(None);
+    Ok(())
+}
