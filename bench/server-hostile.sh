@@ -12,7 +12,7 @@
 #
 # Usage: bench/server-hostile.sh        (as root; needs no Docker engine beyond the default
 #                                        socket's existence)
-# Env:   SWARMKEEPER (default: target/release/swarmkeeper, built when missing), BEFORE (a
+# Env:   SWARMKEEPER (default: target/bench/release/swarmkeeper, built when missing), BEFORE (a
 #        binary to compare with, e.g. one built from main), MEMORY_LIMIT (128M; empty: no
 #        cgroup, /proc figures only), ATTACKS ("logins uploads uploads-auth halfopen"),
 #        BENCH_KEEP (1: keep the temp folder with the server logs and raw JSON)
@@ -29,16 +29,7 @@ need_root
 need_cmd python3 "apt-get install -y python3"
 need_cmd curl "apt-get install -y curl"
 
-if [[ -n ${SWARMKEEPER:-} ]]; then
-    SK=$SWARMKEEPER
-    [[ -x $SK ]] || die "SWARMKEEPER=$SK is not an executable"
-else
-    SK=$REPO/target/release/swarmkeeper
-    if [[ ! -x $SK ]]; then
-        say "building swarmkeeper (release); this takes minutes"
-        (cd "$REPO" && cargo build --release -q -p swarmkeeper-cli) >&2 || die "cargo build failed"
-    fi
-fi
+SK=$(swarmkeeper_bin)
 BINARIES=("$SK")
 if [[ -n ${BEFORE:-} ]]; then
     [[ -x $BEFORE ]] || die "BEFORE=$BEFORE is not an executable"

@@ -354,6 +354,15 @@ fn raise_open_files() {
     .unwrap();
 }
 
+/// For the test's output: the figure `docs/benchmarks.md` also gives.
+fn print_peak(what: &str, start: u64, peak: u64) {
+    eprintln!(
+        "peak resident: {} MiB at the start, {} MiB {what}",
+        start / MIB,
+        peak / MIB
+    );
+}
+
 /// Polls `/healthz` from its own address every 100 ms while `work` runs; every answer must
 /// be `ok` within a second. Returns `work`'s output and how many health checks passed.
 async fn while_healthy<T>(
@@ -518,11 +527,7 @@ fn stalled_report_uploads_are_answered_without_reading_their_bodies() {
         "{answers:?}"
     );
     let after = server.memory("VmHWM");
-    eprintln!(
-        "peak resident: {} MiB before, {} MiB after 100 stalled anonymous uploads",
-        start / MIB,
-        after / MIB
-    );
+    print_peak("after 100 stalled anonymous uploads", start, after);
     assert!(after < start + 16 * MIB, "stalled uploads held memory");
     // The one with the secret is cut off at the deadline for open routes (30 s).
     let (status, waited) = rt
@@ -566,11 +571,7 @@ fn three_thousand_half_open_connections_do_not_stop_the_server() {
     }));
     assert!(health > 0);
     let peak = server.memory("VmHWM");
-    eprintln!(
-        "peak resident: {} MiB before, {} MiB with 3,000 half-open connections",
-        start / MIB,
-        peak / MIB
-    );
+    print_peak("with 3,000 half-open connections", start, peak);
     assert!(peak < start + 64 * MIB, "half-open connections held memory");
     // After the header deadline (10 s) the server has closed them.
     let closed = rt.block_on(async {
@@ -846,6 +847,20 @@ fn sigterm_ends_live_log_streams_and_exits_within_two_seconds() {
     });
 }
 
+/// A service's environment, as JSON.
+fn service_env(service: &str) -> String {
+    docker(
+        HOST,
+        &[
+            "service",
+            "inspect",
+            "--format",
+            "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+            service,
+        ],
+    )
+}
+
 /// Issue 11, item 7: `kill -9` during a dashboard deploy left the revision `running` for
 /// good, and the default rollback refused ("no earlier succeeded revision"). Now the next
 /// start marks it interrupted, and a rollback without a revision restores the last good one.
@@ -908,17 +923,7 @@ fn a_deploy_killed_half_way_is_settled_and_rolled_back_after_a_restart() {
     let service = format!("{stack}_web");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let env = docker(
-            HOST,
-            &[
-                "service",
-                "inspect",
-                "--format",
-                "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
-                &service,
-            ],
-        );
-        if env.contains("REV=2") {
+        if service_env(&service).contains("REV=2") {
             break;
         }
         assert!(Instant::now() < deadline, "revision 2 was never applied");
@@ -946,16 +951,7 @@ fn a_deploy_killed_half_way_is_settled_and_rolled_back_after_a_restart() {
         "{}",
         rollback.text()
     );
-    let env = docker(
-        HOST,
-        &[
-            "service",
-            "inspect",
-            "--format",
-            "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
-            &service,
-        ],
-    );
+    let env = service_env(&service);
     assert!(env.contains("REV=1"), "{env}");
     let audit = rt.block_on(session.call(addr, "GET", "/api/audit", None));
     assert!(

@@ -213,8 +213,6 @@ impl Check {
 
 #[cfg(test)]
 mod tests {
-    use swarmkeeper_gc::{DiskReport, DiskUsageInput, Filesystem};
-
     use super::*;
     use crate::wire::ReportedDeletion;
 
@@ -223,22 +221,7 @@ mod tests {
     }
 
     fn report() -> NodeReport {
-        let fs = Filesystem {
-            path: "/var/lib/docker".into(),
-            capacity_bytes: 1_000,
-            available_bytes: 400,
-        };
         NodeReport {
-            node_id: "n1".into(),
-            hostname: "alpha".into(),
-            engine_version: "20.10.24+dfsg1".into(),
-            reported_at: now(),
-            agent_version: "0.1.0".into(),
-            interval_seconds: 30,
-            disk: DiskReport::new(fs, &DiskUsageInput::default()),
-            disk_breakdown_at: None,
-            high_threshold_percent: 85,
-            low_threshold_percent: 80,
             images: vec![ReportedImage {
                 id: "sha256:aa".into(),
                 repo_tags: vec!["app:1".into()],
@@ -264,7 +247,7 @@ mod tests {
                 containers_removed: 1,
                 outcome: "ok".into(),
             }],
-            truncated: false,
+            ..crate::wire::tests::report()
         }
     }
 

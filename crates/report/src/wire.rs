@@ -214,7 +214,7 @@ pub fn reported_images(snapshot: &Snapshot, plan: &Plan<'_>) -> Vec<ReportedImag
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
@@ -268,7 +268,8 @@ mod tests {
         }
     }
 
-    fn report() -> NodeReport {
+    /// A node at 60 % with no images and no runs, reported at 2026-11-26T12:00:05Z.
+    pub(crate) fn report() -> NodeReport {
         let fs = Filesystem {
             path: "/var/lib/docker".into(),
             capacity_bytes: 1_000,
