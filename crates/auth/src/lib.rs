@@ -11,6 +11,8 @@
 //! - [`LoginLimiter`]: login attempts slowed per user and source (a growing delay, never a
 //!   ban), with a per-user brake on many addresses that known browsers ([`NewDevice`]) skip.
 //! - [`AuditFold`]: repeated login failures folded into one audit row per window.
+//! - [`TrustedProxies`]: the client's address behind a reverse proxy named with
+//!   `--trusted-proxy`, from `X-Forwarded-For` or `Forwarded`.
 //! - [`bootstrap`]: the first admin from a secret, the environment or a one-time setup token.
 //! - [`session_cookie`]: the exact `Set-Cookie` value.
 //! - [`SealingKey`]: credentials (registries, alert channels) sealed at rest with a key from a
@@ -23,6 +25,7 @@ mod bootstrap;
 mod cookie;
 mod csrf;
 mod fold;
+mod forwarded;
 mod password;
 mod ratelimit;
 mod role;
@@ -40,6 +43,7 @@ pub use cookie::{
 };
 pub use csrf::{csrf_token, needs_csrf, verify_csrf, Credential, CSRF_FORM_FIELD, CSRF_HEADER};
 pub use fold::AuditFold;
+pub use forwarded::TrustedProxies;
 pub use password::{
     check_password_policy, hash_password, hash_password_in, verify_login, verify_login_in,
     verify_password, verify_password_in, Argon2Memory, PasswordError, MAX_PASSWORD_BYTES,

@@ -9,7 +9,6 @@
 pub mod access;
 mod assets;
 pub mod error;
-pub mod forwarded;
 pub mod limits;
 mod login;
 mod page;
@@ -32,10 +31,10 @@ use swarmkeeper_auth::{bootstrap, Bootstrap, Role, INITIAL_ADMIN_NAME};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 pub use error::AppError;
-pub use forwarded::TrustedProxies;
 pub use limits::Limits;
 pub use serve::serve_on;
 pub use state::{AppState, ServerConfig};
+pub use swarmkeeper_auth::TrustedProxies;
 
 /// Every route. Public ones first: they carry no cluster data (login, setup, static files,
 /// health) or authenticate themselves (agent reports, with the shared secret).
@@ -115,10 +114,10 @@ pub async fn bootstrap_users(
 /// Settles the dashboard deploys a previous run of the server left `running`: it was stopped
 /// (`kill -9`, an OOM kill, a node lost) in the middle of them. Each becomes `interrupted`,
 /// with a warning in the log and a line in the audit log, because the stack may be
-/// half-applied; a rollback without a revision then goes back to the newest succeeded one
-/// ([`swarmkeeper_store::rollback_target`]). Call it before serving.
+/// half-applied; a rollback without a revision then goes back to the newest succeeded one.
+/// Their stale deploy locks go too. Call it before serving.
 pub fn settle_interrupted_deploys(state: &AppState) {
-    let settled = state.store().settle_running_deploys(Timestamp::now());
+    let settled = state.store().settle_interrupted_deploys(Timestamp::now());
     match settled {
         Ok(settled) => {
             for (stack, revision) in settled {

@@ -24,7 +24,7 @@ use crate::page::render;
 use crate::state::AppState;
 
 /// The client's address: the socket's peer, or what a trusted proxy forwarded (see
-/// [`crate::forwarded`]).
+/// [`swarmkeeper_auth::TrustedProxies`]).
 pub struct ClientAddr(pub IpAddr);
 
 impl FromRequestParts<AppState> for ClientAddr {
@@ -38,9 +38,20 @@ impl FromRequestParts<AppState> for ClientAddr {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-        Ok(ClientAddr(
-            state.config.trusted_proxies.client(peer, &parts.headers),
-        ))
+        // A value that is not text counts as an entry that does not read.
+        let values = |name: &str| {
+            parts
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|value| value.to_str().unwrap_or("\u{0}"))
+                .collect::<Vec<_>>()
+        };
+        Ok(ClientAddr(state.config.trusted_proxies.client(
+            peer,
+            values("x-forwarded-for"),
+            values("forwarded"),
+        )))
     }
 }
 

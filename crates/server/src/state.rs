@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use jiff::Timestamp;
 use rusqlite::Connection;
 use swarmkeeper_auth::store::{self as auth_store, AuditEntry};
-use swarmkeeper_auth::{AuditFold, LimitPolicy, LoginLimiter, SessionPolicy, SetupToken};
+use swarmkeeper_auth::{
+    AuditFold, LimitPolicy, LoginLimiter, SessionPolicy, SetupToken, TrustedProxies,
+};
 use swarmkeeper_engine::Engine;
 use swarmkeeper_store::Store;
 
 use crate::error::AppError;
-use crate::forwarded::TrustedProxies;
 use crate::limits::{Limits, PasswordChecks, Shutdown};
 
 /// How the server was started.

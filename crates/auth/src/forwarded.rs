@@ -11,7 +11,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::http::HeaderMap;
 use ipnet::IpNet;
 
 /// The proxies whose forwarding headers are believed.
@@ -46,14 +45,21 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(&ip))
     }
 
-    /// The client's address for a request that came from `peer` with `headers`.
-    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    /// The client's address for a request that came from `peer` with these `X-Forwarded-For`
+    /// and `Forwarded` header values (every header of the name, in order; a value that is not
+    /// text counts as an entry that does not read).
+    pub fn client<'a>(
+        &self,
+        peer: IpAddr,
+        x_forwarded_for: impl IntoIterator<Item = &'a str>,
+        forwarded: impl IntoIterator<Item = &'a str>,
+    ) -> IpAddr {
         let peer = peer.to_canonical();
         if !self.contains(peer) {
             return peer;
         }
-        let from_xff = self.nearest_untrusted(peer, header_entries(headers, "x-forwarded-for"));
-        let from_forwarded = self.nearest_untrusted(peer, forwarded_for(headers));
+        let from_xff = self.nearest_untrusted(peer, header_entries(x_forwarded_for));
+        let from_forwarded = self.nearest_untrusted(peer, forwarded_for(forwarded));
         match (from_xff, from_forwarded) {
             (Some(a), Some(b)) if a != b => peer,
             (Some(client), _) | (None, Some(client)) => client,
@@ -80,36 +86,26 @@ impl TrustedProxies {
     }
 }
 
-/// The comma-separated entries of every `name` header, in order.
-fn header_entries(headers: &HeaderMap, name: &str) -> Vec<Option<IpAddr>> {
-    headers
-        .get_all(name)
-        .iter()
-        .flat_map(|value| {
-            let text = value.to_str().unwrap_or("\u{0}");
-            text.split(',')
-                .map(|entry| parse_node(entry.trim()))
-                .collect::<Vec<_>>()
-        })
+/// The comma-separated entries of every header value, in order.
+fn header_entries<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<Option<IpAddr>> {
+    values
+        .into_iter()
+        .flat_map(|text| text.split(',').map(|entry| parse_node(entry.trim())))
         .collect()
 }
 
-/// The `for=` of each element of every `Forwarded` header (RFC 7239), in order.
-fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    headers
-        .get_all("forwarded")
-        .iter()
-        .flat_map(|value| {
-            let text = value.to_str().unwrap_or("\u{0}");
-            text.split(',')
-                .map(|element| {
-                    element
-                        .split(';')
-                        .filter_map(|pair| pair.trim().split_once('='))
-                        .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
-                        .and_then(|(_, value)| parse_node(value.trim().trim_matches('"')))
-                })
-                .collect::<Vec<_>>()
+/// The `for=` of each element of every `Forwarded` header value (RFC 7239), in order.
+fn forwarded_for<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<Option<IpAddr>> {
+    values
+        .into_iter()
+        .flat_map(|text| {
+            text.split(',').map(|element| {
+                element
+                    .split(';')
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
+                    .and_then(|(_, value)| parse_node(value.trim().trim_matches('"')))
+            })
         })
         .collect()
 }
@@ -137,15 +133,16 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
-        map
+    /// Header lines as (name, value); the client address `proxies` finds behind `peer`.
+    fn client(proxies: &TrustedProxies, peer: IpAddr, headers: &[(&str, &str)]) -> IpAddr {
+        let values = |wanted: &str| {
+            headers
+                .iter()
+                .filter(move |(name, _)| name.eq_ignore_ascii_case(wanted))
+                .map(|(_, value)| *value)
+                .collect::<Vec<_>>()
+        };
+        proxies.client(peer, values("x-forwarded-for"), values("forwarded"))
     }
 
     fn proxies() -> TrustedProxies {
@@ -154,13 +151,13 @@ mod tests {
 
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
-        let h = headers(&[
+        let h: &[(&str, &str)] = &[
             ("x-forwarded-for", "198.51.100.9"),
             ("forwarded", "for=1.2.3.4"),
-        ]);
-        assert_eq!(proxies().client(ip("203.0.113.5"), &h), ip("203.0.113.5"));
+        ];
+        assert_eq!(client(&proxies(), ip("203.0.113.5"), h), ip("203.0.113.5"));
         assert_eq!(
-            TrustedProxies::default().client(ip("10.0.0.2"), &h),
+            client(&TrustedProxies::default(), ip("10.0.0.2"), h),
             ip("10.0.0.2")
         );
     }
@@ -170,63 +167,63 @@ mod tests {
         let p = proxies();
         let peer = ip("10.0.0.2");
         // The client wrote a fake entry first; the proxy appended what it saw.
-        let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.9")]);
-        assert_eq!(p.client(peer, &h), ip("198.51.100.9"));
+        let h: &[(&str, &str)] = &[("x-forwarded-for", "6.6.6.6, 198.51.100.9")];
+        assert_eq!(client(&p, peer, h), ip("198.51.100.9"));
         // Two proxies in a row, the second also trusted.
-        let h = headers(&[("x-forwarded-for", "198.51.100.9, 10.1.2.3")]);
-        assert_eq!(p.client(peer, &h), ip("198.51.100.9"));
+        let h: &[(&str, &str)] = &[("x-forwarded-for", "198.51.100.9, 10.1.2.3")];
+        assert_eq!(client(&p, peer, h), ip("198.51.100.9"));
         // Several headers read as one list.
-        let h = headers(&[
+        let h: &[(&str, &str)] = &[
             ("x-forwarded-for", "6.6.6.6"),
             ("x-forwarded-for", "198.51.100.9"),
-        ]);
-        assert_eq!(p.client(peer, &h), ip("198.51.100.9"));
+        ];
+        assert_eq!(client(&p, peer, h), ip("198.51.100.9"));
         // No header: the proxy itself.
-        assert_eq!(p.client(peer, &HeaderMap::new()), peer);
+        assert_eq!(client(&p, peer, &[]), peer);
         // Garbage next to the proxy: the proxy.
-        let h = headers(&[("x-forwarded-for", "198.51.100.9, nonsense")]);
-        assert_eq!(p.client(peer, &h), peer);
+        let h: &[(&str, &str)] = &[("x-forwarded-for", "198.51.100.9, nonsense")];
+        assert_eq!(client(&p, peer, h), peer);
         // Only trusted entries: the farthest of them.
-        let h = headers(&[("x-forwarded-for", "10.9.9.9, 10.1.2.3")]);
-        assert_eq!(p.client(peer, &h), ip("10.9.9.9"));
+        let h: &[(&str, &str)] = &[("x-forwarded-for", "10.9.9.9, 10.1.2.3")];
+        assert_eq!(client(&p, peer, h), ip("10.9.9.9"));
     }
 
     #[test]
     fn forwarded_is_read_like_rfc_7239_writes_it() {
         let p = proxies();
         let peer = ip("192.0.2.1");
-        let h = headers(&[(
+        let h: &[(&str, &str)] = &[(
             "forwarded",
             r#"for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https;by=10.0.0.2"#,
-        )]);
-        assert_eq!(p.client(peer, &h), ip("2001:db8:cafe::17"));
-        let h = headers(&[("forwarded", "For=198.51.100.9:1234")]);
-        assert_eq!(p.client(peer, &h), ip("198.51.100.9"));
-        let h = headers(&[("forwarded", "for=unknown")]);
-        assert_eq!(p.client(peer, &h), peer);
+        )];
+        assert_eq!(client(&p, peer, h), ip("2001:db8:cafe::17"));
+        let h: &[(&str, &str)] = &[("forwarded", "For=198.51.100.9:1234")];
+        assert_eq!(client(&p, peer, h), ip("198.51.100.9"));
+        let h: &[(&str, &str)] = &[("forwarded", "for=unknown")];
+        assert_eq!(client(&p, peer, h), peer);
     }
 
     #[test]
     fn headers_that_disagree_count_as_the_proxy() {
         let p = proxies();
         let peer = ip("10.0.0.2");
-        let agree = headers(&[
+        let agree: &[(&str, &str)] = &[
             ("x-forwarded-for", "198.51.100.9"),
             ("forwarded", "for=198.51.100.9"),
-        ]);
-        assert_eq!(p.client(peer, &agree), ip("198.51.100.9"));
-        let disagree = headers(&[
+        ];
+        assert_eq!(client(&p, peer, agree), ip("198.51.100.9"));
+        let disagree: &[(&str, &str)] = &[
             ("x-forwarded-for", "198.51.100.9"),
             ("forwarded", "for=203.0.113.1"),
-        ]);
-        assert_eq!(p.client(peer, &disagree), peer);
+        ];
+        assert_eq!(client(&p, peer, disagree), peer);
     }
 
     #[test]
     fn mapped_addresses_and_bad_ranges() {
         let p = proxies();
-        let h = headers(&[("x-forwarded-for", "::ffff:198.51.100.9")]);
-        assert_eq!(p.client(ip("::ffff:10.0.0.2"), &h), ip("198.51.100.9"));
+        let h: &[(&str, &str)] = &[("x-forwarded-for", "::ffff:198.51.100.9")];
+        assert_eq!(client(&p, ip("::ffff:10.0.0.2"), h), ip("198.51.100.9"));
         let err = TrustedProxies::parse(&["10.0.0.0/33"]).unwrap_err();
         assert!(err.contains("\"10.0.0.0/33\""), "{err}");
         assert_eq!(
