@@ -186,9 +186,12 @@ pub fn reported_images(snapshot: &Snapshot, plan: &Plan<'_>) -> Vec<ReportedImag
         .iter()
         .map(|k| (k.id, k.reason.as_str()))
         .collect();
+    // The planner's rule: a container this pass removes no longer holds its image.
+    let removed: HashSet<&str> = plan.remove_containers.iter().map(|r| r.id).collect();
     let in_use: HashSet<&str> = snapshot
         .containers
         .iter()
+        .filter(|c| !removed.contains(c.id.as_str()))
         .map(|c| c.image_id.as_str())
         .collect();
     let mut images: Vec<ReportedImage> = snapshot
@@ -333,6 +336,23 @@ pub(crate) mod tests {
         );
         assert_eq!(images[0].shared_bytes, 10);
         assert_eq!(images[0].repo_tags, ["app:2"]);
+    }
+
+    #[test]
+    fn a_container_the_pass_removes_no_longer_holds_its_image() {
+        let snapshot = snapshot();
+        let mut policy = Policy::default();
+        policy.min_age = Duration::from_secs(600);
+        policy.prune_standalone_containers = true;
+        let plan = plan(&snapshot, &policy, PlanMode::Threshold);
+        assert_eq!(plan.remove_containers.len(), 1);
+        let images = reported_images(&snapshot, &plan);
+        let run = images.iter().find(|i| i.id == "sha256:run").unwrap();
+        assert!(!run.in_use);
+        assert!(
+            images.iter().all(|i| i.keep_reason.is_some() || !i.in_use),
+            "what the report calls in use, the planner keeps"
+        );
     }
 
     #[test]
