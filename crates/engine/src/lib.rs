@@ -13,6 +13,7 @@ mod edit;
 mod error;
 mod http;
 pub mod layout;
+pub mod logs;
 mod model;
 mod nodes;
 mod registry_auth;
@@ -29,10 +30,10 @@ pub use model::{
     EngineInfo, EventKind, SystemDf,
 };
 
+pub use logs::{is_logs_unreadable, LogLine, LogOptions, LogStream, LOGS_UNREADABLE};
 pub use nodes::SwarmNode;
 pub use swarm::{
-    is_logs_unreadable, is_out_of_sequence, Changed, Created, LogLine, LogOptions, LogStream,
-    ServiceEvent, SwarmObject, LOGS_UNREADABLE,
+    is_out_of_sequence, Changed, Created, ServiceEvent, SwarmObject,
 };
 
 pub use edit::{force_update, inherit_replicas, set_replicas};

@@ -1,6 +1,6 @@
-//! Swarm objects: services, tasks, networks, secrets and configs of a stack, service events and
-//! logs, and registry digests (`/distribution`), as `docker stack deploy` and `docker service
-//! logs` use them.
+//! Swarm objects: services, tasks, networks, secrets and configs of a stack, service events,
+//! and registry digests (`/distribution`), as `docker stack deploy` uses them. Service logs are
+//! in [`crate::logs`].
 //!
 //! Specs are written raw, read typed. They travel as [`serde_json::Value`]: the caller builds
 //! them (the compose crate serialises Engine-shaped specs) and compares them with what the
@@ -13,9 +13,6 @@ use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper::Method;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,16 +24,13 @@ use crate::STACK_NAMESPACE_LABEL;
 use crate::{Engine, EngineError, Service, Task, TaskState, UpdateState, UpdateStatus};
 
 /// Bounds one request/answer exchange (not a followed stream).
-const SWARM_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const SWARM_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How often [`Engine::scale_service`] and [`Engine::force_update_service`] read and send a
 /// service whose version keeps moving. Once more is not enough: Swarm's own updater bumps the
 /// version when it records an update's start (`UpdateStatus`), so a change sent right after
 /// another one can be out of sequence twice in a row (seen on 20.10 with two changes at once).
 const CHANGE_ATTEMPTS: u32 = 4;
-
-/// What the engine says when a service's log driver keeps nothing it can read back.
-pub const LOGS_UNREADABLE: &str = "configured logging driver does not support reading";
 
 /// A network, secret or config.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,35 +49,6 @@ pub struct ServiceEvent {
     pub time: Timestamp,
 }
 
-/// What `/services/{id}/logs` should send.
-#[derive(Clone, Debug, Default)]
-pub struct LogOptions {
-    pub follow: bool,
-    /// Unix seconds, as the engine takes it.
-    pub since: Option<Timestamp>,
-    /// Lines per task from the end; `None` for all.
-    pub tail: Option<u64>,
-    pub timestamps: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogStream {
-    Stdout,
-    Stderr,
-}
-
-/// One line of a service's logs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogLine {
-    pub stream: LogStream,
-    /// Present when asked for with [`LogOptions::timestamps`].
-    pub timestamp: Option<String>,
-    /// `com.docker.swarm.task.id` from the line's details.
-    pub task_id: Option<String>,
-    /// The line without its newline.
-    pub text: String,
-}
-
 /// The answer to a create: the new object's id and the engine's warnings (e.g. that an image's
 /// digest could not be recorded).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,11 +63,6 @@ pub struct Created {
 pub struct Changed {
     pub before: Service,
     pub warnings: Vec<String>,
-}
-
-/// The engine refused to read logs because of the service's log driver.
-pub fn is_logs_unreadable(error: &EngineError) -> bool {
-    matches!(error, EngineError::Api { message, .. } if message.contains(LOGS_UNREADABLE))
 }
 
 /// The engine refused an update made against a stale `version`.
@@ -407,55 +367,6 @@ impl Engine {
             .boxed()
     }
 
-    /// A service's logs, merged across its tasks (`GET /services/{id}/logs` with details, so
-    /// that each line names its task). A log driver that keeps nothing readable is an error for
-    /// which [`is_logs_unreadable`] holds, before any line or as the stream's first item.
-    pub async fn service_logs(
-        &self,
-        service: &str,
-        options: &LogOptions,
-    ) -> Result<BoxStream<'static, Result<LogLine, EngineError>>, EngineError> {
-        let mut path = format!(
-            "/services/{}/logs?stdout=1&stderr=1&details=1",
-            encode(service, b"")
-        );
-        if options.follow {
-            path.push_str("&follow=1");
-        }
-        if options.timestamps {
-            path.push_str("&timestamps=1");
-        }
-        if let Some(since) = options.since {
-            path.push_str(&format!(
-                "&since={}.{:09}",
-                since.as_second(),
-                since.subsec_nanosecond()
-            ));
-        }
-        match options.tail {
-            Some(tail) => path.push_str(&format!("&tail={tail}")),
-            None => path.push_str("&tail=all"),
-        }
-        let response = tokio::time::timeout(
-            SWARM_REQUEST_TIMEOUT,
-            self.raw.send(Method::GET, &path, None),
-        )
-        .await
-        .map_err(|_| self.raw.unreachable(format!("no answer to {path}")))??;
-        let state = LogState {
-            engine: self.clone(),
-            body: response.into_body(),
-            buffer: Vec::new(),
-            pending: Vec::new(),
-            timestamps: options.timestamps,
-            done: false,
-        };
-        Ok(futures_util::stream::unfold(state, |mut state| async move {
-            state.next().await.map(|item| (item, state))
-        })
-        .boxed())
-    }
-
     async fn list_objects(
         &self,
         kind: &str,
@@ -477,146 +388,6 @@ impl Engine {
             Err(e) if e.is_not_found() => Ok(()),
             result => result,
         }
-    }
-}
-
-/// Reads the multiplexed log stream: frames of an 8-byte header (stream, 0, 0, 0, big-endian
-/// length) and a payload, one or more lines each. A TTY service sends no headers; its bytes
-/// are taken as stdout.
-struct LogState {
-    engine: Engine,
-    body: Incoming,
-    buffer: Vec<u8>,
-    pending: Vec<LogLine>,
-    timestamps: bool,
-    done: bool,
-}
-
-impl LogState {
-    async fn next(&mut self) -> Option<Result<LogLine, EngineError>> {
-        loop {
-            if !self.pending.is_empty() {
-                return Some(Ok(self.pending.remove(0)));
-            }
-            if let Some(lines) = demultiplex(&mut self.buffer, self.timestamps, self.done) {
-                self.pending = lines;
-                if !self.pending.is_empty() {
-                    continue;
-                }
-            }
-            if self.done {
-                return None;
-            }
-            match self.body.frame().await {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.buffer.extend_from_slice(&data);
-                    }
-                }
-                Some(Err(e)) => {
-                    self.done = true;
-                    self.buffer.clear();
-                    return Some(Err(self
-                        .engine
-                        .raw
-                        .unreachable(format!("the log stream broke: {e}"))));
-                }
-                None => self.done = true,
-            }
-        }
-    }
-}
-
-/// Takes the complete frames (or, without headers, complete lines) out of `buffer`; at the end
-/// of the stream, whatever is left too. An error frame the engine sends inside a 200 answer
-/// (`Error grabbing logs: …`) comes out as a stderr line.
-pub(crate) fn demultiplex(
-    buffer: &mut Vec<u8>,
-    timestamps: bool,
-    end: bool,
-) -> Option<Vec<LogLine>> {
-    let mut lines = Vec::new();
-    loop {
-        if buffer.is_empty() {
-            break;
-        }
-        let framed = buffer.len() >= 4 && buffer[0] <= 2 && buffer[1..4] == [0, 0, 0];
-        if framed {
-            if buffer.len() < 8 {
-                break;
-            }
-            let len = u32::from_be_bytes([buffer[4], buffer[5], buffer[6], buffer[7]]) as usize;
-            if buffer.len() < 8 + len {
-                break;
-            }
-            let stream = if buffer[0] == 2 {
-                LogStream::Stderr
-            } else {
-                LogStream::Stdout
-            };
-            let payload: Vec<u8> = buffer.drain(..8 + len).skip(8).collect();
-            for line in String::from_utf8_lossy(&payload).split_inclusive('\n') {
-                lines.push(parse_line(stream, line, timestamps));
-            }
-        } else {
-            match buffer.iter().position(|&b| b == b'\n') {
-                Some(end) => {
-                    let line: Vec<u8> = buffer.drain(..=end).collect();
-                    lines.push(parse_line(
-                        LogStream::Stdout,
-                        &String::from_utf8_lossy(&line),
-                        timestamps,
-                    ));
-                }
-                None if end => {
-                    let line: Vec<u8> = std::mem::take(buffer);
-                    lines.push(parse_line(
-                        LogStream::Stdout,
-                        &String::from_utf8_lossy(&line),
-                        timestamps,
-                    ));
-                }
-                None => break,
-            }
-        }
-    }
-    Some(lines)
-}
-
-/// `[TIMESTAMP ]key=value,key=value MESSAGE`: the engine's layout with `details=1`.
-fn parse_line(stream: LogStream, line: &str, timestamps: bool) -> LogLine {
-    let mut rest = line.strip_suffix('\n').unwrap_or(line);
-    rest = rest.strip_suffix('\r').unwrap_or(rest);
-    let mut timestamp = None;
-    if timestamps {
-        if let Some((ts, after)) = rest.split_once(' ') {
-            if ts.len() >= 20 && ts.as_bytes()[4] == b'-' {
-                timestamp = Some(ts.to_string());
-                rest = after;
-            }
-        }
-    }
-    let mut task_id = None;
-    if let Some((details, after)) = rest.split_once(' ') {
-        if details.contains("com.docker.swarm.") {
-            task_id = details.split(',').find_map(|kv| {
-                kv.strip_prefix("com.docker.swarm.task.id=")
-                    .map(str::to_string)
-            });
-            rest = after;
-        }
-    } else if rest.contains("com.docker.swarm.task.id=") {
-        task_id = rest.split(',').find_map(|kv| {
-            kv.strip_prefix("com.docker.swarm.task.id=")
-                .map(str::to_string)
-        });
-        rest = "";
-    }
-    LogLine {
-        stream,
-        timestamp,
-        task_id,
-        text: rest.to_string(),
     }
 }
 
@@ -850,66 +621,6 @@ impl EventWire {
 mod tests {
     use super::*;
 
-    fn frame(stream: u8, payload: &str) -> Vec<u8> {
-        let mut out = vec![stream, 0, 0, 0];
-        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        out.extend_from_slice(payload.as_bytes());
-        out
-    }
-
-    #[test]
-    fn frames_are_split_even_when_a_length_byte_is_a_newline() {
-        let long = format!("com.docker.swarm.task.id=t1 {}\n", "x".repeat(237));
-        let mut buffer = frame(1, &long);
-        assert_eq!(buffer[7], b'\n');
-        buffer.extend(frame(
-            2,
-            "com.docker.swarm.node.id=n,com.docker.swarm.task.id=t2 oops\n",
-        ));
-        let tail = buffer.split_off(buffer.len() - 3);
-        let lines = demultiplex(&mut buffer, false, false).unwrap();
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].task_id.as_deref(), Some("t1"));
-        assert_eq!(lines[0].text.len(), 237);
-        buffer.extend(tail);
-        let lines = demultiplex(&mut buffer, false, false).unwrap();
-        assert_eq!(
-            lines,
-            vec![LogLine {
-                stream: LogStream::Stderr,
-                timestamp: None,
-                task_id: Some("t2".into()),
-                text: "oops".into()
-            }]
-        );
-        assert!(buffer.is_empty());
-    }
-
-    #[test]
-    fn timestamps_and_details_are_taken_off() {
-        let mut buffer = frame(
-            1,
-            "2026-01-01T00:00:00.000000001Z com.docker.swarm.task.id=abc hello world\n",
-        );
-        let lines = demultiplex(&mut buffer, true, false).unwrap();
-        assert_eq!(
-            lines[0].timestamp.as_deref(),
-            Some("2026-01-01T00:00:00.000000001Z")
-        );
-        assert_eq!(lines[0].task_id.as_deref(), Some("abc"));
-        assert_eq!(lines[0].text, "hello world");
-    }
-
-    #[test]
-    fn a_tty_stream_is_read_as_lines() {
-        let mut buffer = b"plain line\nrest".to_vec();
-        let lines = demultiplex(&mut buffer, false, false).unwrap();
-        assert_eq!(lines[0].text, "plain line");
-        assert_eq!(buffer, b"rest");
-        let lines = demultiplex(&mut buffer, false, true).unwrap();
-        assert_eq!(lines[0].text, "rest");
-    }
-
     #[test]
     fn a_global_service_is_refused_with_a_clear_message() {
         let error = EngineError::NotScalable {
@@ -924,16 +635,5 @@ mod tests {
              (Docker Engine at unix:///x)"
         );
         assert!(!error.is_not_found() && !error.is_conflict() && !is_out_of_sequence(&error));
-    }
-
-    #[test]
-    fn unreadable_logs_are_recognised() {
-        let error = EngineError::Api {
-            host: "unix:///x".into(),
-            status: 500,
-            message: LOGS_UNREADABLE.to_string(),
-        };
-        assert!(is_logs_unreadable(&error));
-        assert!(!is_out_of_sequence(&error));
     }
 }
