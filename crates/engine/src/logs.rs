@@ -247,7 +247,7 @@ impl Engine {
         };
         for service in services {
             // The engine answers an empty stream for these: only the driver's name tells.
-            let verdict = DriverVerdict::of(log_driver(service));
+            let verdict = DriverVerdict::of_service(service);
             if let DriverVerdict::Unreadable(driver) = &verdict {
                 logs.queued.push_back(LogItem::Unreadable {
                     service: service.name.clone(),
@@ -270,12 +270,16 @@ impl Engine {
     }
 }
 
-/// `Spec.TaskTemplate.LogDriver.Name`, when the spec names a driver.
-fn log_driver(service: &Service) -> Option<&str> {
-    service
-        .spec
-        .pointer("/TaskTemplate/LogDriver/Name")
-        .and_then(serde_json::Value::as_str)
+impl DriverVerdict {
+    /// The verdict on a service's log driver (`Spec.TaskTemplate.LogDriver.Name`).
+    pub fn of_service(service: &Service) -> DriverVerdict {
+        DriverVerdict::of(
+            service
+                .spec
+                .pointer("/TaskTemplate/LogDriver/Name")
+                .and_then(serde_json::Value::as_str),
+        )
+    }
 }
 
 impl Logs {
@@ -409,7 +413,8 @@ impl Logs {
         let known: HashSet<&str> = self.tasks.iter().map(|t| t.id.as_str()).collect();
         let mut new = Vec::new();
         for task in &tasks {
-            if known.contains(task.id.as_str()) {
+            // A task not yet on a node has written nothing; the next look finds it placed.
+            if known.contains(task.id.as_str()) || task.node_id.is_empty() {
                 continue;
             }
             if self.request.all_tasks || current.contains(task.id.as_str()) {

@@ -1,25 +1,24 @@
-//! `swarmkeeper logs SERVICE|STACK`: a service's or a whole stack's logs, merged across
-//! replicas, each line led by its task's name.
+//! `swarmkeeper logs SERVICE|STACK`: a service's or a whole stack's logs through the engine's
+//! one log path ([`swarmkeeper_engine::logs`], which the dashboard's live logs read too): the
+//! current tasks (`--all-tasks` for the others), `--tail` lines of each, merged by time, each
+//! line led by its task's name.
 
-use std::collections::HashMap;
+use std::io::Write;
 
 use clap::Args;
-use futures_util::StreamExt;
 use jiff::Timestamp;
 use regex::Regex;
-use swarmkeeper_engine::{is_logs_unreadable, Engine, EngineError, LogOptions, LogStream};
+use swarmkeeper_engine::logs::{cached_note, DriverVerdict, LogItem, LogsRequest, NamedLine};
+use swarmkeeper_engine::{Engine, LogStream};
 use swarmkeeper_gc::parse_duration;
 
 use crate::exit::{block_on, CmdResult, Failure};
-
-/// The log drivers the engine can read back (as of Engine API 1.41, with dual logging off).
-const READABLE_DRIVERS: &[&str] = &["local", "json-file", "journald"];
 
 #[derive(Args)]
 pub struct LogsArgs {
     /// A service name, or a stack name for all of its services.
     target: String,
-    /// Keep printing new lines.
+    /// Keep printing new lines, of tasks that start meanwhile too.
     #[arg(short = 'f', long)]
     follow: bool,
     /// Only lines since this long ago (`10m`) or this time (`2026-01-01T00:00:00Z`).
@@ -34,6 +33,10 @@ pub struct LogsArgs {
     /// Show each line's time.
     #[arg(short = 't', long)]
     timestamps: bool,
+    /// Also the tasks Swarm replaced or that ended, as long as it lists them (by default only
+    /// the tasks it runs now, or a slot's last task when none runs).
+    #[arg(long)]
+    all_tasks: bool,
 }
 
 fn since(text: &str) -> Result<Timestamp, Failure> {
@@ -53,11 +56,11 @@ pub fn run(args: LogsArgs) -> CmdResult {
         }
         None => None,
     };
-    let options = LogOptions {
+    let request = LogsRequest {
         follow: args.follow,
         since: args.since.as_deref().map(since).transpose()?,
         tail: args.tail,
-        timestamps: args.timestamps,
+        all_tasks: args.all_tasks,
     };
     let engine = Engine::from_env()?;
     block_on(async {
@@ -72,95 +75,52 @@ pub fn run(args: LogsArgs) -> CmdResult {
                 args.target
             )));
         }
-        let mut streams = Vec::new();
-        let mut unreadable = Vec::new();
         for service in &services {
-            // The engine answers an empty stream for these; only the driver's name tells.
-            let driver = service
-                .spec
-                .pointer("/TaskTemplate/LogDriver/Name")
-                .and_then(|d| d.as_str())
-                .unwrap_or_default();
-            if !driver.is_empty() && !READABLE_DRIVERS.contains(&driver) {
-                unreadable.push(format!("{} (log driver {driver})", service.name));
-                continue;
-            }
-            match engine.service_logs(&service.id, &options).await {
-                Ok(stream) => {
-                    let name = service.name.clone();
-                    streams.push(stream.map(move |line| (name.clone(), line)).boxed())
-                }
-                Err(e) if is_logs_unreadable(&e) => unreadable.push(service.name.clone()),
-                Err(e) => return Err(e.into()),
+            if let DriverVerdict::Cached(driver) = DriverVerdict::of_service(service) {
+                eprintln!("swarmkeeper: {}: {}", service.name, cached_note(&driver));
             }
         }
-        let mut names: HashMap<String, String> = HashMap::new();
-        let mut merged = futures_util::stream::select_all(streams);
-        while let Some((service, line)) = merged.next().await {
-            let line = match line {
-                Ok(line) => line,
-                Err(e) if is_logs_unreadable(&e) => {
-                    unreadable.push(service);
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if let Some(grep) = &grep {
-                if !grep.is_match(&line.text) {
-                    continue;
-                }
-            }
-            let task = match &line.task_id {
-                Some(id) => task_name(&engine, &mut names, &service, id).await?,
-                None => service.clone(),
-            };
-            let time = line
-                .timestamp
-                .as_deref()
-                .map(|t| format!("{t} "))
-                .unwrap_or_default();
-            match line.stream {
-                LogStream::Stdout => println!("{time}{task} | {}", line.text),
-                LogStream::Stderr => eprintln!("{time}{task} | {}", line.text),
+        let mut logs = engine.logs(&services, &request).await?;
+        if logs.hidden_tasks() > 0 {
+            eprintln!(
+                "swarmkeeper: {} earlier task(s) not shown; --all-tasks shows their lines too",
+                logs.hidden_tasks()
+            );
+        }
+        let mut unreadable = Vec::new();
+        while let Some(item) = logs.next().await {
+            match item? {
+                LogItem::Lines(lines) => print(&lines, grep.as_ref(), args.timestamps)
+                    .map_err(|e| Failure::Failed(format!("cannot write the logs: {e}")))?,
+                LogItem::Unreadable { message, .. } => unreadable.push(message),
             }
         }
-        if !unreadable.is_empty() {
-            unreadable.sort();
-            unreadable.dedup();
-            return Err(Failure::Failed(format!(
-                "the logs of {} cannot be read: {}. Fix: give the service a log driver that \
-                 keeps logs, e.g. `logging: {{driver: local, options: {{max-size: 20m}}}}` \
-                 (swarmkeeper deploy does this by default), and redeploy",
-                unreadable.join(", "),
-                swarmkeeper_engine::LOGS_UNREADABLE
-            )));
+        if unreadable.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::Failed(unreadable.join("\n")))
         }
-        Ok(())
     })
 }
 
-/// `service.slot.taskid` like the docker CLI (`service.nodeid.taskid` for global services).
-async fn task_name(
-    engine: &Engine,
-    names: &mut HashMap<String, String>,
-    service: &str,
-    task_id: &str,
-) -> Result<String, EngineError> {
-    if let Some(name) = names.get(task_id) {
-        return Ok(name.clone());
+/// `[TIME ]TASK | TEXT`, stdout lines on stdout and stderr lines on stderr, a batch at a time.
+fn print(lines: &[NamedLine], grep: Option<&Regex>, timestamps: bool) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    for named in lines {
+        let line = &named.line;
+        if grep.is_some_and(|grep| !grep.is_match(&line.text)) {
+            continue;
+        }
+        let out: &mut dyn Write = match line.stream {
+            LogStream::Stdout => &mut stdout,
+            LogStream::Stderr => &mut stderr,
+        };
+        if let (true, Some(time)) = (timestamps, &line.timestamp) {
+            write!(out, "{time} ")?;
+        }
+        writeln!(out, "{} | {}", named.task, line.text)?;
     }
-    for task in engine.list_tasks(service).await? {
-        let slot = task
-            .slot
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| task.node_id.clone());
-        names.insert(
-            task.id.clone(),
-            format!("{service}.{slot}.{}", &task.id[..task.id.len().min(12)]),
-        );
-    }
-    Ok(names
-        .entry(task_id.to_string())
-        .or_insert_with(|| format!("{service}.{}", &task_id[..task_id.len().min(12)]))
-        .clone())
+    stdout.flush()?;
+    stderr.flush()
 }
