@@ -1,14 +1,12 @@
-//! Who is calling: every protected route runs behind [`authenticate`], which finds the caller
-//! from a session cookie or an `Authorization: Bearer` API token, checks the CSRF token on
-//! anything but GET/HEAD/OPTIONS made with a cookie, and hands the handler a [`Caller`]. A
-//! handler then names the [`Action`] it performs with [`Caller::require`]; the table of who
-//! may do what is `swarmkeeper_auth::allowed`.
+//! Who is calling: the route table ([`crate::routes`]) runs [`authenticate`] before every
+//! route that is not public. It finds the caller from a session cookie or an
+//! `Authorization: Bearer` API token, checks the CSRF token on anything but GET/HEAD/OPTIONS
+//! made with a cookie, and hands the handler a [`Caller`]; the table then checks the route's
+//! [`Action`] with [`Caller::require`]. Who may do what is `swarmkeeper_auth::allowed`.
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap};
-use axum::middleware::Next;
-use axum::response::Response;
 use jiff::Timestamp;
 use swarmkeeper_auth::store::{self as auth_store, User};
 use swarmkeeper_auth::{
@@ -110,13 +108,14 @@ fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
     })
 }
 
-/// The middleware of every protected route.
+/// Finds the caller of a request to a route that is not public and checks its CSRF token;
+/// the request goes on with the [`Caller`] among its extensions (an HTML form's body, read to
+/// find the token, is handed on unchanged).
 pub async fn authenticate(
-    State(state): State<AppState>,
+    state: &AppState,
     request: Request,
-    next: Next,
-) -> Result<Response, AppError> {
-    let caller = identify(&state, request.headers())?;
+) -> Result<(Request, Caller), AppError> {
+    let caller = identify(state, request.headers())?;
     let (mut parts, body) = request.into_parts();
     let body = if needs_csrf(parts.method.as_str(), caller.credential) {
         let session = caller.session_token.as_deref().unwrap_or_default();
@@ -129,8 +128,7 @@ pub async fn authenticate(
             Some(presented) if verify_csrf(session, &presented) => body,
             Some(_) => return Err(AppError::Csrf),
             None => {
-                // A plain HTML form: the token is a field of the urlencoded body, which is
-                // read here and handed on unchanged.
+                // A plain HTML form: the token is a field of the urlencoded body.
                 let bytes = to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| {
                     AppError::TooLarge(format!("a form may be at most {MAX_FORM_BYTES} bytes"))
                 })?;
@@ -144,8 +142,8 @@ pub async fn authenticate(
     } else {
         body
     };
-    parts.extensions.insert(caller);
-    Ok(next.run(Request::from_parts(parts, body)).await)
+    parts.extensions.insert(caller.clone());
+    Ok((Request::from_parts(parts, body), caller))
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {

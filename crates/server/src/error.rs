@@ -1,8 +1,10 @@
 //! One error type for every handler. It answers JSON (`{"error": "...", "status": 403}`);
-//! [`html_errors`] turns that into a page for browser routes, so a handler never needs to know
-//! which twin it serves.
+//! [`error_answers`] turns that into a page for browser routes, so a handler never needs to
+//! know which twin it serves, and gives the same two shapes to the errors axum answers itself
+//! (a body that is not JSON, a path parameter of the wrong type, an unknown route).
 
 use askama::Template;
+use axum::body::{to_bytes, Body};
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -36,6 +38,10 @@ pub enum AppError {
     Busy,
     #[error("{0}")]
     TooLarge(String),
+    /// The request could not be read as the route takes it (a malformed body, a wrong content
+    /// type, a path or query parameter of the wrong type): axum's status and words.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
     /// The engine refused or could not be reached; the message repeats what it said.
     #[error("Docker Engine: {0}")]
     Engine(EngineError),
@@ -71,6 +77,7 @@ impl AppError {
             AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Rejected { status, .. } => *status,
             AppError::Engine(e) if e.is_not_found() => StatusCode::NOT_FOUND,
             AppError::Engine(EngineError::NotScalable { .. }) => StatusCode::CONFLICT,
             AppError::Engine(_) => StatusCode::BAD_GATEWAY,
@@ -85,7 +92,7 @@ impl From<EngineError> for AppError {
     }
 }
 
-/// Marks a response as an error for [`html_errors`].
+/// Marks a response as an error for [`error_answers`].
 #[derive(Clone)]
 struct ErrorMessage(String);
 
@@ -121,25 +128,87 @@ struct ErrorPage<'a> {
     login: bool,
 }
 
-/// Browser routes (everything outside `/api/`) show errors as a page; a browser that is not
-/// logged in goes to the login page and comes back.
-pub async fn html_errors(request: Request, next: Next) -> Response {
+/// The longest body of an error answer made elsewhere (axum's rejections are one line) that
+/// is carried into the error's message.
+const MAX_REJECTION_BYTES: usize = 4096;
+
+/// Every error answer in one of two shapes: under `/api/` the JSON of [`AppError`]; elsewhere an
+/// error page, or, for a browser that is not logged in, the login page and back. Errors that
+/// did not come from an [`AppError`] and are not a page or JSON of their own (axum's answers:
+/// a malformed body, a parameter of the wrong type, an unknown route) are put in the same
+/// shapes, with their status and words.
+pub async fn error_answers(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
     let is_get = request.method() == axum::http::Method::GET;
     let response = next.run(request).await;
-    if path.starts_with("/api/") {
+    let status = response.status();
+    if !status.is_client_error() && !status.is_server_error() {
         return response;
     }
-    let Some(ErrorMessage(message)) = response.extensions().get::<ErrorMessage>().cloned() else {
-        return response;
-    };
-    let status = response.status();
     let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let api = path.starts_with("/api/");
+    let message = match response.extensions().get::<ErrorMessage>() {
+        Some(_) if api => return response,
+        Some(ErrorMessage(message)) => message.clone(),
+        // A page or JSON made on purpose, e.g. a form shown again with its error.
+        None if is_answer(&response) => return response,
+        None => {
+            let (parts, body) = response.into_parts();
+            let text = to_bytes(body, MAX_REJECTION_BYTES)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+                .unwrap_or_default();
+            let message = match text.is_empty() {
+                true => status.canonical_reason().unwrap_or("error").to_owned(),
+                false => text,
+            };
+            if !api {
+                message
+            } else {
+                // Keep what axum said besides, e.g. `Allow` on a 405.
+                let (mut json, body) = AppError::Rejected { status, message }
+                    .into_response()
+                    .into_parts();
+                for (name, value) in &parts.headers {
+                    if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                        json.headers.insert(name, value.clone());
+                    }
+                }
+                return Response::from_parts(json, body);
+            }
+        }
+    };
+    let mut page = error_page(status, &message, &path, query, is_get);
+    // A browser told to wait (a login limited, every password check busy) learns how long.
+    if let Some(retry_after) = retry_after {
+        page.headers_mut().insert(header::RETRY_AFTER, retry_after);
+    }
+    page
+}
+
+/// Whether an answer is a page or JSON (rather than axum's plain text or nothing).
+fn is_answer(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html") || v.starts_with("application/json"))
+}
+
+/// The page for an error on a browser route; a GET that needs a login goes to the login page,
+/// which comes back here.
+fn error_page(
+    status: StatusCode,
+    message: &str,
+    path: &str,
+    query: Option<String>,
+    is_get: bool,
+) -> Response {
     if status == StatusCode::UNAUTHORIZED && is_get {
         let next = match query {
             Some(query) => format!("{path}?{query}"),
-            None => path,
+            None => path.to_owned(),
         };
         let target = format!("/login?next={}", crate::page::url_encode(&next));
         return axum::response::Redirect::to(&target).into_response();
@@ -147,15 +216,11 @@ pub async fn html_errors(request: Request, next: Next) -> Response {
     let page = ErrorPage {
         status: status.as_u16(),
         reason: status.canonical_reason().unwrap_or("Error"),
-        message: &message,
+        message,
         login: status == StatusCode::UNAUTHORIZED,
     };
-    let mut page = match page.render() {
+    match page.render() {
         Ok(body) => (status, Html(body)).into_response(),
-        Err(_) => (status, message).into_response(),
-    };
-    if let Some(retry_after) = retry_after {
-        page.headers_mut().insert(header::RETRY_AFTER, retry_after);
+        Err(_) => (status, Body::from(message.to_owned())).into_response(),
     }
-    page
 }

@@ -2,17 +2,26 @@
 //! (askama templates, compile-checked and auto-escaped); every page under `/x` has its data
 //! under `/api/x`, described in `openapi.json`.
 //!
+//! - [`routes`]: the route table (every route, who may call it, its handler) and the handlers,
+//!   thin: fetch, call a view, return a [`respond::Reply`].
+//! - [`respond`]: one reply for both formats, rendered as a page or as JSON; input as a form or
+//!   as JSON.
 //! - [`access`]: who is calling (session cookie or API token), CSRF, roles.
 //! - [`views`]: pure functions from engine data to what a page shows.
-//! - `routes/`: the handlers, thin: fetch, call a view, render or serialise.
+//! - [`page`]: the header of every page and the templates' filters.
+//! - [`error`]: one error type, answered as JSON or as a page.
+//!
+//! Modules depend on each other in that order, never back: `page` and `error` know no caller.
 
 pub mod access;
 mod assets;
 pub mod error;
 pub mod limits;
 mod login;
-mod page;
-mod routes;
+pub mod page;
+#[macro_use]
+pub mod respond;
+pub mod routes;
 mod serve;
 pub mod state;
 pub mod views;
@@ -20,15 +29,12 @@ pub mod views;
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post};
+use axum::middleware::from_fn;
 use axum::Router;
 use jiff::Timestamp;
 use swarmkeeper_auth::store::{self as auth_store};
 use swarmkeeper_auth::{bootstrap, Bootstrap, Role, INITIAL_ADMIN_NAME};
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use error::AppError;
 pub use limits::Limits;
@@ -36,31 +42,15 @@ pub use serve::serve_on;
 pub use state::{AppState, ServerConfig};
 pub use swarmkeeper_auth::TrustedProxies;
 
-/// Every route. Public ones first: they carry no cluster data (login, setup, static files,
-/// health) or authenticate themselves (agent reports, with the shared secret).
+/// The whole app: the route table ([`routes::table`]) with each route's guard and limits, a
+/// deadline between two pieces of any body, error answers in the route's format, and the
+/// security headers on every answer.
 pub fn app(state: AppState) -> Router {
-    let limits = &state.config.limits;
-    let protected = routes::protected()
-        .route("/logout", post(login::logout))
-        .route_layer(from_fn_with_state(state.clone(), access::authenticate));
-    // Open to anyone: small forms, and the whole request within a deadline.
-    let open_to_anyone = Router::new()
-        .route("/login", get(login::login_page).post(login::login))
-        .route("/setup", get(login::setup_page).post(login::setup))
-        .layer(DefaultBodyLimit::max(limits::PUBLIC_FORM_BYTES))
-        .merge(routes::public())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.public_request_timeout,
-        ));
-    Router::new()
-        .merge(open_to_anyone)
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/api/openapi.json", get(assets::openapi))
-        .route("/static/{file}", get(assets::static_file))
-        .merge(protected)
-        .layer(RequestBodyTimeoutLayer::new(limits.body_idle_timeout))
-        .layer(from_fn(error::html_errors))
+    routes::router(&state)
+        .layer(RequestBodyTimeoutLayer::new(
+            state.config.limits.body_idle_timeout,
+        ))
+        .layer(from_fn(error::error_answers))
         .layer(from_fn(assets::security_headers))
         .with_state(state)
 }

@@ -1,15 +1,16 @@
-//! What every page shares: the header (who is logged in, the navigation, the CSRF token) and
-//! small formatting helpers the templates call.
+//! What every page shares: the header around its content ([`Chrome`]) and the askama
+//! [`filters`] the templates format numbers and times with. A leaf: it knows nothing of
+//! requests or callers.
 
 use askama::Template;
 use axum::response::Html;
 use jiff::Timestamp;
-use swarmkeeper_auth::Action;
 
-use crate::access::Caller;
 use crate::error::AppError;
 
-/// The part of every page around its content.
+/// The part of every page around its content: who is logged in, the navigation, the CSRF
+/// token of forms.
+#[derive(Clone, Debug, Default)]
 pub struct Chrome {
     pub user: String,
     pub role: &'static str,
@@ -18,21 +19,11 @@ pub struct Chrome {
     pub active: &'static str,
     pub can_operate: bool,
     pub can_admin: bool,
+    pub can_view_logs: bool,
 }
 
-impl Chrome {
-    pub fn new(caller: &Caller, active: &'static str) -> Chrome {
-        Chrome {
-            user: caller.user.name.clone(),
-            role: caller.role().as_str(),
-            csrf: caller.csrf(),
-            active,
-            can_operate: caller.may(Action::Deploy),
-            can_admin: caller.may(Action::ManageUsers),
-        }
-    }
-}
-
+/// Renders a page that stands alone (login, setup, errors); the others go through
+/// [`crate::respond`].
 pub fn render(template: &impl Template) -> Result<Html<String>, AppError> {
     template.render().map(Html).map_err(AppError::internal)
 }
@@ -50,7 +41,7 @@ pub fn url_encode(text: &str) -> String {
     out
 }
 
-/// `1.5 GiB`, `320 MiB`, `12 KiB`, `900 B`.
+/// `1.5 GiB`, `320 MiB`, `12.0 KiB`, `900 B` (powers of 1024, like `docker system df`).
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
@@ -68,7 +59,7 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// `5s ago`, `3m ago`, `2h ago`, `4d ago`; `in the future` for a clock ahead of ours.
+/// `5s ago`, `3m ago`, `2h ago`, `4d ago`; `just now` for a clock ahead of ours.
 pub fn ago(at: Timestamp, now: Timestamp) -> String {
     let seconds = now.duration_since(at).as_secs();
     match seconds {
@@ -83,6 +74,87 @@ pub fn ago(at: Timestamp, now: Timestamp) -> String {
 /// A timestamp to the second, in UTC, for tables.
 pub fn when(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// The filters every template may use. A time that is absent (a node that never ran GC, a
+/// token never used) reads `never`, wherever it is shown.
+///
+/// - `{{ n|bytes }}`: a byte count, see [`bytes`](super::bytes).
+/// - `{{ at|ago }}`: how long ago, see [`ago`](super::ago), against the `now` the responder
+///   renders the page with (one instant for the whole page).
+/// - `{{ at|when }}`: the time to the second, UTC.
+/// - `{{ nano_cpus|cpus }}`: Swarm's nano-CPUs as CPUs, `1.5`.
+///
+/// Each takes a value or a reference to one (askama passes `&field`, or `&&value` for a
+/// `let` binding), and times also as `Option<Timestamp>`.
+pub mod filters {
+    use std::convert::Infallible;
+
+    use jiff::Timestamp;
+
+    /// The name under which the responder passes the page's instant.
+    pub const NOW: &str = "now";
+
+    /// A count of bytes or nano-CPUs, however askama passes it.
+    pub trait Count {
+        fn count(&self) -> u64;
+    }
+
+    impl Count for u64 {
+        fn count(&self) -> u64 {
+            *self
+        }
+    }
+
+    impl<T: Count + ?Sized> Count for &T {
+        fn count(&self) -> u64 {
+            (**self).count()
+        }
+    }
+
+    /// A time that may be absent, however askama passes it.
+    pub trait Moment {
+        fn moment(&self) -> Option<Timestamp>;
+    }
+
+    impl Moment for Timestamp {
+        fn moment(&self) -> Option<Timestamp> {
+            Some(*self)
+        }
+    }
+
+    impl Moment for Option<Timestamp> {
+        fn moment(&self) -> Option<Timestamp> {
+            *self
+        }
+    }
+
+    impl<T: Moment + ?Sized> Moment for &T {
+        fn moment(&self) -> Option<Timestamp> {
+            (**self).moment()
+        }
+    }
+
+    const NEVER: &str = "never";
+
+    pub fn bytes<T: Count + ?Sized>(n: &T, _: &dyn askama::Values) -> Result<String, Infallible> {
+        Ok(super::bytes(n.count()))
+    }
+
+    pub fn ago<T: Moment + ?Sized>(at: &T, values: &dyn askama::Values) -> askama::Result<String> {
+        let now = askama::get_value::<Timestamp>(values, NOW)?;
+        Ok(at
+            .moment()
+            .map_or_else(|| NEVER.to_owned(), |at| super::ago(at, *now)))
+    }
+
+    pub fn when<T: Moment + ?Sized>(at: &T, _: &dyn askama::Values) -> Result<String, Infallible> {
+        Ok(at.moment().map_or_else(|| NEVER.to_owned(), super::when))
+    }
+
+    pub fn cpus<T: Count + ?Sized>(nano: &T, _: &dyn askama::Values) -> Result<String, Infallible> {
+        Ok(format!("{:.1}", nano.count() as f64 / 1e9))
+    }
 }
 
 #[cfg(test)]
@@ -114,5 +186,34 @@ mod tests {
             url_encode("/services/web?x=1&y"),
             "/services/web%3Fx%3D1%26y"
         );
+    }
+
+    #[derive(Template)]
+    #[template(
+        source = "{{ size|bytes }} {{ last|ago }} {{ never|ago }} {% if let Some(at) = last %}{{ at|ago }} {{ at|when }}{% endif %} {{ never|when }} {{ nano|cpus }}",
+        ext = "txt"
+    )]
+    struct Sample {
+        size: u64,
+        last: Option<Timestamp>,
+        never: Option<Timestamp>,
+        nano: u64,
+    }
+
+    #[test]
+    fn the_filters_read_the_pages_instant_and_say_never_for_no_time() {
+        let now: Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
+        let sample = Sample {
+            size: 1536,
+            last: Some("2026-01-01T23:57:00Z".parse().unwrap()),
+            never: None,
+            nano: 1_500_000_000,
+        };
+        let values: (&str, &dyn std::any::Any) = (filters::NOW, &now);
+        assert_eq!(
+            sample.render_with_values(&values).unwrap(),
+            "1.5 KiB 3m ago never 3m ago 2026-01-01 23:57:00 never 1.5"
+        );
+        assert!(sample.render().is_err(), "`ago` needs the page's instant");
     }
 }

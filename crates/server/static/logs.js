@@ -50,7 +50,7 @@
     errorBox.textContent = "";
   }
 
-  /** The API query from the form: tail, since, grep, timestamps. */
+  /** The API query from the form: tail, since, grep, timestamps, all_tasks. */
   function params() {
     const data = new FormData(form);
     const out = new URLSearchParams();
@@ -61,6 +61,7 @@
     const grep = String(data.get("grep") || "");
     if (grep !== "") out.set("grep", grep);
     if (data.get("timestamps")) out.set("timestamps", "1");
+    if (data.get("all_tasks")) out.set("all_tasks", "1");
     return out;
   }
 
@@ -224,11 +225,13 @@
 
   form.addEventListener("input", updateDownload);
 
-  form.elements.namedItem("timestamps").addEventListener("change", () => {
-    window.history.replaceState(null, "", withQuery(window.location.pathname, params()));
-    updateDownload();
-    start();
-  });
+  for (const name of ["timestamps", "all_tasks"]) {
+    form.elements.namedItem(name).addEventListener("change", () => {
+      window.history.replaceState(null, "", withQuery(window.location.pathname, params()));
+      updateDownload();
+      start();
+    });
+  }
 
   updateDownload();
   if (log.dataset.start === "yes") start();

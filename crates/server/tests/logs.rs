@@ -3,170 +3,49 @@
 //! removed when the test ends, passed or not. The tests take turns (one lock): one of them
 //! counts this process's open sockets to see the engine's stream closed.
 
-#[allow(dead_code)]
-#[path = "../../engine/tests/common/mod.rs"]
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-use axum::Router;
+use axum::http::{header, StatusCode};
 use http_body_util::BodyExt;
 use jiff::Timestamp;
 use regex::Regex;
 use serde_json::Value;
-use swarmkeeper_auth::store as auth_store;
-use swarmkeeper_auth::{NewApiToken, Role, SessionPolicy};
-use swarmkeeper_engine::Engine;
-use swarmkeeper_server::{app, AppState, ServerConfig};
-use tower::ServiceExt;
-
-use common::{docker, unique, Scratch};
+use support::{docker, Call, TestApp, TestService};
 
 static TURNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The app on a fresh state directory, with an operator's and a viewer's API token.
-struct Harness {
-    app: Router,
-    operator: String,
-    viewer: String,
-    state_dir: std::path::PathBuf,
-}
-
-impl Harness {
-    fn new() -> Harness {
-        let state_dir = std::env::temp_dir().join(unique("server-state"));
-        let state = AppState::open(
-            Engine::from_env().unwrap(),
-            ServerConfig {
-                state_dir: state_dir.clone(),
-                report_secret: None,
-                session_policy: SessionPolicy::default(),
-                deploy_timeout: Duration::from_secs(60),
-                trusted_proxies: Default::default(),
-                limits: Default::default(),
-            },
-        )
-        .unwrap();
-        let token = |name: &str, role: Role| {
-            let now = Timestamp::now();
-            let conn = state.auth();
-            let user = auth_store::create_user(&conn, name, role, "not-a-real-hash", now).unwrap();
-            let issued = NewApiToken::generate();
-            auth_store::insert_api_token(&conn, user.id, "test", &issued, None, now).unwrap();
-            issued.token
-        };
-        let operator = token("oper", Role::Operator);
-        let viewer = token("view", Role::Viewer);
-        Harness {
-            app: app(state),
-            operator,
-            viewer,
-            state_dir,
-        }
-    }
-
-    async fn get(
-        &self,
-        token: &str,
-        uri: &str,
-        headers: &[(&str, &str)],
-    ) -> axum::response::Response {
-        let mut request =
-            Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {token}"));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        self.app
-            .clone()
-            .oneshot(request.body(Body::empty()).unwrap())
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.state_dir);
-    }
-}
-
-/// Removes services when dropped, and waits for their containers so that the image can go.
-struct Services(Vec<String>);
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = std::process::Command::new("docker")
-                .args(["service", "rm", name])
-                .output();
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        for name in &self.0 {
-            while Instant::now() < deadline {
-                let left = std::process::Command::new("docker")
-                    .args([
-                        "ps",
-                        "-aq",
-                        "--filter",
-                        &format!("label=com.docker.swarm.service.name={name}"),
-                    ])
-                    .output()
-                    .map(|o| o.stdout)
-                    .unwrap_or_default();
-                if left.iter().all(u8::is_ascii_whitespace) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-    }
-}
 
 /// Prints `line N` ten times a second, and `oops N` on stderr every tenth line.
 const NUMBERED: &str =
     "i=0; while true; do echo line $i; if [ $((i % 10)) -eq 0 ]; then echo oops $i >&2; fi; i=$((i+1)); sleep 0.1; done";
 
-fn create_service(services: &mut Services, image: &str, name: &str, driver: &str) {
-    docker(&[
-        "service",
-        "create",
-        "--detach",
-        "--quiet",
-        "--name",
-        name,
-        "--log-driver",
-        driver,
-        "--stop-grace-period",
-        "1s",
-        image,
-        "/bin/busybox",
-        "sh",
-        "-c",
-        NUMBERED,
-    ]);
-    services.0.push(name.to_owned());
+/// A service printing [`NUMBERED`] with the log driver `driver`.
+fn numbered(what: &str, driver: &str) -> TestService {
+    TestService::running(
+        what,
+        &["--log-driver", driver, "--stop-grace-period", "1s"],
+        &["/bin/busybox", "sh", "-c", NUMBERED],
+    )
 }
 
-async fn wait_running(name: &str, replicas: usize) {
-    let engine = Engine::from_env().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let tasks = engine.list_tasks(name).await.unwrap();
-        let running = tasks
-            .iter()
-            .filter(|t| t.state.as_str() == "running")
-            .count();
-        if running >= replicas {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: {running} of {replicas} tasks running: {tasks:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// A GET with the operator's (or another) API token, its body unread.
+async fn get(
+    app: &TestApp,
+    token: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> axum::response::Response {
+    let mut call = Call::get(uri).bearer(token);
+    for (name, value) in headers {
+        call = call.header(name, value);
     }
+    app.open(call).await
+}
+
+async fn body_text(response: axum::response::Response) -> String {
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
 }
 
 /// One server-sent event.
@@ -261,25 +140,16 @@ fn sockets() -> usize {
 #[tokio::test]
 async fn logs_stream_merged_named_filtered_resumed_and_downloaded() {
     let _turn = TURNS.lock().await;
-    let mut scratch = Scratch::default();
-    let image = format!("{}:v1", unique("logimg"));
-    scratch.build(&image, None, 512);
-    let mut services = Services(Vec::new());
-    let name = unique("web");
-    create_service(&mut services, &image, &name, "local");
-    wait_running(&name, 1).await;
-    let harness = Harness::new();
+    let service = numbered("web", "local");
+    let name = service.name.clone();
+    service.wait_running(1);
+    let app = TestApp::new().await;
+    let op = app.operator.token.clone();
     let api = format!("/api/services/{name}/logs");
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // Live, with timestamps: every line names its task like `docker service logs`.
-    let response = harness
-        .get(
-            &harness.operator,
-            &format!("{api}?tail=all&timestamps=1"),
-            &[],
-        )
-        .await;
+    let response = get(&app, &op, &format!("{api}?tail=all&timestamps=1"), &[]).await;
     let (events, ended) = read_events(response, Duration::from_secs(3), |_| false).await;
     assert!(!ended, "a followed stream stays open");
     let lines = all_lines(&events);
@@ -321,13 +191,7 @@ async fn logs_stream_merged_named_filtered_resumed_and_downloaded() {
         .all(|e| e.id.as_deref().unwrap().parse::<Timestamp>().is_ok()));
 
     // Without timestamps the lines carry none; `tail` counts lines from the end.
-    let response = harness
-        .get(
-            &harness.operator,
-            &format!("{api}?tail=3&follow=false"),
-            &[],
-        )
-        .await;
+    let response = get(&app, &op, &format!("{api}?tail=3&follow=false"), &[]).await;
     let (events, ended) = read_events(response, Duration::from_secs(10), |_| false).await;
     assert!(ended, "follow=false ends the stream");
     assert_eq!(events.last().unwrap().event, "end");
@@ -336,13 +200,13 @@ async fn logs_stream_merged_named_filtered_resumed_and_downloaded() {
     assert!(lines.iter().all(|l| l.get("time").is_none()));
 
     // The filter runs on the server.
-    let response = harness
-        .get(
-            &harness.operator,
-            &format!("{api}?tail=all&follow=0&grep=%5Eline%20%5B0-9%5D*7%24"),
-            &[],
-        )
-        .await;
+    let response = get(
+        &app,
+        &op,
+        &format!("{api}?tail=all&follow=0&grep=%5Eline%20%5B0-9%5D*7%24"),
+        &[],
+    )
+    .await;
     let (events, ended) = read_events(response, Duration::from_secs(10), |_| false).await;
     assert!(ended);
     let lines = all_lines(&events);
@@ -353,24 +217,24 @@ async fn logs_stream_merged_named_filtered_resumed_and_downloaded() {
     }));
 
     // A reconnecting EventSource resumes after the last line it had.
-    let response = harness
-        .get(
-            &harness.operator,
-            &format!("{api}?tail=all&follow=0&timestamps=1"),
-            &[],
-        )
-        .await;
+    let response = get(
+        &app,
+        &op,
+        &format!("{api}?tail=all&follow=0&timestamps=1"),
+        &[],
+    )
+    .await;
     let (events, _) = read_events(response, Duration::from_secs(10), |_| false).await;
     let before = all_lines(&events);
     let cut = &before[before.len() / 2];
     let after_time: Timestamp = cut["time"].as_str().unwrap().parse().unwrap();
-    let response = harness
-        .get(
-            &harness.operator,
-            &format!("{api}?tail=5&follow=0&timestamps=1"),
-            &[("last-event-id", &after_time.to_string())],
-        )
-        .await;
+    let response = get(
+        &app,
+        &op,
+        &format!("{api}?tail=5&follow=0&timestamps=1"),
+        &[("last-event-id", &after_time.to_string())],
+    )
+    .await;
     let (events, _) = read_events(response, Duration::from_secs(10), |_| false).await;
     let resumed = all_lines(&events);
     assert!(
@@ -389,13 +253,13 @@ async fn logs_stream_merged_named_filtered_resumed_and_downloaded() {
     assert_eq!(resumed[0]["text"], next["text"]);
 
     // The download: plain text, an attachment, the same lines.
-    let response = harness
-        .get(
-            &harness.operator,
-            &format!("{api}/download?tail=all&timestamps=1"),
-            &[],
-        )
-        .await;
+    let response = get(
+        &app,
+        &op,
+        &format!("{api}/download?tail=all&timestamps=1"),
+        &[],
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()[header::CONTENT_TYPE],
@@ -405,8 +269,7 @@ async fn logs_stream_merged_named_filtered_resumed_and_downloaded() {
         response.headers()[header::CONTENT_DISPOSITION],
         format!("attachment; filename=\"{name}-logs.txt\"").as_str()
     );
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8(body.to_vec()).unwrap();
+    let text = body_text(response).await;
     let mut messages = Vec::new();
     for line in text.lines() {
         let (time, rest) = line.split_once(' ').unwrap();
@@ -420,9 +283,7 @@ async fn logs_stream_merged_named_filtered_resumed_and_downloaded() {
     assert!(messages.len() >= before.len());
 
     // A new replica after scaling is named from a refreshed task list.
-    let response = harness
-        .get(&harness.operator, &format!("{api}?tail=0"), &[])
-        .await;
+    let response = get(&app, &op, &format!("{api}?tail=0"), &[]).await;
     docker(&["service", "scale", "--detach", &format!("{name}=2")]);
     let second = Regex::new(&format!(
         r"^{}\.2\.[a-z0-9]{{12}}@.+$",
@@ -449,9 +310,7 @@ async fn logs_stream_merged_named_filtered_resumed_and_downloaded() {
     // streams above close on this runtime's thread: let them.)
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let baseline = sockets();
-    let response = harness
-        .get(&harness.operator, &format!("{api}?tail=0"), &[])
-        .await;
+    let response = get(&app, &op, &format!("{api}?tail=0"), &[]).await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     let frame = tokio::time::timeout(Duration::from_secs(10), body.frame()).await;
@@ -475,22 +334,13 @@ async fn logs_stream_merged_named_filtered_resumed_and_downloaded() {
 #[tokio::test]
 async fn a_driver_that_keeps_nothing_is_explained_with_the_fix() {
     let _turn = TURNS.lock().await;
-    let mut scratch = Scratch::default();
-    let image = format!("{}:v1", unique("logimg"));
-    scratch.build(&image, None, 512);
-    let mut services = Services(Vec::new());
-    let name = unique("quiet");
-    create_service(&mut services, &image, &name, "none");
-    wait_running(&name, 1).await;
-    let harness = Harness::new();
+    let service = numbered("quiet", "none");
+    let name = service.name.clone();
+    service.wait_running(1);
+    let app = TestApp::new().await;
+    let op = app.operator.token.clone();
 
-    let response = harness
-        .get(
-            &harness.operator,
-            &format!("/api/services/{name}/logs"),
-            &[],
-        )
-        .await;
+    let response = get(&app, &op, &format!("/api/services/{name}/logs"), &[]).await;
     let (events, ended) = read_events(response, Duration::from_secs(10), |_| false).await;
     assert!(ended, "the stream closes after saying why");
     assert_eq!(events.len(), 1, "{events:?}");
@@ -502,65 +352,42 @@ async fn a_driver_that_keeps_nothing_is_explained_with_the_fix() {
     );
     assert!(message.contains("logging: {driver: local"), "{message}");
 
-    let page = harness
-        .get(&harness.operator, &format!("/logs/{name}"), &[])
-        .await;
+    let page = get(&app, &op, &format!("/logs/{name}"), &[]).await;
     assert_eq!(page.status(), StatusCode::OK);
-    let html = String::from_utf8(
-        page.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let html = body_text(page).await;
     assert!(
         html.contains("cannot be read") && html.contains("driver: local"),
         "{html}"
     );
     assert!(html.contains(r#"data-start="no""#), "{html}");
 
-    let download = harness
-        .get(
-            &harness.operator,
-            &format!("/api/services/{name}/logs/download"),
-            &[],
-        )
-        .await;
+    let download = get(
+        &app,
+        &op,
+        &format!("/api/services/{name}/logs/download"),
+        &[],
+    )
+    .await;
     assert_eq!(download.status(), StatusCode::CONFLICT);
 }
 
 #[tokio::test]
 async fn the_page_carries_the_controls_and_escapes_what_was_typed() {
     let _turn = TURNS.lock().await;
-    let mut scratch = Scratch::default();
-    let image = format!("{}:v1", unique("logimg"));
-    scratch.build(&image, None, 512);
-    let mut services = Services(Vec::new());
-    let name = unique("page");
-    create_service(&mut services, &image, &name, "json-file");
-    let harness = Harness::new();
+    let service = numbered("page", "json-file");
+    let name = service.name.clone();
+    let app = TestApp::new().await;
+    let op = app.operator.token.clone();
 
-    let page = harness
-        .get(
-            &harness.operator,
-            &format!(
-                "/logs/{name}?tail=50&grep=%22%3E%3Cscript%3Ealert(1)%3C/script%3E&timestamps=on"
-            ),
-            &[],
-        )
-        .await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = String::from_utf8(
-        page.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
+    let page = get(
+        &app,
+        &op,
+        &format!("/logs/{name}?tail=50&grep=%22%3E%3Cscript%3Ealert(1)%3C/script%3E&timestamps=on"),
+        &[],
     )
-    .unwrap();
+    .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = body_text(page).await;
     assert!(
         html.contains(&format!(r#"data-api="/api/services/{name}/logs""#)),
         "{html}"
@@ -582,76 +409,56 @@ async fn the_page_carries_the_controls_and_escapes_what_was_typed() {
     assert!(html.contains(r#"data-start="yes""#));
 
     // A query that makes no sense is named: 422 for the API, a message on the page.
-    let bad = harness
-        .get(
-            &harness.operator,
-            &format!("/api/services/{name}/logs?grep=(unclosed"),
-            &[],
-        )
-        .await;
+    let bad = get(
+        &app,
+        &op,
+        &format!("/api/services/{name}/logs?grep=(unclosed"),
+        &[],
+    )
+    .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let body: Value =
-        serde_json::from_slice(&bad.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let body: Value = serde_json::from_str(&body_text(bad).await).unwrap();
     assert!(
         body["error"].as_str().unwrap().starts_with("grep: "),
         "{body}"
     );
-    let bad = harness
-        .get(
-            &harness.operator,
-            &format!("/api/services/{name}/logs/download?since=yesterday"),
-            &[],
-        )
-        .await;
-    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let page = harness
-        .get(&harness.operator, &format!("/logs/{name}?tail=lots"), &[])
-        .await;
-    let html = String::from_utf8(
-        page.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
+    let bad = get(
+        &app,
+        &op,
+        &format!("/api/services/{name}/logs/download?since=yesterday"),
+        &[],
     )
-    .unwrap();
+    .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = get(&app, &op, &format!("/logs/{name}?tail=lots"), &[]).await;
+    let html = body_text(page).await;
     assert!(
         html.contains("tail: ") && html.contains(r#"data-start="no""#),
         "{html}"
     );
 
-    let missing = harness
-        .get(
-            &harness.operator,
-            &format!("/api/services/{}/logs", unique("nothere")),
-            &[],
-        )
-        .await;
+    let missing = get(
+        &app,
+        &op,
+        &format!("/api/services/{}/logs", support::unique("nothere")),
+        &[],
+    )
+    .await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn viewers_may_not_read_logs() {
     let _turn = TURNS.lock().await;
-    let harness = Harness::new();
+    let app = TestApp::new().await;
     for uri in [
         "/api/services/any/logs",
         "/api/services/any/logs/download",
         "/logs/any",
     ] {
-        let response = harness.get(&harness.viewer, uri, &[]).await;
+        let response = get(&app, &app.viewer.token, uri, &[]).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{uri}");
     }
-    let anonymous = harness
-        .app
-        .clone()
-        .oneshot(
-            Request::get("/api/services/any/logs")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let anonymous = app.open(Call::get("/api/services/any/logs")).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }

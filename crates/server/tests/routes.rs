@@ -7,119 +7,19 @@ mod support;
 
 use std::time::Duration;
 
+use axum::http::Method;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use support::{
-    docker, is_html, node_id, open_state, routes_in_source, send, session_from, test_image,
-    try_docker, wait_for, Answer, Call, Identity, TempDir, TestApp, TestService, TestStack, IMAGE,
-    IMAGE_V2, PASSWORD, REPORT_SECRET,
+    docker, is_html, node_id, open_state, send, session_from, test_image, try_docker, wait_for,
+    Answer, Call, Identity, TempDir, TestApp, TestService, TestStack, IMAGE, IMAGE_V2, PASSWORD,
+    REPORT_SECRET,
 };
 use swarmkeeper_auth::store as auth_store;
 use swarmkeeper_auth::{allowed, Action, LimitPolicy, LoginLimiter, NewApiToken};
+use swarmkeeper_server::routes::{table, Access, Route};
 
-/// Every route behind the login: method, path (with `{service}`, `{stack}`, `{node}`, `{user}`
-/// and `{token}` to fill in) and the action its handler requires; `None` for any user (logout).
-const PROTECTED: &[(&str, &str, Option<Action>)] = &[
-    ("GET", "/", Some(Action::ViewCluster)),
-    ("GET", "/api/overview", Some(Action::ViewCluster)),
-    ("GET", "/nodes", Some(Action::ViewCluster)),
-    ("GET", "/api/nodes", Some(Action::ViewCluster)),
-    ("GET", "/nodes/{node}", Some(Action::ViewCluster)),
-    ("GET", "/api/nodes/{node}", Some(Action::ViewCluster)),
-    ("GET", "/services", Some(Action::ViewCluster)),
-    ("GET", "/api/services", Some(Action::ViewCluster)),
-    ("GET", "/services/{service}", Some(Action::ViewCluster)),
-    ("GET", "/api/services/{service}", Some(Action::ViewCluster)),
-    ("POST", "/services/{service}/scale", Some(Action::Scale)),
-    ("POST", "/api/services/{service}/scale", Some(Action::Scale)),
-    (
-        "POST",
-        "/services/{service}/redeploy",
-        Some(Action::Redeploy),
-    ),
-    (
-        "POST",
-        "/api/services/{service}/redeploy",
-        Some(Action::Redeploy),
-    ),
-    (
-        "POST",
-        "/services/{service}/rollback",
-        Some(Action::Rollback),
-    ),
-    (
-        "POST",
-        "/api/services/{service}/rollback",
-        Some(Action::Rollback),
-    ),
-    ("GET", "/logs/{service}", Some(Action::ViewLogs)),
-    (
-        "GET",
-        "/api/services/{service}/logs",
-        Some(Action::ViewLogs),
-    ),
-    (
-        "GET",
-        "/api/services/{service}/logs/download",
-        Some(Action::ViewLogs),
-    ),
-    ("GET", "/stacks", Some(Action::ViewCluster)),
-    ("GET", "/api/stacks", Some(Action::ViewCluster)),
-    ("GET", "/stacks/deploy", Some(Action::Deploy)),
-    ("POST", "/stacks/deploy", Some(Action::Deploy)),
-    ("GET", "/stacks/{stack}", Some(Action::ViewCluster)),
-    ("GET", "/api/stacks/{stack}", Some(Action::ViewCluster)),
-    ("POST", "/api/stacks/{stack}/deploy", Some(Action::Deploy)),
-    ("POST", "/api/lint", Some(Action::Deploy)),
-    ("POST", "/stacks/{stack}/rollback", Some(Action::Rollback)),
-    (
-        "POST",
-        "/api/stacks/{stack}/rollback",
-        Some(Action::Rollback),
-    ),
-    ("GET", "/users", Some(Action::ManageUsers)),
-    ("POST", "/users", Some(Action::ManageUsers)),
-    ("GET", "/api/users", Some(Action::ManageUsers)),
-    ("POST", "/api/users", Some(Action::ManageUsers)),
-    ("POST", "/users/{user}", Some(Action::ManageUsers)),
-    ("PATCH", "/api/users/{user}", Some(Action::ManageUsers)),
-    ("GET", "/audit", Some(Action::ViewAudit)),
-    ("GET", "/api/audit", Some(Action::ViewAudit)),
-    ("GET", "/account", Some(Action::ManageOwnTokens)),
-    ("POST", "/account/tokens", Some(Action::ManageOwnTokens)),
-    ("GET", "/api/tokens", Some(Action::ManageOwnTokens)),
-    ("POST", "/api/tokens", Some(Action::ManageOwnTokens)),
-    (
-        "POST",
-        "/account/tokens/{token}/revoke",
-        Some(Action::ManageOwnTokens),
-    ),
-    (
-        "DELETE",
-        "/api/tokens/{token}",
-        Some(Action::ManageOwnTokens),
-    ),
-    ("POST", "/account/password", Some(Action::ChangeOwnPassword)),
-    (
-        "POST",
-        "/api/account/password",
-        Some(Action::ChangeOwnPassword),
-    ),
-    ("POST", "/logout", None),
-];
-
-/// Routes anyone may call: they carry no cluster data, or check a secret of their own.
-const PUBLIC: &[(&str, &str)] = &[
-    ("GET", "/login"),
-    ("POST", "/login"),
-    ("GET", "/setup"),
-    ("POST", "/setup"),
-    ("GET", "/healthz"),
-    ("GET", "/api/openapi.json"),
-    ("GET", "/static/{file}"),
-    ("POST", "/api/agent/report"),
-];
-
+/// The things a route's path names, to fill its `{name}` and `{id}` in.
 struct Names<'a> {
     service: &'a str,
     stack: &'a str,
@@ -128,16 +28,44 @@ struct Names<'a> {
     token: &'a str,
 }
 
-fn fill(path: &str, names: &Names<'_>) -> String {
-    path.replace("{service}", names.service)
-        .replace("{stack}", names.stack)
-        .replace("{node}", names.node)
-        .replace("{user}", &names.user.to_string())
-        .replace("{token}", names.token)
+/// The route's path with real names: `{name}` is a service or a stack and `{id}` a node, a
+/// user or a token, as the path's first words say.
+fn fill(route: &Route, names: &Names<'_>) -> String {
+    let path = route.path;
+    let under =
+        |prefix: &str| path.starts_with(prefix) || path.starts_with(&format!("/api{prefix}"));
+    let name = if under("/stacks") {
+        names.stack
+    } else {
+        names.service
+    };
+    let user = names.user.to_string();
+    let id = if under("/nodes") {
+        names.node
+    } else if under("/users") {
+        &user
+    } else {
+        names.token
+    };
+    path.replace("{name}", name)
+        .replace("{id}", id)
+        .replace("{file}", "app.css")
 }
 
-fn call(method: &str, uri: &str) -> Call {
-    Call::new(method.parse().unwrap(), uri)
+fn call(route: &Route, uri: &str) -> Call {
+    Call::new(route.method.clone(), uri)
+}
+
+/// The routes behind the login, with the action each requires (`None`: any logged-in user).
+fn protected() -> Vec<(Route, Option<Action>)> {
+    table()
+        .into_iter()
+        .filter_map(|route| match route.access {
+            Access::Public => None,
+            Access::LoggedIn => Some((route, None)),
+            Access::Requires(action) => Some((route, Some(action))),
+        })
+        .collect()
 }
 
 fn audited(entries: &[Value], who: &str, action: &str, target: &str) -> bool {
@@ -191,28 +119,67 @@ fn stack_services(stack: &str) -> Vec<String> {
     .collect()
 }
 
-#[test]
-fn the_route_lists_of_these_tests_are_the_apps_routes() {
-    let mut listed: Vec<(String, String)> = PROTECTED
-        .iter()
-        .map(|(m, p, _)| (*m, *p))
-        .chain(PUBLIC.iter().copied())
-        .map(|(m, p)| {
-            let p = p
-                .replace("{service}", "{name}")
-                .replace("{stack}", "{name}")
-                .replace("{node}", "{id}")
-                .replace("{user}", "{id}")
-                .replace("{token}", "{id}");
-            (m.to_owned(), p)
-        })
-        .collect();
-    listed.sort();
-    assert_eq!(
-        listed,
-        routes_in_source(),
-        "PROTECTED and PUBLIC must list every route once"
-    );
+/// The route table is what the app serves: each row answers its method (never 404 or 405),
+/// each path refuses the methods it has no row for, and a page and its `/api` twin require the
+/// same action.
+#[tokio::test]
+async fn the_route_table_is_what_the_app_serves() {
+    let dir = TempDir::new("state");
+    let app = swarmkeeper_server::app(open_state(dir.path(), Some(REPORT_SECRET)));
+    let names = Names {
+        service: "web",
+        stack: "shop",
+        node: "n1",
+        user: 1,
+        token: "00ff",
+    };
+    let rows = table();
+    assert!(rows.len() >= 45, "{rows:?}");
+    for route in &rows {
+        let uri = fill(route, &names);
+        let answer = send(&app, call(route, &uri)).await;
+        assert!(
+            ![404, 405].contains(&answer.status.as_u16()) || route.path.starts_with("/static"),
+            "{} {uri} is in the table but answered {}",
+            route.method,
+            answer.status
+        );
+    }
+    for route in &rows {
+        let served: Vec<&Method> = rows
+            .iter()
+            .filter(|r| r.path == route.path)
+            .map(|r| &r.method)
+            .collect();
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            if !served.contains(&&method) {
+                let uri = fill(route, &names);
+                let answer = send(&app, Call::new(method.clone(), &uri)).await;
+                assert_eq!(
+                    answer.status.as_u16(),
+                    405,
+                    "{method} {uri}: {}",
+                    answer.text()
+                );
+            }
+        }
+    }
+    let twins = [
+        ("/services", "/api/services"),
+        ("/nodes/{id}", "/api/nodes/{id}"),
+        ("/account", "/api/tokens"),
+        ("/users/{id}", "/api/users/{id}"),
+    ];
+    for (page, api) in twins {
+        let access = |path: &str| rows.iter().find(|r| r.path == path).map(|r| r.access);
+        assert_eq!(access(page), access(api), "{page} and {api}");
+    }
 }
 
 #[tokio::test]
@@ -253,18 +220,18 @@ async fn strangers_get_401_from_the_api_and_the_login_page_in_a_browser() {
         user: 1,
         token: "00ff",
     };
-    for (method, path, _) in PROTECTED {
-        let uri = fill(path, &names);
+    for (route, _) in protected() {
+        let uri = fill(&route, &names);
         for attempt in [
-            call(method, &uri),
-            call(method, &uri).cookie("sks_0000000000000000000000000000000000000000000000000000000000000000"),
-            call(method, &uri).bearer("skt_00000000000000000000000000000000_0000000000000000000000000000000000000000000000000000000000000000"),
-            call(method, &uri).header("authorization", "Basic YWRtaW46YWRtaW4="),
+            call(&route, &uri),
+            call(&route, &uri).cookie("sks_0000000000000000000000000000000000000000000000000000000000000000"),
+            call(&route, &uri).bearer("skt_00000000000000000000000000000000_0000000000000000000000000000000000000000000000000000000000000000"),
+            call(&route, &uri).header("authorization", "Basic YWRtaW46YWRtaW4="),
         ] {
             let answer = send(&app, attempt).await;
             if uri.starts_with("/api/") {
                 answer.expect_json_error(401);
-            } else if *method == "GET" {
+            } else if route.method == Method::GET {
                 answer.expect(303);
                 let location = answer.location();
                 let query = location
@@ -274,7 +241,7 @@ async fn strangers_get_401_from_the_api_and_the_login_page_in_a_browser() {
                 assert_eq!(fields, [("next".to_owned(), uri.clone())], "{uri}");
             } else {
                 answer.expect(401);
-                assert!(is_html(&answer.headers), "{method} {uri}: an error page");
+                assert!(is_html(&answer.headers), "{} {uri}: an error page", route.method);
             }
         }
     }
@@ -305,16 +272,16 @@ async fn every_read_route_answers_each_role_as_its_action_says() {
         token: "unused",
     };
     for who in app.users() {
-        for (method, path, action) in PROTECTED.iter().filter(|(m, ..)| *m == "GET") {
+        for (route, action) in protected().iter().filter(|(r, _)| r.method == Method::GET) {
             let action = action.unwrap();
-            let mut uri = fill(path, &names);
+            let mut uri = fill(route, &names);
             if uri.ends_with("/logs") {
                 uri.push_str("?follow=false&tail=5");
             }
             let request = if uri.starts_with("/api/") {
-                call(method, &uri).bearer(&who.token)
+                call(route, &uri).bearer(&who.token)
             } else {
-                call(method, &uri).cookie(&who.session)
+                call(route, &uri).cookie(&who.session)
             };
             let answer = app.call(request).await;
             let want = if allowed(who.role, action) { 200 } else { 403 };
@@ -322,7 +289,7 @@ async fn every_read_route_answers_each_role_as_its_action_says() {
                 answer.status.as_u16(),
                 want,
                 "{} {uri} as {}: {}",
-                method,
+                route.method,
                 who.role,
                 answer.text()
             );
@@ -696,6 +663,88 @@ async fn a_global_or_unknown_service_cannot_be_scaled() {
         )
         .await;
     answer.expect(415);
+}
+
+/// What axum refuses before a handler runs (a body that is not JSON, a field of the wrong type,
+/// another content type, a path or query parameter of the wrong type, an unknown route or
+/// method) answers in the route's shape: `{"error": ..., "status": N}` under `/api`, naming the
+/// field; an error page elsewhere.
+#[tokio::test]
+async fn refusals_before_the_handler_answer_in_the_routes_shape() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let scale = "/api/services/skservertest-none/scale";
+    let cases = [
+        (
+            Call::post(scale)
+                .bearer(&op.token)
+                .body("application/json", b"{".to_vec()),
+            400,
+            "EOF",
+        ),
+        (
+            Call::post(scale)
+                .bearer(&op.token)
+                .json(&json!({"replicas": "many"})),
+            422,
+            "replicas: invalid type",
+        ),
+        (
+            Call::post(scale).bearer(&op.token).json(&json!({})),
+            422,
+            "missing field `replicas`",
+        ),
+        (
+            Call::post(scale)
+                .bearer(&op.token)
+                .body("text/plain", b"replicas=2".to_vec()),
+            415,
+            "application/json",
+        ),
+        (
+            Call::patch("/api/users/abc")
+                .bearer(&app.admin.token)
+                .json(&json!({"role": "viewer"})),
+            400,
+            "abc",
+        ),
+        (
+            Call::get("/api/audit?before=yesterday").bearer(&app.admin.token),
+            400,
+            "before",
+        ),
+        (
+            Call::get("/api/no-such-thing").bearer(&op.token),
+            404,
+            "Not Found",
+        ),
+        (
+            Call::delete("/api/services").bearer(&op.token),
+            405,
+            "Method Not Allowed",
+        ),
+    ];
+    for (request, status, says) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let answer = app.call(request).await;
+        let message = answer.expect_json_error(status);
+        assert!(message.contains(says), "{what}: {message}");
+    }
+    // A form names its field too, on an error page.
+    let page = app
+        .call(
+            Call::post("/services/skservertest-none/scale")
+                .cookie(&op.session)
+                .form(&[("csrf_token", &op.csrf), ("replicas", "many")]),
+        )
+        .await;
+    page.expect(422);
+    assert!(is_html(&page.headers), "{}", page.content_type());
+    assert!(
+        page.text().contains("replicas: invalid digit"),
+        "{}",
+        page.text()
+    );
 }
 
 /// A cookie-authenticated change needs the session's CSRF token, in the header or the form; a

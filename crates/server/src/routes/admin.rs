@@ -1,11 +1,8 @@
 //! Users (admin), the audit log (admin), and each user's own account: password and personal
 //! API tokens.
 
-use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Form, Json};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::store::{self as auth_store, AuditRecord, StoreError, User};
@@ -14,7 +11,7 @@ use swarmkeeper_auth::{check_password_policy, Action, NewApiToken, Role};
 use crate::access::Caller;
 use crate::error::AppError;
 use crate::limits::Asker;
-use crate::page::{render, when, Chrome};
+use crate::respond::{optional_number, Input, Reply};
 use crate::state::AppState;
 
 /// A user as listed: never the password hash.
@@ -42,7 +39,12 @@ impl From<User> for UserRow {
 #[derive(Serialize)]
 pub struct UsersView {
     pub users: Vec<UserRow>,
+    /// The roles a user may be given, for the page's forms.
+    #[serde(skip)]
+    pub roles: [Role; 3],
 }
+
+page!(UsersView, "users.html", "users");
 
 fn store_error(e: StoreError) -> AppError {
     match e {
@@ -53,45 +55,13 @@ fn store_error(e: StoreError) -> AppError {
     }
 }
 
-fn users_view(state: &AppState) -> Result<UsersView, AppError> {
+/// `GET /users`, `GET /api/users`.
+pub async fn users(State(state): State<AppState>) -> Result<Reply, AppError> {
     let users = auth_store::list_users(&state.auth()).map_err(store_error)?;
-    Ok(UsersView {
+    Ok(Reply::page(UsersView {
         users: users.into_iter().map(UserRow::from).collect(),
-    })
-}
-
-#[derive(Template)]
-#[template(path = "users.html")]
-struct UsersPage<'a> {
-    chrome: Chrome,
-    view: &'a UsersView,
-    roles: [Role; 3],
-}
-
-impl UsersPage<'_> {
-    fn when(&self, at: &Timestamp) -> String {
-        when(*at)
-    }
-}
-
-pub async fn users_page(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::ManageUsers)?;
-    render(&UsersPage {
-        chrome: Chrome::new(&caller, "users"),
-        view: &users_view(&state)?,
         roles: Role::ALL,
-    })
-}
-
-pub async fn users_api(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<UsersView>, AppError> {
-    caller.require(Action::ManageUsers)?;
-    Ok(Json(users_view(&state)?))
+    }))
 }
 
 #[derive(Deserialize)]
@@ -106,8 +76,12 @@ fn parse_role(role: &str) -> Result<Role, AppError> {
         .map_err(|e: swarmkeeper_auth::UnknownRole| AppError::BadInput(format!("role: {e}")))
 }
 
-async fn create_user(state: &AppState, caller: &Caller, new: NewUser) -> Result<UserRow, AppError> {
-    caller.require(Action::ManageUsers)?;
+/// `POST /users` (the form), `POST /api/users` (JSON, 201 with the user).
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Input(new): Input<NewUser>,
+) -> Result<Reply, AppError> {
     let role = parse_role(&new.role)?;
     auth_store::validate_username(&new.username).map_err(store_error)?;
     check_password_policy(&new.password)
@@ -126,50 +100,28 @@ async fn create_user(state: &AppState, caller: &Caller, new: NewUser) -> Result<
         &user.name,
         &format!("role={role}"),
     )?;
-    Ok(user.into())
-}
-
-pub async fn create_user_form(
-    State(state): State<AppState>,
-    caller: Caller,
-    Form(new): Form<NewUser>,
-) -> Result<Response, AppError> {
-    create_user(&state, &caller, new).await?;
-    Ok(Redirect::to("/users").into_response())
-}
-
-pub async fn create_user_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Json(new): Json<NewUser>,
-) -> Result<(StatusCode, Json<UserRow>), AppError> {
-    Ok((
+    Ok(Reply::changed(
         StatusCode::CREATED,
-        Json(create_user(&state, &caller, new).await?),
+        UserRow::from(user),
+        "/users",
     ))
 }
 
-/// A change to a user: a role, or enabled/disabled. Either or both.
+/// A change to a user: a role, or enabled/disabled. Either or both. The page's forms send
+/// `disabled` as the text `true` or `false`.
 #[derive(Deserialize)]
 pub struct UserChange {
     pub role: Option<String>,
     pub disabled: Option<bool>,
 }
 
-/// The form's checkbox arrives as text.
-#[derive(Deserialize)]
-pub struct UserChangeForm {
-    pub role: Option<String>,
-    pub disabled: Option<String>,
-}
-
-fn change_user(
-    state: &AppState,
-    caller: &Caller,
-    id: i64,
-    change: UserChange,
-) -> Result<UserRow, AppError> {
-    caller.require(Action::ManageUsers)?;
+/// `POST /users/{id}` (the form), `PATCH /api/users/{id}` (JSON, the user as changed).
+pub async fn change_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Input(change): Input<UserChange>,
+) -> Result<Reply, AppError> {
     let conn = state.auth();
     let user = auth_store::user_by_id(&conn, id)
         .map_err(store_error)?
@@ -195,30 +147,11 @@ fn change_user(
         &user.name,
         &detail.join(" "),
     )?;
-    Ok(updated.into())
-}
-
-pub async fn change_user_form(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
-    Form(form): Form<UserChangeForm>,
-) -> Result<Response, AppError> {
-    let change = UserChange {
-        role: form.role.filter(|r| !r.is_empty()),
-        disabled: form.disabled.map(|d| d == "true"),
-    };
-    change_user(&state, &caller, id, change)?;
-    Ok(Redirect::to("/users").into_response())
-}
-
-pub async fn change_user_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
-    Json(change): Json<UserChange>,
-) -> Result<Json<UserRow>, AppError> {
-    Ok(Json(change_user(&state, &caller, id, change)?))
+    Ok(Reply::changed(
+        StatusCode::OK,
+        UserRow::from(updated),
+        "/users",
+    ))
 }
 
 #[derive(Serialize)]
@@ -258,49 +191,22 @@ pub struct AuditQuery {
 
 const AUDIT_PAGE: usize = 100;
 
-fn audit_view(state: &AppState, before: Option<i64>) -> Result<AuditView, AppError> {
-    let records = auth_store::audit_page(&state.auth(), AUDIT_PAGE, before).map_err(store_error)?;
+page!(AuditView, "audit.html", "audit");
+
+/// `GET /audit`, `GET /api/audit`: a page of entries, newest first.
+pub async fn audit(
+    State(state): State<AppState>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Reply, AppError> {
+    let records =
+        auth_store::audit_page(&state.auth(), AUDIT_PAGE, query.before).map_err(store_error)?;
     let next_before = (records.len() == AUDIT_PAGE)
         .then(|| records.last().map(|r| r.id))
         .flatten();
-    Ok(AuditView {
+    Ok(Reply::page(AuditView {
         entries: records.into_iter().map(AuditRow::from).collect(),
         next_before,
-    })
-}
-
-#[derive(Template)]
-#[template(path = "audit.html")]
-struct AuditPage<'a> {
-    chrome: Chrome,
-    view: &'a AuditView,
-}
-
-impl AuditPage<'_> {
-    fn when(&self, at: &Timestamp) -> String {
-        when(*at)
-    }
-}
-
-pub async fn audit_page(
-    State(state): State<AppState>,
-    caller: Caller,
-    Query(query): Query<AuditQuery>,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::ViewAudit)?;
-    render(&AuditPage {
-        chrome: Chrome::new(&caller, "audit"),
-        view: &audit_view(&state, query.before)?,
-    })
-}
-
-pub async fn audit_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Query(query): Query<AuditQuery>,
-) -> Result<Json<AuditView>, AppError> {
-    caller.require(Action::ViewAudit)?;
-    Ok(Json(audit_view(&state, query.before)?))
+    }))
 }
 
 /// A personal token as listed: never its hash.
@@ -314,10 +220,15 @@ pub struct TokenRow {
     pub revoked: bool,
 }
 
+/// The caller's tokens; the account page also shows a token just created, once.
 #[derive(Serialize)]
 pub struct TokensView {
     pub tokens: Vec<TokenRow>,
+    #[serde(skip)]
+    pub new_token: Option<String>,
 }
+
+page!(TokensView, "account.html", "account");
 
 fn tokens_view(state: &AppState, caller: &Caller) -> Result<TokensView, AppError> {
     let tokens = auth_store::list_api_tokens(&state.auth(), caller.user.id).map_err(store_error)?;
@@ -333,71 +244,21 @@ fn tokens_view(state: &AppState, caller: &Caller) -> Result<TokensView, AppError
                 revoked: t.revoked,
             })
             .collect(),
+        new_token: None,
     })
 }
 
-#[derive(Template)]
-#[template(path = "account.html")]
-struct AccountPage<'a> {
-    chrome: Chrome,
-    view: &'a TokensView,
-    /// A token just created: shown this once.
-    new_token: &'a str,
-    message: &'a str,
-}
-
-impl AccountPage<'_> {
-    fn when(&self, at: &Timestamp) -> String {
-        when(*at)
-    }
-
-    fn maybe(&self, at: &Option<Timestamp>) -> String {
-        at.map_or_else(|| "never".to_owned(), when)
-    }
-}
-
-fn account_page_with(
-    state: &AppState,
-    caller: &Caller,
-    new_token: &str,
-    message: &str,
-) -> Result<Html<String>, AppError> {
-    render(&AccountPage {
-        chrome: Chrome::new(caller, "account"),
-        view: &tokens_view(state, caller)?,
-        new_token,
-        message,
-    })
-}
-
-pub async fn account_page(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::ManageOwnTokens)?;
-    account_page_with(&state, &caller, "", "")
-}
-
-pub async fn tokens_api(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<TokensView>, AppError> {
-    caller.require(Action::ManageOwnTokens)?;
-    Ok(Json(tokens_view(&state, &caller)?))
+/// `GET /account` (the account page), `GET /api/tokens`.
+pub async fn tokens(State(state): State<AppState>, caller: Caller) -> Result<Reply, AppError> {
+    Ok(Reply::page(tokens_view(&state, &caller)?))
 }
 
 #[derive(Deserialize)]
 pub struct NewToken {
     pub name: String,
-    /// Days until it stops working; none or 0 for no expiry.
+    /// Days until it stops working; none, 0 or an empty field for no expiry.
+    #[serde(default, deserialize_with = "optional_number")]
     pub expires_in_days: Option<u32>,
-}
-
-#[derive(Deserialize)]
-pub struct NewTokenForm {
-    pub name: String,
-    #[serde(default)]
-    pub expires_in_days: String,
 }
 
 /// The answer to a token creation: the only time the token is shown.
@@ -410,12 +271,13 @@ pub struct CreatedToken {
 
 const MAX_TOKEN_NAME: usize = 100;
 
-fn create_token(
-    state: &AppState,
-    caller: &Caller,
-    new: NewToken,
-) -> Result<CreatedToken, AppError> {
-    caller.require(Action::ManageOwnTokens)?;
+/// `POST /account/tokens` (the form: the account page shows the token, once),
+/// `POST /api/tokens` (JSON, 201 with the token).
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Input(new): Input<NewToken>,
+) -> Result<Reply, AppError> {
     let name = new.name.trim();
     if name.is_empty() || name.len() > MAX_TOKEN_NAME {
         return Err(AppError::BadInput(format!(
@@ -434,72 +296,31 @@ fn create_token(
     auth_store::insert_api_token(&state.auth(), caller.user.id, name, &issued, expires, now)
         .map_err(store_error)?;
     state.audit(&caller.user.name, "create-token", &issued.id, name)?;
-    Ok(CreatedToken {
+    let account = TokensView {
+        new_token: Some(issued.token.clone()),
+        ..tokens_view(&state, &caller)?
+    };
+    let created = CreatedToken {
         id: issued.id,
         token: issued.token,
         expires,
-    })
-}
-
-pub async fn create_token_form(
-    State(state): State<AppState>,
-    caller: Caller,
-    Form(form): Form<NewTokenForm>,
-) -> Result<Html<String>, AppError> {
-    let days = match form.expires_in_days.trim() {
-        "" => None,
-        text => Some(text.parse().map_err(|_| {
-            AppError::BadInput(format!("expires_in_days: {text:?} is not a number of days"))
-        })?),
     };
-    let created = create_token(
-        &state,
-        &caller,
-        NewToken {
-            name: form.name,
-            expires_in_days: days,
-        },
-    )?;
-    account_page_with(&state, &caller, &created.token, "")
+    Ok(Reply::changed(StatusCode::CREATED, created, "/account").showing(account))
 }
 
-pub async fn create_token_api(
+/// `POST /account/tokens/{id}/revoke` (the form), `DELETE /api/tokens/{id}` (204).
+pub async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
-    Json(new): Json<NewToken>,
-) -> Result<(StatusCode, Json<CreatedToken>), AppError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(create_token(&state, &caller, new)?),
-    ))
-}
-
-fn revoke_token(state: &AppState, caller: &Caller, id: &str) -> Result<(), AppError> {
-    caller.require(Action::ManageOwnTokens)?;
+    Path(id): Path<String>,
+) -> Result<Reply, AppError> {
     let revoked =
-        auth_store::revoke_api_token(&state.auth(), caller.user.id, id).map_err(store_error)?;
+        auth_store::revoke_api_token(&state.auth(), caller.user.id, &id).map_err(store_error)?;
     if !revoked {
         return Err(AppError::NotFound(format!("you have no active token {id}")));
     }
-    state.audit(&caller.user.name, "revoke-token", id, "")
-}
-
-pub async fn revoke_token_form(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    revoke_token(&state, &caller, &id)?;
-    Ok(Redirect::to("/account").into_response())
-}
-
-pub async fn revoke_token_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, AppError> {
-    revoke_token(&state, &caller, &id)?;
-    Ok(StatusCode::NO_CONTENT)
+    state.audit(&caller.user.name, "revoke-token", &id, "")?;
+    Ok(Reply::done("/account"))
 }
 
 #[derive(Deserialize)]
@@ -508,12 +329,13 @@ pub struct PasswordChange {
     pub new: String,
 }
 
-async fn change_password(
-    state: &AppState,
-    caller: &Caller,
-    change: PasswordChange,
-) -> Result<(), AppError> {
-    caller.require(Action::ChangeOwnPassword)?;
+/// `POST /account/password` (the form; then the login page, since a new password ends every
+/// session), `POST /api/account/password` (204).
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Input(change): Input<PasswordChange>,
+) -> Result<Reply, AppError> {
     check_password_policy(&change.new)
         .map_err(|e| AppError::BadInput(format!("new password: {e}")))?;
     let hash = state
@@ -533,24 +355,6 @@ async fn change_password(
         Action::ChangeOwnPassword.as_str(),
         &caller.user.name,
         "",
-    )
-}
-
-pub async fn change_password_form(
-    State(state): State<AppState>,
-    caller: Caller,
-    Form(change): Form<PasswordChange>,
-) -> Result<Response, AppError> {
-    change_password(&state, &caller, change).await?;
-    // Changing the password ends every session, this one included.
-    Ok(Redirect::to("/login").into_response())
-}
-
-pub async fn change_password_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Json(change): Json<PasswordChange>,
-) -> Result<StatusCode, AppError> {
-    change_password(&state, &caller, change).await?;
-    Ok(StatusCode::NO_CONTENT)
+    )?;
+    Ok(Reply::done("/login"))
 }

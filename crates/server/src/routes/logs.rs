@@ -3,9 +3,11 @@
 //!
 //! - `GET /logs/{service}`: the page (operator and admin: [`Action::ViewLogs`]).
 //! - `GET /api/services/{service}/logs`: `text/event-stream` of the engine's log stream,
-//!   merged across the service's tasks. Query: `tail` (lines per task, default 200, `all`),
-//!   `since` (`10m` or an RFC 3339 time), `grep` (a regular expression the line's text must
-//!   match, applied here on the server), `timestamps` (bool), `follow` (bool, default true).
+//!   read through the engine's one log path (`swarmkeeper_engine::logs`, which `swarmkeeper
+//!   logs` uses too): the service's current tasks, merged by time. Query: `tail` (lines per
+//!   task, default 200, `all`), `since` (`10m` or an RFC 3339 time), `grep` (a regular
+//!   expression the line's text must match, applied here on the server), `timestamps` (bool),
+//!   `follow` (bool, default true), `all_tasks` (bool: the tasks Swarm replaced too).
 //! - `GET /api/services/{service}/logs/download`: the same lines, not followed, as a
 //!   `text/plain` attachment, streamed as the engine sends them.
 //!
@@ -21,8 +23,8 @@
 //!
 //! - `lines`: one JSON object per `data:` field, one field per log line; the browser joins
 //!   the fields with `\n`, so `JSON.parse("[" + data.replaceAll("\n", ",") + "]")` reads a
-//!   batch. Lines that arrive together (up to [`MAX_BATCH`]) go in one event, which is what
-//!   lets one client take tens of thousands of lines a second. `task` is named like
+//!   batch. Lines that arrive together (up to `swarmkeeper_engine::logs::MAX_BATCH`) go in
+//!   one event, which is what lets one client take tens of thousands of lines a second. `task` is named like
 //!   `docker service logs` does; `time` is there when `timestamps` is on. The `id` is the
 //!   engine time of the newest line sent so far: a reconnecting `EventSource` sends it back
 //!   as `Last-Event-ID`, and the stream resumes after it instead of repeating the tail.
@@ -35,111 +37,100 @@
 //! - a comment (`:`) every 15 s keeps proxies from closing an idle stream; it is also when a
 //!   vanished client of an idle stream is noticed at the latest.
 //!
-//! Nothing is spawned: the engine's stream lives inside the response body, so a client that
-//! goes away drops it, and with it the connection to the engine. The event stream ends when
-//! the server shuts down; a download still running then is cut off, so it shows as failed.
+//! Nothing is spawned: the engine's streams live inside the response body, so a client that
+//! goes away drops them, and with them the connections to the engine. The event stream ends
+//! when the server shuts down; a download still running then is cut off, so it shows as
+//! failed.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
-use askama::Template;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
-use futures_util::stream::{self, BoxStream, ReadyChunks, Stream, StreamExt};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream, StreamExt};
 use jiff::Timestamp;
-use swarmkeeper_auth::Action;
-use swarmkeeper_engine::{is_logs_unreadable, Engine, EngineError, LogLine, LogOptions, Service};
+use serde::Serialize;
+use swarmkeeper_engine::logs::{
+    cached_note, unreadable_message, DriverVerdict, LogItem, Logs, LogsRequest,
+};
+use swarmkeeper_engine::{EngineError, Service};
 
-use crate::access::Caller;
 use crate::error::AppError;
-use crate::page::{render, url_encode, Chrome};
+use crate::page::url_encode;
+use crate::respond::Reply;
+use crate::routes::services::inspect;
 use crate::state::AppState;
 use crate::views::logs::{
-    api_query, cached_note, download_filename, driver_verdict, is_unreadable_line, line_time,
-    parse_query, unreadable_message, write_json, write_text, DriverVerdict, LineFilter, LogQuery,
-    LogRequest, Shown, TaskNames,
+    api_query, download_filename, parse_query, write_json, write_text, LineFilter, LogQuery,
+    LogRequest, Shown,
 };
-
-/// Most lines in one event or one chunk of the download.
-pub const MAX_BATCH: usize = 2048;
 
 /// How often an idle stream sends a comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// How long after a failed task listing the engine is asked again.
-const ASK_AGAIN: Duration = Duration::from_secs(2);
-
-#[derive(Template)]
-#[template(path = "logs.html")]
-struct LogsPage<'a> {
-    chrome: Chrome,
-    service: &'a str,
-    query: &'a LogQuery,
-    timestamps: bool,
+/// The logs page: the controls, and where the script reads from.
+#[derive(Serialize)]
+pub struct LogsView {
+    pub service: String,
+    pub query: LogQuery,
+    pub timestamps: bool,
+    pub all_tasks: bool,
     /// The event stream's URL without a query: the script adds the form's.
-    api: String,
-    download: String,
-    unreadable: Option<String>,
-    note: Option<String>,
-    error: Option<String>,
+    pub api: String,
+    pub download: String,
+    pub unreadable: Option<String>,
+    pub note: Option<String>,
+    pub error: Option<String>,
 }
 
-impl LogsPage<'_> {
-    fn value<'b>(&self, field: &'b Option<String>) -> &'b str {
-        field.as_deref().unwrap_or_default()
-    }
-}
+page!(LogsView, "logs.html", "services");
 
-pub async fn logs_page(
+/// `GET /logs/{service}`.
+pub async fn page(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<LogQuery>,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::ViewLogs)?;
+) -> Result<Reply, AppError> {
     let service = inspect(&state, &name).await?;
-    let (unreadable, note) = match driver_verdict(&service.spec) {
+    let (unreadable, note) = match DriverVerdict::of_service(&service) {
         DriverVerdict::Readable => (None, None),
         DriverVerdict::Unreadable(driver) => {
             (Some(unreadable_message(&service.name, Some(&driver))), None)
         }
         DriverVerdict::Cached(driver) => (None, Some(cached_note(&driver))),
     };
-    let (timestamps, error) = match parse_query(&query, Timestamp::now()) {
-        Ok(request) => (request.timestamps, None),
-        Err(e) => (false, Some(e.to_string())),
+    let (timestamps, all_tasks, error) = match parse_query(&query, Timestamp::now()) {
+        Ok(request) => (request.timestamps, request.all_tasks, None),
+        Err(e) => (false, false, Some(e.to_string())),
     };
-    let base = format!("/api/services/{}/logs", url_encode(&service.name));
+    let api = format!("/api/services/{}/logs", url_encode(&service.name));
     let download = match api_query(&query) {
-        q if q.is_empty() => format!("{base}/download"),
-        q => format!("{base}/download?{q}"),
+        q if q.is_empty() => format!("{api}/download"),
+        q => format!("{api}/download?{q}"),
     };
-    render(&LogsPage {
-        chrome: Chrome::new(&caller, "services"),
-        service: &service.name,
-        query: &query,
+    Ok(Reply::page(LogsView {
+        service: service.name,
+        query,
         timestamps,
-        api: base,
+        all_tasks,
+        api,
         download,
         unreadable,
         note,
         error,
-    })
+    }))
 }
 
-pub async fn logs_api(
+/// `GET /api/services/{service}/logs`: the event stream.
+pub async fn stream(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<LogQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    caller.require(Action::ViewLogs)?;
     let mut request =
         parse_query(&query, Timestamp::now()).map_err(|e| AppError::BadInput(e.to_string()))?;
     // A reconnecting EventSource: everything after the newest line it had, not the tail again.
@@ -152,7 +143,7 @@ pub async fn logs_api(
         request.tail = None;
     }
     let service = inspect(&state, &name).await?;
-    let feed = open(&state.engine, &service, &request, true, resume).await?;
+    let feed = open(&state, &service, &request, resume).await?;
     // Ends when the server stops, so that a browser left open does not hold up a shutdown.
     let events = feed
         .into_stream()
@@ -168,18 +159,17 @@ pub async fn logs_api(
     Ok(response)
 }
 
-pub async fn logs_download(
+/// `GET /api/services/{service}/logs/download`: the lines as a text file, not followed.
+pub async fn download(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<LogQuery>,
 ) -> Result<Response, AppError> {
-    caller.require(Action::ViewLogs)?;
     let mut request =
         parse_query(&query, Timestamp::now()).map_err(|e| AppError::BadInput(e.to_string()))?;
     request.follow = false;
     let service = inspect(&state, &name).await?;
-    let mut feed = open(&state.engine, &service, &request, request.timestamps, None).await?;
+    let mut feed = open(&state, &service, &request, None).await?;
     // The first batch decides the status: a refusal is still an error answer, not a file.
     let first = match feed.next().await {
         Some(Item::Unreadable(message)) => return Err(AppError::Conflict(message)),
@@ -219,16 +209,6 @@ pub async fn logs_download(
         .into_response())
 }
 
-async fn inspect(state: &AppState, name: &str) -> Result<Service, AppError> {
-    state.engine.inspect_service(name).await.map_err(|e| {
-        if e.is_not_found() {
-            AppError::NotFound(format!("no service named {name}"))
-        } else {
-            e.into()
-        }
-    })
-}
-
 /// What the feed yields.
 enum Item {
     /// Lines that passed the filter; `newest` is the engine time of the newest line read so
@@ -242,73 +222,42 @@ enum Item {
     End,
 }
 
-/// A service's log stream with names and the filter applied, batched.
+/// A service's logs as the engine's log path gives them, with the filter applied.
 struct Feed {
-    engine: Engine,
-    service_id: String,
-    service_name: Arc<str>,
-    source: Option<ReadyChunks<BoxStream<'static, Result<LogLine, EngineError>>>>,
-    names: TaskNames,
+    logs: Option<Logs>,
     filter: LineFilter,
     timestamps: bool,
-    /// A line came: a refusal after that is an error like any other.
-    started: bool,
     newest: Option<Timestamp>,
-    /// Said after the lines of the batch that preceded it.
-    queued: Option<Item>,
-    /// The engine did not answer the last task listing: not before then.
-    ask_again_at: Option<tokio::time::Instant>,
 }
 
-/// Opens the engine's stream. `engine_timestamps` asks the engine for each line's time even
-/// when it is not shown (the event stream needs it for its ids); `resume` drops the lines the
-/// client already has.
+/// Opens the service's logs; `resume` drops the lines the client already has.
 async fn open(
-    engine: &Engine,
+    state: &AppState,
     service: &Service,
     request: &LogRequest,
-    engine_timestamps: bool,
     resume: Option<Timestamp>,
 ) -> Result<Feed, AppError> {
-    let mut feed = Feed {
-        engine: engine.clone(),
-        service_id: service.id.clone(),
-        service_name: service.name.as_str().into(),
-        source: None,
-        names: TaskNames::new(&service.name),
+    let logs = state
+        .engine
+        .logs(
+            std::slice::from_ref(service),
+            &LogsRequest {
+                follow: request.follow,
+                since: request.since,
+                tail: request.tail,
+                all_tasks: request.all_tasks,
+            },
+        )
+        .await?;
+    Ok(Feed {
+        logs: Some(logs),
         filter: LineFilter {
             grep: request.grep.clone(),
             after: resume,
         },
         timestamps: request.timestamps,
-        started: false,
         newest: resume,
-        queued: None,
-        ask_again_at: None,
-    };
-    if let DriverVerdict::Unreadable(driver) = driver_verdict(&service.spec) {
-        // The engine answers an empty stream for these: only the driver's name tells.
-        feed.queued = Some(Item::Unreadable(unreadable_message(
-            &service.name,
-            Some(&driver),
-        )));
-        return Ok(feed);
-    }
-    let options = LogOptions {
-        follow: request.follow,
-        since: request.since,
-        tail: request.tail,
-        timestamps: engine_timestamps || request.timestamps,
-    };
-    let (source, _) = tokio::join!(engine.service_logs(&service.id, &options), feed.refresh());
-    match source {
-        Ok(source) => feed.source = Some(source.ready_chunks(MAX_BATCH)),
-        Err(e) if is_logs_unreadable(&e) => {
-            feed.queued = Some(Item::Unreadable(unreadable_message(&service.name, None)));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(feed)
+    })
 }
 
 impl Feed {
@@ -319,120 +268,38 @@ impl Feed {
     }
 
     async fn next(&mut self) -> Option<Item> {
-        if let Some(item) = self.queued.take() {
-            self.source = None;
-            return Some(item);
-        }
         loop {
-            let source = self.source.as_mut()?;
-            let Some(chunk) = source.next().await else {
-                self.source = None;
-                return Some(Item::End);
+            let item = match self.logs.as_mut()?.next().await {
+                Some(Ok(LogItem::Lines(lines))) => lines,
+                Some(Ok(LogItem::Unreadable { message, .. })) => {
+                    self.logs = None;
+                    return Some(Item::Unreadable(message));
+                }
+                Some(Err(e)) => {
+                    self.logs = None;
+                    return Some(Item::Failed(e));
+                }
+                None => {
+                    self.logs = None;
+                    return Some(Item::End);
+                }
             };
-            let mut lines = Vec::with_capacity(chunk.len());
-            for result in chunk {
-                let line = match result {
-                    Ok(line) => line,
-                    Err(e) => {
-                        let item = if !self.started && is_logs_unreadable(&e) {
-                            Item::Unreadable(unreadable_message(&self.service_name, None))
-                        } else {
-                            Item::Failed(e)
-                        };
-                        return Some(self.finish(lines, item));
+            let mut shown = Vec::with_capacity(item.len());
+            for line in item {
+                if let Some(time) = line.time {
+                    if self.newest.is_none_or(|newest| time > newest) {
+                        self.newest = Some(time);
                     }
-                };
-                if !self.started && is_unreadable_line(&line) {
-                    let item = Item::Unreadable(unreadable_message(&self.service_name, None));
-                    return Some(self.finish(lines, item));
                 }
-                self.started = true;
-                if !self.filter.keeps(&line) {
-                    self.note_time(&line);
-                    continue;
+                if self.filter.keeps(&line) {
+                    shown.push(Shown::new(line, self.timestamps));
                 }
-                let task = self.task(&line).await;
-                lines.push((line, task));
             }
-            if !lines.is_empty() {
-                return Some(self.show(lines));
-            }
-        }
-    }
-
-    fn show(&mut self, lines: Vec<(LogLine, Arc<str>)>) -> Item {
-        let mut shown = Vec::with_capacity(lines.len());
-        for (line, task) in lines {
-            self.note_time(&line);
-            shown.push(Shown::new(line, task, self.timestamps));
-        }
-        Item::Lines {
-            lines: shown,
-            newest: self.newest,
-        }
-    }
-
-    fn note_time(&mut self, line: &LogLine) {
-        if let Some(time) = line_time(line) {
-            if self.newest.is_none_or(|newest| time > newest) {
-                self.newest = Some(time);
-            }
-        }
-    }
-
-    /// Ends the feed with `item`, after the lines already read.
-    fn finish(&mut self, lines: Vec<(LogLine, Arc<str>)>, item: Item) -> Item {
-        self.source = None;
-        if lines.is_empty() {
-            return item;
-        }
-        self.queued = Some(item);
-        self.show(lines)
-    }
-
-    async fn task(&mut self, line: &LogLine) -> Arc<str> {
-        let Some(id) = line.task_id.as_deref() else {
-            return self.service_name.clone();
-        };
-        if let Some(name) = self.names.get(id) {
-            return name;
-        }
-        let may_ask = self
-            .ask_again_at
-            .is_none_or(|at| tokio::time::Instant::now() >= at);
-        let answered = may_ask && self.refresh().await;
-        match self.names.get(id) {
-            Some(name) => name,
-            None if answered => self.names.fallback(id),
-            None => self.names.provisional(id),
-        }
-    }
-
-    /// Learns the service's task names; whether the engine answered. When it did not, names
-    /// stay as they were (the unknown ones show their task id) and it is asked again, at the
-    /// earliest after [`ASK_AGAIN`].
-    async fn refresh(&mut self) -> bool {
-        let (tasks, nodes) = tokio::join!(
-            self.engine.list_tasks(&self.service_id),
-            self.engine.list_nodes()
-        );
-        let hostnames: HashMap<String, String> = match nodes {
-            Ok(nodes) => nodes.into_iter().map(|n| (n.id, n.hostname)).collect(),
-            Err(e) => {
-                tracing::debug!(error = %e, "logs: no node names");
-                HashMap::new()
-            }
-        };
-        match tasks {
-            Ok(tasks) => {
-                self.names.refresh(&tasks, &hostnames);
-                self.ask_again_at = None;
-                true
-            }
-            Err(e) => {
-                tracing::warn!(service = %self.service_name, error = %e, "logs: cannot list tasks");
-                self.ask_again_at = Some(tokio::time::Instant::now() + ASK_AGAIN);
-                false
+            if !shown.is_empty() {
+                return Some(Item::Lines {
+                    lines: shown,
+                    newest: self.newest,
+                });
             }
         }
     }

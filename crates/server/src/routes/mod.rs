@@ -1,5 +1,9 @@
-//! The route table. Each page `/x` has its JSON twin `/api/x`; forms post to the page's path,
-//! scripts and tools post JSON to the `/api` path. Both run the same function.
+//! The route table: every route of the app, who may call it, and the handler that serves it.
+//! A page `/x` and its JSON twin `/api/x` are served by one handler (forms post to the page's
+//! path, scripts and tools post JSON to the `/api` path); the guard of each row that is not
+//! public finds the caller, checks the row's [`Action`] and renders the handler's
+//! [`Reply`](crate::respond::Reply) as the page or as JSON. The role tests read this table
+//! through [`table`].
 
 mod admin;
 mod logs;
@@ -10,87 +14,320 @@ mod stacks;
 
 use std::time::Duration;
 
-use axum::routing::{delete, get, patch, post};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use jiff::{SignedDuration, Timestamp};
 use swarmkeeper_auth::store as auth_store;
+use swarmkeeper_auth::Action;
 use swarmkeeper_report::{RetentionPolicy, MAX_CLOCK_AHEAD};
+use tower_http::timeout::TimeoutLayer;
 
+use crate::access;
+use crate::respond::{self, Format};
 use crate::state::AppState;
+use crate::{assets, limits, login};
 
-/// Routes behind [`crate::access::authenticate`].
-pub fn protected() -> Router<AppState> {
-    Router::new()
-        .route("/", get(overview::overview_page))
-        .route("/api/overview", get(overview::overview_api))
-        .route("/nodes", get(nodes::nodes_page))
-        .route("/api/nodes", get(nodes::nodes_api))
-        .route("/nodes/{id}", get(nodes::node_page))
-        .route("/api/nodes/{id}", get(nodes::node_api))
-        .route("/services", get(services::services_page))
-        .route("/api/services", get(services::services_api))
-        .route("/services/{name}", get(services::service_page))
-        .route("/api/services/{name}", get(services::service_api))
-        .route("/services/{name}/scale", post(services::scale_form))
-        .route("/api/services/{name}/scale", post(services::scale_api))
-        .route("/services/{name}/redeploy", post(services::redeploy_form))
-        .route(
-            "/api/services/{name}/redeploy",
-            post(services::redeploy_api),
-        )
-        .route("/services/{name}/rollback", post(services::rollback_form))
-        .route(
-            "/api/services/{name}/rollback",
-            post(services::rollback_api),
-        )
-        .route("/logs/{name}", get(logs::logs_page))
-        .route("/api/services/{name}/logs", get(logs::logs_api))
-        .route(
-            "/api/services/{name}/logs/download",
-            get(logs::logs_download),
-        )
-        .route("/stacks", get(stacks::stacks_page))
-        .route("/api/stacks", get(stacks::stacks_api))
-        .route(
-            "/stacks/deploy",
-            get(stacks::deploy_form_page).post(stacks::deploy_form),
-        )
-        .route("/stacks/{name}", get(stacks::stack_page))
-        .route("/api/stacks/{name}", get(stacks::stack_api))
-        .route("/api/stacks/{name}/deploy", post(stacks::deploy_api))
-        .route("/api/lint", post(stacks::lint_api))
-        .route("/stacks/{name}/rollback", post(stacks::rollback_form))
-        .route("/api/stacks/{name}/rollback", post(stacks::rollback_api))
-        .route(
-            "/users",
-            get(admin::users_page).post(admin::create_user_form),
-        )
-        .route(
-            "/api/users",
-            get(admin::users_api).post(admin::create_user_api),
-        )
-        .route("/users/{id}", post(admin::change_user_form))
-        .route("/api/users/{id}", patch(admin::change_user_api))
-        .route("/audit", get(admin::audit_page))
-        .route("/api/audit", get(admin::audit_api))
-        .route("/account", get(admin::account_page))
-        .route("/account/tokens", post(admin::create_token_form))
-        .route(
-            "/api/tokens",
-            get(admin::tokens_api).post(admin::create_token_api),
-        )
-        .route(
-            "/account/tokens/{id}/revoke",
-            post(admin::revoke_token_form),
-        )
-        .route("/api/tokens/{id}", delete(admin::revoke_token_api))
-        .route("/account/password", post(admin::change_password_form))
-        .route("/api/account/password", post(admin::change_password_api))
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: the route carries no cluster data, or checks a secret of its own.
+    Public,
+    /// Any logged-in user.
+    LoggedIn,
+    /// A logged-in user whose role may take the action.
+    Requires(Action),
 }
 
-/// Routes that authenticate themselves (agent reports read their body only after that).
-pub fn public() -> Router<AppState> {
-    Router::new().route(swarmkeeper_report::REPORT_PATH, post(nodes::agent_report))
+/// A row of the route table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    /// axum's path syntax: `/services/{name}`.
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Every route the app serves, in the table's order.
+pub fn table() -> Vec<Route> {
+    rows().0.into_iter().map(|row| row.route).collect()
+}
+
+/// The rows. A new page is a row here (or a `twin` row, page and JSON), a view function in
+/// `views/` and a template.
+fn rows() -> Table {
+    use Action::*;
+    use Method as M;
+    let mut t = Table(Vec::new());
+    // Public: no cluster data, or a secret of their own. Those that read what anyone may send
+    // take small forms and answer within a deadline (issue 11); the agent report checks its
+    // secret before it reads its body.
+    t.public(M::GET, "/login", login::login_page).open_form();
+    t.public(M::POST, "/login", login::login).open_form();
+    t.public(M::GET, "/setup", login::setup_page).open_form();
+    t.public(M::POST, "/setup", login::setup).open_form();
+    t.public(M::GET, "/healthz", || async { "ok\n" });
+    t.public(M::GET, "/api/openapi.json", assets::openapi);
+    t.public(M::GET, "/static/{file}", assets::static_file);
+    t.public(
+        M::POST,
+        swarmkeeper_report::REPORT_PATH,
+        nodes::agent_report,
+    )
+    .deadline = true;
+    t.logged_in(M::POST, "/logout", login::logout);
+
+    t.twin(M::GET, "/", "/api/overview", ViewCluster, overview::show);
+    t.twin(M::GET, "/nodes", "/api/nodes", ViewCluster, nodes::list);
+    t.twin(
+        M::GET,
+        "/nodes/{id}",
+        "/api/nodes/{id}",
+        ViewCluster,
+        nodes::show,
+    );
+    t.twin(
+        M::GET,
+        "/services",
+        "/api/services",
+        ViewCluster,
+        services::list,
+    );
+    t.twin(
+        M::GET,
+        "/services/{name}",
+        "/api/services/{name}",
+        ViewCluster,
+        services::show,
+    );
+    t.twin(
+        M::POST,
+        "/services/{name}/scale",
+        "/api/services/{name}/scale",
+        Scale,
+        services::scale,
+    );
+    t.twin(
+        M::POST,
+        "/services/{name}/redeploy",
+        "/api/services/{name}/redeploy",
+        Redeploy,
+        services::redeploy,
+    );
+    t.twin(
+        M::POST,
+        "/services/{name}/rollback",
+        "/api/services/{name}/rollback",
+        Rollback,
+        services::rollback,
+    );
+    t.route(M::GET, "/logs/{name}", ViewLogs, logs::page);
+    t.route(M::GET, "/api/services/{name}/logs", ViewLogs, logs::stream);
+    t.route(
+        M::GET,
+        "/api/services/{name}/logs/download",
+        ViewLogs,
+        logs::download,
+    );
+    t.twin(M::GET, "/stacks", "/api/stacks", ViewCluster, stacks::list);
+    t.route(M::GET, "/stacks/deploy", Deploy, stacks::deploy_form);
+    t.route(M::POST, "/stacks/deploy", Deploy, stacks::deploy_from_form);
+    t.twin(
+        M::GET,
+        "/stacks/{name}",
+        "/api/stacks/{name}",
+        ViewCluster,
+        stacks::show,
+    );
+    t.route(M::POST, "/api/stacks/{name}/deploy", Deploy, stacks::deploy);
+    t.route(M::POST, "/api/lint", Deploy, stacks::lint);
+    t.twin(
+        M::POST,
+        "/stacks/{name}/rollback",
+        "/api/stacks/{name}/rollback",
+        Rollback,
+        stacks::rollback,
+    );
+    t.twin(M::GET, "/users", "/api/users", ManageUsers, admin::users);
+    t.twin(
+        M::POST,
+        "/users",
+        "/api/users",
+        ManageUsers,
+        admin::create_user,
+    );
+    t.route(M::POST, "/users/{id}", ManageUsers, admin::change_user);
+    t.route(M::PATCH, "/api/users/{id}", ManageUsers, admin::change_user);
+    t.twin(M::GET, "/audit", "/api/audit", ViewAudit, admin::audit);
+    t.twin(
+        M::GET,
+        "/account",
+        "/api/tokens",
+        ManageOwnTokens,
+        admin::tokens,
+    );
+    t.twin(
+        M::POST,
+        "/account/tokens",
+        "/api/tokens",
+        ManageOwnTokens,
+        admin::create_token,
+    );
+    t.route(
+        M::POST,
+        "/account/tokens/{id}/revoke",
+        ManageOwnTokens,
+        admin::revoke_token,
+    );
+    t.route(
+        M::DELETE,
+        "/api/tokens/{id}",
+        ManageOwnTokens,
+        admin::revoke_token,
+    );
+    t.twin(
+        M::POST,
+        "/account/password",
+        "/api/account/password",
+        ChangeOwnPassword,
+        admin::change_password,
+    );
+    t
+}
+
+/// The app's routes, each behind its guard.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let mut router = Router::new();
+    for Row {
+        route,
+        mut handler,
+        deadline,
+    } in rows().0
+    {
+        if deadline {
+            handler = handler.layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                state.config.limits.public_request_timeout,
+            ));
+        }
+        let handler = match route.access {
+            Access::Public => handler,
+            access => handler.route_layer(from_fn_with_state((state.clone(), access), guard)),
+        };
+        router = router.route(route.path, handler);
+    }
+    router
+}
+
+/// The guard of a route that is not public: who calls, whether they may, and the responder.
+async fn guard(
+    State((state, access)): State<(AppState, Access)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let format = Format::of(request.uri().path());
+    let (request, caller) = match access::authenticate(&state, request).await {
+        Ok(authenticated) => authenticated,
+        Err(e) => return e.into_response(),
+    };
+    if let Access::Requires(action) = access {
+        if let Err(e) = caller.require(action) {
+            return e.into_response();
+        }
+    }
+    respond::render(next.run(request).await, &caller, format)
+}
+
+struct Table(Vec<Row>);
+
+struct Row {
+    route: Route,
+    handler: MethodRouter<AppState>,
+    /// The whole request within [`crate::Limits::public_request_timeout`], so that a silent
+    /// or trickling client does not hold a connection (and its buffers) for good.
+    deadline: bool,
+}
+
+impl Row {
+    /// A form anyone may send: a small body ([`limits::PUBLIC_FORM_BYTES`]), within the
+    /// deadline.
+    fn open_form(&mut self) {
+        self.handler = std::mem::take(&mut self.handler)
+            .layer(DefaultBodyLimit::max(limits::PUBLIC_FORM_BYTES));
+        self.deadline = true;
+    }
+}
+
+impl Table {
+    fn add<H, T>(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: H,
+    ) -> &mut Row
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
+        self.0.push(Row {
+            route: Route {
+                method,
+                path,
+                access,
+            },
+            handler: on(filter, handler),
+            deadline: false,
+        });
+        self.0.last_mut().expect("just pushed")
+    }
+
+    fn public<H: Handler<T, AppState>, T: 'static>(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        handler: H,
+    ) -> &mut Row {
+        self.add(method, path, Access::Public, handler)
+    }
+
+    fn logged_in<H: Handler<T, AppState>, T: 'static>(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        handler: H,
+    ) {
+        self.add(method, path, Access::LoggedIn, handler);
+    }
+
+    /// A page or an `/api` route, for callers whose role may take `action`.
+    fn route<H: Handler<T, AppState>, T: 'static>(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        action: Action,
+        handler: H,
+    ) {
+        self.add(method, path, Access::Requires(action), handler);
+    }
+
+    /// A page and its JSON twin, one handler.
+    fn twin<H: Handler<T, AppState>, T: 'static>(
+        &mut self,
+        method: Method,
+        page: &'static str,
+        api: &'static str,
+        action: Action,
+        handler: H,
+    ) {
+        self.route(method.clone(), page, action, handler.clone());
+        self.route(method, api, action, handler);
+    }
 }
 
 /// GC runs are kept this long; disk samples as `RetentionPolicy::default()` says.

@@ -4,25 +4,21 @@
 
 use std::collections::HashMap;
 
-use askama::Template;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Html;
-use axum::Json;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
-use swarmkeeper_auth::{bearer_token, Action};
+use swarmkeeper_auth::bearer_token;
 use swarmkeeper_engine::{SwarmNode, Task, TaskState};
 use swarmkeeper_gc::DiskReport;
 use swarmkeeper_report::{
     validate_report, NodeReport, ReportedImage, ReportedRun, MAX_REPORT_BYTES,
 };
 
-use crate::access::Caller;
 use crate::error::AppError;
-use crate::page::{self, render, Chrome};
+use crate::respond::Reply;
 use crate::state::AppState;
 use crate::views::chart::disk_chart;
 use crate::views::nodes::{node_rows, start_of_day, NodeHistory, NodeRow};
@@ -62,48 +58,11 @@ pub async fn load_nodes(state: &AppState) -> Result<Vec<NodeRow>, AppError> {
     Ok(node_rows(&nodes, &reports, &history, now))
 }
 
-#[derive(Template)]
-#[template(path = "nodes.html")]
-struct NodesPage<'a> {
-    chrome: Chrome,
-    view: &'a NodesView,
-    now: Timestamp,
-}
+page!(NodesView, "nodes.html", "nodes");
 
-impl NodesPage<'_> {
-    fn bytes(&self, n: &u64) -> String {
-        page::bytes(*n)
-    }
-
-    fn ago(&self, at: &Option<Timestamp>) -> String {
-        at.map_or_else(|| "never".to_owned(), |at| page::ago(at, self.now))
-    }
-
-    fn ago_at(&self, at: &Timestamp) -> String {
-        page::ago(*at, self.now)
-    }
-}
-
-pub async fn nodes_page(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    render(&NodesPage {
-        chrome: Chrome::new(&caller, "nodes"),
-        view: &NodesView {
-            nodes: load_nodes(&state).await?,
-        },
-        now: Timestamp::now(),
-    })
-}
-
-pub async fn nodes_api(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<NodesView>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    Ok(Json(NodesView {
+/// `GET /nodes`, `GET /api/nodes`.
+pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
+    Ok(Reply::page(NodesView {
         nodes: load_nodes(&state).await?,
     }))
 }
@@ -138,6 +97,7 @@ pub struct NodeView {
     pub reported_at: Option<Timestamp>,
     /// Disk usage samples of the last 24 hours: `[unix ms, used bytes, capacity bytes]`.
     pub disk_history: Vec<(i64, u64, u64)>,
+    /// The disk chart, an SVG the page shows.
     #[serde(skip)]
     chart: String,
 }
@@ -255,56 +215,14 @@ fn node_tasks(tasks: &[Task], names: &HashMap<&str, &str>) -> Vec<NodeTask> {
     rows
 }
 
-#[derive(Template)]
-#[template(path = "node.html")]
-struct NodePage<'a> {
-    chrome: Chrome,
-    view: &'a NodeView,
-    now: Timestamp,
-}
+page!(NodeView, "node.html", "nodes");
 
-impl NodePage<'_> {
-    fn bytes(&self, n: &u64) -> String {
-        page::bytes(*n)
-    }
-
-    fn ago(&self, at: &Option<Timestamp>) -> String {
-        at.map_or_else(|| "never".to_owned(), |at| page::ago(at, self.now))
-    }
-
-    fn ago_at(&self, at: &Timestamp) -> String {
-        page::ago(*at, self.now)
-    }
-
-    fn when(&self, at: &Timestamp) -> String {
-        page::when(*at)
-    }
-
-    fn cpus(&self, nano: &u64) -> String {
-        format!("{:.1}", *nano as f64 / 1e9)
-    }
-}
-
-pub async fn node_page(
+/// `GET /nodes/{id}`, `GET /api/nodes/{id}`: by node id or hostname.
+pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
     Path(id): Path<String>,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    render(&NodePage {
-        chrome: Chrome::new(&caller, "nodes"),
-        view: &load_node(&state, &id).await?,
-        now: Timestamp::now(),
-    })
-}
-
-pub async fn node_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<NodeView>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    Ok(Json(load_node(&state, &id).await?))
+) -> Result<Reply, AppError> {
+    Ok(Reply::page(load_node(&state, &id).await?))
 }
 
 /// `POST /api/agent/report`: an agent's report, with the shared secret as a bearer token.

@@ -1,19 +1,15 @@
 //! `/`: the overview.
 
-use askama::Template;
 use axum::extract::State;
-use axum::response::Html;
-use axum::Json;
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_auth::store as auth_store;
-use swarmkeeper_auth::Action;
 use swarmkeeper_lint::lint_running;
 use swarmkeeper_report::ReportingState;
 
-use crate::access::Caller;
 use crate::error::AppError;
-use crate::page::{self, render, Chrome};
+use crate::page;
+use crate::respond::Reply;
 use crate::routes::nodes::load_nodes;
 use crate::state::AppState;
 use crate::views::nodes::NodeRow;
@@ -93,44 +89,9 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
     })
 }
 
-#[derive(Template)]
-#[template(path = "overview.html")]
-struct OverviewPage<'a> {
-    chrome: Chrome,
-    view: &'a OverviewView,
-    now: Timestamp,
-}
+page!(OverviewView, "overview.html", "overview");
 
-impl OverviewPage<'_> {
-    fn bytes(&self, n: &u64) -> String {
-        page::bytes(*n)
-    }
-
-    fn ago(&self, at: &Option<Timestamp>) -> String {
-        at.map_or_else(|| "never".to_owned(), |at| page::ago(at, self.now))
-    }
-
-    fn ago_at(&self, at: &Timestamp) -> String {
-        page::ago(*at, self.now)
-    }
-}
-
-pub async fn overview_page(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    render(&OverviewPage {
-        chrome: Chrome::new(&caller, "overview"),
-        view: &overview(&state).await?,
-        now: Timestamp::now(),
-    })
-}
-
-pub async fn overview_api(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<OverviewView>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    Ok(Json(overview(&state).await?))
+/// `GET /`, `GET /api/overview`.
+pub async fn show(State(state): State<AppState>) -> Result<Reply, AppError> {
+    Ok(Reply::page(overview(&state).await?))
 }

@@ -3,10 +3,8 @@
 
 use std::collections::HashMap;
 
-use askama::Template;
 use axum::extract::{Path, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
@@ -15,7 +13,8 @@ use swarmkeeper_lint::{lint_running, RunningFinding};
 
 use crate::access::Caller;
 use crate::error::AppError;
-use crate::page::{self, render, url_encode, Chrome};
+use crate::page::url_encode;
+use crate::respond::{Input, Reply};
 use crate::state::AppState;
 use crate::views::services::{
     rollout_config, service_row, service_rows, task_rows, RolloutConfig, ServiceRow, TaskRow,
@@ -35,33 +34,11 @@ pub async fn load_services(state: &AppState) -> Result<Vec<ServiceRow>, AppError
     Ok(service_rows(&services, &tasks))
 }
 
-#[derive(Template)]
-#[template(path = "services.html")]
-struct ServicesPage<'a> {
-    chrome: Chrome,
-    view: &'a ServicesView,
-}
+page!(ServicesView, "services.html", "services");
 
-pub async fn services_page(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    let view = ServicesView {
-        services: load_services(&state).await?,
-    };
-    render(&ServicesPage {
-        chrome: Chrome::new(&caller, "services"),
-        view: &view,
-    })
-}
-
-pub async fn services_api(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<ServicesView>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    Ok(Json(ServicesView {
+/// `GET /services`, `GET /api/services`.
+pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
+    Ok(Reply::page(ServicesView {
         services: load_services(&state).await?,
     }))
 }
@@ -152,7 +129,8 @@ fn service_deploys(
         .collect())
 }
 
-async fn inspect(state: &AppState, name: &str) -> Result<Service, AppError> {
+/// A service by name or id; a missing one is 404 naming it.
+pub(super) async fn inspect(state: &AppState, name: &str) -> Result<Service, AppError> {
     state.engine.inspect_service(name).await.map_err(|e| {
         if e.is_not_found() {
             AppError::NotFound(format!("no service named {name}"))
@@ -162,47 +140,14 @@ async fn inspect(state: &AppState, name: &str) -> Result<Service, AppError> {
     })
 }
 
-#[derive(Template)]
-#[template(path = "service.html")]
-struct ServicePage<'a> {
-    chrome: Chrome,
-    view: &'a ServiceView,
-    can_view_logs: bool,
-    now: Timestamp,
-}
+page!(ServiceView, "service.html", "services");
 
-impl ServicePage<'_> {
-    fn ago(&self, at: &Option<Timestamp>) -> String {
-        at.map_or_else(String::new, |at| page::ago(at, self.now))
-    }
-
-    fn when(&self, at: &Timestamp) -> String {
-        page::when(*at)
-    }
-}
-
-pub async fn service_page(
+/// `GET /services/{name}`, `GET /api/services/{name}`.
+pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    let view = load_service(&state, &name).await?;
-    render(&ServicePage {
-        chrome: Chrome::new(&caller, "services"),
-        view: &view,
-        can_view_logs: caller.may(Action::ViewLogs),
-        now: Timestamp::now(),
-    })
-}
-
-pub async fn service_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Json<ServiceView>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    Ok(Json(load_service(&state, &name).await?))
+) -> Result<Reply, AppError> {
+    Ok(Reply::page(load_service(&state, &name).await?))
 }
 
 /// What an action did, for the API.
@@ -223,19 +168,20 @@ pub struct ScaleRequest {
 /// thousand tasks.
 const MAX_REPLICAS: u64 = 500;
 
-async fn scale(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-    replicas: u64,
-) -> Result<ActionOutcome, AppError> {
-    caller.require(Action::Scale)?;
+/// `POST /services/{name}/scale` (a form), `POST /api/services/{name}/scale` (JSON).
+pub async fn scale(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Input(request): Input<ScaleRequest>,
+) -> Result<Reply, AppError> {
+    let replicas = request.replicas;
     if replicas > MAX_REPLICAS {
         return Err(AppError::BadInput(format!(
             "replicas: {replicas} is more than {MAX_REPLICAS}; scale in steps or with the docker CLI"
         )));
     }
-    let service = inspect(state, name).await?;
+    let service = inspect(&state, &name).await?;
     let warnings = state.engine.scale_service(&service.id, replicas).await?;
     state.audit(
         &caller.user.name,
@@ -243,20 +189,21 @@ async fn scale(
         &service.name,
         &format!("replicas={replicas}"),
     )?;
-    Ok(ActionOutcome {
+    Ok(changed(ActionOutcome {
         service: service.name,
         action: "scale",
         warnings,
-    })
+    }))
 }
 
-async fn redeploy(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-) -> Result<ActionOutcome, AppError> {
-    caller.require(Action::Redeploy)?;
-    let service = inspect(state, name).await?;
+/// `POST /services/{name}/redeploy`, `POST /api/services/{name}/redeploy`: every task
+/// restarted, like `docker service update --force`.
+pub async fn redeploy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    let service = inspect(&state, &name).await?;
     let warnings = state.engine.force_update_service(&service.id).await?;
     state.audit(
         &caller.user.name,
@@ -264,20 +211,21 @@ async fn redeploy(
         &service.name,
         "force update",
     )?;
-    Ok(ActionOutcome {
+    Ok(changed(ActionOutcome {
         service: service.name,
         action: "redeploy",
         warnings,
-    })
+    }))
 }
 
-async fn roll_back(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-) -> Result<ActionOutcome, AppError> {
-    caller.require(Action::Rollback)?;
-    let service = inspect(state, name).await?;
+/// `POST /services/{name}/rollback`, `POST /api/services/{name}/rollback`: back to the spec
+/// Swarm kept from before the last update.
+pub async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    let service = inspect(&state, &name).await?;
     if service.previous_spec.is_none() {
         return Err(AppError::Conflict(format!(
             "service {} has no previous spec to roll back to (it was never updated, or Swarm already rolled it back)",
@@ -291,66 +239,15 @@ async fn roll_back(
         &service.name,
         "to the previous spec",
     )?;
-    Ok(ActionOutcome {
+    Ok(changed(ActionOutcome {
         service: service.name,
         action: "rollback",
         warnings,
-    })
+    }))
 }
 
-fn back_to(name: &str) -> Response {
-    Redirect::to(&format!("/services/{}", url_encode(name))).into_response()
-}
-
-pub async fn scale_form(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Form(form): Form<ScaleRequest>,
-) -> Result<Response, AppError> {
-    let done = scale(&state, &caller, &name, form.replicas).await?;
-    Ok(back_to(&done.service))
-}
-
-pub async fn scale_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Json(request): Json<ScaleRequest>,
-) -> Result<Json<ActionOutcome>, AppError> {
-    Ok(Json(scale(&state, &caller, &name, request.replicas).await?))
-}
-
-pub async fn redeploy_form(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Response, AppError> {
-    let done = redeploy(&state, &caller, &name).await?;
-    Ok(back_to(&done.service))
-}
-
-pub async fn redeploy_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Json<ActionOutcome>, AppError> {
-    Ok(Json(redeploy(&state, &caller, &name).await?))
-}
-
-pub async fn rollback_form(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Response, AppError> {
-    let done = roll_back(&state, &caller, &name).await?;
-    Ok(back_to(&done.service))
-}
-
-pub async fn rollback_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Json<ActionOutcome>, AppError> {
-    Ok(Json(roll_back(&state, &caller, &name).await?))
+/// The outcome as JSON; a form goes back to the service's page.
+fn changed(done: ActionOutcome) -> Reply {
+    let then = format!("/services/{}", url_encode(&done.service));
+    Reply::changed(StatusCode::OK, done, then)
 }

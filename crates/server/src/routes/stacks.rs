@@ -5,11 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
-use axum::{Form, Json};
+use axum::Json;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
@@ -20,7 +17,7 @@ use swarmkeeper_store::{FileDigest, Store};
 
 use crate::access::Caller;
 use crate::error::AppError;
-use crate::page::{render, when, Chrome};
+use crate::respond::{optional_number, Input, Reply};
 use crate::routes::services::load_services;
 use crate::state::AppState;
 use crate::views::services::ServiceRow;
@@ -98,36 +95,11 @@ async fn stacks_view(state: &AppState) -> Result<StacksView, AppError> {
     Ok(StacksView { stacks })
 }
 
-#[derive(Template)]
-#[template(path = "stacks.html")]
-struct StacksPage<'a> {
-    chrome: Chrome,
-    view: &'a StacksView,
-}
+page!(StacksView, "stacks.html", "stacks");
 
-impl StacksPage<'_> {
-    fn when(&self, at: &Timestamp) -> String {
-        when(*at)
-    }
-}
-
-pub async fn stacks_page(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    render(&StacksPage {
-        chrome: Chrome::new(&caller, "stacks"),
-        view: &stacks_view(&state).await?,
-    })
-}
-
-pub async fn stacks_api(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<StacksView>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    Ok(Json(stacks_view(&state).await?))
+/// `GET /stacks`, `GET /api/stacks`.
+pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
+    Ok(Reply::page(stacks_view(&state).await?))
 }
 
 #[derive(Serialize)]
@@ -159,38 +131,15 @@ async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<Sta
     })
 }
 
-#[derive(Template)]
-#[template(path = "stack.html")]
-struct StackPage<'a> {
-    chrome: Chrome,
-    view: &'a StackView,
-}
+page!(StackView, "stack.html", "stacks");
 
-impl StackPage<'_> {
-    fn when(&self, at: &Timestamp) -> String {
-        when(*at)
-    }
-}
-
-pub async fn stack_page(
+/// `GET /stacks/{name}`, `GET /api/stacks/{name}`.
+pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    render(&StackPage {
-        chrome: Chrome::new(&caller, "stacks"),
-        view: &stack_view(&state, &caller, &name).await?,
-    })
-}
-
-pub async fn stack_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Json<StackView>, AppError> {
-    caller.require(Action::ViewCluster)?;
-    Ok(Json(stack_view(&state, &caller, &name).await?))
+) -> Result<Reply, AppError> {
+    Ok(Reply::page(stack_view(&state, &caller, &name).await?))
 }
 
 /// A stack file as posted: its text and the variables `${VAR}` may use. The server's own
@@ -206,7 +155,7 @@ pub struct DeployRequest {
 }
 
 /// What a check or a deploy found in the file.
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 pub struct LintView {
     pub findings: Vec<Finding>,
     pub errors: usize,
@@ -265,7 +214,7 @@ fn load(request: &DeployRequest) -> Result<Stack, AppError> {
     swarmkeeper_compose::load(&sources, &environment).map_err(|e| AppError::BadInput(e.to_string()))
 }
 
-fn lint(stack: &Stack) -> LintView {
+fn lint_stack(stack: &Stack) -> LintView {
     let findings = swarmkeeper_lint::lint(stack);
     LintView {
         errors: findings
@@ -391,7 +340,7 @@ fn deploy_view(
 fn prepare(stack: &str, request: &DeployRequest) -> Result<(StackSpec, LintView), AppError> {
     check_stack_name(stack)?;
     let loaded = load(request)?;
-    let lint = lint(&loaded);
+    let lint = lint_stack(&loaded);
     if lint.errors > 0 && !request.ignore_lint_errors {
         let first = &lint.findings[0];
         return Err(AppError::BadInput(format!(
@@ -419,13 +368,12 @@ fn prepare(stack: &str, request: &DeployRequest) -> Result<(StackSpec, LintView)
     Ok((spec, lint))
 }
 
-async fn deploy(
+async fn deploy_stack(
     state: &AppState,
     caller: &Caller,
     stack: &str,
     request: DeployRequest,
 ) -> Result<DeployView, AppError> {
-    caller.require(Action::Deploy)?;
     let (spec, lint) = prepare(stack, &request)?;
     let deploy_request = Request {
         stack: stack.to_owned(),
@@ -470,9 +418,11 @@ async fn deploy(
     Ok(view)
 }
 
+/// A rollback, from the API or the stack page's form (where no revision is an empty field).
 #[derive(Deserialize)]
 pub struct RollbackRequest {
     /// A recorded revision; by default the last succeeded one before the newest.
+    #[serde(default, deserialize_with = "optional_number")]
     pub to: Option<u64>,
 }
 
@@ -482,7 +432,6 @@ async fn roll_back(
     stack: &str,
     to: Option<u64>,
 ) -> Result<DeployView, AppError> {
-    caller.require(Action::Rollback)?;
     check_stack_name(stack)?;
     let request = Request {
         stack: stack.to_owned(),
@@ -560,17 +509,18 @@ fn parse_variables(text: &str) -> Result<HashMap<String, String>, AppError> {
     Ok(variables)
 }
 
-#[derive(Template)]
-#[template(path = "deploy.html")]
-struct DeployPage<'a> {
-    chrome: Chrome,
-    stack: &'a str,
-    compose: &'a str,
-    variables: &'a str,
-    lint: Option<&'a LintView>,
-    error: &'a str,
-    outcome: Option<&'a DeployView>,
+/// The deploy page: the form, and after a check or a deploy what it found.
+#[derive(Default, Serialize)]
+pub struct DeployFormView {
+    pub stack: String,
+    pub compose: String,
+    pub variables: String,
+    pub lint: Option<LintView>,
+    pub error: String,
+    pub outcome: Option<DeployView>,
 }
+
+page!(DeployFormView, "deploy.html", "stacks");
 
 #[derive(Deserialize)]
 pub struct DeployQuery {
@@ -578,135 +528,98 @@ pub struct DeployQuery {
     pub stack: String,
 }
 
-pub async fn deploy_form_page(
-    caller: Caller,
-    Query(query): Query<DeployQuery>,
-) -> Result<Html<String>, AppError> {
-    caller.require(Action::Deploy)?;
-    render(&DeployPage {
-        chrome: Chrome::new(&caller, "stacks"),
-        stack: &query.stack,
-        compose: "",
-        variables: "",
-        lint: None,
-        error: "",
-        outcome: None,
+/// `GET /stacks/deploy`: the form, for the stack named in the query if any.
+pub async fn deploy_form(Query(query): Query<DeployQuery>) -> Reply {
+    Reply::page(DeployFormView {
+        stack: query.stack,
+        ..DeployFormView::default()
     })
 }
 
-pub async fn deploy_form(
+/// `POST /stacks/deploy`: the form posted, to check (lint) or to deploy. The page comes back
+/// with the findings, the outcome, or what is wrong (422).
+pub async fn deploy_from_form(
     State(state): State<AppState>,
     caller: Caller,
-    Form(form): Form<DeployForm>,
-) -> Result<Response, AppError> {
-    caller.require(Action::Deploy)?;
-    let page = |lint: Option<&LintView>, error: &str, outcome: Option<&DeployView>| {
-        render(&DeployPage {
-            chrome: Chrome::new(&caller, "stacks"),
-            stack: &form.stack,
-            compose: &form.compose,
-            variables: &form.variables,
-            lint,
-            error,
-            outcome,
-        })
+    Input(form): Input<DeployForm>,
+) -> Result<Reply, AppError> {
+    let mut view = DeployFormView {
+        stack: form.stack,
+        compose: form.compose,
+        variables: form.variables,
+        ..DeployFormView::default()
     };
-    let request = match parse_variables(&form.variables) {
+    let request = match parse_variables(&view.variables) {
         Ok(variables) => DeployRequest {
-            compose: form.compose.clone(),
+            compose: view.compose.clone(),
             variables,
             ignore_lint_errors: form.ignore_lint_errors.is_some(),
         },
-        Err(e) => {
-            return Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                page(None, &e.to_string(), None)?,
-            )
-                .into_response())
-        }
+        Err(e) => return Ok(refused(view, &e)),
     };
-    let checked = load(&request).map(|stack| lint(&stack));
+    let checked = load(&request).map(|stack| lint_stack(&stack));
     if form.action == "check" {
         return Ok(match checked {
-            Ok(lint) => page(Some(&lint), "", None)?.into_response(),
-            Err(e) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                page(None, &e.to_string(), None)?,
-            )
-                .into_response(),
+            Ok(lint) => Reply::page(DeployFormView {
+                lint: Some(lint),
+                ..view
+            }),
+            Err(e) => refused(view, &e),
         });
     }
-    match deploy(&state, &caller, &form.stack, request).await {
-        Ok(view) => Ok(page(Some(&view.lint), "", Some(&view))?.into_response()),
+    let stack = view.stack.clone();
+    match deploy_stack(&state, &caller, &stack, request).await {
+        Ok(mut outcome) => {
+            view.lint = Some(std::mem::take(&mut outcome.lint));
+            view.outcome = Some(outcome);
+            Ok(Reply::page(view))
+        }
         Err(e @ (AppError::BadInput(_) | AppError::Engine(_))) => {
-            let status = e.status();
-            Ok((status, page(checked.as_ref().ok(), &e.to_string(), None)?).into_response())
+            view.lint = checked.ok();
+            Ok(refused(view, &e))
         }
         Err(e) => Err(e),
     }
 }
 
-pub async fn deploy_api(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(stack): Path<String>,
-    Json(request): Json<DeployRequest>,
-) -> Result<Json<DeployView>, AppError> {
-    Ok(Json(deploy(&state, &caller, &stack, request).await?))
-}
-
-/// Lint only: what a deploy of this file would be warned about. Needs the deploy role, since
-/// it is the first half of a deploy.
-pub async fn lint_api(
-    caller: Caller,
-    Json(request): Json<DeployRequest>,
-) -> Result<Json<LintView>, AppError> {
-    caller.require(Action::Deploy)?;
-    Ok(Json(lint(&load(&request)?)))
-}
-
-#[derive(Deserialize)]
-pub struct RollbackForm {
-    #[serde(default)]
-    pub to: String,
-}
-
-#[derive(Template)]
-#[template(path = "deployed.html")]
-struct DeployedPage<'a> {
-    chrome: Chrome,
-    view: &'a DeployView,
-    what: &'a str,
-}
-
-pub async fn rollback_form(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(stack): Path<String>,
-    Form(form): Form<RollbackForm>,
-) -> Result<Html<String>, AppError> {
-    let to =
-        match form.to.trim() {
-            "" => None,
-            text => Some(text.parse().map_err(|_| {
-                AppError::BadInput(format!("to: {text:?} is not a revision number"))
-            })?),
-        };
-    let view = roll_back(&state, &caller, &stack, to).await?;
-    render(&DeployedPage {
-        chrome: Chrome::new(&caller, "stacks"),
-        view: &view,
-        what: "Rollback",
+/// The form again, saying what is wrong, with the error's status.
+fn refused(view: DeployFormView, error: &AppError) -> Reply {
+    Reply::page(DeployFormView {
+        error: error.to_string(),
+        ..view
     })
+    .with_status(error.status())
 }
 
-pub async fn rollback_api(
+/// `POST /api/stacks/{name}/deploy`: lint, deploy, follow, roll back on failure; the outcome.
+pub async fn deploy(
     State(state): State<AppState>,
     caller: Caller,
     Path(stack): Path<String>,
-    Json(request): Json<RollbackRequest>,
+    Input(request): Input<DeployRequest>,
 ) -> Result<Json<DeployView>, AppError> {
-    Ok(Json(roll_back(&state, &caller, &stack, request.to).await?))
+    Ok(Json(deploy_stack(&state, &caller, &stack, request).await?))
+}
+
+/// `POST /api/lint`: what a deploy of this file would be warned about. Needs the deploy role,
+/// since it is the first half of a deploy.
+pub async fn lint(Input(request): Input<DeployRequest>) -> Result<Json<LintView>, AppError> {
+    Ok(Json(lint_stack(&load(&request)?)))
+}
+
+page!(DeployView, "deployed.html", "stacks");
+
+/// `POST /stacks/{name}/rollback` (the stack page's form), `POST /api/stacks/{name}/rollback`:
+/// the stack back to a recorded revision, by default the last good one before the newest.
+pub async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(stack): Path<String>,
+    Input(request): Input<RollbackRequest>,
+) -> Result<Reply, AppError> {
+    Ok(Reply::page(
+        roll_back(&state, &caller, &stack, request.to).await?,
+    ))
 }
 
 #[cfg(test)]

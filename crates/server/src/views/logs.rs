@@ -1,18 +1,18 @@
 //! A service's logs as the logs page and its stream show them: the query (`tail`, `since`,
-//! `grep`, `timestamps`, `follow`), each line's task name (`web.1.<task id>@<node>`, like
-//! `docker service logs`), which lines are kept, how a line is written (one JSON object for the
-//! event stream, one text line for the download), and what to say when a log driver keeps
-//! nothing the engine can read back. Pure: the handlers in `routes/logs.rs` do the I/O.
+//! `grep`, `timestamps`, `follow`, `all_tasks`), which lines are kept, and how a line is
+//! written (one JSON object for the event stream, one text line for the download). Which
+//! tasks, their names, their order and what a log driver allows are the engine's one log path
+//! (`swarmkeeper_engine::logs`), shared with `swarmkeeper logs`. Pure: the handlers in
+//! `routes/logs.rs` do the I/O.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use swarmkeeper_engine::{LogLine, LogStream, Task, LOGS_UNREADABLE};
+use swarmkeeper_engine::logs::NamedLine;
+use swarmkeeper_engine::LogStream;
 
 /// Lines per task when the query names no `tail`.
 pub const DEFAULT_TAIL: u64 = 200;
@@ -38,6 +38,8 @@ pub struct LogQuery {
     pub timestamps: Option<String>,
     #[serde(default)]
     pub follow: Option<String>,
+    #[serde(default)]
+    pub all_tasks: Option<String>,
 }
 
 /// A query that made sense.
@@ -49,6 +51,8 @@ pub struct LogRequest {
     pub grep: Option<Regex>,
     pub timestamps: bool,
     pub follow: bool,
+    /// Every task Swarm lists, not only the current ones.
+    pub all_tasks: bool,
 }
 
 /// A query field that made no sense: the answer names the field.
@@ -74,6 +78,7 @@ pub fn parse_query(query: &LogQuery, now: Timestamp) -> Result<LogRequest, Query
         grep: parse_grep(query.grep.as_deref())?,
         timestamps: parse_flag("timestamps", query.timestamps.as_deref(), false)?,
         follow: parse_flag("follow", query.follow.as_deref(), true)?,
+        all_tasks: parse_flag("all_tasks", query.all_tasks.as_deref(), false)?,
     })
 }
 
@@ -143,74 +148,6 @@ pub fn parse_flag(
     }
 }
 
-/// `web.1.<12 characters of the task id>@<node>` like `docker service logs`; a global
-/// service's task carries the node id where a replicated one has its slot.
-pub fn task_name(service: &str, task: &Task, hostnames: &HashMap<String, String>) -> String {
-    let slot = match task.slot {
-        Some(slot) => slot.to_string(),
-        None => task.node_id.clone(),
-    };
-    let node = hostnames
-        .get(&task.node_id)
-        .map_or(task.node_id.as_str(), String::as_str);
-    let mut name = format!("{service}.{slot}.{}", short_id(&task.id));
-    if !node.is_empty() {
-        name.push('@');
-        name.push_str(node);
-    }
-    name
-}
-
-fn short_id(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
-}
-
-/// Task id → task name, for one service. A line from a task it does not know (a new replica
-/// after a scale, a task restarted since the stream began) calls for a [`TaskNames::refresh`]
-/// from the engine's task list; one the list does not know either gets
-/// [`TaskNames::fallback`], so each unknown id costs at most one refresh that the engine
-/// answered.
-#[derive(Clone, Debug, Default)]
-pub struct TaskNames {
-    service: String,
-    names: HashMap<String, Arc<str>>,
-}
-
-impl TaskNames {
-    pub fn new(service: &str) -> TaskNames {
-        TaskNames {
-            service: service.to_owned(),
-            names: HashMap::new(),
-        }
-    }
-
-    pub fn get(&self, task_id: &str) -> Option<Arc<str>> {
-        self.names.get(task_id).cloned()
-    }
-
-    /// Adds every task of the engine's list (old ones included).
-    pub fn refresh(&mut self, tasks: &[Task], hostnames: &HashMap<String, String>) {
-        for task in tasks {
-            self.names.insert(
-                task.id.clone(),
-                task_name(&self.service, task, hostnames).into(),
-            );
-        }
-    }
-
-    /// The name of a task the engine's list did not know: `service.<task id>`; remembered.
-    pub fn fallback(&mut self, task_id: &str) -> Arc<str> {
-        let name = self.provisional(task_id);
-        self.names.entry(task_id.to_owned()).or_insert(name).clone()
-    }
-
-    /// `service.<task id>` for now, not remembered: the engine could not be asked, and will
-    /// be again.
-    pub fn provisional(&self, task_id: &str) -> Arc<str> {
-        format!("{}.{}", self.service, short_id(task_id)).into()
-    }
-}
-
 /// One line as shown.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shown {
@@ -222,9 +159,10 @@ pub struct Shown {
 }
 
 impl Shown {
-    pub fn new(line: LogLine, task: Arc<str>, timestamps: bool) -> Shown {
+    pub fn new(named: NamedLine, timestamps: bool) -> Shown {
+        let line = named.line;
         Shown {
-            task,
+            task: named.task,
             stderr: line.stream == LogStream::Stderr,
             time: if timestamps { line.timestamp } else { None },
             text: line.text,
@@ -241,22 +179,17 @@ pub struct LineFilter {
 }
 
 impl LineFilter {
-    pub fn keeps(&self, line: &LogLine) -> bool {
+    pub fn keeps(&self, line: &NamedLine) -> bool {
         if let Some(grep) = &self.grep {
-            if !grep.is_match(&line.text) {
+            if !grep.is_match(&line.line.text) {
                 return false;
             }
         }
         match self.after {
-            Some(after) => line_time(line).is_none_or(|time| time > after),
+            Some(after) => line.time.is_none_or(|time| time > after),
             None => true,
         }
     }
-}
-
-/// A line's engine timestamp, when it has one that parses.
-pub fn line_time(line: &LogLine) -> Option<Timestamp> {
-    line.timestamp.as_deref()?.parse().ok()
 }
 
 /// The line as one JSON object, `{"task":…,"stream":"stdout"|"stderr","time":…,"text":…}`
@@ -292,65 +225,6 @@ pub fn write_text(out: &mut Vec<u8>, line: &Shown) {
     out.push(b'\n');
 }
 
-/// What a service's log driver means for reading its logs back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DriverVerdict {
-    /// `local`, `json-file`, `journald`, or none named (the daemon's default: the engine will
-    /// say if that cannot be read).
-    Readable,
-    /// The engine keeps nothing: `none`.
-    Unreadable(String),
-    /// Another driver (`syslog`, `gelf`, `fluentd`, …): readable only through the engine's
-    /// local cache ("dual logging", on by default since Engine 20.10 unless a node's daemon
-    /// sets `cache-disabled`).
-    Cached(String),
-}
-
-/// Drivers the engine reads back itself.
-const READABLE_DRIVERS: &[&str] = &["local", "json-file", "journald"];
-
-pub fn driver_verdict(spec: &Value) -> DriverVerdict {
-    match spec
-        .pointer("/TaskTemplate/LogDriver/Name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-    {
-        "" => DriverVerdict::Readable,
-        "none" => DriverVerdict::Unreadable("none".to_owned()),
-        name if READABLE_DRIVERS.contains(&name) => DriverVerdict::Readable,
-        name => DriverVerdict::Cached(name.to_owned()),
-    }
-}
-
-/// The fix, in the words of lint rule SK001.
-const FIX: &str = "set `logging: {driver: local, options: {max-size: 10m}}` in the stack file and \
-                   redeploy (swarmkeeper deploy does this by default)";
-
-/// Why a service's logs cannot be shown and what to change; `driver` when its name is known.
-pub fn unreadable_message(service: &str, driver: Option<&str>) -> String {
-    let cause = match driver {
-        Some(driver) => {
-            format!("its log driver is `{driver}`, which keeps nothing the engine can read back")
-        }
-        None => format!("the engine says: {LOGS_UNREADABLE}"),
-    };
-    format!("The logs of {service} cannot be read: {cause}. Fix: {FIX}.")
-}
-
-/// The note for a driver read through the engine's cache.
-pub fn cached_note(driver: &str) -> String {
-    format!(
-        "Log driver `{driver}`: the engine shows these lines from its local cache (dual logging), \
-         which a node's daemon may disable with `cache-disabled`; if no line appears, {FIX}."
-    )
-}
-
-/// Whether a line is the engine's own report that it cannot read the logs (an error frame
-/// inside the stream, which carries no task id).
-pub fn is_unreadable_line(line: &LogLine) -> bool {
-    line.task_id.is_none() && line.text.contains(LOGS_UNREADABLE)
-}
-
 /// The download's file name: the service's name with anything but `[A-Za-z0-9._-]` replaced,
 /// so that it is safe inside the quoted `Content-Disposition` parameter.
 pub fn download_filename(service: &str) -> String {
@@ -375,6 +249,7 @@ pub fn api_query(query: &LogQuery) -> String {
         ("since", &query.since),
         ("grep", &query.grep),
         ("timestamps", &query.timestamps),
+        ("all_tasks", &query.all_tasks),
     ];
     for (key, value) in fields {
         if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
@@ -387,32 +262,19 @@ pub fn api_query(query: &LogQuery) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+    use swarmkeeper_engine::LogLine;
 
-    fn task(id: &str, slot: Option<u64>, node: &str) -> Task {
-        Task {
-            id: id.into(),
-            service_id: "svc".into(),
-            slot,
-            node_id: node.into(),
-            desired_state: "running".into(),
-            state: "running".into(),
-            message: String::new(),
-            err: String::new(),
-            timestamp: None,
-            exit_code: None,
-            container_id: None,
-            created_at: None,
-            spec: json!({}),
-        }
-    }
-
-    fn line(task: Option<&str>, time: Option<&str>, text: &str) -> LogLine {
-        LogLine {
-            stream: LogStream::Stdout,
-            timestamp: time.map(str::to_owned),
-            task_id: task.map(str::to_owned),
-            text: text.into(),
+    fn line(task: &str, time: Option<&str>, text: &str) -> NamedLine {
+        NamedLine {
+            task: task.into(),
+            time: time.map(|t| t.parse().unwrap()),
+            line: LogLine {
+                stream: LogStream::Stdout,
+                timestamp: time.map(str::to_owned),
+                task_id: Some("t1".into()),
+                text: text.into(),
+            },
         }
     }
 
@@ -425,47 +287,6 @@ mod tests {
     }
 
     #[test]
-    fn task_names_read_like_docker_service_logs() {
-        let hosts = HashMap::from([("n1".to_owned(), "vm1".to_owned())]);
-        let replicated = task("abcdefghijklmnopqrstuvwxy", Some(2), "n1");
-        assert_eq!(
-            task_name("web", &replicated, &hosts),
-            "web.2.abcdefghijkl@vm1"
-        );
-        let global = task("0123456789abcdef", None, "n1");
-        assert_eq!(
-            task_name("agent", &global, &hosts),
-            "agent.n1.0123456789ab@vm1"
-        );
-        let elsewhere = task("short", Some(1), "n9");
-        assert_eq!(task_name("web", &elsewhere, &hosts), "web.1.short@n9");
-    }
-
-    #[test]
-    fn unknown_tasks_are_learnt_from_a_refresh_or_named_from_their_id() {
-        let mut names = TaskNames::new("web");
-        assert_eq!(names.get("t1"), None);
-        names.refresh(&[task("t1", Some(1), "n1")], &HashMap::new());
-        assert_eq!(names.get("t1").as_deref(), Some("web.1.t1@n1"));
-        // A new replica after scaling appears with the next refresh.
-        names.refresh(
-            &[task("t1", Some(1), "n1"), task("t2", Some(2), "n1")],
-            &HashMap::new(),
-        );
-        assert_eq!(names.get("t2").as_deref(), Some("web.2.t2@n1"));
-        assert_eq!(&*names.provisional("yyyyyyyyyyyyyyyy"), "web.yyyyyyyyyyyy");
-        assert!(
-            names.get("yyyyyyyyyyyyyyyy").is_none(),
-            "a provisional name is not kept"
-        );
-        assert_eq!(&*names.fallback("zzzzzzzzzzzzzzzz"), "web.zzzzzzzzzzzz");
-        assert!(
-            names.get("zzzzzzzzzzzzzzzz").is_some(),
-            "a fallback is remembered"
-        );
-    }
-
-    #[test]
     fn the_query_has_defaults() {
         let request = parse_query(&LogQuery::default(), now()).unwrap();
         assert_eq!(request.tail, Some(DEFAULT_TAIL));
@@ -473,6 +294,7 @@ mod tests {
         assert!(request.grep.is_none());
         assert!(!request.timestamps);
         assert!(request.follow);
+        assert!(!request.all_tasks);
         let empty = parse_query(&query("tail=&since=&grep=&timestamps="), now()).unwrap();
         assert_eq!(empty.tail, Some(DEFAULT_TAIL));
     }
@@ -528,28 +350,28 @@ mod tests {
             grep: parse_grep(Some("^line [0-9]*5$")).unwrap(),
             after: None,
         };
-        assert!(filter.keeps(&line(Some("t"), None, "line 15")));
-        assert!(!filter.keeps(&line(Some("t"), None, "line 16")));
+        assert!(filter.keeps(&line("t", None, "line 15")));
+        assert!(!filter.keeps(&line("t", None, "line 16")));
         // The task name is not part of what grep sees.
-        assert!(!filter.keeps(&line(Some("line 5"), None, "other")));
+        assert!(!filter.keeps(&line("line 5", None, "other")));
         let resumed = LineFilter {
             grep: None,
             after: Some("2026-01-01T00:00:01.5Z".parse().unwrap()),
         };
-        assert!(!resumed.keeps(&line(None, Some("2026-01-01T00:00:01.500000000Z"), "seen")));
-        assert!(resumed.keeps(&line(None, Some("2026-01-01T00:00:01.500000001Z"), "new")));
-        assert!(resumed.keeps(&line(None, None, "no time")));
+        assert!(!resumed.keeps(&line("t", Some("2026-01-01T00:00:01.500000000Z"), "seen")));
+        assert!(resumed.keeps(&line("t", Some("2026-01-01T00:00:01.500000001Z"), "new")));
+        assert!(resumed.keeps(&line("t", None, "no time")));
     }
 
     #[test]
     fn lines_are_written_as_json_and_as_text() {
         let mut stderr = line(
-            Some("t1"),
+            "web.1.t1@vm",
             Some("2026-01-01T00:00:00.000000001Z"),
             "a \"quoted\"\r line",
         );
-        stderr.stream = LogStream::Stderr;
-        let shown = Shown::new(stderr.clone(), "web.1.t1@vm".into(), true);
+        stderr.line.stream = LogStream::Stderr;
+        let shown = Shown::new(stderr.clone(), true);
         let mut json = Vec::new();
         write_json(&mut json, &shown);
         let text = String::from_utf8(json).unwrap();
@@ -560,8 +382,7 @@ mod tests {
             json!({"task": "web.1.t1@vm", "stream": "stderr", "time": "2026-01-01T00:00:00.000000001Z", "text": "a \"quoted\"\r line"})
         );
         let untimed = Shown::new(
-            line(Some("t1"), Some("2026-01-01T00:00:00Z"), "hello"),
-            "web.1.t1@vm".into(),
+            line("web.1.t1@vm", Some("2026-01-01T00:00:00Z"), "hello"),
             false,
         );
         let mut json = Vec::new();
@@ -580,45 +401,6 @@ mod tests {
     }
 
     #[test]
-    fn drivers_that_keep_nothing_are_named_with_the_fix() {
-        let spec = |driver: &str| json!({"TaskTemplate": {"LogDriver": {"Name": driver}}});
-        assert_eq!(driver_verdict(&json!({})), DriverVerdict::Readable);
-        assert_eq!(driver_verdict(&spec("local")), DriverVerdict::Readable);
-        assert_eq!(driver_verdict(&spec("json-file")), DriverVerdict::Readable);
-        assert_eq!(
-            driver_verdict(&spec("none")),
-            DriverVerdict::Unreadable("none".into())
-        );
-        assert_eq!(
-            driver_verdict(&spec("syslog")),
-            DriverVerdict::Cached("syslog".into())
-        );
-        let message = unreadable_message("shop_web", Some("none"));
-        assert!(
-            message.contains("shop_web") && message.contains("`none`"),
-            "{message}"
-        );
-        assert!(message.contains("logging: {driver: local"), "{message}");
-        assert!(unreadable_message("web", None).contains(LOGS_UNREADABLE));
-        assert!(cached_note("syslog").contains("driver: local"));
-    }
-
-    #[test]
-    fn the_engines_own_refusal_inside_the_stream_is_recognised() {
-        let refusal = line(
-            None,
-            None,
-            &format!("Error grabbing logs: {LOGS_UNREADABLE}"),
-        );
-        assert!(is_unreadable_line(&refusal));
-        assert!(!is_unreadable_line(&line(
-            Some("t1"),
-            None,
-            LOGS_UNREADABLE
-        )));
-    }
-
-    #[test]
     fn download_names_are_safe() {
         assert_eq!(download_filename("shop_web"), "shop_web-logs.txt");
         assert_eq!(download_filename("a\"b/c"), "a_b_c-logs.txt");
@@ -626,8 +408,11 @@ mod tests {
 
     #[test]
     fn the_api_query_keeps_what_was_given() {
-        let q = query("tail=50&since=&grep=a%26b&timestamps=on");
-        assert_eq!(api_query(&q), "tail=50&grep=a%26b&timestamps=on");
+        let q = query("tail=50&since=&grep=a%26b&timestamps=on&all_tasks=on");
+        assert_eq!(
+            api_query(&q),
+            "tail=50&grep=a%26b&timestamps=on&all_tasks=on"
+        );
         assert_eq!(api_query(&LogQuery::default()), "");
     }
 }

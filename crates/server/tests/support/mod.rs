@@ -135,6 +135,12 @@ impl TestService {
     /// A replicated service of one busybox task. `extra` goes before the image (`--env`,
     /// `--label`, `--mode global`, …).
     pub fn create(what: &str, extra: &[&str]) -> TestService {
+        TestService::running(what, extra, &[])
+    }
+
+    /// The same, running `command` instead of the image's (e.g. `["/bin/busybox", "sh", "-c",
+    /// SCRIPT]`).
+    pub fn running(what: &str, extra: &[&str], command: &[&str]) -> TestService {
         let image = test_image();
         let name = unique(what);
         let service = TestService { name };
@@ -150,8 +156,41 @@ impl TestService {
         ];
         args.extend_from_slice(extra);
         args.push(image);
+        args.extend_from_slice(command);
         docker(&args);
         service
+    }
+
+    /// Waits until `n` of its tasks run.
+    pub fn wait_running(&self, n: usize) {
+        wait_for(
+            &format!("{n} running tasks of {}", self.name),
+            Duration::from_secs(60),
+            || {
+                self.tasks("{{.CurrentState}}")
+                    .iter()
+                    .filter(|state| state.starts_with("Running"))
+                    .count()
+                    >= n
+            },
+        );
+    }
+
+    /// `docker service ps` of the tasks Swarm means to run, one Go template each.
+    pub fn tasks(&self, format: &str) -> Vec<String> {
+        docker(&[
+            "service",
+            "ps",
+            "--no-trunc",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            format,
+            &self.name,
+        ])
+        .lines()
+        .map(str::to_owned)
+        .collect()
     }
 
     /// `docker service inspect` of one Go template expression, e.g.
@@ -433,6 +472,15 @@ impl TestApp {
         send(&self.router, call).await
     }
 
+    /// Sends a request and hands back the answer with its body unread, for a stream.
+    pub async fn open(&self, call: Call) -> axum::response::Response {
+        self.router
+            .clone()
+            .oneshot(call.into_request())
+            .await
+            .unwrap()
+    }
+
     /// Creates a user (with [`PASSWORD`]) and an API token, then logs in through `POST /login`.
     pub async fn add_user(&self, name: &str, role: Role) -> Identity {
         add_user(&self.state, &self.router, name, role).await
@@ -531,37 +579,6 @@ async fn add_user(state: &AppState, router: &Router, name: &str, role: Role) -> 
         csrf: csrf_token(&session),
         session,
     }
-}
-
-/// Every route the app serves, as `(METHOD, path)` sorted, read from the source of `app()`
-/// (`src/lib.rs`) and the route table (`src/routes/mod.rs`): a route added there cannot hide
-/// from the tests that compare against this list.
-pub fn routes_in_source() -> Vec<(String, String)> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let method = regex::Regex::new(r"\b(get|post|put|patch|delete)\(").unwrap();
-    let mut routes = Vec::new();
-    for file in ["lib.rs", "routes/mod.rs"] {
-        let text = std::fs::read_to_string(src.join(file)).unwrap().replace(
-            "swarmkeeper_report::REPORT_PATH",
-            &format!("{:?}", swarmkeeper_report::REPORT_PATH),
-        );
-        for segment in text.split(".route(").skip(1) {
-            // A route's methods follow its path, up to the next route or the end of the function.
-            let segment = segment.split("\n}").next().unwrap();
-            let path = segment
-                .split('"')
-                .nth(1)
-                .unwrap_or_else(|| panic!("a route without a literal path in {file}: {segment}"));
-            let before = routes.len();
-            for found in method.captures_iter(segment) {
-                routes.push((found[1].to_ascii_uppercase(), path.to_owned()));
-            }
-            assert!(routes.len() > before, "no method for {path} in {file}");
-        }
-    }
-    routes.sort();
-    routes.dedup();
-    routes
 }
 
 /// Whether a header map says the body is HTML.

@@ -1,0 +1,377 @@
+//! One mechanism for pages and their JSON twins. A handler serves a page `/x` and its twin
+//! `/api/x` alike: it reads its input with [`Input`] (a form for a page, JSON for the API) and
+//! returns one [`Reply`]; the route table's responder ([`render`]) turns the reply into the
+//! page, rendered by askama with the [`Chrome`] around it, or into JSON. Which of the two
+//! depends on the path alone ([`Format::of`]), as it does for errors.
+//!
+//! A view becomes a page with `page!`: `page!(ServicesView, "services.html",
+//! "services")` renders `templates/services.html`, which sees the view as `view` and the header
+//! as `chrome`, under the navigation entry `services`.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use swarmkeeper_auth::Action;
+
+use crate::access::Caller;
+use crate::error::AppError;
+use crate::page::{filters, Chrome};
+
+/// Whether a route answers a browser (a page) or a program (JSON): `/api/…` is JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Html,
+    Json,
+}
+
+impl Format {
+    pub fn of(path: &str) -> Format {
+        if path.starts_with("/api/") {
+            Format::Json
+        } else {
+            Format::Html
+        }
+    }
+}
+
+/// A view that is shown as a page: implemented by `page!`.
+pub trait Page: Serialize + Send + Sync + 'static {
+    /// The navigation entry the page belongs under.
+    const SECTION: &'static str;
+
+    /// The page's HTML; `values` carry the page's instant for the `ago` filter.
+    fn render(&self, chrome: &Chrome, values: &dyn askama::Values) -> askama::Result<String>;
+}
+
+/// Makes a view a page: `page!(View, "template.html", "section")`. The template sees the view
+/// as `view`, the header as `chrome`, and the [`filters`](crate::page::filters).
+macro_rules! page {
+    ($view:ty, $template:literal, $section:literal) => {
+        const _: () = {
+            // For the templates that format numbers or times.
+            #[allow(unused_imports)]
+            use $crate::page::filters;
+
+            #[derive(askama::Template)]
+            #[template(path = $template)]
+            struct PageTemplate<'a> {
+                chrome: &'a $crate::page::Chrome,
+                view: &'a $view,
+            }
+
+            impl $crate::respond::Page for $view {
+                const SECTION: &'static str = $section;
+
+                fn render(
+                    &self,
+                    chrome: &$crate::page::Chrome,
+                    values: &dyn askama::Values,
+                ) -> askama::Result<String> {
+                    askama::Template::render_with_values(
+                        &PageTemplate { chrome, view: self },
+                        values,
+                    )
+                }
+            }
+        };
+    };
+}
+
+/// What a handler answers, for both formats.
+#[derive(Clone)]
+pub struct Reply {
+    /// The JSON answer's status.
+    status: StatusCode,
+    /// `None`: no body (204).
+    json: Option<Arc<dyn AsJson>>,
+    page: Shown,
+    page_status: StatusCode,
+}
+
+#[derive(Clone)]
+enum Shown {
+    Page(Arc<dyn AsPage>),
+    /// See Other: a change done from a form goes back to a page.
+    Redirect(String),
+}
+
+impl Reply {
+    /// 200: the view as JSON, or its page.
+    pub fn page(view: impl Page) -> Reply {
+        let view = Arc::new(view);
+        Reply {
+            status: StatusCode::OK,
+            json: Some(view.clone()),
+            page: Shown::Page(view),
+            page_status: StatusCode::OK,
+        }
+    }
+
+    /// A change made: `view` as JSON with `status` (200, 201); a form goes on to `then`.
+    pub fn changed(
+        status: StatusCode,
+        view: impl Serialize + Send + Sync + 'static,
+        then: impl Into<String>,
+    ) -> Reply {
+        Reply {
+            status,
+            json: Some(Arc::new(view)),
+            page: Shown::Redirect(then.into()),
+            page_status: StatusCode::SEE_OTHER,
+        }
+    }
+
+    /// A change with nothing to tell: 204; a form goes on to `then`.
+    pub fn done(then: impl Into<String>) -> Reply {
+        Reply {
+            status: StatusCode::NO_CONTENT,
+            json: None,
+            page: Shown::Redirect(then.into()),
+            page_status: StatusCode::SEE_OTHER,
+        }
+    }
+
+    /// A form's answer is this page rather than a redirect (something shown once, such as a
+    /// new token).
+    pub fn showing(mut self, page: impl Page) -> Reply {
+        self.page = Shown::Page(Arc::new(page));
+        self.page_status = StatusCode::OK;
+        self
+    }
+
+    /// Another status for both formats, e.g. 422 for a form shown again with what is wrong.
+    pub fn with_status(mut self, status: StatusCode) -> Reply {
+        self.status = status;
+        self.page_status = status;
+        self
+    }
+}
+
+/// Object-safe halves of [`Serialize`] and [`Page`], so a reply can wait in a response's
+/// extensions for the responder.
+trait AsJson: Send + Sync {
+    fn json(&self) -> serde_json::Result<Vec<u8>>;
+}
+
+impl<T: Serialize + Send + Sync> AsJson for T {
+    fn json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+}
+
+trait AsPage: Send + Sync {
+    fn section(&self) -> &'static str;
+    fn html(&self, chrome: &Chrome, values: &dyn askama::Values) -> askama::Result<String>;
+}
+
+impl<P: Page> AsPage for P {
+    fn section(&self) -> &'static str {
+        P::SECTION
+    }
+
+    fn html(&self, chrome: &Chrome, values: &dyn askama::Values) -> askama::Result<String> {
+        self.render(chrome, values)
+    }
+}
+
+impl IntoResponse for Reply {
+    /// Waits for [`render`]: a route without the responder answers 500 rather than nothing.
+    fn into_response(self) -> Response {
+        let mut response = (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: a reply outside the route table",
+        )
+            .into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl Chrome {
+    pub fn of(caller: &Caller, active: &'static str) -> Chrome {
+        Chrome {
+            user: caller.user.name.clone(),
+            role: caller.role().as_str(),
+            csrf: caller.csrf(),
+            active,
+            can_operate: caller.may(Action::Deploy),
+            can_admin: caller.may(Action::ManageUsers),
+            can_view_logs: caller.may(Action::ViewLogs),
+        }
+    }
+}
+
+/// The responder: a handler's [`Reply`] as a page for `caller` or as JSON. Any other answer
+/// (an error, a stream, a file) passes as it is.
+pub fn render(mut response: Response, caller: &Caller, format: Format) -> Response {
+    let Some(reply) = response.extensions_mut().remove::<Reply>() else {
+        return response;
+    };
+    let answer = match format {
+        Format::Json => match &reply.json {
+            Some(view) => view
+                .json()
+                .map(|body| {
+                    (
+                        reply.status,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                        .into_response()
+                })
+                .map_err(AppError::internal),
+            None => Ok(reply.status.into_response()),
+        },
+        Format::Html => match &reply.page {
+            Shown::Redirect(to) => Ok(Redirect::to(to).into_response()),
+            Shown::Page(page) => {
+                let chrome = Chrome::of(caller, page.section());
+                let now = Timestamp::now();
+                let values: (&str, &dyn Any) = (filters::NOW, &now);
+                page.html(&chrome, &values)
+                    .map(|body| (reply.page_status, Html(body)).into_response())
+                    .map_err(AppError::internal)
+            }
+        },
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A handler's input: the urlencoded form of a page, the JSON body of an `/api` route. A body
+/// that cannot be read is refused naming the field: 422 (400 for JSON that does not parse, 415
+/// for another content type).
+pub struct Input<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Input<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Input<T>, AppError> {
+        let format = Format::of(request.uri().path());
+        let wanted = match format {
+            Format::Json => "application/json",
+            Format::Html => "application/x-www-form-urlencoded",
+        };
+        if !has_content_type(request.headers(), wanted) {
+            return Err(AppError::Rejected {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                message: format!("expected a body with `Content-Type: {wanted}`"),
+            });
+        }
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| AppError::TooLarge(e.body_text()))?;
+        let parsed = match format {
+            Format::Json => {
+                let mut json = serde_json::Deserializer::from_slice(&body);
+                let status = |e: &serde_json::Error| match e.is_data() {
+                    true => StatusCode::UNPROCESSABLE_ENTITY,
+                    false => StatusCode::BAD_REQUEST,
+                };
+                serde_path_to_error::deserialize(&mut json)
+                    .map_err(|e| (status(e.inner()), field_error(e.path(), e.inner())))
+                    .and_then(|value| {
+                        json.end()
+                            .map(|()| value)
+                            .map_err(|e| (status(&e), e.to_string()))
+                    })
+            }
+            Format::Html => {
+                let form = serde_urlencoded::Deserializer::new(form_urlencoded::parse(&body));
+                serde_path_to_error::deserialize(form).map_err(|e| {
+                    (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        field_error(e.path(), e.inner()),
+                    )
+                })
+            }
+        };
+        match parsed {
+            Ok(value) => Ok(Input(value)),
+            Err((StatusCode::UNPROCESSABLE_ENTITY, message)) => Err(AppError::BadInput(message)),
+            Err((status, message)) => Err(AppError::Rejected { status, message }),
+        }
+    }
+}
+
+fn field_error(path: &serde_path_to_error::Path, error: &impl std::fmt::Display) -> String {
+    match path.to_string().as_str() {
+        "." => error.to_string(),
+        field => format!("{field}: {error}"),
+    }
+}
+
+/// `wanted` with any parameters; for JSON also `application/…+json`, as axum accepts.
+fn has_content_type(headers: &HeaderMap, wanted: &str) -> bool {
+    let Some(given) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+    else {
+        return false;
+    };
+    given == wanted
+        || (wanted == "application/json"
+            && given.starts_with("application/")
+            && given.ends_with("+json"))
+}
+
+/// For `#[serde(deserialize_with)]` on an `Option` of a whole number that comes as a JSON
+/// number or `null`, or as a form field's text, where an empty field means none.
+pub fn optional_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr + TryFrom<u64>,
+{
+    struct Number<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: std::str::FromStr + TryFrom<u64>> serde::de::Visitor<'de> for Number<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Option<T>, E> {
+            T::try_from(n)
+                .map(Some)
+                .map_err(|_| E::custom(format!("{n} is out of range")))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Option<T>, E> {
+            let n = u64::try_from(n).map_err(|_| E::custom(format!("{n} is negative")))?;
+            self.visit_u64(n)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Option<T>, E> {
+            match text.trim() {
+                "" => Ok(None),
+                digits => digits
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| E::custom(format!("{text:?} is not a whole number"))),
+            }
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    deserializer.deserialize_any(Number(std::marker::PhantomData))
+}
