@@ -134,30 +134,6 @@ daemon_pid() {
     echo "$pid"
 }
 
-cgroup_dirs() { # every cgroup folder of the current node, in every hierarchy
-    local h
-    for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
-        [[ -d $h/$CGROUP ]] && echo "$h/$CGROUP"
-    done
-    return 0
-}
-
-# Every process of the current node: in its network namespace (dockerd, containerd, shims,
-# docker-proxy) or in its cgroup (containers).
-node_pids() {
-    {
-        [[ -e $NNS_FILE ]] && ip netns pids "$NNS" 2>/dev/null
-        local c
-        while read -r c; do
-            find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null
-        done < <(cgroup_dirs)
-    } | grep -E '^[0-9]+$' | grep -vx "$$" | sort -un || true
-}
-
-mounts_under() { # mount points at or below $1, deepest first
-    awk -v d="$1" '{ m = $5; gsub(/\\040/, " ", m); if (m == d || index(m, d "/") == 1) print m }' \
-        /proc/self/mountinfo | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2-
-}
 
 registry_pid() {
     local pid
@@ -185,37 +161,25 @@ exists() {
 }
 
 # --- down -------------------------------------------------------------------------------
+# Every process of the current node: in its network namespace (dockerd, containerd, shims,
+# docker-proxy) or in its cgroup (containers).
 kill_node_pids() {
-    local pids
-    pids=$(node_pids)
-    [[ -n $pids ]] || return 0
-    # shellcheck disable=SC2086
-    kill -KILL $pids 2>/dev/null || true
-    # shellcheck disable=SC2086
-    wait_gone 10 $pids || note "some processes of $NAME/$NODE did not die: ${pids//$'\n'/ }"
+    # shellcheck disable=SC2046
+    kill_all "$NAME/$NODE" $(namespace_pids "$NNS" "$CGROUP")
 }
 
 teardown_node() {
-    local m c
     # The lab's data is thrown away: no graceful shutdown (dockerd takes 4-8 s for it). Every
     # process of the node goes at once (dockerd, containerd, shims, containers); the mounts
     # the daemon made live in its own mount namespace and go with it.
     kill_node_pids
-    while read -r m; do
-        [[ -n $m ]] || continue
-        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || note "cannot unmount $m"
-    done < <(mounts_under "$NDIR")
-    if [[ -e $NNS_FILE ]]; then
-        ip netns del "$NNS" 2>/dev/null || { umount -l "$NNS_FILE" 2>/dev/null; rm -f "$NNS_FILE"; }
-    fi
-    while read -r c; do
-        [[ -n $c ]] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-    done < <(cgroup_dirs)
-    return 0
+    unmount_under "$NDIR"
+    delete_netns "$NNS"
+    remove_cgroups "$CGROUP"
 }
 
 teardown() {
-    local n pid ns pids m
+    local n pid pids
     # Nodes named in the config, and any other node namespace or folder of this lab.
     {
         lab_nodes 2>/dev/null
@@ -235,17 +199,11 @@ teardown() {
         # shellcheck disable=SC2086
         kill -KILL $pids 2>/dev/null || true
     fi
-    ns=$HUB_NS
-    if [[ -e /run/netns/$ns ]]; then
-        ip netns del "$ns" 2>/dev/null || { umount -l "/run/netns/$ns" 2>/dev/null; rm -f "/run/netns/$ns"; }
-    fi
+    delete_netns "$HUB_NS"
     if [[ -n $HOST_IF ]] && ip link show "$HOST_IF" >/dev/null 2>&1; then
         ip link del "$HOST_IF" 2>/dev/null || true
     fi
-    while read -r m; do
-        [[ -n $m ]] || continue
-        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || note "cannot unmount $m"
-    done < <(mounts_under "$LDIR")
+    unmount_under "$LDIR"
     [[ -z $(mounts_under "$LDIR") ]] || die "still mounted under $LDIR: $(mounts_under "$LDIR" | tr '\n' ' ')"
     rm -rf "$LDIR" "$BULK"
 }

@@ -67,29 +67,11 @@ daemon_pid() {
     echo "$pid"
 }
 
-# Mount points at or below $DIR, deepest first.
-lab_mounts() {
-    awk -v d="$DIR" '{ m = $5; gsub(/\\040/, " ", m); if (m == d || index(m, d "/") == 1) print m }' \
-        /proc/self/mountinfo | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2-
-}
-
-cgroup_dirs() {
-    local h
-    for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
-        [[ -d $h/$CGROUP ]] && echo "$h/$CGROUP"
-    done
-    return 0
-}
-
 # Every process that belongs to this lab: in its netns, in its cgroup, or naming its
 # folder on its command line (dockerd, containerd, shims).
 lab_pids() {
     {
-        [[ -e $NETNS_FILE ]] && ip netns pids "$NETNS" 2>/dev/null
-        local c
-        while read -r c; do
-            find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null
-        done < <(cgroup_dirs)
+        namespace_pids "$NETNS" "$CGROUP"
         grep -lsaF -- "$DIR/" /proc/[0-9]*/cmdline | cut -d/ -f3
     } | grep -E '^[0-9]+$' | grep -vx "$$" | sort -un || true
 }
@@ -105,13 +87,13 @@ start_failed() {
 
 exists() {
     [[ -e $DIR || -e $NETNS_FILE ]] && return 0
-    [[ -n $(lab_mounts) || -n $(cgroup_dirs) ]] && return 0
+    [[ -n $(mounts_under "$DIR") || -n $(cgroup_dirs "$CGROUP") ]] && return 0
     return 1
 }
 
 # --- down ------------------------------------------------------------------------
 teardown() {
-    local pid ids pids idx m c
+    local pid ids idx
     if pid=$(daemon_pid); then
         if answers; then
             # Stopping containers through the daemon's shutdown waits 10 s per container
@@ -130,33 +112,21 @@ teardown() {
         fi
     fi
     # Whatever is left (containerd, shims, containers of a daemon that was killed).
-    pids=$(lab_pids)
-    if [[ -n $pids ]]; then
-        # shellcheck disable=SC2086
-        kill -KILL $pids 2>/dev/null || true
-        # shellcheck disable=SC2086
-        wait_gone 10 $pids || note "some processes of lab $NAME did not die: ${pids//$'\n'/ }"
-    fi
-    while read -r m; do
-        [[ -n $m ]] || continue
-        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || note "cannot unmount $m"
-    done < <(lab_mounts)
+    # shellcheck disable=SC2046
+    kill_all "lab $NAME" $(lab_pids)
+    unmount_under "$DIR"
     idx=
     [[ -f $DIR/index ]] && idx=$(cat "$DIR/index" 2>/dev/null || true)
-    if [[ -e $NETNS_FILE ]]; then
-        ip netns del "$NETNS" 2>/dev/null || { umount -l "$NETNS_FILE" 2>/dev/null; rm -f "$NETNS_FILE"; }
-    fi
+    delete_netns "$NETNS"
     if [[ -n $idx ]] && ip link show "sklab$idx" >/dev/null 2>&1; then
         ip link del "sklab$idx" 2>/dev/null || true
     fi
-    while read -r c; do
-        [[ -n $c ]] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-    done < <(cgroup_dirs)
-    if [[ -n $(lab_mounts) ]]; then
-        die "still mounted under $DIR: $(lab_mounts | tr '\n' ' ')"
+    remove_cgroups "$CGROUP"
+    if [[ -n $(mounts_under "$DIR") ]]; then
+        die "still mounted under $DIR: $(mounts_under "$DIR" | tr '\n' ' ')"
     fi
     rm -rf "$DIR"
-    [[ -z $(cgroup_dirs) ]] || note "cgroup $(cgroup_dirs | head -1) could not be removed"
+    [[ -z $(cgroup_dirs "$CGROUP") ]] || note "cgroup $(cgroup_dirs "$CGROUP" | head -1) could not be removed"
 }
 
 cmd_down() {
@@ -272,7 +242,7 @@ cmd_up() {
     exec 8>"$ROOT/.locks/$NAME"
     flock 8
 
-    if daemon_pid >/dev/null && answers && [[ -n $(lab_mounts) ]]; then
+    if daemon_pid >/dev/null && answers && [[ -n $(mounts_under "$DIR") ]]; then
         if [[ $(cat "$DIR/args" 2>/dev/null) != "$args_line" ]]; then
             note "lab $NAME runs with other dockerd arguments; restarting it"
             teardown

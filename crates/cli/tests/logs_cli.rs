@@ -41,25 +41,7 @@ impl Drop for Cleanup {
 /// An image of busybox for one test (each test removes its own).
 fn image(test: &str) -> String {
     let tag = format!("sklogscli{}{test}:v1", std::process::id());
-    let dir = support::tempdir("logs-image");
-    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\n",
-    )
-    .unwrap();
-    let out = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "-t", &tag])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::remove_dir_all(dir).ok();
+    support::build(HOST, &tag, None, 0, &[]);
     tag
 }
 

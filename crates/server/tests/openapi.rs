@@ -7,11 +7,10 @@ mod support;
 
 use std::collections::{BTreeSet, HashSet};
 
-use jiff::{SignedDuration, Timestamp};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Value};
 use support::{
-    node_id, Answer, Call, TestApp, TestService, TestStack, IMAGE, PASSWORD, REPORT_SECRET,
+    node_id, report, Answer, Call, TestApp, TestService, TestStack, IMAGE, PASSWORD, REPORT_SECRET,
 };
 
 const DOCUMENT: &str = include_str!("../openapi.json");
@@ -291,73 +290,6 @@ fn the_document_is_well_formed() {
     let spec = Spec::new();
     for name in doc["components"]["schemas"].as_object().unwrap().keys() {
         spec.errors(&spec.schema(name), &Value::Null);
-    }
-}
-
-fn report(node: &str, hostname: &str) -> swarmkeeper_report::NodeReport {
-    use swarmkeeper_gc::{DiskReport, DiskUsageInput, Filesystem};
-    let now = Timestamp::now();
-    swarmkeeper_report::NodeReport {
-        node_id: node.to_owned(),
-        hostname: hostname.to_owned(),
-        engine_version: "20.10.24+dfsg1".into(),
-        reported_at: now,
-        agent_version: "0.1.0".into(),
-        interval_seconds: 30,
-        disk: DiskReport::new(
-            Filesystem {
-                path: "/var/lib/docker".into(),
-                capacity_bytes: 100 << 30,
-                available_bytes: 40 << 30,
-            },
-            &DiskUsageInput {
-                layers_bytes: 3 << 30,
-                images: vec![(2 << 30, 1 << 30)],
-                log_bytes: Some(1 << 20),
-                ..DiskUsageInput::default()
-            },
-        ),
-        disk_breakdown_at: Some(now),
-        high_threshold_percent: 85,
-        low_threshold_percent: 80,
-        images: vec![
-            swarmkeeper_report::ReportedImage {
-                id: format!("sha256:{}", "ab".repeat(32)),
-                repo_tags: vec!["app:1".into()],
-                size_bytes: 2 << 30,
-                shared_bytes: 1 << 30,
-                first_seen: now - SignedDuration::from_hours(30),
-                last_used: Some(now),
-                in_use: true,
-                keep_reason: Some("in-use".into()),
-            },
-            swarmkeeper_report::ReportedImage {
-                id: format!("sha256:{}", "ef".repeat(32)),
-                repo_tags: vec![],
-                size_bytes: 1 << 20,
-                shared_bytes: 0,
-                first_seen: now - SignedDuration::from_hours(300),
-                last_used: None,
-                in_use: false,
-                keep_reason: None,
-            },
-        ],
-        gc_runs: vec![swarmkeeper_report::ReportedRun {
-            started_at: now - SignedDuration::from_mins(5),
-            trigger: "interval".into(),
-            usage_percent_before: 86,
-            usage_percent_after: 60,
-            bytes_freed: 1 << 30,
-            deleted: vec![swarmkeeper_report::ReportedDeletion {
-                id: format!("sha256:{}", "cd".repeat(32)),
-                repo_tags: vec!["app:0".into()],
-                reason: "space".into(),
-                bytes: 1 << 30,
-            }],
-            containers_removed: 2,
-            outcome: "ok".into(),
-        }],
-        truncated: false,
     }
 }
 

@@ -11,9 +11,9 @@ use axum::http::Method;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use support::{
-    docker, is_html, node_id, open_state, send, session_from, test_image, try_docker, wait_for,
-    Answer, Call, Identity, TempDir, TestApp, TestService, TestStack, IMAGE, IMAGE_V2, PASSWORD,
-    REPORT_SECRET,
+    docker, is_html, node_id, open_state, report, send, session_from, test_image, try_docker,
+    wait_for, Answer, Call, Identity, TempDir, TestApp, TestService, TestStack, IMAGE, IMAGE_V2,
+    PASSWORD, REPORT_SECRET,
 };
 use swarmkeeper_auth::store as auth_store;
 use swarmkeeper_auth::{allowed, Action, LimitPolicy, LoginLimiter, NewApiToken};
@@ -1300,12 +1300,15 @@ async fn api_tokens_work_until_revoked_or_expired() {
     app.call(Call::delete(&format!("/api/tokens/{id}")).bearer(&v.token))
         .await
         .expect(204);
-    app.call(Call::get("/api/services").bearer(&token))
-        .await
-        .expect_json_error(401);
-    app.call(Call::delete(&format!("/api/tokens/{id}")).bearer(&v.token))
-        .await
-        .expect_json_error(404);
+    for (call, status) in [
+        (Call::get("/api/services").bearer(&token), 401),
+        (
+            Call::delete(&format!("/api/tokens/{id}")).bearer(&v.token),
+            404,
+        ),
+    ] {
+        app.call(call).await.expect_json_error(status);
+    }
     // The form revokes too.
     let form_made = app
         .call(
@@ -1346,20 +1349,22 @@ async fn api_tokens_work_until_revoked_or_expired() {
         .expect_json_error(401);
 
     // Names are checked.
-    app.call(
-        Call::post("/api/tokens")
-            .bearer(&v.token)
-            .json(&json!({"name": " "})),
-    )
-    .await
-    .expect_json_error(422);
-    app.call(
-        Call::post("/api/tokens")
-            .bearer(&v.token)
-            .json(&json!({"name": "x".repeat(101)})),
-    )
-    .await
-    .expect_json_error(422);
+    for (call, status) in [
+        (
+            Call::post("/api/tokens")
+                .bearer(&v.token)
+                .json(&json!({"name": " "})),
+            422,
+        ),
+        (
+            Call::post("/api/tokens")
+                .bearer(&v.token)
+                .json(&json!({"name": "x".repeat(101)})),
+            422,
+        ),
+    ] {
+        app.call(call).await.expect_json_error(status);
+    }
     let audit = app.audit().await;
     assert!(audited(&audit, "viewer", "create-token", &id), "{audit:?}");
     assert!(audited(&audit, "viewer", "revoke-token", &id));
@@ -1535,34 +1540,34 @@ async fn admins_manage_users_and_every_change_is_audited() {
         .expect(200);
 
     // The last admin stays an admin.
-    app.call(
-        Call::patch(&format!("/api/users/{}", admin.id))
-            .bearer(&admin.token)
-            .json(&json!({"role": "viewer"})),
-    )
-    .await
-    .expect_json_error(409);
-    app.call(
-        Call::patch(&format!("/api/users/{}", admin.id))
-            .bearer(&admin.token)
-            .json(&json!({"disabled": true})),
-    )
-    .await
-    .expect_json_error(409);
-    app.call(
-        Call::patch("/api/users/999999")
-            .bearer(&admin.token)
-            .json(&json!({"role": "viewer"})),
-    )
-    .await
-    .expect_json_error(404);
-    app.call(
-        Call::patch(&format!("/api/users/{dave_id}"))
-            .bearer(&admin.token)
-            .json(&json!({"role": "root"})),
-    )
-    .await
-    .expect_json_error(422);
+    for (call, status) in [
+        (
+            Call::patch(&format!("/api/users/{}", admin.id))
+                .bearer(&admin.token)
+                .json(&json!({"role": "viewer"})),
+            409,
+        ),
+        (
+            Call::patch(&format!("/api/users/{}", admin.id))
+                .bearer(&admin.token)
+                .json(&json!({"disabled": true})),
+            409,
+        ),
+        (
+            Call::patch("/api/users/999999")
+                .bearer(&admin.token)
+                .json(&json!({"role": "viewer"})),
+            404,
+        ),
+        (
+            Call::patch(&format!("/api/users/{dave_id}"))
+                .bearer(&admin.token)
+                .json(&json!({"role": "root"})),
+            422,
+        ),
+    ] {
+        app.call(call).await.expect_json_error(status);
+    }
 
     let audit = app.audit().await;
     assert!(
@@ -1593,66 +1598,11 @@ async fn admins_manage_users_and_every_change_is_audited() {
     assert_eq!(older["next_before"], Value::Null);
 }
 
-fn report(node: &str) -> swarmkeeper_report::NodeReport {
-    use swarmkeeper_gc::{DiskReport, DiskUsageInput, Filesystem};
-    let filesystem = Filesystem {
-        path: "/var/lib/docker".into(),
-        capacity_bytes: 100 << 30,
-        available_bytes: 40 << 30,
-    };
-    let now = Timestamp::now();
-    swarmkeeper_report::NodeReport {
-        node_id: node.to_owned(),
-        hostname: "reporting-node".into(),
-        engine_version: "20.10.24+dfsg1".into(),
-        reported_at: now,
-        agent_version: "0.1.0".into(),
-        interval_seconds: 30,
-        disk: DiskReport::new(
-            filesystem,
-            &DiskUsageInput {
-                layers_bytes: 3 << 30,
-                images: vec![(2 << 30, 1 << 30), (1 << 30, 0)],
-                ..DiskUsageInput::default()
-            },
-        ),
-        disk_breakdown_at: Some(now),
-        high_threshold_percent: 85,
-        low_threshold_percent: 80,
-        images: vec![swarmkeeper_report::ReportedImage {
-            id: format!("sha256:{}", "ab".repeat(32)),
-            repo_tags: vec!["app:1".into()],
-            size_bytes: 2 << 30,
-            shared_bytes: 1 << 30,
-            first_seen: now - SignedDuration::from_hours(30),
-            last_used: None,
-            in_use: true,
-            keep_reason: Some("in-use".into()),
-        }],
-        gc_runs: vec![swarmkeeper_report::ReportedRun {
-            started_at: now - SignedDuration::from_mins(5),
-            trigger: "interval".into(),
-            usage_percent_before: 86,
-            usage_percent_after: 60,
-            bytes_freed: 1 << 30,
-            deleted: vec![swarmkeeper_report::ReportedDeletion {
-                id: format!("sha256:{}", "cd".repeat(32)),
-                repo_tags: vec!["app:0".into()],
-                reason: "space".into(),
-                bytes: 1 << 30,
-            }],
-            containers_removed: 2,
-            outcome: "ok".into(),
-        }],
-        truncated: false,
-    }
-}
-
 #[tokio::test]
 async fn agent_reports_need_the_secret_and_show_on_the_nodes_page() {
     let app = TestApp::new().await;
     let node = node_id();
-    let body = serde_json::to_vec(&report(&node)).unwrap();
+    let body = serde_json::to_vec(&report(&node, "reporting-node")).unwrap();
     let post = |secret: Option<&str>, body: Vec<u8>| {
         let call = Call::post("/api/agent/report").body("application/json", body);
         match secret {
@@ -1660,15 +1610,13 @@ async fn agent_reports_need_the_secret_and_show_on_the_nodes_page() {
             None => call,
         }
     };
-    app.call(post(None, body.clone()))
-        .await
-        .expect_json_error(401);
-    app.call(post(Some("wrong secret"), body.clone()))
-        .await
-        .expect_json_error(401);
-    app.call(post(Some(&app.admin.token), body.clone()))
-        .await
-        .expect_json_error(401);
+    for (call, status) in [
+        (post(None, body.clone()), 401),
+        (post(Some("wrong secret"), body.clone()), 401),
+        (post(Some(&app.admin.token), body.clone()), 401),
+    ] {
+        app.call(call).await.expect_json_error(status);
+    }
     let max = swarmkeeper_report::MAX_REPORT_BYTES;
     app.call(post(Some(REPORT_SECRET), vec![b' '; max + 1]))
         .await
@@ -1736,7 +1684,7 @@ async fn agent_reports_need_the_secret_and_show_on_the_nodes_page() {
         &closed,
         post(
             Some(REPORT_SECRET),
-            serde_json::to_vec(&report(&node)).unwrap(),
+            serde_json::to_vec(&report(&node, "reporting-node")).unwrap(),
         ),
     )
     .await

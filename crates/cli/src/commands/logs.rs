@@ -90,8 +90,12 @@ pub fn run(args: LogsArgs) -> CmdResult {
         let mut unreadable = Vec::new();
         while let Some(item) = logs.next().await {
             match item? {
-                LogItem::Lines(lines) => print(&lines, grep.as_ref(), args.timestamps)
-                    .map_err(|e| Failure::Failed(format!("cannot write the logs: {e}")))?,
+                LogItem::Lines(lines) => match print(&lines, grep.as_ref(), args.timestamps) {
+                    Ok(()) => {}
+                    // The reader went away (`| head`): done, like any other filter.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    Err(e) => return Err(Failure::Failed(format!("cannot write the logs: {e}"))),
+                },
                 LogItem::Unreadable { message, .. } => unreadable.push(message),
             }
         }

@@ -238,7 +238,9 @@ pub fn json(out: &Output) -> Value {
     })
 }
 
-fn build(host: &str, tag: &str, base: Option<&str>, mib: usize, labels: &[&str]) -> String {
+/// Builds `tag` on the engine at `host`: `FROM base`, or `FROM scratch` with busybox, plus
+/// `mib` MiB of random bytes (none for 0) and `labels`. Returns the image id.
+pub fn build(host: &str, tag: &str, base: Option<&str>, mib: usize, labels: &[&str]) -> String {
     let dir = tempdir(&format!("build-{}", tag.replace(['/', ':'], "-")));
     let mut dockerfile = match base {
         Some(base) => format!("FROM {base}\n"),

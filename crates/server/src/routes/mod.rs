@@ -59,6 +59,7 @@ pub fn table() -> Vec<Route> {
 
 /// The rows. A new page is a row here (or a `twin` row, page and JSON), a view function in
 /// `views/` and a template.
+#[rustfmt::skip]
 fn rows() -> Table {
     use Action::*;
     use Method as M;
@@ -73,129 +74,37 @@ fn rows() -> Table {
     t.public(M::GET, "/healthz", || async { "ok\n" });
     t.public(M::GET, "/api/openapi.json", assets::openapi);
     t.public(M::GET, "/static/{file}", assets::static_file);
-    t.public(
-        M::POST,
-        swarmkeeper_report::REPORT_PATH,
-        nodes::agent_report,
-    )
-    .deadline = true;
+    t.public(M::POST, swarmkeeper_report::REPORT_PATH, nodes::agent_report).within_deadline();
     t.logged_in(M::POST, "/logout", login::logout);
 
     t.twin(M::GET, "/", "/api/overview", ViewCluster, overview::show);
     t.twin(M::GET, "/nodes", "/api/nodes", ViewCluster, nodes::list);
-    t.twin(
-        M::GET,
-        "/nodes/{id}",
-        "/api/nodes/{id}",
-        ViewCluster,
-        nodes::show,
-    );
-    t.twin(
-        M::GET,
-        "/services",
-        "/api/services",
-        ViewCluster,
-        services::list,
-    );
-    t.twin(
-        M::GET,
-        "/services/{name}",
-        "/api/services/{name}",
-        ViewCluster,
-        services::show,
-    );
-    t.twin(
-        M::POST,
-        "/services/{name}/scale",
-        "/api/services/{name}/scale",
-        Scale,
-        services::scale,
-    );
-    t.twin(
-        M::POST,
-        "/services/{name}/redeploy",
-        "/api/services/{name}/redeploy",
-        Redeploy,
-        services::redeploy,
-    );
-    t.twin(
-        M::POST,
-        "/services/{name}/rollback",
-        "/api/services/{name}/rollback",
-        Rollback,
-        services::rollback,
-    );
+    t.twin(M::GET, "/nodes/{id}", "/api/nodes/{id}", ViewCluster, nodes::show);
+    t.twin(M::GET, "/services", "/api/services", ViewCluster, services::list);
+    t.twin(M::GET, "/services/{name}", "/api/services/{name}", ViewCluster, services::show);
+    t.twin(M::POST, "/services/{name}/scale", "/api/services/{name}/scale", Scale, services::scale);
+    t.twin(M::POST, "/services/{name}/redeploy", "/api/services/{name}/redeploy", Redeploy, services::redeploy);
+    t.twin(M::POST, "/services/{name}/rollback", "/api/services/{name}/rollback", Rollback, services::rollback);
     t.route(M::GET, "/logs/{name}", ViewLogs, logs::page);
     t.route(M::GET, "/api/services/{name}/logs", ViewLogs, logs::stream);
-    t.route(
-        M::GET,
-        "/api/services/{name}/logs/download",
-        ViewLogs,
-        logs::download,
-    );
+    t.route(M::GET, "/api/services/{name}/logs/download", ViewLogs, logs::download);
     t.twin(M::GET, "/stacks", "/api/stacks", ViewCluster, stacks::list);
     t.route(M::GET, "/stacks/deploy", Deploy, stacks::deploy_form);
     t.route(M::POST, "/stacks/deploy", Deploy, stacks::deploy_from_form);
-    t.twin(
-        M::GET,
-        "/stacks/{name}",
-        "/api/stacks/{name}",
-        ViewCluster,
-        stacks::show,
-    );
+    t.twin(M::GET, "/stacks/{name}", "/api/stacks/{name}", ViewCluster, stacks::show);
     t.route(M::POST, "/api/stacks/{name}/deploy", Deploy, stacks::deploy);
     t.route(M::POST, "/api/lint", Deploy, stacks::lint);
-    t.twin(
-        M::POST,
-        "/stacks/{name}/rollback",
-        "/api/stacks/{name}/rollback",
-        Rollback,
-        stacks::rollback,
-    );
+    t.twin(M::POST, "/stacks/{name}/rollback", "/api/stacks/{name}/rollback", Rollback, stacks::rollback);
     t.twin(M::GET, "/users", "/api/users", ManageUsers, admin::users);
-    t.twin(
-        M::POST,
-        "/users",
-        "/api/users",
-        ManageUsers,
-        admin::create_user,
-    );
+    t.twin(M::POST, "/users", "/api/users", ManageUsers, admin::create_user);
     t.route(M::POST, "/users/{id}", ManageUsers, admin::change_user);
     t.route(M::PATCH, "/api/users/{id}", ManageUsers, admin::change_user);
     t.twin(M::GET, "/audit", "/api/audit", ViewAudit, admin::audit);
-    t.twin(
-        M::GET,
-        "/account",
-        "/api/tokens",
-        ManageOwnTokens,
-        admin::tokens,
-    );
-    t.twin(
-        M::POST,
-        "/account/tokens",
-        "/api/tokens",
-        ManageOwnTokens,
-        admin::create_token,
-    );
-    t.route(
-        M::POST,
-        "/account/tokens/{id}/revoke",
-        ManageOwnTokens,
-        admin::revoke_token,
-    );
-    t.route(
-        M::DELETE,
-        "/api/tokens/{id}",
-        ManageOwnTokens,
-        admin::revoke_token,
-    );
-    t.twin(
-        M::POST,
-        "/account/password",
-        "/api/account/password",
-        ChangeOwnPassword,
-        admin::change_password,
-    );
+    t.twin(M::GET, "/account", "/api/tokens", ManageOwnTokens, admin::tokens);
+    t.twin(M::POST, "/account/tokens", "/api/tokens", ManageOwnTokens, admin::create_token);
+    t.route(M::POST, "/account/tokens/{id}/revoke", ManageOwnTokens, admin::revoke_token);
+    t.route(M::DELETE, "/api/tokens/{id}", ManageOwnTokens, admin::revoke_token);
+    t.twin(M::POST, "/account/password", "/api/account/password", ChangeOwnPassword, admin::change_password);
     t
 }
 
@@ -258,6 +167,11 @@ impl Row {
     fn open_form(&mut self) {
         self.handler = std::mem::take(&mut self.handler)
             .layer(DefaultBodyLimit::max(limits::PUBLIC_FORM_BYTES));
+        self.within_deadline();
+    }
+
+    /// The whole request within [`crate::Limits::public_request_timeout`].
+    fn within_deadline(&mut self) {
         self.deadline = true;
     }
 }
