@@ -682,13 +682,7 @@ cmd_status() {
     done
 }
 
-cmd_list() {
-    local d
-    for d in "$ROOT"/*/; do
-        [[ -d $d ]] && basename "$d"
-    done
-    return 0
-}
+cmd_list() { list_dirs "$ROOT"; }
 
 main() {
     [[ $# -ge 1 ]] || usage

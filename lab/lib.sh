@@ -1,4 +1,5 @@
-# Process helpers shared by lab/small-engine.sh and lab/lab.sh (sourced, not run).
+# Helpers shared by lab/small-engine.sh and lab/lab.sh (sourced, not run): processes, and what
+# a throwaway daemon leaves behind.
 
 alive() { # a live process, not a zombie
     local st
@@ -19,6 +20,14 @@ wait_gone() { # wait_gone SECS PID...: 0 once every PID is gone, 1 after SECS
         ((SECONDS >= end)) && return 1
         sleep 0.1
     done
+}
+
+list_dirs() { # list_dirs DIR: the names of the folders in DIR (the labs under a root)
+    local d
+    for d in "$1"/*/; do
+        [[ -d $d ]] && basename "$d"
+    done
+    return 0
 }
 
 # Close every fd above 2 (a caller's pipes, our locks) in a subshell about to exec a daemon.

@@ -274,13 +274,7 @@ cmd_socket() {
     echo "unix://$SOCK"
 }
 
-cmd_list() {
-    local d
-    for d in "$ROOT"/*/; do
-        [[ -d $d ]] && basename "$d"
-    done
-    return 0
-}
+cmd_list() { list_dirs "$ROOT"; }
 
 main() {
     [[ $# -ge 1 ]] || usage
