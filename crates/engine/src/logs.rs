@@ -129,6 +129,8 @@ pub struct Logs {
     merge: Merge<Arc<str>, NamedLine>,
     queued: VecDeque<LogItem>,
     failure: Option<EngineError>,
+    /// An error came, or every service was removed: nothing more will.
+    ended: bool,
     /// Following: when to look for new tasks.
     look_again: Option<Instant>,
 }
@@ -141,6 +143,8 @@ struct ServiceSource {
     name: String,
     /// Said once: its logs cannot be read.
     unreadable: bool,
+    /// Removed while followed.
+    gone: bool,
 }
 
 struct TaskSource {
@@ -243,6 +247,7 @@ impl Engine {
             merge: Merge::new([], Instant::now()),
             queued: VecDeque::new(),
             failure: None,
+            ended: false,
             look_again: None,
         };
         for service in services {
@@ -258,6 +263,7 @@ impl Engine {
                 id: service.id.clone(),
                 name: service.name.clone(),
                 unreadable: matches!(verdict, DriverVerdict::Unreadable(_)),
+                gone: false,
             });
         }
         let start = Instant::now();
@@ -290,7 +296,7 @@ impl Logs {
             if let Some(item) = self.queued.pop_front() {
                 return Some(Ok(item));
             }
-            let over = self.failure.is_some() || (self.open == 0 && !self.request.follow);
+            let over = self.ended || (self.open == 0 && !self.request.follow);
             let ready = if over {
                 self.merge.drain(MAX_BATCH)
             } else {
@@ -371,6 +377,7 @@ impl Logs {
                 Some(Err(e)) => {
                     // The lines read so far go out first; then the error ends the read.
                     self.failure = Some(e);
+                    self.ended = true;
                     return;
                 }
             };
@@ -402,13 +409,26 @@ impl Logs {
     /// (`tail` lines of it: the request's at first, all of a task that started since).
     /// Returns the names of the tasks opened.
     async fn open_new_tasks(&mut self, tail: Option<u64>) -> Result<Vec<Arc<str>>, EngineError> {
-        let listing = futures_util::future::try_join_all(
-            self.services
-                .iter()
-                .filter(|s| !s.unreadable)
-                .map(|s| self.engine.list_tasks(&s.id)),
-        );
-        let tasks: Vec<Task> = listing.await?.into_iter().flatten().collect();
+        let read: Vec<usize> = (0..self.services.len())
+            .filter(|&i| !self.services[i].unreadable && !self.services[i].gone)
+            .collect();
+        let listing = futures_util::future::join_all(
+            read.iter()
+                .map(|&i| self.engine.list_tasks(&self.services[i].id)),
+        )
+        .await;
+        let mut tasks: Vec<Task> = Vec::new();
+        for (&i, listed) in read.iter().zip(listing) {
+            match listed {
+                Ok(listed) => tasks.extend(listed),
+                // Removed (while followed): its tasks' streams may stay open regardless.
+                Err(e) if e.is_not_found() => self.services[i].gone = true,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.services.iter().all(|s| s.gone || s.unreadable) {
+            self.ended = true;
+        }
         let current = current_tasks(&tasks);
         let known: HashSet<&str> = self.tasks.iter().map(|t| t.id.as_str()).collect();
         let mut new = Vec::new();

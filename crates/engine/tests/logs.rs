@@ -273,3 +273,37 @@ fn regex_lite(service: &str) -> impl Fn(&str) -> bool + '_ {
         slot.parse::<u64>().is_ok() && id.len() == 12 && !host.is_empty()
     }
 }
+
+#[tokio::test]
+async fn a_followed_read_ends_when_the_service_is_removed() {
+    let engine = Engine::from_env().unwrap();
+    let mut scratch = Scratch::default();
+    let image = format!("{}:v1", unique("logimg"));
+    scratch.build(&image, None, 256);
+    let mut services = Services(Vec::new());
+    let service = create(&engine, &mut services, &image, 1, json!({"Name": "local"})).await;
+    running(&engine, &service, 1).await;
+    let follow = LogsRequest {
+        follow: true,
+        tail: Some(1),
+        ..LogsRequest::default()
+    };
+    let mut logs = engine
+        .logs(std::slice::from_ref(&service), &follow)
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), logs.next()).await;
+    assert!(
+        matches!(first, Ok(Some(Ok(LogItem::Lines(_))))),
+        "{first:?}"
+    );
+    docker(&["service", "rm", &service.name]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, logs.next()).await {
+            Ok(None) => break,
+            Ok(Some(item)) => assert!(item.is_ok(), "{item:?}"),
+            Err(_) => panic!("the read went on after the service was removed"),
+        }
+    }
+}
