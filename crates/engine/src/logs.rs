@@ -17,6 +17,7 @@ pub mod names;
 pub mod verdict;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,13 +127,17 @@ pub struct Logs {
     hostnames: HashMap<String, String>,
     /// Tasks of the services left out (not current).
     hidden: HashSet<String>,
-    merge: Merge<Arc<str>, NamedLine>,
+    /// Lines by the index of their task in `tasks`.
+    merge: Merge<usize, NamedLine>,
     queued: VecDeque<LogItem>,
     failure: Option<EngineError>,
     /// An error came, or every service was removed: nothing more will.
     ended: bool,
     /// Following: when to look for new tasks.
     look_again: Option<Instant>,
+    /// Wakes the read for the merge's deadline or the next look, whichever comes first.
+    timer: Pin<Box<tokio::time::Sleep>>,
+    timer_at: Option<Instant>,
 }
 
 /// A line of the task at this index of `Logs::tasks`; `None` when its stream ends.
@@ -249,6 +254,8 @@ impl Engine {
             failure: None,
             ended: false,
             look_again: None,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            timer_at: None,
         };
         for service in services {
             // The engine answers an empty stream for these: only the driver's name tells.
@@ -312,30 +319,34 @@ impl Logs {
                 .into_iter()
                 .flatten()
                 .min();
-            let chunk = match (self.open > 0, wake) {
-                (true, Some(at)) => tokio::select! {
+            if let Some(at) = wake.filter(|&at| self.timer_at != Some(at)) {
+                // One timer, moved: a new one per wait would cost a registration per line.
+                self.timer.as_mut().reset(at.into());
+                self.timer_at = Some(at);
+            }
+            let chunk = match (self.open > 0, wake.is_some()) {
+                (true, true) => tokio::select! {
                     chunk = self.lines.next() => chunk,
-                    () = tokio::time::sleep_until(at.into()) => None,
+                    () = self.timer.as_mut() => None,
                 },
-                (true, None) => self.lines.next().await,
-                (false, Some(at)) => {
-                    tokio::time::sleep_until(at.into()).await;
+                (true, false) => self.lines.next().await,
+                (false, true) => {
+                    self.timer.as_mut().await;
                     None
                 }
                 // Not followed and nothing open is `over`; followed always looks again.
-                (false, None) => None,
+                (false, false) => None,
             };
-            match chunk {
-                Some(chunk) => self.take(chunk),
-                None if self.look_again.is_some_and(|at| Instant::now() >= at) => {
-                    self.look_again = Some(Instant::now() + NEW_TASKS_EVERY);
-                    if let Err(e) = self.open_new_tasks(None).await {
-                        // Lines of the tasks already open go on; the listing is tried again.
-                        tracing::warn!(error = %e, "logs: cannot look for new tasks");
-                    }
+            // `None`: time to let held lines out, or to look for new tasks.
+            if let Some(chunk) = chunk {
+                self.take(chunk);
+            }
+            if self.look_again.is_some_and(|at| Instant::now() >= at) {
+                self.look_again = Some(Instant::now() + NEW_TASKS_EVERY);
+                if let Err(e) = self.open_new_tasks(None).await {
+                    // Lines of the tasks already open go on; the listing is tried again.
+                    tracing::warn!(error = %e, "logs: cannot look for new tasks");
                 }
-                // Time to let held lines out.
-                None => {}
             }
         }
     }
@@ -360,7 +371,7 @@ impl Logs {
             let mut line = match line {
                 None => {
                     self.open -= 1;
-                    self.merge.end(&task.name);
+                    self.merge.end(&index);
                     continue;
                 }
                 Some(Ok(line)) if !task.started && is_unreadable_line(&line) => {
@@ -382,15 +393,16 @@ impl Logs {
                 }
             };
             task.started = true;
-            line.task_id = Some(task.id.clone());
+            if line.task_id.is_none() {
+                line.task_id = Some(task.id.clone());
+            }
             let time = line.timestamp.as_deref().and_then(|t| t.parse().ok());
-            let name = task.name.clone();
             let item = NamedLine {
-                task: name.clone(),
+                task: task.name.clone(),
                 time,
                 line,
             };
-            self.merge.push(name, time, item, now);
+            self.merge.push(index, time, item, now);
         }
     }
 
@@ -407,8 +419,8 @@ impl Logs {
 
     /// Lists the services' tasks and opens a stream for each task to show that has none yet
     /// (`tail` lines of it: the request's at first, all of a task that started since).
-    /// Returns the names of the tasks opened.
-    async fn open_new_tasks(&mut self, tail: Option<u64>) -> Result<Vec<Arc<str>>, EngineError> {
+    /// Returns the indices of the tasks opened.
+    async fn open_new_tasks(&mut self, tail: Option<u64>) -> Result<Vec<usize>, EngineError> {
         let read: Vec<usize> = (0..self.services.len())
             .filter(|&i| !self.services[i].unreadable && !self.services[i].gone)
             .collect();
@@ -467,7 +479,7 @@ impl Logs {
                 .map(|task| self.engine.task_logs(&task.id, &options)),
         )
         .await;
-        let mut names = Vec::new();
+        let mut opened_tasks = Vec::new();
         for (task, opened) in new.into_iter().zip(opened) {
             let service = self
                 .services
@@ -498,9 +510,9 @@ impl Logs {
                 .boxed();
             self.lines.get_mut().push(tagged);
             self.open += 1;
-            names.push(name);
+            opened_tasks.push(index);
         }
-        Ok(names)
+        Ok(opened_tasks)
     }
 }
 

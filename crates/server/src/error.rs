@@ -13,6 +13,24 @@ use axum::Json;
 use swarmkeeper_auth::Action;
 use swarmkeeper_engine::EngineError;
 
+/// Whether a route answers a browser (a page) or a program (JSON): `/api/…` is JSON. Errors
+/// and replies alike follow it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Html,
+    Json,
+}
+
+impl Format {
+    pub fn of(path: &str) -> Format {
+        if path.starts_with("/api/") {
+            Format::Json
+        } else {
+            Format::Html
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("log in first")]
@@ -147,7 +165,7 @@ pub async fn error_answers(request: Request, next: Next) -> Response {
         return response;
     }
     let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-    let api = path.starts_with("/api/");
+    let api = Format::of(&path) == Format::Json;
     let message = match response.extensions().get::<ErrorMessage>() {
         Some(_) if api => return response,
         Some(ErrorMessage(message)) => message.clone(),

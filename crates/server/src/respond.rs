@@ -22,24 +22,8 @@ use swarmkeeper_auth::Action;
 
 use crate::access::Caller;
 use crate::error::AppError;
+pub use crate::error::Format;
 use crate::page::{filters, Chrome};
-
-/// Whether a route answers a browser (a page) or a program (JSON): `/api/…` is JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Html,
-    Json,
-}
-
-impl Format {
-    pub fn of(path: &str) -> Format {
-        if path.starts_with("/api/") {
-            Format::Json
-        } else {
-            Format::Html
-        }
-    }
-}
 
 /// A view that is shown as a page: implemented by `page!`.
 pub trait Page: Serialize + Send + Sync + 'static {
