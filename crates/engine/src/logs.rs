@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{self, BoxStream, ReadyChunks, SelectAll};
+use futures_util::stream::{self, BoxStream};
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -122,7 +122,7 @@ pub struct Logs {
     services: Vec<ServiceSource>,
     tasks: Vec<TaskSource>,
     /// Every open task's lines.
-    lines: ReadyChunks<SelectAll<BoxStream<'static, TaskLine>>>,
+    lines: TaskStreams,
     open: usize,
     hostnames: HashMap<String, String>,
     /// Tasks of the services left out (not current).
@@ -142,6 +142,60 @@ pub struct Logs {
 
 /// A line of the task at this index of `Logs::tasks`; `None` when its stream ends.
 type TaskLine = (usize, Option<Result<LogLine, EngineError>>);
+
+/// The open tasks' streams, read together: whatever lines are ready, at most [`MAX_BATCH`],
+/// without an allocation per line (as `select_all` makes).
+#[derive(Default)]
+struct TaskStreams {
+    /// By task index; `None` once ended.
+    streams: Vec<Option<BoxStream<'static, Result<LogLine, EngineError>>>>,
+    /// Where the next read starts, so that one busy task does not starve the others.
+    next: usize,
+}
+
+impl TaskStreams {
+    fn push(&mut self, index: usize, lines: BoxStream<'static, Result<LogLine, EngineError>>) {
+        if self.streams.len() <= index {
+            self.streams.resize_with(index + 1, || None);
+        }
+        self.streams[index] = Some(lines);
+    }
+
+    /// The lines ready now, and the ends of streams; waits while there are none.
+    async fn ready(&mut self) -> Vec<TaskLine> {
+        std::future::poll_fn(|cx| {
+            let mut out = Vec::new();
+            let count = self.streams.len();
+            for step in 0..count {
+                let index = (self.next + step) % count;
+                let Some(lines) = self.streams[index].as_mut() else {
+                    continue;
+                };
+                while out.len() < MAX_BATCH {
+                    match lines.poll_next_unpin(cx) {
+                        std::task::Poll::Ready(Some(line)) => out.push((index, Some(line))),
+                        std::task::Poll::Ready(None) => {
+                            out.push((index, None));
+                            self.streams[index] = None;
+                            break;
+                        }
+                        std::task::Poll::Pending => break,
+                    }
+                }
+                if out.len() >= MAX_BATCH {
+                    self.next = (index + 1) % count;
+                    break;
+                }
+            }
+            if out.is_empty() {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(out)
+            }
+        })
+        .await
+    }
+}
 
 struct ServiceSource {
     id: String,
@@ -245,7 +299,7 @@ impl Engine {
             request: request.clone(),
             services: Vec::new(),
             tasks: Vec::new(),
-            lines: SelectAll::new().ready_chunks(MAX_BATCH),
+            lines: TaskStreams::default(),
             open: 0,
             hostnames: HashMap::new(),
             hidden: HashSet::new(),
@@ -326,10 +380,10 @@ impl Logs {
             }
             let chunk = match (self.open > 0, wake.is_some()) {
                 (true, true) => tokio::select! {
-                    chunk = self.lines.next() => chunk,
+                    chunk = self.lines.ready() => Some(chunk),
                     () = self.timer.as_mut() => None,
                 },
-                (true, false) => self.lines.next().await,
+                (true, false) => Some(self.lines.ready().await),
                 (false, true) => {
                     self.timer.as_mut().await;
                     None
@@ -503,12 +557,7 @@ impl Logs {
                 service,
                 started: false,
             });
-            let tagged = lines
-                .map(Some)
-                .chain(stream::iter([None]))
-                .map(move |line| (index, line))
-                .boxed();
-            self.lines.get_mut().push(tagged);
+            self.lines.push(index, lines);
             self.open += 1;
             opened_tasks.push(index);
         }
