@@ -201,6 +201,21 @@ fn tail_is_per_current_task_merged_by_time() {
         "in time order: {}",
         text(&out)
     );
+
+    // `all`, as the docker CLI takes it; anything else is named.
+    let out = swarmkeeper(HOST, &["logs", "--tail", "all", "-t", &name]);
+    assert!(
+        out.status.success() && lines(&out).len() > 10,
+        "{}",
+        text(&out)
+    );
+    let out = swarmkeeper(HOST, &["logs", "--tail", "lots", &name]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--tail"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

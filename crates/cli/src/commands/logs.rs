@@ -24,9 +24,9 @@ pub struct LogsArgs {
     /// Only lines since this long ago (`10m`) or this time (`2026-01-01T00:00:00Z`).
     #[arg(long, value_name = "DURATION|TIME")]
     since: Option<String>,
-    /// Only the last N lines of each task.
-    #[arg(long, value_name = "N")]
-    tail: Option<u64>,
+    /// Only the last N lines of each task (`all`, the default: every line).
+    #[arg(long, value_name = "N|all", value_parser = parse_tail)]
+    tail: Option<Tail>,
     /// Only lines that match this regular expression.
     #[arg(long, value_name = "REGEX")]
     grep: Option<String>,
@@ -37,6 +37,19 @@ pub struct LogsArgs {
     /// the tasks it runs now, or a slot's last task when none runs).
     #[arg(long)]
     all_tasks: bool,
+}
+
+/// `--tail`: a count of lines, or `all` as the docker CLI takes it.
+#[derive(Clone, Copy)]
+struct Tail(Option<u64>);
+
+fn parse_tail(text: &str) -> Result<Tail, String> {
+    if text.eq_ignore_ascii_case("all") {
+        return Ok(Tail(None));
+    }
+    text.parse()
+        .map(|n| Tail(Some(n)))
+        .map_err(|_| format!("{text:?} is not a number of lines (or `all`)"))
 }
 
 fn since(text: &str) -> Result<Timestamp, Failure> {
@@ -59,7 +72,7 @@ pub fn run(args: LogsArgs) -> CmdResult {
     let request = LogsRequest {
         follow: args.follow,
         since: args.since.as_deref().map(since).transpose()?,
-        tail: args.tail,
+        tail: args.tail.and_then(|Tail(n)| n),
         all_tasks: args.all_tasks,
     };
     let engine = Engine::from_env()?;
