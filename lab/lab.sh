@@ -124,13 +124,9 @@ answers() {
 # network namespace is the node's).
 daemon_pid() {
     local pid
-    [[ -f $PIDFILE ]] || return 1
-    pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 1
+    pid=$(dockerd_pid "$PIDFILE") || return 1
     [[ -e $NNS_FILE ]] || return 1
     [[ $(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null) == "$(stat -L -c %i "$NNS_FILE" 2>/dev/null)" ]] || return 1
-    alive "$pid" || return 1
     echo "$pid"
 }
 

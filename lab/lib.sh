@@ -22,6 +22,16 @@ wait_gone() { # wait_gone SECS PID...: 0 once every PID is gone, 1 after SECS
     done
 }
 
+dockerd_pid() { # dockerd_pid PIDFILE: the pid in PIDFILE, if it is a live dockerd
+    local pid
+    [[ -f $1 ]] || return 1
+    pid=$(cat "$1" 2>/dev/null) || return 1
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 1
+    alive "$pid" || return 1
+    echo "$pid"
+}
+
 list_dirs() { # list_dirs DIR: the names of the folders in DIR (the labs under a root)
     local d
     for d in "$1"/*/; do

@@ -58,12 +58,8 @@ answers() {
 # The dockerd pid of this lab if the process is alive and really is our daemon.
 daemon_pid() {
     local pid
-    [[ -f $PIDFILE ]] || return 1
-    pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 1
+    pid=$(dockerd_pid "$PIDFILE") || return 1
     grep -qaF -- "$PIDFILE" "/proc/$pid/cmdline" 2>/dev/null || return 1
-    alive "$pid" || return 1
     echo "$pid"
 }
 
