@@ -130,7 +130,6 @@ daemon_pid() {
     echo "$pid"
 }
 
-
 registry_pid() {
     local pid
     [[ -f $LDIR/registry.pid ]] || return 1
