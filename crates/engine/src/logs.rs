@@ -340,12 +340,7 @@ impl Engine {
 impl DriverVerdict {
     /// The verdict on a service's log driver (`Spec.TaskTemplate.LogDriver.Name`).
     pub fn of_service(service: &Service) -> DriverVerdict {
-        DriverVerdict::of(
-            service
-                .spec
-                .pointer("/TaskTemplate/LogDriver/Name")
-                .and_then(serde_json::Value::as_str),
-        )
+        DriverVerdict::of(service.view.log_driver.as_ref().map(|d| d.name.as_str()))
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use swarmkeeper_engine::logs::{LogItem, Logs, LogsRequest, NamedLine};
-use swarmkeeper_engine::{Engine, Service};
+use swarmkeeper_engine::{Engine, Service, TaskState};
 
 use common::{docker, unique, Scratch};
 
@@ -63,7 +63,7 @@ async fn create(
         },
         "Mode": {"Replicated": {"Replicas": replicas}}
     });
-    engine.create_service(&spec).await.unwrap();
+    engine.create_service(&spec, None).await.unwrap();
     services.0.push(name.clone());
     engine.inspect_service(&name).await.unwrap()
 }
@@ -75,7 +75,7 @@ async fn running(engine: &Engine, service: &Service, n: usize) -> HashSet<String
         let tasks = engine.list_tasks(&service.id).await.unwrap();
         let up: HashSet<String> = tasks
             .iter()
-            .filter(|t| t.desired_state == "running" && t.state == "running")
+            .filter(|t| t.desired_state == TaskState::Running && t.state == TaskState::Running)
             .map(|t| t.id.clone())
             .collect();
         if up.len() >= n {

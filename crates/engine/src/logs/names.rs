@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::Task;
+use crate::{Task, TaskState};
 
 /// `web.1.<12 characters of the task id>@<node>`, like `docker service logs`; a global
 /// service's task carries its node's id where a replicated one has its slot. `hostnames` maps
@@ -36,7 +36,7 @@ fn short_id(id: &str) -> &str {
 /// shows them all, one backlog each, which is what buried the current task's lines.
 pub fn current_tasks(tasks: &[Task]) -> HashSet<&str> {
     fn meant(task: &Task) -> bool {
-        !matches!(task.desired_state.as_str(), "shutdown" | "remove")
+        !matches!(task.desired_state, TaskState::Shutdown | TaskState::Remove)
     }
     /// A replicated task's slot, a global task's node.
     fn slot(task: &Task) -> (&str, String) {
@@ -71,7 +71,6 @@ pub fn current_tasks(tasks: &[Task]) -> HashSet<&str> {
 mod tests {
     use super::*;
     use jiff::Timestamp;
-    use serde_json::json;
 
     fn task(id: &str, slot: Option<u64>, node: &str) -> Task {
         Task {
@@ -79,21 +78,15 @@ mod tests {
             service_id: "svc".into(),
             slot,
             node_id: node.into(),
-            desired_state: "running".into(),
-            state: "running".into(),
-            message: String::new(),
-            err: String::new(),
-            timestamp: None,
-            exit_code: None,
-            container_id: None,
-            created_at: None,
-            spec: json!({}),
+            desired_state: TaskState::Running,
+            state: TaskState::Running,
+            ..Task::default()
         }
     }
 
     fn old(mut task: Task, created: &str) -> Task {
-        task.desired_state = "shutdown".into();
-        task.state = "failed".into();
+        task.desired_state = TaskState::Shutdown;
+        task.state = TaskState::Failed;
         task.created_at = Some(created.parse::<Timestamp>().unwrap());
         task
     }
@@ -128,7 +121,7 @@ mod tests {
             // A global task on n2, and a finished job task.
             task("g-n2", None, "n2"),
             Task {
-                desired_state: "complete".into(),
+                desired_state: TaskState::Complete,
                 ..task("job", Some(3), "n1")
             },
         ];
