@@ -116,9 +116,7 @@ node_disk() { # the tmpfs size of a node's data root, empty for a folder
 
 node_docker() { timeout 20 docker -H "unix://$SOCK" "$@"; }
 
-answers() {
-    [[ -S $SOCK ]] && node_docker version --format '{{.Server.Version}}' >/dev/null 2>&1
-}
+answers() { socket_answers "$SOCK"; }
 
 # The dockerd pid of the current node if that process is alive and is our daemon (its
 # network namespace is the node's).

@@ -22,6 +22,10 @@ wait_gone() { # wait_gone SECS PID...: 0 once every PID is gone, 1 after SECS
     done
 }
 
+socket_answers() { # socket_answers SOCK: a Docker daemon answers on the unix socket SOCK
+    [[ -S $1 ]] && timeout 10 docker -H "unix://$1" version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
 dockerd_pid() { # dockerd_pid PIDFILE: the pid in PIDFILE, if it is a live dockerd
     local pid
     [[ -f $1 ]] || return 1

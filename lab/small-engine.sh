@@ -51,9 +51,7 @@ set_lab_vars() {
 
 lab_docker() { timeout 10 docker -H "unix://$SOCK" "$@"; }
 
-answers() {
-    [[ -S $SOCK ]] && lab_docker version --format '{{.Server.Version}}' >/dev/null 2>&1
-}
+answers() { socket_answers "$SOCK"; }
 
 # The dockerd pid of this lab if the process is alive and really is our daemon.
 daemon_pid() {

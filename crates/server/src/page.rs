@@ -41,24 +41,6 @@ pub fn url_encode(text: &str) -> String {
     out
 }
 
-/// `1.5 GiB`, `320 MiB`, `12.0 KiB`, `900 B` (powers of 1024, like `docker system df`).
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else if value >= 100.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// `5s ago`, `3m ago`, `2h ago`, `4d ago`; `just now` for a clock ahead of ours.
 pub fn ago(at: Timestamp, now: Timestamp) -> String {
     let seconds = now.duration_since(at).as_secs();
@@ -79,7 +61,7 @@ pub fn when(at: Timestamp) -> String {
 /// The filters every template may use. A time that is absent (a node that never ran GC, a
 /// token never used) reads `never`, wherever it is shown.
 ///
-/// - `{{ n|bytes }}`: a byte count, see [`bytes`](super::bytes).
+/// - `{{ n|bytes }}`: a byte count, `1.5 GiB` ([`swarmkeeper_units::bytes`]).
 /// - `{{ at|ago }}`: how long ago, see [`ago`](super::ago), against the `now` the responder
 ///   renders the page with (one instant for the whole page).
 /// - `{{ at|when }}`: the time to the second, UTC.
@@ -138,7 +120,7 @@ pub mod filters {
     const NEVER: &str = "never";
 
     pub fn bytes<T: Count + ?Sized>(n: &T, _: &dyn askama::Values) -> Result<String, Infallible> {
-        Ok(super::bytes(n.count()))
+        Ok(swarmkeeper_units::bytes(n.count()))
     }
 
     pub fn ago<T: Moment + ?Sized>(at: &T, values: &dyn askama::Values) -> askama::Result<String> {
@@ -160,14 +142,6 @@ pub mod filters {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_like_docker_system_df() {
-        assert_eq!(bytes(900), "900 B");
-        assert_eq!(bytes(12 * 1024), "12.0 KiB");
-        assert_eq!(bytes(320 * 1024 * 1024), "320 MiB");
-        assert_eq!(bytes(1536 * 1024 * 1024), "1.5 GiB");
-    }
 
     #[test]
     fn ages_pick_the_largest_whole_unit() {

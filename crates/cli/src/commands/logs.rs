@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use regex::Regex;
 use swarmkeeper_engine::logs::{cached_note, DriverVerdict, LogItem, LogsRequest, NamedLine};
 use swarmkeeper_engine::{Engine, LogStream};
-use swarmkeeper_gc::parse_duration;
+use swarmkeeper_units::parse_duration;
 
 use crate::exit::{block_on, CmdResult, Failure};
 

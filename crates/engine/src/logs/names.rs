@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use swarmkeeper_units::short_id;
+
 use crate::{Task, TaskState};
 
 /// `web.1.<12 characters of the task id>@<node>`, like `docker service logs`; a global
@@ -22,10 +24,6 @@ pub fn task_name(service: &str, task: &Task, hostnames: &HashMap<String, String>
         name.push_str(node);
     }
     name
-}
-
-fn short_id(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
 }
 
 /// The tasks whose logs are shown unless every task is asked for: those Swarm means to run

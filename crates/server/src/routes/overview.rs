@@ -8,7 +8,6 @@ use swarmkeeper_lint::lint_running;
 use swarmkeeper_report::ReportingState;
 
 use crate::error::AppError;
-use crate::page;
 use crate::respond::Reply;
 use crate::routes::nodes::load_nodes;
 use crate::state::AppState;
@@ -72,7 +71,7 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
             node_id: &node.id,
             hostname: &node.hostname,
             images_deleted: run.deleted.len(),
-            bytes_freed: page::bytes(run.bytes_freed),
+            bytes_freed: swarmkeeper_units::bytes(run.bytes_freed),
             outcome: &run.outcome,
         })
         .collect();

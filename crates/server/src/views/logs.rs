@@ -103,7 +103,7 @@ pub fn parse_since(text: Option<&str>, now: Timestamp) -> Result<Option<Timestam
     if let Ok(time) = text.parse::<Timestamp>() {
         return Ok(Some(time));
     }
-    let ago = swarmkeeper_gc::parse_duration(text).map_err(|e| {
+    let ago = swarmkeeper_units::parse_duration(text).map_err(|e| {
         bad(
             "since",
             format!("{text:?} is neither a time such as 2026-01-01T00:00:00Z nor {e}"),
