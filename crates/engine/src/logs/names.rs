@@ -3,8 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use swarmkeeper_units::short_id;
-
 use crate::{Task, TaskState};
 
 /// `web.1.<12 characters of the task id>@<node>`, like `docker service logs`; a global
@@ -24,6 +22,12 @@ pub fn task_name(service: &str, task: &Task, hostnames: &HashMap<String, String>
         name.push_str(node);
     }
     name
+}
+
+/// The twelve characters of a task id the docker CLI shows (as `swarmkeeper_units::short_id`
+/// does; the engine crate depends on no crate of ours but `swarm`, see tests/architecture.rs).
+fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// The tasks whose logs are shown unless every task is asked for: those Swarm means to run
