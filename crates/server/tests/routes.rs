@@ -28,6 +28,17 @@ struct Names<'a> {
     token: &'a str,
 }
 
+impl Names<'static> {
+    /// Names of nothing that exists: for answers given before a handler looks.
+    const MADE_UP: Names<'static> = Names {
+        service: "web",
+        stack: "shop",
+        node: "n1",
+        user: 1,
+        token: "00ff",
+    };
+}
+
 /// The route's path with real names: `{name}` is a service or a stack and `{id}` a node, a
 /// user or a token, as the path's first words say.
 fn fill(route: &Route, names: &Names<'_>) -> String {
@@ -126,13 +137,7 @@ fn stack_services(stack: &str) -> Vec<String> {
 async fn the_route_table_is_what_the_app_serves() {
     let dir = TempDir::new("state");
     let app = swarmkeeper_server::app(open_state(dir.path(), Some(REPORT_SECRET)));
-    let names = Names {
-        service: "web",
-        stack: "shop",
-        node: "n1",
-        user: 1,
-        token: "00ff",
-    };
+    let names = Names::MADE_UP;
     let rows = table();
     assert!(rows.len() >= 45, "{rows:?}");
     for route in &rows {
@@ -213,13 +218,7 @@ async fn public_routes_answer_without_a_login() {
 async fn strangers_get_401_from_the_api_and_the_login_page_in_a_browser() {
     let dir = TempDir::new("state");
     let app = swarmkeeper_server::app(open_state(dir.path(), Some(REPORT_SECRET)));
-    let names = Names {
-        service: "web",
-        stack: "shop",
-        node: "n1",
-        user: 1,
-        token: "00ff",
-    };
+    let names = Names::MADE_UP;
     for (route, _) in protected() {
         let uri = fill(&route, &names);
         for attempt in [
