@@ -2,9 +2,10 @@
 //! data root to be readable from here (root on the node, or an agent container that mounts it
 //! at the same path) and answer `None` when it is not.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
+use sha2::{Digest, Sha256};
 
 /// When the image's config was written to the engine's image store: the moment a pull, load or
 /// build brought the image to this node. The API only knows `LastTagTime`, which a pull leaves
@@ -52,6 +53,141 @@ pub fn container_log_bytes(root_dir: &Path) -> Option<u64> {
     Some(total)
 }
 
+/// A container whose `json-file` log has no size limit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnboundedLog {
+    pub container_id: String,
+    /// Bytes of its log file now.
+    pub size: u64,
+}
+
+/// The containers logging with `json-file` and no `max-size`, which grows their log until
+/// the disk is full (`json-file`'s default, unlike `local`), read from each container's
+/// `ROOT/containers/ID/hostconfig.json` (where the engine keeps the log options in force,
+/// its daemon-wide defaults merged in) and the size of `ID-json.log`. `None` when the data
+/// root cannot be read here.
+pub fn unbounded_json_logs(root_dir: &Path) -> Option<Vec<UnboundedLog>> {
+    #[derive(serde::Deserialize)]
+    struct HostConfig {
+        #[serde(rename = "LogConfig", default)]
+        log_config: LogConfig,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct LogConfig {
+        #[serde(rename = "Type", default)]
+        kind: String,
+        #[serde(rename = "Config", default)]
+        config: Option<std::collections::BTreeMap<String, String>>,
+    }
+    let containers = std::fs::read_dir(root_dir.join("containers")).ok()?;
+    let mut unbounded = Vec::new();
+    for container in containers.flatten() {
+        let dir = container.path();
+        let Ok(text) = std::fs::read(dir.join("hostconfig.json")) else {
+            continue;
+        };
+        let Ok(host) = serde_json::from_slice::<HostConfig>(&text) else {
+            continue;
+        };
+        let limited = host
+            .log_config
+            .config
+            .as_ref()
+            .and_then(|c| c.get("max-size"))
+            .is_some_and(|size| !size.is_empty() && size != "-1");
+        if host.log_config.kind != "json-file" || limited {
+            continue;
+        }
+        let id = container.file_name().to_string_lossy().into_owned();
+        let size = std::fs::metadata(dir.join(format!("{id}-json.log"))).map_or(0, |m| m.len());
+        unbounded.push(UnboundedLog {
+            container_id: id,
+            size,
+        });
+    }
+    Some(unbounded)
+}
+
+/// One layer of an image as the engine's layer store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredLayer {
+    /// `sha256:…` chain ID: the layer together with every layer below it, which is what the
+    /// store keeps once however many images use it.
+    pub chain_id: String,
+    /// Bytes of the layer's own files, unpacked (`DiffSize`).
+    pub size: u64,
+}
+
+/// The chain IDs of an image's layers from their diff IDs (`RootFS.Layers`), base first:
+/// the first is its diff ID, each next one `sha256(previous + " " + diff ID)`, as the layer
+/// store names them.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut chain: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match chain.last() {
+            None => diff_id.clone(),
+            Some(parent) => {
+                let digest = Sha256::digest(format!("{parent} {diff_id}").as_bytes());
+                let mut id = String::with_capacity(71);
+                id.push_str("sha256:");
+                for byte in digest {
+                    id.push_str(&format!("{byte:02x}"));
+                }
+                id
+            }
+        };
+        chain.push(next);
+    }
+    chain
+}
+
+/// An image's layers, base first, read from the image store under the data root: its config
+/// (`image/DRIVER/imagedb/content/sha256/ID`, whose `rootfs.diff_ids` give the chain IDs)
+/// and each layer's `size` file (`image/DRIVER/layerdb/sha256/CHAIN/size`). No request to the
+/// engine. `None` when the data root cannot be read here, or the engine keeps images
+/// elsewhere (the containerd image store).
+pub fn image_layers(root_dir: &Path, image_id: &str) -> Option<Vec<StoredLayer>> {
+    let hex = digest_hex(image_id)?;
+    let store = image_store_dirs(root_dir)
+        .into_iter()
+        .find(|dir| dir.join("imagedb/content/sha256").join(hex).is_file())?;
+    let config = std::fs::read(store.join("imagedb/content/sha256").join(hex)).ok()?;
+    #[derive(serde::Deserialize)]
+    struct Config {
+        rootfs: RootFs,
+    }
+    #[derive(serde::Deserialize)]
+    struct RootFs {
+        #[serde(default)]
+        diff_ids: Vec<String>,
+    }
+    let config: Config = serde_json::from_slice(&config).ok()?;
+    chain_ids(&config.rootfs.diff_ids)
+        .into_iter()
+        .map(|chain_id| {
+            let dir = store.join("layerdb/sha256").join(digest_hex(&chain_id)?);
+            let size = std::fs::read_to_string(dir.join("size")).ok()?;
+            Some(StoredLayer {
+                size: size.trim().parse().ok()?,
+                chain_id,
+            })
+        })
+        .collect()
+}
+
+/// The hex of a `sha256:HEX` digest, refused unless it is plain hex (it becomes a path).
+fn digest_hex(digest: &str) -> Option<&str> {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    (!hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+/// `ROOT/image/DRIVER` for each storage driver the engine has used.
+fn image_store_dirs(root_dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root_dir.join("image"))
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +231,104 @@ mod tests {
             image_stored_at(&root.join("missing"), "sha256:abc123"),
             None
         );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn finds_json_file_logs_without_a_size_limit() {
+        let root = scratch("unbounded");
+        let container = |id: &str, host: &str, log: usize| {
+            let dir = root.join("containers").join(id);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("hostconfig.json"), host).unwrap();
+            std::fs::write(dir.join(format!("{id}-json.log")), vec![b'x'; log]).unwrap();
+        };
+        container(
+            "aa",
+            r#"{"LogConfig":{"Type":"json-file","Config":{}}}"#,
+            70,
+        );
+        container(
+            "bb",
+            r#"{"LogConfig":{"Type":"json-file","Config":{"max-size":"10m"}}}"#,
+            5,
+        );
+        container("cc", r#"{"LogConfig":{"Type":"local","Config":{}}}"#, 5);
+        container(
+            "dd",
+            r#"{"LogConfig":{"Type":"json-file","Config":null}}"#,
+            3,
+        );
+        let mut found = unbounded_json_logs(&root).unwrap();
+        found.sort_by(|a, b| a.container_id.cmp(&b.container_id));
+        assert_eq!(
+            found,
+            [
+                UnboundedLog {
+                    container_id: "aa".into(),
+                    size: 70
+                },
+                UnboundedLog {
+                    container_id: "dd".into(),
+                    size: 3
+                },
+            ]
+        );
+        assert_eq!(unbounded_json_logs(&root.join("missing")), None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn chain_ids_follow_the_layer_store() {
+        // The values of `docker image inspect` for busybox:1.36 and the store's directories.
+        let diff = |n: u8| format!("sha256:{}", format!("{n:x}").repeat(64));
+        let ids = chain_ids(&[diff(1), diff(2)]);
+        assert_eq!(ids[0], diff(1));
+        let expected = Sha256::digest(format!("{} {}", diff(1), diff(2)).as_bytes());
+        let hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(ids[1], format!("sha256:{hex}"));
+        assert!(chain_ids(&[]).is_empty());
+    }
+
+    #[test]
+    fn reads_an_images_layers_from_the_store() {
+        let root = scratch("layers");
+        let store = root.join("image/overlay2");
+        let diffs = [
+            format!("sha256:{}", "a".repeat(64)),
+            format!("sha256:{}", "b".repeat(64)),
+        ];
+        let chain = chain_ids(&diffs);
+        let config = serde_json::json!({"rootfs": {"type": "layers", "diff_ids": diffs}});
+        std::fs::create_dir_all(store.join("imagedb/content/sha256")).unwrap();
+        std::fs::write(
+            store.join("imagedb/content/sha256/cafe"),
+            config.to_string(),
+        )
+        .unwrap();
+        for (id, size) in chain.iter().zip(["100", "2048\n"]) {
+            let dir = store
+                .join("layerdb/sha256")
+                .join(id.strip_prefix("sha256:").unwrap());
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("size"), size).unwrap();
+        }
+        let layers = image_layers(&root, "sha256:cafe").unwrap();
+        assert_eq!(
+            layers,
+            [
+                StoredLayer {
+                    chain_id: chain[0].clone(),
+                    size: 100
+                },
+                StoredLayer {
+                    chain_id: chain[1].clone(),
+                    size: 2048
+                },
+            ]
+        );
+        assert_eq!(image_layers(&root, "sha256:beef"), None);
+        assert_eq!(image_layers(&root, "sha256:../x"), None);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -26,8 +26,8 @@ use jiff::Timestamp;
 
 pub use error::EngineError;
 pub use model::{
-    ContainerSummary, ContainerTimes, DfBuildCache, DfContainer, DfImage, DfVolume, EngineEvent,
-    EngineInfo, EventKind, SystemDf,
+    ContainerMount, ContainerMounts, ContainerSummary, ContainerTimes, DfBuildCache, DfContainer,
+    DfImage, DfVolume, EngineEvent, EngineInfo, EventKind, SystemDf,
 };
 
 pub use logs::{is_logs_unreadable, LogLine, LogOptions, LogStream, LOGS_UNREADABLE};
@@ -160,6 +160,32 @@ impl Engine {
             .map_err(|e| self.raw.decode_error(&path, e))
     }
 
+    /// An image's layers through the API, for when the data root cannot be read
+    /// ([`layout::image_layers`] is free of requests): the chain IDs from
+    /// `GET /images/{id}/json` (`RootFS.Layers`) and each layer's size from
+    /// `GET /images/{id}/history`. `None` when the history does not tell which step made which
+    /// layer (an empty layer next to an empty-layer step).
+    pub async fn image_layers(
+        &self,
+        id: &str,
+    ) -> Result<Option<Vec<layout::StoredLayer>>, EngineError> {
+        let id = encode(id, REFERENCE_CHARS);
+        let inspect: wire::ImageInspect = self.raw.get_json(&format!("/images/{id}/json")).await?;
+        let history: Vec<wire::HistoryEntry> =
+            self.raw.get_json(&format!("/images/{id}/history")).await?;
+        let diff_ids = inspect.root_fs.layers;
+        let Some(sizes) = wire::layer_sizes_from_history(&history, diff_ids.len()) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            layout::chain_ids(&diff_ids)
+                .into_iter()
+                .zip(sizes)
+                .map(|(chain_id, size)| layout::StoredLayer { chain_id, size })
+                .collect(),
+        ))
+    }
+
     /// The id of the image a reference (`name:tag`, `name@sha256:…`, `name:tag@sha256:…`)
     /// names on this engine now.
     pub async fn image_id(&self, reference: &str) -> Result<String, EngineError> {
@@ -206,6 +232,46 @@ impl Engine {
         }
         self.delete_if_present(&format!("/images/{}", encode(&image.id, REFERENCE_CHARS)))
             .await
+    }
+
+    /// Prunes BuildKit's build cache (`POST /build/prune`): every record unused for `until`
+    /// and not in use, until the cache is down to `keep_storage` bytes. Returns the bytes the
+    /// engine says it reclaimed.
+    pub async fn prune_build_cache(
+        &self,
+        keep_storage: u64,
+        until: std::time::Duration,
+    ) -> Result<u64, EngineError> {
+        let filters = format!(r#"{{"until":["{}s"]}}"#, until.as_secs());
+        let path = format!(
+            "/build/prune?all=1&keep-storage={keep_storage}&filters={}",
+            encode(&filters, b"")
+        );
+        let answer: wire::BuildPrune = self.raw.post_json(&path, &serde_json::json!({})).await?;
+        Ok(answer.space_reclaimed())
+    }
+
+    /// Running containers that carry `label` (`KEY` or `KEY=VALUE`).
+    pub async fn running_containers_labelled(
+        &self,
+        label: &str,
+    ) -> Result<Vec<ContainerSummary>, EngineError> {
+        let filters = serde_json::json!({"label": [label], "status": ["running"]}).to_string();
+        let path = format!("/containers/json?filters={}", encode(&filters, b""));
+        let items: Vec<wire::ContainerListItem> = self.raw.get_json(&path).await?;
+        items
+            .into_iter()
+            .map(ContainerSummary::try_from)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.raw.decode_error(&path, e))
+    }
+
+    /// A container's environment and mounts (`Config.Env`, `Mounts` of
+    /// `GET /containers/{id}/json`).
+    pub async fn container_mounts(&self, id: &str) -> Result<ContainerMounts, EngineError> {
+        let path = format!("/containers/{}/json", encode(id, b""));
+        let inspect: wire::ContainerMountsInspect = self.raw.get_json(&path).await?;
+        Ok(inspect.into())
     }
 
     /// Removes a container that is not running, keeping its volumes (no force); not-found counts

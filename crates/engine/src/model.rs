@@ -90,7 +90,12 @@ pub struct DfBuildCache {
     pub id: String,
     pub size: u64,
     pub in_use: bool,
+    /// Its data is also part of an image.
     pub shared: bool,
+    /// `None` when the engine did not say.
+    pub created: Option<Timestamp>,
+    /// `None`: never used since it was made.
+    pub last_used: Option<Timestamp>,
 }
 
 /// One container from `GET /containers/json?all=1`.
@@ -141,4 +146,21 @@ pub struct EngineEvent {
     pub attributes: BTreeMap<String, String>,
     /// When the engine recorded the event, to the nanosecond.
     pub time: Timestamp,
+}
+
+/// What `GET /containers/{id}/json` says about a container's environment and mounts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContainerMounts {
+    /// `Config.Env`: `KEY=VALUE` entries.
+    pub env: Vec<String>,
+    pub mounts: Vec<ContainerMount>,
+}
+
+/// One of a container's mounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerMount {
+    /// Where the data is on the engine's host (a bind's source, a volume's `_data` folder).
+    pub source: std::path::PathBuf,
+    /// Where the container sees it.
+    pub destination: std::path::PathBuf,
 }

@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Deserializer};
 
 use crate::model::{
-    ContainerSummary, ContainerTimes, DfBuildCache, DfContainer, DfImage, DfVolume, EngineEvent,
-    EngineInfo, EventKind, SystemDf,
+    ContainerMount, ContainerMounts, ContainerSummary, ContainerTimes, DfBuildCache, DfContainer,
+    DfImage, DfVolume, EngineEvent, EngineInfo, EventKind, SystemDf,
 };
 
 /// Treats `null` like an absent field; pair with `#[serde(default)]`.
@@ -176,6 +176,10 @@ struct DfBuildCacheWire {
     in_use: bool,
     #[serde(rename = "Shared", default)]
     shared: bool,
+    #[serde(rename = "CreatedAt", default, deserialize_with = "nullable")]
+    created_at: String,
+    #[serde(rename = "LastUsedAt", default, deserialize_with = "nullable")]
+    last_used_at: String,
 }
 
 impl TryFrom<DfImageWire> for DfImage {
@@ -232,13 +236,17 @@ impl TryFrom<Df> for SystemDf {
         let build_cache = df
             .build_cache
             .into_iter()
-            .map(|b| DfBuildCache {
-                id: b.id,
-                size: size(b.size),
-                in_use: b.in_use,
-                shared: b.shared,
+            .map(|b| {
+                Ok(DfBuildCache {
+                    created: engine_time(&b.created_at)?,
+                    last_used: engine_time(&b.last_used_at)?,
+                    id: b.id,
+                    size: size(b.size),
+                    in_use: b.in_use,
+                    shared: b.shared,
+                })
             })
-            .collect();
+            .collect::<Result<_, String>>()?;
         Ok(SystemDf {
             layers_size: size(df.layers_size),
             images,
@@ -305,6 +313,57 @@ impl TryFrom<ContainerInspect> for ContainerTimes {
     }
 }
 
+/// The answer to `POST /build/prune`.
+#[derive(Deserialize)]
+pub(crate) struct BuildPrune {
+    #[serde(rename = "SpaceReclaimed", default)]
+    space_reclaimed: i64,
+}
+
+impl BuildPrune {
+    pub(crate) fn space_reclaimed(&self) -> u64 {
+        size(self.space_reclaimed)
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ContainerMountsInspect {
+    #[serde(rename = "Config", default, deserialize_with = "nullable")]
+    config: ContainerConfigEnv,
+    #[serde(rename = "Mounts", default, deserialize_with = "nullable")]
+    mounts: Vec<MountWire>,
+}
+
+#[derive(Deserialize, Default)]
+struct ContainerConfigEnv {
+    #[serde(rename = "Env", default, deserialize_with = "nullable")]
+    env: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct MountWire {
+    #[serde(rename = "Source", default)]
+    source: String,
+    #[serde(rename = "Destination", default)]
+    destination: String,
+}
+
+impl From<ContainerMountsInspect> for ContainerMounts {
+    fn from(c: ContainerMountsInspect) -> ContainerMounts {
+        ContainerMounts {
+            env: c.config.env,
+            mounts: c
+                .mounts
+                .into_iter()
+                .map(|m| ContainerMount {
+                    source: PathBuf::from(m.source),
+                    destination: PathBuf::from(m.destination),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct ImageInspect {
     #[serde(rename = "Id", default)]
@@ -317,6 +376,55 @@ pub(crate) struct ImageInspect {
     created: String,
     #[serde(rename = "Metadata", default, deserialize_with = "nullable")]
     metadata: ImageMetadata,
+    #[serde(rename = "RootFS", default, deserialize_with = "nullable")]
+    pub(crate) root_fs: ImageRootFs,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ImageRootFs {
+    /// Diff IDs, base first.
+    #[serde(rename = "Layers", default, deserialize_with = "nullable")]
+    pub(crate) layers: Vec<String>,
+}
+
+/// One entry of `GET /images/{id}/history` (newest first).
+#[derive(Deserialize)]
+pub(crate) struct HistoryEntry {
+    #[serde(rename = "Size", default)]
+    size: i64,
+}
+
+/// Each layer's size from an image's history: the engine gives a layer-creating step the
+/// size of its layer and an empty-layer step (`ENV`, `LABEL`, …) 0. A step whose layer is
+/// really empty also says 0, so when some zero entries are layers and some are not, which
+/// layer gets which size cannot be told: `None` then.
+pub(crate) fn layer_sizes_from_history(
+    history: &[HistoryEntry],
+    layers: usize,
+) -> Option<Vec<u64>> {
+    let oldest_first: Vec<u64> = history.iter().rev().map(|h| size(h.size)).collect();
+    let non_zero = oldest_first.iter().filter(|s| **s > 0).count();
+    let zero = oldest_first.len() - non_zero;
+    let zero_layers = layers.checked_sub(non_zero).filter(|n| *n <= zero)?;
+    if zero_layers == 0 {
+        return Some(oldest_first.into_iter().filter(|s| *s > 0).collect());
+    }
+    if zero_layers == zero {
+        return Some(oldest_first);
+    }
+    // Zero-size layers only at the ends of the list, all of them on one side: still clear.
+    let leading = oldest_first.iter().take_while(|s| **s == 0).count();
+    let trailing = oldest_first.iter().rev().take_while(|s| **s == 0).count();
+    if leading == zero || trailing == zero {
+        let mut sizes: Vec<u64> = oldest_first.into_iter().filter(|s| *s > 0).collect();
+        if leading == zero {
+            sizes.splice(0..0, std::iter::repeat_n(0, zero_layers));
+        } else {
+            sizes.extend(std::iter::repeat_n(0, zero_layers));
+        }
+        return Some(sizes);
+    }
+    None
 }
 
 #[derive(Deserialize, Default)]
@@ -397,6 +505,36 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layer_sizes_come_from_the_history_steps_that_made_layers() {
+        let history = |sizes: &[i64]| -> Vec<HistoryEntry> {
+            // The engine lists the newest step first.
+            sizes
+                .iter()
+                .rev()
+                .map(|&size| HistoryEntry { size })
+                .collect()
+        };
+        // FROM scratch, COPY (5), ENV, LABEL, COPY (3).
+        assert_eq!(
+            layer_sizes_from_history(&history(&[5, 0, 0, 3]), 2),
+            Some(vec![5, 3])
+        );
+        // Every step made a layer, one of them empty.
+        assert_eq!(
+            layer_sizes_from_history(&history(&[5, 0, 3]), 3),
+            Some(vec![5, 0, 3])
+        );
+        // An empty layer and an empty-layer step on either side of a real one: unclear.
+        assert_eq!(layer_sizes_from_history(&history(&[0, 5, 0, 3]), 3), None);
+        // Zero entries all after the last layer with data: clear.
+        assert_eq!(
+            layer_sizes_from_history(&history(&[5, 3, 0, 0]), 3),
+            Some(vec![5, 3, 0])
+        );
+        assert_eq!(layer_sizes_from_history(&history(&[5, 3]), 3), None);
+    }
 
     fn ts(text: &str) -> Timestamp {
         text.parse().unwrap()
@@ -489,18 +627,32 @@ mod tests {
     fn build_cache_records_are_read() {
         let df: Df = serde_json::from_str(
             r#"{"BuildCache":[{"ID":"k1","Parent":"","Type":"regular","Size":300,
-                "InUse":true,"Shared":false,"CreatedAt":"2026-11-26T12:00:00Z","UsageCount":2}]}"#,
+                "InUse":true,"Shared":false,"CreatedAt":"2026-11-26T12:00:00Z","UsageCount":2,
+                "LastUsedAt":"2026-11-26T12:30:00Z"},
+                {"ID":"k2","Size":10,"CreatedAt":"2026-11-26T12:00:00Z","LastUsedAt":null}]}"#,
         )
         .unwrap();
         let df = SystemDf::try_from(df).unwrap();
         assert_eq!(
             df.build_cache,
-            [DfBuildCache {
-                id: "k1".into(),
-                size: 300,
-                in_use: true,
-                shared: false
-            }]
+            [
+                DfBuildCache {
+                    id: "k1".into(),
+                    size: 300,
+                    in_use: true,
+                    shared: false,
+                    created: Some(ts("2026-11-26T12:00:00Z")),
+                    last_used: Some(ts("2026-11-26T12:30:00Z")),
+                },
+                DfBuildCache {
+                    id: "k2".into(),
+                    size: 10,
+                    in_use: false,
+                    shared: false,
+                    created: Some(ts("2026-11-26T12:00:00Z")),
+                    last_used: None,
+                }
+            ]
         );
     }
 
