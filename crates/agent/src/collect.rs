@@ -1,11 +1,14 @@
-//! Carrying out GC: plan, remove, re-measure, and go on while the disk is still above the low
-//! threshold. The kubelet counts shared layers as freed and never looks again; here every space
-//! deletion is checked against a fresh statvfs, so no image is deleted once the disk is already
-//! back at the low threshold, and a plan that fell short is followed by another round.
+//! Carrying out GC: plan, remove, re-measure, and go on while the disk is still short of its
+//! target (the low threshold, and the pull headroom). The kubelet counts shared layers as freed
+//! and never looks again; here every space deletion is checked against a fresh statvfs, so no
+//! image is deleted once the disk is already back at the target, and a plan that fell short is
+//! followed by another round. Build cache old enough goes before any image.
 
 use jiff::Timestamp;
 use serde::Serialize;
-use swarmkeeper_gc::{bytes_to_free, plan, usage_percent, DeletionReason, PlanMode, Policy};
+use swarmkeeper_gc::{
+    plan, space_need, usage_percent, DeletionReason, Filesystem, PlanMode, Policy, SpaceTrigger,
+};
 use swarmkeeper_store::GcRun;
 
 use crate::{AgentError, Detail, Node};
@@ -44,6 +47,8 @@ impl Trigger {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeletedImage {
     pub id: String,
+    /// A tag, else `repo@sha256:…`, else the id ([`swarmkeeper_gc::Image::name`]).
+    pub name: String,
     pub repo_tags: Vec<String>,
     pub reason: DeletionReason,
     /// Unique bytes as planned.
@@ -77,13 +82,27 @@ pub struct GcOutcome {
     pub failures: Vec<Failure>,
     /// Measured by statvfs: available bytes after minus before.
     pub bytes_freed: u64,
-    /// Bytes still to free to reach the low threshold, when space GC ran and fell short.
+    /// Bytes still to free to reach the target (the low threshold and the pull headroom),
+    /// when space GC ran and fell short.
     pub shortfall_bytes: u64,
+    /// Why space GC ran; `None` when it did not.
+    pub space_trigger: Option<SpaceTrigger>,
+    /// The room kept for the next pull during the pass (0: none).
+    pub pull_headroom_bytes: u64,
+    /// Available bytes after the pass, by statvfs.
+    pub available_bytes_after: u64,
+    /// Bytes the engine said it reclaimed from the build cache.
+    pub build_cache_freed_bytes: u64,
 }
 
 impl GcOutcome {
     pub fn fell_short(&self) -> bool {
         self.shortfall_bytes > 0
+    }
+
+    /// The pass ended with less available than the pull headroom: the next pull may not fit.
+    pub fn short_of_headroom(&self) -> bool {
+        self.available_bytes_after < self.pull_headroom_bytes
     }
 
     fn outcome(&self) -> &'static str {
@@ -110,37 +129,43 @@ pub async fn collect(
         started_at,
         usage_percent_before: usage_percent(before.capacity_bytes, before.available_bytes),
         usage_percent_after: 0,
-        high_threshold_percent: policy.high_threshold_percent,
-        low_threshold_percent: policy.low_threshold_percent,
+        high_threshold_percent: policy.high_threshold_percent(),
+        low_threshold_percent: policy.low_threshold_percent(),
         rounds: 0,
         removed_containers: Vec::new(),
         deleted: Vec::new(),
         failures: Vec::new(),
         bytes_freed: 0,
         shortfall_bytes: 0,
+        space_trigger: None,
+        pull_headroom_bytes: node.pull_headroom_bytes,
+        available_bytes_after: 0,
+        build_cache_freed_bytes: 0,
     };
-    // A retry finishes the job its pass started: down to the low threshold, even if the disk
-    // has meanwhile dropped below the high one (a pull's temporary files went away).
+    // A retry finishes the job its pass started: down to the target, even if the disk has
+    // meanwhile dropped below the high threshold (a pull's temporary files went away).
     let mut mode = match trigger {
         Trigger::Retry => PlanMode::Continue,
         _ => PlanMode::Threshold,
     };
-    let mut space_needed = false;
     while outcome.rounds < MAX_ROUNDS {
         outcome.rounds += 1;
-        // Shared sizes matter only when space must be freed; asking for them walks every
-        // container layer and volume on the node.
+        // The build cache records (and, where layers cannot be read, shared sizes) matter only
+        // when space must be freed; asking for them walks every container layer and volume.
         let fs = node.measure()?;
-        let detail = if mode == PlanMode::Continue
-            || usage_percent(fs.capacity_bytes, fs.available_bytes) >= policy.high_threshold_percent
-        {
+        let detail = if short_of_target(&fs, policy, node.pull_headroom_bytes, mode) {
             Detail::Full
         } else {
             Detail::Light
         };
-        let snapshot = node.observe(detail).await?;
+        let mut snapshot = node.observe(detail).await?;
+        if detail == Detail::Light && plan(&snapshot, policy, mode).space_trigger.is_some() {
+            snapshot = node.observe(Detail::Full).await?;
+        }
         let plan = plan(&snapshot, policy, mode);
-        space_needed |= plan.bytes_to_free > 0;
+        node.pull_headroom_bytes = plan.pull_headroom_bytes;
+        outcome.pull_headroom_bytes = plan.pull_headroom_bytes;
+        outcome.space_trigger = outcome.space_trigger.or(plan.space_trigger);
         let mut progress = false;
 
         for removal in &plan.remove_containers {
@@ -158,6 +183,33 @@ pub async fn collect(
             }
         }
 
+        if let Some(prune) = &plan.prune_build_cache {
+            if !target_reached(node, policy)? {
+                match node
+                    .engine
+                    .prune_build_cache(prune.keep_storage_bytes, prune.until)
+                    .await
+                {
+                    Ok(reclaimed) => {
+                        tracing::info!(
+                            bytes = reclaimed,
+                            keep_storage = prune.keep_storage_bytes,
+                            until = ?prune.until,
+                            "pruned build cache"
+                        );
+                        outcome.build_cache_freed_bytes += reclaimed;
+                        progress |= reclaimed > 0;
+                    }
+                    // The engine may have no BuildKit, or refuse while a build runs: the
+                    // images can still go.
+                    Err(e @ swarmkeeper_engine::EngineError::Api { .. }) => {
+                        refused(&mut outcome, "build-cache", e)
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+
         for deletion in &plan.delete {
             if deletion.reason != DeletionReason::MaxAge && target_reached(node, policy)? {
                 break;
@@ -166,7 +218,7 @@ pub async fn collect(
                 Ok(()) => {
                     tracing::info!(
                         image = deletion.id,
-                        tags = ?deletion.repo_tags,
+                        name = deletion.name,
                         reason = deletion.reason.as_str(),
                         bytes = deletion.bytes,
                         "deleted image"
@@ -174,6 +226,7 @@ pub async fn collect(
                     node.store.forget_images([deletion.id])?;
                     outcome.deleted.push(DeletedImage {
                         id: deletion.id.to_string(),
+                        name: deletion.name.to_string(),
                         repo_tags: deletion.repo_tags.to_vec(),
                         reason: deletion.reason,
                         bytes: deletion.bytes,
@@ -187,7 +240,7 @@ pub async fn collect(
             }
         }
 
-        if !space_needed || !progress || target_reached(node, policy)? {
+        if outcome.space_trigger.is_none() || !progress || target_reached(node, policy)? {
             break;
         }
         mode = PlanMode::Continue;
@@ -195,13 +248,10 @@ pub async fn collect(
 
     let after = node.measure()?;
     outcome.usage_percent_after = usage_percent(after.capacity_bytes, after.available_bytes);
+    outcome.available_bytes_after = after.available_bytes;
     outcome.bytes_freed = after.available_bytes.saturating_sub(before.available_bytes);
-    if space_needed {
-        outcome.shortfall_bytes = bytes_to_free(
-            after.capacity_bytes,
-            after.available_bytes,
-            policy.low_threshold_percent,
-        );
+    if outcome.space_trigger.is_some() {
+        outcome.shortfall_bytes = target_bytes(&after, policy, outcome.pull_headroom_bytes);
     }
     node.store.record_gc_run(&GcRun {
         started_at,
@@ -212,6 +262,7 @@ pub async fn collect(
         bytes_freed: outcome.bytes_freed,
         containers_removed: outcome.removed_containers.len() as u64,
         outcome: outcome.outcome().to_string(),
+        build_cache_freed_bytes: outcome.build_cache_freed_bytes,
     })?;
     Ok(outcome)
 }
@@ -224,12 +275,34 @@ fn refused(outcome: &mut GcOutcome, id: &str, error: swarmkeeper_engine::EngineE
     });
 }
 
-/// True once the measured disk is at or below the low threshold.
+/// True once the measured disk is at its target: at or below the low threshold, with the
+/// pull headroom available.
 fn target_reached(node: &Node, policy: &Policy) -> Result<bool, AgentError> {
     let fs = node.measure()?;
-    Ok(bytes_to_free(
-        fs.capacity_bytes,
-        fs.available_bytes,
-        policy.low_threshold_percent,
-    ) == 0)
+    Ok(target_bytes(&fs, policy, node.pull_headroom_bytes) == 0)
+}
+
+/// Bytes still to free to reach the target.
+fn target_bytes(fs: &Filesystem, policy: &Policy, headroom: u64) -> u64 {
+    space_need(
+        fs,
+        policy.high_threshold_percent(),
+        policy.low_threshold_percent(),
+        headroom,
+        true,
+    )
+    .bytes_to_free()
+}
+
+/// Whether a round in `mode` frees space on `fs`, with the headroom last planned.
+fn short_of_target(fs: &Filesystem, policy: &Policy, headroom: u64, mode: PlanMode) -> bool {
+    space_need(
+        fs,
+        policy.high_threshold_percent(),
+        policy.low_threshold_percent(),
+        headroom,
+        mode == PlanMode::Continue,
+    )
+    .bytes_to_free()
+        > 0
 }

@@ -12,14 +12,18 @@ mod fs;
 mod http;
 mod metrics;
 mod node;
+mod policy_file;
 mod report;
 mod run;
 
 pub use collect::{collect, DeletedImage, Failure, GcOutcome, RemovedContainer, Trigger};
 pub use disk::disk_report;
-pub use fs::measure as measure_filesystem;
+pub use fs::{
+    measure as measure_filesystem, mount_info, usage as filesystem_usage, FsUsage, MountInfo,
+};
 pub use metrics::Metrics;
 pub use node::{Detail, FirstSighting, Node};
+pub use policy_file::{find_agent_state_dir, read_policy, write_policy, AGENT_LABEL, POLICY_FILE};
 pub use report::{post_report, ReportConfig, ReportError, ReportSecret, Reporter, ServerUrl};
 pub use run::{run, AgentConfig};
 

@@ -35,6 +35,9 @@ pub struct Metrics {
     runs: Family<TriggerLabel, Counter>,
     failures: Family<ReasonLabel, Counter>,
     last_run: Gauge,
+    pull_headroom: Gauge<u64, AtomicU64>,
+    short_of_headroom: Gauge,
+    build_cache_freed: Counter,
 }
 
 impl Default for Metrics {
@@ -58,6 +61,9 @@ impl Metrics {
             runs: Family::default(),
             failures: Family::default(),
             last_run: Gauge::default(),
+            pull_headroom: Gauge::default(),
+            short_of_headroom: Gauge::default(),
+            build_cache_freed: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -107,6 +113,21 @@ impl Metrics {
             "When the last GC pass finished, as a Unix time",
             m.last_run.clone(),
         );
+        registry.register(
+            "gc_pull_headroom_bytes",
+            "Room GC keeps available for the next pull (0: none)",
+            m.pull_headroom.clone(),
+        );
+        registry.register(
+            "gc_short_of_headroom",
+            "1 when the last pass ended with less available than the pull headroom",
+            m.short_of_headroom.clone(),
+        );
+        registry.register(
+            "gc_build_cache_freed_bytes",
+            "Bytes the engine reclaimed from the build cache for GC",
+            m.build_cache_freed.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -129,6 +150,11 @@ impl Metrics {
             })
             .inc();
         self.bytes_freed.inc_by(outcome.bytes_freed);
+        self.build_cache_freed
+            .inc_by(outcome.build_cache_freed_bytes);
+        self.pull_headroom.set(outcome.pull_headroom_bytes);
+        self.short_of_headroom
+            .set(outcome.short_of_headroom().into());
         for deleted in &outcome.deleted {
             self.images_deleted
                 .get_or_create(&ReasonLabel {
@@ -185,12 +211,34 @@ mod tests {
             7,
         );
         m.failure("engine");
+        m.record_run(&crate::GcOutcome {
+            trigger: crate::Trigger::Pull,
+            started_at: jiff::Timestamp::now(),
+            usage_percent_before: 84,
+            usage_percent_after: 80,
+            high_threshold_percent: 85,
+            low_threshold_percent: 80,
+            rounds: 1,
+            removed_containers: vec![],
+            deleted: vec![],
+            failures: vec![],
+            bytes_freed: 10,
+            shortfall_bytes: 5,
+            space_trigger: Some(swarmkeeper_gc::SpaceTrigger::PullHeadroom),
+            pull_headroom_bytes: 64,
+            available_bytes_after: 59,
+            build_cache_freed_bytes: 3,
+        });
         let text = m.encode();
         for line in [
             "swarmkeeper_disk_usage_percent 95",
             "swarmkeeper_disk_capacity_bytes 1000",
             "swarmkeeper_images 7",
             "swarmkeeper_gc_failures_total{reason=\"engine\"} 1",
+            "swarmkeeper_gc_failures_total{reason=\"shortfall\"} 1",
+            "swarmkeeper_gc_pull_headroom_bytes 64",
+            "swarmkeeper_gc_short_of_headroom 1",
+            "swarmkeeper_gc_build_cache_freed_bytes_total 3",
             "# EOF",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

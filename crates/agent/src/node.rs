@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use futures_util::{stream, StreamExt};
 use jiff::Timestamp;
-use swarmkeeper_engine::{layout, DfContainer, Engine};
+use swarmkeeper_engine::{layout, DfContainer, DfImage, Engine};
 use swarmkeeper_gc::{
-    Container, ContainerState, Image, Snapshot, LABEL_PIN, LABEL_SERVICE_NAME, SNAPSHOT_VERSION,
+    shared_bytes_from_layers, BuildCacheRecord, Container, ContainerState, Image, Layer, Snapshot,
+    LABEL_PIN, LABEL_SERVICE_NAME, SNAPSHOT_VERSION,
 };
 use swarmkeeper_store::Store;
 
@@ -44,16 +45,24 @@ pub struct Node {
     /// Image references (tags and digests) to image ids, from the last observation: container
     /// events name the image as the user wrote it.
     references: HashMap<String, String>,
+    /// Each image's layers (`None`: they could not be read). An image id names its content,
+    /// so each image's layers are read once.
+    layers: HashMap<String, Option<Vec<Layer>>>,
+    /// The pull headroom of the last pass's plan: whether the next pass needs the expensive
+    /// observation is decided before it has a plan of its own.
+    pub(crate) pull_headroom_bytes: u64,
 }
 
 /// How much an observation asks of the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
-    /// Shared bytes per image from `/system/df`, which also walks every container layer and
-    /// volume: for snapshots and for passes that must free space.
+    /// `/system/df`, which also walks every container layer and volume, for the build cache
+    /// records (and shared bytes where layers cannot be read): for snapshots and for passes
+    /// that must free space.
     Full,
-    /// `/images/json` and `/containers/json` only, shared bytes counted as 0: enough for
-    /// bookkeeping, max-age and container GC on a disk below the high threshold.
+    /// `/images/json` and `/containers/json` only; shared bytes from the images' layers, or 0
+    /// where those cannot be read: enough for bookkeeping, max-age and container GC, and to
+    /// tell whether space must be freed.
     Light,
 }
 
@@ -67,7 +76,14 @@ impl Node {
             first_sighting: FirstSighting::EngineArrival,
             finished: HashMap::new(),
             references: HashMap::new(),
+            layers: HashMap::new(),
+            pull_headroom_bytes: 0,
         }
+    }
+
+    /// The engine's data root (`DockerRootDir`).
+    pub fn root_dir(&self) -> &Path {
+        &self.root_dir
     }
 
     pub fn fs_path(&self) -> &Path {
@@ -84,10 +100,22 @@ impl Node {
     /// Looks at the engine now, records what it learnt in the state database, and returns the
     /// snapshot the planner needs.
     pub async fn observe(&mut self, detail: Detail) -> Result<Snapshot, AgentError> {
-        let (images, containers) = match detail {
+        let (images, containers, build_cache) = match detail {
             Detail::Full => {
                 let df = self.engine.system_df().await?;
-                (df.images, df.containers)
+                let build_cache = df
+                    .build_cache
+                    .into_iter()
+                    .map(|b| BuildCacheRecord {
+                        id: b.id,
+                        size_bytes: b.size,
+                        in_use: b.in_use,
+                        shared: b.shared,
+                        created: b.created.or(b.last_used).unwrap_or(Timestamp::UNIX_EPOCH),
+                        last_used: b.last_used,
+                    })
+                    .collect();
+                (df.images, df.containers, Some(build_cache))
             }
             Detail::Light => {
                 let images = self.engine.list_images().await?;
@@ -106,9 +134,10 @@ impl Node {
                         names: c.names,
                     })
                     .collect();
-                (images, containers)
+                (images, containers, None)
             }
         };
+        self.learn_layers(&images).await;
         let now = Timestamp::now();
         let filesystem = self.measure()?;
 
@@ -164,7 +193,7 @@ impl Node {
         self.store.record_service_images(runs)?;
 
         let records = self.store.images()?;
-        let snapshot_images = images
+        let mut snapshot_images: Vec<Image> = images
             .iter()
             .map(|i| {
                 let record = records.get(&i.id);
@@ -177,9 +206,12 @@ impl Node {
                     first_seen: record.map_or(now, |r| r.first_seen),
                     last_used: record.and_then(|r| r.last_used),
                     pinned: i.labels.get(LABEL_PIN).map(String::as_str) == Some("true"),
+                    layers: self.layers.get(&i.id).cloned().flatten(),
                 }
             })
             .collect();
+        // The engine's own rule, from the layers: exact on a light observation too.
+        shared_bytes_from_layers(&mut snapshot_images);
         let snapshot_containers = containers
             .iter()
             .map(|c| Container {
@@ -209,7 +241,43 @@ impl Node {
             images: snapshot_images,
             containers: snapshot_containers,
             service_image_history: self.store.service_histories()?,
+            build_cache,
         })
+    }
+
+    /// Reads the layers of images not seen before: from the image store under the data root
+    /// (no request), else through the API (two requests per image), a few at a time.
+    async fn learn_layers(&mut self, images: &[DfImage]) {
+        let present: std::collections::HashSet<&str> =
+            images.iter().map(|i| i.id.as_str()).collect();
+        self.layers.retain(|id, _| present.contains(id.as_str()));
+        let engine = &self.engine;
+        let root_dir = &self.root_dir;
+        let learnt: Vec<(String, Option<Vec<Layer>>)> =
+            stream::iter(images.iter().filter(|i| !self.layers.contains_key(&i.id)))
+                .map(|i| async move {
+                    let stored = match layout::image_layers(root_dir, &i.id) {
+                        Some(layers) => Some(layers),
+                        // An error (the image went meanwhile, the engine hiccuped) is not remembered:
+                        // the next observation asks again.
+                        None => engine.image_layers(&i.id).await.ok()?,
+                    };
+                    let layers = stored.map(|layers| {
+                        layers
+                            .into_iter()
+                            .map(|l| Layer {
+                                digest: l.chain_id,
+                                size_bytes: l.size,
+                            })
+                            .collect()
+                    });
+                    Some((i.id.clone(), layers))
+                })
+                .buffer_unordered(INSPECT_CONCURRENCY)
+                .filter_map(std::future::ready)
+                .collect()
+                .await;
+        self.layers.extend(learnt);
     }
 
     /// The image id a container event's `image` attribute refers to, as far as the last

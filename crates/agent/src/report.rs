@@ -16,14 +16,16 @@ use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
 use swarmkeeper_engine::{Engine, EngineInfo, SystemDf};
-use swarmkeeper_gc::{plan, DiskReport, DiskUsageInput, PlanMode, Policy};
+use swarmkeeper_gc::{plan, DiskReport, DiskUsageInput, PlanMode, Policy, LABEL_SERVICE_NAME};
 use swarmkeeper_report::{
-    reported_images, secret_from_file_content, NodeReport, ReportedDeletion, ReportedImage,
-    ReportedRun, MAX_PENDING_RUNS, MAX_REPORT_BYTES, REPORT_PATH,
+    reported_images, secret_from_file_content, DataRoot, LastPass, NodeReport, ReportedDeletion,
+    ReportedImage, ReportedRun, UnboundedLog, MAX_PENDING_RUNS, MAX_REPORT_BYTES, REPORT_PATH,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use swarmkeeper_engine::layout;
 
 use crate::{fs, Detail, GcOutcome, Node, Trigger};
 
@@ -249,6 +251,9 @@ struct State {
     /// a post removes exactly the runs it carried.
     runs: VecDeque<(u64, ReportedRun)>,
     next_run: u64,
+    /// How the newest pass ended, and the headroom it kept.
+    last_pass: Option<LastPass>,
+    pull_headroom_bytes: u64,
 }
 
 #[derive(Clone)]
@@ -264,6 +269,8 @@ struct Settings {
     interval_seconds: u64,
     high_threshold_percent: u8,
     low_threshold_percent: u8,
+    /// The policy's pull headroom setting, as the report states it.
+    pull_headroom: String,
 }
 
 impl Reporter {
@@ -282,8 +289,9 @@ impl Reporter {
         let settings = Settings {
             config,
             interval_seconds: interval.as_secs().max(1),
-            high_threshold_percent: policy.high_threshold_percent,
-            low_threshold_percent: policy.low_threshold_percent,
+            high_threshold_percent: policy.high_threshold_percent(),
+            low_threshold_percent: policy.low_threshold_percent(),
+            pull_headroom: policy.pull_headroom().to_string(),
         };
         let disk = DiskSource {
             engine: node.engine.clone(),
@@ -320,6 +328,8 @@ impl Reporter {
             }
         };
         let mut state = self.lock();
+        state.last_pass = Some(last_pass(outcome));
+        state.pull_headroom_bytes = outcome.pull_headroom_bytes;
         if let Some(run) = reported_run(outcome) {
             let sequence = state.next_run;
             state.next_run += 1;
@@ -366,11 +376,25 @@ impl From<&EngineInfo> for Identity {
     }
 }
 
+/// How a pass ended, as every report repeats it.
+fn last_pass(outcome: &GcOutcome) -> LastPass {
+    LastPass {
+        started_at: outcome.started_at,
+        space_trigger: outcome.space_trigger.map(|t| t.as_str().to_string()),
+        usage_percent_after: outcome.usage_percent_after,
+        shortfall_bytes: outcome.shortfall_bytes,
+        short_of_low_threshold: outcome.space_trigger.is_some()
+            && outcome.usage_percent_after > outcome.low_threshold_percent,
+        short_of_headroom: outcome.short_of_headroom(),
+    }
+}
+
 /// The run as the server records it; `None` for a pass that found nothing to do.
 fn reported_run(outcome: &GcOutcome) -> Option<ReportedRun> {
     let eventful = !outcome.deleted.is_empty()
         || !outcome.removed_containers.is_empty()
         || !outcome.failures.is_empty()
+        || outcome.build_cache_freed_bytes > 0
         || outcome.fell_short();
     eventful.then(|| ReportedRun {
         started_at: outcome.started_at,
@@ -384,6 +408,7 @@ fn reported_run(outcome: &GcOutcome) -> Option<ReportedRun> {
             .map(|d| ReportedDeletion {
                 id: d.id.clone(),
                 repo_tags: d.repo_tags.clone(),
+                name: d.name.clone(),
                 reason: d.reason.as_str().to_string(),
                 bytes: d.bytes,
             })
@@ -398,6 +423,9 @@ fn reported_run(outcome: &GcOutcome) -> Option<ReportedRun> {
             "partial"
         }
         .to_string(),
+        build_cache_freed_bytes: outcome.build_cache_freed_bytes,
+        space_trigger: outcome.space_trigger.map(|t| t.as_str().to_string()),
+        pull_headroom_bytes: outcome.pull_headroom_bytes,
     })
 }
 
@@ -413,10 +441,11 @@ async fn post_reports(shared: Arc<Shared>, settings: Settings, mut disk: DiskSou
             let identity = state.identity.clone();
             identity.zip(state.images.take()).map(|(identity, images)| {
                 let runs: Vec<(u64, ReportedRun)> = state.runs.iter().cloned().collect();
-                (identity, images, runs)
+                let pass = (state.last_pass.clone(), state.pull_headroom_bytes);
+                (identity, images, runs, pass)
             })
         };
-        let Some((identity, images, runs)) = taken else {
+        let Some((identity, images, runs, (last_pass, pull_headroom_bytes))) = taken else {
             continue;
         };
         // The first report waits for a breakdown; later ones use the one they have, so that a
@@ -433,6 +462,8 @@ async fn post_reports(shared: Arc<Shared>, settings: Settings, mut disk: DiskSou
         };
         let carried = runs.last().map(|(sequence, _)| *sequence);
         report.gc_runs = runs.into_iter().map(|(_, run)| run).collect();
+        report.last_pass = last_pass;
+        report.pull_headroom_bytes = pull_headroom_bytes;
         let body = report.to_json_within(MAX_REPORT_BYTES);
         let result = post_report(&settings.config, body).await;
         // A run the server will never take must not hold back the ones after it.
@@ -477,8 +508,10 @@ struct DiskSource {
 
 struct Breakdown {
     input: DiskUsageInput,
-    /// Shared bytes per image id: a light observation does not have them.
+    /// Shared bytes per image id, for images whose layers the agent could not read.
     shared: HashMap<String, u64>,
+    /// Containers logging to `json-file` without a size limit, largest first.
+    unbounded_logs: Vec<UnboundedLog>,
     at: Timestamp,
 }
 
@@ -499,13 +532,15 @@ impl DiskSource {
         match self.engine.system_df().await {
             Ok(df) => {
                 let root_dir = self.root_dir.clone();
-                let log_bytes = tokio::task::spawn_blocking(move || {
-                    swarmkeeper_engine::layout::container_log_bytes(&root_dir)
+                let logs = tokio::task::spawn_blocking(move || {
+                    (
+                        swarmkeeper_engine::layout::container_log_bytes(&root_dir),
+                        swarmkeeper_engine::layout::unbounded_json_logs(&root_dir),
+                    )
                 })
                 .await
-                .ok()
-                .flatten();
-                self.breakdown = Some(Breakdown::new(&df, log_bytes));
+                .unwrap_or_default();
+                self.breakdown = Some(Breakdown::new(&df, logs.0, logs.1.unwrap_or_default()));
             }
             Err(e) => tracing::debug!(error = %e, "no disk breakdown for the report"),
         }
@@ -518,6 +553,15 @@ impl DiskSource {
         mut images: Vec<ReportedImage>,
     ) -> std::io::Result<NodeReport> {
         let filesystem = fs::measure(&self.fs_path)?;
+        let usage = fs::usage(&self.fs_path)?;
+        let data_root = fs::mount_info(&self.fs_path).map(|mount| DataRoot {
+            path: self.fs_path.clone(),
+            mount_point: mount.mount_point,
+            source: mount.source,
+            fs_type: mount.fs_type,
+            size_bytes: usage.size_bytes,
+            reserved_bytes: usage.reserved_bytes,
+        });
         let disk = match &self.breakdown {
             Some(breakdown) => {
                 for image in images.iter_mut().filter(|i| i.shared_bytes == 0) {
@@ -541,6 +585,15 @@ impl DiskSource {
             images,
             gc_runs: Vec::new(),
             truncated: false,
+            data_root,
+            pull_headroom_bytes: 0,
+            pull_headroom: settings.pull_headroom.clone(),
+            last_pass: None,
+            unbounded_logs: self
+                .breakdown
+                .as_ref()
+                .map(|b| b.unbounded_logs.clone())
+                .unwrap_or_default(),
         })
     }
 }
@@ -548,8 +601,34 @@ impl DiskSource {
 impl Breakdown {
     /// Keeps only the figures: a busy node's `/system/df` lists thousands of containers and
     /// volumes with their names and labels, which the agent has no use for between reports.
-    fn new(df: &SystemDf, log_bytes: Option<u64>) -> Breakdown {
+    fn new(
+        df: &SystemDf,
+        log_bytes: Option<u64>,
+        unbounded: Vec<layout::UnboundedLog>,
+    ) -> Breakdown {
+        let containers: HashMap<&str, &swarmkeeper_engine::DfContainer> =
+            df.containers.iter().map(|c| (c.id.as_str(), c)).collect();
+        let mut unbounded_logs: Vec<UnboundedLog> = unbounded
+            .into_iter()
+            .map(|log| {
+                let container = containers.get(log.container_id.as_str());
+                UnboundedLog {
+                    name: container
+                        .and_then(|c| c.names.first().cloned())
+                        .unwrap_or_default(),
+                    service: container.and_then(|c| c.labels.get(LABEL_SERVICE_NAME).cloned()),
+                    container_id: log.container_id,
+                    size_bytes: log.size,
+                }
+            })
+            .collect();
+        unbounded_logs.sort_by(|a, b| {
+            b.size_bytes
+                .cmp(&a.size_bytes)
+                .then_with(|| a.container_id.cmp(&b.container_id))
+        });
         Breakdown {
+            unbounded_logs,
             input: DiskUsageInput {
                 layers_bytes: df.layers_size,
                 images: df.images.iter().map(|i| (i.size, i.shared_size)).collect(),
@@ -589,7 +668,31 @@ mod tests {
             failures: vec![],
             bytes_freed: 0,
             shortfall_bytes: 0,
+            space_trigger: None,
+            pull_headroom_bytes: 0,
+            available_bytes_after: 500,
+            build_cache_freed_bytes: 0,
         }
+    }
+
+    #[test]
+    fn the_last_pass_says_whether_the_headroom_was_missed() {
+        let mut o = outcome();
+        o.space_trigger = Some(swarmkeeper_gc::SpaceTrigger::PullHeadroom);
+        o.pull_headroom_bytes = 800;
+        o.shortfall_bytes = 300;
+        let pass = last_pass(&o);
+        assert!(pass.fell_short() && pass.short_of_headroom);
+        assert!(
+            !pass.short_of_low_threshold,
+            "79% is under the low threshold"
+        );
+        assert_eq!(pass.space_trigger.as_deref(), Some("pull-headroom"));
+        let run = reported_run(&o).unwrap();
+        assert_eq!(
+            (run.outcome.as_str(), run.pull_headroom_bytes),
+            ("shortfall", 800)
+        );
     }
 
     #[test]
@@ -602,6 +705,7 @@ mod tests {
         let mut o = outcome();
         o.deleted.push(DeletedImage {
             id: "sha256:aa".into(),
+            name: "app:1".into(),
             repo_tags: vec!["app:1".into()],
             reason: DeletionReason::SpaceReserve,
             bytes: 450,
@@ -620,6 +724,7 @@ mod tests {
             [ReportedDeletion {
                 id: "sha256:aa".into(),
                 repo_tags: vec!["app:1".into()],
+                name: "app:1".into(),
                 reason: "space-reserve".into(),
                 bytes: 450,
             }]

@@ -54,6 +54,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let store = Store::open(&config.state_dir)?;
+    // `gc plan` on this node reads it, so that it plans as the agent does.
+    crate::write_policy(&config.state_dir, config.policy.settings()).map_err(|source| {
+        AgentError::Filesystem {
+            path: config.state_dir.join(crate::POLICY_FILE),
+            source,
+        }
+    })?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| AgentError::Listen {

@@ -120,6 +120,7 @@ fn outcome(trigger: Trigger, deleted: &[&str]) -> GcOutcome {
             .iter()
             .map(|id| DeletedImage {
                 id: id.to_string(),
+                name: format!("gone/{id}:1"),
                 repo_tags: vec![format!("gone/{id}:1")],
                 reason: DeletionReason::Space,
                 bytes: 1_000,
@@ -128,6 +129,10 @@ fn outcome(trigger: Trigger, deleted: &[&str]) -> GcOutcome {
         failures: vec![],
         bytes_freed: 900,
         shortfall_bytes: 0,
+        space_trigger: None,
+        pull_headroom_bytes: 0,
+        available_bytes_after: 1 << 30,
+        build_cache_freed_bytes: 0,
     }
 }
 
@@ -252,8 +257,18 @@ async fn each_pass_is_reported_and_runs_wait_until_the_server_accepts_them() {
     assert_eq!(report.interval_seconds, 30);
     assert_eq!(
         (report.high_threshold_percent, report.low_threshold_percent),
-        (policy.high_threshold_percent, policy.low_threshold_percent)
+        (
+            policy.high_threshold_percent(),
+            policy.low_threshold_percent()
+        )
     );
+    assert_eq!(report.pull_headroom, "auto");
+    let data_root = report
+        .data_root
+        .as_ref()
+        .expect("the data root's filesystem is named");
+    assert!(data_root.size_bytes >= report.disk.filesystem.capacity_bytes);
+    assert!(report.last_pass.is_some());
     assert!(report.disk.filesystem.capacity_bytes > 0);
     assert!(
         report.disk_breakdown_at.is_some(),

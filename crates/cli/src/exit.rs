@@ -49,6 +49,36 @@ pub fn report(result: CmdResult) -> ExitCode {
     }
 }
 
+/// The exit status of a command whose output pipe was closed: a Unix tool killed by SIGPIPE
+/// reports 128 + 13 to the shell.
+pub const CLOSED_PIPE: i32 = 141;
+
+/// Makes a closed standard output or error (`swarmkeeper lint … | head -1`, `| grep -q`) end
+/// the command quietly with [`CLOSED_PIPE`], as it ends a Unix tool, instead of a panic.
+///
+/// Rust ignores SIGPIPE, so such a write fails with EPIPE and `println!` panics ("failed
+/// printing to stdout"); this catches exactly that panic. SIGPIPE itself stays ignored: the
+/// engine's socket or an HTTP peer closing must remain an error the code handles, not a
+/// signal that kills a deploy or the agent halfway.
+pub fn end_quietly_on_closed_pipe() {
+    let epipe = format!("(os error {})", rustix::io::Errno::PIPE.raw_os_error());
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        let printing = message.starts_with("failed printing to stdout")
+            || message.starts_with("failed printing to stderr");
+        if printing && message.ends_with(&epipe) {
+            std::process::exit(CLOSED_PIPE);
+        }
+        default(info);
+    }));
+}
+
 /// A single-threaded runtime: the commands wait on one engine, and a small agent stays small.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()

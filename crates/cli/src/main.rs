@@ -49,6 +49,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    exit::end_quietly_on_closed_pipe();
     ignore_empty_settings();
     let cli = Cli::parse();
     let result = match cli.command {

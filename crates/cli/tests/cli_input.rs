@@ -45,7 +45,7 @@ fn plans_the_contract_example_from_a_snapshot() {
     assert_eq!(plan["bytes_to_free"], 150);
     assert_eq!(
         plan["delete"],
-        serde_json::json!([{"id": "sha256:old", "reason": "space", "bytes": 450, "repo_tags": ["app:1"]}])
+        serde_json::json!([{"id": "sha256:old", "reason": "space", "bytes": 450, "repo_tags": ["app:1"], "name": "app:1"}])
     );
     assert_eq!(
         (
@@ -260,4 +260,220 @@ fn healthcheck_fails_when_no_agent_answers() {
     let out = swarmkeeper(&["healthcheck", "--listen", &format!("127.0.0.1:{port}")]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("does not answer"), "{}", stderr(&out));
+}
+
+fn plan_json(args: &[&str]) -> serde_json::Value {
+    let out = swarmkeeper(&[&["gc", "plan", "--json"][..], args].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn plan_text(args: &[&str]) -> String {
+    let out = swarmkeeper(&[&["gc", "plan"][..], args].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn deleted_names(plan: &serde_json::Value) -> Vec<&str> {
+    plan["delete"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect()
+}
+
+/// Field case gc-shared-layers: blob1 <- blob2 <- blob3 (1 GiB each), none used, and other:1
+/// used this morning. Deleting the three frees about 3 GiB, more than the 1.4 GiB needed, so
+/// other:1 stays: with the images' layers (exact) and without them (the bound from sizes).
+#[test]
+fn images_built_on_each_other_free_their_shared_layers_together() {
+    for (file, accounting) in [
+        ("snapshot-with-layers.json", "layers"),
+        ("snapshot.json", "sizes"),
+    ] {
+        let snap = fixture(&format!("field-cases/gc-shared-layers/{file}"));
+        let plan = plan_json(&["--snapshot", &snap]);
+        assert_eq!(plan["accounting"], accounting, "{file}");
+        assert_eq!(plan["usage_percent"], 98);
+        assert_eq!(plan["bytes_to_free"], 1_503_238_554u64, "{file}");
+        assert_eq!(
+            deleted_names(&plan),
+            [
+                "example.com/blobs/blob1:local",
+                "example.com/blobs/blob2:local",
+                "example.com/blobs/blob3:local"
+            ],
+            "{file}"
+        );
+        let bytes: Vec<u64> = plan["delete"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["bytes"].as_u64().unwrap())
+            .collect();
+        // The base layers go with the last image holding them.
+        assert_eq!(bytes, [0, 0, 3_228_565_504], "{file}");
+        assert_eq!(plan["planned_free_bytes"], 3_228_565_504u64);
+        assert_eq!(plan["shortfall_bytes"], 0);
+        let other = plan["keep"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == "example.com/other:1")
+            .unwrap_or_else(|| panic!("{file}: other:1 is not kept: {plan}"));
+        assert_eq!(other["reason"], "not-needed");
+    }
+    let text = plan_text(&[
+        "--snapshot",
+        &fixture("field-cases/gc-shared-layers/snapshot.json"),
+    ]);
+    assert!(text.contains("a lower bound"), "{text}");
+}
+
+/// Field case gc-pin-digest-only: Swarm pulled postgres by digest only; a pin on the
+/// repository's glob keeps it like the tagged redis:7, and every output names images.
+#[test]
+fn pins_match_the_repository_of_digest_only_images() {
+    let snap = fixture("field-cases/gc-pin-digest-only/snapshot.json");
+    let args = [
+        "--snapshot",
+        snap.as_str(),
+        "--pin",
+        "registry.example.com/base/*",
+    ];
+    let plan = plan_json(&args);
+    let showcase = "registry.example.com/demo-infra/showcase@sha256:3333333333333333333333333333333333333333333333333333333333333333";
+    assert_eq!(deleted_names(&plan), [showcase]);
+    let reason = |name: &str| {
+        plan["keep"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name)
+            .map(|k| k["reason"].as_str().unwrap().to_string())
+    };
+    let postgres = "registry.example.com/base/postgres@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    assert_eq!(reason(postgres).as_deref(), Some("pinned"));
+    assert_eq!(
+        reason("registry.example.com/base/redis:7").as_deref(),
+        Some("pinned")
+    );
+    assert_eq!(
+        reason("registry.example.com/infra/pause:3.9").as_deref(),
+        Some("pinned")
+    );
+
+    let text = plan_text(&args);
+    assert!(text.contains(showcase), "{text}");
+    assert!(
+        text.contains(&format!("pinned: {postgres}")) || text.contains(postgres),
+        "{text}"
+    );
+    assert!(!text.contains("<none>"), "{text}");
+
+    // Without the pin the digest-only image is a candidate like any other.
+    let plan = plan_json(&["--snapshot", &snap]);
+    assert!(deleted_names(&plan).contains(&postgres), "{plan}");
+}
+
+/// The seed incident at 84 %: under the 85 % threshold, but 41 MiB free is less than a pull of
+/// the next 31 MiB version needs. The default policy collects the oldest version.
+#[test]
+fn the_default_policy_keeps_room_for_the_next_pull() {
+    let snap = fixture("incident-84/snapshot.json");
+    let plan = plan_json(&["--snapshot", &snap]);
+    let mib = 1u64 << 20;
+    assert_eq!(plan["usage_percent"], 84);
+    assert_eq!(plan["space_trigger"], "pull-headroom");
+    assert_eq!(plan["pull_headroom_bytes"], 62 * mib);
+    assert_eq!(plan["available_bytes"], 41 * mib);
+    assert_eq!(plan["headroom_bytes_to_free"], 21 * mib);
+    assert_eq!(plan["accounting"], "layers");
+    let oldest = format!("registry.local:5000/app@sha256:{:064x}", 101);
+    assert_eq!(deleted_names(&plan), [oldest.as_str()]);
+    assert_eq!(plan["delete"][0]["bytes"], 30 * mib);
+    assert_eq!(plan["shortfall_bytes"], 0);
+
+    let text = plan_text(&["--snapshot", &snap]);
+    assert!(
+        text.contains("free 41.0 MiB < headroom 62.0 MiB: collect 21.0 MiB"),
+        "{text}"
+    );
+
+    // Off, or smaller than what is free: the kubelet's thresholds alone, nothing to do.
+    for headroom in ["0", "40MiB"] {
+        let plan = plan_json(&["--snapshot", &snap, "--pull-headroom", headroom]);
+        assert!(plan["space_trigger"].is_null(), "{headroom}: {plan}");
+        assert!(plan["delete"].as_array().unwrap().is_empty());
+    }
+    let plan = plan_json(&["--snapshot", &snap, "--pull-headroom", "100m"]);
+    assert_eq!(plan["pull_headroom_bytes"], 100 * mib);
+    assert_eq!(deleted_names(&plan).len(), 2, "{plan}");
+}
+
+#[test]
+fn a_bad_pull_headroom_names_the_flag() {
+    let snap = fixture("contract-snapshot.json");
+    let out = swarmkeeper(&["gc", "plan", "--snapshot", &snap, "--pull-headroom", "lots"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--pull-headroom"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected auto, 0 (off)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Field case cli-closed-pipe: `swarmkeeper lint … | head -1` or `| grep -q` closes the pipe
+/// while the command still writes. Every command must end quietly then (as a Unix tool killed
+/// by SIGPIPE: status 141), never with a panic and status 101. The reading end is closed before
+/// the command writes, many times over, so the race the field case saw is taken every time.
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    use std::process::Stdio;
+    let lint_file = format!(
+        "{}/../lint/tests/fixtures/incident-1-auto-deploy.yml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let snapshot = fixture("field-cases/gc-pin-digest-only/snapshot.json");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["lint", "-c", &lint_file],
+        vec!["lint", "-c", &lint_file, "--format", "json"],
+        vec!["lint", "-c", &lint_file, "--format", "sarif"],
+        vec!["gc", "plan", "--snapshot", &snapshot],
+        vec!["gc", "plan", "--snapshot", &snapshot, "--json"],
+        vec!["gc", "--help"],
+        vec!["--version"],
+    ];
+    let mut closed = 0;
+    for round in 0..25 {
+        for args in &commands {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            drop(child.stdout.take());
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !err.contains("panicked") && out.status.code() != Some(101),
+                "round {round}, {args:?}: {:?}\n{err}",
+                out.status
+            );
+            // Lint exits 1 on its findings when the pipe happens to take them all.
+            assert!(
+                matches!(out.status.code(), Some(0 | 1 | 141)),
+                "round {round}, {args:?}: {:?}\n{err}",
+                out.status
+            );
+            if out.status.code() == Some(141) {
+                assert!(err.is_empty(), "{args:?} said: {err}");
+                closed += 1;
+            }
+        }
+    }
+    assert!(closed > 0, "no run met the closed pipe");
 }

@@ -1,5 +1,8 @@
 //! Planning time for large nodes: 1,000, 10,000 and 100,000 images, one container for every tenth
-//! image, 100 services with a history of five versions, and the disk at 95%.
+//! image, 100 services with a history of five versions, and the disk at 95%; without layers
+//! (sizes and shared sizes only) and with ten layers per image, five of them shared: each image
+//! is built on one of `images / 100` bases of five layers, the bases themselves on one of ten
+//! operating-system layers.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -8,11 +11,35 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use jiff::{SignedDuration, Timestamp};
 use swarmkeeper_gc::{
-    plan, Container, ContainerState, Filesystem, Image, PlanMode, Policy, Snapshot,
-    LABEL_SERVICE_NAME, LABEL_TASK_ID, LABEL_TASK_NAME,
+    plan, Container, ContainerState, Filesystem, Image, Layer, PlanMode, Policy, PolicySettings,
+    Snapshot, LABEL_SERVICE_NAME, LABEL_TASK_ID, LABEL_TASK_NAME,
 };
 
-fn node(images: usize) -> Snapshot {
+fn digest(kind: u64, n: u64) -> String {
+    format!("sha256:{kind:02x}{n:062x}")
+}
+
+/// Ten layers: an OS layer (one of ten), four of a base (one of `images / 100`), five of its
+/// own.
+fn layers(i: usize, images: usize, next: &mut impl FnMut() -> u64) -> Vec<Layer> {
+    let bases = (images / 100).max(1) as u64;
+    let base = next() % bases;
+    let mut layers = vec![Layer {
+        digest: digest(1, base % 10),
+        size_bytes: 5_000_000 + (base % 10) * 1_000,
+    }];
+    layers.extend((0..4).map(|l| Layer {
+        digest: digest(2, base * 4 + l),
+        size_bytes: 1_000_000 + base * 10 + l,
+    }));
+    layers.extend((0..5).map(|l| Layer {
+        digest: digest(3, i as u64 * 5 + l),
+        size_bytes: 100_000 + next() % 10_000_000,
+    }));
+    layers
+}
+
+fn node(images: usize, with_layers: bool) -> Snapshot {
     let now = Timestamp::from_second(1_790_000_000).unwrap();
     // A fixed linear congruential sequence: varied but identical from run to run.
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
@@ -22,7 +49,11 @@ fn node(images: usize) -> Snapshot {
     };
     let image_list: Vec<Image> = (0..images)
         .map(|i| {
-            let size = 1_000_000 + next() % 100_000_000;
+            let layers = with_layers.then(|| layers(i, images, &mut next));
+            let size = match &layers {
+                Some(layers) => layers.iter().map(|l| l.size_bytes).sum(),
+                None => 1_000_000 + next() % 100_000_000,
+            };
             Image {
                 id: format!("sha256:{i:064x}"),
                 repo_tags: vec![format!("registry.local/team/app{}:{}", i % 100, i)],
@@ -36,6 +67,7 @@ fn node(images: usize) -> Snapshot {
                 last_used: (i % 3 != 0)
                     .then(|| now - SignedDuration::from_secs((next() % 1_000_000) as i64)),
                 pinned: i % 97 == 0,
+                layers,
             }
         })
         .collect();
@@ -80,33 +112,31 @@ fn node(images: usize) -> Snapshot {
         images: image_list,
         containers,
         service_image_history,
+        build_cache: None,
     }
 }
 
 fn planning(c: &mut Criterion) {
-    let policy = Policy::new(
-        85,
-        80,
-        Duration::from_secs(120),
-        Duration::from_secs(30 * 24 * 3600),
-        &["registry.local/base/*".to_string()],
-        2,
-        Duration::from_secs(60),
-        false,
-    )
+    let policy = Policy::new(PolicySettings {
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        pins: vec!["registry.local/base/*".to_string()],
+        ..PolicySettings::default()
+    })
     .unwrap();
-    let mut group = c.benchmark_group("plan");
-    group.sample_size(20);
-    for images in [1_000, 10_000, 100_000] {
-        let snapshot = node(images);
-        group.throughput(Throughput::Elements(images as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(images), &snapshot, |b, s| {
-            b.iter(|| plan(black_box(s), &policy, PlanMode::Threshold))
-        });
+    for (group_name, with_layers) in [("plan", false), ("plan with layers", true)] {
+        let mut group = c.benchmark_group(group_name);
+        group.sample_size(20);
+        for images in [1_000, 10_000, 100_000] {
+            let snapshot = node(images, with_layers);
+            group.throughput(Throughput::Elements(images as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(images), &snapshot, |b, s| {
+                b.iter(|| plan(black_box(s), &policy, PlanMode::Threshold))
+            });
+        }
+        group.finish();
     }
-    group.finish();
 
-    let text = node(10_000).to_json_pretty();
+    let text = node(10_000, false).to_json_pretty();
     c.bench_function("parse snapshot json (10,000 images)", |b| {
         b.iter(|| Snapshot::from_json(black_box(&text)).unwrap())
     });

@@ -3,8 +3,10 @@
 //! Swarm keeps the containers of finished tasks (up to its task-history limit per slot), and each
 //! one pins its image. swarmkeeper removes Swarm task containers that have been in a terminal
 //! state for at least `container_min_age`, keeping the newest one of each service slot, because
-//! its logs explain the slot's last failure. Standalone containers belong to an operator and are
-//! touched only when the policy says so.
+//! its logs explain the slot's last failure. Under space pressure the min-age does not hold
+//! them: a service updated every few seconds would otherwise pin its last versions' images
+//! until the disk is full. Standalone containers belong to an operator and are touched only
+//! when the policy says so.
 
 use jiff::Timestamp;
 use rustc_hash::FxHashMap;
@@ -31,16 +33,23 @@ pub enum ContainerRemovalReason {
     Standalone,
 }
 
-/// The containers to remove, in the order the snapshot lists them.
+/// The containers to remove, in the order the snapshot lists them. With `space_needed`, a
+/// finished Swarm task container goes whatever its age (the newest of its slot still stays).
 pub fn plan_containers<'a>(
     containers: &'a [Container],
     policy: &Policy,
     now: Timestamp,
+    space_needed: bool,
 ) -> Vec<ContainerRemoval<'a>> {
     let finished_long_enough = |c: &Container| {
         let finished = c.finished_at.unwrap_or(c.created);
+        let min_age = if space_needed && task_slot(c).is_some() {
+            std::time::Duration::ZERO
+        } else {
+            policy.container_min_age()
+        };
         c.state.is_terminal()
-            && now.duration_since(finished).unsigned_abs() >= policy.container_min_age
+            && now.duration_since(finished).unsigned_abs() >= min_age
             && now >= finished
             && c.labels.get(LABEL_PIN).map(String::as_str) != Some("true")
     };
@@ -68,7 +77,7 @@ pub fn plan_containers<'a>(
             let reason = match task_slot(c) {
                 Some(slot) if newest_per_slot[slot].id != c.id => ContainerRemovalReason::DeadTask,
                 Some(_) => return None,
-                None if policy.prune_standalone_containers => ContainerRemovalReason::Standalone,
+                None if policy.prune_standalone_containers() => ContainerRemovalReason::Standalone,
                 None => return None,
             };
             Some(ContainerRemoval {
@@ -105,7 +114,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::ContainerState;
+    use crate::{ContainerState, PolicySettings};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -129,10 +138,12 @@ mod tests {
     }
 
     fn policy(prune_standalone: bool) -> Policy {
-        let mut p = Policy::default();
-        p.container_min_age = Duration::from_secs(60);
-        p.prune_standalone_containers = prune_standalone;
-        p
+        Policy::new(PolicySettings {
+            container_min_age: Duration::from_secs(60),
+            prune_standalone_containers: prune_standalone,
+            ..PolicySettings::default()
+        })
+        .unwrap()
     }
 
     const NOW: &str = "2026-11-26T12:00:00Z";
@@ -148,7 +159,7 @@ mod tests {
             task("e", "agent.node1", Exited, "2026-11-26T10:00:00Z"),
             task("f", "agent.node1", Exited, "2026-11-26T10:30:00Z"),
         ];
-        let removed: Vec<_> = plan_containers(&containers, &policy(false), ts(NOW))
+        let removed: Vec<_> = plan_containers(&containers, &policy(false), ts(NOW), false)
             .into_iter()
             .map(|r| (r.id.to_string(), r.reason))
             .collect();
@@ -171,16 +182,37 @@ mod tests {
             task("young", "web.1", Exited, "2026-11-26T11:59:30Z"),
             task("newest", "web.1", Exited, "2026-11-26T11:59:50Z"),
         ];
-        assert!(plan_containers(&containers, &policy(false), ts(NOW)).is_empty());
+        assert!(plan_containers(&containers, &policy(false), ts(NOW), false).is_empty());
+    }
+
+    #[test]
+    fn under_space_pressure_young_dead_tasks_go_too() {
+        use ContainerState::*;
+        let mut standalone = task("s", "x.1", Exited, "2026-11-26T11:59:50Z");
+        standalone.labels.clear();
+        let containers = vec![
+            task("young", "web.1", Exited, "2026-11-26T11:59:30Z"),
+            task("newest", "web.1", Exited, "2026-11-26T11:59:50Z"),
+            standalone,
+        ];
+        assert!(plan_containers(&containers, &policy(true), ts(NOW), false).is_empty());
+        let removed: Vec<_> = plan_containers(&containers, &policy(true), ts(NOW), true)
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        // The newest of the slot keeps its logs; a standalone container keeps its min-age.
+        assert_eq!(removed, ["young"]);
     }
 
     #[test]
     fn standalone_containers_only_with_the_flag() {
         let mut c = task("s", "x.1", ContainerState::Exited, "2026-11-26T10:00:00Z");
         c.labels.clear();
-        assert!(plan_containers(std::slice::from_ref(&c), &policy(false), ts(NOW)).is_empty());
+        assert!(
+            plan_containers(std::slice::from_ref(&c), &policy(false), ts(NOW), false).is_empty()
+        );
         let containers = [c];
-        let removed = plan_containers(&containers, &policy(true), ts(NOW));
+        let removed = plan_containers(&containers, &policy(true), ts(NOW), false);
         assert_eq!(removed[0].reason, ContainerRemovalReason::Standalone);
         assert_eq!(removed[0].service, None);
     }
@@ -189,6 +221,6 @@ mod tests {
     fn a_finish_time_in_the_future_is_not_old() {
         let c = task("f", "web.1", ContainerState::Exited, "2026-11-26T13:00:00Z");
         let older = task("o", "web.1", ContainerState::Exited, "2026-11-26T12:30:00Z");
-        assert!(plan_containers(&[c, older], &policy(false), ts(NOW)).is_empty());
+        assert!(plan_containers(&[c, older], &policy(false), ts(NOW), false).is_empty());
     }
 }

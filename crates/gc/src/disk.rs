@@ -20,7 +20,7 @@ pub struct DiskUsageInput {
     pub log_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskReport {
     pub filesystem: Filesystem,
     pub usage_percent: u8,

@@ -5,19 +5,32 @@
 //! the CLI capture snapshots from a real engine and carry plans out; tests and `gc plan
 //! --snapshot` feed recorded snapshots. Nothing in this crate touches the network or the disk.
 
+mod accounting;
 mod containers;
 mod disk;
 mod plan;
 mod policy;
 mod snapshot;
+mod space;
 mod usage;
 
+pub use accounting::shared_bytes_from_layers;
 pub use containers::{plan_containers, ContainerRemoval, ContainerRemovalReason};
 pub use disk::{DiskReport, DiskUsageInput};
-pub use plan::{plan, Deletion, DeletionReason, Keep, KeepReason, Plan, PlanMode};
-pub use policy::{parse_duration, Policy, PolicyError};
+pub use plan::{
+    plan, Accounting, BuildCachePrune, Deletion, DeletionReason, Keep, KeepReason, Plan, PlanMode,
+};
+pub use policy::{
+    format_duration, parse_duration, repository, Policy, PolicyError, PolicySettings, Problem,
+    PullHeadroom, Setting,
+};
 pub use snapshot::{
-    Container, ContainerState, Filesystem, Image, Snapshot, SnapshotError, SNAPSHOT_VERSION,
+    BuildCacheRecord, Container, ContainerState, Filesystem, Image, Layer, Snapshot, SnapshotError,
+    SNAPSHOT_VERSION,
+};
+pub use space::{
+    auto_pull_headroom, pull_headroom_bytes, space_need, SpaceNeed, SpaceTrigger,
+    AUTO_HEADROOM_FACTOR, AUTO_HEADROOM_MAX_PERCENT, AUTO_HEADROOM_VERSIONS,
 };
 pub use usage::{bytes_to_free, usage_percent};
 

@@ -1,5 +1,6 @@
-//! The image GC planner: kubelet semantics (thresholds, min-age, max-age, LRU order), plus unique
-//! byte accounting, pins, and a per-service rollback reserve.
+//! The image GC planner: kubelet semantics (thresholds, min-age, max-age, LRU order), plus room
+//! for the next pull, per-layer accounting, pins on any reference, build cache first, and a
+//! per-service rollback reserve.
 
 use std::time::Duration;
 
@@ -7,8 +8,10 @@ use jiff::Timestamp;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
+use crate::accounting::Freed;
 use crate::{
-    bytes_to_free, plan_containers, usage_percent, ContainerRemoval, Image, Policy, Snapshot,
+    plan_containers, pull_headroom_bytes, space_need, usage_percent, ContainerRemoval, Image,
+    Policy, Snapshot, SpaceTrigger,
 };
 
 /// Whether the high threshold has to be crossed before space is freed.
@@ -26,24 +29,66 @@ pub struct Plan<'a> {
     pub usage_percent: u8,
     pub high_threshold_percent: u8,
     pub low_threshold_percent: u8,
+    /// The kubelet's `floor(capacity × (100 − low) / 100) − available` when space GC runs
+    /// ([`crate::space_need`]); else 0.
     pub bytes_to_free: u64,
     /// In the order to delete.
     pub delete: Vec<Deletion<'a>>,
+    /// What the build cache prune and the deletions give back, as accounted.
     pub planned_free_bytes: u64,
     pub shortfall_bytes: u64,
     pub keep: Vec<Keep<'a>>,
     /// Removed before the images, so the images they pinned can be collected.
     pub remove_containers: Vec<ContainerRemoval<'a>>,
+    /// Bytes available on the filesystem now.
+    pub available_bytes: u64,
+    /// Room kept for the next pull; 0 when there is none.
+    pub pull_headroom_bytes: u64,
+    /// `pull_headroom_bytes − available_bytes` when space GC runs, else 0. The plan frees the
+    /// larger of this and `bytes_to_free`; `shortfall_bytes` is what it falls short of that.
+    pub headroom_bytes_to_free: u64,
+    /// Why space is freed; `null` when it is not.
+    pub space_trigger: Option<SpaceTrigger>,
+    /// How freed bytes are counted: layer by layer, or a lower bound from sizes.
+    pub accounting: Accounting,
+    /// Build cache to prune before any image is deleted; `null` when none is planned.
+    pub prune_build_cache: Option<BuildCachePrune>,
+}
+
+/// How a plan counts the bytes deletions free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Accounting {
+    /// Every image listed its layers: a layer counts once, when the last image holding it
+    /// goes.
+    Layers,
+    /// From sizes and shared sizes: a lower bound (see [`crate::shared_bytes_from_layers`]).
+    Sizes,
+}
+
+/// `POST /build/prune` as a plan asks for it: records unused for `until` go, until the cache
+/// is down to `keep_storage_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildCachePrune {
+    /// What the prune is planned to give back: the reclaimable cache, at most what is needed.
+    pub bytes: u64,
+    /// The engine's `keep-storage`: the cache's size less `bytes`.
+    pub keep_storage_bytes: u64,
+    /// The engine's `until` filter: the policy's build cache min-age.
+    #[serde(with = "crate::policy::duration_text")]
+    pub until: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Deletion<'a> {
     pub id: &'a str,
     pub reason: DeletionReason,
-    /// Unique bytes: what deleting the image gives back.
+    /// What deleting the image gives back after the deletions before it.
     pub bytes: u64,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub repo_tags: &'a [String],
+    /// [`Image::name`]: a tag, else `repo@sha256:…`, else the id.
+    pub name: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -62,6 +107,8 @@ pub enum DeletionReason {
 pub struct Keep<'a> {
     pub id: &'a str,
     pub reason: KeepReason,
+    /// [`Image::name`].
+    pub name: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -98,22 +145,27 @@ impl KeepReason {
 
 /// Plans one GC pass over a snapshot. Pure and deterministic: the same snapshot and policy give
 /// the same plan, with `snapshot.taken_at` as "now".
+///
+/// Order: dead containers (all finished task containers but the newest of each slot, whatever
+/// their age once space is needed), then images past max-age, then build cache older than its
+/// min-age, then unused images least recently used first, then the rollback reserve while the
+/// node would otherwise stay above the high threshold. Deletions that in the end free nothing
+/// (every layer still held by an image that stays) are left out.
 pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan<'a> {
     let now = snapshot.taken_at;
     let fs = &snapshot.filesystem;
-    let usage = usage_percent(fs.capacity_bytes, fs.available_bytes);
-    let space_needed = mode == PlanMode::Continue || usage >= policy.high_threshold_percent;
-    let bytes_needed = if space_needed {
-        bytes_to_free(
-            fs.capacity_bytes,
-            fs.available_bytes,
-            policy.low_threshold_percent,
-        )
-    } else {
-        0
-    };
+    let headroom = pull_headroom_bytes(snapshot, policy);
+    let need = space_need(
+        fs,
+        policy.high_threshold_percent(),
+        policy.low_threshold_percent(),
+        headroom,
+        mode == PlanMode::Continue,
+    );
+    let bytes_needed = need.bytes_to_free();
 
-    let remove_containers = plan_containers(&snapshot.containers, policy, now);
+    let remove_containers =
+        plan_containers(&snapshot.containers, policy, now, need.trigger.is_some());
     let removed: FxHashSet<&str> = remove_containers.iter().map(|r| r.id).collect();
     let in_use: FxHashSet<&str> = snapshot
         .containers
@@ -121,94 +173,159 @@ pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan
         .filter(|c| !removed.contains(c.id.as_str()))
         .map(|c| c.image_id.as_str())
         .collect();
-    let reserve_depth = reserve_depths(snapshot, policy.rollback_reserve);
+    let reserve_depth = reserve_depths(snapshot, policy.rollback_reserve());
 
     let mut keep = Vec::with_capacity(snapshot.images.len());
-    let mut ordinary: Vec<(LruKey, &Image)> = Vec::with_capacity(snapshot.images.len());
-    let mut reserve: Vec<(usize, LruKey, &Image)> = Vec::new();
-    for image in &snapshot.images {
+    let mut ordinary: Vec<(LruKey, usize)> = Vec::with_capacity(snapshot.images.len());
+    let mut reserve: Vec<(usize, LruKey, usize)> = Vec::new();
+    for (index, image) in snapshot.images.iter().enumerate() {
         let held = if in_use.contains(image.id.as_str()) {
             Some(KeepReason::InUse)
-        } else if image.pinned || policy.pins_any(&image.repo_tags) {
+        } else if image.pinned || policy.pins_any(&image.repo_tags, &image.repo_digests) {
             Some(KeepReason::Pinned)
-        } else if age(now, image.first_seen) < policy.min_age {
+        } else if age(now, image.first_seen) < policy.min_age() {
             Some(KeepReason::TooYoung)
         } else {
             None
         };
         match (held, reserve_depth.get(image.id.as_str())) {
-            (Some(reason), _) => keep.push(Keep {
-                id: &image.id,
-                reason,
-            }),
-            (None, Some(&depth)) => reserve.push((depth, lru_key(image), image)),
-            (None, None) => ordinary.push((lru_key(image), image)),
+            (Some(reason), _) => keep.push(kept(image, reason)),
+            (None, Some(&depth)) => reserve.push((depth, lru_key(image), index)),
+            (None, None) => ordinary.push((lru_key(image), index)),
         }
     }
     ordinary.sort_unstable_by_key(|(key, _)| *key);
     // The oldest versions of a service go first; the current one last.
     reserve.sort_unstable_by(|(da, a, _), (db, b, _)| db.cmp(da).then_with(|| a.cmp(b)));
 
-    let mut delete = Vec::new();
+    let images = &snapshot.images;
+    let mut accounting = Freed::new(images);
+    let mut delete: Vec<(usize, Deletion<'a>)> = Vec::new();
     let mut freed: u64 = 0;
-    let mut take = |image: &'a Image, reason: DeletionReason, freed: &mut u64| {
-        *freed = freed.saturating_add(image.unique_bytes());
-        delete.push(Deletion {
-            id: &image.id,
-            reason,
-            bytes: image.unique_bytes(),
-            repo_tags: &image.repo_tags,
-        });
+    let mut take = |index: usize, reason: DeletionReason, freed: &mut u64| {
+        let bytes = accounting.delete(images, index);
+        *freed = freed.saturating_add(bytes);
+        let image = &images[index];
+        delete.push((
+            index,
+            Deletion {
+                id: &image.id,
+                reason,
+                bytes,
+                repo_tags: &image.repo_tags,
+                name: image.name(),
+            },
+        ));
     };
 
     let mut remaining = Vec::with_capacity(ordinary.len());
-    for (_, image) in ordinary {
-        if !policy.max_age.is_zero() && age(now, image.last_activity()) > policy.max_age {
-            take(image, DeletionReason::MaxAge, &mut freed);
+    for (_, index) in ordinary {
+        let image = &images[index];
+        if !policy.max_age().is_zero() && age(now, image.last_activity()) > policy.max_age() {
+            take(index, DeletionReason::MaxAge, &mut freed);
         } else {
-            remaining.push(image);
+            remaining.push(index);
         }
     }
+    let prune_build_cache = (bytes_needed > freed)
+        .then(|| build_cache_prune(snapshot, policy, bytes_needed - freed))
+        .flatten();
+    if let Some(prune) = &prune_build_cache {
+        freed = freed.saturating_add(prune.bytes);
+    }
     let mut not_needed = Vec::new();
-    for image in remaining {
+    for index in remaining {
         if freed < bytes_needed {
-            take(image, DeletionReason::Space, &mut freed);
+            take(index, DeletionReason::Space, &mut freed);
         } else {
-            not_needed.push(image);
+            not_needed.push(index);
         }
     }
     let above_high = |freed: u64| {
         usage_percent(fs.capacity_bytes, fs.available_bytes.saturating_add(freed))
-            >= policy.high_threshold_percent
+            >= policy.high_threshold_percent()
     };
     let mut reserve_kept = Vec::new();
-    for (_, _, image) in reserve {
+    for (_, _, index) in reserve {
         if freed < bytes_needed && above_high(freed) {
-            take(image, DeletionReason::SpaceReserve, &mut freed);
+            take(index, DeletionReason::SpaceReserve, &mut freed);
         } else {
-            reserve_kept.push(image);
+            reserve_kept.push(index);
         }
     }
-    keep.extend(not_needed.into_iter().map(|i| Keep {
-        id: &i.id,
-        reason: KeepReason::NotNeeded,
-    }));
-    keep.extend(reserve_kept.into_iter().map(|i| Keep {
-        id: &i.id,
-        reason: KeepReason::RollbackReserve,
-    }));
+    // A space deletion whose every layer an image that stays still holds gives nothing back.
+    let (delete, useless): (Vec<_>, Vec<_>) = delete.into_iter().partition(|(index, d)| {
+        d.reason == DeletionReason::MaxAge || accounting.frees_anything(*index)
+    });
+    for (index, d) in &useless {
+        accounting.restore(*index);
+        let reason = match d.reason {
+            DeletionReason::SpaceReserve => KeepReason::RollbackReserve,
+            _ => KeepReason::NotNeeded,
+        };
+        keep.push(kept(&images[*index], reason));
+    }
+    keep.extend(
+        not_needed
+            .into_iter()
+            .map(|i| kept(&images[i], KeepReason::NotNeeded)),
+    );
+    keep.extend(
+        reserve_kept
+            .into_iter()
+            .map(|i| kept(&images[i], KeepReason::RollbackReserve)),
+    );
 
     Plan {
-        usage_percent: usage,
-        high_threshold_percent: policy.high_threshold_percent,
-        low_threshold_percent: policy.low_threshold_percent,
-        bytes_to_free: bytes_needed,
-        delete,
+        usage_percent: need.usage_percent,
+        high_threshold_percent: policy.high_threshold_percent(),
+        low_threshold_percent: policy.low_threshold_percent(),
+        bytes_to_free: need.threshold_bytes,
+        delete: delete.into_iter().map(|(_, d)| d).collect(),
         planned_free_bytes: freed,
         shortfall_bytes: bytes_needed.saturating_sub(freed),
         keep,
         remove_containers,
+        available_bytes: fs.available_bytes,
+        pull_headroom_bytes: headroom,
+        headroom_bytes_to_free: need.headroom_bytes,
+        space_trigger: need.trigger,
+        accounting: match accounting {
+            Freed::Layers(_) => Accounting::Layers,
+            Freed::Estimate { .. } => Accounting::Sizes,
+        },
+        prune_build_cache,
     }
+}
+
+fn kept(image: &Image, reason: KeepReason) -> Keep<'_> {
+    Keep {
+        id: &image.id,
+        reason,
+        name: image.name(),
+    }
+}
+
+/// Build cache unused for the policy's build cache min-age, up to `wanted` bytes; `None` when
+/// the snapshot has no build cache records or none can go. Records in use, or shared with an
+/// image, give nothing back.
+fn build_cache_prune(snapshot: &Snapshot, policy: &Policy, wanted: u64) -> Option<BuildCachePrune> {
+    let records = snapshot.build_cache.as_ref()?;
+    let now = snapshot.taken_at;
+    let min_age = policy.build_cache_min_age();
+    let total: u64 = records.iter().map(|r| r.size_bytes).sum();
+    let reclaimable: u64 = records
+        .iter()
+        .filter(|r| !r.in_use && !r.shared)
+        .filter(|r| age(now, r.last_used.unwrap_or(r.created)) >= min_age)
+        .map(|r| r.size_bytes)
+        .sum();
+    let bytes = reclaimable.min(wanted);
+    (bytes > 0).then(|| BuildCachePrune {
+        bytes,
+        keep_storage_bytes: total - bytes,
+        until: min_age,
+    })
 }
 
 type LruKey<'a> = (bool, Option<Timestamp>, Timestamp, &'a str);

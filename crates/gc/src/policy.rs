@@ -1,128 +1,340 @@
 //! The GC policy and its validation. The defaults and the rules match the kubelet's
 //! `imageGCHighThresholdPercent`, `imageGCLowThresholdPercent`, `imageMinimumGCAge` and
-//! `imageMaximumGCAge`; the rest (pins, rollback reserve, container GC) is swarmkeeper's own.
+//! `imageMaximumGCAge`; the rest (pins, rollback reserve, pull headroom, container and build
+//! cache GC) is swarmkeeper's own.
+//!
+//! A [`Policy`] is built from [`PolicySettings`], the values as a user gave them, and is valid
+//! once built. Errors name the setting in words ([`Setting::name`]); a front end that calls the
+//! settings something else (the CLI's flags) renders them with [`PolicyError::describe`].
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub high_threshold_percent: u8,
-    pub low_threshold_percent: u8,
+/// One setting of the policy, as errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Setting {
+    HighThreshold,
+    LowThreshold,
+    MinAge,
+    MaxAge,
+    Pin,
+    RollbackReserve,
+    ContainerMinAge,
+    PullHeadroom,
+    BuildCacheMinAge,
+}
+
+impl Setting {
+    /// The setting in words, e.g. `high threshold`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::HighThreshold => "high threshold",
+            Setting::LowThreshold => "low threshold",
+            Setting::MinAge => "min-age",
+            Setting::MaxAge => "max-age",
+            Setting::Pin => "pin pattern",
+            Setting::RollbackReserve => "rollback reserve",
+            Setting::ContainerMinAge => "container min-age",
+            Setting::PullHeadroom => "pull headroom",
+            Setting::BuildCacheMinAge => "build cache min-age",
+        }
+    }
+}
+
+/// Room kept free for the next pull, besides the percentage thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullHeadroom {
+    /// About twice the largest image this node ran recently for a Swarm service
+    /// ([`crate::auto_pull_headroom`]): a pull needs room for the download and the unpacked
+    /// layers at once.
+    #[default]
+    Auto,
+    /// No headroom: the thresholds alone decide (the kubelet's behaviour).
+    Off,
+    /// A fixed number of bytes.
+    Bytes(u64),
+}
+
+impl FromStr for PullHeadroom {
+    type Err = String;
+
+    /// `auto`; `0` (off); or a size as docker's memory flags take it (`64MiB`, `64m`, `1.5g`:
+    /// binary units, any case, see [`swarmkeeper_compose::parse_bytes`]).
+    fn from_str(text: &str) -> Result<PullHeadroom, String> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("auto") {
+            return Ok(PullHeadroom::Auto);
+        }
+        let bytes = swarmkeeper_compose::parse_bytes(text).map_err(|_| {
+            format!("expected auto, 0 (off) or a size such as 64MiB, 512m or 2g, not {text:?}")
+        })?;
+        Ok(if bytes == 0 {
+            PullHeadroom::Off
+        } else {
+            PullHeadroom::Bytes(bytes)
+        })
+    }
+}
+
+impl fmt::Display for PullHeadroom {
+    /// The form [`PullHeadroom::from_str`] reads back: `auto`, `0`, or bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PullHeadroom::Auto => f.write_str("auto"),
+            PullHeadroom::Off => f.write_str("0"),
+            PullHeadroom::Bytes(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Serialize for PullHeadroom {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PullHeadroom {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The policy as a user gives it, before validation. Serialises with durations as text
+/// (`"2m"`), so that an agent can write the policy it runs with where `gc plan` finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PolicySettings {
+    /// Space GC starts when usage reaches this (0-100; the kubelet's 85).
+    pub high_threshold_percent: i64,
+    /// ... and frees down to this (0-100, at most the high threshold; the kubelet's 80).
+    pub low_threshold_percent: i64,
+    /// Images seen for less are never collected.
+    #[serde(with = "duration_text")]
     pub min_age: Duration,
-    /// `Duration::ZERO` turns max-age collection off.
+    /// Images unused for longer are collected whatever the usage; zero turns it off.
+    #[serde(with = "duration_text")]
     pub max_age: Duration,
-    pins: GlobSet,
-    pin_patterns: Vec<String>,
+    /// Globs on image references: an image with a matching `repo:tag`, `repo@sha256:…`, or
+    /// repository is never collected.
+    pub pins: Vec<String>,
+    /// Each Swarm service's newest N images are the last resort.
     pub rollback_reserve: usize,
+    /// Finished Swarm task containers are removed after this long (at once under space
+    /// pressure); the newest of each slot stays.
+    #[serde(with = "duration_text")]
     pub container_min_age: Duration,
     pub prune_standalone_containers: bool,
+    pub pull_headroom: PullHeadroom,
+    /// Under space pressure, build cache unused for this long is pruned before any image.
+    #[serde(with = "duration_text")]
+    pub build_cache_min_age: Duration,
 }
 
-/// A policy value out of range: names the parameter as the user spelt it and the value given.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {parameter} {value:?}: {reason}")]
-pub struct PolicyError {
-    pub parameter: &'static str,
-    pub value: String,
-    pub reason: String,
-}
-
-impl Default for Policy {
+impl Default for PolicySettings {
     fn default() -> Self {
-        Policy {
+        PolicySettings {
             high_threshold_percent: 85,
             low_threshold_percent: 80,
             min_age: Duration::from_secs(120),
             max_age: Duration::ZERO,
-            pins: GlobSet::empty(),
-            pin_patterns: Vec::new(),
+            pins: Vec::new(),
             rollback_reserve: 2,
             container_min_age: Duration::from_secs(60),
             prune_standalone_containers: false,
+            pull_headroom: PullHeadroom::Auto,
+            build_cache_min_age: Duration::from_secs(3600),
         }
+    }
+}
+
+/// A validated policy. Build it with [`Policy::new`]; [`Policy::default`] is the kubelet's
+/// defaults plus swarmkeeper's.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    settings: PolicySettings,
+    high: u8,
+    low: u8,
+    pins: GlobSet,
+}
+
+/// What is wrong with a setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    NotAPercentage,
+    /// The low threshold is above the high one (given).
+    AboveHighThreshold {
+        high: u8,
+    },
+    /// Max-age, when set, must be greater than min-age (given).
+    NotAboveMinAge {
+        min_age: Duration,
+    },
+    /// Not a glob; the text says why.
+    BadPattern(String),
+}
+
+/// A setting out of range: which, the value given, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe(Setting::name))]
+pub struct PolicyError {
+    pub setting: Setting,
+    pub value: String,
+    pub problem: Problem,
+}
+
+impl PolicyError {
+    /// The message with each setting named by `name` (e.g. the CLI's flag names):
+    /// `invalid low threshold "90": must not exceed the high threshold (85)`.
+    pub fn describe<'a>(&self, name: impl Fn(Setting) -> &'a str) -> String {
+        let reason = match &self.problem {
+            Problem::NotAPercentage => "must be a percentage between 0 and 100".to_string(),
+            Problem::AboveHighThreshold { high } => {
+                format!("must not exceed {} ({high})", name(Setting::HighThreshold))
+            }
+            Problem::NotAboveMinAge { min_age } => format!(
+                "must be greater than {} ({}) when set",
+                name(Setting::MinAge),
+                humantime::format_duration(*min_age)
+            ),
+            Problem::BadPattern(why) => why.clone(),
+        };
+        format!("invalid {} {:?}: {reason}", name(self.setting), self.value)
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::new(PolicySettings::default()).expect("the defaults are valid")
     }
 }
 
 impl Policy {
-    /// Builds and validates a policy. Thresholds are taken as given by the user (any integer), so
-    /// that an out-of-range value is reported rather than silently clamped.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        high_threshold_percent: i64,
-        low_threshold_percent: i64,
-        min_age: Duration,
-        max_age: Duration,
-        pin_patterns: &[String],
-        rollback_reserve: usize,
-        container_min_age: Duration,
-        prune_standalone_containers: bool,
-    ) -> Result<Policy, PolicyError> {
-        let high = percent("--high-threshold", high_threshold_percent)?;
-        let low = percent("--low-threshold", low_threshold_percent)?;
+    /// Validates the settings: thresholds in 0-100 with low ≤ high, max-age (when set) above
+    /// min-age, pins that are globs.
+    pub fn new(settings: PolicySettings) -> Result<Policy, PolicyError> {
+        let high = percent(Setting::HighThreshold, settings.high_threshold_percent)?;
+        let low = percent(Setting::LowThreshold, settings.low_threshold_percent)?;
         if low > high {
             return Err(PolicyError {
-                parameter: "--low-threshold",
+                setting: Setting::LowThreshold,
                 value: low.to_string(),
-                reason: format!("must not exceed --high-threshold ({high})"),
+                problem: Problem::AboveHighThreshold { high },
             });
         }
-        if !max_age.is_zero() && max_age <= min_age {
+        if !settings.max_age.is_zero() && settings.max_age <= settings.min_age {
             return Err(PolicyError {
-                parameter: "--max-age",
-                value: humantime::format_duration(max_age).to_string(),
-                reason: format!(
-                    "must be greater than --min-age ({}) when set",
-                    humantime::format_duration(min_age)
-                ),
+                setting: Setting::MaxAge,
+                value: humantime::format_duration(settings.max_age).to_string(),
+                problem: Problem::NotAboveMinAge {
+                    min_age: settings.min_age,
+                },
             });
         }
         let mut builder = GlobSetBuilder::new();
-        for pattern in pin_patterns {
+        for pattern in &settings.pins {
             let glob = Glob::new(pattern).map_err(|e| PolicyError {
-                parameter: "--pin",
+                setting: Setting::Pin,
                 value: pattern.clone(),
-                reason: e.kind().to_string(),
+                problem: Problem::BadPattern(e.kind().to_string()),
             })?;
             builder.add(glob);
         }
         let pins = builder.build().map_err(|e| PolicyError {
-            parameter: "--pin",
-            value: pin_patterns.join(","),
-            reason: e.to_string(),
+            setting: Setting::Pin,
+            value: settings.pins.join(","),
+            problem: Problem::BadPattern(e.to_string()),
         })?;
         Ok(Policy {
-            high_threshold_percent: high,
-            low_threshold_percent: low,
-            min_age,
-            max_age,
+            settings,
+            high,
+            low,
             pins,
-            pin_patterns: pin_patterns.to_vec(),
-            rollback_reserve,
-            container_min_age,
-            prune_standalone_containers,
         })
     }
 
-    /// True when one of the image's repo tags matches a `--pin` pattern.
-    pub fn pins_any(&self, repo_tags: &[String]) -> bool {
-        !self.pins.is_empty() && repo_tags.iter().any(|t| self.pins.is_match(t))
+    /// The settings the policy was built from.
+    pub fn settings(&self) -> &PolicySettings {
+        &self.settings
     }
 
-    pub fn pin_patterns(&self) -> &[String] {
-        &self.pin_patterns
+    pub fn high_threshold_percent(&self) -> u8 {
+        self.high
+    }
+
+    pub fn low_threshold_percent(&self) -> u8 {
+        self.low
+    }
+
+    pub fn min_age(&self) -> Duration {
+        self.settings.min_age
+    }
+
+    /// `Duration::ZERO`: max-age collection is off.
+    pub fn max_age(&self) -> Duration {
+        self.settings.max_age
+    }
+
+    pub fn rollback_reserve(&self) -> usize {
+        self.settings.rollback_reserve
+    }
+
+    pub fn container_min_age(&self) -> Duration {
+        self.settings.container_min_age
+    }
+
+    pub fn prune_standalone_containers(&self) -> bool {
+        self.settings.prune_standalone_containers
+    }
+
+    pub fn pull_headroom(&self) -> PullHeadroom {
+        self.settings.pull_headroom
+    }
+
+    pub fn build_cache_min_age(&self) -> Duration {
+        self.settings.build_cache_min_age
+    }
+
+    /// True when a pin pattern matches one of the image's references (`repo:tag`,
+    /// `repo@sha256:…`) or the repository of one: Swarm pulls by digest, so an image on a
+    /// worker often has no tag at all.
+    pub fn pins_any(&self, repo_tags: &[String], repo_digests: &[String]) -> bool {
+        if self.pins.is_empty() {
+            return false;
+        }
+        repo_tags
+            .iter()
+            .chain(repo_digests)
+            .any(|r| self.pins.is_match(r) || self.pins.is_match(repository(r)))
     }
 }
 
-fn percent(parameter: &'static str, value: i64) -> Result<u8, PolicyError> {
+/// The repository of a reference: `registry:5000/app` of `registry:5000/app:1`, of
+/// `registry:5000/app@sha256:…` and of `registry:5000/app:1@sha256:…`.
+pub fn repository(reference: &str) -> &str {
+    let name = reference
+        .split_once('@')
+        .map_or(reference, |(name, _)| name);
+    match name.rsplit_once(':') {
+        // A colon before the last slash belongs to a registry's port.
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => name,
+    }
+}
+
+fn percent(setting: Setting, value: i64) -> Result<u8, PolicyError> {
     u8::try_from(value)
         .ok()
         .filter(|v| *v <= 100)
         .ok_or_else(|| PolicyError {
-            parameter,
+            setting,
             value: value.to_string(),
-            reason: "must be a percentage between 0 and 100".into(),
+            problem: Problem::NotAPercentage,
         })
 }
 
@@ -136,21 +348,50 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e} (expected a duration such as 90s, 2m or 1h)"))
 }
 
+/// A duration as [`parse_duration`] reads it: `0`, `90s`, `2m`, `1h 30m`.
+pub fn format_duration(duration: Duration) -> String {
+    if duration.is_zero() {
+        "0".to_string()
+    } else {
+        humantime::format_duration(duration).to_string()
+    }
+}
+
+/// Durations as `parse_duration` reads them, so a policy file reads like the flags.
+pub(crate) mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        super::parse_duration(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn build(high: i64, low: i64, min: u64, max: u64) -> Result<Policy, PolicyError> {
-        Policy::new(
-            high,
-            low,
-            Duration::from_secs(min),
-            Duration::from_secs(max),
-            &[],
-            2,
-            Duration::from_secs(60),
-            false,
-        )
+        Policy::new(PolicySettings {
+            high_threshold_percent: high,
+            low_threshold_percent: low,
+            min_age: Duration::from_secs(min),
+            max_age: Duration::from_secs(max),
+            ..PolicySettings::default()
+        })
+    }
+
+    fn pinned(patterns: &[&str]) -> Policy {
+        Policy::new(PolicySettings {
+            pins: patterns.iter().map(|p| p.to_string()).collect(),
+            ..PolicySettings::default()
+        })
+        .unwrap()
     }
 
     #[test]
@@ -159,52 +400,80 @@ mod tests {
         assert!(build(100, 0, 0, 0).is_ok());
         assert!(build(80, 80, 0, 0).is_ok());
         let e = build(101, 80, 120, 0).unwrap_err();
-        assert_eq!((e.parameter, e.value.as_str()), ("--high-threshold", "101"));
+        assert_eq!(
+            (e.setting, e.value.as_str()),
+            (Setting::HighThreshold, "101")
+        );
         let e = build(85, -1, 120, 0).unwrap_err();
-        assert_eq!(e.parameter, "--low-threshold");
+        assert_eq!(e.setting, Setting::LowThreshold);
         let e = build(70, 80, 120, 0).unwrap_err();
-        assert_eq!(e.parameter, "--low-threshold");
-        assert!(e
-            .to_string()
-            .contains("must not exceed --high-threshold (70)"));
+        assert_eq!(e.setting, Setting::LowThreshold);
         let e = build(85, 80, 120, 120).unwrap_err();
-        assert_eq!((e.parameter, e.value.as_str()), ("--max-age", "2m"));
+        assert_eq!((e.setting, e.value.as_str()), (Setting::MaxAge, "2m"));
         assert!(build(85, 80, 120, 121).is_ok());
     }
 
     #[test]
-    fn pins_match_repo_tags_by_glob() {
-        let p = Policy::new(
-            85,
-            80,
-            Duration::ZERO,
-            Duration::ZERO,
-            &["registry.local/base/*".into(), "*:stable".into()],
-            2,
-            Duration::ZERO,
-            false,
-        )
-        .unwrap();
-        assert!(p.pins_any(&["registry.local/base/alpine:3".into()]));
-        assert!(p.pins_any(&["app:stable".into()]));
-        assert!(!p.pins_any(&["app:1".into()]));
-        assert!(!Policy::default().pins_any(&["anything:1".into()]));
+    fn errors_name_the_setting_in_words_or_as_the_caller_calls_it() {
+        let e = build(70, 80, 120, 0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid low threshold \"80\": must not exceed high threshold (70)"
+        );
+        let flag = |s: Setting| match s {
+            Setting::HighThreshold => "--high-threshold",
+            Setting::LowThreshold => "--low-threshold",
+            _ => "--other",
+        };
+        assert_eq!(
+            e.describe(flag),
+            "invalid --low-threshold \"80\": must not exceed --high-threshold (70)"
+        );
+        let e = build(85, 80, 120, 60).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid max-age \"1m\": must be greater than min-age (2m) when set"
+        );
+    }
+
+    #[test]
+    fn pins_match_tags_digests_and_repositories_by_glob() {
+        let p = pinned(&["registry.local/base/*", "*:stable"]);
+        let none: &[String] = &[];
+        assert!(p.pins_any(&["registry.local/base/alpine:3".into()], none));
+        assert!(p.pins_any(&["app:stable".into()], none));
+        assert!(!p.pins_any(&["app:1".into()], none));
+        // Swarm pulls by digest: often no tag at all.
+        assert!(p.pins_any(none, &["registry.local/base/pg@sha256:11".into()]));
+        assert!(!p.pins_any(none, &["registry.local/app@sha256:11".into()]));
+        // A bare repository pins every tag and digest of it.
+        let repo = pinned(&["registry.local:5000/db"]);
+        assert!(repo.pins_any(&["registry.local:5000/db:16".into()], none));
+        assert!(repo.pins_any(none, &["registry.local:5000/db@sha256:11".into()]));
+        assert!(!repo.pins_any(none, &["registry.local:5000/dbx@sha256:11".into()]));
+        assert!(!Policy::default().pins_any(&["anything:1".into()], none));
+    }
+
+    #[test]
+    fn repositories_keep_registry_ports() {
+        assert_eq!(repository("registry:5000/app:1"), "registry:5000/app");
+        assert_eq!(repository("registry:5000/app"), "registry:5000/app");
+        assert_eq!(
+            repository("registry:5000/app@sha256:ab"),
+            "registry:5000/app"
+        );
+        assert_eq!(repository("app:1@sha256:ab"), "app");
+        assert_eq!(repository("app"), "app");
     }
 
     #[test]
     fn a_bad_pin_pattern_is_named() {
-        let e = Policy::new(
-            85,
-            80,
-            Duration::ZERO,
-            Duration::ZERO,
-            &["[oops".into()],
-            2,
-            Duration::ZERO,
-            false,
-        )
+        let e = Policy::new(PolicySettings {
+            pins: vec!["[oops".into()],
+            ..PolicySettings::default()
+        })
         .unwrap_err();
-        assert_eq!((e.parameter, e.value.as_str()), ("--pin", "[oops"));
+        assert_eq!((e.setting, e.value.as_str()), (Setting::Pin, "[oops"));
     }
 
     #[test]
@@ -218,5 +487,50 @@ mod tests {
             .unwrap_err()
             .contains("expected a duration"));
         assert!(parse_duration("-2m").is_err());
+    }
+
+    #[test]
+    fn pull_headroom_reads_auto_off_and_docker_sizes() {
+        let p = |t: &str| t.parse::<PullHeadroom>();
+        assert_eq!(p("auto"), Ok(PullHeadroom::Auto));
+        assert_eq!(p("AUTO"), Ok(PullHeadroom::Auto));
+        assert_eq!(p("0"), Ok(PullHeadroom::Off));
+        assert_eq!(p("64MiB"), Ok(PullHeadroom::Bytes(64 << 20)));
+        assert_eq!(p("64m"), Ok(PullHeadroom::Bytes(64 << 20)));
+        assert_eq!(p("64MB"), Ok(PullHeadroom::Bytes(64 << 20)));
+        assert_eq!(p("1.5g"), Ok(PullHeadroom::Bytes(3 << 29)));
+        assert_eq!(p("1000"), Ok(PullHeadroom::Bytes(1000)));
+        assert!(p("lots").unwrap_err().contains("expected auto, 0 (off)"));
+        assert!(p("-5m").is_err());
+        for h in [
+            PullHeadroom::Auto,
+            PullHeadroom::Off,
+            PullHeadroom::Bytes(7),
+        ] {
+            assert_eq!(p(&h.to_string()), Ok(h));
+        }
+    }
+
+    #[test]
+    fn settings_round_trip_as_json_with_durations_as_text() {
+        let settings = PolicySettings {
+            min_age: Duration::from_secs(5),
+            pins: vec!["base/*".into()],
+            pull_headroom: PullHeadroom::Bytes(64 << 20),
+            ..PolicySettings::default()
+        };
+        let json = serde_json::to_value(&settings).unwrap();
+        assert_eq!(json["min_age"], "5s");
+        assert_eq!(json["max_age"], "0");
+        assert_eq!(json["pull_headroom"], "67108864");
+        assert_eq!(
+            serde_json::from_value::<PolicySettings>(json).unwrap(),
+            settings
+        );
+        // Settings a newer agent does not write yet take their defaults.
+        let old: PolicySettings =
+            serde_json::from_str(r#"{"high_threshold_percent": 70}"#).unwrap();
+        assert_eq!(old.high_threshold_percent, 70);
+        assert_eq!(old.pull_headroom, PullHeadroom::Auto);
     }
 }

@@ -20,13 +20,20 @@ pub struct Snapshot {
     /// Images of each Swarm service seen on the node, newest first.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub service_image_history: BTreeMap<String, Vec<String>>,
+    /// The engine's build cache records; `None` when they were not asked for (an older
+    /// snapshot, or an observation that did not need them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_cache: Option<Vec<BuildCacheRecord>>,
 }
 
 /// The filesystem that holds the engine's images, as statvfs sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filesystem {
     pub path: std::path::PathBuf,
+    /// What writers without the root reserve can have: the size less the reserved blocks,
+    /// which is what `df`'s `Use%` is a share of.
     pub capacity_bytes: u64,
+    /// What they can still write (`f_bavail`).
     pub available_bytes: u64,
 }
 
@@ -47,9 +54,51 @@ pub struct Image {
     /// Pinned by the `swarmkeeper.gc.pin=true` label.
     #[serde(default)]
     pub pinned: bool,
+    /// The image's layers, base first; `None` when not known (an older snapshot, or an
+    /// engine whose layers could not be read). With every image's layers known, a plan counts
+    /// a layer as freed only when the last image holding it goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<Layer>>,
+}
+
+/// One layer of an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// What identifies the layer on the node (`sha256:…`): two images share the layer when
+    /// they list the same digest. Live observation gives the layer store's chain ID, which
+    /// names a layer together with every layer below it, as the engine stores it.
+    pub digest: String,
+    /// Bytes of the layer on disk, unpacked.
+    pub size_bytes: u64,
+}
+
+/// One record of the engine's build cache (BuildKit), as `/system/df` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildCacheRecord {
+    pub id: String,
+    pub size_bytes: u64,
+    /// A build is using it now.
+    #[serde(default)]
+    pub in_use: bool,
+    /// Its data is also part of an image: pruning it frees nothing of that.
+    #[serde(default)]
+    pub shared: bool,
+    pub created: Timestamp,
+    /// `None`: never used since it was created.
+    #[serde(default)]
+    pub last_used: Option<Timestamp>,
 }
 
 impl Image {
+    /// How outputs name the image: its first tag, else its first `repo@sha256:…` (Swarm pulls
+    /// by digest, so images on workers often have no tag), else its id.
+    pub fn name(&self) -> &str {
+        self.repo_tags
+            .first()
+            .or(self.repo_digests.first())
+            .unwrap_or(&self.id)
+    }
+
     /// Bytes that deleting this image really gives back.
     pub fn unique_bytes(&self) -> u64 {
         self.size_bytes.saturating_sub(self.shared_bytes)

@@ -7,7 +7,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use swarmkeeper_gc::{
     plan, Container, ContainerState, DeletionReason, Filesystem, Image, KeepReason, PlanMode,
-    Policy, Snapshot, LABEL_SERVICE_NAME, LABEL_TASK_ID, LABEL_TASK_NAME,
+    Policy, PolicySettings, PullHeadroom, Snapshot, LABEL_SERVICE_NAME, LABEL_TASK_ID,
+    LABEL_TASK_NAME,
 };
 
 const NOW: &str = "2026-11-26T12:00:00Z";
@@ -35,6 +36,7 @@ impl Node {
                 images: vec![],
                 containers: vec![],
                 service_image_history: BTreeMap::new(),
+                build_cache: None,
             },
         }
     }
@@ -50,6 +52,7 @@ impl Node {
             first_seen: ts(seen),
             last_used: used.map(ts),
             pinned: false,
+            layers: None,
         });
         self
     }
@@ -115,18 +118,27 @@ impl Node {
     }
 }
 
+/// The kubelet's knobs; no pull headroom, so that these rows are the kubelet's arithmetic.
+fn settings(
+    high: i64,
+    low: i64,
+    min_age_min: u64,
+    max_age_min: u64,
+    pins: &[&str],
+) -> PolicySettings {
+    PolicySettings {
+        high_threshold_percent: high,
+        low_threshold_percent: low,
+        min_age: Duration::from_secs(min_age_min * 60),
+        max_age: Duration::from_secs(max_age_min * 60),
+        pins: pins.iter().map(|p| p.to_string()).collect(),
+        pull_headroom: PullHeadroom::Off,
+        ..PolicySettings::default()
+    }
+}
+
 fn policy(high: i64, low: i64, min_age_min: u64, max_age_min: u64, pins: &[&str]) -> Policy {
-    Policy::new(
-        high,
-        low,
-        Duration::from_secs(min_age_min * 60),
-        Duration::from_secs(max_age_min * 60),
-        &pins.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-        2,
-        Duration::from_secs(60),
-        false,
-    )
-    .unwrap()
+    Policy::new(settings(high, low, min_age_min, max_age_min, pins)).unwrap()
 }
 
 fn deleted(node: &Node, policy: &Policy) -> Vec<(String, DeletionReason)> {
@@ -310,8 +322,10 @@ fn pins_by_label_and_by_pattern_are_never_collected() {
 }
 
 #[test]
-fn only_unique_bytes_count_as_freed() {
-    // The kubelet would count 100 bytes per image and stop after one; only 40 are really unique.
+fn shared_bytes_count_only_once_no_image_that_stays_can_hold_them() {
+    // The kubelet would count 100 bytes per image and stop after one; only 40 are unique.
+    // Without layer lists the planner bounds what the pair frees: once both go, no image left
+    // has shared bytes, so the 60 they share go too.
     let node = Node::new(1000, 150)
         .image("a", 100, 60, Some(30))
         .shared("a", 60)
@@ -325,9 +339,24 @@ fn only_unique_bytes_count_as_freed() {
     assert_eq!(p.bytes_to_free, 50);
     assert_eq!(
         p.delete.iter().map(|d| d.bytes).collect::<Vec<_>>(),
+        [40, 100]
+    );
+    assert_eq!(p.planned_free_bytes, 140);
+
+    // An image in use with 60 shared bytes may hold the same layers: only unique bytes count.
+    let node = node
+        .image("running", 100, 60, Some(0))
+        .shared("running", 60)
+        .container("c", "running", ContainerState::Running);
+    let p = plan(
+        &node.snapshot,
+        &policy(85, 80, 2, 0, &[]),
+        PlanMode::Threshold,
+    );
+    assert_eq!(
+        p.delete.iter().map(|d| d.bytes).collect::<Vec<_>>(),
         [40, 40]
     );
-    assert_eq!(p.planned_free_bytes, 80);
 }
 
 #[test]
@@ -356,8 +385,11 @@ fn rollback_reserve_goes_last_and_only_to_leave_the_high_threshold() {
         .image("api-v1", 50, 60, Some(15))
         .history("web", &["web-v3", "web-v2", "web-v1"])
         .history("api", &["api-v2", "api-v1"]);
-    let mut p = policy(85, 80, 2, 0, &[]);
-    p.rollback_reserve = 3;
+    let p = Policy::new(PolicySettings {
+        rollback_reserve: 3,
+        ..settings(85, 80, 2, 0, &[])
+    })
+    .unwrap();
     let d = deleted(&node, &p);
     // Deepest history first (web-v1 is depth 2), then depth 1 by LRU (api-v1 before web-v2).
     assert_eq!(

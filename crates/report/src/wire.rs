@@ -34,7 +34,7 @@ pub fn secret_from_file_content(content: &str) -> &str {
 }
 
 /// One node as its agent sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeReport {
     /// The Swarm node ID (`Swarm.NodeID` in the engine's `/info`); empty when the engine is not
     /// part of a swarm. See [`NodeReport::node_key`].
@@ -72,15 +72,99 @@ pub struct NodeReport {
     /// [`MAX_REPORT_BYTES`]: the smallest images and the oldest runs go first.
     #[serde(default)]
     pub truncated: bool,
+    /// Which filesystem `disk` measures, as the node's host sees it; `None` from an agent
+    /// before 0.2 or when the agent cannot tell.
+    #[serde(default)]
+    pub data_root: Option<DataRoot>,
+    /// The room GC keeps for the next pull, in bytes (0: none), as of the last pass.
+    #[serde(default)]
+    pub pull_headroom_bytes: u64,
+    /// The agent's pull headroom setting: `auto`, `0` (off) or a number of bytes; empty from
+    /// an older agent.
+    #[serde(default)]
+    pub pull_headroom: String,
+    /// How the agent's last GC pass ended; `None` from an older agent.
+    #[serde(default)]
+    pub last_pass: Option<LastPass>,
+    /// Containers whose `json-file` logs have no size limit, largest first (never deleted:
+    /// only reported). Empty when there are none or the agent cannot read the data root.
+    #[serde(default)]
+    pub unbounded_logs: Vec<UnboundedLog>,
+}
+
+/// The filesystem that holds the engine's data root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataRoot {
+    /// The path measured: the engine's `DockerRootDir` (e.g. `/var/lib/docker`) unless the
+    /// agent's `--fs-path` names another.
+    pub path: std::path::PathBuf,
+    /// Where that filesystem is mounted on the host: `/` when the data root is a folder of the
+    /// root filesystem.
+    pub mount_point: std::path::PathBuf,
+    /// The device or source, e.g. `/dev/sda1`, `tmpfs`.
+    pub source: String,
+    /// e.g. `ext4`, `xfs`, `tmpfs`.
+    pub fs_type: String,
+    /// The whole size (`df`'s `Size`); `disk.filesystem.capacity_bytes` is this less
+    /// `reserved_bytes`, which usage percentages are of (as `df`'s `Use%`).
+    pub size_bytes: u64,
+    /// Blocks reserved for root, which unprivileged writers never get.
+    pub reserved_bytes: u64,
+}
+
+/// The outcome of the agent's newest GC pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastPass {
+    pub started_at: Timestamp,
+    /// Why space GC ran: `high-threshold`, `pull-headroom`, `continue`; `None` when it did
+    /// not.
+    #[serde(default)]
+    pub space_trigger: Option<String>,
+    pub usage_percent_after: u8,
+    /// Bytes still to free to reach the low threshold and the pull headroom; 0 unless space
+    /// GC ran and fell short.
+    pub shortfall_bytes: u64,
+    /// The pass fell short of the low threshold.
+    pub short_of_low_threshold: bool,
+    /// The pass ended with less available than the pull headroom: the next pull may not fit.
+    pub short_of_headroom: bool,
+}
+
+impl LastPass {
+    /// The pass ran space GC and could not free enough.
+    pub fn fell_short(&self) -> bool {
+        self.shortfall_bytes > 0
+    }
+}
+
+/// A container whose `json-file` log grows without bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnboundedLog {
+    pub container_id: String,
+    /// The container's name, e.g. `web.1.x7…`; empty when not known.
+    #[serde(default)]
+    pub name: String,
+    /// The Swarm service it runs a task of, if any.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Bytes of its log file now.
+    pub size_bytes: u64,
 }
 
 /// One image on the node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportedImage {
     /// `sha256:…`.
     pub id: String,
     /// `repo:tag` references; empty for a dangling image.
     pub repo_tags: Vec<String>,
+    /// `repo@sha256:…` references: what Swarm pulls by, often the only names on a worker.
+    #[serde(default)]
+    pub repo_digests: Vec<String>,
+    /// How to show the image: a tag, else `repo@sha256:…`, else the id; empty from an older
+    /// agent.
+    #[serde(default)]
+    pub name: String,
     /// Bytes of all the image's layers, shared ones included.
     pub size_bytes: u64,
     /// Bytes in layers other images also use: deleting the image frees `size_bytes -
@@ -101,7 +185,7 @@ pub struct ReportedImage {
 }
 
 /// One GC pass.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportedRun {
     /// When the pass started, by the node's clock; with the node, it identifies the run, so
     /// the server can ignore a run sent twice.
@@ -117,15 +201,27 @@ pub struct ReportedRun {
     /// Dead task containers removed.
     pub containers_removed: u64,
     /// `ok`; `partial` when the engine refused some steps; `shortfall` when the disk is still
-    /// above the low threshold after the pass.
+    /// above the low threshold, or short of the pull headroom, after the pass.
     pub outcome: String,
+    /// Bytes the engine reclaimed from the build cache.
+    #[serde(default)]
+    pub build_cache_freed_bytes: u64,
+    /// Why space GC ran: `high-threshold`, `pull-headroom` or `continue`.
+    #[serde(default)]
+    pub space_trigger: Option<String>,
+    /// The pull headroom in force, in bytes.
+    #[serde(default)]
+    pub pull_headroom_bytes: u64,
 }
 
 /// One image a GC pass deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportedDeletion {
     pub id: String,
     pub repo_tags: Vec<String>,
+    /// A tag, else `repo@sha256:…`, else the id; empty from an older agent.
+    #[serde(default)]
+    pub name: String,
     /// `max-age`, `space` or `space-reserve`.
     pub reason: String,
     /// Unique bytes as planned.
@@ -200,6 +296,8 @@ pub fn reported_images(snapshot: &Snapshot, plan: &Plan<'_>) -> Vec<ReportedImag
         .map(|i| ReportedImage {
             id: i.id.clone(),
             repo_tags: i.repo_tags.clone(),
+            repo_digests: i.repo_digests.clone(),
+            name: i.name().to_string(),
             size_bytes: i.size_bytes,
             shared_bytes: i.shared_bytes,
             first_seen: i.first_seen,
@@ -223,7 +321,7 @@ pub(crate) mod tests {
 
     use swarmkeeper_gc::{
         plan, Container, ContainerState, DiskUsageInput, Filesystem, Image, PlanMode, Policy,
-        SNAPSHOT_VERSION,
+        PolicySettings, SNAPSHOT_VERSION,
     };
 
     use super::*;
@@ -242,6 +340,7 @@ pub(crate) mod tests {
             first_seen: t(first_seen),
             last_used: None,
             pinned: false,
+            layers: None,
         }
     }
 
@@ -268,6 +367,7 @@ pub(crate) mod tests {
                 labels: BTreeMap::new(),
             }],
             service_image_history: BTreeMap::new(),
+            build_cache: None,
         }
     }
 
@@ -292,6 +392,7 @@ pub(crate) mod tests {
             images: vec![],
             gc_runs: vec![],
             truncated: false,
+            ..NodeReport::default()
         }
     }
 
@@ -308,18 +409,23 @@ pub(crate) mod tests {
                     repo_tags: vec![format!("app:{d}")],
                     reason: "space".into(),
                     bytes: 100,
+                    ..ReportedDeletion::default()
                 })
                 .collect(),
             containers_removed: 0,
             outcome: "ok".into(),
+            ..ReportedRun::default()
         }
     }
 
     #[test]
     fn images_carry_the_planners_verdict_and_their_use() {
         let snapshot = snapshot();
-        let mut policy = Policy::default();
-        policy.min_age = Duration::from_secs(600);
+        let policy = Policy::new(PolicySettings {
+            min_age: Duration::from_secs(600),
+            ..PolicySettings::default()
+        })
+        .unwrap();
         let plan = plan(&snapshot, &policy, PlanMode::Threshold);
         let images = reported_images(&snapshot, &plan);
         let summary: Vec<_> = images
@@ -398,11 +504,56 @@ pub(crate) mod tests {
     fn a_report_without_the_optional_fields_still_reads() {
         let mut json: serde_json::Value = serde_json::from_slice(&to_json(&report())).unwrap();
         let object = json.as_object_mut().unwrap();
-        object.remove("disk_breakdown_at");
-        object.remove("truncated");
+        for added_later in [
+            "disk_breakdown_at",
+            "truncated",
+            "data_root",
+            "pull_headroom_bytes",
+            "pull_headroom",
+            "last_pass",
+            "unbounded_logs",
+        ] {
+            object.remove(added_later);
+        }
         object.insert("from_a_newer_agent".into(), serde_json::json!(1));
         let back: NodeReport = serde_json::from_value(json).unwrap();
         assert_eq!(back, report());
+    }
+
+    #[test]
+    fn what_the_server_needs_for_disk_pressure_travels_in_the_report() {
+        let mut report = report();
+        report.data_root = Some(DataRoot {
+            path: "/var/lib/docker".into(),
+            mount_point: "/".into(),
+            source: "/dev/vda".into(),
+            fs_type: "ext4".into(),
+            size_bytes: 2_000,
+            reserved_bytes: 1_000,
+        });
+        report.pull_headroom = "auto".into();
+        report.pull_headroom_bytes = 64 << 20;
+        report.last_pass = Some(LastPass {
+            started_at: t("2026-11-26T12:00:00Z"),
+            space_trigger: Some("pull-headroom".into()),
+            usage_percent_after: 78,
+            shortfall_bytes: 3 << 20,
+            short_of_low_threshold: false,
+            short_of_headroom: true,
+        });
+        report.unbounded_logs = vec![UnboundedLog {
+            container_id: "c1".into(),
+            name: "web.1.abc".into(),
+            service: Some("web".into()),
+            size_bytes: 1 << 30,
+        }];
+        let json: serde_json::Value = serde_json::from_slice(&to_json(&report)).unwrap();
+        assert_eq!(json["data_root"]["mount_point"], "/");
+        assert_eq!(json["last_pass"]["short_of_headroom"], true);
+        assert_eq!(json["unbounded_logs"][0]["size_bytes"], 1 << 30);
+        let back: NodeReport = serde_json::from_value(json).unwrap();
+        assert!(back.last_pass.as_ref().unwrap().fell_short());
+        assert_eq!(back, report);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct GcRun {
     pub containers_removed: u64,
     /// `ok`, `shortfall` or `error`.
     pub outcome: String,
+    /// Bytes the engine reclaimed from the build cache.
+    pub build_cache_freed_bytes: u64,
 }
 
 pub struct Store {
@@ -121,9 +123,35 @@ impl Store {
         store.wrap(store.conn.pragma_update(None, "cache_size", -512))?;
         store.wrap(store.conn.busy_timeout(std::time::Duration::from_secs(5)))?;
         store.wrap(store.conn.execute_batch(SCHEMA))?;
+        store.add_column_if_missing(
+            "gc_runs",
+            "build_cache_freed",
+            "INTEGER NOT NULL DEFAULT 0",
+        )?;
         store.init_deploys()?;
         store.init_reports()?;
         Ok(store)
+    }
+
+    /// Adds a column to a table created by an older build (`CREATE TABLE IF NOT EXISTS` leaves
+    /// an existing table as it was).
+    fn add_column_if_missing(
+        &self,
+        table: &str,
+        column: &str,
+        definition: &str,
+    ) -> Result<(), StoreError> {
+        let present: bool = self.wrap(self.conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |row| row.get(0),
+        ))?;
+        if !present {
+            self.wrap(self.conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            )))?;
+        }
+        Ok(())
     }
 
     fn wrap<T>(&self, result: rusqlite::Result<T>) -> Result<T, StoreError> {
@@ -274,8 +302,8 @@ impl Store {
     pub fn record_gc_run(&mut self, run: &GcRun) -> Result<(), StoreError> {
         self.wrap(self.conn.execute(
             "INSERT INTO gc_runs (started_at, trigger, usage_before, usage_after, images_deleted,
-                                  bytes_freed, containers_removed, outcome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                  bytes_freed, containers_removed, outcome, build_cache_freed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 millis(run.started_at),
                 run.trigger,
@@ -284,7 +312,8 @@ impl Store {
                 run.images_deleted as i64,
                 run.bytes_freed as i64,
                 run.containers_removed as i64,
-                run.outcome
+                run.outcome,
+                run.build_cache_freed_bytes as i64
             ],
         ))?;
         // The log is for recent history; a node that collects every 30 s keeps about a week.
@@ -299,7 +328,7 @@ impl Store {
     pub fn recent_gc_runs(&self, limit: usize) -> Result<Vec<GcRun>, StoreError> {
         let mut stmt = self.wrap(self.conn.prepare_cached(
             "SELECT started_at, trigger, usage_before, usage_after, images_deleted, bytes_freed,
-                    containers_removed, outcome
+                    containers_removed, outcome, build_cache_freed
              FROM gc_runs ORDER BY id DESC LIMIT ?1",
         ))?;
         let rows = self.wrap(stmt.query_map([limit as i64], |row| {
@@ -312,6 +341,7 @@ impl Store {
                 bytes_freed: row.get::<_, i64>(5)? as u64,
                 containers_removed: row.get::<_, i64>(6)? as u64,
                 outcome: row.get(7)?,
+                build_cache_freed_bytes: row.get::<_, i64>(8)? as u64,
             })
         }))?;
         self.wrap(rows.collect())
@@ -427,12 +457,42 @@ mod tests {
                     bytes_freed: 1234,
                     containers_removed: 1,
                     outcome: "ok".into(),
+                    build_cache_freed_bytes: 99,
                 })
                 .unwrap();
         }
         let store = Store::open(&dir).unwrap();
         assert!(store.image("sha256:c").unwrap().is_some());
-        assert_eq!(store.recent_gc_runs(10).unwrap()[0].bytes_freed, 1234);
+        let run = &store.recent_gc_runs(10).unwrap()[0];
+        assert_eq!((run.bytes_freed, run.build_cache_freed_bytes), (1234, 99));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_run_log_of_an_older_build_gains_the_build_cache_column() {
+        let dir =
+            std::env::temp_dir().join(format!("swarmkeeper-store-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE gc_runs (id INTEGER PRIMARY KEY, started_at INTEGER NOT NULL,
+                 trigger TEXT NOT NULL, usage_before INTEGER NOT NULL, usage_after INTEGER NOT NULL,
+                 images_deleted INTEGER NOT NULL, bytes_freed INTEGER NOT NULL,
+                 containers_removed INTEGER NOT NULL, outcome TEXT NOT NULL);
+                 INSERT INTO gc_runs VALUES (1, 0, 'interval', 90, 80, 1, 5, 0, 'ok');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        let runs = store.recent_gc_runs(10).unwrap();
+        assert_eq!(
+            (runs[0].bytes_freed, runs[0].build_cache_freed_bytes),
+            (5, 0)
+        );
+        drop(store);
+        Store::open(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -172,6 +172,8 @@ impl Store {
                     deleted,
                     containers_removed: row.get::<_, i64>(5)? as u64,
                     outcome: row.get(6)?,
+                    // Not kept in this table yet: build cache freed, space trigger, headroom.
+                    ..ReportedRun::default()
                 })
             },
         ))?;
@@ -301,6 +303,7 @@ mod tests {
             images: vec![],
             gc_runs: vec![],
             truncated: false,
+            ..NodeReport::default()
         }
     }
 
@@ -316,9 +319,11 @@ mod tests {
                 repo_tags: vec!["app:1".into()],
                 reason: "space".into(),
                 bytes: bytes_freed,
+                ..ReportedDeletion::default()
             }],
             containers_removed: 2,
             outcome: "ok".into(),
+            ..ReportedRun::default()
         }
     }
 

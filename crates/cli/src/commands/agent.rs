@@ -51,7 +51,9 @@ pub struct AgentArgs {
 
 pub fn run(args: AgentArgs) -> CmdResult {
     init_logging("info");
-    let policy = args.policy.policy()?;
+    let policy = args
+        .policy
+        .policy(swarmkeeper_gc::PolicySettings::default())?;
     if args.interval.is_zero() {
         return Err(Failure::Usage(
             "invalid --interval \"0\": must be greater than zero".into(),

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use swarmkeeper_agent::{collect, Detail, GcOutcome, Trigger};
-use swarmkeeper_gc::{plan, KeepReason, Plan, PlanMode, Snapshot};
+use swarmkeeper_agent::{collect, Detail, GcOutcome, Node, Trigger};
+use swarmkeeper_gc::{plan, Accounting, KeepReason, Plan, PlanMode, PolicySettings, Snapshot};
 
 use super::NodeArgs;
 use crate::exit::{block_on, init_logging, CmdResult, Failure};
@@ -32,7 +32,8 @@ pub struct SnapshotArgs {
 
 #[derive(Args)]
 pub struct PlanArgs {
-    /// Plan from this snapshot file instead of the live engine.
+    /// Plan from this snapshot file instead of the live engine (with the default policy and
+    /// the flags given, not the local agent's).
     #[arg(long, value_name = "FILE")]
     snapshot: Option<PathBuf>,
     /// Print the plan as JSON.
@@ -81,21 +82,46 @@ async fn snapshot(args: SnapshotArgs) -> CmdResult {
 }
 
 fn plan_command(args: PlanArgs) -> CmdResult {
-    let policy = args.policy.policy()?;
-    let snapshot = match &args.snapshot {
-        Some(path) => read_snapshot(path)?,
+    let (snapshot, policy) = match &args.snapshot {
+        Some(path) => {
+            let policy = args.policy.policy(PolicySettings::default())?;
+            (read_snapshot(path)?, policy)
+        }
         None => block_on(async {
             let mut node = args.node.node().await?;
-            Ok::<_, Failure>(node.observe(Detail::Full).await?)
+            let policy = args.policy.policy(agent_policy(&node))?;
+            Ok::<_, Failure>((node.observe(Detail::Full).await?, policy))
         })?,
     };
     print_plan(&plan(&snapshot, &policy, PlanMode::Threshold), args.json);
     Ok(())
 }
 
+/// The policy the agent on this node runs with, when its state directory holds one (flags
+/// given override it); else the defaults.
+fn agent_policy(node: &Node) -> PolicySettings {
+    let Some(state_dir) = node.store.path().parent() else {
+        return PolicySettings::default();
+    };
+    match swarmkeeper_agent::read_policy(state_dir) {
+        Ok(Some(settings)) => {
+            eprintln!(
+                "swarmkeeper: the agent's policy ({}); flags given override it",
+                state_dir.join(swarmkeeper_agent::POLICY_FILE).display()
+            );
+            settings
+        }
+        Ok(None) => PolicySettings::default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the agent's policy; using the defaults");
+            PolicySettings::default()
+        }
+    }
+}
+
 async fn run_gc(args: RunArgs) -> CmdResult {
-    let policy = args.policy.policy()?;
     let mut node = args.node.node().await?;
+    let policy = args.policy.policy(agent_policy(&node))?;
     if args.dry_run {
         let snapshot = node.observe(Detail::Full).await?;
         print_plan(&plan(&snapshot, &policy, PlanMode::Threshold), args.json);
@@ -104,8 +130,16 @@ async fn run_gc(args: RunArgs) -> CmdResult {
     let outcome = collect(&mut node, &policy, Trigger::Manual).await?;
     print_outcome(&outcome, args.json);
     if outcome.fell_short() {
+        let headroom = if outcome.pull_headroom_bytes > 0 {
+            format!(
+                " and {} available for the next pull",
+                format::bytes(outcome.pull_headroom_bytes)
+            )
+        } else {
+            String::new()
+        };
         return Err(Failure::Failed(format!(
-            "GC fell short: {} still to free to reach {}% (usage {}%)",
+            "GC fell short: {} still to free to reach {}%{headroom} (usage {}%)",
             format::bytes(outcome.shortfall_bytes),
             outcome.low_threshold_percent,
             outcome.usage_percent_after
@@ -145,6 +179,32 @@ fn print_plan(plan: &Plan, json: bool) {
         format::bytes(plan.planned_free_bytes),
         format::bytes(plan.shortfall_bytes),
     );
+    if plan.pull_headroom_bytes > 0 {
+        let (relation, verdict) = if plan.available_bytes < plan.pull_headroom_bytes {
+            (
+                "<",
+                format!("collect {}", format::bytes(plan.headroom_bytes_to_free)),
+            )
+        } else {
+            (">=", "room for the next pull".to_string())
+        };
+        println!(
+            "free {} {relation} headroom {}: {verdict}",
+            format::bytes(plan.available_bytes),
+            format::bytes(plan.pull_headroom_bytes),
+        );
+    }
+    if plan.accounting == Accounting::Sizes && !plan.delete.is_empty() {
+        println!("freed bytes from image sizes (a lower bound: the images' layers are unknown)");
+    }
+    if let Some(prune) = &plan.prune_build_cache {
+        println!(
+            "build cache first: {} unused for {} (keep-storage {})",
+            format::bytes(prune.bytes),
+            swarmkeeper_gc::format_duration(prune.until),
+            format::bytes(prune.keep_storage_bytes),
+        );
+    }
     if !plan.remove_containers.is_empty() {
         let mut table = format::table();
         table.set_header(["CONTAINER", "SERVICE", "REASON"]);
@@ -163,11 +223,11 @@ fn print_plan(plan: &Plan, json: bool) {
         println!("\nnothing to delete");
     } else {
         let mut table = format::table();
-        table.set_header(["IMAGE", "TAGS", "REASON", "FREES"]);
+        table.set_header(["IMAGE", "NAME", "REASON", "FREES"]);
         for d in &plan.delete {
             table.add_row([
                 format::short_id(d.id).to_string(),
-                tags(d.repo_tags),
+                d.name.to_string(),
                 d.reason.as_str().to_string(),
                 format::bytes(d.bytes),
             ]);
@@ -190,6 +250,15 @@ fn print_plan(plan: &Plan, json: bool) {
     if !kept.is_empty() {
         println!("\nkeep: {}", kept.join(", "));
     }
+    let pinned: Vec<&str> = plan
+        .keep
+        .iter()
+        .filter(|k| k.reason == KeepReason::Pinned)
+        .map(|k| k.name)
+        .collect();
+    if !pinned.is_empty() {
+        println!("pinned: {}", pinned.join(", "));
+    }
 }
 
 fn print_outcome(outcome: &GcOutcome, json: bool) {
@@ -209,6 +278,19 @@ fn print_outcome(outcome: &GcOutcome, json: bool) {
         format::bytes(outcome.bytes_freed),
         outcome.rounds,
     );
+    if outcome.pull_headroom_bytes > 0 {
+        println!(
+            "free {} (headroom {})",
+            format::bytes(outcome.available_bytes_after),
+            format::bytes(outcome.pull_headroom_bytes)
+        );
+    }
+    if outcome.build_cache_freed_bytes > 0 {
+        println!(
+            "build cache pruned: {}",
+            format::bytes(outcome.build_cache_freed_bytes)
+        );
+    }
     for c in &outcome.removed_containers {
         println!(
             "removed container {} ({})",
@@ -218,11 +300,11 @@ fn print_outcome(outcome: &GcOutcome, json: bool) {
     }
     if !outcome.deleted.is_empty() {
         let mut table = format::table();
-        table.set_header(["DELETED IMAGE", "TAGS", "REASON", "PLANNED"]);
+        table.set_header(["DELETED IMAGE", "NAME", "REASON", "PLANNED"]);
         for d in &outcome.deleted {
             table.add_row([
                 format::short_id(&d.id).to_string(),
-                tags(&d.repo_tags),
+                d.name.clone(),
                 d.reason.as_str().to_string(),
                 format::bytes(d.bytes),
             ]);
@@ -231,13 +313,5 @@ fn print_outcome(outcome: &GcOutcome, json: bool) {
     }
     for f in &outcome.failures {
         println!("refused: {}: {}", format::short_id(&f.id), f.error);
-    }
-}
-
-fn tags(tags: &[String]) -> String {
-    if tags.is_empty() {
-        "<none>".to_string()
-    } else {
-        tags.join(", ")
     }
 }

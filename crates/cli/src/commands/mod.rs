@@ -26,8 +26,9 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/swarmkeeper";
 /// Where a node command finds the engine's filesystem and the agent's memory.
 #[derive(Args, Debug, Clone)]
 pub struct NodeArgs {
-    /// The agent's state directory (first-seen and last-used times, GC history)
-    /// [default: /var/lib/swarmkeeper].
+    /// The agent's state directory (first-seen and last-used times, GC history, the agent's
+    /// policy) [default: that of the agent container running on this engine, else
+    /// /var/lib/swarmkeeper].
     #[arg(long, env = "SWARMKEEPER_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Measure this filesystem instead of the engine's data root (an agent in a container
@@ -37,9 +38,10 @@ pub struct NodeArgs {
 }
 
 impl NodeArgs {
-    /// Connects to the engine and opens the state database. Without `--state-dir`, a default
-    /// directory this user cannot write means a memory-only database: the command still
-    /// works, it just cannot remember.
+    /// Connects to the engine and opens the state database. Without `--state-dir`: the state
+    /// directory of the agent container running on this engine
+    /// ([`swarmkeeper_agent::find_agent_state_dir`]), else the default; one this user cannot
+    /// write means a memory-only database: the command still works, it just cannot remember.
     pub async fn node(&self) -> Result<Node, Failure> {
         let engine = Engine::from_env()?;
         let info = engine.info().await?;
@@ -47,12 +49,23 @@ impl NodeArgs {
             Some(dir) => {
                 Store::open(dir).map_err(|e| Failure::Usage(format!("--state-dir: {e}")))?
             }
-            None => Store::open(DEFAULT_STATE_DIR.as_ref())
-                .or_else(|e| {
-                    tracing::warn!(error = %e, "using a memory-only state database");
-                    Store::in_memory()
-                })
-                .map_err(|e| Failure::Usage(e.to_string()))?,
+            None => {
+                let agent = swarmkeeper_agent::find_agent_state_dir(&engine).await?;
+                agent
+                    .and_then(|dir| {
+                        Store::open(&dir)
+                            .inspect_err(
+                                |e| tracing::warn!(error = %e, "cannot open the agent's state"),
+                            )
+                            .ok()
+                    })
+                    .map_or_else(|| Store::open(DEFAULT_STATE_DIR.as_ref()), Ok)
+                    .or_else(|e| {
+                        tracing::warn!(error = %e, "using a memory-only state database");
+                        Store::in_memory()
+                    })
+                    .map_err(|e| Failure::Usage(e.to_string()))?
+            }
         };
         let fs_path = self
             .fs_path

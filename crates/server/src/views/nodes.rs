@@ -217,6 +217,7 @@ mod tests {
             images: Vec::new(),
             gc_runs: Vec::new(),
             truncated: false,
+            ..NodeReport::default()
         }
     }
 

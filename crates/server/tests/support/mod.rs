@@ -627,6 +627,7 @@ pub fn report(node: &str, hostname: &str) -> swarmkeeper_report::NodeReport {
                 last_used: Some(now),
                 in_use: true,
                 keep_reason: Some("in-use".into()),
+                ..Default::default()
             },
             swarmkeeper_report::ReportedImage {
                 id: format!("sha256:{}", "ef".repeat(32)),
@@ -637,6 +638,7 @@ pub fn report(node: &str, hostname: &str) -> swarmkeeper_report::NodeReport {
                 last_used: None,
                 in_use: false,
                 keep_reason: None,
+                ..Default::default()
             },
         ],
         gc_runs: vec![swarmkeeper_report::ReportedRun {
@@ -650,10 +652,13 @@ pub fn report(node: &str, hostname: &str) -> swarmkeeper_report::NodeReport {
                 repo_tags: vec!["app:0".into()],
                 reason: "space".into(),
                 bytes: 1 << 30,
+                ..Default::default()
             }],
             containers_removed: 2,
             outcome: "ok".into(),
+            ..Default::default()
         }],
         truncated: false,
+        ..Default::default()
     }
 }
