@@ -210,9 +210,21 @@ pub async fn collect(
             }
         }
 
-        for deletion in &plan.delete {
-            if deletion.reason != DeletionReason::MaxAge && target_reached(node, policy)? {
-                break;
+        // An image built or loaded on this engine is the parent of the images built on it,
+        // and the engine refuses to delete it while they exist; once it is untagged, deleting
+        // the last child removes it too. So it is tried again after the others.
+        let mut deferred = Vec::new();
+        let mut queue: std::collections::VecDeque<_> =
+            plan.delete.iter().map(|d| (d, true)).collect();
+        while let Some((deletion, first_try)) = queue.pop_front() {
+            // A deferred parent is untagged already: the engine may have removed it with its
+            // last child, which then counts as its deletion.
+            if first_try
+                && deletion.reason != DeletionReason::MaxAge
+                && target_reached(node, policy)?
+            {
+                queue.retain(|(_, first_try)| !first_try);
+                continue;
             }
             match node.engine.remove_image(deletion.id).await {
                 Ok(()) => {
@@ -233,11 +245,23 @@ pub async fn collect(
                     });
                     progress = true;
                 }
+                Err(e) if has_children(&e) => {
+                    if first_try {
+                        deferred.push(deletion.id);
+                        queue.push_back((deletion, false));
+                    } else {
+                        // A child stays: the untagged parent goes when it does.
+                        tracing::debug!(image = deletion.id, "parent of an image that stays");
+                    }
+                }
                 // A container started using the image since the snapshot: that is the engine
                 // keeping us honest, not a fault.
                 Err(e) if e.is_conflict() => refused(&mut outcome, deletion.id, e),
                 Err(e) => return Err(e.into()),
             }
+        }
+        if !deferred.is_empty() {
+            tracing::debug!(images = ?deferred, "deleted after the images built on them");
         }
 
         if outcome.space_trigger.is_none() || !progress || target_reached(node, policy)? {
@@ -265,6 +289,12 @@ pub async fn collect(
         build_cache_freed_bytes: outcome.build_cache_freed_bytes,
     })?;
     Ok(outcome)
+}
+
+/// The engine's refusal to delete an image that other images are built on (moby's
+/// "image has dependent child images").
+fn has_children(error: &swarmkeeper_engine::EngineError) -> bool {
+    error.is_conflict() && error.to_string().contains("dependent child images")
 }
 
 fn refused(outcome: &mut GcOutcome, id: &str, error: swarmkeeper_engine::EngineError) {

@@ -266,3 +266,311 @@ fn dead_task_containers_go_and_the_newest_of_each_slot_stays() {
     );
     std::fs::remove_dir_all(state).ok();
 }
+
+/// Three images built on each other (each adds 20 MiB to the one below), none used, loaded as
+/// a pull would bring them (no parent links), and a 30 MiB image used recently. Freeing 45 MiB
+/// takes the three: the first two free nothing alone, the third frees all the layers at once.
+/// The plan counts it layer by layer, `gc run` does what the plan says and stops as soon as the
+/// disk is at the low threshold, and the used image stays.
+#[test]
+fn a_chain_of_images_sharing_layers_goes_together_and_gc_stops_at_the_low_threshold() {
+    let lab = Lab::up("gcchain", "256m");
+    lab.build("chain/one:1", 20, &[]);
+    lab.build_on("chain/one:1", "chain/two:1", 20);
+    lab.build_on("chain/two:1", "chain/three:1", 20);
+    let archive = tempdir("gcchain-archive").join("chain.tar");
+    let archive = archive.to_str().unwrap();
+    let chain = ["chain/one:1", "chain/two:1", "chain/three:1"];
+    lab.docker(&[&["save", "-o", archive][..], &chain].concat());
+    lab.docker(&[&["rmi"][..], &chain].concat());
+    lab.docker(&["load", "-i", archive]);
+    std::fs::remove_file(archive).ok();
+    let chain_ids: Vec<String> = chain
+        .iter()
+        .map(|t| lab.docker(&["image", "inspect", "-f", "{{.Id}}", t]))
+        .collect();
+    let other = lab.build("app/other:1", 30, &[]);
+    lab.docker(&["run", "--rm", "app/other:1", "/bin/busybox", "true"]);
+
+    let usage = lab.usage_percent();
+    let state = tempdir("gcchain-state");
+    let state = state.to_str().unwrap();
+    let mib = 1u64 << 20;
+    // Low such that 45-55 MiB must go: the chain's 60 MiB suffice, other's 30 would not.
+    let capacity = json(&lab.swarmkeeper(&["disk", "--json"]))["filesystem"]["capacity_bytes"]
+        .as_u64()
+        .unwrap();
+    let low = usage - (45 * mib * 100).div_ceil(capacity);
+    let policy = [
+        "--high-threshold",
+        &usage.to_string(),
+        "--low-threshold",
+        &low.to_string(),
+        "--min-age",
+        "0s",
+        "--state-dir",
+        state,
+    ]
+    .map(String::from);
+    let policy: Vec<&str> = policy.iter().map(String::as_str).collect();
+
+    let dry = lab.swarmkeeper(&[&["gc", "plan", "--json"][..], &policy].concat());
+    assert_eq!(code(&dry), 0, "{}", String::from_utf8_lossy(&dry.stderr));
+    let plan = json(&dry);
+    assert_eq!(plan["accounting"], "layers", "{plan}");
+    let planned: Vec<&str> = plan["delete"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        planned.iter().copied().collect::<BTreeSet<_>>(),
+        chain_ids
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        "{plan}"
+    );
+    assert_eq!(
+        *planned.last().unwrap(),
+        chain_ids[2],
+        "the top of the chain frees it all"
+    );
+    let planned_bytes = plan["planned_free_bytes"].as_u64().unwrap();
+    assert!(planned_bytes >= 60 * mib, "{plan}");
+    assert_eq!(plan["shortfall_bytes"], 0, "{plan}");
+
+    let run = lab.swarmkeeper(&[&["gc", "run", "--json"][..], &policy].concat());
+    assert_eq!(code(&run), 0, "{}", String::from_utf8_lossy(&run.stderr));
+    let outcome = json(&run);
+    let deleted: Vec<&str> = outcome["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    // `docker load` links each image to its parent: the engine refuses the parents first,
+    // and removes them, untagged, with the top of the chain.
+    assert_eq!(
+        deleted.iter().copied().collect::<BTreeSet<_>>(),
+        planned.iter().copied().collect::<BTreeSet<_>>(),
+        "the live pass does what the plan says: {outcome}"
+    );
+    assert!(
+        outcome["failures"].as_array().unwrap().is_empty(),
+        "{outcome}"
+    );
+    let freed = outcome["bytes_freed"].as_u64().unwrap();
+    // What statvfs measured is what the layers said, give or take the image store's records.
+    assert!(
+        freed.abs_diff(planned_bytes) < 2 * mib,
+        "planned {planned_bytes}, freed {freed}"
+    );
+    let after = lab.usage_percent();
+    assert!(after <= low, "usage {after}% > low {low}%");
+    assert!(lab.has_image(&other), "the used image was deleted");
+    std::fs::remove_dir_all(state).ok();
+}
+
+/// POSTs a build context (a folder, sent as a tar) to the engine's BuildKit (`/build?version=2`),
+/// as `DOCKER_BUILDKIT=1 docker build` does without a session; returns the engine's last line.
+fn buildkit_build(lab: &Lab, dir: &std::path::Path, tag: &str) -> String {
+    use std::io::{Read, Write};
+    let tar = std::process::Command::new("tar")
+        .args(["-C", dir.to_str().unwrap(), "-cf", "-", "."])
+        .output()
+        .expect("run tar");
+    assert!(tar.status.success());
+    let socket = lab.host.strip_prefix("unix://").unwrap();
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    write!(
+        stream,
+        "POST /build?version=2&networkmode=none&t={tag} HTTP/1.1\r\nHost: docker\r\n\
+         Content-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        tar.stdout.len()
+    )
+    .unwrap();
+    stream.write_all(&tar.stdout).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.contains("Successfully tagged"),
+        "BuildKit build failed: {answer}"
+    );
+    answer
+}
+
+/// A node that builds (a CI runner on the swarm): under space pressure the build cache unused
+/// for the build cache min-age goes first, with `/build/prune`, and an old unused image stays
+/// when that is enough. The plan says so, the outcome and the run log count it.
+#[test]
+fn build_cache_goes_before_images_under_space_pressure() {
+    let lab = Lab::up("gcbuild", "256m");
+    let old = lab.build("app/old:1", 5, &[]);
+    let context = tempdir("gcbuild-context");
+    std::fs::copy("/bin/busybox", context.join("busybox")).unwrap();
+    let blob = std::process::Command::new("head")
+        .args(["-c", "30000000", "/dev/urandom"])
+        .output()
+        .unwrap()
+        .stdout;
+    std::fs::write(context.join("blob"), blob).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY blob /blob\n",
+    )
+    .unwrap();
+    buildkit_build(&lab, &context, "ci/built:1");
+    std::fs::remove_dir_all(&context).ok();
+    // The records must be older than the min-age.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    let usage = lab.usage_percent();
+    let state = tempdir("gcbuild-state");
+    let state = state.to_str().unwrap();
+    // 5% (about 13 MiB) must go: the unshared build cache (the build context, ~30 MiB) covers it.
+    let policy = [
+        "--high-threshold",
+        &usage.to_string(),
+        "--low-threshold",
+        &(usage - 5).to_string(),
+        "--min-age",
+        "0s",
+        "--build-cache-min-age",
+        "1s",
+        "--state-dir",
+        state,
+    ]
+    .map(String::from);
+    let policy: Vec<&str> = policy.iter().map(String::as_str).collect();
+
+    let plan = json(&lab.swarmkeeper(&[&["gc", "plan", "--json"][..], &policy].concat()));
+    let prune = &plan["prune_build_cache"];
+    assert!(prune["bytes"].as_u64().unwrap() > 0, "{plan}");
+    assert_eq!(prune["until"], "1s");
+    assert!(plan["delete"].as_array().unwrap().is_empty(), "{plan}");
+
+    let run = lab.swarmkeeper(&[&["gc", "run", "--json"][..], &policy].concat());
+    let outcome = json(&run);
+    assert_eq!(
+        code(&run),
+        0,
+        "{}\n{plan}\n{outcome}\n{}",
+        String::from_utf8_lossy(&run.stderr),
+        lab.docker(&["system", "df", "-v"])
+    );
+    assert!(
+        outcome["build_cache_freed_bytes"].as_u64().unwrap() >= 20 << 20,
+        "{outcome}"
+    );
+    assert!(
+        outcome["deleted"].as_array().unwrap().is_empty(),
+        "{outcome}"
+    );
+    assert!(lab.has_image(&old));
+    assert!(lab.usage_percent() <= usage - 5);
+    std::fs::remove_dir_all(state).ok();
+}
+
+/// Containers logging with json-file and no max-size are reported by `disk`, with their size;
+/// bounded ones are not; nothing is deleted.
+#[test]
+fn unbounded_json_file_logs_are_reported() {
+    let lab = Lab::up("gclogs", "128m");
+    lab.build("app/chatty:1", 0, &[]);
+    let say = "i=0; while [ $i -lt 2000 ]; do echo line $i of a chatty log; i=$((i+1)); done";
+    let unbounded = lab.docker(&[
+        "run",
+        "-d",
+        "--log-driver",
+        "json-file",
+        "--name",
+        "chatty",
+        "app/chatty:1",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        say,
+    ]);
+    let bounded = lab.docker(&[
+        "run",
+        "-d",
+        "--log-driver",
+        "json-file",
+        "--log-opt",
+        "max-size=1m",
+        "--name",
+        "tidy",
+        "app/chatty:1",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        say,
+    ]);
+    lab.docker(&["wait", &unbounded]);
+    lab.docker(&["wait", &bounded]);
+    let disk = json(&lab.swarmkeeper(&["disk", "--json"]));
+    let logs = disk["unbounded_logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 1, "{disk}");
+    assert_eq!(logs[0]["container_id"], unbounded.as_str());
+    assert_eq!(logs[0]["name"], "chatty");
+    assert!(logs[0]["size_bytes"].as_u64().unwrap() > 50_000, "{disk}");
+    assert!(disk["mount"]["fs_type"] == "tmpfs", "{disk}");
+    let text = String::from_utf8(lab.swarmkeeper(&["disk"]).stdout).unwrap();
+    assert!(text.contains("json-file logs without max-size"), "{text}");
+    assert!(lab.docker(&["ps", "-aq"]).contains(&unbounded[..12]));
+}
+
+/// `gc plan` without policy flags plans with the policy the agent on the node runs with
+/// (it writes it into its state directory); a flag given still wins.
+#[test]
+fn gc_plan_uses_the_agents_policy() {
+    let lab = Lab::up("gcpol", "128m");
+    let state = tempdir("gcpol-state");
+    let state = state.to_str().unwrap();
+    let agent = support::Agent::start(
+        &lab.host,
+        &[
+            "--state-dir",
+            state,
+            "--interval",
+            "1h",
+            "--high-threshold",
+            "61",
+            "--low-threshold",
+            "41",
+            "--pull-headroom",
+            "7m",
+        ],
+    );
+    let out = lab.swarmkeeper(&["gc", "plan", "--json", "--state-dir", state]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let plan = json(&out);
+    assert_eq!(
+        (
+            &plan["high_threshold_percent"],
+            &plan["low_threshold_percent"],
+            &plan["pull_headroom_bytes"]
+        ),
+        (
+            &serde_json::json!(61),
+            &serde_json::json!(41),
+            &serde_json::json!(7 << 20)
+        )
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the agent's policy"));
+    let plan = json(&lab.swarmkeeper(&[
+        "gc",
+        "plan",
+        "--json",
+        "--state-dir",
+        state,
+        "--high-threshold",
+        "90",
+    ]));
+    assert_eq!(plan["high_threshold_percent"], 90);
+    assert_eq!(plan["low_threshold_percent"], 41);
+    assert_eq!(agent.stop(), Some(0));
+    std::fs::remove_dir_all(state).ok();
+}

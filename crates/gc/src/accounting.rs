@@ -92,9 +92,7 @@ impl Freed {
     /// accounting stays as it was.
     pub(crate) fn restore(&mut self, index: usize) {
         if let Freed::Layers(table) = self {
-            for l in table.layers_of(index).to_vec() {
-                table.holders[l as usize] += 1;
-            }
+            table.undelete(index);
         }
     }
 }
@@ -139,6 +137,13 @@ impl LayerTable {
 
     fn layers_of(&self, image: usize) -> &[u32] {
         &self.layers[self.starts[image] as usize..self.starts[image + 1] as usize]
+    }
+
+    fn undelete(&mut self, image: usize) {
+        let (start, end) = (self.starts[image] as usize, self.starts[image + 1] as usize);
+        for &l in &self.layers[start..end] {
+            self.holders[l as usize] += 1;
+        }
     }
 
     fn delete(&mut self, image: usize) -> u64 {

@@ -253,12 +253,15 @@ pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan
             reserve_kept.push(index);
         }
     }
-    // A space deletion whose every layer an image that stays still holds gives nothing back.
+    // A space deletion whose every layer an image that stays still holds gives nothing back
+    // (it freed 0 bytes in its turn, so the others' counts stand).
     let (delete, useless): (Vec<_>, Vec<_>) = delete.into_iter().partition(|(index, d)| {
         d.reason == DeletionReason::MaxAge || accounting.frees_anything(*index)
     });
-    for (index, d) in &useless {
+    for (index, _) in &useless {
         accounting.restore(*index);
+    }
+    for (index, d) in &useless {
         let reason = match d.reason {
             DeletionReason::SpaceReserve => KeepReason::RollbackReserve,
             _ => KeepReason::NotNeeded,
@@ -313,7 +316,13 @@ fn build_cache_prune(snapshot: &Snapshot, policy: &Policy, wanted: u64) -> Optio
     let records = snapshot.build_cache.as_ref()?;
     let now = snapshot.taken_at;
     let min_age = policy.build_cache_min_age();
-    let total: u64 = records.iter().map(|r| r.size_bytes).sum();
+    // BuildKit's `keep-storage` is of the cache's own bytes: records shared with an image do
+    // not count (`docker system df`'s "Build cache usage").
+    let total: u64 = records
+        .iter()
+        .filter(|r| !r.shared)
+        .map(|r| r.size_bytes)
+        .sum();
     let reclaimable: u64 = records
         .iter()
         .filter(|r| !r.in_use && !r.shared)
