@@ -265,10 +265,7 @@ impl Node {
                     let layers = stored.map(|layers| {
                         layers
                             .into_iter()
-                            .map(|l| Layer {
-                                digest: l.chain_id,
-                                size_bytes: l.size,
-                            })
+                            .map(|l| Layer::new(l.chain_id, l.size))
                             .collect()
                     });
                     Some((i.id.clone(), layers))

@@ -160,7 +160,8 @@ pub enum ReportError {
 
 /// POSTs one report body (JSON) to the server; any 2xx answer (the server sends 204) is
 /// success. Gives up after ten seconds.
-pub async fn post_report(config: &ReportConfig, body: Vec<u8>) -> Result<(), ReportError> {
+pub async fn post_report(config: &ReportConfig, body: impl Into<Bytes>) -> Result<(), ReportError> {
+    let body = body.into();
     let server = config.server.to_string();
     tokio::time::timeout(POST_TIMEOUT, exchange(config, body, &server))
         .await
@@ -169,7 +170,7 @@ pub async fn post_report(config: &ReportConfig, body: Vec<u8>) -> Result<(), Rep
         })?
 }
 
-async fn exchange(config: &ReportConfig, body: Vec<u8>, server: &str) -> Result<(), ReportError> {
+async fn exchange(config: &ReportConfig, body: Bytes, server: &str) -> Result<(), ReportError> {
     let unreachable = |detail: String| ReportError::Unreachable {
         server: server.to_string(),
         detail,
@@ -191,7 +192,7 @@ async fn exchange(config: &ReportConfig, body: Vec<u8>, server: &str) -> Result<
             USER_AGENT,
             concat!("swarmkeeper-agent/", env!("CARGO_PKG_VERSION")),
         )
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body))
         .map_err(|e| unreachable(format!("cannot build the request: {e}")))?;
     let response = sender
         .send_request(request)
@@ -429,43 +430,39 @@ fn reported_run(outcome: &GcOutcome) -> Option<ReportedRun> {
     })
 }
 
-/// The posting task: waits for a pass, posts the newest report, repeats.
+/// A server that does not answer for this long is worth a warning. The agents of a fresh
+/// install start with their server, whose name does not resolve until its task runs: their
+/// first reports fail for a few seconds, which is no fault.
+const REPORT_GRACE: Duration = Duration::from_secs(60);
+
+/// A report that could not be delivered is sent again after 1 s, 2 s, 4 s, … up to this, unless
+/// a newer pass brings a newer report first.
+const MAX_REPORT_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The posting task: waits for a pass, posts the newest report, retries one that the server
+/// did not take until a newer one replaces it.
 async fn post_reports(shared: Arc<Shared>, settings: Settings, mut disk: DiskSource) {
-    // A failure is logged once per streak: a server that is down for an hour must not fill
-    // the node's logs.
-    let mut failing = false;
+    let mut failures = FailureStreak::default();
+    // A report the server did not take, with the sequence of the last run it carries.
+    let mut pending: Option<(Bytes, Option<u64>)> = None;
+    let mut backoff = Duration::from_secs(1);
     loop {
-        shared.wake.notified().await;
-        let taken = {
-            let mut state = shared.lock();
-            let identity = state.identity.clone();
-            identity.zip(state.images.take()).map(|(identity, images)| {
-                let runs: Vec<(u64, ReportedRun)> = state.runs.iter().cloned().collect();
-                let pass = (state.last_pass.clone(), state.pull_headroom_bytes);
-                (identity, images, runs, pass)
-            })
-        };
-        let Some((identity, images, runs, (last_pass, pull_headroom_bytes))) = taken else {
-            continue;
-        };
-        // The first report waits for a breakdown; later ones use the one they have, so that a
-        // slow `/system/df` delays the next report's breakdown, not the report.
-        if disk.breakdown.is_none() {
-            disk.refresh().await;
-        }
-        let mut report = match disk.report(&identity, &settings, images) {
-            Ok(report) => report,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot measure the disk for the report");
-                continue;
+        if pending.is_some() {
+            tokio::select! {
+                () = shared.wake.notified() => pending = None,
+                () = tokio::time::sleep(backoff) => {}
             }
+        } else {
+            shared.wake.notified().await;
+        }
+        let (body, carried) = match pending.take() {
+            Some(pending) => pending,
+            None => match next_report(&shared, &settings, &mut disk).await {
+                Some(next) => next,
+                None => continue,
+            },
         };
-        let carried = runs.last().map(|(sequence, _)| *sequence);
-        report.gc_runs = runs.into_iter().map(|(_, run)| run).collect();
-        report.last_pass = last_pass;
-        report.pull_headroom_bytes = pull_headroom_bytes;
-        let body = report.to_json_within(MAX_REPORT_BYTES);
-        let result = post_report(&settings.config, body).await;
+        let result = post_report(&settings.config, body.clone()).await;
         // A run the server will never take must not hold back the ones after it.
         if matches!(result, Ok(()) | Err(ReportError::TooLarge { .. })) {
             if let Some(carried) = carried {
@@ -477,22 +474,101 @@ async fn post_reports(shared: Arc<Shared>, settings: Settings, mut disk: DiskSou
         }
         match result {
             Ok(()) => {
-                if failing {
-                    tracing::info!(server = %settings.config.server, "the server accepts reports again");
-                }
-                failing = false;
+                failures.ended(&settings.config.server);
+                backoff = Duration::from_secs(1);
             }
-            Err(e) if failing => tracing::debug!(error = %e, "report not delivered"),
             Err(e) => {
-                tracing::warn!(
-                    error = %e,
-                    "cannot report to the server; GC runs are kept (the last {MAX_PENDING_RUNS}) \
-                     until it accepts a report, and this is logged again only after it has"
-                );
-                failing = true;
+                failures.failed(&e);
+                if matches!(
+                    e,
+                    ReportError::Unreachable { .. } | ReportError::Timeout { .. }
+                ) {
+                    pending = Some((body, carried));
+                    backoff = (backoff * 2).min(MAX_REPORT_BACKOFF);
+                }
             }
         }
         disk.refresh_if_stale().await;
+    }
+}
+
+/// The newest report as JSON, with the sequence of the last run it carries; `None` when no
+/// pass has handed over images yet or the disk cannot be measured.
+async fn next_report(
+    shared: &Shared,
+    settings: &Settings,
+    disk: &mut DiskSource,
+) -> Option<(Bytes, Option<u64>)> {
+    let (identity, images, runs, last_pass, pull_headroom_bytes) = {
+        let mut state = shared.lock();
+        let identity = state.identity.clone()?;
+        let images = state.images.take()?;
+        let runs: Vec<(u64, ReportedRun)> = state.runs.iter().cloned().collect();
+        (
+            identity,
+            images,
+            runs,
+            state.last_pass.clone(),
+            state.pull_headroom_bytes,
+        )
+    };
+    // The first report waits for a breakdown; later ones use the one they have, so that a
+    // slow `/system/df` delays the next report's breakdown, not the report.
+    if disk.breakdown.is_none() {
+        disk.refresh().await;
+    }
+    let mut report = match disk.report(&identity, settings, images) {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot measure the disk for the report");
+            return None;
+        }
+    };
+    let carried = runs.last().map(|(sequence, _)| *sequence);
+    report.gc_runs = runs.into_iter().map(|(_, run)| run).collect();
+    report.last_pass = last_pass;
+    report.pull_headroom_bytes = pull_headroom_bytes;
+    Some((
+        Bytes::from(report.to_json_within(MAX_REPORT_BYTES)),
+        carried,
+    ))
+}
+
+/// Failed posts in a row, logged so that a server down for an hour does not fill the node's
+/// logs: one warning per streak, once it has lasted [`REPORT_GRACE`] (at once when the server
+/// refuses the report: a wrong secret does not fix itself), and a line when it ends.
+#[derive(Default)]
+struct FailureStreak {
+    since: Option<Instant>,
+    warned: bool,
+}
+
+impl FailureStreak {
+    fn failed(&mut self, error: &ReportError) {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let refused = !matches!(
+            error,
+            ReportError::Unreachable { .. } | ReportError::Timeout { .. }
+        );
+        if self.warned || !(refused || since.elapsed() >= REPORT_GRACE) {
+            tracing::debug!(error = %error, "report not delivered; trying again");
+            return;
+        }
+        tracing::warn!(
+            error = %error,
+            "cannot report to the server; GC runs are kept (the last {MAX_PENDING_RUNS}) until it \
+             accepts a report, and this is logged again only after it has"
+        );
+        self.warned = true;
+    }
+
+    fn ended(&mut self, server: &ServerUrl) {
+        if self.warned {
+            tracing::info!(server = %server, "the server accepts reports again");
+        } else if let Some(since) = self.since {
+            tracing::info!(server = %server, after = ?since.elapsed(), "reporting to the server");
+        }
+        *self = FailureStreak::default();
     }
 }
 

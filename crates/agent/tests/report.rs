@@ -68,6 +68,14 @@ struct Server {
 
 impl Server {
     async fn start(answers: &[(StatusCode, &'static str)], delay: Duration) -> Server {
+        Server::start_at("127.0.0.1:0".parse().unwrap(), answers, delay).await
+    }
+
+    async fn start_at(
+        addr: SocketAddr,
+        answers: &[(StatusCode, &'static str)],
+        delay: Duration,
+    ) -> Server {
         let (tx, received) = mpsc::unbounded_channel();
         let recorder = Recorder {
             received: tx,
@@ -77,7 +85,7 @@ impl Server {
         let app = Router::new()
             .route(REPORT_PATH, post(receive))
             .with_state(recorder);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Server { addr, received }
@@ -307,6 +315,43 @@ async fn each_pass_is_reported_and_runs_wait_until_the_server_accepts_them() {
     let third = server.next().await.report();
     assert!(third.gc_runs.is_empty(), "{:?}", third.gc_runs);
     assert!(server.nothing_more());
+}
+
+/// A fresh install: the agents start with their server, which is not there yet. The first
+/// report is sent again after a second or two, not a whole interval later (and the agent says
+/// nothing alarming meanwhile: the failures are logged at debug level within a minute).
+#[tokio::test]
+async fn a_server_that_comes_up_after_the_agent_gets_the_first_report_soon() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (mut node, root_dir, _) = node().await;
+    let policy = Policy::default();
+    let reporter = Reporter::start(
+        config(&format!("http://{addr}")),
+        &node,
+        root_dir,
+        &policy,
+        Duration::from_secs(3600),
+    );
+    reporter
+        .after_pass(
+            &mut node,
+            &policy,
+            &outcome(Trigger::Startup, &["sha256:aa"]),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    let mut server = Server::start_at(addr, &[], Duration::ZERO).await;
+    let report = server.next().await.report();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the first report came {:?} after the server",
+        started.elapsed()
+    );
+    assert_eq!(report.gc_runs.len(), 1, "the startup pass's run");
 }
 
 #[tokio::test]

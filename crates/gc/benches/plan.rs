@@ -15,8 +15,22 @@ use swarmkeeper_gc::{
     Snapshot, LABEL_SERVICE_NAME, LABEL_TASK_ID, LABEL_TASK_NAME,
 };
 
+/// A digest as random as a real one, the same for the same layer.
 fn digest(kind: u64, n: u64) -> String {
-    format!("sha256:{kind:02x}{n:062x}")
+    let mut x = kind << 48 ^ n ^ 0x9e37_79b9_7f4a_7c15;
+    let mut quarter = || {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        x ^ x >> 29
+    };
+    format!(
+        "sha256:{:016x}{:016x}{:016x}{:016x}",
+        quarter(),
+        quarter(),
+        quarter(),
+        quarter()
+    )
 }
 
 /// Ten layers: an OS layer (one of ten), four of a base (one of `images / 100`), five of its
@@ -24,18 +38,14 @@ fn digest(kind: u64, n: u64) -> String {
 fn layers(i: usize, images: usize, next: &mut impl FnMut() -> u64) -> Vec<Layer> {
     let bases = (images / 100).max(1) as u64;
     let base = next() % bases;
-    let mut layers = vec![Layer {
-        digest: digest(1, base % 10),
-        size_bytes: 5_000_000 + (base % 10) * 1_000,
-    }];
-    layers.extend((0..4).map(|l| Layer {
-        digest: digest(2, base * 4 + l),
-        size_bytes: 1_000_000 + base * 10 + l,
-    }));
-    layers.extend((0..5).map(|l| Layer {
-        digest: digest(3, i as u64 * 5 + l),
-        size_bytes: 100_000 + next() % 10_000_000,
-    }));
+    let mut layers = vec![Layer::new(
+        digest(1, base % 10),
+        5_000_000 + (base % 10) * 1_000,
+    )];
+    layers.extend((0..4).map(|l| Layer::new(digest(2, base * 4 + l), 1_000_000 + base * 10 + l)));
+    layers.extend(
+        (0..5).map(|l| Layer::new(digest(3, i as u64 * 5 + l), 100_000 + next() % 10_000_000)),
+    );
     layers
 }
 
@@ -51,7 +61,7 @@ fn node(images: usize, with_layers: bool) -> Snapshot {
         .map(|i| {
             let layers = with_layers.then(|| layers(i, images, &mut next));
             let size = match &layers {
-                Some(layers) => layers.iter().map(|l| l.size_bytes).sum(),
+                Some(layers) => layers.iter().map(|l| l.size_bytes()).sum(),
                 None => 1_000_000 + next() % 100_000_000,
             };
             Image {

@@ -4,7 +4,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::Image;
+use crate::{Image, Layer};
 
 /// Bytes freed by a growing set of deletions, one image at a time.
 pub(crate) enum Freed {
@@ -23,9 +23,7 @@ pub(crate) enum Freed {
 
 /// Layers by index: the images holding each, and each image's layers.
 pub(crate) struct LayerTable {
-    sizes: Vec<u64>,
-    /// Images not deleted that hold the layer.
-    holders: Vec<u32>,
+    info: Vec<LayerInfo>,
     /// Image `i`'s layers are `layers[starts[i]..starts[i + 1]]`, each at most once.
     starts: Vec<u32>,
     layers: Vec<u32>,
@@ -83,7 +81,7 @@ impl Freed {
             Freed::Layers(table) => table
                 .layers_of(index)
                 .iter()
-                .any(|&l| table.holders[l as usize] == 0),
+                .any(|&l| table.info[l as usize].holders == 0),
             Freed::Estimate { .. } => true,
         }
     }
@@ -97,6 +95,19 @@ impl Freed {
     }
 }
 
+/// One layer; together, so that counting a layer touches one place in memory.
+#[derive(Clone, Copy)]
+struct LayerInfo {
+    /// [`Layer::key`], or a hash of the digest's text when it has none.
+    key: u64,
+    size: u64,
+    /// Images not deleted that hold the layer.
+    holders: u32,
+    /// The image that last counted the layer while the table was built: a layer listed twice
+    /// in one image counts once.
+    counted_by: u32,
+}
+
 impl LayerTable {
     /// `None` unless every image lists its layers.
     fn new(images: &[Image]) -> Option<LayerTable> {
@@ -104,29 +115,29 @@ impl LayerTable {
             .iter()
             .map(|i| i.layers.as_ref().map(Vec::len))
             .sum::<Option<usize>>()?;
-        let mut index: FxHashMap<&str, u32> = FxHashMap::default();
-        index.reserve(total / 2);
+        let mut index = DigestIndex::with_capacity(total / 2);
         let mut table = LayerTable {
-            sizes: Vec::new(),
-            holders: Vec::new(),
+            info: Vec::with_capacity(total / 2),
             starts: Vec::with_capacity(images.len() + 1),
             layers: Vec::with_capacity(total),
         };
-        // The image that last counted a layer: a layer listed twice in one image counts once.
-        let mut counted_by: Vec<u32> = Vec::new();
         for (i, image) in images.iter().enumerate() {
             table.starts.push(table.layers.len() as u32);
             for layer in image.layers.iter().flatten() {
-                let next = table.sizes.len() as u32;
-                let l = *index.entry(layer.digest.as_str()).or_insert(next);
+                let next = table.info.len() as u32;
+                let l = index.get_or_insert(layer, next, &table.info);
                 if l == next {
-                    table.sizes.push(layer.size_bytes);
-                    table.holders.push(0);
-                    counted_by.push(u32::MAX);
+                    table.info.push(LayerInfo {
+                        key: layer.key().unwrap_or(0),
+                        size: layer.size_bytes(),
+                        holders: 0,
+                        counted_by: u32::MAX,
+                    });
                 }
-                if counted_by[l as usize] != i as u32 {
-                    counted_by[l as usize] = i as u32;
-                    table.holders[l as usize] += 1;
+                let info = &mut table.info[l as usize];
+                if info.counted_by != i as u32 {
+                    info.counted_by = i as u32;
+                    info.holders += 1;
                     table.layers.push(l);
                 }
             }
@@ -142,7 +153,7 @@ impl LayerTable {
     fn undelete(&mut self, image: usize) {
         let (start, end) = (self.starts[image] as usize, self.starts[image + 1] as usize);
         for &l in &self.layers[start..end] {
-            self.holders[l as usize] += 1;
+            self.info[l as usize].holders += 1;
         }
     }
 
@@ -150,14 +161,53 @@ impl LayerTable {
         let (start, end) = (self.starts[image] as usize, self.starts[image + 1] as usize);
         let mut freed = 0u64;
         for &l in &self.layers[start..end] {
-            let holders = &mut self.holders[l as usize];
-            *holders -= 1;
-            if *holders == 0 {
-                freed = freed.saturating_add(self.sizes[l as usize]);
+            let info = &mut self.info[l as usize];
+            info.holders -= 1;
+            if info.holders == 0 {
+                freed = freed.saturating_add(info.size);
             }
         }
         freed
     }
+}
+
+/// Layer digests to indices: by [`Layer::key`] when the digest has one, else by its text. The
+/// keyed table holds only indices (4 bytes each), with the keys in the layers' [`LayerInfo`],
+/// which counting the layer reads anyway: a million layers stay cheap to look up.
+struct DigestIndex<'a> {
+    keyed: hashbrown::HashTable<u32>,
+    other: FxHashMap<&'a str, u32>,
+}
+
+impl<'a> DigestIndex<'a> {
+    fn with_capacity(n: usize) -> DigestIndex<'a> {
+        DigestIndex {
+            keyed: hashbrown::HashTable::with_capacity(n),
+            other: FxHashMap::default(),
+        }
+    }
+
+    /// The index of the layer, `next` when it is new (and about to be pushed onto `info`).
+    fn get_or_insert(&mut self, layer: &'a Layer, next: u32, info: &[LayerInfo]) -> u32 {
+        match layer.key() {
+            Some(key) => *self
+                .keyed
+                .entry(
+                    mix(key),
+                    |&l| info[l as usize].key == key,
+                    |&l| mix(info[l as usize].key),
+                )
+                .or_insert(next)
+                .get(),
+            None => *self.other.entry(layer.digest()).or_insert(next),
+        }
+    }
+}
+
+/// A digest's bits are already uniform; a hand-written one may not be: spread them (the
+/// multiplier of FxHash).
+fn mix(key: u64) -> u64 {
+    key.wrapping_mul(0x517c_c1b7_2722_0a95).rotate_left(26)
 }
 
 /// Sets each image's `shared_bytes` from its layers, as the engine's `/system/df` computes
@@ -171,8 +221,9 @@ pub fn shared_bytes_from_layers(images: &mut [Image]) {
         image.shared_bytes = table
             .layers_of(i)
             .iter()
-            .filter(|&&l| table.holders[l as usize] > 1)
-            .map(|&l| table.sizes[l as usize])
+            .map(|&l| table.info[l as usize])
+            .filter(|info| info.holders > 1)
+            .map(|info| info.size)
             .sum();
     }
 }

@@ -21,8 +21,8 @@ pub use plan::{
     plan, Accounting, BuildCachePrune, Deletion, DeletionReason, Keep, KeepReason, Plan, PlanMode,
 };
 pub use policy::{
-    format_duration, parse_duration, repository, Policy, PolicyError, PolicySettings, Problem,
-    PullHeadroom, Setting,
+    format_duration, parse_duration, repository, PinMatcher, Policy, PolicyError, PolicySettings,
+    Problem, PullHeadroom, Setting,
 };
 pub use snapshot::{
     BuildCacheRecord, Container, ContainerState, Filesystem, Image, Layer, Snapshot, SnapshotError,

@@ -175,13 +175,14 @@ pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan
         .collect();
     let reserve_depth = reserve_depths(snapshot, policy.rollback_reserve());
 
+    let mut pins = policy.pin_matcher();
     let mut keep = Vec::with_capacity(snapshot.images.len());
     let mut ordinary: Vec<(LruKey, usize)> = Vec::with_capacity(snapshot.images.len());
     let mut reserve: Vec<(usize, LruKey, usize)> = Vec::new();
     for (index, image) in snapshot.images.iter().enumerate() {
         let held = if in_use.contains(image.id.as_str()) {
             Some(KeepReason::InUse)
-        } else if image.pinned || policy.pins_any(&image.repo_tags, &image.repo_digests) {
+        } else if image.pinned || pins.pinned(&image.repo_tags, &image.repo_digests) {
             Some(KeepReason::Pinned)
         } else if age(now, image.first_seen) < policy.min_age() {
             Some(KeepReason::TooYoung)

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One setting of the policy, as errors name it.
@@ -120,8 +121,8 @@ pub struct PolicySettings {
     /// Images unused for longer are collected whatever the usage; zero turns it off.
     #[serde(with = "duration_text")]
     pub max_age: Duration,
-    /// Globs on image references: an image with a matching `repo:tag`, `repo@sha256:…`, or
-    /// repository is never collected.
+    /// Globs: an image with a matching repo tag (`repo:tag`), or a repo digest
+    /// (`repo@sha256:…`) whose repository matches, is never collected.
     pub pins: Vec<String>,
     /// Each Swarm service's newest N images are the last resort.
     pub rollback_reserve: usize,
@@ -300,17 +301,46 @@ impl Policy {
         self.settings.build_cache_min_age
     }
 
-    /// True when a pin pattern matches one of the image's references (`repo:tag`,
-    /// `repo@sha256:…`) or the repository of one: Swarm pulls by digest, so an image on a
-    /// worker often has no tag at all.
+    /// True when a pin pattern matches one of the image's repo tags or the repository of one
+    /// of its repo digests: Swarm pulls by digest, so an image on a worker often has no tag,
+    /// only `repo@sha256:…`.
     pub fn pins_any(&self, repo_tags: &[String], repo_digests: &[String]) -> bool {
+        self.pin_matcher().pinned(repo_tags, repo_digests)
+    }
+
+    /// [`Policy::pins_any`] for many images: each repository is matched once.
+    pub fn pin_matcher(&self) -> PinMatcher<'_> {
+        PinMatcher {
+            pins: &self.pins,
+            repositories: FxHashMap::default(),
+        }
+    }
+}
+
+/// Matches images against the pin patterns, remembering each repository's answer: the images
+/// of a node come from far fewer repositories.
+pub struct PinMatcher<'p> {
+    pins: &'p GlobSet,
+    repositories: FxHashMap<String, bool>,
+}
+
+impl PinMatcher<'_> {
+    pub fn pinned(&mut self, repo_tags: &[String], repo_digests: &[String]) -> bool {
         if self.pins.is_empty() {
             return false;
         }
-        repo_tags
-            .iter()
-            .chain(repo_digests)
-            .any(|r| self.pins.is_match(r) || self.pins.is_match(repository(r)))
+        repo_tags.iter().any(|t| self.pins.is_match(t))
+            || repo_digests.iter().any(|d| {
+                let repo = repository(d);
+                match self.repositories.get(repo) {
+                    Some(&pinned) => pinned,
+                    None => {
+                        let pinned = self.pins.is_match(repo);
+                        self.repositories.insert(repo.to_string(), pinned);
+                        pinned
+                    }
+                }
+            })
     }
 }
 
@@ -437,7 +467,7 @@ mod tests {
     }
 
     #[test]
-    fn pins_match_tags_digests_and_repositories_by_glob() {
+    fn pins_match_tags_and_the_repositories_of_digests_by_glob() {
         let p = pinned(&["registry.local/base/*", "*:stable"]);
         let none: &[String] = &[];
         assert!(p.pins_any(&["registry.local/base/alpine:3".into()], none));
@@ -446,12 +476,17 @@ mod tests {
         // Swarm pulls by digest: often no tag at all.
         assert!(p.pins_any(none, &["registry.local/base/pg@sha256:11".into()]));
         assert!(!p.pins_any(none, &["registry.local/app@sha256:11".into()]));
-        // A bare repository pins every tag and digest of it.
         let repo = pinned(&["registry.local:5000/db"]);
-        assert!(repo.pins_any(&["registry.local:5000/db:16".into()], none));
         assert!(repo.pins_any(none, &["registry.local:5000/db@sha256:11".into()]));
         assert!(!repo.pins_any(none, &["registry.local:5000/dbx@sha256:11".into()]));
         assert!(!Policy::default().pins_any(&["anything:1".into()], none));
+        // One answer per repository, however many images come from it.
+        let mut matcher = p.pin_matcher();
+        for n in 0..3 {
+            let digest = format!("registry.local/base/pg@sha256:{n}");
+            assert!(matcher.pinned(none, &[digest]));
+        }
+        assert_eq!(matcher.repositories.len(), 1);
     }
 
     #[test]

@@ -116,16 +116,20 @@ pub fn pull_headroom_bytes(snapshot: &Snapshot, policy: &Policy) -> u64 {
 /// ones before it. Images are whole (shared layers included): a pull that shares layers needs
 /// less, which leaves a margin.
 pub fn auto_pull_headroom(snapshot: &Snapshot) -> u64 {
-    let sizes: rustc_hash::FxHashMap<&str, u64> = snapshot
-        .images
-        .iter()
-        .map(|i| (i.id.as_str(), i.size_bytes))
-        .collect();
-    let largest = snapshot
+    let recent: rustc_hash::FxHashSet<&str> = snapshot
         .service_image_history
         .values()
         .flat_map(|history| history.iter().take(AUTO_HEADROOM_VERSIONS))
-        .filter_map(|id| sizes.get(id.as_str()).copied())
+        .map(String::as_str)
+        .collect();
+    if recent.is_empty() {
+        return 0;
+    }
+    let largest = snapshot
+        .images
+        .iter()
+        .filter(|i| recent.contains(i.id.as_str()))
+        .map(|i| i.size_bytes)
         .max()
         .unwrap_or(0);
     let cap = (u128::from(snapshot.filesystem.capacity_bytes)
