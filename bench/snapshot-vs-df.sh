@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `swarmkeeper gc snapshot` vs `docker system df -v` on the same engine, with hyperfine.
 #
-# A throwaway lab engine (1g tmpfs data root, lab/small-engine.sh) gets 300 images (a shared
-# busybox layer plus a 1 KiB layer of its own each, loaded from one generated docker-archive)
-# and 100 containers (60 exited, 35 created, 5 running `sleep`). Then:
+# A throwaway lab engine (1g tmpfs data root, lab/small-engine.sh) gets IMAGES images, ten
+# layers each: a busybox layer all share, BASE_LAYERS layers of one of BASES bases, and
+# OWN_LAYERS of their own (the first 1 KiB), loaded from one generated docker-archive; and 100
+# containers (60 exited, 35 created, 5 running `sleep`). `gc snapshot` lists every image's
+# layers. Then:
 #   - steady state: `gc snapshot` with a state database that already knows every image,
 #     vs `docker system df -v`, with the engine's own `GET /system/df` through curl as the
 #     floor both stand on (hyperfine -N, warmup 3);
@@ -14,7 +16,9 @@
 # the runs are pooled.
 #
 # Usage: bench/snapshot-vs-df.sh          (as root, after scripts/ensure-engine.sh)
-# Env:   RUNS (10), ROUNDS (4), IMAGES (300), SWARMKEEPER, BENCH_KEEP (see bench/lib/common.sh)
+# Env:   RUNS (10), ROUNDS (4), IMAGES (1000), BASES (10), BASE_LAYERS (4), OWN_LAYERS (5),
+#        SWARMKEEPER, BENCH_KEEP (see bench/lib/common.sh). IMAGES=300 BASES=0 BASE_LAYERS=0
+#        OWN_LAYERS=1 is the node of the figures before layers were read.
 # Needs: docker CLI, dockerd, hyperfine (apt-get install -y hyperfine), python3, curl.
 # Takes: about 1 minute.
 set -euo pipefail
@@ -23,7 +27,10 @@ source "$(dirname "$0")/lib/common.sh"
 
 RUNS=${RUNS:-10}
 ROUNDS=${ROUNDS:-4}
-IMAGES=${IMAGES:-300}
+IMAGES=${IMAGES:-1000}
+BASES=${BASES:-10}
+BASE_LAYERS=${BASE_LAYERS:-4}
+OWN_LAYERS=${OWN_LAYERS:-5}
 EXITED=60 CREATED=35 RUNNING=5
 
 need_root
@@ -43,7 +50,8 @@ lab_up skbsnap 1g
 HOST=$LAB_HOST
 export DOCKER_HOST=$HOST
 say "loading $IMAGES images"
-load_images "$HOST" --count "$IMAGES" --prefix bench/img --bytes 1024
+load_images "$HOST" --count "$IMAGES" --prefix bench/img --bytes 1024 \
+    --bases "$BASES" --base-layers "$BASE_LAYERS" --own-layers "$OWN_LAYERS"
 say "creating $((EXITED + CREATED + RUNNING)) containers ($EXITED exited, $CREATED created, $RUNNING running)"
 python3 "$BENCH_LIB/containers.py" --prefix bench/img --images "$IMAGES" \
     --exited "$EXITED" --created "$CREATED" --running "$RUNNING"
@@ -52,6 +60,7 @@ images=$(docker images -q | wc -l)
 containers=$(docker ps -aq | wc -l)
 "$SK" gc snapshot --state-dir "$T/state" -o "$T/snapshot.json"
 snap_bytes=$(stat -c %s "$T/snapshot.json")
+layers=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(sum(len(i.get("layers") or []) for i in s["images"]), sum(1 for i in s["images"] if i.get("layers") is not None))' "$T/snapshot.json")
 
 # The machine may be shared: each comparison runs in ROUNDS rounds of RUNS runs per command,
 # the order of the commands reversed every other round, and the runs are pooled.
@@ -77,5 +86,6 @@ echo "machine: $(machine_line)"
 echo "engine:  $(engine_version "$HOST"), lab data root tmpfs 1g"
 echo "binary:  $SK ($("$SK" --version)); bench scripts from $(source_line)"
 echo "node:    $images images, $containers containers ($EXITED exited, $CREATED created, $RUNNING running); snapshot $snap_bytes bytes"
+echo "layers:  ${layers% *} listed in the snapshot, for ${layers#* } images"
 python3 "$BENCH_LIB/hfreport.py" "steady state ($ROUNDS rounds x $RUNS runs, warmup 3 per round)" "${steady[@]}"
 python3 "$BENCH_LIB/hfreport.py" "first run (state dir removed before each run; $ROUNDS rounds x $RUNS runs)" "${first[@]}"

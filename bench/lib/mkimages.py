@@ -6,9 +6,13 @@ Every image is FROM-scratch-like: a busybox layer (/bin/busybox, shared by all i
 once in the archive) plus, unless --no-unique-layer, a layer of its own holding one file of
 --bytes bytes (random, so nothing can deduplicate or compress it). Each image gets a distinct
 config (its index is in a label), hence a distinct image ID, even without a layer of its own.
+With --bases B --base-layers K, image N also stands on base N % B: K small layers that every
+image on that base shares (between busybox and its own layers); --own-layers M gives each image
+M layers of its own (the first of --bytes bytes, the others of 512 bytes).
 
     mkimages.py --count 300 --prefix bench/img --bytes 1024 | docker load -q
     mkimages.py --count 6 --prefix app/old --bytes 17000000 --start 1 | docker load -q
+    mkimages.py --count 1000 --bases 10 --base-layers 4 --own-layers 5 | docker load -q
 
 Tags are PREFIX:N for N in [start, start+count).
 """
@@ -72,6 +76,9 @@ def main():
     p.add_argument("--no-unique-layer", action="store_true",
                    help="only the shared busybox layer; images differ by config only")
     p.add_argument("--label", action="append", default=[], help="KEY=VALUE on every image")
+    p.add_argument("--bases", type=int, default=0, help="bases the images stand on")
+    p.add_argument("--base-layers", type=int, default=0, help="layers of each base")
+    p.add_argument("--own-layers", type=int, default=1, help="layers of each image's own")
     args = p.parse_args()
 
     with open(BUSYBOX, "rb") as f:
@@ -81,22 +88,39 @@ def main():
 
     out = Archive(sys.stdout.buffer)
     out.add(bb_path, busybox)
+
+    def layer(name, data):
+        """Adds a layer of one file to the archive; returns its path and diff ID."""
+        tar = tar_bytes([(name, data, 0o644)])
+        diff = "sha256:" + hashlib.sha256(tar).hexdigest()
+        path = diff[7:] + "/layer.tar"
+        out.add(path, tar)
+        return path, diff
+
+    bases = [
+        [layer(f"base/{b}/{k}", f"base {b} layer {k}\n".encode() + os.urandom(512))
+         for k in range(args.base_layers)]
+        for b in range(args.bases)
+    ]
     manifest = []
     for n in range(args.start, args.start + args.count):
         tag = f"{args.prefix}:{n}"
         layers = [bb_path]
         diff_ids = [bb_diff]
         history = [{"created": CREATED, "created_by": "COPY busybox /bin/busybox"}]
-        if not args.no_unique_layer:
-            # A unique header line, then random bytes.
-            data = (f"{tag}\n".encode() + os.urandom(max(args.bytes, 0)))[: max(args.bytes, 1)]
-            layer = tar_bytes([(f"data/{args.prefix.replace('/', '-')}-{n}", data, 0o644)])
-            diff = "sha256:" + hashlib.sha256(layer).hexdigest()
-            path = diff[7:] + "/layer.tar"
-            out.add(path, layer)
+        for path, diff in bases[n % len(bases)] if bases else []:
             layers.append(path)
             diff_ids.append(diff)
-            history.append({"created": CREATED, "created_by": f"COPY data /data ({n})"})
+            history.append({"created": CREATED, "created_by": "COPY base /base"})
+        own = 0 if args.no_unique_layer else args.own_layers
+        for k in range(own):
+            # A unique header line, then random bytes.
+            size = args.bytes if k == 0 else 512
+            data = (f"{tag} {k}\n".encode() + os.urandom(max(size, 0)))[: max(size, 1)]
+            path, diff = layer(f"data/{args.prefix.replace('/', '-')}-{n}-{k}", data)
+            layers.append(path)
+            diff_ids.append(diff)
+            history.append({"created": CREATED, "created_by": f"COPY data /data ({n}, {k})"})
         labels = {"swarmkeeper.bench.image": tag}
         for kv in args.label:
             k, _, v = kv.partition("=")

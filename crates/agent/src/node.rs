@@ -8,8 +8,8 @@ use futures_util::{stream, StreamExt};
 use jiff::Timestamp;
 use swarmkeeper_engine::{layout, DfContainer, DfImage, Engine};
 use swarmkeeper_gc::{
-    shared_bytes_from_layers, BuildCacheRecord, Container, ContainerState, Image, Layer, Snapshot,
-    LABEL_PIN, LABEL_SERVICE_NAME, SNAPSHOT_VERSION,
+    BuildCacheRecord, Container, ContainerState, Image, Layer, Snapshot, LABEL_PIN,
+    LABEL_SERVICE_NAME, SNAPSHOT_VERSION,
 };
 use swarmkeeper_store::Store;
 
@@ -46,8 +46,9 @@ pub struct Node {
     /// events name the image as the user wrote it.
     references: HashMap<String, String>,
     /// Each image's layers (`None`: they could not be read). An image id names its content,
-    /// so each image's layers are read once.
-    layers: HashMap<String, Option<Vec<Layer>>>,
+    /// so each image's layers are read once. Digests are kept as bytes: 40 bytes a layer, so a
+    /// node of a thousand images costs the agent half a megabyte.
+    layers: HashMap<String, Option<Box<[CachedLayer]>>>,
     /// The pull headroom of the last pass's plan: whether the next pass needs the expensive
     /// observation is decided before it has a plan of its own.
     pub(crate) pull_headroom_bytes: u64,
@@ -57,12 +58,12 @@ pub struct Node {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
     /// `/system/df`, which also walks every container layer and volume, for the build cache
-    /// records (and shared bytes where layers cannot be read): for snapshots and for passes
-    /// that must free space.
+    /// records (and shared bytes where layers cannot be read), and each image's layers in the
+    /// snapshot: for snapshots and for passes that must free space.
     Full,
     /// `/images/json` and `/containers/json` only; shared bytes from the images' layers, or 0
-    /// where those cannot be read: enough for bookkeeping, max-age and container GC, and to
-    /// tell whether space must be freed.
+    /// where those cannot be read, and no layers in the snapshot: enough for bookkeeping,
+    /// max-age and container GC, and to tell whether space must be freed.
     Light,
 }
 
@@ -206,12 +207,19 @@ impl Node {
                     first_seen: record.map_or(now, |r| r.first_seen),
                     last_used: record.and_then(|r| r.last_used),
                     pinned: i.labels.get(LABEL_PIN).map(String::as_str) == Some("true"),
-                    layers: self.layers.get(&i.id).cloned().flatten(),
+                    layers: match detail {
+                        Detail::Full => self
+                            .layers
+                            .get(&i.id)
+                            .and_then(|l| l.as_deref())
+                            .map(|layers| layers.iter().map(CachedLayer::layer).collect()),
+                        Detail::Light => None,
+                    },
                 }
             })
             .collect();
         // The engine's own rule, from the layers: exact on a light observation too.
-        shared_bytes_from_layers(&mut snapshot_images);
+        self.share_bytes(&mut snapshot_images);
         let snapshot_containers = containers
             .iter()
             .map(|c| Container {
@@ -253,7 +261,7 @@ impl Node {
         self.layers.retain(|id, _| present.contains(id.as_str()));
         let engine = &self.engine;
         let root_dir = &self.root_dir;
-        let learnt: Vec<(String, Option<Vec<Layer>>)> =
+        let learnt: Vec<(String, Option<Box<[CachedLayer]>>)> =
             stream::iter(images.iter().filter(|i| !self.layers.contains_key(&i.id)))
                 .map(|i| async move {
                     let stored = match layout::image_layers(root_dir, &i.id) {
@@ -262,11 +270,11 @@ impl Node {
                         // the next observation asks again.
                         None => engine.image_layers(&i.id).await.ok()?,
                     };
-                    let layers = stored.map(|layers| {
+                    let layers = stored.and_then(|layers| {
                         layers
-                            .into_iter()
-                            .map(|l| Layer::new(l.chain_id, l.size))
-                            .collect()
+                            .iter()
+                            .map(CachedLayer::new)
+                            .collect::<Option<Box<[_]>>>()
                     });
                     Some((i.id.clone(), layers))
                 })
@@ -323,6 +331,32 @@ impl Node {
         Ok(())
     }
 
+    /// Sets each image's shared bytes from the layers, as `/system/df` computes them: the bytes
+    /// of its layers another image also holds. Left as they are unless every image's layers
+    /// are known.
+    fn share_bytes(&self, images: &mut [Image]) {
+        let Some(all) = images
+            .iter()
+            .map(|i| self.layers.get(&i.id).and_then(|l| l.as_deref()))
+            .collect::<Option<Vec<&[CachedLayer]>>>()
+        else {
+            return;
+        };
+        let mut holders: HashMap<[u8; 32], u32> = HashMap::new();
+        for layers in &all {
+            for layer in *layers {
+                *holders.entry(layer.digest).or_default() += 1;
+            }
+        }
+        for (image, layers) in images.iter_mut().zip(all) {
+            image.shared_bytes = layers
+                .iter()
+                .filter(|l| holders[&l.digest] > 1)
+                .map(|l| l.size)
+                .sum();
+        }
+    }
+
     /// When a container last used its image: now while it runs, else when it stopped.
     fn last_activity(&self, c: &DfContainer, now: Timestamp) -> Timestamp {
         match parse_state(&c.state) {
@@ -348,5 +382,64 @@ fn parse_state(state: &str) -> ContainerState {
         "exited" => ContainerState::Exited,
         "dead" => ContainerState::Dead,
         _ => ContainerState::Running,
+    }
+}
+
+/// A layer as the agent remembers it between passes.
+#[derive(Debug, Clone, Copy)]
+struct CachedLayer {
+    /// The chain ID's 32 bytes.
+    digest: [u8; 32],
+    size: u64,
+}
+
+impl CachedLayer {
+    /// `None` for a chain ID that is not `sha256:` and 64 hex digits.
+    fn new(layer: &layout::StoredLayer) -> Option<CachedLayer> {
+        let hex = layer.chain_id.strip_prefix("sha256:")?;
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut digest = [0u8; 32];
+        for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(CachedLayer {
+            digest,
+            size: layer.size,
+        })
+    }
+
+    fn layer(&self) -> Layer {
+        let mut hex = String::with_capacity(71);
+        hex.push_str("sha256:");
+        for byte in self.digest {
+            hex.push_str(&format!("{byte:02x}"));
+        }
+        Layer::new(hex, self.size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_layers_keep_the_chain_id() {
+        let chain_id = format!("sha256:{}", "0123456789abcdef".repeat(4));
+        let stored = layout::StoredLayer {
+            chain_id: chain_id.clone(),
+            size: 42,
+        };
+        let layer = CachedLayer::new(&stored).unwrap().layer();
+        assert_eq!(
+            (layer.digest(), layer.size_bytes()),
+            (chain_id.as_str(), 42)
+        );
+        let odd = layout::StoredLayer {
+            chain_id: "sha256:xyz".into(),
+            size: 1,
+        };
+        assert!(CachedLayer::new(&odd).is_none());
     }
 }

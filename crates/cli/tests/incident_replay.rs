@@ -4,22 +4,18 @@
 //!
 //! 1. Without the agent the worker's disk fills up and its tasks are rejected ("No such image",
 //!    "no space left on device"): the test can fail.
-//! 2. With the agent deployed as a global service from `deploy/swarmkeeper.yml`, all 15
-//!    versions converge, no task is rejected, and the previous version's image stays on the
-//!    worker after every update (a rollback needs no pull).
+//! 2. With the agent deployed as a global service from `deploy/swarmkeeper.yml` with its
+//!    **default** policy, all 15 versions converge, no task is rejected, and the previous
+//!    version's image stays on the worker after every update (a rollback needs no pull).
 //!
-//! Runs as root (CI does); skips otherwise. About two minutes. Figures are printed:
+//! Runs as root (CI does); skips otherwise. About three minutes. Figures are printed:
 //! `cargo test -p swarmkeeper-cli --test incident_replay -- --nocapture`.
 //!
-//! The agent's thresholds for this 256 MiB disk (each version is ~33 MiB, ~13 % of it):
-//! - `SWARMKEEPER_HIGH_THRESHOLD=60`, `SWARMKEEPER_LOW_THRESHOLD=45`: collect when a fifth
-//!   version arrives (~64 %), down to three (~40 %); four (~52 %) are left alone.
-//! - `SWARMKEEPER_MIN_AGE=5s`: a version just pulled is safe until its container exists (it is
-//!   in use from then on); versions come every ~5 s here, not every few minutes.
-//! - `SWARMKEEPER_CONTAINER_MIN_AGE=0s`: the stopped task containers of old versions go at once
-//!   (the newest one of the slot stays), so that their images can be collected: a new version
-//!   comes every 2.5-5 s here, faster than the default 1m.
-//! - `SWARMKEEPER_ROLLBACK_RESERVE=2` (the default): the running and the previous version stay.
+//! The default policy is 85 % / 80 % with a pull headroom of about twice the service's image
+//! (each version is ~31 MiB, so ~62 MiB of the 256 MiB stay available): under 85 % alone the
+//! incident happens at 84 % with five unused versions on the node. Only
+//! `SWARMKEEPER_MIN_AGE=5s` is set: a version just pulled is safe until its container exists
+//! (it is in use from then on), and versions come every ~5 s here, not every few minutes.
 
 mod support;
 
@@ -29,8 +25,7 @@ use support::{fs_space, is_root, metric_sum, usage_percent, DiskSampler, EventFo
 
 const VERSIONS: usize = 15;
 const LAYER_MIB: usize = 30;
-const HIGH: u64 = 60;
-const LOW: u64 = 45;
+const MIB: u64 = 1 << 20;
 const SMALL: &str = "worker1";
 const SERVICE: &str = "app";
 
@@ -237,17 +232,11 @@ fn the_disk_full_incident_happens_without_the_agent_and_not_with_it() {
     }
     eprintln!("{SMALL} cleaned: {}% used", small_usage(&lab));
 
-    // --- 2. The same pipeline with the agent. ---------------------------------------------
+    // --- 2. The same pipeline with the agent, at its default policy. -------------------------
     let run_start = Instant::now();
     lab.deploy_agent(
         &agent_image,
-        &[
-            ("SWARMKEEPER_HIGH_THRESHOLD", &HIGH.to_string()),
-            ("SWARMKEEPER_LOW_THRESHOLD", &LOW.to_string()),
-            ("SWARMKEEPER_MIN_AGE", "5s"),
-            ("SWARMKEEPER_CONTAINER_MIN_AGE", "0s"),
-            ("SWARMKEEPER_LOG", "info"),
-        ],
+        &[("SWARMKEEPER_MIN_AGE", "5s"), ("SWARMKEEPER_LOG", "info")],
     );
     lab.wait_agents(Duration::from_secs(60));
     let events = EventFollower::start(
@@ -293,16 +282,18 @@ fn the_disk_full_incident_happens_without_the_agent_and_not_with_it() {
         .expect("the agent on the small worker answers");
 
     // --- 3. Figures. --------------------------------------------------------------------------
+    let headroom = metric_sum(&metrics, "swarmkeeper_gc_pull_headroom_bytes") as u64;
     let usage = |s: &(SystemTime, u64, u64)| usage_percent(s.1, s.2);
     let peak = samples.iter().map(usage).max().unwrap();
+    let least_free = samples.iter().map(|s| s.2).min().unwrap();
     let pulls: Vec<SystemTime> = events
         .iter()
         .filter(|e| e["Action"] == "pull")
         .map(event_time)
         .collect();
     let deletes = events.iter().filter(|e| e["Action"] == "delete").count();
-    // For each pull after which the disk was at or above the high threshold: how long until
-    // it was back at or under the low one. The timeline is printed whatever happens.
+    // For each pull after which less than the headroom was free: how long until it was back.
+    // The timeline is printed whatever happens.
     let t0 = pulls.first().copied().unwrap_or(SystemTime::now());
     let secs = |t: SystemTime| t.duration_since(t0).unwrap_or_default().as_secs_f64();
     let mut recoveries = Vec::new();
@@ -320,20 +311,22 @@ fn the_disk_full_incident_happens_without_the_agent_and_not_with_it() {
             .filter(|e| e["Action"] == "delete" && event_time(e) >= pulled && event_time(e) < next)
             .map(|e| format!("{:.2}s", secs(event_time(e))))
             .collect();
-        let lowest = after.iter().map(|s| usage(s)).min().unwrap();
+        let most_free = after.iter().map(|s| s.2).max().unwrap();
         let mut line = format!(
-            "    pull {:>2} at {:>6.2}s: {:>2}% -> lowest {:>2}% before the next pull; deletes at {:?}",
+            "    pull {:>2} at {:>6.2}s: {:>2}% ({:>3} MiB free) -> up to {:>3} MiB free before the \
+             next pull; deletes at {:?}",
             i + 1,
             secs(pulled),
             usage(first),
-            lowest,
+            first.2 / MIB,
+            most_free / MIB,
             gone
         );
-        if usage(first) >= HIGH {
-            match after.iter().find(|s| usage(s) <= LOW) {
+        if first.2 < headroom {
+            match after.iter().find(|s| s.2 >= headroom) {
                 Some(back) => {
                     let took = back.0.duration_since(pulled).unwrap_or_default();
-                    line.push_str(&format!("; <= {LOW}% after {took:.2?}"));
+                    line.push_str(&format!("; >= headroom after {took:.2?}"));
                     recoveries.push(took);
                 }
                 None => stuck.push(i + 1),
@@ -343,28 +336,23 @@ fn the_disk_full_incident_happens_without_the_agent_and_not_with_it() {
         timeline.push('\n');
     }
     eprint!("timeline on {SMALL} (t = 0 at the first pull):\n{timeline}");
-    assert!(
-        stuck.is_empty(),
-        "after pulls {stuck:?} the disk stayed above {LOW}% until the next pull"
-    );
     recoveries.sort();
     let deleted = metric_sum(&metrics, "swarmkeeper_gc_images_deleted_total");
-    let deleted_space = metric_sum(
-        &metrics,
-        "swarmkeeper_gc_images_deleted_total{reason=\"space\"}",
-    );
     let freed = metric_sum(&metrics, "swarmkeeper_gc_freed_bytes_total");
     let containers = metric_sum(&metrics, "swarmkeeper_gc_containers_removed_total");
     eprintln!(
-        "with the agent (high {HIGH}%, low {LOW}%): {VERSIONS}/{VERSIONS} versions converged in \
-         {converged_in:.0?}, no task rejected, the previous version on {SMALL} after every update"
+        "with the agent at its default policy (85/80, pull headroom {} MiB): {VERSIONS}/{VERSIONS} \
+         versions converged in {converged_in:.0?}, no task rejected, the previous version on \
+         {SMALL} after every update",
+        headroom / MIB
     );
     eprintln!(
-        "  peak usage {peak}% ({} samples); pulls {}; GC after {} of them; pull done -> usage <= \
-         {LOW}%: max {:.2?}, median {:.2?}",
+        "  peak usage {peak}%, least free {} MiB ({} samples); pulls {}; short of the headroom \
+         after {} of them; back to the headroom: max {:.2?}, median {:.2?}",
+        least_free / MIB,
         samples.len(),
         pulls.len(),
-        recoveries.len(),
+        recoveries.len() + stuck.len(),
         recoveries.last().copied().unwrap_or_default(),
         recoveries
             .get(recoveries.len() / 2)
@@ -372,21 +360,45 @@ fn the_disk_full_incident_happens_without_the_agent_and_not_with_it() {
             .unwrap_or_default(),
     );
     eprintln!(
-        "  agent metrics on {SMALL}: images deleted {deleted} (space {deleted_space}), bytes freed \
-         {freed} ({:.1} MiB), dead containers removed {containers}; image delete events {deletes}",
+        "  agent metrics on {SMALL}: images deleted {deleted}, bytes freed {freed} ({:.1} MiB), \
+         dead containers removed {containers}; image delete events {deletes}",
         freed / 1048576.0
+    );
+
+    // `gc plan` on the worker plans with the agent's policy (found through its container's
+    // label and mounts), not the defaults of the command.
+    let plan = lab.exec(
+        SMALL,
+        &[env!("CARGO_BIN_EXE_swarmkeeper"), "gc", "plan", "--json"],
+    );
+    let stderr = String::from_utf8_lossy(&plan.stderr);
+    assert!(plan.status.success(), "gc plan on {SMALL}: {stderr}");
+    assert!(stderr.contains("the agent's policy"), "{stderr}");
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(
+        plan["pull_headroom_bytes"].as_u64(),
+        Some(headroom),
+        "{plan}"
     );
     eprintln!("incident replay total {:.0?}", start.elapsed());
 
+    // About twice a version (31 MiB each, shared layers included).
+    assert!(
+        (55 * MIB..=70 * MIB).contains(&headroom),
+        "the agent's pull headroom is {headroom} bytes"
+    );
     assert!(peak < 100, "the disk filled up");
     assert!(
-        !recoveries.is_empty(),
-        "the disk never reached {HIGH}%: the replay did not exercise GC"
+        stuck.is_empty(),
+        "after pulls {stuck:?} less than the headroom stayed free until the next pull"
     );
-    let slowest = *recoveries.last().unwrap();
+    assert!(
+        deleted >= 1.0 && freed > 0.0,
+        "the agent never collected: the replay did not exercise GC\n{metrics}"
+    );
+    let slowest = recoveries.last().copied().unwrap_or_default();
     assert!(
         slowest < Duration::from_secs(5),
-        "usage took {slowest:?} to get back under {LOW}% after a pull (target: under 5 s)"
+        "the headroom took {slowest:?} to come back after a pull (target: under 5 s)"
     );
-    assert!(deleted >= 1.0 && freed > 0.0, "{metrics}");
 }

@@ -209,21 +209,3 @@ impl<'a> DigestIndex<'a> {
 fn mix(key: u64) -> u64 {
     key.wrapping_mul(0x517c_c1b7_2722_0a95).rotate_left(26)
 }
-
-/// Sets each image's `shared_bytes` from its layers, as the engine's `/system/df` computes
-/// it: the bytes of its layers that another image also holds. Images without layers are left
-/// as they are; so is everything when some image lacks them.
-pub fn shared_bytes_from_layers(images: &mut [Image]) {
-    let Some(table) = LayerTable::new(images) else {
-        return;
-    };
-    for (i, image) in images.iter_mut().enumerate() {
-        image.shared_bytes = table
-            .layers_of(i)
-            .iter()
-            .map(|&l| table.info[l as usize])
-            .filter(|info| info.holders > 1)
-            .map(|info| info.size)
-            .sum();
-    }
-}

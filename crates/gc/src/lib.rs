@@ -14,7 +14,6 @@ mod snapshot;
 mod space;
 mod usage;
 
-pub use accounting::shared_bytes_from_layers;
 pub use containers::{plan_containers, ContainerRemoval, ContainerRemovalReason};
 pub use disk::{DiskReport, DiskUsageInput};
 pub use plan::{

@@ -62,7 +62,7 @@ pub enum Accounting {
     /// Every image listed its layers: a layer counts once, when the last image holding it
     /// goes.
     Layers,
-    /// From sizes and shared sizes: a lower bound (see [`crate::shared_bytes_from_layers`]).
+    /// From sizes and shared sizes: a lower bound.
     Sizes,
 }
 
