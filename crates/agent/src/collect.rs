@@ -96,6 +96,30 @@ pub struct GcOutcome {
 }
 
 impl GcOutcome {
+    /// A pull pass at 91 % that brought the node to 79 % and did nothing else, for tests to
+    /// change what they look at.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> GcOutcome {
+        GcOutcome {
+            trigger: Trigger::Pull,
+            started_at: "2026-11-26T12:00:00Z".parse().expect("a timestamp"),
+            usage_percent_before: 91,
+            usage_percent_after: 79,
+            high_threshold_percent: 85,
+            low_threshold_percent: 80,
+            rounds: 1,
+            removed_containers: vec![],
+            deleted: vec![],
+            failures: vec![],
+            bytes_freed: 0,
+            shortfall_bytes: 0,
+            space_trigger: None,
+            pull_headroom_bytes: 0,
+            available_bytes_after: 500,
+            build_cache_freed_bytes: 0,
+        }
+    }
+
     pub fn fell_short(&self) -> bool {
         self.shortfall_bytes > 0
     }

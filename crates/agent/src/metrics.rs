@@ -212,22 +212,15 @@ mod tests {
         );
         m.failure("engine");
         m.record_run(&crate::GcOutcome {
-            trigger: crate::Trigger::Pull,
-            started_at: jiff::Timestamp::now(),
             usage_percent_before: 84,
             usage_percent_after: 80,
-            high_threshold_percent: 85,
-            low_threshold_percent: 80,
-            rounds: 1,
-            removed_containers: vec![],
-            deleted: vec![],
-            failures: vec![],
             bytes_freed: 10,
             shortfall_bytes: 5,
             space_trigger: Some(swarmkeeper_gc::SpaceTrigger::PullHeadroom),
             pull_headroom_bytes: 64,
             available_bytes_after: 59,
             build_cache_freed_bytes: 3,
+            ..crate::GcOutcome::for_tests()
         });
         let text = m.encode();
         for line in [

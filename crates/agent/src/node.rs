@@ -103,7 +103,16 @@ impl Node {
     pub async fn observe(&mut self, detail: Detail) -> Result<Snapshot, AgentError> {
         let (images, containers, build_cache) = match detail {
             Detail::Full => {
-                let df = self.engine.system_df().await?;
+                // `/system/df` takes the engine a while (it measures every container's
+                // writable layer): the layers of the images are read meanwhile.
+                let engine = self.engine.clone();
+                let (df, listed) = tokio::join!(engine.system_df(), async {
+                    let images = self.engine.list_images().await?;
+                    self.learn_layers(&images).await;
+                    Ok::<_, swarmkeeper_engine::EngineError>(())
+                });
+                listed?;
+                let df = df?;
                 let build_cache = df
                     .build_cache
                     .into_iter()
@@ -138,6 +147,7 @@ impl Node {
                 (images, containers, None)
             }
         };
+        // Images that arrived between the two listings of a full observation.
         self.learn_layers(&images).await;
         let now = Timestamp::now();
         let filesystem = self.measure()?;
@@ -259,30 +269,52 @@ impl Node {
         let present: std::collections::HashSet<&str> =
             images.iter().map(|i| i.id.as_str()).collect();
         self.layers.retain(|id, _| present.contains(id.as_str()));
-        let engine = &self.engine;
-        let root_dir = &self.root_dir;
-        let learnt: Vec<(String, Option<Box<[CachedLayer]>>)> =
-            stream::iter(images.iter().filter(|i| !self.layers.contains_key(&i.id)))
-                .map(|i| async move {
-                    let stored = match layout::image_layers(root_dir, &i.id) {
-                        Some(layers) => Some(layers),
-                        // An error (the image went meanwhile, the engine hiccuped) is not remembered:
-                        // the next observation asks again.
-                        None => engine.image_layers(&i.id).await.ok()?,
-                    };
-                    let layers = stored.and_then(|layers| {
-                        layers
-                            .iter()
-                            .map(CachedLayer::new)
-                            .collect::<Option<Box<[_]>>>()
-                    });
-                    Some((i.id.clone(), layers))
+        let unknown: Vec<String> = images
+            .iter()
+            .filter(|i| !self.layers.contains_key(&i.id))
+            .map(|i| i.id.clone())
+            .collect();
+        if unknown.is_empty() {
+            return;
+        }
+        // Reading the files blocks: off the runtime's thread, which may be waiting for the
+        // engine meanwhile.
+        let root_dir = self.root_dir.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            unknown
+                .into_iter()
+                .map(|id| {
+                    let layers = layout::image_layers(&root_dir, &id);
+                    (id, layers)
                 })
-                .buffer_unordered(INSPECT_CONCURRENCY)
-                .filter_map(std::future::ready)
-                .collect()
-                .await;
-        self.layers.extend(learnt);
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let (found, missing): (Vec<_>, Vec<_>) =
+            stored.into_iter().partition(|(_, layers)| layers.is_some());
+        let engine = &self.engine;
+        let asked: Vec<_> = stream::iter(missing)
+            .map(|(id, _)| async move {
+                // An error (the image went meanwhile, the engine hiccuped) is not remembered:
+                // the next observation asks again.
+                let layers = engine.image_layers(&id).await.ok()?;
+                Some((id, layers))
+            })
+            .buffer_unordered(INSPECT_CONCURRENCY)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        self.layers
+            .extend(found.into_iter().chain(asked).map(|(id, layers)| {
+                let cached = layers.and_then(|layers| {
+                    layers
+                        .iter()
+                        .map(CachedLayer::new)
+                        .collect::<Option<Box<[_]>>>()
+                });
+                (id, cached)
+            }));
     }
 
     /// The image id a container event's `image` attribute refers to, as far as the last

@@ -731,24 +731,7 @@ mod tests {
     use crate::{DeletedImage, Failure, RemovedContainer};
 
     fn outcome() -> GcOutcome {
-        GcOutcome {
-            trigger: Trigger::Pull,
-            started_at: "2026-11-26T12:00:00Z".parse().unwrap(),
-            usage_percent_before: 91,
-            usage_percent_after: 79,
-            high_threshold_percent: 85,
-            low_threshold_percent: 80,
-            rounds: 1,
-            removed_containers: vec![],
-            deleted: vec![],
-            failures: vec![],
-            bytes_freed: 0,
-            shortfall_bytes: 0,
-            space_trigger: None,
-            pull_headroom_bytes: 0,
-            available_bytes_after: 500,
-            build_cache_freed_bytes: 0,
-        }
+        GcOutcome::for_tests()
     }
 
     #[test]

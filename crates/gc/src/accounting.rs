@@ -110,29 +110,56 @@ struct LayerInfo {
 
 impl LayerTable {
     /// `None` unless every image lists its layers.
+    ///
+    /// Most layers belong to one image (its own, above the bases it shares). A first pass
+    /// sets a bit per layer key, and a second bit when a key comes again; a layer whose second
+    /// bit stays clear is certainly held by one image and needs no lookup. Only the others,
+    /// shared ones and a few whose bit another key also hit, go through the index, which
+    /// stays small enough for the cache: a million layers take tens of milliseconds, not
+    /// hundreds.
     fn new(images: &[Image]) -> Option<LayerTable> {
         let total: usize = images
             .iter()
             .map(|i| i.layers.as_ref().map(Vec::len))
             .sum::<Option<usize>>()?;
-        let mut index = DigestIndex::with_capacity(total / 2);
+        let mut seen = KeyBits::new(total);
+        let mut again = KeyBits::new(total);
+        let mut repeated = 0usize;
+        for key in images
+            .iter()
+            .flat_map(|i| i.layers.iter().flatten())
+            .filter_map(Layer::key)
+        {
+            if seen.set(key) {
+                repeated += usize::from(!again.set(key));
+            }
+        }
+        let mut index = DigestIndex::with_capacity(repeated * 2);
         let mut table = LayerTable {
-            info: Vec::with_capacity(total / 2),
+            info: Vec::with_capacity(total),
             starts: Vec::with_capacity(images.len() + 1),
             layers: Vec::with_capacity(total),
         };
         for (i, image) in images.iter().enumerate() {
             table.starts.push(table.layers.len() as u32);
             for layer in image.layers.iter().flatten() {
+                let key = layer.key();
                 let next = table.info.len() as u32;
-                let l = index.get_or_insert(layer, next, &table.info);
+                let fresh = |holders| LayerInfo {
+                    key: key.unwrap_or(0),
+                    size: layer.size_bytes(),
+                    holders,
+                    counted_by: i as u32,
+                };
+                if key.is_some_and(|key| !again.get(key)) {
+                    table.info.push(fresh(1));
+                    table.layers.push(next);
+                    continue;
+                }
+                let l = index.get_or_insert(key, layer, next, &table.info);
                 if l == next {
-                    table.info.push(LayerInfo {
-                        key: layer.key().unwrap_or(0),
-                        size: layer.size_bytes(),
-                        holders: 0,
-                        counted_by: u32::MAX,
-                    });
+                    table.info.push(fresh(0));
+                    table.info[l as usize].counted_by = u32::MAX;
                 }
                 let info = &mut table.info[l as usize];
                 if info.counted_by != i as u32 {
@@ -187,9 +214,16 @@ impl<'a> DigestIndex<'a> {
         }
     }
 
-    /// The index of the layer, `next` when it is new (and about to be pushed onto `info`).
-    fn get_or_insert(&mut self, layer: &'a Layer, next: u32, info: &[LayerInfo]) -> u32 {
-        match layer.key() {
+    /// The index of the layer (with its key, when it has one), `next` when it is new (and
+    /// about to be pushed onto `info`).
+    fn get_or_insert(
+        &mut self,
+        key: Option<u64>,
+        layer: &'a Layer,
+        next: u32,
+        info: &[LayerInfo],
+    ) -> u32 {
+        match key {
             Some(key) => *self
                 .keyed
                 .entry(
@@ -201,6 +235,41 @@ impl<'a> DigestIndex<'a> {
                 .get(),
             None => *self.other.entry(layer.digest()).or_insert(next),
         }
+    }
+}
+
+/// One bit per layer key, in a table about eight times as large as the number of layers: two
+/// keys share a bit rarely, and then only cost a lookup.
+struct KeyBits {
+    words: Vec<u64>,
+    mask: usize,
+}
+
+impl KeyBits {
+    fn new(layers: usize) -> KeyBits {
+        let bits = (layers * 8).next_power_of_two().max(64);
+        KeyBits {
+            words: vec![0; bits / 64],
+            mask: bits - 1,
+        }
+    }
+
+    fn position(&self, key: u64) -> (usize, u64) {
+        let bit = mix(key) as usize & self.mask;
+        (bit / 64, 1 << (bit % 64))
+    }
+
+    /// Sets the key's bit; returns whether it was set already.
+    fn set(&mut self, key: u64) -> bool {
+        let (word, bit) = self.position(key);
+        let was = self.words[word] & bit != 0;
+        self.words[word] |= bit;
+        was
+    }
+
+    fn get(&self, key: u64) -> bool {
+        let (word, bit) = self.position(key);
+        self.words[word] & bit != 0
     }
 }
 

@@ -28,8 +28,8 @@ pub use snapshot::{
     SNAPSHOT_VERSION,
 };
 pub use space::{
-    auto_pull_headroom, pull_headroom_bytes, space_need, SpaceNeed, SpaceTrigger,
-    AUTO_HEADROOM_FACTOR, AUTO_HEADROOM_MAX_PERCENT, AUTO_HEADROOM_VERSIONS,
+    pull_headroom, space_need, SpaceNeed, SpaceTrigger, AUTO_HEADROOM_FACTOR,
+    AUTO_HEADROOM_MAX_PERCENT, AUTO_HEADROOM_VERSIONS,
 };
 pub use usage::{bytes_to_free, usage_percent};
 

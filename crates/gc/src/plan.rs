@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::accounting::Freed;
 use crate::{
-    plan_containers, pull_headroom_bytes, space_need, usage_percent, ContainerRemoval, Image,
-    Policy, Snapshot, SpaceTrigger,
+    plan_containers, pull_headroom, space_need, usage_percent, ContainerRemoval, Image, Policy,
+    Snapshot, SpaceTrigger, AUTO_HEADROOM_VERSIONS,
 };
 
 /// Whether the high threshold has to be crossed before space is freed.
@@ -103,12 +103,31 @@ pub enum DeletionReason {
     SpaceReserve,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An image the plan keeps, and why. Serialises as `{"id", "reason", "name"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keep<'a> {
     pub id: &'a str,
     pub reason: KeepReason,
+    /// The image, for its name: looked up when shown, not for every image planned.
+    image: &'a Image,
+}
+
+impl<'a> Keep<'a> {
     /// [`Image::name`].
-    pub name: &'a str,
+    pub fn name(&self) -> &'a str {
+        self.image.name()
+    }
+}
+
+impl Serialize for Keep<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut keep = s.serialize_struct("Keep", 3)?;
+        keep.serialize_field("id", self.id)?;
+        keep.serialize_field("reason", &self.reason)?;
+        keep.serialize_field("name", self.name())?;
+        keep.end()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -154,7 +173,22 @@ impl KeepReason {
 pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan<'a> {
     let now = snapshot.taken_at;
     let fs = &snapshot.filesystem;
-    let headroom = pull_headroom_bytes(snapshot, policy);
+    // Where each image stands in the services' histories: one lookup per image.
+    let history = history_places(snapshot, policy.rollback_reserve());
+    let places: Vec<Option<Place>> = snapshot
+        .images
+        .iter()
+        .map(|i| history.get(i.id.as_str()).copied())
+        .collect();
+    let largest_recent = snapshot
+        .images
+        .iter()
+        .zip(&places)
+        .filter(|(_, place)| place.is_some_and(|p| p.recent))
+        .map(|(i, _)| i.size_bytes)
+        .max()
+        .unwrap_or(0);
+    let headroom = pull_headroom(policy, largest_recent, fs.capacity_bytes);
     let need = space_need(
         fs,
         policy.high_threshold_percent(),
@@ -173,7 +207,6 @@ pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan
         .filter(|c| !removed.contains(c.id.as_str()))
         .map(|c| c.image_id.as_str())
         .collect();
-    let reserve_depth = reserve_depths(snapshot, policy.rollback_reserve());
 
     let mut pins = policy.pin_matcher();
     let mut keep = Vec::with_capacity(snapshot.images.len());
@@ -189,9 +222,9 @@ pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan
         } else {
             None
         };
-        match (held, reserve_depth.get(image.id.as_str())) {
+        match (held, places[index].and_then(|p| p.reserve_depth)) {
             (Some(reason), _) => keep.push(kept(image, reason)),
-            (None, Some(&depth)) => reserve.push((depth, lru_key(image), index)),
+            (None, Some(depth)) => reserve.push((depth, lru_key(image), index)),
             (None, None) => ordinary.push((lru_key(image), index)),
         }
     }
@@ -306,7 +339,7 @@ fn kept(image: &Image, reason: KeepReason) -> Keep<'_> {
     Keep {
         id: &image.id,
         reason,
-        name: image.name(),
+        image,
     }
 }
 
@@ -351,19 +384,33 @@ fn lru_key(image: &Image) -> LruKey<'_> {
     )
 }
 
-/// For each image in a service's newest `n` versions, its depth (0 = current). An image in
-/// several services' reserves takes its shallowest depth.
-fn reserve_depths(snapshot: &Snapshot, n: usize) -> FxHashMap<&str, usize> {
-    let mut depths: FxHashMap<&str, usize> = FxHashMap::default();
+/// An image's place in the services' image histories.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    /// Its depth in a service's newest `rollback_reserve` versions (0 = current), the
+    /// shallowest when several services ran it; `None` beyond.
+    reserve_depth: Option<usize>,
+    /// Among a service's newest [`AUTO_HEADROOM_VERSIONS`]: a size the next pull may have.
+    recent: bool,
+}
+
+/// The images of the services' histories with their [`Place`].
+fn history_places(snapshot: &Snapshot, rollback_reserve: usize) -> FxHashMap<&str, Place> {
+    let mut places: FxHashMap<&str, Place> = FxHashMap::default();
     for history in snapshot.service_image_history.values() {
-        for (depth, id) in history.iter().take(n).enumerate() {
-            depths
-                .entry(id.as_str())
-                .and_modify(|d| *d = (*d).min(depth))
-                .or_insert(depth);
+        let newest = rollback_reserve.max(AUTO_HEADROOM_VERSIONS);
+        for (depth, id) in history.iter().take(newest).enumerate() {
+            let place = places.entry(id.as_str()).or_insert(Place {
+                reserve_depth: None,
+                recent: false,
+            });
+            if depth < rollback_reserve {
+                place.reserve_depth = Some(place.reserve_depth.map_or(depth, |d| d.min(depth)));
+            }
+            place.recent |= depth < AUTO_HEADROOM_VERSIONS;
         }
     }
-    depths
+    places
 }
 
 /// Time from `then` to `now`; a timestamp in the future has age zero.

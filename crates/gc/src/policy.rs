@@ -50,7 +50,7 @@ impl Setting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PullHeadroom {
     /// About twice the largest image this node ran recently for a Swarm service
-    /// ([`crate::auto_pull_headroom`]): a pull needs room for the download and the unpacked
+    /// ([`crate::pull_headroom`]): a pull needs room for the download and the unpacked
     /// layers at once.
     #[default]
     Auto,
@@ -331,7 +331,7 @@ impl PinMatcher<'_> {
         }
         repo_tags.iter().any(|t| self.pins.is_match(t))
             || repo_digests.iter().any(|d| {
-                let repo = repository(d);
+                let repo = digest_repository(d);
                 match self.repositories.get(repo) {
                     Some(&pinned) => pinned,
                     None => {
@@ -341,6 +341,16 @@ impl PinMatcher<'_> {
                     }
                 }
             })
+    }
+}
+
+/// The repository of a repo digest: what comes before `@sha256:` and its 64 hex digits, read
+/// without a search as the engine writes them; [`repository`] for any other form.
+fn digest_repository(reference: &str) -> &str {
+    const DIGEST: usize = "@sha256:".len() + 64;
+    match reference.len().checked_sub(DIGEST) {
+        Some(at) if reference.as_bytes()[at..].starts_with(b"@sha256:") => &reference[..at],
+        _ => repository(reference),
     }
 }
 
@@ -487,6 +497,14 @@ mod tests {
             assert!(matcher.pinned(none, &[digest]));
         }
         assert_eq!(matcher.repositories.len(), 1);
+    }
+
+    #[test]
+    fn digest_repositories_are_read_without_a_search() {
+        let d = format!("registry:5000/app@sha256:{}", "a".repeat(64));
+        assert_eq!(digest_repository(&d), "registry:5000/app");
+        assert_eq!(digest_repository("app@sha256:11"), "app");
+        assert_eq!(digest_repository("app:1"), "app");
     }
 
     #[test]

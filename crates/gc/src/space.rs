@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::{bytes_to_free, usage_percent, Filesystem, Policy, PullHeadroom, Snapshot};
+use crate::{bytes_to_free, usage_percent, Filesystem, Policy, PullHeadroom};
 
 /// With [`PullHeadroom::Auto`], the headroom is this many times the largest recent service
 /// image: room for its download and its unpacked layers.
@@ -98,44 +98,25 @@ pub fn space_need(
     }
 }
 
-/// The pull headroom the policy asks for on this node, in bytes.
-pub fn pull_headroom_bytes(snapshot: &Snapshot, policy: &Policy) -> u64 {
+/// The pull headroom the policy asks for on a node, in bytes. [`PullHeadroom::Auto`] is
+/// [`AUTO_HEADROOM_FACTOR`] times `largest_recent`, the largest image among each Swarm
+/// service's newest [`AUTO_HEADROOM_VERSIONS`] images still on the node (the agent learns them
+/// from task containers: `service_image_history`), at most [`AUTO_HEADROOM_MAX_PERCENT`] of
+/// the capacity; 0 on a node that has run no service yet.
+///
+/// A new version of a service is the next pull to expect, and it is about as large as the
+/// ones before it. Images count whole (shared layers included): a pull that shares layers
+/// needs less, which leaves a margin.
+pub fn pull_headroom(policy: &Policy, largest_recent: u64, capacity_bytes: u64) -> u64 {
     match policy.pull_headroom() {
         PullHeadroom::Off => 0,
         PullHeadroom::Bytes(n) => n,
-        PullHeadroom::Auto => auto_pull_headroom(snapshot),
+        PullHeadroom::Auto => {
+            let cap =
+                (u128::from(capacity_bytes) * u128::from(AUTO_HEADROOM_MAX_PERCENT) / 100) as u64;
+            largest_recent.saturating_mul(AUTO_HEADROOM_FACTOR).min(cap)
+        }
     }
-}
-
-/// [`PullHeadroom::Auto`]: [`AUTO_HEADROOM_FACTOR`] times the largest image among each Swarm
-/// service's newest [`AUTO_HEADROOM_VERSIONS`] images still on the node (the agent learns them
-/// from task containers, `service_image_history`), at most [`AUTO_HEADROOM_MAX_PERCENT`] of the
-/// capacity; 0 on a node that has run no service yet.
-///
-/// A new version of a service is the next pull to expect, and it is about as large as the
-/// ones before it. Images are whole (shared layers included): a pull that shares layers needs
-/// less, which leaves a margin.
-pub fn auto_pull_headroom(snapshot: &Snapshot) -> u64 {
-    let recent: rustc_hash::FxHashSet<&str> = snapshot
-        .service_image_history
-        .values()
-        .flat_map(|history| history.iter().take(AUTO_HEADROOM_VERSIONS))
-        .map(String::as_str)
-        .collect();
-    if recent.is_empty() {
-        return 0;
-    }
-    let largest = snapshot
-        .images
-        .iter()
-        .filter(|i| recent.contains(i.id.as_str()))
-        .map(|i| i.size_bytes)
-        .max()
-        .unwrap_or(0);
-    let cap = (u128::from(snapshot.filesystem.capacity_bytes)
-        * u128::from(AUTO_HEADROOM_MAX_PERCENT)
-        / 100) as u64;
-    largest.saturating_mul(AUTO_HEADROOM_FACTOR).min(cap)
 }
 
 #[cfg(test)]
@@ -183,6 +164,20 @@ mod tests {
         assert_eq!((need.threshold_bytes, need.bytes_to_free()), (150, 250));
         let need = space_need(&fs(1000, 50), 85, 80, 100, false);
         assert_eq!(need.bytes_to_free(), 150);
+    }
+
+    #[test]
+    fn auto_is_twice_the_largest_recent_image_at_most_half_the_disk() {
+        let auto = Policy::default();
+        assert_eq!(pull_headroom(&auto, 31, 1000), 62);
+        assert_eq!(pull_headroom(&auto, 300, 1000), 500);
+        assert_eq!(pull_headroom(&auto, 0, 1000), 0);
+        let fixed = Policy::new(crate::PolicySettings {
+            pull_headroom: PullHeadroom::Bytes(7),
+            ..crate::PolicySettings::default()
+        })
+        .unwrap();
+        assert_eq!(pull_headroom(&fixed, 300, 1000), 7);
     }
 
     #[test]

@@ -254,7 +254,7 @@ fn print_plan(plan: &Plan, json: bool) {
         .keep
         .iter()
         .filter(|k| k.reason == KeepReason::Pinned)
-        .map(|k| k.name)
+        .map(|k| k.name())
         .collect();
     if !pinned.is_empty() {
         println!("pinned: {}", pinned.join(", "));
