@@ -145,7 +145,7 @@ fn impossible_policies_name_the_flag_and_value() {
             vec!["--high-threshold", "70", "--low-threshold", "75"],
             "must not exceed --high-threshold (70)",
         ),
-        (vec!["--max-age", "1m"], "invalid --max-age \"1m\""),
+        (vec!["--max-age", "1m"], "invalid --max-age \"1m0s\""),
         (vec!["--min-age", "soon"], "--min-age"),
         (vec!["--pin", "[unclosed"], "invalid --pin \"[unclosed\""),
     ] {

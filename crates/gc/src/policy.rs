@@ -14,6 +14,7 @@ use std::time::Duration;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use swarmkeeper_units::{format_duration, parse_duration};
 
 /// One setting of the policy, as errors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -201,7 +202,7 @@ impl PolicyError {
             Problem::NotAboveMinAge { min_age } => format!(
                 "must be greater than {} ({}) when set",
                 name(Setting::MinAge),
-                humantime::format_duration(*min_age)
+                format_duration(*min_age)
             ),
             Problem::BadPattern(why) => why.clone(),
         };
@@ -231,7 +232,7 @@ impl Policy {
         if !settings.max_age.is_zero() && settings.max_age <= settings.min_age {
             return Err(PolicyError {
                 setting: Setting::MaxAge,
-                value: humantime::format_duration(settings.max_age).to_string(),
+                value: format_duration(settings.max_age),
                 problem: Problem::NotAboveMinAge {
                     min_age: settings.min_age,
                 },
@@ -378,25 +379,6 @@ fn percent(setting: Setting, value: i64) -> Result<u8, PolicyError> {
         })
 }
 
-/// Parses `90s`, `2m`, `1h`, `1h30m`, or `0`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{e} (expected a duration such as 90s, 2m or 1h)"))
-}
-
-/// A duration as [`parse_duration`] reads it: `0`, `90s`, `2m`, `1h 30m`.
-pub fn format_duration(duration: Duration) -> String {
-    if duration.is_zero() {
-        "0".to_string()
-    } else {
-        humantime::format_duration(duration).to_string()
-    }
-}
-
 /// Durations as `parse_duration` reads them, so a policy file reads like the flags.
 pub(crate) mod duration_text {
     use std::time::Duration;
@@ -404,11 +386,12 @@ pub(crate) mod duration_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format_duration(*d))
+        s.serialize_str(&swarmkeeper_units::format_duration(*d))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        super::parse_duration(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+        swarmkeeper_units::parse_duration(&String::deserialize(d)?)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -449,7 +432,7 @@ mod tests {
         let e = build(70, 80, 120, 0).unwrap_err();
         assert_eq!(e.setting, Setting::LowThreshold);
         let e = build(85, 80, 120, 120).unwrap_err();
-        assert_eq!((e.setting, e.value.as_str()), (Setting::MaxAge, "2m"));
+        assert_eq!((e.setting, e.value.as_str()), (Setting::MaxAge, "2m0s"));
         assert!(build(85, 80, 120, 121).is_ok());
     }
 
@@ -472,7 +455,7 @@ mod tests {
         let e = build(85, 80, 120, 60).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid max-age \"1m\": must be greater than min-age (2m) when set"
+            "invalid max-age \"1m0s\": must be greater than min-age (2m0s) when set"
         );
     }
 
@@ -538,7 +521,7 @@ mod tests {
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_duration("soon")
             .unwrap_err()
-            .contains("expected a duration"));
+            .contains("90s, 2m or 1h30m"));
         assert!(parse_duration("-2m").is_err());
     }
 
@@ -574,7 +557,7 @@ mod tests {
         };
         let json = serde_json::to_value(&settings).unwrap();
         assert_eq!(json["min_age"], "5s");
-        assert_eq!(json["max_age"], "0");
+        assert_eq!(json["max_age"], "0s");
         assert_eq!(json["pull_headroom"], "67108864");
         assert_eq!(
             serde_json::from_value::<PolicySettings>(json).unwrap(),

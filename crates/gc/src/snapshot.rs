@@ -108,7 +108,7 @@ impl Layer {
         self.size_bytes
     }
 
-    /// A `sha256:` digest's four 64-bit quarters XORed: two layers with the same key count as
+    /// A `sha256:` digest's four 64-bit quarters mixed: two layers with the same key count as
     /// the same layer. Real digests are uniformly random, so among a million layers two share
     /// a key with odds of about 1 in 10^8; the cost would be a miscounted layer. A small key
     /// keeps the planner's table in cache (a million layers in 100 ms). `None` for a digest of
@@ -118,8 +118,9 @@ impl Layer {
     }
 }
 
-/// `sha256:` followed by 64 lowercase hex digits, as four 64-bit quarters XORed (its lowest
-/// bit set: a key is never zero).
+/// `sha256:` followed by 64 lowercase hex digits, its four 64-bit quarters mixed into one
+/// (its lowest bit set: a key is never zero). A real digest is random already; the mixing keeps
+/// hand-written ones (`sha256:1111…`) apart too.
 fn sha256_key(digest: &str) -> Option<NonZeroU64> {
     let hex = digest.strip_prefix("sha256:")?;
     let lowercase_hex = |b: u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
@@ -128,9 +129,16 @@ fn sha256_key(digest: &str) -> Option<NonZeroU64> {
     }
     let key = (0..4).try_fold(0u64, |key, quarter| {
         let part = u64::from_str_radix(&hex[quarter * 16..quarter * 16 + 16], 16).ok()?;
-        Some(key ^ part)
+        Some(splitmix(key ^ part))
     })?;
     NonZeroU64::new(key | 1)
+}
+
+/// SplitMix64's finaliser: every bit of the input moves every bit of the output.
+fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// One record of the engine's build cache (BuildKit), as `/system/df` lists it.
@@ -282,6 +290,21 @@ mod tests {
         assert_eq!(s.images[0].unique_bytes(), 450);
         assert_eq!(s.containers[0].state, ContainerState::Exited);
         assert_eq!(s.service_image_history["web"], vec!["sha256:a".to_string()]);
+    }
+
+    #[test]
+    fn layer_keys_keep_hand_written_digests_apart() {
+        let layer = |c: char| Layer::new(format!("sha256:{}", c.to_string().repeat(64)), 1);
+        let keys: std::collections::HashSet<_> = "0123456789abcdef"
+            .chars()
+            .map(|c| layer(c).key().unwrap())
+            .collect();
+        assert_eq!(keys.len(), 16);
+        assert_eq!(Layer::new("sha256:short".into(), 1).key(), None);
+        assert_eq!(
+            Layer::new(format!("sha256:{}", "A".repeat(64)), 1).key(),
+            None
+        );
     }
 
     #[test]
