@@ -332,11 +332,6 @@ fn a_chain_of_images_sharing_layers_goes_together_and_gc_stops_at_the_low_thresh
             .collect::<BTreeSet<_>>(),
         "{plan}"
     );
-    assert_eq!(
-        *planned.last().unwrap(),
-        chain_ids[2],
-        "the top of the chain frees it all"
-    );
     let planned_bytes = plan["planned_free_bytes"].as_u64().unwrap();
     assert!(planned_bytes >= 60 * mib, "{plan}");
     assert_eq!(plan["shortfall_bytes"], 0, "{plan}");
