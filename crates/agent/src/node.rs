@@ -279,12 +279,15 @@ impl Node {
         }
         // Reading the files blocks: off the runtime's thread, which may be waiting for the
         // engine meanwhile.
+        let started = std::time::Instant::now();
+        let count = unknown.len();
         let root_dir = self.root_dir.clone();
         let stored = tokio::task::spawn_blocking(move || {
+            let mut store = layout::ImageStore::open(&root_dir);
             unknown
                 .into_iter()
                 .map(|id| {
-                    let layers = layout::image_layers(&root_dir, &id);
+                    let layers = store.as_mut().and_then(|store| store.layers(&id));
                     (id, layers)
                 })
                 .collect::<Vec<_>>()
@@ -305,6 +308,13 @@ impl Node {
             .filter_map(std::future::ready)
             .collect()
             .await;
+        tracing::debug!(
+            images = count,
+            from_the_image_store = found.len(),
+            from_the_api = asked.len(),
+            took = ?started.elapsed(),
+            "read the layers of new images"
+        );
         self.layers
             .extend(found.into_iter().chain(asked).map(|(id, layers)| {
                 let cached = layers.and_then(|layers| {

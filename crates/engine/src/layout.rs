@@ -141,51 +141,75 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     chain
 }
 
-/// An image's layers, base first, read from the image store under the data root: its config
-/// (`image/DRIVER/imagedb/content/sha256/ID`, whose `rootfs.diff_ids` give the chain IDs)
-/// and each layer's `size` file (`image/DRIVER/layerdb/sha256/CHAIN/size`). No request to the
-/// engine. `None` when the data root cannot be read here, or the engine keeps images
-/// elsewhere (the containerd image store).
-pub fn image_layers(root_dir: &Path, image_id: &str) -> Option<Vec<StoredLayer>> {
-    let hex = digest_hex(image_id)?;
-    let store = image_store_dirs(root_dir)
-        .into_iter()
-        .find(|dir| dir.join("imagedb/content/sha256").join(hex).is_file())?;
-    let config = std::fs::read(store.join("imagedb/content/sha256").join(hex)).ok()?;
-    #[derive(serde::Deserialize)]
-    struct Config {
-        rootfs: RootFs,
-    }
-    #[derive(serde::Deserialize)]
-    struct RootFs {
-        #[serde(default)]
-        diff_ids: Vec<String>,
-    }
-    let config: Config = serde_json::from_slice(&config).ok()?;
-    chain_ids(&config.rootfs.diff_ids)
-        .into_iter()
-        .map(|chain_id| {
-            let dir = store.join("layerdb/sha256").join(digest_hex(&chain_id)?);
-            let size = std::fs::read_to_string(dir.join("size")).ok()?;
-            Some(StoredLayer {
-                size: size.trim().parse().ok()?,
-                chain_id,
-            })
+/// The engine's image store under its data root (`ROOT/image/DRIVER`), read without a request
+/// to the engine: each image's layers and their sizes.
+pub struct ImageStore {
+    /// One folder per storage driver the engine has used (`overlay2`, `vfs`, …).
+    drivers: Vec<PathBuf>,
+    /// Layer sizes already read: images built on the same bases share most of their layers.
+    sizes: std::collections::HashMap<String, u64>,
+}
+
+impl ImageStore {
+    /// `None` when the data root cannot be read here, or the engine keeps its images elsewhere
+    /// (the containerd image store).
+    pub fn open(root_dir: &Path) -> Option<ImageStore> {
+        let drivers: Vec<PathBuf> = std::fs::read_dir(root_dir.join("image"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        (!drivers.is_empty()).then(|| ImageStore {
+            drivers,
+            sizes: std::collections::HashMap::new(),
         })
-        .collect()
+    }
+
+    /// An image's layers, base first: its config (`DRIVER/imagedb/content/sha256/ID`, whose
+    /// `rootfs.diff_ids` give the chain IDs) and each layer's `size` file
+    /// (`DRIVER/layerdb/sha256/CHAIN/size`). `None` when the image is not in the store.
+    pub fn layers(&mut self, image_id: &str) -> Option<Vec<StoredLayer>> {
+        let hex = digest_hex(image_id)?;
+        let (driver, config) = self.drivers.iter().find_map(|driver| {
+            let config = std::fs::read(driver.join("imagedb/content/sha256").join(hex)).ok()?;
+            Some((driver, config))
+        })?;
+        #[derive(serde::Deserialize)]
+        struct Config {
+            rootfs: RootFs,
+        }
+        #[derive(serde::Deserialize)]
+        struct RootFs {
+            #[serde(default)]
+            diff_ids: Vec<String>,
+        }
+        let config: Config = serde_json::from_slice(&config).ok()?;
+        chain_ids(&config.rootfs.diff_ids)
+            .into_iter()
+            .map(|chain_id| {
+                let size = match self.sizes.get(&chain_id) {
+                    Some(&size) => size,
+                    None => {
+                        let dir = driver.join("layerdb/sha256").join(digest_hex(&chain_id)?);
+                        let size: u64 = std::fs::read_to_string(dir.join("size"))
+                            .ok()?
+                            .trim()
+                            .parse()
+                            .ok()?;
+                        self.sizes.insert(chain_id.clone(), size);
+                        size
+                    }
+                };
+                Some(StoredLayer { chain_id, size })
+            })
+            .collect()
+    }
 }
 
 /// The hex of a `sha256:HEX` digest, refused unless it is plain hex (it becomes a path).
 fn digest_hex(digest: &str) -> Option<&str> {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     (!hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
-}
-
-/// `ROOT/image/DRIVER` for each storage driver the engine has used.
-fn image_store_dirs(root_dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(root_dir.join("image"))
-        .map(|entries| entries.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -313,7 +337,8 @@ mod tests {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("size"), size).unwrap();
         }
-        let layers = image_layers(&root, "sha256:cafe").unwrap();
+        let mut store = ImageStore::open(&root).unwrap();
+        let layers = store.layers("sha256:cafe").unwrap();
         assert_eq!(
             layers,
             [
@@ -327,8 +352,9 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(image_layers(&root, "sha256:beef"), None);
-        assert_eq!(image_layers(&root, "sha256:../x"), None);
+        assert_eq!(store.layers("sha256:beef"), None);
+        assert_eq!(store.layers("sha256:../x"), None);
+        assert!(ImageStore::open(&root.join("missing")).is_none());
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
