@@ -98,6 +98,37 @@ pub fn validate_report(report: &NodeReport, now: Timestamp) -> Result<(), Report
     for (i, run) in report.gc_runs.iter().enumerate() {
         check.run(&format!("gc_runs[{i}]"), run)?;
     }
+    check.bytes("pull_headroom_bytes", report.pull_headroom_bytes)?;
+    check.text("pull_headroom", &report.pull_headroom, 64)?;
+    if let Some(root) = &report.data_root {
+        check.text("data_root.path", &root.path.to_string_lossy(), 4096)?;
+        check.text(
+            "data_root.mount_point",
+            &root.mount_point.to_string_lossy(),
+            4096,
+        )?;
+        check.text("data_root.source", &root.source, 4096)?;
+        check.text("data_root.fs_type", &root.fs_type, 64)?;
+        check.bytes("data_root.size_bytes", root.size_bytes)?;
+        check.bytes("data_root.reserved_bytes", root.reserved_bytes)?;
+    }
+    if let Some(pass) = &report.last_pass {
+        check.time("last_pass.started_at", pass.started_at)?;
+        if let Some(trigger) = &pass.space_trigger {
+            check.text("last_pass.space_trigger", trigger, 64)?;
+        }
+        check.percent("last_pass.usage_percent_after", pass.usage_percent_after)?;
+        check.bytes("last_pass.shortfall_bytes", pass.shortfall_bytes)?;
+    }
+    for (i, log) in report.unbounded_logs.iter().enumerate() {
+        let at = format!("unbounded_logs[{i}]");
+        check.text(&format!("{at}.container_id"), &log.container_id, 256)?;
+        check.text(&format!("{at}.name"), &log.name, 1024)?;
+        if let Some(service) = &log.service {
+            check.text(&format!("{at}.service"), service, 1024)?;
+        }
+        check.bytes(&format!("{at}.size_bytes"), log.size_bytes)?;
+    }
     Ok(())
 }
 
@@ -177,6 +208,10 @@ impl Check {
         for (i, tag) in image.repo_tags.iter().enumerate() {
             self.text(&field(&format!("repo_tags[{i}]")), tag, 1024)?;
         }
+        for (i, digest) in image.repo_digests.iter().enumerate() {
+            self.text(&field(&format!("repo_digests[{i}]")), digest, 1024)?;
+        }
+        self.text(&field("name"), &image.name, 1024)?;
         self.bytes(&field("size_bytes"), image.size_bytes)?;
         self.bytes(&field("shared_bytes"), image.shared_bytes)?;
         self.time(&field("first_seen"), image.first_seen)?;
@@ -198,6 +233,14 @@ impl Check {
         self.percent(&field("usage_percent_after"), run.usage_percent_after)?;
         self.bytes(&field("bytes_freed"), run.bytes_freed)?;
         self.count(&field("containers_removed"), run.containers_removed)?;
+        self.bytes(
+            &field("build_cache_freed_bytes"),
+            run.build_cache_freed_bytes,
+        )?;
+        self.bytes(&field("pull_headroom_bytes"), run.pull_headroom_bytes)?;
+        if let Some(trigger) = &run.space_trigger {
+            self.text(&field("space_trigger"), trigger, 64)?;
+        }
         for (i, deleted) in run.deleted.iter().enumerate() {
             let at = field(&format!("deleted[{i}]"));
             self.text(&format!("{at}.id"), &deleted.id, 256)?;
@@ -206,6 +249,7 @@ impl Check {
             for (j, tag) in deleted.repo_tags.iter().enumerate() {
                 self.text(&format!("{at}.repo_tags[{j}]"), tag, 1024)?;
             }
+            self.text(&format!("{at}.name"), &deleted.name, 1024)?;
         }
         Ok(())
     }
@@ -231,6 +275,7 @@ mod tests {
                 last_used: None,
                 in_use: false,
                 keep_reason: Some("too-young".into()),
+                ..ReportedImage::default()
             }],
             gc_runs: vec![ReportedRun {
                 started_at: now() - SignedDuration::from_hours(40 * 24),
@@ -243,9 +288,11 @@ mod tests {
                     repo_tags: vec![],
                     reason: "space".into(),
                     bytes: 120,
+                    ..ReportedDeletion::default()
                 }],
                 containers_removed: 1,
                 outcome: "ok".into(),
+                ..ReportedRun::default()
             }],
             ..crate::wire::tests::report()
         }
@@ -317,5 +364,43 @@ mod tests {
         let mut r = report();
         r.images[0].repo_tags[0] = "app:\u{1b}[31m".into();
         assert_eq!(field_of(&r), "images[0].repo_tags[0]");
+        let mut r = report();
+        r.images[0].repo_digests = vec![format!("app@sha256:{}", "a".repeat(2000))];
+        assert_eq!(field_of(&r), "images[0].repo_digests[0]");
+        let mut r = report();
+        r.unbounded_logs = vec![crate::UnboundedLog {
+            container_id: "c1".into(),
+            name: "web.1\n".into(),
+            service: None,
+            size_bytes: 1,
+        }];
+        assert_eq!(field_of(&r), "unbounded_logs[0].name");
+    }
+
+    #[test]
+    fn the_pass_and_the_data_root_are_bounded_too() {
+        let mut r = report();
+        r.last_pass = Some(crate::LastPass {
+            started_at: now(),
+            space_trigger: Some("pull-headroom".into()),
+            usage_percent_after: 101,
+            shortfall_bytes: 0,
+            short_of_low_threshold: false,
+            short_of_headroom: false,
+        });
+        assert_eq!(field_of(&r), "last_pass.usage_percent_after");
+        let mut r = report();
+        r.data_root = Some(crate::DataRoot {
+            path: "/var/lib/docker".into(),
+            mount_point: "/".into(),
+            source: "/dev/sda1".into(),
+            fs_type: "ext4".into(),
+            size_bytes: MAX_REPORTED_BYTES + 1,
+            reserved_bytes: 0,
+        });
+        assert_eq!(field_of(&r), "data_root.size_bytes");
+        let mut r = report();
+        r.gc_runs[0].build_cache_freed_bytes = u64::MAX;
+        assert_eq!(field_of(&r), "gc_runs[0].build_cache_freed_bytes");
     }
 }

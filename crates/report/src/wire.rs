@@ -447,9 +447,12 @@ pub(crate) mod tests {
     #[test]
     fn a_container_the_pass_removes_no_longer_holds_its_image() {
         let snapshot = snapshot();
-        let mut policy = Policy::default();
-        policy.min_age = Duration::from_secs(600);
-        policy.prune_standalone_containers = true;
+        let policy = Policy::new(PolicySettings {
+            min_age: Duration::from_secs(600),
+            prune_standalone_containers: true,
+            ..PolicySettings::default()
+        })
+        .unwrap();
         let plan = plan(&snapshot, &policy, PlanMode::Threshold);
         assert_eq!(plan.remove_containers.len(), 1);
         let images = reported_images(&snapshot, &plan);
