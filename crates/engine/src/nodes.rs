@@ -82,6 +82,72 @@ impl Engine {
     }
 }
 
+/// A change to a node's spec, as `docker node update` makes it: the rest of the spec is sent
+/// back as it was.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeChange {
+    /// `--availability`: `active`, `pause` or `drain`; `None` leaves it.
+    pub availability: Option<String>,
+    /// `--label-add KEY=VALUE`.
+    pub add_labels: BTreeMap<String, String>,
+    /// `--label-rm KEY`.
+    pub remove_labels: Vec<String>,
+}
+
+impl NodeChange {
+    /// The node's raw spec with the change made.
+    fn apply(&self, spec: &Value) -> Value {
+        let mut spec = match spec {
+            Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        if let Some(availability) = &self.availability {
+            spec.insert("Availability".into(), Value::String(availability.clone()));
+        }
+        let mut labels = match spec.remove("Labels") {
+            Some(Value::Object(labels)) => labels,
+            _ => serde_json::Map::new(),
+        };
+        for key in &self.remove_labels {
+            labels.remove(key);
+        }
+        for (key, value) in &self.add_labels {
+            labels.insert(key.clone(), Value::String(value.clone()));
+        }
+        spec.insert("Labels".into(), Value::Object(labels));
+        Value::Object(spec)
+    }
+}
+
+impl Engine {
+    /// Changes a node as `docker node update` does (`POST /nodes/{id}/update?version=N` with
+    /// the whole spec), from `node` as last read. A stale version (someone changed the node
+    /// meanwhile) is read again and tried once more; the engine's refusal comes back as
+    /// [`EngineError::Api`].
+    pub async fn update_node(
+        &self,
+        node: &SwarmNode,
+        change: &NodeChange,
+    ) -> Result<(), EngineError> {
+        let send = |node: &SwarmNode| {
+            let path = format!(
+                "/nodes/{}/update?version={}",
+                encode(&node.id, b""),
+                node.version
+            );
+            let spec = change.apply(&node.spec);
+            async move { self.raw.post_ok(&path, &spec).await }
+        };
+        match send(node).await {
+            Err(e) if crate::is_out_of_sequence(&e) => {
+                let fresh = self.inspect_node(&node.id).await?;
+                send(&fresh).await
+            }
+            done => done,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct NodeWire {
     #[serde(rename = "ID")]

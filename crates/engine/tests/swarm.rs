@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 use swarmkeeper_engine::{
-    is_out_of_sequence, Engine, EngineError, LogOptions, Task, TaskState, STACK_NAMESPACE_LABEL,
+    is_out_of_sequence, Engine, EngineError, LogOptions, NodeChange, Task, TaskState,
+    STACK_NAMESPACE_LABEL,
 };
 
 use common::{docker, unique, Scratch};
@@ -315,6 +316,45 @@ async fn the_single_node_is_a_ready_leading_manager() {
     let missing = engine.inspect_node(&unique("nonode")).await.unwrap_err();
     assert!(missing.is_not_found(), "{missing}");
     assert!(missing.to_string().contains("not found"), "{missing}");
+}
+
+/// Only a label of its own is changed: the node is the whole team's manager, its availability
+/// stays as it is.
+#[tokio::test]
+async fn a_node_update_changes_a_label_and_keeps_the_rest_of_the_spec() {
+    let engine = Engine::from_env().unwrap();
+    let info = engine.info().await.unwrap();
+    let node = engine
+        .inspect_node(info.node_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    let key = unique("sk-test-label");
+    let add = NodeChange {
+        availability: Some(node.availability.clone()),
+        add_labels: [(key.clone(), "disk 96% >= 95%".to_string())].into(),
+        ..NodeChange::default()
+    };
+    engine.update_node(&node, &add).await.unwrap();
+    let changed = engine.inspect_node(&node.id).await.unwrap();
+    assert_eq!(
+        changed.labels.get(&key).map(String::as_str),
+        Some("disk 96% >= 95%")
+    );
+    assert_eq!(changed.availability, node.availability);
+    assert_eq!(changed.role, node.role);
+    for (k, v) in &node.labels {
+        assert_eq!(changed.labels.get(k), Some(v), "other labels stay");
+    }
+    // From the node as read before the first update: a stale version is read again and the
+    // change made on the fresh spec.
+    let remove = NodeChange {
+        remove_labels: vec![key.clone()],
+        ..NodeChange::default()
+    };
+    engine.update_node(&node, &remove).await.unwrap();
+    let back = engine.inspect_node(&node.id).await.unwrap();
+    assert!(!back.labels.contains_key(&key), "{:?}", back.labels);
+    assert_eq!(back.availability, node.availability);
 }
 
 #[tokio::test]

@@ -18,8 +18,8 @@ pub use health::{
 };
 pub use history::{thin, DiskSample, RetentionPolicy};
 pub use pressure::{
-    disk_pressure, Availability, NodeState, PressureAction, PressurePolicy, PressureSample,
-    PRESSURE_LABEL,
+    disk_pressure, pressure_samples, Availability, NodeState, PressureAction, PressurePolicy,
+    PressureSample, PRESSURE_LABEL,
 };
 pub use validate::{
     validate_report, ReportProblem, MAX_CLOCK_AHEAD, MAX_INTERVAL_SECONDS, MAX_REPORTED_BYTES,

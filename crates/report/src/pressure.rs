@@ -11,7 +11,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::{silent_after, NodeReport};
+use crate::{silent_after, DiskSample, NodeReport};
 
 /// The node label the server sets when it pauses a node for disk pressure, with why as its
 /// value; its presence is what [`NodeState::paused_by_swarmkeeper`] means.
@@ -59,6 +59,32 @@ impl PressureSample {
             interval_seconds: report.interval_seconds,
         }
     }
+}
+
+/// The samples [`disk_pressure`] decides on: the node's disk samples received before
+/// `received_at` (oldest first), at the report's high threshold and interval, then `report`
+/// itself. Only the newest sample says whether the last pass fell short: a pause is decided
+/// on the newest report alone.
+pub fn pressure_samples(
+    history: &[DiskSample],
+    report: &NodeReport,
+    received_at: Timestamp,
+) -> Vec<PressureSample> {
+    let latest = PressureSample::from_report(report, received_at);
+    history
+        .iter()
+        .filter(|s| s.at < received_at)
+        .map(|s| PressureSample {
+            received_at: s.at,
+            usage_percent: swarmkeeper_gc::usage_percent(
+                s.capacity_bytes,
+                s.capacity_bytes.saturating_sub(s.used_bytes),
+            ),
+            last_pass_fell_short: false,
+            ..latest
+        })
+        .chain(std::iter::once(latest))
+        .collect()
 }
 
 /// A Swarm node's availability (`Spec.Availability`).
@@ -315,6 +341,36 @@ mod tests {
             disk_pressure(&full, &off, &node(Availability::Pause, true), at(0)),
             PressureAction::Release
         );
+    }
+
+    #[test]
+    fn the_history_comes_first_in_the_kubelets_percent() {
+        let mut report = NodeReport {
+            high_threshold_percent: 85,
+            interval_seconds: 30,
+            ..NodeReport::default()
+        };
+        report.disk.usage_percent = 70;
+        let history = [
+            DiskSample {
+                at: at(120),
+                used_bytes: 951,
+                capacity_bytes: 1000,
+            },
+            DiskSample {
+                at: at(0),
+                used_bytes: 700,
+                capacity_bytes: 1000,
+            },
+        ];
+        let samples = pressure_samples(&history, &report, at(0));
+        let seen: Vec<_> = samples
+            .iter()
+            .map(|s| (s.received_at, s.usage_percent, s.high_threshold_percent))
+            .collect();
+        // 49 of 1000 bytes available is 96 % used (the kubelet floors what is free); the
+        // sample stored with this very report is not counted twice.
+        assert_eq!(seen, [(at(120), 96, 85), (at(0), 70, 85)]);
     }
 
     #[test]

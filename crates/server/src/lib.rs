@@ -19,6 +19,7 @@ pub mod error;
 pub mod limits;
 mod login;
 pub mod page;
+pub mod pressure;
 #[macro_use]
 pub mod respond;
 pub mod routes;

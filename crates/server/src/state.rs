@@ -30,6 +30,9 @@ pub struct ServerConfig {
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client.
     pub trusted_proxies: TrustedProxies,
     pub limits: Limits,
+    /// When to pause a node whose disk is full and release it (`--disk-pressure-threshold`,
+    /// `--disk-pressure-release`).
+    pub disk_pressure: swarmkeeper_report::PressurePolicy,
 }
 
 /// Repeated login failures of one kind (user, source) are written once per this, with a count.

@@ -8,6 +8,7 @@ use clap::Args;
 use swarmkeeper_auth::{initial_admin_password, SessionPolicy, ADMIN_PASSWORD_SECRET_FILE};
 use swarmkeeper_engine::Engine;
 use swarmkeeper_gc::parse_duration;
+use swarmkeeper_report::PressurePolicy;
 use swarmkeeper_server::{AppState, Limits, ServerConfig, TrustedProxies};
 
 use crate::exit::{init_logging, CmdResult, Failure};
@@ -55,6 +56,21 @@ pub struct ServerArgs {
         value_name = "CIDR"
     )]
     trusted_proxies: Vec<String>,
+    /// Pause a node (availability `pause`: its tasks keep running, no new ones go there) whose
+    /// disk usage reaches this percentage after a GC pass that could not free enough; 0 turns
+    /// disk pressure off (and releases the nodes swarmkeeper paused).
+    #[arg(
+        long,
+        env = "SWARMKEEPER_DISK_PRESSURE_THRESHOLD",
+        default_value_t = 95,
+        allow_negative_numbers = true,
+        value_name = "PCT"
+    )]
+    disk_pressure_threshold: i64,
+    /// Set a node swarmkeeper paused active again once its usage has stayed below its agent's
+    /// high threshold this long.
+    #[arg(long, env = "SWARMKEEPER_DISK_PRESSURE_RELEASE", default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    disk_pressure_release: Duration,
 }
 
 pub fn run(args: ServerArgs) -> CmdResult {
@@ -81,6 +97,19 @@ pub fn run(args: ServerArgs) -> CmdResult {
     }
     let trusted_proxies = TrustedProxies::parse(&args.trusted_proxies)
         .map_err(|e| Failure::Usage(format!("--trusted-proxy: {e}")))?;
+    let disk_pressure = PressurePolicy {
+        threshold_percent: u8::try_from(args.disk_pressure_threshold)
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| {
+                Failure::Usage(format!(
+                    "invalid --disk-pressure-threshold \"{}\": must be a percentage from 0 to 100 (0 turns disk pressure off)",
+                    args.disk_pressure_threshold
+                ))
+            })?,
+        release_after: jiff::SignedDuration::try_from(args.disk_pressure_release)
+            .map_err(|e| Failure::Usage(format!("--disk-pressure-release: {e}")))?,
+    };
     raise_open_files_limit();
     let config = ServerConfig {
         state_dir: args.state_dir,
@@ -92,6 +121,7 @@ pub fn run(args: ServerArgs) -> CmdResult {
         deploy_timeout: args.deploy_timeout,
         trusted_proxies,
         limits: Limits::default(),
+        disk_pressure,
     };
     let engine = Engine::from_env()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

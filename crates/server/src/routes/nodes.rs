@@ -14,7 +14,8 @@ use swarmkeeper_auth::bearer_token;
 use swarmkeeper_engine::{SwarmNode, Task, TaskState};
 use swarmkeeper_gc::DiskReport;
 use swarmkeeper_report::{
-    validate_report, NodeReport, ReportedImage, ReportedRun, MAX_REPORT_BYTES,
+    validate_report, DataRoot, LastPass, NodeReport, ReportedImage, ReportedRun, UnboundedLog,
+    MAX_REPORT_BYTES,
 };
 
 use crate::error::AppError;
@@ -95,6 +96,14 @@ pub struct NodeView {
     pub images: Vec<ReportedImage>,
     pub gc_runs: Vec<ReportedRun>,
     pub reported_at: Option<Timestamp>,
+    /// The filesystem the disk figures are of; `None` from an older agent.
+    pub data_root: Option<DataRoot>,
+    /// The room GC keeps for the next pull, in bytes (0: none), and the agent's setting.
+    pub pull_headroom_bytes: u64,
+    pub pull_headroom: String,
+    pub last_pass: Option<LastPass>,
+    /// Containers whose `json-file` logs have no size limit, largest first.
+    pub unbounded_logs: Vec<UnboundedLog>,
     /// Disk usage samples of the last 24 hours: `[unix ms, used bytes, capacity bytes]`.
     pub disk_history: Vec<(i64, u64, u64)>,
     /// The disk chart, an SVG the page shows.
@@ -169,15 +178,17 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
         (d.high_threshold_percent, d.low_threshold_percent)
     });
     let chart = disk_chart(&samples, now, CHART_WINDOW, high, low);
-    let (disk, disk_breakdown_at, images, reported_at) = match report {
-        Some((report, _)) => (
-            Some(report.disk),
+    let report = report.map(|(report, _)| report);
+    let (disk, disk_breakdown_at, images, reported_at) = match &report {
+        Some(report) => (
+            Some(report.disk.clone()),
             report.disk_breakdown_at,
-            report.images,
+            report.images.clone(),
             Some(report.reported_at),
         ),
         None => (None, None, Vec::new(), None),
     };
+    let report = report.unwrap_or_default();
     Ok(NodeView {
         row,
         swarm,
@@ -187,6 +198,11 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
         images,
         gc_runs,
         reported_at,
+        data_root: report.data_root,
+        pull_headroom_bytes: report.pull_headroom_bytes,
+        pull_headroom: report.pull_headroom,
+        last_pass: report.last_pass,
+        unbounded_logs: report.unbounded_logs,
         disk_history: samples
             .iter()
             .map(|s| (s.at.as_millisecond(), s.used_bytes, s.capacity_bytes))
@@ -229,7 +245,8 @@ pub async fn show(
 /// The secret is compared in constant time, before a byte of the body is read; without a
 /// configured secret every report is refused, so a server cannot be fed by anyone by default.
 /// Bodies are then read a few at a time ([`crate::limits::Limits::report_uploads`]), and the
-/// report is checked ([`validate_report`]) before anything is stored.
+/// report is checked ([`validate_report`]) before anything is stored. Then disk pressure is
+/// decided for the node and carried out ([`crate::pressure::after_report`]).
 pub async fn agent_report(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -281,5 +298,6 @@ pub async fn agent_report(
         .store()
         .record_node_report(&report, now)
         .map_err(AppError::internal)?;
+    crate::pressure::after_report(&state, &report, now).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,10 @@ use crate::respond::Reply;
 use crate::routes::nodes::load_nodes;
 use crate::state::AppState;
 use crate::views::nodes::NodeRow;
-use crate::views::overview::{events, warning_groups, ChangeRecord, Event, GcRecord, WarningGroup};
+use crate::views::overview::{
+    events, largest_unbounded_logs, warning_groups, ChangeRecord, Event, GcRecord, UnboundedLogRow,
+    WarningGroup,
+};
 use crate::views::services::{service_rows, ServiceRow};
 
 #[derive(Serialize)]
@@ -23,7 +26,12 @@ pub struct OverviewView {
     pub attention: Vec<ServiceRow>,
     pub events: Vec<Event>,
     pub warnings: Vec<WarningGroup>,
+    /// The largest container logs without a size limit, of all nodes.
+    pub unbounded_logs: Vec<UnboundedLogRow>,
 }
+
+/// Unbounded logs listed on the overview.
+const UNBOUNDED_LOGS: usize = 10;
 
 const EVENTS: usize = 25;
 /// Audit entries read to find the latest changes among logins and the like.
@@ -54,6 +62,10 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
         })
         .collect();
     let store = state.store();
+    let unbounded_logs = largest_unbounded_logs(
+        &store.latest_node_reports().map_err(AppError::internal)?,
+        UNBOUNDED_LOGS,
+    );
     let mut runs = Vec::new();
     for node in &nodes {
         for run in store
@@ -85,6 +97,7 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
         events,
         warnings,
         nodes,
+        unbounded_logs,
     })
 }
 

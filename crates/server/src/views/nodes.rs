@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_engine::SwarmNode;
-use swarmkeeper_report::{node_reporting_state, NodeReport, ReportingState};
+use swarmkeeper_report::{node_reporting_state, NodeReport, ReportingState, PRESSURE_LABEL};
 
 /// A node's disk against its agent's GC thresholds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -42,6 +42,9 @@ pub struct NodeRow {
     pub leader: bool,
     /// `active`, `pause` or `drain`.
     pub availability: String,
+    /// Why swarmkeeper paused the node for disk pressure (its [`PRESSURE_LABEL`]); `None`
+    /// when it did not.
+    pub disk_pressure: Option<String>,
     /// `ready`, `down`, `unknown`, `disconnected`.
     pub state: String,
     pub engine_version: String,
@@ -108,6 +111,7 @@ pub fn node_rows(
                 role: node.role.clone(),
                 leader: node.leader,
                 availability: node.availability.clone(),
+                disk_pressure: node.labels.get(PRESSURE_LABEL).cloned(),
                 state: node.state.clone(),
                 engine_version: node.engine_version.clone(),
                 agent,
@@ -130,6 +134,7 @@ pub fn node_rows(
             role: String::new(),
             leader: false,
             availability: String::new(),
+            disk_pressure: None,
             state: "not in swarm".to_owned(),
             engine_version: entry.0.engine_version.clone(),
             id: key,
@@ -251,6 +256,22 @@ mod tests {
         assert_eq!(rows[3].agent, ReportingState::Never);
         assert_eq!(rows[1].id, "hostname:laptop");
         assert_eq!(rows[1].state, "not in swarm");
+        assert_eq!(rows[2].disk_pressure, None);
+    }
+
+    #[test]
+    fn a_node_swarmkeeper_paused_says_why() {
+        let mut full = node("w1", "worker-1", "worker");
+        full.availability = "pause".into();
+        full.labels.insert(
+            PRESSURE_LABEL.into(),
+            "disk 96% >= 95% and GC could not free enough".into(),
+        );
+        let rows = node_rows(&[full], &[], &HashMap::new(), t("2026-11-26T12:00:00Z"));
+        assert_eq!(
+            rows[0].disk_pressure.as_deref(),
+            Some("disk 96% >= 95% and GC could not free enough")
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_lint::{RunningFinding, Severity};
-use swarmkeeper_report::ReportingState;
+use swarmkeeper_report::{NodeReport, ReportingState};
 
 use crate::views::nodes::NodeRow;
 
@@ -14,7 +14,8 @@ use crate::views::nodes::NodeRow;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
     pub at: Timestamp,
-    /// `deploy`, `rollback`, `scale`, `redeploy`, `gc`, `node-down`, `agent-silent`.
+    /// `deploy`, `rollback`, `scale`, `redeploy`, `gc`, `node-down`, `agent-silent`,
+    /// `disk-pressure`.
     pub kind: String,
     pub text: String,
     /// A page about it.
@@ -41,6 +42,8 @@ pub struct GcRecord<'a> {
 }
 
 const CLUSTER_CHANGES: &[&str] = &["deploy", "rollback", "scale", "redeploy"];
+/// The audit actions of disk pressure (`crate::pressure`) start with this.
+const DISK_PRESSURE: &str = "disk-pressure";
 
 /// The newest `limit` events: changes to the cluster, GC passes, and nodes that are down or
 /// whose agent went silent (dated when Swarm or the server last heard of them).
@@ -69,6 +72,17 @@ pub fn events(
                 change.who, change.action, change.target, change.detail
             ),
             link,
+        });
+    }
+    for change in changes
+        .iter()
+        .filter(|c| c.action.starts_with(DISK_PRESSURE))
+    {
+        events.push(Event {
+            at: change.at,
+            kind: DISK_PRESSURE.to_owned(),
+            text: change.detail.to_owned(),
+            link: format!("/nodes/{}", change.target),
         });
     }
     for run in gc {
@@ -103,6 +117,44 @@ pub fn events(
     events.sort_by_key(|e| std::cmp::Reverse(e.at));
     events.truncate(limit);
     events
+}
+
+/// A container whose `json-file` log has no size limit, with its node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnboundedLogRow {
+    pub node_id: String,
+    pub hostname: String,
+    pub container_id: String,
+    pub name: String,
+    pub service: Option<String>,
+    pub size_bytes: u64,
+}
+
+/// The `limit` largest unbounded logs of every node's latest report, largest first.
+pub fn largest_unbounded_logs(
+    reports: &[(NodeReport, Timestamp)],
+    limit: usize,
+) -> Vec<UnboundedLogRow> {
+    let mut rows: Vec<UnboundedLogRow> = reports
+        .iter()
+        .flat_map(|(report, _)| {
+            report.unbounded_logs.iter().map(|log| UnboundedLogRow {
+                node_id: report.node_key(),
+                hostname: report.hostname.clone(),
+                container_id: log.container_id.clone(),
+                name: log.name.clone(),
+                service: log.service.clone(),
+                size_bytes: log.size_bytes,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.size_bytes
+            .cmp(&a.size_bytes)
+            .then_with(|| a.container_id.cmp(&b.container_id))
+    });
+    rows.truncate(limit);
+    rows
 }
 
 /// Services with the same finding, for one line per rule.
@@ -191,6 +243,75 @@ mod tests {
         assert_eq!(
             events[1].text,
             "GC on w1: 2 image(s) deleted, 1.0 GiB freed (ok)"
+        );
+    }
+
+    #[test]
+    fn the_largest_unbounded_logs_of_all_nodes_come_first() {
+        let report = |node: &str, logs: &[(&str, u64)]| NodeReport {
+            node_id: node.into(),
+            hostname: format!("host-{node}"),
+            unbounded_logs: logs
+                .iter()
+                .map(|(id, size)| swarmkeeper_report::UnboundedLog {
+                    container_id: (*id).into(),
+                    name: format!("web.{id}"),
+                    service: Some("web".into()),
+                    size_bytes: *size,
+                })
+                .collect(),
+            ..NodeReport::default()
+        };
+        let at = t("2026-11-26T12:00:00Z");
+        let reports = [
+            (report("n1", &[("a", 10), ("b", 300)]), at),
+            (report("n2", &[("c", 200)]), at),
+        ];
+        let rows = largest_unbounded_logs(&reports, 2);
+        let seen: Vec<(&str, &str, u64)> = rows
+            .iter()
+            .map(|r| (r.hostname.as_str(), r.container_id.as_str(), r.size_bytes))
+            .collect();
+        assert_eq!(seen, [("host-n1", "b", 300), ("host-n2", "c", 200)]);
+    }
+
+    #[test]
+    fn disk_pressure_changes_are_events_about_the_node() {
+        let changes = [
+            ChangeRecord {
+                at: t("2026-11-26T11:00:00Z"),
+                who: "swarmkeeper",
+                action: "disk-pressure-pause",
+                target: "n1",
+                detail: "paused w1: disk 96% >= 95% and GC could not free enough",
+            },
+            ChangeRecord {
+                at: t("2026-11-26T11:10:00Z"),
+                who: "swarmkeeper",
+                action: "disk-pressure-release",
+                target: "n1",
+                detail: "set w1 active again: usage stayed below its high threshold",
+            },
+        ];
+        let events = events(&changes, &[], &[], t("2026-11-26T13:00:00Z"), 10);
+        let seen: Vec<(&str, &str, &str)> = events
+            .iter()
+            .map(|e| (e.kind.as_str(), e.link.as_str(), e.text.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "disk-pressure",
+                    "/nodes/n1",
+                    "set w1 active again: usage stayed below its high threshold"
+                ),
+                (
+                    "disk-pressure",
+                    "/nodes/n1",
+                    "paused w1: disk 96% >= 95% and GC could not free enough"
+                ),
+            ]
         );
     }
 

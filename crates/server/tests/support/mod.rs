@@ -429,6 +429,7 @@ pub fn open_state(dir: &Path, report_secret: Option<&str>) -> AppState {
             deploy_timeout: Duration::from_secs(60),
             trusted_proxies: Default::default(),
             limits: Default::default(),
+            disk_pressure: Default::default(),
         },
     )
     .expect("the state directory opens")
