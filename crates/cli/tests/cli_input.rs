@@ -231,6 +231,33 @@ fn agent_setup_problems_are_usage_errors() {
 }
 
 #[test]
+fn disk_pressure_settings_name_the_flag() {
+    let out = swarmkeeper(&["server", "--disk-pressure-threshold", "150"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "invalid --disk-pressure-threshold \"150\": must be a percentage from 0 to 100"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = swarmkeeper(&["server", "--disk-pressure-threshold", "-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--disk-pressure-threshold"),
+        "{}",
+        stderr(&out)
+    );
+    let out = swarmkeeper(&["server", "--disk-pressure-release", "5 minutes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--disk-pressure-release"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn empty_settings_count_as_unset() {
     let out = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
         .env("SWARMKEEPER_PRUNE_STANDALONE_CONTAINERS", "")

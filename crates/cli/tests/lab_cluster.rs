@@ -14,17 +14,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use support::{fs_space, is_root, metric, usage_percent, EventFollower, SwarmLab};
+use support::{fs_space, is_root, metric, usage_percent, wait_until, EventFollower, SwarmLab};
 
 const STATE: &str = "/var/lib/docker/volumes/swarmkeeper_state/_data";
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "{what}: not after {limit:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// `swarmkeeper gc snapshot` on a node (inside its namespaces, where /var/lib/docker is its data
 /// root) with the agent's state: `(first_seen, last_used)` of an image.

@@ -761,3 +761,12 @@ impl Drop for DiskSampler {
         self.stop.store(true, Ordering::SeqCst);
     }
 }
+
+/// Polls `done` every 200 ms until it holds; fails naming `what` after `limit`.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not after {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
