@@ -399,7 +399,8 @@ impl AlertRules {
 }
 
 /// Durations as the product writes them everywhere (`90s`, `5m`, `4h`, `0`): read with
-/// `swarmkeeper_gc::parse_duration`, written with humantime.
+/// `swarmkeeper_gc::parse_duration` (the one grammar, `swarmkeeper_units`'), written with
+/// humantime.
 pub(crate) mod duration_text {
     use std::time::Duration;
 
@@ -455,7 +456,11 @@ mod tests {
     #[test]
     fn a_bad_duration_says_what_is_expected() {
         let err = AlertRules::from_json(r#"{"repeat_interval": "soon"}"#).unwrap_err();
-        assert!(err.to_string().contains("expected a duration"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("expected a number and a unit, like 90s, 2m or 1h30m"),
+            "{err}"
+        );
     }
 
     #[test]
