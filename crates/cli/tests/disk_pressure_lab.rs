@@ -61,19 +61,7 @@ fn a_full_worker_is_paused_skipped_by_new_tasks_and_released() {
         return;
     }
     let start = Instant::now();
-    let lab = SwarmLab::up(
-        "gcp",
-        &[
-            "--workers",
-            "2",
-            "--worker-disk",
-            "256m",
-            "--disk",
-            "manager=1g",
-            "--disk",
-            "worker2=1g",
-        ],
-    );
+    let lab = SwarmLab::up_small_worker("gcp");
     let agent_image = lab.push_agent_image();
     let probe = lab.push_image("probe:v1", 1);
     lab.deploy_agent(

@@ -164,21 +164,7 @@ fn the_disk_full_incident_happens_without_the_agent_and_not_with_it() {
         return;
     }
     let start = Instant::now();
-    // The manager and the other worker get disks of their own too, so that their agents do not
-    // measure (and try to collect on) the host's disk.
-    let lab = SwarmLab::up(
-        "rp",
-        &[
-            "--workers",
-            "2",
-            "--worker-disk",
-            "256m",
-            "--disk",
-            "manager=1g",
-            "--disk",
-            "worker2=1g",
-        ],
-    );
+    let lab = SwarmLab::up_small_worker("rp");
     let agent_image = lab.push_agent_image();
     let mut ci = Pipeline {
         lab: &lab,

@@ -349,6 +349,25 @@ impl SwarmLab {
         lab
     }
 
+    /// The seed incident's swarm: a manager and two workers, worker1 on a 256 MiB disk, the
+    /// manager and worker2 on 1 GiB disks of their own (so that their agents do not measure,
+    /// and collect on, the host's disk).
+    pub fn up_small_worker(prefix: &str) -> SwarmLab {
+        SwarmLab::up(
+            prefix,
+            &[
+                "--workers",
+                "2",
+                "--worker-disk",
+                "256m",
+                "--disk",
+                "manager=1g",
+                "--disk",
+                "worker2=1g",
+            ],
+        )
+    }
+
     pub fn var(&self, key: &str) -> &str {
         self.env
             .get(key)
