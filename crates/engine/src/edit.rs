@@ -46,6 +46,20 @@ pub fn force_update(spec: &mut Value) {
     template.insert("ForceUpdate".to_owned(), Value::from(force + 1));
 }
 
+/// Sets `TaskTemplate.ContainerSpec.Image`, like `docker service update --image`: the rest of
+/// the spec stays.
+pub fn set_image(spec: &mut Value, image: &str) {
+    let template = object_at(spec, "TaskTemplate");
+    let container = template.entry("ContainerSpec").or_insert(Value::Null);
+    if !container.is_object() {
+        *container = Value::Object(Map::new());
+    }
+    container
+        .as_object_mut()
+        .expect("made an object above")
+        .insert("Image".to_owned(), Value::from(image));
+}
+
 /// A replicated spec that does not say how many replicas takes the current service's count,
 /// as `docker stack deploy` does: a service scaled by hand keeps its scale across deploys.
 pub fn inherit_replicas(desired: &mut Value, current: &ServiceMode) {
@@ -70,6 +84,19 @@ pub fn inherit_replicas(desired: &mut Value, current: &ServiceMode) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn set_image_keeps_the_rest_of_the_container_spec() {
+        let mut spec = json!({"TaskTemplate": {"ContainerSpec": {"Image": "a:1", "Env": ["X=1"]}, "ForceUpdate": 2}});
+        set_image(&mut spec, "a:1@sha256:00");
+        assert_eq!(
+            spec,
+            json!({"TaskTemplate": {"ContainerSpec": {"Image": "a:1@sha256:00", "Env": ["X=1"]}, "ForceUpdate": 2}})
+        );
+        let mut empty = json!({});
+        set_image(&mut empty, "b");
+        assert_eq!(empty["TaskTemplate"]["ContainerSpec"]["Image"], "b");
+    }
 
     #[test]
     fn missing_objects_are_made_and_present_ones_kept() {

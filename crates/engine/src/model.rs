@@ -23,6 +23,10 @@ pub struct EngineInfo {
     pub is_manager: bool,
     /// `ServerVersion`, e.g. `20.10.24+dfsg1`.
     pub server_version: String,
+    /// The registries of the daemon's `insecure-registries` given by name (`host:port`,
+    /// `RegistryConfig.IndexConfigs` with `Secure: false`): those it pulls from over plain
+    /// HTTP. Ranges (`InsecureRegistryCIDRs`, 127.0.0.0/8 by default) are not listed.
+    pub insecure_registries: Vec<String>,
 }
 
 /// `GET /system/df`: the engine's disk usage by kind.

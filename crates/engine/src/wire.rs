@@ -68,6 +68,24 @@ pub(crate) struct Info {
     server_version: String,
     #[serde(rename = "Swarm", default, deserialize_with = "nullable")]
     swarm: InfoSwarm,
+    #[serde(rename = "RegistryConfig", default, deserialize_with = "nullable")]
+    registry_config: InfoRegistryConfig,
+}
+
+#[derive(Deserialize, Default)]
+struct InfoRegistryConfig {
+    #[serde(rename = "IndexConfigs", default, deserialize_with = "nullable")]
+    index_configs: BTreeMap<String, InfoIndexConfig>,
+}
+
+#[derive(Deserialize, Default)]
+struct InfoIndexConfig {
+    #[serde(rename = "Secure", default = "yes")]
+    secure: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize, Default)]
@@ -89,6 +107,13 @@ impl From<Info> for EngineInfo {
             local_node_state: info.swarm.local_node_state,
             is_manager: info.swarm.control_available,
             server_version: info.server_version,
+            insecure_registries: info
+                .registry_config
+                .index_configs
+                .into_iter()
+                .filter(|(_, index)| !index.secure)
+                .map(|(name, _)| name)
+                .collect(),
         }
     }
 }
