@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::credentials::CredentialsError;
+use crate::ecr::EcrError;
 
 /// A registry call that did not give an answer. Messages name the registry and what it said;
 /// they never hold a credential.
@@ -39,12 +40,42 @@ pub enum RegistryError {
     /// The credentials could not be found (config file, helper).
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+    /// ECR gave no token (AWS credentials, AWS's refusal, its endpoint unreachable).
+    #[error(transparent)]
+    Ecr(#[from] EcrError),
+    /// The image reference is not one docker accepts.
+    #[error("image {reference:?}: {message}")]
+    Reference { reference: String, message: String },
     /// The HTTP client could not be set up (TLS roots).
     #[error("HTTP client setup: {0}")]
     Setup(String),
 }
 
 impl RegistryError {
+    /// Whether the operator must fix something on their side: credentials refused or not to
+    /// be had, a repository or tag the registry does not know, a reference docker would not
+    /// accept. The other errors are the registry's or the network's state (unreachable,
+    /// throttled, failing) and may pass by themselves. The CLI exits 2 for the first kind,
+    /// 3 for the second; the server answers 400 and 502.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            RegistryError::Unauthorized { .. }
+            | RegistryError::NotFound { .. }
+            | RegistryError::Credentials(_)
+            | RegistryError::Reference { .. } => true,
+            RegistryError::Ecr(e) => match e {
+                EcrError::Aws { status, .. } => *status < 500,
+                EcrError::Credentials(_) | EcrError::Signing(_) => true,
+                EcrError::Unreachable { .. } | EcrError::Protocol { .. } => false,
+            },
+            RegistryError::TooManyRequests { .. }
+            | RegistryError::Registry { .. }
+            | RegistryError::Unreachable { .. }
+            | RegistryError::Protocol { .. }
+            | RegistryError::Setup(_) => false,
+        }
+    }
+
     /// How long the registry asked to wait (`Retry-After`), if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -9,6 +9,9 @@
 //!   [`RegistryError`]s with `Retry-After`.
 //! - [`ecr`]: AWS ECR's `GetAuthorizationToken`, SigV4-signed, from an access key or the AWS
 //!   default credential chain, its 12-hour token cached and refreshed before it expires.
+//! - [`Keychain`]: every place credentials come from (registries added one by one, ECR, a
+//!   docker `config.json`) behind one lookup by host; it is the `engine::RegistryAuth` a
+//!   deploy takes.
 //!
 //! Credentials are [`Secret`]s: never in `Debug`, logs or error messages.
 
@@ -18,10 +21,12 @@ pub mod credentials;
 pub mod ecr;
 mod error;
 pub mod host;
+mod keychain;
 mod secret;
 
 pub use client::{Client, ClientBuilder, MANIFEST_ACCEPT};
 pub use credentials::{AuthConfig, CredentialsError, DockerConfig};
 pub use error::RegistryError;
+pub use keychain::{Keychain, Source};
 pub use secret::Secret;
 pub use swarmkeeper_reference::{Digest, Reference, ReferenceError};
