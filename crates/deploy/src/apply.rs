@@ -108,30 +108,49 @@ pub(crate) async fn pin_images(
     engine: &Engine,
     auths: &HashMap<String, Option<String>>,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> HashMap<String, Option<String>> {
+) -> Result<HashMap<String, Option<String>>, DeployError> {
     let mut images: Vec<(&String, &Option<String>)> = auths.iter().collect();
     images.sort();
     let mut pinned = HashMap::new();
     for (image, auth) in images {
-        let digest = pin(engine, image, auth.as_deref(), progress).await;
+        let digest = pin(engine, image, auth.as_deref(), progress).await?;
         pinned.insert(image.clone(), digest);
     }
-    pinned
+    Ok(pinned)
 }
 
 /// `image:tag@sha256:…` from the registry, as the docker CLI pins it; `None` (with a warning)
-/// when the registry cannot say.
+/// when the registry cannot say — unreachable, or a private image asked without credentials
+/// (it may be on the nodes already). A deploy that cannot work stops here, before anything
+/// changes: the registry does not have the tag (HTTP 404), or it refused the credentials sent
+/// (HTTP 401).
 async fn pin(
     engine: &Engine,
     image: &str,
     registry_auth: Option<&str>,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Option<String> {
+) -> Result<Option<String>, DeployError> {
     if image.contains('@') {
-        return Some(image.to_string());
+        return Ok(Some(image.to_string()));
     }
     match engine.distribution_digest(image, registry_auth).await {
-        Ok(digest) => Some(pinned_reference(image, &digest)),
+        Ok(digest) => Ok(Some(pinned_reference(image, &digest))),
+        Err(EngineError::Api {
+            status: 404,
+            message,
+            ..
+        }) => Err(DeployError::Input(format!(
+            "image {image}: the registry does not have it ({message}); push it first, or deploy \
+             with --no-resolve-image to use an image the nodes already have"
+        ))),
+        Err(EngineError::Api {
+            status: 401,
+            message,
+            ..
+        }) if registry_auth.is_some() => Err(DeployError::Input(format!(
+            "image {image}: the registry refused the credentials ({message}); `docker login` \
+             to it again"
+        ))),
         Err(e) => {
             let why = match &e {
                 EngineError::Api { message, .. } => message.clone(),
@@ -140,7 +159,7 @@ async fn pin(
             progress(Progress::Warning(&format!(
                 "image {image}: its digest could not be resolved ({why}); nodes may run different images under this tag"
             )));
-            None
+            Ok(None)
         }
     }
 }

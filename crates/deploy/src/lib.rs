@@ -19,6 +19,7 @@ mod apply;
 mod digest;
 mod follow;
 mod history;
+mod image;
 mod objects;
 mod record;
 mod restore;
@@ -38,6 +39,7 @@ use swarmkeeper_store::StoreError;
 
 pub use digest::{base64, sha256_hex};
 pub use history::{History, Locking, RevisionEnd, RevisionStart};
+pub use image::{history_stack, ImageUpdate};
 pub use objects::LABEL_DATA_SHA256;
 pub use restore::Restored;
 pub use swarmkeeper_store::{
@@ -252,10 +254,28 @@ pub async fn rollback<H: History>(
         .await
 }
 
-/// What a run applies: stack files, or a recorded revision.
+/// Rolls one service out to another image (auto-deploy: its tag moved) as a revision of its
+/// stack (`request.stack`, see [`history_stack`]), with the same lock, following, stack-wide
+/// rollback and history as a deploy. Nothing changes when the service no longer runs
+/// `update.expected`.
+pub async fn update_image<H: History>(
+    engine: &Engine,
+    history: &H,
+    request: &Request,
+    update: ImageUpdate,
+    options: &Options,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Outcome, DeployError> {
+    Run::new(engine, history, request, options)
+        .locked(Job::Image(update), progress)
+        .await
+}
+
+/// What a run applies: stack files, a recorded revision, or one service's new image.
 enum Job {
     Deploy(Stack),
     Rollback(Option<u64>),
+    Image(ImageUpdate),
 }
 
 /// The services to bring to their specs, as they are now and as they are to be.
@@ -263,6 +283,8 @@ struct Prepared {
     kind: DeployKind,
     current: HashMap<String, Service>,
     targets: Vec<Target>,
+    /// Leads the revision's summary (why the run happened, when it is not files).
+    note: Option<String>,
 }
 
 /// What one deploy or rollback works with from start to end.
@@ -312,6 +334,16 @@ impl<'a, H: History> Run<'a, H> {
             let prepared = match job {
                 Job::Deploy(stack) => self.prepare_deploy(stack, progress).await?,
                 Job::Rollback(to) => self.prepare_rollback(to, progress).await?,
+                Job::Image(update) => {
+                    let (current, targets) =
+                        image::prepare(self.engine, self.request, &update).await?;
+                    Prepared {
+                        kind: DeployKind::AutoDeploy,
+                        current,
+                        targets,
+                        note: Some(update.reason),
+                    }
+                }
             };
             self.apply(prepared, progress).await
         }
@@ -331,20 +363,21 @@ impl<'a, H: History> Run<'a, H> {
             ..
         } = *self;
         let Stack { spec, files } = stack;
-        // Credentials first and secrets, configs before anything is created: a changed file or
-        // a credential that cannot be had stops the deploy before it changes anything.
+        // Credentials and digests first, then secrets and configs, before anything is
+        // created: a credential that cannot be had, a tag the registry does not have or a
+        // changed file stops the deploy before it changes anything.
         let images = spec
             .services
             .values()
             .map(|s| s.task_template.container_spec.image.clone());
         let auths = apply::registry_auths(request, images).await?;
-        let ids = objects::ensure(engine, &spec, &files, progress).await?;
-        let current = current_services(engine, &request.stack).await?;
         let pinned = if options.resolve_digests {
-            apply::pin_images(engine, &auths, progress).await
+            apply::pin_images(engine, &auths, progress).await?
         } else {
             HashMap::new()
         };
+        let ids = objects::ensure(engine, &spec, &files, progress).await?;
+        let current = current_services(engine, &request.stack).await?;
         let mut targets = Vec::with_capacity(spec.services.len());
         for mut service in spec.services.into_values() {
             if options.safe_defaults {
@@ -366,6 +399,7 @@ impl<'a, H: History> Run<'a, H> {
             kind: DeployKind::Deploy,
             current,
             targets,
+            note: None,
         })
     }
 
@@ -436,6 +470,7 @@ impl<'a, H: History> Run<'a, H> {
             kind: DeployKind::Rollback,
             current,
             targets,
+            note: None,
         })
     }
 
@@ -456,7 +491,9 @@ impl<'a, H: History> Run<'a, H> {
             kind,
             current,
             targets,
+            note,
         } = prepared;
+        let note = note.as_deref();
         let stack = request.stack.as_str();
         let start = history::RevisionStart {
             stack,
@@ -489,8 +526,10 @@ impl<'a, H: History> Run<'a, H> {
                 });
                 if applied.is_empty() {
                     // Nothing was changed: nothing to put back.
-                    record::finish(history, stack, revision, &outcome, &applied, &unchanged)
-                        .await?;
+                    record::finish(
+                        history, stack, revision, note, &outcome, &applied, &unchanged,
+                    )
+                    .await?;
                     return Err(DeployError::Engine(error));
                 }
                 progress(Progress::State {
@@ -528,7 +567,10 @@ impl<'a, H: History> Run<'a, H> {
             outcome.succeeded = true;
         }
         outcome.services = record::service_outcomes(&applied, &unchanged);
-        record::finish(history, stack, revision, &outcome, &applied, &unchanged).await?;
+        record::finish(
+            history, stack, revision, note, &outcome, &applied, &unchanged,
+        )
+        .await?;
         Ok(outcome)
     }
 }

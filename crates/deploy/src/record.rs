@@ -148,19 +148,26 @@ pub(crate) fn summary(failures: &[FailureReport]) -> String {
         .join("; ")
 }
 
-/// Records how the run ended.
+/// Records how the run ended; `note` (why it ran) leads the summary.
 pub(crate) async fn finish<H: History>(
     history: &H,
     stack: &str,
     revision: u64,
+    note: Option<&str>,
     outcome: &Outcome,
     applied: &[Applied],
     unchanged: &[(String, Value)],
 ) -> Result<(), DeployError> {
     let services = service_revisions(applied, unchanged);
+    let failures = summary(&outcome.failures);
+    let summary = match note {
+        Some(note) if failures.is_empty() => note.to_string(),
+        Some(note) => format!("{note}; {failures}"),
+        None => failures,
+    };
     let end = RevisionEnd {
         outcome: &outcome.label(),
-        summary: &summary(&outcome.failures),
+        summary: &summary,
         services: &services,
         at: Timestamp::now(),
     };

@@ -55,6 +55,8 @@ swarmkeeper_units::words! {
         Deploy => "deploy",
         /// Re-applied an earlier revision.
         Rollback => "rollback",
+        /// Rolled one service out to the digest its followed tag moved to.
+        AutoDeploy => "auto-deploy",
     }
 }
 
