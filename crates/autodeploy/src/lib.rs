@@ -154,6 +154,40 @@ pub fn followed(image: &str) -> Result<Followed, FollowError> {
     })
 }
 
+/// How the digest a service runs compares with its tag's digest in the registry: the
+/// "outdated" badge of every service page and `swarmkeeper outdated` read it from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Freshness {
+    /// The service runs the digest the tag points at.
+    Current,
+    /// The tag moved: the registry has another digest than the one the service runs.
+    Outdated,
+    /// The service's image is not pinned to a digest (deployed without a registry, or with
+    /// `--no-resolve-image`): what it runs cannot be compared.
+    Unpinned,
+}
+
+impl Freshness {
+    /// The word a table or a badge shows: `current`, `outdated`, `unpinned`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Freshness::Current => "current",
+            Freshness::Outdated => "outdated",
+            Freshness::Unpinned => "unpinned",
+        }
+    }
+}
+
+/// Compares the running digest (`None`: not pinned) with the registry's.
+pub fn freshness(running: Option<&Digest>, registry: &Digest) -> Freshness {
+    match running {
+        None => Freshness::Unpinned,
+        Some(running) if running == registry => Freshness::Current,
+        Some(_) => Freshness::Outdated,
+    }
+}
+
 /// The service's offset within each interval, from its id (FNV-1a, so the same on every run
 /// and every machine).
 pub fn slot_offset(service_id: &str, interval: Duration) -> Duration {

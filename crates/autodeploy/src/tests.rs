@@ -75,6 +75,14 @@ fn follows_the_tag_swarm_pinned() {
 }
 
 #[test]
+fn freshness_compares_the_running_digest_with_the_registry() {
+    assert_eq!(freshness(Some(&digest(1)), &digest(1)), Freshness::Current);
+    assert_eq!(freshness(Some(&digest(1)), &digest(2)), Freshness::Outdated);
+    assert_eq!(freshness(None, &digest(2)), Freshness::Unpinned);
+    assert_eq!(Freshness::Outdated.as_str(), "outdated");
+}
+
+#[test]
 fn slots_are_spread_and_stable() {
     let interval = Duration::from_secs(60);
     let now = t("2026-11-26T14:00:00Z");

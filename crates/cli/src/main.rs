@@ -43,6 +43,8 @@ enum Command {
     History(commands::history::HistoryArgs),
     /// Show a service's or a stack's logs, merged across replicas.
     Logs(commands::logs::LogsArgs),
+    /// List the services whose image tag moved in the registry since they were deployed.
+    Outdated(commands::outdated::OutdatedArgs),
     /// Serve the web dashboard and JSON API: nodes, disks, services, stacks, live logs,
     /// deploys and rollbacks, users and roles.
     Server(commands::server::ServerArgs),
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Rollback(args) => commands::rollback::run(args),
         Command::History(args) => commands::history::run(args),
         Command::Logs(args) => commands::logs::run(args),
+        Command::Outdated(args) => commands::outdated::run(args),
         Command::Server(args) => commands::server::run(args),
     };
     exit::report(result)

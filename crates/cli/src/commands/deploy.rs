@@ -15,6 +15,7 @@ use swarmkeeper_rollout::ServiceState;
 use swarmkeeper_store::Store;
 use swarmkeeper_units::parse_duration;
 
+use super::registry::RegistryArgs;
 use super::{load_stack_files, read_object_files, ComposeFiles, StackFiles};
 use crate::exit::{block_on, CmdResult, Failure};
 
@@ -49,6 +50,8 @@ pub struct RolloutArgs {
     pub by: Option<String>,
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Args)]
@@ -117,7 +120,7 @@ pub fn run(args: DeployArgs) -> CmdResult {
         stack: args.stack.clone(),
         by: who(&args.common.by),
         files: digests,
-        registry_auth: None,
+        registry_auth: args.common.registry.registry_auth()?,
     };
     let options = Options {
         timeout: args.common.timeout,

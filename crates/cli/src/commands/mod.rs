@@ -8,6 +8,8 @@ pub mod healthcheck;
 pub mod history;
 pub mod lint;
 pub mod logs;
+pub mod outdated;
+pub mod registry;
 pub mod rollback;
 pub mod server;
 

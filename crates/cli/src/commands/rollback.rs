@@ -26,7 +26,7 @@ pub fn run(args: RollbackArgs) -> CmdResult {
         stack: args.stack.clone(),
         by: who(&args.common.by),
         files: Vec::new(),
-        registry_auth: None,
+        registry_auth: args.common.registry.registry_auth()?,
     };
     let options = Options {
         timeout: args.common.timeout,
