@@ -15,6 +15,7 @@
 //!   `--trusted-proxy`, from `X-Forwarded-For` or `Forwarded`.
 //! - [`bootstrap`]: the first admin from a secret, the environment or a one-time setup token.
 //! - [`session_cookie`]: the exact `Set-Cookie` value.
+//! - [`hook`]: tokens of the auto-deploy hooks, one per scope, shown once, stored hashed.
 //! - [`SealingKey`]: credentials (registries, alert channels) sealed at rest with a key from a
 //!   Swarm secret.
 //! - [`store`]: the tables for all of it in the server's SQLite file, with an append-only audit log.
@@ -26,6 +27,7 @@ mod cookie;
 mod csrf;
 mod fold;
 mod forwarded;
+pub mod hook;
 mod password;
 mod ratelimit;
 mod role;

@@ -65,10 +65,15 @@ pub enum Action {
     ManageUsers,
     ManageSettings,
     ViewAudit,
+    /// Add, test and remove private registries (their credentials); the registry hook token.
+    ManageRegistries,
+    /// Turn a service's auto-deploy on or off, check its tag now, make its hook token, forget
+    /// a digest remembered as failed.
+    ManageAutoDeploy,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 14] = [
         Action::ViewCluster,
         Action::ViewDeployHistory,
         Action::ViewLogs,
@@ -81,6 +86,8 @@ impl Action {
         Action::ManageUsers,
         Action::ManageSettings,
         Action::ViewAudit,
+        Action::ManageRegistries,
+        Action::ManageAutoDeploy,
     ];
 
     /// The name written to the audit log.
@@ -98,6 +105,8 @@ impl Action {
             Action::ManageUsers => "manage-users",
             Action::ManageSettings => "manage-settings",
             Action::ViewAudit => "view-audit",
+            Action::ManageRegistries => "manage-registries",
+            Action::ManageAutoDeploy => "manage-autodeploy",
         }
     }
 
@@ -111,6 +120,10 @@ impl Action {
             // Logs are operator-only: applications print connection strings and tokens there.
             Action::ViewLogs => Role::Operator,
             Action::Deploy | Action::Scale | Action::Redeploy | Action::Rollback => Role::Operator,
+            // Auto-deploy only ever rolls out the tag the service already names.
+            Action::ManageAutoDeploy => Role::Operator,
+            // Registry credentials let every node pull every private image.
+            Action::ManageRegistries => Role::Admin,
             // The audit log names every user and what they touched: admin business.
             Action::ManageUsers | Action::ManageSettings | Action::ViewAudit => Role::Admin,
         }
@@ -136,7 +149,7 @@ mod tests {
     fn every_role_and_action_matches_the_expected_matrix() {
         // Columns: viewer, operator, admin. Written out in full rather than derived, so a
         // change to `minimum_role` has to be made twice, on purpose.
-        let expected: [(Action, [bool; 3]); 12] = [
+        let expected: [(Action, [bool; 3]); 14] = [
             (Action::ViewCluster, [true, true, true]),
             (Action::ViewDeployHistory, [true, true, true]),
             (Action::ViewLogs, [false, true, true]),
@@ -149,6 +162,8 @@ mod tests {
             (Action::ManageUsers, [false, false, true]),
             (Action::ManageSettings, [false, false, true]),
             (Action::ViewAudit, [false, false, true]),
+            (Action::ManageRegistries, [false, false, true]),
+            (Action::ManageAutoDeploy, [false, true, true]),
         ];
         let listed: Vec<Action> = expected.iter().map(|(action, _)| *action).collect();
         assert_eq!(

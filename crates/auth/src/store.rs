@@ -133,6 +133,7 @@ pub struct AuditRecord {
 
 pub fn create_tables(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(SCHEMA)?;
+    crate::hook::create_tables(conn)?;
     Ok(())
 }
 

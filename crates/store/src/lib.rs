@@ -4,6 +4,7 @@
 //! memory and forgets it on restart.
 
 mod deploys;
+mod registries;
 mod reports;
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use deploys::{
     DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision, StackLock,
 };
+pub use registries::{AutoDeployEvent, StoredRegistry, EVENTS_KEPT};
 pub use swarmkeeper_report::{DiskSample, NodeReport, ReportedRun, RetentionPolicy};
 
 /// The database file inside the state directory.
@@ -130,6 +132,7 @@ impl Store {
         )?;
         store.init_deploys()?;
         store.init_reports()?;
+        store.init_registries()?;
         Ok(store)
     }
 
