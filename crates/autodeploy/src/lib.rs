@@ -21,6 +21,8 @@
 //!   registry's `Retry-After` and doubles the wait on each further failure, up to
 //!   [`MAX_BACKOFF`].
 
+mod notification;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -28,6 +30,8 @@ use std::time::Duration;
 use jiff::{tz::TimeZone, SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use swarmkeeper_reference::{Digest, Reference, ReferenceError};
+
+pub use notification::{pushed_tags, EnvelopeError, PushedTag};
 
 /// `swarmkeeper.autodeploy=true` on a service turns auto-deploy on (`false` or absent: off).
 pub const LABEL_ENABLED: &str = "swarmkeeper.autodeploy";
@@ -329,6 +333,18 @@ impl Tracker {
         }
         self.interval = settings.interval;
         if self.consecutive_failures == 0 {
+            self.next_check = next_slot(&self.service_id, self.interval, now);
+        }
+    }
+
+    /// The server started again with this remembered state. A rollout that was in flight when
+    /// it stopped has no result to wait for: nothing is known about its digest, which is
+    /// checked again (a rollout that did converge then reads as up to date). A check that fell
+    /// due while the server was down happens at the service's next slot, so a restart does not
+    /// ask for every tag at once; a backoff still pending is kept.
+    pub fn resume(&mut self, now: Timestamp) {
+        self.in_flight = None;
+        if self.next_check <= now {
             self.next_check = next_slot(&self.service_id, self.interval, now);
         }
     }

@@ -323,3 +323,29 @@ fn the_state_survives_a_restart() {
     assert_eq!(back, tr);
     assert!(back.is_failed(&digest(2)));
 }
+
+#[test]
+fn a_restart_forgets_the_rollout_in_flight_and_keeps_the_slots_spread() {
+    let mut tracker = tracker();
+    let now = tracker.next_check();
+    assert_eq!(
+        tracker.checked(now, Some(&digest(1)), CheckResult::Digest(digest(2))),
+        Decision::RollOut(digest(2))
+    );
+    let mut restarted: Tracker =
+        serde_json::from_str(&serde_json::to_string(&tracker).unwrap()).unwrap();
+    let later = now + SignedDuration::from_hours(3);
+    restarted.resume(later);
+    assert!(restarted.in_flight().is_none());
+    assert!(restarted.next_check() > later, "not all due at once");
+    assert_eq!(
+        restarted.next_check(),
+        next_slot("svc1", DEFAULT_INTERVAL, later)
+    );
+    // The digest was not remembered as failed: the next check tries it again.
+    let at = restarted.next_check();
+    assert_eq!(
+        restarted.checked(at, Some(&digest(1)), CheckResult::Digest(digest(2))),
+        Decision::RollOut(digest(2))
+    );
+}
