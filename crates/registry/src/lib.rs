@@ -25,7 +25,7 @@ mod keychain;
 mod secret;
 
 pub use client::{Client, ClientBuilder, MANIFEST_ACCEPT};
-pub use credentials::{AuthConfig, CredentialsError, DockerConfig};
+pub use credentials::{AuthConfig, ConfigEntry, CredentialsError, DockerConfig};
 pub use error::RegistryError;
 pub use keychain::{Keychain, Source};
 pub use secret::Secret;

@@ -5,7 +5,7 @@ use std::fmt;
 /// A password, token or key. `Debug` shows `Secret(***)`; there is no `Display` and no
 /// `Serialize`, so a secret reaches a log, a page or a JSON answer only through
 /// [`Secret::expose`], which names the place where it leaves.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {

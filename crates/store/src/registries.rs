@@ -136,9 +136,8 @@ impl Store {
         let mut stmt = self.wrap(self.conn.prepare_cached(
             "SELECT service_id, service_name, tracker_json FROM autodeploy_trackers",
         ))?;
-        let rows = self.wrap(stmt.query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        }))?;
+        let rows =
+            self.wrap(stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))))?;
         self.wrap(rows.collect())
     }
 
@@ -266,7 +265,13 @@ mod tests {
             all.iter().map(|r| r.host.as_str()).collect::<Vec<_>>(),
             ["docker.io", "ghcr.io"]
         );
-        assert_eq!(all[1], StoredRegistry { id, ..registry("ghcr.io") });
+        assert_eq!(
+            all[1],
+            StoredRegistry {
+                id,
+                ..registry("ghcr.io")
+            }
+        );
         assert_eq!(store.remove_registry(id).unwrap().unwrap().host, "ghcr.io");
         assert_eq!(store.remove_registry(id).unwrap(), None);
     }
@@ -275,8 +280,12 @@ mod tests {
     fn trackers_replace_and_events_keep_the_newest() {
         let mut store = Store::in_memory().unwrap();
         let at = Timestamp::from_second(1_800_000_000).unwrap();
-        store.save_autodeploy_tracker("s1", "web", "{\"a\":1}", at).unwrap();
-        store.save_autodeploy_tracker("s1", "web2", "{\"a\":2}", at).unwrap();
+        store
+            .save_autodeploy_tracker("s1", "web", "{\"a\":1}", at)
+            .unwrap();
+        store
+            .save_autodeploy_tracker("s1", "web2", "{\"a\":2}", at)
+            .unwrap();
         assert_eq!(
             store.autodeploy_trackers().unwrap(),
             [("s1".into(), "web2".into(), "{\"a\":2}".into())]

@@ -162,8 +162,19 @@ struct File {
     cred_helpers: BTreeMap<String, String>,
 }
 
+/// One registry a `config.json` names, as [`DockerConfig::entries`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// The registry host; `*` for the `credsStore` helper, which answers for every host.
+    pub host: String,
+    /// The user name stored in `auths` (empty for a helper or a token).
+    pub username: String,
+    /// The `docker-credential-*` helper's name, for `credHelpers` and `credsStore`.
+    pub helper: Option<String>,
+}
+
 /// A docker `config.json`, read once; credentials are looked up per registry host.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct DockerConfig {
     path: Option<PathBuf>,
     /// `auths`, decoded.
@@ -257,6 +268,33 @@ impl DockerConfig {
     /// The file read, if any.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// What the file holds, for a listing (never a secret): each `auths` key with its user
+    /// name, each `credHelpers` key with its helper, and the `credsStore` helper.
+    pub fn entries(&self) -> Vec<ConfigEntry> {
+        let mut entries: Vec<ConfigEntry> = self
+            .auths
+            .iter()
+            .map(|(key, auth)| ConfigEntry {
+                host: convert_to_hostname(key).to_string(),
+                username: auth.username.clone(),
+                helper: None,
+            })
+            .collect();
+        entries.extend(self.cred_helpers.iter().map(|(key, helper)| ConfigEntry {
+            host: convert_to_hostname(key).to_string(),
+            username: String::new(),
+            helper: Some(helper.clone()),
+        }));
+        if !self.creds_store.is_empty() {
+            entries.push(ConfigEntry {
+                host: "*".to_string(),
+                username: String::new(),
+                helper: Some(self.creds_store.clone()),
+            });
+        }
+        entries
     }
 
     /// The credentials for a registry host (`docker.io`, `ghcr.io`, `registry.example:5000`),

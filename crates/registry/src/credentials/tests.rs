@@ -231,3 +231,34 @@ fn x_registry_auth_is_what_the_docker_cli_sends() {
         r#"{"serveraddress":"h","identitytoken":"t"}"#
     );
 }
+
+#[test]
+fn entries_list_hosts_users_and_helpers_never_secrets() {
+    let c = config(&format!(
+        r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{}"}},"ghcr.io":{{"identitytoken":"tok"}}}},
+           "credHelpers":{{"123456789012.dkr.ecr.eu-west-1.amazonaws.com":"ecr-login"}},"credsStore":"pass"}}"#,
+        b64("hubuser:hubpw")
+    ));
+    let entries = c.entries();
+    let shown = format!("{entries:?}");
+    assert!(
+        !shown.contains("hubpw") && !shown.contains("tok\""),
+        "{shown}"
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| (e.host.as_str(), e.username.as_str(), e.helper.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            ("ghcr.io", "", None),
+            ("index.docker.io", "hubuser", None),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+                "",
+                Some("ecr-login")
+            ),
+            ("*", "", Some("pass")),
+        ]
+    );
+}
