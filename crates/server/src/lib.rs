@@ -15,11 +15,14 @@
 
 pub mod access;
 mod assets;
+pub mod autodeploy;
+mod deploys;
 pub mod error;
 pub mod limits;
 mod login;
 pub mod page;
 pub mod pressure;
+pub mod registries;
 #[macro_use]
 pub mod respond;
 pub mod routes;

@@ -33,6 +33,7 @@ pub async fn serve_on(
     let trusted = state.config.trusted_proxies.clone();
     let app = crate::app(state.clone());
     crate::routes::spawn_housekeeping(state.clone());
+    crate::autodeploy::spawn(state.clone());
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)

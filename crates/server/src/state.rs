@@ -9,13 +9,16 @@ use jiff::Timestamp;
 use rusqlite::Connection;
 use swarmkeeper_auth::store::{self as auth_store, AuditEntry};
 use swarmkeeper_auth::{
-    AuditFold, LimitPolicy, LoginLimiter, SessionPolicy, SetupToken, TrustedProxies,
+    AuditFold, LimitPolicy, LoginLimiter, SealingKey, SessionPolicy, SetupToken, TrustedProxies,
 };
 use swarmkeeper_engine::Engine;
+use swarmkeeper_registry::DockerConfig;
 use swarmkeeper_store::Store;
 
+use crate::autodeploy::AutoDeploy;
 use crate::error::AppError;
 use crate::limits::{Limits, PasswordChecks, Shutdown};
+use crate::registries::Registries;
 
 /// How the server was started.
 #[derive(Clone, Debug)]
@@ -33,6 +36,10 @@ pub struct ServerConfig {
     /// When to pause a node whose disk is full and release it (`--disk-pressure-threshold`,
     /// `--disk-pressure-release`).
     pub disk_pressure: swarmkeeper_report::PressurePolicy,
+    /// Seals the registry credentials added on the Registries page; without it none is stored.
+    pub secret_key: Option<SealingKey>,
+    /// Registry credentials as a docker `config.json` (`--docker-config`).
+    pub docker_config: Option<DockerConfig>,
 }
 
 /// Repeated login failures of one kind (user, source) are written once per this, with a count.
@@ -55,6 +62,9 @@ pub struct Inner {
     pub report_uploads: tokio::sync::Semaphore,
     pub shutdown: Shutdown,
     audit_fold: Mutex<AuditFold>,
+    /// Registry credentials: the keychain every deploy, service change and check takes.
+    pub registries: Registries,
+    pub autodeploy: AutoDeploy,
 }
 
 impl std::ops::Deref for AppState {
@@ -69,6 +79,8 @@ impl AppState {
     pub fn open(engine: Engine, config: ServerConfig) -> Result<AppState, AppError> {
         let store = Store::open(&config.state_dir).map_err(AppError::internal)?;
         let auth = open_auth(store.path())?;
+        let registries = Registries::new(config.secret_key.clone(), config.docker_config.clone());
+        registries.reload(&store.registries().map_err(AppError::internal)?);
         Ok(AppState(Arc::new(Inner {
             engine,
             store: Mutex::new(store),
@@ -79,6 +91,8 @@ impl AppState {
             report_uploads: tokio::sync::Semaphore::new(config.limits.report_uploads.max(1)),
             shutdown: Shutdown::default(),
             audit_fold: Mutex::new(AuditFold::new(AUDIT_FOLD_WINDOW, AUDIT_FOLD_KINDS)),
+            registries,
+            autodeploy: AutoDeploy::default(),
             config,
         })))
     }

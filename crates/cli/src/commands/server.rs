@@ -1,14 +1,18 @@
 //! `swarmkeeper server`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use swarmkeeper_auth::{initial_admin_password, SessionPolicy, ADMIN_PASSWORD_SECRET_FILE};
+use swarmkeeper_auth::{
+    initial_admin_password, SealingKey, SessionPolicy, ADMIN_PASSWORD_SECRET_FILE,
+    SECRET_KEY_SECRET_FILE,
+};
 use swarmkeeper_engine::Engine;
 use swarmkeeper_gc::parse_duration;
 use swarmkeeper_report::PressurePolicy;
+use swarmkeeper_registry::DockerConfig;
 use swarmkeeper_server::{AppState, Limits, ServerConfig, TrustedProxies};
 
 use crate::exit::{init_logging, CmdResult, Failure};
@@ -71,6 +75,16 @@ pub struct ServerArgs {
     /// high threshold this long.
     #[arg(long, env = "SWARMKEEPER_DISK_PRESSURE_RELEASE", default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
     disk_pressure_release: Duration,
+    /// The key that seals registry credentials stored from the Registries page, read from
+    /// this file (a Swarm secret, 32 bytes or more, e.g. `openssl rand -hex 32`). By default
+    /// /run/secrets/swarmkeeper_secret_key when it exists; without a key the server stores no
+    /// credential.
+    #[arg(long, env = "SWARMKEEPER_SECRET_KEY_FILE", value_name = "FILE")]
+    secret_key_file: Option<PathBuf>,
+    /// Registry credentials as a docker `config.json` (for example a Swarm secret), besides
+    /// those added on the Registries page (which win for the same host).
+    #[arg(long, env = "SWARMKEEPER_DOCKER_CONFIG", value_name = "FILE")]
+    docker_config: Option<PathBuf>,
 }
 
 pub fn run(args: ServerArgs) -> CmdResult {
@@ -110,6 +124,20 @@ pub fn run(args: ServerArgs) -> CmdResult {
         release_after: jiff::SignedDuration::try_from(args.disk_pressure_release)
             .map_err(|e| Failure::Usage(format!("--disk-pressure-release: {e}")))?,
     };
+    let secret_key = secret_key(args.secret_key_file.as_deref())?;
+    let docker_config = args
+        .docker_config
+        .as_deref()
+        .map(|path| {
+            if !path.is_file() {
+                return Err(Failure::Usage(format!(
+                    "--docker-config {}: no such file",
+                    path.display()
+                )));
+            }
+            DockerConfig::load(path).map_err(|e| Failure::Usage(format!("--docker-config: {e}")))
+        })
+        .transpose()?;
     raise_open_files_limit();
     let config = ServerConfig {
         state_dir: args.state_dir,
@@ -122,6 +150,8 @@ pub fn run(args: ServerArgs) -> CmdResult {
         trusted_proxies,
         limits: Limits::default(),
         disk_pressure,
+        secret_key,
+        docker_config,
     };
     let engine = Engine::from_env()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -143,6 +173,21 @@ pub fn run(args: ServerArgs) -> CmdResult {
     // neither holds the exit up for long (an interrupted deploy is settled at the next start).
     runtime.shutdown_timeout(Duration::from_millis(200));
     served
+}
+
+/// The sealing key from `--secret-key-file`, or from the Swarm secret's usual place when it
+/// exists there. A file given but unreadable, empty or too short is refused (exit 2).
+fn secret_key(file: Option<&Path>) -> Result<Option<SealingKey>, Failure> {
+    let default = Path::new(SECRET_KEY_SECRET_FILE);
+    let path = match file {
+        Some(path) => path,
+        None if default.is_file() => default,
+        None => return Ok(None),
+    };
+    let text = super::read_secret_file("--secret-key-file", path)?;
+    SealingKey::from_secret(text.as_bytes())
+        .map(Some)
+        .map_err(|e| Failure::Usage(format!("--secret-key-file {}: {e}", path.display())))
 }
 
 /// Raises the soft limit on open files to the hard one, as Go programs do: the server may

@@ -11,11 +11,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
 use swarmkeeper_compose::{Environment, SourceFile, Stack, StackSpec};
-use swarmkeeper_deploy::{DeployError, Options, Outcome, Progress, Request, Stack as DeployStack};
+use swarmkeeper_deploy::{DeployError, Options, Outcome, Request, Stack as DeployStack};
 use swarmkeeper_lint::{Finding, Severity};
 use swarmkeeper_store::{FileDigest, Store};
 
 use crate::access::Caller;
+use crate::deploys::run_deploy;
 use crate::error::AppError;
 use crate::respond::{optional_number, Input, Reply};
 use crate::routes::services::load_services;
@@ -237,59 +238,6 @@ fn check_stack_name(name: &str) -> Result<(), AppError> {
         Err(AppError::BadInput(format!(
             "stack: {name:?} is not a stack name: use up to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )))
-    }
-}
-
-/// Runs a deploy or rollback on its own thread: the deploy library keeps a SQLite handle
-/// (not `Sync`) across its awaits, so it gets a connection and a runtime of its own.
-async fn run_deploy<F>(
-    state: &AppState,
-    job: F,
-) -> Result<(Result<Outcome, DeployError>, Vec<String>), AppError>
-where
-    F: for<'a> FnOnce(
-            &'a Store,
-            &'a mut dyn FnMut(Progress<'_>),
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<Outcome, DeployError>> + 'a>,
-        > + Send
-        + 'static,
-{
-    let state_dir = state.config.state_dir.clone();
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("deploy".into())
-        .spawn(move || {
-            let outcome = (|| {
-                let store = Store::open(&state_dir).map_err(|e| e.to_string())?;
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                let mut lines = Vec::new();
-                let mut progress = |p: Progress<'_>| lines.push(progress_line(&p));
-                let outcome = runtime.block_on(job(&store, &mut progress));
-                Ok::<_, String>((outcome, lines))
-            })();
-            let _ = done.send(outcome);
-        })
-        .map_err(AppError::internal)?;
-    result
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::internal)
-}
-
-fn progress_line(progress: &Progress<'_>) -> String {
-    match progress {
-        Progress::Note(note) => note.to_string(),
-        Progress::Warning(warning) => format!("warning: {warning}"),
-        Progress::Action { service, action } => format!("{service}: {action}"),
-        Progress::State { service, state } => match state.why() {
-            Some(why) => format!("{service}: {} ({why})", state.label()),
-            None => format!("{service}: {}", state.label()),
-        },
-        Progress::StackRollback { reason } => format!("rolling the stack back: {reason}"),
     }
 }
 

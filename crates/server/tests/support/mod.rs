@@ -430,6 +430,8 @@ pub fn open_state(dir: &Path, report_secret: Option<&str>) -> AppState {
             trusted_proxies: Default::default(),
             limits: Default::default(),
             disk_pressure: Default::default(),
+            secret_key: None,
+            docker_config: None,
         },
     )
     .expect("the state directory opens")
