@@ -66,6 +66,13 @@ impl SealingKey {
         })
     }
 
+    /// A key drawn at random, for values that never outlive the process (credentials tried
+    /// before they are stored).
+    pub fn ephemeral() -> SealingKey {
+        SealingKey::from_secret(crate::token::random_hex::<32>().as_bytes())
+            .expect("64 hex digits are long enough")
+    }
+
     /// Seals `plaintext` for `purpose` (for example `registry:3:password`): the same purpose
     /// must be given to [`SealingKey::open`].
     pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> Vec<u8> {

@@ -60,6 +60,20 @@ pub fn set_image(spec: &mut Value, image: &str) {
         .insert("Image".to_owned(), Value::from(image));
 }
 
+/// Sets (`Some`) or removes (`None`) one of the service's own labels (`Spec.Labels`), like
+/// `docker service update --label-add` / `--label-rm`: no task is replaced.
+pub fn set_label(spec: &mut Value, key: &str, value: Option<&str>) {
+    let labels = object_at(spec, "Labels");
+    match value {
+        Some(value) => {
+            labels.insert(key.to_owned(), Value::from(value));
+        }
+        None => {
+            labels.remove(key);
+        }
+    }
+}
+
 /// A replicated spec that does not say how many replicas takes the current service's count,
 /// as `docker stack deploy` does: a service scaled by hand keeps its scale across deploys.
 pub fn inherit_replicas(desired: &mut Value, current: &ServiceMode) {
@@ -96,6 +110,18 @@ mod tests {
         let mut empty = json!({});
         set_image(&mut empty, "b");
         assert_eq!(empty["TaskTemplate"]["ContainerSpec"]["Image"], "b");
+    }
+
+    #[test]
+    fn set_label_adds_and_removes_one_label() {
+        let mut spec = json!({"Name": "x", "Labels": {"keep": "1"}});
+        set_label(&mut spec, "swarmkeeper.autodeploy", Some("true"));
+        assert_eq!(
+            spec["Labels"],
+            json!({"keep": "1", "swarmkeeper.autodeploy": "true"})
+        );
+        set_label(&mut spec, "swarmkeeper.autodeploy", None);
+        assert_eq!(spec["Labels"], json!({"keep": "1"}));
     }
 
     #[test]

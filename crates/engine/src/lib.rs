@@ -34,7 +34,7 @@ pub use logs::{is_logs_unreadable, LogLine, LogOptions, LogStream, LOGS_UNREADAB
 pub use nodes::{NodeChange, SwarmNode};
 pub use swarm::{is_out_of_sequence, Changed, Created, ServiceEvent, SwarmObject};
 
-pub use edit::{force_update, inherit_replicas, set_image, set_replicas};
+pub use edit::{force_update, inherit_replicas, set_image, set_label, set_replicas};
 pub use registry_auth::{RegistryAuth, RegistryAuthFuture};
 pub use swarmkeeper_swarm::{
     FailureAction, Healthcheck, ImageRef, LogDriver, PortConfig, PublishMode, RestartCondition,

@@ -49,14 +49,26 @@ pub const CONCURRENT_ROLLOUTS: usize = 4;
 pub const RECENT_CHECKS: usize = 10;
 /// Who auto-deploy is, in the history and the audit log.
 pub const BY: &str = "auto-deploy";
+/// A service page's registry lookup (for a service auto-deploy does not follow) is reused
+/// this long: the page refreshes every few seconds, the registry is asked once a minute.
+pub const LOOKUP_TTL: Duration = Duration::from_secs(60);
+/// A service page waits this long for the registry at most.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Registry lookups of service pages remembered at most (then forgotten all at once).
+const LOOKUPS_KEPT: usize = 1000;
 
 /// The auto-deploy state of the server: one per process, shared by the loop and the routes.
 pub struct AutoDeploy {
     followers: Mutex<Followers>,
+    /// Service pages' registry lookups by tag: when asked, and the answer.
+    lookups: Mutex<HashMap<String, Lookup>>,
     wake: Notify,
     checks: Semaphore,
     rollouts: Semaphore,
 }
+
+/// A service page's registry lookup: when it was asked (monotonic, and as shown), the answer.
+type Lookup = (Instant, Timestamp, Result<Digest, String>);
 
 #[derive(Default)]
 struct Followers {
@@ -109,6 +121,7 @@ impl Default for AutoDeploy {
     fn default() -> AutoDeploy {
         AutoDeploy {
             followers: Mutex::new(Followers::default()),
+            lookups: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             checks: Semaphore::new(CONCURRENT_CHECKS),
             rollouts: Semaphore::new(CONCURRENT_ROLLOUTS),
@@ -228,6 +241,110 @@ impl AutoDeploy {
     /// How many services are followed now.
     pub fn followed_count(&self) -> usize {
         self.lock().by_id.len()
+    }
+}
+
+/// A service's image against its tag in the registry, as every service page shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TagDigest {
+    /// The tag the image names, e.g. `registry.example:5000/app:1`.
+    pub tag: Option<String>,
+    /// The digest the service is pinned to; `None` when it is not pinned.
+    pub running: Option<String>,
+    /// The tag's digest in the registry, as the last check read it.
+    pub registry: Option<String>,
+    pub checked_at: Option<Timestamp>,
+    /// `current`, `outdated` or `unpinned`; `None` when the registry could not say.
+    pub freshness: Option<&'static str>,
+    /// Why the registry could not say.
+    pub error: Option<String>,
+}
+
+impl AutoDeploy {
+    /// The service's image against its tag's digest: the last check's for a followed
+    /// service, else one manifest `HEAD` (reused for [`LOOKUP_TTL`], at most
+    /// [`LOOKUP_TIMEOUT`]).
+    pub async fn tag_digest(&self, state: &AppState, service: &Service) -> TagDigest {
+        let image = service.view.image.to_string();
+        let f = match followed(&image) {
+            Ok(f) => f,
+            Err(e) => {
+                return TagDigest {
+                    error: Some(e.to_string()),
+                    ..TagDigest::default()
+                }
+            }
+        };
+        let (result, at) = match self.last_registry_digest(&service.id) {
+            Some((digest, at)) => (Ok(digest), at),
+            None => self.lookup(state, &image, &f.tag).await,
+        };
+        let (registry, freshness, error) = match result {
+            Ok(d) => (
+                Some(d.to_string()),
+                Some(swarmkeeper_autodeploy::freshness(f.running.as_ref(), &d).as_str()),
+                None,
+            ),
+            Err(e) => (None, None, Some(e)),
+        };
+        TagDigest {
+            tag: Some(f.tag.to_string()),
+            running: f.running.map(|d| d.to_string()),
+            registry,
+            checked_at: Some(at),
+            freshness,
+            error,
+        }
+    }
+
+    async fn lookup(
+        &self,
+        state: &AppState,
+        image: &str,
+        tag: &swarmkeeper_reference::Reference,
+    ) -> (Result<Digest, String>, Timestamp) {
+        let key = tag.to_string();
+        if let Some((asked, at, result)) = self
+            .lookups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            if asked.elapsed() < LOOKUP_TTL {
+                return (result.clone(), *at);
+            }
+        }
+        let asked = tokio::time::timeout(LOOKUP_TIMEOUT, async {
+            let client = state
+                .registries
+                .client(&state.engine)
+                .await
+                .map_err(|e| e.to_string())?;
+            let auth = state
+                .registries
+                .keychain()
+                .for_image(image)
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .manifest_digest(tag, auth.as_ref())
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "the registry did not answer within {}s",
+                LOOKUP_TIMEOUT.as_secs()
+            ))
+        });
+        let now = Timestamp::now();
+        let mut lookups = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
+        if lookups.len() >= LOOKUPS_KEPT {
+            lookups.clear();
+        }
+        lookups.insert(key, (Instant::now(), now, asked.clone()));
+        (asked, now)
     }
 }
 

@@ -6,9 +6,11 @@
 //! through [`table`].
 
 mod admin;
+mod hooks;
 mod logs;
 mod nodes;
 mod overview;
+mod registries;
 mod services;
 mod stacks;
 
@@ -76,6 +78,9 @@ fn rows() -> Table {
     t.public(M::GET, "/static/{file}", assets::static_file);
     t.public(M::POST, swarmkeeper_report::REPORT_PATH, nodes::agent_report).within_deadline();
     t.logged_in(M::POST, "/logout", login::logout);
+    // Auto-deploy's hooks check a hook token of their own; they only bring a check forward.
+    t.public(M::POST, "/api/hooks/registry", hooks::registry).within_deadline();
+    t.public(M::POST, "/api/hooks/services/{name}", hooks::service).within_deadline();
 
     t.twin(M::GET, "/", "/api/overview", ViewCluster, overview::show);
     t.twin(M::GET, "/nodes", "/api/nodes", ViewCluster, nodes::list);
@@ -85,6 +90,10 @@ fn rows() -> Table {
     t.twin(M::POST, "/services/{name}/scale", "/api/services/{name}/scale", Scale, services::scale);
     t.twin(M::POST, "/services/{name}/redeploy", "/api/services/{name}/redeploy", Redeploy, services::redeploy);
     t.twin(M::POST, "/services/{name}/rollback", "/api/services/{name}/rollback", Rollback, services::rollback);
+    t.twin(M::POST, "/services/{name}/autodeploy", "/api/services/{name}/autodeploy", ManageAutoDeploy, hooks::set_autodeploy);
+    t.twin(M::POST, "/services/{name}/autodeploy/check", "/api/services/{name}/autodeploy/check", ManageAutoDeploy, hooks::check_now);
+    t.twin(M::POST, "/services/{name}/autodeploy/forget", "/api/services/{name}/autodeploy/forget", ManageAutoDeploy, hooks::forget_failure);
+    t.twin(M::POST, "/services/{name}/hook-token", "/api/services/{name}/hook-token", ManageAutoDeploy, hooks::service_hook_token);
     t.route(M::GET, "/logs/{name}", ViewLogs, logs::page);
     t.route(M::GET, "/api/services/{name}/logs", ViewLogs, logs::stream);
     t.route(M::GET, "/api/services/{name}/logs/download", ViewLogs, logs::download);
@@ -99,6 +108,13 @@ fn rows() -> Table {
     t.twin(M::POST, "/users", "/api/users", ManageUsers, admin::create_user);
     t.route(M::POST, "/users/{id}", ManageUsers, admin::change_user);
     t.route(M::PATCH, "/api/users/{id}", ManageUsers, admin::change_user);
+    t.twin(M::GET, "/registries", "/api/registries", ManageRegistries, registries::list);
+    t.twin(M::POST, "/registries", "/api/registries", ManageRegistries, registries::add);
+    t.route(M::POST, "/api/registries/test", ManageRegistries, registries::test_new);
+    t.twin(M::POST, "/registries/hook-token", "/api/registries/hook-token", ManageRegistries, hooks::registry_hook_token);
+    t.twin(M::POST, "/registries/{id}/test", "/api/registries/{id}/test", ManageRegistries, registries::test);
+    t.route(M::POST, "/registries/{id}/remove", ManageRegistries, registries::remove);
+    t.route(M::DELETE, "/api/registries/{id}", ManageRegistries, registries::remove);
     t.twin(M::GET, "/audit", "/api/audit", ViewAudit, admin::audit);
     t.twin(M::GET, "/account", "/api/tokens", ManageOwnTokens, admin::tokens);
     t.twin(M::POST, "/account/tokens", "/api/tokens", ManageOwnTokens, admin::create_token);

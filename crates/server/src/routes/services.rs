@@ -11,7 +11,10 @@ use swarmkeeper_auth::Action;
 use swarmkeeper_engine::{Service, Task};
 use swarmkeeper_lint::{lint_running, RunningFinding};
 
+use swarmkeeper_auth::hook::{self, HookScope};
+
 use crate::access::Caller;
+use crate::autodeploy::{ServiceAutoDeploy, TagDigest};
 use crate::error::AppError;
 use crate::page::url_encode;
 use crate::respond::{Input, Reply};
@@ -69,6 +72,30 @@ pub struct ServiceView {
     /// Swarm keeps the spec before the last update: `rollback` can return to it.
     pub can_roll_back: bool,
     pub deploys: Vec<ServiceDeploy>,
+    /// The running digest against the registry's for the image's tag (every service).
+    pub image_digest: TagDigest,
+    pub autodeploy: ServiceAutoDeploy,
+    /// Auto-deploy's rollouts and failed checks, newest first.
+    pub autodeploy_events: Vec<AutoDeployEventRow>,
+    /// When the service's hook token was made, by whom; never the token.
+    pub hook_token: Option<HookTokenInfoRow>,
+}
+
+/// An auto-deploy event as the service page lists it.
+#[derive(Serialize)]
+pub struct AutoDeployEventRow {
+    pub at: Timestamp,
+    /// `check` or `rollout`.
+    pub kind: String,
+    pub digest: Option<String>,
+    pub outcome: String,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+pub struct HookTokenInfoRow {
+    pub created_by: String,
+    pub created: Timestamp,
 }
 
 async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppError> {
@@ -87,7 +114,32 @@ async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppEr
         Some(stack) => service_deploys(state, stack, &service.name)?,
         None => Vec::new(),
     };
+    let image_digest = state.autodeploy.tag_digest(state, &service).await;
+    let autodeploy_events = state
+        .store()
+        .autodeploy_events(&service.id)
+        .map_err(AppError::internal)?
+        .into_iter()
+        .map(|e| AutoDeployEventRow {
+            at: e.at,
+            kind: e.kind,
+            digest: e.digest,
+            outcome: e.outcome,
+            message: e.message,
+        })
+        .collect();
+    let hook_token =
+        hook::hook_token_info(&state.auth(), &HookScope::Service(service.name.clone()))
+            .map_err(AppError::internal)?
+            .map(|i| HookTokenInfoRow {
+                created_by: i.created_by,
+                created: i.created,
+            });
     Ok(ServiceView {
+        image_digest,
+        autodeploy: state.autodeploy.service(&service),
+        autodeploy_events,
+        hook_token,
         tasks: task_rows(&service.name, &task_refs, &hostnames),
         update_config: rollout_config(&service.view.update_config),
         rollback_config: rollout_config(&service.view.rollback_config),

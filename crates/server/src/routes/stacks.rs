@@ -330,7 +330,7 @@ async fn deploy_stack(
             path: FILE_NAME.to_owned(),
             sha256: swarmkeeper_deploy::sha256_hex(request.compose.as_bytes()),
         }],
-        registry_auth: None,
+        registry_auth: Some(state.registries.registry_auth()),
     };
     let options = Options {
         timeout: state.config.deploy_timeout,
@@ -385,7 +385,7 @@ async fn roll_back(
         stack: stack.to_owned(),
         by: caller.user.name.clone(),
         files: Vec::new(),
-        registry_auth: None,
+        registry_auth: Some(state.registries.registry_auth()),
     };
     let options = Options {
         timeout: state.config.deploy_timeout,

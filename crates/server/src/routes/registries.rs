@@ -1,0 +1,214 @@
+//! `/registries` (admin): the private registries the server's deploys, service changes and
+//! auto-deploy checks authenticate to; add, test, remove. A secret posted here is sealed
+//! before it is stored and never shown again, in a page, the API, a log or the audit log
+//! (which records who added, tested or removed which registry).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde::Serialize;
+use swarmkeeper_auth::hook::{self, HookScope};
+use swarmkeeper_auth::{Action, SealingKey};
+use swarmkeeper_registry::{Keychain, RegistryError};
+
+use crate::access::Caller;
+use crate::error::AppError;
+use crate::registries::{source, NewRegistry, RegistryRow, NO_KEY};
+use crate::respond::{Input, Reply};
+use crate::state::AppState;
+
+/// The Registries page's data.
+#[derive(Serialize)]
+pub struct RegistriesView {
+    pub registries: Vec<RegistryRow>,
+    /// Whether the server can seal secrets (it has a `--secret-key-file`).
+    pub can_store_secrets: bool,
+    /// What to do without a key.
+    pub no_key: &'static str,
+    /// When the registry hook's token was made, and by whom; never the token.
+    pub hook_token: Option<HookTokenRow>,
+    /// The outcome of a test just run from the page.
+    #[serde(skip)]
+    pub tested: Option<Tested>,
+}
+
+#[derive(Clone, Serialize)]
+pub struct HookTokenRow {
+    pub created_by: String,
+    pub created: Timestamp,
+}
+
+/// A registry test's outcome.
+#[derive(Clone, Serialize)]
+pub struct Tested {
+    pub host: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+page!(RegistriesView, "registries.html", "registries");
+
+fn view(state: &AppState) -> Result<RegistriesView, AppError> {
+    let hook_token = hook::hook_token_info(&state.auth(), &HookScope::Registry)
+        .map_err(AppError::internal)?
+        .map(|info| HookTokenRow {
+            created_by: info.created_by,
+            created: info.created,
+        });
+    Ok(RegistriesView {
+        registries: state.registries.rows().to_vec(),
+        can_store_secrets: state.registries.key().is_some(),
+        no_key: NO_KEY,
+        hook_token,
+        tested: None,
+    })
+}
+
+/// `GET /registries`, `GET /api/registries`.
+pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
+    Ok(Reply::page(view(&state)?))
+}
+
+/// `POST /registries`, `POST /api/registries` (201 with the row, never the secret): the
+/// registry is added as posted; `POST …/test` first to try it.
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    Input(new): Input<NewRegistry>,
+) -> Result<Reply, AppError> {
+    let stored = new.seal(state.registries.key(), &caller.user.name, Timestamp::now())?;
+    let host = stored.host.clone();
+    let kind = stored.kind.clone();
+    let id = {
+        let store = state.store();
+        let id = store.add_registry(&stored).map_err(AppError::internal)?;
+        let Some(id) = id else {
+            return Err(AppError::Conflict(format!(
+                "host: {host} is already a registry here; remove it first to change it"
+            )));
+        };
+        state
+            .registries
+            .reload(&store.registries().map_err(AppError::internal)?);
+        id
+    };
+    state.audit(
+        &caller.user.name,
+        Action::ManageRegistries.as_str(),
+        &host,
+        &format!("added ({kind})"),
+    )?;
+    let row = state
+        .registries
+        .rows()
+        .iter()
+        .find(|r| r.id == Some(id))
+        .cloned()
+        .ok_or_else(|| AppError::internal("the registry just added is not listed"))?;
+    Ok(Reply::changed(StatusCode::CREATED, row, "/registries"))
+}
+
+/// `POST /registries/{id}/remove`, `DELETE /api/registries/{id}`.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Reply, AppError> {
+    let removed = {
+        let store = state.store();
+        let removed = store.remove_registry(id).map_err(AppError::internal)?;
+        state
+            .registries
+            .reload(&store.registries().map_err(AppError::internal)?);
+        removed
+    };
+    let Some(removed) = removed else {
+        return Err(AppError::NotFound(format!("no registry with id {id}")));
+    };
+    state.audit(
+        &caller.user.name,
+        Action::ManageRegistries.as_str(),
+        &removed.host,
+        "removed",
+    )?;
+    Ok(Reply::done("/registries"))
+}
+
+/// `POST /api/registries/test`: whether the registry accepts these credentials (`GET /v2/`
+/// as `docker login` does), before anything is stored. 200 `{"ok": true}`; refused
+/// credentials 422, an unreachable registry 502, each with what the registry said.
+pub async fn test_new(
+    State(state): State<AppState>,
+    caller: Caller,
+    Input(new): Input<NewRegistry>,
+) -> Result<Reply, AppError> {
+    // Sealed and opened again, so the test takes the very path a stored one does, with a key
+    // of its own: a test needs none from the server.
+    let key = SealingKey::ephemeral();
+    let stored = new.seal(Some(&key), &caller.user.name, Timestamp::now())?;
+    let source = source(&stored, Some(&key)).map_err(AppError::BadInput)?;
+    let mut keychain = Keychain::new();
+    keychain.add(&stored.host, source);
+    let tested = try_login(&state, &keychain, &stored.host).await?;
+    Ok(Reply::changed(StatusCode::OK, tested, "/registries"))
+}
+
+/// `POST /registries/{id}/test`, `POST /api/registries/{id}/test`: a stored registry tried
+/// with the credentials every deploy takes.
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Reply, AppError> {
+    let row = state
+        .registries
+        .rows()
+        .iter()
+        .find(|r| r.id == Some(id))
+        .cloned()
+        .ok_or_else(|| AppError::NotFound(format!("no registry with id {id}")))?;
+    if let Some(problem) = &row.problem {
+        return Err(AppError::Conflict(format!("{}: {problem}", row.host)));
+    }
+    let tested = try_login(&state, &state.registries.keychain(), &row.host).await?;
+    state.audit(
+        &caller.user.name,
+        Action::ManageRegistries.as_str(),
+        &row.host,
+        if tested.ok {
+            "tested: accepted"
+        } else {
+            "tested: refused"
+        },
+    )?;
+    let mut page = view(&state)?;
+    page.tested = Some(tested.clone());
+    Ok(Reply::changed(StatusCode::OK, tested, "/registries").showing(page))
+}
+
+/// `GET /v2/` with the keychain's credentials for `host`. Refused credentials are an answer
+/// (`ok: false`); a registry that cannot be reached is an error (502).
+async fn try_login(state: &AppState, keychain: &Keychain, host: &str) -> Result<Tested, AppError> {
+    let client = state.registries.client(&state.engine).await?;
+    let outcome = async {
+        let auth = keychain.credentials_for(host).await?;
+        client.check_login(host, auth.as_ref()).await
+    }
+    .await;
+    match outcome {
+        Ok(()) => Ok(Tested {
+            host: host.to_string(),
+            ok: true,
+            message: "the registry accepts these credentials".to_string(),
+        }),
+        Err(e) if e.is_bad_input() => Err(AppError::BadInput(e.to_string())),
+        Err(e) => Err(unreachable(e)),
+    }
+}
+
+fn unreachable(e: RegistryError) -> AppError {
+    AppError::Rejected {
+        status: StatusCode::BAD_GATEWAY,
+        message: e.to_string(),
+    }
+}
