@@ -408,7 +408,7 @@ pub struct TestApp {
     pub viewer: Identity,
     pub operator: Identity,
     pub admin: Identity,
-    _dir: TempDir,
+    pub dir: TempDir,
 }
 
 /// [`PASSWORD`]'s argon2 hash, computed once per test binary (each hash takes a good part of a
@@ -420,6 +420,15 @@ pub fn password_hash() -> &'static str {
 
 /// A state for the app on `dir`.
 pub fn open_state(dir: &Path, report_secret: Option<&str>) -> AppState {
+    open_state_with_key(dir, report_secret, None)
+}
+
+/// A state for the app on `dir`, sealing registry credentials with `secret_key`.
+pub fn open_state_with_key(
+    dir: &Path,
+    report_secret: Option<&str>,
+    secret_key: Option<swarmkeeper_auth::SealingKey>,
+) -> AppState {
     AppState::open(
         Engine::from_env().expect("DOCKER_HOST or the default socket"),
         ServerConfig {
@@ -430,7 +439,7 @@ pub fn open_state(dir: &Path, report_secret: Option<&str>) -> AppState {
             trusted_proxies: Default::default(),
             limits: Default::default(),
             disk_pressure: Default::default(),
-            secret_key: None,
+            secret_key,
             docker_config: None,
         },
     )
@@ -440,8 +449,13 @@ pub fn open_state(dir: &Path, report_secret: Option<&str>) -> AppState {
 impl TestApp {
     /// Users `viewer`, `operator` and `admin`, each logged in.
     pub async fn new() -> TestApp {
+        TestApp::with_key(None).await
+    }
+
+    /// The same, sealing registry credentials with `secret_key`.
+    pub async fn with_key(secret_key: Option<swarmkeeper_auth::SealingKey>) -> TestApp {
         let dir = TempDir::new("state");
-        let state = open_state(dir.path(), Some(REPORT_SECRET));
+        let state = open_state_with_key(dir.path(), Some(REPORT_SECRET), secret_key);
         let router = swarmkeeper_server::app(state.clone());
         let (viewer, operator, admin) = tokio::join!(
             add_user(&state, &router, "viewer", Role::Viewer),
@@ -454,7 +468,7 @@ impl TestApp {
             viewer,
             operator,
             admin,
-            _dir: dir,
+            dir,
         }
     }
 
