@@ -312,6 +312,7 @@ async fn a_push_is_rolled_out_through_the_hook_and_a_failed_digest_is_remembered
                 && docker(&[
                     "service",
                     "ps",
+                    "--no-trunc",
                     &name,
                     "--filter",
                     "desired-state=running",
@@ -392,16 +393,21 @@ async fn a_push_is_rolled_out_through_the_hook_and_a_failed_digest_is_remembered
         "push -> running via the registry hook: {:.1} s",
         pushed.elapsed().as_secs_f64()
     );
-    let audit = app.audit().await;
-    assert!(
-        audit.iter().any(|e| e["who"] == "auto-deploy"
-            && e["target"] == name.as_str()
-            && e["detail"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("moved to {d2}: converged"))),
-        "{audit:?}"
-    );
+    // The rollout is followed to its end, then written down.
+    let converged = format!("moved to {d2}: converged");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let audit = app.audit().await;
+        if audit.iter().any(|e| {
+            e["who"] == "auto-deploy"
+                && e["target"] == name.as_str()
+                && e["detail"].as_str().unwrap().contains(&converged)
+        }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{audit:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // Version 3 cannot start: rolled back to version 2 and remembered.
     let d3 = push_broken(&cli, &tag);
