@@ -29,9 +29,9 @@ use crate::error::AppError;
 /// What to do without a key, as the page and the API say it.
 pub const NO_KEY: &str = "registry credentials are stored sealed with the server's secret key, \
      and none is set: create it (`openssl rand -hex 32 | docker secret create \
-     swarmkeeper_secret_key -`), give it to the server (--secret-key-file, mounted by \
-     deploy/swarmkeeper.yml), or keep credentials in a docker config.json given with \
-     --docker-config";
+     swarmkeeper_secret_key -`) and add it to the server's secrets (it is read from \
+     /run/secrets/swarmkeeper_secret_key, or give --secret-key-file), or keep credentials in a \
+     docker config.json given with --docker-config";
 
 /// How a registry's credentials are had.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
