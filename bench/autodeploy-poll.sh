@@ -16,7 +16,7 @@
 # away at the end, also on failure or Ctrl-C.
 #
 # Usage: bench/autodeploy-poll.sh      (as root, after scripts/ensure-engine.sh)
-# Env:   COUNT (1000), WARMUP (75), WINDOW (120), SWARMKEEPER (default target/release/
+# Env:   COUNT (1000), WARMUP (75), WINDOW (120), SWARMKEEPER (default target/bench/release/
 #        swarmkeeper, built when missing), BENCH_KEEP (1: keep the temp folder and logs)
 # Needs: docker CLI, a swarm manager, docker-registry, htpasswd (apache2-utils), python3,
 #        /bin/busybox (busybox-static). Takes: about WARMUP + WINDOW + 1 minute.
@@ -38,16 +38,7 @@ need_cmd python3 "apt-get install -y python3"
 [[ $(docker info --format '{{.Swarm.ControlAvailable}}') == true ]] ||
     die "the engine is not a swarm manager (docker swarm init)"
 
-if [[ -n ${SWARMKEEPER:-} ]]; then
-    SK=$SWARMKEEPER
-    [[ -x $SK ]] || die "SWARMKEEPER=$SK is not an executable"
-else
-    SK=$REPO/target/release/swarmkeeper
-    if [[ ! -x $SK ]]; then
-        say "building swarmkeeper (release); this takes minutes"
-        (cd "$REPO" && cargo build --release -q -p swarmkeeper-cli) >&2 || die "cargo build failed"
-    fi
-fi
+SK=$(swarmkeeper_bin)
 
 SERVER_PID=
 REGISTRY_PID=

@@ -427,6 +427,11 @@ impl Registries {
         }
     }
 
+    /// The row of a stored registry.
+    pub fn row(&self, id: i64) -> Option<RegistryRow> {
+        self.rows().iter().find(|r| r.id == Some(id)).cloned()
+    }
+
     pub fn rows(&self) -> Arc<Vec<RegistryRow>> {
         self.current
             .read()

@@ -100,10 +100,7 @@ pub async fn add(
     )?;
     let row = state
         .registries
-        .rows()
-        .iter()
-        .find(|r| r.id == Some(id))
-        .cloned()
+        .row(id)
         .ok_or_else(|| AppError::internal("the registry just added is not listed"))?;
     Ok(Reply::changed(StatusCode::CREATED, row, "/registries"))
 }
@@ -162,10 +159,7 @@ pub async fn test(
 ) -> Result<Reply, AppError> {
     let row = state
         .registries
-        .rows()
-        .iter()
-        .find(|r| r.id == Some(id))
-        .cloned()
+        .row(id)
         .ok_or_else(|| AppError::NotFound(format!("no registry with id {id}")))?;
     if let Some(problem) = &row.problem {
         return Err(AppError::Conflict(format!("{}: {problem}", row.host)));
