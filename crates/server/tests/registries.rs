@@ -290,6 +290,9 @@ async fn a_push_is_rolled_out_through_the_hook_and_a_failed_digest_is_remembered
             "swarmkeeper.autodeploy.interval=1h",
             "--update-monitor",
             "3s",
+            // busybox sleep ignores SIGTERM: without this each replacement waits 10 s.
+            "--stop-grace-period",
+            "1s",
             "--restart-max-attempts",
             "0",
             &tag,
