@@ -11,8 +11,8 @@ use swarmkeeper_auth::{
 };
 use swarmkeeper_engine::Engine;
 use swarmkeeper_gc::parse_duration;
-use swarmkeeper_report::PressurePolicy;
 use swarmkeeper_registry::DockerConfig;
+use swarmkeeper_report::PressurePolicy;
 use swarmkeeper_server::{AppState, Limits, ServerConfig, TrustedProxies};
 
 use crate::exit::{init_logging, CmdResult, Failure};
