@@ -3,7 +3,8 @@
 //! [`Node`] observes one engine and turns what it sees into a GC [`swarmkeeper_gc::Snapshot`],
 //! remembering first-seen and last-used times in the state database; [`collect`] carries a plan
 //! out and re-measures the disk as it goes; [`run`] is the long-running agent that does both
-//! whenever the engine's events or the clock say so, and serves its metrics; with a server, a
+//! whenever the engine's events or the clock say so, and serves its metrics (with each task
+//! container's CPU, memory and I/O, [`Sampler`]); with a server, a
 //! [`Reporter`] posts what each pass saw to `swarmkeeper server`.
 
 mod collect;
@@ -15,6 +16,7 @@ mod node;
 mod policy_file;
 mod report;
 mod run;
+mod stats;
 
 pub use collect::{collect, DeletedImage, Failure, GcOutcome, RemovedContainer, Trigger};
 pub use disk::disk_report;
@@ -26,6 +28,7 @@ pub use node::{Detail, FirstSighting, Node};
 pub use policy_file::{find_agent_state_dir, read_policy, write_policy, AGENT_LABEL, POLICY_FILE};
 pub use report::{post_report, ReportConfig, ReportError, ReportSecret, Reporter, ServerUrl};
 pub use run::{run, AgentConfig};
+pub use stats::{Sampler, StatsConfig, StatsPass, TaskLabels, TaskSample, Usage};
 
 use std::path::PathBuf;
 

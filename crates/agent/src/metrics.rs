@@ -2,6 +2,7 @@
 //! one), so tests and several agents in one process stay apart.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use swarmkeeper_gc::{usage_percent, Filesystem};
 
+use crate::stats::Usage;
 use crate::GcOutcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,6 +40,7 @@ pub struct Metrics {
     pull_headroom: Gauge<u64, AtomicU64>,
     short_of_headroom: Gauge,
     build_cache_freed: Counter,
+    usage: Arc<Usage>,
 }
 
 impl Default for Metrics {
@@ -64,6 +67,7 @@ impl Metrics {
             pull_headroom: Gauge::default(),
             short_of_headroom: Gauge::default(),
             build_cache_freed: Counter::default(),
+            usage: Arc::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -128,6 +132,7 @@ impl Metrics {
             "Bytes the engine reclaimed from the build cache for GC",
             m.build_cache_freed.clone(),
         );
+        registry.register_collector(Box::new(m.usage.clone()));
         Metrics { registry, ..m }
     }
 
@@ -137,6 +142,11 @@ impl Metrics {
         self.capacity_bytes.set(fs.capacity_bytes);
         self.available_bytes.set(fs.available_bytes);
         self.images.set(i64::try_from(images).unwrap_or(i64::MAX));
+    }
+
+    /// The latest resource-usage pass of the task containers, exposed at each scrape.
+    pub fn usage(&self) -> &Arc<Usage> {
+        &self.usage
     }
 
     pub fn engine_up(&self, up: bool) {

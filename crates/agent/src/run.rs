@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use crate::http::{self, Shared};
+use crate::stats::{self, StatsConfig};
 use crate::{collect, AgentError, FirstSighting, Metrics, Node, ReportConfig, Reporter, Trigger};
 
 /// Pulls come in bursts (a stack update pulls several images, a build tags many): a pass runs
@@ -38,6 +39,8 @@ pub struct AgentConfig {
     pub metrics_token: Option<String>,
     /// Where to report this node after each pass; no reports when `None`.
     pub report: Option<ReportConfig>,
+    /// Resource usage of the task containers (`--stats-interval`, zero: off).
+    pub stats: StatsConfig,
 }
 
 enum Signal {
@@ -80,6 +83,14 @@ pub async fn run(
             tracing::error!(error = %e, "metrics server stopped");
         }
     });
+
+    if !config.stats.interval.is_zero() {
+        tokio::spawn(stats::sample_forever(
+            engine.clone(),
+            config.stats.clone(),
+            metrics.usage().clone(),
+        ));
+    }
 
     tokio::pin!(shutdown);
     let root_dir = tokio::select! {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use swarmkeeper_agent::{AgentConfig, ReportConfig, ReportSecret, ServerUrl};
+use swarmkeeper_agent::{AgentConfig, ReportConfig, ReportSecret, ServerUrl, StatsConfig};
 use swarmkeeper_engine::Engine;
 use swarmkeeper_gc::parse_duration;
 
@@ -45,6 +45,27 @@ pub struct AgentArgs {
     /// without its trailing newline.
     #[arg(long, env = "SWARMKEEPER_REPORT_SECRET_FILE", value_name = "PATH")]
     report_secret_file: Option<PathBuf>,
+    /// Read each task container's CPU, memory and I/O from the cgroup files this often and
+    /// expose them on /metrics; 0 turns it off.
+    #[arg(long, env = "SWARMKEEPER_STATS_INTERVAL", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    stats_interval: Duration,
+    /// The host's cgroup hierarchy (bind-mount it there when the agent runs in a container).
+    #[arg(
+        long,
+        env = "SWARMKEEPER_CGROUP_ROOT",
+        default_value = "/sys/fs/cgroup",
+        value_name = "DIR"
+    )]
+    cgroup_root: PathBuf,
+    /// The host's /proc (bind-mounted in a container): containers' network counters are read
+    /// through their processes.
+    #[arg(
+        long,
+        env = "SWARMKEEPER_PROC_ROOT",
+        default_value = "/proc",
+        value_name = "DIR"
+    )]
+    proc_root: PathBuf,
     #[command(flatten)]
     policy: PolicyArgs,
 }
@@ -103,6 +124,11 @@ pub fn run(args: AgentArgs) -> CmdResult {
         fs_path: args.fs_path,
         metrics_token,
         report,
+        stats: StatsConfig {
+            interval: args.stats_interval,
+            cgroup_root: args.cgroup_root,
+            proc_root: args.proc_root,
+        },
     };
     block_on(swarmkeeper_agent::run(engine, config, shutdown_signal()))?;
     Ok(())
