@@ -245,7 +245,7 @@ async fn exposed(stack: &str, task: &str, node: &str, listen: SocketAddr) -> boo
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = get_metrics(listen).await;
-        if !text.contains(&task) && text.contains("# EOF") {
+        if !text.contains(task) && text.contains("# EOF") {
             break;
         }
         assert!(Instant::now() < deadline, "task {task} still exposed");
