@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use swarmkeeper_engine::layout;
 
+use crate::stats::Usage;
 use crate::{fs, Detail, GcOutcome, Node, Trigger};
 
 /// Bounds a whole post, connection included.
@@ -272,6 +273,8 @@ struct Settings {
     low_threshold_percent: u8,
     /// The policy's pull headroom setting, as the report states it.
     pull_headroom: String,
+    /// Resource usage samples to carry; `None` with statistics off.
+    usage: Option<Arc<Usage>>,
 }
 
 impl Reporter {
@@ -282,7 +285,11 @@ impl Reporter {
         root_dir: PathBuf,
         policy: &Policy,
         interval: Duration,
+        usage: Option<Arc<Usage>>,
     ) -> Reporter {
+        if let Some(usage) = &usage {
+            usage.keep_for_reports();
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
@@ -293,6 +300,7 @@ impl Reporter {
             high_threshold_percent: policy.high_threshold_percent(),
             low_threshold_percent: policy.low_threshold_percent(),
             pull_headroom: policy.pull_headroom().to_string(),
+            usage,
         };
         let disk = DiskSource {
             engine: node.engine.clone(),
@@ -444,7 +452,7 @@ const MAX_REPORT_BACKOFF: Duration = Duration::from_secs(30);
 async fn post_reports(shared: Arc<Shared>, settings: Settings, mut disk: DiskSource) {
     let mut failures = FailureStreak::default();
     // A report the server did not take, with the sequence of the last run it carries.
-    let mut pending: Option<(Bytes, Option<u64>)> = None;
+    let mut pending: Option<(Bytes, Carried)> = None;
     let mut backoff = Duration::from_secs(1);
     loop {
         if pending.is_some() {
@@ -465,11 +473,14 @@ async fn post_reports(shared: Arc<Shared>, settings: Settings, mut disk: DiskSou
         let result = post_report(&settings.config, body.clone()).await;
         // A run the server will never take must not hold back the ones after it.
         if matches!(result, Ok(()) | Err(ReportError::TooLarge { .. })) {
-            if let Some(carried) = carried {
+            if let Some(carried) = carried.runs {
                 shared
                     .lock()
                     .runs
                     .retain(|(sequence, _)| *sequence > carried);
+            }
+            if let (Some(usage), Some(through)) = (&settings.usage, carried.usage) {
+                usage.delivered(through);
             }
         }
         match result {
@@ -494,11 +505,19 @@ async fn post_reports(shared: Arc<Shared>, settings: Settings, mut disk: DiskSou
 
 /// The newest report as JSON, with the sequence of the last run it carries; `None` when no
 /// pass has handed over images yet or the disk cannot be measured.
+/// The sequence numbers of the newest GC run and usage sample a report carries: once the
+/// server took it, those and the older ones are not sent again.
+#[derive(Clone, Copy)]
+struct Carried {
+    runs: Option<u64>,
+    usage: Option<u64>,
+}
+
 async fn next_report(
     shared: &Shared,
     settings: &Settings,
     disk: &mut DiskSource,
-) -> Option<(Bytes, Option<u64>)> {
+) -> Option<(Bytes, Carried)> {
     let (identity, images, runs, last_pass, pull_headroom_bytes) = {
         let mut state = shared.lock();
         let identity = state.identity.clone()?;
@@ -524,13 +543,21 @@ async fn next_report(
             return None;
         }
     };
-    let carried = runs.last().map(|(sequence, _)| *sequence);
+    let carried_runs = runs.last().map(|(sequence, _)| *sequence);
     report.gc_runs = runs.into_iter().map(|(_, run)| run).collect();
     report.last_pass = last_pass;
     report.pull_headroom_bytes = pull_headroom_bytes;
+    let (samples, carried_usage) = match &settings.usage {
+        Some(usage) => usage.undelivered(),
+        None => (Vec::new(), None),
+    };
+    report.usage = samples;
     Some((
         Bytes::from(report.to_json_within(MAX_REPORT_BYTES)),
-        carried,
+        Carried {
+            runs: carried_runs,
+            usage: carried_usage,
+        },
     ))
 }
 

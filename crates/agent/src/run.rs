@@ -101,7 +101,15 @@ pub async fn run(
     let mut node = Node::new(engine.clone(), store, fs_path, root_dir.clone());
     let reporter = config.report.clone().map(|report| {
         tracing::info!(server = %report.server, "reporting to the server");
-        Reporter::start(report, &node, root_dir, &config.policy, config.interval)
+        let usage = (!config.stats.interval.is_zero()).then(|| metrics.usage().clone());
+        Reporter::start(
+            report,
+            &node,
+            root_dir,
+            &config.policy,
+            config.interval,
+            usage,
+        )
     });
     let (signals, mut incoming) = mpsc::channel(EVENT_BATCH * 2);
     tokio::spawn(follow_events(engine, signals));

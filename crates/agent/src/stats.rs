@@ -9,7 +9,7 @@
 //! than paying a thread hand-off. Each pass replaces the previous one whole: a container that
 //! stopped has no series any more.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +20,12 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use swarmkeeper_cgroup::{ContainerStats, NodeStats, ReadError, Reader};
 use swarmkeeper_engine::{ContainerSummary, Engine};
+use swarmkeeper_report::{NodeUsage, TaskUsage, UsageSample};
+
+/// Samples the agent keeps for the server while it does not accept reports: five minutes at
+/// the default interval. Older ones go first; the agent's memory budget (10 MiB at 100
+/// containers) does not allow the hour the server would accept.
+pub const MAX_PENDING_USAGE: usize = 30;
 
 /// Where the kernel's files are: the host's, bind-mounted, when the agent runs in a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,10 +163,20 @@ impl Sampler {
 }
 
 /// The latest pass, shared between the sampler and `/metrics` (a prometheus-client
-/// [`Collector`], encoded at each scrape).
+/// [`Collector`], encoded at each scrape), and the samples not yet taken by a report the
+/// server accepted.
 #[derive(Debug, Default)]
 pub struct Usage {
     latest: Mutex<Arc<StatsPass>>,
+    /// Kept only once a reporter asked for them ([`Usage::keep_for_reports`]).
+    pending: Mutex<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    wanted: bool,
+    samples: VecDeque<(u64, UsageSample)>,
+    next: u64,
 }
 
 impl Usage {
@@ -169,7 +185,73 @@ impl Usage {
     }
 
     pub fn replace(&self, pass: StatsPass) {
+        {
+            let mut pending = self.pending.lock().expect("never poisoned");
+            if pending.wanted {
+                if let Some(sample) = pass.to_sample() {
+                    let sequence = pending.next;
+                    pending.next += 1;
+                    pending.samples.push_back((sequence, sample));
+                    while pending.samples.len() > MAX_PENDING_USAGE {
+                        pending.samples.pop_front();
+                    }
+                }
+            }
+        }
         *self.latest.lock().expect("never poisoned") = Arc::new(pass);
+    }
+
+    /// From now on, keep each pass's sample until [`Usage::delivered`] says a report took it.
+    pub fn keep_for_reports(&self) {
+        self.pending.lock().expect("never poisoned").wanted = true;
+    }
+
+    /// The samples not yet delivered, oldest first, and the sequence number of the newest
+    /// (for [`Usage::delivered`]).
+    pub fn undelivered(&self) -> (Vec<UsageSample>, Option<u64>) {
+        let pending = self.pending.lock().expect("never poisoned");
+        let last = pending.samples.back().map(|(sequence, _)| *sequence);
+        let samples = pending.samples.iter().map(|(_, s)| s.clone()).collect();
+        (samples, last)
+    }
+
+    /// Forgets the samples up to `through`, which a report carried.
+    pub fn delivered(&self, through: u64) {
+        self.pending
+            .lock()
+            .expect("never poisoned")
+            .samples
+            .retain(|(sequence, _)| *sequence > through);
+    }
+}
+
+impl StatsPass {
+    /// The pass as a report carries it; `None` before the first pass.
+    pub fn to_sample(&self) -> Option<UsageSample> {
+        Some(UsageSample {
+            taken_at: self.taken_at?,
+            node: self.node.map(|n| NodeUsage {
+                cpu_busy_ms: (n.cpu_busy_seconds * 1000.0) as u64,
+                cpu_total_ms: (n.cpu_total_seconds * 1000.0) as u64,
+                cpus: n.cpus,
+                memory_total_bytes: n.memory_total_bytes,
+                memory_available_bytes: n.memory_available_bytes,
+            }),
+            tasks: self
+                .tasks
+                .iter()
+                .map(|t| TaskUsage {
+                    task: t.labels.task.clone(),
+                    service: t.labels.service.clone(),
+                    stack: t.labels.stack.clone(),
+                    slot: t.labels.slot.clone(),
+                    cpu_ns: t.stats.cpu_nanoseconds,
+                    memory_bytes: t.stats.memory_working_set_bytes,
+                    memory_limit_bytes: t.stats.memory_limit_bytes,
+                    oom_kills: t.stats.oom_kills,
+                })
+                .collect(),
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use axum::routing::post;
 use axum::Router;
 use swarmkeeper_agent::{
     post_report, DeletedImage, GcOutcome, Node, ReportConfig, ReportError, ReportSecret, Reporter,
-    Trigger,
+    StatsPass, Trigger, Usage,
 };
 use swarmkeeper_engine::Engine;
 use swarmkeeper_gc::{DeletionReason, Policy};
@@ -242,13 +242,21 @@ async fn each_pass_is_reported_and_runs_wait_until_the_server_accepts_them() {
     .await;
     let (mut node, root_dir, info) = node().await;
     let policy = Policy::default();
+    let usage = Arc::new(Usage::default());
     let reporter = Reporter::start(
         server.config(),
         &node,
         root_dir,
         &policy,
         Duration::from_secs(30),
+        Some(usage.clone()),
     );
+    let sampled = |at: &str| StatsPass {
+        taken_at: Some(at.parse().unwrap()),
+        node: None,
+        tasks: Vec::new(),
+    };
+    usage.replace(sampled("2026-11-26T12:00:00Z"));
 
     let pass = outcome(Trigger::Startup, &["sha256:aa", "sha256:bb"]);
     reporter.after_pass(&mut node, &policy, &pass).await;
@@ -302,18 +310,28 @@ async fn each_pass_is_reported_and_runs_wait_until_the_server_accepts_them() {
     assert_eq!(report.gc_runs[0].started_at, pass.started_at);
     assert_eq!(report.gc_runs[0].deleted.len(), 2);
     assert_eq!(report.gc_runs[0].trigger, "startup");
+    assert_eq!(report.usage.len(), 1);
 
-    // The server refused that one: the run goes again with the next pass's report.
+    // The server refused that one: the run and the sample go again with the next pass's
+    // report, with the sample taken since.
+    usage.replace(sampled("2026-11-26T12:00:10Z"));
     let quiet = outcome(Trigger::Interval, &[]);
     reporter.after_pass(&mut node, &policy, &quiet).await;
     let second = server.next().await.report();
     assert_eq!(second.gc_runs, report.gc_runs);
     assert!(second.reported_at >= report.reported_at);
+    let taken: Vec<String> = second
+        .usage
+        .iter()
+        .map(|s| s.taken_at.to_string())
+        .collect();
+    assert_eq!(taken, ["2026-11-26T12:00:00Z", "2026-11-26T12:00:10Z"]);
 
     // Accepted: it is not sent a third time, and a quiet pass adds no run.
     reporter.after_pass(&mut node, &policy, &quiet).await;
     let third = server.next().await.report();
     assert!(third.gc_runs.is_empty(), "{:?}", third.gc_runs);
+    assert!(third.usage.is_empty(), "{:?}", third.usage);
     assert!(server.nothing_more());
 }
 
@@ -365,6 +383,7 @@ async fn a_server_that_hangs_does_not_hold_up_the_passes() {
         root_dir,
         &policy,
         Duration::from_secs(30),
+        None,
     );
     for n in 0..5 {
         let started = Instant::now();

@@ -2,7 +2,8 @@
 //! which keeps the latest one, a disk history thinned by [`thin`], and the GC runs, calls a
 //! node whose reports stopped coming silent ([`node_reporting_state`]), and pauses a node under
 //! disk pressure ([`disk_pressure`]). The server checks each report with [`validate_report`]
-//! before it stores anything.
+//! before it stores anything. Reports carry the node's and its task containers' resource
+//! usage ([`UsageSample`]).
 //!
 //! Like the GC core, everything here is pure: the agent and the server are the shells that
 //! measure, post, receive and store.
@@ -10,6 +11,7 @@
 mod health;
 mod history;
 mod pressure;
+mod usage;
 mod validate;
 mod wire;
 
@@ -21,6 +23,7 @@ pub use pressure::{
     disk_pressure, pressure_samples, Availability, NodeState, PressureAction, PressurePolicy,
     PressureSample, PRESSURE_LABEL,
 };
+pub use usage::{NodeUsage, TaskUsage, UsageSample, MAX_USAGE_SAMPLES, MAX_USAGE_TASKS};
 pub use validate::{
     validate_report, ReportProblem, MAX_CLOCK_AHEAD, MAX_INTERVAL_SECONDS, MAX_REPORTED_BYTES,
     MAX_REPORTED_COUNT,

@@ -7,6 +7,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::usage::{UsageSample, MAX_USAGE_SAMPLES, MAX_USAGE_TASKS};
 use crate::wire::{NodeReport, ReportedImage, ReportedRun};
 
 /// How far ahead of the server's clock a reported time may be: node clocks drift, and a
@@ -128,6 +129,17 @@ pub fn validate_report(report: &NodeReport, now: Timestamp) -> Result<(), Report
             check.text(&format!("{at}.service"), service, 1024)?;
         }
         check.bytes(&format!("{at}.size_bytes"), log.size_bytes)?;
+    if report.usage.len() > MAX_USAGE_SAMPLES {
+        return Err(problem(
+            "usage",
+            format!(
+                "{} samples is more than the {MAX_USAGE_SAMPLES} accepted",
+                report.usage.len()
+            ),
+        ));
+    }
+    for (i, sample) in report.usage.iter().enumerate() {
+        check.usage(&format!("usage[{i}]"), sample)?;
     }
     Ok(())
 }
@@ -220,6 +232,61 @@ impl Check {
         }
         if let Some(reason) = &image.keep_reason {
             self.text(&field("keep_reason"), reason, 64)?;
+        }
+        Ok(())
+    }
+
+    fn usage(&self, at: &str, sample: &UsageSample) -> Result<(), ReportProblem> {
+        let field = |name: &str| format!("{at}.{name}");
+        self.time(&field("taken_at"), sample.taken_at)?;
+        if let Some(node) = &sample.node {
+            // Milliseconds of CPU time fit the byte bound: 2^53 ms is 285,000 years.
+            self.bytes(&field("node.cpu_busy_ms"), node.cpu_busy_ms)?;
+            self.bytes(&field("node.cpu_total_ms"), node.cpu_total_ms)?;
+            if node.cpu_busy_ms > node.cpu_total_ms {
+                return Err(problem(
+                    &field("node.cpu_busy_ms"),
+                    "is more than cpu_total_ms".into(),
+                ));
+            }
+            self.count(&field("node.cpus"), node.cpus.into())?;
+            self.bytes(&field("node.memory_total_bytes"), node.memory_total_bytes)?;
+            self.bytes(
+                &field("node.memory_available_bytes"),
+                node.memory_available_bytes,
+            )?;
+        }
+        if sample.tasks.len() > MAX_USAGE_TASKS {
+            return Err(problem(
+                &field("tasks"),
+                format!(
+                    "{} tasks is more than the {MAX_USAGE_TASKS} accepted",
+                    sample.tasks.len()
+                ),
+            ));
+        }
+        for (i, task) in sample.tasks.iter().enumerate() {
+            let at = field(&format!("tasks[{i}]"));
+            self.text(&format!("{at}.task"), &task.task, 128)?;
+            self.text(&format!("{at}.service"), &task.service, 255)?;
+            self.text(&format!("{at}.stack"), &task.stack, 255)?;
+            self.text(&format!("{at}.slot"), &task.slot, 16)?;
+            // Nanoseconds of CPU time: 2^63 is 292 years of one core.
+            if task.cpu_ns > i64::MAX as u64 {
+                return Err(problem(
+                    &format!("{at}.cpu_ns"),
+                    "is more than 2^63-1".into(),
+                ));
+            }
+            self.bytes(&format!("{at}.memory_bytes"), task.memory_bytes)?;
+            if let Some(limit) = task.memory_limit_bytes {
+                // The kernel's "no limit" on v1 is about 2^63: the agent reports it as None,
+                // and a limit beyond the byte bound is no limit either way.
+                self.bytes(&format!("{at}.memory_limit_bytes"), limit)?;
+            }
+            if let Some(kills) = task.oom_kills {
+                self.count(&format!("{at}.oom_kills"), kills)?;
+            }
         }
         Ok(())
     }
@@ -402,5 +469,60 @@ mod tests {
         let mut r = report();
         r.gc_runs[0].build_cache_freed_bytes = u64::MAX;
         assert_eq!(field_of(&r), "gc_runs[0].build_cache_freed_bytes");
+    }
+
+    fn sample() -> UsageSample {
+        UsageSample {
+            taken_at: now(),
+            node: Some(crate::NodeUsage {
+                cpu_busy_ms: 10,
+                cpu_total_ms: 40,
+                cpus: 2,
+                memory_total_bytes: 1 << 30,
+                memory_available_bytes: 1 << 29,
+            }),
+            tasks: vec![crate::TaskUsage {
+                task: "k2x9".into(),
+                service: "shop_web".into(),
+                stack: "shop".into(),
+                slot: "1".into(),
+                cpu_ns: 1_000_000,
+                memory_bytes: 4096,
+                memory_limit_bytes: Some(16 << 20),
+                oom_kills: Some(1),
+            }],
+        }
+    }
+
+    #[test]
+    fn usage_samples_are_bounded_with_their_field() {
+        let mut r = report();
+        r.usage = vec![sample(); 3];
+        assert_eq!(validate_report(&r, now()), Ok(()));
+
+        r.usage[1].taken_at = now() + SignedDuration::from_hours(25);
+        assert_eq!(field_of(&r), "usage[1].taken_at");
+
+        let mut r = report();
+        r.usage = vec![sample()];
+        r.usage[0].node.as_mut().unwrap().cpu_busy_ms = 41;
+        assert_eq!(field_of(&r), "usage[0].node.cpu_busy_ms");
+
+        let mut r = report();
+        r.usage = vec![sample()];
+        r.usage[0].tasks[0].memory_bytes = MAX_REPORTED_BYTES + 1;
+        assert_eq!(field_of(&r), "usage[0].tasks[0].memory_bytes");
+        r.usage[0].tasks[0].memory_bytes = 1;
+        r.usage[0].tasks[0].service = "web\u{7}".into();
+        assert_eq!(field_of(&r), "usage[0].tasks[0].service");
+
+        let mut r = report();
+        r.usage = vec![sample(); MAX_USAGE_SAMPLES + 1];
+        assert_eq!(field_of(&r), "usage");
+        let mut r = report();
+        let mut big = sample();
+        big.tasks = vec![big.tasks[0].clone(); MAX_USAGE_TASKS + 1];
+        r.usage = vec![big];
+        assert_eq!(field_of(&r), "usage[0].tasks");
     }
 }

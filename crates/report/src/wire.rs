@@ -11,6 +11,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_gc::{DiskReport, Plan, Snapshot};
 
+use crate::usage::UsageSample;
+
 /// The largest report body the server accepts; it answers 413 to a larger one. Agents trim
 /// their report to fit ([`NodeReport::to_json_within`]).
 pub const MAX_REPORT_BYTES: usize = 4 * 1024 * 1024;
@@ -90,6 +92,11 @@ pub struct NodeReport {
     /// only reported). Empty when there are none or the agent cannot read the data root.
     #[serde(default)]
     pub unbounded_logs: Vec<UnboundedLog>,
+    /// Resource usage sampled since the last report the server accepted, oldest first (at
+    /// most [`crate::MAX_USAGE_SAMPLES`]). Absent from older agents' reports and when the
+    /// agent's statistics are off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<UsageSample>,
 }
 
 /// The filesystem that holds the engine's data root.
@@ -244,6 +251,17 @@ impl NodeReport {
     /// Whichever of the two lists takes more room is cut first: runs from the oldest, images
     /// from the smallest. The report is left as sent, with `truncated` set if anything went.
     pub fn to_json_within(&mut self, max_bytes: usize) -> Vec<u8> {
+        // Usage samples go first, oldest first: the newest still shows the node's state.
+        while !self.usage.is_empty() && to_json(self).len() > max_bytes {
+            self.truncated = true;
+            let json = to_json(self).len();
+            let drop = share(
+                self.usage.len(),
+                json - max_bytes,
+                to_json(&self.usage).len(),
+            );
+            self.usage.drain(..drop);
+        }
         loop {
             let json = to_json(self);
             if json.len() <= max_bytes || (self.images.is_empty() && self.gc_runs.is_empty()) {
@@ -557,6 +575,41 @@ pub(crate) mod tests {
         let back: NodeReport = serde_json::from_value(json).unwrap();
         assert!(back.last_pass.as_ref().unwrap().fell_short());
         assert_eq!(back, report);
+    }
+
+    #[test]
+    fn usage_round_trips_and_goes_first_when_the_report_is_too_large() {
+        let sample = crate::UsageSample {
+            taken_at: "2026-11-26T12:00:00Z".parse().unwrap(),
+            node: None,
+            tasks: vec![crate::TaskUsage {
+                task: "k2x9".into(),
+                service: "shop_web".into(),
+                stack: String::new(),
+                slot: "1".into(),
+                cpu_ns: 7,
+                memory_bytes: 4096,
+                memory_limit_bytes: None,
+                oom_kills: Some(0),
+            }],
+        };
+        let mut report = report();
+        report.gc_runs.push(run(1, 1));
+        report.usage = vec![sample.clone(); 50];
+        let full = to_json(&report);
+        let back: NodeReport = serde_json::from_slice(&full).unwrap();
+        assert_eq!(back, report);
+
+        let without_usage = {
+            let mut r = report.clone();
+            r.usage.clear();
+            to_json(&r).len()
+        };
+        let json = report.to_json_within(without_usage + 1000);
+        assert!(json.len() <= without_usage + 1000);
+        assert!(report.truncated);
+        assert!(!report.usage.is_empty() && report.usage.len() < 50);
+        assert_eq!(report.gc_runs.len(), 1, "runs stay while usage can go");
     }
 
     #[test]
