@@ -23,7 +23,10 @@ pub use pressure::{
     disk_pressure, pressure_samples, Availability, NodeState, PressureAction, PressurePolicy,
     PressureSample, PRESSURE_LABEL,
 };
-pub use usage::{NodeUsage, TaskUsage, UsageSample, MAX_USAGE_SAMPLES, MAX_USAGE_TASKS};
+pub use usage::{
+    thin_usage, NodeUsage, TaskUsage, UsageSample, MAX_USAGE_SAMPLES, MAX_USAGE_TASKS,
+    USAGE_RETENTION,
+};
 pub use validate::{
     validate_report, ReportProblem, MAX_CLOCK_AHEAD, MAX_INTERVAL_SECONDS, MAX_REPORTED_BYTES,
     MAX_REPORTED_COUNT,

@@ -65,3 +65,76 @@ pub struct TaskUsage {
     #[serde(default)]
     pub oom_kills: Option<u64>,
 }
+
+/// How finely the server keeps usage samples, finest first: (samples at most this old, one
+/// per this many seconds of the clock). Older than the last tier, samples go.
+pub const USAGE_RETENTION: [(jiff::SignedDuration, i64); 3] = [
+    (jiff::SignedDuration::from_hours(1), 10),
+    (jiff::SignedDuration::from_hours(24), 60),
+    (jiff::SignedDuration::from_hours(24 * 30), 3600),
+];
+
+/// The usage samples to delete, as ascending indices into `taken_at` (one node's sample
+/// times, in any order), per [`USAGE_RETENTION`]: within each clock bucket of its tier the
+/// newest sample stays. Samples hold counters, so the rate between two kept samples is still
+/// the true average over the time between them.
+pub fn thin_usage(taken_at: &[Timestamp], now: Timestamp) -> Vec<usize> {
+    let mut delete = Vec::new();
+    let mut newest: std::collections::HashMap<(i64, i64), usize> = Default::default();
+    for (i, at) in taken_at.iter().enumerate() {
+        let age = now.duration_since(*at);
+        let Some(&(_, step)) = USAGE_RETENTION.iter().find(|(within, _)| age <= *within) else {
+            delete.push(i);
+            continue;
+        };
+        match newest.entry((step, at.as_second().div_euclid(step))) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(mut slot) => {
+                if *at >= taken_at[*slot.get()] {
+                    delete.push(slot.insert(i));
+                } else {
+                    delete.push(i);
+                }
+            }
+        }
+    }
+    delete.sort_unstable();
+    delete
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_thinned_to_10_s_for_an_hour_1_min_for_a_day_1_h_for_30_days() {
+        let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        // A sample every 5 s for 31 days.
+        let times: Vec<Timestamp> = (0..31 * 24 * 720)
+            .map(|n| now - jiff::SignedDuration::from_secs(5 * n))
+            .collect();
+        let delete = thin_usage(&times, now);
+        let kept: Vec<Timestamp> = (0..times.len())
+            .filter(|i| delete.binary_search(i).is_err())
+            .map(|i| times[i])
+            .collect();
+        let within = |hours: i64| {
+            kept.iter()
+                .filter(|at| now.duration_since(**at) <= jiff::SignedDuration::from_hours(hours))
+                .count()
+        };
+        // 360 (+1 for the bucket now is in) ten-second samples in the last hour, ...
+        assert!((360..=361).contains(&within(1)), "{}", within(1));
+        // ... 1,380 minutes for the rest of the day, ...
+        assert!((1740..=1742).contains(&within(24)), "{}", within(24));
+        // ... 696 hours for the rest of the 30 days, and nothing older.
+        assert!((2436..=2440).contains(&kept.len()), "{}", kept.len());
+        assert!(kept
+            .iter()
+            .all(|at| now.duration_since(*at) <= jiff::SignedDuration::from_hours(720)));
+        // Thinning what was kept deletes nothing more.
+        assert!(thin_usage(&kept, now).is_empty());
+    }
+}
