@@ -6,6 +6,7 @@
 mod deploys;
 mod registries;
 mod reports;
+mod usage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -133,6 +134,7 @@ impl Store {
         store.init_deploys()?;
         store.init_reports()?;
         store.init_registries()?;
+        store.init_usage()?;
         Ok(store)
     }
 

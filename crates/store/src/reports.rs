@@ -5,7 +5,8 @@
 //!
 //! Nodes are keyed by [`NodeReport::node_key`]: the Swarm node ID, or `hostname:NAME` for an
 //! engine outside a swarm. Sample and receipt times are the server's clock, so that history,
-//! thinning and silence all use one clock; a run's start time is the node's.
+//! thinning and silence all use one clock; a run's start time is the node's. Usage samples
+//! go to their own tables (`usage.rs`).
 
 use jiff::Timestamp;
 use rusqlite::types::Type;
@@ -60,7 +61,16 @@ impl Store {
         received_at: Timestamp,
     ) -> Result<(), StoreError> {
         let key = report.node_key();
-        let json = serde_json::to_string(report).expect("a node report always serialises");
+        // The latest report is kept without its usage samples, which have their own tables.
+        let json = if report.usage.is_empty() {
+            serde_json::to_string(report)
+        } else {
+            serde_json::to_string(&NodeReport {
+                usage: Vec::new(),
+                ..report.clone()
+            })
+        }
+        .expect("a node report always serialises");
         self.in_transaction(|tx| {
             tx.prepare_cached(
                 "INSERT INTO node_reports (node_id, hostname, received_at, report_json)
@@ -99,6 +109,7 @@ impl Store {
                     serde_json::to_string(&run.deleted).expect("deletions always serialise"),
                 ])?;
             }
+            crate::usage::insert_usage(tx, &key, &report.usage)?;
             Ok(())
         })
     }

@@ -287,6 +287,9 @@ pub fn spawn_housekeeping(state: AppState) {
             if let Err(e) = store.thin_disk_samples(now, &RetentionPolicy::default()) {
                 tracing::warn!(error = %e, "could not thin the disk history");
             }
+            if let Err(e) = store.thin_usage(now) {
+                tracing::warn!(error = %e, "could not thin the resource usage history");
+            }
             if let Err(e) = store.forget_gc_history_before(now - GC_HISTORY_KEPT) {
                 tracing::warn!(error = %e, "could not drop old GC runs");
             }
