@@ -101,7 +101,7 @@ measure() {
         'BEGIN { w = e - s; printf "  --stats-interval %-4s %3d containers exposed: agent %.2f s CPU in %.0f s = %.3f %% of a core; dockerd %.2f s CPU = %.3f %%; agent VmHWM %.1f MiB\n", i, n, a / hz, w, 100 * a / hz / w, d / hz, 100 * d / hz / w, hwm / 1024 }'
 }
 
-echo "swarmkeeper agent, $COUNT task containers, ${WINDOW} s windows (release build):"
+echo "swarmkeeper agent ($SK), $COUNT task containers, ${WINDOW} s windows:"
 measure 10s
 measure 0
 

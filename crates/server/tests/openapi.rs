@@ -307,8 +307,10 @@ fn an_agents_report_matches_the_documented_request_body() {
     let mut old = body.clone();
     old.as_object_mut().unwrap().remove("truncated");
     old.as_object_mut().unwrap().remove("disk_breakdown_at");
+    old.as_object_mut().unwrap().remove("usage");
     old["from_a_newer_agent"] = json!(1);
     assert!(spec.errors(schema, &old).is_empty());
+    assert!(body["usage"][0]["tasks"][0]["cpu_ns"].is_u64(), "{body}");
     let mut broken = body;
     broken.as_object_mut().unwrap().remove("disk");
     assert!(!spec.errors(schema, &broken).is_empty(), "disk is required");

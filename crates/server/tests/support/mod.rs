@@ -676,6 +676,26 @@ pub fn report(node: &str, hostname: &str) -> swarmkeeper_report::NodeReport {
             ..Default::default()
         }],
         truncated: false,
+        usage: vec![swarmkeeper_report::UsageSample {
+            taken_at: now,
+            node: Some(swarmkeeper_report::NodeUsage {
+                cpu_busy_ms: 1_000,
+                cpu_total_ms: 4_000,
+                cpus: 2,
+                memory_total_bytes: 4 << 30,
+                memory_available_bytes: 3 << 30,
+            }),
+            tasks: vec![swarmkeeper_report::TaskUsage {
+                task: "k2x9a1b2c3d4e5f6g7h8i9j0k".into(),
+                service: "shop_web".into(),
+                stack: "shop".into(),
+                slot: "1".into(),
+                cpu_ns: 1_500_000_000,
+                memory_bytes: 12 << 20,
+                memory_limit_bytes: Some(64 << 20),
+                oom_kills: Some(0),
+            }],
+        }],
         ..Default::default()
     }
 }
