@@ -697,6 +697,7 @@ impl DiskSource {
                 .as_ref()
                 .map(|b| b.unbounded_logs.clone())
                 .unwrap_or_default(),
+            usage: Vec::new(),
         })
     }
 }

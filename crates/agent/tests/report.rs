@@ -352,6 +352,7 @@ async fn a_server_that_comes_up_after_the_agent_gets_the_first_report_soon() {
         root_dir,
         &policy,
         Duration::from_secs(3600),
+        None,
     );
     reporter
         .after_pass(

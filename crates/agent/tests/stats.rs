@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use swarmkeeper_agent::{AgentConfig, StatsConfig};
 use swarmkeeper_engine::Engine;
-use swarmkeeper_gc::Policy;
+use swarmkeeper_gc::{Policy, PolicySettings, PullHeadroom};
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
@@ -168,11 +168,16 @@ async fn a_running_task_shows_up_with_its_labels_memory_and_oom_kill() {
     let state_dir = std::env::temp_dir().join(format!("{stack}-state"));
     // The host engine is shared: this agent must collect nothing at all.
     let week = Duration::from_secs(7 * 24 * 3600);
-    let mut policy = Policy::default();
-    policy.high_threshold_percent = 100;
-    policy.low_threshold_percent = 99;
-    policy.min_age = week;
-    policy.container_min_age = week;
+    let policy = Policy::new(PolicySettings {
+        high_threshold_percent: 100,
+        low_threshold_percent: 99,
+        min_age: week,
+        container_min_age: week,
+        build_cache_min_age: week,
+        pull_headroom: PullHeadroom::Off,
+        ..PolicySettings::default()
+    })
+    .unwrap();
     let config = AgentConfig {
         policy,
         state_dir: state_dir.clone(),

@@ -129,6 +129,7 @@ pub fn validate_report(report: &NodeReport, now: Timestamp) -> Result<(), Report
             check.text(&format!("{at}.service"), service, 1024)?;
         }
         check.bytes(&format!("{at}.size_bytes"), log.size_bytes)?;
+    }
     if report.usage.len() > MAX_USAGE_SAMPLES {
         return Err(problem(
             "usage",
