@@ -136,7 +136,7 @@ impl Stacks {
 impl Drop for Stacks {
     fn drop(&mut self) {
         for name in &self.names {
-            let _ = Command::new("docker").args(["stack", "rm", name]).output();
+            support::remove_stack(name);
         }
         std::fs::remove_dir_all(&self.dir).ok();
     }

@@ -113,9 +113,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["stack", "rm", &self.name])
-            .output();
+        support::remove_stack(&self.name);
         std::fs::remove_dir_all(&self.dir).ok();
     }
 }
@@ -331,6 +329,154 @@ fn one_failing_service_rolls_the_whole_stack_back() {
         String::from_utf8_lossy(&history.stdout).contains("rolled back"),
         "{}",
         text(&history)
+    );
+    // Each service as it ended (put back), not as it was when the rollback began, with the
+    // image the revision tried and the one it replaced.
+    let history = stack.run(&["history", &stack.name, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let failed = &json["revisions"][0];
+    assert_eq!(failed["outcome"], "rolled back", "{failed}");
+    let services = failed["services"].as_array().unwrap();
+    assert_eq!(services.len(), 2, "{failed}");
+    for service in services {
+        assert_eq!(service["outcome"], "rolled back", "{failed}");
+    }
+    let b = services
+        .iter()
+        .find(|s| s["service"] == format!("{}_b", stack.name))
+        .unwrap();
+    assert_eq!(b["image"], bad.as_str());
+    assert_eq!(b["previous_image"], ok.as_str());
+    let a = services
+        .iter()
+        .find(|s| s["service"] == format!("{}_a", stack.name))
+        .unwrap();
+    assert_eq!(a["image"], ok.as_str());
+    assert!(a.get("previous_image").is_none(), "{a}");
+}
+
+#[test]
+fn every_machine_shares_one_history_in_the_swarm_and_a_second_deploy_waits() {
+    let (ok, _) = images();
+    let stack = Stack::new("shared");
+    let file = stack.file("s.yml", &stack_file(&[service("web", ok, 1, "")]));
+    // Deployed first with the docker CLI; this laptop's older swarmkeeper kept a local history.
+    let docker_deploy = Command::new("docker")
+        .args(["stack", "deploy", "-c"])
+        .arg(&file)
+        .arg(&stack.name)
+        .output()
+        .unwrap();
+    assert!(docker_deploy.status.success(), "{}", text(&docker_deploy));
+    let laptop = stack.dir.join("laptop");
+    let old = swarmkeeper_store::Store::open(&laptop).unwrap();
+    let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+    let kind = swarmkeeper_store::DeployKind::Deploy;
+    old.begin_deploy(&stack.name, "alice", &kind, &[], t0)
+        .unwrap();
+    old.finish_deploy(
+        &stack.name,
+        1,
+        &swarmkeeper_store::DeployOutcome::Succeeded,
+        "",
+        &[],
+        t0,
+    )
+    .unwrap();
+    drop(old);
+    let on = |dir: &std::path::Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+            .env("DOCKER_HOST", HOST)
+            .env("SWARMKEEPER_STATE_DIR", dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let file = file.to_str().unwrap();
+    let deploy = [
+        "deploy",
+        "--progress",
+        "plain",
+        "--no-safe-defaults",
+        "-c",
+        file,
+    ];
+    let laptop_deploy = on(
+        &laptop,
+        &[&deploy[..], &["--by", "alice", &stack.name]].concat(),
+    );
+    assert!(laptop_deploy.status.success(), "{}", text(&laptop_deploy));
+    assert!(
+        String::from_utf8_lossy(&laptop_deploy.stderr)
+            .contains(&format!("imported 1 revision(s) of {}", stack.name)),
+        "{}",
+        text(&laptop_deploy)
+    );
+    // CI: another machine, no local history at all.
+    let ci = stack.dir.join("ci");
+    let ci_deploy = on(&ci, &[&deploy[..], &["--by", "ci", &stack.name]].concat());
+    assert!(ci_deploy.status.success(), "{}", text(&ci_deploy));
+    assert!(!ci.exists(), "nothing is written on the machine any more");
+
+    // A third machine sees one history: the imported revision, then the laptop's, then CI's.
+    let history = on(
+        &stack.dir.join("third"),
+        &["history", &stack.name, "--json"],
+    );
+    assert!(history.status.success(), "{}", text(&history));
+    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let who: Vec<(u64, &str)> = json["revisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["revision"].as_u64().unwrap(), r["by"].as_str().unwrap()))
+        .collect();
+    assert_eq!(who, [(3, "ci"), (2, "alice"), (1, "alice")], "{json}");
+
+    // Another deploy holds the stack: --no-wait fails at once saying who since when; without
+    // it the deploy waits until the stack is free.
+    let lock = format!("swarmkeeper-lock-{}", stack.name);
+    let holder = stack.file("holder", "bob\n");
+    docker(
+        HOST,
+        &[
+            "config",
+            "create",
+            "--label",
+            "swarmkeeper.lock.holder=bob",
+            &lock,
+            holder.to_str().unwrap(),
+        ],
+    );
+    let busy = on(&ci, &[&deploy[..], &["--no-wait", &stack.name]].concat());
+    assert_eq!(busy.status.code(), Some(1), "{}", text(&busy));
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains(&format!(
+            "stack {} is being deployed by bob since",
+            stack.name
+        )),
+        "{}",
+        text(&busy)
+    );
+    let waiting = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+        .env("DOCKER_HOST", HOST)
+        .env("SWARMKEEPER_STATE_DIR", &ci)
+        .args(&deploy)
+        .arg(&stack.name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    docker(HOST, &["config", "rm", &lock]);
+    let waited = waiting.wait_with_output().unwrap();
+    assert!(waited.status.success(), "{}", text(&waited));
+    let stdout = String::from_utf8_lossy(&waited.stdout);
+    assert!(
+        stdout.contains(&format!("waiting for the deploy of {} by bob", stack.name))
+            && stdout.contains("revision 4"),
+        "{}",
+        text(&waited)
     );
 }
 

@@ -131,9 +131,7 @@ struct Takeover {
 
 impl Drop for Takeover {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["stack", "rm", &self.stack])
-            .output();
+        support::remove_stack(&self.stack);
         // The stack's containers and networks go after its tasks; the image can go once no
         // container uses it.
         let label = format!("label=com.docker.stack.namespace={}", self.stack);

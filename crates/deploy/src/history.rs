@@ -168,11 +168,19 @@ pub(crate) async fn acquire<H: History>(
             .map_err(Into::into)?
         {
             Locking::Acquired(lock) => return Ok(lock),
-            Locking::Held(held) if started.elapsed() >= options.timeout => {
-                return Err(DeployError::Input(format!(
-                    "stack {} is being deployed by {} since {}; try again once it is done",
-                    request.stack, held.holder, held.since
-                )))
+            Locking::Held(holder) if !options.wait => {
+                return Err(DeployError::Busy {
+                    stack: request.stack.clone(),
+                    holder,
+                    advice: "try again once it is done, or without --no-wait to wait for it",
+                })
+            }
+            Locking::Held(holder) if started.elapsed() >= options.timeout => {
+                return Err(DeployError::Busy {
+                    stack: request.stack.clone(),
+                    holder,
+                    advice: "gave up waiting for it; try again once it is done",
+                })
             }
             Locking::Held(held) => {
                 if !told {

@@ -16,6 +16,7 @@
 //! their own way.
 
 mod apply;
+mod cluster;
 mod digest;
 mod follow;
 mod history;
@@ -37,10 +38,12 @@ use swarmkeeper_rollout::{
 };
 use swarmkeeper_store::StoreError;
 
+pub use cluster::{Imported, SwarmHistory, LABEL_STACK as REVISION_STACK_LABEL};
 pub use digest::{base64, sha256_hex};
 pub use history::{History, Locking, RevisionEnd, RevisionStart};
 pub use image::{history_stack, ImageUpdate};
 pub use objects::LABEL_DATA_SHA256;
+pub use record::{service_images, ServiceImages};
 pub use restore::Restored;
 pub use swarmkeeper_store::{
     DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision, StackLock,
@@ -54,6 +57,9 @@ pub struct Options {
     /// Give up on a service that has not converged after this long, and roll back. Also how
     /// long to wait for another deploy of the same stack to finish.
     pub timeout: Duration,
+    /// Wait while another deploy of the stack runs; `false`: fail at once
+    /// ([`DeployError::Busy`]).
+    pub wait: bool,
     /// Add swarmkeeper's safe defaults where the file says nothing.
     pub safe_defaults: bool,
     /// Ask the registry for each image's digest and pin it.
@@ -67,6 +73,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             timeout: Duration::from_secs(600),
+            wait: true,
             safe_defaults: true,
             resolve_digests: true,
             poll: Duration::from_millis(200),
@@ -222,6 +229,14 @@ pub enum DeployError {
     /// registry credentials that cannot be had).
     #[error("{0}")]
     Input(String),
+    /// Another deploy of the stack holds it (and the caller would not wait, or waited as long
+    /// as a deploy may take): who, since when.
+    #[error("stack {stack} is being deployed by {} since {}; {advice}", holder.holder, holder.since)]
+    Busy {
+        stack: String,
+        holder: LockHolder,
+        advice: &'static str,
+    },
 }
 
 /// Deploys `stack` as stack `request.stack`, recording the revision in `history`.

@@ -7,9 +7,12 @@ use jiff::Timestamp;
 use serde_json::Value;
 use swarmkeeper_store::{DeployOutcome, DeployRecord, ServiceRevision};
 
+use swarmkeeper_engine::{ImageRef, ServiceView};
+use swarmkeeper_rollout::ServiceState;
+
 use crate::apply::Applied;
 use crate::history::{History, RevisionEnd};
-use crate::{Action, DeployError, FailureReport, Outcome, ServiceOutcome};
+use crate::{Action, DeployError, FailureReport, Outcome, Restored, ServiceOutcome};
 
 impl Outcome {
     /// How the revision ended, as the history records it.
@@ -75,6 +78,42 @@ pub(crate) fn deployed_specs(record: &DeployRecord) -> Result<Vec<(String, Value
         .collect()
 }
 
+/// One service of a revision as the history shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceImages {
+    pub service: String,
+    /// How it ended (`converged`, `unchanged`, `rolled back`, …).
+    pub outcome: String,
+    /// The image the revision deployed (for a service it removed, the one it had).
+    pub image: Option<ImageRef>,
+    /// The image it ran before, when the revision changed it.
+    pub previous: Option<ImageRef>,
+}
+
+/// Each service of a revision with its images, read from the recorded specs. A spec that
+/// cannot be read shows no image rather than hiding the revision.
+pub fn service_images(record: &DeployRecord) -> Vec<ServiceImages> {
+    let image = |spec: &Option<String>| {
+        let spec: Value = serde_json::from_str(spec.as_deref()?).ok()?;
+        ServiceView::read(&spec).ok().map(|view| view.image)
+    };
+    record
+        .services
+        .iter()
+        .map(|s| {
+            let (before, after) = (image(&s.before), image(&s.after));
+            ServiceImages {
+                service: s.service.clone(),
+                outcome: s.outcome.clone(),
+                previous: before
+                    .clone()
+                    .filter(|b| after.as_ref().is_some_and(|a| a != b)),
+                image: after.or(before),
+            }
+        })
+        .collect()
+}
+
 /// Why the stack is being rolled back, in one line: each failed service and why.
 pub(crate) fn failure_reasons(applied: &[Applied], failures: &[FailureReport]) -> String {
     applied
@@ -117,10 +156,13 @@ pub(crate) fn service_outcomes(
         .collect()
 }
 
-/// Each service of the revision: its spec before and after, and how it ended.
+/// Each service of the revision: its spec before and after, and how it ended in the end: a
+/// service put back after a failed deploy is recorded as put back, not as the state it was in
+/// when the rollback began.
 pub(crate) fn service_revisions(
     applied: &[Applied],
     unchanged: &[(String, Value)],
+    put_back: &[(String, Restored)],
 ) -> Vec<ServiceRevision> {
     applied
         .iter()
@@ -128,7 +170,10 @@ pub(crate) fn service_revisions(
             service: a.name.clone(),
             before: a.before.as_ref().map(Value::to_string),
             after: Some(a.after.to_string()),
-            outcome: a.state.label().to_string(),
+            outcome: final_outcome(
+                &a.state,
+                put_back.iter().find(|(s, _)| *s == a.name).map(|(_, r)| r),
+            ),
         })
         .chain(unchanged.iter().map(|(name, spec)| ServiceRevision {
             service: name.clone(),
@@ -137,6 +182,18 @@ pub(crate) fn service_revisions(
             outcome: Action::Unchanged.to_string(),
         }))
         .collect()
+}
+
+/// How a service ended: its own state, or, when the stack was rolled back, how it was put
+/// back (`rolled back`, `removed`, `rollback failed`, `rollback timed out`, …). Why the stack
+/// was rolled back is the revision's summary.
+fn final_outcome(state: &ServiceState, put_back: Option<&Restored>) -> String {
+    match put_back {
+        None => state.label().to_owned(),
+        Some(Restored::Restored | Restored::RolledBackBySwarm) => "rolled back".to_owned(),
+        Some(Restored::Removed) => "removed".to_owned(),
+        Some(Restored::Failed { state, .. }) => format!("rollback {state}"),
+    }
 }
 
 /// Each failure in one line, for the history.
@@ -158,7 +215,7 @@ pub(crate) async fn finish<H: History>(
     applied: &[Applied],
     unchanged: &[(String, Value)],
 ) -> Result<(), DeployError> {
-    let services = service_revisions(applied, unchanged);
+    let services = service_revisions(applied, unchanged, &outcome.rolled_back);
     let failures = summary(&outcome.failures);
     let summary = match note {
         Some(note) if failures.is_empty() => note.to_string(),
@@ -181,10 +238,7 @@ pub(crate) async fn finish<H: History>(
 mod tests {
     use super::*;
     use serde_json::json;
-    use swarmkeeper_rollout::ServiceState;
     use swarmkeeper_store::DeployKind;
-
-    use crate::Restored;
 
     fn record(revision: u64, outcome: DeployOutcome) -> DeployRecord {
         DeployRecord {
@@ -317,7 +371,7 @@ mod tests {
             applied("b", ServiceState::Failed { why: "boom".into() }),
         ];
         let unchanged = [("c".to_string(), json!({"Name": "c"}))];
-        let records = service_revisions(&changed, &unchanged);
+        let records = service_revisions(&changed, &unchanged, &[]);
         let ends: Vec<(&str, &str)> = records
             .iter()
             .map(|r| (r.service.as_str(), r.outcome.as_str()))
@@ -332,6 +386,83 @@ mod tests {
         let outcomes = service_outcomes(&changed, &unchanged);
         assert_eq!(outcomes[2].action, Action::Unchanged);
         assert!(outcomes[2].state.is_none());
+    }
+
+    #[test]
+    fn a_service_put_back_is_recorded_as_it_ended_not_as_it_was_when_the_rollback_began() {
+        let changed = [
+            applied("web", ServiceState::RollingBack { why: "boom".into() }),
+            applied("api", ServiceState::Converged),
+            applied("new", ServiceState::Converged),
+            applied("stuck", ServiceState::Converged),
+        ];
+        let put_back = [
+            ("web".to_string(), Restored::RolledBackBySwarm),
+            ("api".to_string(), Restored::Restored),
+            ("new".to_string(), Restored::Removed),
+            (
+                "stuck".to_string(),
+                Restored::Failed {
+                    state: "timed out",
+                    why: "0/1 running".into(),
+                },
+            ),
+        ];
+        let ends: Vec<String> = service_revisions(&changed, &[], &put_back)
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                "rolled back",
+                "rolled back",
+                "removed",
+                "rollback timed out"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_revision_shows_each_service_s_image_and_the_one_it_replaced() {
+        let spec = |image: &str| {
+            Some(json!({"TaskTemplate": {"ContainerSpec": {"Image": image}}}).to_string())
+        };
+        let mut r = record(3, DeployOutcome::Succeeded);
+        let revision = |service: &str, before, after, outcome: &str| ServiceRevision {
+            service: service.into(),
+            before,
+            after,
+            outcome: outcome.into(),
+        };
+        r.services = vec![
+            revision("web", spec("app:1"), spec("app:2@sha256:ab"), "converged"),
+            revision("db", spec("pg:16"), spec("pg:16"), "unchanged"),
+            revision("new", None, spec("cache:7"), "converged"),
+            revision("gone", spec("old:1"), None, "removed"),
+            revision("odd", Some("{not json".into()), spec("x:1"), "converged"),
+        ];
+        let shown: Vec<(String, Option<String>, Option<String>)> = service_images(&r)
+            .into_iter()
+            .map(|s| {
+                (
+                    s.service,
+                    s.image.map(|i| i.to_string()),
+                    s.previous.map(|i| i.to_string()),
+                )
+            })
+            .collect();
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            shown,
+            [
+                ("web".into(), some("app:2@sha256:ab"), some("app:1")),
+                ("db".into(), some("pg:16"), None),
+                ("new".into(), some("cache:7"), None),
+                ("gone".into(), some("old:1"), None),
+                ("odd".into(), some("x:1"), None),
+            ]
+        );
     }
 
     #[test]

@@ -245,6 +245,18 @@ impl RawClient {
             .map(drop)
     }
 
+    /// POSTs a JSON body to a call that answers with no body worth reading.
+    pub(crate) async fn post_no_answer(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), EngineError> {
+        let body = serde_json::to_vec(body).expect("a JSON value serialises");
+        self.send_and_read(Method::POST, path, Some(body), None)
+            .await
+            .map(drop)
+    }
+
     /// POSTs a JSON body and reads the JSON answer.
     pub(crate) async fn post_json<T: DeserializeOwned>(
         &self,

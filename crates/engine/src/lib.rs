@@ -32,7 +32,7 @@ pub use model::{
 
 pub use logs::{is_logs_unreadable, LogLine, LogOptions, LogStream, LOGS_UNREADABLE};
 pub use nodes::{NodeChange, SwarmNode};
-pub use swarm::{is_out_of_sequence, Changed, Created, ServiceEvent, SwarmObject};
+pub use swarm::{is_out_of_sequence, Changed, ConfigObject, Created, ServiceEvent, SwarmObject};
 
 pub use edit::{force_update, inherit_replicas, set_image, set_label, set_replicas};
 pub use registry_auth::{RegistryAuth, RegistryAuthFuture};

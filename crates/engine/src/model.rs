@@ -27,6 +27,10 @@ pub struct EngineInfo {
     /// `RegistryConfig.IndexConfigs` with `Secure: false`): those it pulls from over plain
     /// HTTP. Ranges (`InsecureRegistryCIDRs`, 127.0.0.0/8 by default) are not listed.
     pub insecure_registries: Vec<String>,
+    /// `SystemTime`: the engine's clock, to compare with times the engine set.
+    pub system_time: Option<Timestamp>,
+    /// `Swarm.Cluster.ID`: which swarm this is, when the node is a manager.
+    pub cluster_id: Option<String>,
 }
 
 /// `GET /system/df`: the engine's disk usage by kind.

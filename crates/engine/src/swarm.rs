@@ -40,6 +40,23 @@ pub struct SwarmObject {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A config with its data and the manager's bookkeeping: what a record kept in the swarm
+/// (the deploy history, its locks) reads back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigObject {
+    pub id: String,
+    /// `Version.Index`: a label update names it, and a stale one is refused (HTTP 500 "update
+    /// out of sequence", [`is_out_of_sequence`]).
+    pub version: u64,
+    /// Set by the managers, so every reader compares times of one clock.
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// `Spec.Data`, decoded from base64.
+    pub data: Vec<u8>,
+}
+
 /// A service event (`type=service`): `create`, `update` or `remove`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceEvent {
@@ -324,6 +341,52 @@ impl Engine {
             .await
     }
 
+    /// Configs whose labels match every filter (`key` or `key=value`, as `docker config ls
+    /// --filter label=…` takes them), with their data (`GET /configs`).
+    pub async fn list_config_objects(
+        &self,
+        labels: &[String],
+    ) -> Result<Vec<ConfigObject>, EngineError> {
+        let path = format!("/configs?filters={}", namespace_filter("label", labels));
+        let items: Vec<ConfigWire> = self.raw.get_json(&path).await?;
+        items
+            .into_iter()
+            .map(ConfigWire::into_config)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.raw.decode_error(&path, e))
+    }
+
+    /// One config by id or name (`GET /configs/{id}`); an unknown one is an error for which
+    /// [`EngineError::is_not_found`] holds.
+    pub async fn inspect_config(&self, id_or_name: &str) -> Result<ConfigObject, EngineError> {
+        let path = format!("/configs/{}", encode(id_or_name, b""));
+        let wire: ConfigWire = self.raw.get_json(&path).await?;
+        wire.into_config()
+            .map_err(|e| self.raw.decode_error(&path, e))
+    }
+
+    /// Replaces a config's labels (`POST /configs/{id}/update?version=N`): Swarm lets nothing
+    /// else of a config change, so its name and data are sent back as they are. Fails when
+    /// `config.version` is stale ([`is_out_of_sequence`]) or the config is gone (404).
+    pub async fn update_config_labels(
+        &self,
+        config: &ConfigObject,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        use base64::Engine as _;
+        let path = format!(
+            "/configs/{}/update?version={}",
+            encode(&config.id, b""),
+            config.version
+        );
+        let spec = serde_json::json!({
+            "Name": config.name,
+            "Labels": labels,
+            "Data": base64::engine::general_purpose::STANDARD.encode(&config.data),
+        });
+        self.raw.post_no_answer(&path, &spec).await
+    }
+
     /// The digest the registry gives for an image reference (`GET /distribution/{name}/json`),
     /// e.g. `sha256:…`, asked with `registry_auth` (an `X-Registry-Auth` value) when given.
     /// Fails when the registry cannot be reached or does not know the image.
@@ -546,6 +609,51 @@ impl ObjectWire {
             name,
             labels: labels.unwrap_or_default(),
         }
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfigWire {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "Version", default)]
+    version: VersionWire,
+    #[serde(rename = "CreatedAt", default)]
+    created_at: String,
+    #[serde(rename = "UpdatedAt", default)]
+    updated_at: String,
+    #[serde(rename = "Spec")]
+    spec: ConfigSpecWire,
+}
+
+#[derive(Deserialize)]
+struct ConfigSpecWire {
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "Labels", default, deserialize_with = "nullable")]
+    labels: BTreeMap<String, String>,
+    #[serde(rename = "Data", default, deserialize_with = "nullable")]
+    data: String,
+}
+
+impl ConfigWire {
+    fn into_config(self) -> Result<ConfigObject, String> {
+        use base64::Engine as _;
+        let time = |text: &str| {
+            engine_time(text)?.ok_or_else(|| format!("config {} has no time", self.id))
+        };
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(&self.spec.data)
+            .map_err(|e| format!("config {}: Data is not base64: {e}", self.id))?;
+        Ok(ConfigObject {
+            version: self.version.index,
+            created_at: time(&self.created_at)?,
+            updated_at: time(&self.updated_at)?,
+            name: self.spec.name,
+            labels: self.spec.labels,
+            data,
+            id: self.id,
+        })
     }
 }
 

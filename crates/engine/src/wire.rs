@@ -66,6 +66,8 @@ pub(crate) struct Info {
     name: String,
     #[serde(rename = "ServerVersion", default)]
     server_version: String,
+    #[serde(rename = "SystemTime", default)]
+    system_time: String,
     #[serde(rename = "Swarm", default, deserialize_with = "nullable")]
     swarm: InfoSwarm,
     #[serde(rename = "RegistryConfig", default, deserialize_with = "nullable")]
@@ -96,6 +98,14 @@ struct InfoSwarm {
     local_node_state: String,
     #[serde(rename = "ControlAvailable", default, deserialize_with = "nullable")]
     control_available: bool,
+    #[serde(rename = "Cluster", default, deserialize_with = "nullable")]
+    cluster: InfoCluster,
+}
+
+#[derive(Deserialize, Default)]
+struct InfoCluster {
+    #[serde(rename = "ID", default, deserialize_with = "nullable")]
+    id: String,
 }
 
 impl From<Info> for EngineInfo {
@@ -114,6 +124,8 @@ impl From<Info> for EngineInfo {
                 .filter(|(_, index)| !index.secure)
                 .map(|(name, _)| name)
                 .collect(),
+            system_time: engine_time(&info.system_time).ok().flatten(),
+            cluster_id: Some(info.swarm.cluster.id).filter(|id| !id.is_empty()),
         }
     }
 }

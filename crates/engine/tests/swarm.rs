@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use futures_util::StreamExt;
 use serde_json::json;
 use swarmkeeper_engine::{
@@ -217,6 +218,82 @@ async fn networks_secrets_and_configs_of_a_stack() {
     engine.remove_config(&config.id).await.unwrap();
     assert!(engine.list_networks(Some(&stack)).await.unwrap().is_empty());
     assert!(engine.list_secrets(Some(&stack)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn configs_with_their_data_labels_and_versions() {
+    let mut cleanup = Cleanup::default();
+    let engine = Engine::from_env().unwrap();
+    let name = unique("cfgobj");
+    let data = (0..=255u8).collect::<Vec<u8>>();
+    let created = engine
+        .create_config(&json!({
+            "Name": name,
+            "Labels": {"swarmkeeper.test": name, "kind": "a"},
+            "Data": base64::engine::general_purpose::STANDARD.encode(&data),
+        }))
+        .await
+        .unwrap();
+    cleanup.configs.push(created.id.clone());
+    // Names are unique: a second create is refused with 409, which the history's lock uses.
+    let again = engine
+        .create_config(&json!({"Name": name, "Data": "eA=="}))
+        .await
+        .unwrap_err();
+    assert!(again.is_conflict(), "{again}");
+
+    let filter = |kind: &str| vec![format!("swarmkeeper.test={name}"), format!("kind={kind}")];
+    let listed = engine.list_config_objects(&filter("a")).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let config = &listed[0];
+    assert_eq!(
+        (config.id.as_str(), config.name.as_str()),
+        (created.id.as_str(), name.as_str())
+    );
+    assert_eq!(config.data, data, "the data comes back decoded");
+    assert_eq!(config.created_at, config.updated_at);
+    assert!(engine
+        .list_config_objects(&filter("b"))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Only labels may change; the update moves the version and UpdatedAt.
+    let mut labels = config.labels.clone();
+    labels.insert("kind".into(), "b".into());
+    engine.update_config_labels(config, &labels).await.unwrap();
+    let updated = engine.inspect_config(&name).await.unwrap();
+    assert_eq!(updated.labels["kind"], "b");
+    assert_eq!(updated.data, data);
+    assert!(updated.version > config.version && updated.updated_at > config.updated_at);
+    let stale = engine
+        .update_config_labels(config, &labels)
+        .await
+        .unwrap_err();
+    assert!(is_out_of_sequence(&stale), "{stale}");
+
+    // What Swarm takes in one config (1000 KiB on 20.10; 500 KiB on older engines, which the
+    // history's chunks keep to).
+    let too_big = engine
+        .create_config(&json!({
+            "Name": format!("{name}-big"),
+            "Data": base64::engine::general_purpose::STANDARD.encode(vec![0u8; 1024 * 1000]),
+        }))
+        .await
+        .unwrap_err();
+    assert!(
+        too_big.to_string().contains("config data must be"),
+        "{too_big}"
+    );
+
+    engine.remove_config(&created.id).await.unwrap();
+    let gone = engine.inspect_config(&name).await.unwrap_err();
+    assert!(gone.is_not_found(), "{gone}");
+    let info = engine.info().await.unwrap();
+    assert!(
+        info.cluster_id.is_some() && info.system_time.is_some(),
+        "{info:?}"
+    );
 }
 
 /// A service that runs `busybox sleep` from `image` and stops within a second.

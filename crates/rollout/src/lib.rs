@@ -7,7 +7,9 @@
 //! - [`stack_rollback`]: what to do to every other service when one fails;
 //! - [`apply_safe_defaults`]: the safe defaults swarmkeeper adds to a spec, as a table;
 //! - [`spec_matches`]: whether a spec differs from the engine's at all, so that a deploy that
-//!   changes nothing touches nothing.
+//!   changes nothing touches nothing;
+//! - [`revisions`]: a history kept in the swarm — which revisions to forget, when a deploy
+//!   lock has expired, whether a revision without an end still runs.
 //!
 //! The shell (the deploy crate, the server) observes the engine, hands the observation over as
 //! plain data and carries the decisions out.
@@ -15,6 +17,7 @@
 mod assess;
 mod defaults;
 mod diff;
+pub mod revisions;
 mod rollback;
 
 pub use assess::{

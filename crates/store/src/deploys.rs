@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS deploy_locks (
     pid         INTEGER NOT NULL,
     since       INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deploy_exports (
+    cluster     TEXT PRIMARY KEY,
+    at          INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deploy_services (
     deploy_id   INTEGER NOT NULL REFERENCES deploys(id),
     service     TEXT NOT NULL,
@@ -74,7 +78,8 @@ swarmkeeper_units::words! {
         /// A service failed and every changed service was put back.
         RolledBack => "rolled back",
         /// Its process died before it ended (`kill -9`, an OOM kill, a lost node): the stack
-        /// may be half-applied. Set by [`Store::settle_interrupted_deploys`].
+        /// may be half-applied. Set by [`Store::settle_interrupted_deploys`] here; the history in
+        /// the swarm reads a revision without an end whose lock is gone as interrupted.
         Interrupted => "interrupted",
     }
 }
@@ -84,6 +89,10 @@ swarmkeeper_units::words! {
 pub struct FileDigest {
     pub path: String,
     pub sha256: String,
+    /// The file as deployed, where the history keeps it (the swarm's does; the SQLite file
+    /// never did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// One service in a revision. `before`/`after` are JSON specs; `None` before means the deploy
@@ -266,12 +275,46 @@ impl Store {
                 .map(|(sha256, path)| FileDigest {
                     path: path.to_string(),
                     sha256: sha256.to_string(),
+                    text: None,
                 })
                 .collect(),
             outcome: DeployOutcome::parse(&outcome),
             summary,
             services,
         }))
+    }
+
+    /// The stacks this file has revisions of, by name.
+    pub fn deploy_stacks(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.wrap(
+            self.conn
+                .prepare_cached("SELECT DISTINCT stack FROM deploys ORDER BY stack"),
+        )?;
+        let rows = self.wrap(stmt.query_map([], |row| row.get(0)))?;
+        self.wrap(rows.collect())
+    }
+
+    /// Whether this file's deploy history was imported into the swarm of cluster ID `cluster`.
+    pub fn deploys_exported_to(&self, cluster: &str) -> Result<bool, StoreError> {
+        self.wrap(
+            self.conn
+                .query_row(
+                    "SELECT 1 FROM deploy_exports WHERE cluster = ?1",
+                    params![cluster],
+                    |_| Ok(()),
+                )
+                .optional(),
+        )
+        .map(|found| found.is_some())
+    }
+
+    /// Marks this file's deploy history as imported into the swarm of cluster ID `cluster`.
+    pub fn mark_deploys_exported(&self, cluster: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.wrap(self.conn.execute(
+            "INSERT OR REPLACE INTO deploy_exports (cluster, at) VALUES (?1, ?2)",
+            params![cluster, millis(at)],
+        ))
+        .map(drop)
     }
 
     /// Takes the stack's deploy lock for `holder` (a person's or a process's name, shown to
@@ -396,6 +439,7 @@ mod tests {
         let files = vec![FileDigest {
             path: "stack.yml".into(),
             sha256: "ab".repeat(32),
+            text: None,
         }];
         assert_eq!(
             store
@@ -485,6 +529,23 @@ mod tests {
         assert!(store.lock_stack("b", "next", t1).unwrap().is_ok());
         assert!(store.lock_stack("c", "next", t1).unwrap().is_err());
         assert!(store.settle_interrupted_deploys(t1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_history_is_marked_once_per_cluster_it_was_imported_into() {
+        let store = Store::in_memory().unwrap();
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        for stack in ["b", "a", "b"] {
+            store
+                .begin_deploy(stack, "me", &DeployKind::Deploy, &[], t0)
+                .unwrap();
+        }
+        assert_eq!(store.deploy_stacks().unwrap(), ["a", "b"]);
+        assert!(!store.deploys_exported_to("cluster-1").unwrap());
+        store.mark_deploys_exported("cluster-1", t0).unwrap();
+        store.mark_deploys_exported("cluster-1", t0).unwrap();
+        assert!(store.deploys_exported_to("cluster-1").unwrap());
+        assert!(!store.deploys_exported_to("cluster-2").unwrap());
     }
 
     #[test]

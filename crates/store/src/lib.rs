@@ -107,6 +107,17 @@ impl Store {
         Store::init(conn, path)
     }
 
+    /// The database of `state_dir` if one is there, without creating anything: for reading
+    /// what an earlier version left (the local deploy history) on machines that may never
+    /// have had one.
+    pub fn open_existing(state_dir: &Path) -> Result<Option<Store>, StoreError> {
+        if state_dir.join(DB_FILE).is_file() {
+            Store::open(state_dir).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// A database that lives only as long as the value: for `gc plan` without a state directory.
     pub fn in_memory() -> Result<Store, StoreError> {
         let path = PathBuf::from(":memory:");

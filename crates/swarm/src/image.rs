@@ -30,6 +30,25 @@ impl ImageRef {
     }
 }
 
+impl ImageRef {
+    /// The reference for people: the digest cut to its first 12 hex digits as the docker CLI
+    /// shows ids (`app:1@sha256:0123456789ab`), so that a tag that moved still shows.
+    pub fn short(&self) -> String {
+        match &self.digest {
+            Some(digest) => {
+                let (algorithm, hex) = digest.split_once(':').unwrap_or(("", digest));
+                let hex = hex.get(..12).unwrap_or(hex);
+                if algorithm.is_empty() {
+                    format!("{}@{hex}", self.name)
+                } else {
+                    format!("{}@{algorithm}:{hex}", self.name)
+                }
+            }
+            None => self.name.clone(),
+        }
+    }
+}
+
 /// The reference as the spec writes it: `name@digest`, or `name`.
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -50,6 +69,9 @@ mod tests {
         assert_eq!(pinned.name, "registry:5000/app:1");
         assert_eq!(pinned.digest.as_deref(), Some("sha256:abc"));
         assert_eq!(pinned.to_string(), "registry:5000/app:1@sha256:abc");
+        assert_eq!(pinned.short(), "registry:5000/app:1@sha256:abc");
+        let long = ImageRef::parse(&format!("app:1@sha256:{}", "0123456789abcdef".repeat(4)));
+        assert_eq!(long.short(), "app:1@sha256:0123456789ab");
         assert_eq!(
             ImageRef::parse("app"),
             ImageRef {

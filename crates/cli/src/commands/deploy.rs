@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use swarmkeeper_compose::stack_spec;
-use swarmkeeper_deploy::{Action, DeployError, Options, Outcome, Progress, Request, Stack};
+use swarmkeeper_deploy::{
+    Action, DeployError, Options, Outcome, Progress, Request, Stack, SwarmHistory,
+};
 use swarmkeeper_engine::Engine;
+use swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS;
 use swarmkeeper_rollout::ServiceState;
 use swarmkeeper_store::Store;
 use swarmkeeper_units::parse_duration;
@@ -45,9 +48,16 @@ pub struct RolloutArgs {
     /// terminal).
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
-    /// Who deploys, for the history [default: the OS user].
+    /// Who deploys, for the history [default: the OS user's name].
     #[arg(long, value_name = "NAME")]
     pub by: Option<String>,
+    /// Fail at once when another deploy of the stack runs, instead of waiting for it.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Keep the newest N revisions of the stack in the swarm's history.
+    #[arg(long, env = "SWARMKEEPER_KEEP_REVISIONS", default_value_t = DEFAULT_KEEP_REVISIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
+    pub keep_revisions: u64,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
@@ -56,31 +66,63 @@ pub struct RolloutArgs {
 
 #[derive(Args)]
 pub struct StateArgs {
-    /// Where the deploy history lives [default: ~/.local/state/swarmkeeper].
+    /// Where earlier versions kept this machine's deploy history; it is imported into the
+    /// swarm once, then no longer written [default: ~/.local/state/swarmkeeper].
     #[arg(long, env = "SWARMKEEPER_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
 
 impl StateArgs {
-    pub fn open(&self) -> Result<Store, Failure> {
-        let dir = match &self.state_dir {
-            Some(dir) => dir.clone(),
-            None => default_state_dir()?,
+    /// The deploy history kept in the swarm, after this machine's local history (if any) has
+    /// been imported into it, once. What the import did goes to stderr, so that stdout stays
+    /// the command's own (`history --json`).
+    pub async fn history(&self, engine: &Engine, keep: u64) -> SwarmHistory {
+        let history = SwarmHistory::new(engine.clone())
+            .keep_revisions(usize::try_from(keep).unwrap_or(usize::MAX));
+        let Some(dir) = self.state_dir.clone().or_else(default_state_dir) else {
+            return history;
         };
-        Store::open(&dir).map_err(|e| Failure::Usage(format!("--state-dir: {e}")))
+        let imported = match Store::open_existing(&dir) {
+            Ok(Some(store)) => history.import(&store).await,
+            Ok(None) => return history,
+            Err(e) => Err(e.into()),
+        };
+        let file = dir.join(swarmkeeper_store::DB_FILE);
+        match imported {
+            Ok(done) => {
+                for (stack, count) in done.imported {
+                    eprintln!(
+                        "imported {count} revision(s) of {stack} from {} into the swarm's \
+                         history; that file is no longer written",
+                        file.display()
+                    );
+                }
+                for (stack, count) in done.skipped {
+                    eprintln!(
+                        "note: the swarm already has a history of {stack}: the {count} \
+                         revision(s) of it in {} were not imported",
+                        file.display()
+                    );
+                }
+            }
+            Err(e) => eprintln!(
+                "warning: the deploy history in {} could not be imported into the swarm: {e}",
+                file.display()
+            ),
+        }
+        history
     }
 }
 
-fn default_state_dir() -> Result<PathBuf, Failure> {
+/// Where earlier versions kept the deploy history: `$XDG_STATE_HOME/swarmkeeper`, else
+/// `~/.local/state/swarmkeeper`.
+fn default_state_dir() -> Option<PathBuf> {
     if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
-        return Ok(PathBuf::from(state).join("swarmkeeper"));
+        return Some(PathBuf::from(state).join("swarmkeeper"));
     }
-    match std::env::var_os("HOME").filter(|s| !s.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home).join(".local/state/swarmkeeper")),
-        None => Err(Failure::Usage(
-            "no HOME to keep the deploy history in: give --state-dir".to_string(),
-        )),
-    }
+    std::env::var_os("HOME")
+        .filter(|s| !s.is_empty())
+        .map(|home| PathBuf::from(home).join(".local/state/swarmkeeper"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,15 +133,15 @@ pub enum ProgressMode {
     Plain,
 }
 
+/// Who deploys: `--by`, else `USER` or `LOGNAME`, else the name the system gives this
+/// process's user (a CI job in a container often has no `USER`: it is `root`, not `uid 0`),
+/// else the uid.
 pub fn who(by: &Option<String>) -> String {
     by.clone()
         .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .or_else(|| std::env::var("LOGNAME").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| format!("uid {}", rustix_uid()))
-}
-
-fn rustix_uid() -> u32 {
-    rustix::process::getuid().as_raw()
+        .or_else(|| whoami::username().ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| format!("uid {}", rustix::process::getuid().as_raw()))
 }
 
 pub fn run(args: DeployArgs) -> CmdResult {
@@ -114,7 +156,6 @@ pub fn run(args: DeployArgs) -> CmdResult {
         ))
     })?;
     let files = read_object_files(&spec)?;
-    let store = args.common.state.open()?;
     let engine = Engine::from_env()?;
     let request = Request {
         stack: args.stack.clone(),
@@ -124,19 +165,28 @@ pub fn run(args: DeployArgs) -> CmdResult {
     };
     let options = Options {
         timeout: args.common.timeout,
+        wait: !args.common.no_wait,
         safe_defaults: !args.no_safe_defaults,
         resolve_digests: !args.no_resolve_image,
         ..Options::default()
     };
     let mut view = View::new(args.common.progress);
-    let result = block_on(swarmkeeper_deploy::deploy(
-        &engine,
-        &store,
-        &request,
-        Stack { spec, files },
-        &options,
-        &mut |p| view.show(p),
-    ));
+    let result = block_on(async {
+        let history = args
+            .common
+            .state
+            .history(&engine, args.common.keep_revisions)
+            .await;
+        swarmkeeper_deploy::deploy(
+            &engine,
+            &history,
+            &request,
+            Stack { spec, files },
+            &options,
+            &mut |p| view.show(p),
+        )
+        .await
+    });
     view.finish();
     conclude(&args.stack, "deploy", result)
 }
@@ -148,6 +198,7 @@ pub fn conclude(stack: &str, what: &str, result: Result<Outcome, DeployError>) -
         Err(DeployError::Engine(e)) => return Err(e.into()),
         Err(DeployError::Store(e)) => return Err(Failure::Usage(e.to_string())),
         Err(DeployError::Input(message)) => return Err(Failure::Usage(message)),
+        Err(busy @ DeployError::Busy { .. }) => return Err(Failure::Failed(busy.to_string())),
     };
     let revision = outcome
         .revision

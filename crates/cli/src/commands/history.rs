@@ -1,16 +1,22 @@
-//! `swarmkeeper history STACK`: the stack's recorded revisions, newest first.
+//! `swarmkeeper history STACK`: the stack's revisions in the swarm's history, newest first.
 
 use clap::Args;
 use serde_json::json;
+use swarmkeeper_deploy::{service_images, DeployRecord, History, ServiceImages};
+use swarmkeeper_engine::Engine;
+use swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS;
 
 use super::deploy::StateArgs;
-use crate::exit::{CmdResult, Failure};
+use crate::exit::{block_on, CmdResult, Failure};
 use crate::format;
 
 #[derive(Args)]
 pub struct HistoryArgs {
     stack: String,
-    /// One JSON object per revision instead of a table.
+    /// Print one JSON document instead of a table: `{"stack": …, "revisions": [ … ]}`, newest
+    /// first; each revision with `revision`, `started_at`, `finished_at`, `by`, `kind`,
+    /// `outcome`, `summary`, `files` (`path`, `sha256`) and `services` (`service`, `outcome`,
+    /// `image`, and `previous_image` when the revision changed it).
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -18,27 +24,20 @@ pub struct HistoryArgs {
 }
 
 pub fn run(args: HistoryArgs) -> CmdResult {
-    let store = args.state.open()?;
-    let history = store
-        .deploy_history(&args.stack)
-        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let engine = Engine::from_env()?;
+    let history = block_on(async {
+        let history = args
+            .state
+            .history(&engine, DEFAULT_KEEP_REVISIONS as u64)
+            .await;
+        history.revisions(&args.stack).await
+    })
+    .map_err(|e| match e {
+        swarmkeeper_deploy::DeployError::Engine(e) => e.into(),
+        other => Failure::Usage(other.to_string()),
+    })?;
     if args.json {
-        let revisions: Vec<_> = history
-            .iter()
-            .map(|r| {
-                json!({
-                    "revision": r.revision,
-                    "started_at": r.started_at.to_string(),
-                    "finished_at": r.finished_at.map(|t| t.to_string()),
-                    "by": r.by,
-                    "kind": r.kind,
-                    "outcome": r.outcome,
-                    "summary": r.summary,
-                    "files": r.files.iter().map(|f| json!({"path": f.path, "sha256": f.sha256})).collect::<Vec<_>>(),
-                    "services": r.services.iter().map(|s| json!({"service": s.service, "outcome": s.outcome})).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
+        let revisions: Vec<_> = history.iter().map(revision_json).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({ "stack": args.stack, "revisions": revisions }))
@@ -48,9 +47,9 @@ pub fn run(args: HistoryArgs) -> CmdResult {
     }
     if history.is_empty() {
         println!(
-            "no deploys of {} recorded in {}",
+            "no revisions of {} in the history of the swarm at {}",
             args.stack,
-            store.path().display()
+            engine.host()
         );
         return Ok(());
     }
@@ -59,26 +58,104 @@ pub fn run(args: HistoryArgs) -> CmdResult {
         "REV", "STARTED", "BY", "KIND", "OUTCOME", "SERVICES", "SUMMARY",
     ]);
     for r in &history {
-        let changed: Vec<String> = r
-            .services
-            .iter()
-            .filter(|s| s.outcome != "unchanged")
-            .map(|s| format!("{} ({})", s.service, s.outcome))
-            .collect();
         table.add_row([
             r.revision.to_string(),
             r.started_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
             r.by.clone(),
             r.kind.to_string(),
             r.outcome.to_string(),
-            if changed.is_empty() {
-                "-".to_string()
-            } else {
-                changed.join(", ")
-            },
+            services_cell(&args.stack, &service_images(r)),
             r.summary.clone(),
         ]);
     }
     println!("{table}");
     Ok(())
+}
+
+fn revision_json(r: &DeployRecord) -> serde_json::Value {
+    let services: Vec<_> = service_images(r)
+        .into_iter()
+        .map(|s| {
+            let mut service = json!({
+                "service": s.service,
+                "outcome": s.outcome,
+                "image": s.image.map(|i| i.to_string()),
+            });
+            if let Some(previous) = s.previous {
+                service["previous_image"] = json!(previous.to_string());
+            }
+            service
+        })
+        .collect();
+    json!({
+        "revision": r.revision,
+        "started_at": r.started_at.to_string(),
+        "finished_at": r.finished_at.map(|t| t.to_string()),
+        "by": r.by,
+        "kind": r.kind,
+        "outcome": r.outcome,
+        "summary": r.summary,
+        "files": r.files.iter().map(|f| json!({"path": f.path, "sha256": f.sha256})).collect::<Vec<_>>(),
+        "services": services,
+    })
+}
+
+/// One line per service the revision changed (`web: app:1 → app:2 (converged)`), then how
+/// many it left as they were.
+fn services_cell(stack: &str, services: &[ServiceImages]) -> String {
+    let prefix = format!("{stack}_");
+    let mut lines = Vec::new();
+    let mut unchanged = 0;
+    for s in services {
+        if s.outcome == "unchanged" {
+            unchanged += 1;
+            continue;
+        }
+        let name = s.service.strip_prefix(&prefix).unwrap_or(&s.service);
+        let image = match (&s.previous, &s.image) {
+            (Some(previous), Some(image)) => format!("{} → {}", previous.short(), image.short()),
+            (None, Some(image)) => image.short(),
+            _ => "?".to_owned(),
+        };
+        lines.push(format!("{name}: {image} ({})", s.outcome));
+    }
+    if unchanged > 0 {
+        lines.push(format!("{unchanged} unchanged"));
+    }
+    if lines.is_empty() {
+        "-".to_owned()
+    } else {
+        lines.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarmkeeper_engine::ImageRef;
+
+    #[test]
+    fn a_revision_shows_each_change_as_old_to_new_image_and_counts_the_rest() {
+        let service =
+            |name: &str, image: &str, previous: Option<&str>, outcome: &str| ServiceImages {
+                service: format!("shop_{name}"),
+                outcome: outcome.into(),
+                image: Some(ImageRef::parse(image)),
+                previous: previous.map(ImageRef::parse),
+            };
+        let cell = services_cell(
+            "shop",
+            &[
+                service("web", "app:2", Some("app:1"), "rolled back"),
+                service("db", "pg:16", None, "unchanged"),
+                service("api", "api:1", None, "unchanged"),
+                service("cache", "redis:7", None, "converged"),
+            ],
+        );
+        assert_eq!(
+            cell,
+            "web: app:1 → app:2 (rolled back)\ncache: redis:7 (converged)\n2 unchanged"
+        );
+        assert_eq!(services_cell("shop", &[]), "-");
+    }
 }

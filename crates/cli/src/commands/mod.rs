@@ -95,7 +95,7 @@ pub struct ComposeFiles {
 pub struct StackFiles {
     pub names: Vec<String>,
     pub stack: swarmkeeper_compose::Stack,
-    /// Each file's SHA-256, for the deploy history.
+    /// Each file's SHA-256 and text, for the deploy history.
     pub digests: Vec<swarmkeeper_store::FileDigest>,
 }
 
@@ -105,14 +105,15 @@ pub fn load_stack_files(files: &[PathBuf]) -> Result<StackFiles, Failure> {
     for path in files {
         let bytes =
             std::fs::read(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+        let sha256 = swarmkeeper_deploy::sha256_hex(&bytes);
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Failure::Usage(format!("{}: not UTF-8 text", path.display())))?;
         digests.push(swarmkeeper_store::FileDigest {
             path: path.display().to_string(),
-            sha256: swarmkeeper_deploy::sha256_hex(&bytes),
+            sha256,
+            text: Some(text.clone()),
         });
-        texts.push(
-            String::from_utf8(bytes)
-                .map_err(|_| Failure::Usage(format!("{}: not UTF-8 text", path.display())))?,
-        );
+        texts.push(text);
     }
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     let sources: Vec<swarmkeeper_compose::SourceFile> = names

@@ -20,7 +20,6 @@ pub struct RollbackArgs {
 }
 
 pub fn run(args: RollbackArgs) -> CmdResult {
-    let store = args.common.state.open()?;
     let engine = Engine::from_env()?;
     let request = Request {
         stack: args.stack.clone(),
@@ -30,17 +29,21 @@ pub fn run(args: RollbackArgs) -> CmdResult {
     };
     let options = Options {
         timeout: args.common.timeout,
+        wait: !args.common.no_wait,
         ..Options::default()
     };
     let mut view = View::new(args.common.progress);
-    let result = block_on(swarmkeeper_deploy::rollback(
-        &engine,
-        &store,
-        &request,
-        args.to,
-        &options,
-        &mut |p| view.show(p),
-    ));
+    let result = block_on(async {
+        let history = args
+            .common
+            .state
+            .history(&engine, args.common.keep_revisions)
+            .await;
+        swarmkeeper_deploy::rollback(&engine, &history, &request, args.to, &options, &mut |p| {
+            view.show(p)
+        })
+        .await
+    });
     view.finish();
     conclude(&args.stack, "rollback", result)
 }

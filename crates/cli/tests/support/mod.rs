@@ -789,3 +789,26 @@ pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut()
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// `docker stack rm NAME`, and the stack's deploy history and lock in the swarm, which
+/// `docker stack rm` leaves in place on purpose.
+pub fn remove_stack(name: &str) {
+    let _ = Command::new("docker").args(["stack", "rm", name]).output();
+    let listed = Command::new("docker")
+        .args(["config", "ls", "-q", "--filter"])
+        .arg(format!("label=swarmkeeper.revision.stack={name}"))
+        .output();
+    let mut ids: Vec<String> = listed
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.push(format!("swarmkeeper-lock-{name}"));
+    let _ = Command::new("docker")
+        .args(["config", "rm"])
+        .args(&ids)
+        .output();
+}

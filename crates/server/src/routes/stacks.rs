@@ -252,6 +252,7 @@ fn deploy_view(
         Err(DeployError::Engine(e)) => return Err(e.into()),
         Err(DeployError::Store(e)) => return Err(AppError::internal(e)),
         Err(DeployError::Input(message)) => return Err(AppError::BadInput(message)),
+        Err(busy @ DeployError::Busy { .. }) => return Err(AppError::Conflict(busy.to_string())),
     };
     Ok(DeployView {
         stack: stack.to_owned(),
@@ -329,6 +330,7 @@ async fn deploy_stack(
         files: vec![FileDigest {
             path: FILE_NAME.to_owned(),
             sha256: swarmkeeper_deploy::sha256_hex(request.compose.as_bytes()),
+            text: Some(request.compose.clone()),
         }],
         registry_auth: Some(state.registries.registry_auth()),
     };

@@ -1,0 +1,830 @@
+//! How a revision is written into Swarm config objects and read back. Pure: names, labels,
+//! chunks and the compressed record, with no engine call.
+//!
+//! A revision is two records, each one config object (or several, past one object's size):
+//!
+//! - the **start**, created when the deploy starts: labelled with the stack, the number, who,
+//!   the kind and when; its data the files deployed (path, SHA-256, text). Creating it claims
+//!   the number: config names are unique, so two writers cannot both create revision N.
+//! - the **end**, created when the deploy ends: labelled with the stack, the number, the
+//!   outcome and when; its data each service's spec before and after and how it ended. A
+//!   revision without an end is running, or was interrupted (see [`records`]).
+//!
+//! Data is gzip-compressed JSON (`docker config inspect` shows it as base64: `base64 -d |
+//! gunzip` reads it). No object carries `com.docker.stack.namespace`, so `docker stack rm`
+//! leaves the history in place.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use swarmkeeper_engine::ConfigObject;
+use swarmkeeper_rollout::revisions::{still_running, LockSeen};
+use swarmkeeper_store::{
+    DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision,
+};
+
+use crate::history::{RevisionEnd, RevisionStart};
+use crate::{base64, sha256_hex, DeployError};
+
+/// Every revision object carries these; their names all start with `swarmkeeper.revision`.
+pub const LABEL_STACK: &str = "swarmkeeper.revision.stack";
+pub const LABEL_NUMBER: &str = "swarmkeeper.revision.number";
+/// `start` or `end`.
+pub const LABEL_RECORD: &str = "swarmkeeper.revision.record";
+/// `I/N`: this object holds the I-th of N pieces of its record's data.
+pub const LABEL_CHUNK: &str = "swarmkeeper.revision.chunk";
+/// On the start: who deployed, `deploy` or `rollback`, when it started (RFC 3339).
+pub const LABEL_BY: &str = "swarmkeeper.revision.by";
+pub const LABEL_KIND: &str = "swarmkeeper.revision.kind";
+pub const LABEL_STARTED: &str = "swarmkeeper.revision.started";
+/// On the end: how the revision ended, and when (RFC 3339).
+pub const LABEL_OUTCOME: &str = "swarmkeeper.revision.outcome";
+pub const LABEL_FINISHED: &str = "swarmkeeper.revision.finished";
+
+/// The deploy lock of a stack: the stack, who holds it, and a counter its holder raises to
+/// renew it (the manager's `UpdatedAt` then says when it was last renewed).
+pub const LABEL_LOCK_STACK: &str = "swarmkeeper.lock.stack";
+pub const LABEL_LOCK_HOLDER: &str = "swarmkeeper.lock.holder";
+pub const LABEL_LOCK_BEAT: &str = "swarmkeeper.lock.beat";
+
+/// Data per object. Swarm refuses a config past 500 KiB on older engines (1000 KiB from
+/// Docker 20.10 on: "config data must be larger than 0 and less than 1024000 bytes"), so a
+/// record is cut at the smaller limit and works with both.
+pub const CHUNK_BYTES: usize = 500 * 1024;
+
+/// At most this many objects per record: 32 MiB compressed, far beyond any stack seen, and
+/// well within what the managers keep in memory.
+pub const MAX_CHUNKS: usize = 64;
+
+/// The most a record may unpack to; more is a damaged or hostile object, not a revision.
+const MAX_UNPACKED: u64 = 512 * 1024 * 1024;
+
+/// Swarm's limit on an object's name (`[a-zA-Z0-9-_.]`, 64 at most).
+const MAX_NAME: usize = 64;
+
+/// The version of the data layout; a reader refuses a newer one by name.
+const FORMAT: u32 = 1;
+
+/// Which record of a revision an object belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Start,
+    End,
+}
+
+impl Part {
+    fn as_str(self) -> &'static str {
+        match self {
+            Part::Start => "start",
+            Part::End => "end",
+        }
+    }
+}
+
+/// A config object to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewObject {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub data: Vec<u8>,
+}
+
+impl NewObject {
+    /// The spec `POST /configs/create` takes.
+    pub fn spec(&self) -> Value {
+        serde_json::json!({
+            "Name": self.name,
+            "Labels": self.labels,
+            "Data": base64(&self.data),
+        })
+    }
+}
+
+/// `swarmkeeper-rev-STACK-N`, `…-N.2` for the second chunk, `…-N-end` for the end. A stack
+/// whose name would not fit is named by a digest of it (the labels keep the real name).
+pub fn object_name(stack: &str, number: u64, part: Part, chunk: usize) -> String {
+    let mut suffix = format!("-{number}");
+    if part == Part::End {
+        suffix.push_str("-end");
+    }
+    if chunk > 1 {
+        suffix.push_str(&format!(".{chunk}"));
+    }
+    fitted("swarmkeeper-rev-", stack, &suffix)
+}
+
+/// `swarmkeeper-lock-STACK`: created once, so whoever creates it holds the stack.
+pub fn lock_name(stack: &str) -> String {
+    fitted("swarmkeeper-lock-", stack, "")
+}
+
+fn fitted(prefix: &str, stack: &str, suffix: &str) -> String {
+    let name = format!("{prefix}{stack}{suffix}");
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.len() <= MAX_NAME && stack.chars().all(allowed) {
+        name
+    } else {
+        format!("{prefix}{}{suffix}", &sha256_hex(stack.as_bytes())[..16])
+    }
+}
+
+/// The label filters that pick a stack's objects, or one revision's.
+pub fn stack_filter(stack: &str, number: Option<u64>) -> Vec<String> {
+    let mut filters = vec![format!("{LABEL_STACK}={stack}")];
+    if let Some(number) = number {
+        filters.push(format!("{LABEL_NUMBER}={number}"));
+    }
+    filters
+}
+
+/// The label filters that pick a stack's start records (one per revision).
+pub fn starts_filter(stack: &str) -> Vec<String> {
+    vec![
+        format!("{LABEL_STACK}={stack}"),
+        format!("{LABEL_RECORD}={}", Part::Start.as_str()),
+    ]
+}
+
+#[derive(Serialize, Deserialize)]
+struct StartData {
+    format: u32,
+    files: Vec<FileDigest>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EndData {
+    format: u32,
+    #[serde(default)]
+    summary: String,
+    services: Vec<ServiceData>,
+}
+
+/// A service of the end record. Specs are embedded as JSON (not strings), so that the
+/// unpacked record reads well; a spec the revision left as it was is written once.
+#[derive(Serialize, Deserialize)]
+struct ServiceData {
+    service: String,
+    outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    before: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after: Option<Box<RawValue>>,
+    /// `before` is `after`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    unchanged: bool,
+}
+
+/// The start record's objects, the first one (which claims the number) first.
+pub fn start_objects(
+    number: u64,
+    start: &RevisionStart<'_>,
+) -> Result<Vec<NewObject>, DeployError> {
+    let data = StartData {
+        format: FORMAT,
+        files: start.files.to_vec(),
+    };
+    let mut labels = BTreeMap::from([
+        (LABEL_BY.to_owned(), start.by.to_owned()),
+        (LABEL_KIND.to_owned(), start.kind.as_str().to_owned()),
+        (LABEL_STARTED.to_owned(), start.at.to_string()),
+    ]);
+    labels.extend(common_labels(start.stack, number, Part::Start));
+    cut(start.stack, number, Part::Start, &data, labels)
+}
+
+/// The end record's objects, the first one last: readers take a record whose first object
+/// exists as complete.
+pub fn end_objects(
+    stack: &str,
+    number: u64,
+    end: &RevisionEnd<'_>,
+) -> Result<Vec<NewObject>, DeployError> {
+    let services = end
+        .services
+        .iter()
+        .map(|s| {
+            let spec = |text: &Option<String>| {
+                text.as_ref()
+                    .map(|t| RawValue::from_string(t.clone()))
+                    .transpose()
+                    .map_err(|e| {
+                        DeployError::Input(format!(
+                            "revision {number} of {stack}: the spec of {} is not JSON: {e}",
+                            s.service
+                        ))
+                    })
+            };
+            let unchanged = s.before.is_some() && s.before == s.after;
+            Ok(ServiceData {
+                service: s.service.clone(),
+                outcome: s.outcome.clone(),
+                before: if unchanged { None } else { spec(&s.before)? },
+                after: spec(&s.after)?,
+                unchanged,
+            })
+        })
+        .collect::<Result<Vec<_>, DeployError>>()?;
+    let data = EndData {
+        format: FORMAT,
+        summary: end.summary.to_owned(),
+        services,
+    };
+    let mut labels = BTreeMap::from([
+        (LABEL_OUTCOME.to_owned(), end.outcome.as_str().to_owned()),
+        (LABEL_FINISHED.to_owned(), end.at.to_string()),
+    ]);
+    labels.extend(common_labels(stack, number, Part::End));
+    let mut objects = cut(stack, number, Part::End, &data, labels)?;
+    objects.rotate_left(1);
+    Ok(objects)
+}
+
+fn common_labels(stack: &str, number: u64, part: Part) -> [(String, String); 3] {
+    [
+        (LABEL_STACK.to_owned(), stack.to_owned()),
+        (LABEL_NUMBER.to_owned(), number.to_string()),
+        (LABEL_RECORD.to_owned(), part.as_str().to_owned()),
+    ]
+}
+
+/// Compresses a record and cuts it into objects; the first carries every label, the others
+/// those that find them (stack, number, record) and their chunk.
+fn cut<T: Serialize>(
+    stack: &str,
+    number: u64,
+    part: Part,
+    data: &T,
+    labels: BTreeMap<String, String>,
+) -> Result<Vec<NewObject>, DeployError> {
+    let packed = pack(data);
+    let chunks: Vec<&[u8]> = packed.chunks(CHUNK_BYTES).collect();
+    if chunks.len() > MAX_CHUNKS {
+        return Err(DeployError::Input(format!(
+            "the {} record of revision {number} of {stack} is {} MiB compressed; the swarm keeps \
+             at most {} MiB per record ({MAX_CHUNKS} configs of {} KiB)",
+            part.as_str(),
+            packed.len() / (1024 * 1024),
+            MAX_CHUNKS * CHUNK_BYTES / (1024 * 1024),
+            CHUNK_BYTES / 1024
+        )));
+    }
+    let total = chunks.len();
+    Ok(chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut labels = if i == 0 {
+                labels.clone()
+            } else {
+                common_labels(stack, number, part).into_iter().collect()
+            };
+            labels.insert(LABEL_CHUNK.to_owned(), format!("{}/{total}", i + 1));
+            NewObject {
+                name: object_name(stack, number, part, i + 1),
+                labels,
+                data: chunk.to_vec(),
+            }
+        })
+        .collect())
+}
+
+fn pack<T: Serialize>(data: &T) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    serde_json::to_writer(&mut encoder, data).expect("a record serialises into memory");
+    encoder
+        .finish()
+        .expect("compressing into memory cannot fail")
+}
+
+fn unpack<T: for<'de> Deserialize<'de>>(packed: &[u8]) -> Result<T, String> {
+    let mut text = Vec::new();
+    flate2::read::GzDecoder::new(packed)
+        .take(MAX_UNPACKED)
+        .read_to_end(&mut text)
+        .map_err(|e| format!("its data cannot be unpacked: {e}"))?;
+    let format: Value = serde_json::from_slice(&text).map_err(|e| format!("not JSON: {e}"))?;
+    match format.get("format").and_then(Value::as_u64) {
+        Some(n) if n > u64::from(FORMAT) => {
+            return Err(format!("written by a newer swarmkeeper (format {n})"))
+        }
+        _ => {}
+    }
+    serde_json::from_value(format).map_err(|e| format!("cannot be read: {e}"))
+}
+
+/// The objects of one record, by chunk, as the engine listed them.
+#[derive(Default)]
+struct Pieces<'a> {
+    chunks: BTreeMap<usize, &'a ConfigObject>,
+    total: usize,
+}
+
+impl<'a> Pieces<'a> {
+    fn add(&mut self, object: &'a ConfigObject) {
+        let (i, n) = object
+            .labels
+            .get(LABEL_CHUNK)
+            .and_then(|c| c.split_once('/'))
+            .and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?)))
+            .unwrap_or((1, 1));
+        if i == 1 {
+            self.total = n;
+        }
+        self.chunks.insert(i, object);
+    }
+
+    /// The first object, once every chunk is there.
+    fn first(&self) -> Option<&'a ConfigObject> {
+        let complete = self.total > 0 && (1..=self.total).all(|i| self.chunks.contains_key(&i));
+        complete.then(|| self.chunks[&1])
+    }
+
+    fn data(&self) -> Vec<u8> {
+        self.chunks
+            .values()
+            .flat_map(|o| o.data.iter().copied())
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct Revision<'a> {
+    start: Pieces<'a>,
+    end: Pieces<'a>,
+}
+
+fn revisions_of(objects: &[ConfigObject]) -> BTreeMap<u64, Revision<'_>> {
+    let mut revisions: BTreeMap<u64, Revision<'_>> = BTreeMap::new();
+    for object in objects {
+        let Some(number) = object.labels.get(LABEL_NUMBER).and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let revision = revisions.entry(number).or_default();
+        match object.labels.get(LABEL_RECORD).map(String::as_str) {
+            Some("start") => revision.start.add(object),
+            Some("end") => revision.end.add(object),
+            _ => {}
+        }
+    }
+    revisions
+}
+
+/// The numbers of the revisions among `objects`, in order.
+pub fn numbers(objects: &[ConfigObject]) -> Vec<u64> {
+    revisions_of(objects).into_keys().collect()
+}
+
+/// Whether some revision among `objects` has a start and no end yet: only then does reading
+/// the history need the stack's lock.
+pub fn has_unfinished(objects: &[ConfigObject]) -> bool {
+    revisions_of(objects)
+        .values()
+        .any(|r| r.start.first().is_some() && r.end.first().is_none())
+}
+
+/// What the summary of an interrupted revision says.
+pub const INTERRUPTED: &str = "interrupted: the process deploying it stopped before it \
+     finished; the stack may be half-applied (roll back, or deploy again)";
+
+/// Reads a stack's objects back into its revisions, newest first. A revision whose start is
+/// incomplete (being written, or being forgotten) is left out; one without an end runs while
+/// `lock` (the stack's lock, if any, as seen at `now`; locks expire after `expiry`) says so, and was interrupted otherwise.
+/// A record that cannot be read is shown with why, never dropped silently.
+pub fn records(
+    stack: &str,
+    objects: &[ConfigObject],
+    lock: Option<LockSeen>,
+    now: Timestamp,
+    expiry: Duration,
+) -> Vec<DeployRecord> {
+    let mut out: Vec<DeployRecord> = revisions_of(objects)
+        .into_iter()
+        .filter_map(|(number, revision)| {
+            let first = revision.start.first()?;
+            let label = |key: &str| first.labels.get(key).cloned().unwrap_or_default();
+            let started_at = label(LABEL_STARTED).parse().unwrap_or(first.created_at);
+            let mut problems = Vec::new();
+            let files = match unpack::<StartData>(&revision.start.data()) {
+                Ok(start) => start.files,
+                Err(e) => {
+                    problems.push(format!("the start record {e}"));
+                    Vec::new()
+                }
+            };
+            let mut record = DeployRecord {
+                stack: stack.to_owned(),
+                revision: number,
+                started_at,
+                finished_at: None,
+                by: label(LABEL_BY),
+                kind: DeployKind::parse(&label(LABEL_KIND)),
+                files,
+                outcome: DeployOutcome::Running,
+                summary: String::new(),
+                services: Vec::new(),
+            };
+            match revision.end.first() {
+                Some(end) => {
+                    record.outcome = DeployOutcome::parse(
+                        end.labels.get(LABEL_OUTCOME).map_or("", String::as_str),
+                    );
+                    record.finished_at = Some(
+                        end.labels
+                            .get(LABEL_FINISHED)
+                            .and_then(|t| t.parse().ok())
+                            .unwrap_or(end.created_at),
+                    );
+                    match unpack::<EndData>(&revision.end.data()) {
+                        Ok(data) => {
+                            record.summary = data.summary;
+                            record.services = data.services.into_iter().map(service).collect();
+                        }
+                        Err(e) => problems.push(format!("the end record {e}")),
+                    }
+                }
+                None if still_running(first.created_at, lock, now, expiry) => {}
+                None => {
+                    record.outcome = DeployOutcome::Interrupted;
+                    record.summary = INTERRUPTED.to_owned();
+                }
+            }
+            if !problems.is_empty() {
+                problems.insert(0, record.summary.clone());
+                record.summary = problems
+                    .into_iter()
+                    .filter(|p| !p.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+            }
+            Some(record)
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+fn service(data: ServiceData) -> ServiceRevision {
+    let after = data.after.map(|s| s.get().to_owned());
+    ServiceRevision {
+        service: data.service,
+        before: if data.unchanged {
+            after.clone()
+        } else {
+            data.before.map(|s| s.get().to_owned())
+        },
+        after,
+        outcome: data.outcome,
+    }
+}
+
+/// Who holds a lock object, and since when (the managers' clock).
+pub fn lock_holder(lock: &ConfigObject) -> LockHolder {
+    LockHolder {
+        holder: lock
+            .labels
+            .get(LABEL_LOCK_HOLDER)
+            .cloned()
+            .unwrap_or_else(|| "an unknown deploy".to_owned()),
+        since: lock.created_at,
+    }
+}
+
+/// The lock object for a holder.
+pub fn lock_object(stack: &str, holder: &str) -> NewObject {
+    NewObject {
+        name: lock_name(stack),
+        labels: BTreeMap::from([
+            (LABEL_LOCK_STACK.to_owned(), stack.to_owned()),
+            (LABEL_LOCK_HOLDER.to_owned(), holder.to_owned()),
+            (LABEL_LOCK_BEAT.to_owned(), "0".to_owned()),
+        ]),
+        // Swarm refuses an empty config.
+        data: holder
+            .as_bytes()
+            .to_vec()
+            .into_iter()
+            .chain(*b"\n")
+            .collect(),
+    }
+}
+
+/// The labels that renew a lock: its beat counter raised by one.
+pub fn renewed_labels(lock: &ConfigObject) -> BTreeMap<String, String> {
+    let mut labels = lock.labels.clone();
+    let beat: u64 = labels
+        .get(LABEL_LOCK_BEAT)
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(0);
+    labels.insert(LABEL_LOCK_BEAT.to_owned(), (beat + 1).to_string());
+    labels
+}
+
+/// Each revision's objects, to remove when it is forgotten: the first chunks last, so that a
+/// removal cut short leaves a revision readers skip (its start incomplete) or still list whole.
+pub fn removal_order(objects: &[ConfigObject]) -> Vec<&ConfigObject> {
+    let rank = |o: &ConfigObject| {
+        let first = o
+            .labels
+            .get(LABEL_CHUNK)
+            .is_none_or(|c| c.starts_with("1/"));
+        let start = o.labels.get(LABEL_RECORD).map(String::as_str) == Some("start");
+        (first, start)
+    };
+    let mut ordered: Vec<&ConfigObject> = objects.iter().collect();
+    ordered.sort_by_key(|o| rank(o));
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarmkeeper_rollout::revisions::LOCK_EXPIRY as E;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    /// The object as the engine would list it after creating `new` at `at`.
+    fn stored(new: &NewObject, at: Timestamp) -> ConfigObject {
+        ConfigObject {
+            id: format!("id-{}", new.name),
+            version: 1,
+            created_at: at,
+            updated_at: at,
+            name: new.name.clone(),
+            labels: new.labels.clone(),
+            data: new.data.clone(),
+        }
+    }
+
+    fn start<'a>(files: &'a [FileDigest], kind: &'a DeployKind) -> RevisionStart<'a> {
+        RevisionStart {
+            stack: "shop",
+            by: "alice",
+            kind,
+            files,
+            at: t(0),
+        }
+    }
+
+    fn file(text: &str) -> FileDigest {
+        FileDigest {
+            path: "stack.yml".into(),
+            sha256: sha256_hex(text.as_bytes()),
+            text: Some(text.into()),
+        }
+    }
+
+    fn service(
+        name: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+        outcome: &str,
+    ) -> ServiceRevision {
+        ServiceRevision {
+            service: name.into(),
+            before: before.map(Into::into),
+            after: after.map(Into::into),
+            outcome: outcome.into(),
+        }
+    }
+
+    #[test]
+    fn a_revision_reads_back_as_it_was_written() {
+        let files = [file("services:\n  web:\n    image: app:2\n")];
+        let kind = DeployKind::Deploy;
+        let starts = start_objects(7, &start(&files, &kind)).unwrap();
+        assert_eq!(starts.len(), 1);
+        assert_eq!(starts[0].name, "swarmkeeper-rev-shop-7");
+        let labels = &starts[0].labels;
+        assert_eq!(labels[LABEL_STACK], "shop");
+        assert_eq!(labels[LABEL_NUMBER], "7");
+        assert_eq!(labels[LABEL_BY], "alice");
+        assert_eq!(labels[LABEL_KIND], "deploy");
+        assert!(labels
+            .keys()
+            .all(|k| k.starts_with("swarmkeeper.revision.")));
+        let services = [
+            service(
+                "shop_web",
+                Some(r#"{"v":1}"#),
+                Some(r#"{"v":2}"#),
+                "rolled back",
+            ),
+            service(
+                "shop_db",
+                Some(r#"{"db":1}"#),
+                Some(r#"{"db":1}"#),
+                "unchanged",
+            ),
+            service("shop_new", None, Some(r#"{"n":1}"#), "removed"),
+        ];
+        let end = RevisionEnd {
+            outcome: &DeployOutcome::RolledBack,
+            summary: "shop_web: task exited 1",
+            services: &services,
+            at: t(30),
+        };
+        let ends = end_objects("shop", 7, &end).unwrap();
+        assert_eq!(ends[0].name, "swarmkeeper-rev-shop-7-end");
+        assert_eq!(ends[0].labels[LABEL_OUTCOME], "rolled back");
+        let objects: Vec<ConfigObject> = starts
+            .iter()
+            .chain(&ends)
+            .map(|o| stored(o, t(1)))
+            .collect();
+        let records = records("shop", &objects, None, t(40), E);
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert_eq!((r.revision, r.by.as_str()), (7, "alice"));
+        assert_eq!(r.started_at, t(0));
+        assert_eq!(r.finished_at, Some(t(30)));
+        assert_eq!(r.kind, DeployKind::Deploy);
+        assert_eq!(r.outcome, DeployOutcome::RolledBack);
+        assert_eq!(r.summary, "shop_web: task exited 1");
+        assert_eq!(r.files, files);
+        assert_eq!(r.services, services);
+        assert!(!has_unfinished(&objects));
+    }
+
+    #[test]
+    fn a_record_past_one_config_is_cut_into_several_and_joined_again() {
+        // Text that does not compress: 1.2 MB of pseudo-random letters.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let text: String = (0..1_200_000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + (seed % 26) as u8)
+            })
+            .collect();
+        let files = [file(&text)];
+        let kind = DeployKind::Rollback;
+        let starts = start_objects(3, &start(&files, &kind)).unwrap();
+        assert!(starts.len() >= 2, "{} objects", starts.len());
+        assert!(starts.iter().all(|o| o.data.len() <= CHUNK_BYTES));
+        assert_eq!(starts[1].name, "swarmkeeper-rev-shop-3.2");
+        assert_eq!(starts[1].labels[LABEL_CHUNK], format!("2/{}", starts.len()));
+        assert!(!starts[1].labels.contains_key(LABEL_BY));
+        let mut objects: Vec<ConfigObject> = starts.iter().map(|o| stored(o, t(1))).collect();
+        // Listed in any order.
+        objects.reverse();
+        let read = records("shop", &objects, None, t(2), E);
+        assert_eq!(read[0].files[0].text.as_deref(), Some(text.as_str()));
+        assert_eq!(read[0].kind, DeployKind::Rollback);
+        // A chunk missing (being written or forgotten): the revision is not shown half.
+        objects.remove(0);
+        assert!(records("shop", &objects, None, t(2), E).is_empty());
+    }
+
+    #[test]
+    fn a_revision_without_end_runs_under_a_live_lock_and_was_interrupted_without() {
+        let kind = DeployKind::Deploy;
+        let objects: Vec<ConfigObject> = start_objects(1, &start(&[], &kind))
+            .unwrap()
+            .iter()
+            .map(|o| stored(o, t(10)))
+            .collect();
+        assert!(has_unfinished(&objects));
+        let live = LockSeen {
+            taken: t(5),
+            renewed: t(20),
+        };
+        let running = records("shop", &objects, Some(live), t(25), E);
+        assert_eq!(running[0].outcome, DeployOutcome::Running);
+        let gone = records("shop", &objects, None, t(25), E);
+        assert_eq!(gone[0].outcome, DeployOutcome::Interrupted);
+        assert!(gone[0].summary.contains("half-applied"));
+    }
+
+    #[test]
+    fn revisions_come_newest_first_and_damage_is_shown_not_hidden() {
+        let kind = DeployKind::Deploy;
+        let mut objects = Vec::new();
+        for number in [2, 10, 1] {
+            for o in start_objects(number, &start(&[], &kind)).unwrap() {
+                objects.push(stored(&o, t(0)));
+            }
+            let end = RevisionEnd {
+                outcome: &DeployOutcome::Succeeded,
+                summary: "",
+                services: &[],
+                at: t(1),
+            };
+            for o in end_objects("shop", number, &end).unwrap() {
+                objects.push(stored(&o, t(1)));
+            }
+        }
+        let numbers: Vec<u64> = records("shop", &objects, None, t(2), E)
+            .iter()
+            .map(|r| r.revision)
+            .collect();
+        assert_eq!(numbers, [10, 2, 1]);
+        assert_eq!(super::numbers(&objects), [1, 2, 10]);
+        let end_of_2 = objects
+            .iter_mut()
+            .find(|o| o.name == "swarmkeeper-rev-shop-2-end")
+            .unwrap();
+        end_of_2.data = b"not gzip".to_vec();
+        let read = records("shop", &objects, None, t(2), E);
+        let two = read.iter().find(|r| r.revision == 2).unwrap();
+        assert_eq!(
+            two.outcome,
+            DeployOutcome::Succeeded,
+            "the labels still say"
+        );
+        assert!(two.summary.contains("the end record"), "{}", two.summary);
+    }
+
+    #[test]
+    fn a_record_of_a_newer_version_says_so() {
+        let packed = pack(&serde_json::json!({"format": 9, "files": []}));
+        let error = unpack::<StartData>(&packed).err().unwrap();
+        assert!(error.contains("newer swarmkeeper (format 9)"), "{error}");
+    }
+
+    #[test]
+    fn names_fit_swarm_s_rules_whatever_the_stack() {
+        assert_eq!(
+            object_name("shop", 12, Part::End, 2),
+            "swarmkeeper-rev-shop-12-end.2"
+        );
+        assert_eq!(lock_name("shop"), "swarmkeeper-lock-shop");
+        let long = "a".repeat(60);
+        for name in [
+            object_name(&long, u64::MAX, Part::End, MAX_CHUNKS),
+            lock_name(&long),
+            object_name("odd/name", 1, Part::Start, 1),
+        ] {
+            assert!(name.len() <= MAX_NAME, "{name}");
+            assert!(name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+        }
+        assert_ne!(
+            object_name(&long, 1, Part::Start, 1),
+            object_name(&"b".repeat(60), 1, Part::Start, 1)
+        );
+    }
+
+    #[test]
+    fn a_lock_says_who_holds_it_and_renewing_raises_its_beat() {
+        let lock = stored(&lock_object("shop", "alice"), t(3));
+        assert!(!lock.data.is_empty(), "Swarm refuses an empty config");
+        assert_eq!(
+            lock_holder(&lock),
+            LockHolder {
+                holder: "alice".into(),
+                since: t(3)
+            }
+        );
+        let renewed = renewed_labels(&lock);
+        assert_eq!(renewed[LABEL_LOCK_BEAT], "1");
+        assert_eq!(renewed[LABEL_LOCK_HOLDER], "alice");
+    }
+
+    #[test]
+    fn a_forgotten_revision_loses_its_first_objects_last() {
+        let kind = DeployKind::Deploy;
+        let big = [file(&"x".repeat(10))];
+        let mut objects: Vec<ConfigObject> = start_objects(1, &start(&big, &kind))
+            .unwrap()
+            .iter()
+            .map(|o| stored(o, t(0)))
+            .collect();
+        let end = RevisionEnd {
+            outcome: &DeployOutcome::Succeeded,
+            summary: "",
+            services: &[],
+            at: t(1),
+        };
+        objects.extend(
+            end_objects("shop", 1, &end)
+                .unwrap()
+                .iter()
+                .map(|o| stored(o, t(1))),
+        );
+        let mut extra = objects[0].clone();
+        extra.name.push_str(".2");
+        extra.labels.insert(LABEL_CHUNK.into(), "2/2".into());
+        objects.push(extra);
+        let order: Vec<&str> = removal_order(&objects)
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "swarmkeeper-rev-shop-1.2",
+                "swarmkeeper-rev-shop-1-end",
+                "swarmkeeper-rev-shop-1"
+            ]
+        );
+    }
+}
