@@ -93,15 +93,18 @@ pub struct ServiceImages {
 /// Each service of a revision with its images, read from the recorded specs. A spec that
 /// cannot be read shows no image rather than hiding the revision.
 pub fn service_images(record: &DeployRecord) -> Vec<ServiceImages> {
-    let image = |spec: &Option<String>| {
-        let spec: Value = serde_json::from_str(spec.as_deref()?).ok()?;
-        ServiceView::read(&spec).ok().map(|view| view.image)
-    };
+    let image = |spec: Option<&str>| ServiceView::read_json(spec?).ok().map(|view| view.image);
     record
         .services
         .iter()
         .map(|s| {
-            let (before, after) = (image(&s.before), image(&s.after));
+            let after = image(s.after.as_deref());
+            // A spec left as it was is read once.
+            let before = if s.before == s.after {
+                None
+            } else {
+                image(s.before.as_deref())
+            };
             ServiceImages {
                 service: s.service.clone(),
                 outcome: s.outcome.clone(),

@@ -61,6 +61,13 @@ impl ServiceView {
         Ok(wire.into_view())
     }
 
+    /// [`ServiceView::read`] of a spec kept as JSON text (a recorded one), without building
+    /// the whole tree first.
+    pub fn read_json(spec: &str) -> Result<ServiceView, SpecError> {
+        let wire: SpecWire = serde_json::from_str(spec).map_err(|e| SpecError(e.to_string()))?;
+        Ok(wire.into_view())
+    }
+
     /// The stack the service belongs to (`com.docker.stack.namespace`).
     pub fn stack(&self) -> Option<&str> {
         self.labels.get(STACK_NAMESPACE_LABEL).map(String::as_str)

@@ -38,20 +38,15 @@ pub fn run(args: HistoryArgs) -> CmdResult {
     })?;
     if args.json {
         let revisions: Vec<_> = history.iter().map(revision_json).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "stack": args.stack, "revisions": revisions }))
-                .expect("JSON serialises")
-        );
-        return Ok(());
+        let document = json!({ "stack": args.stack, "revisions": revisions });
+        return print(&serde_json::to_string_pretty(&document).expect("JSON serialises"));
     }
     if history.is_empty() {
-        println!(
+        return print(&format!(
             "no revisions of {} in the history of the swarm at {}",
             args.stack,
             engine.host()
-        );
-        return Ok(());
+        ));
     }
     let mut table = format::table();
     table.set_header([
@@ -68,8 +63,19 @@ pub fn run(args: HistoryArgs) -> CmdResult {
             r.summary.clone(),
         ]);
     }
-    println!("{table}");
-    Ok(())
+    print(&table.to_string())
+}
+
+/// Prints the answer; a reader that went away (`| head`) ends the command quietly.
+fn print(text: &str) -> CmdResult {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::Failed(format!("cannot write the history: {e}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn revision_json(r: &DeployRecord) -> serde_json::Value {

@@ -302,19 +302,23 @@ fn pack<T: Serialize>(data: &T) -> Vec<u8> {
 }
 
 fn unpack<T: for<'de> Deserialize<'de>>(packed: &[u8]) -> Result<T, String> {
+    #[derive(Deserialize)]
+    struct Format {
+        format: u32,
+    }
     let mut text = Vec::new();
     flate2::read::GzDecoder::new(packed)
         .take(MAX_UNPACKED)
         .read_to_end(&mut text)
         .map_err(|e| format!("its data cannot be unpacked: {e}"))?;
-    let format: Value = serde_json::from_slice(&text).map_err(|e| format!("not JSON: {e}"))?;
-    match format.get("format").and_then(Value::as_u64) {
-        Some(n) if n > u64::from(FORMAT) => {
-            return Err(format!("written by a newer swarmkeeper (format {n})"))
-        }
-        _ => {}
+    let format: Format = serde_json::from_slice(&text).map_err(|e| format!("not JSON: {e}"))?;
+    if format.format > FORMAT {
+        return Err(format!(
+            "written by a newer swarmkeeper (format {})",
+            format.format
+        ));
     }
-    serde_json::from_value(format).map_err(|e| format!("cannot be read: {e}"))
+    serde_json::from_slice(&text).map_err(|e| format!("cannot be read: {e}"))
 }
 
 /// The objects of one record, by chunk, as the engine listed them.
