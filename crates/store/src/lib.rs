@@ -3,6 +3,7 @@
 //! (newest first, for the rollback reserve), and a log of GC runs. The kubelet keeps this in
 //! memory and forgets it on restart.
 
+mod backup;
 mod deploys;
 mod registries;
 mod reports;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use backup::{backup, Backup};
 pub use deploys::{
     DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision, StackLock,
 };
@@ -38,6 +40,10 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("no database at {path}: is this the server's state directory (--state-dir)?")]
+    Missing { path: PathBuf },
+    #[error("cannot write the backup to {path}: {reason}")]
+    Backup { path: PathBuf, reason: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
