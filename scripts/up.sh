@@ -30,6 +30,13 @@ if ! docker secret inspect swarmkeeper_report_secret >/dev/null 2>&1; then
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | docker secret create swarmkeeper_report_secret - >/dev/null
 fi
 
+# The server keeps its SQLite file on the manager labelled swarmkeeper.state=true: this node,
+# unless one is labelled already.
+if [ -z "$(docker node ls -q --filter node.label=swarmkeeper.state=true)" ]; then
+    say "labelling this node swarmkeeper.state=true (where the server keeps its state)"
+    docker node update --label-add swarmkeeper.state=true "$(docker info --format '{{.Swarm.NodeID}}')" >/dev/null
+fi
+
 say "deploying the stack (deploy/swarmkeeper.yml) with $local_tag"
 SWARMKEEPER_IMAGE=$local_tag docker stack deploy --resolve-image never -c deploy/swarmkeeper.yml swarmkeeper
 

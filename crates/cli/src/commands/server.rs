@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use swarmkeeper_auth::{
     initial_admin_password, SealingKey, SessionPolicy, ADMIN_PASSWORD_SECRET_FILE,
     SECRET_KEY_SECRET_FILE,
@@ -21,7 +21,10 @@ use crate::exit::{init_logging, CmdResult, Failure};
 const DEFAULT_SERVER_STATE_DIR: &str = "/var/lib/swarmkeeper-server";
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ServerArgs {
+    #[command(subcommand)]
+    command: Option<ServerCommand>,
     /// Serve the dashboard and the API here.
     #[arg(
         long,
@@ -87,7 +90,44 @@ pub struct ServerArgs {
     docker_config: Option<PathBuf>,
 }
 
+#[derive(Subcommand)]
+enum ServerCommand {
+    /// Copy the server's SQLite file (users, sessions, tokens, the audit log, agent reports)
+    /// while the server runs: an online, consistent copy, checked before it is put in place.
+    /// Restore: stop the server, put the copy back as DIR/swarmkeeper.db, start it.
+    Backup(BackupArgs),
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Write the copy here (replaced if it exists).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+    /// The server's state directory.
+    #[arg(long, env = "SWARMKEEPER_STATE_DIR", default_value = DEFAULT_SERVER_STATE_DIR, value_name = "DIR")]
+    state_dir: PathBuf,
+}
+
+fn backup(args: BackupArgs) -> CmdResult {
+    let done = swarmkeeper_store::backup(&args.state_dir, &args.output).map_err(|e| match e {
+        swarmkeeper_store::StoreError::Missing { .. } => {
+            Failure::Usage(format!("--state-dir: {e}"))
+        }
+        other => Failure::Failed(other.to_string()),
+    })?;
+    println!(
+        "copied {} to {} ({} KiB)",
+        done.from.display(),
+        args.output.display(),
+        done.bytes.div_ceil(1024)
+    );
+    Ok(())
+}
+
 pub fn run(args: ServerArgs) -> CmdResult {
+    if let Some(ServerCommand::Backup(backup_args)) = args.command {
+        return backup(backup_args);
+    }
     init_logging("info");
     let report_secret = args
         .report_secret_file
