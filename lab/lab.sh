@@ -3,7 +3,7 @@
 # its own in its own network, UTS and mount namespaces, plus a local registry they all pull
 # from (see lab/README.md).
 #
-#   lab/lab.sh up [--name NAME] [--workers N] [--worker-disk SIZE] [--disk NODE=SIZE]...
+#   lab/lab.sh up [--name NAME] [--workers N] [--managers N] [--worker-disk SIZE] [--disk NODE=SIZE]...
 #                 [--registry-auth USER:PASS] [--registry-notify URL]...
 #                                     bring the lab up (idempotent); prints `env` on stdout
 #   lab/lab.sh down [--name NAME | --all]      stop it and remove every trace
@@ -21,6 +21,8 @@
 # keep their data root in a folder on the host's disk. `--registry-auth` makes the registry
 # ask for that user (htpasswd); `--registry-notify` sends its push notifications (the
 # distribution `notifications: endpoints:` envelope; pulls and blobs left out) to URL.
+# `--managers N` (default 1) has worker1 ... worker(N-1) join as managers too (their names
+# stay). The manager carries swarmkeeper.state=true, where deploy/swarmkeeper.yml puts the server.
 #
 # Addresses: lab number L (0-7) uses 169.254.0.(32L)/27 on a bridge inside the lab's own
 # network namespace: .32L+1 is the host (veth skswL) and the registry (port 5000), .32L+2 the
@@ -439,7 +441,7 @@ create_lab() { # create_lab WORKERS DISKS
     trap 'exit 130' INT TERM
     mkdir -p "$LDIR" "$BULK"
     allocate_index
-    printf 'workers=%s\ndisks=%s\nregistry=%s\n' "$workers" "$disks" "$REG_CFG" >"$LDIR/config"
+    printf 'workers=%s\ndisks=%s\nregistry=%s\nmanagers=%s\n' "$workers" "$disks" "$REG_CFG" "$MANAGERS" >"$LDIR/config"
     make_network
     start_registry
     for n in $(lab_nodes); do
@@ -459,9 +461,11 @@ create_lab() { # create_lab WORKERS DISKS
     node_docker swarm init --advertise-addr "$NADDR" --listen-addr "$NADDR:2377" \
         --default-addr-pool 169.254.64.0/18 --default-addr-pool-mask-length 24 >/dev/null
     token=$(node_docker swarm join-token -q worker)
-    local maddr=$NADDR
+    local mtoken maddr=$NADDR
+    mtoken=$(node_docker swarm join-token -q manager)
     for n in $(lab_nodes | grep -v '^manager$'); do
         set_node "$n"
+        ((${n#worker} < MANAGERS)) && token=$mtoken
         node_docker swarm join --token "$token" --advertise-addr "$NADDR" \
             --listen-addr "$NADDR:2377" "$maddr:2377" >/dev/null &
         joins+=($!)
@@ -475,6 +479,7 @@ create_lab() { # create_lab WORKERS DISKS
         set_node manager
         node_docker node update --label-add "lab.node=$n" "$mid" >/dev/null
     done
+    node_docker node update --label-add swarmkeeper.state=true "$(node_docker info --format '{{.Swarm.NodeID}}')" >/dev/null
     t=$((SECONDS + WAIT_SECS))
     set_node manager
     until [[ $(node_docker node ls --format '{{.Status}}' | grep -c '^Ready$' || true) -eq $(lab_nodes | wc -l) ]]; do
@@ -488,13 +493,14 @@ create_lab() { # create_lab WORKERS DISKS
 
 cmd_up() {
     local name=lab workers=2 disks=() worker_disk='' d node size want
-    REG_AUTH='' REG_NOTIFY=()
+    REG_AUTH='' REG_NOTIFY=() MANAGERS=1
     while [[ $# -gt 0 ]]; do
         case $1 in
         --name) name=${2:?--name needs a value}; shift 2 ;;
         --registry-auth) REG_AUTH=${2:?--registry-auth needs USER:PASS}; shift 2 ;;
         --registry-notify) REG_NOTIFY+=("${2:?--registry-notify needs a URL}"); shift 2 ;;
         --workers) workers=${2:?--workers needs a value}; shift 2 ;;
+        --managers) MANAGERS=${2:?--managers needs a value}; shift 2 ;;
         --worker-disk) worker_disk=${2:?--worker-disk needs a SIZE}; shift 2 ;;
         --disk) disks+=("${2:?--disk needs NODE=SIZE}"); shift 2 ;;
         *) usage ;;
@@ -504,6 +510,8 @@ cmd_up() {
     if ! [[ $workers =~ ^[0-9]+$ ]] || ((workers > 28)); then
         die "bad --workers '$workers': 0 to 28"
     fi
+    [[ $MANAGERS =~ ^[1-9][0-9]*$ ]] && ((MANAGERS <= workers + 1)) ||
+        die "bad --managers '$MANAGERS': 1 to $((workers + 1)) (the manager and workers)"
     [[ -n $worker_disk ]] && disks=("worker1=$worker_disk" "${disks[@]}")
     [[ -z $REG_AUTH || $REG_AUTH =~ ^[^:[:space:]]+:[^[:space:]]+$ ]] ||
         die "bad --registry-auth: USER:PASS, without spaces"
@@ -539,7 +547,8 @@ cmd_up() {
     flock 8
     if exists; then
         if [[ $(cfg workers || true) == "$workers" && $(cfg disks || true) == "$want" &&
-            $(cfg registry || true) == "$REG_CFG" ]] && lab_healthy; then
+            $(cfg registry || true) == "$REG_CFG" && $(cfg managers || true) == "$MANAGERS" ]] &&
+            lab_healthy; then
             note "lab $NAME already up"
             exec 8>&-
             print_env
@@ -571,12 +580,14 @@ need_lab() { # need_lab ARGS...: parse --name, set the lab; the rest is left in 
 }
 
 print_env() {
-    local n u nodes
+    local n u nodes m
     nodes=$(lab_nodes | paste -sd, -)
     echo "LAB_NAME=$NAME"
     echo "LAB_REGISTRY=$REGISTRY"
     echo "LAB_HOST_ADDR=$HOST_ADDR"
     echo "LAB_NODES=$nodes"
+    m=$(cfg managers || true)
+    echo "LAB_MANAGERS=$(lab_nodes | head -n "${m:-1}" | paste -sd, -)"
     for n in $(lab_nodes); do
         set_node "$n"
         u=$(tr '[:lower:]' '[:upper:]' <<<"$n")

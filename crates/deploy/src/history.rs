@@ -185,8 +185,11 @@ pub(crate) async fn acquire<H: History>(
             Locking::Held(held) => {
                 if !told {
                     progress(Progress::Note(&format!(
-                        "waiting for the deploy of {} by {} (since {}) to finish",
-                        request.stack, held.holder, held.since
+                        "waiting for the deploy of {} by {} (since {}) to finish; a deploy \
+                         that was killed gives the stack up within a minute",
+                        request.stack,
+                        held.holder,
+                        when(held.since)
                     )));
                     told = true;
                 }
@@ -194,6 +197,11 @@ pub(crate) async fn acquire<H: History>(
             }
         }
     }
+}
+
+/// A time as messages show it: to the second, in UTC.
+pub(crate) fn when(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// Gives the lock back whatever the result, and returns the result (the first error wins).
@@ -247,6 +255,21 @@ mod tests {
             "{refused}"
         );
         assert_eq!(notes.len(), 1, "told once while waiting: {notes:?}");
+        // Without waiting: refused at once, saying who and since when.
+        let at_once = Options {
+            wait: false,
+            ..options.clone()
+        };
+        let started = std::time::Instant::now();
+        let busy = acquire(second, &request("bob"), &at_once, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < LOCK_POLL, "no wait");
+        assert!(
+            matches!(&busy, DeployError::Busy { holder, .. } if holder.holder == "alice"),
+            "{busy}"
+        );
+        assert!(busy.to_string().contains(" UTC; try again"), "{busy}");
         assert!(notes[0].contains("waiting for the deploy of shop by alice"));
         // Released whatever the result, the stack is free again.
         let result: Result<(), DeployError> = Err(DeployError::Input("boom".into()));

@@ -231,7 +231,11 @@ pub enum DeployError {
     Input(String),
     /// Another deploy of the stack holds it (and the caller would not wait, or waited as long
     /// as a deploy may take): who, since when.
-    #[error("stack {stack} is being deployed by {} since {}; {advice}", holder.holder, holder.since)]
+    #[error(
+        "stack {stack} is being deployed by {} since {}; {advice}",
+        holder.holder,
+        history::when(holder.since)
+    )]
     Busy {
         stack: String,
         holder: LockHolder,
