@@ -29,46 +29,17 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from common import run, say, swarmkeeper_bin, timed  # noqa: E402
+
 SERVICES = int(os.environ.get("SERVICES", "10"))
 RUNS = int(os.environ.get("RUNS", "10"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 PREFIX = f"skbd{os.getpid() % 100000}"
-
-
-def say(text):
-    print(f"bench: {text}", file=sys.stderr, flush=True)
-
-
-def run(args, check=True, env=None):
-    out = subprocess.run(args, capture_output=True, text=True, env=env)
-    if check and out.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-    return out
-
-
-def timed(args, env=None):
-    start = time.monotonic()
-    out = run(args, check=False, env=env)
-    return time.monotonic() - start, out
-
-
-def swarmkeeper_bin():
-    path = os.environ.get("SWARMKEEPER")
-    if path:
-        return path
-    target = os.path.join(REPO, "target", "bench")
-    path = os.path.join(target, "release", "swarmkeeper")
-    if not os.access(path, os.X_OK):
-        say(f"building swarmkeeper (release) into {target}; this takes minutes")
-        env = dict(os.environ, CARGO_TARGET_DIR=target)
-        run(["cargo", "build", "--release", "-q", "-p", "swarmkeeper-cli"], env=env)
-    return path
 
 
 def build_images(tmp):

@@ -26,50 +26,19 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from engine import Engine  # noqa: E402  (bench/lib/engine.py: a small Engine API client)
+from common import run, say, swarmkeeper_bin, timed  # noqa: E402
+from engine import Engine  # noqa: E402  (a small Engine API client)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVICES = int(os.environ.get("SERVICES", "50"))
 KEEP = int(os.environ.get("KEEP", "50"))
 RUNS = int(os.environ.get("RUNS", "10"))
 PREFIX = f"skbh{os.getpid() % 100000}"
-
-
-def say(text):
-    print(f"bench: {text}", file=sys.stderr, flush=True)
-
-
-def run(args, check=True, env=None):
-    out = subprocess.run(args, capture_output=True, text=True, env=env)
-    if check and out.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-    return out
-
-
-def timed(args, env=None):
-    start = time.monotonic()
-    out = run(args, env=env)
-    return time.monotonic() - start, out
-
-
-def swarmkeeper_bin():
-    path = os.environ.get("SWARMKEEPER")
-    if path:
-        return path
-    target = os.path.join(REPO, "target", "bench")
-    path = os.path.join(target, "release", "swarmkeeper")
-    if not os.access(path, os.X_OK):
-        say(f"building swarmkeeper (release) into {target}; this takes minutes")
-        env = dict(os.environ, CARGO_TARGET_DIR=target)
-        run(["cargo", "build", "--release", "-q", "-p", "swarmkeeper-cli"], env=env)
-    return path
 
 
 def build_image(tmp):
@@ -141,22 +110,22 @@ def main():
         deploy = [binary, "deploy", "--progress", "plain", "--no-resolve-image",
                   "--keep-revisions", str(KEEP), "-c", path, stack]
         say(f"first deploy of {SERVICES} services")
-        first, _ = timed(deploy, env)
+        first, _ = timed(deploy, env, check=True)
         growing = []
         say(f"no-op deploys until the history holds {KEEP} revisions")
         for _ in range(KEEP - 1):
-            took, out = timed(deploy, env)
+            took, out = timed(deploy, env, check=True)
             if out.stdout.count(": unchanged") != SERVICES:
                 raise SystemExit(f"bench: a no-op deploy changed something:\n{out.stdout}")
             growing.append(took)
         full = []
         say(f"{RUNS} no-op deploys with the history full (each forgets the oldest revision)")
         for _ in range(RUNS):
-            full.append(timed(deploy, env)[0])
-        table = [timed([binary, "history", stack], env)[0] for _ in range(RUNS)]
+            full.append(timed(deploy, env, check=True)[0])
+        table = [timed([binary, "history", stack], env, check=True)[0] for _ in range(RUNS)]
         as_json = []
         for _ in range(RUNS):
-            took, out = timed([binary, "history", stack, "--json"], env)
+            took, out = timed([binary, "history", stack, "--json"], env, check=True)
             as_json.append(took)
             revisions = json.loads(out.stdout)["revisions"]
         if len(revisions) != KEEP:
@@ -166,7 +135,7 @@ def main():
         ends = [len(o["Spec"].get("Data") or "") * 3 // 4 for o in objects
                 if o["Spec"]["Labels"].get("swarmkeeper.revision.record") == "end"]
         say("docker stack deploy of the same file again")
-        docker = [timed(["docker", "stack", "deploy", "--resolve-image", "never", "-c", path, stack])[0]
+        docker = [timed(["docker", "stack", "deploy", "--resolve-image", "never", "-c", path, stack], check=True)[0]
                   for _ in range(RUNS)]
 
         print(f"{SERVICES} services, history kept at {KEEP} revisions, {RUNS} runs")

@@ -191,15 +191,9 @@ async fn one_deploy_holds_a_stack_and_a_killed_one_s_lock_expires() {
 async fn a_record_larger_than_one_config_is_kept_in_several() {
     let stack = Stack::new("big");
     let history = SwarmHistory::new(engine());
-    // 1.5 MB that does not compress.
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let text: String = (0..1_500_000)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            char::from(b'a' + (seed % 26) as u8)
-        })
+    // 1.5 MB of hex digests: it compresses to about half, more than one config holds.
+    let text: String = (0..24_000u32)
+        .map(|i| swarmkeeper_deploy::sha256_hex(&i.to_le_bytes()))
         .collect();
     let files = [file(&text)];
     let number = history
@@ -214,6 +208,13 @@ async fn a_record_larger_than_one_config_is_kept_in_several() {
         .unwrap();
     let read = history.revision(&stack.0, number).await.unwrap().unwrap();
     assert_eq!(read.files, files);
+    let objects = Command::new("docker")
+        .args(["config", "ls", "-q", "--filter"])
+        .arg(format!("label={REVISION_STACK_LABEL}={}", stack.0))
+        .output()
+        .unwrap();
+    let count = String::from_utf8_lossy(&objects.stdout).lines().count();
+    assert!(count >= 2, "the start record took {count} config(s)");
 }
 
 #[tokio::test]

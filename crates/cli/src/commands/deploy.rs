@@ -64,6 +64,23 @@ pub struct RolloutArgs {
     pub registry: RegistryArgs,
 }
 
+impl RolloutArgs {
+    /// The options both commands take from these flags.
+    pub fn options(&self) -> Options {
+        Options {
+            timeout: self.timeout,
+            wait: !self.no_wait,
+            ..Options::default()
+        }
+    }
+
+    /// The swarm's history, this machine's local one imported first (see
+    /// [`StateArgs::history`]).
+    pub async fn history(&self, engine: &Engine) -> SwarmHistory {
+        self.state.history(engine, self.keep_revisions).await
+    }
+}
+
 #[derive(Args)]
 pub struct StateArgs {
     /// Where earlier versions kept this machine's deploy history; it is imported into the
@@ -164,19 +181,13 @@ pub fn run(args: DeployArgs) -> CmdResult {
         registry_auth: args.common.registry.registry_auth()?,
     };
     let options = Options {
-        timeout: args.common.timeout,
-        wait: !args.common.no_wait,
         safe_defaults: !args.no_safe_defaults,
         resolve_digests: !args.no_resolve_image,
-        ..Options::default()
+        ..args.common.options()
     };
     let mut view = View::new(args.common.progress);
     let result = block_on(async {
-        let history = args
-            .common
-            .state
-            .history(&engine, args.common.keep_revisions)
-            .await;
+        let history = args.common.history(&engine).await;
         swarmkeeper_deploy::deploy(
             &engine,
             &history,

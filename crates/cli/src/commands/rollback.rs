@@ -2,7 +2,7 @@
 //! progress and stack-wide safety as a deploy.
 
 use clap::Args;
-use swarmkeeper_deploy::{Options, Request};
+use swarmkeeper_deploy::Request;
 use swarmkeeper_engine::Engine;
 
 use super::deploy::{conclude, who, RolloutArgs, View};
@@ -27,18 +27,10 @@ pub fn run(args: RollbackArgs) -> CmdResult {
         files: Vec::new(),
         registry_auth: args.common.registry.registry_auth()?,
     };
-    let options = Options {
-        timeout: args.common.timeout,
-        wait: !args.common.no_wait,
-        ..Options::default()
-    };
+    let options = args.common.options();
     let mut view = View::new(args.common.progress);
     let result = block_on(async {
-        let history = args
-            .common
-            .state
-            .history(&engine, args.common.keep_revisions)
-            .await;
+        let history = args.common.history(&engine).await;
         swarmkeeper_deploy::rollback(&engine, &history, &request, args.to, &options, &mut |p| {
             view.show(p)
         })
