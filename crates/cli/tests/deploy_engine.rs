@@ -461,7 +461,7 @@ fn every_machine_shares_one_history_in_the_swarm_and_a_second_deploy_waits() {
     let waiting = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
         .env("DOCKER_HOST", HOST)
         .env("SWARMKEEPER_STATE_DIR", &ci)
-        .args(&deploy)
+        .args(deploy)
         .arg(&stack.name)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -723,10 +723,10 @@ async fn roll_out(state: AppState, id: String, digest: Digest) {
                 tracing::warn!(error = %e, "auto-deploy cannot write the audit log");
             }
             let engine = state.engine.clone();
-            let ran = run_deploy(&state, move |store, progress| {
+            let ran = run_deploy(&state, move |history, progress| {
                 Box::pin(async move {
                     swarmkeeper_deploy::update_image(
-                        &engine, store, &request, update, &options, progress,
+                        &engine, history, &request, update, &options, progress,
                     )
                     .await
                 })

@@ -1,41 +1,40 @@
 //! Deploys and rollbacks of the server — from the dashboard, the API and auto-deploy — run
 //! here: `swarmkeeper_deploy`, the same code as `swarmkeeper deploy`, on a thread of its own.
 
-use swarmkeeper_deploy::{DeployError, Outcome, Progress};
-use swarmkeeper_store::Store;
+use swarmkeeper_deploy::{DeployError, Outcome, Progress, SwarmHistory};
 
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// Runs a deploy or rollback on its own thread: the deploy library keeps a SQLite handle
-/// (not `Sync`) across its awaits, so it gets a connection and a runtime of its own.
+/// Runs a deploy or rollback on its own thread with a runtime of its own: the deploy holds
+/// its progress callback (not `Send`) across its awaits. The history is the swarm's; the
+/// lock's heartbeat runs on that runtime while the deploy does.
 pub(crate) async fn run_deploy<F>(
     state: &AppState,
     job: F,
 ) -> Result<(Result<Outcome, DeployError>, Vec<String>), AppError>
 where
     F: for<'a> FnOnce(
-            &'a Store,
+            &'a SwarmHistory,
             &'a mut dyn FnMut(Progress<'_>),
         ) -> std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<Outcome, DeployError>> + 'a>,
         > + Send
         + 'static,
 {
-    let state_dir = state.config.state_dir.clone();
+    let history = state.history();
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("deploy".into())
         .spawn(move || {
             let outcome = (|| {
-                let store = Store::open(&state_dir).map_err(|e| e.to_string())?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map_err(|e| e.to_string())?;
                 let mut lines = Vec::new();
                 let mut progress = |p: Progress<'_>| lines.push(progress_line(&p));
-                let outcome = runtime.block_on(job(&store, &mut progress));
+                let outcome = runtime.block_on(job(&history, &mut progress));
                 Ok::<_, String>((outcome, lines))
             })();
             let _ = done.send(outcome);

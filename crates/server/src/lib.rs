@@ -105,29 +105,40 @@ pub async fn bootstrap_users(
     Ok(())
 }
 
-/// Settles the dashboard deploys a previous run of the server left `running`: it was stopped
-/// (`kill -9`, an OOM kill, a node lost) in the middle of them. Each becomes `interrupted`,
-/// with a warning in the log and a line in the audit log, because the stack may be
-/// half-applied; a rollback without a revision then goes back to the newest succeeded one.
-/// Their stale deploy locks go too. Call it before serving.
-pub fn settle_interrupted_deploys(state: &AppState) {
-    let settled = state.store().settle_interrupted_deploys(Timestamp::now());
-    match settled {
-        Ok(settled) => {
-            for (stack, revision) in settled {
-                tracing::warn!(
-                    %stack,
-                    revision,
-                    "a deploy was interrupted when the server stopped; the stack may be \
-                     half-applied: roll it back or deploy again"
-                );
-                let target = format!("{stack} revision {revision}");
-                if let Err(e) = state.audit("server", "deploy-interrupted", &target, "") {
-                    tracing::warn!(error = %e, "could not audit an interrupted deploy");
-                }
-            }
+/// Writes the deploy history earlier versions kept in the server's SQLite file into the
+/// swarm's, once per swarm (see `SwarmHistory::import`): a stack the swarm already has a
+/// history of keeps it, a deploy left `running` becomes `interrupted`, and the file is no
+/// longer written. What it did goes to the log and the audit log; a failure is a warning (the
+/// next start tries again). Call it before serving.
+pub async fn import_deploy_history(state: &AppState) {
+    let store = match swarmkeeper_store::Store::open_existing(&state.config.state_dir) {
+        Ok(Some(store)) => store,
+        Ok(None) => return,
+        Err(e) => return tracing::warn!(error = %e, "cannot read the local deploy history"),
+    };
+    let done = match state.history().import(&store).await {
+        Ok(done) => done,
+        Err(e) => {
+            return tracing::warn!(
+                error = %e,
+                "the local deploy history could not be imported into the swarm's; trying again \
+                 at the next start"
+            )
         }
-        Err(e) => tracing::warn!(error = %e, "could not settle interrupted deploys"),
+    };
+    for (stack, count) in done.imported {
+        tracing::info!(%stack, count, "imported the local deploy history into the swarm's");
+        let detail = format!("{count} revision(s) from the server's SQLite file");
+        if let Err(e) = state.audit("server", "import-deploy-history", &stack, &detail) {
+            tracing::warn!(error = %e, "could not audit a history import");
+        }
+    }
+    for (stack, count) in done.skipped {
+        tracing::info!(
+            %stack,
+            count,
+            "the swarm already has a deploy history of this stack: the local one is not imported"
+        );
     }
 }
 

@@ -11,6 +11,7 @@ use swarmkeeper_auth::store::{self as auth_store, AuditEntry};
 use swarmkeeper_auth::{
     AuditFold, LimitPolicy, LoginLimiter, SealingKey, SessionPolicy, SetupToken, TrustedProxies,
 };
+use swarmkeeper_deploy::SwarmHistory;
 use swarmkeeper_engine::Engine;
 use swarmkeeper_registry::DockerConfig;
 use swarmkeeper_store::Store;
@@ -40,6 +41,9 @@ pub struct ServerConfig {
     pub secret_key: Option<SealingKey>,
     /// Registry credentials as a docker `config.json` (`--docker-config`).
     pub docker_config: Option<DockerConfig>,
+    /// Revisions of each stack the swarm's deploy history keeps when the dashboard appends one
+    /// (the CLI's `--keep-revisions`).
+    pub keep_revisions: usize,
 }
 
 /// Repeated login failures of one kind (user, source) are written once per this, with a count.
@@ -95,6 +99,12 @@ impl AppState {
             autodeploy: AutoDeploy::default(),
             config,
         })))
+    }
+
+    /// The deploy history kept in the swarm, the one the CLI and CI read and append through
+    /// any manager. Cheap to make: one per request or deploy.
+    pub fn history(&self) -> SwarmHistory {
+        SwarmHistory::new(self.engine.clone()).keep_revisions(self.config.keep_revisions)
     }
 
     /// The store's connection. Held only for a query or two, never across an `.await`.

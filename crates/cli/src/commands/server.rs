@@ -13,6 +13,7 @@ use swarmkeeper_engine::Engine;
 use swarmkeeper_gc::parse_duration;
 use swarmkeeper_registry::DockerConfig;
 use swarmkeeper_report::PressurePolicy;
+use swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS;
 use swarmkeeper_server::{AppState, Limits, ServerConfig, TrustedProxies};
 
 use crate::exit::{init_logging, CmdResult, Failure};
@@ -33,8 +34,8 @@ pub struct ServerArgs {
         value_name = "ADDR"
     )]
     listen: SocketAddr,
-    /// Keep users, sessions, the audit log, deploy history and node reports here (one SQLite
-    /// file).
+    /// Keep users, sessions, the audit log and node reports here (one SQLite file); the deploy
+    /// history is the swarm's (a history earlier versions kept here is imported once).
     #[arg(long, env = "SWARMKEEPER_STATE_DIR", default_value = DEFAULT_SERVER_STATE_DIR, value_name = "DIR")]
     state_dir: PathBuf,
     /// The secret agents send with their reports, read from this file (a Swarm secret).
@@ -88,6 +89,11 @@ pub struct ServerArgs {
     /// those added on the Registries page (which win for the same host).
     #[arg(long, env = "SWARMKEEPER_DOCKER_CONFIG", value_name = "FILE")]
     docker_config: Option<PathBuf>,
+    /// Keep the newest N revisions of each stack in the swarm's deploy history when the
+    /// dashboard deploys (as `swarmkeeper deploy --keep-revisions`).
+    #[arg(long, env = "SWARMKEEPER_KEEP_REVISIONS", default_value_t = DEFAULT_KEEP_REVISIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
+    keep_revisions: u64,
 }
 
 #[derive(Subcommand)]
@@ -192,6 +198,7 @@ pub fn run(args: ServerArgs) -> CmdResult {
         disk_pressure,
         secret_key,
         docker_config,
+        keep_revisions: usize::try_from(args.keep_revisions).unwrap_or(usize::MAX),
     };
     let engine = Engine::from_env()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -204,13 +211,14 @@ pub fn run(args: ServerArgs) -> CmdResult {
         swarmkeeper_server::bootstrap_users(&state, admin_password)
             .await
             .map_err(|e| Failure::Usage(e.to_string()))?;
-        swarmkeeper_server::settle_interrupted_deploys(&state);
+        swarmkeeper_server::import_deploy_history(&state).await;
         swarmkeeper_server::serve(state, args.listen, super::agent::shutdown_signal())
             .await
             .map_err(|e| Failure::Usage(format!("--listen {}: {e}", args.listen)))
     });
     // A dashboard deploy runs on a thread of its own and a password check on a blocking one:
-    // neither holds the exit up for long (an interrupted deploy is settled at the next start).
+    // neither holds the exit up for long (an interrupted deploy stops renewing its stack's lock,
+    // and the history shows it interrupted once the lock expires).
     runtime.shutdown_timeout(Duration::from_millis(200));
     served
 }

@@ -111,7 +111,7 @@ async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppEr
     let task_refs: Vec<&Task> = tasks.iter().collect();
     let row = service_row(&service, &task_refs);
     let deploys = match &row.stack {
-        Some(stack) => service_deploys(state, stack, &service.name)?,
+        Some(stack) => service_deploys(state, stack, &service.name).await?,
         None => Vec::new(),
     };
     let image_digest = state.autodeploy.tag_digest(state, &service).await;
@@ -156,15 +156,12 @@ async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppEr
     })
 }
 
-fn service_deploys(
+async fn service_deploys(
     state: &AppState,
     stack: &str,
     service: &str,
 ) -> Result<Vec<ServiceDeploy>, AppError> {
-    let history = state
-        .store()
-        .deploy_history(stack)
-        .map_err(AppError::internal)?;
+    let history = super::stacks::history(state, stack).await?;
     Ok(history
         .into_iter()
         .filter_map(|record| {

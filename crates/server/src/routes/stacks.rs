@@ -11,9 +11,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
 use swarmkeeper_compose::{Environment, SourceFile, Stack, StackSpec};
-use swarmkeeper_deploy::{DeployError, Options, Outcome, Request, Stack as DeployStack};
+use swarmkeeper_deploy::{
+    DeployError, DeployRecord, History, Options, Outcome, Progress, Request, Stack as DeployStack,
+    SwarmHistory,
+};
 use swarmkeeper_lint::{Finding, Severity};
-use swarmkeeper_store::{FileDigest, Store};
+use swarmkeeper_store::FileDigest;
 
 use crate::access::Caller;
 use crate::deploys::run_deploy;
@@ -51,9 +54,17 @@ pub struct StacksView {
     pub stacks: Vec<StackRow>,
 }
 
-fn history(store: &Store, stack: &str) -> Result<Vec<DeployRow>, AppError> {
-    let records = store.deploy_history(stack).map_err(AppError::internal)?;
-    Ok(records
+/// The stack's revisions in the swarm's deploy history, newest first: the same history the
+/// CLI, CI and other servers read and append.
+pub(super) async fn history(state: &AppState, stack: &str) -> Result<Vec<DeployRecord>, AppError> {
+    state.history().revisions(stack).await.map_err(|e| match e {
+        DeployError::Engine(e) => e.into(),
+        other => AppError::internal(other),
+    })
+}
+
+fn deploy_rows(records: Vec<DeployRecord>) -> Vec<DeployRow> {
+    records
         .into_iter()
         .map(|r| DeployRow {
             revision: r.revision,
@@ -70,7 +81,7 @@ fn history(store: &Store, stack: &str) -> Result<Vec<DeployRow>, AppError> {
                 .map(|s| s.service.clone())
                 .collect(),
         })
-        .collect())
+        .collect()
 }
 
 async fn stacks_view(state: &AppState) -> Result<StacksView, AppError> {
@@ -81,10 +92,9 @@ async fn stacks_view(state: &AppState) -> Result<StacksView, AppError> {
             by_stack.entry(stack.clone()).or_default().push(service);
         }
     }
-    let store = state.store();
     let mut stacks = Vec::with_capacity(by_stack.len());
     for (name, services) in by_stack {
-        let last_deploy = history(&store, &name)?.into_iter().next();
+        let last_deploy = deploy_rows(history(state, &name).await?).into_iter().next();
         stacks.push(StackRow {
             services: services.len(),
             not_converged: services.iter().filter(|s| !s.converged).count(),
@@ -118,7 +128,7 @@ async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<Sta
         .filter(|s| s.stack.as_deref() == Some(name))
         .collect();
     let deploys = if caller.may(Action::ViewDeployHistory) {
-        history(&state.store(), name)?
+        deploy_rows(history(state, name).await?)
     } else {
         Vec::new()
     };
@@ -340,11 +350,11 @@ async fn deploy_stack(
     };
     state.audit(&caller.user.name, Action::Deploy.as_str(), stack, "started")?;
     let engine = state.engine.clone();
-    let (result, progress) = run_deploy(state, move |store, progress| {
+    let (result, progress) = run_deploy(state, move |history, progress| {
         Box::pin(async move {
             swarmkeeper_deploy::deploy(
                 &engine,
-                store,
+                history,
                 &deploy_request,
                 DeployStack::new(spec),
                 &options,
@@ -404,9 +414,9 @@ async fn roll_back(
         &format!("to {target}: started"),
     )?;
     let engine = state.engine.clone();
-    let (result, progress) = run_deploy(state, move |store, progress| {
+    let (result, progress) = run_deploy(state, move |history, progress| {
         Box::pin(async move {
-            swarmkeeper_deploy::rollback(&engine, store, &request, to, &options, progress).await
+            swarmkeeper_deploy::rollback(&engine, history, &request, to, &options, progress).await
         })
     })
     .await?;

@@ -441,6 +441,7 @@ pub fn open_state_with_key(
             disk_pressure: Default::default(),
             secret_key,
             docker_config: None,
+            keep_revisions: swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS,
         },
     )
     .expect("the state directory opens")
