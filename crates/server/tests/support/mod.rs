@@ -217,7 +217,8 @@ impl Drop for TestService {
     }
 }
 
-/// A stack the test deploys through the API: `docker stack rm` when dropped.
+/// A stack the test deploys through the API: when dropped, `docker stack rm` and the stack's
+/// deploy history and lock in the swarm (which `docker stack rm` leaves on purpose).
 pub struct TestStack {
     pub name: String,
 }
@@ -232,6 +233,12 @@ impl TestStack {
 impl Drop for TestStack {
     fn drop(&mut self) {
         let _ = try_docker(&["stack", "rm", &self.name]);
+        let label = format!("label=swarmkeeper.revision.stack={}", self.name);
+        let listed = try_docker(&["config", "ls", "-q", "--filter", &label]).unwrap_or_default();
+        let lock = format!("swarmkeeper-lock-{}", self.name);
+        let mut remove = vec!["config", "rm", &lock];
+        remove.extend(listed.split_whitespace());
+        let _ = try_docker(&remove);
     }
 }
 
