@@ -34,7 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from common import run, say, swarmkeeper_bin, timed  # noqa: E402
+from common import remove_stack, run, say, swarmkeeper_bin, timed  # noqa: E402
 
 SERVICES = int(os.environ.get("SERVICES", "10"))
 RUNS = int(os.environ.get("RUNS", "10"))
@@ -71,18 +71,6 @@ def stack_file(path, services):
     with open(path, "w") as f:
         f.write('version: "3.8"\nservices:\n' + "".join(services))
     return path
-
-
-def remove_stack(name):
-    """Removes a stack and waits until its containers are gone, so its image can go too."""
-    run(["docker", "stack", "rm", name], check=False)
-    deadline = time.monotonic() + 60
-    label = f"label=com.docker.stack.namespace={name}"
-    while time.monotonic() < deadline:
-        left = run(["docker", "ps", "-aq", "--filter", label], check=False).stdout.strip()
-        if not left:
-            return
-        time.sleep(0.2)
 
 
 def reaction_ms(out):

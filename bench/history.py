@@ -32,7 +32,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from common import run, say, swarmkeeper_bin, timed  # noqa: E402
+from common import remove_stack, run, say, swarmkeeper_bin, timed  # noqa: E402
 from engine import Engine  # noqa: E402  (a small Engine API client)
 
 SERVICES = int(os.environ.get("SERVICES", "50"))
@@ -74,19 +74,6 @@ def history_objects(stack):
     took = time.monotonic() - started
     client.close()
     return json.loads(raw), len(raw), took
-
-
-def remove_all(stack):
-    run(["docker", "stack", "rm", stack], check=False)
-    objects, _, _ = history_objects(stack)
-    ids = [o["ID"] for o in objects] + [f"swarmkeeper-lock-{stack}"]
-    run(["docker", "config", "rm", *ids], check=False)
-    deadline = time.monotonic() + 60
-    label = f"label=com.docker.stack.namespace={stack}"
-    while time.monotonic() < deadline:
-        if not run(["docker", "ps", "-aq", "--filter", label], check=False).stdout.strip():
-            return
-        time.sleep(0.2)
 
 
 def ms(seconds):
@@ -152,7 +139,7 @@ def main():
               f"(an end record of {SERVICES} specs: {statistics.median(ends) / 1024:.1f} KiB gzip); "
               f"the GET /configs a listing reads: {answer_bytes / 1024:.0f} KiB in {ms(answer_took)}")
     finally:
-        remove_all(stack)
+        remove_stack(stack)
         if image:
             run(["docker", "rmi", image], check=False)
         if os.environ.get("BENCH_KEEP") == "1":

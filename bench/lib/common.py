@@ -1,5 +1,6 @@
 """What the Python benchmarks share: progress on stderr, running commands, the binary to
-measure (SWARMKEEPER, else a release build in target/bench, built when missing)."""
+measure (SWARMKEEPER, else a release build in target/bench, built when missing), removing a
+stack with its deploy history."""
 
 import os
 import subprocess
@@ -38,3 +39,18 @@ def swarmkeeper_bin():
         env = dict(os.environ, CARGO_TARGET_DIR=target)
         run(["cargo", "build", "--release", "-q", "-p", "swarmkeeper-cli"], env=env)
     return path
+
+
+def remove_stack(name):
+    """`docker stack rm`, the stack's deploy history and lock in the swarm (which `docker stack
+    rm` leaves on purpose), and a wait until its containers are gone, so its image can go."""
+    run(["docker", "stack", "rm", name], check=False)
+    listed = run(["docker", "config", "ls", "-q", "--filter",
+                  f"label=swarmkeeper.revision.stack={name}"], check=False).stdout.split()
+    run(["docker", "config", "rm", *listed, f"swarmkeeper-lock-{name}"], check=False)
+    deadline = time.monotonic() + 60
+    label = f"label=com.docker.stack.namespace={name}"
+    while time.monotonic() < deadline:
+        if not run(["docker", "ps", "-aq", "--filter", label], check=False).stdout.strip():
+            return
+        time.sleep(0.2)
