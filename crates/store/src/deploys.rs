@@ -78,8 +78,8 @@ swarmkeeper_units::words! {
         /// A service failed and every changed service was put back.
         RolledBack => "rolled back",
         /// Its process died before it ended (`kill -9`, an OOM kill, a lost node): the stack
-        /// may be half-applied. Set by [`Store::settle_interrupted_deploys`] here; the history in
-        /// the swarm reads a revision without an end whose lock is gone as interrupted.
+        /// may be half-applied. The history in the swarm reads a revision without an end whose lock
+        /// is gone as interrupted; one left `running` in a local history is imported as such.
         Interrupted => "interrupted",
     }
 }
@@ -356,62 +356,6 @@ impl Store {
         }))
     }
 
-    /// Marks every revision still `running` whose process is gone as `interrupted`, and drops
-    /// the deploy locks such processes left; returns the revisions as (stack, revision),
-    /// sorted. A revision runs under its stack's lock, so a `running` one whose lock is not held
-    /// by a live process (or by this process's pid: a server restarted in its container is
-    /// PID 1 again) was killed half-way. Call it when a process that deploys starts.
-    pub fn settle_interrupted_deploys(
-        &self,
-        at: Timestamp,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
-        let tx = self.wrap(self.conn.unchecked_transaction())?;
-        let locks: Vec<(String, i64, i64)> = {
-            let mut stmt = self.wrap(tx.prepare("SELECT stack, pid, since FROM deploy_locks"))?;
-            let rows =
-                self.wrap(stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))))?;
-            self.wrap(rows.collect())?
-        };
-        let own = i64::from(std::process::id());
-        let mut live = std::collections::HashSet::new();
-        for (stack, pid, since) in locks {
-            let alive = pid != own
-                && process_alive(pid)
-                && at.duration_since(from_millis(since)) < LOCK_EXPIRY;
-            if alive {
-                live.insert(stack);
-            } else {
-                self.wrap(tx.execute("DELETE FROM deploy_locks WHERE stack = ?1", [&stack]))?;
-            }
-        }
-        let running: Vec<(String, i64)> = {
-            let mut stmt = self.wrap(
-                tx.prepare("SELECT stack, revision FROM deploys WHERE outcome = 'running'"),
-            )?;
-            let rows = self.wrap(stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?))))?;
-            self.wrap(rows.collect())?
-        };
-        let mut settled = Vec::new();
-        for (stack, revision) in running.into_iter().filter(|(s, _)| !live.contains(s)) {
-            self.wrap(tx.execute(
-                "UPDATE deploys SET outcome = ?1, finished_at = ?2, summary = ?3
-                 WHERE stack = ?4 AND revision = ?5",
-                params![
-                    DeployOutcome::Interrupted.as_str(),
-                    millis(at),
-                    "interrupted: the process deploying it stopped before it finished; the \
-                     stack may be half-applied (roll back, or deploy again)",
-                    stack,
-                    revision
-                ],
-            ))?;
-            settled.push((stack, revision as u64));
-        }
-        self.wrap(tx.commit())?;
-        settled.sort();
-        Ok(settled)
-    }
-
     /// Gives a stack's lock back; a lock taken over since is left to its new holder.
     pub fn unlock_stack(&self, lock: &StackLock) -> Result<(), StoreError> {
         self.wrap(self.conn.execute(
@@ -480,55 +424,6 @@ mod tests {
         assert_eq!(first.finished_at, Some(t0));
         assert_eq!(first.outcome, DeployOutcome::Succeeded);
         assert!(store.deploy_revision("a", 9).unwrap().is_none());
-    }
-
-    #[test]
-    fn revisions_whose_process_is_gone_are_settled_as_interrupted() {
-        let store = Store::in_memory().unwrap();
-        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
-        let t1 = Timestamp::from_second(1_700_000_100).unwrap();
-        let kind = DeployKind::Deploy;
-        store.begin_deploy("a", "me", &kind, &[], t0).unwrap();
-        store
-            .finish_deploy("a", 1, &DeployOutcome::Succeeded, "", &[], t0)
-            .unwrap();
-        store.begin_deploy("a", "me", &kind, &[], t0).unwrap();
-        store.begin_deploy("b", "me", &kind, &[], t0).unwrap();
-        store.begin_deploy("c", "me", &kind, &[], t0).unwrap();
-        // a: its lock is held by a pid that is gone; b: by this very pid, as a restarted server
-        // in a container finds it; c: by a live process (the parent of this test), still
-        // deploying.
-        let parent = i64::from(std::os::unix::process::parent_id());
-        for (stack, pid) in [
-            ("a", i64::MAX),
-            ("b", i64::from(std::process::id())),
-            ("c", parent),
-        ] {
-            store
-                .conn
-                .execute(
-                    "INSERT INTO deploy_locks (stack, token, holder, pid, since) VALUES (?1, 'x', 'me', ?2, ?3)",
-                    params![stack, pid, millis(t0)],
-                )
-                .unwrap();
-        }
-        assert_eq!(
-            store.settle_interrupted_deploys(t1).unwrap(),
-            [("a".to_owned(), 2), ("b".to_owned(), 1)]
-        );
-        let a2 = store.deploy_revision("a", 2).unwrap().unwrap();
-        assert_eq!(a2.outcome, DeployOutcome::Interrupted);
-        assert_eq!(a2.finished_at, Some(t1));
-        assert!(a2.summary.contains("half-applied"), "{}", a2.summary);
-        assert_eq!(
-            store.deploy_revision("c", 1).unwrap().unwrap().outcome,
-            DeployOutcome::Running
-        );
-        // The dead locks went; the live one stays.
-        assert!(store.lock_stack("a", "next", t1).unwrap().is_ok());
-        assert!(store.lock_stack("b", "next", t1).unwrap().is_ok());
-        assert!(store.lock_stack("c", "next", t1).unwrap().is_err());
-        assert!(store.settle_interrupted_deploys(t1).unwrap().is_empty());
     }
 
     #[test]
