@@ -34,7 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from common import remove_stack, run, say, swarmkeeper_bin, timed  # noqa: E402
+from common import busybox_image, ms, remove_stack, run, say, spread, swarmkeeper_bin, timed  # noqa: E402
 
 SERVICES = int(os.environ.get("SERVICES", "10"))
 RUNS = int(os.environ.get("RUNS", "10"))
@@ -43,20 +43,13 @@ PREFIX = f"skbd{os.getpid() % 100000}"
 
 
 def build_images(tmp):
-    images = {}
-    for tag, cmd in [
-        ("ok", '["/bin/busybox", "sleep", "3600"]'),
-        ("bad", '["/bin/busybox", "sh", "-c", "exit 1"]'),
-    ]:
-        context = os.path.join(tmp, f"image-{tag}")
-        os.makedirs(context)
-        shutil.copy("/bin/busybox", os.path.join(context, "busybox"))
-        with open(os.path.join(context, "Dockerfile"), "w") as f:
-            f.write(f"FROM scratch\nCOPY busybox /bin/busybox\nLABEL skbench=deploy\nCMD {cmd}\n")
-        image = f"{PREFIX}:{tag}"
-        run(["docker", "build", "-q", "-t", image, context], env=dict(os.environ, DOCKER_BUILDKIT="0"))
-        images[tag] = image
-    return images
+    return {
+        tag: busybox_image(tmp, f"{PREFIX}:{tag}", cmd, "skbench=deploy")
+        for tag, cmd in [
+            ("ok", '["/bin/busybox", "sleep", "3600"]'),
+            ("bad", '["/bin/busybox", "sh", "-c", "exit 1"]'),
+        ]
+    }
 
 
 def service(name, image, extra=""):
@@ -156,14 +149,6 @@ def measure_docker(images, tmp):
         return {"first": first, "running": running, "noop": again}
     finally:
         remove_stack(stack)
-
-
-def ms(seconds):
-    return f"{seconds * 1000:.0f} ms"
-
-
-def spread(values):
-    return f"{ms(statistics.median(values))} (min {ms(min(values))}, max {ms(max(values))})"
 
 
 def main():

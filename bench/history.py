@@ -32,25 +32,13 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from common import remove_stack, run, say, swarmkeeper_bin, timed  # noqa: E402
+from common import busybox_image, ms, remove_stack, run, say, spread, swarmkeeper_bin, timed  # noqa: E402
 from engine import Engine  # noqa: E402  (a small Engine API client)
 
 SERVICES = int(os.environ.get("SERVICES", "50"))
 KEEP = int(os.environ.get("KEEP", "50"))
 RUNS = int(os.environ.get("RUNS", "10"))
 PREFIX = f"skbh{os.getpid() % 100000}"
-
-
-def build_image(tmp):
-    context = os.path.join(tmp, "image")
-    os.makedirs(context)
-    shutil.copy("/bin/busybox", os.path.join(context, "busybox"))
-    with open(os.path.join(context, "Dockerfile"), "w") as f:
-        f.write('FROM scratch\nCOPY busybox /bin/busybox\nLABEL skbench=history\n'
-                'CMD ["/bin/busybox", "sleep", "3600"]\n')
-    image = f"{PREFIX}:ok"
-    run(["docker", "build", "-q", "-t", image, context], env=dict(os.environ, DOCKER_BUILDKIT="0"))
-    return image
 
 
 def stack_file(path, image):
@@ -76,14 +64,6 @@ def history_objects(stack):
     return json.loads(raw), len(raw), took
 
 
-def ms(seconds):
-    return f"{seconds * 1000:.0f} ms"
-
-
-def spread(values):
-    return f"{ms(statistics.median(values))} (min {ms(min(values))}, max {ms(max(values))}, n={len(values)})"
-
-
 def main():
     binary = swarmkeeper_bin()
     tmp = tempfile.mkdtemp(prefix="skbench-history-")
@@ -92,7 +72,7 @@ def main():
     # An empty state dir: nothing local to import.
     env = dict(os.environ, SWARMKEEPER_STATE_DIR=os.path.join(tmp, "state"))
     try:
-        image = build_image(tmp)
+        image = busybox_image(tmp, f"{PREFIX}:ok", '["/bin/busybox", "sleep", "3600"]', "skbench=history")
         path = stack_file(os.path.join(tmp, "stack.yml"), image)
         deploy = [binary, "deploy", "--progress", "plain", "--no-resolve-image",
                   "--keep-revisions", str(KEEP), "-c", path, stack]
