@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
 use swarmkeeper_compose::{Environment, SourceFile, Stack, StackSpec};
 use swarmkeeper_deploy::{
-    DeployError, DeployRecord, History, Options, Outcome, Progress, Request, Stack as DeployStack,
-    SwarmHistory,
+    DeployError, DeployRecord, History, Options, Outcome, Request, Stack as DeployStack,
 };
 use swarmkeeper_lint::{Finding, Severity};
 use swarmkeeper_store::FileDigest;
