@@ -58,6 +58,12 @@ pub enum Action {
     Scale,
     Redeploy,
     Rollback,
+    /// Create, rotate and remove secrets and configs.
+    ManageSecrets,
+    /// A node's availability, labels and role; removing a node that is down.
+    ManageNodes,
+    /// Create and remove networks.
+    ManageNetworks,
     ChangeOwnPassword,
     /// Create, list and revoke one's own personal API tokens.
     ManageOwnTokens,
@@ -73,7 +79,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 17] = [
         Action::ViewCluster,
         Action::ViewDeployHistory,
         Action::ViewLogs,
@@ -81,6 +87,9 @@ impl Action {
         Action::Scale,
         Action::Redeploy,
         Action::Rollback,
+        Action::ManageSecrets,
+        Action::ManageNodes,
+        Action::ManageNetworks,
         Action::ChangeOwnPassword,
         Action::ManageOwnTokens,
         Action::ManageUsers,
@@ -100,6 +109,9 @@ impl Action {
             Action::Scale => "scale",
             Action::Redeploy => "redeploy",
             Action::Rollback => "rollback",
+            Action::ManageSecrets => "manage-secrets",
+            Action::ManageNodes => "manage-nodes",
+            Action::ManageNetworks => "manage-networks",
             Action::ChangeOwnPassword => "change-own-password",
             Action::ManageOwnTokens => "manage-own-tokens",
             Action::ManageUsers => "manage-users",
@@ -119,7 +131,13 @@ impl Action {
             Action::ChangeOwnPassword | Action::ManageOwnTokens => Role::Viewer,
             // Logs are operator-only: applications print connection strings and tokens there.
             Action::ViewLogs => Role::Operator,
-            Action::Deploy | Action::Scale | Action::Redeploy | Action::Rollback => Role::Operator,
+            Action::Deploy
+            | Action::Scale
+            | Action::Redeploy
+            | Action::Rollback
+            | Action::ManageSecrets
+            | Action::ManageNodes
+            | Action::ManageNetworks => Role::Operator,
             // Auto-deploy only ever rolls out the tag the service already names.
             Action::ManageAutoDeploy => Role::Operator,
             // Registry credentials let every node pull every private image.
@@ -149,7 +167,7 @@ mod tests {
     fn every_role_and_action_matches_the_expected_matrix() {
         // Columns: viewer, operator, admin. Written out in full rather than derived, so a
         // change to `minimum_role` has to be made twice, on purpose.
-        let expected: [(Action, [bool; 3]); 14] = [
+        let expected: [(Action, [bool; 3]); 17] = [
             (Action::ViewCluster, [true, true, true]),
             (Action::ViewDeployHistory, [true, true, true]),
             (Action::ViewLogs, [false, true, true]),
@@ -157,6 +175,9 @@ mod tests {
             (Action::Scale, [false, true, true]),
             (Action::Redeploy, [false, true, true]),
             (Action::Rollback, [false, true, true]),
+            (Action::ManageSecrets, [false, true, true]),
+            (Action::ManageNodes, [false, true, true]),
+            (Action::ManageNetworks, [false, true, true]),
             (Action::ChangeOwnPassword, [true, true, true]),
             (Action::ManageOwnTokens, [true, true, true]),
             (Action::ManageUsers, [false, false, true]),

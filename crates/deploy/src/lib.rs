@@ -290,11 +290,30 @@ pub async fn update_image<H: History>(
         .await
 }
 
-/// What a run applies: stack files, a recorded revision, or one service's new image.
+/// Brings existing services to the raw specs given (service name, spec), as one revision of
+/// kind `edit` of stack `request.stack` (for a service outside any stack, its own name), with
+/// the same following, stack-wide rollback and record as a deploy. The specs are sent as they
+/// are: no safe defaults, no digest pinning, the current scale kept where a spec gives none.
+pub async fn edit<H: History>(
+    engine: &Engine,
+    history: &H,
+    request: &Request,
+    specs: Vec<(String, serde_json::Value)>,
+    options: &Options,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Outcome, DeployError> {
+    Run::new(engine, history, request, options)
+        .locked(Job::Edit(specs), progress)
+        .await
+}
+
+/// What a run applies: stack files, a recorded revision, one service's new image, or specs
+/// edited in place.
 enum Job {
     Deploy(Stack),
     Rollback(Option<u64>),
     Image(ImageUpdate),
+    Edit(Vec<(String, serde_json::Value)>),
 }
 
 /// The services to bring to their specs, as they are now and as they are to be.
@@ -363,6 +382,7 @@ impl<'a, H: History> Run<'a, H> {
                         note: Some(update.reason),
                     }
                 }
+                Job::Edit(specs) => self.prepare_edit(specs).await?,
             };
             self.apply(prepared, progress).await
         }
@@ -422,6 +442,52 @@ impl<'a, H: History> Run<'a, H> {
         })
     }
 
+    async fn prepare_edit(
+        &self,
+        specs: Vec<(String, serde_json::Value)>,
+    ) -> Result<Prepared, DeployError> {
+        let mut current = HashMap::with_capacity(specs.len());
+        for (name, _) in &specs {
+            let service = self.engine.inspect_service(name).await?;
+            current.insert(name.clone(), service);
+        }
+        Ok(Prepared {
+            kind: DeployKind::Edit,
+            targets: self.targets(specs, &current).await?,
+            current,
+            note: None,
+        })
+    }
+
+    /// The targets for raw specs: the current scale where a spec gives none, and each image's
+    /// credentials asked before anything changes.
+    async fn targets(
+        &self,
+        mut desired: Vec<(String, serde_json::Value)>,
+        current: &HashMap<String, Service>,
+    ) -> Result<Vec<Target>, DeployError> {
+        for (name, spec) in &mut desired {
+            // Specs are recorded raw: the one edit a recorded spec gets is the current scale.
+            if let Some(service) = current.get(name) {
+                inherit_replicas(spec, &service.view.mode);
+            }
+        }
+        let images = desired
+            .iter()
+            .map(|(_, spec)| apply::image_of(spec))
+            .collect::<Result<Vec<_>, _>>()?;
+        let auths = apply::registry_auths(self.request, images.iter().cloned()).await?;
+        Ok(desired
+            .into_iter()
+            .zip(images)
+            .map(|((name, desired), image)| Target {
+                name,
+                desired,
+                registry_auth: auths.get(&image).cloned().flatten(),
+            })
+            .collect())
+    }
+
     async fn prepare_rollback(
         &self,
         to: Option<u64>,
@@ -449,27 +515,9 @@ impl<'a, H: History> Run<'a, H> {
         };
         let current = current_services(engine, stack).await?;
         // A revision's specs are those it deployed; services it left unchanged carry theirs too.
-        let mut desired = record::deployed_specs(&record)?;
-        for (name, spec) in &mut desired {
-            // Specs are recorded raw: the one edit a recorded spec gets is the current scale.
-            if let Some(service) = current.get(name) {
-                inherit_replicas(spec, &service.view.mode);
-            }
-        }
-        let images = desired
-            .iter()
-            .map(|(_, spec)| apply::image_of(spec))
-            .collect::<Result<Vec<_>, _>>()?;
-        let auths = apply::registry_auths(request, images.iter().cloned()).await?;
-        let targets: Vec<Target> = desired
-            .into_iter()
-            .zip(images)
-            .map(|((name, desired), image)| Target {
-                name,
-                desired,
-                registry_auth: auths.get(&image).cloned().flatten(),
-            })
-            .collect();
+        let targets = self
+            .targets(record::deployed_specs(&record)?, &current)
+            .await?;
         progress(Progress::Note(&format!(
             "re-applying revision {} of {stack} ({}, {} by {})",
             record.revision, record.outcome, record.started_at, record.by

@@ -225,6 +225,7 @@ mod tests {
                 .map(|d| (LABEL_DATA_SHA256.to_string(), d.to_string()))
                 .into_iter()
                 .collect(),
+            created_at: None,
         }
     }
 

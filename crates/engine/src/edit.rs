@@ -94,6 +94,54 @@ pub fn inherit_replicas(desired: &mut Value, current: &ServiceMode) {
     }
 }
 
+/// Which list of a container spec a secret or config reference is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Secret,
+    Config,
+}
+
+impl FileKind {
+    /// `secret` or `config`, as the docker CLI and the API paths say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Secret => "secret",
+            FileKind::Config => "config",
+        }
+    }
+
+    /// The container spec's list and its reference's field prefix.
+    fn field(self) -> (&'static str, &'static str) {
+        match self {
+            FileKind::Secret => ("Secrets", "Secret"),
+            FileKind::Config => ("Configs", "Config"),
+        }
+    }
+}
+
+/// Points every reference to the secret or config `from_id` at `to` (id, name) instead, like
+/// `docker service update --secret-rm old --secret-add source=new,target=…`: the target file,
+/// owner and mode stay. Returns how many references moved (0: the spec does not use it).
+pub fn swap_file_ref(spec: &mut Value, kind: FileKind, from_id: &str, to: (&str, &str)) -> usize {
+    let (list, prefix) = kind.field();
+    let Some(refs) = spec
+        .pointer_mut(&format!("/TaskTemplate/ContainerSpec/{list}"))
+        .and_then(Value::as_array_mut)
+    else {
+        return 0;
+    };
+    let (id_key, name_key) = (format!("{prefix}ID"), format!("{prefix}Name"));
+    let mut moved = 0;
+    for reference in refs.iter_mut().filter_map(Value::as_object_mut) {
+        if reference.get(&id_key).and_then(Value::as_str) == Some(from_id) {
+            reference.insert(id_key.clone(), Value::from(to.0));
+            reference.insert(name_key.clone(), Value::from(to.1));
+            moved += 1;
+        }
+    }
+    moved
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +207,38 @@ mod tests {
         let mut from_global = json!({"Mode": {"Replicated": {}}});
         inherit_replicas(&mut from_global, &ServiceMode::Global);
         assert_eq!(from_global, json!({"Mode": {"Replicated": {}}}));
+    }
+
+    #[test]
+    fn a_swapped_reference_keeps_its_file() {
+        let file = json!({"Name": "db_password", "UID": "0", "GID": "0", "Mode": 292});
+        let mut spec = json!({"TaskTemplate": {"ContainerSpec": {"Secrets": [
+            {"SecretID": "old", "SecretName": "pw", "File": file},
+            {"SecretID": "other", "SecretName": "tls", "File": {"Name": "tls"}},
+        ], "Configs": [{"ConfigID": "old", "ConfigName": "pw"}]}}});
+        assert_eq!(
+            swap_file_ref(&mut spec, FileKind::Secret, "old", ("new", "pw.v2")),
+            1
+        );
+        let secrets = &spec["TaskTemplate"]["ContainerSpec"]["Secrets"];
+        assert_eq!(
+            secrets[0],
+            json!({"SecretID": "new", "SecretName": "pw.v2", "File": file})
+        );
+        assert_eq!(secrets[1]["SecretID"], "other");
+        // A config with the same id is another list: untouched.
+        assert_eq!(
+            spec["TaskTemplate"]["ContainerSpec"]["Configs"][0]["ConfigID"],
+            "old"
+        );
+        assert_eq!(
+            swap_file_ref(
+                &mut json!({"Name": "x"}),
+                FileKind::Config,
+                "old",
+                ("n", "m")
+            ),
+            0
+        );
     }
 }

@@ -32,14 +32,18 @@ pub use model::{
 
 pub use logs::{is_logs_unreadable, LogLine, LogOptions, LogStream, LOGS_UNREADABLE};
 pub use nodes::{NodeChange, SwarmNode};
-pub use swarm::{is_out_of_sequence, Changed, ConfigObject, Created, ServiceEvent, SwarmObject};
+pub use swarm::{
+    is_out_of_sequence, Changed, ConfigObject, Created, Network, ServiceEvent, SwarmObject,
+};
 
-pub use edit::{force_update, inherit_replicas, set_image, set_label, set_replicas};
+pub use edit::{
+    force_update, inherit_replicas, set_image, set_label, set_replicas, swap_file_ref, FileKind,
+};
 pub use registry_auth::{RegistryAuth, RegistryAuthFuture};
 pub use swarmkeeper_swarm::{
-    FailureAction, Healthcheck, ImageRef, LogDriver, PortConfig, PublishMode, RestartCondition,
-    RestartPolicy, Service, ServiceMode, ServiceView, SpecError, Task, TaskState, UpdateConfig,
-    UpdateOrder, UpdateState, UpdateStatus, STACK_NAMESPACE_LABEL,
+    FailureAction, FileRef, Healthcheck, ImageRef, LogDriver, PortConfig, PublishMode,
+    RestartCondition, RestartPolicy, Service, ServiceMode, ServiceView, SpecError, Task, TaskState,
+    UpdateConfig, UpdateOrder, UpdateState, UpdateStatus, STACK_NAMESPACE_LABEL,
 };
 
 use http::{encode, RawClient};

@@ -80,6 +80,14 @@ impl Engine {
         wire.into_node()
             .map_err(|e| self.raw.decode_error(&path, e))
     }
+
+    /// Removes a node from the swarm (`DELETE /nodes/{id}`). Without `force` the engine
+    /// refuses a node that is not down, and a manager.
+    pub async fn remove_node(&self, id: &str, force: bool) -> Result<(), EngineError> {
+        self.raw
+            .delete(&format!("/nodes/{}?force={force}", encode(id, b"")))
+            .await
+    }
 }
 
 /// A change to a node's spec, as `docker node update` makes it: the rest of the spec is sent
@@ -92,6 +100,11 @@ pub struct NodeChange {
     pub add_labels: BTreeMap<String, String>,
     /// `--label-rm KEY`.
     pub remove_labels: Vec<String>,
+    /// Every label at once, replacing the node's (before `remove_labels` and `add_labels`
+    /// apply); `None` keeps the node's.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `--role`: `manager` (`docker node promote`) or `worker` (`demote`); `None` leaves it.
+    pub role: Option<String>,
 }
 
 impl NodeChange {
@@ -104,8 +117,15 @@ impl NodeChange {
         if let Some(availability) = &self.availability {
             spec.insert("Availability".into(), Value::String(availability.clone()));
         }
-        let mut labels = match spec.remove("Labels") {
-            Some(Value::Object(labels)) => labels,
+        if let Some(role) = &self.role {
+            spec.insert("Role".into(), Value::String(role.clone()));
+        }
+        let mut labels = match (spec.remove("Labels"), &self.labels) {
+            (_, Some(all)) => all
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+            (Some(Value::Object(labels)), None) => labels,
             _ => serde_json::Map::new(),
         };
         for key in &self.remove_labels {

@@ -38,6 +38,29 @@ pub struct SwarmObject {
     pub id: String,
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// `CreatedAt` (`Created` for a network); `None` when the engine gives none.
+    pub created_at: Option<Timestamp>,
+}
+
+/// A network as `GET /networks` reports it, for the networks page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    /// `overlay`, `bridge`, `host`, `null`, …
+    pub driver: String,
+    /// `swarm` or `local`.
+    pub scope: String,
+    /// Standalone containers may attach (`docker run --network`).
+    pub attachable: bool,
+    /// No route out of the network.
+    pub internal: bool,
+    /// Swarm's routing-mesh network.
+    pub ingress: bool,
+    pub labels: BTreeMap<String, String>,
+    /// `IPAM.Config[]`: (subnet, gateway), either may be empty.
+    pub subnets: Vec<(String, String)>,
+    pub created_at: Option<Timestamp>,
 }
 
 /// A config with its data and the manager's bookkeeping: what a record kept in the swarm
@@ -283,6 +306,15 @@ impl Engine {
         .await
     }
 
+    /// One task by id (`GET /tasks/{id}`); a missing one is an error for which
+    /// [`EngineError::is_not_found`] holds.
+    pub async fn inspect_task(&self, id: &str) -> Result<Task, EngineError> {
+        let path = format!("/tasks/{}", encode(id, b""));
+        let wire: TaskWire = self.raw.get_json(&path).await?;
+        wire.into_task()
+            .map_err(|e| self.raw.decode_error(&path, e))
+    }
+
     async fn tasks_at(&self, path: &str) -> Result<Vec<Task>, EngineError> {
         let items: Vec<TaskWire> = self.raw.get_json(path).await?;
         items
@@ -298,6 +330,13 @@ impl Engine {
         stack: Option<&str>,
     ) -> Result<Vec<SwarmObject>, EngineError> {
         self.list_objects("/networks", stack).await
+    }
+
+    /// Every network the engine knows, with driver, scope and subnets (`GET /networks`; on a
+    /// manager the swarm's overlay networks included).
+    pub async fn networks(&self) -> Result<Vec<Network>, EngineError> {
+        let items: Vec<NetworkWire> = self.raw.get_json("/networks").await?;
+        Ok(items.into_iter().map(NetworkWire::into_network).collect())
     }
 
     /// `POST /networks/create`.
@@ -526,6 +565,20 @@ struct TaskWire {
     status: TaskStatusWire,
     #[serde(rename = "Spec", default)]
     spec: Value,
+    #[serde(rename = "NetworksAttachments", default, deserialize_with = "nullable")]
+    networks_attachments: Vec<AttachmentWire>,
+}
+
+#[derive(Deserialize, Default)]
+struct AttachmentWire {
+    #[serde(rename = "Network", default, deserialize_with = "nullable")]
+    network: AttachedNetworkWire,
+}
+
+#[derive(Deserialize, Default)]
+struct AttachedNetworkWire {
+    #[serde(rename = "ID", default, deserialize_with = "nullable")]
+    id: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -573,7 +626,72 @@ impl TaskWire {
             container_id,
             created_at: engine_time(&self.created_at)?,
             spec: self.spec,
+            networks: self
+                .networks_attachments
+                .into_iter()
+                .map(|a| a.network.id)
+                .collect(),
         })
+    }
+}
+
+#[derive(Deserialize)]
+struct NetworkWire {
+    #[serde(rename = "Id", alias = "ID")]
+    id: String,
+    #[serde(rename = "Name", default, deserialize_with = "nullable")]
+    name: String,
+    #[serde(rename = "Driver", default, deserialize_with = "nullable")]
+    driver: String,
+    #[serde(rename = "Scope", default, deserialize_with = "nullable")]
+    scope: String,
+    #[serde(rename = "Attachable", default, deserialize_with = "nullable")]
+    attachable: bool,
+    #[serde(rename = "Internal", default, deserialize_with = "nullable")]
+    internal: bool,
+    #[serde(rename = "Ingress", default, deserialize_with = "nullable")]
+    ingress: bool,
+    #[serde(rename = "Labels", default, deserialize_with = "nullable")]
+    labels: BTreeMap<String, String>,
+    #[serde(rename = "IPAM", default, deserialize_with = "nullable")]
+    ipam: IpamWire,
+    #[serde(rename = "Created", default, deserialize_with = "nullable")]
+    created: String,
+}
+
+#[derive(Deserialize, Default)]
+struct IpamWire {
+    #[serde(rename = "Config", default, deserialize_with = "nullable")]
+    config: Vec<IpamConfigWire>,
+}
+
+#[derive(Deserialize, Default)]
+struct IpamConfigWire {
+    #[serde(rename = "Subnet", default, deserialize_with = "nullable")]
+    subnet: String,
+    #[serde(rename = "Gateway", default, deserialize_with = "nullable")]
+    gateway: String,
+}
+
+impl NetworkWire {
+    fn into_network(self) -> Network {
+        Network {
+            id: self.id,
+            name: self.name,
+            driver: self.driver,
+            scope: self.scope,
+            attachable: self.attachable,
+            internal: self.internal,
+            ingress: self.ingress,
+            labels: self.labels,
+            subnets: self
+                .ipam
+                .config
+                .into_iter()
+                .map(|c| (c.subnet, c.gateway))
+                .collect(),
+            created_at: engine_time(&self.created).ok().flatten(),
+        }
     }
 }
 
@@ -587,6 +705,8 @@ struct ObjectWire {
     labels: Option<BTreeMap<String, String>>,
     #[serde(rename = "Spec", default)]
     spec: Option<ObjectSpecWire>,
+    #[serde(rename = "CreatedAt", alias = "Created", default)]
+    created_at: String,
 }
 
 #[derive(Deserialize)]
@@ -608,6 +728,7 @@ impl ObjectWire {
             id: self.id,
             name,
             labels: labels.unwrap_or_default(),
+            created_at: engine_time(&self.created_at).ok().flatten(),
         }
     }
 }

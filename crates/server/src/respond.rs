@@ -138,6 +138,22 @@ impl Reply {
     }
 }
 
+/// A refused form, in both formats: JSON gets the error (`message`, 409 or 422 as `status`
+/// says), a form gets `page` (built only then, with the message next to its field) with
+/// `status`.
+pub async fn refused<P: Page>(
+    path: &str,
+    message: String,
+    status: StatusCode,
+    page: impl std::future::Future<Output = Result<P, AppError>>,
+) -> Result<Reply, AppError> {
+    match Format::of(path) {
+        Format::Json if status == StatusCode::CONFLICT => Err(AppError::Conflict(message)),
+        Format::Json => Err(AppError::BadInput(message)),
+        Format::Html => Ok(Reply::page(page.await?).with_status(status)),
+    }
+}
+
 /// Object-safe halves of [`Serialize`] and [`Page`], so a reply can wait in a response's
 /// extensions for the responder.
 trait AsJson: Send + Sync {

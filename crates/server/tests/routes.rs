@@ -26,6 +26,7 @@ struct Names<'a> {
     node: &'a str,
     user: i64,
     token: &'a str,
+    task: &'a str,
 }
 
 impl Names<'static> {
@@ -36,6 +37,7 @@ impl Names<'static> {
         node: "n1",
         user: 1,
         token: "00ff",
+        task: "t0",
     };
 }
 
@@ -55,6 +57,8 @@ fn fill(route: &Route, names: &Names<'_>) -> String {
         names.node
     } else if under("/users") {
         &user
+    } else if under("/tasks") {
+        names.task
     } else {
         names.token
     };
@@ -263,12 +267,18 @@ async fn every_read_route_answers_each_role_as_its_action_says() {
         &["--label", &format!("com.docker.stack.namespace={stack}")],
     );
     let node = node_id();
+    let mut task = String::new();
+    wait_for("a task of the service", Duration::from_secs(30), || {
+        task = docker(&["service", "ps", "-q", "--no-trunc", &service.name]);
+        !task.trim().is_empty()
+    });
     let names = Names {
         service: &service.name,
         stack: &stack,
         node: &node,
         user: app.viewer.id,
         token: "unused",
+        task: task.lines().next().unwrap(),
     };
     for who in app.users() {
         for (route, action) in protected().iter().filter(|(r, _)| r.method == Method::GET) {
@@ -373,6 +383,10 @@ async fn a_viewer_cannot_change_anything() {
         Call::post(&format!("/api/stacks/{st}/deploy")).json(&json!({"compose": compose("x")})),
         Call::post("/api/lint").json(&json!({"compose": compose("x")})),
         Call::post(&format!("/api/stacks/{st}/rollback")).json(&json!({})),
+        Call::post("/api/secrets").json(&json!({"name": st, "data": "x"})),
+        Call::post("/api/configs").json(&json!({"name": st, "data": "x"})),
+        Call::delete(&format!("/api/secrets/{st}")),
+        Call::post(&format!("/api/configs/{st}/rotate")).json(&json!({"data": "x"})),
     ];
     for request in operator_only.into_iter().chain(admin_only) {
         let what = format!("{} {}", request.method(), request.uri());
@@ -398,6 +412,9 @@ async fn a_viewer_cannot_change_anything() {
             ],
         ),
         (format!("/stacks/{st}/rollback"), vec![]),
+        ("/secrets".to_owned(), vec![("name", st), ("data", "x")]),
+        (format!("/configs/{st}/remove"), vec![]),
+        (format!("/secrets/{st}/rotate"), vec![("data", "x")]),
         (
             "/users".to_owned(),
             vec![
@@ -443,6 +460,10 @@ async fn a_viewer_cannot_change_anything() {
         "no update happened"
     );
     assert!(stack_services(st).is_empty(), "no stack was deployed");
+    assert!(
+        try_docker(&["secret", "inspect", st]).is_err(),
+        "no secret was created"
+    );
     let users = app
         .call(Call::get("/api/users").bearer(&app.admin.token))
         .await

@@ -61,6 +61,8 @@ swarmkeeper_units::words! {
         Rollback => "rollback",
         /// Rolled one service out to the digest its followed tag moved to.
         AutoDeploy => "auto-deploy",
+        /// Services changed in place from the dashboard (a rotated secret or config).
+        Edit => "edit",
     }
 }
 

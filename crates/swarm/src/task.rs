@@ -31,6 +31,8 @@ pub struct Task {
     pub created_at: Option<Timestamp>,
     /// The task's own spec: the service's `TaskTemplate` when the task was made.
     pub spec: Value,
+    /// `NetworksAttachments[].Network.ID`: the networks the task is attached to.
+    pub networks: Vec<String>,
 }
 
 impl Task {

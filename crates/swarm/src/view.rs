@@ -51,6 +51,25 @@ pub struct ServiceView {
     pub rollback_config: UpdateConfig,
     /// `EndpointSpec.Ports`.
     pub ports: Vec<PortConfig>,
+    /// `TaskTemplate.ContainerSpec.Secrets`.
+    pub secrets: Vec<FileRef>,
+    /// `TaskTemplate.ContainerSpec.Configs` (a credential spec's config included).
+    pub configs: Vec<FileRef>,
+    /// `TaskTemplate.Networks[].Target`: the networks the tasks attach to, by id as the
+    /// engine stores them (a spec swarmkeeper writes may name them).
+    pub networks: Vec<String>,
+}
+
+/// A secret or config a service's tasks receive (`SecretReference`, `ConfigReference`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileRef {
+    /// `SecretID` or `ConfigID`.
+    pub id: String,
+    /// `SecretName` or `ConfigName`.
+    pub name: String,
+    /// `File.Name`: where the task reads it (relative to `/run/secrets/` for a secret); empty
+    /// for a config used only as a credential spec (`Runtime`).
+    pub target: String,
 }
 
 impl ServiceView {
@@ -344,6 +363,8 @@ struct ReplicatedJobWire {
 struct TaskTemplateWire {
     #[serde(default, deserialize_with = "nullable")]
     container_spec: ContainerSpecWire,
+    #[serde(default, deserialize_with = "nullable")]
+    networks: Vec<NetworkAttachmentWire>,
     #[serde(default)]
     log_driver: Option<LogDriverWire>,
     #[serde(default)]
@@ -357,6 +378,54 @@ struct ContainerSpecWire {
     image: String,
     #[serde(default)]
     healthcheck: Option<HealthcheckWire>,
+    #[serde(default, deserialize_with = "nullable")]
+    secrets: Vec<FileRefWire>,
+    #[serde(default, deserialize_with = "nullable")]
+    configs: Vec<FileRefWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct NetworkAttachmentWire {
+    #[serde(default, deserialize_with = "nullable")]
+    target: String,
+}
+
+/// `SecretReference` and `ConfigReference` differ only in their field names' prefix.
+#[derive(Deserialize, Default)]
+struct FileRefWire {
+    #[serde(
+        rename = "SecretID",
+        alias = "ConfigID",
+        default,
+        deserialize_with = "nullable"
+    )]
+    id: String,
+    #[serde(
+        rename = "SecretName",
+        alias = "ConfigName",
+        default,
+        deserialize_with = "nullable"
+    )]
+    name: String,
+    #[serde(rename = "File", default, deserialize_with = "nullable")]
+    file: FileTargetWire,
+}
+
+#[derive(Deserialize, Default)]
+struct FileTargetWire {
+    #[serde(rename = "Name", default, deserialize_with = "nullable")]
+    name: String,
+}
+
+impl FileRefWire {
+    fn into_ref(self) -> FileRef {
+        FileRef {
+            id: self.id,
+            name: self.name,
+            target: self.file.name,
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -436,11 +505,13 @@ struct PortWire {
 impl SpecWire {
     fn into_view(self) -> ServiceView {
         let template = self.task_template;
+        let container = template.container_spec;
+        let networks = template.networks.into_iter().map(|n| n.target).collect();
         ServiceView {
             name: self.name,
             labels: self.labels,
             mode: self.mode.into_mode(),
-            image: ImageRef::parse(&template.container_spec.image),
+            image: ImageRef::parse(&container.image),
             log_driver: template.log_driver.map(|d| LogDriver {
                 name: d.name,
                 options: d.options,
@@ -455,7 +526,7 @@ impl SpecWire {
                 max_attempts: r.max_attempts,
                 window: nanos(r.window),
             }),
-            healthcheck: template.container_spec.healthcheck.map(|h| Healthcheck {
+            healthcheck: container.healthcheck.map(|h| Healthcheck {
                 test: h.test,
                 interval: nanos(h.interval),
                 timeout: nanos(h.timeout),
@@ -483,6 +554,17 @@ impl SpecWire {
                     },
                 })
                 .collect(),
+            secrets: container
+                .secrets
+                .into_iter()
+                .map(FileRefWire::into_ref)
+                .collect(),
+            configs: container
+                .configs
+                .into_iter()
+                .map(FileRefWire::into_ref)
+                .collect(),
+            networks,
         }
     }
 }
@@ -657,5 +739,29 @@ mod tests {
         let error =
             ServiceView::read(&json!({"Mode": {"Replicated": {"Replicas": "two"}}})).unwrap_err();
         assert!(error.to_string().contains("cannot be read"), "{error}");
+    }
+
+    #[test]
+    fn secrets_configs_and_networks_are_read_with_their_targets() {
+        let read = view(json!({"TaskTemplate": {
+            "ContainerSpec": {
+                "Secrets": [{"SecretID": "s1", "SecretName": "pw", "File": {"Name": "db_pw", "Mode": 292}}],
+                "Configs": [{"ConfigID": "c1", "ConfigName": "cred", "Runtime": {}}],
+            },
+            "Networks": [{"Target": "n1", "Aliases": ["web"]}],
+        }}));
+        assert_eq!(
+            read.secrets,
+            [FileRef {
+                id: "s1".into(),
+                name: "pw".into(),
+                target: "db_pw".into()
+            }]
+        );
+        assert_eq!(read.configs[0].target, "", "a credential spec has no file");
+        assert_eq!(read.networks, ["n1"]);
+        let bare =
+            view(json!({"TaskTemplate": {"ContainerSpec": {"Secrets": null}, "Networks": null}}));
+        assert!(bare.secrets.is_empty() && bare.networks.is_empty());
     }
 }

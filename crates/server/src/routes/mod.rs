@@ -8,11 +8,15 @@
 mod admin;
 mod hooks;
 mod logs;
+mod networks;
+mod node_admin;
 mod nodes;
+mod objects;
 mod overview;
 mod registries;
 mod services;
 mod stacks;
+mod tasks;
 
 use std::time::Duration;
 
@@ -85,6 +89,14 @@ fn rows() -> Table {
     t.twin(M::GET, "/", "/api/overview", ViewCluster, overview::show);
     t.twin(M::GET, "/nodes", "/api/nodes", ViewCluster, nodes::list);
     t.twin(M::GET, "/nodes/{id}", "/api/nodes/{id}", ViewCluster, nodes::show);
+    t.twin(M::GET, "/nodes/{id}/drain", "/api/nodes/{id}/drain", ViewCluster, node_admin::drain_preview);
+    t.twin(M::POST, "/nodes/{id}/availability", "/api/nodes/{id}/availability", ManageNodes, node_admin::set_availability);
+    t.route(M::GET, "/nodes/{id}/labels", ManageNodes, node_admin::labels_form);
+    t.route(M::POST, "/nodes/{id}/labels", ManageNodes, node_admin::set_labels_form);
+    t.route(M::PUT, "/api/nodes/{id}/labels", ManageNodes, node_admin::put_labels);
+    t.twin(M::POST, "/nodes/{id}/role", "/api/nodes/{id}/role", ManageNodes, node_admin::set_role);
+    t.route(M::POST, "/nodes/{id}/remove", ManageNodes, node_admin::remove);
+    t.route(M::DELETE, "/api/nodes/{id}", ManageNodes, node_admin::remove);
     t.twin(M::GET, "/services", "/api/services", ViewCluster, services::list);
     t.twin(M::GET, "/services/{name}", "/api/services/{name}", ViewCluster, services::show);
     t.twin(M::POST, "/services/{name}/scale", "/api/services/{name}/scale", Scale, services::scale);
@@ -94,6 +106,7 @@ fn rows() -> Table {
     t.twin(M::POST, "/services/{name}/autodeploy/check", "/api/services/{name}/autodeploy/check", ManageAutoDeploy, hooks::check_now);
     t.twin(M::POST, "/services/{name}/autodeploy/forget", "/api/services/{name}/autodeploy/forget", ManageAutoDeploy, hooks::forget_failure);
     t.twin(M::POST, "/services/{name}/hook-token", "/api/services/{name}/hook-token", ManageAutoDeploy, hooks::service_hook_token);
+    t.twin(M::GET, "/tasks/{id}", "/api/tasks/{id}", ViewCluster, tasks::show);
     t.route(M::GET, "/logs/{name}", ViewLogs, logs::page);
     t.route(M::GET, "/api/services/{name}/logs", ViewLogs, logs::stream);
     t.route(M::GET, "/api/services/{name}/logs/download", ViewLogs, logs::download);
@@ -104,6 +117,20 @@ fn rows() -> Table {
     t.route(M::POST, "/api/stacks/{name}/deploy", Deploy, stacks::deploy);
     t.route(M::POST, "/api/lint", Deploy, stacks::lint);
     t.twin(M::POST, "/stacks/{name}/rollback", "/api/stacks/{name}/rollback", Rollback, stacks::rollback);
+    t.twin(M::GET, "/networks", "/api/networks", ViewCluster, networks::list);
+    t.twin(M::POST, "/networks", "/api/networks", ManageNetworks, networks::create);
+    t.route(M::POST, "/networks/{name}/remove", ManageNetworks, networks::remove);
+    t.route(M::DELETE, "/api/networks/{name}", ManageNetworks, networks::remove);
+    t.twin(M::GET, "/secrets", "/api/secrets", ViewCluster, objects::secrets);
+    t.twin(M::POST, "/secrets", "/api/secrets", ManageSecrets, objects::create_secret);
+    t.route(M::POST, "/secrets/{name}/remove", ManageSecrets, objects::remove_secret);
+    t.route(M::DELETE, "/api/secrets/{name}", ManageSecrets, objects::remove_secret);
+    t.twin(M::POST, "/secrets/{name}/rotate", "/api/secrets/{name}/rotate", ManageSecrets, objects::rotate_secret);
+    t.twin(M::GET, "/configs", "/api/configs", ViewCluster, objects::configs);
+    t.twin(M::POST, "/configs", "/api/configs", ManageSecrets, objects::create_config);
+    t.route(M::POST, "/configs/{name}/remove", ManageSecrets, objects::remove_config);
+    t.route(M::DELETE, "/api/configs/{name}", ManageSecrets, objects::remove_config);
+    t.twin(M::POST, "/configs/{name}/rotate", "/api/configs/{name}/rotate", ManageSecrets, objects::rotate_config);
     t.twin(M::GET, "/users", "/api/users", ManageUsers, admin::users);
     t.twin(M::POST, "/users", "/api/users", ManageUsers, admin::create_user);
     t.route(M::POST, "/users/{id}", ManageUsers, admin::change_user);

@@ -1,8 +1,33 @@
 //! What each page shows, computed from plain data: no I/O here, so every decision a page makes
 //! (converged or not, which warnings, which events) is tested without an engine.
 
+use serde::Serialize;
+
 pub mod chart;
 pub mod logs;
+pub mod networks;
+pub mod node_admin;
 pub mod nodes;
+pub mod objects;
 pub mod overview;
 pub mod services;
+pub mod tasks;
+
+/// A refusal tied to one field of a form (and of the JSON body, by the same name).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: String) -> FieldError {
+        FieldError { field, message }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}

@@ -287,6 +287,10 @@ impl Call {
         Call::new(Method::PATCH, uri)
     }
 
+    pub fn put(uri: &str) -> Call {
+        Call::new(Method::PUT, uri)
+    }
+
     pub fn delete(uri: &str) -> Call {
         Call::new(Method::DELETE, uri)
     }

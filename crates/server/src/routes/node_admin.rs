@@ -1,0 +1,281 @@
+//! Changing a node, like `docker node update`, `promote`, `demote` and `rm`: its availability
+//! (a drain shown first as the tasks it would move), its labels, its role, and removing a
+//! node that is down. Each change is audited.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use swarmkeeper_auth::Action;
+use swarmkeeper_engine::{NodeChange, SwarmNode};
+
+use crate::access::Caller;
+use crate::error::AppError;
+use crate::page::url_encode;
+use crate::respond::{Input, Reply};
+use crate::state::AppState;
+use crate::views::node_admin::{
+    drain_effect, labels_text, one_of, parse_labels, removal_refusal, DrainEffect, AVAILABILITIES,
+    ROLES,
+};
+use crate::views::FieldError;
+
+/// A node by id or hostname; a missing one is 404 naming it.
+async fn inspect(state: &AppState, id: &str) -> Result<SwarmNode, AppError> {
+    state.engine.inspect_node(id).await.map_err(|e| {
+        if e.is_not_found() {
+            AppError::NotFound(format!("no node {id}"))
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// What a drain of the node would do, shown before it is confirmed.
+#[derive(Serialize)]
+pub struct DrainPreview {
+    pub id: String,
+    pub hostname: String,
+    pub availability: String,
+    #[serde(flatten)]
+    pub effect: DrainEffect,
+}
+
+page!(DrainPreview, "drain.html", "nodes");
+
+/// `GET /nodes/{id}/drain`, `GET /api/nodes/{id}/drain`: the tasks a drain would move (and
+/// those of global services, which only stop), from the node's tasks and the services.
+pub async fn drain_preview(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Reply, AppError> {
+    let node = inspect(&state, &id).await?;
+    let (tasks, services) = tokio::try_join!(
+        state.engine.list_node_tasks(&node.id),
+        state.engine.list_services(None)
+    )?;
+    Ok(Reply::page(DrainPreview {
+        effect: drain_effect(&tasks, &services),
+        id: node.id,
+        hostname: node.hostname,
+        availability: node.availability,
+    }))
+}
+
+/// What a node change did.
+#[derive(Serialize)]
+pub struct NodeChanged {
+    pub id: String,
+    pub hostname: String,
+    /// `availability`, `labels` or `role`.
+    pub changed: &'static str,
+    pub before: Value,
+    pub after: Value,
+}
+
+fn node_page(id: &str) -> String {
+    format!("/nodes/{}", url_encode(id))
+}
+
+/// Changes one field of the node's spec (through [`swarmkeeper_engine::Engine::update_node`])
+/// and audits it.
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    field: &'static str,
+    value: Value,
+) -> Result<Reply, AppError> {
+    let node = inspect(state, id).await?;
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let (key, change) = match field {
+        "availability" => (
+            "Availability",
+            NodeChange {
+                availability: text(&value),
+                ..NodeChange::default()
+            },
+        ),
+        "role" => (
+            "Role",
+            NodeChange {
+                role: text(&value),
+                ..NodeChange::default()
+            },
+        ),
+        _ => (
+            "Labels",
+            NodeChange {
+                labels: Some(serde_json::from_value(value.clone()).map_err(AppError::internal)?),
+                ..NodeChange::default()
+            },
+        ),
+    };
+    state.engine.update_node(&node, &change).await?;
+    let was = node.spec.get(key).cloned().unwrap_or(Value::Null);
+    state.audit(
+        &caller.user.name,
+        Action::ManageNodes.as_str(),
+        &node.hostname,
+        &format!("{field}: {was} → {value}"),
+    )?;
+    Ok(Reply::changed(
+        StatusCode::OK,
+        NodeChanged {
+            id: node.id.clone(),
+            hostname: node.hostname,
+            changed: field,
+            before: was,
+            after: value,
+        },
+        node_page(&node.id),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct AvailabilityRequest {
+    pub availability: String,
+}
+
+/// `POST /nodes/{id}/availability`, `POST /api/nodes/{id}/availability`: `active`, `pause`
+/// or `drain`; Swarm moves the tasks of a drained node (see the preview).
+pub async fn set_availability(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Input(request): Input<AvailabilityRequest>,
+) -> Result<Reply, AppError> {
+    let wanted = request.availability;
+    one_of("availability", &wanted, &AVAILABILITIES).map_err(bad)?;
+    change(&state, &caller, &id, "availability", Value::from(wanted)).await
+}
+
+#[derive(Deserialize)]
+pub struct RoleRequest {
+    pub role: String,
+}
+
+/// `POST /nodes/{id}/role`, `POST /api/nodes/{id}/role`: `manager` (promote) or `worker`
+/// (demote). The engine refuses to demote the last manager, and says so.
+pub async fn set_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Input(request): Input<RoleRequest>,
+) -> Result<Reply, AppError> {
+    one_of("role", &request.role, &ROLES).map_err(bad)?;
+    change(&state, &caller, &id, "role", Value::from(request.role)).await
+}
+
+fn bad(error: FieldError) -> AppError {
+    AppError::BadInput(error.to_string())
+}
+
+/// The labels form: the node's labels as lines, and what was wrong with the last post.
+#[derive(Serialize)]
+pub struct LabelsForm {
+    pub id: String,
+    pub hostname: String,
+    pub labels: String,
+    pub error: Option<FieldError>,
+}
+
+page!(LabelsForm, "node_labels.html", "nodes");
+
+/// `GET /nodes/{id}/labels`: the labels as `KEY=VALUE` lines, to edit.
+pub async fn labels_form(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Reply, AppError> {
+    let node = inspect(&state, &id).await?;
+    Ok(Reply::page(LabelsForm {
+        labels: labels_text(&node.labels),
+        id: node.id,
+        hostname: node.hostname,
+        error: None,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct LabelsText {
+    pub labels: String,
+}
+
+/// `POST /nodes/{id}/labels`: the form's lines replace the node's labels; a bad line is
+/// shown next to the field (422) and nothing changes.
+pub async fn set_labels_form(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Input(form): Input<LabelsText>,
+) -> Result<Reply, AppError> {
+    match parse_labels(&form.labels) {
+        Ok(labels) => change(&state, &caller, &id, "labels", labels_value(labels)).await,
+        Err(error) => {
+            let node = inspect(&state, &id).await?;
+            Ok(Reply::page(LabelsForm {
+                id: node.id,
+                hostname: node.hostname,
+                labels: form.labels,
+                error: Some(error),
+            })
+            .with_status(StatusCode::UNPROCESSABLE_ENTITY))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LabelsRequest {
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `PUT /api/nodes/{id}/labels`: `{"labels": {...}}` replaces the node's labels.
+pub async fn put_labels(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Input(request): Input<LabelsRequest>,
+) -> Result<Reply, AppError> {
+    if let Some(key) = request
+        .labels
+        .keys()
+        .find(|k| k.is_empty() || k.chars().any(char::is_whitespace))
+    {
+        return Err(AppError::BadInput(format!(
+            "labels: the key {key:?} is empty or has a space in it"
+        )));
+    }
+    change(&state, &caller, &id, "labels", labels_value(request.labels)).await
+}
+
+fn labels_value(labels: BTreeMap<String, String>) -> Value {
+    Value::Object(
+        labels
+            .into_iter()
+            .map(|(k, v)| (k, Value::from(v)))
+            .collect(),
+    )
+}
+
+/// `POST /nodes/{id}/remove`, `DELETE /api/nodes/{id}`: a worker that is down leaves the
+/// swarm's list; anything else is refused (409) saying what to do first.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Reply, AppError> {
+    let node = inspect(&state, &id).await?;
+    if let Some(why) = removal_refusal(&node) {
+        return Err(AppError::Conflict(why));
+    }
+    state.engine.remove_node(&node.id, false).await?;
+    state.audit(
+        &caller.user.name,
+        Action::ManageNodes.as_str(),
+        &node.hostname,
+        "removed",
+    )?;
+    Ok(Reply::done("/nodes"))
+}

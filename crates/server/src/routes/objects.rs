@@ -1,0 +1,530 @@
+//! `/secrets` and `/configs`: each listed with the services that use it, created (a value is
+//! never shown back), removed while nothing uses it, and rotated: a new version created, every
+//! service that uses the old one moved to it through the deploy engine (followed, rolled back
+//! on failure, recorded as an `edit` revision of its stack), the old one removed once unused.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use swarmkeeper_deploy::{base64, Options, Request, LABEL_DATA_SHA256};
+use swarmkeeper_engine::{swap_file_ref, Created, Engine, EngineError, FileKind, Service};
+
+use crate::access::Caller;
+use crate::deploys::run_deploy;
+use crate::error::AppError;
+use crate::respond::{refused, Input, Reply};
+use crate::state::AppState;
+use crate::views::objects::{
+    check_data, check_name, in_use, next_version, object_rows, refs, FieldError, ObjectRow,
+};
+
+/// The secrets or configs page: every object with its users, and the create form's state.
+#[derive(Serialize)]
+pub struct ObjectsView {
+    /// `secret` or `config`.
+    pub kind: &'static str,
+    pub objects: Vec<ObjectRow>,
+    /// A form as posted, when it was refused: its name (never its value) and what is wrong,
+    /// shown next to the field.
+    #[serde(skip)]
+    pub form: FormState,
+}
+
+/// A refused form: the create form, or the rotate form of one object.
+#[derive(Default)]
+pub struct FormState {
+    /// The create form's name field as posted.
+    pub name: String,
+    /// The object whose rotate form was refused; `None`: the create form.
+    pub rotating: Option<String>,
+    pub error: Option<FieldError>,
+}
+
+impl FormState {
+    /// The create form's message for `field`, if it is the one refused.
+    pub fn create_error(&self, field: &str) -> Option<&str> {
+        self.error_of(None, field)
+    }
+
+    /// The rotate form of `object`'s message for `field`.
+    pub fn rotate_error(&self, object: &str, field: &str) -> Option<&str> {
+        self.error_of(Some(object), field)
+    }
+
+    fn error_of(&self, rotating: Option<&str>, field: &str) -> Option<&str> {
+        let error = self.error.as_ref()?;
+        (self.rotating.as_deref() == rotating && error.field == field)
+            .then_some(error.message.as_str())
+    }
+}
+
+page!(ObjectsView, "objects.html", "secrets");
+
+/// A create, from the form or as JSON.
+#[derive(Deserialize)]
+pub struct CreateRequest {
+    pub name: String,
+    /// The content, as text.
+    pub data: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A rotation: the new content, and optionally the new version's name (by default the next
+/// `.vN` of the name).
+#[derive(Deserialize)]
+pub struct RotateRequest {
+    pub data: String,
+    #[serde(default)]
+    pub new_name: Option<String>,
+}
+
+/// What a create answers: never the value.
+#[derive(Serialize)]
+pub struct CreatedObject {
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
+}
+
+/// One stack's (or lone service's) part of a rotation: one deploy-engine revision.
+#[derive(Serialize)]
+pub struct MovedGroup {
+    /// The history the revision is in: the services' stack, or the service's own name.
+    pub stack: String,
+    pub services: Vec<String>,
+    pub revision: Option<u64>,
+    /// `succeeded`, `rolled back`, `failed`, …
+    pub outcome: String,
+    pub succeeded: bool,
+    pub progress: Vec<String>,
+}
+
+/// What a rotation did.
+#[derive(Serialize)]
+pub struct RotateView {
+    pub kind: &'static str,
+    pub name: String,
+    pub new_name: String,
+    pub new_id: String,
+    pub groups: Vec<MovedGroup>,
+    /// Whether the old version was removed; it stays while a service still uses it.
+    pub removed_old: bool,
+    pub succeeded: bool,
+}
+
+page!(RotateView, "rotated.html", "secrets");
+
+async fn list_objects(
+    engine: &Engine,
+    kind: FileKind,
+) -> Result<Vec<swarmkeeper_engine::SwarmObject>, EngineError> {
+    match kind {
+        FileKind::Secret => engine.list_secrets(None).await,
+        FileKind::Config => engine.list_configs(None).await,
+    }
+}
+
+async fn create_object(
+    engine: &Engine,
+    kind: FileKind,
+    name: &str,
+    data: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<Created, EngineError> {
+    let spec = json!({"Name": name, "Labels": labels, "Data": base64(data.as_bytes())});
+    match kind {
+        FileKind::Secret => engine.create_secret(&spec).await,
+        FileKind::Config => engine.create_config(&spec).await,
+    }
+}
+
+async fn remove_object(engine: &Engine, kind: FileKind, id: &str) -> Result<(), EngineError> {
+    match kind {
+        FileKind::Secret => engine.remove_secret(id).await,
+        FileKind::Config => engine.remove_config(id).await,
+    }
+}
+
+/// The page's data: one request for the objects, one for the services.
+async fn load(state: &AppState, kind: FileKind) -> Result<Vec<ObjectRow>, AppError> {
+    let (objects, services) = tokio::try_join!(
+        list_objects(&state.engine, kind),
+        state.engine.list_services(None)
+    )?;
+    Ok(object_rows(&objects, &services, kind))
+}
+
+fn page_of(kind: FileKind) -> String {
+    format!("/{}s", kind.as_str())
+}
+
+/// The audit log's word for a change of this kind.
+fn audit_action(kind: FileKind, verb: &str) -> String {
+    format!("{verb}-{}", kind.as_str())
+}
+
+async fn list(state: &AppState, kind: FileKind) -> Result<Reply, AppError> {
+    Ok(Reply::page(ObjectsView {
+        kind: kind.as_str(),
+        objects: load(state, kind).await?,
+        form: FormState::default(),
+    }))
+}
+
+/// A refused form: the page again with the message next to the field (422); JSON gets the
+/// error.
+async fn refuse(
+    state: &AppState,
+    uri: &Uri,
+    kind: FileKind,
+    form: FormState,
+    status: StatusCode,
+) -> Result<Reply, AppError> {
+    let message = form
+        .error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    refused(uri.path(), message, status, async {
+        Ok(ObjectsView {
+            kind: kind.as_str(),
+            objects: load(state, kind).await?,
+            form,
+        })
+    })
+    .await
+}
+
+/// The create form refused with `error`.
+fn create_refused(name: String, error: FieldError) -> FormState {
+    FormState {
+        name,
+        rotating: None,
+        error: Some(error),
+    }
+}
+
+/// The rotate form of `object` refused with `error`.
+fn rotate_refused(object: &str, error: FieldError) -> FormState {
+    FormState {
+        name: String::new(),
+        rotating: Some(object.to_owned()),
+        error: Some(error),
+    }
+}
+
+const INVALID: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
+
+async fn create(
+    state: &AppState,
+    caller: &Caller,
+    uri: &Uri,
+    kind: FileKind,
+    request: CreateRequest,
+) -> Result<Reply, AppError> {
+    let checked = check_name("name", &request.name).and_then(|()| check_data(kind, &request.data));
+    if let Err(error) = checked {
+        return refuse(
+            state,
+            uri,
+            kind,
+            create_refused(request.name, error),
+            INVALID,
+        )
+        .await;
+    }
+    let created = match create_object(
+        &state.engine,
+        kind,
+        &request.name,
+        &request.data,
+        &request.labels,
+    )
+    .await
+    {
+        Ok(created) => created,
+        Err(e) if e.is_conflict() => {
+            let error = FieldError {
+                field: "name",
+                message: format!("a {} named {} already exists", kind.as_str(), request.name),
+            };
+            let form = create_refused(request.name, error);
+            return refuse(state, uri, kind, form, StatusCode::CONFLICT).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    state.audit(
+        &caller.user.name,
+        &audit_action(kind, "create"),
+        &request.name,
+        &format!("{} bytes", request.data.len()),
+    )?;
+    Ok(Reply::changed(
+        StatusCode::CREATED,
+        CreatedObject {
+            kind: kind.as_str(),
+            id: created.id,
+            name: request.name,
+        },
+        page_of(kind),
+    ))
+}
+
+/// Every object of the kind and every service, in one request each.
+async fn find(
+    state: &AppState,
+    kind: FileKind,
+) -> Result<(Vec<swarmkeeper_engine::SwarmObject>, Vec<Service>), AppError> {
+    Ok(tokio::try_join!(
+        list_objects(&state.engine, kind),
+        state.engine.list_services(None)
+    )?)
+}
+
+async fn remove(
+    state: &AppState,
+    caller: &Caller,
+    kind: FileKind,
+    name: &str,
+) -> Result<Reply, AppError> {
+    let (objects, services) = find(state, kind).await?;
+    let rows = object_rows(&objects, &services, kind);
+    let row = rows
+        .iter()
+        .find(|row| row.name == name)
+        .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))?;
+    if let Some(why) = in_use(kind, name, &row.users) {
+        return Err(AppError::Conflict(why));
+    }
+    remove_object(&state.engine, kind, &row.id).await?;
+    state.audit(&caller.user.name, &audit_action(kind, "remove"), name, "")?;
+    Ok(Reply::done(page_of(kind)))
+}
+
+async fn rotate(
+    state: &AppState,
+    caller: &Caller,
+    uri: &Uri,
+    kind: FileKind,
+    name: &str,
+    request: RotateRequest,
+) -> Result<Reply, AppError> {
+    let (objects, services) = find(state, kind).await?;
+    let old = objects
+        .iter()
+        .find(|o| o.name == name)
+        .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))?;
+    if let Err(error) = check_data(kind, &request.data) {
+        return refuse(state, uri, kind, rotate_refused(name, error), INVALID).await;
+    }
+    let taken: HashSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+    let new_name = match request.new_name.filter(|n| !n.is_empty()) {
+        Some(new_name) => {
+            let (checked, status) = match check_name("new_name", &new_name) {
+                Err(error) => (Err(error), INVALID),
+                Ok(()) if taken.contains(new_name.as_str()) => (
+                    Err(FieldError {
+                        field: "new_name",
+                        message: format!("a {} named {new_name} already exists", kind.as_str()),
+                    }),
+                    StatusCode::CONFLICT,
+                ),
+                Ok(()) => (Ok(()), StatusCode::OK),
+            };
+            if let Err(error) = checked {
+                return refuse(state, uri, kind, rotate_refused(name, error), status).await;
+            }
+            new_name
+        }
+        None => next_version(name, &taken),
+    };
+    // A digest label a stack deploy wrote describes the old content, not the new.
+    let mut labels = old.labels.clone();
+    labels.remove(LABEL_DATA_SHA256);
+    let created = create_object(&state.engine, kind, &new_name, &request.data, &labels).await?;
+    state.audit(
+        &caller.user.name,
+        &audit_action(kind, "rotate"),
+        name,
+        &format!("to {new_name}: started"),
+    )?;
+    // Each stack's users move in one revision of that stack; a service outside any stack is
+    // its own history.
+    let mut groups: BTreeMap<String, Vec<(String, serde_json::Value)>> = BTreeMap::new();
+    for service in services
+        .iter()
+        .filter(|s| refs(s, kind).iter().any(|r| r.id == old.id))
+    {
+        let mut spec = service.spec.clone();
+        swap_file_ref(&mut spec, kind, &old.id, (&created.id, &new_name));
+        let history = service.view.stack().unwrap_or(&service.name).to_owned();
+        groups
+            .entry(history)
+            .or_default()
+            .push((service.name.clone(), spec));
+    }
+    let mut moved = Vec::with_capacity(groups.len());
+    for (stack, specs) in groups {
+        moved.push(move_group(state, caller, stack, specs).await?);
+    }
+    let succeeded = moved.iter().all(|g| g.succeeded);
+    let mut removed_old = false;
+    if succeeded {
+        remove_object(&state.engine, kind, &old.id).await?;
+        removed_old = true;
+    } else if moved.iter().all(|g| !g.succeeded) {
+        // Nothing uses the new version: leave things as they were.
+        remove_object(&state.engine, kind, &created.id).await?;
+    }
+    state.audit(
+        &caller.user.name,
+        &audit_action(kind, "rotate"),
+        name,
+        &format!(
+            "to {new_name}: {}{}",
+            if succeeded { "succeeded" } else { "failed" },
+            if removed_old {
+                ", old version removed"
+            } else {
+                ""
+            }
+        ),
+    )?;
+    let view = RotateView {
+        kind: kind.as_str(),
+        name: name.to_owned(),
+        new_name,
+        new_id: created.id,
+        groups: moved,
+        removed_old,
+        succeeded,
+    };
+    let status = if succeeded {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok(Reply::page(view).with_status(status))
+}
+
+/// One revision through the deploy engine: the services of `stack` brought to their new specs.
+async fn move_group(
+    state: &AppState,
+    caller: &Caller,
+    stack: String,
+    specs: Vec<(String, serde_json::Value)>,
+) -> Result<MovedGroup, AppError> {
+    let services: Vec<String> = specs.iter().map(|(name, _)| name.clone()).collect();
+    let request = Request {
+        stack: stack.clone(),
+        by: caller.user.name.clone(),
+        files: Vec::new(),
+        registry_auth: Some(state.registries.registry_auth()),
+    };
+    let options = Options {
+        timeout: state.config.deploy_timeout,
+        ..Options::default()
+    };
+    let engine = state.engine.clone();
+    let (result, progress) = run_deploy(state, move |store, progress| {
+        Box::pin(async move {
+            swarmkeeper_deploy::edit(&engine, store, &request, specs, &options, progress).await
+        })
+    })
+    .await?;
+    Ok(match result {
+        Ok(outcome) => MovedGroup {
+            stack,
+            services,
+            revision: outcome.revision,
+            outcome: outcome.label().to_string(),
+            succeeded: outcome.succeeded,
+            progress,
+        },
+        Err(e) => MovedGroup {
+            stack,
+            services,
+            revision: None,
+            outcome: format!("failed: {e}"),
+            succeeded: false,
+            progress,
+        },
+    })
+}
+
+/// `GET /secrets`, `GET /api/secrets`.
+pub async fn secrets(State(state): State<AppState>) -> Result<Reply, AppError> {
+    list(&state, FileKind::Secret).await
+}
+
+/// `GET /configs`, `GET /api/configs`.
+pub async fn configs(State(state): State<AppState>) -> Result<Reply, AppError> {
+    list(&state, FileKind::Config).await
+}
+
+/// `POST /secrets` (the form), `POST /api/secrets`: 201 with the id; the value is not shown
+/// again.
+pub async fn create_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Input(request): Input<CreateRequest>,
+) -> Result<Reply, AppError> {
+    create(&state, &caller, &uri, FileKind::Secret, request).await
+}
+
+/// `POST /configs`, `POST /api/configs`.
+pub async fn create_config(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Input(request): Input<CreateRequest>,
+) -> Result<Reply, AppError> {
+    create(&state, &caller, &uri, FileKind::Config, request).await
+}
+
+/// `POST /secrets/{name}/remove`, `DELETE /api/secrets/{name}`: 409 naming the services
+/// while any uses it.
+pub async fn remove_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    remove(&state, &caller, FileKind::Secret, &name).await
+}
+
+/// `POST /configs/{name}/remove`, `DELETE /api/configs/{name}`.
+pub async fn remove_config(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    remove(&state, &caller, FileKind::Config, &name).await
+}
+
+/// `POST /secrets/{name}/rotate`, `POST /api/secrets/{name}/rotate`: 200 when every user
+/// moved and the old version is gone, 409 when a move failed (and was rolled back).
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Path(name): Path<String>,
+    Input(request): Input<RotateRequest>,
+) -> Result<Reply, AppError> {
+    rotate(&state, &caller, &uri, FileKind::Secret, &name, request).await
+}
+
+/// `POST /configs/{name}/rotate`, `POST /api/configs/{name}/rotate`.
+pub async fn rotate_config(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Path(name): Path<String>,
+    Input(request): Input<RotateRequest>,
+) -> Result<Reply, AppError> {
+    rotate(&state, &caller, &uri, FileKind::Config, &name, request).await
+}

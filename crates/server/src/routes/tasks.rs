@@ -1,0 +1,109 @@
+//! `/tasks/{id}`: one task, its container's exit code and error, its node, why it waits, its
+//! slot's restarts, and (for those who may read logs) its last log lines.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use futures_util::StreamExt;
+use serde::Serialize;
+use swarmkeeper_auth::Action;
+use swarmkeeper_engine::{is_logs_unreadable, EngineError, LogOptions};
+
+use crate::access::Caller;
+use crate::error::AppError;
+use crate::respond::Reply;
+use crate::state::AppState;
+use crate::views::tasks::{task_detail, TaskDetail};
+
+/// How many log lines the page shows, and how long reading them may take.
+const LOG_LINES: u64 = 20;
+const LOGS_WITHIN: Duration = Duration::from_secs(5);
+
+#[derive(Serialize)]
+pub struct TaskView {
+    #[serde(flatten)]
+    pub detail: TaskDetail,
+    /// The task's last log lines; empty for a caller who may not read logs.
+    pub logs: Vec<String>,
+    /// Why there are no lines, when there are none.
+    pub logs_note: Option<String>,
+}
+
+page!(TaskView, "task.html", "services");
+
+/// `GET /tasks/{id}`, `GET /api/tasks/{id}`.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Reply, AppError> {
+    let task = state.engine.inspect_task(&id).await.map_err(|e| {
+        if e.is_not_found() {
+            AppError::NotFound(format!("no task {id}"))
+        } else {
+            e.into()
+        }
+    })?;
+    let (service, siblings, nodes) = tokio::try_join!(
+        async {
+            match state.engine.inspect_service(&task.service_id).await {
+                Ok(service) => Ok(service.name),
+                // The service is gone; its tasks linger a while.
+                Err(e) if e.is_not_found() => Ok(task.service_id.clone()),
+                Err(e) => Err(e),
+            }
+        },
+        state.engine.list_tasks(&task.service_id),
+        state.engine.list_nodes()
+    )?;
+    let hostnames: HashMap<String, String> =
+        nodes.into_iter().map(|n| (n.id, n.hostname)).collect();
+    let (logs, logs_note) = if caller.may(Action::ViewLogs) {
+        last_lines(&state, &task.id).await
+    } else {
+        (
+            Vec::new(),
+            Some("reading logs needs the operator role".to_owned()),
+        )
+    };
+    Ok(Reply::page(TaskView {
+        detail: task_detail(&task, &service, &siblings, &hostnames),
+        logs,
+        logs_note,
+    }))
+}
+
+async fn last_lines(state: &AppState, task: &str) -> (Vec<String>, Option<String>) {
+    let options = LogOptions {
+        follow: false,
+        since: None,
+        tail: Some(LOG_LINES),
+        timestamps: false,
+    };
+    let read = tokio::time::timeout(LOGS_WITHIN, async {
+        let mut stream = state.engine.task_logs(task, &options).await?;
+        let mut lines = Vec::new();
+        while let Some(line) = stream.next().await {
+            lines.push(line?.text);
+        }
+        Ok::<_, EngineError>(lines)
+    })
+    .await;
+    match read {
+        Ok(Ok(lines)) if lines.is_empty() => (lines, Some("no log lines".to_owned())),
+        Ok(Ok(lines)) => (lines, None),
+        Ok(Err(e)) if is_logs_unreadable(&e) => (
+            Vec::new(),
+            Some("its log driver keeps nothing readable".to_owned()),
+        ),
+        Ok(Err(e)) => (Vec::new(), Some(format!("logs could not be read: {e}"))),
+        Err(_) => (
+            Vec::new(),
+            Some(format!(
+                "logs did not come within {}s",
+                LOGS_WITHIN.as_secs()
+            )),
+        ),
+    }
+}

@@ -1,0 +1,234 @@
+//! What changing a node means: which tasks a drain moves (and which only stop), the checks of
+//! an availability, a role and a label list, and whether a node may be removed. Pure.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use swarmkeeper_engine::{Service, SwarmNode, Task, TaskState};
+
+use super::FieldError;
+
+/// A node's availability, as `docker node update --availability` takes it.
+pub const AVAILABILITIES: [&str; 3] = ["active", "pause", "drain"];
+
+/// A node's role, as `docker node promote` / `demote` set it.
+pub const ROLES: [&str; 2] = ["manager", "worker"];
+
+/// A task a drain affects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AffectedTask {
+    pub id: String,
+    pub service: String,
+    pub slot: Option<u64>,
+    pub state: String,
+}
+
+/// What draining a node does to the tasks it runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DrainEffect {
+    /// Tasks of replicated services (and replicated jobs): Swarm starts a replacement on
+    /// another node, if one qualifies.
+    pub moving: Vec<AffectedTask>,
+    /// Tasks of global services: one per node, so they stop and start nowhere else.
+    pub stopping: Vec<AffectedTask>,
+}
+
+/// The effect of draining the node that runs `tasks` (the node's tasks, old ones included):
+/// every task Swarm means to keep running there moves, or stops for a global service.
+pub fn drain_effect(tasks: &[Task], services: &[Service]) -> DrainEffect {
+    let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut effect = DrainEffect::default();
+    for task in tasks
+        .iter()
+        .filter(|t| t.desired_state == TaskState::Running)
+    {
+        let service = by_id.get(task.service_id.as_str());
+        let affected = AffectedTask {
+            id: task.id.clone(),
+            service: service.map_or_else(|| task.service_id.clone(), |s| s.name.clone()),
+            slot: task.slot,
+            state: task.state.to_string(),
+        };
+        if service.is_some_and(|s| s.view.mode.is_global()) {
+            effect.stopping.push(affected);
+        } else {
+            effect.moving.push(affected);
+        }
+    }
+    for list in [&mut effect.moving, &mut effect.stopping] {
+        list.sort_by(|a, b| (&a.service, a.slot).cmp(&(&b.service, b.slot)));
+    }
+    effect
+}
+
+/// One of `allowed`, or a message naming the field and the values it takes.
+pub fn one_of(field: &'static str, value: &str, allowed: &[&str]) -> Result<(), FieldError> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("{value:?} is not one of {}", allowed.join(", ")),
+        ))
+    }
+}
+
+/// Node labels from `KEY=VALUE` lines (blank lines skipped; a value may be empty, as `docker
+/// node update --label-add key` makes it). A line without a key, a key with spaces, or a key
+/// twice is refused naming the line.
+pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, FieldError> {
+    let mut labels = BTreeMap::new();
+    for (n, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
+        if line.is_empty() {
+            continue;
+        }
+        let (key, value) = line.split_once('=').unwrap_or((line, ""));
+        let key = key.trim();
+        let refuse = |why: &str| Err(FieldError::new("labels", format!("line {n}: {why}")));
+        if key.is_empty() {
+            return refuse("a label needs a key before '='");
+        }
+        if key.chars().any(char::is_whitespace) {
+            return refuse(&format!("the key {key:?} has a space in it"));
+        }
+        if labels.insert(key.to_owned(), value.to_owned()).is_some() {
+            return refuse(&format!("{key} is given twice"));
+        }
+    }
+    Ok(labels)
+}
+
+/// Labels as the edit form shows them: one `KEY=VALUE` line each.
+pub fn labels_text(labels: &BTreeMap<String, String>) -> String {
+    labels.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+}
+
+/// Why `node` may not be removed from the swarm, if it may not: only a worker that is down
+/// (a manager is demoted first, so the swarm keeps its quorum in view).
+pub fn removal_refusal(node: &SwarmNode) -> Option<String> {
+    if node.role == "manager" {
+        return Some(format!(
+            "node {} is a manager: demote it first",
+            node.hostname
+        ));
+    }
+    if node.state != "down" {
+        return Some(format!(
+            "node {} is {}: only a node that is down can be removed (drain it and stop its engine, or `docker swarm leave` on it)",
+            node.hostname, node.state
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn service(id: &str, mode: serde_json::Value) -> Service {
+        let spec = json!({"Name": format!("svc-{id}"), "Mode": mode, "TaskTemplate": {"ContainerSpec": {"Image": "x"}}});
+        Service::new(id.to_owned(), 1, spec, None, None).unwrap()
+    }
+
+    fn task(id: &str, service: &str, slot: Option<u64>, desired: &str) -> Task {
+        Task {
+            id: id.into(),
+            service_id: service.into(),
+            slot,
+            node_id: "n1".into(),
+            desired_state: desired.into(),
+            state: "running".into(),
+            ..Task::default()
+        }
+    }
+
+    #[test]
+    fn a_drain_moves_replicated_tasks_and_stops_global_ones() {
+        let services = [
+            service("r", json!({"Replicated": {"Replicas": 2}})),
+            service("g", json!({"Global": {}})),
+        ];
+        let tasks = [
+            task("t2", "r", Some(2), "running"),
+            task("t1", "r", Some(1), "running"),
+            task("old", "r", Some(1), "shutdown"),
+            task("tg", "g", None, "running"),
+        ];
+        let effect = drain_effect(&tasks, &services);
+        let ids = |l: &[AffectedTask]| l.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&effect.moving), ["t1", "t2"]);
+        assert_eq!(ids(&effect.stopping), ["tg"]);
+        assert_eq!(effect.moving[0].service, "svc-r");
+    }
+
+    #[test]
+    fn labels_are_key_value_lines() {
+        let labels = parse_labels("zone=a\n\n disk = ssd\nflag\n").unwrap();
+        assert_eq!(
+            labels,
+            BTreeMap::from([
+                ("zone".into(), "a".into()),
+                ("disk".into(), " ssd".into()),
+                ("flag".into(), String::new())
+            ])
+        );
+        assert_eq!(
+            labels_text(&BTreeMap::from([("a".into(), "1".into())])),
+            "a=1\n"
+        );
+        for (bad, why) in [
+            ("=x", "line 1: a label needs a key"),
+            ("a=1\na b=2", "line 2: the key \"a b\""),
+            ("a=1\na=2", "line 2: a is given twice"),
+        ] {
+            let error = parse_labels(bad).unwrap_err();
+            assert_eq!(error.field, "labels");
+            assert!(error.message.starts_with(why), "{bad}: {}", error.message);
+        }
+    }
+
+    #[test]
+    fn choices_name_what_they_take() {
+        assert!(one_of("availability", "drain", &AVAILABILITIES).is_ok());
+        let error = one_of("availability", "off", &AVAILABILITIES).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "availability: \"off\" is not one of active, pause, drain"
+        );
+    }
+
+    #[test]
+    fn only_a_worker_that_is_down_may_be_removed() {
+        let mut node = SwarmNode {
+            id: "n1".into(),
+            version: 1,
+            hostname: "w1".into(),
+            role: "worker".into(),
+            availability: "active".into(),
+            labels: BTreeMap::new(),
+            state: "down".into(),
+            status_message: String::new(),
+            addr: String::new(),
+            leader: false,
+            manager_reachability: None,
+            engine_version: String::new(),
+            nano_cpus: 0,
+            memory_bytes: 0,
+            os: String::new(),
+            architecture: String::new(),
+            engine_labels: BTreeMap::new(),
+            created_at: None,
+            updated_at: None,
+            spec: serde_json::Value::Null,
+        };
+        assert_eq!(removal_refusal(&node), None);
+        node.state = "ready".into();
+        assert!(removal_refusal(&node)
+            .unwrap()
+            .contains("is ready: only a node that is down"));
+        node.state = "down".into();
+        node.role = "manager".into();
+        assert!(removal_refusal(&node).unwrap().contains("demote it first"));
+    }
+}

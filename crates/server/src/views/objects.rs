@@ -1,0 +1,263 @@
+//! Secrets and configs: each with the services that use it, the name a rotation gives the next
+//! version, and the checks of a name and a value before anything is sent to the engine. Pure.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use jiff::Timestamp;
+use serde::Serialize;
+use swarmkeeper_engine::{FileKind, FileRef, Service, SwarmObject};
+
+pub use super::FieldError;
+
+/// The most a secret or config may hold: Swarm refuses more (`MaxSecretSize`,
+/// `MaxConfigSize` in swarmkit, 500 KiB each).
+pub const MAX_DATA_BYTES: usize = 500 * 1024;
+
+/// Swarm's longest object name.
+const MAX_NAME_CHARS: usize = 64;
+
+/// A service that uses a secret or config, and the file its tasks read it from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub service: String,
+    /// `File.Name`; empty for a config used as a credential spec.
+    pub target: String,
+}
+
+/// A secret or config as its page lists it. Its value is never part of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ObjectRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: Option<Timestamp>,
+    pub labels: BTreeMap<String, String>,
+    /// The stack that made it (`com.docker.stack.namespace`).
+    pub stack: Option<String>,
+    /// Services that use it, by name.
+    pub users: Vec<User>,
+}
+
+/// The references of one kind a service's spec makes.
+pub fn refs(service: &Service, kind: FileKind) -> &[FileRef] {
+    match kind {
+        FileKind::Secret => &service.view.secrets,
+        FileKind::Config => &service.view.configs,
+    }
+}
+
+/// Each object with its users, sorted by name; one pass over the services whatever their
+/// number.
+pub fn object_rows(
+    objects: &[SwarmObject],
+    services: &[Service],
+    kind: FileKind,
+) -> Vec<ObjectRow> {
+    let mut users: HashMap<&str, Vec<User>> = HashMap::new();
+    for service in services {
+        for reference in refs(service, kind) {
+            users.entry(&reference.id).or_default().push(User {
+                service: service.name.clone(),
+                target: reference.target.clone(),
+            });
+        }
+    }
+    let mut rows: Vec<ObjectRow> = objects
+        .iter()
+        .map(|object| {
+            let mut users = users.remove(object.id.as_str()).unwrap_or_default();
+            users.sort_by(|a, b| a.service.cmp(&b.service));
+            ObjectRow {
+                id: object.id.clone(),
+                name: object.name.clone(),
+                created_at: object.created_at,
+                stack: object
+                    .labels
+                    .get(swarmkeeper_engine::STACK_NAMESPACE_LABEL)
+                    .cloned(),
+                labels: object.labels.clone(),
+                users,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows
+}
+
+/// The name of the next version of `name`: `db_password` → `db_password.v2`, `tls.v7` →
+/// `tls.v8`, the first such name not `taken`.
+pub fn next_version(name: &str, taken: &HashSet<&str>) -> String {
+    let counted = name.rsplit_once(".v").and_then(|(base, n)| {
+        let plain =
+            !base.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
+        plain
+            .then(|| n.parse::<u64>().ok())
+            .flatten()
+            .map(|n| (base, n + 1))
+    });
+    let (base, mut version) = counted.unwrap_or((name, 2));
+    loop {
+        let candidate = format!("{base}.v{version}");
+        if !taken.contains(candidate.as_str()) {
+            return candidate;
+        }
+        version += 1;
+    }
+}
+
+/// Swarm's rule for object names (`^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$`, at most
+/// 64 characters), checked here so that a form says which field is wrong.
+pub fn check_name(field: &'static str, name: &str) -> Result<(), FieldError> {
+    let refuse = |why: &str| Err(FieldError::new(field, format!("{name:?} {why}")));
+    if name.is_empty() {
+        return Err(FieldError::new(field, "a name is required".to_owned()));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return refuse("is longer than 64 characters");
+    }
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !edge(name.chars().next()) || !edge(name.chars().last()) {
+        return refuse("must start and end with a letter or digit");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return refuse("may hold only letters, digits, '-', '_' and '.'");
+    }
+    Ok(())
+}
+
+/// A value Swarm will take: not empty, at most [`MAX_DATA_BYTES`].
+pub fn check_data(kind: FileKind, data: &str) -> Result<(), FieldError> {
+    if data.is_empty() {
+        return Err(FieldError::new(
+            "data",
+            format!("a {} needs a value", kind.as_str()),
+        ));
+    }
+    if data.len() > MAX_DATA_BYTES {
+        return Err(FieldError::new(
+            "data",
+            format!(
+                "{} bytes is more than a {} may hold ({MAX_DATA_BYTES} bytes)",
+                data.len(),
+                kind.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What a removal or rotation must say about users: `None` when nothing uses it.
+pub fn in_use(kind: FileKind, name: &str, users: &[User]) -> Option<String> {
+    if users.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = users.iter().map(|u| u.service.as_str()).collect();
+    Some(format!(
+        "{} {name} is used by {}: remove it from them first, or rotate it",
+        kind.as_str(),
+        names.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    use serde_json::Value;
+
+    fn service(name: &str, secrets: Value) -> Service {
+        let spec = json!({"Name": name, "TaskTemplate": {"ContainerSpec": {"Image": "nginx", "Secrets": secrets}}});
+        Service::new(format!("id-{name}"), 1, spec, None, None).unwrap()
+    }
+
+    fn object(id: &str, name: &str) -> SwarmObject {
+        SwarmObject {
+            id: id.into(),
+            name: name.into(),
+            labels: BTreeMap::new(),
+            created_at: None,
+        }
+    }
+
+    #[test]
+    fn each_object_lists_the_services_that_use_it() {
+        let services = [
+            service(
+                "web",
+                json!([{"SecretID": "s1", "SecretName": "pw", "File": {"Name": "db_pw"}}]),
+            ),
+            service(
+                "api",
+                json!([{"SecretID": "s1", "SecretName": "pw", "File": {"Name": "pw"}}]),
+            ),
+            service("idle", Value::Null),
+        ];
+        let rows = object_rows(
+            &[object("s2", "tls"), object("s1", "pw")],
+            &services,
+            FileKind::Secret,
+        );
+        assert_eq!(rows[0].name, "pw");
+        assert_eq!(
+            rows[0].users,
+            [
+                User {
+                    service: "api".into(),
+                    target: "pw".into()
+                },
+                User {
+                    service: "web".into(),
+                    target: "db_pw".into()
+                }
+            ]
+        );
+        assert!(rows[1].users.is_empty());
+        // Configs are another list: the same ids do not count.
+        let configs = object_rows(&[object("s1", "pw")], &services, FileKind::Config);
+        assert!(configs[0].users.is_empty());
+    }
+
+    #[test]
+    fn the_next_version_counts_up_and_skips_taken_names() {
+        let none = HashSet::new();
+        assert_eq!(next_version("db_password", &none), "db_password.v2");
+        assert_eq!(next_version("tls.v7", &none), "tls.v8");
+        assert_eq!(next_version("a.v02", &none), "a.v02.v2");
+        assert_eq!(next_version("a.vx", &none), "a.vx.v2");
+        assert_eq!(next_version(".v3", &none), ".v3.v2");
+        let taken = HashSet::from(["pw.v2", "pw.v3"]);
+        assert_eq!(next_version("pw", &taken), "pw.v4");
+    }
+
+    #[test]
+    fn names_and_values_follow_swarms_rules() {
+        for good in ["a", "db_password", "tls.v2", "A-1"] {
+            assert_eq!(check_name("name", good), Ok(()), "{good}");
+        }
+        for bad in ["", "-a", "a.", "a b", "é", &"x".repeat(65)] {
+            let error = check_name("name", bad).unwrap_err();
+            assert_eq!(error.field, "name", "{bad}");
+        }
+        assert!(check_data(FileKind::Secret, "x").is_ok());
+        assert!(check_data(FileKind::Config, "").is_err());
+        let big = "x".repeat(MAX_DATA_BYTES + 1);
+        let error = check_data(FileKind::Config, &big).unwrap_err();
+        assert!(error.message.contains("512000 bytes"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_used_object_names_its_users() {
+        let users = [User {
+            service: "web".into(),
+            target: "pw".into(),
+        }];
+        assert_eq!(
+            in_use(FileKind::Secret, "pw", &users).as_deref(),
+            Some("secret pw is used by web: remove it from them first, or rotate it")
+        );
+        assert_eq!(in_use(FileKind::Secret, "pw", &[]), None);
+    }
+}

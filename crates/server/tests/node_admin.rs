@@ -1,0 +1,165 @@
+//! Changing a node through the whole router against the host's single-node swarm, without
+//! disturbing it: the drain preview (read only), labels added and put back, availability set
+//! to what it is, the last manager's demotion refused with the engine's words, and removal of
+//! a node that is up refused. Multi-node drains are for the lab (`lab/lab.sh`).
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{docker, node_id, unique, TestApp, TestService};
+
+fn node_labels(node: &str) -> Value {
+    serde_json::from_str(&docker(&[
+        "node",
+        "inspect",
+        "--format",
+        "{{json .Spec.Labels}}",
+        node,
+    ]))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_node_is_previewed_relabelled_and_guarded() {
+    let app = TestApp::new().await;
+    let (v, op) = (&app.viewer, &app.operator);
+    let node = node_id();
+    let service = TestService::running(
+        "drainpv",
+        &["--stop-grace-period", "1s"],
+        &["/bin/busybox", "sleep", "3600"],
+    );
+    service.wait_running(1);
+
+    // The preview names the service's task among those that would move; a viewer may look.
+    let preview = app
+        .call(support::Call::get(&format!("/api/nodes/{node}/drain")).bearer(&v.token))
+        .await;
+    preview.expect(200);
+    let preview = preview.json();
+    assert!(
+        preview["moving"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["service"] == service.name.as_str()),
+        "{preview}"
+    );
+    let page = app
+        .call(support::Call::get(&format!("/nodes/{node}/drain")).session(v))
+        .await;
+    page.expect(200);
+    assert!(page.text().contains(&service.name));
+    assert!(
+        !page.text().contains("name=\"availability\""),
+        "no button for a viewer"
+    );
+
+    // A viewer changes nothing.
+    app.call(
+        support::Call::post(&format!("/api/nodes/{node}/availability"))
+            .bearer(&v.token)
+            .json(&json!({"availability": "drain"})),
+    )
+    .await
+    .expect_json_error(403);
+
+    // Bad input names the field; nothing changes.
+    let message = app
+        .call(
+            support::Call::post(&format!("/api/nodes/{node}/availability"))
+                .bearer(&op.token)
+                .json(&json!({"availability": "off"})),
+        )
+        .await
+        .expect_json_error(422);
+    assert_eq!(
+        message,
+        "availability: \"off\" is not one of active, pause, drain"
+    );
+    let before = node_labels(&node);
+    let page = app
+        .call(
+            support::Call::post(&format!("/nodes/{node}/labels"))
+                .session(op)
+                .form(&[("labels", "zone=a\nbad key=1")]),
+        )
+        .await;
+    page.expect(422);
+    assert!(page.text().contains("line 2: the key"), "{}", page.text());
+    assert_eq!(node_labels(&node), before);
+
+    // Labels: one added through the API, then the old ones put back through the form.
+    let key = unique("sk.test");
+    let mut labels = before.as_object().cloned().unwrap_or_default();
+    labels.insert(key.clone(), Value::from("1"));
+    let answer = app
+        .call(
+            support::Call::put(&format!("/api/nodes/{node}/labels"))
+                .bearer(&op.token)
+                .json(&json!({"labels": labels})),
+        )
+        .await;
+    answer.expect(200);
+    assert_eq!(answer.json()["changed"], "labels");
+    assert_eq!(node_labels(&node)[&key], "1");
+    let lines: String = before
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}\n", v.as_str().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default();
+    app.call(
+        support::Call::post(&format!("/nodes/{node}/labels"))
+            .session(op)
+            .form(&[("labels", &lines)]),
+    )
+    .await
+    .expect(303);
+    assert!(
+        node_labels(&node).get(&key).is_none(),
+        "the label is gone again"
+    );
+
+    // Availability set to what it is: accepted and audited.
+    let answer = app
+        .call(
+            support::Call::post(&format!("/api/nodes/{node}/availability"))
+                .bearer(&op.token)
+                .json(&json!({"availability": "active"})),
+        )
+        .await;
+    answer.expect(200);
+    assert_eq!(answer.json()["before"], "active");
+
+    // The only manager cannot be demoted: the engine's refusal comes back.
+    let refused = app
+        .call(
+            support::Call::post(&format!("/api/nodes/{node}/role"))
+                .bearer(&op.token)
+                .json(&json!({"role": "worker"})),
+        )
+        .await;
+    assert!(refused.status.as_u16() >= 400, "{}", refused.text());
+    assert!(refused.text().contains("manager"), "{}", refused.text());
+    assert_eq!(
+        docker(&["node", "inspect", "--format", "{{.Spec.Role}}", &node]),
+        "manager"
+    );
+
+    // A node that is up is not removed.
+    let message = app
+        .call(support::Call::delete(&format!("/api/nodes/{node}")).bearer(&op.token))
+        .await
+        .expect_json_error(409);
+    assert!(message.contains("demote it first"), "{message}");
+
+    let audit = app.audit().await;
+    let changes = audit
+        .iter()
+        .filter(|e| e["action"] == "manage-nodes")
+        .count();
+    assert_eq!(changes, 3, "labels twice and availability once: {audit:?}");
+}

@@ -1,0 +1,288 @@
+//! Secrets and configs through the whole router against the host's swarm: listed with their
+//! users, created (the value never shown back), removal refused while in use, rotation moving
+//! a running service to the new version through the deploy engine, and a rotation whose new
+//! content breaks the service rolled back with the old version kept.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{docker, is_html, try_docker, unique, wait_for, TestApp, TestService};
+
+/// Secrets and configs a test made, removed when it ends, passed or not.
+struct Made {
+    kind: &'static str,
+    names: Vec<String>,
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = try_docker(&[self.kind, "rm", name]);
+        }
+    }
+}
+
+fn exists(kind: &str, name: &str) -> bool {
+    try_docker(&[kind, "inspect", name]).is_ok()
+}
+
+/// The service's references of `list` (`Secrets` or `Configs`): (name, target file).
+fn references(service: &TestService, list: &str) -> Vec<(String, String)> {
+    let spec = service.spec();
+    let prefix = &list[..list.len() - 1];
+    spec.pointer(&format!("/TaskTemplate/ContainerSpec/{list}"))
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .map(|r| {
+                    (
+                        r[format!("{prefix}Name")].as_str().unwrap().to_owned(),
+                        r["File"]["Name"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn row<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
+    list["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+}
+
+#[tokio::test]
+async fn a_secret_is_created_listed_guarded_and_rotated() {
+    let app = TestApp::new().await;
+    let (v, op) = (&app.viewer, &app.operator);
+    let name = unique("pw");
+    let mut made = Made {
+        kind: "secret",
+        names: vec![name.clone(), format!("{name}.v2")],
+    };
+
+    // Create: a viewer may not; bad input names the field and creates nothing.
+    let create =
+        |data: &str| support::Call::post("/api/secrets").json(&json!({"name": name, "data": data}));
+    app.call(create("hunter2").bearer(&v.token))
+        .await
+        .expect_json_error(403);
+    let message = app
+        .call(
+            support::Call::post("/api/secrets")
+                .bearer(&op.token)
+                .json(&json!({"name": "-bad name", "data": "x"})),
+        )
+        .await
+        .expect_json_error(422);
+    assert!(message.starts_with("name: "), "{message}");
+    let message = app
+        .call(create("").bearer(&op.token))
+        .await
+        .expect_json_error(422);
+    assert!(message.starts_with("data: "), "{message}");
+    let page = app
+        .call(
+            support::Call::post("/secrets")
+                .session(op)
+                .form(&[("name", "a b"), ("data", "s3cret-form-value")]),
+        )
+        .await;
+    page.expect(422);
+    assert!(is_html(&page.headers));
+    let html = page.text();
+    assert!(html.contains("may hold only letters"), "{html}");
+    assert!(
+        !html.contains("s3cret-form-value"),
+        "the value is not shown back"
+    );
+    assert!(!exists("secret", &name));
+
+    let answer = app.call(create("hunter2").bearer(&op.token)).await;
+    answer.expect(201);
+    let created = answer.json();
+    assert_eq!(created["name"], name.as_str());
+    assert!(!answer.text().contains("hunter2"), "{}", answer.text());
+    assert!(exists("secret", &name));
+    app.call(create("again").bearer(&op.token))
+        .await
+        .expect_json_error(409);
+
+    // A running service reads it as /run/secrets/app_pw.
+    let service = TestService::running(
+        "pwuser",
+        &[
+            "--secret",
+            &format!("source={name},target=app_pw"),
+            "--stop-grace-period",
+            "1s",
+        ],
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "cat /run/secrets/app_pw; sleep 3600",
+        ],
+    );
+    service.wait_running(1);
+
+    // Listed with its user and the file, to a viewer; never with its value.
+    let answer = app
+        .call(support::Call::get("/api/secrets").bearer(&v.token))
+        .await;
+    answer.expect(200);
+    assert!(!answer.text().contains("hunter2"));
+    let list = answer.json();
+    let listed = row(&list, &name).expect("the secret is listed");
+    assert_eq!(
+        listed["users"],
+        json!([{"service": service.name, "target": "app_pw"}])
+    );
+    let page = app.call(support::Call::get("/secrets").session(v)).await;
+    page.expect(200);
+    assert!(page.text().contains(&service.name));
+    assert!(
+        !page.text().contains("Rotate</button>"),
+        "a viewer sees no change button"
+    );
+
+    // Removal is refused while the service uses it, naming the service.
+    let message = app
+        .call(support::Call::delete(&format!("/api/secrets/{name}")).bearer(&op.token))
+        .await
+        .expect_json_error(409);
+    assert!(message.contains(&service.name), "{message}");
+    assert!(exists("secret", &name));
+
+    // Rotate: the new version, the service moved to it (same file), the old one gone.
+    let answer = app
+        .call(
+            support::Call::post(&format!("/api/secrets/{name}/rotate"))
+                .bearer(&op.token)
+                .json(&json!({"data": "correct-horse"})),
+        )
+        .await;
+    answer.expect(200);
+    let rotated = answer.json();
+    let new_name = format!("{name}.v2");
+    assert_eq!(rotated["new_name"], new_name.as_str());
+    assert_eq!(rotated["succeeded"], true);
+    assert_eq!(rotated["removed_old"], true);
+    assert_eq!(rotated["groups"][0]["services"], json!([service.name]));
+    assert_eq!(
+        references(&service, "Secrets"),
+        [(new_name.clone(), "app_pw".to_owned())]
+    );
+    assert!(!exists("secret", &name), "the old version is removed");
+    assert!(exists("secret", &new_name));
+    service.wait_running(1);
+    // Recorded in the service's history (it is in no stack) as an edit by the operator.
+    let history = app.state.store().deploy_history(&service.name).unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].kind.to_string(), "edit");
+    assert_eq!(history[0].by, "operator");
+    assert_eq!(history[0].outcome.to_string(), "succeeded");
+    let audit = app.audit().await;
+    let rotations: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["action"] == "rotate-secret" && e["target"] == name.as_str())
+        .collect();
+    assert_eq!(rotations.len(), 2, "start and end: {audit:?}");
+    assert!(audit
+        .iter()
+        .any(|e| e["action"] == "create-secret" && e["target"] == name.as_str()));
+
+    // Once nothing uses it, the new version may be removed; the service first.
+    let service_name = service.name.clone();
+    drop(service);
+    wait_for("the service to be gone", Duration::from_secs(30), || {
+        try_docker(&["service", "inspect", &service_name]).is_err()
+    });
+    app.call(support::Call::delete(&format!("/api/secrets/{new_name}")).bearer(&op.token))
+        .await
+        .expect(204);
+    assert!(!exists("secret", &new_name));
+    made.names.clear();
+}
+
+#[tokio::test]
+async fn a_rotation_that_breaks_its_service_is_rolled_back_and_keeps_the_old_config() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let name = unique("cfg");
+    let _made = Made {
+        kind: "config",
+        names: vec![name.clone(), format!("{name}.v2")],
+    };
+    app.call(
+        support::Call::post("/api/configs")
+            .bearer(&op.token)
+            .json(&json!({"name": name, "data": "mode=good\n"})),
+    )
+    .await
+    .expect(201);
+    // The service runs only while its config says good.
+    let service = TestService::running(
+        "cfguser",
+        &[
+            "--config",
+            &format!("source={name},target=/etc/app.conf"),
+            "--stop-grace-period",
+            "1s",
+        ],
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "grep -q good /etc/app.conf || exit 1; sleep 3600",
+        ],
+    );
+    service.wait_running(1);
+
+    // A form with no value: the message next to the rotate field, nothing applied.
+    let page = app
+        .call(
+            support::Call::post(&format!("/configs/{name}/rotate"))
+                .session(op)
+                .form(&[("data", "")]),
+        )
+        .await;
+    page.expect(422);
+    assert!(
+        page.text().contains("a config needs a value"),
+        "{}",
+        page.text()
+    );
+    assert!(!exists("config", &format!("{name}.v2")));
+
+    let answer = app
+        .call(
+            support::Call::post(&format!("/api/configs/{name}/rotate"))
+                .bearer(&op.token)
+                .json(&json!({"data": "mode=broken\n"})),
+        )
+        .await;
+    answer.expect(409);
+    let rotated = answer.json();
+    assert_eq!(rotated["succeeded"], false, "{rotated}");
+    assert_eq!(rotated["removed_old"], false);
+    assert_eq!(rotated["groups"][0]["outcome"], "rolled back", "{rotated}");
+    assert_eq!(
+        references(&service, "Configs"),
+        [(name.clone(), "/etc/app.conf".to_owned())],
+        "the service is back on the old config"
+    );
+    assert!(exists("config", &name));
+    assert!(
+        !exists("config", &format!("{name}.v2")),
+        "the unused new version is removed"
+    );
+    let history = app.state.store().deploy_history(&service.name).unwrap();
+    assert_eq!(history[0].outcome.to_string(), "rolled back");
+    service.wait_running(1);
+    docker(&["service", "rm", &service.name]);
+}

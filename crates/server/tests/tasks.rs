@@ -1,0 +1,120 @@
+//! The task page against the host's swarm: a task that keeps failing shows its exit code,
+//! error, restarts and last log lines (to an operator; a viewer gets none), and a task no node
+//! can take says why it waits.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{wait_for, TestApp, TestService};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_shows_its_exit_code_restarts_logs_and_why_it_waits() {
+    let app = TestApp::new().await;
+    let (v, op) = (&app.viewer, &app.operator);
+    let failing = TestService::running(
+        "taskfail",
+        &["--restart-delay", "1s", "--restart-max-attempts", "5"],
+        &["/bin/busybox", "sh", "-c", "echo about to fail; exit 3"],
+    );
+    // Wait for the slot's third task: two restarts.
+    wait_for(
+        "three tasks of the failing service",
+        Duration::from_secs(90),
+        || {
+            support::docker(&["service", "ps", "-q", &failing.name])
+                .lines()
+                .count()
+                >= 3
+        },
+    );
+    let newest_failed = support::docker(&[
+        "service",
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        "desired-state=shutdown",
+        &failing.name,
+    ]);
+    let id = newest_failed
+        .lines()
+        .next()
+        .expect("a failed task")
+        .to_owned();
+    let answer = app
+        .call(support::Call::get(&format!("/api/tasks/{id}")).bearer(&op.token))
+        .await;
+    answer.expect(200);
+    let task: Value = answer.json();
+    assert_eq!(task["exit_code"], 3, "{task}");
+    assert!(
+        task["error"].as_str().unwrap().contains("exit (3)"),
+        "{task}"
+    );
+    assert_eq!(task["service"], failing.name.as_str());
+    assert!(task["history"].as_array().unwrap().len() >= 3, "{task}");
+    assert!(
+        task["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "about to fail"),
+        "{task}"
+    );
+    assert!(!task["node"].as_str().unwrap().is_empty());
+    let as_viewer = app
+        .call(support::Call::get(&format!("/api/tasks/{id}")).bearer(&v.token))
+        .await
+        .json();
+    assert!(as_viewer["logs"].as_array().unwrap().is_empty());
+    assert!(as_viewer["logs_note"]
+        .as_str()
+        .unwrap()
+        .contains("operator"));
+    let page = app
+        .call(support::Call::get(&format!("/tasks/{id}")).session(v))
+        .await;
+    page.expect(200);
+    assert!(page.text().contains("Exit code"), "{}", page.text());
+
+    // No node qualifies: the task waits and says why.
+    let waiting = TestService::create(
+        "taskwait",
+        &["--constraint", "node.labels.skservertest-nowhere==yes"],
+    );
+    let mut pending = String::new();
+    wait_for("a pending task", Duration::from_secs(30), || {
+        pending = support::docker(&["service", "ps", "-q", "--no-trunc", &waiting.name]);
+        !pending.trim().is_empty()
+    });
+    let id = pending.lines().next().unwrap();
+    let mut reason = Value::Null;
+    wait_for("a pending reason", Duration::from_secs(30), || {
+        let task = futures_block(&app, id, &op.token);
+        reason = task["pending_reason"].clone();
+        // "pending task scheduling" first; the scheduler's verdict a moment later.
+        reason
+            .as_str()
+            .is_some_and(|r| r.contains("no suitable node"))
+    });
+    assert!(
+        reason.as_str().unwrap().contains("no suitable node"),
+        "{reason}"
+    );
+    app.call(support::Call::get("/api/tasks/nosuchtask").bearer(&v.token))
+        .await
+        .expect_json_error(404);
+}
+
+/// The task's JSON, from a synchronous check.
+fn futures_block(app: &TestApp, id: &str, token: &str) -> Value {
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(async {
+            app.call(support::Call::get(&format!("/api/tasks/{id}")).bearer(token))
+                .await
+                .json()
+        })
+    })
+}
