@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{docker, is_html, try_docker, unique, wait_for, TestApp, TestService};
+use swarmkeeper_deploy::History;
 
 /// Secrets and configs a test made, removed when it ends, passed or not.
 struct Made {
@@ -181,7 +182,8 @@ async fn a_secret_is_created_listed_guarded_and_rotated() {
     assert!(exists("secret", &new_name));
     service.wait_running(1);
     // Recorded in the service's history (it is in no stack) as an edit by the operator.
-    let history = app.state.store().deploy_history(&service.name).unwrap();
+    let history = app.state.history().revisions(&service.name).await.unwrap();
+    support::remove_history(&service.name);
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0].kind.to_string(), "edit");
     assert_eq!(history[0].by, "operator");
@@ -281,7 +283,8 @@ async fn a_rotation_that_breaks_its_service_is_rolled_back_and_keeps_the_old_con
         !exists("config", &format!("{name}.v2")),
         "the unused new version is removed"
     );
-    let history = app.state.store().deploy_history(&service.name).unwrap();
+    let history = app.state.history().revisions(&service.name).await.unwrap();
+    support::remove_history(&service.name);
     assert_eq!(history[0].outcome.to_string(), "rolled back");
     service.wait_running(1);
     docker(&["service", "rm", &service.name]);

@@ -233,13 +233,18 @@ impl TestStack {
 impl Drop for TestStack {
     fn drop(&mut self) {
         let _ = try_docker(&["stack", "rm", &self.name]);
-        let label = format!("label=swarmkeeper.revision.stack={}", self.name);
-        let listed = try_docker(&["config", "ls", "-q", "--filter", &label]).unwrap_or_default();
-        let lock = format!("swarmkeeper-lock-{}", self.name);
-        let mut remove = vec!["config", "rm", &lock];
-        remove.extend(listed.split_whitespace());
-        let _ = try_docker(&remove);
+        remove_history(&self.name);
     }
+}
+
+/// A stack's (or a lone service's) deploy history and lock in the swarm, removed.
+pub fn remove_history(stack: &str) {
+    let label = format!("label=swarmkeeper.revision.stack={stack}");
+    let listed = try_docker(&["config", "ls", "-q", "--filter", &label]).unwrap_or_default();
+    let lock = format!("swarmkeeper-lock-{stack}");
+    let mut remove = vec!["config", "rm", &lock];
+    remove.extend(listed.split_whitespace());
+    let _ = try_docker(&remove);
 }
 
 /// One of the test users, with a personal API token and a logged-in session.
