@@ -37,6 +37,8 @@ enum Command {
     Lint(commands::lint::LintArgs),
     /// Deploy a stack with safe defaults, live progress and stack-wide rollback on failure.
     Deploy(commands::deploy::DeployArgs),
+    /// Show what a deploy of the files would change, service by service and field by field.
+    Diff(commands::diff::DiffArgs),
     /// Re-apply a recorded revision of a stack.
     Rollback(commands::rollback::RollbackArgs),
     /// List a stack's recorded deploys.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Healthcheck(args) => commands::healthcheck::run(args),
         Command::Lint(args) => commands::lint::run(args),
         Command::Deploy(args) => commands::deploy::run(args),
+        Command::Diff(args) => commands::diff::run(args),
         Command::Rollback(args) => commands::rollback::run(args),
         Command::History(args) => commands::history::run(args),
         Command::Logs(args) => commands::logs::run(args),

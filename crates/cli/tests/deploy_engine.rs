@@ -1,4 +1,4 @@
-//! `swarmkeeper deploy / rollback / history / logs` against the real single-node swarm: each
+//! `swarmkeeper deploy / diff / rollback / history / logs` against the real single-node swarm: each
 //! test deploys its own uniquely named stack and removes it when it ends, passed or not.
 
 mod support;
@@ -108,6 +108,26 @@ impl Stack {
 
     fn version(&self, service: &str) -> String {
         self.spec(service, "{{.Version.Index}}")
+    }
+
+    /// `COMMAND… -c FILE EXTRA… STACK`.
+    fn with_file(&self, command: &[&str], file: &std::path::Path, extra: &[&str]) -> Output {
+        let mut args = command.to_vec();
+        args.extend(["-c", file.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        args.push(&self.name);
+        self.run(&args)
+    }
+
+    fn diff(&self, file: &std::path::Path, extra: &[&str]) -> Output {
+        self.with_file(&["diff"], file, extra)
+    }
+
+    /// Whether the engine has anything of this stack: services or networks.
+    fn has_anything(&self) -> bool {
+        let label = format!("label=com.docker.stack.namespace={}", self.name);
+        !docker(HOST, &["service", "ls", "-q", "--filter", &label]).is_empty()
+            || !docker(HOST, &["network", "ls", "-q", "--filter", &label]).is_empty()
     }
 }
 
@@ -481,14 +501,15 @@ fn every_machine_shares_one_history_in_the_swarm_and_a_second_deploy_waits() {
 }
 
 #[test]
-fn a_task_pending_on_an_impossible_constraint_times_out_and_rolls_back() {
+fn a_task_pending_on_an_impossible_reservation_times_out_and_rolls_back() {
     let (ok, _) = images();
     let stack = Stack::new("pending");
     let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
     assert!(stack.deploy(&v1, &[]).status.success());
-    let placement =
-        "      placement:\n        constraints: [\"node.labels.skdeploy-nowhere == yes\"]\n";
-    let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, placement)]));
+    // More memory than any node has: Swarm leaves the task pending. (An impossible placement
+    // constraint is refused by the preflight before anything changes: tests/diff_engine.rs.)
+    let reservation = "      resources:\n        reservations:\n          memory: 100000G\n";
+    let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, reservation)]));
     let out = stack.deploy(&v2, &["--timeout", "4s"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -498,8 +519,9 @@ fn a_task_pending_on_an_impossible_constraint_times_out_and_rolls_back() {
         text(&out)
     );
     assert_eq!(
-        stack.spec("web", "{{json .Spec.TaskTemplate.Placement}}"),
-        "{}"
+        stack.spec("web", "{{json .Spec.TaskTemplate.Resources.Reservations}}"),
+        "null",
+        "put back as before"
     );
 }
 
@@ -519,9 +541,9 @@ fn rollback_to_restores_an_older_revision() {
     }
     let out = stack.run(&["rollback", &stack.name, "--to", "1", "--progress", "plain"]);
     assert!(out.status.success(), "{}", text(&out));
+    // Revision 1 had no `extra`: the rollback removes it.
     assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains(&format!("{}_extra is not part of revision 1", stack.name)),
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{}_extra: remove", stack.name)),
         "{}",
         text(&out)
     );
@@ -542,7 +564,8 @@ fn unreadable_logs_are_explained_with_the_fix() {
     let stack = Stack::new("nolog");
     let logging = "    logging:\n      driver: none\n";
     let file = stack.file("s.yml", &stack_file(&[service("web", ok, 1, logging)]));
-    let out = stack.deploy(&file, &[]);
+    // `driver: none` is an error-level lint finding: deployed only when told to.
+    let out = stack.deploy(&file, &["--ignore-lint"]);
     assert!(out.status.success(), "{}", text(&out));
     let logs = stack.run(&["logs", &stack.name]);
     assert_eq!(logs.status.code(), Some(1), "{}", text(&logs));
@@ -642,4 +665,293 @@ secrets:
     for id in secrets.lines() {
         let _ = Command::new("docker").args(["secret", "rm", id]).output();
     }
+}
+
+#[test]
+fn diff_and_dry_run_show_each_change_and_change_nothing() {
+    let (ok, _) = images();
+    let stack = Stack::new("show");
+    let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
+
+    let out = stack.diff(&v1, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("service {}_web: create", stack.name)),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains(&format!("network {}_default: create", stack.name)),
+        "{}",
+        text(&out)
+    );
+    let dry = stack.deploy(&v1, &["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(1), "{}", text(&dry));
+    assert!(!stack.has_anything(), "a diff and a dry run create nothing");
+
+    assert!(stack.deploy(&v1, &[]).status.success());
+    let same = stack.diff(&v1, &[]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same));
+    assert!(String::from_utf8_lossy(&same.stdout)
+        .contains(&format!("service {}_web: unchanged", stack.name)));
+
+    let v2 = stack.file(
+        "v2.yml",
+        &stack_file(&[service("web", ok, 2, ""), service("worker", ok, 1, "")]),
+    );
+    let version = stack.spec("web", "{{.Version.Index}}");
+    let out = stack.deploy(&v2, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("service {}_web: restart", stack.name))
+            && stdout.contains("~ TaskTemplate.ContainerSpec.Env[0]: REV=1 → REV=2")
+            && stdout.contains(&format!("service {}_worker: create", stack.name)),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(stack.spec("web", "{{.Version.Index}}"), version);
+
+    // A service the files no longer name: left alone, or removed with --prune.
+    let only_worker = stack.file("w.yml", &stack_file(&[service("worker", ok, 1, "")]));
+    let out = stack.diff(&only_worker, &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["left_alone"][0], format!("{}_web", stack.name));
+    let out = stack.diff(&only_worker, &["--json", "--prune"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let web = json["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == format!("{}_web", stack.name))
+        .unwrap();
+    assert_eq!(web["action"], "remove");
+
+    let missing = stack.diff(&stack.dir.join("nope.yml"), &[]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+}
+
+#[test]
+fn a_failed_preflight_changes_nothing_and_names_the_service() {
+    let (ok, _) = images();
+    let stack = Stack::new("pre");
+    let port = 20_000 + std::process::id() % 20_000;
+    let cases = [
+        (
+            "constraint",
+            stack_file(&[service(
+                "web",
+                ok,
+                1,
+                "      placement:\n        constraints: [node.labels.skdeploy-nowhere == yes]\n",
+            )]),
+            "cannot be placed: no ready, active node matches the placement constraint",
+        ),
+        (
+            "ports",
+            format!(
+                "{}    ports: [\"{port}:80\"]\n{}    ports: [\"{port}:81\"]\n",
+                stack_file(&[service("web", ok, 1, "")]),
+                service("api", ok, 1, "")
+            ),
+            "publishes port",
+        ),
+        (
+            "secret",
+            format!(
+                "{}    secrets: [gone]\nsecrets:\n  gone:\n    external: true\n    name: skdeploy-no-such-secret\n",
+                stack_file(&[service("web", ok, 1, "")])
+            ),
+            "secret skdeploy-no-such-secret is external but does not exist",
+        ),
+    ];
+    for (what, yaml, expected) in cases {
+        let file = stack.file(&format!("{what}.yml"), &yaml);
+        for command in [&["deploy", "--progress", "plain"][..], &["diff"][..]] {
+            let out = stack.with_file(command, &file, &[]);
+            assert_eq!(out.status.code(), Some(2), "{what}: {}", text(&out));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(expected), "{what}: {}", text(&out));
+            assert!(stderr.contains(&stack.name), "{what}: {}", text(&out));
+            assert!(!stack.has_anything(), "{what}: nothing was created");
+        }
+    }
+}
+
+#[test]
+fn deploy_refuses_lint_errors_unless_told_to_ignore_them() {
+    let (ok, _) = images();
+    let stack = Stack::new("lint");
+    let file = stack.file(
+        "s.yml",
+        &stack_file(&[service("web", ok, 1, "    logging:\n      driver: none\n")]),
+    );
+    let out = stack.deploy(&file, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--ignore-lint") && stderr.contains("s.yml:"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stack.has_anything());
+    let out = stack.deploy(&file, &["--ignore-lint"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn a_failure_shows_the_failing_task_s_own_logs_and_a_retry_not_the_last_failure() {
+    let (ok, bad) = images();
+    let stack = Stack::new("fail");
+    let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
+    assert!(stack.deploy(&v1, &[]).status.success());
+    let v2 = stack.file("v2.yml", &stack_file(&[service("web", bad, 1, "")]));
+    let out = stack.deploy(&v2, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("image {ok} → {bad}")),
+        "old → new image: {}",
+        text(&out)
+    );
+    let logs = stdout
+        .split("last log lines:")
+        .nth(1)
+        .expect("a failure report with log lines");
+    assert!(logs.contains("boom-before-exit"), "{}", text(&out));
+    assert!(
+        !logs.contains("hello-from-task"),
+        "an old task's lines are not the failure's: {}",
+        text(&out)
+    );
+
+    // The first attempt's failed tasks say nothing about the second.
+    let first_attempt = docker(
+        HOST,
+        &[
+            "service",
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "desired-state=shutdown",
+            &format!("{}_web", stack.name),
+        ],
+    );
+    assert!(!first_attempt.is_empty());
+    let out = stack.deploy(&v2, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let before_rollback = stdout.split("rolling back").next().unwrap();
+    for id in first_attempt.lines() {
+        assert!(
+            !before_rollback.contains(&id[..10]),
+            "task {id} failed in the first attempt: {}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn prune_removes_what_the_files_dropped_and_rollback_brings_it_back() {
+    let (ok, bad) = images();
+    let stack = Stack::new("prune");
+    let both = stack.file(
+        "both.yml",
+        &stack_file(&[service("web", ok, 1, ""), service("extra", ok, 1, "")]),
+    );
+    assert!(stack.deploy(&both, &[]).status.success());
+    let web_only = stack.file("web.yml", &stack_file(&[service("web", ok, 1, "")]));
+    let kept = stack.deploy(&web_only, &[]);
+    assert!(kept.status.success(), "{}", text(&kept));
+    assert!(
+        !stack.spec("extra", "{{.ID}}").is_empty(),
+        "no --prune: kept"
+    );
+
+    // A prune that fails elsewhere is undone with the rest: `extra` comes back.
+    let web_bad = stack.file("bad.yml", &stack_file(&[service("web", bad, 1, "")]));
+    let out = stack.deploy(&web_bad, &["--prune"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{}_extra: remove", stack.name)),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !stack.spec("extra", "{{.ID}}").is_empty(),
+        "recreated by the stack rollback"
+    );
+
+    let out = stack.deploy(&web_only, &["--prune"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let gone = Command::new("docker")
+        .args(["service", "inspect", &format!("{}_extra", stack.name)])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "pruned");
+    let history = stack.run(&["history", &stack.name, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let newest = json["revisions"][0].to_string();
+    assert!(
+        newest.contains("removed"),
+        "the prune is recorded: {newest}"
+    );
+
+    // Back to the first revision: `extra` is created again.
+    let out = stack.run(&["rollback", &stack.name, "--to", "1", "--progress", "plain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!stack.spec("extra", "{{.ID}}").is_empty(), "{}", text(&out));
+}
+
+#[test]
+fn a_deploy_right_after_docker_stack_rm_waits_for_the_network() {
+    let (ok, _) = images();
+    let stack = Stack::new("rm");
+    let file = stack.file("s.yml", &stack_file(&[service("web", ok, 1, "")]));
+    assert!(stack.deploy(&file, &[]).status.success());
+    let rm = Command::new("docker")
+        .args(["stack", "rm", &stack.name])
+        .output()
+        .unwrap();
+    assert!(rm.status.success());
+    // The network is still listed while the task stops: the deploy waits for it to go
+    // instead of creating the service on it ("network … not found").
+    let out = stack.deploy(&file, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!stack.spec("web", "{{.ID}}").is_empty());
+}
+
+#[test]
+fn a_field_the_engine_drops_does_not_update_the_service_on_every_deploy() {
+    let (ok, _) = images();
+    let stack = Stack::new("oom");
+    let file = stack.file(
+        "s.yml",
+        &stack_file(&[service("web", ok, 1, "")]).replace(
+            "    stop_grace_period: 1s\n",
+            "    stop_grace_period: 1s\n    oom_score_adj: 500\n",
+        ),
+    );
+    let first = stack.deploy(&file, &[]);
+    assert!(first.status.success(), "{}", text(&first));
+    let api = docker(HOST, &["version", "--format", "{{.Server.APIVersion}}"]);
+    let minor: u32 = api.trim().split('.').nth(1).unwrap().parse().unwrap();
+    if minor < 46 {
+        assert!(
+            String::from_utf8_lossy(&first.stdout).contains("`oom_score_adj` is left out"),
+            "{}",
+            text(&first)
+        );
+    }
+    let diff = stack.diff(&file, &[]);
+    assert_eq!(diff.status.code(), Some(0), "{}", text(&diff));
+    let again = stack.deploy(&file, &[]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 service(s) changed"),
+        "{}",
+        text(&again)
+    );
 }

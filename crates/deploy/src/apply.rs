@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_engine::{Engine, EngineError, Service, ServiceView, UpdateStatus};
-use swarmkeeper_rollout::{first_difference, spec_matches, ServiceState};
+use swarmkeeper_rollout::{changes, describe_change, spec_matches, FieldChange, ServiceState};
 
 use crate::objects::Ids;
 use crate::{Action, DeployError, Progress, Request};
@@ -175,6 +175,26 @@ fn pinned_reference(image: &str, digest: &str) -> String {
     }
 }
 
+/// What an update changes, as progress shows it: the image as old → new, then the other
+/// fields, at most [`BRIEF_CHANGES`] of them.
+fn changes_in_brief(changes: &[FieldChange]) -> String {
+    let mut lines: Vec<String> = changes
+        .iter()
+        .take(BRIEF_CHANGES)
+        .map(describe_change)
+        .collect();
+    if changes.len() > BRIEF_CHANGES {
+        lines.push(format!(
+            "and {} more (`swarmkeeper diff` lists them)",
+            changes.len() - BRIEF_CHANGES
+        ));
+    }
+    lines.join("; ")
+}
+
+/// How many changed fields a progress line names.
+const BRIEF_CHANGES: usize = 4;
+
 /// One service this run changes.
 pub(crate) struct Applied {
     pub name: String,
@@ -187,6 +207,10 @@ pub(crate) struct Applied {
     pub baseline: Option<UpdateStatus>,
     pub state: ServiceState,
     pub failure_at: Option<Timestamp>,
+    /// The task whose failure the state reports, whose own logs a failure report shows.
+    pub failing_task: Option<String>,
+    /// When the change was made: a failed task older than this is an earlier attempt's.
+    pub applied_ts: Timestamp,
 }
 
 impl Applied {
@@ -209,6 +233,8 @@ impl Applied {
             baseline,
             state: ServiceState::started(),
             failure_at: None,
+            failing_task: None,
+            applied_ts: Timestamp::now(),
         }
     }
 }
@@ -246,8 +272,8 @@ pub(crate) async fn apply_all(
                 continue;
             }
             Some(service) => {
-                let what = first_difference(&target.desired, &service.spec).unwrap_or_default();
-                progress(Progress::Note(&format!("{}: changes {what}", target.name)));
+                let what = changes_in_brief(&changes(&target.desired, &service.spec));
+                progress(Progress::Note(&format!("{}: {what}", target.name)));
                 update_to(
                     engine,
                     service.clone(),
@@ -297,6 +323,46 @@ pub(crate) async fn apply_all(
                 break;
             }
         }
+    }
+    applying
+}
+
+/// Removes each service of `remove` (a prune, or a rollback to a revision without it); each
+/// is recorded as a change whose spec before is the one a stack rollback creates again. Stops
+/// at the first removal the engine refuses.
+pub(crate) async fn remove_all(
+    engine: &Engine,
+    current: &HashMap<String, Service>,
+    remove: &[String],
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Applying {
+    let mut applying = Applying {
+        applied: Vec::new(),
+        unchanged: Vec::new(),
+        refused: None,
+    };
+    for name in remove {
+        let Some(service) = current.get(name) else {
+            continue;
+        };
+        if let Err(error) = engine.remove_service(&service.id).await {
+            applying.refused = Some((name.clone(), error));
+            break;
+        }
+        progress(Progress::Action {
+            service: name,
+            action: Action::Remove,
+        });
+        let mut removed = Applied::started(
+            name.clone(),
+            Action::Remove,
+            Some(service.spec.clone()),
+            Value::Null,
+            service.id.clone(),
+            None,
+        );
+        removed.state = ServiceState::Converged;
+        applying.applied.push(removed);
     }
     applying
 }

@@ -22,6 +22,8 @@ mod follow;
 mod history;
 mod image;
 mod objects;
+mod preflight;
+mod preview;
 mod record;
 mod restore;
 
@@ -34,7 +36,8 @@ use jiff::Timestamp;
 use swarmkeeper_compose::StackSpec;
 use swarmkeeper_engine::{inherit_replicas, Engine, EngineError, RegistryAuth, Service};
 use swarmkeeper_rollout::{
-    apply_safe_defaults, stack_rollback, Change, ServiceState, Verdict, DEFAULT_MAX_FAILED_TASKS,
+    apply_safe_defaults, drop_unsupported, stack_rollback, Change, ServiceState, Verdict,
+    DEFAULT_MAX_FAILED_TASKS,
 };
 use swarmkeeper_store::StoreError;
 
@@ -42,7 +45,8 @@ pub use cluster::{Imported, SwarmHistory, LABEL_STACK as REVISION_STACK_LABEL};
 pub use digest::{base64, sha256_hex};
 pub use history::{History, Locking, RevisionEnd, RevisionStart};
 pub use image::{history_stack, ImageUpdate};
-pub use objects::LABEL_DATA_SHA256;
+pub use objects::{StackObject, LABEL_DATA_SHA256};
+pub use preview::Preview;
 pub use record::{service_images, ServiceImages};
 pub use restore::Restored;
 pub use swarmkeeper_store::{
@@ -67,6 +71,9 @@ pub struct Options {
     /// How often to look at the services besides the event stream.
     pub poll: Duration,
     pub max_failed_tasks: usize,
+    /// Remove the stack's services that the files no longer name, as `docker stack deploy
+    /// --prune` does.
+    pub prune: bool,
 }
 
 impl Default for Options {
@@ -78,6 +85,7 @@ impl Default for Options {
             resolve_digests: true,
             poll: Duration::from_millis(200),
             max_failed_tasks: DEFAULT_MAX_FAILED_TASKS,
+            prune: false,
         }
     }
 }
@@ -257,6 +265,37 @@ pub async fn deploy<H: History>(
         .await
 }
 
+/// What [`deploy`] would do to `stack`, changing nothing: the same preflight, credentials,
+/// digests, safe defaults and completed specs, compared field by field with the engine's
+/// (`swarmkeeper diff`, `deploy --dry-run`). Takes no lock and records nothing.
+pub async fn preview(
+    engine: &Engine,
+    request: &Request,
+    stack: Stack,
+    options: &Options,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Preview, DeployError> {
+    let run = Run {
+        engine,
+        history: &(),
+        request,
+        options,
+    };
+    let prepared = run.prepare_deploy(stack, true, progress).await?;
+    Ok(preview::compare(prepared, options.prune))
+}
+
+/// The stack's services that no target names, by name.
+fn not_targeted(current: &HashMap<String, Service>, targets: &[Target]) -> Vec<String> {
+    let mut names: Vec<String> = current
+        .keys()
+        .filter(|name| !targets.iter().any(|t| &t.name == *name))
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
 /// Re-applies revision `to` of a stack (default: the newest succeeded revision before the
 /// stack's current state, see `record::previous_good`) with the same following and
 /// stack-wide safety as a deploy.
@@ -323,6 +362,11 @@ struct Prepared {
     targets: Vec<Target>,
     /// Leads the revision's summary (why the run happened, when it is not files).
     note: Option<String>,
+    /// The stack's networks, secrets and configs, and which this run creates.
+    objects: Vec<objects::StackObject>,
+    /// Services of the stack to remove: not in the files of a `--prune` deploy, or added
+    /// after the revision a rollback goes back to.
+    remove: Vec<String>,
 }
 
 /// What one deploy or rollback works with from start to end.
@@ -346,7 +390,8 @@ async fn current_services(
         .collect())
 }
 
-impl<'a, H: History> Run<'a, H> {
+/// `H` is bound only where the history is used: a preview needs none.
+impl<'a, H> Run<'a, H> {
     fn new(
         engine: &'a Engine,
         history: &'a H,
@@ -366,11 +411,14 @@ impl<'a, H: History> Run<'a, H> {
         &self,
         job: Job,
         progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<Outcome, DeployError> {
+    ) -> Result<Outcome, DeployError>
+    where
+        H: History,
+    {
         let lock = history::acquire(self.history, self.request, self.options, progress).await?;
         let result = async {
             let prepared = match job {
-                Job::Deploy(stack) => self.prepare_deploy(stack, progress).await?,
+                Job::Deploy(stack) => self.prepare_deploy(stack, false, progress).await?,
                 Job::Rollback(to) => self.prepare_rollback(to, progress).await?,
                 Job::Image(update) => {
                     let (current, targets) =
@@ -380,6 +428,8 @@ impl<'a, H: History> Run<'a, H> {
                         current,
                         targets,
                         note: Some(update.reason),
+                        objects: Vec::new(),
+                        remove: Vec::new(),
                     }
                 }
                 Job::Edit(specs) => self.prepare_edit(specs).await?,
@@ -390,9 +440,12 @@ impl<'a, H: History> Run<'a, H> {
         history::release(self.history, &lock, result).await
     }
 
+    /// The services' specs as the stack is to have them; `dry_run`: without creating the
+    /// networks, secrets and configs they name.
     async fn prepare_deploy(
         &self,
         stack: Stack,
+        dry_run: bool,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<Prepared, DeployError> {
         let Run {
@@ -402,6 +455,9 @@ impl<'a, H: History> Run<'a, H> {
             ..
         } = *self;
         let Stack { spec, files } = stack;
+        // Everything that can be known to fail is checked before anything is changed.
+        let pruned = options.prune.then_some(request.stack.as_str());
+        preflight::check(engine, &spec, pruned).await?;
         // Credentials and digests first, then secrets and configs, before anything is
         // created: a credential that cannot be had, a tag the registry does not have or a
         // changed file stops the deploy before it changes anything.
@@ -415,7 +471,24 @@ impl<'a, H: History> Run<'a, H> {
         } else {
             HashMap::new()
         };
-        let ids = objects::ensure(engine, &spec, &files, progress).await?;
+        if !dry_run {
+            objects::wait_for_network_removal(
+                engine,
+                &request.stack,
+                &spec,
+                options.timeout,
+                progress,
+            )
+            .await?;
+        }
+        let survey = objects::survey(engine, &spec, &files).await?;
+        let objects = survey.objects(&spec);
+        let ids = if dry_run {
+            survey.preview_ids()
+        } else {
+            survey.create(engine, progress).await?
+        };
+        let api = engine.api_version().await?;
         let current = current_services(engine, &request.stack).await?;
         let mut targets = Vec::with_capacity(spec.services.len());
         for mut service in spec.services.into_values() {
@@ -426,19 +499,34 @@ impl<'a, H: History> Run<'a, H> {
             }
             let image = service.task_template.container_spec.image.clone();
             let current = current.get(&service.name).map(|s| &s.view);
-            targets.push(apply::target(
+            let mut target = apply::target(
                 service,
                 &ids,
                 pinned.get(&image).and_then(Option::as_deref),
                 current,
                 auths.get(&image).cloned().flatten(),
-            )?);
+            )?;
+            for key in drop_unsupported(&mut target.desired, api) {
+                progress(Progress::Warning(&format!(
+                    "{}: `{key}` is left out: this engine speaks Engine API {}.{}, which \
+                     does not have it",
+                    target.name, api.0, api.1
+                )));
+            }
+            targets.push(target);
         }
+        let remove = if options.prune {
+            not_targeted(&current, &targets)
+        } else {
+            Vec::new()
+        };
         Ok(Prepared {
             kind: DeployKind::Deploy,
             current,
             targets,
             note: None,
+            objects,
+            remove,
         })
     }
 
@@ -492,7 +580,10 @@ impl<'a, H: History> Run<'a, H> {
         &self,
         to: Option<u64>,
         progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<Prepared, DeployError> {
+    ) -> Result<Prepared, DeployError>
+    where
+        H: History,
+    {
         let Run {
             engine,
             history,
@@ -522,22 +613,16 @@ impl<'a, H: History> Run<'a, H> {
             "re-applying revision {} of {stack} ({}, {} by {})",
             record.revision, record.outcome, record.started_at, record.by
         )));
-        // Removing a service is not undone by a later rollback: say so and leave it to the
-        // operator rather than delete what the revision does not mention.
-        for service in current.values() {
-            if !targets.iter().any(|t| t.name == service.name) {
-                progress(Progress::Warning(&format!(
-                    "{} is not part of revision {}: it stays as it is (`docker service rm {}` \
-                 removes it)",
-                    service.name, record.revision, service.name
-                )));
-            }
-        }
+        // The stack goes back to what the revision had: services added after it go (their
+        // removal is recorded, so rolling forward again brings them back).
+        let remove = not_targeted(&current, &targets);
         Ok(Prepared {
             kind: DeployKind::Rollback,
             current,
             targets,
             note: None,
+            objects: Vec::new(),
+            remove,
         })
     }
 
@@ -547,7 +632,10 @@ impl<'a, H: History> Run<'a, H> {
         &self,
         prepared: Prepared,
         progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<Outcome, DeployError> {
+    ) -> Result<Outcome, DeployError>
+    where
+        H: History,
+    {
         let Run {
             engine,
             history,
@@ -559,6 +647,8 @@ impl<'a, H: History> Run<'a, H> {
             current,
             targets,
             note,
+            remove,
+            ..
         } = prepared;
         let note = note.as_deref();
         let stack = request.stack.as_str();
@@ -570,7 +660,15 @@ impl<'a, H: History> Run<'a, H> {
             at: Timestamp::now(),
         };
         let revision = history.append(&start).await.map_err(Into::into)?;
-        let applying = apply::apply_all(engine, &current, targets, progress).await;
+        // Removals first, as `docker stack deploy --prune` does: a port or a name they hold
+        // may be the one a new service takes.
+        let mut applying = apply::remove_all(engine, &current, &remove, progress).await;
+        if applying.refused.is_none() {
+            let rest = apply::apply_all(engine, &current, targets, progress).await;
+            applying.applied.extend(rest.applied);
+            applying.unchanged = rest.unchanged;
+            applying.refused = rest.refused;
+        }
         let mut applied = applying.applied;
         let unchanged = applying.unchanged;
         let mut outcome = Outcome {

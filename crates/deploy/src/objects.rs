@@ -2,9 +2,10 @@
 //! so that the service specs can name them by id.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::Serialize;
-use swarmkeeper_compose::spec::FileObjectCreate;
+use swarmkeeper_compose::spec::{FileObjectCreate, NetworkCreate};
 use swarmkeeper_compose::StackSpec;
 use swarmkeeper_engine::{Engine, SwarmObject};
 
@@ -121,23 +122,213 @@ pub(crate) fn plan<'a>(
     Ok(plan)
 }
 
-/// Secrets and configs first (a changed file is refused before anything is created), then
-/// networks: service specs name them all by id.
-pub(crate) async fn ensure(
+/// A network, secret or config of the stack, and what a deploy does or would do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackObject {
+    /// `network`, `secret` or `config`.
+    pub kind: &'static str,
+    pub name: String,
+    /// Created by this deploy (or, in a dry run, would be); otherwise it exists already.
+    pub create: bool,
+}
+
+/// What the engine has of the stack's objects and what to create, read before anything is
+/// created: a changed file or a missing external network stops the deploy here.
+pub(crate) struct Survey<'a> {
+    secrets: (Vec<SwarmObject>, Plan<'a>),
+    configs: (Vec<SwarmObject>, Plan<'a>),
+    networks: HashMap<String, String>,
+    create_networks: Vec<&'a NetworkCreate>,
+}
+
+/// Reads the engine's secrets, configs and networks and decides what the stack needs created.
+pub(crate) async fn survey<'a>(
     engine: &Engine,
-    spec: &StackSpec,
+    spec: &'a StackSpec,
     files: &BTreeMap<String, Vec<u8>>,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Ids, DeployError> {
+) -> Result<Survey<'a>, DeployError> {
     let secrets = engine.list_secrets(None).await?;
     let configs = engine.list_configs(None).await?;
     let secret_plan = plan(Kind::Secret, &spec.secrets, &secrets, files)?;
     let config_plan = plan(Kind::Config, &spec.configs, &configs, files)?;
-    Ok(Ids {
-        secrets: create(engine, Kind::Secret, secrets, secret_plan, progress).await?,
-        configs: create(engine, Kind::Config, configs, config_plan, progress).await?,
-        networks: ensure_networks(engine, spec, progress).await?,
+    let networks: HashMap<String, String> = engine
+        .list_networks(None)
+        .await?
+        .into_iter()
+        .map(|n| (n.name, n.id))
+        .collect();
+    if let Some(name) = spec
+        .external_networks
+        .iter()
+        .find(|name| !networks.contains_key(*name))
+    {
+        return Err(DeployError::Input(format!(
+            "network {name} is declared external but does not exist"
+        )));
+    }
+    let create_networks = spec
+        .networks
+        .iter()
+        .filter(|n| !networks.contains_key(&n.name))
+        .collect();
+    Ok(Survey {
+        secrets: (secrets, secret_plan),
+        configs: (configs, config_plan),
+        networks,
+        create_networks,
     })
+}
+
+impl Survey<'_> {
+    /// Every object the stack declares, created or found (external networks included).
+    pub(crate) fn objects(&self, spec: &StackSpec) -> Vec<StackObject> {
+        let mut objects = Vec::new();
+        for (kind, wanted, plan) in [
+            ("secret", &spec.secrets, &self.secrets.1),
+            ("config", &spec.configs, &self.configs.1),
+        ] {
+            objects.extend(wanted.iter().map(|o| StackObject {
+                kind,
+                name: o.name.clone(),
+                create: plan.create.iter().any(|b| b.name == o.name),
+            }));
+        }
+        let networks = spec.networks.iter().map(|n| &n.name);
+        objects.extend(
+            networks
+                .chain(&spec.external_networks)
+                .map(|name| StackObject {
+                    kind: "network",
+                    name: name.clone(),
+                    create: self.create_networks.iter().any(|n| &n.name == name),
+                }),
+        );
+        objects
+    }
+
+    /// The ids the specs would name without creating anything: an object not created yet is
+    /// named `(new NAME)`, so that a service naming it shows as changed.
+    pub(crate) fn preview_ids(self) -> Ids {
+        let new = |name: &str| format!("(new {name})");
+        let ids = |(existing, plan): (Vec<SwarmObject>, Plan<'_>)| {
+            let mut ids: BTreeMap<String, String> =
+                existing.into_iter().map(|o| (o.name, o.id)).collect();
+            ids.extend(
+                plan.create
+                    .iter()
+                    .map(|b| (b.name.to_string(), new(b.name))),
+            );
+            ids
+        };
+        let mut networks = self.networks;
+        networks.extend(
+            self.create_networks
+                .iter()
+                .map(|n| (n.name.clone(), new(&n.name))),
+        );
+        Ids {
+            secrets: ids(self.secrets),
+            configs: ids(self.configs),
+            networks,
+        }
+    }
+
+    /// Secrets and configs first, then networks: service specs name them all by id.
+    pub(crate) async fn create(
+        self,
+        engine: &Engine,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Ids, DeployError> {
+        let (secrets, secret_plan) = self.secrets;
+        let (configs, config_plan) = self.configs;
+        let secrets = create(engine, Kind::Secret, secrets, secret_plan, progress).await?;
+        let configs = create(engine, Kind::Config, configs, config_plan, progress).await?;
+        let mut networks = self.networks;
+        for network in self.create_networks {
+            let body = serde_json::to_value(network).expect("a network spec serialises");
+            let created = engine.create_network(&body).await?;
+            progress(Progress::Action {
+                service: &network.name,
+                action: Action::CreateNetwork,
+            });
+            networks.insert(network.name.clone(), created.id);
+        }
+        Ok(Ids {
+            secrets,
+            configs,
+            networks,
+        })
+    }
+}
+
+/// How long a network may stay listed after the tasks that held it are gone.
+const NETWORK_REMOVAL_GRACE: Duration = Duration::from_secs(5);
+const NETWORK_REMOVAL_POLL: Duration = Duration::from_millis(250);
+
+/// Right after `docker stack rm`, the stack's networks are still listed until the removed
+/// services' tasks have stopped; a service created on one then fails with "network … not
+/// found". When the stack has no service but one of its networks is listed while tasks of
+/// removed services still stop, wait (at most `limit`) until they are gone and the network
+/// with them. A network left behind with nothing stopping is used as it is, at once.
+pub(crate) async fn wait_for_network_removal(
+    engine: &Engine,
+    stack: &str,
+    spec: &StackSpec,
+    limit: Duration,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(), DeployError> {
+    if spec.networks.is_empty() || !engine.list_services(Some(stack)).await?.is_empty() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let mut orphans_seen = false;
+    let mut told = false;
+    loop {
+        let listed: Vec<String> = engine
+            .list_networks(Some(stack))
+            .await?
+            .into_iter()
+            .map(|n| n.name)
+            .filter(|name| spec.networks.iter().any(|n| &n.name == name))
+            .collect();
+        if listed.is_empty() {
+            return Ok(());
+        }
+        let services: Vec<String> = engine
+            .list_services(None)
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        let stopping = engine
+            .list_all_tasks()
+            .await?
+            .iter()
+            .any(|t| !services.contains(&t.service_id));
+        orphans_seen |= stopping;
+        let waited = started.elapsed();
+        let grace_over = !stopping && (!orphans_seen || waited >= NETWORK_REMOVAL_GRACE);
+        if grace_over {
+            return Ok(());
+        }
+        if waited >= limit {
+            return Err(DeployError::Input(format!(
+                "network {} is still being removed after {}s (its services' tasks are \
+                 stopping); deploy again once `docker network ls` no longer lists it",
+                listed.join(", "),
+                limit.as_secs()
+            )));
+        }
+        if !told {
+            progress(Progress::Note(&format!(
+                "waiting for network {} to be removed (`docker stack rm` is still stopping \
+                 its tasks)",
+                listed.join(", ")
+            )));
+            told = true;
+        }
+        tokio::time::sleep(NETWORK_REMOVAL_POLL).await;
+    }
 }
 
 /// Creates what the plan says; returns every object's id by name (external ones included).
@@ -165,42 +356,6 @@ async fn create(
         ids.insert(body.name.to_string(), created.id);
     }
     Ok(ids)
-}
-
-/// The stack's networks, created when missing; external ones must exist.
-async fn ensure_networks(
-    engine: &Engine,
-    spec: &StackSpec,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<HashMap<String, String>, DeployError> {
-    let mut networks: HashMap<String, String> = engine
-        .list_networks(None)
-        .await?
-        .into_iter()
-        .map(|n| (n.name, n.id))
-        .collect();
-    if let Some(name) = spec
-        .external_networks
-        .iter()
-        .find(|name| !networks.contains_key(*name))
-    {
-        return Err(DeployError::Input(format!(
-            "network {name} is declared external but does not exist"
-        )));
-    }
-    for network in &spec.networks {
-        if networks.contains_key(&network.name) {
-            continue;
-        }
-        let body = serde_json::to_value(network).expect("a network spec serialises");
-        let created = engine.create_network(&body).await?;
-        progress(Progress::Action {
-            service: &network.name,
-            action: Action::CreateNetwork,
-        });
-        networks.insert(network.name.clone(), created.id);
-    }
-    Ok(networks)
 }
 
 #[cfg(test)]

@@ -172,11 +172,16 @@ pub(crate) fn service_revisions(
         .map(|a| ServiceRevision {
             service: a.name.clone(),
             before: a.before.as_ref().map(Value::to_string),
-            after: Some(a.after.to_string()),
-            outcome: final_outcome(
-                &a.state,
-                put_back.iter().find(|(s, _)| *s == a.name).map(|(_, r)| r),
-            ),
+            // A removed service has no spec after.
+            after: (!a.after.is_null()).then(|| a.after.to_string()),
+            outcome: if a.action == Action::Remove {
+                "removed".to_string()
+            } else {
+                final_outcome(
+                    &a.state,
+                    put_back.iter().find(|(s, _)| *s == a.name).map(|(_, r)| r),
+                )
+            },
         })
         .chain(unchanged.iter().map(|(name, spec)| ServiceRevision {
             service: name.clone(),

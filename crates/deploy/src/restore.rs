@@ -74,8 +74,16 @@ pub(crate) async fn put_back(
             }
             RollbackAction::Restore { service, spec } => {
                 let auth = restore_auth(request, &spec, progress).await;
-                let current = engine.inspect_service(&change.id).await?;
-                let before = update_to(engine, current, &spec, auth.as_deref(), progress).await?;
+                let (id, baseline) = if change.action == Action::Remove {
+                    // This run removed it: putting it back is creating it again.
+                    let created = engine.create_service(&spec, auth.as_deref()).await?;
+                    (created.id, None)
+                } else {
+                    let current = engine.inspect_service(&change.id).await?;
+                    let before =
+                        update_to(engine, current, &spec, auth.as_deref(), progress).await?;
+                    (before.id, before.update_status)
+                };
                 progress(Progress::Action {
                     service: &service,
                     action: Action::Restore,
@@ -85,8 +93,8 @@ pub(crate) async fn put_back(
                     Action::Restore,
                     None,
                     spec,
-                    before.id,
-                    before.update_status,
+                    id,
+                    baseline,
                 ));
             }
             RollbackAction::LeaveToSwarm { service } => {
@@ -148,7 +156,7 @@ async fn follow_back(
 ) -> Result<(), EngineError> {
     loop {
         for change in following.iter_mut().filter(|a| !a.state.is_final()) {
-            let (state, _) = look(engine, change, options).await?;
+            let (state, _, _) = look(engine, change, options).await?;
             // Swarm's own rollback shows as rolling back until it completes.
             let state = match state {
                 ServiceState::RollingBack { .. } => ServiceState::started(),

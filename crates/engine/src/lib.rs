@@ -110,6 +110,22 @@ impl Engine {
         Ok(info.into())
     }
 
+    /// `GET /version`'s `ApiVersion` as (major, minor), e.g. (1, 41) for Engine 20.10: the
+    /// newest API the engine speaks, so which spec fields it keeps.
+    pub async fn api_version(&self) -> Result<(u32, u32), EngineError> {
+        let version: wire::Version = self.raw.get_json("/version").await?;
+        version
+            .api_version
+            .split_once('.')
+            .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
+            .ok_or_else(|| {
+                self.raw.decode_error(
+                    "/version",
+                    format!("ApiVersion {:?} is not MAJOR.MINOR", version.api_version),
+                )
+            })
+    }
+
     /// `GET /system/df`: sizes of images (with the bytes each shares with others), containers'
     /// writable layers, volumes and build cache. Slow on a busy node: the engine measures every
     /// writable layer and walks every local volume (90 ms for one volume of 50,000 files on

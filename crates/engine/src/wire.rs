@@ -58,6 +58,13 @@ fn container_names(names: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// `GET /version`.
+#[derive(Deserialize)]
+pub(crate) struct Version {
+    #[serde(rename = "ApiVersion", default)]
+    pub api_version: String,
+}
+
 #[derive(Deserialize)]
 pub(crate) struct Info {
     #[serde(rename = "DockerRootDir")]

@@ -79,6 +79,24 @@ pub fn observe(
 }
 
 impl ObservedService {
+    /// The task whose failure a report names: the newest failed task of the current spec.
+    /// Once Swarm rolls back, the spec is the old one again and the failed tasks are no
+    /// longer current: then the newest failed task of any spec that says why (tasks come
+    /// newest first).
+    pub fn failing_task(&self) -> Option<&ObservedTask> {
+        let rolling_back = matches!(
+            self.update,
+            Some(UpdateState::RollbackStarted | UpdateState::RollbackCompleted)
+        );
+        if rolling_back {
+            self.tasks
+                .iter()
+                .find(|t| t.state.is_failed() && !t.err.is_empty())
+        } else {
+            self.tasks.iter().find(|t| t.current && t.state.is_failed())
+        }
+    }
+
     /// Swarm still means the task to run (a service's) or to run to completion (a job's).
     fn wanted(&self, task: &ObservedTask) -> bool {
         let wanted = if self.mode.is_job() {
@@ -184,8 +202,12 @@ pub struct Follow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServiceState {
     InProgress {
+        /// Tasks of the new spec that run.
         running: u64,
         desired: u64,
+        /// Tasks of an older spec that still run: with `start-first` they serve until their
+        /// replacements run.
+        old_serving: u64,
         /// The update state, when there is one.
         update: Option<UpdateState>,
         /// Why tasks wait: "no suitable node (…)", "port in use", …
@@ -218,6 +240,7 @@ impl ServiceState {
         ServiceState::InProgress {
             running: 0,
             desired: 0,
+            old_serving: 0,
             update: None,
             pending: Vec::new(),
             failing: None,
@@ -301,21 +324,12 @@ pub fn assess(observed: &ObservedService, follow: &Follow) -> ServiceState {
         .iter()
         .filter(|t| t.current && t.state.is_failed())
         .collect();
-    // Once Swarm rolls back, the spec is the old one again and the failed tasks are no longer
-    // current: take the newest failed task of any spec (tasks come newest first).
-    let rolling_back = matches!(
-        observed.update,
-        Some(UpdateState::RollbackStarted | UpdateState::RollbackCompleted)
-    );
-    let failing = if rolling_back {
-        observed
-            .tasks
-            .iter()
-            .find(|t| t.state.is_failed() && !t.err.is_empty())
-    } else {
-        failed.first().copied()
-    }
-    .map(task_reason);
+    let failing = observed.failing_task().map(task_reason);
+    let old_serving = observed
+        .tasks
+        .iter()
+        .filter(|t| observed.wanted(t) && !t.current && t.state == TaskState::Running)
+        .count() as u64;
     let message = || {
         let mut why = observed.update_message.clone();
         if let Some(failing) = &failing {
@@ -365,6 +379,7 @@ pub fn assess(observed: &ObservedService, follow: &Follow) -> ServiceState {
     ServiceState::InProgress {
         running,
         desired,
+        old_serving,
         update: observed.update.clone(),
         pending,
         failing,
@@ -458,6 +473,27 @@ mod tests {
             }
         ));
         assert!(!converged(&o));
+    }
+
+    #[test]
+    fn with_start_first_the_old_tasks_are_said_to_serve() {
+        let o = observed(
+            Some("updating"),
+            vec![
+                task("new1", "running", "starting", true),
+                task("new2", "running", "starting", true),
+                task("old1", "running", "running", false),
+                task("old2", "running", "running", false),
+            ],
+        );
+        match assess(&o, &follow(0)) {
+            ServiceState::InProgress {
+                running,
+                old_serving,
+                ..
+            } => assert_eq!((running, old_serving), (0, 2)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -26,35 +26,229 @@ pub fn spec_matches(desired: &Value, current: &Value) -> bool {
     }
 }
 
-/// Where `desired` and `current` first differ, as a path like `TaskTemplate.ContainerSpec.Env`;
-/// `None` when [`spec_matches`] holds.
-pub fn first_difference(desired: &Value, current: &Value) -> Option<String> {
-    match (desired, current) {
-        (Value::Object(d), Value::Object(c)) => {
-            for key in d.keys().chain(c.keys()) {
-                let (dv, cv) = (d.get(key), c.get(key));
-                let differs = match (dv, cv) {
-                    (Some(dv), Some(cv)) => {
-                        if let Some(inner) = first_difference(dv, cv) {
-                            return Some(if inner.is_empty() {
-                                key.clone()
-                            } else {
-                                format!("{key}.{inner}")
-                            });
-                        }
-                        false
-                    }
-                    (Some(v), None) | (None, Some(v)) => !is_default(key, v),
-                    (None, None) => false,
+/// One field a deploy would change: its path in the Engine API spec
+/// (`TaskTemplate.ContainerSpec.Image`, `TaskTemplate.ContainerSpec.Mounts[0].Source`), what the
+/// engine holds (`None`: nothing, or only what the engine fills in by itself) and what the
+/// deploy would send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldChange {
+    pub path: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// Every field where `desired` and `current` differ, in the spec's order, by the rules of
+/// [`spec_matches`] (empty exactly when it holds). Objects are compared key by key and lists
+/// of the same length item by item; a list whose length changed is one change of the whole
+/// list.
+pub fn changes(desired: &Value, current: &Value) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    collect("", "", Some(desired), Some(current), &mut out);
+    out
+}
+
+fn collect(
+    path: &str,
+    key: &str,
+    desired: Option<&Value>,
+    current: Option<&Value>,
+    out: &mut Vec<FieldChange>,
+) {
+    match (present(desired), present(current)) {
+        (Some(Value::Object(d)), Some(Value::Object(c))) => {
+            let keys = d.keys().chain(c.keys().filter(|k| !d.contains_key(*k)));
+            for k in keys {
+                let inner = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
                 };
-                if differs {
-                    return Some(key.clone());
+                collect(&inner, k, d.get(k), c.get(k), out);
+            }
+        }
+        (Some(Value::Array(d)), Some(Value::Array(c))) if d.len() == c.len() => {
+            for (i, (d, c)) in d.iter().zip(c).enumerate() {
+                collect(&format!("{path}[{i}]"), "", Some(d), Some(c), out);
+            }
+        }
+        (Some(d), Some(c)) if !spec_matches(d, c) => out.push(FieldChange {
+            path: path.to_string(),
+            before: Some(c.clone()),
+            after: Some(d.clone()),
+        }),
+        (Some(v), None) if !is_default(key, v) => out.push(FieldChange {
+            path: path.to_string(),
+            before: None,
+            after: Some(v.clone()),
+        }),
+        (None, Some(v)) if !is_default(key, v) => out.push(FieldChange {
+            path: path.to_string(),
+            before: Some(v.clone()),
+            after: None,
+        }),
+        _ => {}
+    }
+}
+
+fn present(value: Option<&Value>) -> Option<&Value> {
+    value.filter(|v| !v.is_null())
+}
+
+/// What a deploy would do to one service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiffKind {
+    /// Not in the swarm yet.
+    Create,
+    /// Its spec changes where Swarm replaces no task (labels, scale, update and rollback
+    /// settings).
+    Update,
+    /// Its task template or endpoint changes: Swarm replaces its tasks, a rolling update
+    /// (swarmkit's `IsTaskDirty` compares exactly these two).
+    Restart,
+    Unchanged,
+    /// In the swarm, not in the files (`--prune` removes it).
+    Remove,
+}
+
+impl DiffKind {
+    /// The word `swarmkeeper diff` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiffKind::Create => "create",
+            DiffKind::Update => "update",
+            DiffKind::Restart => "restart",
+            DiffKind::Unchanged => "unchanged",
+            DiffKind::Remove => "remove",
+        }
+    }
+}
+
+/// One service: what a deploy would do to it and which fields it would change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceDiff {
+    pub service: String,
+    pub kind: DiffKind,
+    /// The fields an update or restart changes; empty otherwise.
+    pub changes: Vec<FieldChange>,
+}
+
+/// Compares the spec a deploy wants (`None`: the service is not in the files) with the
+/// engine's (`None`: no such service).
+pub fn service_diff(
+    service: &str,
+    desired: Option<&Value>,
+    current: Option<&Value>,
+) -> ServiceDiff {
+    let (kind, changes) = match (desired, current) {
+        (Some(_), None) => (DiffKind::Create, Vec::new()),
+        (None, Some(_)) => (DiffKind::Remove, Vec::new()),
+        (None, None) => (DiffKind::Unchanged, Vec::new()),
+        (Some(desired), Some(current)) => {
+            let changes = changes(desired, current);
+            let restarts = changes
+                .iter()
+                .any(|c| c.path.starts_with("TaskTemplate") || c.path.starts_with("EndpointSpec"));
+            let kind = if changes.is_empty() {
+                DiffKind::Unchanged
+            } else if restarts {
+                DiffKind::Restart
+            } else {
+                DiffKind::Update
+            };
+            (kind, changes)
+        }
+    };
+    ServiceDiff {
+        service: service.to_string(),
+        kind,
+        changes,
+    }
+}
+
+/// The image path of a service spec.
+pub const IMAGE_PATH: &str = "TaskTemplate.ContainerSpec.Image";
+
+/// A change as people read it, one line: `image app:1 → app:2` for the image,
+/// `PATH: OLD → NEW` otherwise, and for a list of plain values the items added (`+`) and
+/// removed (`-`).
+pub fn describe_change(change: &FieldChange) -> String {
+    let show = |v: &Option<Value>| match v {
+        None => "(none)".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    if change.path == IMAGE_PATH {
+        return format!("image {} → {}", show(&change.before), show(&change.after));
+    }
+    let items = |v: &Option<Value>| -> Option<Vec<Value>> {
+        match v {
+            None => Some(Vec::new()),
+            Some(Value::Array(items)) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+                Some(items.clone())
+            }
+            _ => None,
+        }
+    };
+    if let (Some(before), Some(after)) = (items(&change.before), items(&change.after)) {
+        if !before.is_empty() || !after.is_empty() {
+            let word = |v: &Value| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let mut parts: Vec<String> = after
+                .iter()
+                .filter(|v| !before.contains(v))
+                .map(|v| format!("+{}", word(v)))
+                .collect();
+            parts.extend(
+                before
+                    .iter()
+                    .filter(|v| !after.contains(v))
+                    .map(|v| format!("-{}", word(v))),
+            );
+            if parts.is_empty() {
+                parts.push("reordered".to_string());
+            }
+            return format!("{}: {}", change.path, parts.join(" "));
+        }
+    }
+    format!(
+        "{}: {} → {}",
+        change.path,
+        show(&change.before),
+        show(&change.after)
+    )
+}
+
+/// Service spec fields an engine drops when it speaks an older Engine API than the one that
+/// added them: the path, the API version that added it (from the Engine API's version
+/// history), the compose key that writes it.
+pub const ADDED_IN_API: &[(&[&str], (u32, u32), &str)] = &[(
+    &["TaskTemplate", "ContainerSpec", "OomScoreAdj"],
+    (1, 46),
+    "oom_score_adj",
+)];
+
+/// Takes out of `desired` every field of [`ADDED_IN_API`] an engine speaking API `api` would
+/// drop (it stores the spec without them, so comparing with them would update every service
+/// on every deploy), and returns the compose keys of those that were set.
+pub fn drop_unsupported(desired: &mut Value, api: (u32, u32)) -> Vec<&'static str> {
+    let mut dropped = Vec::new();
+    for (path, added, key) in ADDED_IN_API {
+        if api >= *added {
+            continue;
+        }
+        let (last, parents) = path.split_last().expect("paths are not empty");
+        let parent = parents.iter().try_fold(&mut *desired, |v, k| v.get_mut(*k));
+        if let Some(Value::Object(parent)) = parent {
+            if let Some(value) = parent.remove(*last) {
+                if !is_default(last, &value) {
+                    dropped.push(*key);
                 }
             }
-            None
         }
-        _ => (!spec_matches(desired, current)).then(String::new),
     }
+    dropped
 }
 
 /// Whether a task runs the service's current `TaskTemplate`
@@ -131,15 +325,105 @@ mod tests {
             !spec_matches(&desired, &more),
             "a field removed from the file is a change"
         );
-        assert_eq!(first_difference(&desired, &current), None);
+        let paths = |current: &Value| -> Vec<String> {
+            changes(&desired, current)
+                .into_iter()
+                .map(|c| c.path)
+                .collect()
+        };
+        assert!(paths(&current).is_empty());
+        assert_eq!(paths(&changed), ["TaskTemplate.ContainerSpec.Image"]);
+        assert_eq!(paths(&more), ["TaskTemplate.ContainerSpec.Env"]);
+    }
+
+    #[test]
+    fn every_changed_field_is_listed_with_both_sides() {
+        let current = json!({
+            "Name": "s_web",
+            "Labels": {"a": "1"},
+            "TaskTemplate": {"ContainerSpec": {"Image": "app:1", "Env": ["A=1", "B=2"],
+                "Mounts": [{"Source": "/a", "Target": "/x"}]}, "ForceUpdate": 0},
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "EndpointSpec": {"Mode": "vip"}
+        });
+        let mut desired = current.clone();
+        desired["TaskTemplate"]["ContainerSpec"]["Image"] = json!("app:2");
+        desired["TaskTemplate"]["ContainerSpec"]["Env"] = json!(["A=1", "C=3", "D=4"]);
+        desired["TaskTemplate"]["ContainerSpec"]["Mounts"][0]["Source"] = json!("/b");
+        desired["Labels"] = json!({"a": "1", "b": "2"});
+        desired["EndpointSpec"] = json!({});
+        let found = changes(&desired, &current);
+        let paths: Vec<&str> = found.iter().map(|c| c.path.as_str()).collect();
         assert_eq!(
-            first_difference(&desired, &changed).as_deref(),
-            Some("TaskTemplate.ContainerSpec.Image")
+            paths,
+            [
+                "Labels.b",
+                "TaskTemplate.ContainerSpec.Env",
+                "TaskTemplate.ContainerSpec.Image",
+                "TaskTemplate.ContainerSpec.Mounts[0].Source",
+            ],
+            "the engine's own `Mode: vip` is no change"
+        );
+        let lines: Vec<String> = found.iter().map(describe_change).collect();
+        assert_eq!(lines[0], "Labels.b: (none) → 2");
+        assert_eq!(lines[1], "TaskTemplate.ContainerSpec.Env: +C=3 +D=4 -B=2");
+        assert_eq!(lines[2], "image app:1 → app:2");
+        assert_eq!(
+            lines[3],
+            "TaskTemplate.ContainerSpec.Mounts[0].Source: /a → /b"
+        );
+        assert!(changes(&current, &current).is_empty());
+    }
+
+    #[test]
+    fn a_service_is_created_updated_restarted_left_alone_or_removed() {
+        let current = json!({"Name": "s_web", "Labels": {},
+            "TaskTemplate": {"ContainerSpec": {"Image": "app:1"}},
+            "Mode": {"Replicated": {"Replicas": 1}}});
+        let kind = |desired: &Value| service_diff("s_web", Some(desired), Some(&current)).kind;
+        assert_eq!(kind(&current), DiffKind::Unchanged);
+        let mut scaled = current.clone();
+        scaled["Mode"]["Replicated"]["Replicas"] = json!(3);
+        scaled["Labels"] = json!({"team": "a"});
+        assert_eq!(kind(&scaled), DiffKind::Update);
+        let mut image = current.clone();
+        image["TaskTemplate"]["ContainerSpec"]["Image"] = json!("app:2");
+        assert_eq!(kind(&image), DiffKind::Restart);
+        let mut ports = current.clone();
+        ports["EndpointSpec"] = json!({"Ports": [{"TargetPort": 80, "PublishedPort": 8080}]});
+        assert_eq!(kind(&ports), DiffKind::Restart);
+        assert_eq!(
+            service_diff("s_web", Some(&current), None).kind,
+            DiffKind::Create
         );
         assert_eq!(
-            first_difference(&desired, &more).as_deref(),
-            Some("TaskTemplate.ContainerSpec.Env")
+            service_diff("s_web", None, Some(&current)).kind,
+            DiffKind::Remove
         );
+        let restart = service_diff("s_web", Some(&image), Some(&current));
+        assert_eq!(restart.changes.len(), 1);
+        assert_eq!(restart.kind.as_str(), "restart");
+    }
+
+    #[test]
+    fn a_field_an_older_engine_drops_is_not_compared() {
+        let with = json!({"TaskTemplate": {"ContainerSpec": {"Image": "a", "OomScoreAdj": 500}}});
+        let stored = json!({"TaskTemplate": {"ContainerSpec": {"Image": "a"}}});
+        let mut old_engine = with.clone();
+        assert_eq!(
+            drop_unsupported(&mut old_engine, (1, 41)),
+            ["oom_score_adj"]
+        );
+        assert!(spec_matches(&old_engine, &stored));
+        let mut new_engine = with.clone();
+        assert!(drop_unsupported(&mut new_engine, (1, 46)).is_empty());
+        assert_eq!(new_engine, with);
+        let mut zero = json!({"TaskTemplate": {"ContainerSpec": {"Image": "a", "OomScoreAdj": 0}}});
+        assert!(
+            drop_unsupported(&mut zero, (1, 41)).is_empty(),
+            "a default is no loss"
+        );
+        assert_eq!(zero, stored);
     }
 
     #[test]

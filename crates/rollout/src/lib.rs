@@ -5,9 +5,12 @@
 //!   update is going;
 //! - [`verdict`]: whether the whole deploy has succeeded, failed or must wait;
 //! - [`stack_rollback`]: what to do to every other service when one fails;
+//! - [`preflight`]: placement constraints that leave a service no node, ports two services
+//!   would publish, checked before a deploy changes anything;
 //! - [`apply_safe_defaults`]: the safe defaults swarmkeeper adds to a spec, as a table;
 //! - [`spec_matches`]: whether a spec differs from the engine's at all, so that a deploy that
-//!   changes nothing touches nothing;
+//!   changes nothing touches nothing, and [`service_diff`]: what a deploy would do to a
+//!   service, field by field (`swarmkeeper diff`, `deploy --dry-run`);
 //! - [`revisions`]: a history kept in the swarm — which revisions to forget, when a deploy
 //!   lock has expired, whether a revision without an end still runs.
 //!
@@ -17,6 +20,7 @@
 mod assess;
 mod defaults;
 mod diff;
+pub mod preflight;
 pub mod revisions;
 mod rollback;
 
@@ -25,5 +29,8 @@ pub use assess::{
     ServiceState, Tally, Verdict, DEFAULT_MAX_FAILED_TASKS,
 };
 pub use defaults::{apply_safe_defaults, Note, SAFE_DEFAULTS};
-pub use diff::{first_difference, spec_matches, task_is_current};
+pub use diff::{
+    changes, describe_change, drop_unsupported, service_diff, spec_matches, task_is_current,
+    DiffKind, FieldChange, ServiceDiff, ADDED_IN_API, IMAGE_PATH,
+};
 pub use rollback::{stack_rollback, Change, RollbackAction};

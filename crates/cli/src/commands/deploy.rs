@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use swarmkeeper_compose::stack_spec;
 use swarmkeeper_deploy::{
     Action, DeployError, Options, Outcome, Progress, Request, Stack, SwarmHistory,
 };
@@ -18,8 +17,9 @@ use swarmkeeper_rollout::ServiceState;
 use swarmkeeper_store::Store;
 use swarmkeeper_units::parse_duration;
 
+use super::diff::PlanArgs;
 use super::registry::RegistryArgs;
-use super::{load_stack_files, read_object_files, ComposeFiles, StackFiles};
+use super::ComposeFiles;
 use crate::exit::{block_on, CmdResult, Failure};
 
 #[derive(Args)]
@@ -30,12 +30,15 @@ pub struct DeployArgs {
     stack: String,
     #[command(flatten)]
     common: RolloutArgs,
-    /// Deploy the file exactly as written: no safe defaults.
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Show what the deploy would do (as `swarmkeeper diff` does) and change nothing; exit 0
+    /// when nothing would change, 1 when something would.
     #[arg(long)]
-    no_safe_defaults: bool,
-    /// Do not ask the registry for image digests (the image tag is used as written).
+    dry_run: bool,
+    /// Deploy even when lint finds error-level problems in the files.
     #[arg(long)]
-    no_resolve_image: bool,
+    ignore_lint: bool,
 }
 
 /// What `deploy` and `rollback` share.
@@ -162,17 +165,8 @@ pub fn who(by: &Option<String>) -> String {
 }
 
 pub fn run(args: DeployArgs) -> CmdResult {
-    let StackFiles { stack, digests, .. } = load_stack_files(&args.compose.files)?;
-    let spec = stack_spec(&args.stack, &stack).map_err(|e| {
-        Failure::Usage(format!(
-            "{}:{}:{}: {}",
-            stack.file_name(e.at),
-            e.at.line,
-            e.at.column,
-            e.message
-        ))
-    })?;
-    let files = read_object_files(&spec)?;
+    let (Stack { spec, files }, digests) =
+        super::diff::load(&args.compose, &args.stack, !args.ignore_lint)?;
     let engine = Engine::from_env()?;
     let request = Request {
         stack: args.stack.clone(),
@@ -181,10 +175,13 @@ pub fn run(args: DeployArgs) -> CmdResult {
         registry_auth: args.common.registry.registry_auth()?,
     };
     let options = Options {
-        safe_defaults: !args.no_safe_defaults,
-        resolve_digests: !args.no_resolve_image,
-        ..args.common.options()
+        timeout: args.common.timeout,
+        wait: !args.common.no_wait,
+        ..args.plan.options()
     };
+    if args.dry_run {
+        return super::diff::show(&request, Stack { spec, files }, &options, false);
+    }
     let mut view = View::new(args.common.progress);
     let result = block_on(async {
         let history = args.common.history(&engine).await;
@@ -202,15 +199,19 @@ pub fn run(args: DeployArgs) -> CmdResult {
     conclude(&args.stack, "deploy", result)
 }
 
+/// A deploy that could not run: bad input exits 2, the engine 3.
+pub fn failure(error: DeployError) -> Failure {
+    match error {
+        DeployError::Engine(e) => e.into(),
+        DeployError::Store(e) => Failure::Usage(e.to_string()),
+        DeployError::Input(message) => Failure::Usage(message),
+        busy @ DeployError::Busy { .. } => Failure::Failed(busy.to_string()),
+    }
+}
+
 /// Prints the outcome and maps it to the exit code.
 pub fn conclude(stack: &str, what: &str, result: Result<Outcome, DeployError>) -> CmdResult {
-    let outcome = match result {
-        Ok(outcome) => outcome,
-        Err(DeployError::Engine(e)) => return Err(e.into()),
-        Err(DeployError::Store(e)) => return Err(Failure::Usage(e.to_string())),
-        Err(DeployError::Input(message)) => return Err(Failure::Usage(message)),
-        Err(busy @ DeployError::Busy { .. }) => return Err(Failure::Failed(busy.to_string())),
-    };
+    let outcome = result.map_err(failure)?;
     let revision = outcome
         .revision
         .map(|r| format!(" (revision {r})"))
@@ -330,11 +331,18 @@ fn describe(state: &ServiceState) -> String {
         ServiceState::InProgress {
             running,
             desired,
+            old_serving,
             update,
             pending,
             failing,
         } => {
-            let mut text = format!("{running}/{desired} running");
+            // With start-first, old tasks serve while the new ones start: "0/2 running" would
+            // read as an outage.
+            let mut text = if *old_serving > 0 {
+                format!("{running}/{desired} new, {old_serving} old serving")
+            } else {
+                format!("{running}/{desired} running")
+            };
             if let Some(update) = update {
                 text.push_str(&format!(", {update}"));
             }

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod deploy;
+pub mod diff;
 pub mod disk;
 pub mod gc;
 pub mod healthcheck;

@@ -1,0 +1,139 @@
+//! The checks a deploy makes before it changes anything, so that a stack that cannot work
+//! fails with a reason instead of half-applied (a network created, then a refused service) or
+//! waiting for its timeout (a task pending on "no suitable node"). The decisions are
+//! `rollout::preflight`'s; this reads what they need from the engine.
+//!
+//! Image references are checked when the files load (`compose::validate`), and whether the
+//! registry has each tag where digests are resolved (`apply::pin_images`), before this.
+
+use std::collections::BTreeSet;
+
+use swarmkeeper_compose::StackSpec;
+use swarmkeeper_engine::{Engine, PublishMode, SwarmNode};
+use swarmkeeper_rollout::preflight::{port_clashes, unplaceable, NodeFacts, Published};
+
+use crate::DeployError;
+
+/// Every service of `spec` has a node to run on, every secret and config it names exists or
+/// is created by the stack, and no published port is another service's (`pruned`: the stack
+/// whose services the files do not name are removed first, so their ports are free). Bad
+/// input names the service and the reason; what the engine says otherwise is an engine error.
+pub(crate) async fn check(
+    engine: &Engine,
+    spec: &StackSpec,
+    pruned: Option<&str>,
+) -> Result<(), DeployError> {
+    let nodes: Vec<NodeFacts> = engine.list_nodes().await?.iter().map(facts).collect();
+    for service in spec.services.values() {
+        let constraints = &service.task_template.placement.constraints;
+        let why = unplaceable(constraints, &nodes)
+            .map_err(|e| DeployError::Input(format!("service {}: {e}", service.name)))?;
+        if let Some(why) = why {
+            return Err(DeployError::Input(format!(
+                "service {} cannot be placed: {why}",
+                service.name
+            )));
+        }
+    }
+    external_objects(engine, spec).await?;
+    let others: Vec<Published> = engine
+        .list_services(None)
+        .await?
+        .iter()
+        .filter(|s| !spec.services.values().any(|w| w.name == s.name))
+        .filter(|s| pruned.is_none() || s.view.stack() != pruned)
+        .flat_map(|s| {
+            s.view
+                .ports
+                .iter()
+                .filter(|p| p.publish_mode != PublishMode::Host && p.published_port != 0)
+                .map(|p| Published {
+                    service: s.name.clone(),
+                    protocol: p.protocol.clone(),
+                    port: p.published_port,
+                })
+        })
+        .collect();
+    let wanted: Vec<Published> = spec
+        .services
+        .values()
+        .flat_map(|s| {
+            s.endpoint_spec
+                .ports
+                .iter()
+                .filter(|p| p.publish_mode != "host" && p.published_port != 0)
+                .map(|p| Published {
+                    service: s.name.clone(),
+                    protocol: if p.protocol.is_empty() {
+                        "tcp".to_string()
+                    } else {
+                        p.protocol.clone()
+                    },
+                    port: p.published_port,
+                })
+        })
+        .collect();
+    if let Some((first, second)) = port_clashes(&wanted, &others).into_iter().next() {
+        return Err(DeployError::Input(format!(
+            "service {} publishes port {}/{}, which service {} already publishes: a port of \
+             the routing mesh belongs to one service",
+            second.service, second.port, second.protocol, first.service
+        )));
+    }
+    Ok(())
+}
+
+/// Secrets and configs the services name that the stack does not create (`external: true`)
+/// must exist; external networks are checked with the others (`objects::survey`).
+async fn external_objects(engine: &Engine, spec: &StackSpec) -> Result<(), DeployError> {
+    let declared_secrets: BTreeSet<&str> = spec.secrets.iter().map(|o| o.name.as_str()).collect();
+    let declared_configs: BTreeSet<&str> = spec.configs.iter().map(|o| o.name.as_str()).collect();
+    let mut secrets = Vec::new();
+    let mut configs = Vec::new();
+    for service in spec.services.values() {
+        let container = &service.task_template.container_spec;
+        for secret in &container.secrets {
+            if !declared_secrets.contains(secret.secret_name.as_str()) {
+                secrets.push((&service.name, &secret.secret_name));
+            }
+        }
+        for config in &container.configs {
+            if !declared_configs.contains(config.config_name.as_str()) {
+                configs.push((&service.name, &config.config_name));
+            }
+        }
+    }
+    for (word, named) in [("secret", secrets), ("config", configs)] {
+        if named.is_empty() {
+            continue;
+        }
+        let existing = match word {
+            "secret" => engine.list_secrets(None).await?,
+            _ => engine.list_configs(None).await?,
+        };
+        if let Some((service, name)) = named
+            .iter()
+            .find(|(_, name)| !existing.iter().any(|o| &o.name == *name))
+        {
+            return Err(DeployError::Input(format!(
+                "service {service}: {word} {name} is external but does not exist \
+                 (`docker {word} create {name} FILE`)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What constraints read of a node; Swarm places new tasks only on a ready, active one.
+fn facts(node: &SwarmNode) -> NodeFacts {
+    NodeFacts {
+        id: node.id.clone(),
+        hostname: node.hostname.clone(),
+        role: node.role.clone(),
+        os: node.os.clone(),
+        arch: node.architecture.clone(),
+        labels: node.labels.clone(),
+        engine_labels: node.engine_labels.clone(),
+        schedulable: node.state == "ready" && node.availability == "active",
+    }
+}
