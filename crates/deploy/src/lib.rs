@@ -544,6 +544,8 @@ impl<'a, H> Run<'a, H> {
             targets: self.targets(specs, &current).await?,
             current,
             note: None,
+            objects: Vec::new(),
+            remove: Vec::new(),
         })
     }
 
