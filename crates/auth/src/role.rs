@@ -64,6 +64,8 @@ pub enum Action {
     ManageNodes,
     /// Create and remove networks.
     ManageNetworks,
+    /// Remove a service or a whole stack (`docker service rm`, `docker stack rm`).
+    Remove,
     ChangeOwnPassword,
     /// Create, list and revoke one's own personal API tokens.
     ManageOwnTokens,
@@ -79,7 +81,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::ViewCluster,
         Action::ViewDeployHistory,
         Action::ViewLogs,
@@ -90,6 +92,7 @@ impl Action {
         Action::ManageSecrets,
         Action::ManageNodes,
         Action::ManageNetworks,
+        Action::Remove,
         Action::ChangeOwnPassword,
         Action::ManageOwnTokens,
         Action::ManageUsers,
@@ -112,6 +115,7 @@ impl Action {
             Action::ManageSecrets => "manage-secrets",
             Action::ManageNodes => "manage-nodes",
             Action::ManageNetworks => "manage-networks",
+            Action::Remove => "remove",
             Action::ChangeOwnPassword => "change-own-password",
             Action::ManageOwnTokens => "manage-own-tokens",
             Action::ManageUsers => "manage-users",
@@ -137,7 +141,8 @@ impl Action {
             | Action::Rollback
             | Action::ManageSecrets
             | Action::ManageNodes
-            | Action::ManageNetworks => Role::Operator,
+            | Action::ManageNetworks
+            | Action::Remove => Role::Operator,
             // Auto-deploy only ever rolls out the tag the service already names.
             Action::ManageAutoDeploy => Role::Operator,
             // Registry credentials let every node pull every private image.
@@ -167,7 +172,7 @@ mod tests {
     fn every_role_and_action_matches_the_expected_matrix() {
         // Columns: viewer, operator, admin. Written out in full rather than derived, so a
         // change to `minimum_role` has to be made twice, on purpose.
-        let expected: [(Action, [bool; 3]); 17] = [
+        let expected: [(Action, [bool; 3]); 18] = [
             (Action::ViewCluster, [true, true, true]),
             (Action::ViewDeployHistory, [true, true, true]),
             (Action::ViewLogs, [false, true, true]),
@@ -178,6 +183,7 @@ mod tests {
             (Action::ManageSecrets, [false, true, true]),
             (Action::ManageNodes, [false, true, true]),
             (Action::ManageNetworks, [false, true, true]),
+            (Action::Remove, [false, true, true]),
             (Action::ChangeOwnPassword, [true, true, true]),
             (Action::ManageOwnTokens, [true, true, true]),
             (Action::ManageUsers, [false, false, true]),

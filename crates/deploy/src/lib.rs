@@ -25,6 +25,7 @@ mod objects;
 mod preflight;
 mod preview;
 mod record;
+mod remove;
 mod restore;
 
 use std::collections::{BTreeMap, HashMap};
@@ -48,6 +49,7 @@ pub use image::{history_stack, ImageUpdate};
 pub use objects::{StackObject, LABEL_DATA_SHA256};
 pub use preview::Preview;
 pub use record::{service_images, ServiceImages};
+pub use remove::{remove_stack, stack_objects, StackObjects};
 pub use restore::Restored;
 pub use swarmkeeper_store::{
     DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision, StackLock,

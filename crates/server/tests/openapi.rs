@@ -457,6 +457,18 @@ async fn json_answers_match_the_document() {
         .iter()
         .any(|row| row["name"] == st && row["last_deploy"]["by"] == "operator"));
 
+    // Removals: a service of its own and the whole stack.
+    let doomed = TestService::create("oasr", &[]);
+    let removed = app
+        .call(Call::delete(&format!("/api/services/{}", doomed.name)).bearer(&op.token))
+        .await;
+    spec.check(&removed, "delete", "/api/services/{name}");
+    let removed = app
+        .call(Call::delete(&format!("/api/stacks/{st}")).bearer(&op.token))
+        .await;
+    let removed = spec.check(&removed, "delete", "/api/stacks/{name}");
+    assert_eq!(removed["removed"]["services"][0], format!("{st}_web"));
+
     // Errors, each as documented.
     let errors = [
         (Call::get("/api/overview"), "get", "/api/overview", 401),

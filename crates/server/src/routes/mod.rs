@@ -107,6 +107,8 @@ fn rows() -> Table {
     t.twin(M::POST, "/services/{name}/autodeploy/forget", "/api/services/{name}/autodeploy/forget", ManageAutoDeploy, hooks::forget_failure);
     t.twin(M::POST, "/services/{name}/hook-token", "/api/services/{name}/hook-token", ManageAutoDeploy, hooks::service_hook_token);
     t.twin(M::GET, "/tasks/{id}", "/api/tasks/{id}", ViewCluster, tasks::show);
+    t.route(M::POST, "/services/{name}/remove", Remove, services::remove);
+    t.route(M::DELETE, "/api/services/{name}", Remove, services::remove);
     t.route(M::GET, "/logs/{name}", ViewLogs, logs::page);
     t.route(M::GET, "/api/services/{name}/logs", ViewLogs, logs::stream);
     t.route(M::GET, "/api/services/{name}/logs/download", ViewLogs, logs::download);
@@ -131,6 +133,8 @@ fn rows() -> Table {
     t.route(M::POST, "/configs/{name}/remove", ManageSecrets, objects::remove_config);
     t.route(M::DELETE, "/api/configs/{name}", ManageSecrets, objects::remove_config);
     t.twin(M::POST, "/configs/{name}/rotate", "/api/configs/{name}/rotate", ManageSecrets, objects::rotate_config);
+    t.route(M::POST, "/stacks/{name}/remove", Remove, stacks::remove);
+    t.route(M::DELETE, "/api/stacks/{name}", Remove, stacks::remove);
     t.twin(M::GET, "/users", "/api/users", ManageUsers, admin::users);
     t.twin(M::POST, "/users", "/api/users", ManageUsers, admin::create_user);
     t.route(M::POST, "/users/{id}", ManageUsers, admin::change_user);

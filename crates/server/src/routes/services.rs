@@ -295,6 +295,41 @@ pub async fn rollback(
     }))
 }
 
+/// What a removal took away.
+#[derive(Serialize)]
+pub struct RemovedService {
+    pub service: String,
+    /// The stack the service belonged to: its next deploy creates the service again.
+    pub stack: Option<String>,
+}
+
+/// `POST /services/{name}/remove` (a form, after the page's confirmation),
+/// `DELETE /api/services/{name}`: like `docker service rm`; its tasks stop. A form goes on to
+/// the services page.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    let service = inspect(&state, &name).await?;
+    state.engine.remove_service(&service.id).await?;
+    state.audit(
+        &caller.user.name,
+        Action::Remove.as_str(),
+        &service.name,
+        "service",
+    )?;
+    let stack = service.view.stack().map(str::to_owned);
+    Ok(Reply::changed(
+        StatusCode::OK,
+        RemovedService {
+            service: service.name,
+            stack,
+        },
+        "/services",
+    ))
+}
+
 /// The outcome as JSON; a form goes back to the service's page.
 fn changed(done: ActionOutcome) -> Reply {
     let then = format!("/services/{}", url_encode(&done.service));

@@ -6,13 +6,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
 use swarmkeeper_compose::{Environment, SourceFile, Stack, StackSpec};
 use swarmkeeper_deploy::{
-    DeployError, DeployRecord, History, Options, Outcome, Request, Stack as DeployStack,
+    stack_objects, DeployError, DeployRecord, History, Options, Outcome, Request,
+    Stack as DeployStack, StackObjects,
 };
 use swarmkeeper_lint::{Finding, Severity};
 use swarmkeeper_store::FileDigest;
@@ -118,6 +120,9 @@ pub struct StackView {
     pub services: Vec<ServiceRow>,
     /// Newest first. Empty to a viewer without `view-deploy-history`.
     pub deploys: Vec<DeployRow>,
+    /// What removing the stack would take away, for a caller who may remove it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removes: Option<StackObjects>,
 }
 
 async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<StackView, AppError> {
@@ -134,11 +139,77 @@ async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<Sta
     if services.is_empty() && deploys.is_empty() {
         return Err(AppError::NotFound(format!("no stack named {name}")));
     }
+    let removes = if caller.may(Action::Remove) && !services.is_empty() {
+        Some(stack_objects(&state.engine, name).await?)
+    } else {
+        None
+    };
     Ok(StackView {
         name: name.to_owned(),
         services,
         deploys,
+        removes,
     })
+}
+
+/// `POST /stacks/{name}/remove` (a form, after the page's confirmation naming what goes),
+/// `DELETE /api/stacks/{name}`: like `docker stack rm`, the stack's services, secrets,
+/// configs and networks. Its deploy history is kept. A form goes on to the stacks page.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    check_stack_name(&name)?;
+    let removed = match swarmkeeper_deploy::remove_stack(&state.engine, &name).await {
+        Ok(removed) => removed,
+        Err(e) => {
+            // Some objects may be gone already, as with `docker stack rm`: say so in the log.
+            let detail = format!("stack: stopped by the engine: {e}");
+            state.audit(&caller.user.name, Action::Remove.as_str(), &name, &detail)?;
+            return Err(e.into());
+        }
+    };
+    if removed.is_empty() {
+        return Err(AppError::NotFound(format!("no stack named {name}")));
+    }
+    state.audit(
+        &caller.user.name,
+        Action::Remove.as_str(),
+        &name,
+        &removal_detail(&removed),
+    )?;
+    Ok(Reply::changed(
+        StatusCode::OK,
+        RemovedStack {
+            stack: name,
+            removed,
+        },
+        "/stacks",
+    ))
+}
+
+/// What a stack removal took away.
+#[derive(Serialize)]
+pub struct RemovedStack {
+    pub stack: String,
+    pub removed: StackObjects,
+}
+
+/// `stack: services a, b; secrets c; networks d` for the audit log.
+fn removal_detail(removed: &StackObjects) -> String {
+    let mut parts = vec!["stack".to_owned()];
+    for (kind, names) in [
+        ("services", &removed.services),
+        ("secrets", &removed.secrets),
+        ("configs", &removed.configs),
+        ("networks", &removed.networks),
+    ] {
+        if !names.is_empty() {
+            parts.push(format!("{kind} {}", names.join(", ")));
+        }
+    }
+    parts.join("; ")
 }
 
 page!(StackView, "stack.html", "stacks");
