@@ -45,6 +45,29 @@ pub fn device_token_from_cookie_header(cookie_header: &str) -> Option<&str> {
     cookie_value(cookie_header, DEVICE_COOKIE_NAME)
 }
 
+/// Whether a browser that loaded a page from `host` (the `Host` header: a name or address,
+/// perhaps with a port) keeps the `Secure` session cookie: over HTTPS always (`https`: the
+/// connection was TLS, or a trusted proxy said so), over plain HTTP only on localhost, which
+/// browsers treat as a secure context (the W3C's "potentially trustworthy origin":
+/// `localhost`, `*.localhost`, `127.0.0.0/8`, `::1`).
+pub fn secure_cookie_kept(https: bool, host: &str) -> bool {
+    if https {
+        return true;
+    }
+    let host = host.trim();
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name == "::1"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn cookie_value<'a>(cookie_header: &'a str, wanted: &str) -> Option<&'a str> {
     cookie_header
         .split(';')
@@ -57,6 +80,34 @@ fn cookie_value<'a>(cookie_header: &'a str, wanted: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secure_cookie_is_kept_over_https_and_on_localhost_only() {
+        for host in [
+            "localhost",
+            "localhost:8080",
+            "LOCALHOST.",
+            "dash.localhost:80",
+            "127.0.0.1:8080",
+            "127.3.2.1",
+            "[::1]:8080",
+            "[::1]",
+        ] {
+            assert!(secure_cookie_kept(false, host), "{host}");
+        }
+        for host in [
+            "10.0.0.5:8080",
+            "manager-1",
+            "dash.example.com:8080",
+            "[fe80::1]:8080",
+            "localhost.example.com",
+            "",
+            "128.0.0.1",
+        ] {
+            assert!(!secure_cookie_kept(false, host), "{host}");
+            assert!(secure_cookie_kept(true, host), "{host}");
+        }
+    }
 
     #[test]
     fn the_session_cookie_has_exactly_the_secure_attributes() {

@@ -40,8 +40,8 @@ pub use bootstrap::{
     ADMIN_PASSWORD_SECRET_FILE, INITIAL_ADMIN_NAME,
 };
 pub use cookie::{
-    clear_session_cookie, device_cookie, device_token_from_cookie_header, session_cookie,
-    session_token_from_cookie_header, DEVICE_COOKIE_NAME, SESSION_COOKIE_NAME,
+    clear_session_cookie, device_cookie, device_token_from_cookie_header, secure_cookie_kept,
+    session_cookie, session_token_from_cookie_header, DEVICE_COOKIE_NAME, SESSION_COOKIE_NAME,
 };
 pub use csrf::{csrf_token, needs_csrf, verify_csrf, Credential, CSRF_FORM_FIELD, CSRF_HEADER};
 pub use fold::AuditFold;

@@ -28,6 +28,7 @@ pub mod respond;
 pub mod routes;
 mod serve;
 pub mod state;
+pub mod tls;
 pub mod views;
 
 use std::future::Future;
@@ -42,7 +43,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use error::AppError;
 pub use limits::Limits;
-pub use serve::serve_on;
+pub use serve::{serve_on, serve_tls_on, OverTls};
 pub use state::{AppState, ServerConfig};
 pub use swarmkeeper_auth::TrustedProxies;
 
@@ -142,13 +143,19 @@ pub async fn import_deploy_history(state: &AppState) {
     }
 }
 
-/// Serves on `listen` until `shutdown` completes; see [`serve_on`].
+/// Serves on `listen` until `shutdown` completes, over TLS when `tls` is given; see
+/// [`serve_on`].
 pub async fn serve(
     state: AppState,
     listen: SocketAddr,
+    tls: Option<tls::TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), std::io::Error> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(listen = %listener.local_addr()?, "server listening");
-    serve_on(state, listener, shutdown).await
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %listener.local_addr()?, scheme, "server listening");
+    match tls {
+        Some(tls) => serve_tls_on(state, listener, tls, shutdown).await,
+        None => serve_on(state, listener, shutdown).await,
+    }
 }

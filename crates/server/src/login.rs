@@ -14,13 +14,14 @@ use serde::Deserialize;
 use swarmkeeper_auth::store::{self as auth_store, AuditEntry};
 use swarmkeeper_auth::{
     check_password_policy, clear_session_cookie, device_cookie, device_token_from_cookie_header,
-    session_cookie, LoginDecision, LoginKey, Role,
+    secure_cookie_kept, session_cookie, LoginDecision, LoginKey, Role,
 };
 
 use crate::access::session_token;
 use crate::error::AppError;
 use crate::limits::Asker;
 use crate::page::render;
+use crate::serve::OverTls;
 use crate::state::AppState;
 
 /// The client's address: the socket's peer, or what a trusted proxy forwarded (see
@@ -86,6 +87,45 @@ struct LoginPage<'a> {
     next: &'a str,
     error: &'a str,
     setup: bool,
+    /// The address the browser used, when it will drop the `Secure` session cookie: the
+    /// page says why a login would seem to do nothing, and what to do.
+    cookie_dropped_at: Option<String>,
+}
+
+/// The host a browser reached the server at over plain HTTP, from elsewhere than localhost:
+/// it will not keep the session cookie there. `None` when it will (TLS, built in or at a
+/// trusted proxy that says `X-Forwarded-Proto: https`, or localhost).
+pub struct CookieDropped(pub Option<String>);
+
+impl FromRequestParts<AppState> for CookieDropped {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<CookieDropped, Self::Rejection> {
+        let text = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        let from_trusted_proxy = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|info| state.config.trusted_proxies.contains(info.0.ip()));
+        let https = parts.extensions.get::<OverTls>().is_some()
+            || (from_trusted_proxy && text("x-forwarded-proto").eq_ignore_ascii_case("https"));
+        let host = if from_trusted_proxy && !text("x-forwarded-host").is_empty() {
+            text("x-forwarded-host")
+        } else {
+            text(header::HOST.as_str())
+        };
+        Ok(CookieDropped(
+            (!secure_cookie_kept(https, host)).then(|| host.to_owned()),
+        ))
+    }
 }
 
 #[derive(Deserialize)]
@@ -113,12 +153,14 @@ fn safe_next(next: &str) -> &str {
 
 pub async fn login_page(
     State(state): State<AppState>,
+    CookieDropped(cookie_dropped_at): CookieDropped,
     Query(query): Query<NextQuery>,
 ) -> Result<Html<String>, AppError> {
     render(&LoginPage {
         next: safe_next(&query.next),
         error: "",
         setup: setup_pending(&state),
+        cookie_dropped_at,
     })
 }
 
@@ -149,6 +191,7 @@ fn tried_as(user: Option<&auth_store::User>) -> String {
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    CookieDropped(cookie_dropped_at): CookieDropped,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
@@ -202,6 +245,7 @@ pub async fn login(
             next: &next,
             error: "Wrong user name or password.",
             setup: setup_pending(state),
+            cookie_dropped_at: cookie_dropped_at.clone(),
         })?;
         Ok((axum::http::StatusCode::UNAUTHORIZED, page).into_response())
     };

@@ -1,6 +1,8 @@
 //! The connection loop: hyper's HTTP/1 server with a deadline and a size cap on request heads,
 //! a cap on open connections (in total and per client), and a shutdown that ends live streams
-//! at once and cuts off whatever still runs after [`Limits::shutdown_grace`].
+//! at once and cuts off whatever still runs after [`Limits::shutdown_grace`]. Over TLS the
+//! same caps apply (a connection is counted from its accept, before the handshake) and the
+//! handshake has the request head's deadline.
 //!
 //! [`Limits::shutdown_grace`]: crate::limits::Limits::shutdown_grace
 
@@ -17,16 +19,41 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::limits::Connections;
 use crate::state::AppState;
+use crate::tls::TlsConfig;
+
+/// A request that came over the built-in TLS: the browser keeps the `Secure` session cookie.
+#[derive(Clone, Copy, Debug)]
+pub struct OverTls;
 
 /// Serves [`crate::app`] on `listener` until `shutdown` completes, then stops within the
 /// shutdown grace.
 pub async fn serve_on(
     state: AppState,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(state, listener, None, shutdown).await
+}
+
+/// [`serve_on`] over TLS with `tls`: the same limits, deadlines and shutdown.
+pub async fn serve_tls_on(
+    state: AppState,
+    listener: TcpListener,
+    tls: TlsConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(state, listener, Some(TlsAcceptor::from(tls)), shutdown).await
+}
+
+async fn serve_with(
+    state: AppState,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.config.limits.clone();
@@ -65,18 +92,50 @@ pub async fn serve_on(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let over_tls = tls.is_some();
         let service = app
             .clone()
             .map_request(move |mut request: Request<Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(ConnectInfo::<SocketAddr>(peer));
+                let extensions = request.extensions_mut();
+                extensions.insert(ConnectInfo::<SocketAddr>(peer));
+                if over_tls {
+                    extensions.insert(OverTls);
+                }
                 request
             });
-        let connection = graceful
-            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        let service = TowerToHyperService::new(service);
+        let watcher = graceful.watcher();
+        let http = http.clone();
+        let tls = tls.clone();
+        let handshake_deadline = limits.header_read_timeout;
         tasks.spawn(async move {
-            if let Err(e) = connection.await {
+            let served = match tls {
+                None => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(acceptor) => {
+                    // A client that never finishes its handshake holds its slot no longer
+                    // than one that never finishes its request head.
+                    match tokio::time::timeout(handshake_deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(http.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(slot);

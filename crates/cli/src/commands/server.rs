@@ -14,7 +14,7 @@ use swarmkeeper_gc::parse_duration;
 use swarmkeeper_registry::DockerConfig;
 use swarmkeeper_report::PressurePolicy;
 use swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS;
-use swarmkeeper_server::{AppState, Limits, ServerConfig, TrustedProxies};
+use swarmkeeper_server::{tls, AppState, Limits, ServerConfig, TrustedProxies};
 
 use crate::exit::{init_logging, CmdResult, Failure};
 
@@ -94,6 +94,29 @@ pub struct ServerArgs {
     #[arg(long, env = "SWARMKEEPER_KEEP_REVISIONS", default_value_t = DEFAULT_KEEP_REVISIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
     keep_revisions: u64,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. Browsers
+    /// keep the session cookie only over HTTPS or on localhost.
+    #[arg(
+        long,
+        env = "SWARMKEEPER_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "SWARMKEEPER_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate made at the first start and kept in the state
+    /// directory (tls/self-signed.crt: give it to browsers or `curl --cacert`), for the machine's
+    /// host name, localhost and the --listen address.
+    #[arg(long, env = "SWARMKEEPER_TLS_SELF_SIGNED")]
+    tls_self_signed: bool,
 }
 
 #[derive(Subcommand)]
@@ -184,9 +207,10 @@ pub fn run(args: ServerArgs) -> CmdResult {
             DockerConfig::load(path).map_err(|e| Failure::Usage(format!("--docker-config: {e}")))
         })
         .transpose()?;
+    let tls = tls_config(&args)?;
     raise_open_files_limit();
     let config = ServerConfig {
-        state_dir: args.state_dir,
+        state_dir: args.state_dir.clone(),
         report_secret,
         session_policy: SessionPolicy {
             idle: session_idle,
@@ -212,7 +236,7 @@ pub fn run(args: ServerArgs) -> CmdResult {
             .await
             .map_err(|e| Failure::Usage(e.to_string()))?;
         swarmkeeper_server::import_deploy_history(&state).await;
-        swarmkeeper_server::serve(state, args.listen, super::agent::shutdown_signal())
+        swarmkeeper_server::serve(state, args.listen, tls, super::agent::shutdown_signal())
             .await
             .map_err(|e| Failure::Usage(format!("--listen {}: {e}", args.listen)))
     });
@@ -236,6 +260,29 @@ fn secret_key(file: Option<&Path>) -> Result<Option<SealingKey>, Failure> {
     SealingKey::from_secret(text.as_bytes())
         .map(Some)
         .map_err(|e| Failure::Usage(format!("--secret-key-file {}: {e}", path.display())))
+}
+
+/// The TLS configuration the flags ask for, if any; a file that cannot be used is a usage
+/// error naming the flag and the file.
+fn tls_config(args: &ServerArgs) -> Result<Option<tls::TlsConfig>, Failure> {
+    let usage = |e: tls::TlsError| Failure::Usage(e.to_string());
+    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        _ if args.tls_self_signed => {
+            let mut names = Vec::new();
+            if let Ok(host) = rustix::system::uname().nodename().to_str() {
+                names.push(host.to_owned());
+            }
+            if !args.listen.ip().is_unspecified() {
+                names.push(args.listen.ip().to_string());
+            }
+            let (cert, key) = tls::self_signed(&args.state_dir, &names).map_err(usage)?;
+            tracing::info!(certificate = %cert.display(), "serving HTTPS with the self-signed certificate");
+            (cert, key)
+        }
+        _ => return Ok(None),
+    };
+    tls::load(&cert, &key).map(Some).map_err(usage)
 }
 
 /// Raises the soft limit on open files to the hard one, as Go programs do: the server may

@@ -1,0 +1,155 @@
+//! Built-in TLS for teams without a proxy in front: a certificate and key from PEM files
+//! (`--tls-cert`, `--tls-key`), or a self-signed pair made once in the state directory
+//! (`--tls-self-signed`). rustls with the ring provider; HTTP/1.1 only, like the plain server.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::ring::default_provider;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// A certificate or key that cannot be used, naming the file and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {}: {detail}", path.display())]
+pub struct TlsError {
+    /// `--tls-cert`, `--tls-key`, or what was being made.
+    pub what: &'static str,
+    pub path: PathBuf,
+    pub detail: String,
+}
+
+/// The server side of TLS, shared by every connection.
+pub type TlsConfig = Arc<rustls::ServerConfig>;
+
+/// Reads a PEM certificate chain (leaf first) and its private key (PKCS#8, PKCS#1 or SEC1).
+pub fn load(cert: &Path, key: &Path) -> Result<TlsConfig, TlsError> {
+    let error = |what, path: &Path, detail: String| TlsError {
+        what,
+        path: path.to_owned(),
+        detail,
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| error("--tls-cert", cert, e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error("--tls-cert", cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(error(
+            "--tls-cert",
+            cert,
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) in the file".into(),
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| error("--tls-key", key, format!("no PEM private key: {e}")))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| error("--tls-cert", cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| {
+            error(
+                "--tls-key",
+                key,
+                format!("does not fit the certificate: {e}"),
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Where [`self_signed`] keeps its pair: `<state dir>/tls/self-signed.crt` and `.key`.
+pub fn self_signed_paths(state_dir: &Path) -> (PathBuf, PathBuf) {
+    let dir = state_dir.join("tls");
+    (dir.join("self-signed.crt"), dir.join("self-signed.key"))
+}
+
+/// The self-signed certificate of the state directory, made on the first call for `names`
+/// (host names or IP addresses, `localhost` always included) and reused afterwards, so that
+/// browsers and `curl --cacert` keep trusting the same one. The key file is readable by its
+/// owner only. Answers the paths of the pair.
+pub fn self_signed(state_dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), TlsError> {
+    let (cert, key) = self_signed_paths(state_dir);
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    let error = |path: &Path, detail: String| TlsError {
+        what: "making a self-signed certificate in",
+        path: path.to_owned(),
+        detail,
+    };
+    let mut all = vec!["localhost".to_owned()];
+    all.extend(names.iter().filter(|n| *n != "localhost").cloned());
+    let made = rcgen::generate_simple_self_signed(all).map_err(|e| error(&cert, e.to_string()))?;
+    let dir = cert.parent().expect("a file in a directory");
+    std::fs::create_dir_all(dir).map_err(|e| error(dir, e.to_string()))?;
+    write_private(&key, made.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| error(&key, e.to_string()))?;
+    std::fs::write(&cert, made.cert.pem()).map_err(|e| error(&cert, e.to_string()))?;
+    Ok((cert, key))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_self_signed_pair_is_made_once_and_loads() {
+        let dir = std::env::temp_dir().join(format!("sk-tls-{}", std::process::id()));
+        let (cert, key) = self_signed(&dir, &["dash.example".into()]).unwrap();
+        let first = std::fs::read(&cert).unwrap();
+        load(&cert, &key).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        self_signed(&dir, &["other.example".into()]).unwrap();
+        assert_eq!(
+            std::fs::read(&cert).unwrap(),
+            first,
+            "reused, not made again"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unusable_files_name_the_flag_and_the_file() {
+        let dir = std::env::temp_dir().join(format!("sk-tls-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not pem\n").unwrap();
+        let e = load(&empty, &empty).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "--tls-cert {}: no PEM certificate",
+                empty.display()
+            )),
+            "{e}"
+        );
+        let (cert, _) = self_signed(&dir, &[]).unwrap();
+        let e = load(&cert, &empty).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "--tls-key {}: no PEM private key",
+                empty.display()
+            )),
+            "{e}"
+        );
+        let e = load(&dir.join("missing.pem"), &empty)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--tls-cert "), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,194 @@
+//! The built-in TLS: the server on a real socket with a self-signed certificate made in its
+//! state directory, asked by a real TLS client (reqwest over rustls) that trusts only that
+//! certificate; the connection limits and the head deadline still hold over TLS; and the login
+//! page over plain HTTP from elsewhere than localhost says why a login would not stick.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use swarmkeeper_engine::Engine;
+use swarmkeeper_server::{tls, AppState, Limits, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use support::TempDir;
+
+fn state(dir: &std::path::Path, limits: Limits) -> AppState {
+    AppState::open(
+        Engine::from_env().expect("DOCKER_HOST or the default socket"),
+        ServerConfig {
+            state_dir: dir.to_owned(),
+            report_secret: None,
+            session_policy: Default::default(),
+            deploy_timeout: Duration::from_secs(60),
+            trusted_proxies: Default::default(),
+            limits,
+            disk_pressure: Default::default(),
+            secret_key: None,
+            docker_config: None,
+        },
+    )
+    .expect("the state directory opens")
+}
+
+/// A client that trusts `cert` alone and finds `dash.test` on this machine at `port`.
+fn client_trusting(cert: &std::path::Path, port: u16) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(cert).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("dash.test", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap()
+}
+
+/// Reads until the peer closes; how long that took.
+async fn closed_after(stream: &mut TcpStream) -> Duration {
+    let start = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return start.elapsed(),
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("the server kept the connection open for 10 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_self_signed_certificate_under_the_same_limits() {
+    let dir = TempDir::new("tls");
+    let (cert, key) = tls::self_signed(dir.path(), &["dash.test".to_owned()]).unwrap();
+    let limits = Limits {
+        max_connections_per_client: 2,
+        header_read_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let app = state(dir.path(), limits);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(swarmkeeper_server::serve_tls_on(
+        app,
+        listener,
+        tls::load(&cert, &key).unwrap(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // A client that trusts the certificate gets the pages, by name and by localhost.
+    let client = client_trusting(&cert, port);
+    for host in ["localhost", "dash.test"] {
+        let answer = client
+            .get(format!("https://{host}:{port}/healthz"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("https://{host}: {e:?}"));
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.text().await.unwrap(), "ok\n");
+    }
+    // Over TLS the login page has no warning, from any address.
+    let page = client
+        .get(format!("https://dash.test:{port}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<form method=\"post\" action=\"/login\""),
+        "{page}"
+    );
+    assert!(!page.contains("cookie-dropped"), "{page}");
+    // A client that does not trust it is refused by its own TLS.
+    let stranger = reqwest::Client::builder()
+        .tls_backend_preconfigured(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        )
+        .build()
+        .unwrap();
+    assert!(stranger
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .is_err());
+    // Plain HTTP to the TLS port is no request.
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("ok"),
+        "{answer:?}"
+    );
+
+    // The limits: a client that never starts its handshake is cut off at the head deadline,
+    // and one client holds at most two connections, handshakes or not. The clients above
+    // give their connections back first.
+    drop((client, stranger, plain));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let took = closed_after(&mut silent).await;
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    let _first = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let _second = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let took = closed_after(&mut third).await;
+    assert!(
+        took < Duration::from_millis(300),
+        "the third was held {took:?}"
+    );
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Over plain HTTP the login page warns when the browser reached the server at an address
+/// other than localhost, and says what to do; on localhost it does not.
+#[tokio::test]
+async fn the_login_page_says_why_a_login_over_plain_http_would_not_stick() {
+    use support::{Call, TestApp};
+    let app = TestApp::new().await;
+    let page = app
+        .call(Call::get("/login").header("host", "10.0.0.5:8080"))
+        .await;
+    page.expect(200);
+    let text = page.text();
+    assert!(text.contains("id=\"cookie-dropped\""), "{text}");
+    assert!(text.contains("<code>10.0.0.5:8080</code>"), "{text}");
+    assert!(text.contains("--tls-cert FILE --tls-key FILE"), "{text}");
+    assert!(text.contains("--tls-self-signed"), "{text}");
+    for host in ["localhost:8080", "127.0.0.1:8080", "[::1]:8080"] {
+        let page = app.call(Call::get("/login").header("host", host)).await;
+        assert!(!page.text().contains("cookie-dropped"), "{host}");
+    }
+}
