@@ -29,22 +29,37 @@ impl StackObjects {
 /// refuses to remove a network a task is still attached to.
 const NETWORK_GRACE: Duration = Duration::from_secs(30);
 
-/// The objects labelled as `stack`'s, by name, sorted.
-pub async fn stack_objects(engine: &Engine, stack: &str) -> Result<StackObjects, EngineError> {
-    let (services, secrets, configs, networks) = tokio::try_join!(
+/// A stack's objects as the engine lists them: services, secrets, configs, networks.
+type Listed = (
+    Vec<swarmkeeper_engine::Service>,
+    Vec<SwarmObject>,
+    Vec<SwarmObject>,
+    Vec<SwarmObject>,
+);
+
+async fn list(engine: &Engine, stack: &str) -> Result<Listed, EngineError> {
+    tokio::try_join!(
         engine.list_services(Some(stack)),
         engine.list_secrets(Some(stack)),
         engine.list_configs(Some(stack)),
         engine.list_networks(Some(stack)),
-    )?;
-    let mut services: Vec<String> = services.into_iter().map(|s| s.name).collect();
-    services.sort();
-    Ok(StackObjects {
-        services,
-        secrets: names(&secrets),
-        configs: names(&configs),
-        networks: names(&networks),
-    })
+    )
+}
+
+fn named((services, secrets, configs, networks): &Listed) -> StackObjects {
+    let mut service_names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+    service_names.sort();
+    StackObjects {
+        services: service_names,
+        secrets: names(secrets),
+        configs: names(configs),
+        networks: names(networks),
+    }
+}
+
+/// The objects labelled as `stack`'s, by name, sorted.
+pub async fn stack_objects(engine: &Engine, stack: &str) -> Result<StackObjects, EngineError> {
+    Ok(named(&list(engine, stack).await?))
 }
 
 fn names(objects: &[SwarmObject]) -> Vec<String> {
@@ -58,32 +73,21 @@ fn names(objects: &[SwarmObject]) -> Vec<String> {
 /// tried again for up to 30 s. The first other refusal stops the removal and is returned (what
 /// was removed before it stays removed, as with `docker stack rm`).
 pub async fn remove_stack(engine: &Engine, stack: &str) -> Result<StackObjects, EngineError> {
-    let (services, secrets, configs, networks) = tokio::try_join!(
-        engine.list_services(Some(stack)),
-        engine.list_secrets(Some(stack)),
-        engine.list_configs(Some(stack)),
-        engine.list_networks(Some(stack)),
-    )?;
-    for service in &services {
+    let listed = list(engine, stack).await?;
+    let (services, secrets, configs, networks) = &listed;
+    for service in services {
         engine.remove_service(&service.id).await?;
     }
-    for secret in &secrets {
+    for secret in secrets {
         engine.remove_secret(&secret.id).await?;
     }
-    for config in &configs {
+    for config in configs {
         engine.remove_config(&config.id).await?;
     }
-    for network in &networks {
+    for network in networks {
         remove_network(engine, network).await?;
     }
-    let mut services: Vec<String> = services.into_iter().map(|s| s.name).collect();
-    services.sort();
-    Ok(StackObjects {
-        services,
-        secrets: names(&secrets),
-        configs: names(&configs),
-        networks: names(&networks),
-    })
+    Ok(named(&listed))
 }
 
 async fn remove_network(engine: &Engine, network: &SwarmObject) -> Result<(), EngineError> {
