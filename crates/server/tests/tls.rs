@@ -30,6 +30,7 @@ fn state(dir: &std::path::Path, limits: Limits) -> AppState {
             disk_pressure: Default::default(),
             secret_key: None,
             docker_config: None,
+            keep_revisions: swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS,
         },
     )
     .expect("the state directory opens")
