@@ -240,6 +240,7 @@ impl Applied {
 }
 
 /// What [`apply_all`] did.
+#[derive(Default)]
 pub(crate) struct Applying {
     pub applied: Vec<Applied>,
     /// Services whose spec already was the one wanted, with that spec.
@@ -256,11 +257,7 @@ pub(crate) async fn apply_all(
     targets: Vec<Target>,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Applying {
-    let mut applying = Applying {
-        applied: Vec::new(),
-        unchanged: Vec::new(),
-        refused: None,
-    };
+    let mut applying = Applying::default();
     for target in targets {
         let result = match current.get(&target.name) {
             Some(service) if spec_matches(&target.desired, &service.spec) => {
@@ -336,11 +333,7 @@ pub(crate) async fn remove_all(
     remove: &[String],
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Applying {
-    let mut applying = Applying {
-        applied: Vec::new(),
-        unchanged: Vec::new(),
-        refused: None,
-    };
+    let mut applying = Applying::default();
     for name in remove {
         let Some(service) = current.get(name) else {
             continue;

@@ -280,18 +280,6 @@ impl RawClient {
         serde_json::from_slice(&answer).map_err(|e| self.decode_error(path, e.to_string()))
     }
 
-    /// POSTs a JSON body to an endpoint that answers with no body worth reading (an update).
-    pub(crate) async fn post_ok(
-        &self,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> Result<(), EngineError> {
-        let body = serde_json::to_vec(body).expect("a JSON value serialises");
-        self.send_and_read(Method::POST, path, Some(body), None)
-            .await
-            .map(drop)
-    }
-
     /// GETs a streaming endpoint that answers one JSON document per line, and yields the lines.
     pub(crate) fn get_lines(
         &self,

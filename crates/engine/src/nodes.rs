@@ -156,7 +156,7 @@ impl Engine {
                 node.version
             );
             let spec = change.apply(&node.spec);
-            async move { self.raw.post_ok(&path, &spec).await }
+            async move { self.raw.post_no_answer(&path, &spec).await }
         };
         match send(node).await {
             Err(e) if crate::is_out_of_sequence(&e) => {

@@ -33,39 +33,43 @@ impl Default for RetentionPolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Bucket {
-    Minute(i64),
-    Hour(i64),
-}
-
 /// The samples to delete, as ascending indices into `samples` (one node's history, in any
 /// order). Within each clock minute of the recent window and each clock hour of the older one,
 /// the newest sample stays (of equal ones, the later in `samples`); samples older than
 /// `keep_for` go. Thinning what it kept deletes nothing more.
 pub fn thin(samples: &[DiskSample], now: Timestamp, policy: &RetentionPolicy) -> Vec<usize> {
+    let times: Vec<Timestamp> = samples.iter().map(|s| s.at).collect();
+    thin_by_tiers(
+        &times,
+        now,
+        &[(policy.minute_resolution_for, 60), (policy.keep_for, 3600)],
+    )
+}
+
+/// The one thinning rule of every kept series (disk samples, usage samples): `tiers` are
+/// (samples at most this old, one per this many seconds of the clock), finest first. Returns
+/// ascending indices into `times` to delete: within each clock bucket of its tier the newest
+/// time stays (of equal ones, the later in `times`); times older than the last tier go.
+pub(crate) fn thin_by_tiers(
+    times: &[Timestamp],
+    now: Timestamp,
+    tiers: &[(SignedDuration, i64)],
+) -> Vec<usize> {
     let mut delete = Vec::new();
-    let mut newest: HashMap<Bucket, usize> = HashMap::new();
-    for (i, sample) in samples.iter().enumerate() {
-        let age = now.duration_since(sample.at);
-        let second = sample.at.as_second();
-        let bucket = if age > policy.keep_for {
+    let mut newest: HashMap<(i64, i64), usize> = HashMap::new();
+    for (i, at) in times.iter().enumerate() {
+        let age = now.duration_since(*at);
+        let Some(&(_, step)) = tiers.iter().find(|(within, _)| age <= *within) else {
             delete.push(i);
             continue;
-        } else if age <= policy.minute_resolution_for {
-            Bucket::Minute(second.div_euclid(60))
-        } else {
-            Bucket::Hour(second.div_euclid(3600))
         };
-        match newest.entry(bucket) {
+        match newest.entry((step, at.as_second().div_euclid(step))) {
             Entry::Vacant(slot) => {
                 slot.insert(i);
             }
             Entry::Occupied(mut slot) => {
-                let kept = *slot.get();
-                if sample.at >= samples[kept].at {
-                    delete.push(kept);
-                    slot.insert(i);
+                if *at >= times[*slot.get()] {
+                    delete.push(slot.insert(i));
                 } else {
                     delete.push(i);
                 }

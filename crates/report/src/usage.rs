@@ -79,29 +79,7 @@ pub const USAGE_RETENTION: [(jiff::SignedDuration, i64); 3] = [
 /// newest sample stays. Samples hold counters, so the rate between two kept samples is still
 /// the true average over the time between them.
 pub fn thin_usage(taken_at: &[Timestamp], now: Timestamp) -> Vec<usize> {
-    let mut delete = Vec::new();
-    let mut newest: std::collections::HashMap<(i64, i64), usize> = Default::default();
-    for (i, at) in taken_at.iter().enumerate() {
-        let age = now.duration_since(*at);
-        let Some(&(_, step)) = USAGE_RETENTION.iter().find(|(within, _)| age <= *within) else {
-            delete.push(i);
-            continue;
-        };
-        match newest.entry((step, at.as_second().div_euclid(step))) {
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(i);
-            }
-            std::collections::hash_map::Entry::Occupied(mut slot) => {
-                if *at >= taken_at[*slot.get()] {
-                    delete.push(slot.insert(i));
-                } else {
-                    delete.push(i);
-                }
-            }
-        }
-    }
-    delete.sort_unstable();
-    delete
+    crate::history::thin_by_tiers(taken_at, now, &USAGE_RETENTION)
 }
 
 #[cfg(test)]
