@@ -142,6 +142,7 @@ impl Node {
                         labels: c.labels,
                         size_rw: 0,
                         names: c.names,
+                        volumes: Vec::new(),
                     })
                     .collect();
                 (images, containers, None)

@@ -80,12 +80,24 @@ pub struct DfContainer {
     pub size_rw: u64,
     /// The container's names without the leading `/`.
     pub names: Vec<String>,
+    /// The names of the volumes it mounts (its `Mounts` of type `volume`).
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// One volume in [`SystemDf`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DfVolume {
     pub name: String,
+    /// e.g. `local`.
+    #[serde(default)]
+    pub driver: String,
+    /// Where the volume's data is on the engine's host, e.g.
+    /// `/var/lib/docker/volumes/NAME/_data`; empty for a driver that does not say.
+    #[serde(default)]
+    pub mountpoint: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// `None` when the engine could not measure the volume (e.g. a non-local driver).
     pub size: Option<u64>,
     /// How many containers reference the volume; -1 when the engine did not count.

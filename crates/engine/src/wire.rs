@@ -192,12 +192,28 @@ struct DfContainerWire {
     size_rw: i64,
     #[serde(rename = "Names", default, deserialize_with = "nullable")]
     names: Vec<String>,
+    #[serde(rename = "Mounts", default, deserialize_with = "nullable")]
+    mounts: Vec<DfMountWire>,
+}
+
+#[derive(Deserialize)]
+struct DfMountWire {
+    #[serde(rename = "Type", default)]
+    kind: String,
+    #[serde(rename = "Name", default)]
+    name: String,
 }
 
 #[derive(Deserialize)]
 struct DfVolumeWire {
     #[serde(rename = "Name")]
     name: String,
+    #[serde(rename = "Driver", default)]
+    driver: String,
+    #[serde(rename = "Mountpoint", default)]
+    mountpoint: String,
+    #[serde(rename = "Labels", default, deserialize_with = "nullable")]
+    labels: BTreeMap<String, String>,
     #[serde(rename = "UsageData", default)]
     usage: Option<VolumeUsage>,
 }
@@ -265,6 +281,12 @@ impl TryFrom<Df> for SystemDf {
                     labels: c.labels,
                     size_rw: size(c.size_rw),
                     names: container_names(c.names),
+                    volumes: c
+                        .mounts
+                        .into_iter()
+                        .filter(|m| m.kind == "volume" && !m.name.is_empty())
+                        .map(|m| m.name)
+                        .collect(),
                 })
             })
             .collect::<Result<_, String>>()?;
@@ -273,6 +295,9 @@ impl TryFrom<Df> for SystemDf {
             .into_iter()
             .map(|v| DfVolume {
                 name: v.name,
+                driver: v.driver,
+                mountpoint: v.mountpoint,
+                labels: v.labels,
                 size: v.usage.as_ref().and_then(|u| u64::try_from(u.size).ok()),
                 ref_count: v.usage.as_ref().map_or(-1, |u| u.ref_count),
             })
@@ -601,12 +626,16 @@ mod tests {
             {"Id": "ccc", "Names": ["/web.1.xyz"], "Image": "app:1", "ImageID": "sha256:aaa",
              "Command": "/bin/busybox true", "Created": 1795708010, "Ports": [], "SizeRw": 12,
              "Labels": {"com.docker.swarm.service.name": "web"}, "State": "exited",
-             "Status": "Exited (0) 1 second ago", "Mounts": []},
+             "Status": "Exited (0) 1 second ago",
+             "Mounts": [{"Type": "volume", "Name": "data", "Destination": "/data"},
+                        {"Type": "bind", "Source": "/etc", "Destination": "/etc"}]},
             {"Id": "ddd", "Names": null, "ImageID": "sha256:aaa", "Created": 1795708011,
              "Labels": null, "State": "created"}
           ],
           "Volumes": [
-            {"Name": "data", "Driver": "local", "UsageData": {"RefCount": 2, "Size": 4096}},
+            {"Name": "data", "Driver": "local", "Mountpoint": "/var/lib/docker/volumes/data/_data",
+             "Labels": {"com.docker.stack.namespace": "db"},
+             "UsageData": {"RefCount": 2, "Size": 4096}},
             {"Name": "remote", "Driver": "nfs", "UsageData": {"RefCount": -1, "Size": -1}},
             {"Name": "bare", "Driver": "local", "UsageData": null}
           ],
@@ -638,7 +667,8 @@ mod tests {
         assert_eq!((web.state.as_str(), web.size_rw), ("exited", 12));
         assert_eq!(web.labels["com.docker.swarm.service.name"], "web");
         let bare = &df.containers[1];
-        assert!(bare.names.is_empty() && bare.labels.is_empty());
+        assert_eq!(web.volumes, ["data"]);
+        assert!(bare.names.is_empty() && bare.labels.is_empty() && bare.volumes.is_empty());
         assert_eq!(bare.size_rw, 0);
 
         let volumes: Vec<_> = df
@@ -654,6 +684,11 @@ mod tests {
                 ("bare", None, -1)
             ]
         );
+        let data = &df.volumes[0];
+        assert_eq!(data.driver, "local");
+        assert_eq!(data.mountpoint, "/var/lib/docker/volumes/data/_data");
+        assert_eq!(data.labels["com.docker.stack.namespace"], "db");
+        assert!(df.volumes[2].labels.is_empty());
         assert!(df.build_cache.is_empty());
     }
 

@@ -8,7 +8,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use crate::usage::{UsageSample, MAX_USAGE_SAMPLES, MAX_USAGE_TASKS};
-use crate::wire::{NodeReport, ReportedImage, ReportedRun};
+use crate::wire::{NodeReport, ReportedImage, ReportedRun, ReportedVolume};
 
 /// How far ahead of the server's clock a reported time may be: node clocks drift, and a
 /// broken time zone setting is off by hours, but a day ahead is not a clock any more.
@@ -21,6 +21,9 @@ pub const MAX_REPORTED_BYTES: u64 = 1 << 53;
 
 /// The largest count of things (images, containers, volumes) accepted.
 pub const MAX_REPORTED_COUNT: u64 = 10_000_000;
+
+/// The most volumes one report may list.
+pub const MAX_REPORTED_VOLUMES: usize = 10_000;
 
 /// The longest agent interval accepted: the server calls a node silent after three, so a
 /// larger one would hide a dead agent for days.
@@ -142,6 +145,20 @@ pub fn validate_report(report: &NodeReport, now: Timestamp) -> Result<(), Report
     for (i, sample) in report.usage.iter().enumerate() {
         check.usage(&format!("usage[{i}]"), sample)?;
     }
+    if let Some(volumes) = &report.volumes {
+        if volumes.len() > MAX_REPORTED_VOLUMES {
+            return Err(problem(
+                "volumes",
+                format!(
+                    "{} volumes is more than the {MAX_REPORTED_VOLUMES} accepted",
+                    volumes.len()
+                ),
+            ));
+        }
+        for (i, volume) in volumes.iter().enumerate() {
+            check.volume(&format!("volumes[{i}]"), volume)?;
+        }
+    }
     Ok(())
 }
 
@@ -233,6 +250,36 @@ impl Check {
         }
         if let Some(reason) = &image.keep_reason {
             self.text(&field("keep_reason"), reason, 64)?;
+        }
+        Ok(())
+    }
+
+    fn volume(&self, at: &str, volume: &ReportedVolume) -> Result<(), ReportProblem> {
+        if volume.name.is_empty() {
+            return Err(problem(&format!("{at}.name"), "is empty".into()));
+        }
+        self.text(&format!("{at}.name"), &volume.name, 255)?;
+        self.text(&format!("{at}.driver"), &volume.driver, 255)?;
+        self.text(&format!("{at}.mountpoint"), &volume.mountpoint, 4096)?;
+        self.bytes(&format!("{at}.size_bytes"), volume.size_bytes.unwrap_or(0))?;
+        if volume.labels.len() > 1000 {
+            return Err(problem(
+                &format!("{at}.labels"),
+                "more than 1000 labels".into(),
+            ));
+        }
+        for (key, value) in &volume.labels {
+            self.text(&format!("{at}.labels"), key, 1024)?;
+            self.text(&format!("{at}.labels[{key}]"), value, 4096)?;
+        }
+        if volume.containers.len() > 10_000 {
+            return Err(problem(
+                &format!("{at}.containers"),
+                "more than 10000 containers".into(),
+            ));
+        }
+        for (i, container) in volume.containers.iter().enumerate() {
+            self.text(&format!("{at}.containers[{i}]"), container, 1024)?;
         }
         Ok(())
     }
@@ -364,6 +411,48 @@ mod tests {
             }],
             ..crate::wire::tests::report()
         }
+    }
+
+    #[test]
+    fn volumes_are_bounded_with_their_field() {
+        let volume = ReportedVolume {
+            name: "db_data".into(),
+            driver: "local".into(),
+            mountpoint: "/var/lib/docker/volumes/db_data/_data".into(),
+            size_bytes: Some(4096),
+            labels: [("com.docker.stack.namespace".into(), "db".into())].into(),
+            containers: vec!["db.1.x".into()],
+        };
+        let with = |v: ReportedVolume| NodeReport {
+            volumes: Some(vec![volume.clone(), v]),
+            ..report()
+        };
+        assert_eq!(validate_report(&with(volume.clone()), now()), Ok(()));
+        let big = ReportedVolume {
+            size_bytes: Some(MAX_REPORTED_BYTES + 1),
+            ..volume.clone()
+        };
+        assert_eq!(field_of(&with(big)), "volumes[1].size_bytes");
+        let nameless = ReportedVolume {
+            name: String::new(),
+            ..volume.clone()
+        };
+        assert_eq!(field_of(&with(nameless)), "volumes[1].name");
+        let control = ReportedVolume {
+            containers: vec!["a\nb".into()],
+            ..volume.clone()
+        };
+        assert_eq!(field_of(&with(control)), "volumes[1].containers[0]");
+        let label = ReportedVolume {
+            labels: [("k".into(), "x".repeat(5000))].into(),
+            ..volume.clone()
+        };
+        assert_eq!(field_of(&with(label)), "volumes[1].labels[k]");
+        let many = NodeReport {
+            volumes: Some(vec![volume; MAX_REPORTED_VOLUMES + 1]),
+            ..report()
+        };
+        assert_eq!(field_of(&many), "volumes");
     }
 
     fn field_of(report: &NodeReport) -> String {

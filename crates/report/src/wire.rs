@@ -97,6 +97,31 @@ pub struct NodeReport {
     /// agent's statistics are off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usage: Vec<UsageSample>,
+    /// The node's volumes, largest first, as of `disk_breakdown_at` (at most
+    /// [`crate::MAX_REPORTED_VOLUMES`]). `None` from an older agent, or before the engine has
+    /// given a breakdown: the server then keeps showing what it knew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<ReportedVolume>>,
+}
+
+/// One volume on the node (volumes are node-local: the same name on two nodes is two volumes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedVolume {
+    pub name: String,
+    /// e.g. `local`.
+    pub driver: String,
+    /// Where its data is on the node's host, e.g. `/var/lib/docker/volumes/NAME/_data`.
+    pub mountpoint: String,
+    /// Bytes of its data (the engine's `/system/df` `UsageData.Size`); `None` when the engine
+    /// could not measure it (a non-local driver).
+    pub size_bytes: Option<u64>,
+    /// Its labels, e.g. `com.docker.stack.namespace` for a stack's volume.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The containers, in any state, that mount it, by name (by ID when nameless), sorted:
+    /// empty when no container uses it.
+    #[serde(default)]
+    pub containers: Vec<String>,
 }
 
 /// The filesystem that holds the engine's data root.
@@ -261,6 +286,18 @@ impl NodeReport {
                 to_json(&self.usage).len(),
             );
             self.usage.drain(..drop);
+        }
+        // Then volumes, smallest last in the list (the agent lists them largest first): the
+        // large ones are what the page is for.
+        while let Some(volumes) = self.volumes.as_mut() {
+            if volumes.is_empty() || to_json(self).len() <= max_bytes {
+                break;
+            }
+            self.truncated = true;
+            let excess = to_json(self).len() - max_bytes;
+            let volumes = self.volumes.as_mut().expect("checked above");
+            let drop = share(volumes.len(), excess, to_json(volumes).len());
+            volumes.truncate(volumes.len() - drop);
         }
         loop {
             let json = to_json(self);
@@ -610,6 +647,53 @@ pub(crate) mod tests {
         assert!(report.truncated);
         assert!(!report.usage.is_empty() && report.usage.len() < 50);
         assert_eq!(report.gc_runs.len(), 1, "runs stay while usage can go");
+    }
+
+    fn volume(name: &str, size: u64, containers: &[&str]) -> ReportedVolume {
+        ReportedVolume {
+            name: name.into(),
+            driver: "local".into(),
+            mountpoint: format!("/var/lib/docker/volumes/{name}/_data"),
+            size_bytes: Some(size),
+            labels: [("com.docker.stack.namespace".into(), "db".into())].into(),
+            containers: containers.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn volumes_round_trip_and_are_cut_from_the_smallest_when_too_large() {
+        let mut report = report();
+        report.volumes = Some(
+            (0..200)
+                .map(|i| volume(&format!("vol{i:03}"), 1000 - i, &["db.1.x"]))
+                .collect(),
+        );
+        let json: serde_json::Value = serde_json::from_slice(&to_json(&report)).unwrap();
+        assert_eq!(json["volumes"][0]["name"], "vol000");
+        assert_eq!(json["volumes"][0]["size_bytes"], 1000);
+        assert_eq!(
+            json["volumes"][0]["labels"]["com.docker.stack.namespace"],
+            "db"
+        );
+        assert_eq!(json["volumes"][0]["containers"][0], "db.1.x");
+        let back: NodeReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+
+        let whole = to_json(&report).len();
+        let json = report.to_json_within(whole - 5_000);
+        assert!(json.len() <= whole - 5_000);
+        assert!(report.truncated);
+        let volumes = report.volumes.as_ref().unwrap();
+        assert!(!volumes.is_empty() && volumes.len() < 200);
+        assert_eq!(volumes[0].name, "vol000", "the largest stay");
+    }
+
+    #[test]
+    fn a_report_without_volumes_says_nothing_of_them() {
+        let json: serde_json::Value = serde_json::from_slice(&to_json(&report())).unwrap();
+        assert!(json.get("volumes").is_none());
+        let back: NodeReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back.volumes, None);
     }
 
     #[test]
