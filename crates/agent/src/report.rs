@@ -19,7 +19,8 @@ use swarmkeeper_engine::{Engine, EngineInfo, SystemDf};
 use swarmkeeper_gc::{plan, DiskReport, DiskUsageInput, PlanMode, Policy, LABEL_SERVICE_NAME};
 use swarmkeeper_report::{
     reported_images, secret_from_file_content, DataRoot, LastPass, NodeReport, ReportedDeletion,
-    ReportedImage, ReportedRun, UnboundedLog, MAX_PENDING_RUNS, MAX_REPORT_BYTES, REPORT_PATH,
+    ReportedImage, ReportedRun, ReportedVolume, UnboundedLog, MAX_PENDING_RUNS, MAX_REPORT_BYTES,
+    REPORT_PATH,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -615,6 +616,8 @@ struct Breakdown {
     shared: HashMap<String, u64>,
     /// Containers logging to `json-file` without a size limit, largest first.
     unbounded_logs: Vec<UnboundedLog>,
+    /// The node's volumes, largest first.
+    volumes: Vec<ReportedVolume>,
     at: Timestamp,
 }
 
@@ -698,6 +701,7 @@ impl DiskSource {
                 .map(|b| b.unbounded_logs.clone())
                 .unwrap_or_default(),
             usage: Vec::new(),
+            volumes: self.breakdown.as_ref().map(|b| b.volumes.clone()),
         })
     }
 }
@@ -733,6 +737,7 @@ impl Breakdown {
         });
         Breakdown {
             unbounded_logs,
+            volumes: reported_volumes(df),
             input: DiskUsageInput {
                 layers_bytes: df.layers_size,
                 images: df.images.iter().map(|i| (i.size, i.shared_size)).collect(),
@@ -751,6 +756,41 @@ impl Breakdown {
     }
 }
 
+/// The volumes in `df`, largest first (unmeasured ones last), each with the containers that
+/// mount it by name.
+fn reported_volumes(df: &SystemDf) -> Vec<ReportedVolume> {
+    let mut users: HashMap<&str, Vec<String>> = HashMap::new();
+    for container in &df.containers {
+        let name = container.names.first().unwrap_or(&container.id);
+        for volume in &container.volumes {
+            users.entry(volume.as_str()).or_default().push(name.clone());
+        }
+    }
+    let mut volumes: Vec<ReportedVolume> = df
+        .volumes
+        .iter()
+        .map(|v| {
+            let mut containers = users.remove(v.name.as_str()).unwrap_or_default();
+            containers.sort();
+            containers.dedup();
+            ReportedVolume {
+                name: v.name.clone(),
+                driver: v.driver.clone(),
+                mountpoint: v.mountpoint.clone(),
+                size_bytes: v.size,
+                labels: v.labels.clone(),
+                containers,
+            }
+        })
+        .collect();
+    volumes.sort_by(|a, b| {
+        b.size_bytes
+            .cmp(&a.size_bytes)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    volumes
+}
+
 #[cfg(test)]
 mod tests {
     use swarmkeeper_gc::DeletionReason;
@@ -760,6 +800,61 @@ mod tests {
 
     fn outcome() -> GcOutcome {
         GcOutcome::for_tests()
+    }
+
+    #[test]
+    fn volumes_name_the_containers_that_mount_them_largest_first() {
+        let container =
+            |id: &str, names: &[&str], volumes: &[&str]| swarmkeeper_engine::DfContainer {
+                id: id.into(),
+                image_id: "sha256:aa".into(),
+                state: "running".into(),
+                created: Timestamp::UNIX_EPOCH,
+                labels: Default::default(),
+                size_rw: 0,
+                names: names.iter().map(|n| n.to_string()).collect(),
+                volumes: volumes.iter().map(|v| v.to_string()).collect(),
+            };
+        let volume = |name: &str, size: Option<u64>| swarmkeeper_engine::DfVolume {
+            name: name.into(),
+            driver: "local".into(),
+            mountpoint: format!("/var/lib/docker/volumes/{name}/_data"),
+            labels: Default::default(),
+            size,
+            ref_count: -1,
+        };
+        let df = SystemDf {
+            layers_size: 0,
+            images: vec![],
+            containers: vec![
+                container("c1", &["db.1.x"], &["db_data", "shared"]),
+                container("c2", &[], &["shared"]),
+            ],
+            volumes: vec![
+                volume("shared", Some(10)),
+                volume("nfs", None),
+                volume("db_data", Some(4096)),
+                volume("orphan", Some(10)),
+            ],
+            build_cache: vec![],
+        };
+        let volumes = reported_volumes(&df);
+        let seen: Vec<(&str, Vec<&str>)> = volumes
+            .iter()
+            .map(|v| {
+                let users = v.containers.iter().map(String::as_str).collect();
+                (v.name.as_str(), users)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("db_data", vec!["db.1.x"]),
+                ("orphan", vec![]),
+                ("shared", vec!["c2", "db.1.x"]),
+                ("nfs", vec![]),
+            ]
+        );
     }
 
     #[test]

@@ -401,3 +401,74 @@ async fn a_server_that_hangs_does_not_hold_up_the_passes() {
     }
     assert!(server.nothing_more());
 }
+
+/// A volume on the real engine, removed when dropped.
+struct TestVolume(String);
+
+impl Drop for TestVolume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["volume", "rm", "-f", &self.0])
+            .output();
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI (docker.io)");
+    assert!(out.status.success(), "docker {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn the_nodes_volumes_are_reported_with_their_size_and_labels() {
+    let name = format!("skvol-{}", std::process::id());
+    docker(&[
+        "volume",
+        "create",
+        "--label",
+        "com.docker.stack.namespace=skvoltest",
+        &name,
+    ]);
+    let volume = TestVolume(name.clone());
+    let mountpoint = docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", &name]);
+    // 64 KiB of data, written where the engine keeps the volume (the tests run as root).
+    std::fs::write(PathBuf::from(&mountpoint).join("data"), vec![7u8; 65_536]).unwrap();
+
+    let mut server = Server::start(&[], Duration::ZERO).await;
+    let (mut node, root_dir, _) = node().await;
+    let policy = Policy::default();
+    let reporter = Reporter::start(
+        server.config(),
+        &node,
+        root_dir,
+        &policy,
+        Duration::from_secs(3600),
+        None,
+    );
+    reporter
+        .after_pass(&mut node, &policy, &outcome(Trigger::Startup, &[]))
+        .await;
+    let report = server.next().await.report();
+    let volumes = report
+        .volumes
+        .expect("the first report carries the volumes");
+    let reported = volumes
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("{name} not in {volumes:?}"));
+    assert_eq!(reported.driver, "local");
+    assert_eq!(reported.mountpoint, mountpoint);
+    assert!(
+        reported.size_bytes.is_some_and(|s| s >= 65_536),
+        "{reported:?}"
+    );
+    assert_eq!(
+        reported.labels["com.docker.stack.namespace"], "skvoltest",
+        "{reported:?}"
+    );
+    assert!(reported.containers.is_empty(), "no container uses it");
+    drop(volume);
+}
