@@ -424,6 +424,7 @@ async fn json_answers_match_the_document() {
         ("/api/users", "/api/users".to_owned()),
         ("/api/audit", "/api/audit".to_owned()),
         ("/api/tokens", "/api/tokens".to_owned()),
+        ("/api/volumes", "/api/volumes".to_owned()),
     ];
     for (template, uri) in &reads {
         let answer = app.call(Call::get(uri).bearer(&admin.token)).await;

@@ -17,6 +17,7 @@ mod registries;
 mod services;
 mod stacks;
 mod tasks;
+mod volumes;
 
 use std::time::Duration;
 
@@ -123,6 +124,7 @@ fn rows() -> Table {
     t.twin(M::POST, "/networks", "/api/networks", ManageNetworks, networks::create);
     t.route(M::POST, "/networks/{name}/remove", ManageNetworks, networks::remove);
     t.route(M::DELETE, "/api/networks/{name}", ManageNetworks, networks::remove);
+    t.twin(M::GET, "/volumes", "/api/volumes", ViewCluster, volumes::list);
     t.twin(M::GET, "/secrets", "/api/secrets", ViewCluster, objects::secrets);
     t.twin(M::POST, "/secrets", "/api/secrets", ManageSecrets, objects::create_secret);
     t.route(M::POST, "/secrets/{name}/remove", ManageSecrets, objects::remove_secret);

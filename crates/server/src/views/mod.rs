@@ -12,6 +12,7 @@ pub mod objects;
 pub mod overview;
 pub mod services;
 pub mod tasks;
+pub mod volumes;
 
 /// A refusal tied to one field of a form (and of the JSON body, by the same name).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

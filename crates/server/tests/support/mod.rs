@@ -713,6 +713,23 @@ pub fn report(node: &str, hostname: &str) -> swarmkeeper_report::NodeReport {
                 oom_kills: Some(0),
             }],
         }],
+        volumes: Some(vec![
+            swarmkeeper_report::ReportedVolume {
+                name: "shop_db".into(),
+                driver: "local".into(),
+                mountpoint: "/var/lib/docker/volumes/shop_db/_data".into(),
+                size_bytes: Some(3 << 30),
+                labels: [("com.docker.stack.namespace".into(), "shop".into())].into(),
+                containers: vec!["shop_db.1.k2x9a1b2c3d4e5f6g7h8i9j0k".into()],
+            },
+            swarmkeeper_report::ReportedVolume {
+                name: "scratch".into(),
+                driver: "local".into(),
+                mountpoint: "/var/lib/docker/volumes/scratch/_data".into(),
+                size_bytes: Some(1 << 20),
+                ..Default::default()
+            },
+        ]),
         ..Default::default()
     }
 }

@@ -1,0 +1,142 @@
+//! `/volumes`: every node's volumes as its agent last reported them. Volumes are node-local, so
+//! a row is a volume on one node: the same name on two nodes is two rows, side by side.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use swarmkeeper_report::NodeReport;
+
+/// The label `docker stack deploy` (and swarmkeeper's deploy) puts on a stack's objects.
+const STACK_LABEL: &str = "com.docker.stack.namespace";
+
+/// One volume on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeRow {
+    pub name: String,
+    /// The node's hostname, and its key (the Swarm node ID, or `hostname:NAME` outside a
+    /// swarm).
+    pub node: String,
+    pub node_key: String,
+    pub driver: String,
+    /// Where its data is on that node's host.
+    pub mountpoint: String,
+    /// Bytes of its data; `None` when the engine could not measure it (a non-local driver).
+    pub size_bytes: Option<u64>,
+    /// The stack it belongs to (its `com.docker.stack.namespace` label).
+    pub stack: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// The containers, in any state, that mount it; empty: unused.
+    pub containers: Vec<String>,
+    /// No container uses it (swarmkeeper never deletes it for that: only an admin may).
+    pub unused: bool,
+    /// When the agent measured it.
+    pub measured_at: Option<Timestamp>,
+}
+
+/// What the page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumesView {
+    /// By name, then by node.
+    pub volumes: Vec<VolumeRow>,
+    /// Nodes whose latest report has no volume list (an agent older than the field, or one
+    /// still waiting for the engine's first `/system/df`), by hostname.
+    pub nodes_without_volumes: Vec<String>,
+    /// Bytes of the volumes no container uses, over all nodes.
+    pub unused_bytes: u64,
+}
+
+/// The view over every node's latest report.
+pub fn volumes_view(reports: &[NodeReport]) -> VolumesView {
+    let mut volumes = Vec::new();
+    let mut nodes_without_volumes = Vec::new();
+    for report in reports {
+        let Some(reported) = &report.volumes else {
+            nodes_without_volumes.push(report.hostname.clone());
+            continue;
+        };
+        for v in reported {
+            volumes.push(VolumeRow {
+                name: v.name.clone(),
+                node: report.hostname.clone(),
+                node_key: report.node_key(),
+                driver: v.driver.clone(),
+                mountpoint: v.mountpoint.clone(),
+                size_bytes: v.size_bytes,
+                stack: v.labels.get(STACK_LABEL).cloned(),
+                labels: v.labels.clone(),
+                containers: v.containers.clone(),
+                unused: v.containers.is_empty(),
+                measured_at: report.disk_breakdown_at,
+            });
+        }
+    }
+    volumes.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.node.cmp(&b.node)));
+    nodes_without_volumes.sort();
+    let unused_bytes = volumes
+        .iter()
+        .filter(|v| v.unused)
+        .filter_map(|v| v.size_bytes)
+        .fold(0u64, u64::saturating_add);
+    VolumesView {
+        volumes,
+        nodes_without_volumes,
+        unused_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use swarmkeeper_report::ReportedVolume;
+
+    use super::*;
+
+    fn report(host: &str, volumes: Option<Vec<ReportedVolume>>) -> NodeReport {
+        NodeReport {
+            node_id: format!("id-{host}"),
+            hostname: host.into(),
+            volumes,
+            ..NodeReport::default()
+        }
+    }
+
+    fn volume(name: &str, size: u64, containers: &[&str]) -> ReportedVolume {
+        ReportedVolume {
+            name: name.into(),
+            driver: "local".into(),
+            mountpoint: format!("/var/lib/docker/volumes/{name}/_data"),
+            size_bytes: Some(size),
+            labels: [(STACK_LABEL.into(), "db".into())].into(),
+            containers: containers.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_same_name_on_two_nodes_is_two_rows_and_unused_ones_are_marked() {
+        let view = volumes_view(&[
+            report(
+                "node-b",
+                Some(vec![volume("db_data", 10, &[]), volume("cache", 5, &[])]),
+            ),
+            report("node-a", Some(vec![volume("db_data", 4096, &["db.1.x"])])),
+            report("old-agent", None),
+        ]);
+        let rows: Vec<_> = view
+            .volumes
+            .iter()
+            .map(|v| (v.name.as_str(), v.node.as_str(), v.size_bytes, v.unused))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("cache", "node-b", Some(5), true),
+                ("db_data", "node-a", Some(4096), false),
+                ("db_data", "node-b", Some(10), true),
+            ]
+        );
+        assert_eq!(view.volumes[1].stack.as_deref(), Some("db"));
+        assert_eq!(view.volumes[1].node_key, "id-node-a");
+        assert_eq!(view.nodes_without_volumes, ["old-agent"]);
+        assert_eq!(view.unused_bytes, 15);
+    }
+}
