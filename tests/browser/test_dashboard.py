@@ -10,9 +10,9 @@ the account page (an API token, shown once, that works against the API), and log
 
 Every page is saved as a full-page screenshot in target/browser-screenshots/NN-name.png, with
 the server's log (server.log) and the log lines seen (logs.txt) beside them. Any console error
-(CSP violations show there), page error or HTTP error answer fails the test, except Chromium's
-own request for /favicon.ico. What is worth a look but not a failure (a page wider than a phone,
-log lines out of time order) is printed as a note at the end. The service is removed and the
+(CSP violations show there), page error or HTTP error answer fails the test, and so does an
+overview or service page wider than a phone (390 px). What is worth a look but not a failure
+(log lines out of time order) is printed as a note at the end. The service is removed and the
 server stopped whatever happens.
 
 Run: python3 tests/browser/test_dashboard.py (scripts/browser-test.sh installs what it needs
@@ -54,9 +54,6 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
     "--no-default-browser-check",
 ]
-# Chromium asks for /favicon.ico by itself on every page; a 404 for it is noted, not failed
-# (the pages name no icon of their own yet).
-FAVICON = "/favicon.ico"
 # "TASK | tick N", or "TIME TASK | tick N" with timestamps on.
 TICK = re.compile(r"^(?:\S+ )?(\S+) \| tick (\d+)\s*$")
 
@@ -187,7 +184,6 @@ class Run:
         self.shots = []
         self.problems = []
         self.notes = []  # things worth a look that do not fail the test
-        self.favicon_missing = False
         page.on("console", self._console)
         page.on("pageerror", lambda e: self.problems.append(f"page error on {page.url}: {e}"))
         page.on("response", self._response)
@@ -196,17 +192,11 @@ class Run:
         if msg.type != "error":
             return
         url = (msg.location or {}).get("url", "")
-        if url.endswith(FAVICON):
-            self.favicon_missing = True
-            return
         where = f" at {url}:{msg.location.get('lineNumber')}" if url else ""
         self.problems.append(f"console error on {self.path()}: {msg.text}{where}")
 
     def _response(self, response):
         if response.status < 400:
-            return
-        if response.url.endswith(FAVICON):
-            self.favicon_missing = True
             return
         self.problems.append(f"HTTP {response.status} for {response.request.method} {response.url}")
 
@@ -504,10 +494,17 @@ def walk(run, name, node_id, hostname, server, steps):
     for path, label in (("/", "narrow-overview"), (f"/services/{name}", "narrow-service")):
         run.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
-        if width > 390:
-            run.notes.append(f"{path} is {width} px wide in a 390 px window (scrolls sideways)")
         run.shot(label)
+        check(width <= 390, f"{path} is {width} px wide in a 390 px window (scrolls sideways)")
     page.set_viewport_size({"width": 1280, "height": 800})
+
+    step("the favicon: named by the pages, served without a login, cached")
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    check(icon == "/favicon.ico", f"the page names {icon!r} as its icon, not /favicon.ico")
+    with urllib.request.urlopen(server.direct + "/favicon.ico", timeout=10) as r:
+        kind, cache = r.headers.get("Content-Type"), r.headers.get("Cache-Control") or ""
+    check(kind == "image/svg+xml", f"/favicon.ico is {kind}, not image/svg+xml")
+    check("max-age" in cache, f"/favicon.ico is not cached (Cache-Control: {cache!r})")
 
     step("log out")
     with page.expect_navigation():
@@ -589,8 +586,6 @@ def main():
         if server:
             server.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
-    if run.favicon_missing:
-        run.notes.append("/favicon.ico answers 404 (Chromium asks for it on every page)")
     for note in run.notes:
         say(f"note: {note}")
     say(f"screenshots in {OUT}: {', '.join(run.shots)}")

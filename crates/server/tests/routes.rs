@@ -211,6 +211,11 @@ async fn public_routes_answer_without_a_login() {
     assert!(openapi.content_type().starts_with("application/json"));
     assert_eq!(openapi.json()["openapi"], "3.1.0");
     send(&app, Call::get("/static/nope.js")).await.expect(404);
+    let favicon = send(&app, Call::get("/favicon.ico")).await;
+    favicon.expect(200);
+    assert_eq!(favicon.content_type(), "image/svg+xml");
+    assert_eq!(favicon.headers["cache-control"], "max-age=86400");
+    assert!(favicon.text().starts_with("<svg") && favicon.text().len() < 1024);
     // No setup is pending once users exist (or before a token was armed).
     let setup = send(&app, Call::get("/setup")).await;
     setup.expect(303);

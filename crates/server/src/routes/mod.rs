@@ -81,6 +81,7 @@ fn rows() -> Table {
     t.public(M::GET, "/healthz", || async { "ok\n" });
     t.public(M::GET, "/api/openapi.json", assets::openapi);
     t.public(M::GET, "/static/{file}", assets::static_file);
+    t.public(M::GET, "/favicon.ico", assets::favicon);
     t.public(M::POST, swarmkeeper_report::REPORT_PATH, nodes::agent_report).within_deadline();
     t.logged_in(M::POST, "/logout", login::logout);
     // Auto-deploy's hooks check a hook token of their own; they only bring a check forward.
