@@ -498,6 +498,17 @@ def walk(run, name, node_id, hostname, server, steps):
         check(width <= 390, f"{path} is {width} px wide in a 390 px window (scrolls sideways)")
     page.set_viewport_size({"width": 1280, "height": 800})
 
+    step("the system's dark setting: a dark page, the chart drawn in its colours")
+    page.emulate_media(color_scheme="dark")
+    run.goto(f"/nodes/{node_id}")
+    dark = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    check(dark == "rgb(20, 24, 29)", f"with prefers-color-scheme: dark the page background is {dark}")
+    if page.locator("svg.chart text").count():
+        ink = page.evaluate("getComputedStyle(document.querySelector('svg.chart text')).fill")
+        check(ink == "rgb(152, 162, 174)", f"the chart's labels are {ink} on the dark page")
+    run.shot("dark-node")
+    page.emulate_media(color_scheme="light")
+
     step("the favicon: named by the pages, served without a login, cached")
     icon = page.locator("link[rel=icon]").get_attribute("href")
     check(icon == "/favicon.ico", f"the page names {icon!r} as its icon, not /favicon.ico")
