@@ -56,6 +56,9 @@ pub struct NodeRow {
     pub last_gc: Option<Timestamp>,
     /// Freed by GC since midnight UTC.
     pub freed_today_bytes: u64,
+    /// Swarm's `UpdatedAt` of the node, which moves when its status does: since when the node
+    /// is in `state`. `None` for an engine outside the swarm.
+    pub state_since: Option<Timestamp>,
 }
 
 /// What the store knows of a node beyond its latest report.
@@ -120,6 +123,7 @@ pub fn node_rows(
                 images,
                 last_gc: history.last_gc,
                 freed_today_bytes: history.freed_today_bytes,
+                state_since: node.updated_at,
             }
         })
         .collect();
@@ -144,6 +148,7 @@ pub fn node_rows(
             images,
             last_gc: history.last_gc,
             freed_today_bytes: history.freed_today_bytes,
+            state_since: None,
         });
     }
     rows.sort_by(|a, b| {

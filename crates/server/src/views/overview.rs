@@ -14,8 +14,8 @@ use crate::views::nodes::NodeRow;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
     pub at: Timestamp,
-    /// `deploy`, `rollback`, `scale`, `redeploy`, `gc`, `node-down`, `agent-silent`,
-    /// `disk-pressure`.
+    /// `deploy`, `rollback`, `scale`, `redeploy`, `gc`, `gc-shortfall`, `node-down`,
+    /// `agent-silent`, `disk-pressure`.
     pub kind: String,
     pub text: String,
     /// A page about it.
@@ -45,8 +45,13 @@ const CLUSTER_CHANGES: &[&str] = &["deploy", "rollback", "scale", "redeploy"];
 /// The audit actions of disk pressure (`crate::pressure`) start with this.
 const DISK_PRESSURE: &str = "disk-pressure";
 
-/// The newest `limit` events: changes to the cluster, GC passes, and nodes that are down or
-/// whose agent went silent (dated when Swarm or the server last heard of them).
+/// The agent's outcome of a GC pass that could not free what its trigger asked for.
+const GC_SHORTFALL: &str = "shortfall";
+
+/// The newest `limit` events: changes to the cluster, GC passes (a streak of passes that fell
+/// short on a node is one condition, see [`gc_events`]), and nodes that are down or whose agent
+/// went silent. A fact is dated when it happened — a down node by Swarm's last change to it
+/// (else the agent's last report); `now` only when neither is known.
 pub fn events(
     changes: &[ChangeRecord<'_>],
     gc: &[GcRecord<'_>],
@@ -85,21 +90,15 @@ pub fn events(
             link: format!("/nodes/{}", change.target),
         });
     }
-    for run in gc {
-        events.push(Event {
-            at: run.at,
-            kind: "gc".to_owned(),
-            text: format!(
-                "GC on {}: {} image(s) deleted, {} freed ({})",
-                run.hostname, run.images_deleted, run.bytes_freed, run.outcome
-            ),
-            link: format!("/nodes/{}", run.node_id),
-        });
-    }
+    events.extend(gc_events(gc));
     for node in nodes {
         if !node.role.is_empty() && node.state != "ready" {
+            let last_report = match node.agent {
+                ReportingState::Silent { since } => Some(since),
+                _ => None,
+            };
             events.push(Event {
-                at: now,
+                at: node.state_since.or(last_report).unwrap_or(now),
                 kind: "node-down".to_owned(),
                 text: format!("node {} is {}", node.hostname, node.state),
                 link: format!("/nodes/{}", node.id),
@@ -116,6 +115,62 @@ pub fn events(
     }
     events.sort_by_key(|e| std::cmp::Reverse(e.at));
     events.truncate(limit);
+    events
+}
+
+/// One event per GC pass, except passes that fell short: the agent retries those every pass
+/// while the disk stays full, so consecutive ones on a node are one condition, dated at the
+/// first of them — ongoing while it is the node's newest pass, else ended at the last.
+/// `gc` may come in any order.
+pub fn gc_events(gc: &[GcRecord<'_>]) -> Vec<Event> {
+    let mut runs: Vec<&GcRecord<'_>> = gc.iter().collect();
+    runs.sort_by_key(|r| (r.node_id, r.at));
+    let mut events = Vec::new();
+    let mut i = 0;
+    while i < runs.len() {
+        let first = runs[i];
+        let link = format!("/nodes/{}", first.node_id);
+        if first.outcome != GC_SHORTFALL {
+            events.push(Event {
+                at: first.at,
+                kind: "gc".to_owned(),
+                text: format!(
+                    "GC on {}: {} image(s) deleted, {} freed ({})",
+                    first.hostname, first.images_deleted, first.bytes_freed, first.outcome
+                ),
+                link,
+            });
+            i += 1;
+            continue;
+        }
+        let streak = runs[i..]
+            .iter()
+            .take_while(|r| r.node_id == first.node_id && r.outcome == GC_SHORTFALL)
+            .count();
+        let last = runs[i + streak - 1];
+        let ongoing = runs
+            .get(i + streak)
+            .is_none_or(|next| next.node_id != first.node_id);
+        let text = if ongoing {
+            format!(
+                "GC on {} falls short: {streak} pass(es) so far could not free enough",
+                first.hostname
+            )
+        } else {
+            format!(
+                "GC on {} fell short for {streak} pass(es), until {}",
+                first.hostname,
+                last.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+            )
+        };
+        events.push(Event {
+            at: first.at,
+            kind: "gc-shortfall".to_owned(),
+            text,
+            link,
+        });
+        i += streak;
+    }
     events
 }
 
@@ -243,6 +298,138 @@ mod tests {
         assert_eq!(
             events[1].text,
             "GC on w1: 2 image(s) deleted, 1.0 GiB freed (ok)"
+        );
+    }
+
+    fn gc_run<'a>(at: &str, node_id: &'a str, outcome: &'a str) -> GcRecord<'a> {
+        GcRecord {
+            at: t(at),
+            node_id,
+            hostname: node_id,
+            images_deleted: 0,
+            bytes_freed: "0 B".into(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_streak_of_gc_shortfalls_is_one_condition_dated_at_its_start() {
+        let gc = [
+            gc_run("2026-11-26T10:02:00Z", "w1", "shortfall"),
+            gc_run("2026-11-26T10:00:00Z", "w1", "ok"),
+            gc_run("2026-11-26T10:00:30Z", "w1", "shortfall"),
+            gc_run("2026-11-26T10:01:00Z", "w1", "shortfall"),
+            gc_run("2026-11-26T10:01:30Z", "w2", "shortfall"),
+        ];
+        let seen: Vec<(Timestamp, String, String)> = gc_events(&gc)
+            .into_iter()
+            .map(|e| (e.at, e.kind, e.text))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    t("2026-11-26T10:00:00Z"),
+                    "gc".into(),
+                    "GC on w1: 0 image(s) deleted, 0 B freed (ok)".into()
+                ),
+                (
+                    t("2026-11-26T10:00:30Z"),
+                    "gc-shortfall".into(),
+                    "GC on w1 falls short: 3 pass(es) so far could not free enough".into()
+                ),
+                (
+                    t("2026-11-26T10:01:30Z"),
+                    "gc-shortfall".into(),
+                    "GC on w2 falls short: 1 pass(es) so far could not free enough".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_gc_shortfall_streak_ends_at_the_next_pass_that_freed_enough() {
+        let gc = [
+            gc_run("2026-11-26T10:00:00Z", "w1", "shortfall"),
+            gc_run("2026-11-26T10:00:30Z", "w1", "shortfall"),
+            gc_run("2026-11-26T10:01:00Z", "w1", "ok"),
+            gc_run("2026-11-26T10:01:30Z", "w1", "shortfall"),
+        ];
+        let seen: Vec<(Timestamp, String)> =
+            gc_events(&gc).into_iter().map(|e| (e.at, e.text)).collect();
+        assert_eq!(
+            seen[0],
+            (
+                t("2026-11-26T10:00:00Z"),
+                "GC on w1 fell short for 2 pass(es), until 2026-11-26 10:00:30 UTC".into()
+            )
+        );
+        assert_eq!(seen[1].0, t("2026-11-26T10:01:00Z"));
+        assert_eq!(
+            seen[2],
+            (
+                t("2026-11-26T10:01:30Z"),
+                "GC on w1 falls short: 1 pass(es) so far could not free enough".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_down_node_is_dated_by_swarm_then_by_its_last_report_never_by_the_request() {
+        let now = t("2026-11-26T13:00:00Z");
+        let node = |id: &str, state: &str, state_since: Option<&str>, agent| NodeRow {
+            id: id.into(),
+            hostname: id.into(),
+            role: "worker".into(),
+            leader: false,
+            availability: "active".into(),
+            disk_pressure: None,
+            state: state.into(),
+            engine_version: String::new(),
+            agent,
+            agent_version: None,
+            disk: None,
+            images: None,
+            last_gc: None,
+            freed_today_bytes: 0,
+            state_since: state_since.map(t),
+        };
+        let nodes = [
+            node(
+                "ready",
+                "ready",
+                Some("2026-11-26T09:00:00Z"),
+                ReportingState::Reporting,
+            ),
+            node(
+                "swarm-dated",
+                "down",
+                Some("2026-11-26T12:00:00Z"),
+                ReportingState::Reporting,
+            ),
+            node(
+                "report-dated",
+                "down",
+                None,
+                ReportingState::Silent {
+                    since: t("2026-11-26T11:00:00Z"),
+                },
+            ),
+            node("unknown", "unknown", None, ReportingState::Never),
+        ];
+        let events = events(&[], &[], &nodes, now, 10);
+        let seen: Vec<(Timestamp, &str)> = events
+            .iter()
+            .filter(|e| e.kind == "node-down")
+            .map(|e| (e.at, e.link.trim_start_matches("/nodes/")))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (now, "unknown"),
+                (t("2026-11-26T12:00:00Z"), "swarm-dated"),
+                (t("2026-11-26T11:00:00Z"), "report-dated"),
+            ]
         );
     }
 
