@@ -411,12 +411,12 @@ def walk(run, name, node_id, hostname, server, steps):
     check(run.path() == f"/services/{name}", f"after Roll back the browser is on {run.path()}")
     poll(lambda: "V=2" not in service_env(name), 30, f"docker service inspect shows V=2 gone after Roll back")
     state = run.reload_until(
-        lambda: re.search(r"rollback_\w+", run.text("#facts")), 30, "the service page shows a rollback_* update state"
+        lambda: re.search(r"rollback \w+", run.text("#facts")), 30, "the service page shows a rollback update state (in words)"
     ).group(0)
     say(f"     update state {state}, env now {service_env(name)}")
     run.reload_until(
-        lambda: "rollback_completed" in run.text("#facts") and "1/1" in run.text("#replicas"),
-        60, "the roll back completes (rollback_completed, 1/1)",
+        lambda: "rollback completed" in run.text("#facts") and "1/1" in run.text("#replicas"),
+        60, "the roll back completes (rollback completed, 1/1)",
     )
     check(page.locator("#badges .badge", has_text="rolled back").count() == 1, "no 'rolled back' badge after the roll back")
     run.shot("service-rolled-back")

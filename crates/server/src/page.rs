@@ -53,6 +53,12 @@ pub fn ago(at: Timestamp, now: Timestamp) -> String {
     }
 }
 
+/// A Swarm enum value as words for a badge: `rollback_completed` → `rollback completed`.
+/// The raw value stays in the badge's class and in the JSON.
+pub fn words(raw: &str) -> String {
+    raw.replace('_', " ")
+}
+
 /// A timestamp to the second, in UTC, for tables.
 pub fn when(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%M:%S").to_string()
@@ -119,6 +125,13 @@ pub mod filters {
 
     const NEVER: &str = "never";
 
+    pub fn words<T: std::fmt::Display + ?Sized>(
+        raw: &T,
+        _: &dyn askama::Values,
+    ) -> Result<String, Infallible> {
+        Ok(super::words(&raw.to_string()))
+    }
+
     pub fn bytes<T: Count + ?Sized>(n: &T, _: &dyn askama::Values) -> Result<String, Infallible> {
         Ok(swarmkeeper_units::bytes(n.count()))
     }
@@ -141,6 +154,12 @@ pub mod filters {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn swarm_enum_values_read_as_words() {
+        assert_eq!(super::words("rollback_completed"), "rollback completed");
+        assert_eq!(super::words("running"), "running");
+    }
+
     use super::*;
 
     #[test]

@@ -99,6 +99,31 @@ pub struct TaskRow {
     pub image: String,
 }
 
+impl TaskRow {
+    /// The error column: see [`task_error`].
+    pub fn error_text(&self) -> String {
+        task_error(&self.error, self.exit_code, &self.desired_state)
+    }
+}
+
+/// What a task's error reads as: Swarm's `Status.Err` with the container's exit code added
+/// when it says something the text does not — never twice (`non-zero exit (1)` already
+/// names it), and not for a task Swarm stopped on purpose (desired state not `running`), whose
+/// 137 (SIGKILL) or 143 (SIGTERM) is how a normal stop ends.
+pub fn task_error(error: &str, exit_code: Option<i64>, desired_state: &str) -> String {
+    let stopped_on_purpose = desired_state != "running" && matches!(exit_code, Some(137 | 143));
+    match exit_code {
+        Some(code) if code != 0 && !stopped_on_purpose && !error.contains(&format!("({code})")) => {
+            if error.is_empty() {
+                format!("exit {code}")
+            } else {
+                format!("{error} (exit {code})")
+            }
+        }
+        _ => error.to_owned(),
+    }
+}
+
 /// A service's tasks, newest first within each slot, like `docker service ps`.
 pub fn task_rows(
     service: &str,
@@ -162,6 +187,30 @@ pub fn rollout_config(config: &UpdateConfig) -> RolloutConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_task_error_names_its_exit_code_once_and_not_for_a_normal_stop() {
+        use super::task_error;
+        assert_eq!(
+            task_error("non-zero exit (1)", Some(1), "shutdown"),
+            "non-zero exit (1)"
+        );
+        assert_eq!(task_error("", Some(137), "shutdown"), "");
+        assert_eq!(task_error("", Some(143), "remove"), "");
+        assert_eq!(task_error("", Some(137), "running"), "exit 137");
+        assert_eq!(
+            task_error("task: non-zero exit (2)", Some(3), "running"),
+            "task: non-zero exit (2) (exit 3)"
+        );
+        assert_eq!(
+            task_error("starting container failed", Some(0), "running"),
+            "starting container failed"
+        );
+        assert_eq!(
+            task_error("no suitable node", None, "running"),
+            "no suitable node"
+        );
+    }
+
     use super::*;
     use serde_json::{json, Value};
     use swarmkeeper_engine::UpdateStatus;
