@@ -14,6 +14,7 @@
 //! Modules depend on each other in that order, never back: `page` and `error` know no caller.
 
 pub mod access;
+pub mod alerting;
 mod assets;
 pub mod autodeploy;
 mod deploys;

@@ -61,6 +61,7 @@ async fn serve_with(
     let app = crate::app(state.clone());
     crate::routes::spawn_housekeeping(state.clone());
     crate::autodeploy::spawn(state.clone());
+    crate::alerting::spawn(state.clone());
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)

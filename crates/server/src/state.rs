@@ -16,6 +16,7 @@ use swarmkeeper_engine::Engine;
 use swarmkeeper_registry::DockerConfig;
 use swarmkeeper_store::Store;
 
+use crate::alerting::Alerting;
 use crate::autodeploy::AutoDeploy;
 use crate::error::AppError;
 use crate::limits::{Limits, PasswordChecks, Shutdown};
@@ -44,6 +45,8 @@ pub struct ServerConfig {
     /// Revisions of each stack the swarm's deploy history keeps when the dashboard appends one
     /// (the CLI's `--keep-revisions`).
     pub keep_revisions: usize,
+    /// Where alerts go as the product's JSON webhook (`--alert-webhook`); none: no alerts.
+    pub alert_webhooks: Vec<swarmkeeper_notify::Secret>,
 }
 
 /// Repeated login failures of one kind (user, source) are written once per this, with a count.
@@ -69,6 +72,8 @@ pub struct Inner {
     /// Registry credentials: the keychain every deploy, service change and check takes.
     pub registries: Registries,
     pub autodeploy: AutoDeploy,
+    /// The alert rules, the ongoing alerts and their webhooks.
+    pub alerting: Alerting,
 }
 
 impl std::ops::Deref for AppState {
@@ -97,6 +102,7 @@ impl AppState {
             audit_fold: Mutex::new(AuditFold::new(AUDIT_FOLD_WINDOW, AUDIT_FOLD_KINDS)),
             registries,
             autodeploy: AutoDeploy::default(),
+            alerting: Alerting::new(&config.alert_webhooks),
             config,
         })))
     }

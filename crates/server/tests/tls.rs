@@ -31,6 +31,7 @@ fn state(dir: &std::path::Path, limits: Limits) -> AppState {
             secret_key: None,
             docker_config: None,
             keep_revisions: swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS,
+            alert_webhooks: Vec::new(),
         },
     )
     .expect("the state directory opens")

@@ -11,6 +11,7 @@ use swarmkeeper_auth::{
 };
 use swarmkeeper_engine::Engine;
 use swarmkeeper_gc::parse_duration;
+use swarmkeeper_notify::{Channel, ChannelKind, Secret};
 use swarmkeeper_registry::DockerConfig;
 use swarmkeeper_report::PressurePolicy;
 use swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS;
@@ -117,6 +118,18 @@ pub struct ServerArgs {
     /// host name, localhost and the --listen address.
     #[arg(long, env = "SWARMKEEPER_TLS_SELF_SIGNED")]
     tls_self_signed: bool,
+    /// Send alerts (disk full while GC falls short, disk predicted full, node down, agent
+    /// silent, service not converged or rolled back, OOM kill) to this URL as JSON: `{"status":
+    /// "firing"|"resolved", "rule", "subject", "summary", "started_at"}` (repeatable). The URL
+    /// may carry a token: it is never logged.
+    #[arg(
+        long = "alert-webhook",
+        env = "SWARMKEEPER_ALERT_WEBHOOK",
+        value_delimiter = ',',
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    alert_webhooks: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -208,6 +221,7 @@ pub fn run(args: ServerArgs) -> CmdResult {
         })
         .transpose()?;
     let tls = tls_config(&args)?;
+    let alert_webhooks = alert_webhooks(&args.alert_webhooks)?;
     raise_open_files_limit();
     let config = ServerConfig {
         state_dir: args.state_dir.clone(),
@@ -223,6 +237,7 @@ pub fn run(args: ServerArgs) -> CmdResult {
         secret_key,
         docker_config,
         keep_revisions: usize::try_from(args.keep_revisions).unwrap_or(usize::MAX),
+        alert_webhooks,
     };
     let engine = Engine::from_env()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -260,6 +275,26 @@ fn secret_key(file: Option<&Path>) -> Result<Option<SealingKey>, Failure> {
     SealingKey::from_secret(text.as_bytes())
         .map(Some)
         .map_err(|e| Failure::Usage(format!("--secret-key-file {}: {e}", path.display())))
+}
+
+/// The `--alert-webhook` URLs, each checked as a webhook channel (an absolute http(s) URL); a
+/// bad one is a usage error that names the flag and the position, never the URL (it may hold
+/// a token).
+fn alert_webhooks(urls: &[String]) -> Result<Vec<Secret>, Failure> {
+    urls.iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let url = Secret::new(url.trim());
+            let channel = Channel {
+                name: format!("--alert-webhook (URL number {})", i + 1),
+                kind: ChannelKind::Webhook { url: url.clone() },
+            };
+            channel
+                .validate()
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            Ok(url)
+        })
+        .collect()
 }
 
 /// The TLS configuration the flags ask for, if any; a file that cannot be used is a usage

@@ -14,7 +14,7 @@ mod nodes;
 mod objects;
 mod overview;
 mod registries;
-mod services;
+pub(crate) mod services;
 mod stacks;
 mod tasks;
 mod volumes;

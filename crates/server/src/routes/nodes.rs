@@ -246,7 +246,8 @@ pub async fn show(
 /// configured secret every report is refused, so a server cannot be fed by anyone by default.
 /// Bodies are then read a few at a time ([`crate::limits::Limits::report_uploads`]), and the
 /// report is checked ([`validate_report`]) before anything is stored. Then disk pressure is
-/// decided for the node and carried out ([`crate::pressure::after_report`]).
+/// decided for the node and carried out ([`crate::pressure::after_report`]), and alerts
+/// evaluated on a task of their own ([`crate::alerting::after_report`]).
 pub async fn agent_report(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -298,6 +299,7 @@ pub async fn agent_report(
         .store()
         .record_node_report(&report, now)
         .map_err(AppError::internal)?;
+    crate::alerting::after_report(&state, &report);
     crate::pressure::after_report(&state, &report, now).await;
     Ok(StatusCode::NO_CONTENT)
 }

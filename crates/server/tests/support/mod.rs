@@ -458,6 +458,7 @@ pub fn open_state_with_key(
             secret_key,
             docker_config: None,
             keep_revisions: swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS,
+            alert_webhooks: Vec::new(),
         },
     )
     .expect("the state directory opens")
