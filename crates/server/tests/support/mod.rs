@@ -445,21 +445,34 @@ pub fn open_state_with_key(
     report_secret: Option<&str>,
     secret_key: Option<swarmkeeper_auth::SealingKey>,
 ) -> AppState {
+    open_state_with_config(ServerConfig {
+        secret_key,
+        ..config(dir, report_secret)
+    })
+}
+
+/// The configuration the tests' states use: the defaults, on `dir`.
+pub fn config(dir: &Path, report_secret: Option<&str>) -> ServerConfig {
+    ServerConfig {
+        state_dir: dir.to_owned(),
+        report_secret: report_secret.map(str::to_owned),
+        session_policy: Default::default(),
+        deploy_timeout: Duration::from_secs(60),
+        trusted_proxies: Default::default(),
+        limits: Default::default(),
+        disk_pressure: Default::default(),
+        secret_key: None,
+        docker_config: None,
+        keep_revisions: swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS,
+        alert_webhooks: Vec::new(),
+    }
+}
+
+/// A state for the app with `config`, on the engine of `DOCKER_HOST`.
+pub fn open_state_with_config(config: ServerConfig) -> AppState {
     AppState::open(
         Engine::from_env().expect("DOCKER_HOST or the default socket"),
-        ServerConfig {
-            state_dir: dir.to_owned(),
-            report_secret: report_secret.map(str::to_owned),
-            session_policy: Default::default(),
-            deploy_timeout: Duration::from_secs(60),
-            trusted_proxies: Default::default(),
-            limits: Default::default(),
-            disk_pressure: Default::default(),
-            secret_key,
-            docker_config: None,
-            keep_revisions: swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS,
-            alert_webhooks: Vec::new(),
-        },
+        config,
     )
     .expect("the state directory opens")
 }
