@@ -231,6 +231,25 @@ fn agent_setup_problems_are_usage_errors() {
 }
 
 #[test]
+fn a_bad_alert_webhook_names_the_flag_but_never_the_url() {
+    let out = swarmkeeper(&[
+        "server",
+        "--alert-webhook",
+        "https://hooks.example.com/ok",
+        "--alert-webhook",
+        "ftp://user:hunter2@hooks.example.com/x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("--alert-webhook (URL number 2)"), "{err}");
+    assert!(err.contains("http:// or https://"), "{err}");
+    assert!(
+        !err.contains("hunter2"),
+        "the URL's credentials leaked: {err}"
+    );
+}
+
+#[test]
 fn disk_pressure_settings_name_the_flag() {
     let out = swarmkeeper(&["server", "--disk-pressure-threshold", "150"]);
     assert_eq!(out.status.code(), Some(2));
