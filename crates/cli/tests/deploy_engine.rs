@@ -507,7 +507,7 @@ fn a_task_pending_on_an_impossible_reservation_times_out_and_rolls_back() {
     let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
     assert!(stack.deploy(&v1, &[]).status.success());
     // More memory than any node has: Swarm leaves the task pending. (An impossible placement
-    // constraint is refused by the preflight before anything changes: tests/diff_engine.rs.)
+    // constraint is refused by the preflight before anything changes, tested below.)
     let reservation = "      resources:\n        reservations:\n          memory: 100000G\n";
     let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, reservation)]));
     let out = stack.deploy(&v2, &["--timeout", "4s"]);

@@ -905,10 +905,11 @@ fn a_deploy_killed_half_way_is_settled_and_rolled_back_after_a_restart() {
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(first.json()["outcome"], "succeeded", "{}", first.text());
 
-    // Revision 2 can never place its task: the deploy follows it until the timeout.
+    // Revision 2 can never place its task (more memory than any node has; an impossible
+    // constraint is refused by the preflight): the deploy follows it until the timeout.
     let stuck = compose(
         2,
-        "      placement:\n        constraints: [\"node.labels.skhostile-nowhere == yes\"]\n",
+        "      resources:\n        reservations:\n          memory: 100000G\n",
     );
     let hanging = {
         let body = json!({"compose": stuck, "ignore_lint_errors": true}).to_string();
