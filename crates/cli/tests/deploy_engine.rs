@@ -375,6 +375,49 @@ fn one_failing_service_rolls_the_whole_stack_back() {
     assert!(a.get("previous_image").is_none(), "{a}");
 }
 
+/// `deploy … | head -2`: the reader goes away while the service is updated. The deploy still
+/// follows it, rolls the stack back and records the revision's end, and exits with its own
+/// code, not 141 with the revision left "running".
+#[test]
+fn a_deploy_whose_output_closes_early_still_rolls_back_and_records_its_end() {
+    use std::io::BufRead;
+    let (ok, bad) = images();
+    let stack = Stack::new("pipe");
+    let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
+    assert!(stack.deploy(&v1, &[]).status.success());
+    let v2 = stack.file("v2.yml", &stack_file(&[service("web", bad, 2, "")]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+        .env("DOCKER_HOST", HOST)
+        .env("SWARMKEEPER_STATE_DIR", stack.dir.join("state"))
+        .args(["deploy", "--progress", "plain", "--by", "tester", "-c"])
+        .arg(&v2)
+        .arg(&stack.name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "first line {first:?}; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stack
+            .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
+            .contains("REV=1"),
+        "web was not put back"
+    );
+    let history = stack.run(&["history", &stack.name, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(json["revisions"][0]["outcome"], "rolled back", "{json}");
+}
+
 #[test]
 fn every_machine_shares_one_history_in_the_swarm_and_a_second_deploy_waits() {
     let (ok, _) = images();

@@ -209,6 +209,17 @@ pub fn failure(error: DeployError) -> Failure {
     }
 }
 
+/// `println!` for `deploy` and `rollback`, which must not stop halfway when their output
+/// closes (`deploy … | head`): a write error is ignored, so the run still follows, rolls back
+/// and records its revision, and exits with its own code (the panic `println!` raises on a
+/// closed pipe would end it with [`crate::exit::CLOSED_PIPE`] instead).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Prints the outcome and maps it to the exit code.
 pub fn conclude(stack: &str, what: &str, result: Result<Outcome, DeployError>) -> CmdResult {
     let outcome = result.map_err(failure)?;
@@ -222,29 +233,29 @@ pub fn conclude(stack: &str, what: &str, result: Result<Outcome, DeployError>) -
             .iter()
             .filter(|s| s.action != Action::Unchanged)
             .count();
-        println!(
+        say!(
             "{what} of {stack} succeeded{revision}: {changed} service(s) changed, {} unchanged",
             outcome.services.len() - changed
         );
         return Ok(());
     }
-    println!("{what} of {stack} failed{revision}; every service it changed was put back:");
+    say!("{what} of {stack} failed{revision}; every service it changed was put back:");
     for failure in &outcome.failures {
-        println!("  {} failed: {}", failure.service, failure.why);
+        say!("  {} failed: {}", failure.service, failure.why);
         if let Some(note) = &failure.logs_note {
-            println!("    logs: {note}");
+            say!("    logs: {note}");
         } else if !failure.logs.is_empty() {
-            println!("    last log lines:");
+            say!("    last log lines:");
             for line in &failure.logs {
-                println!("      {line}");
+                say!("      {line}");
             }
         }
     }
     for (service, end) in &outcome.rolled_back {
-        println!("  {service}: {end}");
+        say!("  {service}: {end}");
     }
     if let Some(reaction) = outcome.rollback_reaction {
-        println!(
+        say!(
             "  rollback requested {} ms after the engine reported the failure",
             reaction.as_millis()
         );
@@ -306,7 +317,7 @@ impl View {
     }
 
     fn plain(&self, line: &str) {
-        println!("[{:6.1}s] {line}", self.started.elapsed().as_secs_f64());
+        say!("[{:6.1}s] {line}", self.started.elapsed().as_secs_f64());
     }
 
     fn message(&mut self, text: String) {
