@@ -418,6 +418,32 @@ fn a_deploy_whose_output_closes_early_still_rolls_back_and_records_its_end() {
     assert_eq!(json["revisions"][0]["outcome"], "rolled back", "{json}");
 }
 
+/// A CI job in a container often has neither `USER` nor `LOGNAME`: the history names the
+/// user as the system does (`root`), not `uid 0`.
+#[test]
+fn without_user_or_logname_the_history_names_the_system_s_user() {
+    let (ok, _) = images();
+    let stack = Stack::new("who");
+    let file = stack.file("s.yml", &stack_file(&[service("web", ok, 1, "")]));
+    let out = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+        .env("DOCKER_HOST", HOST)
+        .env("SWARMKEEPER_STATE_DIR", stack.dir.join("state"))
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .args(["deploy", "--progress", "plain", "-c"])
+        .arg(&file)
+        .arg(&stack.name)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let id = Command::new("id").arg("-un").output().unwrap();
+    let name = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    assert!(!name.is_empty(), "`id -un` names no user");
+    let history = stack.run(&["history", &stack.name, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(json["revisions"][0]["by"], name.as_str(), "{json}");
+}
+
 #[test]
 fn every_machine_shares_one_history_in_the_swarm_and_a_second_deploy_waits() {
     let (ok, _) = images();
