@@ -33,8 +33,8 @@ pub struct PolicyArgs {
     #[arg(long, env = "SWARMKEEPER_MIN_AGE", value_parser = parse_duration, value_name = "DURATION")]
     pub min_age: Option<Duration>,
     /// Collect images unused for longer than this whatever the usage (0: off) [default: 0].
-    #[arg(long, env = "SWARMKEEPER_MAX_AGE", value_parser = parse_duration, value_name = "DURATION")]
-    pub max_age: Option<Duration>,
+    #[arg(long, env = "SWARMKEEPER_MAX_AGE", value_parser = spelled_duration, value_name = "DURATION")]
+    pub max_age: Option<Spelled<Duration>>,
     /// Never collect images with a reference (repo:tag, repo@sha256:…) or repository matching
     /// this glob (repeatable).
     #[arg(
@@ -64,7 +64,13 @@ pub struct PolicyArgs {
     /// Keep this much available for the next pull: auto (about twice the largest image a
     /// Swarm service ran here recently), 0 (off), or a size such as 64MiB, 512m, 2g
     /// [default: auto].
-    #[arg(long, env = "SWARMKEEPER_PULL_HEADROOM", value_name = "SIZE")]
+    // A negative size is a bad size, not an unknown flag: the parser names it.
+    #[arg(
+        long,
+        env = "SWARMKEEPER_PULL_HEADROOM",
+        allow_hyphen_values = true,
+        value_name = "SIZE"
+    )]
     pub pull_headroom: Option<PullHeadroom>,
     /// Under space pressure, prune build cache unused for this long before deleting images
     /// [default: 1h].
@@ -79,7 +85,7 @@ impl PolicyArgs {
             high_threshold_percent: self.high_threshold.unwrap_or(base.high_threshold_percent),
             low_threshold_percent: self.low_threshold.unwrap_or(base.low_threshold_percent),
             min_age: self.min_age.unwrap_or(base.min_age),
-            max_age: self.max_age.unwrap_or(base.max_age),
+            max_age: self.max_age.as_ref().map_or(base.max_age, |m| m.value),
             pins: self.pins.clone().unwrap_or(base.pins),
             rollback_reserve: self.rollback_reserve.unwrap_or(base.rollback_reserve),
             container_min_age: self.container_min_age.unwrap_or(base.container_min_age),
@@ -91,10 +97,30 @@ impl PolicyArgs {
         }
     }
 
-    /// The validated policy; a bad value is a usage error naming its flag.
+    /// The validated policy; a bad value is a usage error naming its flag and quoting the
+    /// value as it was given (`5m`, not `5m0s`).
     pub fn policy(&self, base: PolicySettings) -> Result<Policy, Failure> {
-        Policy::new(self.settings(base)).map_err(|e| Failure::Usage(e.describe(flag)))
+        Policy::new(self.settings(base)).map_err(|mut e| {
+            if let (Setting::MaxAge, Some(given)) = (e.setting, &self.max_age) {
+                e.value.clone_from(&given.text);
+            }
+            Failure::Usage(e.describe(flag))
+        })
     }
+}
+
+/// A flag's value with the text it was given as, for errors to quote.
+#[derive(Debug, Clone)]
+pub struct Spelled<T> {
+    pub value: T,
+    pub text: String,
+}
+
+fn spelled_duration(text: &str) -> Result<Spelled<Duration>, String> {
+    Ok(Spelled {
+        value: parse_duration(text)?,
+        text: text.to_string(),
+    })
 }
 
 /// The flag that sets a policy setting, as errors name it.
