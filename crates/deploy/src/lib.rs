@@ -298,8 +298,8 @@ fn not_targeted(current: &HashMap<String, Service>, targets: &[Target]) -> Vec<S
     names
 }
 
-/// Re-applies revision `to` of a stack (default: the newest succeeded revision before the
-/// stack's current state, see `record::previous_good`) with the same following and
+/// Re-applies revision `to` of a stack (default: the newest succeeded revision whose specs
+/// are not what runs now, see `record::previous_good`) with the same following and
 /// stack-wide safety as a deploy.
 pub async fn rollback<H: History>(
     engine: &Engine,
@@ -595,6 +595,7 @@ impl<'a, H> Run<'a, H> {
             ..
         } = *self;
         let stack = request.stack.as_str();
+        let current = current_services(engine, stack).await?;
         let record = match to {
             Some(revision) => history
                 .revision(stack, revision)
@@ -605,10 +606,9 @@ impl<'a, H> Run<'a, H> {
                 })?,
             None => {
                 let revisions = history.revisions(stack).await.map_err(Into::into)?;
-                record::previous_good(stack, revisions)?
+                record::previous_good(stack, revisions, &current)?
             }
         };
-        let current = current_services(engine, stack).await?;
         // A revision's specs are those it deployed; services it left unchanged carry theirs too.
         let targets = self
             .targets(record::deployed_specs(&record)?, &current)

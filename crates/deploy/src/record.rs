@@ -1,14 +1,16 @@
 //! What a run leaves in the history, and what a rollback reads back from it. Pure but for
 //! [`finish`], which writes.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
 use swarmkeeper_store::{DeployOutcome, DeployRecord, ServiceRevision};
 
-use swarmkeeper_engine::{ImageRef, ServiceView};
-use swarmkeeper_rollout::ServiceState;
+use swarmkeeper_engine::{inherit_replicas, ImageRef, Service, ServiceView};
+use swarmkeeper_rollout::revisions::rollback_target;
+use swarmkeeper_rollout::{spec_matches, ServiceState};
 
 use crate::apply::Applied;
 use crate::history::{History, RevisionEnd};
@@ -31,31 +33,42 @@ impl Outcome {
     }
 }
 
-/// The revision a rollback without `--to` goes back to: the newest succeeded revision before
-/// the state the stack is in now. That state is the newest succeeded revision, unless a deploy
-/// was interrupted (or is still running) on top of it: then the stack may be half-applied,
-/// and the newest succeeded revision is the one to restore. Failed and rolled-back revisions
-/// left the stack as it was and unchanged ones changed nothing, so they are passed over.
-/// `revisions` come newest first.
+/// The revision a rollback without `--to` goes back to: the newest succeeded revision whose
+/// specs are not what the stack runs now (`current`, its services by name), by
+/// [`rollback_target`]. Re-applying what runs would change nothing: after a deploy that
+/// changed nothing, or one that deployed the same specs again, the revision before is the
+/// one wanted; after an interrupted deploy, what runs is half of it and the newest succeeded
+/// revision is restored. `revisions` come newest first.
 pub(crate) fn previous_good(
     stack: &str,
     revisions: Vec<DeployRecord>,
+    current: &HashMap<String, Service>,
 ) -> Result<DeployRecord, DeployError> {
-    let mut current_seen = false;
-    revisions
-        .into_iter()
-        .find(|r| match r.outcome {
-            DeployOutcome::Succeeded if current_seen => true,
-            DeployOutcome::Succeeded | DeployOutcome::Interrupted | DeployOutcome::Running => {
-                current_seen = true;
-                false
-            }
-            _ => false,
-        })
-        .ok_or_else(|| {
-            DeployError::Input(format!(
-                "stack {stack} has no earlier succeeded revision to roll back to; see `swarmkeeper history {stack}`"
-            ))
+    rollback_target(
+        revisions,
+        |r| r.outcome == DeployOutcome::Succeeded,
+        |r| runs_now(r, current),
+    )
+    .ok_or_else(|| {
+        DeployError::Input(format!(
+            "stack {stack} has no earlier succeeded revision to roll back to; see `swarmkeeper history {stack}`"
+        ))
+    })
+}
+
+/// Whether the stack runs exactly the services of `record`, each with its spec (the current
+/// scale kept, as a rollback keeps it). A spec that cannot be read counts as not running: the
+/// rollback to it then says why.
+fn runs_now(record: &DeployRecord, current: &HashMap<String, Service>) -> bool {
+    let Ok(specs) = deployed_specs(record) else {
+        return false;
+    };
+    specs.len() == current.len()
+        && specs.into_iter().all(|(name, mut spec)| {
+            current.get(&name).is_some_and(|service| {
+                inherit_replicas(&mut spec, &service.view.mode);
+                spec_matches(&spec, &service.spec)
+            })
         })
 }
 
@@ -309,39 +322,81 @@ mod tests {
         assert_eq!(outcome(false, &[Action::Update], 1).label(), RolledBack);
     }
 
-    #[test]
-    fn a_rollback_goes_to_the_good_revision_before_the_last_good_one() {
-        let history = vec![
-            record(5, DeployOutcome::RolledBack),
-            record(4, DeployOutcome::Succeeded),
-            record(3, DeployOutcome::Unchanged),
-            record(2, DeployOutcome::Succeeded),
-            record(1, DeployOutcome::Succeeded),
-        ];
-        assert_eq!(previous_good("shop", history).unwrap().revision, 2);
-        let error = previous_good("shop", vec![record(1, DeployOutcome::Succeeded)]).unwrap_err();
-        assert!(error.to_string().contains("no earlier succeeded revision"));
+    /// A revision of stack `shop` whose one service `shop_web` ran image `v`.
+    fn web(revision: u64, outcome: DeployOutcome, v: &str) -> DeployRecord {
+        let spec = web_spec(v).to_string();
+        DeployRecord {
+            services: vec![ServiceRevision {
+                service: "shop_web".into(),
+                outcome: "converged".into(),
+                before: None,
+                after: Some(spec),
+            }],
+            ..record(revision, outcome)
+        }
+    }
+
+    fn web_spec(v: &str) -> serde_json::Value {
+        json!({
+            "Name": "shop_web",
+            "TaskTemplate": {"ContainerSpec": {"Image": format!("app:{v}")}},
+            "Mode": {"Replicated": {"Replicas": 1}},
+        })
+    }
+
+    /// The stack as the engine runs it: `shop_web` on image `v`.
+    fn running(v: &str) -> HashMap<String, Service> {
+        let spec = web_spec(v);
+        let service = Service {
+            id: "id-web".into(),
+            version: 1,
+            name: "shop_web".into(),
+            view: ServiceView::read_json(&spec.to_string()).unwrap(),
+            spec,
+            previous_spec: None,
+            update_status: None,
+        };
+        HashMap::from([("shop_web".to_string(), service)])
     }
 
     #[test]
-    fn after_an_interrupted_deploy_a_rollback_restores_the_newest_good_revision() {
+    fn a_rollback_goes_to_the_newest_good_revision_that_is_not_what_runs() {
         use DeployOutcome::*;
-        let target = |outcomes: &[DeployOutcome]| {
-            // Newest first, numbered down from the top.
-            let history = outcomes
-                .iter()
-                .enumerate()
-                .map(|(i, outcome)| record((outcomes.len() - i) as u64, outcome.clone()))
-                .collect();
-            previous_good("shop", history).ok().map(|r| r.revision)
+        let target = |history: Vec<DeployRecord>, now: &str| {
+            previous_good("shop", history, &running(now))
+                .ok()
+                .map(|r| r.revision)
         };
-        // Revision 3 was interrupted on top of 2: the stack may be half of 3, back to 2.
-        assert_eq!(target(&[Interrupted, Succeeded, Succeeded]), Some(2));
-        assert_eq!(target(&[Running, Succeeded]), Some(1));
-        assert_eq!(target(&[Succeeded, Succeeded, Succeeded]), Some(2));
-        // An interruption under a later success is history, not the current state.
-        assert_eq!(target(&[Succeeded, Interrupted, Succeeded]), Some(1));
-        assert_eq!(target(&[Interrupted]), None);
+        let history = vec![
+            web(5, RolledBack, "5"),
+            web(4, Succeeded, "4"),
+            web(3, Unchanged, "4"),
+            web(2, Succeeded, "2"),
+            web(1, Succeeded, "1"),
+        ];
+        assert_eq!(target(history, "4"), Some(2));
+        // A no-op deploy over a redeploy of the same specs: past both, to what differs.
+        let history = vec![
+            web(4, Unchanged, "2"),
+            web(3, Succeeded, "2"),
+            web(2, Succeeded, "2"),
+            web(1, Succeeded, "1"),
+        ];
+        assert_eq!(target(history, "2"), Some(1));
+        // Interrupted halfway: what runs is no revision's, the newest good one is restored.
+        let history = vec![web(3, Interrupted, "3"), web(2, Succeeded, "2")];
+        assert_eq!(target(history.clone(), "3"), Some(2));
+        // Interrupted before it changed anything: 2 runs, back to 1.
+        let history = [history, vec![web(1, Succeeded, "1")]].concat();
+        assert_eq!(target(history, "2"), Some(1));
+        // A revision with more services than run now is not what runs.
+        let mut two = web(2, Succeeded, "2");
+        let mut other = two.services[0].clone();
+        other.service = "shop_db".into();
+        two.services.push(other);
+        assert_eq!(target(vec![two, web(1, Succeeded, "2")], "2"), Some(2));
+        let error = previous_good("shop", vec![web(1, Succeeded, "1")], &running("1")).unwrap_err();
+        assert!(error.to_string().contains("no earlier succeeded revision"));
     }
 
     #[test]

@@ -11,6 +11,24 @@ use jiff::Timestamp;
 /// (`--keep-revisions`).
 pub const DEFAULT_KEEP_REVISIONS: usize = 50;
 
+/// The revision a rollback without `--to` goes back to, among `revisions` (newest first): the
+/// newest one that `succeeded` and whose specs are not what runs now (`runs_now`).
+///
+/// Going back to what runs would change nothing: after a deploy that changed nothing, or one
+/// whose specs a later revision deployed again, the revision before is wanted. When a deploy
+/// was interrupted halfway, what runs matches no revision, so the newest succeeded one is
+/// restored. Failed, rolled-back and unchanged revisions left the stack as it was and are
+/// never a target; `runs_now` is asked only of succeeded ones, newest first, until one differs.
+pub fn rollback_target<R>(
+    revisions: impl IntoIterator<Item = R>,
+    succeeded: impl Fn(&R) -> bool,
+    mut runs_now: impl FnMut(&R) -> bool,
+) -> Option<R> {
+    revisions
+        .into_iter()
+        .find(|revision| succeeded(revision) && !runs_now(revision))
+}
+
 /// A lock not renewed for this long belongs to a deploy that was killed (or lost the
 /// managers): the next deploy takes it over.
 pub const LOCK_EXPIRY: Duration = Duration::from_secs(60);
@@ -107,5 +125,29 @@ mod tests {
             !running(5, lock(20, 30), 40),
             "the lock is a later deploy's"
         );
+    }
+    #[test]
+    fn a_rollback_passes_over_what_runs_now_and_what_did_not_succeed() {
+        // (revision, succeeded, its specs) newest first; "v2" runs now.
+        let target = |revisions: &[(u64, bool, &str)]| {
+            rollback_target(revisions.iter(), |r| r.1, |r| r.2 == "v2").map(|r| r.0)
+        };
+        // A no-op redeploy of v2 (unchanged: not succeeded) on top of v2 over v1: back to v1.
+        assert_eq!(
+            target(&[(3, false, "v2"), (2, true, "v2"), (1, true, "v1")]),
+            Some(1)
+        );
+        // v2 deployed twice, both recorded as succeeded: still back to v1.
+        assert_eq!(
+            target(&[(3, true, "v2"), (2, true, "v2"), (1, true, "v1")]),
+            Some(1)
+        );
+        // A failed v3 left v2 running; an interrupted one left a mix that matches no revision.
+        assert_eq!(
+            target(&[(3, false, "v3"), (2, true, "v2"), (1, true, "v1")]),
+            Some(1)
+        );
+        assert_eq!(target(&[(3, false, "mix"), (2, true, "v1")]), Some(2));
+        assert_eq!(target(&[(2, true, "v2"), (1, false, "v1")]), None);
     }
 }

@@ -11,8 +11,8 @@ use crate::exit::{block_on, CmdResult};
 #[derive(Args)]
 pub struct RollbackArgs {
     stack: String,
-    /// The revision to go back to (see `swarmkeeper history`) [default: the succeeded revision
-    /// before the newest succeeded one].
+    /// The revision to go back to (see `swarmkeeper history`) [default: the newest succeeded
+    /// revision whose specs are not what runs now].
     #[arg(long, value_name = "REV")]
     to: Option<u64>,
     #[command(flatten)]
