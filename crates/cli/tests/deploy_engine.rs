@@ -444,6 +444,34 @@ fn without_user_or_logname_the_history_names_the_system_s_user() {
     assert_eq!(json["revisions"][0]["by"], name.as_str(), "{json}");
 }
 
+/// A no-op deploy on top of v2, then `rollback` without `--to`: back to v1, not to the v2
+/// that already runs.
+#[test]
+fn a_rollback_after_a_no_op_deploy_goes_back_to_what_ran_before() {
+    let (ok, _) = images();
+    let stack = Stack::new("noop");
+    let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
+    let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, "")]));
+    for file in [&v1, &v2, &v2] {
+        let out = stack.deploy(file, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let out = stack.run(&["rollback", &stack.name, "--progress", "plain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("re-applying revision 1"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stack
+            .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
+            .contains("REV=1"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn every_machine_shares_one_history_in_the_swarm_and_a_second_deploy_waits() {
     let (ok, _) = images();
