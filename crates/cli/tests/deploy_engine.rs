@@ -75,13 +75,17 @@ impl Stack {
         path
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+    /// `swarmkeeper` against the test engine, with this stack's state directory.
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"));
+        command
             .env("DOCKER_HOST", HOST)
-            .env("SWARMKEEPER_STATE_DIR", self.dir.join("state"))
-            .args(args)
-            .output()
-            .unwrap()
+            .env("SWARMKEEPER_STATE_DIR", self.dir.join("state"));
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
     }
 
     fn deploy(&self, file: &std::path::Path, extra: &[&str]) -> Output {
@@ -386,9 +390,8 @@ fn a_deploy_whose_output_closes_early_still_rolls_back_and_records_its_end() {
     let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
     assert!(stack.deploy(&v1, &[]).status.success());
     let v2 = stack.file("v2.yml", &stack_file(&[service("web", bad, 2, "")]));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
-        .env("DOCKER_HOST", HOST)
-        .env("SWARMKEEPER_STATE_DIR", stack.dir.join("state"))
+    let mut child = stack
+        .command()
         .args(["deploy", "--progress", "plain", "--by", "tester", "-c"])
         .arg(&v2)
         .arg(&stack.name)
@@ -425,9 +428,8 @@ fn without_user_or_logname_the_history_names_the_system_s_user() {
     let (ok, _) = images();
     let stack = Stack::new("who");
     let file = stack.file("s.yml", &stack_file(&[service("web", ok, 1, "")]));
-    let out = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
-        .env("DOCKER_HOST", HOST)
-        .env("SWARMKEEPER_STATE_DIR", stack.dir.join("state"))
+    let out = stack
+        .command()
         .env_remove("USER")
         .env_remove("LOGNAME")
         .args(["deploy", "--progress", "plain", "-c"])
