@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde::{Serialize, Serializer};
+use swarmkeeper_units as units;
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
@@ -38,132 +39,25 @@ impl Serialize for Duration {
     }
 }
 
-/// Go's `time.Duration.String()`: `1m30s`, `500ms`, `1h0m0s`, `0s`, so messages quote
-/// durations the way the docker CLI prints them.
+/// Go's `time.Duration.String()` (`1m30s`, `500ms`, `1h0m0s`, `0s`), through
+/// [`units::format_duration`], so messages quote durations the way the docker CLI prints them.
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let nanos = self.0;
-        if nanos == 0 {
-            return f.write_str("0s");
-        }
-        if nanos < NANOS_PER_SECOND {
-            let (unit, scale) = match nanos {
-                0..1_000 => ("ns", 1),
-                1_000..1_000_000 => ("µs", 1_000),
-                _ => ("ms", 1_000_000),
-            };
-            return write!(f, "{}{unit}", fraction(nanos, scale));
-        }
-        let hours = nanos / (3600 * NANOS_PER_SECOND);
-        let minutes = nanos / (60 * NANOS_PER_SECOND) % 60;
-        let seconds = fraction(nanos % (60 * NANOS_PER_SECOND), NANOS_PER_SECOND);
-        if hours > 0 {
-            write!(f, "{hours}h{minutes}m{seconds}s")
-        } else if minutes > 0 {
-            write!(f, "{minutes}m{seconds}s")
-        } else {
-            write!(f, "{seconds}s")
-        }
+        f.write_str(&units::format_duration(std::time::Duration::from_nanos(
+            self.0,
+        )))
     }
 }
 
-/// `value / scale` in decimal, without trailing zeros: `1500, 1000` is `1.5`.
-fn fraction(value: u64, scale: u64) -> String {
-    let whole = value / scale;
-    let rest = value % scale;
-    if rest == 0 {
-        return whole.to_string();
-    }
-    let digits = scale.ilog10() as usize;
-    let decimals = format!("{rest:0digits$}");
-    format!("{whole}.{}", decimals.trim_end_matches('0'))
-}
-
-/// Parses a duration as Go's `time.ParseDuration` does: a sequence of decimal numbers, each
-/// with an optional fraction and a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), such as
-/// `10s`, `1m30s`, `1.5h` or `500ms`; a bare `0` is zero. Negative durations mean nothing
-/// in a compose file and are refused.
+/// Parses a duration exactly as Go's `time.ParseDuration` does (the grammar is
+/// [`units::parse_go_duration`]'s, blanks refused as Go refuses them): a sequence of decimal
+/// numbers, each with an optional fraction and a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`,
+/// `h`), such as `10s`, `1m30s`, `1.5h` or `500ms`; a bare `0` is zero. Negative durations
+/// mean nothing in a compose file and are refused.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || {
-        format!("invalid duration {text:?}: expected a number and a unit, like 10s, 1m30s or 500ms")
-    };
-    let mut rest = text.strip_prefix('+').unwrap_or(text);
-    if let Some(magnitude) = rest.strip_prefix('-') {
-        return match parse_duration(magnitude) {
-            Ok(Duration::ZERO) => Ok(Duration::ZERO),
-            Ok(_) => Err(format!(
-                "invalid duration {text:?}: durations cannot be negative"
-            )),
-            Err(_) => Err(invalid()),
-        };
-    }
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let mut total: u128 = 0;
-    while !rest.is_empty() {
-        let whole_len = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let (whole, after) = rest.split_at(whole_len);
-        let (frac, after) = match after.strip_prefix('.') {
-            Some(after) => {
-                let len = after
-                    .find(|c: char| !c.is_ascii_digit())
-                    .unwrap_or(after.len());
-                after.split_at(len)
-            }
-            None => ("", after),
-        };
-        if whole.is_empty() && frac.is_empty() {
-            return Err(invalid());
-        }
-        let unit_len = after
-            .find(|c: char| c == '.' || c.is_ascii_digit())
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let scale: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit (ns, us, ms, s, m or h)"
-                ))
-            }
-            other => {
-                return Err(format!(
-                "invalid duration {text:?}: unknown unit {other:?}, expected ns, us, ms, s, m or h"
-            ))
-            }
-        };
-        let whole: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| invalid())?
-        };
-        // Go keeps the fraction's leading digits that still matter at nanosecond precision.
-        let mut fraction_nanos: u128 = 0;
-        let mut divisor: u128 = 1;
-        for digit in frac.bytes().take(27) {
-            fraction_nanos = fraction_nanos * 10 + u128::from(digit - b'0');
-            divisor *= 10;
-        }
-        total = whole
-            .checked_mul(scale)
-            .and_then(|n| n.checked_add(fraction_nanos * scale / divisor))
-            .and_then(|n| total.checked_add(n))
-            .filter(|n| *n <= i64::MAX as u128)
-            .ok_or_else(|| format!("invalid duration {text:?}: too long"))?;
-        rest = after;
-    }
-    Ok(Duration(total as u64))
+    units::parse_go_duration(text)
+        .map(|d| Duration(d.as_nanos() as u64))
+        .map_err(|e| e.describe(text, "like 10s, 1m30s or 500ms"))
 }
 
 /// Parses a size as the docker CLI's `units.RAMInBytes`: a number with an optional binary

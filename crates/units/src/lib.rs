@@ -17,31 +17,71 @@ const NANOS_PER_SECOND: u128 = 1_000_000_000;
 
 /// Parses a duration as Go's `time.ParseDuration` does: a sequence of decimal numbers, each
 /// with an optional fraction and a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), such as
-/// `90s`, `2m`, `1h30m`, `1.5h` or `500ms`; a bare `0` is zero. Negative durations are
-/// refused (none of swarmkeeper's settings means anything negative).
+/// `90s`, `2m`, `1h30m`, `1.5h` or `500ms`; a bare `0` is zero; surrounding blanks are
+/// ignored. Negative durations are refused (none of swarmkeeper's settings means anything
+/// negative).
 ///
 /// Errors say what was wrong with the text, without naming a flag or a field: the caller
 /// knows which setting it was.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || {
-        format!("invalid duration {text:?}: expected a number and a unit, like 90s, 2m or 1h30m")
-    };
-    let trimmed = text.trim();
-    let mut rest = trimmed.strip_prefix('+').unwrap_or(trimmed);
+    parse_go_duration(text.trim()).map_err(|e| e.describe(text, "like 90s, 2m or 1h30m"))
+}
+
+/// Why a text is not a duration in Go's grammar; [`DurationError::describe`] words it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DurationError {
+    /// Not a sequence of numbers with units at all.
+    Invalid,
+    /// A number without a unit, such as `10`.
+    MissingUnit,
+    /// A unit Go does not know, such as `d`.
+    UnknownUnit(String),
+    /// Below zero.
+    Negative,
+    /// Beyond Go's `time.Duration` (about 292 years).
+    TooLong,
+}
+
+impl DurationError {
+    /// The message for `text`, quoting it as written; `examples` ends the message for text
+    /// that is no duration at all (`"like 10s, 1m30s or 500ms"`), so that each caller can
+    /// show the forms its users write.
+    pub fn describe(&self, text: &str, examples: &str) -> String {
+        match self {
+            DurationError::Invalid => {
+                format!("invalid duration {text:?}: expected a number and a unit, {examples}")
+            }
+            DurationError::MissingUnit => {
+                format!("invalid duration {text:?}: missing unit (ns, us, ms, s, m or h)")
+            }
+            DurationError::UnknownUnit(unit) => format!(
+                "invalid duration {text:?}: unknown unit {unit:?}, expected ns, us, ms, s, m or h"
+            ),
+            DurationError::Negative => {
+                format!("invalid duration {text:?}: durations cannot be negative")
+            }
+            DurationError::TooLong => format!("invalid duration {text:?}: too long"),
+        }
+    }
+}
+
+/// Go's `time.ParseDuration` grammar exactly, blanks included (Go refuses `" 5s"`), for
+/// callers that must read a value as Go reads it, such as compose files; [`parse_duration`]
+/// is the lenient form for flags and forms.
+pub fn parse_go_duration(text: &str) -> Result<Duration, DurationError> {
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
     if let Some(magnitude) = rest.strip_prefix('-') {
-        return match parse_duration(magnitude) {
+        return match parse_go_duration(magnitude) {
             Ok(Duration::ZERO) => Ok(Duration::ZERO),
-            Ok(_) => Err(format!(
-                "invalid duration {text:?}: durations cannot be negative"
-            )),
-            Err(_) => Err(invalid()),
+            Ok(_) => Err(DurationError::Negative),
+            Err(_) => Err(DurationError::Invalid),
         };
     }
     if rest == "0" {
         return Ok(Duration::ZERO);
     }
     if rest.is_empty() {
-        return Err(invalid());
+        return Err(DurationError::Invalid);
     }
     let mut total: u128 = 0;
     while !rest.is_empty() {
@@ -51,7 +91,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             None => ("", after),
         };
         if whole.is_empty() && fraction.is_empty() {
-            return Err(invalid());
+            return Err(DurationError::Invalid);
         }
         let unit_len = after
             .find(|c: char| c == '.' || c.is_ascii_digit())
@@ -64,21 +104,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => NANOS_PER_SECOND,
             "m" => 60 * NANOS_PER_SECOND,
             "h" => 3600 * NANOS_PER_SECOND,
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit (ns, us, ms, s, m or h)"
-                ))
-            }
-            other => {
-                return Err(format!(
-                "invalid duration {text:?}: unknown unit {other:?}, expected ns, us, ms, s, m or h"
-            ))
-            }
+            "" => return Err(DurationError::MissingUnit),
+            other => return Err(DurationError::UnknownUnit(other.to_owned())),
         };
         let whole: u128 = if whole.is_empty() {
             0
         } else {
-            whole.parse().map_err(|_| invalid())?
+            whole.parse().map_err(|_| DurationError::Invalid)?
         };
         // Go keeps the fraction's leading digits that still matter at nanosecond precision.
         let mut fraction_nanos: u128 = 0;
@@ -92,7 +124,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .and_then(|n| n.checked_add(fraction_nanos * scale / divisor))
             .and_then(|n| total.checked_add(n))
             .filter(|n| *n <= i64::MAX as u128)
-            .ok_or_else(|| format!("invalid duration {text:?}: too long"))?;
+            .ok_or(DurationError::TooLong)?;
         rest = after;
     }
     Ok(Duration::from_nanos(total as u64))
@@ -255,6 +287,21 @@ macro_rules! words {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_grammar_refuses_blanks_that_flags_forgive() {
+        assert_eq!(parse_duration(" 5s "), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_go_duration(" 5s"), Err(DurationError::Invalid));
+        assert_eq!(
+            parse_go_duration("3d"),
+            Err(DurationError::UnknownUnit("d".to_owned()))
+        );
+        assert_eq!(parse_go_duration("-1s"), Err(DurationError::Negative));
+        assert_eq!(
+            DurationError::MissingUnit.describe("10", "like 10s"),
+            "invalid duration \"10\": missing unit (ns, us, ms, s, m or h)"
+        );
+    }
 
     fn nanos(n: u64) -> Duration {
         Duration::from_nanos(n)
