@@ -331,10 +331,11 @@ pub async fn update_image<H: History>(
         .await
 }
 
-/// Brings existing services to the raw specs given (service name, spec), as one revision of
-/// kind `edit` of stack `request.stack` (for a service outside any stack, its own name), with
-/// the same following, stack-wide rollback and record as a deploy. The specs are sent as they
-/// are: no safe defaults, no digest pinning, the current scale kept where a spec gives none.
+/// Brings services to the raw specs given (service name, spec), as one revision of kind
+/// `edit` of stack `request.stack` (for a service outside any stack, its own name), with the
+/// same following, stack-wide rollback and record as a deploy: a service that does not exist
+/// is created (and removed again when it fails). The specs are sent as they are: no safe
+/// defaults, no digest pinning, the current scale kept where a spec gives none.
 pub async fn edit<H: History>(
     engine: &Engine,
     history: &H,
@@ -538,8 +539,15 @@ impl<'a, H> Run<'a, H> {
     ) -> Result<Prepared, DeployError> {
         let mut current = HashMap::with_capacity(specs.len());
         for (name, _) in &specs {
-            let service = self.engine.inspect_service(name).await?;
-            current.insert(name.clone(), service);
+            // A service that does not exist yet is created (a form's new service); a failed
+            // create is removed again, like a deploy's.
+            match self.engine.inspect_service(name).await {
+                Ok(service) => {
+                    current.insert(name.clone(), service);
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(Prepared {
             kind: DeployKind::Edit,

@@ -142,6 +142,70 @@ pub fn swap_file_ref(spec: &mut Value, kind: FileKind, from_id: &str, to: (&str,
     moved
 }
 
+/// The fields a service form owns (the dashboard's create and edit form): name, labels,
+/// mode, update and rollback configs, published ports; the task's resources, restart policy,
+/// placement and log driver; the container's image, command, arguments, environment, mounts,
+/// secrets and configs.
+const FORM_FIELDS: &[&[&str]] = &[
+    &["Name"],
+    &["Labels"],
+    &["Mode"],
+    &["UpdateConfig"],
+    &["RollbackConfig"],
+    &["EndpointSpec", "Ports"],
+    &["TaskTemplate", "Resources"],
+    &["TaskTemplate", "RestartPolicy"],
+    &["TaskTemplate", "Placement"],
+    &["TaskTemplate", "LogDriver"],
+    &["TaskTemplate", "ContainerSpec", "Image"],
+    &["TaskTemplate", "ContainerSpec", "Command"],
+    &["TaskTemplate", "ContainerSpec", "Args"],
+    &["TaskTemplate", "ContainerSpec", "Env"],
+    &["TaskTemplate", "ContainerSpec", "Mounts"],
+    &["TaskTemplate", "ContainerSpec", "Secrets"],
+    &["TaskTemplate", "ContainerSpec", "Configs"],
+];
+
+/// `current` with the fields a service form owns taken from `form` (a field `form` leaves out
+/// is removed): everything else — networks, healthcheck, hostname, fields swarmkeeper does not
+/// know — stays as the engine has it. `current` is `{}` for a new service.
+pub fn overlay_form_fields(current: &Value, form: &Value) -> Value {
+    let mut spec = current.clone();
+    for path in FORM_FIELDS {
+        let (last, parents) = path.split_last().expect("paths are not empty");
+        let wanted = parents
+            .iter()
+            .try_fold(form, |v, key| v.get(key))
+            .and_then(|v| v.get(last))
+            .filter(|v| !v.is_null())
+            .cloned();
+        if !spec.is_object() {
+            spec = Value::Object(Map::new());
+        }
+        let parent = parents.iter().fold(&mut spec, |v, key| {
+            let entry = v
+                .as_object_mut()
+                .expect("made an object")
+                .entry(*key)
+                .or_insert(Value::Null);
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            entry
+        });
+        let parent = parent.as_object_mut().expect("made an object above");
+        match wanted {
+            Some(value) => {
+                parent.insert((*last).to_owned(), value);
+            }
+            None => {
+                parent.remove(*last);
+            }
+        }
+    }
+    spec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +304,37 @@ mod tests {
             ),
             0
         );
+    }
+
+    #[test]
+    fn a_form_replaces_its_fields_and_keeps_the_rest() {
+        let current = json!({
+            "Name": "web", "Labels": {"a": "1"},
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "old", "Env": ["X=1"], "Hostname": "h",
+                                  "Healthcheck": {"Test": ["NONE"]}},
+                "Networks": [{"Target": "net1"}],
+                "ForceUpdate": 2
+            },
+            "Mode": {"Replicated": {"Replicas": 2}}
+        });
+        let form = json!({
+            "Name": "web", "Labels": {},
+            "TaskTemplate": {"ContainerSpec": {"Image": "new"}, "Networks": []},
+            "Mode": {"Global": {}}
+        });
+        let spec = overlay_form_fields(&current, &form);
+        assert_eq!(spec["TaskTemplate"]["ContainerSpec"]["Image"], "new");
+        assert_eq!(spec["TaskTemplate"]["ContainerSpec"].get("Env"), None);
+        assert_eq!(spec["TaskTemplate"]["ContainerSpec"]["Hostname"], "h");
+        assert_eq!(
+            spec["TaskTemplate"]["Networks"],
+            json!([{"Target": "net1"}])
+        );
+        assert_eq!(spec["TaskTemplate"]["ForceUpdate"], 2);
+        assert_eq!(spec["Mode"], json!({"Global": {}}));
+        assert_eq!(spec["Labels"], json!({}));
+        let created = overlay_form_fields(&json!({}), &form);
+        assert_eq!(created["TaskTemplate"].get("Networks"), None);
     }
 }

@@ -37,13 +37,14 @@ pub use swarm::{
 };
 
 pub use edit::{
-    force_update, inherit_replicas, set_image, set_label, set_replicas, swap_file_ref, FileKind,
+    force_update, inherit_replicas, overlay_form_fields, set_image, set_label, set_replicas,
+    swap_file_ref, FileKind,
 };
 pub use registry_auth::{RegistryAuth, RegistryAuthFuture};
 pub use swarmkeeper_swarm::{
-    FailureAction, FileRef, Healthcheck, ImageRef, LogDriver, PortConfig, PublishMode,
-    RestartCondition, RestartPolicy, Service, ServiceMode, ServiceView, SpecError, Task, TaskState,
-    UpdateConfig, UpdateOrder, UpdateState, UpdateStatus, STACK_NAMESPACE_LABEL,
+    FailureAction, FileRef, Healthcheck, ImageRef, LogDriver, MountView, PortConfig, PublishMode,
+    ResourceAmounts, RestartCondition, RestartPolicy, Service, ServiceMode, ServiceView, SpecError,
+    Task, TaskState, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus, STACK_NAMESPACE_LABEL,
 };
 
 use http::{encode, RawClient};

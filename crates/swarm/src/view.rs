@@ -58,6 +58,44 @@ pub struct ServiceView {
     /// `TaskTemplate.Networks[].Target`: the networks the tasks attach to, by id as the
     /// engine stores them (a spec swarmkeeper writes may name them).
     pub networks: Vec<String>,
+    /// `TaskTemplate.ContainerSpec.Command`: the image's entrypoint replaced (compose's
+    /// `entrypoint`); empty: the image's own.
+    pub command: Vec<String>,
+    /// `TaskTemplate.ContainerSpec.Args` (compose's `command`).
+    pub args: Vec<String>,
+    /// `TaskTemplate.ContainerSpec.Env`: `KEY=VALUE` (or `KEY`), as stored.
+    pub env: Vec<String>,
+    /// `TaskTemplate.ContainerSpec.Mounts`.
+    pub mounts: Vec<MountView>,
+    /// `TaskTemplate.Resources.Limits`.
+    pub limits: ResourceAmounts,
+    /// `TaskTemplate.Resources.Reservations`.
+    pub reservations: ResourceAmounts,
+    /// `TaskTemplate.Placement.Constraints`: `node.role==manager`, …
+    pub constraints: Vec<String>,
+    /// `TaskTemplate.Placement.Preferences[].Spread.SpreadDescriptor`: the labels tasks spread
+    /// over, in order.
+    pub spread_over: Vec<String>,
+}
+
+/// One of `TaskTemplate.ContainerSpec.Mounts`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MountView {
+    /// `volume` (Swarm's default), `bind`, `tmpfs`, `npipe`, `cluster`.
+    pub kind: String,
+    /// A volume's name or a bind's host path; empty for tmpfs or an anonymous volume.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// CPU and memory a task may use (limits) or is guaranteed (reservations); 0: not set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResourceAmounts {
+    /// Billionths of a CPU (`NanoCPUs`).
+    pub nano_cpus: u64,
+    /// Bytes (`MemoryBytes`).
+    pub memory_bytes: u64,
 }
 
 /// A secret or config a service's tasks receive (`SecretReference`, `ConfigReference`).
@@ -369,6 +407,72 @@ struct TaskTemplateWire {
     log_driver: Option<LogDriverWire>,
     #[serde(default)]
     restart_policy: Option<RestartPolicyWire>,
+    #[serde(default, deserialize_with = "nullable")]
+    resources: ResourcesWire,
+    #[serde(default, deserialize_with = "nullable")]
+    placement: PlacementWire,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ResourcesWire {
+    #[serde(default, deserialize_with = "nullable")]
+    limits: AmountsWire,
+    #[serde(default, deserialize_with = "nullable")]
+    reservations: AmountsWire,
+}
+
+#[derive(Deserialize, Default)]
+struct AmountsWire {
+    #[serde(rename = "NanoCPUs", default, deserialize_with = "nullable")]
+    nano_cpus: i64,
+    #[serde(rename = "MemoryBytes", default, deserialize_with = "nullable")]
+    memory_bytes: i64,
+}
+
+impl AmountsWire {
+    fn into_amounts(self) -> ResourceAmounts {
+        ResourceAmounts {
+            nano_cpus: u64::try_from(self.nano_cpus).unwrap_or(0),
+            memory_bytes: u64::try_from(self.memory_bytes).unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct PlacementWire {
+    #[serde(default, deserialize_with = "nullable")]
+    constraints: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    preferences: Vec<PreferenceWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct PreferenceWire {
+    #[serde(default)]
+    spread: Option<SpreadWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct SpreadWire {
+    #[serde(default, deserialize_with = "nullable")]
+    spread_descriptor: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct MountWire {
+    #[serde(default, deserialize_with = "nullable")]
+    r#type: String,
+    #[serde(default, deserialize_with = "nullable")]
+    source: String,
+    #[serde(default, deserialize_with = "nullable")]
+    target: String,
+    #[serde(default, deserialize_with = "nullable")]
+    read_only: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -382,6 +486,14 @@ struct ContainerSpecWire {
     secrets: Vec<FileRefWire>,
     #[serde(default, deserialize_with = "nullable")]
     configs: Vec<FileRefWire>,
+    #[serde(default, deserialize_with = "nullable")]
+    command: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    args: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    env: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    mounts: Vec<MountWire>,
 }
 
 #[derive(Deserialize, Default)]
@@ -565,6 +677,32 @@ impl SpecWire {
                 .map(FileRefWire::into_ref)
                 .collect(),
             networks,
+            command: container.command,
+            args: container.args,
+            env: container.env,
+            mounts: container
+                .mounts
+                .into_iter()
+                .map(|m| MountView {
+                    kind: if m.r#type.is_empty() {
+                        "volume".to_owned()
+                    } else {
+                        m.r#type
+                    },
+                    source: m.source,
+                    target: m.target,
+                    read_only: m.read_only,
+                })
+                .collect(),
+            limits: template.resources.limits.into_amounts(),
+            reservations: template.resources.reservations.into_amounts(),
+            constraints: template.placement.constraints,
+            spread_over: template
+                .placement
+                .preferences
+                .into_iter()
+                .filter_map(|p| p.spread.map(|s| s.spread_descriptor))
+                .collect(),
         }
     }
 }
@@ -635,6 +773,31 @@ mod tests {
 
     fn view(spec: Value) -> ServiceView {
         ServiceView::read(&spec).unwrap()
+    }
+
+    #[test]
+    fn the_container_resources_and_placement_are_read() {
+        let v = view(json!({"TaskTemplate": {
+            "ContainerSpec": {
+                "Command": ["sh", "-c"], "Args": ["echo hi"], "Env": ["A=1", "B"],
+                "Mounts": [{"Source": "data", "Target": "/data"},
+                           {"Type": "bind", "Source": "/srv", "Target": "/srv", "ReadOnly": true}]
+            },
+            "Resources": {"Limits": {"NanoCPUs": 500000000, "MemoryBytes": 67108864},
+                          "Reservations": null},
+            "Placement": {"Constraints": ["node.role==worker"],
+                          "Preferences": [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}]}
+        }}));
+        assert_eq!(v.command, ["sh", "-c"]);
+        assert_eq!(v.args, ["echo hi"]);
+        assert_eq!(v.env, ["A=1", "B"]);
+        assert_eq!(v.mounts[0].kind, "volume");
+        assert!(v.mounts[1].read_only && v.mounts[1].kind == "bind");
+        assert_eq!(v.limits.nano_cpus, 500_000_000);
+        assert_eq!(v.limits.memory_bytes, 64 << 20);
+        assert_eq!(v.reservations, ResourceAmounts::default());
+        assert_eq!(v.constraints, ["node.role==worker"]);
+        assert_eq!(v.spread_over, ["node.labels.zone"]);
     }
 
     #[test]

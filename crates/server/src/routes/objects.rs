@@ -369,7 +369,7 @@ async fn rotate(
     }
     let mut moved = Vec::with_capacity(groups.len());
     for (stack, specs) in groups {
-        moved.push(move_group(state, caller, stack, specs).await?);
+        moved.push(move_group(state, caller.user.name.clone(), stack, specs).await?);
     }
     let succeeded = moved.iter().all(|g| g.succeeded);
     let mut removed_old = false;
@@ -411,17 +411,18 @@ async fn rotate(
     Ok(Reply::page(view).with_status(status))
 }
 
-/// One revision through the deploy engine: the services of `stack` brought to their new specs.
-async fn move_group(
+/// One revision through the deploy engine: the services of `stack` brought to their new specs
+/// (created when they do not exist), recorded as done `by`.
+pub(super) async fn move_group(
     state: &AppState,
-    caller: &Caller,
+    by: String,
     stack: String,
     specs: Vec<(String, serde_json::Value)>,
 ) -> Result<MovedGroup, AppError> {
     let services: Vec<String> = specs.iter().map(|(name, _)| name.clone()).collect();
     let request = Request {
         stack: stack.clone(),
-        by: caller.user.name.clone(),
+        by,
         files: Vec::new(),
         registry_auth: Some(state.registries.registry_auth()),
     };

@@ -10,6 +10,7 @@ pub mod node_admin;
 pub mod nodes;
 pub mod objects;
 pub mod overview;
+pub mod service_form;
 pub mod services;
 pub mod tasks;
 pub mod volumes;

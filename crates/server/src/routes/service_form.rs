@@ -1,0 +1,261 @@
+//! Creating and editing a service in a form (`/services/new`, `/services/{name}/edit`) and
+//! their JSON twins (`POST /api/services`, `PUT /api/services/{name}`). The form becomes a
+//! spec in `views::service_form` (pure); here it is laid over the running spec, shown as a
+//! diff with the lint findings of the result (the page's confirm step), then applied through
+//! the deploy engine (`deploy::edit`: followed, rolled back on failure, recorded in the
+//! stack's history as "edited in the dashboard by NAME") and written to the audit log.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use serde::{Deserialize, Serialize};
+use swarmkeeper_deploy::history_stack;
+use swarmkeeper_engine::{overlay_form_fields, Service, ServiceView};
+use swarmkeeper_lint::{lint_running, RunningFinding};
+use swarmkeeper_rollout::{changes, describe_change};
+
+use super::objects::{move_group, MovedGroup};
+use super::services::inspect;
+use crate::access::Caller;
+use crate::error::AppError;
+use crate::respond::{Format, Input, Reply};
+use crate::state::AppState;
+use crate::views::service_form::{build, field_rows, Context, FieldRow, ServiceForm};
+use crate::views::FieldError;
+
+/// The form page: empty for a new service, the service's values for an edit; after a
+/// preview, the changes and lint findings and the button that applies them.
+#[derive(Serialize)]
+pub struct ServiceFormView {
+    /// `None`: a new service.
+    pub editing: Option<String>,
+    pub fields: Vec<FieldRow>,
+    pub errors: Vec<FieldError>,
+    pub preview: Option<FormPreview>,
+}
+
+page!(ServiceFormView, "service_form.html", "services");
+
+/// What saving the form would do.
+#[derive(Serialize)]
+pub struct FormPreview {
+    /// One line per changed field (`image app:1 → app:2`); for a new service, its creation.
+    pub changes: Vec<String>,
+    /// The lint findings of the spec as it would be.
+    pub findings: Vec<RunningFinding>,
+    /// The form as the compose service it was read as.
+    pub compose: String,
+}
+
+/// What a create or edit did.
+#[derive(Serialize)]
+pub struct ServiceChange {
+    pub service: String,
+    /// `created` or `edited`.
+    pub action: &'static str,
+    pub changes: Vec<String>,
+    pub findings: Vec<RunningFinding>,
+    #[serde(flatten)]
+    pub deploy: MovedGroup,
+}
+
+page!(ServiceChange, "service_changed.html", "services");
+
+/// The form as posted: its fields, and `confirm=yes` once the preview was seen (a page
+/// only: the JSON twin applies at once).
+#[derive(Deserialize)]
+pub struct FormPost {
+    #[serde(flatten)]
+    pub form: ServiceForm,
+    #[serde(default)]
+    pub confirm: String,
+}
+
+/// `GET /services/new`.
+pub async fn new_form() -> Result<Reply, AppError> {
+    let form = ServiceForm {
+        mode: "replicated".into(),
+        replicas: "1".into(),
+        update_failure_action: "rollback".into(),
+        ..ServiceForm::default()
+    };
+    Ok(Reply::page(ServiceFormView {
+        editing: None,
+        fields: field_rows(&form, &[]),
+        errors: Vec::new(),
+        preview: None,
+    }))
+}
+
+/// `GET /services/{name}/edit`: the form with the service's values.
+pub async fn edit_form(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    let service = inspect(&state, &name).await?;
+    let form = ServiceForm::of_view(&service.view);
+    Ok(Reply::page(ServiceFormView {
+        editing: Some(name),
+        fields: field_rows(&form, &[]),
+        errors: Vec::new(),
+        preview: None,
+    }))
+}
+
+/// `POST /services/new` (the form), `POST /api/services`: 201 when the new service
+/// converged, 409 when it failed (and was removed again), 400 naming the field.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Input(post): Input<FormPost>,
+) -> Result<Reply, AppError> {
+    if inspect(&state, post.form.name.trim()).await.is_ok() {
+        let error = FieldError::new(
+            "name",
+            format!("a service named {} already exists", post.form.name.trim()),
+        );
+        return refuse(&uri, None, &post.form, vec![error], StatusCode::CONFLICT);
+    }
+    save(&state, &caller, &uri, None, post).await
+}
+
+/// `POST /services/{name}/edit` (the form), `PUT /api/services/{name}`: 200 when the
+/// service converged on its new spec, 409 when it failed and was rolled back, 400 naming the
+/// field.
+pub async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Path(name): Path<String>,
+    Input(post): Input<FormPost>,
+) -> Result<Reply, AppError> {
+    let service = inspect(&state, &name).await?;
+    if post.form.name.trim() != name {
+        let error = FieldError::new(
+            "name",
+            "Swarm cannot rename a service: create a new one instead".to_owned(),
+        );
+        return refuse(
+            &uri,
+            Some(&name),
+            &post.form,
+            vec![error],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    save(&state, &caller, &uri, Some(service), post).await
+}
+
+/// The form refused: the page again with each message next to its field, or the JSON error.
+fn refuse(
+    uri: &Uri,
+    editing: Option<&str>,
+    form: &ServiceForm,
+    errors: Vec<FieldError>,
+    status: StatusCode,
+) -> Result<Reply, AppError> {
+    let message = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    match Format::of(uri.path()) {
+        Format::Json if status == StatusCode::CONFLICT => Err(AppError::Conflict(message)),
+        Format::Json => Err(AppError::Rejected {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        }),
+        Format::Html => Ok(Reply::page(ServiceFormView {
+            editing: editing.map(str::to_owned),
+            fields: field_rows(form, &errors),
+            errors,
+            preview: None,
+        })
+        .with_status(status)),
+    }
+}
+
+async fn save(
+    state: &AppState,
+    caller: &Caller,
+    uri: &Uri,
+    current: Option<Service>,
+    post: FormPost,
+) -> Result<Reply, AppError> {
+    let editing = current.as_ref().map(|s| s.name.clone());
+    let (secrets, configs) = tokio::try_join!(
+        state.engine.list_secrets(None),
+        state.engine.list_configs(None)
+    )?;
+    let ids = |objects: Vec<swarmkeeper_engine::SwarmObject>| -> HashMap<String, String> {
+        objects.into_iter().map(|o| (o.name, o.id)).collect()
+    };
+    let context = Context {
+        stack: current
+            .as_ref()
+            .and_then(|s| s.view.stack())
+            .map(str::to_owned),
+        secrets: ids(secrets),
+        configs: ids(configs),
+    };
+    let built = match build(&post.form, &context) {
+        Ok(built) => built,
+        Err(errors) => {
+            return refuse(
+                uri,
+                editing.as_deref(),
+                &post.form,
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    };
+    let empty = serde_json::json!({});
+    let before = current.as_ref().map_or(&empty, |s| &s.spec);
+    let spec = overlay_form_fields(before, &built.spec);
+    let name = post.form.name.trim().to_owned();
+    let change_lines = match &current {
+        Some(_) => changes(&spec, before).iter().map(describe_change).collect(),
+        None => vec![format!("create service {name}")],
+    };
+    let findings = ServiceView::read(&spec)
+        .map(|view| lint_running(&view))
+        .unwrap_or_default();
+    if Format::of(uri.path()) == Format::Html && post.confirm != "yes" {
+        return Ok(Reply::page(ServiceFormView {
+            editing,
+            fields: field_rows(&post.form, &[]),
+            errors: Vec::new(),
+            preview: Some(FormPreview {
+                changes: change_lines,
+                findings,
+                compose: built.compose,
+            }),
+        }));
+    }
+    let (action, verb) = match &current {
+        Some(_) => ("edited", "edit-service"),
+        None => ("created", "create-service"),
+    };
+    let stack = current
+        .as_ref()
+        .map_or(name.clone(), |s| history_stack(s).to_owned());
+    let by = format!("{action} in the dashboard by {}", caller.user.name);
+    let deploy = move_group(state, by, stack, vec![(name.clone(), spec)]).await?;
+    state.audit(&caller.user.name, verb, &name, &deploy.outcome)?;
+    let status = match (deploy.succeeded, &current) {
+        (false, _) => StatusCode::CONFLICT,
+        (true, None) => StatusCode::CREATED,
+        (true, Some(_)) => StatusCode::OK,
+    };
+    Ok(Reply::page(ServiceChange {
+        service: name,
+        action,
+        changes: change_lines,
+        findings,
+        deploy,
+    })
+    .with_status(status))
+}

@@ -1,0 +1,1469 @@
+//! The service form: what a create or edit form holds, read from a running service's spec
+//! ([`ServiceForm::of_view`]) and turned into the spec to send ([`build`]).
+//!
+//! A form is written as one service of a compose file (each field its own lines, every value
+//! quoted, `$` escaped) and read back by `swarmkeeper_compose`, so the form takes the stack
+//! file's grammars — ports, mounts, durations, sizes, CPUs — with the same messages, and a
+//! compose error's line names the form field that wrote it. Pure: the shell passes the
+//! secrets' and configs' ids in, and lays the result over the running spec
+//! (`engine::overlay_form_fields`), so fields the form does not show (networks, healthcheck,
+//! …) stay as they are.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use swarmkeeper_compose::spec::ServiceSpec;
+use swarmkeeper_compose::{
+    load, parse_bytes, parse_nano_cpus, reference, service_spec, Environment, SourceFile,
+    LABEL_IMAGE, LABEL_NAMESPACE,
+};
+use swarmkeeper_engine::{PublishMode, ServiceMode, ServiceView, UpdateConfig};
+use swarmkeeper_units::format_duration;
+
+use super::FieldError;
+
+/// The form as posted (and its JSON twin, field for field). Lists are one item a line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceForm {
+    /// The service's whole name (`shop_web` for service `web` of stack `shop`).
+    #[serde(deserialize_with = "text")]
+    pub name: String,
+    /// `app:1.2`, `registry:5000/app@sha256:…`.
+    #[serde(deserialize_with = "text")]
+    pub image: String,
+    /// The image's entrypoint replaced, as shell words; empty: the image's.
+    #[serde(deserialize_with = "text")]
+    pub entrypoint: String,
+    /// The command (arguments), as shell words; empty: the image's.
+    #[serde(deserialize_with = "text")]
+    pub command: String,
+    /// `KEY=VALUE` lines.
+    #[serde(deserialize_with = "text")]
+    pub env: String,
+    /// Compose port lines: `8080:80`, `53:53/udp`, or `published=8080,target=80,mode=host`.
+    #[serde(deserialize_with = "text")]
+    pub ports: String,
+    /// Compose volume lines (`data:/var/lib/data`, `/srv:/srv:ro`) or
+    /// `type=tmpfs,target=/tmp` (the keys of the long syntax).
+    #[serde(deserialize_with = "text")]
+    pub mounts: String,
+    /// Secret lines: `NAME` (read at `/run/secrets/NAME`) or `NAME:TARGET`.
+    #[serde(deserialize_with = "text")]
+    pub secrets: String,
+    /// Config lines: `NAME` (at `/NAME`) or `NAME:/PATH`.
+    #[serde(deserialize_with = "text")]
+    pub configs: String,
+    /// CPUs (`0.5`) and memory (`256M`) a task may use; empty: no limit.
+    #[serde(deserialize_with = "text")]
+    pub limit_cpus: String,
+    #[serde(deserialize_with = "text")]
+    pub limit_memory: String,
+    /// CPUs and memory reserved for each task.
+    #[serde(deserialize_with = "text")]
+    pub reserve_cpus: String,
+    #[serde(deserialize_with = "text")]
+    pub reserve_memory: String,
+    /// Placement constraint lines: `node.role==worker`.
+    #[serde(deserialize_with = "text")]
+    pub constraints: String,
+    /// Spread preference lines: `node.labels.zone`.
+    #[serde(deserialize_with = "text")]
+    pub preferences: String,
+    /// `replicated` (the default) or `global`.
+    #[serde(deserialize_with = "text")]
+    pub mode: String,
+    /// For `replicated`; empty: 1 for a new service, the current count for an edit.
+    #[serde(deserialize_with = "text")]
+    pub replicas: String,
+    /// `any`, `on-failure`, `none`; empty: no restart policy written (Swarm's default).
+    #[serde(deserialize_with = "text")]
+    pub restart_condition: String,
+    #[serde(deserialize_with = "text")]
+    pub restart_delay: String,
+    #[serde(deserialize_with = "text")]
+    pub restart_max_attempts: String,
+    #[serde(deserialize_with = "text")]
+    pub restart_window: String,
+    #[serde(deserialize_with = "text")]
+    pub update_parallelism: String,
+    #[serde(deserialize_with = "text")]
+    pub update_delay: String,
+    /// `pause`, `continue`, `rollback`.
+    #[serde(deserialize_with = "text")]
+    pub update_failure_action: String,
+    #[serde(deserialize_with = "text")]
+    pub update_monitor: String,
+    #[serde(deserialize_with = "text")]
+    pub update_max_failure_ratio: String,
+    /// `stop-first`, `start-first`.
+    #[serde(deserialize_with = "text")]
+    pub update_order: String,
+    #[serde(deserialize_with = "text")]
+    pub rollback_parallelism: String,
+    #[serde(deserialize_with = "text")]
+    pub rollback_delay: String,
+    #[serde(deserialize_with = "text")]
+    pub rollback_failure_action: String,
+    #[serde(deserialize_with = "text")]
+    pub rollback_monitor: String,
+    #[serde(deserialize_with = "text")]
+    pub rollback_max_failure_ratio: String,
+    #[serde(deserialize_with = "text")]
+    pub rollback_order: String,
+    /// The service's labels, `KEY=VALUE` lines.
+    #[serde(deserialize_with = "text")]
+    pub labels: String,
+    /// `local`, `json-file`, …; empty: the node's default.
+    #[serde(deserialize_with = "text")]
+    pub log_driver: String,
+    /// `KEY=VALUE` lines: `max-size=10m`.
+    #[serde(deserialize_with = "text")]
+    pub log_options: String,
+}
+
+/// A form field as JSON may send it: text, a number, a boolean, a list (one item a line) or
+/// an object (`KEY=VALUE` lines); `null` is empty.
+fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    use serde_json::Value;
+    fn line(value: &Value) -> String {
+        match value {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Array(items) => items.iter().map(line).collect::<Vec<_>>().join("\n"),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", line(v)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => line(&other),
+    })
+}
+
+/// One field of the form as the page shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FieldRow {
+    pub name: &'static str,
+    pub label: &'static str,
+    /// What the field takes, in a few words.
+    pub hint: &'static str,
+    pub value: String,
+    /// A text area (one item a line) rather than one line.
+    pub multiline: bool,
+    pub error: Option<String>,
+}
+
+/// `(field, label, hint, multiline)`, in the form's order.
+const ROWS: &[(&str, &str, &str, bool)] = &[
+    (
+        "name",
+        "Name",
+        "the service's whole name; a stack's service is STACK_NAME",
+        false,
+    ),
+    ("image", "Image", "repository:tag or @sha256 digest", false),
+    (
+        "entrypoint",
+        "Entrypoint",
+        "shell words; empty: the image's",
+        false,
+    ),
+    (
+        "command",
+        "Command",
+        "shell words; empty: the image's",
+        false,
+    ),
+    ("env", "Environment", "KEY=VALUE, one a line", true),
+    (
+        "ports",
+        "Ports",
+        "8080:80, 53:53/udp, or published=8080,target=80,mode=host",
+        true,
+    ),
+    (
+        "mounts",
+        "Mounts",
+        "data:/data, /srv:/srv:ro, or type=tmpfs,target=/tmp",
+        true,
+    ),
+    (
+        "secrets",
+        "Secrets",
+        "NAME or NAME:TARGET, one a line",
+        true,
+    ),
+    ("configs", "Configs", "NAME or NAME:/PATH, one a line", true),
+    ("limit_cpus", "CPU limit", "CPUs, like 0.5", false),
+    ("limit_memory", "Memory limit", "bytes or 256M", false),
+    ("reserve_cpus", "CPU reservation", "CPUs", false),
+    (
+        "reserve_memory",
+        "Memory reservation",
+        "bytes or 128M",
+        false,
+    ),
+    (
+        "constraints",
+        "Placement constraints",
+        "node.role==worker, one a line",
+        true,
+    ),
+    (
+        "preferences",
+        "Spread over",
+        "node.labels.zone, one a line",
+        true,
+    ),
+    ("mode", "Mode", "replicated or global", false),
+    (
+        "replicas",
+        "Replicas",
+        "for replicated; empty keeps the current count",
+        false,
+    ),
+    (
+        "restart_condition",
+        "Restart condition",
+        "any, on-failure or none",
+        false,
+    ),
+    ("restart_delay", "Restart delay", "like 5s", false),
+    (
+        "restart_max_attempts",
+        "Restart attempts",
+        "0: no limit",
+        false,
+    ),
+    ("restart_window", "Restart window", "like 1m", false),
+    (
+        "update_parallelism",
+        "Update parallelism",
+        "tasks at once; 0: all",
+        false,
+    ),
+    (
+        "update_delay",
+        "Update delay",
+        "between batches, like 10s",
+        false,
+    ),
+    (
+        "update_failure_action",
+        "Update failure action",
+        "pause, continue or rollback",
+        false,
+    ),
+    ("update_monitor", "Update monitor", "like 30s", false),
+    (
+        "update_max_failure_ratio",
+        "Update max failure ratio",
+        "0 to 1",
+        false,
+    ),
+    (
+        "update_order",
+        "Update order",
+        "stop-first or start-first",
+        false,
+    ),
+    (
+        "rollback_parallelism",
+        "Rollback parallelism",
+        "tasks at once; 0: all",
+        false,
+    ),
+    ("rollback_delay", "Rollback delay", "like 0s", false),
+    (
+        "rollback_failure_action",
+        "Rollback failure action",
+        "pause or continue",
+        false,
+    ),
+    ("rollback_monitor", "Rollback monitor", "like 5s", false),
+    (
+        "rollback_max_failure_ratio",
+        "Rollback max failure ratio",
+        "0 to 1",
+        false,
+    ),
+    (
+        "rollback_order",
+        "Rollback order",
+        "stop-first or start-first",
+        false,
+    ),
+    ("labels", "Labels", "KEY=VALUE, one a line", true),
+    (
+        "log_driver",
+        "Log driver",
+        "local, json-file, …; empty: the node's default",
+        false,
+    ),
+    (
+        "log_options",
+        "Log options",
+        "max-size=10m, one a line",
+        true,
+    ),
+];
+
+/// The form's fields with their values and the message next to each that is wrong.
+pub fn field_rows(form: &ServiceForm, errors: &[FieldError]) -> Vec<FieldRow> {
+    ROWS.iter()
+        .map(|&(name, label, hint, multiline)| FieldRow {
+            name,
+            label,
+            hint,
+            value: form.value(name).to_owned(),
+            multiline,
+            error: errors
+                .iter()
+                .find(|e| e.field == name)
+                .map(|e| e.message.clone()),
+        })
+        .collect()
+}
+
+/// Each field's name, for the template and the JSON twin's errors.
+pub const FIELDS: &[&str] = &[
+    "name",
+    "image",
+    "entrypoint",
+    "command",
+    "env",
+    "ports",
+    "mounts",
+    "secrets",
+    "configs",
+    "limit_cpus",
+    "limit_memory",
+    "reserve_cpus",
+    "reserve_memory",
+    "constraints",
+    "preferences",
+    "mode",
+    "replicas",
+    "restart_condition",
+    "restart_delay",
+    "restart_max_attempts",
+    "restart_window",
+    "update_parallelism",
+    "update_delay",
+    "update_failure_action",
+    "update_monitor",
+    "update_max_failure_ratio",
+    "update_order",
+    "rollback_parallelism",
+    "rollback_delay",
+    "rollback_failure_action",
+    "rollback_monitor",
+    "rollback_max_failure_ratio",
+    "rollback_order",
+    "labels",
+    "log_driver",
+    "log_options",
+];
+
+/// What the form's spec may refer to outside itself.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The stack the service belongs to (`com.docker.stack.namespace`); `None`: a service of
+    /// its own.
+    pub stack: Option<String>,
+    /// Secret and config ids by name.
+    pub secrets: HashMap<String, String>,
+    pub configs: HashMap<String, String>,
+}
+
+/// A form made a spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Built {
+    /// The Engine API spec of the fields the form holds (no networks: an edit keeps the
+    /// service's, a create attaches none, as `docker service create` does).
+    pub spec: serde_json::Value,
+    /// The compose text the form was read as.
+    pub compose: String,
+}
+
+/// The Swarm service name grammar (swarmkit's `validateName`): letters and digits, with `-`
+/// or `_` between them, at most 63 characters.
+pub fn check_service_name(name: &str) -> Result<(), FieldError> {
+    let refuse = |why: &str| Err(FieldError::new("name", format!("{name:?} {why}")));
+    if name.is_empty() {
+        return Err(FieldError::new("name", "a name is required".to_owned()));
+    }
+    if name.len() > 63 {
+        return refuse("is longer than 63 characters");
+    }
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !edge(name.chars().next()) || !edge(name.chars().last()) {
+        return refuse("must start and end with a letter or digit");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return refuse("may hold only letters, digits, '-' and '_'");
+    }
+    Ok(())
+}
+
+impl ServiceForm {
+    /// The form of a running service, from its spec read typed: building it again gives the
+    /// same fields back.
+    pub fn of_view(view: &ServiceView) -> ServiceForm {
+        let lines = |items: &[String]| items.join("\n");
+        let pairs = |map: &BTreeMap<String, String>| {
+            map.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let (mode, replicas) = match &view.mode {
+            ServiceMode::Global => ("global", String::new()),
+            other => ("replicated", other.replicas().unwrap_or(1).to_string()),
+        };
+        let labels: BTreeMap<String, String> = view
+            .labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != LABEL_NAMESPACE && k.as_str() != LABEL_IMAGE)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let cpus = |nano: u64| {
+            if nano == 0 {
+                String::new()
+            } else {
+                let text = format!("{}.{:09}", nano / 1_000_000_000, nano % 1_000_000_000);
+                text.trim_end_matches('0').trim_end_matches('.').to_owned()
+            }
+        };
+        let memory = |bytes: u64| {
+            if bytes == 0 {
+                String::new()
+            } else {
+                bytes.to_string()
+            }
+        };
+        let mut form = ServiceForm {
+            name: view.name.clone(),
+            image: view.image.to_string(),
+            entrypoint: shell_words(&view.command),
+            command: shell_words(&view.args),
+            env: lines(&view.env),
+            ports: view
+                .ports
+                .iter()
+                .map(|p| {
+                    if p.publish_mode == PublishMode::Host {
+                        format!(
+                            "published={},target={},protocol={},mode=host",
+                            p.published_port, p.target_port, p.protocol
+                        )
+                    } else if p.published_port == 0 {
+                        format!("{}/{}", p.target_port, p.protocol)
+                    } else {
+                        format!("{}:{}/{}", p.published_port, p.target_port, p.protocol)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            mounts: view
+                .mounts
+                .iter()
+                .map(|m| match m.kind.as_str() {
+                    "volume" | "bind" if !m.source.is_empty() => format!(
+                        "{}:{}{}",
+                        m.source,
+                        m.target,
+                        if m.read_only { ":ro" } else { "" }
+                    ),
+                    kind => format!(
+                        "type={kind},target={}{}{}",
+                        m.target,
+                        if m.source.is_empty() {
+                            String::new()
+                        } else {
+                            format!(",source={}", m.source)
+                        },
+                        if m.read_only { ",read_only=true" } else { "" }
+                    ),
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            secrets: view
+                .secrets
+                .iter()
+                .map(|s| {
+                    if s.target == s.name || s.target.is_empty() {
+                        s.name.clone()
+                    } else {
+                        format!("{}:{}", s.name, s.target)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            configs: view
+                .configs
+                .iter()
+                .filter(|c| !c.target.is_empty())
+                .map(|c| {
+                    if c.target == format!("/{}", c.name) {
+                        c.name.clone()
+                    } else {
+                        format!("{}:{}", c.name, c.target)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            limit_cpus: cpus(view.limits.nano_cpus),
+            limit_memory: memory(view.limits.memory_bytes),
+            reserve_cpus: cpus(view.reservations.nano_cpus),
+            reserve_memory: memory(view.reservations.memory_bytes),
+            constraints: lines(&view.constraints),
+            preferences: lines(&view.spread_over),
+            mode: mode.to_owned(),
+            replicas,
+            labels: pairs(&labels),
+            log_driver: view
+                .log_driver
+                .as_ref()
+                .map(|d| d.name.clone())
+                .unwrap_or_default(),
+            log_options: view
+                .log_driver
+                .as_ref()
+                .map(|d| pairs(&d.options))
+                .unwrap_or_default(),
+            ..ServiceForm::default()
+        };
+        if let Some(restart) = &view.restart_policy {
+            form.restart_condition = restart.condition.as_str().to_owned();
+            form.restart_delay = format_duration(restart.delay);
+            form.restart_max_attempts = restart.max_attempts.to_string();
+            form.restart_window = format_duration(restart.window);
+        }
+        if view.update_config.written {
+            let [p, d, f, m, r, o] = update_fields(&view.update_config);
+            (
+                form.update_parallelism,
+                form.update_delay,
+                form.update_failure_action,
+                form.update_monitor,
+                form.update_max_failure_ratio,
+                form.update_order,
+            ) = (p, d, f, m, r, o);
+        }
+        if view.rollback_config.written {
+            let [p, d, f, m, r, o] = update_fields(&view.rollback_config);
+            (
+                form.rollback_parallelism,
+                form.rollback_delay,
+                form.rollback_failure_action,
+                form.rollback_monitor,
+                form.rollback_max_failure_ratio,
+                form.rollback_order,
+            ) = (p, d, f, m, r, o);
+        }
+        form
+    }
+
+    /// The form's value of `field` (one of [`FIELDS`]).
+    pub fn value(&self, field: &str) -> &str {
+        match field {
+            "name" => &self.name,
+            "image" => &self.image,
+            "entrypoint" => &self.entrypoint,
+            "command" => &self.command,
+            "env" => &self.env,
+            "ports" => &self.ports,
+            "mounts" => &self.mounts,
+            "secrets" => &self.secrets,
+            "configs" => &self.configs,
+            "limit_cpus" => &self.limit_cpus,
+            "limit_memory" => &self.limit_memory,
+            "reserve_cpus" => &self.reserve_cpus,
+            "reserve_memory" => &self.reserve_memory,
+            "constraints" => &self.constraints,
+            "preferences" => &self.preferences,
+            "mode" => &self.mode,
+            "replicas" => &self.replicas,
+            "restart_condition" => &self.restart_condition,
+            "restart_delay" => &self.restart_delay,
+            "restart_max_attempts" => &self.restart_max_attempts,
+            "restart_window" => &self.restart_window,
+            "update_parallelism" => &self.update_parallelism,
+            "update_delay" => &self.update_delay,
+            "update_failure_action" => &self.update_failure_action,
+            "update_monitor" => &self.update_monitor,
+            "update_max_failure_ratio" => &self.update_max_failure_ratio,
+            "update_order" => &self.update_order,
+            "rollback_parallelism" => &self.rollback_parallelism,
+            "rollback_delay" => &self.rollback_delay,
+            "rollback_failure_action" => &self.rollback_failure_action,
+            "rollback_monitor" => &self.rollback_monitor,
+            "rollback_max_failure_ratio" => &self.rollback_max_failure_ratio,
+            "rollback_order" => &self.rollback_order,
+            "labels" => &self.labels,
+            "log_driver" => &self.log_driver,
+            "log_options" => &self.log_options,
+            _ => "",
+        }
+    }
+}
+
+fn update_fields(config: &UpdateConfig) -> [String; 6] {
+    [
+        config.parallelism.to_string(),
+        format_duration(config.delay),
+        config.failure_action.as_str().to_owned(),
+        format_duration(config.monitor),
+        config.max_failure_ratio.to_string(),
+        config.order.as_str().to_owned(),
+    ]
+}
+
+/// Words joined so that the docker CLI's shell splitting gives them back.
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c))
+            {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The compose text being written, with the form field that wrote each line.
+struct Writer {
+    text: String,
+    /// `owners[line - 1]`: the field of that line.
+    owners: Vec<&'static str>,
+}
+
+impl Writer {
+    fn line(&mut self, field: &'static str, indent: usize, text: &str) {
+        self.text.push_str(&" ".repeat(indent));
+        self.text.push_str(text);
+        self.text.push('\n');
+        self.owners.push(field);
+    }
+
+    fn owner(&self, line: u32) -> Option<&'static str> {
+        self.owners
+            .get(usize::try_from(line).ok()?.checked_sub(1)?)
+            .copied()
+    }
+}
+
+/// A value as a YAML scalar that compose reads back as written: a number stays a number
+/// (compose wants them for counts and ports), anything else is a quoted string whose `$` is
+/// not interpolated.
+fn scalar(value: &str) -> String {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        value.to_owned()
+    } else {
+        quoted(value)
+    }
+}
+
+fn quoted(value: &str) -> String {
+    serde_json::Value::from(value.replace('$', "$$")).to_string()
+}
+
+/// The non-empty lines of a list field, trimmed.
+fn items(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty())
+}
+
+/// `a=1,b=2` as the keys of a mapping, each its own line.
+fn write_keyed(w: &mut Writer, field: &'static str, indent: usize, item: &str) {
+    let mut first = true;
+    for part in item.split(',') {
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        let prefix = if first { "- " } else { "  " };
+        first = false;
+        w.line(
+            field,
+            indent,
+            &format!("{prefix}{}: {}", quoted(key.trim()), scalar(value)),
+        );
+    }
+}
+
+/// The form as a compose file of one service (key `key`), and who wrote each line.
+fn write_compose(form: &ServiceForm, key: &str) -> Writer {
+    let mut w = Writer {
+        text: String::new(),
+        owners: Vec::new(),
+    };
+    w.line("name", 0, "version: \"3.8\"");
+    w.line("name", 0, "services:");
+    w.line("name", 2, &format!("{}:", quoted(key)));
+    w.line("image", 4, &format!("image: {}", quoted(form.image.trim())));
+    for (field, key, value) in [
+        ("entrypoint", "entrypoint", &form.entrypoint),
+        ("command", "command", &form.command),
+    ] {
+        if !value.trim().is_empty() {
+            w.line(field, 4, &format!("{key}: {}", quoted(value.trim())));
+        }
+    }
+    let list = |w: &mut Writer, field: &'static str, key: &str, text: &str, indent: usize| {
+        if items(text).next().is_some() {
+            w.line(field, indent, &format!("{key}:"));
+            for item in items(text) {
+                w.line(field, indent + 2, &format!("- {}", quoted(item)));
+            }
+        }
+    };
+    list(&mut w, "env", "environment", &form.env, 4);
+    if items(&form.ports).next().is_some() {
+        w.line("ports", 4, "ports:");
+        for item in items(&form.ports) {
+            if item.contains('=') {
+                write_keyed(&mut w, "ports", 6, item);
+            } else {
+                w.line("ports", 6, &format!("- {}", quoted(item)));
+            }
+        }
+    }
+    let mut volumes = Vec::new();
+    if items(&form.mounts).next().is_some() {
+        w.line("mounts", 4, "volumes:");
+        for item in items(&form.mounts) {
+            if item.contains('=') {
+                write_keyed(&mut w, "mounts", 6, item);
+                let source = item
+                    .split(',')
+                    .filter_map(|p| p.split_once('='))
+                    .find(|(k, _)| k.trim() == "source");
+                let volume = item.split(',').any(|p| p.trim() == "type=volume");
+                if let (Some((_, source)), true) = (source, volume) {
+                    volumes.push(source.trim().to_owned());
+                }
+            } else {
+                w.line("mounts", 6, &format!("- {}", quoted(item)));
+                let source = item.split(':').next().unwrap_or_default();
+                let named = item.contains(':')
+                    && !source.is_empty()
+                    && !source.starts_with(['/', '.', '~']);
+                if named {
+                    volumes.push(source.to_owned());
+                }
+            }
+        }
+    }
+    let files = |w: &mut Writer, field: &'static str, key: &str, text: &str| {
+        let mut names = Vec::new();
+        if items(text).next().is_some() {
+            w.line(field, 4, &format!("{key}:"));
+            for item in items(text) {
+                let (source, target) = item.split_once(':').unwrap_or((item, ""));
+                w.line(field, 6, &format!("- source: {}", quoted(source.trim())));
+                if !target.trim().is_empty() {
+                    w.line(field, 8, &format!("target: {}", quoted(target.trim())));
+                }
+                names.push(source.trim().to_owned());
+            }
+        }
+        names
+    };
+    let secrets = files(&mut w, "secrets", "secrets", &form.secrets);
+    let configs = files(&mut w, "configs", "configs", &form.configs);
+    w.line("mode", 4, "deploy:");
+    let mode = form.mode.trim();
+    w.line(
+        "mode",
+        6,
+        &format!(
+            "mode: {}",
+            quoted(if mode.is_empty() { "replicated" } else { mode })
+        ),
+    );
+    if !form.replicas.trim().is_empty() {
+        w.line(
+            "replicas",
+            6,
+            &format!("replicas: {}", scalar(&form.replicas)),
+        );
+    }
+    list(&mut w, "labels", "labels", &form.labels, 6);
+    let resources = [
+        (
+            "limits",
+            "limit_cpus",
+            &form.limit_cpus,
+            "limit_memory",
+            &form.limit_memory,
+        ),
+        (
+            "reservations",
+            "reserve_cpus",
+            &form.reserve_cpus,
+            "reserve_memory",
+            &form.reserve_memory,
+        ),
+    ];
+    if resources
+        .iter()
+        .any(|(_, _, c, _, m)| !c.trim().is_empty() || !m.trim().is_empty())
+    {
+        w.line("limit_cpus", 6, "resources:");
+        for (key, cpu_field, cpus, memory_field, memory) in resources {
+            if cpus.trim().is_empty() && memory.trim().is_empty() {
+                continue;
+            }
+            w.line(cpu_field, 8, &format!("{key}:"));
+            if !cpus.trim().is_empty() {
+                w.line(cpu_field, 10, &format!("cpus: {}", quoted(cpus.trim())));
+            }
+            if !memory.trim().is_empty() {
+                w.line(
+                    memory_field,
+                    10,
+                    &format!("memory: {}", quoted(memory.trim())),
+                );
+            }
+        }
+    }
+    if items(&form.constraints).next().is_some() || items(&form.preferences).next().is_some() {
+        w.line("constraints", 6, "placement:");
+        list(&mut w, "constraints", "constraints", &form.constraints, 8);
+        if items(&form.preferences).next().is_some() {
+            w.line("preferences", 8, "preferences:");
+            for item in items(&form.preferences) {
+                w.line("preferences", 10, &format!("- spread: {}", quoted(item)));
+            }
+        }
+    }
+    let block = |w: &mut Writer, key: &str, fields: &[(&'static str, &str, &str)]| {
+        if fields.iter().all(|(_, _, v)| v.trim().is_empty()) {
+            return;
+        }
+        w.line(fields[0].0, 6, &format!("{key}:"));
+        for (field, key, value) in fields {
+            if !value.trim().is_empty() {
+                w.line(field, 8, &format!("{key}: {}", scalar(value)));
+            }
+        }
+    };
+    block(
+        &mut w,
+        "restart_policy",
+        &[
+            ("restart_condition", "condition", &form.restart_condition),
+            ("restart_delay", "delay", &form.restart_delay),
+            (
+                "restart_max_attempts",
+                "max_attempts",
+                &form.restart_max_attempts,
+            ),
+            ("restart_window", "window", &form.restart_window),
+        ],
+    );
+    block(
+        &mut w,
+        "update_config",
+        &[
+            (
+                "update_parallelism",
+                "parallelism",
+                &form.update_parallelism,
+            ),
+            ("update_delay", "delay", &form.update_delay),
+            (
+                "update_failure_action",
+                "failure_action",
+                &form.update_failure_action,
+            ),
+            ("update_monitor", "monitor", &form.update_monitor),
+            (
+                "update_max_failure_ratio",
+                "max_failure_ratio",
+                &form.update_max_failure_ratio,
+            ),
+            ("update_order", "order", &form.update_order),
+        ],
+    );
+    block(
+        &mut w,
+        "rollback_config",
+        &[
+            (
+                "rollback_parallelism",
+                "parallelism",
+                &form.rollback_parallelism,
+            ),
+            ("rollback_delay", "delay", &form.rollback_delay),
+            (
+                "rollback_failure_action",
+                "failure_action",
+                &form.rollback_failure_action,
+            ),
+            ("rollback_monitor", "monitor", &form.rollback_monitor),
+            (
+                "rollback_max_failure_ratio",
+                "max_failure_ratio",
+                &form.rollback_max_failure_ratio,
+            ),
+            ("rollback_order", "order", &form.rollback_order),
+        ],
+    );
+    if !form.log_driver.trim().is_empty() || items(&form.log_options).next().is_some() {
+        w.line("log_driver", 4, "logging:");
+        if !form.log_driver.trim().is_empty() {
+            w.line(
+                "log_driver",
+                6,
+                &format!("driver: {}", quoted(form.log_driver.trim())),
+            );
+        }
+        if items(&form.log_options).next().is_some() {
+            w.line("log_options", 6, "options:");
+            for item in items(&form.log_options) {
+                let (key, value) = item.split_once('=').unwrap_or((item, ""));
+                w.line(
+                    "log_options",
+                    8,
+                    &format!("{}: {}", quoted(key.trim()), quoted(value.trim())),
+                );
+            }
+        }
+    }
+    // The objects the service names are the swarm's own: external, by their names.
+    for (field, key, names) in [
+        ("mounts", "volumes", volumes),
+        ("secrets", "secrets", secrets),
+        ("configs", "configs", configs),
+    ] {
+        if names.is_empty() {
+            continue;
+        }
+        w.line(field, 0, &format!("{key}:"));
+        let mut names = names;
+        names.sort();
+        names.dedup();
+        for name in names {
+            w.line(field, 2, &format!("{}:", quoted(&name)));
+            w.line(field, 4, "external: true");
+        }
+    }
+    w
+}
+
+/// The checks compose's grammar does not make, or makes with a message that would not name
+/// the form's field.
+fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if let Err(e) = check_service_name(form.name.trim()) {
+        errors.push(e);
+    }
+    if let Some(stack) = &context.stack {
+        if !form.name.trim().starts_with(&format!("{stack}_")) {
+            errors.push(FieldError::new(
+                "name",
+                format!("a service of stack {stack} is named {stack}_…"),
+            ));
+        }
+    }
+    let image = form.image.trim();
+    if image.is_empty() {
+        errors.push(FieldError::new("image", "an image is required".to_owned()));
+    } else if let Err(why) = reference::validate(image) {
+        errors.push(FieldError::new("image", why));
+    }
+    match form.mode.trim() {
+        "" | "replicated" => {
+            if !form.replicas.trim().is_empty() && form.replicas.trim().parse::<u64>().is_err() {
+                errors.push(FieldError::new(
+                    "replicas",
+                    format!("{:?} is not a number of replicas", form.replicas.trim()),
+                ));
+            }
+        }
+        "global" => {
+            if !form.replicas.trim().is_empty() {
+                errors.push(FieldError::new(
+                    "replicas",
+                    "a global service runs one task per node: leave replicas empty".to_owned(),
+                ));
+            }
+        }
+        other => errors.push(FieldError::new(
+            "mode",
+            format!("{other:?}: the mode is replicated or global"),
+        )),
+    }
+    for (field, value) in [
+        ("limit_cpus", &form.limit_cpus),
+        ("reserve_cpus", &form.reserve_cpus),
+    ] {
+        if !value.trim().is_empty() {
+            if let Err(why) = parse_nano_cpus(value.trim()) {
+                errors.push(FieldError::new(field, why));
+            }
+        }
+    }
+    for (field, value) in [
+        ("limit_memory", &form.limit_memory),
+        ("reserve_memory", &form.reserve_memory),
+    ] {
+        if !value.trim().is_empty() {
+            if let Err(why) = parse_bytes(value.trim()) {
+                errors.push(FieldError::new(field, why));
+            }
+        }
+    }
+    for (field, text, known, kind) in [
+        ("secrets", &form.secrets, &context.secrets, "secret"),
+        ("configs", &form.configs, &context.configs, "config"),
+    ] {
+        for item in items(text) {
+            let name = item.split_once(':').map_or(item, |(n, _)| n).trim();
+            if !known.contains_key(name) {
+                errors.push(FieldError::new(
+                    field,
+                    format!("there is no {kind} named {name:?}: create it first"),
+                ));
+            }
+        }
+    }
+    for (field, text) in [
+        ("env", &form.env),
+        ("labels", &form.labels),
+        ("log_options", &form.log_options),
+    ] {
+        for item in items(text) {
+            let key = item.split_once('=').map_or(item, |(k, _)| k);
+            if key.trim().is_empty() || key.contains(char::is_whitespace) {
+                errors.push(FieldError::new(
+                    field,
+                    format!("{item:?}: each line is KEY=VALUE, the key without spaces"),
+                ));
+            }
+        }
+    }
+    for item in items(&form.mounts).filter(|m| m.contains('=')) {
+        let has_target = item.split(',').any(|part| {
+            part.split_once('=').is_some_and(|(k, v)| {
+                ["target", "destination", "dst"].contains(&k.trim()) && !v.trim().is_empty()
+            })
+        });
+        if !has_target {
+            errors.push(FieldError::new(
+                "mounts",
+                format!("{item:?}: a mount needs target=PATH in the container"),
+            ));
+        }
+    }
+    for item in items(&form.preferences) {
+        let known = ["node.labels.", "engine.labels."]
+            .iter()
+            .any(|prefix| item.starts_with(prefix) && item.len() > prefix.len());
+        if !known || item.contains(char::is_whitespace) {
+            errors.push(FieldError::new(
+                "preferences",
+                format!("{item:?}: tasks spread over node.labels.NAME or engine.labels.NAME"),
+            ));
+        }
+    }
+    for item in items(&form.mounts).filter(|m| m.contains('=')) {
+        let has_target = item.split(',').any(|part| {
+            part.split_once('=').is_some_and(|(k, v)| {
+                ["target", "destination", "dst"].contains(&k.trim()) && !v.trim().is_empty()
+            })
+        });
+        if !has_target {
+            errors.push(FieldError::new(
+                "mounts",
+                format!("{item:?}: a mount needs target=PATH in the container"),
+            ));
+        }
+    }
+    if form.rollback_failure_action.trim() == "rollback" {
+        errors.push(FieldError::new(
+            "rollback_failure_action",
+            "a rollback that fails can pause or continue, not roll back".to_owned(),
+        ));
+    }
+    let driver = form.log_driver.trim();
+    if !driver
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
+    {
+        errors.push(FieldError::new(
+            "log_driver",
+            format!("{driver:?} is not a log driver's name"),
+        ));
+    }
+    for item in items(&form.constraints) {
+        if !["==", "!="].iter().any(|op| item.contains(op)) {
+            errors.push(FieldError::new(
+                "constraints",
+                format!("{item:?}: a constraint is ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE"),
+            ));
+        }
+    }
+    errors
+}
+
+/// The spec the form describes, or every field that is wrong (each once, in the form's
+/// order). Nothing here touches the engine: the shell sends the result.
+pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldError>> {
+    let mut errors = check_fields(form, context);
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| FIELDS.iter().position(|f| *f == e.field));
+        errors.dedup_by_key(|e| e.field);
+        return Err(errors);
+    }
+    let name = form.name.trim();
+    let (namespace, key) = match &context.stack {
+        Some(stack) => (stack.as_str(), &name[stack.len() + 1..]),
+        // A service of its own: written as one of a stack, the stack's marks removed below.
+        None => ("", name),
+    };
+    let writer = write_compose(form, key);
+    let variables = HashMap::new();
+    let no_files = |path: &str| -> std::io::Result<String> {
+        Err(std::io::Error::other(format!(
+            "{path}: the form reads no file"
+        )))
+    };
+    let environment = Environment {
+        variables: &variables,
+        working_dir: Path::new("/"),
+        read_file: &no_files,
+    };
+    let file = SourceFile {
+        name: "form",
+        text: &writer.text,
+    };
+    let stack = load(&[file], &environment).map_err(|e| {
+        let field = writer.owner(e.line).unwrap_or("name");
+        vec![FieldError::new(field, e.message)]
+    })?;
+    let service = stack
+        .services
+        .get(key)
+        .expect("the form writes exactly this service");
+    let mut spec: ServiceSpec = service_spec(namespace, key, service, &stack);
+    spec.name = name.to_owned();
+    spec.task_template.networks.clear();
+    if context.stack.is_none() {
+        spec.labels.remove(LABEL_NAMESPACE);
+        spec.labels.remove(LABEL_IMAGE);
+        spec.task_template
+            .container_spec
+            .labels
+            .remove(LABEL_NAMESPACE);
+    }
+    for secret in &mut spec.task_template.container_spec.secrets {
+        secret.secret_id = context.secrets[&secret.secret_name].clone();
+    }
+    for config in &mut spec.task_template.container_spec.configs {
+        config.config_id = context.configs[&config.config_name].clone();
+    }
+    let spec = serde_json::to_value(&spec).map_err(|e| {
+        vec![FieldError::new(
+            "name",
+            format!("the spec cannot be written: {e}"),
+        )]
+    })?;
+    Ok(Built {
+        spec,
+        compose: writer.text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn form(name: &str, image: &str) -> ServiceForm {
+        ServiceForm {
+            name: name.into(),
+            image: image.into(),
+            ..ServiceForm::default()
+        }
+    }
+
+    fn context() -> Context {
+        Context {
+            stack: None,
+            secrets: HashMap::from([("db-pass".to_owned(), "sec1".to_owned())]),
+            configs: HashMap::from([("nginx.conf".to_owned(), "cfg1".to_owned())]),
+        }
+    }
+
+    fn error_fields(form: &ServiceForm) -> Vec<&'static str> {
+        build(form, &context())
+            .expect_err("refused")
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    fn full() -> ServiceForm {
+        ServiceForm {
+            name: "web".into(),
+            image: "nginx:1.25".into(),
+            entrypoint: "/docker-entrypoint.sh".into(),
+            command: "nginx -g 'daemon off;'".into(),
+            env: "A=1\nPRICE=$5".into(),
+            ports: "8080:80\n53/udp\npublished=9000,target=90,protocol=tcp,mode=host".into(),
+            mounts: "data:/data\n/srv:/srv:ro\ntype=tmpfs,target=/tmp".into(),
+            secrets: "db-pass\ndb-pass:other".into(),
+            configs: "nginx.conf:/etc/nginx/nginx.conf".into(),
+            limit_cpus: "0.5".into(),
+            limit_memory: "64M".into(),
+            reserve_cpus: "0.25".into(),
+            reserve_memory: "32M".into(),
+            constraints: "node.role==worker".into(),
+            preferences: "node.labels.zone".into(),
+            mode: "replicated".into(),
+            replicas: "3".into(),
+            restart_condition: "on-failure".into(),
+            restart_delay: "5s".into(),
+            restart_max_attempts: "3".into(),
+            restart_window: "1m0s".into(),
+            update_parallelism: "2".into(),
+            update_delay: "10s".into(),
+            update_failure_action: "rollback".into(),
+            update_monitor: "30s".into(),
+            update_max_failure_ratio: "0.5".into(),
+            update_order: "start-first".into(),
+            rollback_parallelism: "1".into(),
+            rollback_failure_action: "pause".into(),
+            rollback_order: "stop-first".into(),
+            labels: "team=shop".into(),
+            log_driver: "local".into(),
+            log_options: "max-size=10m".into(),
+            ..ServiceForm::default()
+        }
+    }
+
+    #[test]
+    fn every_field_reaches_the_spec() {
+        let built = build(&full(), &context()).unwrap();
+        let s = &built.spec;
+        let c = &s["TaskTemplate"]["ContainerSpec"];
+        assert_eq!(s["Name"], "web");
+        assert_eq!(c["Image"], "nginx:1.25");
+        assert_eq!(c["Command"], json!(["/docker-entrypoint.sh"]));
+        assert_eq!(c["Args"], json!(["nginx", "-g", "daemon off;"]));
+        assert_eq!(c["Env"], json!(["A=1", "PRICE=$5"]));
+        assert_eq!(c["Mounts"].as_array().unwrap().len(), 3);
+        assert_eq!(c["Mounts"][0]["Source"], "data");
+        assert_eq!(c["Mounts"][1]["ReadOnly"], true);
+        assert_eq!(c["Mounts"][2]["Type"], "tmpfs");
+        assert_eq!(c["Secrets"][0]["SecretID"], "sec1");
+        assert_eq!(c["Secrets"][1]["File"]["Name"], "other");
+        assert_eq!(c["Configs"][0]["ConfigID"], "cfg1");
+        assert_eq!(c["Configs"][0]["File"]["Name"], "/etc/nginx/nginx.conf");
+        let t = &s["TaskTemplate"];
+        assert_eq!(t["Resources"]["Limits"]["NanoCPUs"], 500_000_000);
+        assert_eq!(t["Resources"]["Reservations"]["MemoryBytes"], 32 << 20);
+        assert_eq!(t["Placement"]["Constraints"], json!(["node.role==worker"]));
+        assert_eq!(
+            t["Placement"]["Preferences"][0]["Spread"]["SpreadDescriptor"],
+            "node.labels.zone"
+        );
+        assert_eq!(t["RestartPolicy"]["Condition"], "on-failure");
+        assert_eq!(t["RestartPolicy"]["MaxAttempts"], 3);
+        assert_eq!(t["LogDriver"]["Name"], "local");
+        assert_eq!(t["LogDriver"]["Options"]["max-size"], "10m");
+        assert!(t.get("Networks").is_none_or(|n| n == &json!([])));
+        assert_eq!(s["Mode"]["Replicated"]["Replicas"], 3);
+        assert_eq!(s["UpdateConfig"]["FailureAction"], "rollback");
+        assert_eq!(s["UpdateConfig"]["Order"], "start-first");
+        assert_eq!(s["RollbackConfig"]["Parallelism"], 1);
+        assert_eq!(s["Labels"], json!({"team": "shop"}));
+        let ports = s["EndpointSpec"]["Ports"].as_array().unwrap();
+        assert_eq!(ports.len(), 3);
+        assert_eq!(ports[2]["PublishMode"], "host");
+    }
+
+    #[test]
+    fn a_service_read_back_gives_the_same_form() {
+        // The first reading writes Swarm's defaults out; from then on nothing moves.
+        let read_back =
+            |spec: &serde_json::Value| ServiceForm::of_view(&ServiceView::read(spec).unwrap());
+        let first = build(&full(), &context()).unwrap();
+        let second = build(&read_back(&first.spec), &context()).unwrap();
+        let third = build(&read_back(&second.spec), &context()).unwrap();
+        assert_eq!(read_back(&second.spec), read_back(&third.spec));
+        assert_eq!(second.spec, third.spec);
+        let mut without_defaults = second.spec.clone();
+        without_defaults["RollbackConfig"]
+            .as_object_mut()
+            .unwrap()
+            .remove("Monitor");
+        assert_eq!(without_defaults, first.spec);
+    }
+
+    #[test]
+    fn a_stack_service_keeps_its_stack_marks() {
+        let context = Context {
+            stack: Some("shop".into()),
+            ..context()
+        };
+        let built = build(&form("shop_web", "nginx"), &context).unwrap();
+        assert_eq!(built.spec["Name"], "shop_web");
+        assert_eq!(built.spec["Labels"][LABEL_NAMESPACE], "shop");
+        let refused = build(&form("web", "nginx"), &context).unwrap_err();
+        assert_eq!(refused[0].field, "name");
+    }
+
+    #[test]
+    fn global_mode() {
+        let mut f = form("agent", "busybox");
+        f.mode = "global".into();
+        let built = build(&f, &context()).unwrap();
+        assert_eq!(built.spec["Mode"], json!({"Global": {}}));
+        f.replicas = "2".into();
+        assert_eq!(error_fields(&f), ["replicas"]);
+    }
+
+    /// Bad input in every field is refused naming that field.
+    #[test]
+    fn bad_input_names_its_field() {
+        type Spoil = fn(&mut ServiceForm);
+        let cases: &[(&str, Spoil)] = &[
+            ("name", |f| f.name = "-web".into()),
+            ("name", |f| f.name = String::new()),
+            ("image", |f| f.image = "Nginx:UPPER".into()),
+            ("image", |f| f.image = String::new()),
+            ("entrypoint", |f| f.entrypoint = "sh -c 'unclosed".into()),
+            ("command", |f| f.command = "echo \"unclosed".into()),
+            ("env", |f| f.env = "=1".into()),
+            ("ports", |f| f.ports = "80:http".into()),
+            ("ports", |f| f.ports = "published=80,target=x".into()),
+            ("mounts", |f| f.mounts = "type=floppy,target=/a".into()),
+            ("mounts", |f| f.mounts = "type=volume,source=x".into()),
+            ("secrets", |f| f.secrets = "nope".into()),
+            ("configs", |f| f.configs = "nope:/x".into()),
+            ("limit_cpus", |f| f.limit_cpus = "half".into()),
+            ("limit_memory", |f| f.limit_memory = "64 apples".into()),
+            ("reserve_cpus", |f| f.reserve_cpus = "-1".into()),
+            ("reserve_memory", |f| f.reserve_memory = "lots".into()),
+            ("constraints", |f| f.constraints = "node.role=worker".into()),
+            ("preferences", |f| {
+                f.preferences = "node.labels.zone\nx:y".into()
+            }),
+            ("mode", |f| f.mode = "sometimes".into()),
+            ("replicas", |f| f.replicas = "three".into()),
+            ("restart_condition", |f| {
+                f.restart_condition = "always".into()
+            }),
+            ("restart_delay", |f| f.restart_delay = "5 minutes".into()),
+            ("restart_max_attempts", |f| {
+                f.restart_max_attempts = "many".into()
+            }),
+            ("restart_window", |f| f.restart_window = "1x".into()),
+            ("update_parallelism", |f| f.update_parallelism = "-2".into()),
+            ("update_delay", |f| f.update_delay = "soon".into()),
+            ("update_failure_action", |f| {
+                f.update_failure_action = "panic".into()
+            }),
+            ("update_monitor", |f| f.update_monitor = "10".into()),
+            ("update_max_failure_ratio", |f| {
+                f.update_max_failure_ratio = "lots".into()
+            }),
+            ("update_order", |f| f.update_order = "random".into()),
+            ("rollback_parallelism", |f| {
+                f.rollback_parallelism = "x".into()
+            }),
+            ("rollback_delay", |f| f.rollback_delay = "x".into()),
+            ("rollback_failure_action", |f| {
+                f.rollback_failure_action = "rollback".into()
+            }),
+            ("rollback_monitor", |f| f.rollback_monitor = "x".into()),
+            ("rollback_max_failure_ratio", |f| {
+                f.rollback_max_failure_ratio = "x".into()
+            }),
+            ("rollback_order", |f| f.rollback_order = "x".into()),
+            ("labels", |f| f.labels = "no key".into()),
+            ("log_driver", |f| f.log_driver = "no such driver".into()),
+            ("log_options", |f| f.log_options = "=v".into()),
+        ];
+        let mut missed = Vec::new();
+        for (field, spoil) in cases {
+            let mut f = form("web", "nginx");
+            spoil(&mut f);
+            match build(&f, &context()) {
+                Ok(_) => missed.push(format!("{field}: accepted {f:?}")),
+                Err(errors) if errors[0].field != *field => {
+                    missed.push(format!("{field}: named {errors:?}"))
+                }
+                Err(_) => {}
+            }
+        }
+        assert!(missed.is_empty(), "{missed:#?}");
+    }
+
+    #[test]
+    fn every_field_has_a_row() {
+        let rows: Vec<&str> = ROWS.iter().map(|r| r.0).collect();
+        assert_eq!(rows, FIELDS);
+    }
+
+    #[test]
+    fn json_numbers_lists_and_objects_are_read() {
+        let form: ServiceForm = serde_json::from_value(json!({
+            "name": "web", "image": "nginx", "replicas": 2,
+            "env": ["A=1", "B=2"], "labels": {"team": "shop"}
+        }))
+        .unwrap();
+        assert_eq!(form.replicas, "2");
+        assert_eq!(form.env, "A=1\nB=2");
+        assert_eq!(form.labels, "team=shop");
+    }
+
+    #[test]
+    fn dollars_are_not_interpolated() {
+        let mut f = form("web", "nginx");
+        f.env = "A=${HOME}".into();
+        let built = build(&f, &context()).unwrap();
+        assert_eq!(
+            built.spec["TaskTemplate"]["ContainerSpec"]["Env"],
+            json!(["A=${HOME}"])
+        );
+    }
+
+    #[test]
+    fn quotes_in_a_value_cannot_write_yaml() {
+        let mut f = form("web", "nginx");
+        f.env = "A=x\", image: \"evil\\".into();
+        let built = build(&f, &context()).unwrap();
+        let container = &built.spec["TaskTemplate"]["ContainerSpec"];
+        assert_eq!(container["Image"], "nginx:latest");
+        assert_eq!(container["Env"], json!(["A=x\", image: \"evil\\"]));
+    }
+
+    #[test]
+    fn shell_words_split_back() {
+        let words = vec!["sh".to_owned(), "-c".to_owned(), "echo 'hi' $X".to_owned()];
+        let mut f = form("web", "busybox");
+        f.command = shell_words(&words);
+        let built = build(&f, &context()).unwrap();
+        assert_eq!(
+            built.spec["TaskTemplate"]["ContainerSpec"]["Args"],
+            json!(words)
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! Creating and editing a service in the dashboard's form, through the whole router against
+//! the host's swarm: created through the API, a bad field refused naming it with nothing
+//! applied, an edit previewed on the page (diff and lint), an edit that breaks the service
+//! rolled back by the deploy engine and recorded as "edited in the dashboard by NAME", and a
+//! viewer refused.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{test_image, try_docker, unique, Call, TestApp, TestService, TEST_LABEL};
+use swarmkeeper_deploy::History;
+
+fn args(service: &TestService) -> Value {
+    service.spec()["TaskTemplate"]["ContainerSpec"]["Args"].clone()
+}
+
+fn version(name: &str) -> String {
+    try_docker(&["service", "inspect", "--format", "{{.Version.Index}}", name]).unwrap()
+}
+
+#[tokio::test]
+async fn a_service_is_created_refused_previewed_and_a_broken_edit_rolled_back() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let name = unique("svcform");
+    let service = TestService { name: name.clone() };
+    let image = test_image();
+    let form = json!({
+        "name": name,
+        "image": image,
+        "command": "/bin/busybox sleep 3600",
+        "replicas": 1,
+        "labels": [TEST_LABEL],
+        "env": {"GREETING": "hello $USER"},
+        "update_monitor": "2s",
+        "restart_delay": "1s",
+        "log_driver": "local",
+        "log_options": ["max-size=1m"],
+    });
+
+    // A viewer can neither create nor edit, and sees no form.
+    app.call(
+        Call::post("/api/services")
+            .bearer(&app.viewer.token)
+            .json(&form),
+    )
+    .await
+    .expect(403);
+    app.call(Call::get("/services/new").session(&app.viewer))
+        .await
+        .expect(403);
+    assert!(try_docker(&["service", "inspect", &name]).is_err());
+
+    let created = app
+        .call(Call::post("/api/services").bearer(&op.token).json(&form))
+        .await;
+    created.expect(201);
+    let created = created.json();
+    assert_eq!(created["action"], "created", "{created}");
+    assert_eq!(created["succeeded"], true, "{created}");
+    assert_eq!(args(&service), json!(["/bin/busybox", "sleep", "3600"]));
+    assert_eq!(
+        service.spec()["TaskTemplate"]["ContainerSpec"]["Env"],
+        json!(["GREETING=hello $USER"])
+    );
+    service.wait_running(1);
+    // The same name again is a conflict.
+    app.call(Call::post("/api/services").bearer(&op.token).json(&form))
+        .await
+        .expect_json_error(409);
+
+    // Bad input: refused naming the field, nothing applied.
+    let before = version(&name);
+    let mut bad = form.clone();
+    bad["replicas"] = json!("three");
+    let message = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&bad),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(message.contains("replicas"), "{message}");
+    let page = app
+        .call(
+            Call::post(&format!("/services/{name}/edit"))
+                .session(op)
+                .form(&[("name", &name), ("image", image), ("limit_memory", "lots")]),
+        )
+        .await;
+    page.expect(422);
+    assert!(
+        page.text().contains("data-field=\"limit_memory\""),
+        "{}",
+        page.text()
+    );
+    app.call(
+        Call::put(&format!("/api/services/{name}"))
+            .bearer(&app.viewer.token)
+            .json(&form),
+    )
+    .await
+    .expect(403);
+    assert_eq!(version(&name), before, "nothing was applied");
+
+    // The page's form shows the service; posting it shows the diff and lint first.
+    let edit = app
+        .call(Call::get(&format!("/services/{name}/edit")).session(op))
+        .await;
+    edit.expect(200);
+    assert!(
+        edit.text().contains("/bin/busybox sleep 3600"),
+        "{}",
+        edit.text()
+    );
+    let preview = app
+        .call(
+            Call::post(&format!("/services/{name}/edit"))
+                .session(op)
+                .form(&[
+                    ("name", &name),
+                    ("image", image),
+                    ("command", "/bin/busybox sleep 7200"),
+                ]),
+        )
+        .await;
+    preview.expect(200);
+    let text = preview.text();
+    assert!(
+        text.contains("id=\"changes\"") && text.contains("7200"),
+        "{text}"
+    );
+    assert!(text.contains("id=\"findings\""), "{text}");
+    assert_eq!(version(&name), before, "a preview applies nothing");
+
+    // An edit whose tasks exit at once: followed, rolled back, recorded.
+    let mut broken = form.clone();
+    broken["command"] = json!("/bin/busybox sh -c 'exit 1'");
+    let answer = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&broken),
+        )
+        .await;
+    answer.expect(409);
+    let edited = answer.json();
+    assert_eq!(edited["succeeded"], false, "{edited}");
+    assert_eq!(edited["outcome"], "rolled back", "{edited}");
+    assert!(edited["changes"].to_string().contains("exit 1"), "{edited}");
+    assert_eq!(args(&service), json!(["/bin/busybox", "sleep", "3600"]));
+    let history = app.state.history().revisions(&name).await.unwrap();
+    support::remove_history(&name);
+    assert_eq!(history[0].outcome.to_string(), "rolled back");
+    assert_eq!(
+        history[0].by,
+        format!("edited in the dashboard by {}", op.name)
+    );
+    assert_eq!(
+        history[1].by,
+        format!("created in the dashboard by {}", op.name)
+    );
+    service.wait_running(1);
+}
