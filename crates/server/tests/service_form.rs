@@ -163,3 +163,182 @@ async fn a_service_is_created_refused_previewed_and_a_broken_edit_rolled_back() 
     );
     service.wait_running(1);
 }
+
+#[tokio::test]
+async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let service = TestService::running(
+        "ascompose",
+        &[
+            "--env",
+            "A=1",
+            "--update-monitor",
+            "2s",
+            "--restart-delay",
+            "1s",
+        ],
+        &["/bin/busybox", "sleep", "3600"],
+    );
+    let name = service.name.clone();
+    service.wait_running(1);
+    app.call(Call::get(&format!("/services/{name}/compose")).session(&app.viewer))
+        .await
+        .expect(403);
+    let page = app
+        .call(Call::get(&format!("/services/{name}/compose")).session(op))
+        .await;
+    page.expect(200);
+    let text = app
+        .call(
+            Call::post(&format!("/api/services/{name}/compose"))
+                .bearer(&app.viewer.token)
+                .json(&json!({"compose": ""})),
+        )
+        .await;
+    text.expect(403);
+    let compose = compose_text_of(&page.text());
+    assert!(compose.contains("\"A=1\""), "{compose}");
+
+    // A text that does not read: refused with its line, nothing applied.
+    let before = version(&name);
+    let broken_text = compose.replace(
+        "mode: \"replicated\"",
+        "mode: \"replicated\"\n      replicas: lots",
+    );
+    let message = app
+        .call(
+            Call::post(&format!("/api/services/{name}/compose"))
+                .bearer(&op.token)
+                .json(&json!({"compose": broken_text})),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(message.contains(&format!("{name}.yml:")), "{message}");
+    assert_eq!(version(&name), before);
+
+    // A preview on the page changes nothing.
+    let preview = app
+        .call(
+            Call::post(&format!("/services/{name}/compose"))
+                .session(op)
+                .form(&[("compose", &compose.replace("\"A=1\"", "\"A=2\""))]),
+        )
+        .await;
+    preview.expect(200);
+    assert!(preview.text().contains("A=2"), "{}", preview.text());
+    assert_eq!(version(&name), before);
+
+    let answer = app
+        .call(
+            Call::post(&format!("/api/services/{name}/compose"))
+                .bearer(&op.token)
+                .json(&json!({"compose": compose.replace("\"A=1\"", "\"A=2\"")})),
+        )
+        .await;
+    answer.expect(200);
+    let edited = answer.json();
+    assert_eq!(edited["action"], "edited as compose", "{edited}");
+    assert_eq!(
+        service.spec()["TaskTemplate"]["ContainerSpec"]["Env"],
+        json!(["A=2"])
+    );
+
+    // A text whose tasks exit at once: rolled back, recorded.
+    let failing = compose
+        .replace("\"A=1\"", "\"A=2\"")
+        .replace("/bin/busybox sleep 3600", "/bin/busybox false");
+    assert_ne!(failing, compose.replace("\"A=1\"", "\"A=2\""));
+    let answer = app
+        .call(
+            Call::post(&format!("/api/services/{name}/compose"))
+                .bearer(&op.token)
+                .json(&json!({"compose": failing})),
+        )
+        .await;
+    answer.expect(409);
+    assert_eq!(answer.json()["outcome"], "rolled back", "{}", answer.json());
+    assert_eq!(args(&service), json!(["/bin/busybox", "sleep", "3600"]));
+    let history = app.state.history().revisions(&name).await.unwrap();
+    support::remove_history(&name);
+    assert_eq!(history[0].outcome.to_string(), "rolled back");
+    assert_eq!(
+        history[0].by,
+        format!("edited in the dashboard by {}", op.name)
+    );
+    assert_eq!(history[1].outcome.to_string(), "succeeded");
+    service.wait_running(1);
+}
+
+#[tokio::test]
+async fn a_stack_is_edited_as_compose_in_one_revision_keeping_its_networks() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let stack = support::TestStack::new("stackcompose");
+    let dir = support::TempDir::new("stackcompose");
+    let file = dir.path().join("stack.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "services:\n  web:\n    image: {}\n    command: [/bin/busybox, sleep, \"3600\"]\n    \
+             environment: [A=1]\n    labels: [\"{TEST_LABEL}\"]\n",
+            test_image()
+        ),
+    )
+    .unwrap();
+    support::docker(&[
+        "stack",
+        "deploy",
+        "--detach=true",
+        "-c",
+        file.to_str().unwrap(),
+        &stack.name,
+    ]);
+    let web = TestService {
+        name: format!("{}_web", stack.name),
+    };
+    web.wait_running(1);
+    let networks = web.spec()["TaskTemplate"]["Networks"].clone();
+    let compose = app
+        .call(Call::get(&format!("/stacks/{}/compose", stack.name)).session(op))
+        .await;
+    compose.expect(200);
+    assert!(compose.text().contains("web"), "{}", compose.text());
+    let text = compose_text_of(&compose.text());
+    let answer = app
+        .call(
+            Call::post(&format!("/api/stacks/{}/compose", stack.name))
+                .bearer(&op.token)
+                .json(&json!({"compose": text.replace("\"A=1\"", "\"A=3\"")})),
+        )
+        .await;
+    answer.expect(200);
+    assert_eq!(
+        web.spec()["TaskTemplate"]["ContainerSpec"]["Env"],
+        json!(["A=3"])
+    );
+    assert_eq!(web.spec()["TaskTemplate"]["Networks"], networks);
+    assert_eq!(
+        web.spec()["Labels"]["com.docker.stack.namespace"],
+        stack.name.as_str()
+    );
+    let history = app.state.history().revisions(&stack.name).await.unwrap();
+    assert_eq!(
+        history[0].by,
+        format!("edited in the dashboard by {}", op.name)
+    );
+}
+
+/// The compose text of an "edit as compose" page, unescaped as a browser posts it.
+fn compose_text_of(page: &str) -> String {
+    let start = page.find("<textarea name=\"compose\"").unwrap();
+    let start = start + page[start..].find('>').unwrap() + 1;
+    let end = start + page[start..].find("</textarea>").unwrap();
+    page[start..end]
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}

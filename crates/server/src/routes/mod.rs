@@ -107,6 +107,8 @@ fn rows() -> Table {
     t.route(M::GET, "/services/{name}/edit", Deploy, service_form::edit_form);
     t.route(M::POST, "/services/{name}/edit", Deploy, service_form::edit);
     t.route(M::PUT, "/api/services/{name}", Deploy, service_form::edit);
+    t.route(M::GET, "/services/{name}/compose", Deploy, service_form::service_compose);
+    t.twin(M::POST, "/services/{name}/compose", "/api/services/{name}/compose", Deploy, service_form::apply_service_compose);
     t.twin(M::POST, "/services/{name}/scale", "/api/services/{name}/scale", Scale, services::scale);
     t.twin(M::POST, "/services/{name}/redeploy", "/api/services/{name}/redeploy", Redeploy, services::redeploy);
     t.twin(M::POST, "/services/{name}/rollback", "/api/services/{name}/rollback", Rollback, services::rollback);
@@ -124,6 +126,8 @@ fn rows() -> Table {
     t.route(M::GET, "/stacks/deploy", Deploy, stacks::deploy_form);
     t.route(M::POST, "/stacks/deploy", Deploy, stacks::deploy_from_form);
     t.twin(M::GET, "/stacks/{name}", "/api/stacks/{name}", ViewCluster, stacks::show);
+    t.route(M::GET, "/stacks/{name}/compose", Deploy, service_form::stack_compose);
+    t.twin(M::POST, "/stacks/{name}/compose", "/api/stacks/{name}/compose", Deploy, service_form::apply_stack_compose);
     t.route(M::POST, "/api/stacks/{name}/deploy", Deploy, stacks::deploy);
     t.route(M::POST, "/api/lint", Deploy, stacks::lint);
     t.twin(M::POST, "/stacks/{name}/rollback", "/api/stacks/{name}/rollback", Rollback, stacks::rollback);

@@ -21,7 +21,9 @@ use crate::access::Caller;
 use crate::error::AppError;
 use crate::respond::{Format, Input, Reply};
 use crate::state::AppState;
-use crate::views::service_form::{build, field_rows, Context, FieldRow, ServiceForm};
+use crate::views::service_form::{
+    build, compose_of, field_rows, read_compose, Context, FieldRow, ServiceForm,
+};
 use crate::views::FieldError;
 
 /// The form page: empty for a new service, the service's values for an edit; after a
@@ -51,8 +53,9 @@ pub struct FormPreview {
 /// What a create or edit did.
 #[derive(Serialize)]
 pub struct ServiceChange {
+    /// The service, or the stack edited as compose.
     pub service: String,
-    /// `created` or `edited`.
+    /// `created`, `edited` or `edited as compose`.
     pub action: &'static str,
     pub changes: Vec<String>,
     pub findings: Vec<RunningFinding>,
@@ -253,6 +256,238 @@ async fn save(
     Ok(Reply::page(ServiceChange {
         service: name,
         action,
+        changes: change_lines,
+        findings,
+        deploy,
+    })
+    .with_status(status))
+}
+
+/// "Edit as compose": a service, or every service of a stack, as the compose text that would
+/// produce it; after a preview, the changes and the lint findings of each changed service.
+#[derive(Serialize)]
+pub struct ComposeEditView {
+    /// `service` or `stack`.
+    pub kind: &'static str,
+    pub name: String,
+    pub compose: String,
+    /// Why the text was refused: the compose file's line and column, or what is missing.
+    pub error: Option<String>,
+    pub preview: Option<FormPreview>,
+}
+
+page!(ComposeEditView, "compose_edit.html", "services");
+
+/// An "edit as compose" post: the text, and `confirm=yes` once the preview was seen (a page
+/// only: the JSON twin applies at once).
+#[derive(Deserialize)]
+pub struct ComposePost {
+    pub compose: String,
+    #[serde(default)]
+    pub confirm: String,
+}
+
+/// What a compose edit is about: one service, or a stack's services.
+struct ComposeTarget {
+    kind: &'static str,
+    name: String,
+    /// The history the revision goes to.
+    history: String,
+    context_stack: Option<String>,
+    services: Vec<Service>,
+}
+
+async fn service_target(state: &AppState, name: &str) -> Result<ComposeTarget, AppError> {
+    let service = inspect(state, name).await?;
+    Ok(ComposeTarget {
+        kind: "service",
+        name: name.to_owned(),
+        history: history_stack(&service).to_owned(),
+        context_stack: service.view.stack().map(str::to_owned),
+        services: vec![service],
+    })
+}
+
+async fn stack_target(state: &AppState, name: &str) -> Result<ComposeTarget, AppError> {
+    let services = state.engine.list_services(Some(name)).await?;
+    if services.is_empty() {
+        return Err(AppError::NotFound(format!("no stack named {name}")));
+    }
+    Ok(ComposeTarget {
+        kind: "stack",
+        name: name.to_owned(),
+        history: name.to_owned(),
+        context_stack: Some(name.to_owned()),
+        services,
+    })
+}
+
+fn compose_text(target: &ComposeTarget) -> String {
+    let views: Vec<&ServiceView> = target.services.iter().map(|s| &s.view).collect();
+    compose_of(
+        &views,
+        &Context {
+            stack: target.context_stack.clone(),
+            ..Context::default()
+        },
+    )
+}
+
+/// `GET /services/{name}/compose`.
+pub async fn service_compose(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    let target = service_target(&state, &name).await?;
+    Ok(compose_page(&target, compose_text(&target), None, None))
+}
+
+/// `GET /stacks/{name}/compose`.
+pub async fn stack_compose(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    let target = stack_target(&state, &name).await?;
+    Ok(compose_page(&target, compose_text(&target), None, None))
+}
+
+fn compose_page(
+    target: &ComposeTarget,
+    compose: String,
+    error: Option<String>,
+    preview: Option<FormPreview>,
+) -> Reply {
+    Reply::page(ComposeEditView {
+        kind: target.kind,
+        name: target.name.clone(),
+        compose,
+        error,
+        preview,
+    })
+}
+
+/// `POST /services/{name}/compose`, `POST /api/services/{name}/compose`: the service
+/// brought to the text's spec through the deploy engine. The text holds this service only.
+pub async fn apply_service_compose(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Path(name): Path<String>,
+    Input(post): Input<ComposePost>,
+) -> Result<Reply, AppError> {
+    let target = service_target(&state, &name).await?;
+    apply_compose(&state, &caller, &uri, target, post).await
+}
+
+/// `POST /stacks/{name}/compose`, `POST /api/stacks/{name}/compose`: the stack's services
+/// brought to the text's specs as one revision (a service the text adds is created; one it
+/// leaves out is left as it is).
+pub async fn apply_stack_compose(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Path(name): Path<String>,
+    Input(post): Input<ComposePost>,
+) -> Result<Reply, AppError> {
+    let target = stack_target(&state, &name).await?;
+    apply_compose(&state, &caller, &uri, target, post).await
+}
+
+async fn apply_compose(
+    state: &AppState,
+    caller: &Caller,
+    uri: &Uri,
+    target: ComposeTarget,
+    post: ComposePost,
+) -> Result<Reply, AppError> {
+    let (secrets, configs) = tokio::try_join!(
+        state.engine.list_secrets(None),
+        state.engine.list_configs(None)
+    )?;
+    let ids = |objects: Vec<swarmkeeper_engine::SwarmObject>| -> HashMap<String, String> {
+        objects.into_iter().map(|o| (o.name, o.id)).collect()
+    };
+    let context = Context {
+        stack: target.context_stack.clone(),
+        secrets: ids(secrets),
+        configs: ids(configs),
+    };
+    let file_name = format!("{}.yml", target.name);
+    let read = read_compose(&post.compose, &file_name, &context).map_err(|e| e.to_string());
+    let read = read.and_then(|specs| {
+        if target.kind == "service" && (specs.len() != 1 || specs[0].0 != target.name) {
+            Err(format!(
+                "{file_name}: the text must hold service {} and nothing else",
+                target.name
+            ))
+        } else {
+            Ok(specs)
+        }
+    });
+    let specs = match read {
+        Ok(specs) => specs,
+        Err(message) => {
+            return match Format::of(uri.path()) {
+                Format::Json => Err(AppError::Rejected {
+                    status: StatusCode::BAD_REQUEST,
+                    message,
+                }),
+                Format::Html => Ok(compose_page(&target, post.compose, Some(message), None)
+                    .with_status(StatusCode::UNPROCESSABLE_ENTITY)),
+            };
+        }
+    };
+    let empty = serde_json::json!({});
+    let mut change_lines = Vec::new();
+    let mut findings = Vec::new();
+    let mut desired = Vec::with_capacity(specs.len());
+    for (name, written) in specs {
+        let current = target.services.iter().find(|s| s.name == name);
+        let spec = overlay_form_fields(current.map_or(&empty, |s| &s.spec), &written);
+        match current {
+            Some(current) => change_lines.extend(
+                changes(&spec, &current.spec)
+                    .iter()
+                    .map(|c| format!("{name}: {}", describe_change(c))),
+            ),
+            None => change_lines.push(format!("create service {name}")),
+        }
+        if let Ok(view) = ServiceView::read(&spec) {
+            findings.extend(lint_running(&view).into_iter().map(|mut f| {
+                f.message = format!("{name}: {}", f.message);
+                f
+            }));
+        }
+        desired.push((name, spec));
+    }
+    if Format::of(uri.path()) == Format::Html && post.confirm != "yes" {
+        return Ok(compose_page(
+            &target,
+            post.compose.clone(),
+            None,
+            Some(FormPreview {
+                changes: change_lines,
+                findings,
+                compose: post.compose,
+            }),
+        ));
+    }
+    let by = format!("edited in the dashboard by {}", caller.user.name);
+    let deploy = move_group(state, by, target.history.clone(), desired).await?;
+    state.audit(
+        &caller.user.name,
+        &format!("edit-{}-as-compose", target.kind),
+        &target.name,
+        &deploy.outcome,
+    )?;
+    let status = if deploy.succeeded {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok(Reply::page(ServiceChange {
+        service: target.name,
+        action: "edited as compose",
         changes: change_lines,
         findings,
         deploy,

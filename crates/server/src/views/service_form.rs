@@ -706,12 +706,47 @@ fn write_keyed(w: &mut Writer, field: &'static str, indent: usize, item: &str) {
 
 /// The form as a compose file of one service (key `key`), and who wrote each line.
 fn write_compose(form: &ServiceForm, key: &str) -> Writer {
+    write_document(&[(key.to_owned(), form.clone())])
+}
+
+/// Forms as the services of one compose file (by key), and who wrote each line.
+fn write_document(forms: &[(String, ServiceForm)]) -> Writer {
     let mut w = Writer {
         text: String::new(),
         owners: Vec::new(),
     };
     w.line("name", 0, "version: \"3.8\"");
     w.line("name", 0, "services:");
+    let mut external = Vec::new();
+    for (key, form) in forms {
+        external.push(write_service(&mut w, key, form));
+    }
+    // The objects the services name are the swarm's own: external, by their names.
+    for (index, (field, key)) in [
+        ("mounts", "volumes"),
+        ("secrets", "secrets"),
+        ("configs", "configs"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut names: Vec<&String> = external.iter().flat_map(|e| &e[index]).collect();
+        if names.is_empty() {
+            continue;
+        }
+        names.sort();
+        names.dedup();
+        w.line(field, 0, &format!("{key}:"));
+        for name in names {
+            w.line(field, 2, &format!("{}:", quoted(name)));
+            w.line(field, 4, "external: true");
+        }
+    }
+    w
+}
+
+/// One service's lines; answers the volumes, secrets and configs it names.
+fn write_service(w: &mut Writer, key: &str, form: &ServiceForm) -> [Vec<String>; 3] {
     w.line("name", 2, &format!("{}:", quoted(key)));
     w.line("image", 4, &format!("image: {}", quoted(form.image.trim())));
     for (field, key, value) in [
@@ -730,12 +765,12 @@ fn write_compose(form: &ServiceForm, key: &str) -> Writer {
             }
         }
     };
-    list(&mut w, "env", "environment", &form.env, 4);
+    list(w, "env", "environment", &form.env, 4);
     if items(&form.ports).next().is_some() {
         w.line("ports", 4, "ports:");
         for item in items(&form.ports) {
             if item.contains('=') {
-                write_keyed(&mut w, "ports", 6, item);
+                write_keyed(w, "ports", 6, item);
             } else {
                 w.line("ports", 6, &format!("- {}", quoted(item)));
             }
@@ -746,7 +781,7 @@ fn write_compose(form: &ServiceForm, key: &str) -> Writer {
         w.line("mounts", 4, "volumes:");
         for item in items(&form.mounts) {
             if item.contains('=') {
-                write_keyed(&mut w, "mounts", 6, item);
+                write_keyed(w, "mounts", 6, item);
                 let source = item
                     .split(',')
                     .filter_map(|p| p.split_once('='))
@@ -782,8 +817,8 @@ fn write_compose(form: &ServiceForm, key: &str) -> Writer {
         }
         names
     };
-    let secrets = files(&mut w, "secrets", "secrets", &form.secrets);
-    let configs = files(&mut w, "configs", "configs", &form.configs);
+    let secrets = files(w, "secrets", "secrets", &form.secrets);
+    let configs = files(w, "configs", "configs", &form.configs);
     w.line("mode", 4, "deploy:");
     let mode = form.mode.trim();
     w.line(
@@ -801,7 +836,7 @@ fn write_compose(form: &ServiceForm, key: &str) -> Writer {
             &format!("replicas: {}", scalar(&form.replicas)),
         );
     }
-    list(&mut w, "labels", "labels", &form.labels, 6);
+    list(w, "labels", "labels", &form.labels, 6);
     let resources = [
         (
             "limits",
@@ -842,7 +877,7 @@ fn write_compose(form: &ServiceForm, key: &str) -> Writer {
     }
     if items(&form.constraints).next().is_some() || items(&form.preferences).next().is_some() {
         w.line("constraints", 6, "placement:");
-        list(&mut w, "constraints", "constraints", &form.constraints, 8);
+        list(w, "constraints", "constraints", &form.constraints, 8);
         if items(&form.preferences).next().is_some() {
             w.line("preferences", 8, "preferences:");
             for item in items(&form.preferences) {
@@ -862,7 +897,7 @@ fn write_compose(form: &ServiceForm, key: &str) -> Writer {
         }
     };
     block(
-        &mut w,
+        w,
         "restart_policy",
         &[
             ("restart_condition", "condition", &form.restart_condition),
@@ -876,7 +911,7 @@ fn write_compose(form: &ServiceForm, key: &str) -> Writer {
         ],
     );
     block(
-        &mut w,
+        w,
         "update_config",
         &[
             (
@@ -900,7 +935,7 @@ fn write_compose(form: &ServiceForm, key: &str) -> Writer {
         ],
     );
     block(
-        &mut w,
+        w,
         "rollback_config",
         &[
             (
@@ -944,25 +979,7 @@ fn write_compose(form: &ServiceForm, key: &str) -> Writer {
             }
         }
     }
-    // The objects the service names are the swarm's own: external, by their names.
-    for (field, key, names) in [
-        ("mounts", "volumes", volumes),
-        ("secrets", "secrets", secrets),
-        ("configs", "configs", configs),
-    ] {
-        if names.is_empty() {
-            continue;
-        }
-        w.line(field, 0, &format!("{key}:"));
-        let mut names = names;
-        names.sort();
-        names.dedup();
-        for name in names {
-            w.line(field, 2, &format!("{}:", quoted(&name)));
-            w.line(field, 4, "external: true");
-        }
-    }
-    w
+    [volumes, secrets, configs]
 }
 
 /// The checks compose's grammar does not make, or makes with a message that would not name
@@ -1131,16 +1148,68 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
         return Err(errors);
     }
     let name = form.name.trim();
-    let (namespace, key) = match &context.stack {
-        Some(stack) => (stack.as_str(), &name[stack.len() + 1..]),
-        // A service of its own: written as one of a stack, the stack's marks removed below.
-        None => ("", name),
+    // A service of its own is written as one of a stack; `read_compose` removes the marks.
+    let key = match &context.stack {
+        Some(stack) => &name[stack.len() + 1..],
+        None => name,
     };
     let writer = write_compose(form, key);
+    let mut specs = read_compose(&writer.text, "form", context).map_err(|e| {
+        let field = match &e {
+            ComposeRefusal::Compose(e) => writer.owner(e.line).unwrap_or("name"),
+            ComposeRefusal::Other(_) => "name",
+        };
+        vec![FieldError::new(field, e.message())]
+    })?;
+    let (_, spec) = specs.pop().expect("the form writes exactly one service");
+    Ok(Built {
+        spec,
+        compose: writer.text,
+    })
+}
+
+/// Why a compose text cannot be read into specs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ComposeRefusal {
+    /// Compose's own error: file, line, column, what is wrong.
+    Compose(swarmkeeper_compose::ComposeError),
+    /// It reads, but names what the swarm does not have.
+    Other(String),
+}
+
+impl ComposeRefusal {
+    /// The message alone (a form shows it next to its field).
+    pub fn message(&self) -> String {
+        match self {
+            ComposeRefusal::Compose(e) => e.message.clone(),
+            ComposeRefusal::Other(message) => message.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for ComposeRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComposeRefusal::Compose(e) => write!(f, "{e}"),
+            ComposeRefusal::Other(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Every service of a compose text as the Engine API spec of the form's fields, by the
+/// service's whole name (`STACK_KEY` in `context.stack`, else the key): what "edit as
+/// compose" deploys. Secrets, configs and volumes are the swarm's own (declare them
+/// `external`); secret and config ids come from `context`. No networks: an edit keeps the
+/// service's.
+pub fn read_compose(
+    text: &str,
+    file_name: &str,
+    context: &Context,
+) -> Result<Vec<(String, serde_json::Value)>, ComposeRefusal> {
     let variables = HashMap::new();
     let no_files = |path: &str| -> std::io::Result<String> {
         Err(std::io::Error::other(format!(
-            "{path}: the form reads no file"
+            "{path}: the dashboard reads no file"
         )))
     };
     let environment = Environment {
@@ -1149,44 +1218,72 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
         read_file: &no_files,
     };
     let file = SourceFile {
-        name: "form",
-        text: &writer.text,
+        name: file_name,
+        text,
     };
-    let stack = load(&[file], &environment).map_err(|e| {
-        let field = writer.owner(e.line).unwrap_or("name");
-        vec![FieldError::new(field, e.message)]
-    })?;
-    let service = stack
-        .services
-        .get(key)
-        .expect("the form writes exactly this service");
-    let mut spec: ServiceSpec = service_spec(namespace, key, service, &stack);
-    spec.name = name.to_owned();
-    spec.task_template.networks.clear();
-    if context.stack.is_none() {
-        spec.labels.remove(LABEL_NAMESPACE);
-        spec.labels.remove(LABEL_IMAGE);
-        spec.task_template
-            .container_spec
-            .labels
-            .remove(LABEL_NAMESPACE);
+    let stack = load(&[file], &environment).map_err(ComposeRefusal::Compose)?;
+    let namespace = context.stack.as_deref().unwrap_or("");
+    let mut specs = Vec::with_capacity(stack.services.len());
+    for (key, service) in &stack.services {
+        let mut spec: ServiceSpec = service_spec(namespace, key, service, &stack);
+        spec.name = match &context.stack {
+            Some(stack) => format!("{stack}_{key}"),
+            None => key.clone(),
+        };
+        spec.task_template.networks.clear();
+        if context.stack.is_none() {
+            spec.labels.remove(LABEL_NAMESPACE);
+            spec.labels.remove(LABEL_IMAGE);
+            spec.task_template
+                .container_spec
+                .labels
+                .remove(LABEL_NAMESPACE);
+        }
+        let missing = |kind: &str, name: &str| {
+            ComposeRefusal::Other(format!(
+                "{key}: there is no {kind} named {name:?}: create it first"
+            ))
+        };
+        for secret in &mut spec.task_template.container_spec.secrets {
+            secret.secret_id = context
+                .secrets
+                .get(&secret.secret_name)
+                .ok_or_else(|| missing("secret", &secret.secret_name))?
+                .clone();
+        }
+        for config in &mut spec.task_template.container_spec.configs {
+            config.config_id = context
+                .configs
+                .get(&config.config_name)
+                .ok_or_else(|| missing("config", &config.config_name))?
+                .clone();
+        }
+        let value = serde_json::to_value(&spec)
+            .map_err(|e| ComposeRefusal::Other(format!("the spec cannot be written: {e}")))?;
+        specs.push((spec.name, value));
     }
-    for secret in &mut spec.task_template.container_spec.secrets {
-        secret.secret_id = context.secrets[&secret.secret_name].clone();
-    }
-    for config in &mut spec.task_template.container_spec.configs {
-        config.config_id = context.configs[&config.config_name].clone();
-    }
-    let spec = serde_json::to_value(&spec).map_err(|e| {
-        vec![FieldError::new(
-            "name",
-            format!("the spec cannot be written: {e}"),
-        )]
-    })?;
-    Ok(Built {
-        spec,
-        compose: writer.text,
-    })
+    Ok(specs)
+}
+
+/// Running services as the compose text that would produce them (the fields the form
+/// holds), `views` all of `context.stack` or one service of its own. Reading it back with
+/// [`read_compose`] gives their specs.
+pub fn compose_of(views: &[&ServiceView], context: &Context) -> String {
+    let forms: Vec<(String, ServiceForm)> = views
+        .iter()
+        .map(|view| {
+            let key = match &context.stack {
+                Some(stack) => view
+                    .name
+                    .strip_prefix(&format!("{stack}_"))
+                    .unwrap_or(&view.name)
+                    .to_owned(),
+                None => view.name.clone(),
+            };
+            (key, ServiceForm::of_view(view))
+        })
+        .collect();
+    write_document(&forms).text
 }
 
 #[cfg(test)]
@@ -1414,6 +1511,130 @@ mod tests {
             }
         }
         assert!(missed.is_empty(), "{missed:#?}");
+    }
+
+    #[test]
+    fn a_stack_reads_as_compose_and_back() {
+        let context = Context {
+            stack: Some("shop".into()),
+            ..context()
+        };
+        let mut web = full();
+        web.name = "shop_web".into();
+        let mut db = form("shop_db", "postgres:16");
+        db.mounts = "pgdata:/var/lib/postgresql/data".into();
+        let specs: Vec<serde_json::Value> = [&web, &db]
+            .iter()
+            .map(|f| build(f, &context).unwrap().spec)
+            .collect();
+        let views: Vec<ServiceView> = specs
+            .iter()
+            .map(|s| ServiceView::read(s).unwrap())
+            .collect();
+        let text = compose_of(&views.iter().collect::<Vec<_>>(), &context);
+        assert!(
+            text.contains("\"web\":") && text.contains("\"db\":"),
+            "{text}"
+        );
+        let read = read_compose(&text, "shop.yml", &context).unwrap();
+        let names: Vec<&str> = read.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["shop_db", "shop_web"]);
+        let again: Vec<ServiceView> = read
+            .iter()
+            .map(|(_, s)| ServiceView::read(s).unwrap())
+            .collect();
+        assert_eq!(
+            compose_of(&again.iter().collect::<Vec<_>>(), &context),
+            compose_of(&[&views[1], &views[0]], &context)
+        );
+    }
+
+    #[test]
+    fn compose_errors_name_the_line_and_unknown_objects_are_refused() {
+        let text = "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: lots\n";
+        match read_compose(text, "web.yml", &context()).unwrap_err() {
+            ComposeRefusal::Compose(e) => assert_eq!((e.file.as_str(), e.line), ("web.yml", 5)),
+            other => panic!("{other:?}"),
+        }
+        let text = "services:\n  web:\n    image: nginx\n    secrets: [nope]\n\
+                    secrets:\n  nope:\n    external: true\n";
+        let refused = read_compose(text, "web.yml", &context()).unwrap_err();
+        assert!(
+            refused.to_string().contains("no secret named \"nope\""),
+            "{refused}"
+        );
+    }
+
+    proptest::proptest! {
+        /// compose → spec → compose → spec is stable: the compose text written for a running
+        /// service reads back into the same spec, and that spec writes the same text.
+        #[test]
+        fn compose_and_spec_round_trip(
+            image in "(busybox|nginx:1\\.2[0-9]|registry:5000/app@sha256:[0-9a-f]{64})",
+            env in proptest::collection::vec("[A-Z_]{1,8}=[ -~]{0,12}", 0..4),
+            ports in proptest::collection::vec((1u32..65535, 1u32..65535, proptest::bool::ANY), 0..3),
+            mounts in proptest::collection::vec("(data|/srv|/var/x)[0-9]?", 0..3),
+            replicas in proptest::option::of(0u64..20),
+            global in proptest::bool::ANY,
+            cpus in proptest::option::of(1u64..4000),
+            memory in proptest::option::of(1u64..1 << 34),
+            parallelism in proptest::option::of(0u64..5),
+            order in proptest::option::of(proptest::sample::select(vec!["stop-first", "start-first"])),
+            labels in proptest::collection::btree_map("[a-z.]{1,10}", "[ -~]{0,10}", 0..3),
+            command in proptest::collection::vec("[ -~]{0,8}", 0..3),
+        ) {
+            let f = ServiceForm {
+                name: "web".into(),
+                image,
+                env: env.join("\n"),
+                ports: ports
+                    .iter()
+                    .map(|(p, t, host)| if *host {
+                        format!("published={p},target={t},mode=host")
+                    } else {
+                        format!("{p}:{t}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                mounts: mounts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| format!("{m}:/m{i}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                mode: if global { "global".into() } else { "replicated".into() },
+                replicas: if global { String::new() } else { replicas.map(|r| r.to_string()).unwrap_or_default() },
+                limit_cpus: cpus.map(|c| format!("{}.{:03}", c / 1000, c % 1000)).unwrap_or_default(),
+                reserve_memory: memory.map(|m| m.to_string()).unwrap_or_default(),
+                update_parallelism: parallelism.map(|p| p.to_string()).unwrap_or_default(),
+                update_order: order.unwrap_or_default().to_owned(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                command: shell_words(&command),
+                ..ServiceForm::default()
+            };
+            let context = context();
+            let first = build(&f, &context).unwrap();
+            let text_of = |spec: &serde_json::Value| {
+                compose_of(&[&ServiceView::read(spec).unwrap()], &context)
+            };
+            let spec_of = |text: &str| read_compose(text, "c.yml", &context).unwrap().pop().unwrap().1;
+            let c1 = text_of(&first.spec);
+            let s1 = spec_of(&c1);
+            let c2 = text_of(&s1);
+            let s2 = spec_of(&c2);
+            proptest::prop_assert_eq!(&c1, &c2);
+            proptest::prop_assert_eq!(&s1, &s2);
+            let c = &s1["TaskTemplate"]["ContainerSpec"];
+            proptest::prop_assert_eq!(&c["Image"], &first.spec["TaskTemplate"]["ContainerSpec"]["Image"]);
+            proptest::prop_assert_eq!(&c["Env"], &first.spec["TaskTemplate"]["ContainerSpec"]["Env"]);
+            proptest::prop_assert_eq!(&c["Args"], &first.spec["TaskTemplate"]["ContainerSpec"]["Args"]);
+            proptest::prop_assert_eq!(&s1["EndpointSpec"], &first.spec["EndpointSpec"]);
+            proptest::prop_assert_eq!(&s1["Labels"], &first.spec["Labels"]);
+        }
     }
 
     #[test]
