@@ -40,4 +40,8 @@ fi
 
 cargo build --quiet -p swarmkeeper-cli
 
-exec "$PYTHON" tests/browser/test_dashboard.py
+status=0
+"$PYTHON" tests/browser/test_dashboard.py || status=1
+# Editing a service in a form and as compose, rolled back when broken; a viewer refused.
+"$PYTHON" tests/browser/test_services.py || status=1
+exit $status
