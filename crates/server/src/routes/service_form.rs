@@ -180,6 +180,22 @@ fn refuse(
     }
 }
 
+/// What a form or compose text of `stack` may name: the swarm's secrets and configs by name.
+async fn context(state: &AppState, stack: Option<String>) -> Result<Context, AppError> {
+    let (secrets, configs) = tokio::try_join!(
+        state.engine.list_secrets(None),
+        state.engine.list_configs(None)
+    )?;
+    let ids = |objects: Vec<swarmkeeper_engine::SwarmObject>| -> HashMap<String, String> {
+        objects.into_iter().map(|o| (o.name, o.id)).collect()
+    };
+    Ok(Context {
+        stack,
+        secrets: ids(secrets),
+        configs: ids(configs),
+    })
+}
+
 async fn save(
     state: &AppState,
     caller: &Caller,
@@ -188,21 +204,11 @@ async fn save(
     post: FormPost,
 ) -> Result<Reply, AppError> {
     let editing = current.as_ref().map(|s| s.name.clone());
-    let (secrets, configs) = tokio::try_join!(
-        state.engine.list_secrets(None),
-        state.engine.list_configs(None)
-    )?;
-    let ids = |objects: Vec<swarmkeeper_engine::SwarmObject>| -> HashMap<String, String> {
-        objects.into_iter().map(|o| (o.name, o.id)).collect()
-    };
-    let context = Context {
-        stack: current
-            .as_ref()
-            .and_then(|s| s.view.stack())
-            .map(str::to_owned),
-        secrets: ids(secrets),
-        configs: ids(configs),
-    };
+    let stack = current
+        .as_ref()
+        .and_then(|s| s.view.stack())
+        .map(str::to_owned);
+    let context = context(state, stack).await?;
     let built = match build(&post.form, &context) {
         Ok(built) => built,
         Err(errors) => {
@@ -400,18 +406,7 @@ async fn apply_compose(
     target: ComposeTarget,
     post: ComposePost,
 ) -> Result<Reply, AppError> {
-    let (secrets, configs) = tokio::try_join!(
-        state.engine.list_secrets(None),
-        state.engine.list_configs(None)
-    )?;
-    let ids = |objects: Vec<swarmkeeper_engine::SwarmObject>| -> HashMap<String, String> {
-        objects.into_iter().map(|o| (o.name, o.id)).collect()
-    };
-    let context = Context {
-        stack: target.context_stack.clone(),
-        secrets: ids(secrets),
-        configs: ids(configs),
-    };
+    let context = context(state, target.context_stack.clone()).await?;
     let file_name = format!("{}.yml", target.name);
     let read = read_compose(&post.compose, &file_name, &context).map_err(|e| e.to_string());
     let read = read.and_then(|specs| {
