@@ -40,4 +40,5 @@ fi
 
 cargo build --quiet -p swarmkeeper-cli
 
-exec "$PYTHON" tests/browser/test_dashboard.py
+"$PYTHON" tests/browser/test_dashboard.py
+exec "$PYTHON" tests/browser/test_alerts.py
