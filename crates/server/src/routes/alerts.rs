@@ -97,6 +97,20 @@ pub struct SilenceRow {
     pub comment: String,
 }
 
+impl From<StoredSilence> for SilenceRow {
+    fn from(s: StoredSilence) -> SilenceRow {
+        SilenceRow {
+            id: s.id,
+            rule: s.rule,
+            subject: s.subject,
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            created_by: s.created_by,
+            comment: s.comment,
+        }
+    }
+}
+
 /// A channel test's outcome.
 #[derive(Clone, Serialize)]
 pub struct Tested {
@@ -112,15 +126,7 @@ async fn view(state: &AppState) -> Result<AlertsView, AppError> {
         .alert_silences(Timestamp::now())
         .map_err(AppError::internal)?
         .into_iter()
-        .map(|s| SilenceRow {
-            id: s.id,
-            rule: s.rule,
-            subject: s.subject,
-            starts_at: s.starts_at,
-            ends_at: s.ends_at,
-            created_by: s.created_by,
-            comment: s.comment,
-        })
+        .map(SilenceRow::from)
         .collect();
     Ok(AlertsView {
         channels: state.alerting.channel_rows(),
@@ -462,7 +468,7 @@ pub struct NewSilence {
     pub rule: String,
     #[serde(default)]
     pub subject: String,
-    /// How long from now, in Go's grammar (`90m`, `2h`).
+    /// How long from now (`90m`, `2h`, `1h30m`).
     #[serde(default)]
     pub duration: String,
     /// RFC 3339; instead of `duration`.
@@ -541,16 +547,11 @@ pub async fn add_silence(
         ),
     )?;
     state.alerting.evaluate_soon();
-    let row = SilenceRow {
-        id: stored.id,
-        rule: stored.rule,
-        subject: stored.subject,
-        starts_at: stored.starts_at,
-        ends_at: stored.ends_at,
-        created_by: stored.created_by,
-        comment: stored.comment,
-    };
-    Ok(Reply::changed(StatusCode::CREATED, row, "/alerts"))
+    Ok(Reply::changed(
+        StatusCode::CREATED,
+        SilenceRow::from(stored),
+        "/alerts",
+    ))
 }
 
 /// `POST /alerts/silences/{id}/expire`, `DELETE /api/alerts/silences/{id}`: ends it now.
