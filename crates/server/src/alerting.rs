@@ -40,6 +40,10 @@ use crate::state::AppState;
 pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(3);
 /// The least time between two evaluations, however many reports come.
 pub const MIN_EVALUATION_GAP: Duration = Duration::from_secs(1);
+/// How often firing alerts are sent again to Alertmanager channels: Alertmanager resolves an
+/// alert by itself when it is not repeated within its `endsAt`
+/// (`swarmkeeper_notify::render::ALERTMANAGER_ENDS_AFTER`, 4 minutes), as Prometheus does.
+pub const ALERTMANAGER_REMINDER: Duration = Duration::from_secs(60);
 /// Messages the alerts page shows from the history.
 pub const HISTORY_SHOWN: usize = 200;
 
@@ -88,6 +92,8 @@ struct Evaluations {
     written: String,
     /// Swarm's listing and when it was made.
     swarm: Option<(Instant, SwarmView)>,
+    /// When firing alerts were last sent again to the Alertmanager channels.
+    reminded: Option<Instant>,
 }
 
 #[derive(Default, Clone)]
@@ -154,6 +160,7 @@ impl Alerting {
                 alerts,
                 written,
                 swarm: None,
+                reminded: None,
             }),
             wake: tokio::sync::Notify::new(),
             started: AtomicBool::new(false),
@@ -359,7 +366,7 @@ async fn evaluate_now(state: &AppState) {
             Vec::new()
         }
     };
-    let messages = {
+    let (messages, reminders) = {
         let mut evaluations = alerting.state.lock().await;
         let messages = evaluate(
             &mut evaluations.alerts,
@@ -369,8 +376,18 @@ async fn evaluate_now(state: &AppState) {
             now,
         );
         persist(state, &mut evaluations);
-        messages
+        let due = evaluations
+            .reminded
+            .is_none_or(|at| at.elapsed() >= ALERTMANAGER_REMINDER);
+        let reminders = if due {
+            evaluations.reminded = Some(Instant::now());
+            evaluations.alerts.firing_messages(&silences, now)
+        } else {
+            Vec::new()
+        };
+        (messages, reminders)
     };
+    remind_alertmanagers(state, reminders);
     if messages.is_empty() {
         return;
     }
@@ -394,6 +411,28 @@ async fn evaluate_now(state: &AppState) {
         }
         if let Err(e) = state.store().record_alerts(&records) {
             tracing::warn!(error = %e, "alerts: cannot write the alert history");
+        }
+    });
+}
+
+/// Sends `reminders` (firing alerts already sent) again to the Alertmanager channels only, on
+/// a task of its own; not recorded in the history. Failures are logged by the notifier.
+fn remind_alertmanagers(state: &AppState, reminders: Vec<Message>) {
+    let channels: Vec<Channel> = state
+        .alerting
+        .channels()
+        .into_iter()
+        .filter(|c| matches!(c.kind, ChannelKind::Alertmanager { .. }))
+        .collect();
+    let Some(notifier) = state.alerting.notifier.clone() else {
+        return;
+    };
+    if channels.is_empty() || reminders.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        for message in reminders {
+            notifier.send_to_all(&channels, &message).await;
         }
     });
 }
