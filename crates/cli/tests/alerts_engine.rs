@@ -51,11 +51,13 @@ fn receiver() -> (u16, mpsc::Receiver<(SystemTime, Value)>) {
     (port, rx)
 }
 
-/// Removes the service and the image when the test ends, failed or not.
+/// Removes the service, the image and the state directories when the test ends, failed or
+/// not.
 struct Cleanup {
     host: String,
     service: String,
     image: String,
+    dir: std::path::PathBuf,
 }
 
 impl Drop for Cleanup {
@@ -69,6 +71,7 @@ impl Drop for Cleanup {
                 .args(args)
                 .output();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -78,14 +81,15 @@ fn a_task_killed_for_memory_alerts_the_webhook() {
     let id = std::process::id();
     let service = format!("skalert-oom-{id}");
     let image = format!("skalert-oom:{id}");
+    let dir = tempdir("alert-oom");
     let _cleanup = Cleanup {
         host: host.clone(),
         service: service.clone(),
         image: image.clone(),
+        dir: dir.clone(),
     };
     build(&host, &image, None, 0, &[]);
     let (port, messages) = receiver();
-    let dir = tempdir("alert-oom");
     let secret = dir.join("report-secret");
     std::fs::write(&secret, "alert-oom-report-secret\n").unwrap();
     let server = Server::start_with(
