@@ -44,4 +44,6 @@ status=0
 "$PYTHON" tests/browser/test_dashboard.py || status=1
 # Editing a service in a form and as compose, rolled back when broken; a viewer refused.
 "$PYTHON" tests/browser/test_services.py || status=1
+# Alert channels, send test, silences and the history.
+"$PYTHON" tests/browser/test_alerts.py || status=1
 exit $status

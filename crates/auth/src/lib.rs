@@ -32,6 +32,7 @@ mod password;
 mod ratelimit;
 mod role;
 mod seal;
+mod secret;
 pub mod store;
 mod token;
 
@@ -54,6 +55,7 @@ pub use password::{
 pub use ratelimit::{LimitPolicy, LoginDecision, LoginKey, LoginLimiter};
 pub use role::{allowed, Action, Role, UnknownRole};
 pub use seal::{SealError, SealingKey, MIN_SECRET_KEY_BYTES, SECRET_KEY_SECRET_FILE};
+pub use secret::Secret;
 pub use token::{
     api_token_id, bearer_token, ApiToken, NewApiToken, NewDevice, NewSession, SessionPolicy,
     TokenHash, TokenRejection, API_TOKEN_PREFIX, DEVICE_LIFETIME, DEVICE_TOKEN_PREFIX,

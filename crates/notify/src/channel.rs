@@ -3,7 +3,7 @@
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use crate::secret::Secret;
+use swarmkeeper_auth::Secret;
 
 /// One configured channel: a name of the admin's choosing (errors and the history name it)
 /// and where it delivers. JSON: `{"name": "ops", "type": "slack", "webhook_url": "…"}`.
@@ -20,16 +20,26 @@ pub struct Channel {
 pub enum ChannelKind {
     /// POST of the product's JSON payload (`swarmkeeper_alerts::WebhookPayload`); what
     /// `--alert-webhook URL` configures. The URL may carry a token.
-    Webhook { url: Secret },
+    Webhook {
+        #[serde(serialize_with = "Secret::serialize_exposed")]
+        url: Secret,
+    },
     /// A Slack incoming webhook (`https://hooks.slack.com/services/…`).
-    Slack { webhook_url: Secret },
+    Slack {
+        #[serde(serialize_with = "Secret::serialize_exposed")]
+        webhook_url: Secret,
+    },
     /// A Discord channel webhook (`https://discord.com/api/webhooks/ID/TOKEN`).
-    Discord { webhook_url: Secret },
+    Discord {
+        #[serde(serialize_with = "Secret::serialize_exposed")]
+        webhook_url: Secret,
+    },
     /// An ntfy topic URL (`https://ntfy.sh/TOPIC`: whoever knows a topic can read it, so it is
     /// a secret too), with an access token for a protected topic.
     Ntfy {
+        #[serde(serialize_with = "Secret::serialize_exposed")]
         topic_url: Secret,
-        #[serde(default)]
+        #[serde(default, serialize_with = "Secret::serialize_exposed_option")]
         token: Option<Secret>,
     },
     /// Mail over SMTP.
@@ -39,7 +49,7 @@ pub enum ChannelKind {
         /// The base URL, e.g. `http://alertmanager:9093`.
         url: String,
         /// Sent as `Authorization: Bearer` when set (an Alertmanager behind a proxy).
-        #[serde(default)]
+        #[serde(default, serialize_with = "Secret::serialize_exposed_option")]
         bearer_token: Option<Secret>,
     },
 }
@@ -57,7 +67,7 @@ pub struct EmailChannel {
     /// With `password`: authenticate (only over TLS).
     #[serde(default)]
     pub username: Option<String>,
-    #[serde(default)]
+    #[serde(default, serialize_with = "Secret::serialize_exposed_option")]
     pub password: Option<Secret>,
     /// `Alerts <alerts@example.com>` or a bare address.
     pub from: String,

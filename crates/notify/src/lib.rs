@@ -11,8 +11,7 @@
 mod channel;
 mod deliver;
 pub mod render;
-mod secret;
 
 pub use channel::{Channel, ChannelError, ChannelKind, EmailChannel, SmtpTls};
 pub use deliver::{Delivery, Notifier, NotifyError, Problem, RetryPolicy, SetupError};
-pub use secret::Secret;
+pub use swarmkeeper_auth::Secret;

@@ -28,7 +28,7 @@ use crate::challenge::{self, Challenge};
 use crate::credentials::AuthConfig;
 use crate::error::{parse_retry_after, RegistryError};
 use crate::host::{api_host, is_loopback};
-use crate::secret::Secret;
+use swarmkeeper_auth::Secret;
 
 /// The manifest media types asked for, so that the digest is the one docker pins: an OCI index
 /// or Docker manifest list for multi-platform tags, else the image manifest.

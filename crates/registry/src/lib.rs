@@ -22,11 +22,10 @@ pub mod ecr;
 mod error;
 pub mod host;
 mod keychain;
-mod secret;
 
 pub use client::{Client, ClientBuilder, MANIFEST_ACCEPT};
 pub use credentials::{AuthConfig, ConfigEntry, CredentialsError, DockerConfig};
 pub use error::RegistryError;
 pub use keychain::{Keychain, Source};
-pub use secret::Secret;
+pub use swarmkeeper_auth::Secret;
 pub use swarmkeeper_reference::{Digest, Reference, ReferenceError};

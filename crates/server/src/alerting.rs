@@ -1,51 +1,123 @@
-//! Alerts, carried out: after each agent report and every [`EVALUATION_INTERVAL`], the server
-//! observes the cluster (its stored reports and disk samples, Swarm's nodes and services, the
-//! OOM kills in the reported usage samples), `swarmkeeper_alerts::evaluate` decides what fires
-//! and resolves, and `swarmkeeper_notify` delivers the messages to every `--alert-webhook`,
-//! on a task of its own so no request waits for a receiver. A failed delivery is logged (the
-//! channel's host only, never its URL) and sent again at the next evaluation.
+//! Alerts, carried out. The server observes the cluster (its stored reports and disk samples,
+//! Swarm's nodes, services and tasks, the memory and OOM kills in the reported usage samples),
+//! `swarmkeeper_alerts::evaluate` decides what fires and resolves, and `swarmkeeper_notify`
+//! delivers the messages to every channel: the `--alert-webhook`s and those an admin added on
+//! the Alerts page.
+//!
+//! - Evaluation is coalesced: one task evaluates, woken by each agent report and every
+//!   [`EVALUATION_INTERVAL`], at most once per [`MIN_EVALUATION_GAP`]; a burst of reports
+//!   costs one evaluation. Swarm's nodes, services and tasks are listed at most once per
+//!   [`EVALUATION_INTERVAL`] (a report's evaluation reuses the last listing), so the engine
+//!   sees three list calls per interval whatever the number of agents.
+//! - The rules, the ongoing alerts (pending and firing, with when each was last sent), the
+//!   silences and the history of messages are in the server's SQLite file: a restart neither
+//!   forgets a firing alert nor sends it again.
+//! - Channels' settings are sealed with the server's key (purpose `alert-channel:NAME`), like
+//!   registry credentials; a failed delivery is logged naming the channel by its host only, and
+//!   a firing message that reached no channel is sent again at the next evaluation.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use serde::Serialize;
 use swarmkeeper_alerts::{
-    evaluate, AlertRules, AlertState, Message, NodeDisk, NodeObservation, Observation,
-    ServiceObservation, TaskObservation, UpdateOrigin,
+    evaluate, AlertRules, AlertState, Message, NodeDisk, NodeObservation, Observation, RuleId,
+    ServiceObservation, Silence, TaskObservation, UpdateOrigin,
 };
-use swarmkeeper_notify::{Channel, ChannelKind, Notifier, RetryPolicy, Secret};
-use swarmkeeper_report::NodeReport;
+use swarmkeeper_auth::SealingKey;
+use swarmkeeper_notify::{Channel, ChannelKind, Notifier, NotifyError, RetryPolicy, Secret};
+use swarmkeeper_report::{NodeReport, UsageSample};
+use swarmkeeper_store::{AlertRecord, Store, StoredChannel, StoredSilence};
 
 use crate::state::AppState;
 
-/// How often the cluster is evaluated besides after each report: node-down, agent-silent and
-/// not-converged have no report to wake them.
-pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(15);
+/// How often the cluster is evaluated without a report, and how old Swarm's listing of nodes,
+/// services and tasks may be: node-down, rolled-back and not-converged have no report to wake
+/// them, so this bounds their latency.
+pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(3);
+/// The least time between two evaluations, however many reports come.
+pub const MIN_EVALUATION_GAP: Duration = Duration::from_secs(1);
+/// How often firing alerts are sent again to Alertmanager channels: Alertmanager resolves an
+/// alert by itself when it is not repeated within its `endsAt`
+/// (`swarmkeeper_notify::render::ALERTMANAGER_ENDS_AFTER`, 4 minutes), as Prometheus does.
+pub const ALERTMANAGER_REMINDER: Duration = Duration::from_secs(60);
+/// Messages the alerts page shows from the history.
+pub const HISTORY_SHOWN: usize = 200;
+
+const RULES_KEY: &str = "rules";
+const STATE_KEY: &str = "state";
+
+/// A channel as the Alerts page and `GET /api/alerts` list it: never a secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChannelRow {
+    /// `None` for an `--alert-webhook` (configured as code, removed there).
+    pub id: Option<i64>,
+    pub name: String,
+    pub kind: String,
+    /// Name, kind and host.
+    pub describe: String,
+    pub added_by: Option<String>,
+    pub added_at: Option<Timestamp>,
+    /// Why it cannot be used (sealed with another key), if so.
+    pub problem: Option<String>,
+}
 
 /// The alert rules, the ongoing alerts and where messages go.
 pub struct Alerting {
-    channels: Vec<Channel>,
+    /// `--alert-webhook`s.
+    webhooks: Vec<Channel>,
+    /// Those added on the Alerts page, opened; with the rows the page lists.
+    stored: RwLock<StoredChannels>,
+    key: Option<SealingKey>,
     notifier: Option<Notifier>,
-    rules: AlertRules,
-    /// Held across an evaluation so two never interleave their steps.
+    rules: RwLock<AlertRules>,
+    /// What reports said about tasks, kept between reports.
+    observed: Mutex<Observed>,
+    /// Held across an evaluation's step so two never interleave.
     state: tokio::sync::Mutex<Evaluations>,
+    wake: tokio::sync::Notify,
+    started: AtomicBool,
 }
+
+/// The stored channels that could be opened (by id), and the rows of all of them.
+type StoredChannels = (Arc<Vec<(i64, Channel)>>, Vec<ChannelRow>);
 
 #[derive(Default)]
 struct Evaluations {
     alerts: AlertState,
+    /// The state as last written to the store: written again only when it changed.
+    written: String,
+    /// Swarm's listing and when it was made.
+    swarm: Option<(Instant, SwarmView)>,
+    /// When firing alerts were last sent again to the Alertmanager channels.
+    reminded: Option<Instant>,
+}
+
+#[derive(Default, Clone)]
+struct SwarmView {
+    nodes: Vec<swarmkeeper_engine::SwarmNode>,
+    services: Vec<ServiceObservation>,
+}
+
+#[derive(Default)]
+struct Observed {
     /// Per node (hostname), per task container: the OOM kill count last seen in its usage
     /// samples; replaced by each report, so containers that went are forgotten.
     oom_counts: HashMap<String, HashMap<String, u64>>,
-    /// Per task slot (`service.slot`): when its OOM kills were seen.
+    /// Per task slot (`service.slot`): its node and when its OOM kills were seen.
     oom_kills: BTreeMap<String, (String, Vec<Timestamp>)>,
+    /// Per node (hostname), per task slot: memory use and limit in the newest sample.
+    memory: HashMap<String, BTreeMap<String, (u64, Option<u64>)>>,
 }
 
 impl Alerting {
-    /// Alerting to `webhooks` (the product's generic JSON webhook) with the default rules.
-    /// Without a webhook nothing is evaluated.
-    pub fn new(webhooks: &[Secret]) -> Alerting {
-        let channels: Vec<Channel> = webhooks
+    /// Alerting to `webhooks` (the product's generic JSON webhook) and the channels, rules,
+    /// ongoing alerts stored in `store`; channels are opened with `key`.
+    pub fn load(webhooks: &[Secret], key: Option<SealingKey>, store: &Store) -> Alerting {
+        let webhooks = webhooks
             .iter()
             .enumerate()
             .map(|(i, url)| Channel {
@@ -53,105 +125,425 @@ impl Alerting {
                 kind: ChannelKind::Webhook { url: url.clone() },
             })
             .collect();
-        let notifier = if channels.is_empty() {
-            None
-        } else {
-            Notifier::new(RetryPolicy::default(), None)
-                .inspect_err(|e| tracing::error!(error = %e, "alerts cannot be delivered"))
-                .ok()
+        let notifier = Notifier::new(RetryPolicy::default(), None)
+            .inspect_err(|e| tracing::error!(error = %e, "alerts cannot be delivered"))
+            .ok();
+        let rules = match store.alert_setting(RULES_KEY) {
+            Ok(Some(text)) => AlertRules::from_json(&text).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "stored alert rules unreadable; the defaults apply");
+                AlertRules::default()
+            }),
+            Ok(None) => AlertRules::default(),
+            Err(e) => {
+                tracing::error!(error = %e, "alert rules cannot be read; the defaults apply");
+                AlertRules::default()
+            }
         };
-        Alerting {
-            channels,
+        let (alerts, written) = match store.alert_setting(STATE_KEY) {
+            Ok(Some(text)) => match serde_json::from_str(&text) {
+                Ok(alerts) => (alerts, text),
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored alert state unreadable; starting afresh");
+                    (AlertState::default(), String::new())
+                }
+            },
+            _ => (AlertState::default(), String::new()),
+        };
+        let alerting = Alerting {
+            webhooks,
+            stored: RwLock::new((Arc::new(Vec::new()), Vec::new())),
+            key,
             notifier,
-            rules: AlertRules::default(),
-            state: tokio::sync::Mutex::new(Evaluations::default()),
+            rules: RwLock::new(rules),
+            observed: Mutex::new(Observed::default()),
+            state: tokio::sync::Mutex::new(Evaluations {
+                alerts,
+                written,
+                swarm: None,
+                reminded: None,
+            }),
+            wake: tokio::sync::Notify::new(),
+            started: AtomicBool::new(false),
+        };
+        match store.alert_channels() {
+            Ok(stored) => alerting.reload_channels(&stored),
+            Err(e) => tracing::error!(error = %e, "alert channels cannot be read"),
         }
+        alerting
     }
 
-    fn enabled(&self) -> bool {
-        self.notifier.is_some()
+    /// The key channels are sealed with, if the server has one.
+    pub fn key(&self) -> Option<&SealingKey> {
+        self.key.as_ref()
+    }
+
+    /// Opens the stored channels again (after one was added or removed).
+    pub fn reload_channels(&self, stored: &[StoredChannel]) {
+        let mut open = Vec::new();
+        let mut rows: Vec<ChannelRow> = self
+            .webhooks
+            .iter()
+            .map(|c| ChannelRow {
+                id: None,
+                name: c.name.clone(),
+                kind: c.kind.kind_name().to_string(),
+                describe: c.describe(),
+                added_by: None,
+                added_at: None,
+                problem: None,
+            })
+            .collect();
+        for s in stored {
+            let problem = match open_channel(self.key.as_ref(), s) {
+                Ok(channel) => {
+                    open.push((s.id, channel));
+                    None
+                }
+                Err(problem) => Some(problem),
+            };
+            rows.push(ChannelRow {
+                id: Some(s.id),
+                name: s.name.clone(),
+                kind: s.kind.clone(),
+                describe: s.describe.clone(),
+                added_by: Some(s.created_by.clone()),
+                added_at: Some(s.created_at),
+                problem,
+            });
+        }
+        *self.stored.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(open), rows);
+    }
+
+    /// The channels as the page lists them.
+    pub fn channel_rows(&self) -> Vec<ChannelRow> {
+        self.stored
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+
+    /// A stored channel, opened.
+    pub fn channel(&self, id: i64) -> Option<Channel> {
+        let stored = self.stored.read().unwrap_or_else(|e| e.into_inner());
+        stored
+            .0
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Every channel a message goes to.
+    fn channels(&self) -> Vec<Channel> {
+        let stored = self
+            .stored
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone();
+        self.webhooks
+            .iter()
+            .cloned()
+            .chain(stored.iter().map(|(_, c)| c.clone()))
+            .collect()
+    }
+
+    pub fn rules(&self) -> AlertRules {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stores `rules` and applies them from the next evaluation.
+    pub fn set_rules(&self, store: &Store, rules: AlertRules) -> Result<(), String> {
+        rules.validate().map_err(|e| e.to_string())?;
+        let text = serde_json::to_string(&rules).expect("rules serialise");
+        store
+            .set_alert_setting(RULES_KEY, &text)
+            .map_err(|e| e.to_string())?;
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The ongoing alerts (pending and firing), by rule then subject.
+    pub async fn ongoing(&self) -> Vec<swarmkeeper_alerts::Alert> {
+        self.state.lock().await.alerts.alerts().cloned().collect()
+    }
+
+    /// Sends the test message to `channel`.
+    pub async fn send_test(&self, channel: &Channel) -> Result<(), NotifyError> {
+        let Some(notifier) = &self.notifier else {
+            return Err(NotifyError {
+                channel: channel.describe(),
+                attempts: 0,
+                problem: swarmkeeper_notify::Problem::Config("no HTTP client".into()),
+            });
+        };
+        notifier
+            .send(channel, &Message::test(Timestamp::now()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Asks for an evaluation soon (a silence or a rule changed).
+    pub fn evaluate_soon(&self) {
+        self.wake.notify_one();
     }
 }
 
-/// Evaluates every [`EVALUATION_INTERVAL`] until the server shuts down.
+/// The seal's associated data: a channel's sealed settings open only under its own name.
+pub fn channel_purpose(name: &str) -> String {
+    format!("alert-channel:{name}")
+}
+
+/// A stored channel's settings, opened with `key`.
+fn open_channel(key: Option<&SealingKey>, stored: &StoredChannel) -> Result<Channel, String> {
+    let key = key.ok_or("its settings are sealed, and the server has no secret key")?;
+    let open = key
+        .open(&channel_purpose(&stored.name), &stored.sealed)
+        .map_err(|e| format!("its settings cannot be opened: {e}; remove it and add it again"))?;
+    serde_json::from_slice(&open).map_err(|_| "its settings are not readable".to_string())
+}
+
+/// Starts the evaluating task if it is not running yet; it stops when the server shuts down.
 pub fn spawn(state: AppState) {
-    if !state.alerting.enabled() {
+    if state.alerting.started.swap(true, Ordering::SeqCst) {
         return;
     }
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(EVALUATION_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop = state.shutdown.started();
         tokio::pin!(stop);
         loop {
             tokio::select! {
-                _ = tick.tick() => evaluate_now(&state, None).await,
+                () = state.alerting.wake.notified() => {}
+                () = tokio::time::sleep(EVALUATION_INTERVAL) => {}
                 () = &mut stop => return,
             }
+            let started = Instant::now();
+            evaluate_now(&state).await;
+            tokio::time::sleep(MIN_EVALUATION_GAP.saturating_sub(started.elapsed())).await;
         }
     });
 }
 
-/// After a stored report: notes its OOM kills and evaluates, on a task of its own.
+/// After a stored report: notes its memory samples and OOM kills and asks for an evaluation.
 pub fn after_report(state: &AppState, report: &NodeReport) {
-    if !state.alerting.enabled() {
-        return;
-    }
-    let (state, report) = (state.clone(), report.clone());
-    tokio::spawn(async move { evaluate_now(&state, Some(&report)).await });
+    let keep = signed(state.alerting.rules().oom_kill.keep_firing_for);
+    note_usage(
+        &mut state
+            .alerting
+            .observed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+        &report.hostname,
+        &report.usage,
+        keep,
+        Timestamp::now(),
+    );
+    spawn(state.clone());
+    state.alerting.wake.notify_one();
 }
 
-async fn evaluate_now(state: &AppState, report: Option<&NodeReport>) {
+async fn evaluate_now(state: &AppState) {
     let alerting = &state.alerting;
-    let messages = {
-        let mut evaluations = alerting.state.lock().await;
-        if let Some(report) = report {
-            let keep = signed(alerting.rules.oom_kill.keep_firing_for);
-            note_oom_kills(&mut evaluations, report, keep, Timestamp::now());
+    let rules = alerting.rules();
+    let swarm = {
+        let cached = alerting.state.lock().await.swarm.clone();
+        match cached {
+            Some((at, view)) if at.elapsed() < EVALUATION_INTERVAL => view,
+            _ => {
+                let view = list_swarm(state).await;
+                alerting.state.lock().await.swarm = Some((Instant::now(), view.clone()));
+                view
+            }
         }
-        let now = Timestamp::now();
-        let observation = observe(state, &evaluations, now).await;
-        evaluate(
-            &mut evaluations.alerts,
-            &alerting.rules,
-            &observation,
-            &[],
-            now,
-        )
     };
-    // Delivered without the lock: a slow receiver (three attempts, backoff) holds up no
-    // evaluation; messages of one evaluation go in order.
-    for message in messages {
-        deliver(state, message).await;
+    let now = Timestamp::now();
+    let observation = observe(state, &rules, swarm, now);
+    let silences: Vec<Silence> = match state.store().alert_silences(now) {
+        Ok(stored) => stored.iter().filter_map(silence_of).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "alerts: cannot read the silences");
+            Vec::new()
+        }
+    };
+    let (messages, reminders) = {
+        let mut evaluations = alerting.state.lock().await;
+        let messages = evaluate(
+            &mut evaluations.alerts,
+            &rules,
+            &observation,
+            &silences,
+            now,
+        );
+        persist(state, &mut evaluations);
+        let due = evaluations
+            .reminded
+            .is_none_or(|at| at.elapsed() >= ALERTMANAGER_REMINDER);
+        let reminders = if due {
+            evaluations.reminded = Some(Instant::now());
+            evaluations.alerts.firing_messages(&silences, now)
+        } else {
+            Vec::new()
+        };
+        (messages, reminders)
+    };
+    remind_alertmanagers(state, reminders);
+    if messages.is_empty() {
+        return;
     }
+    // Delivered on a task of its own: a slow receiver (three attempts, backoff) holds up no
+    // evaluation; messages of one evaluation go in order.
+    let state = state.clone();
+    tokio::spawn(async move {
+        let channels = state.alerting.channels();
+        let mut records = Vec::new();
+        for message in messages {
+            let delivery = deliver(&state, &channels, &message).await;
+            records.push(AlertRecord {
+                at: Timestamp::now(),
+                status: message.status.as_str().to_string(),
+                rule: message.rule.as_str().to_string(),
+                subject: message.subject.clone(),
+                summary: message.summary.clone(),
+                started_at: message.started_at,
+                delivery,
+            });
+        }
+        if let Err(e) = state.store().record_alerts(&records) {
+            tracing::warn!(error = %e, "alerts: cannot write the alert history");
+        }
+    });
+}
+
+/// Sends `reminders` (firing alerts already sent) again to the Alertmanager channels only, on
+/// a task of its own; not recorded in the history. Failures are logged by the notifier.
+fn remind_alertmanagers(state: &AppState, reminders: Vec<Message>) {
+    let channels: Vec<Channel> = state
+        .alerting
+        .channels()
+        .into_iter()
+        .filter(|c| matches!(c.kind, ChannelKind::Alertmanager { .. }))
+        .collect();
+    let Some(notifier) = state.alerting.notifier.clone() else {
+        return;
+    };
+    if channels.is_empty() || reminders.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        for message in reminders {
+            notifier.send_to_all(&channels, &message).await;
+        }
+    });
+}
+
+/// Writes the ongoing alerts when they changed since last written.
+fn persist(state: &AppState, evaluations: &mut Evaluations) {
+    let text = serde_json::to_string(&evaluations.alerts).expect("alert state serialises");
+    if text != evaluations.written {
+        match state.store().set_alert_setting(STATE_KEY, &text) {
+            Ok(()) => evaluations.written = text,
+            Err(e) => tracing::warn!(error = %e, "alerts: cannot write the alert state"),
+        }
+    }
+}
+
+/// A stored silence as the rules read it; one naming a rule this build does not know is
+/// left out.
+pub fn silence_of(stored: &StoredSilence) -> Option<Silence> {
+    let rule = match &stored.rule {
+        Some(text) => Some(text.parse::<RuleId>().ok()?),
+        None => None,
+    };
+    Some(Silence {
+        rule,
+        subject: stored.subject.clone(),
+        starts_at: stored.starts_at,
+        ends_at: stored.ends_at,
+        created_by: stored.created_by.clone(),
+        comment: stored.comment.clone(),
+    })
 }
 
 /// Sends one message to every channel; a firing message that reached none is sent again at
-/// the next evaluation.
-async fn deliver(state: &AppState, message: Message) {
+/// the next evaluation. Returns how it went, for the history (channels named without
+/// secrets).
+async fn deliver(state: &AppState, channels: &[Channel], message: &Message) -> String {
     let Some(notifier) = &state.alerting.notifier else {
-        return;
+        return "not sent: no HTTP client".to_string();
     };
-    let results = notifier
-        .send_to_all(&state.alerting.channels, &message)
-        .await;
+    if channels.is_empty() {
+        return "no channel configured".to_string();
+    }
+    let results = notifier.send_to_all(channels, message).await;
     // `Notifier::send` has logged each failure, naming the channel by its host only.
-    if results.iter().all(Result::is_err) {
-        let mut evaluations = state.alerting.state.lock().await;
-        evaluations
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+        .collect();
+    if failed.len() == results.len() {
+        state
+            .alerting
+            .state
+            .lock()
+            .await
             .alerts
             .delivery_failed(message.rule, &message.subject);
     }
+    let sent = results.len() - failed.len();
+    let mut text = format!("sent to {sent} of {} channel(s)", results.len());
+    for f in failed {
+        text.push_str("; ");
+        text.push_str(&f);
+    }
+    text
 }
 
 fn signed(d: Duration) -> jiff::SignedDuration {
     jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
 }
 
-/// The cluster as the rules read it. What cannot be read (the engine, the store) is left out
+/// Swarm's nodes, and its services with their restarts. What cannot be listed is left out
 /// and logged: the rules then see fewer nodes or services, never wrong ones.
-async fn observe(state: &AppState, evaluations: &Evaluations, now: Timestamp) -> Observation {
-    let window = signed(state.alerting.rules.disk_full_forecast.window);
+async fn list_swarm(state: &AppState) -> SwarmView {
+    let (nodes, services, tasks) = tokio::join!(
+        state.engine.list_nodes(),
+        state.engine.list_services(None),
+        state.engine.list_all_tasks()
+    );
+    let nodes = nodes.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "alerts: cannot list the nodes");
+        Vec::new()
+    });
+    let services = match (services, tasks) {
+        (Ok(services), Ok(tasks)) => {
+            let mut restarts: HashMap<&str, Vec<Timestamp>> = HashMap::new();
+            for task in tasks.iter().filter(|t| t.ended_on_its_own()) {
+                if let Some(at) = task.timestamp {
+                    restarts.entry(&task.service_id).or_default().push(at);
+                }
+            }
+            crate::views::services::service_rows(&services, &tasks)
+                .into_iter()
+                .map(|row| ServiceObservation {
+                    restarts: restarts.remove(row.id.as_str()).unwrap_or_default(),
+                    name: row.name,
+                    converged: row.converged,
+                    rolled_back: row.rolled_back.then_some(UpdateOrigin::Update),
+                })
+                .collect()
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::debug!(error = %e, "alerts: cannot list the services");
+            Vec::new()
+        }
+    };
+    SwarmView { nodes, services }
+}
+
+/// The cluster as the rules read it.
+fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestamp) -> Observation {
+    let window = signed(rules.disk_full_forecast.window);
     let since = now.checked_sub(window).unwrap_or(Timestamp::MIN);
     let reports = {
         let store = state.store();
@@ -171,16 +563,12 @@ async fn observe(state: &AppState, evaluations: &Evaluations, now: Timestamp) ->
             }
         }
     };
-    let swarm_nodes = state.engine.list_nodes().await.unwrap_or_else(|e| {
-        tracing::debug!(error = %e, "alerts: cannot list the nodes");
-        Vec::new()
-    });
     let mut nodes: Vec<NodeObservation> = Vec::new();
     for (report, received_at, samples) in reports {
-        let swarm = swarm_nodes.iter().find(|n| n.id == report.node_id);
+        let swarm_node = swarm.nodes.iter().find(|n| n.id == report.node_id);
         nodes.push(NodeObservation {
             name: report.hostname.clone(),
-            down: swarm.is_some_and(|n| is_down(&n.state)),
+            down: swarm_node.is_some_and(|n| is_down(&n.state)),
             last_report: Some(received_at),
             report_interval_seconds: report.interval_seconds,
             disk: Some(NodeDisk {
@@ -191,7 +579,7 @@ async fn observe(state: &AppState, evaluations: &Evaluations, now: Timestamp) ->
             }),
         });
     }
-    for node in &swarm_nodes {
+    for node in &swarm.nodes {
         if !nodes.iter().any(|n| n.name == node.hostname) {
             nodes.push(NodeObservation {
                 name: node.hostname.clone(),
@@ -202,37 +590,53 @@ async fn observe(state: &AppState, evaluations: &Evaluations, now: Timestamp) ->
             });
         }
     }
-    let services = match crate::routes::services::load_services(state).await {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|row| ServiceObservation {
-                name: row.name,
-                converged: row.converged,
-                rolled_back: row.rolled_back.then_some(UpdateOrigin::Update),
-                restarts: Vec::new(),
-            })
-            .collect(),
-        Err(e) => {
-            tracing::debug!(error = %e, "alerts: cannot list the services");
-            Vec::new()
-        }
+    let tasks = {
+        let keep = signed(rules.oom_kill.keep_firing_for);
+        let mut observed = state
+            .alerting
+            .observed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        forget_old_kills(&mut observed, keep, now);
+        tasks_of(&observed)
     };
-    let tasks = evaluations
-        .oom_kills
-        .iter()
-        .map(|(name, (node, kills))| TaskObservation {
-            name: name.clone(),
-            node: node.clone(),
-            memory_bytes: 0,
-            memory_limit_bytes: None,
-            oom_kills: kills.clone(),
-        })
-        .collect();
     Observation {
         nodes,
-        services,
+        services: swarm.services,
         tasks,
     }
+}
+
+/// Every task slot a report told of: its newest memory figures and its recent OOM kills.
+fn tasks_of(observed: &Observed) -> Vec<TaskObservation> {
+    let mut tasks: BTreeMap<&str, TaskObservation> = BTreeMap::new();
+    for (node, slots) in &observed.memory {
+        for (slot, (memory, limit)) in slots {
+            tasks.insert(
+                slot,
+                TaskObservation {
+                    name: slot.clone(),
+                    node: node.clone(),
+                    memory_bytes: *memory,
+                    memory_limit_bytes: *limit,
+                    oom_kills: Vec::new(),
+                },
+            );
+        }
+    }
+    for (slot, (node, kills)) in &observed.oom_kills {
+        tasks
+            .entry(slot)
+            .or_insert_with(|| TaskObservation {
+                name: slot.clone(),
+                node: node.clone(),
+                memory_bytes: 0,
+                memory_limit_bytes: None,
+                oom_kills: Vec::new(),
+            })
+            .oom_kills = kills.clone();
+    }
+    tasks.into_values().collect()
 }
 
 /// Swarm's `Status.State` for a node that is not there.
@@ -240,23 +644,31 @@ fn is_down(state: &str) -> bool {
     matches!(state, "down" | "disconnected")
 }
 
-/// Records the OOM kills `report`'s usage samples show: a task container's kill count that
-/// grew since it was last seen (or is above zero the first time it is seen) is a kill at that
-/// sample's time, kept under the task's slot (`service.slot`, `service.node` for a global
-/// service) so it follows the slot across restarts. Kills older than `keep` are forgotten.
-fn note_oom_kills(
-    evaluations: &mut Evaluations,
-    report: &NodeReport,
+/// A task's slot as alerts name it: `service.slot`, `service.node` for a global service, so
+/// an alert follows the slot across the task's restarts.
+fn slot_name(task: &swarmkeeper_report::TaskUsage, node: &str) -> String {
+    if task.slot.is_empty() {
+        format!("{}.{node}", task.service)
+    } else {
+        format!("{}.{}", task.service, task.slot)
+    }
+}
+
+/// Records what `report`'s usage samples show: each task slot's memory in the newest sample
+/// (replacing what the node's previous report said), and the OOM kills: a task container's
+/// kill count that grew since it was last seen (or is above zero the first time it is seen)
+/// is a kill at that sample's time. Kills older than `keep` are forgotten.
+fn note_usage(
+    observed: &mut Observed,
+    hostname: &str,
+    usage: &[UsageSample],
     keep: jiff::SignedDuration,
     now: Timestamp,
 ) {
-    if !report.usage.is_empty() {
-        let before = evaluations
-            .oom_counts
-            .remove(&report.hostname)
-            .unwrap_or_default();
+    if !usage.is_empty() {
+        let before = observed.oom_counts.remove(hostname).unwrap_or_default();
         let mut seen: HashMap<String, u64> = HashMap::new();
-        for sample in &report.usage {
+        for sample in usage {
             for task in &sample.tasks {
                 let Some(count) = task.oom_kills else {
                     continue;
@@ -268,24 +680,95 @@ fn note_oom_kills(
                     .unwrap_or(0);
                 seen.insert(task.task.clone(), count);
                 if count > last {
-                    let slot = if task.slot.is_empty() {
-                        format!("{}.{}", task.service, report.hostname)
-                    } else {
-                        format!("{}.{}", task.service, task.slot)
-                    };
-                    evaluations
+                    observed
                         .oom_kills
-                        .entry(slot)
-                        .or_insert_with(|| (report.hostname.clone(), Vec::new()))
+                        .entry(slot_name(task, hostname))
+                        .or_insert_with(|| (hostname.to_string(), Vec::new()))
                         .1
                         .push(sample.taken_at);
                 }
             }
         }
-        evaluations.oom_counts.insert(report.hostname.clone(), seen);
+        observed.oom_counts.insert(hostname.to_string(), seen);
+        let newest = usage.iter().max_by_key(|s| s.taken_at);
+        let memory = newest
+            .map(|sample| {
+                sample
+                    .tasks
+                    .iter()
+                    .map(|t| {
+                        (
+                            slot_name(t, hostname),
+                            (t.memory_bytes, t.memory_limit_bytes),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        observed.memory.insert(hostname.to_string(), memory);
     }
-    evaluations.oom_kills.retain(|_, (_, kills)| {
+    forget_old_kills(observed, keep, now);
+}
+
+fn forget_old_kills(observed: &mut Observed, keep: jiff::SignedDuration, now: Timestamp) {
+    observed.oom_kills.retain(|_, (_, kills)| {
         kills.retain(|at| now.duration_since(*at) <= keep);
         !kills.is_empty()
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use swarmkeeper_report::TaskUsage;
+
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    fn usage(taken: i64, memory: u64, ooms: u64) -> UsageSample {
+        UsageSample {
+            taken_at: at(taken),
+            node: None,
+            tasks: vec![TaskUsage {
+                task: "t1".into(),
+                service: "web".into(),
+                stack: String::new(),
+                slot: "1".into(),
+                cpu_ns: 0,
+                memory_bytes: memory,
+                memory_limit_bytes: Some(16 << 20),
+                oom_kills: Some(ooms),
+            }],
+        }
+    }
+
+    #[test]
+    fn usage_samples_give_each_slot_its_newest_memory_and_its_oom_kills() {
+        let mut observed = Observed::default();
+        let keep = jiff::SignedDuration::from_mins(15);
+        note_usage(
+            &mut observed,
+            "w1",
+            &[usage(0, 1 << 20, 0), usage(10, 15 << 20, 1)],
+            keep,
+            at(10),
+        );
+        let tasks = tasks_of(&observed);
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].name, "web.1");
+        assert_eq!(tasks[0].node, "w1");
+        assert_eq!(tasks[0].memory_bytes, 15 << 20);
+        assert_eq!(tasks[0].memory_limit_bytes, Some(16 << 20));
+        assert_eq!(tasks[0].oom_kills, [at(10)]);
+        // The same count again is no new kill; a higher one is.
+        note_usage(&mut observed, "w1", &[usage(20, 2 << 20, 1)], keep, at(20));
+        assert_eq!(tasks_of(&observed)[0].oom_kills, [at(10)]);
+        note_usage(&mut observed, "w1", &[usage(30, 2 << 20, 3)], keep, at(30));
+        assert_eq!(tasks_of(&observed)[0].oom_kills, [at(10), at(30)]);
+        // Kills are forgotten after `keep`.
+        forget_old_kills(&mut observed, keep, at(30 + 15 * 60 + 1));
+        assert!(tasks_of(&observed)[0].oom_kills.is_empty());
+    }
 }

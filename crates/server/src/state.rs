@@ -72,7 +72,7 @@ pub struct Inner {
     /// Registry credentials: the keychain every deploy, service change and check takes.
     pub registries: Registries,
     pub autodeploy: AutoDeploy,
-    /// The alert rules, the ongoing alerts and their webhooks.
+    /// The alert rules, the ongoing alerts and their channels.
     pub alerting: Alerting,
 }
 
@@ -90,6 +90,7 @@ impl AppState {
         let auth = open_auth(store.path())?;
         let registries = Registries::new(config.secret_key.clone(), config.docker_config.clone());
         registries.reload(&store.registries().map_err(AppError::internal)?);
+        let alerting = Alerting::load(&config.alert_webhooks, config.secret_key.clone(), &store);
         Ok(AppState(Arc::new(Inner {
             engine,
             store: Mutex::new(store),
@@ -102,7 +103,7 @@ impl AppState {
             audit_fold: Mutex::new(AuditFold::new(AUDIT_FOLD_WINDOW, AUDIT_FOLD_KINDS)),
             registries,
             autodeploy: AutoDeploy::default(),
-            alerting: Alerting::new(&config.alert_webhooks),
+            alerting,
             config,
         })))
     }

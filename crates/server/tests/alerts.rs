@@ -1,6 +1,10 @@
 //! Alerts end to end: an agent report whose disk is above the high threshold while GC fell
 //! short reaches a real HTTP receiver as the product's "firing" webhook payload, and the next
-//! report below the threshold as "resolved", each within the 5 s.
+//! report below the threshold as "resolved", each within the 5 s. And the Alerts
+//! page's JSON twins: an admin adds a channel (its URL sealed, never shown again), sends a
+//! test, changes the rules, silences an alert and expires the silence; the history and the
+//! firing state survive a restart of the server, so the alert is neither forgotten nor sent
+//! twice.
 
 mod support;
 
@@ -10,15 +14,18 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::*;
+use swarmkeeper_auth::SealingKey;
 use swarmkeeper_notify::Secret;
 use swarmkeeper_report::{LastPass, NodeReport};
 use tokio::sync::mpsc;
 
+type Received = mpsc::UnboundedReceiver<(Instant, Value)>;
+
 /// A webhook receiver on a port of its own: every JSON body posted to `/hook`, with when it
 /// arrived.
-async fn receiver() -> (SocketAddr, mpsc::UnboundedReceiver<(Instant, Value)>) {
+async fn receiver() -> (SocketAddr, Received) {
     let (tx, rx) = mpsc::unbounded_channel();
     let app = Router::new()
         .route(
@@ -74,17 +81,7 @@ async fn a_full_disk_gc_cannot_fix_fires_then_resolves_at_the_webhook() {
     // An engine outside the swarm: its hostname is its key, so no other test's node meets it.
     let host = unique("alert-node");
 
-    let mut full = report("", &host);
-    full.disk.usage_percent = 92;
-    full.high_threshold_percent = 85;
-    full.last_pass = Some(LastPass {
-        started_at: jiff::Timestamp::now(),
-        space_trigger: Some("high-threshold".into()),
-        usage_percent_after: 92,
-        shortfall_bytes: 7 << 30,
-        short_of_low_threshold: true,
-        short_of_headroom: false,
-    });
+    let full = full_disk(&host);
     let posted = Instant::now();
     post_report(&app, &full).await;
     let (at, firing) = next_about(&mut rx, &host).await;
@@ -135,4 +132,336 @@ async fn a_full_disk_gc_cannot_fix_fires_then_resolves_at_the_webhook() {
         firing_latency.as_secs_f64() * 1e3,
         resolved_latency.as_secs_f64() * 1e3
     );
+}
+
+/// The next payload about `subject` within `limit`, others (the shared engine's own services
+/// and nodes) skipped; `None` if none came.
+async fn within(rx: &mut Received, subject: &str, limit: Duration) -> Option<(Instant, Value)> {
+    tokio::time::timeout(limit, async {
+        loop {
+            let (at, body) = rx.recv().await.expect("the receiver runs");
+            if body["subject"] == subject {
+                return (at, body);
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+fn key() -> SealingKey {
+    SealingKey::from_secret(b"alert channel key: thirty-two bytes or more").unwrap()
+}
+
+/// A report of `host` at 92 % after a GC pass that fell short (high threshold 85 %).
+fn full_disk(host: &str) -> NodeReport {
+    let mut full = report("", host);
+    full.disk.usage_percent = 92;
+    full.high_threshold_percent = 85;
+    full.last_pass = Some(LastPass {
+        started_at: jiff::Timestamp::now(),
+        space_trigger: Some("high-threshold".into()),
+        usage_percent_after: 92,
+        shortfall_bytes: 7 << 30,
+        short_of_low_threshold: true,
+        short_of_headroom: false,
+    });
+    full
+}
+
+/// Every file of the state directory, as bytes.
+fn state_files(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        all.extend(std::fs::read(entry.unwrap().path()).unwrap_or_default());
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_silences_and_history_work_from_the_api_and_survive_a_restart() {
+    let (addr, mut rx) = receiver().await;
+    let app = TestApp::with_key(Some(key())).await;
+    let admin = &app.admin.token;
+    let token = "T0K3N-never-shown";
+    let url = format!("http://{addr}/hook?token={token}");
+
+    // Only an admin may add a channel; what is added is listed without its secret.
+    let new = json!({"name": "ops-hook", "type": "webhook", "url": url});
+    app.call(
+        Call::post("/api/alerts/channels")
+            .bearer(&app.operator.token)
+            .json(&new),
+    )
+    .await
+    .expect(403);
+    let bad = json!({"name": "ops-hook", "type": "webhook", "url": "ftp://x"});
+    let error = app
+        .call(Call::post("/api/alerts/channels").bearer(admin).json(&bad))
+        .await
+        .expect_json_error(422);
+    assert!(error.starts_with("url: "), "{error}");
+    let added = app
+        .call(Call::post("/api/alerts/channels").bearer(admin).json(&new))
+        .await;
+    added.expect(201);
+    assert!(!added.text().contains(token), "{}", added.text());
+    let id = added.json()["id"].as_i64().unwrap();
+    app.call(Call::post("/api/alerts/channels").bearer(admin).json(&new))
+        .await
+        .expect(409);
+    let page = app.call(Call::get("/api/alerts").bearer(admin)).await;
+    page.expect(200);
+    assert!(!page.text().contains(token));
+    assert_eq!(page.json()["channels"][0]["name"], "ops-hook");
+    let html = app.call(Call::get("/alerts").session(&app.admin)).await;
+    assert!(html.text().contains("ops-hook") && !html.text().contains(token));
+    assert!(
+        !state_files(app.dir.path())
+            .windows(token.len())
+            .any(|w| w == token.as_bytes()),
+        "the channel's URL is sealed in the database"
+    );
+
+    // Send test.
+    let tested = app
+        .call(Call::post(&format!("/api/alerts/channels/{id}/test")).bearer(admin))
+        .await;
+    tested.expect(200);
+    assert_eq!(tested.json()["ok"], true);
+    let (_, test) = within(&mut rx, "swarmkeeper", Duration::from_secs(5))
+        .await
+        .expect("the test message arrives");
+    assert_eq!(test["rule"], "test");
+
+    // Rules: refused naming the field; changed and kept.
+    let refused = app
+        .call(
+            Call::put("/api/alerts/rules")
+                .bearer(admin)
+                .json(&json!({"memory_near_limit": {"percent": 0}})),
+        )
+        .await
+        .expect_json_error(422);
+    assert!(refused.contains("memory_near_limit.percent"), "{refused}");
+    app.call(
+        Call::put("/api/alerts/rules").bearer(admin).json(
+            &json!({"restart_loop": {"restarts": 3, "within": "5m"}, "repeat_interval": "1h"}),
+        ),
+    )
+    .await
+    .expect(200);
+
+    // A silence mutes the alert; expiring it sends it.
+    let host = unique("silenced-node");
+    let silence = app
+        .call(
+            Call::post("/api/alerts/silences")
+                .bearer(admin)
+                .json(&json!({"subject": host, "duration": "1h", "comment": "disk swap"})),
+        )
+        .await;
+    silence.expect(201);
+    let silence_id = silence.json()["id"].as_i64().unwrap();
+    post_report(&app.router, &full_disk(&host)).await;
+    assert!(
+        within(&mut rx, &host, Duration::from_secs(3))
+            .await
+            .is_none(),
+        "a silenced alert is not sent"
+    );
+    let ongoing = app
+        .call(Call::get("/api/alerts").bearer(admin))
+        .await
+        .json();
+    assert!(
+        ongoing["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["subject"] == host.as_str() && a["firing_since"].is_string()),
+        "{ongoing}"
+    );
+    let expired = Instant::now();
+    app.call(Call::delete(&format!("/api/alerts/silences/{silence_id}")).bearer(admin))
+        .await
+        .expect(204);
+    let (at, firing) = within(&mut rx, &host, Duration::from_secs(5))
+        .await
+        .expect("the alert is sent once its silence ends");
+    assert_eq!(firing["status"], "firing");
+    println!(
+        "silence expired -> firing message received: {:.0} ms",
+        (at - expired).as_secs_f64() * 1e3
+    );
+    // The history is written after delivery.
+    let mut history = Value::Null;
+    for _ in 0..50 {
+        history = app
+            .call(Call::get("/api/alerts/history").bearer(&app.viewer.token))
+            .await
+            .json();
+        if history["history"].as_array().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = history["history"].as_array().unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["subject"] == host.as_str())
+        .unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(row["status"], "firing");
+    assert_eq!(row["delivery"], "sent to 1 of 1 channel(s)");
+
+    // A restart: the old server stops, a new one opens the same database with the same key.
+    app.state.shutdown.begin();
+    let state = open_state_with_key(app.dir.path(), Some(REPORT_SECRET), Some(key()));
+    let restarted = swarmkeeper_server::app(state);
+    let page = send(&restarted, Call::get("/api/alerts").bearer(admin))
+        .await
+        .json();
+    assert_eq!(page["rules"]["restart_loop"]["restarts"], 3, "{page}");
+    assert_eq!(page["rules"]["repeat_interval"], "1h");
+    assert!(page["channels"][0]["problem"].is_null(), "{page}");
+    assert!(
+        page["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["subject"] == host.as_str() && a["last_notified"].is_string()),
+        "the firing alert survives: {page}"
+    );
+    let history = send(&restarted, Call::get("/api/alerts/history").bearer(admin))
+        .await
+        .json();
+    assert!(history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["subject"] == host.as_str()));
+    // Still full: not sent again. Fine: resolved, which is only sent for an alert that was.
+    post_report(&restarted, &full_disk(&host)).await;
+    assert!(
+        within(&mut rx, &host, Duration::from_secs(3))
+            .await
+            .is_none(),
+        "a restart does not send a firing alert again"
+    );
+    let mut fine = report("", &host);
+    fine.disk.usage_percent = 50;
+    post_report(&restarted, &fine).await;
+    let (_, resolved) = within(&mut rx, &host, Duration::from_secs(5))
+        .await
+        .expect("resolved after the restart");
+    assert_eq!(resolved["status"], "resolved");
+
+    send(
+        &restarted,
+        Call::delete(&format!("/api/alerts/channels/{id}")).bearer(admin),
+    )
+    .await
+    .expect(204);
+    let audit = app.audit().await;
+    let text = serde_json::to_string(&audit).unwrap();
+    assert!(text.contains("alert channel ops-hook") && !text.contains(token));
+}
+
+/// Debian's prometheus-alertmanager on a port of its own (its state in a directory removed
+/// after it), killed when dropped.
+struct Alertmanager {
+    child: std::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Alertmanager {
+    async fn start() -> Alertmanager {
+        let dir = TempDir::new("alertmanager");
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: nowhere\nreceivers:\n  - name: nowhere\n",
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("/usr/bin/prometheus-alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("/usr/bin/prometheus-alertmanager (scripts/ensure-engine.sh installs it)");
+        let am = Alertmanager {
+            child,
+            port,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while am.get("/-/ready").await.is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "alertmanager not ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        am
+    }
+
+    /// The body of a 200 answer to `GET path` (HTTP/1.0 over a plain socket).
+    async fn get(&self, path: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.ok()?;
+        let (head, body) = answer.split_once("\r\n\r\n")?;
+        (head.split_ascii_whitespace().nth(1)? == "200").then(|| body.to_string())
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alertmanager_channel_added_from_the_api_gets_the_test_alert() {
+    let am = Alertmanager::start().await;
+    let app = TestApp::with_key(Some(key())).await;
+    let admin = &app.admin.token;
+    let added = app
+        .call(Call::post("/api/alerts/channels").bearer(admin).json(&json!({
+            "name": "am", "type": "alertmanager", "url": format!("http://127.0.0.1:{}", am.port),
+            "token": "am-bearer-never-shown"
+        })))
+        .await;
+    added.expect(201);
+    assert!(!added.text().contains("am-bearer-never-shown"));
+    let id = added.json()["id"].as_i64().unwrap();
+    let tested = app
+        .call(Call::post(&format!("/api/alerts/channels/{id}/test")).bearer(admin))
+        .await;
+    tested.expect(200);
+    let listed = am
+        .get("/api/v2/alerts?filter=alertname%3D%22test%22")
+        .await
+        .expect("alertmanager lists its alerts");
+    let alerts: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(alerts[0]["labels"]["subject"], "swarmkeeper", "{alerts}");
+    assert_eq!(alerts[0]["labels"]["source"], "swarmkeeper", "{alerts}");
 }

@@ -3,6 +3,7 @@
 //! (newest first, for the rollback reserve), and a log of GC runs. The kubelet keeps this in
 //! memory and forgets it on restart.
 
+mod alerts;
 mod backup;
 mod deploys;
 mod registries;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use alerts::{AlertRecord, StoredChannel, StoredSilence, ALERT_HISTORY_KEPT};
 pub use backup::{backup, Backup};
 pub use deploys::{
     DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision, StackLock,
@@ -152,6 +154,7 @@ impl Store {
         store.init_reports()?;
         store.init_registries()?;
         store.init_usage()?;
+        store.init_alerts()?;
         Ok(store)
     }
 

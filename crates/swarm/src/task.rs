@@ -64,12 +64,43 @@ impl Task {
     pub fn is_wanted(&self) -> bool {
         self.desired_state == TaskState::Running
     }
+
+    /// The task ended by itself (its process exited or failed, or its node rejected it)
+    /// rather than being shut down by Swarm for an update, a scale-down or a drain: Swarm
+    /// replaces such a task of a service, so each one is a restart (what the restart-loop
+    /// alert counts). A job's task that completes is done, not restarted.
+    pub fn ended_on_its_own(&self) -> bool {
+        match self.state {
+            TaskState::Failed | TaskState::Rejected => true,
+            TaskState::Complete => self.desired_state != TaskState::Complete,
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn tasks_that_ended_on_their_own_are_restarts_but_shut_down_ones_are_not() {
+        let task = |state, desired_state| Task {
+            state,
+            desired_state,
+            ..Task::default()
+        };
+        use TaskState::*;
+        assert!(task(Failed, Shutdown).ended_on_its_own());
+        assert!(task(Rejected, Shutdown).ended_on_its_own());
+        assert!(task(Complete, Shutdown).ended_on_its_own());
+        assert!(
+            !task(Complete, Complete).ended_on_its_own(),
+            "a job is done"
+        );
+        assert!(!task(Shutdown, Shutdown).ended_on_its_own(), "an update");
+        assert!(!task(Running, Running).ended_on_its_own());
+    }
 
     #[test]
     fn the_image_comes_from_the_task_spec() {

@@ -26,7 +26,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::host::{convert_to_hostname, credential_key};
-use crate::secret::Secret;
+use swarmkeeper_auth::Secret;
 
 /// The user name a credential helper answers when its secret is an identity token.
 const TOKEN_USERNAME: &str = "<token>";

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::secret::Secret;
+use swarmkeeper_auth::Secret;
 
 /// An AWS access key.
 #[derive(Clone, Debug)]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 pub use aws::AwsCredentials;
 
 use crate::credentials::AuthConfig;
-use crate::secret::Secret;
+use swarmkeeper_auth::Secret;
 
 const TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";

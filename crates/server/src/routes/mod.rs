@@ -6,6 +6,7 @@
 //! through [`table`].
 
 mod admin;
+mod alerts;
 mod hooks;
 mod logs;
 mod networks;
@@ -159,6 +160,18 @@ fn rows() -> Table {
     t.twin(M::POST, "/registries/{id}/test", "/api/registries/{id}/test", ManageRegistries, registries::test);
     t.route(M::POST, "/registries/{id}/remove", ManageRegistries, registries::remove);
     t.route(M::DELETE, "/api/registries/{id}", ManageRegistries, registries::remove);
+    t.twin(M::GET, "/alerts", "/api/alerts", ManageSettings, alerts::show);
+    t.twin(M::GET, "/alerts/history", "/api/alerts/history", ViewCluster, alerts::history);
+    t.twin(M::POST, "/alerts/channels", "/api/alerts/channels", ManageSettings, alerts::add_channel);
+    t.twin(M::POST, "/alerts/channels/{id}/test", "/api/alerts/channels/{id}/test", ManageSettings, alerts::test_channel);
+    t.route(M::POST, "/alerts/channels/{id}/remove", ManageSettings, alerts::remove_channel);
+    t.route(M::DELETE, "/api/alerts/channels/{id}", ManageSettings, alerts::remove_channel);
+    t.route(M::GET, "/api/alerts/rules", ManageSettings, alerts::rules);
+    t.route(M::POST, "/alerts/rules", ManageSettings, alerts::set_rules_form);
+    t.route(M::PUT, "/api/alerts/rules", ManageSettings, alerts::put_rules);
+    t.twin(M::POST, "/alerts/silences", "/api/alerts/silences", ManageSettings, alerts::add_silence);
+    t.route(M::POST, "/alerts/silences/{id}/expire", ManageSettings, alerts::expire_silence);
+    t.route(M::DELETE, "/api/alerts/silences/{id}", ManageSettings, alerts::expire_silence);
     t.twin(M::GET, "/audit", "/api/audit", ViewAudit, admin::audit);
     t.twin(M::GET, "/account", "/api/tokens", ManageOwnTokens, admin::tokens);
     t.twin(M::POST, "/account/tokens", "/api/tokens", ManageOwnTokens, admin::create_token);

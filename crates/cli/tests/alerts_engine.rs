@@ -1,0 +1,186 @@
+//! An OOM kill on the real engine reaches a real webhook receiver: a service limited to
+//! 16 MiB that allocates 64 MiB, a `swarmkeeper agent` reading its cgroup with stats on, a
+//! `swarmkeeper server` with `--alert-webhook`, each a process of its own. Prints the alert
+//! latency: from the kernel's OOM kill (the engine's `oom` event) to the message received.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use support::server::Server;
+use support::*;
+
+/// A webhook receiver on a thread of its own: each JSON body posted to it, with the wall
+/// clock time it arrived. Answers 200 and closes.
+fn receiver() -> (u16, mpsc::Receiver<(SystemTime, Value)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let at = SystemTime::now();
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if let Ok(json) = serde_json::from_slice(&body) {
+                let _ = tx.send((at, json));
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// Removes the service, the image and the state directories when the test ends, failed or
+/// not.
+struct Cleanup {
+    host: String,
+    service: String,
+    image: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for args in [
+            vec!["service", "rm", self.service.as_str()],
+            vec!["image", "rm", "-f", self.image.as_str()],
+        ] {
+            let _ = std::process::Command::new("docker")
+                .env("DOCKER_HOST", &self.host)
+                .args(args)
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_task_killed_for_memory_alerts_the_webhook() {
+    let host = std::env::var("DOCKER_HOST").unwrap_or("unix:///var/run/docker.sock".into());
+    let id = std::process::id();
+    let service = format!("skalert-oom-{id}");
+    let image = format!("skalert-oom:{id}");
+    let dir = tempdir("alert-oom");
+    let _cleanup = Cleanup {
+        host: host.clone(),
+        service: service.clone(),
+        image: image.clone(),
+        dir: dir.clone(),
+    };
+    build(&host, &image, None, 0, &[]);
+    let (port, messages) = receiver();
+    let secret = dir.join("report-secret");
+    std::fs::write(&secret, "alert-oom-report-secret\n").unwrap();
+    let server = Server::start_with(
+        &dir.join("server"),
+        &[
+            ("DOCKER_HOST", host.as_str()),
+            ("SWARMKEEPER_REPORT_SECRET_FILE", secret.to_str().unwrap()),
+            (
+                "SWARMKEEPER_ALERT_WEBHOOK",
+                &format!("http://127.0.0.1:{port}/hook"),
+            ),
+        ],
+    );
+    let agent_state = dir.join("agent");
+    let _agent = Agent::start(
+        &host,
+        &[
+            "--state-dir",
+            agent_state.to_str().unwrap(),
+            "--server",
+            &format!("http://127.0.0.1:{}", server.port()),
+            "--report-secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    docker(
+        &host,
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            &service,
+            "--limit-memory",
+            "16M",
+            &image,
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "while true; do /bin/busybox dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 5; done",
+        ],
+    );
+    let slot = format!("{service}.1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let (received, alert) = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (at, body) = messages
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no oom-kill alert about {slot} within 90 s"));
+        if body["subject"] == slot.as_str() && body["rule"] == "oom-kill" {
+            break (at, body);
+        }
+    };
+    assert_eq!(alert["status"], "firing", "{alert}");
+    let summary = alert["summary"].as_str().unwrap();
+    assert!(summary.contains(&slot), "{summary}");
+    let until = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let oom = docker(
+        &host,
+        &[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "event=oom",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service}"),
+            "--format",
+            "{{.TimeNano}}",
+        ],
+    );
+    let first: u128 = oom
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the engine reported no oom event: {oom:?}"));
+    let received = received.duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let latency = Duration::from_nanos(received.saturating_sub(first) as u64);
+    eprintln!(
+        "OOM kill -> oom-kill alert received: {:.2} s (agent defaults): {summary}",
+        latency.as_secs_f64()
+    );
+    server.stop();
+}

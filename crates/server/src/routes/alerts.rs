@@ -1,0 +1,580 @@
+//! `/alerts` (admin): where alerts go (channels: add, send a test, remove), the rules
+//! (thresholds, durations, switched off), silences (create, expire), the ongoing alerts; and
+//! `/alerts/history` (anyone who may view the cluster): every firing and resolved message
+//! sent. A channel's settings are sealed before they are stored and never shown again, in a
+//! page, the API, a log or the audit log (which records who added, tested or removed which
+//! channel, changed the rules or silenced what).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use swarmkeeper_alerts::{Alert, AlertRules, RuleId, Silence};
+use swarmkeeper_auth::{Action, SealingKey};
+use swarmkeeper_notify::{Channel, ChannelKind, EmailChannel, Secret, SmtpTls};
+use swarmkeeper_store::{AlertRecord, StoredChannel, StoredSilence};
+
+use crate::access::Caller;
+use crate::alerting::{channel_purpose, ChannelRow, HISTORY_SHOWN};
+use crate::error::AppError;
+use crate::respond::{optional_number, Input, Reply};
+use crate::state::AppState;
+
+/// What to do without a key, as the page and the API say it.
+pub const NO_KEY: &str = "alert channels are stored sealed with the server's secret key, and \
+     none is set: create it (`openssl rand -hex 32 | docker secret create \
+     swarmkeeper_secret_key -`) and add it to the server's secrets (it is read from \
+     /run/secrets/swarmkeeper_secret_key, or give --secret-key-file), or give the channel as \
+     code with --alert-webhook";
+
+/// The Alerts page's data.
+#[derive(Serialize)]
+pub struct AlertsView {
+    pub channels: Vec<ChannelRow>,
+    pub rules: AlertRules,
+    /// The rules as the form edits them (pretty JSON).
+    #[serde(skip)]
+    pub rules_text: String,
+    /// The rule names a silence may match.
+    pub rule_names: Vec<&'static str>,
+    /// Pending and firing alerts.
+    pub alerts: Vec<Alert>,
+    /// Silences that have not ended.
+    pub silences: Vec<SilenceRow>,
+    /// Whether the server can seal channel settings (it has a secret key).
+    pub can_store_secrets: bool,
+    pub no_key: &'static str,
+    /// The outcome of a test just sent from the page.
+    #[serde(skip)]
+    pub tested: Option<Tested>,
+}
+
+page!(AlertsView, "alerts.html", "alerts");
+
+/// The alert history page's data: newest first.
+#[derive(Serialize)]
+pub struct HistoryView {
+    pub history: Vec<HistoryRow>,
+}
+
+page!(HistoryView, "alert_history.html", "alerts");
+
+#[derive(Clone, Serialize)]
+pub struct HistoryRow {
+    pub at: Timestamp,
+    pub status: String,
+    pub rule: String,
+    pub subject: String,
+    pub summary: String,
+    pub started_at: Timestamp,
+    pub delivery: String,
+}
+
+impl From<AlertRecord> for HistoryRow {
+    fn from(r: AlertRecord) -> HistoryRow {
+        HistoryRow {
+            at: r.at,
+            status: r.status,
+            rule: r.rule,
+            subject: r.subject,
+            summary: r.summary,
+            started_at: r.started_at,
+            delivery: r.delivery,
+        }
+    }
+}
+
+#[derive(Clone, Serialize)]
+pub struct SilenceRow {
+    pub id: i64,
+    /// `None`: every rule.
+    pub rule: Option<String>,
+    /// `None`: every subject.
+    pub subject: Option<String>,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub created_by: String,
+    pub comment: String,
+}
+
+impl From<StoredSilence> for SilenceRow {
+    fn from(s: StoredSilence) -> SilenceRow {
+        SilenceRow {
+            id: s.id,
+            rule: s.rule,
+            subject: s.subject,
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            created_by: s.created_by,
+            comment: s.comment,
+        }
+    }
+}
+
+/// A channel test's outcome.
+#[derive(Clone, Serialize)]
+pub struct Tested {
+    pub channel: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+async fn view(state: &AppState) -> Result<AlertsView, AppError> {
+    let rules = state.alerting.rules();
+    let silences = state
+        .store()
+        .alert_silences(Timestamp::now())
+        .map_err(AppError::internal)?
+        .into_iter()
+        .map(SilenceRow::from)
+        .collect();
+    Ok(AlertsView {
+        channels: state.alerting.channel_rows(),
+        rules_text: serde_json::to_string_pretty(&rules).expect("rules serialise"),
+        rules,
+        rule_names: RuleId::ALL.iter().map(|r| r.as_str()).collect(),
+        alerts: state.alerting.ongoing().await,
+        silences,
+        can_store_secrets: state.alerting.key().is_some(),
+        no_key: NO_KEY,
+        tested: None,
+    })
+}
+
+/// `GET /alerts`, `GET /api/alerts`.
+pub async fn show(State(state): State<AppState>) -> Result<Reply, AppError> {
+    Ok(Reply::page(view(&state).await?))
+}
+
+/// `GET /alerts/history`, `GET /api/alerts/history`: the newest messages, newest first.
+pub async fn history(State(state): State<AppState>) -> Result<Reply, AppError> {
+    let history = state
+        .store()
+        .alert_history(HISTORY_SHOWN)
+        .map_err(AppError::internal)?
+        .into_iter()
+        .map(HistoryRow::from)
+        .collect();
+    Ok(Reply::page(HistoryView { history }))
+}
+
+/// A channel to add, as the form or the JSON API posts it: one flat shape for every kind;
+/// the fields a kind does not use are ignored. Secrets are [`Secret`]s from the moment they
+/// are read.
+#[derive(Deserialize)]
+pub struct NewChannel {
+    pub name: String,
+    /// `webhook`, `slack`, `discord`, `ntfy`, `email`, `alertmanager`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The webhook URL (webhook, Slack, Discord), the topic URL (ntfy) or the base URL
+    /// (Alertmanager).
+    #[serde(default, deserialize_with = "secret")]
+    pub url: Secret,
+    /// ntfy's access token, Alertmanager's bearer token; optional.
+    #[serde(default, deserialize_with = "secret")]
+    pub token: Secret,
+    /// Email: the SMTP relay.
+    #[serde(default)]
+    pub host: String,
+    /// Email: 587 unless given.
+    #[serde(default, deserialize_with = "optional_number")]
+    pub port: Option<u16>,
+    /// Email: `starttls` (the default), `tls` or `none`.
+    #[serde(default)]
+    pub tls: String,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default, deserialize_with = "secret")]
+    pub password: Secret,
+    #[serde(default)]
+    pub from: String,
+    /// Email: addresses separated by commas.
+    #[serde(default)]
+    pub to: String,
+    /// Email: a PEM certificate to trust besides the public roots.
+    #[serde(default)]
+    pub ca_pem: String,
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+    String::deserialize(d).map(Secret::new)
+}
+
+impl NewChannel {
+    /// The channel it describes, checked (each error names its form field).
+    pub fn channel(self) -> Result<Channel, AppError> {
+        let some = |s: Secret| (!s.expose().trim().is_empty()).then_some(s);
+        let text = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let url = Secret::new(self.url.expose().trim());
+        let kind = match self.kind.as_str() {
+            "webhook" => ChannelKind::Webhook { url },
+            "slack" => ChannelKind::Slack { webhook_url: url },
+            "discord" => ChannelKind::Discord { webhook_url: url },
+            "ntfy" => ChannelKind::Ntfy {
+                topic_url: url,
+                token: some(self.token),
+            },
+            "alertmanager" => ChannelKind::Alertmanager {
+                url: url.expose().to_string(),
+                bearer_token: some(self.token),
+            },
+            "email" => ChannelKind::Email(EmailChannel {
+                host: self.host.trim().to_string(),
+                port: self.port.unwrap_or(587),
+                tls: match self.tls.as_str() {
+                    "" | "starttls" => SmtpTls::Starttls,
+                    "tls" => SmtpTls::Tls,
+                    "none" => SmtpTls::None,
+                    other => {
+                        return Err(AppError::BadInput(format!(
+                            "tls: {other:?} is not starttls, tls or none"
+                        )))
+                    }
+                },
+                username: text(self.username),
+                password: some(self.password),
+                from: self.from.trim().to_string(),
+                to: self
+                    .to
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                ca_pem: text(self.ca_pem),
+            }),
+            other => {
+                return Err(AppError::BadInput(format!(
+                    "type: {other:?} is not webhook, slack, discord, ntfy, email or alertmanager"
+                )))
+            }
+        };
+        let channel = Channel {
+            name: self.name.trim().to_string(),
+            kind,
+        };
+        channel
+            .validate()
+            .map_err(|e| AppError::BadInput(format!("{}: {}", e.field, e.reason)))?;
+        Ok(channel)
+    }
+}
+
+/// Seals `channel`'s settings for the store.
+pub fn seal(channel: &Channel, key: &SealingKey, by: &str, now: Timestamp) -> StoredChannel {
+    StoredChannel {
+        id: 0,
+        name: channel.name.clone(),
+        kind: channel.kind.kind_name().to_string(),
+        describe: channel.describe(),
+        sealed: key.seal(
+            &channel_purpose(&channel.name),
+            &serde_json::to_vec(channel).expect("channels serialise"),
+        ),
+        created_at: now,
+        created_by: by.to_string(),
+    }
+}
+
+/// `POST /alerts/channels`, `POST /api/alerts/channels` (201 with the row, never a secret).
+pub async fn add_channel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Input(new): Input<NewChannel>,
+) -> Result<Reply, AppError> {
+    let channel = new.channel()?;
+    let Some(key) = state.alerting.key() else {
+        return Err(AppError::Conflict(NO_KEY.to_string()));
+    };
+    if state
+        .alerting
+        .channel_rows()
+        .iter()
+        .any(|c| c.name == channel.name)
+    {
+        return Err(AppError::Conflict(format!(
+            "name: {} is already a channel here; remove it first to change it",
+            channel.name
+        )));
+    }
+    let stored = seal(&channel, key, &caller.user.name, Timestamp::now());
+    let id = {
+        let store = state.store();
+        let Some(id) = store
+            .add_alert_channel(&stored)
+            .map_err(AppError::internal)?
+        else {
+            return Err(AppError::Conflict(format!(
+                "name: {} is already a channel here; remove it first to change it",
+                channel.name
+            )));
+        };
+        state
+            .alerting
+            .reload_channels(&store.alert_channels().map_err(AppError::internal)?);
+        id
+    };
+    state.audit(
+        &caller.user.name,
+        Action::ManageSettings.as_str(),
+        &format!("alert channel {}", channel.name),
+        &format!("added ({})", stored.describe),
+    )?;
+    let row = state
+        .alerting
+        .channel_rows()
+        .into_iter()
+        .find(|r| r.id == Some(id))
+        .ok_or_else(|| AppError::internal("the channel just added is not listed"))?;
+    Ok(Reply::changed(StatusCode::CREATED, row, "/alerts"))
+}
+
+/// `POST /alerts/channels/{id}/remove`, `DELETE /api/alerts/channels/{id}`.
+pub async fn remove_channel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Reply, AppError> {
+    let removed = {
+        let store = state.store();
+        let removed = store.remove_alert_channel(id).map_err(AppError::internal)?;
+        state
+            .alerting
+            .reload_channels(&store.alert_channels().map_err(AppError::internal)?);
+        removed
+    };
+    let Some(name) = removed else {
+        return Err(AppError::NotFound(format!("no alert channel with id {id}")));
+    };
+    state.audit(
+        &caller.user.name,
+        Action::ManageSettings.as_str(),
+        &format!("alert channel {name}"),
+        "removed",
+    )?;
+    Ok(Reply::done("/alerts"))
+}
+
+/// `POST /alerts/channels/{id}/test`, `POST /api/alerts/channels/{id}/test`: sends the test
+/// message. 200 `{"ok": true}`; a receiver that refused or could not be reached 502 with
+/// what it said (the channel named by its host only).
+pub async fn test_channel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Reply, AppError> {
+    let Some(channel) = state.alerting.channel(id) else {
+        let row = state
+            .alerting
+            .channel_rows()
+            .into_iter()
+            .find(|r| r.id == Some(id));
+        return Err(match row.and_then(|r| r.problem.map(|p| (r.name, p))) {
+            Some((name, problem)) => AppError::Conflict(format!("{name}: {problem}")),
+            None => AppError::NotFound(format!("no alert channel with id {id}")),
+        });
+    };
+    let outcome = state.alerting.send_test(&channel).await;
+    state.audit(
+        &caller.user.name,
+        Action::ManageSettings.as_str(),
+        &format!("alert channel {}", channel.name),
+        if outcome.is_ok() {
+            "tested: delivered"
+        } else {
+            "tested: failed"
+        },
+    )?;
+    let tested = Tested {
+        channel: channel.name.clone(),
+        ok: outcome.is_ok(),
+        message: match &outcome {
+            Ok(()) => "the test message was delivered".to_string(),
+            Err(e) => e.to_string(),
+        },
+    };
+    let status = if tested.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    let mut page = view(&state).await?;
+    page.tested = Some(tested.clone());
+    Ok(Reply::changed(StatusCode::OK, tested, "/alerts")
+        .showing(page)
+        .with_status(status))
+}
+
+/// The rules form: the rules as JSON text.
+#[derive(Deserialize)]
+pub struct RulesForm {
+    pub rules: String,
+}
+
+/// `POST /alerts/rules`: the rules as the form's JSON text; an error names its line and
+/// column, or the field out of range.
+pub async fn set_rules_form(
+    State(state): State<AppState>,
+    caller: Caller,
+    Input(form): Input<RulesForm>,
+) -> Result<Reply, AppError> {
+    let rules = AlertRules::from_json(&form.rules)
+        .map_err(|e| AppError::BadInput(format!("rules: {e}")))?;
+    set_rules(&state, &caller, rules)
+}
+
+/// `PUT /api/alerts/rules`: the rules as a JSON object (a missing field keeps its default);
+/// answers the rules now in force.
+pub async fn put_rules(
+    State(state): State<AppState>,
+    caller: Caller,
+    Input(rules): Input<AlertRules>,
+) -> Result<Reply, AppError> {
+    rules
+        .validate()
+        .map_err(|e| AppError::BadInput(e.to_string()))?;
+    set_rules(&state, &caller, rules)
+}
+
+/// `GET /api/alerts/rules`.
+pub async fn rules(State(state): State<AppState>) -> Result<Reply, AppError> {
+    Ok(Reply::changed(
+        StatusCode::OK,
+        state.alerting.rules(),
+        "/alerts",
+    ))
+}
+
+fn set_rules(state: &AppState, caller: &Caller, rules: AlertRules) -> Result<Reply, AppError> {
+    state
+        .alerting
+        .set_rules(&state.store(), rules.clone())
+        .map_err(AppError::BadInput)?;
+    state.audit(
+        &caller.user.name,
+        Action::ManageSettings.as_str(),
+        "alert rules",
+        "changed",
+    )?;
+    Ok(Reply::changed(StatusCode::OK, rules, "/alerts"))
+}
+
+/// A silence to add: the rule and subject it matches (empty: any, but not both), how long it
+/// lasts from now (`2h`) or when it ends, and why.
+#[derive(Deserialize)]
+pub struct NewSilence {
+    #[serde(default)]
+    pub rule: String,
+    #[serde(default)]
+    pub subject: String,
+    /// How long from now (`90m`, `2h`, `1h30m`).
+    #[serde(default)]
+    pub duration: String,
+    /// RFC 3339; instead of `duration`.
+    #[serde(default)]
+    pub ends_at: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// `POST /alerts/silences`, `POST /api/alerts/silences` (201 with the silence).
+pub async fn add_silence(
+    State(state): State<AppState>,
+    caller: Caller,
+    Input(new): Input<NewSilence>,
+) -> Result<Reply, AppError> {
+    let now = Timestamp::now();
+    let rule = match new.rule.trim() {
+        "" => None,
+        text => Some(
+            text.parse::<RuleId>()
+                .map_err(|e| AppError::BadInput(format!("rule: {e}")))?,
+        ),
+    };
+    let subject = Some(new.subject.trim().to_string()).filter(|s| !s.is_empty());
+    let ends_at = match (new.duration.trim(), new.ends_at.trim()) {
+        ("", "") => {
+            return Err(AppError::BadInput(
+                "duration: give how long the silence lasts (e.g. 2h), or ends_at".into(),
+            ))
+        }
+        (duration, "") => {
+            let d = swarmkeeper_units::parse_duration(duration)
+                .map_err(|e| AppError::BadInput(format!("duration: {e}")))?;
+            let d = jiff::SignedDuration::try_from(d)
+                .map_err(|_| AppError::BadInput("duration: too long".into()))?;
+            now.checked_add(d)
+                .map_err(|_| AppError::BadInput("duration: too long".into()))?
+        }
+        (_, ends_at) => ends_at
+            .parse::<Timestamp>()
+            .map_err(|e| AppError::BadInput(format!("ends_at: {e}")))?,
+    };
+    let silence = Silence {
+        rule,
+        subject: subject.clone(),
+        starts_at: now,
+        ends_at,
+        created_by: caller.user.name.clone(),
+        comment: new.comment.trim().to_string(),
+    };
+    silence
+        .validate()
+        .map_err(|e| AppError::BadInput(e.to_string()))?;
+    let mut stored = StoredSilence {
+        id: 0,
+        rule: rule.map(|r| r.as_str().to_string()),
+        subject,
+        starts_at: now,
+        ends_at,
+        created_by: caller.user.name.clone(),
+        comment: silence.comment.clone(),
+    };
+    stored.id = state
+        .store()
+        .add_alert_silence(&stored)
+        .map_err(AppError::internal)?;
+    state.audit(
+        &caller.user.name,
+        Action::ManageSettings.as_str(),
+        "alert silence",
+        &format!(
+            "silenced rule {} subject {} until {}",
+            stored.rule.as_deref().unwrap_or("(any)"),
+            stored.subject.as_deref().unwrap_or("(any)"),
+            crate::page::when(ends_at)
+        ),
+    )?;
+    state.alerting.evaluate_soon();
+    Ok(Reply::changed(
+        StatusCode::CREATED,
+        SilenceRow::from(stored),
+        "/alerts",
+    ))
+}
+
+/// `POST /alerts/silences/{id}/expire`, `DELETE /api/alerts/silences/{id}`: ends it now.
+pub async fn expire_silence(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Reply, AppError> {
+    let expired = state
+        .store()
+        .expire_alert_silence(id, Timestamp::now())
+        .map_err(AppError::internal)?;
+    if !expired {
+        return Err(AppError::NotFound(format!(
+            "no running alert silence with id {id}"
+        )));
+    }
+    state.audit(
+        &caller.user.name,
+        Action::ManageSettings.as_str(),
+        "alert silence",
+        &format!("expired silence {id}"),
+    )?;
+    state.alerting.evaluate_soon();
+    Ok(Reply::done("/alerts"))
+}

@@ -1,0 +1,374 @@
+//! What the server keeps for alerting, so that alerts survive a restart:
+//!
+//! - the channels added on the Alerts page: name and kind and a description that shows no
+//!   secret in the clear, the channel's settings as the server sealed them (opaque bytes
+//!   here: the store never sees a webhook URL, token or password in the clear);
+//! - settings as JSON text under a key (`rules`: the admin's alert rules; `state`: the ongoing
+//!   alerts, pending and firing, with when each was last sent);
+//! - silences with their end time;
+//! - the alert history: every firing and resolved message sent, newest
+//!   [`ALERT_HISTORY_KEPT`] kept.
+
+use jiff::Timestamp;
+use rusqlite::{params, OptionalExtension, Row};
+
+use crate::{from_millis, millis, Store, StoreError};
+
+/// Messages the alert history keeps; older ones are dropped as new ones come.
+pub const ALERT_HISTORY_KEPT: i64 = 5000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS alert_channels (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL,
+    describe    TEXT NOT NULL,
+    sealed      BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_settings (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alert_silences (
+    id          INTEGER PRIMARY KEY,
+    rule        TEXT,
+    subject     TEXT,
+    starts_at   INTEGER NOT NULL,
+    ends_at     INTEGER NOT NULL,
+    created_by  TEXT NOT NULL,
+    comment     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_history (
+    id          INTEGER PRIMARY KEY,
+    at_ms       INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    summary     TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    delivery    TEXT NOT NULL
+);
+";
+
+/// An alert channel as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredChannel {
+    pub id: i64,
+    pub name: String,
+    /// `webhook`, `slack`, `discord`, `ntfy`, `email`, `alertmanager`.
+    pub kind: String,
+    /// What may be shown: name, kind and host (never a path, token or password).
+    pub describe: String,
+    /// The channel's settings, sealed.
+    pub sealed: Vec<u8>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// A silence as stored; `rule` and `subject` as the alerts crate names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSilence {
+    pub id: i64,
+    pub rule: Option<String>,
+    pub subject: Option<String>,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub created_by: String,
+    pub comment: String,
+}
+
+/// A message the server sent (or tried to), for the alert history page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRecord {
+    pub at: Timestamp,
+    /// `firing` or `resolved`.
+    pub status: String,
+    pub rule: String,
+    pub subject: String,
+    pub summary: String,
+    pub started_at: Timestamp,
+    /// How delivery went: `sent to 2 of 2 channels`, or the channels that failed (described
+    /// without secrets).
+    pub delivery: String,
+}
+
+impl Store {
+    pub(crate) fn init_alerts(&self) -> Result<(), StoreError> {
+        self.wrap(self.conn.execute_batch(SCHEMA))
+    }
+
+    /// Every stored channel, by name.
+    pub fn alert_channels(&self) -> Result<Vec<StoredChannel>, StoreError> {
+        let mut stmt = self.wrap(self.conn.prepare_cached(
+            "SELECT id, name, kind, describe, sealed, created_at, created_by
+             FROM alert_channels ORDER BY name",
+        ))?;
+        let rows = self.wrap(stmt.query_map([], |row| {
+            Ok(StoredChannel {
+                id: row.get(0)?,
+                name: row.get(1)?,
+                kind: row.get(2)?,
+                describe: row.get(3)?,
+                sealed: row.get(4)?,
+                created_at: from_millis(row.get(5)?),
+                created_by: row.get(6)?,
+            })
+        }))?;
+        self.wrap(rows.collect())
+    }
+
+    /// Adds a channel (its `id` is ignored) and returns its id; `Ok(None)` when one with the
+    /// same name exists (nothing is changed then).
+    pub fn add_alert_channel(&self, channel: &StoredChannel) -> Result<Option<i64>, StoreError> {
+        let inserted = self.wrap(self.conn.execute(
+            "INSERT OR IGNORE INTO alert_channels
+             (name, kind, describe, sealed, created_at, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                channel.name,
+                channel.kind,
+                channel.describe,
+                channel.sealed,
+                millis(channel.created_at),
+                channel.created_by
+            ],
+        ))?;
+        Ok((inserted == 1).then(|| self.conn.last_insert_rowid()))
+    }
+
+    /// Removes a channel; returns its name, `None` when there was no such id.
+    pub fn remove_alert_channel(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let name: Option<String> = self.wrap(
+            self.conn
+                .query_row(
+                    "DELETE FROM alert_channels WHERE id = ?1 RETURNING name",
+                    [id],
+                    |row| row.get(0),
+                )
+                .optional(),
+        )?;
+        Ok(name)
+    }
+
+    /// A setting's JSON text, `None` when never set.
+    pub fn alert_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.wrap(
+            self.conn
+                .query_row(
+                    "SELECT value FROM alert_settings WHERE key = ?1",
+                    [key],
+                    |row| row.get(0),
+                )
+                .optional(),
+        )
+    }
+
+    pub fn set_alert_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.wrap(self.conn.execute(
+            "INSERT INTO alert_settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        ))?;
+        Ok(())
+    }
+
+    /// Silences that have not ended by `now`, by end time.
+    pub fn alert_silences(&self, now: Timestamp) -> Result<Vec<StoredSilence>, StoreError> {
+        let mut stmt = self.wrap(self.conn.prepare_cached(
+            "SELECT id, rule, subject, starts_at, ends_at, created_by, comment
+             FROM alert_silences WHERE ends_at > ?1 ORDER BY ends_at, id",
+        ))?;
+        let rows = self.wrap(stmt.query_map([millis(now)], silence_row))?;
+        self.wrap(rows.collect())
+    }
+
+    /// Adds a silence (its `id` is ignored) and returns its id.
+    pub fn add_alert_silence(&self, silence: &StoredSilence) -> Result<i64, StoreError> {
+        self.wrap(self.conn.execute(
+            "INSERT INTO alert_silences (rule, subject, starts_at, ends_at, created_by, comment)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                silence.rule,
+                silence.subject,
+                millis(silence.starts_at),
+                millis(silence.ends_at),
+                silence.created_by,
+                silence.comment
+            ],
+        ))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Ends a silence at `now` (kept, so the history of who silenced what stays); `false` when
+    /// there is no such silence still running.
+    pub fn expire_alert_silence(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
+        let changed = self.wrap(self.conn.execute(
+            "UPDATE alert_silences SET ends_at = ?2 WHERE id = ?1 AND ends_at > ?2",
+            params![id, millis(now)],
+        ))?;
+        Ok(changed == 1)
+    }
+
+    /// Appends messages to the alert history and drops what is past
+    /// [`ALERT_HISTORY_KEPT`], in one transaction.
+    pub fn record_alerts(&mut self, records: &[AlertRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let wrap = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO alert_history
+                     (at_ms, status, rule, subject, summary, started_at, delivery)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(wrap)?;
+            for r in records {
+                insert
+                    .execute(params![
+                        millis(r.at),
+                        r.status,
+                        r.rule,
+                        r.subject,
+                        r.summary,
+                        millis(r.started_at),
+                        r.delivery
+                    ])
+                    .map_err(wrap)?;
+            }
+        }
+        tx.execute(
+            "DELETE FROM alert_history WHERE id <= (SELECT max(id) FROM alert_history) - ?1",
+            [ALERT_HISTORY_KEPT],
+        )
+        .map_err(wrap)?;
+        tx.commit().map_err(wrap)
+    }
+
+    /// The newest `limit` messages of the alert history, newest first.
+    pub fn alert_history(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
+        let mut stmt = self.wrap(self.conn.prepare_cached(
+            "SELECT at_ms, status, rule, subject, summary, started_at, delivery
+             FROM alert_history ORDER BY id DESC LIMIT ?1",
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.wrap(stmt.query_map([limit], |row| {
+            Ok(AlertRecord {
+                at: from_millis(row.get(0)?),
+                status: row.get(1)?,
+                rule: row.get(2)?,
+                subject: row.get(3)?,
+                summary: row.get(4)?,
+                started_at: from_millis(row.get(5)?),
+                delivery: row.get(6)?,
+            })
+        }))?;
+        self.wrap(rows.collect())
+    }
+}
+
+fn silence_row(row: &Row<'_>) -> rusqlite::Result<StoredSilence> {
+    Ok(StoredSilence {
+        id: row.get(0)?,
+        rule: row.get(1)?,
+        subject: row.get(2)?,
+        starts_at: from_millis(row.get(3)?),
+        ends_at: from_millis(row.get(4)?),
+        created_by: row.get(5)?,
+        comment: row.get(6)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    #[test]
+    fn channels_are_unique_by_name_and_removed_by_id() {
+        let store = Store::in_memory().unwrap();
+        let channel = StoredChannel {
+            id: 0,
+            name: "ops".into(),
+            kind: "slack".into(),
+            describe: "ops (slack, hooks.slack.com)".into(),
+            sealed: vec![1, 2, 3],
+            created_at: t(0),
+            created_by: "admin".into(),
+        };
+        let id = store.add_alert_channel(&channel).unwrap().unwrap();
+        assert_eq!(store.add_alert_channel(&channel).unwrap(), None);
+        assert_eq!(
+            store.alert_channels().unwrap(),
+            [StoredChannel { id, ..channel }]
+        );
+        assert_eq!(
+            store.remove_alert_channel(id).unwrap().as_deref(),
+            Some("ops")
+        );
+        assert_eq!(store.remove_alert_channel(id).unwrap(), None);
+        assert!(store.alert_channels().unwrap().is_empty());
+    }
+
+    #[test]
+    fn settings_are_replaced() {
+        let store = Store::in_memory().unwrap();
+        assert_eq!(store.alert_setting("rules").unwrap(), None);
+        store.set_alert_setting("rules", "{}").unwrap();
+        store.set_alert_setting("rules", "{\"x\":1}").unwrap();
+        assert_eq!(
+            store.alert_setting("rules").unwrap().as_deref(),
+            Some("{\"x\":1}")
+        );
+    }
+
+    #[test]
+    fn silences_are_listed_until_they_end_or_expire() {
+        let store = Store::in_memory().unwrap();
+        let silence = StoredSilence {
+            id: 0,
+            rule: Some("node-down".into()),
+            subject: None,
+            starts_at: t(0),
+            ends_at: t(100),
+            created_by: "admin".into(),
+            comment: "kernel update".into(),
+        };
+        let id = store.add_alert_silence(&silence).unwrap();
+        assert_eq!(store.alert_silences(t(50)).unwrap().len(), 1);
+        assert!(store.alert_silences(t(100)).unwrap().is_empty());
+        assert!(store.expire_alert_silence(id, t(10)).unwrap());
+        assert!(store.alert_silences(t(10)).unwrap().is_empty());
+        assert!(!store.expire_alert_silence(id, t(20)).unwrap());
+    }
+
+    #[test]
+    fn history_is_newest_first_and_bounded() {
+        let mut store = Store::in_memory().unwrap();
+        let record = |i: i64| AlertRecord {
+            at: t(i),
+            status: "firing".into(),
+            rule: "oom-kill".into(),
+            subject: format!("web.{i}"),
+            summary: "killed".into(),
+            started_at: t(i),
+            delivery: "sent to 1 of 1 channels".into(),
+        };
+        let records: Vec<AlertRecord> = (0..ALERT_HISTORY_KEPT + 3).map(record).collect();
+        store.record_alerts(&records).unwrap();
+        let history = store.alert_history(usize::MAX).unwrap();
+        assert_eq!(history.len() as i64, ALERT_HISTORY_KEPT);
+        assert_eq!(history[0], record(ALERT_HISTORY_KEPT + 2));
+    }
+}
