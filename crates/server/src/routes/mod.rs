@@ -119,6 +119,7 @@ fn rows() -> Table {
     t.route(M::POST, "/stacks/deploy", Deploy, stacks::deploy_from_form);
     t.twin(M::GET, "/stacks/{name}", "/api/stacks/{name}", ViewCluster, stacks::show);
     t.route(M::POST, "/api/stacks/{name}/deploy", Deploy, stacks::deploy);
+    t.route(M::POST, "/api/stacks/{name}/diff", Deploy, stacks::diff);
     t.route(M::POST, "/api/lint", Deploy, stacks::lint);
     t.twin(M::POST, "/stacks/{name}/rollback", "/api/stacks/{name}/rollback", Rollback, stacks::rollback);
     t.twin(M::GET, "/networks", "/api/networks", ViewCluster, networks::list);

@@ -11,6 +11,7 @@ pub mod nodes;
 pub mod objects;
 pub mod overview;
 pub mod services;
+pub mod stack_diff;
 pub mod tasks;
 pub mod volumes;
 
