@@ -16,7 +16,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use support::server::{Server, PASSWORD};
 use support::{is_root, tempdir, SwarmLab};
 
@@ -67,27 +66,6 @@ fn wait_server_on(lab: &SwarmLab, node: &str, limit: Duration) -> Duration {
     }
 }
 
-/// The revisions the dashboard on `node` shows for `stack`: `(revision, by)`, newest first.
-fn dashboard(lab: &SwarmLab, node: &str, stack: &str) -> Vec<(u64, String)> {
-    let server = Server::remote(lab.addr(node), PORT);
-    let session = server.login();
-    let token = server.token(&session, "lab");
-    let (status, body) = server.get(&format!("/api/stacks/{stack}"), &token);
-    assert_eq!(status, 200, "{body}");
-    let view: Value = serde_json::from_str(&body).unwrap();
-    view["deploys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["revision"].as_u64().unwrap(),
-                d["by"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn moving_the_state_label_moves_the_server_and_its_history_stays() {
     if !is_root() {
@@ -128,7 +106,10 @@ fn moving_the_state_label_moves_the_server_and_its_history_stays() {
     let took = wait_server_on(&lab, "manager", Duration::from_secs(180));
     eprintln!("server up on manager after {took:.1?}");
     let shown = vec![(1, "alice".to_owned())];
-    assert_eq!(dashboard(&lab, "manager", &stack), shown);
+    assert_eq!(
+        Server::remote(lab.addr("manager"), PORT).revisions(&stack),
+        shown
+    );
 
     // The label moves: the server follows it.
     let (from, to) = (lab.hostname("manager"), lab.hostname("worker1"));
@@ -156,7 +137,7 @@ fn moving_the_state_label_moves_the_server_and_its_history_stays() {
         "the first manager still serves the dashboard"
     );
     assert_eq!(
-        dashboard(&lab, "worker1", &stack),
+        Server::remote(lab.addr("worker1"), PORT).revisions(&stack),
         shown,
         "the history stayed in the swarm"
     );

@@ -122,6 +122,27 @@ impl Server {
         (status, body)
     }
 
+    /// The revisions the dashboard shows for a stack, as the admin sees them (logged in, with
+    /// a new API token): `(revision, by)`, newest first.
+    pub fn revisions(&self, stack: &str) -> Vec<(u64, String)> {
+        let session = self.login();
+        let token = self.token(&session, "lab");
+        let (status, body) = self.get(&format!("/api/stacks/{stack}"), &token);
+        assert_eq!(status, 200, "{body}");
+        let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+        view["deploys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["revision"].as_u64().unwrap(),
+                    d["by"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// `GET /api/audit` with a bearer token: the status and the body.
     pub fn audit(&self, token: &str) -> (u16, String) {
         self.get("/api/audit", token)

@@ -322,6 +322,14 @@ fn check_stack_name(name: &str) -> Result<(), AppError> {
     }
 }
 
+/// The server's deploys, previews and rollbacks: the defaults, with its `--deploy-timeout`.
+fn deploy_options(state: &AppState) -> Options {
+    Options {
+        timeout: state.config.deploy_timeout,
+        ..Options::default()
+    }
+}
+
 /// A deploy's or a preview's error as the API answers it.
 fn deploy_error(error: DeployError) -> AppError {
     match error {
@@ -410,10 +418,7 @@ async fn deploy_stack(
 ) -> Result<DeployView, AppError> {
     let (spec, lint) = prepare(stack, &request)?;
     let deploy_request = engine_request(state, caller, stack, &request.compose);
-    let options = Options {
-        timeout: state.config.deploy_timeout,
-        ..Options::default()
-    };
+    let options = deploy_options(state);
     state.audit(&caller.user.name, Action::Deploy.as_str(), stack, "started")?;
     let engine = state.engine.clone();
     let (result, progress) = run_deploy(state, move |history, progress| {
@@ -484,10 +489,7 @@ async fn preview_stack(
 ) -> Result<(StackDiff, LintView), AppError> {
     let (spec, lint) = prepare(stack, request)?;
     let deploy_request = engine_request(state, caller, stack, &request.compose);
-    let options = Options {
-        timeout: state.config.deploy_timeout,
-        ..Options::default()
-    };
+    let options = deploy_options(state);
     let engine = state.engine.clone();
     let (result, _) = run_deploy(state, move |_, progress| {
         Box::pin(async move {
@@ -543,10 +545,7 @@ async fn roll_back(
         files: Vec::new(),
         registry_auth: Some(state.registries.registry_auth()),
     };
-    let options = Options {
-        timeout: state.config.deploy_timeout,
-        ..Options::default()
-    };
+    let options = deploy_options(state);
     let target = to.map_or_else(
         || "the previous good revision".to_owned(),
         |r| format!("revision {r}"),
