@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The dashboard's browser test: tests/browser/test_dashboard.py drives Debian's chromium with
-# Playwright (from PyPI, without a downloaded browser) against `swarmkeeper server` and a
+# The dashboard's browser tests: tests/browser/test_*.py (test_dashboard.py first) drive
+# Debian's chromium with Playwright (from PyPI, without a downloaded browser) against `swarmkeeper server` and a
 # service on this machine's swarm. Installs what is missing first, as root: the engine and
 # chromium (scripts/ensure-engine.sh), the Python packages of tests/browser/requirements.txt;
 # then builds the binary (a no-op when it is up to date) and runs the test.
@@ -40,10 +40,10 @@ fi
 
 cargo build --quiet -p swarmkeeper-cli
 
+# Each test_*.py is its own run (its own server and browser); every one runs, and the exit
+# status is the first failure's.
 status=0
-"$PYTHON" tests/browser/test_dashboard.py || status=1
-# Editing a service in a form and as compose, rolled back when broken; a viewer refused.
-"$PYTHON" tests/browser/test_services.py || status=1
-# Alert channels, send test, silences and the history.
-"$PYTHON" tests/browser/test_alerts.py || status=1
+for test in tests/browser/test_*.py; do
+    "$PYTHON" "$test" || { rc=$?; ((status)) || status=$rc; }
+done
 exit $status

@@ -1054,3 +1054,157 @@ fn a_field_the_engine_drops_does_not_update_the_service_on_every_deploy() {
         text(&again)
     );
 }
+
+#[test]
+fn rollback_to_creates_the_revision_s_gone_network_and_config_and_refuses_a_gone_secret() {
+    let (ok, _) = images();
+    let stack = Stack::new("objs");
+    let name = &stack.name;
+    std::fs::write(stack.dir.join("conf.txt"), "config-of-revision-1\n").unwrap();
+    std::fs::write(stack.dir.join("db.txt"), "hunter2\n").unwrap();
+    let uses = "    networks: [front]\n    configs: [conf]\n    secrets: [db]\n";
+    let v1 = stack.file(
+        "v1.yml",
+        &format!(
+            "{}networks:\n  front: {{}}\nconfigs:\n  conf:\n    file: ./conf.txt\n\
+             secrets:\n  db:\n    file: ./db.txt\n",
+            stack_file(&[service("web", ok, 1, uses)])
+        ),
+    );
+    let out = stack.deploy(&v1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let first_net = docker(
+        HOST,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Id}}",
+            &format!("{name}_front"),
+        ],
+    );
+    // Revision 2 uses none of them, so they can be removed by hand.
+    let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, "")]));
+    let out = stack.deploy(&v2, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rm = |kind: &str, object: &str| {
+        let out = Command::new("docker")
+            .args([kind, "rm", &format!("{name}_{object}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    rm("network", "front");
+    rm("config", "conf");
+    rm("secret", "db");
+    // The engine lists a removed overlay network until revision 1's task has stopped.
+    let gone = || {
+        !Command::new("docker")
+            .args(["network", "inspect", &format!("{name}_front")])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let waited = std::time::Instant::now();
+    while !gone() {
+        assert!(waited.elapsed().as_secs() < 60, "the network stays listed");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+
+    // A secret's data is not in the swarm's history: refused, naming it, before any change.
+    let before = stack.version("web");
+    let refused = stack.run(&["rollback", name, "--to", "1", "--progress", "plain"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    let said = text(&refused);
+    assert!(
+        said.contains(&format!("used secret {name}_db which no longer exists")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "docker secret create --label com.docker.stack.namespace={name} {name}_db FILE"
+        )),
+        "{said}"
+    );
+    assert_eq!(stack.version("web"), before, "nothing changed");
+    assert!(gone(), "the network was not created before the refusal");
+
+    // Given the secret again, the rollback creates the network and the config as revision 1
+    // had them, and the service names them by their new ids.
+    let out = Command::new("docker")
+        .args(["secret", "create", "--label"])
+        .arg(format!("com.docker.stack.namespace={name}"))
+        .arg(format!("{name}_db"))
+        .arg(stack.dir.join("db.txt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = stack.run(&["rollback", name, "--to", "1", "--progress", "plain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("{name}_front: create network")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("{name}_conf: create config")),
+        "{said}"
+    );
+    let new_net = docker(
+        HOST,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Id}}",
+            &format!("{name}_front"),
+        ],
+    );
+    assert_ne!(new_net, first_net);
+    assert_eq!(
+        docker(
+            HOST,
+            &[
+                "network",
+                "inspect",
+                "-f",
+                "{{.Driver}} {{index .Labels \"com.docker.stack.namespace\"}}",
+                &format!("{name}_front")
+            ]
+        ),
+        format!("overlay {name}")
+    );
+    let attached = stack.spec("web", "{{json .Spec.TaskTemplate.Networks}}");
+    assert!(attached.contains(&new_net), "{attached}");
+    let data = docker(
+        HOST,
+        &[
+            "config",
+            "inspect",
+            "-f",
+            "{{json .Spec.Data}}",
+            &format!("{name}_conf"),
+        ],
+    );
+    assert_eq!(
+        data.trim_matches('"'),
+        swarmkeeper_deploy::base64(b"config-of-revision-1\n")
+    );
+    let config_id = docker(
+        HOST,
+        &[
+            "config",
+            "inspect",
+            "-f",
+            "{{.ID}}",
+            &format!("{name}_conf"),
+        ],
+    );
+    assert!(stack
+        .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Configs}}")
+        .contains(&config_id));
+    assert!(stack
+        .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
+        .contains("REV=1"));
+}

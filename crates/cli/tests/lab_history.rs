@@ -90,26 +90,6 @@ fn summary(revisions: &Value) -> Vec<(u64, String, String)> {
         .collect()
 }
 
-/// The revisions the dashboard shows for a stack: `(revision, by)`, newest first.
-fn dashboard(server: &Server, stack: &str) -> Vec<(u64, String)> {
-    let session = server.login();
-    let token = server.token(&session, "lab");
-    let (status, body) = server.get(&format!("/api/stacks/{stack}"), &token);
-    assert_eq!(status, 200, "{body}");
-    let view: Value = serde_json::from_str(&body).unwrap();
-    view["deploys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["revision"].as_u64().unwrap(),
-                d["by"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn two_machines_one_history_through_either_manager_and_the_dashboard() {
     if !is_root() {
@@ -155,11 +135,11 @@ fn two_machines_one_history_through_either_manager_and_the_dashboard() {
     // The dashboard, then the server moved to the other manager with a new state directory.
     let server = Server::start_with(&root.join("server-1"), &[("DOCKER_HOST", first)]);
     let shown = vec![(2, "bob".to_owned()), (1, "alice".to_owned())];
-    assert_eq!(dashboard(&server, &stack), shown);
+    assert_eq!(server.revisions(&stack), shown);
     server.stop();
     let server = Server::start_with(&root.join("server-2"), &[("DOCKER_HOST", second)]);
     assert_eq!(
-        dashboard(&server, &stack),
+        server.revisions(&stack),
         shown,
         "the history stayed in the swarm"
     );

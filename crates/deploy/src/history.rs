@@ -5,8 +5,8 @@ use std::future::Future;
 
 use jiff::Timestamp;
 use swarmkeeper_store::{
-    DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision, StackLock,
-    Store, StoreError,
+    DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ObjectRevision,
+    ServiceRevision, StackLock, Store, StoreError,
 };
 
 use crate::{DeployError, Options, Progress, Request};
@@ -31,6 +31,9 @@ pub struct RevisionEnd<'a> {
     /// Each failure in one line.
     pub summary: &'a str,
     pub services: &'a [ServiceRevision],
+    /// The networks, secrets and configs the services used. The SQLite history does not keep
+    /// them (it is no longer written but by tests); the swarm's does.
+    pub objects: &'a [ObjectRevision],
     pub at: Timestamp,
 }
 

@@ -27,6 +27,7 @@ mod preview;
 mod record;
 mod remove;
 mod restore;
+mod revive;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -618,9 +619,14 @@ impl<'a, H> Run<'a, H> {
             }
         };
         // A revision's specs are those it deployed; services it left unchanged carry theirs too.
-        let targets = self
-            .targets(record::deployed_specs(&record)?, &current)
-            .await?;
+        let mut specs = record::deployed_specs(&record)?;
+        // The networks, secrets and configs they name come back first (or the rollback is
+        // refused, naming a secret that cannot), and the specs name them by their ids now.
+        let (moved, objects) = revive::revive(engine, &record, progress).await?;
+        for (_, spec) in &mut specs {
+            revive::repoint(spec, &moved);
+        }
+        let targets = self.targets(specs, &current).await?;
         progress(Progress::Note(&format!(
             "re-applying revision {} of {stack} ({}, {} by {})",
             record.revision, record.outcome, record.started_at, record.by
@@ -633,7 +639,7 @@ impl<'a, H> Run<'a, H> {
             current,
             targets,
             note: None,
-            objects: Vec::new(),
+            objects,
             remove,
         })
     }
@@ -703,8 +709,18 @@ impl<'a, H> Run<'a, H> {
                 });
                 if applied.is_empty() {
                     // Nothing was changed: nothing to put back.
+                    let objects = recorded_objects(engine, &applied, &unchanged, progress).await;
                     record::finish(
-                        history, stack, revision, note, &outcome, &applied, &unchanged,
+                        history,
+                        stack,
+                        revision,
+                        note,
+                        &outcome,
+                        record::Ran {
+                            applied: &applied,
+                            unchanged: &unchanged,
+                            objects: &objects,
+                        },
                     )
                     .await?;
                     return Err(DeployError::Engine(error));
@@ -744,12 +760,35 @@ impl<'a, H> Run<'a, H> {
             outcome.succeeded = true;
         }
         outcome.services = record::service_outcomes(&applied, &unchanged);
-        record::finish(
-            history, stack, revision, note, &outcome, &applied, &unchanged,
-        )
-        .await?;
+        let objects = recorded_objects(engine, &applied, &unchanged, progress).await;
+        let ran = record::Ran {
+            applied: &applied,
+            unchanged: &unchanged,
+            objects: &objects,
+        };
+        record::finish(history, stack, revision, note, &outcome, ran).await?;
         Ok(outcome)
     }
+}
+
+/// The networks, secrets and configs the services use after the run, for its record. One that
+/// cannot be read is a warning and leaves them out: the revision is recorded all the same.
+async fn recorded_objects(
+    engine: &Engine,
+    applied: &[apply::Applied],
+    unchanged: &[(String, serde_json::Value)],
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Vec<swarmkeeper_store::ObjectRevision> {
+    let specs = applied
+        .iter()
+        .map(|a| &a.after)
+        .chain(unchanged.iter().map(|(_, spec)| spec));
+    revive::used(engine, specs).await.unwrap_or_else(|e| {
+        progress(Progress::Warning(&format!(
+            "the networks, secrets and configs the services use could not be read for the              history ({e}): a rollback to this revision cannot create them again"
+        )));
+        Vec::new()
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
-use swarmkeeper_store::{DeployOutcome, DeployRecord, ServiceRevision};
+use swarmkeeper_store::{DeployOutcome, DeployRecord, ObjectRevision, ServiceRevision};
 
 use swarmkeeper_engine::{inherit_replicas, ImageRef, Service, ServiceView};
 use swarmkeeper_rollout::revisions::rollback_target;
@@ -226,6 +226,15 @@ pub(crate) fn summary(failures: &[FailureReport]) -> String {
         .join("; ")
 }
 
+/// What a run did, as [`finish`] records it: the services it changed and those it left, and the
+/// networks, secrets and configs they use.
+#[derive(Clone, Copy)]
+pub(crate) struct Ran<'a> {
+    pub applied: &'a [Applied],
+    pub unchanged: &'a [(String, Value)],
+    pub objects: &'a [ObjectRevision],
+}
+
 /// Records how the run ended; `note` (why it ran) leads the summary.
 pub(crate) async fn finish<H: History>(
     history: &H,
@@ -233,9 +242,13 @@ pub(crate) async fn finish<H: History>(
     revision: u64,
     note: Option<&str>,
     outcome: &Outcome,
-    applied: &[Applied],
-    unchanged: &[(String, Value)],
+    ran: Ran<'_>,
 ) -> Result<(), DeployError> {
+    let Ran {
+        applied,
+        unchanged,
+        objects,
+    } = ran;
     let services = service_revisions(applied, unchanged, &outcome.rolled_back);
     let failures = summary(&outcome.failures);
     let summary = match note {
@@ -247,6 +260,7 @@ pub(crate) async fn finish<H: History>(
         outcome: &outcome.label(),
         summary: &summary,
         services: &services,
+        objects,
         at: Timestamp::now(),
     };
     history
@@ -273,6 +287,7 @@ mod tests {
             outcome,
             summary: String::new(),
             services: Vec::new(),
+            objects: Vec::new(),
         }
     }
 

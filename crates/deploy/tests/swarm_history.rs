@@ -75,6 +75,7 @@ async fn deploy_once(history: &SwarmHistory, stack: &str, by: &str, outcome: Dep
         outcome: &outcome,
         summary: "",
         services: &services,
+        objects: &[],
         at: Timestamp::now(),
     };
     history.finish(stack, number, &end).await.unwrap();

@@ -206,6 +206,25 @@ pub fn overlay_form_fields(current: &Value, form: &Value) -> Value {
     spec
 }
 
+/// Points every attachment to the network `from_id` (`TaskTemplate.Networks[].Target`) at
+/// `to_id` instead; aliases and driver options stay. Returns how many attachments moved.
+pub fn swap_network(spec: &mut Value, from_id: &str, to_id: &str) -> usize {
+    let Some(attachments) = spec
+        .pointer_mut("/TaskTemplate/Networks")
+        .and_then(Value::as_array_mut)
+    else {
+        return 0;
+    };
+    let mut moved = 0;
+    for attachment in attachments.iter_mut().filter_map(Value::as_object_mut) {
+        if attachment.get("Target").and_then(Value::as_str) == Some(from_id) {
+            attachment.insert("Target".to_owned(), Value::from(to_id));
+            moved += 1;
+        }
+    }
+    moved
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +241,20 @@ mod tests {
         let mut empty = json!({});
         set_image(&mut empty, "b");
         assert_eq!(empty["TaskTemplate"]["ContainerSpec"]["Image"], "b");
+    }
+
+    #[test]
+    fn swap_network_moves_only_that_attachment() {
+        let mut spec = json!({"TaskTemplate": {"Networks": [
+            {"Target": "old", "Aliases": ["web"]},
+            {"Target": "other"}
+        ]}});
+        assert_eq!(swap_network(&mut spec, "old", "new"), 1);
+        assert_eq!(
+            spec["TaskTemplate"]["Networks"],
+            json!([{"Target": "new", "Aliases": ["web"]}, {"Target": "other"}])
+        );
+        assert_eq!(swap_network(&mut json!({}), "old", "new"), 0);
     }
 
     #[test]

@@ -33,12 +33,13 @@ pub use model::{
 pub use logs::{is_logs_unreadable, LogLine, LogOptions, LogStream, LOGS_UNREADABLE};
 pub use nodes::{NodeChange, SwarmNode};
 pub use swarm::{
-    is_out_of_sequence, Changed, ConfigObject, Created, Network, ServiceEvent, SwarmObject,
+    is_out_of_sequence, Changed, ConfigObject, Created, Network, ObjectSpec, ObjectSpecView,
+    ServiceEvent, SwarmObject,
 };
 
 pub use edit::{
     force_update, inherit_replicas, overlay_form_fields, set_image, set_label, set_replicas,
-    swap_file_ref, FileKind,
+    swap_file_ref, swap_network, FileKind,
 };
 pub use registry_auth::{RegistryAuth, RegistryAuthFuture};
 pub use swarmkeeper_swarm::{

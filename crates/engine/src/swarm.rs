@@ -80,6 +80,58 @@ pub struct ConfigObject {
     pub data: Vec<u8>,
 }
 
+/// A network, secret or config as its create request takes it back (`POST /networks/create`,
+/// `/secrets/create`, `/configs/create`): what a deploy revision records of the objects its
+/// services use, so that a rollback can create one again once it is gone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectSpec {
+    /// The id the services' specs name it by.
+    pub id: String,
+    pub name: String,
+    /// The create body: a network's name, driver, scope, options, IPAM, flags and labels; a
+    /// secret's or config's `Spec` as the engine keeps it (a secret's without data, which the
+    /// engine never gives back; a config's with its base64 `Data`).
+    pub spec: Value,
+}
+
+/// What a rollback reads of a recorded [`ObjectSpec::spec`]: its labels, and whether a driver
+/// (an external secret store) supplies its data, so that no data has to be given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectSpecView {
+    pub labels: BTreeMap<String, String>,
+    /// `Driver.Name` of a secret or config; `None` when its data is in the spec (or was).
+    pub driver: Option<String>,
+}
+
+impl ObjectSpecView {
+    /// Reads a recorded create body; a field of the wrong type is an error.
+    pub fn read_json(spec: &str) -> Result<ObjectSpecView, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct DriverWire {
+            #[serde(rename = "Name", default)]
+            name: String,
+        }
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(rename = "Labels", default, deserialize_with = "nullable")]
+            labels: BTreeMap<String, String>,
+            // A network's `Driver` is a word; a secret's or config's an object.
+            #[serde(rename = "Driver", default)]
+            driver: Option<Value>,
+        }
+        let wire: Wire = serde_json::from_str(spec)?;
+        let driver = match wire.driver {
+            Some(driver @ Value::Object(_)) => Some(DriverWire::deserialize(driver)?.name),
+            Some(Value::String(name)) => Some(name),
+            _ => None,
+        };
+        Ok(ObjectSpecView {
+            labels: wire.labels,
+            driver: driver.filter(|name| !name.is_empty()),
+        })
+    }
+}
+
 /// A service event (`type=service`): `create`, `update` or `remove`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceEvent {
@@ -378,6 +430,91 @@ impl Engine {
     pub async fn remove_config(&self, id: &str) -> Result<(), EngineError> {
         self.delete_ok(&format!("/configs/{}", encode(id, b"")))
             .await
+    }
+
+    /// The swarm-scoped networks among `ids`, as [`ObjectSpec`]s (`GET /networks`, filtered by
+    /// id). Predefined and node-local networks and the ingress network are left out: a create
+    /// cannot bring them back. The overlay's VXLAN id is left out too: the manager assigns one.
+    pub async fn network_specs(&self, ids: &[String]) -> Result<Vec<ObjectSpec>, EngineError> {
+        const KEPT: [&str; 10] = [
+            "Name",
+            "Driver",
+            "Scope",
+            "EnableIPv6",
+            "IPAM",
+            "Internal",
+            "Attachable",
+            "Options",
+            "Labels",
+            "ConfigFrom",
+        ];
+        let items = self.raw_objects("/networks", ids).await?;
+        Ok(items
+            .into_iter()
+            .filter(|n| n["Scope"] == "swarm" && n["Ingress"] != true)
+            .map(|n| {
+                let mut spec: serde_json::Map<String, Value> = KEPT
+                    .iter()
+                    .filter_map(|key| Some((key.to_string(), n.get(*key)?.clone())))
+                    .filter(|(_, value)| !value.is_null())
+                    .collect();
+                if let Some(options) = spec.get_mut("Options").and_then(Value::as_object_mut) {
+                    options.remove("com.docker.network.driver.overlay.vxlanid_list");
+                }
+                ObjectSpec {
+                    id: n["Id"].as_str().unwrap_or_default().to_owned(),
+                    name: n["Name"].as_str().unwrap_or_default().to_owned(),
+                    spec: Value::Object(spec),
+                }
+            })
+            .collect())
+    }
+
+    /// The secrets among `ids` with their `Spec` (name, labels, driver, templating: never
+    /// data, which the engine does not give back), as [`ObjectSpec`]s.
+    pub async fn secret_specs(&self, ids: &[String]) -> Result<Vec<ObjectSpec>, EngineError> {
+        self.file_object_specs("/secrets", ids).await
+    }
+
+    /// The configs among `ids` with their `Spec`, data included, as [`ObjectSpec`]s.
+    pub async fn config_specs(&self, ids: &[String]) -> Result<Vec<ObjectSpec>, EngineError> {
+        self.file_object_specs("/configs", ids).await
+    }
+
+    async fn file_object_specs(
+        &self,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<Vec<ObjectSpec>, EngineError> {
+        let items = self.raw_objects(kind, ids).await?;
+        Ok(items
+            .into_iter()
+            .map(|mut o| {
+                let spec = o["Spec"].take();
+                ObjectSpec {
+                    id: o["ID"].as_str().unwrap_or_default().to_owned(),
+                    name: spec["Name"].as_str().unwrap_or_default().to_owned(),
+                    spec,
+                }
+            })
+            .collect())
+    }
+
+    /// The raw objects among `ids` (no request for none). The engine's `id` filter matches
+    /// prefixes, so the answer is narrowed to the exact ids.
+    async fn raw_objects(&self, kind: &str, ids: &[String]) -> Result<Vec<Value>, EngineError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let path = format!("{kind}?filters={}", namespace_filter("id", ids));
+        let items: Vec<Value> = self.raw.get_json(&path).await?;
+        Ok(items
+            .into_iter()
+            .filter(|o| {
+                let id = o.get("ID").or_else(|| o.get("Id")).and_then(Value::as_str);
+                id.is_some_and(|id| ids.iter().any(|want| want == id))
+            })
+            .collect())
     }
 
     /// Configs whose labels match every filter (`key` or `key=value`, as `docker config ls

@@ -1,7 +1,7 @@
 //! Deploys and rollbacks of the server — from the dashboard, the API and auto-deploy — run
 //! here: `swarmkeeper_deploy`, the same code as `swarmkeeper deploy`, on a thread of its own.
 
-use swarmkeeper_deploy::{DeployError, Outcome, Progress, SwarmHistory};
+use swarmkeeper_deploy::{DeployError, Progress, SwarmHistory};
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -9,16 +9,20 @@ use crate::state::AppState;
 /// Runs a deploy or rollback on its own thread with a runtime of its own: the deploy holds
 /// its progress callback (not `Send`) across its awaits. The history is the swarm's; the
 /// lock's heartbeat runs on that runtime while the deploy does.
-pub(crate) async fn run_deploy<F>(
+///
+/// A job may answer something else than an [`Outcome`](swarmkeeper_deploy::Outcome): a deploy's preview (`T`) runs the same
+/// way, since it holds the progress callback too.
+pub(crate) async fn run_deploy<F, T>(
     state: &AppState,
     job: F,
-) -> Result<(Result<Outcome, DeployError>, Vec<String>), AppError>
+) -> Result<(Result<T, DeployError>, Vec<String>), AppError>
 where
+    T: Send + 'static,
     F: for<'a> FnOnce(
             &'a SwarmHistory,
             &'a mut dyn FnMut(Progress<'_>),
         ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<Outcome, DeployError>> + 'a>,
+            Box<dyn std::future::Future<Output = Result<T, DeployError>> + 'a>,
         > + Send
         + 'static,
 {

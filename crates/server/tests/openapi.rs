@@ -344,6 +344,15 @@ async fn json_answers_match_the_document() {
     let compose = format!(
         "services:\n  web:\n    image: {IMAGE}\n    logging:\n      driver: local\n      options:\n        max-size: 1m\n    deploy:\n      update_config:\n        monitor: 1s\n"
     );
+    let diff = app
+        .call(
+            Call::post(&format!("/api/stacks/{st}/diff"))
+                .bearer(&op.token)
+                .json(&json!({"compose": compose})),
+        )
+        .await;
+    let diffed = spec.check(&diff, "post", "/api/stacks/{name}/diff");
+    assert_eq!(diffed["services"][0]["action"], "create", "{diffed}");
     let deploy = app
         .call(
             Call::post(&format!("/api/stacks/{st}/deploy"))

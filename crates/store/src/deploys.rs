@@ -108,6 +108,27 @@ pub struct ServiceRevision {
     pub outcome: String,
 }
 
+swarmkeeper_units::words! {
+    /// Which kind of Swarm object an [`ObjectRevision`] is.
+    pub enum ObjectKind {
+        Network => "network",
+        Secret => "secret",
+        Config => "config",
+    }
+}
+
+/// A network, secret or config the services of a revision used, as it was then: what a
+/// rollback to the revision creates again when it is gone. `spec` is the create body as JSON
+/// (a secret's without its data: Swarm never gives that back).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRevision {
+    pub kind: ObjectKind,
+    /// The id the revision's service specs name it by.
+    pub id: String,
+    pub name: String,
+    pub spec: String,
+}
+
 /// A stack's deploy lock, held until [`Store::unlock_stack`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackLock {
@@ -136,6 +157,10 @@ pub struct DeployRecord {
     pub outcome: DeployOutcome,
     pub summary: String,
     pub services: Vec<ServiceRevision>,
+    /// The networks, secrets and configs its services used (recorded by the history in the
+    /// swarm since it kept them; empty for older revisions and the local history).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectRevision>,
 }
 
 impl Store {
@@ -283,6 +308,7 @@ impl Store {
             outcome: DeployOutcome::parse(&outcome),
             summary,
             services,
+            objects: Vec::new(),
         }))
     }
 

@@ -19,7 +19,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use alerts::{AlertRecord, StoredChannel, StoredSilence, ALERT_HISTORY_KEPT};
 pub use backup::{backup, Backup};
 pub use deploys::{
-    DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision, StackLock,
+    DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ObjectKind, ObjectRevision,
+    ServiceRevision, StackLock,
 };
 pub use registries::{AutoDeployEvent, StoredRegistry, EVENTS_KEPT};
 pub use swarmkeeper_report::{DiskSample, NodeReport, ReportedRun, RetentionPolicy};

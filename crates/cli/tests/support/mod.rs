@@ -481,12 +481,17 @@ impl SwarmLab {
     pub fn push_agent_image(&self) -> String {
         let tag = format!("{}/swarmkeeper:test", self.registry());
         let start = std::time::Instant::now();
-        let out = Command::new("bash")
+        let mut build = Command::new("bash");
+        build
             .arg(repo_root().join("packaging/build-image.sh"))
             .args(["--push", &tag])
-            .env("DOCKER_HOST", self.host("manager"))
-            .output()
-            .expect("run packaging/build-image.sh");
+            .env("DOCKER_HOST", self.host("manager"));
+        // A static binary built already (`packaging/build-image.sh --binary-only`) saves the
+        // release build when a lab test runs alone.
+        if let Ok(binary) = std::env::var("SWARMKEEPER_TEST_STATIC_BINARY") {
+            build.args(["--binary", &binary]);
+        }
+        let out = build.output().expect("run packaging/build-image.sh");
         assert!(
             out.status.success(),
             "packaging/build-image.sh: {}",

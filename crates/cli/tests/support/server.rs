@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 pub const PASSWORD: &str = "a long enough admin password";
 
-/// `swarmkeeper server` on a port of its own; stopped when dropped.
+/// `swarmkeeper server` on a port of its own, stopped when dropped; or one that runs elsewhere
+/// (a Swarm service of a lab), at an address.
 pub struct Server {
-    child: Child,
+    child: Option<Child>,
+    addr: String,
     port: u16,
 }
 
@@ -41,7 +43,11 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let server = Server { child, port };
+        let server = Server {
+            child: Some(child),
+            addr: "127.0.0.1".to_owned(),
+            port,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while server.call("GET /login", &[], "").0 != 200 {
             assert!(Instant::now() < deadline, "the server did not answer");
@@ -55,29 +61,18 @@ impl Server {
         self.port
     }
 
+    /// A server this test did not start, at `addr:port` (the admin's password [`PASSWORD`]).
+    pub fn remote(addr: &str, port: u16) -> Server {
+        Server {
+            child: None,
+            addr: addr.to_owned(),
+            port,
+        }
+    }
+
     /// One HTTP/1.0 exchange: the status, the head and the body.
     pub fn call(&self, request: &str, headers: &[String], body: &str) -> (u16, String, String) {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return (0, String::new(), String::new());
-        };
-        let mut head = format!("{request} HTTP/1.0\r\nHost: localhost\r\n");
-        for header in headers {
-            head.push_str(header);
-            head.push_str("\r\n");
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        if stream.write_all(head.as_bytes()).is_err() {
-            return (0, String::new(), String::new());
-        }
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        (status, head.to_owned(), body.to_owned())
+        exchange((&self.addr, self.port), request, headers, body)
     }
 
     /// Logs the admin in; returns the session's cookie header and CSRF header.
@@ -132,19 +127,44 @@ impl Server {
         (status, body)
     }
 
+    /// The revisions the dashboard shows for a stack, as the admin sees them (logged in, with
+    /// a new API token): `(revision, by)`, newest first.
+    pub fn revisions(&self, stack: &str) -> Vec<(u64, String)> {
+        let session = self.login();
+        let token = self.token(&session, "lab");
+        let (status, body) = self.get(&format!("/api/stacks/{stack}"), &token);
+        assert_eq!(status, 200, "{body}");
+        let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+        view["deploys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["revision"].as_u64().unwrap(),
+                    d["by"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// `GET /api/audit` with a bearer token: the status and the body.
     pub fn audit(&self, token: &str) -> (u16, String) {
         self.get("/api/audit", token)
     }
 
+    /// Stops the server this test started (SIGTERM, then SIGKILL after 10 s).
     pub fn stop(mut self) {
+        let Some(child) = &mut self.child else {
+            return;
+        };
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().unwrap().is_none() {
+        while child.try_wait().unwrap().is_none() {
             if Instant::now() > deadline {
-                let _ = self.child.kill();
+                let _ = child.kill();
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -153,7 +173,40 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// One HTTP/1.0 exchange with a server at `addr` (status 0 when nothing answers): the status,
+/// the head and the body.
+pub fn exchange(
+    addr: (&str, u16),
+    request: &str,
+    headers: &[String],
+    body: &str,
+) -> (u16, String, String) {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return (0, String::new(), String::new());
+    };
+    let mut head = format!("{request} HTTP/1.0\r\nHost: localhost\r\n");
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    if stream.write_all(head.as_bytes()).is_err() {
+        return (0, String::new(), String::new());
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
 }

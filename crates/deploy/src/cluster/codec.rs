@@ -25,7 +25,8 @@ use serde_json::Value;
 use swarmkeeper_engine::ConfigObject;
 use swarmkeeper_rollout::revisions::{still_running, LockSeen};
 use swarmkeeper_store::{
-    DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision,
+    DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ObjectKind, ObjectRevision,
+    ServiceRevision,
 };
 
 use crate::history::{RevisionEnd, RevisionStart};
@@ -162,6 +163,18 @@ struct EndData {
     #[serde(default)]
     summary: String,
     services: Vec<ServiceData>,
+    /// Absent in revisions written before objects were recorded: they read as none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    objects: Vec<ObjectData>,
+}
+
+/// A network, secret or config of the end record, its create body embedded as JSON.
+#[derive(Serialize, Deserialize)]
+struct ObjectData {
+    kind: ObjectKind,
+    id: String,
+    name: String,
+    spec: Box<RawValue>,
 }
 
 /// A service of the end record. Specs are embedded as JSON (not strings), so that the
@@ -229,10 +242,29 @@ pub fn end_objects(
             })
         })
         .collect::<Result<Vec<_>, DeployError>>()?;
+    let objects = end
+        .objects
+        .iter()
+        .map(|o| {
+            let spec = RawValue::from_string(o.spec.clone()).map_err(|e| {
+                DeployError::Input(format!(
+                    "revision {number} of {stack}: the spec of {} {} is not JSON: {e}",
+                    o.kind, o.name
+                ))
+            })?;
+            Ok(ObjectData {
+                kind: o.kind.clone(),
+                id: o.id.clone(),
+                name: o.name.clone(),
+                spec,
+            })
+        })
+        .collect::<Result<Vec<_>, DeployError>>()?;
     let data = EndData {
         format: FORMAT,
         summary: end.summary.to_owned(),
         services,
+        objects,
     };
     let mut labels = BTreeMap::from([
         (LABEL_OUTCOME.to_owned(), end.outcome.as_str().to_owned()),
@@ -431,6 +463,7 @@ pub fn records(
                 outcome: DeployOutcome::Running,
                 summary: String::new(),
                 services: Vec::new(),
+                objects: Vec::new(),
             };
             match revision.end.first() {
                 Some(end) => {
@@ -447,6 +480,16 @@ pub fn records(
                         Ok(data) => {
                             record.summary = data.summary;
                             record.services = data.services.into_iter().map(service).collect();
+                            record.objects = data
+                                .objects
+                                .into_iter()
+                                .map(|o| ObjectRevision {
+                                    kind: o.kind,
+                                    id: o.id,
+                                    name: o.name,
+                                    spec: o.spec.get().to_owned(),
+                                })
+                                .collect();
                         }
                         Err(e) => problems.push(format!("the end record {e}")),
                     }
@@ -628,10 +671,25 @@ mod tests {
             ),
             service("shop_new", None, Some(r#"{"n":1}"#), "removed"),
         ];
+        let used = [
+            ObjectRevision {
+                kind: ObjectKind::Network,
+                id: "n1".into(),
+                name: "shop_default".into(),
+                spec: r#"{"Name":"shop_default","Driver":"overlay"}"#.into(),
+            },
+            ObjectRevision {
+                kind: ObjectKind::Secret,
+                id: "s1".into(),
+                name: "shop_db".into(),
+                spec: r#"{"Name":"shop_db","Labels":{}}"#.into(),
+            },
+        ];
         let end = RevisionEnd {
             outcome: &DeployOutcome::RolledBack,
             summary: "shop_web: task exited 1",
             services: &services,
+            objects: &used,
             at: t(30),
         };
         let ends = end_objects("shop", 7, &end).unwrap();
@@ -653,7 +711,37 @@ mod tests {
         assert_eq!(r.summary, "shop_web: task exited 1");
         assert_eq!(r.files, files);
         assert_eq!(r.services, services);
+        assert_eq!(r.objects, used);
         assert!(!has_unfinished(&objects));
+    }
+
+    #[test]
+    fn an_end_written_before_objects_were_recorded_reads_with_none() {
+        let kind = DeployKind::Deploy;
+        let starts = start_objects(2, &start(&[], &kind)).unwrap();
+        let end = RevisionEnd {
+            outcome: &DeployOutcome::Succeeded,
+            summary: "",
+            services: &[],
+            objects: &[],
+            at: t(5),
+        };
+        let mut ends = end_objects("shop", 2, &end).unwrap();
+        // The end record exactly as the first format wrote it: no `objects` key.
+        ends[0].data = pack(&serde_json::json!({
+            "format": 1,
+            "summary": "",
+            "services": [{"service": "shop_web", "outcome": "converged", "after": {"v": 1}}],
+        }));
+        let objects: Vec<ConfigObject> = starts
+            .iter()
+            .chain(&ends)
+            .map(|o| stored(o, t(1)))
+            .collect();
+        let records = records("shop", &objects, None, t(40), E);
+        assert_eq!(records[0].outcome, DeployOutcome::Succeeded);
+        assert_eq!(records[0].services.len(), 1);
+        assert!(records[0].objects.is_empty());
     }
 
     #[test]
@@ -719,6 +807,7 @@ mod tests {
                 outcome: &DeployOutcome::Succeeded,
                 summary: "",
                 services: &[],
+                objects: &[],
                 at: t(1),
             };
             for o in end_objects("shop", number, &end).unwrap() {
@@ -806,6 +895,7 @@ mod tests {
             outcome: &DeployOutcome::Succeeded,
             summary: "",
             services: &[],
+            objects: &[],
             at: t(1),
         };
         objects.extend(

@@ -242,6 +242,7 @@ impl SwarmHistory {
             outcome: &outcome,
             summary,
             services: &record.services,
+            objects: &record.objects,
             at: record.finished_at.unwrap_or(record.started_at),
         };
         self.create(&codec::end_objects(&record.stack, record.revision, &end)?)

@@ -130,6 +130,7 @@ fn rows() -> Table {
     t.route(M::GET, "/stacks/{name}/compose", Deploy, service_form::stack_compose);
     t.twin(M::POST, "/stacks/{name}/compose", "/api/stacks/{name}/compose", Deploy, service_form::apply_stack_compose);
     t.route(M::POST, "/api/stacks/{name}/deploy", Deploy, stacks::deploy);
+    t.route(M::POST, "/api/stacks/{name}/diff", Deploy, stacks::diff);
     t.route(M::POST, "/api/lint", Deploy, stacks::lint);
     t.twin(M::POST, "/stacks/{name}/rollback", "/api/stacks/{name}/rollback", Rollback, stacks::rollback);
     t.twin(M::GET, "/networks", "/api/networks", ViewCluster, networks::list);

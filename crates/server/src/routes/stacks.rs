@@ -26,6 +26,7 @@ use crate::respond::{optional_number, Input, Reply};
 use crate::routes::services::load_services;
 use crate::state::AppState;
 use crate::views::services::ServiceRow;
+use crate::views::stack_diff::{stack_diff, StackDiff};
 
 #[derive(Serialize)]
 pub struct StackRow {
@@ -321,19 +322,31 @@ fn check_stack_name(name: &str) -> Result<(), AppError> {
     }
 }
 
+/// The server's deploys, previews and rollbacks: the defaults, with its `--deploy-timeout`.
+fn deploy_options(state: &AppState) -> Options {
+    Options {
+        timeout: state.config.deploy_timeout,
+        ..Options::default()
+    }
+}
+
+/// A deploy's or a preview's error as the API answers it.
+fn deploy_error(error: DeployError) -> AppError {
+    match error {
+        DeployError::Engine(e) => e.into(),
+        DeployError::Store(e) => AppError::internal(e),
+        DeployError::Input(message) => AppError::BadInput(message),
+        busy @ DeployError::Busy { .. } => AppError::Conflict(busy.to_string()),
+    }
+}
+
 fn deploy_view(
     stack: &str,
     result: Result<Outcome, DeployError>,
     progress: Vec<String>,
     lint: LintView,
 ) -> Result<DeployView, AppError> {
-    let outcome = match result {
-        Ok(outcome) => outcome,
-        Err(DeployError::Engine(e)) => return Err(e.into()),
-        Err(DeployError::Store(e)) => return Err(AppError::internal(e)),
-        Err(DeployError::Input(message)) => return Err(AppError::BadInput(message)),
-        Err(busy @ DeployError::Busy { .. }) => return Err(AppError::Conflict(busy.to_string())),
-    };
+    let outcome = result.map_err(deploy_error)?;
     Ok(DeployView {
         stack: stack.to_owned(),
         revision: outcome.revision,
@@ -404,20 +417,8 @@ async fn deploy_stack(
     request: DeployRequest,
 ) -> Result<DeployView, AppError> {
     let (spec, lint) = prepare(stack, &request)?;
-    let deploy_request = Request {
-        stack: stack.to_owned(),
-        by: caller.user.name.clone(),
-        files: vec![FileDigest {
-            path: FILE_NAME.to_owned(),
-            sha256: swarmkeeper_deploy::sha256_hex(request.compose.as_bytes()),
-            text: Some(request.compose.clone()),
-        }],
-        registry_auth: Some(state.registries.registry_auth()),
-    };
-    let options = Options {
-        timeout: state.config.deploy_timeout,
-        ..Options::default()
-    };
+    let deploy_request = engine_request(state, caller, stack, &request.compose);
+    let options = deploy_options(state);
     state.audit(&caller.user.name, Action::Deploy.as_str(), stack, "started")?;
     let engine = state.engine.clone();
     let (result, progress) = run_deploy(state, move |history, progress| {
@@ -448,6 +449,81 @@ async fn deploy_stack(
     Ok(view)
 }
 
+/// What confirms the deploy of exactly what a diff was made from: the SHA-256 of the stack's
+/// name, the file, the variables (sorted) and whether lint errors are ignored.
+fn confirm_token(stack: &str, request: &DeployRequest) -> String {
+    let mut variables: Vec<_> = request.variables.iter().collect();
+    variables.sort();
+    let mut text = format!(
+        "{stack}\0{}\0{}\0",
+        request.compose, request.ignore_lint_errors
+    );
+    for (key, value) in variables {
+        text.push_str(&format!("{key}={value}\0"));
+    }
+    swarmkeeper_deploy::sha256_hex(text.as_bytes())
+}
+
+/// The request to the deploy engine for a file posted by `caller`.
+fn engine_request(state: &AppState, caller: &Caller, stack: &str, compose: &str) -> Request {
+    Request {
+        stack: stack.to_owned(),
+        by: caller.user.name.clone(),
+        files: vec![FileDigest {
+            path: FILE_NAME.to_owned(),
+            sha256: swarmkeeper_deploy::sha256_hex(compose.as_bytes()),
+            text: Some(compose.to_owned()),
+        }],
+        registry_auth: Some(state.registries.registry_auth()),
+    }
+}
+
+/// What a deploy of the file would do, changing nothing: the deploy engine's own preparation
+/// (lint, preflight, digests, safe defaults, the specs) compared with the engine's, as
+/// `swarmkeeper diff` does.
+async fn preview_stack(
+    state: &AppState,
+    caller: &Caller,
+    stack: &str,
+    request: &DeployRequest,
+) -> Result<(StackDiff, LintView), AppError> {
+    let (spec, lint) = prepare(stack, request)?;
+    let deploy_request = engine_request(state, caller, stack, &request.compose);
+    let options = deploy_options(state);
+    let engine = state.engine.clone();
+    let (result, _) = run_deploy(state, move |_, progress| {
+        Box::pin(async move {
+            swarmkeeper_deploy::preview(
+                &engine,
+                &deploy_request,
+                DeployStack::new(spec),
+                &options,
+                progress,
+            )
+            .await
+        })
+    })
+    .await?;
+    let preview = result.map_err(deploy_error)?;
+    Ok((
+        stack_diff(stack, &preview, confirm_token(stack, request)),
+        lint,
+    ))
+}
+
+/// `POST /api/stacks/{name}/diff`: what `POST /api/stacks/{name}/deploy` of the same body
+/// would do to each service, network, secret and config, changing nothing.
+pub async fn diff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(stack): Path<String>,
+    Input(request): Input<DeployRequest>,
+) -> Result<Json<StackDiff>, AppError> {
+    Ok(Json(
+        preview_stack(&state, &caller, &stack, &request).await?.0,
+    ))
+}
+
 /// A rollback, from the API or the stack page's form (where no revision is an empty field).
 #[derive(Deserialize)]
 pub struct RollbackRequest {
@@ -469,10 +545,7 @@ async fn roll_back(
         files: Vec::new(),
         registry_auth: Some(state.registries.registry_auth()),
     };
-    let options = Options {
-        timeout: state.config.deploy_timeout,
-        ..Options::default()
-    };
+    let options = deploy_options(state);
     let target = to.map_or_else(
         || "the previous good revision".to_owned(),
         |r| format!("revision {r}"),
@@ -515,10 +588,14 @@ pub struct DeployForm {
     pub compose: String,
     #[serde(default)]
     pub variables: String,
-    /// `check` (lint only) or `deploy`.
+    /// `check` (lint only), `preview` (the diff) or `deploy`. A deploy without the `confirm`
+    /// of a diff of the same file shows that diff instead: the page deploys only what the
+    /// operator saw.
     pub action: String,
     #[serde(default)]
     pub ignore_lint_errors: Option<String>,
+    #[serde(default)]
+    pub confirm: String,
 }
 
 fn parse_variables(text: &str) -> Result<HashMap<String, String>, AppError> {
@@ -548,6 +625,9 @@ pub struct DeployFormView {
     pub lint: Option<LintView>,
     pub error: String,
     pub outcome: Option<DeployView>,
+    /// What the deploy would do, shown before it is confirmed.
+    pub diff: Option<StackDiff>,
+    pub ignore_lint_errors: bool,
 }
 
 page!(DeployFormView, "deploy.html", "stacks");
@@ -597,7 +677,22 @@ pub async fn deploy_from_form(
             Err(e) => refused(view, &e),
         });
     }
+    view.ignore_lint_errors = request.ignore_lint_errors;
     let stack = view.stack.clone();
+    if form.action != "deploy" || form.confirm != confirm_token(&stack, &request) {
+        return match preview_stack(&state, &caller, &stack, &request).await {
+            Ok((diff, lint)) => Ok(Reply::page(DeployFormView {
+                lint: Some(lint),
+                diff: Some(diff),
+                ..view
+            })),
+            Err(e @ (AppError::BadInput(_) | AppError::Engine(_) | AppError::Conflict(_))) => {
+                view.lint = checked.ok();
+                Ok(refused(view, &e))
+            }
+            Err(e) => Err(e),
+        };
+    }
     match deploy_stack(&state, &caller, &stack, request).await {
         Ok(mut outcome) => {
             view.lint = Some(std::mem::take(&mut outcome.lint));

@@ -12,6 +12,7 @@ pub mod objects;
 pub mod overview;
 pub mod service_form;
 pub mod services;
+pub mod stack_diff;
 pub mod tasks;
 pub mod volumes;
 

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""The stack deploy page in a real browser: a deploy is shown as a diff before it runs.
+
+Starts `target/debug/swarmkeeper server` (as test_dashboard.py does, with its helpers), logs in
+as the first admin, opens the deploy page from the stacks list, pastes a one-service stack
+file and reviews it: the page must list the service as `create` and its network as `create`
+while nothing exists yet in the swarm. Confirming deploys it through the deploy engine and the
+page shows it succeeded. The file is then changed (one environment value): the review must show
+the service as `restart` with the changed field (`GREETING=one → GREETING=two`), and the stack
+must still run the old value until the change is confirmed. The stack page then lists both
+revisions. The stack and its history are removed whatever happens.
+
+Screenshots: target/browser-screenshots/stacks/. Run: python3 tests/browser/test_stacks.py
+(scripts/browser-test.sh installs what it needs first).
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_dashboard import (  # noqa: E402  (the helpers of the dashboard's browser test)
+    BINARY,
+    CHROMIUM_ARGS,
+    IMAGE,
+    OUT,
+    PASSWORD,
+    Failure,
+    Run,
+    Server,
+    build_image,
+    check,
+    chromium_path,
+    docker,
+    poll,
+    say,
+)
+
+SHOTS = OUT / "stacks"
+
+
+def compose(greeting):
+    return f"""services:
+  web:
+    image: {IMAGE}
+    command: ["/bin/busybox", "sleep", "3600"]
+    environment:
+      GREETING: "{greeting}"
+    stop_grace_period: 1s
+    logging:
+      driver: local
+      options:
+        max-size: 1m
+    deploy:
+      update_config:
+        monitor: 1s
+"""
+
+
+def env_of(service):
+    return docker("service", "inspect", service, "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
+
+
+def remove_stack(stack):
+    docker("stack", "rm", stack, check_ok=False)
+    configs = docker("config", "ls", "-q", "--filter", f"label=swarmkeeper.revision.stack={stack}", check_ok=False)
+    docker("config", "rm", f"swarmkeeper-lock-{stack}", *configs.split(), check_ok=False)
+
+
+class StackRun(Run):
+    def shot(self, name):
+        path = SHOTS / f"{len(self.shots) + 1:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        self.shots.append(path.name)
+
+
+def walk(run, stack, steps):
+    page = run.page
+    web = f"{stack}_web"
+
+    def step(label):
+        steps.append(label)
+        say(f"[{len(steps):2d}] {label}")
+
+    def services():
+        return docker("service", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={stack}")
+
+    def diff_rows():
+        return run.table("#diff-services")
+
+    step("log in, open the deploy page from the stacks list")
+    run.goto("/stacks")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    check(run.path().startswith("/stacks"), f"after login expected /stacks, got {run.path()}")
+    with page.expect_navigation():
+        page.click("a.button:has-text('Deploy a stack')")
+    check(page.locator("#confirm-deploy").count() == 0, "a confirm button before any review")
+
+    step("review a new stack: every object is `create`, nothing exists yet")
+    page.fill("input[name=stack]", stack)
+    page.fill("textarea[name=compose]", compose("one"))
+    with page.expect_navigation():
+        page.click("button[value=preview]")
+    rows = diff_rows()
+    check([r[:2] for r in rows] == [[web, "create"]], f"the review lists {rows}")
+    objects = page.locator("#diff-objects").inner_text()
+    check(f"network {stack}_default: create" in objects, f"the review's objects: {objects!r}")
+    check(not services(), "the review deployed something")
+    run.shot("review-new")
+
+    step("confirm: the deploy runs and succeeds")
+    with page.expect_navigation(timeout=120000):
+        page.click("#confirm-deploy")
+    outcome = page.locator("#outcome h2").inner_text()
+    check(outcome.startswith(f"{stack}: succeeded"), f"the outcome says {outcome!r}")
+    check("GREETING=one" in env_of(web), f"{web} runs {env_of(web)}")
+    run.shot("deployed")
+
+    step("review a change: `restart` with the changed field, still not applied")
+    page.fill("textarea[name=compose]", compose("two"))
+    with page.expect_navigation():
+        page.click("button[value=preview]")
+    rows = diff_rows()
+    check(len(rows) == 1 and rows[0][:2] == [web, "restart"], f"the review lists {rows}")
+    check("GREETING=one → GREETING=two" in rows[0][2], f"the change shown: {rows[0][2]!r}")
+    check("GREETING=one" in env_of(web), "the review changed the service")
+    run.shot("review-change")
+
+    step("confirm the change")
+    with page.expect_navigation(timeout=120000):
+        page.click("#confirm-deploy")
+    outcome = page.locator("#outcome h2").inner_text()
+    check(outcome.startswith(f"{stack}: succeeded"), f"the outcome says {outcome!r}")
+    check("GREETING=two" in env_of(web), f"{web} runs {env_of(web)}")
+
+    step("the stack page lists both revisions")
+    run.goto(f"/stacks/{stack}")
+    revisions = poll(lambda: run.table("#deploys"), 10, "the stack page lists its deploys")
+    check(len(revisions) == 2, f"the stack page lists {revisions}")
+    run.shot("stack")
+
+
+def main():
+    started = time.monotonic()
+    check(BINARY.exists(), f"{BINARY} is missing: cargo build -p swarmkeeper-cli")
+    from playwright.sync_api import sync_playwright
+
+    if SHOTS.exists():
+        shutil.rmtree(SHOTS)
+    SHOTS.mkdir(parents=True)
+    chromium = chromium_path()
+    stack = f"skbstack{os.getpid()}"
+    state_dir = tempfile.mkdtemp(prefix="skbstack-state-")
+    server = None
+    run = None
+    steps = []
+    try:
+        build_image()
+        server = Server(state_dir, SHOTS / "server.log")
+        server.wait_ready()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+                page.set_default_timeout(30000)
+                run = StackRun(page, server.base)
+                try:
+                    walk(run, stack, steps)
+                except Exception:
+                    try:
+                        run.shot("FAILED")
+                    except Exception:
+                        pass
+                    raise
+                check(not run.problems, "the browser saw errors:\n  " + "\n  ".join(run.problems))
+            finally:
+                browser.close()
+    except Exception as e:
+        if not isinstance(e, Failure):
+            traceback.print_exc(file=sys.stdout)
+        say(f"FAILED: {e}")
+        say(f"screenshots and server log in {SHOTS}")
+        print(f"browser (stacks): {max(len(steps) - 1, 0)} passed, 1 failed", flush=True)
+        return 1
+    finally:
+        remove_stack(stack)
+        if server:
+            server.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+    say(f"done in {time.monotonic() - started:.1f} s; screenshots in {SHOTS}")
+    print(f"browser (stacks): {len(steps)} passed, 0 failed", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        sys.exit(main())
+    except Failure as e:
+        say(f"FAILED: {e}")
+        sys.exit(1)
