@@ -208,8 +208,16 @@ pub struct ServiceUsage {
     /// Working sets summed over replicas.
     pub memory_bytes: u64,
     pub replicas: usize,
-    /// The replica nearest its memory limit: (task, percent of its limit), when any has one.
-    pub nearest_limit: Option<(String, f64)>,
+    /// The replica nearest its memory limit, when any has one.
+    pub nearest_limit: Option<NearLimit>,
+}
+
+/// A replica's working set against its memory limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NearLimit {
+    pub task: String,
+    /// `memory_bytes * 100 / memory_limit_bytes`.
+    pub percent: f64,
 }
 
 /// Every service's latest usage from recent task samples (any order, several per task; each
@@ -248,9 +256,12 @@ pub fn latest_by_service(samples: &[(Timestamp, TaskUsage)], step: i64) -> Vec<S
             if service
                 .nearest_limit
                 .as_ref()
-                .is_none_or(|(_, p)| percent > *p)
+                .is_none_or(|near| percent > near.percent)
             {
-                service.nearest_limit = Some((newest.task.clone(), percent));
+                service.nearest_limit = Some(NearLimit {
+                    task: newest.task.clone(),
+                    percent,
+                });
             }
         }
     }
@@ -287,7 +298,7 @@ pub fn top_consumers(services: &[ServiceUsage], n: usize, near_percent: f64) -> 
             .then(a.service.cmp(&b.service))
     });
     by_memory.truncate(n);
-    let percent = |s: &ServiceUsage| s.nearest_limit.as_ref().map_or(0.0, |(_, p)| *p);
+    let percent = |s: &ServiceUsage| s.nearest_limit.as_ref().map_or(0.0, |near| near.percent);
     let mut near_memory_limit: Vec<ServiceUsage> = services
         .iter()
         .filter(|s| percent(s) >= near_percent)
@@ -404,7 +415,10 @@ mod tests {
         assert_eq!(names(&top.near_memory_limit), ["web"]);
         assert_eq!(
             top.near_memory_limit[0].nearest_limit,
-            Some(("a".to_owned(), 95.0))
+            Some(NearLimit {
+                task: "a".to_owned(),
+                percent: 95.0
+            })
         );
     }
 

@@ -97,6 +97,42 @@ impl Store {
         self.wrap(rows.and_then(|rows| rows.collect()))
     }
 
+    /// The task samples of the given nodes from `since` on, in no particular order: the
+    /// overview's latest usage. One indexed range per node (the primary key starts with the
+    /// node), so the cost follows the recent rows, not the 30 days kept.
+    pub fn recent_task_usage(
+        &self,
+        node_keys: &[String],
+        since: Timestamp,
+    ) -> Result<Vec<(Timestamp, TaskUsage)>, StoreError> {
+        let mut select = self.wrap(self.conn.prepare_cached(
+            "SELECT at_ms, task, service, stack, slot, cpu_ns, memory_bytes,
+                 memory_limit_bytes, oom_kills
+             FROM task_usage WHERE node_id = ?1 AND at_ms >= ?2",
+        ))?;
+        let mut all = Vec::new();
+        for node in node_keys {
+            let rows = select.query_map(params![node, millis(since)], |row| {
+                Ok((
+                    from_millis(row.get(0)?),
+                    TaskUsage {
+                        task: row.get(1)?,
+                        service: row.get(2)?,
+                        stack: row.get(3)?,
+                        slot: row.get(4)?,
+                        cpu_ns: row.get::<_, i64>(5)? as u64,
+                        memory_bytes: row.get::<_, i64>(6)? as u64,
+                        memory_limit_bytes: row.get::<_, Option<i64>>(7)?.map(|b| b as u64),
+                        oom_kills: row.get::<_, Option<i64>>(8)?.map(|n| n as u64),
+                    },
+                ))
+            });
+            let rows: Vec<_> = self.wrap(rows.and_then(|rows| rows.collect()))?;
+            all.extend(rows);
+        }
+        Ok(all)
+    }
+
     /// Thins every node's usage history per [`swarmkeeper_report::USAGE_RETENTION`]: the
     /// node's sample times decide, and the task samples of a time go with it (task samples
     /// without a node sample go once older than the last tier). Returns how many sample
@@ -234,6 +270,14 @@ mod tests {
         assert_eq!(tasks[0].1, "node1");
         assert_eq!(tasks[0].2, samples[360].tasks[0]);
         assert!(store.service_usage("other", hour_ago).unwrap().is_empty());
+        let recent = store
+            .recent_task_usage(
+                &["node1".into(), "node2".into()],
+                now - SignedDuration::from_secs(15),
+            )
+            .unwrap();
+        assert_eq!(recent.len(), 2);
+        assert_eq!(recent[0].1.task, "k2x9");
 
         // The older hour goes to one a minute: 60 of its 359 samples stay.
         let went = store.thin_usage(now).unwrap();

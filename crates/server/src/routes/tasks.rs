@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use futures_util::StreamExt;
+use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_auth::Action;
 use swarmkeeper_engine::{is_logs_unreadable, EngineError, LogOptions};
+use swarmkeeper_report::UsageRange;
 
 use crate::access::Caller;
 use crate::error::AppError;
+use crate::page::url_encode;
 use crate::respond::Reply;
+use crate::routes::usage::{service_series, UsageCharts};
 use crate::state::AppState;
 use crate::views::tasks::{task_detail, TaskDetail};
 
@@ -28,6 +32,9 @@ pub struct TaskView {
     pub logs: Vec<String>,
     /// Why there are no lines, when there are none.
     pub logs_note: Option<String>,
+    /// The last hour's CPU and memory charts (`/api/tasks/{id}/usage` has the points).
+    #[serde(skip)]
+    pub usage: UsageCharts,
 }
 
 page!(TaskView, "task.html", "services");
@@ -67,10 +74,18 @@ pub async fn show(
             Some("reading logs needs the operator role".to_owned()),
         )
     };
+    let now = Timestamp::now();
+    let usage = UsageCharts::draw(
+        format!("/tasks/{}", url_encode(&task.id)),
+        &service_series(&state, &service, Some(&task.id), UsageRange::Hour, now)?,
+        UsageRange::Hour,
+        now,
+    );
     Ok(Reply::page(TaskView {
         detail: task_detail(&task, &service, &siblings, &hostnames),
         logs,
         logs_note,
+        usage,
     }))
 }
 

@@ -13,6 +13,7 @@ pub mod overview;
 pub mod service_form;
 pub mod services;
 pub mod tasks;
+pub mod usage_chart;
 pub mod volumes;
 
 /// A refusal tied to one field of a form (and of the JSON body, by the same name).
