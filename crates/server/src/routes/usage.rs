@@ -119,21 +119,18 @@ pub fn service_series(
     range: UsageRange,
     now: Timestamp,
 ) -> Result<Vec<UsagePoint>, AppError> {
+    let step = range.step_seconds();
     let samples = state
         .store()
-        .service_usage(service, now - range.window())
+        .service_usage_per_step(service, now - range.window(), step)
         .map_err(AppError::internal)?;
-    let step = range.step_seconds();
     Ok(match task {
-        None => {
-            let samples: Vec<_> = samples.into_iter().map(|(at, _, t)| (at, t)).collect();
-            service_points(&samples, step)
-        }
+        None => service_points(&samples, step),
         Some(task) => {
             let samples: Vec<_> = samples
                 .iter()
-                .filter(|(_, _, t)| t.task == task)
-                .map(|(at, _, t)| (*at, t))
+                .filter(|(_, t)| t.task == task)
+                .map(|(at, t)| (*at, t))
                 .collect();
             task_points(&samples, step)
         }
