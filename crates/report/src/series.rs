@@ -160,19 +160,25 @@ pub fn task_points(samples: &[(Timestamp, &TaskUsage)], step: i64) -> Vec<UsageP
     points
 }
 
+/// The samples of each task, by task id.
+fn by_task(samples: &[(Timestamp, TaskUsage)]) -> BTreeMap<&str, Vec<(Timestamp, &TaskUsage)>> {
+    let mut tasks: BTreeMap<&str, Vec<(Timestamp, &TaskUsage)>> = BTreeMap::new();
+    for (at, task) in samples {
+        tasks
+            .entry(task.task.as_str())
+            .or_default()
+            .push((*at, task));
+    }
+    tasks
+}
+
 /// A service's points at `step` seconds: each replica's points (by task id) summed per clock
 /// bucket. A bucket's CPU is the sum of the replicas that have a rate there (`None` when none
 /// has); its memory limit is `None` when a replica there has none. Stamped with the newest
 /// sample of the bucket, so the replicas of nodes whose clocks and intervals differ still
 /// add up.
 pub fn service_points(samples: &[(Timestamp, TaskUsage)], step: i64) -> Vec<UsagePoint> {
-    let mut by_task: BTreeMap<&str, Vec<(Timestamp, &TaskUsage)>> = BTreeMap::new();
-    for (at, task) in samples {
-        by_task
-            .entry(task.task.as_str())
-            .or_default()
-            .push((*at, task));
-    }
+    let by_task = by_task(samples);
     let mut buckets: BTreeMap<i64, UsagePoint> = BTreeMap::new();
     for task_samples in by_task.values() {
         for point in task_points(task_samples, step) {
@@ -223,13 +229,7 @@ pub struct NearLimit {
 /// Every service's latest usage from recent task samples (any order, several per task; each
 /// task's newest sample counts, its CPU rate from the one before), largest CPU first.
 pub fn latest_by_service(samples: &[(Timestamp, TaskUsage)], step: i64) -> Vec<ServiceUsage> {
-    let mut by_task: BTreeMap<&str, Vec<(Timestamp, &TaskUsage)>> = BTreeMap::new();
-    for (at, task) in samples {
-        by_task
-            .entry(task.task.as_str())
-            .or_default()
-            .push((*at, task));
-    }
+    let by_task = by_task(samples);
     let mut services: BTreeMap<&str, ServiceUsage> = BTreeMap::new();
     for task_samples in by_task.values() {
         let Some(&(_, newest)) = task_samples.iter().max_by_key(|(at, _)| *at) else {

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_auth::Action;
-use swarmkeeper_engine::{is_logs_unreadable, EngineError, LogOptions};
+use swarmkeeper_engine::{is_logs_unreadable, EngineError, LogOptions, Task};
 use swarmkeeper_report::UsageRange;
 
 use crate::access::Caller;
@@ -45,22 +45,9 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Reply, AppError> {
-    let task = state.engine.inspect_task(&id).await.map_err(|e| {
-        if e.is_not_found() {
-            AppError::NotFound(format!("no task {id}"))
-        } else {
-            e.into()
-        }
-    })?;
+    let task = inspect(&state, &id).await?;
     let (service, siblings, nodes) = tokio::try_join!(
-        async {
-            match state.engine.inspect_service(&task.service_id).await {
-                Ok(service) => Ok(service.name),
-                // The service is gone; its tasks linger a while.
-                Err(e) if e.is_not_found() => Ok(task.service_id.clone()),
-                Err(e) => Err(e),
-            }
-        },
+        service_name(&state, &task),
         state.engine.list_tasks(&task.service_id),
         state.engine.list_nodes()
     )?;
@@ -87,6 +74,27 @@ pub async fn show(
         logs_note,
         usage,
     }))
+}
+
+/// The task, or 404 naming it.
+pub(crate) async fn inspect(state: &AppState, id: &str) -> Result<Task, AppError> {
+    state.engine.inspect_task(id).await.map_err(|e| {
+        if e.is_not_found() {
+            AppError::NotFound(format!("no task {id}"))
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// The name of the task's service; its id when the service is gone (its tasks linger a
+/// while).
+pub(crate) async fn service_name(state: &AppState, task: &Task) -> Result<String, EngineError> {
+    match state.engine.inspect_service(&task.service_id).await {
+        Ok(service) => Ok(service.name),
+        Err(e) if e.is_not_found() => Ok(task.service_id.clone()),
+        Err(e) => Err(e),
+    }
 }
 
 async fn last_lines(state: &AppState, task: &str) -> (Vec<String>, Option<String>) {

@@ -179,18 +179,8 @@ pub async fn task(
     Query(query): Query<RangeQuery>,
 ) -> Result<Reply, AppError> {
     let range = query.range()?;
-    let task = state.engine.inspect_task(&id).await.map_err(|e| {
-        if e.is_not_found() {
-            AppError::NotFound(format!("no task {id}"))
-        } else {
-            e.into()
-        }
-    })?;
-    let service = match state.engine.inspect_service(&task.service_id).await {
-        Ok(service) => service.name,
-        Err(e) if e.is_not_found() => task.service_id.clone(),
-        Err(e) => return Err(e.into()),
-    };
+    let task = super::tasks::inspect(&state, &id).await?;
+    let service = super::tasks::service_name(&state, &task).await?;
     let now = Timestamp::now();
     let points = service_series(&state, &service, Some(&task.id), range, now)?;
     let title = match task.slot {
