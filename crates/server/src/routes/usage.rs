@@ -138,7 +138,8 @@ pub fn service_series(
 }
 
 /// `GET /nodes/{id}/usage`, `GET /api/nodes/{id}/usage`: by node id or hostname, from the
-/// store alone (a node that left the swarm keeps its history).
+/// store (a node that left the swarm keeps its history); the engine is asked only about a
+/// node no agent reported from.
 pub async fn node(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -149,14 +150,27 @@ pub async fn node(
         .store()
         .latest_node_reports()
         .map_err(AppError::internal)?;
-    let report = reports
+    let found = reports
         .into_iter()
         .map(|(report, _)| report)
-        .find(|r| r.node_key() == id || r.hostname == id)
-        .ok_or_else(|| AppError::NotFound(format!("no reports from a node {id}")))?;
+        .find(|r| r.node_key() == id || r.hostname == id);
+    // A node whose agent never reported has an empty chart, one the swarm does not know 404.
+    let (key, hostname) = match found {
+        Some(report) => (report.node_key(), report.hostname),
+        None => {
+            let node = state.engine.inspect_node(&id).await.map_err(|e| {
+                if e.is_not_found() {
+                    AppError::NotFound(format!("no node {id}"))
+                } else {
+                    e.into()
+                }
+            })?;
+            (node.id, node.hostname)
+        }
+    };
     let now = Timestamp::now();
-    let points = node_series(&state, &report.node_key(), range, now)?;
-    Ok(view("node", id, report.hostname, range, points, now))
+    let points = node_series(&state, &key, range, now)?;
+    Ok(view("node", id, hostname, range, points, now))
 }
 
 /// `GET /services/{name}/usage`, `GET /api/services/{name}/usage`: the replicas summed. A
