@@ -87,7 +87,7 @@ def prefill(db, node, service, replicas, days):
 
 def ingest(base, secret, nodes, tasks, seconds, pid):
     host, port = base.replace("http://", "").split(":")
-    sent, failed, latencies = [0], [0], []
+    sent, failed, latencies, statuses = [0], [0], [], {}
     lock = threading.Lock()
     stop = time.time() + seconds
     cpu0, _ = proc(pid)
@@ -108,11 +108,14 @@ def ingest(base, secret, nodes, tasks, seconds, pid):
                              {"Authorization": "Bearer " + secret, "Content-Type": "application/json"})
                 r = conn.getresponse(); r.read()
                 ok = r.status == 204
-            except Exception:
+                why = str(r.status)
+            except Exception as e:
                 ok = False
+                why = type(e).__name__
                 conn = http.client.HTTPConnection(host, int(port), timeout=30)
             with lock:
                 (sent if ok else failed)[0] += 1
+                if not ok: statuses[why] = statuses.get(why, 0) + 1
                 latencies.append(time.time() - started)
             next_at += 10.0
 
@@ -123,7 +126,7 @@ def ingest(base, secret, nodes, tasks, seconds, pid):
     cpu1, mem = proc(pid)
     latencies.sort()
     print(json.dumps({
-        "reports_ok": sent[0], "reports_failed": failed[0], "wall_s": round(wall, 1),
+        "reports_ok": sent[0], "reports_failed": failed[0], "failures": statuses, "wall_s": round(wall, 1),
         "server_cpu_s": round(cpu1 - cpu0, 2),
         "server_cpu_percent_of_core": round((cpu1 - cpu0) / wall * 100, 2),
         "post_p50_ms": round(latencies[len(latencies) // 2] * 1000, 1) if latencies else None,
