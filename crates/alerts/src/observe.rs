@@ -179,6 +179,7 @@ fn node_conditions(
             now,
             signed(forecast.window),
             forecast.min_samples,
+            signed(forecast.min_span),
         ) {
             Forecast::TooFewSamples => out.unknown.push((RuleId::DiskFullForecast, name.clone())),
             Forecast::NotFilling => {}

@@ -157,8 +157,12 @@ pub struct DiskFullForecast {
     /// The samples the trend is fitted to: those of the last `window` (1h).
     #[serde(with = "duration_text")]
     pub window: Duration,
-    /// The fewest samples a trend is fitted to (5); they must also span a quarter of `window`.
+    /// The fewest samples a trend is fitted to (5); they must also span `min_span`.
     pub min_samples: usize,
+    /// The shortest time the samples must span (5m): at the agent's 30 s default interval,
+    /// ten reports.
+    #[serde(with = "duration_text")]
+    pub min_span: Duration,
     /// How long the prediction must hold before the alert fires (5m): one big pull does not
     /// page anyone.
     #[serde(rename = "for", with = "duration_text")]
@@ -172,6 +176,7 @@ impl Default for DiskFullForecast {
             within: Duration::from_secs(6 * 3600),
             window: Duration::from_secs(3600),
             min_samples: 5,
+            min_span: Duration::from_secs(5 * 60),
             for_duration: Duration::from_secs(5 * 60),
         }
     }
@@ -345,6 +350,12 @@ impl AlertRules {
         }
         if forecast.window < Duration::from_secs(60) {
             return invalid("disk_full_forecast.window", "must be at least 1m");
+        }
+        if forecast.min_span > forecast.window {
+            return invalid(
+                "disk_full_forecast.min_span",
+                "must not be longer than the window",
+            );
         }
         if forecast.min_samples < 2 {
             return invalid(

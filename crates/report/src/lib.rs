@@ -11,6 +11,7 @@
 mod health;
 mod history;
 mod pressure;
+mod series;
 mod usage;
 mod validate;
 mod wire;
@@ -22,6 +23,10 @@ pub use history::{thin, DiskSample, RetentionPolicy};
 pub use pressure::{
     disk_pressure, pressure_samples, Availability, NodeState, PressureAction, PressurePolicy,
     PressureSample, PRESSURE_LABEL,
+};
+pub use series::{
+    latest_by_service, max_gap, node_points, resolution, service_points, task_points,
+    top_consumers, ServiceUsage, TopConsumers, UsagePoint, UsageRange,
 };
 pub use usage::{
     thin_usage, NodeUsage, TaskUsage, UsageSample, MAX_USAGE_SAMPLES, MAX_USAGE_TASKS,

@@ -434,6 +434,11 @@ async fn json_answers_match_the_document() {
         ("/api/audit", "/api/audit".to_owned()),
         ("/api/tokens", "/api/tokens".to_owned()),
         ("/api/volumes", "/api/volumes".to_owned()),
+        ("/api/nodes/{id}/usage", format!("/api/nodes/{node}/usage")),
+        (
+            "/api/services/{name}/usage",
+            format!("/api/services/{s}/usage?range=30d"),
+        ),
     ];
     for (template, uri) in &reads {
         let answer = app.call(Call::get(uri).bearer(&admin.token)).await;

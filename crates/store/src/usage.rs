@@ -67,34 +67,78 @@ impl Store {
         self.wrap(rows.and_then(|rows| rows.collect()))
     }
 
-    /// A service's task samples from `since` on, oldest first, with the node of each.
-    pub fn service_usage(
+    /// A service's task samples from `since` on for a chart of `step_seconds` per point:
+    /// of each task, only the newest sample of each clock bucket (the one
+    /// `swarmkeeper_report::service_points` would keep), grouped by SQLite so a 30-day chart
+    /// reads one row per replica and hour rather than every stored sample. `stack` and `slot`
+    /// come back empty.
+    pub fn service_usage_per_step(
         &self,
         service: &str,
         since: Timestamp,
-    ) -> Result<Vec<(Timestamp, String, TaskUsage)>, StoreError> {
+        step_seconds: i64,
+    ) -> Result<Vec<(Timestamp, TaskUsage)>, StoreError> {
+        // A bare column next to MAX() comes from the row holding the maximum (SQLite).
         let mut select = self.wrap(self.conn.prepare_cached(
-            "SELECT at_ms, node_id, task, service, stack, slot, cpu_ns, memory_bytes,
-                 memory_limit_bytes, oom_kills
-             FROM task_usage WHERE service = ?1 AND at_ms >= ?2 ORDER BY at_ms, task",
+            "SELECT MAX(at_ms), task, cpu_ns, memory_bytes, memory_limit_bytes, oom_kills
+             FROM task_usage WHERE service = ?1 AND at_ms >= ?2
+             GROUP BY task, at_ms / ?3",
         ))?;
-        let rows = select.query_map(params![service, millis(since)], |row| {
-            Ok((
-                from_millis(row.get(0)?),
-                row.get(1)?,
-                TaskUsage {
-                    task: row.get(2)?,
-                    service: row.get(3)?,
-                    stack: row.get(4)?,
-                    slot: row.get(5)?,
-                    cpu_ns: row.get::<_, i64>(6)? as u64,
-                    memory_bytes: row.get::<_, i64>(7)? as u64,
-                    memory_limit_bytes: row.get::<_, Option<i64>>(8)?.map(|b| b as u64),
-                    oom_kills: row.get::<_, Option<i64>>(9)?.map(|n| n as u64),
-                },
-            ))
-        });
+        let rows = select.query_map(
+            params![service, millis(since), step_seconds.max(1) * 1000],
+            |row| {
+                Ok((
+                    from_millis(row.get(0)?),
+                    TaskUsage {
+                        task: row.get(1)?,
+                        service: service.to_owned(),
+                        stack: String::new(),
+                        slot: String::new(),
+                        cpu_ns: row.get::<_, i64>(2)? as u64,
+                        memory_bytes: row.get::<_, i64>(3)? as u64,
+                        memory_limit_bytes: row.get::<_, Option<i64>>(4)?.map(|b| b as u64),
+                        oom_kills: row.get::<_, Option<i64>>(5)?.map(|n| n as u64),
+                    },
+                ))
+            },
+        );
         self.wrap(rows.and_then(|rows| rows.collect()))
+    }
+
+    /// The task samples of the given nodes from `since` on, in no particular order: the
+    /// overview's latest usage. One indexed range per node (the primary key starts with the
+    /// node), so the cost follows the recent rows, not the 30 days kept.
+    pub fn recent_task_usage(
+        &self,
+        node_keys: &[String],
+        since: Timestamp,
+    ) -> Result<Vec<(Timestamp, TaskUsage)>, StoreError> {
+        let mut select = self.wrap(self.conn.prepare_cached(
+            "SELECT at_ms, task, service, stack, slot, cpu_ns, memory_bytes,
+                 memory_limit_bytes, oom_kills
+             FROM task_usage WHERE node_id = ?1 AND at_ms >= ?2",
+        ))?;
+        let mut all = Vec::new();
+        for node in node_keys {
+            let rows = select.query_map(params![node, millis(since)], |row| {
+                Ok((
+                    from_millis(row.get(0)?),
+                    TaskUsage {
+                        task: row.get(1)?,
+                        service: row.get(2)?,
+                        stack: row.get(3)?,
+                        slot: row.get(4)?,
+                        cpu_ns: row.get::<_, i64>(5)? as u64,
+                        memory_bytes: row.get::<_, i64>(6)? as u64,
+                        memory_limit_bytes: row.get::<_, Option<i64>>(7)?.map(|b| b as u64),
+                        oom_kills: row.get::<_, Option<i64>>(8)?.map(|n| n as u64),
+                    },
+                ))
+            });
+            let rows: Vec<_> = self.wrap(rows.and_then(|rows| rows.collect()))?;
+            all.extend(rows);
+        }
+        Ok(all)
     }
 
     /// Thins every node's usage history per [`swarmkeeper_report::USAGE_RETENTION`]: the
@@ -229,11 +273,37 @@ mod tests {
         }
         let hour_ago = now - SignedDuration::from_hours(1);
         assert_eq!(store.node_usage("node1", hour_ago).unwrap().len(), 361);
-        let tasks = store.service_usage("shop_web", hour_ago).unwrap();
+        let mut tasks = store
+            .service_usage_per_step("shop_web", hour_ago, 10)
+            .unwrap();
+        tasks.sort_by_key(|(at, _)| *at);
         assert_eq!(tasks.len(), 361);
-        assert_eq!(tasks[0].1, "node1");
-        assert_eq!(tasks[0].2, samples[360].tasks[0]);
-        assert!(store.service_usage("other", hour_ago).unwrap().is_empty());
+        assert_eq!(tasks[0].1.cpu_ns, samples[360].tasks[0].cpu_ns);
+        assert_eq!(tasks[0].1.memory_limit_bytes, Some(16 << 20));
+        assert!(store
+            .service_usage_per_step("other", hour_ago, 10)
+            .unwrap()
+            .is_empty());
+        // One a minute over the hour, each the newest of its minute.
+        let per_minute = store
+            .service_usage_per_step("shop_web", hour_ago, 60)
+            .unwrap();
+        assert!(
+            (60..=61).contains(&per_minute.len()),
+            "{}",
+            per_minute.len()
+        );
+        assert!(per_minute
+            .iter()
+            .all(|(at, _)| at.as_second() % 60 == 50 || *at == now || *at == hour_ago));
+        let recent = store
+            .recent_task_usage(
+                &["node1".into(), "node2".into()],
+                now - SignedDuration::from_secs(15),
+            )
+            .unwrap();
+        assert_eq!(recent.len(), 2);
+        assert_eq!(recent[0].1.task, "k2x9");
 
         // The older hour goes to one a minute: 60 of its 359 samples stay.
         let went = store.thin_usage(now).unwrap();
@@ -242,7 +312,7 @@ mod tests {
         assert!((420..=422).contains(&all.len()), "{}", all.len());
         assert_eq!(
             store
-                .service_usage("shop_web", Timestamp::UNIX_EPOCH)
+                .service_usage_per_step("shop_web", Timestamp::UNIX_EPOCH, 10)
                 .unwrap()
                 .len(),
             all.len()

@@ -19,6 +19,7 @@ mod service_form;
 pub(crate) mod services;
 mod stacks;
 mod tasks;
+pub(crate) mod usage;
 mod volumes;
 
 use std::time::Duration;
@@ -118,6 +119,9 @@ fn rows() -> Table {
     t.twin(M::POST, "/services/{name}/autodeploy/forget", "/api/services/{name}/autodeploy/forget", ManageAutoDeploy, hooks::forget_failure);
     t.twin(M::POST, "/services/{name}/hook-token", "/api/services/{name}/hook-token", ManageAutoDeploy, hooks::service_hook_token);
     t.twin(M::GET, "/tasks/{id}", "/api/tasks/{id}", ViewCluster, tasks::show);
+    t.twin(M::GET, "/nodes/{id}/usage", "/api/nodes/{id}/usage", ViewCluster, usage::node);
+    t.twin(M::GET, "/services/{name}/usage", "/api/services/{name}/usage", ViewCluster, usage::service);
+    t.twin(M::GET, "/tasks/{id}/usage", "/api/tasks/{id}/usage", ViewCluster, usage::task);
     t.route(M::POST, "/services/{name}/remove", Remove, services::remove);
     t.route(M::DELETE, "/api/services/{name}", Remove, services::remove);
     t.route(M::GET, "/logs/{name}", ViewLogs, logs::page);

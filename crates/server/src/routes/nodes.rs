@@ -15,11 +15,13 @@ use swarmkeeper_engine::{SwarmNode, Task, TaskState};
 use swarmkeeper_gc::DiskReport;
 use swarmkeeper_report::{
     validate_report, DataRoot, LastPass, NodeReport, ReportedImage, ReportedRun, UnboundedLog,
-    MAX_REPORT_BYTES,
+    UsageRange, MAX_REPORT_BYTES,
 };
 
 use crate::error::AppError;
+use crate::page::url_encode;
 use crate::respond::Reply;
+use crate::routes::usage::{node_series, UsageCharts};
 use crate::state::AppState;
 use crate::views::chart::disk_chart;
 use crate::views::nodes::{node_rows, start_of_day, NodeHistory, NodeRow};
@@ -109,6 +111,9 @@ pub struct NodeView {
     /// The disk chart, an SVG the page shows.
     #[serde(skip)]
     chart: String,
+    /// The last hour's CPU and memory charts (`/api/nodes/{id}/usage` has the points).
+    #[serde(skip)]
+    usage: UsageCharts,
 }
 
 #[derive(Serialize)]
@@ -178,6 +183,12 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
         (d.high_threshold_percent, d.low_threshold_percent)
     });
     let chart = disk_chart(&samples, now, CHART_WINDOW, high, low);
+    let usage = UsageCharts::draw(
+        format!("/nodes/{}", url_encode(&row.id)),
+        &node_series(state, &row.id, UsageRange::Hour, now)?,
+        UsageRange::Hour,
+        now,
+    );
     let report = report.map(|(report, _)| report);
     let (disk, disk_breakdown_at, images, reported_at) = match &report {
         Some(report) => (
@@ -208,6 +219,7 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
             .map(|s| (s.at.as_millisecond(), s.used_bytes, s.capacity_bytes))
             .collect(),
         chart,
+        usage,
     })
 }
 

@@ -1,11 +1,13 @@
 //! `/`: the overview.
 
 use axum::extract::State;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use swarmkeeper_auth::store as auth_store;
 use swarmkeeper_lint::lint_running;
-use swarmkeeper_report::ReportingState;
+use swarmkeeper_report::{
+    latest_by_service, top_consumers, ReportingState, TopConsumers, UsageRange,
+};
 
 use crate::error::AppError;
 use crate::respond::Reply;
@@ -28,7 +30,18 @@ pub struct OverviewView {
     pub warnings: Vec<WarningGroup>,
     /// The largest container logs without a size limit, of all nodes.
     pub unbounded_logs: Vec<UnboundedLogRow>,
+    /// The services using the most CPU and memory now, and those with a replica at or above
+    /// [`NEAR_MEMORY_LIMIT_PERCENT`] of its memory limit.
+    pub usage: TopConsumers,
 }
+
+/// Services listed as top consumers, each by CPU and by memory.
+const TOP_CONSUMERS: usize = 5;
+/// A replica this close to its memory limit puts its service on the overview.
+const NEAR_MEMORY_LIMIT_PERCENT: f64 = 90.0;
+/// The task samples the overview's usage is read from: a report comes every 30 s by
+/// default, with a sample every 10 s, so each running task has two or more in it.
+const RECENT_USAGE: SignedDuration = SignedDuration::from_secs(45);
 
 /// Unbounded logs listed on the overview.
 const UNBOUNDED_LOGS: usize = 10;
@@ -62,9 +75,17 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
         })
         .collect();
     let store = state.store();
-    let unbounded_logs = largest_unbounded_logs(
-        &store.latest_node_reports().map_err(AppError::internal)?,
-        UNBOUNDED_LOGS,
+    let reports = store.latest_node_reports().map_err(AppError::internal)?;
+    let unbounded_logs = largest_unbounded_logs(&reports, UNBOUNDED_LOGS);
+    let now = Timestamp::now();
+    let node_keys: Vec<String> = reports.iter().map(|(r, _)| r.node_key()).collect();
+    let recent = store
+        .recent_task_usage(&node_keys, now - RECENT_USAGE)
+        .map_err(AppError::internal)?;
+    let usage = top_consumers(
+        &latest_by_service(&recent, UsageRange::Hour.step_seconds()),
+        TOP_CONSUMERS,
+        NEAR_MEMORY_LIMIT_PERCENT,
     );
     let mut runs = Vec::new();
     for node in &nodes {
@@ -87,7 +108,7 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
             outcome: &run.outcome,
         })
         .collect();
-    let events = events(&changes, &gc, &nodes, Timestamp::now(), EVENTS);
+    let events = events(&changes, &gc, &nodes, now, EVENTS);
     Ok(OverviewView {
         services_total: rows.len(),
         attention: rows
@@ -98,6 +119,7 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
         warnings,
         nodes,
         unbounded_logs,
+        usage,
     })
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
 use swarmkeeper_engine::{Service, Task};
 use swarmkeeper_lint::{lint_running, RunningFinding};
+use swarmkeeper_report::UsageRange;
 
 use swarmkeeper_auth::hook::{self, HookScope};
 
@@ -18,6 +19,7 @@ use crate::autodeploy::{ServiceAutoDeploy, TagDigest};
 use crate::error::AppError;
 use crate::page::url_encode;
 use crate::respond::{Input, Reply};
+use crate::routes::usage::{service_series, UsageCharts};
 use crate::state::AppState;
 use crate::views::services::{
     rollout_config, service_row, service_rows, task_rows, RolloutConfig, ServiceRow, TaskRow,
@@ -79,6 +81,10 @@ pub struct ServiceView {
     pub autodeploy_events: Vec<AutoDeployEventRow>,
     /// When the service's hook token was made, by whom; never the token.
     pub hook_token: Option<HookTokenInfoRow>,
+    /// The last hour's CPU and memory charts, replicas summed (`/api/services/{name}/usage`
+    /// has the points).
+    #[serde(skip)]
+    pub usage: UsageCharts,
 }
 
 /// An auto-deploy event as the service page lists it.
@@ -135,7 +141,15 @@ async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppEr
                 created_by: i.created_by,
                 created: i.created,
             });
+    let now = Timestamp::now();
+    let usage = UsageCharts::draw(
+        format!("/services/{}", url_encode(&service.name)),
+        &service_series(state, &service.name, None, UsageRange::Hour, now)?,
+        UsageRange::Hour,
+        now,
+    );
     Ok(ServiceView {
+        usage,
         image_digest,
         autodeploy: state.autodeploy.service(&service),
         autodeploy_events,

@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use futures_util::StreamExt;
+use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_auth::Action;
-use swarmkeeper_engine::{is_logs_unreadable, EngineError, LogOptions};
+use swarmkeeper_engine::{is_logs_unreadable, EngineError, LogOptions, Task};
+use swarmkeeper_report::UsageRange;
 
 use crate::access::Caller;
 use crate::error::AppError;
+use crate::page::url_encode;
 use crate::respond::Reply;
+use crate::routes::usage::{service_series, UsageCharts};
 use crate::state::AppState;
 use crate::views::tasks::{task_detail, TaskDetail};
 
@@ -28,6 +32,9 @@ pub struct TaskView {
     pub logs: Vec<String>,
     /// Why there are no lines, when there are none.
     pub logs_note: Option<String>,
+    /// The last hour's CPU and memory charts (`/api/tasks/{id}/usage` has the points).
+    #[serde(skip)]
+    pub usage: UsageCharts,
 }
 
 page!(TaskView, "task.html", "services");
@@ -38,22 +45,9 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Reply, AppError> {
-    let task = state.engine.inspect_task(&id).await.map_err(|e| {
-        if e.is_not_found() {
-            AppError::NotFound(format!("no task {id}"))
-        } else {
-            e.into()
-        }
-    })?;
+    let task = inspect(&state, &id).await?;
     let (service, siblings, nodes) = tokio::try_join!(
-        async {
-            match state.engine.inspect_service(&task.service_id).await {
-                Ok(service) => Ok(service.name),
-                // The service is gone; its tasks linger a while.
-                Err(e) if e.is_not_found() => Ok(task.service_id.clone()),
-                Err(e) => Err(e),
-            }
-        },
+        service_name(&state, &task),
         state.engine.list_tasks(&task.service_id),
         state.engine.list_nodes()
     )?;
@@ -67,11 +61,40 @@ pub async fn show(
             Some("reading logs needs the operator role".to_owned()),
         )
     };
+    let now = Timestamp::now();
+    let usage = UsageCharts::draw(
+        format!("/tasks/{}", url_encode(&task.id)),
+        &service_series(&state, &service, Some(&task.id), UsageRange::Hour, now)?,
+        UsageRange::Hour,
+        now,
+    );
     Ok(Reply::page(TaskView {
         detail: task_detail(&task, &service, &siblings, &hostnames),
         logs,
         logs_note,
+        usage,
     }))
+}
+
+/// The task, or 404 naming it.
+pub(crate) async fn inspect(state: &AppState, id: &str) -> Result<Task, AppError> {
+    state.engine.inspect_task(id).await.map_err(|e| {
+        if e.is_not_found() {
+            AppError::NotFound(format!("no task {id}"))
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// The name of the task's service; its id when the service is gone (its tasks linger a
+/// while).
+pub(crate) async fn service_name(state: &AppState, task: &Task) -> Result<String, EngineError> {
+    match state.engine.inspect_service(&task.service_id).await {
+        Ok(service) => Ok(service.name),
+        Err(e) if e.is_not_found() => Ok(task.service_id.clone()),
+        Err(e) => Err(e),
+    }
 }
 
 async fn last_lines(state: &AppState, task: &str) -> (Vec<String>, Option<String>) {

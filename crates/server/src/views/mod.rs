@@ -14,6 +14,7 @@ pub mod service_form;
 pub mod services;
 pub mod stack_diff;
 pub mod tasks;
+pub mod usage_chart;
 pub mod volumes;
 
 /// A refusal tied to one field of a form (and of the JSON body, by the same name).
