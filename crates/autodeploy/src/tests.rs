@@ -98,6 +98,48 @@ fn slots_are_spread_and_stable() {
     assert_eq!(b.duration_since(a), SignedDuration::from_secs(60));
 }
 
+/// One check per service per interval, however late each one runs (the shell finds a due
+/// check at its next wake-up, at most a listing period of 15 s late, and the HEAD takes its
+/// time): the next check is the next slot after the check, not an interval after it, so
+/// lateness neither adds checks nor lets them drift. At the default 1m interval that is 60
+/// checks per service per hour.
+#[test]
+fn a_service_is_checked_once_per_interval_even_when_checks_run_late() {
+    let start = t("2026-11-26T14:00:00Z");
+    let end = start + SignedDuration::from_secs(3600);
+    for i in 0..1000usize {
+        let id = format!("service{i}");
+        let mut tr = Tracker::new(
+            &id,
+            Settings {
+                interval: DEFAULT_INTERVAL,
+            },
+            start,
+        );
+        let mut slots = Vec::new();
+        while tr.next_check() < end {
+            let slot = tr.next_check();
+            // 0 to 15 s late, differently for each check.
+            let late =
+                SignedDuration::from_millis(((i * 7919 + slots.len() * 104_729) % 15_000) as i64);
+            let now = slot + late;
+            assert!(tr.is_due(now));
+            assert_eq!(
+                tr.checked(now, Some(&digest(1)), CheckResult::Digest(digest(1))),
+                Decision::UpToDate
+            );
+            slots.push(slot);
+        }
+        assert_eq!(slots.len(), 60, "{id}: {} checks in an hour", slots.len());
+        assert!(
+            slots
+                .windows(2)
+                .all(|w| w[1].duration_since(w[0]) == SignedDuration::from_secs(60)),
+            "{id}: checks drift: {slots:?}"
+        );
+    }
+}
+
 #[test]
 fn rolls_out_a_moved_tag_once_and_remembers_a_failure() {
     let mut tr = tracker();

@@ -525,7 +525,9 @@ impl SwarmLab {
         let mut cmd = Command::new("docker");
         cmd.env("DOCKER_HOST", self.host("manager"))
             .env("SWARMKEEPER_IMAGE", image)
-            .args(["stack", "deploy", "-c"])
+            // The workers pull the image with the deployer's credentials when the lab's
+            // registry wants a password (`--registry-auth`); nothing is sent otherwise.
+            .args(["stack", "deploy", "--with-registry-auth", "-c"])
             .arg(repo_root().join("deploy/swarmkeeper.yml"))
             .arg("swarmkeeper");
         for (k, v) in env {

@@ -50,6 +50,11 @@ impl Server {
         server
     }
 
+    /// The port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// One HTTP/1.0 exchange: the status, the head and the body.
     pub fn call(&self, request: &str, headers: &[String], body: &str) -> (u16, String, String) {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
