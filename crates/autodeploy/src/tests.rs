@@ -140,6 +140,61 @@ fn a_service_is_checked_once_per_interval_even_when_checks_run_late() {
     }
 }
 
+/// distribution notifies when the manifest is stored and points the tag at it just after: a
+/// check right after the notification may read the old digest. Measured on the lab: without
+/// re-checks, 2 of 5 notified pushes waited for the next poll slot (43 s) instead of 0.3 s.
+#[test]
+fn a_notified_digest_is_checked_again_until_the_tag_shows_it() {
+    let mut tr = tracker();
+    let now = t("2026-11-26T14:00:10Z");
+    assert_eq!(tr.pushed(now, Some(&digest(2))), now);
+    // The tag still names the old digest: checked again a second later, RECHECKS times.
+    let mut at = now;
+    for _ in 0..RECHECKS {
+        assert!(tr.is_due(at));
+        assert_eq!(
+            tr.checked(at, Some(&digest(1)), CheckResult::Digest(digest(1))),
+            Decision::UpToDate
+        );
+        assert_eq!(tr.next_check(), at + SignedDuration::from_secs(1));
+        at = tr.next_check();
+    }
+    // Then back to the slots: a notification never makes polling faster for long.
+    tr.checked(at, Some(&digest(1)), CheckResult::Digest(digest(1)));
+    assert_eq!(tr.next_check(), next_slot("svc1", DEFAULT_INTERVAL, at));
+
+    // The tag shows it at the second check: rolled out, and no more quick checks.
+    let mut tr = tracker();
+    tr.pushed(now, Some(&digest(2)));
+    tr.checked(now, Some(&digest(1)), CheckResult::Digest(digest(1)));
+    let at = tr.next_check();
+    assert_eq!(
+        tr.checked(at, Some(&digest(1)), CheckResult::Digest(digest(2))),
+        Decision::RollOut(digest(2))
+    );
+    tr.finished(at, &digest(2), RolloutOutcome::Converged)
+        .unwrap();
+    assert_eq!(tr.next_check(), next_slot("svc1", DEFAULT_INTERVAL, at));
+
+    // A digest that failed before is not waited for; nor is a notification without one.
+    let mut tr = tracker();
+    tr.pushed(now, Some(&digest(2)));
+    tr.checked(now, Some(&digest(1)), CheckResult::Digest(digest(2)));
+    tr.finished(
+        now,
+        &digest(2),
+        RolloutOutcome::RolledBack {
+            reason: "exit 1".into(),
+        },
+    )
+    .unwrap();
+    for pushed in [Some(digest(2)), None] {
+        tr.pushed(now, pushed.as_ref());
+        tr.checked(now, Some(&digest(1)), CheckResult::Digest(digest(1)));
+        assert_eq!(tr.next_check(), next_slot("svc1", DEFAULT_INTERVAL, now));
+    }
+}
+
 #[test]
 fn rolls_out_a_moved_tag_once_and_remembers_a_failure() {
     let mut tr = tracker();
