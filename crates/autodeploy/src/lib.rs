@@ -403,9 +403,9 @@ impl Tracker {
     }
 
     /// A registry notification says `digest` was pushed to the followed tag: a check is due now
-    /// (as [`Tracker::hook`]), and until a check reads that digest, one that reads another is
-    /// repeated [`RECHECK_AFTER`] later, at most [`RECHECKS`] times. A digest that failed
-    /// before is not waited for.
+    /// (as [`Tracker::hook`]), and until a check reads that digest, one that reads another or
+    /// fails (without the registry asking for a wait) is repeated [`RECHECK_AFTER`] later, at
+    /// most [`RECHECKS`] times in all. A digest that failed before is not waited for.
     pub fn pushed(&mut self, now: Timestamp, digest: Option<&Digest>) -> Timestamp {
         self.awaited = digest.filter(|d| !self.is_failed(d)).map(|d| Awaited {
             digest: d.clone(),
@@ -471,6 +471,25 @@ impl Tracker {
         message: String,
         retry_after: Option<Duration>,
     ) -> Decision {
+        self.last_check = Some(LastCheck {
+            at: now,
+            registry_digest: None,
+            error: Some(message),
+        });
+        // Right after a notified push the tag is being rewritten (distribution writes its
+        // link file in place): an error then is retried as soon as a tag that had not moved
+        // yet would be, unless the registry asked for a wait.
+        if let Some(awaited) = self.awaited.as_mut().filter(|a| a.rechecks_left > 0) {
+            if retry_after.is_none() {
+                awaited.rechecks_left -= 1;
+                let until = now
+                    .checked_add(SignedDuration::try_from(RECHECK_AFTER).unwrap_or_default())
+                    .unwrap_or(Timestamp::MAX);
+                self.next_check = until;
+                return Decision::BackOff { until };
+            }
+        }
+        self.awaited = None;
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let doubling = 2u32.saturating_pow(self.consecutive_failures - 1);
         let backoff = self
@@ -482,11 +501,6 @@ impl Tracker {
             .checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
             .unwrap_or(Timestamp::MAX);
         self.next_check = until;
-        self.last_check = Some(LastCheck {
-            at: now,
-            registry_digest: None,
-            error: Some(message),
-        });
         Decision::BackOff { until }
     }
 

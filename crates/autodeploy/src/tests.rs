@@ -176,6 +176,27 @@ fn a_notified_digest_is_checked_again_until_the_tag_shows_it() {
         .unwrap();
     assert_eq!(tr.next_check(), next_slot("svc1", DEFAULT_INTERVAL, at));
 
+    // An error while the tag is being rewritten: checked again a second later, without the
+    // backoff; after the re-checks, errors back off as always.
+    let mut tr = tracker();
+    tr.pushed(now, Some(&digest(2)));
+    let failed = || CheckResult::Failed {
+        message: "500 Internal Server Error".into(),
+        retry_after: None,
+    };
+    let mut at = now;
+    for _ in 0..RECHECKS {
+        let until = at + SignedDuration::from_secs(1);
+        assert_eq!(tr.checked(at, None, failed()), Decision::BackOff { until });
+        at = until;
+    }
+    assert_eq!(
+        tr.checked(at, None, failed()),
+        Decision::BackOff {
+            until: at + SignedDuration::from_secs(60)
+        }
+    );
+
     // A digest that failed before is not waited for; nor is a notification without one.
     let mut tr = tracker();
     tr.pushed(now, Some(&digest(2)));

@@ -12,7 +12,8 @@
 //!   default 1m interval).
 //! - "CI" pushes 12 versions of a ~31 MiB image to the same tag, one after another. Each one
 //!   is rolled out by auto-deploy alone. Version 7 exits 1: it is rolled back, remembered (a
-//!   later check of the same digest is "known bad" and writes no spec) and version 8 deploys.
+//!   later check of the same digest says "failed before" and writes no spec) and version 8
+//!   deploys.
 //! - Never a task rejected ("No such image", "no space left on device"), and worker1's disk
 //!   never above the high threshold plus one image.
 //!
@@ -367,6 +368,17 @@ fn auto_deploy_rolls_out_twelve_pushes_on_a_small_worker_at_default_settings() {
             "after version {n}, tasks were rejected on {SMALL} ({}% used): {rejected:?}",
             usage_percent(capacity, available)
         );
+        eprintln!(
+            "version {n}: pushed in {push:.1?}, rollout started {started:.1?} after, {} {done:.1?} after; {SMALL} {}% used",
+            if n == BROKEN { "rolled back" } else { "running" },
+            usage_percent(capacity, available)
+        );
+        if started > Duration::from_secs(10) {
+            eprintln!(
+                "  the rollout of version {n} waited: the last checks {}",
+                service_view(&server, &admin)["autodeploy"]["recent_checks"]
+            );
+        }
         steps.push(Step {
             n,
             push,
@@ -377,7 +389,7 @@ fn auto_deploy_rolls_out_twelve_pushes_on_a_small_worker_at_default_settings() {
 
         if n == BROKEN {
             // The broken digest is remembered: a check of the same tag (CI's hook of the
-            // service) says "known bad" and writes no spec.
+            // service) says "failed before; waiting for a newer push" and writes no spec.
             let (status, created) = post(
                 &server,
                 &format!("/api/services/{SERVICE}/hook-token"),
@@ -405,7 +417,8 @@ fn auto_deploy_rolls_out_twelve_pushes_on_a_small_worker_at_default_settings() {
                 Duration::from_secs(30),
                 || {
                     service_view(&server, &admin)["autodeploy"]["recent_checks"][0]["outcome"]
-                        == "known bad"
+                        .as_str()
+                        .is_some_and(|o| o.starts_with("failed before"))
                 },
             );
             assert_eq!(

@@ -477,12 +477,17 @@ impl SwarmLab {
 
     /// The swarmkeeper image, built by `packaging/build-image.sh` (static release binary,
     /// `FROM scratch`) on the manager and pushed to the lab's registry. Returns its reference
-    /// with digest.
+    /// with digest. `SWARMKEEPER_STATIC_BINARY=PATH` uses that static binary instead of
+    /// building one (`build-image.sh --binary`), for a local run whose agent code is unchanged.
     pub fn push_agent_image(&self) -> String {
         let tag = format!("{}/swarmkeeper:test", self.registry());
         let start = std::time::Instant::now();
+        let binary: Vec<std::ffi::OsString> = std::env::var_os("SWARMKEEPER_STATIC_BINARY")
+            .map(|path| vec!["--binary".into(), path])
+            .unwrap_or_default();
         let out = Command::new("bash")
             .arg(repo_root().join("packaging/build-image.sh"))
+            .args(&binary)
             .args(["--push", &tag])
             .env("DOCKER_HOST", self.host("manager"))
             .output()
