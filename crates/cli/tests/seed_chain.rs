@@ -27,14 +27,14 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::server::Server;
-use support::{build, fs_space, is_root, tempdir, usage_percent, DiskSampler, SwarmLab};
+use support::{
+    build, fs_space, is_root, output_text, tempdir, usage_percent, DiskSampler, SwarmLab,
+};
 
 const VERSIONS: usize = 12;
 const BROKEN: usize = 7;
@@ -47,36 +47,6 @@ const USER: &str = "ci";
 const PASSWORD: &str = "seed-chain-registry-pw";
 /// The agent's default high threshold (`deploy/swarmkeeper.yml`).
 const HIGH_PERCENT: u64 = 85;
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `docker login` to the lab's registry (through the manager's daemon) into `config`.
-fn login(lab: &SwarmLab, config: &Path) {
-    let mut child = Command::new("docker")
-        .env("DOCKER_HOST", lab.host("manager"))
-        .env("DOCKER_CONFIG", config)
-        .args(["login", lab.registry(), "-u", USER, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(PASSWORD.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "docker login: {}", text(&out));
-}
 
 /// CI: builds version `n` on the manager (busybox and `LAYER_MIB` MiB of its own; version
 /// [`BROKEN`]'s file name ends in `broken`, which makes the service's command exit 1), pushes
@@ -93,7 +63,7 @@ fn push_version(lab: &SwarmLab, n: usize) -> String {
         .env("DOCKER_HOST", lab.host("manager"))
         .output()
         .expect("run docker push");
-    assert!(out.status.success(), "push {tag}: {}", text(&out));
+    assert!(out.status.success(), "push {tag}: {}", output_text(&out));
     let digests = lab.docker(
         "manager",
         &[
@@ -268,7 +238,7 @@ fn auto_deploy_rolls_out_twelve_pushes_on_a_small_worker_at_default_settings() {
     );
     let config = dir.join("docker");
     std::fs::create_dir_all(&config).unwrap();
-    login(&lab, &config);
+    lab.login(&config, USER, PASSWORD);
     // This process's docker CLI pushes (and deploys the agent) with these credentials.
     std::env::set_var("DOCKER_CONFIG", &config);
     let (status, added) = post(
@@ -311,7 +281,11 @@ fn auto_deploy_rolls_out_twelve_pushes_on_a_small_worker_at_default_settings() {
         .env("DOCKER_HOST", lab.host("manager"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "service create: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "service create: {}",
+        output_text(&out)
+    );
     assert!(runs(&lab, &digests[0]), "version 1 does not run on {SMALL}");
     wait("the server follows app", Duration::from_secs(40), || {
         service_view(&server, &admin)["autodeploy"]["enabled"] == true

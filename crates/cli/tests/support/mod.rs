@@ -230,6 +230,16 @@ pub fn swarmkeeper(host: &str, args: &[&str]) -> Output {
         .expect("run swarmkeeper")
 }
 
+/// A command's exit code, stdout and stderr, for an assertion's message.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -582,6 +592,29 @@ impl SwarmLab {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    /// `docker login` to the lab's registry (through the manager's daemon) as `user`, keeping
+    /// the credentials in `config` (a `DOCKER_CONFIG` folder) only.
+    pub fn login(&self, config: &Path, user: &str, password: &str) {
+        use std::io::Write;
+        let mut child = Command::new("docker")
+            .env("DOCKER_HOST", self.host("manager"))
+            .env("DOCKER_CONFIG", config)
+            .args(["login", self.registry(), "-u", user, "--password-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run docker login");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(password.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "docker login: {}", output_text(&out));
     }
 
     /// Whether a node has an image (by id or reference).
