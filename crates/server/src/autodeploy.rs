@@ -23,7 +23,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use swarmkeeper_autodeploy::{
     followed, settings, CheckResult, Decision, Failure, Followed, PushedTag, RolloutOutcome,
@@ -668,6 +668,14 @@ async fn check(state: AppState, id: String) {
         f.checking = false;
         if std::mem::take(&mut f.hook_again) && decision == Decision::UpToDate {
             f.tracker.hook(now);
+        }
+        // The loop skipped this service while it was being checked and sleeps until the next
+        // listing: a check due before then (a quick re-check, a hook that came meanwhile)
+        // needs it awake.
+        let soon = now
+            .checked_add(SignedDuration::try_from(LIST_EVERY).unwrap_or_default())
+            .unwrap_or(Timestamp::MAX);
+        if f.tracker.next_check() < soon {
             state.autodeploy.wake.notify_one();
         }
         if matches!(decision, Decision::RollOut(_) | Decision::BackOff { .. }) {
