@@ -120,27 +120,31 @@ say "server started (pid $SERVER_PID); warming up for $WARMUP s"
 sleep "$WARMUP"
 kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited: $(tail -n 5 "$T/server.log")"
 
-# One "response completed" line per request the registry answered.
-heads() { grep 'response completed' "$T/registry.log" | grep -c 'http.request.method=HEAD' || true; }
-before=$(python3 "$PY" usage --pid "$SERVER_PID")
-versions_before=$(python3 "$PY" versions)
-heads_before=$(heads)
+# HEADs are counted from the registry's log by the time it logged each one, over exactly
+# WINDOW seconds from the instant the window opens: what the measuring itself takes (reading
+# /proc, listing the services) stays out of the count. (Counting log lines before and after
+# `sleep WINDOW` counted those ~1 s too: the 1.01 per service per interval of the first run.)
 say "measuring for $WINDOW s"
+versions_before=$(python3 "$PY" versions)
+before=$(python3 "$PY" usage --pid "$SERVER_PID")
+window_start=$(date +%s.%N)
 sleep "$WINDOW"
 after=$(python3 "$PY" usage --pid "$SERVER_PID")
 versions_after=$(python3 "$PY" versions)
-heads_after=$(heads)
+sleep 2 # the last requests of the window are logged
+heads=$(python3 "$PY" heads --log "$T/registry.log" --start "$window_start" --seconds "$WINDOW")
 failed=$(grep -c 'auto-deploy check failed' "$T/server.log" || true)
 
-python3 - "$before" "$after" "$versions_before" "$versions_after" "$heads_before" "$heads_after" "$WINDOW" "$COUNT" "$failed" <<'PY'
+python3 - "$before" "$after" "$versions_before" "$versions_after" "$heads" "$WINDOW" "$COUNT" "$failed" <<'PY'
 import json, sys
-b, a, vb, va = (json.loads(x) for x in sys.argv[1:5])
-hb, ha, window, count, failed = (int(x) for x in sys.argv[5:10])
-heads = ha - hb
+b, a, vb, va, h = (json.loads(x) for x in sys.argv[1:6])
+window, count, failed = (int(x) for x in sys.argv[6:9])
+heads = h["heads"]
 per_minute = heads * 60 / window
 cpu = (a["cpu_seconds"] - b["cpu_seconds"]) / window * 100
 print(f"services followed:          {count} (interval 1m, 0 replicas)")
-print(f"registry HEADs in {window} s:     {heads} = {per_minute:.0f} per minute = {per_minute / count:.2f} per service per interval")
+print(f"registry HEADs in {window} s:     {heads} = {per_minute:.0f} per minute = {per_minute / count:.3f} per service per interval = {heads * 3600 / window / count:.1f} per service per hour")
+print(f"  of which 401 (challenges): {h['unauthorized']}")
 print(f"failed checks (server log): {failed}")
 print(f"server CPU:                 {cpu:.2f} % of one core over the window")
 print(f"server memory:              VmRSS {a['rss_kib'] / 1024:.1f} MiB, VmHWM {a['hwm_kib'] / 1024:.1f} MiB")

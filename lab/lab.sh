@@ -4,7 +4,7 @@
 # from (see lab/README.md).
 #
 #   lab/lab.sh up [--name NAME] [--workers N] [--managers N] [--worker-disk SIZE] [--disk NODE=SIZE]...
-#                 [--registry-auth USER:PASS] [--registry-notify URL]...
+#                 [--registry-auth USER:PASS] [--registry-notify URL]... [--registry-notify-token TOKEN]
 #                                     bring the lab up (idempotent); prints `env` on stdout
 #   lab/lab.sh down [--name NAME | --all]      stop it and remove every trace
 #   lab/lab.sh env [--name NAME]               KEY=VALUE lines (addresses, sockets, paths)
@@ -20,7 +20,8 @@
 # tmpfs of SIZE as its data root; `--disk NODE=SIZE` does the same for any node. Other nodes
 # keep their data root in a folder on the host's disk. `--registry-auth` makes the registry
 # ask for that user (htpasswd); `--registry-notify` sends its push notifications (the
-# distribution `notifications: endpoints:` envelope; pulls and blobs left out) to URL.
+# distribution `notifications: endpoints:` envelope; pulls and blobs left out) to URL, with
+# `Authorization: Bearer TOKEN` when `--registry-notify-token` gives one (a hook token).
 # `--managers N` (default 1) has worker1 ... worker(N-1) join as managers too (their names
 # stay). The manager carries swarmkeeper.state=true, where deploy/swarmkeeper.yml puts the server.
 #
@@ -304,6 +305,8 @@ EOF
         for url in "${REG_NOTIFY[@]}"; do
             printf '    - name: %s\n      url: %s\n      timeout: 2s\n      threshold: 5\n      backoff: 1s\n      ignore:\n        mediatypes: [application/octet-stream]\n        actions: [pull]\n' \
                 "${url//[^A-Za-z0-9]/-}" "$url" >>"$LDIR/registry.yml"
+            [[ -z $REG_NOTIFY_TOKEN ]] ||
+                printf '      headers:\n        Authorization: ["Bearer %s"]\n' "$REG_NOTIFY_TOKEN" >>"$LDIR/registry.yml"
         done
     fi
     (
@@ -493,12 +496,13 @@ create_lab() { # create_lab WORKERS DISKS
 
 cmd_up() {
     local name=lab workers=2 disks=() worker_disk='' d node size want
-    REG_AUTH='' REG_NOTIFY=() MANAGERS=1
+    REG_AUTH='' REG_NOTIFY=() REG_NOTIFY_TOKEN='' MANAGERS=1
     while [[ $# -gt 0 ]]; do
         case $1 in
         --name) name=${2:?--name needs a value}; shift 2 ;;
         --registry-auth) REG_AUTH=${2:?--registry-auth needs USER:PASS}; shift 2 ;;
         --registry-notify) REG_NOTIFY+=("${2:?--registry-notify needs a URL}"); shift 2 ;;
+        --registry-notify-token) REG_NOTIFY_TOKEN=${2:?--registry-notify-token needs a TOKEN}; shift 2 ;;
         --workers) workers=${2:?--workers needs a value}; shift 2 ;;
         --managers) MANAGERS=${2:?--managers needs a value}; shift 2 ;;
         --worker-disk) worker_disk=${2:?--worker-disk needs a SIZE}; shift 2 ;;
@@ -515,6 +519,10 @@ cmd_up() {
     [[ -n $worker_disk ]] && disks=("worker1=$worker_disk" "${disks[@]}")
     [[ -z $REG_AUTH || $REG_AUTH =~ ^[^:[:space:]]+:[^[:space:]]+$ ]] ||
         die "bad --registry-auth: USER:PASS, without spaces"
+    [[ -z $REG_NOTIFY_TOKEN || $REG_NOTIFY_TOKEN =~ ^[A-Za-z0-9._~+/=-]+$ ]] ||
+        die "bad --registry-notify-token: letters, digits and ._~+/=- only"
+    [[ -z $REG_NOTIFY_TOKEN || ${#REG_NOTIFY[@]} -gt 0 ]] ||
+        die "--registry-notify-token needs --registry-notify URL"
     for d in "${REG_NOTIFY[@]}"; do
         [[ $d =~ ^https?://[^[:space:]]+$ ]] || die "bad --registry-notify '$d': an http(s):// URL"
     done
@@ -525,6 +533,7 @@ cmd_up() {
         REG_CFG="${REG_AUTH%%:*}:$(printf %s "${REG_AUTH#*:}" | sha256sum | cut -c1-16)"
     fi
     for d in "${REG_NOTIFY[@]}"; do REG_CFG+=" $d"; done
+    [[ -z $REG_NOTIFY_TOKEN ]] || REG_CFG+=" token:$(printf %s "$REG_NOTIFY_TOKEN" | sha256sum | cut -c1-16)"
     want=
     for d in "${disks[@]}"; do
         node=${d%%=*} size=${d#*=}

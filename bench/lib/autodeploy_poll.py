@@ -67,6 +67,32 @@ def usage(args):
     print(json.dumps({"cpu_seconds": cpu, "rss_kib": mem["VmRSS"], "hwm_kib": mem["VmHWM"]}))
 
 
+def heads(args):
+    """Manifest HEADs the registry answered in [start, start + seconds), by the `time` of its
+    "response completed" lines (RFC 3339, nanoseconds), as JSON: all of them and the 401s
+    among them (basic-auth challenges answered again would be those)."""
+    import datetime
+    import re
+
+    stamp = re.compile(r'time="(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)"')
+    end = args.start + args.seconds
+    count = unauthorized = 0
+    with open(args.log, errors="replace") as f:
+        for line in f:
+            if "response completed" not in line or "http.request.method=HEAD" not in line:
+                continue
+            m = stamp.search(line)
+            if not m:
+                continue
+            zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+            at = datetime.datetime.fromisoformat(m.group(1) + zone).timestamp()
+            at += float("0." + (m.group(2) or "0"))
+            if args.start <= at < end:
+                count += 1
+                unauthorized += "http.response.status=401" in line
+    print(json.dumps({"heads": count, "unauthorized": unauthorized}))
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -76,10 +102,14 @@ def main():
     c.add_argument("--interval", default="1m")
     sub.add_parser("remove")
     sub.add_parser("versions")
+    h = sub.add_parser("heads")
+    h.add_argument("--log", required=True)
+    h.add_argument("--start", type=float, required=True)
+    h.add_argument("--seconds", type=float, required=True)
     u = sub.add_parser("usage")
     u.add_argument("--pid", type=int, required=True)
     args = parser.parse_args()
-    {"create": create, "remove": remove, "versions": versions, "usage": usage}[args.cmd](args)
+    {"create": create, "remove": remove, "versions": versions, "heads": heads, "usage": usage}[args.cmd](args)
 
 
 if __name__ == "__main__":

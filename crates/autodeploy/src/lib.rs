@@ -308,7 +308,24 @@ pub struct Tracker {
     /// Oldest first, at most [`FAILED_MEMORY`].
     failed: Vec<Failure>,
     last_deployed: Option<Deployed>,
+    /// The digest a registry notification said was pushed, while checks have not read it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    awaited: Option<Awaited>,
 }
+
+/// A pushed digest the tag does not point at yet, and how many quick re-checks are left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Awaited {
+    digest: Digest,
+    rechecks_left: u8,
+}
+
+/// Re-checks after a registry notification whose digest the tag did not show yet, each
+/// [`RECHECK_AFTER`] after the last: distribution notifies when the manifest is stored, and
+/// points the tag at it just after, so the first check can still read the old digest.
+pub const RECHECKS: u8 = 5;
+/// See [`RECHECKS`].
+pub const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 impl Tracker {
     /// A service seen for the first time: its first check is at its next slot.
@@ -322,6 +339,7 @@ impl Tracker {
             in_flight: None,
             failed: Vec::new(),
             last_deployed: None,
+            awaited: None,
         }
     }
 
@@ -384,6 +402,18 @@ impl Tracker {
         self.next_check
     }
 
+    /// A registry notification says `digest` was pushed to the followed tag: a check is due now
+    /// (as [`Tracker::hook`]), and until a check reads that digest, one that reads another or
+    /// fails (without the registry asking for a wait) is repeated [`RECHECK_AFTER`] later, at
+    /// most [`RECHECKS`] times in all. A digest that failed before is not waited for.
+    pub fn pushed(&mut self, now: Timestamp, digest: Option<&Digest>) -> Timestamp {
+        self.awaited = digest.filter(|d| !self.is_failed(d)).map(|d| Awaited {
+            digest: d.clone(),
+            rechecks_left: RECHECKS,
+        });
+        self.hook(now)
+    }
+
     /// Records a check's result and decides. `running` is the digest the service runs now, read
     /// from the engine just before the check (`None` when its image is not pinned).
     pub fn checked(
@@ -404,6 +434,16 @@ impl Tracker {
         };
         self.consecutive_failures = 0;
         self.next_check = next_slot(&self.service_id, self.interval, now);
+        if let Some(awaited) = &mut self.awaited {
+            if awaited.digest == registry || awaited.rechecks_left == 0 {
+                self.awaited = None;
+            } else {
+                awaited.rechecks_left -= 1;
+                self.next_check = now
+                    .checked_add(SignedDuration::try_from(RECHECK_AFTER).unwrap_or_default())
+                    .unwrap_or(self.next_check);
+            }
+        }
         self.last_check = Some(LastCheck {
             at: now,
             registry_digest: Some(registry.clone()),
@@ -431,6 +471,25 @@ impl Tracker {
         message: String,
         retry_after: Option<Duration>,
     ) -> Decision {
+        self.last_check = Some(LastCheck {
+            at: now,
+            registry_digest: None,
+            error: Some(message),
+        });
+        // Right after a notified push the tag is being rewritten (distribution writes its
+        // link file in place): an error then is retried as soon as a tag that had not moved
+        // yet would be, unless the registry asked for a wait.
+        if let Some(awaited) = self.awaited.as_mut().filter(|a| a.rechecks_left > 0) {
+            if retry_after.is_none() {
+                awaited.rechecks_left -= 1;
+                let until = now
+                    .checked_add(SignedDuration::try_from(RECHECK_AFTER).unwrap_or_default())
+                    .unwrap_or(Timestamp::MAX);
+                self.next_check = until;
+                return Decision::BackOff { until };
+            }
+        }
+        self.awaited = None;
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let doubling = 2u32.saturating_pow(self.consecutive_failures - 1);
         let backoff = self
@@ -442,11 +501,6 @@ impl Tracker {
             .checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
             .unwrap_or(Timestamp::MAX);
         self.next_check = until;
-        self.last_check = Some(LastCheck {
-            at: now,
-            registry_digest: None,
-            error: Some(message),
-        });
         Decision::BackOff { until }
     }
 

@@ -3,11 +3,15 @@
 //! of its `notifications:` config; see the distribution project's `notifications.md`.
 //!
 //! A notification only says which tags to check: what is rolled out is always the digest the
-//! registry answers to the check, never one named here.
+//! registry answers to the check, never one named here. The digest it names is what the check
+//! waits for: distribution sends the event when the manifest is stored, and may send it before
+//! the tag points at it, so a check that still reads the old digest is repeated soon
+//! ([`crate::Tracker::pushed`]).
 
 use std::fmt;
 
 use serde::Deserialize;
+use swarmkeeper_reference::Digest;
 
 /// A tag a push moved: `repository` is the path within the registry (`team/app`), as the
 /// envelope names it.
@@ -17,6 +21,8 @@ pub struct PushedTag {
     pub tag: String,
     /// The registry host the pusher used (`request.host`), when the envelope names it.
     pub host: Option<String>,
+    /// The manifest pushed (`target.digest`), when the envelope names a valid one.
+    pub digest: Option<Digest>,
 }
 
 /// An envelope that cannot be read; the message names where (line and column) and what.
@@ -52,6 +58,8 @@ struct Target {
     repository: String,
     #[serde(default)]
     tag: String,
+    #[serde(default)]
+    digest: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -60,8 +68,9 @@ struct Request {
     host: String,
 }
 
-/// The tags an envelope's `push` events moved, each once, in order. Pushes by digest only
-/// (no tag) and other actions (`pull`, `delete`, `mount`) move no tag and are skipped.
+/// The tags an envelope's `push` events moved, each once, in order (with the digest the last
+/// push that names one named). Pushes by digest only (no tag) and other actions (`pull`,
+/// `delete`, `mount`) move no tag and are skipped.
 pub fn pushed_tags(body: &[u8]) -> Result<Vec<PushedTag>, EnvelopeError> {
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| EnvelopeError(e.to_string()))?;
@@ -74,6 +83,7 @@ pub fn pushed_tags(body: &[u8]) -> Result<Vec<PushedTag>, EnvelopeError> {
             repository: event.target.repository,
             tag: event.target.tag,
             host: Some(event.request.host).filter(|h| !h.is_empty()),
+            digest: Digest::parse(&event.target.digest).ok(),
         };
         if tag.repository.is_empty() {
             return Err(EnvelopeError(format!(
@@ -81,8 +91,16 @@ pub fn pushed_tags(body: &[u8]) -> Result<Vec<PushedTag>, EnvelopeError> {
                 tag.tag
             )));
         }
-        if !pushed.contains(&tag) {
-            pushed.push(tag);
+        match pushed
+            .iter_mut()
+            .find(|p| p.repository == tag.repository && p.tag == tag.tag && p.host == tag.host)
+        {
+            Some(seen) => {
+                if tag.digest.is_some() {
+                    seen.digest = tag.digest;
+                }
+            }
+            None => pushed.push(tag),
         }
     }
     Ok(pushed)
@@ -121,6 +139,12 @@ mod tests {
                 repository: "team/app".into(),
                 tag: "1".into(),
                 host: Some("169.254.0.1:5000".into()),
+                digest: Some(
+                    Digest::parse(
+                        "sha256:47770a92e9f38a1b6674300f1fdff5a366cafa83c131fc25b4eda10771f372c5"
+                    )
+                    .unwrap()
+                ),
             }]
         );
         let followed = crate::followed("registry.example/team/app:1").unwrap();

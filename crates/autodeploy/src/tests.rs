@@ -98,6 +98,124 @@ fn slots_are_spread_and_stable() {
     assert_eq!(b.duration_since(a), SignedDuration::from_secs(60));
 }
 
+/// One check per service per interval, however late each one runs (the shell finds a due
+/// check at its next wake-up, at most a listing period of 15 s late, and the HEAD takes its
+/// time): the next check is the next slot after the check, not an interval after it, so
+/// lateness neither adds checks nor lets them drift. At the default 1m interval that is 60
+/// checks per service per hour.
+#[test]
+fn a_service_is_checked_once_per_interval_even_when_checks_run_late() {
+    let start = t("2026-11-26T14:00:00Z");
+    let end = start + SignedDuration::from_secs(3600);
+    for i in 0..1000usize {
+        let id = format!("service{i}");
+        let mut tr = Tracker::new(
+            &id,
+            Settings {
+                interval: DEFAULT_INTERVAL,
+            },
+            start,
+        );
+        let mut slots = Vec::new();
+        while tr.next_check() < end {
+            let slot = tr.next_check();
+            // 0 to 15 s late, differently for each check.
+            let late =
+                SignedDuration::from_millis(((i * 7919 + slots.len() * 104_729) % 15_000) as i64);
+            let now = slot + late;
+            assert!(tr.is_due(now));
+            assert_eq!(
+                tr.checked(now, Some(&digest(1)), CheckResult::Digest(digest(1))),
+                Decision::UpToDate
+            );
+            slots.push(slot);
+        }
+        assert_eq!(slots.len(), 60, "{id}: {} checks in an hour", slots.len());
+        assert!(
+            slots
+                .windows(2)
+                .all(|w| w[1].duration_since(w[0]) == SignedDuration::from_secs(60)),
+            "{id}: checks drift: {slots:?}"
+        );
+    }
+}
+
+/// distribution notifies when the manifest is stored and points the tag at it just after: a
+/// check right after the notification may read the old digest. Measured on the lab: without
+/// re-checks, 2 of 5 notified pushes waited for the next poll slot (43 s) instead of 0.3 s.
+#[test]
+fn a_notified_digest_is_checked_again_until_the_tag_shows_it() {
+    let mut tr = tracker();
+    let now = t("2026-11-26T14:00:10Z");
+    assert_eq!(tr.pushed(now, Some(&digest(2))), now);
+    // The tag still names the old digest: checked again a second later, RECHECKS times.
+    let mut at = now;
+    for _ in 0..RECHECKS {
+        assert!(tr.is_due(at));
+        assert_eq!(
+            tr.checked(at, Some(&digest(1)), CheckResult::Digest(digest(1))),
+            Decision::UpToDate
+        );
+        assert_eq!(tr.next_check(), at + SignedDuration::from_secs(1));
+        at = tr.next_check();
+    }
+    // Then back to the slots: a notification never makes polling faster for long.
+    tr.checked(at, Some(&digest(1)), CheckResult::Digest(digest(1)));
+    assert_eq!(tr.next_check(), next_slot("svc1", DEFAULT_INTERVAL, at));
+
+    // The tag shows it at the second check: rolled out, and no more quick checks.
+    let mut tr = tracker();
+    tr.pushed(now, Some(&digest(2)));
+    tr.checked(now, Some(&digest(1)), CheckResult::Digest(digest(1)));
+    let at = tr.next_check();
+    assert_eq!(
+        tr.checked(at, Some(&digest(1)), CheckResult::Digest(digest(2))),
+        Decision::RollOut(digest(2))
+    );
+    tr.finished(at, &digest(2), RolloutOutcome::Converged)
+        .unwrap();
+    assert_eq!(tr.next_check(), next_slot("svc1", DEFAULT_INTERVAL, at));
+
+    // An error while the tag is being rewritten: checked again a second later, without the
+    // backoff; after the re-checks, errors back off as always.
+    let mut tr = tracker();
+    tr.pushed(now, Some(&digest(2)));
+    let failed = || CheckResult::Failed {
+        message: "500 Internal Server Error".into(),
+        retry_after: None,
+    };
+    let mut at = now;
+    for _ in 0..RECHECKS {
+        let until = at + SignedDuration::from_secs(1);
+        assert_eq!(tr.checked(at, None, failed()), Decision::BackOff { until });
+        at = until;
+    }
+    assert_eq!(
+        tr.checked(at, None, failed()),
+        Decision::BackOff {
+            until: at + SignedDuration::from_secs(60)
+        }
+    );
+
+    // A digest that failed before is not waited for; nor is a notification without one.
+    let mut tr = tracker();
+    tr.pushed(now, Some(&digest(2)));
+    tr.checked(now, Some(&digest(1)), CheckResult::Digest(digest(2)));
+    tr.finished(
+        now,
+        &digest(2),
+        RolloutOutcome::RolledBack {
+            reason: "exit 1".into(),
+        },
+    )
+    .unwrap();
+    for pushed in [Some(digest(2)), None] {
+        tr.pushed(now, pushed.as_ref());
+        tr.checked(now, Some(&digest(1)), CheckResult::Digest(digest(1)));
+        assert_eq!(tr.next_check(), next_slot("svc1", DEFAULT_INTERVAL, now));
+    }
+}
+
 #[test]
 fn rolls_out_a_moved_tag_once_and_remembers_a_failure() {
     let mut tr = tracker();

@@ -9,7 +9,7 @@
 //!   swarm, not in the server's SQLite file (which stayed on the first node's volume).
 //!
 //! The lab (with the stack and its history) goes when the test ends. Runs as root (CI does);
-//! skips otherwise. `SWARMKEEPER_TEST_STATIC_BINARY` names a static binary to put in the image
+//! skips otherwise. `SWARMKEEPER_STATIC_BINARY` names a static binary to put in the image
 //! instead of building one.
 
 mod support;

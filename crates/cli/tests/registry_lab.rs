@@ -7,44 +7,12 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use support::{is_root, tempdir, SwarmLab};
+use support::{is_root, output_text, tempdir, SwarmLab};
 
 const USER: &str = "ci";
 const PASSWORD: &str = "lab-registry-pw";
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `docker login` against the lab's registry, through the manager's daemon, into `config`.
-fn login(lab: &SwarmLab, config: &Path) {
-    let mut child = Command::new("docker")
-        .env("DOCKER_HOST", lab.host("manager"))
-        .env("DOCKER_CONFIG", config)
-        .args(["login", lab.registry(), "-u", USER, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(PASSWORD.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "docker login: {}", text(&out));
-}
 
 #[test]
 fn a_private_image_runs_on_a_worker_only_with_registry_auth() {
@@ -64,7 +32,7 @@ fn a_private_image_runs_on_a_worker_only_with_registry_auth() {
     let dir = tempdir("registry-lab");
     let config = dir.join("docker");
     std::fs::create_dir_all(&config).unwrap();
-    login(&lab, &config);
+    lab.login(&config, USER, PASSWORD);
     // This process's docker CLI (the lab's push helper) and swarmkeeper read it from here.
     std::env::set_var("DOCKER_CONFIG", &config);
     let pinned = lab.push_image("private/app:1", 1);
@@ -91,19 +59,27 @@ fn a_private_image_runs_on_a_worker_only_with_registry_auth() {
             .arg(stack)
             .output()
             .unwrap();
-        assert!(!text(&out).contains(PASSWORD), "{}", text(&out));
+        assert!(
+            !output_text(&out).contains(PASSWORD),
+            "{}",
+            output_text(&out)
+        );
         out
     };
 
     // The control: no credentials, the worker cannot pull, the task is rejected there.
     let out = deploy("control", &["--no-registry-auth"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("No such image"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("No such image"),
+        "{}",
+        output_text(&out)
+    );
     assert!(!lab.has_image("worker1", &pinned));
 
     // With the credentials docker login stored: the task runs on the worker, pinned.
     let out = deploy("private", &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let tasks = lab.docker(
         "manager",
         &[

@@ -23,7 +23,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use swarmkeeper_autodeploy::{
     followed, settings, CheckResult, Decision, Failure, Followed, PushedTag, RolloutOutcome,
@@ -87,6 +87,9 @@ struct Follower {
     followed: Followed,
     tracker: Tracker,
     checking: bool,
+    /// A hook came while a check was under way: that check may have asked the registry
+    /// before the push, so another one is due as soon as it ends.
+    hook_again: bool,
     recent: VecDeque<CheckRecord>,
 }
 
@@ -142,10 +145,11 @@ impl AutoDeploy {
         let mut names: Vec<String> = followers
             .by_id
             .values_mut()
-            .filter(|f| tags.iter().any(|t| f.followed.moved_by(t)))
-            .map(|f| {
-                f.tracker.hook(now);
-                f.name.clone()
+            .filter_map(|f| {
+                let push = tags.iter().rev().find(|t| f.followed.moved_by(t))?;
+                f.tracker.pushed(now, push.digest.as_ref());
+                f.hook_again |= f.checking;
+                Some(f.name.clone())
             })
             .collect();
         drop(followers);
@@ -165,7 +169,10 @@ impl AutoDeploy {
             .by_id
             .values_mut()
             .find(|f| f.name == service_name)
-            .map(|f| f.tracker.hook(now))?;
+            .map(|f| {
+                f.hook_again |= f.checking;
+                f.tracker.hook(now)
+            })?;
         self.wake.notify_one();
         Some(at)
     }
@@ -487,6 +494,7 @@ fn sync(state: &AppState, services: &[Service]) {
                             followed,
                             tracker,
                             checking: false,
+                            hook_again: false,
                             recent: VecDeque::new(),
                         },
                     );
@@ -658,6 +666,18 @@ async fn check(state: AppState, id: String) {
             f.recent.pop_front();
         }
         f.checking = false;
+        if std::mem::take(&mut f.hook_again) && decision == Decision::UpToDate {
+            f.tracker.hook(now);
+        }
+        // The loop skipped this service while it was being checked and sleeps until the next
+        // listing: a check due before then (a quick re-check, a hook that came meanwhile)
+        // needs it awake.
+        let soon = now
+            .checked_add(SignedDuration::try_from(LIST_EVERY).unwrap_or_default())
+            .unwrap_or(Timestamp::MAX);
+        if f.tracker.next_check() < soon {
+            state.autodeploy.wake.notify_one();
+        }
         if matches!(decision, Decision::RollOut(_) | Decision::BackOff { .. }) {
             save(&state, &id, f);
         }
@@ -679,6 +699,7 @@ async fn check(state: AppState, id: String) {
 fn finish_check(state: &AppState, id: &str) {
     if let Some(f) = state.autodeploy.lock().by_id.get_mut(id) {
         f.checking = false;
+        f.hook_again = false;
     }
 }
 

@@ -230,6 +230,16 @@ pub fn swarmkeeper(host: &str, args: &[&str]) -> Output {
         .expect("run swarmkeeper")
 }
 
+/// A command's exit code, stdout and stderr, for an assertion's message.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -477,7 +487,8 @@ impl SwarmLab {
 
     /// The swarmkeeper image, built by `packaging/build-image.sh` (static release binary,
     /// `FROM scratch`) on the manager and pushed to the lab's registry. Returns its reference
-    /// with digest.
+    /// with digest. `SWARMKEEPER_STATIC_BINARY=PATH` uses that static binary instead of
+    /// building one (`build-image.sh --binary`), for a local run whose agent code is unchanged.
     pub fn push_agent_image(&self) -> String {
         let tag = format!("{}/swarmkeeper:test", self.registry());
         let start = std::time::Instant::now();
@@ -488,8 +499,8 @@ impl SwarmLab {
             .env("DOCKER_HOST", self.host("manager"));
         // A static binary built already (`packaging/build-image.sh --binary-only`) saves the
         // release build when a lab test runs alone.
-        if let Ok(binary) = std::env::var("SWARMKEEPER_TEST_STATIC_BINARY") {
-            build.args(["--binary", &binary]);
+        if let Some(binary) = std::env::var_os("SWARMKEEPER_STATIC_BINARY") {
+            build.arg("--binary").arg(binary);
         }
         let out = build.output().expect("run packaging/build-image.sh");
         assert!(
@@ -530,7 +541,9 @@ impl SwarmLab {
         let mut cmd = Command::new("docker");
         cmd.env("DOCKER_HOST", self.host("manager"))
             .env("SWARMKEEPER_IMAGE", image)
-            .args(["stack", "deploy", "-c"])
+            // The workers pull the image with the deployer's credentials when the lab's
+            // registry wants a password (`--registry-auth`); nothing is sent otherwise.
+            .args(["stack", "deploy", "--with-registry-auth", "-c"])
             .arg(repo_root().join("deploy/swarmkeeper.yml"))
             .arg("swarmkeeper");
         for (k, v) in env {
@@ -580,6 +593,29 @@ impl SwarmLab {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    /// `docker login` to the lab's registry (through the manager's daemon) as `user`, keeping
+    /// the credentials in `config` (a `DOCKER_CONFIG` folder) only.
+    pub fn login(&self, config: &Path, user: &str, password: &str) {
+        use std::io::Write;
+        let mut child = Command::new("docker")
+            .env("DOCKER_HOST", self.host("manager"))
+            .env("DOCKER_CONFIG", config)
+            .args(["login", self.registry(), "-u", user, "--password-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run docker login");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(password.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "docker login: {}", output_text(&out));
     }
 
     /// Whether a node has an image (by id or reference).
