@@ -351,11 +351,23 @@ impl Node {
             containers.iter().map(|c| c.id.as_str()).collect();
         self.finished.retain(|id, _| live.contains(id.as_str()));
         let engine = &self.engine;
-        let wanted: Vec<&str> = containers
+        let mut wanted: Vec<&str> = containers
             .iter()
             .filter(|c| parse_state(&c.state).is_terminal() && !self.finished.contains_key(&c.id))
             .map(|c| c.id.as_str())
             .collect();
+        // The engine's record under its data root answers without a request (a snapshot in a
+        // fresh process would otherwise inspect every stopped container); a finish time not
+        // written there yet (the container stopped a moment ago) is asked for.
+        wanted.retain(|id| {
+            match layout::container_times(&self.root_dir, id).and_then(|t| t.finished_at) {
+                Some(finished) => {
+                    self.finished.insert(id.to_string(), Some(finished));
+                    false
+                }
+                None => true,
+            }
+        });
         let found: Vec<_> = stream::iter(wanted)
             .map(|id| async move { (id, engine.container_times(id).await) })
             .buffer_unordered(INSPECT_CONCURRENCY)
@@ -454,12 +466,7 @@ impl CachedLayer {
     }
 
     fn layer(&self) -> Layer {
-        let mut hex = String::with_capacity(71);
-        hex.push_str("sha256:");
-        for byte in self.digest {
-            hex.push_str(&format!("{byte:02x}"));
-        }
-        Layer::new(hex, self.size)
+        Layer::new(layout::sha256_text(&self.digest), self.size)
     }
 }
 

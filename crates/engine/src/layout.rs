@@ -127,18 +127,61 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
         let next = match chain.last() {
             None => diff_id.clone(),
             Some(parent) => {
-                let digest = Sha256::digest(format!("{parent} {diff_id}").as_bytes());
-                let mut id = String::with_capacity(71);
-                id.push_str("sha256:");
-                for byte in digest {
-                    id.push_str(&format!("{byte:02x}"));
-                }
-                id
+                let mut hasher = Sha256::new();
+                hasher.update(parent.as_bytes());
+                hasher.update(b" ");
+                hasher.update(diff_id.as_bytes());
+                sha256_text(&hasher.finalize().into())
             }
         };
         chain.push(next);
     }
     chain
+}
+
+/// `sha256:` and the digest's 64 lowercase hex digits, as the engine writes digests. Snapshots
+/// of nodes with thousands of layers write one per layer: without a formatter call per byte.
+pub fn sha256_text(digest: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(71);
+    text.push_str("sha256:");
+    for byte in digest {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    text
+}
+
+/// When a container last started and finished, from the engine's own record of it
+/// (`ROOT/containers/ID/config.v2.json`, written on every change of state): the same answer as
+/// `GET /containers/{id}/json` without a request, which matters when a snapshot would
+/// otherwise inspect every stopped container. `None` when the file cannot be read or does not
+/// parse.
+pub fn container_times(root_dir: &Path, container_id: &str) -> Option<crate::ContainerTimes> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(rename = "State")]
+        state: State,
+    }
+    #[derive(serde::Deserialize)]
+    struct State {
+        #[serde(rename = "StartedAt", default)]
+        started_at: String,
+        #[serde(rename = "FinishedAt", default)]
+        finished_at: String,
+    }
+    if container_id.is_empty() || !container_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let path = root_dir
+        .join("containers")
+        .join(container_id)
+        .join("config.v2.json");
+    let config: Config = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some(crate::ContainerTimes {
+        started_at: crate::wire::engine_time(&config.state.started_at).ok()?,
+        finished_at: crate::wire::engine_time(&config.state.finished_at).ok()?,
+    })
 }
 
 /// The engine's image store under its data root (`ROOT/image/DRIVER`), read without a request
@@ -312,6 +355,44 @@ mod tests {
         let hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(ids[1], format!("sha256:{hex}"));
         assert!(chain_ids(&[]).is_empty());
+    }
+
+    #[test]
+    fn sha256_text_is_the_lowercase_hex_of_the_digest() {
+        let digest: [u8; 32] = std::array::from_fn(|i| (i * 8 + 7) as u8);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(sha256_text(&digest), format!("sha256:{hex}"));
+    }
+
+    #[test]
+    fn reads_a_containers_times_from_its_config() {
+        let root = scratch("container-times");
+        let dir = root.join("containers/abc123");
+        std::fs::create_dir_all(&dir).unwrap();
+        // As the engine writes it, trimmed.
+        std::fs::write(
+            dir.join("config.v2.json"),
+            r#"{"State":{"Running":false,"StartedAt":"2026-11-29T22:38:13.799343345Z","FinishedAt":"2026-11-29T22:40:00Z"},"ID":"abc123"}"#,
+        )
+        .unwrap();
+        let times = container_times(&root, "abc123").unwrap();
+        assert_eq!(
+            times.started_at,
+            Some("2026-11-29T22:38:13.799343345Z".parse().unwrap())
+        );
+        assert_eq!(
+            times.finished_at,
+            Some("2026-11-29T22:40:00Z".parse().unwrap())
+        );
+        std::fs::write(
+            dir.join("config.v2.json"),
+            r#"{"State":{"StartedAt":"2026-11-29T22:38:13Z","FinishedAt":"0001-01-01T00:00:00Z"}}"#,
+        )
+        .unwrap();
+        assert_eq!(container_times(&root, "abc123").unwrap().finished_at, None);
+        assert_eq!(container_times(&root, "def456"), None);
+        assert_eq!(container_times(&root, "../abc123"), None);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -146,10 +146,34 @@ fn planning(c: &mut Criterion) {
         group.finish();
     }
 
+    // The same plans timed by the thread's CPU clock: on a machine shared with other work, wall
+    // time grows with the load (waiting for a core), CPU time much less.
+    let mut group = c.benchmark_group("plan with layers, thread CPU time");
+    group.sample_size(20);
+    for images in [10_000, 100_000] {
+        let snapshot = node(images, true);
+        group.throughput(Throughput::Elements(images as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(images), &snapshot, |b, s| {
+            b.iter_custom(|iterations| {
+                let start = thread_cpu_time();
+                for _ in 0..iterations {
+                    black_box(plan(black_box(s), &policy, PlanMode::Threshold));
+                }
+                thread_cpu_time() - start
+            })
+        });
+    }
+    group.finish();
+
     let text = node(10_000, false).to_json_pretty();
     c.bench_function("parse snapshot json (10,000 images)", |b| {
         b.iter(|| Snapshot::from_json(black_box(&text)).unwrap())
     });
+}
+
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 criterion_group!(benches, planning);

@@ -22,11 +22,26 @@ pub(crate) enum Freed {
 }
 
 /// Layers by index: the images holding each, and each image's layers.
+///
+/// Most layers belong to one image (its own, above the bases it shares): such a layer is
+/// freed exactly when its image goes, so it needs no count of holders. Each image keeps the
+/// sum of those [`Own`] bytes, and only the layers that may be shared get an entry in `info`:
+/// a node of a million layers, of which a few thousand are shared, counts in a table that
+/// stays in cache.
 pub(crate) struct LayerTable {
     info: Vec<LayerInfo>,
-    /// Image `i`'s layers are `layers[starts[i]..starts[i + 1]]`, each at most once.
+    /// Image `i`'s shared layers are `layers[starts[i]..starts[i + 1]]`, each at most once.
     starts: Vec<u32>,
     layers: Vec<u32>,
+    own: Vec<Own>,
+}
+
+/// The layers of one image that no other image lists.
+#[derive(Clone, Copy, Default)]
+struct Own {
+    bytes: u64,
+    /// Whether there is any (a layer of 0 bytes is still a layer deleting the image frees).
+    any: bool,
 }
 
 impl Freed {
@@ -78,10 +93,13 @@ impl Freed {
     /// true without layers, where the bound cannot tell.
     pub(crate) fn frees_anything(&self, index: usize) -> bool {
         match self {
-            Freed::Layers(table) => table
-                .layers_of(index)
-                .iter()
-                .any(|&l| table.info[l as usize].holders == 0),
+            Freed::Layers(table) => {
+                table.own[index].any
+                    || table
+                        .layers_of(index)
+                        .iter()
+                        .any(|&l| table.info[l as usize].holders == 0)
+            }
             Freed::Estimate { .. } => true,
         }
     }
@@ -95,7 +113,8 @@ impl Freed {
     }
 }
 
-/// One layer; together, so that counting a layer touches one place in memory.
+/// One layer that may be shared; together, so that counting a layer touches one place in
+/// memory.
 #[derive(Clone, Copy)]
 struct LayerInfo {
     /// [`Layer::key`], or a hash of the digest's text when it has none.
@@ -111,12 +130,10 @@ struct LayerInfo {
 impl LayerTable {
     /// `None` unless every image lists its layers.
     ///
-    /// Most layers belong to one image (its own, above the bases it shares). A first pass
-    /// sets a bit per layer key, and a second bit when a key comes again; a layer whose second
-    /// bit stays clear is certainly held by one image and needs no lookup. Only the others,
-    /// shared ones and a few whose bit another key also hit, go through the index, which
-    /// stays small enough for the cache: a million layers take tens of milliseconds, not
-    /// hundreds.
+    /// A first pass sets a bit per layer key, and a second bit when a key comes again; a
+    /// layer whose second bit stays clear is certainly listed once, by one image: one of its
+    /// [`Own`] layers, added to its bytes without a lookup. Only the others, shared ones and a
+    /// few whose bit another key also hit, go through the index and into `info`.
     fn new(images: &[Image]) -> Option<LayerTable> {
         let total: usize = images
             .iter()
@@ -134,32 +151,34 @@ impl LayerTable {
                 repeated += usize::from(!again.set(key));
             }
         }
+        drop(seen);
         let mut index = DigestIndex::with_capacity(repeated * 2);
         let mut table = LayerTable {
-            info: Vec::with_capacity(total),
+            info: Vec::with_capacity(repeated * 2),
             starts: Vec::with_capacity(images.len() + 1),
+            // Untouched capacity costs address space, not memory.
             layers: Vec::with_capacity(total),
+            own: Vec::with_capacity(images.len()),
         };
         for (i, image) in images.iter().enumerate() {
             table.starts.push(table.layers.len() as u32);
+            let mut own = Own::default();
             for layer in image.layers.iter().flatten() {
                 let key = layer.key();
-                let next = table.info.len() as u32;
-                let fresh = |holders| LayerInfo {
-                    key: key.unwrap_or(0),
-                    size: layer.size_bytes(),
-                    holders,
-                    counted_by: i as u32,
-                };
                 if key.is_some_and(|key| !again.get(key)) {
-                    table.info.push(fresh(1));
-                    table.layers.push(next);
+                    own.bytes = own.bytes.saturating_add(layer.size_bytes());
+                    own.any = true;
                     continue;
                 }
+                let next = table.info.len() as u32;
                 let l = index.get_or_insert(key, layer, next, &table.info);
                 if l == next {
-                    table.info.push(fresh(0));
-                    table.info[l as usize].counted_by = u32::MAX;
+                    table.info.push(LayerInfo {
+                        key: key.unwrap_or(0),
+                        size: layer.size_bytes(),
+                        holders: 0,
+                        counted_by: u32::MAX,
+                    });
                 }
                 let info = &mut table.info[l as usize];
                 if info.counted_by != i as u32 {
@@ -168,6 +187,7 @@ impl LayerTable {
                     table.layers.push(l);
                 }
             }
+            table.own.push(own);
         }
         table.starts.push(table.layers.len() as u32);
         Some(table)
@@ -186,7 +206,7 @@ impl LayerTable {
 
     fn delete(&mut self, image: usize) -> u64 {
         let (start, end) = (self.starts[image] as usize, self.starts[image + 1] as usize);
-        let mut freed = 0u64;
+        let mut freed = self.own[image].bytes;
         for &l in &self.layers[start..end] {
             let info = &mut self.info[l as usize];
             info.holders -= 1;

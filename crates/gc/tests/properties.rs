@@ -7,9 +7,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use swarmkeeper_gc::{
-    plan, Accounting, Container, ContainerState, DeletionReason, Filesystem, Image, Layer,
-    PlanMode, Policy, PolicySettings, PullHeadroom, Snapshot, LABEL_SERVICE_NAME, LABEL_TASK_ID,
-    LABEL_TASK_NAME,
+    plan, Accounting, Container, ContainerState, DeletionReason, Filesystem, Image, KeepReason,
+    Layer, PlanMode, Policy, PolicySettings, PullHeadroom, Snapshot, LABEL_SERVICE_NAME,
+    LABEL_TASK_ID, LABEL_TASK_NAME,
 };
 
 const NOW: i64 = 1_790_000_000;
@@ -297,5 +297,251 @@ proptest! {
     #[test]
     fn a_valid_snapshot_survives_a_json_round_trip(s in snapshot()) {
         prop_assert_eq!(Snapshot::from_json(&s.to_json_pretty()).unwrap(), s);
+    }
+}
+
+/// The planner written the straightforward way, without the index tables, bit sets and sorted
+/// keys of `plan`: every question answered by scanning. What `plan` gives must be exactly this
+/// (deletions with their reasons and bytes in order, kept images with their reasons in order).
+mod reference {
+    use std::collections::{BTreeMap, HashSet};
+    use std::time::Duration;
+
+    use swarmkeeper_gc::{
+        plan_containers, pull_headroom, space_need, usage_percent, DeletionReason, Image,
+        KeepReason, PlanMode, Policy, Snapshot, AUTO_HEADROOM_VERSIONS,
+    };
+
+    pub struct Expected {
+        pub delete: Vec<(String, DeletionReason, u64)>,
+        pub keep: Vec<(String, KeepReason)>,
+        pub planned_free_bytes: u64,
+        pub shortfall_bytes: u64,
+    }
+
+    fn age(s: &Snapshot, then: jiff::Timestamp) -> Duration {
+        if s.taken_at <= then {
+            Duration::ZERO
+        } else {
+            s.taken_at.duration_since(then).unsigned_abs()
+        }
+    }
+
+    /// Bytes of the layers that only images in `deleted` hold (a digest's size is that of
+    /// its first listing). Without layers on every image: the bound from sizes.
+    fn freed(s: &Snapshot, deleted: &[usize]) -> u64 {
+        if s.images.iter().any(|i| i.layers.is_none()) {
+            let unique: u64 = deleted.iter().map(|&i| s.images[i].unique_bytes()).sum();
+            let max_shared = deleted
+                .iter()
+                .map(|&i| s.images[i].shared_bytes)
+                .max()
+                .unwrap_or(0);
+            let survivors: u64 = (0..s.images.len())
+                .filter(|i| !deleted.contains(i))
+                .map(|i| s.images[i].shared_bytes)
+                .sum();
+            return unique + max_shared.saturating_sub(survivors);
+        }
+        let mut sizes = BTreeMap::new();
+        for image in &s.images {
+            for layer in image.layers.iter().flatten() {
+                sizes.entry(layer.digest()).or_insert(layer.size_bytes());
+            }
+        }
+        sizes
+            .iter()
+            .filter(|(digest, _)| {
+                (0..s.images.len()).all(|i| {
+                    deleted.contains(&i)
+                        || !s.images[i]
+                            .layers
+                            .iter()
+                            .flatten()
+                            .any(|l| l.digest() == **digest)
+                })
+            })
+            .map(|(_, size)| size)
+            .sum()
+    }
+
+    fn lru_key(i: &Image) -> (bool, Option<jiff::Timestamp>, jiff::Timestamp, &str) {
+        (
+            i.last_used.is_some(),
+            i.last_used,
+            i.first_seen,
+            i.id.as_str(),
+        )
+    }
+
+    pub fn plan(s: &Snapshot, p: &Policy, mode: PlanMode) -> Expected {
+        let fs = &s.filesystem;
+        let depth_in = |id: &str, within: usize| {
+            s.service_image_history
+                .values()
+                .filter_map(|h| h.iter().take(within).position(|x| x == id))
+                .min()
+        };
+        let reserve_depth = |id: &str| depth_in(id, p.rollback_reserve());
+        let largest_recent = s
+            .images
+            .iter()
+            .filter(|i| depth_in(&i.id, AUTO_HEADROOM_VERSIONS).is_some())
+            .map(|i| i.size_bytes)
+            .max()
+            .unwrap_or(0);
+        let headroom = pull_headroom(p, largest_recent, fs.capacity_bytes);
+        let need = space_need(
+            fs,
+            p.high_threshold_percent(),
+            p.low_threshold_percent(),
+            headroom,
+            mode == PlanMode::Continue,
+        );
+        let needed = need.bytes_to_free();
+        let removed: HashSet<&str> =
+            plan_containers(&s.containers, p, s.taken_at, need.trigger.is_some())
+                .iter()
+                .map(|r| r.id)
+                .collect();
+        let in_use = |id: &str| {
+            s.containers
+                .iter()
+                .any(|c| c.image_id == id && !removed.contains(c.id.as_str()))
+        };
+
+        let mut keep = Vec::new();
+        let mut ordinary = Vec::new();
+        let mut reserve = Vec::new();
+        for (index, image) in s.images.iter().enumerate() {
+            let held = if in_use(&image.id) {
+                Some(KeepReason::InUse)
+            } else if image.pinned || p.pins_any(&image.repo_tags, &image.repo_digests) {
+                Some(KeepReason::Pinned)
+            } else if age(s, image.first_seen) < p.min_age() {
+                Some(KeepReason::TooYoung)
+            } else {
+                None
+            };
+            match (held, reserve_depth(&image.id)) {
+                (Some(reason), _) => keep.push((image.id.clone(), reason)),
+                (None, Some(depth)) => reserve.push((depth, index)),
+                (None, None) => ordinary.push(index),
+            }
+        }
+        ordinary.sort_by(|&a, &b| lru_key(&s.images[a]).cmp(&lru_key(&s.images[b])));
+        reserve.sort_by(|(da, a), (db, b)| {
+            db.cmp(da)
+                .then_with(|| lru_key(&s.images[*a]).cmp(&lru_key(&s.images[*b])))
+        });
+
+        let mut deleted: Vec<usize> = Vec::new();
+        let mut delete = Vec::new();
+        let mut take = |index: usize, reason: DeletionReason, deleted: &mut Vec<usize>| {
+            let before = freed(s, deleted);
+            deleted.push(index);
+            let bytes = freed(s, deleted) - before;
+            delete.push((index, reason, bytes));
+        };
+        let mut remaining = Vec::new();
+        for index in ordinary {
+            let image = &s.images[index];
+            if !p.max_age().is_zero() && age(s, image.last_activity()) > p.max_age() {
+                take(index, DeletionReason::MaxAge, &mut deleted);
+            } else {
+                remaining.push(index);
+            }
+        }
+        let mut not_needed = Vec::new();
+        for index in remaining {
+            if freed(s, &deleted) < needed {
+                take(index, DeletionReason::Space, &mut deleted);
+            } else {
+                not_needed.push(index);
+            }
+        }
+        let mut reserve_kept = Vec::new();
+        for (_, index) in reserve {
+            let total = freed(s, &deleted);
+            let above_high = usage_percent(fs.capacity_bytes, fs.available_bytes + total)
+                >= p.high_threshold_percent();
+            if total < needed && above_high {
+                take(index, DeletionReason::SpaceReserve, &mut deleted);
+            } else {
+                reserve_kept.push(index);
+            }
+        }
+        let planned_free_bytes = freed(s, &deleted);
+
+        // A space deletion none of whose layers is freed in the end is left out.
+        let with_layers = s.images.iter().all(|i| i.layers.is_some());
+        let useless = |index: usize, reason: DeletionReason| {
+            with_layers
+                && reason != DeletionReason::MaxAge
+                && s.images[index].layers.iter().flatten().all(|l| {
+                    (0..s.images.len()).any(|i| {
+                        !deleted.contains(&i)
+                            && s.images[i]
+                                .layers
+                                .iter()
+                                .flatten()
+                                .any(|m| m.digest() == l.digest())
+                    })
+                })
+        };
+        let (useless, delete): (Vec<_>, Vec<_>) = delete
+            .into_iter()
+            .partition(|&(index, reason, _)| useless(index, reason));
+        for (index, reason, _) in useless {
+            let reason = match reason {
+                DeletionReason::SpaceReserve => KeepReason::RollbackReserve,
+                _ => KeepReason::NotNeeded,
+            };
+            keep.push((s.images[index].id.clone(), reason));
+        }
+        let id = |i: usize| s.images[i].id.clone();
+        keep.extend(
+            not_needed
+                .into_iter()
+                .map(|i| (id(i), KeepReason::NotNeeded)),
+        );
+        keep.extend(
+            reserve_kept
+                .into_iter()
+                .map(|i| (id(i), KeepReason::RollbackReserve)),
+        );
+        Expected {
+            delete: delete
+                .into_iter()
+                .map(|(i, reason, bytes)| (id(i), reason, bytes))
+                .collect(),
+            keep,
+            planned_free_bytes,
+            shortfall_bytes: needed.saturating_sub(planned_free_bytes),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// The planner gives exactly what the straightforward version gives: the same deletions in
+    /// the same order with the same bytes, the same kept images for the same reasons.
+    #[test]
+    fn the_plan_is_that_of_the_straightforward_planner(s in snapshot(), p in policy(), continue_mode in any::<bool>()) {
+        let mode = if continue_mode { PlanMode::Continue } else { PlanMode::Threshold };
+        let result = plan(&s, &p, mode);
+        let expected = reference::plan(&s, &p, mode);
+        let delete: Vec<(String, DeletionReason, u64)> = result
+            .delete
+            .iter()
+            .map(|d| (d.id.to_string(), d.reason, d.bytes))
+            .collect();
+        prop_assert_eq!(delete, expected.delete);
+        let keep: Vec<(String, KeepReason)> =
+            result.keep.iter().map(|k| (k.id.to_string(), k.reason)).collect();
+        prop_assert_eq!(keep, expected.keep);
+        prop_assert_eq!(result.planned_free_bytes, expected.planned_free_bytes);
+        prop_assert_eq!(result.shortfall_bytes, expected.shortfall_bytes);
     }
 }
