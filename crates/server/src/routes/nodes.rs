@@ -92,6 +92,9 @@ pub struct NodeView {
     #[serde(rename = "disk_report")]
     pub disk: Option<DiskReport>,
     pub disk_breakdown_at: Option<Timestamp>,
+    /// The breakdown is older than [`BREAKDOWN_STALE`]: the agent refreshes it every 10
+    /// minutes, so its engine has not answered `/system/df` since (or the agent is older).
+    pub disk_breakdown_stale: bool,
     #[serde(rename = "reported_images")]
     pub images: Vec<ReportedImage>,
     pub gc_runs: Vec<ReportedRun>,
@@ -142,6 +145,8 @@ impl From<&SwarmNode> for SwarmFacts {
 
 const GC_HISTORY_ROWS: usize = 50;
 const CHART_WINDOW: SignedDuration = SignedDuration::from_hours(24);
+/// Three of the agent's 10-minute breakdown refreshes missed.
+const BREAKDOWN_STALE: SignedDuration = SignedDuration::from_mins(30);
 
 async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
     let rows = load_nodes(state).await?;
@@ -195,6 +200,7 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
         tasks,
         disk,
         disk_breakdown_at,
+        disk_breakdown_stale: disk_breakdown_at.is_some_and(|at| at < now - BREAKDOWN_STALE),
         images,
         gc_runs,
         reported_at,
