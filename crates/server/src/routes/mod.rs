@@ -136,6 +136,8 @@ fn rows() -> Table {
     t.route(M::POST, "/networks/{name}/remove", ManageNetworks, networks::remove);
     t.route(M::DELETE, "/api/networks/{name}", ManageNetworks, networks::remove);
     t.twin(M::GET, "/volumes", "/api/volumes", ViewCluster, volumes::list);
+    t.route(M::POST, "/volumes/{name}/remove", RemoveVolumes, volumes::remove);
+    t.route(M::DELETE, "/api/volumes/{name}", RemoveVolumes, volumes::remove);
     t.twin(M::GET, "/secrets", "/api/secrets", ViewCluster, objects::secrets);
     t.twin(M::POST, "/secrets", "/api/secrets", ManageSecrets, objects::create_secret);
     t.twin(M::GET, "/secrets/{name}", "/api/secrets/{name}", ViewCluster, objects::secret);

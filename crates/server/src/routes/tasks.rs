@@ -74,7 +74,7 @@ pub async fn show(
     }))
 }
 
-async fn last_lines(state: &AppState, task: &str) -> (Vec<String>, Option<String>) {
+pub(crate) async fn last_lines(state: &AppState, task: &str) -> (Vec<String>, Option<String>) {
     let options = LogOptions {
         follow: false,
         since: None,
