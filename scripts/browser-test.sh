@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The dashboard's browser test: tests/browser/test_dashboard.py drives Debian's chromium with
+# The dashboard's browser tests: tests/browser/test_dashboard.py (and test_objects.py, on a
+# lab swarm of its own) drive Debian's chromium with
 # Playwright (from PyPI, without a downloaded browser) against `swarmkeeper server` and a
 # service on this machine's swarm. Installs what is missing first, as root: the engine and
 # chromium (scripts/ensure-engine.sh), the Python packages of tests/browser/requirements.txt;
@@ -44,4 +45,6 @@ status=0
 "$PYTHON" tests/browser/test_dashboard.py || status=1
 # Editing a service in a form and as compose, rolled back when broken; a viewer refused.
 "$PYTHON" tests/browser/test_services.py || status=1
+# Secrets, drain and a viewer's refusals, on a lab swarm of its own (lab/lab.sh, root).
+"$PYTHON" tests/browser/test_objects.py || status=1
 exit $status
