@@ -69,6 +69,13 @@ async fn the_page_says_on_which_node_a_volume_lives_and_how_big_it_is() {
         json!(["shop_db.1.k2x9a1b2c3d4e5f6g7h8i9j0k"])
     );
     assert_eq!(body["nodes_without_volumes"], json!(["node-3"]));
+    // A node the swarm does not know (removed, or never joined) still has its page, from its
+    // report alone.
+    let page = app
+        .call(Call::get("/api/nodes/volnode1aaaaaaaaaaaaaaaaa").bearer(&app.viewer.token))
+        .await;
+    page.expect(200);
+    assert_eq!(page.json()["hostname"], "node-1");
     assert_eq!(body["unused_bytes"], (1 << 20) + 5);
 
     // A newer report replaces what the node had.

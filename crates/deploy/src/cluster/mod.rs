@@ -115,15 +115,20 @@ impl SwarmHistory {
         Ok(codec::records(stack, &objects, lock, now, self.lock_expiry))
     }
 
-    /// Every stack's newest revision, from one listing of the history's objects (a stacks
-    /// list asks once, not once per stack). A stack whose newest revision has not ended
-    /// costs one more request, for its lock.
+    /// The newest revision of each of `stacks`, from one listing of the history's objects (a
+    /// stacks list asks once, not once per stack); stacks without a history are left out. The
+    /// history also holds stacks removed long ago: only those asked for are unpacked, and
+    /// one whose newest revision has not ended costs one more request, for its lock.
     pub async fn newest_revisions(
         &self,
+        stacks: &std::collections::BTreeSet<&str>,
     ) -> Result<std::collections::BTreeMap<String, DeployRecord>, DeployError> {
         let objects = self.objects(&[codec::LABEL_STACK.to_owned()]).await?;
         let mut newest = std::collections::BTreeMap::new();
         for (stack, objects) in codec::newest_by_stack(&objects) {
+            if !stacks.contains(stack.as_str()) {
+                continue;
+            }
             let objects: Vec<ConfigObject> = objects.into_iter().cloned().collect();
             let lock = if codec::has_unfinished(&objects) {
                 match self.engine.inspect_config(&codec::lock_name(&stack)).await {

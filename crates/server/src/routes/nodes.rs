@@ -154,7 +154,9 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
         .into_iter()
         .find(|row| row.id == id || row.hostname == id)
         .ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
-    let in_swarm = !row.id.starts_with("hostname:");
+    // A row made from a report alone (an engine outside the swarm, or a node removed from
+    // it) has no role: the swarm knows nothing of it.
+    let in_swarm = !row.role.is_empty();
     let (swarm, tasks) = if in_swarm {
         let (node, tasks, services) = tokio::try_join!(
             state.engine.inspect_node(&row.id),

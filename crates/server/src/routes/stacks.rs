@@ -94,15 +94,19 @@ fn deploy_rows(records: Vec<DeployRecord>) -> Vec<DeployRow> {
 }
 
 async fn stacks_view(state: &AppState) -> Result<StacksView, AppError> {
-    let history = state.history();
-    let (services, newest) = tokio::join!(load_services(state), history.newest_revisions());
-    let (services, mut newest) = (services?, newest.map_err(history_error)?);
+    let services = load_services(state).await?;
     let mut by_stack: BTreeMap<String, Vec<&ServiceRow>> = BTreeMap::new();
     for service in &services {
         if let Some(stack) = &service.stack {
             by_stack.entry(stack.clone()).or_default().push(service);
         }
     }
+    let running: std::collections::BTreeSet<&str> = by_stack.keys().map(String::as_str).collect();
+    let mut newest = state
+        .history()
+        .newest_revisions(&running)
+        .await
+        .map_err(history_error)?;
     let mut stacks = Vec::with_capacity(by_stack.len());
     for (name, services) in by_stack {
         let last_deploy = newest
