@@ -74,27 +74,34 @@ def pct(times, p):
     return times[max(1, math.ceil(p / 100 * len(times))) - 1]
 
 
+def time_get(base, path, headers, warmup, requests):
+    """Sorted wall times (ms) of `requests` sequential GET `path` on one keep-alive
+    connection after `warmup`, and the last answer's size; any status but 200 stops."""
+    conn = connect(base)
+    times = []
+    size = 0
+    for i in range(warmup + requests):
+        t0 = time.perf_counter()
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        elapsed = (time.perf_counter() - t0) * 1000
+        if resp.status != 200:
+            raise SystemExit(f"GET {path}: HTTP {resp.status}: {body[:300]!r}")
+        size = len(body)
+        if i >= warmup:
+            times.append(elapsed)
+    times.sort()
+    return times, size
+
+
 def measure(args):
     print(f"{'request':<18} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}  ms, {args.requests} sequential")
     for path, headers in (("/configs", {"Cookie": args.cookie}),
                           ("/api/configs", {"Authorization": f"Bearer {args.token}"}),
                           ("/secrets", {"Cookie": args.cookie}),
                           ("/api/secrets", {"Authorization": f"Bearer {args.token}"})):
-        conn = connect(args.base)
-        times = []
-        size = 0
-        for i in range(args.warmup + args.requests):
-            t0 = time.perf_counter()
-            conn.request("GET", path, headers=headers)
-            resp = conn.getresponse()
-            body = resp.read()
-            elapsed = (time.perf_counter() - t0) * 1000
-            if resp.status != 200:
-                raise SystemExit(f"GET {path}: HTTP {resp.status}")
-            size = len(body)
-            if i >= args.warmup:
-                times.append(elapsed)
-        times.sort()
+        times, size = time_get(args.base, path, headers, args.warmup, args.requests)
         print(f"GET {path:<14} {pct(times, 50):7.1f} {pct(times, 90):7.1f} {pct(times, 99):7.1f}"
               f" {times[-1]:7.1f}  ({size} bytes)")
 

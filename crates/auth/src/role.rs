@@ -78,10 +78,13 @@ pub enum Action {
     /// Turn a service's auto-deploy on or off, check its tag now, make its hook token, forget
     /// a digest remembered as failed.
     ManageAutoDeploy,
+    /// Remove a volume from the node it lives on: its data goes for good, so admins only,
+    /// and never on GC's initiative.
+    RemoveVolumes,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::ViewCluster,
         Action::ViewDeployHistory,
         Action::ViewLogs,
@@ -100,6 +103,7 @@ impl Action {
         Action::ViewAudit,
         Action::ManageRegistries,
         Action::ManageAutoDeploy,
+        Action::RemoveVolumes,
     ];
 
     /// The name written to the audit log.
@@ -123,6 +127,7 @@ impl Action {
             Action::ViewAudit => "view-audit",
             Action::ManageRegistries => "manage-registries",
             Action::ManageAutoDeploy => "manage-autodeploy",
+            Action::RemoveVolumes => "remove-volumes",
         }
     }
 
@@ -147,6 +152,8 @@ impl Action {
             Action::ManageAutoDeploy => Role::Operator,
             // Registry credentials let every node pull every private image.
             Action::ManageRegistries => Role::Admin,
+            // A volume's data cannot be brought back.
+            Action::RemoveVolumes => Role::Admin,
             // The audit log names every user and what they touched: admin business.
             Action::ManageUsers | Action::ManageSettings | Action::ViewAudit => Role::Admin,
         }
@@ -172,7 +179,7 @@ mod tests {
     fn every_role_and_action_matches_the_expected_matrix() {
         // Columns: viewer, operator, admin. Written out in full rather than derived, so a
         // change to `minimum_role` has to be made twice, on purpose.
-        let expected: [(Action, [bool; 3]); 18] = [
+        let expected: [(Action, [bool; 3]); 19] = [
             (Action::ViewCluster, [true, true, true]),
             (Action::ViewDeployHistory, [true, true, true]),
             (Action::ViewLogs, [false, true, true]),
@@ -191,6 +198,7 @@ mod tests {
             (Action::ViewAudit, [false, false, true]),
             (Action::ManageRegistries, [false, false, true]),
             (Action::ManageAutoDeploy, [false, true, true]),
+            (Action::RemoveVolumes, [false, false, true]),
         ];
         let listed: Vec<Action> = expected.iter().map(|(action, _)| *action).collect();
         assert_eq!(

@@ -50,6 +50,9 @@ enum Command {
     /// Serve the web dashboard and JSON API: nodes, disks, services, stacks, live logs,
     /// deploys and rollbacks, users and roles.
     Server(commands::server::ServerArgs),
+    /// Remove a volume from this node (what the dashboard's volume removal runs there).
+    #[command(subcommand)]
+    Volume(commands::volume::VolumeCommand),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => commands::logs::run(args),
         Command::Outdated(args) => commands::outdated::run(args),
         Command::Server(args) => commands::server::run(args),
+        Command::Volume(command) => commands::volume::run(command),
     };
     exit::report(result)
 }

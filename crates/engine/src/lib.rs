@@ -33,8 +33,8 @@ pub use model::{
 pub use logs::{is_logs_unreadable, LogLine, LogOptions, LogStream, LOGS_UNREADABLE};
 pub use nodes::{NodeChange, SwarmNode};
 pub use swarm::{
-    is_out_of_sequence, Changed, ConfigObject, Created, Network, ObjectSpec, ObjectSpecView,
-    ServiceEvent, SwarmObject,
+    is_out_of_sequence, node_job_spec, Changed, ConfigObject, Created, Network, ObjectSpec,
+    ObjectSpecView, ServiceEvent, SwarmObject,
 };
 
 pub use edit::{
@@ -300,6 +300,15 @@ impl Engine {
     /// as done. A running container is refused with a conflict.
     pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         self.delete_if_present(&format!("/containers/{}", encode(id, b"")))
+            .await
+    }
+
+    /// `DELETE /volumes/{name}` (no force): a volume a container uses, in any state, is
+    /// refused with a conflict whose message names the containers (`volume is in use -
+    /// [ID, …]`); one that does not exist is not found.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.raw
+            .delete(&format!("/volumes/{}", encode(name, b"")))
             .await
     }
 

@@ -630,6 +630,38 @@ impl Engine {
     }
 }
 
+/// The spec of a one-task job (`replicated-job`, never restarted) that runs `image` with
+/// `args` on the node `node_id`, with that node's engine socket mounted at the default
+/// path: how a manager has something done on one node's engine (only managers answer the
+/// swarm API, and a node's volumes exist only on that node). `labels` mark it for whoever
+/// cleans up.
+pub fn node_job_spec(
+    name: &str,
+    image: &str,
+    args: &[&str],
+    node_id: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Value {
+    serde_json::json!({
+        "Name": name,
+        "Labels": labels,
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": image,
+                "Args": args,
+                "Mounts": [{
+                    "Type": "bind",
+                    "Source": "/var/run/docker.sock",
+                    "Target": "/var/run/docker.sock",
+                }],
+            },
+            "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
+            "Placement": {"Constraints": [format!("node.id=={node_id}")]},
+        },
+        "Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
+    })
+}
+
 #[derive(Deserialize)]
 struct ServiceWire {
     #[serde(rename = "ID")]

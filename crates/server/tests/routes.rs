@@ -27,6 +27,8 @@ struct Names<'a> {
     user: i64,
     token: &'a str,
     task: &'a str,
+    /// A secret and a config of this name.
+    object: &'a str,
 }
 
 impl Names<'static> {
@@ -38,6 +40,7 @@ impl Names<'static> {
         user: 1,
         token: "00ff",
         task: "t0",
+        object: "pw",
     };
 }
 
@@ -49,6 +52,8 @@ fn fill(route: &Route, names: &Names<'_>) -> String {
         |prefix: &str| path.starts_with(prefix) || path.starts_with(&format!("/api{prefix}"));
     let name = if under("/stacks") {
         names.stack
+    } else if under("/secrets") || under("/configs") {
+        names.object
     } else {
         names.service
     };
@@ -277,6 +282,14 @@ async fn every_read_route_answers_each_role_as_its_action_says() {
         task = docker(&["service", "ps", "-q", "--no-trunc", &service.name]);
         !task.trim().is_empty()
     });
+    let object = support::unique("obj");
+    for kind in ["secret", "config"] {
+        let created = std::process::Command::new("sh")
+            .args(["-c", &format!("printf x | docker {kind} create {object} -")])
+            .status()
+            .unwrap();
+        assert!(created.success(), "docker {kind} create");
+    }
     let names = Names {
         service: &service.name,
         stack: &stack,
@@ -284,6 +297,7 @@ async fn every_read_route_answers_each_role_as_its_action_says() {
         user: app.viewer.id,
         token: "unused",
         task: task.lines().next().unwrap(),
+        object: &object,
     };
     for who in app.users() {
         for (route, action) in protected().iter().filter(|(r, _)| r.method == Method::GET) {
@@ -330,6 +344,9 @@ async fn every_read_route_answers_each_role_as_its_action_says() {
                 );
             }
         }
+    }
+    for kind in ["secret", "config"] {
+        docker(&[kind, "rm", &object]);
     }
     // The fake stack (a label) is listed, with the service.
     let stacks = app

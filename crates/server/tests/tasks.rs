@@ -77,7 +77,17 @@ async fn a_task_shows_its_exit_code_restarts_logs_and_why_it_waits() {
         .call(support::Call::get(&format!("/tasks/{id}")).session(v))
         .await;
     page.expect(200);
-    assert!(page.text().contains("Exit code"), "{}", page.text());
+    let text = page.text();
+    assert!(text.contains("Exit code"), "{text}");
+    // Swarm's "task: non-zero exit (3)" is the exit code again: said once, in words.
+    assert!(text.contains(r#"<dd id="exit">exit 3</dd>"#), "{text}");
+    let facts = text.split("</dl>").next().unwrap();
+    assert!(!facts.contains("non-zero exit (3)"), "{facts}");
+    assert!(
+        facts.contains(r#"<span class="state state-shutdown">"#),
+        "{facts}"
+    );
+    assert_eq!(task["exit"], "exit 3", "{task}");
 
     // No node qualifies: the task waits and says why.
     let waiting = TestService::create(

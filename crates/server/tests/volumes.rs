@@ -69,6 +69,13 @@ async fn the_page_says_on_which_node_a_volume_lives_and_how_big_it_is() {
         json!(["shop_db.1.k2x9a1b2c3d4e5f6g7h8i9j0k"])
     );
     assert_eq!(body["nodes_without_volumes"], json!(["node-3"]));
+    // A node the swarm does not know (removed, or never joined) still has its page, from its
+    // report alone.
+    let page = app
+        .call(Call::get("/api/nodes/volnode1aaaaaaaaaaaaaaaaa").bearer(&app.viewer.token))
+        .await;
+    page.expect(200);
+    assert_eq!(page.json()["hostname"], "node-1");
     assert_eq!(body["unused_bytes"], (1 << 20) + 5);
 
     // A newer report replaces what the node had.
@@ -90,4 +97,123 @@ async fn the_page_says_on_which_node_a_volume_lives_and_how_big_it_is() {
     );
     assert!(html.contains("unused"), "{html}");
     app.call(Call::get("/api/volumes")).await.expect(401);
+}
+
+/// Removes a volume and the container of the test, whatever happened.
+struct Cleanup(Vec<String>, Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for c in &self.1 {
+            let _ = support::try_docker(&["rm", "-f", c]);
+        }
+        for v in &self.0 {
+            let _ = support::try_docker(&["volume", "rm", "-f", v]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_admin_removes_an_unused_volume_on_its_node_and_one_in_use_is_refused() {
+    let app = TestApp::new().await;
+    let image = support::test_image();
+    let unused = support::unique("vol-unused");
+    let used = support::unique("vol-used");
+    let holder = support::unique("vol-holder");
+    let _cleanup = Cleanup(vec![unused.clone(), used.clone()], vec![holder.clone()]);
+    support::docker(&["volume", "create", &unused]);
+    support::docker(&["volume", "create", &used]);
+    // A container that is not running still holds its volume.
+    support::docker(&[
+        "create",
+        "--name",
+        &holder,
+        "-v",
+        &format!("{used}:/data"),
+        image,
+    ]);
+
+    // The host's node reports both volumes, the used one as unused (as an agent would until
+    // its next breakdown): the engine's own refusal must still hold.
+    let node = support::node_id();
+    let mut here = report(&node, "volhost");
+    let reported = |name: &str, containers: Vec<String>| ReportedVolume {
+        name: name.into(),
+        driver: "local".into(),
+        mountpoint: format!("/var/lib/docker/volumes/{name}/_data"),
+        size_bytes: Some(0),
+        containers,
+        ..Default::default()
+    };
+    here.volumes = Some(vec![reported(&unused, vec![]), reported(&used, vec![])]);
+    post(&app, &here).await;
+
+    // Operators may not; viewers see no button; admins do.
+    app.call(Call::delete(&format!("/api/volumes/{unused}")).bearer(&app.operator.token))
+        .await
+        .expect_json_error(403);
+    let page = app.call(Call::get("/volumes").session(&app.viewer)).await;
+    assert!(!page.text().contains("Remove</button>"));
+    let page = app.call(Call::get("/volumes").session(&app.admin)).await;
+    assert!(
+        page.text().contains(&format!(
+            "data-confirm=\"Remove volume {unused} on node volhost?"
+        )),
+        "{}",
+        page.text()
+    );
+
+    // In use by the engine's account: 409 naming the container; the volume stays.
+    let refused = app
+        .call(Call::delete(&format!("/api/volumes/{used}")).bearer(&app.admin.token))
+        .await
+        .expect_json_error(409);
+    assert!(refused.contains("in use"), "{refused}");
+    assert!(support::try_docker(&["volume", "inspect", &used]).is_ok());
+
+    // In use by the report's account: refused before any engine call, naming the service.
+    here.volumes = Some(vec![
+        reported(&unused, vec![]),
+        reported(&used, vec![format!("shop_db.1.{holder}")]),
+    ]);
+    post(&app, &here).await;
+    let refused = app
+        .call(Call::delete(&format!("/api/volumes/{used}")).bearer(&app.admin.token))
+        .await
+        .expect_json_error(409);
+    assert!(refused.contains("services shop_db"), "{refused}");
+
+    // The unused one goes, through the page's form, and leaves the list at once.
+    let answer = app
+        .call(
+            Call::post(&format!("/volumes/{unused}/remove?node={node}"))
+                .session(&app.admin)
+                .form(&[]),
+        )
+        .await;
+    answer.expect(303);
+    assert!(support::try_docker(&["volume", "inspect", &unused]).is_err());
+    let listed = app
+        .call(Call::get("/api/volumes").bearer(&app.viewer.token))
+        .await
+        .json();
+    assert!(
+        !listed["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == unused.as_str()),
+        "{listed}"
+    );
+    let audit = app.audit().await;
+    assert!(
+        audit.iter().any(|e| e["action"] == "remove-volumes"
+            && e["target"] == unused.as_str()
+            && e["detail"].as_str().unwrap().contains("removed")),
+        "{audit:?}"
+    );
+    // Gone: 404.
+    app.call(Call::delete(&format!("/api/volumes/{unused}")).bearer(&app.admin.token))
+        .await
+        .expect_json_error(404);
 }

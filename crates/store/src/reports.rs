@@ -123,6 +123,33 @@ impl Store {
         self.wrap(rows.collect())
     }
 
+    /// Takes the volume `name` out of node `node_key`'s latest report, once it was removed
+    /// there, so that the volumes page does not list it until the agent's next breakdown.
+    /// Whether the report listed it.
+    pub fn forget_reported_volume(
+        &mut self,
+        node_key: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let Some((mut report, _)) = self.node_report(node_key)? else {
+            return Ok(false);
+        };
+        let Some(volumes) = report.volumes.as_mut() else {
+            return Ok(false);
+        };
+        let before = volumes.len();
+        volumes.retain(|v| v.name != name);
+        if volumes.len() == before {
+            return Ok(false);
+        }
+        let json = serde_json::to_string(&report).expect("a node report always serialises");
+        self.wrap(self.conn.execute(
+            "UPDATE node_reports SET report_json = ?2 WHERE node_id = ?1",
+            params![node_key, json],
+        ))?;
+        Ok(true)
+    }
+
     /// One node's latest report and when it was received.
     pub fn node_report(
         &self,

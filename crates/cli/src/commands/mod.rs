@@ -13,6 +13,7 @@ pub mod outdated;
 pub mod registry;
 pub mod rollback;
 pub mod server;
+pub mod volume;
 
 use std::path::PathBuf;
 

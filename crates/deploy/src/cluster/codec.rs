@@ -410,6 +410,39 @@ fn revisions_of(objects: &[ConfigObject]) -> BTreeMap<u64, Revision<'_>> {
     revisions
 }
 
+/// The objects of each stack's newest revision among `objects` (revision objects of any
+/// stacks), by stack; objects without the stack or number label are left out.
+pub fn newest_by_stack(objects: &[ConfigObject]) -> BTreeMap<String, Vec<&ConfigObject>> {
+    let mut newest: BTreeMap<&str, u64> = BTreeMap::new();
+    for object in objects {
+        let (Some(stack), Some(number)) = (
+            object.labels.get(LABEL_STACK),
+            object
+                .labels
+                .get(LABEL_NUMBER)
+                .and_then(|n| n.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        let top = newest.entry(stack).or_insert(number);
+        *top = (*top).max(number);
+    }
+    let mut out: BTreeMap<String, Vec<&ConfigObject>> = BTreeMap::new();
+    for object in objects {
+        let stack = object.labels.get(LABEL_STACK).map(String::as_str);
+        let number = object
+            .labels
+            .get(LABEL_NUMBER)
+            .and_then(|n| n.parse::<u64>().ok());
+        if let (Some(stack), Some(number)) = (stack, number) {
+            if newest.get(stack) == Some(&number) {
+                out.entry(stack.to_owned()).or_default().push(object);
+            }
+        }
+    }
+    out
+}
+
 /// The numbers of the revisions among `objects`, in order.
 pub fn numbers(objects: &[ConfigObject]) -> Vec<u64> {
     revisions_of(objects).into_keys().collect()
@@ -639,6 +672,31 @@ mod tests {
             after: after.map(Into::into),
             outcome: outcome.into(),
         }
+    }
+
+    #[test]
+    fn each_stacks_newest_revision_comes_from_one_listing() {
+        let files = [file("services: {}\n")];
+        let kind = DeployKind::Deploy;
+        let mut objects = Vec::new();
+        for (stack, number) in [("shop", 1), ("shop", 3), ("blog", 2), ("shop", 2)] {
+            let start = RevisionStart {
+                stack,
+                ..start(&files, &kind)
+            };
+            for new in start_objects(number, &start).unwrap() {
+                objects.push(stored(&new, t(number as i64)));
+            }
+        }
+        let newest = newest_by_stack(&objects);
+        let numbers: Vec<(&str, Vec<u64>)> = newest
+            .iter()
+            .map(|(stack, objects)| {
+                let owned: Vec<ConfigObject> = objects.iter().map(|o| (*o).clone()).collect();
+                (stack.as_str(), numbers(&owned))
+            })
+            .collect();
+        assert_eq!(numbers, [("blog", vec![2]), ("shop", vec![3])]);
     }
 
     #[test]

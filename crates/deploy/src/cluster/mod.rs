@@ -115,6 +115,47 @@ impl SwarmHistory {
         Ok(codec::records(stack, &objects, lock, now, self.lock_expiry))
     }
 
+    /// The newest revision of each of `stacks`, from one listing of the history's objects (a
+    /// stacks list asks once, not once per stack); stacks without a history are left out. The
+    /// history also holds stacks removed long ago: only those asked for are unpacked, and
+    /// one whose newest revision has not ended costs one more request, for its lock.
+    pub async fn newest_revisions(
+        &self,
+        stacks: &std::collections::BTreeSet<&str>,
+    ) -> Result<std::collections::BTreeMap<String, DeployRecord>, DeployError> {
+        let objects = self.objects(&[codec::LABEL_STACK.to_owned()]).await?;
+        let mut newest = std::collections::BTreeMap::new();
+        for (stack, objects) in codec::newest_by_stack(&objects) {
+            if !stacks.contains(stack.as_str()) {
+                continue;
+            }
+            let objects: Vec<ConfigObject> = objects.into_iter().cloned().collect();
+            let lock = if codec::has_unfinished(&objects) {
+                match self.engine.inspect_config(&codec::lock_name(&stack)).await {
+                    Ok(lock) => Some((
+                        Some(LockSeen {
+                            taken: lock.created_at,
+                            renewed: lock.updated_at,
+                        }),
+                        self.now().await?,
+                    )),
+                    Err(e) if e.is_not_found() => Some((None, self.now().await?)),
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                None
+            };
+            let (lock, now) = lock.unwrap_or((None, Timestamp::now()));
+            if let Some(record) = codec::records(&stack, &objects, lock, now, self.lock_expiry)
+                .into_iter()
+                .next()
+            {
+                newest.insert(stack, record);
+            }
+        }
+        Ok(newest)
+    }
+
     /// Creates a record's objects; `Ok(false)` when the first one's name is taken. Objects
     /// created before a failure are removed again.
     async fn create(&self, objects: &[codec::NewObject]) -> Result<bool, DeployError> {

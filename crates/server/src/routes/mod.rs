@@ -142,13 +142,17 @@ fn rows() -> Table {
     t.route(M::POST, "/networks/{name}/remove", ManageNetworks, networks::remove);
     t.route(M::DELETE, "/api/networks/{name}", ManageNetworks, networks::remove);
     t.twin(M::GET, "/volumes", "/api/volumes", ViewCluster, volumes::list);
+    t.route(M::POST, "/volumes/{name}/remove", RemoveVolumes, volumes::remove);
+    t.route(M::DELETE, "/api/volumes/{name}", RemoveVolumes, volumes::remove);
     t.twin(M::GET, "/secrets", "/api/secrets", ViewCluster, objects::secrets);
     t.twin(M::POST, "/secrets", "/api/secrets", ManageSecrets, objects::create_secret);
+    t.twin(M::GET, "/secrets/{name}", "/api/secrets/{name}", ViewCluster, objects::secret);
     t.route(M::POST, "/secrets/{name}/remove", ManageSecrets, objects::remove_secret);
     t.route(M::DELETE, "/api/secrets/{name}", ManageSecrets, objects::remove_secret);
     t.twin(M::POST, "/secrets/{name}/rotate", "/api/secrets/{name}/rotate", ManageSecrets, objects::rotate_secret);
     t.twin(M::GET, "/configs", "/api/configs", ViewCluster, objects::configs);
     t.twin(M::POST, "/configs", "/api/configs", ManageSecrets, objects::create_config);
+    t.twin(M::GET, "/configs/{name}", "/api/configs/{name}", ViewCluster, objects::config);
     t.route(M::POST, "/configs/{name}/remove", ManageSecrets, objects::remove_config);
     t.route(M::DELETE, "/api/configs/{name}", ManageSecrets, objects::remove_config);
     t.twin(M::POST, "/configs/{name}/rotate", "/api/configs/{name}/rotate", ManageSecrets, objects::rotate_config);

@@ -94,6 +94,9 @@ pub struct NodeView {
     #[serde(rename = "disk_report")]
     pub disk: Option<DiskReport>,
     pub disk_breakdown_at: Option<Timestamp>,
+    /// The breakdown is older than [`BREAKDOWN_STALE`]: the agent refreshes it every 10
+    /// minutes, so its engine has not answered `/system/df` since (or the agent is older).
+    pub disk_breakdown_stale: bool,
     #[serde(rename = "reported_images")]
     pub images: Vec<ReportedImage>,
     pub gc_runs: Vec<ReportedRun>,
@@ -147,6 +150,8 @@ impl From<&SwarmNode> for SwarmFacts {
 
 const GC_HISTORY_ROWS: usize = 50;
 const CHART_WINDOW: SignedDuration = SignedDuration::from_hours(24);
+/// Three of the agent's 10-minute breakdown refreshes missed.
+const BREAKDOWN_STALE: SignedDuration = SignedDuration::from_mins(30);
 
 async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
     let rows = load_nodes(state).await?;
@@ -154,7 +159,9 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
         .into_iter()
         .find(|row| row.id == id || row.hostname == id)
         .ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
-    let in_swarm = !row.id.starts_with("hostname:");
+    // A row made from a report alone (an engine outside the swarm, or a node removed from
+    // it) has no role: the swarm knows nothing of it.
+    let in_swarm = !row.role.is_empty();
     let (swarm, tasks) = if in_swarm {
         let (node, tasks, services) = tokio::try_join!(
             state.engine.inspect_node(&row.id),
@@ -206,6 +213,7 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
         tasks,
         disk,
         disk_breakdown_at,
+        disk_breakdown_stale: disk_breakdown_at.is_some_and(|at| at < now - BREAKDOWN_STALE),
         images,
         gc_runs,
         reported_at,

@@ -22,6 +22,8 @@ use crate::views::objects::{
 };
 
 /// The secrets or configs page: every object with its users, and the create form's state.
+/// Each object's rotate and remove forms are on its own page ([`ObjectView`]), so the list
+/// stays small at hundreds of objects.
 #[derive(Serialize)]
 pub struct ObjectsView {
     /// `secret` or `config`.
@@ -29,6 +31,18 @@ pub struct ObjectsView {
     pub objects: Vec<ObjectRow>,
     /// A form as posted, when it was refused: its name (never its value) and what is wrong,
     /// shown next to the field.
+    #[serde(skip)]
+    pub form: FormState,
+}
+
+/// One secret's or config's page: its users, and its rotate and remove forms.
+#[derive(Serialize)]
+pub struct ObjectView {
+    /// `secret` or `config`.
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub object: ObjectRow,
+    /// The rotate form as posted, when it was refused.
     #[serde(skip)]
     pub form: FormState,
 }
@@ -62,6 +76,7 @@ impl FormState {
 }
 
 page!(ObjectsView, "objects.html", "secrets");
+page!(ObjectView, "object.html", "secrets");
 
 /// A create, from the form or as JSON.
 #[derive(Deserialize)]
@@ -189,14 +204,45 @@ async fn refuse(
         .as_ref()
         .map(ToString::to_string)
         .unwrap_or_default();
-    refused(uri.path(), message, status, async {
-        Ok(ObjectsView {
-            kind: kind.as_str(),
-            objects: load(state, kind).await?,
-            form,
-        })
-    })
-    .await
+    match form.rotating.clone() {
+        None => {
+            refused(uri.path(), message, status, async {
+                Ok(ObjectsView {
+                    kind: kind.as_str(),
+                    objects: load(state, kind).await?,
+                    form,
+                })
+            })
+            .await
+        }
+        Some(name) => {
+            refused(uri.path(), message, status, async {
+                Ok(ObjectView {
+                    kind: kind.as_str(),
+                    object: load_one(state, kind, &name).await?,
+                    form,
+                })
+            })
+            .await
+        }
+    }
+}
+
+/// One object and its users; 404 when the kind has none of that name.
+async fn load_one(state: &AppState, kind: FileKind, name: &str) -> Result<ObjectRow, AppError> {
+    let (objects, services) = find(state, kind).await?;
+    let named: Vec<_> = objects.into_iter().filter(|o| o.name == name).collect();
+    object_rows(&named, &services, kind)
+        .pop()
+        .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))
+}
+
+async fn show(state: &AppState, kind: FileKind, name: &str) -> Result<Reply, AppError> {
+    Ok(Reply::page(ObjectView {
+        kind: kind.as_str(),
+        object: load_one(state, kind, name).await?,
+        form: FormState::default(),
+    }))
 }
 
 /// The create form refused with `error`.
@@ -465,6 +511,22 @@ pub async fn secrets(State(state): State<AppState>) -> Result<Reply, AppError> {
 /// `GET /configs`, `GET /api/configs`.
 pub async fn configs(State(state): State<AppState>) -> Result<Reply, AppError> {
     list(&state, FileKind::Config).await
+}
+
+/// `GET /secrets/{name}`, `GET /api/secrets/{name}`: one secret, its users and its forms.
+pub async fn secret(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    show(&state, FileKind::Secret, &name).await
+}
+
+/// `GET /configs/{name}`, `GET /api/configs/{name}`.
+pub async fn config(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    show(&state, FileKind::Config, &name).await
 }
 
 /// `POST /secrets` (the form), `POST /api/secrets`: 201 with the id; the value is not shown

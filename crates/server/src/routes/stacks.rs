@@ -59,10 +59,18 @@ pub struct StacksView {
 /// The stack's revisions in the swarm's deploy history, newest first: the same history the
 /// CLI, CI and other servers read and append.
 pub(super) async fn history(state: &AppState, stack: &str) -> Result<Vec<DeployRecord>, AppError> {
-    state.history().revisions(stack).await.map_err(|e| match e {
+    state
+        .history()
+        .revisions(stack)
+        .await
+        .map_err(history_error)
+}
+
+fn history_error(e: DeployError) -> AppError {
+    match e {
         DeployError::Engine(e) => e.into(),
         other => AppError::internal(other),
-    })
+    }
 }
 
 fn deploy_rows(records: Vec<DeployRecord>) -> Vec<DeployRow> {
@@ -94,9 +102,17 @@ async fn stacks_view(state: &AppState) -> Result<StacksView, AppError> {
             by_stack.entry(stack.clone()).or_default().push(service);
         }
     }
+    let running: std::collections::BTreeSet<&str> = by_stack.keys().map(String::as_str).collect();
+    let mut newest = state
+        .history()
+        .newest_revisions(&running)
+        .await
+        .map_err(history_error)?;
     let mut stacks = Vec::with_capacity(by_stack.len());
     for (name, services) in by_stack {
-        let last_deploy = deploy_rows(history(state, &name).await?).into_iter().next();
+        let last_deploy = newest
+            .remove(&name)
+            .and_then(|record| deploy_rows(vec![record]).pop());
         stacks.push(StackRow {
             services: services.len(),
             not_converged: services.iter().filter(|s| !s.converged).count(),
@@ -127,24 +143,30 @@ pub struct StackView {
 }
 
 async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<StackView, AppError> {
-    let services: Vec<ServiceRow> = load_services(state)
-        .await?
+    // The services, the history and what a removal would take are asked for at once.
+    let deploys = async {
+        if caller.may(Action::ViewDeployHistory) {
+            history(state, name).await.map(deploy_rows)
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let removes = async {
+        if caller.may(Action::Remove) {
+            Ok::<_, AppError>(Some(stack_objects(&state.engine, name).await?))
+        } else {
+            Ok(None)
+        }
+    };
+    let (services, deploys, removes) = tokio::try_join!(load_services(state), deploys, removes)?;
+    let services: Vec<ServiceRow> = services
         .into_iter()
         .filter(|s| s.stack.as_deref() == Some(name))
         .collect();
-    let deploys = if caller.may(Action::ViewDeployHistory) {
-        deploy_rows(history(state, name).await?)
-    } else {
-        Vec::new()
-    };
     if services.is_empty() && deploys.is_empty() {
         return Err(AppError::NotFound(format!("no stack named {name}")));
     }
-    let removes = if caller.may(Action::Remove) && !services.is_empty() {
-        Some(stack_objects(&state.engine, name).await?)
-    } else {
-        None
-    };
+    let removes = removes.filter(|_| !services.is_empty());
     Ok(StackView {
         name: name.to_owned(),
         services,

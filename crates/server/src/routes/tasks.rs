@@ -97,7 +97,7 @@ pub(crate) async fn service_name(state: &AppState, task: &Task) -> Result<String
     }
 }
 
-async fn last_lines(state: &AppState, task: &str) -> (Vec<String>, Option<String>) {
+pub(crate) async fn last_lines(state: &AppState, task: &str) -> (Vec<String>, Option<String>) {
     let options = LogOptions {
         follow: false,
         since: None,

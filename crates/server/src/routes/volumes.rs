@@ -1,21 +1,224 @@
 //! `/volumes`: where each volume lives and how big it is, from the agents' latest reports
-//! (the server asks no engine: volumes are node-local, and only each node's agent sees them).
+//! (the server asks no engine: volumes are node-local, and only each node's agent sees them),
+//! and an admin's removal of one.
+//!
+//! A removal must happen on the volume's own node. On the node whose engine the server talks
+//! to, the server asks that engine. On another node it runs `swarmkeeper volume rm NAME` as a
+//! one-task Swarm job placed on that node, in the agent's image (the service labelled
+//! `swarmkeeper.agent=true`, so the image is on every node already), with the node's engine
+//! socket mounted: Swarm's own authenticated, encrypted control plane carries the order, so
+//! no node opens a port for it and no new credential exists. The engine refuses a volume a
+//! container uses, whatever the report said; GC never removes volumes.
 
-use axum::extract::State;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use swarmkeeper_auth::Action;
+use swarmkeeper_engine::{node_job_spec, EngineError, TaskState};
+
+use crate::access::Caller;
 use crate::error::AppError;
 use crate::respond::Reply;
 use crate::state::AppState;
-use crate::views::volumes::{volumes_view, VolumesView};
+use crate::views::volumes::{removal_target, volumes_view, RemovalRefused, VolumesView};
 
 page!(VolumesView, "volumes.html", "volumes");
 
-/// `GET /volumes`, `GET /api/volumes`: one store query.
-pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
+/// The label of the agent's service (`deploy/swarmkeeper.yml`), whose image runs removals.
+const AGENT_LABEL: &str = "swarmkeeper.agent";
+/// The label on a removal job, naming the volume.
+const JOB_LABEL: &str = "swarmkeeper.volume-removal";
+/// How long a removal job may take, image start included.
+const JOB_WITHIN: Duration = Duration::from_secs(60);
+
+async fn view(state: &AppState) -> Result<VolumesView, AppError> {
     let reports = state
         .store()
         .latest_node_reports()
         .map_err(AppError::internal)?;
     let reports: Vec<_> = reports.into_iter().map(|(report, _)| report).collect();
-    Ok(Reply::page(volumes_view(&reports)))
+    Ok(volumes_view(&reports))
+}
+
+/// `GET /volumes`, `GET /api/volumes`: one store query.
+pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
+    Ok(Reply::page(view(&state).await?))
+}
+
+/// Which node's volume: a node ID (or `hostname:NAME` key) or a hostname.
+#[derive(Deserialize)]
+pub struct OnNode {
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+/// `POST /volumes/{name}/remove?node=NODE` (the page's button, after a confirmation naming
+/// the node), `DELETE /api/volumes/{name}?node=NODE`: admin only. 409 while a container uses
+/// it (naming the containers and their services), 400 when the name is on several nodes and
+/// none is named, 404 when no node reported it.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(on): Query<OnNode>,
+) -> Result<Reply, AppError> {
+    let view = view(&state).await?;
+    let row =
+        removal_target(&view, &name, on.node.as_deref()).map_err(|refused| match refused {
+            RemovalRefused::NotFound(why) => AppError::NotFound(why),
+            RemovalRefused::Ambiguous(why) => AppError::BadInput(why),
+            RemovalRefused::InUse(why) => AppError::Conflict(why),
+        })?;
+    let info = state.engine.info().await?;
+    let local = info.node_id.as_deref() == Some(row.node_key.as_str())
+        || row.node_key == format!("hostname:{}", info.hostname);
+    let removed = if local {
+        state
+            .engine
+            .remove_volume(&name)
+            .await
+            .map_err(|e| refusal(&name, &row.node, e))
+    } else {
+        remove_on_node(&state, &name, &row.node_key, &row.node).await
+    };
+    let how = if local {
+        "by the server's engine"
+    } else {
+        "by a job on the node"
+    };
+    if let Err(e) = removed {
+        state.audit(
+            &caller.user.name,
+            Action::RemoveVolumes.as_str(),
+            &name,
+            &format!("on node {}: refused: {e}", row.node),
+        )?;
+        return Err(e);
+    }
+    state
+        .store()
+        .forget_reported_volume(&row.node_key, &name)
+        .map_err(AppError::internal)?;
+    state.audit(
+        &caller.user.name,
+        Action::RemoveVolumes.as_str(),
+        &name,
+        &format!("on node {}: removed {how}", row.node),
+    )?;
+    Ok(Reply::done("/volumes"))
+}
+
+/// The engine's refusal as the API says it: in use is a conflict, gone is not found.
+fn refusal(name: &str, node: &str, e: EngineError) -> AppError {
+    let said = match &e {
+        EngineError::Api { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    if e.is_conflict() {
+        AppError::Conflict(format!("volume {name} on node {node}: {said}"))
+    } else if e.is_not_found() {
+        AppError::NotFound(format!("volume {name} on node {node}: {said}"))
+    } else {
+        e.into()
+    }
+}
+
+/// Runs `swarmkeeper volume rm NAME` on node `node_id` as a one-task job in the agent's
+/// image, waits for it, and removes the job.
+async fn remove_on_node(
+    state: &AppState,
+    name: &str,
+    node_id: &str,
+    node: &str,
+) -> Result<(), AppError> {
+    if node_id.starts_with("hostname:") {
+        return Err(AppError::BadInput(format!(
+            "node {node} is not in this swarm: remove the volume there (`docker volume rm {name}`)"
+        )));
+    }
+    let services = state.engine.list_services(None).await?;
+    let agent = services
+        .iter()
+        .find(|s| s.view.labels.get(AGENT_LABEL).map(String::as_str) == Some("true"))
+        .ok_or_else(|| {
+            AppError::Conflict(format!(
+                "volume {name} is on node {node}, and removing it there runs the agent's image: \
+                 no service is labelled {AGENT_LABEL}=true (deploy/swarmkeeper.yml)"
+            ))
+        })?;
+    let image = match &agent.view.image.digest {
+        Some(digest) => format!("{}@{digest}", agent.view.image.name),
+        None => agent.view.image.name.clone(),
+    };
+    let suffix: String = uuid_like();
+    let job = format!("swarmkeeper-volume-rm-{suffix}");
+    let labels = BTreeMap::from([(JOB_LABEL.to_owned(), name.to_owned())]);
+    let spec = node_job_spec(&job, &image, &["volume", "rm", name], node_id, &labels);
+    let created = state.engine.create_service(&spec, None).await?;
+    let outcome = wait_for_job(state, &created.id).await;
+    let lines = match &outcome {
+        Ok(Some(task)) if task.exit_code != Some(0) => {
+            super::tasks::last_lines(state, &task.id).await.0
+        }
+        _ => Vec::new(),
+    };
+    if let Err(e) = state.engine.remove_service(&created.id).await {
+        tracing::warn!(error = %e, job, "could not remove the volume removal job");
+    }
+    let task = outcome?.ok_or_else(|| {
+        AppError::Conflict(format!(
+            "the removal job on node {node} did not end within {} s (is the agent's image {image} there?)",
+            JOB_WITHIN.as_secs()
+        ))
+    })?;
+    if task.exit_code == Some(0) {
+        return Ok(());
+    }
+    let said = lines
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| format!("{} {}", task.err, task.message).trim().to_owned());
+    if said.contains("in use") {
+        Err(AppError::Conflict(format!(
+            "volume {name} on node {node}: {said}"
+        )))
+    } else if said.contains("no such volume") || said.contains("404") {
+        Err(AppError::NotFound(format!(
+            "volume {name} on node {node}: {said}"
+        )))
+    } else {
+        Err(AppError::BadInput(format!(
+            "removing volume {name} on node {node} failed: {said}"
+        )))
+    }
+}
+
+/// The job's task once it ended; `None` when it did not within [`JOB_WITHIN`].
+async fn wait_for_job(
+    state: &AppState,
+    service: &str,
+) -> Result<Option<swarmkeeper_engine::Task>, AppError> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < JOB_WITHIN {
+        let tasks = state.engine.list_tasks(service).await?;
+        if let Some(task) = tasks.into_iter().find(|t| {
+            t.state.is_failed() || matches!(t.state, TaskState::Complete | TaskState::Shutdown)
+        }) {
+            return Ok(Some(task));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(None)
+}
+
+/// Eight hex digits from the clock and the process, enough to keep two removals apart.
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{:08x}", nanos ^ std::process::id())
 }

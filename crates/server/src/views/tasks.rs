@@ -22,6 +22,39 @@ pub struct TaskDetail {
     pub restarts: usize,
     /// Its slot's tasks, newest first, itself included.
     pub history: Vec<TaskRow>,
+    /// How its container ended, in words, when it did: `exit 1`, `exit 137 (stopped by Swarm)`.
+    pub exit: Option<String>,
+    /// Swarm's error without what `exit` already says (`task: non-zero exit (1)` is only
+    /// the exit code again); empty when nothing is left.
+    pub error_summary: String,
+}
+
+/// The task page's exit line and error, each fact said once: the exit code in `exit` (a
+/// SIGKILL or SIGTERM of a task Swarm stopped is how a normal stop ends, and says so), and
+/// Swarm's `Status.Err` without its `non-zero exit (N)` when N is that code.
+pub fn task_outcome(
+    error: &str,
+    exit_code: Option<i64>,
+    desired_state: &str,
+) -> (Option<String>, String) {
+    let Some(code) = exit_code else {
+        return (None, error.to_owned());
+    };
+    let stopped_on_purpose = desired_state != "running" && matches!(code, 137 | 143);
+    let exit = if stopped_on_purpose {
+        format!("exit {code} (stopped by Swarm)")
+    } else {
+        format!("exit {code}")
+    };
+    let said = format!("non-zero exit ({code})");
+    let rest = error.replace(&said, "");
+    let rest = rest
+        .trim()
+        .trim_start_matches("task:")
+        .trim()
+        .trim_end_matches(':')
+        .trim();
+    (Some(exit), rest.to_owned())
 }
 
 /// `task` of service `service`, among `siblings` (the service's tasks, old ones included).
@@ -53,7 +86,10 @@ pub fn task_detail(
     let row = task_rows(service, &[task], hostnames)
         .pop()
         .expect("one task, one row");
+    let (exit, error_summary) = task_outcome(&row.error, row.exit_code, &row.desired_state);
     TaskDetail {
+        exit,
+        error_summary,
         row,
         service: service.to_owned(),
         slot: task.slot,
@@ -84,6 +120,44 @@ mod tests {
             timestamp: Some(Timestamp::from_second(at).unwrap()),
             ..Task::default()
         }
+    }
+
+    #[test]
+    fn the_exit_code_is_said_once_and_a_normal_stop_says_so() {
+        assert_eq!(
+            task_outcome("task: non-zero exit (1)", Some(1), "shutdown"),
+            (Some("exit 1".to_owned()), String::new())
+        );
+        assert_eq!(
+            task_outcome("non-zero exit (1)", Some(1), "running"),
+            (Some("exit 1".to_owned()), String::new())
+        );
+        assert_eq!(
+            task_outcome("", Some(137), "shutdown"),
+            (
+                Some("exit 137 (stopped by Swarm)".to_owned()),
+                String::new()
+            )
+        );
+        assert_eq!(
+            task_outcome("", Some(137), "running"),
+            (Some("exit 137".to_owned()), String::new())
+        );
+        assert_eq!(
+            task_outcome(
+                "starting container failed: no such file",
+                Some(127),
+                "running"
+            ),
+            (
+                Some("exit 127".to_owned()),
+                "starting container failed: no such file".to_owned()
+            )
+        );
+        assert_eq!(
+            task_outcome("no suitable node", None, "running"),
+            (None, "no suitable node".to_owned())
+        );
     }
 
     #[test]

@@ -85,6 +85,87 @@ pub fn volumes_view(reports: &[NodeReport]) -> VolumesView {
     }
 }
 
+/// Why a volume removal is refused before any engine is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemovalRefused {
+    /// No node reported a volume of that name (on that node).
+    NotFound(String),
+    /// The name is on several nodes and the request named none.
+    Ambiguous(String),
+    /// Its node's latest report has containers on it.
+    InUse(String),
+}
+
+/// The service a Swarm task's container belongs to: its name is `SERVICE.SLOT.TASK` (or
+/// `SERVICE.NODE.TASK` for a global service); `None` for another container.
+fn service_of(container: &str) -> Option<&str> {
+    let mut parts = container.rsplitn(3, '.');
+    let (_task, _slot, service) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(service)
+}
+
+/// The row a removal of `name` (on `node`, a node key or hostname, when given) is about,
+/// refused while a container uses it (naming the containers, and their services), on an
+/// unknown name or node, and when the name is on several nodes and no node is named.
+pub fn removal_target<'a>(
+    view: &'a VolumesView,
+    name: &str,
+    node: Option<&str>,
+) -> Result<&'a VolumeRow, RemovalRefused> {
+    let named: Vec<&VolumeRow> = view.volumes.iter().filter(|v| v.name == name).collect();
+    let hosts = || {
+        named
+            .iter()
+            .map(|v| format!("{} ({})", v.node, v.node_key))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if named.is_empty() {
+        return Err(RemovalRefused::NotFound(format!(
+            "no node reported a volume named {name}"
+        )));
+    }
+    let row = match node {
+        Some(node) => named
+            .iter()
+            .find(|v| v.node_key == node || v.node == node)
+            .copied()
+            .ok_or_else(|| {
+                RemovalRefused::NotFound(format!(
+                    "node {node} reported no volume named {name}; it is on {}",
+                    hosts()
+                ))
+            })?,
+        None if named.len() > 1 => {
+            return Err(RemovalRefused::Ambiguous(format!(
+                "volume {name} is on several nodes, {}: say which with node=NODE_ID",
+                hosts()
+            )))
+        }
+        None => named[0],
+    };
+    if !row.containers.is_empty() {
+        let mut services: Vec<&str> = row
+            .containers
+            .iter()
+            .filter_map(|c| service_of(c))
+            .collect();
+        services.sort_unstable();
+        services.dedup();
+        let services = if services.is_empty() {
+            String::new()
+        } else {
+            format!(" (services {})", services.join(", "))
+        };
+        return Err(RemovalRefused::InUse(format!(
+            "volume {name} on node {} is in use by containers {}{services}",
+            row.node,
+            row.containers.join(", ")
+        )));
+    }
+    Ok(row)
+}
+
 #[cfg(test)]
 mod tests {
     use swarmkeeper_report::ReportedVolume;
@@ -138,5 +219,59 @@ mod tests {
         assert_eq!(view.volumes[1].node_key, "id-node-a");
         assert_eq!(view.nodes_without_volumes, ["old-agent"]);
         assert_eq!(view.unused_bytes, 15);
+    }
+
+    #[test]
+    fn a_removal_names_its_node_and_is_refused_while_in_use() {
+        let view = volumes_view(&[
+            report(
+                "node-b",
+                Some(vec![volume("db_data", 10, &[]), volume("cache", 5, &[])]),
+            ),
+            report(
+                "node-a",
+                Some(vec![volume("db_data", 4096, &["shop_db.1.k2x9"])]),
+            ),
+        ]);
+        let unused = removal_target(&view, "cache", None).unwrap();
+        assert_eq!(
+            (unused.node.as_str(), unused.node_key.as_str()),
+            ("node-b", "id-node-b")
+        );
+        let Err(RemovalRefused::Ambiguous(why)) = removal_target(&view, "db_data", None) else {
+            panic!("two nodes, none named");
+        };
+        assert!(
+            why.contains("node-a (id-node-a)") && why.contains("node-b"),
+            "{why}"
+        );
+        assert_eq!(
+            removal_target(&view, "db_data", Some("id-node-b"))
+                .unwrap()
+                .node,
+            "node-b"
+        );
+        assert_eq!(
+            removal_target(&view, "db_data", Some("node-b"))
+                .unwrap()
+                .node,
+            "node-b"
+        );
+        assert_eq!(
+            removal_target(&view, "db_data", Some("id-node-a")),
+            Err(RemovalRefused::InUse(
+                "volume db_data on node node-a is in use by containers shop_db.1.k2x9 (services shop_db)"
+                    .into()
+            ))
+        );
+        assert!(matches!(
+            removal_target(&view, "cache", Some("node-a")),
+            Err(RemovalRefused::NotFound(_))
+        ));
+        assert!(matches!(
+            removal_target(&view, "nothing", None),
+            Err(RemovalRefused::NotFound(_))
+        ));
+        assert_eq!(service_of("standalone"), None);
     }
 }

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Swarm objects from the dashboard in a real browser (Debian's chromium, Playwright), on a
+lab swarm of its own (`lab/lab.sh up` at its defaults: a manager and two workers), so that a
+drain never touches this machine's swarm:
+
+- an admin creates a secret in the form, a service uses it, and the secret's own page rotates
+  it: the service moves to the new version (same file), the old version goes;
+- an admin opens a worker's drain preview (it names the task that will move), drains it (the
+  task runs elsewhere), and activates it again;
+- a viewer sees no change button on those pages, and a POST made by hand with the viewer's
+  session and CSRF token is refused (403), changing nothing.
+
+Screenshots go to target/browser-screenshots/objects-NN-name.png. Any console error, page
+error or HTTP error answer the test did not ask for fails it. The lab, the server and
+everything made go away whatever happens.
+
+Run: python3 tests/browser/test_objects.py as root (scripts/browser-test.sh runs it after
+test_dashboard.py). Needs what test_dashboard.py needs, and lab/lab.sh (root).
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_dashboard import (  # noqa: E402
+    BINARY, CHROMIUM_ARGS, OUT, PASSWORD, Failure, Run, Server, check, chromium_path, docker,
+    poll, say,
+)
+
+ROOT = BINARY.parents[2]
+VIEWER = "viewer1"
+VIEWER_PASSWORD = "viewer-password-123"
+
+
+def lab(*args):
+    done = subprocess.run(["bash", str(ROOT / "lab" / "lab.sh"), *args], capture_output=True,
+                          text=True, timeout=300)
+    if done.returncode != 0:
+        raise Failure(f"lab/lab.sh {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
+    return done.stdout
+
+
+def lab_env(text):
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def log_in(run, user, password):
+    page = run.page
+    run.goto("/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    check(not run.path().startswith("/login"), f"{user} could not log in")
+
+
+def running_on(service):
+    """Hostnames of the nodes where the service's tasks run."""
+    out = docker("service", "ps", "--filter", "desired-state=running", "--format",
+                 "{{.Node}} {{.CurrentState}}", service)
+    return [line.split()[0] for line in out.splitlines() if "Running" in line]
+
+
+def secret_of(service):
+    return docker("service", "inspect", service, "--format",
+                  "{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.SecretName}}:{{.File.Name}} {{end}}").split()
+
+
+def walk(run, viewer_run, names, worker, worker_id):
+    page = run.page
+    secret, service, mover = names["secret"], names["service"], names["mover"]
+
+    say("admin: log in, add a viewer")
+    log_in(run, "admin", PASSWORD)
+    run.goto("/users")
+    page.fill("form[action='/users'] input[name=username]", VIEWER)
+    page.fill("form[action='/users'] input[name=password]", VIEWER_PASSWORD)
+    page.select_option("form[action='/users'] select[name=role]", "viewer")
+    with page.expect_navigation():
+        page.click("form[action='/users'] button[type=submit]")
+
+    say("admin: create a secret in the form")
+    run.goto("/secrets")
+    page.fill("form[action='/secrets'] input[name=name]", secret)
+    page.fill("form[action='/secrets'] textarea[name=data]", "first value")
+    with page.expect_navigation():
+        page.click("form[action='/secrets'] button[type=submit]")
+    check(page.locator(f"#objects a[href='/secrets/{secret}']").count() == 1,
+          f"the secrets list does not link {secret}")
+    run.shot("secret-created")
+
+    say("a service uses it; the secret's page names it")
+    docker("service", "create", "--quiet", "--detach=false", "--name", service,
+           "--secret", f"source={secret},target=app_pw", "--stop-grace-period", "1s",
+           names["image"], "/bin/busybox", "sleep", "3600")
+    run.goto(f"/secrets/{secret}")
+    check(service in run.text("#users"), f"the secret's page does not name {service}")
+
+    say("rotate it from its page: the service moves to the new version")
+    page.fill("#rotate textarea[name=data]", "second value")
+    with page.expect_navigation(timeout=120000):
+        page.click("#rotate button[type=submit]")
+    run.shot("secret-rotated")
+    body = page.locator("main").inner_text()
+    check(f"{secret}.v2" in body, f"the rotation page does not name {secret}.v2: {body[:500]}")
+    check(secret_of(service) == [f"{secret}.v2:app_pw"],
+          f"{service} uses {secret_of(service)}, not {secret}.v2 at app_pw")
+    check(docker("secret", "inspect", secret, check_ok=False) in ("", "[]"),
+          f"the old secret {secret} is still there")
+
+    say("drain a worker: the preview names the task that moves")
+    docker("service", "create", "--quiet", "--detach=false", "--name", mover,
+           "--constraint", "node.role==worker", "--replicas", "2",
+           "--placement-pref", "spread=node.id", "--stop-grace-period", "1s",
+           names["image"], "/bin/busybox", "sleep", "3600")
+    check(worker in running_on(mover), f"no task of {mover} on {worker}: {running_on(mover)}")
+    run.goto(f"/nodes/{worker_id}")
+    with page.expect_navigation():
+        page.click(f"a[href='/nodes/{worker_id}/drain']")
+    moving = run.table("#moving")
+    check(any(row[0] == mover for row in moving), f"the drain preview does not list {mover}: {moving}")
+    run.shot("drain-preview")
+    with page.expect_navigation():
+        page.click("form[action$='/availability'] button.danger")
+    poll(lambda: worker not in running_on(mover) and len(running_on(mover)) == 2, 90,
+         f"{mover}'s tasks to leave {worker}")
+    run.goto(f"/nodes/{worker_id}")
+    check("drain" in page.locator("dl.facts").first.inner_text(), "the node page does not say drain")
+    run.shot("drained")
+
+    say("activate it again")
+    with page.expect_navigation():
+        page.click("form[action$='/availability'] button[value=active]")
+    check(docker("node", "inspect", worker_id, "--format", "{{.Spec.Availability}}") == "active",
+          f"{worker} is not active again")
+
+    say("a viewer: no change button, and a POST by hand is refused")
+    vpage = viewer_run.page
+    log_in(viewer_run, VIEWER, VIEWER_PASSWORD)
+    viewer_run.goto(f"/secrets/{secret}.v2")
+    check(vpage.locator("button:has-text('Rotate')").count() == 0, "a viewer sees Rotate")
+    check(vpage.locator("button:has-text('Remove')").count() == 0, "a viewer sees Remove")
+    viewer_run.goto(f"/nodes/{worker_id}")
+    check(vpage.locator("form[action$='/availability']").count() == 0,
+          "a viewer sees the availability buttons")
+    viewer_run.goto(f"/nodes/{worker_id}/drain")
+    check(vpage.locator("button.danger").count() == 0, "a viewer sees the Drain button")
+    viewer_run.shot("viewer-drain-preview")
+    csrf = vpage.locator("main").get_attribute("data-csrf")
+    seen = len(viewer_run.problems)
+    for path, form in ((f"/nodes/{worker_id}/availability", {"availability": "drain"}),
+                       (f"/secrets/{secret}.v2/rotate", {"data": "third"})):
+        answer = vpage.request.post(viewer_run.base + path, form={"csrf_token": csrf, **form},
+                                    max_redirects=0)
+        check(answer.status == 403, f"a viewer's POST {path} answered {answer.status}, not 403")
+    del viewer_run.problems[seen:]  # the refusals asked for
+    check(docker("node", "inspect", worker_id, "--format", "{{.Spec.Availability}}") == "active",
+          "the viewer's drain changed the node")
+    check(secret_of(service) == [f"{secret}.v2:app_pw"], "the viewer's rotation changed the service")
+
+
+def main():
+    started = time.monotonic()
+    check(os.geteuid() == 0, "lab/lab.sh needs root")
+    check(BINARY.exists(), f"{BINARY} is missing: cargo build -p swarmkeeper-cli")
+    from playwright.sync_api import sync_playwright
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("objects-*.png"):
+        old.unlink()
+    chromium = chromium_path()
+    name = f"bo{os.getpid() % 100000}"
+    server = None
+    try:
+        env = lab_env(lab("up", "--name", name))
+        os.environ["DOCKER_HOST"] = env["LAB_MANAGER_HOST"]
+        registry = env["LAB_REGISTRY"]
+        image = f"{registry}/skbrowser-objects:1"
+        with tempfile.TemporaryDirectory(prefix="skbrowser-ctx-") as ctx:
+            subprocess.run(["cp", "/bin/busybox", ctx], check=True)
+            with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+                f.write("FROM scratch\nCOPY busybox /bin/busybox\n")
+            docker("build", "-q", "-t", image, ctx)
+        docker("push", "-q", image)
+        worker = env["LAB_WORKER1_HOSTNAME"]
+        worker_id = docker("node", "inspect", worker, "--format", "{{.ID}}")
+        state_dir = tempfile.mkdtemp(prefix="skbrowser-objects-state-")
+        server = Server(state_dir, OUT / "objects-server.log")
+        server.wait_ready()
+        say(f"lab {name} and server on {server.base} ready after {time.monotonic() - started:.1f} s")
+        names = {"secret": "bsecret", "service": "bsvc", "mover": "bmover", "image": image}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+            try:
+                runs = []
+                for _ in range(2):
+                    context = browser.new_context(viewport={"width": 1280, "height": 800})
+                    page = context.new_page()
+                    page.set_default_timeout(15000)
+                    run = Run(page, server.base)
+                    run.shot = shot_as_objects(run)
+                    runs.append(run)
+                try:
+                    walk(runs[0], runs[1], names, worker, worker_id)
+                except Exception:
+                    try:
+                        runs[0].shot("FAILED")
+                    except Exception:
+                        pass
+                    raise
+                problems = runs[0].problems + runs[1].problems
+                check(not problems, "the browser saw errors:\n  " + "\n  ".join(problems))
+            finally:
+                browser.close()
+    except Exception as e:
+        if not isinstance(e, Failure):
+            traceback.print_exc(file=sys.stdout)
+        say(f"FAILED: {e}")
+        return 1
+    finally:
+        if server:
+            server.stop()
+        try:
+            lab("down", "--name", name)
+        except Failure as e:
+            say(f"lab down: {e}")
+    say(f"passed in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def shot_as_objects(run):
+    """Screenshots named objects-NN-name.png, beside test_dashboard.py's."""
+    def shot(name):
+        path = OUT / f"objects-{len(run.shots) + 1:02d}-{name}.png"
+        run.page.screenshot(path=str(path), full_page=True)
+        run.shots.append(path.name)
+    return shot
+
+
+if __name__ == "__main__":
+    sys.exit(main())
