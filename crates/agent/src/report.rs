@@ -248,7 +248,7 @@ struct Shared {
 #[derive(Default)]
 struct State {
     identity: Option<Identity>,
-    /// The images after the newest pass, until a post takes them.
+    /// The images after the newest pass; every report until the next pass carries them.
     images: Option<Vec<ReportedImage>>,
     /// Runs not yet accepted by the server, oldest first, each with a sequence number so that
     /// a post removes exactly the runs it carried.
@@ -353,6 +353,12 @@ impl Reporter {
             drop(state);
             self.shared.wake.notify_one();
         }
+    }
+
+    /// Posts a report now, with the images of the newest pass and the usage samples taken
+    /// since the last report (an OOM kill's, which must not wait for the next pass).
+    pub fn report_now(&self) {
+        self.shared.wake.notify_one();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -520,9 +526,10 @@ async fn next_report(
     disk: &mut DiskSource,
 ) -> Option<(Bytes, Carried)> {
     let (identity, images, runs, last_pass, pull_headroom_bytes) = {
-        let mut state = shared.lock();
+        let state = shared.lock();
         let identity = state.identity.clone()?;
-        let images = state.images.take()?;
+        // Kept, not taken: a report asked for between passes repeats them.
+        let images = state.images.clone()?;
         let runs: Vec<(u64, ReportedRun)> = state.runs.iter().cloned().collect();
         (
             identity,

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use swarmkeeper_engine::{Engine, EngineEvent, EventKind};
 use swarmkeeper_gc::Policy;
 use swarmkeeper_store::Store;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::{sleep_until, Instant};
 
 use crate::http::{self, Shared};
@@ -85,11 +85,17 @@ pub async fn run(
         }
     });
 
+    // An OOM kill asks the sampler for a pass at once, and that pass for a report at once:
+    // the alert would otherwise wait for the next tick and then for the next report.
+    let oom_killed = Arc::new(Notify::new());
+    let urgent_taken = Arc::new(Notify::new());
     if !config.stats.interval.is_zero() {
         tokio::spawn(stats::sample_forever(
             engine.clone(),
             config.stats.clone(),
             metrics.usage().clone(),
+            oom_killed.clone(),
+            urgent_taken.clone(),
         ));
     }
 
@@ -181,7 +187,7 @@ pub async fn run(
                     // The follower only stops when the runtime does.
                     return Ok(());
                 }
-                if let Some(soon) = handle_signals(&mut node, &mut batch).await {
+                if let Some(soon) = handle_signals(&mut node, &mut batch, &oom_killed).await {
                     // A pending startup pass or retry already does more than a pull asks.
                     if trigger == Trigger::Interval {
                         trigger = soon;
@@ -189,6 +195,11 @@ pub async fn run(
                     let now = Instant::now();
                     let first = *burst_started.get_or_insert(now);
                     pull_due = Some((now + PULL_DEBOUNCE).min(first + PULL_DEBOUNCE_MAX));
+                }
+            }
+            () = urgent_taken.notified(), if reporter.is_some() => {
+                if let Some(reporter) = &reporter {
+                    reporter.report_now();
                 }
             }
             () = &mut shutdown => {
@@ -220,13 +231,27 @@ async fn wait_for_engine(engine: &Engine, metrics: &Metrics, engine_up: &AtomicB
     }
 }
 
-/// Records image uses from container events; returns a trigger when a pass should run soon.
-async fn handle_signals(node: &mut Node, batch: &mut Vec<Signal>) -> Option<Trigger> {
+/// Whether `event` is the kernel's OOM killer striking a Swarm task's container (Docker's
+/// `{"Type":"container","Action":"oom"}`, with the task's labels among the attributes).
+fn is_task_oom(event: &EngineEvent) -> bool {
+    event.kind == EventKind::Container
+        && event.action == "oom"
+        && event.attributes.contains_key("com.docker.swarm.task.id")
+}
+
+/// Records image uses from container events and notifies `oom_killed` of a task's OOM kill;
+/// returns a trigger when a pass should run soon.
+async fn handle_signals(
+    node: &mut Node,
+    batch: &mut Vec<Signal>,
+    oom_killed: &Notify,
+) -> Option<Trigger> {
     let mut trigger = None;
     let mut uses: Vec<(String, Timestamp)> = Vec::new();
     for signal in batch.drain(..) {
         match signal {
             Signal::Reconnected => trigger = Some(Trigger::Startup),
+            Signal::Event(event) if is_task_oom(&event) => oom_killed.notify_one(),
             Signal::Event(event) => match event.kind {
                 EventKind::Image
                     if matches!(event.action.as_str(), "pull" | "load" | "import" | "tag") =>
@@ -301,5 +326,34 @@ fn failure_reason(error: &AgentError) -> &'static str {
         AgentError::Store(_) => "store",
         AgentError::Filesystem { .. } => "filesystem",
         AgentError::Listen { .. } => "setup",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind, action: &str, labels: &[&str]) -> EngineEvent {
+        EngineEvent {
+            kind,
+            action: action.into(),
+            actor_id: "c1".into(),
+            image: Some("busybox".into()),
+            attributes: labels
+                .iter()
+                .map(|k| (k.to_string(), "x".to_string()))
+                .collect(),
+            time: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn only_a_task_containers_oom_asks_for_an_early_report() {
+        let task = ["com.docker.swarm.task.id", "com.docker.swarm.service.name"];
+        assert!(is_task_oom(&event(EventKind::Container, "oom", &task)));
+        // A plain `docker run` container is not a task: no series, no alert.
+        assert!(!is_task_oom(&event(EventKind::Container, "oom", &["name"])));
+        assert!(!is_task_oom(&event(EventKind::Container, "die", &task)));
+        assert!(!is_task_oom(&event(EventKind::Image, "oom", &task)));
     }
 }

@@ -14,6 +14,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -26,6 +29,17 @@ use swarmkeeper_report::{NodeUsage, TaskUsage, UsageSample};
 /// the default interval. Older ones go first; the agent's memory budget (10 MiB at 100
 /// containers) does not allow the hour the server would accept.
 pub const MAX_PENDING_USAGE: usize = 30;
+
+/// Extra passes asked for by OOM kills ([`urgent_pass_at`]) are at least this far apart, so
+/// that a storm of kills cannot turn into a storm of passes and reports.
+pub const URGENT_PASS_GAP: Duration = Duration::from_secs(1);
+
+/// When to take a pass asked for `now` by an OOM kill, the previous such pass having been
+/// taken at `last`: at once, unless that was less than [`URGENT_PASS_GAP`] ago; then when the
+/// gap is over (later kills meanwhile share that pass).
+pub fn urgent_pass_at(last: Option<Instant>, now: Instant) -> Instant {
+    last.map_or(now, |last| (last + URGENT_PASS_GAP).max(now))
+}
 
 /// Where the kernel's files are: the host's, bind-mounted, when the agent runs in a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -403,10 +417,18 @@ impl Collector for Usage {
     }
 }
 
-/// Samples every `config.interval` until the runtime stops. Waits for the engine's hostname
-/// first; gives up (with a warning, the rest of the agent going on) when there is no cgroup
-/// hierarchy to read.
-pub(crate) async fn sample_forever(engine: Engine, config: StatsConfig, usage: Arc<Usage>) {
+/// Samples every `config.interval` until the runtime stops, and also as soon as `urgent` is
+/// notified (an OOM kill: the alert must not wait for the next tick), spaced by
+/// [`urgent_pass_at`]; notifies `urgent_taken` after each such pass so that a report carries
+/// it at once. Waits for the engine's hostname first; gives up (with a warning, the rest of
+/// the agent going on) when there is no cgroup hierarchy to read.
+pub(crate) async fn sample_forever(
+    engine: Engine,
+    config: StatsConfig,
+    usage: Arc<Usage>,
+    urgent: Arc<Notify>,
+    urgent_taken: Arc<Notify>,
+) {
     let mut backoff = Duration::from_secs(1);
     let hostname = loop {
         match engine.info().await {
@@ -427,10 +449,24 @@ pub(crate) async fn sample_forever(engine: Engine, config: StatsConfig, usage: A
     };
     let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_urgent = None;
     loop {
-        tick.tick().await;
+        let is_urgent = tokio::select! {
+            _ = tick.tick() => false,
+            () = urgent.notified() => true,
+        };
+        if is_urgent {
+            let at = urgent_pass_at(last_urgent, Instant::now());
+            tokio::time::sleep_until(at).await;
+            last_urgent = Some(at);
+        }
         match engine.list_containers().await {
-            Ok(containers) => usage.replace(sampler.sample(&containers)),
+            Ok(containers) => {
+                usage.replace(sampler.sample(&containers));
+                if is_urgent {
+                    urgent_taken.notify_one();
+                }
+            }
             Err(e) => tracing::debug!(error = %e, "cannot list containers for statistics"),
         }
     }
@@ -445,6 +481,22 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn urgent_passes_are_at_once_but_a_second_apart() {
+        let t0 = Instant::now();
+        assert_eq!(urgent_pass_at(None, t0), t0);
+        let later = t0 + Duration::from_secs(5);
+        assert_eq!(urgent_pass_at(Some(t0), later), later);
+        // A kill 200 ms after the last extra pass waits for the gap to end; so does every
+        // kill until then, and all of them share that one pass.
+        let soon = t0 + Duration::from_millis(200);
+        assert_eq!(urgent_pass_at(Some(t0), soon), t0 + URGENT_PASS_GAP);
+        assert_eq!(
+            urgent_pass_at(Some(t0), t0 + URGENT_PASS_GAP),
+            t0 + URGENT_PASS_GAP
+        );
     }
 
     #[test]

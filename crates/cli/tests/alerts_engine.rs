@@ -51,6 +51,56 @@ fn receiver() -> (u16, mpsc::Receiver<(SystemTime, Value)>) {
     (port, rx)
 }
 
+/// The times (ns since the epoch) of the engine's `oom` events for `service`'s containers,
+/// from a `docker events` stream followed from `since` (seconds since the epoch). Followed
+/// rather than asked for afterwards: the engine keeps only its last 256 events, which a busy
+/// shared engine turns over in seconds.
+struct OomEvents {
+    child: std::process::Child,
+    times: mpsc::Receiver<u128>,
+}
+
+impl OomEvents {
+    fn follow(host: &str, service: &str, since: u64) -> OomEvents {
+        let mut child = std::process::Command::new("docker")
+            .env("DOCKER_HOST", host)
+            .args([
+                "events",
+                "--since",
+                &since.to_string(),
+                "--filter",
+                "event=oom",
+                "--filter",
+                &format!("label=com.docker.swarm.service.name={service}"),
+                "--format",
+                "{{.TimeNano}}",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker events");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, times) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(time) = line.trim().parse() {
+                    if tx.send(time).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        OomEvents { child, times }
+    }
+}
+
+impl Drop for OomEvents {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Removes the service, the image and the state directories when the test ends, failed or
 /// not.
 struct Cleanup {
@@ -119,6 +169,7 @@ fn a_task_killed_for_memory_alerts_the_webhook() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    let oom_events = OomEvents::follow(&host, &service, since);
     docker(
         &host,
         &[
@@ -150,32 +201,10 @@ fn a_task_killed_for_memory_alerts_the_webhook() {
     assert_eq!(alert["status"], "firing", "{alert}");
     let summary = alert["summary"].as_str().unwrap();
     assert!(summary.contains(&slot), "{summary}");
-    let until = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let oom = docker(
-        &host,
-        &[
-            "events",
-            "--since",
-            &since.to_string(),
-            "--until",
-            &until.to_string(),
-            "--filter",
-            "event=oom",
-            "--filter",
-            &format!("label=com.docker.swarm.service.name={service}"),
-            "--format",
-            "{{.TimeNano}}",
-        ],
-    );
-    let first: u128 = oom
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the engine reported no oom event: {oom:?}"));
+    let first = oom_events
+        .times
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the engine reported no oom event");
     let received = received.duration_since(UNIX_EPOCH).unwrap().as_nanos();
     let latency = Duration::from_nanos(received.saturating_sub(first) as u64);
     eprintln!(
