@@ -549,3 +549,29 @@ fn policy_flag_errors_quote_the_value_as_given() {
         stderr(&out)
     );
 }
+
+/// A stack name Swarm would refuse, or an empty one (which as a filter selects every stack's
+/// services: `diff --prune ''` planned to remove them all), is a usage error before any engine
+/// is asked: exit 2 naming the argument, here with no engine at all.
+#[test]
+fn a_stack_name_swarm_refuses_is_a_usage_error_for_every_command() {
+    let file = scratch_file("stack-name.yml", "services:\n  web:\n    image: busybox\n");
+    let file = file.to_str().unwrap();
+    for name in ["", "a.b", "Try_Bad!", "shop-"] {
+        for args in [
+            vec!["deploy", "-c", file, name],
+            vec!["diff", "--prune", "-c", file, name],
+            vec!["history", name],
+            vec!["rollback", name, "--to", "1"],
+            vec!["outdated", name],
+        ] {
+            let out = swarmkeeper(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(
+                err.contains("STACK") && err.contains(&format!("invalid stack name {name:?}")),
+                "{args:?}: {err}"
+            );
+        }
+    }
+}

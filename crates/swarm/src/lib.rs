@@ -20,7 +20,7 @@ mod task;
 mod view;
 
 pub use image::ImageRef;
-pub use service::{Service, UpdateStatus, STACK_NAMESPACE_LABEL};
+pub use service::{check_stack_name, Service, UpdateStatus, STACK_NAMESPACE_LABEL};
 pub use state::{FailureAction, RestartCondition, TaskState, UpdateOrder, UpdateState};
 pub use task::Task;
 pub use view::{

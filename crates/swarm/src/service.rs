@@ -14,6 +14,34 @@ const TASK_TEMPLATE: &str = "TaskTemplate";
 /// The label `docker stack deploy` puts on everything of a stack.
 pub const STACK_NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
 
+/// Checks a stack's name before anything is asked of the engine: Swarm names the stack's
+/// services and networks `STACK_NAME`, and swarmkit refuses an object name that is not a DNS
+/// name component (letters and digits, with `-` or `_` only between them; at most 63
+/// characters) — so a name it would refuse half-way through a deploy is refused here first.
+/// An empty name matters most: as a filter it would select every stack's services.
+///
+/// Errors: the message to show, quoting the name.
+pub fn check_stack_name(name: &str) -> Result<(), String> {
+    let bytes = name.as_bytes();
+    let alphanumeric = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+    let valid = !bytes.is_empty()
+        && bytes.len() <= 63
+        && alphanumeric(bytes.first())
+        && alphanumeric(bytes.last())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid stack name {name:?}: use up to 63 letters, digits, '-' or '_', starting and \
+             ending with a letter or digit (Swarm names the stack's services STACK_SERVICE, and \
+             refuses names that are not DNS name components)"
+        ))
+    }
+}
+
 /// A service as the engine holds it: the raw spec to write back, and the same spec read typed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Service {
@@ -86,4 +114,25 @@ pub struct UpdateStatus {
     pub completed_at: Option<Timestamp>,
     /// Why it paused or rolled back, in the engine's words.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_names_are_those_swarm_accepts_for_its_services() {
+        for name in ["shop", "shop_v2", "a-b_c1", "A", &"a".repeat(63)] {
+            assert_eq!(check_stack_name(name), Ok(()), "{name}");
+        }
+        // What the engine refuses with "name must be valid as a DNS name component" (checked
+        // against Docker 20.10: `a.b` and `a-` are refused as service names).
+        let long = "a".repeat(64);
+        for name in [
+            "", " ", "a.b", "shop-", "-shop", "_x", "Try_Bad!", "a/b", &long,
+        ] {
+            let message = check_stack_name(name).unwrap_err();
+            assert!(message.contains(&format!("{name:?}")), "{message}");
+        }
+    }
 }

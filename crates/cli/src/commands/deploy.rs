@@ -27,6 +27,7 @@ pub struct DeployArgs {
     #[command(flatten)]
     compose: ComposeFiles,
     /// The stack's name (the `com.docker.stack.namespace` label and the services' prefix).
+    #[arg(value_parser = super::stack_name)]
     stack: String,
     #[command(flatten)]
     common: RolloutArgs,

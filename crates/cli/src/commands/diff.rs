@@ -19,6 +19,7 @@ pub struct DiffArgs {
     #[command(flatten)]
     compose: ComposeFiles,
     /// The stack's name (the `com.docker.stack.namespace` label and the services' prefix).
+    #[arg(value_parser = super::stack_name)]
     stack: String,
     #[command(flatten)]
     plan: PlanArgs,

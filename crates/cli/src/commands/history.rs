@@ -12,6 +12,7 @@ use crate::format;
 
 #[derive(Args)]
 pub struct HistoryArgs {
+    #[arg(value_parser = super::stack_name)]
     stack: String,
     /// Print one JSON document instead of a table: `{"stack": …, "revisions": [ … ]}`, newest
     /// first; each revision with `revision`, `started_at`, `finished_at`, `by`, `kind`,

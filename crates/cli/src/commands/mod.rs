@@ -24,6 +24,13 @@ use swarmkeeper_store::Store;
 
 use crate::exit::Failure;
 
+/// The `STACK` argument of `deploy`, `diff`, `history`, `rollback` and `outdated`, checked
+/// before anything reaches the engine ([`swarmkeeper_engine::check_stack_name`]): a usage
+/// error, exit 2.
+fn stack_name(text: &str) -> Result<String, String> {
+    swarmkeeper_engine::check_stack_name(text).map(|()| text.to_owned())
+}
+
 /// The default state directory of a node.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/swarmkeeper";
 

@@ -25,6 +25,7 @@ const CONCURRENT_CHECKS: usize = 8;
 #[derive(Args)]
 pub struct OutdatedArgs {
     /// Only this stack's services [default: every service].
+    #[arg(value_parser = super::stack_name)]
     stack: Option<String>,
     /// One JSON object instead of a table.
     #[arg(long)]

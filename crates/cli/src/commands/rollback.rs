@@ -10,6 +10,7 @@ use crate::exit::{block_on, CmdResult};
 
 #[derive(Args)]
 pub struct RollbackArgs {
+    #[arg(value_parser = super::stack_name)]
     stack: String,
     /// The revision to go back to (see `swarmkeeper history`) [default: the newest succeeded
     /// revision whose specs are not what runs now].

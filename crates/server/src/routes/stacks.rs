@@ -329,19 +329,11 @@ fn lint_stack(stack: &Stack) -> LintView {
     }
 }
 
-/// Stack names as `docker stack deploy` accepts them, kept to what is safe in URLs and labels.
+/// Stack names Swarm accepts ([`swarmkeeper_engine::check_stack_name`]), which are also safe
+/// in URLs and labels.
 fn check_stack_name(name: &str) -> Result<(), AppError> {
-    let mut bytes = name.bytes();
-    let valid = name.len() <= 63
-        && bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if valid {
-        Ok(())
-    } else {
-        Err(AppError::BadInput(format!(
-            "stack: {name:?} is not a stack name: use up to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
-        )))
-    }
+    swarmkeeper_engine::check_stack_name(name)
+        .map_err(|e| AppError::BadInput(format!("stack: {e}")))
 }
 
 /// The server's deploys, previews and rollbacks: the defaults, with its `--deploy-timeout`.
@@ -776,7 +768,8 @@ mod tests {
     #[test]
     fn stack_names_follow_docker() {
         assert!(check_stack_name("shop").is_ok());
-        assert!(check_stack_name("shop_v2.b-1").is_ok());
+        assert!(check_stack_name("shop_v2-b1").is_ok());
+        assert!(check_stack_name("shop.v2").is_err());
         assert!(check_stack_name("").is_err());
         assert!(check_stack_name("-shop").is_err());
         assert!(check_stack_name("shop/../x").is_err());
