@@ -1056,6 +1056,42 @@ fn a_field_the_engine_drops_does_not_update_the_service_on_every_deploy() {
 }
 
 #[test]
+fn rollback_to_right_after_network_rm_waits_for_the_network_to_go_and_creates_it_again() {
+    let (ok, _) = images();
+    let stack = Stack::new("netrm");
+    let name = &stack.name;
+    let v1 = stack.file(
+        "v1.yml",
+        &format!(
+            "{}networks:\n  front: {{}}\n",
+            stack_file(&[service("web", ok, 1, "    networks: [front]\n")])
+        ),
+    );
+    let out = stack.deploy(&v1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let net = format!("{name}_front");
+    let first_net = docker(HOST, &["network", "inspect", "-f", "{{.Id}}", &net]);
+    let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, "")]));
+    let out = stack.deploy(&v2, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = Command::new("docker")
+        .args(["network", "rm", &net])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // No waiting here: the engine still lists the network under its old id while revision
+    // 1's task stops; the rollback must not take it as existing.
+    let out = stack.run(&["rollback", name, "--to", "1", "--progress", "plain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("{net}: create network")), "{said}");
+    let new_net = docker(HOST, &["network", "inspect", "-f", "{{.Id}}", &net]);
+    assert_ne!(new_net, first_net);
+    let attached = stack.spec("web", "{{json .Spec.TaskTemplate.Networks}}");
+    assert!(attached.contains(&new_net), "{attached}");
+}
+
+#[test]
 fn rollback_to_creates_the_revision_s_gone_network_and_config_and_refuses_a_gone_secret() {
     let (ok, _) = images();
     let stack = Stack::new("objs");
