@@ -3,6 +3,7 @@
 //! run on [`Facts`] only, so a file and the service deployed from it get the same findings:
 //! every setting a rule reads survives into the Engine API spec.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use swarmkeeper_compose::{
@@ -62,6 +63,8 @@ pub(crate) struct Facts {
     /// The first port published in host mode, as `PUBLISHED:TARGET` or `TARGET`.
     pub host_port: Option<String>,
     pub image: Option<At<String>>,
+    /// The service's own labels (`deploy.labels` / `Labels`).
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug)]
@@ -168,6 +171,10 @@ impl Facts {
                 .image
                 .as_ref()
                 .map(|i| At::file(i.value.clone(), i.at)),
+            labels: deploy
+                .and_then(|d| d.labels.as_ref())
+                .map(|labels| labels.0.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -214,6 +221,7 @@ impl Facts {
             image: Some(view.image.to_string())
                 .filter(|image| !image.is_empty())
                 .map(At::spec),
+            labels: view.labels.clone(),
         }
     }
 

@@ -135,6 +135,15 @@ const IGNORED_KEY: Rule = Rule {
     fix: "remove the key, or use the Swarm equivalent (`deploy.restart_policy` for `restart`, an image for `build`)",
 };
 
+const AUTODEPLOY_LABEL: Rule = Rule {
+    id: "SK050",
+    name: "autodeploy-label-invalid",
+    severity: Severity::Error,
+    summary: "a `swarmkeeper.autodeploy` label auto-deploy cannot follow",
+    why: "the server's auto-deploy reads these labels with this same rule and does not follow such a service: pushes to its tag are never rolled out",
+    fix: "set `swarmkeeper.autodeploy` to `true` or `false`, and `swarmkeeper.autodeploy.interval` to a duration of at least 10s (a registry hook rolls a push out at once)",
+};
+
 /// Every rule, in id order.
 pub static RULES: &[Rule] = &[
     LOGGING_NONE,
@@ -151,6 +160,7 @@ pub static RULES: &[Rule] = &[
     DELAY_NOT_SHORTER_THAN_MONITOR,
     ROLLBACK_OF_ROLLBACK,
     IGNORED_KEY,
+    AUTODEPLOY_LABEL,
 ];
 
 /// A rule, where it applies (`None` for a running service), and what was found there.
@@ -177,7 +187,16 @@ pub(crate) fn check(facts: &Facts) -> Vec<Hit> {
     updates(facts, &mut hits);
     image(facts, &mut hits);
     restart(facts, &mut hits);
+    autodeploy(facts, &mut hits);
     hits
+}
+
+/// The auto-deploy labels, read by the auto-deploy loop's own rule
+/// ([`swarmkeeper_autodeploy::settings`]), so lint and the server never disagree.
+fn autodeploy(facts: &Facts, hits: &mut Vec<Hit>) {
+    if let Err(error) = swarmkeeper_autodeploy::settings(&facts.labels) {
+        hits.push((&AUTODEPLOY_LABEL, facts.at, error.to_string()));
+    }
 }
 
 fn logging(facts: &Facts, hits: &mut Vec<Hit>) {

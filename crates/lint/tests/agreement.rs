@@ -106,6 +106,9 @@ fn each_setting_agrees() {
         ("      update_config:", "      restart_policy: {condition: on-failure}\n      update_config:"),
         ("      update_config:", "      rollback_config: {failure_action: rollback, parallelism: 0}\n      update_config:"),
         ("      update_config:", "      rollback_config: {failure_action: pause}\n      update_config:"),
+        ("      update_config:", "      labels: {swarmkeeper.autodeploy: \"true\", swarmkeeper.autodeploy.interval: 5s}\n      update_config:"),
+        ("      update_config:", "      labels: {swarmkeeper.autodeploy: \"true\", swarmkeeper.autodeploy.interval: 2m}\n      update_config:"),
+        ("      update_config:", "      labels: {swarmkeeper.autodeploy: \"yes\"}\n      update_config:"),
     ];
     for (replace, by) in variants {
         assert!(GOOD.contains(replace), "{replace}");

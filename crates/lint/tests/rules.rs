@@ -230,3 +230,33 @@ fn every_rule_is_documented_and_unique() {
         assert_eq!(rule(r.id), Some(r));
     }
 }
+
+/// The label the server reads with `autodeploy::settings`: an interval below its minimum or a
+/// switch that is not `true`/`false` once turned auto-deploy off with a word on the service
+/// page only (found by a new-user tryout); now `deploy` refuses it like any error.
+#[test]
+fn an_autodeploy_label_the_server_would_not_follow_is_an_error() {
+    let label = |labels: &str| {
+        with(
+            "      update_config:",
+            &format!("      labels: {labels}\n      update_config:"),
+        )
+    };
+    let text = label("{swarmkeeper.autodeploy: \"true\", swarmkeeper.autodeploy.interval: 5s}");
+    let found = findings(&text);
+    assert_eq!(hits(&text), [("SK050", 2, 3)]);
+    assert!(
+        found[0].message.contains("must be at least 10s"),
+        "{found:?}"
+    );
+    assert!(has_errors(&found));
+    let switch = label("{swarmkeeper.autodeploy: \"yes\"}");
+    assert_eq!(hits(&switch), [("SK050", 2, 3)]);
+    for fine in [
+        "{swarmkeeper.autodeploy: \"true\", swarmkeeper.autodeploy.interval: 10s}",
+        "{swarmkeeper.autodeploy: \"true\"}",
+        "{swarmkeeper.autodeploy: \"false\", swarmkeeper.autodeploy.interval: 1s}",
+    ] {
+        assert_eq!(hits(&label(fine)), [], "{fine}");
+    }
+}
