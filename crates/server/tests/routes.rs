@@ -1096,7 +1096,7 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
         )
         .await
         .expect_json_error(422);
-    assert!(message.contains("not a stack name"), "{message}");
+    assert!(message.contains("invalid stack name \"-bad\""), "{message}");
 
     // The form's check: a page with the findings, 422 with the position for a broken file.
     let form = |text: &str, action: &str| {
