@@ -15,8 +15,7 @@ tests/browser/test_dashboard.py needs; scripts/browser-test.sh installs it).
 
 import json
 import os
-import signal
-import subprocess
+import shutil
 import sys
 import tempfile
 import threading
@@ -27,8 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_dashboard import (  # noqa: E402
-    BINARY, CHROMIUM_ARGS, OUT, PASSWORD, Failure, Run, check, chromium_path, free_port, poll, say,
+from harness import (  # noqa: E402
+    OUT, PASSWORD, Server, browse, check, entry, outcome, poll, prepare, say,
 )
 
 TOKEN = "browser-T0K3N-never-shown"
@@ -113,9 +112,6 @@ def walk(run, receiver, direct, steps):
         steps.append(label)
         say(f"[{len(steps):2d}] {label}")
 
-    def shot(name):
-        run.shot(f"alerts-{name}")
-
     step("log in as admin; the Alerts page")
     run.goto("/alerts")
     check(run.path().startswith("/login"), f"/alerts without a session should go to /login, went to {run.path()}")
@@ -125,7 +121,7 @@ def walk(run, receiver, direct, steps):
         page.click("button[type=submit]")
     check(run.path().startswith("/alerts"), f"after login expected /alerts, got {run.path()}")
     check(page.locator('nav a[href="/alerts"]').count() == 1, "no Alerts entry in the navigation")
-    shot("empty")
+    run.shot("empty")
 
     step("add a webhook channel; its URL is never shown again")
     form = page.locator("#add-channel")
@@ -137,14 +133,14 @@ def walk(run, receiver, direct, steps):
     rows = run.table("#channels")
     check(any(r[0].startswith("browser-hook") for r in rows), f"the channel is not listed: {rows}")
     check(TOKEN not in page.content(), "the page shows the channel's token")
-    shot("channel-added")
+    run.shot("channel-added")
 
     step("send test: the receiver has it and the page says so")
     with page.expect_navigation():
         page.locator("#channels tbody tr", has_text="browser-hook").locator("button", has_text="Send test").click()
     check("delivered" in run.text("#tested"), f"the test outcome: {run.text('#tested')!r}")
     poll(lambda: receiver.about("swarmkeeper", "test"), 5, "the receiver gets the test message")
-    shot("tested")
+    run.shot("tested")
 
     step("silence one node for 2 h")
     form = page.locator("#add-silence")
@@ -155,7 +151,7 @@ def walk(run, receiver, direct, steps):
         form.locator("button[type=submit]").click()
     rows = run.table("#silences")
     check(any(silenced in r[1] and "disk being replaced" in r[4] for r in rows), f"the silence is not listed: {rows}")
-    shot("silenced")
+    run.shot("silenced")
 
     step("two full disks reported: the silenced one is held back, the other is sent")
     post_report(direct, report(silenced, 93))
@@ -165,14 +161,14 @@ def walk(run, receiver, direct, steps):
     check(not receiver.about(silenced), f"a silenced alert was sent: {receiver.about(silenced)}")
     run.reload_until(lambda: silenced in run.text("#ongoing") and full in run.text("#ongoing"), 10,
                      "both alerts are listed as ongoing")
-    shot("ongoing")
+    run.shot("ongoing")
 
     step("expire the silence: its alert is sent")
     with page.expect_navigation():
         page.locator("#silences tbody tr", has_text=silenced).locator("button", has_text="Expire").click()
     poll(lambda: receiver.about(silenced, "disk-gc-shortfall"), 5, f"the receiver gets the alert about {silenced}")
     check(page.locator("#silences").count() == 0, "the expired silence is still listed")
-    shot("expired")
+    run.shot("expired")
 
     step("the alert history lists both, delivered")
     run.goto("/alerts/history")
@@ -181,87 +177,36 @@ def walk(run, receiver, direct, steps):
         return [r for r in rows if r[3] in (silenced, full) and r[1] == "firing"]
     rows = run.reload_until(lambda: len(listed()) == 2 and listed(), 10, "both firing messages are in the history")
     check(all("sent to 1 of 1" in r[6] for r in rows), f"delivery not recorded: {rows}")
-    shot("history")
+    run.shot("history")
 
 
 def main():
     started = time.monotonic()
-    check(BINARY.exists(), f"{BINARY} is missing: cargo build -p swarmkeeper-cli")
-    from playwright.sync_api import sync_playwright
-    OUT.mkdir(parents=True, exist_ok=True)
-    chromium = chromium_path()
+    prepare("alerts-")
     state_dir = tempfile.mkdtemp(prefix="skbrowser-alerts-")
     key = Path(state_dir) / "secret-key"
     key.write_text("browser alerts test key, thirty-two bytes or more\n")
     secret = Path(state_dir) / "report-secret"
     secret.write_text(REPORT_SECRET + "\n")
     receiver = Receiver()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMKEEPER_")}
-    env["SWARMKEEPER_ADMIN_PASSWORD"] = PASSWORD
-    log = open(OUT / "alerts-server.log", "wb")
-    server = subprocess.Popen(
-        [str(BINARY), "server", "--listen", f"127.0.0.1:{port}", "--state-dir", str(state_dir),
-         "--admin-password-file", str(Path(state_dir) / "no-such-file"),
-         "--secret-key-file", str(key), "--report-secret-file", str(secret)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    direct = f"http://127.0.0.1:{port}"
+    server = None
     steps = []
-    run = None
     try:
-        def ready():
-            check(server.poll() is None, f"the server exited with {server.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(direct + "/healthz", timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-        poll(ready, 30, "the server answers")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-                page.set_default_timeout(15000)
-                run = Run(page, f"http://localhost:{port}")
-                try:
-                    walk(run, receiver, direct, steps)
-                except Exception:
-                    try:
-                        run.shot("alerts-FAILED")
-                    except Exception:
-                        pass
-                    raise
-                check(not run.problems, "the browser saw errors:\n  " + "\n  ".join(run.problems))
-            finally:
-                browser.close()
+        server = Server(state_dir, OUT / "alerts-server.log",
+                        ["--secret-key-file", str(key), "--report-secret-file", str(secret)])
+        server.wait_ready()
+        browse(server.base, lambda runs, _: walk(runs[0], receiver, server.direct, steps), prefix="alerts-")
     except Exception as e:
-        if run and run.problems:
-            say("browser errors seen before the failure:\n  " + "\n  ".join(run.problems))
-        say(f"FAILED: {e}")
-        say(f"server log: {log.name}")
-        print(f"browser alerts: {max(len(steps) - 1, 0)} passed, 1 failed", flush=True)
-        return 1
+        if server:
+            say(f"server log: {server.log.name}")
+        return outcome("browser alerts", steps, started, e)
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        log.close()
+        if server:
+            server.stop()
         receiver.stop()
-        import shutil
         shutil.rmtree(state_dir, ignore_errors=True)
-    say(f"done in {time.monotonic() - started:.1f} s")
-    print(f"browser alerts: {len(steps)} passed, 0 failed", flush=True)
-    return 0
+    return outcome("browser alerts", steps, started)
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        sys.exit(main())
-    except Failure as e:
-        say(f"FAILED: {e}")
-        sys.exit(1)
+    entry(main)

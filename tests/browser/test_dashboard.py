@@ -26,99 +26,21 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-BINARY = ROOT / "target" / "debug" / "swarmkeeper"
-OUT = ROOT / "target" / "browser-screenshots"
-PASSWORD = "browser-test-password-1"
-IMAGE = "skbrowser:1"
-LABEL = "swarmkeeper.browser-test"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import (  # noqa: E402,F401  (re-exported for tests that import them from here)
+    BINARY, CHROMIUM_ARGS, IMAGE, LABEL, OUT, PASSWORD, Failure, Run, Server, browse, build_image,
+    check, chromium_path, docker, entry, free_port, outcome, poll, prepare, say,
+)
+
 TICKER = 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.2; done'
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # root
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--no-default-browser-check",
-]
 # "TASK | tick N", or "TIME TASK | tick N" with timestamps on.
 TICK = re.compile(r"^(?:\S+ )?(\S+) \| tick (\d+)\s*$")
-
-
-class Failure(Exception):
-    """A check that did not hold; its message says what was expected and what was seen."""
-
-
-def say(text):
-    print(f"browser-test: {text}", flush=True)
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
-
-
-def poll(probe, timeout, what, interval=0.25):
-    """Calls probe() until it returns something truthy; fails after timeout seconds."""
-    end = time.monotonic() + timeout
-    last = None
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() >= end:
-            raise Failure(f"{what} (not within {timeout} s)")
-        time.sleep(interval)
-
-
-def docker(*args, check_ok=True, timeout=120):
-    env = dict(os.environ, DOCKER_BUILDKIT="0")
-    try:
-        done = subprocess.run(["docker", *args], capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise Failure(f"docker {' '.join(args)} did not finish within {timeout} s")
-    if check_ok and done.returncode != 0:
-        raise Failure(f"docker {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def chromium_path():
-    for candidate in (
-        os.environ.get("SWARMKEEPER_CHROMIUM"),
-        "/usr/lib/chromium/chromium",
-        "/usr/bin/chromium",
-    ):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise Failure("no chromium: apt-get install chromium (scripts/browser-test.sh does)")
-
-
-def build_image():
-    busybox = Path("/bin/busybox")
-    check(busybox.exists(), "/bin/busybox is missing: apt-get install busybox-static")
-    with tempfile.TemporaryDirectory(prefix="skbrowser-ctx-") as ctx:
-        shutil.copy(busybox, Path(ctx) / "busybox")
-        (Path(ctx) / "Dockerfile").write_text("FROM scratch\nCOPY busybox /bin/busybox\n")
-        docker("build", "-q", "-t", IMAGE, ctx)
 
 
 def remove_leftovers():
@@ -136,100 +58,6 @@ def service_spec(name):
 
 def service_env(name):
     return service_spec(name)["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") or []
-
-
-class Server:
-    def __init__(self, state_dir, log_path):
-        self.port = free_port()
-        self.base = f"http://localhost:{self.port}"
-        self.direct = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMKEEPER_")}
-        env["SWARMKEEPER_ADMIN_PASSWORD"] = PASSWORD
-        self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(
-            [str(BINARY), "server", "--listen", f"127.0.0.1:{self.port}", "--state-dir", str(state_dir),
-             "--admin-password-file", str(Path(state_dir) / "no-such-file")],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-        )
-
-    def wait_ready(self, timeout=30):
-        def ready():
-            if self.proc.poll() is not None:
-                raise Failure(f"the server exited with {self.proc.returncode} before answering; see {self.log.name}")
-            try:
-                with urllib.request.urlopen(self.direct + "/healthz", timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-        poll(ready, timeout, f"the server answers on {self.direct}/healthz")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                say("the server did not stop within 10 s of SIGTERM; killing it")
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-class Run:
-    """The browser session: one page, its screenshots and what went wrong in it."""
-
-    def __init__(self, page, base):
-        self.page = page
-        self.base = base
-        self.shots = []
-        self.problems = []
-        self.notes = []  # things worth a look that do not fail the test
-        page.on("console", self._console)
-        page.on("pageerror", lambda e: self.problems.append(f"page error on {page.url}: {e}"))
-        page.on("response", self._response)
-
-    def _console(self, msg):
-        if msg.type != "error":
-            return
-        url = (msg.location or {}).get("url", "")
-        where = f" at {url}:{msg.location.get('lineNumber')}" if url else ""
-        self.problems.append(f"console error on {self.path()}: {msg.text}{where}")
-
-    def _response(self, response):
-        if response.status < 400:
-            return
-        self.problems.append(f"HTTP {response.status} for {response.request.method} {response.url}")
-
-    def shot(self, name):
-        path = OUT / f"{len(self.shots) + 1:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        self.shots.append(path.name)
-
-    def goto(self, path):
-        response = self.page.goto(self.base + path)
-        check(response is not None and response.ok, f"GET {path}: HTTP {response.status if response else '?'}")
-
-    def path(self):
-        return self.page.url[len(self.base):] if self.page.url.startswith(self.base) else self.page.url
-
-    def text(self, selector):
-        return self.page.locator(selector).inner_text()
-
-    def reload_until(self, probe, timeout, what):
-        def again():
-            self.page.reload()
-            return probe()
-        return poll(again, timeout, what, interval=1.0)
-
-    def table(self, selector):
-        """The body rows of a table as lists of cell texts."""
-        return self.page.eval_on_selector_all(
-            f"{selector} tbody tr",
-            "rows => rows.map(r => Array.from(r.cells, c => c.innerText.trim()))",
-        )
-
-    def log_lines(self):
-        return self.page.eval_on_selector_all("#log > div", "rows => rows.map(r => r.textContent)")
 
 
 def order_note(run, how, lines):
@@ -527,17 +355,10 @@ def walk(run, name, node_id, hostname, server, steps):
 
 def main():
     started = time.monotonic()
-    check(BINARY.exists(), f"{BINARY} is missing: cargo build -p swarmkeeper-cli")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        raise Failure("playwright is not installed: pip install -r tests/browser/requirements.txt")
-    if OUT.exists():
-        for old in OUT.iterdir():
-            if old.suffix in (".png", ".log", ".txt"):
-                old.unlink()
-    OUT.mkdir(parents=True, exist_ok=True)
-    chromium = chromium_path()
+    prepare("")
+    for old in OUT.glob("*"):
+        if old.is_file() and old.suffix in (".log", ".txt"):
+            old.unlink()
 
     name = f"skbrowser-{os.getpid()}"
     node_id = docker("info", "--format", "{{.Swarm.NodeID}}")
@@ -547,7 +368,6 @@ def main():
     state_dir = tempfile.mkdtemp(prefix="skbrowser-state-")
     server = None
     created = False
-    run = None
     steps = []
     try:
         server = Server(state_dir, OUT / "server.log")
@@ -560,56 +380,21 @@ def main():
         docker("service", "update", "--quiet", "--detach=false", "--env-add", "V=2", name)
         check("V=2" in service_env(name) and service_spec(name).get("PreviousSpec"), "the update left no previous spec")
         server.wait_ready()
-        say(f"server on {server.base}, chromium {chromium}, service ready after {time.monotonic() - started:.1f} s")
-
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            try:
-                context = browser.new_context(viewport={"width": 1280, "height": 800})
-                page = context.new_page()
-                page.set_default_timeout(15000)
-                run = Run(page, server.base)
-                try:
-                    walk(run, name, node_id, hostname, server, steps)
-                except Exception:
-                    try:
-                        run.shot("FAILED")
-                    except Exception:
-                        pass
-                    raise
-                check(not run.problems, "the browser saw errors:\n  " + "\n  ".join(run.problems))
-            finally:
-                browser.close()
+        say(f"server on {server.base}, service ready after {time.monotonic() - started:.1f} s")
+        runs = browse(server.base, lambda runs, _: walk(runs[0], name, node_id, hostname, server, steps))
     except Exception as e:
-        if run and run.problems:
-            say("browser errors seen before the failure:\n  " + "\n  ".join(run.problems))
-        if not isinstance(e, Failure):
-            traceback.print_exc(file=sys.stdout)
-        say(f"FAILED: {e}")
-        if run:
-            say(f"screenshots in {OUT}: {', '.join(run.shots)}")
         say(f"server log: {OUT / 'server.log'}")
-        print(f"browser: {max(len(steps) - 1, 0)} passed, 1 failed", flush=True)
-        return 1
+        return outcome("browser", steps, started, e)
     finally:
         if created:
             docker("service", "rm", name, check_ok=False)
         if server:
             server.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
-    for note in run.notes:
+    for note in runs[0].notes:
         say(f"note: {note}")
-    say(f"screenshots in {OUT}: {', '.join(run.shots)}")
-    say(f"done in {time.monotonic() - started:.1f} s")
-    print(f"browser: {len(steps)} passed, 0 failed", flush=True)
-    return 0
+    return outcome("browser", steps, started)
 
 
 if __name__ == "__main__":
-    # A SIGTERM (a CI timeout, kill) unwinds like an exception, so the cleanup still runs.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        sys.exit(main())
-    except Failure as e:
-        say(f"FAILED: {e}")
-        sys.exit(1)
+    entry(main)

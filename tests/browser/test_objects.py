@@ -23,12 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_dashboard import (  # noqa: E402
-    BINARY, CHROMIUM_ARGS, OUT, PASSWORD, Failure, Run, Server, check, chromium_path, docker,
-    poll, say,
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import (  # noqa: E402
+    BINARY, OUT, PASSWORD, Failure, Server, browse, build_image, check, docker, entry, outcome, poll, prepare,
+    say,
 )
 
 ROOT = BINARY.parents[2]
@@ -48,16 +48,6 @@ def lab_env(text):
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-def log_in(run, user, password):
-    page = run.page
-    run.goto("/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", password)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-    check(not run.path().startswith("/login"), f"{user} could not log in")
-
-
 def running_on(service):
     """Hostnames of the nodes where the service's tasks run."""
     out = docker("service", "ps", "--filter", "desired-state=running", "--format",
@@ -70,20 +60,20 @@ def secret_of(service):
                   "{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.SecretName}}:{{.File.Name}} {{end}}").split()
 
 
-def walk(run, viewer_run, names, worker, worker_id):
+def walk(run, viewer_run, names, worker, worker_id, steps):
     page = run.page
+
+    def step(label):
+        steps.append(label)
+        say(f"[{len(steps):2d}] {label}")
+
     secret, service, mover = names["secret"], names["service"], names["mover"]
 
-    say("admin: log in, add a viewer")
-    log_in(run, "admin", PASSWORD)
-    run.goto("/users")
-    page.fill("form[action='/users'] input[name=username]", VIEWER)
-    page.fill("form[action='/users'] input[name=password]", VIEWER_PASSWORD)
-    page.select_option("form[action='/users'] select[name=role]", "viewer")
-    with page.expect_navigation():
-        page.click("form[action='/users'] button[type=submit]")
+    step("admin: log in, add a viewer")
+    run.log_in("admin", PASSWORD)
+    run.add_user(VIEWER, "viewer", VIEWER_PASSWORD)
 
-    say("admin: create a secret in the form")
+    step("admin: create a secret in the form")
     run.goto("/secrets")
     page.fill("form[action='/secrets'] input[name=name]", secret)
     page.fill("form[action='/secrets'] textarea[name=data]", "first value")
@@ -93,14 +83,14 @@ def walk(run, viewer_run, names, worker, worker_id):
           f"the secrets list does not link {secret}")
     run.shot("secret-created")
 
-    say("a service uses it; the secret's page names it")
+    step("a service uses it; the secret's page names it")
     docker("service", "create", "--quiet", "--detach=false", "--name", service,
            "--secret", f"source={secret},target=app_pw", "--stop-grace-period", "1s",
            names["image"], "/bin/busybox", "sleep", "3600")
     run.goto(f"/secrets/{secret}")
     check(service in run.text("#users"), f"the secret's page does not name {service}")
 
-    say("rotate it from its page: the service moves to the new version")
+    step("rotate it from its page: the service moves to the new version")
     page.fill("#rotate textarea[name=data]", "second value")
     with page.expect_navigation(timeout=120000):
         page.click("#rotate button[type=submit]")
@@ -112,7 +102,7 @@ def walk(run, viewer_run, names, worker, worker_id):
     check(docker("secret", "inspect", secret, check_ok=False) in ("", "[]"),
           f"the old secret {secret} is still there")
 
-    say("drain a worker: the preview names the task that moves")
+    step("drain a worker: the preview names the task that moves")
     docker("service", "create", "--quiet", "--detach=false", "--name", mover,
            "--constraint", "node.role==worker", "--replicas", "2",
            "--placement-pref", "spread=node.id", "--stop-grace-period", "1s",
@@ -132,15 +122,15 @@ def walk(run, viewer_run, names, worker, worker_id):
     check("drain" in page.locator("dl.facts").first.inner_text(), "the node page does not say drain")
     run.shot("drained")
 
-    say("activate it again")
+    step("activate it again")
     with page.expect_navigation():
         page.click("form[action$='/availability'] button[value=active]")
     check(docker("node", "inspect", worker_id, "--format", "{{.Spec.Availability}}") == "active",
           f"{worker} is not active again")
 
-    say("a viewer: no change button, and a POST by hand is refused")
+    step("a viewer: no change button, and a POST by hand is refused")
     vpage = viewer_run.page
-    log_in(viewer_run, VIEWER, VIEWER_PASSWORD)
+    viewer_run.log_in(VIEWER, VIEWER_PASSWORD)
     viewer_run.goto(f"/secrets/{secret}.v2")
     check(vpage.locator("button:has-text('Rotate')").count() == 0, "a viewer sees Rotate")
     check(vpage.locator("button:has-text('Remove')").count() == 0, "a viewer sees Remove")
@@ -166,24 +156,15 @@ def walk(run, viewer_run, names, worker, worker_id):
 def main():
     started = time.monotonic()
     check(os.geteuid() == 0, "lab/lab.sh needs root")
-    check(BINARY.exists(), f"{BINARY} is missing: cargo build -p swarmkeeper-cli")
-    from playwright.sync_api import sync_playwright
-    OUT.mkdir(parents=True, exist_ok=True)
-    for old in OUT.glob("objects-*.png"):
-        old.unlink()
-    chromium = chromium_path()
+    prepare("objects-")
     name = f"bo{os.getpid() % 100000}"
     server = None
+    steps = []
     try:
         env = lab_env(lab("up", "--name", name))
         os.environ["DOCKER_HOST"] = env["LAB_MANAGER_HOST"]
-        registry = env["LAB_REGISTRY"]
-        image = f"{registry}/skbrowser-objects:1"
-        with tempfile.TemporaryDirectory(prefix="skbrowser-ctx-") as ctx:
-            subprocess.run(["cp", "/bin/busybox", ctx], check=True)
-            with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-                f.write("FROM scratch\nCOPY busybox /bin/busybox\n")
-            docker("build", "-q", "-t", image, ctx)
+        image = f"{env['LAB_REGISTRY']}/skbrowser-objects:1"
+        build_image(image)
         docker("push", "-q", image)
         worker = env["LAB_WORKER1_HOSTNAME"]
         worker_id = docker("node", "inspect", worker, "--format", "{{.ID}}")
@@ -192,34 +173,10 @@ def main():
         server.wait_ready()
         say(f"lab {name} and server on {server.base} ready after {time.monotonic() - started:.1f} s")
         names = {"secret": "bsecret", "service": "bsvc", "mover": "bmover", "image": image}
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            try:
-                runs = []
-                for _ in range(2):
-                    context = browser.new_context(viewport={"width": 1280, "height": 800})
-                    page = context.new_page()
-                    page.set_default_timeout(15000)
-                    run = Run(page, server.base)
-                    run.shot = shot_as_objects(run)
-                    runs.append(run)
-                try:
-                    walk(runs[0], runs[1], names, worker, worker_id)
-                except Exception:
-                    try:
-                        runs[0].shot("FAILED")
-                    except Exception:
-                        pass
-                    raise
-                problems = runs[0].problems + runs[1].problems
-                check(not problems, "the browser saw errors:\n  " + "\n  ".join(problems))
-            finally:
-                browser.close()
+        browse(server.base, lambda runs, _: walk(runs[0], runs[1], names, worker, worker_id, steps),
+               sessions=2, prefix="objects-")
     except Exception as e:
-        if not isinstance(e, Failure):
-            traceback.print_exc(file=sys.stdout)
-        say(f"FAILED: {e}")
-        return 1
+        return outcome("browser objects", steps, started, e)
     finally:
         if server:
             server.stop()
@@ -227,18 +184,8 @@ def main():
             lab("down", "--name", name)
         except Failure as e:
             say(f"lab down: {e}")
-    say(f"passed in {time.monotonic() - started:.1f} s")
-    return 0
-
-
-def shot_as_objects(run):
-    """Screenshots named objects-NN-name.png, beside test_dashboard.py's."""
-    def shot(name):
-        path = OUT / f"objects-{len(run.shots) + 1:02d}-{name}.png"
-        run.page.screenshot(path=str(path), full_page=True)
-        run.shots.append(path.name)
-    return shot
+    return outcome("browser objects", steps, started)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry(main)

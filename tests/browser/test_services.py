@@ -18,52 +18,26 @@ Run: python3 tests/browser/test_services.py (scripts/browser-test.sh installs wh
 
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import test_dashboard as dash  # noqa: E402  (the shared server, docker and browser helpers)
-from test_dashboard import Failure, check, docker, poll, say  # noqa: E402
+from harness import (  # noqa: E402
+    IMAGE, LABEL, OUT, PASSWORD, Server, browse, build_image, check, docker, entry, outcome, prepare, say,
+)
+from test_dashboard import service_env, service_spec  # noqa: E402
 
 VIEWER = "svcviewer"
 VIEWER_PASSWORD = "browser-viewer-password-1"
 
 
-class Shots(dash.Run):
-    """The dashboard test's session, with screenshots of its own."""
-
-    def shot(self, name):
-        path = dash.OUT / f"svc-{len(self.shots) + 1:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        self.shots.append(path.name)
-
-    def provoked(self, since, status):
-        """Forgets the HTTP errors with `status` seen since `since`: the test asked for them."""
-        kept = [p for p in self.problems[since:]
-                if not p.startswith(f"HTTP {status} ") and f"status of {status} " not in p]
-        del self.problems[since:]
-        self.problems.extend(kept)
-
-
-def login(run, user, password):
-    page = run.page
-    run.goto("/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", password)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
-    check(not run.path().startswith("/login"), f"{user} could not log in")
-
-
 def args_of(name):
-    return dash.service_spec(name)["Spec"]["TaskTemplate"]["ContainerSpec"].get("Args") or []
+    return service_spec(name)["Spec"]["TaskTemplate"]["ContainerSpec"].get("Args") or []
 
 
-def walk(run, browser, name, server, steps):
+def walk(run, viewer, name, server, steps):
     page = run.page
 
     def step(label):
@@ -71,7 +45,7 @@ def walk(run, browser, name, server, steps):
         say(f"[{len(steps):2d}] {label}")
 
     step("log in as admin; the service page has Edit and Edit as compose")
-    login(run, "admin", dash.PASSWORD)
+    run.log_in("admin", PASSWORD)
     run.goto(f"/services/{name}")
     check(page.locator("#edit-service").count() == 1, "an admin sees no Edit button")
     check(page.locator("#edit-compose").count() == 1, "an admin sees no Edit as compose button")
@@ -83,7 +57,7 @@ def walk(run, browser, name, server, steps):
     check(run.path() == f"/services/{name}/edit", f"Edit went to {run.path()}")
     check(page.input_value("input[name=command]") == "/bin/busybox sleep 3600",
           f"the form does not show the command: {page.input_value('input[name=command]')!r}")
-    version = dash.service_spec(name)["Version"]["Index"]
+    version = service_spec(name)["Version"]["Index"]
     page.fill("input[name=replicas]", "three")
     seen = len(run.problems)
     with page.expect_navigation():
@@ -92,7 +66,7 @@ def walk(run, browser, name, server, steps):
     message = page.locator(".error-message[data-field=replicas]")
     check(message.count() == 1, "no message next to the replicas field")
     check("three" in message.inner_text(), f"the message does not name the value: {message.inner_text()!r}")
-    check(dash.service_spec(name)["Version"]["Index"] == version, "a refused form changed the service")
+    check(service_spec(name)["Version"]["Index"] == version, "a refused form changed the service")
     run.shot("form-refused")
 
     step("change the command to one that exits: preview, apply, rolled back")
@@ -103,7 +77,7 @@ def walk(run, browser, name, server, steps):
     changes = page.locator("#changes").inner_text()
     check("false" in changes, f"the preview does not show the new command: {changes!r}")
     check(page.locator("#findings").count() == 1, "the preview shows no lint section")
-    check(dash.service_spec(name)["Version"]["Index"] == version, "a preview changed the service")
+    check(service_spec(name)["Version"]["Index"] == version, "a preview changed the service")
     run.shot("form-preview")
     seen = len(run.problems)
     with page.expect_navigation(timeout=120000):
@@ -130,92 +104,50 @@ def walk(run, browser, name, server, steps):
     with page.expect_navigation(timeout=120000):
         page.click("#apply")
     check("succeeded" in page.locator("#outcome").inner_text(), "the compose edit did not succeed")
-    check(dash.service_env(name) == ["A=2"], f"the environment is {dash.service_env(name)}")
+    check(service_env(name) == ["A=2"], f"the environment is {service_env(name)}")
     run.shot("compose-applied")
 
     step("make a viewer")
-    run.goto("/users")
-    page.fill("form[action='/users'] input[name=username]", VIEWER)
-    page.select_option("form[action='/users'] select[name=role]", "viewer")
-    page.fill("form[action='/users'] input[name=password]", VIEWER_PASSWORD)
-    with page.expect_navigation():
-        page.click("form[action='/users'] button[type=submit]")
+    run.add_user(VIEWER, "viewer", VIEWER_PASSWORD)
 
     step("a viewer sees no change button, and a direct POST is refused")
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        viewer = Shots(context.new_page(), server.base)
-        viewer.shots = run.shots
-        login(viewer, VIEWER, VIEWER_PASSWORD)
-        viewer.goto(f"/services/{name}")
-        for button in ("#edit-service", "#edit-compose"):
-            check(viewer.page.locator(button).count() == 0, f"a viewer sees {button}")
-        viewer.shot("viewer-service")
-        csrf = viewer.page.locator("input[name=csrf_token]").first.get_attribute("value")
-        check(csrf, "no CSRF token on the viewer's page")
-        version = dash.service_spec(name)["Version"]["Index"]
-        for path, form in (
-            (f"/services/{name}/edit", {"name": name, "image": dash.IMAGE, "command": "/bin/busybox false",
-                                        "confirm": "yes", "csrf_token": csrf}),
-            (f"/services/{name}/compose", {"compose": "services: {}", "confirm": "yes", "csrf_token": csrf}),
-        ):
-            answer = viewer.page.request.post(server.base + path, form=form, max_redirects=0)
-            check(answer.status == 403, f"a viewer's POST {path} answered {answer.status}")
-        check(dash.service_spec(name)["Version"]["Index"] == version, "a viewer's POST changed the service")
-        check(not viewer.problems, "the viewer's browser saw errors:\n  " + "\n  ".join(viewer.problems))
-    finally:
-        context.close()
+    viewer.log_in(VIEWER, VIEWER_PASSWORD)
+    viewer.goto(f"/services/{name}")
+    for button in ("#edit-service", "#edit-compose"):
+        check(viewer.page.locator(button).count() == 0, f"a viewer sees {button}")
+    viewer.shot("viewer-service")
+    csrf = viewer.page.locator("input[name=csrf_token]").first.get_attribute("value")
+    check(csrf, "no CSRF token on the viewer's page")
+    version = service_spec(name)["Version"]["Index"]
+    for path, form in (
+        (f"/services/{name}/edit", {"name": name, "image": IMAGE, "command": "/bin/busybox false",
+                                    "confirm": "yes", "csrf_token": csrf}),
+        (f"/services/{name}/compose", {"compose": "services: {}", "confirm": "yes", "csrf_token": csrf}),
+    ):
+        answer = viewer.page.request.post(server.base + path, form=form, max_redirects=0)
+        check(answer.status == 403, f"a viewer's POST {path} answered {answer.status}")
+    check(service_spec(name)["Version"]["Index"] == version, "a viewer's POST changed the service")
 
 
 def main():
     started = time.monotonic()
-    check(dash.BINARY.exists(), f"{dash.BINARY} is missing: cargo build -p swarmkeeper-cli")
-    from playwright.sync_api import sync_playwright
-
-    dash.OUT.mkdir(parents=True, exist_ok=True)
-    for old in dash.OUT.glob("svc-*.png"):
-        old.unlink()
-    chromium = dash.chromium_path()
+    prepare("svc-")
     name = f"sksvcform-{os.getpid()}"
     state_dir = tempfile.mkdtemp(prefix="sksvcform-state-")
     server = None
     created = False
-    run = None
     steps = []
     try:
-        server = dash.Server(state_dir, dash.OUT / "services-server.log")
-        dash.build_image()
+        server = Server(state_dir, OUT / "services-server.log")
+        build_image()
         created = True
-        docker("service", "create", "--quiet", "--detach=false", "--name", name, "--label", f"{dash.LABEL}=1",
+        docker("service", "create", "--quiet", "--detach=false", "--name", name, "--label", f"{LABEL}=1",
                "--replicas", "1", "--update-monitor", "2s", "--restart-delay", "1s", "--stop-grace-period", "1s",
-               "--env", "A=1", dash.IMAGE, "/bin/busybox", "sleep", "3600")
+               "--env", "A=1", IMAGE, "/bin/busybox", "sleep", "3600")
         server.wait_ready()
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=dash.CHROMIUM_ARGS)
-            try:
-                context = browser.new_context(viewport={"width": 1280, "height": 800})
-                page = context.new_page()
-                page.set_default_timeout(15000)
-                run = Shots(page, server.base)
-                try:
-                    walk(run, browser, name, server, steps)
-                except Exception:
-                    try:
-                        run.shot("FAILED")
-                    except Exception:
-                        pass
-                    raise
-                check(not run.problems, "the browser saw errors:\n  " + "\n  ".join(run.problems))
-            finally:
-                browser.close()
+        browse(server.base, lambda runs, _: walk(runs[0], runs[1], name, server, steps), sessions=2, prefix="svc-")
     except Exception as e:
-        if run and run.problems:
-            say("browser errors seen before the failure:\n  " + "\n  ".join(run.problems))
-        if not isinstance(e, Failure):
-            traceback.print_exc(file=sys.stdout)
-        say(f"FAILED: {e}")
-        print(f"browser services: {max(len(steps) - 1, 0)} passed, 1 failed", flush=True)
-        return 1
+        return outcome("browser services", steps, started, e)
     finally:
         if created:
             docker("service", "rm", name, check_ok=False)
@@ -227,16 +159,8 @@ def main():
         if server:
             server.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
-    say(f"screenshots in {dash.OUT}: {', '.join(run.shots)}")
-    say(f"done in {time.monotonic() - started:.1f} s")
-    print(f"browser services: {len(steps)} passed, 0 failed", flush=True)
-    return 0
+    return outcome("browser services", steps, started)
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        sys.exit(main())
-    except Failure as e:
-        say(f"FAILED: {e}")
-        sys.exit(1)
+    entry(main)

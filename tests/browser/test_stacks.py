@@ -10,7 +10,7 @@ the service as `restart` with the changed field (`GREETING=one → GREETING=two`
 must still run the old value until the change is confirmed. The stack page then lists both
 revisions. The stack and its history are removed whatever happens.
 
-Screenshots: target/browser-screenshots/stacks/. Run: python3 tests/browser/test_stacks.py
+Screenshots: target/browser-screenshots/stacks-NN-name.png. Run: python3 tests/browser/test_stacks.py
 (scripts/browser-test.sh installs what it needs first).
 """
 
@@ -19,28 +19,12 @@ import shutil
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_dashboard import (  # noqa: E402  (the helpers of the dashboard's browser test)
-    BINARY,
-    CHROMIUM_ARGS,
-    IMAGE,
-    OUT,
-    PASSWORD,
-    Failure,
-    Run,
-    Server,
-    build_image,
-    check,
-    chromium_path,
-    docker,
-    poll,
-    say,
+from harness import (  # noqa: E402
+    IMAGE, OUT, PASSWORD, Server, browse, build_image, check, docker, entry, outcome, poll, prepare, say,
 )
-
-SHOTS = OUT / "stacks"
 
 
 def compose(greeting):
@@ -69,13 +53,6 @@ def remove_stack(stack):
     docker("stack", "rm", stack, check_ok=False)
     configs = docker("config", "ls", "-q", "--filter", f"label=swarmkeeper.revision.stack={stack}", check_ok=False)
     docker("config", "rm", f"swarmkeeper-lock-{stack}", *configs.split(), check_ok=False)
-
-
-class StackRun(Run):
-    def shot(self, name):
-        path = SHOTS / f"{len(self.shots) + 1:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        self.shots.append(path.name)
 
 
 def walk(run, stack, steps):
@@ -118,8 +95,8 @@ def walk(run, stack, steps):
     step("confirm: the deploy runs and succeeds")
     with page.expect_navigation(timeout=120000):
         page.click("#confirm-deploy")
-    outcome = page.locator("#outcome h2").inner_text()
-    check(outcome.startswith(f"{stack}: succeeded"), f"the outcome says {outcome!r}")
+    heading = page.locator("#outcome h2").inner_text()
+    check(heading.startswith(f"{stack}: succeeded"), f"the outcome says {heading!r}")
     check("GREETING=one" in env_of(web), f"{web} runs {env_of(web)}")
     run.shot("deployed")
 
@@ -136,8 +113,8 @@ def walk(run, stack, steps):
     step("confirm the change")
     with page.expect_navigation(timeout=120000):
         page.click("#confirm-deploy")
-    outcome = page.locator("#outcome h2").inner_text()
-    check(outcome.startswith(f"{stack}: succeeded"), f"the outcome says {outcome!r}")
+    heading = page.locator("#outcome h2").inner_text()
+    check(heading.startswith(f"{stack}: succeeded"), f"the outcome says {heading!r}")
     check("GREETING=two" in env_of(web), f"{web} runs {env_of(web)}")
 
     step("the stack page lists both revisions")
@@ -149,62 +126,25 @@ def walk(run, stack, steps):
 
 def main():
     started = time.monotonic()
-    check(BINARY.exists(), f"{BINARY} is missing: cargo build -p swarmkeeper-cli")
-    from playwright.sync_api import sync_playwright
-
-    if SHOTS.exists():
-        shutil.rmtree(SHOTS)
-    SHOTS.mkdir(parents=True)
-    chromium = chromium_path()
+    prepare("stacks-")
     stack = f"skbstack{os.getpid()}"
     state_dir = tempfile.mkdtemp(prefix="skbstack-state-")
     server = None
-    run = None
     steps = []
     try:
         build_image()
-        server = Server(state_dir, SHOTS / "server.log")
+        server = Server(state_dir, OUT / "stacks-server.log")
         server.wait_ready()
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-                page.set_default_timeout(30000)
-                run = StackRun(page, server.base)
-                try:
-                    walk(run, stack, steps)
-                except Exception:
-                    try:
-                        run.shot("FAILED")
-                    except Exception:
-                        pass
-                    raise
-                check(not run.problems, "the browser saw errors:\n  " + "\n  ".join(run.problems))
-            finally:
-                browser.close()
+        browse(server.base, lambda runs, _: walk(runs[0], stack, steps), prefix="stacks-", timeout_ms=30000)
     except Exception as e:
-        if not isinstance(e, Failure):
-            traceback.print_exc(file=sys.stdout)
-        say(f"FAILED: {e}")
-        say(f"screenshots and server log in {SHOTS}")
-        print(f"browser (stacks): {max(len(steps) - 1, 0)} passed, 1 failed", flush=True)
-        return 1
+        return outcome("browser (stacks)", steps, started, e)
     finally:
         remove_stack(stack)
         if server:
             server.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
-    say(f"done in {time.monotonic() - started:.1f} s; screenshots in {SHOTS}")
-    print(f"browser (stacks): {len(steps)} passed, 0 failed", flush=True)
-    return 0
+    return outcome("browser (stacks)", steps, started)
 
 
 if __name__ == "__main__":
-    import signal
-
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        sys.exit(main())
-    except Failure as e:
-        say(f"FAILED: {e}")
-        sys.exit(1)
+    entry(main)
