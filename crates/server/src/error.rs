@@ -90,7 +90,7 @@ impl AppError {
             AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) | AppError::Csrf | AppError::CrossSite => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::BadInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::BadInput(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,

@@ -130,7 +130,8 @@ impl Reply {
         self
     }
 
-    /// Another status for both formats, e.g. 422 for a form shown again with what is wrong.
+    /// Another status for both formats, e.g. 422 for a form shown again with what is wrong (its
+/// JSON twin answers 400).
     pub fn with_status(mut self, status: StatusCode) -> Reply {
         self.status = status;
         self.page_status = status;
@@ -138,7 +139,7 @@ impl Reply {
     }
 }
 
-/// A refused form, in both formats: JSON gets the error (`message`, 409 or 422 as `status`
+/// A refused form, in both formats: JSON gets the error (`message`, 409 or 400 as `status`
 /// says), a form gets `page` (built only then, with the message next to its field) with
 /// `status`.
 pub async fn refused<P: Page>(
@@ -208,6 +209,15 @@ impl Chrome {
     }
 }
 
+/// The API refuses with 400 or 409 (PRODUCT.md's contract); a page shown again with what is
+/// wrong says 422, which its JSON twin answers as 400.
+fn json_status(status: StatusCode) -> StatusCode {
+    match status {
+        StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+        other => other,
+    }
+}
+
 /// The responder: a handler's [`Reply`] as a page for `caller` or as JSON. Any other answer
 /// (an error, a stream, a file) passes as it is.
 pub fn render(mut response: Response, caller: &Caller, format: Format) -> Response {
@@ -220,14 +230,14 @@ pub fn render(mut response: Response, caller: &Caller, format: Format) -> Respon
                 .json()
                 .map(|body| {
                     (
-                        reply.status,
+                        json_status(reply.status),
                         [(header::CONTENT_TYPE, "application/json")],
                         body,
                     )
                         .into_response()
                 })
                 .map_err(AppError::internal),
-            None => Ok(reply.status.into_response()),
+            None => Ok(json_status(reply.status).into_response()),
         },
         Format::Html => match &reply.page {
             Shown::Redirect(to) => Ok(Redirect::to(to).into_response()),
@@ -245,8 +255,7 @@ pub fn render(mut response: Response, caller: &Caller, format: Format) -> Respon
 }
 
 /// A handler's input: the urlencoded form of a page, the JSON body of an `/api` route. A body
-/// that cannot be read is refused naming the field: 422 (400 for JSON that does not parse, 415
-/// for another content type).
+/// that cannot be read is refused naming the field: 400 (415 for another content type).
 pub struct Input<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Input<T> {

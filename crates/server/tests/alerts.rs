@@ -199,7 +199,7 @@ async fn channels_silences_and_history_work_from_the_api_and_survive_a_restart()
     let error = app
         .call(Call::post("/api/alerts/channels").bearer(admin).json(&bad))
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(error.starts_with("url: "), "{error}");
     let added = app
         .call(Call::post("/api/alerts/channels").bearer(admin).json(&new))
@@ -242,7 +242,7 @@ async fn channels_silences_and_history_work_from_the_api_and_survive_a_restart()
                 .json(&json!({"memory_near_limit": {"percent": 0}})),
         )
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(refused.contains("memory_near_limit.percent"), "{refused}");
     app.call(
         Call::put("/api/alerts/rules").bearer(admin).json(

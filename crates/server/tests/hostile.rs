@@ -119,7 +119,7 @@ async fn a_report_from_the_far_future_is_refused_and_pages_keep_working() {
         (Timestamp::now(), (1 << 63) - 1, "gc_runs[0].bytes_freed"),
     ] {
         let answer = app.call(post(&report_with(&node, at, bytes))).await;
-        let message = answer.expect_json_error(422);
+        let message = answer.expect_json_error(400);
         assert!(message.contains(field), "{message}");
     }
     let pages = [

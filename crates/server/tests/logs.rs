@@ -408,7 +408,7 @@ async fn the_page_carries_the_controls_and_escapes_what_was_typed() {
     );
     assert!(html.contains(r#"data-start="yes""#));
 
-    // A query that makes no sense is named: 422 for the API, a message on the page.
+    // A query that makes no sense is named: 400 for the API, a message on the page.
     let bad = get(
         &app,
         &op,
@@ -416,7 +416,7 @@ async fn the_page_carries_the_controls_and_escapes_what_was_typed() {
         &[],
     )
     .await;
-    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let body: Value = serde_json::from_str(&body_text(bad).await).unwrap();
     assert!(
         body["error"].as_str().unwrap().starts_with("grep: "),
@@ -429,7 +429,7 @@ async fn the_page_carries_the_controls_and_escapes_what_was_typed() {
         &[],
     )
     .await;
-    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let page = get(&app, &op, &format!("/logs/{name}?tail=lots"), &[]).await;
     let html = body_text(page).await;
     assert!(

@@ -52,7 +52,7 @@ async fn an_overlay_network_is_created_listed_guarded_and_removed() {
                 .json(&json!({"name": name, "subnet": "10.0.0.0/40"})),
         )
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(message.starts_with("subnet: "), "{message}");
     let page = app
         .call(

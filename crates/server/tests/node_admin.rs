@@ -72,7 +72,7 @@ async fn a_node_is_previewed_relabelled_and_guarded() {
                 .json(&json!({"availability": "off"})),
         )
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert_eq!(
         message,
         "availability: \"off\" is not one of active, pause, drain"

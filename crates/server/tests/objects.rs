@@ -79,12 +79,12 @@ async fn a_secret_is_created_listed_guarded_and_rotated() {
                 .json(&json!({"name": "-bad name", "data": "x"})),
         )
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(message.starts_with("name: "), "{message}");
     let message = app
         .call(create("").bearer(&op.token))
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(message.starts_with("data: "), "{message}");
     let page = app
         .call(

@@ -555,7 +555,7 @@ async fn json_answers_match_the_document() {
                 .json(&json!({"replicas": 501})),
             "post",
             "/api/services/{name}/scale",
-            422,
+            400,
         ),
         (
             Call::post(&format!("/api/stacks/{st}/deploy"))
@@ -563,7 +563,7 @@ async fn json_answers_match_the_document() {
                 .json(&json!({"compose": "services: ["})),
             "post",
             "/api/stacks/{name}/deploy",
-            422,
+            400,
         ),
         (
             Call::post("/api/account/password")
@@ -571,7 +571,7 @@ async fn json_answers_match_the_document() {
                 .json(&json!({"current": "wrong password!", "new": "a long new password"})),
             "post",
             "/api/account/password",
-            422,
+            400,
         ),
         (
             Call::post("/api/agent/report")
@@ -587,7 +587,7 @@ async fn json_answers_match_the_document() {
                 .json(&json!({})),
             "post",
             "/api/agent/report",
-            422,
+            400,
         ),
     ];
     for (request, method, template, status) in errors {

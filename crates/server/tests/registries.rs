@@ -44,7 +44,7 @@ async fn registries_are_added_tested_and_removed_and_secrets_never_come_back() {
     .await
     .expect(403);
 
-    // Tried before they are stored: refused credentials are 422 with the registry's word.
+    // Tried before they are stored: refused credentials are 400 with the registry's word.
     let wrong = app
         .call(
             Call::post("/api/registries/test")
@@ -52,7 +52,7 @@ async fn registries_are_added_tested_and_removed_and_secrets_never_come_back() {
                 .json(&password_registry(host, "wrong")),
         )
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(!wrong.contains("wrong\""), "{wrong}");
     let ok = app
         .call(
@@ -151,7 +151,7 @@ async fn registries_are_added_tested_and_removed_and_secrets_never_come_back() {
                 .json(&json!({"host": "https://r.example/v2", "kind": "password", "username": "u", "password": "p"})),
         )
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(bad.starts_with("host:"), "{bad}");
 
     // Without a secret key no secret is stored, and the answer says what to do.
@@ -361,7 +361,7 @@ async fn a_push_is_rolled_out_through_the_hook_and_a_failed_digest_is_remembered
                 .body("application/json", b"{\"events\": 3}".to_vec()),
         )
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(malformed.contains("body:"), "{malformed}");
 
     // A hook with nothing moved: a check, and no spec written.

@@ -211,5 +211,5 @@ configs:
         .expect_json_error(404);
     app.call(Call::delete("/api/stacks/-bad").bearer(&op.token))
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
 }

@@ -561,7 +561,7 @@ async fn service_actions_change_the_engine_and_are_audited() {
             .json(&json!({"replicas": 501})),
     )
     .await
-    .expect_json_error(422);
+    .expect_json_error(400);
     assert_eq!(service.replicas(), 2);
 
     // Redeploy by the admin's session (header CSRF): ForceUpdate goes up by one.
@@ -696,7 +696,7 @@ async fn a_global_or_unknown_service_cannot_be_scaled() {
                 .json(&json!({"replicas": "two"})),
         )
         .await;
-    answer.expect(422);
+    answer.expect(400);
     let answer = app
         .call(
             Call::post(&format!("/api/services/{}/scale", global.name))
@@ -728,12 +728,12 @@ async fn refusals_before_the_handler_answer_in_the_routes_shape() {
             Call::post(scale)
                 .bearer(&op.token)
                 .json(&json!({"replicas": "many"})),
-            422,
+            400,
             "replicas: invalid type",
         ),
         (
             Call::post(scale).bearer(&op.token).json(&json!({})),
-            422,
+            400,
             "missing field `replicas`",
         ),
         (
@@ -1053,7 +1053,7 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
     let message = app
         .call(deploy(json!({"compose": silent})))
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(
         message.contains("SK001") && message.contains("stack.yml:"),
         "{message}"
@@ -1064,7 +1064,7 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
     let message = app
         .call(deploy(json!({"compose": broken})))
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(message.starts_with("stack.yml:"), "{message}");
     let position: Vec<&str> = message.splitn(4, ':').collect();
     assert!(
@@ -1077,7 +1077,7 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
             .json(&json!({"compose": broken})),
     )
     .await
-    .expect_json_error(422);
+    .expect_json_error(400);
 
     let secret = format!(
         "services:\n  web:\n    image: {IMAGE}\n    secrets: [db]\nsecrets:\n  db:\n    file: /etc/hostname\n"
@@ -1085,7 +1085,7 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
     let message = app
         .call(deploy(json!({"compose": secret})))
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(message.contains("cannot read /etc/hostname"), "{message}");
 
     let message = app
@@ -1095,7 +1095,7 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
                 .json(&json!({"compose": compose("x")})),
         )
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(message.contains("invalid stack name \"-bad\""), "{message}");
 
     // The form's check: a page with the findings, 422 with the position for a broken file.
@@ -1396,13 +1396,13 @@ async fn api_tokens_work_until_revoked_or_expired() {
             Call::post("/api/tokens")
                 .bearer(&v.token)
                 .json(&json!({"name": " "})),
-            422,
+            400,
         ),
         (
             Call::post("/api/tokens")
                 .bearer(&v.token)
                 .json(&json!({"name": "x".repeat(101)})),
-            422,
+            400,
         ),
     ] {
         app.call(call).await.expect_json_error(status);
@@ -1424,14 +1424,14 @@ async fn every_role_changes_its_own_password() {
                     .json(&json!({"current": "not the password", "new": new_password})),
             )
             .await;
-        assert!(answer.expect_json_error(422).contains("current password"));
+        assert!(answer.expect_json_error(400).contains("current password"));
         app.call(
             Call::post("/api/account/password")
                 .bearer(&who.token)
                 .json(&json!({"current": PASSWORD, "new": "short"})),
         )
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
         app.call(
             Call::post("/api/account/password")
                 .bearer(&who.token)
@@ -1507,15 +1507,15 @@ async fn admins_manage_users_and_every_change_is_audited() {
         ),
         (
             json!({"username": "Eve!", "role": "viewer", "password": PASSWORD}),
-            422,
+            400,
         ),
         (
             json!({"username": "eve", "role": "root", "password": PASSWORD}),
-            422,
+            400,
         ),
         (
             json!({"username": "eve", "role": "viewer", "password": "short"}),
-            422,
+            400,
         ),
     ] {
         app.call(Call::post("/api/users").bearer(&admin.token).json(&body))
@@ -1605,7 +1605,7 @@ async fn admins_manage_users_and_every_change_is_audited() {
             Call::patch(&format!("/api/users/{dave_id}"))
                 .bearer(&admin.token)
                 .json(&json!({"role": "root"})),
-            422,
+            400,
         ),
     ] {
         app.call(call).await.expect_json_error(status);
@@ -1668,7 +1668,7 @@ async fn agent_reports_need_the_secret_and_show_on_the_nodes_page() {
         .expect(413);
     app.call(post(Some(REPORT_SECRET), b"{\"node_id\": 1}".to_vec()))
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     // Nothing was stored by any of those.
     let nodes = app
         .call(Call::get("/api/nodes").bearer(&app.viewer.token))

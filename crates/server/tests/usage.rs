@@ -107,7 +107,7 @@ async fn node_and_service_charts_and_their_json() {
     let bad = app
         .call(Call::get(&format!("/api/services/{web}/usage?range=7d")).bearer(v))
         .await;
-    bad.expect(422);
+    bad.expect(400);
     assert!(bad.text().contains("range"), "{}", bad.text());
     app.call(Call::get("/api/nodes/nosuchnode/usage").bearer(v))
         .await

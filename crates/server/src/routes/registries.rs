@@ -133,7 +133,7 @@ pub async fn remove(
 
 /// `POST /api/registries/test`: whether the registry accepts these credentials (`GET /v2/`
 /// as `docker login` does), before anything is stored. 200 `{"ok": true}`; refused
-/// credentials 422, an unreachable registry 502, each with what the registry said.
+/// credentials 400, an unreachable registry 502, each with what the registry said.
 pub async fn test_new(
     State(state): State<AppState>,
     caller: Caller,
