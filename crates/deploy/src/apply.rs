@@ -12,7 +12,7 @@ use swarmkeeper_engine::{Engine, EngineError, Service, ServiceView, UpdateStatus
 use swarmkeeper_rollout::{changes, describe_change, spec_matches, FieldChange, ServiceState};
 
 use crate::objects::Ids;
-use crate::{Action, DeployError, Progress, Request};
+use crate::{Action, DeployError, Progress, Request, Stop};
 
 /// One service to bring to a spec.
 #[derive(Clone, Debug)]
@@ -247,18 +247,28 @@ pub(crate) struct Applying {
     pub unchanged: Vec<(String, Value)>,
     /// The service the engine refused, and what it said; nothing after it was tried.
     pub refused: Option<(String, EngineError)>,
+    /// Services not tried because a stop was asked for ([`crate::Options::stop`]).
+    pub not_applied: Vec<String>,
 }
 
 /// Creates or updates each target in order, leaving alone those whose spec would not change;
-/// stops at the first change the engine refuses.
+/// stops at the first change the engine refuses, or before the next change once `stop` is
+/// asked for.
 pub(crate) async fn apply_all(
     engine: &Engine,
     current: &HashMap<String, Service>,
     targets: Vec<Target>,
+    stop: &Stop,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Applying {
     let mut applying = Applying::default();
-    for target in targets {
+    let mut targets = targets.into_iter();
+    while let Some(target) = targets.next() {
+        if stop.requested().is_some() {
+            applying.not_applied.push(target.name);
+            applying.not_applied.extend(targets.map(|t| t.name));
+            break;
+        }
         let result = match current.get(&target.name) {
             Some(service) if spec_matches(&target.desired, &service.spec) => {
                 progress(Progress::Action {
@@ -326,18 +336,23 @@ pub(crate) async fn apply_all(
 
 /// Removes each service of `remove` (a prune, or a rollback to a revision without it); each
 /// is recorded as a change whose spec before is the one a stack rollback creates again. Stops
-/// at the first removal the engine refuses.
+/// at the first removal the engine refuses, or before the next once `stop` is asked for.
 pub(crate) async fn remove_all(
     engine: &Engine,
     current: &HashMap<String, Service>,
     remove: &[String],
+    stop: &Stop,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Applying {
     let mut applying = Applying::default();
-    for name in remove {
+    for (done, name) in remove.iter().enumerate() {
         let Some(service) = current.get(name) else {
             continue;
         };
+        if stop.requested().is_some() {
+            applying.not_applied = remove[done..].to_vec();
+            break;
+        }
         if let Err(error) = engine.remove_service(&service.id).await {
             applying.refused = Some((name.clone(), error));
             break;
