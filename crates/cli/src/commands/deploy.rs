@@ -295,15 +295,14 @@ pub fn conclude(stack: &str, what: &str, result: Result<Outcome, DeployError>) -
     let outcome = result.map_err(failure)?;
     if let Some(stopped) = &outcome.interrupted {
         let recorded = match outcome.revision {
-            Some(r) => format!("revision {r} is recorded as interrupted"),
-            None => "no revision was begun".to_owned(),
+            Some(r) => {
+                format!("revision {r} is recorded as interrupted and the stack's lock is released")
+            }
+            None => "no revision was begun and the stack's lock is not held".to_owned(),
         };
         return Err(Failure::Interrupted {
             code: StopSignal::named(&stopped.why).map_or(1, StopSignal::exit_code),
-            message: format!(
-                "{what} of {stack} {}; {recorded} and the stack's lock is released",
-                stopped.summary()
-            ),
+            message: format!("{what} of {stack} {}; {recorded}", stopped.summary()),
         });
     }
     let revision = outcome
