@@ -33,7 +33,7 @@ IGNORES = '["/bin/busybox", "sleep", "3600"]'
 KINDS = {
     "exits on SIGTERM": (EXITS, False),
     "ignores SIGTERM (10 s grace)": (IGNORES, False),
-    "exits on SIGTERM, another service stopping": (EXITS, True),
+    "exits on SIGTERM + another service stopping": (EXITS, True),
 }
 SCENARIOS = [k for k in KINDS if k in os.environ.get("CASES", ",".join(KINDS)).split(",")]
 
