@@ -242,7 +242,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// A run stopped before it recorded a revision: nothing was changed.
-    fn stopped_early(why: String, not_applied: Vec<String>) -> Outcome {
+    fn stopped_early(why: String) -> Outcome {
         Outcome {
             revision: None,
             succeeded: false,
@@ -253,7 +253,7 @@ impl Outcome {
             interrupted: Some(Interrupted {
                 why,
                 applied: Vec::new(),
-                not_applied,
+                not_applied: Vec::new(),
             }),
         }
     }
@@ -455,10 +455,7 @@ impl<'a, H> Run<'a, H> {
         let Some(lock) =
             history::acquire(self.history, self.request, self.options, progress).await?
         else {
-            return Ok(Outcome::stopped_early(
-                stop.requested().unwrap_or_default(),
-                Vec::new(),
-            ));
+            return Ok(Outcome::stopped_early(stop.requested().unwrap_or_default()));
         };
         let result = async {
             let prepared = match job {
@@ -481,10 +478,7 @@ impl<'a, H> Run<'a, H> {
             match prepared {
                 Some(prepared) => self.apply(prepared, progress).await,
                 // Stopped while waiting for a network to go, before anything changed.
-                None => Ok(Outcome::stopped_early(
-                    stop.requested().unwrap_or_default(),
-                    Vec::new(),
-                )),
+                None => Ok(Outcome::stopped_early(stop.requested().unwrap_or_default())),
             }
         }
         .await;
@@ -734,7 +728,7 @@ impl<'a, H> Run<'a, H> {
         let stop = &options.stop;
         if let Some(why) = stop.requested() {
             // Stopped while preparing: nothing changed yet, so no revision is begun.
-            return Ok(Outcome::stopped_early(why, Vec::new()));
+            return Ok(Outcome::stopped_early(why));
         }
         let start = history::RevisionStart {
             stack,
