@@ -12,6 +12,12 @@ pub enum Failure {
     Failed(String),
     Usage(String),
     Engine(String),
+    /// Stopped by a signal: exits as a shell reports a process the signal ended (128 + its
+    /// number: 130 for SIGINT, 143 for SIGTERM); the message says what was left how.
+    Interrupted {
+        code: u8,
+        message: String,
+    },
 }
 
 pub type CmdResult = Result<(), Failure>;
@@ -45,6 +51,10 @@ pub fn report(result: CmdResult) -> ExitCode {
         Err(Failure::Engine(message)) => {
             eprintln!("swarmkeeper: {message}");
             ExitCode::from(3)
+        }
+        Err(Failure::Interrupted { code, message }) => {
+            eprintln!("swarmkeeper: {message}");
+            ExitCode::from(code)
         }
     }
 }

@@ -3,181 +3,18 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Command;
+use std::time::Duration;
 
-use support::{docker, tempdir};
-
-const HOST: &str = "unix:///var/run/docker.sock";
-
-/// Images shared by the tests of this file, built once: `ok` sleeps, `bad` exits 1 at once.
-fn images() -> &'static (String, String) {
-    static IMAGES: OnceLock<(String, String)> = OnceLock::new();
-    IMAGES.get_or_init(|| {
-        let repo = format!("skdeploy{}", std::process::id());
-        // A test binary cannot clean up after its last test; the next run removes what earlier
-        // runs left, by label (an image still used by a stack being removed stays).
-        let stale = docker(
-            HOST,
-            &["image", "ls", "-q", "--filter", "label=swarmkeeper.test=deploy-engine"],
-        );
-        for id in stale.lines() {
-            let _ = Command::new("docker").args(["rmi", "-f", id]).output();
-        }
-        let build = |tag: &str, cmd: &str| {
-            let dir = tempdir(&format!("img-{tag}"));
-            std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
-            std::fs::write(
-                dir.join("Dockerfile"),
-                format!(
-                    "FROM scratch\nCOPY busybox /bin/busybox\n\
-                     LABEL swarmkeeper.test=deploy-engine\nCMD {cmd}\n"
-                ),
-            )
-            .unwrap();
-            let image = format!("{repo}:{tag}");
-            let out = Command::new("docker")
-                .env("DOCKER_BUILDKIT", "0")
-                .args(["build", "-q", "-t", &image])
-                .arg(&dir)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            std::fs::remove_dir_all(dir).ok();
-            image
-        };
-        (
-            build("ok", r#"["/bin/busybox", "sh", "-c", "echo hello-from-task; exec /bin/busybox sleep 3600"]"#),
-            build("bad", r#"["/bin/busybox", "sh", "-c", "echo boom-before-exit; exit 1"]"#),
-        )
-    })
-}
-
-/// A stack of this test and its state directory, removed when dropped.
-struct Stack {
-    name: String,
-    dir: PathBuf,
-}
-
-impl Stack {
-    fn new(what: &str) -> Stack {
-        images();
-        Stack {
-            name: format!("skd{}{what}", std::process::id() % 100_000),
-            dir: tempdir(&format!("deploy-{what}")),
-        }
-    }
-
-    fn file(&self, name: &str, yaml: &str) -> PathBuf {
-        let path = self.dir.join(name);
-        std::fs::write(&path, yaml).unwrap();
-        path
-    }
-
-    /// `swarmkeeper` against the test engine, with this stack's state directory.
-    fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"));
-        command
-            .env("DOCKER_HOST", HOST)
-            .env("SWARMKEEPER_STATE_DIR", self.dir.join("state"));
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command().args(args).output().unwrap()
-    }
-
-    fn deploy(&self, file: &std::path::Path, extra: &[&str]) -> Output {
-        let mut args = vec!["deploy", "--progress", "plain", "--by", "tester", "-c"];
-        args.push(file.to_str().unwrap());
-        args.extend_from_slice(extra);
-        args.push(&self.name);
-        self.run(&args)
-    }
-
-    /// `{{json .Spec...}}` of a service of this stack.
-    fn spec(&self, service: &str, format: &str) -> String {
-        docker(
-            HOST,
-            &[
-                "service",
-                "inspect",
-                &format!("{}_{service}", self.name),
-                "--format",
-                format,
-            ],
-        )
-    }
-
-    fn version(&self, service: &str) -> String {
-        self.spec(service, "{{.Version.Index}}")
-    }
-
-    /// `COMMAND… -c FILE EXTRA… STACK`.
-    fn with_file(&self, command: &[&str], file: &std::path::Path, extra: &[&str]) -> Output {
-        let mut args = command.to_vec();
-        args.extend(["-c", file.to_str().unwrap()]);
-        args.extend_from_slice(extra);
-        args.push(&self.name);
-        self.run(&args)
-    }
-
-    fn diff(&self, file: &std::path::Path, extra: &[&str]) -> Output {
-        self.with_file(&["diff"], file, extra)
-    }
-
-    /// Whether the engine has anything of this stack: services or networks.
-    fn has_anything(&self) -> bool {
-        let label = format!("label=com.docker.stack.namespace={}", self.name);
-        !docker(HOST, &["service", "ls", "-q", "--filter", &label]).is_empty()
-            || !docker(HOST, &["network", "ls", "-q", "--filter", &label]).is_empty()
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        support::remove_stack(&self.name);
-        std::fs::remove_dir_all(&self.dir).ok();
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A service file: `image`, an environment revision, short monitors and grace periods.
-fn service(name: &str, image: &str, rev: u32, extra: &str) -> String {
-    format!(
-        "  {name}:
-    image: {image}
-    stop_grace_period: 1s
-    environment:
-      REV: \"{rev}\"
-    deploy:
-      update_config:
-        monitor: 2s
-      restart_policy:
-        delay: 1s
-{extra}"
-    )
-}
-
-fn stack_file(services: &[String]) -> String {
-    format!("version: \"3.8\"\nservices:\n{}", services.concat())
-}
+use support::deploy::{images, service, stack_file, text, Stack, HOST};
+use support::docker;
 
 #[test]
 fn a_good_deploy_converges_and_a_repeat_touches_nothing() {
     let (ok, _) = images();
     let stack = Stack::new("good");
     let file = stack.file("s.yml", &stack_file(&[service("web", ok, 1, "")]));
-    let out = stack.deploy(&file, &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = stack.deploy_ok(&file, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("web: converged"), "{}", text(&out));
     assert!(stdout.contains("safe default"), "{}", text(&out));
@@ -241,9 +78,7 @@ fn a_good_deploy_converges_and_a_repeat_touches_nothing() {
     assert!(grep.status.success());
     assert!(grep.stdout.is_empty(), "{}", text(&grep));
 
-    let history = stack.run(&["history", &stack.name, "--json"]);
-    assert!(history.status.success(), "{}", text(&history));
-    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let json = stack.history();
     let revisions = json["revisions"].as_array().unwrap();
     assert_eq!(revisions.len(), 3);
     assert_eq!(revisions[0]["outcome"], "unchanged");
@@ -259,8 +94,7 @@ fn a_good_deploy_converges_and_a_repeat_touches_nothing() {
 fn an_image_that_exits_1_rolls_back_and_the_deploy_fails_with_the_reason() {
     let (ok, bad) = images();
     let stack = Stack::new("exit");
-    let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
-    assert!(stack.deploy(&v1, &[]).status.success());
+    stack.deploy_services("v1.yml", &[service("web", ok, 1, "")]);
     let v2 = stack.file("v2.yml", &stack_file(&[service("web", bad, 2, "")]));
     let out = stack.deploy(&v2, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -300,32 +134,24 @@ fn a_failing_healthcheck_rolls_back() {
         "v1.yml",
         &stack_file(&[service("web", ok, 1, &health(true))]),
     );
-    let out = stack.deploy(&v1, &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    stack.deploy_ok(&v1, &[]);
     let v2 = stack.file(
         "v2.yml",
         &stack_file(&[service("web", ok, 2, &health(false))]),
     );
     let out = stack.deploy(&v2, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        stack
-            .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
-            .contains("REV=1"),
-        "{}",
-        text(&out)
-    );
+    assert!(stack.runs_rev("web", 1), "{}", text(&out));
 }
 
 #[test]
 fn one_failing_service_rolls_the_whole_stack_back() {
     let (ok, bad) = images();
     let stack = Stack::new("pair");
-    let v1 = stack.file(
+    stack.deploy_services(
         "v1.yml",
-        &stack_file(&[service("a", ok, 1, ""), service("b", ok, 1, "")]),
+        &[service("a", ok, 1, ""), service("b", ok, 1, "")],
     );
-    assert!(stack.deploy(&v1, &[]).status.success());
     let v2 = stack.file(
         "v2.yml",
         &stack_file(&[service("a", ok, 2, ""), service("b", bad, 2, "")]),
@@ -341,9 +167,7 @@ fn one_failing_service_rolls_the_whole_stack_back() {
     assert!(stdout.contains("rollback requested"), "{}", text(&out));
     for service in ["a", "b"] {
         assert!(
-            stack
-                .spec(service, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
-                .contains("REV=1"),
+            stack.runs_rev(service, 1),
             "{service} was not put back: {}",
             text(&out)
         );
@@ -356,8 +180,7 @@ fn one_failing_service_rolls_the_whole_stack_back() {
     );
     // Each service as it ended (put back), not as it was when the rollback began, with the
     // image the revision tried and the one it replaced.
-    let history = stack.run(&["history", &stack.name, "--json"]);
-    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let json = stack.history();
     let failed = &json["revisions"][0];
     assert_eq!(failed["outcome"], "rolled back", "{failed}");
     let services = failed["services"].as_array().unwrap();
@@ -387,8 +210,7 @@ fn a_deploy_whose_output_closes_early_still_rolls_back_and_records_its_end() {
     use std::io::BufRead;
     let (ok, bad) = images();
     let stack = Stack::new("pipe");
-    let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
-    assert!(stack.deploy(&v1, &[]).status.success());
+    stack.deploy_services("v1.yml", &[service("web", ok, 1, "")]);
     let v2 = stack.file("v2.yml", &stack_file(&[service("web", bad, 2, "")]));
     let mut child = stack
         .command()
@@ -410,14 +232,8 @@ fn a_deploy_whose_output_closes_early_still_rolls_back_and_records_its_end() {
         "first line {first:?}; stderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stack
-            .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
-            .contains("REV=1"),
-        "web was not put back"
-    );
-    let history = stack.run(&["history", &stack.name, "--json"]);
-    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert!(stack.runs_rev("web", 1), "web was not put back");
+    let json = stack.history();
     assert_eq!(json["revisions"][0]["outcome"], "rolled back", "{json}");
 }
 
@@ -441,8 +257,7 @@ fn without_user_or_logname_the_history_names_the_system_s_user() {
     let id = Command::new("id").arg("-un").output().unwrap();
     let name = String::from_utf8_lossy(&id.stdout).trim().to_string();
     assert!(!name.is_empty(), "`id -un` names no user");
-    let history = stack.run(&["history", &stack.name, "--json"]);
-    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let json = stack.history();
     assert_eq!(json["revisions"][0]["by"], name.as_str(), "{json}");
 }
 
@@ -465,13 +280,7 @@ fn a_rollback_after_a_no_op_deploy_goes_back_to_what_ran_before() {
         "{}",
         text(&out)
     );
-    assert!(
-        stack
-            .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
-            .contains("REV=1"),
-        "{}",
-        text(&out)
-    );
+    assert!(stack.runs_rev("web", 1), "{}", text(&out));
 }
 
 #[test]
@@ -603,8 +412,7 @@ fn every_machine_shares_one_history_in_the_swarm_and_a_second_deploy_waits() {
 fn a_task_pending_on_an_impossible_reservation_times_out_and_rolls_back() {
     let (ok, _) = images();
     let stack = Stack::new("pending");
-    let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
-    assert!(stack.deploy(&v1, &[]).status.success());
+    stack.deploy_services("v1.yml", &[service("web", ok, 1, "")]);
     // More memory than any node has: Swarm leaves the task pending. (An impossible placement
     // constraint is refused by the preflight before anything changes, tested below.)
     let reservation = "      resources:\n        reservations:\n          memory: 100000G\n";
@@ -635,8 +443,7 @@ fn rollback_to_restores_an_older_revision() {
             services.push(service("extra", ok, rev, ""));
         }
         let file = stack.file(&format!("v{rev}.yml"), &stack_file(&services));
-        let out = stack.deploy(&file, &[]);
-        assert!(out.status.success(), "{}", text(&out));
+        stack.deploy_ok(&file, &[]);
     }
     let out = stack.run(&["rollback", &stack.name, "--to", "1", "--progress", "plain"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -646,13 +453,10 @@ fn rollback_to_restores_an_older_revision() {
         "{}",
         text(&out)
     );
-    assert!(stack
-        .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
-        .contains("REV=1"));
+    assert!(stack.runs_rev("web", 1));
     let missing = stack.run(&["rollback", &stack.name, "--to", "99"]);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
-    let history = stack.run(&["history", &stack.name, "--json"]);
-    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let json = stack.history();
     assert_eq!(json["revisions"][0]["kind"], "rollback");
     assert_eq!(json["revisions"][0]["outcome"], "succeeded");
 }
@@ -727,8 +531,7 @@ secrets:
         text(&lint)
     );
 
-    let out = stack.deploy(&file, &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = stack.deploy_ok(&file, &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("web: converged"));
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -789,7 +592,7 @@ fn diff_and_dry_run_show_each_change_and_change_nothing() {
     assert_eq!(dry.status.code(), Some(1), "{}", text(&dry));
     assert!(!stack.has_anything(), "a diff and a dry run create nothing");
 
-    assert!(stack.deploy(&v1, &[]).status.success());
+    stack.deploy_ok(&v1, &[]);
     let same = stack.diff(&v1, &[]);
     assert_eq!(same.status.code(), Some(0), "{}", text(&same));
     assert!(String::from_utf8_lossy(&same.stdout)
@@ -904,8 +707,7 @@ fn deploy_refuses_lint_errors_unless_told_to_ignore_them() {
 fn a_failure_shows_the_failing_task_s_own_logs_and_a_retry_not_the_last_failure() {
     let (ok, bad) = images();
     let stack = Stack::new("fail");
-    let v1 = stack.file("v1.yml", &stack_file(&[service("web", ok, 1, "")]));
-    assert!(stack.deploy(&v1, &[]).status.success());
+    stack.deploy_services("v1.yml", &[service("web", ok, 1, "")]);
     let v2 = stack.file("v2.yml", &stack_file(&[service("web", bad, 1, "")]));
     let out = stack.deploy(&v2, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -957,11 +759,10 @@ fn a_failure_shows_the_failing_task_s_own_logs_and_a_retry_not_the_last_failure(
 fn prune_removes_what_the_files_dropped_and_rollback_brings_it_back() {
     let (ok, bad) = images();
     let stack = Stack::new("prune");
-    let both = stack.file(
+    stack.deploy_services(
         "both.yml",
-        &stack_file(&[service("web", ok, 1, ""), service("extra", ok, 1, "")]),
+        &[service("web", ok, 1, ""), service("extra", ok, 1, "")],
     );
-    assert!(stack.deploy(&both, &[]).status.success());
     let web_only = stack.file("web.yml", &stack_file(&[service("web", ok, 1, "")]));
     let kept = stack.deploy(&web_only, &[]);
     assert!(kept.status.success(), "{}", text(&kept));
@@ -991,8 +792,7 @@ fn prune_removes_what_the_files_dropped_and_rollback_brings_it_back() {
         .output()
         .unwrap();
     assert!(!gone.status.success(), "pruned");
-    let history = stack.run(&["history", &stack.name, "--json"]);
-    let json: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let json = stack.history();
     let newest = json["revisions"][0].to_string();
     assert!(
         newest.contains("removed"),
@@ -1009,8 +809,7 @@ fn prune_removes_what_the_files_dropped_and_rollback_brings_it_back() {
 fn a_deploy_right_after_docker_stack_rm_waits_for_the_network() {
     let (ok, _) = images();
     let stack = Stack::new("rm");
-    let file = stack.file("s.yml", &stack_file(&[service("web", ok, 1, "")]));
-    assert!(stack.deploy(&file, &[]).status.success());
+    let file = stack.deploy_services("s.yml", &[service("web", ok, 1, "")]);
     let rm = Command::new("docker")
         .args(["stack", "rm", &stack.name])
         .output()
@@ -1018,8 +817,7 @@ fn a_deploy_right_after_docker_stack_rm_waits_for_the_network() {
     assert!(rm.status.success());
     // The network is still listed while the task stops: the deploy waits for it to go
     // instead of creating the service on it ("network … not found").
-    let out = stack.deploy(&file, &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    stack.deploy_ok(&file, &[]);
     assert!(!stack.spec("web", "{{.ID}}").is_empty());
 }
 
@@ -1067,25 +865,18 @@ fn rollback_to_right_after_network_rm_waits_for_the_network_to_go_and_creates_it
             stack_file(&[service("web", ok, 1, "    networks: [front]\n")])
         ),
     );
-    let out = stack.deploy(&v1, &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    stack.deploy_ok(&v1, &[]);
     let net = format!("{name}_front");
-    let first_net = docker(HOST, &["network", "inspect", "-f", "{{.Id}}", &net]);
-    let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, "")]));
-    let out = stack.deploy(&v2, &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = Command::new("docker")
-        .args(["network", "rm", &net])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let first_net = stack.object_id("network", "front");
+    stack.deploy_services("v2.yml", &[service("web", ok, 2, "")]);
+    stack.remove_object("network", "front");
     // No waiting here: the engine still lists the network under its old id while revision
     // 1's task stops; the rollback must not take it as existing.
     let out = stack.run(&["rollback", name, "--to", "1", "--progress", "plain"]);
     assert!(out.status.success(), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains(&format!("{net}: create network")), "{said}");
-    let new_net = docker(HOST, &["network", "inspect", "-f", "{{.Id}}", &net]);
+    let new_net = stack.object_id("network", "front");
     assert_ne!(new_net, first_net);
     let attached = stack.spec("web", "{{json .Spec.TaskTemplate.Networks}}");
     assert!(attached.contains(&new_net), "{attached}");
@@ -1107,46 +898,20 @@ fn rollback_to_creates_the_revision_s_gone_network_and_config_and_refuses_a_gone
             stack_file(&[service("web", ok, 1, uses)])
         ),
     );
-    let out = stack.deploy(&v1, &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let first_net = docker(
-        HOST,
-        &[
-            "network",
-            "inspect",
-            "-f",
-            "{{.Id}}",
-            &format!("{name}_front"),
-        ],
-    );
+    stack.deploy_ok(&v1, &[]);
+    let first_net = stack.object_id("network", "front");
     // Revision 2 uses none of them, so they can be removed by hand.
-    let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, "")]));
-    let out = stack.deploy(&v2, &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let rm = |kind: &str, object: &str| {
-        let out = Command::new("docker")
-            .args([kind, "rm", &format!("{name}_{object}")])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-    };
-    rm("network", "front");
-    rm("config", "conf");
-    rm("secret", "db");
+    stack.deploy_services("v2.yml", &[service("web", ok, 2, "")]);
+    stack.remove_object("network", "front");
+    stack.remove_object("config", "conf");
+    stack.remove_object("secret", "db");
     // The engine lists a removed overlay network until revision 1's task has stopped.
-    let gone = || {
-        !Command::new("docker")
-            .args(["network", "inspect", &format!("{name}_front")])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    };
-    let waited = std::time::Instant::now();
-    while !gone() {
-        assert!(waited.elapsed().as_secs() < 60, "the network stays listed");
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+    let gone = || !stack.has_object("network", "front");
+    support::wait_until(
+        "the network is no longer listed",
+        Duration::from_secs(60),
+        gone,
+    );
 
     // A secret's data is not in the swarm's history: refused, naming it, before any change.
     let before = stack.version("web");
@@ -1187,16 +952,7 @@ fn rollback_to_creates_the_revision_s_gone_network_and_config_and_refuses_a_gone
         said.contains(&format!("{name}_conf: create config")),
         "{said}"
     );
-    let new_net = docker(
-        HOST,
-        &[
-            "network",
-            "inspect",
-            "-f",
-            "{{.Id}}",
-            &format!("{name}_front"),
-        ],
-    );
+    let new_net = stack.object_id("network", "front");
     assert_ne!(new_net, first_net);
     assert_eq!(
         docker(
@@ -1227,20 +983,9 @@ fn rollback_to_creates_the_revision_s_gone_network_and_config_and_refuses_a_gone
         data.trim_matches('"'),
         swarmkeeper_deploy::base64(b"config-of-revision-1\n")
     );
-    let config_id = docker(
-        HOST,
-        &[
-            "config",
-            "inspect",
-            "-f",
-            "{{.ID}}",
-            &format!("{name}_conf"),
-        ],
-    );
+    let config_id = stack.object_id("config", "conf");
     assert!(stack
         .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Configs}}")
         .contains(&config_id));
-    assert!(stack
-        .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
-        .contains("REV=1"));
+    assert!(stack.runs_rev("web", 1));
 }

@@ -12,7 +12,7 @@ use swarmkeeper_engine::{Engine, EngineError, Service, ServiceView, UpdateStatus
 use swarmkeeper_rollout::{changes, describe_change, spec_matches, FieldChange, ServiceState};
 
 use crate::objects::Ids;
-use crate::{Action, DeployError, Progress, Request};
+use crate::{Action, DeployError, Progress, Request, Stop};
 
 /// One service to bring to a spec.
 #[derive(Clone, Debug)]
@@ -103,7 +103,10 @@ pub(crate) async fn registry_auths(
     Ok(auths)
 }
 
-/// Each image pinned as `image:tag@sha256:…` (see [`pin`]), asked with its credentials.
+/// Each image pinned as `image:tag@sha256:…` (see [`pin`]), asked with its credentials, or
+/// anonymously where there are none (`--no-registry-auth`, or none configured for the
+/// registry): a public image is pinned either way, so the spec does not change with the flag.
+/// The images whose registry refuses an anonymous lookup are deployed by tag, said once.
 pub(crate) async fn pin_images(
     engine: &Engine,
     auths: &HashMap<String, Option<String>>,
@@ -112,11 +115,58 @@ pub(crate) async fn pin_images(
     let mut images: Vec<(&String, &Option<String>)> = auths.iter().collect();
     images.sort();
     let mut pinned = HashMap::new();
+    let mut refused = Vec::new();
     for (image, auth) in images {
-        let digest = pin(engine, image, auth.as_deref(), progress).await?;
+        let digest = match pin(engine, image, auth.as_deref(), progress).await? {
+            Pin::Digest(reference) => Some(reference),
+            Pin::RefusedAnonymously => {
+                refused.push(image.as_str());
+                None
+            }
+            Pin::Unknown => None,
+        };
         pinned.insert(image.clone(), digest);
     }
+    if !refused.is_empty() {
+        progress(Progress::Warning(&format!(
+            "{} {}: the registry gives no digest without credentials, and none are sent \
+             (--no-registry-auth, or none configured for it): deployed by tag, not pinned; \
+             each node runs what it pulls, or has, under the tag",
+            if refused.len() == 1 {
+                "image"
+            } else {
+                "images"
+            },
+            refused.join(", ")
+        )));
+    }
     Ok(pinned)
+}
+
+/// What [`pin`] found.
+enum Pin {
+    /// `image:tag@sha256:…`.
+    Digest(String),
+    /// Asked without credentials, the registry refused (a private image).
+    RefusedAnonymously,
+    /// The registry could not say (unreachable, a local image); warned.
+    Unknown,
+}
+
+/// Whether the engine's answer to an anonymous digest lookup is the registry refusing it (a
+/// private image) rather than a registry that cannot be reached. Dockerd answers a refusal
+/// with HTTP 401/403, or with 500 and the registry's words ("no basic auth credentials" from
+/// a basic-auth registry, "unauthorized: authentication required" from a token one, "denied:
+/// requested access to the resource is denied" from Docker Hub). Pure.
+fn refused_anonymously(status: u16, message: &str) -> bool {
+    const REFUSALS: [&str; 4] = [
+        "no basic auth credentials",
+        "unauthorized",
+        "authentication required",
+        "access to the resource is denied",
+    ];
+    let message = message.to_ascii_lowercase();
+    matches!(status, 401 | 403) || REFUSALS.iter().any(|r| message.contains(r))
 }
 
 /// `image:tag@sha256:…` from the registry, as the docker CLI pins it; `None` (with a warning)
@@ -129,12 +179,12 @@ async fn pin(
     image: &str,
     registry_auth: Option<&str>,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Option<String>, DeployError> {
+) -> Result<Pin, DeployError> {
     if image.contains('@') {
-        return Ok(Some(image.to_string()));
+        return Ok(Pin::Digest(image.to_string()));
     }
     match engine.distribution_digest(image, registry_auth).await {
-        Ok(digest) => Ok(Some(pinned_reference(image, &digest))),
+        Ok(digest) => Ok(Pin::Digest(pinned_reference(image, &digest))),
         Err(EngineError::Api {
             status: 404,
             message,
@@ -151,6 +201,11 @@ async fn pin(
             "image {image}: the registry refused the credentials ({message}); `docker login` \
              to it again"
         ))),
+        Err(EngineError::Api {
+            status, message, ..
+        }) if registry_auth.is_none() && refused_anonymously(status, &message) => {
+            Ok(Pin::RefusedAnonymously)
+        }
         Err(e) => {
             let why = match &e {
                 EngineError::Api { message, .. } => message.clone(),
@@ -159,7 +214,7 @@ async fn pin(
             progress(Progress::Warning(&format!(
                 "image {image}: its digest could not be resolved ({why}); nodes may run different images under this tag"
             )));
-            Ok(None)
+            Ok(Pin::Unknown)
         }
     }
 }
@@ -247,18 +302,28 @@ pub(crate) struct Applying {
     pub unchanged: Vec<(String, Value)>,
     /// The service the engine refused, and what it said; nothing after it was tried.
     pub refused: Option<(String, EngineError)>,
+    /// Services not tried because a stop was asked for ([`crate::Options::stop`]).
+    pub not_applied: Vec<String>,
 }
 
 /// Creates or updates each target in order, leaving alone those whose spec would not change;
-/// stops at the first change the engine refuses.
+/// stops at the first change the engine refuses, or before the next change once `stop` is
+/// asked for.
 pub(crate) async fn apply_all(
     engine: &Engine,
     current: &HashMap<String, Service>,
     targets: Vec<Target>,
+    stop: &Stop,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Applying {
     let mut applying = Applying::default();
-    for target in targets {
+    let mut targets = targets.into_iter();
+    while let Some(target) = targets.next() {
+        if stop.requested().is_some() {
+            applying.not_applied.push(target.name);
+            applying.not_applied.extend(targets.map(|t| t.name));
+            break;
+        }
         let result = match current.get(&target.name) {
             Some(service) if spec_matches(&target.desired, &service.spec) => {
                 progress(Progress::Action {
@@ -326,18 +391,23 @@ pub(crate) async fn apply_all(
 
 /// Removes each service of `remove` (a prune, or a rollback to a revision without it); each
 /// is recorded as a change whose spec before is the one a stack rollback creates again. Stops
-/// at the first removal the engine refuses.
+/// at the first removal the engine refuses, or before the next once `stop` is asked for.
 pub(crate) async fn remove_all(
     engine: &Engine,
     current: &HashMap<String, Service>,
     remove: &[String],
+    stop: &Stop,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Applying {
     let mut applying = Applying::default();
-    for name in remove {
+    for (done, name) in remove.iter().enumerate() {
         let Some(service) = current.get(name) else {
             continue;
         };
+        if stop.requested().is_some() {
+            applying.not_applied = remove[done..].to_vec();
+            break;
+        }
         if let Err(error) = engine.remove_service(&service.id).await {
             applying.refused = Some((name.clone(), error));
             break;
@@ -476,6 +546,30 @@ mod tests {
             pinned_reference("registry:5000/app", "sha256:a"),
             "registry:5000/app:latest@sha256:a"
         );
+    }
+
+    #[test]
+    fn a_private_registry_s_refusal_is_told_from_a_registry_out_of_reach() {
+        // As dockerd 20.10 answered an anonymous `/distribution` lookup on this machine.
+        let basic =
+            "Head \"http://127.0.0.1:45998/v2/skdw/app/manifests/1\": no basic auth credentials";
+        assert!(refused_anonymously(500, basic));
+        assert!(refused_anonymously(401, "whatever the registry said"));
+        assert!(refused_anonymously(
+            500,
+            "errors:\ndenied: requested access to the resource is denied\n"
+        ));
+        assert!(refused_anonymously(
+            500,
+            "unauthorized: authentication required"
+        ));
+        let unreachable = "Get \"https://nosuchregistry.invalid/v2/\": dial tcp: lookup \
+                           nosuchregistry.invalid on 10.255.255.53:53: no such host";
+        assert!(!refused_anonymously(500, unreachable));
+        assert!(!refused_anonymously(
+            500,
+            "manifest unknown: manifest unknown"
+        ));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use swarmkeeper_rollout::{assess, observe, verdict, Follow, ServiceState, Verdic
 use crate::apply::Applied;
 use crate::{FailureReport, Options, Progress};
 
-/// Follows every applied service until the verdict is not `Wait`.
+/// Follows every applied service until the verdict is not `Wait`; `Wait` when stopped
+/// ([`Options::stop`]) before that.
 pub(crate) async fn follow(
     engine: &Engine,
     applied: &mut [Applied],
@@ -50,6 +51,7 @@ pub(crate) async fn follow(
         tokio::select! {
             _ = events.next() => {}
             _ = tokio::time::sleep(options.poll) => {}
+            _ = options.stop.wait() => return Ok(Verdict::Wait),
         }
     }
 }

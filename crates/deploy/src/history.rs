@@ -155,13 +155,13 @@ impl History for Store {
 }
 
 /// Takes the stack's lock, waiting (and saying so once) while another deploy holds it, at most
-/// as long as a deploy may take.
+/// as long as a deploy may take; `None` when stopped ([`Options::stop`]) while it waited.
 pub(crate) async fn acquire<H: History>(
     history: &H,
     request: &Request,
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<StackLock, DeployError> {
+) -> Result<Option<StackLock>, DeployError> {
     let started = std::time::Instant::now();
     let mut told = false;
     loop {
@@ -170,7 +170,7 @@ pub(crate) async fn acquire<H: History>(
             .await
             .map_err(Into::into)?
         {
-            Locking::Acquired(lock) => return Ok(lock),
+            Locking::Acquired(lock) => return Ok(Some(lock)),
             Locking::Held(holder) if !options.wait => {
                 return Err(DeployError::Busy {
                     stack: request.stack.clone(),
@@ -196,7 +196,10 @@ pub(crate) async fn acquire<H: History>(
                     )));
                     told = true;
                 }
-                tokio::time::sleep(LOCK_POLL).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(LOCK_POLL) => {}
+                    _ = options.stop.wait() => return Ok(None),
+                }
             }
         }
     }
@@ -246,6 +249,7 @@ mod tests {
             notes.push(format!("{p:?}"))
         })
         .await
+        .unwrap()
         .unwrap();
         assert!(notes.is_empty(), "a free stack is taken at once: {notes:?}");
         let refused = acquire(second, &request("bob"), &options, &mut |p| {
@@ -279,7 +283,21 @@ mod tests {
         assert!(release(first, &lock, result).await.is_err());
         let again = acquire(second, &request("bob"), &options, &mut |_| {})
             .await
+            .unwrap()
             .unwrap();
+        // A stop asked for while it waits: it gives up at once, holding nothing.
+        let stopping = Options {
+            timeout: std::time::Duration::from_secs(60),
+            ..options.clone()
+        };
+        let stop = stopping.stop.clone();
+        let started = std::time::Instant::now();
+        let waiting = acquire(first, &request("carol"), &stopping, &mut |_| {
+            stop.request("SIGINT")
+        })
+        .await;
+        assert_eq!(waiting.unwrap(), None);
+        assert!(started.elapsed() < LOCK_POLL, "stopped at once");
         release(second, &again, Ok(())).await.unwrap();
     }
 }

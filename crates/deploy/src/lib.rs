@@ -28,6 +28,7 @@ mod record;
 mod remove;
 mod restore;
 mod revive;
+mod stop;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -52,6 +53,7 @@ pub use preview::Preview;
 pub use record::{service_images, ServiceImages};
 pub use remove::{remove_stack, stack_objects, StackObjects};
 pub use restore::Restored;
+pub use stop::{Interrupted, Stop};
 pub use swarmkeeper_store::{
     DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision, StackLock,
 };
@@ -77,6 +79,9 @@ pub struct Options {
     /// Remove the stack's services that the files no longer name, as `docker stack deploy
     /// --prune` does.
     pub prune: bool,
+    /// Asked to stop (a signal): the run stops at its next safe point and records itself as
+    /// interrupted ([`Outcome::interrupted`]). Never requested by default.
+    pub stop: Stop,
 }
 
 impl Default for Options {
@@ -89,6 +94,7 @@ impl Default for Options {
             poll: Duration::from_millis(200),
             max_failed_tasks: DEFAULT_MAX_FAILED_TASKS,
             prune: false,
+            stop: Stop::default(),
         }
     }
 }
@@ -228,6 +234,29 @@ pub struct Outcome {
     pub rollback_reaction: Option<Duration>,
     /// Services put back after a failure and how they ended.
     pub rolled_back: Vec<(String, Restored)>,
+    /// Set when the run was stopped ([`Options::stop`]) before it ended: what it applied and
+    /// what it did not. It neither followed nor rolled back further; Swarm goes on with the
+    /// rollouts it started.
+    pub interrupted: Option<Interrupted>,
+}
+
+impl Outcome {
+    /// A run stopped before it recorded a revision: nothing was changed.
+    fn stopped_early(why: String) -> Outcome {
+        Outcome {
+            revision: None,
+            succeeded: false,
+            services: Vec::new(),
+            failures: Vec::new(),
+            rollback_reaction: None,
+            rolled_back: Vec::new(),
+            interrupted: Some(Interrupted {
+                why,
+                applied: Vec::new(),
+                not_applied: Vec::new(),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -284,7 +313,10 @@ pub async fn preview(
         request,
         options,
     };
-    let prepared = run.prepare_deploy(stack, true, progress).await?;
+    let prepared = run
+        .prepare_deploy(stack, true, progress)
+        .await?
+        .ok_or_else(|| DeployError::Input("the preview was stopped".to_owned()))?;
     Ok(preview::compare(prepared, options.prune))
 }
 
@@ -419,7 +451,12 @@ impl<'a, H> Run<'a, H> {
     where
         H: History,
     {
-        let lock = history::acquire(self.history, self.request, self.options, progress).await?;
+        let stop = &self.options.stop;
+        let Some(lock) =
+            history::acquire(self.history, self.request, self.options, progress).await?
+        else {
+            return Ok(Outcome::stopped_early(stop.requested().unwrap_or_default()));
+        };
         let result = async {
             let prepared = match job {
                 Job::Deploy(stack) => self.prepare_deploy(stack, false, progress).await?,
@@ -427,31 +464,36 @@ impl<'a, H> Run<'a, H> {
                 Job::Image(update) => {
                     let (current, targets) =
                         image::prepare(self.engine, self.request, &update).await?;
-                    Prepared {
+                    Some(Prepared {
                         kind: DeployKind::AutoDeploy,
                         current,
                         targets,
                         note: Some(update.reason),
                         objects: Vec::new(),
                         remove: Vec::new(),
-                    }
+                    })
                 }
-                Job::Edit(specs) => self.prepare_edit(specs).await?,
+                Job::Edit(specs) => Some(self.prepare_edit(specs).await?),
             };
-            self.apply(prepared, progress).await
+            match prepared {
+                Some(prepared) => self.apply(prepared, progress).await,
+                // Stopped while waiting for a network to go, before anything changed.
+                None => Ok(Outcome::stopped_early(stop.requested().unwrap_or_default())),
+            }
         }
         .await;
         history::release(self.history, &lock, result).await
     }
 
     /// The services' specs as the stack is to have them; `dry_run`: without creating the
-    /// networks, secrets and configs they name.
+    /// networks, secrets and configs they name. `None`: stopped ([`Options::stop`]) while it
+    /// waited for a network being removed, before it changed anything.
     async fn prepare_deploy(
         &self,
         stack: Stack,
         dry_run: bool,
         progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<Prepared, DeployError> {
+    ) -> Result<Option<Prepared>, DeployError> {
         let Run {
             engine,
             request,
@@ -476,14 +518,22 @@ impl<'a, H> Run<'a, H> {
             HashMap::new()
         };
         if !dry_run {
-            objects::wait_for_network_removal(
+            let names = spec
+                .networks
+                .iter()
+                .map(|n| n.name.as_str())
+                .chain(spec.external_networks.iter().map(String::as_str));
+            let waited = objects::wait_for_network_removal(
                 engine,
-                &request.stack,
-                &spec,
+                names.collect(),
                 options.timeout,
+                &options.stop,
                 progress,
             )
             .await?;
+            if waited == objects::Waited::Stopped {
+                return Ok(None);
+            }
         }
         let survey = objects::survey(engine, &spec, &files).await?;
         let objects = survey.objects(&spec);
@@ -524,14 +574,14 @@ impl<'a, H> Run<'a, H> {
         } else {
             Vec::new()
         };
-        Ok(Prepared {
+        Ok(Some(Prepared {
             kind: DeployKind::Deploy,
             current,
             targets,
             note: None,
             objects,
             remove,
-        })
+        }))
     }
 
     async fn prepare_edit(
@@ -589,11 +639,13 @@ impl<'a, H> Run<'a, H> {
             .collect())
     }
 
+    /// `None`: stopped while it waited for a network being removed, before it changed
+    /// anything.
     async fn prepare_rollback(
         &self,
         to: Option<u64>,
         progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<Prepared, DeployError>
+    ) -> Result<Option<Prepared>, DeployError>
     where
         H: History,
     {
@@ -601,7 +653,7 @@ impl<'a, H> Run<'a, H> {
             engine,
             history,
             request,
-            ..
+            options,
         } = *self;
         let stack = request.stack.as_str();
         let current = current_services(engine, stack).await?;
@@ -622,7 +674,10 @@ impl<'a, H> Run<'a, H> {
         let mut specs = record::deployed_specs(&record)?;
         // The networks, secrets and configs they name come back first (or the rollback is
         // refused, naming a secret that cannot), and the specs name them by their ids now.
-        let (moved, objects) = revive::revive(engine, &record, progress).await?;
+        let Some((moved, objects)) = revive::revive(engine, &record, options, progress).await?
+        else {
+            return Ok(None);
+        };
         for (_, spec) in &mut specs {
             revive::repoint(spec, &moved);
         }
@@ -634,14 +689,14 @@ impl<'a, H> Run<'a, H> {
         // The stack goes back to what the revision had: services added after it go (their
         // removal is recorded, so rolling forward again brings them back).
         let remove = not_targeted(&current, &targets);
-        Ok(Prepared {
+        Ok(Some(Prepared {
             kind: DeployKind::Rollback,
             current,
             targets,
             note: None,
             objects,
             remove,
-        })
+        }))
     }
 
     /// Applies the targets, follows what changed, rolls the stack back when something fails, and
@@ -670,6 +725,11 @@ impl<'a, H> Run<'a, H> {
         } = prepared;
         let note = note.as_deref();
         let stack = request.stack.as_str();
+        let stop = &options.stop;
+        if let Some(why) = stop.requested() {
+            // Stopped while preparing: nothing changed yet, so no revision is begun.
+            return Ok(Outcome::stopped_early(why));
+        }
         let start = history::RevisionStart {
             stack,
             by: &request.by,
@@ -680,15 +740,29 @@ impl<'a, H> Run<'a, H> {
         let revision = history.append(&start).await.map_err(Into::into)?;
         // Removals first, as `docker stack deploy --prune` does: a port or a name they hold
         // may be the one a new service takes.
-        let mut applying = apply::remove_all(engine, &current, &remove, progress).await;
-        if applying.refused.is_none() {
-            let rest = apply::apply_all(engine, &current, targets, progress).await;
+        let mut applying = apply::remove_all(engine, &current, &remove, stop, progress).await;
+        if applying.refused.is_none() && applying.not_applied.is_empty() {
+            let rest = apply::apply_all(engine, &current, targets, stop, progress).await;
             applying.applied.extend(rest.applied);
             applying.unchanged = rest.unchanged;
             applying.refused = rest.refused;
+            applying.not_applied = rest.not_applied;
+        } else {
+            applying
+                .not_applied
+                .extend(targets.into_iter().map(|t| t.name));
         }
         let mut applied = applying.applied;
         let unchanged = applying.unchanged;
+        // What the run did not get to runs as before: recorded with the spec it has.
+        let not_applied: Vec<(String, Option<serde_json::Value>)> = applying
+            .not_applied
+            .into_iter()
+            .map(|name| {
+                let spec = current.get(&name).map(|s| s.spec.clone());
+                (name, spec)
+            })
+            .collect();
         let mut outcome = Outcome {
             revision: Some(revision),
             succeeded: false,
@@ -696,7 +770,9 @@ impl<'a, H> Run<'a, H> {
             failures: Vec::new(),
             rollback_reaction: None,
             rolled_back: Vec::new(),
+            interrupted: None,
         };
+        let mut stopped = None;
         let failed = match applying.refused {
             Some((name, error)) => {
                 let why = format!("the engine refused the change: {error}");
@@ -719,6 +795,7 @@ impl<'a, H> Run<'a, H> {
                         record::Ran {
                             applied: &applied,
                             unchanged: &unchanged,
+                            not_applied: &not_applied,
                             objects: &objects,
                         },
                     )
@@ -731,9 +808,21 @@ impl<'a, H> Run<'a, H> {
                 });
                 true
             }
-            None => {
-                follow::follow(engine, &mut applied, options, progress).await? == Verdict::Failed
-            }
+            None => match stop.requested() {
+                Some(why) => {
+                    stopped = Some(why);
+                    false
+                }
+                None => match follow::follow(engine, &mut applied, options, progress).await? {
+                    Verdict::Failed => true,
+                    // No verdict: stopped while following.
+                    Verdict::Wait => {
+                        stopped = stop.requested();
+                        false
+                    }
+                    Verdict::Succeeded => false,
+                },
+            },
         };
         if failed {
             let requested_at = Timestamp::now();
@@ -754,16 +843,26 @@ impl<'a, H> Run<'a, H> {
                     .failures
                     .push(follow::failure_report(engine, change).await);
             }
-            outcome.rolled_back =
+            let put_back =
                 restore::put_back(engine, request, &applied, actions, options, progress).await?;
+            outcome.rolled_back = put_back.ended;
+            if put_back.stopped {
+                stopped = stop.requested();
+            }
         } else {
-            outcome.succeeded = true;
+            outcome.succeeded = stopped.is_none();
         }
+        outcome.interrupted = stopped.map(|why| Interrupted {
+            why,
+            applied: applied.iter().map(|a| a.name.clone()).collect(),
+            not_applied: not_applied.iter().map(|(name, _)| name.clone()).collect(),
+        });
         outcome.services = record::service_outcomes(&applied, &unchanged);
         let objects = recorded_objects(engine, &applied, &unchanged, progress).await;
         let ran = record::Ran {
             applied: &applied,
             unchanged: &unchanged,
+            not_applied: &not_applied,
             objects: &objects,
         };
         record::finish(history, stack, revision, note, &outcome, ran).await?;

@@ -1,16 +1,16 @@
 //! The stack's secrets, configs and networks: created when missing, found by name otherwise,
 //! so that the service specs can name them by id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
 use swarmkeeper_compose::spec::{FileObjectCreate, NetworkCreate};
 use swarmkeeper_compose::StackSpec;
-use swarmkeeper_engine::{Engine, SwarmObject};
+use swarmkeeper_engine::{Engine, SwarmObject, Task, TaskState};
 
 use crate::digest::{base64, sha256_hex};
-use crate::{Action, DeployError, Progress};
+use crate::{Action, DeployError, Progress, Stop};
 
 /// Label on the secrets and configs swarmkeeper creates: the SHA-256 of their content, so that a
 /// changed file is noticed (Swarm cannot change a secret's or config's data in place).
@@ -261,73 +261,110 @@ impl Survey<'_> {
     }
 }
 
-/// How long a network may stay listed after the tasks that held it are gone.
-const NETWORK_REMOVAL_GRACE: Duration = Duration::from_secs(5);
 const NETWORK_REMOVAL_POLL: Duration = Duration::from_millis(250);
 
-/// Right after `docker stack rm`, the stack's networks are still listed until the removed
-/// services' tasks have stopped; a service created on one then fails with "network … not
-/// found". When the stack has no service but one of its networks is listed while tasks of
-/// removed services still stop, wait (at most `limit`) until they are gone and the network
-/// with them. A network left behind with nothing stopping is used as it is, at once.
+/// How [`wait_for_network_removal`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// No network named is being removed any more: each is gone, or there to use.
+    Ready,
+    /// A stop was asked for ([`Stop`]) while it waited.
+    Stopped,
+}
+
+/// The networks among `listed` that may still be being removed, by name. Pure.
+///
+/// Swarm accepts `docker network rm` (and `docker stack rm`'s) of a network no service names
+/// while tasks that are no longer meant to run are still attached to it: it stays listed,
+/// under its old id, until they are gone, and a service created on it meanwhile fails with
+/// "network … not found". So a network is held while a task attached to it is no longer
+/// wanted (its desired state is not `running`) and has not stopped yet, or belongs to a
+/// removed service (it goes once Swarm reaps the task). A network a service names cannot be
+/// being removed (Swarm refuses that), and one left behind with nothing stopping on it (after
+/// `docker service rm`) is there to use.
+pub(crate) fn held_networks(
+    listed: &[SwarmObject],
+    services: &[swarmkeeper_engine::Service],
+    tasks: &[Task],
+) -> Vec<String> {
+    let service_ids: HashSet<&str> = services.iter().map(|s| s.id.as_str()).collect();
+    let named: HashSet<&str> = services
+        .iter()
+        .flat_map(|s| s.view.networks.iter().map(String::as_str))
+        .collect();
+    listed
+        .iter()
+        .filter(|n| !named.contains(n.id.as_str()))
+        .filter(|n| {
+            tasks.iter().any(|t| {
+                let removed = !service_ids.contains(t.service_id.as_str());
+                let stopping = t.state == TaskState::Running || t.state.is_waiting();
+                t.networks.contains(&n.id) && !t.is_wanted() && (removed || stopping)
+            })
+        })
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+/// Waits (at most `limit`, or until `stop` is asked for) while a network of `names` is
+/// listed but still being removed ([`held_networks`]), so that a deploy or a rollback decides
+/// which networks exist only once they are gone, and nothing is half applied. Says so once.
+/// The deploy and the rollback both wait here.
 pub(crate) async fn wait_for_network_removal(
     engine: &Engine,
-    stack: &str,
-    spec: &StackSpec,
+    names: BTreeSet<&str>,
     limit: Duration,
+    stop: &Stop,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(), DeployError> {
-    if spec.networks.is_empty() || !engine.list_services(Some(stack)).await?.is_empty() {
-        return Ok(());
+) -> Result<Waited, DeployError> {
+    if names.is_empty() {
+        return Ok(Waited::Ready);
     }
     let started = std::time::Instant::now();
-    let mut orphans_seen = false;
     let mut told = false;
     loop {
-        let listed: Vec<String> = engine
-            .list_networks(Some(stack))
+        let listed: Vec<SwarmObject> = engine
+            .list_networks(None)
             .await?
             .into_iter()
-            .map(|n| n.name)
-            .filter(|name| spec.networks.iter().any(|n| &n.name == name))
+            .filter(|n| names.contains(n.name.as_str()))
             .collect();
         if listed.is_empty() {
-            return Ok(());
+            return Ok(Waited::Ready);
         }
-        let services: Vec<String> = engine
-            .list_services(None)
-            .await?
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
-        let stopping = engine
-            .list_all_tasks()
-            .await?
+        let services = engine.list_services(None).await?;
+        let held = if listed
             .iter()
-            .any(|t| !services.contains(&t.service_id));
-        orphans_seen |= stopping;
-        let waited = started.elapsed();
-        let grace_over = !stopping && (!orphans_seen || waited >= NETWORK_REMOVAL_GRACE);
-        if grace_over {
-            return Ok(());
+            .all(|n| services.iter().any(|s| s.view.networks.contains(&n.id)))
+        {
+            // Every one is in use: none can be being removed; no need to list the tasks.
+            Vec::new()
+        } else {
+            held_networks(&listed, &services, &engine.list_all_tasks().await?)
+        };
+        if held.is_empty() {
+            return Ok(Waited::Ready);
         }
-        if waited >= limit {
+        if started.elapsed() >= limit {
             return Err(DeployError::Input(format!(
-                "network {} is still being removed after {}s (its services' tasks are \
-                 stopping); deploy again once `docker network ls` no longer lists it",
-                listed.join(", "),
+                "network {} is still being removed after {}s (tasks attached to it are still \
+                 stopping); nothing was changed: try again once `docker network ls` no longer \
+                 lists it",
+                held.join(", "),
                 limit.as_secs()
             )));
         }
         if !told {
             progress(Progress::Note(&format!(
-                "waiting for network {} to be removed (`docker stack rm` is still stopping \
-                 its tasks)",
-                listed.join(", ")
+                "waiting for network {} to be removed (tasks attached to it are still stopping)",
+                held.join(", ")
             )));
             told = true;
         }
-        tokio::time::sleep(NETWORK_REMOVAL_POLL).await;
+        tokio::select! {
+            _ = tokio::time::sleep(NETWORK_REMOVAL_POLL) => {}
+            _ = stop.wait() => return Ok(Waited::Stopped),
+        }
     }
 }
 
@@ -386,6 +423,76 @@ mod tests {
 
     fn files() -> BTreeMap<String, Vec<u8>> {
         [("/w/db.txt".to_string(), b"hunter2".to_vec())].into()
+    }
+
+    fn network(name: &str) -> SwarmObject {
+        SwarmObject {
+            id: format!("id-{name}"),
+            name: name.into(),
+            labels: BTreeMap::new(),
+            created_at: None,
+        }
+    }
+
+    fn service(id: &str, networks: &[&str]) -> swarmkeeper_engine::Service {
+        let spec = serde_json::json!({
+            "Name": id,
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "app:1"},
+                "Networks": networks.iter().map(|n| serde_json::json!({"Target": format!("id-{n}")})).collect::<Vec<_>>(),
+            },
+        });
+        swarmkeeper_engine::Service {
+            id: id.into(),
+            version: 1,
+            name: id.into(),
+            view: swarmkeeper_engine::ServiceView::read_json(&spec.to_string()).unwrap(),
+            spec,
+            previous_spec: None,
+            update_status: None,
+        }
+    }
+
+    fn task(service: &str, desired: TaskState, state: TaskState, network: &str) -> Task {
+        Task {
+            service_id: service.into(),
+            desired_state: desired,
+            state,
+            networks: vec![format!("id-{network}")],
+            ..Task::default()
+        }
+    }
+
+    #[test]
+    fn a_network_is_held_only_while_a_task_no_longer_wanted_is_still_attached() {
+        use TaskState::{Remove, Running, Shutdown};
+        let listed = [network("st_default")];
+        let held = |services: &[swarmkeeper_engine::Service], tasks: &[Task]| {
+            held_networks(&listed, services, tasks)
+        };
+        // `docker stack rm` or `docker service rm`: the removed service's task still stops.
+        let stopping = [task("gone", Remove, Running, "st_default")];
+        assert_eq!(held(&[], &stopping), ["st_default"]);
+        // Stopped but not reaped yet: still attached to the network being removed.
+        let reaping = [task("gone", Remove, Shutdown, "st_default")];
+        assert_eq!(held(&[], &reaping), ["st_default"]);
+        // `docker network rm` after an update moved the service off it: the replaced task
+        // stops; once it has stopped, it holds nothing.
+        let moved = [service("web", &[])];
+        let replaced = [task("web", Shutdown, Running, "st_default")];
+        assert_eq!(held(&moved, &replaced), ["st_default"]);
+        let stopped = [task("web", Shutdown, Shutdown, "st_default")];
+        assert!(held(&moved, &stopped).is_empty());
+        // Nothing stopping on it: left behind by `docker service rm`, there to use at once.
+        assert!(held(&[], &[]).is_empty());
+        let elsewhere = [task("gone", Remove, Running, "other")];
+        assert!(held(&[], &elsewhere).is_empty());
+        // A network a service names cannot be being removed (Swarm refuses it), whatever
+        // stops on it: a redeploy right after a rolling update does not wait.
+        let named = [service("web", &["st_default"])];
+        let rolling = [task("web", Shutdown, Running, "st_default")];
+        assert!(held(&named, &rolling).is_empty());
+        assert!(held(&named, &stopping).is_empty());
     }
 
     #[test]

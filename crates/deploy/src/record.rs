@@ -19,7 +19,9 @@ use crate::{Action, DeployError, FailureReport, Outcome, Restored, ServiceOutcom
 impl Outcome {
     /// How the revision ended, as the history records it.
     pub fn label(&self) -> DeployOutcome {
-        if self.succeeded {
+        if self.interrupted.is_some() {
+            DeployOutcome::Interrupted
+        } else if self.succeeded {
             if self.services.iter().all(|s| s.action == Action::Unchanged) {
                 DeployOutcome::Unchanged
             } else {
@@ -217,6 +219,9 @@ fn final_outcome(state: &ServiceState, put_back: Option<&Restored>) -> String {
     }
 }
 
+/// How the history shows a service a stopped run did not get to.
+pub(crate) const NOT_APPLIED: &str = "not applied";
+
 /// Each failure in one line, for the history.
 pub(crate) fn summary(failures: &[FailureReport]) -> String {
     failures
@@ -232,6 +237,8 @@ pub(crate) fn summary(failures: &[FailureReport]) -> String {
 pub(crate) struct Ran<'a> {
     pub applied: &'a [Applied],
     pub unchanged: &'a [(String, Value)],
+    /// Services a stopped run did not get to, with the spec they keep (none: not created).
+    pub not_applied: &'a [(String, Option<Value>)],
     pub objects: &'a [ObjectRevision],
 }
 
@@ -247,15 +254,28 @@ pub(crate) async fn finish<H: History>(
     let Ran {
         applied,
         unchanged,
+        not_applied,
         objects,
     } = ran;
-    let services = service_revisions(applied, unchanged, &outcome.rolled_back);
-    let failures = summary(&outcome.failures);
-    let summary = match note {
-        Some(note) if failures.is_empty() => note.to_string(),
-        Some(note) => format!("{note}; {failures}"),
-        None => failures,
-    };
+    let mut services = service_revisions(applied, unchanged, &outcome.rolled_back);
+    services.extend(not_applied.iter().map(|(name, spec)| {
+        let spec = spec.as_ref().map(Value::to_string);
+        ServiceRevision {
+            service: name.clone(),
+            before: spec.clone(),
+            after: spec,
+            outcome: NOT_APPLIED.to_owned(),
+        }
+    }));
+    let interrupted = outcome.interrupted.as_ref().map(|i| i.summary());
+    let summary = note
+        .map(str::to_owned)
+        .into_iter()
+        .chain([summary(&outcome.failures)])
+        .chain(interrupted)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     let end = RevisionEnd {
         outcome: &outcome.label(),
         summary: &summary,
@@ -321,6 +341,7 @@ mod tests {
             rolled_back: (0..rolled_back)
                 .map(|_| ("s".to_string(), Restored::Restored))
                 .collect(),
+            interrupted: None,
         }
     }
 
@@ -335,6 +356,13 @@ mod tests {
         );
         assert_eq!(outcome(false, &[Action::Update], 0).label(), Failed);
         assert_eq!(outcome(false, &[Action::Update], 1).label(), RolledBack);
+        let mut stopped = outcome(false, &[Action::Update], 0);
+        stopped.interrupted = Some(crate::Interrupted {
+            why: "SIGTERM".into(),
+            applied: vec!["s".into()],
+            not_applied: Vec::new(),
+        });
+        assert_eq!(stopped.label(), Interrupted);
     }
 
     /// A revision of stack `shop` whose one service `shop_web` ran image `v`.

@@ -47,7 +47,17 @@ impl fmt::Display for Restored {
     }
 }
 
-/// Carries out the stack rollback and follows it; returns each service and how it ended.
+/// What [`put_back`] did.
+pub(crate) struct PutBack {
+    /// Each service and how it ended.
+    pub ended: Vec<(String, Restored)>,
+    /// Stopped ([`Options::stop`]) while it followed: those still moving are left to Swarm.
+    pub stopped: bool,
+}
+
+/// Carries out the stack rollback and follows it. Every change is sent even when a stop is
+/// asked for meanwhile (a half rolled back stack is worse than a whole one); the following
+/// stops.
 pub(crate) async fn put_back(
     engine: &Engine,
     request: &Request,
@@ -55,7 +65,7 @@ pub(crate) async fn put_back(
     actions: Vec<RollbackAction>,
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Vec<(String, Restored)>, EngineError> {
+) -> Result<PutBack, EngineError> {
     let mut following: Vec<Applied> = Vec::new();
     let mut ended = Vec::new();
     for action in actions {
@@ -115,15 +125,14 @@ pub(crate) async fn put_back(
             }
         }
     }
-    if !following.is_empty() {
-        follow_back(engine, &mut following, options, progress).await?;
-    }
+    let stopped =
+        !following.is_empty() && follow_back(engine, &mut following, options, progress).await?;
     ended.extend(
         following
             .into_iter()
             .map(|f| (f.name, Restored::from_state(&f.state))),
     );
-    Ok(ended)
+    Ok(PutBack { ended, stopped })
 }
 
 /// The credentials for the image a service goes back to. Putting back must go on without
@@ -147,13 +156,14 @@ async fn restore_auth(
     })
 }
 
-/// Follows services being put back: each until it converges or fails on its own.
+/// Follows services being put back: each until it converges or fails on its own; `true`
+/// when stopped ([`Options::stop`]) before.
 async fn follow_back(
     engine: &Engine,
     following: &mut [Applied],
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(), EngineError> {
+) -> Result<bool, EngineError> {
     loop {
         for change in following.iter_mut().filter(|a| !a.state.is_final()) {
             let (state, _, _) = look(engine, change, options).await?;
@@ -171,9 +181,12 @@ async fn follow_back(
             }
         }
         if following.iter().all(|a| a.state.is_final()) {
-            return Ok(());
+            return Ok(false);
         }
-        tokio::time::sleep(options.poll).await;
+        tokio::select! {
+            _ = tokio::time::sleep(options.poll) => {}
+            _ = options.stop.wait() => return Ok(true),
+        }
     }
 }
 

@@ -14,12 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use swarmkeeper_engine::{
     swap_file_ref, swap_network, Engine, EngineError, FileKind, ObjectSpec, ObjectSpecView,
-    ServiceView, SwarmObject, TaskState,
+    ServiceView, SwarmObject,
 };
 use swarmkeeper_store::{DeployRecord, ObjectKind, ObjectRevision};
 
-use crate::objects::{StackObject, LABEL_DATA_SHA256};
-use crate::{Action, DeployError, Progress};
+use crate::objects::{wait_for_network_removal, StackObject, Waited, LABEL_DATA_SHA256};
+use crate::{Action, DeployError, Options, Progress};
 
 /// The networks, secrets and configs the services' specs name, as the engine has them now
 /// (at most three requests, none for a kind no spec uses). A spec that cannot be read names
@@ -182,88 +182,36 @@ pub(crate) fn repoint(spec: &mut Value, moved: &[Moved]) {
     }
 }
 
-/// How long a rollback waits for a recorded network that `docker network rm` is removing.
-const NETWORK_REMOVAL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A network removed with `docker network rm` stays listed, under its old id, until the tasks
-/// attached to it have stopped; a service created on it then
-/// fails with "network … not found". While one of the networks `record` used is listed and
-/// tasks attached to it are still stopping, wait (at most a minute) before deciding
-/// which networks exist, so that nothing is half applied.
-async fn wait_for_removed_networks(
-    engine: &Engine,
-    record: &DeployRecord,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(), DeployError> {
-    let names: BTreeSet<&str> = record
-        .objects
-        .iter()
-        .filter(|o| o.kind == ObjectKind::Network)
-        .map(|o| o.name.as_str())
-        .collect();
-    if names.is_empty() {
-        return Ok(());
-    }
-    let started = std::time::Instant::now();
-    let mut told = false;
-    loop {
-        let listed: Vec<SwarmObject> = engine
-            .list_networks(None)
-            .await?
-            .into_iter()
-            .filter(|n| names.contains(n.name.as_str()))
-            .collect();
-        let tasks = engine.list_all_tasks().await?;
-        let listed: Vec<String> = listed
-            .into_iter()
-            .filter(|n| {
-                tasks.iter().any(|t| {
-                    t.networks.contains(&n.id)
-                        && t.desired_state != TaskState::Running
-                        && (t.state == TaskState::Running || t.state.is_waiting())
-                })
-            })
-            .map(|n| n.name)
-            .collect();
-        if listed.is_empty() {
-            return Ok(());
-        }
-        if started.elapsed() >= NETWORK_REMOVAL_LIMIT {
-            return Err(DeployError::Input(format!(
-                "tasks attached to network {1} are still stopping after {0}s (it may be being \
-                 removed); nothing was changed: roll back again once they are gone",
-                NETWORK_REMOVAL_LIMIT.as_secs(),
-                listed.join(", ")
-            )));
-        }
-        if !told {
-            progress(Progress::Note(&format!(
-                "waiting for the tasks attached to network {} to stop (it may be being removed)",
-                listed.join(", ")
-            )));
-            told = true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-}
-
 /// Finds the objects `record` used by name, creates those that are gone from its record
 /// (networks, configs, secrets a driver supplies; refused as [`missing`] says before any is
 /// created), and returns those whose id changed, and the objects as a deploy lists them.
 pub(crate) async fn revive(
     engine: &Engine,
     record: &DeployRecord,
+    options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(Vec<Moved>, Vec<StackObject>), DeployError> {
+) -> Result<Option<(Vec<Moved>, Vec<StackObject>)>, DeployError> {
     if record.objects.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(Some((Vec::new(), Vec::new())));
     }
     let by_name = |list: Vec<SwarmObject>| {
         list.into_iter()
             .map(|o| (o.name.clone(), o))
             .collect::<BTreeMap<_, _>>()
     };
-    wait_for_removed_networks(engine, record, progress).await?;
+    // A recorded network `docker network rm` is removing is created again once it is gone.
+    let networks = record
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Network)
+        .map(|o| o.name.as_str())
+        .collect();
+    let waited =
+        wait_for_network_removal(engine, networks, options.timeout, &options.stop, progress)
+            .await?;
+    if waited == Waited::Stopped {
+        return Ok(None);
+    }
     let existing = Existing {
         networks: by_name(engine.list_networks(None).await?),
         secrets: by_name(engine.list_secrets(None).await?),
@@ -328,7 +276,7 @@ pub(crate) async fn revive(
             })
         })
         .collect();
-    Ok((moved, listed))
+    Ok(Some((moved, listed)))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use swarmkeeper_deploy::{
-    Action, DeployError, Options, Outcome, Progress, Request, Stack, SwarmHistory,
+    Action, DeployError, Options, Outcome, Progress, Request, Stack, Stop, SwarmHistory,
 };
 use swarmkeeper_engine::Engine;
 use swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS;
@@ -185,6 +185,7 @@ pub fn run(args: DeployArgs) -> CmdResult {
     }
     let mut view = View::new(args.common.progress);
     let result = block_on(async {
+        stop_on_signals(&options.stop);
         let history = args.common.history(&engine).await;
         swarmkeeper_deploy::deploy(
             &engine,
@@ -198,6 +199,74 @@ pub fn run(args: DeployArgs) -> CmdResult {
     });
     view.finish();
     conclude(&args.stack, "deploy", result)
+}
+
+/// A signal that stops a deploy or a rollback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopSignal {
+    Interrupt,
+    Terminate,
+}
+
+impl StopSignal {
+    const ALL: [StopSignal; 2] = [StopSignal::Interrupt, StopSignal::Terminate];
+
+    fn name(self) -> &'static str {
+        match self {
+            StopSignal::Interrupt => "SIGINT",
+            StopSignal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The exit status a shell reports for a process the signal ended: 128 + its number.
+    /// PRODUCT.md gives no code of its own for an interrupted command.
+    fn exit_code(self) -> u8 {
+        match self {
+            StopSignal::Interrupt => 128 + 2,
+            StopSignal::Terminate => 128 + 15,
+        }
+    }
+
+    fn named(why: &str) -> Option<StopSignal> {
+        StopSignal::ALL.into_iter().find(|s| s.name() == why)
+    }
+}
+
+/// Ctrl-C, `timeout`, a CI job cancelled: the first SIGINT or SIGTERM asks the run to stop at
+/// its next safe point (it records the revision as interrupted, with what it applied and what
+/// it did not, and gives the stack's lock back, so the next deploy does not wait for the lock
+/// to expire); a second one ends the process at once. Must be called on the runtime; when the
+/// signals cannot be caught, says so and leaves them to end the process.
+pub fn stop_on_signals(stop: &Stop) {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    let caught =
+        signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
+    let (mut interrupt, mut terminate) = match caught {
+        Ok(both) => both,
+        Err(e) => {
+            eprintln!(
+                "warning: SIGINT and SIGTERM cannot be caught ({e}): they end the run at once"
+            );
+            return;
+        }
+    };
+    async fn next(interrupt: &mut Signal, terminate: &mut Signal) -> StopSignal {
+        tokio::select! {
+            _ = interrupt.recv() => StopSignal::Interrupt,
+            _ = terminate.recv() => StopSignal::Terminate,
+        }
+    }
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        stop.request(next(&mut interrupt, &mut terminate).await.name());
+        let second = next(&mut interrupt, &mut terminate).await;
+        eprintln!(
+            "swarmkeeper: {} again: exiting at once; the revision is left unfinished and the \
+             stack's lock expires within a minute",
+            second.name()
+        );
+        std::process::exit(i32::from(second.exit_code()));
+    });
 }
 
 /// A deploy that could not run: bad input exits 2, the engine 3.
@@ -224,6 +293,18 @@ macro_rules! say {
 /// Prints the outcome and maps it to the exit code.
 pub fn conclude(stack: &str, what: &str, result: Result<Outcome, DeployError>) -> CmdResult {
     let outcome = result.map_err(failure)?;
+    if let Some(stopped) = &outcome.interrupted {
+        let recorded = match outcome.revision {
+            Some(r) => {
+                format!("revision {r} is recorded as interrupted and the stack's lock is released")
+            }
+            None => "no revision was begun and the stack's lock is not held".to_owned(),
+        };
+        return Err(Failure::Interrupted {
+            code: StopSignal::named(&stopped.why).map_or(1, StopSignal::exit_code),
+            message: format!("{what} of {stack} {}; {recorded}", stopped.summary()),
+        });
+    }
     let revision = outcome
         .revision
         .map(|r| format!(" (revision {r})"))

@@ -5,7 +5,7 @@ use clap::Args;
 use swarmkeeper_deploy::Request;
 use swarmkeeper_engine::Engine;
 
-use super::deploy::{conclude, who, RolloutArgs, View};
+use super::deploy::{conclude, stop_on_signals, who, RolloutArgs, View};
 use crate::exit::{block_on, CmdResult};
 
 #[derive(Args)]
@@ -31,6 +31,7 @@ pub fn run(args: RollbackArgs) -> CmdResult {
     let options = args.common.options();
     let mut view = View::new(args.common.progress);
     let result = block_on(async {
+        stop_on_signals(&options.stop);
         let history = args.common.history(&engine).await;
         swarmkeeper_deploy::rollback(&engine, &history, &request, args.to, &options, &mut |p| {
             view.show(p)

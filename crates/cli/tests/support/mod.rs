@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod deploy;
 pub mod server;
 
 use std::path::{Path, PathBuf};
