@@ -780,7 +780,7 @@ async fn refusals_before_the_handler_answer_in_the_routes_shape() {
                 .form(&[("csrf_token", &op.csrf), ("replicas", "many")]),
         )
         .await;
-    page.expect(422);
+    page.expect(400);
     assert!(is_html(&page.headers), "{}", page.content_type());
     assert!(
         page.text().contains("replicas: invalid digit"),
@@ -1098,7 +1098,7 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
         .expect_json_error(400);
     assert!(message.contains("invalid stack name \"-bad\""), "{message}");
 
-    // The form's check: a page with the findings, 422 with the position for a broken file.
+    // The form's check: a page with the findings, 400 with the position for a broken file.
     let form = |text: &str, action: &str| {
         Call::post("/stacks/deploy").session(op).form(&[
             ("stack", st.as_str()),
@@ -1110,10 +1110,10 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
     page.expect(200);
     assert!(page.text().contains("SK001"));
     let page = app.call(form(broken, "check")).await;
-    page.expect(422);
+    page.expect(400);
     assert!(page.text().contains("stack.yml:"));
     let page = app.call(form(&silent, "deploy")).await;
-    page.expect(422);
+    page.expect(400);
     assert!(stack_services(st).is_empty());
 
     // Overridden: it deploys, and the running service's lint says so too.

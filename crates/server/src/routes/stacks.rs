@@ -661,7 +661,7 @@ pub async fn deploy_form(Query(query): Query<DeployQuery>) -> Reply {
 }
 
 /// `POST /stacks/deploy`: the form posted, to check (lint) or to deploy. The page comes back
-/// with the findings, the outcome, or what is wrong (422).
+/// with the findings, the outcome, or what is wrong (400).
 pub async fn deploy_from_form(
     State(state): State<AppState>,
     caller: Caller,
