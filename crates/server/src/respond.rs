@@ -131,7 +131,7 @@ impl Reply {
     }
 
     /// Another status for both formats, e.g. 422 for a form shown again with what is wrong (its
-/// JSON twin answers 400).
+    /// JSON twin answers 400).
     pub fn with_status(mut self, status: StatusCode) -> Reply {
         self.status = status;
         self.page_status = status;
