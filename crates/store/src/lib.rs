@@ -74,6 +74,8 @@ pub struct GcRun {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Where the next usage thinning pass looks (`usage.rs`); lowered by every stored sample.
+    usage_watermark: swarmkeeper_report::UsageWatermark,
 }
 
 const SCHEMA: &str = "
@@ -138,7 +140,11 @@ impl Store {
     }
 
     fn init(conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
-        let store = Store { conn, path };
+        let store = Store {
+            conn,
+            path,
+            usage_watermark: swarmkeeper_report::UsageWatermark::FULL,
+        };
         // WAL keeps readers (the CLI) from blocking the agent; a small page cache keeps the
         // agent's resident memory low.
         store.wrap(store.conn.pragma_update(None, "journal_mode", "WAL"))?;
