@@ -165,6 +165,15 @@ impl Store {
         Ok(store)
     }
 
+    /// Lets SQLite keep up to `kib` KiB of pages in memory (512 KiB from [`Store::open`], which
+    /// keeps the agent small). The server gives more: each report touches a page per service
+    /// in the `(service, at_ms)` index and one per node in the primary keys, and a 30-day
+    /// chart reads a megabyte of index; with 512 KiB those pages were read back from the
+    /// operating system again and again.
+    pub fn set_page_cache(&self, kib: u32) -> Result<(), StoreError> {
+        self.wrap(self.conn.pragma_update(None, "cache_size", -i64::from(kib)))
+    }
+
     /// Adds a column to a table created by an older build (`CREATE TABLE IF NOT EXISTS` leaves
     /// an existing table as it was).
     fn add_column_if_missing(
