@@ -24,17 +24,37 @@ const MUTED: &str = "#6b7480";
 /// value label, `right` half a time label, `top` a label's glyphs above the top line,
 /// `bottom` the time labels).
 pub(crate) struct Frame {
-    pub width: f64,
-    pub height: f64,
-    pub left: f64,
-    pub right: f64,
-    pub top: f64,
-    pub bottom: f64,
-    pub now: Timestamp,
-    pub window: SignedDuration,
+    width: f64,
+    height: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    now: Timestamp,
+    window: SignedDuration,
 }
 
 impl Frame {
+    /// A `width` × `height` box with margins `[top, right, bottom, left]` (as in CSS) around
+    /// the plot, showing `window` up to `now`.
+    pub fn new(
+        now: Timestamp,
+        window: SignedDuration,
+        [width, height]: [f64; 2],
+        [top, right, bottom, left]: [f64; 4],
+    ) -> Frame {
+        Frame {
+            width,
+            height,
+            left,
+            right,
+            top,
+            bottom,
+            now,
+            window,
+        }
+    }
+
     fn start(&self) -> Timestamp {
         self.now - self.window
     }
@@ -235,16 +255,7 @@ pub fn disk_chart(
     high: u8,
     low: u8,
 ) -> String {
-    let frame = Frame {
-        width: WIDTH,
-        height: HEIGHT,
-        left: LEFT,
-        right: RIGHT,
-        top: TOP,
-        bottom: BOTTOM,
-        now,
-        window,
-    };
+    let frame = Frame::new(now, window, [WIDTH, HEIGHT], [TOP, RIGHT, BOTTOM, LEFT]);
     let start = now - window;
     let shown: Vec<(Timestamp, f64)> = samples
         .iter()

@@ -35,16 +35,12 @@ pub fn usage_chart(
     range: UsageRange,
     now: Timestamp,
 ) -> String {
-    let frame = Frame {
-        width: WIDTH,
-        height: HEIGHT,
-        left: LEFT,
-        right: RIGHT,
-        top: TOP,
-        bottom: BOTTOM,
+    let frame = Frame::new(
         now,
-        window: range.window(),
-    };
+        range.window(),
+        [WIDTH, HEIGHT],
+        [TOP, RIGHT, BOTTOM, LEFT],
+    );
     let start = now - range.window();
     let values: Vec<(Timestamp, Option<f64>)> = points
         .iter()
