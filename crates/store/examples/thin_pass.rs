@@ -1,11 +1,15 @@
-//! Times the server's usage thinning pass on a database holding a day of usage (the volume
+//! The store's side of usage, timed on a database holding a day of usage (the volume
 //! `bench/server-usage.sh` simulates: NODES nodes × TASKS task containers sampled every 10 s,
-//! already thinned to 1 h at 10 s and 23 h at 1 min). Run by `bench/thin-pass.sh`.
+//! already thinned to 1 h at 10 s and 23 h at 1 min) plus 30 days of a 10-replica service
+//! `sim_chart` on the first node. Build it from two checkouts to compare them:
+//! `cargo build --release --example thin_pass -p swarmkeeper-store`.
 //!
 //!   thin_pass fill DIR NODES TASKS NOW_MS   writes the day into DIR's database
-//!   thin_pass pass DIR NODES TASKS NOW_MS   one pass at NOW (the first after a start), five
-//!                                           minutes of reports from every node, one pass at
-//!                                           NOW + 5 min (the steady state); prints JSON
+//!   thin_pass pass DIR NODES TASKS NOW_MS   times a housekeeping pass at NOW (the first after
+//!                                           a start), the 30-day query of `sim_chart` (50
+//!                                           times), five minutes of one-sample reports from
+//!                                           every node (`record_node_report`), and the pass
+//!                                           at NOW + 5 min (the steady state); prints JSON
 
 use std::time::Instant;
 
@@ -106,9 +110,70 @@ fn fill(dir: &std::path::Path, nodes: usize, tasks: usize, now_ms: i64) {
             }
         }
     }
+    {
+        // 30 days of sim_chart's 10 replicas on the first node: 1 h at 10 s, 23 h at 1 min,
+        // the rest at 1 h.
+        let mut times = day_times(now_ms);
+        let mut t = *times.last().unwrap() - 3_600_000;
+        while t > now_ms - 30 * 86_400_000 {
+            times.push(t);
+            t -= 3_600_000;
+        }
+        let mut node_insert = tx
+            .prepare("INSERT OR IGNORE INTO node_usage VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .unwrap();
+        let mut task_insert = tx
+            .prepare(
+                "INSERT INTO task_usage VALUES (?1, ?2, ?3, 'sim_chart', 'sim', ?4, ?5, ?6, ?7, 0)",
+            )
+            .unwrap();
+        for at in times {
+            let u = node(at);
+            node_insert
+                .execute(rusqlite::params![
+                    node_id(0),
+                    at,
+                    u.cpu_busy_ms as i64,
+                    u.cpu_total_ms as i64,
+                    u.cpus,
+                    u.memory_total_bytes as i64,
+                    u.memory_available_bytes as i64
+                ])
+                .unwrap();
+            for r in 0..10i64 {
+                task_insert
+                    .execute(rusqlite::params![
+                        node_id(0),
+                        at,
+                        format!("prefill{r:02}yyyyyyyyyyyyyyyy"),
+                        (r + 1).to_string(),
+                        at * 10_000,
+                        (30 + r) << 20,
+                        256i64 << 20
+                    ])
+                    .unwrap();
+            }
+        }
+    }
     tx.commit().unwrap();
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
         .unwrap();
+}
+
+/// The 30-day chart query of `sim_chart`, `n` times: (p50, max) in milliseconds, rows.
+fn chart_query(store: &Store, now: Timestamp, n: usize) -> (f64, f64, usize) {
+    let mut times = Vec::new();
+    let mut rows = 0;
+    for _ in 0..n {
+        let started = Instant::now();
+        rows = store
+            .service_usage_per_step("sim_chart", now - SignedDuration::from_hours(720), 3600)
+            .unwrap()
+            .len();
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[times.len() - 1], rows)
 }
 
 fn pass(dir: &std::path::Path, nodes: usize, tasks: usize, now_ms: i64) {
@@ -119,35 +184,34 @@ fn pass(dir: &std::path::Path, nodes: usize, tasks: usize, now_ms: i64) {
     let started = Instant::now();
     let first = store.thin_usage(now).unwrap();
     let first_s = started.elapsed().as_secs_f64();
+    let (chart_p50, chart_max, chart_rows) = chart_query(&store, now, 50);
     let started = Instant::now();
-    for n in 0..nodes {
-        let usage: Vec<UsageSample> = (1..=30)
-            .map(|k| {
-                let at = now_ms + k * 10_000;
-                UsageSample {
+    for k in 1..=30 {
+        for n in 0..nodes {
+            let at = now_ms + k * 10_000;
+            let report = NodeReport {
+                node_id: node_id(n),
+                hostname: format!("sim-{n:03}"),
+                usage: vec![UsageSample {
                     taken_at: Timestamp::from_millisecond(at).unwrap(),
                     node: Some(node(at)),
                     tasks: (0..tasks).map(|i| task(n, i, at)).collect(),
-                }
-            })
-            .collect();
-        let report = NodeReport {
-            node_id: node_id(n),
-            hostname: format!("sim-{n:03}"),
-            usage,
-            ..NodeReport::default()
-        };
-        store.record_node_report(&report, now).unwrap();
+                }],
+                ..NodeReport::default()
+            };
+            store.record_node_report(&report, now).unwrap();
+        }
     }
-    let insert_s = started.elapsed().as_secs_f64();
+    let per_report_ms = started.elapsed().as_secs_f64() * 1000.0 / (30 * nodes) as f64;
     let later = now + SignedDuration::from_mins(5);
     let started = Instant::now();
     let steady = store.thin_usage(later).unwrap();
     let steady_s = started.elapsed().as_secs_f64();
     println!(
         "{{\"db_bytes\": {size}, \"first_pass_s\": {first_s:.3}, \"first_pass_deleted\": {first}, \
-         \"five_minutes_of_reports_s\": {insert_s:.3}, \"steady_pass_s\": {steady_s:.3}, \
-         \"steady_pass_deleted\": {steady}}}"
+         \"chart_30d_p50_ms\": {chart_p50:.2}, \"chart_30d_max_ms\": {chart_max:.2}, \
+         \"chart_rows\": {chart_rows}, \"store_ms_per_report\": {per_report_ms:.3}, \
+         \"steady_pass_s\": {steady_s:.3}, \"steady_pass_deleted\": {steady}}}"
     );
 }
 
