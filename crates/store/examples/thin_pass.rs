@@ -10,6 +10,8 @@
 //!                                           times), five minutes of one-sample reports from
 //!                                           every node (`record_node_report`), and the pass
 //!                                           at NOW + 5 min (the steady state); prints JSON
+//!
+//! `PAGE_CACHE_KIB=8192` gives the store the server's page cache (`Store::set_page_cache`).
 
 use std::time::Instant;
 
@@ -181,6 +183,10 @@ fn pass(dir: &std::path::Path, nodes: usize, tasks: usize, now_ms: i64) {
     let db = dir.join(swarmkeeper_store::DB_FILE);
     let size = std::fs::metadata(&db).unwrap().len();
     let mut store = Store::open(dir).expect("store");
+    // The server's page cache (`swarmkeeper server` sets 8 MiB); the agent's 512 KiB without.
+    if let Ok(kib) = std::env::var("PAGE_CACHE_KIB") {
+        store.set_page_cache(kib.parse().unwrap()).unwrap();
+    }
     let started = Instant::now();
     let first = store.thin_usage(now).unwrap();
     let first_s = started.elapsed().as_secs_f64();
