@@ -65,6 +65,20 @@ fn day_times(now_ms: i64) -> Vec<i64> {
     times
 }
 
+fn insert_node(insert: &mut rusqlite::Statement<'_>, id: &str, at: i64, u: &NodeUsage) {
+    insert
+        .execute(rusqlite::params![
+            id,
+            at,
+            u.cpu_busy_ms as i64,
+            u.cpu_total_ms as i64,
+            u.cpus,
+            u.memory_total_bytes as i64,
+            u.memory_available_bytes as i64
+        ])
+        .unwrap();
+}
+
 fn fill(dir: &std::path::Path, nodes: usize, tasks: usize, now_ms: i64) {
     drop(Store::open(dir).expect("store"));
     let mut conn = rusqlite::Connection::open(dir.join(swarmkeeper_store::DB_FILE)).unwrap();
@@ -81,17 +95,7 @@ fn fill(dir: &std::path::Path, nodes: usize, tasks: usize, now_ms: i64) {
             for n in 0..nodes {
                 let id = node_id(n);
                 let u = node(at);
-                node_insert
-                    .execute(rusqlite::params![
-                        id,
-                        at,
-                        u.cpu_busy_ms as i64,
-                        u.cpu_total_ms as i64,
-                        u.cpus,
-                        u.memory_total_bytes as i64,
-                        u.memory_available_bytes as i64
-                    ])
-                    .unwrap();
+                insert_node(&mut node_insert, &id, at, &u);
                 for i in 0..tasks {
                     let t = task(n, i, at);
                     task_insert
@@ -131,17 +135,7 @@ fn fill(dir: &std::path::Path, nodes: usize, tasks: usize, now_ms: i64) {
             .unwrap();
         for at in times {
             let u = node(at);
-            node_insert
-                .execute(rusqlite::params![
-                    node_id(0),
-                    at,
-                    u.cpu_busy_ms as i64,
-                    u.cpu_total_ms as i64,
-                    u.cpus,
-                    u.memory_total_bytes as i64,
-                    u.memory_available_bytes as i64
-                ])
-                .unwrap();
+            insert_node(&mut node_insert, &node_id(0), at, &u);
             for r in 0..10i64 {
                 task_insert
                     .execute(rusqlite::params![

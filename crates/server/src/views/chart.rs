@@ -381,8 +381,30 @@ pub(crate) mod tests {
         assert!(!svg.contains("<path"));
     }
 
+    /// Every `<text>` of `svg` lies inside a view box of `width` × `height`, and each of
+    /// `expected` is among them.
+    pub(crate) fn assert_labels_inside(svg: &str, (width, height): (f64, f64), expected: &[&str]) {
+        let boxes = label_boxes(svg);
+        for label in expected {
+            assert!(
+                boxes.iter().any(|b| b.0 == *label),
+                "{label} missing: {svg}"
+            );
+        }
+        for (label, left, right, top, bottom) in boxes {
+            assert!(
+                left >= 0.0 && right <= width,
+                "{label} runs off sideways: {left}..{right}"
+            );
+            assert!(
+                top >= 0.0 && bottom <= height,
+                "{label} runs off vertically: {top}..{bottom}"
+            );
+        }
+    }
+
     /// Each `<text>`'s box, from its anchor and an estimate of its width (0.6 em a glyph).
-    pub(crate) fn label_boxes(svg: &str) -> Vec<(String, f64, f64, f64, f64)> {
+    fn label_boxes(svg: &str) -> Vec<(String, f64, f64, f64, f64)> {
         let attr = |tag: &str, name: &str| -> String {
             tag.split(&format!(" {name}=\""))
                 .nth(1)
@@ -425,20 +447,7 @@ pub(crate) mod tests {
                 85,
                 80,
             );
-            let boxes = label_boxes(&svg);
-            for label in ["100%", "now", "-24h"] {
-                assert!(boxes.iter().any(|b| b.0 == label), "{label} missing: {svg}");
-            }
-            for (label, left, right, top, bottom) in boxes {
-                assert!(
-                    left >= 0.0 && right <= WIDTH,
-                    "{label} runs off sideways: {left}..{right}"
-                );
-                assert!(
-                    top >= 0.0 && bottom <= HEIGHT,
-                    "{label} runs off vertically: {top}..{bottom}"
-                );
-            }
+            assert_labels_inside(&svg, (WIDTH, HEIGHT), &["100%", "now", "-24h"]);
         }
     }
 

@@ -225,18 +225,11 @@ mod tests {
                     vec![point(0, Some(0.25), 64 << 20)],
                 ] {
                     let svg = usage_chart(&points, measure, range, now);
-                    let boxes = crate::views::chart::tests::label_boxes(&svg);
-                    assert!(boxes.iter().any(|b| b.0 == "now"), "{svg}");
-                    for (label, left, right, top, bottom) in boxes {
-                        assert!(
-                            left >= 0.0 && right <= WIDTH,
-                            "{label} runs off sideways: {left}..{right}"
-                        );
-                        assert!(
-                            top >= 0.0 && bottom <= HEIGHT,
-                            "{label} runs off vertically: {top}..{bottom}"
-                        );
-                    }
+                    crate::views::chart::tests::assert_labels_inside(
+                        &svg,
+                        (WIDTH, HEIGHT),
+                        &["now"],
+                    );
                 }
             }
         }
