@@ -4,12 +4,13 @@
   prefill DB NODE SERVICE REPLICAS DAYS   30 days of thinned samples for one node and one
                                           service (its replicas on that node), written straight
                                           into the server's SQLite file before it starts
-  ingest BASE SECRET NODES TASKS SECONDS PID
+  ingest BASE SECRET NODES TASKS SECONDS PID FROM TO
                                           NODES simulated agents, each posting a report with
                                           one usage sample of TASKS task containers every 10 s
                                           (staggered over the 10 s), for SECONDS; prints JSON:
-                                          reports sent/failed, the server's CPU seconds and
-                                          VmRSS/VmHWM, the rows stored
+                                          reports sent/failed, the server's CPU over seconds
+                                          FROM to TO of the run (the caller requests no page
+                                          then), its VmRSS/VmHWM, post latency
   chart BASE TOKEN PATH N                 N sequential GETs of PATH; prints JSON with p50/p99 ms
 """
 import http.client, json, os, random, sqlite3, sys, threading, time
@@ -85,13 +86,19 @@ def prefill(db, node, service, replicas, days):
     conn.commit()
     print(json.dumps({"times": len(times), "node_rows": len(node_rows), "task_rows": len(task_rows)}))
 
-def ingest(base, secret, nodes, tasks, seconds, pid):
+def ingest(base, secret, nodes, tasks, seconds, pid, window_from, window_to):
     host, port = base.replace("http://", "").split(":")
     sent, failed, latencies, statuses = [0], [0], [], {}
     lock = threading.Lock()
-    stop = time.time() + seconds
-    cpu0, _ = proc(pid)
     wall0 = time.time()
+    stop = wall0 + seconds
+    window = {}
+
+    def measure():
+        for mark, at in (("from", window_from), ("to", window_to)):
+            delay = wall0 + at - time.time()
+            if delay > 0: time.sleep(delay)
+            window[mark] = (time.time(), proc(pid)[0], len(latencies))
 
     def agent(n):
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -103,34 +110,44 @@ def ingest(base, secret, nodes, tasks, seconds, pid):
             t = time.time()
             body = json.dumps(report(n, tasks_of(n, tasks, t), t)).encode()
             started = time.time()
-            try:
-                conn.request("POST", "/api/agent/report", body,
-                             {"Authorization": "Bearer " + secret, "Content-Type": "application/json"})
-                r = conn.getresponse(); r.read()
-                ok = r.status == 204
-                why = str(r.status)
-            except Exception as e:
-                ok = False
-                why = type(e).__name__
-                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            for attempt in (1, 2):
+                try:
+                    conn.request("POST", "/api/agent/report", body,
+                                 {"Authorization": "Bearer " + secret, "Content-Type": "application/json"})
+                    r = conn.getresponse(); r.read()
+                    ok = r.status == 204
+                    why = str(r.status)
+                    break
+                except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected) as e:
+                    # The server closed an idle keep-alive connection: a real agent reconnects.
+                    ok, why = False, type(e).__name__
+                    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                except Exception as e:
+                    ok, why = False, type(e).__name__
+                    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                    break
             with lock:
                 (sent if ok else failed)[0] += 1
                 if not ok: statuses[why] = statuses.get(why, 0) + 1
                 latencies.append(time.time() - started)
             next_at += 10.0
 
+    monitor = threading.Thread(target=measure)
+    monitor.start()
     threads = [threading.Thread(target=agent, args=(n,)) for n in range(nodes)]
     for th in threads: th.start()
     for th in threads: th.join()
-    wall = time.time() - wall0
-    cpu1, mem = proc(pid)
-    latencies.sort()
+    monitor.join()
+    _, mem = proc(pid)
+    (w0, c0, n0), (w1, c1, n1) = window["from"], window["to"]
+    in_window = sorted(latencies[n0:n1])
     print(json.dumps({
-        "reports_ok": sent[0], "reports_failed": failed[0], "failures": statuses, "wall_s": round(wall, 1),
-        "server_cpu_s": round(cpu1 - cpu0, 2),
-        "server_cpu_percent_of_core": round((cpu1 - cpu0) / wall * 100, 2),
-        "post_p50_ms": round(latencies[len(latencies) // 2] * 1000, 1) if latencies else None,
-        "post_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1) if latencies else None,
+        "reports_ok": sent[0], "reports_failed": failed[0], "failures": statuses,
+        "window_s": round(w1 - w0, 1), "window_reports": n1 - n0,
+        "server_cpu_s": round(c1 - c0, 2),
+        "server_cpu_percent_of_core": round((c1 - c0) / (w1 - w0) * 100, 2),
+        "post_p50_ms": round(in_window[len(in_window) // 2] * 1000, 1) if in_window else None,
+        "post_p99_ms": round(in_window[int(len(in_window) * 0.99)] * 1000, 1) if in_window else None,
         "vmrss_mib": round(mem.get("VmRSS", 0), 1), "vmhwm_mib": round(mem.get("VmHWM", 0), 1),
     }))
 
@@ -152,6 +169,7 @@ def chart(base, token, path, n):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "prefill": prefill(args[0], args[1], args[2], int(args[3]), int(args[4]))
-    elif cmd == "ingest": ingest(args[0], args[1], int(args[2]), int(args[3]), float(args[4]), args[5])
+    elif cmd == "ingest": ingest(args[0], args[1], int(args[2]), int(args[3]), float(args[4]), args[5],
+                                 float(args[6]), float(args[7]))
     elif cmd == "chart": chart(args[0], args[1], args[2], int(args[3]))
     else: sys.exit(__doc__)

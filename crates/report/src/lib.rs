@@ -29,8 +29,8 @@ pub use series::{
     top_consumers, ServiceUsage, TopConsumers, UsagePoint, UsageRange,
 };
 pub use usage::{
-    thin_usage, NodeUsage, TaskUsage, UsageSample, MAX_USAGE_SAMPLES, MAX_USAGE_TASKS,
-    USAGE_RETENTION,
+    thin_usage, NodeUsage, TaskUsage, UsageSample, UsageWatermark, MAX_USAGE_SAMPLES,
+    MAX_USAGE_TASKS, USAGE_RETENTION,
 };
 pub use validate::{
     validate_report, ReportProblem, MAX_CLOCK_AHEAD, MAX_INTERVAL_SECONDS, MAX_REPORTED_BYTES,

@@ -82,6 +82,80 @@ pub fn thin_usage(taken_at: &[Timestamp], now: Timestamp) -> Vec<usize> {
     crate::history::thin_by_tiers(taken_at, now, &USAGE_RETENTION)
 }
 
+/// Where the next usage thinning pass must look so that it ends where a pass over every
+/// stored sample would: per tier of [`USAGE_RETENTION`] (finest first), the oldest sample time
+/// that may share a clock bucket of that tier with a sample that joined the tier (by ageing
+/// or by arriving) since the last pass. Older buckets of a tier were thinned when their
+/// samples were last looked at and nothing joined them since, so a full pass would delete
+/// nothing there.
+///
+/// A pass at `now` reads [`UsageWatermark::ranges`], deletes per [`thin_usage`] over the times
+/// it read and every sample older than the last tier, and then keeps
+/// [`UsageWatermark::after`]`(now)`; every sample stored meanwhile [`lower`](Self::lower)s it.
+/// Since buckets nest (10 s in a minute in an hour) and ages only grow, a pass that reads the
+/// ranges deletes exactly what a full pass at the same `now` deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageWatermark {
+    from: [Timestamp; USAGE_RETENTION.len()],
+}
+
+impl UsageWatermark {
+    /// Nothing thinned yet: the next pass reads everything (a server's first pass after it
+    /// starts).
+    pub const FULL: UsageWatermark = UsageWatermark {
+        from: [Timestamp::MIN; USAGE_RETENTION.len()],
+    };
+
+    /// After a pass at `now`: tier 0 needs no look until a sample arrives; each coarser tier
+    /// from the start of its bucket that samples ageing past the finer tier join next.
+    pub fn after(now: Timestamp) -> UsageWatermark {
+        let mut from = [Timestamp::MAX; USAGE_RETENTION.len()];
+        for tier in 1..USAGE_RETENTION.len() {
+            let (finer_within, _) = USAGE_RETENTION[tier - 1];
+            from[tier] = bucket_start(now - finer_within, USAGE_RETENTION[tier].1);
+        }
+        UsageWatermark { from }
+    }
+
+    /// A sample taken at `at` was stored: every tier looks again from the bucket it is in.
+    pub fn lower(&mut self, at: Timestamp) {
+        for (from, (_, step)) in self.from.iter_mut().zip(USAGE_RETENTION) {
+            *from = (*from).min(bucket_start(at, step));
+        }
+    }
+
+    /// The sample times a pass at `now` reads, as half-open ranges `[from, until)` (`until`
+    /// `None`: no end), at most one per tier, oldest tier last. Each lies within its tier's
+    /// ages at `now` (a tier holds samples at most its age old and older than the finer
+    /// tier's), so the ranges never overlap.
+    pub fn ranges(&self, now: Timestamp) -> Vec<(Timestamp, Option<Timestamp>)> {
+        let mut ranges = Vec::new();
+        for (tier, &(within, _)) in USAGE_RETENTION.iter().enumerate() {
+            let from = self.from[tier].max(now - within);
+            let until = (tier > 0).then(|| now - USAGE_RETENTION[tier - 1].0);
+            if until.is_none_or(|until| from < until) && from < Timestamp::MAX {
+                ranges.push((from, until));
+            }
+        }
+        ranges
+    }
+
+    /// Samples taken before this go at `now`, whatever their bucket: older than the last tier.
+    pub fn expire_before(now: Timestamp) -> Timestamp {
+        now - USAGE_RETENTION[USAGE_RETENTION.len() - 1].0
+    }
+}
+
+/// The start of the `step`-second clock bucket `at` is in (the buckets [`thin_usage`] keeps
+/// the newest of).
+fn bucket_start(at: Timestamp, step: i64) -> Timestamp {
+    if at == Timestamp::MIN || at == Timestamp::MAX {
+        return at;
+    }
+    let second = at.as_second().div_euclid(step) * step;
+    Timestamp::from_second(second).unwrap_or(Timestamp::MIN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,8 @@ pub struct GcRun {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Where the next usage thinning pass looks (`usage.rs`); lowered by every stored sample.
+    usage_watermark: swarmkeeper_report::UsageWatermark,
 }
 
 const SCHEMA: &str = "
@@ -138,7 +140,11 @@ impl Store {
     }
 
     fn init(conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
-        let store = Store { conn, path };
+        let store = Store {
+            conn,
+            path,
+            usage_watermark: swarmkeeper_report::UsageWatermark::FULL,
+        };
         // WAL keeps readers (the CLI) from blocking the agent; a small page cache keeps the
         // agent's resident memory low.
         store.wrap(store.conn.pragma_update(None, "journal_mode", "WAL"))?;
@@ -157,6 +163,15 @@ impl Store {
         store.init_usage()?;
         store.init_alerts()?;
         Ok(store)
+    }
+
+    /// Lets SQLite keep up to `kib` KiB of pages in memory (512 KiB from [`Store::open`], which
+    /// keeps the agent small). The server gives more: each report touches a page per service
+    /// in the `(service, at_ms)` index and one per node in the primary keys, and a 30-day
+    /// chart reads a megabyte of index; with 512 KiB those pages were read back from the
+    /// operating system again and again.
+    pub fn set_page_cache(&self, kib: u32) -> Result<(), StoreError> {
+        self.wrap(self.conn.pragma_update(None, "cache_size", -i64::from(kib)))
     }
 
     /// Adds a column to a table created by an older build (`CREATE TABLE IF NOT EXISTS` leaves

@@ -71,6 +71,9 @@ impl Store {
             })
         }
         .expect("a node report always serialises");
+        for sample in &report.usage {
+            self.usage_watermark.lower(sample.taken_at);
+        }
         self.in_transaction(|tx| {
             tx.prepare_cached(
                 "INSERT INTO node_reports (node_id, hostname, received_at, report_json)

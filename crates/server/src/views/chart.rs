@@ -1,5 +1,7 @@
-//! The 24-hour disk chart on a node's page: an SVG drawn on the server from the stored
-//! samples, so the page needs no charting library and no script.
+//! Charts drawn on the server as SVG, so a page needs no charting library and no script:
+//! [`Frame`], the drawing every chart shares (axes, time labels, dashed reference lines, the
+//! line broken at gaps, the last sample's dot), and the 24-hour disk chart on a node's page
+//! (`usage_chart` draws the CPU and memory charts on the same frame).
 
 use std::fmt::Write;
 
@@ -15,6 +17,212 @@ const RIGHT: f64 = 12.0;
 const TOP: f64 = 10.0;
 const BOTTOM: f64 = 22.0;
 const FONT: f64 = 10.0;
+const MUTED: &str = "#6b7480";
+
+/// A chart's box and its time axis: `window` up to `now` from left to right. Every label it
+/// writes lies inside the view box, given margins that hold the labels (`left` the widest
+/// value label, `right` half a time label, `top` a label's glyphs above the top line,
+/// `bottom` the time labels).
+pub(crate) struct Frame {
+    width: f64,
+    height: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    now: Timestamp,
+    window: SignedDuration,
+}
+
+impl Frame {
+    /// A `width` × `height` box with margins `[top, right, bottom, left]` (as in CSS) around
+    /// the plot, showing `window` up to `now`.
+    pub fn new(
+        now: Timestamp,
+        window: SignedDuration,
+        [width, height]: [f64; 2],
+        [top, right, bottom, left]: [f64; 4],
+    ) -> Frame {
+        Frame {
+            width,
+            height,
+            left,
+            right,
+            top,
+            bottom,
+            now,
+            window,
+        }
+    }
+
+    fn start(&self) -> Timestamp {
+        self.now - self.window
+    }
+
+    /// The plot's lowest y (its bottom edge).
+    pub fn floor(&self) -> f64 {
+        self.height - self.bottom
+    }
+
+    pub fn plot_width(&self) -> f64 {
+        self.width - self.left - self.right
+    }
+
+    pub fn x(&self, at: Timestamp) -> f64 {
+        let fraction = at.duration_since(self.start()).as_secs_f64() / self.window.as_secs_f64();
+        self.left + fraction.clamp(0.0, 1.0) * self.plot_width()
+    }
+
+    /// The y of a value `fraction` of the way up the scale (clamped to the plot).
+    pub fn y(&self, fraction: f64) -> f64 {
+        self.floor() - fraction.clamp(0.0, 1.0) * (self.floor() - self.top)
+    }
+
+    /// Opens the `<svg>`; the caller closes it.
+    pub fn open(&self, class: &str, label: &str) -> String {
+        format!(
+            r##"<svg class="{class}" viewBox="0 0 {} {}" role="img" aria-label="{label}" xmlns="http://www.w3.org/2000/svg">"##,
+            self.width, self.height
+        )
+    }
+
+    /// A grid line across the plot at `py` with its value's label on the left.
+    pub fn grid_line(&self, svg: &mut String, py: f64, label: &str) {
+        let _ = write!(
+            svg,
+            r##"<line x1="{}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="#e3e6ea"/><text x="{}" y="{:.1}" font-size="{FONT}" text-anchor="end" fill="{MUTED}">{label}</text>"##,
+            self.left,
+            self.width - self.right,
+            self.left - 4.0,
+            py + FONT * 0.35
+        );
+    }
+
+    /// Time labels every `tick` back from now (`now`, `-6h`, …, in `unit`s of `unit_seconds`);
+    /// the ends are anchored inwards so that neither runs off the box.
+    pub fn time_labels(
+        &self,
+        svg: &mut String,
+        tick: SignedDuration,
+        unit: &str,
+        unit_seconds: i64,
+    ) {
+        let mut ago = SignedDuration::ZERO;
+        while ago <= self.window {
+            let (label, anchor) = if ago.is_zero() {
+                ("now".to_owned(), "end")
+            } else if ago == self.window {
+                (format!("-{}{unit}", ago.as_secs() / unit_seconds), "start")
+            } else {
+                (format!("-{}{unit}", ago.as_secs() / unit_seconds), "middle")
+            };
+            let _ = write!(
+                svg,
+                r##"<text x="{:.1}" y="{}" font-size="{FONT}" text-anchor="{anchor}" fill="{MUTED}">{label}</text>"##,
+                self.x(self.now - ago),
+                self.height - 6.0
+            );
+            ago += tick;
+        }
+    }
+
+    /// A dashed line across the plot at `py` (a threshold, a limit) with `title` as its tooltip.
+    pub fn dashed_line(&self, svg: &mut String, py: f64, colour: &str, title: &str) {
+        let _ = write!(
+            svg,
+            r##"<line x1="{}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="{colour}" stroke-dasharray="4 3"><title>{title}</title></line>"##,
+            self.left,
+            self.width - self.right
+        );
+    }
+
+    /// The line through `runs` (each a list of (x, y)), optionally with the area under each
+    /// run of two or more points filled; or `empty` in the middle when there is no point.
+    pub fn line(&self, svg: &mut String, runs: &[Vec<(f64, f64)>], style: &LineStyle, empty: &str) {
+        if runs.iter().all(Vec::is_empty) {
+            let _ = write!(
+                svg,
+                r##"<text x="{}" y="{}" font-size="12" text-anchor="middle" fill="{MUTED}">{empty}</text>"##,
+                self.left + self.plot_width() / 2.0,
+                self.top + (self.floor() - self.top) / 2.0
+            );
+            return;
+        }
+        let bottom = self.floor();
+        let mut area = String::new();
+        let mut line = String::new();
+        for run in runs {
+            for (i, (px, py)) in run.iter().enumerate() {
+                let _ = write!(line, "{}{px:.1} {py:.1} ", if i == 0 { 'M' } else { 'L' });
+            }
+            if let (true, Some((first, _)), Some((last, _))) =
+                (style.area && run.len() > 1, run.first(), run.last())
+            {
+                let _ = write!(area, "M{first:.1} {bottom:.1} ");
+                for (px, py) in run {
+                    let _ = write!(area, "L{px:.1} {py:.1} ");
+                }
+                let _ = write!(area, "L{last:.1} {bottom:.1} Z ");
+            }
+        }
+        if !area.is_empty() {
+            let _ = write!(
+                svg,
+                r##"<path class="area" d="{}" fill="{}" fill-opacity="0.18" stroke="none"/>"##,
+                area.trim_end(),
+                style.colour
+            );
+        }
+        let _ = write!(
+            svg,
+            r##"<path d="{}" fill="none" stroke="{}" stroke-width="{}"/>"##,
+            line.trim_end(),
+            style.colour,
+            style.width
+        );
+    }
+
+    /// The newest sample as a dot, visible even when it is the only one.
+    pub fn dot(&self, svg: &mut String, (px, py): (f64, f64), colour: &str, title: &str) {
+        let _ = write!(
+            svg,
+            r##"<circle cx="{px:.1}" cy="{py:.1}" r="3" fill="{colour}"><title>{title}</title></circle>"##
+        );
+    }
+}
+
+/// How a chart's line is drawn.
+pub(crate) struct LineStyle {
+    pub colour: &'static str,
+    pub width: f64,
+    /// Fill the area under the line.
+    pub area: bool,
+}
+
+/// Points (time, (x, y)) oldest first, as runs to draw: a point without a value, or more than
+/// `gap` after the previous point, starts a new run, so no line is drawn where nothing was
+/// measured.
+pub(crate) fn runs(
+    points: impl IntoIterator<Item = (Timestamp, Option<(f64, f64)>)>,
+    gap: SignedDuration,
+) -> Vec<Vec<(f64, f64)>> {
+    let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut previous: Option<Timestamp> = None;
+    for (at, point) in points {
+        let Some(point) = point else {
+            previous = None;
+            continue;
+        };
+        if previous.is_none_or(|p| at.duration_since(p) > gap) {
+            runs.push(Vec::new());
+        }
+        if let Some(run) = runs.last_mut() {
+            run.push(point);
+        }
+        previous = Some(at);
+    }
+    runs
+}
 
 /// The lowest percent the y axis shows: 10 points under the lowest sample or threshold, on a
 /// multiple of 10, so that a disk that sits at 40 % for a day is a filled band well inside the
@@ -47,10 +255,8 @@ pub fn disk_chart(
     high: u8,
     low: u8,
 ) -> String {
+    let frame = Frame::new(now, window, [WIDTH, HEIGHT], [TOP, RIGHT, BOTTOM, LEFT]);
     let start = now - window;
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let bottom = HEIGHT - BOTTOM;
-    let plot_h = bottom - TOP;
     let shown: Vec<(Timestamp, f64)> = samples
         .iter()
         .filter(|s| s.at >= start && s.capacity_bytes > 0)
@@ -61,109 +267,49 @@ pub fn disk_chart(
         .map(|(_, p)| *p)
         .fold(f64::from(high.min(low)), f64::min);
     let floor = axis_floor(lowest);
-    let x = |at: Timestamp| {
-        let fraction = at.duration_since(start).as_secs_f64() / window.as_secs_f64();
-        LEFT + fraction.clamp(0.0, 1.0) * plot_w
-    };
-    let y =
-        |percent: f64| bottom - (percent.clamp(floor, 100.0) - floor) / (100.0 - floor) * plot_h;
-    let mut svg = format!(
-        r##"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="Disk usage over the last {} hours" xmlns="http://www.w3.org/2000/svg">"##,
-        window.as_hours()
+    let y = |percent: f64| frame.y((percent.clamp(floor, 100.0) - floor) / (100.0 - floor));
+    let mut svg = frame.open(
+        "chart",
+        &format!("Disk usage over the last {} hours", window.as_hours()),
     );
     let step = tick_step(100.0 - floor);
     let mut percent = 100.0;
     while percent >= floor {
-        let py = y(percent);
-        let _ = write!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="#e3e6ea"/><text x="{}" y="{:.1}" font-size="{FONT}" text-anchor="end" fill="#6b7480">{percent}%</text>"##,
-            WIDTH - RIGHT,
-            LEFT - 4.0,
-            py + FONT * 0.35
-        );
+        frame.grid_line(&mut svg, y(percent), &format!("{percent}%"));
         percent -= step;
     }
-    for hours_ago in (0..=window.as_hours()).step_by(6) {
-        let px = x(now - SignedDuration::from_hours(hours_ago));
-        // The ends are anchored inwards so that neither "now" nor "-24h" runs off the box.
-        let (label, anchor) = match hours_ago {
-            0 => ("now".to_owned(), "end"),
-            h if h == window.as_hours() => (format!("-{h}h"), "start"),
-            h => (format!("-{h}h"), "middle"),
-        };
-        let _ = write!(
-            svg,
-            r##"<text x="{px:.1}" y="{}" font-size="{FONT}" text-anchor="{anchor}" fill="#6b7480">{label}</text>"##,
-            HEIGHT - 6.0
-        );
-    }
+    frame.time_labels(&mut svg, SignedDuration::from_hours(6), "h", 3600);
     for (threshold, colour, name) in [(high, "#c0392b", "high"), (low, "#b7791f", "low")] {
-        let py = y(f64::from(threshold));
-        let _ = write!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="{colour}" stroke-dasharray="4 3"><title>GC {name} threshold {threshold}%</title></line>"##,
-            WIDTH - RIGHT
+        frame.dashed_line(
+            &mut svg,
+            y(f64::from(threshold)),
+            colour,
+            &format!("GC {name} threshold {threshold}%"),
         );
     }
-    // Runs of samples no more than ten minutes apart.
-    let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
-    let mut previous: Option<Timestamp> = None;
-    for &(at, percent) in &shown {
-        let joined =
-            previous.is_some_and(|p| at.duration_since(p) <= SignedDuration::from_mins(10));
-        if !joined {
-            runs.push(Vec::new());
-        }
-        if let Some(run) = runs.last_mut() {
-            run.push((x(at), y(percent)));
-        }
-        previous = Some(at);
-    }
-    if runs.is_empty() {
-        let _ = write!(
-            svg,
-            r##"<text x="{}" y="{}" font-size="12" text-anchor="middle" fill="#6b7480">no reports from this node's agent in this window</text>"##,
-            LEFT + plot_w / 2.0,
-            TOP + plot_h / 2.0
-        );
-    } else {
-        let mut area = String::new();
-        let mut line = String::new();
-        for run in &runs {
-            for (i, (px, py)) in run.iter().enumerate() {
-                let _ = write!(line, "{}{px:.1} {py:.1} ", if i == 0 { 'M' } else { 'L' });
-            }
-            if let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) {
-                if run.len() > 1 {
-                    let _ = write!(area, "M{first:.1} {bottom:.1} ");
-                    for (px, py) in run {
-                        let _ = write!(area, "L{px:.1} {py:.1} ");
-                    }
-                    let _ = write!(area, "L{last:.1} {bottom:.1} Z ");
-                }
-            }
-        }
-        if !area.is_empty() {
-            let _ = write!(
-                svg,
-                r##"<path class="area" d="{}" fill="#2957c4" fill-opacity="0.18" stroke="none"/>"##,
-                area.trim_end()
-            );
-        }
-        let _ = write!(
-            svg,
-            r##"<path d="{}" fill="none" stroke="#2957c4" stroke-width="2"/>"##,
-            line.trim_end()
-        );
-    }
-    // The latest sample as a dot: visible even when it is the only one.
+    let runs = runs(
+        shown
+            .iter()
+            .map(|&(at, percent)| (at, Some((frame.x(at), y(percent))))),
+        SignedDuration::from_mins(10),
+    );
+    let style = LineStyle {
+        colour: "#2957c4",
+        width: 2.0,
+        area: true,
+    };
+    frame.line(
+        &mut svg,
+        &runs,
+        &style,
+        "no reports from this node's agent in this window",
+    );
     if let Some(&(at, percent)) = shown.last() {
-        let _ = write!(
-            svg,
-            r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#2957c4"><title>{percent:.1}% used at the last report</title></circle>"##,
-            x(at),
-            y(percent)
+        frame.dot(
+            &mut svg,
+            (frame.x(at), y(percent)),
+            style.colour,
+            &format!("{percent:.1}% used at the last report"),
         );
     }
     svg.push_str("</svg>");
@@ -171,7 +317,7 @@ pub fn disk_chart(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn sample(at: &str, used: u64) -> DiskSample {
@@ -235,6 +381,28 @@ mod tests {
         assert!(!svg.contains("<path"));
     }
 
+    /// Every `<text>` of `svg` lies inside a view box of `width` × `height`, and each of
+    /// `expected` is among them.
+    pub(crate) fn assert_labels_inside(svg: &str, (width, height): (f64, f64), expected: &[&str]) {
+        let boxes = label_boxes(svg);
+        for label in expected {
+            assert!(
+                boxes.iter().any(|b| b.0 == *label),
+                "{label} missing: {svg}"
+            );
+        }
+        for (label, left, right, top, bottom) in boxes {
+            assert!(
+                left >= 0.0 && right <= width,
+                "{label} runs off sideways: {left}..{right}"
+            );
+            assert!(
+                top >= 0.0 && bottom <= height,
+                "{label} runs off vertically: {top}..{bottom}"
+            );
+        }
+    }
+
     /// Each `<text>`'s box, from its anchor and an estimate of its width (0.6 em a glyph).
     fn label_boxes(svg: &str) -> Vec<(String, f64, f64, f64, f64)> {
         let attr = |tag: &str, name: &str| -> String {
@@ -279,20 +447,7 @@ mod tests {
                 85,
                 80,
             );
-            let boxes = label_boxes(&svg);
-            for label in ["100%", "now", "-24h"] {
-                assert!(boxes.iter().any(|b| b.0 == label), "{label} missing: {svg}");
-            }
-            for (label, left, right, top, bottom) in boxes {
-                assert!(
-                    left >= 0.0 && right <= WIDTH,
-                    "{label} runs off sideways: {left}..{right}"
-                );
-                assert!(
-                    top >= 0.0 && bottom <= HEIGHT,
-                    "{label} runs off vertically: {top}..{bottom}"
-                );
-            }
+            assert_labels_inside(&svg, (WIDTH, HEIGHT), &["100%", "now", "-24h"]);
         }
     }
 

@@ -3,15 +3,19 @@
 //! library and no script. The points come from `report::series` (rates, sums, resolution);
 //! this only draws them.
 
-use std::fmt::Write;
-
 use jiff::{SignedDuration, Timestamp};
 use swarmkeeper_report::{max_gap, UsagePoint, UsageRange};
 use swarmkeeper_units::bytes as format_bytes;
 
+use super::chart::{runs, Frame, LineStyle};
+
 const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 160.0;
+const HEIGHT: f64 = 170.0;
+/// Room for a memory label (`512.0 MiB`) on the left, half a time label on the right, the top
+/// label's glyphs above its line and the time labels below.
 const LEFT: f64 = 64.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 10.0;
 const BOTTOM: f64 = 20.0;
 
 /// What a chart plots.
@@ -31,8 +35,13 @@ pub fn usage_chart(
     range: UsageRange,
     now: Timestamp,
 ) -> String {
-    let window = range.window();
-    let start = now - window;
+    let frame = Frame::new(
+        now,
+        range.window(),
+        [WIDTH, HEIGHT],
+        [TOP, RIGHT, BOTTOM, LEFT],
+    );
+    let start = now - range.window();
     let values: Vec<(Timestamp, Option<f64>)> = points
         .iter()
         .filter(|p| p.at >= start && p.at <= now)
@@ -60,97 +69,51 @@ pub fn usage_chart(
         .chain(limit)
         .fold(0.0, f64::max);
     let top = round_up(highest, measure);
-    let plot_w = WIDTH - LEFT;
-    let plot_h = HEIGHT - BOTTOM;
-    let x = |at: Timestamp| {
-        let fraction = at.duration_since(start).as_secs_f64() / window.as_secs_f64();
-        LEFT + fraction.clamp(0.0, 1.0) * plot_w
-    };
-    let y = |value: f64| plot_h - (value / top).clamp(0.0, 1.0) * plot_h;
+    let y = |value: f64| frame.y(value / top);
     let (what, colour) = match measure {
         Measure::Cpu => ("CPU", "#2957c4"),
         Measure::Memory => ("Memory", "#7b3fb0"),
     };
-    let mut svg = format!(
-        r##"<svg class="chart usage-{}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{what} over the last {}" xmlns="http://www.w3.org/2000/svg">"##,
-        what.to_lowercase(),
-        range.as_str()
+    let mut svg = frame.open(
+        &format!("chart usage-{}", what.to_lowercase()),
+        &format!("{what} over the last {}", range.as_str()),
     );
     for quarter in 0..=4 {
         let value = top * f64::from(quarter) / 4.0;
-        let py = y(value);
-        let _ = write!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{WIDTH}" y1="{py:.1}" y2="{py:.1}" stroke="#e3e6ea"/><text x="{}" y="{:.1}" font-size="10" text-anchor="end" fill="#6b7480">{}</text>"##,
-            LEFT - 4.0,
-            py + 3.0,
-            label(value, measure)
-        );
+        frame.grid_line(&mut svg, y(value), &label(value, measure));
     }
     let (tick, unit, per_unit) = match range {
         UsageRange::Hour => (SignedDuration::from_mins(15), "m", 60),
         UsageRange::Day => (SignedDuration::from_hours(6), "h", 3600),
         UsageRange::Month => (SignedDuration::from_hours(24 * 7), "d", 86_400),
     };
-    let mut ago = SignedDuration::ZERO;
-    while ago <= window {
-        let text = if ago.is_zero() {
-            "now".to_owned()
-        } else {
-            format!("-{}{unit}", ago.as_secs() / per_unit)
-        };
-        let _ = write!(
-            svg,
-            r##"<text x="{:.1}" y="{}" font-size="10" text-anchor="middle" fill="#6b7480">{text}</text>"##,
-            x(now - ago).clamp(LEFT + 12.0, WIDTH - 12.0),
-            HEIGHT - 6.0
-        );
-        ago += tick;
-    }
+    frame.time_labels(&mut svg, tick, unit, per_unit);
     if let Some(limit) = limit {
-        let py = y(limit);
-        let _ = write!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{WIDTH}" y1="{py:.1}" y2="{py:.1}" stroke="#c0392b" stroke-dasharray="4 3"><title>limit {}</title></line>"##,
-            format_bytes(limit as u64)
+        frame.dashed_line(
+            &mut svg,
+            y(limit),
+            "#c0392b",
+            &format!("limit {}", format_bytes(limit as u64)),
         );
     }
-    let gap = max_gap(range.step_seconds());
-    let mut path = String::new();
-    let mut previous: Option<Timestamp> = None;
-    let mut newest = None;
-    for (at, value) in &values {
-        let Some(value) = value else {
-            previous = None;
-            continue;
-        };
-        let command = match previous {
-            Some(prev) if at.duration_since(prev) <= gap => 'L',
-            _ => 'M',
-        };
-        let _ = write!(path, "{command}{:.1} {:.1} ", x(*at), y(*value));
-        previous = Some(*at);
-        newest = Some((x(*at), y(*value), *value));
-    }
-    if path.is_empty() {
-        let _ = write!(
-            svg,
-            r##"<text x="{}" y="{}" font-size="12" text-anchor="middle" fill="#6b7480">no usage samples in this window</text>"##,
-            LEFT + plot_w / 2.0,
-            plot_h / 2.0
-        );
-    } else {
-        let _ = write!(
-            svg,
-            r##"<path d="{}" fill="none" stroke="{colour}" stroke-width="1.5"/>"##,
-            path.trim_end()
-        );
-    }
-    if let Some((px, py, value)) = newest {
-        let _ = write!(
-            svg,
-            r##"<circle cx="{px:.1}" cy="{py:.1}" r="3" fill="{colour}"><title>{} at the last sample</title></circle>"##,
-            label(value, measure)
+    let runs = runs(
+        values
+            .iter()
+            .map(|&(at, value)| (at, value.map(|v| (frame.x(at), y(v))))),
+        max_gap(range.step_seconds()),
+    );
+    let style = LineStyle {
+        colour,
+        width: 1.5,
+        area: false,
+    };
+    frame.line(&mut svg, &runs, &style, "no usage samples in this window");
+    if let Some(&(at, Some(value))) = values.iter().rev().find(|(_, v)| v.is_some()) {
+        frame.dot(
+            &mut svg,
+            (frame.x(at), y(value)),
+            colour,
+            &format!("{} at the last sample", label(value, measure)),
         );
     }
     svg.push_str("</svg>");
@@ -243,12 +206,33 @@ mod tests {
             NOW.parse().unwrap(),
         );
         assert!(svg.contains("limit 64"), "{svg}");
-        // The limit is the top of the scale: a line at y = 0.
+        // The limit is the top of the scale: a line along the plot's top edge.
         assert!(
-            svg.contains(r##"y1="0.0" y2="0.0" stroke="#c0392b""##),
+            svg.contains(r##"y1="10.0" y2="10.0" stroke="#c0392b""##),
             "{svg}"
         );
         assert!(path(&svg).starts_with('M'));
+    }
+
+    #[test]
+    fn every_label_lies_inside_the_view_box() {
+        let now: Timestamp = NOW.parse().unwrap();
+        for range in UsageRange::ALL {
+            for measure in [Measure::Cpu, Measure::Memory] {
+                for points in [
+                    vec![],
+                    vec![point(10, Some(3.7), 900 << 20)],
+                    vec![point(0, Some(0.25), 64 << 20)],
+                ] {
+                    let svg = usage_chart(&points, measure, range, now);
+                    crate::views::chart::tests::assert_labels_inside(
+                        &svg,
+                        (WIDTH, HEIGHT),
+                        &["now"],
+                    );
+                }
+            }
+        }
     }
 
     #[test]
