@@ -14,9 +14,19 @@
 # passes the burst triggered (from /metrics); the engine's CPU time. Then the same burst
 # once more with no agent running, for the engine's CPU without it.
 #
+# At the end, where the agent's resident memory is: /proc/PID/smaps summed per kind of
+# mapping (the binary's code, its read-only data, its writable data, heap, the rest).
+#
+# NODE=layers gives the node of bench/snapshot-vs-df.sh instead (1g tmpfs): ten layers per
+# image (a shared busybox layer, four of one of ten bases, five of its own) and 100 containers
+# (60 exited, 35 created, 5 running) besides the burst's.
+#
 # Usage: bench/agent-event-burst.sh     (as root, after scripts/ensure-engine.sh)
-# Env:   BURSTS (3), EVENTS (10000), IMAGES (1000), BASELINE (1: also the burst without the
-#        agent), SWARMKEEPER, BENCH_KEEP (see bench/lib/common.sh)
+# Env:   BURSTS (3), EVENTS (10000), IMAGES (1000), NODE (flat | layers), BASELINE (1: also
+#        the burst without the agent), BENCH_LAB (the lab engine's name, skbburst),
+#        SWARMKEEPER, SWARMKEEPER_ALSO (more binaries, space-separated: agents side by side
+#        with the first on the same node, each seeing the same bursts), BENCH_KEEP (see
+#        bench/lib/common.sh)
 # Needs: docker CLI, dockerd, python3. Takes: about 2 minutes with the defaults.
 set -euo pipefail
 # shellcheck source=lib/common.sh
@@ -26,7 +36,9 @@ BURSTS=${BURSTS:-3}
 EVENTS=${EVENTS:-10000}
 IMAGES=${IMAGES:-1000}
 BASELINE=${BASELINE:-1}
-NAME=skbburst
+NODE=${NODE:-flat}
+NAME=${BENCH_LAB:-skbburst}
+[[ $NODE == flat || $NODE == layers ]] || die "NODE=$NODE: flat or layers"
 
 need_root
 need_cmd docker "run scripts/ensure-engine.sh"
@@ -38,16 +50,29 @@ trap 'exit 130' INT TERM
 bench_tmp
 T=$BENCH_TMP
 
-say "starting a lab engine (512m tmpfs) and loading $IMAGES images"
-lab_up "$NAME" 512m
+if [[ $NODE == layers ]]; then SIZE=1g; else SIZE=512m; fi
+say "starting a lab engine ($SIZE tmpfs) and loading $IMAGES images ($NODE)"
+lab_up "$NAME" "$SIZE"
 HOST=$LAB_HOST
 export DOCKER_HOST=$HOST
-load_images "$HOST" --count "$IMAGES" --prefix bench/n --no-unique-layer
+if [[ $NODE == layers ]]; then
+    load_images "$HOST" --count "$IMAGES" --prefix bench/n --bytes 1024 \
+        --bases 10 --base-layers 4 --own-layers 5
+    python3 "$BENCH_LIB/containers.py" --prefix bench/n --images "$IMAGES" \
+        --exited 60 --created 35 --running 5
+else
+    load_images "$HOST" --count "$IMAGES" --prefix bench/n --no-unique-layer
+fi
 [[ $(docker images -q | wc -l) -eq $IMAGES ]] || die "expected $IMAGES images on the lab engine"
 ENGINE_PID=$(cat "/run/swarmkeeper-lab/$NAME/docker.pid")
 
-say "agent + $BURSTS burst(s) of $EVENTS events"
-python3 "$BENCH_LIB/agent_burst.py" --agent "$SK" --state-dir "$T/state" --prefix bench/n \
+say "agent(s) + $BURSTS burst(s) of $EVENTS events"
+also=()
+for bin in ${SWARMKEEPER_ALSO:-}; do
+    [[ -x $bin ]] || die "SWARMKEEPER_ALSO: $bin is not an executable"
+    also+=(--agent "$bin")
+done
+python3 "$BENCH_LIB/agent_burst.py" --agent "$SK" "${also[@]}" --state-dir "$T/state" --prefix bench/n \
     --images "$IMAGES" --events "$EVENTS" --bursts "$BURSTS" --engine-pid "$ENGINE_PID" \
     --log "$T/agent.log" --pidfile "$T/agent.pid" >"$T/agent.json"
 baseline=()
@@ -61,7 +86,7 @@ fi
 echo
 echo "== agent-event-burst =="
 echo "machine: $(machine_line)"
-echo "engine:  $(engine_version "$HOST"), lab tmpfs 512m"
+echo "engine:  $(engine_version "$HOST"), lab tmpfs $SIZE, node $NODE ($(docker images -q | wc -l) images, $(docker ps -aq | wc -l) containers)"
 echo "binary:  $SK ($("$SK" --version)); bench scripts from $(source_line)"
 echo "agent:   $SK agent --high-threshold 100 --low-threshold 99 --min-age 1h --interval 1h --listen 127.0.0.1:PORT --state-dir TMP"
 python3 "$BENCH_LIB/burst_report.py" "$T/agent.json" "${baseline[@]}"

@@ -17,7 +17,8 @@
 #
 # Usage: bench/snapshot-vs-df.sh          (as root, after scripts/ensure-engine.sh)
 # Env:   RUNS (10), ROUNDS (4), IMAGES (1000), BASES (10), BASE_LAYERS (4), OWN_LAYERS (5),
-#        SWARMKEEPER, BENCH_KEEP (see bench/lib/common.sh). IMAGES=300 BASES=0 BASE_LAYERS=0
+#        BENCH_LAB (the lab engine's name, skbsnap), SWARMKEEPER, BENCH_KEEP (see
+#        bench/lib/common.sh). IMAGES=300 BASES=0 BASE_LAYERS=0
 #        OWN_LAYERS=1 is the node of the figures before layers were read.
 # Needs: docker CLI, dockerd, hyperfine (apt-get install -y hyperfine), python3, curl.
 # Takes: about 1 minute.
@@ -46,7 +47,7 @@ trap 'exit 130' INT TERM
 bench_tmp
 T=$BENCH_TMP
 say "starting a lab engine with a 1g tmpfs data root"
-lab_up skbsnap 1g
+lab_up "${BENCH_LAB:-skbsnap}" 1g
 HOST=$LAB_HOST
 export DOCKER_HOST=$HOST
 say "loading $IMAGES images"

@@ -55,6 +55,30 @@ def status(pid):
     return out
 
 
+def smaps(pid, binary):
+    """Resident KiB (and of it anonymous: written pages) per kind of mapping, from
+    /proc/PID/smaps: the binary's code, read-only data and writable data, the heap, and the
+    rest (thread stacks, mmap'ed blocks)."""
+    binary = os.path.realpath(binary)
+    out = {}
+    kind = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                perms, path = head[1], head[5] if len(head) > 5 else ""
+                if path == binary:
+                    kind = {"r-xp": "binary code", "r--p": "binary read-only"}.get(perms, "binary writable")
+                elif path == "[heap]":
+                    kind = "heap"
+                else:
+                    kind = "other"
+            elif head and head[0] in ("Rss:", "Anonymous:"):
+                entry = out.setdefault(kind, {"Rss": 0, "Anonymous": 0})
+                entry[head[0][:-1]] += int(head[1])
+    return out
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
@@ -166,70 +190,104 @@ def send_burst(a, plan, marker, engine_pid):
     return took, engine_cpu, counter
 
 
-def one_burst(a, plan, marker, marker_id, pid, port, db):
-    """One burst against the running agent: its memory before, right after and `settle` s after,
-    how long until it recorded the marker's use and went idle, its CPU time and GC passes."""
-    out = {"before": status(pid)}
-    cpu_before = cpu_seconds(pid)
-    runs_before = metrics(port)
-    marker_before = last_used(db, marker_id)
+def one_burst(a, plan, marker, marker_id, agents):
+    """One burst against the running agents: each one's memory before, right after and `settle`
+    s after, how long until it recorded the marker's use and went idle, its CPU time and GC
+    passes. Returns (one dict per agent, the burst's own figures)."""
+    outs = []
+    for ag in agents:
+        outs.append({
+            "before": status(ag["pid"]), "cpu_before": cpu_seconds(ag["pid"]),
+            "runs_before": metrics(ag["port"]), "marker_before": last_used(ag["db"], marker_id),
+        })
 
     # Peak VmRSS during the burst and the catch-up, sampled every 50 ms.
-    peak = {"VmRSS": 0}
     sampling = threading.Event()
 
     def sampler():
         while not sampling.is_set():
-            try:
-                peak["VmRSS"] = max(peak["VmRSS"], status(pid)["VmRSS"])
-            except OSError:
-                return
+            for ag, out in zip(agents, outs):
+                try:
+                    out["peak_vmrss_sampled"] = max(out.get("peak_vmrss_sampled", 0),
+                                                    status(ag["pid"])["VmRSS"])
+                except OSError:
+                    return
             time.sleep(0.05)
 
     threading.Thread(target=sampler, daemon=True).start()
     took, engine_cpu, counter = send_burst(a, plan, marker, a.engine_pid)
     b1 = time.monotonic()
-    out["right_after"] = status(pid)
+    for ag, out in zip(agents, outs):
+        out["right_after"] = status(ag["pid"])
+        out["caught_up_s"] = out["cpu_idle_after_s"] = None
+        out["last_cpu"], out["last_change"] = cpu_seconds(ag["pid"]), time.monotonic()
 
     # Catching up: the marker's use recorded, then the agent's CPU at rest for 1 s.
-    caught_up = idle_at = None
-    last_cpu, last_change = cpu_seconds(pid), time.monotonic()
-    while time.monotonic() < b1 + 120:
+    pending = list(zip(agents, outs))
+    while pending and time.monotonic() < b1 + 120:
         now = time.monotonic()
-        if caught_up is None:
-            used = last_used(db, marker_id)
-            if used is not None and (marker_before is None or used > marker_before):
-                caught_up = now - b1
-        c = cpu_seconds(pid)
-        if c != last_cpu:
-            last_cpu, last_change = c, now
-        elif now - last_change >= 1.0 and caught_up is not None:
-            idle_at = last_change - b1
-            break
+        for ag, out in list(pending):
+            if out["caught_up_s"] is None:
+                used = last_used(ag["db"], marker_id)
+                before = out["marker_before"]
+                if used is not None and (before is None or used > before):
+                    out["caught_up_s"] = now - b1
+            c = cpu_seconds(ag["pid"])
+            if c != out["last_cpu"]:
+                out["last_cpu"], out["last_change"] = c, now
+            elif now - out["last_change"] >= 1.0 and out["caught_up_s"] is not None:
+                out["cpu_idle_after_s"] = out["last_change"] - b1
+                pending.remove((ag, out))
         time.sleep(0.02)
     sampling.set()
-    out["caught_up_s"] = caught_up
-    out["cpu_idle_after_s"] = idle_at
-    out["agent_cpu_s"] = cpu_seconds(pid) - cpu_before
-    out["peak_vmrss_sampled"] = peak["VmRSS"]
-    runs_after = metrics(port)
-    out["gc_runs"] = {k: runs_after.get(k, 0) - runs_before.get(k, 0) for k in runs_after}
+    for ag, out in zip(agents, outs):
+        out["agent_cpu_s"] = cpu_seconds(ag["pid"]) - out.pop("cpu_before")
+        runs_after = metrics(ag["port"])
+        runs_before = out.pop("runs_before")
+        out["gc_runs"] = {k: runs_after.get(k, 0) - runs_before.get(k, 0) for k in runs_after}
+        for k in ("marker_before", "last_cpu", "last_change"):
+            out.pop(k)
     while time.monotonic() < b1 + a.settle:
         time.sleep(0.1)
-    out["after_settle"] = status(pid)
-    out["settle_s"] = a.settle
-    out["burst_s"] = took
+    burst = {"burst_s": took, "settle_s": a.settle}
     if engine_cpu is not None:
-        out["engine_cpu_s_during_burst"] = engine_cpu
+        burst["engine_cpu_s_during_burst"] = engine_cpu
     counter.done.wait(30)
-    out["engine_events"] = dict(sorted(counter.counts.items()))
-    out["engine_events_total"] = sum(counter.counts.values())
-    return out
+    burst["engine_events"] = dict(sorted(counter.counts.items()))
+    burst["engine_events_total"] = sum(counter.counts.values())
+    for ag, out in zip(agents, outs):
+        out["after_settle"] = status(ag["pid"])
+        out.update(burst)
+    return outs
+
+
+def start_agent(binary, state_dir, log):
+    port = free_port()
+    agent = subprocess.Popen(
+        [binary, "agent", "--listen", f"127.0.0.1:{port}", "--state-dir", state_dir,
+         "--interval", "1h", "--min-age", "1h", "--high-threshold", "100", "--low-threshold", "99"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return {"binary": binary, "proc": agent, "pid": agent.pid, "port": port,
+            "db": os.path.join(state_dir, "swarmkeeper.db")}
+
+
+def stop_agent(ag):
+    agent = ag["proc"]
+    if agent.poll() is None:
+        os.killpg(ag["pid"], signal.SIGTERM)
+        try:
+            agent.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(ag["pid"], signal.SIGKILL)
+            agent.wait()
+    return agent.returncode
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--agent", help="the swarmkeeper binary; without it, only the burst (a baseline)")
+    p.add_argument("--agent", action="append", default=[],
+                   help="a swarmkeeper binary (repeat: side by side, each an agent of its own); without"
+                        " it, only the burst (a baseline)")
     p.add_argument("--state-dir")
     p.add_argument("--prefix", required=True)
     p.add_argument("--images", type=int, required=True)
@@ -242,7 +300,7 @@ def main():
     p.add_argument("--bursts", type=int, default=1, help="bursts in a row against the same agent")
     p.add_argument("--log", default=os.devnull)
     p.add_argument("--engine-pid", type=int, help="dockerd's pid, to report its CPU time")
-    p.add_argument("--pidfile", help="write the agent's pid here (removed when it is stopped)")
+    p.add_argument("--pidfile", help="write the agents' pids here (removed when they are stopped)")
     a = p.parse_args()
 
     # The event mix.
@@ -270,43 +328,48 @@ def main():
     e = Engine()
     marker_id = e.request("GET", f"/images/{urllib.parse.quote(marker, safe='')}/json")["Id"]
     e.close()
-    port = free_port()
-    db = os.path.join(a.state_dir, "swarmkeeper.db")
     log = open(a.log, "wb")
-    agent = subprocess.Popen(
-        [a.agent, "agent", "--listen", f"127.0.0.1:{port}", "--state-dir", a.state_dir,
-         "--interval", "1h", "--min-age", "1h", "--high-threshold", "100", "--low-threshold", "99"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    pid = agent.pid
-    if a.pidfile:
-        with open(a.pidfile, "w") as f:
-            f.write(f"{pid}\n")
+    agents = []
     try:
+        # Several binaries run side by side on the same node and see the same bursts; each
+        # has a state directory of its own.
+        for i, binary in enumerate(a.agent):
+            state_dir = a.state_dir if len(a.agent) == 1 else os.path.join(a.state_dir, str(i))
+            os.makedirs(state_dir, exist_ok=True)
+            agents.append(start_agent(binary, state_dir, log))
+            if a.pidfile:
+                ag = agents[-1]
+                ag["pidfile"] = a.pidfile if i == 0 else f"{os.path.splitext(a.pidfile)[0]}-{i}.pid"
+                with open(ag["pidfile"], "w") as f:
+                    f.write(f"{ag['pid']}\n")
         t0 = time.monotonic()
-        while metrics(port).get("startup", 0) < 1:
-            if agent.poll() is not None:
-                raise SystemExit(f"the agent exited with {agent.returncode}; see {a.log}")
-            if time.monotonic() - t0 > 60:
-                raise SystemExit("the agent's startup pass did not finish in 60 s")
-            time.sleep(0.05)
-        out["startup_pass_s"] = time.monotonic() - t0
+        for ag in agents:
+            while metrics(ag["port"]).get("startup", 0) < 1:
+                if ag["proc"].poll() is not None:
+                    raise SystemExit(f"the agent exited with {ag['proc'].returncode}; see {a.log}")
+                if time.monotonic() - t0 > 60:
+                    raise SystemExit("the agent's startup pass did not finish in 60 s")
+                time.sleep(0.05)
+            ag["out"] = {"binary": ag["binary"], "startup_pass_s": time.monotonic() - t0,
+                         "bursts": []}
         time.sleep(2)
-        out["before"] = status(pid)
-        out["bursts"] = []
+        for ag in agents:
+            ag["out"]["before"] = status(ag["pid"])
 
         for _ in range(a.bursts):
-            out["bursts"].append(one_burst(a, plan, marker, marker_id, pid, port, db))
+            for ag, burst in zip(agents, one_burst(a, plan, marker, marker_id, agents)):
+                ag["out"]["bursts"].append(burst)
+        for ag in agents:
+            ag["out"]["smaps"] = smaps(ag["pid"], ag["binary"])
+            ag["out"]["end"] = status(ag["pid"])
     finally:
-        if agent.poll() is None:
-            os.killpg(pid, signal.SIGTERM)
-            try:
-                agent.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(pid, signal.SIGKILL)
-                agent.wait()
-        if a.pidfile:
-            os.unlink(a.pidfile)
-    out["agent_exit"] = agent.returncode
+        for ag in agents:
+            code = stop_agent(ag)
+            if "out" in ag:
+                ag["out"]["agent_exit"] = code
+            if "pidfile" in ag:
+                os.unlink(ag["pidfile"])
+    out["agents"] = [ag["out"] for ag in agents]
     print(json.dumps(out))
 
 
