@@ -33,6 +33,29 @@ fn a_good_deploy_converges_and_a_repeat_touches_nothing() {
     );
     assert!(docker(HOST, &["stack", "ls"]).contains(&stack.name));
 
+    // The image was built here and never pushed: `outdated` says so and asks no registry
+    // (it used to ask Docker Hub, which cannot be reached here, and exit 3).
+    let outdated = stack.run(&["outdated", &stack.name, "--json"]);
+    assert_eq!(outdated.status.code(), Some(0), "{}", text(&outdated));
+    let json: serde_json::Value = serde_json::from_slice(&outdated.stdout).unwrap();
+    assert_eq!(
+        json["services"][0]["status"],
+        "local",
+        "{}",
+        text(&outdated)
+    );
+    assert_eq!(
+        json["services"][0]["registry_digest"],
+        serde_json::Value::Null
+    );
+    let table = stack.run(&["outdated", &stack.name]);
+    assert_eq!(table.status.code(), Some(0), "{}", text(&table));
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("local image, cannot check"),
+        "{}",
+        text(&table)
+    );
+
     let version = stack.version("web");
     let again = stack.deploy(&file, &[]);
     assert!(again.status.success(), "{}", text(&again));

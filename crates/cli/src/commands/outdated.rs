@@ -6,13 +6,17 @@
 //! must fix (credentials refused, a tag or repository the registry does not know, a config
 //! file that cannot be read); 3 the engine, or a registry, could not be reached or failed.
 //! A failed check wins over "outdated": the answer is incomplete. Services whose image is not
-//! pinned to a digest, or that name a digest without a tag, are listed and do not count.
+//! pinned to a digest, or that name a digest without a tag, are listed and do not count; nor
+//! does a service that runs a local image (unpinned, and the engine holds it under that tag
+//! with no repo digest: built or loaded here, never pulled or pushed), which no registry can
+//! answer for: it is listed as `local` and the registry is not asked.
 
 use clap::Args;
 use futures_util::{stream, StreamExt};
 use serde::Serialize;
-use swarmkeeper_autodeploy::{followed, freshness, FollowError};
-use swarmkeeper_engine::{Engine, Service};
+use swarmkeeper_autodeploy::{followed, freshness, FollowError, Followed};
+use swarmkeeper_engine::{DfImage, Engine, Service};
+use swarmkeeper_reference::Reference;
 use swarmkeeper_registry::{Client, Keychain, RegistryError};
 
 use super::registry::RegistryArgs;
@@ -44,7 +48,7 @@ struct Row {
     tag: Option<String>,
     running_digest: Option<String>,
     registry_digest: Option<String>,
-    /// `current`, `outdated`, `unpinned`, `no_tag` or `error`.
+    /// `current`, `outdated`, `unpinned`, `no_tag`, `local` or `error`.
     status: &'static str,
     error: Option<String>,
     #[serde(skip)]
@@ -78,7 +82,10 @@ pub fn run(args: OutdatedArgs) -> CmdResult {
                 row.tag.clone().unwrap_or_else(|| row.image.clone()),
                 short(&row.running_digest),
                 short(&row.registry_digest),
-                row.status.to_string(),
+                match row.status {
+                    "local" => "local image, cannot check".to_string(),
+                    status => status.to_string(),
+                },
             ]);
         }
         println!("{table}");
@@ -134,15 +141,39 @@ async fn check_all(stack: Option<&str>, keychain: &Keychain) -> Result<Vec<Row>,
         .fold(Client::builder(), |b, r| b.insecure_registry(r.clone()))
         .build()
         .map_err(|e| Failure::Usage(e.to_string()))?;
+    let local = local_only_tags(&engine.list_images().await?);
     let rows = stream::iter(services.iter())
-        .map(|service| check(service, &client, keychain))
+        .map(|service| check(service, &client, keychain, &local))
         .buffered(CONCURRENT_CHECKS)
         .collect()
         .await;
     Ok(rows)
 }
 
-async fn check(service: &Service, client: &Client, keychain: &Keychain) -> Row {
+/// The tags (fully qualified) of the engine's images that no registry knows: no repo digest,
+/// so built, loaded or tagged here and never pulled or pushed.
+fn local_only_tags(images: &[DfImage]) -> Vec<Reference> {
+    images
+        .iter()
+        .filter(|image| image.repo_digests.is_empty())
+        .flat_map(|image| &image.repo_tags)
+        .filter_map(|tag| Reference::parse(tag).ok())
+        .collect()
+}
+
+/// Whether a service's image is a local one: Swarm pinned no digest (it could not ask a
+/// registry) and the engine holds the followed tag only locally. A pinned image came from a
+/// registry, so it is always checked.
+fn is_local(followed: &Followed, local: &[Reference]) -> bool {
+    followed.running.is_none() && local.contains(&followed.tag)
+}
+
+async fn check(
+    service: &Service,
+    client: &Client,
+    keychain: &Keychain,
+    local: &[Reference],
+) -> Row {
     let image = service.view.image.to_string();
     let mut row = Row {
         service: service.name.clone(),
@@ -167,6 +198,10 @@ async fn check(service: &Service, client: &Client, keychain: &Keychain) -> Row {
         }
     };
     row.tag = Some(followed.tag.to_string());
+    if is_local(&followed, local) {
+        row.status = "local";
+        return row;
+    }
     let result: Result<_, RegistryError> = async {
         let auth = keychain.for_image(&image).await?;
         client.manifest_digest(&followed.tag, auth.as_ref()).await
@@ -183,4 +218,47 @@ async fn check(service: &Service, client: &Client, keychain: &Keychain) -> Row {
         }
     }
     row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(tags: &[&str], digests: &[&str]) -> DfImage {
+        DfImage {
+            id: "sha256:1".into(),
+            repo_tags: tags.iter().map(|t| t.to_string()).collect(),
+            repo_digests: digests.iter().map(|d| d.to_string()).collect(),
+            created: jiff::Timestamp::UNIX_EPOCH,
+            size: 0,
+            shared_size: 0,
+            labels: Default::default(),
+            containers: 0,
+        }
+    }
+
+    const DIGEST: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn a_local_image_is_not_asked_of_a_registry() {
+        let images = [
+            // Built or loaded here: no repo digest.
+            image(&["app:1", "registry.example.com/tools/cli:2"], &[]),
+            // Pulled: its registry knows it.
+            image(&["busybox:latest"], &[&format!("busybox@{DIGEST}")]),
+        ];
+        let local = local_only_tags(&images);
+        let local_image = |image: &str| is_local(&followed(image).unwrap(), &local);
+        // As a service names it, short or fully qualified: the same tag.
+        assert!(local_image("app:1"));
+        assert!(local_image("docker.io/library/app:1"));
+        assert!(local_image("registry.example.com/tools/cli:2"));
+        // Another tag of the same repository, an image the engine does not hold, an image
+        // with a repo digest: the registry is asked.
+        assert!(!local_image("app:2"));
+        assert!(!local_image("app"));
+        assert!(!local_image("busybox"));
+        // Pinned by Swarm: it came from a registry, whatever this engine holds.
+        assert!(!local_image(&format!("app:1@{DIGEST}")));
+    }
 }
