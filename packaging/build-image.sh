@@ -10,10 +10,14 @@
 # builds it on the lab's manager and pushes it to the lab's registry.
 #
 # Steps: build the binary (unless --binary names one):
-#   RUSTFLAGS='-C target-feature=+crt-static' cargo build --release \
+#   RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static' cargo build --release \
 #       --target x86_64-unknown-linux-gnu -p swarmkeeper-cli
 # with CARGO_TARGET_DIR=target/static (its own folder: no lock or rebuild fights with the
-# debug builds; SWARMKEEPER_STATIC_TARGET_DIR overrides it); check that it is static (no program interpreter, no shared library); strip
+# debug builds; SWARMKEEPER_STATIC_TARGET_DIR overrides it). Non-PIE: a static-PIE binary
+# rewrites its 370 KiB of relocated pointers at every start (0.5 MiB of relocations read, the
+# pages they touch made private), 0.9 MiB of the agent's 10 MiB budget (docs/benchmarks.md,
+# "Agent memory with layers"); the binary's own code loses address randomisation, the stack,
+# heap and mappings keep it. Then check that it is static (no program interpreter, no shared library); strip
 # a copy; `docker build`; run `TAG --version` in the image (proof it runs in scratch); with
 # --push, `docker push TAG`. The last line on stdout is TAG, or TAG@sha256:... after a push.
 set -euo pipefail
@@ -44,7 +48,7 @@ if [[ -z $binary ]]; then
     say "cargo build --release (static, target dir $target_dir)"
     # CARGO_ENCODED_RUSTFLAGS would win over RUSTFLAGS (cargo sets it for build scripts).
     env -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS \
-        CARGO_TARGET_DIR="$target_dir" RUSTFLAGS='-C target-feature=+crt-static' \
+        CARGO_TARGET_DIR="$target_dir" RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static' \
         cargo build --release --quiet --target x86_64-unknown-linux-gnu -p swarmkeeper-cli
     binary=$target_dir/x86_64-unknown-linux-gnu/release/swarmkeeper
 fi
