@@ -3,6 +3,8 @@
 
     server_pages.py nodes   --base URL --secret S --count N
     server_pages.py measure --base URL --token T --cookie C --requests R --warmup W
+    server_pages.py compare --base URL --token T --cookie C --other URL --other-token T
+                            --other-cookie C --requests R --warmup W
 
 `nodes` posts one agent report for each of N simulated nodes (`simnode-NNN`, without a swarm
 node ID: the server lists them as reporting engines outside the swarm), each with
@@ -11,7 +13,9 @@ the shared secret as a bearer token). `measure` finds one of each object (a serv
 a stack, a simulated node, the swarm's own node, a secret, a config) through the API, then
 times every page and its JSON twin, sequentially on one keep-alive connection each (HTML
 with the admin's session cookie, JSON with a bearer token), and prints p50/p90/p99/max in ms
-(nearest rank) and the answer's size.
+(nearest rank) and the answer's size. `compare` times the pages issue 14 named as slow on two
+servers of the same swarm (another binary, e.g. the commit before a change), one request to
+each in turn, so that both see the same load, and prints both percentiles side by side.
 """
 
 import argparse
@@ -19,6 +23,7 @@ import datetime
 import json
 import os
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -161,6 +166,41 @@ def measure(args):
           f" {'met' if worst[0] <= 100 else 'NOT met'}")
 
 
+COMPARED = ["/", "/api/overview", "/nodes", "/api/nodes", "/services", "/api/services",
+            "/stacks", "/api/stacks", "/secrets", "/api/secrets", "/configs", "/api/configs",
+            "/volumes", "/api/volumes"]
+
+
+def compare(args):
+    sides = [(args.other, args.other_token, args.other_cookie), (args.base, args.token, args.cookie)]
+    print(f"{'request':<18} {'p50 A':>7} {'p50 B':>7} {'p90 A':>7} {'p90 B':>7} {'p99 A':>7}"
+          f" {'p99 B':>7} {'bytes A':>8} {'bytes B':>8}  ms; A {args.other}, B {args.base};"
+          f" {args.requests} requests to each, in turn, after {args.warmup}")
+    for path in COMPARED:
+        conns = [connect(base) for base, _, _ in sides]
+        times = [[], []]
+        sizes = [0, 0]
+        for i in range(args.warmup + args.requests):
+            for k, (base, token, cookie) in enumerate(sides):
+                headers = ({"Authorization": f"Bearer {token}"} if path.startswith("/api/")
+                           else {"Cookie": cookie})
+                t0 = time.perf_counter()
+                conns[k].request("GET", path, headers=headers)
+                resp = conns[k].getresponse()
+                body = resp.read()
+                elapsed = (time.perf_counter() - t0) * 1000
+                if resp.status != 200:
+                    raise SystemExit(f"GET {base}{path}: HTTP {resp.status}: {body[:300]!r}")
+                sizes[k] = len(body)
+                if i >= args.warmup:
+                    times[k].append(elapsed)
+        for t in times:
+            t.sort()
+        a, b = times
+        print(f"{path:<18} {pct(a, 50):7.1f} {pct(b, 50):7.1f} {pct(a, 90):7.1f} {pct(b, 90):7.1f}"
+              f" {pct(a, 99):7.1f} {pct(b, 99):7.1f} {sizes[0]:8d} {sizes[1]:8d}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -174,8 +214,17 @@ def main():
     m.add_argument("--cookie", required=True)
     m.add_argument("--requests", type=int, default=200)
     m.add_argument("--warmup", type=int, default=10)
+    c = sub.add_parser("compare")
+    c.add_argument("--base", required=True)
+    c.add_argument("--token", required=True)
+    c.add_argument("--cookie", required=True)
+    c.add_argument("--other", required=True)
+    c.add_argument("--other-token", required=True)
+    c.add_argument("--other-cookie", required=True)
+    c.add_argument("--requests", type=int, default=200)
+    c.add_argument("--warmup", type=int, default=10)
     args = parser.parse_args()
-    {"nodes": nodes, "measure": measure}[args.cmd](args)
+    {"nodes": nodes, "measure": measure, "compare": compare}[args.cmd](args)
 
 
 if __name__ == "__main__":

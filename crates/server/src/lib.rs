@@ -19,6 +19,7 @@ mod assets;
 pub mod autodeploy;
 mod deploys;
 pub mod error;
+mod image_tags;
 pub mod limits;
 mod login;
 pub mod page;

@@ -72,6 +72,8 @@ pub struct Inner {
     /// Registry credentials: the keychain every deploy, service change and check takes.
     pub registries: Registries,
     pub autodeploy: AutoDeploy,
+    /// The registries' tags the service form offered lately.
+    pub image_tags: crate::image_tags::TagCache,
     /// The alert rules, the ongoing alerts and their channels.
     pub alerting: Alerting,
 }
@@ -110,6 +112,7 @@ impl AppState {
             audit_fold: Mutex::new(AuditFold::new(AUDIT_FOLD_WINDOW, AUDIT_FOLD_KINDS)),
             registries,
             autodeploy: AutoDeploy::default(),
+            image_tags: Default::default(),
             alerting,
             config,
         })))

@@ -1,6 +1,7 @@
 // Small conveniences that the pages work without: filtering long tables as you type, keeping
 // the live parts of a page fresh, a confirmation before forms that restart or roll back tasks,
-// and reading an uploaded stack file into the text area before it is posted.
+// reading an uploaded stack file into the text area before it is posted, and the registry's
+// tags offered in the service form's image field.
 "use strict";
 
 function applyFilter(input) {
@@ -41,7 +42,39 @@ function startLiveRefresh() {
   }, seconds * 1000);
 }
 
+// An image field with data-tags offers its repository's tags in the datalist it names, asked
+// of the server (which asks the registry with its own credentials) when the repository
+// changes.
+function offerTags(input) {
+  const list = document.getElementById(input.dataset.tags);
+  if (!list) return;
+  let asked = null;
+  const ask = async () => {
+    let repository = input.value.trim().split("@")[0];
+    const colon = repository.lastIndexOf(":");
+    if (colon > repository.lastIndexOf("/")) repository = repository.slice(0, colon);
+    if (repository === "" || repository === asked) return;
+    asked = repository;
+    try {
+      const response = await fetch("/api/image-tags?image=" + encodeURIComponent(repository),
+        { headers: { "Accept": "application/json" } });
+      if (!response.ok) return;
+      const answer = await response.json();
+      list.replaceChildren(...answer.tags.slice().reverse().map((tag) => {
+        const option = document.createElement("option");
+        option.value = repository + ":" + tag;
+        return option;
+      }));
+    } catch (_) {
+      asked = null;
+    }
+  };
+  input.addEventListener("focus", ask);
+  input.addEventListener("change", ask);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  for (const input of document.querySelectorAll("input[data-tags]")) offerTags(input);
   for (const input of document.querySelectorAll("input.filter[data-filter]")) {
     input.addEventListener("input", () => applyFilter(input));
   }

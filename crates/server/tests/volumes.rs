@@ -155,13 +155,36 @@ async fn an_admin_removes_an_unused_volume_on_its_node_and_one_in_use_is_refused
     let page = app.call(Call::get("/volumes").session(&app.viewer)).await;
     assert!(!page.text().contains("Remove</button>"));
     let page = app.call(Call::get("/volumes").session(&app.admin)).await;
+    let confirm = format!("/volumes/{unused}/remove?node={node}");
+    assert!(page.text().contains(&confirm), "{}", page.text());
+    // The list carries no form per row: each unused volume links to its removal page.
+    assert!(
+        !page.text().contains("/remove\" class=\"inline\""),
+        "{}",
+        page.text()
+    );
+    assert_eq!(
+        page.text().matches("<form").count(),
+        1,
+        "the log out form only"
+    );
+    let page = app.call(Call::get(&confirm).session(&app.admin)).await;
     assert!(
         page.text().contains(&format!(
-            "data-confirm=\"Remove volume {unused} on node volhost?"
+            "Remove volume {unused} on <a href=\"/nodes/{node}\">volhost</a>?"
         )),
         "{}",
         page.text()
     );
+    assert!(
+        page.text().contains(&format!("action=\"{confirm}\"")),
+        "{}",
+        page.text()
+    );
+    // Not to an operator, and not for a volume in use.
+    app.call(Call::get(&confirm).session(&app.operator))
+        .await
+        .expect(403);
 
     // In use by the engine's account: 409 naming the container; the volume stays.
     let refused = app

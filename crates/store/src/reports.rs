@@ -8,6 +8,8 @@
 //! thinning and silence all use one clock; a run's start time is the node's. Usage samples
 //! go to their own tables (`usage.rs`).
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use rusqlite::types::Type;
 use rusqlite::{params, OptionalExtension, Row};
@@ -202,40 +204,63 @@ impl Store {
         ))?;
         let rows = self.wrap(stmt.query_map(
             params![node_key, i64::try_from(limit).unwrap_or(i64::MAX)],
-            |row| {
-                let deleted: Vec<ReportedDeletion> = json_column(row, 7)?;
-                Ok(ReportedRun {
-                    started_at: from_millis(row.get(0)?),
-                    trigger: row.get(1)?,
-                    usage_percent_before: row.get(2)?,
-                    usage_percent_after: row.get(3)?,
-                    bytes_freed: row.get::<_, i64>(4)? as u64,
-                    deleted,
-                    containers_removed: row.get::<_, i64>(5)? as u64,
-                    outcome: row.get(6)?,
-                    // Not kept in this table yet: build cache freed, space trigger, headroom.
-                    ..ReportedRun::default()
-                })
-            },
+            |row| run_row(row, 0),
         ))?;
         self.wrap(rows.collect())
     }
 
-    /// Bytes a node's GC runs started at or after `since` freed (e.g. "freed today"),
-    /// saturating at `u64::MAX`. Added here rather than with SQL's `sum()`, which fails the
-    /// whole query on overflow: one absurd row would break every page that shows the sum.
-    pub fn bytes_freed_since(&self, node_key: &str, since: Timestamp) -> Result<u64, StoreError> {
+    /// The most recent GC runs of all nodes together, newest first, each with its node's key:
+    /// one query, whatever the number of nodes.
+    pub fn recent_reported_gc_runs(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(String, ReportedRun)>, StoreError> {
         let mut stmt = self.wrap(self.conn.prepare_cached(
-            "SELECT bytes_freed FROM gc_history WHERE node_id = ?1 AND started_at_ms >= ?2",
+            "SELECT node_id, started_at_ms, trigger, usage_before, usage_after, bytes_freed,
+                    containers_removed, outcome, deleted_json
+             FROM gc_history ORDER BY started_at_ms DESC LIMIT ?1",
         ))?;
-        let rows = self
-            .wrap(stmt.query_map(params![node_key, millis(since)], |row| row.get::<_, i64>(0)))?;
-        let mut sum = 0u64;
-        for bytes in rows {
+        let rows = self.wrap(
+            stmt.query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+                Ok((row.get(0)?, run_row(row, 1)?))
+            }),
+        )?;
+        self.wrap(rows.collect())
+    }
+
+    /// When each node's newest GC run started, by node key: one query for every node.
+    pub fn last_gc_runs(&self) -> Result<HashMap<String, Timestamp>, StoreError> {
+        let mut stmt = self.wrap(self.conn.prepare_cached(
+            "SELECT node_id, MAX(started_at_ms) FROM gc_history GROUP BY node_id",
+        ))?;
+        let rows = self.wrap(stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, from_millis(row.get(1)?)))
+        }))?;
+        self.wrap(rows.collect())
+    }
+
+    /// Bytes each node's GC runs started at or after `since` freed (e.g. "freed today"), by
+    /// node key, in one query; nodes without such a run are absent. Each sum saturates at
+    /// `u64::MAX`: added here rather than with SQL's `sum()`, which fails the whole query on
+    /// overflow, so one absurd row would break every page that shows the sum.
+    pub fn bytes_freed_by_node_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        let mut stmt = self.wrap(self.conn.prepare_cached(
+            "SELECT node_id, bytes_freed FROM gc_history WHERE started_at_ms >= ?1",
+        ))?;
+        let rows = self.wrap(stmt.query_map(params![millis(since)], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        }))?;
+        let mut sums: HashMap<String, u64> = HashMap::new();
+        for row in rows {
+            let (node, bytes) = self.wrap(row)?;
+            let sum = sums.entry(node).or_default();
             // `as` gives back the u64 the row was written from.
-            sum = sum.saturating_add(self.wrap(bytes)? as u64);
+            *sum = sum.saturating_add(bytes as u64);
         }
-        Ok(sum)
+        Ok(sums)
     }
 
     /// Thins every node's disk history as `policy` says; returns how many samples went.
@@ -311,6 +336,24 @@ fn json_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> r
     let text: String = row.get(index)?;
     serde_json::from_str(&text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
+}
+
+/// A `gc_history` row's run, its columns from `at` on: started_at_ms, trigger, usage_before,
+/// usage_after, bytes_freed, containers_removed, outcome, deleted_json.
+fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ReportedRun> {
+    let deleted: Vec<ReportedDeletion> = json_column(row, at + 7)?;
+    Ok(ReportedRun {
+        started_at: from_millis(row.get(at)?),
+        trigger: row.get(at + 1)?,
+        usage_percent_before: row.get(at + 2)?,
+        usage_percent_after: row.get(at + 3)?,
+        bytes_freed: row.get::<_, i64>(at + 4)? as u64,
+        deleted,
+        containers_removed: row.get::<_, i64>(at + 5)? as u64,
+        outcome: row.get(at + 6)?,
+        // Not kept in this table yet: build cache freed, space trigger, headroom.
+        ..ReportedRun::default()
+    })
 }
 
 #[cfg(test)]
@@ -468,24 +511,10 @@ mod tests {
         store
             .record_node_report(&second, t("2026-11-26T11:30:05Z"))
             .unwrap();
-        assert_eq!(
-            store
-                .bytes_freed_since("n1", t("2026-11-26T00:00:00Z"))
-                .unwrap(),
-            750
-        );
-        assert_eq!(
-            store
-                .bytes_freed_since("n1", t("2026-11-26T11:10:00Z"))
-                .unwrap(),
-            250
-        );
-        assert_eq!(
-            store
-                .bytes_freed_since("n2", t("2026-11-26T00:00:00Z"))
-                .unwrap(),
-            0
-        );
+        let freed = |since| store.bytes_freed_by_node_since(t(since)).unwrap();
+        assert_eq!(freed("2026-11-26T00:00:00Z")["n1"], 750);
+        assert_eq!(freed("2026-11-26T11:10:00Z")["n1"], 250);
+        assert!(!freed("2026-11-26T00:00:00Z").contains_key("n2"));
         let history = store.node_gc_history("n1", 10).unwrap();
         assert_eq!(
             history,
@@ -495,6 +524,16 @@ mod tests {
             ]
         );
         assert_eq!(store.node_gc_history("n1", 1).unwrap().len(), 1);
+        let last = store.last_gc_runs().unwrap();
+        assert_eq!(
+            last,
+            HashMap::from([("n1".to_owned(), t("2026-11-26T11:30:00Z"))])
+        );
+        let recent = store.recent_reported_gc_runs(1).unwrap();
+        assert_eq!(
+            recent,
+            [("n1".to_owned(), run("2026-11-26T11:30:00Z", 250))]
+        );
     }
 
     #[test]
@@ -549,14 +588,17 @@ mod tests {
             .record_node_report(&r, t("2026-11-26T12:00:00Z"))
             .unwrap();
         let today = t("2026-11-26T00:00:00Z");
-        assert_eq!(store.bytes_freed_since("n1", today).unwrap(), u64::MAX);
+        assert_eq!(
+            store.bytes_freed_by_node_since(today).unwrap()["n1"],
+            u64::MAX
+        );
         assert_eq!(
             store
                 .forget_gc_history_after(t("2026-11-27T12:00:00Z"))
                 .unwrap(),
             4
         );
-        assert_eq!(store.bytes_freed_since("n1", today).unwrap(), 500);
+        assert_eq!(store.bytes_freed_by_node_since(today).unwrap()["n1"], 500);
         assert_eq!(
             store.node_gc_history("n1", 1).unwrap()[0].started_at,
             t("2026-11-26T11:00:00Z")

@@ -33,6 +33,10 @@ pub use codec::LABEL_STACK;
 /// writer that does not hold the stack's lock, such as an import, can meet one).
 const NUMBER_ATTEMPTS: u32 = 20;
 
+/// The history's objects of every stack as one listing returned them
+/// ([`SwarmHistory::listing`]).
+pub struct HistoryListing(Vec<ConfigObject>);
+
 /// A stack's history in the swarm. Cheap to make; holds the heartbeats of the locks it took.
 pub struct SwarmHistory {
     engine: Engine,
@@ -115,42 +119,63 @@ impl SwarmHistory {
         Ok(codec::records(stack, &objects, lock, now, self.lock_expiry))
     }
 
-    /// The newest revision of each of `stacks`, from one listing of the history's objects (a
-    /// stacks list asks once, not once per stack); stacks without a history are left out. The
-    /// history also holds stacks removed long ago: only those asked for are unpacked, and
-    /// one whose newest revision has not ended costs one more request, for its lock.
+    /// Every stack's history objects, in one listing: what [`SwarmHistory::newest_revisions`]
+    /// reads. Apart so that a caller can ask for it while it asks for something else.
+    pub async fn listing(&self) -> Result<HistoryListing, DeployError> {
+        Ok(HistoryListing(
+            self.objects(&[codec::LABEL_STACK.to_owned()]).await?,
+        ))
+    }
+
+    /// The newest revision of each of `stacks`, from one [`listing`](Self::listing) of the
+    /// history's objects (a stacks list asks once, not once per stack); stacks without a
+    /// history are left out. The history also holds stacks removed long ago: only those
+    /// asked for are unpacked. When some newest revisions have not ended, their locks are
+    /// inspected at once and the managers' clock read once.
     pub async fn newest_revisions(
         &self,
+        listing: &HistoryListing,
         stacks: &std::collections::BTreeSet<&str>,
     ) -> Result<std::collections::BTreeMap<String, DeployRecord>, DeployError> {
-        let objects = self.objects(&[codec::LABEL_STACK.to_owned()]).await?;
+        let asked: Vec<(String, Vec<ConfigObject>)> = codec::newest_by_stack(&listing.0)
+            .into_iter()
+            .filter(|(stack, _)| stacks.contains(stack.as_str()))
+            .map(|(stack, objects)| (stack, objects.into_iter().cloned().collect()))
+            .collect();
+        let unfinished: Vec<&str> = asked
+            .iter()
+            .filter(|(_, objects)| codec::has_unfinished(objects))
+            .map(|(stack, _)| stack.as_str())
+            .collect();
+        let mut locks = std::collections::BTreeMap::new();
+        let mut now = Timestamp::now();
+        if !unfinished.is_empty() {
+            let inspect =
+                futures_util::future::try_join_all(unfinished.iter().map(|stack| async {
+                    match self.engine.inspect_config(&codec::lock_name(stack)).await {
+                        Ok(lock) => Ok((
+                            *stack,
+                            Some(LockSeen {
+                                taken: lock.created_at,
+                                renewed: lock.updated_at,
+                            }),
+                        )),
+                        Err(e) if e.is_not_found() => Ok((*stack, None)),
+                        Err(e) => Err(DeployError::from(e)),
+                    }
+                }));
+            let (seen, clock) = tokio::try_join!(inspect, self.now())?;
+            locks.extend(seen);
+            now = clock;
+        }
         let mut newest = std::collections::BTreeMap::new();
-        for (stack, objects) in codec::newest_by_stack(&objects) {
-            if !stacks.contains(stack.as_str()) {
-                continue;
-            }
-            let objects: Vec<ConfigObject> = objects.into_iter().cloned().collect();
-            let lock = if codec::has_unfinished(&objects) {
-                match self.engine.inspect_config(&codec::lock_name(&stack)).await {
-                    Ok(lock) => Some((
-                        Some(LockSeen {
-                            taken: lock.created_at,
-                            renewed: lock.updated_at,
-                        }),
-                        self.now().await?,
-                    )),
-                    Err(e) if e.is_not_found() => Some((None, self.now().await?)),
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                None
-            };
-            let (lock, now) = lock.unwrap_or((None, Timestamp::now()));
-            if let Some(record) = codec::records(&stack, &objects, lock, now, self.lock_expiry)
+        for (stack, objects) in &asked {
+            let lock = locks.get(stack.as_str()).cloned().flatten();
+            if let Some(record) = codec::records(stack, objects, lock, now, self.lock_expiry)
                 .into_iter()
                 .next()
             {
-                newest.insert(stack, record);
+                newest.insert(stack.clone(), record);
             }
         }
         Ok(newest)

@@ -104,6 +104,7 @@ fn rows() -> Table {
     t.route(M::DELETE, "/api/nodes/{id}", ManageNodes, node_admin::remove);
     t.twin(M::GET, "/services", "/api/services", ViewCluster, services::list);
     t.route(M::GET, "/services/new", Deploy, service_form::new_form);
+    t.route(M::GET, "/api/image-tags", Deploy, service_form::image_tags);
     t.twin(M::POST, "/services/new", "/api/services", Deploy, service_form::create);
     t.twin(M::GET, "/services/{name}", "/api/services/{name}", ViewCluster, services::show);
     t.route(M::GET, "/services/{name}/edit", Deploy, service_form::edit_form);
@@ -142,6 +143,7 @@ fn rows() -> Table {
     t.route(M::POST, "/networks/{name}/remove", ManageNetworks, networks::remove);
     t.route(M::DELETE, "/api/networks/{name}", ManageNetworks, networks::remove);
     t.twin(M::GET, "/volumes", "/api/volumes", ViewCluster, volumes::list);
+    t.route(M::GET, "/volumes/{name}/remove", RemoveVolumes, volumes::confirm);
     t.route(M::POST, "/volumes/{name}/remove", RemoveVolumes, volumes::remove);
     t.route(M::DELETE, "/api/volumes/{name}", RemoveVolumes, volumes::remove);
     t.twin(M::GET, "/secrets", "/api/secrets", ViewCluster, objects::secrets);

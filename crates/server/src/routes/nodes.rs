@@ -35,30 +35,36 @@ pub struct NodesView {
 /// The node rows, from Swarm's node list and the stored reports.
 pub async fn load_nodes(state: &AppState) -> Result<Vec<NodeRow>, AppError> {
     let nodes = state.engine.list_nodes().await?;
-    let now = Timestamp::now();
     let store = state.store();
     let reports = store.latest_node_reports().map_err(AppError::internal)?;
+    node_rows_from(&store, &nodes, &reports, Timestamp::now())
+}
+
+/// The node rows from Swarm's node list and reports read already (the overview reads them
+/// once for several parts): two store queries in all, whatever the number of nodes.
+pub fn node_rows_from(
+    store: &swarmkeeper_store::Store,
+    nodes: &[SwarmNode],
+    reports: &[(NodeReport, Timestamp)],
+    now: Timestamp,
+) -> Result<Vec<NodeRow>, AppError> {
     let today = start_of_day(now);
-    let mut history = HashMap::new();
-    for (report, _) in &reports {
-        let key = report.node_key();
-        let last_gc = store
-            .node_gc_history(&key, 1)
-            .map_err(AppError::internal)?
-            .first()
-            .map(|run| run.started_at);
-        let freed_today_bytes = store
-            .bytes_freed_since(&key, today)
-            .map_err(AppError::internal)?;
-        history.insert(
-            key,
-            NodeHistory {
-                last_gc,
-                freed_today_bytes,
-            },
-        );
-    }
-    Ok(node_rows(&nodes, &reports, &history, now))
+    let mut last_gc = store.last_gc_runs().map_err(AppError::internal)?;
+    let mut freed_today = store
+        .bytes_freed_by_node_since(today)
+        .map_err(AppError::internal)?;
+    let history: HashMap<String, NodeHistory> = reports
+        .iter()
+        .map(|(report, _)| {
+            let key = report.node_key();
+            let history = NodeHistory {
+                last_gc: last_gc.remove(&key),
+                freed_today_bytes: freed_today.remove(&key).unwrap_or(0),
+            };
+            (key, history)
+        })
+        .collect();
+    Ok(node_rows(nodes, reports, &history, now))
 }
 
 page!(NodesView, "nodes.html", "nodes");

@@ -1,5 +1,7 @@
 //! `/`: the overview.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -11,7 +13,7 @@ use swarmkeeper_report::{
 
 use crate::error::AppError;
 use crate::respond::Reply;
-use crate::routes::nodes::load_nodes;
+use crate::routes::nodes::node_rows_from;
 use crate::state::AppState;
 use crate::views::nodes::NodeRow;
 use crate::views::overview::{
@@ -50,12 +52,14 @@ const EVENTS: usize = 25;
 /// Audit entries read to find the latest changes among logins and the like.
 const AUDIT_SCAN: usize = 500;
 
+/// Three engine requests at once (services, tasks, nodes), then a handful of store queries,
+/// whatever the number of services and nodes.
 async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
-    let (services, tasks) = tokio::try_join!(
+    let (services, tasks, swarm_nodes) = tokio::try_join!(
         state.engine.list_services(None),
-        state.engine.list_all_tasks()
+        state.engine.list_all_tasks(),
+        state.engine.list_nodes(),
     )?;
-    let nodes = load_nodes(state).await?;
     let rows = service_rows(&services, &tasks);
     let warnings = warning_groups(
         services
@@ -74,10 +78,11 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
             detail: &r.entry.detail,
         })
         .collect();
+    let now = Timestamp::now();
     let store = state.store();
     let reports = store.latest_node_reports().map_err(AppError::internal)?;
+    let nodes = node_rows_from(&store, &swarm_nodes, &reports, now)?;
     let unbounded_logs = largest_unbounded_logs(&reports, UNBOUNDED_LOGS);
-    let now = Timestamp::now();
     let node_keys: Vec<String> = reports.iter().map(|(r, _)| r.node_key()).collect();
     let recent = store
         .recent_task_usage(&node_keys, now - RECENT_USAGE)
@@ -87,25 +92,23 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
         TOP_CONSUMERS,
         NEAR_MEMORY_LIMIT_PERCENT,
     );
-    let mut runs = Vec::new();
-    for node in &nodes {
-        for run in store
-            .node_gc_history(&node.id, EVENTS)
-            .map_err(AppError::internal)?
-        {
-            runs.push((node, run));
-        }
-    }
+    let runs = store
+        .recent_reported_gc_runs(EVENTS)
+        .map_err(AppError::internal)?;
     drop(store);
+    let by_id: HashMap<&str, &NodeRow> = nodes.iter().map(|n| (n.id.as_str(), n)).collect();
     let gc: Vec<GcRecord<'_>> = runs
         .iter()
-        .map(|(node, run)| GcRecord {
-            at: run.started_at,
-            node_id: &node.id,
-            hostname: &node.hostname,
-            images_deleted: run.deleted.len(),
-            bytes_freed: swarmkeeper_units::bytes(run.bytes_freed),
-            outcome: &run.outcome,
+        .filter_map(|(key, run)| {
+            let node = by_id.get(key.as_str())?;
+            Some(GcRecord {
+                at: run.started_at,
+                node_id: &node.id,
+                hostname: &node.hostname,
+                images_deleted: run.deleted.len(),
+                bytes_freed: swarmkeeper_units::bytes(run.bytes_freed),
+                outcome: &run.outcome,
+            })
         })
         .collect();
     let events = events(&changes, &gc, &nodes, now, EVENTS);

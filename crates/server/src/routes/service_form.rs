@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_deploy::history_stack;
 use swarmkeeper_engine::{overlay_form_fields, Service, ServiceView};
@@ -73,6 +74,22 @@ pub struct FormPost {
     pub form: ServiceForm,
     #[serde(default)]
     pub confirm: String,
+}
+
+/// The image field's question: `?image=REF`.
+#[derive(Deserialize)]
+pub struct TagsQuery {
+    pub image: String,
+}
+
+/// `GET /api/image-tags?image=REF`: the tags of the image's repository, for the form's
+/// suggestions (see [`crate::image_tags`]).
+pub async fn image_tags(
+    State(state): State<AppState>,
+    Query(query): Query<TagsQuery>,
+) -> Result<Json<crate::image_tags::ImageTags>, AppError> {
+    let tags = crate::image_tags::image_tags(&state, &query.image).await?;
+    Ok(Json((*tags).clone()))
 }
 
 /// `GET /services/new`.

@@ -94,8 +94,12 @@ fn deploy_rows(records: Vec<DeployRecord>) -> Vec<DeployRow> {
         .collect()
 }
 
+/// The services, their tasks and the history's one listing are asked for at once; only the
+/// running stacks' newest revisions are unpacked.
 async fn stacks_view(state: &AppState) -> Result<StacksView, AppError> {
-    let services = load_services(state).await?;
+    let history = state.history();
+    let listing = async { history.listing().await.map_err(history_error) };
+    let (services, listing) = tokio::try_join!(load_services(state), listing)?;
     let mut by_stack: BTreeMap<String, Vec<&ServiceRow>> = BTreeMap::new();
     for service in &services {
         if let Some(stack) = &service.stack {
@@ -103,9 +107,8 @@ async fn stacks_view(state: &AppState) -> Result<StacksView, AppError> {
         }
     }
     let running: std::collections::BTreeSet<&str> = by_stack.keys().map(String::as_str).collect();
-    let mut newest = state
-        .history()
-        .newest_revisions(&running)
+    let mut newest = history
+        .newest_revisions(&listing, &running)
         .await
         .map_err(history_error)?;
     let mut stacks = Vec::with_capacity(by_stack.len());

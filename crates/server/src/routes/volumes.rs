@@ -22,9 +22,19 @@ use crate::access::Caller;
 use crate::error::AppError;
 use crate::respond::Reply;
 use crate::state::AppState;
-use crate::views::volumes::{removal_target, volumes_view, RemovalRefused, VolumesView};
+use crate::views::volumes::{removal_target, volumes_view, RemovalRefused, VolumeRow, VolumesView};
 
 page!(VolumesView, "volumes.html", "volumes");
+
+/// One volume's removal page: what goes, and the one form that removes it. The list links
+/// here instead of carrying a form per row, so it stays small at hundreds of volumes.
+#[derive(serde::Serialize)]
+pub struct VolumeRemovalView {
+    #[serde(flatten)]
+    pub volume: VolumeRow,
+}
+
+page!(VolumeRemovalView, "volume_remove.html", "volumes");
 
 /// The label of the agent's service (`deploy/swarmkeeper.yml`), whose image runs removals.
 const AGENT_LABEL: &str = "swarmkeeper.agent";
@@ -47,6 +57,28 @@ pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
     Ok(Reply::page(view(&state).await?))
 }
 
+/// `GET /volumes/{name}/remove?node=NODE`: the confirmation page, for an admin. Refused as
+/// a removal would be (in use, unknown, on several nodes and none named), before any form.
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(on): Query<OnNode>,
+) -> Result<Reply, AppError> {
+    let view = view(&state).await?;
+    let row = removal_target(&view, &name, on.node.as_deref()).map_err(removal_refused)?;
+    Ok(Reply::page(VolumeRemovalView {
+        volume: row.clone(),
+    }))
+}
+
+fn removal_refused(refused: RemovalRefused) -> AppError {
+    match refused {
+        RemovalRefused::NotFound(why) => AppError::NotFound(why),
+        RemovalRefused::Ambiguous(why) => AppError::BadInput(why),
+        RemovalRefused::InUse(why) => AppError::Conflict(why),
+    }
+}
+
 /// Which node's volume: a node ID (or `hostname:NAME` key) or a hostname.
 #[derive(Deserialize)]
 pub struct OnNode {
@@ -65,12 +97,7 @@ pub async fn remove(
     Query(on): Query<OnNode>,
 ) -> Result<Reply, AppError> {
     let view = view(&state).await?;
-    let row =
-        removal_target(&view, &name, on.node.as_deref()).map_err(|refused| match refused {
-            RemovalRefused::NotFound(why) => AppError::NotFound(why),
-            RemovalRefused::Ambiguous(why) => AppError::BadInput(why),
-            RemovalRefused::InUse(why) => AppError::Conflict(why),
-        })?;
+    let row = removal_target(&view, &name, on.node.as_deref()).map_err(removal_refused)?;
     let info = state.engine.info().await?;
     let local = info.node_id.as_deref() == Some(row.node_key.as_str())
         || row.node_key == format!("hostname:{}", info.hostname);

@@ -1098,19 +1098,6 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
             ));
         }
     }
-    for item in items(&form.mounts).filter(|m| m.contains('=')) {
-        let has_target = item.split(',').any(|part| {
-            part.split_once('=').is_some_and(|(k, v)| {
-                ["target", "destination", "dst"].contains(&k.trim()) && !v.trim().is_empty()
-            })
-        });
-        if !has_target {
-            errors.push(FieldError::new(
-                "mounts",
-                format!("{item:?}: a mount needs target=PATH in the container"),
-            ));
-        }
-    }
     if form.rollback_failure_action.trim() == "rollback" {
         errors.push(FieldError::new(
             "rollback_failure_action",
