@@ -84,7 +84,7 @@ async fn the_form_offers_a_private_registrys_tags_with_the_stored_credentials() 
     let bad = app
         .call(ask(&app.operator.token, "Nginx:UPPER"))
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(bad.contains("Nginx:UPPER"), "{bad}");
 
     // The form's image field asks for them.
