@@ -125,6 +125,8 @@ pub struct StatsPass {
 pub struct Sampler {
     reader: Reader,
     node: String,
+    /// Running containers whose cgroup could not be found, warned about once each.
+    unfound: Vec<String>,
 }
 
 impl Sampler {
@@ -133,6 +135,7 @@ impl Sampler {
         Ok(Sampler {
             reader: Reader::new(&config.cgroup_root, &config.proc_root)?,
             node,
+            unfound: Vec::new(),
         })
     }
 
@@ -147,6 +150,7 @@ impl Sampler {
             .collect();
         let ids: Vec<&str> = running.iter().map(|(c, _)| c.id.as_str()).collect();
         self.reader.retain(&ids);
+        self.unfound.retain(|id| ids.contains(&id.as_str()));
         let mut tasks = Vec::with_capacity(running.len());
         for (container, labels) in running {
             match self.reader.container(&container.id) {
@@ -155,7 +159,12 @@ impl Sampler {
                     container_id: container.id.clone(),
                     stats,
                 }),
-                Err(ReadError::NotFound { .. }) => {}
+                Err(e @ ReadError::NotFound { .. }) => {
+                    if !self.unfound.contains(&container.id) {
+                        self.unfound.push(container.id.clone());
+                        tracing::warn!(container = %container.id, error = %e, "no usage for a running task container: its cgroup was not found");
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(container = %container.id, error = %e, "cannot read container stats")
                 }

@@ -207,3 +207,64 @@ fn a_pass_that_fell_short_is_retried_soon_not_an_interval_later() {
     assert_eq!(agent.stop(), Some(0));
     std::fs::remove_dir_all(state).ok();
 }
+
+#[test]
+fn a_task_on_an_engine_with_a_cgroup_parent_has_usage_series() {
+    // lab/small-engine.sh starts dockerd with --cgroup-parent /swarmkeeper-lab-NAME, as every
+    // lab node is (issue #15: no swarmkeeper_container_* series there at all). The container
+    // carries the labels Swarm puts on a task container, which are all the agent reads.
+    let lab = Lab::up("agcgp", "128m");
+    lab.build("app/task:1", 1, &[]);
+    let state = tempdir("agcgp-state");
+    let state = state.to_str().unwrap();
+    let agent = Agent::start(
+        &lab.host,
+        &[
+            "--state-dir",
+            state,
+            "--interval",
+            "1h",
+            "--stats-interval",
+            "1s",
+        ],
+    );
+    let task = "q7cgparenttask01";
+    lab.docker(&[
+        "run",
+        "-d",
+        "-m",
+        "32m",
+        "--label",
+        &format!("com.docker.swarm.task.id={task}"),
+        "--label",
+        "com.docker.swarm.service.name=web",
+        "--label",
+        &format!("com.docker.swarm.task.name=web.1.{task}"),
+        "app/task:1",
+        "/bin/busybox",
+        "sleep",
+        "600",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let series = |metrics: &str, name: &str| -> Option<f64> {
+        let line = metrics.lines().find(|l| {
+            l.starts_with(&format!("{name}{{")) && l.contains(&format!("task=\"{task}\""))
+        })?;
+        line.rsplit(' ').next()?.parse().ok()
+    };
+    let limit = loop {
+        let metrics = agent.get("/metrics").unwrap_or_default();
+        if let Some(limit) = series(&metrics, "swarmkeeper_container_memory_limit_bytes") {
+            assert!(series(&metrics, "swarmkeeper_container_memory_bytes").unwrap() > 0.0);
+            break limit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no series for the task on a --cgroup-parent engine:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(limit, f64::from(32 << 20));
+    drop(agent);
+    std::fs::remove_dir_all(state).ok();
+}
