@@ -187,6 +187,13 @@ pub async fn run(
                     // The follower only stops when the runtime does.
                     return Ok(());
                 }
+                let volumes_changed = batch.iter().any(|s| {
+                    matches!(s, Signal::Event(e) if e.kind == EventKind::Volume
+                        && matches!(e.action.as_str(), "create" | "destroy"))
+                });
+                if let (true, Some(reporter)) = (volumes_changed, &reporter) {
+                    reporter.volumes_changed();
+                }
                 if let Some(soon) = handle_signals(&mut node, &mut batch, &oom_killed, metrics.usage()).await {
                     // A pending startup pass or retry already does more than a pull asks.
                     if trigger == Trigger::Interval {
