@@ -15,7 +15,7 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
-use swarmkeeper_engine::{Engine, EngineInfo, SystemDf};
+use swarmkeeper_engine::{DfVolume, Engine, EngineInfo, SystemDf};
 use swarmkeeper_gc::{plan, DiskReport, DiskUsageInput, PlanMode, Policy, LABEL_SERVICE_NAME};
 use swarmkeeper_report::{
     reported_images, secret_from_file_content, DataRoot, LastPass, NodeReport, ReportedDeletion,
@@ -257,6 +257,8 @@ struct State {
     /// How the newest pass ended, and the headroom it kept.
     last_pass: Option<LastPass>,
     pull_headroom_bytes: u64,
+    /// A volume was created or removed since the volume list was taken.
+    volumes_changed: bool,
 }
 
 #[derive(Clone)]
@@ -358,6 +360,13 @@ impl Reporter {
     /// Posts a report now, with the images of the newest pass and the usage samples taken
     /// since the last report (an OOM kill's, which must not wait for the next pass).
     pub fn report_now(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// A volume was created or removed: the next report, posted now, lists the volumes
+    /// afresh (`GET /volumes`, not the whole `/system/df` breakdown).
+    pub fn volumes_changed(&self) {
+        self.lock().volumes_changed = true;
         self.shared.wake.notify_one();
     }
 
@@ -469,6 +478,9 @@ async fn post_reports(shared: Arc<Shared>, settings: Settings, mut disk: DiskSou
             }
         } else {
             shared.wake.notified().await;
+        }
+        if std::mem::take(&mut shared.lock().volumes_changed) {
+            disk.refresh_volumes().await;
         }
         let (body, carried) = match pending.take() {
             Some(pending) => pending,
@@ -638,6 +650,18 @@ impl DiskSource {
         }
     }
 
+    /// Lists the volumes again, keeping the sizes and users the breakdown measured for those
+    /// still there; a new volume is unmeasured until the next breakdown.
+    async fn refresh_volumes(&mut self) {
+        let Some(breakdown) = &mut self.breakdown else {
+            return;
+        };
+        match self.engine.list_volumes().await {
+            Ok(listed) => breakdown.volumes = merge_volumes(&breakdown.volumes, listed),
+            Err(e) => tracing::debug!(error = %e, "cannot list the volumes for the report"),
+        }
+    }
+
     /// Asks the engine for the breakdown; one that fails is retried only when a fresh one is
     /// due, as `/system/df` failing usually means it timed out on a busy node.
     async fn refresh(&mut self) {
@@ -763,6 +787,35 @@ impl Breakdown {
     }
 }
 
+/// The volumes `listed` now, with what `measured` (the breakdown's) says of each, in the
+/// order [`reported_volumes`] gives.
+fn merge_volumes(measured: &[ReportedVolume], listed: Vec<DfVolume>) -> Vec<ReportedVolume> {
+    let mut volumes: Vec<ReportedVolume> = listed
+        .into_iter()
+        .map(|v| match measured.iter().find(|m| m.name == v.name) {
+            Some(known) => known.clone(),
+            None => ReportedVolume {
+                name: v.name,
+                driver: v.driver,
+                mountpoint: v.mountpoint,
+                size_bytes: None,
+                labels: v.labels,
+                containers: Vec::new(),
+            },
+        })
+        .collect();
+    sort_volumes(&mut volumes);
+    volumes
+}
+
+fn sort_volumes(volumes: &mut [ReportedVolume]) {
+    volumes.sort_by(|a, b| {
+        b.size_bytes
+            .cmp(&a.size_bytes)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+}
+
 /// The volumes in `df`, largest first (unmeasured ones last), each with the containers that
 /// mount it by name.
 fn reported_volumes(df: &SystemDf) -> Vec<ReportedVolume> {
@@ -790,11 +843,7 @@ fn reported_volumes(df: &SystemDf) -> Vec<ReportedVolume> {
             }
         })
         .collect();
-    volumes.sort_by(|a, b| {
-        b.size_bytes
-            .cmp(&a.size_bytes)
-            .then_with(|| a.name.cmp(&b.name))
-    });
+    sort_volumes(&mut volumes);
     volumes
 }
 
@@ -862,6 +911,33 @@ mod tests {
                 ("nfs", vec![]),
             ]
         );
+    }
+
+    #[test]
+    fn a_volume_list_keeps_what_the_breakdown_measured() {
+        let reported = |name: &str, size: Option<u64>| ReportedVolume {
+            name: name.into(),
+            driver: "local".into(),
+            mountpoint: format!("/v/{name}"),
+            size_bytes: size,
+            labels: Default::default(),
+            containers: if size.is_some() {
+                vec!["web".into()]
+            } else {
+                vec![]
+            },
+        };
+        let listed = |name: &str| DfVolume {
+            name: name.into(),
+            driver: "local".into(),
+            mountpoint: format!("/v/{name}"),
+            labels: Default::default(),
+            size: None,
+            ref_count: -1,
+        };
+        let measured = [reported("big", Some(900)), reported("gone", Some(500))];
+        let merged = merge_volumes(&measured, vec![listed("new"), listed("big")]);
+        assert_eq!(merged, [reported("big", Some(900)), reported("new", None)]);
     }
 
     #[test]

@@ -187,7 +187,14 @@ pub async fn run(
                     // The follower only stops when the runtime does.
                     return Ok(());
                 }
-                if let Some(soon) = handle_signals(&mut node, &mut batch, &oom_killed).await {
+                let volumes_changed = batch.iter().any(|s| {
+                    matches!(s, Signal::Event(e) if e.kind == EventKind::Volume
+                        && matches!(e.action.as_str(), "create" | "destroy"))
+                });
+                if let (true, Some(reporter)) = (volumes_changed, &reporter) {
+                    reporter.volumes_changed();
+                }
+                if let Some(soon) = handle_signals(&mut node, &mut batch, &oom_killed, metrics.usage()).await {
                     // A pending startup pass or retry already does more than a pull asks.
                     if trigger == Trigger::Interval {
                         trigger = soon;
@@ -245,13 +252,17 @@ async fn handle_signals(
     node: &mut Node,
     batch: &mut Vec<Signal>,
     oom_killed: &Notify,
+    usage: &stats::Usage,
 ) -> Option<Trigger> {
     let mut trigger = None;
     let mut uses: Vec<(String, Timestamp)> = Vec::new();
     for signal in batch.drain(..) {
         match signal {
             Signal::Reconnected => trigger = Some(Trigger::Startup),
-            Signal::Event(event) if is_task_oom(&event) => oom_killed.notify_one(),
+            Signal::Event(event) if is_task_oom(&event) => {
+                usage.note_oom(event.actor_id, event.attributes);
+                oom_killed.notify_one();
+            }
             Signal::Event(event) => match event.kind {
                 EventKind::Image
                     if matches!(event.action.as_str(), "pull" | "load" | "import" | "tag") =>

@@ -34,6 +34,12 @@ pub const MAX_PENDING_USAGE: usize = 30;
 /// that a storm of kills cannot turn into a storm of passes and reports.
 pub const URGENT_PASS_GAP: Duration = Duration::from_secs(1);
 
+/// How long a task container whose main process the OOM killer killed (so that it exited,
+/// and its cgroup with it) stays in the passes with its kill counted: long enough for the
+/// reports after the kill to carry it, each with the same count (the server counts a kill
+/// when a task's count grows, or first appears above zero).
+pub const KILLED_KEPT: Duration = Duration::from_secs(60);
+
 /// When to take a pass asked for `now` by an OOM kill, the previous such pass having been
 /// taken at `last`: at once, unless that was less than [`URGENT_PASS_GAP`] ago; then when the
 /// gap is over (later kills meanwhile share that pass).
@@ -125,15 +131,81 @@ pub struct StatsPass {
 pub struct Sampler {
     reader: Reader,
     node: String,
+    /// Running containers whose cgroup could not be found, warned about once each.
+    unfound: Vec<String>,
+    /// The figures each task container had at the last pass, by container id.
+    last: BTreeMap<String, ContainerStats>,
+    /// OOM kills the engine told of ([`Sampler::note_oom`]) not yet looked at by a pass.
+    ooms: Vec<(String, BTreeMap<String, String>)>,
+    /// Task containers that exited after an OOM kill, with their last figures and the kill
+    /// counted, kept in the passes until the instant given.
+    killed: Vec<(TaskSample, Instant)>,
 }
 
 impl Sampler {
+    /// Adds to `tasks` (the running task containers just read) those whose OOM kill was
+    /// noted but which could not be read: their last figures with one more kill.
+    fn count_exited_kills(&mut self, tasks: &mut Vec<TaskSample>) {
+        let now = Instant::now();
+        for (id, attributes) in std::mem::take(&mut self.ooms) {
+            if tasks.iter().any(|t| t.container_id == id)
+                || self.killed.iter().any(|(t, _)| t.container_id == id)
+            {
+                // Still readable: its cgroup counts the kill.
+                continue;
+            }
+            let Some(labels) = TaskLabels::from_container(&self.node, &attributes) else {
+                continue;
+            };
+            let mut stats = self.last.get(&id).copied().unwrap_or(ContainerStats {
+                cpu_nanoseconds: 0,
+                memory_usage_bytes: 0,
+                memory_working_set_bytes: 0,
+                memory_limit_bytes: None,
+                oom_kills: None,
+                memory_limit_hits: 0,
+                network: None,
+                block_io: None,
+            });
+            stats.oom_kills = Some(stats.oom_kills.unwrap_or(0) + 1);
+            self.killed.push((
+                TaskSample {
+                    labels,
+                    container_id: id,
+                    stats,
+                },
+                now + KILLED_KEPT,
+            ));
+        }
+        self.killed.retain(|(_, until)| *until > now);
+        self.last = tasks
+            .iter()
+            .map(|t| (t.container_id.clone(), t.stats))
+            .collect();
+        for (killed, _) in &self.killed {
+            if !tasks.iter().any(|t| t.container_id == killed.container_id) {
+                tasks.push(killed.clone());
+            }
+        }
+    }
+
     /// `node` is the name the series carry (the engine's hostname).
     pub fn new(config: &StatsConfig, node: String) -> Result<Sampler, ReadError> {
         Ok(Sampler {
             reader: Reader::new(&config.cgroup_root, &config.proc_root)?,
             node,
+            unfound: Vec::new(),
+            last: BTreeMap::new(),
+            ooms: Vec::new(),
+            killed: Vec::new(),
         })
+    }
+
+    /// The engine's `oom` event for container `id` with the event's attributes (its labels):
+    /// the next pass counts the kill even when the killed process was the container's main
+    /// one, so that the container exited and its cgroup is gone.
+    pub fn note_oom(&mut self, id: String, attributes: BTreeMap<String, String>) {
+        self.ooms.push((id, attributes));
     }
 
     /// Reads every running task container of `containers` and the node. A container that
@@ -147,6 +219,7 @@ impl Sampler {
             .collect();
         let ids: Vec<&str> = running.iter().map(|(c, _)| c.id.as_str()).collect();
         self.reader.retain(&ids);
+        self.unfound.retain(|id| ids.contains(&id.as_str()));
         let mut tasks = Vec::with_capacity(running.len());
         for (container, labels) in running {
             match self.reader.container(&container.id) {
@@ -155,12 +228,18 @@ impl Sampler {
                     container_id: container.id.clone(),
                     stats,
                 }),
-                Err(ReadError::NotFound { .. }) => {}
+                Err(e @ ReadError::NotFound { .. }) => {
+                    if !self.unfound.contains(&container.id) {
+                        self.unfound.push(container.id.clone());
+                        tracing::warn!(container = %container.id, error = %e, "no usage for a running task container: its cgroup was not found");
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(container = %container.id, error = %e, "cannot read container stats")
                 }
             }
         }
+        self.count_exited_kills(&mut tasks);
         let node = match self.reader.node() {
             Ok(node) => Some(node),
             Err(e) => {
@@ -184,6 +263,8 @@ pub struct Usage {
     latest: Mutex<Arc<StatsPass>>,
     /// Kept only once a reporter asked for them ([`Usage::keep_for_reports`]).
     pending: Mutex<Pending>,
+    /// Task containers' OOM kills from the engine's events, for the sampler.
+    ooms: Mutex<Vec<(String, BTreeMap<String, String>)>>,
 }
 
 #[derive(Debug, Default)]
@@ -194,6 +275,16 @@ struct Pending {
 }
 
 impl Usage {
+    /// The engine's `oom` event for task container `id`, with the event's attributes.
+    pub fn note_oom(&self, id: String, attributes: BTreeMap<String, String>) {
+        let mut ooms = self.ooms.lock().expect("never poisoned");
+        // Bounded when no sampler takes them (`--stats-interval 0`).
+        if ooms.len() >= 256 {
+            ooms.remove(0);
+        }
+        ooms.push((id, attributes));
+    }
+
     pub fn latest(&self) -> Arc<StatsPass> {
         self.latest.lock().expect("never poisoned").clone()
     }
@@ -462,6 +553,11 @@ pub(crate) async fn sample_forever(
         }
         match engine.list_containers().await {
             Ok(containers) => {
+                for (id, attributes) in
+                    std::mem::take(&mut *usage.ooms.lock().expect("never poisoned"))
+                {
+                    sampler.note_oom(id, attributes);
+                }
                 usage.replace(sampler.sample(&containers));
                 if is_urgent {
                     urgent_taken.notify_one();
@@ -497,6 +593,37 @@ mod tests {
             urgent_pass_at(Some(t0), t0 + URGENT_PASS_GAP),
             t0 + URGENT_PASS_GAP
         );
+    }
+
+    #[test]
+    fn a_task_killed_by_oom_that_exited_is_counted_in_the_next_passes() {
+        let root = std::env::temp_dir().join(format!("skagent-oom-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("cgroup.controllers"), "memory\n").unwrap();
+        let config = StatsConfig {
+            cgroup_root: root.clone(),
+            proc_root: root.join("proc"),
+            ..StatsConfig::default()
+        };
+        let mut sampler = Sampler::new(&config, "n1".into()).unwrap();
+        let task = labels(&[
+            ("com.docker.swarm.service.name", "hog"),
+            ("com.docker.swarm.task.id", "t9"),
+            ("com.docker.swarm.task.name", "hog.1.t9"),
+            ("name", "hog.1.t9"),
+        ]);
+        // Its main process was killed: the container is gone before the pass.
+        sampler.note_oom("c9".into(), task);
+        sampler.note_oom("c-not-a-task".into(), labels(&[("name", "x")]));
+        for _ in 0..3 {
+            let pass = sampler.sample(&[]);
+            assert_eq!(pass.tasks.len(), 1);
+            let sample = pass.to_sample().unwrap();
+            let killed = &sample.tasks[0];
+            assert_eq!((killed.task.as_str(), killed.slot.as_str()), ("t9", "1"));
+            assert_eq!(killed.oom_kills, Some(1));
+        }
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

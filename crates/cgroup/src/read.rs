@@ -88,6 +88,47 @@ pub enum ReadError {
     NoHierarchy { root: PathBuf },
 }
 
+/// How deep below the hierarchy's root a container's folder is searched for: Docker's
+/// layouts are 1 to 3 deep (`docker/<id>`, `a.slice/a-b.slice/docker-<id>.scope`), a
+/// `--cgroup-parent` adds its own depth.
+const SEARCH_DEPTH: usize = 8;
+
+/// The folder below `root` (relative, without a leading `/`) whose name holds the container
+/// id `id` (`<id>`, `docker-<id>.scope`), searched breadth-first at most `depth` deep.
+/// Symbolic links are not followed.
+fn find_dir(root: &Path, id: &str, depth: usize) -> Option<String> {
+    let mut level = vec![String::new()];
+    for _ in 0..depth {
+        let mut next = Vec::new();
+        for dir in &level {
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let path = if dir.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{dir}/{name}")
+                };
+                if name.contains(id) {
+                    return Some(path);
+                }
+                next.push(path);
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    None
+}
+
 /// Reads containers' and the node's figures. Keeps where each container's cgroup is; call
 /// [`Reader::retain`] with the containers still running so that it forgets the others.
 pub struct Reader {
@@ -95,6 +136,10 @@ pub struct Reader {
     proc_root: PathBuf,
     hierarchy: Hierarchy,
     parents: Vec<String>,
+    /// Where containers were found by searching the hierarchy (the text before and after the
+    /// id in the folder's path), tried first for the next container: the engine's
+    /// `--cgroup-parent`, learnt from the kernel's files rather than configured.
+    learnt: Vec<(String, String)>,
     /// Container id → its folder relative to the hierarchy root (see `parse::candidate_dirs`).
     dirs: HashMap<String, String>,
     host_netns: Option<PathBuf>,
@@ -124,6 +169,7 @@ impl Reader {
             proc_root: proc_root.into(),
             hierarchy,
             parents: Vec::new(),
+            learnt: Vec::new(),
             dirs: HashMap::new(),
             host_netns: None,
             buf: String::with_capacity(4096),
@@ -194,19 +240,35 @@ impl Reader {
         }
     }
 
-    fn locate(&self, id: &str) -> Result<String, ReadError> {
+    fn locate(&mut self, id: &str) -> Result<String, ReadError> {
         let probe = self.probe_root();
-        parse::candidate_dirs(id, &self.parents)
-            .into_iter()
-            .find(|dir| probe.join(dir).is_dir())
-            .ok_or_else(|| self.not_found(id))
+        let known = self
+            .learnt
+            .iter()
+            .map(|(before, after)| format!("{before}{id}{after}"))
+            .chain(parse::candidate_dirs(id, &self.parents))
+            .find(|dir| probe.join(dir).is_dir());
+        if let Some(dir) = known {
+            return Ok(dir);
+        }
+        // An engine with a `--cgroup-parent` (or a layout not listed): the folder is wherever
+        // the kernel has it, so search the hierarchy for it, and learn where that is.
+        let dir = find_dir(&probe, id, SEARCH_DEPTH).ok_or_else(|| self.not_found(id))?;
+        if let Some(at) = dir.rfind(id) {
+            let learnt = (dir[..at].to_string(), dir[at + id.len()..].to_string());
+            if !self.learnt.contains(&learnt) {
+                self.learnt.push(learnt);
+            }
+        }
+        Ok(dir)
     }
 
     fn not_found(&self, id: &str) -> ReadError {
         ReadError::NotFound {
             id: id.to_string(),
             root: self.cgroup_root.clone(),
-            tried: parse::candidate_dirs(id, &self.parents).join(", "),
+            tried: parse::candidate_dirs(id, &self.parents).join(", ")
+                + ", a search of the hierarchy",
         }
     }
 

@@ -91,3 +91,27 @@ fn a_v2_container_is_read_from_its_scope() {
 
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a_v2_container_under_an_unknown_parent_is_found_by_search() {
+    // dockerd --cgroup-parent=/outer/inner, not given to the reader.
+    let root = std::env::temp_dir().join(format!("skcgtest-v2p-{}", std::process::id()));
+    write(&root, "cgroup/cgroup.controllers", "cpu io memory pids\n");
+    write(&root, "cgroup/system.slice/other.service/cgroup.procs", "");
+    for (id, limit) in [("feed01", "16777216"), ("feed02", "max")] {
+        let cg = format!("cgroup/outer/inner/{id}");
+        write(&root, &format!("{cg}/memory.current"), "1048576\n");
+        write(&root, &format!("{cg}/memory.max"), &format!("{limit}\n"));
+        write(&root, &format!("{cg}/memory.stat"), "inactive_file 0\n");
+        write(&root, &format!("{cg}/memory.events"), "max 0\noom_kill 3\n");
+        write(&root, &format!("{cg}/cpu.stat"), "usage_usec 10\n");
+        write(&root, &format!("{cg}/cgroup.procs"), "");
+    }
+    let mut reader = Reader::new(root.join("cgroup"), root.join("proc")).unwrap();
+    let first = reader.container("feed01").unwrap();
+    assert_eq!(first.memory_limit_bytes, Some(16 << 20));
+    assert_eq!(first.oom_kills, Some(3));
+    assert_eq!(reader.container("feed02").unwrap().memory_limit_bytes, None);
+    assert!(reader.container("feed03").is_err());
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -4,6 +4,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::server::Server;
 use support::{json, metric, tempdir, Agent, Lab};
 
 /// Polls until usage is at or below `target`; returns how long it took.
@@ -206,4 +207,138 @@ fn a_pass_that_fell_short_is_retried_soon_not_an_interval_later() {
     );
     assert_eq!(agent.stop(), Some(0));
     std::fs::remove_dir_all(state).ok();
+}
+
+#[test]
+fn a_task_on_an_engine_with_a_cgroup_parent_has_usage_series() {
+    // lab/small-engine.sh starts dockerd with --cgroup-parent /swarmkeeper-lab-NAME, as every
+    // lab node is (issue #15: no swarmkeeper_container_* series there at all). The container
+    // carries the labels Swarm puts on a task container, which are all the agent reads.
+    let lab = Lab::up("agcgp", "128m");
+    lab.build("app/task:1", 1, &[]);
+    let state = tempdir("agcgp-state");
+    let state = state.to_str().unwrap();
+    let agent = Agent::start(
+        &lab.host,
+        &[
+            "--state-dir",
+            state,
+            "--interval",
+            "1h",
+            "--stats-interval",
+            "1s",
+        ],
+    );
+    let task = "q7cgparenttask01";
+    lab.docker(&[
+        "run",
+        "-d",
+        "-m",
+        "32m",
+        "--label",
+        &format!("com.docker.swarm.task.id={task}"),
+        "--label",
+        "com.docker.swarm.service.name=web",
+        "--label",
+        &format!("com.docker.swarm.task.name=web.1.{task}"),
+        "app/task:1",
+        "/bin/busybox",
+        "sleep",
+        "600",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let series = |metrics: &str, name: &str| -> Option<f64> {
+        let line = metrics.lines().find(|l| {
+            l.starts_with(&format!("{name}{{")) && l.contains(&format!("task=\"{task}\""))
+        })?;
+        line.rsplit(' ').next()?.parse().ok()
+    };
+    let limit = loop {
+        let metrics = agent.get("/metrics").unwrap_or_default();
+        if let Some(limit) = series(&metrics, "swarmkeeper_container_memory_limit_bytes") {
+            assert!(series(&metrics, "swarmkeeper_container_memory_bytes").unwrap() > 0.0);
+            break limit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no series for the task on a --cgroup-parent engine:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(limit, f64::from(32 << 20));
+    drop(agent);
+    std::fs::remove_dir_all(state).ok();
+}
+
+#[test]
+fn a_new_volume_is_in_the_next_report_not_the_next_breakdown() {
+    // The disk breakdown (`/system/df`) is refreshed every 10 minutes; a volume created or
+    // removed between two is listed again at once (issue #15).
+    let host = std::env::var("DOCKER_HOST").unwrap_or("unix:///var/run/docker.sock".into());
+    let dir = tempdir("agvol");
+    let volume = format!("skagvol-{}", std::process::id());
+    let secret = dir.join("report-secret");
+    std::fs::write(&secret, "agent-volume-report-secret\n").unwrap();
+    let server = Server::start_with(
+        &dir.join("server"),
+        &[
+            ("DOCKER_HOST", host.as_str()),
+            ("SWARMKEEPER_REPORT_SECRET_FILE", secret.to_str().unwrap()),
+        ],
+    );
+    let session = server.login();
+    let token = server.token(&session, "agvol");
+    let agent_state = dir.join("agent");
+    let agent = Agent::start(
+        &host,
+        &[
+            "--state-dir",
+            agent_state.to_str().unwrap(),
+            "--server",
+            &format!("http://127.0.0.1:{}", server.port()),
+            "--report-secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    let listed = || server.get("/api/volumes", &token).1.contains(&volume);
+    // The first report (with its breakdown) is in.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !server
+        .get("/api/nodes", &token)
+        .1
+        .contains("\"agent_version\":\"")
+    {
+        assert!(Instant::now() < deadline, "no report from the agent");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!listed());
+    let created = Instant::now();
+    support::docker(&host, &["volume", "create", &volume]);
+    let found = loop {
+        if listed() {
+            break created.elapsed();
+        }
+        assert!(
+            created.elapsed() < Duration::from_secs(10),
+            "volume {volume} not reported within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "volume created -> on the server: {:.2} s",
+        found.as_secs_f64()
+    );
+    support::docker(&host, &["volume", "rm", &volume]);
+    let removed = Instant::now();
+    while listed() {
+        assert!(
+            removed.elapsed() < Duration::from_secs(10),
+            "removed volume {volume} still reported after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(agent);
+    server.stop();
+    std::fs::remove_dir_all(&dir).ok();
 }

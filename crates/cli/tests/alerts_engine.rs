@@ -127,11 +127,31 @@ impl Drop for Cleanup {
 
 #[test]
 fn a_task_killed_for_memory_alerts_the_webhook() {
+    // A child process is killed; the container keeps running.
+    oom_alert(
+        "child",
+        "while true; do /bin/busybox dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 5; done",
+    );
+}
+
+#[test]
+fn a_task_whose_main_process_is_killed_for_memory_alerts_the_webhook() {
+    // The main process is killed: the container exits at once, its cgroup with it, and Swarm
+    // starts a new task after its restart delay (issue #15: this never alerted).
+    oom_alert(
+        "main",
+        "exec /bin/busybox dd if=/dev/zero of=/dev/null bs=64M count=1",
+    );
+}
+
+/// Runs a service limited to 16 MiB whose `script` allocates 64 MiB, and waits for the
+/// oom-kill alert about its slot at the webhook; prints the latency from the kill.
+fn oom_alert(case: &str, script: &str) {
     let host = std::env::var("DOCKER_HOST").unwrap_or("unix:///var/run/docker.sock".into());
     let id = std::process::id();
-    let service = format!("skalert-oom-{id}");
-    let image = format!("skalert-oom:{id}");
-    let dir = tempdir("alert-oom");
+    let service = format!("skalert-oom{case}-{id}");
+    let image = format!("skalert-oom{case}:{id}");
+    let dir = tempdir(&format!("alert-oom{case}"));
     let _cleanup = Cleanup {
         host: host.clone(),
         service: service.clone(),
@@ -184,7 +204,7 @@ fn a_task_killed_for_memory_alerts_the_webhook() {
             "/bin/busybox",
             "sh",
             "-c",
-            "while true; do /bin/busybox dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 5; done",
+            script,
         ],
     );
     let slot = format!("{service}.1");
@@ -208,7 +228,7 @@ fn a_task_killed_for_memory_alerts_the_webhook() {
     let received = received.duration_since(UNIX_EPOCH).unwrap().as_nanos();
     let latency = Duration::from_nanos(received.saturating_sub(first) as u64);
     eprintln!(
-        "OOM kill -> oom-kill alert received: {:.2} s (agent defaults): {summary}",
+        "OOM kill ({case} process) -> oom-kill alert received: {:.2} s (agent defaults): {summary}",
         latency.as_secs_f64()
     );
     server.stop();

@@ -139,6 +139,13 @@ impl Engine {
         SystemDf::try_from(df).map_err(|e| self.raw.decode_error(path, e))
     }
 
+    /// The volumes (`GET /volumes`): cheap, unlike [`Engine::system_df`], but without sizes
+    /// (`size` is `None`, `ref_count` -1).
+    pub async fn list_volumes(&self) -> Result<Vec<DfVolume>, EngineError> {
+        let list: wire::VolumeList = self.raw.get_json("/volumes").await?;
+        Ok(list.volumes.into_iter().map(DfVolume::from).collect())
+    }
+
     /// Top-level images (`GET /images/json`): cheap, unlike [`Engine::system_df`], but on API
     /// 1.41 without shared sizes (`shared_size` is 0).
     pub async fn list_images(&self) -> Result<Vec<DfImage>, EngineError> {
@@ -329,7 +336,7 @@ impl Engine {
         &self,
         since: Option<Timestamp>,
     ) -> BoxStream<'static, Result<EngineEvent, EngineError>> {
-        let path = events_path(r#"{"type":["container","image"]}"#, since);
+        let path = events_path(r#"{"type":["container","image","volume"]}"#, since);
         let raw = self.raw.clone();
         self.raw
             .get_lines(path)

@@ -147,6 +147,8 @@ pub struct ContainerTimes {
 pub enum EventKind {
     Image,
     Container,
+    /// A volume's `create`, `mount`, `unmount` or `destroy` (`actor_id` is its name).
+    Volume,
 }
 
 /// One image or container event from `GET /events`.

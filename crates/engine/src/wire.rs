@@ -205,7 +205,7 @@ struct DfMountWire {
 }
 
 #[derive(Deserialize)]
-struct DfVolumeWire {
+pub(crate) struct DfVolumeWire {
     #[serde(rename = "Name")]
     name: String,
     #[serde(rename = "Driver", default)]
@@ -216,6 +216,26 @@ struct DfVolumeWire {
     labels: BTreeMap<String, String>,
     #[serde(rename = "UsageData", default)]
     usage: Option<VolumeUsage>,
+}
+
+impl From<DfVolumeWire> for DfVolume {
+    fn from(v: DfVolumeWire) -> DfVolume {
+        DfVolume {
+            name: v.name,
+            driver: v.driver,
+            mountpoint: v.mountpoint,
+            labels: v.labels,
+            size: v.usage.as_ref().and_then(|u| u64::try_from(u.size).ok()),
+            ref_count: v.usage.as_ref().map_or(-1, |u| u.ref_count),
+        }
+    }
+}
+
+/// `GET /volumes`.
+#[derive(Deserialize)]
+pub(crate) struct VolumeList {
+    #[serde(rename = "Volumes", default, deserialize_with = "nullable")]
+    pub(crate) volumes: Vec<DfVolumeWire>,
 }
 
 #[derive(Deserialize)]
@@ -290,18 +310,7 @@ impl TryFrom<Df> for SystemDf {
                 })
             })
             .collect::<Result<_, String>>()?;
-        let volumes = df
-            .volumes
-            .into_iter()
-            .map(|v| DfVolume {
-                name: v.name,
-                driver: v.driver,
-                mountpoint: v.mountpoint,
-                labels: v.labels,
-                size: v.usage.as_ref().and_then(|u| u64::try_from(u.size).ok()),
-                ref_count: v.usage.as_ref().map_or(-1, |u| u.ref_count),
-            })
-            .collect();
+        let volumes = df.volumes.into_iter().map(DfVolume::from).collect();
         let build_cache = df
             .build_cache
             .into_iter()
@@ -548,6 +557,7 @@ impl Event {
         let kind = match self.kind.as_str() {
             "image" => EventKind::Image,
             "container" => EventKind::Container,
+            "volume" => EventKind::Volume,
             _ => return Ok(None),
         };
         let time = if self.time_nano != 0 {
@@ -558,7 +568,7 @@ impl Event {
         };
         let image = match kind {
             EventKind::Container => self.actor.attributes.get("image").cloned(),
-            EventKind::Image => None,
+            EventKind::Image | EventKind::Volume => None,
         };
         Ok(Some(EngineEvent {
             kind,
