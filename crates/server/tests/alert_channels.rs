@@ -106,6 +106,26 @@ fn alertmanager_until(am: &Alertmanager, listed: impl Fn(&[Value]) -> bool) -> I
     }
 }
 
+/// Each channel kind's latency from `posted`: the four HTTP kinds by their receiver's paths,
+/// then email and Alertmanager (polled after the mail came: an upper bound).
+fn latencies(
+    posted: Instant,
+    paths: &[&str; 4],
+    got: &BTreeMap<String, (Instant, Value)>,
+    mail_at: Instant,
+    am_at: Instant,
+) -> Vec<(&'static str, Duration)> {
+    paths
+        .iter()
+        .zip(["webhook", "slack", "discord", "ntfy"])
+        .map(|(path, kind)| (kind, got[*path].0 - posted))
+        .chain([
+            ("email", mail_at - posted),
+            ("alertmanager", am_at - posted),
+        ])
+        .collect()
+}
+
 fn body(request: &Value) -> Value {
     serde_json::from_str(request["body"].as_str().unwrap()).unwrap()
 }
@@ -209,15 +229,7 @@ async fn every_channel_kind_added_from_the_api_gets_a_real_alert_firing_then_res
             && data.contains(&format!("subject: {host}")),
         "{data}"
     );
-    let fired: Vec<(&str, Duration)> = paths
-        .iter()
-        .zip(["webhook", "slack", "discord", "ntfy"])
-        .map(|(path, kind)| (kind, got[*path].0 - posted))
-        .chain([
-            ("email", mail_at - posted),
-            ("alertmanager", am_at - posted),
-        ])
-        .collect();
+    let fired = latencies(posted, &paths, &got, mail_at, am_at);
 
     // Resolved. After the server's least gap between two evaluations, so the figure is the
     // delivery's, not the wait for the next evaluation.
@@ -252,15 +264,7 @@ async fn every_channel_kind_added_from_the_api_gets_a_real_alert_firing_then_res
             && data.contains("status:  resolved"),
         "{data}"
     );
-    let resolved: Vec<(&str, Duration)> = paths
-        .iter()
-        .zip(["webhook", "slack", "discord", "ntfy"])
-        .map(|(path, kind)| (kind, got[*path].0 - posted))
-        .chain([
-            ("email", mail_at - posted),
-            ("alertmanager", am_at - posted),
-        ])
-        .collect();
+    let resolved = latencies(posted, &paths, &got, mail_at, am_at);
 
     // The history names each delivery; nothing the channels hold is in it.
     let mut history = Value::Null;
