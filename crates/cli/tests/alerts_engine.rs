@@ -114,18 +114,7 @@ fn a_task_killed_for_memory_alerts_the_webhook() {
             ),
         ],
     );
-    let agent_state = dir.join("agent");
-    let _agent = Agent::start(
-        &host,
-        &[
-            "--state-dir",
-            agent_state.to_str().unwrap(),
-            "--server",
-            &format!("http://127.0.0.1:{}", server.port()),
-            "--report-secret-file",
-            secret.to_str().unwrap(),
-        ],
-    );
+    let _agent = Agent::reporting(&host, &dir.join("agent"), server.port(), &secret);
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

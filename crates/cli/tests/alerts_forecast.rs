@@ -50,18 +50,7 @@ fn a_steadily_filling_disk_is_forecast_full_before_the_high_threshold() {
             ),
         ],
     );
-    let agent_state = dir.join("agent");
-    let _agent = Agent::start(
-        &lab.host,
-        &[
-            "--state-dir",
-            agent_state.to_str().unwrap(),
-            "--server",
-            &format!("http://127.0.0.1:{}", server.port()),
-            "--report-secret-file",
-            secret.to_str().unwrap(),
-        ],
-    );
+    let _agent = Agent::reporting(&lab.host, &dir.join("agent"), server.port(), &secret);
 
     // A steady fill: written, not allocated (tmpfs keeps every written page).
     let (capacity, available) = fs_space(&data);

@@ -160,6 +160,22 @@ impl Agent {
         agent
     }
 
+    /// An agent at its defaults but for its state directory, reporting to the server on
+    /// 127.0.0.1:`server_port` with the secret in the file `secret`.
+    pub fn reporting(host: &str, state: &Path, server_port: u16, secret: &Path) -> Agent {
+        Agent::start(
+            host,
+            &[
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--server",
+                &format!("http://127.0.0.1:{server_port}"),
+                "--report-secret-file",
+                secret.to_str().unwrap(),
+            ],
+        )
+    }
+
     /// GET a path from the agent's HTTP endpoint; `None` when nothing answers.
     pub fn get(&self, path: &str) -> Option<String> {
         use std::io::{Read, Write};
