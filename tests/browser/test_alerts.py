@@ -181,9 +181,17 @@ def walk(run, receiver, direct, steps):
 
 
 def main():
+    return serve_and_walk("alerts", walk)
+
+
+def serve_and_walk(name, walk):
+    """Starts a server (secret key, report secret) and a webhook receiver, and runs
+    `walk(run, receiver, direct, steps)` in chromium (nobody logged in); screenshots and the
+    server's log are named after `name`. Shared by the alert pages' tests
+    (test_alert_rules.py)."""
     started = time.monotonic()
-    prepare("alerts-")
-    state_dir = tempfile.mkdtemp(prefix="skbrowser-alerts-")
+    prepare(f"{name}-")
+    state_dir = tempfile.mkdtemp(prefix=f"skbrowser-{name}-")
     key = Path(state_dir) / "secret-key"
     key.write_text("browser alerts test key, thirty-two bytes or more\n")
     secret = Path(state_dir) / "report-secret"
@@ -191,21 +199,22 @@ def main():
     receiver = Receiver()
     server = None
     steps = []
+    label = f"browser {name}"
     try:
-        server = Server(state_dir, OUT / "alerts-server.log",
+        server = Server(state_dir, OUT / f"{name}-server.log",
                         ["--secret-key-file", str(key), "--report-secret-file", str(secret)])
         server.wait_ready()
-        browse(server.base, lambda runs, _: walk(runs[0], receiver, server.direct, steps), prefix="alerts-")
+        browse(server.base, lambda runs, _: walk(runs[0], receiver, server.direct, steps), prefix=f"{name}-")
     except Exception as e:
         if server:
             say(f"server log: {server.log.name}")
-        return outcome("browser alerts", steps, started, e)
+        return outcome(label, steps, started, e)
     finally:
         if server:
             server.stop()
         receiver.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
-    return outcome("browser alerts", steps, started)
+    return outcome(label, steps, started)
 
 
 if __name__ == "__main__":

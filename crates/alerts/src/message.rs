@@ -82,14 +82,28 @@ impl Message {
     }
 }
 
-/// `2026-11-26T12:00:00Z`: whole seconds, always `Z`.
+/// `2026-11-26T12:00:00Z`: whole seconds, always `Z`, the fraction cut off (never rounded
+/// up: a resolved alert's end rounded into the future is, to Alertmanager, an alert still
+/// firing until then, and it keeps the older, later end).
 pub fn rfc3339_seconds(at: Timestamp) -> String {
-    at.round(Unit::Second).unwrap_or(at).to_string()
+    at.round(
+        jiff::TimestampRound::new()
+            .smallest(Unit::Second)
+            .mode(jiff::RoundMode::Trunc),
+    )
+    .unwrap_or(at)
+    .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_cut_to_the_second_never_rounded_up() {
+        let at: Timestamp = "2026-11-26T12:00:00.9Z".parse().unwrap();
+        assert_eq!(rfc3339_seconds(at), "2026-11-26T12:00:00Z");
+    }
 
     #[test]
     fn the_webhook_payload_is_the_product_contract() {
@@ -108,7 +122,7 @@ mod tests {
                 "rule": "node-down",
                 "subject": "w1",
                 "summary": "node w1 is down",
-                "started_at": "2026-11-26T12:00:01Z"
+                "started_at": "2026-11-26T12:00:00Z"
             })
         );
         assert_eq!(

@@ -5,51 +5,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
 use support::server::Server;
 use support::*;
-
-/// A webhook receiver on a thread of its own: each JSON body posted to it, with the wall
-/// clock time it arrived. Answers 200 and closes.
-fn receiver() -> (u16, mpsc::Receiver<(SystemTime, Value)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let at = SystemTime::now();
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            if let Ok(json) = serde_json::from_slice(&body) {
-                let _ = tx.send((at, json));
-            }
-        }
-    });
-    (port, rx)
-}
 
 /// The times (ns since the epoch) of the engine's `oom` events for `service`'s containers,
 /// from a `docker events` stream followed from `since` (seconds since the epoch). Followed
@@ -159,7 +120,7 @@ fn oom_alert(case: &str, script: &str) {
         dir: dir.clone(),
     };
     build(&host, &image, None, 0, &[]);
-    let (port, messages) = receiver();
+    let (port, messages) = webhook_receiver();
     let secret = dir.join("report-secret");
     std::fs::write(&secret, "alert-oom-report-secret\n").unwrap();
     let server = Server::start_with(
@@ -173,18 +134,7 @@ fn oom_alert(case: &str, script: &str) {
             ),
         ],
     );
-    let agent_state = dir.join("agent");
-    let _agent = Agent::start(
-        &host,
-        &[
-            "--state-dir",
-            agent_state.to_str().unwrap(),
-            "--server",
-            &format!("http://127.0.0.1:{}", server.port()),
-            "--report-secret-file",
-            secret.to_str().unwrap(),
-        ],
-    );
+    let _agent = Agent::reporting(&host, &dir.join("agent"), server.port(), &secret);
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

@@ -80,6 +80,11 @@ pub struct Alerting {
     state: tokio::sync::Mutex<Evaluations>,
     wake: tokio::sync::Notify,
     started: AtomicBool,
+    /// Per channel (by name): held while a message is sent to it, so that one channel gets its
+    /// messages in the order they were decided. Without it a firing message retried (or an
+    /// Alertmanager reminder) could land after the resolved one and fire the alert again
+    /// there.
+    sending: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The stored channels that could be opened (by id), and the rows of all of them.
@@ -164,6 +169,7 @@ impl Alerting {
             }),
             wake: tokio::sync::Notify::new(),
             started: AtomicBool::new(false),
+            sending: Mutex::new(HashMap::new()),
         };
         match store.alert_channels() {
             Ok(stored) => alerting.reload_channels(&stored),
@@ -287,6 +293,32 @@ impl Alerting {
     /// Asks for an evaluation soon (a silence or a rule changed).
     pub fn evaluate_soon(&self) {
         self.wake.notify_one();
+    }
+
+    /// Sends `message` to every channel of `channels` at once, each after the messages decided
+    /// before it for that channel (a fair lock per channel: evaluations are at least
+    /// [`MIN_EVALUATION_GAP`] apart, and each hands its messages to a task at once). The
+    /// results in the channels' order.
+    async fn send_in_order(
+        &self,
+        notifier: &Notifier,
+        channels: &[Channel],
+        message: &Message,
+    ) -> Vec<Result<(), NotifyError>> {
+        let sends = channels.iter().map(|channel| {
+            let lock = self
+                .sending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(channel.name.clone())
+                .or_default()
+                .clone();
+            async move {
+                let _turn = lock.lock().await;
+                notifier.send(channel, message).await.map(|_| ())
+            }
+        });
+        futures_util::future::join_all(sends).await
     }
 }
 
@@ -430,9 +462,13 @@ fn remind_alertmanagers(state: &AppState, reminders: Vec<Message>) {
     if channels.is_empty() || reminders.is_empty() {
         return;
     }
+    let state = state.clone();
     tokio::spawn(async move {
         for message in reminders {
-            notifier.send_to_all(&channels, &message).await;
+            state
+                .alerting
+                .send_in_order(&notifier, &channels, &message)
+                .await;
         }
     });
 }
@@ -475,7 +511,10 @@ async fn deliver(state: &AppState, channels: &[Channel], message: &Message) -> S
     if channels.is_empty() {
         return "no channel configured".to_string();
     }
-    let results = notifier.send_to_all(channels, message).await;
+    let results = state
+        .alerting
+        .send_in_order(notifier, channels, message)
+        .await;
     // `Notifier::send` has logged each failure, naming the channel by its host only.
     let failed: Vec<String> = results
         .iter()

@@ -17,7 +17,10 @@
 //!   and the service's events;
 //! - the tracker is saved whenever what it remembers changes (a rollout starts or ends, a
 //!   check fails), so failed digests and backoffs survive a restart;
-//! - hooks ([`AutoDeploy::pushed`], [`AutoDeploy::check_now`]) only bring checks forward.
+//! - hooks ([`AutoDeploy::pushed`], [`AutoDeploy::check_now`]) only bring checks forward;
+//! - a service labelled for auto-deploy that cannot be followed (a bad interval, an image
+//!   pinned to a digest: lint's SK050 at deploy time) is logged as a warning once, when the
+//!   problem is first seen or changes, not at every listing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -443,7 +446,7 @@ fn sync(state: &AppState, services: &[Service]) {
         let mut followers = state.autodeploy.lock();
         let followers = &mut *followers;
         followers.listed = Some(Instant::now());
-        followers.problems.clear();
+        let known_problems = std::mem::take(&mut followers.problems);
         let mut seen = std::collections::HashSet::new();
         for service in services {
             seen.insert(service.id.as_str());
@@ -462,6 +465,13 @@ fn sync(state: &AppState, services: &[Service]) {
                     continue;
                 }
                 Err(problem) => {
+                    if is_new_problem(&known_problems, &service.id, &problem) {
+                        tracing::warn!(
+                            service = service.name,
+                            problem,
+                            "labelled swarmkeeper.autodeploy=true, but not followed"
+                        );
+                    }
                     followers.problems.insert(service.id.clone(), problem);
                     followers.by_id.remove(&service.id);
                     continue;
@@ -524,6 +534,13 @@ fn sync(state: &AppState, services: &[Service]) {
             tracing::warn!(error = %e, "cannot forget the auto-deploy state of removed services");
         }
     }
+}
+
+/// Whether `problem` of service `id` is to be logged: it was not known at the last listing, or
+/// it was another one. A service that keeps its problem is logged once, not every
+/// [`LIST_EVERY`].
+fn is_new_problem(known: &HashMap<String, String>, id: &str, problem: &str) -> bool {
+    known.get(id).map(String::as_str) != Some(problem)
 }
 
 /// Saves a follower's tracker; a failure is logged (the tracker in memory still holds).
@@ -803,4 +820,19 @@ async fn roll_out(state: AppState, id: String, digest: Digest) {
         tracing::warn!(error = %e, "auto-deploy cannot write the audit log");
     }
     state.autodeploy.wake.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_is_logged_when_first_seen_or_changed_only() {
+        let mut known = HashMap::new();
+        assert!(is_new_problem(&known, "s1", "image pinned"));
+        known.insert("s1".to_string(), "image pinned".to_string());
+        assert!(!is_new_problem(&known, "s1", "image pinned"));
+        assert!(is_new_problem(&known, "s1", "bad interval"));
+        assert!(is_new_problem(&known, "s2", "image pinned"));
+    }
 }

@@ -28,6 +28,7 @@ pub mod registries;
 #[macro_use]
 pub mod respond;
 pub mod routes;
+mod sealed;
 mod serve;
 pub mod state;
 pub mod tls;

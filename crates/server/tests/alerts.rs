@@ -6,6 +6,8 @@
 //! firing state survive a restart of the server, so the alert is neither forgotten nor sent
 //! twice.
 
+#[path = "../../notify/tests/support/mod.rs"]
+mod receivers;
 mod support;
 
 use std::net::SocketAddr;
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use receivers::Alertmanager;
 use serde_json::{json, Value};
 use support::*;
 use swarmkeeper_auth::SealingKey;
@@ -367,88 +370,20 @@ async fn channels_silences_and_history_work_from_the_api_and_survive_a_restart()
     assert!(text.contains("alert channel ops-hook") && !text.contains(token));
 }
 
-/// Debian's prometheus-alertmanager on a port of its own (its state in a directory removed
-/// after it), killed when dropped.
-struct Alertmanager {
-    child: std::process::Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Alertmanager {
-    async fn start() -> Alertmanager {
-        let dir = TempDir::new("alertmanager");
-        let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: nowhere\nreceivers:\n  - name: nowhere\n",
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("/usr/bin/prometheus-alertmanager")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("/usr/bin/prometheus-alertmanager (scripts/ensure-engine.sh installs it)");
-        let am = Alertmanager {
-            child,
-            port,
-            _dir: dir,
-        };
-        let start = Instant::now();
-        while am.get("/-/ready").await.is_none() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "alertmanager not ready"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        am
-    }
-
-    /// The body of a 200 answer to `GET path` (HTTP/1.0 over a plain socket).
-    async fn get(&self, path: &str) -> Option<String> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .ok()?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).await.ok()?;
-        let (head, body) = answer.split_once("\r\n\r\n")?;
-        (head.split_ascii_whitespace().nth(1)? == "200").then(|| body.to_string())
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alertmanager_channel_added_from_the_api_gets_the_test_alert() {
-    let am = Alertmanager::start().await;
+    let am = Alertmanager::start();
     let app = TestApp::with_key(Some(key())).await;
     let admin = &app.admin.token;
     let added = app
-        .call(Call::post("/api/alerts/channels").bearer(admin).json(&json!({
-            "name": "am", "type": "alertmanager", "url": format!("http://127.0.0.1:{}", am.port),
-            "token": "am-bearer-never-shown"
-        })))
+        .call(
+            Call::post("/api/alerts/channels")
+                .bearer(admin)
+                .json(&json!({
+                    "name": "am", "type": "alertmanager", "url": am.url(),
+                    "token": "am-bearer-never-shown"
+                })),
+        )
         .await;
     added.expect(201);
     assert!(!added.text().contains("am-bearer-never-shown"));
@@ -457,11 +392,7 @@ async fn an_alertmanager_channel_added_from_the_api_gets_the_test_alert() {
         .call(Call::post(&format!("/api/alerts/channels/{id}/test")).bearer(admin))
         .await;
     tested.expect(200);
-    let listed = am
-        .get("/api/v2/alerts?filter=alertname%3D%22test%22")
-        .await
-        .expect("alertmanager lists its alerts");
-    let alerts: Value = serde_json::from_str(&listed).unwrap();
-    assert_eq!(alerts[0]["labels"]["subject"], "swarmkeeper", "{alerts}");
-    assert_eq!(alerts[0]["labels"]["source"], "swarmkeeper", "{alerts}");
+    let alerts = am.alerts("test");
+    assert_eq!(alerts[0]["labels"]["subject"], "swarmkeeper", "{alerts:?}");
+    assert_eq!(alerts[0]["labels"]["source"], "swarmkeeper", "{alerts:?}");
 }

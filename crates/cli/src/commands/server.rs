@@ -279,9 +279,11 @@ fn secret_key(file: Option<&Path>) -> Result<Option<SealingKey>, Failure> {
 
 /// The `--alert-webhook` URLs, each checked as a webhook channel (an absolute http(s) URL); a
 /// bad one is a usage error that names the flag and the position, never the URL (it may hold
-/// a token).
+/// a token). Empty entries are none: `deploy/swarmkeeper.yml` passes an unset
+/// `SWARMKEEPER_ALERT_WEBHOOK` on as empty.
 fn alert_webhooks(urls: &[String]) -> Result<Vec<Secret>, Failure> {
     urls.iter()
+        .filter(|url| !url.trim().is_empty())
         .enumerate()
         .map(|(i, url)| {
             let url = Secret::new(url.trim());
@@ -334,5 +336,22 @@ fn raise_open_files_limit() {
         if let Err(e) = setrlimit(Resource::Nofile, raised) {
             tracing::debug!(error = %e, "could not raise the open files limit");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_alert_webhooks_are_none() {
+        let Ok(none) = alert_webhooks(&[String::new(), " ".into()]) else {
+            panic!("empty entries refused")
+        };
+        assert!(none.is_empty());
+        let Ok(one) = alert_webhooks(&[String::new(), "http://receiver:9000/h".into()]) else {
+            panic!("a good URL refused")
+        };
+        assert_eq!(one.len(), 1);
     }
 }

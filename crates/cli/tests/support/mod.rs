@@ -160,6 +160,22 @@ impl Agent {
         agent
     }
 
+    /// An agent at its defaults but for its state directory, reporting to the server on
+    /// 127.0.0.1:`server_port` with the secret in the file `secret`.
+    pub fn reporting(host: &str, state: &Path, server_port: u16, secret: &Path) -> Agent {
+        Agent::start(
+            host,
+            &[
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--server",
+                &format!("http://127.0.0.1:{server_port}"),
+                "--report-secret-file",
+                secret.to_str().unwrap(),
+            ],
+        )
+    }
+
     /// GET a path from the agent's HTTP endpoint; `None` when nothing answers.
     pub fn get(&self, path: &str) -> Option<String> {
         use std::io::{Read, Write};
@@ -855,4 +871,45 @@ pub fn remove_stack(name: &str) {
         .args(["config", "rm"])
         .args(&ids)
         .output();
+}
+
+/// A webhook receiver on a thread of its own: each JSON body posted to it, with the wall
+/// clock time it arrived. Answers 200 and closes.
+pub fn webhook_receiver() -> (
+    u16,
+    std::sync::mpsc::Receiver<(std::time::SystemTime, Value)>,
+) {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let at = std::time::SystemTime::now();
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if let Ok(json) = serde_json::from_slice(&body) {
+                let _ = tx.send((at, json));
+            }
+        }
+    });
+    (port, rx)
 }

@@ -1,6 +1,7 @@
 //! Real receivers on this machine for the notify tests and the latency bench: the Python
 //! HTTP receiver and aiosmtpd SMTP server in tests/fixtures, and Debian's
-//! prometheus-alertmanager. Each is a child process of the test, killed when dropped.
+//! prometheus-alertmanager. Each is a child process of the test, killed when dropped. The
+//! server's tests include this module too (`#[path]`), for the channels driven through it.
 //! scripts/ensure-engine.sh installs python3-aiosmtpd, prometheus-alertmanager and openssl.
 
 #![allow(dead_code)] // each test binary uses part of it
@@ -14,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+/// Through `crates/notify` from either crate's directory: the server's tests use this module too.
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../notify/tests/fixtures");
 
 /// Debian's Python, which has python3-aiosmtpd; `SWARMKEEPER_TEST_PYTHON` overrides it.
 fn python() -> String {

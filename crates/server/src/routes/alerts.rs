@@ -5,8 +5,10 @@
 //! page, the API, a log or the audit log (which records who added, tested or removed which
 //! channel, changed the rules or silenced what).
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_alerts::{Alert, AlertRules, RuleId, Silence};
@@ -17,8 +19,10 @@ use swarmkeeper_store::{AlertRecord, StoredChannel, StoredSilence};
 use crate::access::Caller;
 use crate::alerting::{channel_purpose, ChannelRow, HISTORY_SHOWN};
 use crate::error::AppError;
-use crate::respond::{optional_number, Input, Reply};
+use crate::respond::{optional_number, refused, Input, Reply};
+use crate::sealed;
 use crate::state::AppState;
+use crate::views::alert_rules::{self, RulesForm};
 
 /// What to do without a key, as the page and the API say it.
 pub const NO_KEY: &str = "alert channels are stored sealed with the server's secret key, and \
@@ -32,9 +36,15 @@ pub const NO_KEY: &str = "alert channels are stored sealed with the server's sec
 pub struct AlertsView {
     pub channels: Vec<ChannelRow>,
     pub rules: AlertRules,
-    /// The rules as the form edits them (pretty JSON).
+    /// The rules as the form edits them: a fieldset per rule.
+    #[serde(skip)]
+    pub rules_form: RulesForm,
+    /// The rules as "edit as JSON" shows them (pretty JSON).
     #[serde(skip)]
     pub rules_text: String,
+    /// Why the JSON just posted was refused.
+    #[serde(skip)]
+    pub rules_json_error: Option<String>,
     /// The rule names a silence may match.
     pub rule_names: Vec<&'static str>,
     /// Pending and firing alerts.
@@ -130,7 +140,9 @@ async fn view(state: &AppState) -> Result<AlertsView, AppError> {
         .collect();
     Ok(AlertsView {
         channels: state.alerting.channel_rows(),
+        rules_form: alert_rules::form(&rules),
         rules_text: serde_json::to_string_pretty(&rules).expect("rules serialise"),
+        rules_json_error: None,
         rules,
         rule_names: RuleId::ALL.iter().map(|r| r.as_str()).collect(),
         alerts: state.alerting.ongoing().await,
@@ -294,33 +306,12 @@ pub async fn add_channel(
         .any(|c| c.name == channel.name)
     {
         return Err(AppError::Conflict(format!(
-            "name: {} is already a channel here; remove it first to change it",
+            "name: {} is taken here: remove the alert channel of that name first to change it",
             channel.name
         )));
     }
     let stored = seal(&channel, key, &caller.user.name, Timestamp::now());
-    let id = {
-        let store = state.store();
-        let Some(id) = store
-            .add_alert_channel(&stored)
-            .map_err(AppError::internal)?
-        else {
-            return Err(AppError::Conflict(format!(
-                "name: {} is already a channel here; remove it first to change it",
-                channel.name
-            )));
-        };
-        state
-            .alerting
-            .reload_channels(&store.alert_channels().map_err(AppError::internal)?);
-        id
-    };
-    state.audit(
-        &caller.user.name,
-        Action::ManageSettings.as_str(),
-        &format!("alert channel {}", channel.name),
-        &format!("added ({})", stored.describe),
-    )?;
+    let id = sealed::add::<sealed::AlertChannel>(&state, &caller, &stored)?;
     let row = state
         .alerting
         .channel_rows()
@@ -336,23 +327,7 @@ pub async fn remove_channel(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Reply, AppError> {
-    let removed = {
-        let store = state.store();
-        let removed = store.remove_alert_channel(id).map_err(AppError::internal)?;
-        state
-            .alerting
-            .reload_channels(&store.alert_channels().map_err(AppError::internal)?);
-        removed
-    };
-    let Some(name) = removed else {
-        return Err(AppError::NotFound(format!("no alert channel with id {id}")));
-    };
-    state.audit(
-        &caller.user.name,
-        Action::ManageSettings.as_str(),
-        &format!("alert channel {name}"),
-        "removed",
-    )?;
+    sealed::remove::<sealed::AlertChannel>(&state, &caller, id)?;
     Ok(Reply::done("/alerts"))
 }
 
@@ -406,22 +381,48 @@ pub async fn test_channel(
         .with_status(status))
 }
 
-/// The rules form: the rules as JSON text.
-#[derive(Deserialize)]
-pub struct RulesForm {
-    pub rules: String,
-}
-
-/// `POST /alerts/rules`: the rules as the form's JSON text; an error names its line and
-/// column, or the field out of range.
+/// `POST /alerts/rules`: the rules form (a field per figure, named by its dotted JSON path:
+/// `node_down.for`; a switch not posted is off), or the rules as JSON text in the field `rules`
+/// ("edit as JSON"). Nothing is applied unless all of it reads: the page comes back (422) with
+/// each error next to its field, or the JSON's line and column.
 pub async fn set_rules_form(
     State(state): State<AppState>,
     caller: Caller,
-    Input(form): Input<RulesForm>,
+    uri: Uri,
+    Input(posted): Input<BTreeMap<String, String>>,
 ) -> Result<Reply, AppError> {
-    let rules = AlertRules::from_json(&form.rules)
-        .map_err(|e| AppError::BadInput(format!("rules: {e}")))?;
-    set_rules(&state, &caller, rules)
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    if let Some(text) = posted.get("rules") {
+        return match AlertRules::from_json(text) {
+            Ok(rules) => set_rules(&state, &caller, rules),
+            Err(e) => {
+                refused(uri.path(), format!("rules: {e}"), status, async {
+                    let mut page = view(&state).await?;
+                    page.rules_text = text.clone();
+                    page.rules_json_error = Some(e.to_string());
+                    Ok(page)
+                })
+                .await
+            }
+        };
+    }
+    match alert_rules::read(&posted) {
+        Ok(rules) => set_rules(&state, &caller, rules),
+        Err(form) => {
+            let first = form
+                .groups
+                .iter()
+                .flat_map(|g| &g.fields)
+                .find_map(|f| Some(format!("{}: {}", f.name, f.error.as_ref()?)))
+                .unwrap_or_default();
+            refused(uri.path(), first, status, async {
+                let mut page = view(&state).await?;
+                page.rules_form = form;
+                Ok(page)
+            })
+            .await
+        }
+    }
 }
 
 /// `PUT /api/alerts/rules`: the rules as a JSON object (a missing field keeps its default);

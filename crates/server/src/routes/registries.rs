@@ -15,6 +15,7 @@ use crate::access::Caller;
 use crate::error::AppError;
 use crate::registries::{source, NewRegistry, RegistryRow, NO_KEY};
 use crate::respond::{Input, Reply};
+use crate::sealed;
 use crate::state::AppState;
 
 /// The Registries page's data.
@@ -77,27 +78,7 @@ pub async fn add(
     Input(new): Input<NewRegistry>,
 ) -> Result<Reply, AppError> {
     let stored = new.seal(state.registries.key(), &caller.user.name, Timestamp::now())?;
-    let host = stored.host.clone();
-    let kind = stored.kind.clone();
-    let id = {
-        let store = state.store();
-        let id = store.add_registry(&stored).map_err(AppError::internal)?;
-        let Some(id) = id else {
-            return Err(AppError::Conflict(format!(
-                "host: {host} is already a registry here; remove it first to change it"
-            )));
-        };
-        state
-            .registries
-            .reload(&store.registries().map_err(AppError::internal)?);
-        id
-    };
-    state.audit(
-        &caller.user.name,
-        Action::ManageRegistries.as_str(),
-        &host,
-        &format!("added ({kind})"),
-    )?;
+    let id = sealed::add::<sealed::Registry>(&state, &caller, &stored)?;
     let row = state
         .registries
         .row(id)
@@ -111,23 +92,7 @@ pub async fn remove(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Reply, AppError> {
-    let removed = {
-        let store = state.store();
-        let removed = store.remove_registry(id).map_err(AppError::internal)?;
-        state
-            .registries
-            .reload(&store.registries().map_err(AppError::internal)?);
-        removed
-    };
-    let Some(removed) = removed else {
-        return Err(AppError::NotFound(format!("no registry with id {id}")));
-    };
-    state.audit(
-        &caller.user.name,
-        Action::ManageRegistries.as_str(),
-        &removed.host,
-        "removed",
-    )?;
+    sealed::remove::<sealed::Registry>(&state, &caller, id)?;
     Ok(Reply::done("/registries"))
 }
 

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+pub mod alert_rules;
 pub mod chart;
 pub mod logs;
 pub mod networks;

@@ -1,0 +1,306 @@
+//! Every channel kind end to end through the server, with real receivers on this machine: an
+//! admin adds a webhook, Slack, Discord, ntfy, email and Alertmanager channel with the JSON
+//! API (as the Alerts page posts them), an agent report makes a real condition fire (a disk at
+//! 92 % after a GC pass that fell short) and the next report resolves it; each receiver is
+//! asked what it got. The HTTP receiver (tests/fixtures/http_receiver.py of the notify crate)
+//! stands in for Slack's, Discord's and ntfy's endpoints and checks their shapes; email goes
+//! to aiosmtpd with STARTTLS and AUTH, trusting a private CA given in the channel; the
+//! Alertmanager channel to Debian's prometheus-alertmanager, whose API lists the alert while
+//! it fires and not once it resolved. Prints the latency per channel: report received →
+//! message received.
+
+#[path = "../../notify/tests/support/mod.rs"]
+mod receivers;
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use receivers::{Alertmanager, Receiver, TestCa};
+use serde_json::{json, Value};
+use support::*;
+use swarmkeeper_auth::SealingKey;
+use swarmkeeper_report::{LastPass, NodeReport};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn key() -> SealingKey {
+    SealingKey::from_secret(b"alert channel key: thirty-two bytes or more").unwrap()
+}
+
+async fn post_report(app: &Router, report: &NodeReport) {
+    let call = Call::post(swarmkeeper_report::REPORT_PATH)
+        .bearer(REPORT_SECRET)
+        .body("application/json", serde_json::to_vec(report).unwrap());
+    send(app, call).await.expect(204);
+}
+
+/// A report of `host` at `percent`, after a GC pass that fell short when `short` (high
+/// threshold 85 %).
+fn disk_report(host: &str, percent: u8, short: bool) -> NodeReport {
+    let mut r = report("", host);
+    r.disk.usage_percent = percent;
+    r.high_threshold_percent = 85;
+    r.last_pass = short.then(|| LastPass {
+        started_at: jiff::Timestamp::now(),
+        space_trigger: Some("high-threshold".into()),
+        usage_percent_after: percent,
+        shortfall_bytes: 7 << 30,
+        short_of_low_threshold: true,
+        short_of_headroom: false,
+    });
+    r
+}
+
+/// What the HTTP receiver got about `host` on each of `paths`, within [`WAIT`]: the request
+/// and when it arrived. Requests about anything else (the shared engine's own services) are
+/// skipped.
+fn http_got(receiver: &Receiver, host: &str, paths: &[&str]) -> BTreeMap<String, (Instant, Value)> {
+    let mut got = BTreeMap::new();
+    let end = Instant::now() + WAIT;
+    while got.len() < paths.len() {
+        let left = end.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "only {:?} of {paths:?} got {host}",
+            got.keys()
+        );
+        let (at, request) = receiver.next(left);
+        let path = request["path"].as_str().unwrap().to_string();
+        if request.to_string().contains(host) && paths.contains(&path.as_str()) {
+            assert!(
+                got.insert(path.clone(), (at, request)).is_none(),
+                "{path} got {host} twice"
+            );
+        }
+    }
+    got
+}
+
+/// The next mail about `host`, within [`WAIT`].
+fn mail_about(smtp: &Receiver, host: &str) -> (Instant, Value) {
+    let end = Instant::now() + WAIT;
+    loop {
+        let (at, mail) = smtp.next(end.saturating_duration_since(Instant::now()));
+        if mail["data"].as_str().unwrap().contains(host) {
+            return (at, mail);
+        }
+    }
+}
+
+/// Polls Alertmanager (every 20 ms) until `listed` says yes about its alerts of the
+/// disk-gc-shortfall rule; when it first did.
+fn alertmanager_until(am: &Alertmanager, listed: impl Fn(&[Value]) -> bool) -> Instant {
+    let end = Instant::now() + WAIT;
+    loop {
+        if listed(&am.alerts("disk-gc-shortfall")) {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < end,
+            "alertmanager: {:?}",
+            am.alerts("disk-gc-shortfall")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Each channel kind's latency from `posted`: the four HTTP kinds by their receiver's paths,
+/// then email and Alertmanager (polled after the mail came: an upper bound).
+fn latencies(
+    posted: Instant,
+    paths: &[&str; 4],
+    got: &BTreeMap<String, (Instant, Value)>,
+    mail_at: Instant,
+    am_at: Instant,
+) -> Vec<(&'static str, Duration)> {
+    paths
+        .iter()
+        .zip(["webhook", "slack", "discord", "ntfy"])
+        .map(|(path, kind)| (kind, got[*path].0 - posted))
+        .chain([
+            ("email", mail_at - posted),
+            ("alertmanager", am_at - posted),
+        ])
+        .collect()
+}
+
+fn body(request: &Value) -> Value {
+    serde_json::from_str(request["body"].as_str().unwrap()).unwrap()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_channel_kind_added_from_the_api_gets_a_real_alert_firing_then_resolved() {
+    let http = Receiver::http();
+    let ca = TestCa::new();
+    let smtp = Receiver::smtp(&ca, "alerts", "pw-s3cr3t");
+    let am = Alertmanager::start();
+    let app = TestApp::with_key(Some(key())).await;
+    let admin = &app.admin.token;
+
+    let channels = [
+        json!({"name": "hook", "type": "webhook", "url": http.url("/hook/hook-s3cr3t")}),
+        json!({"name": "slack", "type": "slack", "url": http.url("/services/T0/B0/slack-s3cr3t")}),
+        json!({"name": "discord", "type": "discord",
+               "url": http.url("/api/webhooks/1/discord-s3cr3t")}),
+        json!({"name": "phone", "type": "ntfy", "url": http.url("/swarm-alerts"),
+               "token": "tk_ntfy-s3cr3t"}),
+        json!({"name": "mail", "type": "email", "host": "127.0.0.1", "port": smtp.port,
+               "tls": "starttls", "username": "alerts", "password": "pw-s3cr3t",
+               "from": "swarmkeeper <alerts@example.test>",
+               "to": "ops@example.test, oncall@example.test", "ca_pem": ca.ca_pem()}),
+        json!({"name": "am", "type": "alertmanager", "url": am.url(),
+               "token": "am-bearer-s3cr3t"}),
+    ];
+    for channel in &channels {
+        let added = app
+            .call(
+                Call::post("/api/alerts/channels")
+                    .bearer(admin)
+                    .json(channel),
+            )
+            .await;
+        added.expect(201);
+        assert!(!added.text().contains("s3cr3t"), "{}", added.text());
+    }
+    let listed = app.call(Call::get("/api/alerts").bearer(admin)).await;
+    assert_eq!(listed.json()["channels"].as_array().unwrap().len(), 6);
+    assert!(!listed.text().contains("s3cr3t"));
+
+    let host = unique("channel-node");
+    let paths = [
+        "/hook/hook-s3cr3t",
+        "/services/T0/B0/slack-s3cr3t",
+        "/api/webhooks/1/discord-s3cr3t",
+        "/swarm-alerts",
+    ];
+
+    // Firing.
+    let posted = Instant::now();
+    post_report(&app.router, &disk_report(&host, 92, true)).await;
+    let got = http_got(&http, &host, &paths);
+    let (mail_at, mail) = mail_about(&smtp, &host);
+    let am_at = alertmanager_until(&am, |alerts| {
+        alerts
+            .iter()
+            .any(|a| a["labels"]["subject"] == host.as_str() && a["status"]["state"] == "active")
+    });
+
+    let hook = body(&got[paths[0]].1);
+    assert_eq!(hook["status"], "firing");
+    assert_eq!(hook["rule"], "disk-gc-shortfall");
+    assert_eq!(hook["subject"], host.as_str());
+    let started_at = hook["started_at"].as_str().unwrap().to_string();
+    let slack = body(&got[paths[1]].1)["text"].as_str().unwrap().to_string();
+    assert!(
+        slack.starts_with(&format!(
+            ":rotating_light: *FIRING* `disk-gc-shortfall` {host}: "
+        )),
+        "{slack}"
+    );
+    let discord = body(&got[paths[2]].1);
+    assert!(
+        discord["content"].as_str().unwrap().contains(&host),
+        "{discord}"
+    );
+    assert_eq!(discord["allowed_mentions"], json!({"parse": []}));
+    let ntfy = &got[paths[3]].1;
+    assert_eq!(
+        ntfy["headers"]["title"],
+        format!("FIRING disk-gc-shortfall {host}")
+    );
+    assert_eq!(ntfy["headers"]["priority"], "high");
+    assert_eq!(ntfy["headers"]["authorization"], "Bearer tk_ntfy-s3cr3t");
+    assert_eq!(mail["tls"], true, "STARTTLS before AUTH and MAIL");
+    assert_eq!(mail["user"], "alerts");
+    assert_eq!(
+        mail["rcpt_tos"],
+        json!(["ops@example.test", "oncall@example.test"])
+    );
+    let data = mail["data"].as_str().unwrap();
+    assert!(
+        data.contains("Subject: [FIRING] disk-gc-shortfall")
+            && data.contains("status:  firing")
+            && data.contains(&format!("subject: {host}")),
+        "{data}"
+    );
+    let fired = latencies(posted, &paths, &got, mail_at, am_at);
+
+    // Resolved. After the server's least gap between two evaluations, so the figure is the
+    // delivery's, not the wait for the next evaluation.
+    tokio::time::sleep(swarmkeeper_server::alerting::MIN_EVALUATION_GAP).await;
+    let posted = Instant::now();
+    post_report(&app.router, &disk_report(&host, 60, false)).await;
+    let got = http_got(&http, &host, &paths);
+    let (mail_at, mail) = mail_about(&smtp, &host);
+    let am_at = alertmanager_until(&am, |alerts| {
+        !alerts
+            .iter()
+            .any(|a| a["labels"]["subject"] == host.as_str())
+    });
+    let hook = body(&got[paths[0]].1);
+    assert_eq!(hook["status"], "resolved", "no second firing first: {hook}");
+    assert_eq!(hook["started_at"], started_at.as_str());
+    assert!(body(&got[paths[1]].1)["text"]
+        .as_str()
+        .unwrap()
+        .starts_with(":white_check_mark: *RESOLVED*"));
+    assert!(body(&got[paths[2]].1)["content"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("[RESOLVED] disk-gc-shortfall {host}")));
+    assert_eq!(
+        got[paths[3]].1["headers"]["title"],
+        format!("RESOLVED disk-gc-shortfall {host}")
+    );
+    let data = mail["data"].as_str().unwrap();
+    assert!(
+        data.contains("Subject: [RESOLVED] disk-gc-shortfall")
+            && data.contains("status:  resolved"),
+        "{data}"
+    );
+    let resolved = latencies(posted, &paths, &got, mail_at, am_at);
+
+    // The history names each delivery; nothing the channels hold is in it.
+    let mut history = Value::Null;
+    for _ in 0..50 {
+        history = app
+            .call(Call::get("/api/alerts/history").bearer(admin))
+            .await
+            .json();
+        let about = history["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["subject"] == host.as_str())
+            .count();
+        if about == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows: Vec<&Value> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["subject"] == host.as_str())
+        .collect();
+    assert_eq!(rows.len(), 2, "{history}");
+    for row in rows {
+        assert_eq!(row["delivery"], "sent to 6 of 6 channel(s)", "{row}");
+    }
+    assert!(!history.to_string().contains("s3cr3t"));
+
+    for ((kind, firing), (_, resolved)) in fired.iter().zip(&resolved) {
+        println!(
+            "through the server, report received -> {kind} received: firing {}, resolved {}",
+            ms(*firing),
+            ms(*resolved)
+        );
+    }
+}
