@@ -342,3 +342,56 @@ fn compose_text_of(page: &str) -> String {
         .replace("&gt;", ">")
         .replace("&amp;", "&")
 }
+
+#[tokio::test]
+async fn a_partial_put_keeps_every_field_it_leaves_out() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let service = TestService::running(
+        "partialput",
+        &[
+            "--replicas",
+            "2",
+            "--env",
+            "A=1",
+            "--label",
+            "team=shop",
+            "--limit-memory",
+            "32M",
+            "--update-failure-action",
+            "rollback",
+            "--update-monitor",
+            "2s",
+        ],
+        &["/bin/busybox", "sleep", "3600"],
+    );
+    let name = service.name.clone();
+    service.wait_running(2);
+    let before = service.spec();
+
+    // No name (the path's), only the command.
+    let answer = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&json!({"command": "/bin/busybox sleep 7200"})),
+        )
+        .await;
+    support::remove_history(&name);
+    answer.expect(200);
+    let edited = answer.json();
+    let changes = edited["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "only the command changed: {edited}");
+    assert!(changes[0].as_str().unwrap().contains("7200"), "{edited}");
+    let after = service.spec();
+    assert_eq!(args(&service), json!(["/bin/busybox", "sleep", "7200"]));
+    for path in [
+        "/TaskTemplate/ContainerSpec/Env",
+        "/Labels",
+        "/TaskTemplate/Resources/Limits",
+        "/UpdateConfig/FailureAction",
+        "/Mode/Replicated/Replicas",
+    ] {
+        assert_eq!(after.pointer(path), before.pointer(path), "{path}: {after}");
+    }
+}

@@ -132,9 +132,14 @@ pub async fn edit(
     caller: Caller,
     uri: Uri,
     Path(name): Path<String>,
-    Input(post): Input<FormPost>,
+    Input(body): Input<serde_json::Value>,
 ) -> Result<Reply, AppError> {
     let service = inspect(&state, &name).await?;
+    // A field the body leaves out keeps the service's value; the name is the path's.
+    let post: FormPost =
+        serde_json::from_value(overlay_body(&ServiceForm::of_view(&service.view), body)?)
+            .map_err(|e| AppError::BadInput(e.to_string()))?;
+    let name = service.name.clone();
     if post.form.name.trim() != name {
         let error = FieldError::new(
             "name",
@@ -149,6 +154,24 @@ pub async fn edit(
         );
     }
     save(&state, &caller, &uri, Some(service), post).await
+}
+
+/// An edit's body laid over the form of the service as it is: the fields the body gives
+/// replace the current values (`null` or `""` empties a field), the others are kept.
+fn overlay_body(
+    current: &ServiceForm,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, AppError> {
+    let serde_json::Value::Object(given) = body else {
+        return Err(AppError::BadInput(
+            "the body is an object of the form's fields".to_owned(),
+        ));
+    };
+    let mut merged = serde_json::to_value(current).map_err(AppError::internal)?;
+    if let Some(fields) = merged.as_object_mut() {
+        fields.extend(given);
+    }
+    Ok(merged)
 }
 
 /// The form refused: the page again with each message next to its field, or the JSON error.
