@@ -452,7 +452,7 @@ impl ServiceForm {
             if bytes == 0 {
                 String::new()
             } else {
-                bytes.to_string()
+                swarmkeeper_units::size(bytes)
             }
         };
         let mut form = ServiceForm {
@@ -1491,6 +1491,17 @@ mod tests {
         assert_eq!(built.spec["Labels"][LABEL_NAMESPACE], "shop");
         let refused = build(&form("web", "nginx"), &context).unwrap_err();
         assert_eq!(refused[0].field, "name");
+    }
+
+    #[test]
+    fn memory_reads_back_in_its_unit() {
+        let mut f = form("web", "nginx");
+        f.limit_memory = "32M".into();
+        f.reserve_memory = "1536m".into();
+        let spec = build(&f, &context()).unwrap().spec;
+        let read = ServiceForm::of_view(&ServiceView::read(&spec).unwrap());
+        assert_eq!(read.limit_memory, "32M");
+        assert_eq!(read.reserve_memory, "1536M");
     }
 
     #[test]
