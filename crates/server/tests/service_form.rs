@@ -377,8 +377,19 @@ async fn a_partial_put_keeps_every_field_it_leaves_out() {
                 .json(&json!({"command": "/bin/busybox sleep 7200"})),
         )
         .await;
+    // The service's page lists the edit, though the service is in no stack.
+    let page = app
+        .call(Call::get(&format!("/api/services/{name}")).bearer(&op.token))
+        .await;
     support::remove_history(&name);
     answer.expect(200);
+    page.expect(200);
+    let deploys = page.json()["deploys"].clone();
+    assert_eq!(
+        deploys[0]["by"],
+        format!("edited in the dashboard by {}", op.name),
+        "{deploys}"
+    );
     let edited = answer.json();
     let changes = edited["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "only the command changed: {edited}");
