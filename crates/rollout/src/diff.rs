@@ -298,7 +298,12 @@ fn is_default(key: &str, value: &Value) -> bool {
         Value::Null => true,
         Value::Bool(b) => !b,
         // A replicated service without `Replicas` runs one.
-        Value::Number(n) => n.as_f64() == Some(0.0) || (key == "Replicas" && n.as_u64() == Some(1)),
+        // Swarm's update and rollback configs without `Monitor` watch tasks for 5 s.
+        Value::Number(n) => {
+            n.as_f64() == Some(0.0)
+                || (key == "Replicas" && n.as_u64() == Some(1))
+                || (key == "Monitor" && n.as_u64() == Some(5_000_000_000))
+        }
         Value::String(s) => {
             s.is_empty()
                 || matches!(
@@ -393,6 +398,18 @@ mod tests {
             "TaskTemplate.ContainerSpec.Mounts[0].Source: /a → /b"
         );
         assert!(changes(&current, &current).is_empty());
+    }
+
+    #[test]
+    fn the_default_monitor_is_no_change() {
+        let current = json!({"UpdateConfig": {"Parallelism": 1},
+            "RollbackConfig": {"Parallelism": 1}});
+        let desired = json!({"UpdateConfig": {"Parallelism": 1, "Monitor": 5_000_000_000u64},
+            "RollbackConfig": {"Parallelism": 1, "Monitor": 5_000_000_000u64}});
+        assert!(changes(&desired, &current).is_empty());
+        let mut longer = desired.clone();
+        longer["UpdateConfig"]["Monitor"] = json!(6_000_000_000u64);
+        assert_eq!(changes(&longer, &current).len(), 1);
     }
 
     #[test]

@@ -406,3 +406,38 @@ async fn a_partial_put_keeps_every_field_it_leaves_out() {
         assert_eq!(after.pointer(path), before.pointer(path), "{path}: {after}");
     }
 }
+
+#[tokio::test]
+async fn an_unchanged_compose_text_applies_nothing() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    // Made by the form, not the docker CLI (which writes every default out).
+    let name = unique("unchanged");
+    let _service = TestService { name: name.clone() };
+    app.call(Call::post("/api/services").bearer(&op.token).json(&json!({
+        "name": name,
+        "image": test_image(),
+        "command": "/bin/busybox sleep 3600",
+        "labels": [TEST_LABEL],
+    })))
+    .await
+    .expect(201);
+    let page = app
+        .call(Call::get(&format!("/services/{name}/compose")).session(op))
+        .await;
+    page.expect(200);
+    let compose = compose_text_of(&page.text());
+    let before = version(&name);
+    let answer = app
+        .call(
+            Call::post(&format!("/api/services/{name}/compose"))
+                .bearer(&op.token)
+                .json(&json!({ "compose": compose })),
+        )
+        .await;
+    support::remove_history(&name);
+    answer.expect(200);
+    let edited = answer.json();
+    assert_eq!(edited["changes"], json!([]), "{edited}");
+    assert_eq!(version(&name), before, "nothing was applied: {edited}");
+}
