@@ -2,6 +2,7 @@
 //! with the fields the engine fills in by itself taken as equal to their absence.
 
 use serde_json::Value;
+use swarmkeeper_units::format_duration;
 
 /// Whether the engine's spec `current` already is `desired`: every field of `desired` equals
 /// the engine's, and every field only one side has is empty or a value the engine fills in
@@ -172,9 +173,28 @@ pub const IMAGE_PATH: &str = "TaskTemplate.ContainerSpec.Image";
 /// `PATH: OLD → NEW` otherwise, and for a list of plain values the items added (`+`) and
 /// removed (`-`).
 pub fn describe_change(change: &FieldChange) -> String {
+    // Durations and sizes in the units a stack file and the form take, not the API's.
+    let last = change.path.rsplit('.').next().unwrap_or_default();
+    let duration = [
+        "Delay",
+        "Monitor",
+        "Window",
+        "Interval",
+        "Timeout",
+        "StartPeriod",
+    ]
+    .contains(&last)
+        || change.path.ends_with("StopGracePeriod");
+    let size = ["MemoryBytes", "MemorySwap"].contains(&last);
     let show = |v: &Option<Value>| match v {
         None => "(none)".to_string(),
         Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) if duration && n.as_u64().is_some() => format_duration(
+            std::time::Duration::from_nanos(n.as_u64().unwrap_or_default()),
+        ),
+        Some(Value::Number(n)) if size && n.as_u64().is_some() => {
+            swarmkeeper_units::size(n.as_u64().unwrap_or_default())
+        }
         Some(other) => other.to_string(),
     };
     if change.path == IMAGE_PATH {
@@ -278,7 +298,12 @@ fn is_default(key: &str, value: &Value) -> bool {
         Value::Null => true,
         Value::Bool(b) => !b,
         // A replicated service without `Replicas` runs one.
-        Value::Number(n) => n.as_f64() == Some(0.0) || (key == "Replicas" && n.as_u64() == Some(1)),
+        // Swarm's update and rollback configs without `Monitor` watch tasks for 5 s.
+        Value::Number(n) => {
+            n.as_f64() == Some(0.0)
+                || (key == "Replicas" && n.as_u64() == Some(1))
+                || (key == "Monitor" && n.as_u64() == Some(5_000_000_000))
+        }
         Value::String(s) => {
             s.is_empty()
                 || matches!(
@@ -373,6 +398,37 @@ mod tests {
             "TaskTemplate.ContainerSpec.Mounts[0].Source: /a → /b"
         );
         assert!(changes(&current, &current).is_empty());
+    }
+
+    #[test]
+    fn the_default_monitor_is_no_change() {
+        let current = json!({"UpdateConfig": {"Parallelism": 1},
+            "RollbackConfig": {"Parallelism": 1}});
+        let desired = json!({"UpdateConfig": {"Parallelism": 1, "Monitor": 5_000_000_000u64},
+            "RollbackConfig": {"Parallelism": 1, "Monitor": 5_000_000_000u64}});
+        assert!(changes(&desired, &current).is_empty());
+        let mut longer = desired.clone();
+        longer["UpdateConfig"]["Monitor"] = json!(6_000_000_000u64);
+        assert_eq!(changes(&longer, &current).len(), 1);
+    }
+
+    #[test]
+    fn durations_and_sizes_read_as_the_form_takes_them() {
+        let current = json!({"UpdateConfig": {"Monitor": 5_000_000_000u64},
+            "TaskTemplate": {"Resources": {"Limits": {"MemoryBytes": 33_554_432}}}});
+        let desired = json!({"UpdateConfig": {"Monitor": 90_000_000_000u64},
+            "TaskTemplate": {"Resources": {"Limits": {"MemoryBytes": 67_108_864}}}});
+        let lines: Vec<String> = changes(&desired, &current)
+            .iter()
+            .map(describe_change)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "TaskTemplate.Resources.Limits.MemoryBytes: 32M → 64M",
+                "UpdateConfig.Monitor: 5s → 1m30s",
+            ]
+        );
     }
 
     #[test]

@@ -342,3 +342,102 @@ fn compose_text_of(page: &str) -> String {
         .replace("&gt;", ">")
         .replace("&amp;", "&")
 }
+
+#[tokio::test]
+async fn a_partial_put_keeps_every_field_it_leaves_out() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let service = TestService::running(
+        "partialput",
+        &[
+            "--replicas",
+            "2",
+            "--env",
+            "A=1",
+            "--label",
+            "team=shop",
+            "--limit-memory",
+            "32M",
+            "--update-failure-action",
+            "rollback",
+            "--update-monitor",
+            "2s",
+        ],
+        &["/bin/busybox", "sleep", "3600"],
+    );
+    let name = service.name.clone();
+    service.wait_running(2);
+    let before = service.spec();
+
+    // No name (the path's), only the command.
+    let answer = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&json!({"command": "/bin/busybox sleep 7200"})),
+        )
+        .await;
+    // The service's page lists the edit, though the service is in no stack.
+    let page = app
+        .call(Call::get(&format!("/api/services/{name}")).bearer(&op.token))
+        .await;
+    support::remove_history(&name);
+    answer.expect(200);
+    page.expect(200);
+    let deploys = page.json()["deploys"].clone();
+    assert_eq!(
+        deploys[0]["by"],
+        format!("edited in the dashboard by {}", op.name),
+        "{deploys}"
+    );
+    let edited = answer.json();
+    let changes = edited["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "only the command changed: {edited}");
+    assert!(changes[0].as_str().unwrap().contains("7200"), "{edited}");
+    let after = service.spec();
+    assert_eq!(args(&service), json!(["/bin/busybox", "sleep", "7200"]));
+    for path in [
+        "/TaskTemplate/ContainerSpec/Env",
+        "/Labels",
+        "/TaskTemplate/Resources/Limits",
+        "/UpdateConfig/FailureAction",
+        "/Mode/Replicated/Replicas",
+    ] {
+        assert_eq!(after.pointer(path), before.pointer(path), "{path}: {after}");
+    }
+}
+
+#[tokio::test]
+async fn an_unchanged_compose_text_applies_nothing() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    // Made by the form, not the docker CLI (which writes every default out).
+    let name = unique("unchanged");
+    let _service = TestService { name: name.clone() };
+    app.call(Call::post("/api/services").bearer(&op.token).json(&json!({
+        "name": name,
+        "image": test_image(),
+        "command": "/bin/busybox sleep 3600",
+        "labels": [TEST_LABEL],
+    })))
+    .await
+    .expect(201);
+    let page = app
+        .call(Call::get(&format!("/services/{name}/compose")).session(op))
+        .await;
+    page.expect(200);
+    let compose = compose_text_of(&page.text());
+    let before = version(&name);
+    let answer = app
+        .call(
+            Call::post(&format!("/api/services/{name}/compose"))
+                .bearer(&op.token)
+                .json(&json!({ "compose": compose })),
+        )
+        .await;
+    support::remove_history(&name);
+    answer.expect(200);
+    let edited = answer.json();
+    assert_eq!(edited["changes"], json!([]), "{edited}");
+    assert_eq!(version(&name), before, "nothing was applied: {edited}");
+}

@@ -197,6 +197,22 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// Bytes exactly, in the largest binary unit that divides them, in the grammar the docker
+/// CLI and compose read (`RAMInBytes`): `32M`, `1G`, `1536K`, `1000`; `0` for none.
+pub fn size(n: u64) -> String {
+    for (unit, scale) in [
+        ("T", 1u64 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ] {
+        if n != 0 && n.is_multiple_of(scale) {
+            return format!("{}{unit}", n / scale);
+        }
+    }
+    n.to_string()
+}
+
 /// How many characters of an id people see, as the docker CLI shows them.
 pub const SHORT_ID_LEN: usize = 12;
 
@@ -287,6 +303,15 @@ macro_rules! words {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_exact_in_the_largest_unit() {
+        assert_eq!(size(33_554_432), "32M");
+        assert_eq!(size(1 << 30), "1G");
+        assert_eq!(size(1536 * 1024), "1536K");
+        assert_eq!(size(1000), "1000");
+        assert_eq!(size(0), "0");
+    }
 
     #[test]
     fn go_grammar_refuses_blanks_that_flags_forgive() {

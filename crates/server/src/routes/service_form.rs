@@ -12,7 +12,7 @@ use axum::http::{StatusCode, Uri};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_deploy::history_stack;
-use swarmkeeper_engine::{overlay_form_fields, Service, ServiceView};
+use swarmkeeper_engine::{overlay_form_fields, Service, ServiceMode, ServiceView};
 use swarmkeeper_lint::{lint_running, RunningFinding};
 use swarmkeeper_rollout::{changes, describe_change};
 
@@ -149,9 +149,14 @@ pub async fn edit(
     caller: Caller,
     uri: Uri,
     Path(name): Path<String>,
-    Input(post): Input<FormPost>,
+    Input(body): Input<serde_json::Value>,
 ) -> Result<Reply, AppError> {
     let service = inspect(&state, &name).await?;
+    // A field the body leaves out keeps the service's value; the name is the path's.
+    let post: FormPost =
+        serde_json::from_value(overlay_body(&ServiceForm::of_view(&service.view), body)?)
+            .map_err(|e| AppError::BadInput(e.to_string()))?;
+    let name = service.name.clone();
     if post.form.name.trim() != name {
         let error = FieldError::new(
             "name",
@@ -166,6 +171,40 @@ pub async fn edit(
         );
     }
     save(&state, &caller, &uri, Some(service), post).await
+}
+
+/// An edit's body laid over the form of the service as it is: the fields the body gives
+/// replace the current values (`null` or `""` empties a field), the others are kept.
+fn overlay_body(
+    current: &ServiceForm,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, AppError> {
+    let serde_json::Value::Object(given) = body else {
+        return Err(AppError::BadInput(
+            "the body is an object of the form's fields".to_owned(),
+        ));
+    };
+    let mut merged = serde_json::to_value(current).map_err(AppError::internal)?;
+    if let Some(fields) = merged.as_object_mut() {
+        fields.extend(given);
+    }
+    Ok(merged)
+}
+
+/// Swarm cannot turn a replicated service global or back (the engine answers 501).
+fn mode_change(view: &ServiceView, form: &ServiceForm) -> Option<FieldError> {
+    let global = matches!(view.mode, ServiceMode::Global);
+    let wants_global = form.mode.trim() == "global";
+    (wants_global != global).then(|| {
+        FieldError::new(
+            "mode",
+            format!(
+                "Swarm cannot change a service's mode: this one stays {}; create a new \
+                 service instead",
+                if global { "global" } else { "replicated" }
+            ),
+        )
+    })
 }
 
 /// The form refused: the page again with each message next to its field, or the JSON error.
@@ -227,6 +266,16 @@ async fn save(
         .map(str::to_owned);
     let context = context(state, stack).await?;
     let built = match build(&post.form, &context) {
+        Ok(built) => match current
+            .as_ref()
+            .and_then(|s| mode_change(&s.view, &post.form))
+        {
+            Some(error) => Err(vec![error]),
+            None => Ok(built),
+        },
+        Err(errors) => Err(errors),
+    };
+    let built = match built {
         Ok(built) => built,
         Err(errors) => {
             return refuse(
@@ -505,4 +554,56 @@ async fn apply_compose(
         deploy,
     })
     .with_status(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn view(mode: serde_json::Value) -> ServiceView {
+        ServiceView::read(&json!({
+            "Name": "web",
+            "TaskTemplate": {"ContainerSpec": {"Image": "nginx:1"}},
+            "Mode": mode,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_service_keeps_its_mode() {
+        let replicated = view(json!({"Replicated": {"Replicas": 2}}));
+        let global = view(json!({"Global": {}}));
+        let mut form = ServiceForm::of_view(&replicated);
+        assert!(mode_change(&replicated, &form).is_none());
+        form.mode = "global".into();
+        assert_eq!(mode_change(&replicated, &form).unwrap().field, "mode");
+        let mut form = ServiceForm::of_view(&global);
+        assert!(mode_change(&global, &form).is_none());
+        form.mode = "replicated".into();
+        assert_eq!(mode_change(&global, &form).unwrap().field, "mode");
+    }
+
+    #[test]
+    fn a_partial_body_keeps_what_it_leaves_out() {
+        let current = ServiceForm {
+            name: "web".into(),
+            image: "nginx:1".into(),
+            env: "A=1".into(),
+            labels: "team=shop".into(),
+            limit_memory: "32M".into(),
+            update_failure_action: "rollback".into(),
+            replicas: "2".into(),
+            ..ServiceForm::default()
+        };
+        let body = json!({"image": "nginx:2", "env": null});
+        let post: FormPost = serde_json::from_value(overlay_body(&current, body).unwrap()).unwrap();
+        let wanted = ServiceForm {
+            image: "nginx:2".into(),
+            env: String::new(),
+            ..current
+        };
+        assert_eq!(post.form, wanted);
+        assert!(overlay_body(&wanted, json!(["image"])).is_err());
+    }
 }

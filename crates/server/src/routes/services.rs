@@ -116,10 +116,9 @@ async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppEr
         .collect();
     let task_refs: Vec<&Task> = tasks.iter().collect();
     let row = service_row(&service, &task_refs);
-    let deploys = match &row.stack {
-        Some(stack) => service_deploys(state, stack, &service.name).await?,
-        None => Vec::new(),
-    };
+    // A service outside a stack has a history of its own (the form's edits go there).
+    let history = swarmkeeper_deploy::history_stack(&service);
+    let deploys = service_deploys(state, history, &service.name).await?;
     let image_digest = state.autodeploy.tag_digest(state, &service).await;
     let autodeploy_events = state
         .store()

@@ -220,7 +220,12 @@ const ROWS: &[(&str, &str, &str, bool)] = &[
         "node.labels.zone, one a line",
         true,
     ),
-    ("mode", "Mode", "replicated or global", false),
+    (
+        "mode",
+        "Mode",
+        "replicated or global; Swarm cannot change a service's mode once created",
+        false,
+    ),
     (
         "replicas",
         "Replicas",
@@ -447,7 +452,7 @@ impl ServiceForm {
             if bytes == 0 {
                 String::new()
             } else {
-                bytes.to_string()
+                swarmkeeper_units::size(bytes)
             }
         };
         let mut form = ServiceForm {
@@ -1040,9 +1045,39 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
         ("reserve_memory", &form.reserve_memory),
     ] {
         if !value.trim().is_empty() {
-            if let Err(why) = parse_bytes(value.trim()) {
-                errors.push(FieldError::new(field, why));
+            match parse_bytes(value.trim()) {
+                Err(why) => errors.push(FieldError::new(field, why)),
+                // The engine refuses a task below it (`Minimum memory limit allowed is 6MB`).
+                Ok(bytes) if bytes > 0 && bytes < MIN_MEMORY => errors.push(FieldError::new(
+                    field,
+                    format!("{:?} is below Docker's minimum of 6M", value.trim()),
+                )),
+                Ok(_) => {}
             }
+        }
+    }
+    for field in ["update_max_failure_ratio", "rollback_max_failure_ratio"] {
+        let value = form.value(field).trim();
+        if !value.is_empty() && !value.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r)) {
+            errors.push(FieldError::new(
+                field,
+                format!("{value:?}: the ratio of failed tasks is a number from 0 to 1"),
+            ));
+        }
+    }
+    for item in items(&form.log_options) {
+        let (key, value) = item.split_once('=').unwrap_or((item, ""));
+        let value = value.trim();
+        let wrong = match key.trim() {
+            "max-size" => parse_bytes(value).is_err(),
+            "max-file" => !value.parse::<u32>().is_ok_and(|n| n > 0),
+            _ => false,
+        };
+        if wrong {
+            errors.push(FieldError::new(
+                "log_options",
+                format!("{item:?}: max-size is a size like 10m, max-file a number of files from 1"),
+            ));
         }
     }
     for (field, text, known, kind) in [
@@ -1125,6 +1160,35 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
     errors
 }
 
+/// The least memory the engine lets a task have or reserve (6 MiB).
+const MIN_MEMORY: u64 = 6 * 1024 * 1024;
+
+/// The same published port (and protocol) twice: the engine refuses the spec.
+fn check_ports(spec: &serde_json::Value) -> Option<FieldError> {
+    let ports = spec.pointer("/EndpointSpec/Ports")?.as_array()?;
+    let mut seen = Vec::new();
+    for port in ports {
+        let published = port
+            .get("PublishedPort")
+            .and_then(serde_json::Value::as_u64);
+        let Some(published) = published.filter(|p| *p != 0) else {
+            continue;
+        };
+        let protocol = port
+            .get("Protocol")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("tcp");
+        if seen.contains(&(published, protocol)) {
+            return Some(FieldError::new(
+                "ports",
+                format!("port {published}/{protocol} is published twice"),
+            ));
+        }
+        seen.push((published, protocol));
+    }
+    None
+}
+
 /// The spec the form describes, or every field that is wrong (each once, in the form's
 /// order). Nothing here touches the engine: the shell sends the result.
 pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldError>> {
@@ -1149,6 +1213,9 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
         vec![FieldError::new(field, e.message())]
     })?;
     let (_, spec) = specs.pop().expect("the form writes exactly one service");
+    if let Some(error) = check_ports(&spec) {
+        return Err(vec![error]);
+    }
     Ok(Built {
         spec,
         compose: writer.text,
@@ -1414,6 +1481,28 @@ mod tests {
     }
 
     #[test]
+    fn memory_reads_back_in_its_unit() {
+        let mut f = form("web", "nginx");
+        f.limit_memory = "32M".into();
+        f.reserve_memory = "1536m".into();
+        let spec = build(&f, &context()).unwrap().spec;
+        let read = ServiceForm::of_view(&ServiceView::read(&spec).unwrap());
+        assert_eq!(read.limit_memory, "32M");
+        assert_eq!(read.reserve_memory, "1536M");
+    }
+
+    #[test]
+    fn what_the_engine_takes_passes() {
+        let mut f = form("web", "nginx");
+        f.ports = "8080:80\n8080:80/udp\n80".into();
+        f.update_max_failure_ratio = "1".into();
+        f.rollback_max_failure_ratio = "0.25".into();
+        f.limit_memory = "6M".into();
+        f.log_options = "max-size=10m\nmax-file=3".into();
+        assert!(build(&f, &context()).is_ok());
+    }
+
+    #[test]
     fn global_mode() {
         let mut f = form("agent", "busybox");
         f.mode = "global".into();
@@ -1484,6 +1573,21 @@ mod tests {
             ("labels", |f| f.labels = "no key".into()),
             ("log_driver", |f| f.log_driver = "no such driver".into()),
             ("log_options", |f| f.log_options = "=v".into()),
+            // Issue #14: what passed the preview and failed only at the engine or rollout.
+            ("update_max_failure_ratio", |f| {
+                f.update_max_failure_ratio = "2".into()
+            }),
+            ("rollback_max_failure_ratio", |f| {
+                f.rollback_max_failure_ratio = "-0.5".into()
+            }),
+            ("ports", |f| f.ports = "8080:80\n8080:81".into()),
+            ("ports", |f| {
+                f.ports = "8080:80\npublished=8080,target=81".into()
+            }),
+            ("log_options", |f| f.log_options = "max-size=banana".into()),
+            ("log_options", |f| f.log_options = "max-file=0".into()),
+            ("limit_memory", |f| f.limit_memory = "1k".into()),
+            ("reserve_memory", |f| f.reserve_memory = "5M".into()),
         ];
         let mut missed = Vec::new();
         for (field, spoil) in cases {
