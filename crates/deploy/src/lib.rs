@@ -52,6 +52,7 @@ pub use digest::{base64, sha256_hex};
 pub use history::{History, Locking, RevisionEnd, RevisionStart};
 pub use image::{history_stack, ImageUpdate};
 pub use objects::{StackObject, LABEL_DATA_SHA256};
+pub use preflight::facts as node_facts;
 pub use preview::Preview;
 pub use record::{service_images, ServiceImages};
 pub use remove::{remove_stack, stack_objects, StackObjects};

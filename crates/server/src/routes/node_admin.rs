@@ -52,12 +52,18 @@ pub async fn drain_preview(
     Path(id): Path<String>,
 ) -> Result<Reply, AppError> {
     let node = inspect(&state, &id).await?;
-    let (tasks, services) = tokio::try_join!(
+    let (tasks, services, nodes) = tokio::try_join!(
         state.engine.list_node_tasks(&node.id),
-        state.engine.list_services(None)
+        state.engine.list_services(None),
+        state.engine.list_nodes()
     )?;
+    let others: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.id != node.id)
+        .map(swarmkeeper_deploy::node_facts)
+        .collect();
     Ok(Reply::page(DrainPreview {
-        effect: drain_effect(&tasks, &services),
+        effect: drain_effect(&tasks, &services, &others),
         id: node.id,
         hostname: node.hostname,
         availability: node.availability,

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use swarmkeeper_engine::{Service, SwarmNode, Task, TaskState};
+use swarmkeeper_rollout::preflight::{unplaceable, NodeFacts};
 
 use super::FieldError;
 
@@ -21,21 +22,28 @@ pub struct AffectedTask {
     pub service: String,
     pub slot: Option<u64>,
     pub state: String,
+    /// What the drain does to it: `moves`, `stops: global service`, or `stops: no other node
+    /// qualifies (…)` naming the placement constraint no other ready, active node meets.
+    pub fate: String,
 }
 
 /// What draining a node does to the tasks it runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DrainEffect {
-    /// Tasks of replicated services (and replicated jobs): Swarm starts a replacement on
-    /// another node, if one qualifies.
+    /// Tasks of replicated services (and replicated jobs) whose placement constraints another
+    /// ready, active node meets: Swarm starts a replacement there.
     pub moving: Vec<AffectedTask>,
-    /// Tasks of global services: one per node, so they stop and start nowhere else.
+    /// Tasks that stop and start nowhere else: those of global services (one per node), and
+    /// those no other node qualifies for.
     pub stopping: Vec<AffectedTask>,
 }
 
-/// The effect of draining the node that runs `tasks` (the node's tasks, old ones included):
-/// every task Swarm means to keep running there moves, or stops for a global service.
-pub fn drain_effect(tasks: &[Task], services: &[Service]) -> DrainEffect {
+/// The effect of draining the node that runs `tasks` (the node's tasks, old ones included),
+/// with `others` the swarm's other nodes: every task Swarm means to keep running there moves
+/// when another node meets its service's placement constraints (Swarm's rules, see
+/// `swarmkeeper_rollout::preflight`), and stops otherwise or for a global service. Resource
+/// reservations and host ports are not weighed: a task said to move may still stay pending.
+pub fn drain_effect(tasks: &[Task], services: &[Service], others: &[NodeFacts]) -> DrainEffect {
     let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut effect = DrainEffect::default();
     for task in tasks
@@ -43,16 +51,24 @@ pub fn drain_effect(tasks: &[Task], services: &[Service]) -> DrainEffect {
         .filter(|t| t.desired_state == TaskState::Running)
     {
         let service = by_id.get(task.service_id.as_str());
+        let stops = match service {
+            Some(s) if s.view.mode.is_global() => Some("stops: global service".to_owned()),
+            Some(s) => unplaceable(&s.view.constraints, others)
+                .ok()
+                .flatten()
+                .map(|why| format!("stops: no other node qualifies ({why})")),
+            None => None,
+        };
         let affected = AffectedTask {
             id: task.id.clone(),
             service: service.map_or_else(|| task.service_id.clone(), |s| s.name.clone()),
             slot: task.slot,
             state: task.state.to_string(),
+            fate: stops.clone().unwrap_or_else(|| "moves".to_owned()),
         };
-        if service.is_some_and(|s| s.view.mode.is_global()) {
-            effect.stopping.push(affected);
-        } else {
-            effect.moving.push(affected);
+        match stops {
+            Some(_) => effect.stopping.push(affected),
+            None => effect.moving.push(affected),
         }
     }
     for list in [&mut effect.moving, &mut effect.stopping] {
@@ -155,11 +171,61 @@ mod tests {
             task("old", "r", Some(1), "shutdown"),
             task("tg", "g", None, "running"),
         ];
-        let effect = drain_effect(&tasks, &services);
+        let other = NodeFacts {
+            id: "n2".into(),
+            hostname: "worker-2".into(),
+            role: "worker".into(),
+            schedulable: true,
+            ..NodeFacts::default()
+        };
+        let effect = drain_effect(&tasks, &services, std::slice::from_ref(&other));
         let ids = |l: &[AffectedTask]| l.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&effect.moving), ["t1", "t2"]);
         assert_eq!(ids(&effect.stopping), ["tg"]);
         assert_eq!(effect.moving[0].service, "svc-r");
+        assert_eq!(effect.moving[0].fate, "moves");
+        assert_eq!(effect.stopping[0].fate, "stops: global service");
+    }
+
+    #[test]
+    fn a_task_no_other_node_qualifies_for_stops_naming_the_constraint() {
+        let pinned = |name: &str, constraint: &str| {
+            let spec = json!({"Name": format!("svc-{name}"), "Mode": {"Replicated": {"Replicas": 1}},
+                "TaskTemplate": {"ContainerSpec": {"Image": "nginx"},
+                                 "Placement": {"Constraints": [constraint]}}});
+            Service::new(name.to_owned(), 1, spec, None, None).unwrap()
+        };
+        let services = [
+            pinned("m", "node.role == manager"),
+            pinned("w", "node.role == worker"),
+        ];
+        let tasks = [
+            task("tm", "m", Some(1), "running"),
+            task("tw", "w", Some(1), "running"),
+        ];
+        let worker = NodeFacts {
+            id: "n2".into(),
+            role: "worker".into(),
+            schedulable: true,
+            ..NodeFacts::default()
+        };
+        let effect = drain_effect(&tasks, &services, std::slice::from_ref(&worker));
+        assert_eq!(effect.moving.len(), 1);
+        assert_eq!(effect.moving[0].id, "tw");
+        assert_eq!(effect.stopping.len(), 1);
+        assert_eq!(effect.stopping[0].id, "tm");
+        assert!(
+            effect.stopping[0]
+                .fate
+                .starts_with("stops: no other node qualifies (")
+                && effect.stopping[0].fate.contains("node.role == manager"),
+            "{}",
+            effect.stopping[0].fate
+        );
+        // A single-node swarm: nothing moves.
+        let alone = drain_effect(&tasks, &services, &[]);
+        assert!(alone.moving.is_empty());
+        assert_eq!(alone.stopping.len(), 2);
     }
 
     #[test]
