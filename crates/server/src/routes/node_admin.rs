@@ -17,8 +17,8 @@ use crate::page::url_encode;
 use crate::respond::{Input, Reply};
 use crate::state::AppState;
 use crate::views::node_admin::{
-    drain_effect, labels_text, one_of, parse_labels, removal_refusal, DrainEffect, AVAILABILITIES,
-    ROLES,
+    drain_effect, labels_text, one_of, own_container_id, parse_labels, removal_refusal,
+    DrainEffect, AVAILABILITIES, ROLES,
 };
 use crate::views::FieldError;
 
@@ -63,11 +63,17 @@ pub async fn drain_preview(
         .map(swarmkeeper_deploy::node_facts)
         .collect();
     Ok(Reply::page(DrainPreview {
-        effect: drain_effect(&tasks, &services, &others),
+        effect: drain_effect(&tasks, &services, &others, own_container().as_deref()),
         id: node.id,
         hostname: node.hostname,
         availability: node.availability,
     }))
+}
+
+/// The server's own container, when it runs in one.
+fn own_container() -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    own_container_id(&mountinfo)
 }
 
 /// What a node change did.

@@ -25,6 +25,8 @@ pub struct AffectedTask {
     /// What the drain does to it: `moves`, `stops: global service`, or `stops: no other node
     /// qualifies (…)` naming the placement constraint no other ready, active node meets.
     pub fate: String,
+    /// The task of this very server: draining its node stops the dashboard.
+    pub own_server: bool,
 }
 
 /// What draining a node does to the tasks it runs.
@@ -36,6 +38,8 @@ pub struct DrainEffect {
     /// Tasks that stop and start nowhere else: those of global services (one per node), and
     /// those no other node qualifies for.
     pub stopping: Vec<AffectedTask>,
+    /// One of the tasks is this server's own: the dashboard stops with the drain.
+    pub stops_dashboard: bool,
 }
 
 /// The effect of draining the node that runs `tasks` (the node's tasks, old ones included),
@@ -43,7 +47,14 @@ pub struct DrainEffect {
 /// when another node meets its service's placement constraints (Swarm's rules, see
 /// `swarmkeeper_rollout::preflight`), and stops otherwise or for a global service. Resource
 /// reservations and host ports are not weighed: a task said to move may still stay pending.
-pub fn drain_effect(tasks: &[Task], services: &[Service], others: &[NodeFacts]) -> DrainEffect {
+/// `own_container` is the server's own container, when it runs in one (see
+/// [`own_container_id`]).
+pub fn drain_effect(
+    tasks: &[Task],
+    services: &[Service],
+    others: &[NodeFacts],
+    own_container: Option<&str>,
+) -> DrainEffect {
     let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut effect = DrainEffect::default();
     for task in tasks
@@ -65,7 +76,9 @@ pub fn drain_effect(tasks: &[Task], services: &[Service], others: &[NodeFacts]) 
             slot: task.slot,
             state: task.state.to_string(),
             fate: stops.clone().unwrap_or_else(|| "moves".to_owned()),
+            own_server: own_container.is_some_and(|own| task.container_id.as_deref() == Some(own)),
         };
+        effect.stops_dashboard |= affected.own_server;
         match stops {
             Some(_) => effect.stopping.push(affected),
             None => effect.moving.push(affected),
@@ -75,6 +88,17 @@ pub fn drain_effect(tasks: &[Task], services: &[Service], others: &[NodeFacts]) 
         list.sort_by(|a, b| (&a.service, a.slot).cmp(&(&b.service, b.slot)));
     }
     effect
+}
+
+/// The id of the container this process runs in, from its `/proc/self/mountinfo`: Docker
+/// bind-mounts the container's `hostname`, `hosts` and `resolv.conf` from
+/// `…/containers/ID/`. `None` outside a container.
+pub fn own_container_id(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
+        let (_, rest) = line.split_once("/containers/")?;
+        let id = rest.split('/').next()?;
+        (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
+    })
 }
 
 /// One of `allowed`, or a message naming the field and the values it takes.
@@ -178,7 +202,7 @@ mod tests {
             schedulable: true,
             ..NodeFacts::default()
         };
-        let effect = drain_effect(&tasks, &services, std::slice::from_ref(&other));
+        let effect = drain_effect(&tasks, &services, std::slice::from_ref(&other), None);
         let ids = |l: &[AffectedTask]| l.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&effect.moving), ["t1", "t2"]);
         assert_eq!(ids(&effect.stopping), ["tg"]);
@@ -209,7 +233,7 @@ mod tests {
             schedulable: true,
             ..NodeFacts::default()
         };
-        let effect = drain_effect(&tasks, &services, std::slice::from_ref(&worker));
+        let effect = drain_effect(&tasks, &services, std::slice::from_ref(&worker), None);
         assert_eq!(effect.moving.len(), 1);
         assert_eq!(effect.moving[0].id, "tw");
         assert_eq!(effect.stopping.len(), 1);
@@ -223,9 +247,40 @@ mod tests {
             effect.stopping[0].fate
         );
         // A single-node swarm: nothing moves.
-        let alone = drain_effect(&tasks, &services, &[]);
+        let alone = drain_effect(&tasks, &services, &[], None);
         assert!(alone.moving.is_empty());
         assert_eq!(alone.stopping.len(), 2);
+        assert!(!alone.stops_dashboard);
+    }
+
+    #[test]
+    fn draining_the_servers_own_node_warns_that_the_dashboard_stops() {
+        let id = "0f".repeat(32);
+        let mountinfo = format!(
+            "1520 1500 0:52 / / ro,relatime master:1 - overlay overlay rw\n\
+             1530 1520 254:1 /var/lib/docker/containers/{id}/hostname /etc/hostname rw - ext4 /dev/vda1 rw\n"
+        );
+        assert_eq!(own_container_id(&mountinfo), Some(id.clone()));
+        assert_eq!(
+            own_container_id("36 35 98:0 /mnt1 /mnt2 rw - ext3 /dev/root rw\n"),
+            None
+        );
+        let services = [service("s", json!({"Replicated": {"Replicas": 1}}))];
+        let mut server = task("ts", "s", Some(1), "running");
+        server.container_id = Some(id.clone());
+        let other = task("to", "s", Some(2), "running");
+        let effect = drain_effect(&[server, other], &services, &[], Some(&id));
+        assert!(effect.stops_dashboard);
+        let own: Vec<_> = effect.stopping.iter().filter(|t| t.own_server).collect();
+        assert_eq!(own.len(), 1);
+        assert_eq!(own[0].id, "ts");
+        let elsewhere = drain_effect(
+            &[task("to", "s", Some(2), "running")],
+            &services,
+            &[],
+            Some(&id),
+        );
+        assert!(!elsewhere.stops_dashboard);
     }
 
     #[test]
