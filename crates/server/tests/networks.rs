@@ -182,6 +182,15 @@ async fn an_overlapping_subnet_is_refused_naming_the_network_that_has_it() {
             .json(&json!({"name": name, "subnet": subnet}))
     };
     app.call(create(&first, &subnet)).await.expect(201);
+    // Its removal, as every removal, asks first.
+    let list = app
+        .call(support::Call::get("/networks").session(op))
+        .await
+        .text();
+    assert!(
+        list.contains(&format!("data-confirm=\"Remove network {first}?")),
+        "{list}"
+    );
     let narrower = subnet.replace(".0/24", ".128/25");
     for overlapping in [subnet.as_str(), narrower.as_str()] {
         let message = app
