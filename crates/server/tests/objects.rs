@@ -415,3 +415,24 @@ async fn deploy_history_configs_are_not_listed_nor_removable() {
         "{revisions:?}"
     );
 }
+
+/// A label with an empty key is refused by field, and nothing is created.
+#[tokio::test]
+async fn a_label_without_a_key_is_refused() {
+    let app = TestApp::new().await;
+    let name = unique("lbl");
+    let _made = Made {
+        kind: "secret",
+        names: vec![name.clone()],
+    };
+    let message = app
+        .call(
+            support::Call::post("/api/secrets")
+                .bearer(&app.operator.token)
+                .json(&json!({"name": name, "data": "x", "labels": {"": "v"}})),
+        )
+        .await
+        .expect_json_error(422);
+    assert!(message.starts_with("labels: "), "{message}");
+    assert!(!exists("secret", &name));
+}

@@ -18,8 +18,8 @@ use crate::error::AppError;
 use crate::respond::{refused, Input, Reply};
 use crate::state::AppState;
 use crate::views::objects::{
-    check_data, check_name, history_refusal, history_stack, in_use, next_version, object_rows,
-    refs, FieldError, ObjectRow,
+    check_data, check_labels, check_name, history_refusal, history_stack, in_use, next_version,
+    object_rows, refs, FieldError, ObjectRow,
 };
 
 /// The secrets or configs page: every object with its users, and the create form's state.
@@ -294,7 +294,9 @@ async fn create(
     kind: FileKind,
     request: CreateRequest,
 ) -> Result<Reply, AppError> {
-    let checked = check_name("name", &request.name).and_then(|()| check_data(kind, &request.data));
+    let checked = check_name("name", &request.name)
+        .and_then(|()| check_data(kind, &request.data))
+        .and_then(|()| check_labels(&request.labels));
     if let Err(error) = checked {
         return refuse(
             state,

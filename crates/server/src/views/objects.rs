@@ -166,6 +166,18 @@ pub fn check_name(field: &'static str, name: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// Labels Swarm would keep: no empty key (the engine takes one, and it cannot be filtered
+/// on or removed by name afterwards).
+pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), FieldError> {
+    match labels.keys().any(|k| k.trim().is_empty()) {
+        true => Err(FieldError::new(
+            "labels",
+            "a label needs a key (an empty one was given)".to_owned(),
+        )),
+        false => Ok(()),
+    }
+}
+
 /// A value Swarm will take: not empty, at most [`MAX_DATA_BYTES`].
 pub fn check_data(kind: FileKind, data: &str) -> Result<(), FieldError> {
     if data.is_empty() {
@@ -298,6 +310,16 @@ mod tests {
             Some("secret pw is used by web: remove it from them first, or rotate it")
         );
         assert_eq!(in_use(FileKind::Secret, "pw", &[]), None);
+    }
+
+    #[test]
+    fn a_label_needs_a_key() {
+        let labels = |k: &str| BTreeMap::from([(k.to_owned(), "v".to_owned())]);
+        assert!(check_labels(&labels("team")).is_ok());
+        for empty in ["", "  "] {
+            let error = check_labels(&labels(empty)).unwrap_err();
+            assert_eq!(error.field, "labels");
+        }
     }
 
     #[test]
