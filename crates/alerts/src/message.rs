@@ -1,6 +1,6 @@
 //! What goes to a channel: a firing or resolved alert, and the generic webhook's JSON.
 
-use jiff::{Timestamp, Unit};
+use jiff::{RoundMode, Timestamp, TimestampRound, Unit};
 use serde::Serialize;
 
 use crate::rules::RuleId;
@@ -82,9 +82,13 @@ impl Message {
     }
 }
 
-/// `2026-11-26T12:00:00Z`: whole seconds, always `Z`.
+/// `2026-11-26T12:00:00Z`: whole seconds, always `Z`, truncated: a time is never shown
+/// later than it was (01:41:36.54 is 01:41:36Z, not 01:41:37Z).
 pub fn rfc3339_seconds(at: Timestamp) -> String {
-    at.round(Unit::Second).unwrap_or(at).to_string()
+    let whole = TimestampRound::new()
+        .smallest(Unit::Second)
+        .mode(RoundMode::Trunc);
+    at.round(whole).unwrap_or(at).to_string()
 }
 
 #[cfg(test)]
@@ -108,7 +112,7 @@ mod tests {
                 "rule": "node-down",
                 "subject": "w1",
                 "summary": "node w1 is down",
-                "started_at": "2026-11-26T12:00:01Z"
+                "started_at": "2026-11-26T12:00:00Z"
             })
         );
         assert_eq!(
