@@ -196,7 +196,7 @@ async fn an_overlapping_subnet_is_refused_naming_the_network_that_has_it() {
         let message = app
             .call(create(&second, overlapping))
             .await
-            .expect_json_error(422);
+            .expect_json_error(400);
         assert!(message.contains("subnet"), "{message}");
         assert!(message.contains(&first), "{message}");
         assert!(

@@ -432,7 +432,7 @@ async fn a_label_without_a_key_is_refused() {
                 .json(&json!({"name": name, "data": "x", "labels": {"": "v"}})),
         )
         .await
-        .expect_json_error(422);
+        .expect_json_error(400);
     assert!(message.starts_with("labels: "), "{message}");
     assert!(!exists("secret", &name));
 }

@@ -100,6 +100,12 @@ pub struct CreatedNetwork {
     pub warnings: Vec<String>,
 }
 
+/// How often, and how many times, a create looks for the allocation of the new network: the
+/// manager's allocator runs after the create is answered (at once when idle, later under
+/// load); one that failed stays unallocated.
+const ALLOCATION_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+const ALLOCATION_POLLS: usize = 20;
+
 /// `POST /networks` (the form), `POST /api/networks`: an overlay network, swarm-scoped.
 /// Bad input names its field (the form comes back with the message next to it).
 pub async fn create(
@@ -150,12 +156,17 @@ pub async fn create(
     // Swarm answers the create before its allocator runs; a network it could not allocate
     // (an overlapping subnet the check above could not see) is left with no driver and no
     // subnet, and would break every service put on it.
-    let allocated = state
-        .engine
-        .networks()
-        .await?
-        .into_iter()
-        .any(|n| n.id == created.id && !n.driver.is_empty());
+    let mut allocated = false;
+    for _ in 0..ALLOCATION_POLLS {
+        let networks = state.engine.networks().await?;
+        allocated = networks
+            .iter()
+            .any(|n| n.id == created.id && !n.driver.is_empty());
+        if allocated {
+            break;
+        }
+        tokio::time::sleep(ALLOCATION_POLL).await;
+    }
     if !allocated {
         let removed = state.engine.remove_network(&created.id).await;
         return Err(AppError::Conflict(format!(
