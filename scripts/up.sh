@@ -29,6 +29,10 @@ if ! docker secret inspect swarmkeeper_report_secret >/dev/null 2>&1; then
     say "creating the secret agents report to the server with (swarmkeeper_report_secret)"
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | docker secret create swarmkeeper_report_secret - >/dev/null
 fi
+if ! docker secret inspect swarmkeeper_secret_key >/dev/null 2>&1; then
+    say "creating the key the server seals alert-channel and registry credentials with (swarmkeeper_secret_key)"
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | docker secret create swarmkeeper_secret_key - >/dev/null
+fi
 
 # The server keeps its SQLite file on the manager labelled swarmkeeper.state=true: this node,
 # unless one is labelled already.

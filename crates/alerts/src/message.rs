@@ -1,6 +1,6 @@
 //! What goes to a channel: a firing or resolved alert, and the generic webhook's JSON.
 
-use jiff::{Timestamp, Unit};
+use jiff::{RoundMode, Timestamp, TimestampRound, Unit};
 use serde::Serialize;
 
 use crate::rules::RuleId;

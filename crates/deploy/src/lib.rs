@@ -44,11 +44,15 @@ use swarmkeeper_rollout::{
 };
 use swarmkeeper_store::StoreError;
 
-pub use cluster::{HistoryListing, Imported, SwarmHistory, LABEL_STACK as REVISION_STACK_LABEL};
+pub use cluster::{
+    HistoryListing, Imported, SwarmHistory, LABEL_LOCK_STACK as LOCK_STACK_LABEL,
+    LABEL_STACK as REVISION_STACK_LABEL,
+};
 pub use digest::{base64, sha256_hex};
 pub use history::{History, Locking, RevisionEnd, RevisionStart};
 pub use image::{history_stack, ImageUpdate};
 pub use objects::{StackObject, LABEL_DATA_SHA256};
+pub use preflight::facts as node_facts;
 pub use preview::Preview;
 pub use record::{service_images, ServiceImages};
 pub use remove::{remove_stack, stack_objects, StackObjects};

@@ -125,7 +125,7 @@ async fn external_objects(engine: &Engine, spec: &StackSpec) -> Result<(), Deplo
 }
 
 /// What constraints read of a node; Swarm places new tasks only on a ready, active one.
-fn facts(node: &SwarmNode) -> NodeFacts {
+pub fn facts(node: &SwarmNode) -> NodeFacts {
     NodeFacts {
         id: node.id.clone(),
         hostname: node.hostname.clone(),

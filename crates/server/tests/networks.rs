@@ -162,3 +162,55 @@ async fn an_overlay_network_is_created_listed_guarded_and_removed() {
         "{audit:?}"
     );
 }
+
+/// A subnet that overlaps an existing network's is refused before anything is created (Swarm
+/// would create the network and fail to allocate it, silently), naming that network.
+#[tokio::test]
+async fn an_overlapping_subnet_is_refused_naming_the_network_that_has_it() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let (first, second) = (unique("neta"), unique("netb"));
+    let _made = (MadeNetwork(first.clone()), MadeNetwork(second.clone()));
+    let subnet = format!(
+        "10.{}.{}.0/24",
+        200 + (std::process::id() + 7) % 50,
+        (std::process::id() + 7) % 250
+    );
+    let create = |name: &str, subnet: &str| {
+        support::Call::post("/api/networks")
+            .bearer(&op.token)
+            .json(&json!({"name": name, "subnet": subnet}))
+    };
+    app.call(create(&first, &subnet)).await.expect(201);
+    // Its removal, as every removal, asks first.
+    let list = app
+        .call(support::Call::get("/networks").session(op))
+        .await
+        .text();
+    assert!(
+        list.contains(&format!("data-confirm=\"Remove network {first}?")),
+        "{list}"
+    );
+    let narrower = subnet.replace(".0/24", ".128/25");
+    for overlapping in [subnet.as_str(), narrower.as_str()] {
+        let message = app
+            .call(create(&second, overlapping))
+            .await
+            .expect_json_error(400);
+        assert!(message.contains("subnet"), "{message}");
+        assert!(message.contains(&first), "{message}");
+        assert!(
+            try_docker(&["network", "inspect", &second]).is_err(),
+            "nothing created"
+        );
+    }
+    let page = app
+        .call(
+            support::Call::post("/networks")
+                .session(op)
+                .form(&[("name", second.as_str()), ("subnet", subnet.as_str())]),
+        )
+        .await;
+    page.expect(422);
+    assert!(page.text().contains(&first), "{}", page.text());
+}

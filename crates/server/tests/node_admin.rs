@@ -31,20 +31,30 @@ async fn a_node_is_previewed_relabelled_and_guarded() {
     );
     service.wait_running(1);
 
-    // The preview names the service's task among those that would move; a viewer may look.
+    // The preview names the service's task; on this single-node swarm no other node
+    // qualifies, so it stops rather than moves, and says why. A viewer may look.
     let preview = app
         .call(support::Call::get(&format!("/api/nodes/{node}/drain")).bearer(&v.token))
         .await;
     preview.expect(200);
     let preview = preview.json();
+    let stopping = preview["stopping"].as_array().unwrap();
+    let task = stopping
+        .iter()
+        .find(|t| t["service"] == service.name.as_str())
+        .unwrap_or_else(|| panic!("{preview}"));
     assert!(
-        preview["moving"]
-            .as_array()
+        task["fate"]
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|t| t["service"] == service.name.as_str()),
+            .starts_with("stops: no other node qualifies ("),
         "{preview}"
     );
+    assert!(preview["moving"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["service"] != service.name.as_str()));
     let page = app
         .call(support::Call::get(&format!("/nodes/{node}/drain")).session(v))
         .await;

@@ -319,3 +319,120 @@ async fn a_rotation_that_breaks_its_service_is_rolled_back_and_keeps_the_old_con
     service.wait_running(1);
     docker(&["service", "rm", &service.name]);
 }
+
+/// Swarmkeeper's own deploy history (revision configs and the stack's lock) is not an
+/// operator's config: not listed as one, and never removed or rotated from the dashboard —
+/// a removed end record would make the history call a finished revision "interrupted".
+#[tokio::test]
+async fn deploy_history_configs_are_not_listed_nor_removable() {
+    use swarmkeeper_deploy::{
+        DeployKind, DeployOutcome, FileDigest, Locking, RevisionEnd, RevisionStart,
+    };
+    let app = TestApp::new().await;
+    let (op, admin) = (&app.operator, &app.admin);
+    let stack = unique("hist");
+    let _cleanup = support::TestStack {
+        name: stack.clone(),
+    };
+    let history = app.state.history();
+    let files = [FileDigest {
+        path: "stack.yml".into(),
+        sha256: swarmkeeper_deploy::sha256_hex(b"services: {}\n"),
+        text: Some("services: {}\n".into()),
+    }];
+    let now = jiff::Timestamp::now();
+    let start = RevisionStart {
+        stack: &stack,
+        by: "alice",
+        kind: &DeployKind::Deploy,
+        files: &files,
+        at: now,
+    };
+    let number = history.append(&start).await.unwrap();
+    let end = RevisionEnd {
+        outcome: &DeployOutcome::Succeeded,
+        summary: "",
+        services: &[],
+        objects: &[],
+        at: now,
+    };
+    history.finish(&stack, number, &end).await.unwrap();
+    let locked = history.lock(&stack, "alice", now).await.unwrap();
+    assert!(matches!(locked, Locking::Acquired(_)), "{locked:?}");
+    let end_name = format!("swarmkeeper-rev-{stack}-{number}-end");
+    let start_name = format!("swarmkeeper-rev-{stack}-{number}");
+    let lock_name = format!("swarmkeeper-lock-{stack}");
+
+    // Listed only as a count per stack, with the page pointing at the stack's history.
+    let listed = app
+        .call(support::Call::get("/api/configs").bearer(&op.token))
+        .await
+        .json();
+    for name in [&end_name, &start_name, &lock_name] {
+        assert!(row(&listed, name).is_none(), "{name} listed: {listed}");
+    }
+    assert_eq!(listed["deploy_history"][&stack], 3, "{listed}");
+    let page = app
+        .call(support::Call::get("/configs").session(op))
+        .await
+        .text();
+    assert!(!page.contains(&end_name), "{page}");
+    assert!(page.contains(&format!("/stacks/{stack}")), "{page}");
+
+    // Removal and rotation refused, by API and by form, naming the history and the flag.
+    for name in [&end_name, &start_name, &lock_name] {
+        let message = app
+            .call(support::Call::delete(&format!("/api/configs/{name}")).bearer(&admin.token))
+            .await
+            .expect_json_error(409);
+        assert!(message.contains(&format!("/stacks/{stack}")), "{message}");
+        assert!(message.contains("--keep-revisions"), "{message}");
+        app.call(
+            support::Call::post(&format!("/api/configs/{name}/rotate"))
+                .bearer(&admin.token)
+                .json(&json!({"data": "x"})),
+        )
+        .await
+        .expect_json_error(409);
+        app.call(support::Call::post(&format!("/configs/{name}/remove")).session(admin))
+            .await
+            .expect(409);
+        assert!(exists("config", name), "{name} was removed");
+    }
+    let object_page = app
+        .call(support::Call::get(&format!("/configs/{end_name}")).session(admin))
+        .await
+        .text();
+    assert!(!object_page.contains("/remove"), "{object_page}");
+    assert!(!object_page.contains("/rotate"), "{object_page}");
+
+    // The history is intact: the revision still ended as it did.
+    let revisions = history.revisions(&stack).await.unwrap();
+    assert_eq!(revisions.len(), 1);
+    assert_eq!(
+        revisions[0].outcome,
+        DeployOutcome::Succeeded,
+        "{revisions:?}"
+    );
+}
+
+/// A label with an empty key is refused by field, and nothing is created.
+#[tokio::test]
+async fn a_label_without_a_key_is_refused() {
+    let app = TestApp::new().await;
+    let name = unique("lbl");
+    let _made = Made {
+        kind: "secret",
+        names: vec![name.clone()],
+    };
+    let message = app
+        .call(
+            support::Call::post("/api/secrets")
+                .bearer(&app.operator.token)
+                .json(&json!({"name": name, "data": "x", "labels": {"": "v"}})),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(message.starts_with("labels: "), "{message}");
+    assert!(!exists("secret", &name));
+}

@@ -36,6 +36,9 @@ pub struct ServiceView {
     pub name: String,
     /// `Labels`: the service's own labels (`deploy.labels` in a stack file).
     pub labels: BTreeMap<String, String>,
+    /// `TaskTemplate.ContainerSpec.Labels`: the labels of each task's container (a stack
+    /// file's service-level `labels`).
+    pub container_labels: BTreeMap<String, String>,
     pub mode: ServiceMode,
     /// `TaskTemplate.ContainerSpec.Image`.
     pub image: ImageRef,
@@ -123,6 +126,15 @@ impl ServiceView {
     pub fn read_json(spec: &str) -> Result<ServiceView, SpecError> {
         let wire: SpecWire = serde_json::from_str(spec).map_err(|e| SpecError(e.to_string()))?;
         Ok(wire.into_view())
+    }
+
+    /// Whether the service or its tasks' containers carry label `key` with `value`: a stack
+    /// file's `deploy.labels` become service labels, its service-level `labels` container
+    /// labels, and operators use either.
+    pub fn labelled(&self, key: &str, value: &str) -> bool {
+        [&self.labels, &self.container_labels]
+            .iter()
+            .any(|labels| labels.get(key).is_some_and(|v| v == value))
     }
 
     /// The stack the service belongs to (`com.docker.stack.namespace`).
@@ -480,6 +492,8 @@ struct MountWire {
 struct ContainerSpecWire {
     #[serde(default, deserialize_with = "nullable")]
     image: String,
+    #[serde(default, deserialize_with = "nullable")]
+    labels: BTreeMap<String, String>,
     #[serde(default)]
     healthcheck: Option<HealthcheckWire>,
     #[serde(default, deserialize_with = "nullable")]
@@ -680,6 +694,7 @@ impl SpecWire {
             command: container.command,
             args: container.args,
             env: container.env,
+            container_labels: container.labels,
             mounts: container
                 .mounts
                 .into_iter()
@@ -773,6 +788,22 @@ mod tests {
 
     fn view(spec: Value) -> ServiceView {
         ServiceView::read(&spec).unwrap()
+    }
+
+    #[test]
+    fn a_label_counts_on_the_service_or_on_its_containers() {
+        let on_containers = view(json!({
+            "Labels": {"com.docker.stack.namespace": "swarmkeeper"},
+            "TaskTemplate": {"ContainerSpec": {"Image": "swarmkeeper:0.1.0",
+                                               "Labels": {"swarmkeeper.agent": "true"}}}
+        }));
+        assert!(on_containers.labelled("swarmkeeper.agent", "true"));
+        assert_eq!(on_containers.container_labels.len(), 1);
+        let on_service = view(json!({"Labels": {"swarmkeeper.agent": "true"}}));
+        assert!(on_service.labelled("swarmkeeper.agent", "true"));
+        let other = view(json!({"TaskTemplate": {"ContainerSpec": {"Labels": null}}}));
+        assert!(!other.labelled("swarmkeeper.agent", "true"));
+        assert!(!on_service.labelled("swarmkeeper.agent", "false"));
     }
 
     #[test]

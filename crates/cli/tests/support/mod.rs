@@ -539,22 +539,31 @@ impl SwarmLab {
     /// `SWARMKEEPER_IMAGE=image` and the given variables in its environment (the file takes
     /// every agent option from there).
     pub fn deploy_agent(&self, image: &str, env: &[(&str, &str)]) {
-        // The stack's agents report to its server with this external secret.
-        let mut secret = Command::new("docker")
-            .env("DOCKER_HOST", self.host("manager"))
-            .args(["secret", "create", "swarmkeeper_report_secret", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("run docker secret create");
-        {
-            use std::io::Write;
-            let mut stdin = secret.stdin.take().expect("piped stdin");
-            let _ = stdin.write_all(b"lab-report-secret");
+        // The stack's external secrets: the one its agents report to its server with, and the
+        // key the server seals alert-channel and registry credentials with.
+        for (name, value) in [
+            ("swarmkeeper_report_secret", "lab-report-secret"),
+            (
+                "swarmkeeper_secret_key",
+                "6c61622d7365616c696e672d6b65792d6f662d33322d62797465732d2d2d2d21",
+            ),
+        ] {
+            let mut secret = Command::new("docker")
+                .env("DOCKER_HOST", self.host("manager"))
+                .args(["secret", "create", name, "-"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("run docker secret create");
+            {
+                use std::io::Write;
+                let mut stdin = secret.stdin.take().expect("piped stdin");
+                let _ = stdin.write_all(value.as_bytes());
+            }
+            // An existing secret from an earlier deploy in this lab is fine.
+            let _ = secret.wait();
         }
-        // An existing secret from an earlier deploy in this lab is fine.
-        let _ = secret.wait();
         let mut cmd = Command::new("docker");
         cmd.env("DOCKER_HOST", self.host("manager"))
             .env("SWARMKEEPER_IMAGE", image)

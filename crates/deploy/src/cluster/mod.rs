@@ -27,7 +27,7 @@ use tokio::task::AbortHandle;
 use crate::history::{History, Locking, RevisionEnd, RevisionStart};
 use crate::DeployError;
 
-pub use codec::LABEL_STACK;
+pub use codec::{LABEL_LOCK_STACK, LABEL_STACK};
 
 /// How often a writer tries the next number when the one it chose was taken meanwhile (only a
 /// writer that does not hold the stack's lock, such as an import, can meet one).

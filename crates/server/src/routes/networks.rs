@@ -13,7 +13,9 @@ use crate::access::Caller;
 use crate::error::AppError;
 use crate::respond::{refused, Input, Reply};
 use crate::state::AppState;
-use crate::views::networks::{check_subnet, network_rows, removal_refusal, NetworkRow};
+use crate::views::networks::{
+    check_subnet, network_rows, overlap_refusal, removal_refusal, NetworkRow,
+};
 use crate::views::objects::check_name;
 use crate::views::FieldError;
 
@@ -98,6 +100,12 @@ pub struct CreatedNetwork {
     pub warnings: Vec<String>,
 }
 
+/// How often, and how many times, a create looks for the allocation of the new network: the
+/// manager's allocator runs after the create is answered (at once when idle, later under
+/// load); one that failed stays unallocated.
+const ALLOCATION_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+const ALLOCATION_POLLS: usize = 20;
+
 /// `POST /networks` (the form), `POST /api/networks`: an overlay network, swarm-scoped.
 /// Bad input names its field (the form comes back with the message next to it).
 pub async fn create(
@@ -127,6 +135,9 @@ pub async fn create(
         );
         return refuse(&state, &uri, form(error), StatusCode::CONFLICT).await;
     }
+    if let Some(error) = overlap_refusal(&subnet, &existing) {
+        return refuse(&state, &uri, form(error), StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
     let ipam = match subnet.is_empty() {
         true => json!({"Driver": "default", "Config": []}),
         false => json!({"Driver": "default", "Config": [{"Subnet": subnet}]}),
@@ -142,6 +153,32 @@ pub async fn create(
         "IPAM": ipam,
     });
     let created = state.engine.create_network(&spec).await?;
+    // Swarm answers the create before its allocator runs; a network it could not allocate
+    // (an overlapping subnet the check above could not see) is left with no driver and no
+    // subnet, and would break every service put on it.
+    let mut allocated = false;
+    for _ in 0..ALLOCATION_POLLS {
+        let networks = state.engine.networks().await?;
+        allocated = networks
+            .iter()
+            .any(|n| n.id == created.id && !n.driver.is_empty());
+        if allocated {
+            break;
+        }
+        tokio::time::sleep(ALLOCATION_POLL).await;
+    }
+    if !allocated {
+        let removed = state.engine.remove_network(&created.id).await;
+        return Err(AppError::Conflict(format!(
+            "the swarm created network {} but could not allocate it (no driver, no subnet; \
+             the manager's log says why, most often a subnet in use){}",
+            request.name,
+            match removed {
+                Ok(()) => ": it was removed".to_owned(),
+                Err(e) => format!("; removing it failed too: {e}"),
+            }
+        )));
+    }
     state.audit(
         &caller.user.name,
         Action::ManageNetworks.as_str(),

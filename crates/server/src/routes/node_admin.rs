@@ -17,8 +17,8 @@ use crate::page::url_encode;
 use crate::respond::{Input, Reply};
 use crate::state::AppState;
 use crate::views::node_admin::{
-    drain_effect, labels_text, one_of, parse_labels, removal_refusal, DrainEffect, AVAILABILITIES,
-    ROLES,
+    drain_effect, labels_text, one_of, own_container_id, parse_labels, removal_refusal,
+    DrainEffect, AVAILABILITIES, ROLES,
 };
 use crate::views::FieldError;
 
@@ -52,16 +52,28 @@ pub async fn drain_preview(
     Path(id): Path<String>,
 ) -> Result<Reply, AppError> {
     let node = inspect(&state, &id).await?;
-    let (tasks, services) = tokio::try_join!(
+    let (tasks, services, nodes) = tokio::try_join!(
         state.engine.list_node_tasks(&node.id),
-        state.engine.list_services(None)
+        state.engine.list_services(None),
+        state.engine.list_nodes()
     )?;
+    let others: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.id != node.id)
+        .map(swarmkeeper_deploy::node_facts)
+        .collect();
     Ok(Reply::page(DrainPreview {
-        effect: drain_effect(&tasks, &services),
+        effect: drain_effect(&tasks, &services, &others, own_container().as_deref()),
         id: node.id,
         hostname: node.hostname,
         availability: node.availability,
     }))
+}
+
+/// The server's own container, when it runs in one.
+fn own_container() -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    own_container_id(&mountinfo)
 }
 
 /// What a node change did.

@@ -18,7 +18,8 @@ use crate::error::AppError;
 use crate::respond::{refused, Input, Reply};
 use crate::state::AppState;
 use crate::views::objects::{
-    check_data, check_name, in_use, next_version, object_rows, refs, FieldError, ObjectRow,
+    check_data, check_labels, check_name, history_refusal, history_stack, in_use, next_version,
+    object_rows, refs, FieldError, ObjectRow,
 };
 
 /// The secrets or configs page: every object with its users, and the create form's state.
@@ -28,7 +29,11 @@ use crate::views::objects::{
 pub struct ObjectsView {
     /// `secret` or `config`.
     pub kind: &'static str,
+    /// The operator's objects: swarmkeeper's own deploy-history configs are not among them.
     pub objects: Vec<ObjectRow>,
+    /// Swarmkeeper's deploy-history configs (revisions and locks) left out of `objects`, by
+    /// stack: how many each stack has. Their history is on the stack's page.
+    pub deploy_history: BTreeMap<String, usize>,
     /// A form as posted, when it was refused: its name (never its value) and what is wrong,
     /// shown next to the field.
     #[serde(skip)]
@@ -164,13 +169,26 @@ async fn remove_object(engine: &Engine, kind: FileKind, id: &str) -> Result<(), 
     }
 }
 
-/// The page's data: one request for the objects, one for the services.
-async fn load(state: &AppState, kind: FileKind) -> Result<Vec<ObjectRow>, AppError> {
+/// The page's data: one request for the objects, one for the services; the operator's
+/// objects, and the count of deploy-history configs per stack.
+async fn load(
+    state: &AppState,
+    kind: FileKind,
+) -> Result<(Vec<ObjectRow>, BTreeMap<String, usize>), AppError> {
     let (objects, services) = tokio::try_join!(
         list_objects(&state.engine, kind),
         state.engine.list_services(None)
     )?;
-    Ok(object_rows(&objects, &services, kind))
+    let mut history = BTreeMap::new();
+    let mut rows = object_rows(&objects, &services, kind);
+    rows.retain(|row| match &row.history_of {
+        Some(stack) => {
+            *history.entry(stack.clone()).or_default() += 1;
+            false
+        }
+        None => true,
+    });
+    Ok((rows, history))
 }
 
 fn page_of(kind: FileKind) -> String {
@@ -183,9 +201,11 @@ fn audit_action(kind: FileKind, verb: &str) -> String {
 }
 
 async fn list(state: &AppState, kind: FileKind) -> Result<Reply, AppError> {
+    let (objects, deploy_history) = load(state, kind).await?;
     Ok(Reply::page(ObjectsView {
         kind: kind.as_str(),
-        objects: load(state, kind).await?,
+        objects,
+        deploy_history,
         form: FormState::default(),
     }))
 }
@@ -207,9 +227,11 @@ async fn refuse(
     match form.rotating.clone() {
         None => {
             refused(uri.path(), message, status, async {
+                let (objects, deploy_history) = load(state, kind).await?;
                 Ok(ObjectsView {
                     kind: kind.as_str(),
-                    objects: load(state, kind).await?,
+                    objects,
+                    deploy_history,
                     form,
                 })
             })
@@ -272,7 +294,9 @@ async fn create(
     kind: FileKind,
     request: CreateRequest,
 ) -> Result<Reply, AppError> {
-    let checked = check_name("name", &request.name).and_then(|()| check_data(kind, &request.data));
+    let checked = check_name("name", &request.name)
+        .and_then(|()| check_data(kind, &request.data))
+        .and_then(|()| check_labels(&request.labels));
     if let Err(error) = checked {
         return refuse(
             state,
@@ -343,6 +367,9 @@ async fn remove(
         .iter()
         .find(|row| row.name == name)
         .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))?;
+    if let Some(stack) = &row.history_of {
+        return Err(AppError::Conflict(history_refusal(kind, name, stack)));
+    }
     if let Some(why) = in_use(kind, name, &row.users) {
         return Err(AppError::Conflict(why));
     }
@@ -364,6 +391,9 @@ async fn rotate(
         .iter()
         .find(|o| o.name == name)
         .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))?;
+    if let Some(stack) = history_stack(&old.name, &old.labels) {
+        return Err(AppError::Conflict(history_refusal(kind, name, &stack)));
+    }
     if let Err(error) = check_data(kind, &request.data) {
         return refuse(state, uri, kind, rotate_refused(name, error), INVALID).await;
     }

@@ -36,7 +36,8 @@ pub struct VolumeRemovalView {
 
 page!(VolumeRemovalView, "volume_remove.html", "volumes");
 
-/// The label of the agent's service (`deploy/swarmkeeper.yml`), whose image runs removals.
+/// The label of the agent (`deploy/swarmkeeper.yml`), on its service or its containers: its
+/// image runs removals.
 const AGENT_LABEL: &str = "swarmkeeper.agent";
 /// The label on a removal job, naming the volume.
 const JOB_LABEL: &str = "swarmkeeper.volume-removal";
@@ -168,7 +169,7 @@ async fn remove_on_node(
     let services = state.engine.list_services(None).await?;
     let agent = services
         .iter()
-        .find(|s| s.view.labels.get(AGENT_LABEL).map(String::as_str) == Some("true"))
+        .find(|s| s.view.labelled(AGENT_LABEL, "true"))
         .ok_or_else(|| {
             AppError::Conflict(format!(
                 "volume {name} is on node {node}, and removing it there runs the agent's image: \

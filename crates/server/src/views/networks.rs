@@ -110,6 +110,43 @@ pub fn check_subnet(text: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// A CIDR subnet as (family, first address as bits, prefix length); `None` when not one.
+fn cidr(text: &str) -> Option<(bool, u128, u32)> {
+    let (address, prefix) = text.split_once('/')?;
+    let prefix: u32 = prefix.parse().ok()?;
+    match address.parse::<IpAddr>().ok()? {
+        IpAddr::V4(a) if prefix <= 32 => Some((true, u128::from(u32::from(a)) << 96, prefix)),
+        IpAddr::V6(a) if prefix <= 128 => Some((false, u128::from(a), prefix)),
+        _ => None,
+    }
+}
+
+/// Whether two CIDR subnets share an address: same family, and equal on the shorter prefix.
+pub fn subnets_overlap(a: &str, b: &str) -> bool {
+    let (Some((v4a, bits_a, len_a)), Some((v4b, bits_b, len_b))) = (cidr(a), cidr(b)) else {
+        return false;
+    };
+    let len = len_a.min(len_b);
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    v4a == v4b && bits_a & mask == bits_b & mask
+}
+
+/// The subnet field's error when `subnet` overlaps a subnet of an existing network: Swarm
+/// would create the network but fail to allocate it (no driver, no subnet, nothing said).
+pub fn overlap_refusal(subnet: &str, networks: &[Network]) -> Option<FieldError> {
+    networks.iter().find_map(|n| {
+        n.subnets
+            .iter()
+            .find(|(theirs, _)| subnets_overlap(subnet, theirs))
+            .map(|(theirs, _)| {
+                FieldError::new(
+                    "subnet",
+                    format!("{subnet} overlaps subnet {theirs} of network {}", n.name),
+                )
+            })
+    })
+}
+
 /// Why `row` may not be removed, if it may not.
 pub fn removal_refusal(row: &NetworkRow) -> Option<String> {
     if row.ingress || (row.scope == "local" && PREDEFINED.contains(&row.name.as_str())) {
@@ -194,5 +231,25 @@ mod tests {
         for bad in ["10.20.0.0", "10.20.0.0/33", "x/24", "fd00::/129", ""] {
             assert_eq!(check_subnet(bad).unwrap_err().field, "subnet", "{bad}");
         }
+    }
+
+    #[test]
+    fn an_overlapping_subnet_names_the_network_that_has_it() {
+        assert!(subnets_overlap("10.99.0.0/24", "10.99.0.0/24"));
+        assert!(subnets_overlap("10.99.0.128/25", "10.99.0.0/24"));
+        assert!(subnets_overlap("10.0.0.0/8", "10.99.0.0/24"));
+        assert!(subnets_overlap("0.0.0.0/0", "192.168.1.0/24"));
+        assert!(!subnets_overlap("10.99.1.0/24", "10.99.0.0/24"));
+        assert!(!subnets_overlap("10.99.0.0/24", "::/0"), "families differ");
+        assert!(subnets_overlap("fd00::/64", "fd00::1/128"));
+        assert!(!subnets_overlap("fd00::/64", "fd01::/64"));
+        let existing = [network("n1", "backend", "swarm")];
+        let error = overlap_refusal("10.0.1.128/25", &existing).unwrap();
+        assert_eq!(error.field, "subnet");
+        assert_eq!(
+            error.message,
+            "10.0.1.128/25 overlaps subnet 10.0.1.0/24 of network backend"
+        );
+        assert!(overlap_refusal("10.0.2.0/24", &existing).is_none());
     }
 }

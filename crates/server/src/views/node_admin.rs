@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use swarmkeeper_engine::{Service, SwarmNode, Task, TaskState};
+use swarmkeeper_rollout::preflight::{unplaceable, NodeFacts};
 
 use super::FieldError;
 
@@ -21,21 +22,39 @@ pub struct AffectedTask {
     pub service: String,
     pub slot: Option<u64>,
     pub state: String,
+    /// What the drain does to it: `moves`, `stops: global service`, or `stops: no other node
+    /// qualifies (…)` naming the placement constraint no other ready, active node meets.
+    pub fate: String,
+    /// The task of this very server: draining its node stops the dashboard.
+    pub own_server: bool,
 }
 
 /// What draining a node does to the tasks it runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DrainEffect {
-    /// Tasks of replicated services (and replicated jobs): Swarm starts a replacement on
-    /// another node, if one qualifies.
+    /// Tasks of replicated services (and replicated jobs) whose placement constraints another
+    /// ready, active node meets: Swarm starts a replacement there.
     pub moving: Vec<AffectedTask>,
-    /// Tasks of global services: one per node, so they stop and start nowhere else.
+    /// Tasks that stop and start nowhere else: those of global services (one per node), and
+    /// those no other node qualifies for.
     pub stopping: Vec<AffectedTask>,
+    /// One of the tasks is this server's own: the dashboard stops with the drain.
+    pub stops_dashboard: bool,
 }
 
-/// The effect of draining the node that runs `tasks` (the node's tasks, old ones included):
-/// every task Swarm means to keep running there moves, or stops for a global service.
-pub fn drain_effect(tasks: &[Task], services: &[Service]) -> DrainEffect {
+/// The effect of draining the node that runs `tasks` (the node's tasks, old ones included),
+/// with `others` the swarm's other nodes: every task Swarm means to keep running there moves
+/// when another node meets its service's placement constraints (Swarm's rules, see
+/// `swarmkeeper_rollout::preflight`), and stops otherwise or for a global service. Resource
+/// reservations and host ports are not weighed: a task said to move may still stay pending.
+/// `own_container` is the server's own container, when it runs in one (see
+/// [`own_container_id`]).
+pub fn drain_effect(
+    tasks: &[Task],
+    services: &[Service],
+    others: &[NodeFacts],
+    own_container: Option<&str>,
+) -> DrainEffect {
     let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut effect = DrainEffect::default();
     for task in tasks
@@ -43,22 +62,43 @@ pub fn drain_effect(tasks: &[Task], services: &[Service]) -> DrainEffect {
         .filter(|t| t.desired_state == TaskState::Running)
     {
         let service = by_id.get(task.service_id.as_str());
+        let stops = match service {
+            Some(s) if s.view.mode.is_global() => Some("stops: global service".to_owned()),
+            Some(s) => unplaceable(&s.view.constraints, others)
+                .ok()
+                .flatten()
+                .map(|why| format!("stops: no other node qualifies ({why})")),
+            None => None,
+        };
         let affected = AffectedTask {
             id: task.id.clone(),
             service: service.map_or_else(|| task.service_id.clone(), |s| s.name.clone()),
             slot: task.slot,
             state: task.state.to_string(),
+            fate: stops.clone().unwrap_or_else(|| "moves".to_owned()),
+            own_server: own_container.is_some_and(|own| task.container_id.as_deref() == Some(own)),
         };
-        if service.is_some_and(|s| s.view.mode.is_global()) {
-            effect.stopping.push(affected);
-        } else {
-            effect.moving.push(affected);
+        effect.stops_dashboard |= affected.own_server;
+        match stops {
+            Some(_) => effect.stopping.push(affected),
+            None => effect.moving.push(affected),
         }
     }
     for list in [&mut effect.moving, &mut effect.stopping] {
         list.sort_by(|a, b| (&a.service, a.slot).cmp(&(&b.service, b.slot)));
     }
     effect
+}
+
+/// The id of the container this process runs in, from its `/proc/self/mountinfo`: Docker
+/// bind-mounts the container's `hostname`, `hosts` and `resolv.conf` from
+/// `…/containers/ID/`. `None` outside a container.
+pub fn own_container_id(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
+        let (_, rest) = line.split_once("/containers/")?;
+        let id = rest.split('/').next()?;
+        (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
+    })
 }
 
 /// One of `allowed`, or a message naming the field and the values it takes.
@@ -155,11 +195,92 @@ mod tests {
             task("old", "r", Some(1), "shutdown"),
             task("tg", "g", None, "running"),
         ];
-        let effect = drain_effect(&tasks, &services);
+        let other = NodeFacts {
+            id: "n2".into(),
+            hostname: "worker-2".into(),
+            role: "worker".into(),
+            schedulable: true,
+            ..NodeFacts::default()
+        };
+        let effect = drain_effect(&tasks, &services, std::slice::from_ref(&other), None);
         let ids = |l: &[AffectedTask]| l.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&effect.moving), ["t1", "t2"]);
         assert_eq!(ids(&effect.stopping), ["tg"]);
         assert_eq!(effect.moving[0].service, "svc-r");
+        assert_eq!(effect.moving[0].fate, "moves");
+        assert_eq!(effect.stopping[0].fate, "stops: global service");
+    }
+
+    #[test]
+    fn a_task_no_other_node_qualifies_for_stops_naming_the_constraint() {
+        let pinned = |name: &str, constraint: &str| {
+            let spec = json!({"Name": format!("svc-{name}"), "Mode": {"Replicated": {"Replicas": 1}},
+                "TaskTemplate": {"ContainerSpec": {"Image": "nginx"},
+                                 "Placement": {"Constraints": [constraint]}}});
+            Service::new(name.to_owned(), 1, spec, None, None).unwrap()
+        };
+        let services = [
+            pinned("m", "node.role == manager"),
+            pinned("w", "node.role == worker"),
+        ];
+        let tasks = [
+            task("tm", "m", Some(1), "running"),
+            task("tw", "w", Some(1), "running"),
+        ];
+        let worker = NodeFacts {
+            id: "n2".into(),
+            role: "worker".into(),
+            schedulable: true,
+            ..NodeFacts::default()
+        };
+        let effect = drain_effect(&tasks, &services, std::slice::from_ref(&worker), None);
+        assert_eq!(effect.moving.len(), 1);
+        assert_eq!(effect.moving[0].id, "tw");
+        assert_eq!(effect.stopping.len(), 1);
+        assert_eq!(effect.stopping[0].id, "tm");
+        assert!(
+            effect.stopping[0]
+                .fate
+                .starts_with("stops: no other node qualifies (")
+                && effect.stopping[0].fate.contains("node.role == manager"),
+            "{}",
+            effect.stopping[0].fate
+        );
+        // A single-node swarm: nothing moves.
+        let alone = drain_effect(&tasks, &services, &[], None);
+        assert!(alone.moving.is_empty());
+        assert_eq!(alone.stopping.len(), 2);
+        assert!(!alone.stops_dashboard);
+    }
+
+    #[test]
+    fn draining_the_servers_own_node_warns_that_the_dashboard_stops() {
+        let id = "0f".repeat(32);
+        let mountinfo = format!(
+            "1520 1500 0:52 / / ro,relatime master:1 - overlay overlay rw\n\
+             1530 1520 254:1 /var/lib/docker/containers/{id}/hostname /etc/hostname rw - ext4 /dev/vda1 rw\n"
+        );
+        assert_eq!(own_container_id(&mountinfo), Some(id.clone()));
+        assert_eq!(
+            own_container_id("36 35 98:0 /mnt1 /mnt2 rw - ext3 /dev/root rw\n"),
+            None
+        );
+        let services = [service("s", json!({"Replicated": {"Replicas": 1}}))];
+        let mut server = task("ts", "s", Some(1), "running");
+        server.container_id = Some(id.clone());
+        let other = task("to", "s", Some(2), "running");
+        let effect = drain_effect(&[server, other], &services, &[], Some(&id));
+        assert!(effect.stops_dashboard);
+        let own: Vec<_> = effect.stopping.iter().filter(|t| t.own_server).collect();
+        assert_eq!(own.len(), 1);
+        assert_eq!(own[0].id, "ts");
+        let elsewhere = drain_effect(
+            &[task("to", "s", Some(2), "running")],
+            &services,
+            &[],
+            Some(&id),
+        );
+        assert!(!elsewhere.stops_dashboard);
     }
 
     #[test]

@@ -35,6 +35,44 @@ pub struct ObjectRow {
     pub stack: Option<String>,
     /// Services that use it, by name.
     pub users: Vec<User>,
+    /// The stack whose deploy history (a `swarmkeeper-rev-*` revision or the
+    /// `swarmkeeper-lock-*` lock) this config is; `None`: an operator's object.
+    pub history_of: Option<String>,
+}
+
+/// The label prefixes of swarmkeeper's own deploy-history configs: revisions
+/// (`swarmkeeper.revision.*`, see `swarmkeeper_deploy`'s codec) and locks (`swarmkeeper.lock.*`).
+const HISTORY_LABELS: [(&str, &str); 2] = [
+    (
+        swarmkeeper_deploy::REVISION_STACK_LABEL,
+        "swarmkeeper.revision.",
+    ),
+    (swarmkeeper_deploy::LOCK_STACK_LABEL, "swarmkeeper.lock."),
+];
+
+/// The stack whose deploy history an object with these labels is, or `None` for an
+/// operator's object. An object with a history label but no stack label still counts (under
+/// its name), so that no half-labelled record is ever offered for removal.
+pub fn history_stack(name: &str, labels: &BTreeMap<String, String>) -> Option<String> {
+    HISTORY_LABELS.iter().find_map(|(stack_label, prefix)| {
+        labels.keys().any(|k| k.starts_with(prefix)).then(|| {
+            labels
+                .get(*stack_label)
+                .cloned()
+                .unwrap_or_else(|| name.to_owned())
+        })
+    })
+}
+
+/// Why a history object may not be removed or rotated here: where its history is shown and
+/// how it is trimmed.
+pub fn history_refusal(kind: FileKind, name: &str, stack: &str) -> String {
+    format!(
+        "{} {name} is part of stack {stack}'s deploy history (see /stacks/{stack}); \
+         swarmkeeper keeps and trims it itself: use `swarmkeeper deploy --keep-revisions N` \
+         to keep fewer revisions",
+        kind.as_str()
+    )
 }
 
 /// The references of one kind a service's spec makes.
@@ -76,6 +114,7 @@ pub fn object_rows(
                     .cloned(),
                 labels: object.labels.clone(),
                 users,
+                history_of: history_stack(&object.name, &object.labels),
             }
         })
         .collect();
@@ -125,6 +164,18 @@ pub fn check_name(field: &'static str, name: &str) -> Result<(), FieldError> {
         return refuse("may hold only letters, digits, '-', '_' and '.'");
     }
     Ok(())
+}
+
+/// Labels Swarm would keep: no empty key (the engine takes one, and it cannot be filtered
+/// on or removed by name afterwards).
+pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), FieldError> {
+    match labels.keys().any(|k| k.trim().is_empty()) {
+        true => Err(FieldError::new(
+            "labels",
+            "a label needs a key (an empty one was given)".to_owned(),
+        )),
+        false => Ok(()),
+    }
 }
 
 /// A value Swarm will take: not empty, at most [`MAX_DATA_BYTES`].
@@ -259,5 +310,51 @@ mod tests {
             Some("secret pw is used by web: remove it from them first, or rotate it")
         );
         assert_eq!(in_use(FileKind::Secret, "pw", &[]), None);
+    }
+
+    #[test]
+    fn a_label_needs_a_key() {
+        let labels = |k: &str| BTreeMap::from([(k.to_owned(), "v".to_owned())]);
+        assert!(check_labels(&labels("team")).is_ok());
+        for empty in ["", "  "] {
+            let error = check_labels(&labels(empty)).unwrap_err();
+            assert_eq!(error.field, "labels");
+        }
+    }
+
+    #[test]
+    fn deploy_history_and_locks_are_told_from_operator_objects() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let revision = labels(&[
+            ("swarmkeeper.revision.stack", "tr_form"),
+            ("swarmkeeper.revision.record", "end"),
+        ]);
+        assert_eq!(
+            history_stack("swarmkeeper-rev-tr_form-3-end", &revision).as_deref(),
+            Some("tr_form")
+        );
+        let lock = labels(&[
+            ("swarmkeeper.lock.stack", "shop"),
+            ("swarmkeeper.lock.holder", "alice"),
+        ]);
+        assert_eq!(
+            history_stack("swarmkeeper-lock-shop", &lock).as_deref(),
+            Some("shop")
+        );
+        // A damaged record without its stack label is still history, named by itself.
+        let damaged = labels(&[("swarmkeeper.revision.number", "3")]);
+        assert_eq!(history_stack("x", &damaged).as_deref(), Some("x"));
+        let stack_config = labels(&[("com.docker.stack.namespace", "shop")]);
+        assert_eq!(history_stack("shop_nginx", &stack_config), None);
+        let why = history_refusal(FileKind::Config, "swarmkeeper-lock-shop", "shop");
+        assert!(
+            why.contains("/stacks/shop") && why.contains("--keep-revisions"),
+            "{why}"
+        );
     }
 }
