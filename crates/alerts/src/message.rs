@@ -86,13 +86,10 @@ impl Message {
 /// up: a resolved alert's end rounded into the future is, to Alertmanager, an alert still
 /// firing until then, and it keeps the older, later end).
 pub fn rfc3339_seconds(at: Timestamp) -> String {
-    at.round(
-        jiff::TimestampRound::new()
-            .smallest(Unit::Second)
-            .mode(jiff::RoundMode::Trunc),
-    )
-    .unwrap_or(at)
-    .to_string()
+    let whole = TimestampRound::new()
+        .smallest(Unit::Second)
+        .mode(RoundMode::Trunc);
+    at.round(whole).unwrap_or(at).to_string()
 }
 
 #[cfg(test)]
