@@ -13,6 +13,7 @@ mod engine;
 mod forecast;
 mod message;
 mod observe;
+mod restarts;
 mod rules;
 
 pub use engine::{evaluate, step, Alert, AlertState, Silence, SilenceError};
@@ -22,6 +23,7 @@ pub use observe::{
     conditions, Condition, Conditions, NodeDisk, NodeObservation, Observation, ServiceObservation,
     TaskObservation, UpdateOrigin,
 };
+pub use restarts::{RestartLedger, TaskEnd};
 pub use rules::{
     AgentSilent, AlertRules, DiskFullForecast, DiskGcShortfall, MemoryNearLimit, NodeDown, OomKill,
     RestartLoop, RolledBack, RuleId, RulesError, ServiceNotConverged,

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_alerts::{
-    evaluate, AlertRules, AlertState, Message, NodeDisk, NodeObservation, Observation, RuleId,
-    ServiceObservation, Silence, TaskObservation, UpdateOrigin,
+    evaluate, AlertRules, AlertState, Message, NodeDisk, NodeObservation, Observation,
+    RestartLedger, RuleId, ServiceObservation, Silence, TaskEnd, TaskObservation, UpdateOrigin,
 };
 use swarmkeeper_auth::SealingKey;
 use swarmkeeper_notify::{Channel, ChannelKind, Notifier, NotifyError, RetryPolicy, Secret};
@@ -97,6 +97,9 @@ struct Evaluations {
     written: String,
     /// Swarm's listing and when it was made.
     swarm: Option<(Instant, SwarmView)>,
+    /// Every task end seen in the listings, for as long as the restart-loop rule looks back:
+    /// one listing shows at most 4 ended tasks of a slot.
+    restarts: RestartLedger,
     /// When firing alerts were last sent again to the Alertmanager channels.
     reminded: Option<Instant>,
 }
@@ -104,7 +107,10 @@ struct Evaluations {
 #[derive(Default, Clone)]
 struct SwarmView {
     nodes: Vec<swarmkeeper_engine::SwarmNode>,
-    services: Vec<ServiceObservation>,
+    /// Each service by id; its `restarts` are filled from the ledger.
+    services: Vec<(String, ServiceObservation)>,
+    /// The tasks of the listing that ended on their own.
+    ends: Vec<TaskEnd>,
 }
 
 #[derive(Default)]
@@ -165,6 +171,7 @@ impl Alerting {
                 alerts,
                 written,
                 swarm: None,
+                restarts: RestartLedger::default(),
                 reminded: None,
             }),
             wake: tokio::sync::Notify::new(),
@@ -378,18 +385,29 @@ pub fn after_report(state: &AppState, report: &NodeReport) {
 async fn evaluate_now(state: &AppState) {
     let alerting = &state.alerting;
     let rules = alerting.rules();
+    let now = Timestamp::now();
     let swarm = {
         let cached = alerting.state.lock().await.swarm.clone();
-        match cached {
+        let mut view = match cached {
             Some((at, view)) if at.elapsed() < EVALUATION_INTERVAL => view,
             _ => {
                 let view = list_swarm(state).await;
-                alerting.state.lock().await.swarm = Some((Instant::now(), view.clone()));
+                let mut evaluations = alerting.state.lock().await;
+                evaluations.restarts.record(
+                    view.ends.iter().cloned(),
+                    now,
+                    rules.restart_loop.within,
+                );
+                evaluations.swarm = Some((Instant::now(), view.clone()));
                 view
             }
+        };
+        let evaluations = alerting.state.lock().await;
+        for (id, service) in &mut view.services {
+            service.restarts = evaluations.restarts.restarts(id);
         }
+        view
     };
-    let now = Timestamp::now();
     let observation = observe(state, &rules, swarm, now);
     let silences: Vec<Silence> = match state.store().alert_silences(now) {
         Ok(stored) => stored.iter().filter_map(silence_of).collect(),
@@ -554,30 +572,43 @@ async fn list_swarm(state: &AppState) -> SwarmView {
         tracing::debug!(error = %e, "alerts: cannot list the nodes");
         Vec::new()
     });
-    let services = match (services, tasks) {
+    let (services, ends) = match (services, tasks) {
         (Ok(services), Ok(tasks)) => {
-            let mut restarts: HashMap<&str, Vec<Timestamp>> = HashMap::new();
-            for task in tasks.iter().filter(|t| t.ended_on_its_own()) {
-                if let Some(at) = task.timestamp {
-                    restarts.entry(&task.service_id).or_default().push(at);
-                }
-            }
-            crate::views::services::service_rows(&services, &tasks)
-                .into_iter()
-                .map(|row| ServiceObservation {
-                    restarts: restarts.remove(row.id.as_str()).unwrap_or_default(),
-                    name: row.name,
-                    converged: row.converged,
-                    rolled_back: row.rolled_back.then_some(UpdateOrigin::Update),
+            let ends = tasks
+                .iter()
+                .filter(|t| t.ended_on_its_own())
+                .filter_map(|t| {
+                    Some(TaskEnd {
+                        service_id: t.service_id.clone(),
+                        task_id: t.id.clone(),
+                        at: t.timestamp?,
+                    })
                 })
-                .collect()
+                .collect();
+            let services = crate::views::services::service_rows(&services, &tasks)
+                .into_iter()
+                .map(|row| {
+                    let service = ServiceObservation {
+                        name: row.name,
+                        converged: row.converged,
+                        rolled_back: row.rolled_back.then_some(UpdateOrigin::Update),
+                        restarts: Vec::new(),
+                    };
+                    (row.id, service)
+                })
+                .collect();
+            (services, ends)
         }
         (Err(e), _) | (_, Err(e)) => {
             tracing::debug!(error = %e, "alerts: cannot list the services");
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     };
-    SwarmView { nodes, services }
+    SwarmView {
+        nodes,
+        services,
+        ends,
+    }
 }
 
 /// The cluster as the rules read it.
@@ -641,7 +672,11 @@ fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestam
     };
     Observation {
         nodes,
-        services: swarm.services,
+        services: swarm
+            .services
+            .into_iter()
+            .map(|(_, service)| service)
+            .collect(),
         tasks,
     }
 }

@@ -1,0 +1,161 @@
+//! The task ends a service has had, remembered across listings.
+//!
+//! Swarm keeps only the newest tasks of a slot (`TaskHistoryRetentionLimit`, 5 by default: the
+//! running one and at most 4 that ended), so one listing never shows more than 4 restarts of a
+//! single-replica service. The restart-loop rule wants 5 in 10 minutes by default: counted from
+//! a listing alone it never fired at Swarm's default 5 s restart delay, and at 1 s it fired and
+//! resolved every few seconds as ended tasks fell out of the history. The ledger keeps every end
+//! it has seen for as long as the rule looks back, so the count grows while a loop goes on and
+//! drops only as the ends age out of the window once it stops.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+/// Task ends per service id: task id → when the task ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RestartLedger {
+    ends: HashMap<String, BTreeMap<String, Timestamp>>,
+}
+
+/// One task that ended on its own (a restart, see `swarmkeeper_swarm::Task::ended_on_its_own`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEnd {
+    pub service_id: String,
+    pub task_id: String,
+    pub at: Timestamp,
+}
+
+impl RestartLedger {
+    /// Adds the ends of one listing (an end already known keeps its first time) and forgets
+    /// those older than `keep` before `now`, and services left with none.
+    pub fn record(
+        &mut self,
+        ends: impl IntoIterator<Item = TaskEnd>,
+        now: Timestamp,
+        keep: Duration,
+    ) {
+        for end in ends {
+            self.ends
+                .entry(end.service_id)
+                .or_default()
+                .entry(end.task_id)
+                .or_insert(end.at);
+        }
+        let keep = jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
+        let oldest = now.checked_sub(keep).unwrap_or(Timestamp::MIN);
+        self.ends.retain(|_, tasks| {
+            tasks.retain(|_, at| *at >= oldest);
+            !tasks.is_empty()
+        });
+    }
+
+    /// When the service's tasks ended, oldest first.
+    pub fn restarts(&self, service_id: &str) -> Vec<Timestamp> {
+        let mut times: Vec<Timestamp> = self
+            .ends
+            .get(service_id)
+            .map(|tasks| tasks.values().copied().collect())
+            .unwrap_or_default();
+        times.sort();
+        times
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{conditions, AlertRules, Observation, RuleId, ServiceObservation};
+
+    const RETENTION: usize = 4; // ended tasks Swarm keeps per slot by default
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+    }
+
+    /// A single-replica service restarting every `period` seconds from t=0, listed every 3 s
+    /// (the server's evaluation interval) with Swarm's retention; whether the restart-loop rule
+    /// holds at each listing, counting what the ledger remembers or (`remember` false) what
+    /// the listing alone shows.
+    fn firing_over_time(period: i64, until: i64, remember: bool) -> Vec<(i64, bool)> {
+        let rules = AlertRules::default();
+        let mut ledger = RestartLedger::default();
+        let mut out = Vec::new();
+        let mut now = 0;
+        while now <= until {
+            let ended: Vec<i64> = (1..=now / period).map(|k| k * period).collect();
+            let listed = ended.iter().rev().take(RETENTION).map(|&t| TaskEnd {
+                service_id: "svc".into(),
+                task_id: format!("task-{t}"),
+                at: at(t),
+            });
+            if !remember {
+                ledger = RestartLedger::default();
+            }
+            ledger.record(listed, at(now), rules.restart_loop.within);
+            let observation = Observation {
+                services: vec![ServiceObservation {
+                    name: "web".into(),
+                    converged: true,
+                    rolled_back: None,
+                    restarts: ledger.restarts("svc"),
+                }],
+                ..Observation::default()
+            };
+            let fires = conditions(&rules, &observation, at(now))
+                .active
+                .iter()
+                .any(|c| c.rule == RuleId::RestartLoop);
+            out.push((now, fires));
+            now += 3;
+        }
+        out
+    }
+
+    #[test]
+    fn a_loop_at_swarms_default_restart_delay_fires_and_stays_firing() {
+        // 5 s delay + a task that dies at once: an end every ~6 s.
+        let listing_alone = firing_over_time(6, 300, false);
+        assert!(
+            listing_alone.iter().all(|(_, f)| !f),
+            "the listing alone never fires"
+        );
+        let seen = firing_over_time(6, 300, true);
+        let first = seen.iter().find(|(_, f)| *f).map(|(t, _)| *t);
+        assert_eq!(first, Some(30), "fires at the fifth restart");
+        assert!(
+            seen.iter().filter(|(t, _)| *t >= 30).all(|(_, f)| *f),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_fast_loop_does_not_flap() {
+        let seen = firing_over_time(1, 300, true);
+        assert!(
+            seen.iter().filter(|(t, _)| *t >= 6).all(|(_, f)| *f),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn ends_age_out_of_the_window_and_services_are_forgotten() {
+        let mut ledger = RestartLedger::default();
+        let keep = Duration::from_secs(600);
+        let end = |task: &str, t| TaskEnd {
+            service_id: "svc".into(),
+            task_id: task.into(),
+            at: at(t),
+        };
+        ledger.record([end("a", 0), end("b", 100)], at(100), keep);
+        // A listing that shows "a" again (still in Swarm's history) does not count it twice.
+        ledger.record([end("a", 0)], at(200), keep);
+        assert_eq!(ledger.restarts("svc"), vec![at(0), at(100)]);
+        ledger.record([], at(650), keep);
+        assert_eq!(ledger.restarts("svc"), vec![at(100)]);
+        ledger.record([], at(701), keep);
+        assert!(ledger.restarts("svc").is_empty());
+        assert_eq!(ledger, RestartLedger::default());
+    }
+}
