@@ -1165,26 +1165,17 @@ const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 
 /// The same published port (and protocol) twice: the engine refuses the spec.
 fn check_ports(spec: &serde_json::Value) -> Option<FieldError> {
-    let ports = spec.pointer("/EndpointSpec/Ports")?.as_array()?;
-    let mut seen = Vec::new();
-    for port in ports {
-        let published = port
-            .get("PublishedPort")
-            .and_then(serde_json::Value::as_u64);
-        let Some(published) = published.filter(|p| *p != 0) else {
-            continue;
-        };
-        let protocol = port
-            .get("Protocol")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("tcp");
-        if seen.contains(&(published, protocol)) {
+    let view = ServiceView::read(spec).ok()?;
+    let mut seen: Vec<(u32, &str)> = Vec::new();
+    for port in view.ports.iter().filter(|p| p.published_port != 0) {
+        let key = (port.published_port, port.protocol.as_str());
+        if seen.contains(&key) {
             return Some(FieldError::new(
                 "ports",
-                format!("port {published}/{protocol} is published twice"),
+                format!("port {}/{} is published twice", key.0, key.1),
             ));
         }
-        seen.push((published, protocol));
+        seen.push(key);
     }
     None
 }
