@@ -151,7 +151,16 @@ async fn an_overlay_network_is_created_listed_guarded_and_removed() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     assert!(removed, "the unused network is removed");
-    assert!(try_docker(&["network", "inspect", &name]).is_err());
+    // The manager answers the removal before every node's copy is gone.
+    let mut gone = false;
+    for _ in 0..20 {
+        if try_docker(&["network", "inspect", &name]).is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(gone, "the network is gone from the engine");
     let audit = app.audit().await;
     assert_eq!(
         audit
