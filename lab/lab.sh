@@ -27,7 +27,8 @@
 #
 # Addresses: lab number L (0-7) uses 169.254.0.(32L)/27 on a bridge inside the lab's own
 # network namespace: .32L+1 is the host (veth skswL) and the registry (port 5000), .32L+2 the
-# manager, .32L+2+K worker K. No namespace has a route anywhere else.
+# manager, .32L+2+K worker K. No namespace has a route anywhere else; containers on a node's
+# docker_gwbridge reach the lab subnet (registry, host) masqueraded as their node.
 # Runs as root. Never touches the host engine (/var/run/docker.sock) or its swarm.
 set -euo pipefail
 # shellcheck source=lab/lib.sh
@@ -334,6 +335,14 @@ make_node_net() {
     ip -n "$HUB_NS" link set "$NODE" master br0 up
     ip -n "$NNS" addr add "$NADDR/27" dev eth0
     ip -n "$NNS" link set eth0 up
+    # dockerd runs with --iptables=false, so nothing translates the addresses of containers
+    # on the node's docker_gwbridge: without this masquerade the server's container could not
+    # ask the lab's registry for digests nor reach a receiver on the host. Best effort: a lab
+    # without it still runs the Swarm tests.
+    if ! ip netns exec "$NNS" sh -c "sysctl -qw net.ipv4.ip_forward=1 &&
+        iptables -t nat -A POSTROUTING -o eth0 ! -s $NADDR -j MASQUERADE" 2>/dev/null; then
+        note "$NODE: no masquerade for its containers (iptables in its namespace failed)"
+    fi
 }
 
 make_node_disk() {
