@@ -31,7 +31,7 @@ enum Command {
     Disk(commands::disk::DiskArgs),
     /// Run the node agent: GC on every pull and on a timer, Prometheus metrics.
     Agent(commands::agent::AgentArgs),
-    /// Ask a running agent whether it is healthy (for the healthcheck of its container).
+    /// Ask a running agent or server whether it is healthy (for the healthcheck of its container).
     Healthcheck(commands::healthcheck::HealthcheckArgs),
     /// Check stack files for settings that make deploys unsafe, before `docker stack deploy`.
     Lint(commands::lint::LintArgs),

@@ -308,6 +308,63 @@ fn healthcheck_fails_when_no_agent_answers() {
     assert!(stderr(&out).contains("does not answer"), "{}", stderr(&out));
 }
 
+/// A server serving HTTPS with its self-signed certificate, checked as the stack file's
+/// healthcheck does (with the server's own variables): over TLS, trusting that certificate;
+/// without them, the command says the server answered in TLS (it used to fail three times and
+/// have Swarm roll the server back to plain HTTP).
+#[test]
+fn healthcheck_asks_a_server_on_tls_with_its_own_certificate() {
+    let dir = std::env::temp_dir().join(format!("swarmkeeper-cli-{}-tls", std::process::id()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let state_dir = dir.to_str().unwrap();
+    let variables = [
+        ("SWARMKEEPER_LISTEN", listen.as_str()),
+        ("SWARMKEEPER_STATE_DIR", state_dir),
+        ("SWARMKEEPER_TLS_SELF_SIGNED", "true"),
+    ];
+    let mut server = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+        .arg("server")
+        .envs(variables)
+        .env("DOCKER_HOST", "unix:///nonexistent/swarmkeeper-test.sock")
+        .env("SWARMKEEPER_ADMIN_PASSWORD", "a long enough admin password")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let healthcheck = |tls: &str| {
+        Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+            .arg("healthcheck")
+            .envs(variables)
+            .env("SWARMKEEPER_TLS_SELF_SIGNED", tls)
+            .output()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut over_tls = healthcheck("true");
+    while over_tls.status.code() != Some(0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        over_tls = healthcheck("true");
+    }
+    // Empty, as `${SWARMKEEPER_TLS_SELF_SIGNED:-}` in the stack file leaves it: plain HTTP.
+    let plain = healthcheck("");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(over_tls.status.code(), Some(0), "{}", stderr(&over_tls));
+    assert!(String::from_utf8_lossy(&over_tls.stdout).starts_with("HTTP/1.1 200"));
+    assert_eq!(plain.status.code(), Some(1), "{}", stderr(&plain));
+    assert!(
+        stderr(&plain).contains("answered in TLS"),
+        "{}",
+        stderr(&plain)
+    );
+}
+
 fn plan_json(args: &[&str]) -> serde_json::Value {
     let out = swarmkeeper(&[&["gc", "plan", "--json"][..], args].concat());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

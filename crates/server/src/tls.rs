@@ -59,6 +59,103 @@ pub fn load(cert: &Path, key: &Path) -> Result<TlsConfig, TlsError> {
     Ok(Arc::new(config))
 }
 
+/// TLS over `stream` (connected), trusting exactly the leaf certificate of the PEM file `cert`
+/// (the server's own, `--tls-cert` or the self-signed one): what `swarmkeeper healthcheck`
+/// uses to ask its own server on loopback, where no CA and no host name can vouch for it.
+/// The handshake happens on first read or write. Errors name the file.
+pub fn pinned_stream(
+    cert: &Path,
+    stream: std::net::TcpStream,
+) -> Result<impl std::io::Read + std::io::Write, TlsError> {
+    let config = pinned_client(cert)?;
+    let peer = stream.peer_addr().map_err(|e| TlsError {
+        what: "connecting with",
+        path: cert.to_owned(),
+        detail: e.to_string(),
+    })?;
+    let name = rustls_pki_types::ServerName::IpAddress(peer.ip().into());
+    let connection = rustls::ClientConnection::new(config, name).map_err(|e| TlsError {
+        what: "connecting with",
+        path: cert.to_owned(),
+        detail: e.to_string(),
+    })?;
+    Ok(rustls::StreamOwned::new(connection, stream))
+}
+
+fn pinned_client(cert: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let error = |detail: String| TlsError {
+        what: "the server's certificate",
+        path: cert.to_owned(),
+        detail,
+    };
+    let leaf = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| error(e.to_string()))?
+        .next()
+        .ok_or_else(|| error("no PEM certificate in the file".into()))?
+        .map_err(|e| error(e.to_string()))?;
+    let provider = Arc::new(default_provider());
+    let verifier = Pinned {
+        leaf,
+        algorithms: provider.signature_verification_algorithms,
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| error(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Accepts the one certificate it was given (signatures still checked), whatever its issuer
+/// and names.
+#[derive(Debug)]
+struct Pinned {
+    leaf: CertificateDer<'static>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.leaf.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
 /// Where [`self_signed`] keeps its pair: `<state dir>/tls/self-signed.crt` and `.key`.
 pub fn self_signed_paths(state_dir: &Path) -> (PathBuf, PathBuf) {
     let dir = state_dir.join("tls");

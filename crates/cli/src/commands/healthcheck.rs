@@ -1,19 +1,23 @@
 //! `swarmkeeper healthcheck`: asks a running agent's or server's `/healthz` and exits 0 when it
 //! answers.
-//! The agent's image is `FROM scratch`, with no shell or curl for a Swarm healthcheck to call.
+//! The images are `FROM scratch`, with no shell or curl for a Swarm healthcheck to call. The
+//! command reads the same variables as the process it checks (`SWARMKEEPER_LISTEN`, the token
+//! file, the server's TLS settings), so the stack file's `healthcheck: test:` needs no option.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use swarmkeeper_server::tls;
 
+use super::server::DEFAULT_SERVER_STATE_DIR;
 use crate::exit::{CmdResult, Failure};
 
 #[derive(Args)]
 pub struct HealthcheckArgs {
-    /// The agent's listen address (an unspecified address is asked on loopback).
+    /// The agent's or server's listen address (an unspecified address is asked on loopback).
     #[arg(
         long,
         env = "SWARMKEEPER_LISTEN",
@@ -24,6 +28,22 @@ pub struct HealthcheckArgs {
     /// The agent's bearer token file, when it requires one.
     #[arg(long, env = "SWARMKEEPER_METRICS_TOKEN_FILE", value_name = "FILE")]
     metrics_token_file: Option<PathBuf>,
+    /// The server serves HTTPS with this certificate (its --tls-cert): ask over TLS, trusting
+    /// that certificate alone.
+    #[arg(
+        long,
+        env = "SWARMKEEPER_TLS_CERT",
+        value_name = "FILE",
+        conflicts_with = "tls_self_signed"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The server serves HTTPS with the self-signed certificate of its --state-dir: ask over
+    /// TLS, trusting that certificate alone.
+    #[arg(long, env = "SWARMKEEPER_TLS_SELF_SIGNED")]
+    tls_self_signed: bool,
+    /// The server's state directory, where --tls-self-signed keeps its certificate.
+    #[arg(long, env = "SWARMKEEPER_STATE_DIR", default_value = DEFAULT_SERVER_STATE_DIR, value_name = "DIR")]
+    state_dir: PathBuf,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
@@ -46,29 +66,57 @@ pub fn run(args: HealthcheckArgs) -> CmdResult {
         }
         None => String::new(),
     };
+    let cert = match (&args.tls_cert, args.tls_self_signed) {
+        (Some(cert), _) => Some(cert.clone()),
+        (None, true) => Some(tls::self_signed_paths(&args.state_dir).0),
+        (None, false) => None,
+    };
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let status = ask(addr, &authorization, timeout)
-        .map_err(|e| Failure::Failed(format!("the agent at {addr} does not answer: {e}")))?;
+    let no_answer = |e: std::io::Error| Failure::Failed(format!("{addr} does not answer: {e}"));
+    let request = format!(
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n"
+    );
+    let stream = connect(addr, timeout).map_err(no_answer)?;
+    let status = match cert {
+        None => ask(stream, &request),
+        Some(cert) => ask(
+            tls::pinned_stream(&cert, stream).map_err(|e| Failure::Usage(e.to_string()))?,
+            &request,
+        ),
+    }
+    .map_err(no_answer)?;
     if status.starts_with("HTTP/1.1 200") {
         println!("{status}");
         Ok(())
-    } else {
+    } else if status.starts_with('\u{15}') {
+        // A TLS alert record (content type 21): the server speaks TLS and we did not.
         Err(Failure::Failed(format!(
-            "the agent at {addr} answered {status}"
+            "{addr} answered in TLS: set SWARMKEEPER_TLS_SELF_SIGNED or SWARMKEEPER_TLS_CERT \
+             as for the server (or --tls-self-signed / --tls-cert)"
         )))
+    } else {
+        Err(Failure::Failed(format!("{addr} answered {status}")))
     }
 }
 
-/// The status line of `GET /healthz`.
-fn ask(addr: SocketAddr, authorization: &str, timeout: Duration) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
+    Ok(stream)
+}
+
+/// Sends `request` and answers the status line of the reply.
+fn ask(mut stream: impl Read + Write, request: &str) -> std::io::Result<String> {
+    stream.write_all(request.as_bytes())?;
+    stream.flush()?;
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => {}
+        // A TLS peer that closes without close_notify, once it has answered.
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof && !answer.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    let answer = String::from_utf8_lossy(&answer);
     Ok(answer.lines().next().unwrap_or_default().trim().to_string())
 }

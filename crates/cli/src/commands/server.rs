@@ -20,7 +20,7 @@ use swarmkeeper_server::{tls, AppState, Limits, ServerConfig, TrustedProxies};
 use crate::exit::{init_logging, CmdResult, Failure};
 
 /// The server's default state directory, beside an agent's on a manager.
-const DEFAULT_SERVER_STATE_DIR: &str = "/var/lib/swarmkeeper-server";
+pub(crate) const DEFAULT_SERVER_STATE_DIR: &str = "/var/lib/swarmkeeper-server";
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
