@@ -10,6 +10,7 @@
 //! - silences decide which messages go out, never the alerts' state.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -185,7 +186,9 @@ pub fn evaluate(
 /// send, resolved ones first, each kind by rule then subject:
 ///
 /// - a condition without an alert starts one, pending since `now`; an alert fires once its
-///   condition has held for the rule's `for` (at once when that is zero);
+///   condition has held for the rule's `for` (at once when that is zero), or for the
+///   condition's own `hold` when that is shorter (the disk forecast's, judged by the latest
+///   condition);
 /// - a firing alert is sent when it starts firing, and again every `repeat_interval` (never
 ///   again when that is zero), unless a silence matches it now; a silenced alert is sent as
 ///   soon as no silence matches it (its first firing message, or the repeat that is due);
@@ -204,11 +207,11 @@ pub fn step(
     silences: &[Silence],
     now: Timestamp,
 ) -> Vec<Message> {
-    let mut holding: BTreeMap<(RuleId, String), &str> = BTreeMap::new();
+    let mut holding: BTreeMap<(RuleId, String), (&str, Option<Duration>)> = BTreeMap::new();
     for c in &conditions.active {
         holding
             .entry((c.rule, c.subject.clone()))
-            .or_insert(&c.summary);
+            .or_insert((&c.summary, c.hold));
     }
     let mut resolved = Vec::new();
     state.alerts.retain(|key, alert| {
@@ -218,10 +221,10 @@ pub fn step(
         }
         keep
     });
-    for (key, summary) in holding {
+    for (key, (summary, _)) in &holding {
         let alert = state.alerts.entry(key.clone()).or_insert_with(|| Alert {
             rule: key.0,
-            subject: key.1,
+            subject: key.1.clone(),
             summary: String::new(),
             active_since: now,
             firing_since: None,
@@ -230,10 +233,13 @@ pub fn step(
         alert.summary = summary.to_string();
     }
     let mut firing = Vec::new();
-    for alert in state.alerts.values_mut() {
-        if alert.firing_since.is_none()
-            && now.duration_since(alert.active_since) >= signed(rules.for_duration(alert.rule))
-        {
+    for (key, alert) in state.alerts.iter_mut() {
+        let for_duration = rules.for_duration(alert.rule);
+        let hold = match holding.get(key) {
+            Some((_, Some(hold))) => for_duration.min(*hold),
+            _ => for_duration,
+        };
+        if alert.firing_since.is_none() && now.duration_since(alert.active_since) >= signed(hold) {
             alert.firing_since = Some(now);
         }
         if !alert.is_firing() || silenced(silences, alert.rule, &alert.subject, now) {
@@ -257,8 +263,6 @@ pub fn step(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use jiff::SignedDuration;
 
     use super::*;
@@ -276,6 +280,7 @@ mod tests {
                     rule: *rule,
                     subject: subject.to_string(),
                     summary: format!("{rule} on {subject}"),
+                    hold: None,
                 })
                 .collect(),
             unknown: vec![],

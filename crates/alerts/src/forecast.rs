@@ -1,78 +1,178 @@
 //! When a disk will be full, from the trend of its recent samples.
+//!
+//! The rule, and why it is not node_exporter's. The node_exporter mixin's
+//! `NodeFilesystemSpaceFillingUp` fits `predict_linear` over the last 6 h (24 h ahead) or
+//! 6 h (4 h ahead) and then waits `for: 1h`: it is made for disks that fill over days. The
+//! incident swarmkeeper exists for filled a worker's disk in minutes (one 30 MB image per
+//! deploy on a 256 MiB disk): a 6 h trend barely rises, and an alert that waits an hour comes
+//! after the disk is full. Here a warning must come early enough to act on, whatever the pace:
+//!
+//! - the trend is fitted over the rule's window (1 h) *and* over its newest halves (30 min,
+//!   15 min, … while they hold enough samples); the soonest "full" wins, so a fill that began
+//!   late in the window is seen at its own pace, not flattened by the hour before it;
+//! - the evidence a trend needs scales with the time it leaves: its samples must span
+//!   [`LEAD_FRACTION`] of the predicted time to full (a disk full in 4 minutes needs a minute
+//!   of samples), at most the rule's `min_span`; the alert then holds for the same fraction,
+//!   at most the rule's `for` (see [`Forecast::hold`]): an alert that waits longer than the
+//!   disk has left is useless;
+//! - a rise is not noise: the samples must have grown by [`MIN_GROWTH_PERCENT`] of the
+//!   capacity, and the newest half of them must still have grown by half of that, so a flat
+//!   disk whose usage wobbles by less than half a percent either way never fires, and a disk
+//!   that stopped growing (or shrank) for the newest half of the window resolves.
 
 use jiff::{SignedDuration, Timestamp};
 use swarmkeeper_report::DiskSample;
 
+/// The part of the predicted time to full that both the samples' span and the alert's hold
+/// may take: a quarter, so a warning leaves at least half of the time left to act.
+pub const LEAD_FRACTION: f64 = 0.25;
+
+/// The least growth, in percent of the capacity, that counts as a trend rather than noise.
+pub const MIN_GROWTH_PERCENT: f64 = 1.0;
+
 /// What the trend of a node's disk says.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Forecast {
-    /// Fewer than the required samples in the window, or they span less than the required
-    /// time: no trend can be told. The alert neither fires nor resolves on it.
+    /// Fewer than the required samples in the window, or a rising trend whose samples do not
+    /// yet span what its pace requires: nothing can be told yet. The alert neither fires nor
+    /// resolves on it.
     TooFewSamples,
-    /// The fitted line is flat or falling: the disk is not filling up.
+    /// No trend rises by [`MIN_GROWTH_PERCENT`] and still rises in its newest half: the disk
+    /// is not filling up.
     NotFilling,
     /// The fitted line reaches the capacity after `in_` from now, filling at `bytes_per_hour`;
-    /// `used_percent` is where the line stands now.
+    /// `used_percent` is where the disk stands now; `fitted_over` is the span of the samples
+    /// of the trend that said so.
     FullIn {
         in_: SignedDuration,
         bytes_per_hour: f64,
         used_percent: f64,
+        fitted_over: SignedDuration,
     },
 }
 
-/// Fits a least-squares line through the samples of the last `window` before `now` (used bytes
-/// against time) and says when, at its slope, the disk reaches the capacity of the newest
-/// sample, as Prometheus' `predict_linear` would, but starting from the newest sample when
-/// that is above the line: a fill that began late in the window flattens the fitted line
-/// and lowers where it stands now, while the disk is at least as full as it last read.
-/// Samples after `now` are ignored. It needs `min_samples` samples spanning at least
-/// `min_span`: a handful of samples a few seconds apart would turn one image pull into a
-/// steep slope. (A quarter of the window used to be required: at the 1 h default that held
-/// the alert back 15 minutes after a fill began, long enough for a small disk to pass the
-/// GC threshold first.)
+impl Forecast {
+    /// How long a "full in" forecast must hold before its alert fires: [`LEAD_FRACTION`] of
+    /// the time left, at most `max_hold` (the rule's `for`). `None` for the other forecasts.
+    pub fn hold(&self, max_hold: SignedDuration) -> Option<SignedDuration> {
+        match self {
+            Forecast::FullIn { in_, .. } => Some(lead(*in_).min(max_hold)),
+            Forecast::TooFewSamples | Forecast::NotFilling => None,
+        }
+    }
+}
+
+fn lead(time_left: SignedDuration) -> SignedDuration {
+    SignedDuration::try_from_secs_f64(time_left.as_secs_f64() * LEAD_FRACTION)
+        .unwrap_or(SignedDuration::MAX)
+}
+
+/// Says when the disk is full at the pace of its recent samples (used bytes against time,
+/// against the capacity of the newest sample), by the rule of this module's documentation.
+///
+/// Each trend is a least-squares line, as Prometheus' `predict_linear`, over the samples of
+/// the last `window` before `now`, then of its newest half, quarter, … while at least
+/// `min_samples` remain. Each starts from where the disk stands: the line's value now, or the
+/// newest sample when that is higher (a fill that began late in a trend's span flattens its
+/// line and lowers where it stands now, while the disk is at least as full as it last read).
+/// A trend counts when it grew (newest less oldest sample) by [`MIN_GROWTH_PERCENT`] of the
+/// capacity, its newest half grew by half of that, and its samples span [`LEAD_FRACTION`] of
+/// the time to full or `max_span`, whichever is shorter. The soonest full of the trends that
+/// count is the forecast. Samples after `now` are ignored.
 pub fn forecast_full(
     samples: &[DiskSample],
     now: Timestamp,
     window: SignedDuration,
     min_samples: usize,
-    min_span: SignedDuration,
+    max_span: SignedDuration,
 ) -> Forecast {
-    let recent: Vec<&DiskSample> = samples
+    let mut recent: Vec<&DiskSample> = samples
         .iter()
         .filter(|s| s.at <= now && now.duration_since(s.at) <= window)
         .collect();
-    let (Some(first), Some(last)) = (
-        recent.iter().map(|s| s.at).min(),
-        recent.iter().max_by_key(|s| s.at),
-    ) else {
+    recent.sort_by_key(|s| s.at);
+    let min_samples = min_samples.max(2);
+    if recent.len() < min_samples {
         return Forecast::TooFewSamples;
-    };
-    let span = last.at.duration_since(first);
-    if recent.len() < min_samples.max(2) || span < min_span || span.is_zero() {
-        return Forecast::TooFewSamples;
+    }
+    let mut best: Option<Fill> = None;
+    let mut too_short = false;
+    let mut span = window;
+    loop {
+        let from = recent.partition_point(|s| now.duration_since(s.at) > span);
+        let trend = &recent[from..];
+        if trend.len() < min_samples {
+            break;
+        }
+        if let Some(fill) = fit(trend, now) {
+            if fill.fitted_over < lead(fill.in_).min(max_span) {
+                too_short = true;
+            } else if best.as_ref().is_none_or(|b| fill.in_ < b.in_) {
+                best = Some(fill);
+            }
+        }
+        span /= 2;
+        if span.is_zero() {
+            break;
+        }
+    }
+    match best {
+        Some(fill) => Forecast::FullIn {
+            in_: fill.in_,
+            bytes_per_hour: fill.bytes_per_hour,
+            used_percent: fill.used_percent,
+            fitted_over: fill.fitted_over,
+        },
+        None if too_short => Forecast::TooFewSamples,
+        None => Forecast::NotFilling,
+    }
+}
+
+/// A trend that counts as filling, before its span is checked.
+struct Fill {
+    in_: SignedDuration,
+    bytes_per_hour: f64,
+    used_percent: f64,
+    fitted_over: SignedDuration,
+}
+
+/// The least-squares line through `trend` (sorted by time, at least two samples), if the
+/// samples grew as a fill must (see [`forecast_full`]).
+fn fit(trend: &[&DiskSample], now: Timestamp) -> Option<Fill> {
+    let (first, last) = (trend.first()?, trend.last()?);
+    let fitted_over = last.at.duration_since(first.at);
+    if fitted_over.is_zero() {
+        return None;
+    }
+    let capacity = last.capacity_bytes as f64;
+    let min_growth = capacity * MIN_GROWTH_PERCENT / 100.0;
+    let grown_since = |s: &DiskSample| last.used_bytes as f64 - s.used_bytes as f64;
+    let middle = first.at + fitted_over / 2;
+    let newest_half = trend.iter().find(|s| s.at >= middle)?;
+    if grown_since(first) < min_growth || grown_since(newest_half) < min_growth / 2.0 {
+        return None;
     }
     // Seconds before `now` (negative) against bytes; centred sums keep the precision that raw
     // epoch seconds squared would lose.
-    let n = recent.len() as f64;
-    let xs: Vec<f64> = recent
+    let n = trend.len() as f64;
+    let xs: Vec<f64> = trend
         .iter()
         .map(|s| s.at.duration_since(now).as_secs_f64())
         .collect();
     let mean_x = xs.iter().sum::<f64>() / n;
-    let mean_y = recent.iter().map(|s| s.used_bytes as f64).sum::<f64>() / n;
+    let mean_y = trend.iter().map(|s| s.used_bytes as f64).sum::<f64>() / n;
     let (mut sxy, mut sxx) = (0.0, 0.0);
-    for (x, s) in xs.iter().zip(&recent) {
+    for (x, s) in xs.iter().zip(trend) {
         sxy += (x - mean_x) * (s.used_bytes as f64 - mean_y);
         sxx += (x - mean_x) * (x - mean_x);
     }
     let slope = sxy / sxx;
     if !slope.is_finite() || slope <= 0.0 {
-        return Forecast::NotFilling;
+        return None;
     }
-    let capacity = last.capacity_bytes as f64;
     let used_now = (mean_y - slope * mean_x).max(last.used_bytes as f64);
     let seconds = ((capacity - used_now) / slope).max(0.0);
-    Forecast::FullIn {
+    Some(Fill {
         in_: SignedDuration::try_from_secs_f64(seconds).unwrap_or(SignedDuration::MAX),
         bytes_per_hour: slope * 3600.0,
         used_percent: if capacity > 0.0 {
@@ -80,7 +180,8 @@ pub fn forecast_full(
         } else {
             100.0
         },
-    }
+        fitted_over,
+    })
 }
 
 #[cfg(test)]
@@ -109,7 +210,7 @@ mod tests {
             samples,
             now(),
             SignedDuration::from_hours(1),
-            5,
+            3,
             SignedDuration::from_mins(5),
         )
     }
@@ -122,6 +223,7 @@ mod tests {
             in_,
             bytes_per_hour,
             used_percent,
+            fitted_over,
         } = forecast(&samples)
         else {
             panic!("{:?}", forecast(&samples))
@@ -129,6 +231,7 @@ mod tests {
         assert!((in_.as_secs_f64() - 250.0 * 60.0).abs() < 1.0, "{in_:?}");
         assert!((bytes_per_hour - 120.0 * MIB as f64).abs() < 1.0);
         assert!((used_percent - 50.0).abs() < 0.01);
+        assert_eq!(fitted_over, SignedDuration::from_mins(59));
     }
 
     #[test]
@@ -156,11 +259,12 @@ mod tests {
     fn too_few_samples_or_too_short_a_span_tell_nothing() {
         assert_eq!(forecast(&[]), Forecast::TooFewSamples);
         assert_eq!(
-            forecast(&history(4, |age| (500 - age as u64) * MIB)),
+            forecast(&history(2, |age| (500 - 50 * age as u64) * MIB)),
             Forecast::TooFewSamples
         );
-        // Ten samples, but all within 4 and a half minutes.
-        let samples: Vec<DiskSample> = history(10, |age| (500 - 50 * age as u64) * MIB)
+        // Ten samples within 4 and a half minutes, filling 4 MiB a minute: full in two hours,
+        // so the samples must span the whole 5 minutes.
+        let samples: Vec<DiskSample> = history(10, |age| (500 - 2 * age as u64) * MIB)
             .into_iter()
             .map(|mut s| {
                 s.at = now() - now().duration_since(s.at) / 2;
@@ -168,6 +272,62 @@ mod tests {
             })
             .collect();
         assert_eq!(forecast(&samples), Forecast::TooFewSamples);
+    }
+
+    /// A disk full in four minutes needs a minute of samples, not five.
+    #[test]
+    fn a_fast_fill_needs_only_a_quarter_of_its_time_left() {
+        let samples: Vec<DiskSample> = (0..3)
+            .map(|half_minutes| DiskSample {
+                at: now() - SignedDuration::from_secs(30 * half_minutes),
+                used_bytes: (600 - 50 * half_minutes as u64) * MIB,
+                capacity_bytes: 1000 * MIB,
+            })
+            .collect();
+        let full = forecast(&samples);
+        let Forecast::FullIn {
+            in_, fitted_over, ..
+        } = full
+        else {
+            panic!("{full:?}")
+        };
+        assert_eq!(fitted_over, SignedDuration::from_mins(1));
+        assert!((in_.as_secs_f64() - 240.0).abs() < 1.0, "{in_:?}");
+        assert_eq!(
+            full.hold(SignedDuration::from_mins(5)),
+            Some(SignedDuration::from_secs(60))
+        );
+        // A slow fill waits the whole `for`.
+        let slow = forecast(&history(60, |age| (500 - 2 * age as u64) * MIB));
+        assert_eq!(
+            slow.hold(SignedDuration::from_mins(5)),
+            Some(SignedDuration::from_mins(5))
+        );
+        assert_eq!(
+            Forecast::NotFilling.hold(SignedDuration::from_mins(5)),
+            None
+        );
+    }
+
+    #[test]
+    fn noise_below_half_a_percent_either_way_is_not_a_trend() {
+        // 500 MiB of 1000, wobbling by 4.9 MiB either way, the worst way round: low first,
+        // high last.
+        let samples = history(60, |age| {
+            if age < 30 {
+                504 * MIB + 900 * 1024
+            } else {
+                495 * MIB + 124 * 1024
+            }
+        });
+        assert_eq!(forecast(&samples), Forecast::NotFilling);
+    }
+
+    #[test]
+    fn a_disk_that_stopped_growing_for_the_newest_half_is_not_filling() {
+        // Filling 5 MiB a minute until 30 minutes ago, flat since.
+        let samples = history(60, |age| (650 - 5 * (age.max(30) as u64 - 30)) * MIB);
+        assert_eq!(forecast(&samples), Forecast::NotFilling);
     }
 
     #[test]
@@ -192,7 +352,7 @@ mod tests {
 
     /// The lab case at the defaults: a 256 MiB disk flat at 30 % for an hour, then filling
     /// 10 MiB a minute. Seven minutes in (57 %, the GC threshold 85 % still 11 minutes away)
-    /// the forecast says full within the 6 h default, although the hour's line barely rises.
+    /// the forecast says full in about 11 minutes, although the hour's line barely rises.
     #[test]
     fn a_fill_that_began_late_in_the_window_is_forecast_before_the_gc_threshold() {
         let capacity = 256 * MIB;
@@ -215,13 +375,14 @@ mod tests {
         else {
             panic!("{:?}", forecast(&samples))
         };
-        assert!(in_ <= SignedDuration::from_hours(6), "{in_:?}");
+        // 110 MiB left at 10 MiB a minute: the newest trends see the fill's own pace.
+        assert!(in_ <= SignedDuration::from_mins(12), "{in_:?}");
         assert!((used_percent - used).abs() < 0.01, "{used_percent}");
     }
 
     #[test]
     fn five_minutes_of_samples_are_enough_for_a_trend() {
-        let samples = history(6, |age| (500 - 2 * age as u64) * MIB);
+        let samples = history(6, |age| (500 - 4 * age as u64) * MIB);
         assert!(matches!(forecast(&samples), Forecast::FullIn { .. }));
     }
 }

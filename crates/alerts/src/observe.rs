@@ -98,6 +98,10 @@ pub struct Condition {
     pub subject: String,
     /// One line for a person: what is wrong, with the figures.
     pub summary: String,
+    /// How long the condition must hold before its alert fires when that is shorter than the
+    /// rule's `for` (the disk forecast's hold shrinks with the time left); `None`: the rule's
+    /// `for`.
+    pub hold: Option<Duration>,
 }
 
 /// The result of one evaluation.
@@ -183,10 +187,11 @@ fn node_conditions(
         ) {
             Forecast::TooFewSamples => out.unknown.push((RuleId::DiskFullForecast, name.clone())),
             Forecast::NotFilling => {}
-            Forecast::FullIn {
+            full @ Forecast::FullIn {
                 in_,
                 bytes_per_hour,
                 used_percent,
+                fitted_over,
             } => {
                 if in_ <= signed(forecast.within) {
                     out.push(
@@ -196,10 +201,14 @@ fn node_conditions(
                             "disk of node {name} will be full in about {} at the rate of the \
                              last {} (+{}/h, {used_percent:.0}% used now)",
                             rounded(in_),
-                            humantime::format_duration(forecast.window),
+                            rounded(fitted_over),
                             mib(bytes_per_hour as u64),
                         ),
                     );
+                    let hold = full.hold(signed(forecast.for_duration));
+                    if let Some(last) = out.active.last_mut() {
+                        last.hold = hold.and_then(|h| Duration::try_from(h).ok());
+                    }
                 }
             }
         }
@@ -301,6 +310,7 @@ impl Conditions {
             rule,
             subject: subject.to_string(),
             summary,
+            hold: None,
         });
     }
 }
@@ -422,7 +432,7 @@ mod tests {
     }
 
     #[test]
-    fn a_filling_disk_is_forecast_within_six_hours_and_not_beyond() {
+    fn a_filling_disk_is_forecast_within_the_horizon_and_not_beyond() {
         let mut n = node("w1");
         // 700 MiB used, +1 MiB a minute: full in 300 minutes.
         n.disk.as_mut().unwrap().samples = (0..60)
@@ -440,7 +450,7 @@ mod tests {
         assert_eq!(c.active.len(), 1, "{c:?}");
         assert_eq!(
             c.active[0].summary,
-            "disk of node w1 will be full in about 5h at the rate of the last 1h \
+            "disk of node w1 will be full in about 5h at the rate of the last 59m \
              (+60.0 MiB/h, 70% used now)"
         );
         let mut rules = AlertRules::default();
@@ -451,7 +461,7 @@ mod tests {
     #[test]
     fn a_forecast_without_enough_samples_is_unknown_not_resolved() {
         let mut n = node("w1");
-        n.disk.as_mut().unwrap().samples.truncate(3);
+        n.disk.as_mut().unwrap().samples.truncate(2);
         let observation = Observation {
             nodes: vec![n],
             ..Observation::default()

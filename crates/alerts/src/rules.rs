@@ -144,27 +144,33 @@ impl Default for DiskGcShortfall {
     }
 }
 
-/// Disk predicted full from the trend of the recent samples (a least-squares line over
-/// `window`, as Prometheus' `predict_linear`); see [`crate::forecast_full`] for what counts
-/// as too few samples and what a falling trend gives.
+/// Disk predicted full from the trend of the recent samples (least-squares lines over
+/// `window` and its newest halves, as Prometheus' `predict_linear`); the rule in full, and
+/// why it differs from node_exporter's `NodeFilesystemSpaceFillingUp` (6 h trend, `for: 1h`),
+/// is [`crate::forecast_full`]'s module documentation. In short: the evidence a trend needs
+/// and the alert's hold are a quarter of the predicted time to full, at most `min_span` and
+/// `for`, and a trend must grow by 1 % of the disk (its newest half by 0.5 %), so a fill of
+/// minutes warns within a minute or two and a fill of days after the full 5 minutes, while a
+/// flat disk's noise never fires.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DiskFullForecast {
     pub enabled: bool,
-    /// Fire when the disk would be full within this long (6h).
+    /// Fire when the disk would be full within this long (24h, the mixin's warning horizon):
+    /// a disk filling over two or three days is told before it reaches the GC threshold.
     #[serde(with = "duration_text")]
     pub within: Duration,
-    /// The samples the trend is fitted to: those of the last `window` (1h).
+    /// The longest trend: the samples of the last `window` (1h); its halves are fitted too.
     #[serde(with = "duration_text")]
     pub window: Duration,
-    /// The fewest samples a trend is fitted to (5); they must also span `min_span`.
+    /// The fewest samples a trend is fitted to (3: a rise, and its newest half rising too).
     pub min_samples: usize,
-    /// The shortest time the samples must span (5m): at the agent's 30 s default interval,
-    /// ten reports.
+    /// The span a trend's samples need at most (5m); a trend that predicts full sooner needs
+    /// only a quarter of its time to full.
     #[serde(with = "duration_text")]
     pub min_span: Duration,
-    /// How long the prediction must hold before the alert fires (5m): one big pull does not
-    /// page anyone.
+    /// How long the prediction must hold at most before the alert fires (5m); it fires after
+    /// a quarter of the predicted time to full when that is shorter.
     #[serde(rename = "for", with = "duration_text")]
     pub for_duration: Duration,
 }
@@ -173,9 +179,9 @@ impl Default for DiskFullForecast {
     fn default() -> DiskFullForecast {
         DiskFullForecast {
             enabled: true,
-            within: Duration::from_secs(6 * 3600),
+            within: Duration::from_secs(24 * 3600),
             window: Duration::from_secs(3600),
-            min_samples: 5,
+            min_samples: 3,
             min_span: Duration::from_secs(5 * 60),
             for_duration: Duration::from_secs(5 * 60),
         }
@@ -357,10 +363,10 @@ impl AlertRules {
                 "must not be longer than the window",
             );
         }
-        if forecast.min_samples < 2 {
+        if forecast.min_samples < 3 {
             return invalid(
                 "disk_full_forecast.min_samples",
-                "must be at least 2 (a trend needs two points)",
+                "must be at least 3 (a rise, and its newest half rising too)",
             );
         }
         if self.restart_loop.restarts == 0 {
@@ -410,15 +416,30 @@ impl AlertRules {
 }
 
 /// Durations as the product writes them everywhere (`90s`, `5m`, `4h`, `0`): read with
-/// `swarmkeeper_gc::parse_duration` (the one grammar, `swarmkeeper_units`'), written with
-/// humantime.
+/// `swarmkeeper_gc::parse_duration` (the one grammar, `swarmkeeper_units`'), written in
+/// hours, minutes and seconds without the zero parts (`24h`, `1h30m`; humantime would write
+/// `1day`, which that grammar does not read), below a second with humantime.
 pub(crate) mod duration_text {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&humantime::format_duration(*value))
+        if value.subsec_nanos() != 0 || value.is_zero() {
+            return serializer.collect_str(&humantime::format_duration(*value));
+        }
+        let seconds = value.as_secs();
+        let mut text = String::new();
+        for (amount, unit) in [
+            (seconds / 3600, "h"),
+            (seconds / 60 % 60, "m"),
+            (seconds % 60, "s"),
+        ] {
+            if amount > 0 {
+                text.push_str(&format!("{amount}{unit}"));
+            }
+        }
+        serializer.collect_str(&text)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -450,6 +471,7 @@ mod tests {
         assert_eq!(json["repeat_interval"], "4h");
         assert_eq!(json["service_not_converged"]["for"], "10m");
         assert_eq!(json["disk_gc_shortfall"]["for"], "0s");
+        assert_eq!(json["disk_full_forecast"]["within"], "24h");
         let back: AlertRules = serde_json::from_value(json).unwrap();
         assert_eq!(back, AlertRules::default());
     }

@@ -90,6 +90,7 @@ fn conditions(tick: &Tick) -> Conditions {
                 rule: *rule,
                 subject: subject.clone(),
                 summary: format!("{rule} {subject}"),
+                hold: None,
             })
             .collect(),
         unknown: keys
@@ -210,6 +211,7 @@ proptest! {
                 rule: RuleId::NodeDown,
                 subject: "w1".into(),
                 summary: "down".into(),
+                hold: None,
             }],
             unknown: vec![],
         };

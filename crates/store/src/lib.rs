@@ -24,6 +24,7 @@ pub use deploys::{
 };
 pub use registries::{AutoDeployEvent, StoredRegistry, EVENTS_KEPT};
 pub use swarmkeeper_report::{DiskSample, NodeReport, ReportedRun, RetentionPolicy};
+pub use usage::UsageThinning;
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "swarmkeeper.db";

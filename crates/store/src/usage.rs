@@ -179,57 +179,162 @@ impl Store {
     /// Thins every node's usage history per [`swarmkeeper_report::USAGE_RETENTION`]: the
     /// node's sample times decide, and the task samples of a time go with it (task samples
     /// without a node sample go once older than the last tier). Returns how many node sample
-    /// times went.
+    /// times went. One pass in one go: [`Store::start_usage_thinning`] and
+    /// [`Store::thin_usage_step`] are the same pass in short transactions, for a caller that
+    /// shares the store (the server).
     ///
     /// Incremental: a pass reads only the node sample times its [`UsageWatermark`] names
     /// (what aged into a coarser tier since the last pass, from the start of its bucket, and
-    /// the buckets of samples stored since), and expires by one primary-key range per node;
+    /// the buckets of samples stored since), and expires by primary-key ranges per node;
     /// what it deletes is what a pass over every sample at the same `now` (to the
     /// millisecond) would delete. The watermark lives in memory: the first pass after
     /// [`Store::open`] reads everything.
     pub fn thin_usage(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        let mut pass = self.start_usage_thinning(now)?;
+        while !self.thin_usage_step(&mut pass, usize::MAX)? {}
+        Ok(pass.deleted)
+    }
+
+    /// Starts a thinning pass at `now` (see [`Store::thin_usage`]): lists the nodes, deletes
+    /// nothing. From here on the watermark is the one after this pass, so samples stored
+    /// between its steps are looked at by the next pass.
+    pub fn start_usage_thinning(&mut self, now: Timestamp) -> Result<UsageThinning, StoreError> {
         let now = from_millis(millis(now));
         let ranges = self.usage_watermark.ranges(now);
-        let expire = millis(UsageWatermark::expire_before(now));
-        let mut deleted = 0;
+        let mut nodes = Vec::new();
+        let mut task_nodes = Vec::new();
         self.in_transaction(|tx| {
-            let mut select = tx.prepare_cached(
-                "SELECT at_ms FROM node_usage WHERE node_id = ?1 AND at_ms >= ?2 AND at_ms < ?3",
-            )?;
-            let mut delete_node =
-                tx.prepare_cached("DELETE FROM node_usage WHERE node_id = ?1 AND at_ms = ?2")?;
-            let mut delete_tasks =
-                tx.prepare_cached("DELETE FROM task_usage WHERE node_id = ?1 AND at_ms = ?2")?;
-            for node in node_ids(tx, "node_usage")? {
-                let mut times = Vec::new();
-                for (from, until) in &ranges {
-                    let until = until.map_or(i64::MAX, millis);
-                    let rows = select.query_map(params![node, millis(*from), until], |row| {
-                        row.get::<_, i64>(0)
-                    })?;
-                    for ms in rows {
-                        times.push(ms?);
-                    }
-                }
-                let at: Vec<Timestamp> = times.iter().map(|ms| from_millis(*ms)).collect();
-                for index in thin_usage(&at, now) {
-                    delete_node.execute(params![node, times[index]])?;
-                    delete_tasks.execute(params![node, times[index]])?;
-                    deleted += 1;
-                }
-                deleted += tx
-                    .prepare_cached("DELETE FROM node_usage WHERE node_id = ?1 AND at_ms < ?2")?
-                    .execute(params![node, expire])?;
-            }
-            for node in node_ids(tx, "task_usage")? {
-                tx.prepare_cached("DELETE FROM task_usage WHERE node_id = ?1 AND at_ms < ?2")?
-                    .execute(params![node, expire])?;
-            }
+            nodes = node_ids(tx, "node_usage")?;
+            task_nodes = node_ids(tx, "task_usage")?;
             Ok(())
         })?;
         self.usage_watermark = UsageWatermark::after(now);
-        Ok(deleted)
+        Ok(UsageThinning {
+            now,
+            ranges,
+            expire_ms: millis(UsageWatermark::expire_before(now)),
+            expire_nodes: nodes.clone(),
+            nodes,
+            expire_tasks: task_nodes,
+            doomed: Vec::new(),
+            deleted: 0,
+        })
     }
+
+    /// One step of `pass` in one transaction: deletes at most about `max_rows` rows (node and
+    /// task samples; at least one sample time with its task samples, or one node's times
+    /// read), so the store is held briefly whatever the pass has to do. Returns whether the
+    /// pass is done; [`UsageThinning::deleted`] counts as [`Store::thin_usage`] does. After
+    /// an error the pass is abandoned and the next one reads everything.
+    pub fn thin_usage_step(
+        &mut self,
+        pass: &mut UsageThinning,
+        max_rows: usize,
+    ) -> Result<bool, StoreError> {
+        let mut done = false;
+        let result = self.in_transaction(|tx| {
+            let mut rows = 0;
+            while rows < max_rows {
+                if let Some((node, at)) = pass.doomed.pop() {
+                    rows += tx
+                        .prepare_cached("DELETE FROM node_usage WHERE node_id = ?1 AND at_ms = ?2")?
+                        .execute(params![node, at])?;
+                    rows += tx
+                        .prepare_cached("DELETE FROM task_usage WHERE node_id = ?1 AND at_ms = ?2")?
+                        .execute(params![node, at])?;
+                    pass.deleted += 1;
+                } else if let Some(node) = pass.nodes.pop() {
+                    let mut select = tx.prepare_cached(
+                        "SELECT at_ms FROM node_usage
+                         WHERE node_id = ?1 AND at_ms >= ?2 AND at_ms < ?3",
+                    )?;
+                    let mut times = Vec::new();
+                    for (from, until) in &pass.ranges {
+                        let until = until.map_or(i64::MAX, millis);
+                        let found = select
+                            .query_map(params![node, millis(*from), until], |row| {
+                                row.get::<_, i64>(0)
+                            })?;
+                        for ms in found {
+                            times.push(ms?);
+                        }
+                    }
+                    let at: Vec<Timestamp> = times.iter().map(|ms| from_millis(*ms)).collect();
+                    for index in thin_usage(&at, pass.now) {
+                        pass.doomed.push((node.clone(), times[index]));
+                    }
+                    rows += 1;
+                } else if let Some(node) = pass.expire_nodes.last() {
+                    let (gone, all) =
+                        expire(tx, "node_usage", node, pass.expire_ms, max_rows - rows)?;
+                    pass.deleted += gone;
+                    rows += gone.max(1);
+                    if all {
+                        pass.expire_nodes.pop();
+                    }
+                } else if let Some(node) = pass.expire_tasks.last() {
+                    let (gone, all) =
+                        expire(tx, "task_usage", node, pass.expire_ms, max_rows - rows)?;
+                    rows += gone.max(1);
+                    if all {
+                        pass.expire_tasks.pop();
+                    }
+                } else {
+                    done = true;
+                    break;
+                }
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            self.usage_watermark = UsageWatermark::FULL;
+        }
+        result.map(|()| done)
+    }
+}
+
+/// A usage thinning pass under way ([`Store::start_usage_thinning`]).
+#[derive(Debug)]
+pub struct UsageThinning {
+    now: Timestamp,
+    ranges: Vec<(Timestamp, Option<Timestamp>)>,
+    /// Samples taken before this (milliseconds) go, whatever their bucket.
+    expire_ms: i64,
+    /// Nodes whose sample times in `ranges` are still to be read, the next last.
+    nodes: Vec<String>,
+    /// Sample times read and to be deleted with their task samples: (node, milliseconds).
+    doomed: Vec<(String, i64)>,
+    /// Nodes whose node samples older than `expire_ms` may remain.
+    expire_nodes: Vec<String>,
+    /// Nodes whose task samples older than `expire_ms` may remain.
+    expire_tasks: Vec<String>,
+    deleted: usize,
+}
+
+impl UsageThinning {
+    /// Node sample times deleted so far.
+    pub fn deleted(&self) -> usize {
+        self.deleted
+    }
+}
+
+/// Deletes at most `limit` (at least one) of `node`'s rows of `table` older than `before_ms`,
+/// by a primary-key range: (how many went, whether none remain).
+fn expire(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    node: &str,
+    before_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<(usize, bool)> {
+    let limit = limit.clamp(1, i64::MAX as usize);
+    let gone = tx
+        .prepare_cached(&format!(
+            "DELETE FROM {table} WHERE rowid IN
+                 (SELECT rowid FROM {table} WHERE node_id = ?1 AND at_ms < ?2 LIMIT ?3)"
+        ))?
+        .execute(params![node, before_ms, limit as i64])?;
+    Ok((gone, gone < limit))
 }
 
 /// The distinct nodes of a usage table, one primary-key seek each (not a scan of its rows).
@@ -440,8 +545,10 @@ mod tests {
     fn incremental_thinning_equals_full_thinning() {
         let mut incremental = Store::in_memory().unwrap();
         let mut full = Store::in_memory().unwrap();
+        // The same incremental passes in steps of at most 50 rows.
+        let mut stepped = Store::in_memory().unwrap();
         let start: Timestamp = "2026-11-26T00:00:03.5Z".parse().unwrap();
-        let mut went = (0, 0);
+        let mut went = (0, 0, 0);
         for pass in 1..=26 * 12 {
             let now = start + SignedDuration::from_mins(5 * pass);
             for (node, skew) in [("node1", 0), ("node2", 4_700)] {
@@ -463,21 +570,67 @@ mod tests {
                 }
                 add(&mut incremental, node, &samples);
                 add(&mut full, node, &samples);
+                add(&mut stepped, node, &samples);
             }
             went.0 += incremental.thin_usage(now).unwrap();
+            let mut thinning = stepped.start_usage_thinning(now).unwrap();
+            while !stepped.thin_usage_step(&mut thinning, 50).unwrap() {}
+            went.2 += thinning.deleted();
             full.usage_watermark = UsageWatermark::FULL;
             went.1 += full.thin_usage(now).unwrap();
             if pass % 24 == 0 {
                 assert_eq!(everything(&incremental), everything(&full), "pass {pass}");
+                assert_eq!(everything(&stepped), everything(&full), "pass {pass}");
             }
         }
         assert_eq!(everything(&incremental), everything(&full));
+        assert_eq!(everything(&stepped), everything(&full));
         assert_eq!(went.0, went.1);
+        assert_eq!(went.2, went.1);
         assert!(went.0 > 10_000, "{went:?}");
         // Twice at the same time: nothing more goes.
         let now = start + SignedDuration::from_mins(5 * 26 * 12);
         assert_eq!(incremental.thin_usage(now).unwrap(), 0);
         full.usage_watermark = UsageWatermark::FULL;
         assert_eq!(full.thin_usage(now).unwrap(), 0);
+    }
+
+    /// The server stores reports between a pass's steps: what they bring is looked at by the
+    /// next pass, as if they had come before it, and no step holds more than its rows.
+    #[test]
+    fn samples_stored_between_steps_are_thinned_by_the_next_pass() {
+        let mut stepped = Store::in_memory().unwrap();
+        let mut full = Store::in_memory().unwrap();
+        let start: Timestamp = "2026-11-26T00:00:00Z".parse().unwrap();
+        let every_10s = |from: Timestamp, n: i64| -> Vec<UsageSample> {
+            (0..n)
+                .map(|k| sample(from + SignedDuration::from_secs(10 * k), k as u64))
+                .collect()
+        };
+        // Two hours of 10 s samples on two nodes: the older hour is due to go to 1 a minute.
+        for store in [&mut stepped, &mut full] {
+            for node in ["node1", "node2"] {
+                add(store, node, &every_10s(start, 720));
+            }
+        }
+        let now = start + SignedDuration::from_hours(2);
+        let mut pass = stepped.start_usage_thinning(now).unwrap();
+        assert!(!stepped.thin_usage_step(&mut pass, 3).unwrap());
+        assert_eq!(pass.nodes, ["node1"]);
+        // Late samples from an hour and a half ago arrive mid-pass.
+        let late: Vec<UsageSample> = (0..6)
+            .map(|k| sample(start + SignedDuration::from_secs(1800 + 10 * k + 5), 9))
+            .collect();
+        // node2 was read in the first step (the nodes go last first).
+        add(&mut stepped, "node2", &late);
+        while !stepped.thin_usage_step(&mut pass, 3).unwrap() {}
+        add(&mut full, "node2", &late);
+        let later = now + SignedDuration::from_mins(5);
+        stepped.thin_usage(later).unwrap();
+        full.usage_watermark = UsageWatermark::FULL;
+        full.thin_usage(now).unwrap();
+        full.usage_watermark = UsageWatermark::FULL;
+        full.thin_usage(later).unwrap();
+        assert_eq!(everything(&stepped), everything(&full));
     }
 }

@@ -75,11 +75,18 @@ fn describe(group: &str, key: &str) -> (&'static str, &'static str) {
     const DURATION: &str = "duration: 90s, 5m, 1h30m";
     match (group, key) {
         (_, "enabled") => ("on", ""),
+        ("disk_full_forecast", "for") => (
+            "for at most",
+            "duration: 90s, 5m, 1h30m; a quarter of the time left when that is shorter",
+        ),
         (_, "for") => ("for", "duration: 90s, 5m, 1h30m; 0 fires at once"),
         ("disk_full_forecast", "within") => ("predicted full within", DURATION),
         ("disk_full_forecast", "window") => ("trend of the last", DURATION),
         ("disk_full_forecast", "min_samples") => ("at least this many samples", "count"),
-        ("disk_full_forecast", "min_span") => ("spanning at least", DURATION),
+        ("disk_full_forecast", "min_span") => (
+            "spanning at most",
+            "duration: 90s, 5m, 1h30m; a quarter of the time left when that is shorter",
+        ),
         ("restart_loop", "restarts") => ("restarts", "count"),
         ("restart_loop", "within") => ("within", DURATION),
         ("oom_kill", "keep_firing_for") => ("keep firing after the last kill for", DURATION),

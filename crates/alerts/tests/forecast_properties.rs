@@ -1,0 +1,236 @@
+//! The disk-full forecast at the default rules, end to end through `evaluate`, as the server
+//! runs it: an agent reports every 10 s or 30 s (with jitter), the server evaluates every
+//! 3 s and thins the stored samples every 5 minutes (one a clock minute, `report::thin`) and
+//! reads the last hour of them.
+//!
+//! - a flat disk whose usage wobbles by less than half a percent either way never fires;
+//! - a steady fill, from 5 minutes to 2 days for an empty disk to fill, starting anywhere up
+//!   to 50 % after any flat history, fires before the disk reaches the GC high threshold
+//!   (85 %);
+//! - once the disk stops growing and shrinks, the alert resolves within half the window.
+
+use jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+use swarmkeeper_alerts::{
+    evaluate, AlertRules, AlertState, Message, NodeDisk, NodeObservation, Observation, RuleId,
+    Status,
+};
+use swarmkeeper_report::{thin, DiskSample, RetentionPolicy};
+
+const HIGH_THRESHOLD: f64 = 85.0;
+const EVALUATION: SignedDuration = SignedDuration::from_secs(3);
+const HOUSEKEEPING: SignedDuration = SignedDuration::from_mins(5);
+
+fn start() -> Timestamp {
+    "2026-11-26T12:00:00Z".parse().unwrap()
+}
+
+/// The server's side: what it stores of one node's reports, and its alert state.
+struct Server {
+    rules: AlertRules,
+    state: AlertState,
+    capacity: u64,
+    interval: SignedDuration,
+    samples: Vec<DiskSample>,
+    last_thinned: Timestamp,
+    firing: Vec<(Timestamp, f64)>,
+    resolved: Vec<Timestamp>,
+}
+
+impl Server {
+    fn new(capacity: u64, interval_seconds: i64) -> Server {
+        Server {
+            rules: AlertRules::default(),
+            state: AlertState::default(),
+            capacity,
+            interval: SignedDuration::from_secs(interval_seconds),
+            samples: Vec::new(),
+            last_thinned: start(),
+            firing: Vec::new(),
+            resolved: Vec::new(),
+        }
+    }
+
+    /// A report at `at` with the disk `used` percent full.
+    fn report(&mut self, at: Timestamp, used: f64) {
+        self.samples.push(DiskSample {
+            at,
+            used_bytes: (self.capacity as f64 * used / 100.0) as u64,
+            capacity_bytes: self.capacity,
+        });
+    }
+
+    /// One evaluation at `now`; `used` is the disk's usage then, for the record.
+    fn evaluate(&mut self, now: Timestamp, used: f64) {
+        if now.duration_since(self.last_thinned) >= HOUSEKEEPING {
+            let gone = thin(&self.samples, now, &RetentionPolicy::default());
+            let mut i = 0;
+            self.samples.retain(|_| {
+                i += 1;
+                gone.binary_search(&(i - 1)).is_err()
+            });
+            self.last_thinned = now;
+        }
+        // The server reads only the window; older samples cannot matter.
+        let window = SignedDuration::try_from(self.rules.disk_full_forecast.window).unwrap();
+        self.samples
+            .retain(|s| now.duration_since(s.at) <= window * 2);
+        let last = self.samples.last().map(|s| s.used_bytes).unwrap_or(0);
+        let observation = Observation {
+            nodes: vec![NodeObservation {
+                name: "w1".into(),
+                down: false,
+                last_report: Some(now),
+                report_interval_seconds: self.interval.as_secs() as u64,
+                disk: Some(NodeDisk {
+                    usage_percent: (last * 100 / self.capacity) as u8,
+                    high_threshold_percent: HIGH_THRESHOLD as u8,
+                    gc_fell_short: false,
+                    samples: self.samples.clone(),
+                }),
+            }],
+            ..Observation::default()
+        };
+        let messages: Vec<Message> = evaluate(&mut self.state, &self.rules, &observation, &[], now);
+        for m in messages {
+            assert_eq!(m.rule, RuleId::DiskFullForecast, "{m:?}");
+            match m.status {
+                Status::Firing => self.firing.push((now, used)),
+                Status::Resolved => self.resolved.push(now),
+            }
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.state.alerts().any(|a| !a.is_firing())
+    }
+
+    /// Runs from `from` to `until`: a report every interval (plus `jitter(n)` seconds), at
+    /// each an evaluation, and one every 3 s in between while an alert is pending (or always,
+    /// with `every_tick`). `usage(t)` is the disk's usage `t` after `from`.
+    fn run(
+        &mut self,
+        from: Timestamp,
+        until: Timestamp,
+        jitter: &[i64],
+        every_tick: bool,
+        usage: impl Fn(SignedDuration) -> f64,
+        stop: impl Fn(&Server) -> bool,
+    ) -> Timestamp {
+        let mut now = from;
+        let mut n = 0usize;
+        let mut next_report = from;
+        while now < until && !stop(self) {
+            if now >= next_report {
+                self.report(now, usage(now.duration_since(from)));
+                n += 1;
+                let shift = jitter.get(n % jitter.len().max(1)).copied().unwrap_or(0);
+                next_report = now + self.interval + SignedDuration::from_secs(shift);
+                self.evaluate(now, usage(now.duration_since(from)));
+            } else if every_tick || self.pending() {
+                self.evaluate(now, usage(now.duration_since(from)));
+            }
+            now = (now + EVALUATION).min(next_report.max(now + SignedDuration::from_secs(1)));
+        }
+        now
+    }
+}
+
+fn capacity() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(256u64 << 20), Just(20u64 << 30), Just(2u64 << 40)]
+}
+
+fn interval() -> impl Strategy<Value = i64> {
+    prop_oneof![Just(30i64), Just(10i64)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn a_flat_disk_with_noise_never_fires(
+        capacity in capacity(),
+        interval in interval(),
+        level in 1.0f64..84.0,
+        // The worst noise is a slow rise: a sawtooth from -ramp to +ramp over `period`,
+        // with random wobble on top, all within 0.49 % either way.
+        ramp in 0.0f64..0.49,
+        period_minutes in 1.0f64..120.0,
+        noise in prop::collection::vec(-1.0f64..1.0, 1..200),
+        jitter in prop::collection::vec(-2i64..3, 1..20),
+    ) {
+        let mut server = Server::new(capacity, interval);
+        let end = start() + SignedDuration::from_mins(150);
+        server.run(start(), end, &jitter, true, |t| {
+            let phase = (t.as_secs_f64() / 60.0 / period_minutes).fract();
+            let wobble = noise[(t.as_secs() / interval) as usize % noise.len()] * (0.49 - ramp);
+            level - ramp + 2.0 * ramp * phase + wobble
+        }, |_| false);
+        prop_assert!(server.firing.is_empty(), "fired at {:?}", server.firing);
+    }
+
+    #[test]
+    fn a_steady_fill_fires_before_the_high_threshold(
+        capacity in capacity(),
+        interval in interval(),
+        // Minutes for an empty disk to fill, 5 minutes to 2 days, spread evenly in log.
+        fill_minutes_log in (5f64).ln()..(2.0f64 * 24.0 * 60.0).ln(),
+        from in 0.0f64..50.0,
+        flat_minutes in 0i64..90,
+        noise in prop::collection::vec(-0.05f64..0.05, 1..50),
+        jitter in prop::collection::vec(-2i64..3, 1..20),
+    ) {
+        let per_second = 100.0 / (fill_minutes_log.exp() * 60.0);
+        let mut server = Server::new(capacity, interval);
+        let flat = SignedDuration::from_mins(flat_minutes);
+        let usage = |t: SignedDuration| {
+            let filling = (t - flat).as_secs_f64().max(0.0);
+            let wobble = noise[(t.as_secs() / interval) as usize % noise.len()];
+            (from + filling * per_second + wobble).clamp(0.0, 100.0)
+        };
+        let reaches_high = SignedDuration::from_secs_f64((HIGH_THRESHOLD - from) / per_second) + flat;
+        server.run(start(), start() + reaches_high, &jitter, false, usage, |s| !s.firing.is_empty());
+        prop_assert!(
+            !server.firing.is_empty(),
+            "no alert before {HIGH_THRESHOLD}% ({:?} after the fill began)",
+            reaches_high - flat
+        );
+        let (at, used) = server.firing[0];
+        prop_assert!(used < HIGH_THRESHOLD, "fired at {used}% ({at})");
+    }
+
+    #[test]
+    fn a_disk_that_shrinks_after_a_fill_resolves_within_half_the_window(
+        capacity in capacity(),
+        interval in interval(),
+        fill_minutes in 5.0f64..120.0,
+        shrink_per_minute in 0.05f64..10.0,
+        jitter in prop::collection::vec(-2i64..3, 1..20),
+    ) {
+        let per_second = 100.0 / (fill_minutes * 60.0);
+        let mut server = Server::new(capacity, interval);
+        let fill = |t: SignedDuration| (10.0 + t.as_secs_f64() * per_second).min(100.0);
+        let fired_at = server.run(
+            start(),
+            start() + SignedDuration::from_hours(3),
+            &jitter,
+            false,
+            fill,
+            |s| !s.firing.is_empty(),
+        );
+        prop_assert!(!server.firing.is_empty());
+        let peak = fill(fired_at.duration_since(start()));
+        let shrink = |t: SignedDuration| (peak - t.as_secs_f64() / 60.0 * shrink_per_minute).max(0.0);
+        let half_window = SignedDuration::from_mins(30);
+        server.run(
+            fired_at,
+            fired_at + half_window + SignedDuration::from_secs(interval * 2),
+            &jitter,
+            true,
+            shrink,
+            |s| !s.resolved.is_empty(),
+        );
+        prop_assert_eq!(server.resolved.len(), 1, "not resolved within half the window");
+        prop_assert_eq!(server.firing.len(), 1, "fired again while shrinking");
+    }
+}
