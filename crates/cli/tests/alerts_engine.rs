@@ -62,30 +62,6 @@ impl Drop for OomEvents {
     }
 }
 
-/// Removes the service, the image and the state directories when the test ends, failed or
-/// not.
-struct Cleanup {
-    host: String,
-    service: String,
-    image: String,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for args in [
-            vec!["service", "rm", self.service.as_str()],
-            vec!["image", "rm", "-f", self.image.as_str()],
-        ] {
-            let _ = std::process::Command::new("docker")
-                .env("DOCKER_HOST", &self.host)
-                .args(args)
-                .output();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn a_task_killed_for_memory_alerts_the_webhook() {
     // A child process is killed; the container keeps running.
@@ -115,7 +91,7 @@ fn oom_alert(case: &str, script: &str) {
     let service = format!("skalert-oom{case}-{id}");
     let image = format!("skalert-oom{case}:{id}");
     let dir = tempdir(&format!("alert-oom{case}"));
-    let _cleanup = Cleanup {
+    let _cleanup = ServiceCleanup {
         host: host.clone(),
         service: service.clone(),
         image: image.clone(),

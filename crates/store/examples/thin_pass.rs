@@ -12,6 +12,9 @@
 //!                                           at NOW + 5 min (the steady state); prints JSON
 //!
 //! `PAGE_CACHE_KIB=8192` gives the store the server's page cache (`Store::set_page_cache`).
+//! `STEP_ROWS=N` runs the passes as the server does, in steps of at most N rows
+//! (`Store::thin_usage_step`), and prints the longest step: the longest the store is held.
+//! Without it a pass is one step, as `Store::thin_usage`.
 
 use std::time::Instant;
 
@@ -172,6 +175,22 @@ fn chart_query(store: &Store, now: Timestamp, n: usize) -> (f64, f64, usize) {
     (times[times.len() / 2], times[times.len() - 1], rows)
 }
 
+/// A thinning pass in steps of at most `step_rows` rows: (sample times deleted, the longest
+/// step in seconds, the number of steps).
+fn stepped_pass(store: &mut Store, now: Timestamp, step_rows: usize) -> (usize, f64, usize) {
+    let mut pass = store.start_usage_thinning(now).unwrap();
+    let (mut longest, mut steps) = (0f64, 0);
+    loop {
+        let started = Instant::now();
+        let done = store.thin_usage_step(&mut pass, step_rows).unwrap();
+        longest = longest.max(started.elapsed().as_secs_f64());
+        steps += 1;
+        if done {
+            return (pass.deleted(), longest, steps);
+        }
+    }
+}
+
 fn pass(dir: &std::path::Path, nodes: usize, tasks: usize, now_ms: i64) {
     let now = Timestamp::from_millisecond(now_ms).unwrap();
     let db = dir.join(swarmkeeper_store::DB_FILE);
@@ -181,8 +200,9 @@ fn pass(dir: &std::path::Path, nodes: usize, tasks: usize, now_ms: i64) {
     if let Ok(kib) = std::env::var("PAGE_CACHE_KIB") {
         store.set_page_cache(kib.parse().unwrap()).unwrap();
     }
+    let step_rows: usize = std::env::var("STEP_ROWS").map_or(usize::MAX, |n| n.parse().unwrap());
     let started = Instant::now();
-    let first = store.thin_usage(now).unwrap();
+    let (first, first_hold_s, first_steps) = stepped_pass(&mut store, now, step_rows);
     let first_s = started.elapsed().as_secs_f64();
     let (chart_p50, chart_max, chart_rows) = chart_query(&store, now, 50);
     let started = Instant::now();
@@ -205,13 +225,15 @@ fn pass(dir: &std::path::Path, nodes: usize, tasks: usize, now_ms: i64) {
     let per_report_ms = started.elapsed().as_secs_f64() * 1000.0 / (30 * nodes) as f64;
     let later = now + SignedDuration::from_mins(5);
     let started = Instant::now();
-    let steady = store.thin_usage(later).unwrap();
+    let (steady, steady_hold_s, steady_steps) = stepped_pass(&mut store, later, step_rows);
     let steady_s = started.elapsed().as_secs_f64();
     println!(
         "{{\"db_bytes\": {size}, \"first_pass_s\": {first_s:.3}, \"first_pass_deleted\": {first}, \
          \"chart_30d_p50_ms\": {chart_p50:.2}, \"chart_30d_max_ms\": {chart_max:.2}, \
          \"chart_rows\": {chart_rows}, \"store_ms_per_report\": {per_report_ms:.3}, \
-         \"steady_pass_s\": {steady_s:.3}, \"steady_pass_deleted\": {steady}}}"
+         \"steady_pass_s\": {steady_s:.3}, \"steady_pass_deleted\": {steady}, \
+         \"first_pass_longest_hold_s\": {first_hold_s:.4}, \"first_pass_steps\": {first_steps}, \
+         \"steady_pass_longest_hold_s\": {steady_hold_s:.4}, \"steady_pass_steps\": {steady_steps}}}"
     );
 }
 

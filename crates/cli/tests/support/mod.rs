@@ -224,6 +224,30 @@ impl Drop for Lab {
     }
 }
 
+/// Removes a test's service, its image and its state directory when dropped, whether the
+/// test passed or failed.
+pub struct ServiceCleanup {
+    pub host: String,
+    pub service: String,
+    pub image: String,
+    pub dir: PathBuf,
+}
+
+impl Drop for ServiceCleanup {
+    fn drop(&mut self) {
+        for args in [
+            vec!["service", "rm", self.service.as_str()],
+            vec!["image", "rm", "-f", self.image.as_str()],
+        ] {
+            let _ = Command::new("docker")
+                .env("DOCKER_HOST", &self.host)
+                .args(args)
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 pub fn docker(host: &str, args: &[&str]) -> String {
     let out = Command::new("docker")
         .env("DOCKER_HOST", host)
