@@ -234,3 +234,30 @@ proptest! {
         prop_assert_eq!(server.firing.len(), 1, "fired again while shrinking");
     }
 }
+
+/// The seed incident's shape: a 256 MiB worker at 30 %, a 30 MB image pulled every 90 s (one
+/// deploy after another). The fifth pull takes it from 77 % past the high threshold to 89 %:
+/// the warning must come before it.
+#[test]
+fn image_pulls_every_90_seconds_are_warned_of_before_the_pull_that_crosses_the_threshold() {
+    for interval in [10, 30] {
+        let mut server = Server::new(256 << 20, interval);
+        let pull = 30.0 * 1e6 / (256u64 << 20) as f64 * 100.0;
+        let usage = |t: SignedDuration| 30.0 + pull * (t.as_secs() / 90) as f64;
+        let crossing = SignedDuration::from_secs(90 * 5);
+        assert!(
+            usage(crossing) >= HIGH_THRESHOLD
+                && usage(crossing - SignedDuration::from_secs(1)) < HIGH_THRESHOLD
+        );
+        server.run(start(), start() + crossing, &[0], false, usage, |s| {
+            !s.firing.is_empty()
+        });
+        let Some(&(at, used)) = server.firing.first() else {
+            panic!("reports every {interval} s: no warning before the fifth pull")
+        };
+        eprintln!(
+            "reports every {interval} s: warned {} s in (the threshold is crossed at 450 s), at {used:.0} %",
+            at.duration_since(start()).as_secs()
+        );
+    }
+}

@@ -179,16 +179,27 @@ fn chart_query(store: &Store, now: Timestamp, n: usize) -> (f64, f64, usize) {
 /// step in seconds, the number of steps).
 fn stepped_pass(store: &mut Store, now: Timestamp, step_rows: usize) -> (usize, f64, usize) {
     let mut pass = store.start_usage_thinning(now).unwrap();
-    let (mut longest, mut steps) = (0f64, 0);
+    let mut holds = Vec::new();
     loop {
         let started = Instant::now();
         let done = store.thin_usage_step(&mut pass, step_rows).unwrap();
-        longest = longest.max(started.elapsed().as_secs_f64());
-        steps += 1;
+        holds.push(started.elapsed().as_secs_f64());
         if done {
-            return (pass.deleted(), longest, steps);
+            break;
         }
     }
+    holds.sort_by(f64::total_cmp);
+    if holds.len() > 1 {
+        eprintln!(
+            "steps {}: p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms, {} over 50 ms",
+            holds.len(),
+            holds[holds.len() / 2] * 1000.0,
+            holds[holds.len() * 9 / 10] * 1000.0,
+            holds[holds.len() - 1] * 1000.0,
+            holds.iter().filter(|h| **h > 0.05).count()
+        );
+    }
+    (pass.deleted(), holds[holds.len() - 1], holds.len())
 }
 
 fn pass(dir: &std::path::Path, nodes: usize, tasks: usize, now_ms: i64) {

@@ -331,10 +331,10 @@ impl Table {
 /// GC runs are kept this long; disk samples as `RetentionPolicy::default()` says.
 const GC_HISTORY_KEPT: SignedDuration = SignedDuration::from_hours(24 * 30);
 
-/// Rows a step of the usage thinning deletes at most while it holds the store: about 20 ms
-/// of deletes (100,000 rows a second measured on the one-day database, `docs/benchmarks.md`),
-/// so reports and pages wait at most that long behind it.
-const USAGE_THINNING_ROWS_PER_STEP: usize = 2_000;
+/// Rows a step of the usage thinning deletes at most while it holds the store: on the one-day
+/// database at 100 nodes × 100 containers a step took 6-14 ms at the median (a pass in one
+/// hold: 2.4-5.0 s), so reports and pages wait about that long behind it (`docs/benchmarks.md`).
+const USAGE_THINNING_ROWS_PER_STEP: usize = 500;
 
 /// The usage thinning pass in short steps, the store released between them (a whole pass at
 /// 100 nodes × 100 containers deletes 270,000 rows, 2.5 s in one hold).
