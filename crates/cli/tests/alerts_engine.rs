@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::server::Server;
 use support::*;
 
 /// The times (ns since the epoch) of the engine's `oom` events for `service`'s containers,
@@ -86,32 +85,17 @@ fn a_task_whose_main_process_is_killed_for_memory_alerts_the_webhook_then_a_rest
 /// Runs a service limited to 16 MiB whose `script` allocates 64 MiB, and waits for the
 /// oom-kill alert about its slot at the webhook; prints the latency from the kill.
 fn oom_alert(case: &str, script: &str) {
-    let host = std::env::var("DOCKER_HOST").unwrap_or("unix:///var/run/docker.sock".into());
-    let id = std::process::id();
-    let service = format!("skalert-oom{case}-{id}");
-    let image = format!("skalert-oom{case}:{id}");
-    let dir = tempdir(&format!("alert-oom{case}"));
-    let _cleanup = ServiceCleanup {
-        host: host.clone(),
-        service: service.clone(),
-        image: image.clone(),
-        dir: dir.clone(),
-    };
-    build(&host, &image, None, 0, &[]);
-    let (port, messages) = webhook_receiver();
-    let secret = dir.join("report-secret");
-    std::fs::write(&secret, "alert-oom-report-secret\n").unwrap();
-    let server = Server::start_with(
-        &dir.join("server"),
-        &[
-            ("DOCKER_HOST", host.as_str()),
-            ("SWARMKEEPER_REPORT_SECRET_FILE", secret.to_str().unwrap()),
-            (
-                "SWARMKEEPER_ALERT_WEBHOOK",
-                &format!("http://127.0.0.1:{port}/hook"),
-            ),
-        ],
-    );
+    let AlertSetup {
+        host,
+        service,
+        image,
+        dir,
+        secret,
+        server,
+        messages,
+        cleanup: _cleanup,
+        ..
+    } = AlertSetup::start(&format!("oom{case}"));
     let _agent = Agent::reporting(&host, &dir.join("agent"), server.port(), &secret);
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -16,7 +16,6 @@ mod support;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime};
 
-use support::server::Server;
 use support::*;
 
 const FOR: Duration = Duration::from_secs(20);
@@ -44,32 +43,17 @@ fn wait_for(
 
 #[test]
 fn a_task_near_its_memory_limit_alerts_after_the_rules_duration_and_resolves() {
-    let host = std::env::var("DOCKER_HOST").unwrap_or("unix:///var/run/docker.sock".into());
-    let id = std::process::id();
-    let service = format!("skalert-mem-{id}");
-    let image = format!("skalert-mem:{id}");
-    let dir = tempdir("alert-memory");
-    let _cleanup = ServiceCleanup {
-        host: host.clone(),
-        service: service.clone(),
-        image: image.clone(),
-        dir: dir.clone(),
-    };
-    build(&host, &image, None, 0, &[]);
-    let (port, messages) = webhook_receiver();
-    let secret = dir.join("report-secret");
-    std::fs::write(&secret, "alert-memory-report-secret\n").unwrap();
-    let server = Server::start_with(
-        &dir.join("server"),
-        &[
-            ("DOCKER_HOST", host.as_str()),
-            ("SWARMKEEPER_REPORT_SECRET_FILE", secret.to_str().unwrap()),
-            (
-                "SWARMKEEPER_ALERT_WEBHOOK",
-                &format!("http://127.0.0.1:{port}/hook"),
-            ),
-        ],
-    );
+    let AlertSetup {
+        host,
+        service,
+        image,
+        dir,
+        secret,
+        server,
+        messages,
+        cleanup: _cleanup,
+        ..
+    } = AlertSetup::start("mem");
     // The admin shortens the rule's duration; every other rule keeps its default.
     let session = server.login();
     let token = server.token(&session, "memory-rule");

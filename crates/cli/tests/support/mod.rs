@@ -248,6 +248,63 @@ impl Drop for ServiceCleanup {
     }
 }
 
+/// The host engine's side of an alert test named `name`: a service name `skalert-NAME-PID`
+/// and a busybox image `skalert-NAME:PID` (built), removed with the state directory when the
+/// test ends; a `swarmkeeper server` sending alerts to a webhook receiver on this machine; the
+/// report secret file its agent needs.
+pub struct AlertSetup {
+    pub host: String,
+    pub service: String,
+    pub image: String,
+    pub dir: PathBuf,
+    pub secret: PathBuf,
+    pub server: server::Server,
+    pub messages: std::sync::mpsc::Receiver<(std::time::SystemTime, Value)>,
+    /// Bind it for the whole test (`cleanup: _cleanup`): dropping it removes everything.
+    pub cleanup: ServiceCleanup,
+}
+
+impl AlertSetup {
+    pub fn start(name: &str) -> AlertSetup {
+        let host = std::env::var("DOCKER_HOST").unwrap_or("unix:///var/run/docker.sock".into());
+        let id = std::process::id();
+        let service = format!("skalert-{name}-{id}");
+        let image = format!("skalert-{name}:{id}");
+        let dir = tempdir(&format!("alert-{name}"));
+        let cleanup = ServiceCleanup {
+            host: host.clone(),
+            service: service.clone(),
+            image: image.clone(),
+            dir: dir.clone(),
+        };
+        build(&host, &image, None, 0, &[]);
+        let (port, messages) = webhook_receiver();
+        let secret = dir.join("report-secret");
+        std::fs::write(&secret, format!("alert-{name}-report-secret\n")).unwrap();
+        let server = server::Server::start_with(
+            &dir.join("server"),
+            &[
+                ("DOCKER_HOST", host.as_str()),
+                ("SWARMKEEPER_REPORT_SECRET_FILE", secret.to_str().unwrap()),
+                (
+                    "SWARMKEEPER_ALERT_WEBHOOK",
+                    &format!("http://127.0.0.1:{port}/hook"),
+                ),
+            ],
+        );
+        AlertSetup {
+            host,
+            service,
+            image,
+            dir,
+            secret,
+            server,
+            messages,
+            cleanup,
+        }
+    }
+}
+
 pub fn docker(host: &str, args: &[&str]) -> String {
     let out = Command::new("docker")
         .env("DOCKER_HOST", host)
