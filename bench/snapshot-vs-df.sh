@@ -75,12 +75,21 @@ for i in "${!also[@]}"; do
 import json, sys
 a, b = (json.load(open(f)) for f in sys.argv[1:3])
 # Live values: when it was taken, the bytes free, and the last use of images that run now.
+# The engine lists images and containers in no fixed order.
 for s in (a, b):
     s.pop("taken_at"); s.pop("filesystem")
     for i in s["images"]:
         i.pop("last_used")
+    for key in ("images", "containers"):
+        s[key] = {x["id"]: x for x in s[key]}
 for key in sorted(set(a) | set(b)):
     if a.get(key) != b.get(key):
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            x, y = a[key], b[key]
+            for id in sorted(set(x) | set(y)):
+                if x.get(id) != y.get(id):
+                    sys.exit(f"bench: {sys.argv[3]}'s snapshot differs in {key!r}, {id}:\n"
+                             f"  {sys.argv[1]}: {json.dumps(x.get(id))}\n  {sys.argv[2]}: {json.dumps(y.get(id))}")
         sys.exit(f"bench: {sys.argv[3]}'s snapshot differs in {key!r}")
 print(f"bench: {sys.argv[3]}'s snapshot is the same (but for the time, free bytes and last uses)", file=sys.stderr)
 PY
