@@ -104,14 +104,11 @@ impl Node {
         let (images, containers, build_cache) = match detail {
             Detail::Full => {
                 // `/system/df` takes the engine a while (it measures every container's
-                // writable layer): the layers of the images are read meanwhile.
+                // writable layer) and lists the images itself. Meanwhile the layers of the
+                // images in the image store are read from the data root; no second request
+                // goes to the engine, which would compete with `/system/df` for its CPU.
                 let engine = self.engine.clone();
-                let (df, listed) = tokio::join!(engine.system_df(), async {
-                    let images = self.engine.list_images().await?;
-                    self.learn_layers(&images).await;
-                    Ok::<_, swarmkeeper_engine::EngineError>(())
-                });
-                listed?;
+                let (df, _) = tokio::join!(engine.system_df(), self.read_stored_layers(None));
                 let df = df?;
                 let build_cache = df
                     .build_cache
@@ -148,7 +145,8 @@ impl Node {
                 (images, containers, None)
             }
         };
-        // Images that arrived between the two listings of a full observation.
+        // The layers the image store did not give (an image that arrived meanwhile, a data
+        // root not readable here) are asked for; images no longer listed are forgotten.
         self.learn_layers(&images).await;
         let now = Timestamp::now();
         let filesystem = self.measure()?;
@@ -265,7 +263,8 @@ impl Node {
     }
 
     /// Reads the layers of images not seen before: from the image store under the data root
-    /// (no request), else through the API (two requests per image), a few at a time.
+    /// (no request), else through the API (two requests per image), a few at a time. Forgets
+    /// the layers of images no longer listed.
     async fn learn_layers(&mut self, images: &[DfImage]) {
         let present: std::collections::HashSet<&str> =
             images.iter().map(|i| i.id.as_str()).collect();
@@ -278,28 +277,15 @@ impl Node {
         if unknown.is_empty() {
             return;
         }
-        // Reading the files blocks: off the runtime's thread, which may be waiting for the
-        // engine meanwhile.
         let started = std::time::Instant::now();
         let count = unknown.len();
-        let root_dir = self.root_dir.clone();
-        let stored = tokio::task::spawn_blocking(move || {
-            let mut store = layout::ImageStore::open(&root_dir);
-            unknown
-                .into_iter()
-                .map(|id| {
-                    let layers = store.as_mut().and_then(|store| store.layers(&id));
-                    (id, layers)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        let (found, missing): (Vec<_>, Vec<_>) =
-            stored.into_iter().partition(|(_, layers)| layers.is_some());
+        let found = self.read_stored_layers(Some(unknown.clone())).await;
+        let missing = unknown
+            .into_iter()
+            .filter(|id| !self.layers.contains_key(id));
         let engine = &self.engine;
         let asked: Vec<_> = stream::iter(missing)
-            .map(|(id, _)| async move {
+            .map(|id| async move {
                 // An error (the image went meanwhile, the engine hiccuped) is not remembered:
                 // the next observation asks again.
                 let layers = engine.image_layers(&id).await.ok()?;
@@ -311,21 +297,65 @@ impl Node {
             .await;
         tracing::debug!(
             images = count,
-            from_the_image_store = found.len(),
+            from_the_image_store = found,
             from_the_api = asked.len(),
             took = ?started.elapsed(),
             "read the layers of new images"
         );
-        self.layers
-            .extend(found.into_iter().chain(asked).map(|(id, layers)| {
-                let cached = layers.and_then(|layers| {
-                    layers
-                        .iter()
-                        .map(CachedLayer::new)
-                        .collect::<Option<Box<[_]>>>()
-                });
-                (id, cached)
-            }));
+        self.remember_layers(asked);
+    }
+
+    /// Reads from the image store under the data root the layers of `ids` (`None`: of every
+    /// image the store holds) that are not remembered yet, and remembers those found; returns
+    /// how many. No request to the engine.
+    async fn read_stored_layers(&mut self, ids: Option<Vec<String>>) -> usize {
+        let root_dir = self.root_dir.clone();
+        // Reading the files blocks: off the runtime's thread, which may be waiting for the
+        // engine meanwhile.
+        let Ok(Some((mut store, listed))) = tokio::task::spawn_blocking(move || {
+            let store = layout::ImageStore::open(&root_dir)?;
+            let ids = ids.unwrap_or_else(|| store.image_ids());
+            Some((store, ids))
+        })
+        .await
+        else {
+            return 0;
+        };
+        let wanted: Vec<String> = listed
+            .into_iter()
+            .filter(|id| !self.layers.contains_key(id))
+            .collect();
+        let found = tokio::task::spawn_blocking(move || {
+            wanted
+                .into_iter()
+                .filter_map(|id| {
+                    let layers = store.layers(&id)?;
+                    Some((id, Some(layers)))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let count = found.len();
+        self.remember_layers(found);
+        count
+    }
+
+    /// Keeps each image's layers, `None` where they could not be read or a chain ID is not a
+    /// SHA-256 digest.
+    fn remember_layers(
+        &mut self,
+        read: impl IntoIterator<Item = (String, Option<Vec<layout::StoredLayer>>)>,
+    ) {
+        self.layers.extend(read.into_iter().map(|(id, layers)| {
+            let cached = layers.and_then(|layers| {
+                layers
+                    .iter()
+                    .map(CachedLayer::new)
+                    .collect::<Option<Box<[_]>>>()
+            });
+            (id, cached)
+        }));
     }
 
     /// The image id a container event's `image` attribute refers to, as far as the last

@@ -569,3 +569,84 @@ fn gc_plan_uses_the_agents_policy() {
     assert_eq!(agent.stop(), Some(0));
     std::fs::remove_dir_all(state).ok();
 }
+
+/// `gc snapshot` lists exactly the images the engine lists (tagged and dangling ones, never
+/// the intermediate images the classic builder leaves in the image store), each with the
+/// layers the API gives for it; and a second snapshot of the unchanged node gives the same
+/// images and containers without writing to the state database.
+#[test]
+fn the_snapshot_is_what_the_engine_lists_and_a_repeat_writes_nothing() {
+    let lab = Lab::up("gcsnap", "256m");
+    lab.build("snap/base:1", 1, &[]);
+    lab.build_on("snap/base:1", "snap/app:1", 1);
+    lab.build("snap/pinned:1", 1, &["swarmkeeper.gc.pin=true"]);
+    // Built twice under one tag: the first is left dangling.
+    let dangling = lab.build("snap/again:1", 1, &[]);
+    lab.build("snap/again:1", 1, &[]);
+    lab.docker(&["create", "snap/app:1", "/bin/busybox", "true"]);
+    lab.docker(&["run", "snap/base:1", "/bin/busybox", "true"]);
+
+    let state = tempdir("gcsnap-state");
+    let snapshot = || {
+        let out = lab.swarmkeeper(&["gc", "snapshot", "--state-dir", state.to_str().unwrap()]);
+        assert_eq!(code(&out), 0, "{}", support::output_text(&out));
+        json(&out)
+    };
+    let first = snapshot();
+    let listed: BTreeSet<String> = lab.image_ids().into_iter().collect();
+    let stored: BTreeSet<String> = lab
+        .docker(&["images", "-a", "-q", "--no-trunc"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(listed.contains(&dangling));
+    assert!(
+        stored.len() > listed.len(),
+        "the classic builder left intermediate images"
+    );
+    assert_eq!(ids(&first, "images"), listed, "{first}");
+
+    let engine = swarmkeeper_engine::Engine::connect(&lab.host).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for image in first["images"].as_array().unwrap() {
+        let id = image["id"].as_str().unwrap();
+        let api: Vec<(String, u64)> = runtime
+            .block_on(engine.image_layers(id))
+            .unwrap()
+            .expect("the image's history gives its layers' sizes")
+            .into_iter()
+            .map(|l| (l.chain_id, l.size))
+            .collect();
+        let snapshot: Vec<(String, u64)> = image["layers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no layers: {image}"))
+            .iter()
+            .map(|l| {
+                let digest = l["digest"].as_str().unwrap().to_string();
+                (digest, l["size_bytes"].as_u64().unwrap())
+            })
+            .collect();
+        assert_eq!(snapshot, api, "{id}");
+    }
+
+    let database =
+        || ["swarmkeeper.db", "swarmkeeper.db-wal"].map(|f| std::fs::read(state.join(f)).ok());
+    let written = database();
+    let second = snapshot();
+    assert!(
+        database() == written,
+        "a snapshot of an unchanged node wrote to the state database"
+    );
+    for key in [
+        "images",
+        "containers",
+        "service_image_history",
+        "build_cache",
+    ] {
+        assert_eq!(first[key], second[key], "{key}");
+    }
+    std::fs::remove_dir_all(state).ok();
+}

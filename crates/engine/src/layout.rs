@@ -208,6 +208,23 @@ impl ImageStore {
         })
     }
 
+    /// The ids (`sha256:…`) of the images in the store (`DRIVER/imagedb/content/sha256/*`),
+    /// in no particular order: top-level images and, on a node that builds with the classic
+    /// builder, the intermediate images under them. Read without a request to the engine, so
+    /// a caller can read the images' layers while the engine is busy answering another one.
+    pub fn image_ids(&self) -> Vec<String> {
+        self.drivers
+            .iter()
+            .filter_map(|driver| std::fs::read_dir(driver.join("imagedb/content/sha256")).ok())
+            .flat_map(|entries| entries.flatten())
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                let hex = digest_hex(name.to_str()?)?;
+                Some(format!("sha256:{hex}"))
+            })
+            .collect()
+    }
+
     /// An image's layers, base first: its config (`DRIVER/imagedb/content/sha256/ID`, whose
     /// `rootfs.diff_ids` give the chain IDs) and each layer's `size` file
     /// (`DRIVER/layerdb/sha256/CHAIN/size`). `None` when the image is not in the store.
@@ -433,6 +450,7 @@ mod tests {
                 },
             ]
         );
+        assert_eq!(store.image_ids(), ["sha256:cafe"]);
         assert_eq!(store.layers("sha256:beef"), None);
         assert_eq!(store.layers("sha256:../x"), None);
         assert!(ImageStore::open(&root.join("missing")).is_none());

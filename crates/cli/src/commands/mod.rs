@@ -53,6 +53,8 @@ impl NodeArgs {
     /// directory of the agent container running on this engine
     /// ([`swarmkeeper_agent::find_agent_state_dir`]), else the default; one this user cannot
     /// write means a memory-only database: the command still works, it just cannot remember.
+    /// The command's commits stay in the database's write-ahead log when it exits
+    /// ([`Store::skip_checkpoint_on_close`]).
     pub async fn node(&self) -> Result<Node, Failure> {
         let engine = Engine::from_env()?;
         let info = engine.info().await?;
@@ -78,6 +80,9 @@ impl NodeArgs {
                     .map_err(|e| Failure::Usage(e.to_string()))?
             }
         };
+        if let Err(e) = store.skip_checkpoint_on_close() {
+            tracing::debug!(error = %e, "the state database checkpoints when it closes");
+        }
         let fs_path = self
             .fs_path
             .clone()
