@@ -26,7 +26,9 @@
 #        the burst without the agent), BENCH_LAB (the lab engine's name, skbburst),
 #        SWARMKEEPER, SWARMKEEPER_ALSO (more binaries, space-separated: agents side by side
 #        with the first on the same node, each seeing the same bursts), BENCH_KEEP (see
-#        bench/lib/common.sh)
+#        bench/lib/common.sh), CACHE (warm: each binary read into the page cache before its
+#        agent starts, as after `docker pull` or a build | cold: its unmapped cached pages
+#        dropped first | as-is)
 # Needs: docker CLI, dockerd, python3. Takes: about 2 minutes with the defaults.
 set -euo pipefail
 # shellcheck source=lib/common.sh
@@ -37,8 +39,10 @@ EVENTS=${EVENTS:-10000}
 IMAGES=${IMAGES:-1000}
 BASELINE=${BASELINE:-1}
 NODE=${NODE:-flat}
+CACHE=${CACHE:-warm}
 NAME=${BENCH_LAB:-skbburst}
 [[ $NODE == flat || $NODE == layers ]] || die "NODE=$NODE: flat or layers"
+[[ $CACHE == warm || $CACHE == cold || $CACHE == as-is ]] || die "CACHE=$CACHE: warm, cold or as-is"
 
 need_root
 need_cmd docker "run scripts/ensure-engine.sh"
@@ -74,7 +78,7 @@ for bin in ${SWARMKEEPER_ALSO:-}; do
 done
 python3 "$BENCH_LIB/agent_burst.py" --agent "$SK" "${also[@]}" --state-dir "$T/state" --prefix bench/n \
     --images "$IMAGES" --events "$EVENTS" --bursts "$BURSTS" --engine-pid "$ENGINE_PID" \
-    --log "$T/agent.log" --pidfile "$T/agent.pid" >"$T/agent.json"
+    --cache "$CACHE" --log "$T/agent.log" --pidfile "$T/agent.pid" >"$T/agent.json"
 baseline=()
 if [[ $BASELINE == 1 ]]; then
     say "the same burst with no agent running"
@@ -88,5 +92,6 @@ echo "== agent-event-burst =="
 echo "machine: $(machine_line)"
 echo "engine:  $(engine_version "$HOST"), lab tmpfs $SIZE, node $NODE ($(docker images -q | wc -l) images, $(docker ps -aq | wc -l) containers)"
 echo "binary:  $SK ($("$SK" --version)); bench scripts from $(source_line)"
+echo "cache:   $CACHE (the binaries' page cache when the agents started)"
 echo "agent:   $SK agent --high-threshold 100 --low-threshold 99 --min-age 1h --interval 1h --listen 127.0.0.1:PORT --state-dir TMP"
 python3 "$BENCH_LIB/burst_report.py" "$T/agent.json" "${baseline[@]}"

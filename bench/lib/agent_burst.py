@@ -261,6 +261,21 @@ def one_burst(a, plan, marker, marker_id, agents):
     return outs
 
 
+def set_page_cache(binary, cache):
+    """Puts the binary's file in the page cache as the agent would find it: "warm", all of it
+    cached (just built, copied, or extracted by `docker pull`); "cold", none of it cached that
+    no process maps (a node where it has not run since a reboot or since memory pressure);
+    "as-is", untouched."""
+    if cache == "as-is":
+        return
+    with open(binary, "rb") as f:
+        if cache == "warm":
+            while f.read(1 << 20):
+                pass
+        else:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 def start_agent(binary, state_dir, log):
     port = free_port()
     agent = subprocess.Popen(
@@ -301,6 +316,8 @@ def main():
     p.add_argument("--log", default=os.devnull)
     p.add_argument("--engine-pid", type=int, help="dockerd's pid, to report its CPU time")
     p.add_argument("--pidfile", help="write the agents' pids here (removed when they are stopped)")
+    p.add_argument("--cache", choices=("warm", "cold", "as-is"), default="warm",
+                   help="each binary's page cache when its agent starts (see set_page_cache)")
     a = p.parse_args()
 
     # The event mix.
@@ -336,6 +353,7 @@ def main():
         for i, binary in enumerate(a.agent):
             state_dir = a.state_dir if len(a.agent) == 1 else os.path.join(a.state_dir, str(i))
             os.makedirs(state_dir, exist_ok=True)
+            set_page_cache(binary, a.cache)
             agents.append(start_agent(binary, state_dir, log))
             if a.pidfile:
                 ag = agents[-1]

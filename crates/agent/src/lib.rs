@@ -7,6 +7,7 @@
 //! container's CPU, memory and I/O, [`Sampler`]); with a server, a
 //! [`Reporter`] posts what each pass saw to `swarmkeeper server`.
 
+mod advice;
 mod alloc;
 mod collect;
 mod disk;

@@ -57,6 +57,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
     crate::alloc::limit();
+    crate::advice::trim_own_pages();
     let store = Store::open(&config.state_dir)?;
     // `gc plan` on this node reads it, so that it plans as the agent does.
     crate::write_policy(&config.state_dir, config.policy.settings()).map_err(|source| {
