@@ -362,6 +362,11 @@ async fn a_partial_put_keeps_every_field_it_leaves_out() {
             "rollback",
             "--update-monitor",
             "2s",
+            // Written out, so no safe default fills them in: the operator's, kept.
+            "--rollback-failure-action",
+            "continue",
+            "--log-driver",
+            "json-file",
         ],
         &["/bin/busybox", "sleep", "3600"],
     );
@@ -401,6 +406,8 @@ async fn a_partial_put_keeps_every_field_it_leaves_out() {
         "/Labels",
         "/TaskTemplate/Resources/Limits",
         "/UpdateConfig/FailureAction",
+        "/RollbackConfig",
+        "/TaskTemplate/LogDriver",
         "/Mode/Replicated/Replicas",
     ] {
         assert_eq!(after.pointer(path), before.pointer(path), "{path}: {after}");

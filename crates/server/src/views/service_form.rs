@@ -390,10 +390,18 @@ pub struct Context {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Built {
     /// The Engine API spec of the fields the form holds (no networks: an edit keeps the
-    /// service's, a create attaches none, as `docker service create` does).
-    pub spec: serde_json::Value,
+    /// service's, a create attaches none, as `docker service create` does), typed: the deploy
+    /// engine completes it (`deploy::complete_specs`) before it becomes JSON.
+    pub spec: ServiceSpec,
     /// The compose text the form was read as.
     pub compose: String,
+}
+
+impl Built {
+    /// The spec as the engine takes it, before the deploy engine completes it.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.spec).expect("a service spec serialises")
+    }
 }
 
 /// The Swarm service name grammar (swarmkit's `validateName`): letters and digits, with `-`
@@ -457,7 +465,7 @@ impl ServiceForm {
         };
         let mut form = ServiceForm {
             name: view.name.clone(),
-            image: view.image.to_string(),
+            image: written_image(view),
             entrypoint: shell_words(&view.command),
             command: shell_words(&view.args),
             env: lines(&view.env),
@@ -619,6 +627,26 @@ impl ServiceForm {
             "log_options" => &self.log_options,
             _ => "",
         }
+    }
+}
+
+/// The image as the form shows it: for a stack's service pinned by its deploy, the reference
+/// the stack file wrote (`com.docker.stack.image`), which a deploy pins again, as
+/// `docker stack deploy` and `swarmkeeper deploy` do with an unchanged file; else the image
+/// the spec runs. Showing the pin would write it into the stack's label as well.
+fn written_image(view: &ServiceView) -> String {
+    let running = view.image.to_string();
+    let Some(written) = view.labels.get(LABEL_IMAGE) else {
+        return running;
+    };
+    // A deploy pins `app` as `app:latest@sha256:…`.
+    let pinned_from_written = view.image.digest.is_some()
+        && !written.contains('@')
+        && (view.image.name == *written || view.image.name == format!("{written}:latest"));
+    if pinned_from_written {
+        written.clone()
+    } else {
+        running
     }
 }
 
@@ -1203,8 +1231,8 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
         };
         vec![FieldError::new(field, e.message())]
     })?;
-    let (_, spec) = specs.pop().expect("the form writes exactly one service");
-    if let Some(error) = check_ports(&spec) {
+    let spec = specs.pop().expect("the form writes exactly one service");
+    if let Some(error) = check_ports(&serde_json::to_value(&spec).unwrap_or_default()) {
         return Err(vec![error]);
     }
     Ok(Built {
@@ -1241,16 +1269,16 @@ impl std::fmt::Display for ComposeRefusal {
     }
 }
 
-/// Every service of a compose text as the Engine API spec of the form's fields, by the
+/// Every service of a compose text as the Engine API spec of the form's fields, named by the
 /// service's whole name (`STACK_KEY` in `context.stack`, else the key): what "edit as
-/// compose" deploys. Secrets, configs and volumes are the swarm's own (declare them
+/// compose" deploys, once the deploy engine completed it (safe defaults, digests). Secrets, configs and volumes are the swarm's own (declare them
 /// `external`); secret and config ids come from `context`. No networks: an edit keeps the
 /// service's.
 pub fn read_compose(
     text: &str,
     file_name: &str,
     context: &Context,
-) -> Result<Vec<(String, serde_json::Value)>, ComposeRefusal> {
+) -> Result<Vec<ServiceSpec>, ComposeRefusal> {
     let variables = HashMap::new();
     let no_files = |path: &str| -> std::io::Result<String> {
         Err(std::io::Error::other(format!(
@@ -1303,9 +1331,7 @@ pub fn read_compose(
                 .ok_or_else(|| missing("config", &config.config_name))?
                 .clone();
         }
-        let value = serde_json::to_value(&spec)
-            .map_err(|e| ComposeRefusal::Other(format!("the spec cannot be written: {e}")))?;
-        specs.push((spec.name, value));
+        specs.push(spec);
     }
     Ok(specs)
 }
@@ -1402,7 +1428,7 @@ mod tests {
     #[test]
     fn every_field_reaches_the_spec() {
         let built = build(&full(), &context()).unwrap();
-        let s = &built.spec;
+        let s = &built.json();
         let c = &s["TaskTemplate"]["ContainerSpec"];
         assert_eq!(s["Name"], "web");
         assert_eq!(c["Image"], "nginx:1.25");
@@ -1446,16 +1472,16 @@ mod tests {
         let read_back =
             |spec: &serde_json::Value| ServiceForm::of_view(&ServiceView::read(spec).unwrap());
         let first = build(&full(), &context()).unwrap();
-        let second = build(&read_back(&first.spec), &context()).unwrap();
-        let third = build(&read_back(&second.spec), &context()).unwrap();
-        assert_eq!(read_back(&second.spec), read_back(&third.spec));
-        assert_eq!(second.spec, third.spec);
-        let mut without_defaults = second.spec.clone();
+        let second = build(&read_back(&first.json()), &context()).unwrap();
+        let third = build(&read_back(&second.json()), &context()).unwrap();
+        assert_eq!(read_back(&second.json()), read_back(&third.json()));
+        assert_eq!(second.json(), third.json());
+        let mut without_defaults = second.json();
         without_defaults["RollbackConfig"]
             .as_object_mut()
             .unwrap()
             .remove("Monitor");
-        assert_eq!(without_defaults, first.spec);
+        assert_eq!(without_defaults, first.json());
     }
 
     #[test]
@@ -1465,8 +1491,8 @@ mod tests {
             ..context()
         };
         let built = build(&form("shop_web", "nginx"), &context).unwrap();
-        assert_eq!(built.spec["Name"], "shop_web");
-        assert_eq!(built.spec["Labels"][LABEL_NAMESPACE], "shop");
+        assert_eq!(built.json()["Name"], "shop_web");
+        assert_eq!(built.json()["Labels"][LABEL_NAMESPACE], "shop");
         let refused = build(&form("web", "nginx"), &context).unwrap_err();
         assert_eq!(refused[0].field, "name");
     }
@@ -1476,7 +1502,7 @@ mod tests {
         let mut f = form("web", "nginx");
         f.limit_memory = "32M".into();
         f.reserve_memory = "1536m".into();
-        let spec = build(&f, &context()).unwrap().spec;
+        let spec = build(&f, &context()).unwrap().json();
         let read = ServiceForm::of_view(&ServiceView::read(&spec).unwrap());
         assert_eq!(read.limit_memory, "32M");
         assert_eq!(read.reserve_memory, "1536M");
@@ -1498,7 +1524,7 @@ mod tests {
         let mut f = form("agent", "busybox");
         f.mode = "global".into();
         let built = build(&f, &context()).unwrap();
-        assert_eq!(built.spec["Mode"], json!({"Global": {}}));
+        assert_eq!(built.json()["Mode"], json!({"Global": {}}));
         f.replicas = "2".into();
         assert_eq!(error_fields(&f), ["replicas"]);
     }
@@ -1607,7 +1633,7 @@ mod tests {
         db.mounts = "pgdata:/var/lib/postgresql/data".into();
         let specs: Vec<serde_json::Value> = [&web, &db]
             .iter()
-            .map(|f| build(f, &context).unwrap().spec)
+            .map(|f| build(f, &context).unwrap().json())
             .collect();
         let views: Vec<ServiceView> = specs
             .iter()
@@ -1619,11 +1645,11 @@ mod tests {
             "{text}"
         );
         let read = read_compose(&text, "shop.yml", &context).unwrap();
-        let names: Vec<&str> = read.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = read.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["shop_db", "shop_web"]);
         let again: Vec<ServiceView> = read
             .iter()
-            .map(|(_, s)| ServiceView::read(s).unwrap())
+            .map(|s| ServiceView::read(&serde_json::to_value(s).unwrap()).unwrap())
             .collect();
         assert_eq!(
             compose_of(&again.iter().collect::<Vec<_>>(), &context),
@@ -1703,19 +1729,19 @@ mod tests {
             let text_of = |spec: &serde_json::Value| {
                 compose_of(&[&ServiceView::read(spec).unwrap()], &context)
             };
-            let spec_of = |text: &str| read_compose(text, "c.yml", &context).unwrap().pop().unwrap().1;
-            let c1 = text_of(&first.spec);
+            let spec_of = |text: &str| serde_json::to_value(read_compose(text, "c.yml", &context).unwrap().pop().unwrap()).unwrap();
+            let c1 = text_of(&first.json());
             let s1 = spec_of(&c1);
             let c2 = text_of(&s1);
             let s2 = spec_of(&c2);
             proptest::prop_assert_eq!(&c1, &c2);
             proptest::prop_assert_eq!(&s1, &s2);
             let c = &s1["TaskTemplate"]["ContainerSpec"];
-            proptest::prop_assert_eq!(&c["Image"], &first.spec["TaskTemplate"]["ContainerSpec"]["Image"]);
-            proptest::prop_assert_eq!(&c["Env"], &first.spec["TaskTemplate"]["ContainerSpec"]["Env"]);
-            proptest::prop_assert_eq!(&c["Args"], &first.spec["TaskTemplate"]["ContainerSpec"]["Args"]);
-            proptest::prop_assert_eq!(&s1["EndpointSpec"], &first.spec["EndpointSpec"]);
-            proptest::prop_assert_eq!(&s1["Labels"], &first.spec["Labels"]);
+            proptest::prop_assert_eq!(&c["Image"], &first.json()["TaskTemplate"]["ContainerSpec"]["Image"]);
+            proptest::prop_assert_eq!(&c["Env"], &first.json()["TaskTemplate"]["ContainerSpec"]["Env"]);
+            proptest::prop_assert_eq!(&c["Args"], &first.json()["TaskTemplate"]["ContainerSpec"]["Args"]);
+            proptest::prop_assert_eq!(&s1["EndpointSpec"], &first.json()["EndpointSpec"]);
+            proptest::prop_assert_eq!(&s1["Labels"], &first.json()["Labels"]);
         }
     }
 
@@ -1743,7 +1769,7 @@ mod tests {
         f.env = "A=${HOME}".into();
         let built = build(&f, &context()).unwrap();
         assert_eq!(
-            built.spec["TaskTemplate"]["ContainerSpec"]["Env"],
+            built.json()["TaskTemplate"]["ContainerSpec"]["Env"],
             json!(["A=${HOME}"])
         );
     }
@@ -1753,7 +1779,7 @@ mod tests {
         let mut f = form("web", "nginx");
         f.env = "A=x\", image: \"evil\\".into();
         let built = build(&f, &context()).unwrap();
-        let container = &built.spec["TaskTemplate"]["ContainerSpec"];
+        let container = &built.json()["TaskTemplate"]["ContainerSpec"];
         assert_eq!(container["Image"], "nginx:latest");
         assert_eq!(container["Env"], json!(["A=x\", image: \"evil\\"]));
     }
@@ -1765,7 +1791,7 @@ mod tests {
         f.command = shell_words(&words);
         let built = build(&f, &context()).unwrap();
         assert_eq!(
-            built.spec["TaskTemplate"]["ContainerSpec"]["Args"],
+            built.json()["TaskTemplate"]["ContainerSpec"]["Args"],
             json!(words)
         );
     }
