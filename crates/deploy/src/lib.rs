@@ -55,7 +55,7 @@ pub use image::{history_stack, ImageUpdate};
 pub use objects::{StackObject, LABEL_DATA_SHA256};
 pub use preflight::facts as node_facts;
 pub use preview::Preview;
-pub use record::{service_images, ServiceImages};
+pub use record::{runs_now, service_images, ServiceImages};
 pub use remove::{remove_stack, stack_objects, StackObjects};
 pub use restore::Restored;
 pub use stop::{Interrupted, Stop};

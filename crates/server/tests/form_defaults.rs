@@ -161,6 +161,28 @@ async fn an_unchanged_stack_text_previews_no_change_and_applies_nothing() {
     );
     assert_eq!(deployed["Labels"]["com.docker.stack.image"], repo.as_str());
 
+    // The revision that runs is marked current, and no rollback to it is offered.
+    let shown = app
+        .call(Call::get(&format!("/api/stacks/{}", stack.name)).bearer(&op.token))
+        .await;
+    shown.expect(200);
+    assert_eq!(
+        shown.json()["deploys"][0]["current"],
+        true,
+        "{}",
+        shown.json()
+    );
+    let page = app
+        .call(Call::get(&format!("/stacks/{}", stack.name)).session(op))
+        .await;
+    page.expect(200);
+    assert!(page.text().contains(">current</span>"), "{}", page.text());
+    assert!(
+        !page.text().contains("Roll back to this"),
+        "{}",
+        page.text()
+    );
+
     let page = app
         .call(Call::get(&format!("/stacks/{}/compose", stack.name)).session(op))
         .await;
