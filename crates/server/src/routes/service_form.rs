@@ -13,7 +13,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_deploy::{complete_specs, history_stack, DeployError, Options, Request};
-use swarmkeeper_engine::{overlay_form_fields, Service, ServiceMode, ServiceView};
+use swarmkeeper_engine::{overlay_form_fields, Service, ServiceView};
 use swarmkeeper_lint::{lint_running, RunningFinding};
 use swarmkeeper_rollout::{changes, describe_change};
 
@@ -199,22 +199,6 @@ fn overlay_body(
     Ok(merged)
 }
 
-/// Swarm cannot turn a replicated service global or back (the engine answers 501).
-fn mode_change(view: &ServiceView, form: &ServiceForm) -> Option<FieldError> {
-    let global = matches!(view.mode, ServiceMode::Global);
-    let wants_global = form.mode.trim() == "global";
-    (wants_global != global).then(|| {
-        FieldError::new(
-            "mode",
-            format!(
-                "Swarm cannot change a service's mode: this one stays {}; create a new \
-                 service instead",
-                if global { "global" } else { "replicated" }
-            ),
-        )
-    })
-}
-
 /// The form refused: the page again with each message next to its field, or the JSON error.
 fn refuse(
     uri: &Uri,
@@ -276,8 +260,13 @@ async fn complete(
     }
 }
 
-/// What a form or compose text of `stack` may name: the swarm's secrets and configs by name.
-async fn context(state: &AppState, stack: Option<String>) -> Result<Context, AppError> {
+/// What a form or compose text of `stack` may name: the swarm's secrets and configs by name;
+/// and the modes of the `running` services it edits, which Swarm cannot change.
+async fn context(
+    state: &AppState,
+    stack: Option<String>,
+    running: &[Service],
+) -> Result<Context, AppError> {
     let (secrets, configs) = tokio::try_join!(
         state.engine.list_secrets(None),
         state.engine.list_configs(None)
@@ -289,6 +278,10 @@ async fn context(state: &AppState, stack: Option<String>) -> Result<Context, App
         stack,
         secrets: ids(secrets),
         configs: ids(configs),
+        modes: running
+            .iter()
+            .map(|s| (s.name.clone(), s.view.mode.clone()))
+            .collect(),
     })
 }
 
@@ -304,18 +297,8 @@ async fn save(
         .as_ref()
         .and_then(|s| s.view.stack())
         .map(str::to_owned);
-    let context = context(state, stack).await?;
+    let context = context(state, stack, current.as_slice()).await?;
     let built = match build(&post.form, &context) {
-        Ok(built) => match current
-            .as_ref()
-            .and_then(|s| mode_change(&s.view, &post.form))
-        {
-            Some(error) => Err(vec![error]),
-            None => Ok(built),
-        },
-        Err(errors) => Err(errors),
-    };
-    let built = match built {
         Ok(built) => built,
         Err(errors) => {
             return refuse(
@@ -530,7 +513,7 @@ async fn apply_compose(
     target: ComposeTarget,
     post: ComposePost,
 ) -> Result<Reply, AppError> {
-    let context = context(state, target.context_stack.clone()).await?;
+    let context = context(state, target.context_stack.clone(), &target.services).await?;
     let file_name = format!("{}.yml", target.name);
     let read = read_compose(&post.compose, &file_name, &context).map_err(|e| e.to_string());
     let read = read.and_then(|specs| {
@@ -624,29 +607,6 @@ async fn apply_compose(
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn view(mode: serde_json::Value) -> ServiceView {
-        ServiceView::read(&json!({
-            "Name": "web",
-            "TaskTemplate": {"ContainerSpec": {"Image": "nginx:1"}},
-            "Mode": mode,
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn a_service_keeps_its_mode() {
-        let replicated = view(json!({"Replicated": {"Replicas": 2}}));
-        let global = view(json!({"Global": {}}));
-        let mut form = ServiceForm::of_view(&replicated);
-        assert!(mode_change(&replicated, &form).is_none());
-        form.mode = "global".into();
-        assert_eq!(mode_change(&replicated, &form).unwrap().field, "mode");
-        let mut form = ServiceForm::of_view(&global);
-        assert!(mode_change(&global, &form).is_none());
-        form.mode = "replicated".into();
-        assert_eq!(mode_change(&global, &form).unwrap().field, "mode");
-    }
 
     #[test]
     fn a_partial_body_keeps_what_it_leaves_out() {

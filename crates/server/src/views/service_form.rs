@@ -15,10 +15,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::{
-    load, parse_bytes, parse_nano_cpus, reference, service_spec, Environment, SourceFile,
-    LABEL_IMAGE, LABEL_NAMESPACE,
+    engine_refusals, load, parse_bytes, parse_nano_cpus, reference, service_spec, ComposeError,
+    Environment, SourceFile, LABEL_IMAGE, LABEL_NAMESPACE,
 };
 use swarmkeeper_engine::{PublishMode, ServiceMode, ServiceView, UpdateConfig};
+use swarmkeeper_lint::mode_change;
 use swarmkeeper_units::format_duration;
 
 use super::FieldError;
@@ -384,6 +385,8 @@ pub struct Context {
     /// Secret and config ids by name.
     pub secrets: HashMap<String, String>,
     pub configs: HashMap<String, String>,
+    /// The mode of each service that runs already, by its whole name: Swarm cannot change it.
+    pub modes: HashMap<String, ServiceMode>,
 }
 
 /// A form made a spec.
@@ -1073,39 +1076,9 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
         ("reserve_memory", &form.reserve_memory),
     ] {
         if !value.trim().is_empty() {
-            match parse_bytes(value.trim()) {
-                Err(why) => errors.push(FieldError::new(field, why)),
-                // The engine refuses a task below it (`Minimum memory limit allowed is 6MB`).
-                Ok(bytes) if bytes > 0 && bytes < MIN_MEMORY => errors.push(FieldError::new(
-                    field,
-                    format!("{:?} is below Docker's minimum of 6M", value.trim()),
-                )),
-                Ok(_) => {}
+            if let Err(why) = parse_bytes(value.trim()) {
+                errors.push(FieldError::new(field, why));
             }
-        }
-    }
-    for field in ["update_max_failure_ratio", "rollback_max_failure_ratio"] {
-        let value = form.value(field).trim();
-        if !value.is_empty() && !value.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r)) {
-            errors.push(FieldError::new(
-                field,
-                format!("{value:?}: the ratio of failed tasks is a number from 0 to 1"),
-            ));
-        }
-    }
-    for item in items(&form.log_options) {
-        let (key, value) = item.split_once('=').unwrap_or((item, ""));
-        let value = value.trim();
-        let wrong = match key.trim() {
-            "max-size" => parse_bytes(value).is_err(),
-            "max-file" => !value.parse::<u32>().is_ok_and(|n| n > 0),
-            _ => false,
-        };
-        if wrong {
-            errors.push(FieldError::new(
-                "log_options",
-                format!("{item:?}: max-size is a size like 10m, max-file a number of files from 1"),
-            ));
         }
     }
     for (field, text, known, kind) in [
@@ -1161,12 +1134,6 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
             ));
         }
     }
-    if form.rollback_failure_action.trim() == "rollback" {
-        errors.push(FieldError::new(
-            "rollback_failure_action",
-            "a rollback that fails can pause or continue, not roll back".to_owned(),
-        ));
-    }
     let driver = form.log_driver.trim();
     if !driver
         .chars()
@@ -1188,24 +1155,20 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
     errors
 }
 
-/// The least memory the engine lets a task have or reserve (6 MiB).
-const MIN_MEMORY: u64 = 6 * 1024 * 1024;
-
-/// The same published port (and protocol) twice: the engine refuses the spec.
-fn check_ports(spec: &serde_json::Value) -> Option<FieldError> {
-    let view = ServiceView::read(spec).ok()?;
-    let mut seen: Vec<(u32, &str)> = Vec::new();
-    for port in view.ports.iter().filter(|p| p.published_port != 0) {
-        let key = (port.published_port, port.protocol.as_str());
-        if seen.contains(&key) {
-            return Some(FieldError::new(
-                "ports",
-                format!("port {}/{} is published twice", key.0, key.1),
-            ));
-        }
-        seen.push(key);
-    }
-    None
+/// The form field that writes a compose setting the engine refuses
+/// (`swarmkeeper_compose::engine_refusals`, `swarmkeeper_lint::mode_change`).
+fn field_of_setting(setting: &str) -> Option<&'static str> {
+    Some(match setting {
+        "deploy.resources.limits.memory" => "limit_memory",
+        "deploy.resources.reservations.memory" => "reserve_memory",
+        "deploy.update_config.max_failure_ratio" => "update_max_failure_ratio",
+        "deploy.rollback_config.max_failure_ratio" => "rollback_max_failure_ratio",
+        "deploy.rollback_config.failure_action" => "rollback_failure_action",
+        "deploy.mode" => "mode",
+        "ports" => "ports",
+        "logging.options" => "log_options",
+        _ => return None,
+    })
 }
 
 /// The spec the form describes, or every field that is wrong (each once, in the form's
@@ -1227,14 +1190,14 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
     let mut specs = read_compose(&writer.text, "form", context).map_err(|e| {
         let field = match &e {
             ComposeRefusal::Compose(e) => writer.owner(e.line).unwrap_or("name"),
+            ComposeRefusal::Refused { error, setting, .. } => field_of_setting(setting)
+                .or_else(|| writer.owner(error.line))
+                .unwrap_or("name"),
             ComposeRefusal::Other(_) => "name",
         };
         vec![FieldError::new(field, e.message())]
     })?;
     let spec = specs.pop().expect("the form writes exactly one service");
-    if let Some(error) = check_ports(&serde_json::to_value(&spec).unwrap_or_default()) {
-        return Err(vec![error]);
-    }
     Ok(Built {
         spec,
         compose: writer.text,
@@ -1246,6 +1209,13 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
 pub enum ComposeRefusal {
     /// Compose's own error: file, line, column, what is wrong.
     Compose(swarmkeeper_compose::ComposeError),
+    /// It reads, but the engine would refuse a setting (or the change of a running
+    /// service's mode): where, which setting, why.
+    Refused {
+        error: swarmkeeper_compose::ComposeError,
+        setting: &'static str,
+        message: String,
+    },
     /// It reads, but names what the swarm does not have.
     Other(String),
 }
@@ -1255,6 +1225,7 @@ impl ComposeRefusal {
     pub fn message(&self) -> String {
         match self {
             ComposeRefusal::Compose(e) => e.message.clone(),
+            ComposeRefusal::Refused { message, .. } => message.clone(),
             ComposeRefusal::Other(message) => message.clone(),
         }
     }
@@ -1263,7 +1234,9 @@ impl ComposeRefusal {
 impl std::fmt::Display for ComposeRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ComposeRefusal::Compose(e) => write!(f, "{e}"),
+            ComposeRefusal::Compose(e) | ComposeRefusal::Refused { error: e, .. } => {
+                write!(f, "{e}")
+            }
             ComposeRefusal::Other(message) => f.write_str(message),
         }
     }
@@ -1295,6 +1268,16 @@ pub fn read_compose(
         text,
     };
     let stack = load(&[file], &environment).map_err(ComposeRefusal::Compose)?;
+    let refused = |at: swarmkeeper_compose::Location, setting, message: String, said: String| {
+        ComposeRefusal::Refused {
+            error: ComposeError::at(file_name, text, at.line, at.column, said),
+            setting,
+            message,
+        }
+    };
+    if let Some(r) = engine_refusals(&stack).into_iter().next() {
+        return Err(refused(r.at, r.setting, r.message.clone(), r.to_string()));
+    }
     let namespace = context.stack.as_deref().unwrap_or("");
     let mut specs = Vec::with_capacity(stack.services.len());
     for (key, service) in &stack.services {
@@ -1304,6 +1287,21 @@ pub fn read_compose(
             None => key.clone(),
         };
         spec.task_template.networks.clear();
+        if let Some(current) = context.modes.get(&spec.name) {
+            let wanted = serde_json::to_value(&spec)
+                .ok()
+                .and_then(|json| ServiceView::read(&json).ok())
+                .map(|view| view.mode);
+            if let Some(why) = wanted.and_then(|wanted| mode_change(current, &wanted)) {
+                let at = service
+                    .deploy
+                    .as_ref()
+                    .and_then(|d| d.mode.as_ref().map(|m| m.at))
+                    .unwrap_or(service.at);
+                let said = format!("{key}: deploy.mode: {why}");
+                return Err(refused(at, "deploy.mode", why, said));
+            }
+        }
         if context.stack.is_none() {
             spec.labels.remove(LABEL_NAMESPACE);
             spec.labels.remove(LABEL_IMAGE);
@@ -1375,7 +1373,32 @@ mod tests {
             stack: None,
             secrets: HashMap::from([("db-pass".to_owned(), "sec1".to_owned())]),
             configs: HashMap::from([("nginx.conf".to_owned(), "cfg1".to_owned())]),
+            modes: HashMap::new(),
         }
+    }
+
+    #[test]
+    fn a_running_service_keeps_its_mode_in_the_form_and_as_compose() {
+        let context = Context {
+            modes: HashMap::from([("web".to_owned(), ServiceMode::Replicated { replicas: 2 })]),
+            ..context()
+        };
+        let mut f = form("web", "nginx");
+        f.replicas = "5".into();
+        assert!(build(&f, &context).is_ok());
+        f.mode = "global".into();
+        f.replicas = String::new();
+        let refused = build(&f, &context).unwrap_err();
+        assert_eq!(refused[0].field, "mode");
+        assert!(
+            refused[0].message.contains("stays replicated"),
+            "{refused:?}"
+        );
+        let text = "services:\n  web:\n    image: nginx\n    deploy:\n      mode: global\n";
+        let refused = read_compose(text, "web.yml", &context).unwrap_err();
+        let said = refused.to_string();
+        assert!(said.starts_with("web.yml:5:"), "{said}");
+        assert!(said.contains("deploy.mode"), "{said}");
     }
 
     fn error_fields(form: &ServiceForm) -> Vec<&'static str> {
