@@ -405,12 +405,7 @@ pub async fn complete_specs(
     let images = specs
         .iter()
         .map(|s| s.task_template.container_spec.image.clone());
-    let auths = apply::registry_auths(request, images).await?;
-    let pinned = if options.resolve_digests {
-        apply::pin_images(engine, &auths, progress).await?
-    } else {
-        HashMap::new()
-    };
+    let (_, pinned) = auths_and_pins(engine, request, options, images, progress).await?;
     let mut completed = Vec::with_capacity(specs.len());
     for mut spec in specs {
         add_safe_defaults(&mut spec, options, progress);
@@ -422,6 +417,29 @@ pub async fn complete_specs(
         completed.push((spec.name, json));
     }
     Ok(completed)
+}
+
+/// Each image's registry credentials, and (when [`Options::resolve_digests`]) its pinned
+/// reference, asked before anything changes.
+type AuthsAndPins = (
+    HashMap<String, Option<String>>,
+    HashMap<String, Option<String>>,
+);
+
+async fn auths_and_pins(
+    engine: &Engine,
+    request: &Request,
+    options: &Options,
+    images: impl IntoIterator<Item = String>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<AuthsAndPins, DeployError> {
+    let auths = apply::registry_auths(request, images).await?;
+    let pinned = if options.resolve_digests {
+        apply::pin_images(engine, &auths, progress).await?
+    } else {
+        HashMap::new()
+    };
+    Ok((auths, pinned))
 }
 
 /// The safe defaults a spec leaves unset, each said as the CLI prints it.
@@ -566,12 +584,7 @@ impl<'a, H> Run<'a, H> {
             .services
             .values()
             .map(|s| s.task_template.container_spec.image.clone());
-        let auths = apply::registry_auths(request, images).await?;
-        let pinned = if options.resolve_digests {
-            apply::pin_images(engine, &auths, progress).await?
-        } else {
-            HashMap::new()
-        };
+        let (auths, pinned) = auths_and_pins(engine, request, options, images, progress).await?;
         if !dry_run {
             let names = spec
                 .networks

@@ -187,7 +187,7 @@ async fn an_unchanged_stack_text_previews_no_change_and_applies_nothing() {
         .call(Call::get(&format!("/stacks/{}/compose", stack.name)).session(op))
         .await;
     page.expect(200);
-    let compose = compose_text_of(&page.text());
+    let compose = support::compose_text_of(&page.text());
     assert!(!compose.contains("sha256"), "{compose}");
     let before = version(&web);
     let preview = app
@@ -254,18 +254,4 @@ async fn deploy_as_the_cli(app: &TestApp, stack: &str, text: &str) {
     .await
     .unwrap();
     assert!(outcome.succeeded, "{outcome:?}");
-}
-
-/// The compose text of an "edit as compose" page, unescaped as a browser posts it.
-fn compose_text_of(page: &str) -> String {
-    let start = page.find("<textarea name=\"compose\"").unwrap();
-    let start = start + page[start..].find('>').unwrap() + 1;
-    let end = start + page[start..].find("</textarea>").unwrap();
-    page[start..end]
-        .replace("&#34;", "\"")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
 }

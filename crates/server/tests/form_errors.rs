@@ -63,40 +63,30 @@ async fn what_the_engine_refuses_names_the_field_or_the_line_on_both_paths() {
         page.text()
     );
     // As compose: the same rules, with the file's line and column.
-    let text = format!(
-        "services:\n  {name}:\n    image: {}\n    deploy:\n      resources:\n        \
-         limits:\n          memory: 1k\n",
-        support::test_image()
-    );
-    let message = app
-        .call(
-            Call::post(&format!("/api/services/{name}/compose"))
-                .bearer(&op.token)
-                .json(&json!({ "compose": text })),
-        )
-        .await
-        .expect_json_error(400);
-    assert!(
-        message.starts_with(&format!("{name}.yml:7:"))
-            && message.contains("deploy.resources.limits.memory"),
-        "{message}"
-    );
-    let text = format!(
-        "services:\n  {name}:\n    image: {}\n    deploy:\n      mode: global\n",
-        support::test_image()
-    );
-    let message = app
-        .call(
-            Call::post(&format!("/api/services/{name}/compose"))
-                .bearer(&op.token)
-                .json(&json!({ "compose": text })),
-        )
-        .await
-        .expect_json_error(400);
-    assert!(
-        message.starts_with(&format!("{name}.yml:5:")) && message.contains("mode"),
-        "{message}"
-    );
+    let image = support::test_image();
+    for (deploy, line, setting) in [
+        (
+            "resources:\n        limits:\n          memory: 1k",
+            7,
+            "deploy.resources.limits.memory",
+        ),
+        ("mode: global", 5, "deploy.mode"),
+    ] {
+        let text =
+            format!("services:\n  {name}:\n    image: {image}\n    deploy:\n      {deploy}\n");
+        let message = app
+            .call(
+                Call::post(&format!("/api/services/{name}/compose"))
+                    .bearer(&op.token)
+                    .json(&json!({ "compose": text })),
+            )
+            .await
+            .expect_json_error(400);
+        assert!(
+            message.starts_with(&format!("{name}.yml:{line}:")) && message.contains(setting),
+            "{message}"
+        );
+    }
     assert_eq!(version(&name), before, "nothing was applied");
 }
 

@@ -197,7 +197,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
         )
         .await;
     text.expect(403);
-    let compose = compose_text_of(&page.text());
+    let compose = support::compose_text_of(&page.text());
     assert!(compose.contains("\"A=1\""), "{compose}");
 
     // A text that does not read: refused with its line, nothing applied.
@@ -304,7 +304,7 @@ async fn a_stack_is_edited_as_compose_in_one_revision_keeping_its_networks() {
         .await;
     compose.expect(200);
     assert!(compose.text().contains("web"), "{}", compose.text());
-    let text = compose_text_of(&compose.text());
+    let text = support::compose_text_of(&compose.text());
     let answer = app
         .call(
             Call::post(&format!("/api/stacks/{}/compose", stack.name))
@@ -327,20 +327,6 @@ async fn a_stack_is_edited_as_compose_in_one_revision_keeping_its_networks() {
         history[0].by,
         format!("edited in the dashboard by {}", op.name)
     );
-}
-
-/// The compose text of an "edit as compose" page, unescaped as a browser posts it.
-fn compose_text_of(page: &str) -> String {
-    let start = page.find("<textarea name=\"compose\"").unwrap();
-    let start = start + page[start..].find('>').unwrap() + 1;
-    let end = start + page[start..].find("</textarea>").unwrap();
-    page[start..end]
-        .replace("&#34;", "\"")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
 }
 
 #[tokio::test]
@@ -433,7 +419,7 @@ async fn an_unchanged_compose_text_applies_nothing() {
         .call(Call::get(&format!("/services/{name}/compose")).session(op))
         .await;
     page.expect(200);
-    let compose = compose_text_of(&page.text());
+    let compose = support::compose_text_of(&page.text());
     let before = version(&name);
     let answer = app
         .call(
