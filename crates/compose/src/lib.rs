@@ -20,6 +20,7 @@ mod located;
 mod merge;
 mod model;
 pub mod reference;
+mod refusals;
 mod shlex;
 pub mod spec;
 mod syntax;
@@ -44,6 +45,7 @@ pub use env::{parse_env_file, resolve_bind_source, resolve_path, EnvVariables};
 pub use error::{ComposeError, Invalid, Location};
 pub use located::Located;
 pub use model::*;
+pub use refusals::{engine_refusals, Refusal, MIN_MEMORY};
 pub use units::{parse_bytes, parse_duration, parse_nano_cpus, Duration};
 
 use merge::Merge;

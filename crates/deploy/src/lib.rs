@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::StackSpec;
 use swarmkeeper_engine::{inherit_replicas, Engine, EngineError, RegistryAuth, Service};
 use swarmkeeper_rollout::{
@@ -54,7 +55,7 @@ pub use image::{history_stack, ImageUpdate};
 pub use objects::{StackObject, LABEL_DATA_SHA256};
 pub use preflight::facts as node_facts;
 pub use preview::Preview;
-pub use record::{service_images, ServiceImages};
+pub use record::{runs_now, service_images, ServiceImages};
 pub use remove::{remove_stack, stack_objects, StackObjects};
 pub use restore::Restored;
 pub use stop::{Interrupted, Stop};
@@ -372,7 +373,8 @@ pub async fn update_image<H: History>(
 /// `edit` of stack `request.stack` (for a service outside any stack, its own name), with the
 /// same following, stack-wide rollback and record as a deploy: a service that does not exist
 /// is created (and removed again when it fails). The specs are sent as they are: no safe
-/// defaults, no digest pinning, the current scale kept where a spec gives none.
+/// defaults, no digest pinning (a typed spec gets them from [`complete_specs`] first), the
+/// current scale kept where a spec gives none.
 pub async fn edit<H: History>(
     engine: &Engine,
     history: &H,
@@ -384,6 +386,73 @@ pub async fn edit<H: History>(
     Run::new(engine, history, request, options)
         .locked(Job::Edit(specs), progress)
         .await
+}
+
+/// Typed specs written outside a stack file (the dashboard's service form, "edit as compose")
+/// completed as [`deploy`] completes a file's: the safe defaults each leaves unset (when
+/// [`Options::safe_defaults`]; each said as a [`Progress::Note`] `safe default: …`, the words
+/// the CLI prints) and each image pinned to its registry digest with the request's
+/// credentials (when [`Options::resolve_digests`]; a digest that cannot be had is warned
+/// about, a tag the registry does not have refused). A value a spec sets is never changed.
+/// Returns each spec made JSON, by name, for [`edit`]; changes nothing.
+pub async fn complete_specs(
+    engine: &Engine,
+    request: &Request,
+    specs: Vec<ServiceSpec>,
+    options: &Options,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Vec<(String, serde_json::Value)>, DeployError> {
+    let images = specs
+        .iter()
+        .map(|s| s.task_template.container_spec.image.clone());
+    let (_, pinned) = auths_and_pins(engine, request, options, images, progress).await?;
+    let mut completed = Vec::with_capacity(specs.len());
+    for mut spec in specs {
+        add_safe_defaults(&mut spec, options, progress);
+        let container = &mut spec.task_template.container_spec;
+        if let Some(Some(pinned)) = pinned.get(&container.image) {
+            container.image = pinned.clone();
+        }
+        let json = serde_json::to_value(&spec).expect("a service spec serialises");
+        completed.push((spec.name, json));
+    }
+    Ok(completed)
+}
+
+/// Each image's registry credentials, and (when [`Options::resolve_digests`]) its pinned
+/// reference, asked before anything changes.
+type AuthsAndPins = (
+    HashMap<String, Option<String>>,
+    HashMap<String, Option<String>>,
+);
+
+async fn auths_and_pins(
+    engine: &Engine,
+    request: &Request,
+    options: &Options,
+    images: impl IntoIterator<Item = String>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<AuthsAndPins, DeployError> {
+    let auths = apply::registry_auths(request, images).await?;
+    let pinned = if options.resolve_digests {
+        apply::pin_images(engine, &auths, progress).await?
+    } else {
+        HashMap::new()
+    };
+    Ok((auths, pinned))
+}
+
+/// The safe defaults a spec leaves unset, each said as the CLI prints it.
+fn add_safe_defaults(
+    spec: &mut ServiceSpec,
+    options: &Options,
+    progress: &mut dyn FnMut(Progress<'_>),
+) {
+    if options.safe_defaults {
+        for note in apply_safe_defaults(spec) {
+            progress(Progress::Note(&format!("safe default: {note}")));
+        }
+    }
 }
 
 /// What a run applies: stack files, a recorded revision, one service's new image, or specs
@@ -515,12 +584,7 @@ impl<'a, H> Run<'a, H> {
             .services
             .values()
             .map(|s| s.task_template.container_spec.image.clone());
-        let auths = apply::registry_auths(request, images).await?;
-        let pinned = if options.resolve_digests {
-            apply::pin_images(engine, &auths, progress).await?
-        } else {
-            HashMap::new()
-        };
+        let (auths, pinned) = auths_and_pins(engine, request, options, images, progress).await?;
         if !dry_run {
             let names = spec
                 .networks
@@ -550,11 +614,7 @@ impl<'a, H> Run<'a, H> {
         let current = current_services(engine, &request.stack).await?;
         let mut targets = Vec::with_capacity(spec.services.len());
         for mut service in spec.services.into_values() {
-            if options.safe_defaults {
-                for note in apply_safe_defaults(&mut service) {
-                    progress(Progress::Note(&format!("safe default: {note}")));
-                }
-            }
+            add_safe_defaults(&mut service, options, progress);
             let image = service.task_template.container_spec.image.clone();
             let current = current.get(&service.name).map(|s| &s.view);
             let mut target = apply::target(

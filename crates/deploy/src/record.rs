@@ -59,9 +59,10 @@ pub(crate) fn previous_good(
 }
 
 /// Whether the stack runs exactly the services of `record`, each with its spec (the current
-/// scale kept, as a rollback keeps it). A spec that cannot be read counts as not running: the
-/// rollback to it then says why.
-fn runs_now(record: &DeployRecord, current: &HashMap<String, Service>) -> bool {
+/// scale kept, as a rollback keeps it), `current` being the stack's services by name. A spec
+/// that cannot be read counts as not running: the rollback to it then says why. The
+/// dashboard offers no rollback to a revision that runs now.
+pub fn runs_now(record: &DeployRecord, current: &HashMap<String, Service>) -> bool {
     let Ok(specs) = deployed_specs(record) else {
         return false;
     };

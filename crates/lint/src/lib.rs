@@ -7,6 +7,7 @@
 //! both read a service's settings into the same facts first, so a file and the service
 //! deployed from it cannot disagree.
 
+mod changes;
 mod facts;
 mod rules;
 mod running;
@@ -14,6 +15,7 @@ mod running;
 use serde::Serialize;
 use swarmkeeper_compose::Stack;
 
+pub use changes::mode_change;
 pub use rules::RULES;
 pub use running::{lint_running, RunningFinding};
 

@@ -211,12 +211,16 @@ async fn a_secret_is_created_listed_guarded_and_rotated() {
     assert!(!exists("secret", &name), "the old version is removed");
     assert!(exists("secret", &new_name));
     service.wait_running(1);
-    // Recorded in the service's history (it is in no stack) as an edit by the operator.
+    // Recorded in the service's history (it is in no stack) as an edit by the operator that
+    // names the rotation, as a form's edit says "edited in the dashboard by NAME".
     let history = app.state.history().revisions(&service.name).await.unwrap();
     support::remove_history(&service.name);
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0].kind.to_string(), "edit");
-    assert_eq!(history[0].by, "operator");
+    assert_eq!(
+        history[0].by,
+        format!("rotated secret {name} → {new_name} in the dashboard by operator")
+    );
     assert_eq!(history[0].outcome.to_string(), "succeeded");
     let audit = app.audit().await;
     let rotations: Vec<&Value> = audit

@@ -197,7 +197,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
         )
         .await;
     text.expect(403);
-    let compose = compose_text_of(&page.text());
+    let compose = support::compose_text_of(&page.text());
     assert!(compose.contains("\"A=1\""), "{compose}");
 
     // A text that does not read: refused with its line, nothing applied.
@@ -304,7 +304,7 @@ async fn a_stack_is_edited_as_compose_in_one_revision_keeping_its_networks() {
         .await;
     compose.expect(200);
     assert!(compose.text().contains("web"), "{}", compose.text());
-    let text = compose_text_of(&compose.text());
+    let text = support::compose_text_of(&compose.text());
     let answer = app
         .call(
             Call::post(&format!("/api/stacks/{}/compose", stack.name))
@@ -329,20 +329,6 @@ async fn a_stack_is_edited_as_compose_in_one_revision_keeping_its_networks() {
     );
 }
 
-/// The compose text of an "edit as compose" page, unescaped as a browser posts it.
-fn compose_text_of(page: &str) -> String {
-    let start = page.find("<textarea name=\"compose\"").unwrap();
-    let start = start + page[start..].find('>').unwrap() + 1;
-    let end = start + page[start..].find("</textarea>").unwrap();
-    page[start..end]
-        .replace("&#34;", "\"")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
 #[tokio::test]
 async fn a_partial_put_keeps_every_field_it_leaves_out() {
     let app = TestApp::new().await;
@@ -362,6 +348,11 @@ async fn a_partial_put_keeps_every_field_it_leaves_out() {
             "rollback",
             "--update-monitor",
             "2s",
+            // Written out, so no safe default fills them in: the operator's, kept.
+            "--rollback-failure-action",
+            "continue",
+            "--log-driver",
+            "json-file",
         ],
         &["/bin/busybox", "sleep", "3600"],
     );
@@ -401,6 +392,8 @@ async fn a_partial_put_keeps_every_field_it_leaves_out() {
         "/Labels",
         "/TaskTemplate/Resources/Limits",
         "/UpdateConfig/FailureAction",
+        "/RollbackConfig",
+        "/TaskTemplate/LogDriver",
         "/Mode/Replicated/Replicas",
     ] {
         assert_eq!(after.pointer(path), before.pointer(path), "{path}: {after}");
@@ -426,7 +419,7 @@ async fn an_unchanged_compose_text_applies_nothing() {
         .call(Call::get(&format!("/services/{name}/compose")).session(op))
         .await;
     page.expect(200);
-    let compose = compose_text_of(&page.text());
+    let compose = support::compose_text_of(&page.text());
     let before = version(&name);
     let answer = app
         .call(

@@ -113,6 +113,16 @@ async fn a_task_shows_its_exit_code_restarts_logs_and_why_it_waits() {
         reason.as_str().unwrap().contains("no suitable node"),
         "{reason}"
     );
+    // Its logs: the engine's own answer, said as a note, without the frame's header bytes.
+    let task = futures_block(&app, id, &op.token);
+    assert_eq!(task["logs"], serde_json::json!([]), "{task}");
+    let note = task["logs_note"].as_str().unwrap_or_default();
+    assert!(note.contains("has not been scheduled"), "{task}");
+    assert!(
+        note.chars()
+            .all(|c| !c.is_control() && c != char::REPLACEMENT_CHARACTER),
+        "{note:?}"
+    );
     app.call(support::Call::get("/api/tasks/nosuchtask").bearer(&v.token))
         .await
         .expect_json_error(404);

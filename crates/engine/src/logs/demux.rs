@@ -1,8 +1,9 @@
 //! The engine's log stream as lines. Pure: bytes in, [`LogLine`]s out.
 //!
 //! `GET /services/{id}/logs` answers one of two layouts for the whole stream: frames of an
-//! 8-byte header (stream 0/1/2, three zero bytes, big-endian payload length) and a payload of
-//! one or more lines, or, for a service with a TTY, the bytes as they are, lines ending in
+//! 8-byte header (stream 0/1/2, or 3 for the engine's own error — `stdcopy`'s `Systemerr`,
+//! read as stderr —, three zero bytes, big-endian payload length) and a payload of one or
+//! more lines, or, for a service with a TTY, the bytes as they are, lines ending in
 //! `\n`. The first bytes tell which. With `details=1` every line reads
 //! `[TIMESTAMP ]key=value,key=value MESSAGE`.
 //!
@@ -73,7 +74,7 @@ impl Demux {
                         return;
                     }
                     let head = std::mem::take(&mut self.pending);
-                    if head[0] <= 2 && head[1..4] == [0, 0, 0] {
+                    if head[0] <= 3 && head[1..4] == [0, 0, 0] {
                         self.layout = Layout::Header;
                         self.pending = head;
                     } else {
@@ -89,7 +90,7 @@ impl Demux {
                         return;
                     }
                     let h = &self.pending;
-                    let stream = if h[0] == 2 {
+                    let stream = if h[0] >= 2 {
                         LogStream::Stderr
                     } else {
                         LogStream::Stdout
@@ -276,6 +277,22 @@ mod tests {
         }
         demux.finish(&mut out);
         out
+    }
+
+    #[test]
+    fn the_engines_own_error_frame_is_read_without_its_header() {
+        // What Engine 20.10 answers for the logs of a task still pending: one frame of
+        // stream 3 (`Systemerr`), whose length byte 0xc8 once showed as a stray character.
+        let text = format!("Error grabbing logs: rpc error: {}\n", "x".repeat(167));
+        let bytes = frame(3, &text);
+        assert_eq!(bytes[7], 0xc8);
+        for size in [1, 3, 8, 4096] {
+            let lines = read(&bytes, size, false);
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert_eq!(lines[0].stream, LogStream::Stderr);
+            assert_eq!(lines[0].text, text.trim_end());
+            assert_eq!(lines[0].task_id, None);
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use swarmkeeper_alerts::{Alert, AlertRules, RuleId, Silence};
+use swarmkeeper_alerts::{Alert, AlertRules, RuleId, Silence, SilenceError};
 use swarmkeeper_auth::{Action, SealingKey};
 use swarmkeeper_notify::{Channel, ChannelKind, EmailChannel, Secret, SmtpTls};
 use swarmkeeper_store::{AlertRecord, StoredChannel, StoredSilence};
@@ -23,6 +23,7 @@ use crate::respond::{optional_number, refused, Input, Reply};
 use crate::sealed;
 use crate::state::AppState;
 use crate::views::alert_rules::{self, RulesForm};
+use crate::views::FieldError;
 
 /// What to do without a key, as the page and the API say it.
 pub const NO_KEY: &str = "alert channels are stored sealed with the server's secret key, and \
@@ -57,6 +58,12 @@ pub struct AlertsView {
     /// The outcome of a test just sent from the page.
     #[serde(skip)]
     pub tested: Option<Tested>,
+    /// Why the channel just posted was refused, by its form field.
+    #[serde(skip)]
+    pub channel_error: Option<FieldError>,
+    /// Why the silence just posted was refused, by its form field.
+    #[serde(skip)]
+    pub silence_error: Option<FieldError>,
 }
 
 page!(AlertsView, "alerts.html", "alerts");
@@ -150,6 +157,8 @@ async fn view(state: &AppState) -> Result<AlertsView, AppError> {
         can_store_secrets: state.alerting.key().is_some(),
         no_key: NO_KEY,
         tested: None,
+        channel_error: None,
+        silence_error: None,
     })
 }
 
@@ -214,8 +223,9 @@ fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
 }
 
 impl NewChannel {
-    /// The channel it describes, checked (each error names its form field).
-    pub fn channel(self) -> Result<Channel, AppError> {
+    /// The channel it describes, checked; an error names the form's (and the JSON body's)
+    /// field: the URL of every kind is `url`, whatever the channel calls it.
+    pub fn channel(self) -> Result<Channel, FieldError> {
         let some = |s: Secret| (!s.expose().trim().is_empty()).then_some(s);
         let text = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         let url = Secret::new(self.url.expose().trim());
@@ -239,9 +249,10 @@ impl NewChannel {
                     "tls" => SmtpTls::Tls,
                     "none" => SmtpTls::None,
                     other => {
-                        return Err(AppError::BadInput(format!(
-                            "tls: {other:?} is not starttls, tls or none"
-                        )))
+                        return Err(FieldError::new(
+                            "tls",
+                            format!("{other:?} is not starttls, tls or none"),
+                        ))
                     }
                 },
                 username: text(self.username),
@@ -257,18 +268,25 @@ impl NewChannel {
                 ca_pem: text(self.ca_pem),
             }),
             other => {
-                return Err(AppError::BadInput(format!(
-                    "type: {other:?} is not webhook, slack, discord, ntfy, email or alertmanager"
-                )))
+                return Err(FieldError::new(
+                    "type",
+                    format!(
+                        "{other:?} is not webhook, slack, discord, ntfy, email or alertmanager"
+                    ),
+                ))
             }
         };
         let channel = Channel {
             name: self.name.trim().to_string(),
             kind,
         };
-        channel
-            .validate()
-            .map_err(|e| AppError::BadInput(format!("{}: {}", e.field, e.reason)))?;
+        channel.validate().map_err(|e| {
+            let field = match e.field {
+                "webhook_url" | "topic_url" => "url",
+                field => field,
+            };
+            FieldError::new(field, e.reason)
+        })?;
         Ok(channel)
     }
 }
@@ -293,9 +311,21 @@ pub fn seal(channel: &Channel, key: &SealingKey, by: &str, now: Timestamp) -> St
 pub async fn add_channel(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Input(new): Input<NewChannel>,
 ) -> Result<Reply, AppError> {
-    let channel = new.channel()?;
+    let channel = match new.channel() {
+        Ok(channel) => channel,
+        Err(error) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return refused(uri.path(), error.to_string(), status, async {
+                let mut page = view(&state).await?;
+                page.channel_error = Some(error.clone());
+                Ok(page)
+            })
+            .await;
+        }
+    };
     let Some(key) = state.alerting.key() else {
         return Err(AppError::Conflict(NO_KEY.to_string()));
     };
@@ -479,50 +509,28 @@ pub struct NewSilence {
     pub comment: String,
 }
 
-/// `POST /alerts/silences`, `POST /api/alerts/silences` (201 with the silence).
+/// `POST /alerts/silences`, `POST /api/alerts/silences` (201 with the silence). A refusal
+/// names the field: on the page, next to it (422), in JSON as a 400.
 pub async fn add_silence(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Input(new): Input<NewSilence>,
 ) -> Result<Reply, AppError> {
     let now = Timestamp::now();
-    let rule = match new.rule.trim() {
-        "" => None,
-        text => Some(
-            text.parse::<RuleId>()
-                .map_err(|e| AppError::BadInput(format!("rule: {e}")))?,
-        ),
-    };
-    let subject = Some(new.subject.trim().to_string()).filter(|s| !s.is_empty());
-    let ends_at = match (new.duration.trim(), new.ends_at.trim()) {
-        ("", "") => {
-            return Err(AppError::BadInput(
-                "duration: give how long the silence lasts (e.g. 2h), or ends_at".into(),
-            ))
+    let silence = match read_silence(&new, &caller.user.name, now) {
+        Ok(silence) => silence,
+        Err(error) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return refused(uri.path(), error.to_string(), status, async {
+                let mut page = view(&state).await?;
+                page.silence_error = Some(error.clone());
+                Ok(page)
+            })
+            .await;
         }
-        (duration, "") => {
-            let d = swarmkeeper_units::parse_duration(duration)
-                .map_err(|e| AppError::BadInput(format!("duration: {e}")))?;
-            let d = jiff::SignedDuration::try_from(d)
-                .map_err(|_| AppError::BadInput("duration: too long".into()))?;
-            now.checked_add(d)
-                .map_err(|_| AppError::BadInput("duration: too long".into()))?
-        }
-        (_, ends_at) => ends_at
-            .parse::<Timestamp>()
-            .map_err(|e| AppError::BadInput(format!("ends_at: {e}")))?,
     };
-    let silence = Silence {
-        rule,
-        subject: subject.clone(),
-        starts_at: now,
-        ends_at,
-        created_by: caller.user.name.clone(),
-        comment: new.comment.trim().to_string(),
-    };
-    silence
-        .validate()
-        .map_err(|e| AppError::BadInput(e.to_string()))?;
+    let (rule, subject, ends_at) = (silence.rule, silence.subject.clone(), silence.ends_at);
     let mut stored = StoredSilence {
         id: 0,
         rule: rule.map(|r| r.as_str().to_string()),
@@ -553,6 +561,53 @@ pub async fn add_silence(
         SilenceRow::from(stored),
         "/alerts",
     ))
+}
+
+/// The silence a form or body describes, from `now`, or the field that is wrong.
+fn read_silence(new: &NewSilence, by: &str, now: Timestamp) -> Result<Silence, FieldError> {
+    let rule = match new.rule.trim() {
+        "" => None,
+        text => Some(
+            text.parse::<RuleId>()
+                .map_err(|e| FieldError::new("rule", e.to_string()))?,
+        ),
+    };
+    let subject = Some(new.subject.trim().to_string()).filter(|s| !s.is_empty());
+    let too_long = || FieldError::new("duration", "too long".into());
+    let ends_at = match (new.duration.trim(), new.ends_at.trim()) {
+        ("", "") => {
+            return Err(FieldError::new(
+                "duration",
+                "give how long the silence lasts (e.g. 2h), or ends_at".into(),
+            ))
+        }
+        (duration, "") => {
+            let d = swarmkeeper_units::parse_duration(duration)
+                .map_err(|e| FieldError::new("duration", e.to_string()))?;
+            let d = jiff::SignedDuration::try_from(d).map_err(|_| too_long())?;
+            now.checked_add(d).map_err(|_| too_long())?
+        }
+        (_, ends_at) => ends_at
+            .parse::<Timestamp>()
+            .map_err(|e| FieldError::new("ends_at", e.to_string()))?,
+    };
+    let silence = Silence {
+        rule,
+        subject,
+        starts_at: now,
+        ends_at,
+        created_by: by.to_owned(),
+        comment: new.comment.trim().to_string(),
+    };
+    silence.validate().map_err(|e| {
+        let field = match e {
+            SilenceError::MatchesEverything => "subject",
+            SilenceError::EndsBeforeStart { .. } if new.duration.trim().is_empty() => "ends_at",
+            SilenceError::EndsBeforeStart { .. } => "duration",
+        };
+        FieldError::new(field, e.to_string())
+    })?;
+    Ok(silence)
 }
 
 /// `POST /alerts/silences/{id}/expire`, `DELETE /api/alerts/silences/{id}`: ends it now.

@@ -443,9 +443,12 @@ async fn rotate(
             .or_default()
             .push((service.name.clone(), spec));
     }
+    // Said as the form's edits are ("edited in the dashboard by NAME"), naming the change:
+    // the revision moves no image, so its line would otherwise read like nothing happened.
+    let by = rotated_by(kind, name, &new_name, &caller.user.name);
     let mut moved = Vec::with_capacity(groups.len());
     for (stack, specs) in groups {
-        moved.push(move_group(state, caller.user.name.clone(), stack, specs).await?);
+        moved.push(move_group(state, by.clone(), stack, specs).await?);
     }
     let succeeded = moved.iter().all(|g| g.succeeded);
     let mut removed_old = false;
@@ -489,6 +492,15 @@ async fn rotate(
 
 /// One revision through the deploy engine: the services of `stack` brought to their new specs
 /// (created when they do not exist), recorded as done `by`.
+/// Who a rotation's revisions are by, and what they did: `rotated secret db_pw → db_pw.v2 in
+/// the dashboard by alice`.
+fn rotated_by(kind: FileKind, old: &str, new: &str, user: &str) -> String {
+    format!(
+        "rotated {} {old} → {new} in the dashboard by {user}",
+        kind.as_str()
+    )
+}
+
 pub(super) async fn move_group(
     state: &AppState,
     by: String,

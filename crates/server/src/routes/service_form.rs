@@ -11,14 +11,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use swarmkeeper_deploy::history_stack;
-use swarmkeeper_engine::{overlay_form_fields, Service, ServiceMode, ServiceView};
+use swarmkeeper_compose::spec::ServiceSpec;
+use swarmkeeper_deploy::{complete_specs, history_stack, DeployError, Options, Request};
+use swarmkeeper_engine::{overlay_form_fields, Service, ServiceView};
 use swarmkeeper_lint::{lint_running, RunningFinding};
 use swarmkeeper_rollout::{changes, describe_change};
 
 use super::objects::{move_group, MovedGroup};
 use super::services::inspect;
 use crate::access::Caller;
+use crate::deploys::run_deploy;
 use crate::error::AppError;
 use crate::respond::{Format, Input, Reply};
 use crate::state::AppState;
@@ -45,6 +47,9 @@ page!(ServiceFormView, "service_form.html", "services");
 pub struct FormPreview {
     /// One line per changed field (`image app:1 → app:2`); for a new service, its creation.
     pub changes: Vec<String>,
+    /// What the deploy engine added where the operator wrote nothing, as the CLI prints it
+    /// (`safe default: web: update_config.order = start-first (…)`), and its warnings.
+    pub notes: Vec<String>,
     /// The lint findings of the spec as it would be.
     pub findings: Vec<RunningFinding>,
     /// The form as the compose service it was read as.
@@ -59,6 +64,8 @@ pub struct ServiceChange {
     /// `created`, `edited` or `edited as compose`.
     pub action: &'static str,
     pub changes: Vec<String>,
+    /// As [`FormPreview::notes`].
+    pub notes: Vec<String>,
     pub findings: Vec<RunningFinding>,
     #[serde(flatten)]
     pub deploy: MovedGroup,
@@ -94,10 +101,11 @@ pub async fn image_tags(
 
 /// `GET /services/new`.
 pub async fn new_form() -> Result<Reply, AppError> {
+    // The update and rollback configs and the log driver are left empty: the deploy engine's
+    // safe defaults fill them in, and the preview says so.
     let form = ServiceForm {
         mode: "replicated".into(),
         replicas: "1".into(),
-        update_failure_action: "rollback".into(),
         ..ServiceForm::default()
     };
     Ok(Reply::page(ServiceFormView {
@@ -191,22 +199,6 @@ fn overlay_body(
     Ok(merged)
 }
 
-/// Swarm cannot turn a replicated service global or back (the engine answers 501).
-fn mode_change(view: &ServiceView, form: &ServiceForm) -> Option<FieldError> {
-    let global = matches!(view.mode, ServiceMode::Global);
-    let wants_global = form.mode.trim() == "global";
-    (wants_global != global).then(|| {
-        FieldError::new(
-            "mode",
-            format!(
-                "Swarm cannot change a service's mode: this one stays {}; create a new \
-                 service instead",
-                if global { "global" } else { "replicated" }
-            ),
-        )
-    })
-}
-
 /// The form refused: the page again with each message next to its field, or the JSON error.
 fn refuse(
     uri: &Uri,
@@ -236,8 +228,45 @@ fn refuse(
     }
 }
 
-/// What a form or compose text of `stack` may name: the swarm's secrets and configs by name.
-async fn context(state: &AppState, stack: Option<String>) -> Result<Context, AppError> {
+/// Specs completed by the deploy engine, and what it said.
+type Completed = (Vec<(String, serde_json::Value)>, Vec<String>);
+
+/// Typed specs completed by the deploy engine as a stack file's are (safe defaults, images
+/// pinned to their digests with the server's registry credentials), with what it said; the
+/// inner `Err` is why it refused the input (an image the registry does not have).
+async fn complete(
+    state: &AppState,
+    history: &str,
+    specs: Vec<ServiceSpec>,
+) -> Result<Result<Completed, String>, AppError> {
+    let request = Request {
+        stack: history.to_owned(),
+        by: String::new(),
+        files: Vec::new(),
+        registry_auth: Some(state.registries.registry_auth()),
+    };
+    let engine = state.engine.clone();
+    let (completed, notes) = run_deploy(state, move |_, progress| {
+        Box::pin(async move {
+            complete_specs(&engine, &request, specs, &Options::default(), progress).await
+        })
+    })
+    .await?;
+    match completed {
+        Ok(completed) => Ok(Ok((completed, notes))),
+        Err(DeployError::Engine(e)) => Err(e.into()),
+        Err(DeployError::Store(e)) => Err(AppError::internal(e)),
+        Err(refused) => Ok(Err(refused.to_string())),
+    }
+}
+
+/// What a form or compose text of `stack` may name: the swarm's secrets and configs by name;
+/// and the modes of the `running` services it edits, which Swarm cannot change.
+async fn context(
+    state: &AppState,
+    stack: Option<String>,
+    running: &[Service],
+) -> Result<Context, AppError> {
     let (secrets, configs) = tokio::try_join!(
         state.engine.list_secrets(None),
         state.engine.list_configs(None)
@@ -249,6 +278,10 @@ async fn context(state: &AppState, stack: Option<String>) -> Result<Context, App
         stack,
         secrets: ids(secrets),
         configs: ids(configs),
+        modes: running
+            .iter()
+            .map(|s| (s.name.clone(), s.view.mode.clone()))
+            .collect(),
     })
 }
 
@@ -264,18 +297,8 @@ async fn save(
         .as_ref()
         .and_then(|s| s.view.stack())
         .map(str::to_owned);
-    let context = context(state, stack).await?;
+    let context = context(state, stack, current.as_slice()).await?;
     let built = match build(&post.form, &context) {
-        Ok(built) => match current
-            .as_ref()
-            .and_then(|s| mode_change(&s.view, &post.form))
-        {
-            Some(error) => Err(vec![error]),
-            None => Ok(built),
-        },
-        Err(errors) => Err(errors),
-    };
-    let built = match built {
         Ok(built) => built,
         Err(errors) => {
             return refuse(
@@ -287,10 +310,26 @@ async fn save(
             )
         }
     };
+    let name = post.form.name.trim().to_owned();
+    let (completed, notes) = match complete(state, &name, vec![built.spec]).await? {
+        Ok(completed) => completed,
+        Err(why) => {
+            let error = FieldError::new("image", why);
+            return refuse(
+                uri,
+                editing.as_deref(),
+                &post.form,
+                vec![error],
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
     let empty = serde_json::json!({});
     let before = current.as_ref().map_or(&empty, |s| &s.spec);
-    let spec = overlay_form_fields(before, &built.spec);
-    let name = post.form.name.trim().to_owned();
+    let spec = completed
+        .first()
+        .map(|(_, spec)| overlay_form_fields(before, spec))
+        .expect("one spec in, one out");
     let change_lines = match &current {
         Some(_) => changes(&spec, before).iter().map(describe_change).collect(),
         None => vec![format!("create service {name}")],
@@ -305,6 +344,7 @@ async fn save(
             errors: Vec::new(),
             preview: Some(FormPreview {
                 changes: change_lines,
+                notes,
                 findings,
                 compose: built.compose,
             }),
@@ -329,6 +369,7 @@ async fn save(
         service: name,
         action,
         changes: change_lines,
+        notes,
         findings,
         deploy,
     })
@@ -472,11 +513,11 @@ async fn apply_compose(
     target: ComposeTarget,
     post: ComposePost,
 ) -> Result<Reply, AppError> {
-    let context = context(state, target.context_stack.clone()).await?;
+    let context = context(state, target.context_stack.clone(), &target.services).await?;
     let file_name = format!("{}.yml", target.name);
     let read = read_compose(&post.compose, &file_name, &context).map_err(|e| e.to_string());
     let read = read.and_then(|specs| {
-        if target.kind == "service" && (specs.len() != 1 || specs[0].0 != target.name) {
+        if target.kind == "service" && (specs.len() != 1 || specs[0].name != target.name) {
             Err(format!(
                 "{file_name}: the text must hold service {} and nothing else",
                 target.name
@@ -485,8 +526,12 @@ async fn apply_compose(
             Ok(specs)
         }
     });
-    let specs = match read {
-        Ok(specs) => specs,
+    let read = match read {
+        Ok(specs) => complete(state, &target.history, specs).await?,
+        Err(message) => Err(message),
+    };
+    let (specs, notes) = match read {
+        Ok(completed) => completed,
         Err(message) => {
             return match Format::of(uri.path()) {
                 Format::Json => Err(AppError::Rejected {
@@ -528,6 +573,7 @@ async fn apply_compose(
             None,
             Some(FormPreview {
                 changes: change_lines,
+                notes,
                 findings,
                 compose: post.compose,
             }),
@@ -550,6 +596,7 @@ async fn apply_compose(
         service: target.name,
         action: "edited as compose",
         changes: change_lines,
+        notes,
         findings,
         deploy,
     })
@@ -560,29 +607,6 @@ async fn apply_compose(
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn view(mode: serde_json::Value) -> ServiceView {
-        ServiceView::read(&json!({
-            "Name": "web",
-            "TaskTemplate": {"ContainerSpec": {"Image": "nginx:1"}},
-            "Mode": mode,
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn a_service_keeps_its_mode() {
-        let replicated = view(json!({"Replicated": {"Replicas": 2}}));
-        let global = view(json!({"Global": {}}));
-        let mut form = ServiceForm::of_view(&replicated);
-        assert!(mode_change(&replicated, &form).is_none());
-        form.mode = "global".into();
-        assert_eq!(mode_change(&replicated, &form).unwrap().field, "mode");
-        let mut form = ServiceForm::of_view(&global);
-        assert!(mode_change(&global, &form).is_none());
-        form.mode = "replicated".into();
-        assert_eq!(mode_change(&global, &form).unwrap().field, "mode");
-    }
 
     #[test]
     fn a_partial_body_keeps_what_it_leaves_out() {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
 use swarmkeeper_compose::{Environment, SourceFile, Stack, StackSpec};
 use swarmkeeper_deploy::{
-    stack_objects, DeployError, DeployRecord, History, Options, Outcome, Request,
+    stack_objects, DeployError, DeployOutcome, DeployRecord, History, Options, Outcome, Request,
     Stack as DeployStack, StackObjects,
 };
 use swarmkeeper_lint::{Finding, Severity};
@@ -49,6 +49,11 @@ pub struct DeployRow {
     pub summary: String,
     /// Services the deploy created or changed.
     pub changed: Vec<String>,
+    /// The stack runs this revision now (the newest succeeded one, when the services still
+    /// have its specs): rolling back to it would change nothing. Shown on the stack's page
+    /// only; absent when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub current: bool,
 }
 
 #[derive(Serialize)]
@@ -90,8 +95,28 @@ fn deploy_rows(records: Vec<DeployRecord>) -> Vec<DeployRow> {
                 .filter(|s| s.before != s.after)
                 .map(|s| s.service.clone())
                 .collect(),
+            current: false,
         })
         .collect()
+}
+
+/// The stack's rows, the revision it runs now marked (see [`DeployRow::current`]).
+fn deploy_rows_with_current(
+    records: Vec<DeployRecord>,
+    services: Vec<swarmkeeper_engine::Service>,
+) -> Vec<DeployRow> {
+    let services: HashMap<String, swarmkeeper_engine::Service> =
+        services.into_iter().map(|s| (s.name.clone(), s)).collect();
+    let current = records
+        .iter()
+        .find(|r| r.outcome == DeployOutcome::Succeeded)
+        .filter(|r| swarmkeeper_deploy::runs_now(r, &services))
+        .map(|r| r.revision);
+    let mut rows = deploy_rows(records);
+    for row in &mut rows {
+        row.current = Some(row.revision) == current;
+    }
+    rows
 }
 
 /// The services, their tasks and the history's one listing are asked for at once; only the
@@ -149,7 +174,9 @@ async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<Sta
     // The services, the history and what a removal would take are asked for at once.
     let deploys = async {
         if caller.may(Action::ViewDeployHistory) {
-            history(state, name).await.map(deploy_rows)
+            let services = async { Ok(state.engine.list_services(Some(name)).await?) };
+            let (records, services) = tokio::try_join!(history(state, name), services)?;
+            Ok(deploy_rows_with_current(records, services))
         } else {
             Ok(Vec::new())
         }

@@ -9,7 +9,9 @@ use futures_util::StreamExt;
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_auth::Action;
-use swarmkeeper_engine::{is_logs_unreadable, EngineError, LogOptions, Task};
+use swarmkeeper_engine::{
+    is_logs_unreadable, EngineError, LogLine, LogOptions, Task, LOGS_UNREADABLE,
+};
 use swarmkeeper_report::UsageRange;
 
 use crate::access::Caller;
@@ -108,18 +110,20 @@ pub(crate) async fn last_lines(state: &AppState, task: &str) -> (Vec<String>, Op
         let mut stream = state.engine.task_logs(task, &options).await?;
         let mut lines = Vec::new();
         while let Some(line) = stream.next().await {
-            lines.push(line?.text);
+            lines.push(line?);
         }
         Ok::<_, EngineError>(lines)
     })
     .await;
+    const UNREADABLE: &str = "its log driver keeps nothing readable";
     match read {
-        Ok(Ok(lines)) if lines.is_empty() => (lines, Some("no log lines".to_owned())),
-        Ok(Ok(lines)) => (lines, None),
-        Ok(Err(e)) if is_logs_unreadable(&e) => (
-            Vec::new(),
-            Some("its log driver keeps nothing readable".to_owned()),
-        ),
+        Ok(Ok(lines)) => match engine_refusal(&lines) {
+            Some(why) if why.contains(LOGS_UNREADABLE) => (Vec::new(), Some(UNREADABLE.to_owned())),
+            Some(why) => (Vec::new(), Some(format!("the engine has no logs: {why}"))),
+            None if lines.is_empty() => (Vec::new(), Some("no log lines".to_owned())),
+            None => (lines.into_iter().map(|l| l.text).collect(), None),
+        },
+        Ok(Err(e)) if is_logs_unreadable(&e) => (Vec::new(), Some(UNREADABLE.to_owned())),
         Ok(Err(e)) => (Vec::new(), Some(format!("logs could not be read: {e}"))),
         Err(_) => (
             Vec::new(),
@@ -129,4 +133,15 @@ pub(crate) async fn last_lines(state: &AppState, task: &str) -> (Vec<String>, Op
             )),
         ),
     }
+}
+
+/// The engine's own answer inside the log stream instead of the task's lines — a line of no
+/// task, `Error grabbing logs: …` (a task not scheduled yet, a driver that keeps nothing) —
+/// without its lead.
+fn engine_refusal(lines: &[LogLine]) -> Option<&str> {
+    const LEAD: &str = "Error grabbing logs:";
+    lines
+        .iter()
+        .find(|l| l.task_id.is_none() && l.text.starts_with(LEAD))
+        .map(|l| l.text[LEAD.len()..].trim())
 }

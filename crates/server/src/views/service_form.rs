@@ -15,10 +15,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::{
-    load, parse_bytes, parse_nano_cpus, reference, service_spec, Environment, SourceFile,
-    LABEL_IMAGE, LABEL_NAMESPACE,
+    engine_refusals, load, parse_bytes, parse_nano_cpus, reference, service_spec, ComposeError,
+    Environment, SourceFile, LABEL_IMAGE, LABEL_NAMESPACE,
 };
 use swarmkeeper_engine::{PublishMode, ServiceMode, ServiceView, UpdateConfig};
+use swarmkeeper_lint::mode_change;
 use swarmkeeper_units::format_duration;
 
 use super::FieldError;
@@ -384,16 +385,26 @@ pub struct Context {
     /// Secret and config ids by name.
     pub secrets: HashMap<String, String>,
     pub configs: HashMap<String, String>,
+    /// The mode of each service that runs already, by its whole name: Swarm cannot change it.
+    pub modes: HashMap<String, ServiceMode>,
 }
 
 /// A form made a spec.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Built {
     /// The Engine API spec of the fields the form holds (no networks: an edit keeps the
-    /// service's, a create attaches none, as `docker service create` does).
-    pub spec: serde_json::Value,
+    /// service's, a create attaches none, as `docker service create` does), typed: the deploy
+    /// engine completes it (`deploy::complete_specs`) before it becomes JSON.
+    pub spec: ServiceSpec,
     /// The compose text the form was read as.
     pub compose: String,
+}
+
+impl Built {
+    /// The spec as the engine takes it, before the deploy engine completes it.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.spec).expect("a service spec serialises")
+    }
 }
 
 /// The Swarm service name grammar (swarmkit's `validateName`): letters and digits, with `-`
@@ -457,7 +468,7 @@ impl ServiceForm {
         };
         let mut form = ServiceForm {
             name: view.name.clone(),
-            image: view.image.to_string(),
+            image: written_image(view),
             entrypoint: shell_words(&view.command),
             command: shell_words(&view.args),
             env: lines(&view.env),
@@ -619,6 +630,26 @@ impl ServiceForm {
             "log_options" => &self.log_options,
             _ => "",
         }
+    }
+}
+
+/// The image as the form shows it: for a stack's service pinned by its deploy, the reference
+/// the stack file wrote (`com.docker.stack.image`), which a deploy pins again, as
+/// `docker stack deploy` and `swarmkeeper deploy` do with an unchanged file; else the image
+/// the spec runs. Showing the pin would write it into the stack's label as well.
+fn written_image(view: &ServiceView) -> String {
+    let running = view.image.to_string();
+    let Some(written) = view.labels.get(LABEL_IMAGE) else {
+        return running;
+    };
+    // A deploy pins `app` as `app:latest@sha256:…`.
+    let pinned_from_written = view.image.digest.is_some()
+        && !written.contains('@')
+        && (view.image.name == *written || view.image.name == format!("{written}:latest"));
+    if pinned_from_written {
+        written.clone()
+    } else {
+        running
     }
 }
 
@@ -1045,39 +1076,9 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
         ("reserve_memory", &form.reserve_memory),
     ] {
         if !value.trim().is_empty() {
-            match parse_bytes(value.trim()) {
-                Err(why) => errors.push(FieldError::new(field, why)),
-                // The engine refuses a task below it (`Minimum memory limit allowed is 6MB`).
-                Ok(bytes) if bytes > 0 && bytes < MIN_MEMORY => errors.push(FieldError::new(
-                    field,
-                    format!("{:?} is below Docker's minimum of 6M", value.trim()),
-                )),
-                Ok(_) => {}
+            if let Err(why) = parse_bytes(value.trim()) {
+                errors.push(FieldError::new(field, why));
             }
-        }
-    }
-    for field in ["update_max_failure_ratio", "rollback_max_failure_ratio"] {
-        let value = form.value(field).trim();
-        if !value.is_empty() && !value.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r)) {
-            errors.push(FieldError::new(
-                field,
-                format!("{value:?}: the ratio of failed tasks is a number from 0 to 1"),
-            ));
-        }
-    }
-    for item in items(&form.log_options) {
-        let (key, value) = item.split_once('=').unwrap_or((item, ""));
-        let value = value.trim();
-        let wrong = match key.trim() {
-            "max-size" => parse_bytes(value).is_err(),
-            "max-file" => !value.parse::<u32>().is_ok_and(|n| n > 0),
-            _ => false,
-        };
-        if wrong {
-            errors.push(FieldError::new(
-                "log_options",
-                format!("{item:?}: max-size is a size like 10m, max-file a number of files from 1"),
-            ));
         }
     }
     for (field, text, known, kind) in [
@@ -1133,12 +1134,6 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
             ));
         }
     }
-    if form.rollback_failure_action.trim() == "rollback" {
-        errors.push(FieldError::new(
-            "rollback_failure_action",
-            "a rollback that fails can pause or continue, not roll back".to_owned(),
-        ));
-    }
     let driver = form.log_driver.trim();
     if !driver
         .chars()
@@ -1160,24 +1155,20 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
     errors
 }
 
-/// The least memory the engine lets a task have or reserve (6 MiB).
-const MIN_MEMORY: u64 = 6 * 1024 * 1024;
-
-/// The same published port (and protocol) twice: the engine refuses the spec.
-fn check_ports(spec: &serde_json::Value) -> Option<FieldError> {
-    let view = ServiceView::read(spec).ok()?;
-    let mut seen: Vec<(u32, &str)> = Vec::new();
-    for port in view.ports.iter().filter(|p| p.published_port != 0) {
-        let key = (port.published_port, port.protocol.as_str());
-        if seen.contains(&key) {
-            return Some(FieldError::new(
-                "ports",
-                format!("port {}/{} is published twice", key.0, key.1),
-            ));
-        }
-        seen.push(key);
-    }
-    None
+/// The form field that writes a compose setting the engine refuses
+/// (`swarmkeeper_compose::engine_refusals`, `swarmkeeper_lint::mode_change`).
+fn field_of_setting(setting: &str) -> Option<&'static str> {
+    Some(match setting {
+        "deploy.resources.limits.memory" => "limit_memory",
+        "deploy.resources.reservations.memory" => "reserve_memory",
+        "deploy.update_config.max_failure_ratio" => "update_max_failure_ratio",
+        "deploy.rollback_config.max_failure_ratio" => "rollback_max_failure_ratio",
+        "deploy.rollback_config.failure_action" => "rollback_failure_action",
+        "deploy.mode" => "mode",
+        "ports" => "ports",
+        "logging.options" => "log_options",
+        _ => return None,
+    })
 }
 
 /// The spec the form describes, or every field that is wrong (each once, in the form's
@@ -1199,14 +1190,14 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
     let mut specs = read_compose(&writer.text, "form", context).map_err(|e| {
         let field = match &e {
             ComposeRefusal::Compose(e) => writer.owner(e.line).unwrap_or("name"),
+            ComposeRefusal::Refused { error, setting, .. } => field_of_setting(setting)
+                .or_else(|| writer.owner(error.line))
+                .unwrap_or("name"),
             ComposeRefusal::Other(_) => "name",
         };
         vec![FieldError::new(field, e.message())]
     })?;
-    let (_, spec) = specs.pop().expect("the form writes exactly one service");
-    if let Some(error) = check_ports(&spec) {
-        return Err(vec![error]);
-    }
+    let spec = specs.pop().expect("the form writes exactly one service");
     Ok(Built {
         spec,
         compose: writer.text,
@@ -1218,6 +1209,13 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
 pub enum ComposeRefusal {
     /// Compose's own error: file, line, column, what is wrong.
     Compose(swarmkeeper_compose::ComposeError),
+    /// It reads, but the engine would refuse a setting (or the change of a running
+    /// service's mode): where, which setting, why.
+    Refused {
+        error: swarmkeeper_compose::ComposeError,
+        setting: &'static str,
+        message: String,
+    },
     /// It reads, but names what the swarm does not have.
     Other(String),
 }
@@ -1227,6 +1225,7 @@ impl ComposeRefusal {
     pub fn message(&self) -> String {
         match self {
             ComposeRefusal::Compose(e) => e.message.clone(),
+            ComposeRefusal::Refused { message, .. } => message.clone(),
             ComposeRefusal::Other(message) => message.clone(),
         }
     }
@@ -1235,22 +1234,24 @@ impl ComposeRefusal {
 impl std::fmt::Display for ComposeRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ComposeRefusal::Compose(e) => write!(f, "{e}"),
+            ComposeRefusal::Compose(e) | ComposeRefusal::Refused { error: e, .. } => {
+                write!(f, "{e}")
+            }
             ComposeRefusal::Other(message) => f.write_str(message),
         }
     }
 }
 
-/// Every service of a compose text as the Engine API spec of the form's fields, by the
+/// Every service of a compose text as the Engine API spec of the form's fields, named by the
 /// service's whole name (`STACK_KEY` in `context.stack`, else the key): what "edit as
-/// compose" deploys. Secrets, configs and volumes are the swarm's own (declare them
+/// compose" deploys, once the deploy engine completed it (safe defaults, digests). Secrets, configs and volumes are the swarm's own (declare them
 /// `external`); secret and config ids come from `context`. No networks: an edit keeps the
 /// service's.
 pub fn read_compose(
     text: &str,
     file_name: &str,
     context: &Context,
-) -> Result<Vec<(String, serde_json::Value)>, ComposeRefusal> {
+) -> Result<Vec<ServiceSpec>, ComposeRefusal> {
     let variables = HashMap::new();
     let no_files = |path: &str| -> std::io::Result<String> {
         Err(std::io::Error::other(format!(
@@ -1267,6 +1268,16 @@ pub fn read_compose(
         text,
     };
     let stack = load(&[file], &environment).map_err(ComposeRefusal::Compose)?;
+    let refused = |at: swarmkeeper_compose::Location, setting, message: String, said: String| {
+        ComposeRefusal::Refused {
+            error: ComposeError::at(file_name, text, at.line, at.column, said),
+            setting,
+            message,
+        }
+    };
+    if let Some(r) = engine_refusals(&stack).into_iter().next() {
+        return Err(refused(r.at, r.setting, r.message.clone(), r.to_string()));
+    }
     let namespace = context.stack.as_deref().unwrap_or("");
     let mut specs = Vec::with_capacity(stack.services.len());
     for (key, service) in &stack.services {
@@ -1276,6 +1287,21 @@ pub fn read_compose(
             None => key.clone(),
         };
         spec.task_template.networks.clear();
+        if let Some(current) = context.modes.get(&spec.name) {
+            let wanted = serde_json::to_value(&spec)
+                .ok()
+                .and_then(|json| ServiceView::read(&json).ok())
+                .map(|view| view.mode);
+            if let Some(why) = wanted.and_then(|wanted| mode_change(current, &wanted)) {
+                let at = service
+                    .deploy
+                    .as_ref()
+                    .and_then(|d| d.mode.as_ref().map(|m| m.at))
+                    .unwrap_or(service.at);
+                let said = format!("{key}: deploy.mode: {why}");
+                return Err(refused(at, "deploy.mode", why, said));
+            }
+        }
         if context.stack.is_none() {
             spec.labels.remove(LABEL_NAMESPACE);
             spec.labels.remove(LABEL_IMAGE);
@@ -1303,9 +1329,7 @@ pub fn read_compose(
                 .ok_or_else(|| missing("config", &config.config_name))?
                 .clone();
         }
-        let value = serde_json::to_value(&spec)
-            .map_err(|e| ComposeRefusal::Other(format!("the spec cannot be written: {e}")))?;
-        specs.push((spec.name, value));
+        specs.push(spec);
     }
     Ok(specs)
 }
@@ -1349,7 +1373,32 @@ mod tests {
             stack: None,
             secrets: HashMap::from([("db-pass".to_owned(), "sec1".to_owned())]),
             configs: HashMap::from([("nginx.conf".to_owned(), "cfg1".to_owned())]),
+            modes: HashMap::new(),
         }
+    }
+
+    #[test]
+    fn a_running_service_keeps_its_mode_in_the_form_and_as_compose() {
+        let context = Context {
+            modes: HashMap::from([("web".to_owned(), ServiceMode::Replicated { replicas: 2 })]),
+            ..context()
+        };
+        let mut f = form("web", "nginx");
+        f.replicas = "5".into();
+        assert!(build(&f, &context).is_ok());
+        f.mode = "global".into();
+        f.replicas = String::new();
+        let refused = build(&f, &context).unwrap_err();
+        assert_eq!(refused[0].field, "mode");
+        assert!(
+            refused[0].message.contains("stays replicated"),
+            "{refused:?}"
+        );
+        let text = "services:\n  web:\n    image: nginx\n    deploy:\n      mode: global\n";
+        let refused = read_compose(text, "web.yml", &context).unwrap_err();
+        let said = refused.to_string();
+        assert!(said.starts_with("web.yml:5:"), "{said}");
+        assert!(said.contains("deploy.mode"), "{said}");
     }
 
     fn error_fields(form: &ServiceForm) -> Vec<&'static str> {
@@ -1402,7 +1451,7 @@ mod tests {
     #[test]
     fn every_field_reaches_the_spec() {
         let built = build(&full(), &context()).unwrap();
-        let s = &built.spec;
+        let s = &built.json();
         let c = &s["TaskTemplate"]["ContainerSpec"];
         assert_eq!(s["Name"], "web");
         assert_eq!(c["Image"], "nginx:1.25");
@@ -1446,16 +1495,16 @@ mod tests {
         let read_back =
             |spec: &serde_json::Value| ServiceForm::of_view(&ServiceView::read(spec).unwrap());
         let first = build(&full(), &context()).unwrap();
-        let second = build(&read_back(&first.spec), &context()).unwrap();
-        let third = build(&read_back(&second.spec), &context()).unwrap();
-        assert_eq!(read_back(&second.spec), read_back(&third.spec));
-        assert_eq!(second.spec, third.spec);
-        let mut without_defaults = second.spec.clone();
+        let second = build(&read_back(&first.json()), &context()).unwrap();
+        let third = build(&read_back(&second.json()), &context()).unwrap();
+        assert_eq!(read_back(&second.json()), read_back(&third.json()));
+        assert_eq!(second.json(), third.json());
+        let mut without_defaults = second.json();
         without_defaults["RollbackConfig"]
             .as_object_mut()
             .unwrap()
             .remove("Monitor");
-        assert_eq!(without_defaults, first.spec);
+        assert_eq!(without_defaults, first.json());
     }
 
     #[test]
@@ -1465,8 +1514,8 @@ mod tests {
             ..context()
         };
         let built = build(&form("shop_web", "nginx"), &context).unwrap();
-        assert_eq!(built.spec["Name"], "shop_web");
-        assert_eq!(built.spec["Labels"][LABEL_NAMESPACE], "shop");
+        assert_eq!(built.json()["Name"], "shop_web");
+        assert_eq!(built.json()["Labels"][LABEL_NAMESPACE], "shop");
         let refused = build(&form("web", "nginx"), &context).unwrap_err();
         assert_eq!(refused[0].field, "name");
     }
@@ -1476,7 +1525,7 @@ mod tests {
         let mut f = form("web", "nginx");
         f.limit_memory = "32M".into();
         f.reserve_memory = "1536m".into();
-        let spec = build(&f, &context()).unwrap().spec;
+        let spec = build(&f, &context()).unwrap().json();
         let read = ServiceForm::of_view(&ServiceView::read(&spec).unwrap());
         assert_eq!(read.limit_memory, "32M");
         assert_eq!(read.reserve_memory, "1536M");
@@ -1498,7 +1547,7 @@ mod tests {
         let mut f = form("agent", "busybox");
         f.mode = "global".into();
         let built = build(&f, &context()).unwrap();
-        assert_eq!(built.spec["Mode"], json!({"Global": {}}));
+        assert_eq!(built.json()["Mode"], json!({"Global": {}}));
         f.replicas = "2".into();
         assert_eq!(error_fields(&f), ["replicas"]);
     }
@@ -1607,7 +1656,7 @@ mod tests {
         db.mounts = "pgdata:/var/lib/postgresql/data".into();
         let specs: Vec<serde_json::Value> = [&web, &db]
             .iter()
-            .map(|f| build(f, &context).unwrap().spec)
+            .map(|f| build(f, &context).unwrap().json())
             .collect();
         let views: Vec<ServiceView> = specs
             .iter()
@@ -1619,11 +1668,11 @@ mod tests {
             "{text}"
         );
         let read = read_compose(&text, "shop.yml", &context).unwrap();
-        let names: Vec<&str> = read.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = read.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["shop_db", "shop_web"]);
         let again: Vec<ServiceView> = read
             .iter()
-            .map(|(_, s)| ServiceView::read(s).unwrap())
+            .map(|s| ServiceView::read(&serde_json::to_value(s).unwrap()).unwrap())
             .collect();
         assert_eq!(
             compose_of(&again.iter().collect::<Vec<_>>(), &context),
@@ -1703,19 +1752,19 @@ mod tests {
             let text_of = |spec: &serde_json::Value| {
                 compose_of(&[&ServiceView::read(spec).unwrap()], &context)
             };
-            let spec_of = |text: &str| read_compose(text, "c.yml", &context).unwrap().pop().unwrap().1;
-            let c1 = text_of(&first.spec);
+            let spec_of = |text: &str| serde_json::to_value(read_compose(text, "c.yml", &context).unwrap().pop().unwrap()).unwrap();
+            let c1 = text_of(&first.json());
             let s1 = spec_of(&c1);
             let c2 = text_of(&s1);
             let s2 = spec_of(&c2);
             proptest::prop_assert_eq!(&c1, &c2);
             proptest::prop_assert_eq!(&s1, &s2);
             let c = &s1["TaskTemplate"]["ContainerSpec"];
-            proptest::prop_assert_eq!(&c["Image"], &first.spec["TaskTemplate"]["ContainerSpec"]["Image"]);
-            proptest::prop_assert_eq!(&c["Env"], &first.spec["TaskTemplate"]["ContainerSpec"]["Env"]);
-            proptest::prop_assert_eq!(&c["Args"], &first.spec["TaskTemplate"]["ContainerSpec"]["Args"]);
-            proptest::prop_assert_eq!(&s1["EndpointSpec"], &first.spec["EndpointSpec"]);
-            proptest::prop_assert_eq!(&s1["Labels"], &first.spec["Labels"]);
+            proptest::prop_assert_eq!(&c["Image"], &first.json()["TaskTemplate"]["ContainerSpec"]["Image"]);
+            proptest::prop_assert_eq!(&c["Env"], &first.json()["TaskTemplate"]["ContainerSpec"]["Env"]);
+            proptest::prop_assert_eq!(&c["Args"], &first.json()["TaskTemplate"]["ContainerSpec"]["Args"]);
+            proptest::prop_assert_eq!(&s1["EndpointSpec"], &first.json()["EndpointSpec"]);
+            proptest::prop_assert_eq!(&s1["Labels"], &first.json()["Labels"]);
         }
     }
 
@@ -1743,7 +1792,7 @@ mod tests {
         f.env = "A=${HOME}".into();
         let built = build(&f, &context()).unwrap();
         assert_eq!(
-            built.spec["TaskTemplate"]["ContainerSpec"]["Env"],
+            built.json()["TaskTemplate"]["ContainerSpec"]["Env"],
             json!(["A=${HOME}"])
         );
     }
@@ -1753,7 +1802,7 @@ mod tests {
         let mut f = form("web", "nginx");
         f.env = "A=x\", image: \"evil\\".into();
         let built = build(&f, &context()).unwrap();
-        let container = &built.spec["TaskTemplate"]["ContainerSpec"];
+        let container = &built.json()["TaskTemplate"]["ContainerSpec"];
         assert_eq!(container["Image"], "nginx:latest");
         assert_eq!(container["Env"], json!(["A=x\", image: \"evil\\"]));
     }
@@ -1765,7 +1814,7 @@ mod tests {
         f.command = shell_words(&words);
         let built = build(&f, &context()).unwrap();
         assert_eq!(
-            built.spec["TaskTemplate"]["ContainerSpec"]["Args"],
+            built.json()["TaskTemplate"]["ContainerSpec"]["Args"],
             json!(words)
         );
     }

@@ -55,12 +55,21 @@ pub fn service_row(service: &Service, tasks: &[&Task]) -> ServiceRow {
         digest,
         rolled_back: update_state == Some(&UpdateState::RollbackCompleted),
         update_state: update_state.map(ToString::to_string),
-        update_message: service
-            .update_status
-            .as_ref()
-            .map(|s| s.message.clone())
-            .unwrap_or_default(),
+        update_message: update_message(
+            update_state.map(ToString::to_string).as_deref(),
+            service.update_status.as_ref().map(|s| s.message.as_str()),
+        ),
         converged: converged(&observed),
+    }
+}
+
+/// Swarm's `UpdateStatus.Message`, unless it only repeats the state shown beside it (Swarm
+/// says `rollback completed` in state `rollback_completed`).
+fn update_message(state: Option<&str>, message: Option<&str>) -> String {
+    let message = message.unwrap_or_default().trim();
+    match state {
+        Some(state) if crate::page::words(state).eq_ignore_ascii_case(message) => String::new(),
+        _ => message.to_owned(),
     }
 }
 
@@ -346,6 +355,21 @@ mod tests {
         let row = service_rows(&[s], &[old, new]).remove(0);
         assert_eq!((row.running, row.desired), (1, 1));
         assert!(!row.converged);
+    }
+
+    #[test]
+    fn an_update_message_that_repeats_the_state_is_not_shown_twice() {
+        let said = |state, message| update_message(state, Some(message));
+        assert_eq!(said(Some("rollback_completed"), "rollback completed"), "");
+        assert_eq!(
+            said(Some("completed"), "update completed"),
+            "update completed"
+        );
+        assert_eq!(
+            said(Some("paused"), "update paused due to failure"),
+            "update paused due to failure"
+        );
+        assert_eq!(update_message(None, None), "");
     }
 
     #[test]

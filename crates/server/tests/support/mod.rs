@@ -747,3 +747,17 @@ pub fn report(node: &str, hostname: &str) -> swarmkeeper_report::NodeReport {
         ..Default::default()
     }
 }
+
+/// The compose text of an "edit as compose" page, unescaped as a browser posts it.
+pub fn compose_text_of(page: &str) -> String {
+    let start = page.find("<textarea name=\"compose\"").unwrap();
+    let start = start + page[start..].find('>').unwrap() + 1;
+    let end = start + page[start..].find("</textarea>").unwrap();
+    page[start..end]
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
