@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
-    IMAGE, LABEL, OUT, PASSWORD, Server, browse, build_image, check, docker, entry, outcome, poll, prepare, say,
+    IMAGE, LABEL, OUT, PASSWORD, Server, browse, build_image, check, docker, entry, outcome, poll, prepare,
+    remove_history, say,
 )
 
 BROKEN = "skbrowser:no-such-tag"
@@ -207,10 +208,7 @@ def main():
                              and docker(kind, "inspect", version, check_ok=False) not in ("", "[]")]
                 if leftovers:
                     time.sleep(1)
-            for config in docker("config", "ls", "-q", "--filter",
-                                 f"label=swarmkeeper.revision.stack={name}", check_ok=False).split():
-                docker("config", "rm", config, check_ok=False)
-            docker("config", "rm", f"swarmkeeper-lock-{name}", check_ok=False)
+            remove_history(name)
         if server:
             server.stop()
         shutil.rmtree(state_dir, ignore_errors=True)

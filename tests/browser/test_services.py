@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
-    IMAGE, LABEL, OUT, PASSWORD, Server, browse, build_image, check, docker, entry, outcome, prepare, say,
+    IMAGE, LABEL, OUT, PASSWORD, Server, browse, build_image, check, docker, entry, outcome, prepare,
+    remove_history, say,
 )
 from test_dashboard import service_env, service_spec  # noqa: E402
 
@@ -152,11 +153,7 @@ def main():
     finally:
         if created:
             docker("service", "rm", name, check_ok=False)
-            # The history revisions the edits recorded, and the lock object.
-            for config in docker("config", "ls", "-q", "--filter",
-                                 f"label=swarmkeeper.revision.stack={name}", check_ok=False).split():
-                docker("config", "rm", config, check_ok=False)
-            docker("config", "rm", f"swarmkeeper-lock-{name}", check_ok=False)
+            remove_history(name)
         if server:
             server.stop()
         shutil.rmtree(state_dir, ignore_errors=True)

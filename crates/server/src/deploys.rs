@@ -11,6 +11,11 @@ use crate::error::AppError;
 use crate::jobs::Job;
 use crate::state::AppState;
 
+/// What a job given to [`run_deploy`] returns: the deploy, borrowing the history and the
+/// progress callback.
+pub(crate) type DeployRun<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, DeployError>> + 'a>>;
+
 /// Runs a deploy or rollback on its own thread with a runtime of its own: the deploy holds
 /// its progress callback (not `Send`) across its awaits. The history is the swarm's; the
 /// lock's heartbeat runs on that runtime while the deploy does.
@@ -23,12 +28,8 @@ pub(crate) async fn run_deploy<F, T>(
 ) -> Result<(Result<T, DeployError>, Vec<String>), AppError>
 where
     T: Send + 'static,
-    F: for<'a> FnOnce(
-            &'a SwarmHistory,
-            &'a mut dyn FnMut(Progress<'_>),
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<T, DeployError>> + 'a>,
-        > + Send
+    F: for<'a> FnOnce(&'a SwarmHistory, &'a mut dyn FnMut(Progress<'_>)) -> DeployRun<'a, T>
+        + Send
         + 'static,
 {
     run_deploy_followed(state, None, job).await
@@ -42,12 +43,8 @@ pub(crate) async fn run_deploy_followed<F, T>(
 ) -> Result<(Result<T, DeployError>, Vec<String>), AppError>
 where
     T: Send + 'static,
-    F: for<'a> FnOnce(
-            &'a SwarmHistory,
-            &'a mut dyn FnMut(Progress<'_>),
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<T, DeployError>> + 'a>,
-        > + Send
+    F: for<'a> FnOnce(&'a SwarmHistory, &'a mut dyn FnMut(Progress<'_>)) -> DeployRun<'a, T>
+        + Send
         + 'static,
 {
     let history = state.history();

@@ -16,22 +16,20 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::sse::Event;
+use axum::response::Response;
 use futures_util::stream::{self, StreamExt};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::logs::event_stream;
 use crate::error::AppError;
 use crate::jobs::{Job, JobEnd, Seen};
 use crate::respond::Reply;
 use crate::state::AppState;
-
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// A job's page and its JSON.
 #[derive(Serialize)]
@@ -122,13 +120,7 @@ pub async fn events(
             .map(|event| (Ok::<_, Infallible>(event), follow))
     })
     .take_until(state.shutdown.started());
-    let mut response = Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response();
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    Ok(event_stream(events))
 }
 
 /// Where one reader of a job is.
