@@ -1,7 +1,7 @@
 //! The service form's mount options reach the engine: a volume mount with `volume.nocopy`
 //! and read-only, a tmpfs mount with `tmpfs.size`, created through the API against the
 //! host's swarm; an option that does not fit its mount type is refused naming the field,
-//! nothing created.
+//! nothing created; the edit form shows them back.
 
 mod support;
 
@@ -49,6 +49,16 @@ async fn volume_and_tmpfs_options_reach_the_engine() {
     assert_eq!(mounts[0]["VolumeOptions"]["NoCopy"], true, "{mounts}");
     assert_eq!(mounts[1]["Type"], "tmpfs", "{mounts}");
     assert_eq!(mounts[1]["TmpfsOptions"]["SizeBytes"], 16 << 20, "{mounts}");
+    // The edit form shows them back, so that saving it keeps them.
+    let edit = app
+        .call(Call::get(&format!("/services/{name}/edit")).session(op))
+        .await;
+    edit.expect(200);
+    let text = edit.text();
+    assert!(
+        text.contains("volume.nocopy=true") && text.contains("tmpfs.size=16M"),
+        "{text}"
+    );
     service.wait_running(1);
     drop(service);
     // The volume the task made, once its container is gone.

@@ -481,15 +481,17 @@ impl ServiceForm {
             mounts: view
                 .mounts
                 .iter()
-                .map(|m| match m.kind.as_str() {
-                    "volume" | "bind" if !m.source.is_empty() => format!(
-                        "{}:{}{}",
-                        m.source,
-                        m.target,
-                        if m.read_only { ":ro" } else { "" }
-                    ),
-                    kind => format!(
-                        "type={kind},target={}{}{}",
+                .map(|m| match (m.kind.as_str(), mount_options(m)) {
+                    ("volume" | "bind", options) if !m.source.is_empty() && options.is_empty() => {
+                        format!(
+                            "{}:{}{}",
+                            m.source,
+                            m.target,
+                            if m.read_only { ":ro" } else { "" }
+                        )
+                    }
+                    (kind, options) => format!(
+                        "type={kind},target={}{}{}{options}",
                         m.target,
                         if m.source.is_empty() {
                             String::new()
@@ -742,6 +744,28 @@ fn write_mount(w: &mut Writer, item: &str) {
             );
         }
     }
+}
+
+/// A running mount's options as the form's dotted keys (`,volume.nocopy=true,tmpfs.size=64M`),
+/// so that an edit keeps them; empty when it has none.
+fn mount_options(mount: &swarmkeeper_engine::MountView) -> String {
+    let mut options = String::new();
+    if mount.no_copy {
+        options.push_str(",volume.nocopy=true");
+    }
+    if !mount.subpath.is_empty() {
+        options.push_str(&format!(",volume.subpath={}", mount.subpath));
+    }
+    if mount.tmpfs_size_bytes > 0 {
+        options.push_str(&format!(
+            ",tmpfs.size={}",
+            swarmkeeper_units::size(mount.tmpfs_size_bytes)
+        ));
+    }
+    if !mount.propagation.is_empty() {
+        options.push_str(&format!(",bind.propagation={}", mount.propagation));
+    }
+    options
 }
 
 /// The mount options the form takes as dotted keys, and the mount type each fits (compose's
@@ -1505,6 +1529,26 @@ mod tests {
         assert_eq!(mounts[0]["VolumeOptions"]["NoCopy"], true, "{mounts}");
         assert_eq!(mounts[1]["Type"], "tmpfs");
         assert_eq!(mounts[1]["TmpfsOptions"]["SizeBytes"], 64 << 20, "{mounts}");
+        // The running service's form keeps them, so an edit does not drop them.
+        let view = ServiceView::read(&built.spec).unwrap();
+        let again = ServiceForm::of_view(&view);
+        assert_eq!(
+            again.mounts,
+            "type=volume,target=/data,source=data,read_only=true,volume.nocopy=true\n\
+             type=tmpfs,target=/cache,tmpfs.size=64M"
+        );
+        let rebuilt = build(
+            &ServiceForm {
+                mounts: again.mounts,
+                ..form.clone()
+            },
+            &context(),
+        )
+        .unwrap();
+        assert_eq!(
+            rebuilt.spec["TaskTemplate"]["ContainerSpec"]["Mounts"],
+            *mounts
+        );
         for (bad, says) in [
             (
                 "type=tmpfs,target=/x,volume.nocopy=true",
