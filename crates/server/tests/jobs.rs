@@ -13,6 +13,15 @@ use http_body_util::BodyExt;
 use support::{remove_history, Call, TestApp, TestService};
 use swarmkeeper_deploy::History;
 
+/// A stack's deploy history, removed when dropped.
+struct HistoryOf(String);
+
+impl Drop for HistoryOf {
+    fn drop(&mut self) {
+        remove_history(&self.0);
+    }
+}
+
 #[tokio::test]
 async fn a_form_edit_runs_as_a_job_followed_live_and_readable_by_viewers_only_logged_in() {
     let app = TestApp::new().await;
@@ -30,6 +39,8 @@ async fn a_form_edit_runs_as_a_job_followed_live_and_readable_by_viewers_only_lo
         &["/bin/busybox", "sleep", "3600"],
     );
     let name = service.name.clone();
+    // The edit's revision in the swarm goes whatever happens.
+    let _history = HistoryOf(name.clone());
     service.wait_running(1);
 
     // The form's apply: a 303 to the job's page, while the deploy still runs.
@@ -135,7 +146,6 @@ async fn a_form_edit_runs_as_a_job_followed_live_and_readable_by_viewers_only_lo
         "a finished job reloads: {html}"
     );
     let history = app.state.history().revisions(&name).await.unwrap();
-    remove_history(&name);
     assert_eq!(history[0].outcome.to_string(), "rolled back");
     assert_eq!(
         history[0].by,

@@ -41,8 +41,8 @@ async fn volume_and_tmpfs_options_reach_the_engine() {
         .call(Call::post("/api/services").bearer(&op.token).json(&form))
         .await;
     created.expect(201);
-    let spec = service.spec();
     remove_history(&name);
+    let spec = service.spec();
     let mounts = &spec["TaskTemplate"]["ContainerSpec"]["Mounts"];
     assert_eq!(mounts[0]["Source"], volume.as_str(), "{mounts}");
     assert_eq!(mounts[0]["ReadOnly"], true, "{mounts}");
