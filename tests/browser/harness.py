@@ -108,6 +108,15 @@ def chromium_path():
     raise Failure("no chromium: apt-get install chromium (scripts/browser-test.sh does)")
 
 
+def remove_history(stack):
+    """The deploy history revisions a stack's (or lone service's) changes recorded in the
+    swarm, and its lock object."""
+    for config in docker("config", "ls", "-q", "--filter",
+                         f"label=swarmkeeper.revision.stack={stack}", check_ok=False).split():
+        docker("config", "rm", config, check_ok=False)
+    docker("config", "rm", f"swarmkeeper-lock-{stack}", check_ok=False)
+
+
 def build_image(tag=IMAGE):
     """An image of busybox alone, for services that print or sleep."""
     busybox = Path("/bin/busybox")

@@ -92,8 +92,10 @@ def walk(run, viewer_run, names, worker, worker_id, steps):
 
     step("rotate it from its page: the service moves to the new version")
     page.fill("#rotate textarea[name=data]", "second value")
-    with page.expect_navigation(timeout=120000):
+    with page.expect_navigation():
         page.click("#rotate button[type=submit]")
+    # The rotation's progress page, until its end.
+    page.locator("#outcome").wait_for(timeout=120000)
     run.shot("secret-rotated")
     body = page.locator("main").inner_text()
     check(f"{secret}.v2" in body, f"the rotation page does not name {secret}.v2: {body[:500]}")

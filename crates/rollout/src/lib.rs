@@ -20,6 +20,7 @@
 mod assess;
 mod defaults;
 mod diff;
+pub mod placement;
 pub mod preflight;
 pub mod revisions;
 mod rollback;

@@ -77,6 +77,18 @@ fn matches(constraint: &Constraint<'_>, node: &NodeFacts) -> Option<bool> {
     })
 }
 
+/// The first of `constraints` that `node` does not meet, with the rules of [`unplaceable`]
+/// (whether the node is schedulable is not looked at). A constraint Swarm cannot parse is an
+/// error.
+pub fn unmet<'a>(constraints: &'a [String], node: &NodeFacts) -> Result<Option<&'a str>, String> {
+    for text in constraints {
+        if matches(&parse(text)?, node) == Some(false) {
+            return Ok(Some(text));
+        }
+    }
+    Ok(None)
+}
+
 /// Why `constraints` leave a service no node to run on, or `None` when at least one
 /// schedulable node satisfies them all. A constraint Swarm cannot parse is an error.
 pub fn unplaceable(constraints: &[String], nodes: &[NodeFacts]) -> Result<Option<String>, String> {

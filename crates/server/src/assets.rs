@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 const STYLE: &str = include_str!("../static/app.css");
 const SCRIPT: &str = include_str!("../static/app.js");
 const LOGS_SCRIPT: &str = include_str!("../static/logs.js");
+const JOB_SCRIPT: &str = include_str!("../static/job.js");
 const OPENAPI: &str = include_str!("../openapi.json");
 const FAVICON: &str = include_str!("../static/favicon.svg");
 
@@ -16,6 +17,7 @@ pub async fn static_file(Path(file): Path<String>) -> Response {
         "app.css" => (STYLE, "text/css; charset=utf-8"),
         "app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "logs.js" => (LOGS_SCRIPT, "text/javascript; charset=utf-8"),
+        "job.js" => (JOB_SCRIPT, "text/javascript; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (

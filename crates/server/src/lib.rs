@@ -20,6 +20,7 @@ pub mod autodeploy;
 mod deploys;
 pub mod error;
 mod image_tags;
+pub mod jobs;
 pub mod limits;
 mod login;
 pub mod page;

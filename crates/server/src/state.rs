@@ -76,6 +76,8 @@ pub struct Inner {
     pub image_tags: crate::image_tags::TagCache,
     /// The alert rules, the ongoing alerts and their channels.
     pub alerting: Alerting,
+    /// The dashboard's changes being applied, followed on their pages.
+    pub jobs: crate::jobs::Jobs,
 }
 
 impl std::ops::Deref for AppState {
@@ -114,6 +116,7 @@ impl AppState {
             autodeploy: AutoDeploy::default(),
             image_tags: Default::default(),
             alerting,
+            jobs: Default::default(),
             config,
         })))
     }

@@ -47,7 +47,7 @@ async fn a_node_is_previewed_relabelled_and_guarded() {
         task["fate"]
             .as_str()
             .unwrap()
-            .starts_with("stops: no other node qualifies ("),
+            .starts_with("stops: would stay pending: no other node is ready and active"),
         "{preview}"
     );
     assert!(preview["moving"]

@@ -90,6 +90,14 @@ pub struct MountView {
     pub source: String,
     pub target: String,
     pub read_only: bool,
+    /// `VolumeOptions.NoCopy`: a new volume is not filled from the image's files.
+    pub no_copy: bool,
+    /// `VolumeOptions.Subpath`: the part of the volume mounted; empty: all of it.
+    pub subpath: String,
+    /// `TmpfsOptions.SizeBytes`; 0: no limit.
+    pub tmpfs_size_bytes: u64,
+    /// `BindOptions.Propagation`; empty: Docker's default.
+    pub propagation: String,
 }
 
 /// CPU and memory a task may use (limits) or is guaranteed (reservations); 0: not set.
@@ -485,6 +493,26 @@ struct MountWire {
     target: String,
     #[serde(default, deserialize_with = "nullable")]
     read_only: bool,
+    #[serde(default, deserialize_with = "nullable")]
+    volume_options: MountOptionsWire,
+    #[serde(default, deserialize_with = "nullable")]
+    tmpfs_options: MountOptionsWire,
+    #[serde(default, deserialize_with = "nullable")]
+    bind_options: MountOptionsWire,
+}
+
+/// The fields of a mount's `VolumeOptions`, `TmpfsOptions` and `BindOptions` read.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct MountOptionsWire {
+    #[serde(default, deserialize_with = "nullable")]
+    no_copy: bool,
+    #[serde(default, deserialize_with = "nullable")]
+    subpath: String,
+    #[serde(default, deserialize_with = "nullable")]
+    size_bytes: u64,
+    #[serde(default, deserialize_with = "nullable")]
+    propagation: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -707,6 +735,10 @@ impl SpecWire {
                     source: m.source,
                     target: m.target,
                     read_only: m.read_only,
+                    no_copy: m.volume_options.no_copy,
+                    subpath: m.volume_options.subpath,
+                    tmpfs_size_bytes: m.tmpfs_options.size_bytes,
+                    propagation: m.bind_options.propagation,
                 })
                 .collect(),
             limits: template.resources.limits.into_amounts(),

@@ -149,6 +149,14 @@ pub async fn stream(
         .into_stream()
         .take_until(state.shutdown.started())
         .map(|item| Ok::<_, Infallible>(event(item)));
+    Ok(event_stream(events))
+}
+
+/// `events` as a `text/event-stream` answer, with a comment every [`KEEP_ALIVE`].
+pub(super) fn event_stream<S>(events: S) -> Response
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response();
@@ -156,7 +164,7 @@ pub async fn stream(
     response
         .headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
 }
 
 /// `GET /api/services/{service}/logs/download`: the lines as a text file, not followed.

@@ -8,6 +8,7 @@
 mod admin;
 mod alerts;
 mod hooks;
+mod jobs;
 mod logs;
 mod networks;
 mod node_admin;
@@ -120,6 +121,8 @@ fn rows() -> Table {
     t.twin(M::POST, "/services/{name}/autodeploy/forget", "/api/services/{name}/autodeploy/forget", ManageAutoDeploy, hooks::forget_failure);
     t.twin(M::POST, "/services/{name}/hook-token", "/api/services/{name}/hook-token", ManageAutoDeploy, hooks::service_hook_token);
     t.twin(M::GET, "/tasks/{id}", "/api/tasks/{id}", ViewCluster, tasks::show);
+    t.twin(M::GET, "/jobs/{id}", "/api/jobs/{id}", ViewCluster, jobs::show);
+    t.route(M::GET, "/api/jobs/{id}/events", ViewCluster, jobs::events);
     t.twin(M::GET, "/nodes/{id}/usage", "/api/nodes/{id}/usage", ViewCluster, usage::node);
     t.twin(M::GET, "/services/{name}/usage", "/api/services/{name}/usage", ViewCluster, usage::service);
     t.twin(M::GET, "/tasks/{id}/usage", "/api/tasks/{id}/usage", ViewCluster, usage::task);

@@ -17,7 +17,7 @@ use crate::page::url_encode;
 use crate::respond::{Input, Reply};
 use crate::state::AppState;
 use crate::views::node_admin::{
-    drain_effect, labels_text, one_of, own_container_id, parse_labels, removal_refusal,
+    drain_effect, labels_text, node_rooms, one_of, own_container_id, parse_labels, removal_refusal,
     DrainEffect, AVAILABILITIES, ROLES,
 };
 use crate::views::FieldError;
@@ -45,15 +45,17 @@ pub struct DrainPreview {
 
 page!(DrainPreview, "drain.html", "nodes");
 
-/// `GET /nodes/{id}/drain`, `GET /api/nodes/{id}/drain`: the tasks a drain would move (and
-/// those of global services, which only stop), from the node's tasks and the services.
+/// `GET /nodes/{id}/drain`, `GET /api/nodes/{id}/drain`: the tasks a drain would move and
+/// where, those that would stay pending and why (Swarm's scheduler filters over the other
+/// nodes' resources, reservations, host ports and labels), and those of global services,
+/// which only stop.
 pub async fn drain_preview(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Reply, AppError> {
     let node = inspect(&state, &id).await?;
-    let (tasks, services, nodes) = tokio::try_join!(
-        state.engine.list_node_tasks(&node.id),
+    let (all_tasks, services, nodes) = tokio::try_join!(
+        state.engine.list_all_tasks(),
         state.engine.list_services(None),
         state.engine.list_nodes()
     )?;
@@ -62,8 +64,10 @@ pub async fn drain_preview(
         .filter(|n| n.id != node.id)
         .map(swarmkeeper_deploy::node_facts)
         .collect();
+    let rooms = node_rooms(others, &nodes, &all_tasks, &services);
+    let (tasks, _): (Vec<_>, Vec<_>) = all_tasks.into_iter().partition(|t| t.node_id == node.id);
     Ok(Reply::page(DrainPreview {
-        effect: drain_effect(&tasks, &services, &others, own_container().as_deref()),
+        effect: drain_effect(&tasks, &services, &rooms, own_container().as_deref()),
         id: node.id,
         hostname: node.hostname,
         availability: node.availability,

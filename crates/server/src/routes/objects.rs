@@ -4,6 +4,7 @@
 //! on failure, recorded as an `edit` revision of its stack), the old one removed once unused.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
@@ -13,9 +14,11 @@ use swarmkeeper_deploy::{base64, Options, Request, LABEL_DATA_SHA256};
 use swarmkeeper_engine::{swap_file_ref, Created, Engine, EngineError, FileKind, Service};
 
 use crate::access::Caller;
-use crate::deploys::run_deploy;
+use crate::deploys::run_deploy_followed;
 use crate::error::AppError;
-use crate::respond::{refused, Input, Reply};
+use crate::jobs::{Job, JobEnd, Jobs, Link};
+use crate::page::url_encode;
+use crate::respond::{refused, Format, Input, Reply};
 use crate::state::AppState;
 use crate::views::objects::{
     check_data, check_labels, check_name, history_refusal, history_stack, in_use, next_version,
@@ -443,46 +446,27 @@ async fn rotate(
             .or_default()
             .push((service.name.clone(), spec));
     }
-    // Said as the form's edits are ("edited in the dashboard by NAME"), naming the change:
-    // the revision moves no image, so its line would otherwise read like nothing happened.
-    let by = rotated_by(kind, name, &new_name, &caller.user.name);
-    let mut moved = Vec::with_capacity(groups.len());
-    for (stack, specs) in groups {
-        moved.push(move_group(state, by.clone(), stack, specs).await?);
-    }
-    let succeeded = moved.iter().all(|g| g.succeeded);
-    let mut removed_old = false;
-    if succeeded {
-        remove_object(&state.engine, kind, &old.id).await?;
-        removed_old = true;
-    } else if moved.iter().all(|g| !g.succeeded) {
-        // Nothing uses the new version: leave things as they were.
-        remove_object(&state.engine, kind, &created.id).await?;
-    }
-    state.audit(
-        &caller.user.name,
-        &audit_action(kind, "rotate"),
-        name,
-        &format!(
-            "to {new_name}: {}{}",
-            if succeeded { "succeeded" } else { "failed" },
-            if removed_old {
-                ", old version removed"
-            } else {
-                ""
-            }
-        ),
-    )?;
-    let view = RotateView {
-        kind: kind.as_str(),
+    let rotation = Rotation {
+        user: caller.user.name.clone(),
+        kind,
         name: name.to_owned(),
+        old_id: old.id.clone(),
         new_name,
-        new_id: created.id,
-        groups: moved,
-        removed_old,
-        succeeded,
+        created,
+        groups,
     };
-    let status = if succeeded {
+    // A form follows the rotation on its job's page; the JSON API waits for its end.
+    if Format::of(uri.path()) == Format::Html {
+        let job = state.jobs.start(
+            format!("Rotation of {} {name}", kind.as_str()),
+            &caller.user.name,
+        );
+        let work = rotation.finish(state.clone(), Some(job.clone()));
+        Jobs::spawn(job.clone(), async move { Ok(work.await?.end()) });
+        return Ok(Reply::done(job_page(&job)));
+    }
+    let view = rotation.finish(state.clone(), None).await?;
+    let status = if view.succeeded {
         StatusCode::OK
     } else {
         StatusCode::CONFLICT
@@ -490,8 +474,125 @@ async fn rotate(
     Ok(Reply::page(view).with_status(status))
 }
 
-/// One revision through the deploy engine: the services of `stack` brought to their new specs
-/// (created when they do not exist), recorded as done `by`.
+/// A rotation once its new version exists: the users moved, a revision per stack.
+struct Rotation {
+    user: String,
+    kind: FileKind,
+    name: String,
+    old_id: String,
+    new_name: String,
+    created: Created,
+    groups: BTreeMap<String, Vec<(String, serde_json::Value)>>,
+}
+
+impl Rotation {
+    /// Moves every group, then removes the old version once nothing uses it (or the new one
+    /// when no group moved), and audits the end.
+    async fn finish(
+        self,
+        state: AppState,
+        follower: Option<Arc<Job>>,
+    ) -> Result<RotateView, AppError> {
+        let Rotation {
+            user,
+            kind,
+            name,
+            old_id,
+            new_name,
+            created,
+            groups,
+        } = self;
+        // Said as the form's edits are ("edited in the dashboard by NAME"), naming the change:
+        // the revision moves no image, so its line would otherwise read like nothing happened.
+        let by = rotated_by(kind, &name, &new_name, &user);
+        let mut moved = Vec::with_capacity(groups.len());
+        for (stack, specs) in groups {
+            moved.push(move_group(&state, by.clone(), stack, specs, follower.clone()).await?);
+        }
+        let succeeded = moved.iter().all(|g| g.succeeded);
+        let mut removed_old = false;
+        if succeeded {
+            remove_object(&state.engine, kind, &old_id).await?;
+            removed_old = true;
+        } else if moved.iter().all(|g| !g.succeeded) {
+            // Nothing uses the new version: leave things as they were.
+            remove_object(&state.engine, kind, &created.id).await?;
+        }
+        state.audit(
+            &user,
+            &audit_action(kind, "rotate"),
+            &name,
+            &format!(
+                "to {new_name}: {}{}",
+                if succeeded { "succeeded" } else { "failed" },
+                if removed_old {
+                    ", old version removed"
+                } else {
+                    ""
+                }
+            ),
+        )?;
+        Ok(RotateView {
+            kind: kind.as_str(),
+            name,
+            new_name,
+            new_id: created.id,
+            groups: moved,
+            removed_old,
+            succeeded,
+        })
+    }
+}
+
+impl RotateView {
+    /// How the rotation's job ends: the outcome, each revision, the new version's page.
+    fn end(&self) -> JobEnd {
+        let mut links: Vec<Link> = self.groups.iter().flat_map(MovedGroup::links).collect();
+        links.push(Link {
+            text: format!("{} {}", self.kind, self.new_name),
+            href: format!("/{}s/{}", self.kind, url_encode(&self.new_name)),
+        });
+        let outcome = match (self.succeeded, self.removed_old) {
+            (true, true) => format!("rotated to {}; {} removed", self.new_name, self.name),
+            (true, false) => format!("rotated to {}", self.new_name),
+            (false, _) => format!(
+                "failed: {} is kept while a service still uses it",
+                self.name
+            ),
+        };
+        JobEnd {
+            succeeded: self.succeeded,
+            outcome,
+            links,
+        }
+    }
+}
+
+impl MovedGroup {
+    /// Where a followed change's page points at its end: the revision in the stack's history,
+    /// and the services.
+    pub(super) fn links(&self) -> Vec<Link> {
+        let history = match self.revision {
+            Some(r) => format!("revision {r} of {}", self.stack),
+            None => format!("history of {}", self.stack),
+        };
+        let mut links = vec![Link {
+            text: history,
+            href: format!("/stacks/{}", url_encode(&self.stack)),
+        }];
+        links.extend(self.services.iter().map(|s| Link {
+            text: s.clone(),
+            href: format!("/services/{}", url_encode(s)),
+        }));
+        links
+    }
+}
+
+/// The page that follows `job`.
+pub(super) fn job_page(job: &Job) -> String {
+    format!("/jobs/{}", url_encode(&job.id))
+}
+
 /// Who a rotation's revisions are by, and what they did: `rotated secret db_pw → db_pw.v2 in
 /// the dashboard by alice`.
 fn rotated_by(kind: FileKind, old: &str, new: &str, user: &str) -> String {
@@ -501,11 +602,14 @@ fn rotated_by(kind: FileKind, old: &str, new: &str, user: &str) -> String {
     )
 }
 
+/// One revision through the deploy engine: the services of `stack` brought to their new specs
+/// (created when they do not exist), recorded as done `by`.
 pub(super) async fn move_group(
     state: &AppState,
     by: String,
     stack: String,
     specs: Vec<(String, serde_json::Value)>,
+    follower: Option<Arc<Job>>,
 ) -> Result<MovedGroup, AppError> {
     let services: Vec<String> = specs.iter().map(|(name, _)| name.clone()).collect();
     let request = Request {
@@ -519,7 +623,7 @@ pub(super) async fn move_group(
         ..Options::default()
     };
     let engine = state.engine.clone();
-    let (result, progress) = run_deploy(state, move |store, progress| {
+    let (result, progress) = run_deploy_followed(state, follower, move |store, progress| {
         Box::pin(async move {
             swarmkeeper_deploy::edit(&engine, store, &request, specs, &options, progress).await
         })

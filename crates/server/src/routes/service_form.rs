@@ -6,6 +6,7 @@
 //! stack's history as "edited in the dashboard by NAME") and written to the audit log.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
@@ -17,11 +18,12 @@ use swarmkeeper_engine::{overlay_form_fields, Service, ServiceView};
 use swarmkeeper_lint::{lint_running, RunningFinding};
 use swarmkeeper_rollout::{changes, describe_change};
 
-use super::objects::{move_group, MovedGroup};
+use super::objects::{job_page, move_group, MovedGroup};
 use super::services::inspect;
 use crate::access::Caller;
 use crate::deploys::run_deploy;
 use crate::error::AppError;
+use crate::jobs::{Job, JobEnd, Jobs};
 use crate::respond::{Format, Input, Reply};
 use crate::state::AppState;
 use crate::views::service_form::{
@@ -358,8 +360,22 @@ async fn save(
         .as_ref()
         .map_or(name.clone(), |s| history_stack(s).to_owned());
     let by = format!("{action} in the dashboard by {}", caller.user.name);
-    let deploy = move_group(state, by, stack, vec![(name.clone(), spec)]).await?;
-    state.audit(&caller.user.name, verb, &name, &deploy.outcome)?;
+    let title = match &current {
+        Some(_) => format!("Edit of service {name}"),
+        None => format!("Creation of service {name}"),
+    };
+    let apply = Apply {
+        user: caller.user.name.clone(),
+        verb: verb.to_owned(),
+        target: name.clone(),
+        by,
+        stack,
+        specs: vec![(name.clone(), spec)],
+    };
+    let deploy = match apply.follow_or_run(state, uri, title).await? {
+        Applied::Followed(redirect) => return Ok(redirect),
+        Applied::Done(deploy) => deploy,
+    };
     let status = match (deploy.succeeded, &current) {
         (false, _) => StatusCode::CONFLICT,
         (true, None) => StatusCode::CREATED,
@@ -374,6 +390,63 @@ async fn save(
         deploy,
     })
     .with_status(status))
+}
+
+/// A change of services ready to go through the deploy engine as one revision, audited as
+/// `verb` on `target` by `user`.
+struct Apply {
+    user: String,
+    verb: String,
+    target: String,
+    /// The revision's "by" (`edited in the dashboard by NAME`).
+    by: String,
+    /// The history the revision goes to.
+    stack: String,
+    specs: Vec<(String, serde_json::Value)>,
+}
+
+/// A form's change goes on as a job; the JSON API's is done when it answers.
+enum Applied {
+    /// 303 to the job's page.
+    Followed(Reply),
+    Done(MovedGroup),
+}
+
+impl Apply {
+    async fn run(
+        self,
+        state: AppState,
+        follower: Option<Arc<Job>>,
+    ) -> Result<MovedGroup, AppError> {
+        let deploy = move_group(&state, self.by, self.stack, self.specs, follower).await?;
+        state.audit(&self.user, &self.verb, &self.target, &deploy.outcome)?;
+        Ok(deploy)
+    }
+
+    /// From a form (a page's path), starts the change as a job titled `title` and answers
+    /// with its page (the deploy engine's first lines are the changes it makes); from the
+    /// API, applies it and answers when the deploy engine is done.
+    async fn follow_or_run(
+        self,
+        state: &AppState,
+        uri: &Uri,
+        title: String,
+    ) -> Result<Applied, AppError> {
+        if Format::of(uri.path()) == Format::Json {
+            return Ok(Applied::Done(self.run(state.clone(), None).await?));
+        }
+        let job = state.jobs.start(title, &self.user);
+        let work = self.run(state.clone(), Some(job.clone()));
+        Jobs::spawn(job.clone(), async move {
+            let deploy = work.await?;
+            Ok(JobEnd {
+                succeeded: deploy.succeeded,
+                outcome: deploy.outcome.clone(),
+                links: deploy.links(),
+            })
+        });
+        Ok(Applied::Followed(Reply::done(job_page(&job))))
+    }
 }
 
 /// "Edit as compose": a service, or every service of a stack, as the compose text that would
@@ -579,14 +652,19 @@ async fn apply_compose(
             }),
         ));
     }
-    let by = format!("edited in the dashboard by {}", caller.user.name);
-    let deploy = move_group(state, by, target.history.clone(), desired).await?;
-    state.audit(
-        &caller.user.name,
-        &format!("edit-{}-as-compose", target.kind),
-        &target.name,
-        &deploy.outcome,
-    )?;
+    let apply = Apply {
+        user: caller.user.name.clone(),
+        verb: format!("edit-{}-as-compose", target.kind),
+        target: target.name.clone(),
+        by: format!("edited in the dashboard by {}", caller.user.name),
+        stack: target.history.clone(),
+        specs: desired,
+    };
+    let title = format!("Edit of {} {} as compose", target.kind, target.name);
+    let deploy = match apply.follow_or_run(state, uri, title).await? {
+        Applied::Followed(redirect) => return Ok(redirect),
+        Applied::Done(deploy) => deploy,
+    };
     let status = if deploy.succeeded {
         StatusCode::OK
     } else {

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use swarmkeeper_engine::{Service, SwarmNode, Task, TaskState};
-use swarmkeeper_rollout::preflight::{unplaceable, NodeFacts};
+use swarmkeeper_engine::{PublishMode, Service, SwarmNode, Task, TaskState};
+use swarmkeeper_rollout::placement::{place, Displaced, NodeRoom, Placement};
+use swarmkeeper_rollout::preflight::NodeFacts;
 
 use super::FieldError;
 
@@ -22,8 +23,10 @@ pub struct AffectedTask {
     pub service: String,
     pub slot: Option<u64>,
     pub state: String,
-    /// What the drain does to it: `moves`, `stops: global service`, or `stops: no other node
-    /// qualifies (…)` naming the placement constraint no other ready, active node meets.
+    /// What the drain does to it: `moves to HOST`, `stops: global service`, or `stops: would
+    /// stay pending: WHY` (no other node passes Swarm's scheduler filters: not ready or
+    /// active, not enough CPU or memory for its reservations, a placement constraint, a
+    /// host-mode port taken; see `swarmkeeper_rollout::placement`).
     pub fate: String,
     /// The task of this very server: draining its node stops the dashboard.
     pub own_server: bool,
@@ -32,56 +35,143 @@ pub struct AffectedTask {
 /// What draining a node does to the tasks it runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DrainEffect {
-    /// Tasks of replicated services (and replicated jobs) whose placement constraints another
-    /// ready, active node meets: Swarm starts a replacement there.
+    /// Tasks of replicated services (and replicated jobs) another node takes: Swarm starts a
+    /// replacement there.
     pub moving: Vec<AffectedTask>,
     /// Tasks that stop and start nowhere else: those of global services (one per node), and
-    /// those no other node qualifies for.
+    /// those that would stay pending.
     pub stopping: Vec<AffectedTask>,
     /// One of the tasks is this server's own: the dashboard stops with the drain.
     pub stops_dashboard: bool,
 }
 
+/// The swarm's other nodes as the scheduler's filters weigh them: each node's facts (from
+/// `others`, matched by id to `nodes`), its CPU and memory, and what the tasks Swarm keeps on
+/// it (`tasks`: the swarm's tasks) reserve and publish on host ports, read from their
+/// services.
+pub fn node_rooms(
+    others: Vec<NodeFacts>,
+    nodes: &[SwarmNode],
+    tasks: &[Task],
+    services: &[Service],
+) -> Vec<NodeRoom> {
+    let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
+    others
+        .into_iter()
+        .map(|facts| {
+            let node = nodes.iter().find(|n| n.id == facts.id);
+            let mut room = NodeRoom {
+                nano_cpus: node.map_or(0, |n| n.nano_cpus),
+                memory_bytes: node.map_or(0, |n| n.memory_bytes),
+                ..NodeRoom::default()
+            };
+            for task in tasks
+                .iter()
+                .filter(|t| t.node_id == facts.id && t.desired_state == TaskState::Running)
+            {
+                let Some(service) = by_id.get(task.service_id.as_str()) else {
+                    continue;
+                };
+                let need = displaced(service);
+                room.reserved_nano_cpus += need.nano_cpus;
+                room.reserved_memory_bytes += need.memory_bytes;
+                room.host_ports.extend(need.host_ports);
+                *room.tasks.entry(need.service).or_default() += 1;
+            }
+            room.facts = facts;
+            room
+        })
+        .collect()
+}
+
+/// What a task of `service` asks of a node.
+fn displaced(service: &Service) -> Displaced {
+    let view = &service.view;
+    Displaced {
+        service: service.name.clone(),
+        constraints: view.constraints.clone(),
+        nano_cpus: view.reservations.nano_cpus,
+        memory_bytes: view.reservations.memory_bytes,
+        host_ports: view
+            .ports
+            .iter()
+            .filter(|p| p.publish_mode == PublishMode::Host && p.published_port != 0)
+            .map(|p| (p.protocol.clone(), p.published_port))
+            .collect(),
+        max_replicas: 0,
+    }
+}
+
 /// The effect of draining the node that runs `tasks` (the node's tasks, old ones included),
-/// with `others` the swarm's other nodes: every task Swarm means to keep running there moves
-/// when another node meets its service's placement constraints (Swarm's rules, see
-/// `swarmkeeper_rollout::preflight`), and stops otherwise or for a global service. Resource
-/// reservations and host ports are not weighed: a task said to move may still stay pending.
-/// `own_container` is the server's own container, when it runs in one (see
-/// [`own_container_id`]).
+/// with `others` the swarm's other nodes ([`node_rooms`]): every task Swarm means to keep
+/// running there is placed, one after another, by Swarm's scheduler filters
+/// (`swarmkeeper_rollout::placement`): it moves to the node named, or stays pending and
+/// says why; a global service's task stops. `own_container` is the server's own container,
+/// when it runs in one (see [`own_container_id`]).
 pub fn drain_effect(
     tasks: &[Task],
     services: &[Service],
-    others: &[NodeFacts],
+    others: &[NodeRoom],
     own_container: Option<&str>,
 ) -> DrainEffect {
     let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
-    let mut effect = DrainEffect::default();
-    for task in tasks
+    let mut running: Vec<&Task> = tasks
         .iter()
         .filter(|t| t.desired_state == TaskState::Running)
-    {
+        .collect();
+    running.sort_by_key(|t| (t.service_id.clone(), t.slot));
+    // The replicated services' tasks, in order, go through the scheduler's filters.
+    let movers: Vec<(usize, Displaced)> = running
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let service = by_id.get(t.service_id.as_str())?;
+            (!service.view.mode.is_global()).then(|| (i, displaced(service)))
+        })
+        .collect();
+    let needs: Vec<Displaced> = movers.iter().map(|(_, d)| d.clone()).collect();
+    let placed = place(&needs, others);
+    let mut fates: HashMap<usize, String> = HashMap::new();
+    match placed {
+        Ok(placed) => {
+            for ((i, _), placement) in movers.iter().zip(placed) {
+                fates.insert(
+                    *i,
+                    match placement {
+                        Placement::Moves(host) => format!("moves to {host}"),
+                        Placement::Pending(why) => format!("stops: would stay pending: {why}"),
+                    },
+                );
+            }
+        }
+        Err(e) => {
+            for (i, _) in &movers {
+                fates.insert(*i, format!("stops: would stay pending: {e}"));
+            }
+        }
+    }
+    let mut effect = DrainEffect::default();
+    for (i, task) in running.iter().enumerate() {
         let service = by_id.get(task.service_id.as_str());
-        let stops = match service {
-            Some(s) if s.view.mode.is_global() => Some("stops: global service".to_owned()),
-            Some(s) => unplaceable(&s.view.constraints, others)
-                .ok()
-                .flatten()
-                .map(|why| format!("stops: no other node qualifies ({why})")),
-            None => None,
+        let fate = match service {
+            Some(s) if s.view.mode.is_global() => "stops: global service".to_owned(),
+            Some(_) => fates.remove(&i).unwrap_or_default(),
+            // A task whose service is gone: Swarm removes it, nothing replaces it.
+            None => "stops: its service is gone".to_owned(),
         };
         let affected = AffectedTask {
             id: task.id.clone(),
             service: service.map_or_else(|| task.service_id.clone(), |s| s.name.clone()),
             slot: task.slot,
             state: task.state.to_string(),
-            fate: stops.clone().unwrap_or_else(|| "moves".to_owned()),
             own_server: own_container.is_some_and(|own| task.container_id.as_deref() == Some(own)),
+            fate,
         };
         effect.stops_dashboard |= affected.own_server;
-        match stops {
-            Some(_) => effect.stopping.push(affected),
-            None => effect.moving.push(affected),
+        if affected.fate.starts_with("moves") {
+            effect.moving.push(affected);
+        } else {
+            effect.stopping.push(affected);
         }
     }
     for list in [&mut effect.moving, &mut effect.stopping] {
@@ -195,19 +285,19 @@ mod tests {
             task("old", "r", Some(1), "shutdown"),
             task("tg", "g", None, "running"),
         ];
-        let other = NodeFacts {
+        let other = room(NodeFacts {
             id: "n2".into(),
             hostname: "worker-2".into(),
             role: "worker".into(),
             schedulable: true,
             ..NodeFacts::default()
-        };
+        });
         let effect = drain_effect(&tasks, &services, std::slice::from_ref(&other), None);
         let ids = |l: &[AffectedTask]| l.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&effect.moving), ["t1", "t2"]);
         assert_eq!(ids(&effect.stopping), ["tg"]);
         assert_eq!(effect.moving[0].service, "svc-r");
-        assert_eq!(effect.moving[0].fate, "moves");
+        assert_eq!(effect.moving[0].fate, "moves to worker-2");
         assert_eq!(effect.stopping[0].fate, "stops: global service");
     }
 
@@ -227,12 +317,12 @@ mod tests {
             task("tm", "m", Some(1), "running"),
             task("tw", "w", Some(1), "running"),
         ];
-        let worker = NodeFacts {
+        let worker = room(NodeFacts {
             id: "n2".into(),
             role: "worker".into(),
             schedulable: true,
             ..NodeFacts::default()
-        };
+        });
         let effect = drain_effect(&tasks, &services, std::slice::from_ref(&worker), None);
         assert_eq!(effect.moving.len(), 1);
         assert_eq!(effect.moving[0].id, "tw");
@@ -241,7 +331,7 @@ mod tests {
         assert!(
             effect.stopping[0]
                 .fate
-                .starts_with("stops: no other node qualifies (")
+                .starts_with("stops: would stay pending: the placement constraint")
                 && effect.stopping[0].fate.contains("node.role == manager"),
             "{}",
             effect.stopping[0].fate
@@ -251,6 +341,49 @@ mod tests {
         assert!(alone.moving.is_empty());
         assert_eq!(alone.stopping.len(), 2);
         assert!(!alone.stops_dashboard);
+    }
+
+    #[test]
+    fn a_task_whose_reservation_fits_no_other_node_would_stay_pending() {
+        let spec = json!({"Name": "svc-db", "Mode": {"Replicated": {"Replicas": 1}},
+            "TaskTemplate": {"ContainerSpec": {"Image": "postgres"},
+                             "Resources": {"Reservations": {"MemoryBytes": 2147483648u64}}},
+            "EndpointSpec": {"Ports": [{"TargetPort": 5432, "PublishedPort": 5432, "PublishMode": "host"}]}});
+        let db = Service::new("db".to_owned(), 1, spec, None, None).unwrap();
+        let services = [db, service("r", json!({"Replicated": {"Replicas": 1}}))];
+        let nodes = [SwarmNode {
+            memory_bytes: 3 << 30,
+            nano_cpus: 2_000_000_000,
+            ..node("n2", "worker-2")
+        }];
+        let facts = NodeFacts {
+            id: "n2".into(),
+            hostname: "worker-2".into(),
+            role: "worker".into(),
+            schedulable: true,
+            ..NodeFacts::default()
+        };
+        // worker-2 already runs a db task: 2 GiB of its 3 reserved, port 5432 taken.
+        let mut elsewhere = task("db-2", "db", Some(2), "running");
+        elsewhere.node_id = "n2".into();
+        let rooms = node_rooms(vec![facts], &nodes, &[elsewhere], &services);
+        assert_eq!(rooms[0].reserved_memory_bytes, 2 << 30);
+        let effect = drain_effect(
+            &[
+                task("db-1", "db", Some(1), "running"),
+                task("r-1", "r", Some(1), "running"),
+            ],
+            &services,
+            &rooms,
+            None,
+        );
+        assert_eq!(effect.moving.len(), 1, "{effect:?}");
+        assert_eq!(effect.moving[0].fate, "moves to worker-2");
+        let fate = &effect.stopping[0].fate;
+        assert!(
+            fate.starts_with("stops: would stay pending: not enough memory on any ready, active node (it reserves 2.0 GiB)"),
+            "{fate}"
+        );
     }
 
     #[test]
@@ -319,12 +452,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn only_a_worker_that_is_down_may_be_removed() {
-        let mut node = SwarmNode {
-            id: "n1".into(),
+    fn room(facts: NodeFacts) -> NodeRoom {
+        NodeRoom {
+            facts,
+            nano_cpus: 1_000_000_000,
+            memory_bytes: 1 << 30,
+            ..NodeRoom::default()
+        }
+    }
+
+    fn node(id: &str, hostname: &str) -> SwarmNode {
+        SwarmNode {
+            id: id.into(),
             version: 1,
-            hostname: "w1".into(),
+            hostname: hostname.into(),
             role: "worker".into(),
             availability: "active".into(),
             labels: BTreeMap::new(),
@@ -342,7 +483,12 @@ mod tests {
             created_at: None,
             updated_at: None,
             spec: serde_json::Value::Null,
-        };
+        }
+    }
+
+    #[test]
+    fn only_a_worker_that_is_down_may_be_removed() {
+        let mut node = node("n1", "w1");
         assert_eq!(removal_refusal(&node), None);
         node.state = "ready".into();
         assert!(removal_refusal(&node)

@@ -190,7 +190,7 @@ const ROWS: &[(&str, &str, &str, bool)] = &[
     (
         "mounts",
         "Mounts",
-        "data:/data, /srv:/srv:ro, or type=tmpfs,target=/tmp",
+        "data:/data, /srv:/srv:ro, type=volume,source=data,target=/data,volume.nocopy=true, or type=tmpfs,target=/tmp,tmpfs.size=64m",
         true,
     ),
     (
@@ -492,15 +492,17 @@ impl ServiceForm {
             mounts: view
                 .mounts
                 .iter()
-                .map(|m| match m.kind.as_str() {
-                    "volume" | "bind" if !m.source.is_empty() => format!(
-                        "{}:{}{}",
-                        m.source,
-                        m.target,
-                        if m.read_only { ":ro" } else { "" }
-                    ),
-                    kind => format!(
-                        "type={kind},target={}{}{}",
+                .map(|m| match (m.kind.as_str(), mount_options(m)) {
+                    ("volume" | "bind", options) if !m.source.is_empty() && options.is_empty() => {
+                        format!(
+                            "{}:{}{}",
+                            m.source,
+                            m.target,
+                            if m.read_only { ":ro" } else { "" }
+                        )
+                    }
+                    (kind, options) => format!(
+                        "type={kind},target={}{}{}{options}",
                         m.target,
                         if m.source.is_empty() {
                             String::new()
@@ -740,6 +742,116 @@ fn write_keyed(w: &mut Writer, field: &'static str, indent: usize, item: &str) {
     }
 }
 
+/// A keyed mount line (`type=volume,source=data,target=/data,volume.nocopy=true`) as
+/// compose's long syntax: each `KEY=VALUE` a key of the mount, a dotted key's value under
+/// its type's options (`volume: {nocopy: true}`, `tmpfs: {size: 16m}`).
+fn write_mount(w: &mut Writer, item: &str) {
+    let mut first = true;
+    let mut options: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
+    for part in item.split(',') {
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        if let Some((group, option)) = key.trim().split_once('.') {
+            match options.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, list)) => list.push((option, value)),
+                None => options.push((group, vec![(option, value)])),
+            }
+            continue;
+        }
+        let prefix = if first { "- " } else { "  " };
+        first = false;
+        w.line(
+            "mounts",
+            6,
+            &format!("{prefix}{}: {}", quoted(key.trim()), scalar(value)),
+        );
+    }
+    for (group, list) in options {
+        w.line("mounts", 8, &format!("{}:", quoted(group)));
+        for (option, value) in list {
+            w.line(
+                "mounts",
+                10,
+                &format!("{}: {}", quoted(option), scalar(value)),
+            );
+        }
+    }
+}
+
+/// A running mount's options as the form's dotted keys (`,volume.nocopy=true,tmpfs.size=64M`),
+/// so that an edit keeps them; empty when it has none.
+fn mount_options(mount: &swarmkeeper_engine::MountView) -> String {
+    let mut options = String::new();
+    if mount.no_copy {
+        options.push_str(",volume.nocopy=true");
+    }
+    if !mount.subpath.is_empty() {
+        options.push_str(&format!(",volume.subpath={}", mount.subpath));
+    }
+    if mount.tmpfs_size_bytes > 0 {
+        options.push_str(&format!(
+            ",tmpfs.size={}",
+            swarmkeeper_units::size(mount.tmpfs_size_bytes)
+        ));
+    }
+    if !mount.propagation.is_empty() {
+        options.push_str(&format!(",bind.propagation={}", mount.propagation));
+    }
+    options
+}
+
+/// The mount options the form takes as dotted keys, and the mount type each fits (compose's
+/// `volume.nocopy`, `volume.subpath`, `tmpfs.size`, `bind.propagation`).
+const MOUNT_OPTIONS: [(&str, &str); 4] = [
+    ("volume.nocopy", "volume"),
+    ("volume.subpath", "volume"),
+    ("tmpfs.size", "tmpfs"),
+    ("bind.propagation", "bind"),
+];
+
+/// Why a keyed mount line's options do not fit it: an option the form does not know, one of
+/// another type, `nocopy` not `true`/`false`, a tmpfs size that does not read.
+fn mount_option_error(item: &str) -> Option<String> {
+    let pairs: Vec<(&str, &str)> = item
+        .split(',')
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    let kind = pairs
+        .iter()
+        .find(|(k, _)| *k == "type")
+        .map_or("volume", |(_, v)| *v);
+    for (key, value) in pairs.iter().filter(|(k, _)| k.contains('.')) {
+        let Some((_, fits)) = MOUNT_OPTIONS.iter().find(|(k, _)| k == key) else {
+            let known: Vec<&str> = MOUNT_OPTIONS.iter().map(|(k, _)| *k).collect();
+            return Some(format!(
+                "{item:?}: {key} is not a mount option (one of {})",
+                known.join(", ")
+            ));
+        };
+        if *fits != kind {
+            return Some(format!(
+                "{item:?}: {key} is an option of type={fits} mounts, this one is type={kind}"
+            ));
+        }
+        let wrong = match *key {
+            "volume.nocopy" => !["true", "false"].contains(value),
+            "tmpfs.size" => parse_bytes(value).is_err(),
+            _ => value.is_empty(),
+        };
+        if wrong {
+            return Some(format!(
+                "{item:?}: {key}={value:?} does not read ({})",
+                match *key {
+                    "volume.nocopy" => "true or false",
+                    "tmpfs.size" => "a size such as 64m or 1g",
+                    _ => "a value is needed",
+                }
+            ));
+        }
+    }
+    None
+}
+
 /// The form as a compose file of one service (key `key`), and who wrote each line.
 fn write_compose(form: &ServiceForm, key: &str) -> Writer {
     write_document(&[(key.to_owned(), form.clone())])
@@ -817,7 +929,7 @@ fn write_service(w: &mut Writer, key: &str, form: &ServiceForm) -> [Vec<String>;
         w.line("mounts", 4, "volumes:");
         for item in items(&form.mounts) {
             if item.contains('=') {
-                write_keyed(w, "mounts", 6, item);
+                write_mount(w, item);
                 let source = item
                     .split(',')
                     .filter_map(|p| p.split_once('='))
@@ -1121,6 +1233,9 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
                 "mounts",
                 format!("{item:?}: a mount needs target=PATH in the container"),
             ));
+        }
+        if let Some(message) = mount_option_error(item) {
+            errors.push(FieldError::new("mounts", message));
         }
     }
     for item in items(&form.preferences) {
@@ -1445,6 +1560,73 @@ mod tests {
             log_driver: "local".into(),
             log_options: "max-size=10m".into(),
             ..ServiceForm::default()
+        }
+    }
+
+    #[test]
+    fn mount_options_reach_the_spec_and_refuse_what_does_not_fit() {
+        let form = ServiceForm {
+            mounts: "type=volume,source=data,target=/data,volume.nocopy=true,read_only=true\n\
+                     type=tmpfs,target=/cache,tmpfs.size=64m"
+                .into(),
+            ..full()
+        };
+        let built = build(&form, &context()).unwrap();
+        let mounts = &built.spec["TaskTemplate"]["ContainerSpec"]["Mounts"];
+        assert_eq!(mounts[0]["Source"], "data");
+        assert_eq!(mounts[0]["ReadOnly"], true);
+        assert_eq!(mounts[0]["VolumeOptions"]["NoCopy"], true, "{mounts}");
+        assert_eq!(mounts[1]["Type"], "tmpfs");
+        assert_eq!(mounts[1]["TmpfsOptions"]["SizeBytes"], 64 << 20, "{mounts}");
+        // The running service's form keeps them, so an edit does not drop them.
+        let view = ServiceView::read(&built.spec).unwrap();
+        let again = ServiceForm::of_view(&view);
+        assert_eq!(
+            again.mounts,
+            "type=volume,target=/data,source=data,read_only=true,volume.nocopy=true\n\
+             type=tmpfs,target=/cache,tmpfs.size=64M"
+        );
+        let rebuilt = build(
+            &ServiceForm {
+                mounts: again.mounts,
+                ..form.clone()
+            },
+            &context(),
+        )
+        .unwrap();
+        assert_eq!(
+            rebuilt.spec["TaskTemplate"]["ContainerSpec"]["Mounts"],
+            *mounts
+        );
+        for (bad, says) in [
+            (
+                "type=tmpfs,target=/x,volume.nocopy=true",
+                "an option of type=volume mounts",
+            ),
+            (
+                "type=tmpfs,target=/x,tmpfs.size=lots",
+                "tmpfs.size=\"lots\" does not read",
+            ),
+            (
+                "type=volume,source=v,target=/x,volume.nocopy=maybe",
+                "true or false",
+            ),
+            (
+                "type=volume,source=v,target=/x,volume.driver=local",
+                "is not a mount option",
+            ),
+        ] {
+            let form = ServiceForm {
+                mounts: bad.into(),
+                ..full()
+            };
+            let errors = build(&form, &context()).unwrap_err();
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.field == "mounts" && e.message.contains(says)),
+                "{bad}: {errors:?}"
+            );
         }
     }
 

@@ -1,0 +1,403 @@
+//! Where displaced tasks (those of a node being drained) could run, by the filters Swarm's
+//! scheduler applies to every node before it places a task (swarmkit's
+//! `manager/scheduler/filter.go`): the node is ready and active; it has the CPU and memory the
+//! task reserves left over (its resources less what the tasks already on it reserve); it meets
+//! the service's placement constraints; none of the task's host-mode published ports is taken
+//! on it; it runs fewer of the service's tasks than the service's `MaxReplicas` per node.
+//! A task no node passes stays pending, and [`place`] says why, counting the nodes each
+//! filter turned away as Swarm's "no suitable node (…)" does.
+//!
+//! Tasks are placed one after another, each taking its room on the node it lands on (so two
+//! tasks that each fit alone may not both fit); among the nodes that pass, the one with the
+//! fewest tasks of the service, then the fewest tasks, as swarmkit's spread does. Plugins
+//! (volume and network drivers), image platforms and generic resources are not weighed:
+//! the engine's answers the shell reads do not carry them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use swarmkeeper_units::bytes;
+
+use crate::preflight::{unmet, NodeFacts};
+
+/// A node a task might move to, and what already runs there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeRoom {
+    /// Hostname, role, labels, and whether it is ready and active (`schedulable`).
+    pub facts: NodeFacts,
+    /// `Description.Resources`: billionths of a CPU, bytes of memory.
+    pub nano_cpus: u64,
+    pub memory_bytes: u64,
+    /// What the tasks Swarm keeps on it reserve.
+    pub reserved_nano_cpus: u64,
+    pub reserved_memory_bytes: u64,
+    /// Host-mode published ports in use on it: `(protocol, port)`.
+    pub host_ports: BTreeSet<(String, u32)>,
+    /// Tasks Swarm keeps on it, by service name.
+    pub tasks: BTreeMap<String, u64>,
+}
+
+/// A task that needs a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Displaced {
+    pub service: String,
+    /// `Placement.Constraints`.
+    pub constraints: Vec<String>,
+    /// `Resources.Reservations`.
+    pub nano_cpus: u64,
+    pub memory_bytes: u64,
+    /// Host-mode published ports: `(protocol, port)`, port not 0.
+    pub host_ports: Vec<(String, u32)>,
+    /// `Placement.MaxReplicas`; 0: no limit.
+    pub max_replicas: u64,
+}
+
+/// Where a task goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Onto this node (its hostname): one that passes every filter.
+    Moves(String),
+    /// Nowhere: why, for people (`not enough memory on any ready, active node (it reserves
+    /// 2.0 GiB; 2 nodes looked at)`).
+    Pending(String),
+}
+
+/// Why one node turned a task away: the first filter it failed, in swarmkit's order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Refusal {
+    NotReady,
+    Cpu,
+    Memory,
+    Constraint(String),
+    HostPort(String, u32),
+    MaxReplicas,
+}
+
+/// Places `tasks` in order on `nodes` (see the module's rules). A constraint Swarm cannot
+/// parse is an error naming it.
+pub fn place(tasks: &[Displaced], nodes: &[NodeRoom]) -> Result<Vec<Placement>, String> {
+    let mut nodes = nodes.to_vec();
+    let mut placed = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let mut refusals = Vec::new();
+        let mut best: Option<usize> = None;
+        for (i, node) in nodes.iter().enumerate() {
+            match refusal(task, node)? {
+                Some(refusal) => refusals.push(refusal),
+                None => {
+                    let load = |n: &NodeRoom| {
+                        (
+                            n.tasks.get(&task.service).copied().unwrap_or(0),
+                            n.tasks.values().sum::<u64>(),
+                        )
+                    };
+                    if best.is_none_or(|b| load(node) < load(&nodes[b])) {
+                        best = Some(i);
+                    }
+                }
+            }
+        }
+        placed.push(match best {
+            Some(i) => {
+                let node = &mut nodes[i];
+                node.reserved_nano_cpus += task.nano_cpus;
+                node.reserved_memory_bytes += task.memory_bytes;
+                node.host_ports.extend(task.host_ports.iter().cloned());
+                *node.tasks.entry(task.service.clone()).or_default() += 1;
+                Placement::Moves(node.facts.hostname.clone())
+            }
+            None => Placement::Pending(explain(task, &refusals)),
+        });
+    }
+    Ok(placed)
+}
+
+fn refusal(task: &Displaced, node: &NodeRoom) -> Result<Option<Refusal>, String> {
+    if !node.facts.schedulable {
+        return Ok(Some(Refusal::NotReady));
+    }
+    let free = |total: u64, reserved: u64| total.saturating_sub(reserved);
+    if task.nano_cpus > free(node.nano_cpus, node.reserved_nano_cpus) {
+        return Ok(Some(Refusal::Cpu));
+    }
+    if task.memory_bytes > free(node.memory_bytes, node.reserved_memory_bytes) {
+        return Ok(Some(Refusal::Memory));
+    }
+    if let Some(constraint) = unmet(&task.constraints, &node.facts)? {
+        return Ok(Some(Refusal::Constraint(constraint.to_owned())));
+    }
+    if let Some((protocol, port)) = task
+        .host_ports
+        .iter()
+        .find(|p| node.host_ports.contains(*p))
+    {
+        return Ok(Some(Refusal::HostPort(protocol.clone(), *port)));
+    }
+    let running = node.tasks.get(&task.service).copied().unwrap_or(0);
+    if task.max_replicas > 0 && running >= task.max_replicas {
+        return Ok(Some(Refusal::MaxReplicas));
+    }
+    Ok(None)
+}
+
+/// Why no node takes `task`: each filter's refusals counted, the most common first.
+fn explain(task: &Displaced, refusals: &[Refusal]) -> String {
+    let ready = refusals.iter().filter(|r| **r != Refusal::NotReady).count();
+    if ready == 0 {
+        return "no other node is ready and active".to_owned();
+    }
+    let mut counts: BTreeMap<&Refusal, usize> = BTreeMap::new();
+    for refusal in refusals.iter().filter(|r| **r != Refusal::NotReady) {
+        *counts.entry(refusal).or_default() += 1;
+    }
+    let mut counted: Vec<(&Refusal, usize)> = counts.into_iter().collect();
+    counted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let nodes = |n: usize| {
+        if n == ready {
+            "any ready, active node".to_owned()
+        } else if n == 1 {
+            "1 node".to_owned()
+        } else {
+            format!("{n} nodes")
+        }
+    };
+    let parts: Vec<String> = counted
+        .iter()
+        .map(|(refusal, n)| match refusal {
+            Refusal::NotReady => unreachable!("left out above"),
+            Refusal::Cpu => format!(
+                "not enough CPU on {} (it reserves {} CPUs)",
+                nodes(*n),
+                task.nano_cpus as f64 / 1e9
+            ),
+            Refusal::Memory => format!(
+                "not enough memory on {} (it reserves {})",
+                nodes(*n),
+                bytes(task.memory_bytes)
+            ),
+            Refusal::Constraint(text) => {
+                format!(
+                    "the placement constraint `{text}` is not met on {}",
+                    nodes(*n)
+                )
+            }
+            Refusal::HostPort(protocol, port) => {
+                format!("host port {port}/{protocol} is taken on {}", nodes(*n))
+            }
+            Refusal::MaxReplicas => format!(
+                "{} already runs the most replicas per node ({})",
+                nodes(*n),
+                task.max_replicas
+            ),
+        })
+        .collect();
+    format!(
+        "{} ({ready} ready, active node{} looked at)",
+        parts.join("; "),
+        if ready == 1 { "" } else { "s" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GIB: u64 = 1 << 30;
+
+    fn node(name: &str, memory_gib: u64) -> NodeRoom {
+        NodeRoom {
+            facts: NodeFacts {
+                id: name.into(),
+                hostname: name.into(),
+                role: "worker".into(),
+                schedulable: true,
+                ..NodeFacts::default()
+            },
+            nano_cpus: 2_000_000_000,
+            memory_bytes: memory_gib * GIB,
+            ..NodeRoom::default()
+        }
+    }
+
+    fn task(service: &str) -> Displaced {
+        Displaced {
+            service: service.into(),
+            ..Displaced::default()
+        }
+    }
+
+    #[test]
+    fn a_task_without_needs_moves_to_the_least_loaded_node() {
+        let mut busy = node("w1", 4);
+        busy.tasks.insert("web".into(), 1);
+        let placed = place(&[task("web")], &[busy, node("w2", 4)]).unwrap();
+        assert_eq!(placed, [Placement::Moves("w2".into())]);
+    }
+
+    #[test]
+    fn reservations_take_room_and_the_second_task_stays_pending() {
+        let db = Displaced {
+            memory_bytes: 3 * GIB,
+            ..task("db")
+        };
+        let placed = place(&[db.clone(), db], &[node("w1", 4)]).unwrap();
+        assert_eq!(placed[0], Placement::Moves("w1".into()));
+        assert_eq!(
+            placed[1],
+            Placement::Pending(
+                "not enough memory on any ready, active node (it reserves 3.0 GiB) \
+                 (1 ready, active node looked at)"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn what_the_node_already_reserves_counts() {
+        let mut full = node("w1", 4);
+        full.reserved_memory_bytes = 3 * GIB;
+        full.reserved_nano_cpus = 1_500_000_000;
+        let cpu = Displaced {
+            nano_cpus: 1_000_000_000,
+            ..task("a")
+        };
+        let Placement::Pending(why) = &place(&[cpu], &[full]).unwrap()[0] else {
+            panic!("moved")
+        };
+        assert!(
+            why.starts_with("not enough CPU on any ready, active node (it reserves 1 CPUs)"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_host_port_in_use_constraints_and_max_replicas_turn_nodes_away() {
+        let mut taken = node("w1", 4);
+        taken.host_ports.insert(("tcp".into(), 8080));
+        let mut labelled = node("w2", 4);
+        labelled.facts.labels.insert("zone".into(), "a".into());
+        let mut full = node("w3", 4);
+        full.facts.labels.insert("zone".into(), "a".into());
+        full.tasks.insert("web".into(), 1);
+        let web = Displaced {
+            host_ports: vec![("tcp".into(), 8080)],
+            constraints: vec!["node.labels.zone==a".into()],
+            max_replicas: 1,
+            ..task("web")
+        };
+        // w1 fails the constraint first (swarmkit's order), w3 the replicas; w2 takes it.
+        let nodes = [taken, labelled, full];
+        assert_eq!(
+            place(std::slice::from_ref(&web), &nodes).unwrap(),
+            [Placement::Moves("w2".into())]
+        );
+        // A second one: w2 now holds the port.
+        let placed = place(&[web.clone(), web.clone()], &nodes).unwrap();
+        let Placement::Pending(why) = &placed[1] else {
+            panic!("{placed:?}")
+        };
+        assert!(
+            why.contains("the placement constraint `node.labels.zone==a` is not met on 1 node"),
+            "{why}"
+        );
+        assert!(
+            why.contains("host port 8080/tcp is taken on 1 node"),
+            "{why}"
+        );
+        assert!(
+            why.contains("1 node already runs the most replicas per node (1)"),
+            "{why}"
+        );
+        assert!(why.ends_with("(3 ready, active nodes looked at)"), "{why}");
+    }
+
+    #[test]
+    fn no_ready_node_and_a_bad_constraint() {
+        let mut down = node("w1", 4);
+        down.facts.schedulable = false;
+        assert_eq!(
+            place(&[task("a")], &[down]).unwrap(),
+            [Placement::Pending(
+                "no other node is ready and active".into()
+            )]
+        );
+        let bad = Displaced {
+            constraints: vec!["zone".into()],
+            ..task("a")
+        };
+        assert!(place(&[bad], &[node("w1", 1)]).is_err());
+    }
+
+    fn arb_node() -> impl Strategy<Value = NodeRoom> {
+        (
+            0u64..4,
+            0u64..8,
+            any::<bool>(),
+            proptest::option::of(8000u32..8003),
+        )
+            .prop_map(|(cpus, gib, schedulable, port)| {
+                let mut n = node("n", gib);
+                n.nano_cpus = cpus * 1_000_000_000;
+                n.facts.schedulable = schedulable;
+                n.host_ports.extend(port.map(|p| ("tcp".to_owned(), p)));
+                n
+            })
+    }
+
+    fn arb_task() -> impl Strategy<Value = Displaced> {
+        (
+            0u64..3,
+            0u64..4,
+            proptest::option::of(8000u32..8003),
+            0u64..3,
+        )
+            .prop_map(|(cpus, gib, port, max)| Displaced {
+                nano_cpus: cpus * 1_000_000_000,
+                memory_bytes: gib * GIB,
+                host_ports: port.map(|p| ("tcp".to_owned(), p)).into_iter().collect(),
+                max_replicas: max,
+                ..task("svc")
+            })
+    }
+
+    proptest! {
+        /// Whatever moves fits: no node ends over its CPU or memory, with a host port twice,
+        /// or with more replicas than allowed; and a task that stays pending had no node
+        /// passing every filter at its turn.
+        #[test]
+        fn placements_respect_every_filter(
+            nodes in proptest::collection::vec(arb_node(), 0..5),
+            tasks in proptest::collection::vec(arb_task(), 0..8),
+        ) {
+            let mut nodes: Vec<NodeRoom> = nodes
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut n)| { n.facts.hostname = format!("n{i}"); n })
+                .collect();
+            let placed = place(&tasks, &nodes).unwrap();
+            prop_assert_eq!(placed.len(), tasks.len());
+            for (task, placement) in tasks.iter().zip(&placed) {
+                let fits: Vec<usize> = (0..nodes.len())
+                    .filter(|&i| refusal(task, &nodes[i]).unwrap().is_none())
+                    .collect();
+                match placement {
+                    Placement::Moves(host) => {
+                        let i = nodes.iter().position(|n| &n.facts.hostname == host).unwrap();
+                        prop_assert!(fits.contains(&i));
+                        let n = &mut nodes[i];
+                        n.reserved_nano_cpus += task.nano_cpus;
+                        n.reserved_memory_bytes += task.memory_bytes;
+                        prop_assert!(n.reserved_nano_cpus <= n.nano_cpus || task.nano_cpus == 0);
+                        prop_assert!(n.reserved_memory_bytes <= n.memory_bytes || task.memory_bytes == 0);
+                        n.host_ports.extend(task.host_ports.iter().cloned());
+                        *n.tasks.entry(task.service.clone()).or_default() += 1;
+                    }
+                    Placement::Pending(why) => {
+                        prop_assert!(fits.is_empty());
+                        prop_assert!(!why.is_empty());
+                    }
+                }
+            }
+        }
+    }
+}

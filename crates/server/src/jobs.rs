@@ -1,0 +1,356 @@
+//! Changes the dashboard applies in the background, followed live. A form that changes the
+//! cluster through the deploy engine (the service form, "edit as compose", a secret's or
+//! config's rotation) starts a [`Job`] and answers at once with a redirect to its page,
+//! `/jobs/{id}`; the deploy engine's progress lines go to the job as they happen, and the page
+//! shows them (an event stream with JavaScript, a page that reloads itself without).
+//!
+//! Invariants:
+//!
+//! - A job runs on the server, not in the request: a browser that leaves changes nothing, the
+//!   deploy goes on to its end and is recorded in the history and the audit log as it would
+//!   be from the JSON API.
+//! - Memory is bounded whatever the callers do: at most [`MAX_JOBS`] jobs are kept (the
+//!   oldest finished one goes first, then the oldest), each keeps its last [`MAX_LINES`]
+//!   lines of at most [`MAX_LINE_CHARS`] characters, and a finished job is forgotten
+//!   [`FINISHED_KEPT`] after its end. Only those allowed to start one (operators) add jobs;
+//!   reading one takes a logged-in user (routes table), so anonymous traffic holds nothing.
+//! - Jobs live in memory only: after a restart their pages answer 404, the history keeps
+//!   what they did.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::error::AppError;
+
+/// Jobs kept at most.
+pub const MAX_JOBS: usize = 64;
+/// Lines a job keeps at most: the newest; the count of the dropped ones is kept.
+pub const MAX_LINES: usize = 2000;
+/// A longer line is cut (at a character boundary) and marked with `…`.
+pub const MAX_LINE_CHARS: usize = 1000;
+/// How long a finished job stays readable.
+pub const FINISHED_KEPT: Duration = Duration::from_secs(10 * 60);
+
+/// The jobs of one server.
+pub struct Jobs {
+    jobs: Mutex<VecDeque<Arc<Job>>>,
+    /// Ids are `{epoch}-{n}`: the server's start time keeps a link from before a restart from
+    /// naming a new job.
+    epoch: u64,
+    next: AtomicU64,
+}
+
+impl Default for Jobs {
+    fn default() -> Jobs {
+        Jobs {
+            jobs: Mutex::new(VecDeque::new()),
+            epoch: Timestamp::now().as_second().unsigned_abs(),
+            next: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Jobs {
+    /// A new running job: `title` says what it does (`edit of service web`), `user` who
+    /// started it.
+    pub fn start(&self, title: String, user: &str) -> Arc<Job> {
+        self.start_at(title, user, Instant::now())
+    }
+
+    fn start_at(&self, title: String, user: &str, now: Instant) -> Arc<Job> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let job = Arc::new(Job {
+            id: format!("{}-{n}", self.epoch),
+            title,
+            user: user.to_owned(),
+            started: Timestamp::now(),
+            state: Mutex::new(State::default()),
+            changed: watch::Sender::new(0),
+        });
+        let mut jobs = self.lock(now);
+        if jobs.len() >= MAX_JOBS {
+            let oldest_finished = jobs.iter().position(|j| j.state().end.is_some());
+            jobs.remove(oldest_finished.unwrap_or(0));
+        }
+        jobs.push_back(job.clone());
+        job
+    }
+
+    /// The job with this id, unless it was forgotten.
+    pub fn get(&self, id: &str) -> Option<Arc<Job>> {
+        self.get_at(id, Instant::now())
+    }
+
+    fn get_at(&self, id: &str, now: Instant) -> Option<Arc<Job>> {
+        self.lock(now).iter().find(|j| j.id == id).cloned()
+    }
+
+    /// The list, with the finished jobs past [`FINISHED_KEPT`] dropped.
+    fn lock(&self, now: Instant) -> MutexGuard<'_, VecDeque<Arc<Job>>> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.retain(|job| {
+            job.state()
+                .finished
+                .is_none_or(|at| now.saturating_duration_since(at) < FINISHED_KEPT)
+        });
+        jobs
+    }
+
+    /// Runs `work` as `job` on the server's runtime, detached from the request: the job ends
+    /// with what `work` answers, or failed with its error (or with a panic's, so a page never
+    /// waits for a job that cannot end).
+    pub fn spawn<F>(job: Arc<Job>, work: F)
+    where
+        F: Future<Output = Result<JobEnd, AppError>> + Send + 'static,
+    {
+        tokio::spawn(async move {
+            let end = match tokio::spawn(work).await {
+                Ok(Ok(end)) => end,
+                Ok(Err(e)) => JobEnd::failed(format!("failed: {e}")),
+                Err(e) => JobEnd::failed(format!("failed: internal error ({e})")),
+            };
+            job.finish(end);
+        });
+    }
+}
+
+/// One change being applied, and its lines.
+pub struct Job {
+    pub id: String,
+    pub title: String,
+    pub user: String,
+    pub started: Timestamp,
+    state: Mutex<State>,
+    /// Bumped on every new line and at the end; the event streams wait on it.
+    changed: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Lines dropped from the front (the index of `lines[0]`).
+    dropped: usize,
+    lines: VecDeque<String>,
+    end: Option<JobEnd>,
+    finished: Option<Instant>,
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JobEnd {
+    pub succeeded: bool,
+    /// The deploy engine's word (`succeeded`, `rolled back`, …) or the error.
+    pub outcome: String,
+    /// Where to look next: the revision in the history, the service, the object.
+    pub links: Vec<Link>,
+}
+
+impl JobEnd {
+    pub fn failed(outcome: String) -> JobEnd {
+        JobEnd {
+            succeeded: false,
+            outcome,
+            links: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub text: String,
+    pub href: String,
+}
+
+/// What a reader sees of a job from line `from` on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Seen {
+    /// The index of `lines[0]` (lines before it were dropped or asked not to be sent).
+    pub first: usize,
+    pub lines: Vec<String>,
+    /// The index the next line will have.
+    pub next: usize,
+    /// Lines the job no longer holds (older than its last [`MAX_LINES`]).
+    pub dropped: usize,
+    pub end: Option<JobEnd>,
+}
+
+impl Job {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a line (one line: line breaks become spaces; cut at [`MAX_LINE_CHARS`]). A line
+    /// after the end is ignored.
+    pub fn line(&self, line: &str) {
+        let mut text: String = line
+            .chars()
+            .take(MAX_LINE_CHARS)
+            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+            .collect();
+        if line.chars().nth(MAX_LINE_CHARS).is_some() {
+            text.push('…');
+        }
+        {
+            let mut state = self.state();
+            if state.end.is_some() {
+                return;
+            }
+            state.lines.push_back(text);
+            if state.lines.len() > MAX_LINES {
+                state.lines.pop_front();
+                state.dropped += 1;
+            }
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Ends the job; a second end is ignored.
+    pub fn finish(&self, end: JobEnd) {
+        self.finish_at(end, Instant::now());
+    }
+
+    fn finish_at(&self, end: JobEnd, now: Instant) {
+        {
+            let mut state = self.state();
+            if state.end.is_some() {
+                return;
+            }
+            state.end = Some(end);
+            state.finished = Some(now);
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The lines from index `from` on (those still held), and the end if there is one.
+    pub fn seen(&self, from: usize) -> Seen {
+        let state = self.state();
+        let next = state.dropped + state.lines.len();
+        let first = from.clamp(state.dropped, next);
+        Seen {
+            first,
+            lines: state
+                .lines
+                .iter()
+                .skip(first - state.dropped)
+                .cloned()
+                .collect(),
+            next,
+            dropped: state.dropped,
+            end: state.end.clone(),
+        }
+    }
+
+    /// Woken on every change of the job.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(outcome: &str) -> JobEnd {
+        JobEnd {
+            succeeded: true,
+            outcome: outcome.to_owned(),
+            links: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_job_keeps_its_lines_in_order_and_ends_once() {
+        let jobs = Jobs::default();
+        let job = jobs.start("edit of service web".into(), "op");
+        job.line("web: update");
+        job.line("web: running 1/1\nsecond line");
+        let seen = job.seen(0);
+        assert_eq!(seen.lines, ["web: update", "web: running 1/1 second line"]);
+        assert_eq!((seen.first, seen.next, seen.end.clone()), (0, 2, None));
+        assert_eq!(job.seen(1).lines, ["web: running 1/1 second line"]);
+        assert!(job.seen(7).lines.is_empty());
+        job.finish(done("succeeded"));
+        job.finish(done("rolled back"));
+        job.line("late");
+        let seen = job.seen(0);
+        assert_eq!(seen.end.unwrap().outcome, "succeeded");
+        assert_eq!(seen.next, 2);
+        assert!(jobs.get(&job.id).is_some());
+        assert!(jobs.get("0-1").is_none());
+    }
+
+    #[test]
+    fn lines_are_bounded_in_count_and_length() {
+        let jobs = Jobs::default();
+        let job = jobs.start("t".into(), "op");
+        job.line(&"x".repeat(MAX_LINE_CHARS + 10));
+        assert_eq!(job.seen(0).lines[0].chars().count(), MAX_LINE_CHARS + 1);
+        for i in 0..MAX_LINES + 5 {
+            job.line(&i.to_string());
+        }
+        let seen = job.seen(0);
+        assert_eq!(seen.lines.len(), MAX_LINES);
+        assert_eq!(seen.dropped, 6);
+        assert_eq!(seen.first, 6);
+        assert_eq!(seen.lines[0], "5");
+        assert_eq!(seen.next, MAX_LINES + 6);
+    }
+
+    #[test]
+    fn jobs_are_bounded_and_finished_ones_expire() {
+        let jobs = Jobs::default();
+        let now = Instant::now();
+        let first = jobs.start_at("first".into(), "op", now);
+        let second = jobs.start_at("second".into(), "op", now);
+        second.finish_at(done("succeeded"), now);
+        for i in 0..MAX_JOBS - 1 {
+            jobs.start_at(format!("job {i}"), "op", now);
+        }
+        // Full: the finished one went first, the running one stays.
+        assert!(jobs.get_at(&second.id, now).is_none());
+        assert!(jobs.get_at(&first.id, now).is_some());
+        jobs.start_at("one more".into(), "op", now);
+        assert!(jobs.get_at(&first.id, now).is_none(), "then the oldest");
+        assert_eq!(jobs.lock(now).len(), MAX_JOBS);
+
+        let jobs = Jobs::default();
+        let job = jobs.start_at("t".into(), "op", now);
+        job.finish_at(done("succeeded"), now);
+        assert!(jobs.get_at(&job.id, now + FINISHED_KEPT / 2).is_some());
+        assert!(jobs.get_at(&job.id, now + FINISHED_KEPT).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_spawned_job_ends_with_its_work_or_its_error() {
+        let jobs = Jobs::default();
+        let ok = jobs.start("ok".into(), "op");
+        let mut changed = ok.subscribe();
+        let worker = ok.clone();
+        Jobs::spawn(ok.clone(), async move {
+            worker.line("working");
+            Ok(done("succeeded"))
+        });
+        while ok.seen(0).end.is_none() {
+            changed.changed().await.unwrap();
+        }
+        assert_eq!(ok.seen(0).lines, ["working"]);
+
+        let failing = jobs.start("bad".into(), "op");
+        let mut changed = failing.subscribe();
+        Jobs::spawn(failing.clone(), async {
+            Err(AppError::Conflict("engine said no".into()))
+        });
+        while failing.seen(0).end.is_none() {
+            changed.changed().await.unwrap();
+        }
+        let end = failing.seen(0).end.unwrap();
+        assert!(!end.succeeded);
+        assert_eq!(end.outcome, "failed: engine said no");
+    }
+}
