@@ -1571,15 +1571,15 @@ mod tests {
                 .into(),
             ..full()
         };
-        let built = build(&form, &context()).unwrap();
-        let mounts = &built.spec["TaskTemplate"]["ContainerSpec"]["Mounts"];
+        let built = build(&form, &context()).unwrap().json();
+        let mounts = &built["TaskTemplate"]["ContainerSpec"]["Mounts"];
         assert_eq!(mounts[0]["Source"], "data");
         assert_eq!(mounts[0]["ReadOnly"], true);
         assert_eq!(mounts[0]["VolumeOptions"]["NoCopy"], true, "{mounts}");
         assert_eq!(mounts[1]["Type"], "tmpfs");
         assert_eq!(mounts[1]["TmpfsOptions"]["SizeBytes"], 64 << 20, "{mounts}");
         // The running service's form keeps them, so an edit does not drop them.
-        let view = ServiceView::read(&built.spec).unwrap();
+        let view = ServiceView::read(&built).unwrap();
         let again = ServiceForm::of_view(&view);
         assert_eq!(
             again.mounts,
@@ -1593,11 +1593,9 @@ mod tests {
             },
             &context(),
         )
-        .unwrap();
-        assert_eq!(
-            rebuilt.spec["TaskTemplate"]["ContainerSpec"]["Mounts"],
-            *mounts
-        );
+        .unwrap()
+        .json();
+        assert_eq!(rebuilt["TaskTemplate"]["ContainerSpec"]["Mounts"], *mounts);
         for (bad, says) in [
             (
                 "type=tmpfs,target=/x,volume.nocopy=true",
