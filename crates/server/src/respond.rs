@@ -283,12 +283,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Input<T> {
                     true => StatusCode::UNPROCESSABLE_ENTITY,
                     false => StatusCode::BAD_REQUEST,
                 };
-                serde_path_to_error::deserialize(&mut json)
-                    .map_err(|e| (status(e.inner()), field_error(e.path(), e.inner())))
+                // A key no field takes is a typo or a field of another version: refused by
+                // name rather than dropped (`subnett` would have let the engine pick a subnet).
+                let mut unknown = Vec::new();
+                let mut note = |path: serde_ignored::Path| unknown.push(path.to_string());
+                let read = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+                    &mut json, &mut note,
+                ));
+                read.map_err(|e| (status(e.inner()), field_error(e.path(), e.inner())))
                     .and_then(|value| {
                         json.end()
                             .map(|()| value)
                             .map_err(|e| (status(&e), e.to_string()))
+                    })
+                    .and_then(|value| match unknown.first() {
+                        None => Ok(value),
+                        Some(key) => Err((
+                            StatusCode::BAD_REQUEST,
+                            format!("{key}: unknown field (see /api/openapi.json)"),
+                        )),
                     })
             }
             Format::Html => {

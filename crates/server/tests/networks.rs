@@ -223,3 +223,25 @@ async fn an_overlapping_subnet_is_refused_naming_the_network_that_has_it() {
     page.expect(422);
     assert!(page.text().contains(&first), "{}", page.text());
 }
+
+/// A JSON body's key that no field takes (a typo) is refused by name, and nothing is created:
+/// the engine would otherwise have picked a subnet other than the one meant.
+#[tokio::test]
+async fn an_unknown_field_is_refused_by_name_and_nothing_is_created() {
+    let app = TestApp::new().await;
+    let name = unique("nettypo");
+    let _made = MadeNetwork(name.clone());
+    let message = app
+        .call(
+            support::Call::post("/api/networks")
+                .bearer(&app.operator.token)
+                .json(&json!({"name": name, "subnett": "10.79.0.0/24"})),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(message.contains("subnett: unknown field"), "{message}");
+    assert!(
+        try_docker(&["network", "inspect", &name]).is_err(),
+        "nothing created"
+    );
+}
