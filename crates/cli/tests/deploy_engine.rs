@@ -1012,3 +1012,35 @@ fn rollback_to_creates_the_revision_s_gone_network_and_config_and_refuses_a_gone
         .contains(&config_id));
     assert!(stack.runs_rev("web", 1));
 }
+
+/// Finding 26: a created service whose task exits 1 a second after it started is not
+/// "converged": its task must run through the monitor window, and the deploy fails (exit 1)
+/// naming the task, and removes the service it created (a failed deploy changes nothing).
+#[test]
+fn a_created_service_whose_task_exits_within_the_monitor_window_fails_the_deploy() {
+    let (ok, _) = images();
+    let stack = Stack::new("ex1");
+    let file = stack.file(
+        "s.yml",
+        &format!(
+            "version: \"3.8\"\nservices:\n  x:\n    image: {ok}\n    \
+             entrypoint: [\"/bin/busybox\", \"sh\", \"-c\", \"sleep 1; exit 1\"]\n    \
+             deploy:\n      restart_policy:\n        condition: none\n"
+        ),
+    );
+    let out = stack.deploy(&file, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("x: converged"), "{}", text(&out));
+    assert!(
+        stdout.contains("exited 1") && stdout.contains("monitor window"),
+        "{}",
+        text(&out)
+    );
+    let label = format!("label=com.docker.stack.namespace={}", stack.name);
+    assert!(
+        docker(HOST, &["service", "ls", "-q", "--filter", &label]).is_empty(),
+        "the created service is removed again: {}",
+        text(&out)
+    );
+}

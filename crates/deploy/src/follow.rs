@@ -6,10 +6,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use swarmkeeper_engine::{is_logs_unreadable, Engine, EngineError, LogOptions, Task, TaskState};
-use swarmkeeper_rollout::{assess, observe, verdict, Follow, ServiceState, Verdict};
+use swarmkeeper_rollout::{assess, observe, verdict, Follow, Monitor, ServiceState, Verdict};
 
 use crate::apply::Applied;
-use crate::{FailureReport, Options, Progress};
+use crate::{Action, FailureReport, Options, Progress};
 
 /// Follows every applied service until the verdict is not `Wait`; `Wait` when stopped
 /// ([`Options::stop`]) before that.
@@ -98,6 +98,12 @@ pub(crate) async fn look(
         elapsed: change.applied_at.elapsed(),
         timeout: options.timeout,
         max_failed_tasks: options.max_failed_tasks,
+        // A created service has no update for Swarm's updater to watch: its first tasks get
+        // the same monitor window here (a job's tasks are meant to end).
+        monitor: (change.action == Action::Create && !observed.mode.is_job()).then(|| Monitor {
+            window: service.view.update_config.monitor,
+            now: Timestamp::now(),
+        }),
     };
     let failing_task = observed.failing_task().map(|t| t.id.clone());
     Ok((

@@ -24,8 +24,12 @@ pub struct ObservedTask {
     /// `Status.Err`.
     pub err: String,
     pub message: String,
-    /// When the task last changed state.
+    /// When the task last changed state: for a running task, when it started running.
     pub timestamp: Option<Timestamp>,
+    /// `CreatedAt`: when Swarm made the task.
+    pub created_at: Option<Timestamp>,
+    /// `Status.ContainerStatus.ExitCode`, once its container exited.
+    pub exit_code: Option<i64>,
     /// The task runs the service's current spec (see [`task_is_current`]).
     pub current: bool,
 }
@@ -65,6 +69,8 @@ pub fn observe(
             err: t.err.clone(),
             message: t.message.clone(),
             timestamp: t.timestamp,
+            created_at: t.created_at,
+            exit_code: t.exit_code,
             current: task_is_current(&t.spec, template),
         })
         .collect();
@@ -196,6 +202,78 @@ pub struct Follow {
     pub timeout: Duration,
     /// Failed attempts that fail a service Swarm's updater is not watching.
     pub max_failed_tasks: usize,
+    /// For a service this change created, which Swarm's updater does not watch (it has no
+    /// update status): the window its tasks must run through. `None`: an update, which
+    /// Swarm's updater watches through the service's own `UpdateConfig.Monitor`.
+    pub monitor: Option<Monitor>,
+}
+
+/// The monitor window of a created service, as Swarm's updater applies it to an update: a
+/// task that goes past RUNNING within `window` after it started running (with a healthcheck,
+/// RUNNING means healthy) fails the change, and the service converges only once every task
+/// it wants has run that long. Source: swarmkit's updater (`UpdateConfig.Monitor`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Monitor {
+    /// The service's `UpdateConfig.Monitor` (Swarm's default 5 s).
+    pub window: Duration,
+    /// The time of this look, against which the tasks' timestamps are read.
+    pub now: Timestamp,
+}
+
+impl Monitor {
+    /// A task of the current spec that ended within the window: failed, rejected or orphaned,
+    /// or (a service's, not a job's) completed — Swarm counts a task that goes past RUNNING.
+    fn ended<'a>(&self, observed: &'a ObservedService) -> Option<&'a ObservedTask> {
+        observed.tasks.iter().find(|t| {
+            t.current
+                && (t.state.is_failed()
+                    || (!observed.mode.is_job() && t.state == TaskState::Complete))
+        })
+    }
+
+    /// Every task the service wants has run the current spec for the whole window.
+    fn held(&self, observed: &ObservedService) -> bool {
+        let window = jiff::SignedDuration::try_from(self.window).unwrap_or_default();
+        observed
+            .tasks
+            .iter()
+            .filter(|t| observed.wanted(t) && t.current)
+            .all(|t| {
+                t.timestamp
+                    .is_some_and(|since| self.now.duration_since(since) >= window)
+            })
+    }
+}
+
+/// Why a task ended within the monitor window, in one line: "task 1 (3f2a9c1b4d5e) exited 1
+/// 1.2 s after it was created, within the 5 s monitor window: task: non-zero exit (1)".
+fn ended_reason(task: &ObservedTask, window: Duration) -> String {
+    let name = match task.slot {
+        Some(slot) => format!("task {slot} ({})", short_id(&task.id)),
+        None => format!("task {}", short_id(&task.id)),
+    };
+    let how = match task.exit_code {
+        Some(code) if task.state == TaskState::Failed || task.state == TaskState::Complete => {
+            format!("exited {code}")
+        }
+        _ => format!("{}", task.state),
+    };
+    let after = match (task.created_at, task.timestamp) {
+        (Some(created), Some(ended)) => format!(
+            " {:.1} s after it was created,",
+            ended.duration_since(created).as_secs_f64().max(0.0)
+        ),
+        _ => String::new(),
+    };
+    let text = if task.err.is_empty() {
+        &task.message
+    } else {
+        &task.err
+    };
+    format!(
+        "{name} {how}{after} within the {} s monitor window: {text}",
+        window.as_secs_f64()
+    )
 }
 
 /// What one service is doing.
@@ -354,7 +432,14 @@ pub fn assess(observed: &ObservedService, follow: &Follow) -> ServiceState {
         }
         _ => {}
     }
-    if converged(observed) {
+    if let Some(monitor) = &follow.monitor {
+        if let Some(task) = monitor.ended(observed) {
+            return ServiceState::Failed {
+                why: ended_reason(task, monitor.window),
+            };
+        }
+    }
+    if converged(observed) && follow.monitor.as_ref().is_none_or(|m| m.held(observed)) {
         return ServiceState::Converged;
     }
     // With no update in progress (a new service, or a change Swarm applies without its
@@ -425,6 +510,8 @@ mod tests {
             err: String::new(),
             message: String::new(),
             timestamp: None,
+            created_at: None,
+            exit_code: None,
             current,
         }
     }
@@ -434,6 +521,7 @@ mod tests {
             elapsed: Duration::from_secs(elapsed),
             timeout: Duration::from_secs(60),
             max_failed_tasks: DEFAULT_MAX_FAILED_TASKS,
+            monitor: None,
         }
     }
 
@@ -673,5 +761,85 @@ mod tests {
         o.tasks.clear();
         o.update = Some(UpdateState::Updating);
         assert_eq!(o.failure_reported_at(), None);
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    }
+
+    /// A created service looked at `now` seconds after its task started running.
+    fn created(now: i64) -> Follow {
+        Follow {
+            monitor: Some(Monitor {
+                window: Duration::from_secs(5),
+                now: at(now),
+            }),
+            ..follow(now as u64)
+        }
+    }
+
+    #[test]
+    fn a_created_service_converges_only_after_its_task_ran_the_monitor_window() {
+        let mut t = task("new", "running", "running", true);
+        t.timestamp = Some(at(0));
+        let o = observed(None, vec![t]);
+        assert!(matches!(
+            assess(&o, &created(1)),
+            ServiceState::InProgress { running: 1, .. }
+        ));
+        assert_eq!(assess(&o, &created(5)), ServiceState::Converged);
+        // Without a monitor window (an update Swarm's updater watches) it converges at once.
+        assert_eq!(assess(&o, &follow(1)), ServiceState::Converged);
+    }
+
+    #[test]
+    fn a_created_service_whose_task_exits_within_the_window_fails_naming_the_task() {
+        // Finding 26: `sh -c "sleep 1; exit 1"` with restart condition none.
+        let mut t = task("3f2a9c1b4d5e6f7a8b9c", "shutdown", "failed", true);
+        t.created_at = Some(at(0));
+        t.timestamp = Some(at(1));
+        t.exit_code = Some(1);
+        t.err = "task: non-zero exit (1)".to_string();
+        let o = observed(None, vec![t]);
+        let state = assess(&o, &created(2));
+        assert_eq!(
+            state.why(),
+            Some(
+                "task 1 (3f2a9c1b4d5e) exited 1 1.0 s after it was created, within the 5 s \
+                 monitor window: task: non-zero exit (1)"
+            )
+        );
+        assert!(matches!(state, ServiceState::Failed { .. }));
+        assert_eq!(verdict([&state]), Verdict::Failed);
+        // Without the window one failure is not yet enough (Swarm restarts such tasks).
+        assert!(!assess(&o, &follow(2)).is_final());
+    }
+
+    #[test]
+    fn a_created_service_whose_task_completes_or_is_rejected_fails() {
+        for state in ["complete", "rejected"] {
+            let o = observed(None, vec![task("a", "shutdown", state, true)]);
+            assert!(matches!(
+                assess(&o, &created(3)),
+                ServiceState::Failed { .. }
+            ));
+        }
+        // A job's task is meant to complete.
+        let mut o = observed(None, vec![task("a", "complete", "complete", true)]);
+        o.mode = ServiceMode::ReplicatedJob {
+            max_concurrent: 1,
+            total_completions: 1,
+        };
+        assert!(!assess(&o, &created(3)).is_failure());
+    }
+
+    #[test]
+    fn a_task_with_no_timestamp_has_not_run_the_window() {
+        let o = observed(None, vec![task("a", "running", "running", true)]);
+        assert!(!assess(&o, &created(30)).is_final());
+        assert!(matches!(
+            assess(&o, &created(60)),
+            ServiceState::TimedOut { .. }
+        ));
     }
 }

@@ -26,7 +26,7 @@ pub mod revisions;
 mod rollback;
 
 pub use assess::{
-    assess, converged, observe, tally, verdict, Follow, ObservedService, ObservedTask,
+    assess, converged, observe, tally, verdict, Follow, Monitor, ObservedService, ObservedTask,
     ServiceState, Tally, Verdict, DEFAULT_MAX_FAILED_TASKS,
 };
 pub use defaults::{apply_safe_defaults, Note, SAFE_DEFAULTS};

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::{load, stack_spec, Environment, SourceFile};
 use swarmkeeper_rollout::{
-    apply_safe_defaults, assess, spec_matches, verdict, Follow, ObservedService, ObservedTask,
-    ServiceState, Verdict,
+    apply_safe_defaults, assess, spec_matches, verdict, Follow, Monitor, ObservedService,
+    ObservedTask, ServiceState, Verdict,
 };
-use swarmkeeper_swarm::{ServiceMode, UpdateState};
+use swarmkeeper_swarm::{ServiceMode, TaskState, UpdateState};
 
 fn spec(yaml: &str) -> ServiceSpec {
     let variables = HashMap::new();
@@ -135,6 +135,8 @@ fn arb_task() -> impl Strategy<Value = ObservedTask> {
             err: String::new(),
             message: "m".into(),
             timestamp: None,
+            created_at: None,
+            exit_code: None,
             current,
         })
 }
@@ -176,7 +178,7 @@ proptest! {
             mode: ServiceMode::Replicated { replicas: 1 },
             tasks,
         };
-        let follow = Follow { elapsed: Duration::from_secs(elapsed), timeout: Duration::from_secs(60), max_failed_tasks: 3 };
+        let follow = Follow { elapsed: Duration::from_secs(elapsed), timeout: Duration::from_secs(60), max_failed_tasks: 3, monitor: None };
         let state = assess(&observed, &follow);
         // Past the timeout nothing is still in progress; a failure always fails the deploy.
         if elapsed >= 60 {
@@ -188,6 +190,51 @@ proptest! {
         }
         if state == ServiceState::Converged {
             prop_assert_eq!(verdict([&state]), Verdict::Succeeded);
+        }
+    }
+
+    #[test]
+    fn a_created_service_converges_only_with_every_task_past_the_window(
+        tasks in prop::collection::vec((arb_task(), 0i64..10), 0..6),
+        now in 0i64..20,
+    ) {
+        let base = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let tasks: Vec<ObservedTask> = tasks
+            .into_iter()
+            .map(|(mut t, ran)| {
+                t.timestamp = Some(base + jiff::SignedDuration::from_secs(ran));
+                t
+            })
+            .collect();
+        let observed = ObservedService {
+            update: None,
+            update_message: String::new(),
+            update_started_at: None,
+            mode: ServiceMode::Replicated { replicas: 1 },
+            tasks,
+        };
+        let now_ts = base + jiff::SignedDuration::from_secs(now);
+        let follow = Follow {
+            elapsed: Duration::from_secs(1),
+            timeout: Duration::from_secs(60),
+            max_failed_tasks: 3,
+            monitor: Some(Monitor { window: Duration::from_secs(5), now: now_ts }),
+        };
+        let state = assess(&observed, &follow);
+        let ended = observed.tasks.iter().any(|t| {
+            t.current && (t.state.is_failed() || t.state == TaskState::Complete)
+        });
+        // Any task of the new spec that ended fails the create; converged means every task
+        // Swarm wants has run the whole window.
+        prop_assert_eq!(ended, state.is_failure());
+        if state == ServiceState::Converged {
+            let window = jiff::SignedDuration::from_secs(5);
+            let held = observed
+                .tasks
+                .iter()
+                .filter(|t| t.current && t.desired_state == TaskState::Running)
+                .all(|t| t.timestamp.unwrap() + window <= now_ts);
+            prop_assert!(held);
         }
     }
 }

@@ -434,3 +434,35 @@ async fn an_unchanged_compose_text_applies_nothing() {
     assert_eq!(edited["changes"], json!([]), "{edited}");
     assert_eq!(version(&name), before, "nothing was applied: {edited}");
 }
+
+/// Finding 26: a service created in the dashboard whose task exits 1 a second after it
+/// started is not "created / succeeded": the create fails (409) naming the task that exited
+/// within the monitor window, and the service it made is removed again (all or nothing, as a
+/// failed deploy's).
+#[tokio::test]
+async fn a_create_whose_task_exits_within_the_monitor_window_fails_and_is_removed() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let name = unique("exit1");
+    let _service = TestService { name: name.clone() };
+    let answer = app
+        .call(Call::post("/api/services").bearer(&op.token).json(&json!({
+            "name": name,
+            "image": test_image(),
+            "command": "/bin/busybox sh -c \"sleep 1; exit 1\"",
+            "restart_condition": "none",
+            "labels": [TEST_LABEL],
+        })))
+        .await;
+    answer.expect(409);
+    let body = answer.json();
+    assert_eq!(body["succeeded"], false, "{body}");
+    assert!(
+        body.to_string().contains("exited 1") && body.to_string().contains("monitor window"),
+        "{body}"
+    );
+    assert!(
+        try_docker(&["service", "inspect", &name]).is_err(),
+        "{body}"
+    );
+}
