@@ -9,7 +9,7 @@
 //! - a resolved message goes out only for an alert whose firing message went out;
 //! - silences decide which messages go out, never the alerts' state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -34,6 +34,10 @@ pub struct Alert {
     /// When a firing message last went out; `None` if none did (pending, or silenced since it
     /// fired).
     pub last_notified: Option<Timestamp>,
+    /// The channels (by name) its firing message went to (see `crate::route`); `None` in a
+    /// state written before channels were told apart: every channel counts as told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub told: Option<BTreeSet<String>>,
 }
 
 impl Alert {
@@ -41,7 +45,7 @@ impl Alert {
         self.firing_since.is_some()
     }
 
-    fn message(&self, status: Status, now: Timestamp) -> Message {
+    pub(crate) fn message(&self, status: Status, now: Timestamp) -> Message {
         Message {
             status,
             rule: self.rule,
@@ -58,7 +62,7 @@ impl Alert {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "Vec<Alert>", into = "Vec<Alert>")]
 pub struct AlertState {
-    alerts: BTreeMap<(RuleId, String), Alert>,
+    pub(crate) alerts: BTreeMap<(RuleId, String), Alert>,
 }
 
 impl From<Vec<Alert>> for AlertState {
@@ -161,7 +165,7 @@ impl Silence {
     }
 }
 
-fn silenced(silences: &[Silence], rule: RuleId, subject: &str, now: Timestamp) -> bool {
+pub(crate) fn silenced(silences: &[Silence], rule: RuleId, subject: &str, now: Timestamp) -> bool {
     silences.iter().any(|s| s.matches(rule, subject, now))
 }
 
@@ -229,6 +233,7 @@ pub fn step(
             active_since: now,
             firing_since: None,
             last_notified: None,
+            told: Some(BTreeSet::new()),
         });
         alert.summary = summary.to_string();
     }

@@ -4,7 +4,8 @@
 //! samples), [`conditions`] applies the [`AlertRules`] to it, and [`step`] turns the conditions
 //! into ongoing alerts ([`AlertState`]) and the [`Message`]s to send: firing after the rule's
 //! `for:`, once per (rule, subject), again after the repeat interval, muted by [`Silence`]s,
-//! resolved when the condition goes. [`evaluate`] does both.
+//! resolved when the condition goes. [`evaluate`] does both; [`evaluate_routed`] also says
+//! which channel gets each message (a channel added while an alert fires gets it at once).
 //!
 //! Everything here is pure: the server is the shell that observes, stores the state and the
 //! rules, and hands the messages to `swarmkeeper-notify`.
@@ -14,6 +15,7 @@ mod forecast;
 mod message;
 mod observe;
 mod restarts;
+mod route;
 mod rules;
 
 pub use engine::{evaluate, step, Alert, AlertState, Silence, SilenceError};
@@ -24,6 +26,7 @@ pub use observe::{
     TaskObservation, UpdateOrigin,
 };
 pub use restarts::{RestartLedger, TaskEnd};
+pub use route::{evaluate_routed, Routed};
 pub use rules::{
     AgentSilent, AlertRules, DiskFullForecast, DiskGcShortfall, MemoryNearLimit, NodeDown, OomKill,
     RestartLoop, RolledBack, RuleId, RulesError, ServiceNotConverged,

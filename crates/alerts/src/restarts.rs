@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-/// Task ends per service id: task id → when the task ended.
+/// Task ends per service id: task id → when the task ended and its slot.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RestartLedger {
-    ends: HashMap<String, BTreeMap<String, Timestamp>>,
+    ends: HashMap<String, BTreeMap<String, (Timestamp, String)>>,
 }
 
 /// One task that ended on its own (a restart, see `swarmkeeper_swarm::Task::ended_on_its_own`).
@@ -24,6 +24,9 @@ pub struct RestartLedger {
 pub struct TaskEnd {
     pub service_id: String,
     pub task_id: String,
+    /// Its slot (`swarmkeeper_swarm::Task::slot_key`: the slot's number, a global task's
+    /// node id).
+    pub slot: String,
     pub at: Timestamp,
 }
 
@@ -41,12 +44,12 @@ impl RestartLedger {
                 .entry(end.service_id)
                 .or_default()
                 .entry(end.task_id)
-                .or_insert(end.at);
+                .or_insert((end.at, end.slot));
         }
         let keep = jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
         let oldest = now.checked_sub(keep).unwrap_or(Timestamp::MIN);
         self.ends.retain(|_, tasks| {
-            tasks.retain(|_, at| *at >= oldest);
+            tasks.retain(|_, (at, _)| *at >= oldest);
             !tasks.is_empty()
         });
     }
@@ -56,10 +59,28 @@ impl RestartLedger {
         let mut times: Vec<Timestamp> = self
             .ends
             .get(service_id)
-            .map(|tasks| tasks.values().copied().collect())
+            .map(|tasks| tasks.values().map(|(at, _)| *at).collect())
             .unwrap_or_default();
         times.sort();
         times
+    }
+
+    /// The ends of one slot of the service (task id, when), oldest first: what a task's page
+    /// counts as its slot's restarts, beyond the 4 ended tasks Swarm still lists.
+    pub fn slot_ends(&self, service_id: &str, slot: &str) -> Vec<(String, Timestamp)> {
+        let mut ends: Vec<(String, Timestamp)> = self
+            .ends
+            .get(service_id)
+            .map(|tasks| {
+                tasks
+                    .iter()
+                    .filter(|(_, (_, s))| s == slot)
+                    .map(|(task, (at, _))| (task.clone(), *at))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ends.sort_by_key(|(_, at)| *at);
+        ends
     }
 }
 
@@ -88,6 +109,7 @@ mod tests {
             let listed = ended.iter().rev().take(RETENTION).map(|&t| TaskEnd {
                 service_id: "svc".into(),
                 task_id: format!("task-{t}"),
+                slot: "1".into(),
                 at: at(t),
             });
             if !remember {
@@ -146,15 +168,33 @@ mod tests {
         let end = |task: &str, t| TaskEnd {
             service_id: "svc".into(),
             task_id: task.into(),
+            slot: "1".into(),
             at: at(t),
         };
         ledger.record([end("a", 0), end("b", 100)], at(100), keep);
         // A listing that shows "a" again (still in Swarm's history) does not count it twice.
         ledger.record([end("a", 0)], at(200), keep);
         assert_eq!(ledger.restarts("svc"), vec![at(0), at(100)]);
+        ledger.record(
+            [TaskEnd {
+                slot: "2".into(),
+                ..end("c", 150)
+            }],
+            at(200),
+            keep,
+        );
+        assert_eq!(
+            ledger.slot_ends("svc", "1"),
+            vec![("a".to_owned(), at(0)), ("b".to_owned(), at(100))]
+        );
+        assert_eq!(
+            ledger.slot_ends("svc", "2"),
+            vec![("c".to_owned(), at(150))]
+        );
+        assert!(ledger.slot_ends("other", "1").is_empty());
         ledger.record([], at(650), keep);
-        assert_eq!(ledger.restarts("svc"), vec![at(100)]);
-        ledger.record([], at(701), keep);
+        assert_eq!(ledger.restarts("svc"), vec![at(100), at(150)]);
+        ledger.record([], at(751), keep);
         assert!(ledger.restarts("svc").is_empty());
         assert_eq!(ledger, RestartLedger::default());
     }

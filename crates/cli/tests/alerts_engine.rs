@@ -82,6 +82,56 @@ fn a_task_whose_main_process_is_killed_for_memory_alerts_the_webhook_then_a_rest
     );
 }
 
+/// The page of one of `service`'s tasks that the kernel killed (issue #15, tryout #9): its
+/// exit line says "out of memory" with the limit, not "stopped by Swarm", and its restarts
+/// are the server's count, past the 4 ended tasks Swarm keeps listing.
+fn task_page_says_out_of_memory(server: &Server, host: &str, service: &str) {
+    let token = server.token(&server.login(), "oom-task-page");
+    let ended = docker(
+        host,
+        &[
+            "service",
+            "ps",
+            "--no-trunc",
+            "--filter",
+            "desired-state=shutdown",
+            "--format",
+            "{{.ID}}",
+            service,
+        ],
+    );
+    let task = ended
+        .lines()
+        .next()
+        .expect("an ended task")
+        .trim()
+        .to_owned();
+    let (status, body) = server.get(&format!("/api/tasks/{task}"), &token);
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        page["exit"], "exit 137 (killed: out of memory, limit 16 MiB)",
+        "{page}"
+    );
+    assert_eq!(page["error_summary"], "", "{page}");
+    let restarts = page["restarts"].as_u64().unwrap();
+    assert!(
+        restarts >= 5,
+        "the restart-loop alert counted 5 restarts; the page says {restarts}: {page}"
+    );
+    let (status, html) = server.get(&format!("/tasks/{task}"), &token);
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("exit 137 (killed: out of memory, limit 16 MiB)"),
+        "{html}"
+    );
+    assert!(!html.contains("stopped by Swarm"));
+    eprintln!(
+        "task page of an OOM-killed task: {}; restarts {restarts} in the last {}",
+        page["exit"], page["restarts_within"]
+    );
+}
+
 /// Runs a service limited to 16 MiB whose `script` allocates 64 MiB, and waits for the
 /// oom-kill alert about its slot at the webhook; prints the latency from the kill.
 fn oom_alert(case: &str, script: &str) {
@@ -162,6 +212,7 @@ fn oom_alert(case: &str, script: &str) {
             created.elapsed().as_secs_f64(),
             alert["summary"]
         );
+        task_page_says_out_of_memory(&server, &host, &service);
     }
     server.stop();
 }

@@ -178,6 +178,15 @@ impl Engine {
         ContainerTimes::try_from(inspect).map_err(|e| self.raw.decode_error(&path, e))
     }
 
+    /// Whether the kernel's OOM killer killed a process of the container while it last ran
+    /// (`State.OOMKilled` of `GET /containers/{id}/json`). Only the engine of the container's
+    /// node knows it, and only until the container is removed.
+    pub async fn container_oom_killed(&self, id: &str) -> Result<bool, EngineError> {
+        let path = format!("/containers/{}/json", encode(id, b""));
+        let inspect: wire::ContainerInspect = self.raw.get_json(&path).await?;
+        Ok(inspect.oom_killed())
+    }
+
     /// When the image arrived on this engine as far as the engine knows: `Metadata.LastTagTime`
     /// when set, else `Created`. The engine sets `LastTagTime` on `build`, `tag`, `commit` and
     /// `import` but not on `pull` or `load`, so for pulled or loaded images this is the build

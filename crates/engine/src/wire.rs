@@ -378,6 +378,15 @@ struct ContainerInspectState {
     started_at: String,
     #[serde(rename = "FinishedAt", default)]
     finished_at: String,
+    #[serde(rename = "OOMKilled", default)]
+    oom_killed: bool,
+}
+
+impl ContainerInspect {
+    /// `State.OOMKilled`.
+    pub(crate) fn oom_killed(&self) -> bool {
+        self.state.oom_killed
+    }
 }
 
 impl TryFrom<ContainerInspect> for ContainerTimes {
@@ -803,14 +812,16 @@ mod tests {
                          "FinishedAt":"0001-01-01T00:00:00Z"}}"#,
         )
         .unwrap();
+        assert!(!created.oom_killed());
         let times = ContainerTimes::try_from(created).unwrap();
         assert_eq!((times.started_at, times.finished_at), (None, None));
 
         let exited: ContainerInspect = serde_json::from_str(
             r#"{"State":{"Status":"exited","StartedAt":"2026-11-26T15:46:48.490559771Z",
-                         "FinishedAt":"2026-11-26T15:46:48.509045434Z"}}"#,
+                         "FinishedAt":"2026-11-26T15:46:48.509045434Z","OOMKilled":true}}"#,
         )
         .unwrap();
+        assert!(exited.oom_killed());
         let times = ContainerTimes::try_from(exited).unwrap();
         assert_eq!(times.started_at, Some(ts("2026-11-26T15:46:48.490559771Z")));
         assert_eq!(

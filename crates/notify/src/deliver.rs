@@ -54,11 +54,23 @@ impl RetryPolicy {
 }
 
 /// A message delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub attempts: u32,
     pub elapsed: Duration,
+    /// What the receiver answered the attempt that delivered it: `HTTP 200 OK: ok` (the
+    /// status, then the start of the body when there is one) or the SMTP server's reply
+    /// (`250 2.0.0 Ok: queued as 4F2B1`). At most [`ANSWER_CHARS`] characters of what the
+    /// receiver said, control characters escaped, the channel's URL and tokens replaced by
+    /// `***`.
+    pub answer: String,
 }
+
+/// How much of a receiver's answer is kept, in characters.
+pub const ANSWER_CHARS: usize = 200;
+/// How much of a response body is read to find its start: a receiver that answers
+/// megabytes costs no more than this.
+const BODY_READ: usize = 4096;
 
 /// Why the last attempt failed. No variant holds a URL, token or password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -168,12 +180,13 @@ impl Notifier {
                 .await
                 .unwrap_or(Err(Problem::TimedOut(self.policy.timeout)));
             let problem = match outcome {
-                Ok(()) => {
+                Ok(answer) => {
                     tracing::debug!(channel = %channel.describe(), attempt, rule = %message.rule,
                         subject = %message.subject, "alert delivered");
                     return Ok(Delivery {
                         attempts: attempt,
                         elapsed: start.elapsed(),
+                        answer,
                     });
                 }
                 Err(problem) => problem,
@@ -218,7 +231,8 @@ impl Notifier {
             .collect()
     }
 
-    async fn attempt(&self, channel: &Channel, message: &Message) -> Result<(), Problem> {
+    /// One attempt; the receiver's answer (see [`Delivery::answer`]).
+    async fn attempt(&self, channel: &Channel, message: &Message) -> Result<String, Problem> {
         match &channel.kind {
             ChannelKind::Webhook { url } => {
                 self.post_json(url.expose(), None, &render::webhook(message))
@@ -241,7 +255,8 @@ impl Notifier {
                 if let Some(token) = token {
                     request = request.header(AUTHORIZATION, bearer(token.expose())?);
                 }
-                self.finish(request, topic_url.expose()).await
+                let token = token.as_ref().map(|t| t.expose()).unwrap_or_default();
+                self.finish(request, &[topic_url.expose(), token]).await
             }
             ChannelKind::Alertmanager { url, bearer_token } => {
                 let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
@@ -253,7 +268,12 @@ impl Notifier {
         }
     }
 
-    async fn post_json(&self, url: &str, token: Option<&str>, body: &Value) -> Result<(), Problem> {
+    async fn post_json(
+        &self,
+        url: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Result<String, Problem> {
         let mut request = self
             .http
             .post(url)
@@ -262,49 +282,64 @@ impl Notifier {
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, bearer(token)?);
         }
-        self.finish(request, url).await
+        self.finish(request, &[url, token.unwrap_or_default()])
+            .await
     }
 
-    /// Sends the request; a 2xx answer is delivered. `secret_url` is scrubbed from any text
-    /// that comes back.
+    /// Sends the request; a 2xx answer is delivered, and its status and the start of its
+    /// body are the answer. `secrets` (the URL, a token) are scrubbed from any text that
+    /// comes back.
     async fn finish(
         &self,
         request: reqwest::RequestBuilder,
-        secret_url: &str,
-    ) -> Result<(), Problem> {
-        let response = request.send().await.map_err(|e| {
+        secrets: &[&str],
+    ) -> Result<String, Problem> {
+        let mut response = request.send().await.map_err(|e| {
             let e = e.without_url();
             if e.is_timeout() {
                 Problem::TimedOut(self.policy.timeout)
             } else if e.is_builder() {
-                Problem::Config(scrub(&error_text(&e), secret_url))
+                Problem::Config(scrub_all(&error_text(&e), secrets))
             } else {
-                Problem::Unreachable(scrub(&error_text(&e), secret_url))
+                Problem::Unreachable(scrub_all(&error_text(&e), secrets))
             }
         })?;
         let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response.bytes().await.unwrap_or_default();
-        let mut text = String::from_utf8_lossy(&body[..body.len().min(300)])
-            .trim()
-            .to_string();
-        if text.is_empty() {
-            text = status
+        let mut body = Vec::new();
+        while body.len() < BODY_READ {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        body.truncate(BODY_READ);
+        let text = answer_text(&String::from_utf8_lossy(&body), secrets);
+        if status.is_success() {
+            let reason = status.canonical_reason().unwrap_or_default();
+            let head = format!("HTTP {} {reason}", status.as_u16());
+            return Ok(if text.is_empty() {
+                head.trim_end().to_string()
+            } else {
+                format!("{}: {text}", head.trim_end())
+            });
+        }
+        let text = if text.is_empty() {
+            status
                 .canonical_reason()
                 .unwrap_or("no reason given")
-                .to_string();
-        }
+                .to_string()
+        } else {
+            text
+        };
         Err(Problem::Rejected {
             status: status.as_u16(),
-            body: scrub(&text, secret_url),
+            body: text,
             retry_after,
         })
     }
@@ -321,7 +356,7 @@ async fn send_mail(
     email: &EmailChannel,
     message: &Message,
     timeout: Duration,
-) -> Result<(), Problem> {
+) -> Result<String, Problem> {
     let config = |what: &str, e: &dyn std::fmt::Display| Problem::Config(format!("{what}: {e}"));
     let (subject, body) = render::email(message);
     let mut builder = lettre::Message::builder()
@@ -361,16 +396,47 @@ async fn send_mail(
             password.expose().to_string(),
         ));
     }
-    transport.build().send(mail).await.map(drop).map_err(|e| {
-        let text = match email.password.as_ref() {
-            Some(p) => scrub(&error_text(&e), p.expose()),
-            None => error_text(&e),
-        };
-        Problem::Smtp {
+    let password = email
+        .password
+        .as_ref()
+        .map(|p| p.expose())
+        .unwrap_or_default();
+    let response = transport
+        .build()
+        .send(mail)
+        .await
+        .map_err(|e| Problem::Smtp {
             permanent: e.is_permanent(),
-            text,
+            text: scrub(&error_text(&e), password),
+        })?;
+    let reply = format!(
+        "{} {}",
+        response.code(),
+        response.message().collect::<Vec<_>>().join(" ")
+    );
+    Ok(answer_text(&reply, &[password]))
+}
+
+/// The start of what a receiver said, as [`Delivery::answer`] keeps it: `secrets` replaced
+/// (before cutting, so no part of one survives), blanks at either end trimmed, at most
+/// [`ANSWER_CHARS`] characters (a `…` tells more was said), control characters escaped
+/// (`\n`, `\u{1b}`) so nothing a receiver sends can shape a log line or a page.
+fn answer_text(raw: &str, secrets: &[&str]) -> String {
+    let clean = scrub_all(raw, secrets);
+    let clean = clean.trim();
+    let mut out = String::new();
+    for (i, c) in clean.chars().enumerate() {
+        if i == ANSWER_CHARS {
+            out.push('…');
+            break;
         }
-    })
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// An error and its causes, `: `-separated.
@@ -386,6 +452,13 @@ fn error_text(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `text` without any of `secrets` in it.
+fn scrub_all(text: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .fold(text.to_string(), |text, secret| scrub(&text, secret))
 }
 
 /// `text` without `secret` in it.
@@ -409,6 +482,29 @@ mod tests {
         assert_eq!(secs(10, None), 30);
         assert_eq!(secs(1, Some(Duration::from_secs(7))), 7);
         assert_eq!(secs(1, Some(Duration::from_secs(3600))), 30);
+    }
+
+    #[test]
+    fn an_answer_is_bounded_escaped_and_never_holds_a_secret() {
+        assert_eq!(answer_text("  ok\n", &[]), "ok");
+        assert_eq!(
+            answer_text("line one\nline\u{1b}[31mtwo", &[]),
+            "line one\\nline\\u{1b}[31mtwo"
+        );
+        assert_eq!(
+            answer_text(
+                "got https://hooks.example/T0/s3cr3t and tk_abc",
+                &["https://hooks.example/T0/s3cr3t", "tk_abc", ""]
+            ),
+            "got *** and ***"
+        );
+        let long = "é".repeat(500);
+        let cut = answer_text(&long, &[]);
+        assert_eq!(cut.chars().count(), ANSWER_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        // A secret cut in half by the bound is still replaced whole.
+        let text = format!("{}tk_secret", "x".repeat(ANSWER_CHARS - 3));
+        assert!(!answer_text(&text, &["tk_secret"]).contains("tk_"));
     }
 
     #[test]

@@ -66,6 +66,7 @@ async fn http_channels_deliver_their_shapes_to_a_real_receiver() {
     let (at, got) = receiver.next(WAIT);
     eprintln!("webhook: received {:?} after send()", at - sent);
     assert_eq!(delivery.attempts, 1);
+    assert_eq!(delivery.answer, "HTTP 204 No Content");
     assert_eq!(got["path"], "/hook/token-s3cr3t");
     assert_eq!(got["headers"]["content-type"], "application/json");
     assert_eq!(
@@ -129,6 +130,18 @@ async fn http_channels_deliver_their_shapes_to_a_real_receiver() {
         .as_str()
         .unwrap()
         .starts_with("node worker-1 is down\nsince 2026-11-26T12:00:00Z"));
+
+    // What a receiver answered with a body: its status and the body's start; the channel's
+    // URL is never part of it, even when the receiver repeats it.
+    let answering = channel(
+        "answering",
+        ChannelKind::Webhook {
+            url: Secret::new(receiver.url("/status/200/tok-XYZ")),
+        },
+    );
+    let delivery = notifier.send(&answering, &firing).await.unwrap();
+    receiver.next(WAIT);
+    assert_eq!(delivery.answer, "HTTP 200 OK: receiver says 200");
 
     // All four at once.
     let results = notifier
@@ -260,10 +273,16 @@ async fn email_goes_over_starttls_with_authentication() {
 
     let sent = Instant::now();
     let mail = mail_channel(server.port, "pw-s3cr3t", Some(tls.ca_pem()));
-    notifier
+    let delivery = notifier
         .send(&mail, &message(Status::Firing))
         .await
         .unwrap();
+    // aiosmtpd's reply to the message's DATA.
+    assert!(
+        delivery.answer.starts_with("250 "),
+        "the SMTP server's reply: {}",
+        delivery.answer
+    );
     let (at, got) = server.next(WAIT);
     eprintln!("email: received {:?} after send()", at - sent);
     assert_eq!(got["tls"], true);

@@ -24,11 +24,14 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_alerts::{
-    evaluate, AlertRules, AlertState, Message, NodeDisk, NodeObservation, Observation,
-    RestartLedger, RuleId, ServiceObservation, Silence, TaskEnd, TaskObservation, UpdateOrigin,
+    evaluate_routed, AlertRules, AlertState, Message, NodeDisk, NodeObservation, Observation,
+    RestartLedger, Routed, RuleId, ServiceObservation, Silence, TaskEnd, TaskObservation,
+    UpdateOrigin,
 };
 use swarmkeeper_auth::SealingKey;
-use swarmkeeper_notify::{Channel, ChannelKind, Notifier, NotifyError, RetryPolicy, Secret};
+use swarmkeeper_notify::{
+    Channel, ChannelKind, Delivery, Notifier, NotifyError, RetryPolicy, Secret,
+};
 use swarmkeeper_report::{NodeReport, UsageSample};
 use swarmkeeper_store::{AlertRecord, Store, StoredChannel, StoredSilence};
 
@@ -282,8 +285,8 @@ impl Alerting {
         self.state.lock().await.alerts.alerts().cloned().collect()
     }
 
-    /// Sends the test message to `channel`.
-    pub async fn send_test(&self, channel: &Channel) -> Result<(), NotifyError> {
+    /// Sends the test message to `channel`; what the receiver answered.
+    pub async fn send_test(&self, channel: &Channel) -> Result<Delivery, NotifyError> {
         let Some(notifier) = &self.notifier else {
             return Err(NotifyError {
                 channel: channel.describe(),
@@ -294,7 +297,13 @@ impl Alerting {
         notifier
             .send(channel, &Message::test(Timestamp::now()))
             .await
-            .map(|_| ())
+    }
+
+    /// The ends of one slot of a service (task id, when) that the evaluations saw in Swarm's
+    /// listings within the restart-loop rule's window, oldest first: more than the 4 ended
+    /// tasks Swarm keeps listing.
+    pub async fn slot_ends(&self, service_id: &str, slot: &str) -> Vec<(String, Timestamp)> {
+        self.state.lock().await.restarts.slot_ends(service_id, slot)
     }
 
     /// Asks for an evaluation soon (a silence or a rule changed).
@@ -416,13 +425,15 @@ async fn evaluate_now(state: &AppState) {
             Vec::new()
         }
     };
+    let channel_names: Vec<String> = alerting.channels().into_iter().map(|c| c.name).collect();
     let (messages, reminders) = {
         let mut evaluations = alerting.state.lock().await;
-        let messages = evaluate(
+        let messages = evaluate_routed(
             &mut evaluations.alerts,
             &rules,
             &observation,
             &silences,
+            &channel_names,
             now,
         );
         persist(state, &mut evaluations);
@@ -445,10 +456,24 @@ async fn evaluate_now(state: &AppState) {
     // evaluation; messages of one evaluation go in order.
     let state = state.clone();
     tokio::spawn(async move {
-        let channels = state.alerting.channels();
+        let every = state.alerting.channels();
         let mut records = Vec::new();
-        for message in messages {
-            let delivery = deliver(&state, &channels, &message).await;
+        for Routed {
+            message,
+            channels,
+            catch_up,
+        } in messages
+        {
+            let to: Vec<Channel> = every
+                .iter()
+                .filter(|c| channels.contains(&c.name))
+                .cloned()
+                .collect();
+            let delivery = if to.is_empty() && !every.is_empty() {
+                "not sent: no channel had its firing message".to_string()
+            } else {
+                deliver(&state, &to, &message, catch_up).await
+            };
             records.push(AlertRecord {
                 at: Timestamp::now(),
                 status: message.status.as_str().to_string(),
@@ -519,10 +544,15 @@ pub fn silence_of(stored: &StoredSilence) -> Option<Silence> {
     })
 }
 
-/// Sends one message to every channel; a firing message that reached none is sent again at
-/// the next evaluation. Returns how it went, for the history (channels named without
-/// secrets).
-async fn deliver(state: &AppState, channels: &[Channel], message: &Message) -> String {
+/// Sends one message to `channels`; a firing message of an evaluation that reached none is
+/// sent again at the next evaluation (not one that caught up a channel added later: the
+/// others had it). Returns how it went, for the history (channels named without secrets).
+async fn deliver(
+    state: &AppState,
+    channels: &[Channel],
+    message: &Message,
+    catch_up: bool,
+) -> String {
     let Some(notifier) = &state.alerting.notifier else {
         return "not sent: no HTTP client".to_string();
     };
@@ -538,7 +568,7 @@ async fn deliver(state: &AppState, channels: &[Channel], message: &Message) -> S
         .iter()
         .filter_map(|r| r.as_ref().err().map(ToString::to_string))
         .collect();
-    if failed.len() == results.len() {
+    if failed.len() == results.len() && !catch_up {
         state
             .alerting
             .state
@@ -549,6 +579,9 @@ async fn deliver(state: &AppState, channels: &[Channel], message: &Message) -> S
     }
     let sent = results.len() - failed.len();
     let mut text = format!("sent to {sent} of {} channel(s)", results.len());
+    if catch_up {
+        text.push_str(" added since it fired");
+    }
     for f in failed {
         text.push_str("; ");
         text.push_str(&f);
@@ -581,6 +614,7 @@ async fn list_swarm(state: &AppState) -> SwarmView {
                     Some(TaskEnd {
                         service_id: t.service_id.clone(),
                         task_id: t.id.clone(),
+                        slot: t.slot_key(),
                         at: t.timestamp?,
                     })
                 })

@@ -304,3 +304,99 @@ async fn every_channel_kind_added_from_the_api_gets_a_real_alert_firing_then_res
         );
     }
 }
+
+/// The first request the HTTP receiver got on `path` that mentions `about`, within [`WAIT`];
+/// requests about anything else (the shared engine's own alerts) are skipped.
+fn http_next(receiver: &Receiver, path: &str, about: &str) -> Value {
+    let end = Instant::now() + WAIT;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{path} got nothing about {about}");
+        let (_, request) = receiver.next(left);
+        if request["path"] == path && request.to_string().contains(about) {
+            return request;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_added_while_an_alert_fires_gets_it_and_its_test_shows_the_answer() {
+    let http = Receiver::http();
+    let app = TestApp::with_key(Some(key())).await;
+    let admin = &app.admin.token;
+    let host = unique("late-channel-node");
+
+    // The alert fires while no channel is there.
+    post_report(&app.router, &disk_report(&host, 92, true)).await;
+    let mut fired = false;
+    for _ in 0..100 {
+        let alerts = app
+            .call(Call::get("/api/alerts").bearer(admin))
+            .await
+            .json();
+        fired = alerts.to_string().contains(&host);
+        if fired {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fired, "the alert about {host} fired");
+
+    // A webhook channel is added; its receiver answers 200 with a body.
+    let path = "/status/200/late-s3cr3t";
+    let added = app
+        .call(
+            Call::post("/api/alerts/channels")
+                .bearer(admin)
+                .json(&json!({"name": "late", "type": "webhook", "url": http.url(path)})),
+        )
+        .await;
+    added.expect(201);
+    let id = added.json()["id"].as_i64().unwrap();
+
+    // Send test: what the receiver answered, never the channel's secret URL.
+    let tested = app
+        .call(
+            Call::post(&format!("/api/alerts/channels/{id}/test"))
+                .bearer(admin)
+                .json(&json!({})),
+        )
+        .await;
+    tested.expect(200);
+    let outcome = tested.json();
+    assert_eq!(outcome["ok"], true, "{outcome}");
+    assert_eq!(
+        outcome["answer"], "HTTP 200 OK: receiver says 200",
+        "{outcome}"
+    );
+    assert!(
+        outcome["message"]
+            .as_str()
+            .unwrap()
+            .contains("the receiver answered HTTP 200 OK: receiver says 200"),
+        "{outcome}"
+    );
+    assert!(!tested.text().contains("s3cr3t"), "{}", tested.text());
+    http_next(&http, path, "a test message from swarmkeeper");
+
+    // The alert that fired before the channel existed reaches it at the next evaluation,
+    // not after the repeat interval (4 h).
+    let caught_up = body(&http_next(&http, path, &host));
+    assert_eq!(caught_up["status"], "firing", "{caught_up}");
+    assert_eq!(caught_up["rule"], "disk-gc-shortfall");
+
+    // Its resolution follows, once.
+    tokio::time::sleep(swarmkeeper_server::alerting::MIN_EVALUATION_GAP).await;
+    post_report(&app.router, &disk_report(&host, 60, false)).await;
+    let resolved = body(&http_next(&http, path, &host));
+    assert_eq!(
+        resolved["status"], "resolved",
+        "no second firing: {resolved}"
+    );
+    let more: Vec<Value> = http
+        .drain(Duration::from_secs(4))
+        .into_iter()
+        .filter(|r| r.to_string().contains(&host))
+        .collect();
+    assert!(more.is_empty(), "nothing more about {host}: {more:?}");
+}

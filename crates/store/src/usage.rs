@@ -140,6 +140,30 @@ impl Store {
             .collect())
     }
 
+    /// The most OOM kills any of a task's samples from `since` on counted (the agent's count
+    /// for its container), with the memory limit they reported; `None` when no sample of the
+    /// task counted kills. One range of the `(service, at_ms)` index.
+    pub fn task_oom_kills(
+        &self,
+        service: &str,
+        task: &str,
+        since: Timestamp,
+    ) -> Result<Option<(u64, Option<u64>)>, StoreError> {
+        let mut select = self.wrap(self.conn.prepare_cached(
+            "SELECT MAX(oom_kills), MAX(memory_limit_bytes) FROM task_usage
+             WHERE service = ?1 AND at_ms >= ?2 AND task = ?3",
+        ))?;
+        let row = self.wrap(
+            select.query_row(params![service, millis(since), task], |row| {
+                Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?))
+            }),
+        )?;
+        Ok(match row {
+            (Some(kills), limit) if kills > 0 => Some((kills as u64, limit.map(|b| b as u64))),
+            _ => None,
+        })
+    }
+
     /// The task samples of the given nodes from `since` on, in no particular order: the
     /// overview's latest usage. One indexed range per node (the primary key starts with the
     /// node), so the cost follows the recent rows, not the 30 days kept.
@@ -434,6 +458,47 @@ mod tests {
                 oom_kills: None,
             }],
         }
+    }
+
+    #[test]
+    fn a_tasks_oom_kills_are_the_most_its_samples_counted() {
+        let dir = std::env::temp_dir().join(format!("skstore-oom-{}", std::process::id()));
+        let mut store = Store::open(&dir).unwrap();
+        let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let hour_ago = now - SignedDuration::from_hours(1);
+        let kills = |store: &mut Store, at: i64, count| {
+            let mut s = sample(now + SignedDuration::from_secs(at), 1);
+            s.tasks[0].oom_kills = count;
+            store
+                .in_transaction(|tx| insert_usage(tx, "node1", &[s]))
+                .unwrap();
+        };
+        kills(&mut store, 0, None);
+        kills(&mut store, 10, Some(0));
+        assert_eq!(
+            store.task_oom_kills("shop_web", "k2x9", hour_ago).unwrap(),
+            None,
+            "the kernel counted no kill"
+        );
+        kills(&mut store, 20, Some(2));
+        kills(&mut store, 30, Some(1));
+        assert_eq!(
+            store.task_oom_kills("shop_web", "k2x9", hour_ago).unwrap(),
+            Some((2, Some(16 << 20)))
+        );
+        assert_eq!(
+            store.task_oom_kills("shop_web", "other", hour_ago).unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .task_oom_kills("shop_web", "k2x9", now + SignedDuration::from_secs(40))
+                .unwrap(),
+            None,
+            "only samples since the given time"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

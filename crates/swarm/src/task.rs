@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::image::ImageRef;
 use crate::state::TaskState;
+use crate::view::{template_limits, ResourceAmounts};
 
 /// One task of a service, as `GET /tasks` reports it. Its [`Default`] is a task Swarm has
 /// just made (`new`), of no service yet.
@@ -76,6 +77,28 @@ impl Task {
             _ => false,
         }
     }
+
+    /// Swarm asked the task to stop before it exited (an update, a scale-down, a drain, a
+    /// removal): its node's agent stopped the container and reported `shutdown`. A task that
+    /// exited on its own is `failed` or `complete` even though Swarm then sets its desired
+    /// state to `shutdown`, so the desired state alone does not tell.
+    pub fn stopped_by_swarm(&self) -> bool {
+        self.state == TaskState::Shutdown
+    }
+
+    /// Its slot as one key: the slot's number, or for a global service's task (which has
+    /// none) its node's id. A slot keeps its key across the tasks that replace each other.
+    pub fn slot_key(&self) -> String {
+        match self.slot {
+            Some(slot) => slot.to_string(),
+            None => self.node_id.clone(),
+        }
+    }
+
+    /// `Spec.Resources.Limits`: what the task's container may use (0: no limit).
+    pub fn limits(&self) -> ResourceAmounts {
+        template_limits(&self.spec)
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +123,27 @@ mod tests {
         );
         assert!(!task(Shutdown, Shutdown).ended_on_its_own(), "an update");
         assert!(!task(Running, Running).ended_on_its_own());
+        assert!(task(Shutdown, Shutdown).stopped_by_swarm());
+        assert!(
+            !task(Failed, Shutdown).stopped_by_swarm(),
+            "it failed, then Swarm wanted it gone"
+        );
+        assert!(!task(Complete, Shutdown).stopped_by_swarm());
+    }
+
+    #[test]
+    fn a_slot_is_its_number_or_a_global_tasks_node_and_limits_come_from_the_spec() {
+        let task = Task {
+            slot: Some(3),
+            node_id: "n1".into(),
+            spec: json!({"Resources": {"Limits": {"MemoryBytes": 16777216}}}),
+            ..Task::default()
+        };
+        assert_eq!(task.slot_key(), "3");
+        assert_eq!(task.limits().memory_bytes, 16 << 20);
+        let global = Task { slot: None, ..task };
+        assert_eq!(global.slot_key(), "n1");
+        assert_eq!(Task::default().limits(), ResourceAmounts::default());
     }
 
     #[test]

@@ -416,6 +416,14 @@ struct ReplicatedJobWire {
     total_completions: Option<u64>,
 }
 
+/// `Resources.Limits` of a task spec (a service's `TaskTemplate`, a task's `Spec`); none when
+/// the spec cannot be read.
+pub(crate) fn template_limits(template: &Value) -> ResourceAmounts {
+    TaskTemplateWire::deserialize(template)
+        .map(|t| t.resources.limits.into_amounts())
+        .unwrap_or_default()
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
 struct TaskTemplateWire {

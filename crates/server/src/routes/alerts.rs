@@ -134,6 +134,9 @@ pub struct Tested {
     pub channel: String,
     pub ok: bool,
     pub message: String,
+    /// What the receiver answered when it took the message (`Delivery::answer`: the HTTP
+    /// status and the start of the body, or the SMTP server's reply); `None` when it did not.
+    pub answer: Option<String>,
 }
 
 async fn view(state: &AppState) -> Result<AlertsView, AppError> {
@@ -362,8 +365,9 @@ pub async fn remove_channel(
 }
 
 /// `POST /alerts/channels/{id}/test`, `POST /api/alerts/channels/{id}/test`: sends the test
-/// message. 200 `{"ok": true}`; a receiver that refused or could not be reached 502 with
-/// what it said (the channel named by its host only).
+/// message. 200 `{"ok": true, "answer": "HTTP 200 OK: ok"}` with what the receiver answered;
+/// a receiver that refused or could not be reached 502 with what it said (the channel named by
+/// its host only).
 pub async fn test_channel(
     State(state): State<AppState>,
     caller: Caller,
@@ -395,9 +399,13 @@ pub async fn test_channel(
         channel: channel.name.clone(),
         ok: outcome.is_ok(),
         message: match &outcome {
-            Ok(()) => "the test message was delivered".to_string(),
+            Ok(delivery) => format!(
+                "the test message was delivered; the receiver answered {}",
+                delivery.answer
+            ),
             Err(e) => e.to_string(),
         },
+        answer: outcome.as_ref().ok().map(|d| d.answer.clone()),
     };
     let status = if tested.ok {
         StatusCode::OK

@@ -20,7 +20,7 @@ use crate::page::url_encode;
 use crate::respond::Reply;
 use crate::routes::usage::{service_series, UsageCharts};
 use crate::state::AppState;
-use crate::views::tasks::{task_detail, TaskDetail};
+use crate::views::tasks::{task_detail, TaskDetail, TaskFacts};
 
 /// How many log lines the page shows, and how long reading them may take.
 const LOG_LINES: u64 = 20;
@@ -64,6 +64,7 @@ pub async fn show(
         )
     };
     let now = Timestamp::now();
+    let facts = task_facts(&state, &task, &service, now).await?;
     let usage = UsageCharts::draw(
         format!("/tasks/{}", url_encode(&task.id)),
         &service_series(&state, &service, Some(&task.id), UsageRange::Hour, now)?,
@@ -71,11 +72,51 @@ pub async fn show(
         now,
     );
     Ok(Reply::page(TaskView {
-        detail: task_detail(&task, &service, &siblings, &hostnames),
+        detail: task_detail(&task, &service, &siblings, &hostnames, &facts),
         logs,
         logs_note,
         usage,
     }))
+}
+
+/// What the server knows of `task` (of service `service`) beyond Swarm's listing: whether
+/// its container was OOM-killed (its engine's `State.OOMKilled` when the container is on the
+/// server's node and still there, else the kills the agent counted in it), its memory limit,
+/// and its slot's ends the alert evaluations remember.
+async fn task_facts(
+    state: &AppState,
+    task: &Task,
+    service: &str,
+    now: Timestamp,
+) -> Result<TaskFacts, AppError> {
+    let since = task
+        .created_at
+        .unwrap_or(now - jiff::SignedDuration::from_hours(24 * 30));
+    let counted = if task.exit_code.is_some() {
+        state
+            .store()
+            .task_oom_kills(service, &task.id, since)
+            .map_err(AppError::internal)?
+    } else {
+        None
+    };
+    let engine_says = match (&task.container_id, task.exit_code) {
+        (Some(container), Some(_)) if counted.is_none() => {
+            state.engine.container_oom_killed(container).await.ok()
+        }
+        _ => None,
+    };
+    let spec_limit = Some(task.limits().memory_bytes).filter(|b| *b > 0);
+    Ok(TaskFacts {
+        oom_killed: counted.is_some() || engine_says == Some(true),
+        memory_limit_bytes: counted.and_then(|(_, limit)| limit).or(spec_limit),
+        slot_ends: state
+            .alerting
+            .slot_ends(&task.service_id, &task.slot_key())
+            .await,
+        restarts_within: state.alerting.rules().restart_loop.within,
+        now,
+    })
 }
 
 /// The task, or 404 naming it.

@@ -1,10 +1,14 @@
-//! A task's page: what it is doing, why it waits or failed, its slot's earlier tasks (each a
-//! restart: Swarm replaces a task rather than restarting its container). Pure.
+//! A task's page: what it is doing, why it waits or failed, how its container ended, its
+//! slot's earlier tasks (each a restart: Swarm replaces a task rather than restarting its
+//! container) and how many restarts the server counted. Pure.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
+use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_engine::{Task, TaskState};
+use swarmkeeper_units::format_duration;
 
 use super::services::{task_rows, TaskRow};
 
@@ -18,35 +22,125 @@ pub struct TaskDetail {
     /// Why Swarm has not started it yet (`no suitable node (…)`, `pending task scheduling`);
     /// `None` once it runs or ended.
     pub pending_reason: Option<String>,
-    /// Tasks its slot had before it (on a global service, its node): each one a restart.
+    /// Tasks of its slot (on a global service, of its node) that ended on their own within
+    /// `restarts_within`: each one a restart. Counted from what the server's evaluations saw
+    /// (`swarmkeeper_alerts::RestartLedger`) and Swarm's listing together, so it is not capped
+    /// by the 4 ended tasks Swarm keeps per slot.
     pub restarts: usize,
-    /// Its slot's tasks, newest first, itself included.
+    /// The window `restarts` covers (the restart-loop rule's), as Go prints durations:
+    /// `10m0s`.
+    pub restarts_within: String,
+    /// Its slot's tasks Swarm still lists, newest first, itself included.
     pub history: Vec<TaskRow>,
-    /// How its container ended, in words, when it did: `exit 1`, `exit 137 (stopped by Swarm)`.
+    /// How its container ended, in words, when it did (see [`exit_wording`]).
     pub exit: Option<String>,
     /// Swarm's error without what `exit` already says (`task: non-zero exit (1)` is only
     /// the exit code again); empty when nothing is left.
     pub error_summary: String,
+    /// Whether Swarm's message says anything: once the container ended, `started` is only
+    /// the last step it reached, not news.
+    pub show_message: bool,
 }
 
-/// The task page's exit line and error, each fact said once: the exit code in `exit` (a
-/// SIGKILL or SIGTERM of a task Swarm stopped is how a normal stop ends, and says so), and
-/// Swarm's `Status.Err` without its `non-zero exit (N)` when N is that code.
-pub fn task_outcome(
-    error: &str,
-    exit_code: Option<i64>,
-    desired_state: &str,
-) -> (Option<String>, String) {
-    let Some(code) = exit_code else {
+/// What the server knows of a task beyond Swarm's listing.
+#[derive(Clone, Debug, Default)]
+pub struct TaskFacts {
+    /// The kernel's OOM killer killed in its container: its engine's `State.OOMKilled`, or
+    /// the kills the agent counted in it.
+    pub oom_killed: bool,
+    /// Its memory limit in bytes: as the agent measured it, else its spec's; `None` without.
+    pub memory_limit_bytes: Option<u64>,
+    /// Its slot's ends the alert evaluations saw (task id, when).
+    pub slot_ends: Vec<(String, Timestamp)>,
+    /// How far back restarts are counted (the restart-loop rule's window).
+    pub restarts_within: Duration,
+    pub now: Timestamp,
+}
+
+/// How a task's container ended: the facts [`exit_wording`] words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitFacts {
+    /// The container's exit code.
+    pub code: i64,
+    /// Swarm asked the task to stop before it exited (`Task::stopped_by_swarm`).
+    pub stopped_by_swarm: bool,
+    /// The kernel's OOM killer killed in the container.
+    pub oom_killed: bool,
+    /// Its memory limit in bytes, if it had one.
+    pub memory_limit_bytes: Option<u64>,
+}
+
+/// Signals a container's main process may die of, by number: an exit code above 128 is
+/// 128 + the signal (the shell's and Docker's convention).
+const SIGNALS: [(i64, &str); 10] = [
+    (1, "SIGHUP"),
+    (2, "SIGINT"),
+    (3, "SIGQUIT"),
+    (6, "SIGABRT"),
+    (7, "SIGBUS"),
+    (8, "SIGFPE"),
+    (9, "SIGKILL"),
+    (11, "SIGSEGV"),
+    (13, "SIGPIPE"),
+    (15, "SIGTERM"),
+];
+
+/// The exit line of a task page, the one place it is worded:
+///
+/// - `exit 137 (killed: out of memory, limit 16 MiB)`: SIGKILL and the kernel's OOM killer
+///   killed in the container (it wins over a stop Swarm asked for: the kill came first);
+/// - `exit 143 (stopped by Swarm)`: Swarm asked the task to stop (an update, a scale-down,
+///   a drain); any code, since a process may answer SIGTERM with any;
+/// - `exit 137 (SIGKILL, not from Swarm)`, `exit 139 (SIGSEGV)`: a signal nobody here asked
+///   for (SIGKILL and SIGTERM are Swarm's own, hence the note);
+/// - `exit 0`, `exit 1`: the process ended by itself.
+pub fn exit_wording(facts: &ExitFacts) -> String {
+    let code = facts.code;
+    let signal = SIGNALS
+        .iter()
+        .find(|(n, _)| 128 + n == code)
+        .map(|(_, name)| *name);
+    if facts.oom_killed && signal == Some("SIGKILL") {
+        return match facts.memory_limit_bytes.filter(|b| *b > 0) {
+            Some(limit) => {
+                format!(
+                    "exit {code} (killed: out of memory, limit {})",
+                    mebibytes(limit)
+                )
+            }
+            None => format!("exit {code} (killed: out of memory)"),
+        };
+    }
+    if facts.stopped_by_swarm {
+        return format!("exit {code} (stopped by Swarm)");
+    }
+    match signal {
+        Some(name @ ("SIGKILL" | "SIGTERM")) => format!("exit {code} ({name}, not from Swarm)"),
+        Some(name) => format!("exit {code} ({name})"),
+        None => format!("exit {code}"),
+    }
+}
+
+/// A memory limit as people set it: `16 MiB`, `1536 MiB`, `1 GiB` when exact, else
+/// `units::bytes`.
+fn mebibytes(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 30) {
+        format!("{} GiB", bytes >> 30)
+    } else if bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        swarmkeeper_units::bytes(bytes)
+    }
+}
+
+/// The task page's exit line and error, each fact said once: the exit line from
+/// [`exit_wording`], and Swarm's `Status.Err` without its `non-zero exit (N)` when N is that
+/// code.
+pub fn task_outcome(error: &str, exit: Option<&ExitFacts>) -> (Option<String>, String) {
+    let Some(exit) = exit else {
         return (None, error.to_owned());
     };
-    let stopped_on_purpose = desired_state != "running" && matches!(code, 137 | 143);
-    let exit = if stopped_on_purpose {
-        format!("exit {code} (stopped by Swarm)")
-    } else {
-        format!("exit {code}")
-    };
-    let said = format!("non-zero exit ({code})");
+    let said = format!("non-zero exit ({})", exit.code);
     let rest = error.replace(&said, "");
     let rest = rest
         .trim()
@@ -54,7 +148,7 @@ pub fn task_outcome(
         .trim()
         .trim_end_matches(':')
         .trim();
-    (Some(exit), rest.to_owned())
+    (Some(exit_wording(exit)), rest.to_owned())
 }
 
 /// `task` of service `service`, among `siblings` (the service's tasks, old ones included).
@@ -63,6 +157,7 @@ pub fn task_detail(
     service: &str,
     siblings: &[Task],
     hostnames: &HashMap<String, String>,
+    facts: &TaskFacts,
 ) -> TaskDetail {
     let same_slot: Vec<&Task> = siblings
         .iter()
@@ -71,10 +166,21 @@ pub fn task_detail(
             None => t.slot.is_none() && t.node_id == task.node_id,
         })
         .collect();
-    let restarts = same_slot
+    let within =
+        jiff::SignedDuration::try_from(facts.restarts_within).unwrap_or(jiff::SignedDuration::MAX);
+    let since = facts.now.checked_sub(within).unwrap_or(Timestamp::MIN);
+    let restarts: BTreeSet<&str> = facts
+        .slot_ends
         .iter()
-        .filter(|t| t.id != task.id && t.created_at < task.created_at)
-        .count();
+        .filter(|(_, at)| *at >= since)
+        .map(|(id, _)| id.as_str())
+        .chain(
+            same_slot
+                .iter()
+                .filter(|t| t.ended_on_its_own() && t.timestamp.is_some_and(|at| at >= since))
+                .map(|t| t.id.as_str()),
+        )
+        .collect();
     let pending_reason = (task.desired_state == TaskState::Running && task.state.is_waiting())
         .then(|| {
             [&task.err, &task.message]
@@ -86,15 +192,24 @@ pub fn task_detail(
     let row = task_rows(service, &[task], hostnames)
         .pop()
         .expect("one task, one row");
-    let (exit, error_summary) = task_outcome(&row.error, row.exit_code, &row.desired_state);
+    let exit = task.exit_code.map(|code| ExitFacts {
+        code,
+        stopped_by_swarm: task.stopped_by_swarm(),
+        oom_killed: facts.oom_killed,
+        memory_limit_bytes: facts.memory_limit_bytes,
+    });
+    let (exit, error_summary) = task_outcome(&row.error, exit.as_ref());
+    let show_message = !row.message.is_empty() && (exit.is_none() || row.message != "started");
     TaskDetail {
         exit,
         error_summary,
+        show_message,
         row,
         service: service.to_owned(),
         slot: task.slot,
         pending_reason,
-        restarts,
+        restarts: restarts.len(),
+        restarts_within: format_duration(facts.restarts_within),
         history: task_rows(service, &same_slot, hostnames),
     }
 }
@@ -122,32 +237,83 @@ mod tests {
         }
     }
 
+    fn exit(code: i64, stopped_by_swarm: bool, oom_killed: bool) -> ExitFacts {
+        ExitFacts {
+            code,
+            stopped_by_swarm,
+            oom_killed,
+            memory_limit_bytes: Some(16 << 20),
+        }
+    }
+
     #[test]
-    fn the_exit_code_is_said_once_and_a_normal_stop_says_so() {
-        assert_eq!(
-            task_outcome("task: non-zero exit (1)", Some(1), "shutdown"),
-            (Some("exit 1".to_owned()), String::new())
-        );
-        assert_eq!(
-            task_outcome("non-zero exit (1)", Some(1), "running"),
-            (Some("exit 1".to_owned()), String::new())
-        );
-        assert_eq!(
-            task_outcome("", Some(137), "shutdown"),
+    fn each_way_a_container_ends_is_worded_once() {
+        let cases = [
+            (exit(0, false, false), "exit 0"),
+            (exit(1, false, false), "exit 1"),
+            // Swarm asked it to stop (an update): the grace period ran out.
+            (exit(137, true, false), "exit 137 (stopped by Swarm)"),
+            (exit(143, true, false), "exit 143 (stopped by Swarm)"),
+            (exit(0, true, false), "exit 0 (stopped by Swarm)"),
+            // The OOM killer, whether or not Swarm then wanted the task gone.
             (
-                Some("exit 137 (stopped by Swarm)".to_owned()),
+                exit(137, false, true),
+                "exit 137 (killed: out of memory, limit 16 MiB)",
+            ),
+            (
+                exit(137, true, true),
+                "exit 137 (killed: out of memory, limit 16 MiB)",
+            ),
+            (
+                ExitFacts {
+                    memory_limit_bytes: None,
+                    ..exit(137, false, true)
+                },
+                "exit 137 (killed: out of memory)",
+            ),
+            (
+                ExitFacts {
+                    memory_limit_bytes: Some(1536 << 20),
+                    ..exit(137, false, true)
+                },
+                "exit 137 (killed: out of memory, limit 1536 MiB)",
+            ),
+            // A kill counted in the container does not explain an exit by itself.
+            (exit(1, false, true), "exit 1"),
+            // Signals nobody here sent.
+            (
+                exit(137, false, false),
+                "exit 137 (SIGKILL, not from Swarm)",
+            ),
+            (
+                exit(143, false, false),
+                "exit 143 (SIGTERM, not from Swarm)",
+            ),
+            (exit(139, false, false), "exit 139 (SIGSEGV)"),
+            (exit(255, false, false), "exit 255"),
+        ];
+        for (facts, words) in cases {
+            assert_eq!(exit_wording(&facts), words, "{facts:?}");
+        }
+    }
+
+    #[test]
+    fn the_exit_code_is_said_once() {
+        assert_eq!(
+            task_outcome("task: non-zero exit (1)", Some(&exit(1, false, false))),
+            (Some("exit 1".to_owned()), String::new())
+        );
+        assert_eq!(
+            task_outcome("task: non-zero exit (137)", Some(&exit(137, false, true))),
+            (
+                Some("exit 137 (killed: out of memory, limit 16 MiB)".to_owned()),
                 String::new()
             )
         );
         assert_eq!(
-            task_outcome("", Some(137), "running"),
-            (Some("exit 137".to_owned()), String::new())
-        );
-        assert_eq!(
             task_outcome(
                 "starting container failed: no such file",
-                Some(127),
-                "running"
+                Some(&exit(127, false, false))
             ),
             (
                 Some("exit 127".to_owned()),
@@ -155,9 +321,49 @@ mod tests {
             )
         );
         assert_eq!(
-            task_outcome("no suitable node", None, "running"),
+            task_outcome("no suitable node", None),
             (None, "no suitable node".to_owned())
         );
+    }
+
+    #[test]
+    fn an_oom_killed_task_that_swarm_then_shut_down_is_not_stopped_by_swarm() {
+        // What Swarm lists for a task whose main process the kernel killed: failed, then
+        // desired shutdown as Swarm replaced it.
+        let mut failed = task("t1", Some(1), 10, "failed");
+        failed.exit_code = Some(137);
+        failed.err = "task: non-zero exit (137)".into();
+        failed.message = "started".into();
+        let facts = TaskFacts {
+            restarts_within: Duration::from_secs(600),
+            now: Timestamp::from_second(20).unwrap(),
+            ..TaskFacts::default()
+        };
+        let detail = task_detail(&failed, "web", &[failed.clone()], &HashMap::new(), &facts);
+        assert_eq!(
+            detail.exit.as_deref(),
+            Some("exit 137 (SIGKILL, not from Swarm)")
+        );
+        assert_eq!(detail.error_summary, "");
+        assert!(
+            !detail.show_message,
+            "\"started\" is not news once it ended"
+        );
+        let oom = TaskFacts {
+            oom_killed: true,
+            memory_limit_bytes: Some(16 << 20),
+            ..facts.clone()
+        };
+        let detail = task_detail(&failed, "web", &[failed.clone()], &HashMap::new(), &oom);
+        assert_eq!(
+            detail.exit.as_deref(),
+            Some("exit 137 (killed: out of memory, limit 16 MiB)")
+        );
+        let mut replaced = task("t2", Some(1), 10, "shutdown");
+        replaced.desired_state = "shutdown".into();
+        replaced.exit_code = Some(143);
+        let detail = task_detail(&replaced, "web", &[], &HashMap::new(), &facts);
+        assert_eq!(detail.exit.as_deref(), Some("exit 143 (stopped by Swarm)"));
     }
 
     #[test]
@@ -170,8 +376,14 @@ mod tests {
             pending.clone(),
             task("other", Some(2), 5, "running"),
         ];
-        let detail = task_detail(&pending, "web", &tasks, &HashMap::new());
+        let facts = TaskFacts {
+            restarts_within: Duration::from_secs(600),
+            now: Timestamp::from_second(40).unwrap(),
+            ..TaskFacts::default()
+        };
+        let detail = task_detail(&pending, "web", &tasks, &HashMap::new(), &facts);
         assert_eq!(detail.restarts, 2);
+        assert_eq!(detail.restarts_within, "10m0s");
         assert_eq!(
             detail.pending_reason.as_deref(),
             Some("no suitable node (1 node not available for new tasks)")
@@ -179,11 +391,45 @@ mod tests {
         let ids: Vec<&str> = detail.history.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["t3", "t2", "t1"]);
         assert_eq!(detail.row.name, "web.1");
-        let first = task_detail(&tasks[0], "web", &tasks, &HashMap::new());
-        assert_eq!(first.restarts, 0);
+        let first = task_detail(&tasks[0], "web", &tasks, &HashMap::new(), &facts);
+        assert_eq!(
+            first.restarts, 2,
+            "the slot's restarts, whichever task is shown"
+        );
         assert_eq!(
             first.pending_reason, None,
             "a failed task waits for nothing"
         );
+    }
+
+    #[test]
+    fn restarts_count_what_the_server_saw_beyond_swarms_history() {
+        // Swarm lists 4 ended tasks of the slot; the evaluations saw 10 ends, one of them
+        // older than the window and one of another slot's.
+        let mut listed: Vec<Task> = (7..=10)
+            .map(|n| task(&format!("t{n}"), Some(1), n * 6, "failed"))
+            .collect();
+        let running = task("t11", Some(1), 66, "running");
+        listed.push(running.clone());
+        let mut slot_ends: Vec<(String, Timestamp)> = (1..=10)
+            .map(|n| (format!("t{n}"), Timestamp::from_second(n * 6).unwrap()))
+            .collect();
+        slot_ends[0].1 = Timestamp::from_second(-1000).unwrap();
+        let facts = TaskFacts {
+            slot_ends,
+            restarts_within: Duration::from_secs(600),
+            now: Timestamp::from_second(70).unwrap(),
+            ..TaskFacts::default()
+        };
+        let detail = task_detail(&running, "web", &listed, &HashMap::new(), &facts);
+        assert_eq!(detail.restarts, 9);
+        assert_eq!(detail.history.len(), 5);
+        // Without the server's count (it just started) the listing still counts.
+        let fresh = TaskFacts {
+            slot_ends: Vec::new(),
+            ..facts
+        };
+        let detail = task_detail(&running, "web", &listed, &HashMap::new(), &fresh);
+        assert_eq!(detail.restarts, 4);
     }
 }
