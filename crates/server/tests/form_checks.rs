@@ -8,23 +8,10 @@
 mod support;
 
 use serde_json::json;
-use support::{test_image, try_docker, Call, TestApp, TestService};
+use support::{compose_text_of, test_image, try_docker, Call, TestApp, TestService};
 
 fn version(name: &str) -> String {
     try_docker(&["service", "inspect", "--format", "{{.Version.Index}}", name]).unwrap()
-}
-
-fn compose_text_of(page: &str) -> String {
-    let start = page.find("<textarea name=\"compose\"").unwrap();
-    let start = start + page[start..].find('>').unwrap() + 1;
-    let end = start + page[start..].find("</textarea>").unwrap();
-    page[start..end]
-        .replace("&#34;", "\"")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
 }
 
 #[tokio::test]
