@@ -187,9 +187,19 @@ fn validate_service(stack: &Stack, name: &str, service: &Service) -> Result<(), 
             }
         }
     }
+    let mut targets: BTreeMap<String, ()> = BTreeMap::new();
     for mount in service.volumes.iter().flat_map(|v| &v.0) {
         validate_mount(stack, name, &mount.value)
             .map_err(|message| Invalid::new(mount.at, message))?;
+        // The engine refuses the container ("Duplicate mount point"): the task is rejected.
+        let target = mount.value.target.as_deref().unwrap_or_default();
+        let target = target.trim_end_matches('/');
+        if targets.insert(target.to_owned(), ()).is_some() {
+            return Err(Invalid::new(
+                mount.at,
+                format!("service `{name}` mounts two volumes at the same target `{target}`"),
+            ));
+        }
     }
     if let Some(healthcheck) = &service.healthcheck {
         let has_test = healthcheck.test.as_ref().is_some_and(|t| !t.0.is_empty());
@@ -232,10 +242,65 @@ fn validate_service(stack: &Stack, name: &str, service: &Service) -> Result<(), 
 }
 
 /// The checks of the docker CLI's `convertVolumeToMount`: each type takes its own options,
-/// and a source where it needs one.
+/// and a source where it needs one; and those the engine makes of a mount when it creates a
+/// task's container (moby's `volume/mounts` Linux rules), which Swarm would otherwise answer
+/// with a rejected task: a target that is an absolute path other than `/`, a bind source that
+/// is absolute, no read-only or subpath on an anonymous volume, a subpath inside the volume,
+/// a known bind propagation.
 fn validate_mount(stack: &Stack, service: &str, mount: &ServiceVolume) -> Result<(), String> {
     let source = mount.source.as_deref().unwrap_or_default();
     let kind = mount.kind.clone().unwrap_or(MountType::Volume);
+    let target = mount.target.as_deref().unwrap_or_default();
+    // Windows named pipes and paths are the Windows engine's grammar.
+    if kind != MountType::Npipe {
+        if target.is_empty() {
+            return Err("a mount needs a `target`, the path in the container".to_string());
+        }
+        if !target.starts_with('/') {
+            return Err(format!(
+                "mount target `{target}` must be an absolute path in the container (`/{target}`?)"
+            ));
+        }
+        if target.split('/').all(|part| part.is_empty() || part == ".") {
+            return Err("a mount's target cannot be `/`, the container's root".to_string());
+        }
+    }
+    if kind == MountType::Bind && !source.is_empty() && !source.starts_with('/') {
+        return Err(format!(
+            "bind mount source `{source}` must be an absolute path on the node"
+        ));
+    }
+    if kind == MountType::Volume && source.is_empty() {
+        if mount.read_only == Some(true) {
+            return Err(
+                "an anonymous volume (no `source`) cannot be read-only: it starts empty"
+                    .to_string(),
+            );
+        }
+        if mount.volume.as_ref().is_some_and(|v| v.subpath.is_some()) {
+            return Err("an anonymous volume (no `source`) has no `subpath`".to_string());
+        }
+    }
+    if let Some(subpath) = mount.volume.as_ref().and_then(|v| v.subpath.as_deref()) {
+        let outside = subpath.starts_with('/') || subpath.split('/').any(|part| part == "..");
+        if outside || subpath.is_empty() {
+            return Err(format!(
+                "volume subpath `{subpath}` must be a relative path inside the volume"
+            ));
+        }
+    }
+    let propagation = mount.bind.as_ref().and_then(|b| b.propagation.as_deref());
+    if let Some(propagation) = propagation {
+        const MODES: [&str; 6] = [
+            "private", "rprivate", "slave", "rslave", "shared", "rshared",
+        ];
+        if !MODES.contains(&propagation) {
+            return Err(format!(
+                "bind propagation `{propagation}` is one of {}",
+                MODES.join(", ")
+            ));
+        }
+    }
     let options = [
         ("bind", mount.bind.is_some(), MountType::Bind),
         ("volume", mount.volume.is_some(), MountType::Volume),

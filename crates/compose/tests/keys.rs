@@ -381,3 +381,56 @@ fn mount_options_must_fit_the_mount_type() {
         );
     }
 }
+
+/// What the engine would refuse only when it creates a task's container (the task rejected,
+/// the service down meanwhile) is refused when the file loads, at the mount's line and column.
+#[test]
+fn mounts_the_engine_refuses_are_refused_at_their_line() {
+    for (volume, message) in [
+        (
+            "{type: volume, target: relative}",
+            "mount target `relative` must be an absolute path in the container",
+        ),
+        ("\"data:relative\"", "mount target `relative` must be"),
+        ("{type: tmpfs, target: /}", "a mount's target cannot be `/`"),
+        ("\"data:/./\"", "a mount's target cannot be `/`"),
+        (
+            "{type: volume, target: /a, read_only: true}",
+            "an anonymous volume (no `source`) cannot be read-only",
+        ),
+        (
+            "{type: volume, source: data, target: /a, volume: {subpath: ../up}}",
+            "volume subpath `../up` must be a relative path inside the volume",
+        ),
+        (
+            "{type: bind, source: /srv, target: /a, bind: {propagation: sideways}}",
+            "bind propagation `sideways` is one of private,",
+        ),
+        (
+            "\"data:/a\", \"/srv:/a/\"",
+            "service `web` mounts two volumes at the same target `/a`",
+        ),
+    ] {
+        let text = format!(
+            "services:\n  web:\n    image: a:1\n    volumes: [{volume}]\nvolumes:\n  data:\n"
+        );
+        let err = load_text(&text).unwrap_err();
+        assert!(
+            err.message.starts_with(message),
+            "{volume}: {}",
+            err.message
+        );
+        assert_eq!(err.line, 4, "{volume}");
+    }
+    for fine in [
+        "\"data:/data\", \"/srv:/srv:ro\", \"./rel:/rel\"",
+        "{type: tmpfs, target: /tmp}",
+        "{type: volume, source: data, target: /a, volume: {subpath: sub/dir}}",
+        "{type: bind, source: /srv, target: /a, bind: {propagation: rshared}}",
+    ] {
+        let text = format!(
+            "services:\n  web:\n    image: a:1\n    volumes: [{fine}]\nvolumes:\n  data:\n"
+        );
+        assert!(load_text(&text).is_ok(), "{fine}: {:?}", load_text(&text));
+    }
+}

@@ -38,7 +38,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::StackSpec;
-use swarmkeeper_engine::{inherit_replicas, Engine, EngineError, RegistryAuth, Service};
+use swarmkeeper_engine::{
+    inherit_replicas, Engine, EngineError, RegistryAuth, Service, ServiceView,
+};
 use swarmkeeper_rollout::{
     apply_safe_defaults, drop_unsupported, stack_rollback, Change, ServiceState, Verdict,
     DEFAULT_MAX_FAILED_TASKS,
@@ -54,6 +56,7 @@ pub use history::{History, Locking, RevisionEnd, RevisionStart};
 pub use image::{history_stack, ImageUpdate};
 pub use objects::{StackObject, LABEL_DATA_SHA256};
 pub use preflight::facts as node_facts;
+pub use preflight::placement;
 pub use preview::Preview;
 pub use record::{runs_now, service_images, ServiceImages};
 pub use remove::{remove_stack, stack_objects, StackObjects};
@@ -652,6 +655,15 @@ impl<'a, H> Run<'a, H> {
         &self,
         specs: Vec<(String, serde_json::Value)>,
     ) -> Result<Prepared, DeployError> {
+        // A spec no node can run would leave its service down until the timeout.
+        for (name, spec) in &specs {
+            let view = ServiceView::read(spec).map_err(|e| DeployError::Input(e.to_string()))?;
+            if let Some(why) = preflight::placement(self.engine, &view).await? {
+                return Err(DeployError::Input(format!(
+                    "service {name} cannot be placed: {why}"
+                )));
+            }
+        }
         let mut current = HashMap::with_capacity(specs.len());
         for (name, _) in &specs {
             // A service that does not exist yet is created (a form's new service); a failed

@@ -6,11 +6,13 @@
 //! Image references are checked when the files load (`compose::validate`), and whether the
 //! registry has each tag where digests are resolved (`apply::pin_images`), before this.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use swarmkeeper_compose::StackSpec;
-use swarmkeeper_engine::{Engine, PublishMode, SwarmNode};
-use swarmkeeper_rollout::preflight::{port_clashes, unplaceable, NodeFacts, Published};
+use swarmkeeper_engine::{Engine, EngineError, PublishMode, ServiceView, SwarmNode};
+use swarmkeeper_rollout::preflight::{
+    port_clashes, rotated_to, unplaceable, Needs, NodeFacts, Published, Unmet, Unplaceable,
+};
 
 use crate::DeployError;
 
@@ -25,8 +27,15 @@ pub(crate) async fn check(
 ) -> Result<(), DeployError> {
     let nodes: Vec<NodeFacts> = engine.list_nodes().await?.iter().map(facts).collect();
     for service in spec.services.values() {
-        let constraints = &service.task_template.placement.constraints;
-        let why = unplaceable(constraints, &nodes)
+        let template = &service.task_template;
+        let reservations = template.resources.reservations.as_ref();
+        let needs = Needs {
+            constraints: &template.placement.constraints,
+            nano_cpus: reservations.map_or(0, |r| r.nano_cpus),
+            memory_bytes: reservations.map_or(0, |r| r.memory_bytes),
+            log_driver: template.log_driver.as_ref().map(|d| d.name.as_str()),
+        };
+        let why = unplaceable(&needs, &nodes)
             .map_err(|e| DeployError::Input(format!("service {}: {e}", service.name)))?;
         if let Some(why) = why {
             return Err(DeployError::Input(format!(
@@ -83,8 +92,26 @@ pub(crate) async fn check(
     Ok(())
 }
 
+/// Why the service `view` (a form's, an edited compose text's) would have no node to run
+/// on: its placement constraints, resource reservations and log driver against the swarm's
+/// nodes, as [`check`] weighs a stack file's (a constraint Swarm cannot read counts as one no
+/// node meets). `None`: some node meets them all.
+pub async fn placement(
+    engine: &Engine,
+    view: &ServiceView,
+) -> Result<Option<Unplaceable>, EngineError> {
+    let nodes: Vec<NodeFacts> = engine.list_nodes().await?.iter().map(facts).collect();
+    Ok(unplaceable(&Needs::of(view), &nodes).unwrap_or_else(|why| {
+        Some(Unplaceable {
+            unmet: Unmet::Constraints,
+            why,
+        })
+    }))
+}
+
 /// Secrets and configs the services name that the stack does not create (`external: true`)
-/// must exist; external networks are checked with the others (`objects::survey`).
+/// must exist; external networks are checked with the others (`objects::survey`). One that
+/// a rotation replaced is named with its successor, which the file must name instead.
 async fn external_objects(engine: &Engine, spec: &StackSpec) -> Result<(), DeployError> {
     let declared_secrets: BTreeSet<&str> = spec.secrets.iter().map(|o| o.name.as_str()).collect();
     let declared_configs: BTreeSet<&str> = spec.configs.iter().map(|o| o.name.as_str()).collect();
@@ -115,13 +142,35 @@ async fn external_objects(engine: &Engine, spec: &StackSpec) -> Result<(), Deplo
             .iter()
             .find(|(_, name)| !existing.iter().any(|o| &o.name == *name))
         {
-            return Err(DeployError::Input(format!(
-                "service {service}: {word} {name} is external but does not exist \
-                 (`docker {word} create {name} FILE`)"
+            let objects: Vec<(&str, &BTreeMap<String, String>)> = existing
+                .iter()
+                .map(|o| (o.name.as_str(), &o.labels))
+                .collect();
+            return Err(DeployError::Input(missing_external(
+                word,
+                service,
+                name,
+                rotated_to(name, &objects),
             )));
         }
     }
     Ok(())
+}
+
+/// The refusal of an external secret or config `name` that does not exist; `successor`:
+/// what a rotation replaced it with.
+fn missing_external(word: &str, service: &str, name: &str, successor: Option<&str>) -> String {
+    match successor {
+        Some(next) => format!(
+            "service {service}: {word} {name} is external but does not exist: it was rotated \
+             to {next}; name {next} in the stack file instead of {name} (with `name: {next}` \
+             under the {word}'s key to keep the key)"
+        ),
+        None => format!(
+            "service {service}: {word} {name} is external but does not exist \
+             (`docker {word} create {name} FILE`)"
+        ),
+    }
 }
 
 /// What constraints read of a node; Swarm places new tasks only on a ready, active one.
@@ -135,5 +184,30 @@ pub fn facts(node: &SwarmNode) -> NodeFacts {
         labels: node.labels.clone(),
         engine_labels: node.engine_labels.clone(),
         schedulable: node.state == "ready" && node.availability == "active",
+        nano_cpus: node.nano_cpus,
+        memory_bytes: node.memory_bytes,
+        log_drivers: node.log_drivers.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotated_secret_is_named_with_its_successor() {
+        let missing = missing_external("secret", "shop_api", "db_pass", Some("db_pass.v2"));
+        assert_eq!(
+            missing,
+            "service shop_api: secret db_pass is external but does not exist: it was rotated \
+             to db_pass.v2; name db_pass.v2 in the stack file instead of db_pass (with `name: \
+             db_pass.v2` under the secret's key to keep the key)"
+        );
+        let plain = missing_external("config", "shop_api", "app_conf", None);
+        assert_eq!(
+            plain,
+            "service shop_api: config app_conf is external but does not exist \
+             (`docker config create app_conf FILE`)"
+        );
     }
 }

@@ -53,6 +53,9 @@ pub struct SwarmNode {
     /// `Description.Engine.Labels`: the engine's own labels (`dockerd --label`), matched by
     /// `engine.labels.…` constraints.
     pub engine_labels: BTreeMap<String, String>,
+    /// The log drivers the node's engine has (`Description.Engine.Plugins` of `Type` `Log`),
+    /// which Swarm's scheduler matches a service's log driver against.
+    pub log_drivers: Vec<String>,
     pub created_at: Option<Timestamp>,
     pub updated_at: Option<Timestamp>,
     /// The raw spec (`Spec`), as a later update must send it back.
@@ -238,6 +241,16 @@ struct NodeEngineWire {
     engine_version: String,
     #[serde(rename = "Labels", default, deserialize_with = "nullable")]
     labels: BTreeMap<String, String>,
+    #[serde(rename = "Plugins", default, deserialize_with = "nullable")]
+    plugins: Vec<PluginWire>,
+}
+
+#[derive(Deserialize, Default)]
+struct PluginWire {
+    #[serde(rename = "Type", default, deserialize_with = "nullable")]
+    kind: String,
+    #[serde(rename = "Name", default, deserialize_with = "nullable")]
+    name: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -291,6 +304,13 @@ impl NodeWire {
             os: description.platform.os,
             architecture: description.platform.architecture,
             engine_labels: description.engine.labels,
+            log_drivers: description
+                .engine
+                .plugins
+                .into_iter()
+                .filter(|p| p.kind == "Log")
+                .map(|p| p.name)
+                .collect(),
             created_at,
             updated_at,
             spec: self.spec,
@@ -315,7 +335,9 @@ mod tests {
             "Platform": {"Architecture": "x86_64", "OS": "linux"},
             "Resources": {"NanoCPUs": 2000000000, "MemoryBytes": 25276502016},
             "Engine": {"EngineVersion": "20.10.24+dfsg1", "Labels": {"disk": "ssd"},
-                       "Plugins": [{"Type": "Log", "Name": "local"}]},
+                       "Plugins": [{"Type": "Log", "Name": "local"},
+                                   {"Type": "Network", "Name": "overlay"},
+                                   {"Type": "Log", "Name": "json-file"}]},
             "TLSInfo": {"TrustRoot": "…"}
           },
           "Status": {"State": "ready", "Addr": "192.0.2.2"},
@@ -350,6 +372,7 @@ mod tests {
             ("linux", "x86_64")
         );
         assert_eq!(node.engine_labels["disk"], "ssd");
+        assert_eq!(node.log_drivers, ["local", "json-file"]);
         assert_eq!(
             node.created_at,
             Some("2026-11-26T15:39:44.408158105Z".parse().unwrap())

@@ -1,9 +1,12 @@
 //! What a deploy checks before it changes anything, over plain data: whether a service's
-//! placement constraints leave it a node to run on, and whether two services publish the
-//! same port. The engine would refuse the second only after the stack's networks exist, and
+//! placement constraints, resource reservations and log driver leave it a node to run on,
+//! whether two services publish the same port, and what a missing secret or config was
+//! rotated to. The engine would refuse the second only after the stack's networks exist, and
 //! wait for ever on the first (a task stays pending "no suitable node").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use swarmkeeper_swarm::ServiceView;
 
 /// What placement constraints read of a node (`docker node inspect`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,6 +25,70 @@ pub struct NodeFacts {
     pub engine_labels: BTreeMap<String, String>,
     /// Ready and active: Swarm places new tasks on it (not down, drained or paused).
     pub schedulable: bool,
+    /// `Description.Resources.NanoCPUs`: CPUs × 10⁹ (0: not reported, never compared).
+    pub nano_cpus: u64,
+    /// `Description.Resources.MemoryBytes` (0: not reported, never compared).
+    pub memory_bytes: u64,
+    /// The log drivers the node's engine has (`Description.Engine.Plugins` of type `Log`);
+    /// empty: not reported, never compared.
+    pub log_drivers: Vec<String>,
+}
+
+/// What a service's tasks need of a node, as swarmkit's scheduler filters nodes
+/// (`manager/scheduler/filter.go`): its placement constraints, at least its resource
+/// reservations, and its log driver among the node's log plugins.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs<'a> {
+    pub constraints: &'a [String],
+    /// Reserved CPUs × 10⁹ (`Resources.Reservations.NanoCPUs`; 0: none).
+    pub nano_cpus: u64,
+    /// Reserved bytes (`Resources.Reservations.MemoryBytes`; 0: none).
+    pub memory_bytes: u64,
+    /// `TaskTemplate.LogDriver.Name`; `None`, empty or `none` fit any node (swarmkit's
+    /// plugin filter does not look for those).
+    pub log_driver: Option<&'a str>,
+}
+
+impl<'a> Needs<'a> {
+    /// What a running (or about to be sent) service's tasks need.
+    pub fn of(view: &'a ServiceView) -> Needs<'a> {
+        Needs {
+            constraints: &view.constraints,
+            nano_cpus: view.reservations.nano_cpus,
+            memory_bytes: view.reservations.memory_bytes,
+            log_driver: view.log_driver.as_ref().map(|d| d.name.as_str()),
+        }
+    }
+
+    fn plugin(&self) -> Option<&'a str> {
+        self.log_driver.filter(|d| !d.is_empty() && *d != "none")
+    }
+}
+
+/// Which need leaves a service no node, so that a form can mark its field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unmet {
+    /// No node is ready and active.
+    Nodes,
+    Constraints,
+    LogDriver,
+    Memory,
+    Cpus,
+    /// Each need is met by some node, but no node meets them all.
+    Together,
+}
+
+/// Why a service has no node to run on: the need, and the sentence that says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unplaceable {
+    pub unmet: Unmet,
+    pub why: String,
+}
+
+impl std::fmt::Display for Unplaceable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
 }
 
 /// One constraint as Swarm reads it: `KEY==VALUE` or `KEY!=VALUE`.
@@ -89,42 +156,169 @@ pub fn unmet<'a>(constraints: &'a [String], node: &NodeFacts) -> Result<Option<&
     Ok(None)
 }
 
-/// Why `constraints` leave a service no node to run on, or `None` when at least one
-/// schedulable node satisfies them all. A constraint Swarm cannot parse is an error.
-pub fn unplaceable(constraints: &[String], nodes: &[NodeFacts]) -> Result<Option<String>, String> {
+/// Why `needs` leave a service no node to run on, or `None` when at least one schedulable
+/// node meets them all. A constraint Swarm cannot parse is an error. Resources compare with
+/// what a node has in all (swarmkit subtracts what other tasks reserve there, so a service
+/// let through may still wait for room; one refused here can never run).
+pub fn unplaceable(needs: &Needs<'_>, nodes: &[NodeFacts]) -> Result<Option<Unplaceable>, String> {
+    let constraints = needs.constraints;
     let parsed = constraints
         .iter()
         .map(|c| parse(c))
         .collect::<Result<Vec<_>, _>>()?;
+    let refuse = |unmet, why| Ok(Some(Unplaceable { unmet, why }));
     let schedulable: Vec<&NodeFacts> = nodes.iter().filter(|n| n.schedulable).collect();
     if schedulable.is_empty() {
-        return Ok(Some("the swarm has no ready, active node".to_string()));
+        return refuse(
+            Unmet::Nodes,
+            "the swarm has no ready, active node".to_string(),
+        );
     }
-    let fits = |node: &NodeFacts| parsed.iter().all(|c| matches(c, node) != Some(false));
-    if schedulable.iter().any(|n| fits(n)) {
-        return Ok(None);
-    }
-    // Name the constraint no node meets, else say that no node meets them together.
-    let alone = parsed
+    let placed: Vec<&NodeFacts> = schedulable
         .iter()
-        .zip(constraints)
-        .find(|(c, _)| !schedulable.iter().any(|n| matches(c, n) != Some(false)));
-    let why = match alone {
-        Some((_, text)) => format!(
-            "no ready, active node matches the placement constraint `{text}` ({} node(s) \
-             looked at)",
-            schedulable.len()
-        ),
-        None => format!(
-            "no ready, active node matches all of the placement constraints {}",
-            constraints
-                .iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        .copied()
+        .filter(|n| parsed.iter().all(|c| matches(c, n) != Some(false)))
+        .collect();
+    if placed.is_empty() {
+        // Name the constraint no node meets, else say that no node meets them together.
+        let alone = parsed
+            .iter()
+            .zip(constraints)
+            .find(|(c, _)| !schedulable.iter().any(|n| matches(c, n) != Some(false)));
+        let why = match alone {
+            Some((_, text)) => format!(
+                "no ready, active node matches the placement constraint `{text}` ({} node(s) \
+                 looked at)",
+                schedulable.len()
+            ),
+            None => format!(
+                "no ready, active node matches all of the placement constraints {}",
+                constraints
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        return refuse(Unmet::Constraints, why);
+    }
+    let where_ = if constraints.is_empty() {
+        format!("{} ready, active node(s)", placed.len())
+    } else {
+        format!(
+            "{} ready, active node(s) that match the placement constraints",
+            placed.len()
+        )
     };
-    Ok(Some(why))
+    let has_driver = |n: &NodeFacts, driver: &str| {
+        n.log_drivers.is_empty() || n.log_drivers.iter().any(|d| d == driver)
+    };
+    let has_memory = |n: &NodeFacts| n.memory_bytes == 0 || n.memory_bytes >= needs.memory_bytes;
+    let has_cpus = |n: &NodeFacts| n.nano_cpus == 0 || n.nano_cpus >= needs.nano_cpus;
+    if let Some(driver) = needs.plugin() {
+        if !placed.iter().any(|n| has_driver(n, driver)) {
+            let known: BTreeSet<&str> = placed
+                .iter()
+                .flat_map(|n| n.log_drivers.iter().map(String::as_str))
+                .chain(["none"])
+                .collect();
+            let known: Vec<&str> = known.into_iter().collect();
+            return refuse(
+                Unmet::LogDriver,
+                format!(
+                    "log driver `{driver}` is on none of the {where_}; they have {}",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+    if !placed.iter().any(|n| has_memory(n)) {
+        let most = placed.iter().map(|n| n.memory_bytes).max().unwrap_or(0);
+        return refuse(
+            Unmet::Memory,
+            format!(
+                "a memory reservation of {} is more than any of the {where_} has (the most: {})",
+                swarmkeeper_units::bytes(needs.memory_bytes),
+                swarmkeeper_units::bytes(most)
+            ),
+        );
+    }
+    if !placed.iter().any(|n| has_cpus(n)) {
+        let most = placed.iter().map(|n| n.nano_cpus).max().unwrap_or(0);
+        let cpus = |nano: u64| nano as f64 / 1e9;
+        return refuse(
+            Unmet::Cpus,
+            format!(
+                "a reservation of {} CPUs is more than any of the {where_} has (the most: {})",
+                cpus(needs.nano_cpus),
+                cpus(most)
+            ),
+        );
+    }
+    let fits = |n: &&NodeFacts| {
+        needs.plugin().is_none_or(|d| has_driver(n, d)) && has_memory(n) && has_cpus(n)
+    };
+    if !placed.iter().any(fits) {
+        return refuse(
+            Unmet::Together,
+            format!(
+                "none of the {where_} has both the log driver and the resources the service \
+                 reserves"
+            ),
+        );
+    }
+    Ok(None)
+}
+
+/// The label a rotation puts on the new version of a secret or config: the name of the one
+/// it replaces.
+pub const ROTATED_FROM_LABEL: &str = "swarmkeeper.rotated-from";
+
+/// What `name` (a secret or config that no longer exists) was rotated to, among the objects
+/// that exist (name and labels): the newest version down the chain of
+/// [`ROTATED_FROM_LABEL`]s, else by the rotation's naming rule, the highest `NAME.vN`
+/// (`db_pass` → `db_pass.v3`; `tls.v7` → `tls.v9`). `None`: no successor.
+pub fn rotated_to<'a>(
+    name: &str,
+    objects: &[(&'a str, &BTreeMap<String, String>)],
+) -> Option<&'a str> {
+    let mut current: Option<&'a str> = None;
+    let mut seen = BTreeSet::new();
+    loop {
+        let from = current.unwrap_or(name);
+        let next = objects
+            .iter()
+            .find(|(_, labels)| labels.get(ROTATED_FROM_LABEL).map(String::as_str) == Some(from))
+            .map(|(n, _)| *n);
+        match next {
+            Some(next) if seen.insert(next) => current = Some(next),
+            _ => break,
+        }
+    }
+    if current.is_some() {
+        return current;
+    }
+    let (base, from) = rotation_version(name).unwrap_or((name, 1));
+    objects
+        .iter()
+        .filter_map(|(n, _)| {
+            rotation_version(n)
+                .filter(|(b, v)| *b == base && *v > from)
+                .map(|(_, v)| (v, *n))
+        })
+        .max()
+        .map(|(_, n)| n)
+}
+
+/// `NAME.vN` (N from 1, no leading zero) as `(NAME, N)`: the names a rotation gives the
+/// versions of a secret or config (the next after `NAME` is `NAME.v2`).
+pub fn rotation_version(text: &str) -> Option<(&str, u64)> {
+    let (base, n) = text.rsplit_once(".v")?;
+    let digits = !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
+    if base.is_empty() || !digits {
+        return None;
+    }
+    Some((base, n.parse().ok()?))
 }
 
 /// A published port: who publishes it, on which protocol.
@@ -172,7 +366,18 @@ mod tests {
                 .collect(),
             engine_labels: BTreeMap::new(),
             schedulable: true,
+            nano_cpus: 2_000_000_000,
+            memory_bytes: 8 << 30,
+            log_drivers: vec!["json-file".into(), "local".into()],
         }
+    }
+
+    fn placed(constraints: &[String], nodes: &[NodeFacts]) -> Result<Option<String>, String> {
+        let needs = Needs {
+            constraints,
+            ..Needs::default()
+        };
+        Ok(unplaceable(&needs, nodes)?.map(|u| u.why))
     }
 
     fn strings(items: &[&str]) -> Vec<String> {
@@ -185,7 +390,7 @@ mod tests {
             node("m1", "manager", &[("zone", "a")]),
             node("w1", "worker", &[("zone", "b"), ("ssd", "true")]),
         ];
-        let fits = |c: &[&str]| unplaceable(&strings(c), &nodes).unwrap().is_none();
+        let fits = |c: &[&str]| placed(&strings(c), &nodes).unwrap().is_none();
         assert!(fits(&[]));
         assert!(fits(&["node.role==manager"]));
         assert!(fits(&["node.role == Worker", "node.labels.ssd==true"]));
@@ -199,7 +404,7 @@ mod tests {
         assert!(!fits(&["node.labels.gpu==true"]));
         assert!(!fits(&["node.role==manager", "node.labels.zone==b"]));
         assert!(!fits(&["node.flavour==big"]), "a key Swarm does not know");
-        let why = unplaceable(&strings(&["node.labels.gpu==true"]), &nodes)
+        let why = placed(&strings(&["node.labels.gpu==true"]), &nodes)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -207,14 +412,14 @@ mod tests {
             "no ready, active node matches the placement constraint `node.labels.gpu==true` \
              (2 node(s) looked at)"
         );
-        let both = unplaceable(
+        let both = placed(
             &strings(&["node.role==manager", "node.labels.zone==b"]),
             &nodes,
         )
         .unwrap()
         .unwrap();
         assert!(both.contains("all of the placement constraints"), "{both}");
-        let bad = unplaceable(&strings(&["node.role=manager"]), &nodes).unwrap_err();
+        let bad = placed(&strings(&["node.role=manager"]), &nodes).unwrap_err();
         assert!(bad.contains("expected KEY==VALUE"), "{bad}");
     }
 
@@ -223,10 +428,121 @@ mod tests {
         let mut drained = node("w1", "worker", &[("gpu", "true")]);
         drained.schedulable = false;
         let nodes = [node("m1", "manager", &[]), drained];
-        let why = unplaceable(&strings(&["node.labels.gpu==true"]), &nodes).unwrap();
+        let why = placed(&strings(&["node.labels.gpu==true"]), &nodes).unwrap();
         assert!(why.unwrap().contains("1 node(s) looked at"));
-        let none = unplaceable(&[], &nodes[1..]).unwrap().unwrap();
+        let none = placed(&[], &nodes[1..]).unwrap().unwrap();
         assert_eq!(none, "the swarm has no ready, active node");
+    }
+
+    #[test]
+    fn log_driver_and_reservations_need_a_node_that_has_them() {
+        let mut big = node("w1", "worker", &[("zone", "b")]);
+        big.memory_bytes = 64 << 30;
+        big.nano_cpus = 16_000_000_000;
+        big.log_drivers.push("syslog".into());
+        let nodes = [node("m1", "manager", &[("zone", "a")]), big];
+        let zone_a = strings(&["node.labels.zone==a"]);
+        let needs = |driver: Option<&'static str>, memory_bytes: u64, nano_cpus: u64| Needs {
+            constraints: &[],
+            nano_cpus,
+            memory_bytes,
+            log_driver: driver,
+        };
+        let unmet = |needs: Needs<'_>| unplaceable(&needs, &nodes).unwrap().map(|u| u.unmet);
+        for fits in [
+            needs(None, 0, 0),
+            needs(Some("local"), 0, 0),
+            needs(Some("none"), 0, 0),
+            needs(Some(""), 0, 0),
+            needs(Some("syslog"), 64 << 30, 16_000_000_000),
+        ] {
+            assert_eq!(unmet(fits), None, "{fits:?}");
+        }
+        let typo = unplaceable(&needs(Some("nosuchdriver"), 0, 0), &nodes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(typo.unmet, Unmet::LogDriver);
+        assert_eq!(
+            typo.why,
+            "log driver `nosuchdriver` is on none of the 2 ready, active node(s); they have \
+             json-file, local, none, syslog"
+        );
+        let huge = unplaceable(&needs(None, 1000 << 40, 0), &nodes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(huge.unmet, Unmet::Memory);
+        assert_eq!(
+            huge.why,
+            "a memory reservation of 1000 TiB is more than any of the 2 ready, active node(s) \
+             has (the most: 64.0 GiB)"
+        );
+        assert_eq!(unmet(needs(None, 0, 17_000_000_000)), Some(Unmet::Cpus));
+        // Within the constraints: only m1 is in zone a, and it has no syslog.
+        let in_zone_a = Needs {
+            constraints: &zone_a,
+            ..needs(Some("syslog"), 0, 0)
+        };
+        let why = unplaceable(&in_zone_a, &nodes).unwrap().unwrap();
+        assert_eq!(why.unmet, Unmet::LogDriver);
+        assert!(
+            why.why.contains("1 ready, active node(s) that match"),
+            "{why}"
+        );
+        assert_eq!(
+            unmet(needs(Some("syslog"), 0, 0)),
+            None,
+            "the big node has it"
+        );
+        let mut small_syslog = node("w2", "worker", &[]);
+        small_syslog.log_drivers.push("syslog".into());
+        let apart = [node("m1", "manager", &[]), small_syslog, {
+            let mut big = node("w3", "worker", &[]);
+            big.memory_bytes = 64 << 30;
+            big
+        }];
+        let together = unplaceable(&needs(Some("syslog"), 32 << 30, 0), &apart)
+            .unwrap()
+            .unwrap();
+        assert_eq!(together.unmet, Unmet::Together);
+        // A node that reports no resources or plugins is never the reason for a refusal.
+        let mut silent = node("old", "worker", &[]);
+        (silent.memory_bytes, silent.nano_cpus, silent.log_drivers) = (0, 0, Vec::new());
+        assert_eq!(
+            unplaceable(&needs(Some("x"), 1 << 50, 1 << 50), &[silent]).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_rotated_object_is_found_by_label_then_by_name() {
+        let none = BTreeMap::new();
+        let from = |name: &str| BTreeMap::from([(ROTATED_FROM_LABEL.to_owned(), name.to_owned())]);
+        let (v2, v3) = (from("db_pass"), from("db_pass.v2"));
+        let chain = [("other", &none), ("db_pass.v2", &v2), ("db_pass.v3", &v3)];
+        assert_eq!(rotated_to("db_pass", &chain), Some("db_pass.v3"));
+        assert_eq!(rotated_to("db_pass.v2", &chain), Some("db_pass.v3"));
+        let renamed = from("db_pass");
+        assert_eq!(
+            rotated_to("db_pass", &[("db_password_2026", &renamed)]),
+            Some("db_password_2026")
+        );
+        let unlabelled = [
+            ("tls.v8", &none),
+            ("tls.v9", &none),
+            ("tls.v10", &none),
+            ("x.v99", &none),
+        ];
+        assert_eq!(rotated_to("tls.v7", &unlabelled), Some("tls.v10"));
+        assert_eq!(rotated_to("tls", &unlabelled), Some("tls.v10"));
+        assert_eq!(rotated_to("tls.v10", &unlabelled), None);
+        assert_eq!(
+            rotated_to("db_pass", &[("db_pass.v02", &none), ("db_passv2", &none)]),
+            None
+        );
+        let looped = [("a.v2", &from("b")), ("b", &from("a.v2"))];
+        assert_eq!(rotated_to("a.v2", &looped), Some("a.v2"));
+        assert_eq!(rotation_version("pw.v12"), Some(("pw", 12)));
+        assert_eq!(rotation_version("pw"), None);
     }
 
     #[test]

@@ -424,6 +424,11 @@ async fn rotate(
     // A digest label a stack deploy wrote describes the old content, not the new.
     let mut labels = old.labels.clone();
     labels.remove(LABEL_DATA_SHA256);
+    // How a deploy of a stack file that still names the old version finds the new one.
+    labels.insert(
+        swarmkeeper_rollout::preflight::ROTATED_FROM_LABEL.to_owned(),
+        old.name.clone(),
+    );
     let created = create_object(&state.engine, kind, &new_name, &request.data, &labels).await?;
     state.audit(
         &caller.user.name,

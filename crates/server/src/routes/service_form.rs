@@ -27,7 +27,7 @@ use crate::jobs::{Job, JobEnd, Jobs};
 use crate::respond::{Format, Input, Reply};
 use crate::state::AppState;
 use crate::views::service_form::{
-    build, compose_of, field_rows, read_compose, Context, FieldRow, ServiceForm,
+    build, compose_of, field_rows, placement_error, read_compose, Context, FieldRow, ServiceForm,
 };
 use crate::views::FieldError;
 
@@ -262,6 +262,20 @@ async fn complete(
     }
 }
 
+/// The field and message when no node of the swarm could run the service of `spec` (its
+/// constraints, reservations, log driver): the deploy preflight's rule, asked before the
+/// preview so that nothing is applied.
+async fn unplaceable(
+    state: &AppState,
+    spec: &serde_json::Value,
+) -> Result<Option<FieldError>, AppError> {
+    let Ok(view) = ServiceView::read(spec) else {
+        return Ok(None);
+    };
+    let unplaceable = swarmkeeper_deploy::placement(&state.engine, &view).await?;
+    Ok(unplaceable.as_ref().map(placement_error))
+}
+
 /// What a form or compose text of `stack` may name: the swarm's secrets and configs by name;
 /// and the modes of the `running` services it edits, which Swarm cannot change.
 async fn context(
@@ -339,6 +353,10 @@ async fn save(
     let findings = ServiceView::read(&spec)
         .map(|view| lint_running(&view))
         .unwrap_or_default();
+    if let Some(error) = unplaceable(state, &spec).await? {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return refuse(uri, editing.as_deref(), &post.form, vec![error], status);
+    }
     if Format::of(uri.path()) == Format::Html && post.confirm != "yes" {
         return Ok(Reply::page(ServiceFormView {
             editing,
@@ -599,22 +617,21 @@ async fn apply_compose(
             Ok(specs)
         }
     });
+    let refused = |message: String, compose: String| match Format::of(uri.path()) {
+        Format::Json => Err(AppError::Rejected {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        }),
+        Format::Html => Ok(compose_page(&target, compose, Some(message), None)
+            .with_status(StatusCode::UNPROCESSABLE_ENTITY)),
+    };
     let read = match read {
         Ok(specs) => complete(state, &target.history, specs).await?,
         Err(message) => Err(message),
     };
     let (specs, notes) = match read {
         Ok(completed) => completed,
-        Err(message) => {
-            return match Format::of(uri.path()) {
-                Format::Json => Err(AppError::Rejected {
-                    status: StatusCode::BAD_REQUEST,
-                    message,
-                }),
-                Format::Html => Ok(compose_page(&target, post.compose, Some(message), None)
-                    .with_status(StatusCode::UNPROCESSABLE_ENTITY)),
-            };
-        }
+        Err(message) => return refused(message, post.compose),
     };
     let empty = serde_json::json!({});
     let mut change_lines = Vec::new();
@@ -636,6 +653,10 @@ async fn apply_compose(
                 f.message = format!("{name}: {}", f.message);
                 f
             }));
+            if let Some(why) = swarmkeeper_deploy::placement(&state.engine, &view).await? {
+                let message = format!("{file_name}: service {name} cannot be placed: {why}");
+                return refused(message, post.compose);
+            }
         }
         desired.push((name, spec));
     }

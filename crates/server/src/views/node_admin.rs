@@ -480,6 +480,7 @@ mod tests {
             os: String::new(),
             architecture: String::new(),
             engine_labels: BTreeMap::new(),
+            log_drivers: Vec::new(),
             created_at: None,
             updated_at: None,
             spec: serde_json::Value::Null,

@@ -125,15 +125,8 @@ pub fn object_rows(
 /// The name of the next version of `name`: `db_password` → `db_password.v2`, `tls.v7` →
 /// `tls.v8`, the first such name not `taken`.
 pub fn next_version(name: &str, taken: &HashSet<&str>) -> String {
-    let counted = name.rsplit_once(".v").and_then(|(base, n)| {
-        let plain =
-            !base.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
-        plain
-            .then(|| n.parse::<u64>().ok())
-            .flatten()
-            .map(|n| (base, n + 1))
-    });
-    let (base, mut version) = counted.unwrap_or((name, 2));
+    let (base, mut version) = swarmkeeper_rollout::preflight::rotation_version(name)
+        .map_or((name, 2), |(base, n)| (base, n + 1));
     loop {
         let candidate = format!("{base}.v{version}");
         if !taken.contains(candidate.as_str()) {

@@ -20,6 +20,7 @@ use swarmkeeper_compose::{
 };
 use swarmkeeper_engine::{PublishMode, ServiceMode, ServiceView, UpdateConfig};
 use swarmkeeper_lint::mode_change;
+use swarmkeeper_rollout::preflight::{Unmet, Unplaceable};
 use swarmkeeper_units::format_duration;
 
 use super::FieldError;
@@ -1222,6 +1223,14 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
             }
         }
     }
+    // The docker CLI fills a bare NAME from its own environment; the dashboard has none to
+    // give, and Swarm would pass the bare name, which sets nothing.
+    if let Some(item) = items(&form.env).find(|item| !item.contains('=')) {
+        errors.push(FieldError::new(
+            "env",
+            format!("{item:?}: each line is NAME=VALUE (NAME= for an empty value)"),
+        ));
+    }
     for item in items(&form.mounts).filter(|m| m.contains('=')) {
         let has_target = item.split(',').any(|part| {
             part.split_once('=').is_some_and(|(k, v)| {
@@ -1268,6 +1277,20 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
         }
     }
     errors
+}
+
+/// The field to mark when the swarm has no node for the service: the need no node meets.
+pub fn placement_error(unplaceable: &Unplaceable) -> FieldError {
+    let field = match unplaceable.unmet {
+        Unmet::LogDriver => "log_driver",
+        Unmet::Memory => "reserve_memory",
+        Unmet::Cpus => "reserve_cpus",
+        Unmet::Nodes | Unmet::Constraints | Unmet::Together => "constraints",
+    };
+    FieldError::new(
+        field,
+        format!("no node could run this service: {}", unplaceable.why),
+    )
 }
 
 /// The form field that writes a compose setting the engine refuses
@@ -1808,6 +1831,14 @@ mod tests {
             ("log_options", |f| f.log_options = "max-file=0".into()),
             ("limit_memory", |f| f.limit_memory = "1k".into()),
             ("reserve_memory", |f| f.reserve_memory = "5M".into()),
+            // Tryout finding 6: a bare name, and mounts the engine rejects the task for.
+            ("env", |f| f.env = "A=1\nNOEQUALS".into()),
+            ("mounts", |f| {
+                f.mounts = "type=volume,target=relative".into()
+            }),
+            ("mounts", |f| f.mounts = "data:relative".into()),
+            ("mounts", |f| f.mounts = "type=tmpfs,target=/".into()),
+            ("mounts", |f| f.mounts = "data:/a\n/srv:/a".into()),
         ];
         let mut missed = Vec::new();
         for (field, spoil) in cases {
@@ -1945,6 +1976,29 @@ mod tests {
             proptest::prop_assert_eq!(&c["Args"], &first.json()["TaskTemplate"]["ContainerSpec"]["Args"]);
             proptest::prop_assert_eq!(&s1["EndpointSpec"], &first.json()["EndpointSpec"]);
             proptest::prop_assert_eq!(&s1["Labels"], &first.json()["Labels"]);
+        }
+    }
+
+    #[test]
+    fn an_unplaceable_service_marks_the_need_no_node_meets() {
+        let field = |unmet| {
+            placement_error(&Unplaceable {
+                unmet,
+                why: "why".into(),
+            })
+            .field
+        };
+        assert_eq!(field(Unmet::LogDriver), "log_driver");
+        assert_eq!(field(Unmet::Memory), "reserve_memory");
+        assert_eq!(field(Unmet::Cpus), "reserve_cpus");
+        assert_eq!(field(Unmet::Constraints), "constraints");
+        for unmet in [
+            Unmet::LogDriver,
+            Unmet::Memory,
+            Unmet::Cpus,
+            Unmet::Constraints,
+        ] {
+            assert!(FIELDS.contains(&field(unmet)), "{unmet:?}");
         }
     }
 
