@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use support::server::Server;
 use support::*;
 
 /// The times (ns since the epoch) of the engine's `oom` events for `service`'s containers,
