@@ -432,14 +432,45 @@ fn every_machine_shares_one_history_in_the_swarm_and_a_second_deploy_waits() {
 }
 
 #[test]
-fn a_task_pending_on_an_impossible_reservation_times_out_and_rolls_back() {
+fn a_reservation_no_node_has_is_refused_before_anything_changes() {
+    let (ok, _) = images();
+    let stack = Stack::new("toobig");
+    stack.deploy_services("v1.yml", &[service("web", ok, 1, "")]);
+    let reservation = "      resources:\n        reservations:\n          memory: 100000G\n";
+    let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, reservation)]));
+    let out = stack.deploy(&v2, &["--timeout", "4s"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("memory reservation of 97.7 TiB"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        stack.spec("web", "{{json .Spec.TaskTemplate.Resources.Reservations}}"),
+        "null",
+        "nothing changed"
+    );
+}
+
+#[test]
+fn a_task_pending_for_room_times_out_and_rolls_back() {
     let (ok, _) = images();
     let stack = Stack::new("pending");
     stack.deploy_services("v1.yml", &[service("web", ok, 1, "")]);
-    // More memory than any node has: Swarm leaves the task pending. (An impossible placement
-    // constraint is refused by the preflight before anything changes, tested below.)
-    let reservation = "      resources:\n        reservations:\n          memory: 100000G\n";
-    let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, reservation)]));
+    // Each replica reserves 60 % of the node's memory: the node has room for one, so Swarm
+    // leaves the second pending ("insufficient resources"), which the preflight cannot know.
+    let total: u64 = docker(HOST, &["info", "--format", "{{.MemTotal}}"])
+        .trim()
+        .parse()
+        .unwrap();
+    let reservation = format!(
+        "      replicas: 2\n      resources:\n        reservations:\n          memory: {}M\n",
+        total / 1024 / 1024 * 6 / 10
+    );
+    let v2 = stack.file(
+        "v2.yml",
+        &stack_file(&[service("web", ok, 2, &reservation)]),
+    );
     let out = stack.deploy(&v2, &["--timeout", "4s"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
