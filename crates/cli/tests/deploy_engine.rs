@@ -6,7 +6,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::deploy::{images, service, stack_file, text, Stack, HOST};
+use support::deploy::{images, room_for_one_replica, service, stack_file, text, Stack, HOST};
 use support::docker;
 
 #[test]
@@ -457,16 +457,9 @@ fn a_task_pending_for_room_times_out_and_rolls_back() {
     let (ok, _) = images();
     let stack = Stack::new("pending");
     stack.deploy_services("v1.yml", &[service("web", ok, 1, "")]);
-    // Each replica reserves 60 % of the node's memory: the node has room for one, so Swarm
-    // leaves the second pending ("insufficient resources"), which the preflight cannot know.
-    let total: u64 = docker(HOST, &["info", "--format", "{{.MemTotal}}"])
-        .trim()
-        .parse()
-        .unwrap();
-    let reservation = format!(
-        "      replicas: 2\n      resources:\n        reservations:\n          memory: {}M\n",
-        total / 1024 / 1024 * 6 / 10
-    );
+    // The node has room for one replica: Swarm leaves the second pending, which the
+    // preflight cannot know.
+    let reservation = room_for_one_replica();
     let v2 = stack.file(
         "v2.yml",
         &stack_file(&[service("web", ok, 2, &reservation)]),

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::deploy::{images, service, stack_file, text, Stack};
+use support::deploy::{images, room_for_one_replica, service, stack_file, text, Stack};
 
 /// Starts `swarmkeeper ARGS`, reads its progress until a line contains `seen`, then sends it
 /// `signal`; returns its exit code, what it printed before and after.
@@ -49,9 +49,13 @@ fn sigterm_while_following_records_the_revision_as_interrupted_and_frees_the_sta
     let (ok, _) = images();
     let stack = Stack::new("sigterm");
     let v1 = stack.deploy_services("v1.yml", &[service("web", ok, 1, "")]);
-    // Revision 2 converges slowly (never): its task waits for memory no node has.
-    let reservation = "      resources:\n        reservations:\n          memory: 100000G\n";
-    let v2 = stack.file("v2.yml", &stack_file(&[service("web", ok, 2, reservation)]));
+    // Revision 2 converges slowly (never): its second task waits for memory the node has
+    // given to the first.
+    let reservation = room_for_one_replica();
+    let v2 = stack.file(
+        "v2.yml",
+        &stack_file(&[service("web", ok, 2, &reservation)]),
+    );
     let deploy = [
         "deploy",
         "--progress",

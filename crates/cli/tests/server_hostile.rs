@@ -905,12 +905,10 @@ fn a_deploy_killed_half_way_is_settled_and_rolled_back_after_a_restart() {
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(first.json()["outcome"], "succeeded", "{}", first.text());
 
-    // Revision 2 can never place its task (more memory than any node has; an impossible
-    // constraint is refused by the preflight): the deploy follows it until the timeout.
-    let stuck = compose(
-        2,
-        "      resources:\n        reservations:\n          memory: 100000G\n",
-    );
+    // Revision 2 can never place its second task (the node's memory is reserved by the
+    // first; what no node has at all is refused by the preflight): the deploy follows it
+    // until the timeout.
+    let stuck = compose(2, &support::deploy::room_for_one_replica());
     let hanging = {
         let body = json!({"compose": stuck, "ignore_lint_errors": true}).to_string();
         let cookie = session.cookie.clone();

@@ -233,3 +233,19 @@ impl Stack {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 }
+
+/// `deploy:` lines (after [`service`]'s) that the host engine's single node can never
+/// converge on while the preflight lets them through: two replicas that each reserve 60 % of
+/// the node's memory. The preflight weighs a reservation against a node's total, the scheduler
+/// against what is free, so the second task stays pending ("no suitable node (insufficient
+/// resources …)").
+pub fn room_for_one_replica() -> String {
+    let total: u64 = super::docker(HOST, &["info", "--format", "{{.MemTotal}}"])
+        .trim()
+        .parse()
+        .expect("the engine's memory");
+    format!(
+        "      replicas: 2\n      resources:\n        reservations:\n          memory: {}M\n",
+        total / 1024 / 1024 * 6 / 10
+    )
+}
