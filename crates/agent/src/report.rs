@@ -196,10 +196,17 @@ async fn exchange(config: &ReportConfig, body: Bytes, server: &str) -> Result<()
         )
         .body(Full::new(body))
         .map_err(|e| unreachable(format!("cannot build the request: {e}")))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| unreachable(format!("the request failed: {e}")))?;
+    let response = sender.send_request(request).await.map_err(|e| {
+        // What a TLS server answers to plain HTTP: say what to do, not "invalid HTTP version".
+        let hint = if e.is_parse() {
+            "; the server did not answer in HTTP: if it serves HTTPS (--tls-cert, \
+             --tls-self-signed), send reports to its plain report listener (--report-listen; \
+             http://server:8081 in deploy/swarmkeeper.yml)"
+        } else {
+            ""
+        };
+        unreachable(format!("the request failed: {e}{hint}"))
+    })?;
     let status = response.status();
     if status.is_success() {
         return Ok(());

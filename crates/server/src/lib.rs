@@ -47,7 +47,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use error::AppError;
 pub use limits::Limits;
-pub use serve::{serve_on, serve_tls_on, OverTls};
+pub use serve::{serve_listeners, serve_on, serve_tls_on, OverTls};
 pub use state::{AppState, ServerConfig};
 pub use swarmkeeper_auth::TrustedProxies;
 
@@ -55,7 +55,17 @@ pub use swarmkeeper_auth::TrustedProxies;
 /// deadline between two pieces of any body, error answers in the route's format, and the
 /// security headers on every answer.
 pub fn app(state: AppState) -> Router {
-    routes::router(&state)
+    with_layers(routes::router(&state), state)
+}
+
+/// [`app`] with only the routes agents call ([`routes::agents_router`]), for the plain report
+/// listener.
+pub fn agents_app(state: AppState) -> Router {
+    with_layers(routes::agents_router(&state), state)
+}
+
+fn with_layers(router: Router<AppState>, state: AppState) -> Router {
+    router
         .layer(RequestBodyTimeoutLayer::new(
             state.config.limits.body_idle_timeout,
         ))
@@ -147,19 +157,35 @@ pub async fn import_deploy_history(state: &AppState) {
     }
 }
 
-/// Serves on `listen` until `shutdown` completes, over TLS when `tls` is given; see
-/// [`serve_on`].
+/// Serves on `listen` until `shutdown` completes, over TLS when `tls` is given, and the
+/// agents' routes alone over plain HTTP on `agents_listen` when given; see [`serve_on`].
+///
+/// # Errors
+/// Binding either address: the error names which flag (`--listen` or `--report-listen`).
 pub async fn serve(
     state: AppState,
     listen: SocketAddr,
     tls: Option<tls::TlsConfig>,
+    agents_listen: Option<SocketAddr>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), std::io::Error> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let named = |flag: &'static str, addr: SocketAddr| {
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{flag} {addr}: {e}"))
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(named("--listen", listen))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(listen = %listener.local_addr()?, scheme, "server listening");
-    match tls {
-        Some(tls) => serve_tls_on(state, listener, tls, shutdown).await,
-        None => serve_on(state, listener, shutdown).await,
-    }
+    let agents = match agents_listen {
+        Some(addr) => {
+            let agents = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(named("--report-listen", addr))?;
+            tracing::info!(listen = %agents.local_addr()?, "agents' reports listening (plain http)");
+            Some(agents)
+        }
+        None => None,
+    };
+    serve::serve_listeners(state, listener, tls, agents, shutdown).await
 }

@@ -37,7 +37,7 @@ pub async fn serve_on(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(state, listener, None, shutdown).await
+    serve_listeners(state, listener, None, None, shutdown).await
 }
 
 /// [`serve_on`] over TLS with `tls`: the same limits, deadlines and shutdown.
@@ -47,18 +47,25 @@ pub async fn serve_tls_on(
     tls: TlsConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(state, listener, Some(TlsAcceptor::from(tls)), shutdown).await
+    serve_listeners(state, listener, Some(tls), None, shutdown).await
 }
 
-async fn serve_with(
+/// [`serve_on`] (over TLS when `tls` is given), and on `agents`, when given, the agents'
+/// routes alone ([`crate::agents_app`]) over plain HTTP: agents on the stack's overlay network
+/// keep reporting while the dashboard serves HTTPS. One connection cap and one shutdown for
+/// both listeners.
+pub async fn serve_listeners(
     state: AppState,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<TlsConfig>,
+    agents: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = tls.map(TlsAcceptor::from);
     let limits = state.config.limits.clone();
     let trusted = state.config.trusted_proxies.clone();
     let app = crate::app(state.clone());
+    let agents_app = crate::agents_app(state.clone());
     crate::routes::spawn_housekeeping(state.clone());
     crate::autodeploy::spawn(state.clone());
     crate::alerting::spawn(state.clone());
@@ -72,10 +79,11 @@ async fn serve_with(
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
+        let (accepted, from_agents) = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+            accepted = listener.accept() => (accepted, false),
+            accepted = accept_on(agents.as_ref()) => (accepted, true),
         };
         while tasks.try_join_next().is_some() {}
         let (stream, peer) = match accepted {
@@ -93,7 +101,9 @@ async fn serve_with(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let tls = if from_agents { None } else { tls.clone() };
         let over_tls = tls.is_some();
+        let app = if from_agents { &agents_app } else { &app };
         let service = app
             .clone()
             .map_request(move |mut request: Request<Incoming>| {
@@ -107,7 +117,6 @@ async fn serve_with(
         let service = TowerToHyperService::new(service);
         let watcher = graceful.watcher();
         let http = http.clone();
-        let tls = tls.clone();
         let handshake_deadline = limits.header_read_timeout;
         tasks.spawn(async move {
             let served = match tls {
@@ -143,6 +152,7 @@ async fn serve_with(
         });
     }
     drop(listener);
+    drop(agents);
     state.shutdown.begin();
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
@@ -156,4 +166,14 @@ async fn serve_with(
     tasks.shutdown().await;
     state.write_folded_audit(None);
     Ok(())
+}
+
+/// The next connection on `listener`; never, without one.
+async fn accept_on(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }

@@ -1,7 +1,9 @@
 //! The built-in TLS: the server on a real socket with a self-signed certificate made in its
 //! state directory, asked by a real TLS client (reqwest over rustls) that trusts only that
 //! certificate; the connection limits and the head deadline still hold over TLS; and the login
-//! page over plain HTTP from elsewhere than localhost says why a login would not stick.
+//! page over plain HTTP from elsewhere than localhost says why a login would not stick. Beside
+//! HTTPS, the agents' report listener takes their reports over plain HTTP and serves nothing
+//! else.
 
 mod support;
 
@@ -18,11 +20,19 @@ use tokio::net::{TcpListener, TcpStream};
 use support::TempDir;
 
 fn state(dir: &std::path::Path, limits: Limits) -> AppState {
+    state_with_secret(dir, limits, None)
+}
+
+fn state_with_secret(
+    dir: &std::path::Path,
+    limits: Limits,
+    report_secret: Option<&str>,
+) -> AppState {
     AppState::open(
         Engine::from_env().expect("DOCKER_HOST or the default socket"),
         ServerConfig {
             state_dir: dir.to_owned(),
-            report_secret: None,
+            report_secret: report_secret.map(str::to_owned),
             session_policy: Default::default(),
             deploy_timeout: Duration::from_secs(60),
             trusted_proxies: Default::default(),
@@ -195,4 +205,99 @@ async fn the_login_page_says_why_a_login_over_plain_http_would_not_stick() {
         let page = app.call(Call::get("/login").header("host", host)).await;
         assert!(!page.text().contains("cookie-dropped"), "{host}");
     }
+}
+
+/// Over HTTPS the dashboard refuses plain HTTP, so agents (which report over plain HTTP inside
+/// the stack's overlay) report to the server's second listener: it takes a report with the
+/// secret, refuses one without, answers `/healthz`, and serves no page and no other API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_report_over_plain_http_beside_https_and_nothing_else_is_served_there() {
+    let dir = TempDir::new("tls-agents");
+    let (cert, key) = tls::self_signed(dir.path(), &["dash.test".to_owned()]).unwrap();
+    let app = state_with_secret(dir.path(), Limits::default(), Some(support::REPORT_SECRET));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let agents = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let agents_port = agents.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(swarmkeeper_server::serve_listeners(
+        app,
+        listener,
+        Some(tls::load(&cert, &key).unwrap()),
+        Some(agents),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // Plain HTTP only: a TLS backend that trusts nothing, which reqwest still wants built.
+    let plain = reqwest::Client::builder()
+        .tls_backend_preconfigured(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let agents_url = format!("http://127.0.0.1:{agents_port}");
+    let report = serde_json::to_vec(&support::report("", &support::unique("tls-agent"))).unwrap();
+    let post = |secret: Option<&str>| {
+        let mut request = plain
+            .post(format!("{agents_url}{}", swarmkeeper_report::REPORT_PATH))
+            .header("content-type", "application/json")
+            .body(report.clone());
+        if let Some(secret) = secret {
+            request = request.bearer_auth(secret);
+        }
+        request.send()
+    };
+    assert_eq!(
+        post(Some(support::REPORT_SECRET)).await.unwrap().status(),
+        204
+    );
+    assert_eq!(post(None).await.unwrap().status(), 401);
+    assert_eq!(post(Some("not-the-secret")).await.unwrap().status(), 401);
+    let health = plain
+        .get(format!("{agents_url}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    for path in ["/login", "/", "/api/nodes", "/api/openapi.json", "/setup"] {
+        let answer = plain
+            .get(format!("{agents_url}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{path} on the agents' listener");
+    }
+    let login = plain
+        .post(format!("{agents_url}/login"))
+        .form(&[("username", "admin"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 404);
+
+    // The dashboard's own port still speaks only HTTPS, and serves the report route too.
+    let client = client_trusting(&cert, port);
+    let page = client
+        .get(format!("https://dash.test:{port}/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(plain
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err());
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
 }

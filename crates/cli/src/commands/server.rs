@@ -35,6 +35,12 @@ pub struct ServerArgs {
         value_name = "ADDR"
     )]
     listen: SocketAddr,
+    /// Also serve the agents' reports (and `/healthz`), and nothing else, over plain HTTP
+    /// here: with --tls-cert or --tls-self-signed the dashboard speaks only HTTPS, while agents
+    /// report over plain HTTP inside the stack's overlay network. deploy/swarmkeeper.yml uses
+    /// port 8081, published nowhere. Empty means none.
+    #[arg(long, env = "SWARMKEEPER_REPORT_LISTEN", value_name = "ADDR")]
+    report_listen: Option<SocketAddr>,
     /// Keep users, sessions, the audit log and node reports here (one SQLite file); the deploy
     /// history is the swarm's (a history earlier versions kept here is imported once).
     #[arg(long, env = "SWARMKEEPER_STATE_DIR", default_value = DEFAULT_SERVER_STATE_DIR, value_name = "DIR")]
@@ -251,9 +257,15 @@ pub fn run(args: ServerArgs) -> CmdResult {
             .await
             .map_err(|e| Failure::Usage(e.to_string()))?;
         swarmkeeper_server::import_deploy_history(&state).await;
-        swarmkeeper_server::serve(state, args.listen, tls, super::agent::shutdown_signal())
-            .await
-            .map_err(|e| Failure::Usage(format!("--listen {}: {e}", args.listen)))
+        swarmkeeper_server::serve(
+            state,
+            args.listen,
+            tls,
+            args.report_listen,
+            super::agent::shutdown_signal(),
+        )
+        .await
+        .map_err(|e| Failure::Usage(e.to_string()))
     });
     // A dashboard deploy runs on a thread of its own and a password check on a blocking one:
     // neither holds the exit up for long (an interrupted deploy stops renewing its stack's lock,

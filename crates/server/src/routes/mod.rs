@@ -197,6 +197,19 @@ fn rows() -> Table {
 
 /// The app's routes, each behind its guard.
 pub fn router(state: &AppState) -> Router<AppState> {
+    router_of(state, |_| true)
+}
+
+/// The routes an agent calls: its report and `/healthz`. Served alone on the server's plain
+/// report listener (`--report-listen`), so that agents on the stack's overlay keep reporting
+/// over HTTP when the dashboard serves HTTPS, and nothing else of the app is reachable there.
+pub fn agents_router(state: &AppState) -> Router<AppState> {
+    router_of(state, |path| {
+        path == swarmkeeper_report::REPORT_PATH || path == "/healthz"
+    })
+}
+
+fn router_of(state: &AppState, keep: impl Fn(&str) -> bool) -> Router<AppState> {
     let mut router = Router::new();
     for Row {
         route,
@@ -204,6 +217,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         deadline,
     } in rows().0
     {
+        if !keep(route.path) {
+            continue;
+        }
         if deadline {
             handler = handler.layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
