@@ -58,8 +58,12 @@ def status(pid):
 def smaps(pid, binary):
     """Resident KiB (and of it anonymous: written pages) per kind of mapping, from
     /proc/PID/smaps: the binary's code, read-only data and writable data, the heap, and the
-    rest (thread stacks, mmap'ed blocks)."""
-    binary = os.path.realpath(binary)
+    rest (thread stacks, mmap'ed blocks). The binary is the one the process runs (a wrapper
+    given as --agent may have exec'ed it)."""
+    try:
+        binary = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        binary = os.path.realpath(binary)
     out = {}
     kind = None
     with open(f"/proc/{pid}/smaps") as f:
