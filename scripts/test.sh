@@ -6,6 +6,14 @@
 # (scripts/browser-test.sh; not when packages are picked). Extra arguments go to `cargo test`, e.g.
 #   scripts/test.sh -p swarmkeeper-gc
 #   scripts/test.sh -- --nocapture
+#
+# The whole workspace runs in two lanes at once, built first (`cargo test --no-run`): the
+# test binaries that bring up a Swarm lab of their own (lab/lab.sh: `SwarmLab::` in
+# crates/cli/tests/*.rs) in the background, everything else in the foreground. Lab tests
+# spend their time waiting on their own daemons (a pace between pushes, release timers,
+# rollouts), not on the CPU, and touch neither the host engine nor its swarm. The lab lane's
+# output is printed whole after the other lane's; either lane failing fails the command.
+# SWARMKEEPER_TEST_LANES=1 runs one `cargo test` instead, as does any argument before `--`.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 
@@ -27,11 +35,56 @@ for a in "$@"; do
     -p | --package | -p?* | --package=*) scope=() ;;
     esac
 done
-section "cargo test ${scope[*]} $*"
-t=$SECONDS
+# Two lanes only for the whole workspace with no cargo argument (test-harness arguments after
+# `--` are fine: both lanes get them).
+lanes=${SWARMKEEPER_TEST_LANES:-2}
+if [[ ${#scope[@]} -gt 0 && ${1:-} != "" && $1 != -- ]]; then lanes=1; fi
+lab_tests=() other_tests=() lab_names=()
+for f in crates/cli/tests/*.rs; do
+    n=$(basename "$f" .rs)
+    if grep -q 'SwarmLab::' "$f"; then
+        lab_tests+=(--test "$n") lab_names+=("$n")
+    else
+        other_tests+=(--test "$n")
+    fi
+done
+if [[ ${#scope[@]} -eq 0 || ${#lab_tests[@]} -eq 0 ]]; then lanes=1; fi
+
 status=0
-cargo test "${scope[@]}" "$@" || status=$?
-echo "cargo test finished in $((SECONDS - t)) s (exit $status)"
+if ((lanes == 1)); then
+    section "cargo test ${scope[*]} $*"
+    t=$SECONDS
+    cargo test "${scope[@]}" "$@" || status=$?
+    echo "cargo test finished in $((SECONDS - t)) s (exit $status)"
+else
+    section "cargo test --workspace $* (two lanes: Swarm lab tests alongside the rest)"
+    t=$SECONDS
+    cargo test --workspace --no-run || status=$?
+    if ((status == 0)); then
+        lab_log=$(mktemp /tmp/swarmkeeper-test-lab-lane.XXXXXX)
+        # Its own session: an interrupted run stops the whole lane (cargo, the test binary).
+        setsid cargo test -p swarmkeeper-cli "${lab_tests[@]}" "$@" >"$lab_log" 2>&1 &
+        lab_pid=$!
+        trap 'kill -TERM -- -$lab_pid 2>/dev/null || true; rm -f "$lab_log"' EXIT
+        trap 'exit 130' INT TERM
+        echo "lab lane started in the background (${lab_names[*]}); its output follows the other lane's"
+        other_status=0 cli_status=0
+        cargo test --workspace --exclude swarmkeeper-cli "$@" || other_status=$?
+        cargo test -p swarmkeeper-cli --bins "${other_tests[@]}" "$@" || cli_status=$?
+        if ((other_status == 0)); then other_status=$cli_status; fi
+        echo "other lane finished in $((SECONDS - t)) s (exit $other_status)"
+        lab_status=0
+        wait "$lab_pid" || lab_status=$?
+        trap - EXIT INT TERM
+        section "cargo test: the lab lane (ran alongside the above)"
+        cat "$lab_log"
+        rm -f "$lab_log"
+        echo "lab lane finished in $((SECONDS - t)) s (exit $lab_status)"
+        status=$other_status
+        if ((status == 0)); then status=$lab_status; fi
+    fi
+    echo "cargo test finished in $((SECONDS - t)) s (exit $status)"
+fi
 
 # The dashboard in a real browser (Debian's chromium driven by Playwright), when the whole
 # workspace was asked for; SWARMKEEPER_BROWSER_TEST=0 skips it.
