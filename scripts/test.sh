@@ -39,14 +39,20 @@ done
 # `--` are fine: both lanes get them).
 lanes=${SWARMKEEPER_TEST_LANES:-2}
 if [[ ${#scope[@]} -gt 0 && ${1:-} != "" && $1 != -- ]]; then lanes=1; fi
-lab_tests=() other_tests=() lab_names=()
-for f in crates/cli/tests/*.rs; do
+# Both lanes select the whole workspace (so cargo resolves the same features and reuses the
+# one build) and split it by integration test target (crates/*/tests/*.rs).
+lab_tests=() other_tests=() lab_names=() other_names=" "
+for f in crates/*/tests/*.rs; do
     n=$(basename "$f" .rs)
-    if grep -q 'SwarmLab::' "$f"; then
+    if [[ $f == crates/cli/tests/* ]] && grep -q 'SwarmLab::' "$f"; then
         lab_tests+=(--test "$n") lab_names+=("$n")
-    else
-        other_tests+=(--test "$n")
+    elif [[ $other_names != *" $n "* ]]; then
+        other_tests+=(--test "$n") other_names+="$n "
     fi
+done
+# A lab test's name also used by another crate's test would run in both lanes.
+for n in "${lab_names[@]}"; do
+    if [[ $other_names == *" $n "* ]]; then lanes=1; fi
 done
 if [[ ${#scope[@]} -eq 0 || ${#lab_tests[@]} -eq 0 ]]; then lanes=1; fi
 
@@ -63,15 +69,17 @@ else
     if ((status == 0)); then
         lab_log=$(mktemp /tmp/swarmkeeper-test-lab-lane.XXXXXX)
         # Its own session: an interrupted run stops the whole lane (cargo, the test binary).
-        setsid cargo test -p swarmkeeper-cli "${lab_tests[@]}" "$@" >"$lab_log" 2>&1 &
+        setsid cargo test --workspace "${lab_tests[@]}" "$@" >"$lab_log" 2>&1 &
         lab_pid=$!
         trap 'kill -TERM -- -$lab_pid 2>/dev/null || true; rm -f "$lab_log"' EXIT
         trap 'exit 130' INT TERM
         echo "lab lane started in the background (${lab_names[*]}); its output follows the other lane's"
-        other_status=0 cli_status=0
-        cargo test --workspace --exclude swarmkeeper-cli "$@" || other_status=$?
-        cargo test -p swarmkeeper-cli --bins "${other_tests[@]}" "$@" || cli_status=$?
-        if ((other_status == 0)); then other_status=$cli_status; fi
+        # Unit tests and every other integration test, then the doc tests (a run of its own
+        # in cargo: `--doc` takes no other target).
+        other_status=0 doc_status=0
+        cargo test --workspace --lib --bins "${other_tests[@]}" "$@" || other_status=$?
+        cargo test --workspace --doc "$@" || doc_status=$?
+        if ((other_status == 0)); then other_status=$doc_status; fi
         echo "other lane finished in $((SECONDS - t)) s (exit $other_status)"
         lab_status=0
         wait "$lab_pid" || lab_status=$?
