@@ -12,7 +12,9 @@
 # crates/cli/tests/*.rs) in the background, everything else in the foreground. Lab tests
 # spend their time waiting on their own daemons (a pace between pushes, release timers,
 # rollouts), not on the CPU, and touch neither the host engine nor its swarm. The lab lane's
-# output is printed whole after the other lane's; either lane failing fails the command.
+# output is printed whole after the other lane's; either lane failing fails the command. Each
+# lane runs on past a failing binary (--no-fail-fast), so a failure in one lane does not hide
+# the results of the rest of it.
 # SWARMKEEPER_TEST_LANES=1 runs one `cargo test` instead, as does any argument before `--`.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
@@ -69,7 +71,7 @@ else
     if ((status == 0)); then
         lab_log=$(mktemp /tmp/swarmkeeper-test-lab-lane.XXXXXX)
         # Its own session: an interrupted run stops the whole lane (cargo, the test binary).
-        setsid cargo test --workspace "${lab_tests[@]}" "$@" >"$lab_log" 2>&1 &
+        setsid cargo test --workspace --no-fail-fast "${lab_tests[@]}" "$@" >"$lab_log" 2>&1 &
         lab_pid=$!
         trap 'kill -TERM -- -$lab_pid 2>/dev/null || true; rm -f "$lab_log"' EXIT
         trap 'exit 130' INT TERM
@@ -77,7 +79,7 @@ else
         # Unit tests and every other integration test, then the doc tests (a run of its own
         # in cargo: `--doc` takes no other target).
         other_status=0 doc_status=0
-        cargo test --workspace --lib --bins "${other_tests[@]}" "$@" || other_status=$?
+        cargo test --workspace --no-fail-fast --lib --bins "${other_tests[@]}" "$@" || other_status=$?
         cargo test --workspace --doc "$@" || doc_status=$?
         if ((other_status == 0)); then other_status=$doc_status; fi
         echo "other lane finished in $((SECONDS - t)) s (exit $other_status)"
