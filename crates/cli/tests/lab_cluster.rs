@@ -136,7 +136,17 @@ fn the_agent_as_a_global_service_on_a_three_node_swarm() {
 
     // --- Each agent reports its own node's disk. -----------------------------------------
     for node in &nodes {
-        let metrics = lab.metrics(node).unwrap();
+        // /metrics answers as soon as the agent listens; its disk figures come with its first
+        // pass (0 until then), which a loaded machine may delay past the first answer.
+        let mut metrics = String::new();
+        wait_until(
+            &format!("the agent on {node} measures its disk"),
+            Duration::from_secs(30),
+            || {
+                metrics = lab.metrics(node).unwrap_or_default();
+                metric(&metrics, "swarmkeeper_disk_capacity_bytes").is_some_and(|c| c > 0.0)
+            },
+        );
         let (capacity, available) = fs_space(&lab.data(node));
         let reported = metric(&metrics, "swarmkeeper_disk_capacity_bytes").unwrap();
         assert_eq!(

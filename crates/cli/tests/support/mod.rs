@@ -595,6 +595,7 @@ impl SwarmLab {
             .arg(repo_root().join("packaging/build-image.sh"))
             .args(["--push", &tag])
             .env("DOCKER_HOST", self.host("manager"));
+        without_test_cargo_env(&mut build);
         // A static binary built already (`packaging/build-image.sh --binary-only`) saves the
         // release build when a lab test runs alone.
         if let Some(binary) = std::env::var_os("SWARMKEEPER_STATIC_BINARY") {
@@ -752,6 +753,28 @@ impl Drop for SwarmLab {
                 self.name,
                 String::from_utf8_lossy(&out.stderr)
             );
+        }
+    }
+}
+
+/// Removes from `cmd`'s environment what `cargo test` sets for this test process only (the
+/// package's `CARGO_MANIFEST_*`, `CARGO_PKG_*`, `CARGO_CRATE_NAME`, `CARGO_BIN_EXE_*`, …), so
+/// that a `cargo build` it runs sees the environment of a plain build. ring's build script
+/// declares `rerun-if-env-changed` on `CARGO_MANIFEST_DIR` and `CARGO_PKG_*`: inherited, they
+/// made the static release build (`packaging/build-image.sh`, built by CI just before the
+/// tests) rebuild ring and everything above it in the first lab test, about two minutes.
+fn without_test_cargo_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_MANIFEST_")
+            || key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_")
+            || matches!(
+                key,
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR"
+            )
+        {
+            cmd.env_remove(key);
         }
     }
 }
