@@ -16,11 +16,8 @@ Usage: bench/job-progress.py   (root, after scripts/ensure-engine.sh)
 Env:   ROUNDS (5), SWARMKEEPER (default target/debug/swarmkeeper)
 """
 
-import http.client
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +26,7 @@ import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
-from server_services import login  # noqa: E402
+from dashboard import Dashboard  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SK = os.environ.get("SWARMKEEPER", str(ROOT / "target" / "debug" / "swarmkeeper"))
@@ -62,7 +59,7 @@ def spread(values):
 
 def main():
     tmp = Path(tempfile.mkdtemp(prefix="skbench-job-"))
-    server = None
+    dash = None
     try:
         remove_all()
         ctx = tmp / "ctx"
@@ -75,26 +72,9 @@ def main():
         docker("service", "create", "--quiet", "--name", TARGET, "--replicas", "1",
                "--update-monitor", "1s", "--stop-grace-period", "1s",
                IMAGES[0], "/bin/busybox", "sleep", "1000000")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        password = "bench-job-password-1"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMKEEPER_")}
-        env["SWARMKEEPER_ADMIN_PASSWORD"] = password
-        server = subprocess.Popen([SK, "server", "--listen", f"127.0.0.1:{port}", "--state-dir",
-                                   str(tmp / "state"), "--admin-password-file", str(tmp / "none")],
-                                  env=env, stdout=open(tmp / "server.log", "wb"), stderr=subprocess.STDOUT)
-        for _ in range(100):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
-                break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(0.3)
-        cookie = login(f"http://127.0.0.1:{port}", "admin", password)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        conn.request("GET", "/account", headers={"Cookie": cookie})
-        csrf = conn.getresponse().read().decode().split('data-csrf="', 1)[1].split('"', 1)[0]
+        dash = Dashboard(SK, tmp, "bench-job-password-1").start()
+        cookie, csrf = dash.cookie, dash.csrf
+        conn = dash.connection()
 
         rows = {"answer": [], "first": [], "end": [], "cli_first": [], "cli_end": []}
         current = 0
@@ -112,7 +92,7 @@ def main():
             if resp.status != 303 or not location.startswith("/jobs/"):
                 raise SystemExit(f"POST /services/{TARGET}/edit: HTTP {resp.status} {location!r}")
             rows["answer"].append(time.perf_counter() - t0)
-            stream = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            stream = dash.connection()
             stream.request("GET", f"/api{location}/events", headers={"Cookie": cookie})
             events = stream.getresponse()
             first = None
@@ -146,9 +126,8 @@ def main():
         print(f"- docker service update --detach=false: -> first progress line {spread(rows['cli_first'])}; "
               f"-> exit {spread(rows['cli_end'])}")
     finally:
-        if server:
-            server.send_signal(signal.SIGTERM)
-            server.wait(10)
+        if dash:
+            dash.stop()
         remove_all()
         for image in IMAGES:
             subprocess.run(["docker", "rmi", image], capture_output=True)

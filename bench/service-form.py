@@ -19,13 +19,10 @@ Env:   COUNT (200), REQUESTS (200), WARMUP (20), EDITS (5 of each),
 Needs: docker CLI, /bin/busybox (busybox-static), python3.
 """
 
-import http.client
 import json
 import math
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,7 +31,7 @@ import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
-from server_services import login  # noqa: E402
+from dashboard import Dashboard  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SK = os.environ.get("SWARMKEEPER", str(ROOT / "target" / "debug" / "swarmkeeper"))
@@ -81,7 +78,7 @@ def pct(times, p):
 
 def main():
     tmp = Path(tempfile.mkdtemp(prefix="skbench-form-"))
-    server = None
+    dash = None
     try:
         remove_all()
         ctx = tmp / "ctx"
@@ -99,31 +96,9 @@ def main():
                "--update-monitor", "1s", "--stop-grace-period", "1s", "--env", "A=1",
                IMAGES[0], "/bin/busybox", "sleep", "1000000")
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        base = f"http://127.0.0.1:{port}"
-        password = "bench-form-password-1"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMKEEPER_")}
-        env["SWARMKEEPER_ADMIN_PASSWORD"] = password
-        server = subprocess.Popen([SK, "server", "--listen", f"127.0.0.1:{port}", "--state-dir",
-                                   str(tmp / "state"), "--admin-password-file", str(tmp / "none")],
-                                  env=env, stdout=open(tmp / "server.log", "wb"), stderr=subprocess.STDOUT)
-        for _ in range(100):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
-                break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(0.3)
-        cookie = login(base, "admin", password)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        conn.request("GET", "/account", headers={"Cookie": cookie})
-        page = conn.getresponse().read().decode()
-        csrf = page.split('data-csrf="', 1)[1].split('"', 1)[0]
-        conn.request("POST", "/api/tokens", body=json.dumps({"name": "bench"}),
-                     headers={"Cookie": cookie, "x-csrf-token": csrf, "Content-Type": "application/json"})
-        token = json.loads(conn.getresponse().read())["token"]
+        dash = Dashboard(SK, tmp, "bench-form-password-1").start()
+        cookie, csrf, token = dash.cookie, dash.csrf, dash.api_token()
+        conn = dash.connection()
 
         def call(method, path, body=None, headers=None):
             t0 = time.perf_counter()
@@ -180,9 +155,8 @@ def main():
               f"range {min(cli_times):.2f}-{max(cli_times):.2f} s")
         print(f"load average after: {open('/proc/loadavg').read().split()[:3]}")
     finally:
-        if server:
-            server.send_signal(signal.SIGTERM)
-            server.wait(10)
+        if dash:
+            dash.stop()
         remove_all()
         for image in IMAGES:
             subprocess.run(["docker", "rmi", image], capture_output=True)

@@ -99,10 +99,12 @@ pub(crate) async fn look(
         timeout: options.timeout,
         max_failed_tasks: options.max_failed_tasks,
         // A created service has no update for Swarm's updater to watch: its first tasks get
-        // the same monitor window here (a job's tasks are meant to end).
+        // the same monitor window here (a job's tasks are meant to end), read from the
+        // manager's times and this machine's monotonic clock, never the two compared.
         monitor: (change.action == Action::Create && !observed.mode.is_job()).then(|| Monitor {
             window: service.view.update_config.monitor,
-            now: Timestamp::now(),
+            changed_at: service.created_at,
+            since_change: change.applied_at.elapsed(),
         }),
     };
     let failing_task = observed.failing_task().map(|t| t.id.clone());

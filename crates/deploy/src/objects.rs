@@ -450,6 +450,8 @@ mod tests {
             spec,
             previous_spec: None,
             update_status: None,
+            created_at: None,
+            updated_at: None,
         }
     }
 

@@ -399,6 +399,8 @@ mod tests {
             spec,
             previous_spec: None,
             update_status: None,
+            created_at: None,
+            updated_at: None,
         };
         HashMap::from([("shop_web".to_string(), service)])
     }

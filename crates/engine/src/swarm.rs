@@ -674,6 +674,10 @@ struct ServiceWire {
     previous_spec: Option<Value>,
     #[serde(rename = "UpdateStatus", default)]
     update_status: Option<UpdateStatusWire>,
+    #[serde(rename = "CreatedAt", default)]
+    created_at: String,
+    #[serde(rename = "UpdatedAt", default)]
+    updated_at: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -705,14 +709,17 @@ impl ServiceWire {
             }),
             _ => None,
         };
-        Service::new(
+        let mut service = Service::new(
             self.id,
             self.version.index,
             self.spec,
             self.previous_spec,
             update_status,
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        service.created_at = engine_time(&self.created_at)?;
+        service.updated_at = engine_time(&self.updated_at)?;
+        Ok(service)
     }
 }
 

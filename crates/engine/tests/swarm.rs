@@ -134,6 +134,13 @@ async fn services_tasks_updates_and_logs() {
     // Updates need the current version; a stale one is recognisable.
     let service = engine.inspect_service(&name).await.unwrap();
     assert!(service.update_status.is_none());
+    // The manager's own times, which a created service's monitor window compares.
+    let created_at = service.created_at.expect("the service's CreatedAt");
+    assert!(service.updated_at.is_some_and(|u| u >= created_at));
+    assert!(
+        task.timestamp.is_some_and(|ran| ran >= created_at),
+        "{task:?} {created_at}"
+    );
     let mut updated = service.spec.clone();
     updated["Labels"]["extra"] = json!("1");
     engine

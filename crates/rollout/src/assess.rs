@@ -212,12 +212,26 @@ pub struct Follow {
 /// task that goes past RUNNING within `window` after it started running (with a healthcheck,
 /// RUNNING means healthy) fails the change, and the service converges only once every task
 /// it wants has run that long. Source: swarmkit's updater (`UpdateConfig.Monitor`).
+///
+/// The manager's times are only ever compared with each other, never with the clock of the
+/// machine that deploys: when a task started running is read as a time after the change
+/// (its status timestamp less the service's `CreatedAt`), and how much time has passed
+/// since the change is a duration measured on the deploying machine's monotonic clock. A
+/// deploying machine whose clock is minutes off the manager's therefore neither ends the
+/// window early (a task that crashes after 1 s taken for a success) nor late.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Monitor {
     /// The service's `UpdateConfig.Monitor` (Swarm's default 5 s).
     pub window: Duration,
-    /// The time of this look, against which the tasks' timestamps are read.
-    pub now: Timestamp,
+    /// When the manager made the change, by its clock: the service's `CreatedAt` for a
+    /// service the change created. `None` (an engine that does not say): the earliest
+    /// `CreatedAt` of the service's tasks, made just after it.
+    pub changed_at: Option<Timestamp>,
+    /// How long ago the engine answered the change, measured where the deploy runs (a
+    /// monotonic duration, not a time): the engine answered after it made the change, so this
+    /// is never more than the manager's own time since `changed_at`, and the window never
+    /// ends early.
+    pub since_change: Duration,
 }
 
 impl Monitor {
@@ -231,16 +245,26 @@ impl Monitor {
         })
     }
 
-    /// Every task the service wants has run the current spec for the whole window.
+    /// Every task the service wants has run the current spec for the whole window: the
+    /// time after the change at which it started running (manager's times), plus the window,
+    /// has passed since the change.
     fn held(&self, observed: &ObservedService) -> bool {
-        let window = jiff::SignedDuration::try_from(self.window).unwrap_or_default();
+        let changed_at = self
+            .changed_at
+            .or_else(|| observed.tasks.iter().filter_map(|t| t.created_at).min());
+        let Some(changed_at) = changed_at else {
+            return false;
+        };
         observed
             .tasks
             .iter()
             .filter(|t| observed.wanted(t) && t.current)
             .all(|t| {
-                t.timestamp
-                    .is_some_and(|since| self.now.duration_since(since) >= window)
+                t.timestamp.is_some_and(|running_since| {
+                    let after_change = Duration::try_from(running_since.duration_since(changed_at))
+                        .unwrap_or_default();
+                    self.since_change >= after_change.saturating_add(self.window)
+                })
             })
     }
 }
@@ -767,12 +791,14 @@ mod tests {
         Timestamp::from_second(1_700_000_000 + secs).unwrap()
     }
 
-    /// A created service looked at `now` seconds after its task started running.
+    /// A created service (made at `at(0)` by the manager's clock) looked at `now` seconds
+    /// after the engine answered the create.
     fn created(now: i64) -> Follow {
         Follow {
             monitor: Some(Monitor {
                 window: Duration::from_secs(5),
-                now: at(now),
+                changed_at: Some(at(0)),
+                since_change: Duration::from_secs(now as u64),
             }),
             ..follow(now as u64)
         }
@@ -831,6 +857,74 @@ mod tests {
             total_completions: 1,
         };
         assert!(!assess(&o, &created(3)).is_failure());
+    }
+
+    #[test]
+    fn the_window_starts_when_the_task_ran_by_the_managers_clock() {
+        // The task started running 2 s after the service was made: the window ends 7 s
+        // after the create, not 5 s.
+        let mut t = task("new", "running", "running", true);
+        t.timestamp = Some(at(2));
+        let o = observed(None, vec![t]);
+        assert!(!assess(&o, &created(6)).is_final());
+        assert_eq!(assess(&o, &created(7)), ServiceState::Converged);
+        // Without the service's CreatedAt, its first task's CreatedAt stands in.
+        let mut t = task("new", "running", "running", true);
+        (t.created_at, t.timestamp) = (Some(at(1)), Some(at(2)));
+        let o = observed(None, vec![t]);
+        let look = |secs| Follow {
+            monitor: Some(Monitor {
+                window: Duration::from_secs(5),
+                changed_at: None,
+                since_change: Duration::from_secs(secs),
+            }),
+            ..follow(secs)
+        };
+        assert!(!assess(&o, &look(5)).is_final());
+        assert_eq!(assess(&o, &look(6)), ServiceState::Converged);
+    }
+
+    #[test]
+    fn a_skewed_clock_between_the_deploying_machine_and_the_manager_does_not_shift_the_window() {
+        // Finding 26 on machines whose clocks disagree: the manager made the service and ran
+        // its task 0.5 s later, by a clock an hour (or a year) away from the deploying
+        // machine's. Only the manager's times are compared with each other, and the time
+        // since the create is this machine's monotonic duration: 1 s after the create the
+        // window still runs, whatever the skew, and it ends at 5.5 s.
+        for skew in [-31_536_000, -3600, -10, 0, 10, 3600, 31_536_000] {
+            let manager = |secs: f64| {
+                Timestamp::from_second(1_700_000_000 + skew).unwrap()
+                    + jiff::SignedDuration::from_secs_f64(secs)
+            };
+            let mut t = task("new", "running", "running", true);
+            (t.created_at, t.timestamp) = (Some(manager(0.1)), Some(manager(0.5)));
+            let o = observed(None, vec![t]);
+            let look = |millis: u64| Follow {
+                monitor: Some(Monitor {
+                    window: Duration::from_secs(5),
+                    changed_at: Some(manager(0.0)),
+                    since_change: Duration::from_millis(millis),
+                }),
+                ..follow(millis / 1000)
+            };
+            for millis in [1000, 5000, 5499] {
+                assert!(
+                    matches!(assess(&o, &look(millis)), ServiceState::InProgress { .. }),
+                    "skew {skew} s, {millis} ms after the create"
+                );
+            }
+            assert_eq!(
+                assess(&o, &look(5500)),
+                ServiceState::Converged,
+                "skew {skew}"
+            );
+            // The task crashes at 1 s: the deploy fails, whatever the skew.
+            let mut crashed = task("new", "shutdown", "failed", true);
+            (crashed.created_at, crashed.timestamp) = (Some(manager(0.1)), Some(manager(1.1)));
+            crashed.exit_code = Some(1);
+            let o = observed(None, vec![crashed]);
+            assert!(assess(&o, &look(1500)).is_failure(), "skew {skew}");
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! - [`verdict`]: whether the whole deploy has succeeded, failed or must wait;
 //! - [`stack_rollback`]: what to do to every other service when one fails;
 //! - [`preflight`]: placement constraints that leave a service no node, ports two services
-//!   would publish, checked before a deploy changes anything;
+//!   would publish, checked before a deploy changes anything; whether a task fits a node
+//!   (`preflight::misfit`), defined once for the preflight and [`placement`] (a drain's
+//!   preview);
 //! - [`apply_safe_defaults`]: the safe defaults swarmkeeper adds to a spec, as a table;
 //! - [`spec_matches`]: whether a spec differs from the engine's at all, so that a deploy that
 //!   changes nothing touches nothing, and [`service_diff`]: what a deploy would do to a

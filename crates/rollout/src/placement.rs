@@ -1,33 +1,32 @@
 //! Where displaced tasks (those of a node being drained) could run, by the filters Swarm's
 //! scheduler applies to every node before it places a task (swarmkit's
-//! `manager/scheduler/filter.go`): the node is ready and active; it has the CPU and memory the
-//! task reserves left over (its resources less what the tasks already on it reserve); it meets
-//! the service's placement constraints; none of the task's host-mode published ports is taken
-//! on it; it runs fewer of the service's tasks than the service's `MaxReplicas` per node.
+//! `manager/scheduler/filter.go`): first those [`misfit`] defines for every
+//! caller (ready and active; the CPU and memory the task reserves left over — the node's
+//! resources less what the tasks already on it reserve; its log driver among the node's
+//! plugins; the service's placement constraints), then those that depend on what runs there:
+//! none of the task's host-mode published ports is taken on it; it runs fewer of the
+//! service's tasks than the service's `MaxReplicas` per node.
 //! A task no node passes stays pending, and [`place`] says why, counting the nodes each
 //! filter turned away as Swarm's "no suitable node (…)" does.
 //!
 //! Tasks are placed one after another, each taking its room on the node it lands on (so two
 //! tasks that each fit alone may not both fit); among the nodes that pass, the one with the
-//! fewest tasks of the service, then the fewest tasks, as swarmkit's spread does. Plugins
-//! (volume and network drivers), image platforms and generic resources are not weighed:
-//! the engine's answers the shell reads do not carry them.
+//! fewest tasks of the service, then the fewest tasks, as swarmkit's spread does. Volume and
+//! network plugins, image platforms and generic resources are not weighed: the engine's
+//! answers the shell reads do not carry them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use swarmkeeper_units::bytes;
 
-use crate::preflight::{unmet, NodeFacts};
+use crate::preflight::{misfit, Misfit, Needs, NodeFacts, Reserved};
 
 /// A node a task might move to, and what already runs there.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeRoom {
-    /// Hostname, role, labels, and whether it is ready and active (`schedulable`).
+    /// Hostname, role, labels, resources, log plugins, and whether it is ready and active.
     pub facts: NodeFacts,
-    /// `Description.Resources`: billionths of a CPU, bytes of memory.
-    pub nano_cpus: u64,
-    pub memory_bytes: u64,
-    /// What the tasks Swarm keeps on it reserve.
+    /// What the tasks Swarm keeps on it reserve: billionths of a CPU, bytes of memory.
     pub reserved_nano_cpus: u64,
     pub reserved_memory_bytes: u64,
     /// Host-mode published ports in use on it: `(protocol, port)`.
@@ -45,10 +44,33 @@ pub struct Displaced {
     /// `Resources.Reservations`.
     pub nano_cpus: u64,
     pub memory_bytes: u64,
+    /// `TaskTemplate.LogDriver.Name`, when it names one.
+    pub log_driver: Option<String>,
     /// Host-mode published ports: `(protocol, port)`, port not 0.
     pub host_ports: Vec<(String, u32)>,
     /// `Placement.MaxReplicas`; 0: no limit.
     pub max_replicas: u64,
+}
+
+impl Displaced {
+    /// What the task asks of any node, as the preflight reads a service's needs.
+    pub fn needs(&self) -> Needs<'_> {
+        Needs {
+            constraints: &self.constraints,
+            nano_cpus: self.nano_cpus,
+            memory_bytes: self.memory_bytes,
+            log_driver: self.log_driver.as_deref(),
+        }
+    }
+}
+
+impl NodeRoom {
+    fn reserved(&self) -> Reserved {
+        Reserved {
+            nano_cpus: self.reserved_nano_cpus,
+            memory_bytes: self.reserved_memory_bytes,
+        }
+    }
 }
 
 /// Where a task goes.
@@ -64,10 +86,8 @@ pub enum Placement {
 /// Why one node turned a task away: the first filter it failed, in swarmkit's order.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Refusal {
-    NotReady,
-    Cpu,
-    Memory,
-    Constraint(String),
+    /// One of the filters every caller shares ([`misfit`]).
+    Node(Misfit),
     HostPort(String, u32),
     MaxReplicas,
 }
@@ -112,18 +132,8 @@ pub fn place(tasks: &[Displaced], nodes: &[NodeRoom]) -> Result<Vec<Placement>, 
 }
 
 fn refusal(task: &Displaced, node: &NodeRoom) -> Result<Option<Refusal>, String> {
-    if !node.facts.schedulable {
-        return Ok(Some(Refusal::NotReady));
-    }
-    let free = |total: u64, reserved: u64| total.saturating_sub(reserved);
-    if task.nano_cpus > free(node.nano_cpus, node.reserved_nano_cpus) {
-        return Ok(Some(Refusal::Cpu));
-    }
-    if task.memory_bytes > free(node.memory_bytes, node.reserved_memory_bytes) {
-        return Ok(Some(Refusal::Memory));
-    }
-    if let Some(constraint) = unmet(&task.constraints, &node.facts)? {
-        return Ok(Some(Refusal::Constraint(constraint.to_owned())));
+    if let Some(misfit) = misfit(&task.needs(), &node.facts, node.reserved())? {
+        return Ok(Some(Refusal::Node(misfit)));
     }
     if let Some((protocol, port)) = task
         .host_ports
@@ -141,12 +151,13 @@ fn refusal(task: &Displaced, node: &NodeRoom) -> Result<Option<Refusal>, String>
 
 /// Why no node takes `task`: each filter's refusals counted, the most common first.
 fn explain(task: &Displaced, refusals: &[Refusal]) -> String {
-    let ready = refusals.iter().filter(|r| **r != Refusal::NotReady).count();
+    let not_ready = Refusal::Node(Misfit::NotReady);
+    let ready = refusals.iter().filter(|r| **r != not_ready).count();
     if ready == 0 {
         return "no other node is ready and active".to_owned();
     }
     let mut counts: BTreeMap<&Refusal, usize> = BTreeMap::new();
-    for refusal in refusals.iter().filter(|r| **r != Refusal::NotReady) {
+    for refusal in refusals.iter().filter(|r| **r != not_ready) {
         *counts.entry(refusal).or_default() += 1;
     }
     let mut counted: Vec<(&Refusal, usize)> = counts.into_iter().collect();
@@ -163,18 +174,23 @@ fn explain(task: &Displaced, refusals: &[Refusal]) -> String {
     let parts: Vec<String> = counted
         .iter()
         .map(|(refusal, n)| match refusal {
-            Refusal::NotReady => unreachable!("left out above"),
-            Refusal::Cpu => format!(
+            Refusal::Node(Misfit::NotReady) => unreachable!("left out above"),
+            Refusal::Node(Misfit::Cpu) => format!(
                 "not enough CPU on {} (it reserves {} CPUs)",
                 nodes(*n),
                 task.nano_cpus as f64 / 1e9
             ),
-            Refusal::Memory => format!(
+            Refusal::Node(Misfit::Memory) => format!(
                 "not enough memory on {} (it reserves {})",
                 nodes(*n),
                 bytes(task.memory_bytes)
             ),
-            Refusal::Constraint(text) => {
+            Refusal::Node(Misfit::LogDriver) => format!(
+                "log driver `{}` is not on {}",
+                task.log_driver.as_deref().unwrap_or_default(),
+                nodes(*n)
+            ),
+            Refusal::Node(Misfit::Constraint(text)) => {
                 format!(
                     "the placement constraint `{text}` is not met on {}",
                     nodes(*n)
@@ -211,10 +227,10 @@ mod tests {
                 hostname: name.into(),
                 role: "worker".into(),
                 schedulable: true,
+                nano_cpus: 2_000_000_000,
+                memory_bytes: memory_gib * GIB,
                 ..NodeFacts::default()
             },
-            nano_cpus: 2_000_000_000,
-            memory_bytes: memory_gib * GIB,
             ..NodeRoom::default()
         }
     }
@@ -312,6 +328,27 @@ mod tests {
     }
 
     #[test]
+    fn a_log_driver_the_node_lacks_turns_it_away() {
+        let mut syslog = node("w2", 4);
+        syslog.facts.log_drivers = vec!["json-file".into(), "syslog".into()];
+        let mut plain = node("w1", 4);
+        plain.facts.log_drivers = vec!["json-file".into(), "local".into()];
+        let logs = Displaced {
+            log_driver: Some("syslog".into()),
+            ..task("a")
+        };
+        let placed = place(std::slice::from_ref(&logs), &[plain.clone(), syslog]).unwrap();
+        assert_eq!(placed, [Placement::Moves("w2".into())]);
+        let Placement::Pending(why) = &place(&[logs], &[plain]).unwrap()[0] else {
+            panic!("moved")
+        };
+        assert_eq!(
+            why,
+            "log driver `syslog` is not on any ready, active node (1 ready, active node looked at)"
+        );
+    }
+
+    #[test]
     fn no_ready_node_and_a_bad_constraint() {
         let mut down = node("w1", 4);
         down.facts.schedulable = false;
@@ -337,7 +374,7 @@ mod tests {
         )
             .prop_map(|(cpus, gib, schedulable, port)| {
                 let mut n = node("n", gib);
-                n.nano_cpus = cpus * 1_000_000_000;
+                n.facts.nano_cpus = cpus * 1_000_000_000;
                 n.facts.schedulable = schedulable;
                 n.host_ports.extend(port.map(|p| ("tcp".to_owned(), p)));
                 n
@@ -387,8 +424,10 @@ mod tests {
                         let n = &mut nodes[i];
                         n.reserved_nano_cpus += task.nano_cpus;
                         n.reserved_memory_bytes += task.memory_bytes;
-                        prop_assert!(n.reserved_nano_cpus <= n.nano_cpus || task.nano_cpus == 0);
-                        prop_assert!(n.reserved_memory_bytes <= n.memory_bytes || task.memory_bytes == 0);
+                        // A node that reports no figure is not compared (`preflight::misfit`).
+                        let (cpus, memory) = (n.facts.nano_cpus, n.facts.memory_bytes);
+                        prop_assert!(n.reserved_nano_cpus <= cpus || task.nano_cpus == 0 || cpus == 0);
+                        prop_assert!(n.reserved_memory_bytes <= memory || task.memory_bytes == 0 || memory == 0);
                         n.host_ports.extend(task.host_ports.iter().cloned());
                         *n.tasks.entry(task.service.clone()).or_default() += 1;
                     }

@@ -3,6 +3,10 @@
 //! whether two services publish the same port, and what a missing secret or config was
 //! rotated to. The engine would refuse the second only after the stack's networks exist, and
 //! wait for ever on the first (a task stays pending "no suitable node").
+//!
+//! Whether a task fits a node is defined once, by [`misfit`]: the preflight asks it of nodes
+//! with nothing reserved, the drain preview ([`crate::placement`]) of nodes with what their
+//! tasks reserve (`tests/fits.rs` checks that the two agree).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -156,16 +160,99 @@ pub fn unmet<'a>(constraints: &'a [String], node: &NodeFacts) -> Result<Option<&
     Ok(None)
 }
 
-/// Why `needs` leave a service no node to run on, or `None` when at least one schedulable
-/// node meets them all. A constraint Swarm cannot parse is an error. Resources compare with
-/// what a node has in all (swarmkit subtracts what other tasks reserve there, so a service
-/// let through may still wait for room; one refused here can never run).
+/// What the tasks already on a node reserve. Swarm's scheduler weighs a task's reservations
+/// against the node's resources less these; [`Reserved::NOTHING`] asks whether the node
+/// could ever run the task, which is the preflight's question.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reserved {
+    /// Billionths of a CPU.
+    pub nano_cpus: u64,
+    pub memory_bytes: u64,
+}
+
+impl Reserved {
+    /// An empty node.
+    pub const NOTHING: Reserved = Reserved {
+        nano_cpus: 0,
+        memory_bytes: 0,
+    };
+}
+
+/// The first of swarmkit's node filters (`manager/scheduler/pipeline.go`, in its order:
+/// ready, resources, plugins, constraints) that a node fails for a task, as [`misfit`] finds
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Misfit {
+    /// Not ready, or not active (down, drained, paused).
+    NotReady,
+    /// Fewer CPUs left than the task reserves.
+    Cpu,
+    /// Less memory left than the task reserves.
+    Memory,
+    /// The task's log driver is not among the node's log plugins.
+    LogDriver,
+    /// This placement constraint is not met.
+    Constraint(String),
+}
+
+/// The one definition of "a task fits a node": `None` when `node`, with `reserved` already
+/// taken by its tasks, passes every filter Swarm's scheduler applies to a node on its own
+/// (ready and active; CPU and memory reservations within what is left; the log driver among
+/// its plugins; every placement constraint), else the first filter it fails. A figure the
+/// node does not report (0 CPUs or bytes, no plugins listed) is never compared: such a node
+/// is given the benefit of the doubt, the engine decides. A constraint Swarm cannot parse is
+/// an error. The drain preview ([`crate::placement`]) asks it with what each node's tasks
+/// reserve, the preflight ([`unplaceable`]) with [`Reserved::NOTHING`].
+pub fn misfit(
+    needs: &Needs<'_>,
+    node: &NodeFacts,
+    reserved: Reserved,
+) -> Result<Option<Misfit>, String> {
+    if !node.schedulable {
+        return Ok(Some(Misfit::NotReady));
+    }
+    if !room_for(node.nano_cpus, reserved.nano_cpus, needs.nano_cpus) {
+        return Ok(Some(Misfit::Cpu));
+    }
+    if !room_for(node.memory_bytes, reserved.memory_bytes, needs.memory_bytes) {
+        return Ok(Some(Misfit::Memory));
+    }
+    if !has_log_driver(needs, node) {
+        return Ok(Some(Misfit::LogDriver));
+    }
+    Ok(unmet(needs.constraints, node)?.map(|c| Misfit::Constraint(c.to_owned())))
+}
+
+/// Whether `need` fits in `total` less `reserved`; a `total` of 0 is not reported.
+fn room_for(total: u64, reserved: u64, need: u64) -> bool {
+    total == 0 || need <= total.saturating_sub(reserved)
+}
+
+/// Whether the node has the log driver `needs` name (swarmkit's plugin filter skips `none`
+/// and no driver); a node that lists no plugins is not compared.
+fn has_log_driver(needs: &Needs<'_>, node: &NodeFacts) -> bool {
+    needs.plugin().is_none_or(|driver| {
+        node.log_drivers.is_empty() || node.log_drivers.iter().any(|d| d == driver)
+    })
+}
+
+/// Why `needs` leave a service no node to run on, or `None` when at least one node could run
+/// it, empty: [`misfit`] with [`Reserved::NOTHING`] passes on it. A constraint Swarm cannot
+/// parse is an error. Resources compare with what a node has in all (swarmkit subtracts what
+/// other tasks reserve there, so a service let through may still wait for room; one refused
+/// here can never run). The reason names the need no node meets, with the same filters.
 pub fn unplaceable(needs: &Needs<'_>, nodes: &[NodeFacts]) -> Result<Option<Unplaceable>, String> {
     let constraints = needs.constraints;
     let parsed = constraints
         .iter()
         .map(|c| parse(c))
         .collect::<Result<Vec<_>, _>>()?;
+    for node in nodes {
+        if misfit(needs, node, Reserved::NOTHING)?.is_none() {
+            return Ok(None);
+        }
+    }
+    // No node fits: name the need no node meets, in the filters' order.
     let refuse = |unmet, why| Ok(Some(Unplaceable { unmet, why }));
     let schedulable: Vec<&NodeFacts> = nodes.iter().filter(|n| n.schedulable).collect();
     if schedulable.is_empty() {
@@ -210,13 +297,10 @@ pub fn unplaceable(needs: &Needs<'_>, nodes: &[NodeFacts]) -> Result<Option<Unpl
             placed.len()
         )
     };
-    let has_driver = |n: &NodeFacts, driver: &str| {
-        n.log_drivers.is_empty() || n.log_drivers.iter().any(|d| d == driver)
-    };
-    let has_memory = |n: &NodeFacts| n.memory_bytes == 0 || n.memory_bytes >= needs.memory_bytes;
-    let has_cpus = |n: &NodeFacts| n.nano_cpus == 0 || n.nano_cpus >= needs.nano_cpus;
+    let has_memory = |n: &NodeFacts| room_for(n.memory_bytes, 0, needs.memory_bytes);
+    let has_cpus = |n: &NodeFacts| room_for(n.nano_cpus, 0, needs.nano_cpus);
     if let Some(driver) = needs.plugin() {
-        if !placed.iter().any(|n| has_driver(n, driver)) {
+        if !placed.iter().any(|n| has_log_driver(needs, n)) {
             let known: BTreeSet<&str> = placed
                 .iter()
                 .flat_map(|n| n.log_drivers.iter().map(String::as_str))
@@ -255,19 +339,13 @@ pub fn unplaceable(needs: &Needs<'_>, nodes: &[NodeFacts]) -> Result<Option<Unpl
             ),
         );
     }
-    let fits = |n: &&NodeFacts| {
-        needs.plugin().is_none_or(|d| has_driver(n, d)) && has_memory(n) && has_cpus(n)
-    };
-    if !placed.iter().any(fits) {
-        return refuse(
-            Unmet::Together,
-            format!(
-                "none of the {where_} has both the log driver and the resources the service \
-                 reserves"
-            ),
-        );
-    }
-    Ok(None)
+    refuse(
+        Unmet::Together,
+        format!(
+            "none of the {where_} has both the log driver and the resources the service \
+             reserves"
+        ),
+    )
 }
 
 /// The label a rotation puts on the new version of a secret or config: the name of the one

@@ -218,7 +218,12 @@ proptest! {
             elapsed: Duration::from_secs(1),
             timeout: Duration::from_secs(60),
             max_failed_tasks: 3,
-            monitor: Some(Monitor { window: Duration::from_secs(5), now: now_ts }),
+            // The manager made the service at `base`; the deploy looks `now` s after.
+            monitor: Some(Monitor {
+                window: Duration::from_secs(5),
+                changed_at: Some(base),
+                since_change: Duration::from_secs(now as u64),
+            }),
         };
         let state = assess(&observed, &follow);
         let ended = observed.tasks.iter().any(|t| {

@@ -156,6 +156,22 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
     }
 }
 
+/// The certificate the server serves, from its flags: `--tls-cert`'s file, else with
+/// `--tls-self-signed` the state directory's own ([`self_signed_paths`]), else none (plain
+/// HTTP). `swarmkeeper server` serves it, `swarmkeeper healthcheck` trusts exactly it: both
+/// read the same flags and variables and resolve them here.
+pub fn certificate(
+    tls_cert: Option<&Path>,
+    tls_self_signed: bool,
+    state_dir: &Path,
+) -> Option<PathBuf> {
+    match tls_cert {
+        Some(cert) => Some(cert.to_owned()),
+        None if tls_self_signed => Some(self_signed_paths(state_dir).0),
+        None => None,
+    }
+}
+
 /// Where [`self_signed`] keeps its pair: `<state dir>/tls/self-signed.crt` and `.key`.
 pub fn self_signed_paths(state_dir: &Path) -> (PathBuf, PathBuf) {
     let dir = state_dir.join("tls");
@@ -218,6 +234,18 @@ mod tests {
             "reused, not made again"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_certificate_is_the_flag_s_file_else_the_self_signed_one() {
+        let state = Path::new("/var/lib/sk");
+        let own = Path::new("/run/secrets/tls.crt");
+        assert_eq!(certificate(Some(own), false, state), Some(own.to_owned()));
+        assert_eq!(
+            certificate(None, true, state),
+            Some(PathBuf::from("/var/lib/sk/tls/self-signed.crt"))
+        );
+        assert_eq!(certificate(None, false, state), None);
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub struct Service {
     pub previous_spec: Option<Value>,
     /// `None` when the engine reports none: the service was never updated, or only scaled.
     pub update_status: Option<UpdateStatus>,
+    /// `CreatedAt`, by the manager's clock (`None` until the engine's answer sets it).
+    pub created_at: Option<Timestamp>,
+    /// `UpdatedAt`, by the manager's clock: the last change of the service's spec or status.
+    pub updated_at: Option<Timestamp>,
 }
 
 impl Service {
@@ -78,6 +82,8 @@ impl Service {
             view,
             previous_spec: previous_spec.filter(|s| !s.is_null()),
             update_status,
+            created_at: None,
+            updated_at: None,
         })
     }
 

@@ -12,10 +12,23 @@ use std::time::Duration;
 use clap::Args;
 use swarmkeeper_server::tls;
 
-use super::server::DEFAULT_SERVER_STATE_DIR;
+use super::server::ServerTlsArgs;
 use crate::exit::{CmdResult, Failure};
 
 #[derive(Args)]
+#[command(
+    mut_arg("tls_cert", |arg| arg.help(
+        "The server serves HTTPS with this certificate (its --tls-cert): ask over TLS, \
+         trusting that certificate alone"
+    )),
+    mut_arg("tls_self_signed", |arg| arg.help(
+        "The server serves HTTPS with the self-signed certificate of its --state-dir: ask \
+         over TLS, trusting that certificate alone"
+    )),
+    mut_arg("state_dir", |arg| arg.help(
+        "The server's state directory, where --tls-self-signed keeps its certificate"
+    ))
+)]
 pub struct HealthcheckArgs {
     /// The agent's or server's listen address (an unspecified address is asked on loopback).
     #[arg(
@@ -28,22 +41,9 @@ pub struct HealthcheckArgs {
     /// The agent's bearer token file, when it requires one.
     #[arg(long, env = "SWARMKEEPER_METRICS_TOKEN_FILE", value_name = "FILE")]
     metrics_token_file: Option<PathBuf>,
-    /// The server serves HTTPS with this certificate (its --tls-cert): ask over TLS, trusting
-    /// that certificate alone.
-    #[arg(
-        long,
-        env = "SWARMKEEPER_TLS_CERT",
-        value_name = "FILE",
-        conflicts_with = "tls_self_signed"
-    )]
-    tls_cert: Option<PathBuf>,
-    /// The server serves HTTPS with the self-signed certificate of its --state-dir: ask over
-    /// TLS, trusting that certificate alone.
-    #[arg(long, env = "SWARMKEEPER_TLS_SELF_SIGNED")]
-    tls_self_signed: bool,
-    /// The server's state directory, where --tls-self-signed keeps its certificate.
-    #[arg(long, env = "SWARMKEEPER_STATE_DIR", default_value = DEFAULT_SERVER_STATE_DIR, value_name = "DIR")]
-    state_dir: PathBuf,
+    // The server's TLS, read from the same flags and variables as the server's.
+    #[command(flatten)]
+    tls: ServerTlsArgs,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
@@ -66,11 +66,7 @@ pub fn run(args: HealthcheckArgs) -> CmdResult {
         }
         None => String::new(),
     };
-    let cert = match (&args.tls_cert, args.tls_self_signed) {
-        (Some(cert), _) => Some(cert.clone()),
-        (None, true) => Some(tls::self_signed_paths(&args.state_dir).0),
-        (None, false) => None,
-    };
+    let cert = args.tls.certificate();
     let timeout = Duration::from_secs(args.timeout.max(1));
     let no_answer = |e: std::io::Error| Failure::Failed(format!("{addr} does not answer: {e}"));
     let request = format!(

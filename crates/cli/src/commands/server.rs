@@ -22,8 +22,46 @@ use crate::exit::{init_logging, CmdResult, Failure};
 /// The server's default state directory, beside an agent's on a manager.
 pub(crate) const DEFAULT_SERVER_STATE_DIR: &str = "/var/lib/swarmkeeper-server";
 
+/// The flags that say where the server keeps its state and which certificate it serves:
+/// `swarmkeeper server` and `swarmkeeper healthcheck` (which asks it over TLS, trusting that
+/// certificate alone) read them, with the same variables, so that the stack file's
+/// healthcheck needs no option. Each command words the help its own way (`mut_arg`).
+#[derive(Args)]
+pub(crate) struct ServerTlsArgs {
+    /// Keep users, sessions, the audit log and node reports here (one SQLite file); the deploy
+    /// history is the swarm's (a history earlier versions kept here is imported once).
+    #[arg(long, env = "SWARMKEEPER_STATE_DIR", default_value = DEFAULT_SERVER_STATE_DIR, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. Browsers
+    /// keep the session cookie only over HTTPS or on localhost.
+    #[arg(
+        long,
+        env = "SWARMKEEPER_TLS_CERT",
+        value_name = "FILE",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate made at the first start and kept in the state
+    /// directory (tls/self-signed.crt: give it to browsers or `curl --cacert`), for the machine's
+    /// host name, localhost and the --listen address.
+    #[arg(long, env = "SWARMKEEPER_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+}
+
+impl ServerTlsArgs {
+    /// The certificate the server serves, if it serves HTTPS ([`tls::certificate`]).
+    pub(crate) fn certificate(&self) -> Option<PathBuf> {
+        tls::certificate(
+            self.tls_cert.as_deref(),
+            self.tls_self_signed,
+            &self.state_dir,
+        )
+    }
+}
+
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
+#[command(mut_arg("tls_cert", |arg| arg.requires("tls_key")))]
 pub struct ServerArgs {
     #[command(subcommand)]
     command: Option<ServerCommand>,
@@ -41,10 +79,8 @@ pub struct ServerArgs {
     /// port 8081, published nowhere. Empty means none.
     #[arg(long, env = "SWARMKEEPER_REPORT_LISTEN", value_name = "ADDR")]
     report_listen: Option<SocketAddr>,
-    /// Keep users, sessions, the audit log and node reports here (one SQLite file); the deploy
-    /// history is the swarm's (a history earlier versions kept here is imported once).
-    #[arg(long, env = "SWARMKEEPER_STATE_DIR", default_value = DEFAULT_SERVER_STATE_DIR, value_name = "DIR")]
-    state_dir: PathBuf,
+    #[command(flatten)]
+    tls: ServerTlsArgs,
     /// The secret agents send with their reports, read from this file (a Swarm secret).
     /// Without it the server refuses reports.
     #[arg(long, env = "SWARMKEEPER_REPORT_SECRET_FILE", value_name = "FILE")]
@@ -101,16 +137,6 @@ pub struct ServerArgs {
     #[arg(long, env = "SWARMKEEPER_KEEP_REVISIONS", default_value_t = DEFAULT_KEEP_REVISIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
     keep_revisions: u64,
-    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. Browsers
-    /// keep the session cookie only over HTTPS or on localhost.
-    #[arg(
-        long,
-        env = "SWARMKEEPER_TLS_CERT",
-        value_name = "FILE",
-        requires = "tls_key",
-        conflicts_with = "tls_self_signed"
-    )]
-    tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(
         long,
@@ -119,11 +145,6 @@ pub struct ServerArgs {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
-    /// Serve HTTPS with a self-signed certificate made at the first start and kept in the state
-    /// directory (tls/self-signed.crt: give it to browsers or `curl --cacert`), for the machine's
-    /// host name, localhost and the --listen address.
-    #[arg(long, env = "SWARMKEEPER_TLS_SELF_SIGNED")]
-    tls_self_signed: bool,
     /// Send alerts (disk full while GC falls short, disk predicted full, node down, agent
     /// silent, service not converged or rolled back, OOM kill) to this URL as JSON: `{"status":
     /// "firing"|"resolved", "rule", "subject", "summary", "started_at"}` (repeatable). The URL
@@ -230,7 +251,7 @@ pub fn run(args: ServerArgs) -> CmdResult {
     let alert_webhooks = alert_webhooks(&args.alert_webhooks)?;
     raise_open_files_limit();
     let config = ServerConfig {
-        state_dir: args.state_dir.clone(),
+        state_dir: args.tls.state_dir.clone(),
         report_secret,
         session_policy: SessionPolicy {
             idle: session_idle,
@@ -315,9 +336,13 @@ fn alert_webhooks(urls: &[String]) -> Result<Vec<Secret>, Failure> {
 /// error naming the flag and the file.
 fn tls_config(args: &ServerArgs) -> Result<Option<tls::TlsConfig>, Failure> {
     let usage = |e: tls::TlsError| Failure::Usage(e.to_string());
-    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
-        _ if args.tls_self_signed => {
+    let Some(cert) = args.tls.certificate() else {
+        return Ok(None);
+    };
+    let key = match &args.tls_key {
+        // clap lets --tls-cert through only with --tls-key.
+        Some(key) => key.clone(),
+        None => {
             let mut names = Vec::new();
             if let Ok(host) = rustix::system::uname().nodename().to_str() {
                 names.push(host.to_owned());
@@ -325,11 +350,11 @@ fn tls_config(args: &ServerArgs) -> Result<Option<tls::TlsConfig>, Failure> {
             if !args.listen.ip().is_unspecified() {
                 names.push(args.listen.ip().to_string());
             }
-            let (cert, key) = tls::self_signed(&args.state_dir, &names).map_err(usage)?;
+            let (made, key) = tls::self_signed(&args.tls.state_dir, &names).map_err(usage)?;
+            debug_assert_eq!(made, cert);
             tracing::info!(certificate = %cert.display(), "serving HTTPS with the self-signed certificate");
-            (cert, key)
+            key
         }
-        _ => return Ok(None),
     };
     tls::load(&cert, &key).map(Some).map_err(usage)
 }

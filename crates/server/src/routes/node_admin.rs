@@ -64,7 +64,7 @@ pub async fn drain_preview(
         .filter(|n| n.id != node.id)
         .map(swarmkeeper_deploy::node_facts)
         .collect();
-    let rooms = node_rooms(others, &nodes, &all_tasks, &services);
+    let rooms = node_rooms(others, &all_tasks, &services);
     let (tasks, _): (Vec<_>, Vec<_>) = all_tasks.into_iter().partition(|t| t.node_id == node.id);
     Ok(Reply::page(DrainPreview {
         effect: drain_effect(&tasks, &services, &rooms, own_container().as_deref()),

@@ -25,8 +25,8 @@ pub struct AffectedTask {
     pub state: String,
     /// What the drain does to it: `moves to HOST`, `stops: global service`, or `stops: would
     /// stay pending: WHY` (no other node passes Swarm's scheduler filters: not ready or
-    /// active, not enough CPU or memory for its reservations, a placement constraint, a
-    /// host-mode port taken; see `swarmkeeper_rollout::placement`).
+    /// active, not enough CPU or memory for its reservations, its log driver missing, a
+    /// placement constraint, a host-mode port taken; see `swarmkeeper_rollout::placement`).
     pub fate: String,
     /// The task of this very server: draining its node stops the dashboard.
     pub own_server: bool,
@@ -46,25 +46,15 @@ pub struct DrainEffect {
 }
 
 /// The swarm's other nodes as the scheduler's filters weigh them: each node's facts (from
-/// `others`, matched by id to `nodes`), its CPU and memory, and what the tasks Swarm keeps on
+/// `others`: its CPU, memory and log plugins among them), and what the tasks Swarm keeps on
 /// it (`tasks`: the swarm's tasks) reserve and publish on host ports, read from their
 /// services.
-pub fn node_rooms(
-    others: Vec<NodeFacts>,
-    nodes: &[SwarmNode],
-    tasks: &[Task],
-    services: &[Service],
-) -> Vec<NodeRoom> {
+pub fn node_rooms(others: Vec<NodeFacts>, tasks: &[Task], services: &[Service]) -> Vec<NodeRoom> {
     let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
     others
         .into_iter()
         .map(|facts| {
-            let node = nodes.iter().find(|n| n.id == facts.id);
-            let mut room = NodeRoom {
-                nano_cpus: node.map_or(0, |n| n.nano_cpus),
-                memory_bytes: node.map_or(0, |n| n.memory_bytes),
-                ..NodeRoom::default()
-            };
+            let mut room = NodeRoom::default();
             for task in tasks
                 .iter()
                 .filter(|t| t.node_id == facts.id && t.desired_state == TaskState::Running)
@@ -92,6 +82,7 @@ fn displaced(service: &Service) -> Displaced {
         constraints: view.constraints.clone(),
         nano_cpus: view.reservations.nano_cpus,
         memory_bytes: view.reservations.memory_bytes,
+        log_driver: view.log_driver.as_ref().map(|d| d.name.clone()),
         host_ports: view
             .ports
             .iter()
@@ -351,22 +342,19 @@ mod tests {
             "EndpointSpec": {"Ports": [{"TargetPort": 5432, "PublishedPort": 5432, "PublishMode": "host"}]}});
         let db = Service::new("db".to_owned(), 1, spec, None, None).unwrap();
         let services = [db, service("r", json!({"Replicated": {"Replicas": 1}}))];
-        let nodes = [SwarmNode {
-            memory_bytes: 3 << 30,
-            nano_cpus: 2_000_000_000,
-            ..node("n2", "worker-2")
-        }];
         let facts = NodeFacts {
             id: "n2".into(),
             hostname: "worker-2".into(),
             role: "worker".into(),
             schedulable: true,
+            memory_bytes: 3 << 30,
+            nano_cpus: 2_000_000_000,
             ..NodeFacts::default()
         };
         // worker-2 already runs a db task: 2 GiB of its 3 reserved, port 5432 taken.
         let mut elsewhere = task("db-2", "db", Some(2), "running");
         elsewhere.node_id = "n2".into();
-        let rooms = node_rooms(vec![facts], &nodes, &[elsewhere], &services);
+        let rooms = node_rooms(vec![facts], &[elsewhere], &services);
         assert_eq!(rooms[0].reserved_memory_bytes, 2 << 30);
         let effect = drain_effect(
             &[
@@ -454,9 +442,11 @@ mod tests {
 
     fn room(facts: NodeFacts) -> NodeRoom {
         NodeRoom {
-            facts,
-            nano_cpus: 1_000_000_000,
-            memory_bytes: 1 << 30,
+            facts: NodeFacts {
+                nano_cpus: 1_000_000_000,
+                memory_bytes: 1 << 30,
+                ..facts
+            },
             ..NodeRoom::default()
         }
     }
