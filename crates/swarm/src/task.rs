@@ -25,6 +25,9 @@ pub struct Task {
     /// `Status.Err`, e.g. `no suitable node (…)` or `task: non-zero exit (1)`.
     pub err: String,
     pub timestamp: Option<Timestamp>,
+    /// `Status.ContainerStatus.ExitCode`, only once the task has ended
+    /// ([`TaskState::has_ended`]): a running container has no exit code, whatever `0` the
+    /// engine reports for it.
     pub exit_code: Option<i64>,
     /// `Status.ContainerStatus.ContainerID`: set once the node has created the container.
     pub container_id: Option<String>,
