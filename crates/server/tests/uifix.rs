@@ -46,3 +46,60 @@ async fn a_running_task_shows_no_exit_code_and_its_restarts() {
         "{text}"
     );
 }
+
+/// The nodes list and the node page say the same "last GC pass": the pass the agent last
+/// reported, also one that had nothing to free (no stored run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nodes_list_and_the_node_page_share_the_last_gc_pass() {
+    let app = TestApp::new().await;
+    let hostname = support::unique("gcpass");
+    let mut report = support::report("", &hostname);
+    report.gc_runs.clear();
+    let pass_at = report.reported_at - jiff::SignedDuration::from_secs(40);
+    report.last_pass = Some(swarmkeeper_report::LastPass {
+        started_at: pass_at,
+        space_trigger: None,
+        usage_percent_after: 60,
+        shortfall_bytes: 0,
+        short_of_low_threshold: false,
+        short_of_headroom: false,
+    });
+    app.call(
+        Call::post("/api/agent/report")
+            .bearer(support::REPORT_SECRET)
+            .body("application/json", serde_json::to_vec(&report).unwrap()),
+    )
+    .await
+    .expect(204);
+    let key = format!("hostname:{hostname}");
+    let nodes: Value = app
+        .call(Call::get("/api/nodes").bearer(&app.viewer.token))
+        .await
+        .json();
+    let row = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == key.as_str())
+        .unwrap_or_else(|| panic!("{key} in {nodes}"))
+        .clone();
+    let node: Value = app
+        .call(Call::get(&format!("/api/nodes/{key}")).bearer(&app.viewer.token))
+        .await
+        .json();
+    let want = Value::String(pass_at.to_string());
+    assert_eq!(row["last_gc"], want, "{row}");
+    assert_eq!(node["last_pass"]["started_at"], want, "{node}");
+    assert_eq!(node["last_gc"], want, "{node}");
+    let list = app
+        .call(Call::get("/nodes").session(&app.viewer))
+        .await
+        .text();
+    let our_row = list
+        .rsplit(hostname.as_str())
+        .next()
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_else(|| panic!("{hostname} in {list}"));
+    assert!(!our_row.contains("never"), "{our_row}");
+    assert!(our_row.contains("ago"), "{our_row}");
+}
