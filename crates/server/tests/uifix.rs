@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::Value;
 use support::{Call, TempDir, TestApp, TestService};
 
@@ -102,4 +104,45 @@ async fn the_nodes_list_and_the_node_page_share_the_last_gc_pass() {
         .unwrap_or_else(|| panic!("{hostname} in {list}"));
     assert!(!our_row.contains("never"), "{our_row}");
     assert!(our_row.contains("ago"), "{our_row}");
+}
+
+/// A service whose task waits is on the overview with the scheduler's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_says_why_a_service_waits() {
+    let app = TestApp::new().await;
+    let waiting = TestService::create(
+        "waits",
+        &["--constraint", "node.labels.skservertest-nowhere==yes"],
+    );
+    let mut row = Value::Null;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let overview = app
+            .call(Call::get("/api/overview").bearer(&app.viewer.token))
+            .await
+            .json();
+        row = overview["attention"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == waiting.name.as_str())
+            .cloned()
+            .unwrap_or(Value::Null);
+        let said = row["pending"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|why| why.as_str().unwrap().contains("no suitable node"))
+        });
+        if said {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let why = row["pending"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no pending reason: {row}"))
+        .to_owned();
+    assert!(why.starts_with("pending: no suitable node ("), "{row}");
+    let page = app.call(Call::get("/").session(&app.viewer)).await.text();
+    let attention = page.split(r#"id="attention""#).nth(1).unwrap_or_default();
+    assert!(attention.contains(&why), "{attention}");
 }
