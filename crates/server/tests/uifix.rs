@@ -146,3 +146,60 @@ async fn the_overview_says_why_a_service_waits() {
     let attention = page.split(r#"id="attention""#).nth(1).unwrap_or_default();
     assert!(attention.contains(&why), "{attention}");
 }
+
+/// Who made a revision is said once: a dashboard edit's "edited in the dashboard by NAME" is
+/// not led by another "by" on the stacks list, a plain name is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stacks_list_says_who_changed_a_stack_once() {
+    use swarmkeeper_deploy::{DeployKind, DeployOutcome, History, RevisionEnd, RevisionStart};
+    let app = TestApp::new().await;
+    let stack = support::unique("who");
+    let _history = support::TestStack {
+        name: stack.clone(),
+    };
+    let namespace = format!("com.docker.stack.namespace={stack}");
+    let _service = TestService::create("whoweb", &["--label", &namespace]);
+    let history = app.state.history();
+    let now = jiff::Timestamp::now();
+    for by in ["alice", "edited in the dashboard by alice"] {
+        let start = RevisionStart {
+            stack: &stack,
+            by,
+            kind: &DeployKind::Edit,
+            files: &[],
+            at: now,
+        };
+        let number = history.append(&start).await.unwrap();
+        let end = RevisionEnd {
+            outcome: &DeployOutcome::Succeeded,
+            summary: "",
+            services: &[],
+            objects: &[],
+            at: now,
+        };
+        history.finish(&stack, number, &end).await.unwrap();
+    }
+    let list = app
+        .call(Call::get("/stacks").session(&app.viewer))
+        .await
+        .text();
+    let row = list
+        .rsplit(stack.as_str())
+        .next()
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_else(|| panic!("{stack} in {list}"));
+    assert!(
+        row.contains("edit edited in the dashboard by alice,"),
+        "{row}"
+    );
+    assert!(!row.contains("by edited"), "{row}");
+    let page = app
+        .call(Call::get(&format!("/stacks/{stack}")).session(&app.viewer))
+        .await
+        .text();
+    assert!(page.contains("<td>by alice</td>"), "{page}");
+    assert!(
+        page.contains("<td>edited in the dashboard by alice</td>"),
+        "{page}"
+    );
+}
