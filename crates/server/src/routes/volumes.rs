@@ -22,6 +22,7 @@ use crate::access::Caller;
 use crate::error::AppError;
 use crate::respond::Reply;
 use crate::state::AppState;
+use crate::views::own::AGENT_LABEL;
 use crate::views::volumes::{removal_target, volumes_view, RemovalRefused, VolumeRow, VolumesView};
 
 page!(VolumesView, "volumes.html", "volumes");
@@ -36,9 +37,6 @@ pub struct VolumeRemovalView {
 
 page!(VolumeRemovalView, "volume_remove.html", "volumes");
 
-/// The label of the agent (`deploy/swarmkeeper.yml`), on its service or its containers: its
-/// image runs removals.
-const AGENT_LABEL: &str = "swarmkeeper.agent";
 /// The label on a removal job, naming the volume.
 const JOB_LABEL: &str = "swarmkeeper.volume-removal";
 /// How long a removal job may take, image start included.
