@@ -294,3 +294,84 @@ async fn removing_swarmkeeper_itself_says_so_and_needs_a_confirmation() {
     let services = removed["removed"]["services"].as_array().unwrap();
     assert_eq!(services.len(), 2, "{removed}");
 }
+
+/// The silence form refuses an empty silence next to its subject field, and warns — without
+/// refusing — about a subject nothing has now; a subject the swarm has gets no warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_silence_form_refuses_empty_and_warns_about_unknown_subjects() {
+    let app = TestApp::new().await;
+    let admin = &app.admin;
+    let empty = app
+        .call(Call::post("/alerts/silences").session(admin).form(&[
+            ("rule", ""),
+            ("subject", ""),
+            ("duration", ""),
+            ("comment", ""),
+        ]))
+        .await;
+    empty.expect(422);
+    let page = empty.text();
+    assert!(
+        page.contains(r#"data-field="subject">a silence must name a rule, a subject or both"#),
+        "{page}"
+    );
+    let before = app
+        .call(Call::get("/api/alerts").bearer(&admin.token))
+        .await
+        .json();
+    assert_eq!(before["silences"], serde_json::json!([]), "{before}");
+
+    // A subject nothing has: made, and said.
+    let typo = support::unique("no-such-node");
+    let made = app
+        .call(Call::post("/alerts/silences").session(admin).form(&[
+            ("rule", ""),
+            ("subject", &typo),
+            ("duration", "10m"),
+            ("comment", ""),
+        ]))
+        .await;
+    made.expect(200);
+    let page = made.text();
+    let warning = page
+        .split(r#"id="silence-warning""#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no warning: {page}"));
+    assert!(
+        warning.contains("matches no node, service or task slot"),
+        "{warning}"
+    );
+    let json = app
+        .call(
+            Call::post("/api/alerts/silences")
+                .bearer(&admin.token)
+                .json(&serde_json::json!({"subject": typo, "duration": "10m"})),
+        )
+        .await;
+    json.expect(201);
+    let row = json.json();
+    assert!(
+        row["warning"].as_str().is_some_and(|w| w.contains(&typo)),
+        "{row}"
+    );
+
+    // A service that exists, and one of its task slots: no warning.
+    let service = TestService::create("silenced", &[]);
+    service.wait_running(1);
+    for subject in [service.name.clone(), format!("{}.1", service.name)] {
+        let row = app
+            .call(
+                Call::post("/api/alerts/silences")
+                    .bearer(&admin.token)
+                    .json(&serde_json::json!({"subject": subject, "duration": "10m"})),
+            )
+            .await
+            .json();
+        assert_eq!(row.get("warning"), None, "{row}");
+    }
+    let listed = app
+        .call(Call::get("/api/alerts").bearer(&admin.token))
+        .await
+        .json();
+    assert_eq!(listed["silences"].as_array().unwrap().len(), 4, "{listed}");
+}
