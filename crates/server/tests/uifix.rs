@@ -375,3 +375,84 @@ async fn the_silence_form_refuses_empty_and_warns_about_unknown_subjects() {
         .json();
     assert_eq!(listed["silences"].as_array().unwrap().len(), 4, "{listed}");
 }
+
+/// A volume a running task mounts is in use as soon as the task runs, whatever its node's
+/// last report said, and its removal is refused naming the task, its service and its node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_a_task_mounts_is_in_use_and_its_refusal_names_the_task() {
+    let app = TestApp::new().await;
+    let volume = support::unique("busyvol");
+    let mount = format!("type=volume,source={volume},target=/data");
+    let service = TestService::create("volsvc", &["--mount", &mount]);
+    service.wait_running(1);
+    // The node reported the volume before the task started: no container on it.
+    let node = support::node_id();
+    let mut here = support::report(&node, "volhost");
+    here.volumes = Some(vec![swarmkeeper_report::ReportedVolume {
+        name: volume.clone(),
+        driver: "local".into(),
+        mountpoint: format!("/var/lib/docker/volumes/{volume}/_data"),
+        size_bytes: None,
+        ..Default::default()
+    }]);
+    app.call(
+        Call::post("/api/agent/report")
+            .bearer(support::REPORT_SECRET)
+            .body("application/json", serde_json::to_vec(&here).unwrap()),
+    )
+    .await
+    .expect(204);
+
+    let listed: Value = app
+        .call(Call::get("/api/volumes").bearer(&app.viewer.token))
+        .await
+        .json();
+    let row = listed["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == volume.as_str())
+        .unwrap_or_else(|| panic!("{volume} in {listed}"))
+        .clone();
+    assert_eq!(row["unused"], false, "{row}");
+    assert_eq!(
+        row["tasks"][0]["task"],
+        format!("{}.1", service.name).as_str(),
+        "{row}"
+    );
+    let page = app
+        .call(Call::get("/volumes").session(&app.admin))
+        .await
+        .text();
+    let line = page
+        .split("<tr")
+        .find(|row| row.contains(volume.as_str()))
+        .unwrap_or_default();
+    assert!(line.contains(&format!("{}.1", service.name)), "{line}");
+    assert!(line.contains("not measured yet"), "{line}");
+    assert!(!line.contains("Remove"), "{line}");
+
+    let refused = app
+        .call(Call::delete(&format!("/api/volumes/{volume}?node={node}")).bearer(&app.admin.token))
+        .await
+        .expect_json_error(409);
+    assert!(
+        refused.contains(&format!(
+            "on node volhost is in use by task {0}.1 (service {0})",
+            service.name
+        )),
+        "{refused}"
+    );
+    drop(service);
+    wait_for_volume_free(&volume);
+}
+
+/// Removes the test's volume once the removed service's container has let go of it.
+fn wait_for_volume_free(volume: &str) {
+    let start = std::time::Instant::now();
+    while support::try_docker(&["volume", "rm", volume]).is_err()
+        && start.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
