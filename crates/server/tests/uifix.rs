@@ -456,3 +456,98 @@ fn wait_for_volume_free(volume: &str) {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// Removes a label of the host's node when dropped.
+struct NodeLabel {
+    node: String,
+    key: String,
+}
+
+impl Drop for NodeLabel {
+    fn drop(&mut self) {
+        let _ = support::try_docker(&["node", "update", "--label-rm", &self.key, &self.node]);
+    }
+}
+
+/// Labels that take a running service's placement away from its node — the dashboard's own
+/// server here — are not saved without a confirmation, and the form and the API say which
+/// tasks stop and that the dashboard does. Nothing is written to the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_that_would_stop_the_dashboard_need_a_confirmation() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let node = support::node_id();
+    let label = NodeLabel {
+        node: node.clone(),
+        key: support::unique("state"),
+    };
+    support::docker(&[
+        "node",
+        "update",
+        "--label-add",
+        &format!("{}=true", label.key),
+        &node,
+    ]);
+    let constraint = format!("node.labels.{}==true", label.key);
+    let server = TestService::create(
+        "placed",
+        &[
+            "--constraint",
+            &constraint,
+            "--label",
+            "swarmkeeper.server=true",
+        ],
+    );
+    server.wait_running(1);
+    let labels: serde_json::Map<String, Value> = serde_json::from_str(&support::docker(&[
+        "node",
+        "inspect",
+        "--format",
+        "{{json .Spec.Labels}}",
+        &node,
+    ]))
+    .unwrap();
+    let mut without = labels.clone();
+    without.remove(&label.key);
+
+    let refused = app
+        .call(
+            Call::put(&format!("/api/nodes/{node}/labels"))
+                .bearer(&op.token)
+                .json(&serde_json::json!({ "labels": without })),
+        )
+        .await
+        .expect_json_error(409);
+    assert!(
+        refused.contains(&format!("{}.1 stops: would stay pending", server.name)),
+        "{refused}"
+    );
+    assert!(refused.contains("this stops the dashboard"), "{refused}");
+    assert!(refused.contains("\"confirm\": true"), "{refused}");
+
+    let text: String = without
+        .iter()
+        .map(|(k, v)| format!("{k}={}\n", v.as_str().unwrap_or_default()))
+        .collect();
+    let form = app
+        .call(
+            Call::post(&format!("/nodes/{node}/labels"))
+                .session(op)
+                .form(&[("labels", &text)]),
+        )
+        .await;
+    form.expect(409);
+    let page = form.text();
+    assert!(page.contains(r#"id="stops-dashboard""#), "{page}");
+    assert!(page.contains(&server.name), "{page}");
+    assert!(page.contains(r#"name="confirm" value="true""#), "{page}");
+
+    let still = support::docker(&[
+        "node",
+        "inspect",
+        "--format",
+        "{{json .Spec.Labels}}",
+        &node,
+    ]);
+    assert!(still.contains(&label.key), "{still}");
+}
