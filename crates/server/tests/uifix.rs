@@ -27,8 +27,27 @@ async fn a_running_task_shows_no_exit_code_and_its_restarts() {
             "if [ -e /m/once ]; then exec /bin/busybox sleep 3600; fi; touch /m/once; exit 1",
         ],
     );
-    service.wait_running(1);
-    let id = service.tasks("{{.ID}}").pop().expect("a running task");
+    // The first task runs a moment too: wait for the second one to run.
+    let mut id = String::new();
+    support::wait_for(
+        "the slot's second task running",
+        Duration::from_secs(60),
+        || {
+            let all = support::docker(&["service", "ps", "-q", &service.name]);
+            let running: Vec<String> = service
+                .tasks("{{.ID}} {{.CurrentState}}")
+                .into_iter()
+                .filter(|t| t.contains(" Running"))
+                .collect();
+            match running.first() {
+                Some(task) if all.lines().count() >= 2 => {
+                    id = task.split(' ').next().unwrap_or_default().to_owned();
+                    true
+                }
+                _ => false,
+            }
+        },
+    );
     let task: Value = app
         .call(Call::get(&format!("/api/tasks/{id}")).bearer(&op.token))
         .await
@@ -66,13 +85,7 @@ async fn the_nodes_list_and_the_node_page_share_the_last_gc_pass() {
         short_of_low_threshold: false,
         short_of_headroom: false,
     });
-    app.call(
-        Call::post("/api/agent/report")
-            .bearer(support::REPORT_SECRET)
-            .body("application/json", serde_json::to_vec(&report).unwrap()),
-    )
-    .await
-    .expect(204);
+    post_report(&app, &report).await;
     let key = format!("hostname:{hostname}");
     let nodes: Value = app
         .call(Call::get("/api/nodes").bearer(&app.viewer.token))
@@ -395,13 +408,7 @@ async fn a_volume_a_task_mounts_is_in_use_and_its_refusal_names_the_task() {
         size_bytes: None,
         ..Default::default()
     }]);
-    app.call(
-        Call::post("/api/agent/report")
-            .bearer(support::REPORT_SECRET)
-            .body("application/json", serde_json::to_vec(&here).unwrap()),
-    )
-    .await
-    .expect(204);
+    post_report(&app, &here).await;
 
     let listed: Value = app
         .call(Call::get("/api/volumes").bearer(&app.viewer.token))
@@ -550,4 +557,15 @@ async fn labels_that_would_stop_the_dashboard_need_a_confirmation() {
         &node,
     ]);
     assert!(still.contains(&label.key), "{still}");
+}
+
+/// Posts `report` as its node's agent would.
+async fn post_report(app: &TestApp, report: &swarmkeeper_report::NodeReport) {
+    app.call(
+        Call::post("/api/agent/report")
+            .bearer(support::REPORT_SECRET)
+            .body("application/json", serde_json::to_vec(report).unwrap()),
+    )
+    .await
+    .expect(204);
 }

@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use swarmkeeper_auth::Action;
-use swarmkeeper_engine::{NodeChange, SwarmNode};
+use swarmkeeper_engine::{NodeChange, Service, SwarmNode, Task};
+use swarmkeeper_rollout::placement::NodeRoom;
 
 use crate::access::Caller;
 use crate::error::AppError;
@@ -54,6 +55,29 @@ pub async fn drain_preview(
     Path(id): Path<String>,
 ) -> Result<Reply, AppError> {
     let node = inspect(&state, &id).await?;
+    let Around {
+        tasks,
+        services,
+        rooms,
+    } = around(&state, &node).await?;
+    Ok(Reply::page(DrainPreview {
+        effect: drain_effect(&tasks, &services, &rooms, own_container().as_deref()),
+        id: node.id,
+        hostname: node.hostname,
+        availability: node.availability,
+    }))
+}
+
+/// The swarm as a change to one node weighs it: the node's tasks (old ones included), every
+/// service, and the other nodes' room by the scheduler's filters ([`node_rooms`]).
+struct Around {
+    tasks: Vec<Task>,
+    services: Vec<Service>,
+    rooms: Vec<NodeRoom>,
+}
+
+/// [`Around`] `node`: three engine requests.
+async fn around(state: &AppState, node: &SwarmNode) -> Result<Around, AppError> {
     let (all_tasks, services, nodes) = tokio::try_join!(
         state.engine.list_all_tasks(),
         state.engine.list_services(None),
@@ -65,13 +89,15 @@ pub async fn drain_preview(
         .map(swarmkeeper_deploy::node_facts)
         .collect();
     let rooms = node_rooms(others, &nodes, &all_tasks, &services);
-    let (tasks, _): (Vec<_>, Vec<_>) = all_tasks.into_iter().partition(|t| t.node_id == node.id);
-    Ok(Reply::page(DrainPreview {
-        effect: drain_effect(&tasks, &services, &rooms, own_container().as_deref()),
-        id: node.id,
-        hostname: node.hostname,
-        availability: node.availability,
-    }))
+    let tasks = all_tasks
+        .into_iter()
+        .filter(|t| t.node_id == node.id)
+        .collect();
+    Ok(Around {
+        tasks,
+        services,
+        rooms,
+    })
 }
 
 /// The server's own container, when it runs in one.
@@ -219,7 +245,7 @@ pub async fn labels_form(
     }))
 }
 
-/// What replacing the labels of node `id` with `labels` would do to the tasks it runs: the
+/// What replacing the labels of `node` with `labels` would do to the tasks it runs: the
 /// drain preview's placement over the swarm's other nodes, for the tasks whose constraints
 /// the new labels break.
 async fn label_effect(
@@ -227,21 +253,11 @@ async fn label_effect(
     node: &SwarmNode,
     labels: &BTreeMap<String, String>,
 ) -> Result<DrainEffect, AppError> {
-    let (all_tasks, services, nodes) = tokio::try_join!(
-        state.engine.list_all_tasks(),
-        state.engine.list_services(None),
-        state.engine.list_nodes()
-    )?;
-    let others: Vec<_> = nodes
-        .iter()
-        .filter(|n| n.id != node.id)
-        .map(swarmkeeper_deploy::node_facts)
-        .collect();
-    let rooms = node_rooms(others, &nodes, &all_tasks, &services);
-    let tasks: Vec<_> = all_tasks
-        .into_iter()
-        .filter(|t| t.node_id == node.id && t.is_wanted())
-        .collect();
+    let Around {
+        tasks,
+        services,
+        rooms,
+    } = around(state, node).await?;
     Ok(label_change_effect(
         &swarmkeeper_deploy::node_facts(node),
         labels,
