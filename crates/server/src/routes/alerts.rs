@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_alerts::{Alert, AlertRules, RuleId, Silence, SilenceError};
 use swarmkeeper_auth::{Action, SealingKey};
+use swarmkeeper_engine::EngineError;
 use swarmkeeper_notify::{Channel, ChannelKind, EmailChannel, Secret, SmtpTls};
 use swarmkeeper_store::{AlertRecord, StoredChannel, StoredSilence};
 
@@ -573,7 +574,13 @@ pub async fn add_silence(
         ),
     )?;
     state.alerting.evaluate_soon();
-    let warning = unmatched_warning(&state, &silence).await?;
+    // The silence is made: an engine that cannot be asked now only costs the warning.
+    let warning = unmatched_warning(&state, &silence)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not check what a new silence matches");
+            None
+        });
     let row = SilenceRow {
         warning: warning.clone(),
         ..SilenceRow::from(stored)
@@ -597,7 +604,7 @@ pub async fn add_silence(
 async fn unmatched_warning(
     state: &AppState,
     silence: &Silence,
-) -> Result<Option<String>, AppError> {
+) -> Result<Option<String>, EngineError> {
     let Some(subject) = &silence.subject else {
         return Ok(None);
     };

@@ -1,6 +1,7 @@
 //! `/volumes`: where each volume lives and how big it is, from the agents' latest reports
-//! (the server asks no engine: volumes are node-local, and only each node's agent sees them),
-//! and an admin's removal of one.
+//! (the server asks no engine for volumes: they are node-local, and only each node's agent
+//! sees them), which Swarm tasks mount each now (the swarm's task list, on the manager), and
+//! an admin's removal of one.
 //!
 //! A removal must happen on the volume's own node. On the node whose engine the server talks
 //! to, the server asks that engine. On another node it runs `swarmkeeper volume rm NAME` as a
