@@ -155,6 +155,22 @@ impl Silence {
         Ok(())
     }
 
+    /// Whether the silence names anything that exists now: a silence of a rule alone
+    /// matches whatever that rule fires for next; one naming a subject needs an `ongoing`
+    /// alert (rule, subject) it matches, or that subject among `known` (the swarm's node
+    /// hostnames, service names and task slots, as alerts name them). A silence that
+    /// matches nothing is allowed (the subject may come back), but its maker should be told:
+    /// a typo mutes nothing.
+    pub fn matches_something(&self, ongoing: &[(RuleId, &str)], known: &[String]) -> bool {
+        let Some(subject) = &self.subject else {
+            return true;
+        };
+        ongoing
+            .iter()
+            .any(|(rule, s)| self.rule.is_none_or(|r| r == *rule) && s == subject)
+            || known.iter().any(|k| k == subject)
+    }
+
     /// Whether the silence mutes `rule` about `subject` at `now` (from `starts_at` included to
     /// `ends_at` excluded).
     pub fn matches(&self, rule: RuleId, subject: &str, now: Timestamp) -> bool {
@@ -475,6 +491,27 @@ mod tests {
             s.validate(),
             Err(SilenceError::EndsBeforeStart { .. })
         ));
+    }
+
+    #[test]
+    fn a_silence_of_a_subject_nothing_has_matches_nothing() {
+        let silence = |rule, subject: Option<&str>| Silence {
+            rule,
+            subject: subject.map(str::to_owned),
+            starts_at: t(0),
+            ends_at: t(1),
+            created_by: String::new(),
+            comment: String::new(),
+        };
+        let known = ["w1".to_owned(), "web".to_owned(), "web.1".to_owned()];
+        let ongoing = [(DOWN, "gone-node")];
+        assert!(silence(Some(DOWN), None).matches_something(&[], &[]));
+        assert!(silence(None, Some("web.1")).matches_something(&[], &known));
+        assert!(silence(Some(DOWN), Some("gone-node")).matches_something(&ongoing, &known));
+        assert!(silence(None, Some("gone-node")).matches_something(&ongoing, &known));
+        assert!(!silence(Some(RuleId::RolledBack), Some("gone-node"))
+            .matches_something(&ongoing, &known));
+        assert!(!silence(None, Some("no-such-node")).matches_something(&ongoing, &known));
     }
 
     #[test]

@@ -781,9 +781,10 @@ struct ContainerStatusWire {
 
 impl TaskWire {
     fn into_task(self) -> Result<Task, String> {
+        let state = TaskState::parse(&self.status.state);
         let (exit_code, container_id) = match self.status.container {
             Some(c) => (
-                c.exit_code,
+                c.exit_code.filter(|_| state.has_ended()),
                 Some(c.container_id).filter(|id| !id.is_empty()),
             ),
             None => (None, None),
@@ -794,7 +795,7 @@ impl TaskWire {
             slot: self.slot.filter(|&s| s > 0),
             node_id: self.node_id,
             desired_state: TaskState::parse(&self.desired_state),
-            state: TaskState::parse(&self.status.state),
+            state,
             message: self.status.message,
             err: self.status.err,
             timestamp: engine_time(&self.status.timestamp)?,
@@ -1040,5 +1041,22 @@ mod tests {
              (Docker Engine at unix:///x)"
         );
         assert!(!error.is_not_found() && !error.is_conflict() && !is_out_of_sequence(&error));
+    }
+
+    #[test]
+    fn a_running_task_has_no_exit_code_an_ended_one_has() {
+        let task = |state: &str| {
+            let wire: TaskWire = serde_json::from_value(serde_json::json!({
+                "ID": "t1",
+                "Status": {"State": state, "ContainerStatus": {"ContainerID": "c1", "ExitCode": 0}},
+            }))
+            .unwrap();
+            wire.into_task().unwrap()
+        };
+        assert_eq!(task("running").exit_code, None);
+        assert_eq!(task("starting").exit_code, None);
+        assert_eq!(task("running").container_id.as_deref(), Some("c1"));
+        assert_eq!(task("complete").exit_code, Some(0));
+        assert_eq!(task("shutdown").exit_code, Some(0));
     }
 }

@@ -103,6 +103,32 @@ impl ObservedService {
         }
     }
 
+    /// Why the tasks Swarm wants wait, each reason once, sorted: the scheduler's `Status.Err`
+    /// (else the message) led by the task's state, e.g. "pending: no suitable node
+    /// (insufficient resources on 2 nodes)". The deploy prints these while it follows; the
+    /// dashboard shows them beside a service that has not converged.
+    pub fn pending_reasons(&self) -> Vec<String> {
+        let mut pending: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|t| self.wanted(t) && t.state.is_waiting())
+            .filter_map(|t| {
+                let reason = if t.err.is_empty() { &t.message } else { &t.err };
+                // The engine often repeats the state in its message ("preparing: preparing").
+                (!reason.is_empty()).then(|| {
+                    if reason.starts_with(t.state.as_str()) {
+                        reason.clone()
+                    } else {
+                        format!("{}: {reason}", t.state)
+                    }
+                })
+            })
+            .collect();
+        pending.sort();
+        pending.dedup();
+        pending
+    }
+
     /// Swarm still means the task to run (a service's) or to run to completion (a job's).
     fn wanted(&self, task: &ObservedTask) -> bool {
         let wanted = if self.mode.is_job() {
@@ -403,24 +429,7 @@ pub fn assess(observed: &ObservedService, follow: &Follow) -> ServiceState {
     let Tally {
         running, desired, ..
     } = tally(observed);
-    let mut pending: Vec<String> = observed
-        .tasks
-        .iter()
-        .filter(|t| observed.wanted(t) && t.state.is_waiting())
-        .filter_map(|t| {
-            let reason = if t.err.is_empty() { &t.message } else { &t.err };
-            // The engine often repeats the state in its message ("preparing: preparing").
-            (!reason.is_empty()).then(|| {
-                if reason.starts_with(t.state.as_str()) {
-                    reason.clone()
-                } else {
-                    format!("{}: {reason}", t.state)
-                }
-            })
-        })
-        .collect();
-    pending.sort();
-    pending.dedup();
+    let pending = observed.pending_reasons();
     let failed: Vec<&ObservedTask> = observed
         .tasks
         .iter()

@@ -59,6 +59,18 @@ pub fn words(raw: &str) -> String {
     raw.replace('_', " ")
 }
 
+/// Who made a recorded revision, as one phrase wherever it is shown: a revision's `by` is
+/// either a name (`alice`, `ci`, `auto-deploy`), read "by alice", or a sentence that names
+/// its user already ("edited in the dashboard by alice", "rotated secret db → db.v2 in the
+/// dashboard by alice"), read as it is.
+pub fn changed_by(by: &str) -> String {
+    if by.contains(" by ") {
+        by.to_owned()
+    } else {
+        format!("by {by}")
+    }
+}
+
 /// A timestamp to the second, in UTC, for tables.
 pub fn when(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%M:%S").to_string()
@@ -72,6 +84,7 @@ pub fn when(at: Timestamp) -> String {
 ///   renders the page with (one instant for the whole page).
 /// - `{{ at|when }}`: the time to the second, UTC.
 /// - `{{ nano_cpus|cpus }}`: Swarm's nano-CPUs as CPUs, `1.5`.
+/// - `{{ revision.by|changed_by }}`: who made a revision, see [`changed_by`](super::changed_by).
 ///
 /// Each takes a value or a reference to one (askama passes `&field`, or `&&value` for a
 /// `let` binding), and times also as `Option<Timestamp>`.
@@ -147,6 +160,13 @@ pub mod filters {
         Ok(at.moment().map_or_else(|| NEVER.to_owned(), super::when))
     }
 
+    pub fn changed_by<T: std::fmt::Display + ?Sized>(
+        by: &T,
+        _: &dyn askama::Values,
+    ) -> Result<String, Infallible> {
+        Ok(super::changed_by(&by.to_string()))
+    }
+
     pub fn cpus<T: Count + ?Sized>(nano: &T, _: &dyn askama::Values) -> Result<String, Infallible> {
         Ok(format!("{:.1}", nano.count() as f64 / 1e9))
     }
@@ -161,6 +181,16 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn who_changed_a_revision_is_said_once() {
+        assert_eq!(changed_by("alice"), "by alice");
+        assert_eq!(changed_by("auto-deploy"), "by auto-deploy");
+        assert_eq!(
+            changed_by("edited in the dashboard by alice"),
+            "edited in the dashboard by alice"
+        );
+    }
 
     #[test]
     fn ages_pick_the_largest_whole_unit() {

@@ -47,6 +47,21 @@ impl TaskState {
         )
     }
 
+    /// The task is past running: its container, if it had one, has exited or been stopped
+    /// (`complete`, `shutdown`, `failed`, `rejected`, `remove`, `orphaned`). Only then does
+    /// its exit code mean anything: the engine reports `ExitCode: 0` for a running container.
+    pub fn has_ended(&self) -> bool {
+        matches!(
+            self,
+            TaskState::Complete
+                | TaskState::Shutdown
+                | TaskState::Failed
+                | TaskState::Rejected
+                | TaskState::Remove
+                | TaskState::Orphaned
+        )
+    }
+
     /// The task ended badly: `failed`, `rejected` (the node could not start it, e.g. "No
     /// such image") or `orphaned` (its node went away).
     pub fn is_failed(&self) -> bool {

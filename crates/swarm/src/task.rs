@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::image::ImageRef;
 use crate::state::TaskState;
-use crate::view::{template_limits, ResourceAmounts};
+use crate::view::{template_limits, template_volumes, ResourceAmounts};
 
 /// One task of a service, as `GET /tasks` reports it. Its [`Default`] is a task Swarm has
 /// just made (`new`), of no service yet.
@@ -25,6 +25,9 @@ pub struct Task {
     /// `Status.Err`, e.g. `no suitable node (…)` or `task: non-zero exit (1)`.
     pub err: String,
     pub timestamp: Option<Timestamp>,
+    /// `Status.ContainerStatus.ExitCode`, only once the task has ended
+    /// ([`TaskState::has_ended`]): a running container has no exit code, whatever `0` the
+    /// engine reports for it.
     pub exit_code: Option<i64>,
     /// `Status.ContainerStatus.ContainerID`: set once the node has created the container.
     pub container_id: Option<String>,
@@ -95,6 +98,12 @@ impl Task {
         }
     }
 
+    /// The named volumes the task's container mounts (`Spec.ContainerSpec.Mounts` of type
+    /// `volume`): on its node, those volumes are in use while the task is.
+    pub fn volumes(&self) -> Vec<String> {
+        template_volumes(&self.spec)
+    }
+
     /// `Spec.Resources.Limits`: what the task's container may use (0: no limit).
     pub fn limits(&self) -> ResourceAmounts {
         template_limits(&self.spec)
@@ -129,6 +138,22 @@ mod tests {
             "it failed, then Swarm wanted it gone"
         );
         assert!(!task(Complete, Shutdown).stopped_by_swarm());
+    }
+
+    #[test]
+    fn a_task_mounts_its_named_volumes_not_binds_tmpfs_or_anonymous_ones() {
+        let task = Task {
+            spec: json!({"ContainerSpec": {"Mounts": [
+                {"Type": "volume", "Source": "db_data", "Target": "/data"},
+                {"Source": "cache", "Target": "/cache"},
+                {"Type": "volume", "Target": "/anonymous"},
+                {"Type": "bind", "Source": "/srv", "Target": "/srv"},
+                {"Type": "tmpfs", "Target": "/tmp"}
+            ]}}),
+            ..Task::default()
+        };
+        assert_eq!(task.volumes(), ["db_data", "cache"]);
+        assert!(Task::default().volumes().is_empty());
     }
 
     #[test]

@@ -424,6 +424,21 @@ pub(crate) fn template_limits(template: &Value) -> ResourceAmounts {
         .unwrap_or_default()
 }
 
+/// The named volumes a task spec mounts (`ContainerSpec.Mounts` of type `volume`, Swarm's
+/// default, with a source), in order; none when the spec cannot be read.
+pub(crate) fn template_volumes(template: &Value) -> Vec<String> {
+    TaskTemplateWire::deserialize(template)
+        .map(|t| {
+            t.container_spec
+                .mounts
+                .into_iter()
+                .filter(|m| matches!(m.r#type.as_str(), "" | "volume") && !m.source.is_empty())
+                .map(|m| m.source)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
 struct TaskTemplateWire {

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_alerts::{Alert, AlertRules, RuleId, Silence, SilenceError};
 use swarmkeeper_auth::{Action, SealingKey};
+use swarmkeeper_engine::EngineError;
 use swarmkeeper_notify::{Channel, ChannelKind, EmailChannel, Secret, SmtpTls};
 use swarmkeeper_store::{AlertRecord, StoredChannel, StoredSilence};
 
@@ -64,6 +65,9 @@ pub struct AlertsView {
     /// Why the silence just posted was refused, by its form field.
     #[serde(skip)]
     pub silence_error: Option<FieldError>,
+    /// The silence just made matches nothing now (see [`unmatched_warning`]).
+    #[serde(skip)]
+    pub silence_warning: Option<String>,
 }
 
 page!(AlertsView, "alerts.html", "alerts");
@@ -112,6 +116,10 @@ pub struct SilenceRow {
     pub ends_at: Timestamp,
     pub created_by: String,
     pub comment: String,
+    /// Said once, to its maker: the silence names a subject that nothing has now (see
+    /// [`unmatched_warning`]). It was made all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 impl From<StoredSilence> for SilenceRow {
@@ -124,6 +132,7 @@ impl From<StoredSilence> for SilenceRow {
             ends_at: s.ends_at,
             created_by: s.created_by,
             comment: s.comment,
+            warning: None,
         }
     }
 }
@@ -162,6 +171,7 @@ async fn view(state: &AppState) -> Result<AlertsView, AppError> {
         tested: None,
         channel_error: None,
         silence_error: None,
+        silence_warning: None,
     })
 }
 
@@ -564,11 +574,77 @@ pub async fn add_silence(
         ),
     )?;
     state.alerting.evaluate_soon();
-    Ok(Reply::changed(
-        StatusCode::CREATED,
-        SilenceRow::from(stored),
-        "/alerts",
-    ))
+    // The silence is made: an engine that cannot be asked now only costs the warning.
+    let warning = unmatched_warning(&state, &silence)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not check what a new silence matches");
+            None
+        });
+    let row = SilenceRow {
+        warning: warning.clone(),
+        ..SilenceRow::from(stored)
+    };
+    let reply = Reply::changed(StatusCode::CREATED, row, "/alerts");
+    match warning {
+        // The form shows the page again, the warning next to the subject.
+        Some(warning) => {
+            let mut page = view(&state).await?;
+            page.silence_warning = Some(warning);
+            Ok(reply.showing(page))
+        }
+        None => Ok(reply),
+    }
+}
+
+/// What to tell the maker of `silence` when its subject matches nothing now: no node
+/// (hostname), service (name) or task slot (`service.1`, `service.HOSTNAME` for a global
+/// service) of the swarm, and no ongoing alert (`Silence::matches_something`). `None` for a
+/// silence of a rule alone, or one that matches something.
+async fn unmatched_warning(
+    state: &AppState,
+    silence: &Silence,
+) -> Result<Option<String>, EngineError> {
+    let Some(subject) = &silence.subject else {
+        return Ok(None);
+    };
+    let (nodes, services, tasks) = tokio::try_join!(
+        state.engine.list_nodes(),
+        state.engine.list_services(None),
+        state.engine.list_all_tasks()
+    )?;
+    let hostnames: BTreeMap<&str, &str> = nodes
+        .iter()
+        .map(|n| (n.id.as_str(), n.hostname.as_str()))
+        .collect();
+    let names: BTreeMap<&str, &str> = services
+        .iter()
+        .map(|s| (s.id.as_str(), s.name.as_str()))
+        .collect();
+    let mut known: Vec<String> = hostnames
+        .values()
+        .chain(names.values())
+        .map(|n| n.to_string())
+        .collect();
+    known.extend(tasks.iter().filter(|t| t.is_wanted()).filter_map(|t| {
+        let service = names.get(t.service_id.as_str())?;
+        Some(match t.slot {
+            Some(slot) => format!("{service}.{slot}"),
+            None => format!("{service}.{}", hostnames.get(t.node_id.as_str())?),
+        })
+    }));
+    let ongoing = state.alerting.ongoing().await;
+    let ongoing: Vec<(RuleId, &str)> = ongoing
+        .iter()
+        .map(|a| (a.rule, a.subject.as_str()))
+        .collect();
+    Ok((!silence.matches_something(&ongoing, &known)).then(|| {
+        format!(
+            "subject {subject:?} matches no node, service or task slot now, nor an ongoing \
+             alert: the silence mutes nothing until one of that name appears. A node is named \
+             by its hostname, a service by its name, a task slot as service.1."
+        )
+    }))
 }
 
 /// The silence a form or body describes, from `now`, or the field that is wrong.
@@ -581,6 +657,13 @@ fn read_silence(new: &NewSilence, by: &str, now: Timestamp) -> Result<Silence, F
         ),
     };
     let subject = Some(new.subject.trim().to_string()).filter(|s| !s.is_empty());
+    if rule.is_none() && subject.is_none() {
+        // Said before anything else: an empty form is missing what to silence first.
+        return Err(FieldError::new(
+            "subject",
+            SilenceError::MatchesEverything.to_string(),
+        ));
+    }
     let too_long = || FieldError::new("duration", "too long".into());
     let ends_at = match (new.duration.trim(), new.ends_at.trim()) {
         ("", "") => {

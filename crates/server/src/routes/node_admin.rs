@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use swarmkeeper_auth::Action;
-use swarmkeeper_engine::{NodeChange, SwarmNode};
+use swarmkeeper_engine::{NodeChange, Service, SwarmNode, Task};
+use swarmkeeper_rollout::placement::NodeRoom;
 
 use crate::access::Caller;
 use crate::error::AppError;
@@ -17,8 +18,8 @@ use crate::page::url_encode;
 use crate::respond::{Input, Reply};
 use crate::state::AppState;
 use crate::views::node_admin::{
-    drain_effect, labels_text, node_rooms, one_of, own_container_id, parse_labels, removal_refusal,
-    DrainEffect, AVAILABILITIES, ROLES,
+    drain_effect, label_change_effect, labels_text, node_rooms, one_of, own_container_id,
+    parse_labels, removal_refusal, DrainEffect, AVAILABILITIES, ROLES,
 };
 use crate::views::FieldError;
 
@@ -54,6 +55,29 @@ pub async fn drain_preview(
     Path(id): Path<String>,
 ) -> Result<Reply, AppError> {
     let node = inspect(&state, &id).await?;
+    let Around {
+        tasks,
+        services,
+        rooms,
+    } = around(&state, &node).await?;
+    Ok(Reply::page(DrainPreview {
+        effect: drain_effect(&tasks, &services, &rooms, own_container().as_deref()),
+        id: node.id,
+        hostname: node.hostname,
+        availability: node.availability,
+    }))
+}
+
+/// The swarm as a change to one node weighs it: the node's tasks (old ones included), every
+/// service, and the other nodes' room by the scheduler's filters ([`node_rooms`]).
+struct Around {
+    tasks: Vec<Task>,
+    services: Vec<Service>,
+    rooms: Vec<NodeRoom>,
+}
+
+/// [`Around`] `node`: three engine requests.
+async fn around(state: &AppState, node: &SwarmNode) -> Result<Around, AppError> {
     let (all_tasks, services, nodes) = tokio::try_join!(
         state.engine.list_all_tasks(),
         state.engine.list_services(None),
@@ -65,13 +89,15 @@ pub async fn drain_preview(
         .map(swarmkeeper_deploy::node_facts)
         .collect();
     let rooms = node_rooms(others, &all_tasks, &services);
-    let (tasks, _): (Vec<_>, Vec<_>) = all_tasks.into_iter().partition(|t| t.node_id == node.id);
-    Ok(Reply::page(DrainPreview {
-        effect: drain_effect(&tasks, &services, &rooms, own_container().as_deref()),
-        id: node.id,
-        hostname: node.hostname,
-        availability: node.availability,
-    }))
+    let tasks = all_tasks
+        .into_iter()
+        .filter(|t| t.node_id == node.id)
+        .collect();
+    Ok(Around {
+        tasks,
+        services,
+        rooms,
+    })
 }
 
 /// The server's own container, when it runs in one.
@@ -189,13 +215,17 @@ fn bad(error: FieldError) -> AppError {
     AppError::BadInput(error.to_string())
 }
 
-/// The labels form: the node's labels as lines, and what was wrong with the last post.
+/// The labels form: the node's labels as lines, what was wrong with the last post, and
+/// what saving them would do to the tasks the node runs, to be confirmed.
 #[derive(Serialize)]
 pub struct LabelsForm {
     pub id: String,
     pub hostname: String,
     pub labels: String,
     pub error: Option<FieldError>,
+    /// The tasks the posted labels would move or stop (`label_change_effect`); the form
+    /// then asks to save them again with `confirm`.
+    pub effect: Option<DrainEffect>,
 }
 
 page!(LabelsForm, "node_labels.html", "nodes");
@@ -211,43 +241,94 @@ pub async fn labels_form(
         id: node.id,
         hostname: node.hostname,
         error: None,
+        effect: None,
     }))
+}
+
+/// What replacing the labels of `node` with `labels` would do to the tasks it runs: the
+/// drain preview's placement over the swarm's other nodes, for the tasks whose constraints
+/// the new labels break.
+async fn label_effect(
+    state: &AppState,
+    node: &SwarmNode,
+    labels: &BTreeMap<String, String>,
+) -> Result<DrainEffect, AppError> {
+    let Around {
+        tasks,
+        services,
+        rooms,
+    } = around(state, node).await?;
+    Ok(label_change_effect(
+        &swarmkeeper_deploy::node_facts(node),
+        labels,
+        &tasks,
+        &services,
+        &rooms,
+        own_container().as_deref(),
+    ))
 }
 
 #[derive(Deserialize)]
 pub struct LabelsText {
     pub labels: String,
+    /// Save even though tasks move or stop: the form sends it once it has shown which.
+    #[serde(default)]
+    pub confirm: bool,
 }
 
 /// `POST /nodes/{id}/labels`: the form's lines replace the node's labels; a bad line is
-/// shown next to the field (422) and nothing changes.
+/// shown next to the field (422) and nothing changes. Labels that would move or stop tasks
+/// (a service's placement constraint no longer met here: the dashboard's own server, whose
+/// `swarmkeeper.state=true` placement stops it) are shown with those tasks and saved only
+/// when posted again with `confirm`.
 pub async fn set_labels_form(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Input(form): Input<LabelsText>,
 ) -> Result<Reply, AppError> {
-    match parse_labels(&form.labels) {
-        Ok(labels) => change(&state, &caller, &id, "labels", labels_value(labels)).await,
+    let labels = match parse_labels(&form.labels) {
+        Ok(labels) => labels,
         Err(error) => {
             let node = inspect(&state, &id).await?;
-            Ok(Reply::page(LabelsForm {
+            return Ok(Reply::page(LabelsForm {
                 id: node.id,
                 hostname: node.hostname,
                 labels: form.labels,
                 error: Some(error),
+                effect: None,
             })
-            .with_status(StatusCode::UNPROCESSABLE_ENTITY))
+            .with_status(StatusCode::UNPROCESSABLE_ENTITY));
+        }
+    };
+    if !form.confirm {
+        let node = inspect(&state, &id).await?;
+        let effect = label_effect(&state, &node, &labels).await?;
+        if !effect.is_empty() {
+            return Ok(Reply::page(LabelsForm {
+                id: node.id,
+                hostname: node.hostname,
+                labels: form.labels,
+                error: None,
+                effect: Some(effect),
+            })
+            .with_status(StatusCode::CONFLICT));
         }
     }
+    change(&state, &caller, &id, "labels", labels_value(labels)).await
 }
 
 #[derive(Deserialize)]
 pub struct LabelsRequest {
     pub labels: BTreeMap<String, String>,
+    /// Save even though tasks move or stop (409 names them without it).
+    #[serde(default)]
+    pub confirm: bool,
 }
 
-/// `PUT /api/nodes/{id}/labels`: `{"labels": {...}}` replaces the node's labels.
+/// `PUT /api/nodes/{id}/labels`: `{"labels": {...}}` replaces the node's labels. Labels
+/// that would move or stop tasks are refused (409, naming each task, its fate, and whether
+/// the dashboard stops) unless `"confirm": true`.
 pub async fn put_labels(
     State(state): State<AppState>,
     caller: Caller,
@@ -262,6 +343,17 @@ pub async fn put_labels(
         return Err(AppError::BadInput(format!(
             "labels: the key {key:?} is empty or has a space in it"
         )));
+    }
+    if !request.confirm {
+        let node = inspect(&state, &id).await?;
+        let effect = label_effect(&state, &node, &request.labels).await?;
+        if !effect.is_empty() {
+            return Err(AppError::Conflict(format!(
+                "saving these labels on node {}: {}. Send \"confirm\": true to save them anyway",
+                node.hostname,
+                effect.summary()
+            )));
+        }
     }
     change(&state, &caller, &id, "labels", labels_value(request.labels)).await
 }

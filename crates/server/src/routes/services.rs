@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,7 @@ use crate::page::url_encode;
 use crate::respond::{Input, Reply};
 use crate::routes::usage::{service_series, UsageCharts};
 use crate::state::AppState;
+use crate::views::own::{check_removal, own_part, removal_warning};
 use crate::views::services::{
     rollout_config, service_row, service_rows, task_rows, RolloutConfig, ServiceRow, TaskRow,
 };
@@ -81,6 +82,10 @@ pub struct ServiceView {
     pub autodeploy_events: Vec<AutoDeployEventRow>,
     /// When the service's hook token was made, by whom; never the token.
     pub hook_token: Option<HookTokenInfoRow>,
+    /// What removing the service does to swarmkeeper itself, when it is the server or the
+    /// agent (`views::own`): its removal must then be confirmed by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removal_warning: Option<String>,
     /// The last hour's CPU and memory charts, replicas summed (`/api/services/{name}/usage`
     /// has the points).
     #[serde(skip)]
@@ -164,6 +169,7 @@ async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppEr
             .map_or("default", |d| d.name.as_str())
             .to_owned(),
         can_roll_back: service.previous_spec.is_some(),
+        removal_warning: removal_warning(&Vec::from_iter(own_part(&service.view))),
         deploys,
         row,
     })
@@ -317,14 +323,18 @@ pub struct RemovedService {
 }
 
 /// `POST /services/{name}/remove` (a form, after the page's confirmation),
-/// `DELETE /api/services/{name}`: like `docker service rm`; its tasks stop. A form goes on to
-/// the services page.
+/// `DELETE /api/services/{name}`: like `docker service rm`; its tasks stop. swarmkeeper's own
+/// server or agent goes only with `?confirm=NAME` (409 saying what stops without it). A form
+/// goes on to the services page.
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(query): Query<RemovalQuery>,
 ) -> Result<Reply, AppError> {
     let service = inspect(&state, &name).await?;
+    let parts = Vec::from_iter(own_part(&service.view));
+    check_removal(&service.name, &parts, query.confirm.as_deref()).map_err(AppError::Conflict)?;
     state.engine.remove_service(&service.id).await?;
     state.audit(
         &caller.user.name,
@@ -341,6 +351,13 @@ pub async fn remove(
         },
         "/services",
     ))
+}
+
+/// A removal's query: `confirm=NAME` removes swarmkeeper's own server or agent (or a stack
+/// holding them), which is refused without it (`views::own::check_removal`).
+#[derive(Deserialize, Default)]
+pub struct RemovalQuery {
+    pub confirm: Option<String>,
 }
 
 /// The outcome as JSON; a form goes back to the service's page.

@@ -16,6 +16,7 @@ use swarmkeeper_deploy::{
     stack_objects, DeployError, DeployOutcome, DeployRecord, History, Options, Outcome, Request,
     Stack as DeployStack, StackObjects,
 };
+use swarmkeeper_engine::EngineError;
 use swarmkeeper_lint::{Finding, Severity};
 use swarmkeeper_store::FileDigest;
 
@@ -23,8 +24,9 @@ use crate::access::Caller;
 use crate::deploys::run_deploy;
 use crate::error::AppError;
 use crate::respond::{optional_number, Input, Reply};
-use crate::routes::services::load_services;
+use crate::routes::services::{load_services, RemovalQuery};
 use crate::state::AppState;
+use crate::views::own::{check_removal, own_part, removal_warning, OwnPart};
 use crate::views::services::ServiceRow;
 use crate::views::stack_diff::{stack_diff, StackDiff};
 
@@ -168,6 +170,10 @@ pub struct StackView {
     /// What removing the stack would take away, for a caller who may remove it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removes: Option<StackObjects>,
+    /// What removing the stack does to swarmkeeper itself, when it holds the server or the
+    /// agent (`views::own`): its removal must then be confirmed by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removal_warning: Option<String>,
 }
 
 async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<StackView, AppError> {
@@ -183,12 +189,18 @@ async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<Sta
     };
     let removes = async {
         if caller.may(Action::Remove) {
-            Ok::<_, AppError>(Some(stack_objects(&state.engine, name).await?))
+            let (objects, warning) =
+                tokio::try_join!(stack_objects(&state.engine, name), own_parts(state, name))?;
+            Ok::<_, AppError>(Some((objects, removal_warning(&warning))))
         } else {
             Ok(None)
         }
     };
     let (services, deploys, removes) = tokio::try_join!(load_services(state), deploys, removes)?;
+    let (removes, removal_warning) = match removes {
+        Some((objects, warning)) => (Some(objects), warning),
+        None => (None, None),
+    };
     let services: Vec<ServiceRow> = services
         .into_iter()
         .filter(|s| s.stack.as_deref() == Some(name))
@@ -202,18 +214,30 @@ async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<Sta
         services,
         deploys,
         removes,
+        removal_warning,
     })
+}
+
+/// The parts of swarmkeeper the stack's services run (`views::own`).
+async fn own_parts(state: &AppState, stack: &str) -> Result<Vec<OwnPart>, EngineError> {
+    let services = state.engine.list_services(Some(stack)).await?;
+    Ok(services.iter().filter_map(|s| own_part(&s.view)).collect())
 }
 
 /// `POST /stacks/{name}/remove` (a form, after the page's confirmation naming what goes),
 /// `DELETE /api/stacks/{name}`: like `docker stack rm`, the stack's services, secrets,
-/// configs and networks. Its deploy history is kept. A form goes on to the stacks page.
+/// configs and networks. Its deploy history is kept. A stack holding swarmkeeper's own
+/// server or agent goes only with `?confirm=NAME` (409 saying what stops without it). A form
+/// goes on to the stacks page.
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(query): Query<RemovalQuery>,
 ) -> Result<Reply, AppError> {
     check_stack_name(&name)?;
+    let parts = own_parts(&state, &name).await?;
+    check_removal(&name, &parts, query.confirm.as_deref()).map_err(AppError::Conflict)?;
     let removed = match swarmkeeper_deploy::remove_stack(&state.engine, &name).await {
         Ok(removed) => removed,
         Err(e) => {

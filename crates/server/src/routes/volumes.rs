@@ -1,6 +1,7 @@
 //! `/volumes`: where each volume lives and how big it is, from the agents' latest reports
-//! (the server asks no engine: volumes are node-local, and only each node's agent sees them),
-//! and an admin's removal of one.
+//! (the server asks no engine for volumes: they are node-local, and only each node's agent
+//! sees them), which Swarm tasks mount each now (the swarm's task list, on the manager), and
+//! an admin's removal of one.
 //!
 //! A removal must happen on the volume's own node. On the node whose engine the server talks
 //! to, the server asks that engine. On another node it runs `swarmkeeper volume rm NAME` as a
@@ -10,19 +11,22 @@
 //! no node opens a port for it and no new credential exists. The engine refuses a volume a
 //! container uses, whatever the report said; GC never removes volumes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use swarmkeeper_auth::Action;
-use swarmkeeper_engine::{node_job_spec, EngineError, TaskState};
+use swarmkeeper_engine::{node_job_spec, EngineError, Task, TaskState};
 
 use crate::access::Caller;
 use crate::error::AppError;
 use crate::respond::Reply;
 use crate::state::AppState;
-use crate::views::volumes::{removal_target, volumes_view, RemovalRefused, VolumeRow, VolumesView};
+use crate::views::own::AGENT_LABEL;
+use crate::views::volumes::{
+    removal_target, volumes_view, RemovalRefused, TaskMount, VolumeRow, VolumeTask, VolumesView,
+};
 
 page!(VolumesView, "volumes.html", "volumes");
 
@@ -36,9 +40,6 @@ pub struct VolumeRemovalView {
 
 page!(VolumeRemovalView, "volume_remove.html", "volumes");
 
-/// The label of the agent (`deploy/swarmkeeper.yml`), on its service or its containers: its
-/// image runs removals.
-const AGENT_LABEL: &str = "swarmkeeper.agent";
 /// The label on a removal job, naming the volume.
 const JOB_LABEL: &str = "swarmkeeper.volume-removal";
 /// How long a removal job may take, image start included.
@@ -50,7 +51,101 @@ async fn view(state: &AppState) -> Result<VolumesView, AppError> {
         .latest_node_reports()
         .map_err(AppError::internal)?;
     let reports: Vec<_> = reports.into_iter().map(|(report, _)| report).collect();
-    Ok(volumes_view(&reports))
+    Ok(volumes_view(
+        &reports,
+        &SwarmTasks::now(state).await?.mounts(),
+    ))
+}
+
+/// The swarm's tasks now, with their services' names and their nodes' hostnames: what the
+/// engine says, not what an agent last reported (a task that started since its node's
+/// report counts). Three engine requests, whatever the number of volumes.
+struct SwarmTasks {
+    tasks: Vec<Task>,
+    services: HashMap<String, String>,
+    hostnames: HashMap<String, String>,
+}
+
+impl SwarmTasks {
+    async fn now(state: &AppState) -> Result<SwarmTasks, AppError> {
+        let (tasks, services, nodes) = tokio::try_join!(
+            state.engine.list_all_tasks(),
+            state.engine.list_services(None),
+            state.engine.list_nodes()
+        )?;
+        Ok(SwarmTasks {
+            tasks,
+            services: services.into_iter().map(|s| (s.id, s.name)).collect(),
+            hostnames: nodes.into_iter().map(|n| (n.id, n.hostname)).collect(),
+        })
+    }
+
+    /// The named volumes the tasks Swarm wants to run mount, each on its task's node.
+    fn mounts(&self) -> Vec<TaskMount> {
+        let mut mounts = Vec::new();
+        for task in self
+            .tasks
+            .iter()
+            .filter(|t| t.is_wanted() && !t.node_id.is_empty())
+        {
+            let Some(user) = self.name(task) else {
+                continue;
+            };
+            for volume in task.volumes() {
+                mounts.push(TaskMount {
+                    node_id: task.node_id.clone(),
+                    volume,
+                    user: user.clone(),
+                });
+            }
+        }
+        mounts
+    }
+
+    /// The task as the volumes page names it: `service.1`, `service.HOSTNAME` for a global
+    /// service's; `None` when its service is gone.
+    fn name(&self, task: &Task) -> Option<VolumeTask> {
+        let service = self.services.get(&task.service_id)?;
+        let slot = match task.slot {
+            Some(slot) => slot.to_string(),
+            None => self
+                .hostnames
+                .get(&task.node_id)
+                .unwrap_or(&task.node_id)
+                .clone(),
+        };
+        Some(VolumeTask {
+            task: format!("{service}.{slot}"),
+            service: service.clone(),
+            task_id: task.id.clone(),
+        })
+    }
+
+    /// ` (task web.1 of service web)` for the containers the engine's words name (`volume
+    /// is in use - [ID, …]`, ids maybe shortened) that are Swarm tasks' containers; empty
+    /// when none is.
+    fn owners(&self, said: &str) -> String {
+        let ids: Vec<&str> = said
+            .split(['[', ']', ',', ' '])
+            .filter(|w| w.len() >= 12 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect();
+        let named: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|t| {
+                t.container_id
+                    .as_deref()
+                    .is_some_and(|c| ids.iter().any(|id| c.starts_with(id)))
+            })
+            .filter_map(|t| self.name(t))
+            .map(|t| format!("task {} of service {}", t.task, t.service))
+            .collect();
+        if named.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", named.join(", "))
+        }
+    }
 }
 
 /// `GET /volumes`, `GET /api/volumes`: one store query.
@@ -103,11 +198,10 @@ pub async fn remove(
     let local = info.node_id.as_deref() == Some(row.node_key.as_str())
         || row.node_key == format!("hostname:{}", info.hostname);
     let removed = if local {
-        state
-            .engine
-            .remove_volume(&name)
-            .await
-            .map_err(|e| refusal(&name, &row.node, e))
+        match state.engine.remove_volume(&name).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(refusal(&state, &name, &row.node, e).await),
+        }
     } else {
         remove_on_node(&state, &name, &row.node_key, &row.node).await
     };
@@ -138,14 +232,19 @@ pub async fn remove(
     Ok(Reply::done("/volumes"))
 }
 
-/// The engine's refusal as the API says it: in use is a conflict, gone is not found.
-fn refusal(name: &str, node: &str, e: EngineError) -> AppError {
+/// The engine's refusal as the API says it: in use is a conflict (naming the Swarm tasks
+/// behind the container ids the engine gives), gone is not found.
+async fn refusal(state: &AppState, name: &str, node: &str, e: EngineError) -> AppError {
     let said = match &e {
         EngineError::Api { message, .. } => message.clone(),
         other => other.to_string(),
     };
     if e.is_conflict() {
-        AppError::Conflict(format!("volume {name} on node {node}: {said}"))
+        let named = match SwarmTasks::now(state).await {
+            Ok(swarm) => swarm.owners(&said),
+            Err(_) => String::new(),
+        };
+        AppError::Conflict(format!("volume {name} on node {node}: {said}{named}"))
     } else if e.is_not_found() {
         AppError::NotFound(format!("volume {name} on node {node}: {said}"))
     } else {
@@ -211,8 +310,12 @@ async fn remove_on_node(
         .cloned()
         .unwrap_or_else(|| format!("{} {}", task.err, task.message).trim().to_owned());
     if said.contains("in use") {
+        let named = match SwarmTasks::now(state).await {
+            Ok(swarm) => swarm.owners(&said),
+            Err(_) => String::new(),
+        };
         Err(AppError::Conflict(format!(
-            "volume {name} on node {node}: {said}"
+            "volume {name} on node {node}: {said}{named}"
         )))
     } else if said.contains("no such volume") || said.contains("404") {
         Err(AppError::NotFound(format!(

@@ -11,6 +11,7 @@ pub mod node_admin;
 pub mod nodes;
 pub mod objects;
 pub mod overview;
+pub mod own;
 pub mod service_form;
 pub mod services;
 pub mod stack_diff;

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use swarmkeeper_engine::{PublishMode, Service, SwarmNode, Task, TaskState};
 use swarmkeeper_rollout::placement::{place, Displaced, NodeRoom, Placement};
-use swarmkeeper_rollout::preflight::NodeFacts;
+use swarmkeeper_rollout::preflight::{unmet, NodeFacts};
 
+use super::own::{own_part, OwnPart};
 use super::FieldError;
 
 /// A node's availability, as `docker node update --availability` takes it.
@@ -169,6 +170,74 @@ pub fn drain_effect(
         list.sort_by(|a, b| (&a.service, a.slot).cmp(&(&b.service, b.slot)));
     }
     effect
+}
+
+/// The effect of replacing the labels of `node` (as it is now) with `labels`: every task it
+/// runs whose service's placement constraints it met and no longer meets is displaced —
+/// Swarm stops it ("assigned node no longer meets constraints") and places a replacement by
+/// its scheduler's filters over `others` ([`node_rooms`]) — and said as [`drain_effect`]
+/// says a drain's. A task of swarmkeeper's own server (its container is `own_container`, or
+/// its service is the server's, `own::own_part`) stops the dashboard. Tasks the change does
+/// not touch are not listed.
+pub fn label_change_effect(
+    node: &NodeFacts,
+    labels: &BTreeMap<String, String>,
+    tasks: &[Task],
+    services: &[Service],
+    others: &[NodeRoom],
+    own_container: Option<&str>,
+) -> DrainEffect {
+    let relabelled = NodeFacts {
+        labels: labels.clone(),
+        ..node.clone()
+    };
+    let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
+    let no_longer_fit = |task: &&Task| {
+        by_id.get(task.service_id.as_str()).is_some_and(|s| {
+            let constraints = &s.view.constraints;
+            matches!(unmet(constraints, node), Ok(None))
+                && matches!(unmet(constraints, &relabelled), Ok(Some(_)))
+        })
+    };
+    let displaced: Vec<Task> = tasks.iter().filter(no_longer_fit).cloned().collect();
+    let mut effect = drain_effect(&displaced, services, others, own_container);
+    let servers: Vec<&str> = services
+        .iter()
+        .filter(|s| own_part(&s.view) == Some(OwnPart::Server))
+        .map(|s| s.name.as_str())
+        .collect();
+    for task in effect.moving.iter_mut().chain(effect.stopping.iter_mut()) {
+        task.own_server |= servers.contains(&task.service.as_str());
+        effect.stops_dashboard |= task.own_server;
+    }
+    effect
+}
+
+impl DrainEffect {
+    /// Nothing moves and nothing stops.
+    pub fn is_empty(&self) -> bool {
+        self.moving.is_empty() && self.stopping.is_empty()
+    }
+
+    /// The tasks that move or stop in one sentence, each with its fate, and "this stops the
+    /// dashboard" when one is the server's own: what a label change must be confirmed
+    /// against.
+    pub fn summary(&self) -> String {
+        let tasks: Vec<String> = self
+            .moving
+            .iter()
+            .chain(&self.stopping)
+            .map(|t| match t.slot {
+                Some(slot) => format!("{}.{slot} {}", t.service, t.fate),
+                None => format!("{} {}", t.service, t.fate),
+            })
+            .collect();
+        let mut said = format!("tasks move or stop: {}", tasks.join("; "));
+        if self.stops_dashboard {
+            said.push_str("; this stops the dashboard (swarmkeeper's own server)");
+        }
+        said
+    }
 }
 
 /// The id of the container this process runs in, from its `/proc/self/mountinfo`: Docker
@@ -488,5 +557,70 @@ mod tests {
         node.state = "down".into();
         node.role = "manager".into();
         assert!(removal_refusal(&node).unwrap().contains("demote it first"));
+    }
+
+    #[test]
+    fn a_label_change_displaces_the_tasks_whose_constraints_it_breaks() {
+        let pinned = |name: &str, constraint: &str, labels: serde_json::Value| {
+            let spec = json!({"Name": format!("svc-{name}"), "Labels": labels,
+                "Mode": {"Replicated": {"Replicas": 1}},
+                "TaskTemplate": {"ContainerSpec": {"Image": "x"},
+                                 "Placement": {"Constraints": [constraint]}}});
+            Service::new(name.to_owned(), 1, spec, None, None).unwrap()
+        };
+        let services = [
+            pinned(
+                "server",
+                "node.labels.swarmkeeper.state == true",
+                json!({"swarmkeeper.server": "true"}),
+            ),
+            pinned("web", "node.labels.tier == front", json!({})),
+            pinned("any", "node.role == manager", json!({})),
+        ];
+        let tasks = [
+            task("ts", "server", Some(1), "running"),
+            task("tw", "web", Some(1), "running"),
+            task("ta", "any", Some(1), "running"),
+        ];
+        let manager = NodeFacts {
+            id: "n1".into(),
+            hostname: "manager-1".into(),
+            role: "manager".into(),
+            labels: [("swarmkeeper.state", "true"), ("tier", "front")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+            schedulable: true,
+            ..NodeFacts::default()
+        };
+        let front = room(NodeFacts {
+            id: "n2".into(),
+            hostname: "worker-2".into(),
+            role: "worker".into(),
+            labels: [("tier".to_owned(), "front".to_owned())].into(),
+            schedulable: true,
+            ..NodeFacts::default()
+        });
+        let others = std::slice::from_ref(&front);
+        // The same labels: nothing happens.
+        let same = label_change_effect(&manager, &manager.labels, &tasks, &services, others, None);
+        assert!(same.is_empty(), "{same:?}");
+        // Without swarmkeeper.state and tier: the server has nowhere to go, web moves.
+        let labels = BTreeMap::new();
+        let effect = label_change_effect(&manager, &labels, &tasks, &services, others, None);
+        assert_eq!(effect.moving.len(), 1, "{effect:?}");
+        assert_eq!(effect.moving[0].fate, "moves to worker-2");
+        assert_eq!(effect.stopping.len(), 1, "{effect:?}");
+        assert_eq!(effect.stopping[0].service, "svc-server");
+        assert!(effect.stopping[0].own_server && effect.stops_dashboard);
+        let said = effect.summary();
+        assert!(said.contains("svc-web.1 moves to worker-2"), "{said}");
+        assert!(
+            said.contains("svc-server.1 stops: would stay pending"),
+            "{said}"
+        );
+        assert!(
+            said.ends_with("this stops the dashboard (swarmkeeper's own server)"),
+            "{said}"
+        );
     }
 }

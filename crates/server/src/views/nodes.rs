@@ -52,7 +52,8 @@ pub struct NodeRow {
     pub agent_version: Option<String>,
     pub disk: Option<DiskBar>,
     pub images: Option<usize>,
-    /// The start of the newest GC pass that did something.
+    /// The start of the agent's newest GC pass, whatever it did: [`last_gc_pass`], the one
+    /// source the list and the node page share.
     pub last_gc: Option<Timestamp>,
     /// Freed by GC since midnight UTC.
     pub freed_today_bytes: u64,
@@ -64,6 +65,7 @@ pub struct NodeRow {
 /// What the store knows of a node beyond its latest report.
 #[derive(Clone, Debug, Default)]
 pub struct NodeHistory {
+    /// The start of the newest stored GC run (a pass that deleted or removed something).
     pub last_gc: Option<Timestamp>,
     pub freed_today_bytes: u64,
 }
@@ -76,6 +78,16 @@ pub fn disk_bar(report: &NodeReport) -> DiskBar {
         high_threshold_percent: report.high_threshold_percent,
         low_threshold_percent: report.low_threshold_percent,
     }
+}
+
+/// When the node's agent last ran a GC pass: the pass its latest report describes (every
+/// pass, also one with nothing to free); from an agent that reports none (an older one), the
+/// newest stored run, which only a pass that deleted something leaves.
+pub fn last_gc_pass(report: Option<&NodeReport>, history: &NodeHistory) -> Option<Timestamp> {
+    let reported = report
+        .and_then(|r| r.last_pass.as_ref())
+        .map(|p| p.started_at);
+    reported.max(history.last_gc)
 }
 
 /// One row per Swarm node, then one per reporting engine Swarm does not list (a node that
@@ -91,7 +103,8 @@ pub fn node_rows(
         .map(|entry| (entry.0.node_key(), entry))
         .collect();
     let row = |id: &str, report: Option<&(NodeReport, Timestamp)>| {
-        let history = history.get(id).cloned().unwrap_or_default();
+        let mut history = history.get(id).cloned().unwrap_or_default();
+        history.last_gc = last_gc_pass(report.map(|(r, _)| r), &history);
         let (agent, agent_version, disk, images) = match report {
             Some((report, received)) => (
                 node_reporting_state(Some(*received), report.interval_seconds, now),

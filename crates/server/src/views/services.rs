@@ -30,6 +30,9 @@ pub struct ServiceRow {
     /// `UpdateStatus.State`: `updating`, `paused`, `completed`, `rollback_started`, …
     pub update_state: Option<String>,
     pub update_message: String,
+    /// Why the tasks Swarm wants wait, e.g. "pending: no suitable node (insufficient
+    /// resources on 2 nodes)" (`ObservedService::pending_reasons`); empty when none waits.
+    pub pending: Vec<String>,
     /// Swarm has nothing left to do: `swarmkeeper_rollout::converged`, the definition
     /// `swarmkeeper deploy` follows a service by.
     pub converged: bool,
@@ -59,6 +62,7 @@ pub fn service_row(service: &Service, tasks: &[&Task]) -> ServiceRow {
             update_state.map(ToString::to_string).as_deref(),
             service.update_status.as_ref().map(|s| s.message.as_str()),
         ),
+        pending: observed.pending_reasons(),
         converged: converged(&observed),
     }
 }

@@ -26,12 +26,35 @@ pub struct VolumeRow {
     /// The stack it belongs to (its `com.docker.stack.namespace` label).
     pub stack: Option<String>,
     pub labels: BTreeMap<String, String>,
-    /// The containers, in any state, that mount it; empty: unused.
+    /// The containers, in any state, that mount it, as the node's agent last reported.
     pub containers: Vec<String>,
-    /// No container uses it (swarmkeeper never deletes it for that: only an admin may).
+    /// The Swarm tasks that mount it on its node now, as the swarm's task list says (the
+    /// agent's report may predate them).
+    pub tasks: Vec<VolumeTask>,
+    /// No container and no task uses it (swarmkeeper never deletes it for that: only an
+    /// admin may).
     pub unused: bool,
     /// When the agent measured it.
     pub measured_at: Option<Timestamp>,
+}
+
+/// A Swarm task that mounts a volume on its node, Swarm wanting it to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeTask {
+    /// The task's slot as the dashboard names it: `service.1`, `service.HOSTNAME` for a
+    /// global service's.
+    pub task: String,
+    pub service: String,
+    pub task_id: String,
+}
+
+/// A volume a task mounts on a node: [`VolumeTask`] with where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskMount {
+    /// The task's node: a Swarm node ID, as a report's `node_key`.
+    pub node_id: String,
+    pub volume: String,
+    pub user: VolumeTask,
 }
 
 /// What the page shows.
@@ -46,8 +69,8 @@ pub struct VolumesView {
     pub unused_bytes: u64,
 }
 
-/// The view over every node's latest report.
-pub fn volumes_view(reports: &[NodeReport]) -> VolumesView {
+/// The view over every node's latest report, with the `mounts` of the swarm's tasks now.
+pub fn volumes_view(reports: &[NodeReport], mounts: &[TaskMount]) -> VolumesView {
     let mut volumes = Vec::new();
     let mut nodes_without_volumes = Vec::new();
     for report in reports {
@@ -55,7 +78,13 @@ pub fn volumes_view(reports: &[NodeReport]) -> VolumesView {
             nodes_without_volumes.push(report.hostname.clone());
             continue;
         };
+        let node_key = report.node_key();
         for v in reported {
+            let tasks: Vec<VolumeTask> = mounts
+                .iter()
+                .filter(|m| m.node_id == node_key && m.volume == v.name)
+                .map(|m| m.user.clone())
+                .collect();
             volumes.push(VolumeRow {
                 name: v.name.clone(),
                 node: report.hostname.clone(),
@@ -66,7 +95,8 @@ pub fn volumes_view(reports: &[NodeReport]) -> VolumesView {
                 stack: v.labels.get(STACK_LABEL).cloned(),
                 labels: v.labels.clone(),
                 containers: v.containers.clone(),
-                unused: v.containers.is_empty(),
+                unused: v.containers.is_empty() && tasks.is_empty(),
+                tasks,
                 measured_at: report.disk_breakdown_at,
             });
         }
@@ -92,7 +122,8 @@ pub enum RemovalRefused {
     NotFound(String),
     /// The name is on several nodes and the request named none.
     Ambiguous(String),
-    /// Its node's latest report has containers on it.
+    /// A task of the swarm mounts it on its node now, or its node's latest report has
+    /// containers on it.
     InUse(String),
 }
 
@@ -105,8 +136,9 @@ fn service_of(container: &str) -> Option<&str> {
 }
 
 /// The row a removal of `name` (on `node`, a node key or hostname, when given) is about,
-/// refused while a container uses it (naming the containers, and their services), on an
-/// unknown name or node, and when the name is on several nodes and no node is named.
+/// refused while a task or a container uses it (naming the tasks and their services, then
+/// the containers), on an unknown name or node, and when the name is on several nodes and
+/// no node is named.
 pub fn removal_target<'a>(
     view: &'a VolumesView,
     name: &str,
@@ -144,12 +176,23 @@ pub fn removal_target<'a>(
         }
         None => named[0],
     };
-    if !row.containers.is_empty() {
-        let mut services: Vec<&str> = row
-            .containers
-            .iter()
-            .filter_map(|c| service_of(c))
-            .collect();
+    let mut users: Vec<String> = row
+        .tasks
+        .iter()
+        .map(|t| format!("task {} (service {})", t.task, t.service))
+        .collect();
+    // A container of a task named already is that task.
+    let containers: Vec<&String> = row
+        .containers
+        .iter()
+        .filter(|c| {
+            !row.tasks
+                .iter()
+                .any(|t| c.ends_with(&format!(".{}", t.task_id)))
+        })
+        .collect();
+    if !containers.is_empty() {
+        let mut services: Vec<&str> = containers.iter().filter_map(|c| service_of(c)).collect();
         services.sort_unstable();
         services.dedup();
         let services = if services.is_empty() {
@@ -157,10 +200,14 @@ pub fn removal_target<'a>(
         } else {
             format!(" (services {})", services.join(", "))
         };
+        let names: Vec<&str> = containers.iter().map(|c| c.as_str()).collect();
+        users.push(format!("containers {}{services}", names.join(", ")));
+    }
+    if !users.is_empty() {
         return Err(RemovalRefused::InUse(format!(
-            "volume {name} on node {} is in use by containers {}{services}",
+            "volume {name} on node {} is in use by {}",
             row.node,
-            row.containers.join(", ")
+            users.join(" and ")
         )));
     }
     Ok(row)
@@ -194,14 +241,17 @@ mod tests {
 
     #[test]
     fn the_same_name_on_two_nodes_is_two_rows_and_unused_ones_are_marked() {
-        let view = volumes_view(&[
-            report(
-                "node-b",
-                Some(vec![volume("db_data", 10, &[]), volume("cache", 5, &[])]),
-            ),
-            report("node-a", Some(vec![volume("db_data", 4096, &["db.1.x"])])),
-            report("old-agent", None),
-        ]);
+        let view = volumes_view(
+            &[
+                report(
+                    "node-b",
+                    Some(vec![volume("db_data", 10, &[]), volume("cache", 5, &[])]),
+                ),
+                report("node-a", Some(vec![volume("db_data", 4096, &["db.1.x"])])),
+                report("old-agent", None),
+            ],
+            &[],
+        );
         let rows: Vec<_> = view
             .volumes
             .iter()
@@ -223,16 +273,19 @@ mod tests {
 
     #[test]
     fn a_removal_names_its_node_and_is_refused_while_in_use() {
-        let view = volumes_view(&[
-            report(
-                "node-b",
-                Some(vec![volume("db_data", 10, &[]), volume("cache", 5, &[])]),
-            ),
-            report(
-                "node-a",
-                Some(vec![volume("db_data", 4096, &["shop_db.1.k2x9"])]),
-            ),
-        ]);
+        let view = volumes_view(
+            &[
+                report(
+                    "node-b",
+                    Some(vec![volume("db_data", 10, &[]), volume("cache", 5, &[])]),
+                ),
+                report(
+                    "node-a",
+                    Some(vec![volume("db_data", 4096, &["shop_db.1.k2x9"])]),
+                ),
+            ],
+            &[],
+        );
         let unused = removal_target(&view, "cache", None).unwrap();
         assert_eq!(
             (unused.node.as_str(), unused.node_key.as_str()),
@@ -273,5 +326,43 @@ mod tests {
             Err(RemovalRefused::NotFound(_))
         ));
         assert_eq!(service_of("standalone"), None);
+    }
+
+    #[test]
+    fn a_task_that_mounts_a_volume_now_uses_it_whatever_the_report_said() {
+        let mount = |node: &str, volume: &str| TaskMount {
+            node_id: format!("id-{node}"),
+            volume: volume.into(),
+            user: VolumeTask {
+                task: "volsvc.1".into(),
+                service: "volsvc".into(),
+                task_id: "t1".into(),
+            },
+        };
+        let view = volumes_view(
+            &[
+                report("node-a", Some(vec![volume("busyvol", 10, &[])])),
+                report(
+                    "node-b",
+                    Some(vec![volume("busyvol", 10, &["volsvc.1.t1"])]),
+                ),
+            ],
+            &[mount("node-a", "busyvol"), mount("node-b", "busyvol")],
+        );
+        assert!(view.volumes.iter().all(|v| !v.unused), "{view:?}");
+        assert_eq!(view.unused_bytes, 0);
+        assert_eq!(
+            removal_target(&view, "busyvol", Some("node-a")),
+            Err(RemovalRefused::InUse(
+                "volume busyvol on node node-a is in use by task volsvc.1 (service volsvc)".into()
+            ))
+        );
+        // The task's own container, reported, is not named twice.
+        assert_eq!(
+            removal_target(&view, "busyvol", Some("node-b")),
+            Err(RemovalRefused::InUse(
+                "volume busyvol on node node-b is in use by task volsvc.1 (service volsvc)".into()
+            ))
+        );
     }
 }

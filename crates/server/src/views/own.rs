@@ -1,0 +1,134 @@
+//! swarmkeeper's own services among the swarm's: removing the server stops this dashboard,
+//! removing the agent stops image garbage collection on every node. A removal of either (or
+//! of a stack holding them) says so in its confirmation, and the JSON API takes it only with
+//! an explicit `confirm` naming what goes. Pure.
+
+use serde::Serialize;
+use swarmkeeper_engine::ServiceView;
+
+/// The label on the agent's service (`deploy/swarmkeeper.yml`, `deploy.labels`) or its
+/// containers; `swarmkeeper gc plan` and volume removals find the agent by it too.
+pub const AGENT_LABEL: &str = "swarmkeeper.agent";
+/// The label on the server's service (`deploy/swarmkeeper.yml`, `deploy.labels`).
+pub const SERVER_LABEL: &str = "swarmkeeper.server";
+
+/// Which part of swarmkeeper a service runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnPart {
+    /// `swarmkeeper server`: the dashboard and its JSON API.
+    Server,
+    /// `swarmkeeper agent`: image GC, disk accounting and reports, on every node.
+    Agent,
+}
+
+/// The part of swarmkeeper `view` runs, if any: a service labelled [`SERVER_LABEL`] or
+/// [`AGENT_LABEL`] `=true`, or (a stack deployed before the server's label existed) one whose
+/// image is a `swarmkeeper` repository and whose arguments start with `server` or `agent`, as
+/// `deploy/swarmkeeper.yml` writes them.
+pub fn own_part(view: &ServiceView) -> Option<OwnPart> {
+    let repository = view.image.name.rsplit('/').next().unwrap_or_default();
+    let repository = repository.split([':', '@']).next().unwrap_or_default();
+    let runs = |word: &str| {
+        repository == "swarmkeeper" && view.args.first().is_some_and(|first| first == word)
+    };
+    if view.labelled(SERVER_LABEL, "true") || runs("server") {
+        Some(OwnPart::Server)
+    } else if view.labelled(AGENT_LABEL, "true") || runs("agent") {
+        Some(OwnPart::Agent)
+    } else {
+        None
+    }
+}
+
+/// What removing services that run `parts` does to swarmkeeper, in one sentence for a
+/// confirmation; `None` when none is swarmkeeper's.
+pub fn removal_warning(parts: &[OwnPart]) -> Option<String> {
+    let server = parts.contains(&OwnPart::Server);
+    let agent = parts.contains(&OwnPart::Agent);
+    match (server, agent) {
+        (true, true) => Some(
+            "This removes swarmkeeper itself: this dashboard stops, and image garbage \
+             collection stops on every node."
+                .to_owned(),
+        ),
+        (true, false) => {
+            Some("This removes swarmkeeper's own server: this dashboard stops.".to_owned())
+        }
+        (false, true) => Some(
+            "This removes swarmkeeper's agent: image garbage collection stops on every node, \
+             and the dashboard gets no more disk reports."
+                .to_owned(),
+        ),
+        (false, false) => None,
+    }
+}
+
+/// Whether a removal of `name` (a service or a stack) whose services run `parts` may go
+/// ahead: always when none is swarmkeeper's; otherwise only when `confirm` is `name` — the
+/// dashboard's form sends it after its confirmation said what stops. The refusal says what
+/// stops and how to confirm.
+pub fn check_removal(name: &str, parts: &[OwnPart], confirm: Option<&str>) -> Result<(), String> {
+    match removal_warning(parts) {
+        Some(warning) if confirm != Some(name) => Err(format!(
+            "{warning} To remove {name} anyway, confirm it by name: `?confirm={name}`."
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn view(spec: serde_json::Value) -> ServiceView {
+        ServiceView::read(&spec).unwrap()
+    }
+
+    fn spec(image: &str, args: &[&str], labels: serde_json::Value) -> serde_json::Value {
+        json!({"Name": "x", "Labels": labels,
+               "TaskTemplate": {"ContainerSpec": {"Image": image, "Args": args}}})
+    }
+
+    #[test]
+    fn swarmkeepers_services_are_known_by_label_or_by_image_and_command() {
+        let part = |image, args: &[&str], labels| own_part(&view(spec(image, args, labels)));
+        assert_eq!(
+            part("swarmkeeper:0.1.0", &["server"], json!({})),
+            Some(OwnPart::Server)
+        );
+        assert_eq!(
+            part(
+                "registry.example.com:5000/ops/swarmkeeper:0.1.0@sha256:ab",
+                &["agent"],
+                json!({})
+            ),
+            Some(OwnPart::Agent)
+        );
+        assert_eq!(
+            part("busybox", &[], json!({"swarmkeeper.agent": "true"})),
+            Some(OwnPart::Agent)
+        );
+        assert_eq!(
+            part("busybox", &[], json!({"swarmkeeper.server": "true"})),
+            Some(OwnPart::Server)
+        );
+        assert_eq!(part("busybox", &["server"], json!({})), None);
+        assert_eq!(part("swarmkeeper:0.1.0", &["lint"], json!({})), None);
+    }
+
+    #[test]
+    fn removing_swarmkeeper_needs_its_name_as_confirmation() {
+        let both = [OwnPart::Agent, OwnPart::Server];
+        let refused = check_removal("swarmkeeper", &both, None).unwrap_err();
+        assert!(refused.contains("this dashboard stops"), "{refused}");
+        assert!(refused.contains("every node"), "{refused}");
+        assert!(refused.contains("?confirm=swarmkeeper"), "{refused}");
+        assert!(check_removal("swarmkeeper", &both, Some("other")).is_err());
+        assert!(check_removal("swarmkeeper", &both, Some("swarmkeeper")).is_ok());
+        assert!(check_removal("web", &[], None).is_ok());
+        let agent = removal_warning(&[OwnPart::Agent]).unwrap();
+        assert!(!agent.contains("dashboard stops"), "{agent}");
+    }
+}
