@@ -27,6 +27,8 @@ pub struct NodeObservation {
     pub name: String,
     /// Swarm reports the node `down` or `disconnected` (`Status.State`).
     pub down: bool,
+    /// Whether the node is still in the swarm and takes tasks (see [`Membership`]).
+    pub membership: Membership,
     /// When the server last received a report from the node's agent (by the server's clock);
     /// `None` if it never did (no agent: no agent-silent alert).
     pub last_report: Option<Timestamp>,
@@ -34,6 +36,24 @@ pub struct NodeObservation {
     pub report_interval_seconds: u64,
     /// The image filesystem, from the agent's reports; `None` without an agent.
     pub disk: Option<NodeDisk>,
+}
+
+/// Where a node stands in Swarm's node list, which decides the rules that own it (as
+/// Alertmanager's inhibition rules would say it): node-down owns a node Swarm calls down; an
+/// operator who drained a node owns it (the drain stopped its agent, a global task, so
+/// agent-silent would only repeat what they did); a node removed from the swarm has no
+/// alerts at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// In the node list with availability `active` or `pause`, or the list could not be read
+    /// (then the reports are all the server knows).
+    Member,
+    /// In the node list with availability `drain`: no agent-silent alert, and what its agent
+    /// last said about its disk is unknown, neither firing nor resolved.
+    Drained,
+    /// No longer in the node list (`docker node rm`): every alert about it resolves, and no
+    /// new one starts, whatever its agent last reported.
+    Removed,
 }
 
 /// A node's image filesystem.
@@ -136,6 +156,9 @@ fn node_conditions(
     out: &mut Conditions,
 ) {
     let name = &node.name;
+    if node.membership == Membership::Removed {
+        return;
+    }
     if rules.node_down.enabled && node.down {
         out.push(RuleId::NodeDown, name, format!("node {name} is down"));
     }
@@ -143,7 +166,8 @@ fn node_conditions(
         ReportingState::Silent { since } => Some(since),
         ReportingState::Reporting | ReportingState::Never => None,
     };
-    if rules.agent_silent.enabled && !node.down {
+    let drained = node.membership == Membership::Drained;
+    if rules.agent_silent.enabled && !node.down && !drained {
         if let Some(since) = silent {
             out.push(
                 RuleId::AgentSilent,
@@ -154,7 +178,7 @@ fn node_conditions(
     }
     let Some(disk) = &node.disk else { return };
     // What a silent agent last said about its disk may no longer hold, nor may it be wrong.
-    if silent.is_some() || node.down {
+    if silent.is_some() || node.down || drained {
         for rule in [RuleId::DiskGcShortfall, RuleId::DiskFullForecast] {
             if rules.enabled(rule) {
                 out.unknown.push((rule, name.clone()));
@@ -359,6 +383,7 @@ mod tests {
         NodeObservation {
             name: name.into(),
             down: false,
+            membership: Membership::Member,
             last_report: Some(ago(0)),
             report_interval_seconds: 60,
             disk: Some(NodeDisk {
@@ -505,6 +530,62 @@ mod tests {
         assert_eq!(fired(&obs(&n)), [(RuleId::AgentSilent, "w1".into())]);
         n.last_report = None;
         assert!(fired(&obs(&n)).is_empty(), "a node without an agent");
+    }
+
+    /// Tryout finding 19: a down node removed from the swarm resolved node-down and fired
+    /// agent-silent for good.
+    #[test]
+    fn a_node_removed_from_the_swarm_raises_nothing_and_tells_nothing_unknown() {
+        let mut n = node("w1");
+        n.down = true;
+        n.last_report = Some(ago(60));
+        n.disk.as_mut().unwrap().gc_fell_short = true;
+        n.disk.as_mut().unwrap().usage_percent = 99;
+        // `docker node rm` of the down node: Swarm's list no longer has it, its last report
+        // stays in the store.
+        n.membership = Membership::Removed;
+        n.down = false;
+        let c = conditions(
+            &AlertRules::default(),
+            &Observation {
+                nodes: vec![n],
+                ..Observation::default()
+            },
+            now(),
+        );
+        assert_eq!(c, Conditions::default());
+    }
+
+    #[test]
+    fn a_drained_node_whose_agent_stopped_is_not_silent_and_its_disk_is_unknown() {
+        let mut n = node("w1");
+        n.last_report = Some(ago(60));
+        n.membership = Membership::Drained;
+        let c = conditions(
+            &AlertRules::default(),
+            &Observation {
+                nodes: vec![n.clone()],
+                ..Observation::default()
+            },
+            now(),
+        );
+        assert!(c.active.is_empty(), "{c:?}");
+        assert_eq!(
+            c.unknown,
+            [
+                (RuleId::DiskGcShortfall, "w1".to_string()),
+                (RuleId::DiskFullForecast, "w1".to_string())
+            ]
+        );
+        // Down as well: node-down owns it, once.
+        n.down = true;
+        assert_eq!(
+            fired(&Observation {
+                nodes: vec![n],
+                ..Observation::default()
+            }),
+            [(RuleId::NodeDown, "w1".into())]
+        );
     }
 
     #[test]

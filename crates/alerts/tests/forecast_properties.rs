@@ -12,8 +12,8 @@
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use swarmkeeper_alerts::{
-    evaluate, AlertRules, AlertState, Message, NodeDisk, NodeObservation, Observation, RuleId,
-    Status,
+    evaluate, AlertRules, AlertState, Membership, Message, NodeDisk, NodeObservation, Observation,
+    RuleId, Status,
 };
 use swarmkeeper_report::{thin, DiskSample, RetentionPolicy};
 
@@ -80,6 +80,7 @@ impl Server {
             nodes: vec![NodeObservation {
                 name: "w1".into(),
                 down: false,
+                membership: Membership::Member,
                 last_report: Some(now),
                 report_interval_seconds: self.interval.as_secs() as u64,
                 disk: Some(NodeDisk {

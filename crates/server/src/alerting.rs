@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_alerts::{
-    evaluate_routed, AlertRules, AlertState, Message, NodeDisk, NodeObservation, Observation,
-    RestartLedger, Routed, RuleId, ServiceObservation, Silence, TaskEnd, TaskObservation,
-    UpdateOrigin,
+    evaluate_routed, AlertRules, AlertState, Membership, Message, NodeDisk, NodeObservation,
+    Observation, RestartLedger, Routed, RuleId, ServiceObservation, Silence, TaskEnd,
+    TaskObservation, UpdateOrigin,
 };
 use swarmkeeper_auth::SealingKey;
 use swarmkeeper_notify::{
@@ -110,6 +110,8 @@ struct Evaluations {
 #[derive(Default, Clone)]
 struct SwarmView {
     nodes: Vec<swarmkeeper_engine::SwarmNode>,
+    /// The node list could be read: a reported node missing from it was removed.
+    nodes_listed: bool,
     /// Each service by id; its `restarts` are filled from the ledger.
     services: Vec<(String, ServiceObservation)>,
     /// The tasks of the listing that ended on their own.
@@ -601,6 +603,7 @@ async fn list_swarm(state: &AppState) -> SwarmView {
         state.engine.list_services(None),
         state.engine.list_all_tasks()
     );
+    let nodes_listed = nodes.is_ok();
     let nodes = nodes.unwrap_or_else(|e| {
         tracing::debug!(error = %e, "alerts: cannot list the nodes");
         Vec::new()
@@ -640,6 +643,7 @@ async fn list_swarm(state: &AppState) -> SwarmView {
     };
     SwarmView {
         nodes,
+        nodes_listed,
         services,
         ends,
     }
@@ -670,9 +674,17 @@ fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestam
     let mut nodes: Vec<NodeObservation> = Vec::new();
     for (report, received_at, samples) in reports {
         let swarm_node = swarm.nodes.iter().find(|n| n.id == report.node_id);
+        let membership = match swarm_node {
+            Some(node) => membership(node),
+            // A report whose node Swarm no longer lists: removed (`docker node rm`), unless
+            // the list could not be read or the engine is outside a swarm.
+            None if swarm.nodes_listed && !report.node_id.is_empty() => Membership::Removed,
+            None => Membership::Member,
+        };
         nodes.push(NodeObservation {
             name: report.hostname.clone(),
             down: swarm_node.is_some_and(|n| is_down(&n.state)),
+            membership,
             last_report: Some(received_at),
             report_interval_seconds: report.interval_seconds,
             disk: Some(NodeDisk {
@@ -688,6 +700,7 @@ fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestam
             nodes.push(NodeObservation {
                 name: node.hostname.clone(),
                 down: is_down(&node.state),
+                membership: membership(node),
                 last_report: None,
                 report_interval_seconds: 0,
                 disk: None,
@@ -750,6 +763,15 @@ fn tasks_of(observed: &Observed) -> Vec<TaskObservation> {
 /// Swarm's `Status.State` for a node that is not there.
 fn is_down(state: &str) -> bool {
     matches!(state, "down" | "disconnected")
+}
+
+/// A listed node's place in the swarm: drained (`Spec.Availability`) or a member.
+fn membership(node: &swarmkeeper_engine::SwarmNode) -> Membership {
+    if node.availability == "drain" {
+        Membership::Drained
+    } else {
+        Membership::Member
+    }
 }
 
 /// A task's slot as alerts name it: `service.slot`, `service.node` for a global service, so

@@ -137,6 +137,44 @@ async fn a_full_disk_gc_cannot_fix_fires_then_resolves_at_the_webhook() {
     );
 }
 
+/// Tryout finding 19: a node removed from the swarm (`docker node rm`) kept its alerts, and
+/// agent-silent fired for it for good. The server reads the swarm's node list: a report whose
+/// Swarm node ID the list does not have raises nothing, however full its disk, while the
+/// same report from an engine outside any swarm (no node ID) still fires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_the_swarm_no_longer_lists_raises_no_alert() {
+    let (addr, mut rx) = receiver().await;
+    let dir = TempDir::new("alerts-removed");
+    let state = open_state_with_config(swarmkeeper_server::ServerConfig {
+        alert_webhooks: vec![Secret::new(format!("http://{addr}/hook"))],
+        ..config(dir.path(), Some(REPORT_SECRET))
+    });
+    let app = swarmkeeper_server::app(state);
+    let removed = unique("alert-removed");
+    let mut gone = full_disk(&removed);
+    // A Swarm node ID (25 characters, no colon) that the host's swarm does not have.
+    gone.node_id = "zzremovedz0000000000000000".into();
+    post_report(&app, &gone).await;
+    // The control: an engine outside the swarm with the same disk, reported after it.
+    let outside = unique("alert-outside");
+    post_report(&app, &full_disk(&outside)).await;
+    let control = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let (_, body) = rx.recv().await.expect("the receiver runs");
+            assert_ne!(body["subject"], removed.as_str(), "{body}");
+            if body["subject"] == outside.as_str() {
+                return body;
+            }
+        }
+    })
+    .await
+    .expect("the control alert within 5 s");
+    assert_eq!(control["rule"], "disk-gc-shortfall", "{control}");
+    // Another evaluation or two: still nothing about the removed node.
+    let late = within(&mut rx, &removed, Duration::from_secs(4)).await;
+    assert!(late.is_none(), "an alert about a removed node: {late:?}");
+}
+
 /// The next payload about `subject` within `limit`, others (the shared engine's own services
 /// and nodes) skipped; `None` if none came.
 async fn within(rx: &mut Received, subject: &str, limit: Duration) -> Option<(Instant, Value)> {
