@@ -165,13 +165,18 @@ impl Alerting {
             },
             _ => (AlertState::default(), String::new()),
         };
+        let observed = restore_observed(
+            store,
+            signed(rules.oom_kill.keep_firing_for),
+            Timestamp::now(),
+        );
         let alerting = Alerting {
             webhooks,
             stored: RwLock::new((Arc::new(Vec::new()), Vec::new())),
             key,
             notifier,
             rules: RwLock::new(rules),
-            observed: Mutex::new(Observed::default()),
+            observed: Mutex::new(observed),
             state: tokio::sync::Mutex::new(Evaluations {
                 alerts,
                 written,
@@ -840,6 +845,57 @@ fn note_usage(
     forget_old_kills(observed, keep, now);
 }
 
+/// How far before the OOM-kill window a restart reads the stored usage samples: the samples
+/// of that stretch only tell each container's kill count before the window, so that a kill
+/// counted before it is not taken for a new one.
+const RESTORE_BASELINE: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
+/// What the reports said about tasks before the server (re)started, read back from the usage
+/// samples in the store: the samples of the OOM-kill window and [`RESTORE_BASELINE`] before it
+/// go through [`note_usage`] node by node, oldest first, as they went when they arrived. So a
+/// restart keeps each slot's newest memory figures and its OOM kills with their times, and
+/// the rules that read them neither resolve (memory-near-limit, oom-kill: tryout finding 25)
+/// nor fire again. Prometheus restores its alerts' state from its own time series
+/// (`ALERTS_FOR_STATE`) the same way. Nothing readable: an empty start, logged.
+fn restore_observed(store: &Store, keep: jiff::SignedDuration, now: Timestamp) -> Observed {
+    let mut observed = Observed::default();
+    let since = now
+        .checked_sub(keep)
+        .and_then(|t| t.checked_sub(RESTORE_BASELINE))
+        .unwrap_or(Timestamp::MIN);
+    let reports = match store.latest_node_reports() {
+        Ok(reports) => reports,
+        Err(e) => {
+            tracing::warn!(error = %e, "alerts: cannot read the node reports to restore from");
+            return observed;
+        }
+    };
+    for (report, _) in reports {
+        let rows = match store.recent_task_usage(&[report.node_key()], since) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, node = %report.hostname,
+                    "alerts: cannot read the usage samples to restore from");
+                continue;
+            }
+        };
+        let mut by_time: BTreeMap<Timestamp, Vec<swarmkeeper_report::TaskUsage>> = BTreeMap::new();
+        for (at, task) in rows {
+            by_time.entry(at).or_default().push(task);
+        }
+        let usage: Vec<UsageSample> = by_time
+            .into_iter()
+            .map(|(taken_at, tasks)| UsageSample {
+                taken_at,
+                node: None,
+                tasks,
+            })
+            .collect();
+        note_usage(&mut observed, &report.hostname, &usage, keep, now);
+    }
+    observed
+}
+
 fn forget_old_kills(observed: &mut Observed, keep: jiff::SignedDuration, now: Timestamp) {
     observed.oom_kills.retain(|_, (_, kills)| {
         kills.retain(|at| now.duration_since(*at) <= keep);
@@ -900,5 +956,67 @@ mod tests {
         // Kills are forgotten after `keep`.
         forget_old_kills(&mut observed, keep, at(30 + 15 * 60 + 1));
         assert!(tasks_of(&observed)[0].oom_kills.is_empty());
+    }
+
+    /// Tryout finding 25: a restart forgot the memory figures and OOM kills, so the
+    /// memory-near-limit and oom-kill alerts resolved, then fired again. What the new server
+    /// reads back from the store is what the old one had noted from the same reports.
+    #[test]
+    fn a_restart_reads_back_each_slots_memory_and_oom_kills_from_the_stored_samples() {
+        let keep = jiff::SignedDuration::from_mins(15);
+        let now = at(40 * 60);
+        let mut store = Store::in_memory().unwrap();
+        let mut reports = Vec::new();
+        // One report a minute for 40 minutes: an OOM kill counted 30 minutes ago (outside the
+        // window: no kill after the restart), another 5 minutes ago, and the memory at 95 %
+        // of its limit in the newest sample.
+        for minute in 0..40 {
+            let ooms = if minute >= 35 {
+                2
+            } else if minute >= 10 {
+                1
+            } else {
+                0
+            };
+            let memory = if minute == 39 { 15_200 << 10 } else { 8 << 20 };
+            let mut report = swarmkeeper_report::NodeReport {
+                node_id: "n1".into(),
+                hostname: "w1".into(),
+                ..Default::default()
+            };
+            report.usage = vec![usage(minute * 60, memory, ooms)];
+            store.record_node_report(&report, at(minute * 60)).unwrap();
+            reports.push(report);
+        }
+        let mut live = Observed::default();
+        for report in &reports {
+            note_usage(
+                &mut live,
+                "w1",
+                &report.usage,
+                keep,
+                report.usage[0].taken_at,
+            );
+        }
+        forget_old_kills(&mut live, keep, now);
+        let restored = restore_observed(&store, keep, now);
+        assert_eq!(tasks_of(&restored), tasks_of(&live));
+        let task = &tasks_of(&restored)[0];
+        assert_eq!(
+            task.oom_kills,
+            [at(35 * 60)],
+            "only the kill within the window"
+        );
+        assert_eq!(task.memory_bytes, 15_200 << 10);
+        // The next report with the same count is no new kill.
+        let mut after = restored;
+        note_usage(
+            &mut after,
+            "w1",
+            &[usage(41 * 60, 8 << 20, 2)],
+            keep,
+            at(41 * 60),
+        );
+        assert_eq!(tasks_of(&after)[0].oom_kills, [at(35 * 60)]);
     }
 }
