@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use swarmkeeper_report::{node_reporting_state, DiskSample, ReportingState};
+use swarmkeeper_report::{node_reporting_state, silent_after, DiskSample, ReportingState};
 
 use crate::forecast::{forecast_full, Forecast};
 use crate::rules::{AlertRules, RuleId};
@@ -18,6 +18,12 @@ pub struct Observation {
     pub nodes: Vec<NodeObservation>,
     pub services: Vec<ServiceObservation>,
     pub tasks: Vec<TaskObservation>,
+    /// When the observer (the server) started, if it says: until every node still in the
+    /// swarm has reported since, or has had its time to (`swarmkeeper_report::silent_after`
+    /// of its interval), a task slot without a sample may be one whose node has not spoken
+    /// yet, so the task rules (oom-kill, memory-near-limit) are unknown for every subject
+    /// they do not see holding, as a Prometheus rule restored after a restart waits for data.
+    pub started_at: Option<Timestamp>,
 }
 
 /// One Swarm node.
@@ -132,6 +138,10 @@ pub struct Conditions {
     /// (rule, subject) pairs that cannot be told now (a silent node's disk, a forecast with too
     /// few samples): an ongoing alert for them stays as it is, neither resolved nor started.
     pub unknown: Vec<(RuleId, String)>,
+    /// Rules that cannot be told now for any subject not in `active` (the task rules just
+    /// after a restart, see [`Observation::started_at`]): their ongoing alerts stay as they
+    /// are.
+    pub unknown_rules: Vec<RuleId>,
 }
 
 /// Which conditions of the enabled rules hold in `observation` at `now`.
@@ -145,6 +155,20 @@ pub fn conditions(rules: &AlertRules, observation: &Observation, now: Timestamp)
     }
     for task in &observation.tasks {
         task_conditions(rules, task, now, &mut out);
+    }
+    if let Some(started) = observation.started_at {
+        let waiting = observation.nodes.iter().any(|node| {
+            node.membership != Membership::Removed
+                && !node.down
+                && node.last_report.is_some_and(|last| last < started)
+                && now.duration_since(started) <= silent_after(node.report_interval_seconds)
+        });
+        if waiting {
+            out.unknown_rules = [RuleId::OomKill, RuleId::MemoryNearLimit]
+                .into_iter()
+                .filter(|rule| rules.enabled(*rule))
+                .collect();
+        }
     }
     out
 }
@@ -434,6 +458,7 @@ mod tests {
             nodes: vec![node("w1")],
             services: vec![service("web")],
             tasks: vec![task("web.1", 10 * MIB, Some(100 * MIB))],
+            started_at: Some(ago(60)),
         };
         let c = conditions(&AlertRules::default(), &observation, now());
         assert_eq!(c, Conditions::default());
@@ -659,6 +684,37 @@ mod tests {
         assert_eq!(fired(&obs(&t)), [(RuleId::OomKill, "web.1".into())]);
         t.oom_kills = vec![ago(16)];
         assert!(fired(&obs(&t)).is_empty());
+    }
+
+    /// Tryout finding 25: after a restart, before a node has reported, a slot without a
+    /// sample is unknown, not fine; once every node reported (or had its time to), it is fine.
+    #[test]
+    fn task_rules_wait_for_every_node_after_a_start() {
+        let started = ago(1);
+        let mut n = node("w1");
+        n.last_report = Some(ago(2));
+        let mut observation = Observation {
+            nodes: vec![n],
+            started_at: Some(started),
+            ..Observation::default()
+        };
+        let c = conditions(&AlertRules::default(), &observation, now());
+        assert_eq!(c.unknown_rules, [RuleId::OomKill, RuleId::MemoryNearLimit]);
+        // Its first report since the start: the rules judge again.
+        observation.nodes[0].last_report = Some(now());
+        let c = conditions(&AlertRules::default(), &observation, now());
+        assert!(c.unknown_rules.is_empty());
+        // A node that had three intervals to report and did not is silent, not awaited.
+        observation.nodes[0].last_report = Some(ago(5));
+        observation.started_at = Some(ago(4));
+        let c = conditions(&AlertRules::default(), &observation, now());
+        assert!(c.unknown_rules.is_empty());
+        // Without a start time (a caller that does not restart), nothing is awaited.
+        observation.started_at = None;
+        observation.nodes[0].last_report = Some(ago(2));
+        assert!(conditions(&AlertRules::default(), &observation, now())
+            .unknown_rules
+            .is_empty());
     }
 
     #[test]

@@ -77,8 +77,11 @@ pub struct Alerting {
     key: Option<SealingKey>,
     notifier: Option<Notifier>,
     rules: RwLock<AlertRules>,
-    /// What reports said about tasks, kept between reports.
+    /// What reports said about tasks, kept between reports (and read back at a start).
     observed: Mutex<Observed>,
+    /// When this server loaded its alerts: the task rules wait for every node to report
+    /// since (`swarmkeeper_alerts::Observation::started_at`).
+    started_at: Timestamp,
     /// Held across an evaluation's step so two never interleave.
     state: tokio::sync::Mutex<Evaluations>,
     wake: tokio::sync::Notify,
@@ -165,11 +168,8 @@ impl Alerting {
             },
             _ => (AlertState::default(), String::new()),
         };
-        let observed = restore_observed(
-            store,
-            signed(rules.oom_kill.keep_firing_for),
-            Timestamp::now(),
-        );
+        let started_at = Timestamp::now();
+        let observed = restore_observed(store, signed(rules.oom_kill.keep_firing_for), started_at);
         let alerting = Alerting {
             webhooks,
             stored: RwLock::new((Arc::new(Vec::new()), Vec::new())),
@@ -177,6 +177,7 @@ impl Alerting {
             notifier,
             rules: RwLock::new(rules),
             observed: Mutex::new(observed),
+            started_at,
             state: tokio::sync::Mutex::new(Evaluations {
                 alerts,
                 written,
@@ -639,6 +640,7 @@ async fn list_swarm(state: &AppState) -> SwarmView {
                     (row.id, service)
                 })
                 .collect();
+
             (services, ends)
         }
         (Err(e), _) | (_, Err(e)) => {
@@ -730,6 +732,7 @@ fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestam
             .map(|(_, service)| service)
             .collect(),
         tasks,
+        started_at: Some(state.alerting.started_at),
     }
 }
 
