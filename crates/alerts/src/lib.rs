@@ -23,7 +23,7 @@ pub use forecast::{forecast_full, Forecast};
 pub use message::{rfc3339_seconds, Message, Status, WebhookPayload};
 pub use observe::{
     conditions, Condition, Conditions, Membership, NodeDisk, NodeObservation, Observation,
-    ServiceObservation, TaskObservation, UpdateOrigin,
+    Rollback, ServiceObservation, TaskObservation, UpdateOrigin,
 };
 pub use restarts::{RestartLedger, TaskEnd};
 pub use route::{evaluate_routed, Routed};

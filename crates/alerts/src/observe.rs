@@ -81,11 +81,23 @@ pub struct ServiceObservation {
     pub name: String,
     /// Converged as `swarmkeeper_rollout` defines it.
     pub converged: bool,
-    /// The service's last update was rolled back (`UpdateStatus.State` is `rollback_started`,
-    /// `rollback_paused` or `rollback_completed`), and what made that update.
-    pub rolled_back: Option<UpdateOrigin>,
+    /// The service's last update was rolled back, by Swarm (`UpdateStatus.State`
+    /// `rollback_completed`) or by the deploy engine (a revision that ended rolled back, and
+    /// no update of the service since), with what made that update and why.
+    pub rolled_back: Option<Rollback>,
     /// When the service's tasks were restarted (a task replaced one that ended), in any order.
     pub restarts: Vec<Timestamp>,
+}
+
+/// How a service's last update was rolled back: the words of its alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollback {
+    pub origin: UpdateOrigin,
+    /// The deploy history's revision that rolled back (stack, number), when one did.
+    pub revision: Option<(String, u64)>,
+    /// Why, in the deploy engine's words (the revision's summary) or Swarm's
+    /// (`UpdateStatus.Message`); may be empty.
+    pub reason: String,
 }
 
 /// What made the update that was rolled back; it only changes the words of the alert.
@@ -281,17 +293,25 @@ fn service_conditions(
         );
     }
     if rules.rolled_back.enabled {
-        if let Some(origin) = service.rolled_back {
-            let what = match origin {
+        if let Some(rollback) = &service.rolled_back {
+            let what = match rollback.origin {
                 UpdateOrigin::Deploy => "the deploy",
                 UpdateOrigin::AutoDeploy => "the auto-deploy",
                 UpdateOrigin::Update => "the last update",
             };
-            out.push(
-                RuleId::RolledBack,
-                name,
-                format!("{what} of service {name} was rolled back"),
-            );
+            let mut summary = format!("{what} of service {name} was rolled back");
+            let reason = rollback.reason.trim();
+            match (&rollback.revision, reason.is_empty()) {
+                (Some((stack, number)), true) => {
+                    summary.push_str(&format!(" (revision {number} of stack {stack})"))
+                }
+                (Some((stack, number)), false) => {
+                    summary.push_str(&format!(" (revision {number} of stack {stack}: {reason})"))
+                }
+                (None, false) => summary.push_str(&format!(": {reason}")),
+                (None, true) => {}
+            }
+            out.push(RuleId::RolledBack, name, summary);
         }
     }
     let restart = &rules.restart_loop;
@@ -617,7 +637,11 @@ mod tests {
     fn service_rules() {
         let mut s = service("web");
         s.converged = false;
-        s.rolled_back = Some(UpdateOrigin::AutoDeploy);
+        s.rolled_back = Some(Rollback {
+            origin: UpdateOrigin::AutoDeploy,
+            revision: None,
+            reason: String::new(),
+        });
         s.restarts = vec![ago(1), ago(2), ago(3), ago(4), ago(11)];
         let c = conditions(
             &AlertRules::default(),
@@ -648,6 +672,44 @@ mod tests {
         assert_eq!(
             c.active[2].summary,
             "service web: 5 task restarts in the last 10m"
+        );
+    }
+
+    /// Tryout finding 20: both kinds of rollback say which revision and why.
+    #[test]
+    fn a_rollback_names_its_revision_and_reason() {
+        let summary = |rollback: Rollback| {
+            let mut s = service("shop_web");
+            s.rolled_back = Some(rollback);
+            conditions(
+                &AlertRules::default(),
+                &Observation {
+                    services: vec![s],
+                    ..Observation::default()
+                },
+                now(),
+            )
+            .active[0]
+                .summary
+                .clone()
+        };
+        assert_eq!(
+            summary(Rollback {
+                origin: UpdateOrigin::Deploy,
+                revision: Some(("shop".into(), 5)),
+                reason: "shop_web: timed out after 10m".into(),
+            }),
+            "the deploy of service shop_web was rolled back (revision 5 of stack shop: \
+             shop_web: timed out after 10m)"
+        );
+        assert_eq!(
+            summary(Rollback {
+                origin: UpdateOrigin::Update,
+                revision: None,
+                reason: "update paused due to failure or early termination of task x".into(),
+            }),
+            "the last update of service shop_web was rolled back: update paused due to \
+             failure or early termination of task x"
         );
     }
 

@@ -242,8 +242,10 @@ impl Default for ServiceNotConverged {
     }
 }
 
-/// A service whose last update was rolled back: fires at once and stays firing until a later
-/// update of the service completes.
+/// A service whose last update was rolled back, by Swarm's `failure_action: rollback` or by
+/// the deploy engine itself (its monitor timed out or saw a failure, and it put the service
+/// back): fires at once, naming the revision and why when the deploy history has them, and
+/// stays firing until a later update of the service starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RolledBack {

@@ -25,10 +25,11 @@ use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_alerts::{
     evaluate_routed, AlertRules, AlertState, Membership, Message, NodeDisk, NodeObservation,
-    Observation, RestartLedger, Routed, RuleId, ServiceObservation, Silence, TaskEnd,
+    Observation, RestartLedger, Rollback, Routed, RuleId, ServiceObservation, Silence, TaskEnd,
     TaskObservation, UpdateOrigin,
 };
 use swarmkeeper_auth::SealingKey;
+use swarmkeeper_deploy::RolledBackRevision;
 use swarmkeeper_notify::{
     Channel, ChannelKind, Delivery, Notifier, NotifyError, RetryPolicy, Secret,
 };
@@ -604,11 +605,17 @@ fn signed(d: Duration) -> jiff::SignedDuration {
 /// Swarm's nodes, and its services with their restarts. What cannot be listed is left out
 /// and logged: the rules then see fewer nodes or services, never wrong ones.
 async fn list_swarm(state: &AppState) -> SwarmView {
-    let (nodes, services, tasks) = tokio::join!(
+    let history = state.history();
+    let (nodes, services, tasks, rollbacks) = tokio::join!(
         state.engine.list_nodes(),
         state.engine.list_services(None),
-        state.engine.list_all_tasks()
+        state.engine.list_all_tasks(),
+        history.rolled_back()
     );
+    let rollbacks = rollbacks.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "alerts: cannot read the deploy history's rollbacks");
+        Vec::new()
+    });
     let nodes_listed = nodes.is_ok();
     let nodes = nodes.unwrap_or_else(|e| {
         tracing::debug!(error = %e, "alerts: cannot list the nodes");
@@ -631,10 +638,27 @@ async fn list_swarm(state: &AppState) -> SwarmView {
             let services = crate::views::services::service_rows(&services, &tasks)
                 .into_iter()
                 .map(|row| {
+                    let update_started = services
+                        .iter()
+                        .find(|s| s.id == row.id)
+                        .and_then(|s| s.update_status.as_ref())
+                        .and_then(|u| u.started_at);
+                    let rolled_back = match engine_rollback(&rollbacks, &row.name, update_started) {
+                        Some(r) => Some(Rollback {
+                            origin: UpdateOrigin::Deploy,
+                            revision: Some((r.stack.clone(), r.revision)),
+                            reason: r.reason.clone(),
+                        }),
+                        None => row.rolled_back.then(|| Rollback {
+                            origin: UpdateOrigin::Update,
+                            revision: None,
+                            reason: row.update_message.clone(),
+                        }),
+                    };
                     let service = ServiceObservation {
                         name: row.name,
                         converged: row.converged,
-                        rolled_back: row.rolled_back.then_some(UpdateOrigin::Update),
+                        rolled_back,
                         restarts: Vec::new(),
                     };
                     (row.id, service)
@@ -654,6 +678,22 @@ async fn list_swarm(state: &AppState) -> SwarmView {
         services,
         ends,
     }
+}
+
+/// The deploy engine's rollback of `service` that is still its last word (tryout finding
+/// 20): the newest revision that put it back, unless Swarm started an update of it after that
+/// revision ended (both times by the managers' clock). The engine's own rollback is an update
+/// that ends `completed`, so Swarm's `UpdateStatus` alone never tells it.
+fn engine_rollback<'a>(
+    rollbacks: &'a [RolledBackRevision],
+    service: &str,
+    update_started: Option<Timestamp>,
+) -> Option<&'a RolledBackRevision> {
+    rollbacks
+        .iter()
+        .filter(|r| r.services.iter().any(|s| s == service))
+        .max_by_key(|r| r.ended_at)
+        .filter(|r| update_started.is_none_or(|started| started <= r.ended_at))
 }
 
 /// The cluster as the rules read it.
@@ -959,6 +999,25 @@ mod tests {
         // Kills are forgotten after `keep`.
         forget_old_kills(&mut observed, keep, at(30 + 15 * 60 + 1));
         assert!(tasks_of(&observed)[0].oom_kills.is_empty());
+    }
+
+    /// Tryout finding 20: the deploy engine's rollback is the service's last word until Swarm
+    /// starts another update of it.
+    #[test]
+    fn an_engine_rollback_lasts_until_the_next_update_of_the_service() {
+        let revision = |number, ended| RolledBackRevision {
+            stack: "shop".into(),
+            revision: number,
+            ended_at: at(ended),
+            reason: "shop_api: timed out".into(),
+            services: vec!["shop_web".into()],
+        };
+        let all = [revision(3, 100), revision(5, 300)];
+        let last = engine_rollback(&all, "shop_web", Some(at(290))).unwrap();
+        assert_eq!(last.revision, 5);
+        assert!(engine_rollback(&all, "shop_web", None).is_some());
+        assert!(engine_rollback(&all, "shop_web", Some(at(301))).is_none());
+        assert!(engine_rollback(&all, "shop_api", Some(at(0))).is_none());
     }
 
     /// Tryout finding 25: a restart forgot the memory figures and OOM kills, so the
