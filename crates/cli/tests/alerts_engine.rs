@@ -2,6 +2,11 @@
 //! 16 MiB that allocates 64 MiB, a `swarmkeeper agent` reading its cgroup with stats on, a
 //! `swarmkeeper server` with `--alert-webhook`, each a process of its own. Prints the alert
 //! latency: from the kernel's OOM kill (the engine's `oom` event) to the message received.
+//!
+//! The agent's stats and report intervals are its defaults (they are the OOM path's
+//! latency); its GC policy is `AlertSetup::agent`'s, which cannot delete anything on the
+//! shared host engine that this test did not create (the default policy would collect other
+//! tests' unused images whenever the host's disk is past 85 %).
 
 mod support;
 
@@ -136,41 +141,24 @@ fn task_page_says_out_of_memory(server: &Server, host: &str, service: &str) {
 /// Runs a service limited to 16 MiB whose `script` allocates 64 MiB, and waits for the
 /// oom-kill alert about its slot at the webhook; prints the latency from the kill.
 fn oom_alert(case: &str, script: &str) {
-    let AlertSetup {
-        host,
-        service,
-        image,
-        dir,
-        secret,
-        server,
-        messages,
-        cleanup: _cleanup,
-        ..
-    } = AlertSetup::start(&format!("oom{case}"));
-    let _agent = Agent::reporting(&host, &dir.join("agent"), server.port(), &secret);
+    let setup = AlertSetup::start(&format!("oom{case}"));
+    // Stats and reports at the agent's defaults: they decide how soon a kill is seen.
+    let _agent = setup.agent(&[]);
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let oom_events = OomEvents::follow(&host, &service, since);
+    let oom_events = OomEvents::follow(&setup.host, &setup.service, since);
     let created = std::time::Instant::now();
-    docker(
-        &host,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            &service,
-            "--limit-memory",
-            "16M",
-            &image,
-            "/bin/busybox",
-            "sh",
-            "-c",
-            script,
-        ],
-    );
+    setup.create_service("16M", script);
+    let AlertSetup {
+        host,
+        service,
+        server,
+        messages,
+        cleanup: _cleanup,
+        ..
+    } = setup;
     let slot = format!("{service}.1");
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let (received, alert) = loop {
