@@ -205,3 +205,93 @@ fn oom_alert(case: &str, script: &str) {
     }
     server.stop();
 }
+
+/// Tryout finding 20: a rollback the deploy engine does itself sent no `rolled-back` alert.
+/// A stack of two services goes from revision 1 to 2: `ok` changes and converges, `bad`'s
+/// task exits 1, so Swarm rolls `bad` back (`failure_action: rollback`) and the deploy engine
+/// puts `ok` back itself, with a plain update that ends `completed`. The server must say both
+/// were rolled back, naming the revision and why, `ok` included (before: nothing about it).
+#[test]
+fn a_rollback_the_deploy_engine_does_itself_alerts_the_webhook() {
+    let setup = AlertSetup::start("rollback");
+    let stack = format!("skrb{}", std::process::id());
+    struct Stack(String);
+    impl Drop for Stack {
+        fn drop(&mut self) {
+            remove_stack(&self.0);
+        }
+    }
+    let _stack = Stack(stack.clone());
+    let file = |ok_env: &str, bad_command: &str| {
+        format!(
+            "services:\n  ok:\n    image: {image}\n    command: [\"/bin/busybox\", \"sleep\", \
+             \"3600\"]\n    environment: [\"V={ok_env}\"]\n  bad:\n    image: {image}\n    \
+             command: {bad_command}\n",
+            image = setup.image
+        )
+    };
+    let sleep = "[\"/bin/busybox\", \"sleep\", \"3600\"]";
+    let v1 = setup.dir.join("v1.yml");
+    std::fs::write(&v1, file("1", sleep)).unwrap();
+    let v2 = setup.dir.join("v2.yml");
+    std::fs::write(
+        &v2,
+        file("2", "[\"/bin/busybox\", \"sh\", \"-c\", \"exit 1\"]"),
+    )
+    .unwrap();
+    let deploy = |path: &std::path::Path| {
+        swarmkeeper(
+            &setup.host,
+            &[
+                "deploy",
+                "--ignore-lint",
+                "-c",
+                path.to_str().unwrap(),
+                &stack,
+            ],
+        )
+    };
+    let first = deploy(&v1);
+    assert_eq!(first.status.code(), Some(0), "{}", output_text(&first));
+    let second = deploy(&v2);
+    assert_eq!(second.status.code(), Some(1), "{}", output_text(&second));
+    let ended = std::time::Instant::now();
+    let ok = format!("{stack}_ok");
+    let state = docker(
+        &setup.host,
+        &[
+            "service",
+            "inspect",
+            "--format",
+            "{{.UpdateStatus.State}}",
+            &ok,
+        ],
+    );
+    assert_eq!(
+        state, "completed",
+        "the engine put {ok} back with a plain update"
+    );
+    let deadline = ended + Duration::from_secs(20);
+    let alert = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (_, body) = setup
+            .messages
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no rolled-back alert about {ok} within 20 s"));
+        if body["subject"] == ok.as_str() && body["rule"] == "rolled-back" {
+            break body;
+        }
+    };
+    assert_eq!(alert["status"], "firing", "{alert}");
+    let summary = alert["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("revision 2 of stack {stack}")) && summary.contains("_bad"),
+        "{summary}"
+    );
+    eprintln!(
+        "deploy engine's rollback -> rolled-back alert received {:.1} s after the deploy \
+         ended: {summary}",
+        ended.elapsed().as_secs_f64()
+    );
+    setup.server.stop();
+}
