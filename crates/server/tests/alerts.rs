@@ -211,16 +211,7 @@ async fn a_restart_neither_resolves_nor_repeats_an_oom_kill() {
     let mut killed = report("", &host);
     killed.usage = vec![usage(20, 0), usage(10, 1)];
     post_report(&app, &killed).await;
-    let firing = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            let (_, body) = rx.recv().await.expect("the receiver runs");
-            if body["subject"] == slot.as_str() {
-                return body;
-            }
-        }
-    })
-    .await
-    .expect("oom-kill fires within 5 s");
+    let (_, firing) = next_about(&mut rx, &slot).await;
     assert_eq!(
         (&firing["status"], &firing["rule"]),
         (&json!("firing"), &json!("oom-kill")),
