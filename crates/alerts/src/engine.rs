@@ -215,7 +215,8 @@ pub fn evaluate(
 /// - an alert whose condition no longer holds goes; a resolved message goes out for it if a
 ///   firing one did (even while silenced: the receivers already know of it). A pending alert
 ///   goes quietly;
-/// - an alert whose condition is unknown stays as it is (and keeps its `for` clock running);
+/// - an alert whose condition is unknown (its pair in `unknown`, or its rule in
+///   `unknown_rules`) stays as it is (and keeps its `for` clock running);
 /// - the `Test` rule is never in `conditions`; a duplicate condition counts once (the first
 ///   summary wins).
 ///
@@ -235,7 +236,9 @@ pub fn step(
     }
     let mut resolved = Vec::new();
     state.alerts.retain(|key, alert| {
-        let keep = holding.contains_key(key) || conditions.unknown.contains(key);
+        let keep = holding.contains_key(key)
+            || conditions.unknown.contains(key)
+            || conditions.unknown_rules.contains(&key.0);
         if !keep && alert.last_notified.is_some() {
             resolved.push(alert.message(Status::Resolved, now));
         }
@@ -305,6 +308,7 @@ mod tests {
                 })
                 .collect(),
             unknown: vec![],
+            unknown_rules: vec![],
         }
     }
 
@@ -442,10 +446,31 @@ mod tests {
         let unknown = Conditions {
             active: vec![],
             unknown: vec![key.clone()],
+            unknown_rules: vec![],
         };
         assert!(step(&mut state, &unknown, &rules, &[], t(5)).is_empty());
         assert!(state.get(key.0, "w1").unwrap().is_firing());
         assert_eq!(step(&mut state, &holding(&[]), &rules, &[], t(6)).len(), 1);
+    }
+
+    #[test]
+    fn an_unknown_rule_keeps_its_alerts_and_starts_none() {
+        let rules = AlertRules::default();
+        let mut state = AlertState::default();
+        let near = RuleId::MemoryNearLimit;
+        step(&mut state, &holding(&[(near, "web.1")]), &rules, &[], t(0));
+        let fired = step(&mut state, &holding(&[(near, "web.1")]), &rules, &[], t(5));
+        assert_eq!(sent(&fired), [(Status::Firing, near, "web.1")]);
+        let waiting = Conditions {
+            unknown_rules: vec![near],
+            ..Conditions::default()
+        };
+        assert!(step(&mut state, &waiting, &rules, &[], t(6)).is_empty());
+        assert!(state.get(near, "web.1").unwrap().is_firing());
+        assert_eq!(
+            sent(&step(&mut state, &holding(&[]), &rules, &[], t(7))),
+            [(Status::Resolved, near, "web.1")]
+        );
     }
 
     #[test]

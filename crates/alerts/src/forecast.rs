@@ -18,7 +18,13 @@
 //! - a rise is not noise: the samples must have grown by [`MIN_GROWTH_PERCENT`] of the
 //!   capacity, and the newest half of them must still have grown by half of that, so a flat
 //!   disk whose usage wobbles by less than half a percent either way never fires, and a disk
-//!   that stopped growing (or shrank) for the newest half of the window resolves.
+//!   that stopped growing (or shrank) for the newest half of the window resolves;
+//! - a step is not a trend: each quarter of the trend's span must hold an eighth of its
+//!   growth ([`SPREAD_PARTS`], [`SPREAD_SHARE`]), so an image pull or a burst of pulls
+//!   followed by a flat disk never fires (tryout finding 8: a fresh 256 MiB worker that
+//!   pulled three images after the install was forecast full in two hours), while a steady
+//!   fill, or pulls no further apart than a quarter of a trend, do;
+//! - "used now" in the alert is the newest sample, not the fitted line's value.
 
 use jiff::{SignedDuration, Timestamp};
 use swarmkeeper_report::DiskSample;
@@ -74,9 +80,11 @@ fn lead(time_left: SignedDuration) -> SignedDuration {
 /// the last `window` before `now`, then of its newest half, quarter, … while at least
 /// `min_samples` remain. Each starts from where the disk stands: the line's value now, or the
 /// newest sample when that is higher (a fill that began late in a trend's span flattens its
-/// line and lowers where it stands now, while the disk is at least as full as it last read).
+/// line and lowers where it stands now, while the disk is at least as full as it last read);
+/// the forecast's `used_percent` is the newest sample's.
 /// A trend counts when it grew (newest less oldest sample) by [`MIN_GROWTH_PERCENT`] of the
-/// capacity, its newest half grew by half of that, and its samples span [`LEAD_FRACTION`] of
+/// capacity, its newest half grew by half of that, each quarter of its span grew by
+/// [`SPREAD_SHARE`] of its growth, and its samples span [`LEAD_FRACTION`] of
 /// the time to full or `max_span`, whichever is shorter. The soonest full of the trends that
 /// count is the forecast. Samples after `now` are ignored.
 pub fn forecast_full(
@@ -152,6 +160,9 @@ fn fit(trend: &[&DiskSample], now: Timestamp) -> Option<Fill> {
     if grown_since(first) < min_growth || grown_since(newest_half) < min_growth / 2.0 {
         return None;
     }
+    if !spread(trend, grown_since(first)) {
+        return None;
+    }
     // Seconds before `now` (negative) against bytes; centred sums keep the precision that raw
     // epoch seconds squared would lose.
     let n = trend.len() as f64;
@@ -175,13 +186,72 @@ fn fit(trend: &[&DiskSample], now: Timestamp) -> Option<Fill> {
     Some(Fill {
         in_: SignedDuration::try_from_secs_f64(seconds).unwrap_or(SignedDuration::MAX),
         bytes_per_hour: slope * 3600.0,
+        // What the disk last read, not the line's value (tryout finding 8 said "15% used
+        // now" of a disk at 13%).
         used_percent: if capacity > 0.0 {
-            (used_now / capacity * 100.0).clamp(0.0, 100.0)
+            (last.used_bytes as f64 / capacity * 100.0).clamp(0.0, 100.0)
         } else {
             100.0
         },
         fitted_over,
     })
+}
+
+/// Whether the growth of `trend` (sorted, spanning more than an instant) is spread over its
+/// span: each of its [`SPREAD_PARTS`] equal parts of time grew by at least
+/// [`SPREAD_SHARE`] of `growth` (the usage between samples read on the straight line from
+/// one to the next, so sparse samples of a steady fill still show growth in every part).
+///
+/// This is what tells a fill from a few steps (tryout finding 8): an image pull, a GC pass
+/// or a burst of pulls moves the disk once, and a line fitted across the step predicts a
+/// steady fill for as long as the step stays in the trend's newer half. A steady fill grows
+/// in every part; a staircase of pulls does when its steps are no further apart than a part
+/// (a quarter of the 1 h window: pulls every 15 minutes); a burst of up to three steps
+/// never fills four parts.
+fn spread(trend: &[&DiskSample], growth: f64) -> bool {
+    let (Some(first), Some(last)) = (trend.first(), trend.last()) else {
+        return false;
+    };
+    let span = last.at.duration_since(first.at).as_secs_f64();
+    let at = |fraction: f64| {
+        let t = first.at + SignedDuration::from_secs_f64(span * fraction);
+        usage_at(trend, t)
+    };
+    (0..SPREAD_PARTS).all(|part| {
+        let from = part as f64 / SPREAD_PARTS as f64;
+        let to = (part + 1) as f64 / SPREAD_PARTS as f64;
+        at(to) - at(from) >= growth * SPREAD_SHARE
+    })
+}
+
+/// The parts of a trend's span that must each grow (see [`forecast_full`]).
+pub const SPREAD_PARTS: usize = 4;
+
+/// The least share of a trend's growth each of its parts must hold: half of what a steady
+/// fill puts in each.
+pub const SPREAD_SHARE: f64 = 0.125;
+
+/// The used bytes at `t` on the straight line between the samples around it (sorted by
+/// time; the first or last sample outside them).
+fn usage_at(trend: &[&DiskSample], t: Timestamp) -> f64 {
+    let after = trend.partition_point(|s| s.at < t);
+    match (
+        after.checked_sub(1).map(|i| trend[i]),
+        trend.get(after).copied(),
+    ) {
+        (Some(before), Some(after)) => {
+            let width = after.at.duration_since(before.at).as_secs_f64();
+            let into = t.duration_since(before.at).as_secs_f64();
+            let (from, to) = (before.used_bytes as f64, after.used_bytes as f64);
+            if width <= 0.0 {
+                to
+            } else {
+                from + (to - from) * into / width
+            }
+        }
+        (None, Some(s)) | (Some(s), None) => s.used_bytes as f64,
+        (None, None) => 0.0,
+    }
 }
 
 #[cfg(test)]
@@ -328,6 +398,24 @@ mod tests {
         // Filling 5 MiB a minute until 30 minutes ago, flat since.
         let samples = history(60, |age| (650 - 5 * (age.max(30) as u64 - 30)) * MIB);
         assert_eq!(forecast(&samples), Forecast::NotFilling);
+    }
+
+    /// Tryout finding 8: one image pull a quarter of an hour ago on a flat disk. The step
+    /// sits in the newest half of the hour, and a line across it rises at 30 MiB an hour.
+    #[test]
+    fn a_step_then_a_flat_disk_is_not_a_trend() {
+        let samples = history(60, |age| if age < 15 { 130 * MIB } else { 100 * MIB });
+        assert_eq!(forecast(&samples), Forecast::NotFilling);
+        // Two pulls, ten minutes apart: not yet.
+        let samples = history(60, |age| match age {
+            0..=9 => 160 * MIB,
+            10..=19 => 130 * MIB,
+            _ => 100 * MIB,
+        });
+        assert_eq!(forecast(&samples), Forecast::NotFilling);
+        // A pull every five minutes for the last half hour is a trend.
+        let samples = history(60, |age| (100 + 30 * (30 - age.min(30) as u64) / 5) * MIB);
+        assert!(matches!(forecast(&samples), Forecast::FullIn { .. }));
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub use engine::{evaluate, step, Alert, AlertState, Silence, SilenceError};
 pub use forecast::{forecast_full, Forecast};
 pub use message::{rfc3339_seconds, Message, Status, WebhookPayload};
 pub use observe::{
-    conditions, Condition, Conditions, NodeDisk, NodeObservation, Observation, ServiceObservation,
-    TaskObservation, UpdateOrigin,
+    conditions, Condition, Conditions, Membership, NodeDisk, NodeObservation, Observation,
+    Rollback, ServiceObservation, TaskObservation, UpdateOrigin,
 };
 pub use restarts::{RestartLedger, TaskEnd};
 pub use route::{evaluate_routed, Routed};

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use swarmkeeper_report::{node_reporting_state, DiskSample, ReportingState};
+use swarmkeeper_report::{node_reporting_state, silent_after, DiskSample, ReportingState};
 
 use crate::forecast::{forecast_full, Forecast};
 use crate::rules::{AlertRules, RuleId};
@@ -18,6 +18,12 @@ pub struct Observation {
     pub nodes: Vec<NodeObservation>,
     pub services: Vec<ServiceObservation>,
     pub tasks: Vec<TaskObservation>,
+    /// When the observer (the server) started, if it says: until every node still in the
+    /// swarm has reported since, or has had its time to (`swarmkeeper_report::silent_after`
+    /// of its interval), a task slot without a sample may be one whose node has not spoken
+    /// yet, so the task rules (oom-kill, memory-near-limit) are unknown for every subject
+    /// they do not see holding, as a Prometheus rule restored after a restart waits for data.
+    pub started_at: Option<Timestamp>,
 }
 
 /// One Swarm node.
@@ -27,6 +33,8 @@ pub struct NodeObservation {
     pub name: String,
     /// Swarm reports the node `down` or `disconnected` (`Status.State`).
     pub down: bool,
+    /// Whether the node is still in the swarm and takes tasks (see [`Membership`]).
+    pub membership: Membership,
     /// When the server last received a report from the node's agent (by the server's clock);
     /// `None` if it never did (no agent: no agent-silent alert).
     pub last_report: Option<Timestamp>,
@@ -34,6 +42,24 @@ pub struct NodeObservation {
     pub report_interval_seconds: u64,
     /// The image filesystem, from the agent's reports; `None` without an agent.
     pub disk: Option<NodeDisk>,
+}
+
+/// Where a node stands in Swarm's node list, which decides the rules that own it (as
+/// Alertmanager's inhibition rules would say it): node-down owns a node Swarm calls down; an
+/// operator who drained a node owns it (the drain stopped its agent, a global task, so
+/// agent-silent would only repeat what they did); a node removed from the swarm has no
+/// alerts at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// In the node list with availability `active` or `pause`, or the list could not be read
+    /// (then the reports are all the server knows).
+    Member,
+    /// In the node list with availability `drain`: no agent-silent alert, and what its agent
+    /// last said about its disk is unknown, neither firing nor resolved.
+    Drained,
+    /// No longer in the node list (`docker node rm`): every alert about it resolves, and no
+    /// new one starts, whatever its agent last reported.
+    Removed,
 }
 
 /// A node's image filesystem.
@@ -55,11 +81,23 @@ pub struct ServiceObservation {
     pub name: String,
     /// Converged as `swarmkeeper_rollout` defines it.
     pub converged: bool,
-    /// The service's last update was rolled back (`UpdateStatus.State` is `rollback_started`,
-    /// `rollback_paused` or `rollback_completed`), and what made that update.
-    pub rolled_back: Option<UpdateOrigin>,
+    /// The service's last update was rolled back, by Swarm (`UpdateStatus.State`
+    /// `rollback_completed`) or by the deploy engine (a revision that ended rolled back, and
+    /// no update of the service since), with what made that update and why.
+    pub rolled_back: Option<Rollback>,
     /// When the service's tasks were restarted (a task replaced one that ended), in any order.
     pub restarts: Vec<Timestamp>,
+}
+
+/// How a service's last update was rolled back: the words of its alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollback {
+    pub origin: UpdateOrigin,
+    /// The deploy history's revision that rolled back (stack, number), when one did.
+    pub revision: Option<(String, u64)>,
+    /// Why, in the deploy engine's words (the revision's summary) or Swarm's
+    /// (`UpdateStatus.Message`); may be empty.
+    pub reason: String,
 }
 
 /// What made the update that was rolled back; it only changes the words of the alert.
@@ -112,6 +150,10 @@ pub struct Conditions {
     /// (rule, subject) pairs that cannot be told now (a silent node's disk, a forecast with too
     /// few samples): an ongoing alert for them stays as it is, neither resolved nor started.
     pub unknown: Vec<(RuleId, String)>,
+    /// Rules that cannot be told now for any subject not in `active` (the task rules just
+    /// after a restart, see [`Observation::started_at`]): their ongoing alerts stay as they
+    /// are.
+    pub unknown_rules: Vec<RuleId>,
 }
 
 /// Which conditions of the enabled rules hold in `observation` at `now`.
@@ -126,6 +168,20 @@ pub fn conditions(rules: &AlertRules, observation: &Observation, now: Timestamp)
     for task in &observation.tasks {
         task_conditions(rules, task, now, &mut out);
     }
+    if let Some(started) = observation.started_at {
+        let waiting = observation.nodes.iter().any(|node| {
+            node.membership != Membership::Removed
+                && !node.down
+                && node.last_report.is_some_and(|last| last < started)
+                && now.duration_since(started) <= silent_after(node.report_interval_seconds)
+        });
+        if waiting {
+            out.unknown_rules = [RuleId::OomKill, RuleId::MemoryNearLimit]
+                .into_iter()
+                .filter(|rule| rules.enabled(*rule))
+                .collect();
+        }
+    }
     out
 }
 
@@ -136,6 +192,9 @@ fn node_conditions(
     out: &mut Conditions,
 ) {
     let name = &node.name;
+    if node.membership == Membership::Removed {
+        return;
+    }
     if rules.node_down.enabled && node.down {
         out.push(RuleId::NodeDown, name, format!("node {name} is down"));
     }
@@ -143,7 +202,8 @@ fn node_conditions(
         ReportingState::Silent { since } => Some(since),
         ReportingState::Reporting | ReportingState::Never => None,
     };
-    if rules.agent_silent.enabled && !node.down {
+    let drained = node.membership == Membership::Drained;
+    if rules.agent_silent.enabled && !node.down && !drained {
         if let Some(since) = silent {
             out.push(
                 RuleId::AgentSilent,
@@ -154,7 +214,7 @@ fn node_conditions(
     }
     let Some(disk) = &node.disk else { return };
     // What a silent agent last said about its disk may no longer hold, nor may it be wrong.
-    if silent.is_some() || node.down {
+    if silent.is_some() || node.down || drained {
         for rule in [RuleId::DiskGcShortfall, RuleId::DiskFullForecast] {
             if rules.enabled(rule) {
                 out.unknown.push((rule, name.clone()));
@@ -233,17 +293,25 @@ fn service_conditions(
         );
     }
     if rules.rolled_back.enabled {
-        if let Some(origin) = service.rolled_back {
-            let what = match origin {
+        if let Some(rollback) = &service.rolled_back {
+            let what = match rollback.origin {
                 UpdateOrigin::Deploy => "the deploy",
                 UpdateOrigin::AutoDeploy => "the auto-deploy",
                 UpdateOrigin::Update => "the last update",
             };
-            out.push(
-                RuleId::RolledBack,
-                name,
-                format!("{what} of service {name} was rolled back"),
-            );
+            let mut summary = format!("{what} of service {name} was rolled back");
+            let reason = rollback.reason.trim();
+            match (&rollback.revision, reason.is_empty()) {
+                (Some((stack, number)), true) => {
+                    summary.push_str(&format!(" (revision {number} of stack {stack})"))
+                }
+                (Some((stack, number)), false) => {
+                    summary.push_str(&format!(" (revision {number} of stack {stack}: {reason})"))
+                }
+                (None, false) => summary.push_str(&format!(": {reason}")),
+                (None, true) => {}
+            }
+            out.push(RuleId::RolledBack, name, summary);
         }
     }
     let restart = &rules.restart_loop;
@@ -359,6 +427,7 @@ mod tests {
         NodeObservation {
             name: name.into(),
             down: false,
+            membership: Membership::Member,
             last_report: Some(ago(0)),
             report_interval_seconds: 60,
             disk: Some(NodeDisk {
@@ -409,6 +478,7 @@ mod tests {
             nodes: vec![node("w1")],
             services: vec![service("web")],
             tasks: vec![task("web.1", 10 * MIB, Some(100 * MIB))],
+            started_at: Some(ago(60)),
         };
         let c = conditions(&AlertRules::default(), &observation, now());
         assert_eq!(c, Conditions::default());
@@ -507,11 +577,71 @@ mod tests {
         assert!(fired(&obs(&n)).is_empty(), "a node without an agent");
     }
 
+    /// Tryout finding 19: a down node removed from the swarm resolved node-down and fired
+    /// agent-silent for good.
+    #[test]
+    fn a_node_removed_from_the_swarm_raises_nothing_and_tells_nothing_unknown() {
+        let mut n = node("w1");
+        n.down = true;
+        n.last_report = Some(ago(60));
+        n.disk.as_mut().unwrap().gc_fell_short = true;
+        n.disk.as_mut().unwrap().usage_percent = 99;
+        // `docker node rm` of the down node: Swarm's list no longer has it, its last report
+        // stays in the store.
+        n.membership = Membership::Removed;
+        n.down = false;
+        let c = conditions(
+            &AlertRules::default(),
+            &Observation {
+                nodes: vec![n],
+                ..Observation::default()
+            },
+            now(),
+        );
+        assert_eq!(c, Conditions::default());
+    }
+
+    #[test]
+    fn a_drained_node_whose_agent_stopped_is_not_silent_and_its_disk_is_unknown() {
+        let mut n = node("w1");
+        n.last_report = Some(ago(60));
+        n.membership = Membership::Drained;
+        let c = conditions(
+            &AlertRules::default(),
+            &Observation {
+                nodes: vec![n.clone()],
+                ..Observation::default()
+            },
+            now(),
+        );
+        assert!(c.active.is_empty(), "{c:?}");
+        assert_eq!(
+            c.unknown,
+            [
+                (RuleId::DiskGcShortfall, "w1".to_string()),
+                (RuleId::DiskFullForecast, "w1".to_string())
+            ]
+        );
+        // Down as well: node-down owns it, once.
+        n.down = true;
+        assert_eq!(
+            fired(&Observation {
+                nodes: vec![n],
+                ..Observation::default()
+            }),
+            [(RuleId::NodeDown, "w1".into())]
+        );
+    }
+
     #[test]
     fn service_rules() {
         let mut s = service("web");
         s.converged = false;
-        s.rolled_back = Some(UpdateOrigin::AutoDeploy);
+        s.rolled_back = Some(Rollback {
+            origin: UpdateOrigin::AutoDeploy,
+            revision: None,
+            reason: String::new(),
+        });
         s.restarts = vec![ago(1), ago(2), ago(3), ago(4), ago(11)];
         let c = conditions(
             &AlertRules::default(),
@@ -542,6 +672,44 @@ mod tests {
         assert_eq!(
             c.active[2].summary,
             "service web: 5 task restarts in the last 10m"
+        );
+    }
+
+    /// Tryout finding 20: both kinds of rollback say which revision and why.
+    #[test]
+    fn a_rollback_names_its_revision_and_reason() {
+        let summary = |rollback: Rollback| {
+            let mut s = service("shop_web");
+            s.rolled_back = Some(rollback);
+            conditions(
+                &AlertRules::default(),
+                &Observation {
+                    services: vec![s],
+                    ..Observation::default()
+                },
+                now(),
+            )
+            .active[0]
+                .summary
+                .clone()
+        };
+        assert_eq!(
+            summary(Rollback {
+                origin: UpdateOrigin::Deploy,
+                revision: Some(("shop".into(), 5)),
+                reason: "shop_web: timed out after 10m".into(),
+            }),
+            "the deploy of service shop_web was rolled back (revision 5 of stack shop: \
+             shop_web: timed out after 10m)"
+        );
+        assert_eq!(
+            summary(Rollback {
+                origin: UpdateOrigin::Update,
+                revision: None,
+                reason: "update paused due to failure or early termination of task x".into(),
+            }),
+            "the last update of service shop_web was rolled back: update paused due to \
+             failure or early termination of task x"
         );
     }
 
@@ -578,6 +746,37 @@ mod tests {
         assert_eq!(fired(&obs(&t)), [(RuleId::OomKill, "web.1".into())]);
         t.oom_kills = vec![ago(16)];
         assert!(fired(&obs(&t)).is_empty());
+    }
+
+    /// Tryout finding 25: after a restart, before a node has reported, a slot without a
+    /// sample is unknown, not fine; once every node reported (or had its time to), it is fine.
+    #[test]
+    fn task_rules_wait_for_every_node_after_a_start() {
+        let started = ago(1);
+        let mut n = node("w1");
+        n.last_report = Some(ago(2));
+        let mut observation = Observation {
+            nodes: vec![n],
+            started_at: Some(started),
+            ..Observation::default()
+        };
+        let c = conditions(&AlertRules::default(), &observation, now());
+        assert_eq!(c.unknown_rules, [RuleId::OomKill, RuleId::MemoryNearLimit]);
+        // Its first report since the start: the rules judge again.
+        observation.nodes[0].last_report = Some(now());
+        let c = conditions(&AlertRules::default(), &observation, now());
+        assert!(c.unknown_rules.is_empty());
+        // A node that had three intervals to report and did not is silent, not awaited.
+        observation.nodes[0].last_report = Some(ago(5));
+        observation.started_at = Some(ago(4));
+        let c = conditions(&AlertRules::default(), &observation, now());
+        assert!(c.unknown_rules.is_empty());
+        // Without a start time (a caller that does not restart), nothing is awaited.
+        observation.started_at = None;
+        observation.nodes[0].last_report = Some(ago(2));
+        assert!(conditions(&AlertRules::default(), &observation, now())
+            .unknown_rules
+            .is_empty());
     }
 
     #[test]

@@ -118,6 +118,7 @@ mod tests {
                 .map(|name| NodeObservation {
                     name: name.to_string(),
                     down: true,
+                    membership: crate::Membership::Member,
                     last_report: None,
                     report_interval_seconds: 0,
                     disk: None,

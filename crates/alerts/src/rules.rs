@@ -208,8 +208,10 @@ impl Default for NodeDown {
 }
 
 /// The node's agent stopped reporting (three missed intervals, at least 30 s:
-/// `swarmkeeper_report::silent_after`). Not raised for a node Swarm calls down: node-down says
-/// it already.
+/// `swarmkeeper_report::silent_after`). Raised only for a node still in the swarm and not
+/// drained (`crate::Membership`): not for a node Swarm calls down (node-down says it already),
+/// nor for a drained one (the drain stopped its agent), and never for a node removed from the
+/// swarm (an alert it had resolves).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentSilent {
@@ -240,8 +242,10 @@ impl Default for ServiceNotConverged {
     }
 }
 
-/// A service whose last update was rolled back: fires at once and stays firing until a later
-/// update of the service completes.
+/// A service whose last update was rolled back, by Swarm's `failure_action: rollback` or by
+/// the deploy engine itself (its monitor timed out or saw a failure, and it put the service
+/// back): fires at once, naming the revision and why when the deploy history has them, and
+/// stays firing until a later update of the service starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RolledBack {

@@ -12,8 +12,8 @@
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use swarmkeeper_alerts::{
-    evaluate, AlertRules, AlertState, Message, NodeDisk, NodeObservation, Observation, RuleId,
-    Status,
+    evaluate, AlertRules, AlertState, Membership, Message, NodeDisk, NodeObservation, Observation,
+    RuleId, Status,
 };
 use swarmkeeper_report::{thin, DiskSample, RetentionPolicy};
 
@@ -80,6 +80,7 @@ impl Server {
             nodes: vec![NodeObservation {
                 name: "w1".into(),
                 down: false,
+                membership: Membership::Member,
                 last_report: Some(now),
                 report_interval_seconds: self.interval.as_secs() as u64,
                 disk: Some(NodeDisk {
@@ -169,6 +170,35 @@ proptest! {
         prop_assert!(server.firing.is_empty(), "fired at {:?}", server.firing);
     }
 
+    /// Tryout finding 8, as a family: a fresh 256 MiB worker (or one flat for up to an hour
+    /// and a half) pulls up to three images within five minutes of the install (the
+    /// finding's were two 15 MiB swarmkeeper images and a 1.9 MiB busybox), then stays flat.
+    /// Steps are not a trend: the forecast never fires, during the pulls or in the two hours
+    /// after.
+    #[test]
+    fn a_few_image_pulls_then_a_flat_disk_never_fire(
+        interval in interval(),
+        base in 0.2f64..30.0,
+        history_minutes in 0i64..90,
+        pulls in prop::collection::vec((0i64..300, 1.0f64..30.0), 1..=3),
+        jitter in prop::collection::vec(-2i64..3, 1..20),
+    ) {
+        let capacity = 256u64 << 20;
+        let mut server = Server::new(capacity, interval);
+        let install = SignedDuration::from_mins(history_minutes);
+        let mib = 100.0 / 256.0;
+        let usage = |t: SignedDuration| {
+            base + pulls
+                .iter()
+                .filter(|(at, _)| t >= install + SignedDuration::from_secs(*at))
+                .map(|(_, size)| size * mib)
+                .sum::<f64>()
+        };
+        let end = start() + install + SignedDuration::from_mins(120);
+        server.run(start(), end, &jitter, true, usage, |_| false);
+        prop_assert!(server.firing.is_empty(), "fired at {:?}", server.firing);
+    }
+
     #[test]
     fn a_steady_fill_fires_before_the_high_threshold(
         capacity in capacity(),
@@ -232,6 +262,40 @@ proptest! {
         );
         prop_assert_eq!(server.resolved.len(), 1, "not resolved within half the window");
         prop_assert_eq!(server.firing.len(), 1, "fired again while shrinking");
+    }
+}
+
+/// Tryout finding 8, replayed: the lab's fresh 256 MiB worker, reports every 30 s (the
+/// agent's default) and every 10 s, pulled a 15 MiB swarmkeeper image at the install, another
+/// 15 MiB one two minutes later and a 1.9 MiB busybox at four and a half minutes, then stayed
+/// flat at 13 %; "disk predicted full in about 2h 4m" fired eleven minutes after the install.
+/// With and without an hour of flat history before it, nothing fires in the two hours after.
+#[test]
+fn the_tryouts_fresh_worker_is_not_forecast_full() {
+    for interval in [30, 10] {
+        for history_minutes in [0, 60] {
+            let capacity = 256u64 << 20;
+            let mut server = Server::new(capacity, interval);
+            let install = SignedDuration::from_mins(history_minutes);
+            let mib = 100.0 / 256.0;
+            let usage = |t: SignedDuration| {
+                let since = t - install;
+                let mut used = 1.1 * mib;
+                for (at, size) in [(0, 15.0), (120, 15.0), (270, 1.9)] {
+                    if since >= SignedDuration::from_secs(at) {
+                        used += size * mib;
+                    }
+                }
+                used
+            };
+            let end = start() + install + SignedDuration::from_mins(120);
+            server.run(start(), end, &[0, 1, -1], true, usage, |_| false);
+            assert!(
+                server.firing.is_empty(),
+                "reports every {interval} s, {history_minutes} min of history: fired at {:?}",
+                server.firing
+            );
+        }
     }
 }
 

@@ -99,6 +99,7 @@ fn conditions(tick: &Tick) -> Conditions {
             .filter(|(_, on)| **on)
             .map(|(k, _)| k.clone())
             .collect(),
+        unknown_rules: vec![],
     }
 }
 
@@ -214,6 +215,7 @@ proptest! {
                 hold: None,
             }],
             unknown: vec![],
+            unknown_rules: vec![],
         };
         let mut state = AlertState::default();
         let mut now = start();

@@ -2,6 +2,11 @@
 //! 16 MiB that allocates 64 MiB, a `swarmkeeper agent` reading its cgroup with stats on, a
 //! `swarmkeeper server` with `--alert-webhook`, each a process of its own. Prints the alert
 //! latency: from the kernel's OOM kill (the engine's `oom` event) to the message received.
+//!
+//! The agent's stats and report intervals are its defaults (they are the OOM path's
+//! latency); its GC policy is `AlertSetup::agent`'s, which cannot delete anything on the
+//! shared host engine that this test did not create (the default policy would collect other
+//! tests' unused images whenever the host's disk is past 85 %).
 
 mod support;
 
@@ -136,41 +141,24 @@ fn task_page_says_out_of_memory(server: &Server, host: &str, service: &str) {
 /// Runs a service limited to 16 MiB whose `script` allocates 64 MiB, and waits for the
 /// oom-kill alert about its slot at the webhook; prints the latency from the kill.
 fn oom_alert(case: &str, script: &str) {
-    let AlertSetup {
-        host,
-        service,
-        image,
-        dir,
-        secret,
-        server,
-        messages,
-        cleanup: _cleanup,
-        ..
-    } = AlertSetup::start(&format!("oom{case}"));
-    let _agent = Agent::reporting(&host, &dir.join("agent"), server.port(), &secret);
+    let setup = AlertSetup::start(&format!("oom{case}"));
+    // Stats and reports at the agent's defaults: they decide how soon a kill is seen.
+    let _agent = setup.agent(&[]);
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let oom_events = OomEvents::follow(&host, &service, since);
+    let oom_events = OomEvents::follow(&setup.host, &setup.service, since);
     let created = std::time::Instant::now();
-    docker(
-        &host,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            &service,
-            "--limit-memory",
-            "16M",
-            &image,
-            "/bin/busybox",
-            "sh",
-            "-c",
-            script,
-        ],
-    );
+    setup.create_service("16M", script);
+    let AlertSetup {
+        host,
+        service,
+        server,
+        messages,
+        cleanup: _cleanup,
+        ..
+    } = setup;
     let slot = format!("{service}.1");
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let (received, alert) = loop {
@@ -216,4 +204,94 @@ fn oom_alert(case: &str, script: &str) {
         task_page_says_out_of_memory(&server, &host, &service);
     }
     server.stop();
+}
+
+/// Tryout finding 20: a rollback the deploy engine does itself sent no `rolled-back` alert.
+/// A stack of two services goes from revision 1 to 2: `ok` changes and converges, `bad`'s
+/// task exits 1, so Swarm rolls `bad` back (`failure_action: rollback`) and the deploy engine
+/// puts `ok` back itself, with a plain update that ends `completed`. The server must say both
+/// were rolled back, naming the revision and why, `ok` included (before: nothing about it).
+#[test]
+fn a_rollback_the_deploy_engine_does_itself_alerts_the_webhook() {
+    let setup = AlertSetup::start("rollback");
+    let stack = format!("skrb{}", std::process::id());
+    struct Stack(String);
+    impl Drop for Stack {
+        fn drop(&mut self) {
+            remove_stack(&self.0);
+        }
+    }
+    let _stack = Stack(stack.clone());
+    let file = |ok_env: &str, bad_command: &str| {
+        format!(
+            "services:\n  ok:\n    image: {image}\n    command: [\"/bin/busybox\", \"sleep\", \
+             \"3600\"]\n    environment: [\"V={ok_env}\"]\n  bad:\n    image: {image}\n    \
+             command: {bad_command}\n",
+            image = setup.image
+        )
+    };
+    let sleep = "[\"/bin/busybox\", \"sleep\", \"3600\"]";
+    let v1 = setup.dir.join("v1.yml");
+    std::fs::write(&v1, file("1", sleep)).unwrap();
+    let v2 = setup.dir.join("v2.yml");
+    std::fs::write(
+        &v2,
+        file("2", "[\"/bin/busybox\", \"sh\", \"-c\", \"exit 1\"]"),
+    )
+    .unwrap();
+    let deploy = |path: &std::path::Path| {
+        swarmkeeper(
+            &setup.host,
+            &[
+                "deploy",
+                "--ignore-lint",
+                "-c",
+                path.to_str().unwrap(),
+                &stack,
+            ],
+        )
+    };
+    let first = deploy(&v1);
+    assert_eq!(first.status.code(), Some(0), "{}", output_text(&first));
+    let second = deploy(&v2);
+    assert_eq!(second.status.code(), Some(1), "{}", output_text(&second));
+    let ended = std::time::Instant::now();
+    let ok = format!("{stack}_ok");
+    let state = docker(
+        &setup.host,
+        &[
+            "service",
+            "inspect",
+            "--format",
+            "{{.UpdateStatus.State}}",
+            &ok,
+        ],
+    );
+    assert_eq!(
+        state, "completed",
+        "the engine put {ok} back with a plain update"
+    );
+    let deadline = ended + Duration::from_secs(20);
+    let alert = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (_, body) = setup
+            .messages
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no rolled-back alert about {ok} within 20 s"));
+        if body["subject"] == ok.as_str() && body["rule"] == "rolled-back" {
+            break body;
+        }
+    };
+    assert_eq!(alert["status"], "firing", "{alert}");
+    let summary = alert["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("revision 2 of stack {stack}")) && summary.contains("_bad"),
+        "{summary}"
+    );
+    eprintln!(
+        "deploy engine's rollback -> rolled-back alert received {:.1} s after the deploy \
+         ended: {summary}",
+        ended.elapsed().as_secs_f64()
+    );
+    setup.server.stop();
 }

@@ -43,17 +43,8 @@ fn wait_for(
 
 #[test]
 fn a_task_near_its_memory_limit_alerts_after_the_rules_duration_and_resolves() {
-    let AlertSetup {
-        host,
-        service,
-        image,
-        dir,
-        secret,
-        server,
-        messages,
-        cleanup: _cleanup,
-        ..
-    } = AlertSetup::start("mem");
+    let setup = AlertSetup::start("mem");
+    let server = &setup.server;
     // The admin shortens the rule's duration; every other rule keeps its default.
     let session = server.login();
     let token = server.token(&session, "memory-rule");
@@ -71,45 +62,21 @@ fn a_task_near_its_memory_limit_alerts_after_the_rules_duration_and_resolves() {
     assert_eq!(rules["memory_near_limit"]["for"], "20s", "{rules}");
     assert_eq!(rules["memory_near_limit"]["percent"], 90, "{rules}");
 
-    let _agent = Agent::start(
-        &host,
-        &[
-            "--state-dir",
-            dir.join("agent").to_str().unwrap(),
-            "--server",
-            &format!("http://127.0.0.1:{}", server.port()),
-            "--report-secret-file",
-            secret.to_str().unwrap(),
-            "--interval",
-            "5s",
-            // GC off in effect: this agent watches the engine other tests share, whose disk
-            // may be past 85 %, and must not delete their images.
-            "--high-threshold",
-            "100",
-            "--low-threshold",
-            "99",
-            "--pull-headroom",
-            "0",
-        ],
+    // Reports every 5 s instead of 30 s, to keep the test short.
+    let _agent = setup.agent(&["--interval", "5s"]);
+    setup.create_service(
+        "64M",
+        "/bin/busybox dd if=/dev/zero of=/dev/shm/held bs=1M count=60 2>/dev/null; \
+         exec /bin/busybox sleep 3600",
     );
-    docker(
-        &host,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            &service,
-            "--limit-memory",
-            "64M",
-            &image,
-            "/bin/busybox",
-            "sh",
-            "-c",
-            "/bin/busybox dd if=/dev/zero of=/dev/shm/held bs=1M count=60 2>/dev/null; \
-             exec /bin/busybox sleep 3600",
-        ],
-    );
+    let AlertSetup {
+        host,
+        service,
+        server,
+        messages,
+        cleanup: _cleanup,
+        ..
+    } = setup;
     // Condition true: the task's container holds the 60 MiB.
     let mut container = String::new();
     let tasks = || {

@@ -48,8 +48,8 @@ use swarmkeeper_rollout::{
 use swarmkeeper_store::StoreError;
 
 pub use cluster::{
-    HistoryListing, Imported, SwarmHistory, LABEL_LOCK_STACK as LOCK_STACK_LABEL,
-    LABEL_STACK as REVISION_STACK_LABEL,
+    HistoryListing, Imported, RolledBackRevision, SwarmHistory,
+    LABEL_LOCK_STACK as LOCK_STACK_LABEL, LABEL_STACK as REVISION_STACK_LABEL,
 };
 pub use digest::{base64, sha256_hex};
 pub use history::{History, Locking, RevisionEnd, RevisionStart};

@@ -24,11 +24,12 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_alerts::{
-    evaluate_routed, AlertRules, AlertState, Message, NodeDisk, NodeObservation, Observation,
-    RestartLedger, Routed, RuleId, ServiceObservation, Silence, TaskEnd, TaskObservation,
-    UpdateOrigin,
+    evaluate_routed, AlertRules, AlertState, Membership, Message, NodeDisk, NodeObservation,
+    Observation, RestartLedger, Rollback, Routed, RuleId, ServiceObservation, Silence, TaskEnd,
+    TaskObservation, UpdateOrigin,
 };
 use swarmkeeper_auth::SealingKey;
+use swarmkeeper_deploy::RolledBackRevision;
 use swarmkeeper_notify::{
     Channel, ChannelKind, Delivery, Notifier, NotifyError, RetryPolicy, Secret,
 };
@@ -77,8 +78,11 @@ pub struct Alerting {
     key: Option<SealingKey>,
     notifier: Option<Notifier>,
     rules: RwLock<AlertRules>,
-    /// What reports said about tasks, kept between reports.
+    /// What reports said about tasks, kept between reports (and read back at a start).
     observed: Mutex<Observed>,
+    /// When this server loaded its alerts: the task rules wait for every node to report
+    /// since (`swarmkeeper_alerts::Observation::started_at`).
+    started_at: Timestamp,
     /// Held across an evaluation's step so two never interleave.
     state: tokio::sync::Mutex<Evaluations>,
     wake: tokio::sync::Notify,
@@ -110,6 +114,8 @@ struct Evaluations {
 #[derive(Default, Clone)]
 struct SwarmView {
     nodes: Vec<swarmkeeper_engine::SwarmNode>,
+    /// The node list could be read: a reported node missing from it was removed.
+    nodes_listed: bool,
     /// Each service by id; its `restarts` are filled from the ledger.
     services: Vec<(String, ServiceObservation)>,
     /// The tasks of the listing that ended on their own.
@@ -163,13 +169,16 @@ impl Alerting {
             },
             _ => (AlertState::default(), String::new()),
         };
+        let started_at = Timestamp::now();
+        let observed = restore_observed(store, signed(rules.oom_kill.keep_firing_for), started_at);
         let alerting = Alerting {
             webhooks,
             stored: RwLock::new((Arc::new(Vec::new()), Vec::new())),
             key,
             notifier,
             rules: RwLock::new(rules),
-            observed: Mutex::new(Observed::default()),
+            observed: Mutex::new(observed),
+            started_at,
             state: tokio::sync::Mutex::new(Evaluations {
                 alerts,
                 written,
@@ -596,11 +605,18 @@ fn signed(d: Duration) -> jiff::SignedDuration {
 /// Swarm's nodes, and its services with their restarts. What cannot be listed is left out
 /// and logged: the rules then see fewer nodes or services, never wrong ones.
 async fn list_swarm(state: &AppState) -> SwarmView {
-    let (nodes, services, tasks) = tokio::join!(
+    let history = state.history();
+    let (nodes, services, tasks, rollbacks) = tokio::join!(
         state.engine.list_nodes(),
         state.engine.list_services(None),
-        state.engine.list_all_tasks()
+        state.engine.list_all_tasks(),
+        history.rolled_back()
     );
+    let rollbacks = rollbacks.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "alerts: cannot read the deploy history's rollbacks");
+        Vec::new()
+    });
+    let nodes_listed = nodes.is_ok();
     let nodes = nodes.unwrap_or_else(|e| {
         tracing::debug!(error = %e, "alerts: cannot list the nodes");
         Vec::new()
@@ -622,15 +638,33 @@ async fn list_swarm(state: &AppState) -> SwarmView {
             let services = crate::views::services::service_rows(&services, &tasks)
                 .into_iter()
                 .map(|row| {
+                    let update_started = services
+                        .iter()
+                        .find(|s| s.id == row.id)
+                        .and_then(|s| s.update_status.as_ref())
+                        .and_then(|u| u.started_at);
+                    let rolled_back = match engine_rollback(&rollbacks, &row.name, update_started) {
+                        Some(r) => Some(Rollback {
+                            origin: UpdateOrigin::Deploy,
+                            revision: Some((r.stack.clone(), r.revision)),
+                            reason: r.reason.clone(),
+                        }),
+                        None => row.rolled_back.then(|| Rollback {
+                            origin: UpdateOrigin::Update,
+                            revision: None,
+                            reason: row.update_message.clone(),
+                        }),
+                    };
                     let service = ServiceObservation {
                         name: row.name,
                         converged: row.converged,
-                        rolled_back: row.rolled_back.then_some(UpdateOrigin::Update),
+                        rolled_back,
                         restarts: Vec::new(),
                     };
                     (row.id, service)
                 })
                 .collect();
+
             (services, ends)
         }
         (Err(e), _) | (_, Err(e)) => {
@@ -640,9 +674,26 @@ async fn list_swarm(state: &AppState) -> SwarmView {
     };
     SwarmView {
         nodes,
+        nodes_listed,
         services,
         ends,
     }
+}
+
+/// The deploy engine's rollback of `service` that is still its last word (tryout finding
+/// 20): the newest revision that put it back, unless Swarm started an update of it after that
+/// revision ended (both times by the managers' clock). The engine's own rollback is an update
+/// that ends `completed`, so Swarm's `UpdateStatus` alone never tells it.
+fn engine_rollback<'a>(
+    rollbacks: &'a [RolledBackRevision],
+    service: &str,
+    update_started: Option<Timestamp>,
+) -> Option<&'a RolledBackRevision> {
+    rollbacks
+        .iter()
+        .filter(|r| r.services.iter().any(|s| s == service))
+        .max_by_key(|r| r.ended_at)
+        .filter(|r| update_started.is_none_or(|started| started <= r.ended_at))
 }
 
 /// The cluster as the rules read it.
@@ -670,9 +721,17 @@ fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestam
     let mut nodes: Vec<NodeObservation> = Vec::new();
     for (report, received_at, samples) in reports {
         let swarm_node = swarm.nodes.iter().find(|n| n.id == report.node_id);
+        let membership = match swarm_node {
+            Some(node) => membership(node),
+            // A report whose node Swarm no longer lists: removed (`docker node rm`), unless
+            // the list could not be read or the engine is outside a swarm.
+            None if swarm.nodes_listed && !report.node_id.is_empty() => Membership::Removed,
+            None => Membership::Member,
+        };
         nodes.push(NodeObservation {
             name: report.hostname.clone(),
             down: swarm_node.is_some_and(|n| is_down(&n.state)),
+            membership,
             last_report: Some(received_at),
             report_interval_seconds: report.interval_seconds,
             disk: Some(NodeDisk {
@@ -688,6 +747,7 @@ fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestam
             nodes.push(NodeObservation {
                 name: node.hostname.clone(),
                 down: is_down(&node.state),
+                membership: membership(node),
                 last_report: None,
                 report_interval_seconds: 0,
                 disk: None,
@@ -712,6 +772,7 @@ fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestam
             .map(|(_, service)| service)
             .collect(),
         tasks,
+        started_at: Some(state.alerting.started_at),
     }
 }
 
@@ -750,6 +811,15 @@ fn tasks_of(observed: &Observed) -> Vec<TaskObservation> {
 /// Swarm's `Status.State` for a node that is not there.
 fn is_down(state: &str) -> bool {
     matches!(state, "down" | "disconnected")
+}
+
+/// A listed node's place in the swarm: drained (`Spec.Availability`) or a member.
+fn membership(node: &swarmkeeper_engine::SwarmNode) -> Membership {
+    if node.availability == "drain" {
+        Membership::Drained
+    } else {
+        Membership::Member
+    }
 }
 
 /// A task's slot as alerts name it: `service.slot`, `service.node` for a global service, so
@@ -818,6 +888,57 @@ fn note_usage(
     forget_old_kills(observed, keep, now);
 }
 
+/// How far before the OOM-kill window a restart reads the stored usage samples: the samples
+/// of that stretch only tell each container's kill count before the window, so that a kill
+/// counted before it is not taken for a new one.
+const RESTORE_BASELINE: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
+/// What the reports said about tasks before the server (re)started, read back from the usage
+/// samples in the store: the samples of the OOM-kill window and [`RESTORE_BASELINE`] before it
+/// go through [`note_usage`] node by node, oldest first, as they went when they arrived. So a
+/// restart keeps each slot's newest memory figures and its OOM kills with their times, and
+/// the rules that read them neither resolve (memory-near-limit, oom-kill: tryout finding 25)
+/// nor fire again. Prometheus restores its alerts' state from its own time series
+/// (`ALERTS_FOR_STATE`) the same way. Nothing readable: an empty start, logged.
+fn restore_observed(store: &Store, keep: jiff::SignedDuration, now: Timestamp) -> Observed {
+    let mut observed = Observed::default();
+    let since = now
+        .checked_sub(keep)
+        .and_then(|t| t.checked_sub(RESTORE_BASELINE))
+        .unwrap_or(Timestamp::MIN);
+    let reports = match store.latest_node_reports() {
+        Ok(reports) => reports,
+        Err(e) => {
+            tracing::warn!(error = %e, "alerts: cannot read the node reports to restore from");
+            return observed;
+        }
+    };
+    for (report, _) in reports {
+        let rows = match store.recent_task_usage(&[report.node_key()], since) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, node = %report.hostname,
+                    "alerts: cannot read the usage samples to restore from");
+                continue;
+            }
+        };
+        let mut by_time: BTreeMap<Timestamp, Vec<swarmkeeper_report::TaskUsage>> = BTreeMap::new();
+        for (at, task) in rows {
+            by_time.entry(at).or_default().push(task);
+        }
+        let usage: Vec<UsageSample> = by_time
+            .into_iter()
+            .map(|(taken_at, tasks)| UsageSample {
+                taken_at,
+                node: None,
+                tasks,
+            })
+            .collect();
+        note_usage(&mut observed, &report.hostname, &usage, keep, now);
+    }
+    observed
+}
+
 fn forget_old_kills(observed: &mut Observed, keep: jiff::SignedDuration, now: Timestamp) {
     observed.oom_kills.retain(|_, (_, kills)| {
         kills.retain(|at| now.duration_since(*at) <= keep);
@@ -878,5 +999,86 @@ mod tests {
         // Kills are forgotten after `keep`.
         forget_old_kills(&mut observed, keep, at(30 + 15 * 60 + 1));
         assert!(tasks_of(&observed)[0].oom_kills.is_empty());
+    }
+
+    /// Tryout finding 20: the deploy engine's rollback is the service's last word until Swarm
+    /// starts another update of it.
+    #[test]
+    fn an_engine_rollback_lasts_until_the_next_update_of_the_service() {
+        let revision = |number, ended| RolledBackRevision {
+            stack: "shop".into(),
+            revision: number,
+            ended_at: at(ended),
+            reason: "shop_api: timed out".into(),
+            services: vec!["shop_web".into()],
+        };
+        let all = [revision(3, 100), revision(5, 300)];
+        let last = engine_rollback(&all, "shop_web", Some(at(290))).unwrap();
+        assert_eq!(last.revision, 5);
+        assert!(engine_rollback(&all, "shop_web", None).is_some());
+        assert!(engine_rollback(&all, "shop_web", Some(at(301))).is_none());
+        assert!(engine_rollback(&all, "shop_api", Some(at(0))).is_none());
+    }
+
+    /// Tryout finding 25: a restart forgot the memory figures and OOM kills, so the
+    /// memory-near-limit and oom-kill alerts resolved, then fired again. What the new server
+    /// reads back from the store is what the old one had noted from the same reports.
+    #[test]
+    fn a_restart_reads_back_each_slots_memory_and_oom_kills_from_the_stored_samples() {
+        let keep = jiff::SignedDuration::from_mins(15);
+        let now = at(40 * 60);
+        let mut store = Store::in_memory().unwrap();
+        let mut reports = Vec::new();
+        // One report a minute for 40 minutes: an OOM kill counted 30 minutes ago (outside the
+        // window: no kill after the restart), another 5 minutes ago, and the memory at 95 %
+        // of its limit in the newest sample.
+        for minute in 0..40 {
+            let ooms = if minute >= 35 {
+                2
+            } else if minute >= 10 {
+                1
+            } else {
+                0
+            };
+            let memory = if minute == 39 { 15_200 << 10 } else { 8 << 20 };
+            let mut report = swarmkeeper_report::NodeReport {
+                node_id: "n1".into(),
+                hostname: "w1".into(),
+                ..Default::default()
+            };
+            report.usage = vec![usage(minute * 60, memory, ooms)];
+            store.record_node_report(&report, at(minute * 60)).unwrap();
+            reports.push(report);
+        }
+        let mut live = Observed::default();
+        for report in &reports {
+            note_usage(
+                &mut live,
+                "w1",
+                &report.usage,
+                keep,
+                report.usage[0].taken_at,
+            );
+        }
+        forget_old_kills(&mut live, keep, now);
+        let restored = restore_observed(&store, keep, now);
+        assert_eq!(tasks_of(&restored), tasks_of(&live));
+        let task = &tasks_of(&restored)[0];
+        assert_eq!(
+            task.oom_kills,
+            [at(35 * 60)],
+            "only the kill within the window"
+        );
+        assert_eq!(task.memory_bytes, 15_200 << 10);
+        // The next report with the same count is no new kill.
+        let mut after = restored;
+        note_usage(
+            &mut after,
+            "w1",
+            &[usage(41 * 60, 8 << 20, 2)],
+            keep,
+            at(41 * 60),
+        );
+        assert_eq!(tasks_of(&after)[0].oom_kills, [at(35 * 60)]);
     }
 }

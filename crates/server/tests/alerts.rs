@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use support::*;
 use swarmkeeper_auth::SealingKey;
 use swarmkeeper_notify::Secret;
-use swarmkeeper_report::{LastPass, NodeReport};
+use swarmkeeper_report::{LastPass, NodeReport, TaskUsage, UsageSample};
 use tokio::sync::mpsc;
 
 type Received = mpsc::UnboundedReceiver<(Instant, Value)>;
@@ -135,6 +135,103 @@ async fn a_full_disk_gc_cannot_fix_fires_then_resolves_at_the_webhook() {
         firing_latency.as_secs_f64() * 1e3,
         resolved_latency.as_secs_f64() * 1e3
     );
+}
+
+/// Tryout finding 19: a node removed from the swarm (`docker node rm`) kept its alerts, and
+/// agent-silent fired for it for good. The server reads the swarm's node list: a report whose
+/// Swarm node ID the list does not have raises nothing, however full its disk, while the
+/// same report from an engine outside any swarm (no node ID) still fires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_the_swarm_no_longer_lists_raises_no_alert() {
+    let (addr, mut rx) = receiver().await;
+    let dir = TempDir::new("alerts-removed");
+    let state = open_state_with_config(swarmkeeper_server::ServerConfig {
+        alert_webhooks: vec![Secret::new(format!("http://{addr}/hook"))],
+        ..config(dir.path(), Some(REPORT_SECRET))
+    });
+    let app = swarmkeeper_server::app(state);
+    let removed = unique("alert-removed");
+    let mut gone = full_disk(&removed);
+    // A Swarm node ID (25 characters, no colon) that the host's swarm does not have.
+    gone.node_id = "zzremovedz0000000000000000".into();
+    post_report(&app, &gone).await;
+    // The control: an engine outside the swarm with the same disk, reported after it.
+    let outside = unique("alert-outside");
+    post_report(&app, &full_disk(&outside)).await;
+    let control = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let (_, body) = rx.recv().await.expect("the receiver runs");
+            assert_ne!(body["subject"], removed.as_str(), "{body}");
+            if body["subject"] == outside.as_str() {
+                return body;
+            }
+        }
+    })
+    .await
+    .expect("the control alert within 5 s");
+    assert_eq!(control["rule"], "disk-gc-shortfall", "{control}");
+    // Another evaluation or two: still nothing about the removed node.
+    let late = within(&mut rx, &removed, Duration::from_secs(4)).await;
+    assert!(late.is_none(), "an alert about a removed node: {late:?}");
+}
+
+/// Tryout finding 25: a restart sent a false "resolved" for oom-kill and memory-near-limit 3 s
+/// after the new server started, before any agent reported, and the alerts fired again
+/// later. Here a task is OOM-killed (its agent's count goes from 0 to 1: oom-kill fires at
+/// once and keeps firing for 15 minutes), the server restarts on the same state directory,
+/// another node's report makes it evaluate: nothing about the task is sent, neither then nor
+/// when its node reports the same count again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_neither_resolves_nor_repeats_an_oom_kill() {
+    let (addr, mut rx) = receiver().await;
+    let dir = TempDir::new("alerts-restart");
+    let server_config = || swarmkeeper_server::ServerConfig {
+        alert_webhooks: vec![Secret::new(format!("http://{addr}/hook"))],
+        ..config(dir.path(), Some(REPORT_SECRET))
+    };
+    let state = open_state_with_config(server_config());
+    let app = swarmkeeper_server::app(state.clone());
+    let host = unique("alert-oom");
+    let service = unique("oomsvc");
+    let slot = format!("{service}.1");
+    let usage = |seconds_ago: i64, kills: u64| UsageSample {
+        taken_at: jiff::Timestamp::now() - jiff::SignedDuration::from_secs(seconds_ago),
+        node: None,
+        tasks: vec![TaskUsage {
+            task: format!("{service}-task"),
+            service: service.clone(),
+            stack: String::new(),
+            slot: "1".into(),
+            cpu_ns: 0,
+            memory_bytes: 1 << 20,
+            memory_limit_bytes: Some(16 << 20),
+            oom_kills: Some(kills),
+        }],
+    };
+    let mut killed = report("", &host);
+    killed.usage = vec![usage(20, 0), usage(10, 1)];
+    post_report(&app, &killed).await;
+    let (_, firing) = next_about(&mut rx, &slot).await;
+    assert_eq!(
+        (&firing["status"], &firing["rule"]),
+        (&json!("firing"), &json!("oom-kill")),
+        "{firing}"
+    );
+
+    state.shutdown.begin();
+    let restarted = swarmkeeper_server::app(open_state_with_config(server_config()));
+    // Another node reports first: the restarted server evaluates before the task's node
+    // has said anything.
+    let other = unique("alert-other");
+    post_report(&restarted, &report("", &other)).await;
+    let early = within(&mut rx, &slot, Duration::from_secs(5)).await;
+    assert!(early.is_none(), "sent after the restart: {early:?}");
+    // The task's node reports the same count again: no new kill, nothing resolved.
+    let mut again = report("", &host);
+    again.usage = vec![usage(0, 1)];
+    post_report(&restarted, &again).await;
+    let late = within(&mut rx, &slot, Duration::from_secs(4)).await;
+    assert!(late.is_none(), "sent after the node reported: {late:?}");
 }
 
 /// The next payload about `subject` within `limit`, others (the shared engine's own services

@@ -303,6 +303,60 @@ impl AlertSetup {
             cleanup,
         }
     }
+
+    /// Creates the test's service (detached): one task of its busybox image limited to
+    /// `memory_limit` (docker's `--limit-memory`), running `script` with `sh -c`.
+    pub fn create_service(&self, memory_limit: &str, script: &str) {
+        docker(
+            &self.host,
+            &[
+                "service",
+                "create",
+                "--detach",
+                "--name",
+                &self.service,
+                "--limit-memory",
+                memory_limit,
+                &self.image,
+                "/bin/busybox",
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+    }
+
+    /// A `swarmkeeper agent` on the host engine reporting to this server, at its defaults for
+    /// what alerts read (cgroup stats every 10 s, a report every 30 s) with `extra` flags
+    /// after them, and a GC policy that cannot delete anything the test did not create: the
+    /// host engine is shared, its disk is often past the default 85 %, and an agent at the
+    /// default policy would collect other tests' unused images and finished task containers.
+    /// Space GC starts only on a full disk (100 %) and a finished task container goes only
+    /// after a day; no image is older than max-age (off). The OOM and memory paths do not
+    /// depend on the GC policy; the GC defaults are tested on throwaway engines
+    /// (`gc_engine.rs`, `agent_engine.rs`).
+    pub fn agent(&self, extra: &[&str]) -> Agent {
+        let state = self.dir.join("agent");
+        let server = format!("http://127.0.0.1:{}", self.server.port());
+        let mut args = vec![
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--server",
+            &server,
+            "--report-secret-file",
+            self.secret.to_str().unwrap(),
+            "--high-threshold",
+            "100",
+            "--low-threshold",
+            "99",
+            "--pull-headroom",
+            "0",
+            "--container-min-age",
+            "24h",
+        ];
+        args.extend_from_slice(extra);
+        Agent::start(&self.host, &args)
+    }
 }
 
 pub fn docker(host: &str, args: &[&str]) -> String {

@@ -443,6 +443,79 @@ pub fn newest_by_stack(objects: &[ConfigObject]) -> BTreeMap<String, Vec<&Config
     out
 }
 
+/// A revision that ended rolled back, read from its end record alone: what the server's
+/// rolled-back alert names (the deploy engine's own rollback ends an update `completed`, so
+/// Swarm's `UpdateStatus` does not tell it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolledBackRevision {
+    pub stack: String,
+    pub revision: u64,
+    /// When its end was written, by the managers' clock (the end object's `CreatedAt`): a
+    /// service update Swarm started after it is a later update.
+    pub ended_at: Timestamp,
+    /// Why it was rolled back: the revision's summary (`service: why; …`).
+    pub reason: String,
+    /// The services put back (their outcome `rolled back`).
+    pub services: Vec<String>,
+}
+
+/// The filter that lists the first object of every end record that says `rolled back`.
+pub fn rolled_back_filter() -> Vec<String> {
+    vec![format!(
+        "{LABEL_OUTCOME}={}",
+        DeployOutcome::RolledBack.as_str()
+    )]
+}
+
+/// The rolled-back revisions among `objects` (end objects of any stacks; a record whose
+/// chunks are not all there, or that cannot be read, is left out), by stack then number.
+pub fn rolled_back_ends(objects: &[ConfigObject]) -> Vec<RolledBackRevision> {
+    let mut by_stack: BTreeMap<&str, Vec<ConfigObject>> = BTreeMap::new();
+    for object in objects {
+        if let Some(stack) = object.labels.get(LABEL_STACK) {
+            by_stack.entry(stack).or_default().push(object.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for (stack, objects) in &by_stack {
+        for (number, revision) in revisions_of(objects) {
+            let Some(first) = revision.end.first() else {
+                continue;
+            };
+            if first.labels.get(LABEL_OUTCOME).map(String::as_str)
+                != Some(DeployOutcome::RolledBack.as_str())
+            {
+                continue;
+            }
+            let Ok(data) = unpack::<EndData>(&revision.end.data()) else {
+                continue;
+            };
+            out.push(RolledBackRevision {
+                stack: (*stack).to_owned(),
+                revision: number,
+                ended_at: first.created_at,
+                reason: data.summary,
+                services: data
+                    .services
+                    .into_iter()
+                    .filter(|s| s.outcome == "rolled back")
+                    .map(|s| s.service)
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+/// Whether `object` is the first of a record cut into more than one (chunk `1/N`, N > 1).
+pub fn more_chunks(object: &ConfigObject) -> bool {
+    object
+        .labels
+        .get(LABEL_CHUNK)
+        .and_then(|c| c.split_once('/'))
+        .is_some_and(|(i, n)| i == "1" && n.parse::<usize>().is_ok_and(|n| n > 1))
+}
+
 /// The numbers of the revisions among `objects`, in order.
 pub fn numbers(objects: &[ConfigObject]) -> Vec<u64> {
     revisions_of(objects).into_keys().collect()
@@ -771,6 +844,52 @@ mod tests {
         assert_eq!(r.services, services);
         assert_eq!(r.objects, used);
         assert!(!has_unfinished(&objects));
+    }
+
+    /// Tryout finding 20: what the rolled-back alert reads of a rollback the deploy engine
+    /// made itself, from the end objects alone (what `rolled_back_filter` lists).
+    #[test]
+    fn a_rolled_back_end_names_its_revision_reason_and_services_put_back() {
+        let services = [
+            service("shop_web", Some("{}"), Some("{}"), "rolled back"),
+            service("shop_new", None, Some("{}"), "removed"),
+            service("shop_db", Some("{}"), Some("{}"), "unchanged"),
+        ];
+        let end = |outcome| RevisionEnd {
+            outcome,
+            summary: "shop_web: timed out after 10m",
+            services: &services,
+            objects: &[],
+            at: t(30),
+        };
+        let mut objects: Vec<ConfigObject> =
+            end_objects("shop", 5, &end(&DeployOutcome::RolledBack))
+                .unwrap()
+                .iter()
+                .map(|o| stored(o, t(31)))
+                .collect();
+        let succeeded = DeployOutcome::Succeeded;
+        objects.extend(
+            end_objects("blog", 2, &end(&succeeded))
+                .unwrap()
+                .iter()
+                .map(|o| stored(o, t(32))),
+        );
+        assert_eq!(
+            rolled_back_ends(&objects),
+            [RolledBackRevision {
+                stack: "shop".into(),
+                revision: 5,
+                ended_at: t(31),
+                reason: "shop_web: timed out after 10m".into(),
+                services: vec!["shop_web".into()],
+            }]
+        );
+        assert_eq!(
+            rolled_back_filter(),
+            ["swarmkeeper.revision.outcome=rolled back"]
+        );
+        assert!(!more_chunks(&objects[0]));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use tokio::task::AbortHandle;
 use crate::history::{History, Locking, RevisionEnd, RevisionStart};
 use crate::DeployError;
 
-pub use codec::{LABEL_LOCK_STACK, LABEL_STACK};
+pub use codec::{RolledBackRevision, LABEL_LOCK_STACK, LABEL_STACK};
 
 /// How often a writer tries the next number when the one it chose was taken meanwhile (only a
 /// writer that does not hold the stack's lock, such as an import, can meet one).
@@ -179,6 +179,31 @@ impl SwarmHistory {
             }
         }
         Ok(newest)
+    }
+
+    /// Every revision of any stack that ended rolled back: one listing of the end objects
+    /// that say so (and, for a record cut into chunks, one of its other chunks), so the
+    /// server can ask it at each evaluation of its alerts.
+    pub async fn rolled_back(&self) -> Result<Vec<RolledBackRevision>, DeployError> {
+        let mut objects = self.objects(&codec::rolled_back_filter()).await?;
+        let chunked: Vec<(String, u64)> = objects
+            .iter()
+            .filter(|o| codec::more_chunks(o))
+            .filter_map(|o| {
+                Some((
+                    o.labels.get(LABEL_STACK)?.clone(),
+                    o.labels.get(codec::LABEL_NUMBER)?.parse().ok()?,
+                ))
+            })
+            .collect();
+        for (stack, number) in chunked {
+            let rest = self
+                .objects(&codec::stack_filter(&stack, Some(number)))
+                .await?;
+            let listed: Vec<String> = objects.iter().map(|o| o.id.clone()).collect();
+            objects.extend(rest.into_iter().filter(|o| !listed.contains(&o.id)));
+        }
+        Ok(codec::rolled_back_ends(&objects))
     }
 
     /// Creates a record's objects; `Ok(false)` when the first one's name is taken. Objects
