@@ -144,6 +144,7 @@ async fn serve_with(
     }
     drop(listener);
     state.shutdown.begin();
+    crate::deploys::stop_for_shutdown(&state).await;
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
         .is_err()
