@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::{send, Call, TestApp, TestStack, IMAGE};
 use swarmkeeper_deploy::History;
-use swarmkeeper_server::jobs::{ledger, Job, JobEnd, Jobs};
+use swarmkeeper_server::jobs::{ledger, Job, Jobs};
 
 fn compose(greeting: &str, monitor: &str) -> String {
     format!(
@@ -53,20 +53,6 @@ fn job_of(app: &TestApp, answer: &support::Answer) -> (String, Arc<Job>) {
     (id, job)
 }
 
-/// Waits for the job's end (at most 3 minutes).
-async fn end_of(job: &Job) -> JobEnd {
-    let mut changed = job.subscribe();
-    loop {
-        if let Some(end) = job.seen(0).end {
-            return end;
-        }
-        tokio::time::timeout(Duration::from_secs(180), changed.changed())
-            .await
-            .expect("the job ends within 3 minutes")
-            .unwrap();
-    }
-}
-
 /// The form's deploy of `compose`, confirmed with the confirmation the diff gives.
 async fn form_deploy(app: &TestApp, stack: &str, compose: &str) -> support::Answer {
     let op = &app.operator;
@@ -103,7 +89,7 @@ async fn a_stack_deploy_and_rollback_from_the_dashboard_run_as_jobs() {
         job.seen(0).end.is_none(),
         "the form answered before the deploy ended"
     );
-    let end = end_of(&job).await;
+    let (_, end) = support::followed_job(&app, &posted).await;
     assert_eq!(end.outcome, "succeeded", "{end:?}");
     assert!(end.succeeded);
     let history = app.state.history().revisions(st).await.unwrap();
@@ -141,8 +127,11 @@ async fn a_stack_deploy_and_rollback_from_the_dashboard_run_as_jobs() {
     assert_eq!(broken.status.as_u16(), 400, "{}", broken.text());
 
     // A second revision, then the form's rollback: a job too, back to the first revision.
-    let (_, second) = job_of(&app, &form_deploy(&app, st, &compose("two", "1s")).await);
-    assert_eq!(end_of(&second).await.outcome, "succeeded");
+    let second = form_deploy(&app, st, &compose("two", "1s")).await;
+    assert_eq!(
+        support::followed_job(&app, &second).await.1.outcome,
+        "succeeded"
+    );
     assert!(greeting(st).contains("GREETING=two"));
     let posted = app
         .call(
@@ -151,11 +140,10 @@ async fn a_stack_deploy_and_rollback_from_the_dashboard_run_as_jobs() {
                 .form(&[("to", "")]),
         )
         .await;
-    let (_, rollback) = job_of(&app, &posted);
+    let (rollback, end) = support::followed_job(&app, &posted).await;
     assert!(rollback
         .title
         .starts_with(&format!("Rollback of stack {st}")));
-    let end = end_of(&rollback).await;
     assert_eq!(end.outcome, "succeeded", "{end:?}");
     let history = app.state.history().revisions(st).await.unwrap();
     assert_eq!(history[0].kind.to_string(), "rollback");

@@ -56,22 +56,8 @@ async fn volume_drivers_and_tmpfs_modes_reach_the_engine_and_the_edit_form() {
     // Saved: a job, then the engine's spec, the node's volume and the task's tmpfs.
     let service = TestService { name: name.clone() };
     let created = app.call(form(&mounts)).await;
-    created.expect(303);
     remove_history(&name);
-    let id = created
-        .location()
-        .strip_prefix("/jobs/")
-        .unwrap()
-        .to_owned();
-    let job = app.state.jobs.get(&id).unwrap();
-    let mut changed = job.subscribe();
-    while job.seen(0).end.is_none() {
-        tokio::time::timeout(Duration::from_secs(120), changed.changed())
-            .await
-            .expect("the creation ends within 2 minutes")
-            .unwrap();
-    }
-    let end = job.seen(0).end.unwrap();
+    let (_, end) = support::followed_job(&app, &created).await;
     assert!(end.succeeded, "{end:?}");
     let spec = service.spec();
     let engine_mounts = &spec["TaskTemplate"]["ContainerSpec"]["Mounts"];

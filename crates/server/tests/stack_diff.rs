@@ -104,17 +104,7 @@ async fn a_deploy_from_the_page_is_shown_as_a_diff_and_runs_once_confirmed() {
 
     // Confirmed, it deploys through the deploy engine as a job followed on its page.
     let ran = app.call(form(&compose("one"), "deploy", &confirm)).await;
-    ran.expect(303);
-    let id = ran.location().strip_prefix("/jobs/").unwrap().to_owned();
-    let job = app.state.jobs.get(&id).expect("the deploy's job");
-    let mut changed = job.subscribe();
-    while job.seen(0).end.is_none() {
-        tokio::time::timeout(std::time::Duration::from_secs(120), changed.changed())
-            .await
-            .expect("the deploy ends within 2 minutes")
-            .unwrap();
-    }
-    let end = job.seen(0).end.unwrap();
+    let (_, end) = support::followed_job(&app, &ran).await;
     assert_eq!(end.outcome, "succeeded", "{end:?}");
     assert!(greeting(st).contains("GREETING=one"));
 
