@@ -818,6 +818,7 @@ fn mount(namespace: &str, mount: &ServiceVolume, stack: &Stack) -> spec::Mount {
         MountType::Tmpfs => {
             result.tmpfs_options = mount.tmpfs.as_ref().map(|tmpfs| spec::TmpfsOptions {
                 size_bytes: tmpfs.size.map(|s| s.0).unwrap_or_default(),
+                mode: tmpfs.mode.map(|m| m.0).unwrap_or_default(),
             });
         }
         MountType::Cluster => {

@@ -630,6 +630,57 @@ compose_struct! {
     pub struct TmpfsOptions("tmpfs options", de::OPEN) {
         /// In bytes; a unit (`64m`) is accepted too, where the docker CLI wants a number.
         "size" => size: Option<Bytes>,
+        /// The mount's permission bits, octal (`1777`); `docker stack deploy` ignores it,
+        /// `docker compose` reads it.
+        "mode" => mode: Option<FileMode>,
+    }
+}
+
+/// Permission bits. A YAML number is taken as YAML reads it, as `docker compose` does
+/// (`0o1777` and `01777` are octal, `1777` is decimal); a string is always read as octal, as
+/// `chmod` reads it (`"1777"`, `"0o1777"`). At most `0o7777`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FileMode(pub u32);
+
+impl FileMode {
+    /// Reads `text` as octal permission bits; the message says what is wrong.
+    pub fn parse(text: &str) -> Result<FileMode, String> {
+        let trimmed = text.trim();
+        let digits = trimmed
+            .strip_prefix("0o")
+            .or_else(|| trimmed.strip_prefix("0O"))
+            .unwrap_or(trimmed);
+        match u32::from_str_radix(digits, 8) {
+            Ok(mode) if digits.bytes().all(|b| b.is_ascii_digit()) => FileMode::bounded(mode),
+            _ => Err(format!(
+                "mode {trimmed:?} is not an octal file mode: write permission bits such as 1777 \
+                 or 0755"
+            )),
+        }
+    }
+
+    fn bounded(mode: u32) -> Result<FileMode, String> {
+        if mode <= 0o7777 {
+            Ok(FileMode(mode))
+        } else {
+            Err(format!(
+                "mode {mode:o} (octal) is not an octal file mode: permission bits are at most 7777"
+            ))
+        }
+    }
+}
+
+impl FromNode for FileMode {
+    fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
+        let read = match node.value {
+            crate::yaml::Value::Int(n) => u32::try_from(n)
+                .map_err(|_| {
+                    format!("mode {n} is not an octal file mode: it is negative or too large")
+                })
+                .and_then(FileMode::bounded),
+            _ => FileMode::parse(&String::from_node(node, key, r)?),
+        };
+        read.map_err(|e| invalid(node, e))
     }
 }
 

@@ -197,6 +197,13 @@ pub struct VolumeOptions {
 #[serde(rename_all = "PascalCase")]
 pub struct TmpfsOptions {
     pub size_bytes: u64,
+    /// Permission bits (`0o1777`); 0: not given, the Engine's default (1777).
+    #[serde(skip_serializing_if = "is_zero_mode")]
+    pub mode: u32,
+}
+
+fn is_zero_mode(mode: &u32) -> bool {
+    *mode == 0
 }
 
 /// Health probe settings; durations are nanoseconds, zero meaning "the image's or the

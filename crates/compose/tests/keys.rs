@@ -148,7 +148,7 @@ fn converted_keys_reach_the_spec() {
             {"Type": "volume", "Source": "web-data", "Target": "/copy",
              "VolumeOptions": {"NoCopy": true, "Labels": {"purpose": "data", "com.docker.stack.namespace": "demo"},
                                "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs", "device": "tmpfs"}}}},
-            {"Type": "tmpfs", "Target": "/scratch", "TmpfsOptions": {"SizeBytes": 1048576}}
+            {"Type": "tmpfs", "Target": "/scratch", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 0o1770}}
         ])
     );
 
@@ -299,7 +299,7 @@ fn keys_inside_open_objects_are_accepted_and_noted() {
     image: a:1
     volumes:
       - {type: bind, source: /x, target: /x, bind: {create_host_path: true}}
-      - {type: tmpfs, target: /t, tmpfs: {mode: 1777}}
+      - {type: tmpfs, target: /t, tmpfs: {mode: 1777, uid: 1}}
     secrets: [{source: s, rotate: true}]
     ports: ['127.0.0.1:8080:80']
 secrets:
@@ -316,7 +316,7 @@ secrets:
         ignored,
         [
             "volumes.bind.create_host_path",
-            "volumes.tmpfs.mode",
+            "volumes.tmpfs.uid",
             "secrets.rotate",
             "ports.host_ip"
         ]
@@ -432,5 +432,41 @@ fn mounts_the_engine_refuses_are_refused_at_their_line() {
             "services:\n  web:\n    image: a:1\n    volumes: [{fine}]\nvolumes:\n  data:\n"
         );
         assert!(load_text(&text).is_ok(), "{fine}: {:?}", load_text(&text));
+    }
+}
+
+#[test]
+fn a_tmpfs_mode_is_read_as_yaml_or_octal_text_and_refused_otherwise() {
+    for (written, mode) in [
+        // A YAML number as YAML reads it (as docker compose does), a string as chmod does.
+        ("0o1777", 0o1777),
+        ("01777", 0o1777),
+        ("511", 0o777),
+        ("\"1777\"", 0o1777),
+        ("\"0o700\"", 0o700),
+        ("0", 0),
+    ] {
+        let text = format!(
+            "services:\n  web:\n    image: a:1\n    volumes:\n      - {{type: tmpfs, target: /t, tmpfs: {{mode: {written}}}}}\n"
+        );
+        let spec = web_spec(&load_text(&text).unwrap());
+        let tmpfs = &spec["TaskTemplate"]["ContainerSpec"]["Mounts"][0]["TmpfsOptions"];
+        if mode == 0 {
+            assert!(tmpfs.get("Mode").is_none(), "{written}: {tmpfs}");
+        } else {
+            assert_eq!(tmpfs["Mode"], mode, "{written}: {tmpfs}");
+        }
+    }
+    for bad in ["\"9\"", "\"17777\"", "0o17777", "-1", "rwx", "\"+7\""] {
+        let text = format!(
+            "services:\n  web:\n    image: a:1\n    volumes:\n      - type: tmpfs\n        target: /t\n        tmpfs:\n          mode: {bad}\n"
+        );
+        let err = load_text(&text).unwrap_err();
+        assert!(
+            err.message.contains("not an octal file mode"),
+            "{bad}: {}",
+            err.message
+        );
+        assert_eq!(err.line, 8, "{bad}: the error names the mode's line");
     }
 }

@@ -32,7 +32,7 @@ use swarmkeeper_autodeploy::{
     followed, settings, CheckResult, Decision, Failure, Followed, PushedTag, RolloutOutcome,
     Tracker,
 };
-use swarmkeeper_deploy::{history_stack, ImageUpdate, Options, Request};
+use swarmkeeper_deploy::{history_stack, ImageUpdate, Request};
 use swarmkeeper_engine::Service;
 use swarmkeeper_reference::Digest;
 use swarmkeeper_registry::RegistryError;
@@ -753,10 +753,7 @@ async fn roll_out(state: AppState, id: String, digest: Digest) {
                 expected: image,
                 reason: reason.clone(),
             };
-            let options = Options {
-                timeout: state.config.deploy_timeout,
-                ..Options::default()
-            };
+            let options = state.deploy_options();
             if let Err(e) = state.audit(BY, BY, &name, &format!("{reason}: started")) {
                 tracing::warn!(error = %e, "auto-deploy cannot write the audit log");
             }

@@ -14,8 +14,15 @@
 //!   lines of at most [`MAX_LINE_CHARS`] characters, and a finished job is forgotten
 //!   [`FINISHED_KEPT`] after its end. Only those allowed to start one (operators) add jobs;
 //!   reading one takes a logged-in user (routes table), so anonymous traffic holds nothing.
-//! - Jobs live in memory only: after a restart their pages answer 404, the history keeps
-//!   what they did.
+//! - A job's lines live in memory only; its title, starter, what it is about (the stack's
+//!   history, the services) and its end are also written to the server's SQLite file (the
+//!   [`ledger`], the newest [`LEDGER_KEPT`]), so a job's page outlives the job and the
+//!   server: after a restart, a job that was running says it was lost with the restart (or
+//!   interrupted by the shutdown, when the server could record that) and links to where its
+//!   deploy is recorded, never a bare 404.
+//! - On shutdown the server asks every deploy to stop at its next safe point (the deploy
+//!   engine's `Stop`: the revision is recorded `interrupted`, Swarm goes on with what was
+//!   applied) and waits a little for them; a job still running then is ended `interrupted`.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -24,7 +31,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use serde::Serialize;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::error::AppError;
@@ -37,12 +45,17 @@ pub const MAX_LINES: usize = 2000;
 pub const MAX_LINE_CHARS: usize = 1000;
 /// How long a finished job stays readable.
 pub const FINISHED_KEPT: Duration = Duration::from_secs(10 * 60);
+/// No server ran before this (2020-01-01, in milliseconds): an id with an older epoch was made
+/// up, not left by a restart.
+const EARLIEST_EPOCH: u64 = 1_577_836_800_000;
+/// Jobs the [`ledger`] keeps: the newest.
+pub const LEDGER_KEPT: i64 = 1000;
 
 /// The jobs of one server.
 pub struct Jobs {
     jobs: Mutex<VecDeque<Arc<Job>>>,
-    /// Ids are `{epoch}-{n}`: the server's start time keeps a link from before a restart from
-    /// naming a new job.
+    /// Ids are `{epoch}-{n}`: the server's start time in milliseconds keeps a link from
+    /// before a restart from naming a new job.
     epoch: u64,
     next: AtomicU64,
 }
@@ -51,7 +64,7 @@ impl Default for Jobs {
     fn default() -> Jobs {
         Jobs {
             jobs: Mutex::new(VecDeque::new()),
-            epoch: Timestamp::now().as_second().unsigned_abs(),
+            epoch: Timestamp::now().as_millisecond().unsigned_abs(),
             next: AtomicU64::new(1),
         }
     }
@@ -59,17 +72,18 @@ impl Default for Jobs {
 
 impl Jobs {
     /// A new running job: `title` says what it does (`edit of service web`), `user` who
-    /// started it.
-    pub fn start(&self, title: String, user: &str) -> Arc<Job> {
-        self.start_at(title, user, Instant::now())
+    /// started it, `about` where what it does is recorded (the stack's history, the service).
+    pub fn start(&self, title: String, user: &str, about: Vec<Link>) -> Arc<Job> {
+        self.start_at(title, user, about, Instant::now())
     }
 
-    fn start_at(&self, title: String, user: &str, now: Instant) -> Arc<Job> {
+    fn start_at(&self, title: String, user: &str, about: Vec<Link>, now: Instant) -> Arc<Job> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let job = Arc::new(Job {
             id: format!("{}-{n}", self.epoch),
             title,
             user: user.to_owned(),
+            about,
             started: Timestamp::now(),
             state: Mutex::new(State::default()),
             changed: watch::Sender::new(0),
@@ -92,6 +106,23 @@ impl Jobs {
         self.lock(now).iter().find(|j| j.id == id).cloned()
     }
 
+    /// Whether `id` names a job of an earlier run of the server (ids begin with the start
+    /// time of the server that made them).
+    pub fn of_earlier_run(&self, id: &str) -> bool {
+        id.split_once('-')
+            .and_then(|(epoch, _)| epoch.parse::<u64>().ok())
+            .is_some_and(|epoch| (EARLIEST_EPOCH..self.epoch).contains(&epoch))
+    }
+
+    /// The jobs still running.
+    pub fn running(&self) -> Vec<Arc<Job>> {
+        self.lock(Instant::now())
+            .iter()
+            .filter(|j| j.state().end.is_none())
+            .cloned()
+            .collect()
+    }
+
     /// The list, with the finished jobs past [`FINISHED_KEPT`] dropped.
     fn lock(&self, now: Instant) -> MutexGuard<'_, VecDeque<Arc<Job>>> {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -105,10 +136,12 @@ impl Jobs {
 
     /// Runs `work` as `job` on the server's runtime, detached from the request: the job ends
     /// with what `work` answers, or failed with its error (or with a panic's, so a page never
-    /// waits for a job that cannot end).
-    pub fn spawn<F>(job: Arc<Job>, work: F)
+    /// waits for a job that cannot end); `ended` is then told the end the job kept (an end
+    /// given earlier, at shutdown, wins).
+    pub fn spawn<F, E>(job: Arc<Job>, work: F, ended: E)
     where
         F: Future<Output = Result<JobEnd, AppError>> + Send + 'static,
+        E: FnOnce(&Job, &JobEnd) + Send + 'static,
     {
         tokio::spawn(async move {
             let end = match tokio::spawn(work).await {
@@ -117,6 +150,9 @@ impl Jobs {
                 Err(e) => JobEnd::failed(format!("failed: internal error ({e})")),
             };
             job.finish(end);
+            if let Some(end) = job.seen(usize::MAX).end {
+                ended(&job, &end);
+            }
         });
     }
 }
@@ -127,6 +163,8 @@ pub struct Job {
     pub title: String,
     pub user: String,
     pub started: Timestamp,
+    /// Where what the job does is recorded: the stack's history, the services.
+    pub about: Vec<Link>,
     state: Mutex<State>,
     /// Bumped on every new line and at the end; the event streams wait on it.
     changed: watch::Sender<u64>,
@@ -142,13 +180,17 @@ struct State {
 }
 
 /// How a job ended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobEnd {
     pub succeeded: bool,
-    /// The deploy engine's word (`succeeded`, `rolled back`, …) or the error.
+    /// The deploy engine's word (`succeeded`, `rolled back`, `interrupted`, …) or the error.
     pub outcome: String,
     /// Where to look next: the revision in the history, the service, the object.
     pub links: Vec<Link>,
+    /// What else to know, a sentence each: why a service failed, what Swarm does with a
+    /// rollout an interrupted deploy no longer follows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl JobEnd {
@@ -157,11 +199,12 @@ impl JobEnd {
             succeeded: false,
             outcome,
             links: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
     pub text: String,
     pub href: String,
@@ -252,6 +295,92 @@ impl Job {
     }
 }
 
+/// Writes a job's end to the ledger; a failure is logged (the history keeps the deploy).
+pub(crate) fn record_end(state: &crate::state::AppState, job: &Job, end: &JobEnd) {
+    if let Err(e) = ledger::ended(&state.auth(), &job.id, end) {
+        tracing::warn!(error = %e, job = %job.id, "cannot record a job's end in the ledger");
+    }
+}
+
+/// The jobs' record in the server's SQLite file (the auth tables' connection): what a job's
+/// page shows once the job is no longer in memory. One row a job; the newest [`LEDGER_KEPT`].
+pub mod ledger {
+    use super::*;
+
+    /// A job as the ledger keeps it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Recorded {
+        pub id: String,
+        pub title: String,
+        pub user: String,
+        pub started: Timestamp,
+        pub about: Vec<Link>,
+        /// `None`: the job was running when the server that ran it stopped without ending it.
+        pub end: Option<JobEnd>,
+    }
+
+    /// Creates the table when missing.
+    pub fn create(conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS dashboard_jobs (
+                 id TEXT PRIMARY KEY,
+                 title TEXT NOT NULL,
+                 user TEXT NOT NULL,
+                 started TEXT NOT NULL,
+                 about TEXT NOT NULL,
+                 ending TEXT
+             )",
+        )
+    }
+
+    /// Records a job that started, and forgets the jobs past the newest [`LEDGER_KEPT`].
+    pub fn started(conn: &Connection, job: &Job) -> rusqlite::Result<()> {
+        let about = serde_json::to_string(&job.about).unwrap_or_else(|_| "[]".into());
+        conn.execute(
+            "INSERT OR REPLACE INTO dashboard_jobs (id, title, user, started, about, ending)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+            params![job.id, job.title, job.user, job.started.to_string(), about],
+        )?;
+        conn.execute(
+            "DELETE FROM dashboard_jobs WHERE rowid <= (SELECT max(rowid) FROM dashboard_jobs) - ?1",
+            params![LEDGER_KEPT],
+        )?;
+        Ok(())
+    }
+
+    /// Records how a job ended.
+    pub fn ended(conn: &Connection, id: &str, end: &JobEnd) -> rusqlite::Result<()> {
+        let end = serde_json::to_string(end).unwrap_or_default();
+        conn.execute(
+            "UPDATE dashboard_jobs SET ending = ?2 WHERE id = ?1",
+            params![id, end],
+        )?;
+        Ok(())
+    }
+
+    /// The job with this id, if the ledger has it.
+    pub fn recorded(conn: &Connection, id: &str) -> rusqlite::Result<Option<Recorded>> {
+        conn.query_row(
+            "SELECT title, user, started, about, ending FROM dashboard_jobs WHERE id = ?1",
+            params![id],
+            |row| {
+                let started: String = row.get(2)?;
+                let about: String = row.get(3)?;
+                let end: Option<String> = row.get(4)?;
+                Ok(Recorded {
+                    id: id.to_owned(),
+                    title: row.get(0)?,
+                    user: row.get(1)?,
+                    started: started.parse().unwrap_or_default(),
+                    about: serde_json::from_str(&about).unwrap_or_default(),
+                    end: end.and_then(|e| serde_json::from_str(&e).ok()),
+                })
+            },
+        )
+        .optional()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,13 +390,14 @@ mod tests {
             succeeded: true,
             outcome: outcome.to_owned(),
             links: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
     #[test]
     fn a_job_keeps_its_lines_in_order_and_ends_once() {
         let jobs = Jobs::default();
-        let job = jobs.start("edit of service web".into(), "op");
+        let job = jobs.start("edit of service web".into(), "op", Vec::new());
         job.line("web: update");
         job.line("web: running 1/1\nsecond line");
         let seen = job.seen(0);
@@ -283,12 +413,16 @@ mod tests {
         assert_eq!(seen.next, 2);
         assert!(jobs.get(&job.id).is_some());
         assert!(jobs.get("0-1").is_none());
+        assert!(!jobs.of_earlier_run("0-1"), "made up");
+        assert!(!jobs.of_earlier_run(&job.id), "this run's");
+        assert!(jobs.of_earlier_run("1700000000000-3"));
+        assert!(!jobs.of_earlier_run("x-3"));
     }
 
     #[test]
     fn lines_are_bounded_in_count_and_length() {
         let jobs = Jobs::default();
-        let job = jobs.start("t".into(), "op");
+        let job = jobs.start("t".into(), "op", Vec::new());
         job.line(&"x".repeat(MAX_LINE_CHARS + 10));
         assert_eq!(job.seen(0).lines[0].chars().count(), MAX_LINE_CHARS + 1);
         for i in 0..MAX_LINES + 5 {
@@ -306,21 +440,21 @@ mod tests {
     fn jobs_are_bounded_and_finished_ones_expire() {
         let jobs = Jobs::default();
         let now = Instant::now();
-        let first = jobs.start_at("first".into(), "op", now);
-        let second = jobs.start_at("second".into(), "op", now);
+        let first = jobs.start_at("first".into(), "op", Vec::new(), now);
+        let second = jobs.start_at("second".into(), "op", Vec::new(), now);
         second.finish_at(done("succeeded"), now);
         for i in 0..MAX_JOBS - 1 {
-            jobs.start_at(format!("job {i}"), "op", now);
+            jobs.start_at(format!("job {i}"), "op", Vec::new(), now);
         }
         // Full: the finished one went first, the running one stays.
         assert!(jobs.get_at(&second.id, now).is_none());
         assert!(jobs.get_at(&first.id, now).is_some());
-        jobs.start_at("one more".into(), "op", now);
+        jobs.start_at("one more".into(), "op", Vec::new(), now);
         assert!(jobs.get_at(&first.id, now).is_none(), "then the oldest");
         assert_eq!(jobs.lock(now).len(), MAX_JOBS);
 
         let jobs = Jobs::default();
-        let job = jobs.start_at("t".into(), "op", now);
+        let job = jobs.start_at("t".into(), "op", Vec::new(), now);
         job.finish_at(done("succeeded"), now);
         assert!(jobs.get_at(&job.id, now + FINISHED_KEPT / 2).is_some());
         assert!(jobs.get_at(&job.id, now + FINISHED_KEPT).is_none());
@@ -329,28 +463,75 @@ mod tests {
     #[tokio::test]
     async fn a_spawned_job_ends_with_its_work_or_its_error() {
         let jobs = Jobs::default();
-        let ok = jobs.start("ok".into(), "op");
+        let ok = jobs.start("ok".into(), "op", Vec::new());
         let mut changed = ok.subscribe();
         let worker = ok.clone();
-        Jobs::spawn(ok.clone(), async move {
-            worker.line("working");
-            Ok(done("succeeded"))
-        });
+        Jobs::spawn(
+            ok.clone(),
+            async move {
+                worker.line("working");
+                Ok(done("succeeded"))
+            },
+            |_, _| {},
+        );
         while ok.seen(0).end.is_none() {
             changed.changed().await.unwrap();
         }
         assert_eq!(ok.seen(0).lines, ["working"]);
 
-        let failing = jobs.start("bad".into(), "op");
+        let failing = jobs.start("bad".into(), "op", Vec::new());
         let mut changed = failing.subscribe();
-        Jobs::spawn(failing.clone(), async {
-            Err(AppError::Conflict("engine said no".into()))
-        });
+        Jobs::spawn(
+            failing.clone(),
+            async { Err(AppError::Conflict("engine said no".into())) },
+            |_, _| {},
+        );
         while failing.seen(0).end.is_none() {
             changed.changed().await.unwrap();
         }
         let end = failing.seen(0).end.unwrap();
         assert!(!end.succeeded);
         assert_eq!(end.outcome, "failed: engine said no");
+    }
+
+    #[test]
+    fn the_ledger_keeps_a_job_past_memory_and_the_newest_only() {
+        let conn = Connection::open_in_memory().unwrap();
+        ledger::create(&conn).unwrap();
+        ledger::create(&conn).unwrap();
+        let jobs = Jobs::default();
+        let about = vec![Link {
+            text: "history of shop".into(),
+            href: "/stacks/shop".into(),
+        }];
+        let job = jobs.start("Deploy of stack shop".into(), "op", about.clone());
+        ledger::started(&conn, &job).unwrap();
+        let running = ledger::recorded(&conn, &job.id).unwrap().unwrap();
+        assert_eq!(running.title, "Deploy of stack shop");
+        assert_eq!(running.about, about);
+        assert_eq!(running.started, job.started);
+        assert_eq!(running.end, None);
+        let mut end = done("interrupted");
+        end.notes.push("Swarm goes on".into());
+        ledger::ended(&conn, &job.id, &end).unwrap();
+        assert_eq!(
+            ledger::recorded(&conn, &job.id).unwrap().unwrap().end,
+            Some(end)
+        );
+        assert_eq!(ledger::recorded(&conn, "0-0").unwrap(), None);
+
+        for i in 0..LEDGER_KEPT {
+            let job = jobs.start(format!("job {i}"), "op", Vec::new());
+            ledger::started(&conn, &job).unwrap();
+        }
+        assert_eq!(
+            ledger::recorded(&conn, &job.id).unwrap(),
+            None,
+            "the oldest went"
+        );
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM dashboard_jobs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, LEDGER_KEPT);
     }
 }

@@ -154,6 +154,7 @@ pub async fn serve_listeners(
     drop(listener);
     drop(agents);
     state.shutdown.begin();
+    crate::deploys::stop_for_shutdown(&state).await;
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
         .is_err()

@@ -78,6 +78,8 @@ pub struct Inner {
     pub alerting: Alerting,
     /// The dashboard's changes being applied, followed on their pages.
     pub jobs: crate::jobs::Jobs,
+    /// The deploys running, stopped at shutdown.
+    pub deploys: crate::deploys::Runs,
 }
 
 impl std::ops::Deref for AppState {
@@ -117,6 +119,7 @@ impl AppState {
             image_tags: Default::default(),
             alerting,
             jobs: Default::default(),
+            deploys: Default::default(),
             config,
         })))
     }
@@ -125,6 +128,12 @@ impl AppState {
     /// any manager. Cheap to make: one per request or deploy.
     pub fn history(&self) -> SwarmHistory {
         SwarmHistory::new(self.engine.clone()).keep_revisions(self.config.keep_revisions)
+    }
+
+    /// The options of the server's deploys, previews and rollbacks (see
+    /// [`crate::deploys::Runs::options`]).
+    pub fn deploy_options(&self) -> swarmkeeper_deploy::Options {
+        self.deploys.options(self.config.deploy_timeout)
     }
 
     /// The store's connection. Held only for a query or two, never across an `.await`.
@@ -201,5 +210,6 @@ fn open_auth(path: &Path) -> Result<Connection, AppError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(AppError::internal)?;
     auth_store::create_tables(&conn).map_err(AppError::internal)?;
+    crate::jobs::ledger::create(&conn).map_err(AppError::internal)?;
     Ok(conn)
 }

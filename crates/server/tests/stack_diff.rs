@@ -102,10 +102,10 @@ async fn a_deploy_from_the_page_is_shown_as_a_diff_and_runs_once_confirmed() {
     let confirm = confirm_of(&page);
     assert_eq!(confirm, first["confirm"].as_str().unwrap());
 
-    // Confirmed, it deploys through the deploy engine and shows how it went.
+    // Confirmed, it deploys through the deploy engine as a job followed on its page.
     let ran = app.call(form(&compose("one"), "deploy", &confirm)).await;
-    ran.expect(200);
-    assert!(ran.text().contains("succeeded"), "{}", ran.text());
+    let (_, end) = support::followed_job(&app, &ran).await;
+    assert_eq!(end.outcome, "succeeded", "{end:?}");
     assert!(greeting(st).contains("GREETING=one"));
 
     // A changed file: the diff names the field; a confirmation of another file does not

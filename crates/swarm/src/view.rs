@@ -96,6 +96,13 @@ pub struct MountView {
     pub subpath: String,
     /// `TmpfsOptions.SizeBytes`; 0: no limit.
     pub tmpfs_size_bytes: u64,
+    /// `TmpfsOptions.Mode`: the permission bits (`0o1777`); 0: Docker's default (1777).
+    pub tmpfs_mode: u32,
+    /// `VolumeOptions.DriverConfig.Name`: the driver that creates the volume on a node where
+    /// it does not exist yet; empty: none given (`local`).
+    pub driver: String,
+    /// `VolumeOptions.DriverConfig.Options`, given to that driver.
+    pub driver_options: BTreeMap<String, String>,
     /// `BindOptions.Propagation`; empty: Docker's default.
     pub propagation: String,
 }
@@ -535,7 +542,21 @@ struct MountOptionsWire {
     #[serde(default, deserialize_with = "nullable")]
     size_bytes: u64,
     #[serde(default, deserialize_with = "nullable")]
+    mode: u32,
+    #[serde(default, deserialize_with = "nullable")]
+    driver_config: DriverWire,
+    #[serde(default, deserialize_with = "nullable")]
     propagation: String,
+}
+
+/// `VolumeOptions.DriverConfig`.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct DriverWire {
+    #[serde(default, deserialize_with = "nullable")]
+    name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    options: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -761,6 +782,9 @@ impl SpecWire {
                     no_copy: m.volume_options.no_copy,
                     subpath: m.volume_options.subpath,
                     tmpfs_size_bytes: m.tmpfs_options.size_bytes,
+                    tmpfs_mode: m.tmpfs_options.mode,
+                    driver: m.volume_options.driver_config.name,
+                    driver_options: m.volume_options.driver_config.options,
                     propagation: m.bind_options.propagation,
                 })
                 .collect(),

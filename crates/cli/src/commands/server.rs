@@ -288,9 +288,10 @@ pub fn run(args: ServerArgs) -> CmdResult {
         .await
         .map_err(|e| Failure::Usage(e.to_string()))
     });
-    // A dashboard deploy runs on a thread of its own and a password check on a blocking one:
-    // neither holds the exit up for long (an interrupted deploy stops renewing its stack's lock,
-    // and the history shows it interrupted once the lock expires).
+    // `serve` has asked the deploys to stop and waited for them to record themselves
+    // `interrupted`. One still running after that (a thread of its own), like a password
+    // check on a blocking thread, does not hold the exit up: it stops renewing its stack's
+    // lock, and the history shows it interrupted once the lock expires.
     runtime.shutdown_timeout(Duration::from_millis(200));
     served
 }

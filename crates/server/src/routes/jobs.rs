@@ -9,6 +9,10 @@
 //!   connection); `end`: the end as JSON (`{"succeeded", "outcome", "links"}`), then the
 //!   stream ends. A comment every 15 s keeps proxies from closing it.
 //!
+//! - A job no longer in memory (a restart, or ended more than ten minutes ago) is read from
+//!   the ledger ([`crate::jobs::ledger`]): its title, its end, where its deploy is recorded;
+//!   one the server was running when it stopped says it was lost with the restart (410).
+//!
 //! Any logged-in user may read a job (viewer too): its lines say what the service pages and
 //! the history say (services, task states, revisions), never a secret's value. Anonymous
 //! callers get nothing, so they hold no stream. A stream holds the job (bounded, see
@@ -18,7 +22,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event;
 use axum::response::Response;
 use futures_util::stream::{self, StreamExt};
@@ -27,7 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use super::logs::event_stream;
 use crate::error::AppError;
-use crate::jobs::{Job, JobEnd, Seen};
+use crate::jobs::{ledger, Job, JobEnd, Jobs, Link, Seen, FINISHED_KEPT};
+use crate::page::url_encode;
 use crate::respond::Reply;
 use crate::state::AppState;
 
@@ -46,6 +51,13 @@ pub struct JobView {
     /// The index the next line will have: where the event stream resumes.
     pub next: usize,
     pub end: Option<JobEnd>,
+    /// The job is no longer in memory: `restart` (it ran on the server before a restart: its
+    /// lines went with it) or `expired` (it ended more than [`FINISHED_KEPT`] ago). Its
+    /// title and end come from the ledger; without an end, it was lost with the restart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gone: Option<&'static str>,
+    /// Where what it did is recorded: the stack's history, the services.
+    pub about: Vec<Link>,
 }
 
 page!(JobView, "job.html", "services");
@@ -54,18 +66,22 @@ fn find(state: &AppState, id: &str) -> Result<Arc<Job>, AppError> {
     state.jobs.get(id).ok_or_else(|| {
         AppError::NotFound(format!(
             "no change {id} is being followed: it ended more than {} minutes ago, or the \
-             server restarted since; the stack's history records what it did",
-            crate::jobs::FINISHED_KEPT.as_secs() / 60
+             server restarted since; reload its page, and the stack's history records what it did",
+            FINISHED_KEPT.as_secs() / 60
         ))
     })
 }
 
-/// `GET /jobs/{id}`, `GET /api/jobs/{id}`.
+/// `GET /jobs/{id}`, `GET /api/jobs/{id}`: the job from memory; else from the ledger (410 for
+/// one the server lost running, 200 for one that ended); else, for an id of an earlier run of
+/// the server that the ledger no longer has, a page that says so (410); else 404.
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Reply, AppError> {
-    let job = find(&state, &id)?;
+    let Some(job) = state.jobs.get(&id) else {
+        return gone(&state, &id);
+    };
     let Seen {
         lines,
         next,
@@ -83,7 +99,96 @@ pub async fn show(
         lines,
         next,
         end,
+        gone: None,
+        about: job.about.clone(),
     }))
+}
+
+/// A job no longer in memory, as the ledger recorded it.
+fn gone(state: &AppState, id: &str) -> Result<Reply, AppError> {
+    let earlier_run = state.jobs.of_earlier_run(id);
+    let recorded = ledger::recorded(&state.auth(), id).map_err(AppError::internal)?;
+    let (view, lost) = match recorded {
+        Some(r) => {
+            let lost = r.end.is_none();
+            (
+                JobView {
+                    id: r.id,
+                    title: r.title,
+                    user: r.user,
+                    started: r.started,
+                    running: false,
+                    dropped: 0,
+                    lines: Vec::new(),
+                    next: 0,
+                    end: r.end,
+                    gone: Some(if earlier_run || lost {
+                        "restart"
+                    } else {
+                        "expired"
+                    }),
+                    about: r.about,
+                },
+                lost,
+            )
+        }
+        None if earlier_run => (
+            JobView {
+                id: id.to_owned(),
+                title: format!("Change {id}"),
+                user: String::new(),
+                started: Timestamp::UNIX_EPOCH,
+                running: false,
+                dropped: 0,
+                lines: Vec::new(),
+                next: 0,
+                end: None,
+                gone: Some("restart"),
+                about: vec![Link {
+                    text: "stacks and their deploy history".into(),
+                    href: "/stacks".into(),
+                }],
+            },
+            true,
+        ),
+        None => {
+            return Err(find(state, id)
+                .err()
+                .unwrap_or(AppError::NotFound(id.into())))
+        }
+    };
+    let status = if lost {
+        StatusCode::GONE
+    } else {
+        StatusCode::OK
+    };
+    Ok(Reply::page(view).with_status(status))
+}
+
+/// Starts a dashboard change as a job: `work` gets the job (to give it the deploy engine's
+/// lines) and answers its end; the job is recorded in the ledger at its start and its end.
+/// Answers the job's page, where the form's post goes on (303).
+pub(crate) fn follow<W, F>(
+    state: &AppState,
+    title: String,
+    user: &str,
+    about: Vec<Link>,
+    work: W,
+) -> Reply
+where
+    W: FnOnce(Arc<Job>) -> F,
+    F: std::future::Future<Output = Result<JobEnd, AppError>> + Send + 'static,
+{
+    let job = state.jobs.start(title, user, about);
+    if let Err(e) = ledger::started(&state.auth(), &job) {
+        tracing::warn!(error = %e, job = %job.id, "cannot record a job in the ledger");
+    }
+    let work = work(job.clone());
+    let recorder = state.clone();
+    Jobs::spawn(job.clone(), work, move |job, end| {
+        crate::jobs::record_end(&recorder, job, end);
+    });
+    Reply::done(format!("/jobs/{}", url_encode(&job.id)))
 }
 
 /// `?after=N`: the first line to send.

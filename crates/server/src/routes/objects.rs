@@ -10,13 +10,13 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use swarmkeeper_deploy::{base64, Options, Request, LABEL_DATA_SHA256};
+use swarmkeeper_deploy::{base64, Request, LABEL_DATA_SHA256};
 use swarmkeeper_engine::{swap_file_ref, Created, Engine, EngineError, FileKind, Service};
 
 use crate::access::Caller;
 use crate::deploys::run_deploy_followed;
 use crate::error::AppError;
-use crate::jobs::{Job, JobEnd, Jobs, Link};
+use crate::jobs::{Job, JobEnd, Link};
 use crate::page::url_encode;
 use crate::respond::{refused, Format, Input, Reply};
 use crate::state::AppState;
@@ -462,13 +462,15 @@ async fn rotate(
     };
     // A form follows the rotation on its job's page; the JSON API waits for its end.
     if Format::of(uri.path()) == Format::Html {
-        let job = state.jobs.start(
+        let about = rotation.about();
+        let follower = state.clone();
+        return Ok(super::jobs::follow(
+            state,
             format!("Rotation of {} {name}", kind.as_str()),
             &caller.user.name,
-        );
-        let work = rotation.finish(state.clone(), Some(job.clone()));
-        Jobs::spawn(job.clone(), async move { Ok(work.await?.end()) });
-        return Ok(Reply::done(job_page(&job)));
+            about,
+            move |job| async move { Ok(rotation.finish(follower, Some(job)).await?.end()) },
+        ));
     }
     let view = rotation.finish(state.clone(), None).await?;
     let status = if view.succeeded {
@@ -491,6 +493,15 @@ struct Rotation {
 }
 
 impl Rotation {
+    /// Where a rotation is recorded: the object's page and each stack's history it moves.
+    fn about(&self) -> Vec<Link> {
+        let mut about = vec![Link {
+            text: format!("{} {}", self.kind.as_str(), self.name),
+            href: format!("/{}s/{}", self.kind.as_str(), url_encode(&self.name)),
+        }];
+        about.extend(self.groups.keys().map(|stack| history_link(stack, None)));
+        about
+    }
     /// Moves every group, then removes the old version once nothing uses it (or the new one
     /// when no group moved), and audits the end.
     async fn finish(
@@ -569,6 +580,7 @@ impl RotateView {
             succeeded: self.succeeded,
             outcome,
             links,
+            notes: Vec::new(),
         }
     }
 }
@@ -577,14 +589,7 @@ impl MovedGroup {
     /// Where a followed change's page points at its end: the revision in the stack's history,
     /// and the services.
     pub(super) fn links(&self) -> Vec<Link> {
-        let history = match self.revision {
-            Some(r) => format!("revision {r} of {}", self.stack),
-            None => format!("history of {}", self.stack),
-        };
-        let mut links = vec![Link {
-            text: history,
-            href: format!("/stacks/{}", url_encode(&self.stack)),
-        }];
+        let mut links = vec![history_link(&self.stack, self.revision)];
         links.extend(self.services.iter().map(|s| Link {
             text: s.clone(),
             href: format!("/services/{}", url_encode(s)),
@@ -593,9 +598,16 @@ impl MovedGroup {
     }
 }
 
-/// The page that follows `job`.
-pub(super) fn job_page(job: &Job) -> String {
-    format!("/jobs/{}", url_encode(&job.id))
+/// The link to a stack's history (a service's own, for one outside a stack), naming the
+/// revision when there is one.
+pub(super) fn history_link(stack: &str, revision: Option<u64>) -> Link {
+    Link {
+        text: match revision {
+            Some(r) => format!("revision {r} of {stack}"),
+            None => format!("history of {stack}"),
+        },
+        href: format!("/stacks/{}", url_encode(stack)),
+    }
 }
 
 /// Who a rotation's revisions are by, and what they did: `rotated secret db_pw → db_pw.v2 in
@@ -623,10 +635,7 @@ pub(super) async fn move_group(
         files: Vec::new(),
         registry_auth: Some(state.registries.registry_auth()),
     };
-    let options = Options {
-        timeout: state.config.deploy_timeout,
-        ..Options::default()
-    };
+    let options = state.deploy_options();
     let engine = state.engine.clone();
     let (result, progress) = run_deploy_followed(state, follower, move |store, progress| {
         Box::pin(async move {

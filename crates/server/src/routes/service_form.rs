@@ -13,17 +13,20 @@ use axum::http::{StatusCode, Uri};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_compose::spec::ServiceSpec;
-use swarmkeeper_deploy::{complete_specs, history_stack, DeployError, Options, Request};
+use swarmkeeper_deploy::{
+    complete_specs, history_stack, DeployError, DeployOutcome, Options, Request,
+};
 use swarmkeeper_engine::{overlay_form_fields, Service, ServiceView};
 use swarmkeeper_lint::{lint_running, RunningFinding};
 use swarmkeeper_rollout::{changes, describe_change};
 
-use super::objects::{job_page, move_group, MovedGroup};
+use super::objects::{history_link, move_group, MovedGroup};
 use super::services::inspect;
 use crate::access::Caller;
-use crate::deploys::run_deploy;
+use crate::deploys::{run_deploy, swarm_carries_on};
 use crate::error::AppError;
-use crate::jobs::{Job, JobEnd, Jobs};
+use crate::jobs::{Job, JobEnd, Link};
+use crate::page::url_encode;
 use crate::respond::{Format, Input, Reply};
 use crate::state::AppState;
 use crate::views::service_form::{
@@ -453,17 +456,33 @@ impl Apply {
         if Format::of(uri.path()) == Format::Json {
             return Ok(Applied::Done(self.run(state.clone(), None).await?));
         }
-        let job = state.jobs.start(title, &self.user);
-        let work = self.run(state.clone(), Some(job.clone()));
-        Jobs::spawn(job.clone(), async move {
-            let deploy = work.await?;
-            Ok(JobEnd {
-                succeeded: deploy.succeeded,
-                outcome: deploy.outcome.clone(),
-                links: deploy.links(),
-            })
-        });
-        Ok(Applied::Followed(Reply::done(job_page(&job))))
+        let mut about = vec![history_link(&self.stack, None)];
+        about.extend(self.specs.iter().map(|(name, _)| Link {
+            text: name.clone(),
+            href: format!("/services/{}", url_encode(name)),
+        }));
+        let follower = state.clone();
+        let user = self.user.clone();
+        Ok(Applied::Followed(super::jobs::follow(
+            state,
+            title,
+            &user,
+            about,
+            move |job| async move {
+                let deploy = self.run(follower.clone(), Some(job)).await?;
+                let notes = if deploy.outcome == DeployOutcome::Interrupted.to_string() {
+                    swarm_carries_on(&follower, &deploy.services).await
+                } else {
+                    Vec::new()
+                };
+                Ok(JobEnd {
+                    succeeded: deploy.succeeded,
+                    outcome: deploy.outcome.clone(),
+                    links: deploy.links(),
+                    notes,
+                })
+            },
+        )))
     }
 }
 

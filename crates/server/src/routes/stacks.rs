@@ -4,26 +4,31 @@
 //! rollbacks run `swarmkeeper_deploy`, the same code as `swarmkeeper deploy`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::Json;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
 use swarmkeeper_compose::{Environment, SourceFile, Stack, StackSpec};
 use swarmkeeper_deploy::{
-    stack_objects, DeployError, DeployOutcome, DeployRecord, History, Options, Outcome, Request,
+    stack_objects, DeployError, DeployOutcome, DeployRecord, History, Outcome, Request,
     Stack as DeployStack, StackObjects,
 };
 use swarmkeeper_engine::EngineError;
 use swarmkeeper_lint::{Finding, Severity};
 use swarmkeeper_store::FileDigest;
 
+use super::jobs::follow;
+use super::objects::history_link;
 use crate::access::Caller;
-use crate::deploys::run_deploy;
+use crate::deploys::{run_deploy, run_deploy_followed, swarm_carries_on};
 use crate::error::AppError;
-use crate::respond::{optional_number, Input, Reply};
+use crate::jobs::{Job, JobEnd, Link};
+use crate::page::url_encode;
+use crate::respond::{optional_number, Format, Input, Reply};
 use crate::routes::services::{load_services, RemovalQuery};
 use crate::state::AppState;
 use crate::views::own::{check_removal, own_part, removal_warning, OwnPart};
@@ -331,6 +336,9 @@ pub struct DeployView {
     /// What the deploy reported while it ran, in order.
     pub progress: Vec<String>,
     pub lint: LintView,
+    /// Set when the server's shutdown stopped the run: what it applied and what it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -390,14 +398,6 @@ fn check_stack_name(name: &str) -> Result<(), AppError> {
         .map_err(|e| AppError::BadInput(format!("stack: {e}")))
 }
 
-/// The server's deploys, previews and rollbacks: the defaults, with its `--deploy-timeout`.
-fn deploy_options(state: &AppState) -> Options {
-    Options {
-        timeout: state.config.deploy_timeout,
-        ..Options::default()
-    }
-}
-
 /// A deploy's or a preview's error as the API answers it.
 fn deploy_error(error: DeployError) -> AppError {
     match error {
@@ -441,6 +441,7 @@ fn deploy_view(
             .collect(),
         progress,
         lint,
+        interrupted: outcome.interrupted.as_ref().map(|i| i.summary()),
     })
 }
 
@@ -480,16 +481,28 @@ fn prepare(stack: &str, request: &DeployRequest) -> Result<(StackSpec, LintView)
 
 async fn deploy_stack(
     state: &AppState,
-    caller: &Caller,
+    user: &str,
     stack: &str,
     request: DeployRequest,
 ) -> Result<DeployView, AppError> {
     let (spec, lint) = prepare(stack, &request)?;
-    let deploy_request = engine_request(state, caller, stack, &request.compose);
-    let options = deploy_options(state);
-    state.audit(&caller.user.name, Action::Deploy.as_str(), stack, "started")?;
+    deploy_prepared(state, user, stack, &request.compose, (spec, lint), None).await
+}
+
+/// The deploy of a prepared file, its lines also given to `follower`.
+async fn deploy_prepared(
+    state: &AppState,
+    user: &str,
+    stack: &str,
+    compose: &str,
+    (spec, lint): (StackSpec, LintView),
+    follower: Option<Arc<Job>>,
+) -> Result<DeployView, AppError> {
+    let deploy_request = engine_request(state, user, stack, compose);
+    let options = state.deploy_options();
+    state.audit(user, Action::Deploy.as_str(), stack, "started")?;
     let engine = state.engine.clone();
-    let (result, progress) = run_deploy(state, move |history, progress| {
+    let (result, progress) = run_deploy_followed(state, follower, move |history, progress| {
         Box::pin(async move {
             swarmkeeper_deploy::deploy(
                 &engine,
@@ -505,7 +518,7 @@ async fn deploy_stack(
     .await?;
     let view = deploy_view(stack, result, progress, lint)?;
     state.audit(
-        &caller.user.name,
+        user,
         Action::Deploy.as_str(),
         stack,
         &format!(
@@ -515,6 +528,50 @@ async fn deploy_stack(
         ),
     )?;
     Ok(view)
+}
+
+/// Where a stack's deploy or rollback is recorded: its history.
+fn stack_about(stack: &str) -> Vec<Link> {
+    vec![history_link(stack, None)]
+}
+
+impl DeployView {
+    /// How a followed deploy or rollback ends on its job's page: the outcome, the revision and
+    /// the services, why each failed (its last log lines go to the job's lines), and for an
+    /// interrupted run what Swarm does now.
+    async fn job_end(&self, state: &AppState, job: &Job) -> JobEnd {
+        for failure in &self.failures {
+            for line in failure.logs.iter().chain(&failure.logs_note) {
+                job.line(&format!("{} log: {line}", failure.service));
+            }
+        }
+        let mut links = vec![history_link(&self.stack, self.revision)];
+        links.extend(self.services.iter().map(|s| Link {
+            text: s.service.clone(),
+            href: format!("/services/{}", url_encode(&s.service)),
+        }));
+        let mut notes: Vec<String> = self
+            .failures
+            .iter()
+            .map(|f| format!("{}: {}", f.service, f.why))
+            .collect();
+        if let Some(summary) = &self.interrupted {
+            notes.push(summary.clone());
+            let applied: Vec<String> = self
+                .services
+                .iter()
+                .filter(|s| s.action != "unchanged")
+                .map(|s| s.service.clone())
+                .collect();
+            notes.extend(swarm_carries_on(state, &applied).await);
+        }
+        JobEnd {
+            succeeded: self.succeeded,
+            outcome: self.outcome.clone(),
+            links,
+            notes,
+        }
+    }
 }
 
 /// What confirms the deploy of exactly what a diff was made from: the SHA-256 of the stack's
@@ -532,11 +589,11 @@ fn confirm_token(stack: &str, request: &DeployRequest) -> String {
     swarmkeeper_deploy::sha256_hex(text.as_bytes())
 }
 
-/// The request to the deploy engine for a file posted by `caller`.
-fn engine_request(state: &AppState, caller: &Caller, stack: &str, compose: &str) -> Request {
+/// The request to the deploy engine for a file posted by `user`.
+fn engine_request(state: &AppState, user: &str, stack: &str, compose: &str) -> Request {
     Request {
         stack: stack.to_owned(),
-        by: caller.user.name.clone(),
+        by: user.to_owned(),
         files: vec![FileDigest {
             path: FILE_NAME.to_owned(),
             sha256: swarmkeeper_deploy::sha256_hex(compose.as_bytes()),
@@ -556,8 +613,8 @@ async fn preview_stack(
     request: &DeployRequest,
 ) -> Result<(StackDiff, LintView), AppError> {
     let (spec, lint) = prepare(stack, request)?;
-    let deploy_request = engine_request(state, caller, stack, &request.compose);
-    let options = deploy_options(state);
+    let deploy_request = engine_request(state, &caller.user.name, stack, &request.compose);
+    let options = state.deploy_options();
     let engine = state.engine.clone();
     let (result, _) = run_deploy(state, move |_, progress| {
         Box::pin(async move {
@@ -602,51 +659,49 @@ pub struct RollbackRequest {
 
 async fn roll_back(
     state: &AppState,
-    caller: &Caller,
+    user: &str,
     stack: &str,
     to: Option<u64>,
+    follower: Option<Arc<Job>>,
 ) -> Result<DeployView, AppError> {
     check_stack_name(stack)?;
     let request = Request {
         stack: stack.to_owned(),
-        by: caller.user.name.clone(),
+        by: user.to_owned(),
         files: Vec::new(),
         registry_auth: Some(state.registries.registry_auth()),
     };
-    let options = deploy_options(state);
-    let target = to.map_or_else(
-        || "the previous good revision".to_owned(),
-        |r| format!("revision {r}"),
-    );
+    let options = state.deploy_options();
+    let target = rollback_target(to);
     state.audit(
-        &caller.user.name,
+        user,
         Action::Rollback.as_str(),
         stack,
         &format!("to {target}: started"),
     )?;
     let engine = state.engine.clone();
-    let (result, progress) = run_deploy(state, move |history, progress| {
+    let (result, progress) = run_deploy_followed(state, follower, move |history, progress| {
         Box::pin(async move {
             swarmkeeper_deploy::rollback(&engine, history, &request, to, &options, progress).await
         })
     })
     .await?;
-    let view = deploy_view(
-        stack,
-        result,
-        progress,
-        LintView {
-            findings: Vec::new(),
-            errors: 0,
-        },
-    )?;
+    let view = deploy_view(stack, result, progress, LintView::default())?;
     state.audit(
-        &caller.user.name,
+        user,
         Action::Rollback.as_str(),
         stack,
         &format!("to {target}: {}", view.outcome),
     )?;
     Ok(view)
+}
+
+/// `revision 3`, or `the previous good revision`.
+fn rollback_target(to: Option<u64>) -> String {
+    to.map_or_else(
+        || "the previous good revision".to_owned(),
+        |r| format!("revision {r}"),
+    )
 }
 
 /// The deploy form's fields. Variables come as `KEY=VALUE` lines.
@@ -692,7 +747,6 @@ pub struct DeployFormView {
     pub variables: String,
     pub lint: Option<LintView>,
     pub error: String,
-    pub outcome: Option<DeployView>,
     /// What the deploy would do, shown before it is confirmed.
     pub diff: Option<StackDiff>,
     pub ignore_lint_errors: bool,
@@ -761,18 +815,35 @@ pub async fn deploy_from_form(
             Err(e) => Err(e),
         };
     }
-    match deploy_stack(&state, &caller, &stack, request).await {
-        Ok(mut outcome) => {
-            view.lint = Some(std::mem::take(&mut outcome.lint));
-            view.outcome = Some(outcome);
-            Ok(Reply::page(view))
-        }
-        Err(e @ (AppError::BadInput(_) | AppError::Engine(_))) => {
+    // Confirmed: the deploy goes on as a job, followed on its page; what the file gets wrong
+    // is said on the form, before anything starts.
+    let prepared = match prepare(&stack, &request) {
+        Ok(prepared) => prepared,
+        Err(e) => {
             view.lint = checked.ok();
-            Ok(refused(view, &e))
+            return Ok(refused(view, &e));
         }
-        Err(e) => Err(e),
-    }
+    };
+    let user = caller.user.name.clone();
+    let follower = state.clone();
+    Ok(follow(
+        &state,
+        format!("Deploy of stack {stack}"),
+        &user.clone(),
+        stack_about(&stack),
+        move |job| async move {
+            let view = deploy_prepared(
+                &follower,
+                &user,
+                &stack,
+                &request.compose,
+                prepared,
+                Some(job.clone()),
+            )
+            .await?;
+            Ok(view.job_end(&follower, &job).await)
+        },
+    ))
 }
 
 /// The form again, saying what is wrong, with the error's status.
@@ -791,7 +862,9 @@ pub async fn deploy(
     Path(stack): Path<String>,
     Input(request): Input<DeployRequest>,
 ) -> Result<Json<DeployView>, AppError> {
-    Ok(Json(deploy_stack(&state, &caller, &stack, request).await?))
+    Ok(Json(
+        deploy_stack(&state, &caller.user.name, &stack, request).await?,
+    ))
 }
 
 /// `POST /api/lint`: what a deploy of this file would be warned about. Needs the deploy role,
@@ -800,18 +873,34 @@ pub async fn lint(Input(request): Input<DeployRequest>) -> Result<Json<LintView>
     Ok(Json(lint_stack(&load(&request)?)))
 }
 
-page!(DeployView, "deployed.html", "stacks");
-
 /// `POST /stacks/{name}/rollback` (the stack page's form), `POST /api/stacks/{name}/rollback`:
 /// the stack back to a recorded revision, by default the last good one before the newest.
+/// The form's rollback goes on as a job (303 to its page); the API answers at its end.
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Path(stack): Path<String>,
     Input(request): Input<RollbackRequest>,
 ) -> Result<Reply, AppError> {
-    Ok(Reply::page(
-        roll_back(&state, &caller, &stack, request.to).await?,
+    if Format::of(uri.path()) == Format::Json {
+        let view = roll_back(&state, &caller.user.name, &stack, request.to, None).await?;
+        let page = format!("/stacks/{}", url_encode(&stack));
+        return Ok(Reply::changed(StatusCode::OK, view, page));
+    }
+    check_stack_name(&stack)?;
+    let user = caller.user.name.clone();
+    let follower = state.clone();
+    let to = request.to;
+    Ok(follow(
+        &state,
+        format!("Rollback of stack {stack} to {}", rollback_target(to)),
+        &user.clone(),
+        stack_about(&stack),
+        move |job| async move {
+            let view = roll_back(&follower, &user, &stack, to, Some(job.clone())).await?;
+            Ok(view.job_end(&follower, &job).await)
+        },
     ))
 }
 

@@ -48,7 +48,11 @@ pub struct ServiceForm {
     #[serde(deserialize_with = "text")]
     pub ports: String,
     /// Compose volume lines (`data:/var/lib/data`, `/srv:/srv:ro`) or
-    /// `type=tmpfs,target=/tmp` (the keys of the long syntax).
+    /// `type=tmpfs,target=/tmp` (the keys of the long syntax; options dotted:
+    /// `volume.nocopy`, `volume.subpath`, `tmpfs.size`, `tmpfs.mode` in octal,
+    /// `bind.propagation`; a named volume's driver `volume.driver` and
+    /// `volume.driver_opts.KEY`). A part holding a comma is quoted, as the docker CLI's
+    /// `--mount` takes it: `"volume.driver_opts.o=addr=10.0.0.1,rw"`.
     #[serde(deserialize_with = "text")]
     pub mounts: String,
     /// Secret lines: `NAME` (read at `/run/secrets/NAME`) or `NAME:TARGET`.
@@ -191,7 +195,7 @@ const ROWS: &[(&str, &str, &str, bool)] = &[
     (
         "mounts",
         "Mounts",
-        "data:/data, /srv:/srv:ro, type=volume,source=data,target=/data,volume.nocopy=true, or type=tmpfs,target=/tmp,tmpfs.size=64m",
+        "data:/data, /srv:/srv:ro, type=volume,source=data,target=/data,volume.nocopy=true,volume.driver=local,volume.driver_opts.type=nfs,\"volume.driver_opts.o=addr=10.0.0.1,rw\", or type=tmpfs,target=/tmp,tmpfs.size=64m,tmpfs.mode=1777 (octal)",
         true,
     ),
     (
@@ -745,13 +749,17 @@ fn write_keyed(w: &mut Writer, field: &'static str, indent: usize, item: &str) {
 
 /// A keyed mount line (`type=volume,source=data,target=/data,volume.nocopy=true`) as
 /// compose's long syntax: each `KEY=VALUE` a key of the mount, a dotted key's value under
-/// its type's options (`volume: {nocopy: true}`, `tmpfs: {size: 16m}`).
-fn write_mount(w: &mut Writer, item: &str) {
+/// its type's options (`volume: {nocopy: true}`, `tmpfs: {size: 16m}`). A volume's driver
+/// (`volume.driver`, `volume.driver_opts.KEY`) is the volume's, declared at the top
+/// ([`write_document`]); a tmpfs mode is written as text, which compose reads as octal.
+fn write_mount(w: &mut Writer, parts: &[(String, String)]) {
     let mut first = true;
     let mut options: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
-    for part in item.split(',') {
-        let (key, value) = part.split_once('=').unwrap_or((part, ""));
-        if let Some((group, option)) = key.trim().split_once('.') {
+    for (key, value) in parts {
+        if is_driver_key(key) {
+            continue;
+        }
+        if let Some((group, option)) = key.split_once('.') {
             match options.iter_mut().find(|(g, _)| *g == group) {
                 Some((_, list)) => list.push((option, value)),
                 None => options.push((group, vec![(option, value)])),
@@ -763,19 +771,87 @@ fn write_mount(w: &mut Writer, item: &str) {
         w.line(
             "mounts",
             6,
-            &format!("{prefix}{}: {}", quoted(key.trim()), scalar(value)),
+            &format!("{prefix}{}: {}", quoted(key), scalar(value)),
         );
     }
     for (group, list) in options {
         w.line("mounts", 8, &format!("{}:", quoted(group)));
         for (option, value) in list {
-            w.line(
-                "mounts",
-                10,
-                &format!("{}: {}", quoted(option), scalar(value)),
-            );
+            let value = if (group, option) == ("tmpfs", "mode") {
+                quoted(value)
+            } else {
+                scalar(value)
+            };
+            w.line("mounts", 10, &format!("{}: {value}", quoted(option)));
         }
     }
+}
+
+/// A keyed mount line's `KEY=VALUE` parts, split at the commas outside double quotes: a part
+/// written `"volume.driver_opts.o=addr=10.0.0.1,rw"` keeps its comma, as the docker CLI's
+/// `--mount` reads CSV (`""` in quotes is a quote). Keys and values trimmed; a part without
+/// `=` has an empty value. Errs on a quote left open.
+fn mount_parts(item: &str) -> Result<Vec<(String, String)>, String> {
+    let mut parts = Vec::new();
+    let mut part = String::new();
+    let mut quoted = false;
+    let mut chars = item.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                part.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => parts.push(std::mem::take(&mut part)),
+            c => part.push(c),
+        }
+    }
+    if quoted {
+        return Err(format!("{item:?}: a quote is left open"));
+    }
+    parts.push(part);
+    Ok(parts
+        .iter()
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect())
+}
+
+/// `KEY=VALUE` as a part of a mount line, in quotes when the value holds a comma or a quote.
+fn mount_part(key: &str, value: &str) -> String {
+    if value.contains([',', '"']) {
+        format!("\"{key}={}\"", value.replace('"', "\"\""))
+    } else {
+        format!("{key}={value}")
+    }
+}
+
+/// `volume.driver` and `volume.driver_opts.KEY`: the volume's driver, not the mount's.
+fn is_driver_key(key: &str) -> bool {
+    key == "volume.driver" || key.starts_with("volume.driver_opts.")
+}
+
+/// The driver a mount line gives its volume, if it names one.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct VolumeDriver {
+    name: String,
+    options: BTreeMap<String, String>,
+}
+
+fn volume_driver(parts: &[(String, String)]) -> Option<VolumeDriver> {
+    let mut driver = None::<VolumeDriver>;
+    for (key, value) in parts {
+        if key == "volume.driver" {
+            driver.get_or_insert_default().name = value.clone();
+        } else if let Some(option) = key.strip_prefix("volume.driver_opts.") {
+            driver
+                .get_or_insert_default()
+                .options
+                .insert(option.to_owned(), value.clone());
+        }
+    }
+    driver
 }
 
 /// A running mount's options as the form's dotted keys (`,volume.nocopy=true,tmpfs.size=64M`),
@@ -794,6 +870,16 @@ fn mount_options(mount: &swarmkeeper_engine::MountView) -> String {
             swarmkeeper_units::size(mount.tmpfs_size_bytes)
         ));
     }
+    if mount.tmpfs_mode > 0 {
+        options.push_str(&format!(",tmpfs.mode={:o}", mount.tmpfs_mode));
+    }
+    if !mount.driver.is_empty() {
+        options.push_str(&format!(",{}", mount_part("volume.driver", &mount.driver)));
+    }
+    for (key, value) in &mount.driver_options {
+        let key = format!("volume.driver_opts.{key}");
+        options.push_str(&format!(",{}", mount_part(&key, value)));
+    }
     if !mount.propagation.is_empty() {
         options.push_str(&format!(",bind.propagation={}", mount.propagation));
     }
@@ -801,28 +887,33 @@ fn mount_options(mount: &swarmkeeper_engine::MountView) -> String {
 }
 
 /// The mount options the form takes as dotted keys, and the mount type each fits (compose's
-/// `volume.nocopy`, `volume.subpath`, `tmpfs.size`, `bind.propagation`).
-const MOUNT_OPTIONS: [(&str, &str); 4] = [
+/// `volume.nocopy`, `volume.subpath`, `tmpfs.size`, `tmpfs.mode`, `bind.propagation`; and the
+/// volume's `volume.driver` and `volume.driver_opts.KEY`, declared with the volume).
+const MOUNT_OPTIONS: [(&str, &str); 7] = [
     ("volume.nocopy", "volume"),
     ("volume.subpath", "volume"),
+    ("volume.driver", "volume"),
+    ("volume.driver_opts.KEY", "volume"),
     ("tmpfs.size", "tmpfs"),
+    ("tmpfs.mode", "tmpfs"),
     ("bind.propagation", "bind"),
 ];
 
 /// Why a keyed mount line's options do not fit it: an option the form does not know, one of
-/// another type, `nocopy` not `true`/`false`, a tmpfs size that does not read.
-fn mount_option_error(item: &str) -> Option<String> {
-    let pairs: Vec<(&str, &str)> = item
-        .split(',')
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-        .map(|(k, v)| (k.trim(), v.trim()))
-        .collect();
+/// another type, `nocopy` not `true`/`false`, a value missing, a driver for a volume without
+/// a name. The values' grammars (sizes, octal modes) are compose's, which names the field.
+fn mount_option_error(item: &str, pairs: &[(String, String)]) -> Option<String> {
     let kind = pairs
         .iter()
-        .find(|(k, _)| *k == "type")
-        .map_or("volume", |(_, v)| *v);
+        .find(|(k, _)| k == "type")
+        .map_or("volume", |(_, v)| v.as_str());
     for (key, value) in pairs.iter().filter(|(k, _)| k.contains('.')) {
-        let Some((_, fits)) = MOUNT_OPTIONS.iter().find(|(k, _)| k == key) else {
+        let known = if key.starts_with("volume.driver_opts.") && key.len() > 19 {
+            "volume.driver_opts.KEY"
+        } else {
+            key.as_str()
+        };
+        let Some((_, fits)) = MOUNT_OPTIONS.iter().find(|(k, _)| *k == known) else {
             let known: Vec<&str> = MOUNT_OPTIONS.iter().map(|(k, _)| *k).collect();
             return Some(format!(
                 "{item:?}: {key} is not a mount option (one of {})",
@@ -834,19 +925,24 @@ fn mount_option_error(item: &str) -> Option<String> {
                 "{item:?}: {key} is an option of type={fits} mounts, this one is type={kind}"
             ));
         }
-        let wrong = match *key {
-            "volume.nocopy" => !["true", "false"].contains(value),
-            "tmpfs.size" => parse_bytes(value).is_err(),
+        let wrong = match known {
+            "volume.nocopy" => !["true", "false"].contains(&value.as_str()),
+            "volume.driver_opts.KEY" => false,
             _ => value.is_empty(),
         };
         if wrong {
             return Some(format!(
                 "{item:?}: {key}={value:?} does not read ({})",
-                match *key {
+                match known {
                     "volume.nocopy" => "true or false",
-                    "tmpfs.size" => "a size such as 64m or 1g",
                     _ => "a value is needed",
                 }
+            ));
+        }
+        let named = pairs.iter().any(|(k, v)| k == "source" && !v.is_empty());
+        if is_driver_key(key) && !named {
+            return Some(format!(
+                "{item:?}: {key} is the driver of a named volume: give it source=NAME"
             ));
         }
     }
@@ -867,10 +963,13 @@ fn write_document(forms: &[(String, ServiceForm)]) -> Writer {
     w.line("name", 0, "version: \"3.8\"");
     w.line("name", 0, "services:");
     let mut external = Vec::new();
+    let mut drivers = BTreeMap::new();
     for (key, form) in forms {
-        external.push(write_service(&mut w, key, form));
+        external.push(write_service(&mut w, key, form, &mut drivers));
     }
-    // The objects the services name are the swarm's own: external, by their names.
+    // The objects the services name are the swarm's own: external, by their names; a volume
+    // given a driver is declared with it, under its own name, so the mounts carry the driver
+    // (`VolumeOptions.DriverConfig`) to the nodes that create it.
     for (index, (field, key)) in [
         ("mounts", "volumes"),
         ("secrets", "secrets"),
@@ -888,14 +987,34 @@ fn write_document(forms: &[(String, ServiceForm)]) -> Writer {
         w.line(field, 0, &format!("{key}:"));
         for name in names {
             w.line(field, 2, &format!("{}:", quoted(name)));
-            w.line(field, 4, "external: true");
+            match drivers.get(name.as_str()).filter(|_| key == "volumes") {
+                Some(driver) => {
+                    w.line(field, 4, &format!("name: {}", quoted(name)));
+                    if !driver.name.is_empty() {
+                        w.line(field, 4, &format!("driver: {}", quoted(&driver.name)));
+                    }
+                    if !driver.options.is_empty() {
+                        w.line(field, 4, "driver_opts:");
+                        for (option, value) in &driver.options {
+                            w.line(field, 6, &format!("{}: {}", quoted(option), quoted(value)));
+                        }
+                    }
+                }
+                None => w.line(field, 4, "external: true"),
+            }
         }
     }
     w
 }
 
-/// One service's lines; answers the volumes, secrets and configs it names.
-fn write_service(w: &mut Writer, key: &str, form: &ServiceForm) -> [Vec<String>; 3] {
+/// One service's lines; answers the volumes, secrets and configs it names, and adds the
+/// drivers its mount lines give volumes to `drivers` (the first given wins).
+fn write_service(
+    w: &mut Writer,
+    key: &str,
+    form: &ServiceForm,
+    drivers: &mut BTreeMap<String, VolumeDriver>,
+) -> [Vec<String>; 3] {
     w.line("name", 2, &format!("{}:", quoted(key)));
     w.line("image", 4, &format!("image: {}", quoted(form.image.trim())));
     for (field, key, value) in [
@@ -930,14 +1049,16 @@ fn write_service(w: &mut Writer, key: &str, form: &ServiceForm) -> [Vec<String>;
         w.line("mounts", 4, "volumes:");
         for item in items(&form.mounts) {
             if item.contains('=') {
-                write_mount(w, item);
-                let source = item
-                    .split(',')
-                    .filter_map(|p| p.split_once('='))
-                    .find(|(k, _)| k.trim() == "source");
-                let volume = item.split(',').any(|p| p.trim() == "type=volume");
+                // A line that does not split is refused by `check_fields` before this runs.
+                let parts = mount_parts(item).unwrap_or_default();
+                write_mount(w, &parts);
+                let source = parts.iter().find(|(k, _)| k == "source");
+                let volume = parts.iter().any(|(k, v)| k == "type" && v == "volume");
                 if let (Some((_, source)), true) = (source, volume) {
-                    volumes.push(source.trim().to_owned());
+                    volumes.push(source.clone());
+                    if let Some(driver) = volume_driver(&parts) {
+                        drivers.entry(source.clone()).or_insert(driver);
+                    }
                 }
             } else {
                 w.line("mounts", 6, &format!("- {}", quoted(item)));
@@ -1231,20 +1352,42 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
             format!("{item:?}: each line is NAME=VALUE (NAME= for an empty value)"),
         ));
     }
+    let mut drivers: BTreeMap<String, VolumeDriver> = BTreeMap::new();
     for item in items(&form.mounts).filter(|m| m.contains('=')) {
-        let has_target = item.split(',').any(|part| {
-            part.split_once('=').is_some_and(|(k, v)| {
-                ["target", "destination", "dst"].contains(&k.trim()) && !v.trim().is_empty()
-            })
-        });
+        let parts = match mount_parts(item) {
+            Ok(parts) => parts,
+            Err(message) => {
+                errors.push(FieldError::new("mounts", message));
+                continue;
+            }
+        };
+        let has_target = parts
+            .iter()
+            .any(|(k, v)| ["target", "destination", "dst"].contains(&k.as_str()) && !v.is_empty());
         if !has_target {
             errors.push(FieldError::new(
                 "mounts",
                 format!("{item:?}: a mount needs target=PATH in the container"),
             ));
         }
-        if let Some(message) = mount_option_error(item) {
+        if let Some(message) = mount_option_error(item, &parts) {
             errors.push(FieldError::new("mounts", message));
+        }
+        // A driver is the volume's: two mounts of one volume cannot give two.
+        let source = parts.iter().find(|(k, _)| k == "source").map(|(_, v)| v);
+        if let (Some(source), Some(driver)) = (source, volume_driver(&parts)) {
+            match drivers.get(source) {
+                Some(given) if *given != driver => errors.push(FieldError::new(
+                    "mounts",
+                    format!(
+                        "{item:?}: volume {source} is given another driver or options on \
+                         another line: a volume has one driver"
+                    ),
+                )),
+                _ => {
+                    drivers.insert(source.clone(), driver);
+                }
+            }
         }
     }
     for item in items(&form.preferences) {
@@ -1447,6 +1590,12 @@ pub fn read_compose(
                 .container_spec
                 .labels
                 .remove(LABEL_NAMESPACE);
+            // A volume the form declares with a driver belongs to no stack either.
+            for mount in &mut spec.task_template.container_spec.mounts {
+                if let Some(options) = &mut mount.volume_options {
+                    options.labels.remove(LABEL_NAMESPACE);
+                }
+            }
         }
         let missing = |kind: &str, name: &str| {
             ComposeRefusal::Other(format!(
@@ -1624,17 +1773,35 @@ mod tests {
                 "type=tmpfs,target=/x,volume.nocopy=true",
                 "an option of type=volume mounts",
             ),
-            (
-                "type=tmpfs,target=/x,tmpfs.size=lots",
-                "tmpfs.size=\"lots\" does not read",
-            ),
+            ("type=tmpfs,target=/x,tmpfs.size=lots", "lots"),
             (
                 "type=volume,source=v,target=/x,volume.nocopy=maybe",
                 "true or false",
             ),
             (
-                "type=volume,source=v,target=/x,volume.driver=local",
+                "type=volume,source=v,target=/x,volume.driver_config=local",
                 "is not a mount option",
+            ),
+            (
+                "type=tmpfs,target=/x,tmpfs.mode=8",
+                "mode \"8\" is not an octal file mode",
+            ),
+            (
+                "type=tmpfs,target=/x,tmpfs.mode=17777",
+                "permission bits are at most 7777",
+            ),
+            (
+                "type=volume,target=/x,volume.driver=nfs",
+                "give it source=NAME",
+            ),
+            (
+                "type=volume,source=v,target=/x,\"volume.driver_opts.o=a,b",
+                "a quote is left open",
+            ),
+            (
+                "type=volume,source=v,target=/x,volume.driver=a\n\
+                 type=volume,source=v,target=/y,volume.driver=b",
+                "a volume has one driver",
             ),
         ] {
             let form = ServiceForm {
@@ -1649,6 +1816,60 @@ mod tests {
                 "{bad}: {errors:?}"
             );
         }
+    }
+
+    #[test]
+    fn volume_drivers_and_tmpfs_modes_reach_the_spec_and_come_back_as_saved() {
+        let form = ServiceForm {
+            mounts: "type=volume,source=shared,target=/data,volume.driver=local,\
+                     volume.driver_opts.type=tmpfs,volume.driver_opts.device=tmpfs,\
+                     \"volume.driver_opts.o=size=64m,uid=1000\"\n\
+                     shared:/again:ro\n\
+                     type=tmpfs,target=/cache,tmpfs.size=64m,tmpfs.mode=1770"
+                .into(),
+            ..full()
+        };
+        let built = build(&form, &context()).unwrap().json();
+        let mounts = &built["TaskTemplate"]["ContainerSpec"]["Mounts"];
+        let driver = &mounts[0]["VolumeOptions"]["DriverConfig"];
+        assert_eq!(mounts[0]["Source"], "shared", "{mounts}");
+        assert_eq!(driver["Name"], "local", "{mounts}");
+        assert_eq!(driver["Options"]["o"], "size=64m,uid=1000", "{mounts}");
+        assert_eq!(driver["Options"]["type"], "tmpfs", "{mounts}");
+        assert_eq!(
+            mounts[1]["VolumeOptions"]["DriverConfig"], *driver,
+            "the volume's driver goes with each of its mounts"
+        );
+        assert!(
+            mounts[0]["VolumeOptions"].get("Labels").is_none(),
+            "a lone service's volume carries no stack label: {mounts}"
+        );
+        assert_eq!(mounts[2]["TmpfsOptions"]["Mode"], 0o1770, "{mounts}");
+        // What was saved is what the form shows, and shows again once saved.
+        let view = ServiceView::read(&built).unwrap();
+        let again = ServiceForm::of_view(&view);
+        assert_eq!(
+            again.mounts,
+            "type=volume,target=/data,source=shared,volume.driver=local,\
+             volume.driver_opts.device=tmpfs,\"volume.driver_opts.o=size=64m,uid=1000\",\
+             volume.driver_opts.type=tmpfs\n\
+             type=volume,target=/again,source=shared,read_only=true,volume.driver=local,\
+             volume.driver_opts.device=tmpfs,\"volume.driver_opts.o=size=64m,uid=1000\",\
+             volume.driver_opts.type=tmpfs\n\
+             type=tmpfs,target=/cache,tmpfs.size=64M,tmpfs.mode=1770"
+        );
+        let rebuilt = build(
+            &ServiceForm {
+                mounts: again.mounts.clone(),
+                ..form.clone()
+            },
+            &context(),
+        )
+        .unwrap()
+        .json();
+        assert_eq!(rebuilt["TaskTemplate"]["ContainerSpec"]["Mounts"], *mounts);
+        let view = ServiceView::read(&rebuilt).unwrap();
+        assert_eq!(ServiceForm::of_view(&view).mounts, again.mounts);
     }
 
     #[test]

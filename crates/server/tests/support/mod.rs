@@ -761,3 +761,30 @@ pub fn compose_text_of(page: &str) -> String {
         .replace("&gt;", ">")
         .replace("&amp;", "&")
 }
+
+/// The job a form's post started (its 303 names `/jobs/{id}`), once it ended (at most 3
+/// minutes), with its end.
+pub async fn followed_job(
+    app: &TestApp,
+    posted: &Answer,
+) -> (
+    std::sync::Arc<swarmkeeper_server::jobs::Job>,
+    swarmkeeper_server::jobs::JobEnd,
+) {
+    posted.expect(303);
+    let id = posted
+        .location()
+        .strip_prefix("/jobs/")
+        .unwrap_or_else(|| panic!("not a job's page: {}", posted.location()));
+    let job = app.state.jobs.get(id).expect("the job is kept");
+    let mut changed = job.subscribe();
+    loop {
+        if let Some(end) = job.seen(0).end {
+            return (job, end);
+        }
+        tokio::time::timeout(Duration::from_secs(180), changed.changed())
+            .await
+            .expect("the job ends within 3 minutes")
+            .unwrap();
+    }
+}
