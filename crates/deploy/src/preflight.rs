@@ -34,6 +34,9 @@ pub(crate) async fn check(
             nano_cpus: reservations.map_or(0, |r| r.nano_cpus),
             memory_bytes: reservations.map_or(0, |r| r.memory_bytes),
             log_driver: template.log_driver.as_ref().map(|d| d.name.as_str()),
+            // A stack file names no platforms (the docker CLI reads them from the image's
+            // manifest; swarmkeeper's deploy records none).
+            platforms: &[],
         };
         let why = unplaceable(&needs, &nodes)
             .map_err(|e| DeployError::Input(format!("service {}: {e}", service.name)))?;

@@ -3,7 +3,8 @@
 //! `manager/scheduler/filter.go`): first those [`misfit`] defines for every
 //! caller (ready and active; the CPU and memory the task reserves left over — the node's
 //! resources less what the tasks already on it reserve; its log driver among the node's
-//! plugins; the service's placement constraints), then those that depend on what runs there:
+//! plugins; the service's placement constraints; its image's platforms), then those that
+//! depend on what runs there:
 //! none of the task's host-mode published ports is taken on it; it runs fewer of the
 //! service's tasks than the service's `MaxReplicas` per node.
 //! A task no node passes stays pending, and [`place`] says why, counting the nodes each
@@ -12,11 +13,12 @@
 //! Tasks are placed one after another, each taking its room on the node it lands on (so two
 //! tasks that each fit alone may not both fit); among the nodes that pass, the one with the
 //! fewest tasks of the service, then the fewest tasks, as swarmkit's spread does. Volume and
-//! network plugins, image platforms and generic resources are not weighed: the engine's
-//! answers the shell reads do not carry them.
+//! network plugins and generic resources are not weighed: the engine's answers the shell
+//! reads do not carry them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use swarmkeeper_swarm::Platform;
 use swarmkeeper_units::bytes;
 
 use crate::preflight::{misfit, Misfit, Needs, NodeFacts, Reserved};
@@ -46,6 +48,8 @@ pub struct Displaced {
     pub memory_bytes: u64,
     /// `TaskTemplate.LogDriver.Name`, when it names one.
     pub log_driver: Option<String>,
+    /// `TaskTemplate.Placement.Platforms`; empty: any.
+    pub platforms: Vec<Platform>,
     /// Host-mode published ports: `(protocol, port)`, port not 0.
     pub host_ports: Vec<(String, u32)>,
     /// `Placement.MaxReplicas`; 0: no limit.
@@ -60,6 +64,7 @@ impl Displaced {
             nano_cpus: self.nano_cpus,
             memory_bytes: self.memory_bytes,
             log_driver: self.log_driver.as_deref(),
+            platforms: &self.platforms,
         }
     }
 }
@@ -190,6 +195,9 @@ fn explain(task: &Displaced, refusals: &[Refusal]) -> String {
                 task.log_driver.as_deref().unwrap_or_default(),
                 nodes(*n)
             ),
+            Refusal::Node(Misfit::Platform) => {
+                format!("its image's platforms are not those of {}", nodes(*n))
+            }
             Refusal::Node(Misfit::Constraint(text)) => {
                 format!(
                     "the placement constraint `{text}` is not met on {}",
@@ -345,6 +353,31 @@ mod tests {
         assert_eq!(
             why,
             "log driver `syslog` is not on any ready, active node (1 ready, active node looked at)"
+        );
+    }
+
+    #[test]
+    fn an_image_for_another_platform_stays_pending() {
+        let arm = Displaced {
+            platforms: vec![Platform {
+                os: "linux".into(),
+                architecture: "arm64".into(),
+            }],
+            ..task("a")
+        };
+        let mut x86 = node("w1", 4);
+        (x86.facts.os, x86.facts.arch) = ("linux".into(), "x86_64".into());
+        let mut pi = node("pi", 4);
+        (pi.facts.os, pi.facts.arch) = ("linux".into(), "aarch64".into());
+        let placed = place(std::slice::from_ref(&arm), &[x86.clone(), pi]).unwrap();
+        assert_eq!(placed, [Placement::Moves("pi".into())]);
+        assert_eq!(
+            place(&[arm], &[x86]).unwrap(),
+            [Placement::Pending(
+                "its image's platforms are not those of any ready, active node \
+                 (1 ready, active node looked at)"
+                    .into()
+            )]
         );
     }
 

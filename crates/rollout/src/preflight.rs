@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use swarmkeeper_swarm::ServiceView;
+use swarmkeeper_swarm::{Platform, ServiceView};
 
 /// What placement constraints read of a node (`docker node inspect`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,6 +51,9 @@ pub struct Needs<'a> {
     /// `TaskTemplate.LogDriver.Name`; `None`, empty or `none` fit any node (swarmkit's
     /// plugin filter does not look for those).
     pub log_driver: Option<&'a str>,
+    /// `TaskTemplate.Placement.Platforms` (the image's, as the docker CLI records them);
+    /// empty: any node.
+    pub platforms: &'a [Platform],
 }
 
 impl<'a> Needs<'a> {
@@ -61,6 +64,7 @@ impl<'a> Needs<'a> {
             nano_cpus: view.reservations.nano_cpus,
             memory_bytes: view.reservations.memory_bytes,
             log_driver: view.log_driver.as_ref().map(|d| d.name.as_str()),
+            platforms: &view.platforms,
         }
     }
 
@@ -179,8 +183,8 @@ impl Reserved {
 }
 
 /// The first of swarmkit's node filters (`manager/scheduler/pipeline.go`, in its order:
-/// ready, resources, plugins, constraints) that a node fails for a task, as [`misfit`] finds
-/// it.
+/// ready, resources, plugins, constraints, platform) that a node fails for a task, as
+/// [`misfit`] finds it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Misfit {
     /// Not ready, or not active (down, drained, paused).
@@ -193,13 +197,16 @@ pub enum Misfit {
     LogDriver,
     /// This placement constraint is not met.
     Constraint(String),
+    /// The node's OS and architecture are none of the image's platforms.
+    Platform,
 }
 
 /// The one definition of "a task fits a node": `None` when `node`, with `reserved` already
 /// taken by its tasks, passes every filter Swarm's scheduler applies to a node on its own
 /// (ready and active; CPU and memory reservations within what is left; the log driver among
-/// its plugins; every placement constraint), else the first filter it fails. A figure the
-/// node does not report (0 CPUs or bytes, no plugins listed) is never compared: such a node
+/// its plugins; every placement constraint; its platform among the image's), else the first
+/// filter it fails. A figure the node does not report (0 CPUs or bytes, no plugins listed, no
+/// platform) is never compared: such a node
 /// is given the benefit of the doubt, the engine decides. A constraint Swarm cannot parse is
 /// an error. The drain preview ([`crate::placement`]) asks it with what each node's tasks
 /// reserve, the preflight ([`unplaceable`]) with [`Reserved::NOTHING`].
@@ -220,7 +227,31 @@ pub fn misfit(
     if !has_log_driver(needs, node) {
         return Ok(Some(Misfit::LogDriver));
     }
-    Ok(unmet(needs.constraints, node)?.map(|c| Misfit::Constraint(c.to_owned())))
+    if let Some(constraint) = unmet(needs.constraints, node)? {
+        return Ok(Some(Misfit::Constraint(constraint.to_owned())));
+    }
+    if !runs_platform(needs, node) {
+        return Ok(Some(Misfit::Platform));
+    }
+    Ok(None)
+}
+
+/// Whether the node's platform is one of the task's (swarmkit's platform filter: an empty OS
+/// or architecture matches any, `x86_64` is `amd64` and `aarch64` is `arm64`); a node that
+/// reports no platform is not compared.
+fn runs_platform(needs: &Needs<'_>, node: &NodeFacts) -> bool {
+    let arch = |a: &str| match a {
+        "x86_64" => "amd64".to_owned(),
+        "aarch64" => "arm64".to_owned(),
+        other => other.to_owned(),
+    };
+    let unreported = node.os.is_empty() && node.arch.is_empty();
+    needs.platforms.is_empty()
+        || unreported
+        || needs.platforms.iter().any(|p| {
+            (p.architecture.is_empty() || arch(&p.architecture) == arch(&node.arch))
+                && (p.os.is_empty() || p.os == node.os)
+        })
 }
 
 /// Whether `need` fits in `total` less `reserved`; a `total` of 0 is not reported.
@@ -327,6 +358,22 @@ pub fn unplaceable(needs: &Needs<'_>, nodes: &[NodeFacts]) -> Result<Option<Unpl
             ),
         );
     }
+    if !placed.iter().any(|n| runs_platform(needs, n)) {
+        let platforms: Vec<String> = needs
+            .platforms
+            .iter()
+            .map(|p| format!("{}/{}", p.os, p.architecture))
+            .collect();
+        // The form has no platform field: the image is what to change, next to where it may
+        // run.
+        return refuse(
+            Unmet::Constraints,
+            format!(
+                "none of the {where_} runs a platform of the image ({})",
+                platforms.join(", ")
+            ),
+        );
+    }
     if !placed.iter().any(|n| has_cpus(n)) {
         let most = placed.iter().map(|n| n.nano_cpus).max().unwrap_or(0);
         let cpus = |nano: u64| nano as f64 / 1e9;
@@ -339,13 +386,12 @@ pub fn unplaceable(needs: &Needs<'_>, nodes: &[NodeFacts]) -> Result<Option<Unpl
             ),
         );
     }
-    refuse(
-        Unmet::Together,
-        format!(
-            "none of the {where_} has both the log driver and the resources the service \
-             reserves"
-        ),
-    )
+    let what = if needs.platforms.is_empty() {
+        "both the log driver and the resources the service reserves"
+    } else {
+        "at once the platform, the log driver and the resources the service needs"
+    };
+    refuse(Unmet::Together, format!("none of the {where_} has {what}"))
 }
 
 /// The label a rotation puts on the new version of a secret or config: the name of the one
@@ -525,6 +571,7 @@ mod tests {
             nano_cpus,
             memory_bytes,
             log_driver: driver,
+            platforms: &[],
         };
         let unmet = |needs: Needs<'_>| unplaceable(&needs, &nodes).unwrap().map(|u| u.unmet);
         for fits in [
@@ -588,6 +635,55 @@ mod tests {
         assert_eq!(
             unplaceable(&needs(Some("x"), 1 << 50, 1 << 50), &[silent]).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn the_image_s_platforms_need_a_node_that_runs_one_of_them() {
+        let arm = NodeFacts {
+            arch: "aarch64".into(),
+            ..node("pi", "worker", &[])
+        };
+        let nodes = [node("m1", "manager", &[]), arm];
+        let platform = |os: &str, architecture: &str| Platform {
+            os: os.into(),
+            architecture: architecture.into(),
+        };
+        fn needs(platforms: &[Platform]) -> Needs<'_> {
+            Needs {
+                platforms,
+                ..Needs::default()
+            }
+        }
+        let fits = |p: &[Platform], n: &NodeFacts| {
+            misfit(&needs(p), n, Reserved::NOTHING).unwrap().is_none()
+        };
+        // x86_64 is amd64 and aarch64 is arm64, as swarmkit normalises them.
+        assert!(fits(&[platform("linux", "amd64")], &nodes[0]));
+        assert!(!fits(&[platform("linux", "amd64")], &nodes[1]));
+        assert!(fits(&[platform("linux", "arm64")], &nodes[1]));
+        assert!(fits(&[platform("", "arm64")], &nodes[1]), "any OS");
+        assert!(
+            fits(&[platform("linux", "")], &nodes[1]),
+            "any architecture"
+        );
+        assert!(fits(&[], &nodes[1]), "no platforms: any node");
+        let windows = [platform("windows", "amd64")];
+        assert_eq!(
+            misfit(&needs(&windows), &nodes[0], Reserved::NOTHING).unwrap(),
+            Some(Misfit::Platform)
+        );
+        let unreported = NodeFacts {
+            os: String::new(),
+            arch: String::new(),
+            ..node("old", "worker", &[])
+        };
+        assert!(fits(&windows, &unreported));
+        let why = unplaceable(&needs(&windows), &nodes).unwrap().unwrap();
+        assert_eq!(why.unmet, Unmet::Constraints);
+        assert_eq!(
+            why.why,
+            "none of the 2 ready, active node(s) runs a platform of the image (windows/amd64)"
         );
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use swarmkeeper_rollout::placement::{place, Displaced, NodeRoom, Placement};
 use swarmkeeper_rollout::preflight::{misfit, unplaceable, NodeFacts, Reserved};
+use swarmkeeper_swarm::Platform;
 
 const GIB: u64 = 1 << 30;
 const CONSTRAINTS: [&str; 7] = [
@@ -20,6 +21,12 @@ const CONSTRAINTS: [&str; 7] = [
     "engine.labels.gpu==true",
 ];
 const DRIVERS: [&str; 3] = ["json-file", "local", "syslog"];
+const PLATFORMS: [(&str, &str); 4] = [
+    ("linux", "amd64"),
+    ("linux", "arm64"),
+    ("windows", "amd64"),
+    ("linux", ""),
+];
 
 fn arb_node() -> impl Strategy<Value = NodeFacts> {
     (
@@ -27,7 +34,7 @@ fn arb_node() -> impl Strategy<Value = NodeFacts> {
         any::<bool>(),
         proptest::option::of(prop_oneof![Just("a"), Just("b")]),
         any::<bool>(),
-        prop_oneof![Just("x86_64"), Just("aarch64")],
+        prop_oneof![Just("x86_64"), Just("aarch64"), Just("")],
         0u64..4,
         0u64..8,
         proptest::sample::subsequence(DRIVERS.to_vec(), 0..=DRIVERS.len()),
@@ -37,7 +44,8 @@ fn arb_node() -> impl Strategy<Value = NodeFacts> {
                 id: "n".into(),
                 hostname: "n".into(),
                 role: if manager { "manager" } else { "worker" }.into(),
-                os: "linux".into(),
+                // An empty architecture stands for a node that reports no platform.
+                os: if arch.is_empty() { "" } else { "linux" }.into(),
                 arch: arch.into(),
                 labels: zone
                     .map(|z| ("zone".to_owned(), z.to_owned()))
@@ -59,6 +67,7 @@ fn arb_node() -> impl Strategy<Value = NodeFacts> {
 fn arb_task() -> impl Strategy<Value = Displaced> {
     (
         proptest::sample::subsequence(CONSTRAINTS.to_vec(), 0..=2),
+        proptest::sample::subsequence(PLATFORMS.to_vec(), 0..=2),
         0u64..4,
         0u64..9,
         proptest::option::of(prop_oneof![
@@ -69,9 +78,16 @@ fn arb_task() -> impl Strategy<Value = Displaced> {
             Just("gelf")
         ]),
     )
-        .prop_map(|(constraints, cpus, gib, driver)| Displaced {
+        .prop_map(|(constraints, platforms, cpus, gib, driver)| Displaced {
             service: "svc".into(),
             constraints: constraints.into_iter().map(str::to_owned).collect(),
+            platforms: platforms
+                .into_iter()
+                .map(|(os, architecture)| Platform {
+                    os: os.into(),
+                    architecture: architecture.into(),
+                })
+                .collect(),
             nano_cpus: cpus * 1_000_000_000,
             memory_bytes: gib * GIB,
             log_driver: driver.map(str::to_owned),

@@ -24,7 +24,7 @@ pub use service::{check_stack_name, Service, UpdateStatus, STACK_NAMESPACE_LABEL
 pub use state::{FailureAction, RestartCondition, TaskState, UpdateOrder, UpdateState};
 pub use task::Task;
 pub use view::{
-    FileRef, Healthcheck, LogDriver, MountView, PortConfig, PublishMode, ResourceAmounts,
+    FileRef, Healthcheck, LogDriver, MountView, Platform, PortConfig, PublishMode, ResourceAmounts,
     RestartPolicy, ServiceMode, ServiceView, SpecError, UpdateConfig, DEFAULT_HEALTH_INTERVAL,
     DEFAULT_HEALTH_RETRIES, DEFAULT_HEALTH_TIMEOUT,
 };

@@ -79,6 +79,21 @@ pub struct ServiceView {
     /// `TaskTemplate.Placement.Preferences[].Spread.SpreadDescriptor`: the labels tasks spread
     /// over, in order.
     pub spread_over: Vec<String>,
+    /// `TaskTemplate.Placement.Platforms`: the platforms the image runs on, as the docker CLI
+    /// records them from its manifest; empty: any.
+    pub platforms: Vec<Platform>,
+}
+
+/// One of `TaskTemplate.Placement.Platforms`; an empty field matches any node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Platform {
+    /// `OS`, e.g. `linux`.
+    #[serde(rename = "OS", default, deserialize_with = "nullable")]
+    pub os: String,
+    /// `Architecture`, e.g. `amd64` or `arm64`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub architecture: String,
 }
 
 /// One of `TaskTemplate.ContainerSpec.Mounts`.
@@ -496,6 +511,8 @@ struct PlacementWire {
     constraints: Vec<String>,
     #[serde(default, deserialize_with = "nullable")]
     preferences: Vec<PreferenceWire>,
+    #[serde(default, deserialize_with = "nullable")]
+    platforms: Vec<Platform>,
 }
 
 #[derive(Deserialize, Default)]
@@ -797,6 +814,7 @@ impl SpecWire {
                 .into_iter()
                 .filter_map(|p| p.spread.map(|s| s.spread_descriptor))
                 .collect(),
+            platforms: template.placement.platforms,
         }
     }
 }
@@ -896,8 +914,22 @@ mod tests {
             "Resources": {"Limits": {"NanoCPUs": 500000000, "MemoryBytes": 67108864},
                           "Reservations": null},
             "Placement": {"Constraints": ["node.role==worker"],
-                          "Preferences": [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}]}
+                          "Preferences": [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}],
+                          "Platforms": [{"Architecture": "amd64", "OS": "linux"}, {"OS": "linux"}]}
         }}));
+        assert_eq!(
+            v.platforms,
+            [
+                Platform {
+                    os: "linux".into(),
+                    architecture: "amd64".into()
+                },
+                Platform {
+                    os: "linux".into(),
+                    architecture: String::new()
+                }
+            ]
+        );
         assert_eq!(v.command, ["sh", "-c"]);
         assert_eq!(v.args, ["echo hi"]);
         assert_eq!(v.env, ["A=1", "B"]);

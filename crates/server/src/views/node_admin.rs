@@ -84,6 +84,7 @@ fn displaced(service: &Service) -> Displaced {
         nano_cpus: view.reservations.nano_cpus,
         memory_bytes: view.reservations.memory_bytes,
         log_driver: view.log_driver.as_ref().map(|d| d.name.clone()),
+        platforms: view.platforms.clone(),
         host_ports: view
             .ports
             .iter()
