@@ -123,8 +123,13 @@ def lines_while_running(run, name, timeout=60):
     page = run.page
 
     def seen():
-        text = page.locator("#progress").inner_text() if page.locator("#progress").count() else ""
-        state = page.get_attribute("#job", "data-state")
+        try:
+            text = page.locator("#progress").inner_text() if page.locator("#progress").count() else ""
+            state = page.get_attribute("#job", "data-state")
+        except Exception as e:  # the page reloading itself at the job's end
+            if "context was destroyed" in str(e):
+                return False
+            raise
         check(state == "running", f"the change ended before a line of {name} showed: {text!r}")
         return any(line.startswith(f"{name}:") for line in text.splitlines())
 

@@ -71,7 +71,9 @@ def walk(run, stack, steps):
 
     def job_outcome():
         check(run.path().startswith("/jobs/"), f"the confirmed deploy went to {run.path()}, not its job")
-        said = poll(lambda: page.locator("#outcome .badge").all_inner_texts(), 120, "the job's outcome")
+        # The page reloads itself at the job's end, with the outcome.
+        page.locator("#outcome").wait_for(timeout=120000)
+        said = page.locator("#outcome .badge").all_inner_texts()
         check(said == ["succeeded"], f"the job's outcome says {said}")
 
     step("log in, open the deploy page from the stacks list")

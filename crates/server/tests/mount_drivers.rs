@@ -56,8 +56,9 @@ async fn volume_drivers_and_tmpfs_modes_reach_the_engine_and_the_edit_form() {
     // Saved: a job, then the engine's spec, the node's volume and the task's tmpfs.
     let service = TestService { name: name.clone() };
     let created = app.call(form(&mounts)).await;
-    remove_history(&name);
     let (_, end) = support::followed_job(&app, &created).await;
+    // The creation's revision, recorded by the job's end.
+    remove_history(&name);
     assert!(end.succeeded, "{end:?}");
     let spec = service.spec();
     let engine_mounts = &spec["TaskTemplate"]["ContainerSpec"]["Mounts"];
