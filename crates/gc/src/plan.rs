@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::accounting::Freed;
@@ -173,21 +173,37 @@ impl KeepReason {
 pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan<'a> {
     let now = snapshot.taken_at;
     let fs = &snapshot.filesystem;
-    // Where each image stands in the services' histories: one lookup per image.
-    let history = history_places(snapshot, policy.rollback_reserve());
-    let places: Vec<Option<Place>> = snapshot
-        .images
-        .iter()
-        .map(|i| history.get(i.id.as_str()).copied())
-        .collect();
-    let largest_recent = snapshot
-        .images
-        .iter()
-        .zip(&places)
-        .filter(|(_, place)| place.is_some_and(|p| p.recent))
-        .map(|(i, _)| i.size_bytes)
-        .max()
-        .unwrap_or(0);
+    let images = &snapshot.images;
+    let mut marks = marks(snapshot, policy.rollback_reserve());
+
+    // One pass over the images, each id hashed once. Whether an image is in use is known only
+    // once the containers are planned, which waits for the headroom, which waits for this
+    // pass; but only images a container names can be in use: those wait, the others are
+    // sorted out now.
+    let mut pins = policy.pin_matcher();
+    let mut largest_recent = 0;
+    let mut candidates = Candidates::with_capacity(images.len());
+    let mut held = Vec::new();
+    let mut waiting = Vec::new();
+    for (index, image) in images.iter().enumerate() {
+        let mark = marks.get(image.id.as_str()).copied().unwrap_or_default();
+        if mark.recent {
+            largest_recent = largest_recent.max(image.size_bytes);
+        }
+        let hold = if image.pinned || pins.pinned(&image.repo_tags, &image.repo_digests) {
+            Some(KeepReason::Pinned)
+        } else if age(now, image.first_seen) < policy.min_age() {
+            Some(KeepReason::TooYoung)
+        } else {
+            None
+        };
+        if mark.named_by_container {
+            waiting.push((index, hold, mark.reserve_depth));
+        } else {
+            candidates.sort_out(images, index, hold, mark.reserve_depth, &mut held);
+        }
+    }
+
     let headroom = pull_headroom(policy, largest_recent, fs.capacity_bytes);
     let need = space_need(
         fs,
@@ -200,39 +216,58 @@ pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan
 
     let remove_containers =
         plan_containers(&snapshot.containers, policy, now, need.trigger.is_some());
-    let removed: FxHashSet<&str> = remove_containers.iter().map(|r| r.id).collect();
-    let in_use: FxHashSet<&str> = snapshot
-        .containers
-        .iter()
-        .filter(|c| !removed.contains(c.id.as_str()))
-        .map(|c| c.image_id.as_str())
-        .collect();
-
-    let mut pins = policy.pin_matcher();
-    let mut keep = Vec::with_capacity(snapshot.images.len());
-    let mut ordinary: Vec<(LruKey, usize)> = Vec::with_capacity(snapshot.images.len());
-    let mut reserve: Vec<(usize, LruKey, usize)> = Vec::new();
-    for (index, image) in snapshot.images.iter().enumerate() {
-        let held = if in_use.contains(image.id.as_str()) {
-            Some(KeepReason::InUse)
-        } else if image.pinned || pins.pinned(&image.repo_tags, &image.repo_digests) {
-            Some(KeepReason::Pinned)
-        } else if age(now, image.first_seen) < policy.min_age() {
-            Some(KeepReason::TooYoung)
-        } else {
-            None
-        };
-        match (held, places[index].and_then(|p| p.reserve_depth)) {
-            (Some(reason), _) => keep.push(kept(image, reason)),
-            (None, Some(depth)) => reserve.push((depth, lru_key(image), index)),
-            (None, None) => ordinary.push((lru_key(image), index)),
+    // `plan_containers` lists its removals in the containers' order, with their ids borrowed:
+    // one walk along both tells which containers stay, without hashing their ids.
+    let mut removals = remove_containers.iter().peekable();
+    for c in &snapshot.containers {
+        if removals
+            .next_if(|r| std::ptr::eq(r.id, c.id.as_str()))
+            .is_none()
+        {
+            if let Some(mark) = marks.get_mut(c.image_id.as_str()) {
+                mark.in_use = true;
+            }
         }
     }
-    ordinary.sort_unstable_by_key(|(key, _)| *key);
-    // The oldest versions of a service go first; the current one last.
-    reserve.sort_unstable_by(|(da, a, _), (db, b, _)| db.cmp(da).then_with(|| a.cmp(b)));
+    // Kept images in the snapshot's order: those sorted out above and those that waited.
+    let mut held_after = Vec::new();
+    for (index, hold, reserve_depth) in waiting {
+        let in_use = marks[images[index].id.as_str()].in_use;
+        let hold = if in_use {
+            Some(KeepReason::InUse)
+        } else {
+            hold
+        };
+        candidates.sort_out(images, index, hold, reserve_depth, &mut held_after);
+    }
+    let mut keep = Vec::with_capacity(images.len());
+    let mut after = held_after.into_iter().peekable();
+    for (index, reason) in held {
+        while let Some((i, r)) = after.next_if(|(i, _)| *i < index) {
+            keep.push(kept(&images[i], r));
+        }
+        keep.push(kept(&images[index], reason));
+    }
+    keep.extend(after.map(|(i, r)| kept(&images[i], r)));
+    let Candidates {
+        mut ordinary,
+        mut reserve,
+    } = candidates;
 
-    let images = &snapshot.images;
+    let by_lru = |a: &Lru, b: &Lru| {
+        a.key
+            .cmp(&b.key)
+            .then_with(|| {
+                images[a.index as usize]
+                    .id
+                    .cmp(&images[b.index as usize].id)
+            })
+            .then(a.index.cmp(&b.index))
+    };
+    ordinary.sort_unstable_by(by_lru);
+    // The oldest versions of a service go first; the current one last.
+    reserve.sort_unstable_by(|(da, a), (db, b)| db.cmp(da).then_with(|| by_lru(a, b)));
+
     let mut accounting = Freed::new(images);
     let mut delete: Vec<(usize, Deletion<'a>)> = Vec::new();
     let mut freed: u64 = 0;
@@ -253,9 +288,9 @@ pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan
     };
 
     let mut remaining = Vec::with_capacity(ordinary.len());
-    for (_, index) in ordinary {
-        let image = &images[index];
-        if !policy.max_age().is_zero() && age(now, image.last_activity()) > policy.max_age() {
+    for lru in ordinary {
+        let index = lru.index as usize;
+        if !policy.max_age().is_zero() && age(now, lru.key.last_activity()) > policy.max_age() {
             take(index, DeletionReason::MaxAge, &mut freed);
         } else {
             remaining.push(index);
@@ -280,7 +315,8 @@ pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan
             >= policy.high_threshold_percent()
     };
     let mut reserve_kept = Vec::new();
-    for (_, _, index) in reserve {
+    for (_, Lru { index, .. }) in reserve {
+        let index = index as usize;
         if freed < bytes_needed && above_high(freed) {
             take(index, DeletionReason::SpaceReserve, &mut freed);
         } else {
@@ -371,46 +407,104 @@ fn build_cache_prune(snapshot: &Snapshot, policy: &Policy, wanted: u64) -> Optio
     })
 }
 
-type LruKey<'a> = (bool, Option<Timestamp>, Timestamp, &'a str);
-
-/// Least recently used first; never-used images before used ones; then by first seen and id so
-/// that equal images always come out in the same order.
-fn lru_key(image: &Image) -> LruKey<'_> {
-    (
-        image.last_used.is_some(),
-        image.last_used,
-        image.first_seen,
-        image.id.as_str(),
-    )
+/// The images that may be deleted, as the first pass over the images sorts them out.
+struct Candidates {
+    /// In no service's rollback reserve.
+    ordinary: Vec<Lru>,
+    /// In a service's rollback reserve, with their depth there.
+    reserve: Vec<(usize, Lru)>,
 }
 
-/// An image's place in the services' image histories.
-#[derive(Debug, Clone, Copy)]
-struct Place {
+impl Candidates {
+    fn with_capacity(images: usize) -> Candidates {
+        Candidates {
+            ordinary: Vec::with_capacity(images),
+            reserve: Vec::new(),
+        }
+    }
+
+    /// Puts `images[index]` with the kept (when `hold` says so) or with the candidates.
+    fn sort_out(
+        &mut self,
+        images: &[Image],
+        index: usize,
+        hold: Option<KeepReason>,
+        reserve_depth: Option<usize>,
+        kept: &mut Vec<(usize, KeepReason)>,
+    ) {
+        let image = &images[index];
+        let lru = Lru {
+            key: LruKey {
+                last_used: image.last_used,
+                first_seen: image.first_seen,
+            },
+            index: index as u32,
+        };
+        match (hold, reserve_depth) {
+            (Some(reason), _) => kept.push((index, reason)),
+            (None, Some(depth)) => self.reserve.push((depth, lru)),
+            (None, None) => self.ordinary.push(lru),
+        }
+    }
+}
+
+/// An image to sort least recently used first; ties (same times) go by id, then by place in
+/// the snapshot, so that equal images always come out in the same order.
+struct Lru {
+    key: LruKey,
+    index: u32,
+}
+
+/// Never-used images (`None`) before used ones, then by first seen. The times are copied out
+/// of the images so that sorting 100,000 of them reads one array.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct LruKey {
+    last_used: Option<Timestamp>,
+    first_seen: Timestamp,
+}
+
+impl LruKey {
+    /// [`Image::last_activity`].
+    fn last_activity(&self) -> Timestamp {
+        self.last_used.unwrap_or(self.first_seen)
+    }
+}
+
+/// What the services' histories and the containers say of an image.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mark {
     /// Its depth in a service's newest `rollback_reserve` versions (0 = current), the
     /// shallowest when several services ran it; `None` beyond.
     reserve_depth: Option<usize>,
     /// Among a service's newest [`AUTO_HEADROOM_VERSIONS`]: a size the next pull may have.
     recent: bool,
+    /// A container of the snapshot runs it, or ran it.
+    named_by_container: bool,
+    /// A container that the plan does not remove runs it, or ran it.
+    in_use: bool,
 }
 
-/// The images of the services' histories with their [`Place`].
-fn history_places(snapshot: &Snapshot, rollback_reserve: usize) -> FxHashMap<&str, Place> {
-    let mut places: FxHashMap<&str, Place> = FxHashMap::default();
+/// The images the services' histories and the containers name, with their [`Mark`]; `in_use`
+/// is set once the containers are planned.
+fn marks(snapshot: &Snapshot, rollback_reserve: usize) -> FxHashMap<&str, Mark> {
+    let mut marks: FxHashMap<&str, Mark> = FxHashMap::default();
     for history in snapshot.service_image_history.values() {
         let newest = rollback_reserve.max(AUTO_HEADROOM_VERSIONS);
         for (depth, id) in history.iter().take(newest).enumerate() {
-            let place = places.entry(id.as_str()).or_insert(Place {
-                reserve_depth: None,
-                recent: false,
-            });
+            let mark = marks.entry(id.as_str()).or_default();
             if depth < rollback_reserve {
-                place.reserve_depth = Some(place.reserve_depth.map_or(depth, |d| d.min(depth)));
+                mark.reserve_depth = Some(mark.reserve_depth.map_or(depth, |d| d.min(depth)));
             }
-            place.recent |= depth < AUTO_HEADROOM_VERSIONS;
+            mark.recent |= depth < AUTO_HEADROOM_VERSIONS;
         }
     }
-    places
+    for c in &snapshot.containers {
+        marks
+            .entry(c.image_id.as_str())
+            .or_default()
+            .named_by_container = true;
+    }
+    marks
 }
 
 /// Time from `then` to `now`; a timestamp in the future has age zero.

@@ -545,3 +545,64 @@ proptest! {
         prop_assert_eq!(result.shortfall_bytes, expected.shortfall_bytes);
     }
 }
+
+/// A glob of pin-like pieces: literal text and every kind of globset syntax.
+fn pin_pattern() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("reg"),
+        Just("app"),
+        Just("/"),
+        Just(":"),
+        Just("."),
+        Just("*"),
+        Just("**"),
+        Just("/**"),
+        Just("**/"),
+        Just("?"),
+        Just("[ab]"),
+        Just("[!a]"),
+        Just("{app,reg}"),
+        Just("\\*"),
+        Just(","),
+    ];
+    prop::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat())
+}
+
+fn reference_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("reg"),
+        Just("app"),
+        Just("a"),
+        Just("b"),
+        Just("/"),
+        Just(":"),
+        Just("."),
+        Just("*"),
+        Just(","),
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Pins rule out references by their patterns' literal starts before matching: never one
+    /// that the glob set would match, as a tag or as the repository of a repo digest.
+    #[test]
+    fn pins_match_what_the_glob_set_matches(
+        patterns in prop::collection::vec(pin_pattern(), 1..3),
+        text in reference_text(),
+    ) {
+        let Ok(p) = Policy::new(PolicySettings { pins: patterns.clone(), ..PolicySettings::default() }) else {
+            return Ok(());
+        };
+        let mut set = globset::GlobSetBuilder::new();
+        for pattern in &patterns {
+            set.add(globset::Glob::new(pattern).unwrap());
+        }
+        let set = set.build().unwrap();
+        prop_assert_eq!(p.pins_any(std::slice::from_ref(&text), &[]), set.is_match(&text));
+        let digest = format!("{text}@sha256:{}", "a".repeat(64));
+        prop_assert_eq!(p.pins_any(&[], &[digest]), set.is_match(&text));
+    }
+}
