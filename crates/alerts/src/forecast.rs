@@ -19,7 +19,7 @@
 //!   capacity, and the newest half of them must still have grown by half of that, so a flat
 //!   disk whose usage wobbles by less than half a percent either way never fires, and a disk
 //!   that stopped growing (or shrank) for the newest half of the window resolves;
-//! - a step is not a trend: each quarter of the trend's span must hold an eighth of its
+//! - a step is not a trend: each quarter of the trend's span must hold a sixteenth of its
 //!   growth ([`SPREAD_PARTS`], [`SPREAD_SHARE`]), so an image pull or a burst of pulls
 //!   followed by a flat disk never fires (tryout finding 8: a fresh 256 MiB worker that
 //!   pulled three images after the install was forecast full in two hours), while a steady
@@ -227,9 +227,10 @@ fn spread(trend: &[&DiskSample], growth: f64) -> bool {
 /// The parts of a trend's span that must each grow (see [`forecast_full`]).
 pub const SPREAD_PARTS: usize = 4;
 
-/// The least share of a trend's growth each of its parts must hold: half of what a steady
-/// fill puts in each.
-pub const SPREAD_SHARE: f64 = 0.125;
+/// The least share of a trend's growth each of its parts must hold: a quarter of what a
+/// steady fill puts in each, so that a fill whose trend still holds one sample from before it
+/// began (reports come every 30 s) counts as soon as the flat part is under a sixteenth.
+pub const SPREAD_SHARE: f64 = 0.0625;
 
 /// The used bytes at `t` on the straight line between the samples around it (sorted by
 /// time; the first or last sample outside them).
