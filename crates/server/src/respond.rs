@@ -323,10 +323,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Input<T> {
 }
 
 fn field_error(path: &serde_path_to_error::Path, error: &impl std::fmt::Display) -> String {
+    let error = error.to_string();
+    let error = number_wording(&error).unwrap_or(error);
     match path.to_string().as_str() {
-        "." => error.to_string(),
+        "." => error,
         field => format!("{field}: {error}"),
     }
+}
+
+/// serde names a number field by its Rust type (`invalid value: integer `-1`, expected u64 at
+/// line 1 column 15`); a user reads what the field takes instead. `None` for any other error.
+fn number_wording(error: &str) -> Option<String> {
+    let expected = error.split(", expected ").nth(1)?;
+    let wanted = match expected.split(' ').next()? {
+        "u8" => format!("a whole number from 0 to {}", u8::MAX),
+        "u16" => format!("a whole number from 0 to {}", u16::MAX),
+        "u32" => format!("a whole number from 0 to {}", u32::MAX),
+        "u64" | "u128" | "usize" => "a whole number, 0 or more".to_owned(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        _ => return None,
+    };
+    Some(wanted)
 }
 
 /// `wanted` with any parameters; for JSON also `application/…+json`, as axum accepts.
@@ -396,4 +414,31 @@ where
     }
 
     deserializer.deserialize_any(Number(std::marker::PhantomData))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_wording;
+
+    #[test]
+    fn number_fields_are_worded_for_users_not_by_rust_type() {
+        let wording = |e: &str| number_wording(e);
+        assert_eq!(
+            wording("invalid value: integer `-1`, expected u64 at line 1 column 15").as_deref(),
+            Some("a whole number, 0 or more")
+        );
+        assert_eq!(
+            wording("invalid type: string \"3\", expected u32 at line 1 column 9").as_deref(),
+            Some("a whole number from 0 to 4294967295")
+        );
+        assert_eq!(
+            wording("invalid type: floating point `1.5`, expected i64").as_deref(),
+            Some("a whole number")
+        );
+        assert_eq!(
+            wording("invalid type: integer `1`, expected a string at line 1 column 2"),
+            None
+        );
+        assert_eq!(wording("missing field `name`"), None);
+    }
 }
