@@ -300,3 +300,57 @@ async fn a_number_field_is_refused_in_words_not_by_rust_type() {
         .expect_json_error(400);
     assert_eq!(message, "replicas: a whole number, 0 or more");
 }
+
+#[tokio::test]
+async fn a_refused_change_to_a_user_comes_back_next_to_its_row() {
+    let app = TestApp::new().await;
+    let admin = &app.admin;
+    let row = format!("/users/{}", app.operator.id);
+    let page = app
+        .call(Call::post(&row).session(admin).form(&[("role", "god")]))
+        .await;
+    page.expect(422);
+    field_message(
+        &page,
+        "unknown role &#34;god&#34;: expected viewer, operator or admin",
+    );
+    // The only enabled admin cannot be disabled or demoted.
+    let own = format!("/users/{}", admin.id);
+    for form in [[("disabled", "true")], [("role", "viewer")]] {
+        let page = app.call(Call::post(&own).session(admin).form(&form)).await;
+        page.expect(409);
+        field_message(&page, "that would leave no enabled admin");
+    }
+    let users = app
+        .call(Call::get("/api/users").bearer(&admin.token))
+        .await
+        .json();
+    let of = |name: &str| {
+        users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of("operator")["role"], "operator", "nothing changed");
+    assert_eq!(of("admin")["role"], "admin");
+    assert_eq!(of("admin")["disabled"], false);
+
+    let patch = |id: i64, body: Value| {
+        Call::patch(&format!("/api/users/{id}"))
+            .bearer(&admin.token)
+            .json(&body)
+    };
+    let message = app
+        .call(patch(app.operator.id, json!({"role": "god"})))
+        .await
+        .expect_json_error(400);
+    assert!(message.starts_with("role: unknown role"), "{message}");
+    let message = app
+        .call(patch(admin.id, json!({"disabled": true})))
+        .await
+        .expect_json_error(409);
+    assert_eq!(message, "disabled: that would leave no enabled admin");
+}

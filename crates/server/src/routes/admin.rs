@@ -46,6 +46,17 @@ pub struct UsersView {
     /// The add-user form as posted when it was refused, and why (never the password).
     #[serde(skip)]
     pub form: UserForm,
+    /// A change to one user (by id) that was refused, and why.
+    #[serde(skip)]
+    pub row_error: Option<(i64, FieldError)>,
+}
+
+impl UsersView {
+    /// Why the change to user `id` was refused, if it was.
+    pub fn row_error_of(&self, id: &i64) -> Option<&str> {
+        let (refused, error) = self.row_error.as_ref()?;
+        (refused == id).then_some(error.message.as_str())
+    }
 }
 
 /// The add-user form's fields as posted, for showing it again: never the password.
@@ -97,6 +108,7 @@ fn users_view(state: &AppState, form: UserForm) -> Result<UsersView, AppError> {
         users: users.into_iter().map(UserRow::from).collect(),
         roles: Role::ALL,
         form,
+        row_error: None,
     })
 }
 
@@ -189,32 +201,80 @@ pub struct UserChange {
     pub disabled: Option<bool>,
 }
 
-/// `POST /users/{id}` (the form), `PATCH /api/users/{id}` (JSON, the user as changed).
-pub async fn change_user(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
-    Input(change): Input<UserChange>,
-) -> Result<Reply, AppError> {
+/// A user change made: the user before and after, and the audit detail.
+type Applied = (User, User, Vec<String>);
+
+/// Applies a role and/or an enabled/disabled change to user `id`; `Err(FieldError)` (nothing changed by it) when it would leave no
+/// enabled admin.
+fn apply_user_change(
+    state: &AppState,
+    id: i64,
+    role: Option<Role>,
+    disabled: Option<bool>,
+) -> Result<Result<Applied, FieldError>, AppError> {
     let conn = state.auth();
     let user = auth_store::user_by_id(&conn, id)
         .map_err(store_error)?
         .ok_or_else(|| AppError::NotFound(format!("no user with id {id}")))?;
+    let last_admin = |field: &'static str| {
+        move |e: StoreError| match e {
+            StoreError::LastAdmin => Ok(FieldError::new(field, e.to_string())),
+            e => Err(store_error(e)),
+        }
+    };
     let mut detail = Vec::new();
-    if let Some(role) = &change.role {
-        let role = parse_role(role).map_err(|e| AppError::BadInput(e.to_string()))?;
-        auth_store::set_user_role(&conn, id, role).map_err(store_error)?;
+    if let Some(role) = role {
+        if let Err(e) = auth_store::set_user_role(&conn, id, role) {
+            return last_admin("role")(e).map(Err);
+        }
         detail.push(format!("role={role}"));
     }
-    if let Some(disabled) = change.disabled {
+    if let Some(disabled) = disabled {
         // Disabling also ends the user's sessions.
-        auth_store::set_user_disabled(&conn, id, disabled).map_err(store_error)?;
+        if let Err(e) = auth_store::set_user_disabled(&conn, id, disabled) {
+            return last_admin("disabled")(e).map(Err);
+        }
         detail.push(format!("disabled={disabled}"));
     }
     let updated = auth_store::user_by_id(&conn, id)
         .map_err(store_error)?
         .ok_or_else(|| AppError::NotFound(format!("no user with id {id}")))?;
-    drop(conn);
+    Ok(Ok((user, updated, detail)))
+}
+
+/// `POST /users/{id}` (the form), `PATCH /api/users/{id}` (JSON, the user as changed). A role
+/// the server does not know (422) or a change that would leave no enabled admin (409) comes
+/// back on the page, next to that user's row; the role is checked before anything changes.
+pub async fn change_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Path(id): Path<i64>,
+    Input(change): Input<UserChange>,
+) -> Result<Reply, AppError> {
+    let refuse_row = |error: FieldError, status: StatusCode| {
+        let state = &state;
+        let uri = &uri;
+        async move {
+            refuse(uri, &error.clone(), status, || {
+                Ok(UsersView {
+                    row_error: Some((id, error)),
+                    ..users_view(state, UserForm::default())?
+                })
+            })
+            .await
+        }
+    };
+    let role = match change.role.as_deref().map(parse_role).transpose() {
+        Ok(role) => role,
+        Err(error) => return refuse_row(error, StatusCode::UNPROCESSABLE_ENTITY).await,
+    };
+    // The connection is not held across an await: the refusal is built after it is let go.
+    let applied = apply_user_change(&state, id, role, change.disabled)?;
+    let (user, updated, detail) = match applied {
+        Ok(applied) => applied,
+        Err(error) => return refuse_row(error, StatusCode::CONFLICT).await,
+    };
     state.audit(
         &caller.user.name,
         "change-user",
