@@ -339,7 +339,7 @@ fn number_wording(error: &str) -> Option<String> {
         "u8" => format!("a whole number from 0 to {}", u8::MAX),
         "u16" => format!("a whole number from 0 to {}", u16::MAX),
         "u32" => format!("a whole number from 0 to {}", u32::MAX),
-        "u64" | "u128" | "usize" => "a whole number, 0 or more".to_owned(),
+        "u64" | "u128" | "usize" => NOT_NEGATIVE.to_owned(),
         "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number".to_owned(),
         "f32" | "f64" => "a number".to_owned(),
         _ => return None,
@@ -362,6 +362,9 @@ fn has_content_type(headers: &HeaderMap, wanted: &str) -> bool {
             && given.starts_with("application/")
             && given.ends_with("+json"))
 }
+
+/// What a field of a whole number that cannot be negative takes, in a user's words.
+const NOT_NEGATIVE: &str = "a whole number, 0 or more";
 
 /// For `#[serde(deserialize_with)]` on an `Option` of a whole number that comes as a JSON
 /// number or `null`, or as a form field's text, where an empty field means none.
@@ -386,17 +389,19 @@ where
         }
 
         fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Option<T>, E> {
-            let n = u64::try_from(n).map_err(|_| E::custom(format!("{n} is negative")))?;
+            let n = u64::try_from(n).map_err(|_| E::custom(format!("{n}: {NOT_NEGATIVE}")))?;
             self.visit_u64(n)
         }
 
         fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Option<T>, E> {
             match text.trim() {
                 "" => Ok(None),
-                digits => digits
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| E::custom(format!("{text:?} is not a whole number"))),
+                digits => digits.parse().map(Some).map_err(|_| {
+                    E::custom(match digits.parse::<u64>() {
+                        Ok(n) => format!("{n} is out of range"),
+                        Err(_) => format!("{text:?}: {NOT_NEGATIVE}"),
+                    })
+                }),
             }
         }
 
@@ -440,5 +445,35 @@ mod tests {
             None
         );
         assert_eq!(wording("missing field `name`"), None);
+    }
+
+    #[test]
+    fn an_optional_number_is_refused_in_words() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Form {
+            #[serde(default, deserialize_with = "super::optional_number")]
+            port: Option<u16>,
+        }
+        let form = |body: &str| serde_urlencoded::from_str::<Form>(body).map(|f| f.port);
+        let json = |body: &str| serde_json::from_str::<Form>(body).map(|f| f.port);
+        assert_eq!(form("port=").unwrap(), None);
+        assert_eq!(form("port=25").unwrap(), Some(25));
+        assert_eq!(json(r#"{"port":null}"#).unwrap(), None);
+        for refused in ["port=-3", "port=abc", "port=1.5"] {
+            let message = form(refused).unwrap_err().to_string();
+            assert!(
+                message.ends_with(": a whole number, 0 or more"),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            form("port=70000").unwrap_err().to_string(),
+            "70000 is out of range"
+        );
+        let message = json(r#"{"port":-3}"#).unwrap_err().to_string();
+        assert!(
+            message.starts_with("-3: a whole number, 0 or more"),
+            "{message}"
+        );
     }
 }
