@@ -323,10 +323,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Input<T> {
 }
 
 fn field_error(path: &serde_path_to_error::Path, error: &impl std::fmt::Display) -> String {
+    let error = error.to_string();
+    let error = number_wording(&error).unwrap_or(error);
     match path.to_string().as_str() {
-        "." => error.to_string(),
+        "." => error,
         field => format!("{field}: {error}"),
     }
+}
+
+/// serde names a number field by its Rust type (`invalid value: integer `-1`, expected u64 at
+/// line 1 column 15`); a user reads what the field takes instead. `None` for any other error.
+fn number_wording(error: &str) -> Option<String> {
+    let expected = error.split(", expected ").nth(1)?;
+    let wanted = match expected.split(' ').next()? {
+        "u8" => format!("a whole number from 0 to {}", u8::MAX),
+        "u16" => format!("a whole number from 0 to {}", u16::MAX),
+        "u32" => format!("a whole number from 0 to {}", u32::MAX),
+        "u64" | "u128" | "usize" => NOT_NEGATIVE.to_owned(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        _ => return None,
+    };
+    Some(wanted)
 }
 
 /// `wanted` with any parameters; for JSON also `application/…+json`, as axum accepts.
@@ -344,6 +362,9 @@ fn has_content_type(headers: &HeaderMap, wanted: &str) -> bool {
             && given.starts_with("application/")
             && given.ends_with("+json"))
 }
+
+/// What a field of a whole number that cannot be negative takes, in a user's words.
+const NOT_NEGATIVE: &str = "a whole number, 0 or more";
 
 /// For `#[serde(deserialize_with)]` on an `Option` of a whole number that comes as a JSON
 /// number or `null`, or as a form field's text, where an empty field means none.
@@ -368,17 +389,19 @@ where
         }
 
         fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Option<T>, E> {
-            let n = u64::try_from(n).map_err(|_| E::custom(format!("{n} is negative")))?;
+            let n = u64::try_from(n).map_err(|_| E::custom(format!("{n}: {NOT_NEGATIVE}")))?;
             self.visit_u64(n)
         }
 
         fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Option<T>, E> {
             match text.trim() {
                 "" => Ok(None),
-                digits => digits
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| E::custom(format!("{text:?} is not a whole number"))),
+                digits => digits.parse().map(Some).map_err(|_| {
+                    E::custom(match digits.parse::<u64>() {
+                        Ok(n) => format!("{n} is out of range"),
+                        Err(_) => format!("{text:?}: {NOT_NEGATIVE}"),
+                    })
+                }),
             }
         }
 
@@ -396,4 +419,61 @@ where
     }
 
     deserializer.deserialize_any(Number(std::marker::PhantomData))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_wording;
+
+    #[test]
+    fn number_fields_are_worded_for_users_not_by_rust_type() {
+        let wording = |e: &str| number_wording(e);
+        assert_eq!(
+            wording("invalid value: integer `-1`, expected u64 at line 1 column 15").as_deref(),
+            Some("a whole number, 0 or more")
+        );
+        assert_eq!(
+            wording("invalid type: string \"3\", expected u32 at line 1 column 9").as_deref(),
+            Some("a whole number from 0 to 4294967295")
+        );
+        assert_eq!(
+            wording("invalid type: floating point `1.5`, expected i64").as_deref(),
+            Some("a whole number")
+        );
+        assert_eq!(
+            wording("invalid type: integer `1`, expected a string at line 1 column 2"),
+            None
+        );
+        assert_eq!(wording("missing field `name`"), None);
+    }
+
+    #[test]
+    fn an_optional_number_is_refused_in_words() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Form {
+            #[serde(default, deserialize_with = "super::optional_number")]
+            port: Option<u16>,
+        }
+        let form = |body: &str| serde_urlencoded::from_str::<Form>(body).map(|f| f.port);
+        let json = |body: &str| serde_json::from_str::<Form>(body).map(|f| f.port);
+        assert_eq!(form("port=").unwrap(), None);
+        assert_eq!(form("port=25").unwrap(), Some(25));
+        assert_eq!(json(r#"{"port":null}"#).unwrap(), None);
+        for refused in ["port=-3", "port=abc", "port=1.5"] {
+            let message = form(refused).unwrap_err().to_string();
+            assert!(
+                message.ends_with(": a whole number, 0 or more"),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            form("port=70000").unwrap_err().to_string(),
+            "70000 is out of range"
+        );
+        let message = json(r#"{"port":-3}"#).unwrap_err().to_string();
+        assert!(
+            message.starts_with("-3: a whole number, 0 or more"),
+            "{message}"
+        );
+    }
 }

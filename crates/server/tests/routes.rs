@@ -740,7 +740,7 @@ async fn refusals_before_the_handler_answer_in_the_routes_shape() {
                 .bearer(&op.token)
                 .json(&json!({"replicas": "many"})),
             400,
-            "replicas: invalid type",
+            "replicas: a whole number, 0 or more",
         ),
         (
             Call::post(scale).bearer(&op.token).json(&json!({})),

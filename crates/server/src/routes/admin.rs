@@ -2,7 +2,7 @@
 //! API tokens.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::store::{self as auth_store, AuditRecord, StoreError, User};
@@ -11,8 +11,9 @@ use swarmkeeper_auth::{check_password_policy, Action, NewApiToken, Role};
 use crate::access::Caller;
 use crate::error::AppError;
 use crate::limits::Asker;
-use crate::respond::{optional_number, Input, Reply};
+use crate::respond::{refused, Input, Reply};
 use crate::state::AppState;
+use crate::views::FieldError;
 
 /// A user as listed: never the password hash.
 #[derive(Serialize)]
@@ -42,6 +43,52 @@ pub struct UsersView {
     /// The roles a user may be given, for the page's forms.
     #[serde(skip)]
     pub roles: [Role; 3],
+    /// The add-user form as posted when it was refused, and why (never the password).
+    #[serde(skip)]
+    pub form: UserForm,
+    /// A change to one user (by id) that was refused, and why.
+    #[serde(skip)]
+    pub row_error: Option<(i64, FieldError)>,
+}
+
+impl UsersView {
+    /// Why the change to user `id` was refused, if it was.
+    pub fn row_error_of(&self, id: &i64) -> Option<&str> {
+        let (refused, error) = self.row_error.as_ref()?;
+        (refused == id).then_some(error.message.as_str())
+    }
+}
+
+/// The add-user form's fields as posted, for showing it again: never the password.
+#[derive(Default)]
+pub struct UserForm {
+    pub username: String,
+    pub role: String,
+    pub error: Option<FieldError>,
+}
+
+impl UserForm {
+    /// The message for `field`, if it is the one refused.
+    pub fn error_of(&self, field: &str) -> Option<&str> {
+        error_of(&self.error, field)
+    }
+}
+
+/// The message of `error` if it is about `field`.
+fn error_of<'a>(error: &'a Option<FieldError>, field: &str) -> Option<&'a str> {
+    let error = error.as_ref()?;
+    (error.field == field).then_some(error.message.as_str())
+}
+
+/// A refused form: the page `view` builds, shown again with the message next to the field
+/// (422, or 409 for a name taken); its JSON twin gets the error naming the field.
+async fn refuse<P: crate::respond::Page>(
+    uri: &Uri,
+    error: &FieldError,
+    status: StatusCode,
+    view: impl FnOnce() -> Result<P, AppError>,
+) -> Result<Reply, AppError> {
+    refused(uri.path(), error.to_string(), status, async { view() }).await
 }
 
 page!(UsersView, "users.html", "users");
@@ -55,13 +102,19 @@ fn store_error(e: StoreError) -> AppError {
     }
 }
 
-/// `GET /users`, `GET /api/users`.
-pub async fn users(State(state): State<AppState>) -> Result<Reply, AppError> {
+fn users_view(state: &AppState, form: UserForm) -> Result<UsersView, AppError> {
     let users = auth_store::list_users(&state.auth()).map_err(store_error)?;
-    Ok(Reply::page(UsersView {
+    Ok(UsersView {
         users: users.into_iter().map(UserRow::from).collect(),
         roles: Role::ALL,
-    }))
+        form,
+        row_error: None,
+    })
+}
+
+/// `GET /users`, `GET /api/users`.
+pub async fn users(State(state): State<AppState>) -> Result<Reply, AppError> {
+    Ok(Reply::page(users_view(&state, UserForm::default())?))
 }
 
 #[derive(Deserialize)]
@@ -71,29 +124,62 @@ pub struct NewUser {
     pub password: String,
 }
 
-fn parse_role(role: &str) -> Result<Role, AppError> {
+fn parse_role(role: &str) -> Result<Role, FieldError> {
     role.parse()
-        .map_err(|e: swarmkeeper_auth::UnknownRole| AppError::BadInput(format!("role: {e}")))
+        .map_err(|e: swarmkeeper_auth::UnknownRole| FieldError::new("role", e.to_string()))
 }
 
-/// `POST /users` (the form), `POST /api/users` (JSON, 201 with the user).
+/// `POST /users` (the form), `POST /api/users` (JSON, 201 with the user). Bad input names its
+/// field (the form comes back with the message next to it and nothing created).
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Input(new): Input<NewUser>,
 ) -> Result<Reply, AppError> {
-    let role = parse_role(&new.role)?;
-    auth_store::validate_username(&new.username).map_err(store_error)?;
-    check_password_policy(&new.password)
-        .map_err(|e| AppError::BadInput(format!("password: {e}")))?;
-    let hash = state
+    let refuse_with = |error: FieldError, status: StatusCode| {
+        let form = UserForm {
+            username: new.username.clone(),
+            role: new.role.clone(),
+            error: Some(error.clone()),
+        };
+        let state = &state;
+        async move { refuse(&uri, &error, status, || users_view(state, form)).await }
+    };
+    let checked = auth_store::validate_username(&new.username)
+        .map_err(|e| FieldError::new("username", e.to_string()))
+        .and_then(|()| parse_role(&new.role))
+        .and_then(|role| {
+            check_password_policy(&new.password)
+                .map(|()| role)
+                .map_err(|e| FieldError::new("password", e.to_string()))
+        });
+    let role = match checked {
+        Ok(role) => role,
+        Err(error) => return refuse_with(error, StatusCode::UNPROCESSABLE_ENTITY).await,
+    };
+    let hash = match state
         .passwords
         .admit(Asker::Known)?
-        .hash(new.password)
+        .hash(new.password.clone())
         .await?
-        .map_err(|e| AppError::BadInput(format!("password: {e}")))?;
-    let user = auth_store::create_user(&state.auth(), &new.username, role, &hash, Timestamp::now())
-        .map_err(store_error)?;
+    {
+        Ok(hash) => hash,
+        Err(e) => {
+            let error = FieldError::new("password", e.to_string());
+            return refuse_with(error, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+    };
+    let created =
+        auth_store::create_user(&state.auth(), &new.username, role, &hash, Timestamp::now());
+    let user = match created {
+        Ok(user) => user,
+        Err(e @ StoreError::DuplicateUser(_)) => {
+            let error = FieldError::new("username", e.to_string());
+            return refuse_with(error, StatusCode::CONFLICT).await;
+        }
+        Err(e) => return Err(store_error(e)),
+    };
     state.audit(
         &caller.user.name,
         "create-user",
@@ -115,32 +201,80 @@ pub struct UserChange {
     pub disabled: Option<bool>,
 }
 
-/// `POST /users/{id}` (the form), `PATCH /api/users/{id}` (JSON, the user as changed).
-pub async fn change_user(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<i64>,
-    Input(change): Input<UserChange>,
-) -> Result<Reply, AppError> {
+/// A user change made: the user before and after, and the audit detail.
+type Applied = (User, User, Vec<String>);
+
+/// Applies a role and/or an enabled/disabled change to user `id`; `Err(FieldError)` (nothing changed by it) when it would leave no
+/// enabled admin.
+fn apply_user_change(
+    state: &AppState,
+    id: i64,
+    role: Option<Role>,
+    disabled: Option<bool>,
+) -> Result<Result<Applied, FieldError>, AppError> {
     let conn = state.auth();
     let user = auth_store::user_by_id(&conn, id)
         .map_err(store_error)?
         .ok_or_else(|| AppError::NotFound(format!("no user with id {id}")))?;
+    let last_admin = |field: &'static str| {
+        move |e: StoreError| match e {
+            StoreError::LastAdmin => Ok(FieldError::new(field, e.to_string())),
+            e => Err(store_error(e)),
+        }
+    };
     let mut detail = Vec::new();
-    if let Some(role) = &change.role {
-        let role = parse_role(role)?;
-        auth_store::set_user_role(&conn, id, role).map_err(store_error)?;
+    if let Some(role) = role {
+        if let Err(e) = auth_store::set_user_role(&conn, id, role) {
+            return last_admin("role")(e).map(Err);
+        }
         detail.push(format!("role={role}"));
     }
-    if let Some(disabled) = change.disabled {
+    if let Some(disabled) = disabled {
         // Disabling also ends the user's sessions.
-        auth_store::set_user_disabled(&conn, id, disabled).map_err(store_error)?;
+        if let Err(e) = auth_store::set_user_disabled(&conn, id, disabled) {
+            return last_admin("disabled")(e).map(Err);
+        }
         detail.push(format!("disabled={disabled}"));
     }
     let updated = auth_store::user_by_id(&conn, id)
         .map_err(store_error)?
         .ok_or_else(|| AppError::NotFound(format!("no user with id {id}")))?;
-    drop(conn);
+    Ok(Ok((user, updated, detail)))
+}
+
+/// `POST /users/{id}` (the form), `PATCH /api/users/{id}` (JSON, the user as changed). A role
+/// the server does not know (422) or a change that would leave no enabled admin (409) comes
+/// back on the page, next to that user's row; the role is checked before anything changes.
+pub async fn change_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Path(id): Path<i64>,
+    Input(change): Input<UserChange>,
+) -> Result<Reply, AppError> {
+    let refuse_row = |error: FieldError, status: StatusCode| {
+        let state = &state;
+        let uri = &uri;
+        async move {
+            refuse(uri, &error.clone(), status, || {
+                Ok(UsersView {
+                    row_error: Some((id, error)),
+                    ..users_view(state, UserForm::default())?
+                })
+            })
+            .await
+        }
+    };
+    let role = match change.role.as_deref().map(parse_role).transpose() {
+        Ok(role) => role,
+        Err(error) => return refuse_row(error, StatusCode::UNPROCESSABLE_ENTITY).await,
+    };
+    // The connection is not held across an await: the refusal is built after it is let go.
+    let applied = apply_user_change(&state, id, role, change.disabled)?;
+    let (user, updated, detail) = match applied {
+        Ok(applied) => applied,
+        Err(error) => return refuse_row(error, StatusCode::CONFLICT).await,
+    };
     state.audit(
         &caller.user.name,
         "change-user",
@@ -220,12 +354,40 @@ pub struct TokenRow {
     pub revoked: bool,
 }
 
-/// The caller's tokens; the account page also shows a token just created, once.
+/// The caller's tokens; the account page also shows a token just created, once, and its forms
+/// as posted when one was refused.
 #[derive(Serialize)]
 pub struct TokensView {
     pub tokens: Vec<TokenRow>,
     #[serde(skip)]
     pub new_token: Option<String>,
+    #[serde(skip)]
+    pub token_form: TokenForm,
+    /// Why a password change was refused (the passwords are never shown again).
+    #[serde(skip)]
+    pub password_error: Option<FieldError>,
+}
+
+/// The new-token form's fields as posted, for showing it again.
+#[derive(Default)]
+pub struct TokenForm {
+    pub name: String,
+    pub expires_in_days: String,
+    pub error: Option<FieldError>,
+}
+
+impl TokenForm {
+    /// The message for `field`, if it is the one refused.
+    pub fn error_of(&self, field: &str) -> Option<&str> {
+        error_of(&self.error, field)
+    }
+}
+
+impl TokensView {
+    /// The password form's message for `field` (`current` or `new`), if it is the one refused.
+    pub fn password_error_of(&self, field: &str) -> Option<&str> {
+        error_of(&self.password_error, field)
+    }
 }
 
 page!(TokensView, "account.html", "account");
@@ -245,6 +407,8 @@ fn tokens_view(state: &AppState, caller: &Caller) -> Result<TokensView, AppError
             })
             .collect(),
         new_token: None,
+        token_form: TokenForm::default(),
+        password_error: None,
     })
 }
 
@@ -256,9 +420,42 @@ pub async fn tokens(State(state): State<AppState>, caller: Caller) -> Result<Rep
 #[derive(Deserialize)]
 pub struct NewToken {
     pub name: String,
-    /// Days until it stops working; none, 0 or an empty field for no expiry.
-    #[serde(default, deserialize_with = "optional_number")]
-    pub expires_in_days: Option<u32>,
+    /// Days until it stops working; none, 0 or an empty field for no expiry. Read as the
+    /// text given (a JSON number or a form's field) so that a bad value comes back to the
+    /// form next to its field rather than as a bare error.
+    #[serde(default, deserialize_with = "number_text")]
+    pub expires_in_days: Option<String>,
+}
+
+/// A JSON number or string, or a form field's text, as its text; `null` as none.
+fn number_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Number(serde_json::Number),
+        Text(String),
+    }
+    Ok(Option::<Given>::deserialize(d)?.map(|given| match given {
+        Given::Number(n) => n.to_string(),
+        Given::Text(t) => t,
+    }))
+}
+
+/// `expires_in_days` as given: `None` for no expiry (absent, empty or 0).
+fn expiry_days(given: Option<&str>) -> Result<Option<u32>, FieldError> {
+    let text = given.unwrap_or_default().trim();
+    match text.parse::<u32>() {
+        _ if text.is_empty() => Ok(None),
+        Ok(0) => Ok(None),
+        Ok(days) => Ok(Some(days)),
+        Err(_) => Err(FieldError::new(
+            "expires_in_days",
+            format!(
+                "{text:?} is not a number of days: give 1 or more, or leave it empty for a token \
+                 that never expires"
+            ),
+        )),
+    }
 }
 
 /// The answer to a token creation: the only time the token is shown.
@@ -272,25 +469,51 @@ pub struct CreatedToken {
 const MAX_TOKEN_NAME: usize = 100;
 
 /// `POST /account/tokens` (the form: the account page shows the token, once),
-/// `POST /api/tokens` (JSON, 201 with the token).
+/// `POST /api/tokens` (JSON, 201 with the token). Bad input names its field (the form comes
+/// back with the message next to it and no token made).
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Input(new): Input<NewToken>,
 ) -> Result<Reply, AppError> {
     let name = new.name.trim();
-    if name.is_empty() || name.len() > MAX_TOKEN_NAME {
-        return Err(AppError::BadInput(format!(
-            "name: give the token a name of 1 to {MAX_TOKEN_NAME} bytes"
-        )));
-    }
     let now = Timestamp::now();
-    let expires = match new.expires_in_days {
-        None | Some(0) => None,
-        Some(days) => Some(
-            now.checked_add(SignedDuration::from_hours(24 * i64::from(days)))
-                .map_err(|e| AppError::BadInput(format!("expires_in_days: {e}")))?,
-        ),
+    let checked = match name.is_empty() || name.len() > MAX_TOKEN_NAME {
+        true => Err(FieldError::new(
+            "name",
+            format!("give the token a name of 1 to {MAX_TOKEN_NAME} bytes"),
+        )),
+        false => expiry_days(new.expires_in_days.as_deref()),
+    }
+    .and_then(|days| match days {
+        None => Ok(None),
+        Some(days) => now
+            .checked_add(SignedDuration::from_hours(24 * i64::from(days)))
+            .map(Some)
+            .map_err(|_| {
+                FieldError::new(
+                    "expires_in_days",
+                    format!("{days} days from now is past the last date this server can keep"),
+                )
+            }),
+    });
+    let expires = match checked {
+        Ok(expires) => expires,
+        Err(error) => {
+            let token_form = TokenForm {
+                name: new.name.clone(),
+                expires_in_days: new.expires_in_days.clone().unwrap_or_default(),
+                error: Some(error.clone()),
+            };
+            return refuse(&uri, &error, StatusCode::UNPROCESSABLE_ENTITY, || {
+                Ok(TokensView {
+                    token_form,
+                    ..tokens_view(&state, &caller)?
+                })
+            })
+            .await;
+        }
     };
     let issued = NewApiToken::generate();
     auth_store::insert_api_token(&state.auth(), caller.user.id, name, &issued, expires, now)
@@ -330,25 +553,40 @@ pub struct PasswordChange {
 }
 
 /// `POST /account/password` (the form; then the login page, since a new password ends every
-/// session), `POST /api/account/password` (204).
+/// session), `POST /api/account/password` (204). A refusal names its field (the form comes back
+/// with the message next to it, the password unchanged).
 pub async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Input(change): Input<PasswordChange>,
 ) -> Result<Reply, AppError> {
-    check_password_policy(&change.new)
-        .map_err(|e| AppError::BadInput(format!("new password: {e}")))?;
-    let hash = state
-        .passwords
-        .admit(Asker::Known)?
-        .change_password(
-            change.current,
-            caller.user.password_hash.clone(),
-            change.new,
-        )
-        .await?
-        .ok_or_else(|| AppError::BadInput("current password: wrong password".to_owned()))?
-        .map_err(|e| AppError::BadInput(format!("new password: {e}")))?;
+    let hashed = match check_password_policy(&change.new) {
+        Err(e) => Err(FieldError::new("new", e.to_string())),
+        Ok(()) => state
+            .passwords
+            .admit(Asker::Known)?
+            .change_password(
+                change.current,
+                caller.user.password_hash.clone(),
+                change.new,
+            )
+            .await?
+            .ok_or_else(|| FieldError::new("current", "the current password is wrong".to_owned()))
+            .and_then(|hashed| hashed.map_err(|e| FieldError::new("new", e.to_string()))),
+    };
+    let hash = match hashed {
+        Ok(hash) => hash,
+        Err(error) => {
+            return refuse(&uri, &error, StatusCode::UNPROCESSABLE_ENTITY, || {
+                Ok(TokensView {
+                    password_error: Some(error.clone()),
+                    ..tokens_view(&state, &caller)?
+                })
+            })
+            .await;
+        }
+    };
     auth_store::set_password_hash(&state.auth(), caller.user.id, &hash).map_err(store_error)?;
     state.audit(
         &caller.user.name,
