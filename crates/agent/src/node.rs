@@ -289,7 +289,7 @@ impl Node {
                 // An error (the image went meanwhile, the engine hiccuped) is not remembered:
                 // the next observation asks again.
                 let layers = engine.image_layers(&id).await.ok()?;
-                Some((id, layers))
+                Some((id, CachedLayer::all(layers)))
             })
             .buffer_unordered(INSPECT_CONCURRENCY)
             .filter_map(std::future::ready)
@@ -329,8 +329,11 @@ impl Node {
             wanted
                 .into_iter()
                 .filter_map(|id| {
+                    // Each image's layers shrink to what the agent keeps as they are read:
+                    // the chain IDs as text, 10,000 of them on a node of a thousand images,
+                    // would otherwise be held all at once.
                     let layers = store.layers(&id)?;
-                    Some((id, Some(layers)))
+                    Some((id, CachedLayer::all(Some(layers))))
                 })
                 .collect::<Vec<_>>()
         })
@@ -341,21 +344,12 @@ impl Node {
         count
     }
 
-    /// Keeps each image's layers, `None` where they could not be read or a chain ID is not a
-    /// SHA-256 digest.
+    /// Keeps each image's layers, `None` where they could not be read.
     fn remember_layers(
         &mut self,
-        read: impl IntoIterator<Item = (String, Option<Vec<layout::StoredLayer>>)>,
+        read: impl IntoIterator<Item = (String, Option<Box<[CachedLayer]>>)>,
     ) {
-        self.layers.extend(read.into_iter().map(|(id, layers)| {
-            let cached = layers.and_then(|layers| {
-                layers
-                    .iter()
-                    .map(CachedLayer::new)
-                    .collect::<Option<Box<[_]>>>()
-            });
-            (id, cached)
-        }));
+        self.layers.extend(read);
     }
 
     /// The image id a container event's `image` attribute refers to, as far as the last
@@ -493,6 +487,12 @@ impl CachedLayer {
             digest,
             size: layer.size,
         })
+    }
+
+    /// An image's layers as the agent keeps them; `None` when they could not be read or a
+    /// chain ID is not a SHA-256 digest.
+    fn all(layers: Option<Vec<layout::StoredLayer>>) -> Option<Box<[CachedLayer]>> {
+        layers?.iter().map(CachedLayer::new).collect()
     }
 
     fn layer(&self) -> Layer {
