@@ -201,45 +201,9 @@ impl Node {
         self.store.record_first_seen(sightings)?;
         self.store.record_used(uses)?;
         self.store.record_service_images(runs)?;
-
-        let records = self.store.images()?;
-        let mut snapshot_images: Vec<Image> = images
-            .iter()
-            .map(|i| {
-                let record = records.get(&i.id);
-                Image {
-                    id: i.id.clone(),
-                    repo_tags: i.repo_tags.clone(),
-                    repo_digests: i.repo_digests.clone(),
-                    size_bytes: i.size,
-                    shared_bytes: i.shared_size,
-                    first_seen: record.map_or(now, |r| r.first_seen),
-                    last_used: record.and_then(|r| r.last_used),
-                    pinned: i.labels.get(LABEL_PIN).map(String::as_str) == Some("true"),
-                    layers: match detail {
-                        Detail::Full => self
-                            .layers
-                            .get(&i.id)
-                            .and_then(|l| l.as_deref())
-                            .map(|layers| layers.iter().map(CachedLayer::layer).collect()),
-                        Detail::Light => None,
-                    },
-                }
-            })
-            .collect();
-        // The engine's own rule, from the layers: exact on a light observation too.
-        self.share_bytes(&mut snapshot_images);
-        let snapshot_containers = containers
-            .iter()
-            .map(|c| Container {
-                id: c.id.clone(),
-                image_id: c.image_id.clone(),
-                state: parse_state(&c.state),
-                created: c.created,
-                finished_at: self.finished.get(&c.id).copied().flatten(),
-                labels: c.labels.clone(),
-            })
-            .collect();
+        // The listings move into the snapshot rather than being copied, and the records read
+        // before are let go first: on a node of a thousand images this pass is the agent's peak.
+        drop(known);
 
         self.references = images
             .iter()
@@ -248,6 +212,47 @@ impl Node {
                     .iter()
                     .chain(&i.repo_digests)
                     .map(move |r| (r.clone(), i.id.clone()))
+            })
+            .collect();
+        let records = self.store.images()?;
+        let mut snapshot_images: Vec<Image> = images
+            .into_iter()
+            .map(|i| {
+                let record = records.get(&i.id);
+                let pinned = i.labels.get(LABEL_PIN).map(String::as_str) == Some("true");
+                let layers = match detail {
+                    Detail::Full => self
+                        .layers
+                        .get(&i.id)
+                        .and_then(|l| l.as_deref())
+                        .map(|layers| layers.iter().map(CachedLayer::layer).collect()),
+                    Detail::Light => None,
+                };
+                Image {
+                    first_seen: record.map_or(now, |r| r.first_seen),
+                    last_used: record.and_then(|r| r.last_used),
+                    id: i.id,
+                    repo_tags: i.repo_tags,
+                    repo_digests: i.repo_digests,
+                    size_bytes: i.size,
+                    shared_bytes: i.shared_size,
+                    pinned,
+                    layers,
+                }
+            })
+            .collect();
+        drop(records);
+        // The engine's own rule, from the layers: exact on a light observation too.
+        self.share_bytes(&mut snapshot_images);
+        let snapshot_containers = containers
+            .into_iter()
+            .map(|c| Container {
+                state: parse_state(&c.state),
+                created: c.created,
+                finished_at: self.finished.get(&c.id).copied().flatten(),
+                id: c.id,
+                image_id: c.image_id,
+                labels: c.labels,
             })
             .collect();
 
