@@ -201,45 +201,9 @@ impl Node {
         self.store.record_first_seen(sightings)?;
         self.store.record_used(uses)?;
         self.store.record_service_images(runs)?;
-
-        let records = self.store.images()?;
-        let mut snapshot_images: Vec<Image> = images
-            .iter()
-            .map(|i| {
-                let record = records.get(&i.id);
-                Image {
-                    id: i.id.clone(),
-                    repo_tags: i.repo_tags.clone(),
-                    repo_digests: i.repo_digests.clone(),
-                    size_bytes: i.size,
-                    shared_bytes: i.shared_size,
-                    first_seen: record.map_or(now, |r| r.first_seen),
-                    last_used: record.and_then(|r| r.last_used),
-                    pinned: i.labels.get(LABEL_PIN).map(String::as_str) == Some("true"),
-                    layers: match detail {
-                        Detail::Full => self
-                            .layers
-                            .get(&i.id)
-                            .and_then(|l| l.as_deref())
-                            .map(|layers| layers.iter().map(CachedLayer::layer).collect()),
-                        Detail::Light => None,
-                    },
-                }
-            })
-            .collect();
-        // The engine's own rule, from the layers: exact on a light observation too.
-        self.share_bytes(&mut snapshot_images);
-        let snapshot_containers = containers
-            .iter()
-            .map(|c| Container {
-                id: c.id.clone(),
-                image_id: c.image_id.clone(),
-                state: parse_state(&c.state),
-                created: c.created,
-                finished_at: self.finished.get(&c.id).copied().flatten(),
-                labels: c.labels.clone(),
-            })
-            .collect();
+        // The listings move into the snapshot rather than being copied, and the records read
+        // before are let go first: on a node of a thousand images this pass is the agent's peak.
+        drop(known);
 
         self.references = images
             .iter()
@@ -248,6 +212,47 @@ impl Node {
                     .iter()
                     .chain(&i.repo_digests)
                     .map(move |r| (r.clone(), i.id.clone()))
+            })
+            .collect();
+        let records = self.store.images()?;
+        let mut snapshot_images: Vec<Image> = images
+            .into_iter()
+            .map(|i| {
+                let record = records.get(&i.id);
+                let pinned = i.labels.get(LABEL_PIN).map(String::as_str) == Some("true");
+                let layers = match detail {
+                    Detail::Full => self
+                        .layers
+                        .get(&i.id)
+                        .and_then(|l| l.as_deref())
+                        .map(|layers| layers.iter().map(CachedLayer::layer).collect()),
+                    Detail::Light => None,
+                };
+                Image {
+                    first_seen: record.map_or(now, |r| r.first_seen),
+                    last_used: record.and_then(|r| r.last_used),
+                    id: i.id,
+                    repo_tags: i.repo_tags,
+                    repo_digests: i.repo_digests,
+                    size_bytes: i.size,
+                    shared_bytes: i.shared_size,
+                    pinned,
+                    layers,
+                }
+            })
+            .collect();
+        drop(records);
+        // The engine's own rule, from the layers: exact on a light observation too.
+        self.share_bytes(&mut snapshot_images);
+        let snapshot_containers = containers
+            .into_iter()
+            .map(|c| Container {
+                state: parse_state(&c.state),
+                created: c.created,
+                finished_at: self.finished.get(&c.id).copied().flatten(),
+                id: c.id,
+                image_id: c.image_id,
+                labels: c.labels,
             })
             .collect();
 
@@ -289,7 +294,7 @@ impl Node {
                 // An error (the image went meanwhile, the engine hiccuped) is not remembered:
                 // the next observation asks again.
                 let layers = engine.image_layers(&id).await.ok()?;
-                Some((id, layers))
+                Some((id, CachedLayer::all(layers)))
             })
             .buffer_unordered(INSPECT_CONCURRENCY)
             .filter_map(std::future::ready)
@@ -329,8 +334,11 @@ impl Node {
             wanted
                 .into_iter()
                 .filter_map(|id| {
+                    // Each image's layers shrink to what the agent keeps as they are read:
+                    // the chain IDs as text, 10,000 of them on a node of a thousand images,
+                    // would otherwise be held all at once.
                     let layers = store.layers(&id)?;
-                    Some((id, Some(layers)))
+                    Some((id, CachedLayer::all(Some(layers))))
                 })
                 .collect::<Vec<_>>()
         })
@@ -341,21 +349,12 @@ impl Node {
         count
     }
 
-    /// Keeps each image's layers, `None` where they could not be read or a chain ID is not a
-    /// SHA-256 digest.
+    /// Keeps each image's layers, `None` where they could not be read.
     fn remember_layers(
         &mut self,
-        read: impl IntoIterator<Item = (String, Option<Vec<layout::StoredLayer>>)>,
+        read: impl IntoIterator<Item = (String, Option<Box<[CachedLayer]>>)>,
     ) {
-        self.layers.extend(read.into_iter().map(|(id, layers)| {
-            let cached = layers.and_then(|layers| {
-                layers
-                    .iter()
-                    .map(CachedLayer::new)
-                    .collect::<Option<Box<[_]>>>()
-            });
-            (id, cached)
-        }));
+        self.layers.extend(read);
     }
 
     /// The image id a container event's `image` attribute refers to, as far as the last
@@ -493,6 +492,12 @@ impl CachedLayer {
             digest,
             size: layer.size,
         })
+    }
+
+    /// An image's layers as the agent keeps them; `None` when they could not be read or a
+    /// chain ID is not a SHA-256 digest.
+    fn all(layers: Option<Vec<layout::StoredLayer>>) -> Option<Box<[CachedLayer]>> {
+        layers?.iter().map(CachedLayer::new).collect()
     }
 
     fn layer(&self) -> Layer {
