@@ -445,18 +445,48 @@ fn deploy_view(
     })
 }
 
-/// The specs to deploy, after lint: refused on lint errors (unless overridden), on anything
-/// `stack_spec` rejects, and on secrets or configs with `file:`, whose content would be read
-/// from the server's own disk (its secrets among them).
-fn prepare(stack: &str, request: &DeployRequest) -> Result<(StackSpec, LintView), AppError> {
+/// How a refusal on lint errors names the override: the JSON field, or the form's checkbox
+/// by its label.
+#[derive(Clone, Copy)]
+enum Override {
+    Field,
+    Checkbox,
+}
+
+impl Override {
+    fn how(self) -> &'static str {
+        match self {
+            Override::Field => "deploy with ignore_lint_errors",
+            Override::Checkbox => "tick \"Deploy even if lint finds errors\"",
+        }
+    }
+}
+
+/// The specs to deploy, after lint: refused on lint errors (unless overridden; the refusal
+/// names the first error-level finding, never a warning before it, and `how` to override),
+/// on anything `stack_spec` rejects, and on secrets or configs with `file:`, whose content
+/// would be read from the server's own disk (its secrets among them).
+fn prepare(
+    stack: &str,
+    request: &DeployRequest,
+    how: Override,
+) -> Result<(StackSpec, LintView), AppError> {
     check_stack_name(stack)?;
     let loaded = load(request)?;
     let lint = lint_stack(&loaded);
-    if lint.errors > 0 && !request.ignore_lint_errors {
-        let first = &lint.findings[0];
+    if let (Some(first), false) = (
+        lint.findings.iter().find(|f| f.severity == Severity::Error),
+        request.ignore_lint_errors,
+    ) {
         return Err(AppError::BadInput(format!(
-            "lint found {} error(s), the first at {}:{}:{}: {} {}; fix them or deploy with ignore_lint_errors",
-            lint.errors, first.file, first.line, first.column, first.rule, first.message
+            "lint found {} error(s), the first at {}:{}:{}: {} {}; fix them or {}",
+            lint.errors,
+            first.file,
+            first.line,
+            first.column,
+            first.rule,
+            first.message,
+            how.how()
         )));
     }
     let spec = swarmkeeper_compose::stack_spec(stack, &loaded).map_err(|e| {
@@ -485,7 +515,7 @@ async fn deploy_stack(
     stack: &str,
     request: DeployRequest,
 ) -> Result<DeployView, AppError> {
-    let (spec, lint) = prepare(stack, &request)?;
+    let (spec, lint) = prepare(stack, &request, Override::Field)?;
     deploy_prepared(state, user, stack, &request.compose, (spec, lint), None).await
 }
 
@@ -611,8 +641,9 @@ async fn preview_stack(
     caller: &Caller,
     stack: &str,
     request: &DeployRequest,
+    how: Override,
 ) -> Result<(StackDiff, LintView), AppError> {
-    let (spec, lint) = prepare(stack, request)?;
+    let (spec, lint) = prepare(stack, request, how)?;
     let deploy_request = engine_request(state, &caller.user.name, stack, &request.compose);
     let options = state.deploy_options();
     let engine = state.engine.clone();
@@ -645,7 +676,9 @@ pub async fn diff(
     Input(request): Input<DeployRequest>,
 ) -> Result<Json<StackDiff>, AppError> {
     Ok(Json(
-        preview_stack(&state, &caller, &stack, &request).await?.0,
+        preview_stack(&state, &caller, &stack, &request, Override::Field)
+            .await?
+            .0,
     ))
 }
 
@@ -802,7 +835,7 @@ pub async fn deploy_from_form(
     view.ignore_lint_errors = request.ignore_lint_errors;
     let stack = view.stack.clone();
     if form.action != "deploy" || form.confirm != confirm_token(&stack, &request) {
-        return match preview_stack(&state, &caller, &stack, &request).await {
+        return match preview_stack(&state, &caller, &stack, &request, Override::Checkbox).await {
             Ok((diff, lint)) => Ok(Reply::page(DeployFormView {
                 lint: Some(lint),
                 diff: Some(diff),
@@ -817,7 +850,7 @@ pub async fn deploy_from_form(
     }
     // Confirmed: the deploy goes on as a job, followed on its page; what the file gets wrong
     // is said on the form, before anything starts.
-    let prepared = match prepare(&stack, &request) {
+    let prepared = match prepare(&stack, &request, Override::Checkbox) {
         Ok(prepared) => prepared,
         Err(e) => {
             view.lint = checked.ok();
@@ -934,7 +967,10 @@ mod tests {
             compose: "services:\n  web:\n    image: app:1\n    secrets: [db]\nsecrets:\n  db:\n    file: /run/secrets/swarmkeeper_admin_password\n".into(),
             ..DeployRequest::default()
         };
-        let err = prepare("shop", &request).err().unwrap().to_string();
+        let err = prepare("shop", &request, Override::Field)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("cannot read /run/secrets/swarmkeeper_admin_password"),
             "{err}"
@@ -943,7 +979,10 @@ mod tests {
             compose: "services:\n  web:\n    image: app:1\n    env_file: /etc/shadow\n".into(),
             ..DeployRequest::default()
         };
-        let err = prepare("shop", &env_file).err().unwrap().to_string();
+        let err = prepare("shop", &env_file, Override::Field)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("cannot read /etc/shadow"), "{err}");
     }
 
