@@ -6,6 +6,7 @@ mod support;
 
 use serde_json::json;
 use support::{Call, TestApp, TestStack, IMAGE};
+use swarmkeeper_deploy::History;
 
 /// A file whose only error (SK001, logging driver `none`, line 5) comes after a warning
 /// (SK010, no `update_config`, line 2).
@@ -51,4 +52,76 @@ async fn a_lint_refusal_names_the_first_error_and_the_checkbox_by_its_label() {
     let error = answer.expect_json_error(400);
     assert!(error.contains("stack.yml:5:15: SK001"), "{error}");
     assert!(error.contains("ignore_lint_errors"), "{error}");
+}
+
+#[tokio::test]
+async fn a_compose_edit_that_changes_nothing_offers_no_apply_and_records_nothing() {
+    let app = TestApp::new().await;
+    let stack = TestStack::new("qfnoop");
+    let st = stack.name.as_str();
+    let op = &app.operator;
+    let file = format!(
+        "services:\n  web:\n    image: {IMAGE}\n    command: [/bin/busybox, sleep, \"3600\"]\n    \
+         logging:\n      driver: local\n"
+    );
+    let deployed = app
+        .call(
+            Call::post(&format!("/api/stacks/{st}/deploy"))
+                .bearer(&op.token)
+                .json(&json!({"compose": file})),
+        )
+        .await;
+    deployed.expect(200);
+    assert_eq!(
+        deployed.json()["outcome"],
+        "succeeded",
+        "{}",
+        deployed.text()
+    );
+    let revisions = || async { app.state.history().revisions(st).await.unwrap().len() };
+    assert_eq!(revisions().await, 1);
+
+    let edit = app
+        .call(Call::get(&format!("/stacks/{st}/compose")).session(op))
+        .await;
+    edit.expect(200);
+    let text = support::compose_text_of(&edit.text());
+    let post = |confirm: &str| {
+        Call::post(&format!("/stacks/{st}/compose"))
+            .session(op)
+            .form(&[("compose", text.as_str()), ("confirm", confirm)])
+    };
+    let preview = app.call(post("")).await;
+    preview.expect(200);
+    let page = preview.text();
+    assert!(page.contains("No change."), "{page}");
+    assert!(!page.contains("id=\"apply\""), "nothing to apply:\n{page}");
+
+    // A stale page's apply, and the API's, record nothing.
+    let applied = app.call(post("yes")).await;
+    applied.expect(200);
+    assert!(!applied.text().contains("id=\"apply\""));
+    let answer = app
+        .call(
+            Call::post(&format!("/api/stacks/{st}/compose"))
+                .bearer(&op.token)
+                .json(&json!({"compose": text})),
+        )
+        .await;
+    answer.expect(200);
+    let body = answer.json();
+    assert_eq!(body["outcome"], "unchanged", "{body}");
+    assert_eq!(body["revision"], serde_json::Value::Null, "{body}");
+    assert_eq!(revisions().await, 1, "a no-op apply records no revision");
+
+    // The revision the stack runs is "current", with nothing to roll back to.
+    let page = app
+        .call(Call::get(&format!("/stacks/{st}")).session(op))
+        .await
+        .text();
+    assert!(
+        page.contains("title=\"the stack runs this revision\">current"),
+        "{page}"
+    );
+    assert!(!page.contains("Roll back to this"), "{page}");
 }

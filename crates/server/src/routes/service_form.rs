@@ -679,7 +679,10 @@ async fn apply_compose(
         }
         desired.push((name, spec));
     }
-    if Format::of(uri.path()) == Format::Html && post.confirm != "yes" {
+    // Nothing to apply: the page says "No change." with no apply button, and an apply (a
+    // stale page's, or the API's) records no revision.
+    let unchanged = change_lines.is_empty();
+    if Format::of(uri.path()) == Format::Html && (post.confirm != "yes" || unchanged) {
         return Ok(compose_page(
             &target,
             post.compose.clone(),
@@ -691,6 +694,23 @@ async fn apply_compose(
                 compose: post.compose,
             }),
         ));
+    }
+    if unchanged {
+        return Ok(Reply::page(ServiceChange {
+            service: target.name,
+            action: "edited as compose",
+            changes: change_lines,
+            notes,
+            findings,
+            deploy: MovedGroup {
+                stack: target.history,
+                services: desired.into_iter().map(|(name, _)| name).collect(),
+                revision: None,
+                outcome: DeployOutcome::Unchanged.to_string(),
+                succeeded: true,
+                progress: Vec::new(),
+            },
+        }));
     }
     let apply = Apply {
         user: caller.user.name.clone(),
