@@ -125,3 +125,76 @@ async fn a_compose_edit_that_changes_nothing_offers_no_apply_and_records_nothing
     );
     assert!(!page.contains("Roll back to this"), "{page}");
 }
+
+#[tokio::test]
+async fn the_deploy_review_shows_the_safe_defaults_and_the_findings_they_fix() {
+    let app = TestApp::new().await;
+    let stack = TestStack::new("qfdefaults");
+    let st = stack.name.as_str();
+    let op = &app.operator;
+    // No logging (SK003) and no update_config (SK010): warnings the safe defaults cure.
+    let file = format!("services:\n  web:\n    image: {IMAGE}\n    deploy:\n      replicas: 2\n");
+
+    let review = app
+        .call(Call::post("/stacks/deploy").session(op).form(&[
+            ("stack", st),
+            ("compose", &file),
+            ("action", "preview"),
+        ]))
+        .await;
+    review.expect(200);
+    let page = review.text();
+    let notes = page
+        .split("id=\"diff-notes\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</ul>").next())
+        .unwrap_or_else(|| panic!("no safe defaults in the review:\n{page}"));
+    for setting in [
+        "update_config.failure_action",
+        "update_config.order",
+        "logging",
+    ] {
+        assert!(
+            notes.contains(&format!("safe default: {st}_web: {setting} = ")),
+            "{setting} in {notes}"
+        );
+    }
+    let lint = page
+        .split("id=\"lint\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</ul>").next())
+        .unwrap_or_else(|| panic!("no lint in the review:\n{page}"));
+    for rule in ["SK003", "SK010"] {
+        let item = lint
+            .split("<li")
+            .find(|li| li.contains(rule))
+            .unwrap_or_else(|| panic!("{rule} in {lint}"));
+        assert!(item.contains("fixed by the safe defaults"), "{item}");
+    }
+
+    // Only the findings the defaults cure are marked.
+    for item in lint
+        .split("<li")
+        .filter(|li| li.contains("fixed by the safe defaults"))
+    {
+        assert!(item.contains("SK003") || item.contains("SK010"), "{item}");
+    }
+
+    // The API's diff carries the same notes.
+    let diff = app
+        .call(
+            Call::post(&format!("/api/stacks/{st}/diff"))
+                .bearer(&op.token)
+                .json(&json!({"compose": file})),
+        )
+        .await;
+    diff.expect(200);
+    let body = diff.json();
+    assert!(
+        body["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("safe default: {st}_web: logging"))),
+        "{body}"
+    );
+}

@@ -19,6 +19,7 @@ use swarmkeeper_deploy::{
 };
 use swarmkeeper_engine::EngineError;
 use swarmkeeper_lint::{Finding, Severity};
+use swarmkeeper_rollout::apply_safe_defaults;
 use swarmkeeper_store::FileDigest;
 
 use super::jobs::follow;
@@ -33,7 +34,7 @@ use crate::routes::services::{load_services, RemovalQuery};
 use crate::state::AppState;
 use crate::views::own::{check_removal, own_part, removal_warning, OwnPart};
 use crate::views::services::ServiceRow;
-use crate::views::stack_diff::{stack_diff, StackDiff};
+use crate::views::stack_diff::{cured_by, stack_diff, StackDiff};
 
 #[derive(Serialize)]
 pub struct StackRow {
@@ -322,6 +323,30 @@ pub struct DeployRequest {
 pub struct LintView {
     pub findings: Vec<Finding>,
     pub errors: usize,
+    /// For each finding, whether the safe defaults the deploy adds cure it (a review only).
+    #[serde(skip)]
+    pub fixed_by_defaults: Vec<bool>,
+}
+
+impl LintView {
+    /// Whether the safe defaults cure the finding at `index`.
+    pub fn is_fixed_by_defaults(&self, index: &usize) -> bool {
+        self.fixed_by_defaults.get(*index).copied().unwrap_or(false)
+    }
+
+    /// Marks the findings the safe defaults `added` cure, each a compose service's name and
+    /// the setting filled in.
+    fn mark_fixed_by_defaults(&mut self, added: &[(String, &str)]) {
+        self.fixed_by_defaults = self
+            .findings
+            .iter()
+            .map(|f| {
+                added
+                    .iter()
+                    .any(|(service, setting)| *service == f.service && cured_by(f.rule, setting))
+            })
+            .collect();
+    }
 }
 
 #[derive(Serialize)]
@@ -388,6 +413,7 @@ fn lint_stack(stack: &Stack) -> LintView {
             .filter(|f| f.severity == Severity::Error)
             .count(),
         findings,
+        fixed_by_defaults: Vec::new(),
     }
 }
 
@@ -643,11 +669,23 @@ async fn preview_stack(
     request: &DeployRequest,
     how: Override,
 ) -> Result<(StackDiff, LintView), AppError> {
-    let (spec, lint) = prepare(stack, request, how)?;
+    let (spec, mut lint) = prepare(stack, request, how)?;
     let deploy_request = engine_request(state, &caller.user.name, stack, &request.compose);
     let options = state.deploy_options();
+    if options.safe_defaults {
+        let added: Vec<(String, &str)> = spec
+            .services
+            .iter()
+            .flat_map(|(service, spec)| {
+                apply_safe_defaults(&mut spec.clone())
+                    .into_iter()
+                    .map(move |note| (service.clone(), note.setting))
+            })
+            .collect();
+        lint.mark_fixed_by_defaults(&added);
+    }
     let engine = state.engine.clone();
-    let (result, _) = run_deploy(state, move |_, progress| {
+    let (result, notes) = run_deploy(state, move |_, progress| {
         Box::pin(async move {
             swarmkeeper_deploy::preview(
                 &engine,
@@ -662,7 +700,7 @@ async fn preview_stack(
     .await?;
     let preview = result.map_err(deploy_error)?;
     Ok((
-        stack_diff(stack, &preview, confirm_token(stack, request)),
+        stack_diff(stack, &preview, notes, confirm_token(stack, request)),
         lint,
     ))
 }

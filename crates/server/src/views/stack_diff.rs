@@ -46,13 +46,34 @@ pub struct StackDiff {
     pub left_alone: Vec<String>,
     /// Services that would be created, updated, restarted or removed.
     pub changed: usize,
+    /// What the deploy engine said while it prepared the deploy, as `swarmkeeper diff` prints
+    /// it: each safe default it adds (`safe default: s_web: update_config.order = start-first
+    /// (…)`), each image it pins to a digest, its warnings.
+    pub notes: Vec<String>,
     /// Given back with the deploy, it confirms the file, variables and name this diff was
     /// made from: the SHA-256 of them.
     pub confirm: String,
 }
 
-/// The diff of `preview`, a deploy of `stack` confirmed by `confirm`.
-pub fn stack_diff(stack: &str, preview: &Preview, confirm: String) -> StackDiff {
+/// Whether the safe default named `setting` ([`swarmkeeper_rollout::Note::setting`]) cures
+/// what lint rule `rule` finds: SK003 (no `logging`) by the `logging` default, SK010 (no
+/// `update_config`) by the `update_config.*` ones.
+pub fn cured_by(rule: &str, setting: &str) -> bool {
+    match rule {
+        "SK003" => setting == "logging",
+        "SK010" => setting.starts_with("update_config."),
+        _ => false,
+    }
+}
+
+/// The diff of `preview`, a deploy of `stack` confirmed by `confirm`; `notes` are the deploy
+/// engine's lines while it prepared it.
+pub fn stack_diff(
+    stack: &str,
+    preview: &Preview,
+    notes: Vec<String>,
+    confirm: String,
+) -> StackDiff {
     let services: Vec<ServiceChange> = preview
         .services
         .iter()
@@ -90,6 +111,7 @@ pub fn stack_diff(stack: &str, preview: &Preview, confirm: String) -> StackDiff 
             })
             .collect(),
         left_alone: preview.left_alone.clone(),
+        notes,
         confirm,
     }
 }
@@ -119,7 +141,12 @@ mod tests {
             }],
             left_alone: vec!["s_old".into()],
         };
-        let diff = stack_diff("s", &preview, "abc".into());
+        let diff = stack_diff(
+            "s",
+            &preview,
+            vec!["safe default: s_web: logging".into()],
+            "abc".into(),
+        );
         assert!(diff.changes);
         assert_eq!(diff.changed, 2);
         let actions: Vec<(&str, &str)> = diff
@@ -138,5 +165,14 @@ mod tests {
         assert_eq!(diff.services[0].changes[0].text, "image app:1 → app:2");
         assert_eq!(diff.objects[0].action, "create");
         assert_eq!(diff.left_alone, ["s_old"]);
+        assert_eq!(diff.notes, ["safe default: s_web: logging"]);
+    }
+
+    #[test]
+    fn the_defaults_cure_the_missing_logging_and_update_config_only() {
+        assert!(cured_by("SK003", "logging"));
+        assert!(cured_by("SK010", "update_config.failure_action"));
+        assert!(!cured_by("SK010", "rollback_config.order"));
+        assert!(!cured_by("SK001", "logging"));
     }
 }
