@@ -71,6 +71,16 @@ pub fn changed_by(by: &str) -> String {
     }
 }
 
+/// A revision's `by` split into who and, for a sentence that names its user ("edited in the
+/// dashboard by alice"), what they did ("edited in the dashboard"): a table's Who column takes
+/// the first, its Summary the second.
+pub fn who_and_what(by: &str) -> (&str, Option<&str>) {
+    match by.rsplit_once(" by ") {
+        Some((what, who)) if !who.is_empty() => (who, Some(what)),
+        _ => (by, None),
+    }
+}
+
 /// A timestamp to the second, in UTC, for tables.
 pub fn when(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%M:%S").to_string()
@@ -189,6 +199,11 @@ mod tests {
         assert_eq!(
             changed_by("edited in the dashboard by alice"),
             "edited in the dashboard by alice"
+        );
+        assert_eq!(who_and_what("alice"), ("alice", None));
+        assert_eq!(
+            who_and_what("rotated secret db → db.v2 in the dashboard by alice"),
+            ("alice", Some("rotated secret db → db.v2 in the dashboard"))
         );
     }
 

@@ -64,6 +64,24 @@ pub struct DeployRow {
     pub current: bool,
 }
 
+impl DeployRow {
+    /// Who made the revision, for the stack page's Who column: the name alone, also when the
+    /// revision's `by` is a sentence ("edited in the dashboard by alice").
+    pub fn who(&self) -> &str {
+        crate::page::who_and_what(&self.by).0
+    }
+
+    /// The stack page's Summary: what a dashboard change did (the rest of a sentence `by`),
+    /// then the recorded summary.
+    pub fn summary_line(&self) -> String {
+        let what = crate::page::who_and_what(&self.by).1;
+        what.into_iter()
+            .chain(Some(self.summary.as_str()).filter(|s| !s.is_empty()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 #[derive(Serialize)]
 pub struct StacksView {
     pub stacks: Vec<StackRow>,
