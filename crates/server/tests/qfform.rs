@@ -144,3 +144,33 @@ async fn a_port_another_service_publishes_is_refused_at_the_ports_field() {
     );
     assert_eq!(version(&name), before, "compose: nothing was applied");
 }
+
+#[tokio::test]
+async fn a_label_docker_stack_writes_is_refused_at_the_labels_field() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let service = TestService::running("stacklabel", &[], &["/bin/busybox", "sleep", "3600"]);
+    let name = service.name.clone();
+    service.wait_running(1);
+    let image = test_image();
+    let before = version(&name);
+    let page = app
+        .call(
+            Call::post(&format!("/services/{name}/edit"))
+                .session(op)
+                .form(&[
+                    ("name", name.as_str()),
+                    ("image", image),
+                    ("labels", "team=shop\ncom.docker.stack.namespace=evil"),
+                ]),
+        )
+        .await;
+    page.expect(422);
+    let text = page.text();
+    assert!(text.contains("data-field=\"labels\""), "{text}");
+    assert!(
+        text.contains("com.docker.stack.namespace: reserved for docker stack"),
+        "{text}"
+    );
+    assert_eq!(version(&name), before, "nothing was applied");
+}
