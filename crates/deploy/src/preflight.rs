@@ -48,24 +48,11 @@ pub(crate) async fn check(
         }
     }
     external_objects(engine, spec).await?;
-    let others: Vec<Published> = engine
-        .list_services(None)
-        .await?
-        .iter()
-        .filter(|s| !spec.services.values().any(|w| w.name == s.name))
-        .filter(|s| pruned.is_none() || s.view.stack() != pruned)
-        .flat_map(|s| {
-            s.view
-                .ports
-                .iter()
-                .filter(|p| p.publish_mode != PublishMode::Host && p.published_port != 0)
-                .map(|p| Published {
-                    service: s.name.clone(),
-                    protocol: p.protocol.clone(),
-                    port: p.published_port,
-                })
-        })
-        .collect();
+    let others = published_by(engine, |s| {
+        !spec.services.values().any(|w| w.name == s.name)
+            && (pruned.is_none() || s.view.stack() != pruned)
+    })
+    .await?;
     let wanted: Vec<Published> = spec
         .services
         .values()
@@ -73,7 +60,7 @@ pub(crate) async fn check(
             s.endpoint_spec
                 .ports
                 .iter()
-                .filter(|p| p.publish_mode != "host" && p.published_port != 0)
+                .filter(|p| p.published_port != 0)
                 .map(|p| Published {
                     service: s.name.clone(),
                     protocol: if p.protocol.is_empty() {
@@ -82,17 +69,86 @@ pub(crate) async fn check(
                         p.protocol.clone()
                     },
                     port: p.published_port,
+                    host: p.publish_mode == "host",
                 })
         })
         .collect();
     if let Some((first, second)) = port_clashes(&wanted, &others).into_iter().next() {
         return Err(DeployError::Input(format!(
-            "service {} publishes port {}/{}, which service {} already publishes: a port of \
-             the routing mesh belongs to one service",
-            second.service, second.port, second.protocol, first.service
+            "service {} publishes port {}/{}, which {}",
+            second.service,
+            second.port,
+            second.protocol,
+            already_published(&first, &second)
         )));
     }
     Ok(())
+}
+
+/// Which port of the services `wanted` (a form's, an edited compose text's: name and view)
+/// another service of the swarm, or another of `wanted`, already publishes, as [`check`]
+/// weighs a stack file's: `("web1", "port 18081/tcp, which service porty already publishes:
+/// …")`. The running ports of the services named in `wanted` are theirs to change. `None`:
+/// no clash.
+pub async fn port_in_use(
+    engine: &Engine,
+    wanted: &[(&str, &ServiceView)],
+) -> Result<Option<(String, String)>, EngineError> {
+    let others = published_by(engine, |s| !wanted.iter().any(|(n, _)| *n == s.name)).await?;
+    let wanted: Vec<Published> = wanted
+        .iter()
+        .flat_map(|(name, view)| ports_of(name, view))
+        .collect();
+    Ok(port_clashes(&wanted, &others)
+        .into_iter()
+        .next()
+        .map(|(first, second)| {
+            let why = format!(
+                "port {}/{}, which {}",
+                second.port,
+                second.protocol,
+                already_published(&first, &second)
+            );
+            (second.service, why)
+        }))
+}
+
+/// The ports the swarm's services that `keep` publish.
+async fn published_by(
+    engine: &Engine,
+    keep: impl Fn(&swarmkeeper_engine::Service) -> bool,
+) -> Result<Vec<Published>, EngineError> {
+    Ok(engine
+        .list_services(None)
+        .await?
+        .iter()
+        .filter(|s| keep(s))
+        .flat_map(|s| ports_of(&s.name, &s.view).collect::<Vec<_>>())
+        .collect())
+}
+
+fn ports_of<'a>(service: &'a str, view: &'a ServiceView) -> impl Iterator<Item = Published> + 'a {
+    view.ports
+        .iter()
+        .filter(|p| p.published_port != 0)
+        .map(move |p| Published {
+            service: service.to_owned(),
+            protocol: p.protocol.clone(),
+            port: p.published_port,
+            host: p.publish_mode == PublishMode::Host,
+        })
+}
+
+/// The end of a clash's message: who has the port and why the pair cannot work.
+fn already_published(first: &Published, second: &Published) -> String {
+    let why = if first.host || second.host {
+        "the routing mesh takes a port on every node, so a host-mode port of the same number \
+         is lost"
+    } else {
+        "a port of the routing mesh belongs to one service"
+    };
+    let mode = if first.host { " in host mode" } else { "" };
+    format!("service {} already publishes{mode}: {why}", first.service)
 }
 
 /// Why the service `view` (a form's, an edited compose text's) would have no node to run

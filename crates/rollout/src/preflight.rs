@@ -445,19 +445,24 @@ pub fn rotation_version(text: &str) -> Option<(&str, u64)> {
     Some((base, n.parse().ok()?))
 }
 
-/// A published port: who publishes it, on which protocol.
+/// A published port: who publishes it, on which protocol, in which mode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Published {
     pub service: String,
     pub protocol: String,
     pub port: u32,
+    /// Published in host mode (on the node that runs the task only), not through the
+    /// routing mesh.
+    pub host: bool,
 }
 
-/// Ports published through the routing mesh (ingress) that two services would share: Swarm
-/// gives each such port to one service only. `wanted` are the stack's, `others` the
-/// services of the swarm outside it (or not redeployed by it). Host-mode ports are left out:
-/// they clash only on one node, which Swarm's scheduler sorts out. Each clash once, as
-/// `(first, second)`.
+/// Ports two services would share where that cannot work: Swarm gives a port of the routing
+/// mesh (ingress) to one service only, and the mesh takes it on every node, so a host-mode
+/// port of the same number is lost wherever it runs (the engine accepts that pair and the
+/// host-mode service stops being reachable). Two host-mode ports clash only on one node,
+/// which Swarm's scheduler sorts out, so they are left out. `wanted` are the stack's,
+/// `others` the services of the swarm outside it (or not redeployed by it). Each clash once,
+/// as `(first, second)`.
 pub fn port_clashes(wanted: &[Published], others: &[Published]) -> Vec<(Published, Published)> {
     let mut clashes = Vec::new();
     for (i, port) in wanted.iter().enumerate() {
@@ -465,6 +470,7 @@ pub fn port_clashes(wanted: &[Published], others: &[Published]) -> Vec<(Publishe
             other.port == port.port
                 && other.protocol.eq_ignore_ascii_case(&port.protocol)
                 && other.service != port.service
+                && !(other.host && port.host)
         };
         if let Some(first) = wanted[..i].iter().find(same).or(others.iter().find(same)) {
             clashes.push((first.clone(), port.clone()));
@@ -725,6 +731,7 @@ mod tests {
             service: service.into(),
             protocol: protocol.into(),
             port,
+            host: false,
         };
         let wanted = [
             p("s_web", "tcp", 8080),
@@ -742,5 +749,30 @@ mod tests {
             ]
         );
         assert!(port_clashes(&wanted[2..], &[]).is_empty());
+    }
+
+    #[test]
+    fn a_host_mode_port_clashes_with_the_mesh_only() {
+        let p = |service: &str, port, host| Published {
+            service: service.into(),
+            protocol: "tcp".into(),
+            port,
+            host,
+        };
+        // The dashboard's host-mode 8080: an ingress 8080 would take it on every node.
+        let others = [
+            p("swarmkeeper_server", 8080, true),
+            p("porty", 18081, false),
+        ];
+        assert_eq!(
+            port_clashes(&[p("web1", 8080, false)], &others),
+            [(p("swarmkeeper_server", 8080, true), p("web1", 8080, false))]
+        );
+        assert_eq!(
+            port_clashes(&[p("web1", 18081, true)], &others),
+            [(p("porty", 18081, false), p("web1", 18081, true))]
+        );
+        // Two host-mode ports: the scheduler puts the tasks on different nodes.
+        assert!(port_clashes(&[p("web1", 8080, true)], &others).is_empty());
     }
 }

@@ -279,6 +279,21 @@ async fn unplaceable(
     Ok(unplaceable.as_ref().map(placement_error))
 }
 
+/// The Ports field's error when the service `name` of `spec` would publish a port another
+/// service already has: the deploy preflight's rule, asked before the preview, since the
+/// engine refuses it only when applied (or, against a host-mode port, takes that port away).
+async fn port_in_use(
+    state: &AppState,
+    name: &str,
+    spec: &serde_json::Value,
+) -> Result<Option<FieldError>, AppError> {
+    let Ok(view) = ServiceView::read(spec) else {
+        return Ok(None);
+    };
+    let clash = swarmkeeper_deploy::port_in_use(&state.engine, &[(name, &view)]).await?;
+    Ok(clash.map(|(_, why)| FieldError::new("ports", format!("this service would publish {why}"))))
+}
+
 /// What a form or compose text of `stack` may name: the swarm's secrets and configs by name;
 /// and the modes of the `running` services it edits, which Swarm cannot change.
 async fn context(
@@ -357,6 +372,10 @@ async fn save(
         .map(|view| lint_running(&view))
         .unwrap_or_default();
     if let Some(error) = unplaceable(state, &spec).await? {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return refuse(uri, editing.as_deref(), &post.form, vec![error], status);
+    }
+    if let Some(error) = port_in_use(state, &name, &spec).await? {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return refuse(uri, editing.as_deref(), &post.form, vec![error], status);
     }
@@ -678,6 +697,15 @@ async fn apply_compose(
             }
         }
         desired.push((name, spec));
+    }
+    let views: Vec<(&str, ServiceView)> = desired
+        .iter()
+        .filter_map(|(name, spec)| Some((name.as_str(), ServiceView::read(spec).ok()?)))
+        .collect();
+    let views: Vec<(&str, &ServiceView)> = views.iter().map(|(n, v)| (*n, v)).collect();
+    if let Some((name, why)) = swarmkeeper_deploy::port_in_use(&state.engine, &views).await? {
+        let message = format!("{file_name}: service {name} would publish {why}");
+        return refused(message, post.compose);
     }
     // Nothing to apply: the page says "No change." with no apply button, and an apply (a
     // stale page's, or the API's) records no revision.

@@ -1344,6 +1344,17 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
             }
         }
     }
+    // Written from the service's stack (as `docker stack deploy` writes them), so a line
+    // setting one would be dropped without a word.
+    for item in items(&form.labels) {
+        let key = item.split_once('=').map_or(item, |(k, _)| k).trim();
+        if [LABEL_NAMESPACE, LABEL_IMAGE].contains(&key) {
+            errors.push(FieldError::new(
+                "labels",
+                format!("{key}: reserved for docker stack (set from the service's stack)"),
+            ));
+        }
+    }
     // The docker CLI fills a bare NAME from its own environment; the dashboard has none to
     // give, and Swarm would pass the bare name, which sets nothing.
     if let Some(item) = items(&form.env).find(|item| !item.contains('=')) {
@@ -2035,6 +2046,11 @@ mod tests {
             }),
             ("rollback_order", |f| f.rollback_order = "x".into()),
             ("labels", |f| f.labels = "no key".into()),
+            // Tryout 7 finding 18: dropped without a word before.
+            ("labels", |f| {
+                f.labels = "team=shop\ncom.docker.stack.namespace=evil".into()
+            }),
+            ("labels", |f| f.labels = "com.docker.stack.image=x".into()),
             ("log_driver", |f| f.log_driver = "no such driver".into()),
             ("log_options", |f| f.log_options = "=v".into()),
             // Issue #14: what passed the preview and failed only at the engine or rollout.
