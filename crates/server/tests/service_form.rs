@@ -457,6 +457,8 @@ async fn a_create_whose_task_exits_within_the_monitor_window_fails_and_is_remove
     answer.expect(409);
     let body = answer.json();
     assert_eq!(body["succeeded"], false, "{body}");
+    assert_eq!(body["outcome"], "rolled back", "{body}");
+    assert_eq!(body["action"], "not created", "{body}");
     assert!(
         body.to_string().contains("exited 1") && body.to_string().contains("monitor window"),
         "{body}"

@@ -66,8 +66,8 @@ pub struct FormPreview {
 pub struct ServiceChange {
     /// The service, or the stack edited as compose.
     pub service: String,
-    /// `created`, `edited`, `edited as compose` or `no change` (nothing applied, no
-    /// revision).
+    /// `created`, `not created` (it failed and was removed again), `edited`, `edited as
+    /// compose` or `no change` (nothing applied, no revision).
     pub action: &'static str,
     pub changes: Vec<String>,
     /// As [`FormPreview::notes`].
@@ -442,6 +442,11 @@ async fn save(
         (false, _) => StatusCode::CONFLICT,
         (true, None) => StatusCode::CREATED,
         (true, Some(_)) => StatusCode::OK,
+    };
+    // A create that failed was removed again: there is no service to call created.
+    let action = match (deploy.succeeded, &current) {
+        (false, None) => "not created",
+        _ => action,
     };
     Ok(Reply::page(ServiceChange {
         service: name,
