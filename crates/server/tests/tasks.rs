@@ -29,15 +29,7 @@ async fn a_task_shows_its_exit_code_restarts_logs_and_why_it_waits() {
                 >= 3
         },
     );
-    let newest_failed = support::docker(&[
-        "service",
-        "ps",
-        "-q",
-        "--no-trunc",
-        "--filter",
-        "desired-state=shutdown",
-        &failing.name,
-    ]);
+    let newest_failed = shut_down_tasks(&failing.name);
     let id = newest_failed
         .lines()
         .next()
@@ -159,15 +151,7 @@ async fn an_oom_killed_task_reads_the_same_in_its_slot_table() {
     );
     let mut id = String::new();
     wait_for("the task to fail", Duration::from_secs(60), || {
-        id = support::docker(&[
-            "service",
-            "ps",
-            "-q",
-            "--no-trunc",
-            "--filter",
-            "desired-state=shutdown",
-            &hog.name,
-        ]);
+        id = shut_down_tasks(&hog.name);
         !id.trim().is_empty()
     });
     let id = id.lines().next().unwrap().to_owned();
@@ -193,4 +177,17 @@ fn futures_page(app: &TestApp, id: &str) -> String {
     tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(async { app.call(call).await.text() })
     })
+}
+
+/// The ids of `service`'s tasks Swarm shut down, newest first, one a line.
+fn shut_down_tasks(service: &str) -> String {
+    support::docker(&[
+        "service",
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        "desired-state=shutdown",
+        service,
+    ])
 }
