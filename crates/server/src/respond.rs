@@ -279,30 +279,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Input<T> {
         let parsed = match format {
             Format::Json => {
                 let mut json = serde_json::Deserializer::from_slice(&body);
-                let status = |e: &serde_json::Error| match e.is_data() {
-                    true => StatusCode::UNPROCESSABLE_ENTITY,
-                    false => StatusCode::BAD_REQUEST,
-                };
-                // A key no field takes is a typo or a field of another version: refused by
-                // name rather than dropped (`subnett` would have let the engine pick a subnet).
-                let mut unknown = Vec::new();
-                let mut note = |path: serde_ignored::Path| unknown.push(path.to_string());
-                let read = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
-                    &mut json, &mut note,
-                ));
-                read.map_err(|e| (status(e.inner()), field_error(e.path(), e.inner())))
-                    .and_then(|value| {
-                        json.end()
-                            .map(|()| value)
-                            .map_err(|e| (status(&e), e.to_string()))
-                    })
-                    .and_then(|value| match unknown.first() {
-                        None => Ok(value),
-                        Some(key) => Err((
-                            StatusCode::BAD_REQUEST,
-                            format!("{key}: unknown field (see /api/openapi.json)"),
-                        )),
-                    })
+                read_json(&mut json).and_then(|value| {
+                    json.end()
+                        .map(|()| value)
+                        .map_err(|e| (json_error_status(&e), e.to_string()))
+                })
             }
             Format::Html => {
                 let form = serde_urlencoded::Deserializer::new(form_urlencoded::parse(&body));
@@ -314,11 +295,54 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Input<T> {
                 })
             }
         };
-        match parsed {
-            Ok(value) => Ok(Input(value)),
-            Err((StatusCode::UNPROCESSABLE_ENTITY, message)) => Err(AppError::BadInput(message)),
-            Err((status, message)) => Err(AppError::Rejected { status, message }),
-        }
+        parsed.map(Input).map_err(input_error)
+    }
+}
+
+/// A JSON body already read as a value (one laid over the current values, or one whose
+/// struct takes its fields through `#[serde(flatten)]`, which hides unknown keys), read as
+/// [`Input`] reads a body: a key no field of `T` takes is refused by name (400).
+pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
+    read_json(value).map_err(input_error)
+}
+
+/// `T` from JSON; a key no field takes is a typo or a field of another version: refused by
+/// name rather than dropped (`subnett` would have let the engine pick a subnet).
+fn read_json<'de, T, D>(json: D) -> Result<T, (StatusCode, String)>
+where
+    T: DeserializeOwned,
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path| unknown.push(path.to_string());
+    let read = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(json, &mut note));
+    let value = read.map_err(|e| {
+        (
+            json_error_status(e.inner()),
+            field_error(e.path(), e.inner()),
+        )
+    })?;
+    match unknown.first() {
+        None => Ok(value),
+        Some(key) => Err((
+            StatusCode::BAD_REQUEST,
+            format!("{key}: unknown field (see /api/openapi.json)"),
+        )),
+    }
+}
+
+/// 422 for a body that is JSON but not the right shape, 400 for one that is not JSON.
+fn json_error_status(e: &serde_json::Error) -> StatusCode {
+    match e.is_data() {
+        true => StatusCode::UNPROCESSABLE_ENTITY,
+        false => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn input_error((status, message): (StatusCode, String)) -> AppError {
+    match status {
+        StatusCode::UNPROCESSABLE_ENTITY => AppError::BadInput(message),
+        status => AppError::Rejected { status, message },
     }
 }
 

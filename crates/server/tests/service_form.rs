@@ -457,6 +457,8 @@ async fn a_create_whose_task_exits_within_the_monitor_window_fails_and_is_remove
     answer.expect(409);
     let body = answer.json();
     assert_eq!(body["succeeded"], false, "{body}");
+    assert_eq!(body["outcome"], "rolled back", "{body}");
+    assert_eq!(body["action"], "not created", "{body}");
     assert!(
         body.to_string().contains("exited 1") && body.to_string().contains("monitor window"),
         "{body}"
@@ -465,4 +467,68 @@ async fn a_create_whose_task_exits_within_the_monitor_window_fails_and_is_remove
         try_docker(&["service", "inspect", &name]).is_err(),
         "{body}"
     );
+}
+
+/// Tryout 7, finding 2: the service bodies refuse a key no field takes (`replicass`,
+/// `imagee`) by name, as every other API body does, with nothing created or applied; and an
+/// edit that changes nothing answers "no change" without recording a revision.
+#[tokio::test]
+async fn a_service_body_with_an_unknown_field_is_refused_and_a_no_op_edit_records_nothing() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let name = unique("typo");
+    let _service = TestService { name: name.clone() };
+    let message = app
+        .call(Call::post("/api/services").bearer(&op.token).json(&json!({
+            "name": name,
+            "image": test_image(),
+            "replicass": 3,
+        })))
+        .await
+        .expect_json_error(400);
+    assert_eq!(
+        message, "replicass: unknown field (see /api/openapi.json)",
+        "{message}"
+    );
+    assert!(try_docker(&["service", "inspect", &name]).is_err());
+
+    // `confirm` is the page's field: the API takes it and applies at once.
+    app.call(Call::post("/api/services").bearer(&op.token).json(&json!({
+        "name": name,
+        "image": test_image(),
+        "command": "/bin/busybox sleep 3600",
+        "labels": [TEST_LABEL],
+        "confirm": "yes",
+    })))
+    .await
+    .expect(201);
+    let before = version(&name);
+    let message = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&json!({"imagee": test_image()})),
+        )
+        .await
+        .expect_json_error(400);
+    assert_eq!(
+        message, "imagee: unknown field (see /api/openapi.json)",
+        "{message}"
+    );
+    let unchanged = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&json!({"command": "/bin/busybox sleep 3600"})),
+        )
+        .await;
+    let history = app.state.history().revisions(&name).await.unwrap();
+    support::remove_history(&name);
+    unchanged.expect(200);
+    let unchanged = unchanged.json();
+    assert_eq!(unchanged["action"], "no change", "{unchanged}");
+    assert_eq!(unchanged["changes"], json!([]), "{unchanged}");
+    assert_eq!(unchanged["revision"], Value::Null, "{unchanged}");
+    assert_eq!(version(&name), before, "nothing was applied");
+    assert_eq!(history.len(), 1, "only the create is recorded");
 }

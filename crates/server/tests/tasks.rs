@@ -29,15 +29,7 @@ async fn a_task_shows_its_exit_code_restarts_logs_and_why_it_waits() {
                 >= 3
         },
     );
-    let newest_failed = support::docker(&[
-        "service",
-        "ps",
-        "-q",
-        "--no-trunc",
-        "--filter",
-        "desired-state=shutdown",
-        &failing.name,
-    ]);
+    let newest_failed = shut_down_tasks(&failing.name);
     let id = newest_failed
         .lines()
         .next()
@@ -137,4 +129,65 @@ fn futures_block(app: &TestApp, id: &str, token: &str) -> Value {
                 .json()
         })
     })
+}
+
+/// Tryout 7, finding 5: a task the kernel's OOM killer killed reads the same in its slot
+/// table as on its Exit code line (`exit 137 (killed: out of memory, limit 16 MiB)`), not
+/// Swarm's bare `non-zero exit (137)`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_killed_task_reads_the_same_in_its_slot_table() {
+    let app = TestApp::new().await;
+    let hog = TestService::running(
+        "taskoom",
+        &["--limit-memory", "16M", "--restart-condition", "none"],
+        &[
+            "/bin/busybox",
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=64M",
+            "count=1",
+        ],
+    );
+    let mut id = String::new();
+    wait_for("the task to fail", Duration::from_secs(60), || {
+        id = shut_down_tasks(&hog.name);
+        !id.trim().is_empty()
+    });
+    let id = id.lines().next().unwrap().to_owned();
+    let mut text = String::new();
+    wait_for("the exit code", Duration::from_secs(30), || {
+        let page = futures_page(&app, &id);
+        text = page;
+        text.contains(r#"<dd id="exit">"#)
+    });
+    let oom = "exit 137 (killed: out of memory, limit 16 MiB)";
+    assert!(
+        text.contains(&format!(r#"<dd id="exit">{oom}</dd>"#)),
+        "{text}"
+    );
+    let table = text.split("<tbody>").last().unwrap();
+    assert!(table.contains(oom), "{table}");
+    assert!(!table.contains("non-zero exit (137)"), "{table}");
+}
+
+/// The task's page, from a synchronous check.
+fn futures_page(app: &TestApp, id: &str) -> String {
+    let call = support::Call::get(&format!("/tasks/{id}")).session(&app.viewer);
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(async { app.call(call).await.text() })
+    })
+}
+
+/// The ids of `service`'s tasks Swarm shut down, newest first, one a line.
+fn shut_down_tasks(service: &str) -> String {
+    support::docker(&[
+        "service",
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        "desired-state=shutdown",
+        service,
+    ])
 }

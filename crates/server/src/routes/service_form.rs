@@ -66,7 +66,8 @@ pub struct FormPreview {
 pub struct ServiceChange {
     /// The service, or the stack edited as compose.
     pub service: String,
-    /// `created`, `edited` or `edited as compose`.
+    /// `created`, `not created` (it failed and was removed again), `edited`, `edited as
+    /// compose` or `no change` (nothing applied, no revision).
     pub action: &'static str,
     pub changes: Vec<String>,
     /// As [`FormPreview::notes`].
@@ -142,8 +143,9 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     uri: Uri,
-    Input(post): Input<FormPost>,
+    Input(body): Input<serde_json::Value>,
 ) -> Result<Reply, AppError> {
+    let post = read_post(&uri, body)?;
     if inspect(&state, post.form.name.trim()).await.is_ok() {
         let error = FieldError::new(
             "name",
@@ -166,9 +168,10 @@ pub async fn edit(
 ) -> Result<Reply, AppError> {
     let service = inspect(&state, &name).await?;
     // A field the body leaves out keeps the service's value; the name is the path's.
-    let post: FormPost =
-        serde_json::from_value(overlay_body(&ServiceForm::of_view(&service.view), body)?)
-            .map_err(|e| AppError::BadInput(e.to_string()))?;
+    let post = read_post(
+        &uri,
+        overlay_body(&ServiceForm::of_view(&service.view), body)?,
+    )?;
     let name = service.name.clone();
     if post.form.name.trim() != name {
         let error = FieldError::new(
@@ -184,6 +187,26 @@ pub async fn edit(
         );
     }
     save(&state, &caller, &uri, Some(service), post).await
+}
+
+/// A create's or an edit's body. The JSON twin is read field for field as the form, so a
+/// key no field takes (`replicass`) is refused by name as every API body's is (through
+/// [`FormPost`]'s flatten it would be dropped unseen); `confirm` is a page's and means nothing
+/// there. The page's form keeps its other fields (the CSRF token) and is read as it was.
+fn read_post(uri: &Uri, body: serde_json::Value) -> Result<FormPost, AppError> {
+    match Format::of(uri.path()) {
+        Format::Json => {
+            let mut body = body;
+            if let Some(fields) = body.as_object_mut() {
+                fields.remove("confirm");
+            }
+            Ok(FormPost {
+                form: crate::respond::from_json_value(body)?,
+                confirm: String::new(),
+            })
+        }
+        Format::Html => serde_json::from_value(body).map_err(|e| AppError::BadInput(e.to_string())),
+    }
 }
 
 /// An edit's body laid over the form of the service as it is: the fields the body gives
@@ -392,6 +415,24 @@ async fn save(
             }),
         }));
     }
+    if let (Some(current), true) = (&current, change_lines.is_empty()) {
+        // Nothing to apply: no update, and no revision that says "unchanged".
+        return Ok(Reply::page(ServiceChange {
+            service: name.clone(),
+            action: "no change",
+            changes: change_lines,
+            notes,
+            findings,
+            deploy: MovedGroup {
+                stack: history_stack(current).to_owned(),
+                services: vec![name],
+                revision: None,
+                outcome: "unchanged".to_owned(),
+                succeeded: true,
+                progress: Vec::new(),
+            },
+        }));
+    }
     let (action, verb) = match &current {
         Some(_) => ("edited", "edit-service"),
         None => ("created", "create-service"),
@@ -420,6 +461,11 @@ async fn save(
         (false, _) => StatusCode::CONFLICT,
         (true, None) => StatusCode::CREATED,
         (true, Some(_)) => StatusCode::OK,
+    };
+    // A create that failed was removed again: there is no service to call created.
+    let action = match (deploy.succeeded, &current) {
+        (false, None) => "not created",
+        _ => action,
     };
     Ok(Reply::page(ServiceChange {
         service: name,

@@ -64,7 +64,7 @@ pub async fn show(
         )
     };
     let now = Timestamp::now();
-    let facts = task_facts(&state, &task, &service, now).await?;
+    let facts = task_facts(&state, &task, &siblings, &service, now).await?;
     let usage = UsageCharts::draw(
         format!("/tasks/{}", url_encode(&task.id)),
         &service_series(&state, &service, Some(&task.id), UsageRange::Hour, now)?,
@@ -80,36 +80,34 @@ pub async fn show(
 }
 
 /// What the server knows of `task` (of service `service`) beyond Swarm's listing: whether
-/// its container was OOM-killed (its engine's `State.OOMKilled` when the container is on the
-/// server's node and still there, else the kills the agent counted in it), its memory limit,
-/// and its slot's ends the alert evaluations remember.
+/// its container and those of its slot's other tasks (among `siblings`) were OOM-killed (see
+/// [`oom_kill`]), its memory limit, and its slot's ends the alert evaluations remember.
 async fn task_facts(
     state: &AppState,
     task: &Task,
+    siblings: &[Task],
     service: &str,
     now: Timestamp,
 ) -> Result<TaskFacts, AppError> {
-    let since = task
-        .created_at
-        .unwrap_or(now - jiff::SignedDuration::from_hours(24 * 30));
-    let counted = if task.exit_code.is_some() {
-        state
-            .store()
-            .task_oom_kills(service, &task.id, since)
-            .map_err(AppError::internal)?
-    } else {
-        None
-    };
-    let engine_says = match (&task.container_id, task.exit_code) {
-        (Some(container), Some(_)) if counted.is_none() => {
-            state.engine.container_oom_killed(container).await.ok()
+    let mut slot_ooms = HashMap::new();
+    for t in siblings
+        .iter()
+        .filter(|t| t.id != task.id && t.slot_key() == task.slot_key())
+    {
+        if let Some(limit) = oom_kill(state, t, service, now).await? {
+            slot_ooms.insert(t.id.clone(), limit);
         }
-        _ => None,
-    };
-    let spec_limit = Some(task.limits().memory_bytes).filter(|b| *b > 0);
+    }
+    let own = oom_kill(state, task, service, now).await?;
+    if let Some(limit) = own {
+        slot_ooms.insert(task.id.clone(), limit);
+    }
     Ok(TaskFacts {
-        oom_killed: counted.is_some() || engine_says == Some(true),
-        memory_limit_bytes: counted.and_then(|(_, limit)| limit).or(spec_limit),
+        oom_killed: own.is_some(),
+        memory_limit_bytes: own
+            .flatten()
+            .or(Some(task.limits().memory_bytes).filter(|b| *b > 0)),
+        slot_ooms,
         slot_ends: state
             .alerting
             .slot_ends(&task.service_id, &task.slot_key())
@@ -117,6 +115,36 @@ async fn task_facts(
         restarts_within: state.alerting.rules().restart_loop.within,
         now,
     })
+}
+
+/// Whether the kernel's OOM killer killed in `task`'s container (the kills the agent counted
+/// in it, else its engine's `State.OOMKilled` when the container is on the server's node and
+/// still there), with its memory limit: the one counted, else its spec's.
+async fn oom_kill(
+    state: &AppState,
+    task: &Task,
+    service: &str,
+    now: Timestamp,
+) -> Result<Option<Option<u64>>, AppError> {
+    if task.exit_code.is_none() {
+        return Ok(None);
+    }
+    let since = task
+        .created_at
+        .unwrap_or(now - jiff::SignedDuration::from_hours(24 * 30));
+    let counted = state
+        .store()
+        .task_oom_kills(service, &task.id, since)
+        .map_err(AppError::internal)?;
+    let spec_limit = Some(task.limits().memory_bytes).filter(|b| *b > 0);
+    if let Some((_, limit)) = counted {
+        return Ok(Some(limit.or(spec_limit)));
+    }
+    let engine_says = match &task.container_id {
+        Some(container) => state.engine.container_oom_killed(container).await.ok(),
+        None => None,
+    };
+    Ok((engine_says == Some(true)).then_some(spec_limit))
 }
 
 /// The task, or 404 naming it.

@@ -31,7 +31,7 @@ pub struct TaskDetail {
     /// `10m0s`.
     pub restarts_within: String,
     /// Its slot's tasks Swarm still lists, newest first, itself included.
-    pub history: Vec<TaskRow>,
+    pub history: Vec<SlotTask>,
     /// How its container ended, in words, when it did (see [`exit_wording`]).
     pub exit: Option<String>,
     /// Swarm's error without what `exit` already says (`task: non-zero exit (1)` is only
@@ -42,6 +42,18 @@ pub struct TaskDetail {
     pub show_message: bool,
 }
 
+/// A row of the slot table.
+#[derive(Serialize)]
+pub struct SlotTask {
+    #[serde(flatten)]
+    pub row: TaskRow,
+    /// The Error column: an OOM kill worded as the exit line is (`exit 137 (killed: out of
+    /// memory, limit 16 MiB)`, see [`task_outcome`]), else [`TaskRow::error_text`]. Pages
+    /// only: the JSON has `exit_code` and `error`.
+    #[serde(skip)]
+    pub outcome: String,
+}
+
 /// What the server knows of a task beyond Swarm's listing.
 #[derive(Clone, Debug, Default)]
 pub struct TaskFacts {
@@ -50,6 +62,9 @@ pub struct TaskFacts {
     pub oom_killed: bool,
     /// Its memory limit in bytes: as the agent measured it, else its spec's; `None` without.
     pub memory_limit_bytes: Option<u64>,
+    /// Its slot's tasks (itself included) the OOM killer killed in, by task id, with the
+    /// memory limit as [`TaskFacts::memory_limit_bytes`].
+    pub slot_ooms: HashMap<String, Option<u64>>,
     /// Its slot's ends the alert evaluations saw (task id, when).
     pub slot_ends: Vec<(String, Timestamp)>,
     /// How far back restarts are counted (the restart-loop rule's window).
@@ -210,8 +225,33 @@ pub fn task_detail(
         pending_reason,
         restarts: restarts.len(),
         restarts_within: format_duration(facts.restarts_within),
-        history: task_rows(service, &same_slot, hostnames),
+        history: task_rows(service, &same_slot, hostnames)
+            .into_iter()
+            .map(|row| slot_task(row, &same_slot, &facts.slot_ooms))
+            .collect(),
     }
+}
+
+fn slot_task(row: TaskRow, tasks: &[&Task], ooms: &HashMap<String, Option<u64>>) -> SlotTask {
+    let task = tasks.iter().find(|t| t.id == row.id);
+    let exit = match (task, ooms.get(&row.id), row.exit_code) {
+        (Some(task), Some(limit), Some(code)) => Some(ExitFacts {
+            code,
+            stopped_by_swarm: task.stopped_by_swarm(),
+            oom_killed: true,
+            memory_limit_bytes: *limit,
+        }),
+        _ => None,
+    };
+    let outcome = match exit {
+        Some(exit) => match task_outcome(&row.error, Some(&exit)) {
+            (Some(line), rest) if rest.is_empty() => line,
+            (Some(line), rest) => format!("{line}: {rest}"),
+            (None, rest) => rest,
+        },
+        None => row.error_text(),
+    };
+    SlotTask { row, outcome }
 }
 
 #[cfg(test)]
@@ -349,12 +389,18 @@ mod tests {
             !detail.show_message,
             "\"started\" is not news once it ended"
         );
+        assert_eq!(detail.history[0].outcome, "task: non-zero exit (137)");
         let oom = TaskFacts {
             oom_killed: true,
             memory_limit_bytes: Some(16 << 20),
+            slot_ooms: HashMap::from([("t1".to_owned(), Some(16 << 20))]),
             ..facts.clone()
         };
         let detail = task_detail(&failed, "web", &[failed.clone()], &HashMap::new(), &oom);
+        assert_eq!(
+            detail.history[0].outcome, "exit 137 (killed: out of memory, limit 16 MiB)",
+            "the slot table words it as the exit line does"
+        );
         assert_eq!(
             detail.exit.as_deref(),
             Some("exit 137 (killed: out of memory, limit 16 MiB)")
@@ -388,7 +434,7 @@ mod tests {
             detail.pending_reason.as_deref(),
             Some("no suitable node (1 node not available for new tasks)")
         );
-        let ids: Vec<&str> = detail.history.iter().map(|r| r.id.as_str()).collect();
+        let ids: Vec<&str> = detail.history.iter().map(|r| r.row.id.as_str()).collect();
         assert_eq!(ids, ["t3", "t2", "t1"]);
         assert_eq!(detail.row.name, "web.1");
         let first = task_detail(&tasks[0], "web", &tasks, &HashMap::new(), &facts);
