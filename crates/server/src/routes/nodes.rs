@@ -24,7 +24,9 @@ use crate::respond::Reply;
 use crate::routes::usage::{node_series, UsageCharts};
 use crate::state::AppState;
 use crate::views::chart::disk_chart;
-use crate::views::nodes::{node_rows, start_of_day, NodeHistory, NodeRow};
+use crate::views::nodes::{
+    node_rows, start_of_day, taken_over_after_pressure, NodeHistory, NodeRow,
+};
 use swarmkeeper_report::ReportingState;
 
 #[derive(Serialize)]
@@ -117,6 +119,9 @@ pub struct NodeView {
     pub unbounded_logs: Vec<UnboundedLog>,
     /// Disk usage samples of the last 24 hours: `[unix ms, used bytes, capacity bytes]`.
     pub disk_history: Vec<(i64, u64, u64)>,
+    /// Paused by swarmkeeper for disk pressure, then taken over by an operator
+    /// ([`taken_over_after_pressure`]): swarmkeeper will not set it active again.
+    pub taken_over: bool,
     /// The disk chart, an SVG the page shows.
     #[serde(skip)]
     chart: String,
@@ -182,6 +187,20 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
     } else {
         (None, Vec::new())
     };
+    let taken_over = in_swarm && row.disk_pressure.is_none() && row.availability != "active" && {
+        use crate::pressure::{FORGET_ACTION, PAUSE_ACTION, RELEASE_ACTION};
+        let last = swarmkeeper_auth::store::latest_audit_of(
+            &state.auth(),
+            &row.id,
+            &[PAUSE_ACTION, RELEASE_ACTION, FORGET_ACTION],
+        )
+        .map_err(AppError::internal)?;
+        taken_over_after_pressure(
+            &row.availability,
+            false,
+            last.as_ref().map(|e| e.action.as_str()),
+        )
+    };
     let now = Timestamp::now();
     let store = state.store();
     let report = store.node_report(&row.id).map_err(AppError::internal)?;
@@ -232,6 +251,7 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
             .iter()
             .map(|s| (s.at.as_millisecond(), s.used_bytes, s.capacity_bytes))
             .collect(),
+        taken_over,
         chart,
         usage,
     })

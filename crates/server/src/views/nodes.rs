@@ -170,6 +170,25 @@ pub fn node_rows(
     rows
 }
 
+/// Whether a node swarmkeeper paused for disk pressure now belongs to an operator: it is not
+/// active, no longer carries [`PRESSURE_LABEL`] (removed by hand, or by swarmkeeper when the
+/// operator changed its availability), and swarmkeeper's last disk-pressure action on it
+/// (`last_pressure_action`, from the audit log) was a pause or leaving it to its operator,
+/// not a release. Such a node is never set active again by swarmkeeper
+/// (`swarmkeeper_report::disk_pressure`), and its page says so.
+pub fn taken_over_after_pressure(
+    availability: &str,
+    labelled: bool,
+    last_pressure_action: Option<&str>,
+) -> bool {
+    availability != "active"
+        && !labelled
+        && matches!(
+            last_pressure_action,
+            Some(crate::pressure::PAUSE_ACTION | crate::pressure::FORGET_ACTION)
+        )
+}
+
 /// Midnight UTC of `now`'s day: "freed today" is counted from there.
 pub fn start_of_day(now: Timestamp) -> Timestamp {
     let seconds = now.as_second();
@@ -307,5 +326,40 @@ mod tests {
             start_of_day(t("2026-11-26T17:45:12Z")),
             t("2026-11-26T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn a_paused_node_whose_mark_went_belongs_to_its_operator() {
+        use crate::pressure::{FORGET_ACTION, PAUSE_ACTION, RELEASE_ACTION};
+        // The tryout's case: the label dropped by a label save, the node still paused.
+        assert!(taken_over_after_pressure(
+            "pause",
+            false,
+            Some(PAUSE_ACTION)
+        ));
+        // The operator drained it, swarmkeeper let go.
+        assert!(taken_over_after_pressure(
+            "drain",
+            false,
+            Some(FORGET_ACTION)
+        ));
+        // Still swarmkeeper's: it says so with the label's reason instead.
+        assert!(!taken_over_after_pressure(
+            "pause",
+            true,
+            Some(PAUSE_ACTION)
+        ));
+        // Released, or never paused by swarmkeeper: an operator's own pause.
+        assert!(!taken_over_after_pressure(
+            "pause",
+            false,
+            Some(RELEASE_ACTION)
+        ));
+        assert!(!taken_over_after_pressure("pause", false, None));
+        assert!(!taken_over_after_pressure(
+            "active",
+            false,
+            Some(FORGET_ACTION)
+        ));
     }
 }
