@@ -31,7 +31,11 @@ use swarmkeeper_report::ReportingState;
 
 #[derive(Serialize)]
 pub struct NodesView {
+    /// Swarm's nodes, and engines outside a swarm that report.
     pub nodes: Vec<NodeRow>,
+    /// Nodes Swarm no longer lists whose reports the server still holds, until an admin
+    /// forgets them ([`forget`]).
+    pub removed: Vec<NodeRow>,
 }
 
 /// The node rows, from Swarm's node list and the stored reports.
@@ -73,9 +77,43 @@ page!(NodesView, "nodes.html", "nodes");
 
 /// `GET /nodes`, `GET /api/nodes`.
 pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
-    Ok(Reply::page(NodesView {
-        nodes: load_nodes(&state).await?,
-    }))
+    let (removed, nodes) = load_nodes(&state)
+        .await?
+        .into_iter()
+        .partition(|row| row.removed);
+    Ok(Reply::page(NodesView { nodes, removed }))
+}
+
+/// `POST /nodes/{id}/forget` (admins): deletes the stored reports, disk and usage samples
+/// and GC history of a node Swarm no longer lists, and audits it. A node Swarm lists is
+/// refused (409): its agent would report again at once.
+pub async fn forget(
+    State(state): State<AppState>,
+    caller: crate::access::Caller,
+    Path(id): Path<String>,
+) -> Result<Reply, AppError> {
+    let row = load_nodes(&state)
+        .await?
+        .into_iter()
+        .find(|row| row.id == id)
+        .ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    if !row.removed {
+        return Err(AppError::Conflict(format!(
+            "node {} is not removed from the swarm: only a removed node's reports are forgotten",
+            row.hostname
+        )));
+    }
+    state
+        .store()
+        .forget_node(&row.id)
+        .map_err(AppError::internal)?;
+    state.audit(
+        &caller.user.name,
+        "forget-node",
+        &row.id,
+        &format!("forgot the reports of removed node {}", row.hostname),
+    )?;
+    Ok(Reply::done("/nodes"))
 }
 
 /// A task on a node's page.

@@ -60,6 +60,10 @@ pub struct NodeRow {
     /// Swarm's `UpdatedAt` of the node, which moves when its status does: since when the node
     /// is in `state`. `None` for an engine outside the swarm.
     pub state_since: Option<Timestamp>,
+    /// A Swarm node ID that Swarm's node list no longer holds (`docker node rm`, or "Remove
+    /// from the swarm"): kept only for its stored reports, out of the node list and the
+    /// overview, under "Removed nodes" — the same test alerting makes (`Membership::Removed`).
+    pub removed: bool,
 }
 
 /// What the store knows of a node beyond its latest report.
@@ -137,6 +141,7 @@ pub fn node_rows(
                 last_gc: history.last_gc,
                 freed_today_bytes: history.freed_today_bytes,
                 state_since: node.updated_at,
+                removed: false,
             }
         })
         .collect();
@@ -146,13 +151,14 @@ pub fn node_rows(
             continue;
         }
         let (agent, agent_version, disk, images, history) = row(&key, Some(entry));
+        let removed = !entry.0.node_id.is_empty();
         rows.push(NodeRow {
             hostname: entry.0.hostname.clone(),
             role: String::new(),
             leader: false,
             availability: String::new(),
             disk_pressure: None,
-            state: "not in swarm".to_owned(),
+            state: if removed { "removed" } else { "not in swarm" }.to_owned(),
             engine_version: entry.0.engine_version.clone(),
             id: key,
             agent,
@@ -162,6 +168,7 @@ pub fn node_rows(
             last_gc: history.last_gc,
             freed_today_bytes: history.freed_today_bytes,
             state_since: None,
+            removed,
         });
     }
     rows.sort_by(|a, b| {
@@ -295,6 +302,20 @@ mod tests {
         assert_eq!(rows[1].id, "hostname:laptop");
         assert_eq!(rows[1].state, "not in swarm");
         assert_eq!(rows[2].disk_pressure, None);
+        assert!(
+            rows.iter().all(|r| !r.removed),
+            "an engine outside a swarm is not removed"
+        );
+    }
+
+    #[test]
+    fn a_reporting_node_swarm_no_lists_is_removed() {
+        let nodes = [node("m1", "manager-1", "manager")];
+        let reports = [(report("w2", "worker-2", 86), t("2026-11-26T11:59:00Z"))];
+        let rows = node_rows(&nodes, &reports, &HashMap::new(), t("2026-11-26T12:00:00Z"));
+        assert!(!rows[0].removed);
+        assert!(rows[1].removed);
+        assert_eq!(rows[1].state, "removed");
     }
 
     #[test]
