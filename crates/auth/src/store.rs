@@ -620,6 +620,32 @@ pub fn audit_page(
     Ok(records)
 }
 
+/// The newest entry about `target` whose action is one of `actions`, if any.
+pub fn latest_audit_of(
+    conn: &Connection,
+    target: &str,
+    actions: &[&str],
+) -> Result<Option<AuditEntry>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT at_ms, who, action, target, detail FROM auth_audit
+         WHERE target = ?1 ORDER BY id DESC",
+    )?;
+    let mut rows = stmt.query(params![target])?;
+    while let Some(row) = rows.next()? {
+        let action: String = row.get(2)?;
+        if actions.contains(&action.as_str()) {
+            return Ok(Some(AuditEntry {
+                at: from_millis(row.get(0)?),
+                who: row.get(1)?,
+                action,
+                target: row.get(3)?,
+                detail: row.get(4)?,
+            }));
+        }
+    }
+    Ok(None)
+}
+
 /// `text` cut to at most `max` bytes on a character boundary, ending in `…` when cut.
 pub fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= max {

@@ -172,4 +172,77 @@ async fn a_node_is_previewed_relabelled_and_guarded() {
         .filter(|e| e["action"] == "manage-nodes")
         .count();
     assert_eq!(changes, 3, "labels twice and availability once: {audit:?}");
+
+    // Swarmkeeper's disk-pressure mark survives a label save (tryout 7, entry 17): the form
+    // shows it apart, not in the lines, and neither the form nor the API drops it. Only the
+    // label is set here (the shared node stays active), and taken off again at the end.
+    struct Unmark<'a>(&'a str);
+    impl Drop for Unmark<'_> {
+        fn drop(&mut self) {
+            let _ = support::try_docker(&[
+                "node",
+                "update",
+                "--label-rm",
+                "swarmkeeper.disk-pressure",
+                self.0,
+            ]);
+        }
+    }
+    let why = "disk 96% at or over 95% and GC could not free enough";
+    docker(&[
+        "node",
+        "update",
+        "--label-add",
+        &format!("swarmkeeper.disk-pressure={why}"),
+        &node,
+    ]);
+    let _unmark = Unmark(&node);
+    let form = app
+        .call(support::Call::get(&format!("/nodes/{node}/labels")).session(op))
+        .await;
+    form.expect(200);
+    let form = form.text();
+    assert!(form.contains("id=\"labels-kept\""), "{form}");
+    let lines = form
+        .split("<textarea")
+        .nth(1)
+        .and_then(|t| t.split("</textarea>").next())
+        .unwrap();
+    assert!(!lines.contains("disk-pressure"), "{lines}");
+    let mut edited = before.as_object().cloned().unwrap_or_default();
+    edited.insert(key.clone(), Value::from("2"));
+    let lines: String = edited
+        .iter()
+        .map(|(k, v)| format!("{k}={}\n", v.as_str().unwrap()))
+        .collect();
+    app.call(
+        support::Call::post(&format!("/nodes/{node}/labels"))
+            .session(op)
+            .form(&[("labels", &lines)]),
+    )
+    .await
+    .expect(303);
+    let labels = node_labels(&node);
+    assert_eq!(labels[&key], "2");
+    assert_eq!(labels["swarmkeeper.disk-pressure"], why, "{labels}");
+    app.call(
+        support::Call::put(&format!("/api/nodes/{node}/labels"))
+            .bearer(&op.token)
+            .json(&json!({"labels": before})),
+    )
+    .await
+    .expect(200);
+    let labels = node_labels(&node);
+    assert!(labels.get(&key).is_none(), "{labels}");
+    assert_eq!(labels["swarmkeeper.disk-pressure"], why, "{labels}");
+    let page = app
+        .call(support::Call::get(&format!("/nodes/{node}")).session(op))
+        .await;
+    page.expect(200);
+    assert!(
+        page.text()
+            .contains(&format!("paused by swarmkeeper for disk pressure: {why}")),
+        "{}",
+        page.text()
+    );
 }

@@ -119,6 +119,26 @@ impl Store {
         })
     }
 
+    /// Deletes all the server holds of node `node_key`: its latest report, disk samples, GC
+    /// history and usage samples. All or nothing.
+    pub fn forget_node(&mut self, node_key: &str) -> Result<(), StoreError> {
+        self.in_transaction(|tx| {
+            for table in [
+                "node_reports",
+                "disk_samples",
+                "gc_history",
+                "node_usage",
+                "task_usage",
+            ] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE node_id = ?1"),
+                    [node_key],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     /// Every node's latest report and when it was received, by hostname.
     pub fn latest_node_reports(&self) -> Result<Vec<(NodeReport, Timestamp)>, StoreError> {
         let mut stmt = self.wrap(self.conn.prepare_cached(

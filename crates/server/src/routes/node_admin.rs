@@ -18,10 +18,11 @@ use crate::page::url_encode;
 use crate::respond::{Input, Reply};
 use crate::state::AppState;
 use crate::views::node_admin::{
-    drain_effect, label_change_effect, labels_text, node_rooms, one_of, own_container_id,
-    parse_labels, removal_refusal, DrainEffect, AVAILABILITIES, ROLES,
+    drain_effect, editable_labels, label_change_effect, labels_text, labels_to_save, node_rooms,
+    one_of, own_container_id, parse_labels, removal_refusal, DrainEffect, AVAILABILITIES, ROLES,
 };
 use crate::views::FieldError;
+use swarmkeeper_report::PRESSURE_LABEL;
 
 /// A node by id or hostname; a missing one is 404 naming it.
 async fn inspect(state: &AppState, id: &str) -> Result<SwarmNode, AppError> {
@@ -222,6 +223,9 @@ pub struct LabelsForm {
     pub id: String,
     pub hostname: String,
     pub labels: String,
+    /// Why swarmkeeper paused the node for disk pressure (its [`PRESSURE_LABEL`]): the form
+    /// shows it apart and every save keeps it ([`labels_to_save`]).
+    pub disk_pressure: Option<String>,
     pub error: Option<FieldError>,
     /// The tasks the posted labels would move or stop (`label_change_effect`); the form
     /// then asks to save them again with `confirm`.
@@ -237,7 +241,8 @@ pub async fn labels_form(
 ) -> Result<Reply, AppError> {
     let node = inspect(&state, &id).await?;
     Ok(Reply::page(LabelsForm {
-        labels: labels_text(&node.labels),
+        labels: labels_text(&editable_labels(&node.labels)),
+        disk_pressure: node.labels.get(PRESSURE_LABEL).cloned(),
         id: node.id,
         hostname: node.hostname,
         error: None,
@@ -276,7 +281,8 @@ pub struct LabelsText {
     pub confirm: bool,
 }
 
-/// `POST /nodes/{id}/labels`: the form's lines replace the node's labels; a bad line is
+/// `POST /nodes/{id}/labels`: the form's lines replace the node's labels, but for
+/// swarmkeeper's [`PRESSURE_LABEL`], kept as it is ([`labels_to_save`]); a bad line is
 /// shown next to the field (422) and nothing changes. Labels that would move or stop tasks
 /// (a service's placement constraint no longer met here: the dashboard's own server, whose
 /// `swarmkeeper.state=true` placement stops it) are shown with those tasks and saved only
@@ -287,14 +293,16 @@ pub async fn set_labels_form(
     Path(id): Path<String>,
     Input(form): Input<LabelsText>,
 ) -> Result<Reply, AppError> {
+    let node = inspect(&state, &id).await?;
+    let disk_pressure = node.labels.get(PRESSURE_LABEL).cloned();
     let labels = match parse_labels(&form.labels) {
-        Ok(labels) => labels,
+        Ok(labels) => labels_to_save(&node.labels, labels),
         Err(error) => {
-            let node = inspect(&state, &id).await?;
             return Ok(Reply::page(LabelsForm {
                 id: node.id,
                 hostname: node.hostname,
                 labels: form.labels,
+                disk_pressure,
                 error: Some(error),
                 effect: None,
             })
@@ -302,13 +310,13 @@ pub async fn set_labels_form(
         }
     };
     if !form.confirm {
-        let node = inspect(&state, &id).await?;
         let effect = label_effect(&state, &node, &labels).await?;
         if !effect.is_empty() {
             return Ok(Reply::page(LabelsForm {
                 id: node.id,
                 hostname: node.hostname,
                 labels: form.labels,
+                disk_pressure,
                 error: None,
                 effect: Some(effect),
             })
@@ -326,9 +334,10 @@ pub struct LabelsRequest {
     pub confirm: bool,
 }
 
-/// `PUT /api/nodes/{id}/labels`: `{"labels": {...}}` replaces the node's labels. Labels
-/// that would move or stop tasks are refused (409, naming each task, its fate, and whether
-/// the dashboard stops) unless `"confirm": true`.
+/// `PUT /api/nodes/{id}/labels`: `{"labels": {...}}` replaces the node's labels, but for
+/// swarmkeeper's [`PRESSURE_LABEL`], kept as it is ([`labels_to_save`]). Labels that would
+/// move or stop tasks are refused (409, naming each task, its fate, and whether the
+/// dashboard stops) unless `"confirm": true`.
 pub async fn put_labels(
     State(state): State<AppState>,
     caller: Caller,
@@ -344,9 +353,10 @@ pub async fn put_labels(
             "labels: the key {key:?} is empty or has a space in it"
         )));
     }
+    let node = inspect(&state, &id).await?;
+    let labels = labels_to_save(&node.labels, request.labels);
     if !request.confirm {
-        let node = inspect(&state, &id).await?;
-        let effect = label_effect(&state, &node, &request.labels).await?;
+        let effect = label_effect(&state, &node, &labels).await?;
         if !effect.is_empty() {
             return Err(AppError::Conflict(format!(
                 "saving these labels on node {}: {}. Send \"confirm\": true to save them anyway",
@@ -355,7 +365,7 @@ pub async fn put_labels(
             )));
         }
     }
-    change(&state, &caller, &id, "labels", labels_value(request.labels)).await
+    change(&state, &caller, &id, "labels", labels_value(labels)).await
 }
 
 fn labels_value(labels: BTreeMap<String, String>) -> Value {

@@ -24,12 +24,18 @@ use crate::respond::Reply;
 use crate::routes::usage::{node_series, UsageCharts};
 use crate::state::AppState;
 use crate::views::chart::disk_chart;
-use crate::views::nodes::{node_rows, start_of_day, NodeHistory, NodeRow};
+use crate::views::nodes::{
+    node_rows, start_of_day, taken_over_after_pressure, NodeHistory, NodeRow,
+};
 use swarmkeeper_report::ReportingState;
 
 #[derive(Serialize)]
 pub struct NodesView {
+    /// Swarm's nodes, and engines outside a swarm that report.
     pub nodes: Vec<NodeRow>,
+    /// Nodes Swarm no longer lists whose reports the server still holds, until an admin
+    /// forgets them ([`forget`]).
+    pub removed: Vec<NodeRow>,
 }
 
 /// The node rows, from Swarm's node list and the stored reports.
@@ -71,9 +77,43 @@ page!(NodesView, "nodes.html", "nodes");
 
 /// `GET /nodes`, `GET /api/nodes`.
 pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
-    Ok(Reply::page(NodesView {
-        nodes: load_nodes(&state).await?,
-    }))
+    let (removed, nodes) = load_nodes(&state)
+        .await?
+        .into_iter()
+        .partition(|row| row.removed);
+    Ok(Reply::page(NodesView { nodes, removed }))
+}
+
+/// `POST /nodes/{id}/forget` (admins): deletes the stored reports, disk and usage samples
+/// and GC history of a node Swarm no longer lists, and audits it. A node Swarm lists is
+/// refused (409): its agent would report again at once.
+pub async fn forget(
+    State(state): State<AppState>,
+    caller: crate::access::Caller,
+    Path(id): Path<String>,
+) -> Result<Reply, AppError> {
+    let row = load_nodes(&state)
+        .await?
+        .into_iter()
+        .find(|row| row.id == id)
+        .ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    if !row.removed {
+        return Err(AppError::Conflict(format!(
+            "node {} is not removed from the swarm: only a removed node's reports are forgotten",
+            row.hostname
+        )));
+    }
+    state
+        .store()
+        .forget_node(&row.id)
+        .map_err(AppError::internal)?;
+    state.audit(
+        &caller.user.name,
+        "forget-node",
+        &row.id,
+        &format!("forgot the reports of removed node {}", row.hostname),
+    )?;
+    Ok(Reply::done("/nodes"))
 }
 
 /// A task on a node's page.
@@ -117,6 +157,9 @@ pub struct NodeView {
     pub unbounded_logs: Vec<UnboundedLog>,
     /// Disk usage samples of the last 24 hours: `[unix ms, used bytes, capacity bytes]`.
     pub disk_history: Vec<(i64, u64, u64)>,
+    /// Paused by swarmkeeper for disk pressure, then taken over by an operator
+    /// ([`taken_over_after_pressure`]): swarmkeeper will not set it active again.
+    pub taken_over: bool,
     /// The disk chart, an SVG the page shows.
     #[serde(skip)]
     chart: String,
@@ -182,6 +225,20 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
     } else {
         (None, Vec::new())
     };
+    let taken_over = in_swarm && row.disk_pressure.is_none() && row.availability != "active" && {
+        use crate::pressure::{FORGET_ACTION, PAUSE_ACTION, RELEASE_ACTION};
+        let last = swarmkeeper_auth::store::latest_audit_of(
+            &state.auth(),
+            &row.id,
+            &[PAUSE_ACTION, RELEASE_ACTION, FORGET_ACTION],
+        )
+        .map_err(AppError::internal)?;
+        taken_over_after_pressure(
+            &row.availability,
+            false,
+            last.as_ref().map(|e| e.action.as_str()),
+        )
+    };
     let now = Timestamp::now();
     let store = state.store();
     let report = store.node_report(&row.id).map_err(AppError::internal)?;
@@ -232,6 +289,7 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
             .iter()
             .map(|s| (s.at.as_millisecond(), s.used_bytes, s.capacity_bytes))
             .collect(),
+        taken_over,
         chart,
         usage,
     })

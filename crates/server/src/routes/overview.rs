@@ -81,7 +81,9 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
     let now = Timestamp::now();
     let store = state.store();
     let reports = store.latest_node_reports().map_err(AppError::internal)?;
-    let nodes = node_rows_from(&store, &swarm_nodes, &reports, now)?;
+    // A node Swarm no longer lists is on the nodes page's "Removed nodes" only.
+    let mut nodes = node_rows_from(&store, &swarm_nodes, &reports, now)?;
+    nodes.retain(|row| !row.removed);
     let unbounded_logs = largest_unbounded_logs(&reports, UNBOUNDED_LOGS);
     let node_keys: Vec<String> = reports.iter().map(|(r, _)| r.node_key()).collect();
     let recent = store

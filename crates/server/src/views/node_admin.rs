@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use swarmkeeper_engine::{PublishMode, Service, SwarmNode, Task, TaskState};
+use swarmkeeper_report::PRESSURE_LABEL;
 use swarmkeeper_rollout::placement::{place, Displaced, NodeRoom, Placement};
 use swarmkeeper_rollout::preflight::{unmet, NodeFacts};
 
@@ -292,6 +293,33 @@ pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, FieldError> 
 /// Labels as the edit form shows them: one `KEY=VALUE` line each.
 pub fn labels_text(labels: &BTreeMap<String, String>) -> String {
     labels.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+}
+
+/// The labels an operator edits: all of the node's but swarmkeeper's own
+/// [`PRESSURE_LABEL`], which the labels form shows apart and never offers to remove.
+pub fn editable_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != PRESSURE_LABEL)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The labels a save of `posted` (form or `PUT /api/nodes/{id}/labels`) puts on a node that
+/// has `current`: `posted`, with [`PRESSURE_LABEL`] as it is on the node, set or absent,
+/// whatever was posted. The label marks a node swarmkeeper paused and will set active again
+/// (`swarmkeeper_report::disk_pressure`); dropped by a label edit, the node would stay paused
+/// for good with nobody told. An operator takes such a node over by setting its availability,
+/// as the README says.
+pub fn labels_to_save(
+    current: &BTreeMap<String, String>,
+    mut posted: BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    posted.remove(PRESSURE_LABEL);
+    if let Some(why) = current.get(PRESSURE_LABEL) {
+        posted.insert(PRESSURE_LABEL.to_owned(), why.clone());
+    }
+    posted
 }
 
 /// Why `node` may not be removed from the swarm, if it may not: only a worker that is down
@@ -622,6 +650,32 @@ mod tests {
         assert!(
             said.ends_with("this stops the dashboard (swarmkeeper's own server)"),
             "{said}"
+        );
+    }
+
+    #[test]
+    fn a_label_save_keeps_swarmkeepers_pressure_mark_as_it_is() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let paused = labels(&[("zone", "a"), (PRESSURE_LABEL, "disk 96% >= 95%")]);
+        assert_eq!(editable_labels(&paused), labels(&[("zone", "a")]));
+        // The form posts the editable labels only: the mark stays.
+        assert_eq!(
+            labels_to_save(&paused, labels(&[("zone", "b")])),
+            labels(&[("zone", "b"), (PRESSURE_LABEL, "disk 96% >= 95%")])
+        );
+        // Neither removed nor made up by a save.
+        assert_eq!(
+            labels_to_save(&paused, labels(&[(PRESSURE_LABEL, "x")])),
+            labels(&[(PRESSURE_LABEL, "disk 96% >= 95%")])
+        );
+        assert_eq!(
+            labels_to_save(&labels(&[("zone", "a")]), labels(&[(PRESSURE_LABEL, "x")])),
+            labels(&[])
         );
     }
 }

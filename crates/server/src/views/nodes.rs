@@ -60,6 +60,10 @@ pub struct NodeRow {
     /// Swarm's `UpdatedAt` of the node, which moves when its status does: since when the node
     /// is in `state`. `None` for an engine outside the swarm.
     pub state_since: Option<Timestamp>,
+    /// A Swarm node ID that Swarm's node list no longer holds (`docker node rm`, or "Remove
+    /// from the swarm"): kept only for its stored reports, out of the node list and the
+    /// overview, under "Removed nodes" — the same test alerting makes (`Membership::Removed`).
+    pub removed: bool,
 }
 
 /// What the store knows of a node beyond its latest report.
@@ -137,6 +141,7 @@ pub fn node_rows(
                 last_gc: history.last_gc,
                 freed_today_bytes: history.freed_today_bytes,
                 state_since: node.updated_at,
+                removed: false,
             }
         })
         .collect();
@@ -146,13 +151,14 @@ pub fn node_rows(
             continue;
         }
         let (agent, agent_version, disk, images, history) = row(&key, Some(entry));
+        let removed = !entry.0.node_id.is_empty();
         rows.push(NodeRow {
             hostname: entry.0.hostname.clone(),
             role: String::new(),
             leader: false,
             availability: String::new(),
             disk_pressure: None,
-            state: "not in swarm".to_owned(),
+            state: if removed { "removed" } else { "not in swarm" }.to_owned(),
             engine_version: entry.0.engine_version.clone(),
             id: key,
             agent,
@@ -162,12 +168,32 @@ pub fn node_rows(
             last_gc: history.last_gc,
             freed_today_bytes: history.freed_today_bytes,
             state_since: None,
+            removed,
         });
     }
     rows.sort_by(|a, b| {
         (a.role != "manager", &a.hostname).cmp(&(b.role != "manager", &b.hostname))
     });
     rows
+}
+
+/// Whether a node swarmkeeper paused for disk pressure now belongs to an operator: it is not
+/// active, no longer carries [`PRESSURE_LABEL`] (removed by hand, or by swarmkeeper when the
+/// operator changed its availability), and swarmkeeper's last disk-pressure action on it
+/// (`last_pressure_action`, from the audit log) was a pause or leaving it to its operator,
+/// not a release. Such a node is never set active again by swarmkeeper
+/// (`swarmkeeper_report::disk_pressure`), and its page says so.
+pub fn taken_over_after_pressure(
+    availability: &str,
+    labelled: bool,
+    last_pressure_action: Option<&str>,
+) -> bool {
+    availability != "active"
+        && !labelled
+        && matches!(
+            last_pressure_action,
+            Some(crate::pressure::PAUSE_ACTION | crate::pressure::FORGET_ACTION)
+        )
 }
 
 /// Midnight UTC of `now`'s day: "freed today" is counted from there.
@@ -276,6 +302,20 @@ mod tests {
         assert_eq!(rows[1].id, "hostname:laptop");
         assert_eq!(rows[1].state, "not in swarm");
         assert_eq!(rows[2].disk_pressure, None);
+        assert!(
+            rows.iter().all(|r| !r.removed),
+            "an engine outside a swarm is not removed"
+        );
+    }
+
+    #[test]
+    fn a_reporting_node_swarm_no_lists_is_removed() {
+        let nodes = [node("m1", "manager-1", "manager")];
+        let reports = [(report("w2", "worker-2", 86), t("2026-11-26T11:59:00Z"))];
+        let rows = node_rows(&nodes, &reports, &HashMap::new(), t("2026-11-26T12:00:00Z"));
+        assert!(!rows[0].removed);
+        assert!(rows[1].removed);
+        assert_eq!(rows[1].state, "removed");
     }
 
     #[test]
@@ -307,5 +347,40 @@ mod tests {
             start_of_day(t("2026-11-26T17:45:12Z")),
             t("2026-11-26T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn a_paused_node_whose_mark_went_belongs_to_its_operator() {
+        use crate::pressure::{FORGET_ACTION, PAUSE_ACTION, RELEASE_ACTION};
+        // The tryout's case: the label dropped by a label save, the node still paused.
+        assert!(taken_over_after_pressure(
+            "pause",
+            false,
+            Some(PAUSE_ACTION)
+        ));
+        // The operator drained it, swarmkeeper let go.
+        assert!(taken_over_after_pressure(
+            "drain",
+            false,
+            Some(FORGET_ACTION)
+        ));
+        // Still swarmkeeper's: it says so with the label's reason instead.
+        assert!(!taken_over_after_pressure(
+            "pause",
+            true,
+            Some(PAUSE_ACTION)
+        ));
+        // Released, or never paused by swarmkeeper: an operator's own pause.
+        assert!(!taken_over_after_pressure(
+            "pause",
+            false,
+            Some(RELEASE_ACTION)
+        ));
+        assert!(!taken_over_after_pressure("pause", false, None));
+        assert!(!taken_over_after_pressure(
+            "active",
+            false,
+            Some(FORGET_ACTION)
+        ));
     }
 }

@@ -393,6 +393,7 @@ mod tests {
             last_gc: None,
             freed_today_bytes: 0,
             state_since: state_since.map(t),
+            removed: false,
         };
         let nodes = [
             node(
