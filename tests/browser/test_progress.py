@@ -111,7 +111,9 @@ def walk(run, names, steps, figures):
     with page.expect_navigation():
         page.click(f"#outcome a[href='/stacks/{name}']")
     history = page.locator("body").inner_text()
-    check("edited in the dashboard by admin" in history, "the history does not say who edited")
+    # The history row: who in its own column, what in the summary (`page::who_and_what`).
+    row = page.locator("tr", has_text="edited in the dashboard").first.inner_text()
+    check("admin" in row.split(), f"the history does not say who edited: {row!r} in {history!r}")
     run.shot("history")
 
     step("rotate the secret from its page: progress, then rotated")
