@@ -126,7 +126,12 @@ pub async fn run(
         )
     });
     let (signals, mut incoming) = mpsc::channel(EVENT_BATCH * 2);
-    tokio::spawn(follow_events(engine, signals));
+    tokio::spawn(follow_events(
+        engine,
+        signals,
+        metrics.clone(),
+        engine_up.clone(),
+    ));
 
     let mut next_pass = Instant::now();
     // The first pull of a burst not yet answered by a pass, and when that pass is due.
@@ -311,8 +316,15 @@ async fn handle_signals(
 }
 
 /// Forwards the engine's events, reconnecting with backoff and resuming from the last event
-/// seen so that nothing in between is lost.
-async fn follow_events(engine: Engine, signals: mpsc::Sender<Signal>) {
+/// seen so that nothing in between is lost. A stream error asks the engine at once whether it
+/// answers and sets `engine_up` by that: a pass may fail earlier for another reason (the data
+/// root gone with the engine) and never reach the engine.
+async fn follow_events(
+    engine: Engine,
+    signals: mpsc::Sender<Signal>,
+    metrics: Arc<Metrics>,
+    engine_up: Arc<AtomicBool>,
+) {
     let mut since: Option<Timestamp> = None;
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -326,7 +338,12 @@ async fn follow_events(engine: Engine, signals: mpsc::Sender<Signal>) {
                         return;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "engine event stream"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "engine event stream");
+                    let up = engine.info().await.is_ok();
+                    engine_up.store(up, Ordering::Relaxed);
+                    metrics.engine_up(up);
+                }
             }
         }
         tracing::warn!(retry_in = ?backoff, "engine event stream ended; reconnecting");
