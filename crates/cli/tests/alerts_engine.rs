@@ -106,9 +106,12 @@ fn task_page_says_out_of_memory(server: &Server, host: &str, service: &str) {
             service,
         ],
     );
+    // The oldest ended task Swarm still lists: the newest may have died a moment ago, before
+    // the agent reported its kill and before the engine set its container's `OOMKilled` (both
+    // come after the exit; CI once read the page in between).
     let task = ended
         .lines()
-        .next()
+        .last()
         .expect("an ended task")
         .trim()
         .to_owned();
