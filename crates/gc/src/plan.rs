@@ -167,9 +167,10 @@ impl KeepReason {
 ///
 /// Order: dead containers (all finished task containers but the newest of each slot, whatever
 /// their age once space is needed), then images past max-age, then build cache older than its
-/// min-age, then unused images least recently used first, then the rollback reserve while the
-/// node would otherwise stay above the high threshold. Deletions that in the end free nothing
-/// (every layer still held by an image that stays) are left out.
+/// min-age, then unused images least recently used first (min-age old, or superseded: a
+/// version a service has moved past beyond its rollback reserve), then the rollback reserve
+/// while the node would otherwise stay above the high threshold. Deletions that in the end
+/// free nothing (every layer still held by an image that stays) are left out.
 pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan<'a> {
     let now = snapshot.taken_at;
     let fs = &snapshot.filesystem;
@@ -192,7 +193,7 @@ pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan
         }
         let hold = if image.pinned || pins.pinned(&image.repo_tags, &image.repo_digests) {
             Some(KeepReason::Pinned)
-        } else if age(now, image.first_seen) < policy.min_age() {
+        } else if age(now, image.first_seen) < policy.min_age() && !mark.superseded() {
             Some(KeepReason::TooYoung)
         } else {
             None
@@ -478,10 +479,23 @@ struct Mark {
     reserve_depth: Option<usize>,
     /// Among a service's newest [`AUTO_HEADROOM_VERSIONS`]: a size the next pull may have.
     recent: bool,
+    /// Past the rollback reserve of some service's history: a service that ran it has since
+    /// run `rollback_reserve` newer images on this node.
+    past_reserve: bool,
     /// A container of the snapshot runs it, or ran it.
     named_by_container: bool,
     /// A container that the plan does not remove runs it, or ran it.
     in_use: bool,
+}
+
+impl Mark {
+    /// A version some service has moved past and no service keeps for a rollback: min-age
+    /// does not protect it. Min-age (the kubelet's `imageMinimumGCAge`) exists for an image
+    /// pulled for a task that has not started yet; a superseded version is no task's next
+    /// image, and keeping it young let a burst of deploys fill a small node (tryout 8 #6).
+    fn superseded(&self) -> bool {
+        self.past_reserve && self.reserve_depth.is_none()
+    }
 }
 
 /// The images the services' histories and the containers name, with their [`Mark`]; `in_use`
@@ -489,11 +503,12 @@ struct Mark {
 fn marks(snapshot: &Snapshot, rollback_reserve: usize) -> FxHashMap<&str, Mark> {
     let mut marks: FxHashMap<&str, Mark> = FxHashMap::default();
     for history in snapshot.service_image_history.values() {
-        let newest = rollback_reserve.max(AUTO_HEADROOM_VERSIONS);
-        for (depth, id) in history.iter().take(newest).enumerate() {
+        for (depth, id) in history.iter().enumerate() {
             let mark = marks.entry(id.as_str()).or_default();
             if depth < rollback_reserve {
                 mark.reserve_depth = Some(mark.reserve_depth.map_or(depth, |d| d.min(depth)));
+            } else {
+                mark.past_reserve = true;
             }
             mark.recent |= depth < AUTO_HEADROOM_VERSIONS;
         }

@@ -226,7 +226,12 @@ proptest! {
             prop_assert!(!image.repo_digests.iter().any(|r| r.starts_with("registry/base/")) || p.settings().pins.is_empty(), "deletes pinned {}", d.id);
             // A first sighting in the future (clock skew) counts as age zero.
             let age = s.taken_at.duration_since(image.first_seen).max(SignedDuration::ZERO);
-            prop_assert!(age >= SignedDuration::try_from(p.min_age()).unwrap(), "deletes too young {}", d.id);
+            // Younger than min-age only when superseded: past some service's rollback reserve
+            // and in none's.
+            let reserve = p.rollback_reserve();
+            let superseded = s.service_image_history.values().all(|h| !h.iter().take(reserve).any(|x| x == d.id))
+                && s.service_image_history.values().any(|h| h.iter().skip(reserve).any(|x| x == d.id));
+            prop_assert!(superseded || age >= SignedDuration::try_from(p.min_age()).unwrap(), "deletes too young {}", d.id);
             prop_assert_eq!(d.name, image.name());
             if result.accounting == Accounting::Sizes {
                 // Never less than the image's own bytes.
@@ -383,6 +388,12 @@ mod reference {
                 .min()
         };
         let reserve_depth = |id: &str| depth_in(id, p.rollback_reserve());
+        let superseded = |id: &str| {
+            reserve_depth(id).is_none()
+                && s.service_image_history
+                    .values()
+                    .any(|h| h.iter().skip(p.rollback_reserve()).any(|x| x == id))
+        };
         let largest_recent = s
             .images
             .iter()
@@ -418,7 +429,7 @@ mod reference {
                 Some(KeepReason::InUse)
             } else if image.pinned || p.pins_any(&image.repo_tags, &image.repo_digests) {
                 Some(KeepReason::Pinned)
-            } else if age(s, image.first_seen) < p.min_age() {
+            } else if age(s, image.first_seen) < p.min_age() && !superseded(&image.id) {
                 Some(KeepReason::TooYoung)
             } else {
                 None

@@ -276,6 +276,38 @@ fn min_age_is_inclusive() {
     assert_eq!(kept_for(&node, &p, "just-younger"), KeepReason::TooYoung);
 }
 
+/// Tryout 8 #6: five deploys seconds apart to a small worker. Every unused version was
+/// younger than min-age, GC freed nothing and the fifth pull failed for space. Versions a
+/// service has moved past beyond its rollback reserve are nobody's next image: min-age does
+/// not hold them. An image just pulled for a task that has not started (in no history, or
+/// another service's current version) still waits for min-age.
+#[test]
+fn superseded_versions_are_collected_however_young() {
+    let node = Node::new(1000, 0)
+        .image("v1", 100, 1, Some(1))
+        .image("v2", 100, 1, Some(1))
+        .image("v3", 100, 0, Some(0))
+        .image("v4", 100, 0, None)
+        .image("pulled-for-a-pending-task", 100, 0, None)
+        .image("shared-current", 100, 1, Some(1))
+        .container("web-v4", "v4", ContainerState::Running)
+        .history("web", &["v4", "v3", "v2", "v1", "shared-current"])
+        .history("api", &["shared-current"]);
+    let p = policy(85, 80, 2, 0, &[]);
+    let d = deleted(&node, &p);
+    assert_eq!(ids(&d), ["v1", "v2"]);
+    assert!(d.iter().all(|(_, r)| *r == DeletionReason::Space));
+    assert_eq!(kept_for(&node, &p, "v4"), KeepReason::InUse);
+    // The rollback target stays, young or not.
+    assert_eq!(kept_for(&node, &p, "v3"), KeepReason::TooYoung);
+    assert_eq!(
+        kept_for(&node, &p, "pulled-for-a-pending-task"),
+        KeepReason::TooYoung
+    );
+    // Past web's reserve, but api's current version.
+    assert_eq!(kept_for(&node, &p, "shared-current"), KeepReason::TooYoung);
+}
+
 #[test]
 fn max_age_deletes_whatever_the_usage_and_only_strictly_older() {
     let node = Node::new(1000, 900)
