@@ -17,10 +17,9 @@
 //! - Never a task rejected ("No such image", "no space left on device"), and worker1's disk
 //!   never above the high threshold plus one image.
 //!
-//! Pace: a version every [`PACE`] at most. The agent's default `--min-age 2m` keeps every
-//! image younger than two minutes (as the kubelet's minimum image TTL does): pushes faster
-//! than about one every 25 s would put more than the disk holds under that protection, with
-//! any GC. A CI build that pushes a 30 MB image takes longer than that anyway.
+//! Pace: a version every [`PACE`] at most, about what a CI build that pushes a 30 MB image
+//! takes. (The agent's default `--min-age 2m` does not hold the versions `app` has moved past:
+//! only its newest `--rollback-reserve` versions and an image no task has run yet wait.)
 //!
 //! Runs as root (CI does); skips otherwise. About six minutes plus the static build. Figures
 //! are printed: `cargo test -p swarmkeeper-cli --test seed_chain -- --nocapture`.
