@@ -69,9 +69,8 @@ async fn refused_at_field(app: &TestApp, name: &str, field: &str, value: &str, m
 async fn input_that_would_take_the_service_down_is_refused_at_its_field() {
     let app = TestApp::new().await;
     let op = &app.operator;
-    let service = TestService::running("formcheck", &[], SLEEP);
+    let service = TestService::sleeping("formcheck");
     let name = service.name.clone();
-    service.wait_running(1);
     let image = test_image();
     let before = service_version(&name);
 
@@ -176,10 +175,9 @@ async fn a_port_another_service_publishes_is_refused_at_the_ports_field() {
         ],
         SLEEP,
     );
-    let service = TestService::running("portwant", &[], SLEEP);
+    let service = TestService::sleeping("portwant");
     let name = service.name.clone();
     holder.wait_running(1);
-    service.wait_running(1);
     let image = test_image();
     let before = service_version(&name);
 
@@ -261,9 +259,8 @@ async fn a_port_another_service_publishes_is_refused_at_the_ports_field() {
 async fn a_label_docker_stack_writes_is_refused_at_the_labels_field() {
     let app = TestApp::new().await;
     let op = &app.operator;
-    let service = TestService::running("stacklabel", &[], SLEEP);
+    let service = TestService::sleeping("stacklabel");
     let name = service.name.clone();
-    service.wait_running(1);
     let image = test_image();
     let before = service_version(&name);
     let page = app

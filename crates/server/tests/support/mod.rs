@@ -282,6 +282,13 @@ impl TestService {
         service
     }
 
+    /// A service of one busybox task running [`SLEEP`], once its task runs.
+    pub fn sleeping(what: &str) -> TestService {
+        let service = TestService::running(what, &[], SLEEP);
+        service.wait_running(1);
+        service
+    }
+
     /// Waits until `n` of its tasks run.
     pub fn wait_running(&self, n: usize) {
         wait_for(
