@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use registry_support::{repository, DockerCli, Registry};
 use serde_json::{json, Value};
-use support::{docker, unique, wait_for, Call, TestApp};
+use support::{docker, unique, wait_for, Call, TestApp, TestService};
 
 const USER: &str = "ci";
 const PASSWORD: &str = "s3cret-registry-pw-4711";
@@ -229,16 +229,6 @@ async fn service_page(app: &TestApp, name: &str) -> Value {
         .json()
 }
 
-struct RemoveService(String);
-
-impl Drop for RemoveService {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["service", "rm", &self.0])
-            .output();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_is_rolled_out_through_the_hook_and_a_failed_digest_is_remembered() {
     let (Some(registry), Some(cli)) = (Registry::htpasswd(USER, PASSWORD), DockerCli::new()) else {
@@ -268,7 +258,7 @@ async fn a_push_is_rolled_out_through_the_hook_and_a_failed_digest_is_remembered
 
     // A service following the tag, polled hourly: only the hook brings its checks forward.
     let name = unique("autodeploy");
-    let _service = RemoveService(name.clone());
+    let _service = TestService { name: name.clone() };
     let out = Command::new("docker")
         .env("DOCKER_CONFIG", cli.config_dir.path())
         .args([
