@@ -1,21 +1,10 @@
 """What every browser test of the dashboard shares: the server under test, the browser session
 with its screenshots and the errors it saw, and how a test run starts, fails and reports.
 
-A test file keeps only its own walk and fixtures:
-
-    def main():
-        started = time.monotonic()
-        ...start its server and fixtures...
-        try:
-            runs = browse(server.base, lambda runs, browser: walk(runs[0], ...), prefix="svc-")
-        except Exception as e:
-            return outcome("browser services", steps, started, e)
-        finally:
-            ...remove its fixtures...
-        return outcome("browser services", steps, started)
-
-    if __name__ == "__main__":
-        entry(main)
+A test file keeps only its own walk and fixtures: its `walk(run, ..., steps)` takes the steps
+with `stepper(steps)`, and its `main()` makes its server (`fresh_server`) and fixtures (e.g.
+`busybox_service`) in a `with` block around `browse(...)`, then reports with `outcome(...)`;
+run as a script through `entry(main)`. test_service_form_width.py is the smallest example.
 
 Screenshots go to target/browser-screenshots/PREFIXNN-name.png. Any console error (CSP
 violations show there), page error or HTTP error answer a test did not ask for (see
@@ -32,6 +21,7 @@ import tempfile
 import time
 import traceback
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,6 +107,39 @@ def remove_history(stack):
     docker("config", "rm", f"swarmkeeper-lock-{stack}", check_ok=False)
 
 
+def remove_stack(stack):
+    """A stack deployed by a test (`docker stack rm`) and its deploy history."""
+    docker("stack", "rm", stack, check_ok=False)
+    remove_history(stack)
+
+
+def greeting_stack(greeting, monitor="1s"):
+    """A stack file of one busybox service, `web`, sleeping, whose environment says `greeting`:
+    lint-clean, stopped within a second, rolled back on a failed update, watched for `monitor`
+    after one."""
+    return f"""services:
+  web:
+    image: {IMAGE}
+    command: ["/bin/busybox", "sleep", "3600"]
+    environment:
+      GREETING: "{greeting}"
+    stop_grace_period: 1s
+    logging:
+      driver: local
+      options:
+        max-size: 1m
+    deploy:
+      update_config:
+        monitor: {monitor}
+        failure_action: rollback
+"""
+
+
+def env_of(service):
+    """A service's environment as the engine has it, as JSON text (`["GREETING=one"]`)."""
+    return docker("service", "inspect", service, "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
+
+
 def build_image(tag=IMAGE):
     """An image of busybox alone, for services that print or sleep."""
     busybox = Path("/bin/busybox")
@@ -138,6 +161,22 @@ def prepare(prefix):
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob(f"{prefix}[0-9][0-9]-*.png"):
         old.unlink()
+
+
+@contextmanager
+def busybox_service(name, *options):
+    """A service `name` of one busybox task sleeping an hour (labelled LABEL, stopped within a
+    second), running when the block starts; `options` go to `docker service create` before the
+    image. Removed with its deploy history when the block ends, whatever happens."""
+    build_image()
+    try:
+        docker("service", "create", "--quiet", "--detach=false", "--name", name, "--label", f"{LABEL}=1",
+               "--replicas", "1", "--stop-grace-period", "1s", *options,
+               IMAGE, "/bin/busybox", "sleep", "3600")
+        yield name
+    finally:
+        docker("service", "rm", name, check_ok=False)
+        remove_history(name)
 
 
 class Server:
@@ -180,6 +219,31 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+@contextmanager
+def fresh_server(name, extra_args=()):
+    """A `Server` on a new state directory, its log in OUT/NAME-server.log; stopped and its
+    state removed when the block ends, whatever happens. Started, not yet ready: call
+    `wait_ready()` once the other fixtures are made."""
+    state_dir = tempfile.mkdtemp(prefix=f"sk{name}-state-")
+    server = None
+    try:
+        server = Server(state_dir, OUT / f"{name}-server.log", extra_args)
+        yield server
+    finally:
+        if server:
+            server.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def stepper(steps):
+    """A walk's `step(label)`: says the step and adds its name to `steps`, which `outcome`
+    counts (the last one failed when the walk raised)."""
+    def step(label):
+        steps.append(label)
+        say(f"[{len(steps):2d}] {label}")
+    return step
 
 
 class Run:

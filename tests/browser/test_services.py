@@ -17,16 +17,13 @@ Run: python3 tests/browser/test_services.py (scripts/browser-test.sh installs wh
 """
 
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
-    IMAGE, LABEL, OUT, PASSWORD, Server, browse, build_image, check, docker, entry, outcome, prepare,
-    remove_history, say,
+    IMAGE, PASSWORD, browse, busybox_service, check, entry, fresh_server, outcome, prepare, stepper,
 )
 from test_dashboard import service_env, service_spec  # noqa: E402
 
@@ -40,10 +37,7 @@ def args_of(name):
 
 def walk(run, viewer, name, server, steps):
     page = run.page
-
-    def step(label):
-        steps.append(label)
-        say(f"[{len(steps):2d}] {label}")
+    step = stepper(steps)
 
     step("log in as admin; the service page has Edit and Edit as compose")
     run.log_in("admin", PASSWORD)
@@ -136,29 +130,16 @@ def walk(run, viewer, name, server, steps):
 def main():
     started = time.monotonic()
     prepare("svc-")
-    name = f"sksvcform-{os.getpid()}"
-    state_dir = tempfile.mkdtemp(prefix="sksvcform-state-")
-    server = None
-    created = False
     steps = []
     try:
-        server = Server(state_dir, OUT / "services-server.log")
-        build_image()
-        created = True
-        docker("service", "create", "--quiet", "--detach=false", "--name", name, "--label", f"{LABEL}=1",
-               "--replicas", "1", "--update-monitor", "2s", "--restart-delay", "1s", "--stop-grace-period", "1s",
-               "--env", "A=1", IMAGE, "/bin/busybox", "sleep", "3600")
-        server.wait_ready()
-        browse(server.base, lambda runs, _: walk(runs[0], runs[1], name, server, steps), sessions=2, prefix="svc-")
+        with fresh_server("services") as server, busybox_service(
+            f"sksvcform-{os.getpid()}", "--update-monitor", "2s", "--restart-delay", "1s", "--env", "A=1",
+        ) as name:
+            server.wait_ready()
+            browse(server.base, lambda runs, _: walk(runs[0], runs[1], name, server, steps), sessions=2,
+                   prefix="svc-")
     except Exception as e:
         return outcome("browser services", steps, started, e)
-    finally:
-        if created:
-            docker("service", "rm", name, check_ok=False)
-            remove_history(name)
-        if server:
-            server.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
     return outcome("browser services", steps, started)
 
 

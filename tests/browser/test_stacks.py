@@ -15,53 +15,21 @@ Screenshots: target/browser-screenshots/stacks-NN-name.png. Run: python3 tests/b
 """
 
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
-    IMAGE, OUT, PASSWORD, Server, browse, build_image, check, docker, entry, outcome, poll, prepare, say,
+    PASSWORD, browse, build_image, check, docker, entry, env_of, fresh_server, greeting_stack, outcome,
+    poll, prepare, remove_stack, stepper,
 )
-
-
-def compose(greeting):
-    return f"""services:
-  web:
-    image: {IMAGE}
-    command: ["/bin/busybox", "sleep", "3600"]
-    environment:
-      GREETING: "{greeting}"
-    stop_grace_period: 1s
-    logging:
-      driver: local
-      options:
-        max-size: 1m
-    deploy:
-      update_config:
-        monitor: 1s
-"""
-
-
-def env_of(service):
-    return docker("service", "inspect", service, "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
-
-
-def remove_stack(stack):
-    docker("stack", "rm", stack, check_ok=False)
-    configs = docker("config", "ls", "-q", "--filter", f"label=swarmkeeper.revision.stack={stack}", check_ok=False)
-    docker("config", "rm", f"swarmkeeper-lock-{stack}", *configs.split(), check_ok=False)
 
 
 def walk(run, stack, steps):
     page = run.page
     web = f"{stack}_web"
-
-    def step(label):
-        steps.append(label)
-        say(f"[{len(steps):2d}] {label}")
+    step = stepper(steps)
 
     def services():
         return docker("service", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={stack}")
@@ -89,7 +57,7 @@ def walk(run, stack, steps):
 
     step("review a new stack: every object is `create`, nothing exists yet")
     page.fill("input[name=stack]", stack)
-    page.fill("textarea[name=compose]", compose("one"))
+    page.fill("textarea[name=compose]", greeting_stack("one"))
     with page.expect_navigation():
         page.click("button[value=preview]")
     rows = diff_rows()
@@ -108,7 +76,7 @@ def walk(run, stack, steps):
 
     step("review a change: `restart` with the changed field, still not applied")
     run.goto(f"/stacks/deploy?stack={stack}")
-    page.fill("textarea[name=compose]", compose("two"))
+    page.fill("textarea[name=compose]", greeting_stack("two"))
     with page.expect_navigation():
         page.click("button[value=preview]")
     rows = diff_rows()
@@ -134,21 +102,16 @@ def main():
     started = time.monotonic()
     prepare("stacks-")
     stack = f"skbstack{os.getpid()}"
-    state_dir = tempfile.mkdtemp(prefix="skbstack-state-")
-    server = None
     steps = []
     try:
         build_image()
-        server = Server(state_dir, OUT / "stacks-server.log")
-        server.wait_ready()
-        browse(server.base, lambda runs, _: walk(runs[0], stack, steps), prefix="stacks-", timeout_ms=30000)
+        with fresh_server("stacks") as server:
+            server.wait_ready()
+            browse(server.base, lambda runs, _: walk(runs[0], stack, steps), prefix="stacks-", timeout_ms=30000)
     except Exception as e:
         return outcome("browser (stacks)", steps, started, e)
     finally:
         remove_stack(stack)
-        if server:
-            server.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
     return outcome("browser (stacks)", steps, started)
 
 

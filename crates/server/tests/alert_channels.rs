@@ -16,25 +16,12 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use receivers::{Alertmanager, Receiver, TestCa};
 use serde_json::{json, Value};
 use support::*;
-use swarmkeeper_auth::SealingKey;
 use swarmkeeper_report::{LastPass, NodeReport};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn key() -> SealingKey {
-    SealingKey::from_secret(b"alert channel key: thirty-two bytes or more").unwrap()
-}
-
-async fn post_report(app: &Router, report: &NodeReport) {
-    let call = Call::post(swarmkeeper_report::REPORT_PATH)
-        .bearer(REPORT_SECRET)
-        .body("application/json", serde_json::to_vec(report).unwrap());
-    send(app, call).await.expect(204);
-}
 
 /// A report of `host` at `percent`, after a GC pass that fell short when `short` (high
 /// threshold 85 %).
@@ -140,7 +127,7 @@ async fn every_channel_kind_added_from_the_api_gets_a_real_alert_firing_then_res
     let ca = TestCa::new();
     let smtp = Receiver::smtp(&ca, "alerts", "pw-s3cr3t");
     let am = Alertmanager::start();
-    let app = TestApp::with_key(Some(key())).await;
+    let app = sealing_app().await;
     let admin = &app.admin.token;
 
     let channels = [
@@ -322,7 +309,7 @@ fn http_next(receiver: &Receiver, path: &str, about: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_added_while_an_alert_fires_gets_it_and_its_test_shows_the_answer() {
     let http = Receiver::http();
-    let app = TestApp::with_key(Some(key())).await;
+    let app = sealing_app().await;
     let admin = &app.admin.token;
     let host = unique("late-channel-node");
 

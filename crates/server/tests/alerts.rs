@@ -19,7 +19,6 @@ use axum::{Json, Router};
 use receivers::Alertmanager;
 use serde_json::{json, Value};
 use support::*;
-use swarmkeeper_auth::SealingKey;
 use swarmkeeper_notify::Secret;
 use swarmkeeper_report::{LastPass, NodeReport, TaskUsage, UsageSample};
 use tokio::sync::mpsc;
@@ -63,13 +62,6 @@ async fn next_about(
     })
     .await
     .unwrap_or_else(|_| panic!("no alert about {subject} within 5 s"))
-}
-
-async fn post_report(app: &Router, report: &NodeReport) {
-    let call = Call::post(swarmkeeper_report::REPORT_PATH)
-        .bearer(REPORT_SECRET)
-        .body("application/json", serde_json::to_vec(report).unwrap());
-    send(app, call).await.expect(204);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,10 +241,6 @@ async fn within(rx: &mut Received, subject: &str, limit: Duration) -> Option<(In
     .ok()
 }
 
-fn key() -> SealingKey {
-    SealingKey::from_secret(b"alert channel key: thirty-two bytes or more").unwrap()
-}
-
 /// A report of `host` at 92 % after a GC pass that fell short (high threshold 85 %).
 fn full_disk(host: &str) -> NodeReport {
     let mut full = report("", host);
@@ -281,7 +269,7 @@ fn state_files(dir: &std::path::Path) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_silences_and_history_work_from_the_api_and_survive_a_restart() {
     let (addr, mut rx) = receiver().await;
-    let app = TestApp::with_key(Some(key())).await;
+    let app = sealing_app().await;
     let admin = &app.admin.token;
     let token = "T0K3N-never-shown";
     let url = format!("http://{addr}/hook?token={token}");
@@ -416,7 +404,7 @@ async fn channels_silences_and_history_work_from_the_api_and_survive_a_restart()
 
     // A restart: the old server stops, a new one opens the same database with the same key.
     app.state.shutdown.begin();
-    let state = open_state_with_key(app.dir.path(), Some(REPORT_SECRET), Some(key()));
+    let state = open_state_with_key(app.dir.path(), Some(REPORT_SECRET), Some(sealing_key()));
     let restarted = swarmkeeper_server::app(state);
     let page = send(&restarted, Call::get("/api/alerts").bearer(admin))
         .await
@@ -470,7 +458,7 @@ async fn channels_silences_and_history_work_from_the_api_and_survive_a_restart()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alertmanager_channel_added_from_the_api_gets_the_test_alert() {
     let am = Alertmanager::start();
-    let app = TestApp::with_key(Some(key())).await;
+    let app = sealing_app().await;
     let admin = &app.admin.token;
     let added = app
         .call(

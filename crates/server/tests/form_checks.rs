@@ -3,26 +3,76 @@
 //! no node has, a relative mount target, a reservation larger than any node, an environment
 //! line without `=` — is refused next to its field on the form, and with the file's line and
 //! column (or the service) on "edit as compose", with nothing applied: the service's
-//! `Version.Index` stays as it was. Against the host's single-node swarm.
+//! `Version.Index` stays as it was. Tryout 7 finding 18: a port another service already
+//! publishes is refused at the Ports field, naming the service that has it (the engine
+//! refused it only after Apply, or, next to a host-mode port, took it away), and a label
+//! swarmkeeper writes from the stack (`com.docker.stack.namespace`) at the Labels field
+//! instead of being dropped. Against the host's single-node swarm.
 
 mod support;
 
-use serde_json::json;
-use support::{compose_text_of, test_image, try_docker, Call, TestApp, TestService};
+use std::net::TcpListener;
 
-fn version(name: &str) -> String {
-    try_docker(&["service", "inspect", "--format", "{{.Version.Index}}", name]).unwrap()
+use serde_json::json;
+use support::{
+    after_image_line, compose_text_of, service_form, service_version, test_image, Call, TestApp,
+    TestService, SLEEP,
+};
+
+/// A port nothing on this machine listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The service form's post and the API's `PUT /api/services/{name}` of `name` on the test
+/// image with `field` set to `value`: the form answers 422 with `message` next to `field`, the
+/// API 400 with `message`, and the engine took nothing (the service's `Version.Index` stays).
+async fn refused_at_field(app: &TestApp, name: &str, field: &str, value: &str, message: &str) {
+    let op = &app.operator;
+    let image = test_image();
+    let before = service_version(name);
+    let page = app
+        .call(service_form(
+            op,
+            name,
+            &[("name", name), ("image", image), (field, value)],
+        ))
+        .await;
+    page.expect(422);
+    let text = page.text();
+    assert!(
+        text.contains(&format!("data-field=\"{field}\"")),
+        "{field}={value}: {text}"
+    );
+    assert!(text.contains(message), "{field}={value}: {text}");
+    let refused = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&json!({"name": name, "image": image, field: value})),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(refused.contains(message), "{field}={value}: {refused}");
+    assert_eq!(
+        service_version(name),
+        before,
+        "{field}={value}: nothing was applied"
+    );
 }
 
 #[tokio::test]
 async fn input_that_would_take_the_service_down_is_refused_at_its_field() {
     let app = TestApp::new().await;
     let op = &app.operator;
-    let service = TestService::running("formcheck", &[], &["/bin/busybox", "sleep", "3600"]);
+    let service = TestService::sleeping("formcheck");
     let name = service.name.clone();
-    service.wait_running(1);
     let image = test_image();
-    let before = version(&name);
+    let before = service_version(&name);
 
     for (field, value, message) in [
         (
@@ -43,42 +93,19 @@ async fn input_that_would_take_the_service_down_is_refused_at_its_field() {
         ("reserve_cpus", "100000", "a reservation of 100000 CPUs"),
         ("env", "A=1\nNOEQUALS", "each line is NAME=VALUE"),
     ] {
-        let page = app
-            .call(
-                Call::post(&format!("/services/{name}/edit"))
-                    .session(op)
-                    .form(&[("name", name.as_str()), ("image", image), (field, value)]),
-            )
-            .await;
-        page.expect(422);
-        let text = page.text();
-        assert!(
-            text.contains(&format!("data-field=\"{field}\"")),
-            "{field}: {text}"
-        );
-        assert!(text.contains(message), "{field}: {text}");
-        let refused = app
-            .call(
-                Call::put(&format!("/api/services/{name}"))
-                    .bearer(&op.token)
-                    .json(&json!({"name": name, "image": image, field: value})),
-            )
-            .await
-            .expect_json_error(400);
-        assert!(refused.contains(message), "{field}: {refused}");
-        assert_eq!(version(&name), before, "{field}: nothing was applied");
+        refused_at_field(&app, &name, field, value, message).await;
     }
     // The drivers the engine has are fine.
     let preview = app
-        .call(
-            Call::post(&format!("/services/{name}/edit"))
-                .session(op)
-                .form(&[
-                    ("name", name.as_str()),
-                    ("image", image),
-                    ("log_driver", "json-file"),
-                ]),
-        )
+        .call(service_form(
+            op,
+            &name,
+            &[
+                ("name", name.as_str()),
+                ("image", image),
+                ("log_driver", "json-file"),
+            ],
+        ))
         .await;
     preview.expect(200);
 
@@ -88,13 +115,7 @@ async fn input_that_would_take_the_service_down_is_refused_at_its_field() {
         .await;
     page.expect(200);
     let compose = compose_text_of(&page.text());
-    let at_image = |extra: &str| {
-        let line = compose
-            .lines()
-            .find(|l| l.trim_start().starts_with("image:"))
-            .expect("an image line");
-        compose.replacen(line, &format!("{line}\n{extra}"), 1)
-    };
+    let at_image = |extra: &str| after_image_line(&compose, extra);
     for (text, message) in [
         (
             at_image("    volumes: [{type: tmpfs, target: relative}]"),
@@ -131,6 +152,134 @@ async fn input_that_would_take_the_service_down_is_refused_at_its_field() {
             )
             .await;
         page.expect(422);
-        assert_eq!(version(&name), before, "{message}: nothing was applied");
+        assert_eq!(
+            service_version(&name),
+            before,
+            "{message}: nothing was applied"
+        );
     }
+}
+
+#[tokio::test]
+async fn a_port_another_service_publishes_is_refused_at_the_ports_field() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let (mesh, host) = (free_port(), free_port());
+    let holder = TestService::running(
+        "portholder",
+        &[
+            "--publish",
+            &format!("published={mesh},target=80"),
+            "--publish",
+            &format!("mode=host,published={host},target=81"),
+        ],
+        SLEEP,
+    );
+    let service = TestService::sleeping("portwant");
+    let name = service.name.clone();
+    holder.wait_running(1);
+    let image = test_image();
+    let before = service_version(&name);
+
+    for (ports, message) in [
+        (
+            format!("{mesh}:80"),
+            format!(
+                "this service would publish port {mesh}/tcp, which service {} already \
+                 publishes: a port of the routing mesh belongs to one service",
+                holder.name
+            ),
+        ),
+        (
+            format!("{host}:80"),
+            format!(
+                "this service would publish port {host}/tcp, which service {} already \
+                 publishes in host mode: the routing mesh takes a port on every node",
+                holder.name
+            ),
+        ),
+        (
+            format!("mode=host,published={mesh},target=80"),
+            format!(
+                "port {mesh}/tcp, which service {} already publishes:",
+                holder.name
+            ),
+        ),
+    ] {
+        refused_at_field(&app, &name, "ports", &ports, &message).await;
+    }
+    // Two host-mode ports of one number: Swarm's scheduler keeps their tasks apart. And the
+    // holder keeps its own ports when its form is saved.
+    let host_too = format!("mode=host,published={host},target=80");
+    for (target, ports) in [(&name, host_too), (&holder.name, format!("{mesh}:80"))] {
+        let preview = app
+            .call(service_form(
+                op,
+                target,
+                &[
+                    ("name", target.as_str()),
+                    ("image", image),
+                    ("ports", ports.as_str()),
+                ],
+            ))
+            .await;
+        preview.expect(200);
+    }
+
+    // Edit as compose: the same rule, naming the file and the service.
+    let page = app
+        .call(Call::get(&format!("/services/{name}/compose")).session(op))
+        .await;
+    page.expect(200);
+    let compose = compose_text_of(&page.text());
+    let text = after_image_line(&compose, &format!("    ports: [\"{mesh}:80\"]"));
+    let refused = app
+        .call(
+            Call::post(&format!("/api/services/{name}/compose"))
+                .bearer(&op.token)
+                .json(&json!({"compose": text})),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(
+        refused.contains(&format!(
+            "{name}.yml: service {name} would publish port {mesh}/tcp, which service {} already publishes",
+            holder.name
+        )),
+        "{refused}"
+    );
+    assert_eq!(
+        service_version(&name),
+        before,
+        "compose: nothing was applied"
+    );
+}
+
+#[tokio::test]
+async fn a_label_docker_stack_writes_is_refused_at_the_labels_field() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let service = TestService::sleeping("stacklabel");
+    let name = service.name.clone();
+    let image = test_image();
+    let before = service_version(&name);
+    let page = app
+        .call(service_form(
+            op,
+            &name,
+            &[
+                ("name", name.as_str()),
+                ("image", image),
+                ("labels", "team=shop\ncom.docker.stack.namespace=evil"),
+            ],
+        ))
+        .await;
+    page.expect(422);
+    let text = page.text();
+    assert!(text.contains("data-field=\"labels\""), "{text}");
+    assert!(
+        text.contains("com.docker.stack.namespace: reserved for docker stack"),
+        "{text}"
+    );
+    assert_eq!(service_version(&name), before, "nothing was applied");
 }

@@ -13,13 +13,11 @@ use std::path::Path;
 
 use registry_support::{repository, Registry};
 use serde_json::{json, Value};
-use support::{docker, test_image, try_docker, unique, Call, TestApp, TestService, TestStack};
+use support::{
+    docker, service_version, test_image, try_docker, unique, Call, TestApp, TestService, TestStack,
+};
 use swarmkeeper_compose::{load, stack_spec, Environment, SourceFile};
 use swarmkeeper_deploy::{Options, Request, Stack};
-
-fn version(name: &str) -> String {
-    try_docker(&["service", "inspect", "--format", "{{.Version.Index}}", name]).unwrap()
-}
 
 /// The test image pushed to `registry` as `reference`; returns its digest there.
 fn push(reference: &str) -> String {
@@ -189,7 +187,7 @@ async fn an_unchanged_stack_text_previews_no_change_and_applies_nothing() {
     page.expect(200);
     let compose = support::compose_text_of(&page.text());
     assert!(!compose.contains("sha256"), "{compose}");
-    let before = version(&web);
+    let before = service_version(&web);
     let preview = app
         .call(
             Call::post(&format!("/stacks/{}/compose", stack.name))
@@ -213,7 +211,11 @@ async fn an_unchanged_stack_text_previews_no_change_and_applies_nothing() {
     answer.expect(200);
     let edited: Value = answer.json();
     assert_eq!(edited["changes"], json!([]), "{edited}");
-    assert_eq!(version(&web), before, "nothing was applied: {edited}");
+    assert_eq!(
+        service_version(&web),
+        before,
+        "nothing was applied: {edited}"
+    );
 }
 
 /// What `swarmkeeper deploy -c FILE STACK` runs: the file loaded by `compose`, made specs, and

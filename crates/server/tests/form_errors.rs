@@ -2,24 +2,21 @@
 //! refuse in a service, in the form (the field) and as compose (the file's line and column),
 //! by the same rules (`compose::engine_refusals`, `lint::mode_change`); and the Alerts page's
 //! small forms, next to their field: a silence without a usable duration, a Slack channel
-//! whose URL is not one (the form's field is `url`, whatever the channel calls it).
+//! whose URL is not one (the form's field is `url`, whatever the channel calls it), an empty
+//! silence (and a warning, without a refusal, for a subject nothing has).
 
 mod support;
 
 use serde_json::json;
-use support::{try_docker, Call, TestApp, TestService};
-
-fn version(name: &str) -> String {
-    try_docker(&["service", "inspect", "--format", "{{.Version.Index}}", name]).unwrap()
-}
+use support::{service_version, Call, TestApp, TestService, SLEEP};
 
 #[tokio::test]
 async fn what_the_engine_refuses_names_the_field_or_the_line_on_both_paths() {
     let app = TestApp::new().await;
     let op = &app.operator;
-    let service = TestService::running("refusals", &[], &["/bin/busybox", "sleep", "3600"]);
+    let service = TestService::running("refusals", &[], SLEEP);
     let name = service.name.clone();
-    let before = version(&name);
+    let before = service_version(&name);
     // The form: each refusal names its field.
     for (field, value) in [
         ("limit_memory", json!("1k")),
@@ -87,7 +84,7 @@ async fn what_the_engine_refuses_names_the_field_or_the_line_on_both_paths() {
             "{message}"
         );
     }
-    assert_eq!(version(&name), before, "nothing was applied");
+    assert_eq!(service_version(&name), before, "nothing was applied");
 }
 
 #[tokio::test]
@@ -170,4 +167,85 @@ async fn a_channel_refused_names_the_forms_url_field() {
         "{text}"
     );
     assert!(!text.contains("webhook_url"), "{text}");
+}
+
+/// The silence form refuses an empty silence next to its subject field, and warns — without
+/// refusing — about a subject nothing has now; a subject the swarm has gets no warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_silence_form_refuses_empty_and_warns_about_unknown_subjects() {
+    let app = TestApp::new().await;
+    let admin = &app.admin;
+    let empty = app
+        .call(Call::post("/alerts/silences").session(admin).form(&[
+            ("rule", ""),
+            ("subject", ""),
+            ("duration", ""),
+            ("comment", ""),
+        ]))
+        .await;
+    empty.expect(422);
+    let page = empty.text();
+    assert!(
+        page.contains(r#"data-field="subject">a silence must name a rule, a subject or both"#),
+        "{page}"
+    );
+    let before = app
+        .call(Call::get("/api/alerts").bearer(&admin.token))
+        .await
+        .json();
+    assert_eq!(before["silences"], serde_json::json!([]), "{before}");
+
+    // A subject nothing has: made, and said.
+    let typo = support::unique("no-such-node");
+    let made = app
+        .call(Call::post("/alerts/silences").session(admin).form(&[
+            ("rule", ""),
+            ("subject", &typo),
+            ("duration", "10m"),
+            ("comment", ""),
+        ]))
+        .await;
+    made.expect(200);
+    let page = made.text();
+    let warning = page
+        .split(r#"id="silence-warning""#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no warning: {page}"));
+    assert!(
+        warning.contains("matches no node, service or task slot"),
+        "{warning}"
+    );
+    let json = app
+        .call(
+            Call::post("/api/alerts/silences")
+                .bearer(&admin.token)
+                .json(&serde_json::json!({"subject": typo, "duration": "10m"})),
+        )
+        .await;
+    json.expect(201);
+    let row = json.json();
+    assert!(
+        row["warning"].as_str().is_some_and(|w| w.contains(&typo)),
+        "{row}"
+    );
+
+    // A service that exists, and one of its task slots: no warning.
+    let service = TestService::create("silenced", &[]);
+    service.wait_running(1);
+    for subject in [service.name.clone(), format!("{}.1", service.name)] {
+        let row = app
+            .call(
+                Call::post("/api/alerts/silences")
+                    .bearer(&admin.token)
+                    .json(&serde_json::json!({"subject": subject, "duration": "10m"})),
+            )
+            .await
+            .json();
+        assert_eq!(row.get("warning"), None, "{row}");
+    }
+    let listed = app
+        .call(Call::get("/api/alerts").bearer(&admin.token))
+        .await
+        .json();
+    assert_eq!(listed["silences"].as_array().unwrap().len(), 4, "{listed}");
 }

@@ -7,7 +7,7 @@ mod support;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use support::{node_id, Call, TestApp, PASSWORD, REPORT_SECRET};
+use support::{node_id, report_json, Call, TestApp, PASSWORD, REPORT_SECRET};
 
 /// Issue 11, item 3: a failed login stored the raw user name, and a password over the length
 /// cap skipped argon2, so each request was cheap: 40 requests with a 1.9 MB name grew the state
@@ -74,31 +74,15 @@ async fn audit_bytes(app: &TestApp) -> usize {
     answer.body.len()
 }
 
+/// A report of `node` with one GC run that started at `started_at` and freed `bytes_freed`.
 fn report_with(node: &str, started_at: Timestamp, bytes_freed: u64) -> Value {
-    let now = Timestamp::now();
-    serde_json::json!({
-        "node_id": node,
-        "hostname": "hostile-node",
-        "engine_version": "20.10.24+dfsg1",
-        "reported_at": now,
-        "agent_version": "0.1.0",
-        "interval_seconds": 30,
-        "disk": {
-            "filesystem": {"path": "/var/lib/docker", "capacity_bytes": 1000, "available_bytes": 400},
-            "usage_percent": 60, "used_bytes": 600, "image_count": 0,
-            "images_unique_bytes": 0, "images_shared_bytes": 0, "container_count": 0,
-            "containers_bytes": 0, "logs_bytes": null, "volume_count": 0, "volumes_bytes": 0,
-            "build_cache_bytes": 0, "other_bytes": 600
-        },
-        "high_threshold_percent": 85,
-        "low_threshold_percent": 80,
-        "images": [],
-        "gc_runs": [{
-            "started_at": started_at, "trigger": "interval", "usage_percent_before": 90,
-            "usage_percent_after": 60, "bytes_freed": bytes_freed, "deleted": [],
-            "containers_removed": 0, "outcome": "ok"
-        }]
-    })
+    let mut report = report_json(node, "hostile-node");
+    report["gc_runs"] = serde_json::json!([{
+        "started_at": started_at, "trigger": "interval", "usage_percent_before": 90,
+        "usage_percent_after": 60, "bytes_freed": bytes_freed, "deleted": [],
+        "containers_removed": 0, "outcome": "ok"
+    }]);
+    report
 }
 
 /// Issue 11, item 5: a report with GC runs dated next century and `bytes_freed` near 2^63

@@ -9,8 +9,7 @@ mod support;
 
 use registry_support::{repository, DockerCli, Registry};
 use serde_json::json;
-use support::{Call, TestApp};
-use swarmkeeper_auth::SealingKey;
+use support::Call;
 
 const USER: &str = "ci";
 const PASSWORD: &str = "s3cret-tags-pw-0815";
@@ -26,10 +25,7 @@ async fn the_form_offers_a_private_registrys_tags_with_the_stored_credentials() 
     cli.push(&format!("{repo}:1.0"), "one");
     cli.push(&format!("{repo}:1.1"), "two");
 
-    let app = TestApp::with_key(Some(
-        SealingKey::from_secret(b"test key: thirty-two bytes or more, surely").unwrap(),
-    ))
-    .await;
+    let app = support::sealing_app().await;
     let ask = |who: &str, image: &str| {
         Call::get(&format!(
             "/api/image-tags?image={}",

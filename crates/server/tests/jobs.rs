@@ -1,8 +1,11 @@
-//! A dashboard change followed live: the form's post answers 303 to the job's page at once,
-//! the deploy engine's lines reach the job's event stream while the deploy runs, the job
-//! ends with the outcome and links to the history, and the history and audit log record
-//! the edit as the JSON API's would. Any logged-in user may read a job; anonymous callers
-//! may not, and an unknown job is 404.
+//! Dashboard changes run as jobs followed live. The service form's post answers 303 to the
+//! job's page at once, the deploy engine's lines reach the job's event stream while the deploy
+//! runs, the job ends with the outcome and links to the history, and the history and audit log
+//! record the edit as the JSON API's would. Any logged-in user may read a job; anonymous
+//! callers may not, and an unknown job is 404. Stack deploys and rollbacks from the dashboard
+//! run as jobs too, and a server that stops interrupts its jobs: the revision, the job's page
+//! and the ledger say so, and after a restart a job that is gone answers a page that says what
+//! became of it.
 
 mod support;
 
@@ -10,16 +13,33 @@ use std::time::Duration;
 
 use axum::http::{header, StatusCode};
 use http_body_util::BodyExt;
-use support::{remove_history, Call, TestApp, TestService};
+use serde_json::{json, Value};
+use support::{
+    greeting_of, greeting_stack, job_of, send, Answer, Call, HistoryOf, TestApp, TestService,
+    TestStack, SLEEP,
+};
 use swarmkeeper_deploy::History;
+use swarmkeeper_server::jobs::{ledger, Jobs};
 
-/// A stack's deploy history, removed when dropped.
-struct HistoryOf(String);
-
-impl Drop for HistoryOf {
-    fn drop(&mut self) {
-        remove_history(&self.0);
-    }
+/// The form's deploy of `compose`, confirmed with the confirmation the diff gives.
+async fn form_deploy(app: &TestApp, stack: &str, compose: &str) -> Answer {
+    let op = &app.operator;
+    let diff = app
+        .call(
+            Call::post(&format!("/api/stacks/{stack}/diff"))
+                .bearer(&op.token)
+                .json(&json!({"compose": compose})),
+        )
+        .await;
+    diff.expect(200);
+    let confirm = diff.json()["confirm"].as_str().unwrap().to_owned();
+    app.call(Call::post("/stacks/deploy").session(op).form(&[
+        ("stack", stack),
+        ("compose", compose),
+        ("action", "deploy"),
+        ("confirm", &confirm),
+    ]))
+    .await
 }
 
 #[tokio::test]
@@ -36,7 +56,7 @@ async fn a_form_edit_runs_as_a_job_followed_live_and_readable_by_viewers_only_lo
             "--stop-grace-period",
             "1s",
         ],
-        &["/bin/busybox", "sleep", "3600"],
+        SLEEP,
     );
     let name = service.name.clone();
     // The edit's revision in the swarm goes whatever happens.
@@ -57,13 +77,8 @@ async fn a_form_edit_runs_as_a_job_followed_live_and_readable_by_viewers_only_lo
                 ]),
         )
         .await;
-    posted.expect(303);
+    let (id, job) = job_of(&app, &posted);
     let page = posted.location().to_owned();
-    let id = page
-        .strip_prefix("/jobs/")
-        .unwrap_or_else(|| panic!("not a job's page: {page}"))
-        .to_owned();
-    let job = app.state.jobs.get(&id).expect("the job is kept");
     assert_eq!(job.user, op.name);
 
     // Readers: anonymous callers get nothing, a viewer reads it.
@@ -160,6 +175,250 @@ async fn a_form_edit_runs_as_a_job_followed_live_and_readable_by_viewers_only_lo
     );
     assert_eq!(
         service.spec()["TaskTemplate"]["ContainerSpec"]["Args"],
-        serde_json::json!(["/bin/busybox", "sleep", "3600"])
+        json!(SLEEP)
     );
+}
+
+/// Stack deploys and rollbacks from the dashboard run as jobs like the service form's.
+#[tokio::test]
+async fn a_stack_deploy_and_rollback_from_the_dashboard_run_as_jobs() {
+    let app = TestApp::new().await;
+    let stack = TestStack::new("jobstack");
+    let st = stack.name.as_str();
+
+    // A deploy: 303 to the job at once, the lines while it runs, the outcome and revision.
+    let posted = form_deploy(&app, st, &greeting_stack("one", "3s")).await;
+    let (id, job) = job_of(&app, &posted);
+    assert_eq!(job.title, format!("Deploy of stack {st}"));
+    assert_eq!(job.user, app.operator.name);
+    assert!(
+        job.seen(0).end.is_none(),
+        "the form answered before the deploy ended"
+    );
+    let (_, end) = support::followed_job(&app, &posted).await;
+    assert_eq!(end.outcome, "succeeded", "{end:?}");
+    assert!(end.succeeded);
+    let history = app.state.history().revisions(st).await.unwrap();
+    let first = history[0].revision;
+    assert_eq!(end.links[0].text, format!("revision {first} of {st}"));
+    assert_eq!(end.links[0].href, format!("/stacks/{st}"));
+    assert!(
+        end.links
+            .iter()
+            .any(|l| l.href == format!("/services/{st}_web")),
+        "{end:?}"
+    );
+    let lines = job.seen(0).lines;
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("{st}_web: "))),
+        "{lines:?}"
+    );
+    assert!(greeting_of(st).contains("GREETING=one"));
+    let page = app
+        .call(Call::get(&format!("/jobs/{id}")).session(&app.viewer))
+        .await;
+    page.expect(200);
+    assert!(page.text().contains("id=\"outcome\""), "{}", page.text());
+
+    // A file the deploy cannot take is refused on the form, before any job starts.
+    let op = &app.operator;
+    let broken = app
+        .call(Call::post("/stacks/deploy").session(op).form(&[
+            ("stack", "-bad"),
+            ("compose", &greeting_stack("x", "1s")),
+            ("action", "deploy"),
+            ("confirm", "x"),
+        ]))
+        .await;
+    assert_eq!(broken.status.as_u16(), 400, "{}", broken.text());
+
+    // A second revision, then the form's rollback: a job too, back to the first revision.
+    let second = form_deploy(&app, st, &greeting_stack("two", "1s")).await;
+    assert_eq!(
+        support::followed_job(&app, &second).await.1.outcome,
+        "succeeded"
+    );
+    assert!(greeting_of(st).contains("GREETING=two"));
+    let posted = app
+        .call(
+            Call::post(&format!("/stacks/{st}/rollback"))
+                .session(op)
+                .form(&[("to", "")]),
+        )
+        .await;
+    let (rollback, end) = support::followed_job(&app, &posted).await;
+    assert!(rollback
+        .title
+        .starts_with(&format!("Rollback of stack {st}")));
+    assert_eq!(end.outcome, "succeeded", "{end:?}");
+    let history = app.state.history().revisions(st).await.unwrap();
+    assert_eq!(history[0].kind.to_string(), "rollback");
+    assert_eq!(
+        end.links[0].text,
+        format!("revision {} of {st}", history[0].revision)
+    );
+    assert!(greeting_of(st).contains("GREETING=one"));
+
+    // The JSON twins stay synchronous: the outcome in the answer.
+    let answer = app
+        .call(
+            Call::post(&format!("/api/stacks/{st}/rollback"))
+                .bearer(&op.token)
+                .json(&json!({"to": history[1].revision})),
+        )
+        .await;
+    answer.expect(200);
+    assert_eq!(answer.json()["outcome"], "succeeded", "{}", answer.json());
+    assert!(greeting_of(st).contains("GREETING=two"));
+
+    // The audit log has each run's end, as from the API.
+    let audit = app.audit().await;
+    let ends: Vec<&str> = audit
+        .iter()
+        .filter(|e| e["target"] == st)
+        .filter_map(|e| e["detail"].as_str())
+        .filter(|d| !d.ends_with("started"))
+        .collect();
+    assert_eq!(ends.len(), 4, "{audit:?}");
+}
+
+/// A server that stops interrupts its jobs: the revision, the job's page and the ledger say
+/// so, and after a restart a job that is gone answers a page that says what became of it.
+#[tokio::test]
+async fn a_shutdown_interrupts_a_running_job_and_a_restart_says_what_became_of_it() {
+    let app = TestApp::new().await;
+    let stack = TestStack::new("jobstop");
+    let st = stack.name.as_str();
+    // The server serving, as `swarmkeeper server` does, until its shutdown.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(swarmkeeper_server::serve_on(
+        app.state.clone(),
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // A deploy that follows its new service for a minute (the monitor window).
+    let posted = form_deploy(&app, st, &greeting_stack("one", "60s")).await;
+    let (id, job) = job_of(&app, &posted);
+    let mut changed = job.subscribe();
+    while !job
+        .seen(0)
+        .lines
+        .iter()
+        .any(|l| l.starts_with(&format!("{st}_web: ")))
+    {
+        tokio::time::timeout(Duration::from_secs(60), changed.changed())
+            .await
+            .expect("the deploy starts within a minute")
+            .unwrap();
+    }
+    // A job of a server that died without ending it (as SIGKILL leaves it): in the ledger,
+    // running.
+    let killed = Jobs::default().start(
+        format!("Edit of service {st}_web"),
+        "operator",
+        vec![swarmkeeper_server::jobs::Link {
+            text: format!("history of {st}"),
+            href: format!("/stacks/{st}"),
+        }],
+    );
+    ledger::started(&app.state.auth(), &killed).unwrap();
+
+    // SIGTERM: the server stops its deploy at the next safe point, which records it.
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), served)
+        .await
+        .expect("the server stops within 30 s")
+        .unwrap()
+        .unwrap();
+    let end = job.seen(0).end.expect("the job ended with the shutdown");
+    assert_eq!(end.outcome, "interrupted", "{end:?}");
+    assert!(!end.succeeded);
+    let notes = end.notes.join("\n");
+    assert!(
+        notes.contains("interrupted by the server's shutdown"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains(&format!("{st}_web: the update is Swarm's"))
+            && notes.contains("Swarm rolls the service back by itself"),
+        "{notes}"
+    );
+    let history = app.state.history().revisions(st).await.unwrap();
+    assert_eq!(history[0].outcome.to_string(), "interrupted");
+    assert!(
+        history[0].summary.contains("the server's shutdown"),
+        "{}",
+        history[0].summary
+    );
+    let audit = app.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["target"] == st && e["detail"].as_str().unwrap().starts_with("interrupted")),
+        "{audit:?}"
+    );
+    // The service itself is Swarm's: it still runs.
+    support::wait_for("the stack's service runs", Duration::from_secs(60), || {
+        support::docker(&["service", "ls", "-q", "--filter", &format!("name={st}_web")])
+            .lines()
+            .count()
+            == 1
+    });
+
+    // Restarted on the same state directory.
+    let restarted = support::open_state(app.dir.path(), None);
+    let router = swarmkeeper_server::app(restarted);
+    let viewer = &app.viewer;
+
+    // The interrupted job: its page from the ledger, what Swarm does now, no lines.
+    let page = send(&router, Call::get(&format!("/jobs/{id}")).session(viewer)).await;
+    page.expect(200);
+    let html = page.text();
+    assert!(
+        html.contains("id=\"gone\"") && html.contains("interrupted"),
+        "{html}"
+    );
+    assert!(html.contains("rolls the service back by itself"), "{html}");
+    assert!(!html.contains("http-equiv=\"refresh\""), "{html}");
+    let json: Value = send(
+        &router,
+        Call::get(&format!("/api/jobs/{id}")).bearer(&viewer.token),
+    )
+    .await
+    .json();
+    assert_eq!(json["gone"], "restart", "{json}");
+    assert_eq!(json["end"]["outcome"], "interrupted", "{json}");
+
+    // The job its server never ended: lost with the restart, linking to the history.
+    let lost = send(
+        &router,
+        Call::get(&format!("/jobs/{}", killed.id)).session(viewer),
+    )
+    .await;
+    lost.expect(410);
+    let html = lost.text();
+    assert!(html.contains("lost with the server restart"), "{html}");
+    assert!(html.contains(&format!("href=\"/stacks/{st}\"")), "{html}");
+    let events = send(
+        &router,
+        Call::get(&format!("/api/jobs/{}/events", killed.id)).bearer(&viewer.token),
+    )
+    .await;
+    events.expect(404);
+
+    // An id of an earlier run the ledger never had: said so too; a made-up one is 404.
+    let unknown = send(
+        &router,
+        Call::get("/api/jobs/1700000000000-7").bearer(&viewer.token),
+    )
+    .await;
+    unknown.expect(410);
+    assert_eq!(unknown.json()["gone"], "restart");
+    send(&router, Call::get("/api/jobs/0-0").bearer(&viewer.token))
+        .await
+        .expect(404);
 }

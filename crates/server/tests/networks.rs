@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{try_docker, unique, wait_for, TestApp, TestService};
+use support::{try_docker, unique, wait_for, TestApp, TestService, SLEEP};
 
 struct MadeNetwork(String);
 
@@ -80,7 +80,7 @@ async fn an_overlay_network_is_created_listed_guarded_and_removed() {
     let service = TestService::running(
         "netuser",
         &["--network", &name, "--stop-grace-period", "1s"],
-        &["/bin/busybox", "sleep", "3600"],
+        SLEEP,
     );
     service.wait_running(1);
     let list = app

@@ -1,34 +1,24 @@
 //! Changing a node through the whole router against the host's single-node swarm, without
 //! disturbing it: the drain preview (read only), labels added and put back, availability set
 //! to what it is, the last manager's demotion refused with the engine's words, and removal of
-//! a node that is up refused. Multi-node drains are for the lab (`lab/lab.sh`).
+//! a node that is up refused; labels that would stop the dashboard need a confirmation.
+//! Multi-node drains are for the lab (`lab/lab.sh`).
 
 mod support;
 
 use serde_json::{json, Value};
-use support::{docker, node_id, unique, TestApp, TestService};
+use support::{docker, node_id, node_labels, unique, Call, TestApp, TestService, SLEEP};
 
-fn node_labels(node: &str) -> Value {
-    serde_json::from_str(&docker(&[
-        "node",
-        "inspect",
-        "--format",
-        "{{json .Spec.Labels}}",
-        node,
-    ]))
-    .unwrap()
-}
+/// Both tests change the host node's labels and compare them before and after: one at a time.
+static NODE_LABELS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn a_node_is_previewed_relabelled_and_guarded() {
+    let _turn = NODE_LABELS.lock().await;
     let app = TestApp::new().await;
     let (v, op) = (&app.viewer, &app.operator);
     let node = node_id();
-    let service = TestService::running(
-        "drainpv",
-        &["--stop-grace-period", "1s"],
-        &["/bin/busybox", "sleep", "3600"],
-    );
+    let service = TestService::running("drainpv", &["--stop-grace-period", "1s"], SLEEP);
     service.wait_running(1);
 
     // The preview names the service's task; on this single-node swarm no other node
@@ -113,14 +103,7 @@ async fn a_node_is_previewed_relabelled_and_guarded() {
     answer.expect(200);
     assert_eq!(answer.json()["changed"], "labels");
     assert_eq!(node_labels(&node)[&key], "1");
-    let lines: String = before
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}\n", v.as_str().unwrap()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let lines = support::labels_text(&before);
     app.call(
         support::Call::post(&format!("/nodes/{node}/labels"))
             .session(op)
@@ -245,4 +228,61 @@ async fn a_node_is_previewed_relabelled_and_guarded() {
         "{}",
         page.text()
     );
+}
+
+/// Labels that take a running service's placement away from its node — the dashboard's own
+/// server here — are not saved without a confirmation, and the form and the API say which
+/// tasks stop and that the dashboard does. Nothing is written to the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_that_would_stop_the_dashboard_need_a_confirmation() {
+    let _turn = NODE_LABELS.lock().await;
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let node = support::node_id();
+    let label = support::NodeLabel::add(&node, &support::unique("state"), "true");
+    let constraint = format!("node.labels.{}==true", label.key);
+    let server = TestService::create(
+        "placed",
+        &[
+            "--constraint",
+            &constraint,
+            "--label",
+            "swarmkeeper.server=true",
+        ],
+    );
+    server.wait_running(1);
+    let mut without = node_labels(&node);
+    without.as_object_mut().unwrap().remove(&label.key);
+
+    let refused = app
+        .call(
+            Call::put(&format!("/api/nodes/{node}/labels"))
+                .bearer(&op.token)
+                .json(&serde_json::json!({ "labels": without })),
+        )
+        .await
+        .expect_json_error(409);
+    assert!(
+        refused.contains(&format!("{}.1 stops: would stay pending", server.name)),
+        "{refused}"
+    );
+    assert!(refused.contains("this stops the dashboard"), "{refused}");
+    assert!(refused.contains("\"confirm\": true"), "{refused}");
+
+    let text = support::labels_text(&without);
+    let form = app
+        .call(
+            Call::post(&format!("/nodes/{node}/labels"))
+                .session(op)
+                .form(&[("labels", &text)]),
+        )
+        .await;
+    form.expect(409);
+    let page = form.text();
+    assert!(page.contains(r#"id="stops-dashboard""#), "{page}");
+    assert!(page.contains(&server.name), "{page}");
+    assert!(page.contains(r#"name="confirm" value="true""#), "{page}");
+
+    let still = node_labels(&node);
+    assert!(still.get(&label.key).is_some(), "{still}");
 }

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{docker, is_html, try_docker, unique, wait_for, TestApp, TestService};
+use support::{docker, exists, is_html, try_docker, unique, wait_for, TestApp, TestService};
 use swarmkeeper_deploy::History;
 
 /// Secrets and configs a test made, removed when it ends, passed or not.
@@ -23,10 +23,6 @@ impl Drop for Made {
             let _ = try_docker(&[self.kind, "rm", name]);
         }
     }
-}
-
-fn exists(kind: &str, name: &str) -> bool {
-    try_docker(&[kind, "inspect", name]).is_ok()
 }
 
 /// The service's references of `list` (`Secrets` or `Configs`): (name, target file).
@@ -329,9 +325,7 @@ async fn a_rotation_that_breaks_its_service_is_rolled_back_and_keeps_the_old_con
 /// a removed end record would make the history call a finished revision "interrupted".
 #[tokio::test]
 async fn deploy_history_configs_are_not_listed_nor_removable() {
-    use swarmkeeper_deploy::{
-        DeployKind, DeployOutcome, FileDigest, Locking, RevisionEnd, RevisionStart,
-    };
+    use swarmkeeper_deploy::{DeployKind, DeployOutcome, FileDigest, Locking};
     let app = TestApp::new().await;
     let (op, admin) = (&app.operator, &app.admin);
     let stack = unique("hist");
@@ -345,22 +339,8 @@ async fn deploy_history_configs_are_not_listed_nor_removable() {
         text: Some("services: {}\n".into()),
     }];
     let now = jiff::Timestamp::now();
-    let start = RevisionStart {
-        stack: &stack,
-        by: "alice",
-        kind: &DeployKind::Deploy,
-        files: &files,
-        at: now,
-    };
-    let number = history.append(&start).await.unwrap();
-    let end = RevisionEnd {
-        outcome: &DeployOutcome::Succeeded,
-        summary: "",
-        services: &[],
-        objects: &[],
-        at: now,
-    };
-    history.finish(&stack, number, &end).await.unwrap();
+    let number =
+        support::record_revision(&app, &stack, "alice", &DeployKind::Deploy, &files, now).await;
     let locked = history.lock(&stack, "alice", now).await.unwrap();
     assert!(matches!(locked, Locking::Acquired(_)), "{locked:?}");
     let end_name = format!("swarmkeeper-rev-{stack}-{number}-end");

@@ -12,15 +12,10 @@ use std::time::{Duration, Instant};
 
 use registry_support::{repository, DockerCli, Registry};
 use serde_json::{json, Value};
-use support::{docker, unique, wait_for, Call, TestApp};
-use swarmkeeper_auth::SealingKey;
+use support::{docker, unique, wait_for, Call, TestApp, TestService};
 
 const USER: &str = "ci";
 const PASSWORD: &str = "s3cret-registry-pw-4711";
-
-fn key() -> SealingKey {
-    SealingKey::from_secret(b"test key: thirty-two bytes or more, surely").unwrap()
-}
 
 fn password_registry(host: &str, password: &str) -> Value {
     json!({"host": host, "kind": "password", "username": USER, "password": password})
@@ -31,7 +26,7 @@ async fn registries_are_added_tested_and_removed_and_secrets_never_come_back() {
     let Some(registry) = Registry::htpasswd(USER, PASSWORD) else {
         return;
     };
-    let app = TestApp::with_key(Some(key())).await;
+    let app = support::sealing_app().await;
     let admin = &app.admin.token;
     let host = registry.addr.as_str();
 
@@ -234,16 +229,6 @@ async fn service_page(app: &TestApp, name: &str) -> Value {
         .json()
 }
 
-struct RemoveService(String);
-
-impl Drop for RemoveService {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["service", "rm", &self.0])
-            .output();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_is_rolled_out_through_the_hook_and_a_failed_digest_is_remembered() {
     let (Some(registry), Some(cli)) = (Registry::htpasswd(USER, PASSWORD), DockerCli::new()) else {
@@ -255,7 +240,7 @@ async fn a_push_is_rolled_out_through_the_hook_and_a_failed_digest_is_remembered
     let tag = format!("{host}/{repo}:stable");
     let d1 = cli.push(&tag, "v1");
 
-    let app = TestApp::with_key(Some(key())).await;
+    let app = support::sealing_app().await;
     swarmkeeper_server::autodeploy::spawn(app.state.clone());
     let admin = &app.admin.token;
     app.call(
@@ -273,7 +258,7 @@ async fn a_push_is_rolled_out_through_the_hook_and_a_failed_digest_is_remembered
 
     // A service following the tag, polled hourly: only the hook brings its checks forward.
     let name = unique("autodeploy");
-    let _service = RemoveService(name.clone());
+    let _service = TestService { name: name.clone() };
     let out = Command::new("docker")
         .env("DOCKER_CONFIG", cli.config_dir.path())
         .args([

@@ -1,19 +1,16 @@
 //! Removing a service and a whole stack from the dashboard, against the host's single-node
 //! swarm: who may (operator and admin, never a viewer), CSRF on the form, the confirmation
-//! naming what goes, the engine's state afterwards, and the audit log.
+//! naming what goes, the engine's state afterwards, and the audit log. Removing swarmkeeper's
+//! own server says that the dashboard stops, and the API needs a confirmation for it.
 
 mod support;
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use support::{
-    docker, is_html, try_docker, wait_for, Call, TestApp, TestService, TestStack, IMAGE,
+    docker, exists, is_html, try_docker, wait_for, Call, TestApp, TestService, TestStack, IMAGE,
 };
-
-fn exists(kind: &str, name: &str) -> bool {
-    try_docker(&[kind, "inspect", "--format", "{{.ID}}", name]).is_ok()
-}
 
 #[tokio::test]
 async fn a_service_is_removed_by_an_operator_only_with_csrf_and_audited() {
@@ -212,4 +209,95 @@ configs:
     app.call(Call::delete("/api/stacks/-bad").bearer(&op.token))
         .await
         .expect_json_error(400);
+}
+
+/// Removing swarmkeeper's own server (a service, or the stack holding it) says that the
+/// dashboard stops, and the JSON API takes it only with `confirm` naming what goes. (The
+/// agent's label is left alone here: volume removals on this engine look for it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_swarmkeeper_itself_says_so_and_needs_a_confirmation() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let stack = support::TestStack::new("skself");
+    let namespace = format!("com.docker.stack.namespace={}", stack.name);
+    let server = TestService::create(
+        "skserver",
+        &["--label", "swarmkeeper.server=true", "--label", &namespace],
+    );
+    let other = TestService::create("skother", &["--label", &namespace]);
+
+    // The service: its page's confirmation says it, the API refuses without `confirm`.
+    let page = app
+        .call(Call::get(&format!("/services/{}", server.name)).session(op))
+        .await
+        .text();
+    assert!(
+        page.contains(&format!(
+            r#"action="/services/{0}/remove?confirm={0}""#,
+            server.name
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-confirm=\"This removes swarmkeeper")
+            && page.contains("own server: this dashboard stops. Remove service"),
+        "{page}"
+    );
+    let json: Value = app
+        .call(Call::get(&format!("/api/services/{}", server.name)).bearer(&op.token))
+        .await
+        .json();
+    assert!(
+        json["removal_warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("this dashboard stops")),
+        "{json}"
+    );
+    let refused = app
+        .call(Call::delete(&format!("/api/services/{}", server.name)).bearer(&op.token))
+        .await
+        .expect_json_error(409);
+    assert!(refused.contains("this dashboard stops"), "{refused}");
+    assert!(
+        refused.contains(&format!("?confirm={}", server.name)),
+        "{refused}"
+    );
+    app.call(
+        Call::delete(&format!("/api/services/{}?confirm=nope", server.name)).bearer(&op.token),
+    )
+    .await
+    .expect_json_error(409);
+    assert!(try_docker(&["service", "inspect", &server.name]).is_ok());
+    // Any other service goes as before, without a word.
+    let plain: Value = app
+        .call(Call::get(&format!("/api/services/{}", other.name)).bearer(&op.token))
+        .await
+        .json();
+    assert_eq!(plain.get("removal_warning"), None, "{plain}");
+
+    // The stack holding it: the same.
+    let page = app
+        .call(Call::get(&format!("/stacks/{}", stack.name)).session(op))
+        .await
+        .text();
+    assert!(
+        page.contains(&format!(
+            r#"action="/stacks/{0}/remove?confirm={0}""#,
+            stack.name
+        )),
+        "{page}"
+    );
+    assert!(page.contains("this dashboard stops."), "{page}");
+    let refused = app
+        .call(Call::delete(&format!("/api/stacks/{}", stack.name)).bearer(&op.token))
+        .await
+        .expect_json_error(409);
+    assert!(refused.contains("this dashboard stops"), "{refused}");
+    assert!(try_docker(&["service", "inspect", &other.name]).is_ok());
+    let removed: Value = app
+        .call(Call::delete(&format!("/api/stacks/{0}?confirm={0}", stack.name)).bearer(&op.token))
+        .await
+        .json();
+    let services = removed["removed"]["services"].as_array().unwrap();
+    assert_eq!(services.len(), 2, "{removed}");
 }

@@ -11,9 +11,9 @@ use axum::http::Method;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use support::{
-    docker, is_html, node_id, open_state, report, send, session_from, test_image, try_docker,
-    wait_for, Answer, Call, Identity, TempDir, TestApp, TestService, TestStack, IMAGE, IMAGE_V2,
-    PASSWORD, REPORT_SECRET,
+    docker, greeting_stack, is_html, node_id, open_state, report, send, session_from,
+    stack_services, test_image, try_docker, wait_for, Answer, Call, Identity, TempDir, TestApp,
+    TestService, TestStack, IMAGE, IMAGE_V2, PASSWORD, REPORT_SECRET,
 };
 use swarmkeeper_auth::store as auth_store;
 use swarmkeeper_auth::{allowed, Action, LimitPolicy, LoginLimiter, NewApiToken};
@@ -94,49 +94,11 @@ fn audited(entries: &[Value], who: &str, action: &str, target: &str) -> bool {
         .any(|e| e["who"] == who && e["action"] == action && e["target"] == target)
 }
 
-/// A stack file of one busybox service whose environment says `greeting`: lint-clean (no
-/// errors), quick to converge (a one-second monitor).
-fn compose(greeting: &str) -> String {
-    format!(
-        "services:
-  web:
-    image: {IMAGE}
-    environment:
-      GREETING: \"{greeting}\"
-    logging:
-      driver: local
-      options:
-        max-size: 1m
-    deploy:
-      replicas: 1
-      update_config:
-        monitor: 1s
-        failure_action: rollback
-      rollback_config:
-        monitor: 1s
-"
-    )
-}
-
 fn env_of(spec: &Value) -> Vec<String> {
     spec.pointer("/TaskTemplate/ContainerSpec/Env")
         .and_then(Value::as_array)
         .map(|env| env.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
         .unwrap_or_default()
-}
-
-fn stack_services(stack: &str) -> Vec<String> {
-    docker(&[
-        "service",
-        "ls",
-        "--format",
-        "{{.Name}}",
-        "--filter",
-        &format!("label=com.docker.stack.namespace={stack}"),
-    ])
-    .lines()
-    .map(str::to_owned)
-    .collect()
 }
 
 /// The route table is what the app serves: each row answers its method (never 404 or 405),
@@ -413,8 +375,9 @@ async fn a_viewer_cannot_change_anything() {
         Call::post(&format!("/api/services/{s}/scale")).json(&json!({"replicas": 3})),
         Call::post(&format!("/api/services/{s}/redeploy")),
         Call::post(&format!("/api/services/{s}/rollback")),
-        Call::post(&format!("/api/stacks/{st}/deploy")).json(&json!({"compose": compose("x")})),
-        Call::post("/api/lint").json(&json!({"compose": compose("x")})),
+        Call::post(&format!("/api/stacks/{st}/deploy"))
+            .json(&json!({"compose": greeting_stack("x", "1s")})),
+        Call::post("/api/lint").json(&json!({"compose": greeting_stack("x", "1s")})),
         Call::post(&format!("/api/stacks/{st}/rollback")).json(&json!({})),
         Call::post("/api/secrets").json(&json!({"name": st, "data": "x"})),
         Call::post("/api/configs").json(&json!({"name": st, "data": "x"})),
@@ -917,7 +880,7 @@ async fn a_stack_is_deployed_listed_and_rolled_back() {
     let deploy = |who: &Identity, greeting: &str| {
         Call::post(&format!("/api/stacks/{st}/deploy"))
             .bearer(&who.token)
-            .json(&json!({"compose": compose(greeting)}))
+            .json(&json!({"compose": greeting_stack(greeting, "1s")}))
     };
 
     app.call(deploy(v, "one")).await.expect_json_error(403);
@@ -1023,7 +986,7 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
     let stack = TestStack::new("lint");
     let st = &stack.name;
     let op = &app.operator;
-    let silent = compose("quiet").replace(
+    let silent = greeting_stack("quiet", "1s").replace(
         "driver: local\n      options:\n        max-size: 1m\n",
         "driver: none\n",
     );
@@ -1103,7 +1066,7 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
         .call(
             Call::post("/api/stacks/-bad/deploy")
                 .bearer(&op.token)
-                .json(&json!({"compose": compose("x")})),
+                .json(&json!({"compose": greeting_stack("x", "1s")})),
         )
         .await
         .expect_json_error(400);
@@ -1681,34 +1644,14 @@ async fn agent_reports_need_the_secret_and_show_on_the_nodes_page() {
         .await
         .expect_json_error(400);
     // Nothing was stored by any of those.
-    let nodes = app
-        .call(Call::get("/api/nodes").bearer(&app.viewer.token))
-        .await
-        .json();
-    let row = nodes["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["id"] == node.as_str())
-        .unwrap()
-        .clone();
+    let row = app.node_row(&node).await;
     assert_eq!(row["agent"], json!({"state": "never"}));
     assert_eq!(row["disk"], Value::Null);
 
     let answer = app.call(post(Some(REPORT_SECRET), body)).await;
     answer.expect(204);
     assert!(answer.body.is_empty());
-    let nodes = app
-        .call(Call::get("/api/nodes").bearer(&app.viewer.token))
-        .await
-        .json();
-    let row = nodes["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["id"] == node.as_str())
-        .unwrap()
-        .clone();
+    let row = app.node_row(&node).await;
     assert_eq!(row["agent"], json!({"state": "reporting"}), "{row}");
     assert_eq!(row["agent_version"], "0.1.0");
     assert_eq!(row["disk"]["capacity_bytes"], 100u64 << 30);

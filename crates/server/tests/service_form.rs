@@ -7,15 +7,13 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{test_image, try_docker, unique, Call, TestApp, TestService, TEST_LABEL};
+use support::{
+    service_version, test_image, try_docker, unique, Call, TestApp, TestService, SLEEP, TEST_LABEL,
+};
 use swarmkeeper_deploy::History;
 
 fn args(service: &TestService) -> Value {
     service.spec()["TaskTemplate"]["ContainerSpec"]["Args"].clone()
-}
-
-fn version(name: &str) -> String {
-    try_docker(&["service", "inspect", "--format", "{{.Version.Index}}", name]).unwrap()
 }
 
 #[tokio::test]
@@ -58,7 +56,7 @@ async fn a_service_is_created_refused_previewed_and_a_broken_edit_rolled_back() 
     let created = created.json();
     assert_eq!(created["action"], "created", "{created}");
     assert_eq!(created["succeeded"], true, "{created}");
-    assert_eq!(args(&service), json!(["/bin/busybox", "sleep", "3600"]));
+    assert_eq!(args(&service), json!(SLEEP));
     assert_eq!(
         service.spec()["TaskTemplate"]["ContainerSpec"]["Env"],
         json!(["GREETING=hello $USER"])
@@ -70,7 +68,7 @@ async fn a_service_is_created_refused_previewed_and_a_broken_edit_rolled_back() 
         .expect_json_error(409);
 
     // Bad input: refused naming the field, nothing applied.
-    let before = version(&name);
+    let before = service_version(&name);
     let mut bad = form.clone();
     bad["replicas"] = json!("three");
     let message = app
@@ -102,7 +100,7 @@ async fn a_service_is_created_refused_previewed_and_a_broken_edit_rolled_back() 
     )
     .await
     .expect(403);
-    assert_eq!(version(&name), before, "nothing was applied");
+    assert_eq!(service_version(&name), before, "nothing was applied");
 
     // The page's form shows the service; posting it shows the diff and lint first.
     let edit = app
@@ -132,7 +130,7 @@ async fn a_service_is_created_refused_previewed_and_a_broken_edit_rolled_back() 
         "{text}"
     );
     assert!(text.contains("id=\"findings\""), "{text}");
-    assert_eq!(version(&name), before, "a preview applies nothing");
+    assert_eq!(service_version(&name), before, "a preview applies nothing");
 
     // An edit whose tasks exit at once: followed, rolled back, recorded.
     let mut broken = form.clone();
@@ -149,7 +147,7 @@ async fn a_service_is_created_refused_previewed_and_a_broken_edit_rolled_back() 
     assert_eq!(edited["succeeded"], false, "{edited}");
     assert_eq!(edited["outcome"], "rolled back", "{edited}");
     assert!(edited["changes"].to_string().contains("exit 1"), "{edited}");
-    assert_eq!(args(&service), json!(["/bin/busybox", "sleep", "3600"]));
+    assert_eq!(args(&service), json!(SLEEP));
     let history = app.state.history().revisions(&name).await.unwrap();
     support::remove_history(&name);
     assert_eq!(history[0].outcome.to_string(), "rolled back");
@@ -178,7 +176,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
             "--restart-delay",
             "1s",
         ],
-        &["/bin/busybox", "sleep", "3600"],
+        SLEEP,
     );
     let name = service.name.clone();
     service.wait_running(1);
@@ -201,7 +199,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
     assert!(compose.contains("\"A=1\""), "{compose}");
 
     // A text that does not read: refused with its line, nothing applied.
-    let before = version(&name);
+    let before = service_version(&name);
     let broken_text = compose.replace(
         "mode: \"replicated\"",
         "mode: \"replicated\"\n      replicas: lots",
@@ -215,7 +213,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
         .await
         .expect_json_error(400);
     assert!(message.contains(&format!("{name}.yml:")), "{message}");
-    assert_eq!(version(&name), before);
+    assert_eq!(service_version(&name), before);
 
     // A preview on the page changes nothing.
     let preview = app
@@ -227,7 +225,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
         .await;
     preview.expect(200);
     assert!(preview.text().contains("A=2"), "{}", preview.text());
-    assert_eq!(version(&name), before);
+    assert_eq!(service_version(&name), before);
 
     let answer = app
         .call(
@@ -258,7 +256,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
         .await;
     answer.expect(409);
     assert_eq!(answer.json()["outcome"], "rolled back", "{}", answer.json());
-    assert_eq!(args(&service), json!(["/bin/busybox", "sleep", "3600"]));
+    assert_eq!(args(&service), json!(SLEEP));
     let history = app.state.history().revisions(&name).await.unwrap();
     support::remove_history(&name);
     assert_eq!(history[0].outcome.to_string(), "rolled back");
@@ -354,7 +352,7 @@ async fn a_partial_put_keeps_every_field_it_leaves_out() {
             "--log-driver",
             "json-file",
         ],
-        &["/bin/busybox", "sleep", "3600"],
+        SLEEP,
     );
     let name = service.name.clone();
     service.wait_running(2);
@@ -420,7 +418,7 @@ async fn an_unchanged_compose_text_applies_nothing() {
         .await;
     page.expect(200);
     let compose = support::compose_text_of(&page.text());
-    let before = version(&name);
+    let before = service_version(&name);
     let answer = app
         .call(
             Call::post(&format!("/api/services/{name}/compose"))
@@ -432,7 +430,11 @@ async fn an_unchanged_compose_text_applies_nothing() {
     answer.expect(200);
     let edited = answer.json();
     assert_eq!(edited["changes"], json!([]), "{edited}");
-    assert_eq!(version(&name), before, "nothing was applied: {edited}");
+    assert_eq!(
+        service_version(&name),
+        before,
+        "nothing was applied: {edited}"
+    );
 }
 
 /// Finding 26: a service created in the dashboard whose task exits 1 a second after it
@@ -502,7 +504,7 @@ async fn a_service_body_with_an_unknown_field_is_refused_and_a_no_op_edit_record
     })))
     .await
     .expect(201);
-    let before = version(&name);
+    let before = service_version(&name);
     let message = app
         .call(
             Call::put(&format!("/api/services/{name}"))
@@ -529,6 +531,6 @@ async fn a_service_body_with_an_unknown_field_is_refused_and_a_no_op_edit_record
     assert_eq!(unchanged["action"], "no change", "{unchanged}");
     assert_eq!(unchanged["changes"], json!([]), "{unchanged}");
     assert_eq!(unchanged["revision"], Value::Null, "{unchanged}");
-    assert_eq!(version(&name), before, "nothing was applied");
+    assert_eq!(service_version(&name), before, "nothing was applied");
     assert_eq!(history.len(), 1, "only the create is recorded");
 }

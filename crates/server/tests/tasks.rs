@@ -1,13 +1,14 @@
 //! The task page against the host's swarm: a task that keeps failing shows its exit code,
 //! error, restarts and last log lines (to an operator; a viewer gets none), and a task no node
-//! can take says why it waits.
+//! can take says why it waits (on its page and on the overview); a running task has no exit
+//! code.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{wait_for, TestApp, TestService};
+use support::{wait_for, Call, TempDir, TestApp, TestService};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_shows_its_exit_code_restarts_logs_and_why_it_waits() {
@@ -190,4 +191,105 @@ fn shut_down_tasks(service: &str) -> String {
         "desired-state=shutdown",
         service,
     ])
+}
+
+/// A running task has no exit code (the engine reports `ExitCode: 0` for a running
+/// container), and its page's restarts are the JSON twin's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_task_shows_no_exit_code_and_its_restarts() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    // The first task fails, the second finds the marker it left and runs: one restart.
+    let marks = TempDir::new("marks");
+    let mount = format!("type=bind,source={},target=/m", marks.path().display());
+    let service = TestService::running(
+        "taskonce",
+        &["--restart-delay", "1s", "--mount", &mount],
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "if [ -e /m/once ]; then exec /bin/busybox sleep 3600; fi; touch /m/once; exit 1",
+        ],
+    );
+    // The first task runs a moment too: wait for the second one to run.
+    let mut id = String::new();
+    support::wait_for(
+        "the slot's second task running",
+        Duration::from_secs(60),
+        || {
+            let all = support::docker(&["service", "ps", "-q", &service.name]);
+            let running: Vec<String> = service
+                .tasks("{{.ID}} {{.CurrentState}}")
+                .into_iter()
+                .filter(|t| t.contains(" Running"))
+                .collect();
+            match running.first() {
+                Some(task) if all.lines().count() >= 2 => {
+                    id = task.split(' ').next().unwrap_or_default().to_owned();
+                    true
+                }
+                _ => false,
+            }
+        },
+    );
+    let task: Value = app
+        .call(Call::get(&format!("/api/tasks/{id}")).bearer(&op.token))
+        .await
+        .json();
+    assert_eq!(task["state"], "running", "{task}");
+    assert_eq!(task["exit"], Value::Null, "{task}");
+    assert_eq!(task["exit_code"], Value::Null, "{task}");
+    assert_eq!(task["restarts"], 1, "{task}");
+    let page = app
+        .call(Call::get(&format!("/tasks/{id}")).session(op))
+        .await;
+    page.expect(200);
+    let text = page.text();
+    assert!(!text.contains("Exit code"), "{text}");
+    assert!(
+        text.contains(r#"<dd id="restarts">1 in the last"#),
+        "{text}"
+    );
+}
+
+/// A service whose task waits is on the overview with the scheduler's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_says_why_a_service_waits() {
+    let app = TestApp::new().await;
+    let waiting = TestService::create(
+        "waits",
+        &["--constraint", "node.labels.skservertest-nowhere==yes"],
+    );
+    let mut row = Value::Null;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let overview = app
+            .call(Call::get("/api/overview").bearer(&app.viewer.token))
+            .await
+            .json();
+        row = overview["attention"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == waiting.name.as_str())
+            .cloned()
+            .unwrap_or(Value::Null);
+        let said = row["pending"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|why| why.as_str().unwrap().contains("no suitable node"))
+        });
+        if said {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let why = row["pending"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no pending reason: {row}"))
+        .to_owned();
+    assert!(why.starts_with("pending: no suitable node ("), "{row}");
+    let page = app.call(Call::get("/").session(&app.viewer)).await.text();
+    let attention = page.split(r#"id="attention""#).nth(1).unwrap_or_default();
+    assert!(attention.contains(&why), "{attention}");
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use swarmkeeper_engine::Engine;
 use swarmkeeper_server::{tls, AppState, Limits, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,23 +27,10 @@ fn state_with_secret(
     limits: Limits,
     report_secret: Option<&str>,
 ) -> AppState {
-    AppState::open(
-        Engine::from_env().expect("DOCKER_HOST or the default socket"),
-        ServerConfig {
-            state_dir: dir.to_owned(),
-            report_secret: report_secret.map(str::to_owned),
-            session_policy: Default::default(),
-            deploy_timeout: Duration::from_secs(60),
-            trusted_proxies: Default::default(),
-            limits,
-            disk_pressure: Default::default(),
-            secret_key: None,
-            docker_config: None,
-            keep_revisions: swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS,
-            alert_webhooks: Vec::new(),
-        },
-    )
-    .expect("the state directory opens")
+    support::open_state_with_config(ServerConfig {
+        limits,
+        ..support::config(dir, report_secret)
+    })
 }
 
 /// A client that trusts `cert` alone and finds `dash.test` on this machine at `port`.

@@ -6,18 +6,8 @@ mod support;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use support::{report, unique, Call, TestApp, TestService, REPORT_SECRET};
-use swarmkeeper_report::{NodeReport, NodeUsage, TaskUsage, UsageSample};
-
-async fn post(app: &TestApp, report: &NodeReport) {
-    app.call(
-        Call::post("/api/agent/report")
-            .bearer(REPORT_SECRET)
-            .body("application/json", serde_json::to_vec(report).unwrap()),
-    )
-    .await
-    .expect(204);
-}
+use support::{report, unique, Call, TestApp, TestService};
+use swarmkeeper_report::{NodeUsage, TaskUsage, UsageSample};
 
 fn task(id: &str, service: &str, seconds_busy: u64, memory: u64, limit: u64) -> TaskUsage {
     TaskUsage {
@@ -73,10 +63,10 @@ async fn node_and_service_charts_and_their_json() {
             ("t2", &db, 1, 950 << 20, 1000 << 20),
         ],
     );
-    post(&app, &node).await;
+    app.post_report(&node).await;
     let mut other = report("usagenode2aaaaaaaaaaaaaaa", "usage-node-2");
     other.usage = samples(now, &[("t3", &web, 5, 200 << 20, 1 << 30)]);
-    post(&app, &other).await;
+    app.post_report(&other).await;
 
     let v = &app.viewer.token;
     let answer = app
@@ -167,7 +157,7 @@ async fn a_task_page_shows_its_own_usage() {
             ("sibling", &service.name, 9, 20 << 20, 64 << 20),
         ],
     );
-    post(&app, &node).await;
+    app.post_report(&node).await;
 
     let answer = app
         .call(Call::get(&format!("/api/tasks/{task_id}/usage")).bearer(&app.viewer.token))

@@ -1,26 +1,20 @@
 //! `/volumes`: agents report each node's volumes, the server shows where each lives, how big
-//! it is and which no container uses.
+//! it is and which no container uses; a volume a running task mounts is in use whatever its
+//! node last reported.
 
 mod support;
 
-use serde_json::{json, Value};
-use support::{report, Call, TestApp, REPORT_SECRET};
-use swarmkeeper_report::ReportedVolume;
+use std::time::Duration;
 
-async fn post(app: &TestApp, report: &swarmkeeper_report::NodeReport) {
-    app.call(
-        Call::post("/api/agent/report")
-            .bearer(REPORT_SECRET)
-            .body("application/json", serde_json::to_vec(report).unwrap()),
-    )
-    .await
-    .expect(204);
-}
+use serde_json::{json, Value};
+use support::{report, Call, TestApp, TestService};
+use swarmkeeper_report::ReportedVolume;
 
 #[tokio::test]
 async fn the_page_says_on_which_node_a_volume_lives_and_how_big_it_is() {
     let app = TestApp::new().await;
-    post(&app, &report("volnode1aaaaaaaaaaaaaaaaa", "node-1")).await;
+    app.post_report(&report("volnode1aaaaaaaaaaaaaaaaa", "node-1"))
+        .await;
     let mut second = report("volnode2aaaaaaaaaaaaaaaaa", "node-2");
     second.volumes = Some(vec![ReportedVolume {
         name: "shop_db".into(),
@@ -29,10 +23,10 @@ async fn the_page_says_on_which_node_a_volume_lives_and_how_big_it_is() {
         size_bytes: Some(5),
         ..Default::default()
     }]);
-    post(&app, &second).await;
+    app.post_report(&second).await;
     let mut old_agent = report("volnode3aaaaaaaaaaaaaaaaa", "node-3");
     old_agent.volumes = None;
-    post(&app, &old_agent).await;
+    app.post_report(&old_agent).await;
 
     let answer = app
         .call(Call::get("/api/volumes").bearer(&app.viewer.token))
@@ -80,7 +74,7 @@ async fn the_page_says_on_which_node_a_volume_lives_and_how_big_it_is() {
 
     // A newer report replaces what the node had.
     second.volumes = Some(vec![]);
-    post(&app, &second).await;
+    app.post_report(&second).await;
     let body = app
         .call(Call::get("/api/volumes").bearer(&app.viewer.token))
         .await
@@ -146,7 +140,7 @@ async fn an_admin_removes_an_unused_volume_on_its_node_and_one_in_use_is_refused
         ..Default::default()
     };
     here.volumes = Some(vec![reported(&unused, vec![]), reported(&used, vec![])]);
-    post(&app, &here).await;
+    app.post_report(&here).await;
 
     // Operators may not; viewers see no button; admins do.
     app.call(Call::delete(&format!("/api/volumes/{unused}")).bearer(&app.operator.token))
@@ -199,7 +193,7 @@ async fn an_admin_removes_an_unused_volume_on_its_node_and_one_in_use_is_refused
         reported(&unused, vec![]),
         reported(&used, vec![format!("shop_db.1.{holder}")]),
     ]);
-    post(&app, &here).await;
+    app.post_report(&here).await;
     let refused = app
         .call(Call::delete(&format!("/api/volumes/{used}")).bearer(&app.admin.token))
         .await
@@ -239,4 +233,79 @@ async fn an_admin_removes_an_unused_volume_on_its_node_and_one_in_use_is_refused
     app.call(Call::delete(&format!("/api/volumes/{unused}")).bearer(&app.admin.token))
         .await
         .expect_json_error(404);
+}
+
+/// A volume a running task mounts is in use as soon as the task runs, whatever its node's
+/// last report said, and its removal is refused naming the task, its service and its node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_a_task_mounts_is_in_use_and_its_refusal_names_the_task() {
+    let app = TestApp::new().await;
+    let volume = support::unique("busyvol");
+    let mount = format!("type=volume,source={volume},target=/data");
+    let service = TestService::create("volsvc", &["--mount", &mount]);
+    service.wait_running(1);
+    // The node reported the volume before the task started: no container on it.
+    let node = support::node_id();
+    let mut here = support::report(&node, "volhost");
+    here.volumes = Some(vec![swarmkeeper_report::ReportedVolume {
+        name: volume.clone(),
+        driver: "local".into(),
+        mountpoint: format!("/var/lib/docker/volumes/{volume}/_data"),
+        size_bytes: None,
+        ..Default::default()
+    }]);
+    app.post_report(&here).await;
+
+    let listed: Value = app
+        .call(Call::get("/api/volumes").bearer(&app.viewer.token))
+        .await
+        .json();
+    let row = listed["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == volume.as_str())
+        .unwrap_or_else(|| panic!("{volume} in {listed}"))
+        .clone();
+    assert_eq!(row["unused"], false, "{row}");
+    assert_eq!(
+        row["tasks"][0]["task"],
+        format!("{}.1", service.name).as_str(),
+        "{row}"
+    );
+    let page = app
+        .call(Call::get("/volumes").session(&app.admin))
+        .await
+        .text();
+    let line = page
+        .split("<tr")
+        .find(|row| row.contains(volume.as_str()))
+        .unwrap_or_default();
+    assert!(line.contains(&format!("{}.1", service.name)), "{line}");
+    assert!(line.contains("not measured yet"), "{line}");
+    assert!(!line.contains("Remove"), "{line}");
+
+    let refused = app
+        .call(Call::delete(&format!("/api/volumes/{volume}?node={node}")).bearer(&app.admin.token))
+        .await
+        .expect_json_error(409);
+    assert!(
+        refused.contains(&format!(
+            "on node volhost is in use by task {0}.1 (service {0})",
+            service.name
+        )),
+        "{refused}"
+    );
+    drop(service);
+    wait_for_volume_free(&volume);
+}
+
+/// Removes the test's volume once the removed service's container has let go of it.
+fn wait_for_volume_free(volume: &str) {
+    let start = std::time::Instant::now();
+    while support::try_docker(&["volume", "rm", volume]).is_err()
+        && start.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

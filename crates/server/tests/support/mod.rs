@@ -1,10 +1,12 @@
 //! Shared by the server's integration tests: the whole app in-process on a temporary state
 //! directory, against the host's single-node swarm, with a viewer, an operator and an admin who
 //! each have an API token and a session (logged in through `POST /login`); a small request
-//! builder; and uniquely named swarm services built from a `FROM scratch` busybox image, removed
-//! when dropped.
+//! builder; uniquely named swarm services built from a `FROM scratch` busybox image, removed
+//! when dropped; and the fixtures several test files share (agent reports, the greeting stack
+//! file, a form post's job, the service form's post).
 //!
-//! Each test file includes it with `mod support;` and uses what it needs.
+//! Each test file includes it with `mod support;` and uses what it needs; a fixture two files
+//! need goes here, not into a copy.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -35,6 +37,9 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const REPORT_SECRET: &str = "report-secret-for-tests";
 /// Label on everything the tests create, to find leftovers by hand.
 pub const TEST_LABEL: &str = "swarmkeeper.test=server";
+/// A command for [`TestService::running`]: busybox sleeping an hour, without the image's
+/// `echo started`.
+pub const SLEEP: &[&str] = &["/bin/busybox", "sleep", "3600"];
 
 /// `sk<pid><n><what>`: short (service names are at most 63 bytes, stack services get a
 /// prefix), unique within the run and, through the pid, apart from a parallel run.
@@ -90,6 +95,122 @@ pub fn test_image() -> &'static str {
 /// The swarm node ID of the host's engine.
 pub fn node_id() -> String {
     docker(&["info", "--format", "{{.Swarm.NodeID}}"])
+}
+
+/// The host node's labels (`Spec.Labels`), a JSON object (or null when it has none).
+pub fn node_labels(node: &str) -> Value {
+    serde_json::from_str(&docker(&[
+        "node",
+        "inspect",
+        "--format",
+        "{{json .Spec.Labels}}",
+        node,
+    ]))
+    .unwrap()
+}
+
+/// Labels as the node's label form takes them: `KEY=VALUE`, a line each.
+pub fn labels_text(labels: &Value) -> String {
+    labels
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}\n", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A label added to a node, removed when dropped.
+pub struct NodeLabel {
+    pub node: String,
+    pub key: String,
+}
+
+impl NodeLabel {
+    /// Adds `key=value` to `node`.
+    pub fn add(node: &str, key: &str, value: &str) -> NodeLabel {
+        docker(&[
+            "node",
+            "update",
+            "--label-add",
+            &format!("{key}={value}"),
+            node,
+        ]);
+        NodeLabel {
+            node: node.to_owned(),
+            key: key.to_owned(),
+        }
+    }
+}
+
+impl Drop for NodeLabel {
+    fn drop(&mut self) {
+        let _ = try_docker(&["node", "update", "--label-rm", &self.key, &self.node]);
+    }
+}
+
+/// A service's `Version.Index`: it moves with every change the engine takes, so an equal
+/// one before and after says nothing was applied.
+pub fn service_version(name: &str) -> String {
+    docker(&["service", "inspect", "--format", "{{.Version.Index}}", name])
+}
+
+/// Whether the engine has a `kind` (`service`, `network`, `secret`, `config`, …) of `name`.
+pub fn exists(kind: &str, name: &str) -> bool {
+    try_docker(&[kind, "inspect", "--format", "{{.ID}}", name]).is_ok()
+}
+
+/// The names of the services of `stack` (by `com.docker.stack.namespace`).
+pub fn stack_services(stack: &str) -> Vec<String> {
+    docker(&[
+        "service",
+        "ls",
+        "--format",
+        "{{.Name}}",
+        "--filter",
+        &format!("label=com.docker.stack.namespace={stack}"),
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// A stack file of one busybox service, `web`, whose environment says `greeting`: lint-clean
+/// (no errors), with local logging, rolled back on failure, watched for `monitor` (`1s`
+/// converges quickly) after an update and for one second after a rollback.
+pub fn greeting_stack(greeting: &str, monitor: &str) -> String {
+    format!(
+        "services:
+  web:
+    image: {IMAGE}
+    environment:
+      GREETING: \"{greeting}\"
+    logging:
+      driver: local
+      options:
+        max-size: 1m
+    deploy:
+      replicas: 1
+      update_config:
+        monitor: {monitor}
+        failure_action: rollback
+      rollback_config:
+        monitor: 1s
+"
+    )
+}
+
+/// The environment of the `web` service of a [`greeting_stack`] deployed as `stack`, as JSON
+/// (`["GREETING=one"]`).
+pub fn greeting_of(stack: &str) -> String {
+    docker(&[
+        "service",
+        "inspect",
+        &format!("{stack}_web"),
+        "--format",
+        "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+    ])
 }
 
 /// Polls `check` every 100 ms until it holds; panics naming `what` after `timeout`.
@@ -158,6 +279,13 @@ impl TestService {
         args.push(image);
         args.extend_from_slice(command);
         docker(&args);
+        service
+    }
+
+    /// A service of one busybox task running [`SLEEP`], once its task runs.
+    pub fn sleeping(what: &str) -> TestService {
+        let service = TestService::running(what, &[], SLEEP);
+        service.wait_running(1);
         service
     }
 
@@ -234,6 +362,16 @@ impl Drop for TestStack {
     fn drop(&mut self) {
         let _ = try_docker(&["stack", "rm", &self.name]);
         remove_history(&self.name);
+    }
+}
+
+/// A stack's (or a lone service's) deploy history in the swarm, removed when dropped, for a
+/// test whose services go by themselves.
+pub struct HistoryOf(pub String);
+
+impl Drop for HistoryOf {
+    fn drop(&mut self) {
+        remove_history(&self.0);
     }
 }
 
@@ -434,6 +572,18 @@ pub fn password_hash() -> &'static str {
     HASH.get_or_init(|| hash_password(PASSWORD).unwrap())
 }
 
+/// The key the tests seal registry and alert-channel credentials with: always the same, so a
+/// state reopened with it reads what an earlier one sealed.
+pub fn sealing_key() -> swarmkeeper_auth::SealingKey {
+    swarmkeeper_auth::SealingKey::from_secret(b"test key: thirty-two bytes or more, surely")
+        .unwrap()
+}
+
+/// A test app sealing with [`sealing_key`].
+pub async fn sealing_app() -> TestApp {
+    TestApp::with_key(Some(sealing_key())).await
+}
+
 /// A state for the app on `dir`.
 pub fn open_state(dir: &Path, report_secret: Option<&str>) -> AppState {
     open_state_with_key(dir, report_secret, None)
@@ -539,6 +689,27 @@ impl TestApp {
         login(&self.router, username, password, next).await
     }
 
+    /// Posts `report` as its node's agent would, with [`REPORT_SECRET`]; expects 204.
+    pub async fn post_report(&self, report: &swarmkeeper_report::NodeReport) {
+        post_report(&self.router, report).await
+    }
+
+    /// The row of node `id` (a Swarm node id, or `hostname:NAME`) in `/api/nodes`' list, as
+    /// the viewer reads it.
+    pub async fn node_row(&self, id: &str) -> Value {
+        let nodes = self
+            .call(Call::get("/api/nodes").bearer(&self.viewer.token))
+            .await
+            .json();
+        nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {nodes}"))
+            .clone()
+    }
+
     /// The audit log, newest first, as the admin reads it from `/api/audit`.
     pub async fn audit(&self) -> Vec<Value> {
         let answer = self
@@ -581,6 +752,14 @@ pub async fn login(router: &Router, username: &str, password: &str, next: &str) 
         ]),
     )
     .await
+}
+
+/// Posts `report` to `router` as its node's agent would, with [`REPORT_SECRET`]; expects 204.
+pub async fn post_report(router: &Router, report: &swarmkeeper_report::NodeReport) {
+    let call = Call::post(swarmkeeper_report::REPORT_PATH)
+        .bearer(REPORT_SECRET)
+        .body("application/json", serde_json::to_vec(report).unwrap());
+    send(router, call).await.expect(204);
 }
 
 /// The session token of a login answer's `Set-Cookie`.
@@ -748,6 +927,80 @@ pub fn report(node: &str, hostname: &str) -> swarmkeeper_report::NodeReport {
     }
 }
 
+/// An agent's report of `node` as JSON, written out field by field as the wire has it (for
+/// tests that post what the typed [`report`] cannot say): 1000 bytes at 60 %, no images and no
+/// GC run.
+pub fn report_json(node: &str, hostname: &str) -> Value {
+    serde_json::json!({
+        "node_id": node,
+        "hostname": hostname,
+        "engine_version": "20.10.24+dfsg1",
+        "reported_at": Timestamp::now(),
+        "agent_version": "0.1.0",
+        "interval_seconds": 30,
+        "disk": {
+            "filesystem": {"path": "/var/lib/docker", "capacity_bytes": 1000, "available_bytes": 400},
+            "usage_percent": 60, "used_bytes": 600, "image_count": 0,
+            "images_unique_bytes": 0, "images_shared_bytes": 0, "container_count": 0,
+            "containers_bytes": 0, "logs_bytes": null, "volume_count": 0, "volumes_bytes": 0,
+            "build_cache_bytes": 0, "other_bytes": 600
+        },
+        "high_threshold_percent": 85,
+        "low_threshold_percent": 80,
+        "images": [],
+        "gc_runs": []
+    })
+}
+
+/// The service form's post for service `name` with `fields`, as `who`'s browser sends it
+/// (`POST /services/{name}/edit`).
+pub fn service_form(who: &Identity, name: &str, fields: &[(&str, &str)]) -> Call {
+    Call::post(&format!("/services/{name}/edit"))
+        .session(who)
+        .form(fields)
+}
+
+/// `compose` with `extra` on a line of its own after its first `image:` line (the lone
+/// service's of an "edit as compose" page).
+pub fn after_image_line(compose: &str, extra: &str) -> String {
+    let line = compose
+        .lines()
+        .find(|l| l.trim_start().starts_with("image:"))
+        .expect("an image line");
+    compose.replacen(line, &format!("{line}\n{extra}"), 1)
+}
+
+/// Records a succeeded revision of `stack` by `by` at `at` in the app's deploy history (the
+/// swarm's), as a deploy of `files` would: started, then finished. Its number.
+pub async fn record_revision(
+    app: &TestApp,
+    stack: &str,
+    by: &str,
+    kind: &swarmkeeper_deploy::DeployKind,
+    files: &[swarmkeeper_deploy::FileDigest],
+    at: Timestamp,
+) -> u64 {
+    use swarmkeeper_deploy::{DeployOutcome, History, RevisionEnd, RevisionStart};
+    let history = app.state.history();
+    let start = RevisionStart {
+        stack,
+        by,
+        kind,
+        files,
+        at,
+    };
+    let number = history.append(&start).await.unwrap();
+    let end = RevisionEnd {
+        outcome: &DeployOutcome::Succeeded,
+        summary: "",
+        services: &[],
+        objects: &[],
+        at,
+    };
+    history.finish(stack, number, &end).await.unwrap();
+    number
+}
+
 /// The compose text of an "edit as compose" page, unescaped as a browser posts it.
 pub fn compose_text_of(page: &str) -> String {
     let start = page.find("<textarea name=\"compose\"").unwrap();
@@ -762,6 +1015,21 @@ pub fn compose_text_of(page: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// The job a form's post started, at once: its id (the 303 names `/jobs/{id}`) and the job.
+pub fn job_of(
+    app: &TestApp,
+    posted: &Answer,
+) -> (String, std::sync::Arc<swarmkeeper_server::jobs::Job>) {
+    posted.expect(303);
+    let id = posted
+        .location()
+        .strip_prefix("/jobs/")
+        .unwrap_or_else(|| panic!("not a job's page: {}", posted.location()))
+        .to_owned();
+    let job = app.state.jobs.get(&id).expect("the job is kept");
+    (id, job)
+}
+
 /// The job a form's post started (its 303 names `/jobs/{id}`), once it ended (at most 3
 /// minutes), with its end.
 pub async fn followed_job(
@@ -771,12 +1039,7 @@ pub async fn followed_job(
     std::sync::Arc<swarmkeeper_server::jobs::Job>,
     swarmkeeper_server::jobs::JobEnd,
 ) {
-    posted.expect(303);
-    let id = posted
-        .location()
-        .strip_prefix("/jobs/")
-        .unwrap_or_else(|| panic!("not a job's page: {}", posted.location()));
-    let job = app.state.jobs.get(id).expect("the job is kept");
+    let (_, job) = job_of(app, posted);
     let mut changed = job.subscribe();
     loop {
         if let Some(end) = job.seen(0).end {

@@ -1,12 +1,122 @@
-//! The stack deploy form and the stack page say what is true (tryout 7, entries 4, 13, 19):
-//! a lint refusal names the first error and the form's own checkbox, the review shows the safe
-//! defaults the deploy adds, and a compose edit that changes nothing offers no apply.
+//! What the stack pages say before and after a deploy, against the host's swarm: the deploy
+//! form's review (`POST /api/stacks/{name}/diff` and the form's preview) shows what a deploy
+//! would do, the safe defaults it adds and the lint findings they fix, and deploys only with
+//! the `confirm` of a diff of the same file; a lint refusal names the first error and the
+//! form's own checkbox; a compose edit that changes nothing offers no apply; the stacks list
+//! and the stack page say who changed a stack (tryout 7, entries 4, 13, 19).
 
 mod support;
 
-use serde_json::json;
-use support::{Call, TestApp, TestStack, IMAGE};
+use serde_json::{json, Value};
+use support::{
+    greeting_of, greeting_stack, stack_services, Call, TestApp, TestService, TestStack, IMAGE,
+};
 use swarmkeeper_deploy::History;
+
+/// The stack file of one busybox service saying `greeting`, converging in a second.
+fn one_service(greeting: &str) -> String {
+    greeting_stack(greeting, "1s")
+}
+
+/// The `confirm` value the review put in the form.
+fn confirm_of(page: &str) -> String {
+    let at = page
+        .find("name=\"confirm\" value=\"")
+        .unwrap_or_else(|| panic!("no confirm field in the review:\n{page}"));
+    let rest = &page[at + "name=\"confirm\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// `POST /api/stacks/{name}/diff` and the form's review show what a deploy would do before it
+/// runs; the form deploys only with the `confirm` of a diff of the same file.
+#[tokio::test]
+async fn a_deploy_from_the_page_is_shown_as_a_diff_and_runs_once_confirmed() {
+    let app = TestApp::new().await;
+    let stack = TestStack::new("diffpage");
+    let st = stack.name.as_str();
+    let (v, op) = (&app.viewer, &app.operator);
+    let diff = |who: &str, text: &str| {
+        Call::post(&format!("/api/stacks/{st}/diff"))
+            .bearer(who)
+            .json(&json!({"compose": text}))
+    };
+
+    app.call(diff(&v.token, &one_service("one")))
+        .await
+        .expect_json_error(403);
+    let answer = app.call(diff(&op.token, &one_service("one"))).await;
+    answer.expect(200);
+    let first: Value = answer.json();
+    assert_eq!(first["changes"], true, "{first}");
+    assert_eq!(first["services"][0]["name"], format!("{st}_web"));
+    assert_eq!(first["services"][0]["action"], "create");
+    assert!(
+        first["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["kind"] == "network" && o["action"] == "create"),
+        "{first}"
+    );
+    assert!(stack_services(st).is_empty(), "a diff changes nothing");
+
+    // The form's deploy button reviews first: the page shows the diff, nothing runs.
+    let form = |text: &str, action: &str, confirm: &str| {
+        Call::post("/stacks/deploy").session(op).form(&[
+            ("stack", st),
+            ("compose", text),
+            ("action", action),
+            ("confirm", confirm),
+        ])
+    };
+    let review = app.call(form(&one_service("one"), "deploy", "")).await;
+    review.expect(200);
+    let page = review.text();
+    assert!(page.contains("id=\"diff-services\"") && page.contains("Confirm deploy"));
+    assert!(
+        stack_services(st).is_empty(),
+        "no deploy without a confirmation"
+    );
+    let confirm = confirm_of(&page);
+    assert_eq!(confirm, first["confirm"].as_str().unwrap());
+
+    // Confirmed, it deploys through the deploy engine as a job followed on its page.
+    let ran = app
+        .call(form(&one_service("one"), "deploy", &confirm))
+        .await;
+    let (_, end) = support::followed_job(&app, &ran).await;
+    assert_eq!(end.outcome, "succeeded", "{end:?}");
+    assert!(greeting_of(st).contains("GREETING=one"));
+
+    // A changed file: the diff names the field; a confirmation of another file does not
+    // deploy this one, it reviews it again.
+    let answer = app.call(diff(&op.token, &one_service("two"))).await;
+    let second: Value = answer.json();
+    assert_eq!(second["services"][0]["action"], "restart", "{second}");
+    let texts: Vec<&str> = second["services"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.contains(&"TaskTemplate.ContainerSpec.Env[0]: GREETING=one → GREETING=two"),
+        "{texts:?}"
+    );
+    let stale = app
+        .call(form(
+            &one_service("three"),
+            "deploy",
+            second["confirm"].as_str().unwrap(),
+        ))
+        .await;
+    stale.expect(200);
+    assert!(stale.text().contains("Confirm deploy"));
+    assert!(greeting_of(st).contains("GREETING=one"), "not deployed");
+    let unchanged = app.call(diff(&op.token, &one_service("one"))).await.json();
+    assert_eq!(unchanged["changes"], false, "{unchanged}");
+    assert_eq!(unchanged["services"][0]["action"], "unchanged");
+}
 
 /// A file whose only error (SK001, logging driver `none`, line 5) comes after a warning
 /// (SK010, no `update_config`, line 2).
@@ -197,4 +307,44 @@ async fn the_deploy_review_shows_the_safe_defaults_and_the_findings_they_fix() {
             .starts_with(&format!("safe default: {st}_web: logging"))),
         "{body}"
     );
+}
+
+/// Who made a revision is said once: a dashboard edit's "edited in the dashboard by NAME" is
+/// not led by another "by" on the stacks list, a plain name is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stacks_list_says_who_changed_a_stack_once() {
+    use swarmkeeper_deploy::DeployKind;
+    let app = TestApp::new().await;
+    let stack = support::unique("who");
+    let _history = support::TestStack {
+        name: stack.clone(),
+    };
+    let namespace = format!("com.docker.stack.namespace={stack}");
+    let _service = TestService::create("whoweb", &["--label", &namespace]);
+    let now = jiff::Timestamp::now();
+    for by in ["alice", "edited in the dashboard by alice"] {
+        support::record_revision(&app, &stack, by, &DeployKind::Edit, &[], now).await;
+    }
+    let list = app
+        .call(Call::get("/stacks").session(&app.viewer))
+        .await
+        .text();
+    let row = list
+        .rsplit(stack.as_str())
+        .next()
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_else(|| panic!("{stack} in {list}"));
+    assert!(
+        row.contains("edit edited in the dashboard by alice,"),
+        "{row}"
+    );
+    assert!(!row.contains("by edited"), "{row}");
+    let page = app
+        .call(Call::get(&format!("/stacks/{stack}")).session(&app.viewer))
+        .await
+        .text();
+    // The stack page: Who is the name, the sentence's rest goes to Summary.
+    assert_eq!(page.matches("<td>alice</td>").count(), 2, "{page}");
+    assert!(page.contains("<td>edited in the dashboard</td>"), "{page}");
+    assert!(!page.contains("by alice</td>"), "{page}");
 }

@@ -1,43 +1,24 @@
-//! A node Swarm no longer lists (tryout 7, entry 12): out of the node list and the overview,
-//! under "Removed nodes" with its last report, until an admin forgets it (audited). The
-//! removed node is a report whose Swarm node ID the host's swarm does not have.
+//! The nodes list and a node's page as agents' reports and the swarm make them, through the
+//! whole router against the host's single-node swarm.
 
 mod support;
 
 use serde_json::Value;
-use support::{unique, Call, TestApp, REPORT_SECRET};
+use support::{report_json, unique, Call, TestApp, REPORT_SECRET};
 
-fn report(node: &str, hostname: &str) -> Value {
-    serde_json::json!({
-        "node_id": node,
-        "hostname": hostname,
-        "engine_version": "20.10.24+dfsg1",
-        "reported_at": jiff::Timestamp::now(),
-        "agent_version": "0.1.0",
-        "interval_seconds": 30,
-        "disk": {
-            "filesystem": {"path": "/var/lib/docker", "capacity_bytes": 1000, "available_bytes": 140},
-            "usage_percent": 86, "used_bytes": 860, "image_count": 0,
-            "images_unique_bytes": 0, "images_shared_bytes": 0, "container_count": 0,
-            "containers_bytes": 0, "logs_bytes": null, "volume_count": 0, "volumes_bytes": 0,
-            "build_cache_bytes": 0, "other_bytes": 860
-        },
-        "high_threshold_percent": 85,
-        "low_threshold_percent": 80,
-        "images": [],
-        "gc_runs": []
-    })
-}
-
+/// A node Swarm no longer lists (tryout 7, entry 12): out of the node list and the overview,
+/// under "Removed nodes" with its last report, until an admin forgets it (audited). The
+/// removed node is a report whose Swarm node ID the host's swarm does not have.
 #[tokio::test]
 async fn a_removed_node_leaves_the_lists_until_an_admin_forgets_it() {
     let app = TestApp::new().await;
     let gone = unique("qfgone");
     let hostname = unique("removed-worker");
-    app.call(Call::post("/api/agent/report").bearer(REPORT_SECRET).body(
-        "application/json",
-        serde_json::to_vec(&report(&gone, &hostname)).unwrap(),
-    ))
+    app.call(
+        Call::post("/api/agent/report")
+            .bearer(REPORT_SECRET)
+            .json(&report_json(&gone, &hostname)),
+    )
     .await
     .expect(204);
 
@@ -105,4 +86,45 @@ async fn a_removed_node_leaves_the_lists_until_an_admin_forgets_it() {
             .any(|e| e["action"] == "forget-node" && e["target"] == gone.as_str()),
         "{audit:?}"
     );
+}
+
+/// The nodes list and the node page say the same "last GC pass": the pass the agent last
+/// reported, also one that had nothing to free (no stored run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nodes_list_and_the_node_page_share_the_last_gc_pass() {
+    let app = TestApp::new().await;
+    let hostname = support::unique("gcpass");
+    let mut report = support::report("", &hostname);
+    report.gc_runs.clear();
+    let pass_at = report.reported_at - jiff::SignedDuration::from_secs(40);
+    report.last_pass = Some(swarmkeeper_report::LastPass {
+        started_at: pass_at,
+        space_trigger: None,
+        usage_percent_after: 60,
+        shortfall_bytes: 0,
+        short_of_low_threshold: false,
+        short_of_headroom: false,
+    });
+    app.post_report(&report).await;
+    let key = format!("hostname:{hostname}");
+    let row = app.node_row(&key).await;
+    let node: Value = app
+        .call(Call::get(&format!("/api/nodes/{key}")).bearer(&app.viewer.token))
+        .await
+        .json();
+    let want = Value::String(pass_at.to_string());
+    assert_eq!(row["last_gc"], want, "{row}");
+    assert_eq!(node["last_pass"]["started_at"], want, "{node}");
+    assert_eq!(node["last_gc"], want, "{node}");
+    let list = app
+        .call(Call::get("/nodes").session(&app.viewer))
+        .await
+        .text();
+    let our_row = list
+        .rsplit(hostname.as_str())
+        .next()
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_else(|| panic!("{hostname} in {list}"));
+    assert!(!our_row.contains("never"), "{our_row}");
+    assert!(our_row.contains("ago"), "{our_row}");
 }

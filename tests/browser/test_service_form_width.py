@@ -6,32 +6,27 @@ machine's swarm, then as the first admin opens /services/new and /services/NAME/
 390x844 window: neither page may scroll sideways (`scrollWidth == clientWidth`). The form's
 hints carry long unbreakable examples (the mount line) that once made it 1108 px wide.
 
-Screenshots go to target/browser-screenshots/qff-NN-name.png. The service and the server are
+Screenshots go to target/browser-screenshots/sfw-NN-name.png. The service and the server are
 removed whatever happens.
 
-Run: python3 tests/browser/test_qfform.py (scripts/browser-test.sh installs what it needs).
+Run: python3 tests/browser/test_service_form_width.py (scripts/browser-test.sh installs what it
+needs).
 """
 
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
-    IMAGE, LABEL, OUT, PASSWORD, Server, browse, build_image, check, docker, entry, outcome, prepare,
-    remove_history, say,
+    PASSWORD, browse, busybox_service, check, entry, fresh_server, outcome, prepare, stepper,
 )
 
 
 def walk(run, name, steps):
     page = run.page
-
-    def step(label):
-        steps.append(label)
-        say(f"[{len(steps):2d}] {label}")
+    step = stepper(steps)
 
     step("log in as admin")
     run.log_in("admin", PASSWORD)
@@ -49,32 +44,17 @@ def walk(run, name, steps):
 
 def main():
     started = time.monotonic()
-    prepare("qff-")
-    name = f"skqfform-{os.getpid()}"
-    state_dir = tempfile.mkdtemp(prefix="skqfform-state-")
-    server = None
-    created = False
+    prepare("sfw-")
     steps = []
     try:
-        server = Server(state_dir, OUT / "qfform-server.log")
-        build_image()
-        created = True
-        docker("service", "create", "--quiet", "--detach=false", "--name", name, "--label", f"{LABEL}=1",
-               "--replicas", "1", "--stop-grace-period", "1s",
-               "--mount", "type=tmpfs,target=/tmp,tmpfs-size=67108864",
-               IMAGE, "/bin/busybox", "sleep", "3600")
-        server.wait_ready()
-        browse(server.base, lambda runs, _: walk(runs[0], name, steps), prefix="qff-")
+        with fresh_server("service-form-width") as server, busybox_service(
+            f"sksfwidth-{os.getpid()}", "--mount", "type=tmpfs,target=/tmp,tmpfs-size=67108864",
+        ) as name:
+            server.wait_ready()
+            browse(server.base, lambda runs, _: walk(runs[0], name, steps), prefix="sfw-")
     except Exception as e:
-        return outcome("browser qfform", steps, started, e)
-    finally:
-        if created:
-            docker("service", "rm", name, check_ok=False)
-            remove_history(name)
-        if server:
-            server.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
-    return outcome("browser qfform", steps, started)
+        return outcome("browser service form width", steps, started, e)
+    return outcome("browser service form width", steps, started)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,11 @@ Starts `target/debug/swarmkeeper server` with a fresh state dir, then as the fir
   a mode that is not octal is refused next to the Mounts field first; the task's /cache has
   mode 1770 and /data 750; the edit form shows the mount lines as they were saved.
 
-Screenshots: target/browser-screenshots/jobsmore-NN-name.png. Any console or page error, and
+Screenshots: target/browser-screenshots/stackjobs-NN-name.png. Any console or page error, and
 any HTTP error answer the test did not provoke, fails the test. The stacks, the service, the
 volume, the histories and the servers are removed whatever happens.
 
-Run: python3 tests/browser/test_jobs_more.py (scripts/browser-test.sh installs what it needs).
+Run: python3 tests/browser/test_stack_jobs.py (scripts/browser-test.sh installs what it needs).
 """
 
 import os
@@ -38,37 +38,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 from harness import (  # noqa: E402
-    IMAGE, LABEL, OUT, PASSWORD, Server, browse, build_image, check, docker, entry, outcome, poll, prepare,
-    remove_history, say,
+    IMAGE, LABEL, OUT, PASSWORD, Server, browse, build_image, check, docker, entry, env_of, greeting_stack,
+    outcome, poll, prepare, remove_history, remove_stack, stepper,
 )
-
-
-def compose(greeting, monitor):
-    return f"""services:
-  web:
-    image: {IMAGE}
-    command: ["/bin/busybox", "sleep", "3600"]
-    environment:
-      GREETING: "{greeting}"
-    stop_grace_period: 1s
-    logging:
-      driver: local
-      options:
-        max-size: 1m
-    deploy:
-      update_config:
-        monitor: {monitor}
-        failure_action: rollback
-"""
-
-
-def env_of(service):
-    return docker("service", "inspect", service, "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
-
-
-def remove_stack(stack):
-    docker("stack", "rm", stack, check_ok=False)
-    remove_history(stack)
 
 
 class Servers:
@@ -85,7 +57,7 @@ class Servers:
         saved = harness.free_port
         harness.free_port = lambda: self.port
         try:
-            self.server = Server(self.state_dir, OUT / f"jobsmore-server-{self.started}.log")
+            self.server = Server(self.state_dir, OUT / f"stackjobs-server-{self.started}.log")
         finally:
             harness.free_port = saved
         self.server.wait_ready()
@@ -151,14 +123,11 @@ def walk(run, servers, names, steps):
     page = run.page
     stack, service, volume = names["stack"], names["service"], names["volume"]
     web = f"{stack}_web"
-
-    def step(label):
-        steps.append(label)
-        say(f"[{len(steps):2d}] {label}")
+    step = stepper(steps)
 
     step("log in; deploy a stack from the deploy page: its job, lines while it runs, succeeded")
     run.log_in("admin", PASSWORD)
-    deploy(run, stack, compose("one", "3s"))
+    deploy(run, stack, greeting_stack("one", "3s"))
     lines_while_running(run, web)
     check(job_end(run) == "succeeded", f"the deploy ended {page.locator('#outcome').inner_text()!r}")
     links = page.eval_on_selector_all("#outcome a", "links => links.map(a => a.textContent)")
@@ -168,7 +137,7 @@ def walk(run, servers, names, steps):
     run.shot("deployed")
 
     step("a second version, then 'Roll back to this' on the stack page: the rollback's job")
-    deploy(run, stack, compose("two", "1s"))
+    deploy(run, stack, greeting_stack("two", "1s"))
     check(job_end(run) == "succeeded", "the second deploy did not succeed")
     check("GREETING=two" in env_of(web), f"{web} runs {env_of(web)}")
     run.goto(f"/stacks/{stack}")
@@ -182,7 +151,7 @@ def walk(run, servers, names, steps):
     run.shot("rolled-back")
 
     step("a deploy followed for a minute; SIGTERM the server while its page follows it")
-    deploy(run, stack, compose("three", "60s"))
+    deploy(run, stack, greeting_stack("three", "60s"))
     lines_while_running(run, web)
     job = run.path()
     since = len(run.problems)
@@ -204,7 +173,7 @@ def walk(run, servers, names, steps):
     check(revisions and revisions[0][4].startswith("interrupted"), f"the newest revision: {revisions[:1]}")
 
     step("a deploy, then SIGKILL: after the restart the job was lost with it (410), links the history")
-    deploy(run, stack, compose("four", "60s"))
+    deploy(run, stack, greeting_stack("four", "60s"))
     lines_while_running(run, web)
     job = run.path()
     since = len(run.problems)
@@ -258,7 +227,7 @@ def walk(run, servers, names, steps):
 
 def main():
     started = time.monotonic()
-    prepare("jobsmore-")
+    prepare("stackjobs-")
     pid = os.getpid()
     names = {"stack": f"skbjobs{pid}", "service": f"skbjobs-svc-{pid}", "volume": f"skbjobs-vol-{pid}"}
     state_dir = tempfile.mkdtemp(prefix="skbjobs-state-")
@@ -267,10 +236,10 @@ def main():
     try:
         build_image()
         server = servers.start()
-        browse(server.base, lambda runs, _: walk(runs[0], servers, names, steps), prefix="jobsmore-",
+        browse(server.base, lambda runs, _: walk(runs[0], servers, names, steps), prefix="stackjobs-",
                timeout_ms=30000)
     except Exception as e:
-        return outcome("browser (jobs more)", steps, started, e)
+        return outcome("browser (stack jobs)", steps, started, e)
     finally:
         servers.stop()
         remove_stack(names["stack"])
@@ -281,7 +250,7 @@ def main():
                 and docker("volume", "inspect", names["volume"], check_ok=False) not in ("", "[]"):
             time.sleep(1)
         shutil.rmtree(state_dir, ignore_errors=True)
-    return outcome("browser (jobs more)", steps, started)
+    return outcome("browser (stack jobs)", steps, started)
 
 
 if __name__ == "__main__":
