@@ -669,7 +669,12 @@ pub fn service_spec(namespace: &str, name: &str, service: &Service, stack: &Stac
                     .as_ref()
                     .map(|d| d.value.clone())
                     .unwrap_or_default(),
-                options: logging.options.clone().unwrap_or_default(),
+                options: logging
+                    .options
+                    .iter()
+                    .flatten()
+                    .map(|(key, value)| (key.clone(), value.value.clone()))
+                    .collect(),
             }),
         },
         mode: service_mode(service),
@@ -1041,7 +1046,11 @@ fn update_config(config: &crate::model::UpdateConfig) -> spec::UpdateConfig {
             .map(|a| a.as_str().to_string())
             .unwrap_or_default(),
         monitor: config.monitor.as_ref().map(|m| m.value).unwrap_or_default(),
-        max_failure_ratio: config.max_failure_ratio.unwrap_or_default(),
+        max_failure_ratio: config
+            .max_failure_ratio
+            .as_ref()
+            .map(|r| r.value)
+            .unwrap_or_default(),
         order: config
             .order
             .as_ref()

@@ -279,7 +279,7 @@ compose_struct! {
         "delay" => delay: Option<Located<Duration>>,
         "failure_action" => failure_action: Option<Located<FailureAction>>,
         "monitor" => monitor: Option<Located<Duration>>,
-        "max_failure_ratio" => max_failure_ratio: Option<f32>,
+        "max_failure_ratio" => max_failure_ratio: Option<Located<f32>>,
         "order" => order: Option<Located<UpdateOrder>>,
     }
 }
@@ -334,8 +334,9 @@ impl FromNode for HealthcheckTest {
 compose_struct! {
     pub struct Logging("logging") {
         "driver" => driver: Option<Located<String>>,
-        /// Values written as numbers are kept as Go prints them; null is empty.
-        "options" => options: Option<BTreeMap<String, String>>,
+        /// Values written as numbers are kept as Go prints them; null is empty. Each value
+        /// keeps its place, so a refused option is pointed at.
+        "options" => options: Option<BTreeMap<String, Located<String>>>,
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::Location;
-use crate::model::{FailureAction, Protocol, Service, UpdateConfig};
+use crate::model::{FailureAction, Protocol, Service};
 use crate::units::parse_bytes;
 use crate::Stack;
 
@@ -23,7 +23,7 @@ pub struct Refusal {
     /// The compose setting, dotted: `deploy.resources.limits.memory`, `ports`,
     /// `logging.options`, `deploy.update_config.max_failure_ratio`, ….
     pub setting: &'static str,
-    /// Where it is written (the nearest located parent for a setting without a place).
+    /// Where the offending value is written.
     pub at: Location,
     /// Why, with the value: `1k is below the engine's minimum of 6M`.
     pub message: String,
@@ -96,9 +96,11 @@ fn service_refusals(service: &Service) -> Vec<Found> {
             deploy.and_then(|d| d.rollback_config.as_ref()),
         ),
     ] {
-        let Some(config) = config else { continue };
-        if let Some(ratio) = ratio_refused(config) {
-            found.push((setting, config.at, ratio));
+        let Some(ratio) = config.and_then(|c| c.max_failure_ratio.as_ref()) else {
+            continue;
+        };
+        if let Some(why) = ratio_refused(ratio.value) {
+            found.push((setting, ratio.at, why));
         }
     }
     if let Some(config) = deploy.and_then(|d| d.rollback_config.as_ref()) {
@@ -131,17 +133,18 @@ fn service_refusals(service: &Service) -> Vec<Found> {
     if let Some(logging) = &service.logging {
         for (key, value) in logging.options.iter().flatten() {
             let wrong = match key.as_str() {
-                "max-size" => parse_bytes(value).is_err(),
-                "max-file" => !value.trim().parse::<u32>().is_ok_and(|n| n > 0),
+                "max-size" => parse_bytes(&value.value).is_err(),
+                "max-file" => !value.value.trim().parse::<u32>().is_ok_and(|n| n > 0),
                 _ => false,
             };
             if wrong {
                 found.push((
                     "logging.options",
-                    logging.at,
+                    value.at,
                     format!(
-                        "{key}={value:?}: max-size is a size like 10m, max-file a number of \
-                         files from 1"
+                        "{key}={:?}: max-size is a size like 10m, max-file a number of \
+                         files from 1",
+                        value.value
                     ),
                 ));
             }
@@ -150,8 +153,7 @@ fn service_refusals(service: &Service) -> Vec<Found> {
     found
 }
 
-fn ratio_refused(config: &UpdateConfig) -> Option<String> {
-    let ratio = config.max_failure_ratio?;
+fn ratio_refused(ratio: f32) -> Option<String> {
     (!(0.0..=1.0).contains(&ratio))
         .then(|| format!("{ratio}: the ratio of failed tasks is a number from 0 to 1"))
 }
@@ -252,8 +254,9 @@ mod tests {
             "    logging:\n      driver: local\n      options: {max-size: banana, max-file: \"0\"}\n",
         );
         assert_eq!(found.len(), 2, "{found:?}");
+        // Each at its value, on the line of `options` (the block starts a line above).
         assert!(
-            found.iter().all(|f| f.0 == "logging.options" && f.1 == 5),
+            found.iter().all(|f| f.0 == "logging.options" && f.1 == 6),
             "{found:?}"
         );
         assert!(refusals(

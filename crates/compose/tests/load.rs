@@ -135,7 +135,7 @@ volumes:
     );
     assert_eq!(health.interval.as_ref().unwrap().value.to_string(), "10s");
     let logging = web.logging.as_ref().unwrap();
-    assert_eq!(logging.options.as_ref().unwrap()["max-file"], "3");
+    assert_eq!(logging.options.as_ref().unwrap()["max-file"].value, "3");
     let deploy = web.deploy.as_ref().unwrap();
     assert_eq!(deploy.mode.as_ref().unwrap().value, DeployMode::Replicated);
     let update = deploy.update_config.as_ref().unwrap();
