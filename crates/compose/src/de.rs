@@ -513,10 +513,14 @@ impl FromNode for ShellCommand {
 }
 
 /// A list of `KEY=VALUE` strings or a map, as `environment` takes it: a key without `=` (or
-/// with a null value in a map) has no value, which the loader may fill in from the
-/// environment.
+/// with a null value in a map) has no value, which the loader fills in from the environment
+/// ([`crate::bare_variable`]). The second map is where each key is written (a list item, or
+/// a map's key), so a key left without a value is pointed at.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct MappingWithEquals(pub BTreeMap<String, Option<String>>);
+pub struct MappingWithEquals(
+    pub BTreeMap<String, Option<String>>,
+    pub BTreeMap<String, Location>,
+);
 
 /// Labels, sysctls and the like: a list of `KEY=VALUE` strings or a map; a missing value is
 /// the empty string.
@@ -529,20 +533,24 @@ pub struct Mapping(pub BTreeMap<String, String>);
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct HostsList(pub Vec<String>);
 
-/// Reads a list of `KEY<sep>VALUE` strings or a map into pairs; `None` is a missing value.
+/// Reads a list of `KEY<sep>VALUE` strings or a map into pairs, each with where it is
+/// written; `None` is a missing value.
 fn key_values(
     node: &Node,
     key: &str,
     r: &mut Reader,
-) -> Result<Vec<(String, Option<String>)>, Invalid> {
+) -> Result<Vec<(String, Option<String>, Location)>, Invalid> {
     match &node.value {
-        Value::Seq(_) => Ok(Vec::<String>::from_node(node, key, r)?
-            .into_iter()
-            .map(|item| match item.split_once('=') {
-                Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                None => (item, None),
+        Value::Seq(items) => items
+            .iter()
+            .map(|item| {
+                let text = String::from_node(item, key, r)?;
+                Ok(match text.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string()), item.at),
+                    None => (text, None, item.at),
+                })
             })
-            .collect()),
+            .collect(),
         Value::Map(entries) => entries
             .iter()
             .map(|entry| {
@@ -552,7 +560,7 @@ fn key_values(
                         wrong_kind(&entry.value, &entry.key, "a string or a number")
                     })?),
                 };
-                Ok((entry.key.clone(), value))
+                Ok((entry.key.clone(), value, entry.at))
             })
             .collect(),
         _ => Err(wrong_kind(
@@ -565,9 +573,12 @@ fn key_values(
 
 impl FromNode for MappingWithEquals {
     fn from_node(node: &Node, key: &str, r: &mut Reader) -> Result<Self, Invalid> {
-        Ok(MappingWithEquals(
-            key_values(node, key, r)?.into_iter().collect(),
-        ))
+        let mut mapping = MappingWithEquals::default();
+        for (key, value, at) in key_values(node, key, r)? {
+            mapping.0.insert(key.clone(), value);
+            mapping.1.insert(key, at);
+        }
+        Ok(mapping)
     }
 }
 
@@ -576,7 +587,7 @@ impl FromNode for Mapping {
         Ok(Mapping(
             key_values(node, key, r)?
                 .into_iter()
-                .map(|(key, value)| (key, value.unwrap_or_default()))
+                .map(|(key, value, _)| (key, value.unwrap_or_default()))
                 .collect(),
         ))
     }
@@ -604,7 +615,9 @@ impl FromNode for HostsList {
             Value::Map(_) => {
                 let mut hosts: Vec<String> = key_values(node, key, r)?
                     .into_iter()
-                    .filter_map(|(host, ip)| ip.map(|ip| format!("{host}:{}", strip_brackets(&ip))))
+                    .filter_map(|(host, ip, _)| {
+                        ip.map(|ip| format!("{host}:{}", strip_brackets(&ip)))
+                    })
                     .collect();
                 hosts.sort();
                 hosts

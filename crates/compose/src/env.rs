@@ -43,6 +43,27 @@ pub fn parse_env_file(
     Ok(variables)
 }
 
+/// The one rule for an environment variable written without a value, `environment: [FOO]`
+/// or `FOO:` with nothing after it (and `FOO` alone on a line of the dashboard's
+/// Environment field, which is written as compose): it is `FOO` with the value `lookup`
+/// gives, the deploying environment's, as in the docker CLI's loader (`updateEnvironment`).
+/// When `lookup` has none, the docker CLI sends the bare name and the container gets no
+/// variable at all; swarmkeeper refuses it instead (Err: why, and how to write it), so what
+/// was meant is not silently lost. The server deploys with no shell: its `lookup` is empty,
+/// so there a bare name is always refused. (An `env_file` line with a name alone keeps the
+/// docker CLI's rule of [`parse_env_file`]: left out when unset.)
+pub fn bare_variable(
+    name: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    lookup(name).ok_or_else(|| {
+        format!(
+            "{name:?} has no value and none is set where it is deployed: write \
+             {name}=VALUE ({name}= for an empty value)"
+        )
+    })
+}
+
 /// Where a bind mount's `source` points, as the docker CLI's `resolveVolumePaths` decides: a
 /// leading `~` is the home directory (kept as written when none is known); an absolute path
 /// is kept exactly as written, trailing `/` included; a relative one is joined to `base` and

@@ -41,7 +41,7 @@ pub use convert::{
 pub use de::{
     HostsList, IgnoredKey, Mapping, MappingWithEquals, NamedMap, ShellCommand, StringList,
 };
-pub use env::{parse_env_file, resolve_bind_source, resolve_path, EnvVariables};
+pub use env::{bare_variable, parse_env_file, resolve_bind_source, resolve_path, EnvVariables};
 pub use error::{ComposeError, Invalid, Location};
 pub use located::Located;
 pub use model::*;
@@ -257,10 +257,18 @@ fn resolve_file(file: &mut ComposeFile, environment: &Environment<'_>) -> Result
                     }
                 }
             }
-            for (key, value) in service.environment.take().map(|e| e.0).unwrap_or_default() {
+            let written = service.environment.take().unwrap_or_default();
+            for (key, value) in written.0 {
+                let value = match value {
+                    Some(value) => Some(value),
+                    None => {
+                        let at = written.1.get(&key).copied().unwrap_or(service.at);
+                        Some(bare_variable(&key, lookup).map_err(|e| Invalid::new(at, e))?)
+                    }
+                };
                 update(&mut variables, key, value);
             }
-            service.environment = Some(MappingWithEquals(variables));
+            service.environment = Some(MappingWithEquals(variables, written.1));
         }
         for mount in service.volumes.iter_mut().flat_map(|v| &mut v.0) {
             if mount.kind == Some(MountType::Bind) {

@@ -152,7 +152,8 @@ impl Merge for Service {
             later.entrypoint.filter(|c| !c.0.is_empty()),
         );
         self.environment = merged(self.environment.take(), later.environment, |b, l| {
-            b.0.extend(l.0)
+            b.0.extend(l.0);
+            b.1.extend(l.1);
         });
         self.env_file = merged(self.env_file.take(), later.env_file, |b, l| {
             b.value.0.extend(l.value.0)

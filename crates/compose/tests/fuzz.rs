@@ -12,7 +12,7 @@ services:
   web:
     image: app:${TAG:-1}
     command: serve --port 80
-    environment: [A=1, B]
+    environment: [A=1, B=]
     ports: ["80:8080", {target: 9000, published: 9000, mode: host}]
     volumes: ["data:/data", "./x:/x:ro", {type: tmpfs, target: /t}]
     secrets: [{source: s, mode: 0400}]

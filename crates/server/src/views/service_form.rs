@@ -15,8 +15,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::{
-    engine_refusals, load, parse_bytes, parse_nano_cpus, reference, service_spec, ComposeError,
-    Environment, SourceFile, LABEL_IMAGE, LABEL_NAMESPACE,
+    bare_variable, engine_refusals, load, parse_bytes, parse_nano_cpus, reference, service_spec,
+    ComposeError, Environment, SourceFile, LABEL_IMAGE, LABEL_NAMESPACE,
 };
 use swarmkeeper_engine::{PublishMode, ServiceMode, ServiceView, UpdateConfig};
 use swarmkeeper_lint::mode_change;
@@ -1355,13 +1355,12 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
             ));
         }
     }
-    // The docker CLI fills a bare NAME from its own environment; the dashboard has none to
-    // give, and Swarm would pass the bare name, which sets nothing.
-    if let Some(item) = items(&form.env).find(|item| !item.contains('=')) {
-        errors.push(FieldError::new(
-            "env",
-            format!("{item:?}: each line is NAME=VALUE (NAME= for an empty value)"),
-        ));
+    // A bare NAME follows the compose path's rule; the dashboard has no environment to give.
+    if let Some(Err(message)) = items(&form.env)
+        .find(|item| !item.contains('='))
+        .map(|name| bare_variable(name.trim(), |_| None))
+    {
+        errors.push(FieldError::new("env", message));
     }
     let mut drivers: BTreeMap<String, VolumeDriver> = BTreeMap::new();
     for item in items(&form.mounts).filter(|m| m.contains('=')) {
