@@ -11,6 +11,7 @@ use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_engine::{Engine, EngineError, Service, ServiceView, UpdateStatus};
 use swarmkeeper_rollout::{changes, describe_change, spec_matches, FieldChange, ServiceState};
 
+use crate::follow::change_time;
 use crate::objects::Ids;
 use crate::{Action, DeployError, Progress, Request, Stop};
 
@@ -264,8 +265,10 @@ pub(crate) struct Applied {
     pub failure_at: Option<Timestamp>,
     /// The task whose failure the state reports, whose own logs a failure report shows.
     pub failing_task: Option<String>,
-    /// When the change was made: a failed task older than this is an earlier attempt's.
-    pub applied_ts: Timestamp,
+    /// When the change was made, by the manager's clock (the service's `CreatedAt` or
+    /// `UpdatedAt` read right after it; else learned at the first look): a failed task made
+    /// before it is an earlier attempt's ([`crate::follow::earlier_attempt`]).
+    pub changed_at: Option<Timestamp>,
 }
 
 impl Applied {
@@ -289,7 +292,7 @@ impl Applied {
             state: ServiceState::started(),
             failure_at: None,
             failing_task: None,
-            applied_ts: Timestamp::now(),
+            changed_at: None,
         }
     }
 }
@@ -373,7 +376,11 @@ pub(crate) async fn apply_all(
                 }),
         };
         match result {
-            Ok(change) => {
+            Ok(mut change) => {
+                // The manager's time of the change, read before Swarm's updater moves on.
+                if let Ok(service) = engine.inspect_service(&change.id).await {
+                    change.changed_at = change_time(&service, change.action);
+                }
                 progress(Progress::Action {
                     service: &change.name,
                     action: change.action,

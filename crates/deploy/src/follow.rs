@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use jiff::Timestamp;
-use swarmkeeper_engine::{is_logs_unreadable, Engine, EngineError, LogOptions, Task, TaskState};
+use swarmkeeper_engine::{
+    is_logs_unreadable, Engine, EngineError, LogOptions, Service, Task, TaskState,
+};
 use swarmkeeper_rollout::{assess, observe, verdict, Follow, Monitor, ServiceState, Verdict};
 
 use crate::apply::Applied;
@@ -30,17 +32,18 @@ pub(crate) async fn follow(
         .await;
         let mut looks = looks.into_iter();
         for change in applied.iter_mut().filter(|a| !a.state.is_final()) {
-            let (state, failure_at, failing_task) = looks.next().expect("one look per service")?;
-            change.failing_task = failing_task;
-            if state != change.state {
+            let look = looks.next().expect("one look per service")?;
+            change.failing_task = look.failing_task;
+            change.changed_at = change.changed_at.or(look.changed_at);
+            if look.state != change.state {
                 progress(Progress::State {
                     service: &change.name,
-                    state: &state,
+                    state: &look.state,
                 });
-                if state.is_failure() {
-                    change.failure_at = Some(failure_at.unwrap_or_else(Timestamp::now));
+                if look.state.is_failure() {
+                    change.failure_at = look.failure_at.or(look.latest);
                 }
-                change.state = state;
+                change.state = look.state;
             }
         }
         let verdict = verdict(applied.iter().map(|a| &a.state));
@@ -56,10 +59,51 @@ pub(crate) async fn follow(
     }
 }
 
+/// What one look at a service found.
+pub(crate) struct Look {
+    pub state: ServiceState,
+    /// When the engine reported the failure the state is about, by the manager's clock.
+    pub failure_at: Option<Timestamp>,
+    /// The task whose failure the state reports.
+    pub failing_task: Option<String>,
+    /// The manager's time of the change, when the look had to learn it
+    /// ([`Applied::changed_at`]).
+    pub changed_at: Option<Timestamp>,
+    /// The newest time the manager gave in this look (the service's `UpdatedAt`, its tasks'
+    /// status times): when a failure is seen that the engine gave no time for, it happened
+    /// by then, by the manager's clock; this machine's clock is never compared with it.
+    pub latest: Option<Timestamp>,
+}
+
 /// A task that failed before the change was made (an earlier, rolled back attempt at the same
-/// spec) and that Swarm no longer means to run says nothing about this change. The margin
-/// covers the clocks of this machine and the manager.
-const EARLIER_ATTEMPT_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
+/// spec) and that Swarm no longer means to run says nothing about this change. Both times are
+/// the manager's (`changed_at`: [`Applied::changed_at`]), so a client whose clock is off
+/// judges the same; with `changed_at` unknown no task is taken for an earlier attempt's.
+pub(crate) fn earlier_attempt(task: &Task, changed_at: Option<Timestamp>) -> bool {
+    let earlier = matches!(
+        (task.created_at, changed_at),
+        (Some(created), Some(changed)) if created < changed
+    );
+    earlier && task.desired_state != TaskState::Running && task.state.is_failed()
+}
+
+/// The newest time the manager gave: the service's `UpdatedAt` and its tasks' status times.
+fn latest_manager_time(updated_at: Option<Timestamp>, tasks: &[Task]) -> Option<Timestamp> {
+    tasks
+        .iter()
+        .filter_map(|t| t.timestamp)
+        .chain(updated_at)
+        .max()
+}
+
+/// The manager's time of a change just made to `service`: its `CreatedAt` when created, else
+/// its `UpdatedAt` (the change touched it last, until Swarm's updater moves on).
+pub(crate) fn change_time(service: &Service, action: Action) -> Option<Timestamp> {
+    match action {
+        Action::Create => service.created_at,
+        _ => service.updated_at,
+    }
+}
 
 /// One look at a service: its state, when it failed when the engine reported that, and the
 /// task whose failure it reports.
@@ -67,33 +111,32 @@ pub(crate) async fn look(
     engine: &Engine,
     change: &Applied,
     options: &Options,
-) -> Result<(ServiceState, Option<Timestamp>, Option<String>), EngineError> {
+) -> Result<Look, EngineError> {
     let service = match engine.inspect_service(&change.id).await {
         Ok(service) => service,
         Err(e) if e.is_not_found() => {
-            return Ok((
-                ServiceState::Failed {
+            return Ok(Look {
+                state: ServiceState::Failed {
                     why: "the service was removed while the deploy followed it".to_string(),
                 },
-                None,
-                None,
-            ))
+                failure_at: None,
+                failing_task: None,
+                changed_at: None,
+                latest: None,
+            })
         }
         Err(e) => return Err(e),
     };
     let tasks = engine.list_tasks(&change.id).await?;
-    let cutoff = change
-        .applied_ts
-        .checked_sub(EARLIER_ATTEMPT_MARGIN)
-        .unwrap_or(change.applied_ts);
-    let tasks: Vec<&Task> = tasks
+    // Read right after the change ([`crate::apply::apply_all`]); else the first look's.
+    let changed_at = change
+        .changed_at
+        .or_else(|| change_time(&service, change.action));
+    let current: Vec<&Task> = tasks
         .iter()
-        .filter(|t| {
-            let earlier = t.created_at.is_some_and(|created| created < cutoff);
-            !(earlier && t.desired_state != TaskState::Running && t.state.is_failed())
-        })
+        .filter(|t| !earlier_attempt(t, changed_at))
         .collect();
-    let observed = observe(&service, &tasks, change.baseline.as_ref());
+    let observed = observe(&service, &current, change.baseline.as_ref());
     let follow = Follow {
         elapsed: change.applied_at.elapsed(),
         timeout: options.timeout,
@@ -107,12 +150,13 @@ pub(crate) async fn look(
             since_change: change.applied_at.elapsed(),
         }),
     };
-    let failing_task = observed.failing_task().map(|t| t.id.clone());
-    Ok((
-        assess(&observed, &follow),
-        observed.failure_reported_at(),
-        failing_task,
-    ))
+    Ok(Look {
+        state: assess(&observed, &follow),
+        failure_at: observed.failure_reported_at(),
+        failing_task: observed.failing_task().map(|t| t.id.clone()),
+        changed_at,
+        latest: latest_manager_time(service.updated_at, &tasks),
+    })
 }
 
 /// How many log lines a failure report shows, how many of the service's last lines are
@@ -173,4 +217,72 @@ pub(crate) async fn failure_report(engine: &Engine, change: &Applied) -> Failure
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The manager's clock, years behind this machine's: nothing here may read the latter.
+    fn manager(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_577_836_800 + seconds).unwrap()
+    }
+
+    fn task(id: &str, created: i64, state: TaskState, desired: TaskState) -> Task {
+        Task {
+            id: id.to_owned(),
+            service_id: "s".to_owned(),
+            slot: Some(1),
+            node_id: "n".to_owned(),
+            desired_state: desired,
+            state,
+            message: String::new(),
+            err: String::new(),
+            timestamp: Some(manager(created + 1)),
+            exit_code: None,
+            container_id: None,
+            created_at: Some(manager(created)),
+            spec: serde_json::Value::Null,
+            networks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_earlier_attempt_is_told_by_the_managers_clock_alone() {
+        let changed_at = Some(manager(0));
+        let before = task("old", -30, TaskState::Failed, TaskState::Shutdown);
+        let ours = task("new", 2, TaskState::Failed, TaskState::Shutdown);
+        let retried = task("again", -30, TaskState::Failed, TaskState::Running);
+        // This machine's clock is years ahead of the manager's: the task this change made
+        // still counts (a local "now" as the cutoff would have dropped it), the earlier
+        // attempt's does not.
+        assert!(earlier_attempt(&before, changed_at));
+        assert!(!earlier_attempt(&ours, changed_at));
+        assert!(!earlier_attempt(&retried, changed_at), "still wanted");
+        // The manager's clock ahead of this machine's (a cutoff from here would drop
+        // nothing, and take the earlier attempt for this change's failure): the same.
+        let far = Some(Timestamp::from_second(4_000_000_000).unwrap());
+        let mut before_far = before.clone();
+        before_far.created_at = Some(Timestamp::from_second(4_000_000_000 - 30).unwrap());
+        assert!(earlier_attempt(&before_far, far));
+        // Not known yet: nothing is taken for an earlier attempt's.
+        assert!(!earlier_attempt(&before, None));
+    }
+
+    #[test]
+    fn a_failure_without_the_engines_time_is_dated_by_the_manager() {
+        let tasks = [
+            task("a", 0, TaskState::Running, TaskState::Running),
+            task("b", 40, TaskState::Failed, TaskState::Shutdown),
+        ];
+        assert_eq!(
+            latest_manager_time(Some(manager(10)), &tasks),
+            Some(manager(41))
+        );
+        assert_eq!(
+            latest_manager_time(Some(manager(50)), &tasks),
+            Some(manager(50))
+        );
+        assert_eq!(latest_manager_time(None, &[]), None);
+    }
 }

@@ -166,7 +166,9 @@ async fn follow_back(
 ) -> Result<bool, EngineError> {
     loop {
         for change in following.iter_mut().filter(|a| !a.state.is_final()) {
-            let (state, _, _) = look(engine, change, options).await?;
+            let look = look(engine, change, options).await?;
+            change.changed_at = change.changed_at.or(look.changed_at);
+            let state = look.state;
             // Swarm's own rollback shows as rolling back until it completes.
             let state = match state {
                 ServiceState::RollingBack { .. } => ServiceState::started(),
