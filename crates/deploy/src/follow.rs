@@ -59,6 +59,9 @@ pub(crate) async fn follow(
     }
 }
 
+/// A container's exit code when SIGKILL (9) ended it, as the OOM killer does.
+const SIGKILL_EXIT: i64 = 128 + 9;
+
 /// What one look at a service found.
 pub(crate) struct Look {
     pub state: ServiceState,
@@ -136,7 +139,22 @@ pub(crate) async fn look(
         .iter()
         .filter(|t| !earlier_attempt(t, changed_at))
         .collect();
-    let observed = observe(&service, &current, change.baseline.as_ref());
+    let mut observed = observe(&service, &current, change.baseline.as_ref());
+    // A SIGKILL may be the kernel's OOM killer: the container's engine says (when it is the
+    // one this deploy talks to, and the container is still there).
+    for failed in observed
+        .tasks
+        .iter_mut()
+        .filter(|t| t.state.is_failed() && t.exit_code == Some(SIGKILL_EXIT))
+    {
+        let container = tasks
+            .iter()
+            .find(|t| t.id == failed.id)
+            .and_then(|t| t.container_id.as_deref());
+        if let Some(container) = container {
+            failed.oom_killed = engine.container_oom_killed(container).await.ok() == Some(true);
+        }
+    }
     let follow = Follow {
         elapsed: change.applied_at.elapsed(),
         timeout: options.timeout,

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use swarmkeeper_swarm::{Service, ServiceMode, Task, TaskState, UpdateState, UpdateStatus};
+use swarmkeeper_swarm::{
+    exit_wording, task_outcome, ExitFacts, Service, ServiceMode, Task, TaskState, UpdateState,
+    UpdateStatus,
+};
 use swarmkeeper_units::short_id;
 
 use crate::diff::task_is_current;
@@ -32,6 +35,11 @@ pub struct ObservedTask {
     pub exit_code: Option<i64>,
     /// The task runs the service's current spec (see [`task_is_current`]).
     pub current: bool,
+    /// The kernel's OOM killer killed in its container, as the shell learned it (the
+    /// container's engine's `State.OOMKilled`, the agent's count); `observe` cannot know.
+    pub oom_killed: bool,
+    /// Its spec's memory limit in bytes, when it has one.
+    pub memory_limit_bytes: Option<u64>,
 }
 
 /// A service and its tasks as the decisions read them.
@@ -72,6 +80,8 @@ pub fn observe(
             created_at: t.created_at,
             exit_code: t.exit_code,
             current: task_is_current(&t.spec, template),
+            oom_killed: false,
+            memory_limit_bytes: Some(t.limits().memory_bytes).filter(|b| *b > 0),
         })
         .collect();
     tasks.sort_by_key(|t| std::cmp::Reverse(t.timestamp));
@@ -315,11 +325,7 @@ fn ended_reason(task: &ObservedTask, window: Duration) -> String {
         ),
         _ => String::new(),
     };
-    let text = if task.err.is_empty() {
-        &task.message
-    } else {
-        &task.err
-    };
+    let text = task_text(task);
     format!(
         "{name} {how}{after} within the {} s monitor window: {text}",
         window.as_secs_f64()
@@ -416,12 +422,41 @@ impl ServiceState {
 
 /// A task's own failure in one line: `Err`, else `Message`.
 fn task_reason(task: &ObservedTask) -> String {
+    format!(
+        "task {} {}: {}",
+        short_id(&task.id),
+        task.state,
+        task_text(task)
+    )
+}
+
+/// What a task says of its end: `Err`, else `Message`; a container the OOM killer killed is
+/// worded as the task page words it ([`exit_wording`]: `exit 137 (killed: out of memory,
+/// limit 16 MiB)`), with what else `Err` says.
+fn task_text(task: &ObservedTask) -> String {
     let text = if task.err.is_empty() {
         &task.message
     } else {
         &task.err
     };
-    format!("task {} {}: {}", short_id(&task.id), task.state, text)
+    match task.exit_code.filter(|_| task.oom_killed) {
+        Some(code) => {
+            let facts = ExitFacts {
+                code,
+                stopped_by_swarm: false,
+                oom_killed: true,
+                memory_limit_bytes: task.memory_limit_bytes,
+            };
+            let (exit, rest) = task_outcome(text, Some(&facts));
+            let exit = exit.unwrap_or_else(|| exit_wording(&facts));
+            if rest.is_empty() {
+                exit
+            } else {
+                format!("{exit}: {rest}")
+            }
+        }
+        None => text.clone(),
+    }
 }
 
 /// Where one service stands. Pure: the same observation gives the same answer.
@@ -546,6 +581,8 @@ mod tests {
             created_at: None,
             exit_code: None,
             current,
+            oom_killed: false,
+            memory_limit_bytes: None,
         }
     }
 
@@ -848,6 +885,34 @@ mod tests {
         assert_eq!(verdict([&state]), Verdict::Failed);
         // Without the window one failure is not yet enough (Swarm restarts such tasks).
         assert!(!assess(&o, &follow(2)).is_final());
+    }
+
+    #[test]
+    fn a_task_the_oom_killer_killed_is_worded_as_the_task_page_words_it() {
+        let mut t = task("3f2a9c1b4d5e6f7a8b9c", "shutdown", "failed", true);
+        t.created_at = Some(at(0));
+        t.timestamp = Some(at(1));
+        t.exit_code = Some(137);
+        t.err = "task: non-zero exit (137)".to_string();
+        t.memory_limit_bytes = Some(16 << 20);
+        // Until the shell learns the kill, the engine's words.
+        let o = observed(None, vec![t.clone()]);
+        let why = assess(&o, &created(2)).why().unwrap().to_owned();
+        assert!(why.ends_with("window: task: non-zero exit (137)"), "{why}");
+        t.oom_killed = true;
+        let o = observed(None, vec![t.clone()]);
+        let why = assess(&o, &created(2)).why().unwrap().to_owned();
+        assert!(
+            why.ends_with("window: exit 137 (killed: out of memory, limit 16 MiB)"),
+            "{why}"
+        );
+        // What else the engine said is kept.
+        t.err = "task: non-zero exit (137): container gone".to_string();
+        t.memory_limit_bytes = None;
+        assert_eq!(
+            task_text(&t),
+            "exit 137 (killed: out of memory): container gone"
+        );
     }
 
     #[test]

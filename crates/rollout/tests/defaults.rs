@@ -138,6 +138,8 @@ fn arb_task() -> impl Strategy<Value = ObservedTask> {
             created_at: None,
             exit_code: None,
             current,
+            oom_killed: false,
+            memory_limit_bytes: None,
         })
 }
 

@@ -13,12 +13,14 @@
 //! can read it: no I/O here. `swarmkeeper-engine` decodes the Engine API's answers into these
 //! types and re-exports them; only those two crates know the Engine API's field names.
 
+mod exit;
 mod image;
 mod service;
 mod state;
 mod task;
 mod view;
 
+pub use exit::{exit_wording, task_outcome, ExitFacts};
 pub use image::ImageRef;
 pub use service::{check_stack_name, Service, UpdateStatus, STACK_NAMESPACE_LABEL};
 pub use state::{FailureAction, RestartCondition, TaskState, UpdateOrder, UpdateState};
