@@ -122,17 +122,7 @@ impl ObservedService {
             .tasks
             .iter()
             .filter(|t| self.wanted(t) && t.state.is_waiting())
-            .filter_map(|t| {
-                let reason = if t.err.is_empty() { &t.message } else { &t.err };
-                // The engine often repeats the state in its message ("preparing: preparing").
-                (!reason.is_empty()).then(|| {
-                    if reason.starts_with(t.state.as_str()) {
-                        reason.clone()
-                    } else {
-                        format!("{}: {reason}", t.state)
-                    }
-                })
-            })
+            .filter_map(|t| waiting_reason(&t.state, &t.err, &t.message))
             .collect();
         pending.sort();
         pending.dedup();
@@ -302,6 +292,37 @@ impl Monitor {
                     self.since_change >= after_change.saturating_add(self.window)
                 })
             })
+    }
+}
+
+/// Why a task waits in one line, the one wording of the overview, the service and task pages
+/// and the deploy's progress: the scheduler's `Status.Err` (else the message) led by the
+/// task's `state`, "pending: no suitable node (insufficient resources on 2 nodes)", without
+/// the gRPC wrapper a node's answer may come in (`rpc error: code = Unknown desc = …`);
+/// `None` when the engine says nothing.
+pub fn waiting_reason(state: &TaskState, err: &str, message: &str) -> Option<String> {
+    let reason = if err.is_empty() { message } else { err };
+    let reason = without_grpc_wrapper(reason);
+    // The engine often repeats the state in its message ("preparing: preparing").
+    (!reason.is_empty()).then(|| {
+        if reason.starts_with(state.as_str()) {
+            reason.to_owned()
+        } else {
+            format!("{state}: {reason}")
+        }
+    })
+}
+
+/// `text` without the gRPC status a manager or node wraps its errors in
+/// (`rpc error: code = Unknown desc = no such image`): what is left is what it said.
+pub fn without_grpc_wrapper(text: &str) -> &str {
+    const LEAD: &str = "rpc error: code = ";
+    match text.trim().strip_prefix(LEAD) {
+        Some(rest) => rest
+            .split_once(" desc = ")
+            .map_or(rest, |(_, said)| said)
+            .trim(),
+        None => text.trim(),
     }
 }
 
@@ -913,6 +934,35 @@ mod tests {
             task_text(&t),
             "exit 137 (killed: out of memory): container gone"
         );
+    }
+
+    #[test]
+    fn a_waiting_task_is_worded_once_without_the_grpc_wrapper() {
+        let pending = TaskState::Pending;
+        assert_eq!(
+            waiting_reason(
+                &pending,
+                "no suitable node (1 node)",
+                "pending task scheduling"
+            )
+            .as_deref(),
+            Some("pending: no suitable node (1 node)")
+        );
+        assert_eq!(
+            waiting_reason(&TaskState::Preparing, "", "preparing").as_deref(),
+            Some("preparing")
+        );
+        assert_eq!(
+            waiting_reason(
+                &TaskState::Preparing,
+                "rpc error: code = Unknown desc = no such image: app:1",
+                ""
+            )
+            .as_deref(),
+            Some("preparing: no such image: app:1")
+        );
+        assert_eq!(waiting_reason(&pending, "", ""), None);
+        assert_eq!(without_grpc_wrapper("plain words"), "plain words");
     }
 
     #[test]

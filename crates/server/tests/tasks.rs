@@ -102,15 +102,22 @@ async fn a_task_shows_its_exit_code_restarts_logs_and_why_it_waits() {
             .as_str()
             .is_some_and(|r| r.contains("no suitable node"))
     });
+    // Worded as the overview words it (`rollout::waiting_reason`), state first.
     assert!(
-        reason.as_str().unwrap().contains("no suitable node"),
+        reason
+            .as_str()
+            .unwrap()
+            .starts_with("pending: no suitable node"),
         "{reason}"
     );
-    // Its logs: the engine's own answer, said as a note, without the frame's header bytes.
+    // Its logs: why it waits, not the engine's gRPC refusal to read them ("rpc error: code =
+    // Unknown desc = … has not been scheduled"), and without the frame's header bytes.
     let task = futures_block(&app, id, &op.token);
     assert_eq!(task["logs"], serde_json::json!([]), "{task}");
     let note = task["logs_note"].as_str().unwrap_or_default();
-    assert!(note.contains("has not been scheduled"), "{task}");
+    let reason = task["pending_reason"].as_str().unwrap_or_default();
+    assert_eq!(note, format!("no log lines yet: {reason}"), "{task}");
+    assert!(!note.contains("rpc error"), "{task}");
     assert!(
         note.chars()
             .all(|c| !c.is_control() && c != char::REPLACEMENT_CHARACTER),

@@ -13,6 +13,7 @@ use swarmkeeper_engine::{
     is_logs_unreadable, EngineError, LogLine, LogOptions, Task, LOGS_UNREADABLE,
 };
 use swarmkeeper_report::UsageRange;
+use swarmkeeper_rollout::without_grpc_wrapper;
 
 use crate::access::Caller;
 use crate::error::AppError;
@@ -65,6 +66,12 @@ pub async fn show(
     };
     let now = Timestamp::now();
     let facts = task_facts(&state, &task, &siblings, &service, now).await?;
+    let detail = task_detail(&task, &service, &siblings, &hostnames, &facts);
+    // A task not started has no logs: why it waits, not the engine's refusal to read them.
+    let logs_note = match &detail.pending_reason {
+        Some(why) if logs.is_empty() => Some(format!("no log lines yet: {why}")),
+        _ => logs_note,
+    };
     let usage = UsageCharts::draw(
         format!("/tasks/{}", url_encode(&task.id)),
         &service_series(&state, &service, Some(&task.id), UsageRange::Hour, now)?,
@@ -72,7 +79,7 @@ pub async fn show(
         now,
     );
     Ok(Reply::page(TaskView {
-        detail: task_detail(&task, &service, &siblings, &hostnames, &facts),
+        detail,
         logs,
         logs_note,
         usage,
@@ -188,7 +195,13 @@ pub(crate) async fn last_lines(state: &AppState, task: &str) -> (Vec<String>, Op
     match read {
         Ok(Ok(lines)) => match engine_refusal(&lines) {
             Some(why) if why.contains(LOGS_UNREADABLE) => (Vec::new(), Some(UNREADABLE.to_owned())),
-            Some(why) => (Vec::new(), Some(format!("the engine has no logs: {why}"))),
+            Some(why) => (
+                Vec::new(),
+                Some(format!(
+                    "the engine has no logs: {}",
+                    without_grpc_wrapper(why)
+                )),
+            ),
             None if lines.is_empty() => (Vec::new(), Some("no log lines".to_owned())),
             None => (lines.into_iter().map(|l| l.text).collect(), None),
         },

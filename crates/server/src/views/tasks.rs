@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_engine::{task_outcome, ExitFacts};
 use swarmkeeper_engine::{Task, TaskState};
+use swarmkeeper_rollout::waiting_reason;
 use swarmkeeper_units::format_duration;
 
 use super::services::{task_rows, TaskRow};
@@ -20,8 +21,9 @@ pub struct TaskDetail {
     pub row: TaskRow,
     pub service: String,
     pub slot: Option<u64>,
-    /// Why Swarm has not started it yet (`no suitable node (…)`, `pending task scheduling`);
-    /// `None` once it runs or ended.
+    /// Why Swarm has not started it yet, worded as the overview words it
+    /// (`swarmkeeper_rollout::waiting_reason`: `pending: no suitable node (…)`); `None` once it
+    /// runs or ended.
     pub pending_reason: Option<String>,
     /// Tasks of its slot (on a global service, of its node) that ended on their own within
     /// `restarts_within`: each one a restart. Counted from what the server's evaluations saw
@@ -104,12 +106,7 @@ pub fn task_detail(
         )
         .collect();
     let pending_reason = (task.desired_state == TaskState::Running && task.state.is_waiting())
-        .then(|| {
-            [&task.err, &task.message]
-                .into_iter()
-                .find(|s| !s.is_empty())
-                .cloned()
-        })
+        .then(|| waiting_reason(&task.state, &task.err, &task.message))
         .flatten();
     let row = task_rows(service, &[task], hostnames)
         .pop()
@@ -338,9 +335,10 @@ mod tests {
         let detail = task_detail(&pending, "web", &tasks, &HashMap::new(), &facts);
         assert_eq!(detail.restarts, 2);
         assert_eq!(detail.restarts_within, "10m0s");
+        // Worded as the overview words it (`rollout::waiting_reason`), state first.
         assert_eq!(
             detail.pending_reason.as_deref(),
-            Some("no suitable node (1 node not available for new tasks)")
+            Some("pending: no suitable node (1 node not available for new tasks)")
         );
         let ids: Vec<&str> = detail.history.iter().map(|r| r.row.id.as_str()).collect();
         assert_eq!(ids, ["t3", "t2", "t1"]);
