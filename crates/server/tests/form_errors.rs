@@ -64,10 +64,16 @@ async fn what_the_engine_refuses_names_the_field_or_the_line_on_both_paths() {
     for (deploy, line, setting) in [
         (
             "resources:\n        limits:\n          memory: 1k",
-            7,
+            "7:19",
             "deploy.resources.limits.memory",
         ),
-        ("mode: global", 5, "deploy.mode"),
+        ("mode: global", "5:13", "deploy.mode"),
+        // Tryout 7, finding 3: at the value, not at the block's first key (6:9).
+        (
+            "update_config:\n        parallelism: 1\n        max_failure_ratio: 2",
+            "7:28",
+            "deploy.update_config.max_failure_ratio",
+        ),
     ] {
         let text =
             format!("services:\n  {name}:\n    image: {image}\n    deploy:\n      {deploy}\n");
@@ -80,10 +86,35 @@ async fn what_the_engine_refuses_names_the_field_or_the_line_on_both_paths() {
             .await
             .expect_json_error(400);
         assert!(
-            message.starts_with(&format!("{name}.yml:{line}:")) && message.contains(setting),
+            message.starts_with(&format!("{name}.yml:{line}: ")) && message.contains(setting),
             "{message}"
         );
     }
+    // A variable without a value: the form's rule, at the name's place in the text.
+    let text =
+        format!("services:\n  {name}:\n    image: {image}\n    environment: [A=1, NOEQUALS]\n");
+    let message = app
+        .call(
+            Call::post(&format!("/api/services/{name}/compose"))
+                .bearer(&op.token)
+                .json(&json!({ "compose": text })),
+        )
+        .await
+        .expect_json_error(400);
+    let rule = swarmkeeper_compose::bare_variable("NOEQUALS", |_| None).unwrap_err();
+    assert!(
+        message.starts_with(&format!("{name}.yml:4:24: {rule}")),
+        "{message}"
+    );
+    let form = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&json!({ "env": ["A=1", "NOEQUALS"] })),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(form.starts_with(&format!("env: {rule}")), "{form}");
     assert_eq!(service_version(&name), before, "nothing was applied");
 }
 
