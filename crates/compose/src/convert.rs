@@ -646,7 +646,8 @@ pub fn service_spec(namespace: &str, name: &str, service: &Service, stack: &Stac
             restart_policy: restart_policy(service),
             placement: spec::Placement {
                 constraints: placement
-                    .and_then(|p| p.constraints.clone())
+                    .and_then(|p| p.constraints.as_ref())
+                    .map(|c| c.iter().map(|c| c.value.clone()).collect())
                     .unwrap_or_default(),
                 preferences: placement
                     .and_then(|p| p.preferences.as_ref())

@@ -206,7 +206,8 @@ impl FromNode for EndpointMode {
 
 compose_struct! {
     pub struct Placement("placement") {
-        "constraints" => constraints: Option<Vec<String>>,
+        /// Each where it is written, so a constraint no node meets is pointed at.
+        "constraints" => constraints: Option<Vec<Located<String>>>,
         "preferences" => preferences: Option<Vec<PlacementPreference>>,
         "max_replicas_per_node" => max_replicas_per_node: Option<u64>,
     }

@@ -354,8 +354,11 @@ volumes:
             .unwrap()
             .constraints
             .as_ref()
-            .unwrap(),
-        &["node.role==worker", "node.labels.zone==a"]
+            .unwrap()
+            .iter()
+            .map(|c| c.value.as_str())
+            .collect::<Vec<_>>(),
+        ["node.role==worker", "node.labels.zone==a"]
     );
     let update = deploy.update_config.as_ref().unwrap();
     assert_eq!(update.parallelism.as_ref().unwrap().value, 2);

@@ -90,6 +90,35 @@ async fn what_the_engine_refuses_names_the_field_or_the_line_on_both_paths() {
             "{message}"
         );
     }
+    // What no node has: at the setting that asks for it.
+    for (lines, place, says) in [
+        (
+            "    logging:\n      driver: nosuchdriver\n",
+            "5:15",
+            "nosuchdriver",
+        ),
+        (
+            "    deploy:\n      placement:\n        constraints:\n          - node.role==manager\n          \
+             - node.labels.sknowhere==yes\n",
+            "8:13",
+            "node.labels.sknowhere==yes",
+        ),
+    ] {
+        let text = format!("services:\n  {name}:\n    image: {image}\n{lines}");
+        let message = app
+            .call(
+                Call::post(&format!("/api/services/{name}/compose"))
+                    .bearer(&op.token)
+                    .json(&json!({ "compose": text })),
+            )
+            .await
+            .expect_json_error(400);
+        assert!(
+            message.starts_with(&format!("{name}.yml:{place}: {name}: cannot be placed:"))
+                && message.contains(says),
+            "{message}"
+        );
+    }
     // A variable without a value: the form's rule, at the name's place in the text.
     let text =
         format!("services:\n  {name}:\n    image: {image}\n    environment: [A=1, NOEQUALS]\n");

@@ -30,7 +30,8 @@ use crate::page::url_encode;
 use crate::respond::{Format, Input, Reply};
 use crate::state::AppState;
 use crate::views::service_form::{
-    build, compose_of, field_rows, placement_error, read_compose, Context, FieldRow, ServiceForm,
+    build, compose_of, field_rows, placement_error, read_compose, unmet_place, Context, FieldRow,
+    ServiceForm,
 };
 use crate::views::FieldError;
 
@@ -738,7 +739,23 @@ async fn apply_compose(
                 f
             }));
             if let Some(why) = swarmkeeper_deploy::placement(&state.engine, &view).await? {
-                let message = format!("{file_name}: service {name} cannot be placed: {why}");
+                let key = match &target.context_stack {
+                    Some(stack) => name
+                        .strip_prefix(&format!("{stack}_"))
+                        .unwrap_or(name.as_str()),
+                    None => name.as_str(),
+                };
+                let message = match unmet_place(&post.compose, key, &why) {
+                    Some(at) => swarmkeeper_compose::ComposeError::at(
+                        &file_name,
+                        &post.compose,
+                        at.line,
+                        at.column,
+                        format!("{key}: cannot be placed: {why}"),
+                    )
+                    .to_string(),
+                    None => format!("{file_name}: service {name} cannot be placed: {why}"),
+                };
                 return refused(message, post.compose);
             }
         }

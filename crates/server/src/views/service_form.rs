@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::{
     bare_variable, engine_refusals, load, parse_bytes, parse_nano_cpus, reference, service_spec,
-    ComposeError, Environment, SourceFile, LABEL_IMAGE, LABEL_NAMESPACE,
+    ComposeError, Environment, Location, SourceFile, LABEL_IMAGE, LABEL_NAMESPACE,
 };
 use swarmkeeper_engine::{PublishMode, ServiceMode, ServiceView, UpdateConfig};
 use swarmkeeper_lint::mode_change;
@@ -1493,6 +1493,45 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
         spec,
         compose: writer.text,
     })
+}
+
+/// Where in the compose text `text` the need of service `key` that no node meets is
+/// written, for an edit as compose the placement check refuses: the memory or CPU
+/// reservation, the log driver, the constraint the reason names (else the first); `None`
+/// for a need of no one setting (no node at all, several needs together).
+pub fn unmet_place(text: &str, key: &str, unplaceable: &Unplaceable) -> Option<Location> {
+    let variables = HashMap::new();
+    let environment = Environment {
+        variables: &variables,
+        working_dir: Path::new("/"),
+        read_file: &|_| Err(std::io::Error::other("the dashboard reads no file")),
+    };
+    let stack = load(&[SourceFile { name: "", text }], &environment).ok()?;
+    let service = stack.services.get(key)?;
+    let deploy = service.deploy.as_ref();
+    let reservations = deploy
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.reservations.as_ref());
+    match unplaceable.unmet {
+        Unmet::Memory => reservations.and_then(|r| r.memory.as_ref()).map(|m| m.at),
+        Unmet::Cpus => reservations.and_then(|r| r.cpus.as_ref()).map(|c| c.at),
+        Unmet::LogDriver => service
+            .logging
+            .as_ref()
+            .and_then(|l| l.driver.as_ref())
+            .map(|d| d.at),
+        Unmet::Constraints => {
+            let constraints = deploy
+                .and_then(|d| d.placement.as_ref())
+                .and_then(|p| p.constraints.as_ref())?;
+            constraints
+                .iter()
+                .find(|c| unplaceable.why.contains(c.value.trim()))
+                .or(constraints.first())
+                .map(|c| c.at)
+        }
+        Unmet::Nodes | Unmet::Together => None,
+    }
 }
 
 /// Why a compose text cannot be read into specs.
