@@ -19,7 +19,6 @@ use swarmkeeper_deploy::{
 };
 use swarmkeeper_engine::EngineError;
 use swarmkeeper_lint::{Finding, Severity};
-use swarmkeeper_rollout::apply_safe_defaults;
 use swarmkeeper_store::FileDigest;
 
 use super::jobs::follow;
@@ -34,7 +33,7 @@ use crate::routes::services::{load_services, RemovalQuery};
 use crate::state::AppState;
 use crate::views::own::{check_removal, own_part, removal_warning, OwnPart};
 use crate::views::services::ServiceRow;
-use crate::views::stack_diff::{cured_by, stack_diff, StackDiff};
+use crate::views::stack_diff::{cured_findings, stack_diff, StackDiff};
 
 #[derive(Serialize)]
 pub struct StackRow {
@@ -352,18 +351,9 @@ impl LintView {
         self.fixed_by_defaults.get(*index).copied().unwrap_or(false)
     }
 
-    /// Marks the findings the safe defaults `added` cure, each a compose service's name and
-    /// the setting filled in.
-    fn mark_fixed_by_defaults(&mut self, added: &[(String, &str)]) {
-        self.fixed_by_defaults = self
-            .findings
-            .iter()
-            .map(|f| {
-                added
-                    .iter()
-                    .any(|(service, setting)| *service == f.service && cured_by(f.rule, setting))
-            })
-            .collect();
+    /// Marks the findings the safe defaults cure on the services of `spec`.
+    fn mark_fixed_by_defaults(&mut self, spec: &StackSpec) {
+        self.fixed_by_defaults = cured_findings(&self.findings, &spec.services);
     }
 }
 
@@ -691,16 +681,7 @@ async fn preview_stack(
     let deploy_request = engine_request(state, &caller.user.name, stack, &request.compose);
     let options = state.deploy_options();
     if options.safe_defaults {
-        let added: Vec<(String, &str)> = spec
-            .services
-            .iter()
-            .flat_map(|(service, spec)| {
-                apply_safe_defaults(&mut spec.clone())
-                    .into_iter()
-                    .map(move |note| (service.clone(), note.setting))
-            })
-            .collect();
-        lint.mark_fixed_by_defaults(&added);
+        lint.mark_fixed_by_defaults(&spec);
     }
     let engine = state.engine.clone();
     let (result, notes) = run_deploy(state, move |_, progress| {
