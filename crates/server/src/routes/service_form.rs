@@ -20,7 +20,7 @@ use swarmkeeper_engine::{overlay_form_fields, Service, ServiceView};
 use swarmkeeper_lint::{lint_running, RunningFinding};
 use swarmkeeper_rollout::{changes, describe_change};
 
-use super::objects::{history_link, move_group, MovedGroup};
+use super::objects::{history_link, move_group, Maker, MovedGroup};
 use super::services::inspect;
 use crate::access::Caller;
 use crate::deploys::{run_deploy, swarm_carries_on};
@@ -310,6 +310,7 @@ async fn complete(
     let request = Request {
         stack: history.to_owned(),
         by: String::new(),
+        action: None,
         files: Vec::new(),
         registry_auth: Some(state.registries.registry_auth()),
     };
@@ -480,7 +481,6 @@ async fn save(
     let stack = current
         .as_ref()
         .map_or(name.clone(), |s| history_stack(s).to_owned());
-    let by = format!("{} in the dashboard by {}", change.done(), caller.user.name);
     let title = match &current {
         Some(_) => format!("Edit of service {name}"),
         None => format!("Creation of service {name}"),
@@ -489,7 +489,7 @@ async fn save(
         user: caller.user.name.clone(),
         verb: verb.to_owned(),
         target: name.clone(),
-        by,
+        action: format!("{} in the dashboard", change.done()),
         stack,
         specs: vec![(name.clone(), spec)],
     };
@@ -520,8 +520,8 @@ struct Apply {
     user: String,
     verb: String,
     target: String,
-    /// The revision's "by" (`edited in the dashboard by NAME`).
-    by: String,
+    /// What the revision does, recorded beside `user` (`edited in the dashboard`).
+    action: String,
     /// The history the revision goes to.
     stack: String,
     specs: Vec<(String, serde_json::Value)>,
@@ -540,7 +540,11 @@ impl Apply {
         state: AppState,
         follower: Option<Arc<Job>>,
     ) -> Result<MovedGroup, AppError> {
-        let deploy = move_group(&state, self.by, self.stack, self.specs, follower).await?;
+        let by = Maker {
+            who: self.user.clone(),
+            what: Some(self.action),
+        };
+        let deploy = move_group(&state, by, self.stack, self.specs, follower).await?;
         state.audit(&self.user, &self.verb, &self.target, &deploy.outcome)?;
         Ok(deploy)
     }
@@ -842,7 +846,7 @@ async fn apply_compose(
         user: caller.user.name.clone(),
         verb: format!("edit-{}-as-compose", target.kind),
         target: target.name.clone(),
-        by: format!("edited in the dashboard by {}", caller.user.name),
+        action: format!("{} in the dashboard", Change::Edit.done()),
         stack: target.history.clone(),
         specs: desired,
     };

@@ -49,7 +49,14 @@ pub struct StackRow {
 pub struct DeployRow {
     pub revision: u64,
     pub kind: String,
+    /// Who and what in one phrase (`alice`, `edited in the dashboard by alice`), as the
+    /// history said it before it kept them apart.
     pub by: String,
+    /// Who made the revision: a user, `ci`, `auto-deploy`.
+    pub who: String,
+    /// What they did, for a change other than a deploy or rollback of files (`edited in the
+    /// dashboard`); null otherwise.
+    pub what: Option<String>,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
     pub outcome: String,
@@ -64,17 +71,17 @@ pub struct DeployRow {
 }
 
 impl DeployRow {
-    /// Who made the revision, for the stack page's Who column: the name alone, also when the
-    /// revision's `by` is a sentence ("edited in the dashboard by alice").
-    pub fn who(&self) -> &str {
-        crate::page::who_and_what(&self.by).0
+    /// Who made the revision and what they did, as the stacks list says it ("by alice",
+    /// "edited in the dashboard by alice").
+    pub fn changed_by(&self) -> String {
+        crate::page::changed_by(&self.who, self.what.as_deref())
     }
 
-    /// The stack page's Summary: what a dashboard change did (the rest of a sentence `by`),
-    /// then the recorded summary.
+    /// The stack page's Summary: what a dashboard change did, then the recorded summary.
     pub fn summary_line(&self) -> String {
-        let what = crate::page::who_and_what(&self.by).1;
-        what.into_iter()
+        self.what
+            .as_deref()
+            .into_iter()
             .chain(Some(self.summary.as_str()).filter(|s| !s.is_empty()))
             .collect::<Vec<_>>()
             .join("; ")
@@ -109,7 +116,9 @@ fn deploy_rows(records: Vec<DeployRecord>) -> Vec<DeployRow> {
         .map(|r| DeployRow {
             revision: r.revision,
             kind: r.kind.to_string(),
-            by: r.by,
+            by: r.by_sentence(),
+            who: r.by,
+            what: r.action,
             started_at: r.started_at,
             finished_at: r.finished_at,
             outcome: r.outcome.to_string(),
@@ -658,6 +667,7 @@ fn engine_request(state: &AppState, user: &str, stack: &str, compose: &str) -> R
     Request {
         stack: stack.to_owned(),
         by: user.to_owned(),
+        action: None,
         files: vec![FileDigest {
             path: FILE_NAME.to_owned(),
             sha256: swarmkeeper_deploy::sha256_hex(compose.as_bytes()),
@@ -738,6 +748,7 @@ async fn roll_back(
     let request = Request {
         stack: stack.to_owned(),
         by: user.to_owned(),
+        action: None,
         files: Vec::new(),
         registry_auth: Some(state.registries.registry_auth()),
     };
