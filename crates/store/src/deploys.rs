@@ -178,6 +178,15 @@ impl DeployRecord {
     }
 }
 
+/// What a revision did when it was more than a deploy or rollback of files (`edited in the
+/// dashboard`), then its summary, as a table's Summary column says it next to a Who column.
+pub fn what_and_summary(what: Option<&str>, summary: &str) -> String {
+    what.into_iter()
+        .chain(Some(summary).filter(|s| !s.is_empty()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `who` alone, or `what by who`: how a revision's maker reads in one phrase.
 pub fn by_sentence(who: &str, what: Option<&str>) -> String {
     match what {

@@ -19,8 +19,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use alerts::{AlertRecord, StoredChannel, StoredSilence, ALERT_HISTORY_KEPT};
 pub use backup::{backup, Backup};
 pub use deploys::{
-    by_sentence, split_by_sentence, DeployKind, DeployOutcome, DeployRecord, FileDigest,
-    LockHolder, ObjectKind, ObjectRevision, ServiceRevision, StackLock,
+    by_sentence, split_by_sentence, what_and_summary, DeployKind, DeployOutcome, DeployRecord,
+    FileDigest, LockHolder, ObjectKind, ObjectRevision, ServiceRevision, StackLock,
 };
 pub use registries::{AutoDeployEvent, StoredRegistry, EVENTS_KEPT};
 pub use swarmkeeper_report::{DiskSample, NodeReport, ReportedRun, RetentionPolicy};

@@ -111,15 +111,9 @@ fn revision_json(r: &DeployRecord) -> serde_json::Value {
     })
 }
 
-/// What the revision did when it was more than a deploy or rollback of files (`edited in the
-/// dashboard`), then its summary: the BY column names who alone.
+/// What the revision did, then its summary: the BY column names who alone.
 fn summary_cell(r: &DeployRecord) -> String {
-    r.action
-        .as_deref()
-        .into_iter()
-        .chain(Some(r.summary.as_str()).filter(|s| !s.is_empty()))
-        .collect::<Vec<_>>()
-        .join("; ")
+    swarmkeeper_store::what_and_summary(r.action.as_deref(), &r.summary)
 }
 
 /// One line per service the revision changed (`web: app:1 → app:2 (converged)`), then how

@@ -79,12 +79,7 @@ impl DeployRow {
 
     /// The stack page's Summary: what a dashboard change did, then the recorded summary.
     pub fn summary_line(&self) -> String {
-        self.what
-            .as_deref()
-            .into_iter()
-            .chain(Some(self.summary.as_str()).filter(|s| !s.is_empty()))
-            .collect::<Vec<_>>()
-            .join("; ")
+        swarmkeeper_store::what_and_summary(self.what.as_deref(), &self.summary)
     }
 }
 
