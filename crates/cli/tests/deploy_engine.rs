@@ -323,7 +323,7 @@ fn every_machine_shares_one_history_in_the_swarm_and_a_second_deploy_waits() {
     let old = swarmkeeper_store::Store::open(&laptop).unwrap();
     let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
     let kind = swarmkeeper_store::DeployKind::Deploy;
-    old.begin_deploy(&stack.name, "alice", &kind, &[], t0)
+    old.begin_deploy(&stack.name, "alice", None, &kind, &[], t0)
         .unwrap();
     old.finish_deploy(
         &stack.name,

@@ -602,6 +602,7 @@ mod tests {
         let request = Request {
             stack: "s".into(),
             by: "me".into(),
+            action: None,
             files: Vec::new(),
             registry_auth: Some(std::sync::Arc::new(provider)),
         };

@@ -18,7 +18,11 @@ const LOCK_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Clone, Copy, Debug)]
 pub struct RevisionStart<'a> {
     pub stack: &'a str,
+    /// Who deploys.
     pub by: &'a str,
+    /// What they do, when it is more than a deploy or rollback of files
+    /// ([`DeployRecord::action`]).
+    pub action: Option<&'a str>,
     pub kind: &'a DeployKind,
     pub files: &'a [FileDigest],
     pub at: Timestamp,
@@ -115,6 +119,7 @@ impl History for Store {
         std::future::ready(self.begin_deploy(
             start.stack,
             start.by,
+            start.action,
             start.kind,
             start.files,
             start.at,
@@ -230,6 +235,7 @@ mod tests {
         Request {
             stack: "shop".into(),
             by: by.into(),
+            action: None,
             files: Vec::new(),
             registry_auth: None,
         }

@@ -174,8 +174,11 @@ pub enum Progress<'a> {
 #[derive(Clone)]
 pub struct Request {
     pub stack: String,
-    /// Shown in the history and to a deploy that waits for this one.
+    /// Who deploys: shown in the history and to a deploy that waits for this one.
     pub by: String,
+    /// What they do, recorded apart from who when it is more than a deploy or rollback of
+    /// files: `edited in the dashboard`, `rotated secret db → db.v2 in the dashboard`.
+    pub action: Option<String>,
     pub files: Vec<FileDigest>,
     /// Registry credentials for each image, sent with every service create and update (and
     /// digest lookup) as `X-Registry-Auth`; `None`: nodes pull with what they have.
@@ -187,6 +190,7 @@ impl fmt::Debug for Request {
         f.debug_struct("Request")
             .field("stack", &self.stack)
             .field("by", &self.by)
+            .field("action", &self.action)
             .field("files", &self.files)
             .field("registry_auth", &self.registry_auth.is_some())
             .finish()
@@ -760,7 +764,10 @@ impl<'a, H> Run<'a, H> {
         let targets = self.targets(specs, &current).await?;
         progress(Progress::Note(&format!(
             "re-applying revision {} of {stack} ({}, {} by {})",
-            record.revision, record.outcome, record.started_at, record.by
+            record.revision,
+            record.outcome,
+            record.started_at,
+            record.by_sentence()
         )));
         // The stack goes back to what the revision had: services added after it go (their
         // removal is recorded, so rolling forward again brings them back).
@@ -809,6 +816,7 @@ impl<'a, H> Run<'a, H> {
         let start = history::RevisionStart {
             stack,
             by: &request.by,
+            action: request.action.as_deref(),
             kind: &kind,
             files: &request.files,
             at: Timestamp::now(),
@@ -993,6 +1001,7 @@ mod tests {
         let request = Request {
             stack: "shop".into(),
             by: "ci".into(),
+            action: None,
             files: Vec::new(),
             registry_auth: Some(auth),
         };

@@ -303,6 +303,7 @@ mod tests {
             started_at: Timestamp::from_second(1_700_000_000).unwrap(),
             finished_at: None,
             by: "me".into(),
+            action: None,
             kind: DeployKind::Deploy,
             files: Vec::new(),
             outcome,

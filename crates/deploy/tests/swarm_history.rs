@@ -60,6 +60,7 @@ async fn deploy_once(history: &SwarmHistory, stack: &str, by: &str, outcome: Dep
     let start = RevisionStart {
         stack,
         by,
+        action: None,
         kind: &DeployKind::Deploy,
         files: &files,
         at: Timestamp::now(),
@@ -153,6 +154,7 @@ async fn one_deploy_holds_a_stack_and_a_killed_one_s_lock_expires() {
         .append(&RevisionStart {
             stack: &stack.0,
             by: "bob",
+            action: None,
             kind: &DeployKind::Deploy,
             files: &[],
             at: Timestamp::now(),
@@ -201,6 +203,7 @@ async fn a_record_larger_than_one_config_is_kept_in_several() {
         .append(&RevisionStart {
             stack: &stack.0,
             by: "alice",
+            action: None,
             kind: &DeployKind::Deploy,
             files: &files,
             at: Timestamp::now(),
@@ -227,7 +230,7 @@ async fn a_local_history_is_imported_once_into_a_swarm_that_runs_the_stack() {
     let t0 = Timestamp::from_second(1_700_000_000).unwrap();
     for s in [&stack.0, &stack.0, &stack.0, &gone.0] {
         store
-            .begin_deploy(s, "alice", &DeployKind::Deploy, &[], t0)
+            .begin_deploy(s, "alice", None, &DeployKind::Deploy, &[], t0)
             .unwrap();
     }
     let services = [ServiceRevision {

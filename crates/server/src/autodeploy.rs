@@ -744,6 +744,7 @@ async fn roll_out(state: AppState, id: String, digest: Digest) {
             let request = Request {
                 stack: history_stack(&service).to_string(),
                 by: BY.to_string(),
+                action: None,
                 files: Vec::new(),
                 registry_auth: Some(state.registries.registry_auth()),
             };

@@ -59,25 +59,13 @@ pub fn words(raw: &str) -> String {
     raw.replace('_', " ")
 }
 
-/// Who made a recorded revision, as one phrase wherever it is shown: a revision's `by` is
-/// either a name (`alice`, `ci`, `auto-deploy`), read "by alice", or a sentence that names
-/// its user already ("edited in the dashboard by alice", "rotated secret db → db.v2 in the
-/// dashboard by alice"), read as it is.
-pub fn changed_by(by: &str) -> String {
-    if by.contains(" by ") {
-        by.to_owned()
-    } else {
-        format!("by {by}")
-    }
-}
-
-/// A revision's `by` split into who and, for a sentence that names its user ("edited in the
-/// dashboard by alice"), what they did ("edited in the dashboard"): a table's Who column takes
-/// the first, its Summary the second.
-pub fn who_and_what(by: &str) -> (&str, Option<&str>) {
-    match by.rsplit_once(" by ") {
-        Some((what, who)) if !who.is_empty() => (who, Some(what)),
-        _ => (by, None),
+/// Who made a recorded revision and what they did, as one phrase wherever it is shown: a
+/// plain deploy reads "by alice", a change that says what it was reads "edited in the
+/// dashboard by alice".
+pub fn changed_by(who: &str, what: Option<&str>) -> String {
+    match what {
+        Some(what) => format!("{what} by {who}"),
+        None => format!("by {who}"),
     }
 }
 
@@ -94,7 +82,6 @@ pub fn when(at: Timestamp) -> String {
 ///   renders the page with (one instant for the whole page).
 /// - `{{ at|when }}`: the time to the second, UTC.
 /// - `{{ nano_cpus|cpus }}`: Swarm's nano-CPUs as CPUs, `1.5`.
-/// - `{{ revision.by|changed_by }}`: who made a revision, see [`changed_by`](super::changed_by).
 ///
 /// Each takes a value or a reference to one (askama passes `&field`, or `&&value` for a
 /// `let` binding), and times also as `Option<Timestamp>`.
@@ -170,13 +157,6 @@ pub mod filters {
         Ok(at.moment().map_or_else(|| NEVER.to_owned(), super::when))
     }
 
-    pub fn changed_by<T: std::fmt::Display + ?Sized>(
-        by: &T,
-        _: &dyn askama::Values,
-    ) -> Result<String, Infallible> {
-        Ok(super::changed_by(&by.to_string()))
-    }
-
     pub fn cpus<T: Count + ?Sized>(nano: &T, _: &dyn askama::Values) -> Result<String, Infallible> {
         Ok(format!("{:.1}", nano.count() as f64 / 1e9))
     }
@@ -194,16 +174,11 @@ mod tests {
 
     #[test]
     fn who_changed_a_revision_is_said_once() {
-        assert_eq!(changed_by("alice"), "by alice");
-        assert_eq!(changed_by("auto-deploy"), "by auto-deploy");
+        assert_eq!(changed_by("alice", None), "by alice");
+        assert_eq!(changed_by("auto-deploy", None), "by auto-deploy");
         assert_eq!(
-            changed_by("edited in the dashboard by alice"),
+            changed_by("alice", Some("edited in the dashboard")),
             "edited in the dashboard by alice"
-        );
-        assert_eq!(who_and_what("alice"), ("alice", None));
-        assert_eq!(
-            who_and_what("rotated secret db → db.v2 in the dashboard by alice"),
-            ("alice", Some("rotated secret db → db.v2 in the dashboard"))
         );
     }
 

@@ -242,6 +242,7 @@ async fn deploy_as_the_cli(app: &TestApp, stack: &str, text: &str) {
     let request = Request {
         stack: stack.to_owned(),
         by: "the test".to_owned(),
+        action: None,
         files: Vec::new(),
         registry_auth: None,
     };

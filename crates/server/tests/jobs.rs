@@ -163,7 +163,7 @@ async fn a_form_edit_runs_as_a_job_followed_live_and_readable_by_viewers_only_lo
     let history = app.state.history().revisions(&name).await.unwrap();
     assert_eq!(history[0].outcome.to_string(), "rolled back");
     assert_eq!(
-        history[0].by,
+        history[0].by_sentence(),
         format!("edited in the dashboard by {}", op.name)
     );
     let audit = app.audit().await;

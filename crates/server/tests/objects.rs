@@ -214,7 +214,7 @@ async fn a_secret_is_created_listed_guarded_and_rotated() {
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0].kind.to_string(), "edit");
     assert_eq!(
-        history[0].by,
+        history[0].by_sentence(),
         format!("rotated secret {name} → {new_name} in the dashboard by operator")
     );
     assert_eq!(history[0].outcome.to_string(), "succeeded");

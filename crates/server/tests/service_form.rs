@@ -152,11 +152,11 @@ async fn a_service_is_created_refused_previewed_and_a_broken_edit_rolled_back() 
     support::remove_history(&name);
     assert_eq!(history[0].outcome.to_string(), "rolled back");
     assert_eq!(
-        history[0].by,
+        history[0].by_sentence(),
         format!("edited in the dashboard by {}", op.name)
     );
     assert_eq!(
-        history[1].by,
+        history[1].by_sentence(),
         format!("created in the dashboard by {}", op.name)
     );
     service.wait_running(1);
@@ -261,7 +261,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
     support::remove_history(&name);
     assert_eq!(history[0].outcome.to_string(), "rolled back");
     assert_eq!(
-        history[0].by,
+        history[0].by_sentence(),
         format!("edited in the dashboard by {}", op.name)
     );
     assert_eq!(history[1].outcome.to_string(), "succeeded");
@@ -322,7 +322,7 @@ async fn a_stack_is_edited_as_compose_in_one_revision_keeping_its_networks() {
     );
     let history = app.state.history().revisions(&stack.name).await.unwrap();
     assert_eq!(
-        history[0].by,
+        history[0].by_sentence(),
         format!("edited in the dashboard by {}", op.name)
     );
 }

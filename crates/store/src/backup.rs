@@ -121,7 +121,7 @@ mod tests {
         let store = Store::open(&dir).unwrap();
         let t0 = Timestamp::from_second(1_700_000_000).unwrap();
         store
-            .begin_deploy("shop", "alice", &crate::DeployKind::Deploy, &[], t0)
+            .begin_deploy("shop", "alice", None, &crate::DeployKind::Deploy, &[], t0)
             .unwrap();
         let to = dir.join("copy.db");
         let done = backup(&dir, &to).unwrap();
@@ -129,7 +129,7 @@ mod tests {
         assert!(!partial_path(&to).exists());
         // Written after the copy: not in it.
         store
-            .begin_deploy("shop", "bob", &crate::DeployKind::Deploy, &[], t0)
+            .begin_deploy("shop", "bob", None, &crate::DeployKind::Deploy, &[], t0)
             .unwrap();
         let restored = dir.join("restored");
         std::fs::create_dir_all(&restored).unwrap();

@@ -151,7 +151,14 @@ pub struct DeployRecord {
     pub revision: u64,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
+    /// Who made it: a user (`alice`), a CI job, `auto-deploy`.
     pub by: String,
+    /// What they did, when the deploy was not a plain deploy or rollback of a file: `edited in
+    /// the dashboard`, `rotated secret db → db.v2 in the dashboard`. Revisions written before
+    /// it was recorded apart said it in `by` ("edited in the dashboard by alice"); reading them
+    /// splits that sentence once ([`split_by_sentence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
     pub kind: DeployKind,
     pub files: Vec<FileDigest>,
     pub outcome: DeployOutcome,
@@ -163,9 +170,70 @@ pub struct DeployRecord {
     pub objects: Vec<ObjectRevision>,
 }
 
+impl DeployRecord {
+    /// Who made the revision and what they did, as one phrase: `alice`, or `edited in the
+    /// dashboard by alice`.
+    pub fn by_sentence(&self) -> String {
+        by_sentence(&self.by, self.action.as_deref())
+    }
+}
+
+/// What a revision did when it was more than a deploy or rollback of files (`edited in the
+/// dashboard`), then its summary, as a table's Summary column says it next to a Who column.
+pub fn what_and_summary(what: Option<&str>, summary: &str) -> String {
+    what.into_iter()
+        .chain(Some(summary).filter(|s| !s.is_empty()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `who` alone, or `what by who`: how a revision's maker reads in one phrase.
+pub fn by_sentence(who: &str, what: Option<&str>) -> String {
+    match what {
+        Some(what) => format!("{what} by {who}"),
+        None => who.to_owned(),
+    }
+}
+
+/// Who and what of a revision recorded before they were kept apart, when `by` held both in
+/// one sentence that ends with its user: `edited in the dashboard by alice` is `alice` and
+/// `edited in the dashboard`; a plain name (`alice`, `ci`, `auto-deploy`) is who alone.
+pub fn split_by_sentence(by: &str) -> (String, Option<String>) {
+    match by.rsplit_once(" by ") {
+        Some((what, who)) if !what.trim().is_empty() && !who.trim().is_empty() => {
+            (who.to_owned(), Some(what.to_owned()))
+        }
+        _ => (by.to_owned(), None),
+    }
+}
+
 impl Store {
     pub(crate) fn init_deploys(&self) -> Result<(), StoreError> {
-        self.wrap(self.conn.execute_batch(DEPLOY_SCHEMA))
+        self.wrap(self.conn.execute_batch(DEPLOY_SCHEMA))?;
+        if self.add_column_if_missing("deploys", "action", "TEXT")? {
+            self.split_old_by()?;
+        }
+        Ok(())
+    }
+
+    /// Once, when the `action` column is added to a file written before it: each row's `by`
+    /// sentence split into who and what, in one transaction.
+    fn split_old_by(&self) -> Result<(), StoreError> {
+        let rows: Vec<(i64, String)> = {
+            let mut stmt = self.wrap(self.conn.prepare("SELECT id, by FROM deploys"))?;
+            let rows = self.wrap(stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?))))?;
+            self.wrap(rows.collect())?
+        };
+        let tx = self.wrap(self.conn.unchecked_transaction())?;
+        for (id, by) in rows {
+            if let (who, Some(what)) = split_by_sentence(&by) {
+                self.wrap(tx.execute(
+                    "UPDATE deploys SET by = ?1, action = ?2 WHERE id = ?3",
+                    params![who, what, id],
+                ))?;
+            }
+        }
+        self.wrap(tx.commit())
     }
 
     /// Records the start of a deploy and returns its revision number.
@@ -173,6 +241,7 @@ impl Store {
         &self,
         stack: &str,
         by: &str,
+        action: Option<&str>,
         kind: &DeployKind,
         files: &[FileDigest],
         at: Timestamp,
@@ -188,9 +257,17 @@ impl Store {
             |row| row.get(0),
         ))?;
         self.wrap(self.conn.execute(
-            "INSERT INTO deploys (stack, revision, started_at, by, kind, files, outcome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
-            params![stack, revision, millis(at), by, kind.as_str(), files_text],
+            "INSERT INTO deploys (stack, revision, started_at, by, action, kind, files, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running')",
+            params![
+                stack,
+                revision,
+                millis(at),
+                by,
+                action,
+                kind.as_str(),
+                files_text
+            ],
         ))?;
         Ok(revision as u64)
     }
@@ -255,7 +332,7 @@ impl Store {
         let row = self.wrap(
             self.conn
                 .query_row(
-                    "SELECT id, started_at, finished_at, by, kind, files, outcome, summary
+                    "SELECT id, started_at, finished_at, by, kind, files, outcome, summary, action
                      FROM deploys WHERE stack = ?1 AND revision = ?2",
                     params![stack, revision as i64],
                     |row| {
@@ -268,12 +345,13 @@ impl Store {
                             row.get::<_, String>(5)?,
                             row.get::<_, String>(6)?,
                             row.get::<_, String>(7)?,
+                            row.get::<_, Option<String>>(8)?,
                         ))
                     },
                 )
                 .optional(),
         )?;
-        let Some((id, started, finished, by, kind, files, outcome, summary)) = row else {
+        let Some((id, started, finished, by, kind, files, outcome, summary, action)) = row else {
             return Ok(None);
         };
         let mut stmt = self.wrap(self.conn.prepare_cached(
@@ -295,6 +373,7 @@ impl Store {
             started_at: from_millis(started),
             finished_at: finished.map(from_millis),
             by,
+            action,
             kind: DeployKind::parse(&kind),
             files: files
                 .lines()
@@ -415,19 +494,19 @@ mod tests {
         }];
         assert_eq!(
             store
-                .begin_deploy("a", "me", &DeployKind::Deploy, &files, t0)
+                .begin_deploy("a", "me", None, &DeployKind::Deploy, &files, t0)
                 .unwrap(),
             1
         );
         assert_eq!(
             store
-                .begin_deploy("b", "me", &DeployKind::Deploy, &[], t0)
+                .begin_deploy("b", "me", None, &DeployKind::Deploy, &[], t0)
                 .unwrap(),
             1
         );
         assert_eq!(
             store
-                .begin_deploy("a", "ci", &DeployKind::Rollback, &[], t0)
+                .begin_deploy("a", "ci", None, &DeployKind::Rollback, &[], t0)
                 .unwrap(),
             2
         );
@@ -455,12 +534,105 @@ mod tests {
     }
 
     #[test]
+    fn a_sentence_by_splits_into_who_and_what() {
+        let split = |by: &str| split_by_sentence(by);
+        assert_eq!(
+            split("edited in the dashboard by alice"),
+            ("alice".into(), Some("edited in the dashboard".into()))
+        );
+        assert_eq!(
+            split("rotated secret db → db.v2 in the dashboard by bob"),
+            (
+                "bob".into(),
+                Some("rotated secret db → db.v2 in the dashboard".into())
+            )
+        );
+        for name in ["alice", "auto-deploy", "ci", " by ", "x by ", "by alice"] {
+            assert_eq!(split(name), (name.into(), None), "{name}");
+        }
+        assert_eq!(
+            by_sentence("alice", Some("edited in the dashboard")),
+            "edited in the dashboard by alice"
+        );
+        assert_eq!(by_sentence("alice", None), "alice");
+    }
+
+    /// A state file written before `action` was kept apart: its sentences are split once,
+    /// when the column is added; a row written after is left as it was recorded.
+    #[test]
+    fn old_rows_are_split_into_who_and_what_once() {
+        let dir = std::env::temp_dir().join(format!(
+            "swarmkeeper-store-by-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let old = rusqlite::Connection::open(dir.join(crate::DB_FILE)).unwrap();
+            old.execute_batch(DEPLOY_SCHEMA).unwrap();
+            for (revision, by) in [
+                (1, "alice"),
+                (2, "edited in the dashboard by alice"),
+                (3, "rotated secret db → db.v2 in the dashboard by bob"),
+            ] {
+                old.execute(
+                    "INSERT INTO deploys (stack, revision, started_at, by, kind, files, outcome)
+                     VALUES ('shop', ?1, 0, ?2, 'edit', '', 'succeeded')",
+                    params![revision, by],
+                )
+                .unwrap();
+            }
+        }
+        let read = |store: &Store| -> Vec<(String, Option<String>)> {
+            let mut rows: Vec<_> = store
+                .deploy_history("shop")
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.by, r.action))
+                .collect();
+            rows.reverse();
+            rows
+        };
+        let migrated = vec![
+            ("alice".to_owned(), None),
+            (
+                "alice".to_owned(),
+                Some("edited in the dashboard".to_owned()),
+            ),
+            (
+                "bob".to_owned(),
+                Some("rotated secret db → db.v2 in the dashboard".to_owned()),
+            ),
+        ];
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(read(&store), migrated);
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        store
+            .begin_deploy(
+                "shop",
+                "deploy bot by ci",
+                None,
+                &DeployKind::Deploy,
+                &[],
+                t0,
+            )
+            .unwrap();
+        drop(store);
+        let store = Store::open(&dir).unwrap();
+        let mut again = migrated;
+        again.push(("deploy bot by ci".to_owned(), None));
+        assert_eq!(read(&store), again);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_history_is_marked_once_per_cluster_it_was_imported_into() {
         let store = Store::in_memory().unwrap();
         let t0 = Timestamp::from_second(1_700_000_000).unwrap();
         for stack in ["b", "a", "b"] {
             store
-                .begin_deploy(stack, "me", &DeployKind::Deploy, &[], t0)
+                .begin_deploy(stack, "me", None, &DeployKind::Deploy, &[], t0)
                 .unwrap();
         }
         assert_eq!(store.deploy_stacks().unwrap(), ["a", "b"]);

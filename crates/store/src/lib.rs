@@ -19,8 +19,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use alerts::{AlertRecord, StoredChannel, StoredSilence, ALERT_HISTORY_KEPT};
 pub use backup::{backup, Backup};
 pub use deploys::{
-    DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ObjectKind, ObjectRevision,
-    ServiceRevision, StackLock,
+    by_sentence, split_by_sentence, what_and_summary, DeployKind, DeployOutcome, DeployRecord,
+    FileDigest, LockHolder, ObjectKind, ObjectRevision, ServiceRevision, StackLock,
 };
 pub use registries::{AutoDeployEvent, StoredRegistry, EVENTS_KEPT};
 pub use swarmkeeper_report::{DiskSample, NodeReport, ReportedRun, RetentionPolicy};
@@ -193,13 +193,14 @@ impl Store {
     }
 
     /// Adds a column to a table created by an older build (`CREATE TABLE IF NOT EXISTS` leaves
-    /// an existing table as it was).
+    /// an existing table as it was); `true` when it was missing, so that a migration of the
+    /// old rows runs once.
     fn add_column_if_missing(
         &self,
         table: &str,
         column: &str,
         definition: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let present: bool = self.wrap(self.conn.query_row(
             "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
             [table, column],
@@ -210,7 +211,7 @@ impl Store {
                 "ALTER TABLE {table} ADD COLUMN {column} {definition}"
             )))?;
         }
-        Ok(())
+        Ok(!present)
     }
 
     fn wrap<T>(&self, result: rusqlite::Result<T>) -> Result<T, StoreError> {

@@ -172,6 +172,7 @@ pub fn run(args: DeployArgs) -> CmdResult {
     let request = Request {
         stack: args.stack.clone(),
         by: who(&args.common.by),
+        action: None,
         files: digests,
         registry_auth: args.common.registry.registry_auth()?,
     };

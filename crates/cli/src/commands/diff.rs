@@ -110,6 +110,7 @@ pub fn run(args: DiffArgs) -> CmdResult {
     let request = Request {
         stack: args.stack.clone(),
         by: super::deploy::who(&None),
+        action: None,
         files: digests,
         registry_auth: args.registry.registry_auth()?,
     };

@@ -15,9 +15,11 @@ pub struct HistoryArgs {
     #[arg(value_parser = super::stack_name)]
     stack: String,
     /// Print one JSON document instead of a table: `{"stack": …, "revisions": [ … ]}`, newest
-    /// first; each revision with `revision`, `started_at`, `finished_at`, `by`, `kind`,
-    /// `outcome`, `summary`, `files` (`path`, `sha256`) and `services` (`service`, `outcome`,
-    /// `image`, and `previous_image` when the revision changed it).
+    /// first; each revision with `revision`, `started_at`, `finished_at`, `by` (who and what
+    /// in one phrase: `alice`, `edited in the dashboard by alice`), `who`, `what` (null for a
+    /// deploy or rollback of files), `kind`, `outcome`, `summary`, `files` (`path`, `sha256`)
+    /// and `services` (`service`, `outcome`, `image`, and `previous_image` when the revision
+    /// changed it).
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -61,7 +63,7 @@ pub fn run(args: HistoryArgs) -> CmdResult {
             r.kind.to_string(),
             r.outcome.to_string(),
             services_cell(&args.stack, &service_images(r)),
-            r.summary.clone(),
+            summary_cell(r),
         ]);
     }
     print(&table.to_string())
@@ -98,13 +100,20 @@ fn revision_json(r: &DeployRecord) -> serde_json::Value {
         "revision": r.revision,
         "started_at": r.started_at.to_string(),
         "finished_at": r.finished_at.map(|t| t.to_string()),
-        "by": r.by,
+        "by": r.by_sentence(),
+        "who": r.by,
+        "what": r.action,
         "kind": r.kind,
         "outcome": r.outcome,
         "summary": r.summary,
         "files": r.files.iter().map(|f| json!({"path": f.path, "sha256": f.sha256})).collect::<Vec<_>>(),
         "services": services,
     })
+}
+
+/// What the revision did, then its summary: the BY column names who alone.
+fn summary_cell(r: &DeployRecord) -> String {
+    swarmkeeper_store::what_and_summary(r.action.as_deref(), &r.summary)
 }
 
 /// One line per service the revision changed (`web: app:1 → app:2 (converged)`), then how
@@ -140,6 +149,45 @@ fn services_cell(stack: &str, services: &[ServiceImages]) -> String {
 mod tests {
     use super::*;
     use swarmkeeper_engine::ImageRef;
+
+    fn record(by: &str, action: Option<&str>, summary: &str) -> DeployRecord {
+        DeployRecord {
+            stack: "shop".into(),
+            revision: 3,
+            started_at: jiff::Timestamp::from_second(1_700_000_000).unwrap(),
+            finished_at: None,
+            by: by.into(),
+            action: action.map(Into::into),
+            kind: swarmkeeper_deploy::DeployKind::Edit,
+            files: Vec::new(),
+            outcome: swarmkeeper_deploy::DeployOutcome::RolledBack,
+            summary: summary.into(),
+            services: Vec::new(),
+            objects: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn who_and_what_are_shown_apart() {
+        let edit = record(
+            "alice",
+            Some("edited in the dashboard"),
+            "shop_web: task exited 1",
+        );
+        assert_eq!(
+            summary_cell(&edit),
+            "edited in the dashboard; shop_web: task exited 1"
+        );
+        let json = revision_json(&edit);
+        assert_eq!(json["by"], "edited in the dashboard by alice");
+        assert_eq!(json["who"], "alice");
+        assert_eq!(json["what"], "edited in the dashboard");
+        let deploy = record("ci", None, "");
+        assert_eq!(summary_cell(&deploy), "");
+        let json = revision_json(&deploy);
+        assert_eq!((&json["by"], &json["who"]), (&json!("ci"), &json!("ci")));
+        assert!(json["what"].is_null());
+    }
 
     #[test]
     fn a_revision_shows_each_change_as_old_to_new_image_and_counts_the_rest() {

@@ -25,6 +25,7 @@ pub fn run(args: RollbackArgs) -> CmdResult {
     let request = Request {
         stack: args.stack.clone(),
         by: who(&args.common.by),
+        action: None,
         files: Vec::new(),
         registry_auth: args.common.registry.registry_auth()?,
     };

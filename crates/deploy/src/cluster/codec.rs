@@ -25,8 +25,8 @@ use serde_json::Value;
 use swarmkeeper_engine::ConfigObject;
 use swarmkeeper_rollout::revisions::{still_running, LockSeen};
 use swarmkeeper_store::{
-    DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ObjectKind, ObjectRevision,
-    ServiceRevision,
+    split_by_sentence, DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ObjectKind,
+    ObjectRevision, ServiceRevision,
 };
 
 use crate::history::{RevisionEnd, RevisionStart};
@@ -41,6 +41,11 @@ pub const LABEL_RECORD: &str = "swarmkeeper.revision.record";
 pub const LABEL_CHUNK: &str = "swarmkeeper.revision.chunk";
 /// On the start: who deployed, `deploy` or `rollback`, when it started (RFC 3339).
 pub const LABEL_BY: &str = "swarmkeeper.revision.by";
+/// On the start: what who did, when it is more than a deploy or rollback of files (`edited
+/// in the dashboard`); empty when it is not. A start without it was written before who and
+/// what were kept apart: its `by` may be a sentence holding both ("edited in the dashboard
+/// by alice"), split when it is read ([`split_by_sentence`]).
+pub const LABEL_ACTION: &str = "swarmkeeper.revision.action";
 pub const LABEL_KIND: &str = "swarmkeeper.revision.kind";
 pub const LABEL_STARTED: &str = "swarmkeeper.revision.started";
 /// On the end: how the revision ended, and when (RFC 3339).
@@ -203,6 +208,10 @@ pub fn start_objects(
     };
     let mut labels = BTreeMap::from([
         (LABEL_BY.to_owned(), start.by.to_owned()),
+        (
+            LABEL_ACTION.to_owned(),
+            start.action.unwrap_or_default().to_owned(),
+        ),
         (LABEL_KIND.to_owned(), start.kind.as_str().to_owned()),
         (LABEL_STARTED.to_owned(), start.at.to_string()),
     ]);
@@ -558,12 +567,17 @@ pub fn records(
                     Vec::new()
                 }
             };
+            let (by, action) = match first.labels.get(LABEL_ACTION) {
+                Some(action) => (label(LABEL_BY), Some(action.clone())),
+                None => split_by_sentence(&label(LABEL_BY)),
+            };
             let mut record = DeployRecord {
                 stack: stack.to_owned(),
                 revision: number,
                 started_at,
                 finished_at: None,
-                by: label(LABEL_BY),
+                by,
+                action: action.filter(|a| !a.is_empty()),
                 kind: DeployKind::parse(&label(LABEL_KIND)),
                 files,
                 outcome: DeployOutcome::Running,
@@ -719,6 +733,7 @@ mod tests {
         RevisionStart {
             stack: "shop",
             by: "alice",
+            action: None,
             kind,
             files,
             at: t(0),
@@ -770,6 +785,47 @@ mod tests {
             })
             .collect();
         assert_eq!(numbers, [("blog", vec![2]), ("shop", vec![3])]);
+    }
+
+    /// Who and what are labels of their own; a start written before they were apart (no
+    /// action label) has its `by` sentence split when read, and only such a start.
+    #[test]
+    fn who_and_what_read_back_apart_also_from_an_old_sentence() {
+        let files = [file("services: {}\n")];
+        let kind = DeployKind::Edit;
+        let mut objects = Vec::new();
+        let written: [(&str, Option<&str>); 3] = [
+            ("alice", Some("edited in the dashboard")),
+            ("deploy bot by ci", None),
+            ("edited in the dashboard by bob", None),
+        ];
+        for (number, (by, action)) in (1..).zip(written) {
+            let start = RevisionStart {
+                by,
+                action,
+                ..start(&files, &kind)
+            };
+            for new in start_objects(number, &start).unwrap() {
+                let mut object = stored(&new, t(0));
+                if number == 3 {
+                    // As an older swarmkeeper wrote it.
+                    object.labels.remove(LABEL_ACTION);
+                }
+                objects.push(object);
+            }
+        }
+        let read: Vec<(u64, String, Option<String>)> = records("shop", &objects, None, t(1), E)
+            .into_iter()
+            .map(|r| (r.revision, r.by, r.action))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (3, "bob".into(), Some("edited in the dashboard".into())),
+                (2, "deploy bot by ci".into(), None),
+                (1, "alice".into(), Some("edited in the dashboard".into())),
+            ]
+        );
     }
 
     #[test]

@@ -315,6 +315,7 @@ impl SwarmHistory {
         let start = RevisionStart {
             stack: &record.stack,
             by: &record.by,
+            action: record.action.as_deref(),
             kind: &record.kind,
             files: &record.files,
             at: record.started_at,

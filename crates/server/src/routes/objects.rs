@@ -518,12 +518,16 @@ impl Rotation {
             created,
             groups,
         } = self;
-        // Said as the form's edits are ("edited in the dashboard by NAME"), naming the change:
-        // the revision moves no image, so its line would otherwise read like nothing happened.
-        let by = rotated_by(kind, &name, &new_name, &user);
+        // Said as the form's edits are ("edited in the dashboard"), naming the change: the
+        // revision moves no image, so its line would otherwise read like nothing happened.
+        let action = rotated(kind, &name, &new_name);
         let mut moved = Vec::with_capacity(groups.len());
         for (stack, specs) in groups {
-            moved.push(move_group(&state, by.clone(), stack, specs, follower.clone()).await?);
+            let by = Maker {
+                who: user.clone(),
+                what: Some(action.clone()),
+            };
+            moved.push(move_group(&state, by, stack, specs, follower.clone()).await?);
         }
         let succeeded = moved.iter().all(|g| g.succeeded);
         let mut removed_old = false;
@@ -610,20 +614,23 @@ pub(super) fn history_link(stack: &str, revision: Option<u64>) -> Link {
     }
 }
 
-/// Who a rotation's revisions are by, and what they did: `rotated secret db_pw → db_pw.v2 in
-/// the dashboard by alice`.
-fn rotated_by(kind: FileKind, old: &str, new: &str, user: &str) -> String {
-    format!(
-        "rotated {} {old} → {new} in the dashboard by {user}",
-        kind.as_str()
-    )
+/// What a rotation's revisions did: `rotated secret db_pw → db_pw.v2 in the dashboard`.
+fn rotated(kind: FileKind, old: &str, new: &str) -> String {
+    format!("rotated {} {old} → {new} in the dashboard", kind.as_str())
+}
+
+/// Who makes a revision, and what they do when it is more than a deploy or rollback of files
+/// (`edited in the dashboard`): recorded apart in the history.
+pub(super) struct Maker {
+    pub who: String,
+    pub what: Option<String>,
 }
 
 /// One revision through the deploy engine: the services of `stack` brought to their new specs
-/// (created when they do not exist), recorded as done `by`.
+/// (created when they do not exist), recorded as made `by`.
 pub(super) async fn move_group(
     state: &AppState,
-    by: String,
+    by: Maker,
     stack: String,
     specs: Vec<(String, serde_json::Value)>,
     follower: Option<Arc<Job>>,
@@ -631,7 +638,8 @@ pub(super) async fn move_group(
     let services: Vec<String> = specs.iter().map(|(name, _)| name.clone()).collect();
     let request = Request {
         stack: stack.clone(),
-        by,
+        by: by.who,
+        action: by.what,
         files: Vec::new(),
         registry_auth: Some(state.registries.registry_auth()),
     };

@@ -20,7 +20,7 @@ use swarmkeeper_engine::{overlay_form_fields, Service, ServiceView};
 use swarmkeeper_lint::{lint_running, RunningFinding};
 use swarmkeeper_rollout::{changes, describe_change};
 
-use super::objects::{history_link, move_group, MovedGroup};
+use super::objects::{history_link, move_group, Maker, MovedGroup};
 use super::services::inspect;
 use crate::access::Caller;
 use crate::deploys::{run_deploy, swarm_carries_on};
@@ -67,8 +67,11 @@ pub struct FormPreview {
 pub struct ServiceChange {
     /// The service, or the stack edited as compose.
     pub service: String,
-    /// `created`, `not created` (it failed and was removed again), `edited`, `edited as
-    /// compose` or `no change` (nothing applied, no revision).
+    /// What became of the change ([`Change::answered`]): `created`, `edited`, `edited as
+    /// compose`; `not created`, `not edited`, `not edited as compose` when the deploy failed
+    /// (the service is as it was: a failed create removed again, a failed edit rolled back or
+    /// never applied; `outcome` says which); `interrupted` when the deploy stopped part way; or
+    /// `no change` (nothing applied, no revision).
     pub action: &'static str,
     pub changes: Vec<String>,
     /// As [`FormPreview::notes`].
@@ -79,6 +82,42 @@ pub struct ServiceChange {
 }
 
 page!(ServiceChange, "service_changed.html", "services");
+
+/// What a form or a compose text asked of the deploy engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    Create,
+    Edit,
+    EditAsCompose,
+}
+
+impl Change {
+    /// The answer's `action` once the deploy engine is done with the change: the change when
+    /// it succeeded; `not …` when it failed, since the deploy engine then leaves the service as
+    /// it was (a failed create removed again, a failed edit rolled back or never applied);
+    /// `interrupted` when the deploy stopped part way, since Swarm goes on with what was
+    /// applied and the change may yet take effect.
+    fn answered(self, deploy: &MovedGroup) -> &'static str {
+        if !deploy.succeeded && deploy.outcome == DeployOutcome::Interrupted.to_string() {
+            return "interrupted";
+        }
+        match (self, deploy.succeeded) {
+            (change, true) => change.done(),
+            (Change::Create, false) => "not created",
+            (Change::Edit, false) => "not edited",
+            (Change::EditAsCompose, false) => "not edited as compose",
+        }
+    }
+
+    /// The change, done.
+    fn done(self) -> &'static str {
+        match self {
+            Change::Create => "created",
+            Change::Edit => "edited",
+            Change::EditAsCompose => "edited as compose",
+        }
+    }
+}
 
 /// The form as posted: its fields, and `confirm=yes` once the preview was seen (a page
 /// only: the JSON twin applies at once).
@@ -271,6 +310,7 @@ async fn complete(
     let request = Request {
         stack: history.to_owned(),
         by: String::new(),
+        action: None,
         files: Vec::new(),
         registry_auth: Some(state.registries.registry_auth()),
     };
@@ -434,14 +474,13 @@ async fn save(
             },
         }));
     }
-    let (action, verb) = match &current {
-        Some(_) => ("edited", "edit-service"),
-        None => ("created", "create-service"),
+    let (change, verb) = match &current {
+        Some(_) => (Change::Edit, "edit-service"),
+        None => (Change::Create, "create-service"),
     };
     let stack = current
         .as_ref()
         .map_or(name.clone(), |s| history_stack(s).to_owned());
-    let by = format!("{action} in the dashboard by {}", caller.user.name);
     let title = match &current {
         Some(_) => format!("Edit of service {name}"),
         None => format!("Creation of service {name}"),
@@ -450,7 +489,7 @@ async fn save(
         user: caller.user.name.clone(),
         verb: verb.to_owned(),
         target: name.clone(),
-        by,
+        action: format!("{} in the dashboard", change.done()),
         stack,
         specs: vec![(name.clone(), spec)],
     };
@@ -463,11 +502,7 @@ async fn save(
         (true, None) => StatusCode::CREATED,
         (true, Some(_)) => StatusCode::OK,
     };
-    // A create that failed was removed again: there is no service to call created.
-    let action = match (deploy.succeeded, &current) {
-        (false, None) => "not created",
-        _ => action,
-    };
+    let action = change.answered(&deploy);
     Ok(Reply::page(ServiceChange {
         service: name,
         action,
@@ -485,8 +520,8 @@ struct Apply {
     user: String,
     verb: String,
     target: String,
-    /// The revision's "by" (`edited in the dashboard by NAME`).
-    by: String,
+    /// What the revision does, recorded beside `user` (`edited in the dashboard`).
+    action: String,
     /// The history the revision goes to.
     stack: String,
     specs: Vec<(String, serde_json::Value)>,
@@ -505,7 +540,11 @@ impl Apply {
         state: AppState,
         follower: Option<Arc<Job>>,
     ) -> Result<MovedGroup, AppError> {
-        let deploy = move_group(&state, self.by, self.stack, self.specs, follower).await?;
+        let by = Maker {
+            who: self.user.clone(),
+            what: Some(self.action),
+        };
+        let deploy = move_group(&state, by, self.stack, self.specs, follower).await?;
         state.audit(&self.user, &self.verb, &self.target, &deploy.outcome)?;
         Ok(deploy)
     }
@@ -789,7 +828,7 @@ async fn apply_compose(
     if unchanged {
         return Ok(Reply::page(ServiceChange {
             service: target.name,
-            action: "edited as compose",
+            action: Change::EditAsCompose.done(),
             changes: change_lines,
             notes,
             findings,
@@ -807,7 +846,7 @@ async fn apply_compose(
         user: caller.user.name.clone(),
         verb: format!("edit-{}-as-compose", target.kind),
         target: target.name.clone(),
-        by: format!("edited in the dashboard by {}", caller.user.name),
+        action: format!("{} in the dashboard", Change::Edit.done()),
         stack: target.history.clone(),
         specs: desired,
     };
@@ -823,7 +862,7 @@ async fn apply_compose(
     };
     Ok(Reply::page(ServiceChange {
         service: target.name,
-        action: "edited as compose",
+        action: Change::EditAsCompose.answered(&deploy),
         changes: change_lines,
         notes,
         findings,
@@ -858,5 +897,43 @@ mod tests {
         };
         assert_eq!(post.form, wanted);
         assert!(overlay_body(&wanted, json!(["image"])).is_err());
+    }
+
+    #[test]
+    fn a_change_is_answered_by_what_became_of_it() {
+        let deploy = |outcome: DeployOutcome| MovedGroup {
+            stack: "web".into(),
+            services: vec!["web".into()],
+            revision: Some(2),
+            succeeded: outcome == DeployOutcome::Succeeded,
+            outcome: outcome.to_string(),
+            progress: Vec::new(),
+        };
+        let answers = |change: Change| {
+            [
+                DeployOutcome::Succeeded,
+                DeployOutcome::RolledBack,
+                DeployOutcome::Failed,
+                DeployOutcome::Interrupted,
+            ]
+            .map(|outcome| change.answered(&deploy(outcome)))
+        };
+        assert_eq!(
+            answers(Change::Edit),
+            ["edited", "not edited", "not edited", "interrupted"]
+        );
+        assert_eq!(
+            answers(Change::Create),
+            ["created", "not created", "not created", "interrupted"]
+        );
+        assert_eq!(
+            answers(Change::EditAsCompose),
+            [
+                "edited as compose",
+                "not edited as compose",
+                "not edited as compose",
+                "interrupted"
+            ]
+        );
     }
 }

@@ -54,11 +54,21 @@ pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
 pub struct ServiceDeploy {
     pub revision: u64,
     pub kind: String,
+    /// Who and what in one phrase, as [`DeployRow::by`](super::stacks::DeployRow::by).
     pub by: String,
+    pub who: String,
+    pub what: Option<String>,
     pub started_at: Timestamp,
     pub stack_outcome: String,
     /// What happened to this service in that deploy.
     pub outcome: String,
+}
+
+impl ServiceDeploy {
+    /// Who made the revision and what they did, in one phrase ("by alice").
+    pub fn changed_by(&self) -> String {
+        crate::page::changed_by(&self.who, self.what.as_deref())
+    }
 }
 
 /// A service's page data.
@@ -188,7 +198,9 @@ async fn service_deploys(
             Some(ServiceDeploy {
                 revision: record.revision,
                 kind: record.kind.to_string(),
-                by: record.by.clone(),
+                by: record.by_sentence(),
+                who: record.by.clone(),
+                what: record.action.clone(),
                 started_at: record.started_at,
                 stack_outcome: record.outcome.to_string(),
                 outcome: entry.outcome.clone(),

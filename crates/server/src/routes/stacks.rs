@@ -19,7 +19,6 @@ use swarmkeeper_deploy::{
 };
 use swarmkeeper_engine::EngineError;
 use swarmkeeper_lint::{Finding, Severity};
-use swarmkeeper_rollout::apply_safe_defaults;
 use swarmkeeper_store::FileDigest;
 
 use super::jobs::follow;
@@ -34,7 +33,7 @@ use crate::routes::services::{load_services, RemovalQuery};
 use crate::state::AppState;
 use crate::views::own::{check_removal, own_part, removal_warning, OwnPart};
 use crate::views::services::ServiceRow;
-use crate::views::stack_diff::{cured_by, stack_diff, StackDiff};
+use crate::views::stack_diff::{cured_findings, stack_diff, StackDiff};
 
 #[derive(Serialize)]
 pub struct StackRow {
@@ -50,7 +49,14 @@ pub struct StackRow {
 pub struct DeployRow {
     pub revision: u64,
     pub kind: String,
+    /// Who and what in one phrase (`alice`, `edited in the dashboard by alice`), as the
+    /// history said it before it kept them apart.
     pub by: String,
+    /// Who made the revision: a user, `ci`, `auto-deploy`.
+    pub who: String,
+    /// What they did, for a change other than a deploy or rollback of files (`edited in the
+    /// dashboard`); null otherwise.
+    pub what: Option<String>,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
     pub outcome: String,
@@ -65,20 +71,15 @@ pub struct DeployRow {
 }
 
 impl DeployRow {
-    /// Who made the revision, for the stack page's Who column: the name alone, also when the
-    /// revision's `by` is a sentence ("edited in the dashboard by alice").
-    pub fn who(&self) -> &str {
-        crate::page::who_and_what(&self.by).0
+    /// Who made the revision and what they did, as the stacks list says it ("by alice",
+    /// "edited in the dashboard by alice").
+    pub fn changed_by(&self) -> String {
+        crate::page::changed_by(&self.who, self.what.as_deref())
     }
 
-    /// The stack page's Summary: what a dashboard change did (the rest of a sentence `by`),
-    /// then the recorded summary.
+    /// The stack page's Summary: what a dashboard change did, then the recorded summary.
     pub fn summary_line(&self) -> String {
-        let what = crate::page::who_and_what(&self.by).1;
-        what.into_iter()
-            .chain(Some(self.summary.as_str()).filter(|s| !s.is_empty()))
-            .collect::<Vec<_>>()
-            .join("; ")
+        swarmkeeper_store::what_and_summary(self.what.as_deref(), &self.summary)
     }
 }
 
@@ -110,7 +111,9 @@ fn deploy_rows(records: Vec<DeployRecord>) -> Vec<DeployRow> {
         .map(|r| DeployRow {
             revision: r.revision,
             kind: r.kind.to_string(),
-            by: r.by,
+            by: r.by_sentence(),
+            who: r.by,
+            what: r.action,
             started_at: r.started_at,
             finished_at: r.finished_at,
             outcome: r.outcome.to_string(),
@@ -352,18 +355,9 @@ impl LintView {
         self.fixed_by_defaults.get(*index).copied().unwrap_or(false)
     }
 
-    /// Marks the findings the safe defaults `added` cure, each a compose service's name and
-    /// the setting filled in.
-    fn mark_fixed_by_defaults(&mut self, added: &[(String, &str)]) {
-        self.fixed_by_defaults = self
-            .findings
-            .iter()
-            .map(|f| {
-                added
-                    .iter()
-                    .any(|(service, setting)| *service == f.service && cured_by(f.rule, setting))
-            })
-            .collect();
+    /// Marks the findings the safe defaults cure on the services of `spec`.
+    fn mark_fixed_by_defaults(&mut self, spec: &StackSpec) {
+        self.fixed_by_defaults = cured_findings(&self.findings, &spec.services);
     }
 }
 
@@ -668,6 +662,7 @@ fn engine_request(state: &AppState, user: &str, stack: &str, compose: &str) -> R
     Request {
         stack: stack.to_owned(),
         by: user.to_owned(),
+        action: None,
         files: vec![FileDigest {
             path: FILE_NAME.to_owned(),
             sha256: swarmkeeper_deploy::sha256_hex(compose.as_bytes()),
@@ -691,16 +686,7 @@ async fn preview_stack(
     let deploy_request = engine_request(state, &caller.user.name, stack, &request.compose);
     let options = state.deploy_options();
     if options.safe_defaults {
-        let added: Vec<(String, &str)> = spec
-            .services
-            .iter()
-            .flat_map(|(service, spec)| {
-                apply_safe_defaults(&mut spec.clone())
-                    .into_iter()
-                    .map(move |note| (service.clone(), note.setting))
-            })
-            .collect();
-        lint.mark_fixed_by_defaults(&added);
+        lint.mark_fixed_by_defaults(&spec);
     }
     let engine = state.engine.clone();
     let (result, notes) = run_deploy(state, move |_, progress| {
@@ -757,6 +743,7 @@ async fn roll_back(
     let request = Request {
         stack: stack.to_owned(),
         by: user.to_owned(),
+        action: None,
         files: Vec::new(),
         registry_auth: Some(state.registries.registry_auth()),
     };

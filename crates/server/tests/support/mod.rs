@@ -971,7 +971,9 @@ pub fn after_image_line(compose: &str, extra: &str) -> String {
 }
 
 /// Records a succeeded revision of `stack` by `by` at `at` in the app's deploy history (the
-/// swarm's), as a deploy of `files` would: started, then finished. Its number.
+/// swarm's), as a deploy of `files` would: started, then finished. Its number. `by` is who,
+/// or who and what as the dashboard says them (`edited in the dashboard by alice`), recorded
+/// apart.
 pub async fn record_revision(
     app: &TestApp,
     stack: &str,
@@ -982,9 +984,11 @@ pub async fn record_revision(
 ) -> u64 {
     use swarmkeeper_deploy::{DeployOutcome, History, RevisionEnd, RevisionStart};
     let history = app.state.history();
+    let (who, what) = swarmkeeper_store::split_by_sentence(by);
     let start = RevisionStart {
         stack,
-        by,
+        by: &who,
+        action: what.as_deref(),
         kind,
         files,
         at,
