@@ -103,7 +103,7 @@ fn rows() -> Table {
     t.twin(M::POST, "/nodes/{id}/role", "/api/nodes/{id}/role", ManageNodes, node_admin::set_role);
     t.route(M::POST, "/nodes/{id}/remove", ManageNodes, node_admin::remove);
     t.route(M::DELETE, "/api/nodes/{id}", ManageNodes, node_admin::remove);
-    t.route(M::POST, "/nodes/{id}/forget", ManageSettings, nodes::forget);
+    t.twin(M::POST, "/nodes/{id}/forget", "/api/nodes/{id}/forget", ManageSettings, nodes::forget);
     t.twin(M::GET, "/services", "/api/services", ViewCluster, services::list);
     t.route(M::GET, "/services/new", Deploy, service_form::new_form);
     t.route(M::GET, "/api/image-tags", Deploy, service_form::image_tags);

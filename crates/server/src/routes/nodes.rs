@@ -84,9 +84,10 @@ pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
     Ok(Reply::page(NodesView { nodes, removed }))
 }
 
-/// `POST /nodes/{id}/forget` (admins): deletes the stored reports, disk and usage samples
-/// and GC history of a node Swarm no longer lists, and audits it. A node Swarm lists is
-/// refused (409): its agent would report again at once.
+/// `POST /nodes/{id}/forget`, `POST /api/nodes/{id}/forget` (admins; 204): deletes the
+/// stored reports, disk and usage samples and GC history of a node Swarm no longer lists, and
+/// audits it. A node Swarm lists is refused (409): its agent would report again at once; a
+/// node neither Swarm nor a report knows is 404.
 pub async fn forget(
     State(state): State<AppState>,
     caller: crate::access::Caller,
