@@ -255,7 +255,8 @@ async fn the_silence_form_refuses_empty_and_warns_about_unknown_subjects() {
         .json();
     assert_eq!(before["silences"], serde_json::json!([]), "{before}");
 
-    // A subject nothing has: made, and said.
+    // A subject nothing has: made, and said on the page the form goes on to (POST → 303 →
+    // GET, so a reload does not post it again).
     let typo = support::unique("no-such-node");
     let made = app
         .call(Call::post("/alerts/silences").session(admin).form(&[
@@ -265,8 +266,10 @@ async fn the_silence_form_refuses_empty_and_warns_about_unknown_subjects() {
             ("comment", ""),
         ]))
         .await;
-    made.expect(200);
-    let page = made.text();
+    made.expect(303);
+    let shown = app.call(Call::get(made.location()).session(admin)).await;
+    shown.expect(200);
+    let page = shown.text();
     let warning = page
         .split(r#"id="silence-warning""#)
         .nth(1)

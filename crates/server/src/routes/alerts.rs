@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use swarmkeeper_notify::{Channel, ChannelKind, EmailChannel, Secret, SmtpTls};
 use swarmkeeper_store::{AlertRecord, StoredChannel, StoredSilence};
 
 use crate::access::Caller;
-use crate::alerting::{channel_purpose, ChannelRow, HISTORY_SHOWN};
+use crate::alerting::{channel_purpose, silence_of, ChannelRow, HISTORY_SHOWN};
 use crate::error::AppError;
 use crate::respond::{optional_number, refused, Input, Reply};
 use crate::sealed;
@@ -175,9 +175,43 @@ async fn view(state: &AppState) -> Result<AlertsView, AppError> {
     })
 }
 
-/// `GET /alerts`, `GET /api/alerts`.
-pub async fn show(State(state): State<AppState>) -> Result<Reply, AppError> {
-    Ok(Reply::page(view(&state).await?))
+/// What `GET /alerts` may be asked besides the page.
+#[derive(Deserialize)]
+pub struct AlertsQuery {
+    /// A silence just made whose subject matched nothing: the page says so again, from the
+    /// stored silence and the swarm now, so a reload never posts the silence twice.
+    pub unmatched: Option<i64>,
+}
+
+/// `GET /alerts`, `GET /api/alerts`; `?unmatched=ID` after a silence that matched nothing.
+pub async fn show(
+    State(state): State<AppState>,
+    Query(query): Query<AlertsQuery>,
+) -> Result<Reply, AppError> {
+    let mut page = view(&state).await?;
+    if let Some(id) = query.unmatched {
+        page.silence_warning = silence_warning(&state, id).await;
+    }
+    Ok(Reply::page(page))
+}
+
+/// The warning for the running silence `id` when its subject matches nothing now; `None` for
+/// one that matches, has ended or is unknown. The engine not answering costs the warning only.
+async fn silence_warning(state: &AppState, id: i64) -> Option<String> {
+    let stored = state
+        .store()
+        .alert_silences(Timestamp::now())
+        .map_err(|e| tracing::warn!(error = %e, "could not read the alert silences"))
+        .ok()?
+        .into_iter()
+        .find(|s| s.id == id)?;
+    let silence = silence_of(&stored)?;
+    unmatched_warning(state, &silence)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not check what a silence matches");
+            None
+        })
 }
 
 /// `GET /alerts/history`, `GET /api/alerts/history`: the newest messages, newest first.
@@ -585,16 +619,12 @@ pub async fn add_silence(
         warning: warning.clone(),
         ..SilenceRow::from(stored)
     };
-    let reply = Reply::changed(StatusCode::CREATED, row, "/alerts");
-    match warning {
-        // The form shows the page again, the warning next to the subject.
-        Some(warning) => {
-            let mut page = view(&state).await?;
-            page.silence_warning = Some(warning);
-            Ok(reply.showing(page))
-        }
-        None => Ok(reply),
-    }
+    // The form goes back to the page, which says the warning again next to the subject.
+    let then = match warning {
+        Some(_) => format!("/alerts?unmatched={}", row.id),
+        None => "/alerts".to_owned(),
+    };
+    Ok(Reply::changed(StatusCode::CREATED, row, then))
 }
 
 /// What to tell the maker of `silence` when its subject matches nothing now: no node
