@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -17,7 +18,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -78,12 +79,15 @@ pub async fn serve_listeners(
     let graceful = GracefulShutdown::new();
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
+    let mut turn = Turn::default();
     loop {
         let (accepted, from_agents) = tokio::select! {
+            // Shutdown first, then the listeners in turn.
             biased;
             () = &mut shutdown => break,
-            accepted = listener.accept() => (accepted, false),
-            accepted = accept_on(agents.as_ref()) => (accepted, true),
+            (accepted, which) = std::future::poll_fn(|cx| {
+                turn.poll_accept(cx, [Some(&listener), agents.as_ref()])
+            }) => (accepted, which == AGENTS),
         };
         while tasks.try_join_next().is_some() {}
         let (stream, peer) = match accepted {
@@ -169,12 +173,35 @@ pub async fn serve_listeners(
     Ok(())
 }
 
-/// The next connection on `listener`; never, without one.
-async fn accept_on(
-    listener: Option<&TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
-    match listener {
-        Some(listener) => listener.accept().await,
-        None => std::future::pending().await,
+/// The index of the agents' listener in [`Turn::poll_accept`]'s listeners.
+const AGENTS: usize = 1;
+
+/// Which listener is asked first for the next connection: the one after the listener that
+/// gave the last, so a flood of connections on the dashboard's port never keeps an agent's
+/// report waiting in the other's backlog (nor the other way round).
+#[derive(Debug, Default)]
+struct Turn {
+    first: usize,
+}
+
+impl Turn {
+    /// The next connection on any of `listeners` (a `None` has none), with the index of its
+    /// listener; the listeners are asked in turn, starting after the last one that gave one.
+    fn poll_accept<const N: usize>(
+        &mut self,
+        cx: &mut Context<'_>,
+        listeners: [Option<&TcpListener>; N],
+    ) -> Poll<(std::io::Result<(TcpStream, SocketAddr)>, usize)> {
+        for offset in 0..N {
+            let which = (self.first + offset) % N;
+            let Some(listener) = listeners[which] else {
+                continue;
+            };
+            if let Poll::Ready(accepted) = listener.poll_accept(cx) {
+                self.first = (which + 1) % N;
+                return Poll::Ready((accepted, which));
+            }
+        }
+        Poll::Pending
     }
 }
