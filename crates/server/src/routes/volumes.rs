@@ -51,32 +51,66 @@ async fn view(state: &AppState) -> Result<VolumesView, AppError> {
         .latest_node_reports()
         .map_err(AppError::internal)?;
     let reports: Vec<_> = reports.into_iter().map(|(report, _)| report).collect();
-    Ok(volumes_view(
-        &reports,
-        &SwarmTasks::now(state).await?.mounts(),
-    ))
+    let swarm = SwarmTasks::now(state, hostnames(&reports), Mounting::Wanted).await?;
+    Ok(volumes_view(&reports, &swarm.mounts()))
 }
 
-/// The swarm's tasks now, with their services' names and their nodes' hostnames: what the
-/// engine says, not what an agent last reported (a task that started since its node's
-/// report counts). Three engine requests, whatever the number of volumes.
+/// Each reporting node's hostname by its key: a global service's task is named by it.
+fn hostnames(reports: &[swarmkeeper_report::NodeReport]) -> HashMap<String, String> {
+    reports
+        .iter()
+        .map(|r| (r.node_key(), r.hostname.clone()))
+        .collect()
+}
+
+/// The hostnames of the nodes' latest reports, for a refusal that names tasks.
+fn reported_hostnames(state: &AppState) -> HashMap<String, String> {
+    match state.store().latest_node_reports() {
+        Ok(reports) => hostnames(&reports.into_iter().map(|(r, _)| r).collect::<Vec<_>>()),
+        Err(_) => HashMap::new(),
+    }
+}
+
+/// The swarm's tasks now, with their services' names: what the engine says, not what an
+/// agent last reported (a task that started since its node's report counts). One engine
+/// request, the task list, and a second, the service list, only when a task mounts a volume:
+/// the engine's task names its service by ID alone (`ServiceID`; API 1.41 copies no service
+/// name into a task), so naming a volume's users needs the services. Hostnames come from the
+/// agents' reports (a volume is listed only from its node's report), never from the engine.
 struct SwarmTasks {
     tasks: Vec<Task>,
     services: HashMap<String, String>,
     hostnames: HashMap<String, String>,
 }
 
+/// Which tasks' volumes make the services worth asking for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mounting {
+    /// Those Swarm wants to run: the page's "in use by a task".
+    Wanted,
+    /// Any, in any state: the engine's "in use" may name a stopped task's container.
+    Any,
+}
+
 impl SwarmTasks {
-    async fn now(state: &AppState) -> Result<SwarmTasks, AppError> {
-        let (tasks, services, nodes) = tokio::try_join!(
-            state.engine.list_all_tasks(),
-            state.engine.list_services(None),
-            state.engine.list_nodes()
-        )?;
+    async fn now(
+        state: &AppState,
+        hostnames: HashMap<String, String>,
+        mounting: Mounting,
+    ) -> Result<SwarmTasks, AppError> {
+        let tasks = state.engine.list_all_tasks().await?;
+        let named = tasks
+            .iter()
+            .filter(|t| mounting == Mounting::Any || t.is_wanted())
+            .any(|t| !t.volumes().is_empty());
+        let services = match named {
+            true => state.engine.list_services(None).await?,
+            false => Vec::new(),
+        };
         Ok(SwarmTasks {
             tasks,
             services: services.into_iter().map(|s| (s.id, s.name)).collect(),
-            hostnames: nodes.into_iter().map(|n| (n.id, n.hostname)).collect(),
+            hostnames,
         })
     }
 
@@ -148,7 +182,8 @@ impl SwarmTasks {
     }
 }
 
-/// `GET /volumes`, `GET /api/volumes`: one store query.
+/// `GET /volumes`, `GET /api/volumes`: one store query, the task list, and the service list
+/// only when a task mounts a volume ([`SwarmTasks`]).
 pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
     Ok(Reply::page(view(&state).await?))
 }
@@ -240,7 +275,7 @@ async fn refusal(state: &AppState, name: &str, node: &str, e: EngineError) -> Ap
         other => other.to_string(),
     };
     if e.is_conflict() {
-        let named = match SwarmTasks::now(state).await {
+        let named = match SwarmTasks::now(state, reported_hostnames(state), Mounting::Any).await {
             Ok(swarm) => swarm.owners(&said),
             Err(_) => String::new(),
         };
@@ -310,7 +345,7 @@ async fn remove_on_node(
         .cloned()
         .unwrap_or_else(|| format!("{} {}", task.err, task.message).trim().to_owned());
     if said.contains("in use") {
-        let named = match SwarmTasks::now(state).await {
+        let named = match SwarmTasks::now(state, reported_hostnames(state), Mounting::Any).await {
             Ok(swarm) => swarm.owners(&said),
             Err(_) => String::new(),
         };
