@@ -23,6 +23,7 @@ mod image_tags;
 pub mod jobs;
 pub mod limits;
 mod login;
+pub mod outcomes;
 pub mod page;
 pub mod pressure;
 pub mod registries;

@@ -80,6 +80,8 @@ pub struct Inner {
     pub jobs: crate::jobs::Jobs,
     /// The deploys running, stopped at shutdown.
     pub deploys: crate::deploys::Runs,
+    /// What a form's POST hands to the page it redirects to.
+    pub outcomes: crate::outcomes::Outcomes,
 }
 
 impl std::ops::Deref for AppState {
@@ -120,6 +122,7 @@ impl AppState {
             alerting,
             jobs: Default::default(),
             deploys: Default::default(),
+            outcomes: Default::default(),
             config,
         })))
     }

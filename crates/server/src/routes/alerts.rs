@@ -181,16 +181,23 @@ pub struct AlertsQuery {
     /// A silence just made whose subject matched nothing: the page says so again, from the
     /// stored silence and the swarm now, so a reload never posts the silence twice.
     pub unmatched: Option<i64>,
+    /// A channel test just sent: its outcome, kept for its sender ([`crate::outcomes`]).
+    pub tested: Option<u64>,
 }
 
-/// `GET /alerts`, `GET /api/alerts`; `?unmatched=ID` after a silence that matched nothing.
+/// `GET /alerts`, `GET /api/alerts`; `?unmatched=ID` after a silence that matched nothing,
+/// `?tested=KEY` after a channel test.
 pub async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<AlertsQuery>,
 ) -> Result<Reply, AppError> {
     let mut page = view(&state).await?;
     if let Some(id) = query.unmatched {
         page.silence_warning = silence_warning(&state, id).await;
+    }
+    if let Some(key) = query.tested {
+        page.tested = state.outcomes.get::<Tested>(caller.user.id, key);
     }
     Ok(Reply::page(page))
 }
@@ -456,11 +463,13 @@ pub async fn test_channel(
     } else {
         StatusCode::BAD_GATEWAY
     };
-    let mut page = view(&state).await?;
-    page.tested = Some(tested.clone());
-    Ok(Reply::changed(StatusCode::OK, tested, "/alerts")
-        .showing(page)
-        .with_status(status))
+    // The form goes on to the page, which shows the outcome (a reload sends no second test).
+    let key = state.outcomes.keep(caller.user.id, tested.clone());
+    Ok(Reply::changed(
+        status,
+        tested,
+        format!("/alerts?tested={key}"),
+    ))
 }
 
 /// `POST /alerts/rules`: the rules form (a field per figure, named by its dotted JSON path:

@@ -3,10 +3,10 @@
 //! before it is stored and never shown again, in a page, the API, a log or the audit log
 //! (which records who added, tested or removed which registry).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::hook::{self, HookScope};
 use swarmkeeper_auth::{Action, SealingKey};
 use swarmkeeper_registry::{Keychain, RegistryError};
@@ -65,9 +65,24 @@ fn view(state: &AppState) -> Result<RegistriesView, AppError> {
     })
 }
 
-/// `GET /registries`, `GET /api/registries`.
-pub async fn list(State(state): State<AppState>) -> Result<Reply, AppError> {
-    Ok(Reply::page(view(&state)?))
+/// What `GET /registries` may be asked besides the page.
+#[derive(Deserialize)]
+pub struct RegistriesQuery {
+    /// A registry test just run: its outcome, kept for its runner ([`crate::outcomes`]).
+    pub tested: Option<u64>,
+}
+
+/// `GET /registries`, `GET /api/registries`; `?tested=KEY` after a registry test.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<RegistriesQuery>,
+) -> Result<Reply, AppError> {
+    let mut page = view(&state)?;
+    if let Some(key) = query.tested {
+        page.tested = state.outcomes.get::<Tested>(caller.user.id, key);
+    }
+    Ok(Reply::page(page))
 }
 
 /// `POST /registries`, `POST /api/registries` (201 with the row, never the secret): the
@@ -140,9 +155,13 @@ pub async fn test(
             "tested: refused"
         },
     )?;
-    let mut page = view(&state)?;
-    page.tested = Some(tested.clone());
-    Ok(Reply::changed(StatusCode::OK, tested, "/registries").showing(page))
+    // The form goes on to the page, which shows the outcome (a reload runs no second test).
+    let key = state.outcomes.keep(caller.user.id, tested.clone());
+    Ok(Reply::changed(
+        StatusCode::OK,
+        tested,
+        format!("/registries?tested={key}"),
+    ))
 }
 
 /// `GET /v2/` with the keychain's credentials for `host`. Refused credentials are an answer

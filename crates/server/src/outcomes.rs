@@ -1,0 +1,99 @@
+//! What a form's POST hands to the page it redirects to. A form is answered POST → 303 → GET,
+//! so that a browser's reload shows the page again rather than posting the form a second
+//! time; an outcome that cannot be read again from the cluster or the store (what a channel's
+//! or a registry's test answered) waits here for its maker's GET, under a key the redirect
+//! carries (`/alerts?tested=KEY`). Kept in memory: a few minutes, a bounded number, read
+//! only by the user who made it.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Outcomes kept at most: the oldest goes first.
+const KEPT: usize = 256;
+/// How long an outcome is shown after its form was posted (reloads included).
+const SHOWN_FOR: Duration = Duration::from_secs(600);
+
+/// The outcomes waiting for their pages.
+#[derive(Default)]
+pub struct Outcomes(Mutex<Kept>);
+
+#[derive(Default)]
+struct Kept {
+    next: u64,
+    entries: VecDeque<Entry>,
+}
+
+struct Entry {
+    key: u64,
+    user: i64,
+    at: Instant,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+impl Outcomes {
+    /// Keeps `value` for `user` and returns the key the redirect carries.
+    pub fn keep<T: Any + Send + Sync>(&self, user: i64, value: T) -> u64 {
+        let mut kept = self.0.lock().expect("outcomes lock");
+        let now = Instant::now();
+        kept.entries
+            .retain(|e| now.duration_since(e.at) < SHOWN_FOR);
+        while kept.entries.len() >= KEPT {
+            kept.entries.pop_front();
+        }
+        kept.next += 1;
+        let key = kept.next;
+        kept.entries.push_back(Entry {
+            key,
+            user,
+            at: now,
+            value: Arc::new(value),
+        });
+        key
+    }
+
+    /// The outcome `key` when `user` made it, it is a `T` and it is recent; `None` otherwise
+    /// (the page is then shown without it).
+    pub fn get<T: Any + Send + Sync + Clone>(&self, user: i64, key: u64) -> Option<T> {
+        let kept = self.0.lock().expect("outcomes lock");
+        kept.entries
+            .iter()
+            .find(|e| e.key == key && e.user == user && e.at.elapsed() < SHOWN_FOR)
+            .and_then(|e| e.value.downcast_ref::<T>())
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outcome_is_read_by_its_maker_alone_as_its_own_type() {
+        let outcomes = Outcomes::default();
+        let key = outcomes.keep(7, String::from("delivered"));
+        assert_eq!(outcomes.get::<String>(7, key).as_deref(), Some("delivered"));
+        assert_eq!(
+            outcomes.get::<String>(7, key).as_deref(),
+            Some("delivered"),
+            "a reload shows it again"
+        );
+        assert_eq!(outcomes.get::<String>(8, key), None, "another user's");
+        assert_eq!(outcomes.get::<u32>(7, key), None, "another kind");
+        assert_eq!(outcomes.get::<String>(7, key + 1), None);
+    }
+
+    #[test]
+    fn the_oldest_outcomes_go_past_the_bound() {
+        let outcomes = Outcomes::default();
+        let first = outcomes.keep(1, 0usize);
+        for n in 1..KEPT {
+            outcomes.keep(1, n);
+        }
+        assert_eq!(outcomes.get::<usize>(1, first), Some(0));
+        let last = outcomes.keep(1, KEPT);
+        assert_eq!(outcomes.get::<usize>(1, first), None);
+        assert_eq!(outcomes.get::<usize>(1, last), Some(KEPT));
+    }
+}
