@@ -3,7 +3,8 @@
 //! time; an outcome that cannot be read again from the cluster or the store (what a channel's
 //! or a registry's test answered) waits here for its maker's GET, under a key the redirect
 //! carries (`/alerts?tested=KEY`). Kept in memory: a few minutes, a bounded number, read
-//! only by the user who made it.
+//! only by the user who made it. A secret shown once (a new hook token) is taken by the first
+//! GET: a reload shows the page without it.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -63,6 +64,16 @@ impl Outcomes {
             .and_then(|e| e.value.downcast_ref::<T>())
             .cloned()
     }
+
+    /// The outcome `key` as [`Outcomes::get`] finds it, taken: never shown again.
+    pub fn take<T: Any + Send + Sync>(&self, user: i64, key: u64) -> Option<T> {
+        let mut kept = self.0.lock().expect("outcomes lock");
+        let at = kept.entries.iter().position(|e| {
+            e.key == key && e.user == user && e.at.elapsed() < SHOWN_FOR && e.value.is::<T>()
+        })?;
+        let entry = kept.entries.remove(at)?;
+        Arc::try_unwrap(entry.value.downcast::<T>().ok()?).ok()
+    }
 }
 
 #[cfg(test)]
@@ -82,6 +93,20 @@ mod tests {
         assert_eq!(outcomes.get::<String>(8, key), None, "another user's");
         assert_eq!(outcomes.get::<u32>(7, key), None, "another kind");
         assert_eq!(outcomes.get::<String>(7, key + 1), None);
+    }
+
+    #[test]
+    fn a_taken_outcome_is_shown_once() {
+        let outcomes = Outcomes::default();
+        let key = outcomes.keep(7, String::from("skh_secret"));
+        assert_eq!(outcomes.take::<String>(8, key), None, "another user's");
+        assert_eq!(outcomes.take::<u32>(7, key), None, "another kind");
+        assert_eq!(
+            outcomes.take::<String>(7, key).as_deref(),
+            Some("skh_secret")
+        );
+        assert_eq!(outcomes.take::<String>(7, key), None, "taken already");
+        assert_eq!(outcomes.get::<String>(7, key), None);
     }
 
     #[test]

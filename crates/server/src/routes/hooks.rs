@@ -12,7 +12,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jiff::Timestamp;
@@ -25,7 +25,7 @@ use swarmkeeper_reference::Digest;
 
 use crate::access::Caller;
 use crate::error::AppError;
-use crate::respond::{Input, Reply};
+use crate::respond::{Format, Input, Reply};
 use crate::routes::services::inspect;
 use crate::state::AppState;
 
@@ -99,7 +99,8 @@ pub struct CreatedHookToken {
     pub hook: String,
 }
 
-/// The page a form that made a hook token answers with.
+/// The page a form that made a hook token goes on to: the page it came from, asked with
+/// `?hook_token=KEY` ([`shown_hook_token`]), once.
 #[derive(Serialize)]
 pub struct HookTokenView {
     #[serde(flatten)]
@@ -114,6 +115,7 @@ page!(HookTokenView, "hook_token.html", "services");
 pub fn new_hook_token(
     state: &AppState,
     caller: &Caller,
+    uri: &Uri,
     scope: HookScope,
     action: Action,
     hook_path: String,
@@ -138,24 +140,49 @@ pub fn new_hook_token(
         token: issued.token.clone(),
         hook: hook_path.clone(),
     };
-    Ok(
-        Reply::changed(StatusCode::CREATED, created(), back.clone()).showing(HookTokenView {
-            created: created(),
-            back,
-        }),
-    )
+    if Format::of(uri.path()) == Format::Json {
+        return Ok(Reply::changed(StatusCode::CREATED, created(), back));
+    }
+    // POST → 303 → GET: a reload of the token's page never makes a second token (which would
+    // stop the one just shown from working).
+    let view = HookTokenView {
+        created: created(),
+        back: back.clone(),
+    };
+    let key = state.outcomes.keep(caller.user.id, view);
+    Ok(Reply::changed(
+        StatusCode::CREATED,
+        created(),
+        format!("{back}?hook_token={key}"),
+    ))
+}
+
+/// The hook token `key` just made by `caller`, as its page, when the page `uri` is asked
+/// with `?hook_token=KEY` in a browser; taken, so a reload shows the plain page.
+pub fn shown_hook_token(state: &AppState, caller: &Caller, uri: &Uri) -> Option<Reply> {
+    if Format::of(uri.path()) != Format::Html {
+        return None;
+    }
+    let key = uri.query()?.split('&').find_map(|pair| {
+        pair.strip_prefix("hook_token=")
+            .and_then(|key| key.parse::<u64>().ok())
+    })?;
+    let view = state.outcomes.take::<HookTokenView>(caller.user.id, key)?;
+    Some(Reply::page(view))
 }
 
 /// `POST /services/{name}/hook-token`, `POST /api/services/{name}/hook-token`.
 pub async fn service_hook_token(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Path(name): Path<String>,
 ) -> Result<Reply, AppError> {
     let service = inspect(&state, &name).await?;
     new_hook_token(
         &state,
         &caller,
+        &uri,
         HookScope::Service(service.name.clone()),
         Action::ManageAutoDeploy,
         format!("/api/hooks/services/{}", service.name),
@@ -167,10 +194,12 @@ pub async fn service_hook_token(
 pub async fn registry_hook_token(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
 ) -> Result<Reply, AppError> {
     new_hook_token(
         &state,
         &caller,
+        &uri,
         HookScope::Registry,
         Action::ManageRegistries,
         "/api/hooks/registry".to_string(),

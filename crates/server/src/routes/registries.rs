@@ -4,7 +4,7 @@
 //! (which records who added, tested or removed which registry).
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::hook::{self, HookScope};
@@ -72,12 +72,17 @@ pub struct RegistriesQuery {
     pub tested: Option<u64>,
 }
 
-/// `GET /registries`, `GET /api/registries`; `?tested=KEY` after a registry test.
+/// `GET /registries`, `GET /api/registries`; `?tested=KEY` after a registry test; after the
+/// hook token form, `?hook_token=KEY` shows the new token once instead.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Query(query): Query<RegistriesQuery>,
 ) -> Result<Reply, AppError> {
+    if let Some(shown) = super::hooks::shown_hook_token(&state, &caller, &uri) {
+        return Ok(shown);
+    }
     let mut page = view(&state)?;
     if let Some(key) = query.tested {
         page.tested = state.outcomes.get::<Tested>(caller.user.id, key);

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_auth::Action;
@@ -223,10 +223,16 @@ pub(super) async fn inspect(state: &AppState, name: &str) -> Result<Service, App
 page!(ServiceView, "service.html", "services");
 
 /// `GET /services/{name}`, `GET /api/services/{name}`.
+/// After the hook token form, `?hook_token=KEY` shows the new token once instead.
 pub async fn show(
     State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
     Path(name): Path<String>,
 ) -> Result<Reply, AppError> {
+    if let Some(shown) = super::hooks::shown_hook_token(&state, &caller, &uri) {
+        return Ok(shown);
+    }
     Ok(Reply::page(load_service(&state, &name).await?))
 }
 
