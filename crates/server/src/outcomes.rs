@@ -11,6 +11,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::error::Format;
+
 /// Outcomes kept at most: the oldest goes first.
 const KEPT: usize = 256;
 /// How long an outcome is shown after its form was posted (reloads included).
@@ -54,6 +56,22 @@ impl Outcomes {
         key
     }
 
+    /// Where a form that made `value` goes on to: `page?field=KEY`, `value` kept for `user`.
+    /// A JSON call to `path` answers the value itself: `page`, and nothing is kept.
+    pub fn redirect<T: Any + Send + Sync>(
+        &self,
+        path: &str,
+        user: i64,
+        value: T,
+        page: &str,
+        field: &str,
+    ) -> String {
+        match Format::of(path) {
+            Format::Json => page.to_owned(),
+            Format::Html => format!("{page}?{field}={}", self.keep(user, value)),
+        }
+    }
+
     /// The outcome `key` when `user` made it, it is a `T` and it is recent; `None` otherwise
     /// (the page is then shown without it).
     pub fn get<T: Any + Send + Sync + Clone>(&self, user: i64, key: u64) -> Option<T> {
@@ -93,6 +111,24 @@ mod tests {
         assert_eq!(outcomes.get::<String>(8, key), None, "another user's");
         assert_eq!(outcomes.get::<u32>(7, key), None, "another kind");
         assert_eq!(outcomes.get::<String>(7, key + 1), None);
+    }
+
+    #[test]
+    fn a_form_is_sent_on_with_its_key_and_a_json_call_keeps_nothing() {
+        let outcomes = Outcomes::default();
+        assert_eq!(
+            outcomes.redirect("/api/x/1/test", 7, 5u8, "/x", "tested"),
+            "/x"
+        );
+        assert_eq!(
+            outcomes.redirect("/x/1/test", 7, 6u8, "/x", "tested"),
+            "/x?tested=1"
+        );
+        assert_eq!(
+            outcomes.get::<u8>(7, 1),
+            Some(6),
+            "the form's, the first kept"
+        );
     }
 
     #[test]

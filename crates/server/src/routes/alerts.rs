@@ -422,6 +422,7 @@ pub async fn remove_channel(
 pub async fn test_channel(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Path(id): Path<i64>,
 ) -> Result<Reply, AppError> {
     let Some(channel) = state.alerting.channel(id) else {
@@ -464,12 +465,14 @@ pub async fn test_channel(
         StatusCode::BAD_GATEWAY
     };
     // The form goes on to the page, which shows the outcome (a reload sends no second test).
-    let key = state.outcomes.keep(caller.user.id, tested.clone());
-    Ok(Reply::changed(
-        status,
-        tested,
-        format!("/alerts?tested={key}"),
-    ))
+    let then = state.outcomes.redirect(
+        uri.path(),
+        caller.user.id,
+        tested.clone(),
+        "/alerts",
+        "tested",
+    );
+    Ok(Reply::changed(status, tested, then))
 }
 
 /// `POST /alerts/rules`: the rules form (a field per figure, named by its dotted JSON path:

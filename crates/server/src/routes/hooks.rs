@@ -140,21 +140,16 @@ pub fn new_hook_token(
         token: issued.token.clone(),
         hook: hook_path.clone(),
     };
-    if Format::of(uri.path()) == Format::Json {
-        return Ok(Reply::changed(StatusCode::CREATED, created(), back));
-    }
     // POST → 303 → GET: a reload of the token's page never makes a second token (which would
     // stop the one just shown from working).
     let view = HookTokenView {
         created: created(),
         back: back.clone(),
     };
-    let key = state.outcomes.keep(caller.user.id, view);
-    Ok(Reply::changed(
-        StatusCode::CREATED,
-        created(),
-        format!("{back}?hook_token={key}"),
-    ))
+    let then = state
+        .outcomes
+        .redirect(uri.path(), caller.user.id, view, &back, "hook_token");
+    Ok(Reply::changed(StatusCode::CREATED, created(), then))
 }
 
 /// The hook token `key` just made by `caller`, as its page, when the page `uri` is asked

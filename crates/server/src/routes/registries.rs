@@ -140,6 +140,7 @@ pub async fn test_new(
 pub async fn test(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Path(id): Path<i64>,
 ) -> Result<Reply, AppError> {
     let row = state
@@ -161,12 +162,14 @@ pub async fn test(
         },
     )?;
     // The form goes on to the page, which shows the outcome (a reload runs no second test).
-    let key = state.outcomes.keep(caller.user.id, tested.clone());
-    Ok(Reply::changed(
-        StatusCode::OK,
-        tested,
-        format!("/registries?tested={key}"),
-    ))
+    let then = state.outcomes.redirect(
+        uri.path(),
+        caller.user.id,
+        tested.clone(),
+        "/registries",
+        "tested",
+    );
+    Ok(Reply::changed(StatusCode::OK, tested, then))
 }
 
 /// `GET /v2/` with the keychain's credentials for `host`. Refused credentials are an answer
