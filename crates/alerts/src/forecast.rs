@@ -160,7 +160,7 @@ fn fit(trend: &[&DiskSample], now: Timestamp) -> Option<Fill> {
     if grown_since(first) < min_growth || grown_since(newest_half) < min_growth / 2.0 {
         return None;
     }
-    if !spread(trend, grown_since(first)) {
+    if !spread(trend, grown_since(first)) || !still_rising(trend, min_growth / 2.0) {
         return None;
     }
     // Seconds before `now` (negative) against bytes; centred sums keep the precision that raw
@@ -223,6 +223,65 @@ fn spread(trend: &[&DiskSample], growth: f64) -> bool {
         at(to) - at(from) >= growth * SPREAD_SHARE
     })
 }
+
+/// Whether the disk still rises at the trend's recent cadence (tryout finding 20: a disk that
+/// went flat after a series of deploys was still forecast full seven minutes later; a trend
+/// counts while each quarter of its span grows, so an hour's trend whose every quarter saw
+/// some growth, before the deploys, kept counting for up to a quarter of an hour of flat disk).
+///
+/// A rise is the usage reaching `step` (half of [`MIN_GROWTH_PERCENT`], the noise bound) above
+/// where it last rose to, or above the lowest it read since (a GC pass that frees space starts
+/// the count again from there). The cadence is the longest time between two of the trend's
+/// last [`RECENT_RISES`] rises (with a single rise, from the trend's first sample to it): a
+/// steady fill rises every `step` of its pace, deploys at each pull; rises long before, with
+/// pauses of their own, do not stretch it. The disk still rises while its newest sample is at
+/// most [`QUIET_FACTOR`] (one and a half) times the cadence after the last rise; the time
+/// counts from sample to sample, never from the clock, so a late report stops nothing.
+///
+/// So a fill that stops is forecast no more once it has been flat for one and a half times
+/// its recent longest pause: deploys every 2 min 21 s seen through samples a minute apart
+/// (pauses of up to 3 minutes), within about 5 minutes of the last pull; a steady fill of 1 %
+/// of the disk a minute (a rise every 30 s), within a minute or so of its end. Prometheus' `predict_linear` over the last hour (the
+/// node_exporter mixin's) keeps a rising line, and a "full in" that only lengthens, for as long
+/// as the rise stays in its hour.
+fn still_rising(trend: &[&DiskSample], step: f64) -> bool {
+    let (Some(first), Some(last)) = (trend.first(), trend.last()) else {
+        return false;
+    };
+    let mut base = first.used_bytes as f64;
+    let mut rises: Vec<Timestamp> = Vec::new();
+    for s in trend {
+        let used = s.used_bytes as f64;
+        if used - base >= step {
+            rises.push(s.at);
+            base = used;
+        } else if used < base {
+            base = used;
+        }
+    }
+    let Some(&last_rise) = rises.last() else {
+        return false;
+    };
+    let recent = &rises[rises.len().saturating_sub(RECENT_RISES)..];
+    // The pause before the first rise is the cadence only when there is no other: a trend
+    // may begin well before its fill did.
+    let cadence = match recent.windows(2).map(|w| w[1].duration_since(w[0])).max() {
+        Some(longest) => longest,
+        None => last_rise.duration_since(first.at),
+    };
+    last.at.duration_since(last_rise) <= cadence * QUIET_FACTOR.0 / QUIET_FACTOR.1
+}
+
+/// The rises of a trend whose pauses make its cadence (see `still_rising`): the last four, so
+/// three pauses.
+pub const RECENT_RISES: usize = 4;
+
+/// How many times its cadence a trend may stay flat before the fill counts as stopped (see
+/// `still_rising`), as a fraction: one and a half. More than the one pause a fill at its
+/// cadence makes, however the minute-apart samples fall (a pause seen as 2 or 3 minutes),
+/// and little enough that the last rise, seen up to a minute late through those samples,
+/// still leaves a prompt resolution.
+pub const QUIET_FACTOR: (i32, i32) = (3, 2);
 
 /// The parts of a trend's span that must each grow (see [`forecast_full`]).
 pub const SPREAD_PARTS: usize = 4;
@@ -467,6 +526,81 @@ mod tests {
         // 110 MiB left at 10 MiB a minute: the newest trends see the fill's own pace.
         assert!(in_ <= SignedDuration::from_mins(12), "{in_:?}");
         assert!((used_percent - used).abs() < 0.01, "{used_percent}");
+    }
+
+    /// Tryout finding 20 (follow-up), recorded again on the lab: a worker whose data root is
+    /// a 256 MiB tmpfs, the agent at its defaults, `swarmkeeper deploy` of a new 33 MB image
+    /// every 2 min 21 s (versions 1 to 8). The server's disk samples (thinned to one a
+    /// minute), seconds after the first and used bytes: the disk rose by one image per deploy
+    /// to 71 % at the sixth, then stayed there (the agent's pull-triggered GC deletes the oldest
+    /// image before each pull).
+    const LAB_DEPLOYS: [(i64, u64); 16] = [
+        (0, 33898496),
+        (60, 33898496),
+        (120, 33898496),
+        (170, 65486848),
+        (230, 65486848),
+        (281, 97050624),
+        (341, 97001472),
+        (422, 128573440),
+        (482, 128520192),
+        (542, 128520192),
+        (593, 160030720),
+        (653, 160030720),
+        (703, 191594496),
+        (763, 191541248),
+        (844, 191614976),
+        (874, 191565824),
+    ];
+
+    /// The recorded samples, then flat a sample a minute, forecast `after` seconds past the
+    /// last rise (703 s). With `history`, the 45 minutes before held a slow fill (1.2 MB a
+    /// minute, a log say), so that every quarter of the hour's trend grew, as on the tryout's
+    /// worker (install, a fill test, then the deploys).
+    fn lab_forecast(after: i64, history: bool) -> Forecast {
+        let first = now() - SignedDuration::from_secs(703 + after);
+        let sample = |at: i64, used: u64| DiskSample {
+            at: first + SignedDuration::from_secs(at),
+            used_bytes: used,
+            capacity_bytes: 256 * MIB,
+        };
+        let mut samples: Vec<DiskSample> = LAB_DEPLOYS
+            .iter()
+            .map(|&(at, used)| sample(at, used))
+            .collect();
+        if history {
+            samples.extend((1..=20).map(|m| sample(-60 * m, 33898496 - m as u64 * 1_600_000)));
+        }
+        let mut at = 934;
+        while at <= 703 + after {
+            samples.push(sample(at, 191565824));
+            at += 60;
+        }
+        samples.retain(|s| s.at <= now());
+        forecast(&samples)
+    }
+
+    #[test]
+    fn a_series_of_deploys_then_a_flat_disk_resolves_soon_after_its_longest_pause() {
+        for history in [false, true] {
+            // Between two deploys (the last pull 2 minutes ago) the fill goes on.
+            assert!(
+                matches!(lab_forecast(120, history), Forecast::FullIn { .. }),
+                "{:?}",
+                lab_forecast(120, history)
+            );
+            // The longest of the last three pauses between rises in the samples is 171 s (a
+            // deploy every 141 s, samples a minute apart): flat for one and a half times that,
+            // 4 min 17 s, the fill has stopped. Before, with the history, the hour's trend
+            // held until its newest quarter was flat.
+            for after in [5 * 60, 6 * 60, 7 * 60, 10 * 60, 15 * 60, 29 * 60] {
+                assert_eq!(
+                    lab_forecast(after, history),
+                    Forecast::NotFilling,
+                    "{after} s, history {history}"
+                );
+            }
+        }
     }
 
     #[test]
