@@ -112,7 +112,7 @@ pub fn forecast_full(
         if trend.len() < min_samples {
             break;
         }
-        if let Some(fill) = fit(trend, now) {
+        if let Some(fill) = fit(trend, now, max_span) {
             if fill.fitted_over < lead(fill.in_).min(max_span) {
                 too_short = true;
             } else if best.as_ref().is_none_or(|b| fill.in_ < b.in_) {
@@ -146,7 +146,7 @@ struct Fill {
 
 /// The least-squares line through `trend` (sorted by time, at least two samples), if the
 /// samples grew as a fill must (see [`forecast_full`]).
-fn fit(trend: &[&DiskSample], now: Timestamp) -> Option<Fill> {
+fn fit(trend: &[&DiskSample], now: Timestamp, max_span: SignedDuration) -> Option<Fill> {
     let (first, last) = (trend.first()?, trend.last()?);
     let fitted_over = last.at.duration_since(first.at);
     if fitted_over.is_zero() {
@@ -160,7 +160,7 @@ fn fit(trend: &[&DiskSample], now: Timestamp) -> Option<Fill> {
     if grown_since(first) < min_growth || grown_since(newest_half) < min_growth / 2.0 {
         return None;
     }
-    if !spread(trend, grown_since(first)) {
+    if !spread(trend, grown_since(first)) || !still_rising(trend, min_growth / 2.0, max_span) {
         return None;
     }
     // Seconds before `now` (negative) against bytes; centred sums keep the precision that raw
@@ -223,6 +223,66 @@ fn spread(trend: &[&DiskSample], growth: f64) -> bool {
         at(to) - at(from) >= growth * SPREAD_SHARE
     })
 }
+
+/// Whether the disk still rises at the trend's recent cadence (tryout finding 20: a disk that
+/// went flat after a series of deploys was still forecast full seven minutes later; a trend
+/// counts while each quarter of its span grows, so an hour's trend whose every quarter saw
+/// some growth, before the deploys, kept counting for up to a quarter of an hour of flat disk).
+///
+/// A rise is the usage reaching `step` (half of [`MIN_GROWTH_PERCENT`], the noise bound) above
+/// where it last rose to, or above the lowest it read since (a GC pass that frees space starts
+/// the count again from there). The cadence is the longest time between two of the trend's
+/// last [`RECENT_RISES`] rises (with a single rise, from the trend's first sample to it): a
+/// steady fill rises every `step` of its pace, deploys at each pull; rises long before, with
+/// pauses of their own, do not stretch it. The disk still rises while its newest sample is at
+/// most [`QUIET_FACTOR`] (one and a half) times the cadence after the last rise, or `min_quiet`
+/// when that is longer (the rule's `min_span`, 5 minutes: the most evidence a trend needs to count is
+/// also the least flat disk that makes it stop, so that a fill whose pace changes, a log then
+/// deploys 2 minutes apart, does not resolve in the pause and fire again); the time counts
+/// from sample to sample, never from the clock, so a late report stops nothing.
+///
+/// So a fill that stops is forecast no more once it has been flat for 5 minutes, or one and a
+/// half times its recent longest pause when that is longer: after deploys every 2 min 21 s
+/// (pauses of up to 3 minutes through samples a minute apart), 5 minutes after the last rise
+/// the samples show. Prometheus' `predict_linear` over the last hour (the node_exporter
+/// mixin's) keeps a rising line, and a "full in" that only lengthens, for as long as the rise
+/// stays in its hour.
+fn still_rising(trend: &[&DiskSample], step: f64, min_quiet: SignedDuration) -> bool {
+    let (Some(first), Some(last)) = (trend.first(), trend.last()) else {
+        return false;
+    };
+    let mut base = first.used_bytes as f64;
+    let mut rises: Vec<Timestamp> = Vec::new();
+    for s in trend {
+        let used = s.used_bytes as f64;
+        if used - base >= step {
+            rises.push(s.at);
+            base = used;
+        } else if used < base {
+            base = used;
+        }
+    }
+    let Some(&last_rise) = rises.last() else {
+        return false;
+    };
+    let recent = &rises[rises.len().saturating_sub(RECENT_RISES)..];
+    // The pause before the first rise is the cadence only when there is no other: a trend
+    // may begin well before its fill did.
+    let cadence = match recent.windows(2).map(|w| w[1].duration_since(w[0])).max() {
+        Some(longest) => longest,
+        None => last_rise.duration_since(first.at),
+    };
+    last.at.duration_since(last_rise) <= (cadence * QUIET_FACTOR.0 / QUIET_FACTOR.1).max(min_quiet)
+}
+
+/// The rises of a trend whose pauses make its cadence (see `still_rising`): the last four, so
+/// three pauses.
+pub const RECENT_RISES: usize = 4;
+
+/// How many times its cadence a trend may stay flat before the fill counts as stopped (see
+/// `still_rising`), as a fraction: one and a half. More than the one pause a fill at its
+/// cadence makes, however the minute-apart samples fall (a pause seen as 2 or 3 minutes).
+pub const QUIET_FACTOR: (i32, i32) = (3, 2);
 
 /// The parts of a trend's span that must each grow (see [`forecast_full`]).
 pub const SPREAD_PARTS: usize = 4;
@@ -467,6 +527,160 @@ mod tests {
         // 110 MiB left at 10 MiB a minute: the newest trends see the fill's own pace.
         assert!(in_ <= SignedDuration::from_mins(12), "{in_:?}");
         assert!((used_percent - used).abs() < 0.01, "{used_percent}");
+    }
+
+    /// Tryout finding 20 (follow-up), recorded again on the lab: a worker whose data root is
+    /// a 256 MiB tmpfs, the agent at its defaults, `swarmkeeper deploy` of a new 33 MB image
+    /// every 2 min 21 s (versions 1 to 8). The server's disk samples (thinned to one a
+    /// minute), seconds after the first and used bytes: the disk rose by one image per deploy
+    /// to 71 % at the sixth, then stayed there (the agent's pull-triggered GC deletes the oldest
+    /// image before each pull).
+    const LAB_DEPLOYS: [(i64, u64); 16] = [
+        (0, 33898496),
+        (60, 33898496),
+        (120, 33898496),
+        (170, 65486848),
+        (230, 65486848),
+        (281, 97050624),
+        (341, 97001472),
+        (422, 128573440),
+        (482, 128520192),
+        (542, 128520192),
+        (593, 160030720),
+        (653, 160030720),
+        (703, 191594496),
+        (763, 191541248),
+        (844, 191614976),
+        (874, 191565824),
+    ];
+
+    /// The recorded samples, then flat a sample a minute, forecast `after` seconds past the
+    /// last rise (703 s). With `history`, the 45 minutes before held a slow fill (1.2 MB a
+    /// minute, a log say), so that every quarter of the hour's trend grew, as on the tryout's
+    /// worker (install, a fill test, then the deploys).
+    fn lab_forecast(after: i64, history: bool) -> Forecast {
+        let first = now() - SignedDuration::from_secs(703 + after);
+        let sample = |at: i64, used: u64| DiskSample {
+            at: first + SignedDuration::from_secs(at),
+            used_bytes: used,
+            capacity_bytes: 256 * MIB,
+        };
+        let mut samples: Vec<DiskSample> = LAB_DEPLOYS
+            .iter()
+            .map(|&(at, used)| sample(at, used))
+            .collect();
+        if history {
+            samples.extend((1..=20).map(|m| sample(-60 * m, 33898496 - m as u64 * 1_600_000)));
+        }
+        let mut at = 934;
+        while at <= 703 + after {
+            samples.push(sample(at, 191565824));
+            at += 60;
+        }
+        samples.retain(|s| s.at <= now());
+        forecast(&samples)
+    }
+
+    #[test]
+    fn a_series_of_deploys_then_a_flat_disk_resolves_soon_after_its_longest_pause() {
+        for history in [false, true] {
+            // Between two deploys (the last pull 2 minutes ago) the fill goes on.
+            assert!(
+                matches!(lab_forecast(120, history), Forecast::FullIn { .. }),
+                "{:?}",
+                lab_forecast(120, history)
+            );
+            // The longest of the last three pauses between rises in the samples is 171 s (a
+            // deploy every 141 s, samples a minute apart): flat for 5 minutes (more than one
+            // and a half times that), the fill has stopped. Before, with the history, the
+            // hour's trend held until its newest quarter was flat.
+            for after in [6 * 60, 7 * 60, 10 * 60, 15 * 60, 29 * 60] {
+                assert_eq!(
+                    lab_forecast(after, history),
+                    Forecast::NotFilling,
+                    "{after} s, history {history}"
+                );
+            }
+        }
+    }
+
+    /// The same on the lab again, the disk filled first by a file growing 3.5 MB a minute for
+    /// ten minutes (as the tryout's worker had a fill test in its hour), then the deploys; the
+    /// old server's samples (seconds after the first, used bytes): the pulls of the sixth and
+    /// eighth versions show as peaks the pull-triggered GC takes back.
+    const LAB_FILL_THEN_DEPLOYS: [(i64, u64); 30] = [
+        (0, 3420160),
+        (60, 6918144),
+        (120, 10416128),
+        (180, 13914112),
+        (240, 17412096),
+        (300, 20910080),
+        (360, 24408064),
+        (420, 27906048),
+        (480, 31404032),
+        (540, 34902016),
+        (587, 69046272),
+        (647, 69046272),
+        (698, 100593664),
+        (758, 100593664),
+        (839, 132141056),
+        (899, 132087808),
+        (959, 132087808),
+        (1010, 163635200),
+        (1070, 163581952),
+        (1121, 195129344),
+        (1181, 195076096),
+        (1262, 226627584),
+        (1322, 195080192),
+        (1382, 195080192),
+        (1433, 195133440),
+        (1463, 195080192),
+        (1493, 195080192),
+        (1523, 195080192),
+        (1544, 226627584),
+        (1574, 195133440),
+    ];
+
+    /// On the fill-then-deploys run the forecast holds through the deploys (no resolution in
+    /// the pause after the fill, which would fire again at the next pull) and is over by
+    /// 6 min 10 s after the last rise (the fifth pull, at 1121 s), then stays over, however
+    /// the later pulls' peaks fall. The rule before this one said the same on these samples
+    /// (its old server resolved at 1493 s): what it missed needs a history that grew in every
+    /// quarter of the hour (the test above).
+    #[test]
+    fn the_lab_run_with_a_fill_first_holds_through_the_deploys_and_then_resolves() {
+        let first = now() - SignedDuration::from_secs(3000);
+        let forecast_at = |at: i64| {
+            let mut samples: Vec<DiskSample> = LAB_FILL_THEN_DEPLOYS
+                .iter()
+                .map(|&(t, used)| (t, used))
+                .chain((1604..=at).step_by(30).map(|t| (t, 195080192)))
+                .filter(|(t, _)| *t <= at)
+                .map(|(t, used)| DiskSample {
+                    at: first + SignedDuration::from_secs(t),
+                    used_bytes: used,
+                    capacity_bytes: 256 * MIB,
+                })
+                .collect();
+            samples.sort_by_key(|s| s.at);
+            forecast_full(
+                &samples,
+                first + SignedDuration::from_secs(at),
+                SignedDuration::from_hours(1),
+                3,
+                SignedDuration::from_mins(5),
+            )
+        };
+        for at in (600..=1470).step_by(30) {
+            assert!(
+                matches!(forecast_at(at), Forecast::FullIn { .. }),
+                "{at} s: {:?}",
+                forecast_at(at)
+            );
+        }
+        for at in (1590..=2400).step_by(30) {
+            assert_eq!(forecast_at(at), Forecast::NotFilling, "{at} s");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod forecast;
 mod message;
 mod observe;
 mod restarts;
+mod restore;
 mod route;
 mod rules;
 
@@ -26,6 +27,7 @@ pub use observe::{
     Rollback, ServiceObservation, TaskObservation, UpdateOrigin,
 };
 pub use restarts::{RestartLedger, TaskEnd};
+pub use restore::ForRestore;
 pub use route::{evaluate_routed, Routed};
 pub use rules::{
     AgentSilent, AlertRules, DiskFullForecast, DiskGcShortfall, MemoryNearLimit, NodeDown, OomKill,

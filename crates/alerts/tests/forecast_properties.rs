@@ -325,3 +325,77 @@ fn image_pulls_every_90_seconds_are_warned_of_before_the_pull_that_crosses_the_t
         );
     }
 }
+
+/// Tryout finding 20 (follow-up), replayed from the lab's record: a worker whose data root is
+/// a 256 MiB tmpfs, the agent at its defaults, `swarmkeeper deploy` of a new 33 MB image every
+/// 2 min 21 s, eight versions. The disk, as `df` read it every 10 s (seconds, used bytes),
+/// rose by one image at each of the first six deploys, then stayed at 71 %: from then on the
+/// agent's pull-triggered GC deletes the oldest image before each pull. On a fresh disk, and
+/// after 45 minutes of a slow fill (1.2 MB a minute: every quarter of the hour's trend grows,
+/// as on the tryout's worker, which had its install and a fill test in that hour). The
+/// forecast fires during the deploys (a staircase of pulls is a fill), once, and must resolve
+/// within 6 min 30 s of the last pull: 5 minutes of flat disk (the rule's `min_span`; one and
+/// a half times the longest recent pause between rises, 2 to 3 minutes through samples a
+/// minute apart, is less), the last rise seen up to a minute late through those samples (the
+/// tryout's server was still firing 7 minutes after the disk went flat; before this rule,
+/// with the slow fill before, it resolved 11 min 8 s after the last pull).
+#[test]
+fn the_labs_deploy_series_resolves_soon_after_the_disk_goes_flat() {
+    const DF: [(i64, u64); 7] = [
+        (0, 225280),
+        (10, 33898496),
+        (150, 65486848),
+        (291, 97054720),
+        (431, 128573440),
+        (572, 160083968),
+        (712, 191594496),
+    ];
+    let capacity = 256u64 << 20;
+    for (interval, history_minutes) in [(30, 0), (30, 20), (10, 0), (10, 20)] {
+        let history = SignedDuration::from_mins(history_minutes);
+        let last_pull = history + SignedDuration::from_secs(712);
+        let mut server = Server::new(capacity, interval);
+        let usage = |t: SignedDuration| {
+            let used = if t < history {
+                225280 + (t.as_secs() as u64 * 29_000)
+            } else {
+                let since = (t - history).as_secs();
+                let (_, used) = DF.iter().rev().find(|(at, _)| *at <= since).unwrap();
+                used + history.as_secs() as u64 * 29_000
+            };
+            used as f64 * 100.0 / capacity as f64
+        };
+        let end = start() + last_pull + SignedDuration::from_mins(40);
+        server.run(start(), end, &[0, 1, -1], true, usage, |_| false);
+        let after = |at: Timestamp| at.duration_since(start()) - last_pull;
+        eprintln!(
+            "reports every {interval} s, {history_minutes} min of slow fill before: fired {:?}, \
+             resolved {:?} after the last pull",
+            server
+                .firing
+                .iter()
+                .map(|(at, _)| after(*at))
+                .collect::<Vec<_>>(),
+            server
+                .resolved
+                .iter()
+                .map(|at| after(*at))
+                .collect::<Vec<_>>()
+        );
+        // It fired during the deploys (or the slow fill before them), and its last word is
+        // "resolved", soon after the disk went flat.
+        assert_eq!(server.firing.len(), 1, "fired again after a pause");
+        let fired_last = server.firing.last().expect("no alert during the deploys").0;
+        let resolved_last = *server.resolved.last().expect("never resolved");
+        assert!(
+            after(fired_last) < SignedDuration::ZERO,
+            "fired after the last pull"
+        );
+        assert!(resolved_last > fired_last);
+        assert!(
+            after(resolved_last) <= SignedDuration::from_secs(6 * 60 + 30),
+            "resolved {:?} after the last pull",
+            after(resolved_last)
+        );
+    }
+}

@@ -11,7 +11,11 @@
 //!   sees three list calls per interval whatever the number of agents.
 //! - The rules, the ongoing alerts (pending and firing, with when each was last sent), the
 //!   silences and the history of messages are in the server's SQLite file: a restart neither
-//!   forgets a firing alert nor sends it again.
+//!   forgets a firing alert nor sends it again. While an alert is pending, each evaluation
+//!   also writes when it ran, so that a start restores the pending alerts' `for` clocks as
+//!   Prometheus does (`swarmkeeper_alerts::ForRestore`: the outage does not count, a pending
+//!   alert is forgotten after an outage longer than the tolerance, and none fires within the
+//!   grace period after the start).
 //! - Channels' settings are sealed with the server's key (purpose `alert-channel:NAME`), like
 //!   registry credentials; a failed delivery is logged naming the channel by its host only, and
 //!   a firing message that reached no channel is sent again at the next evaluation.
@@ -24,9 +28,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_alerts::{
-    evaluate_routed, AlertRules, AlertState, Membership, Message, NodeDisk, NodeObservation,
-    Observation, RestartLedger, Rollback, Routed, RuleId, ServiceObservation, Silence, TaskEnd,
-    TaskObservation, UpdateOrigin,
+    evaluate_routed, AlertRules, AlertState, ForRestore, Membership, Message, NodeDisk,
+    NodeObservation, Observation, RestartLedger, Rollback, Routed, RuleId, ServiceObservation,
+    Silence, TaskEnd, TaskObservation, UpdateOrigin,
 };
 use swarmkeeper_auth::SealingKey;
 use swarmkeeper_deploy::RolledBackRevision;
@@ -53,6 +57,9 @@ pub const HISTORY_SHOWN: usize = 200;
 
 const RULES_KEY: &str = "rules";
 const STATE_KEY: &str = "state";
+/// When the stored state was last evaluated (RFC 3339), written while an alert is pending:
+/// Prometheus' `ALERTS_FOR_STATE` sample time, the "down at" of a restart.
+const EVALUATED_KEY: &str = "state_evaluated_at";
 
 /// A channel as the Alerts page and `GET /api/alerts` list it: never a secret.
 #[derive(Clone, Debug, Serialize)]
@@ -135,8 +142,14 @@ struct Observed {
 
 impl Alerting {
     /// Alerting to `webhooks` (the product's generic JSON webhook) and the channels, rules,
-    /// ongoing alerts stored in `store`; channels are opened with `key`.
-    pub fn load(webhooks: &[Secret], key: Option<SealingKey>, store: &Store) -> Alerting {
+    /// ongoing alerts stored in `store`; channels are opened with `key`; the pending alerts'
+    /// `for` clocks restored by `restore`.
+    pub fn load(
+        webhooks: &[Secret],
+        key: Option<SealingKey>,
+        restore: &ForRestore,
+        store: &Store,
+    ) -> Alerting {
         let webhooks = webhooks
             .iter()
             .enumerate()
@@ -159,7 +172,7 @@ impl Alerting {
                 AlertRules::default()
             }
         };
-        let (alerts, written) = match store.alert_setting(STATE_KEY) {
+        let (mut alerts, written): (AlertState, String) = match store.alert_setting(STATE_KEY) {
             Ok(Some(text)) => match serde_json::from_str(&text) {
                 Ok(alerts) => (alerts, text),
                 Err(e) => {
@@ -170,6 +183,7 @@ impl Alerting {
             _ => (AlertState::default(), String::new()),
         };
         let started_at = Timestamp::now();
+        alerts.restore(&rules, last_evaluated(store), started_at, restore);
         let observed = restore_observed(store, signed(rules.oom_kill.keep_firing_for), started_at);
         let alerting = Alerting {
             webhooks,
@@ -445,7 +459,7 @@ async fn evaluate_now(state: &AppState) {
             &channel_names,
             now,
         );
-        persist(state, &mut evaluations);
+        persist(state, &mut evaluations, now);
         let due = evaluations
             .reminded
             .is_none_or(|at| at.elapsed() >= ALERTMANAGER_REMINDER);
@@ -525,8 +539,26 @@ fn remind_alertmanagers(state: &AppState, reminders: Vec<Message>) {
     });
 }
 
-/// Writes the ongoing alerts when they changed since last written.
-fn persist(state: &AppState, evaluations: &mut Evaluations) {
+/// When the stored alert state was last evaluated; `None` when never written or unreadable.
+fn last_evaluated(store: &Store) -> Option<Timestamp> {
+    store
+        .alert_setting(EVALUATED_KEY)
+        .ok()
+        .flatten()
+        .and_then(|text| text.parse().ok())
+}
+
+/// Writes the ongoing alerts when they changed since last written, and when they were
+/// evaluated (`now`) while one is pending: what a restart restores its `for` clock from.
+fn persist(state: &AppState, evaluations: &mut Evaluations, now: Timestamp) {
+    if evaluations.alerts.alerts().any(|a| !a.is_firing()) {
+        if let Err(e) = state
+            .store()
+            .set_alert_setting(EVALUATED_KEY, &now.to_string())
+        {
+            tracing::warn!(error = %e, "alerts: cannot write when they were evaluated");
+        }
+    }
     let text = serde_json::to_string(&evaluations.alerts).expect("alert state serialises");
     if text != evaluations.written {
         match state.store().set_alert_setting(STATE_KEY, &text) {

@@ -50,6 +50,7 @@ pub use error::AppError;
 pub use limits::Limits;
 pub use serve::{serve_listeners, serve_on, serve_tls_on, OverTls};
 pub use state::{AppState, ServerConfig};
+pub use swarmkeeper_alerts::ForRestore;
 pub use swarmkeeper_auth::TrustedProxies;
 
 /// The whole app: the route table ([`routes::table`]) with each route's guard and limits, a

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub keep_revisions: usize,
     /// Where alerts go as the product's JSON webhook (`--alert-webhook`); none: no alerts.
     pub alert_webhooks: Vec<swarmkeeper_notify::Secret>,
+    /// How a start restores the pending alerts' `for` clocks (`--alert-for-outage-tolerance`,
+    /// `--alert-for-grace-period`).
+    pub alert_for_restore: swarmkeeper_alerts::ForRestore,
 }
 
 /// Repeated login failures of one kind (user, source) are written once per this, with a count.
@@ -105,7 +108,12 @@ impl AppState {
         let auth = open_auth(store.path())?;
         let registries = Registries::new(config.secret_key.clone(), config.docker_config.clone());
         registries.reload(&store.registries().map_err(AppError::internal)?);
-        let alerting = Alerting::load(&config.alert_webhooks, config.secret_key.clone(), &store);
+        let alerting = Alerting::load(
+            &config.alert_webhooks,
+            config.secret_key.clone(),
+            &config.alert_for_restore,
+            &store,
+        );
         Ok(AppState(Arc::new(Inner {
             engine,
             store: Mutex::new(store),

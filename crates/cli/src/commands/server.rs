@@ -157,6 +157,15 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     alert_webhooks: Vec<String>,
+    /// After a restart, an alert that was pending keeps the time it had spent pending if the
+    /// server was down no longer than this (Prometheus' `--rules.alert.for-outage-tolerance`);
+    /// after a longer outage its `for` starts over.
+    #[arg(long, env = "SWARMKEEPER_ALERT_FOR_OUTAGE_TOLERANCE", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    alert_for_outage_tolerance: Duration,
+    /// After a restart, no alert that was pending fires sooner than this (Prometheus'
+    /// `--rules.alert.for-grace-period`): time for every agent to report again.
+    #[arg(long, env = "SWARMKEEPER_ALERT_FOR_GRACE_PERIOD", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    alert_for_grace_period: Duration,
 }
 
 #[derive(Subcommand)]
@@ -265,6 +274,10 @@ pub fn run(args: ServerArgs) -> CmdResult {
         docker_config,
         keep_revisions: usize::try_from(args.keep_revisions).unwrap_or(usize::MAX),
         alert_webhooks,
+        alert_for_restore: swarmkeeper_server::ForRestore {
+            outage_tolerance: args.alert_for_outage_tolerance,
+            grace_period: args.alert_for_grace_period,
+        },
     };
     let engine = Engine::from_env()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

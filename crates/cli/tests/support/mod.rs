@@ -259,6 +259,8 @@ pub struct AlertSetup {
     pub dir: PathBuf,
     pub secret: PathBuf,
     pub server: server::Server,
+    /// The receiver's URL the server sends to (`SWARMKEEPER_ALERT_WEBHOOK`).
+    pub webhook: String,
     pub messages: std::sync::mpsc::Receiver<(std::time::SystemTime, Value)>,
     /// Bind it for the whole test (`cleanup: _cleanup`): dropping it removes everything.
     pub cleanup: ServiceCleanup,
@@ -281,15 +283,13 @@ impl AlertSetup {
         let (port, messages) = webhook_receiver();
         let secret = dir.join("report-secret");
         std::fs::write(&secret, format!("alert-{name}-report-secret\n")).unwrap();
+        let webhook = format!("http://127.0.0.1:{port}/hook");
         let server = server::Server::start_with(
             &dir.join("server"),
             &[
                 ("DOCKER_HOST", host.as_str()),
                 ("SWARMKEEPER_REPORT_SECRET_FILE", secret.to_str().unwrap()),
-                (
-                    "SWARMKEEPER_ALERT_WEBHOOK",
-                    &format!("http://127.0.0.1:{port}/hook"),
-                ),
+                ("SWARMKEEPER_ALERT_WEBHOOK", &webhook),
             ],
         );
         AlertSetup {
@@ -299,6 +299,7 @@ impl AlertSetup {
             dir,
             secret,
             server,
+            webhook,
             messages,
             cleanup,
         }

@@ -615,6 +615,7 @@ pub fn config(dir: &Path, report_secret: Option<&str>) -> ServerConfig {
         docker_config: None,
         keep_revisions: swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS,
         alert_webhooks: Vec::new(),
+        alert_for_restore: Default::default(),
     }
 }
 
