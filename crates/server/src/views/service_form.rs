@@ -2189,7 +2189,8 @@ mod tests {
         fn compose_and_spec_round_trip(
             image in "(busybox|nginx:1\\.2[0-9]|registry:5000/app@sha256:[0-9a-f]{64})",
             env in proptest::collection::vec("[A-Z_]{1,8}=[ -~]{0,12}", 0..4),
-            ports in proptest::collection::vec((1u32..65535, 1u32..65535, proptest::bool::ANY), 0..3),
+            // Keyed by the published port: a port published twice is refused by the form.
+            ports in proptest::collection::btree_map(1u32..65535, (1u32..65535, proptest::bool::ANY), 0..3),
             mounts in proptest::collection::vec("(data|/srv|/var/x)[0-9]?", 0..3),
             replicas in proptest::option::of(0u64..20),
             global in proptest::bool::ANY,
@@ -2206,7 +2207,7 @@ mod tests {
                 env: env.join("\n"),
                 ports: ports
                     .iter()
-                    .map(|(p, t, host)| if *host {
+                    .map(|(p, (t, host))| if *host {
                         format!("published={p},target={t},mode=host")
                     } else {
                         format!("{p}:{t}")
