@@ -24,6 +24,7 @@ use crate::views::objects::{
     check_data, check_labels, check_name, history_refusal, history_stack, in_use, next_version,
     object_rows, refs, FieldError, ObjectRow,
 };
+use crate::views::own::{own_part, rotation_refusal, OwnUser};
 
 /// The secrets or configs page: every object with its users, and the create form's state.
 /// Each object's rotate and remove forms are on its own page ([`ObjectView`]), so the list
@@ -50,6 +51,9 @@ pub struct ObjectView {
     pub kind: &'static str,
     #[serde(flatten)]
     pub object: ObjectRow,
+    /// Why it is not rotated here when swarmkeeper's own server or agent uses it
+    /// (`views::own::rotation_refusal`): the page shows this instead of the rotate form.
+    pub not_rotatable: Option<String>,
     /// The rotate form as posted, when it was refused.
     #[serde(skip)]
     pub form: FormState,
@@ -242,32 +246,56 @@ async fn refuse(
         }
         Some(name) => {
             refused(uri.path(), message, status, async {
-                Ok(ObjectView {
-                    kind: kind.as_str(),
-                    object: load_one(state, kind, &name).await?,
-                    form,
-                })
+                load_one(state, kind, &name, form).await
             })
             .await
         }
     }
 }
 
-/// One object and its users; 404 when the kind has none of that name.
-async fn load_one(state: &AppState, kind: FileKind, name: &str) -> Result<ObjectRow, AppError> {
+/// One object's page: the object and its users, and why it is not rotated here if it is
+/// swarmkeeper's own; 404 when the kind has none of that name.
+async fn load_one(
+    state: &AppState,
+    kind: FileKind,
+    name: &str,
+    form: FormState,
+) -> Result<ObjectView, AppError> {
     let (objects, services) = find(state, kind).await?;
     let named: Vec<_> = objects.into_iter().filter(|o| o.name == name).collect();
-    object_rows(&named, &services, kind)
+    let object = object_rows(&named, &services, kind)
         .pop()
-        .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))
+        .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))?;
+    Ok(ObjectView {
+        kind: kind.as_str(),
+        not_rotatable: own_refusal(&services, kind, &object.id, name),
+        object,
+        form,
+    })
+}
+
+/// Why the object `id` named `name` is not rotated from the dashboard, when swarmkeeper's
+/// own server or agent uses it.
+fn own_refusal(services: &[Service], kind: FileKind, id: &str, name: &str) -> Option<String> {
+    let own: Vec<OwnUser<'_>> = services
+        .iter()
+        .filter_map(|service| {
+            let part = own_part(&service.view)?;
+            let reference = refs(service, kind).iter().find(|r| r.id == id)?;
+            Some(OwnUser {
+                service: &service.name,
+                part,
+                target: &reference.target,
+            })
+        })
+        .collect();
+    rotation_refusal(kind.as_str(), name, &own)
 }
 
 async fn show(state: &AppState, kind: FileKind, name: &str) -> Result<Reply, AppError> {
-    Ok(Reply::page(ObjectView {
-        kind: kind.as_str(),
-        object: load_one(state, kind, name).await?,
-        form: FormState::default(),
-    }))
+    Ok(Reply::page(
+        load_one(state, kind, name, FormState::default()).await?,
+    ))
 }
 
 /// The create form refused with `error`.
@@ -396,6 +424,9 @@ async fn rotate(
         .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))?;
     if let Some(stack) = history_stack(&old.name, &old.labels) {
         return Err(AppError::Conflict(history_refusal(kind, name, &stack)));
+    }
+    if let Some(why) = own_refusal(&services, kind, &old.id, name) {
+        return Err(AppError::Conflict(why));
     }
     if let Err(error) = check_data(kind, &request.data) {
         return refuse(state, uri, kind, rotate_refused(name, error), INVALID).await;
