@@ -144,3 +144,94 @@ async fn the_servers_seal_key_and_the_agents_report_secret_are_not_rotated_here(
     drop(agent);
     drop(server);
 }
+
+/// Finding 8: the move was applied (the service runs the new version) but did not succeed —
+/// here the server's shutdown interrupted it while it followed the service. The clean-up
+/// leaves the new version the service uses (it used to try to remove it, and answered 502
+/// with the engine's "in use"), keeps the old one (Swarm may still roll back to it), and the
+/// answer says what was applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_rotation_keeps_both_versions_and_says_what_it_applied() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let name = unique("skint");
+    let new_name = format!("{name}.v2");
+    let _made = Made(vec![name.clone(), new_name.clone()]);
+    create_secret(&name, "old-value");
+    // Followed for a minute after its update (the monitor window): time to interrupt it.
+    let service = TestService::create(
+        "skintsvc",
+        &[
+            "--secret",
+            &format!("source={name},target=app_pw"),
+            "--update-monitor",
+            "60s",
+            "--stop-grace-period",
+            "1s",
+        ],
+    );
+    service.wait_running(1);
+
+    let watched = service.name.clone();
+    let wanted = new_name.clone();
+    let rotation = app.call(
+        support::Call::post(&format!("/api/secrets/{name}/rotate"))
+            .bearer(&op.token)
+            .json(&json!({"data": "new-value"})),
+    );
+    let interrupt = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let (service, wanted) = (watched.clone(), wanted.clone());
+            let moved = tokio::task::spawn_blocking(move || {
+                try_docker(&[
+                    "service",
+                    "inspect",
+                    "--format",
+                    "{{json .Spec.TaskTemplate.ContainerSpec.Secrets}}",
+                    &service,
+                ])
+                .is_ok_and(|secrets| secrets.contains(&format!("\"{wanted}\"")))
+            })
+            .await
+            .unwrap();
+            if moved {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the service moves within a minute"
+            );
+        }
+        // As the server's SIGTERM does.
+        assert!(
+            app.state
+                .deploys
+                .stop_all("the server's shutdown", std::time::Duration::from_secs(30))
+                .await
+        );
+    };
+    let (answer, ()) = tokio::join!(rotation, interrupt);
+    answer.expect(409);
+    let rotated = answer.json();
+    support::remove_history(&service.name);
+    assert_eq!(rotated["succeeded"], false, "{rotated}");
+    assert_eq!(rotated["groups"][0]["outcome"], "interrupted", "{rotated}");
+    assert_eq!(rotated["moved"], json!([service.name]), "{rotated}");
+    assert_eq!(rotated["still_on_old"], json!([]), "{rotated}");
+    assert_eq!(rotated["removed_old"], false, "{rotated}");
+    assert_eq!(rotated["removed_new"], false, "{rotated}");
+    let summary = rotated["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("{} moved to {new_name}", service.name)),
+        "{summary}"
+    );
+    assert!(summary.contains(&format!("{name} is kept")), "{summary}");
+    assert!(exists(&name), "the old version is kept");
+    assert!(
+        exists(&new_name),
+        "the version the service uses is never removed"
+    );
+    assert_eq!(secret_names(&service), [new_name.as_str()]);
+}
