@@ -22,8 +22,9 @@ use crate::respond::{refused, Format, Input, Reply};
 use crate::state::AppState;
 use crate::views::objects::{
     check_data, check_labels, check_name, history_refusal, history_stack, in_use, next_version,
-    object_rows, refs, FieldError, ObjectRow,
+    object_rows, refs, rotation_cleanup, rotation_summary, FieldError, ObjectRow,
 };
+use crate::views::own::{own_part, rotation_refusal, OwnUser};
 
 /// The secrets or configs page: every object with its users, and the create form's state.
 /// Each object's rotate and remove forms are on its own page ([`ObjectView`]), so the list
@@ -50,6 +51,9 @@ pub struct ObjectView {
     pub kind: &'static str,
     #[serde(flatten)]
     pub object: ObjectRow,
+    /// Why it is not rotated here when swarmkeeper's own server or agent uses it
+    /// (`views::own::rotation_refusal`): the page shows this instead of the rotate form.
+    pub not_rotatable: Option<String>,
     /// The rotate form as posted, when it was refused.
     #[serde(skip)]
     pub form: FormState,
@@ -134,9 +138,20 @@ pub struct RotateView {
     pub new_name: String,
     pub new_id: String,
     pub groups: Vec<MovedGroup>,
-    /// Whether the old version was removed; it stays while a service still uses it.
+    /// The services on the new version once the moves ended, as the engine says, whatever
+    /// their outcomes: a failed or interrupted move may have applied some.
+    pub moved: Vec<String>,
+    /// The services still on the old version.
+    pub still_on_old: Vec<String>,
+    /// Whether the old version was removed; it stays while a service still uses it, and after
+    /// a move that did not succeed.
     pub removed_old: bool,
+    /// Whether the new version was removed: only when no service uses it.
+    pub removed_new: bool,
     pub succeeded: bool,
+    /// What the rotation left, in one sentence (`views::objects::rotation_summary`), with what
+    /// a clean-up the engine refused said.
+    pub summary: String,
 }
 
 page!(RotateView, "rotated.html", "secrets");
@@ -242,32 +257,56 @@ async fn refuse(
         }
         Some(name) => {
             refused(uri.path(), message, status, async {
-                Ok(ObjectView {
-                    kind: kind.as_str(),
-                    object: load_one(state, kind, &name).await?,
-                    form,
-                })
+                load_one(state, kind, &name, form).await
             })
             .await
         }
     }
 }
 
-/// One object and its users; 404 when the kind has none of that name.
-async fn load_one(state: &AppState, kind: FileKind, name: &str) -> Result<ObjectRow, AppError> {
+/// One object's page: the object and its users, and why it is not rotated here if it is
+/// swarmkeeper's own; 404 when the kind has none of that name.
+async fn load_one(
+    state: &AppState,
+    kind: FileKind,
+    name: &str,
+    form: FormState,
+) -> Result<ObjectView, AppError> {
     let (objects, services) = find(state, kind).await?;
     let named: Vec<_> = objects.into_iter().filter(|o| o.name == name).collect();
-    object_rows(&named, &services, kind)
+    let object = object_rows(&named, &services, kind)
         .pop()
-        .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))
+        .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))?;
+    Ok(ObjectView {
+        kind: kind.as_str(),
+        not_rotatable: own_refusal(&services, kind, &object.id, name),
+        object,
+        form,
+    })
+}
+
+/// Why the object `id` named `name` is not rotated from the dashboard, when swarmkeeper's
+/// own server or agent uses it.
+fn own_refusal(services: &[Service], kind: FileKind, id: &str, name: &str) -> Option<String> {
+    let own: Vec<OwnUser<'_>> = services
+        .iter()
+        .filter_map(|service| {
+            let part = own_part(&service.view)?;
+            let reference = refs(service, kind).iter().find(|r| r.id == id)?;
+            Some(OwnUser {
+                service: &service.name,
+                part,
+                target: &reference.target,
+            })
+        })
+        .collect();
+    rotation_refusal(kind.as_str(), name, &own)
 }
 
 async fn show(state: &AppState, kind: FileKind, name: &str) -> Result<Reply, AppError> {
-    Ok(Reply::page(ObjectView {
-        kind: kind.as_str(),
-        object: load_one(state, kind, name).await?,
-        form: FormState::default(),
-    }))
+    Ok(Reply::page(
+        load_one(state, kind, name, FormState::default()).await?,
+    ))
 }
 
 /// The create form refused with `error`.
@@ -397,6 +436,9 @@ async fn rotate(
     if let Some(stack) = history_stack(&old.name, &old.labels) {
         return Err(AppError::Conflict(history_refusal(kind, name, &stack)));
     }
+    if let Some(why) = own_refusal(&services, kind, &old.id, name) {
+        return Err(AppError::Conflict(why));
+    }
     if let Err(error) = check_data(kind, &request.data) {
         return refuse(state, uri, kind, rotate_refused(name, error), INVALID).await;
     }
@@ -502,8 +544,9 @@ impl Rotation {
         about.extend(self.groups.keys().map(|stack| history_link(stack, None)));
         about
     }
-    /// Moves every group, then removes the old version once nothing uses it (or the new one
-    /// when no group moved), and audits the end.
+    /// Moves every group, then removes the old version once every move succeeded and nothing
+    /// uses it, or the new one when nothing uses it (`views::objects::rotation_cleanup`), and
+    /// audits the end. A clean-up the engine refuses is said in the answer, not its error.
     async fn finish(
         self,
         state: AppState,
@@ -530,26 +573,46 @@ impl Rotation {
             moved.push(move_group(&state, by, stack, specs, follower.clone()).await?);
         }
         let succeeded = moved.iter().all(|g| g.succeeded);
-        let mut removed_old = false;
-        if succeeded {
-            remove_object(&state.engine, kind, &old_id).await?;
-            removed_old = true;
-        } else if moved.iter().all(|g| !g.succeeded) {
-            // Nothing uses the new version: leave things as they were.
-            remove_object(&state.engine, kind, &created.id).await?;
+        let (users, mut summary) = match state.engine.list_services(None).await {
+            Ok(services) => (Some(services), String::new()),
+            Err(e) => (
+                None,
+                format!("; nothing removed: the services could not be listed: {e}"),
+            ),
+        };
+        let on = |id: &str| -> Vec<String> {
+            users
+                .iter()
+                .flatten()
+                .filter(|s| refs(s, kind).iter().any(|r| r.id == id))
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        let (on_new, on_old) = (on(&created.id), on(&old_id));
+        let mut cleanup = rotation_cleanup(succeeded, !on_old.is_empty(), !on_new.is_empty());
+        if users.is_none() {
+            cleanup.remove_old = false;
+            cleanup.remove_new = false;
         }
+        for (remove, id, version) in [
+            (&mut cleanup.remove_old, &old_id, &name),
+            (&mut cleanup.remove_new, &created.id, &new_name),
+        ] {
+            if *remove {
+                if let Err(e) = remove_object(&state.engine, kind, id).await {
+                    *remove = false;
+                    summary.push_str(&format!("; {version} could not be removed: {e}"));
+                }
+            }
+        }
+        let summary = rotation_summary(&name, &new_name, &on_new, &on_old, cleanup) + &summary;
         state.audit(
             &user,
             &audit_action(kind, "rotate"),
             &name,
             &format!(
-                "to {new_name}: {}{}",
+                "to {new_name}: {}: {summary}",
                 if succeeded { "succeeded" } else { "failed" },
-                if removed_old {
-                    ", old version removed"
-                } else {
-                    ""
-                }
             ),
         )?;
         Ok(RotateView {
@@ -558,8 +621,12 @@ impl Rotation {
             new_name,
             new_id: created.id,
             groups: moved,
-            removed_old,
+            moved: on_new,
+            still_on_old: on_old,
+            removed_old: cleanup.remove_old,
+            removed_new: cleanup.remove_new,
             succeeded,
+            summary,
         })
     }
 }
@@ -575,10 +642,7 @@ impl RotateView {
         let outcome = match (self.succeeded, self.removed_old) {
             (true, true) => format!("rotated to {}; {} removed", self.new_name, self.name),
             (true, false) => format!("rotated to {}", self.new_name),
-            (false, _) => format!(
-                "failed: {} is kept while a service still uses it",
-                self.name
-            ),
+            (false, _) => format!("failed: {}", self.summary),
         };
         JobEnd {
             succeeded: self.succeeded,

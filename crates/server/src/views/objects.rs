@@ -136,6 +136,56 @@ pub fn next_version(name: &str, taken: &HashSet<&str>) -> String {
     }
 }
 
+/// What a rotation's clean-up removes once its moves ended: whether every move succeeded, and
+/// whether a service uses each version — asked of the engine after the moves, never inferred
+/// from their outcomes, since an interrupted or failed move may have applied some services.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cleanup {
+    /// Only after every move succeeded and once nothing uses it; after a failed or interrupted
+    /// move it stays, for Swarm's own rollback and for the services still on it.
+    pub remove_old: bool,
+    /// Only when no service uses it: the rotation then changed nothing.
+    pub remove_new: bool,
+}
+
+/// See [`Cleanup`].
+pub fn rotation_cleanup(succeeded: bool, old_in_use: bool, new_in_use: bool) -> Cleanup {
+    Cleanup {
+        remove_old: succeeded && !old_in_use,
+        remove_new: !succeeded && !new_in_use,
+    }
+}
+
+/// What a rotation of `old` to `new` left, in one sentence for its answer: the services now on
+/// `new` (`moved`) and still on `old` (`on_old`), and which version was removed.
+pub fn rotation_summary(
+    old: &str,
+    new: &str,
+    moved: &[String],
+    on_old: &[String],
+    cleanup: Cleanup,
+) -> String {
+    let mut said = Vec::new();
+    if !moved.is_empty() {
+        said.push(format!("{} moved to {new}", moved.join(", ")));
+    }
+    if !on_old.is_empty() {
+        said.push(format!("{} still on {old}", on_old.join(", ")));
+    }
+    if moved.is_empty() && on_old.is_empty() {
+        said.push("no service uses either version".to_owned());
+    }
+    said.push(if cleanup.remove_old {
+        format!("{old} removed")
+    } else {
+        format!("{old} is kept")
+    });
+    if cleanup.remove_new {
+        said.push(format!("{new} removed: the rotation changed nothing"));
+    }
+    said.join("; ")
+}
+
 /// Swarm's rule for object names (`^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$`, at most
 /// 64 characters), checked here so that a form says which field is wrong.
 pub fn check_name(field: &'static str, name: &str) -> Result<(), FieldError> {
@@ -348,6 +398,30 @@ mod tests {
         assert!(
             why.contains("/stacks/shop") && why.contains("--keep-revisions"),
             "{why}"
+        );
+    }
+
+    #[test]
+    fn a_rotations_clean_up_never_removes_a_version_in_use() {
+        let c = rotation_cleanup;
+        let cleanup = |remove_old, remove_new| Cleanup {
+            remove_old,
+            remove_new,
+        };
+        // Every move succeeded: the old version goes once unused.
+        assert_eq!(c(true, false, true), cleanup(true, false));
+        assert_eq!(c(true, true, true), cleanup(false, false));
+        // Finding 8: interrupted after the services moved: both stay.
+        assert_eq!(c(false, false, true), cleanup(false, false));
+        // Rolled back: the unused new version goes.
+        assert_eq!(c(false, true, false), cleanup(false, true));
+        let moved = ["a".to_owned(), "b".to_owned()];
+        let kept = rotation_summary("pw", "pw.v2", &moved, &[], c(false, false, true));
+        assert_eq!(kept, "a, b moved to pw.v2; pw is kept");
+        let back = rotation_summary("pw", "pw.v2", &[], &moved[..1], c(false, true, false));
+        assert_eq!(
+            back,
+            "a still on pw; pw is kept; pw.v2 removed: the rotation changed nothing"
         );
     }
 }

@@ -1,7 +1,8 @@
 //! swarmkeeper's own services among the swarm's: removing the server stops this dashboard,
 //! removing the agent stops image garbage collection on every node. A removal of either (or
 //! of a stack holding them) says so in its confirmation, and the JSON API takes it only with
-//! an explicit `confirm` naming what goes. Pure.
+//! an explicit `confirm` naming what goes. A secret or config either uses is not rotated
+//! from the dashboard ([`rotation_refusal`]). Pure.
 
 use serde::Serialize;
 use swarmkeeper_engine::ServiceView;
@@ -77,6 +78,69 @@ pub fn check_removal(name: &str, parts: &[OwnPart], confirm: Option<&str>) -> Re
     }
 }
 
+/// One of swarmkeeper's own services that uses a secret or config: its name, the part it
+/// runs, and the file its tasks read it from (`File.Name`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnUser<'a> {
+    pub service: &'a str,
+    pub part: OwnPart,
+    pub target: &'a str,
+}
+
+/// The README section that says how to change swarmkeeper's own secrets instead.
+pub const OWN_SECRETS_README: &str = "README.md, \"Rotating swarmkeeper's own secrets\"";
+
+/// Why `kind` `name` may not be rotated from the dashboard when swarmkeeper's own services
+/// `users` use it; `None` when none does. A rotation moves the server (stop-first: this
+/// dashboard restarts in the middle of it); a new seal key cannot open the alert channels and
+/// registry credentials sealed with the old one (`swarmkeeper_auth::SECRET_KEY_SECRET_FILE`);
+/// and Swarm does not move the agent's task on a paused or drained node, whose reports the
+/// server then refuses, so a node paused for disk pressure is never released.
+pub fn rotation_refusal(kind: &str, name: &str, users: &[OwnUser<'_>]) -> Option<String> {
+    if users.is_empty() {
+        return None;
+    }
+    let services: Vec<String> = users
+        .iter()
+        .map(|u| {
+            let part = match u.part {
+                OwnPart::Server => "server",
+                OwnPart::Agent => "agent",
+            };
+            format!("{} (its {part})", u.service)
+        })
+        .collect();
+    let key_file = swarmkeeper_auth::SECRET_KEY_SECRET_FILE
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let mut why = format!(
+        "{kind} {name} is swarmkeeper's own, used by {}; it is not rotated from the dashboard:",
+        services.join(", ")
+    );
+    if users.iter().any(|u| u.part == OwnPart::Server) {
+        why.push_str(" moving the server restarts this dashboard in the middle of the rotation;");
+    }
+    if users
+        .iter()
+        .any(|u| u.part == OwnPart::Server && u.target.rsplit('/').next() == Some(key_file))
+    {
+        why.push_str(
+            " it is the key every alert channel and registry credential is sealed with, and a \
+             new value cannot open them;",
+        );
+    }
+    if users.iter().any(|u| u.part == OwnPart::Agent) {
+        why.push_str(
+            " Swarm does not move the agents on paused or drained nodes, whose reports are then \
+             refused, so such a node is never released;",
+        );
+    }
+    why.pop();
+    why.push_str(&format!(". Change it as {OWN_SECRETS_README} says."));
+    Some(why)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +194,54 @@ mod tests {
         assert!(check_removal("web", &[], None).is_ok());
         let agent = removal_warning(&[OwnPart::Agent]).unwrap();
         assert!(!agent.contains("dashboard stops"), "{agent}");
+    }
+
+    #[test]
+    fn swarmkeepers_own_secrets_are_not_rotated_from_the_dashboard() {
+        let server = |target| OwnUser {
+            service: "swarmkeeper_server",
+            part: OwnPart::Server,
+            target,
+        };
+        let agent = OwnUser {
+            service: "swarmkeeper_agent",
+            part: OwnPart::Agent,
+            target: "swarmkeeper_report_secret",
+        };
+        assert_eq!(rotation_refusal("secret", "db_pw", &[]), None);
+        let key = rotation_refusal(
+            "secret",
+            "swarmkeeper_secret_key",
+            &[server("swarmkeeper_secret_key")],
+        )
+        .unwrap();
+        assert!(
+            key.contains("used by swarmkeeper_server (its server)"),
+            "{key}"
+        );
+        assert!(key.contains("restarts this dashboard"), "{key}");
+        assert!(key.contains("a new value cannot open them"), "{key}");
+        assert!(!key.contains("paused"), "{key}");
+        assert!(
+            key.ends_with("Change it as README.md, \"Rotating swarmkeeper's own secrets\" says."),
+            "{key}"
+        );
+        let report = rotation_refusal(
+            "secret",
+            "swarmkeeper_report_secret",
+            &[server("swarmkeeper_report_secret"), agent],
+        )
+        .unwrap();
+        assert!(report.contains("paused or drained nodes"), "{report}");
+        assert!(!report.contains("cannot open"), "{report}");
+        let agent_only = rotation_refusal("config", "agent_conf", &[agent]).unwrap();
+        assert!(
+            !agent_only.contains("dashboard in the middle"),
+            "{agent_only}"
+        );
+        assert!(
+            agent_only.starts_with("config agent_conf is swarmkeeper's own"),
+            "{agent_only}"
+        );
     }
 }
