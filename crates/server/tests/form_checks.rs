@@ -91,7 +91,11 @@ async fn input_that_would_take_the_service_down_is_refused_at_its_field() {
             "a memory reservation of 1000 TiB is more than any of the 1 ready, active node(s)",
         ),
         ("reserve_cpus", "100000", "a reservation of 100000 CPUs"),
-        ("env", "A=1\nNOEQUALS", "each line is NAME=VALUE"),
+        (
+            "env",
+            "A=1\nNOEQUALS",
+            "has no value and none is set where it is deployed",
+        ),
     ] {
         refused_at_field(&app, &name, field, value, message).await;
     }
