@@ -24,6 +24,13 @@
 # Usage: bench/agent-event-burst.sh     (as root, after scripts/ensure-engine.sh)
 # Env:   BURSTS (3), EVENTS (10000), IMAGES (1000), NODE (flat | layers), BASELINE (1: also
 #        the burst without the agent), BENCH_LAB (the lab engine's name, skbburst),
+#        REPORT (1: the agents report to a receiver that answers 200, as with --server),
+#        CONTAINERS (binaries, space-separated: each also as an agent in its `FROM scratch`
+#        image, packaging/build-image.sh, run on the host engine with the options the stack
+#        file deploy/swarmkeeper.yml gives the agent's service, Docker's default seccomp
+#        profile included; see start_container in bench/lib/agent_burst.py),
+#        CODE_PAGES (a file: the first agent's resident code pages at the end, as file
+#        offsets, for bench/agent-code-order.sh),
 #        SWARMKEEPER, SWARMKEEPER_ALSO (more binaries, space-separated: agents side by side
 #        with the first on the same node, each seeing the same bursts), BENCH_KEEP (see
 #        bench/lib/common.sh), CACHE (warm: each binary read into the page cache before its
@@ -76,9 +83,36 @@ for bin in ${SWARMKEEPER_ALSO:-}; do
     [[ -x $bin ]] || die "SWARMKEEPER_ALSO: $bin is not an executable"
     also+=(--agent "$bin")
 done
-python3 "$BENCH_LIB/agent_burst.py" --agent "$SK" "${also[@]}" --state-dir "$T/state" --prefix bench/n \
+images=()
+containers=()
+n=0
+for bin in ${CONTAINERS:-}; do
+    [[ -x $bin ]] || die "CONTAINERS: $bin is not an executable"
+    tag=skbench-agent-$$-$n:latest
+    n=$((n + 1))
+    DOCKER_HOST=unix:///var/run/docker.sock "$REPO/packaging/build-image.sh" --binary "$bin" "$tag" >/dev/null ||
+        die "cannot build an image of $bin"
+    images+=("$tag")
+    containers+=(--container "$tag")
+done
+remove_images() {
+    local host=unix:///var/run/docker.sock left
+    left=$(docker -H $host ps -aq --filter "name=skbench-agent-$$-")
+    [[ -z $left ]] || docker -H $host rm -f $left >/dev/null 2>&1 || true
+    [[ ${#images[@]} -eq 0 ]] || docker -H $host rmi "${images[@]}" >/dev/null 2>&1 || true
+}
+on_exit() {
+    local rc=$?
+    remove_images
+    (exit $rc)
+    cleanup
+}
+trap on_exit EXIT
+BENCH_RUN=$$ python3 "$BENCH_LIB/agent_burst.py" --agent "$SK" "${also[@]}" "${containers[@]}" --state-dir "$T/state" --prefix bench/n \
     --images "$IMAGES" --events "$EVENTS" --bursts "$BURSTS" --engine-pid "$ENGINE_PID" \
-    --cache "$CACHE" --log "$T/agent.log" --pidfile "$T/agent.pid" >"$T/agent.json"
+    --cache "$CACHE" --log "$T/agent.log" --pidfile "$T/agent.pid" \
+    ${CODE_PAGES:+--code-pages "$CODE_PAGES"} $([[ ${REPORT:-0} == 1 ]] && echo --report) >"$T/agent.json"
+remove_images
 baseline=()
 if [[ $BASELINE == 1 ]]; then
     say "the same burst with no agent running"

@@ -83,6 +83,57 @@ def smaps(pid, binary):
     return out
 
 
+def code_pages(pid):
+    """The pages of the binary's code mapping that are resident in the process now, as offsets
+    in the binary's file (multiples of the page size), from /proc/PID/maps and
+    /proc/PID/pagemap (bit 63: present; root reads it). With the code registered with a
+    userfaultfd (crates/agent/src/advice.rs: one page per fault) these are the pages the agent
+    ran since its start-up advice."""
+    binary = os.readlink(f"/proc/{pid}/exe")
+    page = os.sysconf("SC_PAGE_SIZE")
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        maps = [line.split() for line in f]
+    with open(f"/proc/{pid}/pagemap", "rb") as pm:
+        for head in maps:
+            if len(head) < 6 or head[5] != binary or head[1] != "r-xp":
+                continue
+            start, end = (int(x, 16) for x in head[0].split("-"))
+            offset = int(head[2], 16)
+            pm.seek(start // page * 8)
+            entries = pm.read((end - start) // page * 8)
+            for i in range(len(entries) // 8):
+                entry = int.from_bytes(entries[8 * i:8 * i + 8], "little")
+                if entry >> 63:
+                    out.append(offset + i * page)
+    return out
+
+
+class ReportReceiver(threading.Thread):
+    """Answers every agent report with 200, so that the agents run their reporting path (the
+    report built, serialised and posted) as with `--server`; keeps nothing."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def run(self):
+        self.httpd.serve_forever()
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
@@ -280,17 +331,106 @@ def set_page_cache(binary, cache):
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-def start_agent(binary, state_dir, log):
+def start_agent(binary, state_dir, log, report_to=None):
     port = free_port()
+    extra = []
+    if report_to:
+        secret = os.path.join(state_dir, "report-secret")
+        with open(secret, "w") as f:
+            f.write("bench-report-secret-0123456789abcdef\n")
+        extra = ["--server", report_to, "--report-secret-file", secret]
     agent = subprocess.Popen(
         [binary, "agent", "--listen", f"127.0.0.1:{port}", "--state-dir", state_dir,
-         "--interval", "1h", "--min-age", "1h", "--high-threshold", "100", "--low-threshold", "99"],
+         "--interval", "1h", "--min-age", "1h", "--high-threshold", "100", "--low-threshold", "99",
+         *extra],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     return {"binary": binary, "proc": agent, "pid": agent.pid, "port": port,
             "db": os.path.join(state_dir, "swarmkeeper.db")}
 
 
+# The agent's service in deploy/swarmkeeper.yml, as `docker run` options on the host engine
+# (the engine at /var/run/docker.sock: its data root is a disk, as on a node; the lab engine
+# the agent watches is mounted in its place). Docker's default seccomp profile, as for a Swarm
+# service. Differences: the host's network instead of the stack's overlay (the metrics port and
+# the report receiver on 127.0.0.1), and the state directory bound from the bench's folder
+# instead of a named volume (the bench reads the state database).
+HOST_DOCKER = ["docker", "-H", "unix:///var/run/docker.sock"]
+
+
+def start_container(image, state_dir, report_to, name):
+    port = free_port()
+    lab = os.environ["DOCKER_HOST"].removeprefix("unix://")
+    data_root = Engine().request("GET", "/info")["DockerRootDir"]
+    env = {
+        "SWARMKEEPER_HIGH_THRESHOLD": "100", "SWARMKEEPER_LOW_THRESHOLD": "99",
+        "SWARMKEEPER_MIN_AGE": "1h", "SWARMKEEPER_INTERVAL": "1h",
+        "SWARMKEEPER_STATS_INTERVAL": "10s", "SWARMKEEPER_CGROUP_ROOT": "/host/sys/fs/cgroup",
+        "SWARMKEEPER_PROC_ROOT": "/host/proc", "SWARMKEEPER_LOG": "info",
+        "SWARMKEEPER_STATE_DIR": "/var/lib/swarmkeeper", "SWARMKEEPER_LISTEN": f"127.0.0.1:{port}",
+    }
+    mounts = [
+        f"type=bind,source={lab},target=/var/run/docker.sock",
+        f"type=bind,source={data_root},target={data_root},readonly",
+        "type=bind,source=/sys/fs/cgroup,target=/host/sys/fs/cgroup,readonly",
+        "type=bind,source=/proc,target=/host/proc,readonly",
+        f"type=bind,source={os.path.abspath(state_dir)},target=/var/lib/swarmkeeper",
+    ]
+    if report_to:
+        with open(os.path.join(state_dir, "report-secret"), "w") as f:
+            f.write("bench-report-secret-0123456789abcdef\n")
+        env["SWARMKEEPER_SERVER"] = report_to
+        env["SWARMKEEPER_REPORT_SECRET_FILE"] = "/var/lib/swarmkeeper/report-secret"
+    cmd = [*HOST_DOCKER, "run", "-d", "--name", name, "--network", "host", "--read-only",
+           "--tmpfs", "/tmp:size=16777216", "--label", "swarmkeeper.agent=true",
+           "--log-driver", "local", "--log-opt", "max-size=10m", "--log-opt", "max-file=3",
+           "--health-cmd", "/swarmkeeper healthcheck", "--health-interval", "10s",
+           "--health-timeout", "5s", "--health-retries", "3", "--health-start-period", "10s",
+           "--stop-timeout", "20"]
+    for k, v in env.items():
+        cmd += ["-e", f"{k}={v}"]
+    for m in mounts:
+        cmd += ["--mount", m]
+    cid = subprocess.run([*cmd, image, "agent"], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    pid = int(subprocess.run([*HOST_DOCKER, "inspect", "-f", "{{.State.Pid}}", cid], check=True,
+                             capture_output=True, text=True).stdout)
+    return {"binary": image, "container": cid, "proc": None, "pid": pid, "port": port,
+            "db": os.path.join(state_dir, "swarmkeeper.db")}
+
+
+def container_memory(cid):
+    """The container's memory cgroup: peak and current usage (v1 or v2), bytes."""
+    pid = subprocess.run([*HOST_DOCKER, "inspect", "-f", "{{.State.Pid}}", cid], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    out = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.strip().split(":", 2)
+            if controllers == "":
+                base = f"/sys/fs/cgroup{path}"
+                files = {"peak": "memory.peak", "current": "memory.current"}
+            elif "memory" in controllers.split(","):
+                base = f"/sys/fs/cgroup/memory{path}"
+                files = {"peak": "memory.max_usage_in_bytes", "current": "memory.usage_in_bytes"}
+            else:
+                continue
+            for k, name in files.items():
+                try:
+                    with open(os.path.join(base, name)) as g:
+                        out[k] = int(g.read())
+                except OSError:
+                    pass
+    return out
+
+
 def stop_agent(ag):
+    if ag.get("container"):
+        cid = ag["container"]
+        subprocess.run([*HOST_DOCKER, "stop", "-t", "20", cid], capture_output=True)
+        code = subprocess.run([*HOST_DOCKER, "inspect", "-f", "{{.State.ExitCode}}", cid],
+                              capture_output=True, text=True).stdout.strip()
+        subprocess.run([*HOST_DOCKER, "rm", "-f", cid], capture_output=True)
+        return int(code) if code.isdigit() else None
     agent = ag["proc"]
     if agent.poll() is None:
         os.killpg(ag["pid"], signal.SIGTERM)
@@ -322,6 +462,13 @@ def main():
     p.add_argument("--pidfile", help="write the agents' pids here (removed when they are stopped)")
     p.add_argument("--cache", choices=("warm", "cold", "as-is"), default="warm",
                    help="each binary's page cache when its agent starts (see set_page_cache)")
+    p.add_argument("--code-pages", help="write the first agent's resident code pages here at the end"
+                                        " (file offsets, one per line; see code_pages)")
+    p.add_argument("--container", action="append", default=[], metavar="IMAGE",
+                   help="an agent in a container of IMAGE on the host engine, run as the stack"
+                        " file runs it (see start_container), side by side with the --agent ones")
+    p.add_argument("--report", action="store_true",
+                   help="the agents report to a receiver that answers 200 (their --server path)")
     a = p.parse_args()
 
     # The event mix.
@@ -335,7 +482,7 @@ def main():
     out = {"events_planned": a.events, "tag_pairs": tag_pairs, "container_pairs": container_pairs,
            "runs": a.runs, "images": a.images, "agent": bool(a.agent)}
 
-    if not a.agent:
+    if not a.agent and not a.container:
         took, engine_cpu, counter = send_burst(a, plan, marker, a.engine_pid)
         counter.done.wait(30)
         out["bursts"] = [{
@@ -350,6 +497,11 @@ def main():
     marker_id = e.request("GET", f"/images/{urllib.parse.quote(marker, safe='')}/json")["Id"]
     e.close()
     log = open(a.log, "wb")
+    report_to = None
+    if a.report:
+        receiver = ReportReceiver()
+        receiver.start()
+        report_to = receiver.url
     agents = []
     try:
         # Several binaries run side by side on the same node and see the same bursts; each
@@ -358,16 +510,21 @@ def main():
             state_dir = a.state_dir if len(a.agent) == 1 else os.path.join(a.state_dir, str(i))
             os.makedirs(state_dir, exist_ok=True)
             set_page_cache(binary, a.cache)
-            agents.append(start_agent(binary, state_dir, log))
+            agents.append(start_agent(binary, state_dir, log, report_to))
             if a.pidfile:
                 ag = agents[-1]
                 ag["pidfile"] = a.pidfile if i == 0 else f"{os.path.splitext(a.pidfile)[0]}-{i}.pid"
                 with open(ag["pidfile"], "w") as f:
                     f.write(f"{ag['pid']}\n")
+        for i, image in enumerate(a.container):
+            state_dir = os.path.join(a.state_dir, f"container-{i}")
+            os.makedirs(state_dir, exist_ok=True)
+            agents.append(start_container(image, state_dir, report_to,
+                                          f"skbench-agent-{os.environ.get('BENCH_RUN', os.getpid())}-{i}"))
         t0 = time.monotonic()
         for ag in agents:
             while metrics(ag["port"]).get("startup", 0) < 1:
-                if ag["proc"].poll() is not None:
+                if ag["proc"] is not None and ag["proc"].poll() is not None:
                     raise SystemExit(f"the agent exited with {ag['proc'].returncode}; see {a.log}")
                 if time.monotonic() - t0 > 60:
                     raise SystemExit("the agent's startup pass did not finish in 60 s")
@@ -381,9 +538,14 @@ def main():
         for _ in range(a.bursts):
             for ag, burst in zip(agents, one_burst(a, plan, marker, marker_id, agents)):
                 ag["out"]["bursts"].append(burst)
+        if a.code_pages:
+            with open(a.code_pages, "w") as f:
+                f.writelines(f"{off}\n" for off in code_pages(agents[0]["pid"]))
         for ag in agents:
             ag["out"]["smaps"] = smaps(ag["pid"], ag["binary"])
             ag["out"]["end"] = status(ag["pid"])
+            if ag.get("container"):
+                ag["out"]["cgroup"] = container_memory(ag["container"])
     finally:
         for ag in agents:
             code = stop_agent(ag)

@@ -55,6 +55,11 @@ def report(r, ag):
               f" (RssAnon {mib(end['RssAnon'])}, RssFile {mib(end['RssFile'])}); by mapping (/proc/PID/smaps):")
         for kind, v in sorted(ag["smaps"].items(), key=lambda kv: -kv[1]["Rss"]):
             print(f"  {kind:<18} {mib(v['Rss']):>6} MiB resident, {mib(v['Anonymous']):>6} of it anonymous")
+    if "cgroup" in ag:
+        cg = ag["cgroup"]
+        print(f"container memory cgroup: peak {mib(cg.get('peak', 0) / 1024)} MiB, now"
+              f" {mib(cg.get('current', 0) / 1024)} MiB (page cache included; the binary's pages"
+              f" are charged to whoever read them first)")
     print(f"agent exit code after SIGTERM: {ag.get('agent_exit')}")
 
 
