@@ -43,11 +43,28 @@ pub struct StackSpec {
     pub configs: Vec<FileObjectCreate>,
 }
 
+/// Most replicas one service may ask for, on every path that sets them (a compose file, the
+/// service form and its JSON twin, a scale): a typo of a few extra zeros should not ask Swarm
+/// for millions of tasks. More goes in steps, or with the docker CLI.
+pub const MAX_REPLICAS: u64 = 500;
+
+/// `Ok` for at most [`MAX_REPLICAS`] replicas; else why, without the field's name
+/// (`"1000 is more than 500; scale in steps or with the docker CLI"`): the caller names it.
+pub fn check_replicas(replicas: u64) -> Result<(), String> {
+    if replicas > MAX_REPLICAS {
+        return Err(format!(
+            "{replicas} is more than {MAX_REPLICAS}; scale in steps or with the docker CLI"
+        ));
+    }
+    Ok(())
+}
+
 /// The checks `docker stack deploy` makes (or the Engine would make, before anything is
 /// created) on a loaded stack: every service has a valid image reference, names only
 /// networks, volumes, secrets and configs the stack defines, mounts each secret or config at
 /// its own target, uses mount options that fit the mount's type and a credential spec of one
-/// kind, and asks for replicas only in a replicated mode; definitions do not contradict
+/// kind, and asks for replicas only in a replicated mode (at most [`MAX_REPLICAS`], a bound of
+/// swarmkeeper's own); definitions do not contradict
 /// themselves.
 pub fn validate(stack: &Stack) -> Result<(), Invalid> {
     for (name, service) in &stack.services {
@@ -146,6 +163,10 @@ fn validate_service(stack: &Stack, name: &str, service: &Service) -> Result<(), 
                 replicas.at,
                 "`replicas` can only be used with mode `replicated` or `replicated-job`",
             ));
+        }
+        if let Some(replicas) = &deploy.replicas {
+            check_replicas(replicas.value)
+                .map_err(|e| Invalid::new(replicas.at, format!("replicas: {e}")))?;
         }
     }
     let restart_policy = service

@@ -35,8 +35,8 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use convert::{
-    service_spec, stack_spec, validate, StackSpec, DEFAULT_NETWORK, DEFAULT_NETWORK_DRIVER,
-    LABEL_IMAGE, LABEL_NAMESPACE,
+    check_replicas, service_spec, stack_spec, validate, StackSpec, DEFAULT_NETWORK,
+    DEFAULT_NETWORK_DRIVER, LABEL_IMAGE, LABEL_NAMESPACE, MAX_REPLICAS,
 };
 pub use de::{
     HostsList, IgnoredKey, Mapping, MappingWithEquals, NamedMap, ShellCommand, StringList,

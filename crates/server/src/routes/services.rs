@@ -250,10 +250,6 @@ pub struct ScaleRequest {
     pub replicas: u64,
 }
 
-/// Most replicas one request may ask for: a typo of an extra zero should not schedule a
-/// thousand tasks.
-const MAX_REPLICAS: u64 = 500;
-
 /// `POST /services/{name}/scale` (a form), `POST /api/services/{name}/scale` (JSON).
 pub async fn scale(
     State(state): State<AppState>,
@@ -262,11 +258,9 @@ pub async fn scale(
     Input(request): Input<ScaleRequest>,
 ) -> Result<Reply, AppError> {
     let replicas = request.replicas;
-    if replicas > MAX_REPLICAS {
-        return Err(AppError::BadInput(format!(
-            "replicas: {replicas} is more than {MAX_REPLICAS}; scale in steps or with the docker CLI"
-        )));
-    }
+    // The bound every path that sets replicas shares (compose files, the service form).
+    swarmkeeper_compose::check_replicas(replicas)
+        .map_err(|e| AppError::BadInput(format!("replicas: {e}")))?;
     let service = inspect(&state, &name).await?;
     let warnings = state.engine.scale_service(&service.id, replicas).await?;
     state.audit(

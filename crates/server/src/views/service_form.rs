@@ -1275,11 +1275,19 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
     }
     match form.mode.trim() {
         "" | "replicated" => {
-            if !form.replicas.trim().is_empty() && form.replicas.trim().parse::<u64>().is_err() {
-                errors.push(FieldError::new(
-                    "replicas",
-                    format!("{:?} is not a number of replicas", form.replicas.trim()),
-                ));
+            let replicas = form.replicas.trim();
+            if !replicas.is_empty() {
+                match replicas.parse::<u64>() {
+                    Err(_) => errors.push(FieldError::new(
+                        "replicas",
+                        format!("{replicas:?} is not a number of replicas"),
+                    )),
+                    Ok(n) => {
+                        if let Err(why) = swarmkeeper_compose::check_replicas(n) {
+                            errors.push(FieldError::new("replicas", why));
+                        }
+                    }
+                }
             }
         }
         "global" => {
