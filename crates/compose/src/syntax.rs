@@ -128,11 +128,17 @@ const PROPAGATIONS: [&str; 6] = [
     "rprivate", "private", "rshared", "shared", "rslave", "slave",
 ];
 
+/// The short syntax's options Swarm has no use for: SELinux relabels, then consistencies
+/// (Docker Desktop's, for bind mounts on macOS).
+const IGNORED_OPTIONS: [&str; 5] = ["z", "Z", "cached", "delegated", "consistent"];
+
 /// `[SOURCE:]TARGET[:OPTIONS]` as `volumespec.Parse` reads it: a Windows drive letter (`C:`)
 /// stays in its part; a source that is a path (`.`, `/`, `~`, `\\` or a drive first) is a bind
 /// mount, any other source names a volume, and no source is an anonymous volume. Options are
-/// `ro`, `rw`, `nocopy` and a propagation, separated by commas; the docker CLI ignores any
-/// other option (`z`, `cached`), and so does this.
+/// `ro`, `rw`, `nocopy` and a propagation, separated by commas. The compose spec's SELinux
+/// relabels (`z`, `Z`) and consistencies (`cached`, …) mean nothing to Swarm and are ignored,
+/// as the docker CLI ignores them; unlike the CLI, any other option is refused (tryout 8
+/// finding 4: `vol:/data:rx` meant `ro`, and the CLI would mount it writable).
 pub(crate) fn parse_volume(text: &str) -> Result<ServiceVolume, String> {
     let mut volume = ServiceVolume::default();
     match text.len() {
@@ -184,7 +190,15 @@ pub(crate) fn parse_volume(text: &str) -> Result<ServiceVolume, String> {
                                     propagation: Some(p.to_string()),
                                 })
                             }
-                            _ => {}
+                            o if IGNORED_OPTIONS.contains(&o) => {}
+                            unknown => {
+                                return Err(invalid(&format!(
+                                    "unknown option `{unknown}`; the options are ro, rw, \
+                                     nocopy, z, Z, a propagation ({}) or a consistency ({})",
+                                    PROPAGATIONS.join(", "),
+                                    IGNORED_OPTIONS[2..].join(", ")
+                                )))
+                            }
                         }
                     }
                 }
@@ -341,6 +355,36 @@ mod tests {
         assert!(parse_volume("").is_err());
         assert!(parse_volume("ab::c").is_err());
         assert!(parse_volume("ab:cd:ro:x").is_err());
+    }
+
+    #[test]
+    fn an_unknown_volume_option_is_refused_naming_the_known_ones() {
+        for known in [
+            "ro",
+            "rw",
+            "nocopy",
+            "z",
+            "Z",
+            "rslave",
+            "delegated",
+            "ro,Z,consistent",
+        ] {
+            assert!(
+                parse_volume(&format!("vol:/data:{known}")).is_ok(),
+                "{known}"
+            );
+        }
+        assert_eq!(
+            parse_volume("vol:/data:rx"),
+            Err(
+                "invalid volume \"vol:/data:rx\": unknown option `rx`; the options are ro, \
+                 rw, nocopy, z, Z, a propagation (rprivate, private, rshared, shared, rslave, \
+                 slave) or a consistency (cached, delegated, consistent)"
+                    .to_owned()
+            )
+        );
+        assert!(parse_volume("/srv:/srv:ro,rx").is_err());
+        assert!(parse_volume("/srv:/srv:ro,").is_err());
     }
 
     #[test]
