@@ -18,6 +18,9 @@ pub const AVAILABILITIES: [&str; 3] = ["active", "pause", "drain"];
 /// A node's role, as `docker node promote` / `demote` set it.
 pub const ROLES: [&str; 2] = ["manager", "worker"];
 
+/// How the fate of a task that would start nowhere else begins.
+const PENDING: &str = "stops: would stay pending: ";
+
 /// A task a drain affects.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AffectedTask {
@@ -29,6 +32,9 @@ pub struct AffectedTask {
     /// stay pending: WHY` (no other node passes Swarm's scheduler filters: not ready or
     /// active, not enough CPU or memory for its reservations, its log driver missing, a
     /// placement constraint, a host-mode port taken; see `swarmkeeper_rollout::placement`).
+    /// After a label change, WHY first names the constraint the node stops meeting:
+    /// ``stops: would stay pending: `C` no longer matches HOST, and no other node can run it:
+    /// …``.
     pub fate: String,
     /// The task of this very server: draining its node stops the dashboard.
     pub own_server: bool,
@@ -133,14 +139,14 @@ pub fn drain_effect(
                     *i,
                     match placement {
                         Placement::Moves(host) => format!("moves to {host}"),
-                        Placement::Pending(why) => format!("stops: would stay pending: {why}"),
+                        Placement::Pending(why) => format!("{PENDING}{why}"),
                     },
                 );
             }
         }
         Err(e) => {
             for (i, _) in &movers {
-                fates.insert(*i, format!("stops: would stay pending: {e}"));
+                fates.insert(*i, format!("{PENDING}{e}"));
             }
         }
     }
@@ -202,7 +208,27 @@ pub fn label_change_effect(
         })
     };
     let displaced: Vec<Task> = tasks.iter().filter(no_longer_fit).cloned().collect();
+    // The constraint each displaced task stops meeting here: the reason it moves, where the
+    // scheduler's reason for staying pending is about the other nodes.
+    let lost: HashMap<&str, &str> = displaced
+        .iter()
+        .filter_map(|task| {
+            let service = by_id.get(task.service_id.as_str())?;
+            let lost = unmet(&service.view.constraints, &relabelled).ok()??;
+            Some((task.id.as_str(), lost))
+        })
+        .collect();
     let mut effect = drain_effect(&displaced, services, others, own_container);
+    for task in &mut effect.stopping {
+        let (Some(why), Some(lost)) = (task.fate.strip_prefix(PENDING), lost.get(task.id.as_str()))
+        else {
+            continue;
+        };
+        task.fate = format!(
+            "{PENDING}`{lost}` no longer matches {}, and no other node can run it: {why}",
+            node.hostname
+        );
+    }
     let servers: Vec<&str> = services
         .iter()
         .filter(|s| own_part(&s.view) == Some(OwnPart::Server))
@@ -643,8 +669,13 @@ mod tests {
         assert!(effect.stopping[0].own_server && effect.stops_dashboard);
         let said = effect.summary();
         assert!(said.contains("svc-web.1 moves to worker-2"), "{said}");
+        // The constraint this node stops meeting, then why no other node can run it.
         assert!(
-            said.contains("svc-server.1 stops: would stay pending"),
+            said.contains(
+                "svc-server.1 stops: would stay pending: `node.labels.swarmkeeper.state == true` \
+                 no longer matches manager-1, and no other node can run it: the placement \
+                 constraint `node.labels.swarmkeeper.state == true` is not met on"
+            ),
             "{said}"
         );
         assert!(
