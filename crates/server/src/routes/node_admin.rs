@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use swarmkeeper_auth::Action;
@@ -13,13 +13,15 @@ use swarmkeeper_engine::{NodeChange, Service, SwarmNode, Task};
 use swarmkeeper_rollout::placement::NodeRoom;
 
 use crate::access::Caller;
-use crate::error::AppError;
+use crate::error::{AppError, Format};
 use crate::page::url_encode;
 use crate::respond::{Input, Reply};
+use crate::routes::nodes::load_node;
 use crate::state::AppState;
 use crate::views::node_admin::{
-    drain_effect, editable_labels, label_change_effect, labels_text, labels_to_save, node_rooms,
-    one_of, own_container_id, parse_labels, removal_refusal, DrainEffect, AVAILABILITIES, ROLES,
+    drain_effect, editable_labels, even_managers_note, label_change_effect, labels_text,
+    labels_to_save, node_rooms, one_of, own_container_id, parse_labels, removal_refusal,
+    DrainEffect, AVAILABILITIES, ROLES,
 };
 use crate::views::FieldError;
 use swarmkeeper_report::PRESSURE_LABEL;
@@ -116,14 +118,17 @@ pub struct NodeChanged {
     pub changed: &'static str,
     pub before: Value,
     pub after: Value,
+    /// After a promote or demote that leaves an even number of managers, why that is weak
+    /// (`even_managers_note`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn node_page(id: &str) -> String {
     format!("/nodes/{}", url_encode(id))
 }
 
-/// Changes one field of the node's spec (through [`swarmkeeper_engine::Engine::update_node`])
-/// and audits it.
+/// Changes one field of the node's spec ([`apply_change`]); a form goes back to the node.
 async fn change(
     state: &AppState,
     caller: &Caller,
@@ -131,6 +136,20 @@ async fn change(
     field: &'static str,
     value: Value,
 ) -> Result<Reply, AppError> {
+    let changed = apply_change(state, caller, id, field, value).await?;
+    let page = node_page(&changed.id);
+    Ok(Reply::changed(StatusCode::OK, changed, page))
+}
+
+/// Changes one field of the node's spec (through [`swarmkeeper_engine::Engine::update_node`])
+/// and audits it.
+async fn apply_change(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    field: &'static str,
+    value: Value,
+) -> Result<NodeChanged, AppError> {
     let node = inspect(state, id).await?;
     let text = |v: &Value| v.as_str().map(str::to_owned);
     let (key, change) = match field {
@@ -164,17 +183,14 @@ async fn change(
         &node.hostname,
         &format!("{field}: {was} → {value}"),
     )?;
-    Ok(Reply::changed(
-        StatusCode::OK,
-        NodeChanged {
-            id: node.id.clone(),
-            hostname: node.hostname,
-            changed: field,
-            before: was,
-            after: value,
-        },
-        node_page(&node.id),
-    ))
+    Ok(NodeChanged {
+        id: node.id,
+        hostname: node.hostname,
+        changed: field,
+        before: was,
+        after: value,
+        note: None,
+    })
 }
 
 #[derive(Deserialize)]
@@ -201,15 +217,55 @@ pub struct RoleRequest {
 }
 
 /// `POST /nodes/{id}/role`, `POST /api/nodes/{id}/role`: `manager` (promote) or `worker`
-/// (demote). The engine refuses to demote the last manager, and says so.
+/// (demote). The engine refuses to demote the last manager, and says so. A demote right
+/// after a promote, while the node is still joining the managers' raft, is 409 (the node's
+/// page says so). When the swarm is left with an even number of managers, the answer notes
+/// it ([`even_managers_note`]; the form shows the node's page with the note).
 pub async fn set_role(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    uri: Uri,
     Input(request): Input<RoleRequest>,
 ) -> Result<Reply, AppError> {
     one_of("role", &request.role, &ROLES).map_err(bad)?;
-    change(&state, &caller, &id, "role", Value::from(request.role)).await
+    let demote = request.role == "worker";
+    let mut changed = match apply_change(&state, &caller, &id, "role", request.role.into()).await {
+        // Until a promoted node is in the raft member list, the engine answers a demote with
+        // 404 "can't find manager in raft memberlist": the node exists, it is not ready yet.
+        Err(AppError::Engine(e)) if demote && e.is_not_found() => {
+            let mut view = load_node(&state, &id).await?;
+            let message = format!(
+                "{} is still joining the managers' raft: demote it again in a few seconds",
+                view.row.hostname
+            );
+            return match Format::of(uri.path()) {
+                Format::Json => Err(AppError::Conflict(message)),
+                Format::Html => {
+                    view.notice = Some(message);
+                    Ok(Reply::page(view).with_status(StatusCode::CONFLICT))
+                }
+            };
+        }
+        other => other?,
+    };
+    let nodes = state.engine.list_nodes().await?;
+    changed.note = even_managers_note(nodes.iter().filter(|n| n.role == "manager").count());
+    let page = node_page(&changed.id);
+    // A form shows the note on the node's page rather than going back to it.
+    let shown = match (&changed.note, Format::of(uri.path())) {
+        (Some(note), Format::Html) => {
+            let mut view = load_node(&state, &changed.id).await?;
+            view.notice = Some(note.clone());
+            Some(view)
+        }
+        _ => None,
+    };
+    let reply = Reply::changed(StatusCode::OK, changed, page);
+    Ok(match shown {
+        Some(view) => reply.showing(view),
+        None => reply,
+    })
 }
 
 fn bad(error: FieldError) -> AppError {

@@ -167,6 +167,10 @@ pub struct NodeView {
     /// The last hour's CPU and memory charts (`/api/nodes/{id}/usage` has the points).
     #[serde(skip)]
     usage: UsageCharts,
+    /// What a change just made to the node leaves to know, or why it was refused (a role
+    /// change's, `node_admin::set_role`); the page shows it on top.
+    #[serde(skip)]
+    pub notice: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -203,7 +207,8 @@ const CHART_WINDOW: SignedDuration = SignedDuration::from_hours(24);
 /// Three of the agent's 10-minute breakdown refreshes missed.
 const BREAKDOWN_STALE: SignedDuration = SignedDuration::from_mins(30);
 
-async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
+/// The node page's view of the node `id` (its id or hostname), without a notice.
+pub(crate) async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
     let rows = load_nodes(state).await?;
     let row = rows
         .into_iter()
@@ -293,6 +298,7 @@ async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
         taken_over,
         chart,
         usage,
+        notice: None,
     })
 }
 

@@ -18,6 +18,26 @@ pub const AVAILABILITIES: [&str; 3] = ["active", "pause", "drain"];
 /// A node's role, as `docker node promote` / `demote` set it.
 pub const ROLES: [&str; 2] = ["manager", "worker"];
 
+/// The note a role change leaves when the swarm then has an even number of `managers`: Raft
+/// needs a majority of managers, so N of them tolerate (N - 1) / 2 failures and an even
+/// number tolerates no more than one fewer would (Docker's "Administer and maintain a swarm
+/// of Docker Engines": an odd number, 3 or 5, is recommended). `None` for an odd number.
+pub fn even_managers_note(managers: usize) -> Option<String> {
+    if managers == 0 || managers % 2 == 1 {
+        return None;
+    }
+    let tolerated = match (managers - 1) / 2 {
+        0 => "no failure".to_owned(),
+        1 => "1 failure".to_owned(),
+        n => format!("{n} failures"),
+    };
+    Some(format!(
+        "{managers} managers tolerate {tolerated}, as {} would: Raft needs a majority of \
+         managers; 3 or 5 are recommended",
+        managers - 1
+    ))
+}
+
 /// How the fate of a task that would start nowhere else begins.
 const PENDING: &str = "stops: would stay pending: ";
 
@@ -682,6 +702,23 @@ mod tests {
             said.ends_with("this stops the dashboard (swarmkeeper's own server)"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn an_even_number_of_managers_is_noted() {
+        assert_eq!(
+            even_managers_note(2).as_deref(),
+            Some(
+                "2 managers tolerate no failure, as 1 would: Raft needs a majority of managers; \
+                 3 or 5 are recommended"
+            )
+        );
+        assert!(even_managers_note(4)
+            .unwrap()
+            .starts_with("4 managers tolerate 1 failure, as 3 would"));
+        for odd in [0, 1, 3, 5, 7] {
+            assert_eq!(even_managers_note(odd), None, "{odd}");
+        }
     }
 
     #[test]
