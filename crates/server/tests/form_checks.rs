@@ -15,8 +15,7 @@ use std::net::TcpListener;
 
 use serde_json::json;
 use support::{
-    after_image_line, compose_text_of, service_form, service_version, test_image, Call, TestApp,
-    TestService, SLEEP,
+    after_image_line, service_form, service_version, test_image, Call, TestApp, TestService, SLEEP,
 };
 
 /// A port nothing on this machine listens on now.
@@ -114,11 +113,7 @@ async fn input_that_would_take_the_service_down_is_refused_at_its_field() {
     preview.expect(200);
 
     // Edit as compose: the same checks, with the line and column or the service.
-    let page = app
-        .call(Call::get(&format!("/services/{name}/compose")).session(op))
-        .await;
-    page.expect(200);
-    let compose = compose_text_of(&page.text());
+    let compose = app.service_compose(&name, op).await;
     let at_image = |extra: &str| after_image_line(&compose, extra);
     for (text, message) in [
         (
@@ -139,11 +134,7 @@ async fn input_that_would_take_the_service_down_is_refused_at_its_field() {
     ] {
         assert_ne!(text, compose);
         let refused = app
-            .call(
-                Call::post(&format!("/api/services/{name}/compose"))
-                    .bearer(&op.token)
-                    .json(&json!({"compose": text})),
-            )
+            .post_compose(&name, op, &text)
             .await
             .expect_json_error(400);
         assert!(refused.contains(&format!("{name}.yml:")), "{refused}");
@@ -231,18 +222,10 @@ async fn a_port_another_service_publishes_is_refused_at_the_ports_field() {
     }
 
     // Edit as compose: the same rule, naming the file and the service.
-    let page = app
-        .call(Call::get(&format!("/services/{name}/compose")).session(op))
-        .await;
-    page.expect(200);
-    let compose = compose_text_of(&page.text());
+    let compose = app.service_compose(&name, op).await;
     let text = after_image_line(&compose, &format!("    ports: [\"{mesh}:80\"]"));
     let refused = app
-        .call(
-            Call::post(&format!("/api/services/{name}/compose"))
-                .bearer(&op.token)
-                .json(&json!({"compose": text})),
-        )
+        .post_compose(&name, op, &text)
         .await
         .expect_json_error(400);
     assert!(

@@ -7,8 +7,7 @@ mod support;
 
 use serde_json::json;
 use support::{
-    after_image_line, compose_text_of, service_form, service_version, test_image, Call, TestApp,
-    TestService,
+    after_image_line, service_form, service_version, test_image, Call, TestApp, TestService,
 };
 
 const SAYS: &str = "unknown option `rx`; the options are ro, rw, nocopy, z, Z, a propagation";
@@ -53,18 +52,10 @@ async fn an_unknown_mount_option_is_refused_at_the_field_with_nothing_applied() 
     app.call(post("vol:/data:ro,z")).await.expect(200);
 
     // Edit as compose: the file's line and column.
-    let page = app
-        .call(Call::get(&format!("/services/{name}/compose")).session(op))
-        .await;
-    page.expect(200);
-    let compose = compose_text_of(&page.text());
+    let compose = app.service_compose(&name, op).await;
     let text = after_image_line(&compose, "    volumes: [\"vol:/data:rx\"]");
     let refused = app
-        .call(
-            Call::post(&format!("/api/services/{name}/compose"))
-                .bearer(&op.token)
-                .json(&json!({"compose": text})),
-        )
+        .post_compose(&name, op, &text)
         .await
         .expect_json_error(400);
     assert!(refused.contains(&format!("{name}.yml:")), "{refused}");

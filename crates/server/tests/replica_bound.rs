@@ -7,8 +7,7 @@ mod support;
 
 use serde_json::json;
 use support::{
-    compose_text_of, service_form, service_version, test_image, try_docker, unique, Call, TestApp,
-    TestService,
+    service_form, service_version, test_image, try_docker, unique, Call, TestApp, TestService,
 };
 
 const TOO_MANY: &str = "999999999999";
@@ -68,22 +67,14 @@ async fn more_than_500_replicas_are_refused_on_every_path_with_nothing_applied()
     assert!(refused.contains(SAYS), "{refused}");
 
     // Edit as compose: the file's line and column.
-    let page = app
-        .call(Call::get(&format!("/services/{name}/compose")).session(op))
-        .await;
-    page.expect(200);
-    let compose = compose_text_of(&page.text());
+    let compose = app.service_compose(&name, op).await;
     let line = compose
         .lines()
         .find(|l| l.trim_start().starts_with("replicas:"))
         .expect("a replicas line");
     let text = compose.replacen(line, &format!("      replicas: {TOO_MANY}"), 1);
     let refused = app
-        .call(
-            Call::post(&format!("/api/services/{name}/compose"))
-                .bearer(&op.token)
-                .json(&json!({"compose": text})),
-        )
+        .post_compose(&name, op, &text)
         .await
         .expect_json_error(400);
     assert!(refused.contains(&format!("{name}.yml:")), "{refused}");

@@ -187,13 +187,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
         .call(Call::get(&format!("/services/{name}/compose")).session(op))
         .await;
     page.expect(200);
-    let text = app
-        .call(
-            Call::post(&format!("/api/services/{name}/compose"))
-                .bearer(&app.viewer.token)
-                .json(&json!({"compose": ""})),
-        )
-        .await;
+    let text = app.post_compose(&name, &app.viewer, "").await;
     text.expect(403);
     let compose = support::compose_text_of(&page.text());
     assert!(compose.contains("\"A=1\""), "{compose}");
@@ -205,11 +199,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
         "mode: \"replicated\"\n      replicas: lots",
     );
     let message = app
-        .call(
-            Call::post(&format!("/api/services/{name}/compose"))
-                .bearer(&op.token)
-                .json(&json!({"compose": broken_text})),
-        )
+        .post_compose(&name, op, &broken_text)
         .await
         .expect_json_error(400);
     assert!(message.contains(&format!("{name}.yml:")), "{message}");
@@ -228,11 +218,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
     assert_eq!(service_version(&name), before);
 
     let answer = app
-        .call(
-            Call::post(&format!("/api/services/{name}/compose"))
-                .bearer(&op.token)
-                .json(&json!({"compose": compose.replace("\"A=1\"", "\"A=2\"")})),
-        )
+        .post_compose(&name, op, &compose.replace("\"A=1\"", "\"A=2\""))
         .await;
     answer.expect(200);
     let edited = answer.json();
@@ -247,13 +233,7 @@ async fn a_service_is_edited_as_compose_and_a_broken_text_changes_nothing() {
         .replace("\"A=1\"", "\"A=2\"")
         .replace("/bin/busybox sleep 3600", "/bin/busybox false");
     assert_ne!(failing, compose.replace("\"A=1\"", "\"A=2\""));
-    let answer = app
-        .call(
-            Call::post(&format!("/api/services/{name}/compose"))
-                .bearer(&op.token)
-                .json(&json!({"compose": failing})),
-        )
-        .await;
+    let answer = app.post_compose(&name, op, &failing).await;
     answer.expect(409);
     assert_eq!(answer.json()["outcome"], "rolled back", "{}", answer.json());
     assert_eq!(args(&service), json!(SLEEP));
@@ -413,11 +393,7 @@ async fn an_unchanged_compose_text_applies_nothing() {
     })))
     .await
     .expect(201);
-    let page = app
-        .call(Call::get(&format!("/services/{name}/compose")).session(op))
-        .await;
-    page.expect(200);
-    let compose = support::compose_text_of(&page.text());
+    let compose = app.service_compose(&name, op).await;
     let before = service_version(&name);
     let answer = app
         .call(

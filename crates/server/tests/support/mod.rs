@@ -690,6 +690,25 @@ impl TestApp {
         login(&self.router, username, password, next).await
     }
 
+    /// The text of `service`'s "edit as compose" page, as `user` reads it; expects 200.
+    pub async fn service_compose(&self, service: &str, user: &Identity) -> String {
+        let page = self
+            .call(Call::get(&format!("/services/{service}/compose")).session(user))
+            .await;
+        page.expect(200);
+        compose_text_of(&page.text())
+    }
+
+    /// `POST /api/services/{service}/compose` of `text`, with `user`'s API token.
+    pub async fn post_compose(&self, service: &str, user: &Identity, text: &str) -> Answer {
+        self.call(
+            Call::post(&format!("/api/services/{service}/compose"))
+                .bearer(&user.token)
+                .json(&serde_json::json!({ "compose": text })),
+        )
+        .await
+    }
+
     /// Posts `report` as its node's agent would, with [`REPORT_SECRET`]; expects 204.
     pub async fn post_report(&self, report: &swarmkeeper_report::NodeReport) {
         post_report(&self.router, report).await
