@@ -813,9 +813,10 @@ impl Drop for SwarmLab {
 }
 
 /// Removes from `cmd`'s environment what `cargo test` sets for this test process only (the
-/// package's `CARGO_MANIFEST_*`, `CARGO_PKG_*`, `CARGO_CRATE_NAME`, `CARGO_BIN_EXE_*`, …), so
-/// that a `cargo build` it runs sees the environment of a plain build. ring's build script
-/// declares `rerun-if-env-changed` on `CARGO_MANIFEST_DIR` and `CARGO_PKG_*`: inherited, they
+/// package's `CARGO_MANIFEST_*`, `CARGO_PKG_*`, `CARGO_CRATE_NAME`, `CARGO_BIN_EXE_*`, and
+/// `OUT_DIR` since `crates/cli` has a build script, …), so that a `cargo build` it runs sees
+/// the environment of a plain build. ring's build script declares `rerun-if-env-changed` on
+/// `CARGO_MANIFEST_DIR`, `CARGO_PKG_*` and `OUT_DIR`: inherited, they
 /// made the static release build (`packaging/build-image.sh`, built by CI just before the
 /// tests) rebuild ring and everything above it in the first lab test, about two minutes.
 fn without_test_cargo_env(cmd: &mut Command) {
@@ -826,7 +827,7 @@ fn without_test_cargo_env(cmd: &mut Command) {
             || key.starts_with("CARGO_BIN_")
             || matches!(
                 key,
-                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR"
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
             )
         {
             cmd.env_remove(key);
