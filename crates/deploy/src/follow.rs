@@ -140,6 +140,12 @@ pub(crate) async fn look(
         .filter(|t| !earlier_attempt(t, changed_at))
         .collect();
     let mut observed = observe(&service, &current, change.baseline.as_ref());
+    let container_of = |id: &str| {
+        tasks
+            .iter()
+            .find(|t| t.id == id)
+            .and_then(|t| t.container_id.as_deref())
+    };
     // A SIGKILL may be the kernel's OOM killer: the container's engine says (when it is the
     // one this deploy talks to, and the container is still there).
     for failed in observed
@@ -147,11 +153,7 @@ pub(crate) async fn look(
         .iter_mut()
         .filter(|t| t.state.is_failed() && t.exit_code == Some(SIGKILL_EXIT))
     {
-        let container = tasks
-            .iter()
-            .find(|t| t.id == failed.id)
-            .and_then(|t| t.container_id.as_deref());
-        if let Some(container) = container {
+        if let Some(container) = container_of(&failed.id) {
             failed.oom_killed = engine.container_oom_killed(container).await.ok() == Some(true);
         }
     }
@@ -168,13 +170,52 @@ pub(crate) async fn look(
             since_change: change.applied_at.elapsed(),
         }),
     };
+    let mut state = assess(&observed, &follow);
+    if state.is_failure() {
+        let killed = observed
+            .failing_task()
+            .filter(|t| t.exit_code == Some(SIGKILL_EXIT) && !t.oom_killed)
+            .and_then(|t| Some((t.id.clone(), container_of(&t.id)?)));
+        if let Some((task, container)) = killed {
+            if oom_kill_arrives(engine, container).await {
+                if let Some(t) = observed.tasks.iter_mut().find(|t| t.id == task) {
+                    t.oom_killed = true;
+                }
+                state = assess(&observed, &follow);
+            }
+        }
+    }
     Ok(Look {
-        state: assess(&observed, &follow),
+        state,
         failure_at: observed.failure_reported_at(),
         failing_task: observed.failing_task().map(|t| t.id.clone()),
         changed_at,
         latest: latest_manager_time(service.updated_at, &tasks),
     })
+}
+
+/// How long a SIGKILLed task's container is watched for the engine's `OOMKilled` before its
+/// failure is worded as a plain SIGKILL, and how often it is read meanwhile. containerd sends
+/// the task's exit and the cgroup's OOM event separately (cgroup v2 reads `memory.events`
+/// on its own watch), so dockerd may list the exit some hundred milliseconds before it marks
+/// the kill an OOM kill. Only a SIGKILL not (yet) marked waits, so a rollback after one
+/// starts at most this much later.
+const OOM_MARK_WITHIN: Duration = Duration::from_secs(1);
+const OOM_MARK_POLL: Duration = Duration::from_millis(100);
+
+/// Whether the engine marks `container` OOM-killed within [`OOM_MARK_WITHIN`].
+async fn oom_kill_arrives(engine: &Engine, container: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + OOM_MARK_WITHIN;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(OOM_MARK_POLL).await;
+        match engine.container_oom_killed(container).await {
+            Ok(true) => return true,
+            Ok(false) => {}
+            // Gone, or another engine's: nothing more to learn here.
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// How many log lines a failure report shows, how many of the service's last lines are
