@@ -11,6 +11,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::http::Uri;
+
 use crate::error::Format;
 
 /// Outcomes kept at most: the oldest goes first.
@@ -83,6 +85,22 @@ impl Outcomes {
             .cloned()
     }
 
+    /// The outcome a browser's GET of `uri` asks for with `?field=KEY`, taken as
+    /// [`Outcomes::take`] takes it: a secret shown once. `None` for a JSON call, no such
+    /// field, or an outcome gone, another user's or another kind.
+    pub fn take_asked<T: Any + Send + Sync>(&self, uri: &Uri, user: i64, field: &str) -> Option<T> {
+        if Format::of(uri.path()) != Format::Html {
+            return None;
+        }
+        let key = uri.query()?.split('&').find_map(|pair| {
+            pair.strip_prefix(field)?
+                .strip_prefix('=')?
+                .parse::<u64>()
+                .ok()
+        })?;
+        self.take(user, key)
+    }
+
     /// The outcome `key` as [`Outcomes::get`] finds it, taken: never shown again.
     pub fn take<T: Any + Send + Sync>(&self, user: i64, key: u64) -> Option<T> {
         let mut kept = self.0.lock().expect("outcomes lock");
@@ -143,6 +161,53 @@ mod tests {
         );
         assert_eq!(outcomes.take::<String>(7, key), None, "taken already");
         assert_eq!(outcomes.get::<String>(7, key), None);
+    }
+
+    #[test]
+    fn a_page_takes_the_outcome_its_address_asks_for_once() {
+        let outcomes = Outcomes::default();
+        let key = outcomes.keep(7, String::from("skt_secret"));
+        let asked = |address: &str| address.parse::<Uri>().unwrap();
+        let page = asked(&format!("/account?new_token={key}"));
+        assert_eq!(
+            outcomes.take_asked::<String>(
+                &asked(&format!("/api/tokens?new_token={key}")),
+                7,
+                "new_token"
+            ),
+            None,
+            "a JSON call"
+        );
+        assert_eq!(
+            outcomes.take_asked::<String>(&asked(&format!("/account?token={key}")), 7, "new_token"),
+            None,
+            "another field"
+        );
+        assert_eq!(
+            outcomes.take_asked::<String>(
+                &asked(&format!("/account?x_new_token={key}")),
+                7,
+                "new_token"
+            ),
+            None,
+            "a longer name"
+        );
+        assert_eq!(
+            outcomes.take_asked::<String>(&page, 8, "new_token"),
+            None,
+            "another user's"
+        );
+        assert_eq!(
+            outcomes
+                .take_asked::<String>(&page, 7, "new_token")
+                .as_deref(),
+            Some("skt_secret")
+        );
+        assert_eq!(
+            outcomes.take_asked::<String>(&page, 7, "new_token"),
+            None,
+            "a reload"
+        );
     }
 
     #[test]

@@ -412,9 +412,26 @@ fn tokens_view(state: &AppState, caller: &Caller) -> Result<TokensView, AppError
     })
 }
 
-/// `GET /account` (the account page), `GET /api/tokens`.
-pub async fn tokens(State(state): State<AppState>, caller: Caller) -> Result<Reply, AppError> {
-    Ok(Reply::page(tokens_view(&state, &caller)?))
+/// A token just made, waiting in [`crate::outcomes`] for the account page that shows it once.
+struct ShownToken(String);
+
+/// The query field that carries a [`ShownToken`]'s key to the account page.
+const NEW_TOKEN_FIELD: &str = "new_token";
+
+/// `GET /account` (the account page; `?new_token=KEY` right after the form made one, shown
+/// once), `GET /api/tokens`.
+pub async fn tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Reply, AppError> {
+    let shown = state
+        .outcomes
+        .take_asked::<ShownToken>(&uri, caller.user.id, NEW_TOKEN_FIELD);
+    Ok(Reply::page(TokensView {
+        new_token: shown.map(|ShownToken(token)| token),
+        ..tokens_view(&state, &caller)?
+    }))
 }
 
 #[derive(Deserialize)]
@@ -468,9 +485,10 @@ pub struct CreatedToken {
 
 const MAX_TOKEN_NAME: usize = 100;
 
-/// `POST /account/tokens` (the form: the account page shows the token, once),
-/// `POST /api/tokens` (JSON, 201 with the token). Bad input names its field (the form comes
-/// back with the message next to it and no token made).
+/// `POST /account/tokens` (the form: POST → 303 → GET `/account?new_token=KEY`, whose first
+/// GET shows the token; a reload shows neither it nor makes a second one),
+/// `POST /api/tokens` (JSON, 201 with the token, nothing kept). Bad input names its field
+/// (the form comes back with the message next to it and no token made).
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -519,16 +537,19 @@ pub async fn create_token(
     auth_store::insert_api_token(&state.auth(), caller.user.id, name, &issued, expires, now)
         .map_err(store_error)?;
     state.audit(&caller.user.name, "create-token", &issued.id, name)?;
-    let account = TokensView {
-        new_token: Some(issued.token.clone()),
-        ..tokens_view(&state, &caller)?
-    };
+    let then = state.outcomes.redirect(
+        uri.path(),
+        caller.user.id,
+        ShownToken(issued.token.clone()),
+        "/account",
+        NEW_TOKEN_FIELD,
+    );
     let created = CreatedToken {
         id: issued.id,
         token: issued.token,
         expires,
     };
-    Ok(Reply::changed(StatusCode::CREATED, created, "/account").showing(account))
+    Ok(Reply::changed(StatusCode::CREATED, created, then))
 }
 
 /// `POST /account/tokens/{id}/revoke` (the form), `DELETE /api/tokens/{id}` (204).

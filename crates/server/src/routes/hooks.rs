@@ -25,7 +25,7 @@ use swarmkeeper_reference::Digest;
 
 use crate::access::Caller;
 use crate::error::AppError;
-use crate::respond::{Format, Input, Reply};
+use crate::respond::{Input, Reply};
 use crate::routes::services::inspect;
 use crate::state::AppState;
 
@@ -155,14 +155,9 @@ pub fn new_hook_token(
 /// The hook token `key` just made by `caller`, as its page, when the page `uri` is asked
 /// with `?hook_token=KEY` in a browser; taken, so a reload shows the plain page.
 pub fn shown_hook_token(state: &AppState, caller: &Caller, uri: &Uri) -> Option<Reply> {
-    if Format::of(uri.path()) != Format::Html {
-        return None;
-    }
-    let key = uri.query()?.split('&').find_map(|pair| {
-        pair.strip_prefix("hook_token=")
-            .and_then(|key| key.parse::<u64>().ok())
-    })?;
-    let view = state.outcomes.take::<HookTokenView>(caller.user.id, key)?;
+    let view = state
+        .outcomes
+        .take_asked::<HookTokenView>(uri, caller.user.id, "hook_token")?;
     Some(Reply::page(view))
 }
 

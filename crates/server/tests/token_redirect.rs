@@ -1,4 +1,5 @@
-//! The hook token forms (the registry hook's and a service's) answer POST → 303 → GET: the
+//! The token forms (the registry hook's, a service's hook, an account's API token) answer
+//! POST → 303 → GET: the
 //! page they go on to shows the new token to its maker once, and a reload shows the plain
 //! page rather than posting the form again, which would make a second token and stop the one
 //! just shown from working. The JSON API answers 201 with the token, as before.
@@ -101,4 +102,53 @@ async fn a_service_hook_token_form_goes_back_to_the_service_page() {
     let page = app.call(Call::get(&location).session(&app.operator)).await;
     page.expect(200);
     assert!(!page.text().contains(&token), "shown once");
+}
+
+#[tokio::test]
+async fn the_api_token_form_redirects_and_shows_the_token_once() {
+    let app = TestApp::new().await;
+    let v = &app.viewer;
+    let posted = app
+        .call(
+            Call::post("/account/tokens")
+                .session(v)
+                .form(&[("name", "ci deploys"), ("expires_in_days", "")]),
+        )
+        .await;
+    posted.expect(303);
+    let location = posted.location().to_owned();
+    assert!(location.starts_with("/account?new_token="), "{location}");
+
+    let page = app.call(Call::get(&location).session(v)).await;
+    page.expect(200);
+    let text = page.text();
+    let token = text
+        .split("id=\"new-token\"")
+        .nth(1)
+        .and_then(|rest| rest.split("<code>").nth(1))
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap_or_else(|| panic!("no token on {text}"))
+        .to_owned();
+    assert!(token.starts_with("skt_"), "{token}");
+    // The token shown is the one made, and it works.
+    app.call(Call::get("/api/tokens").bearer(&token))
+        .await
+        .expect(200);
+
+    // A reload: the page without the token, and no second token made.
+    let page = app.call(Call::get(&location).session(v)).await;
+    page.expect(200);
+    assert!(!page.text().contains(&token));
+    assert!(!page.text().contains("id=\"new-token\""));
+    let tokens = app
+        .call(Call::get("/api/tokens").bearer(&token))
+        .await
+        .json();
+    let named = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] == "ci deploys")
+        .count();
+    assert_eq!(named, 1, "{tokens}");
 }
