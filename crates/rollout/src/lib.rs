@@ -9,7 +9,8 @@
 //!   would publish, checked before a deploy changes anything; whether a task fits a node
 //!   (`preflight::misfit`), defined once for the preflight and [`placement`] (a drain's
 //!   preview);
-//! - [`apply_safe_defaults`]: the safe defaults swarmkeeper adds to a spec, as a table;
+//! - [`apply_safe_defaults`]: the safe defaults swarmkeeper adds to a spec, as a table, and
+//!   [`cured_findings`]: which lint findings they cure, as a deploy review marks them;
 //! - [`spec_matches`]: whether a spec differs from the engine's at all, so that a deploy that
 //!   changes nothing touches nothing, and [`service_diff`]: what a deploy would do to a
 //!   service, field by field (`swarmkeeper diff`, `deploy --dry-run`);
@@ -20,6 +21,7 @@
 //! plain data and carries the decisions out.
 
 mod assess;
+mod cured;
 mod defaults;
 mod diff;
 pub mod placement;
@@ -31,6 +33,7 @@ pub use assess::{
     assess, converged, observe, tally, verdict, waiting_reason, without_grpc_wrapper, Follow,
     Monitor, ObservedService, ObservedTask, ServiceState, Tally, Verdict, DEFAULT_MAX_FAILED_TASKS,
 };
+pub use cured::{cured_findings, cured_rules};
 pub use defaults::{apply_safe_defaults, Note, SAFE_DEFAULTS};
 pub use diff::{
     changes, describe_change, drop_unsupported, service_diff, spec_matches, task_is_current,

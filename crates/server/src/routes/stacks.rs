@@ -19,6 +19,7 @@ use swarmkeeper_deploy::{
 };
 use swarmkeeper_engine::EngineError;
 use swarmkeeper_lint::{Finding, Severity};
+use swarmkeeper_rollout::cured_findings;
 use swarmkeeper_store::FileDigest;
 
 use super::jobs::follow;
@@ -33,7 +34,7 @@ use crate::routes::services::{load_services, RemovalQuery};
 use crate::state::AppState;
 use crate::views::own::{check_removal, own_part, removal_warning, OwnPart};
 use crate::views::services::ServiceRow;
-use crate::views::stack_diff::{cured_findings, stack_diff, StackDiff};
+use crate::views::stack_diff::{stack_diff, StackDiff};
 
 #[derive(Serialize)]
 pub struct StackRow {
