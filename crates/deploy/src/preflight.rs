@@ -85,15 +85,26 @@ pub(crate) async fn check(
     Ok(())
 }
 
+/// A port one of the services asked about would publish that another service has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortClash {
+    /// The service asked about that would publish it.
+    pub service: String,
+    pub published: u32,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// `port 18081/tcp, which service porty already publishes: …`.
+    pub why: String,
+}
+
 /// Which port of the services `wanted` (a form's, an edited compose text's: name and view)
 /// another service of the swarm, or another of `wanted`, already publishes, as [`check`]
-/// weighs a stack file's: `("web1", "port 18081/tcp, which service porty already publishes:
-/// …")`. The running ports of the services named in `wanted` are theirs to change. `None`:
-/// no clash.
+/// weighs a stack file's. The running ports of the services named in `wanted` are theirs to
+/// change. `None`: no clash.
 pub async fn port_in_use(
     engine: &Engine,
     wanted: &[(&str, &ServiceView)],
-) -> Result<Option<(String, String)>, EngineError> {
+) -> Result<Option<PortClash>, EngineError> {
     let others = published_by(engine, |s| !wanted.iter().any(|(n, _)| *n == s.name)).await?;
     let wanted: Vec<Published> = wanted
         .iter()
@@ -102,14 +113,16 @@ pub async fn port_in_use(
     Ok(port_clashes(&wanted, &others)
         .into_iter()
         .next()
-        .map(|(first, second)| {
-            let why = format!(
+        .map(|(first, second)| PortClash {
+            why: format!(
                 "port {}/{}, which {}",
                 second.port,
                 second.protocol,
                 already_published(&first, &second)
-            );
-            (second.service, why)
+            ),
+            service: second.service,
+            published: second.port,
+            protocol: second.protocol,
         }))
 }
 

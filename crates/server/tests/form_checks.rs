@@ -221,16 +221,21 @@ async fn a_port_another_service_publishes_is_refused_at_the_ports_field() {
         preview.expect(200);
     }
 
-    // Edit as compose: the same rule, naming the file and the service.
+    // Edit as compose: the same rule, at the port's place in the text.
     let compose = app.service_compose(&name, op).await;
     let text = after_image_line(&compose, &format!("    ports: [\"{mesh}:80\"]"));
+    let line = 1 + text
+        .lines()
+        .position(|l| l.starts_with("    ports: ["))
+        .unwrap();
     let refused = app
         .post_compose(&name, op, &text)
         .await
         .expect_json_error(400);
     assert!(
-        refused.contains(&format!(
-            "{name}.yml: service {name} would publish port {mesh}/tcp, which service {} already publishes",
+        refused.starts_with(&format!(
+            "{name}.yml:{line}:13: {name}: would publish port {mesh}/tcp, which service {} \
+             already publishes",
             holder.name
         )),
         "{refused}"

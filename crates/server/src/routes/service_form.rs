@@ -13,6 +13,7 @@ use axum::http::{StatusCode, Uri};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_compose::spec::ServiceSpec;
+use swarmkeeper_compose::{ComposeError, Location};
 use swarmkeeper_deploy::{
     complete_specs, history_stack, DeployError, DeployOutcome, Options, Request,
 };
@@ -30,8 +31,8 @@ use crate::page::url_encode;
 use crate::respond::{Format, Input, Reply};
 use crate::state::AppState;
 use crate::views::service_form::{
-    build, compose_of, field_rows, placement_error, read_compose, unmet_place, Context, FieldRow,
-    ServiceForm,
+    build, compose_of, field_rows, placement_error, read_compose, refused_place, Context, FieldRow,
+    Refused, ServiceForm,
 };
 use crate::views::FieldError;
 
@@ -355,7 +356,7 @@ async fn port_in_use(
         return Ok(None);
     };
     let clash = swarmkeeper_deploy::port_in_use(&state.engine, &[(name, &view)]).await?;
-    Ok(clash.map(|(_, why)| FieldError::new("ports", format!("this service would publish {why}"))))
+    Ok(clash.map(|c| FieldError::new("ports", format!("this service would publish {}", c.why))))
 }
 
 /// What a form or compose text of `stack` may name: the swarm's secrets and configs by name;
@@ -757,6 +758,20 @@ async fn apply_compose(
         Ok(completed) => completed,
         Err(message) => return refused(message, post.compose),
     };
+    // The key the text gives a service of the swarm, and a refusal at its place in the text.
+    let compose_key = |name: &str| -> String {
+        match &target.context_stack {
+            Some(stack) => name.strip_prefix(&format!("{stack}_")).unwrap_or(name),
+            None => name,
+        }
+        .to_owned()
+    };
+    let located = |at: Option<Location>, message: String| match at {
+        Some(at) => {
+            ComposeError::at(&file_name, &post.compose, at.line, at.column, message).to_string()
+        }
+        None => format!("{file_name}: {message}"),
+    };
     let empty = serde_json::json!({});
     let mut change_lines = Vec::new();
     let mut findings = Vec::new();
@@ -778,23 +793,9 @@ async fn apply_compose(
                 f
             }));
             if let Some(why) = swarmkeeper_deploy::placement(&state.engine, &view).await? {
-                let key = match &target.context_stack {
-                    Some(stack) => name
-                        .strip_prefix(&format!("{stack}_"))
-                        .unwrap_or(name.as_str()),
-                    None => name.as_str(),
-                };
-                let message = match unmet_place(&post.compose, key, &why) {
-                    Some(at) => swarmkeeper_compose::ComposeError::at(
-                        &file_name,
-                        &post.compose,
-                        at.line,
-                        at.column,
-                        format!("{key}: cannot be placed: {why}"),
-                    )
-                    .to_string(),
-                    None => format!("{file_name}: service {name} cannot be placed: {why}"),
-                };
+                let key = compose_key(&name);
+                let at = refused_place(&post.compose, &key, Refused::Unplaceable(&why));
+                let message = located(at, format!("{key}: cannot be placed: {why}"));
                 return refused(message, post.compose);
             }
         }
@@ -805,8 +806,14 @@ async fn apply_compose(
         .filter_map(|(name, spec)| Some((name.as_str(), ServiceView::read(spec).ok()?)))
         .collect();
     let views: Vec<(&str, &ServiceView)> = views.iter().map(|(n, v)| (*n, v)).collect();
-    if let Some((name, why)) = swarmkeeper_deploy::port_in_use(&state.engine, &views).await? {
-        let message = format!("{file_name}: service {name} would publish {why}");
+    if let Some(clash) = swarmkeeper_deploy::port_in_use(&state.engine, &views).await? {
+        let key = compose_key(&clash.service);
+        let port = Refused::Port {
+            published: clash.published,
+            protocol: &clash.protocol,
+        };
+        let at = refused_place(&post.compose, &key, port);
+        let message = located(at, format!("{key}: would publish {}", clash.why));
         return refused(message, post.compose);
     }
     // Nothing to apply: the page says "No change." with no apply button, and an apply (a

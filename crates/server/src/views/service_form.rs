@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::{
     bare_variable, engine_refusals, load, parse_bytes, parse_nano_cpus, reference, service_spec,
-    ComposeError, Environment, Location, SourceFile, LABEL_IMAGE, LABEL_NAMESPACE,
+    ComposeError, Environment, Location, SourceFile, Stack, LABEL_IMAGE, LABEL_NAMESPACE,
 };
 use swarmkeeper_engine::{PublishMode, ServiceMode, ServiceView, UpdateConfig};
 use swarmkeeper_lint::mode_change;
@@ -1492,7 +1492,6 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
             ComposeRefusal::Refused { error, setting, .. } => field_of_setting(setting)
                 .or_else(|| writer.owner(error.line))
                 .unwrap_or("name"),
-            ComposeRefusal::Other(_) => "name",
         };
         vec![FieldError::new(field, e.message())]
     })?;
@@ -1503,11 +1502,19 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
     })
 }
 
-/// Where in the compose text `text` the need of service `key` that no node meets is
-/// written, for an edit as compose the placement check refuses: the memory or CPU
-/// reservation, the log driver, the constraint the reason names (else the first); `None`
-/// for a need of no one setting (no node at all, several needs together).
-pub fn unmet_place(text: &str, key: &str, unplaceable: &Unplaceable) -> Option<Location> {
+/// What an edit as compose is refused for after it reads: a need of the service no node meets
+/// (the placement check's), or a port another service publishes.
+pub enum Refused<'a> {
+    Unplaceable(&'a Unplaceable),
+    Port { published: u32, protocol: &'a str },
+}
+
+/// Where in the compose text `text` service `key` writes what it is `refused` for: the
+/// memory or CPU reservation, the log driver, the constraint the reason names (else the
+/// first), the port's entry; for a need of no one setting, the `deploy` key (several needs
+/// together) or the service's own (no node at all). `None` when the text names no service
+/// `key`.
+pub fn refused_place(text: &str, key: &str, refused: Refused<'_>) -> Option<Location> {
     let variables = HashMap::new();
     let environment = Environment {
         variables: &variables,
@@ -1520,26 +1527,76 @@ pub fn unmet_place(text: &str, key: &str, unplaceable: &Unplaceable) -> Option<L
     let reservations = deploy
         .and_then(|d| d.resources.as_ref())
         .and_then(|r| r.reservations.as_ref());
-    match unplaceable.unmet {
-        Unmet::Memory => reservations.and_then(|r| r.memory.as_ref()).map(|m| m.at),
-        Unmet::Cpus => reservations.and_then(|r| r.cpus.as_ref()).map(|c| c.at),
-        Unmet::LogDriver => service
-            .logging
-            .as_ref()
-            .and_then(|l| l.driver.as_ref())
-            .map(|d| d.at),
-        Unmet::Constraints => {
-            let constraints = deploy
+    let written = match refused {
+        Refused::Unplaceable(unplaceable) => match unplaceable.unmet {
+            Unmet::Memory => reservations.and_then(|r| r.memory.as_ref()).map(|m| m.at),
+            Unmet::Cpus => reservations.and_then(|r| r.cpus.as_ref()).map(|c| c.at),
+            Unmet::LogDriver => service
+                .logging
+                .as_ref()
+                .and_then(|l| l.driver.as_ref())
+                .map(|d| d.at),
+            Unmet::Constraints => deploy
                 .and_then(|d| d.placement.as_ref())
-                .and_then(|p| p.constraints.as_ref())?;
-            constraints
+                .and_then(|p| p.constraints.as_ref())
+                .and_then(|constraints| {
+                    constraints
+                        .iter()
+                        .find(|c| unplaceable.why.contains(c.value.trim()))
+                        .or(constraints.first())
+                })
+                .map(|c| c.at),
+            Unmet::Together => deploy.map(|d| d.at),
+            Unmet::Nodes => None,
+        },
+        Refused::Port {
+            published,
+            protocol,
+        } => service.ports.as_ref().and_then(|ports| {
+            ports
+                .0
                 .iter()
-                .find(|c| unplaceable.why.contains(c.value.trim()))
-                .or(constraints.first())
-                .map(|c| c.at)
-        }
-        Unmet::Nodes | Unmet::Together => None,
+                .find(|p| {
+                    p.published == Some(published)
+                        && p.protocol.map_or("tcp", |p| p.as_str()) == protocol
+                })
+                .map(|p| p.at)
+        }),
+    };
+    Some(written.unwrap_or(service.at))
+}
+
+/// The setting a missing secret or config is refused at.
+fn kind_setting(kind: &str) -> &'static str {
+    match kind {
+        "secret" => "secrets",
+        _ => "configs",
     }
+}
+
+/// Where service `key` of `stack` names the secret or config (`kind`) the swarm knows as
+/// `name`: the reference whose source is declared with that `name:`, or is that name.
+fn reference_place(stack: &Stack, key: &str, kind: &str, name: &str) -> Option<Location> {
+    let service = stack.services.get(key)?;
+    let references = match kind {
+        "secret" => service.secrets.as_ref()?,
+        _ => service.configs.as_ref()?,
+    };
+    let declared_name = |source: &str| -> Option<&str> {
+        match kind {
+            "secret" => stack.secrets.get(source)?.name.as_deref(),
+            _ => stack.configs.get(source)?.name.as_deref(),
+        }
+    };
+    references
+        .0
+        .iter()
+        .find(|r| {
+            r.source
+                .as_deref()
+                .is_some_and(|source| declared_name(source).unwrap_or(source) == name)
+        })
+        .map(|r| r.at)
 }
 
 /// Why a compose text cannot be read into specs.
@@ -1548,14 +1605,13 @@ pub enum ComposeRefusal {
     /// Compose's own error: file, line, column, what is wrong.
     Compose(swarmkeeper_compose::ComposeError),
     /// It reads, but the engine would refuse a setting (or the change of a running
-    /// service's mode): where, which setting, why.
+    /// service's mode), or it names a secret or config the swarm does not have: where,
+    /// which setting, why.
     Refused {
         error: swarmkeeper_compose::ComposeError,
         setting: &'static str,
         message: String,
     },
-    /// It reads, but names what the swarm does not have.
-    Other(String),
 }
 
 impl ComposeRefusal {
@@ -1564,7 +1620,6 @@ impl ComposeRefusal {
         match self {
             ComposeRefusal::Compose(e) => e.message.clone(),
             ComposeRefusal::Refused { message, .. } => message.clone(),
-            ComposeRefusal::Other(message) => message.clone(),
         }
     }
 }
@@ -1575,7 +1630,6 @@ impl std::fmt::Display for ComposeRefusal {
             ComposeRefusal::Compose(e) | ComposeRefusal::Refused { error: e, .. } => {
                 write!(f, "{e}")
             }
-            ComposeRefusal::Other(message) => f.write_str(message),
         }
     }
 }
@@ -1654,10 +1708,11 @@ pub fn read_compose(
                 }
             }
         }
-        let missing = |kind: &str, name: &str| {
-            ComposeRefusal::Other(format!(
-                "{key}: there is no {kind} named {name:?}: create it first"
-            ))
+        let missing = |kind: &'static str, name: &str| {
+            let why = format!("there is no {kind} named {name:?}: create it first");
+            let said = format!("{key}: {why}");
+            let at = reference_place(&stack, key, kind, name).unwrap_or(service.at);
+            refused(at, kind_setting(kind), why, said)
         };
         for secret in &mut spec.task_template.container_spec.secrets {
             secret.secret_id = context
@@ -2185,9 +2240,56 @@ mod tests {
                     secrets:\n  nope:\n    external: true\n";
         let refused = read_compose(text, "web.yml", &context()).unwrap_err();
         assert!(
-            refused.to_string().contains("no secret named \"nope\""),
+            refused
+                .to_string()
+                .starts_with("web.yml:4:15: web: there is no secret named \"nope\""),
             "{refused}"
         );
+        // Named by the swarm's name under another key, in the long syntax: at the reference.
+        let text = "services:\n  web:\n    image: nginx\n    configs:\n      \
+                    - source: site\n        target: /etc/site\n\
+                    configs:\n  site:\n    external: true\n    name: site.v2\n";
+        match read_compose(text, "web.yml", &context()).unwrap_err() {
+            ComposeRefusal::Refused { error, setting, .. } => {
+                assert_eq!((error.line, error.column, setting), (5, 9, "configs"));
+                assert!(
+                    error.message.contains("no config named \"site.v2\""),
+                    "{error}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_after_reading_points_at_what_the_text_wrote() {
+        let text = "services:\n  web:\n    image: nginx\n    ports:\n      - \"8080:80\"\n      \
+                    - target: 53\n        published: 8053\n        protocol: udp\n    \
+                    deploy:\n      resources:\n        reservations: {memory: 1T, cpus: '64'}\n";
+        let place = |refused| refused_place(text, "web", refused).map(|at| (at.line, at.column));
+        let port = |published, protocol| Refused::Port {
+            published,
+            protocol,
+        };
+        assert_eq!(place(port(8080, "tcp")), Some((5, 9)));
+        assert_eq!(place(port(8053, "udp")), Some((6, 9)));
+        // A port the text does not write (another protocol): the service itself.
+        assert_eq!(place(port(8053, "tcp")), Some((2, 3)));
+        let unmet = |unmet| Unplaceable {
+            unmet,
+            why: String::new(),
+        };
+        let (memory, together, nodes) = (
+            unmet(Unmet::Memory),
+            unmet(Unmet::Together),
+            unmet(Unmet::Nodes),
+        );
+        assert_eq!(place(Refused::Unplaceable(&memory)), Some((11, 32)));
+        // Several needs no one node meets together: the `deploy` key; no node at all: the
+        // service.
+        assert_eq!(place(Refused::Unplaceable(&together)), Some((10, 7)));
+        assert_eq!(place(Refused::Unplaceable(&nodes)), Some((2, 3)));
+        assert_eq!(refused_place(text, "db", port(8080, "tcp")), None);
     }
 
     proptest::proptest! {
