@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use swarmkeeper_compose::StackSpec;
 use swarmkeeper_engine::{Engine, EngineError, PublishMode, ServiceView, SwarmNode};
+use swarmkeeper_report::PRESSURE_LABEL;
 use swarmkeeper_rollout::preflight::{
-    port_clashes, rotated_to, unplaceable, Needs, NodeFacts, Published, Unmet, Unplaceable,
+    held, port_clashes, rotated_to, unplaceable, Needs, NodeFacts, Published, Unmet, Unplaceable,
 };
 
 use crate::DeployError;
@@ -256,6 +257,11 @@ pub fn facts(node: &SwarmNode) -> NodeFacts {
         labels: node.labels.clone(),
         engine_labels: node.engine_labels.clone(),
         schedulable: node.state == "ready" && node.availability == "active",
+        held: held(
+            &node.state,
+            &node.availability,
+            node.labels.get(PRESSURE_LABEL).map(String::as_str),
+        ),
         nano_cpus: node.nano_cpus,
         memory_bytes: node.memory_bytes,
         log_drivers: node.log_drivers.clone(),

@@ -29,6 +29,8 @@ pub struct NodeFacts {
     pub engine_labels: BTreeMap<String, String>,
     /// Ready and active: Swarm places new tasks on it (not down, drained or paused).
     pub schedulable: bool,
+    /// Why it is not, as a refusal names it ([`held`]); `None` when schedulable.
+    pub held: Option<String>,
     /// `Description.Resources.NanoCPUs`: CPUs × 10⁹ (0: not reported, never compared).
     pub nano_cpus: u64,
     /// `Description.Resources.MemoryBytes` (0: not reported, never compared).
@@ -254,6 +256,57 @@ fn runs_platform(needs: &Needs<'_>, node: &NodeFacts) -> bool {
         })
 }
 
+/// Why Swarm places no new task on a node whose `Status.State` is `state` and
+/// `Spec.Availability` is `availability`, with the reason swarmkeeper wrote when it paused the
+/// node for disk pressure (`pressure`, the `swarmkeeper.disk-pressure` label's value): `down`,
+/// `drained`, `paused by swarmkeeper for disk pressure (disk 98% >= 95% …); it is made active
+/// again once its disk has stayed low`. `None` for a ready, active node.
+pub fn held(state: &str, availability: &str, pressure: Option<&str>) -> Option<String> {
+    let availability = match availability {
+        "active" => None,
+        "drain" => Some("drained".to_owned()),
+        "pause" => Some(match pressure {
+            Some(why) => format!(
+                "paused by swarmkeeper for disk pressure ({why}); it is made active again once \
+                 its disk has stayed below the low threshold"
+            ),
+            None => "paused".to_owned(),
+        }),
+        other => Some(other.to_owned()),
+    };
+    match (state, availability) {
+        ("ready", availability) => availability,
+        (state, None) => Some(state.to_owned()),
+        (state, Some(availability)) => Some(format!("{state} and {availability}")),
+    }
+}
+
+/// The nodes Swarm holds (`schedulable` false) that would meet `fits`, as a refusal's end:
+/// `; tryout-worker1 matches but is paused by swarmkeeper for disk pressure (…)`; empty
+/// when there is none. At most three are named.
+fn held_that_fit(nodes: &[NodeFacts], fits: impl Fn(&NodeFacts) -> bool) -> String {
+    let held: Vec<String> = nodes
+        .iter()
+        .filter(|n| !n.schedulable && fits(n))
+        .filter_map(|n| {
+            Some(format!(
+                "{} matches but is {}",
+                n.hostname,
+                n.held.as_ref()?
+            ))
+        })
+        .collect();
+    let shown = held.len().min(3);
+    let mut said = held[..shown].join("; ");
+    if held.len() > shown {
+        said.push_str(&format!("; {} more held nodes match", held.len() - shown));
+    }
+    match said.is_empty() {
+        true => said,
+        false => format!("; {said}"),
+    }
+}
+
 /// Whether `need` fits in `total` less `reserved`; a `total` of 0 is not reported.
 fn room_for(total: u64, reserved: u64, need: u64) -> bool {
     total == 0 || need <= total.saturating_sub(reserved)
@@ -286,10 +339,14 @@ pub fn unplaceable(needs: &Needs<'_>, nodes: &[NodeFacts]) -> Result<Option<Unpl
     // No node fits: name the need no node meets, in the filters' order.
     let refuse = |unmet, why| Ok(Some(Unplaceable { unmet, why }));
     let schedulable: Vec<&NodeFacts> = nodes.iter().filter(|n| n.schedulable).collect();
+    let constraints_hold = |n: &NodeFacts| parsed.iter().all(|c| matches(c, n) != Some(false));
     if schedulable.is_empty() {
         return refuse(
             Unmet::Nodes,
-            "the swarm has no ready, active node".to_string(),
+            format!(
+                "the swarm has no ready, active node{}",
+                held_that_fit(nodes, constraints_hold)
+            ),
         );
     }
     let placed: Vec<&NodeFacts> = schedulable
@@ -318,7 +375,8 @@ pub fn unplaceable(needs: &Needs<'_>, nodes: &[NodeFacts]) -> Result<Option<Unpl
                     .join(", ")
             ),
         };
-        return refuse(Unmet::Constraints, why);
+        let held = held_that_fit(nodes, constraints_hold);
+        return refuse(Unmet::Constraints, format!("{why}{held}"));
     }
     let where_ = if constraints.is_empty() {
         format!("{} ready, active node(s)", placed.len())
@@ -496,6 +554,7 @@ mod tests {
                 .collect(),
             engine_labels: BTreeMap::new(),
             schedulable: true,
+            held: None,
             nano_cpus: 2_000_000_000,
             memory_bytes: 8 << 30,
             log_drivers: vec!["json-file".into(), "local".into()],
@@ -562,6 +621,56 @@ mod tests {
         assert!(why.unwrap().contains("1 node(s) looked at"));
         let none = placed(&[], &nodes[1..]).unwrap().unwrap();
         assert_eq!(none, "the swarm has no ready, active node");
+    }
+
+    #[test]
+    fn a_refusal_names_the_held_node_that_would_match_and_why_swarm_holds_it() {
+        let held_node = |hostname: &str, state: &str, availability: &str, pressure| NodeFacts {
+            schedulable: false,
+            held: held(state, availability, pressure),
+            ..node(hostname, "worker", &[("disk", "small")])
+        };
+        let nodes = [
+            node("m1", "manager", &[]),
+            held_node(
+                "w1",
+                "ready",
+                "pause",
+                Some("disk 98% >= 95% and GC could not free enough"),
+            ),
+            held_node("w2", "down", "active", None),
+            held_node("w3", "down", "drain", None),
+        ];
+        let why = placed(&strings(&["node.hostname == w1"]), &nodes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            why,
+            "no ready, active node matches the placement constraint `node.hostname == w1` \
+             (1 node(s) looked at); w1 matches but is paused by swarmkeeper for disk pressure \
+             (disk 98% >= 95% and GC could not free enough); it is made active again once its \
+             disk has stayed below the low threshold"
+        );
+        let why = placed(&strings(&["node.labels.disk==small"]), &nodes)
+            .unwrap()
+            .unwrap();
+        assert!(
+            why.ends_with("; w2 matches but is down; w3 matches but is down and drained"),
+            "{why}"
+        );
+        // A held node the constraints turn away is not named.
+        let why = placed(&strings(&["node.labels.gpu==true"]), &nodes)
+            .unwrap()
+            .unwrap();
+        assert!(!why.contains("matches but"), "{why}");
+        let none = placed(&[], &nodes[1..2]).unwrap().unwrap();
+        assert!(
+            none.starts_with("the swarm has no ready, active node; w1 matches but is paused by"),
+            "{none}"
+        );
+        assert_eq!(held("ready", "active", None), None);
+        assert_eq!(held("ready", "pause", None).as_deref(), Some("paused"));
+        assert_eq!(held("unknown", "active", None).as_deref(), Some("unknown"));
     }
 
     #[test]

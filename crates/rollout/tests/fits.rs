@@ -57,6 +57,7 @@ fn arb_node() -> impl Strategy<Value = NodeFacts> {
                     BTreeMap::new()
                 },
                 schedulable,
+                held: (!schedulable).then(|| "drained".to_owned()),
                 nano_cpus: cpus * 1_000_000_000,
                 memory_bytes: gib * GIB,
                 log_drivers: drivers.into_iter().map(str::to_owned).collect(),
