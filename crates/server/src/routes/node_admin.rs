@@ -196,10 +196,15 @@ async fn apply_change(
 #[derive(Deserialize)]
 pub struct AvailabilityRequest {
     pub availability: String,
+    /// Drain even though it stops the dashboard: the drain preview's form sends it.
+    #[serde(default)]
+    pub confirm: bool,
 }
 
 /// `POST /nodes/{id}/availability`, `POST /api/nodes/{id}/availability`: `active`, `pause`
-/// or `drain`; Swarm moves the tasks of a drained node (see the preview).
+/// or `drain`; Swarm moves the tasks of a drained node (see the preview). A drain that stops
+/// the dashboard (its own server's task would stay pending) is refused (409, saying so)
+/// without `confirm`.
 pub async fn set_availability(
     State(state): State<AppState>,
     caller: Caller,
@@ -208,6 +213,24 @@ pub async fn set_availability(
 ) -> Result<Reply, AppError> {
     let wanted = request.availability;
     one_of("availability", &wanted, &AVAILABILITIES).map_err(bad)?;
+    if wanted == "drain" && !request.confirm {
+        let node = inspect(&state, &id).await?;
+        let Around {
+            tasks,
+            services,
+            rooms,
+        } = around(&state, &node).await?;
+        let effect = drain_effect(&tasks, &services, &rooms, own_container().as_deref());
+        if effect.stops_dashboard {
+            return Err(AppError::Conflict(format!(
+                "Draining {} stops this dashboard: swarmkeeper's own server runs there and no \
+                 other node can take it, and only `docker node update --availability active \
+                 {}` on a manager brings it back. See what else stops on /nodes/{}/drain; to \
+                 drain anyway, send `\"confirm\": true` (the preview's button does).",
+                node.hostname, node.hostname, node.id
+            )));
+        }
+    }
     change(&state, &caller, &id, "availability", Value::from(wanted)).await
 }
 

@@ -30,6 +30,7 @@ use crate::jobs::{Job, JobEnd, Link};
 use crate::page::url_encode;
 use crate::respond::{Format, Input, Reply};
 use crate::state::AppState;
+use crate::views::own::{check_server_move, own_part};
 use crate::views::service_form::{
     build, compose_of, field_rows, placement_error, read_compose, refused_place, Context, FieldRow,
     Refused, ServiceForm,
@@ -194,7 +195,7 @@ pub async fn create(
         );
         return refuse(&uri, None, &post.form, vec![error], StatusCode::CONFLICT);
     }
-    save(&state, &caller, &uri, None, post).await
+    save(&state, &caller, &uri, None, post, false).await
 }
 
 /// `POST /services/{name}/edit` (the form), `PUT /api/services/{name}`: 200 when the
@@ -208,6 +209,9 @@ pub async fn edit(
     Input(body): Input<serde_json::Value>,
 ) -> Result<Reply, AppError> {
     let service = inspect(&state, &name).await?;
+    // The JSON twin confirms a change that moves swarmkeeper's own server with
+    // `"confirm": true`; a page confirms by its preview's Apply.
+    let confirmed = body.get("confirm") == Some(&serde_json::Value::Bool(true));
     // A field the body leaves out keeps the service's value; the name is the path's.
     let post = read_post(
         &uri,
@@ -227,7 +231,8 @@ pub async fn edit(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     }
-    save(&state, &caller, &uri, Some(service), post).await
+    let move_confirmed = confirmed || post.confirm == "yes";
+    save(&state, &caller, &uri, Some(service), post, move_confirmed).await
 }
 
 /// A create's or an edit's body. The JSON twin is read field for field as the form, so a
@@ -390,6 +395,7 @@ async fn save(
     uri: &Uri,
     current: Option<Service>,
     post: FormPost,
+    move_confirmed: bool,
 ) -> Result<Reply, AppError> {
     let editing = current.as_ref().map(|s| s.name.clone());
     let stack = current
@@ -443,6 +449,20 @@ async fn save(
     if let Some(error) = port_in_use(state, &name, &spec).await? {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return refuse(uri, editing.as_deref(), &post.form, vec![error], status);
+    }
+    // Moving swarmkeeper's own server away from the node that holds its state.
+    let mut notes = notes;
+    if let Some(current) = &current {
+        let moves =
+            ServiceView::read(&spec).is_ok_and(|view| view.constraints != current.view.constraints);
+        let part = own_part(&current.view);
+        if let Err(why) = check_server_move(&current.name, part, moves, move_confirmed) {
+            if Format::of(uri.path()) == Format::Json {
+                return Err(AppError::Conflict(why));
+            }
+            // The page's preview says it before its Apply confirms.
+            notes.push(format!("warning: {why}"));
+        }
     }
     if Format::of(uri.path()) == Format::Html && post.confirm != "yes" {
         return Ok(Reply::page(ServiceFormView {

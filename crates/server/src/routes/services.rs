@@ -21,7 +21,7 @@ use crate::page::url_encode;
 use crate::respond::{Input, Reply};
 use crate::routes::usage::{service_series, UsageCharts};
 use crate::state::AppState;
-use crate::views::own::{check_removal, own_part, removal_warning};
+use crate::views::own::{check_removal, check_scale, own_part, removal_warning};
 use crate::views::services::{
     rollout_config, service_row, service_rows, task_rows, RolloutConfig, ServiceRow, TaskRow,
 };
@@ -248,9 +248,14 @@ pub struct ActionOutcome {
 #[derive(Deserialize)]
 pub struct ScaleRequest {
     pub replicas: u64,
+    /// The service's name, to scale swarmkeeper's own server to 0
+    /// (`views::own::check_scale`).
+    #[serde(default)]
+    pub confirm: Option<String>,
 }
 
-/// `POST /services/{name}/scale` (a form), `POST /api/services/{name}/scale` (JSON).
+/// `POST /services/{name}/scale` (a form), `POST /api/services/{name}/scale` (JSON). Scaling
+/// swarmkeeper's own server to 0 is refused (409) without `confirm` naming it.
 pub async fn scale(
     State(state): State<AppState>,
     caller: Caller,
@@ -262,6 +267,13 @@ pub async fn scale(
     swarmkeeper_compose::check_replicas(replicas)
         .map_err(|e| AppError::BadInput(format!("replicas: {e}")))?;
     let service = inspect(&state, &name).await?;
+    check_scale(
+        &service.name,
+        own_part(&service.view),
+        replicas,
+        request.confirm.as_deref(),
+    )
+    .map_err(AppError::Conflict)?;
     let warnings = state.engine.scale_service(&service.id, replicas).await?;
     state.audit(
         &caller.user.name,

@@ -141,6 +141,50 @@ pub fn rotation_refusal(kind: &str, name: &str, users: &[OwnUser<'_>]) -> Option
     Some(why)
 }
 
+/// Whether scaling service `name`, which runs `part`, to `replicas` may go ahead: always, but
+/// for swarmkeeper's own server scaled to 0, which stops this dashboard with nothing left in
+/// it to start the server again: that needs `confirm` = `name`, as a removal does
+/// ([`check_removal`]). The refusal says what stops, the way back and how to confirm.
+pub fn check_scale(
+    name: &str,
+    part: Option<OwnPart>,
+    replicas: u64,
+    confirm: Option<&str>,
+) -> Result<(), String> {
+    match part {
+        Some(OwnPart::Server) if replicas == 0 && confirm != Some(name) => Err(format!(
+            "Scaling {name} to 0 stops swarmkeeper's own server: this dashboard stops, and only \
+             `docker service scale {name}=1` on a manager brings it back. To scale it to 0 \
+             anyway, confirm it by name: `\"confirm\": \"{name}\"`."
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether an edit of service `name`, which runs `part`, that changes its placement
+/// constraints (`moves`) may go ahead: always, but for swarmkeeper's own server, whose
+/// state (users, tokens, alert channels, history) lives in a volume of the node it runs on:
+/// on a node the new constraints pick instead it starts with an empty state, and the first
+/// visitor is asked to create the admin. That needs `confirm`, as a node label change that
+/// moves it does.
+pub fn check_server_move(
+    name: &str,
+    part: Option<OwnPart>,
+    moves: bool,
+    confirm: bool,
+) -> Result<(), String> {
+    match part {
+        Some(OwnPart::Server) if moves && !confirm => Err(format!(
+            "This changes where {name}, swarmkeeper's own server, may run: its state (users, \
+             tokens, alert channels, history) lives in a volume on the node it runs on now, and \
+             on another node it starts empty, asking for a first admin (README, \"Where the \
+             history and the server's state live\"). To change it anyway, confirm it: Apply \
+             after this preview on the page, `\"confirm\": true` in the API."
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +287,34 @@ mod tests {
             agent_only.starts_with("config agent_conf is swarmkeeper's own"),
             "{agent_only}"
         );
+    }
+
+    #[test]
+    fn the_own_server_scaled_to_zero_or_moved_needs_a_confirm() {
+        let server = Some(OwnPart::Server);
+        let name = "swarmkeeper_server";
+        let refused = check_scale(name, server, 0, None).unwrap_err();
+        assert!(
+            refused.starts_with("Scaling swarmkeeper_server to 0 stops swarmkeeper's own server"),
+            "{refused}"
+        );
+        assert!(
+            refused.ends_with("`\"confirm\": \"swarmkeeper_server\"`."),
+            "{refused}"
+        );
+        assert!(check_scale(name, server, 0, Some("other")).is_err());
+        assert!(check_scale(name, server, 0, Some(name)).is_ok());
+        assert!(check_scale(name, server, 2, None).is_ok());
+        assert!(check_scale("web", None, 0, None).is_ok());
+        assert!(check_scale("swarmkeeper_agent", Some(OwnPart::Agent), 0, None).is_ok());
+
+        let refused = check_server_move(name, server, true, false).unwrap_err();
+        assert!(
+            refused.contains("on another node it starts empty"),
+            "{refused}"
+        );
+        assert!(check_server_move(name, server, true, true).is_ok());
+        assert!(check_server_move(name, server, false, false).is_ok());
+        assert!(check_server_move("web", None, true, false).is_ok());
     }
 }
