@@ -23,8 +23,9 @@ pub use engine::{evaluate, step, Alert, AlertState, Silence, SilenceError};
 pub use forecast::{forecast_full, Forecast};
 pub use message::{rfc3339_seconds, Message, Status, WebhookPayload};
 pub use observe::{
-    conditions, Condition, Conditions, Membership, NodeDisk, NodeObservation, Observation,
-    Rollback, ServiceObservation, TaskObservation, UpdateOrigin,
+    conditions, requested_rollback, Condition, Conditions, Membership, NodeDisk, NodeObservation,
+    Observation, Rollback, ServiceObservation, TaskObservation, UpdateOrigin,
+    ROLLBACK_REQUEST_SKEW,
 };
 pub use restarts::{RestartLedger, TaskEnd};
 pub use restore::ForRestore;
