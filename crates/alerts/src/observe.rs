@@ -419,7 +419,7 @@ impl Conditions {
 }
 
 /// How many of `times` fall in the `within` before `now` (inclusive at both ends).
-fn count_within(times: &[Timestamp], now: Timestamp, within: Duration) -> usize {
+pub(crate) fn count_within(times: &[Timestamp], now: Timestamp, within: Duration) -> usize {
     let within = signed(within);
     times
         .iter()
@@ -440,7 +440,7 @@ fn rounded(d: SignedDuration) -> String {
     humantime::format_duration(Duration::from_secs(minutes.unsigned_abs() * 60)).to_string()
 }
 
-fn mib(bytes: u64) -> String {
+pub(crate) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
 }
 
