@@ -60,84 +60,90 @@ impl Loop {
     }
 }
 
-/// One server's life: listings from `from` every 3 s while before `until`, each recorded,
-/// stored and evaluated. Returns the messages with their times.
-#[allow(clippy::too_many_arguments)]
-fn live(
-    service: &Loop,
-    ledger: &mut RestartLedger,
-    stored: &mut Vec<TaskEnd>,
-    last_listed: &mut Option<Timestamp>,
-    alerts: &mut AlertState,
-    rules: &AlertRules,
-    from: i64,
-    until: i64,
-) -> Vec<(i64, Status)> {
-    let mut out = Vec::new();
-    let mut now = from;
-    while now < until {
-        let listing = service.listing(now);
-        ledger.record(listing.iter().cloned(), at(now), rules.restart_loop.within);
-        stored.extend(listing);
-        *last_listed = Some(at(now));
-        let observation = Observation {
-            services: vec![ServiceObservation {
-                name: "web".into(),
-                converged: true,
-                rolled_back: None,
-                restarts: ledger.restarts("svc"),
-                restarts_partial: ledger.may_be_short("svc", at(now), rules.restart_loop.within),
-            }],
-            ..Observation::default()
-        };
-        for message in evaluate(alerts, rules, &observation, &[], at(now)) {
-            assert_eq!(message.rule, RuleId::RestartLoop);
-            out.push((now, message.status));
+/// What a server keeps: its ledger in memory; in its store, the ends it recorded and when it
+/// last listed; the ongoing alerts.
+#[derive(Default)]
+struct Server {
+    ledger: RestartLedger,
+    stored: Vec<TaskEnd>,
+    last_listed: Option<Timestamp>,
+    alerts: AlertState,
+}
+
+impl Server {
+    /// A server started at `started` from what `self` stored (the ends of the window, the
+    /// last listing, the ongoing alerts as JSON); with `remember` false, one that counts its
+    /// listings alone, as before the fix.
+    fn restarted(&self, rules: &AlertRules, started: i64, remember: bool) -> Server {
+        let window = SignedDuration::try_from(rules.restart_loop.within).unwrap();
+        let kept = self
+            .stored
+            .iter()
+            .filter(|e| e.at >= at(started) - window)
+            .cloned();
+        Server {
+            ledger: if remember {
+                RestartLedger::restored(kept, self.last_listed)
+            } else {
+                RestartLedger::default()
+            },
+            stored: self.stored.clone(),
+            last_listed: self.last_listed,
+            alerts: serde_json::from_str(&serde_json::to_string(&self.alerts).unwrap()).unwrap(),
         }
-        now += LISTING;
     }
-    out
+
+    /// Its life: listings from `from` every 3 s while before `until`, each recorded, stored
+    /// and evaluated. Returns the messages with their times.
+    fn live(
+        &mut self,
+        service: &Loop,
+        rules: &AlertRules,
+        from: i64,
+        until: i64,
+    ) -> Vec<(i64, Status)> {
+        let within = rules.restart_loop.within;
+        let mut out = Vec::new();
+        let mut now = from;
+        while now < until {
+            let listing = service.listing(now);
+            self.ledger.record(listing.iter().cloned(), at(now), within);
+            self.stored.extend(listing);
+            self.last_listed = Some(at(now));
+            let observation = Observation {
+                services: vec![ServiceObservation {
+                    name: "web".into(),
+                    converged: true,
+                    rolled_back: None,
+                    restarts: self.ledger.restarts("svc"),
+                    restarts_partial: self.ledger.may_be_short("svc", at(now), within),
+                }],
+                ..Observation::default()
+            };
+            for message in evaluate(&mut self.alerts, rules, &observation, &[], at(now)) {
+                assert_eq!(message.rule, RuleId::RestartLoop);
+                out.push((now, message.status));
+            }
+            now += LISTING;
+        }
+        out
+    }
 }
 
 /// The loop with a restart at `restart` s that lasts `outage` s; the messages sent.
-fn across_a_restart(service: &Loop, restart: i64, outage: i64, end: i64) -> Vec<(i64, Status)> {
+fn across_a_restart(
+    service: &Loop,
+    restart: i64,
+    outage: i64,
+    end: i64,
+    remember: bool,
+) -> Vec<(i64, Status)> {
     let rules = AlertRules::default();
-    let mut ledger = RestartLedger::default();
-    let mut stored = Vec::new();
-    let mut last_listed = None;
-    let mut alerts = AlertState::default();
-    let mut sent = live(
-        service,
-        &mut ledger,
-        &mut stored,
-        &mut last_listed,
-        &mut alerts,
-        &rules,
-        0,
-        restart,
-    );
-    // The new server reads back what the old one stored: the ends of the window, the last
-    // listing, the ongoing alerts as JSON.
+    let mut first = Server::default();
+    let mut sent = first.live(service, &rules, 0, restart);
     let started = restart + outage;
-    let window = SignedDuration::try_from(rules.restart_loop.within).unwrap();
-    let kept: Vec<TaskEnd> = stored
-        .iter()
-        .filter(|e| e.at >= at(started) - window)
-        .cloned()
-        .collect();
-    let mut ledger = RestartLedger::restored(kept, last_listed);
-    let mut alerts: AlertState =
-        serde_json::from_str(&serde_json::to_string(&alerts).unwrap()).unwrap();
-    sent.extend(live(
-        service,
-        &mut ledger,
-        &mut stored,
-        &mut last_listed,
-        &mut alerts,
-        &rules,
-        started,
-        end,
-    ));
+    let mut second = first.restarted(&rules, started, remember);
+    sent.extend(second.live(service, &rules, started, end));
     sent
 }
 
@@ -148,41 +154,13 @@ fn the_tryouts_loop_stays_firing_across_a_restart_and_nothing_is_sent_again() {
         period: 19,
         stop: 1200,
     };
-    let sent = across_a_restart(&service, 101, 5, 900);
-    assert_eq!(sent, [(96, Status::Firing)]);
-}
-
-#[test]
-fn before_the_fix_a_fresh_count_resolved_it() {
-    // What the old server did: a new ledger from the first listing alone.
-    let service = Loop {
-        period: 19,
-        stop: 1200,
-    };
-    let rules = AlertRules::default();
-    let mut alerts = AlertState::default();
-    let sent = live(
-        &service,
-        &mut RestartLedger::default(),
-        &mut Vec::new(),
-        &mut None,
-        &mut alerts,
-        &rules,
-        0,
-        101,
+    assert_eq!(
+        across_a_restart(&service, 101, 5, 900, true),
+        [(96, Status::Firing)]
     );
-    let again = live(
-        &service,
-        &mut RestartLedger::default(),
-        &mut Vec::new(),
-        &mut None,
-        &mut alerts,
-        &rules,
-        106,
-        200,
-    );
-    assert_eq!(sent, [(96, Status::Firing)]);
-    assert_eq!(again[0], (106, Status::Resolved));
+    // What the old server did: its first listing alone, 4 ends.
+    let before = across_a_restart(&service, 101, 5, 900, false);
+    assert_eq!(before[..2], [(96, Status::Firing), (106, Status::Resolved)]);
 }
 
 proptest! {
@@ -203,7 +181,7 @@ proptest! {
         let within = rules.restart_loop.within;
         let service = Loop { period, stop };
         let end = stop.max(restart + outage) + 2 * within.as_secs() as i64 + 30;
-        let sent = across_a_restart(&service, restart, outage, end);
+        let sent = across_a_restart(&service, restart, outage, end, true);
         let firing: Vec<i64> = sent.iter().filter(|(_, s)| *s == Status::Firing).map(|(t, _)| *t).collect();
         let resolved: Vec<i64> = sent.iter().filter(|(_, s)| *s == Status::Resolved).map(|(t, _)| *t).collect();
         prop_assert!(firing.len() <= 1, "{sent:?}");

@@ -9,44 +9,9 @@
 
 mod support;
 
-use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use support::server::Server;
 use support::*;
-
-type Messages = Receiver<(SystemTime, serde_json::Value)>;
-
-/// The next message from `rule` about `subject` within `within` (the host's swarm is shared:
-/// other services may alert too).
-fn next_about(
-    messages: &Messages,
-    rule: &str,
-    subject: &str,
-    within: Duration,
-) -> Option<serde_json::Value> {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (_, body) = messages.recv_timeout(left).ok()?;
-        if body["rule"] == rule && body["subject"] == subject {
-            return Some(body);
-        }
-    }
-}
-
-/// The ongoing alert from `rule` about `subject` as `GET /api/alerts` lists it.
-fn ongoing(server: &Server, token: &str, rule: &str, subject: &str) -> Option<serde_json::Value> {
-    let (status, body) = server.get("/api/alerts", token);
-    assert_eq!(status, 200, "{body}");
-    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
-    view["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["rule"] == rule && a["subject"] == subject)
-        .cloned()
-}
 
 fn timestamp(value: &serde_json::Value) -> jiff::Timestamp {
     value.as_str().expect("a time").parse().expect("RFC 3339")
@@ -69,13 +34,14 @@ fn a_restart_loop_stays_firing_across_a_server_restart_and_is_not_sent_again() {
         ..
     } = setup;
     let created = Instant::now();
-    let fired = next_about(
+    let fired = next_alert(
         &messages,
         "restart-loop",
         &service,
         Duration::from_secs(120),
     )
-    .expect("no restart-loop alert within 120 s");
+    .expect("no restart-loop alert within 120 s")
+    .1;
     assert_eq!(fired["status"], "firing", "{fired}");
     let started_at = timestamp(&fired["started_at"]);
     eprintln!(
@@ -88,22 +54,15 @@ fn a_restart_loop_stays_firing_across_a_server_restart_and_is_not_sent_again() {
     // for two of the loop's restarts.
     server.stop();
     std::thread::sleep(Duration::from_secs(12));
-    let server = Server::start_with(
-        &dir.join("server"),
-        &[
-            ("DOCKER_HOST", host.as_str()),
-            ("SWARMKEEPER_REPORT_SECRET_FILE", secret.to_str().unwrap()),
-            ("SWARMKEEPER_ALERT_WEBHOOK", &webhook),
-        ],
-    );
+    let server = AlertSetup::server(&host, &dir, &secret, &webhook, &[]);
     let token = server.token(&server.login(), "after-restart");
     // Before: resolved 3 s after the start, fired again as new some seconds later.
-    let sent = next_about(&messages, "restart-loop", &service, Duration::from_secs(40));
+    let sent = next_alert(&messages, "restart-loop", &service, Duration::from_secs(40));
     assert!(
         sent.is_none(),
         "a restart sent {sent:?} about a loop that went on"
     );
-    let alert = ongoing(&server, &token, "restart-loop", &service)
+    let alert = ongoing_alert(&server, &token, "restart-loop", &service)
         .expect("the restart forgot the firing restart-loop alert");
     assert!(!alert["firing_since"].is_null(), "{alert}");
     assert_eq!(
@@ -182,7 +141,7 @@ fn an_operators_rollback_sends_nothing_and_a_failed_update_still_pages() {
     );
     assert_eq!(status, 200, "{body}");
     wait_for("rollback_completed");
-    let sent = next_about(
+    let sent = next_alert(
         &setup.messages,
         "rolled-back",
         &setup.service,
@@ -192,7 +151,7 @@ fn an_operators_rollback_sends_nothing_and_a_failed_update_still_pages() {
         sent.is_none(),
         "the operator's own rollback paged: {sent:?}"
     );
-    assert!(ongoing(&setup.server, &token, "rolled-back", &setup.service).is_none());
+    assert!(ongoing_alert(&setup.server, &token, "rolled-back", &setup.service).is_none());
 
     // A failed update Swarm rolls back itself still pages; it starts well after the
     // operator's rollback (`ROLLBACK_REQUEST_SKEW`).
@@ -207,13 +166,14 @@ fn an_operators_rollback_sends_nothing_and_a_failed_update_still_pages() {
         "/bin/busybox sh -c 'exit 1'",
     ]);
     let updated = Instant::now();
-    let alert = next_about(
+    let alert = next_alert(
         &setup.messages,
         "rolled-back",
         &setup.service,
         Duration::from_secs(120),
     )
-    .expect("a failed update that Swarm rolled back sent no rolled-back alert");
+    .expect("a failed update that Swarm rolled back sent no rolled-back alert")
+    .1;
     assert_eq!(alert["status"], "firing", "{alert}");
     assert_eq!(state(), "rollback_completed");
     eprintln!(
