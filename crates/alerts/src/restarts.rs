@@ -47,31 +47,37 @@ pub struct TaskEnd {
 
 impl RestartLedger {
     /// Adds the ends of one listing (an end already known keeps its first time) and forgets
-    /// those older than `keep` before `now`, and services left with none.
+    /// those older than `keep` before `now`, and services left with none. Returns the ends
+    /// it did not know, within `keep`: what a store of the ledger must add.
     pub fn record(
         &mut self,
         ends: impl IntoIterator<Item = TaskEnd>,
         now: Timestamp,
         keep: Duration,
-    ) {
-        let unseen_since = self.unseen_since.take();
-        for end in ends {
-            let tasks = self.ends.entry(end.service_id.clone()).or_default();
-            if let std::collections::btree_map::Entry::Vacant(vacant) = tasks.entry(end.task_id) {
-                vacant.insert((end.at, end.slot));
-                // A new end from the outage: Swarm may have dropped others before it.
-                if unseen_since.is_some_and(|since| since.is_none_or(|since| end.at > since)) {
-                    self.short.insert(end.service_id, now);
-                }
-            }
-        }
+    ) -> Vec<TaskEnd> {
         let keep = jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
         let oldest = now.checked_sub(keep).unwrap_or(Timestamp::MIN);
+        let unseen_since = self.unseen_since.take();
+        let mut added = Vec::new();
+        for end in ends.into_iter().filter(|end| end.at >= oldest) {
+            let tasks = self.ends.entry(end.service_id.clone()).or_default();
+            if let std::collections::btree_map::Entry::Vacant(vacant) =
+                tasks.entry(end.task_id.clone())
+            {
+                vacant.insert((end.at, end.slot.clone()));
+                // A new end from the outage: Swarm may have dropped others before it.
+                if unseen_since.is_some_and(|since| since.is_none_or(|since| end.at > since)) {
+                    self.short.insert(end.service_id.clone(), now);
+                }
+                added.push(end);
+            }
+        }
         self.ends.retain(|_, tasks| {
             tasks.retain(|_, (at, _)| *at >= oldest);
             !tasks.is_empty()
         });
         self.short.retain(|_, listed| *listed >= oldest);
+        added
     }
 
     /// A ledger that goes on from `ends`, what an earlier server recorded (those older than
@@ -228,9 +234,15 @@ mod tests {
             slot: "1".into(),
             at: at(t),
         };
-        ledger.record([end("a", 0), end("b", 100)], at(100), keep);
-        // A listing that shows "a" again (still in Swarm's history) does not count it twice.
-        ledger.record([end("a", 0)], at(200), keep);
+        let added = ledger.record([end("a", 0), end("b", 100)], at(100), keep);
+        assert_eq!(added, [end("a", 0), end("b", 100)]);
+        // A listing that shows "a" again (still in Swarm's history) does not count it twice,
+        // and adds nothing to store; an end already out of the window is not taken.
+        assert!(ledger.record([end("a", 0)], at(200), keep).is_empty());
+        assert!(ledger.record([end("x", 0)], at(601), keep).is_empty());
+        assert_eq!(ledger.restarts("svc"), vec![at(100)]);
+        ledger = RestartLedger::default();
+        ledger.record([end("a", 0), end("b", 100)], at(200), keep);
         assert_eq!(ledger.restarts("svc"), vec![at(0), at(100)]);
         ledger.record(
             [TaskEnd {

@@ -107,8 +107,8 @@ impl Server {
         let mut now = from;
         while now < until {
             let listing = service.listing(now);
-            self.ledger.record(listing.iter().cloned(), at(now), within);
-            self.stored.extend(listing);
+            let added = self.ledger.record(listing, at(now), within);
+            self.stored.extend(added);
             self.last_listed = Some(at(now));
             let observation = Observation {
                 services: vec![ServiceObservation {

@@ -434,10 +434,10 @@ async fn evaluate_now(state: &AppState) {
                 let mut evaluations = alerting.state.lock().await;
                 if view.tasks_listed {
                     let within = rules.restart_loop.within;
-                    evaluations
+                    let added = evaluations
                         .restarts
                         .record(view.ends.iter().cloned(), now, within);
-                    store_task_ends(state, &view.ends, now, within);
+                    store_task_ends(state, &added, now, within);
                 }
                 evaluations.swarm = Some((Instant::now(), view.clone()));
                 view
@@ -1027,8 +1027,8 @@ fn restore_restarts(store: &Store, within: Duration, now: Timestamp) -> RestartL
     }
 }
 
-/// Stores one listing's task ends (made at `now`) and forgets those older than the
-/// restart-loop rule's window; a failure is logged (the next start then counts fewer ends,
+/// Stores the task ends one listing (made at `now`) added to the ledger and the listing's
+/// time, and forgets those older than the restart-loop rule's window; a failure is logged (the next start then counts fewer ends,
 /// and holds the rule unknown for the outage, `RestartLedger::may_be_short`).
 fn store_task_ends(state: &AppState, ends: &[TaskEnd], now: Timestamp, within: Duration) {
     let rows: Vec<StoredTaskEnd> = ends
