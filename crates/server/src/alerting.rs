@@ -98,6 +98,10 @@ pub struct Alerting {
     state: tokio::sync::Mutex<Evaluations>,
     wake: tokio::sync::Notify,
     started: AtomicBool,
+    /// Per service (by name): the start of its last rollback Swarm completed, and who asked
+    /// for it (`None`: nobody, Swarm did it), so the audit log is read once per rollback,
+    /// not at every listing.
+    rollbacks_asked: Mutex<HashMap<String, (Timestamp, Option<String>)>>,
     /// Per channel (by name): held while a message is sent to it, so that one channel gets its
     /// messages in the order they were decided. Without it a firing message retried (or an
     /// Alertmanager reminder) could land after the resolved one and fire the alert again
@@ -209,6 +213,7 @@ impl Alerting {
             }),
             wake: tokio::sync::Notify::new(),
             started: AtomicBool::new(false),
+            rollbacks_asked: Mutex::new(HashMap::new()),
             sending: Mutex::new(HashMap::new()),
         };
         match store.alert_channels() {
@@ -699,12 +704,7 @@ async fn list_swarm(state: &AppState) -> SwarmView {
                             origin: UpdateOrigin::Update,
                             revision: None,
                             reason: row.update_message.clone(),
-                            requested_by: requested_rollback(
-                                update_started,
-                                operator_rollback(state, &row.name)
-                                    .as_ref()
-                                    .map(|e| (e.who.as_str(), e.at)),
-                            ),
+                            requested_by: rollback_asked_by(state, &row.name, update_started),
                         }),
                     };
                     let service = ServiceObservation {
@@ -734,18 +734,47 @@ async fn list_swarm(state: &AppState) -> SwarmView {
     }
 }
 
-/// The newest rollback of `service` an operator asked swarmkeeper for (the audit log's
-/// `rollback`: the service page's "Roll back", `POST /api/services/{name}/rollback`), if any.
-fn operator_rollback(
+/// Who asked for the rollback of `service` that Swarm started at `started` and completed
+/// (`swarmkeeper_alerts::requested_rollback` over the newest `rollback` of the service in
+/// the audit log: the service page's "Roll back", `POST /api/services/{name}/rollback`).
+/// The audit log is read once per rollback: an answer is kept for that start, a "nobody"
+/// only once the start is older than `ROLLBACK_REQUEST_SKEW` (a request audited a moment
+/// after Swarm started it still counts).
+fn rollback_asked_by(
     state: &AppState,
     service: &str,
-) -> Option<swarmkeeper_auth::store::AuditEntry> {
-    swarmkeeper_auth::store::latest_audit_of(&state.auth(), service, &[Action::Rollback.as_str()])
-        .inspect_err(|e| tracing::debug!(error = %e, "alerts: cannot read the audit log"))
-        .ok()
-        .flatten()
+    started: Option<Timestamp>,
+) -> Option<String> {
+    let started = started?;
+    let mut asked = state
+        .alerting
+        .rollbacks_asked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((at, who)) = asked.get(service) {
+        if *at == started {
+            return who.clone();
+        }
+    }
+    let entry = swarmkeeper_auth::store::latest_audit_of(
+        &state.auth(),
+        service,
+        &[Action::Rollback.as_str()],
+    )
+    .inspect_err(|e| tracing::debug!(error = %e, "alerts: cannot read the audit log"))
+    .ok()
+    .flatten();
+    let who = requested_rollback(
+        Some(started),
+        entry.as_ref().map(|e| (e.who.as_str(), e.at)),
+    );
+    let settled =
+        Timestamp::now().duration_since(started) > swarmkeeper_alerts::ROLLBACK_REQUEST_SKEW;
+    if who.is_some() || settled {
+        asked.insert(service.to_string(), (started, who.clone()));
+    }
+    who
 }
-
 /// The deploy engine's rollback of `service` that is still its last word (tryout finding
 /// 20): the newest revision that put it back, unless Swarm started an update of it after that
 /// revision ended (both times by the managers' clock). The engine's own rollback is an update
