@@ -15,6 +15,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::ended::why_ended;
 use crate::message::{Message, Status};
 use crate::observe::{conditions, signed, Conditions, Observation};
 use crate::rules::{AlertRules, RuleId};
@@ -185,7 +186,9 @@ pub(crate) fn silenced(silences: &[Silence], rule: RuleId, subject: &str, now: T
     silences.iter().any(|s| s.matches(rule, subject, now))
 }
 
-/// Conditions then [`step`]: one evaluation of the rules over `observation`.
+/// Conditions then [`step`]: one evaluation of the rules over `observation`. A resolved
+/// message says why its alert ended ([`why_ended`] over the same observation), not what the
+/// last firing one said.
 pub fn evaluate(
     state: &mut AlertState,
     rules: &AlertRules,
@@ -193,13 +196,19 @@ pub fn evaluate(
     silences: &[Silence],
     now: Timestamp,
 ) -> Vec<Message> {
-    step(
+    let mut messages = step(
         state,
         &conditions(rules, observation, now),
         rules,
         silences,
         now,
-    )
+    );
+    for message in &mut messages {
+        if message.status == Status::Resolved {
+            message.summary = why_ended(rules, observation, message.rule, &message.subject, now);
+        }
+    }
+    messages
 }
 
 /// Advances `state` to `now` given the conditions that hold, and returns the messages to

@@ -10,6 +10,7 @@
 //! Everything here is pure: the server is the shell that observes, stores the state and the
 //! rules, and hands the messages to `swarmkeeper-notify`.
 
+mod ended;
 mod engine;
 mod forecast;
 mod message;
@@ -19,12 +20,14 @@ mod restore;
 mod route;
 mod rules;
 
+pub use ended::why_ended;
 pub use engine::{evaluate, step, Alert, AlertState, Silence, SilenceError};
 pub use forecast::{forecast_full, Forecast};
 pub use message::{rfc3339_seconds, Message, Status, WebhookPayload};
 pub use observe::{
-    conditions, Condition, Conditions, Membership, NodeDisk, NodeObservation, Observation,
-    Rollback, ServiceObservation, TaskObservation, UpdateOrigin,
+    conditions, requested_rollback, Condition, Conditions, Membership, NodeDisk, NodeObservation,
+    Observation, Rollback, ServiceObservation, TaskObservation, UpdateOrigin,
+    ROLLBACK_REQUEST_SKEW,
 };
 pub use restarts::{RestartLedger, TaskEnd};
 pub use restore::ForRestore;

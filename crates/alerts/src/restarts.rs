@@ -1,4 +1,5 @@
-//! The task ends a service has had, remembered across listings.
+//! The task ends a service has had, remembered across listings and across restarts of the
+//! server.
 //!
 //! Swarm keeps only the newest tasks of a slot (`TaskHistoryRetentionLimit`, 5 by default: the
 //! running one and at most 4 that ended), so one listing never shows more than 4 restarts of a
@@ -7,6 +8,14 @@
 //! resolved every few seconds as ended tasks fell out of the history. The ledger keeps every end
 //! it has seen for as long as the rule looks back, so the count grows while a loop goes on and
 //! drops only as the ends age out of the window once it stops.
+//!
+//! The server stores the ends it records, and a new server starts from them
+//! ([`RestartLedger::restored`]; tryout finding 1: a fresh ledger counted one listing, 4 ends,
+//! and resolved a firing restart-loop alert 3 s after the start, then fired it again as new).
+//! What ended while no server listed may be missing: Swarm may have dropped it from its
+//! history before the first listing after the start. A service with an end in that outage may
+//! be short of ends until the outage leaves the rule's window; until then a count below the
+//! rule's is unknown, not fine ([`RestartLedger::may_be_short`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -17,6 +26,12 @@ use jiff::Timestamp;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RestartLedger {
     ends: HashMap<String, BTreeMap<String, (Timestamp, String)>>,
+    /// Restored from a store: the last listing the stored ends came from (`None`: not known,
+    /// every end before the first listing may be missing), until the first listing since.
+    unseen_since: Option<Option<Timestamp>>,
+    /// Services that had an end while no server listed, with when the first listing after
+    /// the outage was made: their count may lack ends Swarm dropped before it.
+    short: HashMap<String, Timestamp>,
 }
 
 /// One task that ended on its own (a restart, see `swarmkeeper_swarm::Task::ended_on_its_own`).
@@ -32,26 +47,73 @@ pub struct TaskEnd {
 
 impl RestartLedger {
     /// Adds the ends of one listing (an end already known keeps its first time) and forgets
-    /// those older than `keep` before `now`, and services left with none.
+    /// those older than `keep` before `now`, and services left with none. Returns the ends
+    /// it did not know, within `keep`: what a store of the ledger must add.
     pub fn record(
         &mut self,
         ends: impl IntoIterator<Item = TaskEnd>,
         now: Timestamp,
         keep: Duration,
-    ) {
+    ) -> Vec<TaskEnd> {
+        let keep = jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
+        let oldest = now.checked_sub(keep).unwrap_or(Timestamp::MIN);
+        let unseen_since = self.unseen_since.take();
+        let mut added = Vec::new();
+        for end in ends.into_iter().filter(|end| end.at >= oldest) {
+            let tasks = self.ends.entry(end.service_id.clone()).or_default();
+            if let std::collections::btree_map::Entry::Vacant(vacant) =
+                tasks.entry(end.task_id.clone())
+            {
+                vacant.insert((end.at, end.slot.clone()));
+                // A new end from the outage: Swarm may have dropped others before it.
+                if unseen_since.is_some_and(|since| since.is_none_or(|since| end.at > since)) {
+                    self.short.insert(end.service_id.clone(), now);
+                }
+                added.push(end);
+            }
+        }
+        self.ends.retain(|_, tasks| {
+            tasks.retain(|_, (at, _)| *at >= oldest);
+            !tasks.is_empty()
+        });
+        self.short.retain(|_, listed| *listed >= oldest);
+        added
+    }
+
+    /// A ledger that goes on from `ends`, what an earlier server recorded (those older than
+    /// the rule's window may be left out), the last of them from its listing at
+    /// `last_listed` (`None`: not known). The next [`record`](Self::record) is the first
+    /// listing after the outage: a service with an end after `last_listed` in it
+    /// [`may_be_short`](Self::may_be_short).
+    pub fn restored(
+        ends: impl IntoIterator<Item = TaskEnd>,
+        last_listed: Option<Timestamp>,
+    ) -> RestartLedger {
+        let mut ledger = RestartLedger::default();
         for end in ends {
-            self.ends
+            ledger
+                .ends
                 .entry(end.service_id)
                 .or_default()
                 .entry(end.task_id)
                 .or_insert((end.at, end.slot));
         }
-        let keep = jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
-        let oldest = now.checked_sub(keep).unwrap_or(Timestamp::MIN);
-        self.ends.retain(|_, tasks| {
-            tasks.retain(|_, (at, _)| *at >= oldest);
-            !tasks.is_empty()
-        });
+        ledger.unseen_since = Some(last_listed);
+        ledger
+    }
+
+    /// Whether the service's ends within `within` before `now` may lack some: it had ends
+    /// while no server listed its tasks (a restart's outage), and the first listing after
+    /// that is still within the window. Before the first listing of a restored ledger every
+    /// service may be short.
+    pub fn may_be_short(&self, service_id: &str, now: Timestamp, within: Duration) -> bool {
+        if self.unseen_since.is_some() {
+            return true;
+        }
+        let within = jiff::SignedDuration::try_from(within).unwrap_or(jiff::SignedDuration::MAX);
+        self.short
+            .get(service_id)
+            .is_some_and(|listed| now.duration_since(*listed) < within)
     }
 
     /// When the service's tasks ended, oldest first.
@@ -122,6 +184,7 @@ mod tests {
                     converged: true,
                     rolled_back: None,
                     restarts: ledger.restarts("svc"),
+                    restarts_partial: false,
                 }],
                 ..Observation::default()
             };
@@ -171,9 +234,15 @@ mod tests {
             slot: "1".into(),
             at: at(t),
         };
-        ledger.record([end("a", 0), end("b", 100)], at(100), keep);
-        // A listing that shows "a" again (still in Swarm's history) does not count it twice.
-        ledger.record([end("a", 0)], at(200), keep);
+        let added = ledger.record([end("a", 0), end("b", 100)], at(100), keep);
+        assert_eq!(added, [end("a", 0), end("b", 100)]);
+        // A listing that shows "a" again (still in Swarm's history) does not count it twice,
+        // and adds nothing to store; an end already out of the window is not taken.
+        assert!(ledger.record([end("a", 0)], at(200), keep).is_empty());
+        assert!(ledger.record([end("x", 0)], at(601), keep).is_empty());
+        assert_eq!(ledger.restarts("svc"), vec![at(100)]);
+        ledger = RestartLedger::default();
+        ledger.record([end("a", 0), end("b", 100)], at(200), keep);
         assert_eq!(ledger.restarts("svc"), vec![at(0), at(100)]);
         ledger.record(
             [TaskEnd {

@@ -24,33 +24,16 @@ use support::*;
 const RULE: &str = "service-not-converged";
 const GRACE: Duration = Duration::from_secs(10);
 
-/// The next message about `subject` from the rule, within `within` (the host's swarm is
-/// shared: other services may alert too).
 fn next_about(
     messages: &std::sync::mpsc::Receiver<(SystemTime, serde_json::Value)>,
     subject: &str,
     within: Duration,
 ) -> Option<(SystemTime, serde_json::Value)> {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (at, body) = messages.recv_timeout(left).ok()?;
-        if body["rule"] == RULE && body["subject"] == subject {
-            return Some((at, body));
-        }
-    }
+    next_alert(messages, RULE, subject, within)
 }
 
 fn ongoing(server: &Server, token: &str, subject: &str) -> Option<serde_json::Value> {
-    let (status, body) = server.get("/api/alerts", token);
-    assert_eq!(status, 200, "{body}");
-    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
-    view["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["rule"] == RULE && a["subject"] == subject)
-        .cloned()
+    ongoing_alert(server, token, RULE, subject)
 }
 
 #[test]
@@ -117,14 +100,12 @@ fn a_pending_alert_survives_a_crash_and_fires_after_the_grace_period_not_at_once
     );
 
     std::thread::sleep(Duration::from_secs(10));
-    let server = Server::start_with(
-        &dir.join("server"),
-        &[
-            ("DOCKER_HOST", host.as_str()),
-            ("SWARMKEEPER_REPORT_SECRET_FILE", secret.to_str().unwrap()),
-            ("SWARMKEEPER_ALERT_WEBHOOK", &webhook),
-            ("SWARMKEEPER_ALERT_FOR_GRACE_PERIOD", "10s"),
-        ],
+    let server = AlertSetup::server(
+        &host,
+        &dir,
+        &secret,
+        &webhook,
+        &[("SWARMKEEPER_ALERT_FOR_GRACE_PERIOD", "10s")],
     );
     let started = SystemTime::now();
     let token = server.token(&server.login(), "after-restart");

@@ -15,7 +15,10 @@
 //!   also writes when it ran, so that a start restores the pending alerts' `for` clocks as
 //!   Prometheus does (`swarmkeeper_alerts::ForRestore`: the outage does not count, a pending
 //!   alert is forgotten after an outage longer than the tolerance, and none fires within the
-//!   grace period after the start).
+//!   grace period after the start). The task ends the restart-loop rule counts are stored
+//!   with each listing too, with the listing's time, and read back at a start
+//!   (`RestartLedger::restored`): Swarm lists at most 4 ended tasks of a slot, so a new server
+//!   counting its first listing alone resolved a loop (tryout finding 1).
 //! - Channels' settings are sealed with the server's key (purpose `alert-channel:NAME`), like
 //!   registry credentials; a failed delivery is logged naming the channel by its host only, and
 //!   a firing message that reached no channel is sent again at the next evaluation.
@@ -28,17 +31,18 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_alerts::{
-    evaluate_routed, AlertRules, AlertState, ForRestore, Membership, Message, NodeDisk,
-    NodeObservation, Observation, RestartLedger, Rollback, Routed, RuleId, ServiceObservation,
-    Silence, TaskEnd, TaskObservation, UpdateOrigin,
+    evaluate_routed, requested_rollback, AlertRules, AlertState, ForRestore, Membership, Message,
+    NodeDisk, NodeObservation, Observation, RestartLedger, Rollback, Routed, RuleId,
+    ServiceObservation, Silence, TaskEnd, TaskObservation, UpdateOrigin,
 };
+use swarmkeeper_auth::Action;
 use swarmkeeper_auth::SealingKey;
 use swarmkeeper_deploy::RolledBackRevision;
 use swarmkeeper_notify::{
     Channel, ChannelKind, Delivery, Notifier, NotifyError, RetryPolicy, Secret,
 };
 use swarmkeeper_report::{NodeReport, UsageSample};
-use swarmkeeper_store::{AlertRecord, Store, StoredChannel, StoredSilence};
+use swarmkeeper_store::{AlertRecord, Store, StoredChannel, StoredSilence, StoredTaskEnd};
 
 use crate::state::AppState;
 
@@ -94,6 +98,10 @@ pub struct Alerting {
     state: tokio::sync::Mutex<Evaluations>,
     wake: tokio::sync::Notify,
     started: AtomicBool,
+    /// Per service (by name): the start of its last rollback Swarm completed, and who asked
+    /// for it (`None`: nobody, Swarm did it), so the audit log is read once per rollback,
+    /// not at every listing.
+    rollbacks_asked: Mutex<HashMap<String, (Timestamp, Option<String>)>>,
     /// Per channel (by name): held while a message is sent to it, so that one channel gets its
     /// messages in the order they were decided. Without it a firing message retried (or an
     /// Alertmanager reminder) could land after the resolved one and fire the alert again
@@ -125,6 +133,8 @@ struct SwarmView {
     nodes_listed: bool,
     /// Each service by id; its `restarts` are filled from the ledger.
     services: Vec<(String, ServiceObservation)>,
+    /// The services and tasks could be listed: `ends` is what Swarm shows.
+    tasks_listed: bool,
     /// The tasks of the listing that ended on their own.
     ends: Vec<TaskEnd>,
 }
@@ -185,6 +195,7 @@ impl Alerting {
         let started_at = Timestamp::now();
         alerts.restore(&rules, last_evaluated(store), started_at, restore);
         let observed = restore_observed(store, signed(rules.oom_kill.keep_firing_for), started_at);
+        let rules_within = rules.restart_loop.within;
         let alerting = Alerting {
             webhooks,
             stored: RwLock::new((Arc::new(Vec::new()), Vec::new())),
@@ -197,11 +208,12 @@ impl Alerting {
                 alerts,
                 written,
                 swarm: None,
-                restarts: RestartLedger::default(),
+                restarts: restore_restarts(store, rules_within, started_at),
                 reminded: None,
             }),
             wake: tokio::sync::Notify::new(),
             started: AtomicBool::new(false),
+            rollbacks_asked: Mutex::new(HashMap::new()),
             sending: Mutex::new(HashMap::new()),
         };
         match store.alert_channels() {
@@ -425,11 +437,13 @@ async fn evaluate_now(state: &AppState) {
             _ => {
                 let view = list_swarm(state).await;
                 let mut evaluations = alerting.state.lock().await;
-                evaluations.restarts.record(
-                    view.ends.iter().cloned(),
-                    now,
-                    rules.restart_loop.within,
-                );
+                if view.tasks_listed {
+                    let within = rules.restart_loop.within;
+                    let added = evaluations
+                        .restarts
+                        .record(view.ends.iter().cloned(), now, within);
+                    store_task_ends(state, &added, now, within);
+                }
                 evaluations.swarm = Some((Instant::now(), view.clone()));
                 view
             }
@@ -437,6 +451,10 @@ async fn evaluate_now(state: &AppState) {
         let evaluations = alerting.state.lock().await;
         for (id, service) in &mut view.services {
             service.restarts = evaluations.restarts.restarts(id);
+            service.restarts_partial =
+                evaluations
+                    .restarts
+                    .may_be_short(id, now, rules.restart_loop.within);
         }
         view
     };
@@ -653,7 +671,7 @@ async fn list_swarm(state: &AppState) -> SwarmView {
         tracing::debug!(error = %e, "alerts: cannot list the nodes");
         Vec::new()
     });
-    let (services, ends) = match (services, tasks) {
+    let (services, ends, tasks_listed) = match (services, tasks) {
         (Ok(services), Ok(tasks)) => {
             let ends = tasks
                 .iter()
@@ -680,11 +698,13 @@ async fn list_swarm(state: &AppState) -> SwarmView {
                             origin: UpdateOrigin::Deploy,
                             revision: Some((r.stack.clone(), r.revision)),
                             reason: r.reason.clone(),
+                            requested_by: None,
                         }),
                         None => row.rolled_back.then(|| Rollback {
                             origin: UpdateOrigin::Update,
                             revision: None,
                             reason: row.update_message.clone(),
+                            requested_by: rollback_asked_by(state, &row.name, update_started),
                         }),
                     };
                     let service = ServiceObservation {
@@ -692,26 +712,69 @@ async fn list_swarm(state: &AppState) -> SwarmView {
                         converged: row.converged,
                         rolled_back,
                         restarts: Vec::new(),
+                        restarts_partial: false,
                     };
                     (row.id, service)
                 })
                 .collect();
 
-            (services, ends)
+            (services, ends, true)
         }
         (Err(e), _) | (_, Err(e)) => {
             tracing::debug!(error = %e, "alerts: cannot list the services");
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), false)
         }
     };
     SwarmView {
         nodes,
         nodes_listed,
         services,
+        tasks_listed,
         ends,
     }
 }
 
+/// Who asked for the rollback of `service` that Swarm started at `started` and completed
+/// (`swarmkeeper_alerts::requested_rollback` over the newest `rollback` of the service in
+/// the audit log: the service page's "Roll back", `POST /api/services/{name}/rollback`).
+/// The audit log is read once per rollback: an answer is kept for that start, a "nobody"
+/// only once the start is older than `ROLLBACK_REQUEST_SKEW` (a request audited a moment
+/// after Swarm started it still counts).
+fn rollback_asked_by(
+    state: &AppState,
+    service: &str,
+    started: Option<Timestamp>,
+) -> Option<String> {
+    let started = started?;
+    let mut asked = state
+        .alerting
+        .rollbacks_asked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((at, who)) = asked.get(service) {
+        if *at == started {
+            return who.clone();
+        }
+    }
+    let entry = swarmkeeper_auth::store::latest_audit_of(
+        &state.auth(),
+        service,
+        &[Action::Rollback.as_str()],
+    )
+    .inspect_err(|e| tracing::debug!(error = %e, "alerts: cannot read the audit log"))
+    .ok()
+    .flatten();
+    let who = requested_rollback(
+        Some(started),
+        entry.as_ref().map(|e| (e.who.as_str(), e.at)),
+    );
+    let settled =
+        Timestamp::now().duration_since(started) > swarmkeeper_alerts::ROLLBACK_REQUEST_SKEW;
+    if who.is_some() || settled {
+        asked.insert(service.to_string(), (started, who.clone()));
+    }
+    who
+}
 /// The deploy engine's rollback of `service` that is still its last word (tryout finding
 /// 20): the newest revision that put it back, unless Swarm started an update of it after that
 /// revision ended (both times by the managers' clock). The engine's own rollback is an update
@@ -969,6 +1032,47 @@ fn restore_observed(store: &Store, keep: jiff::SignedDuration, now: Timestamp) -
         note_usage(&mut observed, &report.hostname, &usage, keep, now);
     }
     observed
+}
+
+/// The restart-loop rule's ledger as the previous server left it: the task ends it stored
+/// within the rule's window before `now` (`within`), and when it last listed. Nothing
+/// readable: a ledger that knows nothing before its first listing, logged.
+fn restore_restarts(store: &Store, within: Duration, now: Timestamp) -> RestartLedger {
+    let since = now.checked_sub(signed(within)).unwrap_or(Timestamp::MIN);
+    match store.task_ends(since) {
+        Ok((ends, listed_at)) => RestartLedger::restored(
+            ends.into_iter().map(|end| TaskEnd {
+                service_id: end.service_id,
+                task_id: end.task_id,
+                slot: end.slot,
+                at: end.ended_at,
+            }),
+            listed_at,
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "alerts: cannot read the stored task ends");
+            RestartLedger::restored([], None)
+        }
+    }
+}
+
+/// Stores the task ends one listing (made at `now`) added to the ledger and the listing's
+/// time, and forgets those older than the restart-loop rule's window; a failure is logged (the next start then counts fewer ends,
+/// and holds the rule unknown for the outage, `RestartLedger::may_be_short`).
+fn store_task_ends(state: &AppState, ends: &[TaskEnd], now: Timestamp, within: Duration) {
+    let rows: Vec<StoredTaskEnd> = ends
+        .iter()
+        .map(|end| StoredTaskEnd {
+            service_id: end.service_id.clone(),
+            task_id: end.task_id.clone(),
+            slot: end.slot.clone(),
+            ended_at: end.at,
+        })
+        .collect();
+    let oldest = now.checked_sub(signed(within)).unwrap_or(Timestamp::MIN);
+    if let Err(e) = state.store().record_task_ends(&rows, now, oldest) {
+        tracing::warn!(error = %e, "alerts: cannot store the task ends");
+    }
 }
 
 fn forget_old_kills(observed: &mut Observed, keep: jiff::SignedDuration, now: Timestamp) {

@@ -122,6 +122,12 @@ async fn a_full_disk_gc_cannot_fix_fires_then_resolves_at_the_webhook() {
     );
     assert_eq!(resolved["rule"], "disk-gc-shortfall");
     assert_eq!(resolved["started_at"], started_at);
+    // Tryout finding 10: why it ended, not the firing text again.
+    let why = resolved["summary"].as_str().unwrap();
+    assert!(
+        why.contains("is 60% full, below the GC high threshold"),
+        "{resolved}"
+    );
     println!(
         "alert latency, report received -> webhook received: firing {:.1} ms, resolved {:.1} ms",
         firing_latency.as_secs_f64() * 1e3,

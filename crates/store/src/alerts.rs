@@ -7,7 +7,10 @@
 //!   alerts, pending and firing, with when each was last sent);
 //! - silences with their end time;
 //! - the alert history: every firing and resolved message sent, newest
-//!   [`ALERT_HISTORY_KEPT`] kept.
+//!   [`ALERT_HISTORY_KEPT`] kept;
+//! - the task ends the restart-loop rule counts ([`StoredTaskEnd`]) and when Swarm's tasks
+//!   were last listed: Swarm lists at most 4 ended tasks of a slot, so a restart that forgot
+//!   them would count 4 and resolve a loop (tryout finding 1).
 
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension, Row};
@@ -40,6 +43,14 @@ CREATE TABLE IF NOT EXISTS alert_silences (
     created_by  TEXT NOT NULL,
     comment     TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alert_task_ends (
+    service_id  TEXT NOT NULL,
+    task_id     TEXT NOT NULL,
+    slot        TEXT NOT NULL,
+    ended_at    INTEGER NOT NULL,
+    PRIMARY KEY (service_id, task_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alert_task_ends_at ON alert_task_ends (ended_at);
 CREATE TABLE IF NOT EXISTS alert_history (
     id          INTEGER PRIMARY KEY,
     at_ms       INTEGER NOT NULL,
@@ -78,6 +89,20 @@ pub struct StoredSilence {
     pub created_by: String,
     pub comment: String,
 }
+
+/// One task that ended on its own, as the restart-loop rule counts it
+/// (`swarmkeeper_alerts::TaskEnd`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTaskEnd {
+    pub service_id: String,
+    pub task_id: String,
+    /// The task's slot: its number, a global task's node id.
+    pub slot: String,
+    pub ended_at: Timestamp,
+}
+
+/// Where the time of the last listing the stored task ends came from is kept.
+const TASK_ENDS_LISTED_KEY: &str = "task_ends_listed_at";
 
 /// A message the server sent (or tried to), for the alert history page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,6 +175,64 @@ impl Store {
                 .optional(),
         )?;
         Ok(name)
+    }
+
+    /// Records the task ends of one listing of Swarm's tasks made at `listed_at` (an end
+    /// already stored keeps its time) and forgets those that ended before `oldest`, in one
+    /// transaction.
+    pub fn record_task_ends(
+        &mut self,
+        ends: &[StoredTaskEnd],
+        listed_at: Timestamp,
+        oldest: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.in_transaction(|tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO alert_task_ends (service_id, task_id, slot, ended_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for end in ends {
+                insert.execute(params![
+                    end.service_id,
+                    end.task_id,
+                    end.slot,
+                    millis(end.ended_at)
+                ])?;
+            }
+            tx.prepare_cached("DELETE FROM alert_task_ends WHERE ended_at < ?1")?
+                .execute([millis(oldest)])?;
+            tx.prepare_cached(
+                "INSERT INTO alert_settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([TASK_ENDS_LISTED_KEY, &listed_at.to_string()])?;
+            Ok(())
+        })
+    }
+
+    /// The stored task ends from `since` on, oldest first, and when the listing that last
+    /// recorded ends was made (`None`: never, or unreadable).
+    pub fn task_ends(
+        &self,
+        since: Timestamp,
+    ) -> Result<(Vec<StoredTaskEnd>, Option<Timestamp>), StoreError> {
+        let mut stmt = self.wrap(self.conn.prepare_cached(
+            "SELECT service_id, task_id, slot, ended_at FROM alert_task_ends
+             WHERE ended_at >= ?1 ORDER BY ended_at, service_id, task_id",
+        ))?;
+        let rows = self.wrap(stmt.query_map([millis(since)], |row| {
+            Ok(StoredTaskEnd {
+                service_id: row.get(0)?,
+                task_id: row.get(1)?,
+                slot: row.get(2)?,
+                ended_at: from_millis(row.get(3)?),
+            })
+        }))?;
+        let ends = self.wrap(rows.collect())?;
+        let listed_at = self
+            .alert_setting(TASK_ENDS_LISTED_KEY)?
+            .and_then(|text| text.parse().ok());
+        Ok((ends, listed_at))
     }
 
     /// A setting's JSON text, `None` when never set.
@@ -319,6 +402,31 @@ mod tests {
         );
         assert_eq!(store.remove_alert_channel(id).unwrap(), None);
         assert!(store.alert_channels().unwrap().is_empty());
+    }
+
+    /// Tryout finding 1: the restart-loop rule's task ends outlive the server.
+    #[test]
+    fn task_ends_are_kept_for_the_window_with_the_last_listing() {
+        let mut store = Store::in_memory().unwrap();
+        assert_eq!(store.task_ends(t(0)).unwrap(), (vec![], None));
+        let end = |task: &str, at| StoredTaskEnd {
+            service_id: "svc".into(),
+            task_id: task.into(),
+            slot: "1".into(),
+            ended_at: t(at),
+        };
+        store
+            .record_task_ends(&[end("a", 10), end("b", 20)], t(21), t(0))
+            .unwrap();
+        // Listed again, with another time: the first one stays.
+        store
+            .record_task_ends(&[end("b", 25), end("c", 30)], t(31), t(15))
+            .unwrap();
+        assert_eq!(
+            store.task_ends(t(0)).unwrap(),
+            (vec![end("b", 20), end("c", 30)], Some(t(31)))
+        );
+        assert_eq!(store.task_ends(t(21)).unwrap().0, vec![end("c", 30)]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 
-pub use alerts::{AlertRecord, StoredChannel, StoredSilence, ALERT_HISTORY_KEPT};
+pub use alerts::{AlertRecord, StoredChannel, StoredSilence, StoredTaskEnd, ALERT_HISTORY_KEPT};
 pub use backup::{backup, Backup};
 pub use deploys::{
     by_sentence, split_by_sentence, what_and_summary, DeployKind, DeployOutcome, DeployRecord,

@@ -266,6 +266,42 @@ pub struct AlertSetup {
     pub cleanup: ServiceCleanup,
 }
 
+/// The next message from `rule` about `subject` the receiver got within `within` (the host's
+/// swarm is shared: other services may alert too), with when it arrived.
+pub fn next_alert(
+    messages: &std::sync::mpsc::Receiver<(std::time::SystemTime, Value)>,
+    rule: &str,
+    subject: &str,
+    within: std::time::Duration,
+) -> Option<(std::time::SystemTime, Value)> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (at, body) = messages.recv_timeout(left).ok()?;
+        if body["rule"] == rule && body["subject"] == subject {
+            return Some((at, body));
+        }
+    }
+}
+
+/// The ongoing alert from `rule` about `subject` as the server's `GET /api/alerts` lists it.
+pub fn ongoing_alert(
+    server: &server::Server,
+    token: &str,
+    rule: &str,
+    subject: &str,
+) -> Option<Value> {
+    let (status, body) = server.get("/api/alerts", token);
+    assert_eq!(status, 200, "{body}");
+    let view: Value = serde_json::from_str(&body).unwrap();
+    view["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == rule && a["subject"] == subject)
+        .cloned()
+}
+
 impl AlertSetup {
     pub fn start(name: &str) -> AlertSetup {
         let host = std::env::var("DOCKER_HOST").unwrap_or("unix:///var/run/docker.sock".into());
@@ -284,14 +320,7 @@ impl AlertSetup {
         let secret = dir.join("report-secret");
         std::fs::write(&secret, format!("alert-{name}-report-secret\n")).unwrap();
         let webhook = format!("http://127.0.0.1:{port}/hook");
-        let server = server::Server::start_with(
-            &dir.join("server"),
-            &[
-                ("DOCKER_HOST", host.as_str()),
-                ("SWARMKEEPER_REPORT_SECRET_FILE", secret.to_str().unwrap()),
-                ("SWARMKEEPER_ALERT_WEBHOOK", &webhook),
-            ],
-        );
+        let server = AlertSetup::server(&host, &dir, &secret, &webhook, &[]);
         AlertSetup {
             host,
             service,
@@ -303,6 +332,25 @@ impl AlertSetup {
             messages,
             cleanup,
         }
+    }
+
+    /// A `swarmkeeper server` on a setup's engine, state directory (`dir/server`), report
+    /// secret and receiver, with `extra` variables: what `start` starts, and a test that
+    /// restarts the server starts again.
+    pub fn server(
+        host: &str,
+        dir: &Path,
+        secret: &Path,
+        webhook: &str,
+        extra: &[(&str, &str)],
+    ) -> server::Server {
+        let mut env = vec![
+            ("DOCKER_HOST", host),
+            ("SWARMKEEPER_REPORT_SECRET_FILE", secret.to_str().unwrap()),
+            ("SWARMKEEPER_ALERT_WEBHOOK", webhook),
+        ];
+        env.extend_from_slice(extra);
+        server::Server::start_with(&dir.join("server"), &env)
     }
 
     /// Creates the test's service (detached): one task of its busybox image limited to

@@ -1,0 +1,288 @@
+//! Why an alert ended: the words of its resolved message (tryout finding 10: a resolved
+//! forecast said "will be full in about 2m", the last firing summary).
+//!
+//! Asked only for the alerts that resolve at an evaluation, from the same [`Observation`]
+//! that no longer shows their condition, so it costs nothing while nothing resolves.
+
+use jiff::Timestamp;
+
+use crate::observe::{count_within, mib, Membership, Observation};
+use crate::rules::{AlertRules, RuleId};
+
+/// One line for a person saying why `rule`'s alert about `subject` ended at `now`, read from
+/// `observation` (where its condition no longer holds): what is true now, with the figures.
+pub fn why_ended(
+    rules: &AlertRules,
+    observation: &Observation,
+    rule: RuleId,
+    subject: &str,
+    now: Timestamp,
+) -> String {
+    if !rules.enabled(rule) {
+        return format!("the {rule} rule was switched off");
+    }
+    match rule {
+        RuleId::NodeDown
+        | RuleId::AgentSilent
+        | RuleId::DiskGcShortfall
+        | RuleId::DiskFullForecast => node_ended(rules, observation, rule, subject),
+        RuleId::ServiceNotConverged | RuleId::RolledBack | RuleId::RestartLoop => {
+            service_ended(rules, observation, rule, subject, now)
+        }
+        RuleId::OomKill | RuleId::MemoryNearLimit => task_ended(rules, observation, rule, subject),
+        RuleId::Test => "a test message".into(),
+    }
+}
+
+fn node_ended(rules: &AlertRules, observation: &Observation, rule: RuleId, name: &str) -> String {
+    let Some(node) = observation.nodes.iter().find(|n| n.name == name) else {
+        return format!("node {name} is no longer in the swarm");
+    };
+    if node.membership == Membership::Removed {
+        return format!("node {name} was removed from the swarm");
+    }
+    match rule {
+        RuleId::NodeDown => format!("node {name} is up again"),
+        RuleId::AgentSilent if node.down => {
+            format!("node {name} is down: the node-down alert tells of it")
+        }
+        RuleId::AgentSilent if node.membership == Membership::Drained => {
+            format!("node {name} was drained, which stopped its agent")
+        }
+        RuleId::AgentSilent => format!("the agent on node {name} reports again"),
+        _ => {
+            let Some(disk) = &node.disk else {
+                return format!("node {name} has no agent reporting its disk");
+            };
+            let used = disk.usage_percent;
+            match rule {
+                RuleId::DiskGcShortfall if used < disk.high_threshold_percent => format!(
+                    "disk of node {name} is {used}% full, below the GC high threshold ({}%)",
+                    disk.high_threshold_percent
+                ),
+                RuleId::DiskGcShortfall => {
+                    format!("garbage collection on node {name} freed enough (disk {used}% full)")
+                }
+                _ => format!(
+                    "disk of node {name} is no longer predicted full within {} ({used}% used now)",
+                    humantime::format_duration(rules.disk_full_forecast.within)
+                ),
+            }
+        }
+    }
+}
+
+fn service_ended(
+    rules: &AlertRules,
+    observation: &Observation,
+    rule: RuleId,
+    name: &str,
+    now: Timestamp,
+) -> String {
+    let Some(service) = observation.services.iter().find(|s| s.name == name) else {
+        return format!("service {name} is no longer listed (removed)");
+    };
+    match rule {
+        RuleId::ServiceNotConverged => format!("service {name} converged"),
+        RuleId::RolledBack => match service
+            .rolled_back
+            .as_ref()
+            .and_then(|r| r.requested_by.as_ref())
+        {
+            Some(who) => format!("service {name} was rolled back by {who}, on request"),
+            None => format!("service {name} was updated again since the rollback"),
+        },
+        _ => {
+            let restart = &rules.restart_loop;
+            format!(
+                "service {name}: {} task restarts in the last {}, fewer than {}",
+                count_within(&service.restarts, now, restart.within),
+                humantime::format_duration(restart.within),
+                restart.restarts
+            )
+        }
+    }
+}
+
+fn task_ended(rules: &AlertRules, observation: &Observation, rule: RuleId, name: &str) -> String {
+    let task = observation.tasks.iter().find(|t| t.name == name);
+    match (rule, task) {
+        (RuleId::OomKill, _) => format!(
+            "no OOM kill of task {name} in the last {}",
+            humantime::format_duration(rules.oom_kill.keep_firing_for)
+        ),
+        (_, Some(task)) => match task.memory_limit_bytes {
+            Some(limit) if limit > 0 => format!(
+                "task {name} uses {}% of its memory limit ({} of {}), below {}%",
+                u128::from(task.memory_bytes) * 100 / u128::from(limit),
+                mib(task.memory_bytes),
+                mib(limit),
+                rules.memory_near_limit.percent
+            ),
+            _ => format!("task {name} has no memory limit any more"),
+        },
+        (_, None) => format!("task {name} no longer runs (no usage sample of it)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+    use crate::observe::{NodeDisk, NodeObservation, ServiceObservation, TaskObservation};
+    use crate::{evaluate, AlertState, Status};
+
+    const MIB: u64 = 1 << 20;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+    }
+
+    fn node(name: &str, down: bool, usage_percent: u8) -> NodeObservation {
+        NodeObservation {
+            name: name.into(),
+            down,
+            membership: Membership::Member,
+            last_report: None,
+            report_interval_seconds: 30,
+            disk: Some(NodeDisk {
+                usage_percent,
+                high_threshold_percent: 85,
+                gc_fell_short: true,
+                samples: vec![],
+            }),
+        }
+    }
+
+    fn service(restarts: usize) -> ServiceObservation {
+        ServiceObservation {
+            name: "web".into(),
+            converged: true,
+            rolled_back: None,
+            restarts: (0..restarts as i64).map(at).collect(),
+            restarts_partial: false,
+        }
+    }
+
+    /// Tryout finding 10: the resolved message says why the alert ended, not the firing
+    /// text; each rule in its own words.
+    #[test]
+    fn a_resolved_message_says_why_its_alert_ended() {
+        let rules = AlertRules::default();
+        let mut state = AlertState::default();
+        let firing = Observation {
+            nodes: vec![node("w1", true, 50), node("w2", false, 90)],
+            services: vec![service(5)],
+            ..Observation::default()
+        };
+        let sent = evaluate(&mut state, &rules, &firing, &[], at(10));
+        assert!(sent.iter().any(|m| m.rule == RuleId::RestartLoop));
+        let sent = evaluate(&mut state, &rules, &firing, &[], at(100));
+        assert!(sent.iter().any(|m| m.rule == RuleId::NodeDown), "{sent:?}");
+        let ended = Observation {
+            nodes: vec![node("w1", false, 50), node("w2", false, 60)],
+            services: vec![service(4)],
+            ..Observation::default()
+        };
+        // 4 of the 5 restarts are still within the window 10 minutes after the first.
+        let later = at(600);
+        let sent = evaluate(&mut state, &rules, &ended, &[], later);
+        let resolved: Vec<(RuleId, &str)> = sent
+            .iter()
+            .filter(|m| m.status == Status::Resolved)
+            .map(|m| (m.rule, m.summary.as_str()))
+            .collect();
+        assert_eq!(
+            resolved,
+            [
+                (
+                    RuleId::DiskGcShortfall,
+                    "disk of node w2 is 60% full, below the GC high threshold (85%)"
+                ),
+                (RuleId::NodeDown, "node w1 is up again"),
+                (
+                    RuleId::RestartLoop,
+                    "service web: 4 task restarts in the last 10m, fewer than 5"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn each_rule_has_its_words() {
+        let rules = AlertRules::default();
+        let now = at(0) + SignedDuration::from_hours(1);
+        let mut drained = node("w2", false, 50);
+        drained.membership = Membership::Drained;
+        let mut removed = node("w3", false, 50);
+        removed.membership = Membership::Removed;
+        let observation = Observation {
+            nodes: vec![node("w1", false, 90), drained, removed],
+            services: vec![service(0)],
+            tasks: vec![TaskObservation {
+                name: "web.1".into(),
+                node: "w1".into(),
+                memory_bytes: 50 * MIB,
+                memory_limit_bytes: Some(100 * MIB),
+                oom_kills: vec![],
+            }],
+            ..Observation::default()
+        };
+        let why = |rule, subject| why_ended(&rules, &observation, rule, subject, now);
+        assert_eq!(
+            why(RuleId::DiskGcShortfall, "w1"),
+            "garbage collection on node w1 freed enough (disk 90% full)"
+        );
+        assert_eq!(
+            why(RuleId::DiskFullForecast, "w1"),
+            "disk of node w1 is no longer predicted full within 1day (90% used now)"
+        );
+        assert_eq!(
+            why(RuleId::AgentSilent, "w1"),
+            "the agent on node w1 reports again"
+        );
+        assert_eq!(
+            why(RuleId::AgentSilent, "w2"),
+            "node w2 was drained, which stopped its agent"
+        );
+        assert_eq!(
+            why(RuleId::NodeDown, "w3"),
+            "node w3 was removed from the swarm"
+        );
+        assert_eq!(
+            why(RuleId::NodeDown, "gone"),
+            "node gone is no longer in the swarm"
+        );
+        assert_eq!(
+            why(RuleId::ServiceNotConverged, "web"),
+            "service web converged"
+        );
+        assert_eq!(
+            why(RuleId::RolledBack, "web"),
+            "service web was updated again since the rollback"
+        );
+        assert_eq!(
+            why(RuleId::RolledBack, "api"),
+            "service api is no longer listed (removed)"
+        );
+        assert_eq!(
+            why(RuleId::OomKill, "web.1"),
+            "no OOM kill of task web.1 in the last 15m"
+        );
+        assert_eq!(
+            why(RuleId::MemoryNearLimit, "web.1"),
+            "task web.1 uses 50% of its memory limit (50.0 MiB of 100.0 MiB), below 90%"
+        );
+        assert_eq!(
+            why(RuleId::MemoryNearLimit, "web.2"),
+            "task web.2 no longer runs (no usage sample of it)"
+        );
+        let mut off = rules.clone();
+        off.node_down.enabled = false;
+        assert_eq!(
+            why_ended(&off, &observation, RuleId::NodeDown, "w1", now),
+            "the node-down rule was switched off"
+        );
+    }
+}
