@@ -85,6 +85,9 @@ pub struct Inner {
     pub deploys: crate::deploys::Runs,
     /// What a form's POST hands to the page it redirects to.
     pub outcomes: crate::outcomes::Outcomes,
+    /// A re-key of the sealing key is staged and waits for this server to restart on the new
+    /// key: nothing new is sealed meanwhile (`crate::sealed::stage_rekey`).
+    pub rekeying: std::sync::atomic::AtomicBool,
 }
 
 impl std::ops::Deref for AppState {
@@ -101,7 +104,12 @@ const SERVER_PAGE_CACHE_KIB: u32 = 8 * 1024;
 impl AppState {
     /// Opens the state directory's database and creates the auth tables in it.
     pub fn open(engine: Engine, config: ServerConfig) -> Result<AppState, AppError> {
-        let store = Store::open(&config.state_dir).map_err(AppError::internal)?;
+        let mut store = Store::open(&config.state_dir).map_err(AppError::internal)?;
+        let promoted = crate::sealed::adopt(&mut store, config.secret_key.as_ref())
+            .map_err(AppError::internal)?;
+        if promoted > 0 {
+            tracing::info!(promoted, "a re-key's sealed values now open with this key");
+        }
         store
             .set_page_cache(SERVER_PAGE_CACHE_KIB)
             .map_err(AppError::internal)?;
@@ -131,6 +139,7 @@ impl AppState {
             jobs: Default::default(),
             deploys: Default::default(),
             outcomes: Default::default(),
+            rekeying: Default::default(),
             config,
         })))
     }

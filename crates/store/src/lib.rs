@@ -8,6 +8,7 @@ mod backup;
 mod deploys;
 mod registries;
 mod reports;
+mod sealed;
 mod usage;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +24,7 @@ pub use deploys::{
     FileDigest, LockHolder, ObjectKind, ObjectRevision, ServiceRevision, StackLock,
 };
 pub use registries::{AutoDeployEvent, StoredRegistry, EVENTS_KEPT};
+pub use sealed::{SealedTable, SealedValue};
 pub use swarmkeeper_report::{DiskSample, NodeReport, ReportedRun, RetentionPolicy};
 pub use usage::UsageThinning;
 
@@ -163,6 +165,7 @@ impl Store {
         store.init_registries()?;
         store.init_usage()?;
         store.init_alerts()?;
+        store.init_sealed()?;
         Ok(store)
     }
 
