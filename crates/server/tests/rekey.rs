@@ -5,7 +5,8 @@
 //! sealed value for the new key, creates the new version, moves the service to it through the
 //! deploy engine; a server started on the old key (Swarm rolled it back) and then on the new
 //! key opens both: the channel's send test reaches the receiver, the registry accepts the
-//! credential.
+//! credential. A server on a key that opens neither shows the channels unusable in a banner
+//! on the Alerts page and the overview.
 
 #[path = "../../registry/tests/common/mod.rs"]
 mod registry_support;
@@ -280,4 +281,33 @@ async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key(
     let channels = page["channels"].as_array().unwrap();
     assert_eq!(channels.len(), 2, "{page}");
     assert!(channels.iter().all(|c| c["problem"].is_string()), "{page}");
+    // Said where it is seen: a banner on the Alerts page and the overview, and its JSON.
+    let html = send(&again_old, Call::get("/alerts").session(&app.admin)).await;
+    html.expect(200);
+    assert!(
+        html.text().contains("id=\"unusable-channels\""),
+        "{}",
+        html.text()
+    );
+    let overview = send(&again_old, Call::get("/api/overview").bearer(&admin))
+        .await
+        .json();
+    let unusable = overview["unusable_channels"].as_array().unwrap();
+    assert_eq!(unusable.len(), 2, "{overview}");
+    assert!(
+        unusable[1].as_str().unwrap().starts_with("rekey-hook: "),
+        "{overview}"
+    );
+    let html = send(&again_old, Call::get("/").session(&app.admin)).await;
+    assert!(
+        html.text().contains("id=\"unusable-channels\""),
+        "{}",
+        html.text()
+    );
+    let fine = send(&on_new, Call::get("/api/overview").bearer(&admin))
+        .await
+        .json();
+    assert_eq!(fine["unusable_channels"], json!([]), "{fine}");
+    let html = send(&on_new, Call::get("/alerts").session(&app.admin)).await;
+    assert!(!html.text().contains("id=\"unusable-channels\""));
 }

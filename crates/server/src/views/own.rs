@@ -127,7 +127,8 @@ pub fn rotation_refusal(kind: &str, name: &str, users: &[OwnUser<'_>]) -> Option
     {
         why.push_str(
             " it is the key every alert channel and registry credential is sealed with, and a \
-             new value cannot open them;",
+             new value cannot open them: re-key it instead (its page, or POST \
+             /api/secrets/NAME/rekey);",
         );
     }
     if users.iter().any(|u| u.part == OwnPart::Agent) {
