@@ -7,6 +7,7 @@ mod alerts;
 mod backup;
 mod deploys;
 mod registries;
+mod report_secrets;
 mod reports;
 mod sealed;
 mod usage;
@@ -24,6 +25,7 @@ pub use deploys::{
     FileDigest, LockHolder, ObjectKind, ObjectRevision, ServiceRevision, StackLock,
 };
 pub use registries::{AutoDeployEvent, StoredRegistry, EVENTS_KEPT};
+pub use report_secrets::ReportSecretUse;
 pub use sealed::{SealedTable, SealedValue};
 pub use swarmkeeper_report::{DiskSample, NodeReport, ReportedRun, RetentionPolicy};
 pub use usage::UsageThinning;
@@ -166,6 +168,7 @@ impl Store {
         store.init_usage()?;
         store.init_alerts()?;
         store.init_sealed()?;
+        store.init_report_secrets()?;
         Ok(store)
     }
 

@@ -57,6 +57,9 @@ pub struct ObjectView {
     /// When it is the server's sealing key: what a re-key does (`POST
     /// /api/secrets/{name}/rekey`), the confirmation the page's re-key form asks for.
     pub rekey: Option<String>,
+    /// When the server reads it as the agents' report secret: whether a previous secret is
+    /// still accepted, and from which nodes' agents.
+    pub report_secret: Option<ReportSecretView>,
     /// The rotate form as posted, when it was refused.
     #[serde(skip)]
     pub form: FormState,
@@ -285,6 +288,16 @@ async fn load_one(
         not_rotatable: own_refusal(&services, kind, &object.id, name),
         rekey: (kind == FileKind::Secret && seal_key_users(&services, &object.id).is_ok())
             .then(|| rekey_consequences(name)),
+        report_secret: if kind == FileKind::Secret
+            && server_reads_as(&services, &object.id, REPORT_SECRET_FILE)
+        {
+            Some(ReportSecretView {
+                previous_accepted: state.report_grace_open(),
+                nodes_on_previous: state.nodes_on_previous_report_secret()?,
+            })
+        } else {
+            None
+        },
         object,
         form,
     })
@@ -827,6 +840,66 @@ pub async fn rotate_config(
     Input(request): Input<RotateRequest>,
 ) -> Result<Reply, AppError> {
     rotate(&state, &caller, &uri, FileKind::Config, &name, request).await
+}
+
+/// The file the server reads the agents' report secret from (`deploy/swarmkeeper.yml`).
+const REPORT_SECRET_FILE: &str = "swarmkeeper_report_secret";
+
+/// The agents' report secret across a rotation: the server accepts the previous one (a
+/// start with another secret puts the last one on a grace list) until every node's agent
+/// has reported with the current one, so the agent Swarm leaves on a paused or drained node
+/// keeps reporting.
+#[derive(Serialize)]
+pub struct ReportSecretView {
+    pub previous_accepted: bool,
+    /// Hostnames whose agents last reported with the previous secret.
+    pub nodes_on_previous: Vec<String>,
+}
+
+/// Whether a service running swarmkeeper's server reads secret `id` as `file`.
+fn server_reads_as(services: &[Service], id: &str, file: &str) -> bool {
+    services.iter().any(|s| {
+        own_part(&s.view) == Some(crate::views::own::OwnPart::Server)
+            && refs(s, FileKind::Secret)
+                .iter()
+                .any(|r| r.id == id && r.target.rsplit('/').next() == Some(file))
+    })
+}
+
+/// `POST /secrets/{name}/forget-previous`, `POST /api/secrets/{name}/forget-previous` (admin):
+/// the previous report secrets are no longer accepted (before every node's agent has
+/// reported with the current one: a node whose agent still has the old one is then refused).
+pub async fn forget_previous_report_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    let (objects, services) = find(&state, FileKind::Secret).await?;
+    let object = objects
+        .iter()
+        .find(|o| o.name == name)
+        .ok_or_else(|| AppError::NotFound(format!("no secret named {name}")))?;
+    if !server_reads_as(&services, &object.id, REPORT_SECRET_FILE) {
+        return Err(AppError::Conflict(format!(
+            "{name} is not the agents' report secret the server reads"
+        )));
+    }
+    let still = state.nodes_on_previous_report_secret()?;
+    let dropped = state.drop_report_grace()?;
+    state.audit(
+        &caller.user.name,
+        "report-secret",
+        &name,
+        &format!(
+            "previous secret(s) no longer accepted ({dropped}); nodes still on one: {}",
+            if still.is_empty() {
+                "none".to_owned()
+            } else {
+                still.join(", ")
+            }
+        ),
+    )?;
+    Ok(Reply::done(format!("/secrets/{}", url_encode(&name))))
 }
 
 /// A re-key of the server's sealing key: the new key's text (by default the server draws 64
