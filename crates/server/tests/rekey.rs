@@ -29,25 +29,6 @@ const NEW_KEY: &str = "the new seal key: fedcba9876543210fedcba9876543210";
 const USER: &str = "ci";
 const PASSWORD: &str = "rekey-registry-pw-0815";
 
-/// Secrets a test made, removed when it ends, passed or not.
-struct Made(Vec<String>);
-
-impl Drop for Made {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = try_docker(&["secret", "rm", name]);
-        }
-    }
-}
-
-fn create_secret(name: &str, value: &str) {
-    let file = std::env::temp_dir().join(format!("{name}.value"));
-    std::fs::write(&file, value).unwrap();
-    let made = try_docker(&["secret", "create", name, file.to_str().unwrap()]);
-    std::fs::remove_file(&file).unwrap();
-    made.unwrap();
-}
-
 /// A webhook receiver: every JSON body posted to `/hook`.
 async fn receiver() -> (SocketAddr, mpsc::UnboundedReceiver<Value>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -113,7 +94,7 @@ async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key(
     let app = TestApp::with_key(Some(key(OLD_KEY))).await;
     let admin = app.admin.token.clone();
     let secret = unique("skrekey");
-    let _made = Made(vec![secret.clone(), format!("{secret}.v2")]);
+    let _made = MadeSecrets(vec![secret.clone(), format!("{secret}.v2")]);
     create_secret(&secret, OLD_KEY);
     let server = TestService::create(
         "skrekeyserver",

@@ -13,17 +13,6 @@ const OLD: &str = "old report secret 0123456789abcdef0123456789abcdef";
 const NEW: &str = "new report secret fedcba9876543210fedcba9876543210";
 const NEWER: &str = "newer report secret 00112233445566778899aabbccddeeff";
 
-/// Secrets a test made, removed when it ends, passed or not.
-struct Made(Vec<String>);
-
-impl Drop for Made {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = try_docker(&["secret", "rm", name]);
-        }
-    }
-}
-
 /// Posts `host`'s report with `secret`; the status.
 async fn report_with(router: &axum::Router, secret: &str, host: &str) -> u16 {
     let call = Call::post(swarmkeeper_report::REPORT_PATH)
@@ -40,12 +29,8 @@ async fn an_agent_on_the_previous_report_secret_keeps_reporting_until_every_node
     let app = TestApp::new().await;
     let admin = app.admin.token.clone();
     let secret = unique("skreport");
-    let _made = Made(vec![secret.clone()]);
-    let file = std::env::temp_dir().join(format!("{secret}.value"));
-    std::fs::write(&file, NEW).unwrap();
-    let made = try_docker(&["secret", "create", &secret, file.to_str().unwrap()]);
-    std::fs::remove_file(&file).unwrap();
-    made.unwrap();
+    let _made = MadeSecrets(vec![secret.clone()]);
+    create_secret(&secret, NEW);
     let _server = TestService::create(
         "skreportserver",
         &[

@@ -481,14 +481,7 @@ async fn rotate(
         }
         None => next_version(name, &taken),
     };
-    // A digest label a stack deploy wrote describes the old content, not the new.
-    let mut labels = old.labels.clone();
-    labels.remove(LABEL_DATA_SHA256);
-    // How a deploy of a stack file that still names the old version finds the new one.
-    labels.insert(
-        swarmkeeper_rollout::preflight::ROTATED_FROM_LABEL.to_owned(),
-        old.name.clone(),
-    );
+    let labels = new_version_labels(old);
     let created = create_object(&state.engine, kind, &new_name, &request.data, &labels).await?;
     state.audit(
         &caller.user.name,
@@ -496,21 +489,10 @@ async fn rotate(
         name,
         &format!("to {new_name}: started"),
     )?;
-    // Each stack's users move in one revision of that stack; a service outside any stack is
-    // its own history.
-    let mut groups: BTreeMap<String, Vec<(String, serde_json::Value)>> = BTreeMap::new();
-    for service in services
+    let users = services
         .iter()
-        .filter(|s| refs(s, kind).iter().any(|r| r.id == old.id))
-    {
-        let mut spec = service.spec.clone();
-        swap_file_ref(&mut spec, kind, &old.id, (&created.id, &new_name));
-        let history = service.view.stack().unwrap_or(&service.name).to_owned();
-        groups
-            .entry(history)
-            .or_default()
-            .push((service.name.clone(), spec));
-    }
+        .filter(|s| refs(s, kind).iter().any(|r| r.id == old.id));
+    let groups = moves(users, kind, &old.id, &created, &new_name);
     let rotation = Rotation {
         user: caller.user.name.clone(),
         kind,
@@ -539,6 +521,42 @@ async fn rotate(
         StatusCode::CONFLICT
     };
     Ok(Reply::page(view).with_status(status))
+}
+
+/// The labels of a new version of `old`: its own, but the digest label a stack deploy wrote
+/// (it describes the old content), and the label by which a deploy of a stack file that still
+/// names the old version finds the new one.
+fn new_version_labels(old: &swarmkeeper_engine::SwarmObject) -> BTreeMap<String, String> {
+    let mut labels = old.labels.clone();
+    labels.remove(LABEL_DATA_SHA256);
+    labels.insert(
+        swarmkeeper_rollout::preflight::ROTATED_FROM_LABEL.to_owned(),
+        old.name.clone(),
+    );
+    labels
+}
+
+/// What a rotation moves: each of `users` with its reference to `old_id` swapped for the
+/// new version, grouped by history — each stack's users move in one revision of that stack;
+/// a service outside any stack is its own history.
+fn moves<'a>(
+    users: impl Iterator<Item = &'a Service>,
+    kind: FileKind,
+    old_id: &str,
+    created: &Created,
+    new_name: &str,
+) -> BTreeMap<String, Vec<(String, serde_json::Value)>> {
+    let mut groups: BTreeMap<String, Vec<(String, serde_json::Value)>> = BTreeMap::new();
+    for service in users {
+        let mut spec = service.spec.clone();
+        swap_file_ref(&mut spec, kind, old_id, (&created.id, new_name));
+        let history = service.view.stack().unwrap_or(&service.name).to_owned();
+        groups
+            .entry(history)
+            .or_default()
+            .push((service.name.clone(), spec));
+    }
+    groups
 }
 
 /// A rotation once its new version exists: the users moved, a revision per stack.
@@ -950,13 +968,7 @@ fn seal_key_users<'a>(services: &'a [Service], id: &str) -> Result<Vec<&'a Servi
         .iter()
         .filter(|s| refs(s, FileKind::Secret).iter().any(|r| r.id == id))
         .collect();
-    let reads_key = |s: &Service| {
-        own_part(&s.view) == Some(crate::views::own::OwnPart::Server)
-            && refs(s, FileKind::Secret)
-                .iter()
-                .any(|r| r.id == id && r.target.rsplit('/').next() == Some(key_file))
-    };
-    if !users.iter().any(|s| reads_key(s)) {
+    if !server_reads_as(services, id, key_file) {
         return Err(
             "only the server's sealing key (the secret its server reads as \
                     swarmkeeper_secret_key) is re-keyed; rotate other secrets"
@@ -1022,12 +1034,7 @@ pub async fn rekey_secret(
     let taken: HashSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
     let new_name = next_version(&name, &taken);
     let resealed = crate::sealed::stage_rekey(&state, &new_key)?;
-    let mut labels = old.labels.clone();
-    labels.remove(LABEL_DATA_SHA256);
-    labels.insert(
-        swarmkeeper_rollout::preflight::ROTATED_FROM_LABEL.to_owned(),
-        old.name.clone(),
-    );
+    let labels = new_version_labels(old);
     let created = match create_object(&state.engine, kind, &new_name, &data, &labels).await {
         Ok(created) => created,
         Err(e) => {
@@ -1042,16 +1049,7 @@ pub async fn rekey_secret(
         &name,
         &format!("to {new_name}: {resealed} sealed value(s) staged for the new key; started"),
     )?;
-    let mut groups: BTreeMap<String, Vec<(String, serde_json::Value)>> = BTreeMap::new();
-    for service in users {
-        let mut spec = service.spec.clone();
-        swap_file_ref(&mut spec, kind, &old.id, (&created.id, &new_name));
-        let history = service.view.stack().unwrap_or(&service.name).to_owned();
-        groups
-            .entry(history)
-            .or_default()
-            .push((service.name.clone(), spec));
-    }
+    let groups = moves(users.into_iter(), kind, &old.id, &created, &new_name);
     let started = RekeyStarted {
         name: name.clone(),
         new_name: new_name.clone(),
