@@ -158,6 +158,21 @@ async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key(
         .await
         .expect_json_error(400);
     assert!(short.contains("32"), "{short}");
+    // The page's form: refused next to its field, nothing made.
+    let form = app
+        .call(
+            Call::post(&format!("/secrets/{secret}/rekey"))
+                .session(&app.admin)
+                .form(&[("confirm", secret.as_str()), ("data", "short")]),
+        )
+        .await;
+    form.expect(422);
+    assert!(
+        form.text().contains("it needs 32 or more"),
+        "{}",
+        form.text()
+    );
+    assert!(form.text().contains("id=\"rekey\""), "{}", form.text());
     assert!(
         !exists("secret", &format!("{secret}.v2")),
         "nothing made yet"
