@@ -322,6 +322,15 @@ pub fn stage_rekey(state: &AppState, new: &SealingKey) -> Result<usize, AppError
     Ok(staged.len())
 }
 
+/// Whether a re-key's move is known to have left the server on the old key, so that what was
+/// staged may be forgotten: the engine listed services still on the old version (`on_old`)
+/// and none on the new one (`on_new`), and this server is not stopping. An empty listing (it
+/// failed) or a stopping server (Swarm is moving it to the new key) keeps what was staged:
+/// forgetting it then would leave the values sealed with the old key only.
+pub fn rekey_given_up(on_new: &[String], on_old: &[String], stopping: bool) -> bool {
+    !stopping && on_new.is_empty() && !on_old.is_empty()
+}
+
 /// Gives a staged re-key up (its new secret could not be created, or the server was not
 /// moved): the staged values are forgotten and adds are taken again.
 pub fn abandon_rekey(state: &AppState) -> Result<(), AppError> {
@@ -437,6 +446,18 @@ mod tests {
         // A re-key again before the restart reseals from whichever sealing opens.
         assert_eq!(opens(&new, &values[0]), Opens::Staged);
         assert!(reseal(&new, &third, &values).is_ok());
+    }
+
+    #[test]
+    fn a_rekey_is_given_up_only_when_the_server_is_known_to_stay_on_the_old_key() {
+        let server = vec!["swarmkeeper_server".to_owned()];
+        assert!(rekey_given_up(&[], &server, false), "rolled back");
+        assert!(!rekey_given_up(&server, &[], false), "moved");
+        assert!(!rekey_given_up(&[], &[], false), "the listing failed");
+        assert!(
+            !rekey_given_up(&[], &server, true),
+            "stopping: Swarm moves it"
+        );
     }
 
     #[test]

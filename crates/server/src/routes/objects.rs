@@ -1079,10 +1079,13 @@ pub async fn rekey_secret(
         about,
         move |job| async move {
             let view = rotation.finish(follower.clone(), Some(job)).await?;
-            // A move that left no service on the new key (refused, rolled back) leaves the
-            // server on the old one: what was staged for the new key is forgotten. Otherwise
-            // the staged values wait for the server's restart on the new key.
-            if view.moved.is_empty() {
+            // A move that left the server on the old key (refused, rolled back) forgets what
+            // was staged for the new key; anything less certain keeps it for the restart.
+            if crate::sealed::rekey_given_up(
+                &view.moved,
+                &view.still_on_old,
+                follower.shutdown.has_begun(),
+            ) {
                 crate::sealed::abandon_rekey(&follower)?;
             }
             Ok(view.end())
