@@ -54,7 +54,9 @@ pub use password::{
 };
 pub use ratelimit::{LimitPolicy, LoginDecision, LoginKey, LoginLimiter};
 pub use role::{allowed, Action, Role, UnknownRole};
-pub use seal::{SealError, SealingKey, MIN_SECRET_KEY_BYTES, SECRET_KEY_SECRET_FILE};
+pub use seal::{
+    random_key_text, SealError, SealingKey, MIN_SECRET_KEY_BYTES, SECRET_KEY_SECRET_FILE,
+};
 pub use secret::Secret;
 pub use token::{
     api_token_id, bearer_token, ApiToken, NewApiToken, NewDevice, NewSession, SessionPolicy,

@@ -48,6 +48,12 @@ pub enum SealError {
     Open,
 }
 
+/// A new secret key's text, 64 random hex digits (as `openssl rand -hex 32` makes): what a
+/// re-key writes into the new secret when the admin gives none.
+pub fn random_key_text() -> String {
+    crate::token::random_hex::<32>()
+}
+
 impl SealingKey {
     /// Derives the key from a secret's text: SHA-256 over a domain label and the text with
     /// surrounding white space removed (a secret file often ends with a newline), so any

@@ -265,6 +265,17 @@ impl Alerting {
         *self.stored.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(open), rows);
     }
 
+    /// The stored channels that cannot be used, each as `NAME: why` (never a secret): the
+    /// banner of the Alerts page and the overview.
+    pub fn unusable_channels(&self) -> Vec<String> {
+        let stored = self.stored.read().unwrap_or_else(|e| e.into_inner());
+        stored
+            .1
+            .iter()
+            .filter_map(|row| Some(format!("{}: {}", row.name, row.problem.as_ref()?)))
+            .collect()
+    }
+
     /// The channels as the page lists them.
     pub fn channel_rows(&self) -> Vec<ChannelRow> {
         self.stored

@@ -338,6 +338,11 @@ impl Shutdown {
         self.0.send_replace(true);
     }
 
+    /// Whether [`Shutdown::begin`] was called.
+    pub fn has_begun(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Completes once [`Shutdown::begin`] was called (at once if it was already).
     pub fn started(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut receiver = self.0.subscribe();

@@ -254,7 +254,7 @@ impl NewRegistry {
 }
 
 /// The seal's associated data: a sealed secret opens only for the host it was stored for.
-fn purpose(host: &str) -> String {
+pub(crate) fn purpose(host: &str) -> String {
     format!("registry:{host}")
 }
 

@@ -6,9 +6,21 @@
 //!   once never leave memory behind the store;
 //! - a name that is taken is a conflict naming the form field; an id that is not there, 404;
 //! - the audit log records who added or removed which one by its name, never a secret.
+//!
+//! And the re-key of the server's sealing key (`swarmkeeper_secret_key`): every sealed value
+//! is opened with the current key and sealed with the new one, staged beside the current
+//! sealing in one transaction ([`stage_rekey`]); a server that starts opens each value with
+//! whichever sealing its key opens and promotes the staged ones it opened ([`adopt`]), so
+//! a re-key cut short at any point leaves every value open to the key the server runs with.
+//! While a re-key waits for the server to restart on the new key, nothing new is sealed (an
+//! add is refused): it would be sealed with the old key only.
 
-use swarmkeeper_auth::Action;
-use swarmkeeper_store::{Store, StoreError, StoredChannel, StoredRegistry};
+use std::sync::atomic::Ordering;
+
+use swarmkeeper_auth::{Action, SealingKey};
+use swarmkeeper_store::{
+    SealedTable, SealedValue, Store, StoreError, StoredChannel, StoredRegistry,
+};
 
 use crate::access::Caller;
 use crate::error::AppError;
@@ -48,6 +60,13 @@ pub fn add<K: SealedKind>(
     let name = K::name(stored);
     let id = {
         let store = state.store();
+        if state.rekeying.load(Ordering::SeqCst) {
+            return Err(AppError::Conflict(format!(
+                "the server's secret key is being re-keyed: it restarts on the new key in a \
+                 moment; add the {} then",
+                K::NOUN
+            )));
+        }
         let Some(id) = K::insert(&store, stored).map_err(AppError::internal)? else {
             return Err(AppError::Conflict(format!(
                 "{field}: {name} is taken here: remove the {noun} of that {field} first to \
@@ -154,5 +173,302 @@ impl SealedKind for AlertChannel {
     fn reload(state: &AppState, store: &Store) -> Result<(), StoreError> {
         state.alerting.reload_channels(&store.alert_channels()?);
         Ok(())
+    }
+}
+
+/// The associated data a value of `table` named `name` is sealed for.
+pub fn purpose(table: SealedTable, name: &str) -> String {
+    match table {
+        SealedTable::Registry => crate::registries::purpose(name),
+        SealedTable::AlertChannel => crate::alerting::channel_purpose(name),
+    }
+}
+
+/// Which sealing of a stored value a key opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opens {
+    /// The one it was stored (or last promoted) with.
+    Sealed,
+    /// Only the one a re-key staged: the key is the re-key's new one.
+    Staged,
+    Neither,
+}
+
+/// Which of `value`'s sealings `key` opens (the stored one first), and what it holds.
+fn open_either(key: &SealingKey, value: &SealedValue) -> (Opens, Option<Vec<u8>>) {
+    let purpose = purpose(value.table, &value.name);
+    if let Ok(open) = key.open(&purpose, &value.sealed) {
+        return (Opens::Sealed, Some(open));
+    }
+    match value
+        .staged
+        .as_deref()
+        .map(|staged| key.open(&purpose, staged))
+    {
+        Some(Ok(open)) => (Opens::Staged, Some(open)),
+        _ => (Opens::Neither, None),
+    }
+}
+
+/// Which sealing of `value` `key` opens.
+pub fn opens(key: &SealingKey, value: &SealedValue) -> Opens {
+    open_either(key, value).0
+}
+
+/// What a server starting with a key does to the stored values: promote those only their
+/// staged sealing opens, and name those it opens in neither (they show as unusable).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Adoption {
+    pub promote: Vec<(SealedTable, i64)>,
+    /// Each as the page names it: `registry ghcr.io`, `alert channel hook`.
+    pub unopenable: Vec<String>,
+}
+
+/// How a value is named in messages: its kind and name, never a secret.
+fn named(value: &SealedValue) -> String {
+    match value.table {
+        SealedTable::Registry => format!("registry {}", value.name),
+        SealedTable::AlertChannel => format!("alert channel {}", value.name),
+    }
+}
+
+/// What a server starting with `key` does to `values` (pure).
+pub fn adoption(key: &SealingKey, values: &[SealedValue]) -> Adoption {
+    let mut adoption = Adoption::default();
+    for value in values {
+        match opens(key, value) {
+            Opens::Sealed => {}
+            Opens::Staged => adoption.promote.push((value.table, value.id)),
+            Opens::Neither => adoption.unopenable.push(named(value)),
+        }
+    }
+    adoption
+}
+
+/// A value sealed for a re-key's new key: its table, its id, the sealed bytes.
+pub type Staged = (SealedTable, i64, Vec<u8>);
+
+/// Every value of `values` opened with `current` (either sealing) and sealed with `new` for
+/// the same purpose; or, when `current` cannot open some, their names: a re-key would lose
+/// them (pure, but for the random nonces).
+pub fn reseal(
+    current: &SealingKey,
+    new: &SealingKey,
+    values: &[SealedValue],
+) -> Result<Vec<Staged>, Vec<String>> {
+    let mut staged = Vec::with_capacity(values.len());
+    let mut lost = Vec::new();
+    for value in values {
+        match open_either(current, value) {
+            (_, Some(open)) => staged.push((
+                value.table,
+                value.id,
+                new.seal(&purpose(value.table, &value.name), &open),
+            )),
+            (_, None) => lost.push(named(value)),
+        }
+    }
+    if lost.is_empty() {
+        Ok(staged)
+    } else {
+        Err(lost)
+    }
+}
+
+/// At start, before the keychain and the channels are loaded: promotes the values a re-key
+/// staged for `key` (the server now runs with the re-key's new key), in one transaction, and
+/// returns how many; the values `key` opens in neither sealing are logged by name.
+pub fn adopt(store: &mut Store, key: Option<&SealingKey>) -> Result<usize, StoreError> {
+    let Some(key) = key else { return Ok(0) };
+    let adoption = adoption(key, &store.sealed_values()?);
+    if !adoption.unopenable.is_empty() {
+        tracing::error!(
+            values = %adoption.unopenable.join(", "),
+            "sealed settings this server's secret key cannot open"
+        );
+    }
+    store.promote_staged(&adoption.promote)?;
+    Ok(adoption.promote.len())
+}
+
+/// Stages every sealed value for `new` under one hold of the store and marks a re-key as
+/// under way (adds are refused until the server restarts or [`abandon_rekey`]); how many.
+/// A conflict when the server has no key, a re-key is under way, or a value cannot be opened
+/// (named: remove it or add it again first).
+pub fn stage_rekey(state: &AppState, new: &SealingKey) -> Result<usize, AppError> {
+    let current = state.config.secret_key.as_ref().ok_or_else(|| {
+        AppError::Conflict(
+            "the server runs without a secret key, so nothing is sealed with it: rotate the \
+             secret and give the server --secret-key-file"
+                .to_owned(),
+        )
+    })?;
+    let mut store = state.store();
+    if state.rekeying.load(Ordering::SeqCst) {
+        return Err(AppError::Conflict(
+            "a re-key is already under way: the server restarts on its new key".to_owned(),
+        ));
+    }
+    let values = store.sealed_values().map_err(AppError::internal)?;
+    let staged = reseal(current, new, &values).map_err(|lost| {
+        AppError::Conflict(format!(
+            "the server's key cannot open {}: a re-key would lose them; remove them (or add \
+             them again) first",
+            lost.join(", ")
+        ))
+    })?;
+    store.stage_sealed(&staged).map_err(AppError::internal)?;
+    state.rekeying.store(true, Ordering::SeqCst);
+    Ok(staged.len())
+}
+
+/// Whether a re-key's move is known to have left the server on the old key, so that what was
+/// staged may be forgotten: the engine listed services still on the old version (`on_old`)
+/// and none on the new one (`on_new`), and this server is not stopping. An empty listing (it
+/// failed) or a stopping server (Swarm is moving it to the new key) keeps what was staged:
+/// forgetting it then would leave the values sealed with the old key only.
+pub fn rekey_given_up(on_new: &[String], on_old: &[String], stopping: bool) -> bool {
+    !stopping && on_new.is_empty() && !on_old.is_empty()
+}
+
+/// Gives a staged re-key up (its new secret could not be created, or the server was not
+/// moved): the staged values are forgotten and adds are taken again.
+pub fn abandon_rekey(state: &AppState) -> Result<(), AppError> {
+    let mut store = state.store();
+    store.clear_staged().map_err(AppError::internal)?;
+    state.rekeying.store(false, Ordering::SeqCst);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> SealingKey {
+        SealingKey::from_secret(text.as_bytes()).unwrap()
+    }
+
+    fn value(table: SealedTable, id: i64, name: &str, k: &SealingKey, plain: &[u8]) -> SealedValue {
+        SealedValue {
+            table,
+            id,
+            name: name.to_owned(),
+            sealed: k.seal(&purpose(table, name), plain),
+            staged: None,
+        }
+    }
+
+    const OLD: &str = "the old key: thirty-two bytes or more, surely";
+    const NEW: &str = "the new key: thirty-two bytes or more, surely";
+
+    #[test]
+    fn a_reseal_opens_each_value_with_the_old_key_and_seals_it_for_the_new_one() {
+        let (old, new) = (key(OLD), key(NEW));
+        let values = vec![
+            value(
+                SealedTable::Registry,
+                1,
+                "ghcr.io",
+                &old,
+                b"{\"password\":\"p\"}",
+            ),
+            value(
+                SealedTable::AlertChannel,
+                7,
+                "hook",
+                &old,
+                b"{\"url\":\"u\"}",
+            ),
+        ];
+        let staged = reseal(&old, &new, &values).unwrap();
+        assert_eq!(staged.len(), 2);
+        for ((table, id, sealed), v) in staged.iter().zip(&values) {
+            assert_eq!((*table, *id), (v.table, v.id));
+            let purpose = purpose(v.table, &v.name);
+            assert_eq!(
+                new.open(&purpose, sealed).unwrap(),
+                old.open(&purpose, &v.sealed).unwrap()
+            );
+            assert!(
+                old.open(&purpose, sealed).is_err(),
+                "sealed for the new key only"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_the_current_key_cannot_open_stops_the_reseal_and_is_named() {
+        let (old, new, other) = (
+            key(OLD),
+            key(NEW),
+            key("yet another key of thirty-two bytes"),
+        );
+        let values = vec![
+            value(SealedTable::Registry, 1, "ghcr.io", &old, b"x"),
+            value(SealedTable::AlertChannel, 2, "hook", &other, b"y"),
+        ];
+        assert_eq!(
+            reseal(&old, &new, &values),
+            Err(vec!["alert channel hook".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_start_on_either_key_opens_every_value_of_an_interrupted_rekey() {
+        let (old, new) = (key(OLD), key(NEW));
+        let mut values = vec![
+            value(SealedTable::Registry, 1, "ghcr.io", &old, b"x"),
+            value(SealedTable::AlertChannel, 2, "hook", &old, b"y"),
+        ];
+        for ((_, _, staged), v) in reseal(&old, &new, &values)
+            .unwrap()
+            .into_iter()
+            .zip(&mut values)
+        {
+            v.staged = Some(staged);
+        }
+        // Swarm rolled the server back to the old key: nothing to do, all open.
+        assert_eq!(adoption(&old, &values), Adoption::default());
+        // The server restarted on the new key: both staged sealings are promoted.
+        assert_eq!(
+            adoption(&new, &values),
+            Adoption {
+                promote: vec![(SealedTable::Registry, 1), (SealedTable::AlertChannel, 2)],
+                unopenable: Vec::new(),
+            }
+        );
+        // A third key opens neither: named, never promoted.
+        let third = key("a third key, thirty-two bytes or more");
+        assert_eq!(
+            adoption(&third, &values).unopenable,
+            ["registry ghcr.io", "alert channel hook"]
+        );
+        // A re-key again before the restart reseals from whichever sealing opens.
+        assert_eq!(opens(&new, &values[0]), Opens::Staged);
+        assert!(reseal(&new, &third, &values).is_ok());
+    }
+
+    #[test]
+    fn a_rekey_is_given_up_only_when_the_server_is_known_to_stay_on_the_old_key() {
+        let server = vec!["swarmkeeper_server".to_owned()];
+        assert!(rekey_given_up(&[], &server, false), "rolled back");
+        assert!(!rekey_given_up(&server, &[], false), "moved");
+        assert!(!rekey_given_up(&[], &[], false), "the listing failed");
+        assert!(
+            !rekey_given_up(&[], &server, true),
+            "stopping: Swarm moves it"
+        );
+    }
+
+    #[test]
+    fn the_seal_of_a_value_is_bound_to_its_kind_and_name() {
+        let k = key(OLD);
+        let v = value(SealedTable::Registry, 1, "hook", &k, b"x");
+        let moved = SealedValue {
+            table: SealedTable::AlertChannel,
+            ..v.clone()
+        };
+        assert_eq!(opens(&k, &v), Opens::Sealed);
+        assert_eq!(opens(&k, &moved), Opens::Neither);
     }
 }

@@ -7,9 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
 use rusqlite::Connection;
+use subtle::ConstantTimeEq;
 use swarmkeeper_auth::store::{self as auth_store, AuditEntry};
 use swarmkeeper_auth::{
-    AuditFold, LimitPolicy, LoginLimiter, SealingKey, SessionPolicy, SetupToken, TrustedProxies,
+    AuditFold, LimitPolicy, LoginLimiter, SealingKey, SessionPolicy, SetupToken, TokenHash,
+    TrustedProxies,
 };
 use swarmkeeper_deploy::SwarmHistory;
 use swarmkeeper_engine::Engine;
@@ -85,6 +87,13 @@ pub struct Inner {
     pub deploys: crate::deploys::Runs,
     /// What a form's POST hands to the page it redirects to.
     pub outcomes: crate::outcomes::Outcomes,
+    /// A re-key of the sealing key is staged and waits for this server to restart on the new
+    /// key: nothing new is sealed meanwhile (`crate::sealed::stage_rekey`).
+    pub rekeying: std::sync::atomic::AtomicBool,
+    /// The previous report secrets still accepted (their SHA-256): a start with another
+    /// secret than the last start's puts that one here, until every node's agent has
+    /// reported with the current one or an admin drops them.
+    report_grace: Mutex<Vec<TokenHash>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -101,10 +110,31 @@ const SERVER_PAGE_CACHE_KIB: u32 = 8 * 1024;
 impl AppState {
     /// Opens the state directory's database and creates the auth tables in it.
     pub fn open(engine: Engine, config: ServerConfig) -> Result<AppState, AppError> {
-        let store = Store::open(&config.state_dir).map_err(AppError::internal)?;
+        let mut store = Store::open(&config.state_dir).map_err(AppError::internal)?;
+        let promoted = crate::sealed::adopt(&mut store, config.secret_key.as_ref())
+            .map_err(AppError::internal)?;
+        if promoted > 0 {
+            tracing::info!(promoted, "a re-key's sealed values now open with this key");
+        }
         store
             .set_page_cache(SERVER_PAGE_CACHE_KIB)
             .map_err(AppError::internal)?;
+        let report_grace = match &config.report_secret {
+            Some(secret) => store
+                .start_with_report_secret(TokenHash::of(secret).as_bytes(), Timestamp::now())
+                .map_err(AppError::internal)?
+                .iter()
+                .filter_map(|hash| TokenHash::from_slice(hash))
+                .collect(),
+            None => Vec::new(),
+        };
+        if !report_grace.is_empty() {
+            tracing::info!(
+                previous = report_grace.len(),
+                "the agents' previous report secret is still accepted until every node's \
+                 agent reports with the current one"
+            );
+        }
         let auth = open_auth(store.path())?;
         let registries = Registries::new(config.secret_key.clone(), config.docker_config.clone());
         registries.reload(&store.registries().map_err(AppError::internal)?);
@@ -131,6 +161,8 @@ impl AppState {
             jobs: Default::default(),
             deploys: Default::default(),
             outcomes: Default::default(),
+            rekeying: Default::default(),
+            report_grace: Mutex::new(report_grace),
             config,
         })))
     }
@@ -211,6 +243,118 @@ impl AppState {
     }
 }
 
+/// Which of the server's report secrets an agent presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportSecret {
+    /// The one the server was started with.
+    Current,
+    /// A previous one still on the grace list.
+    Previous,
+}
+
+impl AppState {
+    /// Which report secret `presented` is, each compared in constant time; `None`: neither
+    /// (or the server has none).
+    pub fn report_secret(&self, presented: &str) -> Option<ReportSecret> {
+        let current = self.config.report_secret.as_deref()?;
+        if bool::from(presented.as_bytes().ct_eq(current.as_bytes())) {
+            return Some(ReportSecret::Current);
+        }
+        let grace = self.report_grace.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = grace
+            .iter()
+            .fold(false, |found, hash| hash.matches(presented) | found);
+        previous.then_some(ReportSecret::Previous)
+    }
+
+    /// Whether previous report secrets are still accepted.
+    pub fn report_grace_open(&self) -> bool {
+        !self
+            .report_grace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// After a stored report: records which secret the node's agent used, and ends the grace
+    /// once no node's agent last reported with a previous secret ([`grace_over`]).
+    pub fn note_report_secret(
+        &self,
+        node_key: &str,
+        hostname: &str,
+        presented: &str,
+        used: ReportSecret,
+    ) -> Result<(), AppError> {
+        let hash = TokenHash::of(presented);
+        let store = self.store();
+        store
+            .record_report_secret_use(node_key, hostname, hash.as_bytes(), Timestamp::now())
+            .map_err(AppError::internal)?;
+        if used == ReportSecret::Previous || !self.report_grace_open() {
+            return Ok(());
+        }
+        let uses = store.report_secret_uses().map_err(AppError::internal)?;
+        let mut grace = self.report_grace.lock().unwrap_or_else(|e| e.into_inner());
+        let grace_hashes: Vec<&[u8]> = grace.iter().map(|h| h.as_bytes().as_slice()).collect();
+        if grace_over(uses.iter().map(|u| u.hash.as_slice()), &grace_hashes) {
+            store
+                .drop_report_secret_grace()
+                .map_err(AppError::internal)?;
+            grace.clear();
+            drop(grace);
+            drop(store);
+            self.audit(
+                "swarmkeeper",
+                "report-secret",
+                "previous report secret",
+                "no longer accepted: every node's agent reports with the current one",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Drops the previous report secrets (an admin's action): only the current one is
+    /// accepted from now on; how many were dropped.
+    pub fn drop_report_grace(&self) -> Result<usize, AppError> {
+        let store = self.store();
+        let dropped = store
+            .drop_report_secret_grace()
+            .map_err(AppError::internal)?;
+        self.report_grace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        Ok(dropped)
+    }
+
+    /// The hostnames whose agents last reported with a previous report secret, while any is
+    /// accepted.
+    pub fn nodes_on_previous_report_secret(&self) -> Result<Vec<String>, AppError> {
+        let grace: Vec<TokenHash> = self
+            .report_grace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let uses = self
+            .store()
+            .report_secret_uses()
+            .map_err(AppError::internal)?;
+        Ok(uses
+            .into_iter()
+            .filter(|u| grace.iter().any(|g| g.as_bytes().as_slice() == u.hash))
+            .map(|u| u.hostname)
+            .collect())
+    }
+}
+
+/// Whether a rotation's grace is over: no node's agent last reported with one of the `grace`
+/// secrets (`uses`: the secret each node's agent last reported with). A node that never
+/// reported does not hold it up; a paused or drained node whose agent Swarm left on the old
+/// secret does, for as long as its agent reports with it.
+pub fn grace_over<'a>(mut uses: impl Iterator<Item = &'a [u8]>, grace: &[&[u8]]) -> bool {
+    !uses.any(|used| grace.contains(&used))
+}
+
 fn open_auth(path: &Path) -> Result<Connection, AppError> {
     let conn = if path == Path::new(":memory:") {
         Connection::open_in_memory()
@@ -223,4 +367,25 @@ fn open_auth(path: &Path) -> Result<Connection, AppError> {
     auth_store::create_tables(&conn).map_err(AppError::internal)?;
     crate::jobs::ledger::create(&conn).map_err(AppError::internal)?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grace_over;
+
+    #[test]
+    fn the_grace_lasts_while_any_node_last_reported_with_a_previous_secret() {
+        const OLD: &[u8] = &[1; 32];
+        const NEW: &[u8] = &[2; 32];
+        let grace = [OLD];
+        assert!(
+            !grace_over([NEW, OLD].into_iter(), &grace),
+            "a paused node's agent holds it"
+        );
+        assert!(grace_over([NEW, NEW].into_iter(), &grace));
+        assert!(
+            grace_over(std::iter::empty(), &grace),
+            "no node tracked: nothing to wait for"
+        );
+    }
 }

@@ -6,41 +6,24 @@
 mod support;
 
 use serde_json::json;
-use support::{try_docker, unique, TestApp, TestService};
-
-/// Secrets a test made, removed when it ends, passed or not.
-struct Made(Vec<String>);
-
-impl Drop for Made {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = try_docker(&["secret", "rm", name]);
-        }
-    }
-}
+use support::{create_secret, try_docker, unique, MadeSecrets, TestApp, TestService};
 
 fn exists(name: &str) -> bool {
     try_docker(&["secret", "inspect", name]).is_ok()
 }
 
-fn create_secret(name: &str, value: &str) {
-    let file = std::env::temp_dir().join(format!("{name}.value"));
-    std::fs::write(&file, value).unwrap();
-    let made = try_docker(&["secret", "create", name, file.to_str().unwrap()]);
-    std::fs::remove_file(&file).unwrap();
-    made.unwrap();
-}
-
-/// The secret names a service's spec references.
+/// The secret names a service's spec references, sorted (the engine keeps no order).
 fn secret_names(service: &TestService) -> Vec<String> {
-    service
+    let mut names: Vec<String> = service
         .spec()
         .pointer("/TaskTemplate/ContainerSpec/Secrets")
         .and_then(|s| s.as_array().cloned())
         .unwrap_or_default()
         .iter()
         .map(|r| r["SecretName"].as_str().unwrap().to_owned())
-        .collect()
+        .collect();
+    names.sort();
+    names
 }
 
 #[tokio::test]
@@ -49,7 +32,7 @@ async fn the_servers_seal_key_and_the_agents_report_secret_are_not_rotated_here(
     let op = &app.operator;
     let key = unique("skkey");
     let report = unique("skreport");
-    let _made = Made(vec![
+    let _made = MadeSecrets(vec![
         key.clone(),
         format!("{key}.v2"),
         report.clone(),
@@ -99,7 +82,9 @@ async fn the_servers_seal_key_and_the_agents_report_secret_are_not_rotated_here(
         "{refusal}"
     );
     assert!(!exists(&format!("{key}.v2")), "nothing was created");
-    assert_eq!(secret_names(&server), [key.as_str(), report.as_str()]);
+    let mut both = [key.clone(), report.clone()];
+    both.sort();
+    assert_eq!(secret_names(&server), both);
 
     let refusal = app
         .call(
@@ -133,7 +118,7 @@ async fn the_servers_seal_key_and_the_agents_report_secret_are_not_rotated_here(
 
     // An operator's secret still offers the form.
     let plain = unique("skplain");
-    let _plain = Made(vec![plain.clone()]);
+    let _plain = MadeSecrets(vec![plain.clone()]);
     create_secret(&plain, "x");
     let page = app
         .call(support::Call::get(&format!("/secrets/{plain}")).session(op))
@@ -156,7 +141,7 @@ async fn an_interrupted_rotation_keeps_both_versions_and_says_what_it_applied() 
     let op = &app.operator;
     let name = unique("skint");
     let new_name = format!("{name}.v2");
-    let _made = Made(vec![name.clone(), new_name.clone()]);
+    let _made = MadeSecrets(vec![name.clone(), new_name.clone()]);
     create_secret(&name, "old-value");
     // Followed for a minute after its update (the monitor window): time to interrupt it.
     let service = TestService::create(

@@ -7,7 +7,9 @@ mod alerts;
 mod backup;
 mod deploys;
 mod registries;
+mod report_secrets;
 mod reports;
+mod sealed;
 mod usage;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +25,8 @@ pub use deploys::{
     FileDigest, LockHolder, ObjectKind, ObjectRevision, ServiceRevision, StackLock,
 };
 pub use registries::{AutoDeployEvent, StoredRegistry, EVENTS_KEPT};
+pub use report_secrets::ReportSecretUse;
+pub use sealed::{SealedTable, SealedValue};
 pub use swarmkeeper_report::{DiskSample, NodeReport, ReportedRun, RetentionPolicy};
 pub use usage::UsageThinning;
 
@@ -163,6 +167,8 @@ impl Store {
         store.init_registries()?;
         store.init_usage()?;
         store.init_alerts()?;
+        store.init_sealed()?;
+        store.init_report_secrets()?;
         Ok(store)
     }
 

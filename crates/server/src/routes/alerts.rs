@@ -72,6 +72,13 @@ pub struct AlertsView {
 
 page!(AlertsView, "alerts.html", "alerts");
 
+impl AlertsView {
+    /// How many channels cannot be used: the page's banner.
+    pub fn unusable_channels(&self) -> usize {
+        self.channels.iter().filter(|c| c.problem.is_some()).count()
+    }
+}
+
 /// The alert history page's data: newest first.
 #[derive(Serialize)]
 pub struct HistoryView {

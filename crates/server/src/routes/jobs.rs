@@ -179,6 +179,22 @@ where
     W: FnOnce(Arc<Job>) -> F,
     F: std::future::Future<Output = Result<JobEnd, AppError>> + Send + 'static,
 {
+    let job = start_followed(state, title, user, about, work);
+    Reply::done(format!("/jobs/{}", url_encode(&job)))
+}
+
+/// [`follow`]'s start: the job's id, for a change whose JSON answer names its job.
+pub(crate) fn start_followed<W, F>(
+    state: &AppState,
+    title: String,
+    user: &str,
+    about: Vec<Link>,
+    work: W,
+) -> String
+where
+    W: FnOnce(Arc<Job>) -> F,
+    F: std::future::Future<Output = Result<JobEnd, AppError>> + Send + 'static,
+{
     let job = state.jobs.start(title, user, about);
     if let Err(e) = ledger::started(&state.auth(), &job) {
         tracing::warn!(error = %e, job = %job.id, "cannot record a job in the ledger");
@@ -188,7 +204,7 @@ where
     Jobs::spawn(job.clone(), work, move |job, end| {
         crate::jobs::record_end(&recorder, job, end);
     });
-    Reply::done(format!("/jobs/{}", url_encode(&job.id)))
+    job.id.clone()
 }
 
 /// `?after=N`: the first line to send.

@@ -156,6 +156,8 @@ fn rows() -> Table {
     t.route(M::POST, "/secrets/{name}/remove", ManageSecrets, objects::remove_secret);
     t.route(M::DELETE, "/api/secrets/{name}", ManageSecrets, objects::remove_secret);
     t.twin(M::POST, "/secrets/{name}/rotate", "/api/secrets/{name}/rotate", ManageSecrets, objects::rotate_secret);
+    t.twin(M::POST, "/secrets/{name}/rekey", "/api/secrets/{name}/rekey", ManageSettings, objects::rekey_secret);
+    t.twin(M::POST, "/secrets/{name}/forget-previous", "/api/secrets/{name}/forget-previous", ManageSettings, objects::forget_previous_report_secret);
     t.twin(M::GET, "/configs", "/api/configs", ViewCluster, objects::configs);
     t.twin(M::POST, "/configs", "/api/configs", ManageSecrets, objects::create_config);
     t.twin(M::GET, "/configs/{name}", "/api/configs/{name}", ViewCluster, objects::config);

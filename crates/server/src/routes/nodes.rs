@@ -9,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 use swarmkeeper_auth::bearer_token;
 use swarmkeeper_engine::{SwarmNode, Task, TaskState};
 use swarmkeeper_gc::DiskReport;
@@ -344,19 +343,15 @@ pub async fn agent_report(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, AppError> {
-    let expected = state
-        .config
-        .report_secret
-        .as_deref()
-        .ok_or(AppError::Unauthenticated)?;
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token)
         .ok_or(AppError::Unauthenticated)?;
-    if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-        return Err(AppError::Unauthenticated);
-    }
+    // The current secret, or a previous one during a rotation's grace (`AppState::report_secret`).
+    let used = state
+        .report_secret(presented)
+        .ok_or(AppError::Unauthenticated)?;
     let too_large =
         || AppError::TooLarge(format!("a report may be at most {MAX_REPORT_BYTES} bytes"));
     let declared = headers
@@ -390,6 +385,7 @@ pub async fn agent_report(
         .store()
         .record_node_report(&report, now)
         .map_err(AppError::internal)?;
+    state.note_report_secret(&report.node_key(), &report.hostname, presented, used)?;
     crate::alerting::after_report(&state, &report);
     crate::pressure::after_report(&state, &report, now).await;
     Ok(StatusCode::NO_CONTENT)

@@ -54,6 +54,12 @@ pub struct ObjectView {
     /// Why it is not rotated here when swarmkeeper's own server or agent uses it
     /// (`views::own::rotation_refusal`): the page shows this instead of the rotate form.
     pub not_rotatable: Option<String>,
+    /// When it is the server's sealing key: what a re-key does (`POST
+    /// /api/secrets/{name}/rekey`), the confirmation the page's re-key form asks for.
+    pub rekey: Option<String>,
+    /// When the server reads it as the agents' report secret: whether a previous secret is
+    /// still accepted, and from which nodes' agents.
+    pub report_secret: Option<ReportSecretView>,
     /// The rotate form as posted, when it was refused.
     #[serde(skip)]
     pub form: FormState,
@@ -280,6 +286,18 @@ async fn load_one(
     Ok(ObjectView {
         kind: kind.as_str(),
         not_rotatable: own_refusal(&services, kind, &object.id, name),
+        rekey: (kind == FileKind::Secret && seal_key_users(&services, &object.id).is_ok())
+            .then(|| rekey_consequences(name)),
+        report_secret: if kind == FileKind::Secret
+            && server_reads_as(&services, &object.id, REPORT_SECRET_FILE)
+        {
+            Some(ReportSecretView {
+                previous_accepted: state.report_grace_open(),
+                nodes_on_previous: state.nodes_on_previous_report_secret()?,
+            })
+        } else {
+            None
+        },
         object,
         form,
     })
@@ -463,14 +481,7 @@ async fn rotate(
         }
         None => next_version(name, &taken),
     };
-    // A digest label a stack deploy wrote describes the old content, not the new.
-    let mut labels = old.labels.clone();
-    labels.remove(LABEL_DATA_SHA256);
-    // How a deploy of a stack file that still names the old version finds the new one.
-    labels.insert(
-        swarmkeeper_rollout::preflight::ROTATED_FROM_LABEL.to_owned(),
-        old.name.clone(),
-    );
+    let labels = new_version_labels(old);
     let created = create_object(&state.engine, kind, &new_name, &request.data, &labels).await?;
     state.audit(
         &caller.user.name,
@@ -478,21 +489,10 @@ async fn rotate(
         name,
         &format!("to {new_name}: started"),
     )?;
-    // Each stack's users move in one revision of that stack; a service outside any stack is
-    // its own history.
-    let mut groups: BTreeMap<String, Vec<(String, serde_json::Value)>> = BTreeMap::new();
-    for service in services
+    let users = services
         .iter()
-        .filter(|s| refs(s, kind).iter().any(|r| r.id == old.id))
-    {
-        let mut spec = service.spec.clone();
-        swap_file_ref(&mut spec, kind, &old.id, (&created.id, &new_name));
-        let history = service.view.stack().unwrap_or(&service.name).to_owned();
-        groups
-            .entry(history)
-            .or_default()
-            .push((service.name.clone(), spec));
-    }
+        .filter(|s| refs(s, kind).iter().any(|r| r.id == old.id));
+    let groups = moves(users, kind, &old.id, &created, &new_name);
     let rotation = Rotation {
         user: caller.user.name.clone(),
         kind,
@@ -521,6 +521,42 @@ async fn rotate(
         StatusCode::CONFLICT
     };
     Ok(Reply::page(view).with_status(status))
+}
+
+/// The labels of a new version of `old`: its own, but the digest label a stack deploy wrote
+/// (it describes the old content), and the label by which a deploy of a stack file that still
+/// names the old version finds the new one.
+fn new_version_labels(old: &swarmkeeper_engine::SwarmObject) -> BTreeMap<String, String> {
+    let mut labels = old.labels.clone();
+    labels.remove(LABEL_DATA_SHA256);
+    labels.insert(
+        swarmkeeper_rollout::preflight::ROTATED_FROM_LABEL.to_owned(),
+        old.name.clone(),
+    );
+    labels
+}
+
+/// What a rotation moves: each of `users` with its reference to `old_id` swapped for the
+/// new version, grouped by history — each stack's users move in one revision of that stack;
+/// a service outside any stack is its own history.
+fn moves<'a>(
+    users: impl Iterator<Item = &'a Service>,
+    kind: FileKind,
+    old_id: &str,
+    created: &Created,
+    new_name: &str,
+) -> BTreeMap<String, Vec<(String, serde_json::Value)>> {
+    let mut groups: BTreeMap<String, Vec<(String, serde_json::Value)>> = BTreeMap::new();
+    for service in users {
+        let mut spec = service.spec.clone();
+        swap_file_ref(&mut spec, kind, old_id, (&created.id, new_name));
+        let history = service.view.stack().unwrap_or(&service.name).to_owned();
+        groups
+            .entry(history)
+            .or_default()
+            .push((service.name.clone(), spec));
+    }
+    groups
 }
 
 /// A rotation once its new version exists: the users moved, a revision per stack.
@@ -822,4 +858,246 @@ pub async fn rotate_config(
     Input(request): Input<RotateRequest>,
 ) -> Result<Reply, AppError> {
     rotate(&state, &caller, &uri, FileKind::Config, &name, request).await
+}
+
+/// The file the server reads the agents' report secret from (`deploy/swarmkeeper.yml`).
+const REPORT_SECRET_FILE: &str = "swarmkeeper_report_secret";
+
+/// The agents' report secret across a rotation: the server accepts the previous one (a
+/// start with another secret puts the last one on a grace list) until every node's agent
+/// has reported with the current one, so the agent Swarm leaves on a paused or drained node
+/// keeps reporting.
+#[derive(Serialize)]
+pub struct ReportSecretView {
+    pub previous_accepted: bool,
+    /// Hostnames whose agents last reported with the previous secret.
+    pub nodes_on_previous: Vec<String>,
+}
+
+/// Whether a service running swarmkeeper's server reads secret `id` as `file`.
+fn server_reads_as(services: &[Service], id: &str, file: &str) -> bool {
+    services.iter().any(|s| {
+        own_part(&s.view) == Some(crate::views::own::OwnPart::Server)
+            && refs(s, FileKind::Secret)
+                .iter()
+                .any(|r| r.id == id && r.target.rsplit('/').next() == Some(file))
+    })
+}
+
+/// `POST /secrets/{name}/forget-previous`, `POST /api/secrets/{name}/forget-previous` (admin):
+/// the previous report secrets are no longer accepted (before every node's agent has
+/// reported with the current one: a node whose agent still has the old one is then refused).
+pub async fn forget_previous_report_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Reply, AppError> {
+    let (objects, services) = find(&state, FileKind::Secret).await?;
+    let object = objects
+        .iter()
+        .find(|o| o.name == name)
+        .ok_or_else(|| AppError::NotFound(format!("no secret named {name}")))?;
+    if !server_reads_as(&services, &object.id, REPORT_SECRET_FILE) {
+        return Err(AppError::Conflict(format!(
+            "{name} is not the agents' report secret the server reads"
+        )));
+    }
+    let still = state.nodes_on_previous_report_secret()?;
+    let dropped = state.drop_report_grace()?;
+    state.audit(
+        &caller.user.name,
+        "report-secret",
+        &name,
+        &format!(
+            "previous secret(s) no longer accepted ({dropped}); nodes still on one: {}",
+            if still.is_empty() {
+                "none".to_owned()
+            } else {
+                still.join(", ")
+            }
+        ),
+    )?;
+    Ok(Reply::done(format!("/secrets/{}", url_encode(&name))))
+}
+
+/// A re-key of the server's sealing key: the new key's text (by default the server draws 64
+/// random hex digits, shown to no one), and the secret's name as the confirmation that the
+/// server restarts.
+#[derive(Deserialize)]
+pub struct RekeyRequest {
+    #[serde(default)]
+    pub data: Option<String>,
+    #[serde(default)]
+    pub confirm: Option<String>,
+}
+
+/// What a re-key answers as it starts (202): never a key. The server's move goes on in the
+/// job; the server restarts on the new key in its middle.
+#[derive(Serialize)]
+pub struct RekeyStarted {
+    pub name: String,
+    pub new_name: String,
+    pub new_id: String,
+    /// Sealed values (registry secrets, alert channels' settings) staged for the new key.
+    pub resealed: usize,
+    /// The job that moves the server, `/jobs/ID` (its page outlives the restart).
+    pub job: String,
+    pub summary: String,
+}
+
+/// What re-keying `name` does, said before it is done.
+fn rekey_consequences(name: &str) -> String {
+    format!(
+        "Re-key {name}: every alert channel's settings and registry credential is opened with \
+         the current key and sealed with a new one (both kept until the server runs on the new \
+         key), a new version of the secret is created and the server is moved to it through \
+         the deploy engine: the server restarts and this dashboard is away for a few seconds. \
+         The new key is never shown."
+    )
+}
+
+/// The services using secret `id` when it is the server's sealing key — a service running
+/// swarmkeeper's server reads it as `swarmkeeper_secret_key` — and no agent uses it; else why
+/// it is not re-keyed.
+fn seal_key_users<'a>(services: &'a [Service], id: &str) -> Result<Vec<&'a Service>, String> {
+    let key_file = swarmkeeper_auth::SECRET_KEY_SECRET_FILE
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let users: Vec<&Service> = services
+        .iter()
+        .filter(|s| refs(s, FileKind::Secret).iter().any(|r| r.id == id))
+        .collect();
+    if !server_reads_as(services, id, key_file) {
+        return Err(
+            "only the server's sealing key (the secret its server reads as \
+                    swarmkeeper_secret_key) is re-keyed; rotate other secrets"
+                .to_owned(),
+        );
+    }
+    if let Some(agent) = users
+        .iter()
+        .find(|s| own_part(&s.view) == Some(crate::views::own::OwnPart::Agent))
+    {
+        return Err(format!(
+            "{} (swarmkeeper's agent) uses it too: it is not re-keyed here",
+            agent.name
+        ));
+    }
+    Ok(users)
+}
+
+/// `POST /secrets/{name}/rekey`, `POST /api/secrets/{name}/rekey` (admin): re-keys the
+/// server's sealing key. Every sealed value is opened with the current key and sealed with
+/// the new one, staged beside the current sealing in one SQLite transaction
+/// (`crate::sealed::stage_rekey`); the new version of the secret is created; then every
+/// service using it (the server) is moved to it through the deploy engine, as a rotation
+/// does, in a job. The server restarts on the new key and promotes the staged values; a move
+/// that fails or is rolled back leaves the server on the old key, whose sealing is kept, so
+/// no credential is lost either way. 202 with the job; 409 without `confirm` set to the
+/// name, for a secret that is not the server's key, or a value the key cannot open.
+pub async fn rekey_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    Path(name): Path<String>,
+    Input(request): Input<RekeyRequest>,
+) -> Result<Reply, AppError> {
+    let kind = FileKind::Secret;
+    let (objects, services) = find(&state, kind).await?;
+    let old = objects
+        .iter()
+        .find(|o| o.name == name)
+        .ok_or_else(|| AppError::NotFound(format!("no secret named {name}")))?;
+    let users = seal_key_users(&services, &old.id).map_err(AppError::Conflict)?;
+    if request.confirm.as_deref() != Some(name.as_str()) {
+        return Err(AppError::Conflict(format!(
+            "{} To go ahead, confirm it by name: `\"confirm\": \"{name}\"`.",
+            rekey_consequences(&name)
+        )));
+    }
+    let data = match request.data.filter(|d| !d.trim().is_empty()) {
+        Some(data) => data,
+        None => swarmkeeper_auth::random_key_text(),
+    };
+    let new_key = match check_data(kind, &data).and_then(|()| {
+        swarmkeeper_auth::SealingKey::from_secret(data.as_bytes()).map_err(|e| FieldError {
+            field: "data",
+            message: e.to_string(),
+        })
+    }) {
+        Ok(key) => key,
+        Err(error) => {
+            return refuse(&state, &uri, kind, rotate_refused(&name, error), INVALID).await
+        }
+    };
+    let taken: HashSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+    let new_name = next_version(&name, &taken);
+    let resealed = crate::sealed::stage_rekey(&state, &new_key)?;
+    let labels = new_version_labels(old);
+    let created = match create_object(&state.engine, kind, &new_name, &data, &labels).await {
+        Ok(created) => created,
+        Err(e) => {
+            crate::sealed::abandon_rekey(&state)?;
+            return Err(e.into());
+        }
+    };
+    drop(data);
+    state.audit(
+        &caller.user.name,
+        "rekey-secret",
+        &name,
+        &format!("to {new_name}: {resealed} sealed value(s) staged for the new key; started"),
+    )?;
+    let groups = moves(users.into_iter(), kind, &old.id, &created, &new_name);
+    let started = RekeyStarted {
+        name: name.clone(),
+        new_name: new_name.clone(),
+        new_id: created.id.clone(),
+        resealed,
+        job: String::new(),
+        summary: format!(
+            "{resealed} sealed value(s) staged for the new key; moving the server to \
+             {new_name}: it restarts on the new key"
+        ),
+    };
+    let rotation = Rotation {
+        user: caller.user.name.clone(),
+        kind,
+        name: name.clone(),
+        old_id: old.id.clone(),
+        new_name,
+        created,
+        groups,
+    };
+    let about = rotation.about();
+    let follower = state.clone();
+    let job = super::jobs::start_followed(
+        &state,
+        format!("Re-key of secret {name}"),
+        &caller.user.name,
+        about,
+        move |job| async move {
+            let view = rotation.finish(follower.clone(), Some(job)).await?;
+            // A move that left the server on the old key (refused, rolled back) forgets what
+            // was staged for the new key; anything less certain keeps it for the restart.
+            if crate::sealed::rekey_given_up(
+                &view.moved,
+                &view.still_on_old,
+                follower.shutdown.has_begun(),
+            ) {
+                crate::sealed::abandon_rekey(&follower)?;
+            }
+            Ok(view.end())
+        },
+    );
+    let href = format!("/jobs/{}", url_encode(&job));
+    Ok(Reply::changed(
+        StatusCode::ACCEPTED,
+        RekeyStarted {
+            job: href.clone(),
+            ..started
+        },
+        href,
+    ))
 }

@@ -35,6 +35,9 @@ pub struct OverviewView {
     /// The services using the most CPU and memory now, and those with a replica at or above
     /// [`NEAR_MEMORY_LIMIT_PERCENT`] of its memory limit.
     pub usage: TopConsumers,
+    /// Alert channels whose settings cannot be opened (`NAME: why`): alerts do not reach
+    /// them.
+    pub unusable_channels: Vec<String>,
 }
 
 /// Services listed as top consumers, each by CPU and by memory.
@@ -125,6 +128,7 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
         nodes,
         unbounded_logs,
         usage,
+        unusable_channels: state.alerting.unusable_channels(),
     })
 }
 

@@ -94,8 +94,8 @@ pub const OWN_SECRETS_README: &str = "README.md, \"Rotating swarmkeeper's own se
 /// `users` use it; `None` when none does. A rotation moves the server (stop-first: this
 /// dashboard restarts in the middle of it); a new seal key cannot open the alert channels and
 /// registry credentials sealed with the old one (`swarmkeeper_auth::SECRET_KEY_SECRET_FILE`);
-/// and Swarm does not move the agent's task on a paused or drained node, whose reports the
-/// server then refuses, so a node paused for disk pressure is never released.
+/// and Swarm does not move the agent's task on a paused or drained node, which keeps the old
+/// report secret (the server accepts it during a grace, `AppState::report_secret`).
 pub fn rotation_refusal(kind: &str, name: &str, users: &[OwnUser<'_>]) -> Option<String> {
     if users.is_empty() {
         return None;
@@ -127,13 +127,15 @@ pub fn rotation_refusal(kind: &str, name: &str, users: &[OwnUser<'_>]) -> Option
     {
         why.push_str(
             " it is the key every alert channel and registry credential is sealed with, and a \
-             new value cannot open them;",
+             new value cannot open them: re-key it instead (its page, or POST \
+             /api/secrets/NAME/rekey);",
         );
     }
     if users.iter().any(|u| u.part == OwnPart::Agent) {
         why.push_str(
-            " Swarm does not move the agents on paused or drained nodes, whose reports are then \
-             refused, so such a node is never released;",
+            " Swarm does not move the agents on paused or drained nodes, so the server accepts \
+             the previous secret from them after its restart until every node's agent reports \
+             with the new one (the secret's page says which still use it);",
         );
     }
     why.pop();

@@ -1075,3 +1075,23 @@ pub async fn followed_job(
             .unwrap();
     }
 }
+
+/// Secrets a test made, removed when it ends, passed or not.
+pub struct MadeSecrets(pub Vec<String>);
+
+impl Drop for MadeSecrets {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = try_docker(&["secret", "rm", name]);
+        }
+    }
+}
+
+/// Creates secret `name` holding `value` with the docker CLI.
+pub fn create_secret(name: &str, value: &str) {
+    let file = std::env::temp_dir().join(format!("{name}.value"));
+    std::fs::write(&file, value).unwrap();
+    let made = try_docker(&["secret", "create", name, file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    made.unwrap();
+}

@@ -1,0 +1,309 @@
+//! Re-keying the server's sealing key against real parts: a stand-in for swarmkeeper's server
+//! on the host's swarm (a service labelled `swarmkeeper.server=true` reading the key as
+//! `swarmkeeper_secret_key`), an alert channel whose webhook is a receiver started here, and
+//! a registry credential for Debian's `docker-registry` with htpasswd. The re-key stages every
+//! sealed value for the new key, creates the new version, moves the service to it through the
+//! deploy engine; a server started on the old key (Swarm rolled it back) and then on the new
+//! key opens both: the channel's send test reaches the receiver, the registry accepts the
+//! credential. A server on a key that opens neither shows the channels unusable in a banner
+//! on the Alerts page and the overview.
+
+#[path = "../../registry/tests/common/mod.rs"]
+mod registry_support;
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use registry_support::Registry;
+use serde_json::{json, Value};
+use support::*;
+use swarmkeeper_auth::SealingKey;
+use tokio::sync::mpsc;
+
+const OLD_KEY: &str = "the old seal key: 0123456789abcdef0123456789abcdef";
+const NEW_KEY: &str = "the new seal key: fedcba9876543210fedcba9876543210";
+const USER: &str = "ci";
+const PASSWORD: &str = "rekey-registry-pw-0815";
+
+/// A webhook receiver: every JSON body posted to `/hook`.
+async fn receiver() -> (SocketAddr, mpsc::UnboundedReceiver<Value>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(
+                |State(tx): State<mpsc::UnboundedSender<Value>>, Json(body): Json<Value>| async move {
+                    let _ = tx.send(body);
+                },
+            ),
+        )
+        .with_state(tx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, rx)
+}
+
+fn key(text: &str) -> SealingKey {
+    SealingKey::from_secret(text.as_bytes()).unwrap()
+}
+
+/// The channel's send test and the registry's test on `router`, both accepted, the test
+/// message received.
+async fn both_open(
+    router: &Router,
+    admin: &str,
+    channel: i64,
+    registry: Option<i64>,
+    rx: &mut mpsc::UnboundedReceiver<Value>,
+) {
+    let page = send(router, Call::get("/api/alerts").bearer(admin))
+        .await
+        .json();
+    assert!(page["channels"][0]["problem"].is_null(), "{page}");
+    let tested = send(
+        router,
+        Call::post(&format!("/api/alerts/channels/{channel}/test")).bearer(admin),
+    )
+    .await;
+    tested.expect(200);
+    assert_eq!(tested.json()["ok"], true, "{}", tested.text());
+    let message = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the test message arrives")
+        .unwrap();
+    assert_eq!(message["rule"], "test");
+    if let Some(id) = registry {
+        let tested = send(
+            router,
+            Call::post(&format!("/api/registries/{id}/test")).bearer(admin),
+        )
+        .await;
+        tested.expect(200);
+        assert_eq!(tested.json()["ok"], true, "{}", tested.text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key() {
+    let registry = Registry::htpasswd(USER, PASSWORD);
+    let app = TestApp::with_key(Some(key(OLD_KEY))).await;
+    let admin = app.admin.token.clone();
+    let secret = unique("skrekey");
+    let _made = MadeSecrets(vec![secret.clone(), format!("{secret}.v2")]);
+    create_secret(&secret, OLD_KEY);
+    let server = TestService::create(
+        "skrekeyserver",
+        &[
+            "--label",
+            "swarmkeeper.server=true",
+            "--secret",
+            &format!("source={secret},target=swarmkeeper_secret_key"),
+        ],
+    );
+    let (addr, mut rx) = receiver().await;
+    let added = app
+        .call(
+            Call::post("/api/alerts/channels")
+                .bearer(&admin)
+                .json(&json!({
+                    "name": "rekey-hook", "type": "webhook",
+                    "url": format!("http://{addr}/hook?token=never-shown")
+                })),
+        )
+        .await;
+    added.expect(201);
+    let channel = added.json()["id"].as_i64().unwrap();
+    let registry_id = match &registry {
+        Some(registry) => {
+            let added = app
+                .call(Call::post("/api/registries").bearer(&admin).json(&json!({
+                    "host": registry.addr, "kind": "password", "username": USER,
+                    "password": PASSWORD
+                })))
+                .await;
+            added.expect(201);
+            Some(added.json()["id"].as_i64().unwrap())
+        }
+        None => None,
+    };
+
+    // Only admins, only with the name as confirmation, only the server's key.
+    app.call(
+        Call::post(&format!("/api/secrets/{secret}/rekey"))
+            .bearer(&app.operator.token)
+            .json(&json!({"confirm": secret})),
+    )
+    .await
+    .expect(403);
+    let unconfirmed = app
+        .call(
+            Call::post(&format!("/api/secrets/{secret}/rekey"))
+                .bearer(&admin)
+                .json(&json!({"data": NEW_KEY})),
+        )
+        .await
+        .expect_json_error(409);
+    assert!(unconfirmed.contains("the server restarts"), "{unconfirmed}");
+    let short = app
+        .call(
+            Call::post(&format!("/api/secrets/{secret}/rekey"))
+                .bearer(&admin)
+                .json(&json!({"data": "short", "confirm": secret})),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(short.contains("32"), "{short}");
+    // The page's form: refused next to its field, nothing made.
+    let form = app
+        .call(
+            Call::post(&format!("/secrets/{secret}/rekey"))
+                .session(&app.admin)
+                .form(&[("confirm", secret.as_str()), ("data", "short")]),
+        )
+        .await;
+    form.expect(422);
+    assert!(
+        form.text().contains("it needs 32 or more"),
+        "{}",
+        form.text()
+    );
+    assert!(form.text().contains("id=\"rekey\""), "{}", form.text());
+    assert!(
+        !exists("secret", &format!("{secret}.v2")),
+        "nothing made yet"
+    );
+    let page = app
+        .call(Call::get(&format!("/secrets/{secret}")).session(&app.admin))
+        .await;
+    page.expect(200);
+    assert!(page.text().contains("id=\"rekey\""), "{}", page.text());
+
+    let started = app
+        .call(
+            Call::post(&format!("/api/secrets/{secret}/rekey"))
+                .bearer(&admin)
+                .json(&json!({"data": NEW_KEY, "confirm": secret})),
+        )
+        .await;
+    started.expect(202);
+    let started = started.json();
+    assert_eq!(started["resealed"], if registry.is_some() { 2 } else { 1 });
+    assert!(!started.to_string().contains(NEW_KEY));
+    // Nothing new is sealed with the old key alone while the server waits to move.
+    app.call(
+        Call::post("/api/alerts/channels")
+            .bearer(&admin)
+            .json(&json!({
+                "name": "late", "type": "webhook", "url": format!("http://{addr}/late")
+            })),
+    )
+    .await
+    .expect_json_error(409);
+    let job = started["job"].as_str().unwrap().to_owned();
+    let mut end = Value::Null;
+    for _ in 0..600 {
+        end = app
+            .call(Call::get(&format!("/api{job}")).bearer(&admin))
+            .await
+            .json()["end"]
+            .clone();
+        if !end.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(end["succeeded"], true, "{end}");
+    let secrets: Vec<String> = server
+        .spec()
+        .pointer("/TaskTemplate/ContainerSpec/Secrets")
+        .and_then(|s| s.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r["SecretName"].as_str().unwrap(),
+                r["File"]["Name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(secrets, [format!("{secret}.v2:swarmkeeper_secret_key")]);
+    let audit = serde_json::to_string(&app.audit().await).unwrap();
+    assert!(audit.contains("rekey-secret"), "{audit}");
+    for hidden in [NEW_KEY, PASSWORD, "never-shown"] {
+        assert!(!audit.contains(hidden), "{audit}");
+    }
+
+    // Swarm rolled the server back: it starts on the old key, which still opens everything.
+    app.state.shutdown.begin();
+    let on_old = swarmkeeper_server::app(open_state_with_key(
+        app.dir.path(),
+        Some(REPORT_SECRET),
+        Some(key(OLD_KEY)),
+    ));
+    both_open(&on_old, &admin, channel, registry_id, &mut rx).await;
+    // The server runs on the new key: the staged values are promoted and open.
+    let on_new = swarmkeeper_server::app(open_state_with_key(
+        app.dir.path(),
+        Some(REPORT_SECRET),
+        Some(key(NEW_KEY)),
+    ));
+    both_open(&on_new, &admin, channel, registry_id, &mut rx).await;
+    // New channels are taken again, sealed with the new key.
+    send(
+        &on_new,
+        Call::post("/api/alerts/channels")
+            .bearer(&admin)
+            .json(&json!({
+                "name": "late", "type": "webhook", "url": format!("http://{addr}/late")
+            })),
+    )
+    .await
+    .expect(201);
+    // Promoted for good: a server on the old key no longer opens them.
+    let again_old = swarmkeeper_server::app(open_state_with_key(
+        app.dir.path(),
+        Some(REPORT_SECRET),
+        Some(key(OLD_KEY)),
+    ));
+    let page = send(&again_old, Call::get("/api/alerts").bearer(&admin))
+        .await
+        .json();
+    let channels = page["channels"].as_array().unwrap();
+    assert_eq!(channels.len(), 2, "{page}");
+    assert!(channels.iter().all(|c| c["problem"].is_string()), "{page}");
+    // Said where it is seen: a banner on the Alerts page and the overview, and its JSON.
+    let html = send(&again_old, Call::get("/alerts").session(&app.admin)).await;
+    html.expect(200);
+    assert!(
+        html.text().contains("id=\"unusable-channels\""),
+        "{}",
+        html.text()
+    );
+    let overview = send(&again_old, Call::get("/api/overview").bearer(&admin))
+        .await
+        .json();
+    let unusable = overview["unusable_channels"].as_array().unwrap();
+    assert_eq!(unusable.len(), 2, "{overview}");
+    assert!(
+        unusable[1].as_str().unwrap().starts_with("rekey-hook: "),
+        "{overview}"
+    );
+    let html = send(&again_old, Call::get("/").session(&app.admin)).await;
+    assert!(
+        html.text().contains("id=\"unusable-channels\""),
+        "{}",
+        html.text()
+    );
+    let fine = send(&on_new, Call::get("/api/overview").bearer(&admin))
+        .await
+        .json();
+    assert_eq!(fine["unusable_channels"], json!([]), "{fine}");
+    let html = send(&on_new, Call::get("/alerts").session(&app.admin)).await;
+    assert!(!html.text().contains("id=\"unusable-channels\""));
+}
