@@ -259,7 +259,7 @@ async fn a_stack_deploy_and_rollback_from_the_dashboard_run_as_jobs() {
     );
     assert!(greeting_of(st).contains("GREETING=one"));
 
-    // The JSON twins stay synchronous: the outcome in the answer.
+    // The JSON twin starts a job too (202, `Location` its JSON) ...
     let answer = app
         .call(
             Call::post(&format!("/api/stacks/{st}/rollback"))
@@ -267,9 +267,20 @@ async fn a_stack_deploy_and_rollback_from_the_dashboard_run_as_jobs() {
                 .json(&json!({"to": history[1].revision})),
         )
         .await;
+    let (_, end) = support::followed_job(&app, &answer).await;
+    assert_eq!(end.outcome, "succeeded", "{end:?}");
+    assert!(greeting_of(st).contains("GREETING=two"));
+    // ... and with `?wait=true` answers the outcome at its end.
+    let answer = app
+        .call(
+            Call::post(&format!("/api/stacks/{st}/rollback?wait=true"))
+                .bearer(&op.token)
+                .json(&json!({"to": history[0].revision})),
+        )
+        .await;
     answer.expect(200);
     assert_eq!(answer.json()["outcome"], "succeeded", "{}", answer.json());
-    assert!(greeting_of(st).contains("GREETING=two"));
+    assert!(greeting_of(st).contains("GREETING=one"));
 
     // The audit log has each run's end, as from the API.
     let audit = app.audit().await;
@@ -279,7 +290,7 @@ async fn a_stack_deploy_and_rollback_from_the_dashboard_run_as_jobs() {
         .filter_map(|e| e["detail"].as_str())
         .filter(|d| !d.ends_with("started"))
         .collect();
-    assert_eq!(ends.len(), 4, "{audit:?}");
+    assert_eq!(ends.len(), 5, "{audit:?}");
 }
 
 /// A server that stops interrupts its jobs: the revision, the job's page and the ledger say
