@@ -71,6 +71,7 @@ async fn a_rollback_to_a_revision_no_node_can_run_is_refused_at_once() {
         let answer = rollback(&app, st, query, body.clone()).await;
         let took = started.elapsed();
         let message = answer.expect_json_error(400);
+        eprintln!("{query} {body}: refused after {took:?}");
         assert!(
             message.contains(&format!("revision 1 of {st} cannot be rolled back to"))
                 && message.contains(&format!("service {web} cannot be placed"))

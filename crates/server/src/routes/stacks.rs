@@ -902,10 +902,26 @@ pub async fn deploy_from_form(
             return Ok(refused(view, &e));
         }
     };
-    let user = caller.user.name.clone();
-    let follower = state.clone();
-    Ok(follow(
+    Ok(deploy_as_job(
         &state,
+        caller.user.name.clone(),
+        stack,
+        request.compose,
+        prepared,
+    ))
+}
+
+/// The deploy of a prepared file as a job, followed on its page (see [`follow`]).
+fn deploy_as_job(
+    state: &AppState,
+    user: String,
+    stack: String,
+    compose: String,
+    prepared: (StackSpec, LintView),
+) -> Reply {
+    let follower = state.clone();
+    follow(
+        state,
         format!("Deploy of stack {stack}"),
         &user.clone(),
         stack_about(&stack),
@@ -914,14 +930,14 @@ pub async fn deploy_from_form(
                 &follower,
                 &user,
                 &stack,
-                &request.compose,
+                &compose,
                 prepared,
                 Some(job.clone()),
             )
             .await?;
             Ok(view.job_end(&follower, &job).await)
         },
-    ))
+    )
 }
 
 /// The form again, saying what is wrong, with the error's status.
@@ -951,24 +967,12 @@ pub async fn deploy(
             deploy_prepared(&state, &user, &stack, &request.compose, (spec, lint), None).await?;
         return Ok(view.finished());
     }
-    let follower = state.clone();
-    Ok(follow(
+    Ok(deploy_as_job(
         &state,
-        format!("Deploy of stack {stack}"),
-        &user.clone(),
-        stack_about(&stack),
-        move |job| async move {
-            let view = deploy_prepared(
-                &follower,
-                &user,
-                &stack,
-                &request.compose,
-                (spec, lint),
-                Some(job.clone()),
-            )
-            .await?;
-            Ok(view.job_end(&follower, &job).await)
-        },
+        user,
+        stack,
+        request.compose,
+        (spec, lint),
     ))
 }
 
