@@ -137,6 +137,7 @@ async fn an_api_rollback_answers_202_at_once_and_its_job_ends_with_the_outcome()
         assert!(Instant::now() < deadline, "the job never ended: {view}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    eprintln!("the job ended after {:?}", started.elapsed());
     assert_eq!(end["succeeded"], true, "{end}");
     assert_eq!(end["outcome"], "succeeded", "{end}");
     let newest = app.state.history().revisions(st).await.unwrap()[0].clone();
