@@ -28,8 +28,9 @@ pub mod revisions;
 mod rollback;
 
 pub use assess::{
-    assess, converged, observe, tally, verdict, waiting_reason, without_grpc_wrapper, Follow,
-    Monitor, ObservedService, ObservedTask, ServiceState, Tally, Verdict, DEFAULT_MAX_FAILED_TASKS,
+    assess, converged, observe, requested_rollback, tally, verdict, waiting_reason,
+    without_grpc_wrapper, Follow, Monitor, ObservedService, ObservedTask, ServiceState, Tally,
+    Verdict, DEFAULT_MAX_FAILED_TASKS,
 };
 pub use defaults::{apply_safe_defaults, Note, SAFE_DEFAULTS};
 pub use diff::{

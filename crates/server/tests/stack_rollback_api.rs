@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{
-    greeting_of, greeting_stack, node_id, service_version, unique, Answer, Call, NodeLabel,
-    TempDir, TestApp, TestStack, IMAGE,
+    docker, greeting_of, greeting_stack, node_id, service_version, unique, Answer, Call, NodeLabel,
+    TempDir, TestApp, TestService, TestStack, IMAGE, SLEEP,
 };
 use swarmkeeper_deploy::History;
 
@@ -186,4 +186,67 @@ async fn a_failed_rollback_with_wait_answers_409_with_the_failures() {
     let web = format!("{st}_web");
     assert_eq!(view["failures"][0]["service"], web.as_str(), "{view}");
     assert!(greeting_of(st).contains("GREETING=two"));
+}
+
+/// The service rollback is Swarm's own: it answers as soon as Swarm took it, or with
+/// `?wait=true` at its end like the stacks' changes, 200 rolled back, 409 when Swarm paused it.
+#[tokio::test]
+async fn a_service_rollback_with_wait_answers_200_or_409_at_its_end() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let settings = [
+        "--update-monitor",
+        "1s",
+        "--rollback-monitor",
+        "2s",
+        "--rollback-failure-action",
+        "pause",
+        "--restart-delay",
+        "1s",
+    ];
+    let good = TestService::running("rbsvc", &settings, SLEEP);
+    good.wait_running(1);
+    docker(&[
+        "service",
+        "update",
+        "--quiet",
+        "--env-add",
+        "A=2",
+        &good.name,
+    ]);
+    let answer = app
+        .call(
+            Call::post(&format!("/api/services/{}/rollback?wait=true", good.name))
+                .bearer(&op.token),
+        )
+        .await;
+    answer.expect(200);
+    let done = answer.json();
+    assert_eq!(done["outcome"], "rolled back", "{done}");
+    assert!(!good.spec().to_string().contains("A=2"));
+
+    // Its previous spec exits at once: Swarm's rollback pauses on the first failed task.
+    let broken = TestService::running("rbsvcx", &settings, &["/bin/busybox", "sh", "-c", "exit 1"]);
+    docker(&[
+        "service",
+        "update",
+        "--quiet",
+        "--args",
+        "/bin/busybox sleep 3600",
+        &broken.name,
+    ]);
+    broken.wait_running(1);
+    let answer = app
+        .call(
+            Call::post(&format!("/api/services/{}/rollback?wait=true", broken.name))
+                .bearer(&op.token),
+        )
+        .await;
+    answer.expect(409);
+    let failed = answer.json();
+    assert_eq!(failed["outcome"], "paused", "{failed}");
+    assert!(
+        failed["why"].as_str().is_some_and(|w| !w.is_empty()),
+        "{failed}"
+    );
 }
