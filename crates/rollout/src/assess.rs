@@ -538,17 +538,11 @@ pub fn assess(observed: &ObservedService, follow: &Follow) -> ServiceState {
         return ServiceState::Failed { why: message() };
     }
     if follow.elapsed >= follow.timeout {
-        let mut why = format!(
+        let not_yet = format!(
             "not converged after {}s: {running}/{desired} tasks running",
             follow.timeout.as_secs()
         );
-        if !pending.is_empty() {
-            why.push_str(&format!("; pending: {}", pending.join("; ")));
-        }
-        if let Some(failing) = &failing {
-            why.push_str(&format!("; last failure: {failing}"));
-        }
-        return ServiceState::TimedOut { why };
+        return timed_out(not_yet, &pending, failing.as_deref());
     }
     ServiceState::InProgress {
         running,
@@ -583,6 +577,18 @@ pub fn verdict<'a>(states: impl IntoIterator<Item = &'a ServiceState>) -> Verdic
     } else {
         Verdict::Wait
     }
+}
+
+/// A timeout's reason: what had not happened yet, why tasks wait, the last failure.
+fn timed_out(not_yet: String, pending: &[String], failing: Option<&str>) -> ServiceState {
+    let mut why = not_yet;
+    if !pending.is_empty() {
+        why.push_str(&format!("; pending: {}", pending.join("; ")));
+    }
+    if let Some(failing) = failing {
+        why.push_str(&format!("; last failure: {failing}"));
+    }
+    ServiceState::TimedOut { why }
 }
 
 /// How Swarm's own rollback of one service, asked by an operator (`docker service rollback`,
@@ -627,17 +633,11 @@ pub fn requested_rollback(
         _ => {}
     }
     if elapsed >= timeout {
-        let mut why = format!(
+        let not_yet = format!(
             "not rolled back after {}s: {running}/{desired} tasks running",
             timeout.as_secs()
         );
-        if !pending.is_empty() {
-            why.push_str(&format!("; pending: {}", pending.join("; ")));
-        }
-        if let Some(failing) = &failing {
-            why.push_str(&format!("; last failure: {failing}"));
-        }
-        return ServiceState::TimedOut { why };
+        return timed_out(not_yet, &pending, failing.as_deref());
     }
     ServiceState::InProgress {
         running,
