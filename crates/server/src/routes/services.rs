@@ -246,7 +246,8 @@ pub struct ActionOutcome {
     /// The engine's warnings, e.g. that an image's digest could not be pinned.
     pub warnings: Vec<String>,
     /// A rollback with `?wait=true`: how Swarm's rollback ended (`rolled back`, `paused`,
-    /// `timed out`); absent otherwise.
+    /// `timed out`; `interrupted`: the server stopped first, Swarm carries it on); absent
+    /// otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<&'static str>,
     /// Why it failed, when it did.
@@ -349,6 +350,8 @@ pub async fn rollback(
     let ended = swarm_rollback_end(&state, &service).await?;
     outcome.outcome = Some(match &ended {
         ServiceState::Converged => "rolled back",
+        // The server is stopping: Swarm carries the rollback on.
+        ServiceState::InProgress { .. } => "interrupted",
         other => other.label(),
     });
     outcome.why = ended.why().map(str::to_owned);
