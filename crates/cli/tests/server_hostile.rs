@@ -894,7 +894,7 @@ fn a_deploy_killed_half_way_is_settled_and_rolled_back_after_a_restart() {
         rt.block_on(session.call(
             addr,
             "POST",
-            &format!("/api/stacks/{stack}/deploy"),
+            &format!("/api/stacks/{stack}/deploy?wait=true"),
             Some(body),
         ))
     };
@@ -913,7 +913,7 @@ fn a_deploy_killed_half_way_is_settled_and_rolled_back_after_a_restart() {
         let body = json!({"compose": stuck, "ignore_lint_errors": true}).to_string();
         let cookie = session.cookie.clone();
         let csrf = session.csrf.clone();
-        let path = format!("/api/stacks/{stack}/deploy");
+        let path = format!("/api/stacks/{stack}/deploy?wait=true");
         std::thread::spawn(move || {
             let rt = runtime();
             rt.block_on(async move {
@@ -961,7 +961,7 @@ fn a_deploy_killed_half_way_is_settled_and_rolled_back_after_a_restart() {
     let rollback = rt.block_on(session.call(
         addr,
         "POST",
-        &format!("/api/stacks/{stack}/rollback"),
+        &format!("/api/stacks/{stack}/rollback?wait=true"),
         Some(json!({})),
     ));
     assert_eq!(rollback.status, 200, "{}", rollback.text());

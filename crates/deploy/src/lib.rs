@@ -38,9 +38,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::StackSpec;
-use swarmkeeper_engine::{
-    inherit_replicas, Engine, EngineError, RegistryAuth, Service, ServiceView,
-};
+use swarmkeeper_engine::{inherit_replicas, Engine, EngineError, RegistryAuth, Service};
 use swarmkeeper_rollout::{
     apply_safe_defaults, drop_unsupported, stack_rollback, Change, ServiceState, Verdict,
     DEFAULT_MAX_FAILED_TASKS,
@@ -309,6 +307,21 @@ pub async fn deploy<H: History>(
         .await
 }
 
+/// The preflight [`deploy`] runs first, alone and changing nothing: every service of `spec`
+/// has a ready, active node meeting its placement, reservations and log driver, the external
+/// secrets and configs it names exist, and no port it publishes is another service's
+/// (`options.prune`: the services of stack `stack` the files leave out are not counted).
+/// For a front end that runs the deploy in the background, so that what cannot work is
+/// refused at once ([`DeployError::Input`], naming the service and the reason).
+pub async fn deploy_preflight(
+    engine: &Engine,
+    stack: &str,
+    spec: &StackSpec,
+    options: &Options,
+) -> Result<(), DeployError> {
+    preflight::check(engine, spec, options.prune.then_some(stack)).await
+}
+
 /// What [`deploy`] would do to `stack`, changing nothing: the same preflight, credentials,
 /// digests, safe defaults and completed specs, compared field by field with the engine's
 /// (`swarmkeeper diff`, `deploy --dry-run`). Takes no lock and records nothing.
@@ -357,6 +370,60 @@ pub async fn rollback<H: History>(
     Run::new(engine, history, request, options)
         .locked(Job::Rollback(to), progress)
         .await
+}
+
+/// What [`rollback`] checks before it takes the lock or changes anything, changing nothing:
+/// revision `to` of `stack` exists (by default: there is an earlier good one) and every
+/// service it has can be placed on a ready, active node (placement constraints, reserved CPUs
+/// and memory, log driver: the deploy's preflight). Answers the revision a rollback would
+/// re-apply now; [`DeployError::Input`] names the revision, or the service and the reason.
+/// A front end that runs the rollback in the background asks this first, so a rollback that
+/// cannot work is refused at once; the rollback asks it again itself.
+pub async fn rollback_preflight<H: History>(
+    engine: &Engine,
+    history: &H,
+    stack: &str,
+    to: Option<u64>,
+) -> Result<u64, DeployError> {
+    let current = current_services(engine, stack).await?;
+    let (record, _) = rollback_specs(engine, history, stack, to, &current).await?;
+    Ok(record.revision)
+}
+
+/// The revision a rollback re-applies and its specs (those it deployed; services it left
+/// unchanged carry theirs too), each placeable, or refused: a spec no node can run would
+/// leave its service down, and the stack pending, until the timeout.
+async fn rollback_specs<H: History>(
+    engine: &Engine,
+    history: &H,
+    stack: &str,
+    to: Option<u64>,
+    current: &HashMap<String, Service>,
+) -> Result<(DeployRecord, Vec<(String, serde_json::Value)>), DeployError> {
+    let record = match to {
+        Some(revision) => history
+            .revision(stack, revision)
+            .await
+            .map_err(Into::into)?
+            .ok_or_else(|| {
+                DeployError::Input(format!("stack {stack} has no revision {revision}"))
+            })?,
+        None => {
+            let revisions = history.revisions(stack).await.map_err(Into::into)?;
+            record::previous_good(stack, revisions, current)?
+        }
+    };
+    let specs = record::deployed_specs(&record)?;
+    preflight::check_placements(engine, &specs)
+        .await
+        .map_err(|e| match e {
+            DeployError::Input(why) => DeployError::Input(format!(
+                "revision {} of {stack} cannot be rolled back to: {why}",
+                record.revision
+            )),
+            other => other,
+        })?;
+    Ok((record, specs))
 }
 
 /// Rolls one service out to another image (auto-deploy: its tag moved) as a revision of its
@@ -660,14 +727,7 @@ impl<'a, H> Run<'a, H> {
         specs: Vec<(String, serde_json::Value)>,
     ) -> Result<Prepared, DeployError> {
         // A spec no node can run would leave its service down until the timeout.
-        for (name, spec) in &specs {
-            let view = ServiceView::read(spec).map_err(|e| DeployError::Input(e.to_string()))?;
-            if let Some(why) = preflight::placement(self.engine, &view).await? {
-                return Err(DeployError::Input(format!(
-                    "service {name} cannot be placed: {why}"
-                )));
-            }
-        }
+        preflight::check_placements(self.engine, &specs).await?;
         let mut current = HashMap::with_capacity(specs.len());
         for (name, _) in &specs {
             // A service that does not exist yet is created (a form's new service); a failed
@@ -737,21 +797,7 @@ impl<'a, H> Run<'a, H> {
         } = *self;
         let stack = request.stack.as_str();
         let current = current_services(engine, stack).await?;
-        let record = match to {
-            Some(revision) => history
-                .revision(stack, revision)
-                .await
-                .map_err(Into::into)?
-                .ok_or_else(|| {
-                    DeployError::Input(format!("stack {stack} has no revision {revision}"))
-                })?,
-            None => {
-                let revisions = history.revisions(stack).await.map_err(Into::into)?;
-                record::previous_good(stack, revisions, &current)?
-            }
-        };
-        // A revision's specs are those it deployed; services it left unchanged carry theirs too.
-        let mut specs = record::deployed_specs(&record)?;
+        let (record, mut specs) = rollback_specs(engine, history, stack, to, &current).await?;
         // The networks, secrets and configs they name come back first (or the rollback is
         // refused, naming a secret that cannot), and the specs name them by their ids now.
         let Some((moved, objects)) = revive::revive(engine, &record, options, progress).await?

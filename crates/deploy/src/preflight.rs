@@ -174,12 +174,40 @@ pub async fn placement(
     view: &ServiceView,
 ) -> Result<Option<Unplaceable>, EngineError> {
     let nodes: Vec<NodeFacts> = engine.list_nodes().await?.iter().map(facts).collect();
-    Ok(unplaceable(&Needs::of(view), &nodes).unwrap_or_else(|why| {
+    Ok(unplaceable_on(view, &nodes))
+}
+
+/// [`unplaceable`], a constraint Swarm cannot read counted as one no node meets.
+fn unplaceable_on(view: &ServiceView, nodes: &[NodeFacts]) -> Option<Unplaceable> {
+    unplaceable(&Needs::of(view), nodes).unwrap_or_else(|why| {
         Some(Unplaceable {
             unmet: Unmet::Constraints,
             why,
         })
-    }))
+    })
+}
+
+/// Every raw spec of `specs` (service name, spec: a form's edit, a revision a rollback
+/// re-applies) has a node to run on, weighed as [`placement`] weighs one, the nodes listed
+/// once. The refusal names the service and the reason (bad input: nothing was changed).
+pub(crate) async fn check_placements(
+    engine: &Engine,
+    specs: &[(String, serde_json::Value)],
+) -> Result<(), DeployError> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let nodes: Vec<NodeFacts> = engine.list_nodes().await?.iter().map(facts).collect();
+    for (name, spec) in specs {
+        let view = ServiceView::read(spec)
+            .map_err(|e| DeployError::Input(format!("service {name}: {e}")))?;
+        if let Some(why) = unplaceable_on(&view, &nodes) {
+            return Err(DeployError::Input(format!(
+                "service {name} cannot be placed: {why}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Secrets and configs the services name that the stack does not create (`external: true`)

@@ -538,17 +538,11 @@ pub fn assess(observed: &ObservedService, follow: &Follow) -> ServiceState {
         return ServiceState::Failed { why: message() };
     }
     if follow.elapsed >= follow.timeout {
-        let mut why = format!(
+        let not_yet = format!(
             "not converged after {}s: {running}/{desired} tasks running",
             follow.timeout.as_secs()
         );
-        if !pending.is_empty() {
-            why.push_str(&format!("; pending: {}", pending.join("; ")));
-        }
-        if let Some(failing) = &failing {
-            why.push_str(&format!("; last failure: {failing}"));
-        }
-        return ServiceState::TimedOut { why };
+        return timed_out(not_yet, &pending, failing.as_deref());
     }
     ServiceState::InProgress {
         running,
@@ -585,10 +579,126 @@ pub fn verdict<'a>(states: impl IntoIterator<Item = &'a ServiceState>) -> Verdic
     }
 }
 
+/// A timeout's reason: what had not happened yet, why tasks wait, the last failure.
+fn timed_out(not_yet: String, pending: &[String], failing: Option<&str>) -> ServiceState {
+    let mut why = not_yet;
+    if !pending.is_empty() {
+        why.push_str(&format!("; pending: {}", pending.join("; ")));
+    }
+    if let Some(failing) = failing {
+        why.push_str(&format!("; last failure: {failing}"));
+    }
+    ServiceState::TimedOut { why }
+}
+
+/// How Swarm's own rollback of one service, asked by an operator (`docker service rollback`,
+/// the dashboard's "Roll back"), is going, after `elapsed` of at most `timeout`. Unlike a
+/// deploy's update, where `rollback_completed` is the update's failure, here it is what was
+/// asked: [`ServiceState::Converged`] once Swarm says `rollback_completed` and every task the
+/// service wants runs the spec it went back to. Swarm pausing (`rollback_paused`, under
+/// `rollback_config.failure_action: pause`) is [`ServiceState::Paused`]; past `timeout`,
+/// [`ServiceState::TimedOut`]. `observed` must be read with the update status from before the
+/// request as its baseline ([`observe`]), so that an older `rollback_completed` is not taken
+/// for this one's. Source: swarmkit's controlapi marks a requested rollback
+/// `rollback_started` at once and its updater ends it `rollback_completed` or
+/// `rollback_paused`.
+pub fn requested_rollback(
+    observed: &ObservedService,
+    elapsed: Duration,
+    timeout: Duration,
+) -> ServiceState {
+    let Tally {
+        running, desired, ..
+    } = tally(observed);
+    let pending = observed.pending_reasons();
+    let failing = observed.failing_task().map(task_reason);
+    let why = || {
+        let mut why = observed.update_message.clone();
+        if let Some(failing) = &failing {
+            why = if why.is_empty() {
+                failing.clone()
+            } else {
+                format!("{why}; {failing}")
+            };
+        }
+        why
+    };
+    match &observed.update {
+        Some(UpdateState::RollbackCompleted) if tally(observed).is_complete() => {
+            return ServiceState::Converged
+        }
+        Some(UpdateState::RollbackPaused | UpdateState::Paused) => {
+            return ServiceState::Paused { why: why() }
+        }
+        _ => {}
+    }
+    if elapsed >= timeout {
+        let not_yet = format!(
+            "not rolled back after {}s: {running}/{desired} tasks running",
+            timeout.as_secs()
+        );
+        return timed_out(not_yet, &pending, failing.as_deref());
+    }
+    ServiceState::InProgress {
+        running,
+        desired,
+        old_serving: 0,
+        update: observed.update.clone(),
+        pending,
+        failing,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_requested_rollback_succeeds_once_swarm_completed_it_and_its_tasks_run() {
+        let minute = Duration::from_secs(60);
+        let running = || {
+            vec![
+                task("back", "running", "running", true),
+                task("newer", "shutdown", "shutdown", false),
+            ]
+        };
+        let done = observed(Some("rollback_completed"), running());
+        assert_eq!(
+            requested_rollback(&done, Duration::from_secs(3), minute),
+            ServiceState::Converged
+        );
+        // Not yet started (the status before the request is the baseline), or started with
+        // its task not running yet: wait.
+        for o in [
+            observed(None, running()),
+            observed(
+                Some("rollback_completed"),
+                vec![task("back", "running", "starting", true)],
+            ),
+            observed(Some("rollback_started"), running()),
+        ] {
+            let state = requested_rollback(&o, Duration::from_secs(3), minute);
+            assert!(!state.is_final(), "{o:?}: {state:?}");
+        }
+        let mut paused = observed(
+            Some("rollback_paused"),
+            vec![task("back", "running", "failed", true)],
+        );
+        paused.update_message =
+            "update paused due to failure or early termination of task x".into();
+        let state = requested_rollback(&paused, Duration::from_secs(3), minute);
+        assert!(
+            matches!(&state, ServiceState::Paused { why } if why.starts_with("update paused")),
+            "{state:?}"
+        );
+        let stuck = observed(Some("rollback_started"), running());
+        let state = requested_rollback(&stuck, minute, minute);
+        assert!(
+            matches!(&state, ServiceState::TimedOut { why } if why.starts_with("not rolled back after 60s")),
+            "{state:?}"
+        );
+    }
 
     fn task(id: &str, desired: &str, state: &str, current: bool) -> ObservedTask {
         ObservedTask {

@@ -30,8 +30,9 @@ pub mod revisions;
 mod rollback;
 
 pub use assess::{
-    assess, converged, observe, tally, verdict, waiting_reason, without_grpc_wrapper, Follow,
-    Monitor, ObservedService, ObservedTask, ServiceState, Tally, Verdict, DEFAULT_MAX_FAILED_TASKS,
+    assess, converged, observe, requested_rollback, tally, verdict, waiting_reason,
+    without_grpc_wrapper, Follow, Monitor, ObservedService, ObservedTask, ServiceState, Tally,
+    Verdict, DEFAULT_MAX_FAILED_TASKS,
 };
 pub use cured::{cured_findings, cured_rules};
 pub use defaults::{apply_safe_defaults, Note, SAFE_DEFAULTS};

@@ -2,7 +2,9 @@
 //! cluster through the deploy engine (the service form, "edit as compose", a secret's or
 //! config's rotation) starts a [`Job`] and answers at once with a redirect to its page,
 //! `/jobs/{id}`; the deploy engine's progress lines go to the job as they happen, and the page
-//! shows them (an event stream with JavaScript, a page that reloads itself without).
+//! shows them (an event stream with JavaScript, a page that reloads itself without). A stack
+//! deploy or rollback through the JSON API starts one too and answers 202 with it, unless the
+//! caller asks to wait (`?wait=true`).
 //!
 //! Invariants:
 //!

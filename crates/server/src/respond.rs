@@ -77,6 +77,8 @@ pub struct Reply {
     json: Option<Arc<dyn AsJson>>,
     page: Shown,
     page_status: StatusCode,
+    /// The JSON answer's `Location`: where what was started can be followed (202).
+    location: Option<String>,
 }
 
 #[derive(Clone)]
@@ -95,6 +97,7 @@ impl Reply {
             json: Some(view.clone()),
             page: Shown::Page(view),
             page_status: StatusCode::OK,
+            location: None,
         }
     }
 
@@ -109,6 +112,20 @@ impl Reply {
             json: Some(Arc::new(view)),
             page: Shown::Redirect(then.into()),
             page_status: StatusCode::SEE_OTHER,
+            location: None,
+        }
+    }
+
+    /// A change started, not done: `view` as JSON with 202 and `Location: location`, where
+    /// it is followed to its end; a form goes on to `then`.
+    pub fn accepted(
+        view: impl Serialize + Send + Sync + 'static,
+        location: impl Into<String>,
+        then: impl Into<String>,
+    ) -> Reply {
+        Reply {
+            location: Some(location.into()),
+            ..Reply::changed(StatusCode::ACCEPTED, view, then)
         }
     }
 
@@ -119,6 +136,7 @@ impl Reply {
             json: None,
             page: Shown::Redirect(then.into()),
             page_status: StatusCode::SEE_OTHER,
+            location: None,
         }
     }
 
@@ -229,12 +247,20 @@ pub fn render(mut response: Response, caller: &Caller, format: Format) -> Respon
             Some(view) => view
                 .json()
                 .map(|body| {
-                    (
+                    let mut answer = (
                         json_status(reply.status),
                         [(header::CONTENT_TYPE, "application/json")],
                         body,
                     )
-                        .into_response()
+                        .into_response();
+                    if let Some(value) = reply
+                        .location
+                        .as_deref()
+                        .and_then(|l| header::HeaderValue::from_str(l).ok())
+                    {
+                        answer.headers_mut().insert(header::LOCATION, value);
+                    }
+                    answer
                 })
                 .map_err(AppError::internal),
             None => Ok(json_status(reply.status).into_response()),

@@ -259,17 +259,28 @@ async fn a_stack_deploy_and_rollback_from_the_dashboard_run_as_jobs() {
     );
     assert!(greeting_of(st).contains("GREETING=one"));
 
-    // The JSON twins stay synchronous: the outcome in the answer.
+    // The JSON twin starts a job too with `?wait=false` (202, `Location` its JSON) ...
     let answer = app
         .call(
-            Call::post(&format!("/api/stacks/{st}/rollback"))
+            Call::post(&format!("/api/stacks/{st}/rollback?wait=false"))
                 .bearer(&op.token)
                 .json(&json!({"to": history[1].revision})),
         )
         .await;
+    let (_, end) = support::followed_job(&app, &answer).await;
+    assert_eq!(end.outcome, "succeeded", "{end:?}");
+    assert!(greeting_of(st).contains("GREETING=two"));
+    // ... and by default answers the outcome at its end.
+    let answer = app
+        .call(
+            Call::post(&format!("/api/stacks/{st}/rollback"))
+                .bearer(&op.token)
+                .json(&json!({"to": history[0].revision})),
+        )
+        .await;
     answer.expect(200);
     assert_eq!(answer.json()["outcome"], "succeeded", "{}", answer.json());
-    assert!(greeting_of(st).contains("GREETING=two"));
+    assert!(greeting_of(st).contains("GREETING=one"));
 
     // The audit log has each run's end, as from the API.
     let audit = app.audit().await;
@@ -279,7 +290,7 @@ async fn a_stack_deploy_and_rollback_from_the_dashboard_run_as_jobs() {
         .filter_map(|e| e["detail"].as_str())
         .filter(|d| !d.ends_with("started"))
         .collect();
-    assert_eq!(ends.len(), 4, "{audit:?}");
+    assert_eq!(ends.len(), 5, "{audit:?}");
 }
 
 /// A server that stops interrupts its jobs: the revision, the job's page and the ledger say

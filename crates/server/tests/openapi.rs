@@ -355,13 +355,49 @@ async fn json_answers_match_the_document() {
     assert_eq!(diffed["services"][0]["action"], "create", "{diffed}");
     let deploy = app
         .call(
-            Call::post(&format!("/api/stacks/{st}/deploy"))
+            Call::post(&format!("/api/stacks/{st}/deploy?wait=true"))
                 .bearer(&op.token)
                 .json(&json!({"compose": compose})),
         )
         .await;
     let deployed = spec.check(&deploy, "post", "/api/stacks/{name}/deploy");
     assert_eq!(deployed["succeeded"], true, "{deployed}");
+    // With `?wait=false`: 202 with the job, whose JSON ends with the outcome.
+    let deploy = app
+        .call(
+            Call::post(&format!("/api/stacks/{st}/deploy?wait=false"))
+                .bearer(&op.token)
+                .json(&json!({"compose": compose.replace("1s", "2s")})),
+        )
+        .await;
+    let started = spec.check(&deploy, "post", "/api/stacks/{name}/deploy");
+    assert_eq!(deploy.status.as_u16(), 202, "{started}");
+    assert_eq!(deploy.location(), started["url"].as_str().unwrap());
+    support::followed_job(&app, &deploy).await;
+    let job = app
+        .call(Call::get(deploy.location()).bearer(&v.token))
+        .await;
+    let job = spec.check(&job, "get", "/api/jobs/{id}");
+    assert_eq!(job["end"]["outcome"], "succeeded", "{job}");
+    let rollback = app
+        .call(
+            Call::post(&format!("/api/stacks/{st}/rollback?wait=false"))
+                .bearer(&op.token)
+                .json(&json!({})),
+        )
+        .await;
+    spec.check(&rollback, "post", "/api/stacks/{name}/rollback");
+    assert_eq!(rollback.status.as_u16(), 202, "{}", rollback.text());
+    support::followed_job(&app, &rollback).await;
+    let refused = app
+        .call(
+            Call::post(&format!("/api/stacks/{st}/rollback?wait=true"))
+                .bearer(&op.token)
+                .json(&json!({"to": 99})),
+        )
+        .await;
+    spec.check(&refused, "post", "/api/stacks/{name}/rollback");
+    assert_eq!(refused.status.as_u16(), 400, "{}", refused.text());
     let lint = app
         .call(
             Call::post("/api/lint")
@@ -461,7 +497,9 @@ async fn json_answers_match_the_document() {
         .call(Call::get(&format!("/api/services/{st}_web")).bearer(&v.token))
         .await
         .json();
-    assert_eq!(web["deploys"][0]["revision"], 1, "{web}");
+    // Newest first: the rollback after the two deploys.
+    assert_eq!(web["deploys"][0]["revision"], 3, "{web}");
+    assert_eq!(web["deploys"][0]["kind"], "rollback", "{web}");
     let stacks = app
         .call(Call::get("/api/stacks").bearer(&v.token))
         .await

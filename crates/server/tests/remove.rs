@@ -141,7 +141,7 @@ configs:
     );
     let deploy = app
         .call(
-            Call::post(&format!("/api/stacks/{st}/deploy"))
+            Call::post(&format!("/api/stacks/{st}/deploy?wait=true"))
                 .bearer(&op.token)
                 .json(&json!({"compose": compose})),
         )

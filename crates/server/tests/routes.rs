@@ -881,7 +881,7 @@ async fn a_stack_is_deployed_listed_and_rolled_back() {
     let (v, op, admin) = (&app.viewer, &app.operator, &app.admin);
     let web = format!("{st}_web");
     let deploy = |who: &Identity, greeting: &str| {
-        Call::post(&format!("/api/stacks/{st}/deploy"))
+        Call::post(&format!("/api/stacks/{st}/deploy?wait=true"))
             .bearer(&who.token)
             .json(&json!({"compose": greeting_stack(greeting, "1s")}))
     };
@@ -916,7 +916,7 @@ async fn a_stack_is_deployed_listed_and_rolled_back() {
         .expect_json_error(403);
     let answer = app
         .call(
-            Call::post(&format!("/api/stacks/{st}/rollback"))
+            Call::post(&format!("/api/stacks/{st}/rollback?wait=true"))
                 .bearer(&op.token)
                 .json(&json!({})),
         )
@@ -944,7 +944,7 @@ async fn a_stack_is_deployed_listed_and_rolled_back() {
     // The admin returns to revision 1 by number: the same specs as now, nothing to change.
     let answer = app
         .call(
-            Call::post(&format!("/api/stacks/{st}/rollback"))
+            Call::post(&format!("/api/stacks/{st}/rollback?wait=true"))
                 .bearer(&admin.token)
                 .json(&json!({"to": 1})),
         )
@@ -1023,7 +1023,7 @@ async fn a_stack_file_with_errors_is_refused_with_its_position() {
     }
 
     let deploy = |body: Value| {
-        Call::post(&format!("/api/stacks/{st}/deploy"))
+        Call::post(&format!("/api/stacks/{st}/deploy?wait=true"))
             .bearer(&op.token)
             .json(&body)
     };

@@ -176,7 +176,7 @@ async fn a_compose_edit_that_changes_nothing_offers_no_apply_and_records_nothing
     );
     let deployed = app
         .call(
-            Call::post(&format!("/api/stacks/{st}/deploy"))
+            Call::post(&format!("/api/stacks/{st}/deploy?wait=true"))
                 .bearer(&op.token)
                 .json(&json!({"compose": file})),
         )

@@ -165,9 +165,21 @@ fn gone(state: &AppState, id: &str) -> Result<Reply, AppError> {
     Ok(Reply::page(view).with_status(status))
 }
 
+/// A change started as a job, as the JSON API answers it (202, `Location` the `url`).
+#[derive(Serialize)]
+pub struct StartedJob {
+    /// The job's id.
+    pub job: String,
+    /// Its JSON, `/api/jobs/{id}`: `end` is set once it is done.
+    pub url: String,
+    /// Its page, `/jobs/{id}`.
+    pub page: String,
+}
+
 /// Starts a dashboard change as a job: `work` gets the job (to give it the deploy engine's
 /// lines) and answers its end; the job is recorded in the ledger at its start and its end.
-/// Answers the job's page, where the form's post goes on (303).
+/// Answers the job's page, where the form's post goes on (303); as JSON, 202 with the job
+/// ([`StartedJob`]) and its JSON's URL as `Location`.
 pub(crate) fn follow<W, F>(
     state: &AppState,
     title: String,
@@ -180,7 +192,14 @@ where
     F: std::future::Future<Output = Result<JobEnd, AppError>> + Send + 'static,
 {
     let job = start_followed(state, title, user, about, work);
-    Reply::done(format!("/jobs/{}", url_encode(&job)))
+    let id = url_encode(&job);
+    let started = StartedJob {
+        job,
+        url: format!("/api/jobs/{id}"),
+        page: format!("/jobs/{id}"),
+    };
+    let (url, page) = (started.url.clone(), started.page.clone());
+    Reply::accepted(started, url, page)
 }
 
 /// [`follow`]'s start: the job's id, for a change whose JSON answer names its job.

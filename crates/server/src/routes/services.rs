@@ -18,13 +18,15 @@ use crate::access::Caller;
 use crate::autodeploy::{ServiceAutoDeploy, TagDigest};
 use crate::error::AppError;
 use crate::page::url_encode;
-use crate::respond::{Input, Reply};
+use crate::respond::{Format, Input, Reply};
+use crate::routes::stacks::WaitQuery;
 use crate::routes::usage::{service_series, UsageCharts};
 use crate::state::AppState;
 use crate::views::own::{check_removal, check_scale, own_part, removal_warning};
 use crate::views::services::{
     rollout_config, service_row, service_rows, task_rows, RolloutConfig, ServiceRow, TaskRow,
 };
+use swarmkeeper_rollout::{observe, requested_rollback, ServiceState};
 
 /// The services page's data.
 #[derive(Serialize)]
@@ -243,6 +245,14 @@ pub struct ActionOutcome {
     pub action: &'static str,
     /// The engine's warnings, e.g. that an image's digest could not be pinned.
     pub warnings: Vec<String>,
+    /// A rollback with `?wait=true`: how Swarm's rollback ended (`rolled back`, `paused`,
+    /// `timed out`; `interrupted`: the server stopped first, Swarm carries it on); absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -285,6 +295,8 @@ pub async fn scale(
         service: service.name,
         action: "scale",
         warnings,
+        outcome: None,
+        why: None,
     }))
 }
 
@@ -307,15 +319,21 @@ pub async fn redeploy(
         service: service.name,
         action: "redeploy",
         warnings,
+        outcome: None,
+        why: None,
     }))
 }
 
 /// `POST /services/{name}/rollback`, `POST /api/services/{name}/rollback`: back to the spec
-/// Swarm kept from before the last update.
+/// Swarm kept from before the last update. Swarm runs the rollback: the answer comes as soon
+/// as Swarm took it, or with `?wait=true` (the API's) once it ended, 200 rolled back, 409
+/// paused or past the deploy timeout, as the stacks' changes answer.
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Path(name): Path<String>,
+    Query(query): Query<WaitQuery>,
 ) -> Result<Reply, AppError> {
     let service = inspect(&state, &name).await?;
     if service.previous_spec.is_none() {
@@ -331,11 +349,53 @@ pub async fn rollback(
         &service.name,
         "to the previous spec",
     )?;
-    Ok(changed(ActionOutcome {
-        service: service.name,
+    let mut outcome = ActionOutcome {
+        service: service.name.clone(),
         action: "rollback",
         warnings,
-    }))
+        outcome: None,
+        why: None,
+    };
+    if !(query.wait && Format::of(uri.path()) == Format::Json) {
+        return Ok(changed(outcome));
+    }
+    let ended = swarm_rollback_end(&state, &service).await?;
+    outcome.outcome = Some(match &ended {
+        ServiceState::Converged => "rolled back",
+        // The server is stopping: Swarm carries the rollback on.
+        ServiceState::InProgress { .. } => "interrupted",
+        other => other.label(),
+    });
+    outcome.why = ended.why().map(str::to_owned);
+    let status = if ended == ServiceState::Converged {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok(changed(outcome).with_status(status))
+}
+
+/// Follows the rollback Swarm was just asked for on `before` (the service as it was) until
+/// [`requested_rollback`] says it ended, at most the deploy timeout.
+async fn swarm_rollback_end(state: &AppState, before: &Service) -> Result<ServiceState, AppError> {
+    let timeout = state.deploy_options().timeout;
+    let started = std::time::Instant::now();
+    loop {
+        let (service, tasks) = tokio::try_join!(
+            state.engine.inspect_service(&before.id),
+            state.engine.list_tasks(&before.id)
+        )?;
+        let tasks: Vec<&Task> = tasks.iter().collect();
+        let observed = observe(&service, &tasks, before.update_status.as_ref());
+        let ended = requested_rollback(&observed, started.elapsed(), timeout);
+        if ended.is_final() {
+            return Ok(ended);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            () = state.shutdown.started() => return Ok(ended),
+        }
+    }
 }
 
 /// What a removal took away.

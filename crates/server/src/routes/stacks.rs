@@ -548,16 +548,6 @@ fn prepare(
     Ok((spec, lint))
 }
 
-async fn deploy_stack(
-    state: &AppState,
-    user: &str,
-    stack: &str,
-    request: DeployRequest,
-) -> Result<DeployView, AppError> {
-    let (spec, lint) = prepare(stack, &request, Override::Field)?;
-    deploy_prepared(state, user, stack, &request.compose, (spec, lint), None).await
-}
-
 /// The deploy of a prepared file, its lines also given to `follower`.
 async fn deploy_prepared(
     state: &AppState,
@@ -605,6 +595,18 @@ fn stack_about(stack: &str) -> Vec<Link> {
 }
 
 impl DeployView {
+    /// A deploy's or rollback's outcome as the API answers it once it ended: 200 when it
+    /// succeeded, 409 when it failed; a form goes on to the stack's page.
+    fn finished(self) -> Reply {
+        let status = if self.succeeded {
+            StatusCode::OK
+        } else {
+            StatusCode::CONFLICT
+        };
+        let page = format!("/stacks/{}", url_encode(&self.stack));
+        Reply::changed(status, self, page)
+    }
+
     /// How a followed deploy or rollback ends on its job's page: the outcome, the revision and
     /// the services, why each failed (its last log lines go to the job's lines), and for an
     /// interrupted run what Swarm does now.
@@ -901,10 +903,26 @@ pub async fn deploy_from_form(
             return Ok(refused(view, &e));
         }
     };
-    let user = caller.user.name.clone();
-    let follower = state.clone();
-    Ok(follow(
+    Ok(deploy_as_job(
         &state,
+        caller.user.name.clone(),
+        stack,
+        request.compose,
+        prepared,
+    ))
+}
+
+/// The deploy of a prepared file as a job, followed on its page (see [`follow`]).
+fn deploy_as_job(
+    state: &AppState,
+    user: String,
+    stack: String,
+    compose: String,
+    prepared: (StackSpec, LintView),
+) -> Reply {
+    let follower = state.clone();
+    follow(
+        state,
         format!("Deploy of stack {stack}"),
         &user.clone(),
         stack_about(&stack),
@@ -913,14 +931,14 @@ pub async fn deploy_from_form(
                 &follower,
                 &user,
                 &stack,
-                &request.compose,
+                &compose,
                 prepared,
                 Some(job.clone()),
             )
             .await?;
             Ok(view.job_end(&follower, &job).await)
         },
-    ))
+    )
 }
 
 /// The form again, saying what is wrong, with the error's status.
@@ -932,16 +950,81 @@ fn refused(view: DeployFormView, error: &AppError) -> Reply {
     .with_status(error.status())
 }
 
-/// `POST /api/stacks/{name}/deploy`: lint, deploy, follow, roll back on failure; the outcome.
+/// `POST /api/stacks/{name}/deploy`: lint, deploy, follow, roll back on failure. What cannot
+/// work (the file, lint errors, the preflight) is refused at once (400); otherwise it answers
+/// its outcome, or with `?wait=false` goes on as a job (202, see [`WaitQuery`]).
 pub async fn deploy(
     State(state): State<AppState>,
     caller: Caller,
     Path(stack): Path<String>,
+    Query(query): Query<WaitQuery>,
     Input(request): Input<DeployRequest>,
-) -> Result<Json<DeployView>, AppError> {
-    Ok(Json(
-        deploy_stack(&state, &caller.user.name, &stack, request).await?,
+) -> Result<Reply, AppError> {
+    let (spec, lint) = prepare(&stack, &request, Override::Field)?;
+    deploy_preflight(&state, &stack, &spec).await?;
+    let user = caller.user.name.clone();
+    if query.wait {
+        let view =
+            deploy_prepared(&state, &user, &stack, &request.compose, (spec, lint), None).await?;
+        return Ok(view.finished());
+    }
+    Ok(deploy_as_job(
+        &state,
+        user,
+        stack,
+        request.compose,
+        (spec, lint),
     ))
+}
+
+/// `?wait=false` on `POST /api/stacks/{name}/deploy` and `/rollback`. By default the answer
+/// waits for the end, as every change of the API answers (`PRODUCT.md`: 200 or 201, a
+/// refusal 400/409): 200 when the change succeeded (or changed nothing), 409 with the same
+/// body when it failed (rolled back, interrupted): a failed change is never 200. With
+/// `wait=false`, a change that passed its checks answers 202 at once with its job
+/// ([`super::jobs::StartedJob`], `Location: /api/jobs/{id}`), whose `end` says how it
+/// ended, so that no request is held for up to the deploy timeout.
+#[derive(Deserialize)]
+pub struct WaitQuery {
+    #[serde(default = "wait_by_default")]
+    pub wait: bool,
+}
+
+fn wait_by_default() -> bool {
+    true
+}
+
+/// The deploy engine's preflight of `spec` alone, changing nothing: a stack no node can run,
+/// an external object missing or a port another service publishes is refused at once (400).
+async fn deploy_preflight(state: &AppState, stack: &str, spec: &StackSpec) -> Result<(), AppError> {
+    let (engine, stack, spec) = (state.engine.clone(), stack.to_owned(), spec.clone());
+    let options = state.deploy_options();
+    let (result, _) = run_deploy(state, move |_, _| {
+        Box::pin(async move {
+            swarmkeeper_deploy::deploy_preflight(&engine, &stack, &spec, &options).await
+        })
+    })
+    .await?;
+    result.map_err(deploy_error)
+}
+
+/// Whether rollback `to` of `stack` can work, changing nothing (the revision exists, every
+/// service it has can be placed): refused at once (400) rather than failed in its job or
+/// pending until the timeout.
+async fn rollback_preflight(
+    state: &AppState,
+    stack: &str,
+    to: Option<u64>,
+) -> Result<(), AppError> {
+    check_stack_name(stack)?;
+    let (engine, stack) = (state.engine.clone(), stack.to_owned());
+    let (result, _) = run_deploy(state, move |history, _| {
+        Box::pin(async move {
+            swarmkeeper_deploy::rollback_preflight(&engine, history, &stack, to).await
+        })
+    })
+    .await?;
+    result.map(drop).map_err(deploy_error)
 }
 
 /// `POST /api/lint`: what a deploy of this file would be warned about. Needs the deploy role,
@@ -952,20 +1035,23 @@ pub async fn lint(Input(request): Input<DeployRequest>) -> Result<Json<LintView>
 
 /// `POST /stacks/{name}/rollback` (the stack page's form), `POST /api/stacks/{name}/rollback`:
 /// the stack back to a recorded revision, by default the last good one before the newest.
-/// The form's rollback goes on as a job (303 to its page); the API answers at its end.
+/// A revision that does not exist or that no node can run is refused at once (400, nothing
+/// changed, nothing recorded). Otherwise the form's rollback goes on as a job (303 to its
+/// page); the API answers its outcome, or with `?wait=false` 202 with its job
+/// ([`WaitQuery`]).
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
     uri: Uri,
     Path(stack): Path<String>,
+    Query(query): Query<WaitQuery>,
     Input(request): Input<RollbackRequest>,
 ) -> Result<Reply, AppError> {
-    if Format::of(uri.path()) == Format::Json {
+    rollback_preflight(&state, &stack, request.to).await?;
+    if query.wait && Format::of(uri.path()) == Format::Json {
         let view = roll_back(&state, &caller.user.name, &stack, request.to, None).await?;
-        let page = format!("/stacks/{}", url_encode(&stack));
-        return Ok(Reply::changed(StatusCode::OK, view, page));
+        return Ok(view.finished());
     }
-    check_stack_name(&stack)?;
     let user = caller.user.name.clone();
     let follower = state.clone();
     let to = request.to;

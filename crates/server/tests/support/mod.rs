@@ -1039,17 +1039,27 @@ pub fn compose_text_of(page: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// The job a form's post started, at once: its id (the 303 names `/jobs/{id}`) and the job.
+/// The job a form's post or an API call started, at once: its id (the form's 303 names
+/// `/jobs/{id}`; the API's 202 has it as `job`, its `Location` `/api/jobs/{id}`) and the job.
 pub fn job_of(
     app: &TestApp,
     posted: &Answer,
 ) -> (String, std::sync::Arc<swarmkeeper_server::jobs::Job>) {
-    posted.expect(303);
-    let id = posted
-        .location()
-        .strip_prefix("/jobs/")
-        .unwrap_or_else(|| panic!("not a job's page: {}", posted.location()))
-        .to_owned();
+    let id = if posted.status == StatusCode::ACCEPTED {
+        let started = posted.json();
+        let id = started["job"].as_str().expect("a job id").to_owned();
+        assert_eq!(posted.location(), format!("/api/jobs/{id}"), "{started}");
+        assert_eq!(started["url"], format!("/api/jobs/{id}"), "{started}");
+        assert_eq!(started["page"], format!("/jobs/{id}"), "{started}");
+        id
+    } else {
+        posted.expect(303);
+        posted
+            .location()
+            .strip_prefix("/jobs/")
+            .unwrap_or_else(|| panic!("not a job's page: {}", posted.location()))
+            .to_owned()
+    };
     let job = app.state.jobs.get(&id).expect("the job is kept");
     (id, job)
 }
