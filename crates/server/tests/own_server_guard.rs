@@ -45,9 +45,7 @@ async fn scaling_the_own_server_to_zero_or_moving_it_needs_a_confirmation() {
             .json(&body)
     };
     let refused = app
-        .call(edit(
-            json!({"constraints": "node.role==manager"}),
-        ))
+        .call(edit(json!({"constraints": "node.role==manager"})))
         .await
         .expect_json_error(409);
     assert!(

@@ -1,8 +1,8 @@
 //! `POST /api/stacks/{name}/rollback` behaves like every other change path (tryout 8, finding
 //! 9): a revision no node can run is refused at once, naming the service and the reason, with
-//! nothing changed and nothing recorded; a rollback that can start answers 202 with its job,
-//! whose JSON ends with the outcome, instead of holding the request for up to the deploy
-//! timeout; and with `?wait=true` a failed rollback answers 409, never 200. Against the host's
+//! nothing changed and nothing recorded; with `?wait=false` a rollback that can start answers
+//! 202 with its job, whose JSON ends with the outcome, instead of holding the request for up
+//! to the deploy timeout; and a failed rollback answers 409, never 200. Against the host's
 //! single-node swarm, each stack named uniquely and removed at the end.
 
 mod support;
