@@ -106,17 +106,28 @@ fn task_page_says_out_of_memory(server: &Server, host: &str, service: &str) {
             service,
         ],
     );
-    // The oldest ended task Swarm still lists: the newest may have died a moment ago, before
-    // the agent reported its kill and before the engine set its container's `OOMKilled` (both
-    // come after the exit; CI once read the page in between).
-    let task = ended
+    // Not the newest ended task (listed first): it may have died a moment ago, before the
+    // agent reported its kill and before the engine set its container's `OOMKilled` (both come
+    // after the exit; CI once read the page in between). Nor only the oldest: Swarm keeps a
+    // few ended tasks per slot and may drop it between the listing and the read (CI once got
+    // 404). The next newest that is still there.
+    let listed: Vec<&str> = ended
         .lines()
-        .last()
-        .expect("an ended task")
-        .trim()
-        .to_owned();
-    let (status, body) = server.get(&format!("/api/tasks/{task}"), &token);
-    assert_eq!(status, 200, "{body}");
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let (task, body) = listed
+        .iter()
+        .skip(1)
+        .chain(listed.first())
+        .find_map(|task| {
+            let (status, body) = server.get(&format!("/api/tasks/{task}"), &token);
+            (status != 404).then(|| {
+                assert_eq!(status, 200, "{body}");
+                (task.to_string(), body)
+            })
+        })
+        .expect("an ended task Swarm still lists");
     let page: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         page["exit"], "exit 137 (killed: out of memory, limit 16 MiB)",
