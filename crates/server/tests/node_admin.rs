@@ -286,3 +286,29 @@ async fn labels_that_would_stop_the_dashboard_need_a_confirmation() {
     let still = node_labels(&node);
     assert!(still.get(&label.key).is_some(), "{still}");
 }
+
+/// The host's swarm has one manager: demoting it is refused as the engine would, with a
+/// sentence rather than the engine's gRPC text as a 502, and its page offers no demote.
+#[tokio::test]
+async fn the_only_manager_is_not_demoted_and_its_page_offers_no_demote() {
+    let app = TestApp::new().await;
+    let nodes = app
+        .call(Call::get("/api/nodes").bearer(&app.admin.token))
+        .await
+        .json();
+    let id = nodes["nodes"][0]["id"].as_str().unwrap().to_owned();
+    let refused = app
+        .call(
+            Call::post(&format!("/api/nodes/{id}/role"))
+                .bearer(&app.admin.token)
+                .json(&json!({"role": "worker"})),
+        )
+        .await
+        .expect_json_error(409);
+    assert!(refused.contains("is the swarm's only manager"), "{refused}");
+    let page = app
+        .call(Call::get(&format!("/nodes/{id}")).session(&app.admin))
+        .await
+        .text();
+    assert!(!page.contains("Demote to worker"), "{page}");
+}

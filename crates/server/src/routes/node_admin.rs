@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::views::node_admin::{
     drain_effect, editable_labels, even_managers_note, label_change_effect, labels_text,
     labels_to_save, node_rooms, one_of, own_container_id, parse_labels, removal_refusal,
-    DrainEffect, AVAILABILITIES, ROLES,
+    role_refusal, DrainEffect, AVAILABILITIES, ROLES,
 };
 use crate::views::FieldError;
 use swarmkeeper_report::PRESSURE_LABEL;
@@ -252,28 +252,39 @@ pub async fn set_role(
     Input(request): Input<RoleRequest>,
 ) -> Result<Reply, AppError> {
     one_of("role", &request.role, &ROLES).map_err(bad)?;
+    let nodes = state.engine.list_nodes().await?;
+    let managers = nodes.iter().filter(|n| n.role == "manager").count();
+    let node = inspect(&state, &id).await?;
+    let refusal = role_refusal(
+        &node.hostname,
+        &node.state,
+        &node.role,
+        &request.role,
+        managers,
+    );
+    if let Some(message) = refusal {
+        return role_conflict(&state, &id, &uri, message).await;
+    }
     let demote = request.role == "worker";
     let mut changed = match apply_change(&state, &caller, &id, "role", request.role.into()).await {
         // Until a promoted node is in the raft member list, the engine answers a demote with
         // 404 "can't find manager in raft memberlist": the node exists, it is not ready yet.
         Err(AppError::Engine(e)) if demote && e.is_not_found() => {
-            let mut view = load_node(&state, &id).await?;
             let message = format!(
                 "{} is still joining the managers' raft: demote it again in a few seconds",
-                view.row.hostname
+                node.hostname
             );
-            return match Format::of(uri.path()) {
-                Format::Json => Err(AppError::Conflict(message)),
-                Format::Html => {
-                    view.notice = Some(message);
-                    Ok(Reply::page(view).with_status(StatusCode::CONFLICT))
-                }
-            };
+            return role_conflict(&state, &id, &uri, message).await;
         }
         other => other?,
     };
-    let nodes = state.engine.list_nodes().await?;
-    changed.note = even_managers_note(nodes.iter().filter(|n| n.role == "manager").count());
+    // The managers after the change (none when the node had the role already).
+    let managers = match (node.role == "manager", demote) {
+        (true, true) => managers - 1,
+        (false, false) => managers + 1,
+        _ => managers,
+    };
+    changed.note = even_managers_note(managers);
     let page = node_page(&changed.id);
     // A form shows the note on the node's page rather than going back to it.
     let shown = match (&changed.note, Format::of(uri.path())) {
@@ -289,6 +300,23 @@ pub async fn set_role(
         Some(view) => reply.showing(view),
         None => reply,
     })
+}
+
+/// A role change refused for the node's state: 409, on the node's page for a form.
+async fn role_conflict(
+    state: &AppState,
+    id: &str,
+    uri: &Uri,
+    message: String,
+) -> Result<Reply, AppError> {
+    match Format::of(uri.path()) {
+        Format::Json => Err(AppError::Conflict(message)),
+        Format::Html => {
+            let mut view = load_node(state, id).await?;
+            view.notice = Some(message);
+            Ok(Reply::page(view).with_status(StatusCode::CONFLICT))
+        }
+    }
 }
 
 fn bad(error: FieldError) -> AppError {

@@ -160,6 +160,9 @@ pub struct NodeView {
     /// Paused by swarmkeeper for disk pressure, then taken over by an operator
     /// ([`taken_over_after_pressure`]): swarmkeeper will not set it active again.
     pub taken_over: bool,
+    /// The swarm's only manager: the page offers no demote (the engine refuses it).
+    #[serde(skip)]
+    pub only_manager: bool,
     /// The disk chart, an SVG the page shows.
     #[serde(skip)]
     chart: String,
@@ -209,6 +212,7 @@ const BREAKDOWN_STALE: SignedDuration = SignedDuration::from_mins(30);
 /// The node page's view of the node `id` (its id or hostname), without a notice.
 pub(crate) async fn load_node(state: &AppState, id: &str) -> Result<NodeView, AppError> {
     let rows = load_nodes(state).await?;
+    let managers = rows.iter().filter(|r| r.role == "manager").count();
     let row = rows
         .into_iter()
         .find(|row| row.id == id || row.hostname == id)
@@ -275,6 +279,7 @@ pub(crate) async fn load_node(state: &AppState, id: &str) -> Result<NodeView, Ap
         None => (None, None, Vec::new(), None),
     };
     let report = report.unwrap_or_default();
+    let only_manager = managers == 1 && row.role == "manager";
     Ok(NodeView {
         row,
         swarm,
@@ -295,6 +300,7 @@ pub(crate) async fn load_node(state: &AppState, id: &str) -> Result<NodeView, Ap
             .map(|s| (s.at.as_millisecond(), s.used_bytes, s.capacity_bytes))
             .collect(),
         taken_over,
+        only_manager,
         chart,
         usage,
         notice: None,

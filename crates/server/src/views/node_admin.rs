@@ -18,6 +18,32 @@ pub const AVAILABILITIES: [&str; 3] = ["active", "pause", "drain"];
 /// A node's role, as `docker node promote` / `demote` set it.
 pub const ROLES: [&str; 2] = ["manager", "worker"];
 
+/// Why the node `hostname` (its `Status.State` `state`, role `role`) may not be given role
+/// `wanted` in a swarm of `managers` managers; `None` when it may. Promoting a node that is
+/// not ready adds a manager that cannot join the raft, and that the engine then lets no one
+/// demote or remove until it is back; demoting the only manager is what the engine refuses
+/// ("attempting to demote the last manager of the swarm").
+pub fn role_refusal(
+    hostname: &str,
+    state: &str,
+    role: &str,
+    wanted: &str,
+    managers: usize,
+) -> Option<String> {
+    match wanted {
+        "manager" if role != "manager" && state != "ready" => Some(format!(
+            "{hostname} is {state}: a manager that cannot reach the others never joins the \
+             managers' raft, and until it is back it can be neither demoted nor removed; bring \
+             it back first"
+        )),
+        "worker" if role == "manager" && managers <= 1 => Some(format!(
+            "{hostname} is the swarm's only manager: promote another node first (Swarm does not \
+             demote the last manager)"
+        )),
+        _ => None,
+    }
+}
+
 /// The note a role change leaves when the swarm then has an even number of `managers`: Raft
 /// needs a majority of managers, so N of them tolerate (N - 1) / 2 failures and an even
 /// number tolerates no more than one fewer would (Docker's "Administer and maintain a swarm
@@ -745,5 +771,20 @@ mod tests {
             labels_to_save(&labels(&[("zone", "a")]), labels(&[(PRESSURE_LABEL, "x")])),
             labels(&[])
         );
+    }
+
+    #[test]
+    fn a_down_node_is_not_promoted_and_the_only_manager_not_demoted() {
+        let down = role_refusal("w2", "down", "worker", "manager", 1).unwrap();
+        assert!(
+            down.starts_with("w2 is down: a manager that cannot reach"),
+            "{down}"
+        );
+        assert_eq!(role_refusal("w2", "ready", "worker", "manager", 1), None);
+        let only = role_refusal("m1", "ready", "manager", "worker", 1).unwrap();
+        assert!(only.starts_with("m1 is the swarm's only manager"), "{only}");
+        assert_eq!(role_refusal("m1", "ready", "manager", "worker", 2), None);
+        // A down manager may still be demoted (the engine says whether it can).
+        assert_eq!(role_refusal("m2", "down", "manager", "worker", 3), None);
     }
 }
