@@ -258,3 +258,34 @@ async fn deploy_as_the_cli(app: &TestApp, stack: &str, text: &str) {
     .unwrap();
     assert!(outcome.succeeded, "{outcome:?}");
 }
+
+/// A stack's "edit as compose" preview names each service of the stack the text leaves out:
+/// the save leaves it running as it is, which a deleted block does not say by itself.
+#[tokio::test]
+async fn a_stack_text_without_a_service_says_the_service_is_left_as_it_is() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let stack = TestStack::new("leftout");
+    let namespace = format!("com.docker.stack.namespace={}", stack.name);
+    let kept = TestService::create("leftkept", &["--label", &namespace]);
+    let text = format!(
+        "services:\n  side:\n    image: {}\n    command: [/bin/busybox, sleep, \"3600\"]\n",
+        support::IMAGE
+    );
+    let preview = app
+        .call(
+            Call::post(&format!("/stacks/{}/compose", stack.name))
+                .session(op)
+                .form(&[("compose", &text)]),
+        )
+        .await;
+    preview.expect(200);
+    let said = format!(
+        "{}: not in the text, left running as it is (remove it from its page)",
+        kept.name
+    );
+    assert!(preview.text().contains(&said), "{}", preview.text());
+    assert!(preview
+        .text()
+        .contains(&format!("create service {}_side", stack.name)));
+}

@@ -821,6 +821,21 @@ async fn apply_compose(
         }
         desired.push((name, spec));
     }
+    // A stack's service the text leaves out is left as it is (as `swarmkeeper diff` lists
+    // `left alone`): say so, or a deleted service reads as one the save removes.
+    let mut notes = notes;
+    notes.extend(
+        target
+            .services
+            .iter()
+            .filter(|s| !desired.iter().any(|(name, _)| *name == s.name))
+            .map(|s| {
+                format!(
+                    "{}: not in the text, left running as it is (remove it from its page)",
+                    s.name
+                )
+            }),
+    );
     let views: Vec<(&str, ServiceView)> = desired
         .iter()
         .filter_map(|(name, spec)| Some((name.as_str(), ServiceView::read(spec).ok()?)))
