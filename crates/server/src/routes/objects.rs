@@ -11,7 +11,9 @@ use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use swarmkeeper_deploy::{base64, Request, LABEL_DATA_SHA256};
-use swarmkeeper_engine::{swap_file_ref, Created, Engine, EngineError, FileKind, Service};
+use swarmkeeper_engine::{
+    swap_file_ref, Created, Engine, EngineError, FileKind, Service, ServiceMode, TaskState,
+};
 
 use crate::access::Caller;
 use crate::deploys::run_deploy_followed;
@@ -22,7 +24,8 @@ use crate::respond::{refused, Format, Input, Reply};
 use crate::state::AppState;
 use crate::views::objects::{
     check_data, check_labels, check_name, history_refusal, history_stack, in_use, next_version,
-    object_rows, refs, rotation_cleanup, rotation_summary, FieldError, ObjectRow,
+    object_rows, refs, rotation_blocked, rotation_cleanup, rotation_summary, FieldError, ObjectRow,
+    Unmovable,
 };
 use crate::views::own::{own_part, rotation_refusal, OwnUser};
 
@@ -460,6 +463,9 @@ async fn rotate(
     if let Err(error) = check_data(kind, &request.data) {
         return refuse(state, uri, kind, rotate_refused(name, error), INVALID).await;
     }
+    if let Some(why) = global_tasks_held(state, &services, kind, &old.id, name).await? {
+        return Err(AppError::Conflict(why));
+    }
     let taken: HashSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
     let new_name = match request.new_name.filter(|n| !n.is_empty()) {
         Some(new_name) => {
@@ -521,6 +527,50 @@ async fn rotate(
         StatusCode::CONFLICT
     };
     Ok(Reply::page(view).with_status(status))
+}
+
+/// Why the rotation of `kind` `name` (id `id`) would leave a global user's task on the old
+/// version ([`rotation_blocked`]): its running tasks on nodes that are not active. Asked
+/// before anything is created.
+async fn global_tasks_held(
+    state: &AppState,
+    services: &[Service],
+    kind: FileKind,
+    id: &str,
+    name: &str,
+) -> Result<Option<String>, AppError> {
+    let global: Vec<&Service> = services
+        .iter()
+        .filter(|s| s.view.mode == ServiceMode::Global && refs(s, kind).iter().any(|r| r.id == id))
+        .collect();
+    if global.is_empty() {
+        return Ok(None);
+    }
+    let nodes = state.engine.list_nodes().await?;
+    let mut stuck = Vec::new();
+    for service in &global {
+        for task in state.engine.list_tasks(&service.id).await? {
+            let node = nodes.iter().find(|n| n.id == task.node_id);
+            if let (TaskState::Running, Some(node)) = (task.desired_state, node) {
+                if node.availability != "active" {
+                    stuck.push((
+                        service.name.clone(),
+                        node.hostname.clone(),
+                        node.availability.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    let stuck: Vec<Unmovable<'_>> = stuck
+        .iter()
+        .map(|(service, hostname, availability)| Unmovable {
+            service,
+            hostname,
+            availability,
+        })
+        .collect();
+    Ok(rotation_blocked(kind, name, &stuck))
 }
 
 /// The labels of a new version of `old`: its own, but the digest label a stack deploy wrote

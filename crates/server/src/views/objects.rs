@@ -255,6 +255,35 @@ pub fn in_use(kind: FileKind, name: &str, users: &[User]) -> Option<String> {
     ))
 }
 
+/// A global service's task that a rotation could not move: Swarm starts no new task on a
+/// node that is not active, so after the update the task there would keep the old version
+/// (and, once removed, lose it). `service`, its node's `hostname` and `availability`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unmovable<'a> {
+    pub service: &'a str,
+    pub hostname: &'a str,
+    pub availability: &'a str,
+}
+
+/// Why `kind` `name` cannot be rotated while these global services' tasks sit on nodes Swarm
+/// places nothing new on; `None` when there is none. A replicated service's task moves to
+/// another node, so only global ones are ever `stuck`.
+pub fn rotation_blocked(kind: FileKind, name: &str, stuck: &[Unmovable<'_>]) -> Option<String> {
+    let first = stuck.first()?;
+    let tasks: Vec<String> = stuck
+        .iter()
+        .map(|u| format!("{} on {} ({})", u.service, u.hostname, u.availability))
+        .collect();
+    Some(format!(
+        "{} {name} cannot be rotated now: the global service's task {} would keep {name}, since \
+         Swarm starts no new task on a node that is not active; make {} active first (a drain \
+         would stop that task instead)",
+        kind.as_str(),
+        tasks.join(", "),
+        first.hostname
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +451,23 @@ mod tests {
         assert_eq!(
             back,
             "a still on pw; pw is kept; pw.v2 removed: the rotation changed nothing"
+        );
+    }
+
+    #[test]
+    fn a_global_task_on_a_paused_node_blocks_a_rotation() {
+        assert_eq!(rotation_blocked(FileKind::Secret, "db", &[]), None);
+        let stuck = [Unmovable {
+            service: "gsec",
+            hostname: "w1",
+            availability: "pause",
+        }];
+        let why = rotation_blocked(FileKind::Secret, "db", &stuck).unwrap();
+        assert_eq!(
+            why,
+            "secret db cannot be rotated now: the global service's task gsec on w1 (pause) \
+             would keep db, since Swarm starts no new task on a node that is not active; make \
+             w1 active first (a drain would stop that task instead)"
         );
     }
 }
