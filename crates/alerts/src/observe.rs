@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use swarmkeeper_report::{node_reporting_state, silent_after, DiskSample, ReportingState};
 
 use crate::forecast::{forecast_full, Forecast};
-use crate::rules::{AlertRules, RuleId};
+use crate::rules::{AlertRules, DiskFullForecast, RuleId};
 
 /// The cluster at one evaluation.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -183,6 +183,14 @@ pub struct Conditions {
     /// after a restart, see [`Observation::started_at`]): their ongoing alerts stay as they
     /// are.
     pub unknown_rules: Vec<RuleId>,
+    /// (rule, subject) pairs whose ongoing alert stays exactly as it is, pending or firing,
+    /// with no message (no first firing, no repeat, no resolution), and for which no alert
+    /// starts: the disk forecast while disk-gc-shortfall holds for the node ("full now" is
+    /// not a forecast), or while a fill that may resume is flat (tryout finding 7).
+    pub held: Vec<(RuleId, String)>,
+    /// Why a condition no longer holds, for the resolved message of its alert (rule,
+    /// subject, summary): without one the message repeats the alert's last summary.
+    pub ended: Vec<(RuleId, String, String)>,
 }
 
 /// Which conditions of the enabled rules hold in `observation` at `now`.
@@ -251,10 +259,10 @@ fn node_conditions(
         }
         return;
     }
-    if rules.disk_gc_shortfall.enabled
+    let short = rules.disk_gc_shortfall.enabled
         && disk.gc_fell_short
-        && disk.usage_percent >= disk.high_threshold_percent
-    {
+        && disk.usage_percent >= disk.high_threshold_percent;
+    if short {
         out.push(
             RuleId::DiskGcShortfall,
             name,
@@ -267,37 +275,85 @@ fn node_conditions(
     }
     let forecast = &rules.disk_full_forecast;
     if forecast.enabled {
-        match forecast_full(
-            &disk.samples,
-            now,
-            signed(forecast.window),
-            forecast.min_samples,
-            signed(forecast.min_span),
-        ) {
-            Forecast::TooFewSamples => out.unknown.push((RuleId::DiskFullForecast, name.clone())),
-            Forecast::NotFilling => {}
-            full @ Forecast::FullIn {
-                in_,
-                bytes_per_hour,
-                used_percent,
-                fitted_over,
-            } => {
-                if in_ <= signed(forecast.within) {
-                    out.push(
-                        RuleId::DiskFullForecast,
-                        name,
-                        format!(
-                            "disk of node {name} will be full in about {} at the rate of the \
-                             last {} (+{}/h, {used_percent:.0}% used now)",
-                            rounded(in_),
-                            rounded(fitted_over),
-                            mib(bytes_per_hour as u64),
-                        ),
-                    );
-                    let hold = full.hold(signed(forecast.for_duration));
-                    if let Some(last) = out.active.last_mut() {
-                        last.hold = hold.and_then(|h| Duration::try_from(h).ok());
-                    }
+        disk_forecast(forecast, name, disk, short, now, out);
+    }
+}
+
+/// The disk-full forecast of one node (tryout 8 findings 2, 7 and 10): the usage GC would
+/// leave is forecast ([`forecast_full`]); while disk-gc-shortfall holds for the node, or the
+/// disk has not risen at its recent cadence, an ongoing forecast alert is held as it is and
+/// none starts; a resolution says why the forecast ended.
+fn disk_forecast(
+    forecast: &DiskFullForecast,
+    name: &str,
+    disk: &NodeDisk,
+    short: bool,
+    now: Timestamp,
+    out: &mut Conditions,
+) {
+    let key = (RuleId::DiskFullForecast, name.to_string());
+    if short {
+        out.held.push(key);
+        return;
+    }
+    let reclaimable = disk
+        .samples
+        .iter()
+        .filter(|s| s.at <= now)
+        .max_by_key(|s| s.at)
+        .map_or(0, |s| s.reclaimable_bytes);
+    let gc_frees = if reclaimable > 0 {
+        format!(", {} of it reclaimable by GC", mib(reclaimable))
+    } else {
+        String::new()
+    };
+    let ended = |why: String| (key.0, key.1.clone(), why);
+    match forecast_full(
+        &disk.samples,
+        now,
+        signed(forecast.window),
+        forecast.min_samples,
+        signed(forecast.min_span),
+    ) {
+        Forecast::TooFewSamples => out.unknown.push(key),
+        Forecast::NotFilling => out.ended.push(ended(format!(
+            "disk of node {name} is no longer predicted full: {}% used{gc_frees}, growth \
+             stopped",
+            disk.usage_percent
+        ))),
+        full @ Forecast::FullIn {
+            in_,
+            bytes_per_hour,
+            used_percent,
+            fitted_over,
+            rising_now,
+            ..
+        } => {
+            if in_ > signed(forecast.within) {
+                out.ended.push(ended(format!(
+                    "disk of node {name} is no longer predicted full within {}: \
+                     {used_percent:.0}% used{gc_frees}, full in about {} at +{}/h",
+                    humantime::format_duration(forecast.within),
+                    rounded(in_),
+                    mib(bytes_per_hour as u64),
+                )));
+            } else if !rising_now {
+                out.held.push(key);
+            } else {
+                out.push(
+                    RuleId::DiskFullForecast,
+                    name,
+                    format!(
+                        "disk of node {name} will be full in about {} at the rate of the \
+                         last {} (+{}/h, {used_percent:.0}% used now{gc_frees})",
+                        rounded(in_),
+                        rounded(fitted_over),
+                        mib(bytes_per_hour as u64),
+                    ),
+                );
+                let hold = full.hold(signed(forecast.for_duration));
+                if let Some(last) = out.active.last_mut() {
+                    last.hold = hold.and_then(|h| Duration::try_from(h).ok());
                 }
             }
         }
@@ -474,6 +530,7 @@ mod tests {
                         at: ago(age),
                         used_bytes: 500 * MIB,
                         capacity_bytes: 1000 * MIB,
+                        reclaimable_bytes: 0,
                     })
                     .collect(),
             }),
@@ -517,7 +574,22 @@ mod tests {
             started_at: Some(ago(60)),
         };
         let c = conditions(&AlertRules::default(), &observation, now());
-        assert_eq!(c, Conditions::default());
+        // Only why the disk forecast would have ended, had it fired.
+        assert_eq!(
+            c,
+            Conditions {
+                ended: c.ended.clone(),
+                ..Conditions::default()
+            }
+        );
+        assert_eq!(
+            c.ended,
+            [(
+                RuleId::DiskFullForecast,
+                "w1".to_string(),
+                "disk of node w1 is no longer predicted full: 50% used, growth stopped".into()
+            )]
+        );
     }
 
     #[test]
@@ -546,6 +618,7 @@ mod tests {
                 at: ago(age),
                 used_bytes: (700 - age as u64) * MIB,
                 capacity_bytes: 1000 * MIB,
+                reclaimable_bytes: 0,
             })
             .collect();
         let observation = Observation {
