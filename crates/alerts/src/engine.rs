@@ -228,8 +228,6 @@ pub fn evaluate(
 ///   `unknown_rules`) stays as it is (and keeps its `for` clock running);
 /// - an alert whose pair is `held` stays exactly as it is: it neither fires nor repeats
 ///   nor resolves, and a held pair starts no alert;
-/// - a resolved message carries the condition's `ended` summary (why it ended) when there
-///   is one, else the alert's last summary;
 /// - the `Test` rule is never in `conditions`; a duplicate condition counts once (the first
 ///   summary wins).
 ///
@@ -254,15 +252,7 @@ pub fn step(
             || conditions.unknown_rules.contains(&key.0)
             || conditions.held.contains(key);
         if !keep && alert.last_notified.is_some() {
-            let mut message = alert.message(Status::Resolved, now);
-            if let Some((_, _, why)) = conditions
-                .ended
-                .iter()
-                .find(|(rule, subject, _)| (*rule, subject) == (key.0, &key.1))
-            {
-                message.summary = why.clone();
-            }
-            resolved.push(message);
+            resolved.push(alert.message(Status::Resolved, now));
         }
         keep
     });

@@ -188,9 +188,6 @@ pub struct Conditions {
     /// starts: the disk forecast while disk-gc-shortfall holds for the node ("full now" is
     /// not a forecast), or while a fill that may resume is flat (tryout finding 7).
     pub held: Vec<(RuleId, String)>,
-    /// Why a condition no longer holds, for the resolved message of its alert (rule,
-    /// subject, summary): without one the message repeats the alert's last summary.
-    pub ended: Vec<(RuleId, String, String)>,
 }
 
 /// Which conditions of the enabled rules hold in `observation` at `now`.
@@ -279,10 +276,10 @@ fn node_conditions(
     }
 }
 
-/// The disk-full forecast of one node (tryout 8 findings 2, 7 and 10): the usage GC would
-/// leave is forecast ([`forecast_full`]); while disk-gc-shortfall holds for the node, or the
-/// disk has not risen at its recent cadence, an ongoing forecast alert is held as it is and
-/// none starts; a resolution says why the forecast ended.
+/// The disk-full forecast of one node (tryout 8 findings 2 and 7): the usage GC would leave
+/// is forecast ([`forecast_full`]); while disk-gc-shortfall holds for the node, or the disk
+/// has not risen at its recent cadence, an ongoing forecast alert is held as it is and none
+/// starts.
 fn disk_forecast(
     forecast: &DiskFullForecast,
     name: &str,
@@ -296,18 +293,6 @@ fn disk_forecast(
         out.held.push(key);
         return;
     }
-    let reclaimable = disk
-        .samples
-        .iter()
-        .filter(|s| s.at <= now)
-        .max_by_key(|s| s.at)
-        .map_or(0, |s| s.reclaimable_bytes);
-    let gc_frees = if reclaimable > 0 {
-        format!(", {} of it reclaimable by GC", mib(reclaimable))
-    } else {
-        String::new()
-    };
-    let ended = |why: String| (key.0, key.1.clone(), why);
     match forecast_full(
         &disk.samples,
         now,
@@ -316,47 +301,91 @@ fn disk_forecast(
         signed(forecast.min_span),
     ) {
         Forecast::TooFewSamples => out.unknown.push(key),
-        Forecast::NotFilling => out.ended.push(ended(format!(
-            "disk of node {name} is no longer predicted full: {}% used{gc_frees}, growth \
-             stopped",
-            disk.usage_percent
-        ))),
+        Forecast::NotFilling => {}
         full @ Forecast::FullIn {
             in_,
             bytes_per_hour,
             used_percent,
             fitted_over,
+            reclaimable_bytes,
             rising_now,
-            ..
         } => {
             if in_ > signed(forecast.within) {
-                out.ended.push(ended(format!(
-                    "disk of node {name} is no longer predicted full within {}: \
-                     {used_percent:.0}% used{gc_frees}, full in about {} at +{}/h",
-                    humantime::format_duration(forecast.within),
-                    rounded(in_),
-                    mib(bytes_per_hour as u64),
-                )));
-            } else if !rising_now {
+                return;
+            }
+            if !rising_now {
                 out.held.push(key);
-            } else {
-                out.push(
-                    RuleId::DiskFullForecast,
-                    name,
-                    format!(
-                        "disk of node {name} will be full in about {} at the rate of the \
-                         last {} (+{}/h, {used_percent:.0}% used now{gc_frees})",
-                        rounded(in_),
-                        rounded(fitted_over),
-                        mib(bytes_per_hour as u64),
-                    ),
-                );
-                let hold = full.hold(signed(forecast.for_duration));
-                if let Some(last) = out.active.last_mut() {
-                    last.hold = hold.and_then(|h| Duration::try_from(h).ok());
-                }
+                return;
+            }
+            out.push(
+                RuleId::DiskFullForecast,
+                name,
+                format!(
+                    "disk of node {name} will be full in about {} at the rate of the last {} \
+                     (+{}/h, {used_percent:.0}% used now{})",
+                    rounded(in_),
+                    rounded(fitted_over),
+                    mib(bytes_per_hour as u64),
+                    reclaimable(reclaimable_bytes),
+                ),
+            );
+            let hold = full.hold(signed(forecast.for_duration));
+            if let Some(last) = out.active.last_mut() {
+                last.hold = hold.and_then(|h| Duration::try_from(h).ok());
             }
         }
+    }
+}
+
+/// Why a disk-full forecast alert of node `name` ended, in its resolved message (tryout 8
+/// finding 10: the resolution repeated "will be full in about 2m"): "disk of node w1 is no
+/// longer predicted full: 66% used, growth stopped", or, for a fill now slower than the
+/// rule's horizon, "… within 24h: 70% used, full in about 2d 3h at +5.0 MiB/h".
+pub fn disk_forecast_ended(
+    forecast: &DiskFullForecast,
+    name: &str,
+    disk: &NodeDisk,
+    now: Timestamp,
+) -> String {
+    let newest = disk
+        .samples
+        .iter()
+        .filter(|s| s.at <= now)
+        .max_by_key(|s| s.at);
+    let gc_frees = reclaimable(newest.map_or(0, |s| s.reclaimable_bytes));
+    let used = disk.usage_percent;
+    match forecast_full(
+        &disk.samples,
+        now,
+        signed(forecast.window),
+        forecast.min_samples,
+        signed(forecast.min_span),
+    ) {
+        Forecast::FullIn {
+            in_,
+            bytes_per_hour,
+            ..
+        } if in_ > signed(forecast.within) => format!(
+            "disk of node {name} is no longer predicted full within {}: {used}% used{gc_frees}, \
+             full in about {} at +{}/h",
+            humantime::format_duration(forecast.within),
+            rounded(in_),
+            mib(bytes_per_hour as u64),
+        ),
+        Forecast::NotFilling => format!(
+            "disk of node {name} is no longer predicted full: {used}% used{gc_frees}, growth \
+             stopped"
+        ),
+        _ => format!("disk of node {name} is no longer predicted full: {used}% used{gc_frees}"),
+    }
+}
+
+/// ", 90.0 MiB of it reclaimable by GC", or nothing for none.
+fn reclaimable(bytes: u64) -> String {
+    if bytes > 0 {
+        format!(", {} of it reclaimable by GC", mib(bytes))
+    } else {
+        String::new()
     }
 }
 
@@ -574,21 +603,12 @@ mod tests {
             started_at: Some(ago(60)),
         };
         let c = conditions(&AlertRules::default(), &observation, now());
-        // Only why the disk forecast would have ended, had it fired.
+        assert_eq!(c, Conditions::default());
+        // Had a forecast fired, its resolution would say why it ended (finding 10).
+        let disk = observation.nodes[0].disk.as_ref().unwrap();
         assert_eq!(
-            c,
-            Conditions {
-                ended: c.ended.clone(),
-                ..Conditions::default()
-            }
-        );
-        assert_eq!(
-            c.ended,
-            [(
-                RuleId::DiskFullForecast,
-                "w1".to_string(),
-                "disk of node w1 is no longer predicted full: 50% used, growth stopped".into()
-            )]
+            disk_forecast_ended(&AlertRules::default().disk_full_forecast, "w1", disk, now()),
+            "disk of node w1 is no longer predicted full: 50% used, growth stopped"
         );
     }
 
