@@ -293,13 +293,7 @@ fn disk_forecast(
         out.held.push(key);
         return;
     }
-    match forecast_full(
-        &disk.samples,
-        now,
-        signed(forecast.window),
-        forecast.min_samples,
-        signed(forecast.min_span),
-    ) {
+    match forecast_of(forecast, disk, now) {
         Forecast::TooFewSamples => out.unknown.push(key),
         Forecast::NotFilling => {}
         full @ Forecast::FullIn {
@@ -354,13 +348,7 @@ pub fn disk_forecast_ended(
         .max_by_key(|s| s.at);
     let gc_frees = reclaimable(newest.map_or(0, |s| s.reclaimable_bytes));
     let used = disk.usage_percent;
-    match forecast_full(
-        &disk.samples,
-        now,
-        signed(forecast.window),
-        forecast.min_samples,
-        signed(forecast.min_span),
-    ) {
+    match forecast_of(forecast, disk, now) {
         Forecast::FullIn {
             in_,
             bytes_per_hour,
@@ -378,6 +366,17 @@ pub fn disk_forecast_ended(
         ),
         _ => format!("disk of node {name} is no longer predicted full: {used}% used{gc_frees}"),
     }
+}
+
+/// [`forecast_full`] of the node's samples under the rule's figures.
+fn forecast_of(forecast: &DiskFullForecast, disk: &NodeDisk, now: Timestamp) -> Forecast {
+    forecast_full(
+        &disk.samples,
+        now,
+        signed(forecast.window),
+        forecast.min_samples,
+        signed(forecast.min_span),
+    )
 }
 
 /// ", 90.0 MiB of it reclaimable by GC", or nothing for none.
