@@ -9,7 +9,7 @@
 //! - a file growing on that disk afterwards is warned of before the disk reaches the high
 //!   threshold, as early as without the reclaimable images;
 //! - a disk filled to 99 % and left flat, disk-gc-shortfall firing, sends no forecast
-//!   message while the shortfall lasts, and one resolution once it was freed;
+//!   message while the shortfall lasts, and one resolution, saying why, once it was freed;
 //! - whatever the reclaimable bytes, a constant amount of them changes nothing: they count
 //!   only by how they move (property).
 
@@ -328,11 +328,18 @@ fn a_full_flat_disk_does_not_flap() {
         assert_eq!(resolved.len(), 1, "{forecasts:?}");
         // With disk-gc-shortfall the forecast is held until the disk is freed; without, it
         // ends once the full disk has been flat for longer than the rule's `min_span`.
-        if shortfall_rule {
+        let why = if shortfall_rule {
             assert!(resolved[0].0 >= freed_at, "{forecasts:?}");
+            "32% used, growth stopped"
         } else {
             assert!(resolved[0].0 < freed_at, "{forecasts:?}");
-        }
+            "99% used, growth stopped"
+        };
+        // Finding 10: the resolution says why, never "will be full".
+        assert_eq!(
+            resolved[0].2,
+            format!("disk of node worker1 is no longer predicted full: {why}")
+        );
         let shortfall: Vec<_> = server
             .sent
             .iter()
