@@ -16,7 +16,9 @@ use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
 use swarmkeeper_engine::{DfVolume, Engine, EngineInfo, SystemDf};
-use swarmkeeper_gc::{plan, DiskReport, DiskUsageInput, PlanMode, Policy, LABEL_SERVICE_NAME};
+use swarmkeeper_gc::{
+    plan, reclaimable_bytes, DiskReport, DiskUsageInput, PlanMode, Policy, LABEL_SERVICE_NAME,
+};
 use swarmkeeper_report::{
     reported_images, secret_from_file_content, DataRoot, LastPass, NodeReport, ReportedDeletion,
     ReportedImage, ReportedRun, ReportedVolume, UnboundedLog, MAX_PENDING_RUNS, MAX_REPORT_BYTES,
@@ -264,6 +266,8 @@ struct State {
     /// How the newest pass ended, and the headroom it kept.
     last_pass: Option<LastPass>,
     pull_headroom_bytes: u64,
+    /// What GC may give back once it needs space, as of the images after the newest pass.
+    reclaimable_bytes: u64,
     /// A volume was created or removed since the volume list was taken.
     volumes_changed: bool,
 }
@@ -337,9 +341,9 @@ impl Reporter {
             }
         }
         let images = match node.observe(Detail::Light).await {
-            Ok(snapshot) => Some(reported_images(
-                &snapshot,
-                &plan(&snapshot, policy, PlanMode::Threshold),
+            Ok(snapshot) => Some((
+                reported_images(&snapshot, &plan(&snapshot, policy, PlanMode::Threshold)),
+                reclaimable_bytes(&snapshot, policy),
             )),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot observe the node for the report");
@@ -357,8 +361,9 @@ impl Reporter {
                 state.runs.pop_front();
             }
         }
-        if images.is_some() {
-            state.images = images;
+        if let Some((images, reclaimable)) = images {
+            state.images = Some(images);
+            state.reclaimable_bytes = reclaimable;
             drop(state);
             self.shared.wake.notify_one();
         }
@@ -544,7 +549,7 @@ async fn next_report(
     settings: &Settings,
     disk: &mut DiskSource,
 ) -> Option<(Bytes, Carried)> {
-    let (identity, images, runs, last_pass, pull_headroom_bytes) = {
+    let (identity, images, runs, last_pass, pull_headroom_bytes, reclaimable_bytes) = {
         let state = shared.lock();
         let identity = state.identity.clone()?;
         // Kept, not taken: a report asked for between passes repeats them.
@@ -556,6 +561,7 @@ async fn next_report(
             runs,
             state.last_pass.clone(),
             state.pull_headroom_bytes,
+            state.reclaimable_bytes,
         )
     };
     // The first report waits for a breakdown; later ones use the one they have, so that a
@@ -574,6 +580,7 @@ async fn next_report(
     report.gc_runs = runs.into_iter().map(|(_, run)| run).collect();
     report.last_pass = last_pass;
     report.pull_headroom_bytes = pull_headroom_bytes;
+    report.reclaimable_bytes = reclaimable_bytes;
     let (samples, carried_usage) = match &settings.usage {
         Some(usage) => usage.undelivered(),
         None => (Vec::new(), None),
@@ -731,6 +738,7 @@ impl DiskSource {
             truncated: false,
             data_root,
             pull_headroom_bytes: 0,
+            reclaimable_bytes: 0,
             pull_headroom: settings.pull_headroom.clone(),
             last_pass: None,
             unbounded_logs: self

@@ -6,7 +6,7 @@
 
 use jiff::Timestamp;
 
-use crate::observe::{count_within, mib, Membership, Observation};
+use crate::observe::{count_within, disk_forecast_ended, mib, Membership, Observation};
 use crate::rules::{AlertRules, RuleId};
 
 /// One line for a person saying why `rule`'s alert about `subject` ended at `now`, read from
@@ -25,7 +25,7 @@ pub fn why_ended(
         RuleId::NodeDown
         | RuleId::AgentSilent
         | RuleId::DiskGcShortfall
-        | RuleId::DiskFullForecast => node_ended(rules, observation, rule, subject),
+        | RuleId::DiskFullForecast => node_ended(rules, observation, rule, subject, now),
         RuleId::ServiceNotConverged | RuleId::RolledBack | RuleId::RestartLoop => {
             service_ended(rules, observation, rule, subject, now)
         }
@@ -34,7 +34,13 @@ pub fn why_ended(
     }
 }
 
-fn node_ended(rules: &AlertRules, observation: &Observation, rule: RuleId, name: &str) -> String {
+fn node_ended(
+    rules: &AlertRules,
+    observation: &Observation,
+    rule: RuleId,
+    name: &str,
+    now: Timestamp,
+) -> String {
     let Some(node) = observation.nodes.iter().find(|n| n.name == name) else {
         return format!("node {name} is no longer in the swarm");
     };
@@ -63,10 +69,7 @@ fn node_ended(rules: &AlertRules, observation: &Observation, rule: RuleId, name:
                 RuleId::DiskGcShortfall => {
                     format!("garbage collection on node {name} freed enough (disk {used}% full)")
                 }
-                _ => format!(
-                    "disk of node {name} is no longer predicted full within {} ({used}% used now)",
-                    humantime::format_duration(rules.disk_full_forecast.within)
-                ),
+                _ => disk_forecast_ended(&rules.disk_full_forecast, name, disk, now),
             }
         }
     }
@@ -236,7 +239,7 @@ mod tests {
         );
         assert_eq!(
             why(RuleId::DiskFullForecast, "w1"),
-            "disk of node w1 is no longer predicted full within 1day (90% used now)"
+            "disk of node w1 is no longer predicted full: 90% used"
         );
         assert_eq!(
             why(RuleId::AgentSilent, "w1"),

@@ -226,6 +226,8 @@ pub fn evaluate(
 ///   goes quietly;
 /// - an alert whose condition is unknown (its pair in `unknown`, or its rule in
 ///   `unknown_rules`) stays as it is (and keeps its `for` clock running);
+/// - an alert whose pair is `held` stays exactly as it is: it neither fires nor repeats
+///   nor resolves, and a held pair starts no alert;
 /// - the `Test` rule is never in `conditions`; a duplicate condition counts once (the first
 ///   summary wins).
 ///
@@ -247,7 +249,8 @@ pub fn step(
     state.alerts.retain(|key, alert| {
         let keep = holding.contains_key(key)
             || conditions.unknown.contains(key)
-            || conditions.unknown_rules.contains(&key.0);
+            || conditions.unknown_rules.contains(&key.0)
+            || conditions.held.contains(key);
         if !keep && alert.last_notified.is_some() {
             resolved.push(alert.message(Status::Resolved, now));
         }
@@ -267,6 +270,9 @@ pub fn step(
     }
     let mut firing = Vec::new();
     for (key, alert) in state.alerts.iter_mut() {
+        if conditions.held.contains(key) {
+            continue;
+        }
         let for_duration = rules.for_duration(alert.rule);
         let hold = match holding.get(key) {
             Some((_, Some(hold))) => for_duration.min(*hold),
@@ -318,6 +324,7 @@ mod tests {
                 .collect(),
             unknown: vec![],
             unknown_rules: vec![],
+            ..Conditions::default()
         }
     }
 
@@ -456,6 +463,7 @@ mod tests {
             active: vec![],
             unknown: vec![key.clone()],
             unknown_rules: vec![],
+            ..Conditions::default()
         };
         assert!(step(&mut state, &unknown, &rules, &[], t(5)).is_empty());
         assert!(state.get(key.0, "w1").unwrap().is_firing());

@@ -24,7 +24,17 @@
 //!   followed by a flat disk never fires (tryout finding 8: a fresh 256 MiB worker that
 //!   pulled three images after the install was forecast full in two hours), while a steady
 //!   fill, or pulls no further apart than a quarter of a trend, do;
-//! - "used now" in the alert is the newest sample, not the fitted line's value.
+//! - "used now" in the alert is the newest sample, not the fitted line's value;
+//! - growth GC may give back is not a fill (tryout finding 2: the seed incident's deploys at
+//!   the defaults, each superseded version collected at the high threshold, were forecast
+//!   full in 4 minutes): every trend is of the usage GC would leave, used less
+//!   [`DiskSample::reclaimable_bytes`] (what the agent says GC may delete once it needs
+//!   space); the time left is still counted from where the disk stands, reclaimable bytes
+//!   included, so a file growing on the disk is warned of as early as before, ahead of the
+//!   high threshold where GC would free them;
+//! - an alert starts only on a disk that still rises at its recent cadence; a forecast on a
+//!   disk flat for longer (within `min_span` of its last rise) keeps an ongoing alert as it
+//!   is (tryout finding 7), see [`Forecast::FullIn`]'s `rising_now`.
 
 use jiff::{SignedDuration, Timestamp};
 use swarmkeeper_report::DiskSample;
@@ -54,6 +64,14 @@ pub enum Forecast {
         bytes_per_hour: f64,
         used_percent: f64,
         fitted_over: SignedDuration,
+        /// Of the used bytes now, what GC may give back once it needs space (the newest
+        /// sample's [`DiskSample::reclaimable_bytes`]): counted as free by the forecast.
+        reclaimable_bytes: u64,
+        /// The disk still rises at the trend's own recent cadence (see `still_rising`),
+        /// not only within the rule's `min_span` of its last rise: a forecast that says
+        /// so may start an alert; one that does not only keeps an ongoing alert (tryout
+        /// finding 7: a full disk flat for minutes newly fired "will be full").
+        rising_now: bool,
     },
 }
 
@@ -94,11 +112,24 @@ pub fn forecast_full(
     min_samples: usize,
     max_span: SignedDuration,
 ) -> Forecast {
-    let mut recent: Vec<&DiskSample> = samples
+    // Trends are of the usage GC would leave: growth it may give back is no fill (tryout
+    // finding 2: a disk filling with the pulls of a service's versions, each superseded
+    // version collected at the high threshold, was forecast full in 4 minutes).
+    let mut left: Vec<DiskSample> = samples
         .iter()
         .filter(|s| s.at <= now && now.duration_since(s.at) <= window)
+        .map(|s| DiskSample {
+            used_bytes: s.used_bytes.saturating_sub(s.reclaimable_bytes),
+            ..*s
+        })
         .collect();
-    recent.sort_by_key(|s| s.at);
+    left.sort_by_key(|s| s.at);
+    let newest = samples
+        .iter()
+        .filter(|s| s.at <= now && now.duration_since(s.at) <= window)
+        .max_by_key(|s| s.at);
+    let recent: Vec<&DiskSample> = left.iter().collect();
+    let reclaimable_now = newest.map_or(0, |s| s.reclaimable_bytes.min(s.used_bytes));
     let min_samples = min_samples.max(2);
     if recent.len() < min_samples {
         return Forecast::TooFewSamples;
@@ -112,7 +143,7 @@ pub fn forecast_full(
         if trend.len() < min_samples {
             break;
         }
-        if let Some(fill) = fit(trend, now, max_span) {
+        if let Some(fill) = fit(trend, now, max_span, reclaimable_now) {
             if fill.fitted_over < lead(fill.in_).min(max_span) {
                 too_short = true;
             } else if best.as_ref().is_none_or(|b| fill.in_ < b.in_) {
@@ -124,15 +155,28 @@ pub fn forecast_full(
             break;
         }
     }
-    match best {
-        Some(fill) => Forecast::FullIn {
+    match (best, newest) {
+        (Some(fill), Some(newest)) => Forecast::FullIn {
             in_: fill.in_,
             bytes_per_hour: fill.bytes_per_hour,
-            used_percent: fill.used_percent,
+            // What the disk last read, not the line's value (tryout finding 8 said "15%
+            // used now" of a disk at 13%), nor the usage GC would leave.
+            used_percent: percent(newest.used_bytes, newest.capacity_bytes),
             fitted_over: fill.fitted_over,
+            reclaimable_bytes: newest.reclaimable_bytes.min(newest.used_bytes),
+            rising_now: fill.rising_now,
         },
-        None if too_short => Forecast::TooFewSamples,
-        None => Forecast::NotFilling,
+        _ if too_short => Forecast::TooFewSamples,
+        _ => Forecast::NotFilling,
+    }
+}
+
+/// `used` in percent of `capacity`, 100 for a disk of no capacity.
+fn percent(used: u64, capacity: u64) -> f64 {
+    if capacity > 0 {
+        (used as f64 / capacity as f64 * 100.0).clamp(0.0, 100.0)
+    } else {
+        100.0
     }
 }
 
@@ -140,13 +184,18 @@ pub fn forecast_full(
 struct Fill {
     in_: SignedDuration,
     bytes_per_hour: f64,
-    used_percent: f64,
     fitted_over: SignedDuration,
+    rising_now: bool,
 }
 
 /// The least-squares line through `trend` (sorted by time, at least two samples), if the
 /// samples grew as a fill must (see [`forecast_full`]).
-fn fit(trend: &[&DiskSample], now: Timestamp, max_span: SignedDuration) -> Option<Fill> {
+fn fit(
+    trend: &[&DiskSample],
+    now: Timestamp,
+    max_span: SignedDuration,
+    reclaimable_now: u64,
+) -> Option<Fill> {
     let (first, last) = (trend.first()?, trend.last()?);
     let fitted_over = last.at.duration_since(first.at);
     if fitted_over.is_zero() {
@@ -160,7 +209,11 @@ fn fit(trend: &[&DiskSample], now: Timestamp, max_span: SignedDuration) -> Optio
     if grown_since(first) < min_growth || grown_since(newest_half) < min_growth / 2.0 {
         return None;
     }
-    if !spread(trend, grown_since(first)) || !still_rising(trend, min_growth / 2.0, max_span) {
+    if !spread(trend, grown_since(first)) {
+        return None;
+    }
+    let rising = still_rising(trend, min_growth / 2.0);
+    if !rising.within(max_span) {
         return None;
     }
     // Seconds before `now` (negative) against bytes; centred sums keep the precision that raw
@@ -181,19 +234,17 @@ fn fit(trend: &[&DiskSample], now: Timestamp, max_span: SignedDuration) -> Optio
     if !slope.is_finite() || slope <= 0.0 {
         return None;
     }
-    let used_now = (mean_y - slope * mean_x).max(last.used_bytes as f64);
+    // The trend is of the usage GC would leave; the time left is from where the disk stands,
+    // reclaimable bytes included: GC frees them only at the high threshold, and a warning
+    // must come before that (tryout finding 2: a file growing on the disk is forecast as
+    // early as without the images GC could collect).
+    let used_now = (mean_y - slope * mean_x).max(last.used_bytes as f64) + reclaimable_now as f64;
     let seconds = ((capacity - used_now) / slope).max(0.0);
     Some(Fill {
         in_: SignedDuration::try_from_secs_f64(seconds).unwrap_or(SignedDuration::MAX),
         bytes_per_hour: slope * 3600.0,
-        // What the disk last read, not the line's value (tryout finding 8 said "15% used
-        // now" of a disk at 13%).
-        used_percent: if capacity > 0.0 {
-            (last.used_bytes as f64 / capacity * 100.0).clamp(0.0, 100.0)
-        } else {
-            100.0
-        },
         fitted_over,
+        rising_now: rising.within(SignedDuration::ZERO),
     })
 }
 
@@ -224,7 +275,7 @@ fn spread(trend: &[&DiskSample], growth: f64) -> bool {
     })
 }
 
-/// Whether the disk still rises at the trend's recent cadence (tryout finding 20: a disk that
+/// How long the disk has been flat against the trend's recent cadence (tryout finding 20: a disk that
 /// went flat after a series of deploys was still forecast full seven minutes later; a trend
 /// counts while each quarter of its span grows, so an hour's trend whose every quarter saw
 /// some growth, before the deploys, kept counting for up to a quarter of an hour of flat disk).
@@ -235,8 +286,10 @@ fn spread(trend: &[&DiskSample], growth: f64) -> bool {
 /// last [`RECENT_RISES`] rises (with a single rise, from the trend's first sample to it): a
 /// steady fill rises every `step` of its pace, deploys at each pull; rises long before, with
 /// pauses of their own, do not stretch it. The disk still rises while its newest sample is at
-/// most [`QUIET_FACTOR`] (one and a half) times the cadence after the last rise, or `min_quiet`
-/// when that is longer (the rule's `min_span`, 5 minutes: the most evidence a trend needs to count is
+/// most [`QUIET_FACTOR`] (one and a half) times the cadence after the last rise
+/// ([`Forecast::FullIn`]'s `rising_now`, which a new alert needs), and a trend counts while
+/// that holds or the newest sample is at most `min_quiet` after it ([`Rising::within`]; the
+/// rule's `min_span`, 5 minutes: the most evidence a trend needs to count is
 /// also the least flat disk that makes it stop, so that a fill whose pace changes, a log then
 /// deploys 2 minutes apart, does not resolve in the pause and fire again); the time counts
 /// from sample to sample, never from the clock, so a late report stops nothing.
@@ -247,9 +300,13 @@ fn spread(trend: &[&DiskSample], growth: f64) -> bool {
 /// the samples show. Prometheus' `predict_linear` over the last hour (the node_exporter
 /// mixin's) keeps a rising line, and a "full in" that only lengthens, for as long as the rise
 /// stays in its hour.
-fn still_rising(trend: &[&DiskSample], step: f64, min_quiet: SignedDuration) -> bool {
+fn still_rising(trend: &[&DiskSample], step: f64) -> Rising {
+    let never = Rising {
+        quiet: SignedDuration::MAX,
+        cadence: SignedDuration::ZERO,
+    };
     let (Some(first), Some(last)) = (trend.first(), trend.last()) else {
-        return false;
+        return never;
     };
     let mut base = first.used_bytes as f64;
     let mut rises: Vec<Timestamp> = Vec::new();
@@ -263,7 +320,7 @@ fn still_rising(trend: &[&DiskSample], step: f64, min_quiet: SignedDuration) -> 
         }
     }
     let Some(&last_rise) = rises.last() else {
-        return false;
+        return never;
     };
     let recent = &rises[rises.len().saturating_sub(RECENT_RISES)..];
     // The pause before the first rise is the cadence only when there is no other: a trend
@@ -272,7 +329,26 @@ fn still_rising(trend: &[&DiskSample], step: f64, min_quiet: SignedDuration) -> 
         Some(longest) => longest,
         None => last_rise.duration_since(first.at),
     };
-    last.at.duration_since(last_rise) <= (cadence * QUIET_FACTOR.0 / QUIET_FACTOR.1).max(min_quiet)
+    Rising {
+        quiet: last.at.duration_since(last_rise),
+        cadence,
+    }
+}
+
+/// How long a trend has been flat since its last rise, against its cadence (see
+/// `still_rising`).
+struct Rising {
+    /// From the last rise to the newest sample; `MAX` without a rise.
+    quiet: SignedDuration,
+    cadence: SignedDuration,
+}
+
+impl Rising {
+    /// Flat for at most [`QUIET_FACTOR`] times the cadence, or `min_quiet` when that is
+    /// longer.
+    fn within(&self, min_quiet: SignedDuration) -> bool {
+        self.quiet <= (self.cadence * QUIET_FACTOR.0 / QUIET_FACTOR.1).max(min_quiet)
+    }
 }
 
 /// The rises of a trend whose pauses make its cadence (see `still_rising`): the last four, so
@@ -332,6 +408,7 @@ mod tests {
                 at: now() - SignedDuration::from_mins(age),
                 used_bytes: used(age),
                 capacity_bytes: 1000 * MIB,
+                reclaimable_bytes: 0,
             })
             .collect()
     }
@@ -355,6 +432,7 @@ mod tests {
             bytes_per_hour,
             used_percent,
             fitted_over,
+            ..
         } = forecast(&samples)
         else {
             panic!("{:?}", forecast(&samples))
@@ -373,6 +451,7 @@ mod tests {
             at: now() - SignedDuration::from_mins(age),
             used_bytes: (700 - (age as u64 - 60) * 5) * MIB,
             capacity_bytes: 1000 * MIB,
+            reclaimable_bytes: 0,
         }));
         assert_eq!(forecast(&samples), Forecast::NotFilling);
     }
@@ -413,6 +492,7 @@ mod tests {
                 at: now() - SignedDuration::from_secs(30 * half_minutes),
                 used_bytes: (600 - 50 * half_minutes as u64) * MIB,
                 capacity_bytes: 1000 * MIB,
+                reclaimable_bytes: 0,
             })
             .collect();
         let full = forecast(&samples);
@@ -486,6 +566,7 @@ mod tests {
             at: now() + SignedDuration::from_mins(5),
             used_bytes: 999 * MIB,
             capacity_bytes: 1000 * MIB,
+            reclaimable_bytes: 0,
         });
         assert_eq!(forecast(&samples), Forecast::NotFilling);
     }
@@ -513,6 +594,7 @@ mod tests {
                     at: now() - age,
                     used_bytes: 77 * MIB + filling_for * 5 * MIB,
                     capacity_bytes: capacity,
+                    reclaimable_bytes: 0,
                 }
             })
             .collect();
@@ -564,6 +646,7 @@ mod tests {
             at: first + SignedDuration::from_secs(at),
             used_bytes: used,
             capacity_bytes: 256 * MIB,
+            reclaimable_bytes: 0,
         };
         let mut samples: Vec<DiskSample> = LAB_DEPLOYS
             .iter()
@@ -660,6 +743,7 @@ mod tests {
                     at: first + SignedDuration::from_secs(t),
                     used_bytes: used,
                     capacity_bytes: 256 * MIB,
+                    reclaimable_bytes: 0,
                 })
                 .collect();
             samples.sort_by_key(|s| s.at);

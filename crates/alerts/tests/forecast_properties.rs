@@ -57,6 +57,7 @@ impl Server {
             at,
             used_bytes: (self.capacity as f64 * used / 100.0) as u64,
             capacity_bytes: self.capacity,
+            reclaimable_bytes: 0,
         });
     }
 

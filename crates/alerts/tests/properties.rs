@@ -100,6 +100,7 @@ fn conditions(tick: &Tick) -> Conditions {
             .map(|(k, _)| k.clone())
             .collect(),
         unknown_rules: vec![],
+        ..Conditions::default()
     }
 }
 
@@ -216,6 +217,7 @@ proptest! {
             }],
             unknown: vec![],
             unknown_rules: vec![],
+            ..Conditions::default()
         };
         let mut state = AlertState::default();
         let mut now = start();

@@ -17,7 +17,8 @@ mod usage;
 pub use containers::{plan_containers, ContainerRemoval, ContainerRemovalReason};
 pub use disk::{DiskReport, DiskUsageInput};
 pub use plan::{
-    plan, Accounting, BuildCachePrune, Deletion, DeletionReason, Keep, KeepReason, Plan, PlanMode,
+    plan, reclaimable_bytes, Accounting, BuildCachePrune, Deletion, DeletionReason, Keep,
+    KeepReason, Plan, PlanMode,
 };
 pub use policy::{
     format_duration, parse_duration, repository, PinMatcher, Policy, PolicyError, PolicySettings,

@@ -172,6 +172,33 @@ impl KeepReason {
 /// while the node would otherwise stay above the high threshold. Deletions that in the end
 /// free nothing (every layer still held by an image that stays) are left out.
 pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan<'a> {
+    plan_for(snapshot, policy, mode, Need::Policy)
+}
+
+/// The bytes GC may give back on the node when it needs space, however much: what a pass
+/// would free if the disk stayed full until it had deleted everything the policy lets it
+/// (dead task containers whatever their age, images past max-age, the build cache, unused
+/// images older than min-age or superseded, then the rollback reserve), as the plan counts
+/// freed bytes (layer by layer, or a lower bound from sizes). Pinned, in-use and too-young
+/// images are not reclaimable; nor is anything that is not an image or the build cache.
+///
+/// The disk-full forecast counts these bytes as free (tryout finding 2): a disk that fills
+/// with image pulls GC will collect at the high threshold is not filling up.
+pub fn reclaimable_bytes(snapshot: &Snapshot, policy: &Policy) -> u64 {
+    plan_for(snapshot, policy, PlanMode::Continue, Need::Everything).planned_free_bytes
+}
+
+/// How much a plan frees.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// What the thresholds and the pull headroom ask for.
+    Policy,
+    /// Everything the policy lets GC delete.
+    Everything,
+}
+
+fn plan_for<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode, amount: Need) -> Plan<'a> {
+    let everything = amount == Need::Everything;
     let now = snapshot.taken_at;
     let fs = &snapshot.filesystem;
     let images = &snapshot.images;
@@ -213,7 +240,11 @@ pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan
         headroom,
         mode == PlanMode::Continue,
     );
-    let bytes_needed = need.bytes_to_free();
+    let bytes_needed = if everything {
+        u64::MAX
+    } else {
+        need.bytes_to_free()
+    };
 
     let remove_containers =
         plan_containers(&snapshot.containers, policy, now, need.trigger.is_some());
@@ -312,8 +343,9 @@ pub fn plan<'a>(snapshot: &'a Snapshot, policy: &Policy, mode: PlanMode) -> Plan
         }
     }
     let above_high = |freed: u64| {
-        usage_percent(fs.capacity_bytes, fs.available_bytes.saturating_add(freed))
-            >= policy.high_threshold_percent()
+        everything
+            || usage_percent(fs.capacity_bytes, fs.available_bytes.saturating_add(freed))
+                >= policy.high_threshold_percent()
     };
     let mut reserve_kept = Vec::new();
     for (_, Lru { index, .. }) in reserve {

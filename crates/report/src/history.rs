@@ -12,6 +12,10 @@ pub struct DiskSample {
     pub at: Timestamp,
     pub used_bytes: u64,
     pub capacity_bytes: u64,
+    /// Of `used_bytes`, what the node's GC may give back once it needs space
+    /// ([`NodeReport::reclaimable_bytes`](crate::NodeReport::reclaimable_bytes)); 0 from an
+    /// older agent.
+    pub reclaimable_bytes: u64,
 }
 
 /// How long disk history is kept and how finely.
@@ -93,6 +97,7 @@ mod tests {
             at: t(s),
             used_bytes: 1,
             capacity_bytes: 2,
+            reclaimable_bytes: 0,
         }
     }
 

@@ -356,11 +356,13 @@ mod tests {
                 at: at(120),
                 used_bytes: 951,
                 capacity_bytes: 1000,
+                reclaimable_bytes: 0,
             },
             DiskSample {
                 at: at(0),
                 used_bytes: 700,
                 capacity_bytes: 1000,
+                reclaimable_bytes: 0,
             },
         ];
         let samples = pressure_samples(&history, &report, at(0));

@@ -81,6 +81,12 @@ pub struct NodeReport {
     /// The room GC keeps for the next pull, in bytes (0: none), as of the last pass.
     #[serde(default)]
     pub pull_headroom_bytes: u64,
+    /// Bytes GC may give back once it needs space, however much it needs
+    /// ([`swarmkeeper_gc::reclaimable_bytes`]: unused images past min-age or superseded, the
+    /// rollback reserve, dead task containers' images, the build cache), as of the last
+    /// pass; 0 from an older agent. The disk-full forecast counts them as free.
+    #[serde(default)]
+    pub reclaimable_bytes: u64,
     /// The agent's pull headroom setting: `auto`, `0` (off) or a number of bytes; empty from
     /// an older agent.
     #[serde(default)]

@@ -29,6 +29,7 @@ fn history() -> impl Strategy<Value = Vec<DiskSample>> {
             at: now() - SignedDuration::from_secs(age),
             used_bytes: u64::from(used),
             capacity_bytes: u64::from(u32::MAX),
+            reclaimable_bytes: 0,
         }),
         0..300,
     )

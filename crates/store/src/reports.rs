@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS disk_samples (
     node_id         TEXT NOT NULL,
     at_ms           INTEGER NOT NULL,
     used_bytes      INTEGER NOT NULL,
-    capacity_bytes  INTEGER NOT NULL
+    capacity_bytes  INTEGER NOT NULL,
+    reclaimable_bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS disk_samples_node_at ON disk_samples (node_id, at_ms);
 CREATE TABLE IF NOT EXISTS gc_history (
@@ -52,7 +53,14 @@ CREATE TABLE IF NOT EXISTS gc_history (
 
 impl Store {
     pub(crate) fn init_reports(&self) -> Result<(), StoreError> {
-        self.wrap(self.conn.execute_batch(REPORT_SCHEMA))
+        self.wrap(self.conn.execute_batch(REPORT_SCHEMA))?;
+        // The forecast's reclaimable bytes (tryout 8 finding 2); older rows had none.
+        self.add_column_if_missing(
+            "disk_samples",
+            "reclaimable_bytes",
+            "INTEGER NOT NULL DEFAULT 0",
+        )?;
+        Ok(())
     }
 
     /// Stores a report received at `received_at`: it becomes the node's latest, adds a disk
@@ -85,14 +93,16 @@ impl Store {
             )?
             .execute(params![key, report.hostname, millis(received_at), json])?;
             tx.prepare_cached(
-                "INSERT INTO disk_samples (node_id, at_ms, used_bytes, capacity_bytes)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO disk_samples (node_id, at_ms, used_bytes, capacity_bytes,
+                     reclaimable_bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![
                 key,
                 millis(received_at),
                 report.disk.used_bytes as i64,
-                report.disk.filesystem.capacity_bytes as i64
+                report.disk.filesystem.capacity_bytes as i64,
+                report.reclaimable_bytes as i64
             ])?;
             let mut run_insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO gc_history (node_id, started_at_ms, trigger, usage_before,
@@ -198,7 +208,7 @@ impl Store {
         since: Timestamp,
     ) -> Result<Vec<DiskSample>, StoreError> {
         let mut stmt = self.wrap(self.conn.prepare_cached(
-            "SELECT at_ms, used_bytes, capacity_bytes FROM disk_samples
+            "SELECT at_ms, used_bytes, capacity_bytes, reclaimable_bytes FROM disk_samples
              WHERE node_id = ?1 AND at_ms >= ?2 ORDER BY at_ms, id",
         ))?;
         let rows = self.wrap(stmt.query_map(params![node_key, millis(since)], |row| {
@@ -206,6 +216,7 @@ impl Store {
                 at: from_millis(row.get(0)?),
                 used_bytes: row.get::<_, i64>(1)? as u64,
                 capacity_bytes: row.get::<_, i64>(2)? as u64,
+                reclaimable_bytes: row.get::<_, i64>(3)? as u64,
             })
         }))?;
         self.wrap(rows.collect())
@@ -296,7 +307,7 @@ impl Store {
                 .query_map([], |row| row.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             let mut select = tx.prepare_cached(
-                "SELECT id, at_ms, used_bytes, capacity_bytes FROM disk_samples
+                "SELECT id, at_ms, used_bytes, capacity_bytes, reclaimable_bytes FROM disk_samples
                  WHERE node_id = ?1 ORDER BY at_ms, id",
             )?;
             let mut delete = tx.prepare_cached("DELETE FROM disk_samples WHERE id = ?1")?;
@@ -309,6 +320,7 @@ impl Store {
                                 at: from_millis(row.get(1)?),
                                 used_bytes: row.get::<_, i64>(2)? as u64,
                                 capacity_bytes: row.get::<_, i64>(3)? as u64,
+                                reclaimable_bytes: row.get::<_, i64>(4)? as u64,
                             },
                         ))
                     })?
@@ -411,6 +423,43 @@ mod tests {
         }
     }
 
+    /// The forecast's reclaimable bytes (tryout 8 finding 2) are kept with each sample, and
+    /// a database from before them opens with 0 for its old samples.
+    #[test]
+    fn disk_samples_keep_the_reclaimable_bytes_and_old_databases_gain_them() {
+        let dir = std::env::temp_dir().join(format!("sk-store-reclaim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(crate::DB_FILE);
+        {
+            let old = rusqlite::Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE disk_samples (id INTEGER PRIMARY KEY, node_id TEXT NOT NULL,
+                     at_ms INTEGER NOT NULL, used_bytes INTEGER NOT NULL,
+                     capacity_bytes INTEGER NOT NULL);
+                 INSERT INTO disk_samples (node_id, at_ms, used_bytes, capacity_bytes)
+                     VALUES ('n1', 1795003200000, 100, 1000);",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&dir).unwrap();
+        let mut with = report("n1", "alpha", 300);
+        with.reclaimable_bytes = 120;
+        store
+            .record_node_report(&with, t("2026-11-26T12:01:00Z"))
+            .unwrap();
+        let samples = store.disk_samples("n1", Timestamp::UNIX_EPOCH).unwrap();
+        assert_eq!(
+            samples
+                .iter()
+                .map(|s| (s.used_bytes, s.reclaimable_bytes))
+                .collect::<Vec<_>>(),
+            [(100, 0), (300, 120)]
+        );
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn run(started_at: &str, bytes_freed: u64) -> ReportedRun {
         ReportedRun {
             started_at: t(started_at),
@@ -499,12 +548,14 @@ mod tests {
                 DiskSample {
                     at: t("2026-11-26T12:01:00Z"),
                     used_bytes: 150,
-                    capacity_bytes: 1_000
+                    capacity_bytes: 1_000,
+                    reclaimable_bytes: 0,
                 },
                 DiskSample {
                     at: t("2026-11-26T12:02:00Z"),
                     used_bytes: 120,
-                    capacity_bytes: 1_000
+                    capacity_bytes: 1_000,
+                    reclaimable_bytes: 0,
                 },
             ]
         );

@@ -325,6 +325,7 @@ pub(crate) mod tests {
             at: at.parse().unwrap(),
             used_bytes: used,
             capacity_bytes: 100,
+            reclaimable_bytes: 0,
         }
     }
 
@@ -461,6 +462,7 @@ pub(crate) mod tests {
                 at: now - SignedDuration::from_mins(5 * i),
                 used_bytes: 40,
                 capacity_bytes: 100,
+                reclaimable_bytes: 0,
             })
             .collect();
         let svg = disk_chart(&samples, now, SignedDuration::from_hours(24), 85, 80);
