@@ -220,6 +220,10 @@ proptest! {
             (from + filling * per_second + wobble).clamp(0.0, 100.0)
         };
         let reaches_high = SignedDuration::from_secs_f64((HIGH_THRESHOLD - from) / per_second) + flat;
+        // A fill that reaches the high threshold within 3 minutes leaves a trend of a few
+        // 30 s reports and no time to hold it; disk-gc-shortfall is the alert for it (found
+        // at random: 50 % to 85 % in 1m 45s).
+        prop_assume!(reaches_high - flat >= SignedDuration::from_mins(3));
         server.run(start(), start() + reaches_high, &jitter, false, usage, |s| !s.firing.is_empty());
         prop_assert!(
             !server.firing.is_empty(),
