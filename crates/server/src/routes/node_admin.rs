@@ -58,17 +58,27 @@ pub async fn drain_preview(
     Path(id): Path<String>,
 ) -> Result<Reply, AppError> {
     let node = inspect(&state, &id).await?;
-    let Around {
-        tasks,
-        services,
-        rooms,
-    } = around(&state, &node).await?;
     Ok(Reply::page(DrainPreview {
-        effect: drain_effect(&tasks, &services, &rooms, own_container().as_deref()),
+        effect: effect_of_drain(&state, &node).await?,
         id: node.id,
         hostname: node.hostname,
         availability: node.availability,
     }))
+}
+
+/// What draining `node` would do to its tasks ([`drain_effect`]).
+async fn effect_of_drain(state: &AppState, node: &SwarmNode) -> Result<DrainEffect, AppError> {
+    let Around {
+        tasks,
+        services,
+        rooms,
+    } = around(state, node).await?;
+    Ok(drain_effect(
+        &tasks,
+        &services,
+        &rooms,
+        own_container().as_deref(),
+    ))
 }
 
 /// The swarm as a change to one node weighs it: the node's tasks (old ones included), every
@@ -215,13 +225,7 @@ pub async fn set_availability(
     one_of("availability", &wanted, &AVAILABILITIES).map_err(bad)?;
     if wanted == "drain" && !request.confirm {
         let node = inspect(&state, &id).await?;
-        let Around {
-            tasks,
-            services,
-            rooms,
-        } = around(&state, &node).await?;
-        let effect = drain_effect(&tasks, &services, &rooms, own_container().as_deref());
-        if effect.stops_dashboard {
+        if effect_of_drain(&state, &node).await?.stops_dashboard {
             return Err(AppError::Conflict(format!(
                 "Draining {} stops this dashboard: swarmkeeper's own server runs there and no \
                  other node can take it, and only `docker node update --availability active \
