@@ -168,7 +168,8 @@ const FORM_FIELDS: &[&[&str]] = &[
 
 /// `current` with the fields a service form owns taken from `form` (a field `form` leaves out
 /// is removed): everything else — networks, healthcheck, hostname, fields swarmkeeper does not
-/// know — stays as the engine has it. `current` is `{}` for a new service.
+/// know — stays as the engine has it, and so do `Placement.Platforms` and a volume mount's
+/// labels inside the form's fields (see `keep_unheld`). `current` is `{}` for a new service.
 pub fn overlay_form_fields(current: &Value, form: &Value) -> Value {
     let mut spec = current.clone();
     for path in FORM_FIELDS {
@@ -203,7 +204,52 @@ pub fn overlay_form_fields(current: &Value, form: &Value) -> Value {
             }
         }
     }
+    keep_unheld(current, &mut spec);
     spec
+}
+
+/// Puts back the parts of the form's fields that no form holds, so an edit keeps them:
+/// `TaskTemplate.Placement.Platforms` (`docker stack deploy` fills it from the image's
+/// manifest; without it Swarm may place the task on a node of another architecture) and a
+/// volume mount's `VolumeOptions.Labels` (the stack's `com.docker.stack.namespace`, which ties a
+/// volume made on another node to its stack), found by the mount's `Target`. A form that gives
+/// either one wins.
+fn keep_unheld(current: &Value, spec: &mut Value) {
+    if let Some(platforms) = current.pointer("/TaskTemplate/Placement/Platforms") {
+        // `TaskTemplate` is an object here: the overlay made it for `Placement`.
+        let template = spec["TaskTemplate"].as_object_mut().expect("made above");
+        let placement = template
+            .entry("Placement")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(placement) = placement.as_object_mut() {
+            placement
+                .entry("Platforms")
+                .or_insert_with(|| platforms.clone());
+        }
+    }
+    let Some(mounts) = spec
+        .pointer_mut("/TaskTemplate/ContainerSpec/Mounts")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    let was = current
+        .pointer("/TaskTemplate/ContainerSpec/Mounts")
+        .and_then(Value::as_array);
+    for mount in mounts.iter_mut().filter_map(Value::as_object_mut) {
+        let labels = was.into_iter().flatten().find_map(|old| {
+            (old.get("Target") == mount.get("Target") && old.get("Type") == mount.get("Type"))
+                .then(|| old.pointer("/VolumeOptions/Labels"))
+                .flatten()
+        });
+        let Some(labels) = labels else { continue };
+        let options = mount
+            .entry("VolumeOptions")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(options) = options.as_object_mut() {
+            options.entry("Labels").or_insert_with(|| labels.clone());
+        }
+    }
 }
 
 /// Points every attachment to the network `from_id` (`TaskTemplate.Networks[].Target`) at
@@ -369,5 +415,78 @@ mod tests {
         assert_eq!(spec["Labels"], json!({}));
         let created = overlay_form_fields(&json!({}), &form);
         assert_eq!(created["TaskTemplate"].get("Networks"), None);
+    }
+
+    #[test]
+    fn an_edit_keeps_platforms_and_volume_labels_no_form_holds() {
+        // What `docker stack deploy` wrote (tryout9 finding 19): one field edited dropped both.
+        let namespace = json!({"com.docker.stack.namespace": "sk"});
+        let current = json!({
+            "Name": "sk_server",
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "a:1", "Mounts": [
+                    {"Type": "bind", "Source": "/run/docker.sock", "Target": "/s"},
+                    {"Type": "volume", "Source": "sk_state", "Target": "/state",
+                     "VolumeOptions": {"Labels": namespace}}
+                ]},
+                "Placement": {"Constraints": ["node.role==manager"],
+                              "Platforms": [{"Architecture": "amd64", "OS": "linux"}]},
+                "RestartPolicy": {"Delay": 5_000_000_000u64}
+            }
+        });
+        let form = json!({
+            "Name": "sk_server",
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "a:1", "Mounts": [
+                    {"Type": "bind", "Source": "/run/docker.sock", "Target": "/s"},
+                    {"Type": "volume", "Source": "sk_state", "Target": "/state",
+                     "VolumeOptions": {"NoCopy": true}},
+                    {"Type": "volume", "Source": "other", "Target": "/other"}
+                ]},
+                "Placement": {"Constraints": ["node.role==manager"]},
+                "RestartPolicy": {"Delay": 6_000_000_000u64}
+            }
+        });
+        let spec = overlay_form_fields(&current, &form);
+        let placement = &spec["TaskTemplate"]["Placement"];
+        assert_eq!(
+            placement["Platforms"],
+            current["TaskTemplate"]["Placement"]["Platforms"]
+        );
+        assert_eq!(placement["Constraints"], json!(["node.role==manager"]));
+        let mounts = &spec["TaskTemplate"]["ContainerSpec"]["Mounts"];
+        assert_eq!(mounts[0].get("VolumeOptions"), None, "{mounts}");
+        assert_eq!(
+            mounts[1]["VolumeOptions"],
+            json!({"NoCopy": true, "Labels": namespace}),
+            "{mounts}"
+        );
+        assert_eq!(mounts[2].get("VolumeOptions"), None, "{mounts}");
+        assert_eq!(
+            spec["TaskTemplate"]["RestartPolicy"]["Delay"],
+            6_000_000_000u64
+        );
+        // A service without constraints: Placement holds only Platforms, the form none.
+        let mut bare = form.clone();
+        bare["TaskTemplate"]
+            .as_object_mut()
+            .unwrap()
+            .remove("Placement");
+        let spec = overlay_form_fields(&current, &bare);
+        assert_eq!(
+            spec["TaskTemplate"]["Placement"],
+            json!({"Platforms": current["TaskTemplate"]["Placement"]["Platforms"]})
+        );
+        // A form that gives labels or platforms (a stack's compose text) wins.
+        let mut given = form.clone();
+        given["TaskTemplate"]["ContainerSpec"]["Mounts"][1]["VolumeOptions"]["Labels"] =
+            json!({"x": "1"});
+        given["TaskTemplate"]["Placement"]["Platforms"] = json!([]);
+        let spec = overlay_form_fields(&current, &given);
+        assert_eq!(spec["TaskTemplate"]["Placement"]["Platforms"], json!([]));
+        assert_eq!(
+            spec["TaskTemplate"]["ContainerSpec"]["Mounts"][1]["VolumeOptions"]["Labels"],
+            json!({"x": "1"})
+        );
     }
 }
