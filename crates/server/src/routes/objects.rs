@@ -15,6 +15,7 @@ use swarmkeeper_engine::{
     swap_file_ref, Created, Engine, EngineError, FileKind, Service, ServiceMode, TaskState,
 };
 
+use super::stacks::DeployFailure;
 use crate::access::Caller;
 use crate::deploys::run_deploy_followed;
 use crate::error::AppError;
@@ -137,6 +138,9 @@ pub struct MovedGroup {
     pub outcome: String,
     pub succeeded: bool,
     pub progress: Vec<String>,
+    /// Why each failing service failed, with its task's last log lines, as a stack deploy
+    /// answers them.
+    pub failures: Vec<DeployFailure>,
 }
 
 /// What a rotation did.
@@ -809,6 +813,7 @@ pub(super) async fn move_group(
             outcome: outcome.label().to_string(),
             succeeded: outcome.succeeded,
             progress,
+            failures: outcome.failures.iter().map(DeployFailure::from).collect(),
         },
         Err(e) => MovedGroup {
             stack,
@@ -817,6 +822,7 @@ pub(super) async fn move_group(
             outcome: format!("failed: {e}"),
             succeeded: false,
             progress,
+            failures: Vec::new(),
         },
     })
 }

@@ -23,6 +23,7 @@ use swarmkeeper_rollout::{changes, describe_change};
 
 use super::objects::{history_link, move_group, Maker, MovedGroup};
 use super::services::inspect;
+use super::stacks::DeployFailure;
 use crate::access::Caller;
 use crate::deploys::{run_deploy, swarm_carries_on};
 use crate::error::AppError;
@@ -492,6 +493,7 @@ async fn save(
                 outcome: "unchanged".to_owned(),
                 succeeded: true,
                 progress: Vec::new(),
+                failures: Vec::new(),
             },
         }));
     }
@@ -595,12 +597,11 @@ impl Apply {
             &user,
             about,
             move |job| async move {
-                let deploy = self.run(follower.clone(), Some(job)).await?;
-                let notes = if deploy.outcome == DeployOutcome::Interrupted.to_string() {
-                    swarm_carries_on(&follower, &deploy.services).await
-                } else {
-                    Vec::new()
-                };
+                let deploy = self.run(follower.clone(), Some(job.clone())).await?;
+                let mut notes = DeployFailure::to_job(&deploy.failures, &job);
+                if deploy.outcome == DeployOutcome::Interrupted.to_string() {
+                    notes.extend(swarm_carries_on(&follower, &deploy.services).await);
+                }
                 Ok(JobEnd {
                     succeeded: deploy.succeeded,
                     outcome: deploy.outcome.clone(),
@@ -881,6 +882,7 @@ async fn apply_compose(
                 outcome: DeployOutcome::Unchanged.to_string(),
                 succeeded: true,
                 progress: Vec::new(),
+                failures: Vec::new(),
             },
         }));
     }
@@ -950,6 +952,7 @@ mod tests {
             succeeded: outcome == DeployOutcome::Succeeded,
             outcome: outcome.to_string(),
             progress: Vec::new(),
+            failures: Vec::new(),
         };
         let answers = |change: Change| {
             [

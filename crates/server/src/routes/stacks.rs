@@ -394,6 +394,33 @@ pub struct DeployFailure {
     pub logs_note: Option<String>,
 }
 
+impl From<&swarmkeeper_deploy::FailureReport> for DeployFailure {
+    fn from(f: &swarmkeeper_deploy::FailureReport) -> Self {
+        DeployFailure {
+            service: f.service.clone(),
+            why: f.why.clone(),
+            logs: f.logs.clone(),
+            logs_note: f.logs_note.clone(),
+        }
+    }
+}
+
+impl DeployFailure {
+    /// Puts each failing service's last log lines on a followed change's job page
+    /// (`web log: …`), and answers the job's notes: `web: why it failed`.
+    pub(super) fn to_job(failures: &[DeployFailure], job: &Job) -> Vec<String> {
+        for failure in failures {
+            for line in failure.logs.iter().chain(&failure.logs_note) {
+                job.line(&format!("{} log: {line}", failure.service));
+            }
+        }
+        failures
+            .iter()
+            .map(|f| format!("{}: {}", f.service, f.why))
+            .collect()
+    }
+}
+
 const FILE_NAME: &str = "stack.yml";
 
 /// The file name the errors name: the dashboard has one file, called what the operator sees.
@@ -468,16 +495,7 @@ fn deploy_view(
                 state: s.state.as_ref().map(|st| st.label().to_owned()),
             })
             .collect(),
-        failures: outcome
-            .failures
-            .iter()
-            .map(|f| DeployFailure {
-                service: f.service.clone(),
-                why: f.why.clone(),
-                logs: f.logs.clone(),
-                logs_note: f.logs_note.clone(),
-            })
-            .collect(),
+        failures: outcome.failures.iter().map(DeployFailure::from).collect(),
         progress,
         lint,
         interrupted: outcome.interrupted.as_ref().map(|i| i.summary()),
@@ -611,21 +629,12 @@ impl DeployView {
     /// the services, why each failed (its last log lines go to the job's lines), and for an
     /// interrupted run what Swarm does now.
     async fn job_end(&self, state: &AppState, job: &Job) -> JobEnd {
-        for failure in &self.failures {
-            for line in failure.logs.iter().chain(&failure.logs_note) {
-                job.line(&format!("{} log: {line}", failure.service));
-            }
-        }
+        let mut notes = DeployFailure::to_job(&self.failures, job);
         let mut links = vec![history_link(&self.stack, self.revision)];
         links.extend(self.services.iter().map(|s| Link {
             text: s.service.clone(),
             href: format!("/services/{}", url_encode(&s.service)),
         }));
-        let mut notes: Vec<String> = self
-            .failures
-            .iter()
-            .map(|f| format!("{}: {}", f.service, f.why))
-            .collect();
         if let Some(summary) = &self.interrupted {
             notes.push(summary.clone());
             let applied: Vec<String> = self
