@@ -19,9 +19,9 @@ use crate::respond::{Input, Reply};
 use crate::routes::nodes::load_node;
 use crate::state::AppState;
 use crate::views::node_admin::{
-    drain_effect, editable_labels, even_managers_note, label_change_effect, labels_text,
-    labels_to_save, node_rooms, one_of, own_container_id, parse_labels, removal_refusal,
-    role_refusal, DrainEffect, AVAILABILITIES, ROLES,
+    drain_effect, editable_labels, even_managers_note, label_change_effect, label_line,
+    labels_text, labels_to_save, node_rooms, one_of, own_container_id, parse_labels,
+    removal_refusal, role_refusal, DrainEffect, AVAILABILITIES, ROLES,
 };
 use crate::views::FieldError;
 use swarmkeeper_report::PRESSURE_LABEL;
@@ -393,7 +393,8 @@ pub struct LabelsText {
 }
 
 /// `POST /nodes/{id}/labels`: the form's lines replace the node's labels, but for
-/// swarmkeeper's [`PRESSURE_LABEL`], kept as it is ([`labels_to_save`]); a bad line is
+/// swarmkeeper's [`PRESSURE_LABEL`], kept as it is ([`labels_to_save`]; typed, it is refused
+/// at its line); a bad line is
 /// shown next to the field (422) and nothing changes. Labels that would move or stop tasks
 /// (a service's placement constraint no longer met here: the dashboard's own server, whose
 /// `swarmkeeper.state=true` placement stops it) are shown with those tasks and saved only
@@ -406,8 +407,14 @@ pub async fn set_labels_form(
 ) -> Result<Reply, AppError> {
     let node = inspect(&state, &id).await?;
     let disk_pressure = node.labels.get(PRESSURE_LABEL).cloned();
-    let labels = match parse_labels(&form.labels) {
-        Ok(labels) => labels_to_save(&node.labels, labels),
+    let saved = parse_labels(&form.labels).and_then(|labels| {
+        labels_to_save(&node.labels, labels).map_err(|why| {
+            let line = label_line(&form.labels, PRESSURE_LABEL).unwrap_or(1);
+            FieldError::new("labels", format!("line {line}: {why}"))
+        })
+    });
+    let labels = match saved {
+        Ok(labels) => labels,
         Err(error) => {
             return Ok(Reply::page(LabelsForm {
                 id: node.id,
@@ -446,7 +453,8 @@ pub struct LabelsRequest {
 }
 
 /// `PUT /api/nodes/{id}/labels`: `{"labels": {...}}` replaces the node's labels, but for
-/// swarmkeeper's [`PRESSURE_LABEL`], kept as it is ([`labels_to_save`]). Labels that would
+/// swarmkeeper's [`PRESSURE_LABEL`], kept as it is ([`labels_to_save`]; another value is 400).
+/// Labels that would
 /// move or stop tasks are refused (409, naming each task, its fate, and whether the
 /// dashboard stops) unless `"confirm": true`.
 pub async fn put_labels(
@@ -465,7 +473,8 @@ pub async fn put_labels(
         )));
     }
     let node = inspect(&state, &id).await?;
-    let labels = labels_to_save(&node.labels, request.labels);
+    let labels = labels_to_save(&node.labels, request.labels)
+        .map_err(|why| AppError::BadInput(format!("labels: {why}")))?;
     if !request.confirm {
         let effect = label_effect(&state, &node, &labels).await?;
         if !effect.is_empty() {

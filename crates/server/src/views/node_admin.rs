@@ -378,20 +378,37 @@ pub fn editable_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, St
 }
 
 /// The labels a save of `posted` (form or `PUT /api/nodes/{id}/labels`) puts on a node that
-/// has `current`: `posted`, with [`PRESSURE_LABEL`] as it is on the node, set or absent,
-/// whatever was posted. The label marks a node swarmkeeper paused and will set active again
+/// has `current`: `posted`, with [`PRESSURE_LABEL`] as it is on the node, set or absent. The
+/// label marks a node swarmkeeper paused and will set active again
 /// (`swarmkeeper_report::disk_pressure`); dropped by a label edit, the node would stay paused
 /// for good with nobody told. An operator takes such a node over by setting its availability,
-/// as the README says.
+/// as the README says. `posted` may carry the label only as the node has it (a script that
+/// reads the labels and puts them back); any other value, or the label on a node without it,
+/// is refused with why (nothing is saved), rather than silently dropped.
 pub fn labels_to_save(
     current: &BTreeMap<String, String>,
     mut posted: BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    posted.remove(PRESSURE_LABEL);
+) -> Result<BTreeMap<String, String>, String> {
+    if let Some(typed) = posted.remove(PRESSURE_LABEL) {
+        if current.get(PRESSURE_LABEL) != Some(&typed) {
+            return Err(format!(
+                "{PRESSURE_LABEL} is set by swarmkeeper only (pause the node with Availability \
+                 instead); nothing saved"
+            ));
+        }
+    }
     if let Some(why) = current.get(PRESSURE_LABEL) {
         posted.insert(PRESSURE_LABEL.to_owned(), why.clone());
     }
-    posted
+    Ok(posted)
+}
+
+/// The 1-based line of `text` (`KEY=VALUE` lines, as [`parse_labels`] reads them) that sets
+/// `key`, to name it in a refusal.
+pub fn label_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.split_once('=').map_or(l, |(k, _)| k).trim() == key)
+        .map(|i| i + 1)
 }
 
 /// Why `node` may not be removed from the swarm, if it may not: only a worker that is down
@@ -760,17 +777,31 @@ mod tests {
         // The form posts the editable labels only: the mark stays.
         assert_eq!(
             labels_to_save(&paused, labels(&[("zone", "b")])),
-            labels(&[("zone", "b"), (PRESSURE_LABEL, "disk 96% >= 95%")])
+            Ok(labels(&[
+                ("zone", "b"),
+                (PRESSURE_LABEL, "disk 96% >= 95%")
+            ]))
         );
-        // Neither removed nor made up by a save.
+        // Put back as it is (a script's read and write): kept.
+        assert_eq!(labels_to_save(&paused, paused.clone()), Ok(paused.clone()));
+        // Typed (tryout9 finding 2): refused, neither changed nor made up, never dropped
+        // silently.
+        let refused = "swarmkeeper.disk-pressure is set by swarmkeeper only (pause the node \
+                       with Availability instead); nothing saved";
         assert_eq!(
             labels_to_save(&paused, labels(&[(PRESSURE_LABEL, "x")])),
-            labels(&[(PRESSURE_LABEL, "disk 96% >= 95%")])
+            Err(refused.to_owned())
         );
         assert_eq!(
-            labels_to_save(&labels(&[("zone", "a")]), labels(&[(PRESSURE_LABEL, "x")])),
-            labels(&[])
+            labels_to_save(
+                &labels(&[("zone", "a")]),
+                labels(&[("zone", "b"), (PRESSURE_LABEL, "manual")])
+            ),
+            Err(refused.to_owned())
         );
+        let text = "lab.node=worker2\nzone=b\n swarmkeeper.disk-pressure = manual\n";
+        assert_eq!(label_line(text, PRESSURE_LABEL), Some(3));
+        assert_eq!(label_line(text, "nope"), None);
     }
 
     #[test]
