@@ -55,7 +55,8 @@ pub struct AlertsView {
     pub silences: Vec<SilenceRow>,
     /// Whether the server can seal channel settings (it has a secret key).
     pub can_store_secrets: bool,
-    pub no_key: &'static str,
+    /// What to do without a key; `None` (JSON `null`) when the server has one.
+    pub no_key: Option<&'static str>,
     /// The outcome of a test just sent from the page.
     #[serde(skip)]
     pub tested: Option<Tested>,
@@ -174,7 +175,7 @@ async fn view(state: &AppState) -> Result<AlertsView, AppError> {
         alerts: state.alerting.ongoing().await,
         silences,
         can_store_secrets: state.alerting.key().is_some(),
-        no_key: NO_KEY,
+        no_key: state.alerting.key().is_none().then_some(NO_KEY),
         tested: None,
         channel_error: None,
         silence_error: None,

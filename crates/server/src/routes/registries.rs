@@ -24,8 +24,8 @@ pub struct RegistriesView {
     pub registries: Vec<RegistryRow>,
     /// Whether the server can seal secrets (it has a `--secret-key-file`).
     pub can_store_secrets: bool,
-    /// What to do without a key.
-    pub no_key: &'static str,
+    /// What to do without a key; `None` (JSON `null`) when the server has one.
+    pub no_key: Option<&'static str>,
     /// When the registry hook's token was made, and by whom; never the token.
     pub hook_token: Option<HookTokenRow>,
     /// The outcome of a test just run from the page.
@@ -59,7 +59,7 @@ fn view(state: &AppState) -> Result<RegistriesView, AppError> {
     Ok(RegistriesView {
         registries: state.registries.rows().to_vec(),
         can_store_secrets: state.registries.key().is_some(),
-        no_key: NO_KEY,
+        no_key: state.registries.key().is_none().then_some(NO_KEY),
         hook_token,
         tested: None,
     })
