@@ -20,7 +20,7 @@ use swarmkeeper_store::{AlertRecord, StoredChannel, StoredSilence};
 use crate::access::Caller;
 use crate::alerting::{channel_purpose, silence_of, ChannelRow, HISTORY_SHOWN};
 use crate::error::AppError;
-use crate::respond::{optional_number, refused, Input, Reply};
+use crate::respond::{optional_number, refused, Format, Input, Reply};
 use crate::sealed;
 use crate::state::AppState;
 use crate::views::alert_rules::{self, RulesForm};
@@ -261,8 +261,8 @@ pub struct NewChannel {
     #[serde(default)]
     pub host: String,
     /// Email: 587 unless given.
-    #[serde(default, deserialize_with = "optional_number")]
-    pub port: Option<u16>,
+    #[serde(default)]
+    pub port: PortField,
     /// Email: `starttls` (the default), `tls` or `none`.
     #[serde(default)]
     pub tls: String,
@@ -282,6 +282,28 @@ pub struct NewChannel {
 
 fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
     String::deserialize(d).map(Secret::new)
+}
+
+/// The email port as posted: a number, none, or why the text is not a port — said next to the
+/// form's field (422) like the channel's other errors, not as a bare 400 before the form is
+/// read (tryout9 finding 9).
+#[derive(Debug)]
+pub struct PortField(Result<Option<u16>, String>);
+
+impl Default for PortField {
+    fn default() -> Self {
+        PortField(Ok(None))
+    }
+}
+
+impl<'de> Deserialize<'de> for PortField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Read whole first, so a refusal leaves the rest of the body readable.
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(PortField(
+            optional_number::<_, u16>(value).map_err(|e| e.to_string()),
+        ))
+    }
 }
 
 impl NewChannel {
@@ -305,7 +327,11 @@ impl NewChannel {
             },
             "email" => ChannelKind::Email(EmailChannel {
                 host: self.host.trim().to_string(),
-                port: self.port.unwrap_or(587),
+                port: self
+                    .port
+                    .0
+                    .map_err(|why| FieldError::new("port", why))?
+                    .unwrap_or(587),
                 tls: match self.tls.as_str() {
                     "" | "starttls" => SmtpTls::Starttls,
                     "tls" => SmtpTls::Tls,
@@ -397,10 +423,20 @@ pub async fn add_channel(
         .iter()
         .any(|c| c.name == channel.name)
     {
-        return Err(AppError::Conflict(format!(
-            "name: {} is taken here: remove the alert channel of that name first to change it",
-            channel.name
-        )));
+        let error = FieldError::new(
+            "name",
+            format!(
+                "{} is taken here: remove the alert channel of that name first to change it",
+                channel.name
+            ),
+        );
+        if Format::of(uri.path()) == Format::Json {
+            return Err(AppError::Conflict(error.to_string()));
+        }
+        // The form is shown again with the name to change, as its other errors are.
+        let mut page = view(&state).await?;
+        page.channel_error = Some(error);
+        return Ok(Reply::page(page).with_status(StatusCode::UNPROCESSABLE_ENTITY));
     }
     let stored = seal(&channel, key, &caller.user.name, Timestamp::now());
     let id = sealed::add::<sealed::AlertChannel>(&state, &caller, &stored)?;
