@@ -55,6 +55,14 @@ fn node_ended(
         RuleId::AgentSilent if node.membership == Membership::Drained => {
             format!("node {name} was drained, which stopped its agent")
         }
+        RuleId::AgentSilent
+            if node
+                .ready_since
+                .zip(node.last_report)
+                .is_some_and(|(ready, last)| last < ready) =>
+        {
+            format!("node {name} is back: its agent has its time to report again")
+        }
         RuleId::AgentSilent => format!("the agent on node {name} reports again"),
         _ => {
             let Some(disk) = &node.disk else {
@@ -148,6 +156,7 @@ mod tests {
             down,
             membership: Membership::Member,
             last_report: None,
+            ready_since: None,
             report_interval_seconds: 30,
             disk: Some(NodeDisk {
                 usage_percent,
@@ -220,8 +229,12 @@ mod tests {
         drained.membership = Membership::Drained;
         let mut removed = node("w3", false, 50);
         removed.membership = Membership::Removed;
+        // Back from down (tryout finding 8): its agent has not reported since, and has time to.
+        let mut back = node("w4", false, 50);
+        back.last_report = Some(now - SignedDuration::from_mins(10));
+        back.ready_since = Some(now - SignedDuration::from_mins(1));
         let observation = Observation {
-            nodes: vec![node("w1", false, 90), drained, removed],
+            nodes: vec![node("w1", false, 90), drained, removed, back],
             services: vec![service(0)],
             tasks: vec![TaskObservation {
                 name: "web.1".into(),
@@ -248,6 +261,10 @@ mod tests {
         assert_eq!(
             why(RuleId::AgentSilent, "w2"),
             "node w2 was drained, which stopped its agent"
+        );
+        assert_eq!(
+            why(RuleId::AgentSilent, "w4"),
+            "node w4 is back: its agent has its time to report again"
         );
         assert_eq!(
             why(RuleId::NodeDown, "w3"),

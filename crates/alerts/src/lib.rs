@@ -26,7 +26,7 @@ pub use forecast::{forecast_full, Forecast};
 pub use message::{rfc3339_seconds, Message, Status, WebhookPayload};
 pub use observe::{
     conditions, requested_rollback, Condition, Conditions, Membership, NodeDisk, NodeObservation,
-    Observation, Rollback, ServiceObservation, TaskObservation, UpdateOrigin,
+    Observation, Readiness, Rollback, ServiceObservation, TaskObservation, UpdateOrigin,
     ROLLBACK_REQUEST_SKEW,
 };
 pub use restarts::{RestartLedger, TaskEnd};

@@ -38,6 +38,11 @@ pub struct NodeObservation {
     /// When the server last received a report from the node's agent (by the server's clock);
     /// `None` if it never did (no agent: no agent-silent alert).
     pub last_report: Option<Timestamp>,
+    /// When the server saw the node become able to run its agent again (see [`Readiness`]):
+    /// back from `down` or out of `drain`. Its agent, a global task Swarm starts anew then,
+    /// gets the silence allowance from here, not from its last report before (tryout
+    /// findings 6 and 8). `None`: no such change seen since the server started.
+    pub ready_since: Option<Timestamp>,
     /// The interval the agent announced in its reports.
     pub report_interval_seconds: u64,
     /// The image filesystem, from the agent's reports; `None` without an agent.
@@ -60,6 +65,32 @@ pub enum Membership {
     /// No longer in the node list (`docker node rm`): every alert about it resolves, and no
     /// new one starts, whatever its agent last reported.
     Removed,
+}
+
+/// Whether a node could run its agent at an evaluation (Swarm does not call it down and it is
+/// not drained), and since when, as the server saw it: [`NodeObservation::ready_since`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    pub able: bool,
+    /// When `able` turned true; `None` when it was already so at the first sight of the node,
+    /// or the node is not able.
+    pub since: Option<Timestamp>,
+}
+
+impl Readiness {
+    /// The node's readiness at `now`, given the one of the previous evaluation (`None`: the
+    /// first since the server started, when how long it has been able is unknown, so the
+    /// agent's last report alone counts, as before a restart).
+    pub fn next(previous: Option<Readiness>, able: bool, now: Timestamp) -> Readiness {
+        match previous {
+            Some(p) if p.able == able => p,
+            Some(_) => Readiness {
+                able,
+                since: able.then_some(now),
+            },
+            None => Readiness { able, since: None },
+        }
+    }
 }
 
 /// A node's image filesystem.
@@ -232,8 +263,12 @@ fn node_conditions(
     if rules.node_down.enabled && node.down {
         out.push(RuleId::NodeDown, name, format!("node {name} is down"));
     }
-    let silent = match node_reporting_state(node.last_report, node.report_interval_seconds, now) {
-        ReportingState::Silent { since } => Some(since),
+    // The allowance runs from the later of the last report and the node's return.
+    let counted_from = node
+        .last_report
+        .map(|last| node.ready_since.map_or(last, |ready| last.max(ready)));
+    let silent = match node_reporting_state(counted_from, node.report_interval_seconds, now) {
+        ReportingState::Silent { .. } => node.last_report,
         ReportingState::Reporting | ReportingState::Never => None,
     };
     let drained = node.membership == Membership::Drained;
@@ -247,8 +282,13 @@ fn node_conditions(
         }
     }
     let Some(disk) = &node.disk else { return };
-    // What a silent agent last said about its disk may no longer hold, nor may it be wrong.
-    if silent.is_some() || node.down || drained {
+    // What a silent agent last said about its disk may no longer hold, nor may it be wrong;
+    // nor what it said before its node went away and came back.
+    let not_since_return = node
+        .ready_since
+        .zip(node.last_report)
+        .is_some_and(|(ready, last)| last < ready);
+    if silent.is_some() || node.down || drained || not_since_return {
         for rule in [RuleId::DiskGcShortfall, RuleId::DiskFullForecast] {
             if rules.enabled(rule) {
                 out.unknown.push((rule, name.clone()));
@@ -548,6 +588,7 @@ mod tests {
             down: false,
             membership: Membership::Member,
             last_report: Some(ago(0)),
+            ready_since: None,
             report_interval_seconds: 60,
             disk: Some(NodeDisk {
                 usage_percent: 50,
@@ -727,6 +768,67 @@ mod tests {
             now(),
         );
         assert_eq!(c, Conditions::default());
+    }
+
+    /// Tryout finding 8: a node back from down fired agent-silent in the evaluation that
+    /// resolved node-down, from its last report before the outage; finding 6's tail: the same
+    /// when a drain ends. The agent gets its allowance from the node's return.
+    #[test]
+    fn a_node_back_from_down_or_drain_gives_its_agent_the_allowance_from_its_return() {
+        let mut n = node("w1");
+        n.last_report = Some(ago(30));
+        n.ready_since = Some(ago(3));
+        let obs = |n: &NodeObservation| Observation {
+            nodes: vec![n.clone()],
+            ..Observation::default()
+        };
+        let c = conditions(&AlertRules::default(), &obs(&n), now());
+        assert!(c.active.is_empty(), "{c:?}");
+        assert_eq!(
+            c.unknown,
+            [
+                (RuleId::DiskGcShortfall, "w1".to_string()),
+                (RuleId::DiskFullForecast, "w1".to_string())
+            ],
+            "the disk it told of before the outage is not known now"
+        );
+        // Three intervals after the return and still no report: silent, since its last one.
+        n.ready_since = Some(ago(4));
+        let c = conditions(&AlertRules::default(), &obs(&n), now());
+        assert_eq!(c.active.len(), 1, "{c:?}");
+        assert_eq!(c.active[0].rule, RuleId::AgentSilent);
+        assert_eq!(
+            c.active[0].summary,
+            format!("the agent on node w1 has not reported since {}", ago(30))
+        );
+        // A report after the return: the usual rule, from that report.
+        n.ready_since = Some(ago(10));
+        n.last_report = Some(ago(5));
+        assert_eq!(fired(&obs(&n)), [(RuleId::AgentSilent, "w1".into())]);
+        n.last_report = Some(ago(1));
+        assert!(fired(&obs(&n)).is_empty());
+    }
+
+    #[test]
+    fn readiness_dates_only_a_return_it_saw() {
+        let first = Readiness::next(None, true, ago(10));
+        assert_eq!(
+            first.since, None,
+            "able at the first sight: since when is unknown"
+        );
+        assert_eq!(Readiness::next(Some(first), true, ago(5)), first);
+        let down = Readiness::next(Some(first), false, ago(5));
+        assert_eq!(
+            down,
+            Readiness {
+                able: false,
+                since: None
+            }
+        );
+        let back = Readiness::next(Some(down), true, ago(2));
+        assert_eq!(back.since, Some(ago(2)));
+        assert_eq!(Readiness::next(Some(back), true, now()), back);
+        assert_eq!(Readiness::next(None, false, now()).since, None);
     }
 
     #[test]
