@@ -105,12 +105,21 @@ fn service_ended(
         },
         _ => {
             let restart = &rules.restart_loop;
-            format!(
-                "service {name}: {} task restarts in the last {}, fewer than {}",
-                count_within(&service.restarts, now, restart.within),
-                humantime::format_duration(restart.within),
-                restart.restarts
-            )
+            let within = humantime::format_duration(restart.within);
+            let current = count_within(&service.spec_restarts(), now, restart.within);
+            match service.spec_since {
+                Some(since) if current < count_within(&service.restarts, now, restart.within) => {
+                    format!(
+                        "service {name} runs another spec since {since}: {current} task \
+                         restarts of it in the last {within}, fewer than {}",
+                        restart.restarts
+                    )
+                }
+                _ => format!(
+                    "service {name}: {current} task restarts in the last {within}, fewer than {}",
+                    restart.restarts
+                ),
+            }
         }
     }
 }
@@ -174,6 +183,7 @@ mod tests {
             rolled_back: None,
             restarts: (0..restarts as i64).map(at).collect(),
             restarts_partial: false,
+            spec_since: None,
         }
     }
 
@@ -218,6 +228,26 @@ mod tests {
                     "service web: 4 task restarts in the last 10m, fewer than 5"
                 ),
             ]
+        );
+    }
+
+    /// Tryout finding 5: a loop that ends because the service runs another spec says so.
+    #[test]
+    fn a_restart_loop_left_behind_by_a_new_spec_says_so() {
+        let rules = AlertRules::default();
+        let mut s = service(6);
+        s.spec_since = Some(at(4));
+        let observation = Observation {
+            services: vec![s],
+            ..Observation::default()
+        };
+        assert_eq!(
+            why_ended(&rules, &observation, RuleId::RestartLoop, "web", at(10)),
+            format!(
+                "service web runs another spec since {}: 2 task restarts of it in the last \
+                 10m, fewer than 5",
+                at(4)
+            )
         );
     }
 

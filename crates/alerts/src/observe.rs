@@ -118,10 +118,47 @@ pub struct ServiceObservation {
     pub rolled_back: Option<Rollback>,
     /// When the service's tasks were restarted (a task replaced one that ended), in any order.
     pub restarts: Vec<Timestamp>,
+    /// When the service's current task spec came in ([`spec_since`]): restart-loop counts only
+    /// the restarts since, as the kubelet's restart count is per pod spec. The failed tasks of
+    /// an update that was rolled back are that update's failure (`rolled-back` tells of it),
+    /// not restarts of what runs now (tryout finding 5). `None`: every restart counts.
+    pub spec_since: Option<Timestamp>,
     /// `restarts` may lack some within the restart-loop rule's window (ends during a restart
     /// of the server that Swarm no longer lists, `RestartLedger::may_be_short`): a count
     /// below the rule's is unknown, not fine.
     pub restarts_partial: bool,
+}
+
+impl ServiceObservation {
+    /// [`restarts`](Self::restarts) of the current task spec: at or after
+    /// [`spec_since`](Self::spec_since).
+    pub fn spec_restarts(&self) -> Vec<Timestamp> {
+        self.restarts
+            .iter()
+            .copied()
+            .filter(|at| self.spec_since.is_none_or(|since| *at >= since))
+            .collect()
+    }
+}
+
+/// When a service's current task spec came in, from Swarm's `UpdateStatus` of its last update
+/// (`None` without one: never updated) and the service's `UpdatedAt`, all by the managers'
+/// clock. After an update (`updating`, `paused`, `completed`) the spec is the update's, since
+/// its start; after a rollback (`rollback_*`, `rollback`: true) the previous spec is back since
+/// the rollback's end, or while it runs since its start, which moved `UpdatedAt` (Swarm keeps
+/// the failed update's `StartedAt` for a rollback it does itself). The deploy engine's own
+/// rollback is an update of Swarm's, so its start counts.
+pub fn spec_since(
+    rollback: bool,
+    started_at: Option<Timestamp>,
+    completed_at: Option<Timestamp>,
+    updated_at: Option<Timestamp>,
+) -> Option<Timestamp> {
+    if rollback {
+        completed_at.or(updated_at)
+    } else {
+        started_at
+    }
 }
 
 /// How a service's last update was rolled back: the words of its alert.
@@ -473,7 +510,7 @@ fn service_conditions(
     }
     let restart = &rules.restart_loop;
     if restart.enabled {
-        let recent = count_within(&service.restarts, now, restart.within);
+        let recent = count_within(&service.spec_restarts(), now, restart.within);
         if recent >= restart.restarts {
             out.push(
                 RuleId::RestartLoop,
@@ -613,6 +650,7 @@ mod tests {
             rolled_back: None,
             restarts: vec![],
             restarts_partial: false,
+            spec_since: None,
         }
     }
 
@@ -979,6 +1017,63 @@ mod tests {
         let c = conditions(&AlertRules::default(), &observation, now());
         assert!(c.active.is_empty(), "{c:?}");
         assert!(c.unknown.is_empty(), "{c:?}");
+    }
+
+    /// Tryout finding 5: the failed tasks of deploys that were rolled back (already paged
+    /// `rolled-back`) fired restart-loop for a service that ran its good spec again.
+    #[test]
+    fn restart_loop_counts_only_the_restarts_of_the_current_spec() {
+        let secs = |s: i64| now() - SignedDuration::from_secs(s);
+        let fired = |s: &ServiceObservation| {
+            conditions(
+                &AlertRules::default(),
+                &Observation {
+                    services: vec![s.clone()],
+                    ..Observation::default()
+                },
+                now(),
+            )
+            .active
+        };
+        let mut s = service("st9_api");
+        // Revisions 3 and 4 (a crashing image): five task ends within 45 s, each deploy rolled
+        // back by the deploy engine; its last rollback (an update of Swarm's) started 15 s ago.
+        s.restarts = vec![secs(60), secs(55), secs(45), secs(40), secs(35)];
+        s.spec_since = spec_since(false, Some(secs(15)), Some(secs(10)), Some(secs(10)));
+        assert_eq!(s.spec_since, Some(secs(15)));
+        assert!(fired(&s).is_empty(), "the rolled-back deploys' failures");
+        // The spec that runs now loops: its own restarts count.
+        s.restarts
+            .extend([secs(14), secs(12), secs(9), secs(6), secs(3)]);
+        let active = fired(&s);
+        assert_eq!(active.len(), 1, "{active:?}");
+        assert_eq!(
+            active[0].summary,
+            "service st9_api: 5 task restarts in the last 10m"
+        );
+        // Without an update, every restart counts, as before.
+        s.spec_since = spec_since(false, None, None, Some(secs(600)));
+        assert_eq!(s.spec_since, None);
+        assert_eq!(s.spec_restarts().len(), 10);
+    }
+
+    #[test]
+    fn a_rollback_brings_the_previous_spec_back_at_its_end_or_while_it_runs_at_its_start() {
+        let secs = |s: i64| now() - SignedDuration::from_secs(s);
+        // Swarm keeps the failed update's start for its own rollback.
+        assert_eq!(
+            spec_since(true, Some(secs(60)), Some(secs(10)), Some(secs(10))),
+            Some(secs(10))
+        );
+        assert_eq!(
+            spec_since(true, Some(secs(60)), None, Some(secs(20))),
+            Some(secs(20))
+        );
+        assert_eq!(
+            spec_since(false, Some(secs(60)), Some(secs(10)), Some(secs(5))),
+            Some(secs(60)),
+            "an update's own failures count from its start"
+        );
     }
 
     /// Tryout finding 1: a count below the rule's that may lack the ends of a restart's

@@ -38,6 +38,7 @@ use swarmkeeper_alerts::{
 use swarmkeeper_auth::Action;
 use swarmkeeper_auth::SealingKey;
 use swarmkeeper_deploy::RolledBackRevision;
+use swarmkeeper_engine::UpdateState;
 use swarmkeeper_notify::{
     Channel, ChannelKind, Delivery, Notifier, NotifyError, RetryPolicy, Secret,
 };
@@ -703,11 +704,22 @@ async fn list_swarm(state: &AppState) -> SwarmView {
             let services = crate::views::services::service_rows(&services, &tasks)
                 .into_iter()
                 .map(|row| {
-                    let update_started = services
-                        .iter()
-                        .find(|s| s.id == row.id)
-                        .and_then(|s| s.update_status.as_ref())
-                        .and_then(|u| u.started_at);
+                    let swarm_service = services.iter().find(|s| s.id == row.id);
+                    let update_status = swarm_service.and_then(|s| s.update_status.as_ref());
+                    let update_started = update_status.and_then(|u| u.started_at);
+                    let spec_since = update_status.and_then(|u| {
+                        swarmkeeper_alerts::spec_since(
+                            matches!(
+                                u.state,
+                                UpdateState::RollbackStarted
+                                    | UpdateState::RollbackPaused
+                                    | UpdateState::RollbackCompleted
+                            ),
+                            u.started_at,
+                            u.completed_at,
+                            swarm_service.and_then(|s| s.updated_at),
+                        )
+                    });
                     let rolled_back = match engine_rollback(&rollbacks, &row.name, update_started) {
                         Some(r) => Some(Rollback {
                             origin: UpdateOrigin::Deploy,
@@ -728,6 +740,7 @@ async fn list_swarm(state: &AppState) -> SwarmView {
                         rolled_back,
                         restarts: Vec::new(),
                         restarts_partial: false,
+                        spec_since,
                     };
                     (row.id, service)
                 })
