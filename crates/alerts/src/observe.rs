@@ -664,6 +664,22 @@ mod tests {
         }
     }
 
+    fn secs_ago(seconds: i64) -> Timestamp {
+        now() - SignedDuration::from_secs(seconds)
+    }
+
+    /// The conditions of the default rules over one service.
+    fn of_service(service: &ServiceObservation) -> Conditions {
+        conditions(
+            &AlertRules::default(),
+            &Observation {
+                services: vec![service.clone()],
+                ..Observation::default()
+            },
+            now(),
+        )
+    }
+
     fn fired(observation: &Observation) -> Vec<(RuleId, String)> {
         conditions(&AlertRules::default(), observation, now())
             .active
@@ -1023,18 +1039,8 @@ mod tests {
     /// `rolled-back`) fired restart-loop for a service that ran its good spec again.
     #[test]
     fn restart_loop_counts_only_the_restarts_of_the_current_spec() {
-        let secs = |s: i64| now() - SignedDuration::from_secs(s);
-        let fired = |s: &ServiceObservation| {
-            conditions(
-                &AlertRules::default(),
-                &Observation {
-                    services: vec![s.clone()],
-                    ..Observation::default()
-                },
-                now(),
-            )
-            .active
-        };
+        let secs = secs_ago;
+        let fired = |s: &ServiceObservation| of_service(s).active;
         let mut s = service("st9_api");
         // Revisions 3 and 4 (a crashing image): five task ends within 45 s, each deploy rolled
         // back by the deploy engine; its last rollback (an update of Swarm's) started 15 s ago.
@@ -1059,7 +1065,7 @@ mod tests {
 
     #[test]
     fn a_rollback_brings_the_previous_spec_back_at_its_end_or_while_it_runs_at_its_start() {
-        let secs = |s: i64| now() - SignedDuration::from_secs(s);
+        let secs = secs_ago;
         // Swarm keeps the failed update's start for its own rollback.
         assert_eq!(
             spec_since(true, Some(secs(60)), Some(secs(10)), Some(secs(10))),
@@ -1083,16 +1089,7 @@ mod tests {
         let mut s = service("web");
         s.restarts = vec![ago(1), ago(2), ago(3), ago(4)];
         s.restarts_partial = true;
-        let observe = |s: &ServiceObservation| {
-            conditions(
-                &AlertRules::default(),
-                &Observation {
-                    services: vec![s.clone()],
-                    ..Observation::default()
-                },
-                now(),
-            )
-        };
+        let observe = of_service;
         let c = observe(&s);
         assert!(c.active.is_empty(), "{c:?}");
         assert_eq!(c.unknown, [(RuleId::RestartLoop, "web".to_string())]);
