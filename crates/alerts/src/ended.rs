@@ -55,6 +55,14 @@ fn node_ended(
         RuleId::AgentSilent if node.membership == Membership::Drained => {
             format!("node {name} was drained, which stopped its agent")
         }
+        RuleId::AgentSilent
+            if node
+                .ready_since
+                .zip(node.last_report)
+                .is_some_and(|(ready, last)| last < ready) =>
+        {
+            format!("node {name} is back: its agent has its time to report again")
+        }
         RuleId::AgentSilent => format!("the agent on node {name} reports again"),
         _ => {
             let Some(disk) = &node.disk else {
@@ -97,12 +105,21 @@ fn service_ended(
         },
         _ => {
             let restart = &rules.restart_loop;
-            format!(
-                "service {name}: {} task restarts in the last {}, fewer than {}",
-                count_within(&service.restarts, now, restart.within),
-                humantime::format_duration(restart.within),
-                restart.restarts
-            )
+            let within = humantime::format_duration(restart.within);
+            let current = count_within(&service.spec_restarts(), now, restart.within);
+            match service.spec_since {
+                Some(since) if current < count_within(&service.restarts, now, restart.within) => {
+                    format!(
+                        "service {name} runs another spec since {since}: {current} task \
+                         restarts of it in the last {within}, fewer than {}",
+                        restart.restarts
+                    )
+                }
+                _ => format!(
+                    "service {name}: {current} task restarts in the last {within}, fewer than {}",
+                    restart.restarts
+                ),
+            }
         }
     }
 }
@@ -148,6 +165,7 @@ mod tests {
             down,
             membership: Membership::Member,
             last_report: None,
+            ready_since: None,
             report_interval_seconds: 30,
             disk: Some(NodeDisk {
                 usage_percent,
@@ -165,6 +183,7 @@ mod tests {
             rolled_back: None,
             restarts: (0..restarts as i64).map(at).collect(),
             restarts_partial: false,
+            spec_since: None,
         }
     }
 
@@ -212,6 +231,26 @@ mod tests {
         );
     }
 
+    /// Tryout finding 5: a loop that ends because the service runs another spec says so.
+    #[test]
+    fn a_restart_loop_left_behind_by_a_new_spec_says_so() {
+        let rules = AlertRules::default();
+        let mut s = service(6);
+        s.spec_since = Some(at(4));
+        let observation = Observation {
+            services: vec![s],
+            ..Observation::default()
+        };
+        assert_eq!(
+            why_ended(&rules, &observation, RuleId::RestartLoop, "web", at(10)),
+            format!(
+                "service web runs another spec since {}: 2 task restarts of it in the last \
+                 10m, fewer than 5",
+                at(4)
+            )
+        );
+    }
+
     #[test]
     fn each_rule_has_its_words() {
         let rules = AlertRules::default();
@@ -220,8 +259,12 @@ mod tests {
         drained.membership = Membership::Drained;
         let mut removed = node("w3", false, 50);
         removed.membership = Membership::Removed;
+        // Back from down (tryout finding 8): its agent has not reported since, and has time to.
+        let mut back = node("w4", false, 50);
+        back.last_report = Some(now - SignedDuration::from_mins(10));
+        back.ready_since = Some(now - SignedDuration::from_mins(1));
         let observation = Observation {
-            nodes: vec![node("w1", false, 90), drained, removed],
+            nodes: vec![node("w1", false, 90), drained, removed, back],
             services: vec![service(0)],
             tasks: vec![TaskObservation {
                 name: "web.1".into(),
@@ -248,6 +291,10 @@ mod tests {
         assert_eq!(
             why(RuleId::AgentSilent, "w2"),
             "node w2 was drained, which stopped its agent"
+        );
+        assert_eq!(
+            why(RuleId::AgentSilent, "w4"),
+            "node w4 is back: its agent has its time to report again"
         );
         assert_eq!(
             why(RuleId::NodeDown, "w3"),

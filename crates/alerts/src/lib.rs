@@ -25,9 +25,9 @@ pub use engine::{evaluate, step, Alert, AlertState, Silence, SilenceError};
 pub use forecast::{forecast_full, Forecast};
 pub use message::{rfc3339_seconds, Message, Status, WebhookPayload};
 pub use observe::{
-    conditions, requested_rollback, Condition, Conditions, Membership, NodeDisk, NodeObservation,
-    Observation, Rollback, ServiceObservation, TaskObservation, UpdateOrigin,
-    ROLLBACK_REQUEST_SKEW,
+    conditions, requested_rollback, spec_since, Condition, Conditions, Membership, NodeDisk,
+    NodeObservation, Observation, Readiness, Rollback, ServiceObservation, TaskObservation,
+    UpdateOrigin, ROLLBACK_REQUEST_SKEW,
 };
 pub use restarts::{RestartLedger, TaskEnd};
 pub use restore::ForRestore;

@@ -38,6 +38,11 @@ pub struct NodeObservation {
     /// When the server last received a report from the node's agent (by the server's clock);
     /// `None` if it never did (no agent: no agent-silent alert).
     pub last_report: Option<Timestamp>,
+    /// When the server saw the node become able to run its agent again (see [`Readiness`]):
+    /// back from `down` or out of `drain`. Its agent, a global task Swarm starts anew then,
+    /// gets the silence allowance from here, not from its last report before (tryout
+    /// findings 6 and 8). `None`: no such change seen since the server started.
+    pub ready_since: Option<Timestamp>,
     /// The interval the agent announced in its reports.
     pub report_interval_seconds: u64,
     /// The image filesystem, from the agent's reports; `None` without an agent.
@@ -60,6 +65,32 @@ pub enum Membership {
     /// No longer in the node list (`docker node rm`): every alert about it resolves, and no
     /// new one starts, whatever its agent last reported.
     Removed,
+}
+
+/// Whether a node could run its agent at an evaluation (Swarm does not call it down and it is
+/// not drained), and since when, as the server saw it: [`NodeObservation::ready_since`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    pub able: bool,
+    /// When `able` turned true; `None` when it was already so at the first sight of the node,
+    /// or the node is not able.
+    pub since: Option<Timestamp>,
+}
+
+impl Readiness {
+    /// The node's readiness at `now`, given the one of the previous evaluation (`None`: the
+    /// first since the server started, when how long it has been able is unknown, so the
+    /// agent's last report alone counts, as before a restart).
+    pub fn next(previous: Option<Readiness>, able: bool, now: Timestamp) -> Readiness {
+        match previous {
+            Some(p) if p.able == able => p,
+            Some(_) => Readiness {
+                able,
+                since: able.then_some(now),
+            },
+            None => Readiness { able, since: None },
+        }
+    }
 }
 
 /// A node's image filesystem.
@@ -87,10 +118,47 @@ pub struct ServiceObservation {
     pub rolled_back: Option<Rollback>,
     /// When the service's tasks were restarted (a task replaced one that ended), in any order.
     pub restarts: Vec<Timestamp>,
+    /// When the service's current task spec came in ([`spec_since`]): restart-loop counts only
+    /// the restarts since, as the kubelet's restart count is per pod spec. The failed tasks of
+    /// an update that was rolled back are that update's failure (`rolled-back` tells of it),
+    /// not restarts of what runs now (tryout finding 5). `None`: every restart counts.
+    pub spec_since: Option<Timestamp>,
     /// `restarts` may lack some within the restart-loop rule's window (ends during a restart
     /// of the server that Swarm no longer lists, `RestartLedger::may_be_short`): a count
     /// below the rule's is unknown, not fine.
     pub restarts_partial: bool,
+}
+
+impl ServiceObservation {
+    /// [`restarts`](Self::restarts) of the current task spec: at or after
+    /// [`spec_since`](Self::spec_since).
+    pub fn spec_restarts(&self) -> Vec<Timestamp> {
+        self.restarts
+            .iter()
+            .copied()
+            .filter(|at| self.spec_since.is_none_or(|since| *at >= since))
+            .collect()
+    }
+}
+
+/// When a service's current task spec came in, from Swarm's `UpdateStatus` of its last update
+/// (`None` without one: never updated) and the service's `UpdatedAt`, all by the managers'
+/// clock. After an update (`updating`, `paused`, `completed`) the spec is the update's, since
+/// its start; after a rollback (`rollback_*`, `rollback`: true) the previous spec is back since
+/// the rollback's end, or while it runs since its start, which moved `UpdatedAt` (Swarm keeps
+/// the failed update's `StartedAt` for a rollback it does itself). The deploy engine's own
+/// rollback is an update of Swarm's, so its start counts.
+pub fn spec_since(
+    rollback: bool,
+    started_at: Option<Timestamp>,
+    completed_at: Option<Timestamp>,
+    updated_at: Option<Timestamp>,
+) -> Option<Timestamp> {
+    if rollback {
+        completed_at.or(updated_at)
+    } else {
+        started_at
+    }
 }
 
 /// How a service's last update was rolled back: the words of its alert.
@@ -232,8 +300,12 @@ fn node_conditions(
     if rules.node_down.enabled && node.down {
         out.push(RuleId::NodeDown, name, format!("node {name} is down"));
     }
-    let silent = match node_reporting_state(node.last_report, node.report_interval_seconds, now) {
-        ReportingState::Silent { since } => Some(since),
+    // The allowance runs from the later of the last report and the node's return.
+    let counted_from = node
+        .last_report
+        .map(|last| node.ready_since.map_or(last, |ready| last.max(ready)));
+    let silent = match node_reporting_state(counted_from, node.report_interval_seconds, now) {
+        ReportingState::Silent { .. } => node.last_report,
         ReportingState::Reporting | ReportingState::Never => None,
     };
     let drained = node.membership == Membership::Drained;
@@ -247,8 +319,13 @@ fn node_conditions(
         }
     }
     let Some(disk) = &node.disk else { return };
-    // What a silent agent last said about its disk may no longer hold, nor may it be wrong.
-    if silent.is_some() || node.down || drained {
+    // What a silent agent last said about its disk may no longer hold, nor may it be wrong;
+    // nor what it said before its node went away and came back.
+    let not_since_return = node
+        .ready_since
+        .zip(node.last_report)
+        .is_some_and(|(ready, last)| last < ready);
+    if silent.is_some() || node.down || drained || not_since_return {
         for rule in [RuleId::DiskGcShortfall, RuleId::DiskFullForecast] {
             if rules.enabled(rule) {
                 out.unknown.push((rule, name.clone()));
@@ -433,7 +510,7 @@ fn service_conditions(
     }
     let restart = &rules.restart_loop;
     if restart.enabled {
-        let recent = count_within(&service.restarts, now, restart.within);
+        let recent = count_within(&service.spec_restarts(), now, restart.within);
         if recent >= restart.restarts {
             out.push(
                 RuleId::RestartLoop,
@@ -548,6 +625,7 @@ mod tests {
             down: false,
             membership: Membership::Member,
             last_report: Some(ago(0)),
+            ready_since: None,
             report_interval_seconds: 60,
             disk: Some(NodeDisk {
                 usage_percent: 50,
@@ -572,6 +650,7 @@ mod tests {
             rolled_back: None,
             restarts: vec![],
             restarts_partial: false,
+            spec_since: None,
         }
     }
 
@@ -583,6 +662,22 @@ mod tests {
             memory_limit_bytes: limit,
             oom_kills: vec![],
         }
+    }
+
+    fn secs_ago(seconds: i64) -> Timestamp {
+        now() - SignedDuration::from_secs(seconds)
+    }
+
+    /// The conditions of the default rules over one service.
+    fn of_service(service: &ServiceObservation) -> Conditions {
+        conditions(
+            &AlertRules::default(),
+            &Observation {
+                services: vec![service.clone()],
+                ..Observation::default()
+            },
+            now(),
+        )
     }
 
     fn fired(observation: &Observation) -> Vec<(RuleId, String)> {
@@ -727,6 +822,67 @@ mod tests {
             now(),
         );
         assert_eq!(c, Conditions::default());
+    }
+
+    /// Tryout finding 8: a node back from down fired agent-silent in the evaluation that
+    /// resolved node-down, from its last report before the outage; finding 6's tail: the same
+    /// when a drain ends. The agent gets its allowance from the node's return.
+    #[test]
+    fn a_node_back_from_down_or_drain_gives_its_agent_the_allowance_from_its_return() {
+        let mut n = node("w1");
+        n.last_report = Some(ago(30));
+        n.ready_since = Some(ago(3));
+        let obs = |n: &NodeObservation| Observation {
+            nodes: vec![n.clone()],
+            ..Observation::default()
+        };
+        let c = conditions(&AlertRules::default(), &obs(&n), now());
+        assert!(c.active.is_empty(), "{c:?}");
+        assert_eq!(
+            c.unknown,
+            [
+                (RuleId::DiskGcShortfall, "w1".to_string()),
+                (RuleId::DiskFullForecast, "w1".to_string())
+            ],
+            "the disk it told of before the outage is not known now"
+        );
+        // Three intervals after the return and still no report: silent, since its last one.
+        n.ready_since = Some(ago(4));
+        let c = conditions(&AlertRules::default(), &obs(&n), now());
+        assert_eq!(c.active.len(), 1, "{c:?}");
+        assert_eq!(c.active[0].rule, RuleId::AgentSilent);
+        assert_eq!(
+            c.active[0].summary,
+            format!("the agent on node w1 has not reported since {}", ago(30))
+        );
+        // A report after the return: the usual rule, from that report.
+        n.ready_since = Some(ago(10));
+        n.last_report = Some(ago(5));
+        assert_eq!(fired(&obs(&n)), [(RuleId::AgentSilent, "w1".into())]);
+        n.last_report = Some(ago(1));
+        assert!(fired(&obs(&n)).is_empty());
+    }
+
+    #[test]
+    fn readiness_dates_only_a_return_it_saw() {
+        let first = Readiness::next(None, true, ago(10));
+        assert_eq!(
+            first.since, None,
+            "able at the first sight: since when is unknown"
+        );
+        assert_eq!(Readiness::next(Some(first), true, ago(5)), first);
+        let down = Readiness::next(Some(first), false, ago(5));
+        assert_eq!(
+            down,
+            Readiness {
+                able: false,
+                since: None
+            }
+        );
+        let back = Readiness::next(Some(down), true, ago(2));
+        assert_eq!(back.since, Some(ago(2)));
+        assert_eq!(Readiness::next(Some(back), true, now()), back);
+        assert_eq!(Readiness::next(None, false, now()).since, None);
     }
 
     #[test]
@@ -879,6 +1035,53 @@ mod tests {
         assert!(c.unknown.is_empty(), "{c:?}");
     }
 
+    /// Tryout finding 5: the failed tasks of deploys that were rolled back (already paged
+    /// `rolled-back`) fired restart-loop for a service that ran its good spec again.
+    #[test]
+    fn restart_loop_counts_only_the_restarts_of_the_current_spec() {
+        let secs = secs_ago;
+        let fired = |s: &ServiceObservation| of_service(s).active;
+        let mut s = service("st9_api");
+        // Revisions 3 and 4 (a crashing image): five task ends within 45 s, each deploy rolled
+        // back by the deploy engine; its last rollback (an update of Swarm's) started 15 s ago.
+        s.restarts = vec![secs(60), secs(55), secs(45), secs(40), secs(35)];
+        s.spec_since = spec_since(false, Some(secs(15)), Some(secs(10)), Some(secs(10)));
+        assert_eq!(s.spec_since, Some(secs(15)));
+        assert!(fired(&s).is_empty(), "the rolled-back deploys' failures");
+        // The spec that runs now loops: its own restarts count.
+        s.restarts
+            .extend([secs(14), secs(12), secs(9), secs(6), secs(3)]);
+        let active = fired(&s);
+        assert_eq!(active.len(), 1, "{active:?}");
+        assert_eq!(
+            active[0].summary,
+            "service st9_api: 5 task restarts in the last 10m"
+        );
+        // Without an update, every restart counts, as before.
+        s.spec_since = spec_since(false, None, None, Some(secs(600)));
+        assert_eq!(s.spec_since, None);
+        assert_eq!(s.spec_restarts().len(), 10);
+    }
+
+    #[test]
+    fn a_rollback_brings_the_previous_spec_back_at_its_end_or_while_it_runs_at_its_start() {
+        let secs = secs_ago;
+        // Swarm keeps the failed update's start for its own rollback.
+        assert_eq!(
+            spec_since(true, Some(secs(60)), Some(secs(10)), Some(secs(10))),
+            Some(secs(10))
+        );
+        assert_eq!(
+            spec_since(true, Some(secs(60)), None, Some(secs(20))),
+            Some(secs(20))
+        );
+        assert_eq!(
+            spec_since(false, Some(secs(60)), Some(secs(10)), Some(secs(5))),
+            Some(secs(60)),
+            "an update's own failures count from its start"
+        );
+    }
+
     /// Tryout finding 1: a count below the rule's that may lack the ends of a restart's
     /// outage is unknown (the ongoing alert stays), not fine; one at the rule's holds.
     #[test]
@@ -886,16 +1089,7 @@ mod tests {
         let mut s = service("web");
         s.restarts = vec![ago(1), ago(2), ago(3), ago(4)];
         s.restarts_partial = true;
-        let observe = |s: &ServiceObservation| {
-            conditions(
-                &AlertRules::default(),
-                &Observation {
-                    services: vec![s.clone()],
-                    ..Observation::default()
-                },
-                now(),
-            )
-        };
+        let observe = of_service;
         let c = observe(&s);
         assert!(c.active.is_empty(), "{c:?}");
         assert_eq!(c.unknown, [(RuleId::RestartLoop, "web".to_string())]);

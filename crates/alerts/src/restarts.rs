@@ -185,6 +185,7 @@ mod tests {
                     rolled_back: None,
                     restarts: ledger.restarts("svc"),
                     restarts_partial: false,
+                    spec_since: None,
                 }],
                 ..Observation::default()
             };

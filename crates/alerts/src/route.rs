@@ -120,6 +120,7 @@ mod tests {
                     down: true,
                     membership: crate::Membership::Member,
                     last_report: None,
+                    ready_since: None,
                     report_interval_seconds: 0,
                     disk: None,
                 })

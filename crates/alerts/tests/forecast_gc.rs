@@ -108,6 +108,7 @@ impl Server {
                 down: false,
                 membership: Membership::Member,
                 last_report: Some(now),
+                ready_since: None,
                 report_interval_seconds: REPORT.as_secs() as u64,
                 disk: Some(NodeDisk {
                     usage_percent: percent(latest.used),

@@ -83,6 +83,7 @@ impl Server {
                 down: false,
                 membership: Membership::Member,
                 last_report: Some(now),
+                ready_since: None,
                 report_interval_seconds: self.interval.as_secs() as u64,
                 disk: Some(NodeDisk {
                     usage_percent: (last * 100 / self.capacity) as u8,

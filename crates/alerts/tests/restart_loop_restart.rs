@@ -117,6 +117,7 @@ impl Server {
                     rolled_back: None,
                     restarts: self.ledger.restarts("svc"),
                     restarts_partial: self.ledger.may_be_short("svc", at(now), within),
+                    spec_since: None,
                 }],
                 ..Observation::default()
             };

@@ -32,12 +32,13 @@ use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_alerts::{
     evaluate_routed, requested_rollback, AlertRules, AlertState, ForRestore, Membership, Message,
-    NodeDisk, NodeObservation, Observation, RestartLedger, Rollback, Routed, RuleId,
+    NodeDisk, NodeObservation, Observation, Readiness, RestartLedger, Rollback, Routed, RuleId,
     ServiceObservation, Silence, TaskEnd, TaskObservation, UpdateOrigin,
 };
 use swarmkeeper_auth::Action;
 use swarmkeeper_auth::SealingKey;
 use swarmkeeper_deploy::RolledBackRevision;
+use swarmkeeper_engine::UpdateState;
 use swarmkeeper_notify::{
     Channel, ChannelKind, Delivery, Notifier, NotifyError, RetryPolicy, Secret,
 };
@@ -94,6 +95,9 @@ pub struct Alerting {
     /// When this server loaded its alerts: the task rules wait for every node to report
     /// since (`swarmkeeper_alerts::Observation::started_at`).
     started_at: Timestamp,
+    /// Per Swarm node ID: whether it could run its agent at the last evaluation, and since
+    /// when (`swarmkeeper_alerts::Readiness`): a node's return restarts its agent's allowance.
+    readiness: Mutex<HashMap<String, Readiness>>,
     /// Held across an evaluation's step so two never interleave.
     state: tokio::sync::Mutex<Evaluations>,
     wake: tokio::sync::Notify,
@@ -214,6 +218,7 @@ impl Alerting {
             wake: tokio::sync::Notify::new(),
             started: AtomicBool::new(false),
             rollbacks_asked: Mutex::new(HashMap::new()),
+            readiness: Mutex::new(HashMap::new()),
             sending: Mutex::new(HashMap::new()),
         };
         match store.alert_channels() {
@@ -699,11 +704,22 @@ async fn list_swarm(state: &AppState) -> SwarmView {
             let services = crate::views::services::service_rows(&services, &tasks)
                 .into_iter()
                 .map(|row| {
-                    let update_started = services
-                        .iter()
-                        .find(|s| s.id == row.id)
-                        .and_then(|s| s.update_status.as_ref())
-                        .and_then(|u| u.started_at);
+                    let swarm_service = services.iter().find(|s| s.id == row.id);
+                    let update_status = swarm_service.and_then(|s| s.update_status.as_ref());
+                    let update_started = update_status.and_then(|u| u.started_at);
+                    let spec_since = update_status.and_then(|u| {
+                        swarmkeeper_alerts::spec_since(
+                            matches!(
+                                u.state,
+                                UpdateState::RollbackStarted
+                                    | UpdateState::RollbackPaused
+                                    | UpdateState::RollbackCompleted
+                            ),
+                            u.started_at,
+                            u.completed_at,
+                            swarm_service.and_then(|s| s.updated_at),
+                        )
+                    });
                     let rolled_back = match engine_rollback(&rollbacks, &row.name, update_started) {
                         Some(r) => Some(Rollback {
                             origin: UpdateOrigin::Deploy,
@@ -724,6 +740,7 @@ async fn list_swarm(state: &AppState) -> SwarmView {
                         rolled_back,
                         restarts: Vec::new(),
                         restarts_partial: false,
+                        spec_since,
                     };
                     (row.id, service)
                 })
@@ -824,6 +841,17 @@ fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestam
             }
         }
     };
+    let mut readiness = state
+        .alerting
+        .readiness
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut ready_since = |node: &swarmkeeper_engine::SwarmNode| {
+        let able = !is_down(&node.state) && membership(node) == Membership::Member;
+        let next = Readiness::next(readiness.get(&node.id).copied(), able, now);
+        readiness.insert(node.id.clone(), next);
+        next.since
+    };
     let mut nodes: Vec<NodeObservation> = Vec::new();
     for (report, received_at, samples) in reports {
         let swarm_node = swarm.nodes.iter().find(|n| n.id == report.node_id);
@@ -839,6 +867,7 @@ fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestam
             down: swarm_node.is_some_and(|n| is_down(&n.state)),
             membership,
             last_report: Some(received_at),
+            ready_since: swarm_node.and_then(&mut ready_since),
             report_interval_seconds: report.interval_seconds,
             disk: Some(NodeDisk {
                 usage_percent: report.disk.usage_percent,
@@ -855,11 +884,16 @@ fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestam
                 down: is_down(&node.state),
                 membership: membership(node),
                 last_report: None,
+                ready_since: ready_since(node),
                 report_interval_seconds: 0,
                 disk: None,
             });
         }
     }
+    if swarm.nodes_listed {
+        readiness.retain(|id, _| swarm.nodes.iter().any(|n| &n.id == id));
+    }
+    drop(readiness);
     let tasks = {
         let keep = signed(rules.oom_kill.keep_firing_for);
         let mut observed = state

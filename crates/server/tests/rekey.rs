@@ -12,12 +12,9 @@
 mod registry_support;
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use registry_support::Registry;
 use serde_json::{json, Value};
 use support::*;
@@ -28,25 +25,6 @@ const OLD_KEY: &str = "the old seal key: 0123456789abcdef0123456789abcdef";
 const NEW_KEY: &str = "the new seal key: fedcba9876543210fedcba9876543210";
 const USER: &str = "ci";
 const PASSWORD: &str = "rekey-registry-pw-0815";
-
-/// A webhook receiver: every JSON body posted to `/hook`.
-async fn receiver() -> (SocketAddr, mpsc::UnboundedReceiver<Value>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(
-                |State(tx): State<mpsc::UnboundedSender<Value>>, Json(body): Json<Value>| async move {
-                    let _ = tx.send(body);
-                },
-            ),
-        )
-        .with_state(tx);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, rx)
-}
 
 fn key(text: &str) -> SealingKey {
     SealingKey::from_secret(text.as_bytes()).unwrap()
@@ -105,7 +83,7 @@ async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key(
             &format!("source={secret},target=swarmkeeper_secret_key"),
         ],
     );
-    let (addr, mut rx) = receiver().await;
+    let (addr, mut rx) = webhook_receiver().await;
     let added = app
         .call(
             Call::post("/api/alerts/channels")

@@ -66,6 +66,15 @@ pub struct NodeRow {
     pub removed: bool,
 }
 
+impl NodeRow {
+    /// The node is drained and its agent no longer reports: Swarm stopped the agent, a global
+    /// task, with the drain, so it is expected, not "silent" (tryout finding 6), the same test
+    /// alerting makes (`Membership::Drained`).
+    pub fn agent_stopped_by_drain(&self) -> bool {
+        self.availability == "drain" && matches!(self.agent, ReportingState::Silent { .. })
+    }
+}
+
 /// What the store knows of a node beyond its latest report.
 #[derive(Clone, Debug, Default)]
 pub struct NodeHistory {

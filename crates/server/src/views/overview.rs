@@ -105,10 +105,18 @@ pub fn events(
             });
         }
         if let ReportingState::Silent { since } = node.agent {
+            let text = if node.agent_stopped_by_drain() {
+                format!(
+                    "the agent on {} stopped by the drain (no GC or reports while drained)",
+                    node.hostname
+                )
+            } else {
+                format!("the agent on {} stopped reporting", node.hostname)
+            };
             events.push(Event {
                 at: since,
                 kind: "agent-silent".to_owned(),
-                text: format!("the agent on {} stopped reporting", node.hostname),
+                text,
                 link: format!("/nodes/{}", node.id),
             });
         }
@@ -432,6 +440,49 @@ mod tests {
                 (t("2026-11-26T11:00:00Z"), "report-dated"),
             ]
         );
+    }
+
+    /// Tryout finding 6: a drained node's agent was called "silent"; Swarm stopped it with the
+    /// drain.
+    #[test]
+    fn an_agent_stopped_by_a_drain_is_said_so_not_silent() {
+        let now = t("2026-11-26T13:00:00Z");
+        let since = t("2026-11-26T12:58:00Z");
+        let node = |id: &str, availability: &str| NodeRow {
+            id: id.into(),
+            hostname: id.into(),
+            role: "worker".into(),
+            leader: false,
+            availability: availability.into(),
+            disk_pressure: None,
+            state: "ready".into(),
+            engine_version: String::new(),
+            agent: ReportingState::Silent { since },
+            agent_version: None,
+            disk: None,
+            images: None,
+            last_gc: None,
+            freed_today_bytes: 0,
+            state_since: None,
+            removed: false,
+        };
+        let nodes = [node("drained", "drain"), node("paused", "pause")];
+        assert!(nodes[0].agent_stopped_by_drain());
+        assert!(!nodes[1].agent_stopped_by_drain());
+        let texts: Vec<String> = events(&[], &[], &nodes, now, 10)
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "the agent on drained stopped by the drain (no GC or reports while drained)",
+                "the agent on paused stopped reporting",
+            ]
+        );
+        let mut reporting = node("drained", "drain");
+        reporting.agent = ReportingState::Reporting;
+        assert!(!reporting.agent_stopped_by_drain());
     }
 
     #[test]

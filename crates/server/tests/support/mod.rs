@@ -1105,3 +1105,29 @@ pub fn create_secret(name: &str, value: &str) {
     std::fs::remove_file(&file).unwrap();
     made.unwrap();
 }
+
+/// A webhook receiver on a port of its own: every JSON body posted to `/hook`.
+pub async fn webhook_receiver() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Value>,
+) {
+    use axum::extract::State;
+    use axum::routing::post;
+    use axum::Json;
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+    let (tx, rx) = unbounded_channel();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(
+                |State(tx): State<UnboundedSender<Value>>, Json(body): Json<Value>| async move {
+                    let _ = tx.send(body);
+                },
+            ),
+        )
+        .with_state(tx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, rx)
+}
