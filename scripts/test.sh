@@ -11,7 +11,9 @@
 # test binaries that bring up a Swarm lab of their own (lab/lab.sh: `SwarmLab::` in
 # crates/cli/tests/*.rs) in the background, everything else in the foreground. Lab tests
 # spend their time waiting on their own daemons (a pace between pushes, release timers,
-# rollouts), not on the CPU, and touch neither the host engine nor its swarm. The lab lane's
+# rollouts), not on the CPU, and touch neither the host engine nor its swarm. A host-engine
+# test that mostly waits on Swarm (restarts, rollbacks) and names everything it makes uniquely
+# joins them with a line `// test lane: waiting` (its reason after it). The lab lane's
 # output is printed whole after the other lane's; either lane failing fails the command. Each
 # lane runs on past a failing binary (--no-fail-fast), so a failure in one lane does not hide
 # the results of the rest of it.
@@ -46,7 +48,8 @@ if [[ ${#scope[@]} -gt 0 && ${1:-} != "" && $1 != -- ]]; then lanes=1; fi
 lab_tests=() other_tests=() lab_names=() other_names=" "
 for f in crates/*/tests/*.rs; do
     n=$(basename "$f" .rs)
-    if [[ $f == crates/cli/tests/* ]] && grep -q 'SwarmLab::' "$f"; then
+    if { [[ $f == crates/cli/tests/* ]] && grep -q 'SwarmLab::' "$f"; } ||
+        grep -q '^// test lane: waiting' "$f"; then
         lab_tests+=(--test "$n") lab_names+=("$n")
     elif [[ $other_names != *" $n "* ]]; then
         other_tests+=(--test "$n") other_names+="$n "

@@ -7,6 +7,9 @@
 //! - finding 12: an operator's own rollback (`POST /api/services/{name}/rollback`, the service
 //!   page's "Roll back") paged `rolled-back`, while a failed update Swarm rolled back must.
 
+// test lane: waiting (a crash loop across a server restart: ~75 s of Swarm restart
+// delays, little CPU).
+
 mod support;
 
 use std::time::{Duration, Instant};

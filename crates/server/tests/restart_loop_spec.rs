@@ -2,6 +2,9 @@
 //! (`rolled-back` tells of each) are not a restart loop of the spec the service runs again;
 //! a loop of the spec it runs still pages `restart-loop`.
 
+// test lane: waiting (five rolled-back updates and a crash loop: ~120 s of Swarm
+// restart delays, little CPU).
+
 mod support;
 
 use std::time::{Duration, Instant};
