@@ -632,3 +632,57 @@ fn a_stack_name_swarm_refuses_is_a_usage_error_for_every_command() {
         }
     }
 }
+
+#[test]
+fn tls_san_names_the_self_signed_certificate_s_hosts_only() {
+    let out = swarmkeeper(&["server", "--tls-san", "dash.example"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "invalid --tls-san \"dash.example\": it names hosts in the self-signed certificate; give --tls-self-signed too"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Tryout 11 finding 1: the stack file's self-signed certificate named only `localhost` and the
+/// container's host name, so `curl --cacert` failed on the address operators use. It now names
+/// every swarm node's address (the routing mesh answers on each) and what `--tls-san` adds.
+#[test]
+fn the_self_signed_certificate_names_the_swarm_s_nodes_and_tls_san() {
+    let addr = Command::new("docker")
+        .args(["node", "inspect", "self", "--format", "{{.Status.Addr}}"])
+        .output()
+        .unwrap();
+    assert!(addr.status.success(), "{}", stderr(&addr));
+    let addr = String::from_utf8(addr.stdout).unwrap().trim().to_owned();
+    let dir = std::env::temp_dir().join(format!("swarmkeeper-cli-{}-san", std::process::id()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_swarmkeeper"))
+        .args(["server", "--tls-self-signed", "--tls-san", "dash.example, "])
+        .env("SWARMKEEPER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SWARMKEEPER_STATE_DIR", &dir)
+        .env("SWARMKEEPER_ADMIN_PASSWORD", "a long enough admin password")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let names_file = dir.join("tls/self-signed.names");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !names_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let names = std::fs::read_to_string(&names_file).unwrap_or_default();
+    std::fs::remove_dir_all(&dir).ok();
+    let names: Vec<&str> = names.lines().collect();
+    assert!(names.contains(&"localhost"), "{names:?}");
+    assert!(names.contains(&"dash.example"), "{names:?}");
+    assert!(names.contains(&addr.as_str()), "{addr} not in {names:?}");
+}

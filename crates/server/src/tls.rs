@@ -178,28 +178,53 @@ pub fn self_signed_paths(state_dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("self-signed.crt"), dir.join("self-signed.key"))
 }
 
-/// The self-signed certificate of the state directory, made on the first call for `names`
-/// (host names or IP addresses, `localhost` always included) and reused afterwards, so that
-/// browsers and `curl --cacert` keep trusting the same one. The key file is readable by its
-/// owner only. Answers the paths of the pair.
-pub fn self_signed(state_dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), TlsError> {
+/// The self-signed certificate of the state directory and the names it covers: made on the
+/// first call for `names` (host names or IP addresses, `localhost` always included), reused
+/// afterwards so that browsers and `curl --cacert` keep trusting the same one, and made anew
+/// (for the names it had and `names`) only when a name of `required` is not among its names.
+/// `required` are the names an operator asked for (`--tls-san`); the other `names` (this
+/// machine's, the swarm's nodes') are taken at the first start only, so that a node added later
+/// does not change the certificate browsers trust. The names are kept beside the pair, one a
+/// line (`tls/self-signed.names`); a pair without that file (made by an earlier version) counts
+/// as covering none of `required`. The key file is readable by its owner only. Answers the paths
+/// of the pair.
+pub fn self_signed(
+    state_dir: &Path,
+    names: &[String],
+    required: &[String],
+) -> Result<(PathBuf, PathBuf), TlsError> {
     let (cert, key) = self_signed_paths(state_dir);
-    if cert.exists() && key.exists() {
-        return Ok((cert, key));
-    }
+    let names_file = cert.with_extension("names");
     let error = |path: &Path, detail: String| TlsError {
         what: "making a self-signed certificate in",
         path: path.to_owned(),
         detail,
     };
+    let mut kept: Vec<String> = std::fs::read_to_string(&names_file)
+        .map(|text| text.lines().map(str::to_owned).collect())
+        .unwrap_or_default();
+    if cert.exists() && key.exists() {
+        if required.iter().all(|name| kept.contains(name)) {
+            return Ok((cert, key));
+        }
+    } else {
+        kept.clear();
+    }
     let mut all = vec!["localhost".to_owned()];
-    all.extend(names.iter().filter(|n| *n != "localhost").cloned());
-    let made = rcgen::generate_simple_self_signed(all).map_err(|e| error(&cert, e.to_string()))?;
+    for name in kept.iter().chain(names).chain(required) {
+        if !all.contains(name) {
+            all.push(name.clone());
+        }
+    }
+    let made =
+        rcgen::generate_simple_self_signed(all.clone()).map_err(|e| error(&cert, e.to_string()))?;
     let dir = cert.parent().expect("a file in a directory");
     std::fs::create_dir_all(dir).map_err(|e| error(dir, e.to_string()))?;
     write_private(&key, made.signing_key.serialize_pem().as_bytes())
         .map_err(|e| error(&key, e.to_string()))?;
     std::fs::write(&cert, made.cert.pem()).map_err(|e| error(&cert, e.to_string()))?;
+    std::fs::write(&names_file, all.join("\n") + "\n")
+        .map_err(|e| error(&names_file, e.to_string()))?;
     Ok((cert, key))
 }
 
@@ -221,17 +246,44 @@ mod tests {
     #[test]
     fn a_self_signed_pair_is_made_once_and_loads() {
         let dir = std::env::temp_dir().join(format!("sk-tls-{}", std::process::id()));
-        let (cert, key) = self_signed(&dir, &["dash.example".into()]).unwrap();
+        let (cert, key) = self_signed(&dir, &["dash.example".into()], &[]).unwrap();
         let first = std::fs::read(&cert).unwrap();
         load(&cert, &key).unwrap();
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        self_signed(&dir, &["other.example".into()]).unwrap();
+        self_signed(&dir, &["other.example".into()], &[]).unwrap();
         assert_eq!(
             std::fs::read(&cert).unwrap(),
             first,
             "reused, not made again"
+        );
+        self_signed(&dir, &[], &["dash.example".into()]).unwrap();
+        assert_eq!(
+            std::fs::read(&cert).unwrap(),
+            first,
+            "a required name it has: reused"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Tryout 11 finding 1: an operator who reaches the dashboard by an address the first
+    /// certificate does not name gets one that names it, and keeps the names it had.
+    #[test]
+    fn a_required_name_the_certificate_lacks_makes_a_new_one_that_keeps_the_old_names() {
+        let dir = std::env::temp_dir().join(format!("sk-tls-san-{}", std::process::id()));
+        let (cert, key) = self_signed(&dir, &["manager-1".into()], &[]).unwrap();
+        let first = std::fs::read(&cert).unwrap();
+        self_signed(&dir, &["manager-1".into()], &["192.0.2.10".into()]).unwrap();
+        assert_ne!(std::fs::read(&cert).unwrap(), first, "made anew");
+        load(&cert, &key).unwrap();
+        let names = std::fs::read_to_string(cert.with_extension("names")).unwrap();
+        assert_eq!(names, "localhost\nmanager-1\n192.0.2.10\n");
+        let der = CertificateDer::from_pem_file(&cert).unwrap();
+        let ip = [192u8, 0, 2, 10];
+        assert!(
+            der.windows(4).any(|w| w == ip),
+            "the address is in the certificate as an IP address"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -262,7 +314,7 @@ mod tests {
             )),
             "{e}"
         );
-        let (cert, _) = self_signed(&dir, &[]).unwrap();
+        let (cert, _) = self_signed(&dir, &[], &[]).unwrap();
         let e = load(&cert, &empty).unwrap_err().to_string();
         assert!(
             e.starts_with(&format!(

@@ -70,7 +70,7 @@ async fn closed_after(stream: &mut TcpStream) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_self_signed_certificate_under_the_same_limits() {
     let dir = TempDir::new("tls");
-    let (cert, key) = tls::self_signed(dir.path(), &["dash.test".to_owned()]).unwrap();
+    let (cert, key) = tls::self_signed(dir.path(), &["dash.test".to_owned()], &[]).unwrap();
     let limits = Limits {
         max_connections_per_client: 4,
         header_read_timeout: Duration::from_millis(500),
@@ -199,7 +199,7 @@ async fn the_login_page_says_why_a_login_over_plain_http_would_not_stick() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_report_over_plain_http_beside_https_and_nothing_else_is_served_there() {
     let dir = TempDir::new("tls-agents");
-    let (cert, key) = tls::self_signed(dir.path(), &["dash.test".to_owned()]).unwrap();
+    let (cert, key) = tls::self_signed(dir.path(), &["dash.test".to_owned()], &[]).unwrap();
     let app = state_with_secret(dir.path(), Limits::default(), Some(support::REPORT_SECRET));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -43,7 +43,8 @@ pub(crate) struct ServerTlsArgs {
     pub tls_cert: Option<PathBuf>,
     /// Serve HTTPS with a self-signed certificate made at the first start and kept in the state
     /// directory (tls/self-signed.crt: give it to browsers or `curl --cacert`), for the machine's
-    /// host name, localhost and the --listen address.
+    /// host name, localhost, the --listen address, the swarm's node names and addresses, and
+    /// --tls-san.
     #[arg(long, env = "SWARMKEEPER_TLS_SELF_SIGNED")]
     pub tls_self_signed: bool,
 }
@@ -81,6 +82,18 @@ pub struct ServerArgs {
     report_listen: Option<SocketAddr>,
     #[command(flatten)]
     tls: ServerTlsArgs,
+    /// With --tls-self-signed: also name these host names or IP addresses in the certificate
+    /// (repeatable or comma-separated), those operators reach the dashboard by, e.g. a load
+    /// balancer's name. The swarm's node addresses and host names (each reaches the server
+    /// through Swarm's routing mesh) are named at the first start; a name here the kept
+    /// certificate lacks makes a new one, which keeps the names it had.
+    #[arg(
+        long = "tls-san",
+        env = "SWARMKEEPER_TLS_SAN",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    tls_san: Vec<String>,
     /// The secret agents send with their reports, read from this file (a Swarm secret).
     /// Without it the server refuses reports.
     #[arg(long, env = "SWARMKEEPER_REPORT_SECRET_FILE", value_name = "FILE")]
@@ -256,7 +269,6 @@ pub fn run(args: ServerArgs) -> CmdResult {
             DockerConfig::load(path).map_err(|e| Failure::Usage(format!("--docker-config: {e}")))
         })
         .transpose()?;
-    let tls = tls_config(&args)?;
     let alert_webhooks = alert_webhooks(&args.alert_webhooks)?;
     raise_open_files_limit();
     let config = ServerConfig {
@@ -285,6 +297,7 @@ pub fn run(args: ServerArgs) -> CmdResult {
         .enable_all()
         .build()
         .map_err(|e| Failure::Failed(format!("cannot start the runtime: {e}")))?;
+    let tls = tls_config(&args, &runtime, &engine)?;
     let served = runtime.block_on(async {
         let state = AppState::open(engine, config).map_err(|e| Failure::Usage(e.to_string()))?;
         swarmkeeper_server::bootstrap_users(&state, admin_password)
@@ -348,14 +361,37 @@ fn alert_webhooks(urls: &[String]) -> Result<Vec<Secret>, Failure> {
 
 /// The TLS configuration the flags ask for, if any; a file that cannot be used is a usage
 /// error naming the flag and the file.
-fn tls_config(args: &ServerArgs) -> Result<Option<tls::TlsConfig>, Failure> {
+fn tls_config(
+    args: &ServerArgs,
+    runtime: &tokio::runtime::Runtime,
+    engine: &Engine,
+) -> Result<Option<tls::TlsConfig>, Failure> {
     let usage = |e: tls::TlsError| Failure::Usage(e.to_string());
+    // An empty SWARMKEEPER_TLS_SAN (the stack file's default) names nothing.
+    let required: Vec<String> = args
+        .tls_san
+        .iter()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect();
     let Some(cert) = args.tls.certificate() else {
-        return Ok(None);
+        return match required.first() {
+            Some(name) => Err(Failure::Usage(format!(
+                "invalid --tls-san \"{name}\": it names hosts in the self-signed certificate; give --tls-self-signed too"
+            ))),
+            None => Ok(None),
+        };
     };
     let key = match &args.tls_key {
         // clap lets --tls-cert through only with --tls-key.
-        Some(key) => key.clone(),
+        Some(key) => {
+            if let Some(name) = required.first() {
+                return Err(Failure::Usage(format!(
+                    "invalid --tls-san \"{name}\": with --tls-cert the certificate and its names are yours"
+                )));
+            }
+            key.clone()
+        }
         None => {
             let mut names = Vec::new();
             if let Ok(host) = rustix::system::uname().nodename().to_str() {
@@ -364,13 +400,47 @@ fn tls_config(args: &ServerArgs) -> Result<Option<tls::TlsConfig>, Failure> {
             if !args.listen.ip().is_unspecified() {
                 names.push(args.listen.ip().to_string());
             }
-            let (made, key) = tls::self_signed(&args.tls.state_dir, &names).map_err(usage)?;
+            names.extend(swarm_node_names(runtime, engine));
+            let (made, key) =
+                tls::self_signed(&args.tls.state_dir, &names, &required).map_err(|e| {
+                    if required.is_empty() {
+                        usage(e)
+                    } else {
+                        Failure::Usage(format!("--tls-san {}: {e}", required.join(",")))
+                    }
+                })?;
             debug_assert_eq!(made, cert);
             tracing::info!(certificate = %cert.display(), "serving HTTPS with the self-signed certificate");
             key
         }
     };
     tls::load(&cert, &key).map(Some).map_err(usage)
+}
+
+/// The host names and addresses of the swarm's nodes, by which operators reach a dashboard
+/// published through the routing mesh; none when the engine does not answer within 5 s or is
+/// not a manager (the certificate then names this machine only, as before).
+fn swarm_node_names(runtime: &tokio::runtime::Runtime, engine: &Engine) -> Vec<String> {
+    let listed = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), engine.list_nodes()).await
+    });
+    match listed {
+        Ok(Ok(nodes)) => nodes
+            .into_iter()
+            .flat_map(|node| [node.hostname, node.addr])
+            .filter(|name| !name.is_empty() && name != "0.0.0.0")
+            .collect(),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "the self-signed certificate names no swarm node");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::info!(
+                "the self-signed certificate names no swarm node: the engine did not answer in 5 s"
+            );
+            Vec::new()
+        }
+    }
 }
 
 /// Raises the soft limit on open files to the hard one, as Go programs do: the server may
