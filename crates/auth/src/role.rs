@@ -131,6 +131,42 @@ impl Action {
         }
     }
 
+    /// What the action does, in words for a refusal ("your role may not manage secrets and
+    /// configs"); [`Action::as_str`] is the audit log's id (tryout 11 finding 11: refusals
+    /// named the id).
+    pub fn described(self) -> &'static str {
+        match self {
+            Action::ViewCluster => "see the cluster",
+            Action::ViewDeployHistory => "see the deploy history",
+            Action::ViewLogs => "read service and task logs",
+            Action::Deploy => "deploy or edit services and stacks",
+            Action::Scale => "scale services",
+            Action::Redeploy => "redeploy services",
+            Action::Rollback => "roll services and stacks back",
+            Action::ManageSecrets => "create, rotate or remove secrets and configs",
+            Action::ManageNodes => "change nodes (availability, labels, role, removal)",
+            Action::ManageNetworks => "create or remove networks",
+            Action::Remove => "remove services or stacks",
+            Action::ChangeOwnPassword => "change their password",
+            Action::ManageOwnTokens => "manage their API tokens",
+            Action::ManageUsers => "manage users",
+            Action::ManageSettings => "change the server's settings",
+            Action::ViewAudit => "read the audit log",
+            Action::ManageRegistries => "manage registries and their credentials",
+            Action::ManageAutoDeploy => "change auto-deploy",
+            Action::RemoveVolumes => "remove volumes",
+        }
+    }
+
+    /// Who may take the action, for a refusal: "an operator or an admin may".
+    pub fn who_may(self) -> &'static str {
+        match self.minimum_role() {
+            Role::Viewer => "every role may",
+            Role::Operator => "an operator or an admin may",
+            Role::Admin => "only an admin may",
+        }
+    }
+
     /// The least role that may take this action: the whole permission table.
     pub fn minimum_role(self) -> Role {
         match self {

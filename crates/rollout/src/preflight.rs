@@ -260,7 +260,9 @@ fn runs_platform(needs: &Needs<'_>, node: &NodeFacts) -> bool {
 /// `Spec.Availability` is `availability`, with the reason swarmkeeper wrote when it paused the
 /// node for disk pressure (`pressure`, the `swarmkeeper.disk-pressure` label's value): `down`,
 /// `drained`, `paused by swarmkeeper for disk pressure (disk 98% >= 95% …); it is made active
-/// again once its disk has stayed low`. `None` for a ready, active node.
+/// again once its disk has stayed below its GC high threshold for …` (the server's release rule,
+/// `report::pressure`; tryout 11 finding 7: it said the low threshold). `None` for a ready,
+/// active node.
 pub fn held(state: &str, availability: &str, pressure: Option<&str>) -> Option<String> {
     let availability = match availability {
         "active" => None,
@@ -268,7 +270,8 @@ pub fn held(state: &str, availability: &str, pressure: Option<&str>) -> Option<S
         "pause" => Some(match pressure {
             Some(why) => format!(
                 "paused by swarmkeeper for disk pressure ({why}); it is made active again once \
-                 its disk has stayed below the low threshold"
+                 its disk has stayed below its GC high threshold for the server's \
+                 --disk-pressure-release (5m by default)"
             ),
             None => "paused".to_owned(),
         }),
@@ -649,7 +652,8 @@ mod tests {
             "no ready, active node matches the placement constraint `node.hostname == w1` \
              (1 node(s) looked at); w1 matches but is paused by swarmkeeper for disk pressure \
              (disk 98% >= 95% and GC could not free enough); it is made active again once its \
-             disk has stayed below the low threshold"
+             disk has stayed below its GC high threshold for the server's \
+             --disk-pressure-release (5m by default)"
         );
         let why = placed(&strings(&["node.labels.disk==small"]), &nodes)
             .unwrap()

@@ -35,7 +35,7 @@ impl Format {
 pub enum AppError {
     #[error("log in first")]
     Unauthenticated,
-    #[error("your role may not {0}")]
+    #[error("your role may not {}: {}", .0.described(), .0.who_may())]
     Forbidden(Action),
     #[error("missing or wrong CSRF token: reload the page and try again")]
     Csrf,

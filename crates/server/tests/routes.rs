@@ -394,6 +394,16 @@ async fn a_viewer_cannot_change_anything() {
             message.starts_with("your role may not"),
             "{what}: {message}"
         );
+        // In words, with who may: not the audit log's action id (tryout 11 finding 11).
+        assert!(
+            message.ends_with(": an operator or an admin may")
+                || message.ends_with(": only an admin may"),
+            "{what}: {message}"
+        );
+        assert!(
+            !message.contains("manage-") && !message.contains("view-"),
+            "{what}: {message}"
+        );
     }
     let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
         (format!("/services/{s}/scale"), vec![("replicas", "3")]),
