@@ -11,8 +11,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use jiff::{SignedDuration, Timestamp};
 use swarmkeeper_gc::{
-    plan, Container, ContainerState, Filesystem, Image, Layer, PlanMode, Policy, PolicySettings,
-    Snapshot, LABEL_SERVICE_NAME, LABEL_TASK_ID, LABEL_TASK_NAME,
+    plan, reclaimable_bytes, Container, ContainerState, Filesystem, Image, Layer, PlanMode, Policy,
+    PolicySettings, Snapshot, LABEL_SERVICE_NAME, LABEL_TASK_ID, LABEL_TASK_NAME,
 };
 
 /// A digest as random as a real one, the same for the same layer.
@@ -158,6 +158,25 @@ fn planning(c: &mut Criterion) {
                 let start = thread_cpu_time();
                 for _ in 0..iterations {
                     black_box(plan(black_box(s), &policy, PlanMode::Threshold));
+                }
+                thread_cpu_time() - start
+            })
+        });
+    }
+    group.finish();
+
+    // What the agent adds to each pass since the forecast counts collectable bytes as free: one
+    // more planner run with its need unbounded (`reclaimable_bytes`), on the node's snapshot.
+    let mut group = c.benchmark_group("reclaimable bytes with layers, thread CPU time");
+    group.sample_size(20);
+    for images in [1_000, 10_000, 100_000] {
+        let snapshot = node(images, true);
+        group.throughput(Throughput::Elements(images as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(images), &snapshot, |b, s| {
+            b.iter_custom(|iterations| {
+                let start = thread_cpu_time();
+                for _ in 0..iterations {
+                    black_box(reclaimable_bytes(black_box(s), &policy));
                 }
                 thread_cpu_time() - start
             })
