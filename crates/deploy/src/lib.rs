@@ -54,7 +54,7 @@ pub use history::{History, Locking, RevisionEnd, RevisionStart};
 pub use image::{history_stack, ImageUpdate};
 pub use objects::{StackObject, LABEL_DATA_SHA256};
 pub use preflight::facts as node_facts;
-pub use preflight::{placement, port_in_use, PortClash};
+pub use preflight::{placement, port_in_use, replicas_pending, PortClash, ReplicasPending};
 pub use preview::Preview;
 pub use record::{runs_now, service_images, ServiceImages};
 pub use remove::{remove_stack, stack_objects, StackObjects};

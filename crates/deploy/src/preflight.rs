@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use swarmkeeper_compose::StackSpec;
 use swarmkeeper_engine::{Engine, EngineError, PublishMode, ServiceView, SwarmNode};
 use swarmkeeper_report::PRESSURE_LABEL;
+use swarmkeeper_rollout::placement::{node_rooms, replicas_left_pending};
 use swarmkeeper_rollout::preflight::{
     held, port_clashes, rotated_to, unplaceable, Needs, NodeFacts, Published, Unmet, Unplaceable,
 };
@@ -48,6 +49,26 @@ pub(crate) async fn check(
             )));
         }
     }
+    let views = spec
+        .services
+        .values()
+        .map(|service| {
+            let view = serde_json::to_value(service)
+                .map_err(|e| e.to_string())
+                .and_then(|json| ServiceView::read(&json).map_err(|e| e.to_string()))
+                .map_err(|e| DeployError::Input(format!("service {}: {e}", service.name)))?;
+            Ok((service.name.as_str(), view))
+        })
+        .collect::<Result<Vec<_>, DeployError>>()?;
+    let views: Vec<(&str, &ServiceView)> = views.iter().map(|(n, v)| (*n, v)).collect();
+    let pruned_here =
+        |s: &swarmkeeper_engine::Service| pruned.is_some() && s.view.stack() == pruned;
+    if let Some(pending) = replicas_pending_beside(engine, &views, pruned_here).await? {
+        return Err(DeployError::Input(format!(
+            "service {} cannot be placed: {}",
+            pending.service, pending.why
+        )));
+    }
     external_objects(engine, spec).await?;
     let others = published_by(engine, |s| {
         !spec.services.values().any(|w| w.name == s.name)
@@ -84,6 +105,68 @@ pub(crate) async fn check(
         )));
     }
     Ok(())
+}
+
+/// A service whose replicas Swarm would leave pending for ever: a port it publishes in host
+/// mode, or its `max_replicas_per_node`, leaves fewer nodes than replicas
+/// (`rollout::placement::replicas_left_pending`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicasPending {
+    pub service: String,
+    /// The host-mode port that runs out of nodes, `(protocol, published)`; `None`: the
+    /// replicas per node do.
+    pub port: Option<(String, u32)>,
+    /// Why, naming each node that can run it where the port is taken and by which service.
+    pub why: String,
+}
+
+/// Which of the services `wanted` (name and view: a stack file's, a form's, an edited compose
+/// text's) would have replicas left pending for ever ([`ReplicasPending`]), over the swarm's
+/// nodes and what the tasks of the other services hold there (the running tasks of `wanted`
+/// are theirs to replace). A constraint Swarm cannot parse is left to [`placement`]. Three
+/// engine requests; none when no service publishes a host-mode port or caps its replicas per
+/// node.
+pub async fn replicas_pending(
+    engine: &Engine,
+    wanted: &[(&str, &ServiceView)],
+) -> Result<Option<ReplicasPending>, EngineError> {
+    replicas_pending_beside(engine, wanted, |_| false).await
+}
+
+/// [`replicas_pending`], the tasks of the services `removed` keeps (a pruned stack's) left out
+/// too: the deploy removes them first.
+async fn replicas_pending_beside(
+    engine: &Engine,
+    wanted: &[(&str, &ServiceView)],
+    removed: impl Fn(&swarmkeeper_engine::Service) -> bool,
+) -> Result<Option<ReplicasPending>, EngineError> {
+    let asks = |view: &ServiceView| view.host_ports().next().is_some() || view.max_replicas > 0;
+    if !wanted.iter().any(|(_, view)| asks(view)) {
+        return Ok(None);
+    }
+    let (nodes, tasks, services) = tokio::try_join!(
+        engine.list_nodes(),
+        engine.list_all_tasks(),
+        engine.list_services(None)
+    )?;
+    let facts = nodes.iter().map(facts).collect();
+    let rooms = node_rooms(facts, &tasks, &services, |s| {
+        removed(s) || wanted.iter().any(|(name, _)| *name == s.name)
+    });
+    for (name, view) in wanted {
+        if let Ok(Some(why)) = replicas_left_pending(name, view, &rooms) {
+            let port = view
+                .host_ports()
+                .find(|p| p.published_port != 0)
+                .map(|p| (p.protocol.clone(), p.published_port));
+            return Ok(Some(ReplicasPending {
+                service: (*name).to_owned(),
+                port,
+                why,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// A port one of the services asked about would publish that another service has.

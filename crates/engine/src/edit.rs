@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use swarmkeeper_swarm::ServiceMode;
+use swarmkeeper_swarm::{FileKind, ServiceMode};
 
 /// `value[key]`, made an empty object first when it is missing or not an object; `value`
 /// itself becomes an object when it is not one.
@@ -94,28 +94,12 @@ pub fn inherit_replicas(desired: &mut Value, current: &ServiceMode) {
     }
 }
 
-/// Which list of a container spec a secret or config reference is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileKind {
-    Secret,
-    Config,
-}
-
-impl FileKind {
-    /// `secret` or `config`, as the docker CLI and the API paths say it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileKind::Secret => "secret",
-            FileKind::Config => "config",
-        }
-    }
-
-    /// The container spec's list and its reference's field prefix.
-    fn field(self) -> (&'static str, &'static str) {
-        match self {
-            FileKind::Secret => ("Secrets", "Secret"),
-            FileKind::Config => ("Configs", "Config"),
-        }
+/// The container spec's list a secret or config reference is in, and its reference's field
+/// prefix (`Secrets`, `SecretID`).
+fn file_field(kind: FileKind) -> (&'static str, &'static str) {
+    match kind {
+        FileKind::Secret => ("Secrets", "Secret"),
+        FileKind::Config => ("Configs", "Config"),
     }
 }
 
@@ -123,7 +107,7 @@ impl FileKind {
 /// `docker service update --secret-rm old --secret-add source=new,target=…`: the target file,
 /// owner and mode stay. Returns how many references moved (0: the spec does not use it).
 pub fn swap_file_ref(spec: &mut Value, kind: FileKind, from_id: &str, to: (&str, &str)) -> usize {
-    let (list, prefix) = kind.field();
+    let (list, prefix) = file_field(kind);
     let Some(refs) = spec
         .pointer_mut(&format!("/TaskTemplate/ContainerSpec/{list}"))
         .and_then(Value::as_array_mut)

@@ -39,14 +39,15 @@ pub use swarm::{
 
 pub use edit::{
     force_update, inherit_replicas, overlay_form_fields, set_image, set_label, set_replicas,
-    swap_file_ref, swap_network, FileKind,
+    swap_file_ref, swap_network,
 };
 pub use registry_auth::{RegistryAuth, RegistryAuthFuture};
 pub use swarmkeeper_swarm::{
-    check_stack_name, exit_wording, task_outcome, ExitFacts, FailureAction, FileRef, Healthcheck,
-    ImageRef, LogDriver, MountView, PortConfig, PublishMode, ResourceAmounts, RestartCondition,
-    RestartPolicy, Service, ServiceMode, ServiceView, SpecError, Task, TaskState, UpdateConfig,
-    UpdateOrder, UpdateState, UpdateStatus, STACK_NAMESPACE_LABEL,
+    check_stack_name, exit_wording, file_users, task_outcome, ExitFacts, FailureAction, FileKind,
+    FileRef, FileUsers, Healthcheck, ImageRef, LogDriver, MountView, PortConfig, PublishMode,
+    ResourceAmounts, RestartCondition, RestartPolicy, Service, ServiceMode, ServiceView, SpecError,
+    Task, TaskHolding, TaskState, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus,
+    STACK_NAMESPACE_LABEL,
 };
 
 use http::{encode, RawClient};

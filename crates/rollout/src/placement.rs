@@ -16,9 +16,11 @@
 //! network plugins and generic resources are not weighed: the engine's answers the shell
 //! reads do not carry them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
-use swarmkeeper_swarm::Platform;
+use swarmkeeper_swarm::{
+    Platform, PublishMode, Service, ServiceMode, ServiceView, Task, TaskState,
+};
 use swarmkeeper_units::bytes;
 
 use crate::preflight::{misfit, Misfit, Needs, NodeFacts, Reserved};
@@ -31,8 +33,9 @@ pub struct NodeRoom {
     /// What the tasks Swarm keeps on it reserve: billionths of a CPU, bytes of memory.
     pub reserved_nano_cpus: u64,
     pub reserved_memory_bytes: u64,
-    /// Host-mode published ports in use on it: `(protocol, port)`.
-    pub host_ports: BTreeSet<(String, u32)>,
+    /// Host-mode published ports in use on it: `(protocol, port)`, with the service that
+    /// publishes each.
+    pub host_ports: BTreeMap<(String, u32), String>,
     /// Tasks Swarm keeps on it, by service name.
     pub tasks: BTreeMap<String, u64>,
 }
@@ -57,6 +60,25 @@ pub struct Displaced {
 }
 
 impl Displaced {
+    /// What a task of service `name`, whose spec is `view`, asks of a node.
+    pub fn of(name: &str, view: &ServiceView) -> Displaced {
+        Displaced {
+            service: name.to_owned(),
+            constraints: view.constraints.clone(),
+            nano_cpus: view.reservations.nano_cpus,
+            memory_bytes: view.reservations.memory_bytes,
+            log_driver: view.log_driver.as_ref().map(|d| d.name.clone()),
+            platforms: view.platforms.clone(),
+            host_ports: view
+                .ports
+                .iter()
+                .filter(|p| p.publish_mode == PublishMode::Host && p.published_port != 0)
+                .map(|p| (p.protocol.clone(), p.published_port))
+                .collect(),
+            max_replicas: view.max_replicas,
+        }
+    }
+
     /// What the task asks of any node, as the preflight reads a service's needs.
     pub fn needs(&self) -> Needs<'_> {
         Needs {
@@ -126,7 +148,9 @@ pub fn place(tasks: &[Displaced], nodes: &[NodeRoom]) -> Result<Vec<Placement>, 
                 let node = &mut nodes[i];
                 node.reserved_nano_cpus += task.nano_cpus;
                 node.reserved_memory_bytes += task.memory_bytes;
-                node.host_ports.extend(task.host_ports.iter().cloned());
+                for port in &task.host_ports {
+                    node.host_ports.insert(port.clone(), task.service.clone());
+                }
                 *node.tasks.entry(task.service.clone()).or_default() += 1;
                 Placement::Moves(node.facts.hostname.clone())
             }
@@ -136,6 +160,139 @@ pub fn place(tasks: &[Displaced], nodes: &[NodeRoom]) -> Result<Vec<Placement>, 
     Ok(placed)
 }
 
+/// The swarm's nodes as the scheduler's filters weigh them: each node's facts (`nodes`) and
+/// what the tasks Swarm keeps on it (`tasks`: the swarm's tasks, desired `running`) reserve,
+/// publish on host ports and count, read from their services (`services`). Tasks of a
+/// service `leave_out` keeps are not counted: a deploy replaces them (its update frees their
+/// ports).
+pub fn node_rooms(
+    nodes: Vec<NodeFacts>,
+    tasks: &[Task],
+    services: &[Service],
+    leave_out: impl Fn(&Service) -> bool,
+) -> Vec<NodeRoom> {
+    let by_id: HashMap<&str, Displaced> = services
+        .iter()
+        .filter(|s| !leave_out(s))
+        .map(|s| (s.id.as_str(), Displaced::of(&s.name, &s.view)))
+        .collect();
+    nodes
+        .into_iter()
+        .map(|facts| {
+            let mut room = NodeRoom::default();
+            for task in tasks
+                .iter()
+                .filter(|t| t.node_id == facts.id && t.desired_state == TaskState::Running)
+            {
+                let Some(need) = by_id.get(task.service_id.as_str()) else {
+                    continue;
+                };
+                room.reserved_nano_cpus += need.nano_cpus;
+                room.reserved_memory_bytes += need.memory_bytes;
+                for port in &need.host_ports {
+                    room.host_ports.insert(port.clone(), need.service.clone());
+                }
+                *room.tasks.entry(need.service.clone()).or_default() += 1;
+            }
+            room.facts = facts;
+            room
+        })
+        .collect()
+}
+
+/// Why Swarm would leave some of the replicas of service `name` (spec `view`) pending for
+/// ever although a node can run one: a port it publishes in host mode needs a node of its
+/// own for each task where no other service publishes it (swarmkit's host-port filter), and
+/// `max_replicas_per_node` caps the tasks of one node — with fewer such nodes than replicas,
+/// the deploy would wait for its timeout and roll back. The tasks are placed as [`place`]
+/// places them, over `nodes` ([`node_rooms`] without the service itself, whose own tasks
+/// its update replaces); their reservations are left out, as the preflight compares them with
+/// empty nodes (`preflight::unplaceable`). The reason names the port, each node that can
+/// run the service where it is taken, and by which service. `None`: every replica has a
+/// node, or the service is not replicated or has neither. A constraint Swarm cannot parse is
+/// an error.
+pub fn replicas_left_pending(
+    name: &str,
+    view: &ServiceView,
+    nodes: &[NodeRoom],
+) -> Result<Option<String>, String> {
+    let ServiceMode::Replicated { replicas } = view.mode else {
+        return Ok(None);
+    };
+    let task = Displaced {
+        nano_cpus: 0,
+        memory_bytes: 0,
+        ..Displaced::of(name, view)
+    };
+    if replicas == 0 || (task.host_ports.is_empty() && task.max_replicas == 0) {
+        return Ok(None);
+    }
+    // The service's own tasks, should `nodes` count them, are the ones its update replaces.
+    let nodes: Vec<NodeRoom> = nodes
+        .iter()
+        .cloned()
+        .map(|mut node| {
+            node.host_ports.retain(|_, holder| holder != name);
+            node.tasks.remove(name);
+            node
+        })
+        .collect();
+    let copies = vec![task.clone(); usize::try_from(replicas).unwrap_or(usize::MAX)];
+    let pending = place(&copies, &nodes)?
+        .iter()
+        .filter(|p| matches!(p, Placement::Pending(_)))
+        .count();
+    if pending == 0 {
+        return Ok(None);
+    }
+    // The nodes that can run one of its tasks, by the filters of every caller.
+    let mut able = Vec::new();
+    for node in &nodes {
+        if misfit(&task.needs(), &node.facts, Reserved::NOTHING)?.is_none() {
+            able.push(node);
+        }
+    }
+    let nodes_word = |n: usize| if n == 1 { "node" } else { "nodes" };
+    let left = format!(
+        "Swarm would leave {pending} of them pending (\"no suitable node\") until the deploy \
+         times out"
+    );
+    let Some((protocol, port)) = task.host_ports.first() else {
+        return Ok(Some(format!(
+            "it asks for {replicas} replicas with at most {} per node, and {} ready, active {} \
+             can run it: {left}",
+            task.max_replicas,
+            able.len(),
+            nodes_word(able.len())
+        )));
+    };
+    let key = (protocol.clone(), *port);
+    let taken: Vec<String> = able
+        .iter()
+        .filter_map(|n| {
+            let holder = n.host_ports.get(&key)?;
+            Some(format!("on {} by service {holder}", n.facts.hostname))
+        })
+        .collect();
+    let free = able.len() - taken.len();
+    let mut why = format!(
+        "it publishes port {port}/{protocol} in host mode with {replicas} {}: each task needs \
+         a node of its own where no other task publishes that port, and {free} of the {} \
+         ready, active {} that can run it {} it free",
+        if replicas == 1 { "replica" } else { "replicas" },
+        able.len(),
+        nodes_word(able.len()),
+        if free == 1 { "has" } else { "have" }
+    );
+    if !taken.is_empty() {
+        why.push_str(&format!(" (taken {})", taken.join(", ")));
+    }
+    why.push_str(&format!(
+        "; {left}; publish it in ingress mode, or run fewer replicas"
+    ));
+    Ok(Some(why))
+}
+
 fn refusal(task: &Displaced, node: &NodeRoom) -> Result<Option<Refusal>, String> {
     if let Some(misfit) = misfit(&task.needs(), &node.facts, node.reserved())? {
         return Ok(Some(Refusal::Node(misfit)));
@@ -143,7 +300,7 @@ fn refusal(task: &Displaced, node: &NodeRoom) -> Result<Option<Refusal>, String>
     if let Some((protocol, port)) = task
         .host_ports
         .iter()
-        .find(|p| node.host_ports.contains(*p))
+        .find(|p| node.host_ports.contains_key(*p))
     {
         return Ok(Some(Refusal::HostPort(protocol.clone(), *port)));
     }
@@ -297,7 +454,9 @@ mod tests {
     #[test]
     fn a_host_port_in_use_constraints_and_max_replicas_turn_nodes_away() {
         let mut taken = node("w1", 4);
-        taken.host_ports.insert(("tcp".into(), 8080));
+        taken
+            .host_ports
+            .insert(("tcp".into(), 8080), "other".into());
         let mut labelled = node("w2", 4);
         labelled.facts.labels.insert("zone".into(), "a".into());
         let mut full = node("w3", 4);
@@ -398,6 +557,124 @@ mod tests {
         assert!(place(&[bad], &[node("w1", 1)]).is_err());
     }
 
+    fn web(replicas: u64, ports: serde_json::Value, max_replicas: u64) -> ServiceView {
+        ServiceView::read(&serde_json::json!({
+            "Name": "web",
+            "Mode": {"Replicated": {"Replicas": replicas}},
+            "TaskTemplate": {"ContainerSpec": {"Image": "nginx"},
+                             "Resources": {"Reservations": {"MemoryBytes": 3 * GIB}},
+                             "Placement": {"MaxReplicas": max_replicas}},
+            "EndpointSpec": {"Ports": ports}
+        }))
+        .unwrap()
+    }
+
+    fn host_port(port: u32) -> serde_json::Value {
+        serde_json::json!([{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": port,
+                            "PublishMode": "host"}])
+    }
+
+    #[test]
+    fn replicas_publishing_a_host_port_need_a_node_each_where_it_is_free() {
+        let nodes = [node("w1", 4), node("w2", 4)];
+        let short = |view: &ServiceView, nodes: &[NodeRoom]| {
+            replicas_left_pending("web", view, nodes).unwrap()
+        };
+        // Two nodes, two replicas: one each (their 3 GiB reservations are the preflight's
+        // `unplaceable` to weigh, on empty nodes: not counted twice here).
+        assert_eq!(short(&web(2, host_port(8080), 0), &nodes), None);
+        let why = short(&web(3, host_port(8080), 0), &nodes).unwrap();
+        assert_eq!(
+            why,
+            "it publishes port 8080/tcp in host mode with 3 replicas: each task needs a node \
+             of its own where no other task publishes that port, and 2 of the 2 ready, active \
+             nodes that can run it have it free; Swarm would leave 1 of them pending (\"no \
+             suitable node\") until the deploy times out; publish it in ingress mode, or run \
+             fewer replicas"
+        );
+        // Another service holds it on w1; a node that is not active does not count.
+        let mut taken = node("w1", 4);
+        taken
+            .host_ports
+            .insert(("tcp".into(), 8080), "proxy".into());
+        let mut paused = node("w3", 4);
+        paused.facts.schedulable = false;
+        let nodes = [taken, node("w2", 4), paused];
+        let why = short(&web(2, host_port(8080), 0), &nodes).unwrap();
+        assert!(
+            why.contains("1 of the 2 ready, active nodes that can run it has it free (taken on w1 by service proxy)"),
+            "{why}"
+        );
+        assert_eq!(short(&web(1, host_port(8080), 0), &nodes), None);
+        // Another port, the routing mesh, or the service's own tasks leave it free.
+        assert_eq!(short(&web(2, host_port(9090), 0), &nodes), None);
+        let mesh = serde_json::json!([{"Protocol": "tcp", "TargetPort": 80,
+                                       "PublishedPort": 8080}]);
+        assert_eq!(short(&web(5, mesh.clone(), 0), &nodes), None);
+        let mut own = node("w1", 4);
+        own.host_ports.insert(("tcp".into(), 8080), "web".into());
+        own.tasks.insert("web".into(), 1);
+        let why = short(&web(2, host_port(8080), 0), &[own]).unwrap();
+        assert!(
+            why.contains("1 of the 1 ready, active node that can run it has it free; Swarm would leave 1 of them pending"),
+            "{why}"
+        );
+        // max_replicas_per_node caps a node's tasks, host port or not.
+        let why = short(&web(5, mesh, 2), &[node("w1", 4), node("w2", 4)]).unwrap();
+        assert!(
+            why.starts_with("it asks for 5 replicas with at most 2 per node, and 2 ready, active nodes can run it: Swarm would leave 1 of them pending"),
+            "{why}"
+        );
+        // A global service is Swarm's one task per node.
+        let global = ServiceView {
+            mode: ServiceMode::Global,
+            ..web(2, host_port(8080), 0)
+        };
+        assert_eq!(short(&global, &[node("w1", 4)]), None);
+    }
+
+    #[test]
+    fn node_rooms_count_what_running_tasks_hold_but_the_service_left_out() {
+        let proxy = Service::new(
+            "p".into(),
+            1,
+            serde_json::json!({"Name": "proxy", "TaskTemplate": {"ContainerSpec": {"Image": "x"}},
+                               "EndpointSpec": {"Ports": host_port(8080)}}),
+            None,
+            None,
+        )
+        .unwrap();
+        let web = Service::new(
+            "w".into(),
+            1,
+            serde_json::json!({"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "x"}},
+                               "EndpointSpec": {"Ports": host_port(9090)}}),
+            None,
+            None,
+        )
+        .unwrap();
+        let task = |service: &str, desired: TaskState| Task {
+            service_id: service.into(),
+            node_id: "w1".into(),
+            desired_state: desired,
+            ..Task::default()
+        };
+        let tasks = [
+            task("p", TaskState::Running),
+            task("w", TaskState::Running),
+            task("p", TaskState::Shutdown),
+        ];
+        let services = [proxy, web];
+        let rooms = node_rooms(vec![node("w1", 4).facts], &tasks, &services, |s| {
+            s.name == "web"
+        });
+        assert_eq!(
+            rooms[0].host_ports,
+            BTreeMap::from([(("tcp".to_owned(), 8080), "proxy".to_owned())])
+        );
+        assert_eq!(rooms[0].tasks, BTreeMap::from([("proxy".to_owned(), 1)]));
+    }
+
     fn arb_node() -> impl Strategy<Value = NodeRoom> {
         (
             0u64..4,
@@ -409,7 +686,8 @@ mod tests {
                 let mut n = node("n", gib);
                 n.facts.nano_cpus = cpus * 1_000_000_000;
                 n.facts.schedulable = schedulable;
-                n.host_ports.extend(port.map(|p| ("tcp".to_owned(), p)));
+                n.host_ports
+                    .extend(port.map(|p| (("tcp".to_owned(), p), "other".to_owned())));
                 n
             })
     }
@@ -461,7 +739,9 @@ mod tests {
                         let (cpus, memory) = (n.facts.nano_cpus, n.facts.memory_bytes);
                         prop_assert!(n.reserved_nano_cpus <= cpus || task.nano_cpus == 0 || cpus == 0);
                         prop_assert!(n.reserved_memory_bytes <= memory || task.memory_bytes == 0 || memory == 0);
-                        n.host_ports.extend(task.host_ports.iter().cloned());
+                        for port in &task.host_ports {
+                            n.host_ports.insert(port.clone(), task.service.clone());
+                        }
                         *n.tasks.entry(task.service.clone()).or_default() += 1;
                     }
                     Placement::Pending(why) => {
@@ -470,6 +750,29 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    proptest! {
+        /// `replicas_left_pending` refuses exactly when the replicas outnumber the nodes that
+        /// can run the service with its host port free (at most one task each).
+        #[test]
+        fn host_port_replicas_are_refused_exactly_when_free_nodes_run_out(
+            nodes in proptest::collection::vec(arb_node(), 0..5),
+            replicas in 1u64..6,
+        ) {
+            let nodes: Vec<NodeRoom> = nodes
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut n)| { n.facts.hostname = format!("n{i}"); n })
+                .collect();
+            let view = web(replicas, host_port(8001), 0);
+            let free = nodes
+                .iter()
+                .filter(|n| n.facts.schedulable && !n.host_ports.contains_key(&("tcp".to_owned(), 8001)))
+                .count() as u64;
+            let refused = replicas_left_pending("web", &view, &nodes).unwrap();
+            prop_assert_eq!(refused.is_some(), replicas > free, "{:?}", refused);
         }
     }
 }

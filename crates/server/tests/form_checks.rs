@@ -203,10 +203,25 @@ async fn a_port_another_service_publishes_is_refused_at_the_ports_field() {
     ] {
         refused_at_field(&app, &name, "ports", &ports, &message).await;
     }
-    // Two host-mode ports of one number: Swarm's scheduler keeps their tasks apart. And the
-    // holder keeps its own ports when its form is saved.
+    // Two host-mode ports of one number: Swarm's scheduler keeps their tasks apart, on
+    // different nodes; this swarm's only node has it taken, so the task would stay pending.
     let host_too = format!("mode=host,published={host},target=80");
-    for (target, ports) in [(&name, host_too), (&holder.name, format!("{mesh}:80"))] {
+    let hostname = support::docker(&[
+        "node",
+        "inspect",
+        "self",
+        "--format",
+        "{{.Description.Hostname}}",
+    ]);
+    let taken = format!(
+        "port {host}/tcp in host mode with 1 replica: each task needs a node of its own where \
+         no other task publishes that port, and 0 of the 1 ready, active node that can run it \
+         have it free (taken on {hostname} by service {})",
+        holder.name
+    );
+    refused_at_field(&app, &name, "ports", &host_too, &taken).await;
+    // The holder keeps its own ports when its form is saved.
+    for (target, ports) in [(&holder.name, format!("{mesh}:80"))] {
         let preview = app
             .call(service_form(
                 op,
@@ -245,6 +260,83 @@ async fn a_port_another_service_publishes_is_refused_at_the_ports_field() {
         before,
         "compose: nothing was applied"
     );
+}
+
+/// A replicated service publishing a port in host mode needs a node of its own for each
+/// replica: on this single-node swarm, 2 replicas would leave one task pending until the
+/// deploy's timeout. Refused before anything is created, at the Ports field, on create (form
+/// and API) and in edit as compose at the port's line and column.
+#[tokio::test]
+async fn more_host_mode_replicas_than_nodes_are_refused_and_nothing_is_created() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let port = free_port();
+    let name = support::unique("objs11hostport");
+    let ports = format!("mode=host,published={port},target=80");
+    let message = format!(
+        "this service cannot be placed: it publishes port {port}/tcp in host mode with 2 \
+         replicas: each task needs a node of its own where no other task publishes that port, \
+         and 1 of the 1 ready, active node that can run it has it free; Swarm would leave 1 of \
+         them pending"
+    );
+    let refused = app
+        .call(Call::post("/api/services").bearer(&op.token).json(
+            &json!({"name": name, "image": test_image(), "replicas": "2",
+                              "ports": ports}),
+        ))
+        .await
+        .expect_json_error(400);
+    assert!(refused.starts_with("ports: "), "{refused}");
+    assert!(refused.contains(&message), "{refused}");
+    let page = app
+        .call(Call::post("/services/new").session(op).form(&[
+            ("name", name.as_str()),
+            ("image", test_image()),
+            ("mode", "replicated"),
+            ("replicas", "2"),
+            ("ports", ports.as_str()),
+        ]))
+        .await;
+    page.expect(422);
+    assert!(
+        page.text().contains("data-field=\"ports\""),
+        "{}",
+        page.text()
+    );
+    assert!(page.text().contains(&message), "{}", page.text());
+    assert!(!support::exists("service", &name), "nothing created");
+    // One replica fits; two, as compose, are refused at the port's place.
+    let service = TestService::running(
+        "objs11hostport",
+        &[
+            "--publish",
+            &format!("mode=host,published={port},target=80"),
+        ],
+        SLEEP,
+    );
+    let before = service_version(&service.name);
+    let compose = app.service_compose(&service.name, op).await;
+    assert!(compose.contains("replicas: 1"), "{compose}");
+    let text = compose.replace("replicas: 1", "replicas: 2");
+    let line = 1 + text
+        .lines()
+        .position(|l| l.trim_start().starts_with("- ") && l.contains(&port.to_string()))
+        .unwrap_or_else(|| panic!("the port in {text}"));
+    let refused = app
+        .post_compose(&service.name, op, &text)
+        .await
+        .expect_json_error(400);
+    assert!(
+        refused.starts_with(&format!("{}.yml:{line}:", service.name)),
+        "{refused}"
+    );
+    assert!(
+        refused.contains(&format!(
+            "cannot be placed: it publishes port {port}/tcp in host mode with 2 replicas"
+        )),
+        "{refused}"
+    );
+    assert_eq!(service_version(&service.name), before, "nothing applied");
 }
 
 #[tokio::test]

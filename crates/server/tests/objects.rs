@@ -228,17 +228,139 @@ async fn a_secret_is_created_listed_guarded_and_rotated() {
         .iter()
         .any(|e| e["action"] == "create-secret" && e["target"] == name.as_str()));
 
-    // Once nothing uses it, the new version may be removed; the service first.
+    // Once nothing uses it, the new version may be removed; the service first, and its task
+    // stopped (until then it still mounts the secret).
     let service_name = service.name.clone();
     drop(service);
     wait_for("the service to be gone", Duration::from_secs(30), || {
         try_docker(&["service", "inspect", &service_name]).is_err()
+    });
+    wait_for("its task to stop", Duration::from_secs(30), || {
+        try_docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service_name}"),
+        ])
+        .is_ok_and(|ids| ids.is_empty())
     });
     app.call(support::Call::delete(&format!("/api/secrets/{new_name}")).bearer(&op.token))
         .await
         .expect(204);
     assert!(!exists("secret", &new_name));
     made.names.clear();
+}
+
+/// Swarm itself refuses to remove a secret only while a service's spec names it; a task keeps
+/// the spec it was made with. Here the service moves from secret A to B while its old task
+/// ignores SIGTERM for its 20 s stop grace period: until it has stopped, removing A is
+/// refused naming that task, its node and state; then it goes.
+#[tokio::test]
+async fn a_secret_a_stopping_task_still_mounts_is_not_removed_until_it_stopped() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let (a, b) = (unique("objs11old"), unique("objs11new"));
+    let _made = Made {
+        kind: "secret",
+        names: vec![a.clone(), b.clone()],
+    };
+    for name in [&a, &b] {
+        app.call(
+            support::Call::post("/api/secrets")
+                .bearer(&op.token)
+                .json(&json!({"name": name, "data": "v"})),
+        )
+        .await
+        .expect(201);
+    }
+    // PID 1 ignores SIGTERM: the container runs until Swarm kills it after the grace period.
+    let service = TestService::running(
+        "objs11holder",
+        &[
+            "--secret",
+            &format!("source={a},target=app_pw"),
+            "--stop-grace-period",
+            "20s",
+        ],
+        &["/bin/busybox", "sh", "-c", "trap '' TERM; sleep 3600"],
+    );
+    service.wait_running(1);
+    let hostname = docker(&[
+        "node",
+        "inspect",
+        "self",
+        "--format",
+        "{{.Description.Hostname}}",
+    ]);
+    docker(&[
+        "service",
+        "update",
+        "--detach",
+        "--quiet",
+        "--secret-rm",
+        &a,
+        "--secret-add",
+        &format!("source={b},target=app_pw"),
+        &service.name,
+    ]);
+    // No service names A any more; the old task still stops.
+    let get_a = || support::Call::get(&format!("/api/secrets/{a}")).bearer(&op.token);
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = app.call(get_a()).await.json();
+        if seen["users"] == json!([]) && seen["tasks"].as_array().is_some_and(|t| !t.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let task = &seen["tasks"][0];
+    assert_eq!(task["task"], format!("{}.1", service.name), "{seen}");
+    assert_eq!(task["node"], hostname.as_str(), "{seen}");
+    assert_eq!(task["state"], "running", "{seen}");
+    assert_eq!(task["desired_state"], "shutdown", "{seen}");
+    assert_eq!(task["target"], "app_pw", "{seen}");
+    let message = app
+        .call(support::Call::delete(&format!("/api/secrets/{a}")).bearer(&op.token))
+        .await
+        .expect_json_error(409);
+    assert!(
+        message.contains(&format!(
+            "{}.1 on {hostname} (running, desired shutdown)",
+            service.name
+        )),
+        "{message}"
+    );
+    assert!(exists("secret", &a), "{message}");
+    // The object's page and the list say it too; the page offers no remove button.
+    let page = app
+        .call(support::Call::get(&format!("/secrets/{a}")).session(op))
+        .await;
+    page.expect(200);
+    assert!(page.text().contains("Still mounted by"), "{}", page.text());
+    assert!(!page.text().contains(">Remove</button>"), "{}", page.text());
+    let list = app
+        .call(support::Call::get("/api/secrets").bearer(&op.token))
+        .await
+        .json();
+    assert_eq!(row(&list, &a).unwrap()["tasks"][0]["id"], task["id"]);
+
+    // Once it stopped (Swarm kills it after the grace period), A goes.
+    let mut answer = None;
+    for _ in 0..60 {
+        let now = app.call(get_a()).await.json();
+        if now["tasks"] == json!([]) {
+            answer = Some(
+                app.call(support::Call::delete(&format!("/api/secrets/{a}")).bearer(&op.token))
+                    .await,
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    answer
+        .expect("the old task stopped within 30 s")
+        .expect(204);
+    assert!(!exists("secret", &a));
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod image;
 mod service;
 mod state;
 mod task;
+mod users;
 mod view;
 
 pub use exit::{exit_wording, task_outcome, ExitFacts};
@@ -25,6 +26,7 @@ pub use image::ImageRef;
 pub use service::{check_stack_name, Service, UpdateStatus, STACK_NAMESPACE_LABEL};
 pub use state::{FailureAction, RestartCondition, TaskState, UpdateOrder, UpdateState};
 pub use task::Task;
+pub use users::{file_users, FileKind, FileUsers, TaskHolding};
 pub use view::{
     FileRef, Healthcheck, LogDriver, MountView, Platform, PortConfig, PublishMode, ResourceAmounts,
     RestartPolicy, ServiceMode, ServiceView, SpecError, UpdateConfig, DEFAULT_HEALTH_INTERVAL,

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use crate::image::ImageRef;
 use crate::state::TaskState;
-use crate::view::{template_limits, template_volumes, ResourceAmounts};
+use crate::users::FileKind;
+use crate::view::{template_files, template_limits, template_volumes, FileRef, ResourceAmounts};
 
 /// One task of a service, as `GET /tasks` reports it. Its [`Default`] is a task Swarm has
 /// just made (`new`), of no service yet.
@@ -102,6 +103,13 @@ impl Task {
     /// `volume`): on its node, those volumes are in use while the task is.
     pub fn volumes(&self) -> Vec<String> {
         template_volumes(&self.spec)
+    }
+
+    /// The secrets or configs the task's own spec gives its container
+    /// (`Spec.ContainerSpec.Secrets` or `.Configs`): those it was made with, which stay its
+    /// own while its service moves on to other versions.
+    pub fn files(&self, kind: FileKind) -> Vec<FileRef> {
+        template_files(&self.spec, kind)
     }
 
     /// `Spec.Resources.Limits`: what the task's container may use (0: no limit).

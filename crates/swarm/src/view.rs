@@ -82,6 +82,9 @@ pub struct ServiceView {
     /// `TaskTemplate.Placement.Platforms`: the platforms the image runs on, as the docker CLI
     /// records them from its manifest; empty: any.
     pub platforms: Vec<Platform>,
+    /// `TaskTemplate.Placement.MaxReplicas`: the most tasks of the service on one node
+    /// (compose's `max_replicas_per_node`); 0: no limit.
+    pub max_replicas: u64,
 }
 
 /// One of `TaskTemplate.Placement.Platforms`; an empty field matches any node.
@@ -461,6 +464,20 @@ pub(crate) fn template_volumes(template: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The secrets (`ContainerSpec.Secrets`) or configs (`ContainerSpec.Configs`) a task spec
+/// gives its container, in order; none when the spec cannot be read.
+pub(crate) fn template_files(template: &Value, kind: crate::FileKind) -> Vec<FileRef> {
+    TaskTemplateWire::deserialize(template)
+        .map(|t| {
+            let refs = match kind {
+                crate::FileKind::Secret => t.container_spec.secrets,
+                crate::FileKind::Config => t.container_spec.configs,
+            };
+            refs.into_iter().map(FileRefWire::into_ref).collect()
+        })
+        .unwrap_or_default()
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
 struct TaskTemplateWire {
@@ -513,6 +530,8 @@ struct PlacementWire {
     preferences: Vec<PreferenceWire>,
     #[serde(default, deserialize_with = "nullable")]
     platforms: Vec<Platform>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_replicas: u64,
 }
 
 #[derive(Deserialize, Default)]
@@ -815,6 +834,7 @@ impl SpecWire {
                 .filter_map(|p| p.spread.map(|s| s.spread_descriptor))
                 .collect(),
             platforms: template.placement.platforms,
+            max_replicas: template.placement.max_replicas,
         }
     }
 }

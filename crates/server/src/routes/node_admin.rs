@@ -19,9 +19,10 @@ use crate::respond::{Input, Reply};
 use crate::routes::nodes::load_node;
 use crate::state::AppState;
 use crate::views::node_admin::{
-    drain_effect, editable_labels, even_managers_note, label_change_effect, label_line,
-    labels_text, labels_to_save, node_rooms, one_of, own_container_id, parse_labels,
-    removal_refusal, role_refusal, DrainEffect, AVAILABILITIES, ROLES,
+    agent_off_note, agent_on_node, drain_effect, editable_labels, even_managers_note,
+    label_change_effect, label_line, labels_text, labels_to_save, node_rooms, one_of,
+    own_container_id, parse_labels, removal_refusal, role_refusal, DrainEffect, AVAILABILITIES,
+    ROLES,
 };
 use crate::views::FieldError;
 use swarmkeeper_report::PRESSURE_LABEL;
@@ -214,11 +215,14 @@ pub struct AvailabilityRequest {
 /// `POST /nodes/{id}/availability`, `POST /api/nodes/{id}/availability`: `active`, `pause`
 /// or `drain`; Swarm moves the tasks of a drained node (see the preview). A drain that stops
 /// the dashboard (its own server's task would stay pending) is refused (409, saying so)
-/// without `confirm`.
+/// without `confirm`. A pause while swarmkeeper's agent does not run on the node (after a
+/// drain) is done, and its `note` says GC stays off there and to set it active instead
+/// ([`agent_off_note`]; a form shows it on the node's page).
 pub async fn set_availability(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    uri: Uri,
     Input(request): Input<AvailabilityRequest>,
 ) -> Result<Reply, AppError> {
     let wanted = request.availability;
@@ -235,7 +239,41 @@ pub async fn set_availability(
             )));
         }
     }
-    change(&state, &caller, &id, "availability", Value::from(wanted)).await
+    // Pausing a node whose agent does not run there keeps the agent off (Swarm starts no new
+    // task on a paused node): the answer says so, before the change is asked of Swarm.
+    let agent_note = if wanted == "pause" {
+        let node = inspect(&state, &id).await?;
+        let (tasks, services) = tokio::try_join!(
+            state.engine.list_node_tasks(&node.id),
+            state.engine.list_services(None)
+        )?;
+        agent_off_note(&node.hostname, &wanted, agent_on_node(&services, &tasks))
+    } else {
+        None
+    };
+    let mut changed =
+        apply_change(&state, &caller, &id, "availability", Value::from(wanted)).await?;
+    changed.note = agent_note;
+    noted(&state, &uri, changed).await
+}
+
+/// A change's answer: a form goes back to the node's page, which shows the change's note
+/// on top when it has one.
+async fn noted(state: &AppState, uri: &Uri, changed: NodeChanged) -> Result<Reply, AppError> {
+    let page = node_page(&changed.id);
+    let shown = match (&changed.note, Format::of(uri.path())) {
+        (Some(note), Format::Html) => {
+            let mut view = load_node(state, &changed.id).await?;
+            view.notice = Some(note.clone());
+            Some(view)
+        }
+        _ => None,
+    };
+    let reply = Reply::changed(StatusCode::OK, changed, page);
+    Ok(match shown {
+        Some(view) => reply.showing(view),
+        None => reply,
+    })
 }
 
 #[derive(Deserialize)]
@@ -289,21 +327,7 @@ pub async fn set_role(
         _ => managers,
     };
     changed.note = even_managers_note(managers);
-    let page = node_page(&changed.id);
-    // A form shows the note on the node's page rather than going back to it.
-    let shown = match (&changed.note, Format::of(uri.path())) {
-        (Some(note), Format::Html) => {
-            let mut view = load_node(&state, &changed.id).await?;
-            view.notice = Some(note.clone());
-            Some(view)
-        }
-        _ => None,
-    };
-    let reply = Reply::changed(StatusCode::OK, changed, page);
-    Ok(match shown {
-        Some(view) => reply.showing(view),
-        None => reply,
-    })
+    noted(&state, &uri, changed).await
 }
 
 /// A role change refused for the node's state: 409, on the node's page for a form.

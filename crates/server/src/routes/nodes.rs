@@ -23,6 +23,7 @@ use crate::respond::Reply;
 use crate::routes::usage::{node_series, UsageCharts};
 use crate::state::AppState;
 use crate::views::chart::disk_chart;
+use crate::views::node_admin::{agent_off_note, agent_on_node};
 use crate::views::nodes::{
     node_rows, start_of_day, taken_over_after_pressure, NodeHistory, NodeRow,
 };
@@ -160,6 +161,9 @@ pub struct NodeView {
     /// Paused by swarmkeeper for disk pressure, then taken over by an operator
     /// ([`taken_over_after_pressure`]): swarmkeeper will not set it active again.
     pub taken_over: bool,
+    /// Paused while swarmkeeper's agent does not run there: what stays off and what to do
+    /// (`views::node_admin::agent_off_note`); the page shows "agent not running".
+    pub agent_off: Option<String>,
     /// The swarm's only manager: the page offers no demote (the engine refuses it).
     #[serde(skip)]
     pub only_manager: bool,
@@ -220,7 +224,7 @@ pub(crate) async fn load_node(state: &AppState, id: &str) -> Result<NodeView, Ap
     // A row made from a report alone (an engine outside the swarm, or a node removed from
     // it) has no role: the swarm knows nothing of it.
     let in_swarm = !row.role.is_empty();
-    let (swarm, tasks) = if in_swarm {
+    let (swarm, tasks, agent_off) = if in_swarm {
         let (node, tasks, services) = tokio::try_join!(
             state.engine.inspect_node(&row.id),
             state.engine.list_node_tasks(&row.id),
@@ -230,9 +234,14 @@ pub(crate) async fn load_node(state: &AppState, id: &str) -> Result<NodeView, Ap
             .iter()
             .map(|s| (s.id.as_str(), s.name.as_str()))
             .collect();
-        (Some(SwarmFacts::from(&node)), node_tasks(&tasks, &names))
+        let agent = agent_on_node(&services, &tasks);
+        (
+            Some(SwarmFacts::from(&node)),
+            node_tasks(&tasks, &names),
+            agent_off_note(&row.hostname, &row.availability, agent),
+        )
     } else {
-        (None, Vec::new())
+        (None, Vec::new(), None)
     };
     let taken_over = in_swarm && row.disk_pressure.is_none() && row.availability != "active" && {
         use crate::pressure::{FORGET_ACTION, PAUSE_ACTION, RELEASE_ACTION};
@@ -300,6 +309,7 @@ pub(crate) async fn load_node(state: &AppState, id: &str) -> Result<NodeView, Ap
             .map(|s| (s.at.as_millisecond(), s.used_bytes, s.capacity_bytes))
             .collect(),
         taken_over,
+        agent_off,
         only_manager,
         chart,
         usage,

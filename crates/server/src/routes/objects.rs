@@ -3,7 +3,7 @@
 //! service that uses the old one moved to it through the deploy engine (followed, rolled back
 //! on failure, recorded as an `edit` revision of its stack), the old one removed once unused.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use swarmkeeper_deploy::{base64, Request, LABEL_DATA_SHA256};
 use swarmkeeper_engine::{
-    swap_file_ref, Created, Engine, EngineError, FileKind, Service, ServiceMode, TaskState,
+    swap_file_ref, Created, Engine, EngineError, FileKind, Service, ServiceMode, Task, TaskState,
 };
 
 use super::stacks::DeployFailure;
@@ -200,18 +200,60 @@ async fn remove_object(engine: &Engine, kind: FileKind, id: &str) -> Result<(), 
     }
 }
 
-/// The page's data: one request for the objects, one for the services; the operator's
-/// objects, and the count of deploy-history configs per stack.
+/// Everything a list of objects with their users reads, one request each: the objects of
+/// the kind, the services, every task (a task may still run with an object its service no
+/// longer names: `swarmkeeper_swarm::file_users`) and the nodes (to name a task's).
+struct Around {
+    objects: Vec<swarmkeeper_engine::SwarmObject>,
+    services: Vec<Service>,
+    tasks: Vec<Task>,
+    hostnames: HashMap<String, String>,
+}
+
+impl Around {
+    /// The objects named `name` (all of them for `None`) with their users.
+    fn rows(&self, kind: FileKind, name: Option<&str>) -> Vec<ObjectRow> {
+        let named: Vec<_>;
+        let objects = match name {
+            Some(name) => {
+                named = self
+                    .objects
+                    .iter()
+                    .filter(|o| o.name == name)
+                    .cloned()
+                    .collect();
+                &named
+            }
+            None => &self.objects,
+        };
+        object_rows(objects, &self.services, &self.tasks, &self.hostnames, kind)
+    }
+}
+
+/// [`Around`] the objects of `kind`: four engine requests at once.
+async fn around(state: &AppState, kind: FileKind) -> Result<Around, AppError> {
+    let (objects, services, tasks, nodes) = tokio::try_join!(
+        list_objects(&state.engine, kind),
+        state.engine.list_services(None),
+        state.engine.list_all_tasks(),
+        state.engine.list_nodes()
+    )?;
+    Ok(Around {
+        objects,
+        services,
+        tasks,
+        hostnames: nodes.into_iter().map(|n| (n.id, n.hostname)).collect(),
+    })
+}
+
+/// The page's data: the operator's objects with their users ([`around`]), and the count of
+/// deploy-history configs per stack.
 async fn load(
     state: &AppState,
     kind: FileKind,
 ) -> Result<(Vec<ObjectRow>, BTreeMap<String, usize>), AppError> {
-    let (objects, services) = tokio::try_join!(
-        list_objects(&state.engine, kind),
-        state.engine.list_services(None)
-    )?;
     let mut history = BTreeMap::new();
-    let mut rows = object_rows(&objects, &services, kind);
+    let mut rows = around(state, kind).await?.rows(kind, None);
     rows.retain(|row| match &row.history_of {
         Some(stack) => {
             *history.entry(stack.clone()).or_default() += 1;
@@ -285,18 +327,19 @@ async fn load_one(
     name: &str,
     form: FormState,
 ) -> Result<ObjectView, AppError> {
-    let (objects, services) = find(state, kind).await?;
-    let named: Vec<_> = objects.into_iter().filter(|o| o.name == name).collect();
-    let object = object_rows(&named, &services, kind)
+    let around = around(state, kind).await?;
+    let services = &around.services;
+    let object = around
+        .rows(kind, Some(name))
         .pop()
         .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))?;
     Ok(ObjectView {
         kind: kind.as_str(),
-        not_rotatable: own_refusal(&services, kind, &object.id, name),
-        rekey: (kind == FileKind::Secret && seal_key_users(&services, &object.id).is_ok())
+        not_rotatable: own_refusal(services, kind, &object.id, name),
+        rekey: (kind == FileKind::Secret && seal_key_users(services, &object.id).is_ok())
             .then(|| rekey_consequences(name)),
         report_secret: if kind == FileKind::Secret
-            && server_reads_as(&services, &object.id, REPORT_SECRET_FILE)
+            && server_reads_as(services, &object.id, REPORT_SECRET_FILE)
         {
             Some(ReportSecretView {
                 previous_accepted: state.report_grace_open(),
@@ -428,16 +471,14 @@ async fn remove(
     kind: FileKind,
     name: &str,
 ) -> Result<Reply, AppError> {
-    let (objects, services) = find(state, kind).await?;
-    let rows = object_rows(&objects, &services, kind);
+    let rows = around(state, kind).await?.rows(kind, Some(name));
     let row = rows
-        .iter()
-        .find(|row| row.name == name)
+        .first()
         .ok_or_else(|| AppError::NotFound(format!("no {} named {name}", kind.as_str())))?;
     if let Some(stack) = &row.history_of {
         return Err(AppError::Conflict(history_refusal(kind, name, stack)));
     }
-    if let Some(why) = in_use(kind, name, &row.users) {
+    if let Some(why) = in_use(kind, name, &row.users, &row.tasks) {
         return Err(AppError::Conflict(why));
     }
     remove_object(&state.engine, kind, &row.id).await?;
@@ -875,7 +916,8 @@ pub async fn create_config(
 }
 
 /// `POST /secrets/{name}/remove`, `DELETE /api/secrets/{name}`: 409 naming the services
-/// while any uses it.
+/// while any uses it, and the tasks (with their node and state) that still run with it
+/// though their service no longer names it.
 pub async fn remove_secret(
     State(state): State<AppState>,
     caller: Caller,

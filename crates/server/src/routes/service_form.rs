@@ -31,7 +31,7 @@ use crate::jobs::{Job, JobEnd, Link};
 use crate::page::url_encode;
 use crate::respond::{Format, Input, Reply};
 use crate::state::AppState;
-use crate::views::own::{check_server_move, own_part};
+use crate::views::own::{check_edit, own_part};
 use crate::views::service_form::{
     build, compose_of, field_rows, placement_error, read_compose, refused_place, Context, FieldRow,
     Refused, ServiceForm,
@@ -365,6 +365,30 @@ async fn port_in_use(
     Ok(clash.map(|c| FieldError::new("ports", format!("this service would publish {}", c.why))))
 }
 
+/// The field and message when Swarm would leave some of the replicas of service `name`
+/// (`spec`) pending for ever: a port it publishes in host mode is free on fewer nodes that can
+/// run it than it has replicas, or its replicas per node run out (the deploy preflight's rule,
+/// `swarmkeeper_deploy::replicas_pending`). The Ports field, or Replicas when no host port is
+/// the cause.
+async fn replicas_pending(
+    state: &AppState,
+    name: &str,
+    spec: &serde_json::Value,
+) -> Result<Option<FieldError>, AppError> {
+    let Ok(view) = ServiceView::read(spec) else {
+        return Ok(None);
+    };
+    let pending = swarmkeeper_deploy::replicas_pending(&state.engine, &[(name, &view)]).await?;
+    Ok(pending.map(|p| {
+        let field = if p.port.is_some() {
+            "ports"
+        } else {
+            "replicas"
+        };
+        FieldError::new(field, format!("this service cannot be placed: {}", p.why))
+    }))
+}
+
 /// What a form or compose text of `stack` may name: the swarm's secrets and configs by name;
 /// and the modes of the `running` services it edits, which Swarm cannot change.
 async fn context(
@@ -451,13 +475,16 @@ async fn save(
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return refuse(uri, editing.as_deref(), &post.form, vec![error], status);
     }
-    // Moving swarmkeeper's own server away from the node that holds its state.
+    if let Some(error) = replicas_pending(state, &name, &spec).await? {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return refuse(uri, editing.as_deref(), &post.form, vec![error], status);
+    }
+    // Moving swarmkeeper's own server away from the node that holds its state, or scaling it
+    // to 0.
     let mut notes = notes;
-    if let Some(current) = &current {
-        let moves =
-            ServiceView::read(&spec).is_ok_and(|view| view.constraints != current.view.constraints);
+    if let (Some(current), Ok(after)) = (&current, ServiceView::read(&spec)) {
         let part = own_part(&current.view);
-        if let Err(why) = check_server_move(&current.name, part, moves, move_confirmed) {
+        if let Err(why) = check_edit(&current.name, part, &current.view, &after, move_confirmed) {
             if Format::of(uri.path()) == Format::Json {
                 return Err(AppError::Conflict(why));
             }
@@ -628,13 +655,29 @@ pub struct ComposeEditView {
 
 page!(ComposeEditView, "compose_edit.html", "services");
 
-/// An "edit as compose" post: the text, and `confirm=yes` once the preview was seen (a page
-/// only: the JSON twin applies at once).
+/// An "edit as compose" post: the text, and `confirm` — a page's `yes` once the preview was
+/// seen (the JSON twin applies at once), the JSON twin's `true` to apply a change that moves
+/// swarmkeeper's own server or scales it to 0 (`views::own::check_edit`).
 #[derive(Deserialize)]
 pub struct ComposePost {
     pub compose: String,
-    #[serde(default)]
-    pub confirm: String,
+    #[serde(default, deserialize_with = "yes_or_true")]
+    pub confirm: bool,
+}
+
+/// `confirm` as a page posts it (`yes`) or as the JSON twin does (`true`); anything else is
+/// no confirmation.
+fn yes_or_true<'de, D: serde::Deserializer<'de>>(input: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Confirm {
+        Flag(bool),
+        Word(String),
+    }
+    Ok(match Confirm::deserialize(input)? {
+        Confirm::Flag(flag) => flag,
+        Confirm::Word(word) => word == "yes",
+    })
 }
 
 /// What a compose edit is about: one service, or a stack's services.
@@ -797,9 +840,21 @@ async fn apply_compose(
     let mut change_lines = Vec::new();
     let mut findings = Vec::new();
     let mut desired = Vec::with_capacity(specs.len());
+    let mut notes = notes;
     for (name, written) in specs {
         let current = target.services.iter().find(|s| s.name == name);
         let spec = overlay_form_fields(current.map_or(&empty, |s| &s.spec), &written);
+        // Moving swarmkeeper's own server or scaling it to 0, as the form's edit guards it.
+        if let (Some(current), Ok(after)) = (current, ServiceView::read(&spec)) {
+            let part = own_part(&current.view);
+            if let Err(why) = check_edit(&name, part, &current.view, &after, post.confirm) {
+                if Format::of(uri.path()) == Format::Json {
+                    return Err(AppError::Conflict(why));
+                }
+                // The page's preview says it before its Apply confirms.
+                notes.push(format!("warning: {why}"));
+            }
+        }
         match current {
             Some(current) => change_lines.extend(
                 changes(&spec, &current.spec)
@@ -824,7 +879,6 @@ async fn apply_compose(
     }
     // A stack's service the text leaves out is left as it is (as `swarmkeeper diff` lists
     // `left alone`): say so, or a deleted service reads as one the save removes.
-    let mut notes = notes;
     notes.extend(
         target
             .services
@@ -852,10 +906,23 @@ async fn apply_compose(
         let message = located(at, format!("{key}: would publish {}", clash.why));
         return refused(message, post.compose);
     }
+    if let Some(pending) = swarmkeeper_deploy::replicas_pending(&state.engine, &views).await? {
+        let key = compose_key(&pending.service);
+        let place = match &pending.port {
+            Some((protocol, published)) => Refused::Port {
+                published: *published,
+                protocol,
+            },
+            None => Refused::Replicas,
+        };
+        let at = refused_place(&post.compose, &key, place);
+        let message = located(at, format!("{key}: cannot be placed: {}", pending.why));
+        return refused(message, post.compose);
+    }
     // Nothing to apply: the page says "No change." with no apply button, and an apply (a
     // stale page's, or the API's) records no revision.
     let unchanged = change_lines.is_empty();
-    if Format::of(uri.path()) == Format::Html && (post.confirm != "yes" || unchanged) {
+    if Format::of(uri.path()) == Format::Html && (!post.confirm || unchanged) {
         return Ok(compose_page(
             &target,
             post.compose.clone(),

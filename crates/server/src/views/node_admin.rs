@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use swarmkeeper_engine::{PublishMode, Service, SwarmNode, Task, TaskState};
+use swarmkeeper_engine::{Service, SwarmNode, Task, TaskState};
 use swarmkeeper_report::PRESSURE_LABEL;
 use swarmkeeper_rollout::placement::{place, Displaced, NodeRoom, Placement};
 use swarmkeeper_rollout::preflight::{unmet, NodeFacts};
@@ -99,53 +99,12 @@ pub struct DrainEffect {
     pub stops_dashboard: bool,
 }
 
-/// The swarm's other nodes as the scheduler's filters weigh them: each node's facts (from
-/// `others`: its CPU, memory and log plugins among them), and what the tasks Swarm keeps on
-/// it (`tasks`: the swarm's tasks) reserve and publish on host ports, read from their
-/// services.
+/// The swarm's other nodes as the scheduler's filters weigh them
+/// (`swarmkeeper_rollout::placement::node_rooms`, the preflight's rule): each node's facts
+/// (from `others`) and what the tasks Swarm keeps on it (`tasks`: the swarm's tasks) reserve,
+/// publish on host ports and count, read from their services.
 pub fn node_rooms(others: Vec<NodeFacts>, tasks: &[Task], services: &[Service]) -> Vec<NodeRoom> {
-    let by_id: HashMap<&str, &Service> = services.iter().map(|s| (s.id.as_str(), s)).collect();
-    others
-        .into_iter()
-        .map(|facts| {
-            let mut room = NodeRoom::default();
-            for task in tasks
-                .iter()
-                .filter(|t| t.node_id == facts.id && t.desired_state == TaskState::Running)
-            {
-                let Some(service) = by_id.get(task.service_id.as_str()) else {
-                    continue;
-                };
-                let need = displaced(service);
-                room.reserved_nano_cpus += need.nano_cpus;
-                room.reserved_memory_bytes += need.memory_bytes;
-                room.host_ports.extend(need.host_ports);
-                *room.tasks.entry(need.service).or_default() += 1;
-            }
-            room.facts = facts;
-            room
-        })
-        .collect()
-}
-
-/// What a task of `service` asks of a node.
-fn displaced(service: &Service) -> Displaced {
-    let view = &service.view;
-    Displaced {
-        service: service.name.clone(),
-        constraints: view.constraints.clone(),
-        nano_cpus: view.reservations.nano_cpus,
-        memory_bytes: view.reservations.memory_bytes,
-        log_driver: view.log_driver.as_ref().map(|d| d.name.clone()),
-        platforms: view.platforms.clone(),
-        host_ports: view
-            .ports
-            .iter()
-            .filter(|p| p.publish_mode == PublishMode::Host && p.published_port != 0)
-            .map(|p| (p.protocol.clone(), p.published_port))
-            .collect(),
-        max_replicas: 0,
-    }
+    swarmkeeper_rollout::placement::node_rooms(others, tasks, services, |_| false)
 }
 
 /// The effect of draining the node that runs `tasks` (the node's tasks, old ones included),
@@ -172,7 +131,8 @@ pub fn drain_effect(
         .enumerate()
         .filter_map(|(i, t)| {
             let service = by_id.get(t.service_id.as_str())?;
-            (!service.view.mode.is_global()).then(|| (i, displaced(service)))
+            (!service.view.mode.is_global())
+                .then(|| (i, Displaced::of(&service.name, &service.view)))
         })
         .collect();
     let needs: Vec<Displaced> = movers.iter().map(|(_, d)| d.clone()).collect();
@@ -427,6 +387,60 @@ pub fn removal_refusal(node: &SwarmNode) -> Option<String> {
         ));
     }
     None
+}
+
+/// swarmkeeper's agent on one node, as Swarm runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentOnNode {
+    /// No service of the swarm runs the agent (`views::own::own_part`): nothing to say.
+    NotDeployed,
+    /// A task of the agent's service runs on the node.
+    Running,
+    /// The agent's service exists but no task of it runs on the node: stopped by a drain,
+    /// never started, or ended.
+    NotRunning,
+}
+
+/// Whether swarmkeeper's agent runs on the node whose tasks are `node_tasks` (the node's,
+/// old ones included), among the swarm's `services`.
+pub fn agent_on_node(services: &[Service], node_tasks: &[Task]) -> AgentOnNode {
+    let agents: Vec<&str> = services
+        .iter()
+        .filter(|s| own_part(&s.view) == Some(OwnPart::Agent))
+        .map(|s| s.id.as_str())
+        .collect();
+    if agents.is_empty() {
+        return AgentOnNode::NotDeployed;
+    }
+    let running = node_tasks.iter().any(|t| {
+        agents.contains(&t.service_id.as_str())
+            && t.desired_state == TaskState::Running
+            && t.state == TaskState::Running
+    });
+    if running {
+        AgentOnNode::Running
+    } else {
+        AgentOnNode::NotRunning
+    }
+}
+
+/// What a node `hostname` with availability `availability` (as it is, or as an operator sets
+/// it) means for swarmkeeper's `agent` there; `None` when nothing is lost. Swarm places no
+/// new task on a paused node (swarmkit's scheduler skips nodes that are not active), so an
+/// agent that is not running there when the node is paused — after a drain stopped it, or
+/// paused before it started — stays off: no image GC, no disk reports, and no release of the
+/// disk pressure pause (`swarmkeeper_report::disk_pressure` decides from reports) on that
+/// node, until it is active again. A drain stops the agent too, and its own preview and the
+/// node's "agent stopped by the drain" say so.
+pub fn agent_off_note(hostname: &str, availability: &str, agent: AgentOnNode) -> Option<String> {
+    (availability == "pause" && agent == AgentOnNode::NotRunning).then(|| {
+        format!(
+            "swarmkeeper's agent is not running on {hostname}, and Swarm starts no new task on \
+             a paused node: image GC, disk reports and the release of a disk pressure pause \
+             stay off there while it is paused. Set it active instead (Swarm starts the agent \
+             there again); pause it once the agent reports, if it must stay paused."
+        )
+    })
 }
 
 #[cfg(test)]
@@ -817,5 +831,59 @@ mod tests {
         assert_eq!(role_refusal("m1", "ready", "manager", "worker", 2), None);
         // A down manager may still be demoted (the engine says whether it can).
         assert_eq!(role_refusal("m2", "down", "manager", "worker", 3), None);
+    }
+
+    #[test]
+    fn pausing_a_node_whose_agent_is_not_running_keeps_gc_off_and_says_to_activate() {
+        let agent = Service::new(
+            "a".into(),
+            1,
+            json!({"Name": "sk_agent", "Labels": {"swarmkeeper.agent": "true"},
+                   "Mode": {"Global": {}}, "TaskTemplate": {"ContainerSpec": {"Image": "x"}}}),
+            None,
+            None,
+        )
+        .unwrap();
+        let other = service("r", json!({"Replicated": {"Replicas": 1}}));
+        let services = [agent, other];
+        let on = |state: &str, desired: &str| Task {
+            state: state.into(),
+            ..task("t", "a", None, desired)
+        };
+        assert_eq!(
+            agent_on_node(&services, &[on("running", "running")]),
+            AgentOnNode::Running
+        );
+        // Stopped by a drain: shut down, or still stopping.
+        for stopped in [on("shutdown", "shutdown"), on("running", "shutdown")] {
+            assert_eq!(
+                agent_on_node(&services, &[stopped]),
+                AgentOnNode::NotRunning
+            );
+        }
+        assert_eq!(agent_on_node(&services, &[]), AgentOnNode::NotRunning);
+        assert_eq!(
+            agent_on_node(&services[1..], &[]),
+            AgentOnNode::NotDeployed,
+            "no agent service: nothing to say"
+        );
+        let note = agent_off_note("node-2", "pause", AgentOnNode::NotRunning).unwrap();
+        assert!(
+            note.starts_with("swarmkeeper's agent is not running on node-2")
+                && note.contains("Set it active"),
+            "{note}"
+        );
+        for (availability, agent) in [
+            ("pause", AgentOnNode::Running),
+            ("pause", AgentOnNode::NotDeployed),
+            ("active", AgentOnNode::NotRunning),
+            ("drain", AgentOnNode::NotRunning),
+        ] {
+            assert_eq!(
+                agent_off_note("node-2", availability, agent),
+                None,
+                "{availability} {agent:?}"
+            );
+        }
     }
 }

@@ -1,11 +1,12 @@
-//! Secrets and configs: each with the services that use it, the name a rotation gives the next
-//! version, and the checks of a name and a value before anything is sent to the engine. Pure.
+//! Secrets and configs: each with the services and tasks that use it (one rule,
+//! `swarmkeeper_swarm::file_users`), the name a rotation gives the next version, and the
+//! checks of a name and a value before anything is sent to the engine. Pure.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 use serde::Serialize;
-use swarmkeeper_engine::{FileKind, FileRef, Service, SwarmObject};
+use swarmkeeper_engine::{file_users, FileKind, FileRef, Service, SwarmObject, Task, TaskHolding};
 
 pub use super::FieldError;
 
@@ -24,6 +25,67 @@ pub struct User {
     pub target: String,
 }
 
+/// A task that still runs with a secret or config its service no longer names
+/// ([`swarmkeeper_swarm::TaskHolding`]), as the pages and a refused removal name it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TaskUser {
+    /// `SERVICE.SLOT` for a replicated service's task, `SERVICE` for a global one's (its node
+    /// says which), `ID (its service is removed)` (the task's short id) when the service is
+    /// gone.
+    pub task: String,
+    pub id: String,
+    /// Its service's name, `None` when the service is gone.
+    pub service: Option<String>,
+    /// Its node's hostname (the node's id when Swarm no longer lists it; empty before Swarm
+    /// assigned it one).
+    pub node: String,
+    /// `Status.State` (`running` while it stops) and what Swarm wants of it (`shutdown`,
+    /// `remove`, `running`).
+    pub state: String,
+    pub desired_state: String,
+    /// The file its container reads it as.
+    pub target: String,
+}
+
+impl TaskUser {
+    /// `held` named for people, its node by `hostnames` (node id → hostname).
+    fn of(held: TaskHolding, hostnames: &HashMap<String, String>) -> TaskUser {
+        let task = match (&held.service, held.slot) {
+            (Some(service), Some(slot)) => format!("{service}.{slot}"),
+            (Some(service), None) => service.clone(),
+            (None, _) => format!(
+                "{} (its service is removed)",
+                swarmkeeper_units::short_id(&held.task_id)
+            ),
+        };
+        TaskUser {
+            task,
+            node: hostnames
+                .get(&held.node_id)
+                .cloned()
+                .unwrap_or_else(|| held.node_id.clone()),
+            id: held.task_id,
+            service: held.service,
+            state: held.state.to_string(),
+            desired_state: held.desired_state.to_string(),
+            target: held.target,
+        }
+    }
+
+    /// `web.1 on node-2 (running, desired shutdown)`.
+    pub fn describe(&self) -> String {
+        let on = if self.node.is_empty() {
+            String::new()
+        } else {
+            format!(" on {}", self.node)
+        };
+        format!(
+            "{}{on} ({}, desired {})",
+            self.task, self.state, self.desired_state
+        )
+    }
+}
+
 /// A secret or config as its page lists it. Its value is never part of it.
 #[derive(Clone, Debug, Serialize)]
 pub struct ObjectRow {
@@ -35,6 +97,10 @@ pub struct ObjectRow {
     pub stack: Option<String>,
     /// Services that use it, by name.
     pub users: Vec<User>,
+    /// Tasks still running with it though their service's spec no longer names it (an old
+    /// task stopping within its grace period, or kept on a paused node; a removed service's
+    /// task that has not stopped yet): removing it takes their file's source away.
+    pub tasks: Vec<TaskUser>,
     /// The stack whose deploy history (a `swarmkeeper-rev-*` revision or the
     /// `swarmkeeper-lock-*` lock) this config is; `None`: an operator's object.
     pub history_of: Option<String>,
@@ -77,33 +143,34 @@ pub fn history_refusal(kind: FileKind, name: &str, stack: &str) -> String {
 
 /// The references of one kind a service's spec makes.
 pub fn refs(service: &Service, kind: FileKind) -> &[FileRef] {
-    match kind {
-        FileKind::Secret => &service.view.secrets,
-        FileKind::Config => &service.view.configs,
-    }
+    kind.refs(service)
 }
 
-/// Each object with its users, sorted by name; one pass over the services whatever their
-/// number.
+/// Each object with its users — the services whose spec names it and the tasks that still
+/// run with it ([`file_users`]), nodes named by `hostnames` (node id → hostname) — sorted by
+/// name; one pass over the services and the tasks whatever their number.
 pub fn object_rows(
     objects: &[SwarmObject],
     services: &[Service],
+    tasks: &[Task],
+    hostnames: &HashMap<String, String>,
     kind: FileKind,
 ) -> Vec<ObjectRow> {
-    let mut users: HashMap<&str, Vec<User>> = HashMap::new();
-    for service in services {
-        for reference in refs(service, kind) {
-            users.entry(&reference.id).or_default().push(User {
-                service: service.name.clone(),
-                target: reference.target.clone(),
-            });
-        }
-    }
+    let mut users = file_users(kind, services, tasks);
     let mut rows: Vec<ObjectRow> = objects
         .iter()
         .map(|object| {
-            let mut users = users.remove(object.id.as_str()).unwrap_or_default();
-            users.sort_by(|a, b| a.service.cmp(&b.service));
+            let found = users.remove(object.id.as_str()).unwrap_or_default();
+            let users = found
+                .services
+                .into_iter()
+                .map(|(service, target)| User { service, target })
+                .collect();
+            let tasks = found
+                .tasks
+                .into_iter()
+                .map(|held| TaskUser::of(held, hostnames))
+                .collect();
             ObjectRow {
                 id: object.id.clone(),
                 name: object.name.clone(),
@@ -114,6 +181,7 @@ pub fn object_rows(
                     .cloned(),
                 labels: object.labels.clone(),
                 users,
+                tasks,
                 history_of: history_stack(&object.name, &object.labels),
             }
         })
@@ -242,17 +310,41 @@ pub fn check_data(kind: FileKind, data: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// What a removal or rotation must say about users: `None` when nothing uses it.
-pub fn in_use(kind: FileKind, name: &str, users: &[User]) -> Option<String> {
-    if users.is_empty() {
-        return None;
+/// What a removal must say about users — the services whose spec names it, then the tasks
+/// that still run with it (each with its node and state) —; `None` when nothing uses it.
+pub fn in_use(kind: FileKind, name: &str, users: &[User], tasks: &[TaskUser]) -> Option<String> {
+    let mut said = Vec::new();
+    if !users.is_empty() {
+        let names: Vec<&str> = users.iter().map(|u| u.service.as_str()).collect();
+        said.push(format!(
+            "{} {name} is used by {}: remove it from them first, or rotate it",
+            kind.as_str(),
+            names.join(", ")
+        ));
     }
-    let names: Vec<&str> = users.iter().map(|u| u.service.as_str()).collect();
-    Some(format!(
-        "{} {name} is used by {}: remove it from them first, or rotate it",
-        kind.as_str(),
-        names.join(", ")
-    ))
+    if !tasks.is_empty() {
+        let held: Vec<String> = tasks.iter().map(TaskUser::describe).collect();
+        said.push(format!(
+            "{}{name} is still mounted by task{} {}: removing it would take the file from \
+             under {}; remove it once {} stopped (a task stops within its service's \
+             stop_grace_period; one kept on a paused node stops once the node is active or \
+             drained)",
+            if said.is_empty() {
+                format!("{} ", kind.as_str())
+            } else {
+                String::new()
+            },
+            if tasks.len() == 1 { "" } else { "s" },
+            held.join(", "),
+            if tasks.len() == 1 { "it" } else { "them" },
+            if tasks.len() == 1 {
+                "it has"
+            } else {
+                "they have"
+            },
+        ));
+    }
+    (!said.is_empty()).then(|| said.join("; "))
 }
 
 /// A global service's task that a rotation could not move: Swarm starts no new task on a
@@ -321,6 +413,8 @@ mod tests {
         let rows = object_rows(
             &[object("s2", "tls"), object("s1", "pw")],
             &services,
+            &[],
+            &HashMap::new(),
             FileKind::Secret,
         );
         assert_eq!(rows[0].name, "pw");
@@ -339,7 +433,13 @@ mod tests {
         );
         assert!(rows[1].users.is_empty());
         // Configs are another list: the same ids do not count.
-        let configs = object_rows(&[object("s1", "pw")], &services, FileKind::Config);
+        let configs = object_rows(
+            &[object("s1", "pw")],
+            &services,
+            &[],
+            &HashMap::new(),
+            FileKind::Config,
+        );
         assert!(configs[0].users.is_empty());
     }
 
@@ -378,10 +478,88 @@ mod tests {
             target: "pw".into(),
         }];
         assert_eq!(
-            in_use(FileKind::Secret, "pw", &users).as_deref(),
+            in_use(FileKind::Secret, "pw", &users, &[]).as_deref(),
             Some("secret pw is used by web: remove it from them first, or rotate it")
         );
-        assert_eq!(in_use(FileKind::Secret, "pw", &[]), None);
+        assert_eq!(in_use(FileKind::Secret, "pw", &[], &[]), None);
+    }
+
+    #[test]
+    fn a_task_still_running_with_an_object_its_service_left_is_a_user_named_with_its_node() {
+        use swarmkeeper_engine::TaskState;
+        // web moved to pw.v2; its old task still stops on node-1, and a removed service's
+        // task too.
+        let services = [service(
+            "web",
+            json!([{"SecretID": "s2", "SecretName": "pw.v2", "File": {"Name": "pw"}}]),
+        )];
+        let holding = |id: &str, service: &str, slot, state, desired| Task {
+            id: id.into(),
+            service_id: service.into(),
+            slot,
+            node_id: "n1".into(),
+            state,
+            desired_state: desired,
+            spec: json!({"ContainerSpec": {"Secrets": [
+                {"SecretID": "s1", "SecretName": "pw", "File": {"Name": "pw"}}]}}),
+            ..Task::default()
+        };
+        let tasks = [
+            holding(
+                "t1",
+                "id-web",
+                Some(1),
+                TaskState::Running,
+                TaskState::Shutdown,
+            ),
+            holding(
+                "0123456789abcdef",
+                "id-gone",
+                None,
+                TaskState::Running,
+                TaskState::Remove,
+            ),
+            holding(
+                "t0",
+                "id-web",
+                Some(1),
+                TaskState::Shutdown,
+                TaskState::Shutdown,
+            ),
+        ];
+        let hostnames = HashMap::from([("n1".to_owned(), "node-1".to_owned())]);
+        let rows = object_rows(
+            &[object("s1", "pw"), object("s2", "pw.v2")],
+            &services,
+            &tasks,
+            &hostnames,
+            FileKind::Secret,
+        );
+        let old = &rows[0];
+        assert!(old.users.is_empty(), "no service names it any more");
+        let named: Vec<String> = old.tasks.iter().map(TaskUser::describe).collect();
+        assert_eq!(
+            named,
+            [
+                "0123456789ab (its service is removed) on node-1 (running, desired remove)",
+                "web.1 on node-1 (running, desired shutdown)"
+            ]
+        );
+        let why = in_use(FileKind::Secret, "pw", &old.users, &old.tasks).unwrap();
+        assert!(
+            why.starts_with("secret pw is still mounted by tasks 0123456789ab"),
+            "{why}"
+        );
+        assert!(
+            why.contains("web.1 on node-1 (running, desired shutdown)"),
+            "{why}"
+        );
+        let both = in_use(FileKind::Secret, "pw.v2", &rows[1].users, &old.tasks[1..]).unwrap();
+        assert!(
+            both.starts_with("secret pw.v2 is used by web: remove it from them first, or rotate it; pw.v2 is still mounted by task web.1"),
+            "{both}"
+        );
+        assert!(rows[1].tasks.is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! from the dashboard ([`rotation_refusal`]). Pure.
 
 use serde::Serialize;
-use swarmkeeper_engine::ServiceView;
+use swarmkeeper_engine::{ServiceMode, ServiceView};
 
 /// The label on the agent's service (`deploy/swarmkeeper.yml`, `deploy.labels`) or its
 /// containers; `swarmkeeper gc plan` and volume removals find the agent by it too.
@@ -187,6 +187,37 @@ pub fn check_server_move(
     }
 }
 
+/// Whether an edit of service `name`, which runs `part`, from the spec `before` to `after`
+/// may go ahead — the form's edit and "edit as compose" (of the service or of its stack) ask
+/// the same: for swarmkeeper's own server, a change of its placement constraints
+/// ([`check_server_move`]) or of its replicas to 0 (what [`check_scale`] guards: this
+/// dashboard stops) needs `confirmed` — the page's Apply after a preview that said it, or
+/// `"confirm": true` in the API. The refusal says what stops and how to confirm.
+pub fn check_edit(
+    name: &str,
+    part: Option<OwnPart>,
+    before: &ServiceView,
+    after: &ServiceView,
+    confirmed: bool,
+) -> Result<(), String> {
+    check_server_move(
+        name,
+        part,
+        after.constraints != before.constraints,
+        confirmed,
+    )?;
+    let stops =
+        matches!(after.mode, ServiceMode::Replicated { replicas: 0 }) && before.mode != after.mode;
+    match part {
+        Some(OwnPart::Server) if stops && !confirmed => Err(format!(
+            "This scales {name}, swarmkeeper's own server, to 0: this dashboard stops, and only \
+             `docker service scale {name}=1` on a manager brings it back. To change it anyway, \
+             confirm it: Apply after this preview on the page, `\"confirm\": true` in the API."
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,5 +349,44 @@ mod tests {
         assert!(check_server_move(name, server, true, true).is_ok());
         assert!(check_server_move(name, server, false, false).is_ok());
         assert!(check_server_move("web", None, true, false).is_ok());
+    }
+
+    #[test]
+    fn an_edit_that_moves_the_server_or_scales_it_to_zero_needs_a_confirmation() {
+        let read = |replicas: u64, constraints: &[&str]| {
+            view(json!({"Name": "sk_server",
+                "Mode": {"Replicated": {"Replicas": replicas}},
+                "TaskTemplate": {"ContainerSpec": {"Image": "swarmkeeper:1", "Args": ["server"]},
+                                 "Placement": {"Constraints": constraints}}}))
+        };
+        let server = Some(OwnPart::Server);
+        let now = read(1, &["node.role==manager"]);
+        let check = |after: &ServiceView, part, confirmed| {
+            check_edit("sk_server", part, &now, after, confirmed)
+        };
+        assert_eq!(check(&now, server, false), Ok(()), "no change");
+        assert_eq!(
+            check(&read(3, &["node.role==manager"]), server, false),
+            Ok(())
+        );
+        let moved = read(1, &["node.hostname==b"]);
+        let why = check(&moved, server, false).unwrap_err();
+        assert!(why.contains("on another node it starts empty"), "{why}");
+        assert_eq!(check(&moved, server, true), Ok(()));
+        let stopped = read(0, &["node.role==manager"]);
+        let why = check(&stopped, server, false).unwrap_err();
+        assert!(
+            why.contains("this dashboard stops") && why.contains("\"confirm\": true"),
+            "{why}"
+        );
+        assert_eq!(check(&stopped, server, true), Ok(()));
+        // Another service, or the agent, is edited freely.
+        assert_eq!(check(&stopped, None, false), Ok(()));
+        assert_eq!(check(&moved, Some(OwnPart::Agent), false), Ok(()));
+        // A server already at 0 that stays there stops nothing more.
+        assert_eq!(
+            check_edit("sk_server", server, &stopped, &stopped, false),
+            Ok(())
+        );
     }
 }

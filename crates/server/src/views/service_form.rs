@@ -1506,7 +1506,12 @@ pub fn build(form: &ServiceForm, context: &Context) -> Result<Built, Vec<FieldEr
 /// (the placement check's), or a port another service publishes.
 pub enum Refused<'a> {
     Unplaceable(&'a Unplaceable),
-    Port { published: u32, protocol: &'a str },
+    Port {
+        published: u32,
+        protocol: &'a str,
+    },
+    /// More replicas than nodes can take (`max_replicas_per_node`): the replicas' count.
+    Replicas,
 }
 
 /// Where in the compose text `text` service `key` writes what it is `refused` for: the
@@ -1562,6 +1567,7 @@ pub fn refused_place(text: &str, key: &str, refused: Refused<'_>) -> Option<Loca
                 })
                 .map(|p| p.at)
         }),
+        Refused::Replicas => deploy.and_then(|d| d.replicas.as_ref()).map(|r| r.at),
     };
     Some(written.unwrap_or(service.at))
 }
