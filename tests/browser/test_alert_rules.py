@@ -52,11 +52,13 @@ def walk(run, receiver, direct, steps):
     form = page.locator("#rules-form")
     for rule in ["disk-gc-shortfall", "disk-full-forecast", "node-down", "agent-silent",
                  "service-not-converged", "rolled-back", "restart-loop", "oom-kill",
-                 "memory-near-limit"]:
+                 "memory-near-limit", "alert-channel-unusable"]:
         check(form.locator(f"#rule-{rule}").count() == 1, f"no fieldset for {rule}")
         key = rule.replace("-", "_")
         check(form.locator(f'input[type=checkbox][name="{key}.enabled"]').is_checked(),
               f"{rule} is not shown switched on")
+    shown = page.input_value('input[name="node_down.keep_firing_for"]')
+    check(shown == "0s", f"node_down.keep_firing_for shows {shown!r}")
     shown = page.input_value('input[name="node_down.for"]')
     check(shown == "1m", f"node_down.for shows {shown!r}")
     check(page.input_value('input[name="memory_near_limit.percent"]') == "90", "percent is not 90")

@@ -30,6 +30,14 @@ pub fn why_ended(
             service_ended(rules, observation, rule, subject, now)
         }
         RuleId::OomKill | RuleId::MemoryNearLimit => task_ended(rules, observation, rule, subject),
+        RuleId::AlertChannelUnusable => {
+            // Asked only once its condition went: the channel is gone, or opens.
+            if observation.channels.iter().any(|c| c.name == subject) {
+                format!("alert channel {subject} can be used again: its settings open")
+            } else {
+                format!("alert channel {subject} was removed")
+            }
+        }
         RuleId::Test => "a test message".into(),
     }
 }
@@ -107,7 +115,16 @@ fn service_ended(
             let restart = &rules.restart_loop;
             let within = humantime::format_duration(restart.within);
             let current = count_within(&service.spec_restarts(), now, restart.within);
+            let newest = service.spec_restarts().into_iter().max();
             match service.spec_since {
+                _ if service.restarts_partial && service.loop_ended => match newest {
+                    Some(newest) => format!(
+                        "service {name}: its restart loop has ended, no task restart since \
+                         {newest} ({current} counted in the last {within}; the server's \
+                         restart may have missed some)"
+                    ),
+                    None => format!("service {name}: no task restart in the last {within}"),
+                },
                 Some(since) if current < count_within(&service.restarts, now, restart.within) => {
                     format!(
                         "service {name} runs another spec since {since}: {current} task \
@@ -183,6 +200,7 @@ mod tests {
             rolled_back: None,
             restarts: (0..restarts as i64).map(at).collect(),
             restarts_partial: false,
+            loop_ended: false,
             spec_since: None,
         }
     }
@@ -247,6 +265,28 @@ mod tests {
                 "service web runs another spec since {}: 2 task restarts of it in the last \
                  10m, fewer than 5",
                 at(4)
+            )
+        );
+    }
+
+    /// Issue 15 item 3: a loop resolved after a restart, its count possibly short, says the
+    /// loop ended, not "fewer than 5".
+    #[test]
+    fn a_loop_seen_over_after_a_restart_says_so() {
+        let rules = AlertRules::default();
+        let mut s = service(2);
+        s.restarts_partial = true;
+        s.loop_ended = true;
+        let observation = Observation {
+            services: vec![s],
+            ..Observation::default()
+        };
+        assert_eq!(
+            why_ended(&rules, &observation, RuleId::RestartLoop, "web", at(300)),
+            format!(
+                "service web: its restart loop has ended, no task restart since {} (2 counted \
+                 in the last 10m; the server's restart may have missed some)",
+                at(1)
             )
         );
     }

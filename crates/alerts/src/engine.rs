@@ -39,6 +39,11 @@ pub struct Alert {
     /// state written before channels were told apart: every channel counts as told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub told: Option<BTreeSet<String>>,
+    /// When its condition stopped holding while it fired: it keeps firing until its rule's
+    /// `keep_firing_for` has passed since (Prometheus' `KeepFiringSince`); `None` while the
+    /// condition holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared_since: Option<Timestamp>,
 }
 
 impl Alert {
@@ -223,7 +228,10 @@ pub fn evaluate(
 ///   soon as no silence matches it (its first firing message, or the repeat that is due);
 /// - an alert whose condition no longer holds goes; a resolved message goes out for it if a
 ///   firing one did (even while silenced: the receivers already know of it). A pending alert
-///   goes quietly;
+///   goes quietly. A firing alert whose rule has a `keep_firing_for` stays firing (and
+///   repeats) until that long after the first step that saw its condition gone, and the
+///   condition coming back within it sends nothing new (Prometheus' `keep_firing_for`): a
+///   flapping condition sends one firing and one resolved message;
 /// - an alert whose condition is unknown (its pair in `unknown`, or its rule in
 ///   `unknown_rules`) stays as it is (and keeps its `for` clock running);
 /// - an alert whose pair is `held` stays exactly as it is: it neither fires nor repeats
@@ -247,10 +255,14 @@ pub fn step(
     }
     let mut resolved = Vec::new();
     state.alerts.retain(|key, alert| {
-        let keep = holding.contains_key(key)
+        let known = holding.contains_key(key)
             || conditions.unknown.contains(key)
             || conditions.unknown_rules.contains(&key.0)
             || conditions.held.contains(key);
+        if holding.contains_key(key) {
+            alert.cleared_since = None;
+        }
+        let keep = known || kept_firing(alert, rules, now);
         if !keep && alert.last_notified.is_some() {
             resolved.push(alert.message(Status::Resolved, now));
         }
@@ -265,6 +277,7 @@ pub fn step(
             firing_since: None,
             last_notified: None,
             told: Some(BTreeSet::new()),
+            cleared_since: None,
         });
         alert.summary = summary.to_string();
     }
@@ -298,6 +311,18 @@ pub fn step(
     }
     resolved.extend(firing);
     resolved
+}
+
+/// Whether a firing alert whose condition no longer holds stays firing at `now`: its rule
+/// (switched on) keeps it for `keep_firing_for` from the first evaluation that saw the
+/// condition gone. A pending alert is not kept (Prometheus keeps only firing ones).
+fn kept_firing(alert: &mut Alert, rules: &AlertRules, now: Timestamp) -> bool {
+    let keep = rules.keep_firing_for(alert.rule);
+    if !alert.is_firing() || keep.is_zero() || !rules.enabled(alert.rule) {
+        return false;
+    }
+    let since = *alert.cleared_since.get_or_insert(now);
+    now.duration_since(since) < signed(keep)
 }
 
 #[cfg(test)]
@@ -355,6 +380,46 @@ mod tests {
         assert_eq!(sent(&resolved), [(Status::Resolved, DOWN, "w1")]);
         assert_eq!(resolved[0].ended_at, Some(t(3)));
         assert!(step(&mut state, &holding(&[]), &rules, &[], t(4)).is_empty());
+    }
+
+    /// Prometheus' `keep_firing_for`: a node that comes back and goes down again within it is
+    /// one alert, firing once; it resolves once it stays up that long.
+    #[test]
+    fn a_firing_alert_is_kept_through_a_flap_and_resolves_after_keep_firing_for() {
+        let mut rules = AlertRules::default();
+        rules.node_down.keep_firing_for = Duration::from_secs(5 * 60);
+        let mut state = AlertState::default();
+        let down = holding(&[(DOWN, "w1")]);
+        let up = holding(&[]);
+        step(&mut state, &down, &rules, &[], t(0));
+        assert_eq!(step(&mut state, &down, &rules, &[], t(1)).len(), 1);
+        assert!(step(&mut state, &up, &rules, &[], t(2)).is_empty(), "kept");
+        assert!(state.get(DOWN, "w1").unwrap().is_firing());
+        assert!(
+            step(&mut state, &down, &rules, &[], t(4)).is_empty(),
+            "no new firing"
+        );
+        assert_eq!(state.get(DOWN, "w1").unwrap().active_since, t(0));
+        // Up again from minute 5: the keep counts from there, not from minute 2.
+        assert!(step(&mut state, &up, &rules, &[], t(5)).is_empty());
+        assert!(step(&mut state, &up, &rules, &[], t(9)).is_empty());
+        let resolved = step(&mut state, &up, &rules, &[], t(10));
+        assert_eq!(sent(&resolved), [(Status::Resolved, DOWN, "w1")]);
+        assert_eq!(resolved[0].started_at, t(0));
+        // A pending alert is not kept, and a rule switched off resolves at once.
+        step(&mut state, &down, &rules, &[], t(20));
+        step(
+            &mut state,
+            &up,
+            &rules,
+            &[],
+            t(20) + SignedDuration::from_secs(30),
+        );
+        assert!(state.get(DOWN, "w1").is_none());
+        step(&mut state, &down, &rules, &[], t(30));
+        step(&mut state, &down, &rules, &[], t(31));
+        rules.node_down.enabled = false;
+        assert_eq!(step(&mut state, &up, &rules, &[], t(32)).len(), 1);
     }
 
     #[test]

@@ -25,14 +25,15 @@ pub use engine::{evaluate, step, Alert, AlertState, Silence, SilenceError};
 pub use forecast::{forecast_full, Forecast};
 pub use message::{rfc3339_seconds, Message, Status, WebhookPayload};
 pub use observe::{
-    conditions, requested_rollback, spec_since, Condition, Conditions, Membership, NodeDisk,
-    NodeObservation, Observation, Readiness, Rollback, ServiceObservation, TaskObservation,
-    UpdateOrigin, ROLLBACK_REQUEST_SKEW,
+    conditions, requested_rollback, spec_since, ChannelObservation, Condition, Conditions,
+    Membership, NodeDisk, NodeObservation, Observation, Readiness, Rollback, ServiceObservation,
+    TaskObservation, UpdateOrigin, ROLLBACK_REQUEST_SKEW,
 };
 pub use restarts::{RestartLedger, TaskEnd};
 pub use restore::ForRestore;
 pub use route::{evaluate_routed, Routed};
 pub use rules::{
-    AgentSilent, AlertRules, DiskFullForecast, DiskGcShortfall, MemoryNearLimit, NodeDown, OomKill,
-    RestartLoop, RolledBack, RuleId, RulesError, ServiceNotConverged,
+    AgentSilent, AlertChannelUnusable, AlertRules, DiskFullForecast, DiskGcShortfall,
+    MemoryNearLimit, NodeDown, OomKill, RestartLoop, RolledBack, RuleId, RulesError,
+    ServiceNotConverged,
 };

@@ -24,6 +24,19 @@ pub struct Observation {
     /// yet, so the task rules (oom-kill, memory-near-limit) are unknown for every subject
     /// they do not see holding, as a Prometheus rule restored after a restart waits for data.
     pub started_at: Option<Timestamp>,
+    /// The alert channels an admin added (not the `--alert-webhook`s, which need no key), and
+    /// whether each can be used.
+    pub channels: Vec<ChannelObservation>,
+}
+
+/// One alert channel stored by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelObservation {
+    /// The channel's name (unique among channels): the subject of its alert.
+    pub name: String,
+    /// Why the server cannot use it (its settings, sealed with another key, do not open),
+    /// in words without a secret; `None` when it can.
+    pub problem: Option<String>,
 }
 
 /// One Swarm node.
@@ -127,6 +140,11 @@ pub struct ServiceObservation {
     /// of the server that Swarm no longer lists, `RestartLedger::may_be_short`): a count
     /// below the rule's is unknown, not fine.
     pub restarts_partial: bool,
+    /// With [`restarts_partial`](Self::restarts_partial): the loop is known to be over
+    /// (`RestartLedger::loop_ended`: every slot quiet for longer than its pace), so a count
+    /// below the rule's resolves the alert instead of holding it until the outage has left
+    /// the window.
+    pub loop_ended: bool,
 }
 
 impl ServiceObservation {
@@ -269,6 +287,17 @@ pub fn conditions(rules: &AlertRules, observation: &Observation, now: Timestamp)
     }
     for task in &observation.tasks {
         task_conditions(rules, task, now, &mut out);
+    }
+    if rules.alert_channel_unusable.enabled {
+        for channel in &observation.channels {
+            if let Some(problem) = &channel.problem {
+                out.push(
+                    RuleId::AlertChannelUnusable,
+                    &channel.name,
+                    format!("alert channel {} gets no alerts: {problem}", channel.name),
+                );
+            }
+        }
     }
     if let Some(started) = observation.started_at {
         let waiting = observation.nodes.iter().any(|node| {
@@ -520,7 +549,7 @@ fn service_conditions(
                     humantime::format_duration(restart.within)
                 ),
             );
-        } else if service.restarts_partial {
+        } else if service.restarts_partial && !service.loop_ended {
             out.unknown.push((RuleId::RestartLoop, name.clone()));
         }
     }
@@ -650,6 +679,7 @@ mod tests {
             rolled_back: None,
             restarts: vec![],
             restarts_partial: false,
+            loop_ended: false,
             spec_since: None,
         }
     }
@@ -695,6 +725,10 @@ mod tests {
             services: vec![service("web")],
             tasks: vec![task("web.1", 10 * MIB, Some(100 * MIB))],
             started_at: Some(ago(60)),
+            channels: vec![ChannelObservation {
+                name: "hook".into(),
+                problem: None,
+            }],
         };
         let c = conditions(&AlertRules::default(), &observation, now());
         assert_eq!(c, Conditions::default());

@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::rules::RestartLoop;
+
 /// Task ends per service id: task id → when the task ended and its slot.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RestartLedger {
@@ -116,6 +118,40 @@ impl RestartLedger {
             .is_some_and(|listed| now.duration_since(*listed) < within)
     }
 
+    /// Whether the service's restart loop is known to be over at `now`, though its count may
+    /// lack ends ([`may_be_short`](Self::may_be_short)): every slot with an end in the
+    /// ledger has had none since for longer than the longest pause between its known ends,
+    /// and at least `within / (restarts - 1)`, the pause of the slowest even loop the rule
+    /// fires on (2m 30s at 5 in 10m). An end missed in a restart's outage only merges two
+    /// pauses into a longer one, so it makes the wait longer, never shorter; and Swarm drops
+    /// a slot's oldest tasks first, so the first listing after the outage shows each slot's
+    /// newest end. Before that listing nothing is known to be over.
+    pub fn loop_ended(&self, service_id: &str, now: Timestamp, rule: &RestartLoop) -> bool {
+        if self.unseen_since.is_some() {
+            return false;
+        }
+        let pauses = u32::try_from(rule.restarts.saturating_sub(1).max(1)).unwrap_or(u32::MAX);
+        let floor = jiff::SignedDuration::try_from(rule.within / pauses)
+            .unwrap_or(jiff::SignedDuration::MAX);
+        let Some(tasks) = self.ends.get(service_id) else {
+            return true;
+        };
+        let mut slots: BTreeMap<&str, Vec<Timestamp>> = BTreeMap::new();
+        for (at, slot) in tasks.values() {
+            slots.entry(slot).or_default().push(*at);
+        }
+        slots.values_mut().all(|times| {
+            times.sort();
+            let longest = times
+                .windows(2)
+                .map(|pair| pair[1].duration_since(pair[0]))
+                .max()
+                .unwrap_or(jiff::SignedDuration::ZERO);
+            let newest = *times.last().expect("a slot in the ledger has an end");
+            now.duration_since(newest) >= floor.max(longest)
+        })
+    }
+
     /// When the service's tasks ended, oldest first.
     pub fn restarts(&self, service_id: &str) -> Vec<Timestamp> {
         let mut times: Vec<Timestamp> = self
@@ -185,6 +221,7 @@ mod tests {
                     rolled_back: None,
                     restarts: ledger.restarts("svc"),
                     restarts_partial: false,
+                    loop_ended: false,
                     spec_since: None,
                 }],
                 ..Observation::default()

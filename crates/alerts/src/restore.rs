@@ -212,6 +212,7 @@ mod tests {
             node_down: crate::rules::NodeDown {
                 enabled: true,
                 for_duration: Duration::from_secs(20),
+                keep_firing_for: Duration::ZERO,
             },
             ..AlertRules::default()
         };

@@ -280,4 +280,68 @@ mod tests {
             [(Status::Resolved, "w1", vec!["hook", "late"], false)]
         );
     }
+
+    /// Issue 15: a channel whose settings the server cannot open after a key change is told
+    /// to the channels that work, and resolves, saying why, when it is removed or added again.
+    #[test]
+    fn an_unusable_channel_is_told_to_the_others_and_resolves_when_removed_or_added_again() {
+        let rules = AlertRules::default();
+        let mut state = AlertState::default();
+        let channels = |list: &[(&str, bool)]| Observation {
+            channels: list
+                .iter()
+                .map(|(name, usable)| crate::ChannelObservation {
+                    name: name.to_string(),
+                    problem: (!usable).then(|| "its settings cannot be opened".to_string()),
+                })
+                .collect(),
+            ..Observation::default()
+        };
+        // Only the channels that open (and the --alert-webhooks) receive messages.
+        let working = names(&["alert-webhook-1", "new"]);
+        let broken = channels(&[("old", false), ("other", false), ("new", true)]);
+        let fired = evaluate_routed(&mut state, &rules, &broken, &[], &working, t(0));
+        assert_eq!(
+            routes(&fired),
+            [
+                (Status::Firing, "old", vec!["alert-webhook-1", "new"], false),
+                (
+                    Status::Firing,
+                    "other",
+                    vec!["alert-webhook-1", "new"],
+                    false
+                ),
+            ]
+        );
+        assert_eq!(fired[0].message.rule, RuleId::AlertChannelUnusable);
+        assert_eq!(
+            fired[0].message.summary,
+            "alert channel old gets no alerts: its settings cannot be opened"
+        );
+        assert!(evaluate_routed(&mut state, &rules, &broken, &[], &working, t(3)).is_empty());
+        // "old" removed, "other" added again (it opens now).
+        let working = names(&["alert-webhook-1", "new", "other"]);
+        let fixed = channels(&[("other", true), ("new", true)]);
+        let resolved = evaluate_routed(&mut state, &rules, &fixed, &[], &working, t(6));
+        let why: Vec<(Status, &str)> = resolved
+            .iter()
+            .map(|r| (r.message.status, r.message.summary.as_str()))
+            .collect();
+        assert_eq!(
+            why,
+            [
+                (Status::Resolved, "alert channel old was removed"),
+                (
+                    Status::Resolved,
+                    "alert channel other can be used again: its settings open"
+                ),
+            ]
+        );
+        assert_eq!(resolved[1].channels, ["alert-webhook-1", "new"]);
+        // Switched off: nothing fires.
+        let mut off = rules.clone();
+        off.alert_channel_unusable.enabled = false;
+        let mut state = AlertState::default();
+        assert!(evaluate_routed(&mut state, &off, &broken, &[], &working, t(9)).is_empty());
+    }
 }

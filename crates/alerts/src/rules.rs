@@ -33,13 +33,16 @@ pub enum RuleId {
     OomKill,
     /// A task's memory stays near its limit.
     MemoryNearLimit,
+    /// An alert channel added on the Alerts page whose settings the server cannot open (its
+    /// key changed without a re-key): alerts do not reach it.
+    AlertChannelUnusable,
     /// Only for the message a "send test" button sends; no rule evaluates to it.
     Test,
 }
 
 impl RuleId {
     /// The rules that watch the cluster, in the order the settings page lists them.
-    pub const ALL: [RuleId; 9] = [
+    pub const ALL: [RuleId; 10] = [
         RuleId::DiskGcShortfall,
         RuleId::DiskFullForecast,
         RuleId::NodeDown,
@@ -49,6 +52,7 @@ impl RuleId {
         RuleId::RestartLoop,
         RuleId::OomKill,
         RuleId::MemoryNearLimit,
+        RuleId::AlertChannelUnusable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +66,7 @@ impl RuleId {
             RuleId::RestartLoop => "restart-loop",
             RuleId::OomKill => "oom-kill",
             RuleId::MemoryNearLimit => "memory-near-limit",
+            RuleId::AlertChannelUnusable => "alert-channel-unusable",
             RuleId::Test => "test",
         }
     }
@@ -105,6 +110,7 @@ pub struct AlertRules {
     pub restart_loop: RestartLoop,
     pub oom_kill: OomKill,
     pub memory_near_limit: MemoryNearLimit,
+    pub alert_channel_unusable: AlertChannelUnusable,
 }
 
 impl Default for AlertRules {
@@ -120,6 +126,7 @@ impl Default for AlertRules {
             restart_loop: RestartLoop::default(),
             oom_kill: OomKill::default(),
             memory_near_limit: MemoryNearLimit::default(),
+            alert_channel_unusable: AlertChannelUnusable::default(),
         }
     }
 }
@@ -133,6 +140,11 @@ pub struct DiskGcShortfall {
     /// How long the condition must hold before the alert fires (Prometheus' `for:`).
     #[serde(rename = "for", with = "duration_text")]
     pub for_duration: Duration,
+    /// How long the alert stays firing after its condition stopped holding (Prometheus'
+    /// `keep_firing_for`): a condition that comes back within it sends nothing new. `0`
+    /// resolves at once.
+    #[serde(with = "duration_text")]
+    pub keep_firing_for: Duration,
 }
 
 impl Default for DiskGcShortfall {
@@ -140,6 +152,7 @@ impl Default for DiskGcShortfall {
         DiskGcShortfall {
             enabled: true,
             for_duration: Duration::ZERO,
+            keep_firing_for: Duration::ZERO,
         }
     }
 }
@@ -173,6 +186,11 @@ pub struct DiskFullForecast {
     /// a quarter of the predicted time to full when that is shorter.
     #[serde(rename = "for", with = "duration_text")]
     pub for_duration: Duration,
+    /// How long the alert stays firing after its condition stopped holding (Prometheus'
+    /// `keep_firing_for`): a condition that comes back within it sends nothing new. `0`
+    /// resolves at once.
+    #[serde(with = "duration_text")]
+    pub keep_firing_for: Duration,
 }
 
 impl Default for DiskFullForecast {
@@ -184,6 +202,7 @@ impl Default for DiskFullForecast {
             min_samples: 3,
             min_span: Duration::from_secs(5 * 60),
             for_duration: Duration::from_secs(5 * 60),
+            keep_firing_for: Duration::ZERO,
         }
     }
 }
@@ -196,6 +215,11 @@ pub struct NodeDown {
     pub enabled: bool,
     #[serde(rename = "for", with = "duration_text")]
     pub for_duration: Duration,
+    /// How long the alert stays firing after its condition stopped holding (Prometheus'
+    /// `keep_firing_for`): a condition that comes back within it sends nothing new. `0`
+    /// resolves at once.
+    #[serde(with = "duration_text")]
+    pub keep_firing_for: Duration,
 }
 
 impl Default for NodeDown {
@@ -203,6 +227,7 @@ impl Default for NodeDown {
         NodeDown {
             enabled: true,
             for_duration: Duration::from_secs(60),
+            keep_firing_for: Duration::ZERO,
         }
     }
 }
@@ -216,11 +241,19 @@ impl Default for NodeDown {
 #[serde(default, deny_unknown_fields)]
 pub struct AgentSilent {
     pub enabled: bool,
+    /// How long the alert stays firing after its condition stopped holding (Prometheus'
+    /// `keep_firing_for`): a condition that comes back within it sends nothing new. `0`
+    /// resolves at once.
+    #[serde(with = "duration_text")]
+    pub keep_firing_for: Duration,
 }
 
 impl Default for AgentSilent {
     fn default() -> AgentSilent {
-        AgentSilent { enabled: true }
+        AgentSilent {
+            enabled: true,
+            keep_firing_for: Duration::ZERO,
+        }
     }
 }
 
@@ -231,6 +264,11 @@ pub struct ServiceNotConverged {
     pub enabled: bool,
     #[serde(rename = "for", with = "duration_text")]
     pub for_duration: Duration,
+    /// How long the alert stays firing after its condition stopped holding (Prometheus'
+    /// `keep_firing_for`): a condition that comes back within it sends nothing new. `0`
+    /// resolves at once.
+    #[serde(with = "duration_text")]
+    pub keep_firing_for: Duration,
 }
 
 impl Default for ServiceNotConverged {
@@ -238,6 +276,7 @@ impl Default for ServiceNotConverged {
         ServiceNotConverged {
             enabled: true,
             for_duration: Duration::from_secs(10 * 60),
+            keep_firing_for: Duration::ZERO,
         }
     }
 }
@@ -250,11 +289,19 @@ impl Default for ServiceNotConverged {
 #[serde(default, deny_unknown_fields)]
 pub struct RolledBack {
     pub enabled: bool,
+    /// How long the alert stays firing after its condition stopped holding (Prometheus'
+    /// `keep_firing_for`): a condition that comes back within it sends nothing new. `0`
+    /// resolves at once.
+    #[serde(with = "duration_text")]
+    pub keep_firing_for: Duration,
 }
 
 impl Default for RolledBack {
     fn default() -> RolledBack {
-        RolledBack { enabled: true }
+        RolledBack {
+            enabled: true,
+            keep_firing_for: Duration::ZERO,
+        }
     }
 }
 
@@ -266,6 +313,11 @@ pub struct RestartLoop {
     pub restarts: usize,
     #[serde(with = "duration_text")]
     pub within: Duration,
+    /// How long the alert stays firing after its condition stopped holding (Prometheus'
+    /// `keep_firing_for`): a condition that comes back within it sends nothing new. `0`
+    /// resolves at once.
+    #[serde(with = "duration_text")]
+    pub keep_firing_for: Duration,
 }
 
 impl Default for RestartLoop {
@@ -274,6 +326,7 @@ impl Default for RestartLoop {
             enabled: true,
             restarts: 5,
             within: Duration::from_secs(10 * 60),
+            keep_firing_for: Duration::ZERO,
         }
     }
 }
@@ -306,6 +359,11 @@ pub struct MemoryNearLimit {
     pub percent: u8,
     #[serde(rename = "for", with = "duration_text")]
     pub for_duration: Duration,
+    /// How long the alert stays firing after its condition stopped holding (Prometheus'
+    /// `keep_firing_for`): a condition that comes back within it sends nothing new. `0`
+    /// resolves at once.
+    #[serde(with = "duration_text")]
+    pub keep_firing_for: Duration,
 }
 
 impl Default for MemoryNearLimit {
@@ -314,6 +372,37 @@ impl Default for MemoryNearLimit {
             enabled: true,
             percent: 90,
             for_duration: Duration::from_secs(5 * 60),
+            keep_firing_for: Duration::ZERO,
+        }
+    }
+}
+
+/// A stored alert channel the server cannot use: its settings were sealed with another key
+/// (the key changed without a re-key) or do not read. The banner of the Alerts page and the
+/// overview says so to whoever looks; this rule tells the channels that work (and the
+/// `--alert-webhook`s) at once, one alert per channel, resolved when the channel is removed or
+/// added again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertChannelUnusable {
+    pub enabled: bool,
+    /// How long the channel must stay unusable before the alert fires (0: the key changed at a
+    /// start, nothing will change it back by itself).
+    #[serde(rename = "for", with = "duration_text")]
+    pub for_duration: Duration,
+    /// How long the alert stays firing after its condition stopped holding (Prometheus'
+    /// `keep_firing_for`): a condition that comes back within it sends nothing new. `0`
+    /// resolves at once.
+    #[serde(with = "duration_text")]
+    pub keep_firing_for: Duration,
+}
+
+impl Default for AlertChannelUnusable {
+    fn default() -> AlertChannelUnusable {
+        AlertChannelUnusable {
+            enabled: true,
+            for_duration: Duration::ZERO,
+            keep_firing_for: Duration::ZERO,
         }
     }
 }
@@ -397,6 +486,7 @@ impl AlertRules {
             RuleId::RestartLoop => self.restart_loop.enabled,
             RuleId::OomKill => self.oom_kill.enabled,
             RuleId::MemoryNearLimit => self.memory_near_limit.enabled,
+            RuleId::AlertChannelUnusable => self.alert_channel_unusable.enabled,
             RuleId::Test => true,
         }
     }
@@ -410,11 +500,31 @@ impl AlertRules {
             RuleId::NodeDown => self.node_down.for_duration,
             RuleId::ServiceNotConverged => self.service_not_converged.for_duration,
             RuleId::MemoryNearLimit => self.memory_near_limit.for_duration,
+            RuleId::AlertChannelUnusable => self.alert_channel_unusable.for_duration,
             RuleId::AgentSilent
             | RuleId::RolledBack
             | RuleId::RestartLoop
             | RuleId::OomKill
             | RuleId::Test => Duration::ZERO,
+        }
+    }
+
+    /// How long `rule`'s alert stays firing after its condition stopped holding (Prometheus'
+    /// `keep_firing_for`, 2.42), as `crate::step` applies it. Zero for oom-kill: its
+    /// condition is already "a kill within its `keep_firing_for`" (an event has no duration
+    /// to hold), so the engine adds nothing to it; and for the test message.
+    pub fn keep_firing_for(&self, rule: RuleId) -> Duration {
+        match rule {
+            RuleId::DiskGcShortfall => self.disk_gc_shortfall.keep_firing_for,
+            RuleId::DiskFullForecast => self.disk_full_forecast.keep_firing_for,
+            RuleId::NodeDown => self.node_down.keep_firing_for,
+            RuleId::AgentSilent => self.agent_silent.keep_firing_for,
+            RuleId::ServiceNotConverged => self.service_not_converged.keep_firing_for,
+            RuleId::RolledBack => self.rolled_back.keep_firing_for,
+            RuleId::RestartLoop => self.restart_loop.keep_firing_for,
+            RuleId::MemoryNearLimit => self.memory_near_limit.keep_firing_for,
+            RuleId::AlertChannelUnusable => self.alert_channel_unusable.keep_firing_for,
+            RuleId::OomKill | RuleId::Test => Duration::ZERO,
         }
     }
 }
@@ -476,6 +586,10 @@ mod tests {
         assert_eq!(json["service_not_converged"]["for"], "10m");
         assert_eq!(json["disk_gc_shortfall"]["for"], "0s");
         assert_eq!(json["disk_full_forecast"]["within"], "24h");
+        assert_eq!(json["alert_channel_unusable"]["enabled"], true);
+        assert_eq!(json["alert_channel_unusable"]["for"], "0s");
+        assert_eq!(json["node_down"]["keep_firing_for"], "0s");
+        assert_eq!(json["oom_kill"]["keep_firing_for"], "15m");
         let back: AlertRules = serde_json::from_value(json).unwrap();
         assert_eq!(back, AlertRules::default());
     }
@@ -488,6 +602,30 @@ mod tests {
         };
         assert_eq!(*line, 2);
         assert!(message.contains("unknown field `fro`"), "{message}");
+    }
+
+    #[test]
+    fn keep_firing_for_is_read_per_rule_in_the_units_grammar() {
+        let rules = AlertRules::from_json(
+            r#"{"memory_near_limit": {"keep_firing_for": "1h30m"},
+                "alert_channel_unusable": {"enabled": false}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            rules.keep_firing_for(RuleId::MemoryNearLimit),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(rules.keep_firing_for(RuleId::NodeDown), Duration::ZERO);
+        // oom-kill's keep is its condition's window, not added again by the engine.
+        assert_eq!(rules.keep_firing_for(RuleId::OomKill), Duration::ZERO);
+        assert!(!rules.enabled(RuleId::AlertChannelUnusable));
+        let err =
+            AlertRules::from_json(r#"{"node_down": {"keep_firing_for": "5 min"}}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "alert rules, line 1 column 42: invalid duration \"5 min\": unknown unit \" min\", \
+             expected ns, us, ms, s, m or h at line 1 column 42"
+        );
     }
 
     #[test]

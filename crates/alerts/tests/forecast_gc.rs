@@ -13,24 +13,21 @@
 //! - whatever the reclaimable bytes, a constant amount of them changes nothing: they count
 //!   only by how they move (property).
 
+mod support;
+
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
+use support::{housekeep, one_node, start};
 use swarmkeeper_alerts::{
-    evaluate, forecast_full, AlertRules, AlertState, Forecast, Membership, Message, NodeDisk,
-    NodeObservation, Observation, RuleId, Status,
+    evaluate, forecast_full, AlertRules, AlertState, Forecast, Message, NodeDisk, RuleId, Status,
 };
-use swarmkeeper_report::{thin, DiskSample, RetentionPolicy};
+use swarmkeeper_report::DiskSample;
 
 const MIB: u64 = 1 << 20;
 const CAPACITY: u64 = 256 * MIB;
 const HIGH: u8 = 85;
 const REPORT: SignedDuration = SignedDuration::from_secs(30);
 const EVALUATION: SignedDuration = SignedDuration::from_secs(3);
-const HOUSEKEEPING: SignedDuration = SignedDuration::from_mins(5);
-
-fn start() -> Timestamp {
-    "2026-11-26T12:00:00Z".parse().unwrap()
-}
 
 /// The node as its agent reports it at one moment.
 #[derive(Debug, Clone, Copy)]
@@ -92,33 +89,19 @@ impl Server {
     }
 
     fn evaluate(&mut self, now: Timestamp) {
-        if now.duration_since(self.last_thinned) >= HOUSEKEEPING {
-            let gone = thin(&self.samples, now, &RetentionPolicy::default());
-            let mut i = 0;
-            self.samples.retain(|_| {
-                i += 1;
-                gone.binary_search(&(i - 1)).is_err()
-            });
-            self.last_thinned = now;
-        }
+        housekeep(&mut self.samples, &mut self.last_thinned, now);
         let Some(latest) = self.latest else { return };
-        let observation = Observation {
-            nodes: vec![NodeObservation {
-                name: "worker1".into(),
-                down: false,
-                membership: Membership::Member,
-                last_report: Some(now),
-                ready_since: None,
-                report_interval_seconds: REPORT.as_secs() as u64,
-                disk: Some(NodeDisk {
-                    usage_percent: percent(latest.used),
-                    high_threshold_percent: HIGH,
-                    gc_fell_short: latest.short,
-                    samples: self.samples.clone(),
-                }),
-            }],
-            ..Observation::default()
-        };
+        let observation = one_node(
+            "worker1",
+            now,
+            REPORT,
+            NodeDisk {
+                usage_percent: percent(latest.used),
+                high_threshold_percent: HIGH,
+                gc_fell_short: latest.short,
+                samples: self.samples.clone(),
+            },
+        );
         for m in evaluate(&mut self.state, &self.rules, &observation, &[], now) {
             self.sent.push((now, m, latest));
         }

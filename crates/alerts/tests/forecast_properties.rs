@@ -9,21 +9,16 @@
 //!   (85 %);
 //! - once the disk stops growing and shrinks, the alert resolves within half the window.
 
+mod support;
+
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
-use swarmkeeper_alerts::{
-    evaluate, AlertRules, AlertState, Membership, Message, NodeDisk, NodeObservation, Observation,
-    RuleId, Status,
-};
-use swarmkeeper_report::{thin, DiskSample, RetentionPolicy};
+use support::{housekeep, one_node, start};
+use swarmkeeper_alerts::{evaluate, AlertRules, AlertState, Message, NodeDisk, RuleId, Status};
+use swarmkeeper_report::DiskSample;
 
 const HIGH_THRESHOLD: f64 = 85.0;
 const EVALUATION: SignedDuration = SignedDuration::from_secs(3);
-const HOUSEKEEPING: SignedDuration = SignedDuration::from_mins(5);
-
-fn start() -> Timestamp {
-    "2026-11-26T12:00:00Z".parse().unwrap()
-}
 
 /// The server's side: what it stores of one node's reports, and its alert state.
 struct Server {
@@ -63,37 +58,23 @@ impl Server {
 
     /// One evaluation at `now`; `used` is the disk's usage then, for the record.
     fn evaluate(&mut self, now: Timestamp, used: f64) {
-        if now.duration_since(self.last_thinned) >= HOUSEKEEPING {
-            let gone = thin(&self.samples, now, &RetentionPolicy::default());
-            let mut i = 0;
-            self.samples.retain(|_| {
-                i += 1;
-                gone.binary_search(&(i - 1)).is_err()
-            });
-            self.last_thinned = now;
-        }
+        housekeep(&mut self.samples, &mut self.last_thinned, now);
         // The server reads only the window; older samples cannot matter.
         let window = SignedDuration::try_from(self.rules.disk_full_forecast.window).unwrap();
         self.samples
             .retain(|s| now.duration_since(s.at) <= window * 2);
         let last = self.samples.last().map(|s| s.used_bytes).unwrap_or(0);
-        let observation = Observation {
-            nodes: vec![NodeObservation {
-                name: "w1".into(),
-                down: false,
-                membership: Membership::Member,
-                last_report: Some(now),
-                ready_since: None,
-                report_interval_seconds: self.interval.as_secs() as u64,
-                disk: Some(NodeDisk {
-                    usage_percent: (last * 100 / self.capacity) as u8,
-                    high_threshold_percent: HIGH_THRESHOLD as u8,
-                    gc_fell_short: false,
-                    samples: self.samples.clone(),
-                }),
-            }],
-            ..Observation::default()
-        };
+        let observation = one_node(
+            "w1",
+            now,
+            self.interval,
+            NodeDisk {
+                usage_percent: (last * 100 / self.capacity) as u8,
+                high_threshold_percent: HIGH_THRESHOLD as u8,
+                gc_fell_short: false,
+                samples: self.samples.clone(),
+            },
+        );
         let messages: Vec<Message> = evaluate(&mut self.state, &self.rules, &observation, &[], now);
         for m in messages {
             assert_eq!(m.rule, RuleId::DiskFullForecast, "{m:?}");

@@ -72,12 +72,26 @@ fn silence() -> impl Strategy<Value = Silence> {
         })
 }
 
+/// Repeat intervals of never, 30 minutes and 4 hours; node-down and rolled-back kept firing
+/// for 0 to 20 minutes after their condition goes.
 fn rules() -> impl Strategy<Value = AlertRules> {
-    prop_oneof![Just(0u64), Just(30), Just(240)].prop_map(|minutes| AlertRules {
-        repeat_interval: Duration::from_secs(minutes * 60),
-        ..AlertRules::default()
-    })
+    (
+        prop_oneof![Just(0u64), Just(30), Just(240)],
+        prop_oneof![Just(0u64), Just(5), Just(20)],
+    )
+        .prop_map(|(minutes, keep)| {
+            let mut rules = AlertRules {
+                repeat_interval: Duration::from_secs(minutes * 60),
+                ..AlertRules::default()
+            };
+            rules.node_down.keep_firing_for = Duration::from_secs(keep * 60);
+            rules.rolled_back.keep_firing_for = Duration::from_secs(keep * 60);
+            rules
+        })
 }
+
+/// The seconds between two evaluations of the server (`alerting::EVALUATION_INTERVAL`).
+const EVALUATION: i64 = 3;
 
 fn conditions(tick: &Tick) -> Conditions {
     let keys = keys();
@@ -228,5 +242,68 @@ proptest! {
         }
         let elapsed = now.duration_since(start() + SignedDuration::from_mins(minutes[0]));
         prop_assert_eq!(sent, usize::from(elapsed >= SignedDuration::from_mins(1)));
+    }
+
+    /// Prometheus' `keep_firing_for`: a condition that goes and comes back faster than its
+    /// rule's `keep_firing_for` sends one firing message, and one resolved message only once
+    /// it stays gone that long; evaluated every 3 s, as the server does.
+    #[test]
+    fn a_condition_flapping_faster_than_keep_firing_for_fires_once_and_resolves_once(
+        // (seconds holding, seconds gone) per flap; "gone" stays below the keep.
+        flaps in prop::collection::vec((1i64..400, 0.0f64..1.0), 1..30),
+        keep_minutes in 1i64..20,
+        for_seconds in prop_oneof![Just(0u64), Just(60)],
+    ) {
+        let mut rules = AlertRules { repeat_interval: Duration::ZERO, ..AlertRules::default() };
+        rules.node_down.for_duration = Duration::from_secs(for_seconds);
+        rules.node_down.keep_firing_for = Duration::from_secs(keep_minutes as u64 * 60);
+        let keep = keep_minutes * 60;
+        let down = Conditions {
+            active: vec![Condition {
+                rule: RuleId::NodeDown,
+                subject: "w1".into(),
+                summary: "node w1 is down".into(),
+                hold: None,
+            }],
+            ..Conditions::default()
+        };
+        let up = Conditions::default();
+        let mut state = AlertState::default();
+        let mut now = start();
+        let mut sent: Vec<(Timestamp, Status)> = Vec::new();
+        let run = |state: &mut AlertState, conditions: &Conditions, seconds: i64, now: &mut Timestamp| {
+            let mut out = Vec::new();
+            let mut elapsed = 0;
+            while elapsed < seconds {
+                for m in step(state, conditions, &rules, &[], *now) {
+                    out.push((*now, m.status));
+                }
+                *now += SignedDuration::from_secs(EVALUATION);
+                elapsed += EVALUATION;
+            }
+            out
+        };
+        let mut cleared = now;
+        for (holding, gone) in &flaps {
+            sent.extend(run(&mut state, &down, *holding, &mut now));
+            cleared = now;
+            // Gone for less than the keep, less one evaluation.
+            let gone = ((keep - 2 * EVALUATION) as f64 * gone) as i64;
+            sent.extend(run(&mut state, &up, gone, &mut now));
+        }
+        let firing = sent.iter().filter(|(_, s)| *s == Status::Firing).count();
+        prop_assert!(firing <= 1, "{sent:?}");
+        prop_assert!(
+            sent.iter().all(|(_, s)| *s == Status::Firing),
+            "resolved while flapping: {sent:?}"
+        );
+        // Gone for good: resolved once, after the keep.
+        let after = run(&mut state, &up, keep + 2 * EVALUATION, &mut now);
+        let resolved: Vec<&(Timestamp, Status)> = after.iter().filter(|(_, s)| *s == Status::Resolved).collect();
+        prop_assert_eq!(resolved.len(), firing, "{:?} then {:?}", sent, after);
+        for (at, _) in resolved {
+            prop_assert!(at.duration_since(cleared) >= SignedDuration::from_secs(keep));
+        }
+        prop_assert!(state.get(RuleId::NodeDown, "w1").is_none());
     }
 }

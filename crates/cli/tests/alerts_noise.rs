@@ -22,25 +22,14 @@ fn timestamp(value: &serde_json::Value) -> jiff::Timestamp {
 
 #[test]
 fn a_restart_loop_stays_firing_across_a_server_restart_and_is_not_sent_again() {
-    let setup = AlertSetup::start("loopre");
+    let mut setup = AlertSetup::start("loopre");
     // Exits at once: Swarm starts a new task after its default 5 s restart delay.
     setup.create_service("64M", "exit 1");
-    let AlertSetup {
-        host,
-        service,
-        dir,
-        secret,
-        server,
-        webhook,
-        messages,
-        cleanup: _cleanup,
-        ..
-    } = setup;
     let created = Instant::now();
     let fired = next_alert(
-        &messages,
+        &setup.messages,
         "restart-loop",
-        &service,
+        &setup.service,
         Duration::from_secs(120),
     )
     .expect("no restart-loop alert within 120 s")
@@ -55,17 +44,21 @@ fn a_restart_loop_stays_firing_across_a_server_restart_and_is_not_sent_again() {
 
     // A graceful restart, as `docker service update --force swarmkeeper_server` does it, down
     // for two of the loop's restarts.
-    server.stop();
-    std::thread::sleep(Duration::from_secs(12));
-    let server = AlertSetup::server(&host, &dir, &secret, &webhook, &[]);
+    setup.restart_server(server::Server::stop, Duration::from_secs(12), &[]);
+    let (server, service) = (&setup.server, &setup.service);
     let token = server.token(&server.login(), "after-restart");
     // Before: resolved 3 s after the start, fired again as new some seconds later.
-    let sent = next_alert(&messages, "restart-loop", &service, Duration::from_secs(40));
+    let sent = next_alert(
+        &setup.messages,
+        "restart-loop",
+        service,
+        Duration::from_secs(40),
+    );
     assert!(
         sent.is_none(),
         "a restart sent {sent:?} about a loop that went on"
     );
-    let alert = ongoing_alert(&server, &token, "restart-loop", &service)
+    let alert = ongoing_alert(server, &token, "restart-loop", service)
         .expect("the restart forgot the firing restart-loop alert");
     assert!(!alert["firing_since"].is_null(), "{alert}");
     assert_eq!(
@@ -91,7 +84,7 @@ fn a_restart_loop_stays_firing_across_a_server_restart_and_is_not_sent_again() {
         "restart-loop across a server restart (down 12 s, watched 40 s after): still firing \
          since {started_at}, nothing sent"
     );
-    server.stop();
+    setup.server.stop();
 }
 
 #[test]

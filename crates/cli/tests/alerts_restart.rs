@@ -38,7 +38,7 @@ fn ongoing(server: &Server, token: &str, subject: &str) -> Option<serde_json::Va
 
 #[test]
 fn a_pending_alert_survives_a_crash_and_fires_after_the_grace_period_not_at_once() {
-    let setup = AlertSetup::start("restart");
+    let mut setup = AlertSetup::start("restart");
     let session = setup.server.login();
     let token = setup.server.token(&session, "restart-rule");
     let (status, _, body) = setup.server.call(
@@ -66,22 +66,10 @@ fn a_pending_alert_survives_a_crash_and_fires_after_the_grace_period_not_at_once
             "3600",
         ],
     );
-    let AlertSetup {
-        host,
-        service,
-        dir,
-        secret,
-        server,
-        webhook,
-        messages,
-        cleanup: _cleanup,
-        ..
-    } = setup;
-
     // Pending: seen by the first server.
     let deadline = Instant::now() + Duration::from_secs(30);
     let pending = loop {
-        if let Some(alert) = ongoing(&server, &token, &service) {
+        if let Some(alert) = ongoing(&setup.server, &token, &setup.service) {
             break alert;
         }
         assert!(Instant::now() < deadline, "no pending {RULE} alert");
@@ -92,27 +80,24 @@ fn a_pending_alert_survives_a_crash_and_fires_after_the_grace_period_not_at_once
     let crash_at = active_since + jiff::SignedDuration::from_secs(14);
     let wait = crash_at.duration_since(jiff::Timestamp::now());
     std::thread::sleep(Duration::try_from(wait).unwrap_or_default());
-    drop(server); // SIGKILL: a crash, not a shutdown.
-    let crashed = SystemTime::now();
     assert!(
-        next_about(&messages, &service, Duration::ZERO).is_none(),
+        next_about(&setup.messages, &setup.service, Duration::ZERO).is_none(),
         "nothing fires in 14 s of a 20 s `for`"
     );
-
-    std::thread::sleep(Duration::from_secs(10));
-    let server = AlertSetup::server(
-        &host,
-        &dir,
-        &secret,
-        &webhook,
+    let crashed = SystemTime::now();
+    // SIGKILL: a crash, not a shutdown.
+    setup.restart_server(
+        drop,
+        Duration::from_secs(10),
         &[("SWARMKEEPER_ALERT_FOR_GRACE_PERIOD", "10s")],
     );
     let started = SystemTime::now();
+    let (server, service, messages) = (&setup.server, &setup.service, &setup.messages);
     let token = server.token(&server.login(), "after-restart");
-    let restored = ongoing(&server, &token, &service).expect("the pending alert was forgotten");
+    let restored = ongoing(server, &token, service).expect("the pending alert was forgotten");
     assert!(restored["firing_since"].is_null(), "{restored}");
 
-    let (at, body) = next_about(&messages, &service, GRACE + Duration::from_secs(8))
+    let (at, body) = next_about(messages, service, GRACE + Duration::from_secs(8))
         .expect("the restored alert did not fire in the server's second life");
     assert_eq!(body["status"], "firing", "{body}");
     assert_eq!(body["rule"], RULE, "{body}");
@@ -129,6 +114,6 @@ fn a_pending_alert_survives_a_crash_and_fires_after_the_grace_period_not_at_once
         after_start >= GRACE - Duration::from_secs(2),
         "fired {after_start:?} after the start, within the grace period"
     );
-    let firing = ongoing(&server, &token, &service).unwrap();
+    let firing = ongoing(server, &token, service).unwrap();
     assert!(!firing["firing_since"].is_null(), "{firing}");
 }

@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_alerts::{
-    evaluate_routed, requested_rollback, AlertRules, AlertState, ForRestore, Membership, Message,
-    NodeDisk, NodeObservation, Observation, Readiness, RestartLedger, Rollback, Routed, RuleId,
-    ServiceObservation, Silence, TaskEnd, TaskObservation, UpdateOrigin,
+    evaluate_routed, requested_rollback, AlertRules, AlertState, ChannelObservation, ForRestore,
+    Membership, Message, NodeDisk, NodeObservation, Observation, Readiness, RestartLedger,
+    Rollback, Routed, RuleId, ServiceObservation, Silence, TaskEnd, TaskObservation, UpdateOrigin,
 };
 use swarmkeeper_auth::Action;
 use swarmkeeper_auth::SealingKey;
@@ -268,6 +268,8 @@ impl Alerting {
             });
         }
         *self.stored.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(open), rows);
+        // The alert-channel-unusable rule reads them: an added or removed channel tells soon.
+        self.wake.notify_one();
     }
 
     /// The stored channels that cannot be used, each as `NAME: why` (never a secret): the
@@ -278,6 +280,21 @@ impl Alerting {
             .1
             .iter()
             .filter_map(|row| Some(format!("{}: {}", row.name, row.problem.as_ref()?)))
+            .collect()
+    }
+
+    /// The channels an admin added, and why each cannot be used, if so: what the
+    /// alert-channel-unusable rule watches.
+    fn stored_channels(&self) -> Vec<ChannelObservation> {
+        let stored = self.stored.read().unwrap_or_else(|e| e.into_inner());
+        stored
+            .1
+            .iter()
+            .filter(|row| row.id.is_some())
+            .map(|row| ChannelObservation {
+                name: row.name.clone(),
+                problem: row.problem.clone(),
+            })
             .collect()
     }
 
@@ -471,6 +488,9 @@ async fn evaluate_now(state: &AppState) {
                 evaluations
                     .restarts
                     .may_be_short(id, now, rules.restart_loop.within);
+            service.loop_ended = evaluations
+                .restarts
+                .loop_ended(id, now, &rules.restart_loop);
         }
         view
     };
@@ -740,6 +760,7 @@ async fn list_swarm(state: &AppState) -> SwarmView {
                         rolled_back,
                         restarts: Vec::new(),
                         restarts_partial: false,
+                        loop_ended: false,
                         spec_since,
                     };
                     (row.id, service)
@@ -913,6 +934,7 @@ fn observe(state: &AppState, rules: &AlertRules, swarm: SwarmView, now: Timestam
             .collect(),
         tasks,
         started_at: Some(state.alerting.started_at),
+        channels: state.alerting.stored_channels(),
     }
 }
 

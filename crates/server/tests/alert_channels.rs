@@ -387,3 +387,106 @@ async fn a_channel_added_while_an_alert_fires_gets_it_and_its_test_shows_the_ans
         .collect();
     assert!(more.is_empty(), "nothing more about {host}: {more:?}");
 }
+
+/// Issue 15: after the server's key changed without a re-key, a channel sealed with the old
+/// key cannot be opened; the alert-channel-unusable rule tells the channels that work (an
+/// `--alert-webhook` and a channel added under the new key) at once, never the broken one,
+/// and resolves, saying why, when the broken channel is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_the_server_cannot_open_is_told_to_the_channels_that_work() {
+    let http = Receiver::http();
+    let app = sealing_app().await;
+    let admin = &app.admin.token;
+    let old = unique("old-key-hook");
+    app.call(
+        Call::post("/api/alerts/channels")
+            .bearer(admin)
+            .json(&json!({"name": old, "type": "webhook", "url": http.url("/old/old-s3cr3t")})),
+    )
+    .await
+    .expect(201);
+
+    // The server starts again on another key, with an --alert-webhook.
+    app.state.shutdown.begin();
+    let other =
+        swarmkeeper_auth::SealingKey::from_secret(b"another key: thirty-two bytes or more, surely")
+            .unwrap();
+    let state = open_state_with_config(swarmkeeper_server::ServerConfig {
+        secret_key: Some(other),
+        alert_webhooks: vec![swarmkeeper_notify::Secret::new(
+            http.url("/flag/flag-s3cr3t"),
+        )],
+        ..config(app.dir.path(), Some(REPORT_SECRET))
+    });
+    let router = swarmkeeper_server::app(state.clone());
+    let new = unique("new-key-hook");
+    send(
+        &router,
+        Call::post("/api/alerts/channels")
+            .bearer(admin)
+            .json(&json!({"name": new, "type": "webhook", "url": http.url("/new/new-s3cr3t")})),
+    )
+    .await
+    .expect(201);
+    let started = Instant::now();
+    swarmkeeper_server::alerting::spawn(state.clone());
+
+    let paths = ["/flag/flag-s3cr3t", "/new/new-s3cr3t"];
+    let fired = http_got(&http, &old, &paths);
+    for path in paths {
+        let hook = body(&fired[path].1);
+        assert_eq!(hook["status"], "firing", "{hook}");
+        assert_eq!(hook["rule"], "alert-channel-unusable", "{hook}");
+        assert_eq!(hook["subject"], old.as_str(), "{hook}");
+        let summary = hook["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with(&format!("alert channel {old} gets no alerts: ")),
+            "{summary}"
+        );
+    }
+    let latency = fired.values().map(|(at, _)| *at - started).max().unwrap();
+
+    // Removed: resolved, saying so, to the same channels.
+    let page = send(&router, Call::get("/api/alerts").bearer(admin))
+        .await
+        .json();
+    let id = page["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == old.as_str())
+        .unwrap_or_else(|| panic!("{page}"))["id"]
+        .as_i64()
+        .unwrap();
+    assert!(page["channels"].to_string().contains("cannot be opened"));
+    send(
+        &router,
+        Call::delete(&format!("/api/alerts/channels/{id}")).bearer(admin),
+    )
+    .await
+    .expect(204);
+    let resolved = http_got(&http, &old, &paths);
+    for path in paths {
+        let hook = body(&resolved[path].1);
+        assert_eq!(hook["status"], "resolved", "{hook}");
+        assert_eq!(
+            hook["summary"],
+            format!("alert channel {old} was removed"),
+            "{hook}"
+        );
+    }
+    let more: Vec<Value> = http
+        .drain(Duration::from_secs(4))
+        .into_iter()
+        .filter(|r| r.to_string().contains(&old) || r["path"] == "/old/old-s3cr3t")
+        .collect();
+    assert!(
+        more.is_empty(),
+        "nothing more, nothing to the broken channel: {more:?}"
+    );
+    state.shutdown.begin();
+    println!(
+        "server started on another key -> alert-channel-unusable received: {}",
+        ms(latency)
+    );
+}

@@ -353,6 +353,23 @@ impl AlertSetup {
         server::Server::start_with(&dir.join("server"), &env)
     }
 
+    /// Restarts the setup's server: `stop` ends the running one (`Server::stop`, SIGTERM and
+    /// a wait, as `docker service update --force` does it; `drop`, SIGKILL: a crash), then
+    /// after `down` it starts again on the same engine, state directory, report secret and
+    /// receiver, with `extra` variables.
+    pub fn restart_server(
+        &mut self,
+        stop: impl FnOnce(server::Server),
+        down: std::time::Duration,
+        extra: &[(&str, &str)],
+    ) {
+        // Nothing listens on port 0: the placeholder is never called.
+        let running = std::mem::replace(&mut self.server, server::Server::remote("127.0.0.1", 0));
+        stop(running);
+        std::thread::sleep(down);
+        self.server = AlertSetup::server(&self.host, &self.dir, &self.secret, &self.webhook, extra);
+    }
+
     /// Creates the test's service (detached): one task of its busybox image limited to
     /// `memory_limit` (docker's `--limit-memory`), running `script` with `sh -c`.
     pub fn create_service(&self, memory_limit: &str, script: &str) {

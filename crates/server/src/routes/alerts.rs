@@ -719,6 +719,14 @@ async fn unmatched_warning(
             None => format!("{service}.{}", hostnames.get(t.node_id.as_str())?),
         })
     }));
+    // The alert-channel-unusable rule names a channel.
+    known.extend(
+        state
+            .alerting
+            .channel_rows()
+            .into_iter()
+            .map(|row| row.name),
+    );
     let ongoing = state.alerting.ongoing().await;
     let ongoing: Vec<(RuleId, &str)> = ongoing
         .iter()

@@ -66,6 +66,10 @@ fn about(rule: RuleId) -> &'static str {
         RuleId::RestartLoop => "a service's tasks keep being restarted",
         RuleId::OomKill => "the kernel's OOM killer killed a process of a task",
         RuleId::MemoryNearLimit => "a task's memory near its limit",
+        RuleId::AlertChannelUnusable => {
+            "an alert channel whose settings the server cannot open (its key changed): \
+             told to the channels that work"
+        }
         RuleId::Test => "",
     }
 }
@@ -90,6 +94,10 @@ fn describe(group: &str, key: &str) -> (&'static str, &'static str) {
         ("restart_loop", "restarts") => ("restarts", "count"),
         ("restart_loop", "within") => ("within", DURATION),
         ("oom_kill", "keep_firing_for") => ("keep firing after the last kill for", DURATION),
+        (_, "keep_firing_for") => (
+            "keep firing after the condition ends for",
+            "duration: 90s, 5m, 1h30m; 0 resolves at once",
+        ),
         ("memory_near_limit", "percent") => ("at or above", "% of the limit"),
         (_, REPEAT) => (
             "send a firing alert again every",
@@ -326,6 +334,42 @@ mod tests {
             .unwrap();
         assert_eq!(typed.value, "soon");
         assert_eq!(error_of(&refused, "node_down.enabled"), None);
+    }
+
+    /// Issue 15: every rule has a `keep_firing_for` field, read in the units' grammar and
+    /// refused next to itself.
+    #[test]
+    fn keep_firing_for_is_a_field_of_every_rule_refused_next_to_itself() {
+        let shown = form(&AlertRules::default());
+        for rule in RuleId::ALL {
+            let name = format!("{}.keep_firing_for", rule.as_str().replace('-', "_"));
+            let field = shown
+                .groups
+                .iter()
+                .flat_map(|g| &g.fields)
+                .find(|f| f.name == name)
+                .unwrap_or_else(|| panic!("no field {name}"));
+            assert!(!field.label.is_empty() && !field.unit.is_empty(), "{name}");
+        }
+        let mut fields = posted(&shown);
+        fields.insert(
+            "memory_near_limit.keep_firing_for".into(),
+            "10 minutes".into(),
+        );
+        let refused = read(&fields).unwrap_err();
+        assert_eq!(refused.errors, 1);
+        let e = error_of(&refused, "memory_near_limit.keep_firing_for").unwrap();
+        assert_eq!(
+            e,
+            "invalid duration \"10 minutes\": unknown unit \" minutes\", expected ns, us, ms, \
+             s, m or h"
+        );
+        fields.insert("memory_near_limit.keep_firing_for".into(), "10m".into());
+        let rules = read(&fields).unwrap();
+        assert_eq!(
+            rules.memory_near_limit.keep_firing_for,
+            Duration::from_secs(600)
+        );
     }
 
     #[test]
