@@ -463,16 +463,20 @@ pub async fn edit<H: History>(
 }
 
 /// Typed specs written outside a stack file (the dashboard's service form, "edit as compose")
-/// completed as [`deploy`] completes a file's: the safe defaults each leaves unset (when
-/// [`Options::safe_defaults`]; each said as a [`Progress::Note`] `safe default: …`, the words
-/// the CLI prints) and each image pinned to its registry digest with the request's
+/// completed as [`deploy`] completes a file's: the safe defaults a new service leaves unset
+/// (when [`Options::safe_defaults`]; each said as a [`Progress::Note`] `safe default: …`, the
+/// words the CLI prints) and each image pinned to its registry digest with the request's
 /// credentials (when [`Options::resolve_digests`]; a digest that cannot be had is warned
-/// about, a tag the registry does not have refused). A value a spec sets is never changed.
-/// Returns each spec made JSON, by name, for [`edit`]; changes nothing.
+/// about, a tag the registry does not have refused). A spec named in `edits` is an edit of a
+/// running service: a field its operator did not give keeps the service's value (the API's
+/// "a partial body changes only what it names"), so its safe defaults are only said, each as
+/// `suggested: …`, and not applied. A value a spec sets is never changed. Returns each spec
+/// made JSON, by name, for [`edit`]; changes nothing.
 pub async fn complete_specs(
     engine: &Engine,
     request: &Request,
     specs: Vec<ServiceSpec>,
+    edits: &[&str],
     options: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Vec<(String, serde_json::Value)>, DeployError> {
@@ -482,7 +486,11 @@ pub async fn complete_specs(
     let (_, pinned) = auths_and_pins(engine, request, options, images, progress).await?;
     let mut completed = Vec::with_capacity(specs.len());
     for mut spec in specs {
-        add_safe_defaults(&mut spec, options, progress);
+        if edits.contains(&spec.name.as_str()) {
+            suggest_safe_defaults(&spec, options, progress);
+        } else {
+            add_safe_defaults(&mut spec, options, progress);
+        }
         let container = &mut spec.task_template.container_spec;
         if let Some(Some(pinned)) = pinned.get(&container.image) {
             container.image = pinned.clone();
@@ -525,6 +533,21 @@ fn add_safe_defaults(
     if options.safe_defaults {
         for note in apply_safe_defaults(spec) {
             progress(Progress::Note(&format!("safe default: {note}")));
+        }
+    }
+}
+
+/// The safe defaults an edited spec leaves unset, each said as a suggestion, none applied.
+fn suggest_safe_defaults(
+    spec: &ServiceSpec,
+    options: &Options,
+    progress: &mut dyn FnMut(Progress<'_>),
+) {
+    if options.safe_defaults {
+        for note in apply_safe_defaults(&mut spec.clone()) {
+            progress(Progress::Note(&format!(
+                "suggested: {note}; not applied: an edit changes only what it names"
+            )));
         }
     }
 }

@@ -31,42 +31,49 @@ impl std::fmt::Display for Note {
 pub struct SafeDefault {
     /// The compose setting it fills in, e.g. `update_config.failure_action`.
     pub setting: &'static str,
+    /// Why, as the note says it (the order rows say why they chose `stop-first` instead).
     pub why: &'static str,
     /// Sets the value when the spec leaves it unset and the default suits the service;
-    /// returns the value set, for the note.
-    fill: fn(&mut ServiceSpec, &Service) -> Option<String>,
+    /// returns the value set and why, for the note.
+    fill: fn(&mut ServiceSpec, &Service) -> Option<(String, &'static str)>,
 }
 
 /// What the rows need to know about the service, read before any row changes it.
 struct Service {
-    /// Replicated, without host-mode ports: a new task can start beside the old one.
-    start_first: bool,
+    /// The update and rollback order and why: for a replicated service without host-mode
+    /// ports, `start-first` unless it mounts a writable volume or bind mount (two tasks would
+    /// write one data directory at once: a database corrupts), `stop-first` then.
+    order: Option<(&'static str, &'static str)>,
     /// How long the healthcheck needs to report a failure, when there is one.
     monitor: Option<SpecDuration>,
 }
 
 const WHY_ROLLBACK: &str =
     "a failed update goes back to the running version instead of leaving the service down";
+const WHY_PAUSE: &str = "a rollback that fails too stops for a human";
 const WHY_START_FIRST: &str = "the old task keeps serving until its replacement runs";
+const WHY_STOP_FIRST: &str = "the service writes to a volume or bind mount: start-first would run the old and the new task on the same data at once";
+const WHY_LOCAL_LOGS: &str = "bounded on disk and readable with `swarmkeeper logs`";
 const WHY_MONITOR: &str = "long enough for the healthcheck to fail (interval × retries + timeout)";
 
 /// Every safe default, in the order they are applied and reported:
 /// - update `failure_action: rollback` and rollback `failure_action: pause`;
-/// - `order: start-first` for a replicated service without host-mode ports;
+/// - `order: start-first` for a replicated service without host-mode ports, `stop-first` when
+///   it also mounts a writable volume or bind mount (update and rollback alike);
 /// - a `monitor` long enough for the healthcheck to fail (interval × retries + timeout);
 /// - `local` logging with `max-size: 20m` when the file names no log driver.
 pub static SAFE_DEFAULTS: &[SafeDefault] = &[
     SafeDefault {
         setting: "update_config.failure_action",
         why: WHY_ROLLBACK,
-        fill: |spec, _| fill_text(&mut update(spec).failure_action, "rollback"),
+        fill: |spec, _| fill_text(&mut update(spec).failure_action, "rollback", WHY_ROLLBACK),
     },
     SafeDefault {
         setting: "update_config.order",
         why: WHY_START_FIRST,
         fill: |spec, service| {
-            service.start_first.then_some(())?;
-            fill_text(&mut update(spec).order, "start-first")
+            let (order, why) = service.order?;
+            fill_text(&mut update(spec).order, order, why)
         },
     },
     SafeDefault {
@@ -74,20 +81,20 @@ pub static SAFE_DEFAULTS: &[SafeDefault] = &[
         why: WHY_MONITOR,
         fill: |spec, service| {
             let monitor = service.monitor?;
-            fill_monitor(&mut update(spec).monitor, monitor)
+            fill_monitor(&mut update(spec).monitor, monitor).map(|v| (v, WHY_MONITOR))
         },
     },
     SafeDefault {
         setting: "rollback_config.failure_action",
-        why: "a rollback that fails too stops for a human",
-        fill: |spec, _| fill_text(&mut rollback(spec).failure_action, "pause"),
+        why: WHY_PAUSE,
+        fill: |spec, _| fill_text(&mut rollback(spec).failure_action, "pause", WHY_PAUSE),
     },
     SafeDefault {
         setting: "rollback_config.order",
         why: WHY_START_FIRST,
         fill: |spec, service| {
-            service.start_first.then_some(())?;
-            fill_text(&mut rollback(spec).order, "start-first")
+            let (order, why) = service.order?;
+            fill_text(&mut rollback(spec).order, order, why)
         },
     },
     SafeDefault {
@@ -95,12 +102,12 @@ pub static SAFE_DEFAULTS: &[SafeDefault] = &[
         why: WHY_MONITOR,
         fill: |spec, service| {
             let monitor = service.monitor?;
-            fill_monitor(&mut rollback(spec).monitor, monitor)
+            fill_monitor(&mut rollback(spec).monitor, monitor).map(|v| (v, WHY_MONITOR))
         },
     },
     SafeDefault {
         setting: "logging",
-        why: "bounded on disk and readable with `swarmkeeper logs`",
+        why: WHY_LOCAL_LOGS,
         fill: |spec, _| {
             if spec.task_template.log_driver.is_some() {
                 return None;
@@ -109,7 +116,7 @@ pub static SAFE_DEFAULTS: &[SafeDefault] = &[
                 name: "local".to_string(),
                 options: [("max-size".to_string(), "20m".to_string())].into(),
             });
-            Some("local, max-size 20m".to_string())
+            Some(("local, max-size 20m".to_string(), WHY_LOCAL_LOGS))
         },
     },
 ];
@@ -117,13 +124,20 @@ pub static SAFE_DEFAULTS: &[SafeDefault] = &[
 /// Adds the [`SAFE_DEFAULTS`] the file does not set itself, and says which. Idempotent:
 /// applied twice, the second time changes nothing and reports nothing.
 pub fn apply_safe_defaults(spec: &mut ServiceSpec) -> Vec<Note> {
+    let side_by_side = spec.mode.replicated.is_some()
+        && !spec
+            .endpoint_spec
+            .ports
+            .iter()
+            .any(|p| p.publish_mode == "host");
     let service = Service {
-        start_first: spec.mode.replicated.is_some()
-            && !spec
-                .endpoint_spec
-                .ports
-                .iter()
-                .any(|p| p.publish_mode == "host"),
+        order: side_by_side.then(|| {
+            if writes_a_mount(spec) {
+                ("stop-first", WHY_STOP_FIRST)
+            } else {
+                ("start-first", WHY_START_FIRST)
+            }
+        }),
         monitor: spec
             .task_template
             .container_spec
@@ -142,14 +156,24 @@ pub fn apply_safe_defaults(spec: &mut ServiceSpec) -> Vec<Note> {
     SAFE_DEFAULTS
         .iter()
         .filter_map(|row| {
-            (row.fill)(spec, &service).map(|value| Note {
+            (row.fill)(spec, &service).map(|(value, why)| Note {
                 service: spec.name.clone(),
                 setting: row.setting,
                 value,
-                why: row.why,
+                why,
             })
         })
         .collect()
+}
+
+/// Whether a task of `spec` writes to data another task of it would share: a volume or bind
+/// mount not mounted read-only. A volume without a source is anonymous, new for each task.
+fn writes_a_mount(spec: &ServiceSpec) -> bool {
+    spec.task_template
+        .container_spec
+        .mounts
+        .iter()
+        .any(|m| !m.read_only && (m.kind == "bind" || (m.kind == "volume" && !m.source.is_empty())))
 }
 
 fn std_duration(duration: SpecDuration) -> Duration {
@@ -176,10 +200,14 @@ fn rollback(spec: &mut ServiceSpec) -> &mut UpdateConfig {
     spec.rollback_config.get_or_insert_with(new_config)
 }
 
-fn fill_text(setting: &mut String, value: &str) -> Option<String> {
+fn fill_text(
+    setting: &mut String,
+    value: &str,
+    why: &'static str,
+) -> Option<(String, &'static str)> {
     setting.is_empty().then(|| {
         *setting = value.to_string();
-        value.to_string()
+        (value.to_string(), why)
     })
 }
 

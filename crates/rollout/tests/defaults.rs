@@ -68,6 +68,69 @@ fn a_bare_service_gets_every_default_and_each_is_reported() {
         .starts_with("st_web: update_config.failure_action = rollback"));
 }
 
+/// tryout11 finding 4: start-first on a service with a volume runs the old and the new task
+/// on one data directory during every update (a database corrupts).
+#[test]
+fn a_service_writing_to_a_volume_or_bind_mount_gets_stop_first_and_is_told_why() {
+    for mount in [
+        "      - data:/var/lib/db\n",
+        "      - /srv/db:/var/lib/db\n",
+        "      - type: volume\n        source: data\n        target: /var/lib/db\n",
+    ] {
+        let mut s = spec(&format!(
+            "services:\n  db:\n    image: a:1\n    volumes:\n{mount}volumes:\n  data: {{}}\n"
+        ));
+        let notes = apply_safe_defaults(&mut s);
+        assert_eq!(
+            s.update_config.as_ref().unwrap().order,
+            "stop-first",
+            "{mount}"
+        );
+        assert_eq!(
+            s.rollback_config.as_ref().unwrap().order,
+            "stop-first",
+            "{mount}"
+        );
+        let orders: Vec<String> = notes
+            .iter()
+            .filter(|n| n.setting.ends_with(".order"))
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(orders.len(), 2, "{mount}");
+        for order in orders {
+            assert!(
+                order.contains("= stop-first (the service writes to a volume or bind mount"),
+                "{order}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_read_only_or_anonymous_mount_keeps_start_first() {
+    for mount in [
+        "      - data:/etc/app:ro\n",
+        "      - /srv/conf:/etc/app:ro\n",
+        "      - type: volume\n        target: /cache\n",
+        "      - type: tmpfs\n        target: /tmp\n",
+    ] {
+        let mut s = spec(&format!(
+            "services:\n  web:\n    image: a:1\n    volumes:\n{mount}volumes:\n  data: {{}}\n"
+        ));
+        apply_safe_defaults(&mut s);
+        assert_eq!(
+            s.update_config.as_ref().unwrap().order,
+            "start-first",
+            "{mount}"
+        );
+        assert_eq!(
+            s.rollback_config.as_ref().unwrap().order,
+            "start-first",
+            "{mount}"
+        );
+    }
+}
+
 #[test]
 fn what_the_file_says_wins() {
     let mut s = spec(

@@ -308,11 +308,13 @@ type Completed = (Vec<(String, serde_json::Value)>, Vec<String>);
 
 /// Typed specs completed by the deploy engine as a stack file's are (safe defaults, images
 /// pinned to their digests with the server's registry credentials), with what it said; the
-/// inner `Err` is why it refused the input (an image the registry does not have).
+/// inner `Err` is why it refused the input (an image the registry does not have). The specs
+/// named in `edits` are of running services: their safe defaults are suggested, not applied.
 async fn complete(
     state: &AppState,
     history: &str,
     specs: Vec<ServiceSpec>,
+    edits: Vec<String>,
 ) -> Result<Result<Completed, String>, AppError> {
     let request = Request {
         stack: history.to_owned(),
@@ -324,7 +326,9 @@ async fn complete(
     let engine = state.engine.clone();
     let (completed, notes) = run_deploy(state, move |_, progress| {
         Box::pin(async move {
-            complete_specs(&engine, &request, specs, &Options::default(), progress).await
+            let edits: Vec<&str> = edits.iter().map(String::as_str).collect();
+            let options = Options::default();
+            complete_specs(&engine, &request, specs, &edits, &options, progress).await
         })
     })
     .await?;
@@ -441,7 +445,8 @@ async fn save(
         }
     };
     let name = post.form.name.trim().to_owned();
-    let (completed, notes) = match complete(state, &name, vec![built.spec]).await? {
+    let edits = editing.iter().cloned().collect();
+    let (completed, notes) = match complete(state, &name, vec![built.spec], edits).await? {
         Ok(completed) => completed,
         Err(why) => {
             let error = FieldError::new("image", why);
@@ -815,7 +820,10 @@ async fn apply_compose(
             .with_status(StatusCode::UNPROCESSABLE_ENTITY)),
     };
     let read = match read {
-        Ok(specs) => complete(state, &target.history, specs).await?,
+        Ok(specs) => {
+            let edits = target.services.iter().map(|s| s.name.clone()).collect();
+            complete(state, &target.history, specs, edits).await?
+        }
         Err(message) => Err(message),
     };
     let (specs, notes) = match read {
