@@ -1,7 +1,10 @@
 //! A refused admin form comes back with what was typed (issue 14): the alert-channel, registry,
 //! silence, user and rules forms each show their fields again as posted, through the whole
 //! router; a secret (a token, a password, a URL that carries a token) comes back empty with
-//! "enter again" next to its field, and is nowhere in the page.
+//! "enter again" next to its field, and is nowhere in the page. The channel form says a taken
+//! name and an out-of-range SMTP port at the field, like its other errors (tryout9 finding 9):
+//! 422, "Nothing was added" and the message next to Name or Port; the JSON API still answers
+//! 409 and 400.
 
 mod support;
 
@@ -64,6 +67,16 @@ async fn refused(
     page
 }
 
+/// The message the page shows next to `field`.
+fn at_field(page: &str, field: &str) -> String {
+    let marker = format!("data-field=\"{field}\">");
+    page.split(&marker)
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or_else(|| panic!("no message at {field}: {page}"))
+        .to_owned()
+}
+
 /// Whether the form says "enter again" next to `field`.
 fn asks_again(form: &str, field: &str) -> bool {
     form.contains(&format!("data-retype=\"{field}\">Enter again"))
@@ -95,6 +108,18 @@ async fn a_refused_channel_form_keeps_all_but_its_secrets() {
         422,
     )
     .await;
+    assert!(page.contains("id=\"channel-errors\""), "{page}");
+    let taken = "hook is taken here: remove the alert channel of that name first to change it";
+    assert_eq!(at_field(&page, "name"), taken);
+    let message = app
+        .call(
+            Call::post("/api/alerts/channels")
+                .bearer(&admin.token)
+                .json(&hook),
+        )
+        .await
+        .expect_json_error(409);
+    assert_eq!(message, format!("name: {taken}"));
     let channel = form(&page, "add-channel");
     assert_eq!(shown(channel, "name"), "hook");
     assert_eq!(shown(channel, "type"), "slack");
@@ -123,6 +148,45 @@ async fn a_refused_channel_form_keeps_all_but_its_secrets() {
     }
     assert_eq!(shown(channel, "password"), "");
     assert!(asks_again(channel, "password"), "{channel}");
+    assert_eq!(at_field(&page, "port"), "99999 is out of range");
+    // The JSON API: 400 naming the field, for a number or a text; nothing added, and a good
+    // port goes through.
+    let mail = json!({"name": "mail", "type": "email", "host": "smtp.example.com",
+                      "port": 99999, "from": "alerts@b.example", "to": "a@b.example"});
+    for (port, said) in [
+        (json!(99999), "port: 99999 is out of range"),
+        (json!("smtp"), "port: \"smtp\""),
+    ] {
+        let mut body = mail.clone();
+        body["port"] = port;
+        let message = app
+            .call(
+                Call::post("/api/alerts/channels")
+                    .bearer(&admin.token)
+                    .json(&body),
+            )
+            .await
+            .expect_json_error(400);
+        assert!(message.starts_with(said), "{message}");
+    }
+    let listed = app
+        .call(Call::get("/api/alerts").bearer(&admin.token))
+        .await;
+    listed.expect(200);
+    assert_eq!(
+        listed.json()["channels"].as_array().unwrap().len(),
+        1,
+        "only hook"
+    );
+    let mut good = mail.clone();
+    good["port"] = json!("2525");
+    app.call(
+        Call::post("/api/alerts/channels")
+            .bearer(&admin.token)
+            .json(&good),
+    )
+    .await
+    .expect(201);
 
     // Alertmanager's base URL is no secret: it is shown again; its bearer token is not.
     let page = refused(
