@@ -214,10 +214,15 @@ impl EmailChannel {
 }
 
 fn host_of(url: &str) -> String {
-    Url::parse(url)
+    url_host(url).unwrap_or_else(|| "invalid URL".into())
+}
+
+/// The host a URL names, the one part of a channel's URL that may be shown (its path, query
+/// and user part may carry a token); `None` when `url` is not an absolute URL with a host.
+pub fn url_host(url: &str) -> Option<String> {
+    Url::parse(url.trim())
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_else(|| "invalid URL".into())
 }
 
 #[cfg(test)]

@@ -12,6 +12,6 @@ mod channel;
 mod deliver;
 pub mod render;
 
-pub use channel::{Channel, ChannelError, ChannelKind, EmailChannel, SmtpTls};
+pub use channel::{url_host, Channel, ChannelError, ChannelKind, EmailChannel, SmtpTls};
 pub use deliver::{Delivery, Notifier, NotifyError, Problem, RetryPolicy, SetupError};
 pub use swarmkeeper_auth::Secret;

@@ -25,6 +25,7 @@ use swarmkeeper_registry::{AuthConfig, Client, DockerConfig, Keychain, Secret, S
 use swarmkeeper_store::StoredRegistry;
 
 use crate::error::AppError;
+use crate::views::{FieldError, Retype};
 
 /// What to do without a key, as the page and the API say it.
 pub const NO_KEY: &str = "registry credentials are stored sealed with the server's secret key, \
@@ -96,6 +97,77 @@ fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
     String::deserialize(d).map(Secret::new)
 }
 
+/// Why a registry was not added.
+#[derive(Debug)]
+pub enum Refused {
+    /// A field to fix, named as the form and the JSON body name it.
+    Field(FieldError),
+    /// A secret to seal and no key to seal it with ([`NO_KEY`]).
+    NoKey,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Field(error) => error.fmt(f),
+            Refused::NoKey => f.write_str(NO_KEY),
+        }
+    }
+}
+
+impl From<Refused> for AppError {
+    fn from(refused: Refused) -> AppError {
+        match refused {
+            Refused::Field(error) => AppError::BadInput(error.to_string()),
+            Refused::NoKey => AppError::Conflict(NO_KEY.to_string()),
+        }
+    }
+}
+
+/// The add-registry form as posted when it was refused, for showing it again: every field as
+/// typed but the secrets (password, token, ECR secret access key), which come back empty with
+/// "enter again" when they were filled in.
+#[derive(Clone, Debug, Default)]
+pub struct RegistryForm {
+    pub host: String,
+    /// `password`, `token` or `ecr`.
+    pub kind: String,
+    pub username: String,
+    pub access_key_id: String,
+    pub region: String,
+    pub profile: String,
+    pub endpoint: String,
+    pub retype: Retype,
+    pub error: Option<FieldError>,
+}
+
+impl RegistryForm {
+    /// What of `posted` may be shown again, with why it was refused.
+    pub fn of(posted: &NewRegistry, error: FieldError) -> RegistryForm {
+        RegistryForm {
+            host: posted.host.clone(),
+            kind: posted.kind.as_str().to_owned(),
+            username: posted.username.clone(),
+            access_key_id: posted.access_key_id.clone(),
+            region: posted.region.clone(),
+            profile: posted.profile.clone(),
+            endpoint: posted.endpoint.clone(),
+            retype: Retype::of(&[
+                ("password", posted.password.expose()),
+                ("token", posted.token.expose()),
+                ("secret_access_key", posted.secret_access_key.expose()),
+            ]),
+            error: Some(error),
+        }
+    }
+
+    /// The message for `field`, if it is the one refused.
+    pub fn error_of(&self, field: &str) -> Option<&str> {
+        let error = self.error.as_ref()?;
+        (error.field == field).then_some(error.message.as_str())
+    }
+}
+
 /// What is stored in the clear beside the sealed part.
 #[derive(Default, Serialize, Deserialize)]
 struct Settings {
@@ -141,9 +213,9 @@ pub struct RegistryRow {
 
 /// The host as stored: Docker Hub's names become `docker.io`; anything that is not a registry
 /// host as references name it is refused, naming the field.
-fn normalise_host(host: &str) -> Result<String, AppError> {
+fn normalise_host(host: &str) -> Result<String, Refused> {
     let host = host.trim();
-    let bad = |why: &str| AppError::BadInput(format!("host: {host:?} {why}"));
+    let bad = |why: &str| Refused::Field(FieldError::new("host", format!("{host:?} {why}")));
     if host.is_empty() {
         return Err(bad(
             "is empty: name the registry, e.g. ghcr.io or registry.example:5000",
@@ -171,17 +243,17 @@ impl NewRegistry {
     /// Checks the fields (each error names its field) and seals the secret part. `key` is
     /// needed for every kind that has a secret.
     pub fn seal(
-        self,
+        &self,
         key: Option<&SealingKey>,
         by: &str,
         now: jiff::Timestamp,
-    ) -> Result<StoredRegistry, AppError> {
+    ) -> Result<StoredRegistry, Refused> {
         let host = normalise_host(&self.host)?;
-        let required = |field: &str, value: &str| {
+        let required = |field: &'static str, value: &str| {
             if value.trim().is_empty() {
-                Err(AppError::BadInput(format!(
-                    "{field}: required for a registry of kind {}",
-                    self.kind.as_str()
+                Err(Refused::Field(FieldError::new(
+                    field,
+                    format!("required for a registry of kind {}", self.kind.as_str()),
                 )))
             } else {
                 Ok(())
@@ -203,8 +275,9 @@ impl NewRegistry {
                 settings.region = match (self.region.trim(), parse_ecr_host(&host)) {
                     ("", Some((_, region))) => region.to_string(),
                     ("", None) => {
-                        return Err(AppError::BadInput(format!(
-                            "region: required: {host} is not ACCOUNT.dkr.ecr.REGION.amazonaws.com"
+                        return Err(Refused::Field(FieldError::new(
+                            "region",
+                            format!("required: {host} is not ACCOUNT.dkr.ecr.REGION.amazonaws.com"),
                         )))
                     }
                     (region, _) => region.to_string(),
@@ -212,8 +285,9 @@ impl NewRegistry {
                 let endpoint = self.endpoint.trim();
                 let is_url = endpoint.starts_with("https://") || endpoint.starts_with("http://");
                 if !endpoint.is_empty() && !is_url {
-                    return Err(AppError::BadInput(format!(
-                        "endpoint: {endpoint:?} is not an http(s):// URL"
+                    return Err(Refused::Field(FieldError::new(
+                        "endpoint",
+                        format!("{endpoint:?} is not an http(s):// URL"),
                     )));
                 }
                 settings.endpoint = endpoint.to_string();
@@ -230,7 +304,7 @@ impl NewRegistry {
             && sealed.secret_access_key.is_empty());
         let sealed = match (has_secret, key) {
             (false, _) => None,
-            (true, None) => return Err(AppError::Conflict(NO_KEY.to_string())),
+            (true, None) => return Err(Refused::NoKey),
             (true, Some(key)) => Some(key.seal(
                 &purpose(&host),
                 &serde_json::to_vec(&sealed).expect("strings serialise"),

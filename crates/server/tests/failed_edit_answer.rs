@@ -7,59 +7,32 @@
 
 mod support;
 
-use serde_json::{json, Value};
-use support::{followed_job, test_image, unique, Call, TestApp, TestService, TEST_LABEL};
+use serde_json::json;
+use support::{
+    failed_edit, followed_job, sleeping_form, test_image, unique, Call, TestApp, TestService,
+    TEST_LABEL,
+};
 
 /// Prints a line the operator needs, then exits: every task of the edit fails.
 const CRASH: &str = "/bin/busybox sh -c 'echo fatal: config missing; exit 3'";
 
-/// A service of one sleeping task created through the API, once it runs: the service (removed
-/// when dropped, with its history) and the form that made it.
-async fn created(app: &TestApp, what: &str) -> (TestService, support::TestStack, Value) {
-    let name = unique(what);
+#[tokio::test]
+async fn a_failed_edit_answers_not_edited_with_the_failing_tasks_log_lines() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let name = unique("failedit");
     let service = TestService { name: name.clone() };
-    let history = support::TestStack { name: name.clone() };
-    let form = json!({
-        "name": name,
-        "image": test_image(),
-        "command": "/bin/busybox sleep 3600",
-        "replicas": 1,
-        "labels": [TEST_LABEL],
-        "update_monitor": "2s",
-        "restart_delay": "1s",
-        "log_driver": "local",
-    });
+    let _history = support::TestStack { name: name.clone() };
+    let form = sleeping_form(&name);
     let created = app
-        .call(
-            Call::post("/api/services")
-                .bearer(&app.operator.token)
-                .json(&form),
-        )
+        .call(Call::post("/api/services").bearer(&op.token).json(&form))
         .await;
     created.expect(201);
     assert_eq!(created.json()["action"], "created");
     service.wait_running(1);
-    (service, history, form)
-}
 
-#[tokio::test]
-async fn an_edit_rolled_back_answers_not_edited() {
-    let app = TestApp::new().await;
-    let op = &app.operator;
-    let (service, _history, form) = created(&app, "failedit").await;
-    let name = service.name.clone();
-
-    let mut broken = form.clone();
-    broken["command"] = json!("/bin/busybox sh -c 'exit 1'");
-    let answer = app
-        .call(
-            Call::put(&format!("/api/services/{name}"))
-                .bearer(&op.token)
-                .json(&broken),
-        )
-        .await;
-    answer.expect(409);
-    let edited = answer.json();
+    // The API: 409, not edited, and the failure with its log line.
+    let edited = failed_edit(&app, op, &form, CRASH).await;
     assert_eq!(edited["outcome"], "rolled back", "{edited}");
     assert_eq!(edited["succeeded"], false, "{edited}");
     assert_eq!(edited["action"], "not edited", "{edited}");
@@ -67,28 +40,6 @@ async fn an_edit_rolled_back_answers_not_edited() {
         service.spec()["TaskTemplate"]["ContainerSpec"]["Args"],
         json!(["/bin/busybox", "sleep", "3600"])
     );
-}
-
-#[tokio::test]
-async fn a_failed_edit_carries_the_failing_tasks_log_lines() {
-    let app = TestApp::new().await;
-    let op = &app.operator;
-    let (service, _history, form) = created(&app, "editlogs").await;
-    let name = service.name.clone();
-
-    // The API: 409, and the failure with its log line.
-    let mut broken = form.clone();
-    broken["command"] = json!(CRASH);
-    let answer = app
-        .call(
-            Call::put(&format!("/api/services/{name}"))
-                .bearer(&op.token)
-                .json(&broken),
-        )
-        .await;
-    answer.expect(409);
-    let edited = answer.json();
-    assert_eq!(edited["outcome"], "rolled back", "{edited}");
     let failure = &edited["failures"][0];
     assert_eq!(failure["service"], name.as_str(), "{edited}");
     assert!(

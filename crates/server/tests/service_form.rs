@@ -8,7 +8,8 @@ mod support;
 
 use serde_json::{json, Value};
 use support::{
-    service_version, test_image, try_docker, unique, Call, TestApp, TestService, SLEEP, TEST_LABEL,
+    failed_edit, service_version, sleeping_form, test_image, try_docker, unique, Call, TestApp,
+    TestService, SLEEP, TEST_LABEL,
 };
 use swarmkeeper_deploy::History;
 
@@ -23,18 +24,9 @@ async fn a_service_is_created_refused_previewed_and_a_broken_edit_rolled_back() 
     let name = unique("svcform");
     let service = TestService { name: name.clone() };
     let image = test_image();
-    let form = json!({
-        "name": name,
-        "image": image,
-        "command": "/bin/busybox sleep 3600",
-        "replicas": 1,
-        "labels": [TEST_LABEL],
-        "env": {"GREETING": "hello $USER"},
-        "update_monitor": "2s",
-        "restart_delay": "1s",
-        "log_driver": "local",
-        "log_options": ["max-size=1m"],
-    });
+    let mut form = sleeping_form(&name);
+    form["env"] = json!({"GREETING": "hello $USER"});
+    form["log_options"] = json!(["max-size=1m"]);
 
     // A viewer can neither create nor edit, and sees no form.
     app.call(
@@ -133,17 +125,7 @@ async fn a_service_is_created_refused_previewed_and_a_broken_edit_rolled_back() 
     assert_eq!(service_version(&name), before, "a preview applies nothing");
 
     // An edit whose tasks exit at once: followed, rolled back, recorded.
-    let mut broken = form.clone();
-    broken["command"] = json!("/bin/busybox sh -c 'exit 1'");
-    let answer = app
-        .call(
-            Call::put(&format!("/api/services/{name}"))
-                .bearer(&op.token)
-                .json(&broken),
-        )
-        .await;
-    answer.expect(409);
-    let edited = answer.json();
+    let edited = failed_edit(&app, op, &form, "/bin/busybox sh -c 'exit 1'").await;
     assert_eq!(edited["succeeded"], false, "{edited}");
     assert_eq!(edited["outcome"], "rolled back", "{edited}");
     assert!(edited["changes"].to_string().contains("exit 1"), "{edited}");

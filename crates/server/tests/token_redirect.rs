@@ -6,37 +6,51 @@
 
 mod support;
 
-use support::{Answer, Call, TestApp, TestService};
+use support::{Call, Identity, TestApp, TestService};
 use swarmkeeper_auth::Role;
 
-/// The token a hook token page shows.
-fn token_on(page: &Answer) -> String {
+/// Posts the token form at `path` (with `fields`) as `user`: 303 to an address that starts
+/// with `to`, which it answers.
+async fn posted(
+    app: &TestApp,
+    user: &Identity,
+    path: &str,
+    fields: &[(&str, &str)],
+    to: &str,
+) -> String {
+    let posted = app.call(Call::post(path).session(user).form(fields)).await;
+    posted.expect(303);
+    let location = posted.location().to_owned();
+    assert!(location.starts_with(to), "{location}");
+    location
+}
+
+/// The page at `location` shows `user` the new token once, in the element of id `marker`: its
+/// first GET shows it, a reload shows the plain page (neither the token nor the element).
+/// Answers the token.
+async fn shown_once(app: &TestApp, user: &Identity, location: &str, marker: &str) -> String {
+    let page = app.call(Call::get(location).session(user)).await;
+    page.expect(200);
     let text = page.text();
-    let shown = text
-        .split("id=\"new-hook-token\"")
+    let token = text
+        .split(&format!("id=\"{marker}\""))
         .nth(1)
         .and_then(|rest| rest.split("<code>").nth(1))
         .and_then(|rest| rest.split("</code>").next())
-        .unwrap_or_else(|| panic!("no token on {text}"));
-    shown.to_owned()
+        .unwrap_or_else(|| panic!("no token on {text}"))
+        .to_owned();
+    let page = app.call(Call::get(location).session(user)).await;
+    page.expect(200);
+    assert!(!page.text().contains(&token), "shown once");
+    assert!(!page.text().contains(&format!("id=\"{marker}\"")));
+    token
 }
 
 #[tokio::test]
 async fn the_registry_hook_token_form_redirects_and_shows_the_token_once() {
     let app = TestApp::new().await;
-    let posted = app
-        .call(
-            Call::post("/registries/hook-token")
-                .session(&app.admin)
-                .form(&[]),
-        )
-        .await;
-    posted.expect(303);
-    let location = posted.location().to_owned();
-    assert!(
-        location.starts_with("/registries?hook_token="),
-        "{location}"
-    );
+    let path = "/registries/hook-token";
+    let location = posted(&app, &app.admin, path, &[], "/registries?hook_token=").await;
 
     // Another admin following the address sees the plain page, and takes nothing.
     let other = app.add_user("prg-hook-admin", Role::Admin).await;
@@ -44,24 +58,9 @@ async fn the_registry_hook_token_form_redirects_and_shows_the_token_once() {
     page.expect(200);
     assert!(!page.text().contains("new-hook-token"));
 
-    let page = app.call(Call::get(&location).session(&app.admin)).await;
-    page.expect(200);
-    let token = token_on(&page);
-    // The token shown is the one in force: a body the hook cannot read is refused as such
-    // (400), not as an unknown token (401).
-    app.call(
-        Call::post("/api/hooks/registry")
-            .bearer(&token)
-            .body("application/json", b"{\"events\": 3}".to_vec()),
-    )
-    .await
-    .expect_json_error(400);
-
-    // A reload: the page as it is, without the token, and no new token made.
-    let page = app.call(Call::get(&location).session(&app.admin)).await;
-    page.expect(200);
-    assert!(!page.text().contains(&token));
-    assert!(!page.text().contains("new-hook-token"));
+    let token = shown_once(&app, &app.admin, &location, "new-hook-token").await;
+    // The token shown is the one in force, and the reload made no new one: a body the hook
+    // cannot read is refused as such (400), not as an unknown token (401).
     app.call(
         Call::post("/api/hooks/registry")
             .bearer(&token)
@@ -82,68 +81,26 @@ async fn the_registry_hook_token_form_redirects_and_shows_the_token_once() {
 async fn a_service_hook_token_form_goes_back_to_the_service_page() {
     let app = TestApp::new().await;
     let service = TestService::create("hooktoken", &[]);
-    let posted = app
-        .call(
-            Call::post(&format!("/services/{}/hook-token", service.name))
-                .session(&app.operator)
-                .form(&[]),
-        )
-        .await;
-    posted.expect(303);
-    let location = posted.location().to_owned();
-    assert!(
-        location.starts_with(&format!("/services/{}?hook_token=", service.name)),
-        "{location}"
-    );
-    let page = app.call(Call::get(&location).session(&app.operator)).await;
-    page.expect(200);
-    let token = token_on(&page);
+    let path = format!("/services/{}/hook-token", service.name);
+    let to = format!("/services/{}?hook_token=", service.name);
+    let location = posted(&app, &app.operator, &path, &[], &to).await;
+    let token = shown_once(&app, &app.operator, &location, "new-hook-token").await;
     assert!(token.starts_with("skh_"), "{token}");
-    let page = app.call(Call::get(&location).session(&app.operator)).await;
-    page.expect(200);
-    assert!(!page.text().contains(&token), "shown once");
 }
 
 #[tokio::test]
 async fn the_api_token_form_redirects_and_shows_the_token_once() {
     let app = TestApp::new().await;
     let v = &app.viewer;
-    let posted = app
-        .call(
-            Call::post("/account/tokens")
-                .session(v)
-                .form(&[("name", "ci deploys"), ("expires_in_days", "")]),
-        )
-        .await;
-    posted.expect(303);
-    let location = posted.location().to_owned();
-    assert!(location.starts_with("/account?new_token="), "{location}");
-
-    let page = app.call(Call::get(&location).session(v)).await;
-    page.expect(200);
-    let text = page.text();
-    let token = text
-        .split("id=\"new-token\"")
-        .nth(1)
-        .and_then(|rest| rest.split("<code>").nth(1))
-        .and_then(|rest| rest.split("</code>").next())
-        .unwrap_or_else(|| panic!("no token on {text}"))
-        .to_owned();
+    let fields = [("name", "ci deploys"), ("expires_in_days", "")];
+    let location = posted(&app, v, "/account/tokens", &fields, "/account?new_token=").await;
+    let token = shown_once(&app, v, &location, "new-token").await;
     assert!(token.starts_with("skt_"), "{token}");
-    // The token shown is the one made, and it works.
-    app.call(Call::get("/api/tokens").bearer(&token))
-        .await
-        .expect(200);
 
-    // A reload: the page without the token, and no second token made.
-    let page = app.call(Call::get(&location).session(v)).await;
-    page.expect(200);
-    assert!(!page.text().contains(&token));
-    assert!(!page.text().contains("id=\"new-token\""));
-    let tokens = app
-        .call(Call::get("/api/tokens").bearer(&token))
-        .await
-        .json();
+    // The token shown is the one made, it works, and the reload made no second one.
+    let listed = app.call(Call::get("/api/tokens").bearer(&token)).await;
+    listed.expect(200);
+    let tokens = listed.json();
     let named = tokens["tokens"]
         .as_array()
         .unwrap()

@@ -5,90 +5,9 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
-use support::{report, Call, TempDir, TestApp, TestService};
+use support::engine_proxy::EngineProxy;
+use support::{report, Call, TestApp, TestService};
 use swarmkeeper_report::ReportedVolume;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
-
-/// The request lines (`GET /v1.41/tasks HTTP/1.1`) the proxy passed on, in order.
-type Seen = Arc<Mutex<Vec<String>>>;
-
-/// Passes every connection on `listener` to the engine's socket `engine`, noting the request
-/// lines the clients send.
-async fn proxy(listener: UnixListener, engine: String, seen: Seen) {
-    loop {
-        let Ok((client, _)) = listener.accept().await else {
-            return;
-        };
-        let engine = engine.clone();
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            let upstream = UnixStream::connect(&engine).await.unwrap();
-            let (mut client_read, mut client_write) = client.into_split();
-            let (mut up_read, mut up_write) = upstream.into_split();
-            let requests = async move {
-                let mut line = Vec::new();
-                let mut buf = [0u8; 8192];
-                loop {
-                    let n = match client_read.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    for &b in &buf[..n] {
-                        line.push(b);
-                        if line.ends_with(b"\r\n") {
-                            let text = String::from_utf8_lossy(&line);
-                            if text.trim_end().ends_with("HTTP/1.1") && text.contains(" /") {
-                                seen.lock().unwrap().push(text.trim_end().to_owned());
-                            }
-                            line.clear();
-                        }
-                    }
-                    if up_write.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = up_write.shutdown().await;
-            };
-            let answers = async move {
-                let _ = tokio::io::copy(&mut up_read, &mut client_write).await;
-                let _ = client_write.shutdown().await;
-            };
-            tokio::join!(requests, answers);
-        });
-    }
-}
-
-/// How many of `seen` ask for the list at `path` (`/tasks`), whatever the API version and
-/// filters.
-fn asked(seen: &[String], path: &str) -> usize {
-    seen.iter()
-        .filter_map(|line| line.split(' ').nth(1))
-        .map(|target| target.split('?').next().unwrap_or(target))
-        .filter(|target| {
-            let target = target.trim_start_matches('/');
-            let target = match target.split_once('/') {
-                Some((version, rest)) if version.starts_with('v') => rest,
-                _ => target,
-            };
-            format!("/{target}") == path
-        })
-        .count()
-}
-
-/// Puts `DOCKER_HOST` back as it was when dropped.
-struct RestoreHost(Option<String>);
-
-impl Drop for RestoreHost {
-    fn drop(&mut self) {
-        match &self.0 {
-            Some(host) => std::env::set_var("DOCKER_HOST", host),
-            None => std::env::remove_var("DOCKER_HOST"),
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_volumes_page_asks_the_engine_for_tasks_and_services_only() {
@@ -102,23 +21,9 @@ async fn the_volumes_page_asks_the_engine_for_tasks_and_services_only() {
     );
     service.wait_running(1);
 
-    let dir = TempDir::new("engine-proxy");
-    let socket = dir.path().join("docker.sock");
-    let host = std::env::var("DOCKER_HOST").ok();
-    let engine = host
-        .as_deref()
-        .and_then(|h| h.strip_prefix("unix://").map(str::to_owned))
-        .unwrap_or_else(|| "/var/run/docker.sock".to_owned());
-    let seen = Seen::default();
-    tokio::spawn(proxy(
-        UnixListener::bind(&socket).unwrap(),
-        engine,
-        seen.clone(),
-    ));
     // The app's engine is found like the docker CLI finds it: this test binary's one test.
     // Dropped before the service, passed or not: cleaning up goes straight to the engine.
-    let _restore = RestoreHost(host.clone());
-    std::env::set_var("DOCKER_HOST", format!("unix://{}", socket.display()));
+    let proxy = EngineProxy::start(None);
     let app = TestApp::new().await;
 
     let node = support::node_id();
@@ -139,15 +44,15 @@ async fn the_volumes_page_asks_the_engine_for_tasks_and_services_only() {
         .record_node_report(&here, jiff::Timestamp::now())
         .unwrap();
 
-    seen.lock().unwrap().clear();
+    proxy.clear();
     let page = app
         .call(Call::get("/api/volumes").bearer(&app.viewer.token))
         .await;
     page.expect(200);
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(asked(&seen, "/tasks"), 1, "{seen:?}");
-    assert_eq!(asked(&seen, "/services"), 1, "{seen:?}");
-    assert_eq!(asked(&seen, "/nodes"), 0, "{seen:?}");
+    let seen = proxy.lines();
+    assert_eq!(proxy.asked("GET", "/tasks"), 1, "{seen:?}");
+    assert_eq!(proxy.asked("GET", "/services"), 1, "{seen:?}");
+    assert_eq!(proxy.asked("GET", "/nodes"), 0, "{seen:?}");
 
     let body = page.json();
     let row = body["volumes"]
@@ -163,7 +68,7 @@ async fn the_volumes_page_asks_the_engine_for_tasks_and_services_only() {
     assert_eq!(tasks[0]["service"], service.name.as_str(), "{row}");
     assert_eq!(tasks[0]["task"], format!("{}.1", service.name), "{row}");
 
-    drop(_restore);
+    drop(proxy);
     drop(service);
     support::wait_for(
         &format!("volume {volume} removed"),

@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::limits::Asker;
 use crate::respond::{refused, Input, Reply};
 use crate::state::AppState;
-use crate::views::FieldError;
+use crate::views::{FieldError, Retype};
 
 /// A user as listed: never the password hash.
 #[derive(Serialize)]
@@ -59,11 +59,13 @@ impl UsersView {
     }
 }
 
-/// The add-user form's fields as posted, for showing it again: never the password.
+/// The add-user form's fields as posted, for showing it again: never the password, which
+/// comes back empty with "enter again" when it was filled in.
 #[derive(Default)]
 pub struct UserForm {
     pub username: String,
     pub role: String,
+    pub retype: Retype,
     pub error: Option<FieldError>,
 }
 
@@ -141,6 +143,7 @@ pub async fn create_user(
         let form = UserForm {
             username: new.username.clone(),
             role: new.role.clone(),
+            retype: Retype::of(&[("password", &new.password)]),
             error: Some(error.clone()),
         };
         let state = &state;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use swarmkeeper_alerts::{Alert, AlertRules, RuleId, Silence, SilenceError};
 use swarmkeeper_auth::{Action, SealingKey};
 use swarmkeeper_engine::EngineError;
-use swarmkeeper_notify::{Channel, ChannelKind, EmailChannel, Secret, SmtpTls};
+use swarmkeeper_notify::{url_host, Channel, ChannelKind, EmailChannel, Secret, SmtpTls};
 use swarmkeeper_store::{AlertRecord, StoredChannel, StoredSilence};
 
 use crate::access::Caller;
@@ -24,7 +24,7 @@ use crate::respond::{optional_number, refused, Format, Input, Reply};
 use crate::sealed;
 use crate::state::AppState;
 use crate::views::alert_rules::{self, RulesForm};
-use crate::views::FieldError;
+use crate::views::{FieldError, Retype};
 
 /// What to do without a key, as the page and the API say it.
 pub const NO_KEY: &str = "alert channels are stored sealed with the server's secret key, and \
@@ -63,9 +63,16 @@ pub struct AlertsView {
     /// Why the channel just posted was refused, by its form field.
     #[serde(skip)]
     pub channel_error: Option<FieldError>,
+    /// The channel form as it was posted when it was refused (never a secret); empty otherwise.
+    #[serde(skip)]
+    pub channel_form: ChannelForm,
     /// Why the silence just posted was refused, by its form field.
     #[serde(skip)]
     pub silence_error: Option<FieldError>,
+    /// The silence form as it was posted when it was refused (it has no secret); `None`: the
+    /// form's defaults.
+    #[serde(skip)]
+    pub silence_form: Option<NewSilence>,
     /// The silence just made matches nothing now (see [`unmatched_warning`]).
     #[serde(skip)]
     pub silence_warning: Option<String>,
@@ -178,7 +185,9 @@ async fn view(state: &AppState) -> Result<AlertsView, AppError> {
         no_key: state.alerting.key().is_none().then_some(NO_KEY),
         tested: None,
         channel_error: None,
+        channel_form: ChannelForm::default(),
         silence_error: None,
+        silence_form: None,
         silence_warning: None,
     })
 }
@@ -286,13 +295,19 @@ fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
 
 /// The email port as posted: a number, none, or why the text is not a port — said next to the
 /// form's field (422) like the channel's other errors, not as a bare 400 before the form is
-/// read (tryout9 finding 9).
+/// read (tryout9 finding 9) — and the text as given, for the form shown again.
 #[derive(Debug)]
-pub struct PortField(Result<Option<u16>, String>);
+pub struct PortField {
+    number: Result<Option<u16>, String>,
+    text: String,
+}
 
 impl Default for PortField {
     fn default() -> Self {
-        PortField(Ok(None))
+        PortField {
+            number: Ok(None),
+            text: String::new(),
+        }
     }
 }
 
@@ -300,9 +315,71 @@ impl<'de> Deserialize<'de> for PortField {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // Read whole first, so a refusal leaves the rest of the body readable.
         let value = serde_json::Value::deserialize(deserializer)?;
-        Ok(PortField(
-            optional_number::<_, u16>(value).map_err(|e| e.to_string()),
-        ))
+        let text = match &value {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        Ok(PortField {
+            number: optional_number::<_, u16>(value).map_err(|e| e.to_string()),
+            text,
+        })
+    }
+}
+
+/// The add-channel form as posted when it was refused, for showing it again with every field
+/// as typed but the secrets: the token, the password, and the URL of every kind but
+/// Alertmanager (a webhook's, Slack's, Discord's and an ntfy topic's URL carry or are the
+/// token). A secret that was filled in comes back empty with "enter again", a secret URL with
+/// its host beside it.
+#[derive(Clone, Debug, Default)]
+pub struct ChannelForm {
+    pub name: String,
+    /// `webhook`, `slack`, …; empty: the form's first.
+    pub kind: String,
+    /// Alertmanager's base URL, stored in the clear; empty for the other kinds, and for one
+    /// that names a user (`http://user:password@…`).
+    pub url: String,
+    /// The host of a URL that is not shown again.
+    pub url_host: Option<String>,
+    pub host: String,
+    pub port: String,
+    pub tls: String,
+    pub username: String,
+    pub from: String,
+    pub to: String,
+    pub ca_pem: String,
+    pub retype: Retype,
+}
+
+impl ChannelForm {
+    /// What of `posted` may be shown again.
+    pub fn of(posted: &NewChannel) -> ChannelForm {
+        let url = posted.url.expose().trim();
+        let shown_url = posted.kind == "alertmanager" && !url.contains('@');
+        let secret_url = if shown_url { "" } else { url };
+        ChannelForm {
+            name: posted.name.clone(),
+            kind: posted.kind.clone(),
+            url: if shown_url {
+                url.to_owned()
+            } else {
+                String::new()
+            },
+            url_host: url_host(secret_url),
+            host: posted.host.clone(),
+            port: posted.port.text.clone(),
+            tls: posted.tls.clone(),
+            username: posted.username.clone(),
+            from: posted.from.clone(),
+            to: posted.to.clone(),
+            ca_pem: posted.ca_pem.clone(),
+            retype: Retype::of(&[
+                ("url", secret_url),
+                ("token", posted.token.expose()),
+                ("password", posted.password.expose()),
+            ]),
+        }
     }
 }
 
@@ -329,7 +406,7 @@ impl NewChannel {
                 host: self.host.trim().to_string(),
                 port: self
                     .port
-                    .0
+                    .number
                     .map_err(|why| FieldError::new("port", why))?
                     .unwrap_or(587),
                 tls: match self.tls.as_str() {
@@ -402,6 +479,7 @@ pub async fn add_channel(
     uri: Uri,
     Input(new): Input<NewChannel>,
 ) -> Result<Reply, AppError> {
+    let form = ChannelForm::of(&new);
     let channel = match new.channel() {
         Ok(channel) => channel,
         Err(error) => {
@@ -409,6 +487,7 @@ pub async fn add_channel(
             return refused(uri.path(), error.to_string(), status, async {
                 let mut page = view(&state).await?;
                 page.channel_error = Some(error.clone());
+                page.channel_form = form;
                 Ok(page)
             })
             .await;
@@ -436,6 +515,7 @@ pub async fn add_channel(
         // The form is shown again with the name to change, as its other errors are.
         let mut page = view(&state).await?;
         page.channel_error = Some(error);
+        page.channel_form = form;
         return Ok(Reply::page(page).with_status(StatusCode::UNPROCESSABLE_ENTITY));
     }
     let stored = seal(&channel, key, &caller.user.name, Timestamp::now());
@@ -600,8 +680,8 @@ fn set_rules(state: &AppState, caller: &Caller, rules: AlertRules) -> Result<Rep
 }
 
 /// A silence to add: the rule and subject it matches (empty: any, but not both), how long it
-/// lasts from now (`2h`) or when it ends, and why.
-#[derive(Deserialize)]
+/// lasts from now (`2h`) or when it ends, and why. A refused form comes back with it as typed.
+#[derive(Clone, Deserialize)]
 pub struct NewSilence {
     #[serde(default)]
     pub rule: String,
@@ -633,6 +713,7 @@ pub async fn add_silence(
             return refused(uri.path(), error.to_string(), status, async {
                 let mut page = view(&state).await?;
                 page.silence_error = Some(error.clone());
+                page.silence_form = Some(new.clone());
                 Ok(page)
             })
             .await;

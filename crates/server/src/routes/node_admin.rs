@@ -143,25 +143,25 @@ fn node_page(id: &str) -> String {
 async fn change(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    node: &SwarmNode,
     field: &'static str,
     value: Value,
 ) -> Result<Reply, AppError> {
-    let changed = apply_change(state, caller, id, field, value).await?;
+    let changed = apply_change(state, caller, node, field, value).await?;
     let page = node_page(&changed.id);
     Ok(Reply::changed(StatusCode::OK, changed, page))
 }
 
-/// Changes one field of the node's spec (through [`swarmkeeper_engine::Engine::update_node`])
+/// Changes one field of `node`'s spec (through [`swarmkeeper_engine::Engine::update_node`],
+/// at the version `node` was read at: the node as the caller inspected it, not asked again)
 /// and audits it.
 async fn apply_change(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    node: &SwarmNode,
     field: &'static str,
     value: Value,
 ) -> Result<NodeChanged, AppError> {
-    let node = inspect(state, id).await?;
     let text = |v: &Value| v.as_str().map(str::to_owned);
     let (key, change) = match field {
         "availability" => (
@@ -186,7 +186,7 @@ async fn apply_change(
             },
         ),
     };
-    state.engine.update_node(&node, &change).await?;
+    state.engine.update_node(node, &change).await?;
     let was = node.spec.get(key).cloned().unwrap_or(Value::Null);
     state.audit(
         &caller.user.name,
@@ -195,8 +195,8 @@ async fn apply_change(
         &format!("{field}: {was} → {value}"),
     )?;
     Ok(NodeChanged {
-        id: node.id,
-        hostname: node.hostname,
+        id: node.id.clone(),
+        hostname: node.hostname.clone(),
         changed: field,
         before: was,
         after: value,
@@ -227,8 +227,8 @@ pub async fn set_availability(
 ) -> Result<Reply, AppError> {
     let wanted = request.availability;
     one_of("availability", &wanted, &AVAILABILITIES).map_err(bad)?;
+    let node = inspect(&state, &id).await?;
     if wanted == "drain" && !request.confirm {
-        let node = inspect(&state, &id).await?;
         if effect_of_drain(&state, &node).await?.stops_dashboard {
             return Err(AppError::Conflict(format!(
                 "Draining {} stops this dashboard: swarmkeeper's own server runs there and no \
@@ -242,7 +242,6 @@ pub async fn set_availability(
     // Pausing a node whose agent does not run there keeps the agent off (Swarm starts no new
     // task on a paused node): the answer says so, before the change is asked of Swarm.
     let agent_note = if wanted == "pause" {
-        let node = inspect(&state, &id).await?;
         let (tasks, services) = tokio::try_join!(
             state.engine.list_node_tasks(&node.id),
             state.engine.list_services(None)
@@ -252,7 +251,7 @@ pub async fn set_availability(
         None
     };
     let mut changed =
-        apply_change(&state, &caller, &id, "availability", Value::from(wanted)).await?;
+        apply_change(&state, &caller, &node, "availability", Value::from(wanted)).await?;
     changed.note = agent_note;
     noted(&state, &uri, changed).await
 }
@@ -308,7 +307,8 @@ pub async fn set_role(
         return role_conflict(&state, &id, &uri, message).await;
     }
     let demote = request.role == "worker";
-    let mut changed = match apply_change(&state, &caller, &id, "role", request.role.into()).await {
+    let mut changed = match apply_change(&state, &caller, &node, "role", request.role.into()).await
+    {
         // Until a promoted node is in the raft member list, the engine answers a demote with
         // 404 "can't find manager in raft memberlist": the node exists, it is not ready yet.
         Err(AppError::Engine(e)) if demote && e.is_not_found() => {
@@ -465,7 +465,7 @@ pub async fn set_labels_form(
             .with_status(StatusCode::CONFLICT));
         }
     }
-    change(&state, &caller, &id, "labels", labels_value(labels)).await
+    change(&state, &caller, &node, "labels", labels_value(labels)).await
 }
 
 #[derive(Deserialize)]
@@ -509,7 +509,7 @@ pub async fn put_labels(
             )));
         }
     }
-    change(&state, &caller, &id, "labels", labels_value(labels)).await
+    change(&state, &caller, &node, "labels", labels_value(labels)).await
 }
 
 fn labels_value(labels: BTreeMap<String, String>) -> Value {

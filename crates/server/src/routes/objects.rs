@@ -591,12 +591,15 @@ async fn global_tasks_held(
     if global.is_empty() {
         return Ok(None);
     }
-    let nodes = state.engine.list_nodes().await?;
+    // One task listing for every global user, not one per service.
+    let ids: Vec<String> = global.iter().map(|s| s.id.clone()).collect();
+    let (nodes, tasks) =
+        tokio::try_join!(state.engine.list_nodes(), state.engine.list_tasks_of(&ids))?;
     let mut stuck = Vec::new();
     for service in &global {
-        for task in state.engine.list_tasks(&service.id).await? {
+        for task in tasks.iter().filter(|t| t.service_id == service.id) {
             let node = nodes.iter().find(|n| n.id == task.node_id);
-            if let (TaskState::Running, Some(node)) = (task.desired_state, node) {
+            if let (TaskState::Running, Some(node)) = (&task.desired_state, node) {
                 if node.availability != "active" {
                     stuck.push((
                         service.name.clone(),

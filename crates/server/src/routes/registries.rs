@@ -13,10 +13,11 @@ use swarmkeeper_registry::{Keychain, RegistryError};
 
 use crate::access::Caller;
 use crate::error::AppError;
-use crate::registries::{source, NewRegistry, RegistryRow, NO_KEY};
-use crate::respond::{Input, Reply};
+use crate::registries::{source, NewRegistry, Refused, RegistryForm, RegistryRow, NO_KEY};
+use crate::respond::{refused, Input, Reply};
 use crate::sealed;
 use crate::state::AppState;
+use crate::views::FieldError;
 
 /// The Registries page's data.
 #[derive(Serialize)]
@@ -31,6 +32,10 @@ pub struct RegistriesView {
     /// The outcome of a test just run from the page.
     #[serde(skip)]
     pub tested: Option<Tested>,
+    /// The add-registry form as it was posted when it was refused (never a secret); empty
+    /// otherwise.
+    #[serde(skip)]
+    pub form: RegistryForm,
 }
 
 #[derive(Clone, Serialize)]
@@ -62,6 +67,7 @@ fn view(state: &AppState) -> Result<RegistriesView, AppError> {
         no_key: state.registries.key().is_none().then_some(NO_KEY),
         hook_token,
         tested: None,
+        form: RegistryForm::default(),
     })
 }
 
@@ -91,13 +97,55 @@ pub async fn list(
 }
 
 /// `POST /registries`, `POST /api/registries` (201 with the row, never the secret): the
-/// registry is added as posted; `POST …/test` first to try it.
+/// registry is added as posted; `POST …/test` first to try it. A field to fix or a host
+/// taken brings the form back (422, 409 for a host taken) with the message next to the field
+/// and what was typed but the secrets; its JSON twin answers 400 or 409 naming the field.
 pub async fn add(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Input(new): Input<NewRegistry>,
 ) -> Result<Reply, AppError> {
-    let stored = new.seal(state.registries.key(), &caller.user.name, Timestamp::now())?;
+    let checked = new.seal(state.registries.key(), &caller.user.name, Timestamp::now());
+    let (error, status) = match checked {
+        Ok(stored) if !is_taken(&state, &stored.host) => return add_checked(state, caller, stored),
+        Ok(stored) => (
+            // The words `sealed::add` would refuse it with, said before the form is lost.
+            FieldError::new(
+                "host",
+                format!(
+                    "{} is taken here: remove the registry of that host first to change it",
+                    stored.host
+                ),
+            ),
+            StatusCode::CONFLICT,
+        ),
+        Err(Refused::Field(error)) => (error, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(no_key @ Refused::NoKey) => return Err(no_key.into()),
+    };
+    refused(uri.path(), error.to_string(), status, async {
+        Ok(RegistriesView {
+            form: RegistryForm::of(&new, error.clone()),
+            ..view(&state)?
+        })
+    })
+    .await
+}
+
+/// Whether a registry added on the page has `host` already.
+fn is_taken(state: &AppState, host: &str) -> bool {
+    state
+        .registries
+        .rows()
+        .iter()
+        .any(|r| r.id.is_some() && r.host == host)
+}
+
+fn add_checked(
+    state: AppState,
+    caller: Caller,
+    stored: swarmkeeper_store::StoredRegistry,
+) -> Result<Reply, AppError> {
     let id = sealed::add::<sealed::Registry>(&state, &caller, &stored)?;
     let row = state
         .registries

@@ -32,6 +32,30 @@ impl FieldError {
     }
 }
 
+/// The secret fields of a refused form that had been filled in: the form comes back with them
+/// empty, each with "enter again" next to it, since a secret is never sent back to the browser
+/// (not even to the admin who typed it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Retype(Vec<&'static str>);
+
+impl Retype {
+    /// The fields of `posted` (name, value as typed) that are not empty.
+    pub fn of(posted: &[(&'static str, &str)]) -> Retype {
+        Retype(
+            posted
+                .iter()
+                .filter(|(_, value)| !value.trim().is_empty())
+                .map(|(field, _)| *field)
+                .collect(),
+        )
+    }
+
+    /// Whether `field` was filled in and is to be entered again.
+    pub fn asks(&self, field: &str) -> bool {
+        self.0.contains(&field)
+    }
+}
+
 impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.field, self.message)

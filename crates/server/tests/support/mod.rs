@@ -9,6 +9,8 @@
 //! need goes here, not into a copy.
 #![allow(dead_code)]
 
+pub mod engine_proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1130,4 +1132,36 @@ pub async fn webhook_receiver() -> (
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (addr, rx)
+}
+
+/// The service form, as JSON, of a service `name` of one busybox task sleeping an hour, which
+/// the deploy engine watches 2 s after a change and whose logs stay readable (`local`).
+pub fn sleeping_form(name: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "image": test_image(),
+        "command": "/bin/busybox sleep 3600",
+        "replicas": 1,
+        "labels": [TEST_LABEL],
+        "update_monitor": "2s",
+        "restart_delay": "1s",
+        "log_driver": "local",
+    })
+}
+
+/// `PUT /api/services/{name}` of `form` with `command` instead of its own, as `user`: an edit
+/// whose tasks fail, which the deploy engine rolls back. Expects 409; answers the JSON.
+pub async fn failed_edit(app: &TestApp, user: &Identity, form: &Value, command: &str) -> Value {
+    let mut broken = form.clone();
+    broken["command"] = Value::from(command);
+    let name = form["name"].as_str().expect("the form names its service");
+    let answer = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&user.token)
+                .json(&broken),
+        )
+        .await;
+    answer.expect(409);
+    answer.json()
 }
