@@ -43,10 +43,10 @@ pub use edit::{
 };
 pub use registry_auth::{RegistryAuth, RegistryAuthFuture};
 pub use swarmkeeper_swarm::{
-    check_stack_name, exit_wording, task_outcome, ExitFacts, FailureAction, FileRef, Healthcheck,
-    ImageRef, LogDriver, MountView, PortConfig, PublishMode, ResourceAmounts, RestartCondition,
-    RestartPolicy, Service, ServiceMode, ServiceView, SpecError, Task, TaskState, UpdateConfig,
-    UpdateOrder, UpdateState, UpdateStatus, STACK_NAMESPACE_LABEL,
+    check_stack_name, exit_wording, processes_killed, task_outcome, ExitFacts, FailureAction,
+    FileRef, Healthcheck, ImageRef, LogDriver, MountView, PortConfig, PublishMode, ResourceAmounts,
+    RestartCondition, RestartPolicy, Service, ServiceMode, ServiceView, SpecError, Task, TaskState,
+    UpdateConfig, UpdateOrder, UpdateState, UpdateStatus, STACK_NAMESPACE_LABEL,
 };
 
 use http::{encode, RawClient};
