@@ -179,7 +179,8 @@ mod tests {
 
     #[test]
     fn a_target_succeeded_and_does_not_run_now() {
-        let asked = std::cell::Cell::new(0);
+        let counter = std::cell::Cell::new(0);
+        let asked = &counter;
         let runs_now = |answer: bool| {
             move || {
                 asked.set(asked.get() + 1);
