@@ -8,7 +8,9 @@ use jiff::Timestamp;
 use swarmkeeper_engine::{
     is_logs_unreadable, Engine, EngineError, LogOptions, Service, Task, TaskState,
 };
-use swarmkeeper_rollout::{assess, observe, verdict, Follow, Monitor, ServiceState, Verdict};
+use swarmkeeper_rollout::{
+    assess, observe, verdict, Follow, Monitor, ObservedTask, ServiceState, Verdict,
+};
 
 use crate::apply::Applied;
 use crate::{Action, FailureReport, Options, Progress};
@@ -146,15 +148,24 @@ pub(crate) async fn look(
             .find(|t| t.id == id)
             .and_then(|t| t.container_id.as_deref())
     };
+    let created_of = |id: &str| tasks.iter().find(|t| t.id == id).and_then(|t| t.created_at);
     // A SIGKILL may be the kernel's OOM killer: the container's engine says (when it is the
-    // one this deploy talks to, and the container is still there).
+    // one this deploy talks to, and the container is still there), else the agents' counts.
     for failed in observed
         .tasks
         .iter_mut()
         .filter(|t| t.state.is_failed() && t.exit_code == Some(SIGKILL_EXIT))
     {
-        if let Some(container) = container_of(&failed.id) {
-            failed.oom_killed = engine.container_oom_killed(container).await.ok() == Some(true);
+        let inspected = match container_of(&failed.id) {
+            Some(container) => engine.container_oom_killed(container).await.ok(),
+            None => None,
+        };
+        match inspected {
+            Some(killed) => failed.oom_killed = killed,
+            None => {
+                let since = created_of(&failed.id).unwrap_or(Timestamp::UNIX_EPOCH);
+                agents_say(options, &service.name, failed, since);
+            }
         }
     }
     let follow = Follow {
@@ -175,11 +186,22 @@ pub(crate) async fn look(
         let killed = observed
             .failing_task()
             .filter(|t| t.exit_code == Some(SIGKILL_EXIT) && !t.oom_killed)
-            .and_then(|t| Some((t.id.clone(), container_of(&t.id)?)));
-        if let Some((task, container)) = killed {
-            if oom_kill_arrives(engine, container).await {
+            .map(|t| (t.id.clone(), t.oom_unknown));
+        if let Some((task, unknown)) = killed {
+            let arrived = if unknown {
+                let since = created_of(&task).unwrap_or(Timestamp::UNIX_EPOCH);
+                agents_count_arrives(options, &service.name, &task, since).await
+            } else {
+                match container_of(&task) {
+                    Some(container) if oom_kill_arrives(engine, container).await => Some(None),
+                    _ => None,
+                }
+            };
+            if let Some(limit) = arrived {
                 if let Some(t) = observed.tasks.iter_mut().find(|t| t.id == task) {
                     t.oom_killed = true;
+                    t.oom_unknown = false;
+                    t.memory_limit_bytes = limit.or(t.memory_limit_bytes);
                 }
                 state = assess(&observed, &follow);
             }
@@ -194,6 +216,24 @@ pub(crate) async fn look(
     })
 }
 
+/// What the agents counted for the SIGKILLed `task` of `service` whose container this
+/// deploy's engine cannot inspect (another node's, or gone): a kill counted from `since` on
+/// marks it OOM-killed, with the limit the agent reported; none counted, or no agents'
+/// reports at hand (the CLI), leaves it unknown, to be worded as possibly one.
+fn agents_say(options: &Options, service: &str, task: &mut ObservedTask, since: Timestamp) {
+    match options
+        .agent_oom_kills
+        .as_ref()
+        .and_then(|kills| kills.counted(service, &task.id, since))
+    {
+        Some(limit) => {
+            task.oom_killed = true;
+            task.memory_limit_bytes = limit.or(task.memory_limit_bytes);
+        }
+        None => task.oom_unknown = true,
+    }
+}
+
 /// How long a SIGKILLed task's container is watched for the engine's `OOMKilled` before its
 /// failure is worded as a plain SIGKILL, and how often it is read meanwhile. containerd sends
 /// the task's exit and the cgroup's OOM event separately (cgroup v2 reads `memory.events`
@@ -202,6 +242,33 @@ pub(crate) async fn look(
 /// starts at most this much later.
 const OOM_MARK_WITHIN: Duration = Duration::from_secs(1);
 const OOM_MARK_POLL: Duration = Duration::from_millis(100);
+
+/// How long a SIGKILLed task's failure waits for the agents' count when its container's
+/// engine cannot be asked, and how often their reports are read meanwhile. An agent reports
+/// at once when its engine says a task's container was OOM-killed (`agent::run`), which
+/// reaches the server a few seconds after the exit Swarm lists; only a deploy that has the
+/// agents' reports (the server's) and a SIGKILL it could not check waits.
+const AGENT_COUNT_WITHIN: Duration = Duration::from_secs(10);
+const AGENT_COUNT_POLL: Duration = Duration::from_millis(500);
+
+/// Whether the agents count an OOM kill in `task` (of `service`) from `since` on within
+/// [`AGENT_COUNT_WITHIN`], and the limit they reported; at once `None` without their reports.
+async fn agents_count_arrives(
+    options: &Options,
+    service: &str,
+    task: &str,
+    since: Timestamp,
+) -> Option<Option<u64>> {
+    let kills = options.agent_oom_kills.as_ref()?;
+    let deadline = tokio::time::Instant::now() + AGENT_COUNT_WITHIN;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(AGENT_COUNT_POLL).await;
+        if let Some(limit) = kills.counted(service, task, since) {
+            return Some(limit);
+        }
+    }
+    None
+}
 
 /// Whether the engine marks `container` OOM-killed within [`OOM_MARK_WITHIN`].
 async fn oom_kill_arrives(engine: &Engine, container: &str) -> bool {
@@ -304,6 +371,47 @@ mod tests {
             spec: serde_json::Value::Null,
             networks: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_sigkill_nobody_could_inspect_is_an_oom_kill_when_the_agents_counted_one() {
+        let mut killed = task("k", 0, TaskState::Failed, TaskState::Shutdown);
+        killed.exit_code = Some(SIGKILL_EXIT);
+        killed.err = "task: non-zero exit (137)".to_owned();
+        killed.spec = serde_json::json!({"Resources": {"Limits": {"MemoryBytes": 32 << 20}}});
+        let spec = serde_json::json!({"Name": "shop_web", "TaskTemplate": {}});
+        let service = Service::new("s".to_owned(), 1, spec, None, None).unwrap();
+        let observed = || observe(&service, &[&killed], None).tasks.remove(0);
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        let server = Options {
+            agent_oom_kills: Some(crate::AgentOomKills::new(move |service, task, since| {
+                seen.lock()
+                    .unwrap()
+                    .push(format!("{service} {task} {since}"));
+                (task == "k").then_some(Some(16 << 20))
+            })),
+            ..Options::default()
+        };
+        // The server's reports counted the kill, with the limit the agent measured.
+        let mut t = observed();
+        agents_say(&server, "shop_web", &mut t, manager(0));
+        assert!(t.oom_killed && !t.oom_unknown);
+        assert_eq!(t.memory_limit_bytes, Some(16 << 20));
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [format!("shop_web k {}", manager(0))]
+        );
+        // The CLI has no reports: unknown, worded as possibly one, with the spec's limit.
+        let mut t = observed();
+        agents_say(&Options::default(), "shop_web", &mut t, manager(0));
+        assert!(!t.oom_killed && t.oom_unknown);
+        assert_eq!(t.memory_limit_bytes, Some(32 << 20));
+        // Reports that counted nothing: unknown too (the node may run no agent).
+        let mut other = observed();
+        other.id = "other".to_owned();
+        agents_say(&server, "shop_web", &mut other, manager(0));
+        assert!(!other.oom_killed && other.oom_unknown);
     }
 
     #[test]

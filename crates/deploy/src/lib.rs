@@ -56,10 +56,11 @@ pub use objects::{StackObject, LABEL_DATA_SHA256};
 pub use preflight::facts as node_facts;
 pub use preflight::{placement, port_in_use, replicas_pending, PortClash, ReplicasPending};
 pub use preview::Preview;
-pub use record::{runs_now, service_images, ServiceImages};
+pub use record::{runs_now, service_images, unfit_target, ServiceImages};
 pub use remove::{remove_stack, stack_objects, StackObjects};
 pub use restore::Restored;
 pub use stop::{Interrupted, Stop};
+pub use swarmkeeper_rollout::revisions::Unfit;
 pub use swarmkeeper_store::{
     DeployKind, DeployOutcome, DeployRecord, FileDigest, LockHolder, ServiceRevision, StackLock,
 };
@@ -88,6 +89,44 @@ pub struct Options {
     /// Asked to stop (a signal): the run stops at its next safe point and records itself as
     /// interrupted ([`Outcome::interrupted`]). Never requested by default.
     pub stop: Stop,
+    /// The OOM kills the agents counted, for a SIGKILLed task whose container the engine
+    /// cannot inspect (it ran on another node): the server's reports. `None` (the CLI): such
+    /// a kill is worded as possibly an OOM kill, saying where the answer is.
+    pub agent_oom_kills: Option<AgentOomKills>,
+}
+
+/// What the agents counted of the kernel's OOM killer in task containers, as whoever holds
+/// their reports (the server's store) answers: `counted(service, task, since)` is
+/// `Some(limit)` when a report from `since` on counted a kill in the task's container (with
+/// the memory limit in bytes it reported, if any), `None` otherwise. Keeps this crate free of
+/// the server's types.
+#[derive(Clone)]
+pub struct AgentOomKills(Arc<dyn Fn(&str, &str, Timestamp) -> Option<Option<u64>> + Send + Sync>);
+
+impl AgentOomKills {
+    /// See [`AgentOomKills`].
+    pub fn new(
+        counted: impl Fn(&str, &str, Timestamp) -> Option<Option<u64>> + Send + Sync + 'static,
+    ) -> AgentOomKills {
+        AgentOomKills(Arc::new(counted))
+    }
+
+    /// Whether the agents counted a kill in `task` (of `service`) from `since` on, and the
+    /// limit they reported.
+    pub(crate) fn counted(
+        &self,
+        service: &str,
+        task: &str,
+        since: Timestamp,
+    ) -> Option<Option<u64>> {
+        (self.0)(service, task, since)
+    }
+}
+
+impl fmt::Debug for AgentOomKills {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AgentOomKills(..)")
+    }
 }
 
 impl Default for Options {
@@ -101,6 +140,7 @@ impl Default for Options {
             max_failed_tasks: DEFAULT_MAX_FAILED_TASKS,
             prune: false,
             stop: Stop::default(),
+            agent_oom_kills: None,
         }
     }
 }
@@ -279,6 +319,11 @@ pub enum DeployError {
     /// registry credentials that cannot be had).
     #[error("{0}")]
     Input(String),
+    /// The revision a rollback was asked for cannot be its target (it did not succeed, or the
+    /// stack runs it now: [`unfit_target`]); the sentence says why and which revisions can.
+    /// The CLI exits 2, the API answers 409.
+    #[error("{0}")]
+    Refused(String),
     /// Another deploy of the stack holds it (and the caller would not wait, or waited as long
     /// as a deploy may take): who, since when.
     #[error(
@@ -356,9 +401,9 @@ fn not_targeted(current: &HashMap<String, Service>, targets: &[Target]) -> Vec<S
     names
 }
 
-/// Re-applies revision `to` of a stack (default: the newest succeeded revision whose specs
-/// are not what runs now, see `record::previous_good`) with the same following and
-/// stack-wide safety as a deploy.
+/// Re-applies revision `to` of a stack (one that succeeded and does not run now, see
+/// [`unfit_target`]; default: the newest such, see `record::previous_good`) with the same
+/// preflight, following and stack-wide safety as a deploy ([`rollback_preflight`]).
 pub async fn rollback<H: History>(
     engine: &Engine,
     history: &H,
@@ -373,10 +418,13 @@ pub async fn rollback<H: History>(
 }
 
 /// What [`rollback`] checks before it takes the lock or changes anything, changing nothing:
-/// revision `to` of `stack` exists (by default: there is an earlier good one) and every
-/// service it has can be placed on a ready, active node (placement constraints, reserved CPUs
-/// and memory, log driver: the deploy's preflight). Answers the revision a rollback would
-/// re-apply now; [`DeployError::Input`] names the revision, or the service and the reason.
+/// revision `to` of `stack` exists and may be a rollback's target ([`unfit_target`]: it
+/// succeeded and does not run now; by default: there is such an earlier one), every service it
+/// has can be placed on a ready, active node (placement constraints, reserved CPUs and memory,
+/// log driver) and no port it publishes is a service's outside the stack (the deploy's
+/// preflight). Answers the revision a rollback would re-apply now; [`DeployError::Input`]
+/// names the revision, or the service and the reason; [`DeployError::Refused`] why the
+/// revision cannot be the target and which can.
 /// A front end that runs the rollback in the background asks this first, so a rollback that
 /// cannot work is refused at once; the rollback asks it again itself.
 pub async fn rollback_preflight<H: History>(
@@ -391,8 +439,12 @@ pub async fn rollback_preflight<H: History>(
 }
 
 /// The revision a rollback re-applies and its specs (those it deployed; services it left
-/// unchanged carry theirs too), each placeable, or refused: a spec no node can run would
-/// leave its service down, and the stack pending, until the timeout.
+/// unchanged carry theirs too), each placeable and publishing no port a service outside the
+/// stack has taken since, or refused: a spec no node can run would leave its service down,
+/// and the stack pending, until the timeout; a port taken would fail the rollback half-way
+/// with the engine's error. A revision asked for by number that
+/// [`record::unfit_target`] rules out is refused ([`DeployError::Refused`]) naming the ones
+/// that can be the target.
 async fn rollback_specs<H: History>(
     engine: &Engine,
     history: &H,
@@ -401,20 +453,30 @@ async fn rollback_specs<H: History>(
     current: &HashMap<String, Service>,
 ) -> Result<(DeployRecord, Vec<(String, serde_json::Value)>), DeployError> {
     let record = match to {
-        Some(revision) => history
-            .revision(stack, revision)
-            .await
-            .map_err(Into::into)?
-            .ok_or_else(|| {
-                DeployError::Input(format!("stack {stack} has no revision {revision}"))
-            })?,
+        Some(revision) => {
+            let record = history
+                .revision(stack, revision)
+                .await
+                .map_err(Into::into)?
+                .ok_or_else(|| {
+                    DeployError::Input(format!("stack {stack} has no revision {revision}"))
+                })?;
+            if let Some(why) = record::unfit_target(&record, current) {
+                let revisions = history.revisions(stack).await.map_err(Into::into)?;
+                let targets = record::fit_targets(&revisions, current);
+                return Err(DeployError::Refused(record::unfit_refusal(
+                    &record, why, &targets,
+                )));
+            }
+            record
+        }
         None => {
             let revisions = history.revisions(stack).await.map_err(Into::into)?;
             record::previous_good(stack, revisions, current)?
         }
     };
     let specs = record::deployed_specs(&record)?;
-    preflight::check_placements(engine, &specs)
+    preflight::check_revision(engine, stack, &specs)
         .await
         .map_err(|e| match e {
             DeployError::Input(why) => DeployError::Input(format!(

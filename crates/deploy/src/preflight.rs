@@ -293,6 +293,43 @@ pub(crate) async fn check_placements(
     Ok(())
 }
 
+/// The preflight of the specs a rollback re-applies to stack `stack` (service name, spec):
+/// each placeable ([`check_placements`]), and no port they publish published by a service
+/// outside the stack, as [`check`] weighs a deploy's. The stack's own services are not
+/// counted: each is either re-applied or removed by the rollback, so its ports are the
+/// revision's to take. A refusal names the service, the port and the service that has it
+/// (bad input: nothing was changed).
+pub(crate) async fn check_revision(
+    engine: &Engine,
+    stack: &str,
+    specs: &[(String, serde_json::Value)],
+) -> Result<(), DeployError> {
+    check_placements(engine, specs).await?;
+    let mut wanted = Vec::new();
+    for (name, spec) in specs {
+        let view = ServiceView::read(spec)
+            .map_err(|e| DeployError::Input(format!("service {name}: {e}")))?;
+        wanted.extend(ports_of(name, &view));
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let others = published_by(engine, |s| {
+        s.view.stack() != Some(stack) && !specs.iter().any(|(name, _)| *name == s.name)
+    })
+    .await?;
+    match port_clashes(&wanted, &others).into_iter().next() {
+        Some((first, second)) => Err(DeployError::Input(format!(
+            "service {} publishes port {}/{}, which {}",
+            second.service,
+            second.port,
+            second.protocol,
+            already_published(&first, &second)
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Secrets and configs the services name that the stack does not create (`external: true`)
 /// must exist; external networks are checked with the others (`objects::survey`). One that
 /// a rotation replaced is named with its successor, which the file must name instead.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use swarmkeeper_store::{DeployOutcome, DeployRecord, ObjectRevision, ServiceRevision};
 
 use swarmkeeper_engine::{inherit_replicas, ImageRef, Service, ServiceView};
-use swarmkeeper_rollout::revisions::rollback_target;
+use swarmkeeper_rollout::revisions::{rollback_target, unfit_target as unfit, Unfit};
 use swarmkeeper_rollout::{spec_matches, ServiceState};
 
 use crate::apply::Applied;
@@ -37,7 +37,7 @@ impl Outcome {
 
 /// The revision a rollback without `--to` goes back to: the newest succeeded revision whose
 /// specs are not what the stack runs now (`current`, its services by name), by
-/// [`rollback_target`]. Re-applying what runs would change nothing: after a deploy that
+/// [`rollback_target`] ([`unfit_target`]'s rule). Re-applying what runs would change nothing: after a deploy that
 /// changed nothing, or one that deployed the same specs again, the revision before is the
 /// one wanted; after an interrupted deploy, what runs is half of it and the newest succeeded
 /// revision is restored. `revisions` come newest first.
@@ -58,10 +58,78 @@ pub(crate) fn previous_good(
     })
 }
 
+/// Why `record` cannot be the target of a rollback of a stack whose services are `current`
+/// (by name), by the one rule the stack page, the API and the CLI share
+/// ([`swarmkeeper_rollout::revisions::unfit_target`]): it must have succeeded, and its specs
+/// must not be what runs now. `None`: a rollback may re-apply it.
+pub fn unfit_target(record: &DeployRecord, current: &HashMap<String, Service>) -> Option<Unfit> {
+    unfit(record.outcome == DeployOutcome::Succeeded, || {
+        runs_now(record, current)
+    })
+}
+
+/// The refusal of a rollback to `record` ([`unfit_target`] said `why`): what the revision
+/// was, and which revisions can be the target instead (`targets`, newest first) or that none
+/// can, so that the caller knows what to ask for.
+pub(crate) fn unfit_refusal(record: &DeployRecord, why: Unfit, targets: &[u64]) -> String {
+    let reason = match (why, &record.outcome) {
+        (Unfit::RunsNow, _) => {
+            "the stack runs its specs now, so re-applying them would change nothing"
+        }
+        (_, DeployOutcome::RolledBack) => {
+            "it was rolled back (a service failed and the stack was put back as it was), so its \
+             specs never ran to the end"
+        }
+        (_, DeployOutcome::Failed) => "it failed, so its specs never ran to the end",
+        (_, DeployOutcome::Interrupted) => {
+            "it was interrupted half-way, so the stack never ran all of its specs"
+        }
+        (_, DeployOutcome::Running) => "it is still being deployed",
+        (_, DeployOutcome::Unchanged) => {
+            "it changed nothing: its specs are those of the succeeded revision before it, which \
+             is the one to name"
+        }
+        // An outcome a newer version wrote (a succeeded revision is unfit only while it runs).
+        (Unfit::NotSucceeded, _) => "it did not succeed",
+    };
+    let instead = match targets {
+        [] => format!(
+            "no revision of {} can be the target now (each did not succeed or runs now): \
+             deploy the files wanted instead",
+            record.stack
+        ),
+        _ => format!(
+            "the revisions that can be the target now: {}",
+            targets
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!(
+        "revision {} of {} ({}) cannot be rolled back to: {reason}; {instead}",
+        record.revision, record.stack, record.outcome
+    )
+}
+
+/// The revisions of `revisions` a rollback may re-apply now ([`unfit_target`]), in their
+/// order.
+pub(crate) fn fit_targets(
+    revisions: &[DeployRecord],
+    current: &HashMap<String, Service>,
+) -> Vec<u64> {
+    revisions
+        .iter()
+        .filter(|r| unfit_target(r, current).is_none())
+        .map(|r| r.revision)
+        .collect()
+}
+
 /// Whether the stack runs exactly the services of `record`, each with its spec (the current
 /// scale kept, as a rollback keeps it), `current` being the stack's services by name. A spec
-/// that cannot be read counts as not running: the rollback to it then says why. The
-/// dashboard offers no rollback to a revision that runs now.
+/// that cannot be read counts as not running: the rollback to it then says why. No rollback
+/// re-applies a revision that runs now ([`unfit_target`]).
 pub fn runs_now(record: &DeployRecord, current: &HashMap<String, Service>) -> bool {
     let Ok(specs) = deployed_specs(record) else {
         return false;
@@ -444,6 +512,71 @@ mod tests {
         assert_eq!(target(vec![two, web(1, Succeeded, "2")], "2"), Some(2));
         let error = previous_good("shop", vec![web(1, Succeeded, "1")], &running("1")).unwrap_err();
         assert!(error.to_string().contains("no earlier succeeded revision"));
+    }
+
+    #[test]
+    fn a_refused_target_says_why_and_which_revisions_can_be_one() {
+        use DeployOutcome::*;
+        let history = vec![
+            web(5, RolledBack, "5"),
+            web(4, Succeeded, "4"),
+            web(3, Unchanged, "4"),
+            web(2, Succeeded, "2"),
+            web(1, Succeeded, "1"),
+        ];
+        let now = running("4");
+        let unfit: Vec<Option<Unfit>> = history.iter().map(|r| unfit_target(r, &now)).collect();
+        assert_eq!(
+            unfit,
+            [
+                Some(Unfit::NotSucceeded),
+                Some(Unfit::RunsNow),
+                Some(Unfit::NotSucceeded),
+                None,
+                None
+            ]
+        );
+        let targets = fit_targets(&history, &now);
+        assert_eq!(targets, [2, 1]);
+        let refusal = |r: &DeployRecord| unfit_refusal(r, unfit_target(r, &now).unwrap(), &targets);
+        assert_eq!(
+            refusal(&history[0]),
+            "revision 5 of shop (rolled back) cannot be rolled back to: it was rolled back (a \
+             service failed and the stack was put back as it was), so its specs never ran to \
+             the end; the revisions that can be the target now: 2, 1"
+        );
+        assert_eq!(
+            refusal(&history[1]),
+            "revision 4 of shop (succeeded) cannot be rolled back to: the stack runs its specs \
+             now, so re-applying them would change nothing; the revisions that can be the \
+             target now: 2, 1"
+        );
+        assert!(refusal(&history[2]).contains(
+            "it changed nothing: its specs are those of the succeeded revision before it"
+        ));
+        for (outcome, why) in [
+            (Failed, "it failed, so its specs never ran to the end"),
+            (Interrupted, "it was interrupted half-way"),
+            (Running, "it is still being deployed"),
+        ] {
+            let r = web(6, outcome, "6");
+            assert!(refusal(&r).contains(why), "{}", refusal(&r));
+        }
+        // The default target is the newest of those listed.
+        assert_eq!(
+            previous_good("shop", history.clone(), &now)
+                .unwrap()
+                .revision,
+            targets[0]
+        );
+        let none = unfit_refusal(&history[1], Unfit::RunsNow, &[]);
+        assert!(
+            none.ends_with(
+                "no revision of shop can be the target now (each did not succeed or runs now): \
+                 deploy the files wanted instead"
+            ),
+            "{none}"
+        );
     }
 
     #[test]

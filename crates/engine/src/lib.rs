@@ -43,11 +43,11 @@ pub use edit::{
 };
 pub use registry_auth::{RegistryAuth, RegistryAuthFuture};
 pub use swarmkeeper_swarm::{
-    check_stack_name, exit_wording, file_users, task_outcome, ExitFacts, FailureAction, FileKind,
-    FileRef, FileUsers, Healthcheck, ImageRef, LogDriver, MountView, PortConfig, PublishMode,
-    ResourceAmounts, RestartCondition, RestartPolicy, Service, ServiceMode, ServiceView, SpecError,
-    Task, TaskHolding, TaskState, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus,
-    STACK_NAMESPACE_LABEL,
+    check_stack_name, exit_wording, file_users, processes_killed, task_outcome, ExitFacts,
+    FailureAction, FileKind, FileRef, FileUsers, Healthcheck, ImageRef, LogDriver, MountView,
+    PortConfig, PublishMode, ResourceAmounts, RestartCondition, RestartPolicy, Service,
+    ServiceMode, ServiceView, SpecError, Task, TaskHolding, TaskState, UpdateConfig, UpdateOrder,
+    UpdateState, UpdateStatus, STACK_NAMESPACE_LABEL,
 };
 
 use http::{encode, RawClient};

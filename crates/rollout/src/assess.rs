@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use swarmkeeper_swarm::{
-    exit_wording, task_outcome, ExitFacts, Service, ServiceMode, Task, TaskState, UpdateState,
-    UpdateStatus,
+    exit_wording, sigkill_unverified, task_outcome, ExitFacts, Service, ServiceMode, Task,
+    TaskState, UpdateState, UpdateStatus,
 };
 use swarmkeeper_units::short_id;
 
@@ -38,6 +38,11 @@ pub struct ObservedTask {
     /// The kernel's OOM killer killed in its container, as the shell learned it (the
     /// container's engine's `State.OOMKilled`, the agent's count); `observe` cannot know.
     pub oom_killed: bool,
+    /// Whether the OOM killer killed in its container could not be learned: the shell could
+    /// not inspect the container (it ran on another node than the engine asked, or is gone)
+    /// and no agent's count was at hand. A SIGKILL exit is then worded as possibly one
+    /// ([`sigkill_unverified`]) rather than as Swarm's bare `non-zero exit (137)`.
+    pub oom_unknown: bool,
     /// Its spec's memory limit in bytes, when it has one.
     pub memory_limit_bytes: Option<u64>,
 }
@@ -81,6 +86,7 @@ pub fn observe(
             exit_code: t.exit_code,
             current: task_is_current(&t.spec, template),
             oom_killed: false,
+            oom_unknown: false,
             memory_limit_bytes: Some(t.limits().memory_bytes).filter(|b| *b > 0),
         })
         .collect();
@@ -453,30 +459,36 @@ fn task_reason(task: &ObservedTask) -> String {
 
 /// What a task says of its end: `Err`, else `Message`; a container the OOM killer killed is
 /// worded as the task page words it ([`exit_wording`]: `exit 137 (killed: out of memory,
-/// limit 16 MiB)`), with what else `Err` says.
+/// limit 16 MiB)`), a SIGKILL whose cause could not be learned as possibly one
+/// ([`sigkill_unverified`]), each with what else `Err` says.
 fn task_text(task: &ObservedTask) -> String {
     let text = if task.err.is_empty() {
         &task.message
     } else {
         &task.err
     };
-    match task.exit_code.filter(|_| task.oom_killed) {
-        Some(code) => {
-            let facts = ExitFacts {
-                code,
-                stopped_by_swarm: false,
-                oom_killed: true,
-                memory_limit_bytes: task.memory_limit_bytes,
-            };
-            let (exit, rest) = task_outcome(text, Some(&facts));
-            let exit = exit.unwrap_or_else(|| exit_wording(&facts));
-            if rest.is_empty() {
-                exit
-            } else {
-                format!("{exit}: {rest}")
-            }
-        }
-        None => text.clone(),
+    let Some(code) = task
+        .exit_code
+        .filter(|&code| task.oom_killed || (task.oom_unknown && code == 128 + 9))
+    else {
+        return text.clone();
+    };
+    let facts = ExitFacts {
+        code,
+        stopped_by_swarm: false,
+        oom_killed: task.oom_killed,
+        memory_limit_bytes: task.memory_limit_bytes,
+    };
+    let (exit, rest) = task_outcome(text, Some(&facts));
+    let exit = if task.oom_killed {
+        exit.unwrap_or_else(|| exit_wording(&facts))
+    } else {
+        sigkill_unverified(code, task.memory_limit_bytes)
+    };
+    if rest.is_empty() {
+        exit
+    } else {
+        format!("{exit}: {rest}")
     }
 }
 
@@ -713,6 +725,7 @@ mod tests {
             exit_code: None,
             current,
             oom_killed: false,
+            oom_unknown: false,
             memory_limit_bytes: None,
         }
     }
@@ -1043,6 +1056,33 @@ mod tests {
         assert_eq!(
             task_text(&t),
             "exit 137 (killed: out of memory): container gone"
+        );
+    }
+
+    #[test]
+    fn a_sigkill_on_a_node_nobody_could_ask_is_worded_as_a_possible_oom_kill() {
+        let mut t = task("3f2a9c1b4d5e6f7a8b9c", "shutdown", "failed", true);
+        t.exit_code = Some(137);
+        t.err = "task: non-zero exit (137)".to_string();
+        t.memory_limit_bytes = Some(16 << 20);
+        t.oom_unknown = true;
+        assert_eq!(
+            task_text(&t),
+            "exit 137 (SIGKILL: often an OOM kill at the 16 MiB memory limit; its container is \
+             on a node this deploy's engine cannot inspect: that node's swarmkeeper agent counts \
+             OOM kills, and the dashboard's task page says whether this was one)"
+        );
+        // Another exit is the engine's words: only a SIGKILL may be an OOM kill.
+        t.exit_code = Some(1);
+        t.err = "task: non-zero exit (1)".to_string();
+        assert_eq!(task_text(&t), "task: non-zero exit (1)");
+        // A kill the shell learned wins.
+        t.exit_code = Some(137);
+        t.err = "task: non-zero exit (137)".to_string();
+        t.oom_killed = true;
+        assert_eq!(
+            task_text(&t),
+            "exit 137 (killed: out of memory, limit 16 MiB)"
         );
     }
 

@@ -11,8 +11,34 @@ use jiff::Timestamp;
 /// (`--keep-revisions`).
 pub const DEFAULT_KEEP_REVISIONS: usize = 50;
 
+/// Why a revision cannot be the target of a rollback ([`unfit_target`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unfit {
+    /// Its run did not succeed: it failed, was rolled back, was interrupted, still runs, or
+    /// changed nothing. Its specs never ran as one converged stack of their own, so
+    /// re-applying them would bring back a stack nobody saw work.
+    NotSucceeded,
+    /// The stack runs its specs now: re-applying them would change nothing.
+    RunsNow,
+}
+
+/// The one rule of which revision a rollback may re-apply, shared by the stack page (which
+/// offers "Roll back to this" only where it holds), the API and the CLI (which refuse a
+/// `to=REV` where it does not) and the default target ([`rollback_target`]): one that
+/// `succeeded` and whose specs are not what runs now (`runs_now`, asked only of a succeeded
+/// one, since comparing specs costs more than reading an outcome). `None`: it may.
+pub fn unfit_target(succeeded: bool, runs_now: impl FnOnce() -> bool) -> Option<Unfit> {
+    if !succeeded {
+        Some(Unfit::NotSucceeded)
+    } else if runs_now() {
+        Some(Unfit::RunsNow)
+    } else {
+        None
+    }
+}
+
 /// The revision a rollback without `--to` goes back to, among `revisions` (newest first): the
-/// newest one that `succeeded` and whose specs are not what runs now (`runs_now`).
+/// newest one [`unfit_target`] lets a rollback re-apply.
 ///
 /// Going back to what runs would change nothing: after a deploy that changed nothing, or one
 /// whose specs a later revision deployed again, the revision before is wanted. When a deploy
@@ -26,7 +52,7 @@ pub fn rollback_target<R>(
 ) -> Option<R> {
     revisions
         .into_iter()
-        .find(|revision| succeeded(revision) && !runs_now(revision))
+        .find(|revision| unfit_target(succeeded(revision), || runs_now(revision)).is_none())
 }
 
 /// A lock not renewed for this long belongs to a deploy that was killed (or lost the
@@ -149,5 +175,30 @@ mod tests {
         );
         assert_eq!(target(&[(3, false, "mix"), (2, true, "v1")]), Some(2));
         assert_eq!(target(&[(2, true, "v2"), (1, false, "v1")]), None);
+    }
+
+    #[test]
+    fn a_target_succeeded_and_does_not_run_now() {
+        let counter = std::cell::Cell::new(0);
+        let asked = &counter;
+        let runs_now = |answer: bool| {
+            move || {
+                asked.set(asked.get() + 1);
+                answer
+            }
+        };
+        assert_eq!(unfit_target(true, runs_now(false)), None);
+        assert_eq!(unfit_target(true, runs_now(true)), Some(Unfit::RunsNow));
+        assert_eq!(asked.get(), 2);
+        // What did not succeed is refused without comparing specs.
+        assert_eq!(
+            unfit_target(false, runs_now(true)),
+            Some(Unfit::NotSucceeded)
+        );
+        assert_eq!(
+            unfit_target(false, runs_now(false)),
+            Some(Unfit::NotSucceeded)
+        );
+        assert_eq!(asked.get(), 2, "runs_now asked of succeeded revisions only");
     }
 }

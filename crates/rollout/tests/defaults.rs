@@ -202,6 +202,7 @@ fn arb_task() -> impl Strategy<Value = ObservedTask> {
             exit_code: None,
             current,
             oom_killed: false,
+            oom_unknown: false,
             memory_limit_bytes: None,
         })
 }

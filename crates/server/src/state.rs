@@ -174,9 +174,24 @@ impl AppState {
     }
 
     /// The options of the server's deploys, previews and rollbacks (see
-    /// [`crate::deploys::Runs::options`]).
+    /// [`crate::deploys::Runs::options`]), with the OOM kills the agents reported: a task
+    /// SIGKILLed on another node than the server's engine is worded `killed: out of memory`
+    /// from them, as its task page is.
     pub fn deploy_options(&self) -> swarmkeeper_deploy::Options {
-        self.deploys.options(self.config.deploy_timeout)
+        // Weak: the options may outlive nothing of the state, and must not keep it alive.
+        let state = Arc::downgrade(&self.0);
+        swarmkeeper_deploy::Options {
+            agent_oom_kills: Some(swarmkeeper_deploy::AgentOomKills::new(
+                move |service, task, since| {
+                    let state = AppState(state.upgrade()?);
+                    let counted = state.store().task_oom_kills(service, task, since);
+                    // A store that cannot be read leaves the kill unknown: the failure line
+                    // then says where the answer is.
+                    counted.ok().flatten().map(|(_, limit)| limit)
+                },
+            )),
+            ..self.deploys.options(self.config.deploy_timeout)
+        }
     }
 
     /// The store's connection. Held only for a query or two, never across an `.await`.

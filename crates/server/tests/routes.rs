@@ -951,16 +951,23 @@ async fn a_stack_is_deployed_listed_and_rolled_back() {
         assert!(kinds.contains(&("deploy", "operator")), "{kinds:?}");
         assert_eq!(view["services"][0]["name"], web.as_str());
     }
-    // The admin returns to revision 1 by number: the same specs as now, nothing to change.
-    let answer = app
-        .call(
-            Call::post(&format!("/api/stacks/{st}/rollback?wait=true"))
-                .bearer(&admin.token)
-                .json(&json!({"to": 1})),
-        )
-        .await;
+    // Revision 1 by number has the specs that run now: refused, naming the one that can be
+    // the target (3, "two"), which the admin then rolls back to.
+    let to = |revision: u64| {
+        Call::post(&format!("/api/stacks/{st}/rollback?wait=true"))
+            .bearer(&admin.token)
+            .json(&json!({"to": revision}))
+    };
+    let refused = app.call(to(1)).await.expect_json_error(409);
+    assert!(
+        refused.contains("the stack runs its specs now")
+            && refused.ends_with("the revisions that can be the target now: 3"),
+        "{refused}"
+    );
+    let answer = app.call(to(3)).await;
     answer.expect(200);
     assert_eq!(answer.json()["succeeded"], true, "{}", answer.text());
+    assert_eq!(env_of(&first.spec()), ["GREETING=two"]);
     let service = app
         .call(Call::get(&format!("/api/services/{web}")).bearer(&v.token))
         .await

@@ -164,6 +164,34 @@ impl Store {
         })
     }
 
+    /// [`Store::task_oom_kills`] of each task of `service` whose samples from `since` on
+    /// counted kills, by task id: the service page's task rows, in one range of the
+    /// `(service, at_ms)` index instead of one per task.
+    pub fn service_oom_kills(
+        &self,
+        service: &str,
+        since: Timestamp,
+    ) -> Result<HashMap<String, (u64, Option<u64>)>, StoreError> {
+        let mut select = self.wrap(self.conn.prepare_cached(
+            "SELECT task, MAX(oom_kills), MAX(memory_limit_bytes) FROM task_usage
+             WHERE service = ?1 AND at_ms >= ?2 AND oom_kills > 0 GROUP BY task",
+        ))?;
+        let rows = select.query_map(params![service, millis(since)], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+            ))
+        });
+        let rows = self.wrap(rows)?;
+        let mut kills = HashMap::new();
+        for row in rows {
+            let (task, count, limit) = self.wrap(row)?;
+            kills.insert(task, (count as u64, limit.map(|b| b as u64)));
+        }
+        Ok(kills)
+    }
+
     /// The task samples of the given nodes from `since` on, in no particular order: the
     /// overview's latest usage. One indexed range per node (the primary key starts with the
     /// node), so the cost follows the recent rows, not the 30 days kept.
@@ -490,6 +518,14 @@ mod tests {
             store.task_oom_kills("shop_web", "other", hour_ago).unwrap(),
             None
         );
+        assert_eq!(
+            store.service_oom_kills("shop_web", hour_ago).unwrap(),
+            HashMap::from([("k2x9".to_owned(), (2, Some(16 << 20)))])
+        );
+        assert!(store
+            .service_oom_kills("shop_api", hour_ago)
+            .unwrap()
+            .is_empty());
         assert_eq!(
             store
                 .task_oom_kills("shop_web", "k2x9", now + SignedDuration::from_secs(40))

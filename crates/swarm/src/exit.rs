@@ -96,3 +96,88 @@ pub fn task_outcome(error: &str, exit: Option<&ExitFacts>) -> (Option<String>, S
         .trim();
     (Some(exit_wording(exit)), rest.to_owned())
 }
+
+/// The exit line of a container killed by SIGKILL (`code` 137) when whether the kernel's OOM
+/// killer sent it could not be learned: the engine asked cannot inspect a container on
+/// another node, and no agent's count was at hand (a deploy from the CLI). The kill is the
+/// OOM killer's often enough to say so, with the memory limit (`limit` bytes, if any) it
+/// would have hit, and where the answer is. The deploy's failure line; the task page has the
+/// agents' counts and says `killed: out of memory` when they counted one.
+pub fn sigkill_unverified(code: i64, limit: Option<u64>) -> String {
+    let at = match limit.filter(|b| *b > 0) {
+        Some(limit) => format!("at the {} memory limit", mebibytes(limit)),
+        None => "when the node runs out of memory".to_owned(),
+    };
+    format!(
+        "exit {code} (SIGKILL: often an OOM kill {at}; its container is on a node this \
+         deploy's engine cannot inspect: that node's swarmkeeper agent counts OOM kills, and \
+         the dashboard's task page says whether this was one)"
+    )
+}
+
+/// The processes of a container the kernel's OOM killer killed that its exit line does not
+/// already say, in words: `1 process killed: out of memory (limit 16 MiB)`, `2 processes
+/// killed: …`. `kills` is the agent's count for the container (cgroup `memory.events`
+/// `oom_kill`), `limit` its memory limit in bytes, `exit_code` the container's, once it
+/// exited. A child process killed while the main one goes on (or later exits 0) leaves no
+/// trace in Swarm's task; a main process killed is the exit line's `exit 137 (killed: out of
+/// memory …)` (a SIGKILL exit with kills counted), so it is not counted here again. `None`:
+/// nothing left to say.
+pub fn processes_killed(kills: u64, limit: Option<u64>, exit_code: Option<i64>) -> Option<String> {
+    let main_killed = exit_code == Some(128 + 9);
+    let others = kills.saturating_sub(u64::from(main_killed));
+    if others == 0 {
+        return None;
+    }
+    let processes = if others == 1 { "process" } else { "processes" };
+    Some(match limit.filter(|b| *b > 0) {
+        Some(limit) => format!(
+            "{others} {processes} killed: out of memory (limit {})",
+            mebibytes(limit)
+        ),
+        None => format!("{others} {processes} killed: out of memory"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_the_exit_line_does_not_name_are_counted() {
+        let mib16 = Some(16 << 20);
+        // A child killed while the main process runs, or after it exited 0 or 1.
+        assert_eq!(
+            processes_killed(1, mib16, None).as_deref(),
+            Some("1 process killed: out of memory (limit 16 MiB)")
+        );
+        assert_eq!(
+            processes_killed(3, mib16, Some(0)).as_deref(),
+            Some("3 processes killed: out of memory (limit 16 MiB)")
+        );
+        assert_eq!(
+            processes_killed(1, None, Some(1)).as_deref(),
+            Some("1 process killed: out of memory")
+        );
+        // The main process killed: the exit line says it; only the others are counted.
+        assert_eq!(processes_killed(1, mib16, Some(137)), None);
+        assert_eq!(
+            processes_killed(2, mib16, Some(137)).as_deref(),
+            Some("1 process killed: out of memory (limit 16 MiB)")
+        );
+        assert_eq!(processes_killed(0, mib16, None), None);
+    }
+
+    #[test]
+    fn a_sigkill_nobody_could_check_names_the_limit_and_who_knows() {
+        assert_eq!(
+            sigkill_unverified(137, Some(1 << 30)),
+            "exit 137 (SIGKILL: often an OOM kill at the 1 GiB memory limit; its container is \
+             on a node this deploy's engine cannot inspect: that node's swarmkeeper agent counts \
+             OOM kills, and the dashboard's task page says whether this was one)"
+        );
+        assert!(sigkill_unverified(137, None).starts_with(
+            "exit 137 (SIGKILL: often an OOM kill when the node runs out of memory; "
+        ));
+    }
+}

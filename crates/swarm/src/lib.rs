@@ -21,7 +21,7 @@ mod task;
 mod users;
 mod view;
 
-pub use exit::{exit_wording, task_outcome, ExitFacts};
+pub use exit::{exit_wording, processes_killed, sigkill_unverified, task_outcome, ExitFacts};
 pub use image::ImageRef;
 pub use service::{check_stack_name, Service, UpdateStatus, STACK_NAMESPACE_LABEL};
 pub use state::{FailureAction, RestartCondition, TaskState, UpdateOrder, UpdateState};

@@ -270,12 +270,13 @@ pub fn stop_on_signals(stop: &Stop) {
     });
 }
 
-/// A deploy that could not run: bad input exits 2, the engine 3.
+/// A deploy that could not run: bad input (and a rollback's target refused) exits 2, the
+/// engine 3.
 pub fn failure(error: DeployError) -> Failure {
     match error {
         DeployError::Engine(e) => e.into(),
         DeployError::Store(e) => Failure::Usage(e.to_string()),
-        DeployError::Input(message) => Failure::Usage(message),
+        DeployError::Input(message) | DeployError::Refused(message) => Failure::Usage(message),
         busy @ DeployError::Busy { .. } => Failure::Failed(busy.to_string()),
     }
 }

@@ -24,7 +24,8 @@ use crate::routes::usage::{service_series, UsageCharts};
 use crate::state::AppState;
 use crate::views::own::{check_removal, check_scale, own_part, removal_warning};
 use crate::views::services::{
-    rollout_config, service_row, service_rows, task_rows, RolloutConfig, ServiceRow, TaskRow,
+    rollout_config, service_row, service_rows, task_rows, with_oom_kills, RolloutConfig,
+    ServiceRow, TaskRow,
 };
 use swarmkeeper_rollout::{observe, requested_rollback, ServiceState};
 
@@ -158,6 +159,21 @@ async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppEr
                 created: i.created,
             });
     let now = Timestamp::now();
+    // The kills the agents counted in the listed tasks' containers, since the oldest began.
+    let since = tasks
+        .iter()
+        .filter_map(|t| t.created_at)
+        .min()
+        .unwrap_or(now);
+    let oom_kills = state
+        .store()
+        .service_oom_kills(&service.name, since)
+        .map_err(AppError::internal)?;
+    let spec_limits: HashMap<String, u64> = tasks
+        .iter()
+        .map(|t| (t.id.clone(), t.limits().memory_bytes))
+        .filter(|(_, b)| *b > 0)
+        .collect();
     let usage = UsageCharts::draw(
         format!("/services/{}", url_encode(&service.name)),
         &service_series(state, &service.name, None, UsageRange::Hour, now)?,
@@ -170,7 +186,11 @@ async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppEr
         autodeploy: state.autodeploy.service(&service),
         autodeploy_events,
         hook_token,
-        tasks: task_rows(&service.name, &task_refs, &hostnames),
+        tasks: with_oom_kills(
+            task_rows(&service.name, &task_refs, &hostnames),
+            &oom_kills,
+            &spec_limits,
+        ),
         update_config: rollout_config(&service.view.update_config),
         rollback_config: rollout_config(&service.view.rollback_config),
         findings: lint_running(&service.view),
@@ -327,7 +347,8 @@ pub async fn redeploy(
 /// `POST /services/{name}/rollback`, `POST /api/services/{name}/rollback`: back to the spec
 /// Swarm kept from before the last update. Swarm runs the rollback: the answer comes as soon
 /// as Swarm took it, or with `?wait=true` (the API's) once it ended, 200 rolled back, 409
-/// paused or past the deploy timeout, as the stacks' changes answer.
+/// paused or past the deploy timeout, as the stacks' changes answer. A previous spec that
+/// publishes a port another service has now is refused first (400, nothing asked of Swarm).
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
@@ -342,6 +363,7 @@ pub async fn rollback(
             service.name
         )));
     }
+    refuse_taken_port(&state, &service).await?;
     let warnings = state.engine.rollback_service(&service).await?;
     state.audit(
         &caller.user.name,
@@ -373,6 +395,29 @@ pub async fn rollback(
         StatusCode::CONFLICT
     };
     Ok(changed(outcome).with_status(status))
+}
+
+/// A previous spec that publishes a port another service took since would make Swarm's
+/// rollback fail half-way with the engine's error: refused before Swarm is asked (400, as the
+/// stacks' rollback preflight refuses), naming the port and the service that has it.
+async fn refuse_taken_port(state: &AppState, service: &Service) -> Result<(), AppError> {
+    let Some(previous) = &service.previous_spec else {
+        return Ok(());
+    };
+    let view = swarmkeeper_engine::ServiceView::read(previous).map_err(|e| {
+        AppError::BadInput(format!(
+            "service {}: its previous spec cannot be read: {e}",
+            service.name
+        ))
+    })?;
+    let clash = swarmkeeper_deploy::port_in_use(&state.engine, &[(&service.name, &view)]).await?;
+    match clash {
+        Some(clash) => Err(AppError::BadInput(format!(
+            "service {} cannot be rolled back: its previous spec publishes {}",
+            service.name, clash.why
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Follows the rollback Swarm was just asked for on `before` (the service as it was) until

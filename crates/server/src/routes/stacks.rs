@@ -69,6 +69,12 @@ pub struct DeployRow {
     /// only; absent when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub current: bool,
+    /// A rollback may re-apply this revision now (it succeeded and the stack does not run it:
+    /// `swarmkeeper_deploy::unfit_target`, the rule the API and the CLI refuse others by): the
+    /// stack page offers "Roll back to this" on it. Shown on the stack's page only; absent
+    /// when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub can_roll_back_to: bool,
 }
 
 impl DeployRow {
@@ -126,11 +132,13 @@ fn deploy_rows(records: Vec<DeployRecord>) -> Vec<DeployRow> {
                 .map(|s| s.service.clone())
                 .collect(),
             current: false,
+            can_roll_back_to: false,
         })
         .collect()
 }
 
-/// The stack's rows, the revision it runs now marked (see [`DeployRow::current`]).
+/// The stack's rows, the revision it runs now marked (see [`DeployRow::current`]), and those
+/// a rollback may re-apply ([`DeployRow::can_roll_back_to`]).
 fn deploy_rows_with_current(
     records: Vec<DeployRecord>,
     services: Vec<swarmkeeper_engine::Service>,
@@ -142,9 +150,14 @@ fn deploy_rows_with_current(
         .find(|r| r.outcome == DeployOutcome::Succeeded)
         .filter(|r| swarmkeeper_deploy::runs_now(r, &services))
         .map(|r| r.revision);
+    let fit: Vec<bool> = records
+        .iter()
+        .map(|r| swarmkeeper_deploy::unfit_target(r, &services).is_none())
+        .collect();
     let mut rows = deploy_rows(records);
-    for row in &mut rows {
+    for (row, fit) in rows.iter_mut().zip(fit) {
         row.current = Some(row.revision) == current;
+        row.can_roll_back_to = fit;
     }
     rows
 }
@@ -470,6 +483,7 @@ fn deploy_error(error: DeployError) -> AppError {
         DeployError::Engine(e) => e.into(),
         DeployError::Store(e) => AppError::internal(e),
         DeployError::Input(message) => AppError::BadInput(message),
+        DeployError::Refused(message) => AppError::Conflict(message),
         busy @ DeployError::Busy { .. } => AppError::Conflict(busy.to_string()),
     }
 }

@@ -88,7 +88,8 @@ pub async fn show(
 
 /// What the server knows of `task` (of service `service`) beyond Swarm's listing: whether
 /// its container and those of its slot's other tasks (among `siblings`) were OOM-killed (see
-/// [`oom_kill`]), its memory limit, and its slot's ends the alert evaluations remember.
+/// [`oom_kill`]), the kills the agents counted in them whatever their main process did, its
+/// memory limit, and its slot's ends the alert evaluations remember.
 async fn task_facts(
     state: &AppState,
     task: &Task,
@@ -106,6 +107,17 @@ async fn task_facts(
         }
     }
     let own = oom_kill(state, task, service, now).await?;
+    // Every kill the agents counted in the slot's containers, the main process's or not.
+    let since = siblings
+        .iter()
+        .filter(|t| t.slot_key() == task.slot_key())
+        .filter_map(|t| t.created_at)
+        .min()
+        .unwrap_or(now);
+    let oom_kills = state
+        .store()
+        .service_oom_kills(service, since)
+        .map_err(AppError::internal)?;
     if let Some(limit) = own {
         slot_ooms.insert(task.id.clone(), limit);
     }
@@ -115,6 +127,7 @@ async fn task_facts(
             .flatten()
             .or(Some(task.limits().memory_bytes).filter(|b| *b > 0)),
         slot_ooms,
+        oom_kills,
         slot_ends: state
             .alerting
             .slot_ends(&task.service_id, &task.slot_key())

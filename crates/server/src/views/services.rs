@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use swarmkeeper_engine::{ImageRef, Service, Task, UpdateConfig, UpdateState};
+use swarmkeeper_engine::{processes_killed, ImageRef, Service, Task, UpdateConfig, UpdateState};
 use swarmkeeper_rollout::{converged, observe, tally};
 use swarmkeeper_units::format_duration;
 
@@ -110,6 +110,12 @@ pub struct TaskRow {
     pub exit_code: Option<i64>,
     pub since: Option<Timestamp>,
     pub image: String,
+    /// Processes of its container the kernel's OOM killer killed that its exit does not say
+    /// (a child killed while the main process went on): `1 process killed: out of memory
+    /// (limit 16 MiB)` (`swarmkeeper_engine::processes_killed`, from the agent's count; see
+    /// [`with_oom_kills`]). Absent when none were counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes_killed: Option<String>,
 }
 
 impl TaskRow {
@@ -163,12 +169,31 @@ pub fn task_rows(
             exit_code: task.exit_code,
             since: task.timestamp,
             image: task.image().name,
+            processes_killed: None,
         })
         .collect();
     rows.sort_by(|a, b| {
         (a.name.as_str(), std::cmp::Reverse(a.since))
             .cmp(&(b.name.as_str(), std::cmp::Reverse(b.since)))
     });
+    rows
+}
+
+/// `rows` with [`TaskRow::processes_killed`] said from `kills`: the OOM kills the agents
+/// counted in each task's container with its memory limit, by task id
+/// (`Store::service_oom_kills`); `spec_limits` each task's spec's memory limit, by task id,
+/// for a kill counted without one.
+pub fn with_oom_kills(
+    mut rows: Vec<TaskRow>,
+    kills: &HashMap<String, (u64, Option<u64>)>,
+    spec_limits: &HashMap<String, u64>,
+) -> Vec<TaskRow> {
+    for row in &mut rows {
+        if let Some((count, limit)) = kills.get(&row.id) {
+            let limit = limit.or_else(|| spec_limits.get(&row.id).copied());
+            row.processes_killed = processes_killed(*count, limit, row.exit_code);
+        }
+    }
     rows
 }
 

@@ -12,7 +12,7 @@ use swarmkeeper_engine::{Task, TaskState};
 use swarmkeeper_rollout::waiting_reason;
 use swarmkeeper_units::format_duration;
 
-use super::services::{task_rows, TaskRow};
+use super::services::{task_rows, with_oom_kills, TaskRow};
 
 /// What the task page shows, its log lines aside.
 #[derive(Serialize)]
@@ -68,6 +68,10 @@ pub struct TaskFacts {
     /// Its slot's tasks (itself included) the OOM killer killed in, by task id, with the
     /// memory limit as [`TaskFacts::memory_limit_bytes`].
     pub slot_ooms: HashMap<String, Option<u64>>,
+    /// The OOM kills the agents counted in its slot's tasks' containers (itself included),
+    /// with the memory limit they reported, by task id (`Store::service_oom_kills`): whatever
+    /// the main process did, so a child killed while it went on is said too.
+    pub oom_kills: HashMap<String, (u64, Option<u64>)>,
     /// Its slot's ends the alert evaluations saw (task id, when).
     pub slot_ends: Vec<(String, Timestamp)>,
     /// How far back restarts are counted (the restart-loop rule's window).
@@ -108,9 +112,19 @@ pub fn task_detail(
     let pending_reason = (task.desired_state == TaskState::Running && task.state.is_waiting())
         .then(|| waiting_reason(&task.state, &task.err, &task.message))
         .flatten();
-    let row = task_rows(service, &[task], hostnames)
-        .pop()
-        .expect("one task, one row");
+    let spec_limits: HashMap<String, u64> = same_slot
+        .iter()
+        .chain([&task])
+        .map(|t| (t.id.clone(), t.limits().memory_bytes))
+        .filter(|(_, b)| *b > 0)
+        .collect();
+    let row = with_oom_kills(
+        task_rows(service, &[task], hostnames),
+        &facts.oom_kills,
+        &spec_limits,
+    )
+    .pop()
+    .expect("one task, one row");
     let exit = task.exit_code.map(|code| ExitFacts {
         code,
         stopped_by_swarm: task.stopped_by_swarm(),
@@ -129,10 +143,14 @@ pub fn task_detail(
         pending_reason,
         restarts: restarts.len(),
         restarts_within: format_duration(facts.restarts_within),
-        history: task_rows(service, &same_slot, hostnames)
-            .into_iter()
-            .map(|row| slot_task(row, &same_slot, &facts.slot_ooms))
-            .collect(),
+        history: with_oom_kills(
+            task_rows(service, &same_slot, hostnames),
+            &facts.oom_kills,
+            &spec_limits,
+        )
+        .into_iter()
+        .map(|row| slot_task(row, &same_slot, &facts.slot_ooms))
+        .collect(),
     }
 }
 
@@ -315,6 +333,56 @@ mod tests {
         replaced.exit_code = Some(143);
         let detail = task_detail(&replaced, "web", &[], &HashMap::new(), &facts);
         assert_eq!(detail.exit.as_deref(), Some("exit 143 (stopped by Swarm)"));
+    }
+
+    #[test]
+    fn a_child_killed_for_memory_is_said_while_the_main_process_goes_on() {
+        let mut running = task("t2", Some(1), 20, "running");
+        running.spec = serde_json::json!({"Resources": {"Limits": {"MemoryBytes": 16 << 20}}});
+        let mut ended = task("t1", Some(1), 10, "complete");
+        ended.desired_state = "shutdown".into();
+        ended.exit_code = Some(0);
+        let tasks = [ended.clone(), running.clone()];
+        let facts = TaskFacts {
+            restarts_within: Duration::from_secs(600),
+            now: Timestamp::from_second(30).unwrap(),
+            // The agent counted one kill in t2 (no limit reported: its spec's is said) and
+            // two in t1, whose main process then exited 0.
+            oom_kills: HashMap::from([
+                ("t2".to_owned(), (1, None)),
+                ("t1".to_owned(), (2, Some(32 << 20))),
+            ]),
+            ..TaskFacts::default()
+        };
+        let detail = task_detail(&running, "web", &tasks, &HashMap::new(), &facts);
+        assert_eq!(detail.exit, None, "it still runs");
+        assert_eq!(
+            detail.row.processes_killed.as_deref(),
+            Some("1 process killed: out of memory (limit 16 MiB)")
+        );
+        let json = serde_json::to_value(&detail).unwrap();
+        assert_eq!(
+            json["processes_killed"],
+            "1 process killed: out of memory (limit 16 MiB)"
+        );
+        assert_eq!(
+            json["history"][1]["processes_killed"],
+            "2 processes killed: out of memory (limit 32 MiB)"
+        );
+        let detail = task_detail(&ended, "web", &tasks, &HashMap::new(), &facts);
+        assert_eq!(detail.exit.as_deref(), Some("exit 0"));
+        assert_eq!(
+            detail.row.processes_killed.as_deref(),
+            Some("2 processes killed: out of memory (limit 32 MiB)")
+        );
+        // Nothing counted: nothing said.
+        let none = TaskFacts {
+            oom_kills: HashMap::new(),
+            ..facts
+        };
+        let detail = task_detail(&running, "web", &tasks, &HashMap::new(), &none);
+        assert_eq!(detail.row.processes_killed, None);
+        assert!(serde_json::to_value(&detail).unwrap()["processes_killed"].is_null());
     }
 
     #[test]
