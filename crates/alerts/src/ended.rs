@@ -56,6 +56,9 @@ fn node_ended(
         return format!("node {name} was removed from the swarm");
     }
     match rule {
+        RuleId::NodeDown if node.down => {
+            format!("node {name} was drained: its maintenance pages no one")
+        }
         RuleId::NodeDown => format!("node {name} is up again"),
         RuleId::AgentSilent if node.down => {
             format!("node {name} is down: the node-down alert tells of it")
@@ -303,8 +306,11 @@ mod tests {
         let mut back = node("w4", false, 50);
         back.last_report = Some(now - SignedDuration::from_mins(10));
         back.ready_since = Some(now - SignedDuration::from_mins(1));
+        // Drained, then shut down for its maintenance (tryout 11 finding 8).
+        let mut maintained = node("w5", true, 50);
+        maintained.membership = Membership::Drained;
         let observation = Observation {
-            nodes: vec![node("w1", false, 90), drained, removed, back],
+            nodes: vec![node("w1", false, 90), drained, removed, back, maintained],
             services: vec![service(0)],
             tasks: vec![TaskObservation {
                 name: "web.1".into(),
@@ -331,6 +337,10 @@ mod tests {
         assert_eq!(
             why(RuleId::AgentSilent, "w2"),
             "node w2 was drained, which stopped its agent"
+        );
+        assert_eq!(
+            why(RuleId::NodeDown, "w5"),
+            "node w5 was drained: its maintenance pages no one"
         );
         assert_eq!(
             why(RuleId::AgentSilent, "w4"),

@@ -65,15 +65,15 @@ pub struct NodeObservation {
 /// Where a node stands in Swarm's node list, which decides the rules that own it (as
 /// Alertmanager's inhibition rules would say it): node-down owns a node Swarm calls down; an
 /// operator who drained a node owns it (the drain stopped its agent, a global task, so
-/// agent-silent would only repeat what they did); a node removed from the swarm has no
-/// alerts at all.
+/// agent-silent would only repeat what they did, and a drained node shut down for its
+/// maintenance raises no node-down); a node removed from the swarm has no alerts at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Membership {
     /// In the node list with availability `active` or `pause`, or the list could not be read
     /// (then the reports are all the server knows).
     Member,
-    /// In the node list with availability `drain`: no agent-silent alert, and what its agent
-    /// last said about its disk is unknown, neither firing nor resolved.
+    /// In the node list with availability `drain`: no agent-silent or node-down alert, and
+    /// what its agent last said about its disk is unknown, neither firing nor resolved.
     Drained,
     /// No longer in the node list (`docker node rm`): every alert about it resolves, and no
     /// new one starts, whatever its agent last reported.
@@ -326,7 +326,9 @@ fn node_conditions(
     if node.membership == Membership::Removed {
         return;
     }
-    if rules.node_down.enabled && node.down {
+    // A node drained first is in an operator's maintenance: shut down, it is shown down and
+    // pages no one (tryout 11 finding 8: drain-then-reboot paged node-down every time).
+    if rules.node_down.enabled && node.down && node.membership != Membership::Drained {
         out.push(RuleId::NodeDown, name, format!("node {name} is down"));
     }
     // The allowance runs from the later of the last report and the node's return.
@@ -940,8 +942,16 @@ mod tests {
                 (RuleId::DiskFullForecast, "w1".to_string())
             ]
         );
-        // Down as well: node-down owns it, once.
+        // Down as well (shut down for the maintenance it was drained for, tryout 11 finding
+        // 8): shown down, no page.
         n.down = true;
+        assert!(fired(&Observation {
+            nodes: vec![n.clone()],
+            ..Observation::default()
+        })
+        .is_empty());
+        // Down without a drain pages.
+        n.membership = Membership::Member;
         assert_eq!(
             fired(&Observation {
                 nodes: vec![n],

@@ -208,7 +208,7 @@ impl Default for DiskFullForecast {
 }
 
 /// Swarm calls a node down (or disconnected) for `for` (1m): a node restarting for a kernel
-/// update does not page.
+/// update does not page, nor one an operator drained first (`crate::Membership::Drained`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeDown {

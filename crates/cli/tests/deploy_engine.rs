@@ -597,7 +597,7 @@ secrets:
     let findings = swarmkeeper_lint::lint_running(&service.view);
     assert!(findings.is_empty(), "{findings:#?}");
     let tasks: Vec<&swarmkeeper_engine::Task> = tasks.iter().collect();
-    let observed = swarmkeeper_rollout::observe(&service, &tasks, None);
+    let observed = swarmkeeper_rollout::observe(&service, &tasks, &[], None);
     assert!(swarmkeeper_rollout::converged(&observed), "{observed:#?}");
     let secrets = docker(
         HOST,
@@ -680,6 +680,60 @@ fn diff_and_dry_run_show_each_change_and_change_nothing() {
 
     let missing = stack.diff(&stack.dir.join("nope.yml"), &[]);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+}
+
+#[test]
+fn a_placement_only_change_the_node_still_meets_converges_at_once_and_keeps_the_task() {
+    // Tryout 11 finding 3: Swarm keeps a task whose node meets the new constraints
+    // (swarmkit's `IsTaskDirty`); the deploy used to wait for a replacement that never came,
+    // time out and roll back.
+    let (ok, _) = images();
+    let stack = Stack::new("place");
+    stack.deploy_services("v1.yml", &[service("web", ok, 1, "")]);
+    let running = || {
+        docker(
+            HOST,
+            &[
+                "service",
+                "ps",
+                "-q",
+                "--filter",
+                "desired-state=running",
+                &format!("{}_web", stack.name),
+            ],
+        )
+    };
+    let before = running();
+    assert_eq!(before.lines().count(), 1, "{before}");
+    let v2 = stack.file(
+        "v2.yml",
+        &stack_file(&[service(
+            "web",
+            ok,
+            1,
+            "      placement:\n        constraints: [\"node.labels.nosuch != x\"]\n",
+        )]),
+    );
+    let started = std::time::Instant::now();
+    let out = stack.deploy(&v2, &["--timeout", "30s"]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("web: converged"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "took {took:?}: {}",
+        text(&out)
+    );
+    assert_eq!(running(), before, "Swarm kept the task");
+    assert_eq!(
+        stack.spec("web", "{{json .Spec.TaskTemplate.Placement.Constraints}}"),
+        r#"["node.labels.nosuch != x"]"#
+    );
+    eprintln!("constraint-only deploy converged in {took:?}");
 }
 
 #[test]

@@ -8,11 +8,13 @@ use jiff::Timestamp;
 use swarmkeeper_engine::{
     is_logs_unreadable, Engine, EngineError, LogOptions, Service, Task, TaskState,
 };
+use swarmkeeper_rollout::preflight::NodeFacts;
 use swarmkeeper_rollout::{
     assess, observe, verdict, Follow, Monitor, ObservedTask, ServiceState, Verdict,
 };
 
 use crate::apply::Applied;
+use crate::preflight::facts;
 use crate::{Action, FailureReport, Options, Progress};
 
 /// Follows every applied service until the verdict is not `Wait`; `Wait` when stopped
@@ -25,11 +27,12 @@ pub(crate) async fn follow(
 ) -> Result<Verdict, EngineError> {
     let mut events = engine.service_events(None);
     loop {
+        let nodes = nodes(engine).await?;
         let looks = futures_util::future::join_all(
             applied
                 .iter()
                 .filter(|a| !a.state.is_final())
-                .map(|a| look(engine, a, options)),
+                .map(|a| look(engine, a, &nodes, options)),
         )
         .await;
         let mut looks = looks.into_iter();
@@ -59,6 +62,13 @@ pub(crate) async fn follow(
             _ = options.stop.wait() => return Ok(Verdict::Wait),
         }
     }
+}
+
+/// The swarm's nodes as placement constraints read them, listed once per round of looks:
+/// whether a task Swarm kept through a placement-only change is current depends on its node
+/// ([`swarmkeeper_rollout::task_is_current`]).
+pub(crate) async fn nodes(engine: &Engine) -> Result<Vec<NodeFacts>, EngineError> {
+    Ok(engine.list_nodes().await?.iter().map(facts).collect())
 }
 
 /// A container's exit code when SIGKILL (9) ended it, as the OOM killer does.
@@ -111,10 +121,11 @@ pub(crate) fn change_time(service: &Service, action: Action) -> Option<Timestamp
 }
 
 /// One look at a service: its state, when it failed when the engine reported that, and the
-/// task whose failure it reports.
+/// task whose failure it reports. `nodes`: the swarm's, from [`nodes`].
 pub(crate) async fn look(
     engine: &Engine,
     change: &Applied,
+    nodes: &[NodeFacts],
     options: &Options,
 ) -> Result<Look, EngineError> {
     let service = match engine.inspect_service(&change.id).await {
@@ -141,7 +152,7 @@ pub(crate) async fn look(
         .iter()
         .filter(|t| !earlier_attempt(t, changed_at))
         .collect();
-    let mut observed = observe(&service, &current, change.baseline.as_ref());
+    let mut observed = observe(&service, &current, nodes, change.baseline.as_ref());
     let container_of = |id: &str| {
         tasks
             .iter()

@@ -7,7 +7,7 @@ use swarmkeeper_engine::{Engine, EngineError};
 use swarmkeeper_rollout::{RollbackAction, ServiceState};
 
 use crate::apply::{image_of, registry_auths, update_to, Applied};
-use crate::follow::look;
+use crate::follow::{look, nodes};
 use crate::{Action, Options, Progress, Request};
 
 /// How a service ended after a failed deploy was put back.
@@ -165,8 +165,9 @@ async fn follow_back(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<bool, EngineError> {
     loop {
+        let nodes = nodes(engine).await?;
         for change in following.iter_mut().filter(|a| !a.state.is_final()) {
-            let look = look(engine, change, options).await?;
+            let look = look(engine, change, &nodes, options).await?;
             change.changed_at = change.changed_at.or(look.changed_at);
             let state = look.state;
             // Swarm's own rollback shows as rolling back until it completes.

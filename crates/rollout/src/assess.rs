@@ -12,6 +12,7 @@ use swarmkeeper_swarm::{
 use swarmkeeper_units::short_id;
 
 use crate::diff::task_is_current;
+use crate::preflight::NodeFacts;
 
 /// Failed attempts of a service without an update in progress (a new service) before it counts
 /// as failed: Swarm itself restarts such tasks forever.
@@ -60,11 +61,15 @@ pub struct ObservedService {
     pub tasks: Vec<ObservedTask>,
 }
 
-/// A service and its tasks (in any order, old ones included) as plain data. `baseline` is the
-/// update status before a change of ours: a status equal to it is old news, not this change's.
+/// A service and its tasks (in any order, old ones included) as plain data. `nodes`: the
+/// swarm's nodes, listed once for the observation, whose placement facts decide whether a
+/// task Swarm keeps through a placement-only change is current ([`task_is_current`]).
+/// `baseline` is the update status before a change of ours: a status equal to it is old
+/// news, not this change's.
 pub fn observe(
     service: &Service,
     tasks: &[&Task],
+    nodes: &[NodeFacts],
     baseline: Option<&UpdateStatus>,
 ) -> ObservedService {
     let fresh = service
@@ -84,7 +89,7 @@ pub fn observe(
             timestamp: t.timestamp,
             created_at: t.created_at,
             exit_code: t.exit_code,
-            current: task_is_current(&t.spec, template),
+            current: task_is_current(&t.spec, template, nodes.iter().find(|n| n.id == t.node_id)),
             oom_killed: false,
             oom_unknown: false,
             memory_limit_bytes: Some(t.limits().memory_bytes).filter(|b| *b > 0),
@@ -947,7 +952,12 @@ mod tests {
         };
         let old = engine_task("old", "app:1", 10);
         let new = engine_task("new", "app:2", 20);
-        let o = observe(&service, &[&old, &new], Some(&status("completed", 100)));
+        let o = observe(
+            &service,
+            &[&old, &new],
+            &[],
+            Some(&status("completed", 100)),
+        );
         assert_eq!(
             o.update, None,
             "the status from before the change is old news"
@@ -955,11 +965,43 @@ mod tests {
         assert_eq!(o.mode, ServiceMode::Replicated { replicas: 2 });
         let order: Vec<(&str, bool)> = o.tasks.iter().map(|t| (t.id.as_str(), t.current)).collect();
         assert_eq!(order, [("new", true), ("old", false)]);
-        let o = observe(&service, &[&old, &new], Some(&status("updating", 90)));
+        let o = observe(&service, &[&old, &new], &[], Some(&status("updating", 90)));
         assert_eq!(o.update, Some(UpdateState::Completed));
         assert_eq!(o.update_message, "m");
         let t = tally(&o);
         assert_eq!((t.running, t.desired, t.stale), (1, 2, 1));
+    }
+
+    #[test]
+    fn a_placement_only_change_swarm_keeps_the_task_through_converges() {
+        // Tryout 11 finding 3: the service's constraints changed, its task's node meets them,
+        // Swarm keeps the task (no update status): 1/1 running, converged.
+        let spec = json!({
+            "Name": "web",
+            "Mode": {"Replicated": {"Replicas": 1}},
+            "TaskTemplate": {"ContainerSpec": {"Image": "app:1"}, "ForceUpdate": 0,
+                "Placement": {"Constraints": ["node.labels.nosuch != x"]}, "Runtime": "container"}
+        });
+        let service = Service::new("s".into(), 4, spec, None, None).unwrap();
+        let kept = Task {
+            id: "kept".into(),
+            node_id: "n1".into(),
+            desired_state: TaskState::Running,
+            state: TaskState::Running,
+            spec: json!({"ContainerSpec": {"Image": "app:1"}, "ForceUpdate": 0}),
+            ..Task::default()
+        };
+        let node = NodeFacts {
+            id: "n1".into(),
+            ..NodeFacts::default()
+        };
+        let o = observe(&service, &[&kept], std::slice::from_ref(&node), None);
+        assert_eq!((tally(&o).running, tally(&o).desired), (1, 1));
+        assert!(converged(&o));
+        // A node the swarm no longer lists keeps nothing.
+        let o = observe(&service, &[&kept], &[], None);
+        assert_eq!((tally(&o).running, tally(&o).stale), (0, 1));
+        assert!(!converged(&o));
     }
 
     #[test]

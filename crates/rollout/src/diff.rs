@@ -4,6 +4,8 @@
 use serde_json::Value;
 use swarmkeeper_units::format_duration;
 
+use crate::preflight::{self, NodeFacts};
+
 /// Whether the engine's spec `current` already is `desired`: every field of `desired` equals
 /// the engine's, and every field only one side has is empty or a value the engine fills in
 /// by itself (`Isolation: default`, `Runtime: container`, `Mode: vip`, …). Numbers compare by
@@ -272,15 +274,50 @@ pub fn drop_unsupported(desired: &mut Value, api: (u32, u32)) -> Vec<&'static st
 }
 
 /// Whether a task runs the service's current `TaskTemplate`
-/// ([`swarmkeeper_swarm::Service::task_template`]): its spec is a copy of the template made when
-/// it was created (the engine leaves `Runtime` out of the task's copy).
-pub fn task_is_current(task_spec: &Value, template: &Value) -> bool {
+/// ([`swarmkeeper_swarm::Service::task_template`]), which is whether Swarm keeps it rather
+/// than replace it, by swarmkit's rule (`IsTaskDirty` in `manager/orchestrator/task.go`):
+///
+/// - its spec is a copy of the template made when Swarm created it, so a task whose spec
+///   equals the template is current (the engine leaves `Runtime` out of the task's copy);
+/// - a task whose spec differs from the template only in `Placement` is current when `node`,
+///   the node it was given, meets the template's placement constraints
+///   ([`preflight::node_matches`], swarmkit's `IsTaskDirtyPlacementConstraintsOnly` and
+///   `nodeMatches`): Swarm keeps it, with its old spec, for as long as the service's spec
+///   stays. `None` (no node yet, or one Swarm no longer lists): it is replaced.
+///
+/// What else `IsTaskDirty` weighs is not in the Engine API's task: the spec version (an
+/// equal one makes any task current: its copy then equals the template anyway), the
+/// `PullOptions` it ignores for a task between READY and RUNNING (the API shows no
+/// `PullOptions` on either side), and the task's endpoint (a changed `EndpointSpec` is seen
+/// in the service's update status: Swarm replaces the tasks in an update, which a follow
+/// waits out).
+pub fn task_is_current(task_spec: &Value, template: &Value, node: Option<&NodeFacts>) -> bool {
+    if same_but(task_spec, template, &["Runtime"]) {
+        return true;
+    }
+    let constraints: Vec<String> = template
+        .pointer("/Placement/Constraints")
+        .and_then(Value::as_array)
+        .map(|c| {
+            c.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    node.is_some_and(|node| preflight::node_matches(&constraints, node))
+        && same_but(task_spec, template, &["Runtime", "Placement"])
+}
+
+/// Whether two task specs are equal but for the top-level fields `skip`, by the rules of
+/// [`spec_matches`].
+fn same_but(task_spec: &Value, template: &Value, skip: &[&str]) -> bool {
     let (Some(task), Some(template)) = (task_spec.as_object(), template.as_object()) else {
         return task_spec == template;
     };
     task.keys()
         .chain(template.keys())
-        .filter(|key| key.as_str() != "Runtime")
+        .filter(|key| !skip.contains(&key.as_str()))
         .all(|key| {
             let (task, template) = (task.get(key), template.get(key));
             // Most parts of a current task's copy are equal to the letter: check that first.
@@ -488,15 +525,95 @@ mod tests {
             json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0, "Runtime": "container"});
         assert!(task_is_current(
             &json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0}),
-            &template
+            &template,
+            None
         ));
         assert!(!task_is_current(
             &json!({"ContainerSpec": {"Image": "b"}, "ForceUpdate": 0}),
-            &template
+            &template,
+            None
         ));
         assert!(!task_is_current(
             &json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 1}),
-            &template
+            &template,
+            None
         ));
+    }
+
+    /// Tryout 11 finding 3: `constraints: node.labels.nosuch != x` added to a running service.
+    fn placed(constraints: &[&str], image: &str) -> Value {
+        json!({"ContainerSpec": {"Image": image}, "ForceUpdate": 0,
+            "Placement": {"Constraints": constraints}, "Runtime": "container"})
+    }
+
+    fn manager() -> NodeFacts {
+        NodeFacts {
+            id: "n1".into(),
+            hostname: "box".into(),
+            role: "manager".into(),
+            labels: [("zone".to_owned(), "a".to_owned())].into(),
+            ..NodeFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_task_whose_spec_differs_only_in_placement_its_node_meets_is_current() {
+        let task = json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0});
+        let node = manager();
+        for constraints in [
+            &["node.labels.nosuch != x"][..],
+            &["node.labels.zone==a", "node.role==manager"],
+            &["node.hostname==BOX"],
+        ] {
+            assert!(
+                task_is_current(&task, &placed(constraints, "a"), Some(&node)),
+                "{constraints:?}"
+            );
+        }
+        // A placement removed: no constraint is left to miss.
+        let constrained = json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0,
+            "Placement": {"Constraints": ["node.labels.zone==a"]}});
+        let template = json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0});
+        assert!(task_is_current(&constrained, &template, Some(&node)));
+    }
+
+    #[test]
+    fn a_task_whose_node_misses_the_new_placement_is_stale() {
+        let task = json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0});
+        let node = manager();
+        for constraints in [
+            &["node.labels.zone==b"][..],
+            &["node.labels.zone==a", "node.role==worker"],
+            &["node.labels.gpu==yes"],
+            // Left to the engine by the preflight: here it cannot keep a task.
+            &["node.ip==10.0.0.1"],
+        ] {
+            assert!(
+                !task_is_current(&task, &placed(constraints, "a"), Some(&node)),
+                "{constraints:?}"
+            );
+        }
+        // No node (pending, or one Swarm no longer lists): Swarm replaces it.
+        assert!(!task_is_current(
+            &task,
+            &placed(&["node.labels.nosuch!=x"], "a"),
+            None
+        ));
+    }
+
+    #[test]
+    fn a_task_whose_placement_and_anything_else_changed_is_stale() {
+        let task = json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0});
+        let node = manager();
+        assert!(!task_is_current(
+            &task,
+            &placed(&["node.labels.nosuch!=x"], "b"),
+            Some(&node)
+        ));
+        let mut forced = placed(&["node.labels.nosuch!=x"], "a");
+        forced["ForceUpdate"] = json!(1);
+        assert!(!task_is_current(&task, &forced, Some(&node)));
+        // A node that meets the constraints keeps no task whose image changed.
+        assert!(!task_is_current(&task, &placed(&[], "b"), Some(&node)));
     }
 }

@@ -166,6 +166,16 @@ pub fn unmet<'a>(constraints: &'a [String], node: &NodeFacts) -> Result<Option<&
     Ok(None)
 }
 
+/// Whether `node` meets every one of `constraints`, as swarmkit's `constraint.NodeMatches`
+/// decides whether a task may stay where it runs: [`unmet`]'s rules, except that a constraint
+/// this check cannot decide (`node.ip`) or cannot parse counts as not met (the engine stores
+/// only constraints that parse, so that never keeps a task Swarm would replace).
+pub fn node_matches(constraints: &[String], node: &NodeFacts) -> bool {
+    constraints
+        .iter()
+        .all(|text| parse(text).is_ok_and(|constraint| matches(&constraint, node) == Some(true)))
+}
+
 /// What the tasks already on a node reserve. Swarm's scheduler weighs a task's reservations
 /// against the node's resources less these; [`Reserved::NOTHING`] asks whether the node
 /// could ever run the task, which is the preflight's question.

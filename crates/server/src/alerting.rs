@@ -721,7 +721,9 @@ async fn list_swarm(state: &AppState) -> SwarmView {
                     })
                 })
                 .collect();
-            let services = crate::views::services::service_rows(&services, &tasks)
+            let facts: Vec<swarmkeeper_rollout::preflight::NodeFacts> =
+                nodes.iter().map(swarmkeeper_deploy::node_facts).collect();
+            let services = crate::views::services::service_rows(&services, &tasks, &facts)
                 .into_iter()
                 .map(|row| {
                     let swarm_service = services.iter().find(|s| s.id == row.id);

@@ -63,7 +63,11 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
         state.engine.list_all_tasks(),
         state.engine.list_nodes(),
     )?;
-    let rows = service_rows(&services, &tasks);
+    let facts: Vec<swarmkeeper_rollout::preflight::NodeFacts> = swarm_nodes
+        .iter()
+        .map(swarmkeeper_deploy::node_facts)
+        .collect();
+    let rows = service_rows(&services, &tasks, &facts);
     let warnings = warning_groups(
         services
             .iter()

@@ -27,6 +27,8 @@ use crate::views::services::{
     rollout_config, service_row, service_rows, task_rows, with_oom_kills, RolloutConfig,
     ServiceRow, TaskRow,
 };
+use swarmkeeper_deploy::node_facts;
+use swarmkeeper_rollout::preflight::NodeFacts;
 use swarmkeeper_rollout::{observe, requested_rollback, ServiceState};
 
 /// The services page's data.
@@ -36,11 +38,13 @@ pub struct ServicesView {
 }
 
 pub async fn load_services(state: &AppState) -> Result<Vec<ServiceRow>, AppError> {
-    let (services, tasks) = tokio::try_join!(
+    let (services, tasks, nodes) = tokio::try_join!(
         state.engine.list_services(None),
-        state.engine.list_all_tasks()
+        state.engine.list_all_tasks(),
+        state.engine.list_nodes()
     )?;
-    Ok(service_rows(&services, &tasks))
+    let nodes: Vec<NodeFacts> = nodes.iter().map(node_facts).collect();
+    Ok(service_rows(&services, &tasks, &nodes))
 }
 
 page!(ServicesView, "services.html", "services");
@@ -128,12 +132,13 @@ async fn load_service(state: &AppState, name: &str) -> Result<ServiceView, AppEr
         state.engine.list_tasks(&service.id),
         state.engine.list_nodes()
     )?;
+    let facts: Vec<NodeFacts> = nodes.iter().map(node_facts).collect();
     let hostnames: HashMap<String, String> = nodes
         .into_iter()
         .map(|node| (node.id, node.hostname))
         .collect();
     let task_refs: Vec<&Task> = tasks.iter().collect();
-    let row = service_row(&service, &task_refs);
+    let row = service_row(&service, &task_refs, &facts);
     // A service outside a stack has a history of its own (the form's edits go there).
     let history = swarmkeeper_deploy::history_stack(&service);
     let deploys = service_deploys(state, history, &service.name).await?;
@@ -426,12 +431,14 @@ async fn swarm_rollback_end(state: &AppState, before: &Service) -> Result<Servic
     let timeout = state.deploy_options().timeout;
     let started = std::time::Instant::now();
     loop {
-        let (service, tasks) = tokio::try_join!(
+        let (service, tasks, nodes) = tokio::try_join!(
             state.engine.inspect_service(&before.id),
-            state.engine.list_tasks(&before.id)
+            state.engine.list_tasks(&before.id),
+            state.engine.list_nodes()
         )?;
         let tasks: Vec<&Task> = tasks.iter().collect();
-        let observed = observe(&service, &tasks, before.update_status.as_ref());
+        let nodes: Vec<NodeFacts> = nodes.iter().map(node_facts).collect();
+        let observed = observe(&service, &tasks, &nodes, before.update_status.as_ref());
         let ended = requested_rollback(&observed, started.elapsed(), timeout);
         if ended.is_final() {
             return Ok(ended);

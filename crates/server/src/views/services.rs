@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_engine::{processes_killed, ImageRef, Service, Task, UpdateConfig, UpdateState};
+use swarmkeeper_rollout::preflight::NodeFacts;
 use swarmkeeper_rollout::{converged, observe, tally};
 use swarmkeeper_units::format_duration;
 
@@ -40,10 +41,12 @@ pub struct ServiceRow {
     pub rolled_back: bool,
 }
 
-/// One service's line, from the service and its tasks (any order, old ones included).
-pub fn service_row(service: &Service, tasks: &[&Task]) -> ServiceRow {
+/// One service's line, from the service, its tasks (any order, old ones included) and the
+/// swarm's nodes (a task Swarm kept through a placement-only change runs the current spec when
+/// its node meets the new constraints: `swarmkeeper_rollout::task_is_current`).
+pub fn service_row(service: &Service, tasks: &[&Task], nodes: &[NodeFacts]) -> ServiceRow {
     let view = &service.view;
-    let observed = observe(service, tasks, None);
+    let observed = observe(service, tasks, nodes, None);
     let counted = tally(&observed);
     let ImageRef { name, digest } = view.image.clone();
     let update_state = service.update_state();
@@ -77,9 +80,10 @@ fn update_message(state: Option<&str>, message: Option<&str>) -> String {
     }
 }
 
-/// Every service's line, sorted by stack then name, from one listing of services and one of
-/// tasks (never a request per service: the page must stay fast at hundreds of services).
-pub fn service_rows(services: &[Service], tasks: &[Task]) -> Vec<ServiceRow> {
+/// Every service's line, sorted by stack then name, from one listing of services, one of
+/// tasks and one of nodes (never a request per service: the page must stay fast at hundreds
+/// of services).
+pub fn service_rows(services: &[Service], tasks: &[Task], nodes: &[NodeFacts]) -> Vec<ServiceRow> {
     let mut by_service: HashMap<&str, Vec<&Task>> = HashMap::new();
     for task in tasks {
         by_service
@@ -89,7 +93,10 @@ pub fn service_rows(services: &[Service], tasks: &[Task]) -> Vec<ServiceRow> {
     }
     let mut rows: Vec<ServiceRow> = services
         .iter()
-        .map(|s| service_row(s, by_service.get(s.id.as_str()).map_or(&[], Vec::as_slice)))
+        .map(|s| {
+            let tasks = by_service.get(s.id.as_str()).map_or(&[][..], Vec::as_slice);
+            service_row(s, tasks, nodes)
+        })
         .collect();
     rows.sort_by(|a, b| (&a.stack, &a.name).cmp(&(&b.stack, &b.name)));
     rows
@@ -300,7 +307,7 @@ mod tests {
             task("s1", Some(3), "running", "preparing"),
             task("s1", Some(1), "shutdown", "shutdown"),
         ];
-        let row = service_rows(&[s], &tasks).remove(0);
+        let row = service_rows(&[s], &tasks, &[]).remove(0);
         assert_eq!((row.running, row.desired), (2, 3));
         assert!(!row.converged);
         assert_eq!(row.stack.as_deref(), Some("shop"));
@@ -309,10 +316,32 @@ mod tests {
     }
 
     #[test]
+    fn a_task_swarm_kept_through_a_placement_only_edit_counts_as_running() {
+        // Tryout 11 finding 3: the page said 0/1 while Swarm kept the task.
+        let mut spec = replicated(1);
+        spec["TaskTemplate"]["Placement"] = json!({"Constraints": ["node.labels.nosuch != x"]});
+        let s = service("s1", "web", spec, None);
+        let tasks = [task("s1", Some(1), "running", "running")];
+        let node = NodeFacts {
+            id: "n1".into(),
+            ..NodeFacts::default()
+        };
+        let row = service_rows(std::slice::from_ref(&s), &tasks, &[node]).remove(0);
+        assert_eq!((row.running, row.desired), (1, 1));
+        assert!(row.converged);
+        let other = NodeFacts {
+            id: "n2".into(),
+            ..NodeFacts::default()
+        };
+        let row = service_rows(&[s], &tasks, &[other]).remove(0);
+        assert_eq!((row.running, row.converged), (0, false));
+    }
+
+    #[test]
     fn a_paused_update_is_not_converged_even_with_every_replica_up() {
         let s = service("s1", "web", replicated(1), Some("paused"));
         let tasks = [task("s1", Some(1), "running", "running")];
-        let row = service_rows(&[s], &tasks).remove(0);
+        let row = service_rows(&[s], &tasks, &[]).remove(0);
         assert!(!row.converged && !row.rolled_back);
     }
 
@@ -320,7 +349,7 @@ mod tests {
     fn a_rolled_back_service_is_flagged_and_may_be_converged() {
         let s = service("s1", "web", replicated(1), Some("rollback_completed"));
         let tasks = [task("s1", Some(1), "running", "running")];
-        let row = service_rows(&[s], &tasks).remove(0);
+        let row = service_rows(&[s], &tasks, &[]).remove(0);
         assert!(row.converged && row.rolled_back);
     }
 
@@ -336,7 +365,7 @@ mod tests {
             t.spec = json!({"ContainerSpec": {"Image": "agent:1"}});
             t
         });
-        let row = service_rows(&[s], &tasks).remove(0);
+        let row = service_rows(&[s], &tasks, &[]).remove(0);
         assert_eq!((row.mode, row.running, row.desired), ("global", 2, 2));
         assert!(row.converged);
         assert_eq!(row.digest, None);
@@ -354,12 +383,12 @@ mod tests {
             task("j", Some(2), "complete", "complete"),
             task("j", Some(3), "complete", "running"),
         ];
-        let row = service_rows(std::slice::from_ref(&s), &tasks).remove(0);
+        let row = service_rows(std::slice::from_ref(&s), &tasks, &[]).remove(0);
         assert_eq!(row.mode, "replicated-job");
         assert_eq!((row.running, row.desired), (2, 3));
         assert!(!row.converged);
         tasks[2].state = "complete".into();
-        let row = service_rows(&[s], &tasks).remove(0);
+        let row = service_rows(&[s], &tasks, &[]).remove(0);
         assert!(row.converged, "every completion is done");
         let global_job = service(
             "gj",
@@ -368,7 +397,7 @@ mod tests {
             None,
         );
         assert_eq!(
-            service_rows(&[global_job], &[]).remove(0).mode,
+            service_rows(&[global_job], &[], &[]).remove(0).mode,
             "global-job"
         );
     }
@@ -381,7 +410,7 @@ mod tests {
         old.id = "old".into();
         old.spec = json!({"ContainerSpec": {"Image": "app:0@sha256:old"}});
         let new = task("s1", Some(1), "running", "running");
-        let row = service_rows(&[s], &[old, new]).remove(0);
+        let row = service_rows(&[s], &[old, new], &[]).remove(0);
         assert_eq!((row.running, row.desired), (1, 1));
         assert!(!row.converged);
     }
@@ -410,7 +439,7 @@ mod tests {
             service("b", "lone", lone, None),
             service("c", "shop_api", replicated(1), None),
         ];
-        let names: Vec<String> = service_rows(&services, &[])
+        let names: Vec<String> = service_rows(&services, &[], &[])
             .into_iter()
             .map(|r| r.name)
             .collect();
