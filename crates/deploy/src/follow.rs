@@ -392,7 +392,7 @@ mod tests {
         killed.spec = serde_json::json!({"Resources": {"Limits": {"MemoryBytes": 32 << 20}}});
         let spec = serde_json::json!({"Name": "shop_web", "TaskTemplate": {}});
         let service = Service::new("s".to_owned(), 1, spec, None, None).unwrap();
-        let observed = || observe(&service, &[&killed], None).tasks.remove(0);
+        let observed = || observe(&service, &[&killed], &[], None).tasks.remove(0);
         let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = asked.clone();
         let server = Options {
