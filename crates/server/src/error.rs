@@ -97,7 +97,6 @@ impl AppError {
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Rejected { status, .. } => *status,
             AppError::Engine(e) if e.is_not_found() => StatusCode::NOT_FOUND,
-            AppError::Engine(EngineError::NotScalable { .. }) => StatusCode::CONFLICT,
             AppError::Engine(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -105,8 +104,18 @@ impl AppError {
 }
 
 impl From<EngineError> for AppError {
+    /// A service that has no replica count is swarmkeeper's own refusal, not the engine's
+    /// answer: a 409 in its words, without the engine's socket path (tryout 11 finding 13).
     fn from(e: EngineError) -> AppError {
-        AppError::Engine(e)
+        match e {
+            EngineError::NotScalable {
+                service,
+                mode,
+                reason,
+                ..
+            } => AppError::Conflict(format!("service {service} is {mode}: {reason}")),
+            e => AppError::Engine(e),
+        }
     }
 }
 

@@ -661,6 +661,12 @@ async fn a_global_or_unknown_service_cannot_be_scaled() {
         .await
         .expect_json_error(409);
     assert!(message.contains(&global.name), "{message}");
+    // swarmkeeper's refusal in its own words, not as the engine's (tryout 11 finding 13).
+    assert!(
+        message.starts_with(&format!("service {} is global: ", global.name))
+            && !message.contains("Docker Engine"),
+        "{message}"
+    );
     for action in ["scale", "redeploy", "rollback"] {
         let answer = app
             .call(
