@@ -27,6 +27,79 @@ use crate::limits::Connections;
 use crate::state::AppState;
 use crate::tls::TlsConfig;
 
+/// The first byte of a TLS connection: the content type of a handshake record (RFC 8446,
+/// 5.1). Anything else on the TLS port is not TLS, most likely plain HTTP.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Answers a plain-HTTP request sent to the TLS port with [`plain_http_answer`], read within
+/// `deadline` (at most 8 KiB of its head), then closes the connection.
+async fn answer_plain_http(mut stream: TcpStream, deadline: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 1024];
+        while head.len() < 8 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(deadline, read).await;
+    let answer = plain_http_answer(&head);
+    let _ = tokio::time::timeout(deadline, stream.write_all(answer.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+/// What the TLS port answers a plain-HTTP request (tryout 11 finding 16: browsers showed a bare
+/// "invalid response"): a redirect to the same host and path over `https://` (308, so the
+/// method and body are kept; nginx answers the same case with its 497 page), or a 400 that
+/// says to use `https://` when the request names no usable host. The host and path are taken
+/// only when they hold no character that could end a header line.
+pub(crate) fn plain_http_answer(head: &[u8]) -> String {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let target = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .filter(|t| t.starts_with('/') && t.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("/");
+    let host = lines
+        .take_while(|line| !line.is_empty())
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case("host")
+                .then(|| value.trim())
+        })
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        });
+    let (status, location, body) = match host {
+        Some(host) => {
+            let url = format!("https://{host}{target}");
+            (
+                "308 Permanent Redirect",
+                format!("Location: {url}\r\n"),
+                format!("This port speaks HTTPS: {url}\n"),
+            )
+        }
+        None => (
+            "400 Bad Request",
+            String::new(),
+            "This port speaks HTTPS: use https:// with this address.\n".to_owned(),
+        ),
+    };
+    format!(
+        "HTTP/1.1 {status}\r\n{location}Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// A request that came over the built-in TLS: the browser keeps the `Secure` session cookie.
 #[derive(Clone, Copy, Debug)]
 pub struct OverTls;
@@ -132,6 +205,14 @@ pub async fn serve_listeners(
                 Some(acceptor) => {
                     // A client that never finishes its handshake holds its slot no longer
                     // than one that never finishes its request head.
+                    let mut first = [0u8; 1];
+                    let peeked =
+                        tokio::time::timeout(handshake_deadline, stream.peek(&mut first)).await;
+                    if matches!(peeked, Ok(Ok(1))) && first[0] != TLS_HANDSHAKE_RECORD {
+                        answer_plain_http(stream, handshake_deadline).await;
+                        drop(slot);
+                        return;
+                    }
                     match tokio::time::timeout(handshake_deadline, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             watcher
@@ -203,5 +284,44 @@ impl Turn {
             }
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_http_answer;
+
+    #[test]
+    fn plain_http_on_the_tls_port_is_sent_to_https() {
+        let answer = plain_http_answer(b"GET /nodes?x=1 HTTP/1.1\r\nHost: 192.0.2.7:8080\r\n\r\n");
+        assert!(
+            answer.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("\r\nLocation: https://192.0.2.7:8080/nodes?x=1\r\n"),
+            "{answer}"
+        );
+        assert!(answer.ends_with("This port speaks HTTPS: https://192.0.2.7:8080/nodes?x=1\n"));
+    }
+
+    #[test]
+    fn a_host_or_path_that_could_end_a_header_line_is_not_echoed() {
+        let answer = plain_http_answer(b"GET / HTTP/1.1\r\nHost: a\x0bb\r\n\r\n");
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{answer}"
+        );
+        assert!(!answer.contains("Location"), "{answer}");
+        let answer = plain_http_answer(b"GET /\x7fx HTTP/1.1\r\nhost: dash.example\r\n\r\n");
+        assert!(
+            answer.contains("Location: https://dash.example/\r\n"),
+            "{answer}"
+        );
+        let answer = plain_http_answer(b"");
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{answer}"
+        );
     }
 }
