@@ -170,6 +170,15 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     alert_webhooks: Vec<String>,
+    /// Like --alert-webhook, the URLs read from this file, one a line (empty lines and lines
+    /// starting with `#` skipped): a Swarm secret keeps a URL that carries a token out of the
+    /// service's environment, which every operator reads on the dashboard's edit page.
+    #[arg(
+        long = "alert-webhook-file",
+        env = "SWARMKEEPER_ALERT_WEBHOOK_FILE",
+        value_name = "FILE"
+    )]
+    alert_webhook_file: Option<PathBuf>,
     /// After a restart, an alert that was pending keeps the time it had spent pending if the
     /// server was down no longer than this (Prometheus' `--rules.alert.for-outage-tolerance`);
     /// after a longer outage its `for` starts over.
@@ -269,7 +278,14 @@ pub fn run(args: ServerArgs) -> CmdResult {
             DockerConfig::load(path).map_err(|e| Failure::Usage(format!("--docker-config: {e}")))
         })
         .transpose()?;
-    let alert_webhooks = alert_webhooks(&args.alert_webhooks)?;
+    let mut alert_webhooks = alert_webhooks(&args.alert_webhooks)?;
+    if let Some(file) = args
+        .alert_webhook_file
+        .as_deref()
+        .filter(|f| !f.as_os_str().is_empty())
+    {
+        alert_webhooks.extend(alert_webhook_file(file)?);
+    }
     raise_open_files_limit();
     let config = ServerConfig {
         state_dir: args.tls.state_dir.clone(),
@@ -349,6 +365,28 @@ fn alert_webhooks(urls: &[String]) -> Result<Vec<Secret>, Failure> {
             let url = Secret::new(url.trim());
             let channel = Channel {
                 name: format!("--alert-webhook (URL number {})", i + 1),
+                kind: ChannelKind::Webhook { url: url.clone() },
+            };
+            channel
+                .validate()
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            Ok(url)
+        })
+        .collect()
+}
+
+/// The URLs of `--alert-webhook-file`, each checked as [`alert_webhooks`] checks one; an error
+/// names the file and the line, never the URL.
+fn alert_webhook_file(file: &Path) -> Result<Vec<Secret>, Failure> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::Usage(format!("--alert-webhook-file {}: {e}", file.display())))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+        .map(|(i, line)| {
+            let url = Secret::new(line.trim());
+            let channel = Channel {
+                name: format!("--alert-webhook-file {} line {}", file.display(), i + 1),
                 kind: ChannelKind::Webhook { url: url.clone() },
             };
             channel
@@ -474,5 +512,37 @@ mod tests {
             panic!("a good URL refused")
         };
         assert_eq!(one.len(), 1);
+    }
+
+    /// Tryout 11 finding 12: a webhook URL given in the service's environment is shown to every
+    /// operator on the edit page; a file (a Swarm secret) keeps it out.
+    #[test]
+    fn alert_webhook_file_reads_one_url_a_line_and_names_a_bad_line_not_its_url() {
+        let dir = std::env::temp_dir().join(format!("sk-webhook-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hooks");
+        std::fs::write(
+            &file,
+            "# alerts\nhttps://hooks.example.com/T0KEN\n\n  http://receiver:9000/h  \n",
+        )
+        .unwrap();
+        let Ok(urls) = alert_webhook_file(&file) else {
+            panic!("good URLs refused")
+        };
+        assert_eq!(urls.len(), 2);
+        std::fs::write(&file, "https://ok.example/x\nftp://user:hunter2@x/y\n").unwrap();
+        let Err(Failure::Usage(e)) = alert_webhook_file(&file) else {
+            panic!("a bad URL accepted")
+        };
+        assert!(
+            e.contains("--alert-webhook-file") && e.contains("line 2"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+        let Err(Failure::Usage(e)) = alert_webhook_file(&dir.join("missing")) else {
+            panic!("a missing file accepted")
+        };
+        assert!(e.starts_with("--alert-webhook-file "), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
