@@ -101,7 +101,10 @@ pub struct Options {
 /// the memory limit in bytes it reported, if any), `None` otherwise. Keeps this crate free of
 /// the server's types.
 #[derive(Clone)]
-pub struct AgentOomKills(Arc<dyn Fn(&str, &str, Timestamp) -> Option<Option<u64>> + Send + Sync>);
+pub struct AgentOomKills(Arc<OomKillsCounted>);
+
+/// `counted(service, task, since)` of [`AgentOomKills`].
+type OomKillsCounted = dyn Fn(&str, &str, Timestamp) -> Option<Option<u64>> + Send + Sync;
 
 impl AgentOomKills {
     /// See [`AgentOomKills`].

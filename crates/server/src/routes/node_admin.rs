@@ -228,16 +228,17 @@ pub async fn set_availability(
     let wanted = request.availability;
     one_of("availability", &wanted, &AVAILABILITIES).map_err(bad)?;
     let node = inspect(&state, &id).await?;
-    if wanted == "drain" && !request.confirm {
-        if effect_of_drain(&state, &node).await?.stops_dashboard {
-            return Err(AppError::Conflict(format!(
-                "Draining {} stops this dashboard: swarmkeeper's own server runs there and no \
+    if wanted == "drain"
+        && !request.confirm
+        && effect_of_drain(&state, &node).await?.stops_dashboard
+    {
+        return Err(AppError::Conflict(format!(
+            "Draining {} stops this dashboard: swarmkeeper's own server runs there and no \
                  other node can take it, and only `docker node update --availability active \
                  {}` on a manager brings it back. See what else stops on /nodes/{}/drain; to \
                  drain anyway, send `\"confirm\": true` (the preview's button does).",
-                node.hostname, node.hostname, node.id
-            )));
-        }
+            node.hostname, node.hostname, node.id
+        )));
     }
     // Pausing a node whose agent does not run there keeps the agent off (Swarm starts no new
     // task on a paused node): the answer says so, before the change is asked of Swarm.
