@@ -111,6 +111,21 @@ async fn a_service_rollback_to_a_port_another_service_took_is_refused_at_once() 
         &port.to_string(),
         &service.name,
     ]);
+    // Swarm gives an ingress port back a moment after the update that dropped it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while support::docker(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{len .Endpoint.Ports}}",
+        &service.name,
+    ])
+    .trim()
+        != "0"
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let taker = TestService::create("rbsvcporty", &["--publish", &format!("{port}:80")]);
     let version = service_version(&service.name);
     let answer = app

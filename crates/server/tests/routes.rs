@@ -296,7 +296,7 @@ async fn every_read_route_answers_each_role_as_its_action_says() {
             );
             if want == 403 && uri.starts_with("/api/") {
                 let message = answer.expect_json_error(403);
-                assert!(message.contains(action.as_str()), "{message}");
+                assert!(message.contains(action.described()), "{message}");
             } else if !uri.starts_with("/api/") {
                 assert!(is_html(&answer.headers), "{uri}: {}", answer.content_type());
             } else if uri.contains("/logs?") {

@@ -284,11 +284,18 @@ async fn agents_report_over_plain_http_beside_https_and_nothing_else_is_served_t
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    assert!(plain
+    // Plain HTTP there is only sent to https:// (or refused by a client that follows it).
+    if let Ok(answer) = plain
         .get(format!("http://127.0.0.1:{port}/healthz"))
         .send()
         .await
-        .is_err());
+    {
+        assert_eq!(answer.status(), 308);
+        assert_eq!(
+            answer.headers()["location"],
+            format!("https://127.0.0.1:{port}/healthz").as_str()
+        );
+    }
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();

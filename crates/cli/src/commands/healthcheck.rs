@@ -84,8 +84,10 @@ pub fn run(args: HealthcheckArgs) -> CmdResult {
     if status.starts_with("HTTP/1.1 200") {
         println!("{status}");
         Ok(())
-    } else if status.starts_with('\u{15}') {
-        // A TLS alert record (content type 21): the server speaks TLS and we did not.
+    } else if status.starts_with('\u{15}') || status.starts_with("HTTP/1.1 308") {
+        // A TLS alert record (content type 21), or the redirect to https:// the server's TLS
+        // port answers plain HTTP with (`serve::plain_http_answer`): it speaks TLS and we
+        // did not.
         Err(Failure::Failed(format!(
             "{addr} answered in TLS: set SWARMKEEPER_TLS_SELF_SIGNED or SWARMKEEPER_TLS_CERT \
              as for the server (or --tls-self-signed / --tls-cert)"

@@ -361,18 +361,22 @@ fn alert_webhooks(urls: &[String]) -> Result<Vec<Secret>, Failure> {
     urls.iter()
         .filter(|url| !url.trim().is_empty())
         .enumerate()
-        .map(|(i, url)| {
-            let url = Secret::new(url.trim());
-            let channel = Channel {
-                name: format!("--alert-webhook (URL number {})", i + 1),
-                kind: ChannelKind::Webhook { url: url.clone() },
-            };
-            channel
-                .validate()
-                .map_err(|e| Failure::Usage(e.to_string()))?;
-            Ok(url)
-        })
+        .map(|(i, url)| webhook(format!("--alert-webhook (URL number {})", i + 1), url))
         .collect()
+}
+
+/// `url` checked as a webhook channel named `name` (the flag and where: an error names it,
+/// never the URL).
+fn webhook(name: String, url: &str) -> Result<Secret, Failure> {
+    let url = Secret::new(url.trim());
+    let channel = Channel {
+        name,
+        kind: ChannelKind::Webhook { url: url.clone() },
+    };
+    channel
+        .validate()
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    Ok(url)
 }
 
 /// The URLs of `--alert-webhook-file`, each checked as [`alert_webhooks`] checks one; an error
@@ -384,15 +388,10 @@ fn alert_webhook_file(file: &Path) -> Result<Vec<Secret>, Failure> {
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
         .map(|(i, line)| {
-            let url = Secret::new(line.trim());
-            let channel = Channel {
-                name: format!("--alert-webhook-file {} line {}", file.display(), i + 1),
-                kind: ChannelKind::Webhook { url: url.clone() },
-            };
-            channel
-                .validate()
-                .map_err(|e| Failure::Usage(e.to_string()))?;
-            Ok(url)
+            webhook(
+                format!("--alert-webhook-file {} line {}", file.display(), i + 1),
+                line,
+            )
         })
         .collect()
 }
