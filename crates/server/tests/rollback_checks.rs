@@ -108,7 +108,8 @@ async fn a_service_rollback_to_a_port_another_service_took_is_refused_at_once() 
         "update",
         "--quiet",
         "--publish-rm",
-        &port.to_string(),
+        // PUBLISHED:TARGET: a bare number would name the target port.
+        &format!("{port}:80"),
         &service.name,
     ]);
     // Swarm gives an ingress port back a moment after the update that dropped it.
