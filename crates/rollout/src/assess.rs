@@ -89,7 +89,12 @@ pub fn observe(
             timestamp: t.timestamp,
             created_at: t.created_at,
             exit_code: t.exit_code,
-            current: task_is_current(&t.spec, template, nodes.iter().find(|n| n.id == t.node_id)),
+            current: task_is_current(
+                &t.spec,
+                template,
+                &service.view.constraints,
+                nodes.iter().find(|n| n.id == t.node_id),
+            ),
             oom_killed: false,
             oom_unknown: false,
             memory_limit_bytes: Some(t.limits().memory_bytes).filter(|b| *b > 0),

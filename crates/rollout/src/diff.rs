@@ -280,7 +280,8 @@ pub fn drop_unsupported(desired: &mut Value, api: (u32, u32)) -> Vec<&'static st
 /// - its spec is a copy of the template made when Swarm created it, so a task whose spec
 ///   equals the template is current (the engine leaves `Runtime` out of the task's copy);
 /// - a task whose spec differs from the template only in `Placement` is current when `node`,
-///   the node it was given, meets the template's placement constraints
+///   the node it was given, meets the template's placement `constraints` (the service's,
+///   as [`swarmkeeper_swarm::ServiceView::constraints`] reads them)
 ///   ([`preflight::node_matches`], swarmkit's `IsTaskDirtyPlacementConstraintsOnly` and
 ///   `nodeMatches`): Swarm keeps it, with its old spec, for as long as the service's spec
 ///   stays. `None` (no node yet, or one Swarm no longer lists): it is replaced.
@@ -291,21 +292,16 @@ pub fn drop_unsupported(desired: &mut Value, api: (u32, u32)) -> Vec<&'static st
 /// `PullOptions` on either side), and the task's endpoint (a changed `EndpointSpec` is seen
 /// in the service's update status: Swarm replaces the tasks in an update, which a follow
 /// waits out).
-pub fn task_is_current(task_spec: &Value, template: &Value, node: Option<&NodeFacts>) -> bool {
+pub fn task_is_current(
+    task_spec: &Value,
+    template: &Value,
+    constraints: &[String],
+    node: Option<&NodeFacts>,
+) -> bool {
     if same_but(task_spec, template, &["Runtime"]) {
         return true;
     }
-    let constraints: Vec<String> = template
-        .pointer("/Placement/Constraints")
-        .and_then(Value::as_array)
-        .map(|c| {
-            c.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    node.is_some_and(|node| preflight::node_matches(&constraints, node))
+    node.is_some_and(|node| preflight::node_matches(constraints, node))
         && same_but(task_spec, template, &["Runtime", "Placement"])
 }
 
@@ -526,24 +522,35 @@ mod tests {
         assert!(task_is_current(
             &json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0}),
             &template,
+            &[],
             None
         ));
         assert!(!task_is_current(
             &json!({"ContainerSpec": {"Image": "b"}, "ForceUpdate": 0}),
             &template,
+            &[],
             None
         ));
         assert!(!task_is_current(
             &json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 1}),
             &template,
+            &[],
             None
         ));
     }
 
     /// Tryout 11 finding 3: `constraints: node.labels.nosuch != x` added to a running service.
-    fn placed(constraints: &[&str], image: &str) -> Value {
-        json!({"ContainerSpec": {"Image": image}, "ForceUpdate": 0,
-            "Placement": {"Constraints": constraints}, "Runtime": "container"})
+    /// Whether a task running image `a` with no placement is current against a template of
+    /// `image` placed by `constraints`.
+    fn current_under(constraints: &[&str], image: &str, node: Option<&NodeFacts>) -> bool {
+        let template = json!({"ContainerSpec": {"Image": image}, "ForceUpdate": 0,
+            "Placement": {"Constraints": constraints}, "Runtime": "container"});
+        let constraints: Vec<String> = constraints.iter().map(|c| c.to_string()).collect();
+        task_is_current(&unplaced_task(), &template, &constraints, node)
+    }
+
+    fn unplaced_task() -> Value {
+        json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0})
     }
 
     fn manager() -> NodeFacts {
@@ -558,7 +565,6 @@ mod tests {
 
     #[test]
     fn a_task_whose_spec_differs_only_in_placement_its_node_meets_is_current() {
-        let task = json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0});
         let node = manager();
         for constraints in [
             &["node.labels.nosuch != x"][..],
@@ -566,54 +572,61 @@ mod tests {
             &["node.hostname==BOX"],
         ] {
             assert!(
-                task_is_current(&task, &placed(constraints, "a"), Some(&node)),
+                current_under(constraints, "a", Some(&node)),
                 "{constraints:?}"
             );
         }
         // A placement removed: no constraint is left to miss.
         let constrained = json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0,
             "Placement": {"Constraints": ["node.labels.zone==a"]}});
-        let template = json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0});
-        assert!(task_is_current(&constrained, &template, Some(&node)));
+        assert!(task_is_current(
+            &constrained,
+            &unplaced_task(),
+            &[],
+            Some(&node)
+        ));
     }
 
     #[test]
     fn a_task_whose_node_misses_the_new_placement_is_stale() {
-        let task = json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0});
         let node = manager();
         for constraints in [
             &["node.labels.zone==b"][..],
             &["node.labels.zone==a", "node.role==worker"],
             &["node.labels.gpu==yes"],
-            // Left to the engine by the preflight: here it cannot keep a task.
+            // No address reported: left to the engine by the preflight, no task kept here.
             &["node.ip==10.0.0.1"],
         ] {
             assert!(
-                !task_is_current(&task, &placed(constraints, "a"), Some(&node)),
+                !current_under(constraints, "a", Some(&node)),
                 "{constraints:?}"
             );
         }
         // No node (pending, or one Swarm no longer lists): Swarm replaces it.
-        assert!(!task_is_current(
-            &task,
-            &placed(&["node.labels.nosuch!=x"], "a"),
-            None
-        ));
+        assert!(!current_under(&["node.labels.nosuch!=x"], "a", None));
     }
 
     #[test]
     fn a_task_whose_placement_and_anything_else_changed_is_stale() {
-        let task = json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 0});
         let node = manager();
+        assert!(!current_under(&["node.labels.nosuch!=x"], "b", Some(&node)));
+        let mut forced = json!({"ContainerSpec": {"Image": "a"}, "ForceUpdate": 1,
+            "Placement": {"Constraints": ["node.labels.nosuch!=x"]}, "Runtime": "container"});
+        let constraints = ["node.labels.nosuch!=x".to_owned()];
         assert!(!task_is_current(
-            &task,
-            &placed(&["node.labels.nosuch!=x"], "b"),
+            &unplaced_task(),
+            &forced,
+            &constraints,
             Some(&node)
         ));
-        let mut forced = placed(&["node.labels.nosuch!=x"], "a");
-        forced["ForceUpdate"] = json!(1);
-        assert!(!task_is_current(&task, &forced, Some(&node)));
+        forced["ForceUpdate"] = json!(0);
+        assert!(task_is_current(
+            &unplaced_task(),
+            &forced,
+            &constraints,
+            Some(&node)
+        ));
         // A node that meets the constraints keeps no task whose image changed.
-        assert!(!task_is_current(&task, &placed(&[], "b"), Some(&node)));
+        assert!(!current_under(&[], "b", Some(&node)));
     }
 }
