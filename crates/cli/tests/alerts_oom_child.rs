@@ -51,12 +51,14 @@ fn a_child_process_killed_for_memory_is_said_on_the_task_and_service_pages() {
             let (status, body) = server.get(&format!("/api/tasks/{task}"), &token);
             assert_eq!(status, 200, "{body}");
             let page: serde_json::Value = serde_json::from_str(&body).unwrap();
-            if page["processes_killed"] == said {
+            // The kill can be read before Swarm has the task running (it was once seen while
+            // the task was still `starting`): wait for both.
+            if page["processes_killed"] == said && page["state"] == "running" {
                 break (task, page);
             }
             assert!(
                 Instant::now() < deadline,
-                "the task page never said the kill within 90 s: {page}"
+                "the task page never said the kill of a running task within 90 s: {page}"
             );
         }
         assert!(Instant::now() < deadline, "no running task of {service}");
@@ -67,7 +69,6 @@ fn a_child_process_killed_for_memory_is_said_on_the_task_and_service_pages() {
         started.elapsed().as_secs_f64()
     );
     // The main process goes on: Swarm's task runs, with no exit and no error to show.
-    assert_eq!(page["state"], "running", "{page}");
     assert!(page["exit"].is_null(), "{page}");
     assert_eq!(page["error_summary"], "", "{page}");
 
