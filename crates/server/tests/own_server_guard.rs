@@ -34,6 +34,32 @@ async fn scaling_the_own_server_to_zero_or_moving_it_needs_a_confirmation() {
         .await
         .expect_json_error(409);
     assert_eq!(server.replicas(), 1, "not scaled");
+    // The page asks for the name in a field (tryout 11 finding 17: it asked a browser user
+    // for JSON); a name mistyped there is said, and nothing is scaled.
+    let page_scale = |confirm: Option<&str>| {
+        let mut fields = vec![("replicas", "0")];
+        fields.extend(confirm.map(|c| ("confirm", c)));
+        Call::post(&format!("/services/{name}/scale"))
+            .session(op)
+            .form(&fields)
+    };
+    let asked = app.call(page_scale(None)).await;
+    asked.expect(409);
+    let page = asked.text();
+    assert!(
+        page.contains("this dashboard stops")
+            && page.contains(r#"name="confirm""#)
+            && !page.contains("confirm it by name"),
+        "{page}"
+    );
+    let mistyped = app.call(page_scale(Some("nope"))).await;
+    mistyped.expect(409);
+    assert!(
+        mistyped.text().contains("id=\"confirm-error\""),
+        "{}",
+        mistyped.text()
+    );
+    assert_eq!(server.replicas(), 1, "not scaled");
     // Up is no stop.
     app.call(scale(json!({"replicas": 2}))).await.expect(200);
     assert_eq!(server.replicas(), 2);
@@ -83,6 +109,11 @@ async fn scaling_the_own_server_to_zero_or_moving_it_needs_a_confirmation() {
     app.call(scale(json!({"replicas": 0, "confirm": name})))
         .await
         .expect(200);
+    assert_eq!(server.replicas(), 0);
+    // The page's confirmation, by name, goes through as the API's does.
+    app.call(scale(json!({"replicas": 1}))).await.expect(200);
+    assert_eq!(server.replicas(), 1);
+    app.call(page_scale(Some(&name))).await.expect(303);
     assert_eq!(server.replicas(), 0);
 }
 

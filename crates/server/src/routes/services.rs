@@ -22,7 +22,7 @@ use crate::respond::{Format, Input, Reply};
 use crate::routes::stacks::WaitQuery;
 use crate::routes::usage::{service_series, UsageCharts};
 use crate::state::AppState;
-use crate::views::own::{check_removal, check_scale, own_part, removal_warning};
+use crate::views::own::{check_removal, check_scale, own_part, removal_warning, scale_warning};
 use crate::views::services::{
     rollout_config, service_row, service_rows, task_rows, with_oom_kills, RolloutConfig,
     ServiceRow, TaskRow,
@@ -289,11 +289,26 @@ pub struct ScaleRequest {
     pub confirm: Option<String>,
 }
 
+/// The page that asks to confirm a scale [`scale_warning`] warns of, by typing the service's
+/// name (as the API's `confirm` does).
+#[derive(Serialize)]
+pub struct ScaleConfirmView {
+    pub service: String,
+    pub replicas: u64,
+    pub warning: String,
+    /// A name typed that is not the service's, said next to the field.
+    pub mistyped: Option<String>,
+}
+
+page!(ScaleConfirmView, "scale_confirm.html", "services");
+
 /// `POST /services/{name}/scale` (a form), `POST /api/services/{name}/scale` (JSON). Scaling
-/// swarmkeeper's own server to 0 is refused (409) without `confirm` naming it.
+/// swarmkeeper's own server to 0 is refused (409) without `confirm` naming it: the API says
+/// how to send it, the page answers with a page that asks for the name.
 pub async fn scale(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     Path(name): Path<String>,
     Input(request): Input<ScaleRequest>,
 ) -> Result<Reply, AppError> {
@@ -302,13 +317,21 @@ pub async fn scale(
     swarmkeeper_compose::check_replicas(replicas)
         .map_err(|e| AppError::BadInput(format!("replicas: {e}")))?;
     let service = inspect(&state, &name).await?;
-    check_scale(
-        &service.name,
-        own_part(&service.view),
-        replicas,
-        request.confirm.as_deref(),
-    )
-    .map_err(AppError::Conflict)?;
+    let part = own_part(&service.view);
+    let confirm = request.confirm.as_deref().filter(|c| !c.is_empty());
+    if let Err(why) = check_scale(&service.name, part, replicas, confirm) {
+        let warning = scale_warning(&service.name, part, replicas);
+        return match (Format::of(uri.path()), warning) {
+            (Format::Html, Some(warning)) => Ok(Reply::page(ScaleConfirmView {
+                mistyped: confirm.map(str::to_owned),
+                service: service.name,
+                replicas,
+                warning,
+            })
+            .with_status(StatusCode::CONFLICT)),
+            _ => Err(AppError::Conflict(why)),
+        };
+    }
     let warnings = state.engine.scale_service(&service.id, replicas).await?;
     state.audit(
         &caller.user.name,

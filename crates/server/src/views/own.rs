@@ -143,21 +143,32 @@ pub fn rotation_refusal(kind: &str, name: &str, users: &[OwnUser<'_>]) -> Option
     Some(why)
 }
 
+/// What scaling service `name`, which runs `part`, to `replicas` stops, when that needs the
+/// operator to confirm it: swarmkeeper's own server scaled to 0 stops this dashboard with
+/// nothing left in it to start the server again. `None` for any other scale.
+pub fn scale_warning(name: &str, part: Option<OwnPart>, replicas: u64) -> Option<String> {
+    match part {
+        Some(OwnPart::Server) if replicas == 0 => Some(format!(
+            "Scaling {name} to 0 stops swarmkeeper's own server: this dashboard stops, and only \
+             `docker service scale {name}=1` on a manager brings it back."
+        )),
+        _ => None,
+    }
+}
+
 /// Whether scaling service `name`, which runs `part`, to `replicas` may go ahead: always, but
-/// for swarmkeeper's own server scaled to 0, which stops this dashboard with nothing left in
-/// it to start the server again: that needs `confirm` = `name`, as a removal does
-/// ([`check_removal`]). The refusal says what stops, the way back and how to confirm.
+/// when [`scale_warning`] has a warning, which needs `confirm` = `name`, as a removal does
+/// ([`check_removal`]). The refusal says what stops, the way back and how to confirm in JSON
+/// (the page asks for the name in a field instead).
 pub fn check_scale(
     name: &str,
     part: Option<OwnPart>,
     replicas: u64,
     confirm: Option<&str>,
 ) -> Result<(), String> {
-    match part {
-        Some(OwnPart::Server) if replicas == 0 && confirm != Some(name) => Err(format!(
-            "Scaling {name} to 0 stops swarmkeeper's own server: this dashboard stops, and only \
-             `docker service scale {name}=1` on a manager brings it back. To scale it to 0 \
-             anyway, confirm it by name: `\"confirm\": \"{name}\"`."
+    match scale_warning(name, part, replicas) {
+        Some(warning) if confirm != Some(name) => Err(format!(
+            "{warning} To scale it to 0 anyway, confirm it by name: `\"confirm\": \"{name}\"`."
         )),
         _ => Ok(()),
     }
