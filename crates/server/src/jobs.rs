@@ -21,7 +21,9 @@
 //!   [`ledger`], the newest [`LEDGER_KEPT`]), so a job's page outlives the job and the
 //!   server: after a restart, a job that was running says it was lost with the restart (or
 //!   interrupted by the shutdown, when the server could record that) and links to where its
-//!   deploy is recorded, never a bare 404.
+//!   deploy is recorded, never a bare 404. A change that restarts the server itself (a
+//!   re-key) records beforehand how its job ends if the next start can prove the change took
+//!   effect ([`ledger::decided_at_restart`]); a job that saw its own success keeps it.
 //! - On shutdown the server asks every deploy to stop at its next safe point (the deploy
 //!   engine's `Stop`: the revision is recorded `interrupted`, Swarm goes on with what was
 //!   applied) and waits a little for them; a job still running then is ended `interrupted`.
@@ -321,7 +323,7 @@ pub mod ledger {
         pub end: Option<JobEnd>,
     }
 
-    /// Creates the table when missing.
+    /// Creates the tables when missing.
     pub fn create(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS dashboard_jobs (
@@ -331,8 +333,72 @@ pub mod ledger {
                  started TEXT NOT NULL,
                  about TEXT NOT NULL,
                  ending TEXT
+             );
+             CREATE TABLE IF NOT EXISTS dashboard_job_restarts (
+                 id TEXT PRIMARY KEY,
+                 proof BLOB NOT NULL,
+                 ending TEXT NOT NULL
              )",
         )
+    }
+
+    /// Records that job `id` ends as `then` if a server that starts later can tell, from
+    /// `proof`, that the change the job made took effect: a change that restarts this server
+    /// (a re-key) is cut off by its own restart, so only the next start knows how it went.
+    pub fn decided_at_restart(
+        conn: &Connection,
+        id: &str,
+        proof: &[u8],
+        then: &JobEnd,
+    ) -> rusqlite::Result<()> {
+        let then = serde_json::to_string(then).unwrap_or_default();
+        conn.execute(
+            "INSERT OR REPLACE INTO dashboard_job_restarts (id, proof, ending) VALUES (?1, ?2, ?3)",
+            params![id, proof, then],
+        )?;
+        Ok(())
+    }
+
+    /// The jobs [`decided_at_restart`] recorded: id, proof, the end they take.
+    pub fn restart_decisions(
+        conn: &Connection,
+    ) -> rusqlite::Result<Vec<(String, Vec<u8>, JobEnd)>> {
+        let mut statement =
+            conn.prepare("SELECT id, proof, ending FROM dashboard_job_restarts ORDER BY id")?;
+        let rows = statement.query_map([], |row| {
+            let ending: String = row.get(2)?;
+            Ok((row.get(0)?, row.get(1)?, ending))
+        })?;
+        let mut decisions = Vec::new();
+        for row in rows {
+            let (id, proof, ending) = row?;
+            if let Ok(end) = serde_json::from_str(&ending) {
+                decisions.push((id, proof, end));
+            }
+        }
+        Ok(decisions)
+    }
+
+    /// Ends job `id` as its decision says, unless it was recorded as succeeded already (its
+    /// own end is then the better account), and forgets the decision.
+    pub fn decide(conn: &Connection, id: &str, end: &JobEnd) -> rusqlite::Result<()> {
+        let succeeded = recorded(conn, id)?
+            .and_then(|r| r.end)
+            .is_some_and(|end| end.succeeded);
+        if !succeeded {
+            ended(conn, id, end)?;
+        }
+        conn.execute(
+            "DELETE FROM dashboard_job_restarts WHERE id = ?1",
+            params![id],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets every decision (the change they wait for was given up, or another replaces it).
+    pub fn forget_restart_decisions(conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute("DELETE FROM dashboard_job_restarts", [])?;
+        Ok(())
     }
 
     /// Records a job that started, and forgets the jobs past the newest [`LEDGER_KEPT`].

@@ -332,12 +332,56 @@ pub fn rekey_given_up(on_new: &[String], on_old: &[String], stopping: bool) -> b
 }
 
 /// Gives a staged re-key up (its new secret could not be created, or the server was not
-/// moved): the staged values are forgotten and adds are taken again.
+/// moved): the staged values are forgotten, and so is how its job would end after a restart
+/// ([`rekey_ends_at_restart`]); adds are taken again.
 pub fn abandon_rekey(state: &AppState) -> Result<(), AppError> {
-    let mut store = state.store();
-    store.clear_staged().map_err(AppError::internal)?;
+    state.store().clear_staged().map_err(AppError::internal)?;
+    crate::jobs::ledger::forget_restart_decisions(&state.auth()).map_err(AppError::internal)?;
     state.rekeying.store(false, Ordering::SeqCst);
     Ok(())
+}
+
+/// The purpose a re-key's proof is sealed for ([`rekey_ends_at_restart`]).
+const REKEY_PROOF: &str = "re-key job";
+
+/// Records that re-key job `job`, sealed with the re-key's `new` key, ends as `then` once a
+/// server starts on `new` ([`settle_rekeys`]). The re-key moves this server, whose restart
+/// stops the job following the move (it ends `interrupted`, or is lost with a SIGKILL): only
+/// the next start knows it went as planned. Tryout 11 finding 6: a re-key that worked read
+/// "failed" on its page.
+pub fn rekey_ends_at_restart(
+    state: &AppState,
+    job: &str,
+    new: &SealingKey,
+    then: &crate::jobs::JobEnd,
+) -> Result<(), AppError> {
+    let proof = new.seal(REKEY_PROOF, job.as_bytes());
+    crate::jobs::ledger::decided_at_restart(&state.auth(), job, &proof, then)
+        .map_err(AppError::internal)
+}
+
+/// At start: ends each re-key job whose proof `key` opens as [`rekey_ends_at_restart`]
+/// recorded — this server runs on that re-key's new key, so its move took effect. A proof
+/// `key` does not open is kept: a server on the old key (Swarm rolled the move back) leaves
+/// the job's own end standing. Returns the jobs ended.
+pub fn settle_rekeys(
+    conn: &rusqlite::Connection,
+    key: Option<&SealingKey>,
+) -> rusqlite::Result<Vec<String>> {
+    let Some(key) = key else {
+        return Ok(Vec::new());
+    };
+    let mut settled = Vec::new();
+    for (job, proof, end) in crate::jobs::ledger::restart_decisions(conn)? {
+        if key
+            .open(REKEY_PROOF, &proof)
+            .is_ok_and(|open| open == job.as_bytes())
+        {
+            crate::jobs::ledger::decide(conn, &job, &end)?;
+            settled.push(job);
+        }
+    }
+    Ok(settled)
 }
 
 #[cfg(test)]
@@ -470,5 +514,62 @@ mod tests {
         };
         assert_eq!(opens(&k, &v), Opens::Sealed);
         assert_eq!(opens(&k, &moved), Opens::Neither);
+    }
+
+    #[test]
+    fn a_rekey_job_cut_off_by_the_restart_is_ended_by_a_start_on_the_new_key_only() {
+        use crate::jobs::{ledger, JobEnd, Jobs};
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        ledger::create(&conn).unwrap();
+        let (old, new) = (
+            key(OLD),
+            key("the new key: fedcba9876543210fedcba9876543210"),
+        );
+        let jobs = Jobs::default();
+        let end = |succeeded: bool, outcome: &str| JobEnd {
+            succeeded,
+            outcome: outcome.to_owned(),
+            links: Vec::new(),
+            notes: Vec::new(),
+        };
+        let planned = end(true, "re-keyed: the server restarted on key.v2 as planned");
+        let cut_off = jobs.start("Re-key of secret key".into(), "admin", Vec::new());
+        let lost = jobs.start("Re-key of secret key".into(), "admin", Vec::new());
+        let done = jobs.start("Re-key of secret key".into(), "admin", Vec::new());
+        for job in [&cut_off, &lost, &done] {
+            ledger::started(&conn, job).unwrap();
+            let proof = new.seal(REKEY_PROOF, job.id.as_bytes());
+            ledger::decided_at_restart(&conn, &job.id, &proof, &planned).unwrap();
+        }
+        let interrupted = end(false, "interrupted by the server's shutdown");
+        ledger::ended(&conn, &cut_off.id, &interrupted).unwrap();
+        ledger::ended(&conn, &done.id, &end(true, "rotated to key.v2")).unwrap();
+        let recorded = |id: &str| ledger::recorded(&conn, id).unwrap().unwrap().end;
+
+        // Swarm rolled the server back: on the old key, every job keeps its own end.
+        assert!(settle_rekeys(&conn, Some(&old)).unwrap().is_empty());
+        assert!(settle_rekeys(&conn, None).unwrap().is_empty());
+        assert_eq!(recorded(&cut_off.id), Some(interrupted));
+        assert_eq!(recorded(&lost.id), None);
+        // On the new key: the move took effect.
+        let mut settled = settle_rekeys(&conn, Some(&new)).unwrap();
+        settled.sort();
+        let mut all = vec![cut_off.id.clone(), lost.id.clone(), done.id.clone()];
+        all.sort();
+        assert_eq!(settled, all);
+        assert_eq!(recorded(&cut_off.id), Some(planned.clone()));
+        assert_eq!(recorded(&lost.id), Some(planned));
+        assert_eq!(
+            recorded(&done.id).unwrap().outcome,
+            "rotated to key.v2",
+            "a job that saw its end keeps it"
+        );
+        assert!(settle_rekeys(&conn, Some(&new)).unwrap().is_empty(), "once");
+        // A proof is bound to its job: another job's id does not pass for it.
+        let other = jobs.start("Re-key of secret key".into(), "admin", Vec::new());
+        ledger::started(&conn, &other).unwrap();
+        let borrowed = new.seal(REKEY_PROOF, cut_off.id.as_bytes());
+        ledger::decided_at_restart(&conn, &other.id, &borrowed, &end(true, "no")).unwrap();
+        assert!(settle_rekeys(&conn, Some(&new)).unwrap().is_empty());
     }
 }

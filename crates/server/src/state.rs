@@ -136,6 +136,11 @@ impl AppState {
             );
         }
         let auth = open_auth(store.path())?;
+        let settled = crate::sealed::settle_rekeys(&auth, config.secret_key.as_ref())
+            .map_err(AppError::internal)?;
+        if !settled.is_empty() {
+            tracing::info!(jobs = %settled.join(", "), "re-keys this server now runs the key of");
+        }
         let registries = Registries::new(config.secret_key.clone(), config.docker_config.clone());
         registries.reload(&store.registries().map_err(AppError::internal)?);
         let alerting = Alerting::load(

@@ -285,3 +285,80 @@ async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key(
     let html = send(&on_new, Call::get("/alerts").session(&app.admin)).await;
     assert!(!html.text().contains("id=\"unusable-channels\""));
 }
+
+/// Tryout 11 finding 6: the re-key moves the server itself, whose shutdown stops the job
+/// following the move (`interrupted`, "failed" on its page) though Swarm completes it. The
+/// server that then starts on the new key ends the job as the re-key planned; one that starts
+/// on the old key (Swarm rolled the move back) leaves the job's own end standing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rekey_cut_off_by_the_servers_restart_reads_succeeded_once_it_runs_on_the_new_key() {
+    let app = TestApp::with_key(Some(key(OLD_KEY))).await;
+    let admin = app.admin.token.clone();
+    let secret = unique("skrekeycut");
+    let _made = MadeSecrets(vec![secret.clone(), format!("{secret}.v2")]);
+    create_secret(&secret, OLD_KEY);
+    let _server = TestService::create(
+        "skrekeycutserver",
+        &[
+            "--label",
+            "swarmkeeper.server=true",
+            "--secret",
+            &format!("source={secret},target=swarmkeeper_secret_key"),
+        ],
+    );
+    let started = app
+        .call(
+            Call::post(&format!("/api/secrets/{secret}/rekey"))
+                .bearer(&admin)
+                .json(&json!({"data": NEW_KEY, "confirm": secret})),
+        )
+        .await;
+    started.expect(202);
+    let job = started.json()["job"].as_str().unwrap().to_owned();
+    // What the server's SIGTERM does first: every deploy stops at its next safe point.
+    app.state.shutdown.begin();
+    app.state
+        .deploys
+        .stop_all("the server's shutdown", Duration::from_secs(30))
+        .await;
+    let mut end = Value::Null;
+    for _ in 0..600 {
+        end = app
+            .call(Call::get(&format!("/api{job}")).bearer(&admin))
+            .await
+            .json()["end"]
+            .clone();
+        if !end.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(end["succeeded"], false, "cut off: {end}");
+
+    let on_old = swarmkeeper_server::app(open_state_with_key(
+        app.dir.path(),
+        Some(REPORT_SECRET),
+        Some(key(OLD_KEY)),
+    ));
+    let page = send(&on_old, Call::get(&format!("/api{job}")).bearer(&admin))
+        .await
+        .json();
+    assert_eq!(page["end"], end, "on the old key the job's own end stands");
+    let on_new = swarmkeeper_server::app(open_state_with_key(
+        app.dir.path(),
+        Some(REPORT_SECRET),
+        Some(key(NEW_KEY)),
+    ));
+    let page = send(&on_new, Call::get(&format!("/api{job}")).bearer(&admin))
+        .await
+        .json();
+    assert_eq!(page["end"]["succeeded"], true, "{page}");
+    assert_eq!(
+        page["end"]["outcome"],
+        format!("re-keyed: the server restarted on {secret}.v2 as planned"),
+        "{page}"
+    );
+    let html = send(&on_new, Call::get(&job).session(&app.admin)).await;
+    html.expect(200);
+    assert!(html.text().contains("as planned"), "{}", html.text());
+}

@@ -1172,24 +1172,47 @@ pub async fn rekey_secret(
         groups,
     };
     let about = rotation.about();
+    // The server's own restart cuts the job off before it sees the move end: the next
+    // start, on the new key, ends it so (`sealed::settle_rekeys`).
+    let at_restart = JobEnd {
+        succeeded: true,
+        outcome: format!(
+            "re-keyed: the server restarted on {} as planned",
+            started.new_name
+        ),
+        links: about.clone(),
+        notes: vec![format!(
+            "The server's own restart, which the re-key makes, stopped it following the move \
+             before its end: Swarm completed the move and the server started on the new key \
+             ({}), which opens the {resealed} staged sealed value(s). The history may record \
+             the move as interrupted for that reason.",
+            started.new_name
+        )],
+    };
     let follower = state.clone();
     let job = super::jobs::start_followed(
         &state,
         format!("Re-key of secret {name}"),
         &caller.user.name,
         about,
-        move |job| async move {
-            let view = rotation.finish(follower.clone(), Some(job)).await?;
-            // A move that left the server on the old key (refused, rolled back) forgets what
-            // was staged for the new key; anything less certain keeps it for the restart.
-            if crate::sealed::rekey_given_up(
-                &view.moved,
-                &view.still_on_old,
-                follower.shutdown.has_begun(),
-            ) {
-                crate::sealed::abandon_rekey(&follower)?;
+        |job| {
+            // Recorded before the job runs, so that a move given up forgets it.
+            let recorded =
+                crate::sealed::rekey_ends_at_restart(&follower, &job.id, &new_key, &at_restart);
+            async move {
+                recorded?;
+                let view = rotation.finish(follower.clone(), Some(job)).await?;
+                // A move that left the server on the old key (refused, rolled back) forgets what
+                // was staged for the new key; anything less certain keeps it for the restart.
+                if crate::sealed::rekey_given_up(
+                    &view.moved,
+                    &view.still_on_old,
+                    follower.shutdown.has_begun(),
+                ) {
+                    crate::sealed::abandon_rekey(&follower)?;
+                }
+                Ok(view.end())
             }
-            Ok(view.end())
         },
     );
     let href = format!("/jobs/{}", url_encode(&job));
