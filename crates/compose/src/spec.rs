@@ -173,6 +173,22 @@ pub struct Mount {
     pub cluster_options: Option<Empty>,
 }
 
+/// Whether a mount of `kind` (`volume`, `bind`, …) from `source` holds data that two tasks of
+/// one service on a node would write at once: a bind mount or a named volume (the same on
+/// every task of the node) not mounted read-only. A volume without a source is anonymous,
+/// new for each task; a tmpfs is each task's own. Start-first updates run two such tasks
+/// side by side (lint SK015; the safe defaults pick stop-first for them).
+pub fn writes_shared_data(kind: &str, source: &str, read_only: bool) -> bool {
+    !read_only && (kind == "bind" || (kind == "volume" && !source.is_empty()))
+}
+
+impl Mount {
+    /// [`writes_shared_data`] of this mount.
+    pub fn writes_shared_data(&self) -> bool {
+        writes_shared_data(&self.kind, &self.source, self.read_only)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct BindOptions {

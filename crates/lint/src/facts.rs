@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use swarmkeeper_compose::spec::writes_shared_data;
 use swarmkeeper_compose::{
     DeployMode, Healthcheck as FileHealthcheck, Location, PublishMode as FilePublishMode, Service,
     UpdateConfig as FileUpdateConfig,
@@ -62,6 +63,9 @@ pub(crate) struct Facts {
     pub health_detection: Option<Duration>,
     /// The first port published in host mode, as `PUBLISHED:TARGET` or `TARGET`.
     pub host_port: Option<String>,
+    /// The first mount whose data two tasks on a node would write at once
+    /// ([`swarmkeeper_compose::spec::writes_shared_data`]), as `SOURCE:TARGET`.
+    pub shared_mount: Option<At<String>>,
     pub image: Option<At<String>>,
     /// The service's own labels (`deploy.labels` / `Labels`).
     pub labels: BTreeMap<String, String>,
@@ -167,6 +171,22 @@ impl Facts {
                     Some(published) => format!("{published}:{}", port.target),
                     None => port.target.to_string(),
                 }),
+            shared_mount: service
+                .volumes
+                .iter()
+                .flat_map(|v| &v.0)
+                .find(|v| {
+                    writes_shared_data(
+                        v.kind.as_ref().map_or("volume", |k| k.as_str()),
+                        v.source.as_deref().unwrap_or_default(),
+                        v.read_only == Some(true),
+                    )
+                })
+                .map(|v| {
+                    let source = v.source.as_deref().unwrap_or_default();
+                    let target = v.target.as_deref().unwrap_or_default();
+                    At::file(format!("{source}:{target}"), v.at)
+                }),
             image: service
                 .image
                 .as_ref()
@@ -218,6 +238,11 @@ impl Facts {
                     format!("{}:{}", port.published_port, port.target_port)
                 }
             }),
+            shared_mount: view
+                .mounts
+                .iter()
+                .find(|m| writes_shared_data(&m.kind, &m.source, m.read_only))
+                .map(|m| At::spec(format!("{}:{}", m.source, m.target))),
             image: Some(view.image.to_string())
                 .filter(|image| !image.is_empty())
                 .map(At::spec),

@@ -81,6 +81,15 @@ const START_FIRST_HOST_PORTS: Rule = Rule {
     fix: "use `order: stop-first` for services that publish host-mode ports, or publish through the ingress mesh (`mode: ingress`)",
 };
 
+const START_FIRST_SHARED_MOUNT: Rule = Rule {
+    id: "SK015",
+    name: "start-first-with-shared-mount",
+    severity: Severity::Warning,
+    summary: "`order: start-first` on a service that writes to a named volume or bind mount",
+    why: "start-first starts the new task before it stops the old one, on the same node when the node keeps it: both then write the same volume or host directory at once — a database's files can be corrupted, or the new task cannot take the data's lock and the update fails",
+    fix: "use `order: stop-first` for a service that writes to a named volume or bind mount (or mount it `read_only: true` where the service only reads it)",
+};
+
 const IMAGE_NOT_PINNED: Rule = Rule {
     id: "SK020",
     name: "image-without-version",
@@ -154,6 +163,7 @@ pub static RULES: &[Rule] = &[
     ROLLBACK_WITHOUT_HEALTHCHECK,
     MONITOR_TOO_SHORT,
     START_FIRST_HOST_PORTS,
+    START_FIRST_SHARED_MOUNT,
     IMAGE_NOT_PINNED,
     RESTART_FOREVER,
     PARALLELISM_ZERO,
@@ -339,6 +349,16 @@ fn updates(facts: &Facts, hits: &mut Vec<Hit>) {
                 format!("`order: start-first` with host port {port}: new tasks wait for a node where the port is free")
             };
             hits.push((&START_FIRST_HOST_PORTS, order.at, message));
+        }
+        if let Some(mount) = &facts.shared_mount {
+            hits.push((
+                &START_FIRST_SHARED_MOUNT,
+                order.at,
+                format!(
+                    "`order: start-first` with mount {}, which the old and the new task write at once",
+                    mount.value
+                ),
+            ));
         }
     }
 }

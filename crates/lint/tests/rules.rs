@@ -117,6 +117,52 @@ fn monitor_must_outlast_the_healthcheck() {
 }
 
 #[test]
+fn start_first_warns_of_data_the_old_and_the_new_task_write_at_once() {
+    let mounting = |volume: &str| {
+        with(
+            "    logging:",
+            &format!("    volumes: [{volume}]\n    logging:"),
+        ) + "volumes:\n  db: {}\n"
+    };
+    let named = findings(&mounting("\"db:/var/lib/db\""));
+    assert_eq!(
+        named
+            .iter()
+            .map(|f| (f.rule, f.line, f.column))
+            .collect::<Vec<_>>(),
+        [("SK015", 8, 97)]
+    );
+    assert_eq!(named[0].severity, Severity::Warning);
+    assert!(
+        named[0].message.contains("db:/var/lib/db"),
+        "{}",
+        named[0].message
+    );
+    assert_eq!(
+        hits(&mounting("\"./data:/data\"")),
+        [("SK015", 8, 97)],
+        "a bind"
+    );
+    assert_eq!(
+        hits(&mounting("{type: volume, source: db, target: /d}")),
+        [("SK015", 8, 97)],
+        "long syntax"
+    );
+    for each_tasks_own in [
+        "\"db:/var/lib/db:ro\"",
+        "{type: bind, source: /srv, target: /srv, read_only: true}",
+        "\"/scratch\"",
+        "{type: tmpfs, target: /tmp}",
+    ] {
+        assert_eq!(hits(&mounting(each_tasks_own)), [], "{each_tasks_own}");
+    }
+    assert_eq!(
+        hits(&mounting("\"db:/var/lib/db\"").replace("start-first", "stop-first")),
+        []
+    );
+}
+
+#[test]
 fn start_first_cannot_share_host_ports() {
     let replicated = with(
         "    logging:",

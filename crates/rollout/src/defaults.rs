@@ -166,14 +166,14 @@ pub fn apply_safe_defaults(spec: &mut ServiceSpec) -> Vec<Note> {
         .collect()
 }
 
-/// Whether a task of `spec` writes to data another task of it would share: a volume or bind
-/// mount not mounted read-only. A volume without a source is anonymous, new for each task.
+/// Whether a task of `spec` writes to data another task of it would share
+/// ([`swarmkeeper_compose::spec::writes_shared_data`]).
 fn writes_a_mount(spec: &ServiceSpec) -> bool {
     spec.task_template
         .container_spec
         .mounts
         .iter()
-        .any(|m| !m.read_only && (m.kind == "bind" || (m.kind == "volume" && !m.source.is_empty())))
+        .any(swarmkeeper_compose::spec::Mount::writes_shared_data)
 }
 
 fn std_duration(duration: SpecDuration) -> Duration {
