@@ -404,6 +404,7 @@ pub fn facts(node: &SwarmNode) -> NodeFacts {
         arch: node.architecture.clone(),
         labels: node.labels.clone(),
         engine_labels: node.engine_labels.clone(),
+        addr: node.addr.clone(),
         schedulable: node.state == "ready" && node.availability == "active",
         held: held(
             &node.state,

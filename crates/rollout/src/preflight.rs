@@ -27,6 +27,8 @@ pub struct NodeFacts {
     pub labels: BTreeMap<String, String>,
     /// The engine's labels (`engine.labels.…`).
     pub engine_labels: BTreeMap<String, String>,
+    /// `Status.Addr`, the address `node.ip` reads; empty: not reported, never compared.
+    pub addr: String,
     /// Ready and active: Swarm places new tasks on it (not down, drained or paused).
     pub schedulable: bool,
     /// Why it is not, as a refusal names it ([`held`]); `None` when schedulable.
@@ -130,8 +132,8 @@ fn parse(constraint: &str) -> Result<Constraint<'_>, String> {
 
 /// Whether `node` satisfies `constraint`, with swarmkit's rules (`manager/constraint`): keys
 /// and values compare without regard to case; a label the node lacks matches only `!=`; a key
-/// Swarm does not know matches no node. `None` for `node.ip`, which this check leaves to
-/// the engine.
+/// Swarm does not know matches no node; `node.ip` as [`ip_matches`] reads it. `None` for
+/// `node.ip` on a node whose address is not reported, which this check leaves to the engine.
 fn matches(constraint: &Constraint<'_>, node: &NodeFacts) -> Option<bool> {
     let key = constraint.key.to_ascii_lowercase();
     let label = |labels: &BTreeMap<String, String>, prefix: &str| {
@@ -143,7 +145,8 @@ fn matches(constraint: &Constraint<'_>, node: &NodeFacts) -> Option<bool> {
         "node.role" => Some(node.role.clone()),
         "node.platform.os" => Some(node.os.clone()),
         "node.platform.arch" => Some(node.arch.clone()),
-        "node.ip" => return None,
+        "node.ip" if node.addr.is_empty() => return None,
+        "node.ip" => return Some(ip_matches(constraint, &node.addr)),
         k if k.starts_with("node.labels.") => label(&node.labels, "node.labels."),
         k if k.starts_with("engine.labels.") => label(&node.engine_labels, "engine.labels."),
         _ => return Some(false),
@@ -151,6 +154,49 @@ fn matches(constraint: &Constraint<'_>, node: &NodeFacts) -> Option<bool> {
     Some(match actual {
         Some(actual) => actual.eq_ignore_ascii_case(constraint.value) == constraint.equal,
         None => !constraint.equal,
+    })
+}
+
+/// `node.ip` as swarmkit's `NodeMatches` reads it: the value is an address, equal to the
+/// node's `addr` (an IPv4 address and its IPv4-mapped IPv6 form are equal, as Go's
+/// `net.IP.Equal` has it), or a CIDR subnet that holds it; `!=` is the opposite. An `addr`
+/// that is no address is neither. A value that is neither an address nor a subnet matches no
+/// node, whichever the operator.
+fn ip_matches(constraint: &Constraint<'_>, addr: &str) -> bool {
+    use std::net::IpAddr;
+    let node = addr.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+    let within = if let Ok(ip) = constraint.value.parse::<IpAddr>() {
+        node == Some(ip.to_canonical())
+    } else if let Some(within) = subnet_holds(constraint.value, node) {
+        within
+    } else {
+        return false;
+    };
+    within == constraint.equal
+}
+
+/// Whether the subnet `cidr` (`10.0.0.0/8`, `2001:db8::/32`) holds `ip`; `None` when `cidr`
+/// is no subnet.
+fn subnet_holds(cidr: &str, ip: Option<std::net::IpAddr>) -> Option<bool> {
+    use std::net::IpAddr;
+    let (network, bits) = cidr.split_once('/')?;
+    if bits.is_empty() || !bits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let bits: u32 = bits.parse().ok()?;
+    let masked = |value: u128, width: u32| -> u128 {
+        if bits == 0 {
+            0
+        } else {
+            value >> (width - bits)
+        }
+    };
+    Some(match network.parse::<IpAddr>().ok()? {
+        IpAddr::V4(network) if bits <= 32 => matches!(ip, Some(IpAddr::V4(ip))
+            if masked(u32::from(ip).into(), 32) == masked(u32::from(network).into(), 32)),
+        IpAddr::V6(network) if bits <= 128 => matches!(ip, Some(IpAddr::V6(ip))
+            if masked(u128::from(ip), 128) == masked(u128::from(network), 128)),
+        _ => return None,
     })
 }
 
@@ -168,8 +214,9 @@ pub fn unmet<'a>(constraints: &'a [String], node: &NodeFacts) -> Result<Option<&
 
 /// Whether `node` meets every one of `constraints`, as swarmkit's `constraint.NodeMatches`
 /// decides whether a task may stay where it runs: [`unmet`]'s rules, except that a constraint
-/// this check cannot decide (`node.ip`) or cannot parse counts as not met (the engine stores
-/// only constraints that parse, so that never keeps a task Swarm would replace).
+/// this check cannot decide (`node.ip` of a node whose address is not reported) or cannot
+/// parse counts as not met (the engine stores only constraints that parse, so that never
+/// keeps a task Swarm would replace).
 pub fn node_matches(constraints: &[String], node: &NodeFacts) -> bool {
     constraints
         .iter()
@@ -566,6 +613,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             engine_labels: BTreeMap::new(),
+            addr: String::new(),
             schedulable: true,
             held: None,
             nano_cpus: 2_000_000_000,
@@ -602,7 +650,10 @@ mod tests {
             "node.platform.arch==x86_64"
         ]));
         assert!(fits(&["node.hostname!=m1"]));
-        assert!(fits(&["node.ip==10.0.0.1"]), "left to the engine");
+        assert!(
+            fits(&["node.ip==10.0.0.1"]),
+            "no address reported: left to the engine"
+        );
         assert!(!fits(&["node.labels.gpu==true"]));
         assert!(!fits(&["node.role==manager", "node.labels.zone==b"]));
         assert!(!fits(&["node.flavour==big"]), "a key Swarm does not know");
@@ -623,6 +674,58 @@ mod tests {
         assert!(both.contains("all of the placement constraints"), "{both}");
         let bad = placed(&strings(&["node.role=manager"]), &nodes).unwrap_err();
         assert!(bad.contains("expected KEY==VALUE"), "{bad}");
+    }
+
+    /// swarmkit's `NodeMatches` for `node.ip`: an address or a CIDR subnet, against
+    /// `Status.Addr`.
+    #[test]
+    fn node_ip_matches_an_address_or_a_subnet_like_swarmkit() {
+        let at = |addr: &str| NodeFacts {
+            addr: addr.into(),
+            ..node("w1", "worker", &[])
+        };
+        let v4 = at("10.0.0.5");
+        let meets =
+            |constraint: &str, node: &NodeFacts| node_matches(&strings(&[constraint]), node);
+        for (constraint, want) in [
+            ("node.ip==10.0.0.5", true),
+            ("node.ip != 10.0.0.5", false),
+            ("node.ip==10.0.0.6", false),
+            ("node.ip!=10.0.0.6", true),
+            ("node.ip==10.0.0.0/24", true),
+            ("node.ip==10.0.1.0/24", false),
+            ("node.ip!=10.0.1.0/24", true),
+            ("node.ip==10.0.0.5/32", true),
+            ("node.ip==0.0.0.0/0", true),
+            ("node.ip==::ffff:10.0.0.5", true),
+            ("node.ip==2001:db8::/32", false),
+            ("node.ip!=2001:db8::/32", true),
+            // Neither an address nor a subnet: no node, whichever the operator.
+            ("node.ip==nonsense", false),
+            ("node.ip!=nonsense", false),
+            ("node.ip==10.0.0.0/33", false),
+            ("node.ip!=10.0.0.0/+8", false),
+        ] {
+            assert_eq!(meets(constraint, &v4), want, "{constraint}");
+        }
+        let v6 = at("2001:db8::7");
+        assert!(meets("node.ip==2001:DB8::7", &v6));
+        assert!(meets("node.ip==2001:db8::/32", &v6));
+        assert!(!meets("node.ip==2001:db9::/32", &v6));
+        assert!(!meets("node.ip==10.0.0.0/8", &v6));
+        // An address that is none matches no address, so `!=` holds.
+        let odd = at("not-an-ip");
+        assert!(!meets("node.ip==10.0.0.5", &odd));
+        assert!(meets("node.ip!=10.0.0.0/8", &odd));
+        // The preflight refuses what no node meets.
+        let why = placed(&strings(&["node.ip==192.168.9.9"]), &[v4.clone()])
+            .unwrap()
+            .unwrap();
+        assert!(why.contains("node.ip==192.168.9.9"), "{why}");
+        assert_eq!(
+            placed(&strings(&["node.ip==10.0.0.0/8"]), &[v4]).unwrap(),
+            None
+        );
     }
 
     #[test]
