@@ -55,7 +55,7 @@ impl RuleId {
         RuleId::AlertChannelUnusable,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             RuleId::DiskGcShortfall => "disk-gc-shortfall",
             RuleId::DiskFullForecast => "disk-full-forecast",

@@ -158,6 +158,49 @@ impl Action {
         }
     }
 
+    /// Whether taking the action changes the cluster — Swarm's services, stacks, nodes,
+    /// secrets, configs, networks or volumes — rather than reading it or changing only what
+    /// swarmkeeper keeps (users, tokens, settings, registries, auto-deploy switches). The
+    /// overview's events are the audit entries of these actions ([`Action::of_audit`]).
+    pub fn changes_cluster(self) -> bool {
+        match self {
+            Action::Deploy
+            | Action::Scale
+            | Action::Redeploy
+            | Action::Rollback
+            | Action::ManageSecrets
+            | Action::ManageNodes
+            | Action::ManageNetworks
+            | Action::Remove
+            | Action::RemoveVolumes => true,
+            Action::ViewCluster
+            | Action::ViewDeployHistory
+            | Action::ViewLogs
+            | Action::ChangeOwnPassword
+            | Action::ManageOwnTokens
+            | Action::ManageUsers
+            | Action::ManageSettings
+            | Action::ViewAudit
+            | Action::ManageRegistries
+            | Action::ManageAutoDeploy => false,
+        }
+    }
+
+    /// The kind of change an audit entry named `name` records: the action of that name, or
+    /// the action a step of [`AUDIT_STEPS`] belongs to; `None` for the entries of no action
+    /// (`login`, `create-user`, `forget-node`, …).
+    pub fn of_audit(name: &str) -> Option<Action> {
+        Action::ALL
+            .into_iter()
+            .find(|action| action.as_str() == name)
+            .or_else(|| {
+                AUDIT_STEPS
+                    .iter()
+                    .find(|(step, _)| *step == name)
+                    .map(|(_, action)| *action)
+            })
+    }
+
     /// Who may take the action, for a refusal: "an operator or an admin may".
     pub fn who_may(self) -> &'static str {
         match self.minimum_role() {
@@ -195,6 +238,26 @@ impl Action {
         }
     }
 }
+
+/// Audit entries that name the step taken rather than the action, each with the kind of
+/// change it is: a service created or edited in the form or as JSON, a service or stack
+/// edited as compose, a secret or config created, rotated or removed, a secret re-keyed (an
+/// admin's, allowed by [`Action::ManageSettings`], but a secret change all the same), and the
+/// deploys auto-deploy starts on its own (its entries name it as both who and action).
+pub const AUDIT_STEPS: &[(&str, Action)] = &[
+    ("create-service", Action::Deploy),
+    ("edit-service", Action::Deploy),
+    ("edit-service-as-compose", Action::Deploy),
+    ("edit-stack-as-compose", Action::Deploy),
+    ("auto-deploy", Action::Deploy),
+    ("create-secret", Action::ManageSecrets),
+    ("rotate-secret", Action::ManageSecrets),
+    ("remove-secret", Action::ManageSecrets),
+    ("rekey-secret", Action::ManageSecrets),
+    ("create-config", Action::ManageSecrets),
+    ("rotate-config", Action::ManageSecrets),
+    ("remove-config", Action::ManageSecrets),
+];
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -264,6 +327,42 @@ mod tests {
             err.to_string(),
             "unknown role \"Admin\": expected viewer, operator or admin"
         );
+    }
+
+    #[test]
+    fn audit_names_say_their_kind_of_change() {
+        let kinds: Vec<Option<(Action, bool)>> = [
+            "scale",
+            "edit-service",
+            "rekey-secret",
+            "manage-nodes",
+            "remove-volumes",
+            "manage-settings",
+            "login",
+            "forget-node",
+        ]
+        .into_iter()
+        .map(|name| Action::of_audit(name).map(|a| (a, a.changes_cluster())))
+        .collect();
+        assert_eq!(
+            kinds,
+            [
+                Some((Action::Scale, true)),
+                Some((Action::Deploy, true)),
+                Some((Action::ManageSecrets, true)),
+                Some((Action::ManageNodes, true)),
+                Some((Action::RemoveVolumes, true)),
+                Some((Action::ManageSettings, false)),
+                None,
+                None,
+            ]
+        );
+        // A step is named once, never like an action, and is a change to the cluster.
+        for (step, action) in AUDIT_STEPS {
+            assert_eq!(Action::of_audit(step), Some(*action), "{step}");
+            assert!(action.changes_cluster(), "{step}");
+            assert!(Action::ALL.iter().all(|a| a.as_str() != *step), "{step}");
+        }
     }
 
     #[test]

@@ -558,6 +558,7 @@ async fn evaluate_now(state: &AppState) {
                 subject: message.subject.clone(),
                 summary: message.summary.clone(),
                 started_at: message.started_at,
+                ended_at: message.ended_at,
                 delivery,
             });
         }

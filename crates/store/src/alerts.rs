@@ -114,6 +114,10 @@ pub struct AlertRecord {
     pub subject: String,
     pub summary: String,
     pub started_at: Timestamp,
+    /// For a resolved message, when the condition was seen no longer holding (the message's
+    /// `ended_at`; `at` is when it was sent, after its delivery's retries); `None` for a
+    /// firing message, and for messages stored before the server kept it.
+    pub ended_at: Option<Timestamp>,
     /// How delivery went: `sent to 2 of 2 channels`, or the channels that failed (described
     /// without secrets).
     pub delivery: String,
@@ -121,7 +125,9 @@ pub struct AlertRecord {
 
 impl Store {
     pub(crate) fn init_alerts(&self) -> Result<(), StoreError> {
-        self.wrap(self.conn.execute_batch(SCHEMA))
+        self.wrap(self.conn.execute_batch(SCHEMA))?;
+        self.add_column_if_missing("alert_history", "ended_at", "INTEGER")?;
+        Ok(())
     }
 
     /// Every stored channel, by name.
@@ -310,8 +316,8 @@ impl Store {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO alert_history
-                     (at_ms, status, rule, subject, summary, started_at, delivery)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     (at_ms, status, rule, subject, summary, started_at, delivery, ended_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(wrap)?;
             for r in records {
@@ -323,7 +329,8 @@ impl Store {
                         r.subject,
                         r.summary,
                         millis(r.started_at),
-                        r.delivery
+                        r.delivery,
+                        r.ended_at.map(millis)
                     ])
                     .map_err(wrap)?;
             }
@@ -339,23 +346,43 @@ impl Store {
     /// The newest `limit` messages of the alert history, newest first.
     pub fn alert_history(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
         let mut stmt = self.wrap(self.conn.prepare_cached(
-            "SELECT at_ms, status, rule, subject, summary, started_at, delivery
+            "SELECT at_ms, status, rule, subject, summary, started_at, delivery, ended_at
              FROM alert_history ORDER BY id DESC LIMIT ?1",
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.wrap(stmt.query_map([limit], |row| {
-            Ok(AlertRecord {
-                at: from_millis(row.get(0)?),
-                status: row.get(1)?,
-                rule: row.get(2)?,
-                subject: row.get(3)?,
-                summary: row.get(4)?,
-                started_at: from_millis(row.get(5)?),
-                delivery: row.get(6)?,
-            })
-        }))?;
+        let rows = self.wrap(stmt.query_map([limit], alert_record))?;
         self.wrap(rows.collect())
     }
+
+    /// The newest `limit` messages of the alert history about `rules` (rule ids such as
+    /// `node-down`), newest first: what other rules sent does not crowd them out.
+    pub fn alert_history_of(
+        &self,
+        rules: &[&str],
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
+        let marks = vec!["?"; rules.len()].join(", ");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.wrap(self.conn.prepare_cached(&format!(
+            "SELECT at_ms, status, rule, subject, summary, started_at, delivery, ended_at
+             FROM alert_history WHERE rule IN ({marks}) ORDER BY id DESC LIMIT {limit}"
+        )))?;
+        let rows = self.wrap(stmt.query_map(rusqlite::params_from_iter(rules), alert_record))?;
+        self.wrap(rows.collect())
+    }
+}
+
+fn alert_record(row: &Row<'_>) -> rusqlite::Result<AlertRecord> {
+    Ok(AlertRecord {
+        at: from_millis(row.get(0)?),
+        status: row.get(1)?,
+        rule: row.get(2)?,
+        subject: row.get(3)?,
+        summary: row.get(4)?,
+        started_at: from_millis(row.get(5)?),
+        ended_at: row.get::<_, Option<i64>>(7)?.map(from_millis),
+        delivery: row.get(6)?,
+    })
 }
 
 fn silence_row(row: &Row<'_>) -> rusqlite::Result<StoredSilence> {
@@ -471,6 +498,7 @@ mod tests {
             subject: format!("web.{i}"),
             summary: "killed".into(),
             started_at: t(i),
+            ended_at: None,
             delivery: "sent to 1 of 1 channels".into(),
         };
         let records: Vec<AlertRecord> = (0..ALERT_HISTORY_KEPT + 3).map(record).collect();
@@ -478,5 +506,38 @@ mod tests {
         let history = store.alert_history(usize::MAX).unwrap();
         assert_eq!(history.len() as i64, ALERT_HISTORY_KEPT);
         assert_eq!(history[0], record(ALERT_HISTORY_KEPT + 2));
+    }
+
+    #[test]
+    fn history_of_rules_keeps_only_theirs_with_when_they_ended() {
+        let mut store = Store::in_memory().unwrap();
+        let record = |rule: &str, status: &str, ended_at: Option<Timestamp>| AlertRecord {
+            at: t(9),
+            status: status.into(),
+            rule: rule.into(),
+            subject: "w1".into(),
+            summary: String::new(),
+            started_at: t(1),
+            ended_at,
+            delivery: "no channel configured".into(),
+        };
+        let down = record("node-down", "firing", None);
+        let up = record("node-down", "resolved", Some(t(5)));
+        let silent = record("agent-silent", "firing", None);
+        store
+            .record_alerts(&[
+                down.clone(),
+                record("oom-kill", "firing", None),
+                up.clone(),
+                silent.clone(),
+            ])
+            .unwrap();
+        assert_eq!(
+            store
+                .alert_history_of(&["node-down", "agent-silent"], 10)
+                .unwrap(),
+            [silent, up.clone(), down]
+        );
+        assert_eq!(store.alert_history_of(&["node-down"], 1).unwrap(), [up]);
     }
 }

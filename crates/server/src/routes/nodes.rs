@@ -24,10 +24,10 @@ use crate::routes::usage::{node_series, UsageCharts};
 use crate::state::AppState;
 use crate::views::chart::disk_chart;
 use crate::views::node_admin::{agent_off_note, agent_on_node};
+use crate::views::nodes::AgentState;
 use crate::views::nodes::{
     node_rows, start_of_day, taken_over_after_pressure, NodeHistory, NodeRow,
 };
-use swarmkeeper_report::ReportingState;
 
 #[derive(Serialize)]
 pub struct NodesView {

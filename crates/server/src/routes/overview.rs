@@ -7,18 +7,16 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use swarmkeeper_auth::store as auth_store;
 use swarmkeeper_lint::lint_running;
-use swarmkeeper_report::{
-    latest_by_service, top_consumers, ReportingState, TopConsumers, UsageRange,
-};
+use swarmkeeper_report::{latest_by_service, top_consumers, TopConsumers, UsageRange};
 
 use crate::error::AppError;
 use crate::respond::Reply;
 use crate::routes::nodes::node_rows_from;
 use crate::state::AppState;
-use crate::views::nodes::NodeRow;
+use crate::views::nodes::{AgentState, NodeRow};
 use crate::views::overview::{
-    events, largest_unbounded_logs, warning_groups, ChangeRecord, Event, GcRecord, UnboundedLogRow,
-    WarningGroup,
+    events, largest_unbounded_logs, warning_groups, ChangeRecord, Event, GcRecord, NodeAlertRecord,
+    UnboundedLogRow, WarningGroup, NODE_RULES,
 };
 use crate::views::services::{service_rows, ServiceRow};
 
@@ -54,6 +52,11 @@ const UNBOUNDED_LOGS: usize = 10;
 const EVENTS: usize = 25;
 /// Audit entries read to find the latest changes among logins and the like.
 const AUDIT_SCAN: usize = 500;
+/// GC passes read to find those that did something among the idle ones (an agent reports
+/// one every interval).
+const GC_SCAN: usize = 500;
+/// Node alert messages read: the repeats of a firing message are one event.
+const ALERT_SCAN: usize = 500;
 
 /// Three engine requests at once (services, tasks, nodes), then a handful of store queries,
 /// whatever the number of services and nodes.
@@ -102,9 +105,23 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
         NEAR_MEMORY_LIMIT_PERCENT,
     );
     let runs = store
-        .recent_reported_gc_runs(EVENTS)
+        .recent_reported_gc_runs(GC_SCAN)
+        .map_err(AppError::internal)?;
+    let alerts = store
+        .alert_history_of(&NODE_RULES, ALERT_SCAN)
         .map_err(AppError::internal)?;
     drop(store);
+    let node_alerts: Vec<NodeAlertRecord<'_>> = alerts
+        .iter()
+        .map(|a| NodeAlertRecord {
+            rule: &a.rule,
+            subject: &a.subject,
+            status: &a.status,
+            summary: &a.summary,
+            started_at: a.started_at,
+            ended_at: a.ended_at.unwrap_or(a.at),
+        })
+        .collect();
     let by_id: HashMap<&str, &NodeRow> = nodes.iter().map(|n| (n.id.as_str(), n)).collect();
     let gc: Vec<GcRecord<'_>> = runs
         .iter()
@@ -115,12 +132,14 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
                 node_id: &node.id,
                 hostname: &node.hostname,
                 images_deleted: run.deleted.len(),
+                containers_removed: run.containers_removed,
+                build_cache_freed_bytes: run.build_cache_freed_bytes,
                 bytes_freed: swarmkeeper_units::bytes(run.bytes_freed),
                 outcome: &run.outcome,
             })
         })
         .collect();
-    let events = events(&changes, &gc, &nodes, now, EVENTS);
+    let events = events(&changes, &gc, &node_alerts, &nodes, now, EVENTS);
     Ok(OverviewView {
         services_total: rows.len(),
         attention: rows

@@ -32,6 +32,42 @@ impl DiskBar {
     }
 }
 
+/// What the dashboard says of a node's agent, on its pages and in their JSON alike (tryout
+/// finding 9: the JSON called "silent" the agent the page said the drain stopped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AgentState {
+    Reporting,
+    /// No report for longer than `swarmkeeper_report::silent_after` the node's interval;
+    /// `since` is the last report received.
+    Silent {
+        since: Timestamp,
+    },
+    /// Silent on a drained node: Swarm stopped the agent, a global task, with the drain, so
+    /// it is expected (no GC and no reports while drained), the same test alerting makes
+    /// (`Membership::Drained`, tryout finding 6); `since` is the last report received.
+    StoppedByDrain {
+        since: Timestamp,
+    },
+    /// The server has never received a report from the node.
+    Never,
+}
+
+impl AgentState {
+    /// The agent's [`ReportingState`] on a node of `availability` (`active`, `pause`,
+    /// `drain`; empty outside the swarm).
+    pub fn of(reporting: ReportingState, availability: &str) -> AgentState {
+        match reporting {
+            ReportingState::Reporting => AgentState::Reporting,
+            ReportingState::Silent { since } if availability == "drain" => {
+                AgentState::StoppedByDrain { since }
+            }
+            ReportingState::Silent { since } => AgentState::Silent { since },
+            ReportingState::Never => AgentState::Never,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NodeRow {
     /// The Swarm node ID, or `hostname:NAME` for an engine outside the swarm that reports.
@@ -48,7 +84,7 @@ pub struct NodeRow {
     /// `ready`, `down`, `unknown`, `disconnected`.
     pub state: String,
     pub engine_version: String,
-    pub agent: ReportingState,
+    pub agent: AgentState,
     pub agent_version: Option<String>,
     pub disk: Option<DiskBar>,
     pub images: Option<usize>,
@@ -64,15 +100,6 @@ pub struct NodeRow {
     /// from the swarm"): kept only for its stored reports, out of the node list and the
     /// overview, under "Removed nodes" — the same test alerting makes (`Membership::Removed`).
     pub removed: bool,
-}
-
-impl NodeRow {
-    /// The node is drained and its agent no longer reports: Swarm stopped the agent, a global
-    /// task, with the drain, so it is expected, not "silent" (tryout finding 6), the same test
-    /// alerting makes (`Membership::Drained`).
-    pub fn agent_stopped_by_drain(&self) -> bool {
-        self.availability == "drain" && matches!(self.agent, ReportingState::Silent { .. })
-    }
 }
 
 /// What the store knows of a node beyond its latest report.
@@ -143,7 +170,7 @@ pub fn node_rows(
                 disk_pressure: node.labels.get(PRESSURE_LABEL).cloned(),
                 state: node.state.clone(),
                 engine_version: node.engine_version.clone(),
-                agent,
+                agent: AgentState::of(agent, &node.availability),
                 agent_version,
                 disk,
                 images,
@@ -170,7 +197,7 @@ pub fn node_rows(
             state: if removed { "removed" } else { "not in swarm" }.to_owned(),
             engine_version: entry.0.engine_version.clone(),
             id: key,
-            agent,
+            agent: AgentState::of(agent, ""),
             agent_version,
             disk,
             images,
@@ -301,19 +328,55 @@ mod tests {
         assert_eq!(names, ["manager-1", "laptop", "worker-1", "worker-2"]);
         assert_eq!(
             rows[0].agent,
-            ReportingState::Silent {
+            AgentState::Silent {
                 since: t("2026-11-26T11:50:00Z")
             }
         );
-        assert_eq!(rows[2].agent, ReportingState::Reporting);
+        assert_eq!(rows[2].agent, AgentState::Reporting);
         assert_eq!(rows[2].disk.as_ref().unwrap().level(), "over");
-        assert_eq!(rows[3].agent, ReportingState::Never);
+        assert_eq!(rows[3].agent, AgentState::Never);
         assert_eq!(rows[1].id, "hostname:laptop");
         assert_eq!(rows[1].state, "not in swarm");
         assert_eq!(rows[2].disk_pressure, None);
         assert!(
             rows.iter().all(|r| !r.removed),
             "an engine outside a swarm is not removed"
+        );
+    }
+
+    /// Tryout finding 9: the JSON called the agent of a drained node "silent" while its page
+    /// said the drain stopped it.
+    #[test]
+    fn the_json_says_the_drain_stopped_a_drained_nodes_agent() {
+        let mut drained = node("w1", "worker-1", "worker");
+        drained.availability = "drain".into();
+        let mut paused = node("w2", "worker-2", "worker");
+        paused.availability = "pause".into();
+        let mut active = node("w3", "worker-3", "worker");
+        active.availability = "active".into();
+        let last = t("2026-11-26T11:50:00Z");
+        let reports = [
+            (report("w1", "worker-1", 40), last),
+            (report("w2", "worker-2", 40), last),
+            (report("w3", "worker-3", 40), t("2026-11-26T11:59:55Z")),
+        ];
+        let rows = node_rows(
+            &[drained, paused, active],
+            &reports,
+            &HashMap::new(),
+            t("2026-11-26T12:00:00Z"),
+        );
+        let agents: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|row| serde_json::to_value(row).unwrap()["agent"].clone())
+            .collect();
+        assert_eq!(
+            agents,
+            [
+                serde_json::json!({"state": "stopped_by_drain", "since": "2026-11-26T11:50:00Z"}),
+                serde_json::json!({"state": "silent", "since": "2026-11-26T11:50:00Z"}),
+                serde_json::json!({"state": "reporting"}),
+            ]
         );
     }
 
