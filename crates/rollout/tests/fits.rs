@@ -11,7 +11,7 @@ use swarmkeeper_rollout::preflight::{misfit, unplaceable, NodeFacts, Reserved};
 use swarmkeeper_swarm::Platform;
 
 const GIB: u64 = 1 << 30;
-const CONSTRAINTS: [&str; 7] = [
+const CONSTRAINTS: [&str; 9] = [
     "node.role==manager",
     "node.role!=manager",
     "node.labels.zone==a",
@@ -19,6 +19,8 @@ const CONSTRAINTS: [&str; 7] = [
     "node.platform.os==linux",
     "node.platform.arch==aarch64",
     "engine.labels.gpu==true",
+    "node.ip==10.0.0.0/8",
+    "node.ip!=10.0.0.5",
 ];
 const DRIVERS: [&str; 3] = ["json-file", "local", "syslog"];
 const PLATFORMS: [(&str, &str); 4] = [
@@ -38,9 +40,11 @@ fn arb_node() -> impl Strategy<Value = NodeFacts> {
         0u64..4,
         0u64..8,
         proptest::sample::subsequence(DRIVERS.to_vec(), 0..=DRIVERS.len()),
+        // An empty address stands for a node that reports none.
+        prop_oneof![Just("10.0.0.5"), Just("192.168.1.2"), Just("")],
     )
         .prop_map(
-            |(schedulable, manager, zone, gpu, arch, cpus, gib, drivers)| NodeFacts {
+            |(schedulable, manager, zone, gpu, arch, cpus, gib, drivers, addr)| NodeFacts {
                 id: "n".into(),
                 hostname: "n".into(),
                 role: if manager { "manager" } else { "worker" }.into(),
@@ -56,6 +60,7 @@ fn arb_node() -> impl Strategy<Value = NodeFacts> {
                 } else {
                     BTreeMap::new()
                 },
+                addr: addr.into(),
                 schedulable,
                 held: (!schedulable).then(|| "drained".to_owned()),
                 nano_cpus: cpus * 1_000_000_000,
