@@ -21,8 +21,8 @@ use swarmkeeper_gc::{
 };
 use swarmkeeper_report::{
     reported_images, secret_from_file_content, DataRoot, LastPass, NodeReport, ReportedDeletion,
-    ReportedImage, ReportedRun, ReportedVolume, UnboundedLog, MAX_PENDING_RUNS, MAX_REPORT_BYTES,
-    REPORT_PATH,
+    ReportedImage, ReportedRun, ReportedVolume, UnboundedLog, DISK_BREAKDOWN_MAX_AGE,
+    MAX_PENDING_RUNS, MAX_REPORT_BYTES, REPORT_PATH,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -35,10 +35,6 @@ use crate::{fs, Detail, GcOutcome, Node, Trigger};
 
 /// Bounds a whole post, connection included.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `/system/df` walks every container layer and volume on the node, so the disk breakdown is
-/// refreshed at most this often; the filesystem figures are measured for every report.
-const BREAKDOWN_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// The part of an error answer worth repeating in a log line.
 const MAX_ERROR_BODY: usize = 1024;
@@ -658,7 +654,7 @@ impl DiskSource {
     async fn refresh_if_stale(&mut self) {
         if self
             .last_attempt
-            .is_none_or(|at| at.elapsed() >= BREAKDOWN_MAX_AGE)
+            .is_none_or(|at| at.elapsed() >= DISK_BREAKDOWN_MAX_AGE)
         {
             self.refresh().await;
         }

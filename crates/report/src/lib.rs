@@ -38,6 +38,6 @@ pub use validate::{
 };
 pub use wire::{
     reported_images, secret_from_file_content, DataRoot, LastPass, NodeReport, ReportedDeletion,
-    ReportedImage, ReportedRun, ReportedVolume, UnboundedLog, MAX_PENDING_RUNS, MAX_REPORT_BYTES,
-    REPORT_PATH,
+    ReportedImage, ReportedRun, ReportedVolume, UnboundedLog, DISK_BREAKDOWN_MAX_AGE,
+    MAX_PENDING_RUNS, MAX_REPORT_BYTES, REPORT_PATH,
 };

@@ -17,6 +17,11 @@ use crate::usage::UsageSample;
 /// their report to fit ([`NodeReport::to_json_within`]).
 pub const MAX_REPORT_BYTES: usize = 4 * 1024 * 1024;
 
+/// How old the agent lets a node's disk breakdown (`/system/df`, which walks every container
+/// layer and volume) get before it asks the engine again: volume sizes and the containers
+/// that use them are that fresh at worst.
+pub const DISK_BREAKDOWN_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Where an agent POSTs its report on the server, with `Authorization: Bearer SECRET` and a
 /// JSON body. The server answers 204 when it stored the report, 401 to a wrong secret, 413 to a
 /// body over [`MAX_REPORT_BYTES`].
@@ -55,8 +60,9 @@ pub struct NodeReport {
     /// The image filesystem, measured when the report was built, and where its space goes.
     pub disk: DiskReport,
     /// When the engine last gave the breakdown in `disk` (`/system/df`, which is expensive on a
-    /// busy node, so the agent asks for it only every few minutes); the filesystem figures are
-    /// always fresh. `None` until the engine has given one: all used bytes then count as other.
+    /// busy node, so the agent asks for it at most every [`DISK_BREAKDOWN_MAX_AGE`]); the
+    /// filesystem figures are always fresh. `None` until the engine has given one: all used
+    /// bytes then count as other.
     #[serde(default)]
     pub disk_breakdown_at: Option<Timestamp>,
     /// The agent's GC policy: space GC starts at this usage ...

@@ -26,8 +26,13 @@ pub struct VolumeRow {
     /// The stack it belongs to (its `com.docker.stack.namespace` label).
     pub stack: Option<String>,
     pub labels: BTreeMap<String, String>,
-    /// The containers, in any state, that mount it, as the node's agent last reported.
+    /// The containers, in any state, that mount it, as the node's agent last reported (its
+    /// disk breakdown, at most `swarmkeeper_report::DISK_BREAKDOWN_MAX_AGE` old).
     pub containers: Vec<String>,
+    /// What the page shows of `containers`: those of no service `tasks` names (a task's
+    /// container replaced since the breakdown is not named beside the task that runs now;
+    /// tryout 12 finding 2).
+    pub other_containers: Vec<String>,
     /// The Swarm tasks that mount it on its node now, as the swarm's task list says (the
     /// agent's report may predate them).
     pub tasks: Vec<VolumeTask>,
@@ -67,6 +72,8 @@ pub struct VolumesView {
     pub nodes_without_volumes: Vec<String>,
     /// Bytes of the volumes no container uses, over all nodes.
     pub unused_bytes: u64,
+    /// How old sizes and containers may be: `swarmkeeper_report::DISK_BREAKDOWN_MAX_AGE`.
+    pub measured_every_minutes: u64,
 }
 
 /// The view over every node's latest report, with the `mounts` of the swarm's tasks now.
@@ -85,6 +92,14 @@ pub fn volumes_view(reports: &[NodeReport], mounts: &[TaskMount]) -> VolumesView
                 .filter(|m| m.node_id == node_key && m.volume == v.name)
                 .map(|m| m.user.clone())
                 .collect();
+            let other_containers = v
+                .containers
+                .iter()
+                .filter(|c| {
+                    service_of(c).is_none_or(|service| tasks.iter().all(|t| t.service != service))
+                })
+                .cloned()
+                .collect();
             volumes.push(VolumeRow {
                 name: v.name.clone(),
                 node: report.hostname.clone(),
@@ -95,6 +110,7 @@ pub fn volumes_view(reports: &[NodeReport], mounts: &[TaskMount]) -> VolumesView
                 stack: v.labels.get(STACK_LABEL).cloned(),
                 labels: v.labels.clone(),
                 containers: v.containers.clone(),
+                other_containers,
                 unused: v.containers.is_empty() && tasks.is_empty(),
                 tasks,
                 measured_at: report.disk_breakdown_at,
@@ -112,6 +128,7 @@ pub fn volumes_view(reports: &[NodeReport], mounts: &[TaskMount]) -> VolumesView
         volumes,
         nodes_without_volumes,
         unused_bytes,
+        measured_every_minutes: swarmkeeper_report::DISK_BREAKDOWN_MAX_AGE.as_secs() / 60,
     }
 }
 
@@ -364,5 +381,40 @@ mod tests {
                 "volume busyvol on node node-b is in use by task volsvc.1 (service volsvc)".into()
             ))
         );
+    }
+
+    /// Tryout 12 finding 2: the breakdown named the container of a task replaced since (the
+    /// server's, after a re-key) beside the task that runs now.
+    #[test]
+    fn a_container_of_a_service_whose_task_runs_now_is_not_shown_twice() {
+        let now = TaskMount {
+            node_id: "id-node-a".into(),
+            volume: "state".into(),
+            user: VolumeTask {
+                task: "sk_server.1".into(),
+                service: "sk_server".into(),
+                task_id: "new".into(),
+            },
+        };
+        let view = volumes_view(
+            &[report(
+                "node-a",
+                Some(vec![volume(
+                    "state",
+                    10,
+                    &["sk_server.1.oldtask", "backup-job", "other.1.x"],
+                )]),
+            )],
+            &[now],
+        );
+        let row = &view.volumes[0];
+        assert_eq!(row.other_containers, ["backup-job", "other.1.x"]);
+        assert_eq!(
+            row.containers.len(),
+            3,
+            "kept whole: a removal still weighs them"
+        );
+        assert!(!row.unused);
+        assert_eq!(view.measured_every_minutes, 10);
     }
 }
