@@ -718,9 +718,12 @@ mod tests {
         assert!(!meets("node.ip==10.0.0.5", &odd));
         assert!(meets("node.ip!=10.0.0.0/8", &odd));
         // The preflight refuses what no node meets.
-        let why = placed(&strings(&["node.ip==192.168.9.9"]), &[v4.clone()])
-            .unwrap()
-            .unwrap();
+        let why = placed(
+            &strings(&["node.ip==192.168.9.9"]),
+            std::slice::from_ref(&v4),
+        )
+        .unwrap()
+        .unwrap();
         assert!(why.contains("node.ip==192.168.9.9"), "{why}");
         assert_eq!(
             placed(&strings(&["node.ip==10.0.0.0/8"]), &[v4]).unwrap(),

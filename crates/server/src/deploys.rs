@@ -157,7 +157,13 @@ fn progress_line(progress: &Progress<'_>) -> String {
 /// [`STOP_GRACE`], and ends every job still running `interrupted` in memory and the ledger,
 /// so its page says so after the restart.
 pub(crate) async fn stop_for_shutdown(state: &AppState) {
-    let why = "the server's shutdown";
+    // A re-key moves this server to its new key: that move is what stops it (tryout 12: its
+    // revision read like any interrupted deploy).
+    let why = if state.rekeying.load(std::sync::atomic::Ordering::SeqCst) {
+        "the server's restart onto the re-key's new key, as the re-key planned"
+    } else {
+        "the server's shutdown"
+    };
     let deadline = tokio::time::Instant::now() + STOP_GRACE;
     if !state.deploys.stop_all(why, STOP_GRACE).await {
         tracing::warn!(

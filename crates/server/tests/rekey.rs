@@ -211,6 +211,16 @@ async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key(
         })
         .collect();
     assert_eq!(secrets, [format!("{secret}.v2:swarmkeeper_secret_key")]);
+    // Its revision says what it was (tryout 12: "rotated secret").
+    let history = app
+        .call(Call::get(&format!("/api/services/{}", server.name)).bearer(&admin))
+        .await
+        .json();
+    let by = history["deploys"][0]["by"].as_str().unwrap_or_default();
+    assert!(
+        by.starts_with(&format!("re-keyed secret {secret} → {secret}.v2")),
+        "{history}"
+    );
     let audit = serde_json::to_string(&app.audit().await).unwrap();
     assert!(audit.contains("rekey-secret"), "{audit}");
     for hidden in [NEW_KEY, PASSWORD, "never-shown"] {

@@ -546,6 +546,7 @@ async fn rotate(
     let groups = moves(users, kind, &old.id, &created, &new_name);
     let rotation = Rotation {
         user: caller.user.name.clone(),
+        verb: "rotated",
         kind,
         name: name.to_owned(),
         old_id: old.id.clone(),
@@ -660,6 +661,8 @@ fn moves<'a>(
 /// A rotation once its new version exists: the users moved, a revision per stack.
 struct Rotation {
     user: String,
+    /// How the history names the move: `rotated`, or `re-keyed` for the server's sealing key.
+    verb: &'static str,
     kind: FileKind,
     name: String,
     old_id: String,
@@ -688,6 +691,7 @@ impl Rotation {
     ) -> Result<RotateView, AppError> {
         let Rotation {
             user,
+            verb,
             kind,
             name,
             old_id,
@@ -697,7 +701,7 @@ impl Rotation {
         } = self;
         // Said as the form's edits are ("edited in the dashboard"), naming the change: the
         // revision moves no image, so its line would otherwise read like nothing happened.
-        let action = rotated(kind, &name, &new_name);
+        let action = rotated(verb, kind, &name, &new_name);
         let mut moved = Vec::with_capacity(groups.len());
         for (stack, specs) in groups {
             let by = Maker {
@@ -813,8 +817,8 @@ pub(super) fn history_link(stack: &str, revision: Option<u64>) -> Link {
 }
 
 /// What a rotation's revisions did: `rotated secret db_pw → db_pw.v2 in the dashboard`.
-fn rotated(kind: FileKind, old: &str, new: &str) -> String {
-    format!("rotated {} {old} → {new} in the dashboard", kind.as_str())
+fn rotated(verb: &str, kind: FileKind, old: &str, new: &str) -> String {
+    format!("{verb} {} {old} → {new} in the dashboard", kind.as_str())
 }
 
 /// Who makes a revision, and what they do when it is more than a deploy or rollback of files
@@ -1164,6 +1168,7 @@ pub async fn rekey_secret(
     };
     let rotation = Rotation {
         user: caller.user.name.clone(),
+        verb: "re-keyed",
         kind,
         name: name.clone(),
         old_id: old.id.clone(),
