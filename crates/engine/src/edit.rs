@@ -192,6 +192,122 @@ pub fn overlay_form_fields(current: &Value, form: &Value) -> Value {
     spec
 }
 
+/// The compose keys of a service that "edit as compose" applies besides the form's fields,
+/// with the spec field each one sets (the compose crate's `service_spec` mapping, the one
+/// `swarmkeeper deploy` applies). `compose_of` renders none of them: the service form holds
+/// none, so a text that leaves one out says nothing about it.
+pub const COMPOSE_ONLY_KEYS: &[(&str, &[&str])] = &[
+    ("labels", &["TaskTemplate", "ContainerSpec", "Labels"]),
+    ("hostname", &["TaskTemplate", "ContainerSpec", "Hostname"]),
+    ("working_dir", &["TaskTemplate", "ContainerSpec", "Dir"]),
+    ("user", &["TaskTemplate", "ContainerSpec", "User"]),
+    (
+        "stop_grace_period",
+        &["TaskTemplate", "ContainerSpec", "StopGracePeriod"],
+    ),
+    (
+        "stop_signal",
+        &["TaskTemplate", "ContainerSpec", "StopSignal"],
+    ),
+    (
+        "healthcheck",
+        &["TaskTemplate", "ContainerSpec", "Healthcheck"],
+    ),
+    ("extra_hosts", &["TaskTemplate", "ContainerSpec", "Hosts"]),
+    (
+        "dns",
+        &["TaskTemplate", "ContainerSpec", "DNSConfig", "Nameservers"],
+    ),
+    (
+        "dns_search",
+        &["TaskTemplate", "ContainerSpec", "DNSConfig", "Search"],
+    ),
+    ("tty", &["TaskTemplate", "ContainerSpec", "TTY"]),
+    (
+        "stdin_open",
+        &["TaskTemplate", "ContainerSpec", "OpenStdin"],
+    ),
+    ("read_only", &["TaskTemplate", "ContainerSpec", "ReadOnly"]),
+    ("init", &["TaskTemplate", "ContainerSpec", "Init"]),
+    ("isolation", &["TaskTemplate", "ContainerSpec", "Isolation"]),
+    ("sysctls", &["TaskTemplate", "ContainerSpec", "Sysctls"]),
+    (
+        "cap_add",
+        &["TaskTemplate", "ContainerSpec", "CapabilityAdd"],
+    ),
+    (
+        "cap_drop",
+        &["TaskTemplate", "ContainerSpec", "CapabilityDrop"],
+    ),
+    ("ulimits", &["TaskTemplate", "ContainerSpec", "Ulimits"]),
+    (
+        "oom_score_adj",
+        &["TaskTemplate", "ContainerSpec", "OomScoreAdj"],
+    ),
+    ("networks", &["TaskTemplate", "Networks"]),
+    ("deploy.endpoint_mode", &["EndpointSpec", "Mode"]),
+];
+
+/// The spec "edit as compose" applies: `current` with the fields of `written` (the text's
+/// spec, as the compose mapping and the deploy engine made it) that the text holds, by this
+/// rule —
+///
+/// - the form's fields (what `compose_of` renders) as [`overlay_form_fields`] lays them: each
+///   replaced by the text's, removed when the text leaves it out;
+/// - each key of [`COMPOSE_ONLY_KEYS`] the text writes (`keys`, the service's compose keys,
+///   `deploy.endpoint_mode` dotted): its field replaced by the text's, removed when the text's
+///   spec has none (`read_only: false`, `dns: []`, `healthcheck` that reads as nothing);
+/// - everything else — a compose-only key the text does not write, fields compose cannot
+///   express (`Placement.Platforms`, a volume's stack labels, fields swarmkeeper does not
+///   know) — as `current` has it: the text never showed it, so leaving it out removes nothing.
+///
+/// A text rendered from `current` and read back unchanged therefore changes nothing, and each
+/// key added to or removed from the text changes its field. `current` is `{}` for a new
+/// service.
+pub fn overlay_compose(current: &Value, written: &Value, keys: &[&str]) -> Value {
+    let mut spec = overlay_form_fields(current, written);
+    for (key, path) in COMPOSE_ONLY_KEYS {
+        if keys.contains(key) {
+            set_path(&mut spec, path, written_at(written, path));
+        }
+    }
+    spec
+}
+
+/// The value at `path` of `spec`, when it is there and not null.
+fn written_at(spec: &Value, path: &[&str]) -> Option<Value> {
+    path.iter()
+        .try_fold(spec, |v, key| v.get(key))
+        .filter(|v| !v.is_null())
+        .cloned()
+}
+
+/// Sets (`Some`) or removes (`None`) the field at `path` of `spec`, making the objects on the
+/// way when it sets one; a removal whose parent is missing changes nothing.
+fn set_path(spec: &mut Value, path: &[&str], value: Option<Value>) {
+    let (last, parents) = path.split_last().expect("paths are not empty");
+    if value.is_none() && written_at(spec, parents).is_none() {
+        return;
+    }
+    if !spec.is_object() {
+        *spec = Value::Object(Map::new());
+    }
+    let mut fields = spec.as_object_mut().expect("made an object above");
+    for key in parents {
+        let entry = fields
+            .entry(*key)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        fields = entry.as_object_mut().expect("made an object above");
+    }
+    match value {
+        Some(value) => fields.insert((*last).to_owned(), value),
+        None => fields.remove(*last),
+    };
+}
+
 /// Puts back the parts of the form's fields that no form holds, so an edit keeps them:
 /// `TaskTemplate.Placement.Platforms` (`docker stack deploy` fills it from the image's
 /// manifest; without it Swarm may place the task on a node of another architecture) and a
@@ -472,5 +588,138 @@ mod tests {
             spec["TaskTemplate"]["ContainerSpec"]["Mounts"][1]["VolumeOptions"]["Labels"],
             json!({"x": "1"})
         );
+    }
+
+    /// A running spec with the form's fields and some of compose's only fields.
+    fn running() -> Value {
+        json!({
+            "Name": "shop_web", "Labels": {"com.docker.stack.namespace": "shop"},
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "EndpointSpec": {"Mode": "vip"},
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "app:1", "Env": ["A=1"],
+                                  "Labels": {"com.docker.stack.namespace": "shop", "x": "1"},
+                                  "Hostname": "h", "DNSConfig": {"Search": ["lan"]}},
+                "Networks": [{"Target": "id_default", "Aliases": ["web"]}],
+                "Placement": {"Platforms": [{"Architecture": "amd64", "OS": "linux"}]},
+                "ForceUpdate": 1
+            }
+        })
+    }
+
+    /// What the rendered text of [`running`] reads as: its form's fields, the stack's labels.
+    fn rendered() -> Value {
+        json!({
+            "Name": "shop_web", "Labels": {"com.docker.stack.namespace": "shop"},
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "EndpointSpec": {},
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "app:1", "Env": ["A=1"],
+                                  "Labels": {"com.docker.stack.namespace": "shop"}},
+                "Networks": []
+            }
+        })
+    }
+
+    #[test]
+    fn an_unchanged_compose_text_changes_nothing() {
+        assert_eq!(overlay_compose(&running(), &rendered(), &[]), running());
+        // Keys of the form the text writes as they are: still nothing.
+        let keys = ["image", "environment", "deploy"];
+        assert_eq!(overlay_compose(&running(), &rendered(), &keys), running());
+    }
+
+    #[test]
+    fn each_key_the_text_adds_or_removes_changes_its_field_alone() {
+        for (key, path) in COMPOSE_ONLY_KEYS {
+            let pointer = format!("/{}", path.join("/"));
+            let without = |spec: &Value| {
+                let mut spec = spec.clone();
+                set_path(&mut spec, path, None);
+                spec
+            };
+            // Added: the text's value, and nothing else moves.
+            let mut written = rendered();
+            set_path(&mut written, path, Some(json!("given")));
+            let spec = overlay_compose(&running(), &written, &[key]);
+            assert_eq!(spec.pointer(&pointer), Some(&json!("given")), "{key}");
+            assert_eq!(without(&spec), without(&running()), "{key}");
+            // The text's spec has none (`read_only: false`): removed, nothing else moves.
+            let mut current = running();
+            set_path(&mut current, path, Some(json!("was")));
+            let spec = overlay_compose(&current, &without(&rendered()), &[key]);
+            assert_eq!(spec.pointer(&pointer), None, "{key}: {spec}");
+            assert_eq!(spec, without(&current), "{key}");
+            // Not written: kept as it is, whatever the text's spec holds there.
+            let spec = overlay_compose(&current, &written, &[]);
+            assert_eq!(spec, current, "{key}");
+        }
+    }
+
+    #[test]
+    fn keys_written_together_apply_together() {
+        // Every subset of four keys: each written one is the text's, each other the service's.
+        let sample = [
+            (
+                "healthcheck",
+                json!({"Test": ["CMD", "true"], "Interval": 5_000_000_000u64}),
+            ),
+            ("read_only", json!(true)),
+            ("stop_grace_period", json!(3_000_000_000u64)),
+            (
+                "networks",
+                json!([{"Target": "id_other", "Aliases": ["web"]}]),
+            ),
+        ];
+        let path_of = |key: &str| {
+            COMPOSE_ONLY_KEYS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, p)| *p)
+                .unwrap()
+        };
+        let mut written = rendered();
+        for (key, value) in &sample {
+            set_path(&mut written, path_of(key), Some(value.clone()));
+        }
+        for mask in 0..1u32 << sample.len() {
+            let keys: Vec<&str> = (0..sample.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| sample[i].0)
+                .collect();
+            let spec = overlay_compose(&running(), &written, &keys);
+            for (key, value) in &sample {
+                let pointer = format!("/{}", path_of(key).join("/"));
+                let wanted = match keys.contains(key) {
+                    true => Some(value.clone()),
+                    false => running().pointer(&pointer).cloned(),
+                };
+                assert_eq!(spec.pointer(&pointer).cloned(), wanted, "{key} of {keys:?}");
+            }
+            assert_eq!(
+                spec["TaskTemplate"]["Placement"],
+                running()["TaskTemplate"]["Placement"]
+            );
+        }
+    }
+
+    #[test]
+    fn dns_servers_and_search_domains_are_separate_keys() {
+        let mut written = rendered();
+        written["TaskTemplate"]["ContainerSpec"]["DNSConfig"] = json!({"Nameservers": ["1.1.1.1"]});
+        let spec = overlay_compose(&running(), &written, &["dns"]);
+        assert_eq!(
+            spec["TaskTemplate"]["ContainerSpec"]["DNSConfig"],
+            json!({"Nameservers": ["1.1.1.1"], "Search": ["lan"]})
+        );
+        let spec = overlay_compose(&running(), &rendered(), &["dns_search"]);
+        assert_eq!(
+            spec["TaskTemplate"]["ContainerSpec"]["DNSConfig"],
+            json!({})
+        );
+        // Removing what a spec lacks makes nothing.
+        let spec = overlay_compose(&json!({}), &json!({}), &["dns", "networks"]);
+        assert_eq!(spec.pointer("/TaskTemplate/ContainerSpec/DNSConfig"), None);
+        assert_eq!(spec.pointer("/TaskTemplate/Networks"), None);
     }
 }
