@@ -15,10 +15,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::{
-    bare_variable, engine_refusals, load, parse_bytes, parse_nano_cpus, reference, service_spec,
-    ComposeError, Environment, Location, SourceFile, Stack, LABEL_IMAGE, LABEL_NAMESPACE,
+    bare_variable, engine_refusals, load, network_name, parse_bytes, parse_nano_cpus, reference,
+    service_spec, ComposeError, Environment, Location, SourceFile, Stack, LABEL_IMAGE,
+    LABEL_NAMESPACE,
 };
-use swarmkeeper_engine::{PublishMode, ServiceMode, ServiceView, UpdateConfig};
+use swarmkeeper_engine::{PublishMode, ServiceMode, ServiceView, UpdateConfig, COMPOSE_ONLY_KEYS};
 use swarmkeeper_lint::mode_change;
 use swarmkeeper_rollout::preflight::{Unmet, Unplaceable};
 use swarmkeeper_units::format_duration;
@@ -390,6 +391,8 @@ pub struct Context {
     /// Secret and config ids by name.
     pub secrets: HashMap<String, String>,
     pub configs: HashMap<String, String>,
+    /// Network ids by name: the networks a compose text's `networks:` may attach to.
+    pub networks: HashMap<String, String>,
     /// The mode of each service that runs already, by its whole name: Swarm cannot change it.
     pub modes: HashMap<String, ServiceMode>,
 }
@@ -1640,16 +1643,45 @@ impl std::fmt::Display for ComposeRefusal {
     }
 }
 
-/// Every service of a compose text as the Engine API spec of the form's fields, named by the
-/// service's whole name (`STACK_KEY` in `context.stack`, else the key): what "edit as
-/// compose" deploys, once the deploy engine completed it (safe defaults, digests). Secrets, configs and volumes are the swarm's own (declare them
-/// `external`); secret and config ids come from `context`. No networks: an edit keeps the
-/// service's.
+/// Every service of a compose text as the Engine API spec its keys make (the mapping
+/// `swarmkeeper deploy` applies), named by the service's whole name (`STACK_KEY` in
+/// `context.stack`, else the key): what a form builds, once the deploy engine completed it
+/// (safe defaults, digests). Secrets, configs and volumes are the swarm's own (declare them
+/// `external`); secret and config ids come from `context`. Networks as [`read_compose_edit`]
+/// reads them (a form names none).
 pub fn read_compose(
     text: &str,
     file_name: &str,
     context: &Context,
 ) -> Result<Vec<ServiceSpec>, ComposeRefusal> {
+    let read = read_compose_edit(text, file_name, context)?;
+    Ok(read.services.into_iter().map(|(spec, _)| spec).collect())
+}
+
+/// A compose text read for "edit as compose".
+#[derive(Debug)]
+pub struct ComposeEdit {
+    /// Each service's spec (as [`read_compose`] reads it), with the keys of
+    /// `engine::COMPOSE_ONLY_KEYS` its text writes: `engine::overlay_compose` applies those.
+    pub services: Vec<(ServiceSpec, Vec<&'static str>)>,
+    /// Each key the text writes that `docker stack deploy` ignores, and so is not applied
+    /// either, at its place, as `swarmkeeper lint` says it (SK040):
+    /// `web.yml:7:5: web: `container_name` is ignored by docker stack deploy (why): not applied`.
+    pub ignored: Vec<String>,
+}
+
+/// A compose text read as [`read_compose`] reads it, and what "edit as compose" applies of it:
+/// the keys each service writes besides the form's, and the ignored keys. A service that names
+/// `networks:` is attached to those networks by id; one the swarm does not have is refused at
+/// its place in the service's list, as `swarmkeeper deploy` refuses a missing external network
+/// (an edit creates no network). A service that names none keeps its own: the text is not
+/// given the stack's default network. `credential_spec` is refused at its place: it needs a
+/// config linked to the service, which only a stack deploy does.
+pub fn read_compose_edit(
+    text: &str,
+    file_name: &str,
+    context: &Context,
+) -> Result<ComposeEdit, ComposeRefusal> {
     let variables = HashMap::new();
     let no_files = |path: &str| -> std::io::Result<String> {
         Err(std::io::Error::other(format!(
@@ -1677,14 +1709,77 @@ pub fn read_compose(
         return Err(refused(r.at, r.setting, r.message.clone(), r.to_string()));
     }
     let namespace = context.stack.as_deref().unwrap_or("");
-    let mut specs = Vec::with_capacity(stack.services.len());
+    let place =
+        |at: swarmkeeper_compose::Location| format!("{file_name}:{}:{}", at.line, at.column);
+    let mut ignored: Vec<String> = stack
+        .ignored
+        .iter()
+        .map(|i| {
+            format!(
+                "{}: `{}` is ignored by docker stack deploy ({}): not applied",
+                place(i.at),
+                i.key,
+                i.reason
+            )
+        })
+        .collect();
+    let mut services = Vec::with_capacity(stack.services.len());
     for (key, service) in &stack.services {
+        if let Some(credential_spec) = &service.credential_spec {
+            let why = "edit as compose cannot link a credential spec to the service: deploy the stack file".to_owned();
+            let said = format!("{key}: credential_spec: {why}");
+            return Err(refused(credential_spec.at, "credential_spec", why, said));
+        }
+        ignored.extend(service.ignored.iter().map(|i| {
+            format!(
+                "{}: {key}: `{}` is ignored by docker stack deploy ({}): not applied",
+                place(i.at),
+                i.key,
+                i.reason
+            )
+        }));
         let mut spec: ServiceSpec = service_spec(namespace, key, service, &stack);
         spec.name = match &context.stack {
             Some(stack) => format!("{stack}_{key}"),
             None => key.clone(),
         };
-        spec.task_template.networks.clear();
+        match &service.networks {
+            None => spec.task_template.networks.clear(),
+            Some(networks) => {
+                for attachment in &mut spec.task_template.networks {
+                    if let Some(id) = context.networks.get(&attachment.target) {
+                        attachment.target = id.clone();
+                        continue;
+                    }
+                    // The service's entry that names it (a text without entries is given the
+                    // stack's default network).
+                    let entry = networks.0.iter().find(|(network, _)| {
+                        let definition = stack.networks.get(*network).map(|d| &d.value);
+                        network_name(
+                            namespace,
+                            network,
+                            definition.unwrap_or(&Default::default()),
+                        ) == attachment.target
+                    });
+                    let external = entry
+                        .and_then(|(network, _)| stack.networks.get(network))
+                        .and_then(|d| d.value.external.as_ref())
+                        .is_some_and(|e| e.external);
+                    let name = &attachment.target;
+                    let why = match external {
+                        true => format!("network {name} is declared external but does not exist: create it first"),
+                        false => format!("network {name} does not exist: edit as compose creates no network (create it, then declare it `external: true`)"),
+                    };
+                    let at = entry.map_or(service.at, |(_, e)| e.at);
+                    return Err(refused(
+                        at,
+                        "networks",
+                        why.clone(),
+                        format!("{key}: {why}"),
+                    ));
+                }
+            }
+        }
         if let Some(current) = context.modes.get(&spec.name) {
             let wanted = serde_json::to_value(&spec)
                 .ok()
@@ -1734,9 +1829,27 @@ pub fn read_compose(
                 .ok_or_else(|| missing("config", &config.config_name))?
                 .clone();
         }
-        specs.push(spec);
+        services.push((spec, written_keys(service)));
     }
-    Ok(specs)
+    Ok(ComposeEdit { services, ignored })
+}
+
+/// The keys of `engine::COMPOSE_ONLY_KEYS` that `service` writes (`deploy.endpoint_mode`
+/// dotted), a key written with an empty value included: it empties its field.
+fn written_keys(service: &swarmkeeper_compose::Service) -> Vec<&'static str> {
+    // The model's fields are named as its keys; a key the text does not write is `None`.
+    let written = serde_json::to_value(service).unwrap_or_default();
+    COMPOSE_ONLY_KEYS
+        .iter()
+        .map(|(key, _)| *key)
+        .filter(|key| match *key {
+            "deploy.endpoint_mode" => service
+                .deploy
+                .as_ref()
+                .is_some_and(|d| d.endpoint_mode.is_some()),
+            key => written.get(key).is_some_and(|v| !v.is_null()),
+        })
+        .collect()
 }
 
 /// Running services as the compose text that would produce them (the fields the form
@@ -1778,6 +1891,7 @@ mod tests {
             stack: None,
             secrets: HashMap::from([("db-pass".to_owned(), "sec1".to_owned())]),
             configs: HashMap::from([("nginx.conf".to_owned(), "cfg1".to_owned())]),
+            networks: HashMap::from([("shop_default".to_owned(), "net1".to_owned())]),
             modes: HashMap::new(),
         }
     }
@@ -2268,6 +2382,82 @@ mod tests {
     }
 
     #[test]
+    fn an_edit_as_compose_reads_the_keys_the_form_does_not_hold() {
+        let context = Context {
+            stack: Some("shop".into()),
+            ..context()
+        };
+        let text = "services:\n  web:\n    image: nginx\n    read_only: true\n    \
+                    stop_grace_period: 3s\n    container_name: w\n    \
+                    healthcheck: {test: [CMD, /bin/true], interval: 5s}\n    \
+                    networks: [default]\n";
+        let read = read_compose_edit(text, "shop.yml", &context).unwrap();
+        let (spec, keys) = &read.services[0];
+        assert_eq!(
+            keys,
+            &["stop_grace_period", "healthcheck", "read_only", "networks"]
+        );
+        let spec = serde_json::to_value(spec).unwrap();
+        let container = &spec["TaskTemplate"]["ContainerSpec"];
+        assert_eq!(container["ReadOnly"], true);
+        assert_eq!(container["StopGracePeriod"], 3_000_000_000u64);
+        assert_eq!(
+            container["Healthcheck"]["Test"],
+            json!(["CMD", "/bin/true"])
+        );
+        // By the network's id, as the engine keeps it.
+        assert_eq!(spec["TaskTemplate"]["Networks"][0]["Target"], "net1");
+        assert_eq!(
+            read.ignored,
+            [
+                "shop.yml:6:21: web: `container_name` is ignored by docker stack deploy \
+              (Swarm names a service's containers itself): not applied"
+            ]
+        );
+        // A text that names no network keeps the service's: none read, no key written.
+        let bare = read_compose_edit(
+            "services:\n  web:\n    image: nginx\n",
+            "shop.yml",
+            &context,
+        )
+        .unwrap();
+        assert!(bare.services[0].1.is_empty(), "{bare:?}");
+        assert!(bare.services[0].0.task_template.networks.is_empty());
+        // A network the swarm does not have: refused where the service names it.
+        let text = "services:\n  web:\n    image: nginx\n    networks:\n      - front\n\
+                    networks:\n  front:\n    external: true\n";
+        match read_compose_edit(text, "shop.yml", &context).unwrap_err() {
+            ComposeRefusal::Refused { error, setting, .. } => {
+                assert_eq!((error.line, error.column, setting), (5, 9, "networks"));
+                assert!(
+                    error
+                        .message
+                        .contains("network front is declared external but does not exist"),
+                    "{error}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let text =
+            "services:\n  web:\n    image: nginx\n    networks: [back]\nnetworks:\n  back: {}\n";
+        let refused = read_compose_edit(text, "shop.yml", &context).unwrap_err();
+        assert!(
+            refused.to_string().starts_with(
+                "shop.yml:4:16: web: network shop_back does not exist: edit as compose creates no network"
+            ),
+            "{refused}"
+        );
+        let text = "services:\n  web:\n    image: nginx\n    credential_spec: {file: x.json}\n";
+        let refused = read_compose_edit(text, "shop.yml", &context).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("shop.yml:4:22: web: credential_spec:"),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn a_refusal_after_reading_points_at_what_the_text_wrote() {
         let text = "services:\n  web:\n    image: nginx\n    ports:\n      - \"8080:80\"\n      \
                     - target: 53\n        published: 8053\n        protocol: udp\n    \
@@ -2357,6 +2547,10 @@ mod tests {
             };
             let spec_of = |text: &str| serde_json::to_value(read_compose(text, "c.yml", &context).unwrap().pop().unwrap()).unwrap();
             let c1 = text_of(&first.json());
+            // The rendered text writes none of the keys the form does not hold.
+            let read = read_compose_edit(&c1, "c.yml", &context).unwrap();
+            proptest::prop_assert!(read.services[0].1.is_empty());
+            proptest::prop_assert!(read.ignored.is_empty());
             let s1 = spec_of(&c1);
             let c2 = text_of(&s1);
             let s2 = spec_of(&c2);
