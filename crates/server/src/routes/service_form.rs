@@ -794,6 +794,11 @@ pub async fn apply_stack_compose(
     apply_compose(&state, &caller, &uri, target, post).await
 }
 
+/// A compose text of `target` previewed or applied: read (`read_compose_edit`), completed by
+/// the deploy engine, laid over each running service with `engine::overlay_compose` (every key
+/// a stack deploy applies that the text writes; what the shown text does not hold and the text
+/// leaves out stays), refused at its line:column when no node could run it or a port is taken,
+/// linted as it will run, and applied as one revision.
 async fn apply_compose(
     state: &AppState,
     caller: &Caller,
