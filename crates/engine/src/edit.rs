@@ -152,8 +152,9 @@ const FORM_FIELDS: &[&[&str]] = &[
 
 /// `current` with the fields a service form owns taken from `form` (a field `form` leaves out
 /// is removed): everything else — networks, healthcheck, hostname, fields swarmkeeper does not
-/// know — stays as the engine has it, and so do `Placement.Platforms` and a volume mount's
-/// labels inside the form's fields (see `keep_unheld`). `current` is `{}` for a new service.
+/// know — stays as the engine has it, and so do the parts of the form's fields no form holds
+/// ([`UNHELD_FIELDS`], a volume mount's labels: see `keep_unheld`) unless `form` gives them.
+/// `current` is `{}` for a new service.
 pub fn overlay_form_fields(current: &Value, form: &Value) -> Value {
     let mut spec = current.clone();
     for path in FORM_FIELDS {
@@ -308,23 +309,33 @@ fn set_path(spec: &mut Value, path: &[&str], value: Option<Value>) {
     };
 }
 
+/// The parts of the form's fields that no form holds (and `compose_of` does not render):
+/// `Placement.Platforms` (`docker stack deploy` fills it from the image's manifest; without it
+/// Swarm may place the task on a node of another architecture), `Placement.MaxReplicas`
+/// (`max_replicas_per_node`), `Resources.Limits.Pids` and `Resources.Reservations
+/// .GenericResources`.
+const UNHELD_FIELDS: &[&[&str]] = &[
+    &["TaskTemplate", "Placement", "Platforms"],
+    &["TaskTemplate", "Placement", "MaxReplicas"],
+    &["TaskTemplate", "Resources", "Limits", "Pids"],
+    &[
+        "TaskTemplate",
+        "Resources",
+        "Reservations",
+        "GenericResources",
+    ],
+];
+
 /// Puts back the parts of the form's fields that no form holds, so an edit keeps them:
-/// `TaskTemplate.Placement.Platforms` (`docker stack deploy` fills it from the image's
-/// manifest; without it Swarm may place the task on a node of another architecture) and a
-/// volume mount's `VolumeOptions.Labels` (the stack's `com.docker.stack.namespace`, which ties a
-/// volume made on another node to its stack), found by the mount's `Target`. A form that gives
-/// either one wins.
+/// [`UNHELD_FIELDS`], and a volume mount's `VolumeOptions.Labels` (the stack's
+/// `com.docker.stack.namespace`, which ties a volume made on another node to its stack), found
+/// by the mount's `Target`. A form (or compose text) that gives one wins.
 fn keep_unheld(current: &Value, spec: &mut Value) {
-    if let Some(platforms) = current.pointer("/TaskTemplate/Placement/Platforms") {
-        // `TaskTemplate` is an object here: the overlay made it for `Placement`.
-        let template = spec["TaskTemplate"].as_object_mut().expect("made above");
-        let placement = template
-            .entry("Placement")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Some(placement) = placement.as_object_mut() {
-            placement
-                .entry("Platforms")
-                .or_insert_with(|| platforms.clone());
+    for path in UNHELD_FIELDS {
+        if written_at(spec, path).is_none() {
+            if let Some(kept) = written_at(current, path) {
+                set_path(spec, path, Some(kept));
+            }
         }
     }
     let Some(mounts) = spec
@@ -619,6 +630,33 @@ mod tests {
                 "Networks": []
             }
         })
+    }
+
+    #[test]
+    fn an_edit_keeps_the_placement_and_resource_parts_no_form_holds() {
+        let current = json!({"TaskTemplate": {
+            "Placement": {"Constraints": ["node.role==worker"], "MaxReplicas": 2},
+            "Resources": {"Limits": {"MemoryBytes": 64, "Pids": 100},
+                          "Reservations": {"GenericResources": [{"DiscreteResourceSpec":
+                              {"Kind": "gpu", "Value": 1}}]}}
+        }});
+        // A form without constraints or limits: the parts it cannot show stay.
+        let spec = overlay_form_fields(&current, &json!({"TaskTemplate": {}}));
+        assert_eq!(spec["TaskTemplate"]["Placement"], json!({"MaxReplicas": 2}));
+        assert_eq!(
+            spec["TaskTemplate"]["Resources"],
+            json!({"Limits": {"Pids": 100},
+                   "Reservations": current["TaskTemplate"]["Resources"]["Reservations"]})
+        );
+        // A text that writes them wins.
+        let given = json!({"TaskTemplate": {"Placement": {"MaxReplicas": 3},
+                                             "Resources": {"Limits": {"Pids": 5}}}});
+        let spec = overlay_compose(&current, &given, &[]);
+        assert_eq!(spec["TaskTemplate"]["Placement"], json!({"MaxReplicas": 3}));
+        assert_eq!(
+            spec["TaskTemplate"]["Resources"]["Limits"],
+            json!({"Pids": 5})
+        );
     }
 
     #[test]
