@@ -195,8 +195,9 @@ pub fn overlay_form_fields(current: &Value, form: &Value) -> Value {
 
 /// The compose keys of a service that "edit as compose" applies besides the form's fields,
 /// with the spec field each one sets (the compose crate's `service_spec` mapping, the one
-/// `swarmkeeper deploy` applies). `compose_of` renders none of them: the service form holds
-/// none, so a text that leaves one out says nothing about it.
+/// `swarmkeeper deploy` applies). The service form holds none of them; the shown text holds
+/// only [`COMPOSE_RENDERED_KEYS`], so a text that leaves out one of the others says nothing
+/// about it.
 pub const COMPOSE_ONLY_KEYS: &[(&str, &[&str])] = &[
     ("labels", &["TaskTemplate", "ContainerSpec", "Labels"]),
     ("hostname", &["TaskTemplate", "ContainerSpec", "Hostname"]),
@@ -249,26 +250,32 @@ pub const COMPOSE_ONLY_KEYS: &[(&str, &[&str])] = &[
     ("deploy.endpoint_mode", &["EndpointSpec", "Mode"]),
 ];
 
+/// The keys of [`COMPOSE_ONLY_KEYS`] the shown compose text renders whenever the service has
+/// them (the server's `compose_of_running`): a text without one says the operator deleted it.
+pub const COMPOSE_RENDERED_KEYS: &[&str] = &["healthcheck", "read_only", "stop_grace_period"];
+
 /// The spec "edit as compose" applies: `current` with the fields of `written` (the text's
 /// spec, as the compose mapping and the deploy engine made it) that the text holds, by this
 /// rule —
 ///
 /// - the form's fields (what `compose_of` renders) as [`overlay_form_fields`] lays them: each
 ///   replaced by the text's, removed when the text leaves it out;
-/// - each key of [`COMPOSE_ONLY_KEYS`] the text writes (`keys`, the service's compose keys,
-///   `deploy.endpoint_mode` dotted): its field replaced by the text's, removed when the text's
-///   spec has none (`read_only: false`, `dns: []`, `healthcheck` that reads as nothing);
-/// - everything else — a compose-only key the text does not write, fields compose cannot
+/// - each key of [`COMPOSE_RENDERED_KEYS`] the same way: the text shows it whenever the
+///   service has it, so a text without it removes it;
+/// - each other key of [`COMPOSE_ONLY_KEYS`] the text writes (`keys`, the service's compose
+///   keys, `deploy.endpoint_mode` dotted): its field replaced by the text's, removed when the
+///   text's spec has none (`dns: []`, `tty: false`);
+/// - everything else — another compose-only key the text does not write, fields compose cannot
 ///   express (`Placement.Platforms`, a volume's stack labels, fields swarmkeeper does not
 ///   know) — as `current` has it: the text never showed it, so leaving it out removes nothing.
 ///
 /// A text rendered from `current` and read back unchanged therefore changes nothing, and each
-/// key added to or removed from the text changes its field. `current` is `{}` for a new
-/// service.
+/// key added to the text, or a shown one removed from it, changes its field. `current` is `{}`
+/// for a new service.
 pub fn overlay_compose(current: &Value, written: &Value, keys: &[&str]) -> Value {
     let mut spec = overlay_form_fields(current, written);
     for (key, path) in COMPOSE_ONLY_KEYS {
-        if keys.contains(key) {
+        if keys.contains(key) || COMPOSE_RENDERED_KEYS.contains(key) {
             set_path(&mut spec, path, written_at(written, path));
         }
     }
@@ -688,9 +695,18 @@ mod tests {
             let spec = overlay_compose(&current, &without(&rendered()), &[key]);
             assert_eq!(spec.pointer(&pointer), None, "{key}: {spec}");
             assert_eq!(spec, without(&current), "{key}");
-            // Not written: kept as it is, whatever the text's spec holds there.
+            // Not written: kept as it is, whatever the text's spec holds there; but a key the
+            // text shows whenever the service has it is the text's (deleted when it is not).
             let spec = overlay_compose(&current, &written, &[]);
-            assert_eq!(spec, current, "{key}");
+            match COMPOSE_RENDERED_KEYS.contains(key) {
+                true => assert_eq!(spec.pointer(&pointer), Some(&json!("given")), "{key}"),
+                false => assert_eq!(spec, current, "{key}"),
+            }
+            let spec = overlay_compose(&current, &without(&rendered()), &[]);
+            match COMPOSE_RENDERED_KEYS.contains(key) {
+                true => assert_eq!(spec, without(&current), "{key}"),
+                false => assert_eq!(spec, current, "{key}"),
+            }
         }
     }
 
@@ -699,15 +715,12 @@ mod tests {
         // Every subset of four keys: each written one is the text's, each other the service's.
         let sample = [
             (
-                "healthcheck",
-                json!({"Test": ["CMD", "true"], "Interval": 5_000_000_000u64}),
-            ),
-            ("read_only", json!(true)),
-            ("stop_grace_period", json!(3_000_000_000u64)),
-            (
                 "networks",
                 json!([{"Target": "id_other", "Aliases": ["web"]}]),
             ),
+            ("user", json!("1000")),
+            ("hostname", json!("web-1")),
+            ("cap_add", json!(["CAP_NET_ADMIN"])),
         ];
         let path_of = |key: &str| {
             COMPOSE_ONLY_KEYS

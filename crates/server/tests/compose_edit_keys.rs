@@ -1,9 +1,10 @@
 //! "Edit as compose" applies every key the text writes that a stack deploy applies, not only
 //! the form's (tryout finding 14, issue 14): a healthcheck, `read_only`, `stop_grace_period`
 //! and an existing overlay network added to the text are in the running spec after the edit,
-//! and the lint findings of the answer are those of that spec (no "no healthcheck"). A network
-//! the text names that the swarm does not have is refused at its line and column with nothing
-//! applied, as `swarmkeeper deploy` refuses a missing external network.
+//! and the lint findings of the answer are those of that spec (no "no healthcheck"); the text
+//! shown again holds them and changes nothing. A network the text names that the swarm does
+//! not have is refused at its line and column with nothing applied, as `swarmkeeper deploy`
+//! refuses a missing external network.
 // test lane: waiting (a rolling update followed until its task is healthy)
 
 mod support;
@@ -102,6 +103,21 @@ async fn edit_as_compose_applies_the_keys_a_stack_deploy_applies() {
         spec["TaskTemplate"]["Networks"][0]["Target"],
         network_id.trim(),
         "{spec}"
+    );
+
+    // Shown again with the keys the text can show, it reads back to no change.
+    let shown = app.service_compose(&name, op).await;
+    assert!(
+        shown.contains("    read_only: true\n") && shown.contains("    healthcheck:\n"),
+        "{shown}"
+    );
+    let again = app.post_compose(&name, op, &shown).await;
+    again.expect(200);
+    assert_eq!(
+        again.json()["changes"],
+        serde_json::json!([]),
+        "{}",
+        again.json()
     );
 }
 

@@ -33,8 +33,8 @@ use crate::respond::{Format, Input, Reply};
 use crate::state::AppState;
 use crate::views::own::{check_edit, own_part};
 use crate::views::service_form::{
-    build, compose_of, field_rows, placement_error, read_compose_edit, refused_place, Context,
-    FieldRow, Refused, ServiceForm,
+    build, compose_of_running, field_rows, placement_error, read_compose_edit, refused_place,
+    Context, FieldRow, Refused, ServiceForm,
 };
 use crate::views::FieldError;
 
@@ -724,9 +724,10 @@ async fn stack_target(state: &AppState, name: &str) -> Result<ComposeTarget, App
 }
 
 fn compose_text(target: &ComposeTarget) -> String {
-    let views: Vec<&ServiceView> = target.services.iter().map(|s| &s.view).collect();
-    compose_of(
-        &views,
+    let services: Vec<(&ServiceView, &serde_json::Value)> =
+        target.services.iter().map(|s| (&s.view, &s.spec)).collect();
+    compose_of_running(
+        &services,
         &Context {
             stack: target.context_stack.clone(),
             ..Context::default()

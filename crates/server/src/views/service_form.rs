@@ -954,11 +954,12 @@ fn mount_option_error(item: &str, pairs: &[(String, String)]) -> Option<String> 
 
 /// The form as a compose file of one service (key `key`), and who wrote each line.
 fn write_compose(form: &ServiceForm, key: &str) -> Writer {
-    write_document(&[(key.to_owned(), form.clone())])
+    write_document(&[(key.to_owned(), form.clone(), Vec::new())])
 }
 
 /// Forms as the services of one compose file (by key), and who wrote each line.
-fn write_document(forms: &[(String, ServiceForm)]) -> Writer {
+/// Each service's `extra` lines (its running keys, [`running_lines`]) follow its form's.
+fn write_document(forms: &[(String, ServiceForm, Vec<String>)]) -> Writer {
     let mut w = Writer {
         text: String::new(),
         owners: Vec::new(),
@@ -967,8 +968,11 @@ fn write_document(forms: &[(String, ServiceForm)]) -> Writer {
     w.line("name", 0, "services:");
     let mut external = Vec::new();
     let mut drivers = BTreeMap::new();
-    for (key, form) in forms {
+    for (key, form, extra) in forms {
         external.push(write_service(&mut w, key, form, &mut drivers));
+        for line in extra {
+            w.line("name", 4, line);
+        }
     }
     // The objects the services name are the swarm's own: external, by their names; a volume
     // given a driver is declared with it, under its own name, so the mounts carry the driver
@@ -1856,9 +1860,31 @@ fn written_keys(service: &swarmkeeper_compose::Service) -> Vec<&'static str> {
 /// holds), `views` all of `context.stack` or one service of its own. Reading it back with
 /// [`read_compose`] gives their specs.
 pub fn compose_of(views: &[&ServiceView], context: &Context) -> String {
-    let forms: Vec<(String, ServiceForm)> = views
+    let services: Vec<(&ServiceView, Option<&serde_json::Value>)> =
+        views.iter().map(|view| (*view, None)).collect();
+    render(&services, context)
+}
+
+/// As [`compose_of`], each service with the keys of `engine::COMPOSE_RENDERED_KEYS` its spec
+/// has ([`running_lines`]): what "edit as compose" shows, so a healthcheck, `read_only` or
+/// `stop_grace_period` can be seen, changed and deleted. Reading it back with
+/// [`read_compose_edit`] and laying it over the specs (`engine::overlay_compose`) changes
+/// nothing.
+pub fn compose_of_running(
+    services: &[(&ServiceView, &serde_json::Value)],
+    context: &Context,
+) -> String {
+    let services: Vec<(&ServiceView, Option<&serde_json::Value>)> = services
         .iter()
-        .map(|view| {
+        .map(|(view, spec)| (*view, Some(*spec)))
+        .collect();
+    render(&services, context)
+}
+
+fn render(services: &[(&ServiceView, Option<&serde_json::Value>)], context: &Context) -> String {
+    let forms: Vec<(String, ServiceForm, Vec<String>)> = services
+        .iter()
+        .map(|(view, spec)| {
             let key = match &context.stack {
                 Some(stack) => view
                     .name
@@ -1867,10 +1893,64 @@ pub fn compose_of(views: &[&ServiceView], context: &Context) -> String {
                     .to_owned(),
                 None => view.name.clone(),
             };
-            (key, ServiceForm::of_view(view))
+            let extra = spec.map(running_lines).unwrap_or_default();
+            (key, ServiceForm::of_view(view), extra)
         })
         .collect();
     write_document(&forms).text
+}
+
+/// The lines (without their service's indent) of the keys of `engine::COMPOSE_RENDERED_KEYS`
+/// the Engine API `spec` has, each as the compose mapping reads it back to the same field:
+/// `read_only: true`, `stop_grace_period`, and `healthcheck` (`disable: true` for `["NONE"]`,
+/// else its test and each duration or count that is set).
+fn running_lines(spec: &serde_json::Value) -> Vec<String> {
+    let container = &spec["TaskTemplate"]["ContainerSpec"];
+    let duration = |value: &serde_json::Value| {
+        value
+            .as_u64()
+            .filter(|nanos| *nanos > 0)
+            .map(|nanos| quoted(&format_duration(std::time::Duration::from_nanos(nanos))))
+    };
+    let mut lines = Vec::new();
+    if container["ReadOnly"] == serde_json::Value::Bool(true) {
+        lines.push("read_only: true".to_owned());
+    }
+    if let Some(grace) = duration(&container["StopGracePeriod"]) {
+        lines.push(format!("stop_grace_period: {grace}"));
+    }
+    let health = &container["Healthcheck"];
+    if health.is_object() {
+        lines.push("healthcheck:".to_owned());
+        let test: Vec<&str> = health["Test"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        if test == ["NONE"] {
+            lines.push("  disable: true".to_owned());
+            return lines;
+        }
+        if !test.is_empty() {
+            let words: Vec<String> = test.iter().map(|word| quoted(word)).collect();
+            lines.push(format!("  test: [{}]", words.join(", ")));
+        }
+        for (key, field) in [
+            ("interval", "Interval"),
+            ("timeout", "Timeout"),
+            ("start_period", "StartPeriod"),
+            ("start_interval", "StartInterval"),
+        ] {
+            if let Some(value) = duration(&health[field]) {
+                lines.push(format!("  {key}: {value}"));
+            }
+        }
+        if let Some(retries) = health["Retries"].as_u64().filter(|r| *r > 0) {
+            lines.push(format!("  retries: {retries}"));
+        }
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -2455,6 +2535,46 @@ mod tests {
                 .starts_with("shop.yml:4:22: web: credential_spec:"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn the_running_keys_shown_read_back_to_no_change_and_deleted_are_removed() {
+        let context = context();
+        let mut web = form("web", "nginx");
+        web.replicas = "1".into();
+        let mut current = build(&web, &context).unwrap().json();
+        let container = &mut current["TaskTemplate"]["ContainerSpec"];
+        container["ReadOnly"] = json!(true);
+        container["StopGracePeriod"] = json!(1_500_000_000u64);
+        container["Healthcheck"] = json!({"Test": ["CMD-SHELL", "curl -f localhost/$PATH"],
+            "Interval": 5_000_000_000u64, "Timeout": 250_000_000u64,
+            "StartPeriod": 60_000_000_000u64, "StartInterval": 1_000_000_000u64, "Retries": 3});
+        let overlay_of = |text: &str, current: &serde_json::Value| {
+            let read = read_compose_edit(text, "web.yml", &context).unwrap();
+            let (spec, keys) = &read.services[0];
+            let written = serde_json::to_value(spec).unwrap();
+            swarmkeeper_engine::overlay_compose(current, &written, keys)
+        };
+        let view = ServiceView::read(&current).unwrap();
+        let text = compose_of_running(&[(&view, &current)], &context);
+        assert!(text.contains("    read_only: true\n"), "{text}");
+        assert!(text.contains("      start_interval: \"1s\"\n"), "{text}");
+        assert_eq!(overlay_of(&text, &current), current, "{text}");
+        // Deleted from the text (its last lines): removed; the rest stays.
+        let deleted = &text[..text.find("    healthcheck:").unwrap()];
+        let spec = overlay_of(deleted, &current);
+        let mut wanted = current.clone();
+        let container = wanted["TaskTemplate"]["ContainerSpec"]
+            .as_object_mut()
+            .unwrap();
+        container.remove("Healthcheck");
+        assert_eq!(spec, wanted, "{deleted}");
+        // The image's healthcheck turned off reads back as off.
+        current["TaskTemplate"]["ContainerSpec"]["Healthcheck"] = json!({"Test": ["NONE"]});
+        let view = ServiceView::read(&current).unwrap();
+        let text = compose_of_running(&[(&view, &current)], &context);
+        assert!(text.contains("      disable: true\n"), "{text}");
+        assert_eq!(overlay_of(&text, &current), current, "{text}");
     }
 
     #[test]
