@@ -465,7 +465,9 @@ fn object_name(
     }
 }
 
-fn network_name(namespace: &str, key: &str, definition: &NetworkDefinition) -> String {
+/// The Engine name of the network a stack's services call `key` (declared as `definition`):
+/// its `name`, the external name, or `STACK_key` — the name a service's attachment targets.
+pub fn network_name(namespace: &str, key: &str, definition: &NetworkDefinition) -> String {
     object_name(
         namespace,
         key,

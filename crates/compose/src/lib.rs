@@ -35,7 +35,7 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use convert::{
-    check_replicas, service_spec, stack_spec, validate, StackSpec, DEFAULT_NETWORK,
+    check_replicas, network_name, service_spec, stack_spec, validate, StackSpec, DEFAULT_NETWORK,
     DEFAULT_NETWORK_DRIVER, LABEL_IMAGE, LABEL_NAMESPACE, MAX_REPLICAS,
 };
 pub use de::{

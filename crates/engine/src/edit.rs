@@ -152,8 +152,9 @@ const FORM_FIELDS: &[&[&str]] = &[
 
 /// `current` with the fields a service form owns taken from `form` (a field `form` leaves out
 /// is removed): everything else — networks, healthcheck, hostname, fields swarmkeeper does not
-/// know — stays as the engine has it, and so do `Placement.Platforms` and a volume mount's
-/// labels inside the form's fields (see `keep_unheld`). `current` is `{}` for a new service.
+/// know — stays as the engine has it, and so do the parts of the form's fields no form holds
+/// ([`UNHELD_FIELDS`], a volume mount's labels: see `keep_unheld`) unless `form` gives them.
+/// `current` is `{}` for a new service.
 pub fn overlay_form_fields(current: &Value, form: &Value) -> Value {
     let mut spec = current.clone();
     for path in FORM_FIELDS {
@@ -192,23 +193,156 @@ pub fn overlay_form_fields(current: &Value, form: &Value) -> Value {
     spec
 }
 
-/// Puts back the parts of the form's fields that no form holds, so an edit keeps them:
-/// `TaskTemplate.Placement.Platforms` (`docker stack deploy` fills it from the image's
-/// manifest; without it Swarm may place the task on a node of another architecture) and a
-/// volume mount's `VolumeOptions.Labels` (the stack's `com.docker.stack.namespace`, which ties a
-/// volume made on another node to its stack), found by the mount's `Target`. A form that gives
-/// either one wins.
-fn keep_unheld(current: &Value, spec: &mut Value) {
-    if let Some(platforms) = current.pointer("/TaskTemplate/Placement/Platforms") {
-        // `TaskTemplate` is an object here: the overlay made it for `Placement`.
-        let template = spec["TaskTemplate"].as_object_mut().expect("made above");
-        let placement = template
-            .entry("Placement")
+/// The compose keys of a service that "edit as compose" applies besides the form's fields,
+/// with the spec field each one sets (the compose crate's `service_spec` mapping, the one
+/// `swarmkeeper deploy` applies). The service form holds none of them; the shown text holds
+/// only [`COMPOSE_RENDERED_KEYS`], so a text that leaves out one of the others says nothing
+/// about it.
+pub const COMPOSE_ONLY_KEYS: &[(&str, &[&str])] = &[
+    ("labels", &["TaskTemplate", "ContainerSpec", "Labels"]),
+    ("hostname", &["TaskTemplate", "ContainerSpec", "Hostname"]),
+    ("working_dir", &["TaskTemplate", "ContainerSpec", "Dir"]),
+    ("user", &["TaskTemplate", "ContainerSpec", "User"]),
+    (
+        "stop_grace_period",
+        &["TaskTemplate", "ContainerSpec", "StopGracePeriod"],
+    ),
+    (
+        "stop_signal",
+        &["TaskTemplate", "ContainerSpec", "StopSignal"],
+    ),
+    (
+        "healthcheck",
+        &["TaskTemplate", "ContainerSpec", "Healthcheck"],
+    ),
+    ("extra_hosts", &["TaskTemplate", "ContainerSpec", "Hosts"]),
+    (
+        "dns",
+        &["TaskTemplate", "ContainerSpec", "DNSConfig", "Nameservers"],
+    ),
+    (
+        "dns_search",
+        &["TaskTemplate", "ContainerSpec", "DNSConfig", "Search"],
+    ),
+    ("tty", &["TaskTemplate", "ContainerSpec", "TTY"]),
+    (
+        "stdin_open",
+        &["TaskTemplate", "ContainerSpec", "OpenStdin"],
+    ),
+    ("read_only", &["TaskTemplate", "ContainerSpec", "ReadOnly"]),
+    ("init", &["TaskTemplate", "ContainerSpec", "Init"]),
+    ("isolation", &["TaskTemplate", "ContainerSpec", "Isolation"]),
+    ("sysctls", &["TaskTemplate", "ContainerSpec", "Sysctls"]),
+    (
+        "cap_add",
+        &["TaskTemplate", "ContainerSpec", "CapabilityAdd"],
+    ),
+    (
+        "cap_drop",
+        &["TaskTemplate", "ContainerSpec", "CapabilityDrop"],
+    ),
+    ("ulimits", &["TaskTemplate", "ContainerSpec", "Ulimits"]),
+    (
+        "oom_score_adj",
+        &["TaskTemplate", "ContainerSpec", "OomScoreAdj"],
+    ),
+    ("networks", &["TaskTemplate", "Networks"]),
+    ("deploy.endpoint_mode", &["EndpointSpec", "Mode"]),
+];
+
+/// The keys of [`COMPOSE_ONLY_KEYS`] the shown compose text renders whenever the service has
+/// them (the server's `compose_of_running`): a text without one says the operator deleted it.
+pub const COMPOSE_RENDERED_KEYS: &[&str] = &["healthcheck", "read_only", "stop_grace_period"];
+
+/// The spec "edit as compose" applies: `current` with the fields of `written` (the text's
+/// spec, as the compose mapping and the deploy engine made it) that the text holds, by this
+/// rule —
+///
+/// - the form's fields (what `compose_of` renders) as [`overlay_form_fields`] lays them: each
+///   replaced by the text's, removed when the text leaves it out;
+/// - each key of [`COMPOSE_RENDERED_KEYS`] the same way: the text shows it whenever the
+///   service has it, so a text without it removes it;
+/// - each other key of [`COMPOSE_ONLY_KEYS`] the text writes (`keys`, the service's compose
+///   keys, `deploy.endpoint_mode` dotted): its field replaced by the text's, removed when the
+///   text's spec has none (`dns: []`, `tty: false`);
+/// - everything else — another compose-only key the text does not write, fields compose cannot
+///   express (`Placement.Platforms`, a volume's stack labels, fields swarmkeeper does not
+///   know) — as `current` has it: the text never showed it, so leaving it out removes nothing.
+///
+/// A text rendered from `current` and read back unchanged therefore changes nothing, and each
+/// key added to the text, or a shown one removed from it, changes its field. `current` is `{}`
+/// for a new service.
+pub fn overlay_compose(current: &Value, written: &Value, keys: &[&str]) -> Value {
+    let mut spec = overlay_form_fields(current, written);
+    for (key, path) in COMPOSE_ONLY_KEYS {
+        if keys.contains(key) || COMPOSE_RENDERED_KEYS.contains(key) {
+            set_path(&mut spec, path, written_at(written, path));
+        }
+    }
+    spec
+}
+
+/// The value at `path` of `spec`, when it is there and not null.
+fn written_at(spec: &Value, path: &[&str]) -> Option<Value> {
+    path.iter()
+        .try_fold(spec, |v, key| v.get(key))
+        .filter(|v| !v.is_null())
+        .cloned()
+}
+
+/// Sets (`Some`) or removes (`None`) the field at `path` of `spec`, making the objects on the
+/// way when it sets one; a removal whose parent is missing changes nothing.
+fn set_path(spec: &mut Value, path: &[&str], value: Option<Value>) {
+    let (last, parents) = path.split_last().expect("paths are not empty");
+    if value.is_none() && written_at(spec, parents).is_none() {
+        return;
+    }
+    if !spec.is_object() {
+        *spec = Value::Object(Map::new());
+    }
+    let mut fields = spec.as_object_mut().expect("made an object above");
+    for key in parents {
+        let entry = fields
+            .entry(*key)
             .or_insert_with(|| Value::Object(Map::new()));
-        if let Some(placement) = placement.as_object_mut() {
-            placement
-                .entry("Platforms")
-                .or_insert_with(|| platforms.clone());
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        fields = entry.as_object_mut().expect("made an object above");
+    }
+    match value {
+        Some(value) => fields.insert((*last).to_owned(), value),
+        None => fields.remove(*last),
+    };
+}
+
+/// The parts of the form's fields that no form holds (and `compose_of` does not render):
+/// `Placement.Platforms` (`docker stack deploy` fills it from the image's manifest; without it
+/// Swarm may place the task on a node of another architecture), `Placement.MaxReplicas`
+/// (`max_replicas_per_node`), `Resources.Limits.Pids` and `Resources.Reservations
+/// .GenericResources`.
+const UNHELD_FIELDS: &[&[&str]] = &[
+    &["TaskTemplate", "Placement", "Platforms"],
+    &["TaskTemplate", "Placement", "MaxReplicas"],
+    &["TaskTemplate", "Resources", "Limits", "Pids"],
+    &[
+        "TaskTemplate",
+        "Resources",
+        "Reservations",
+        "GenericResources",
+    ],
+];
+
+/// Puts back the parts of the form's fields that no form holds, so an edit keeps them:
+/// [`UNHELD_FIELDS`], and a volume mount's `VolumeOptions.Labels` (the stack's
+/// `com.docker.stack.namespace`, which ties a volume made on another node to its stack), found
+/// by the mount's `Target`. A form (or compose text) that gives one wins.
+fn keep_unheld(current: &Value, spec: &mut Value) {
+    for path in UNHELD_FIELDS {
+        if written_at(spec, path).is_none() {
+            if let Some(kept) = written_at(current, path) {
+                set_path(spec, path, Some(kept));
+            }
         }
     }
     let Some(mounts) = spec
@@ -472,5 +606,171 @@ mod tests {
             spec["TaskTemplate"]["ContainerSpec"]["Mounts"][1]["VolumeOptions"]["Labels"],
             json!({"x": "1"})
         );
+    }
+
+    /// A running spec with the form's fields and some of compose's only fields.
+    fn running() -> Value {
+        json!({
+            "Name": "shop_web", "Labels": {"com.docker.stack.namespace": "shop"},
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "EndpointSpec": {"Mode": "vip"},
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "app:1", "Env": ["A=1"],
+                                  "Labels": {"com.docker.stack.namespace": "shop", "x": "1"},
+                                  "Hostname": "h", "DNSConfig": {"Search": ["lan"]}},
+                "Networks": [{"Target": "id_default", "Aliases": ["web"]}],
+                "Placement": {"Platforms": [{"Architecture": "amd64", "OS": "linux"}]},
+                "ForceUpdate": 1
+            }
+        })
+    }
+
+    /// What the rendered text of [`running`] reads as: its form's fields, the stack's labels.
+    fn rendered() -> Value {
+        json!({
+            "Name": "shop_web", "Labels": {"com.docker.stack.namespace": "shop"},
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "EndpointSpec": {},
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": "app:1", "Env": ["A=1"],
+                                  "Labels": {"com.docker.stack.namespace": "shop"}},
+                "Networks": []
+            }
+        })
+    }
+
+    #[test]
+    fn an_edit_keeps_the_placement_and_resource_parts_no_form_holds() {
+        let current = json!({"TaskTemplate": {
+            "Placement": {"Constraints": ["node.role==worker"], "MaxReplicas": 2},
+            "Resources": {"Limits": {"MemoryBytes": 64, "Pids": 100},
+                          "Reservations": {"GenericResources": [{"DiscreteResourceSpec":
+                              {"Kind": "gpu", "Value": 1}}]}}
+        }});
+        // A form without constraints or limits: the parts it cannot show stay.
+        let spec = overlay_form_fields(&current, &json!({"TaskTemplate": {}}));
+        assert_eq!(spec["TaskTemplate"]["Placement"], json!({"MaxReplicas": 2}));
+        assert_eq!(
+            spec["TaskTemplate"]["Resources"],
+            json!({"Limits": {"Pids": 100},
+                   "Reservations": current["TaskTemplate"]["Resources"]["Reservations"]})
+        );
+        // A text that writes them wins.
+        let given = json!({"TaskTemplate": {"Placement": {"MaxReplicas": 3},
+                                             "Resources": {"Limits": {"Pids": 5}}}});
+        let spec = overlay_compose(&current, &given, &[]);
+        assert_eq!(spec["TaskTemplate"]["Placement"], json!({"MaxReplicas": 3}));
+        assert_eq!(
+            spec["TaskTemplate"]["Resources"]["Limits"],
+            json!({"Pids": 5})
+        );
+    }
+
+    #[test]
+    fn an_unchanged_compose_text_changes_nothing() {
+        assert_eq!(overlay_compose(&running(), &rendered(), &[]), running());
+        // Keys of the form the text writes as they are: still nothing.
+        let keys = ["image", "environment", "deploy"];
+        assert_eq!(overlay_compose(&running(), &rendered(), &keys), running());
+    }
+
+    #[test]
+    fn each_key_the_text_adds_or_removes_changes_its_field_alone() {
+        for (key, path) in COMPOSE_ONLY_KEYS {
+            let pointer = format!("/{}", path.join("/"));
+            let without = |spec: &Value| {
+                let mut spec = spec.clone();
+                set_path(&mut spec, path, None);
+                spec
+            };
+            // Added: the text's value, and nothing else moves.
+            let mut written = rendered();
+            set_path(&mut written, path, Some(json!("given")));
+            let spec = overlay_compose(&running(), &written, &[key]);
+            assert_eq!(spec.pointer(&pointer), Some(&json!("given")), "{key}");
+            assert_eq!(without(&spec), without(&running()), "{key}");
+            // The text's spec has none (`read_only: false`): removed, nothing else moves.
+            let mut current = running();
+            set_path(&mut current, path, Some(json!("was")));
+            let spec = overlay_compose(&current, &without(&rendered()), &[key]);
+            assert_eq!(spec.pointer(&pointer), None, "{key}: {spec}");
+            assert_eq!(spec, without(&current), "{key}");
+            // Not written: kept as it is, whatever the text's spec holds there; but a key the
+            // text shows whenever the service has it is the text's (deleted when it is not).
+            let spec = overlay_compose(&current, &written, &[]);
+            match COMPOSE_RENDERED_KEYS.contains(key) {
+                true => assert_eq!(spec.pointer(&pointer), Some(&json!("given")), "{key}"),
+                false => assert_eq!(spec, current, "{key}"),
+            }
+            let spec = overlay_compose(&current, &without(&rendered()), &[]);
+            match COMPOSE_RENDERED_KEYS.contains(key) {
+                true => assert_eq!(spec, without(&current), "{key}"),
+                false => assert_eq!(spec, current, "{key}"),
+            }
+        }
+    }
+
+    #[test]
+    fn keys_written_together_apply_together() {
+        // Every subset of four keys: each written one is the text's, each other the service's.
+        let sample = [
+            (
+                "networks",
+                json!([{"Target": "id_other", "Aliases": ["web"]}]),
+            ),
+            ("user", json!("1000")),
+            ("hostname", json!("web-1")),
+            ("cap_add", json!(["CAP_NET_ADMIN"])),
+        ];
+        let path_of = |key: &str| {
+            COMPOSE_ONLY_KEYS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, p)| *p)
+                .unwrap()
+        };
+        let mut written = rendered();
+        for (key, value) in &sample {
+            set_path(&mut written, path_of(key), Some(value.clone()));
+        }
+        for mask in 0..1u32 << sample.len() {
+            let keys: Vec<&str> = (0..sample.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| sample[i].0)
+                .collect();
+            let spec = overlay_compose(&running(), &written, &keys);
+            for (key, value) in &sample {
+                let pointer = format!("/{}", path_of(key).join("/"));
+                let wanted = match keys.contains(key) {
+                    true => Some(value.clone()),
+                    false => running().pointer(&pointer).cloned(),
+                };
+                assert_eq!(spec.pointer(&pointer).cloned(), wanted, "{key} of {keys:?}");
+            }
+            assert_eq!(
+                spec["TaskTemplate"]["Placement"],
+                running()["TaskTemplate"]["Placement"]
+            );
+        }
+    }
+
+    #[test]
+    fn dns_servers_and_search_domains_are_separate_keys() {
+        let mut written = rendered();
+        written["TaskTemplate"]["ContainerSpec"]["DNSConfig"] = json!({"Nameservers": ["1.1.1.1"]});
+        let spec = overlay_compose(&running(), &written, &["dns"]);
+        assert_eq!(
+            spec["TaskTemplate"]["ContainerSpec"]["DNSConfig"],
+            json!({"Nameservers": ["1.1.1.1"], "Search": ["lan"]})
+        );
+        let spec = overlay_compose(&running(), &rendered(), &["dns_search"]);
+        assert_eq!(
+            spec["TaskTemplate"]["ContainerSpec"]["DNSConfig"],
+            json!({})
+        );
+        // Removing what a spec lacks makes nothing.
+        let spec = overlay_compose(&json!({}), &json!({}), &["dns", "networks"]);
+        assert_eq!(spec.pointer("/TaskTemplate/ContainerSpec/DNSConfig"), None);
+        assert_eq!(spec.pointer("/TaskTemplate/Networks"), None);
     }
 }

@@ -17,7 +17,7 @@ use swarmkeeper_compose::{ComposeError, Location};
 use swarmkeeper_deploy::{
     complete_specs, history_stack, DeployError, DeployOutcome, Options, Request,
 };
-use swarmkeeper_engine::{overlay_form_fields, Service, ServiceView};
+use swarmkeeper_engine::{overlay_compose, overlay_form_fields, Service, ServiceView};
 use swarmkeeper_lint::{lint_running, RunningFinding};
 use swarmkeeper_rollout::{changes, describe_change};
 
@@ -33,8 +33,8 @@ use crate::respond::{Format, Input, Reply};
 use crate::state::AppState;
 use crate::views::own::{check_edit, own_part};
 use crate::views::service_form::{
-    build, compose_of, field_rows, placement_error, read_compose, refused_place, Context, FieldRow,
-    Refused, ServiceForm,
+    build, compose_of_running, field_rows, placement_error, read_compose_edit, refused_place,
+    Context, FieldRow, Refused, ServiceForm,
 };
 use crate::views::FieldError;
 
@@ -393,16 +393,18 @@ async fn replicas_pending(
     }))
 }
 
-/// What a form or compose text of `stack` may name: the swarm's secrets and configs by name;
+/// What a form or compose text of `stack` may name: the swarm's secrets, configs and networks
+/// by name;
 /// and the modes of the `running` services it edits, which Swarm cannot change.
 async fn context(
     state: &AppState,
     stack: Option<String>,
     running: &[Service],
 ) -> Result<Context, AppError> {
-    let (secrets, configs) = tokio::try_join!(
+    let (secrets, configs, networks) = tokio::try_join!(
         state.engine.list_secrets(None),
-        state.engine.list_configs(None)
+        state.engine.list_configs(None),
+        state.engine.list_networks(None)
     )?;
     let ids = |objects: Vec<swarmkeeper_engine::SwarmObject>| -> HashMap<String, String> {
         objects.into_iter().map(|o| (o.name, o.id)).collect()
@@ -411,6 +413,7 @@ async fn context(
         stack,
         secrets: ids(secrets),
         configs: ids(configs),
+        networks: ids(networks),
         modes: running
             .iter()
             .map(|s| (s.name.clone(), s.view.mode.clone()))
@@ -721,9 +724,10 @@ async fn stack_target(state: &AppState, name: &str) -> Result<ComposeTarget, App
 }
 
 fn compose_text(target: &ComposeTarget) -> String {
-    let views: Vec<&ServiceView> = target.services.iter().map(|s| &s.view).collect();
-    compose_of(
-        &views,
+    let services: Vec<(&ServiceView, &serde_json::Value)> =
+        target.services.iter().map(|s| (&s.view, &s.spec)).collect();
+    compose_of_running(
+        &services,
         &Context {
             stack: target.context_stack.clone(),
             ..Context::default()
@@ -791,6 +795,11 @@ pub async fn apply_stack_compose(
     apply_compose(&state, &caller, &uri, target, post).await
 }
 
+/// A compose text of `target` previewed or applied: read (`read_compose_edit`), completed by
+/// the deploy engine, laid over each running service with `engine::overlay_compose` (every key
+/// a stack deploy applies that the text writes; what the shown text does not hold and the text
+/// leaves out stays), refused at its line:column when no node could run it or a port is taken,
+/// linted as it will run, and applied as one revision.
 async fn apply_compose(
     state: &AppState,
     caller: &Caller,
@@ -800,17 +809,29 @@ async fn apply_compose(
 ) -> Result<Reply, AppError> {
     let context = context(state, target.context_stack.clone(), &target.services).await?;
     let file_name = format!("{}.yml", target.name);
-    let read = read_compose(&post.compose, &file_name, &context).map_err(|e| e.to_string());
-    let read = read.and_then(|specs| {
-        if target.kind == "service" && (specs.len() != 1 || specs[0].name != target.name) {
+    let read = read_compose_edit(&post.compose, &file_name, &context).map_err(|e| e.to_string());
+    let read = read.and_then(|read| {
+        let services = &read.services;
+        if target.kind == "service" && (services.len() != 1 || services[0].0.name != target.name) {
             Err(format!(
                 "{file_name}: the text must hold service {} and nothing else",
                 target.name
             ))
         } else {
-            Ok(specs)
+            Ok(read)
         }
     });
+    // The keys each service's text writes besides the form's, and the keys nothing applies.
+    let (keys, ignored): (HashMap<String, Vec<&str>>, Vec<String>) = match &read {
+        Ok(read) => (
+            read.services
+                .iter()
+                .map(|(spec, keys)| (spec.name.clone(), keys.clone()))
+                .collect(),
+            read.ignored.clone(),
+        ),
+        Err(_) => Default::default(),
+    };
     let refused = |message: String, compose: String| match Format::of(uri.path()) {
         Format::Json => Err(AppError::Rejected {
             status: StatusCode::BAD_REQUEST,
@@ -820,8 +841,9 @@ async fn apply_compose(
             .with_status(StatusCode::UNPROCESSABLE_ENTITY)),
     };
     let read = match read {
-        Ok(specs) => {
+        Ok(read) => {
             let edits = target.services.iter().map(|s| s.name.clone()).collect();
+            let specs = read.services.into_iter().map(|(spec, _)| spec).collect();
             complete(state, &target.history, specs, edits).await?
         }
         Err(message) => Err(message),
@@ -849,9 +871,11 @@ async fn apply_compose(
     let mut findings = Vec::new();
     let mut desired = Vec::with_capacity(specs.len());
     let mut notes = notes;
+    notes.extend(ignored);
     for (name, written) in specs {
         let current = target.services.iter().find(|s| s.name == name);
-        let spec = overlay_form_fields(current.map_or(&empty, |s| &s.spec), &written);
+        let written_keys = keys.get(&name).map_or(&[][..], Vec::as_slice);
+        let spec = overlay_compose(current.map_or(&empty, |s| &s.spec), &written, written_keys);
         // Moving swarmkeeper's own server or scaling it to 0, as the form's edit guards it.
         if let (Some(current), Ok(after)) = (current, ServiceView::read(&spec)) {
             let part = own_part(&current.view);

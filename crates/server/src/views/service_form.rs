@@ -15,10 +15,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::{
-    bare_variable, engine_refusals, load, parse_bytes, parse_nano_cpus, reference, service_spec,
-    ComposeError, Environment, Location, SourceFile, Stack, LABEL_IMAGE, LABEL_NAMESPACE,
+    bare_variable, engine_refusals, load, network_name, parse_bytes, parse_nano_cpus, reference,
+    service_spec, ComposeError, Environment, Location, SourceFile, Stack, LABEL_IMAGE,
+    LABEL_NAMESPACE,
 };
-use swarmkeeper_engine::{PublishMode, ServiceMode, ServiceView, UpdateConfig};
+use swarmkeeper_engine::{PublishMode, ServiceMode, ServiceView, UpdateConfig, COMPOSE_ONLY_KEYS};
 use swarmkeeper_lint::mode_change;
 use swarmkeeper_rollout::preflight::{Unmet, Unplaceable};
 use swarmkeeper_units::format_duration;
@@ -390,6 +391,8 @@ pub struct Context {
     /// Secret and config ids by name.
     pub secrets: HashMap<String, String>,
     pub configs: HashMap<String, String>,
+    /// Network ids by name: the networks a compose text's `networks:` may attach to.
+    pub networks: HashMap<String, String>,
     /// The mode of each service that runs already, by its whole name: Swarm cannot change it.
     pub modes: HashMap<String, ServiceMode>,
 }
@@ -951,11 +954,12 @@ fn mount_option_error(item: &str, pairs: &[(String, String)]) -> Option<String> 
 
 /// The form as a compose file of one service (key `key`), and who wrote each line.
 fn write_compose(form: &ServiceForm, key: &str) -> Writer {
-    write_document(&[(key.to_owned(), form.clone())])
+    write_document(&[(key.to_owned(), form.clone(), Vec::new())])
 }
 
 /// Forms as the services of one compose file (by key), and who wrote each line.
-fn write_document(forms: &[(String, ServiceForm)]) -> Writer {
+/// Each service's `extra` lines (its running keys, [`running_lines`]) follow its form's.
+fn write_document(forms: &[(String, ServiceForm, Vec<String>)]) -> Writer {
     let mut w = Writer {
         text: String::new(),
         owners: Vec::new(),
@@ -964,8 +968,11 @@ fn write_document(forms: &[(String, ServiceForm)]) -> Writer {
     w.line("name", 0, "services:");
     let mut external = Vec::new();
     let mut drivers = BTreeMap::new();
-    for (key, form) in forms {
+    for (key, form, extra) in forms {
         external.push(write_service(&mut w, key, form, &mut drivers));
+        for line in extra {
+            w.line("name", 4, line);
+        }
     }
     // The objects the services name are the swarm's own: external, by their names; a volume
     // given a driver is declared with it, under its own name, so the mounts carry the driver
@@ -1640,16 +1647,45 @@ impl std::fmt::Display for ComposeRefusal {
     }
 }
 
-/// Every service of a compose text as the Engine API spec of the form's fields, named by the
-/// service's whole name (`STACK_KEY` in `context.stack`, else the key): what "edit as
-/// compose" deploys, once the deploy engine completed it (safe defaults, digests). Secrets, configs and volumes are the swarm's own (declare them
-/// `external`); secret and config ids come from `context`. No networks: an edit keeps the
-/// service's.
+/// Every service of a compose text as the Engine API spec its keys make (the mapping
+/// `swarmkeeper deploy` applies), named by the service's whole name (`STACK_KEY` in
+/// `context.stack`, else the key): what a form builds, once the deploy engine completed it
+/// (safe defaults, digests). Secrets, configs and volumes are the swarm's own (declare them
+/// `external`); secret and config ids come from `context`. Networks as [`read_compose_edit`]
+/// reads them (a form names none).
 pub fn read_compose(
     text: &str,
     file_name: &str,
     context: &Context,
 ) -> Result<Vec<ServiceSpec>, ComposeRefusal> {
+    let read = read_compose_edit(text, file_name, context)?;
+    Ok(read.services.into_iter().map(|(spec, _)| spec).collect())
+}
+
+/// A compose text read for "edit as compose".
+#[derive(Debug)]
+pub struct ComposeEdit {
+    /// Each service's spec (as [`read_compose`] reads it), with the keys of
+    /// `engine::COMPOSE_ONLY_KEYS` its text writes: `engine::overlay_compose` applies those.
+    pub services: Vec<(ServiceSpec, Vec<&'static str>)>,
+    /// Each key the text writes that `docker stack deploy` ignores, and so is not applied
+    /// either, at its place, as `swarmkeeper lint` says it (SK040):
+    /// `web.yml:7:5: web: `container_name` is ignored by docker stack deploy (why): not applied`.
+    pub ignored: Vec<String>,
+}
+
+/// A compose text read as [`read_compose`] reads it, and what "edit as compose" applies of it:
+/// the keys each service writes besides the form's, and the ignored keys. A service that names
+/// `networks:` is attached to those networks by id; one the swarm does not have is refused at
+/// its place in the service's list, as `swarmkeeper deploy` refuses a missing external network
+/// (an edit creates no network). A service that names none keeps its own: the text is not
+/// given the stack's default network. `credential_spec` is refused at its place: it needs a
+/// config linked to the service, which only a stack deploy does.
+pub fn read_compose_edit(
+    text: &str,
+    file_name: &str,
+    context: &Context,
+) -> Result<ComposeEdit, ComposeRefusal> {
     let variables = HashMap::new();
     let no_files = |path: &str| -> std::io::Result<String> {
         Err(std::io::Error::other(format!(
@@ -1677,14 +1713,77 @@ pub fn read_compose(
         return Err(refused(r.at, r.setting, r.message.clone(), r.to_string()));
     }
     let namespace = context.stack.as_deref().unwrap_or("");
-    let mut specs = Vec::with_capacity(stack.services.len());
+    let place =
+        |at: swarmkeeper_compose::Location| format!("{file_name}:{}:{}", at.line, at.column);
+    let mut ignored: Vec<String> = stack
+        .ignored
+        .iter()
+        .map(|i| {
+            format!(
+                "{}: `{}` is ignored by docker stack deploy ({}): not applied",
+                place(i.at),
+                i.key,
+                i.reason
+            )
+        })
+        .collect();
+    let mut services = Vec::with_capacity(stack.services.len());
     for (key, service) in &stack.services {
+        if let Some(credential_spec) = &service.credential_spec {
+            let why = "edit as compose cannot link a credential spec to the service: deploy the stack file".to_owned();
+            let said = format!("{key}: credential_spec: {why}");
+            return Err(refused(credential_spec.at, "credential_spec", why, said));
+        }
+        ignored.extend(service.ignored.iter().map(|i| {
+            format!(
+                "{}: {key}: `{}` is ignored by docker stack deploy ({}): not applied",
+                place(i.at),
+                i.key,
+                i.reason
+            )
+        }));
         let mut spec: ServiceSpec = service_spec(namespace, key, service, &stack);
         spec.name = match &context.stack {
             Some(stack) => format!("{stack}_{key}"),
             None => key.clone(),
         };
-        spec.task_template.networks.clear();
+        match &service.networks {
+            None => spec.task_template.networks.clear(),
+            Some(networks) => {
+                for attachment in &mut spec.task_template.networks {
+                    if let Some(id) = context.networks.get(&attachment.target) {
+                        attachment.target = id.clone();
+                        continue;
+                    }
+                    // The service's entry that names it (a text without entries is given the
+                    // stack's default network).
+                    let entry = networks.0.iter().find(|(network, _)| {
+                        let definition = stack.networks.get(*network).map(|d| &d.value);
+                        network_name(
+                            namespace,
+                            network,
+                            definition.unwrap_or(&Default::default()),
+                        ) == attachment.target
+                    });
+                    let external = entry
+                        .and_then(|(network, _)| stack.networks.get(network))
+                        .and_then(|d| d.value.external.as_ref())
+                        .is_some_and(|e| e.external);
+                    let name = &attachment.target;
+                    let why = match external {
+                        true => format!("network {name} is declared external but does not exist: create it first"),
+                        false => format!("network {name} does not exist: edit as compose creates no network (create it, then declare it `external: true`)"),
+                    };
+                    let at = entry.map_or(service.at, |(_, e)| e.at);
+                    return Err(refused(
+                        at,
+                        "networks",
+                        why.clone(),
+                        format!("{key}: {why}"),
+                    ));
+                }
+            }
+        }
         if let Some(current) = context.modes.get(&spec.name) {
             let wanted = serde_json::to_value(&spec)
                 .ok()
@@ -1734,18 +1833,58 @@ pub fn read_compose(
                 .ok_or_else(|| missing("config", &config.config_name))?
                 .clone();
         }
-        specs.push(spec);
+        services.push((spec, written_keys(service)));
     }
-    Ok(specs)
+    Ok(ComposeEdit { services, ignored })
+}
+
+/// The keys of `engine::COMPOSE_ONLY_KEYS` that `service` writes (`deploy.endpoint_mode`
+/// dotted), a key written with an empty value included: it empties its field.
+fn written_keys(service: &swarmkeeper_compose::Service) -> Vec<&'static str> {
+    // The model's fields are named as its keys; a key the text does not write is `None`.
+    let written = serde_json::to_value(service).unwrap_or_default();
+    COMPOSE_ONLY_KEYS
+        .iter()
+        .map(|(key, _)| *key)
+        .filter(|key| match *key {
+            "deploy.endpoint_mode" => service
+                .deploy
+                .as_ref()
+                .is_some_and(|d| d.endpoint_mode.is_some()),
+            key => written.get(key).is_some_and(|v| !v.is_null()),
+        })
+        .collect()
 }
 
 /// Running services as the compose text that would produce them (the fields the form
 /// holds), `views` all of `context.stack` or one service of its own. Reading it back with
 /// [`read_compose`] gives their specs.
 pub fn compose_of(views: &[&ServiceView], context: &Context) -> String {
-    let forms: Vec<(String, ServiceForm)> = views
+    let services: Vec<(&ServiceView, Option<&serde_json::Value>)> =
+        views.iter().map(|view| (*view, None)).collect();
+    render(&services, context)
+}
+
+/// As [`compose_of`], each service with the keys of `engine::COMPOSE_RENDERED_KEYS` its spec
+/// has ([`running_lines`]): what "edit as compose" shows, so a healthcheck, `read_only` or
+/// `stop_grace_period` can be seen, changed and deleted. Reading it back with
+/// [`read_compose_edit`] and laying it over the specs (`engine::overlay_compose`) changes
+/// nothing.
+pub fn compose_of_running(
+    services: &[(&ServiceView, &serde_json::Value)],
+    context: &Context,
+) -> String {
+    let services: Vec<(&ServiceView, Option<&serde_json::Value>)> = services
         .iter()
-        .map(|view| {
+        .map(|(view, spec)| (*view, Some(*spec)))
+        .collect();
+    render(&services, context)
+}
+
+fn render(services: &[(&ServiceView, Option<&serde_json::Value>)], context: &Context) -> String {
+    let forms: Vec<(String, ServiceForm, Vec<String>)> = services
+        .iter()
+        .map(|(view, spec)| {
             let key = match &context.stack {
                 Some(stack) => view
                     .name
@@ -1754,10 +1893,64 @@ pub fn compose_of(views: &[&ServiceView], context: &Context) -> String {
                     .to_owned(),
                 None => view.name.clone(),
             };
-            (key, ServiceForm::of_view(view))
+            let extra = spec.map(running_lines).unwrap_or_default();
+            (key, ServiceForm::of_view(view), extra)
         })
         .collect();
     write_document(&forms).text
+}
+
+/// The lines (without their service's indent) of the keys of `engine::COMPOSE_RENDERED_KEYS`
+/// the Engine API `spec` has, each as the compose mapping reads it back to the same field:
+/// `read_only: true`, `stop_grace_period`, and `healthcheck` (`disable: true` for `["NONE"]`,
+/// else its test and each duration or count that is set).
+fn running_lines(spec: &serde_json::Value) -> Vec<String> {
+    let container = &spec["TaskTemplate"]["ContainerSpec"];
+    let duration = |value: &serde_json::Value| {
+        value
+            .as_u64()
+            .filter(|nanos| *nanos > 0)
+            .map(|nanos| quoted(&format_duration(std::time::Duration::from_nanos(nanos))))
+    };
+    let mut lines = Vec::new();
+    if container["ReadOnly"] == serde_json::Value::Bool(true) {
+        lines.push("read_only: true".to_owned());
+    }
+    if let Some(grace) = duration(&container["StopGracePeriod"]) {
+        lines.push(format!("stop_grace_period: {grace}"));
+    }
+    let health = &container["Healthcheck"];
+    if health.is_object() {
+        lines.push("healthcheck:".to_owned());
+        let test: Vec<&str> = health["Test"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        if test == ["NONE"] {
+            lines.push("  disable: true".to_owned());
+            return lines;
+        }
+        if !test.is_empty() {
+            let words: Vec<String> = test.iter().map(|word| quoted(word)).collect();
+            lines.push(format!("  test: [{}]", words.join(", ")));
+        }
+        for (key, field) in [
+            ("interval", "Interval"),
+            ("timeout", "Timeout"),
+            ("start_period", "StartPeriod"),
+            ("start_interval", "StartInterval"),
+        ] {
+            if let Some(value) = duration(&health[field]) {
+                lines.push(format!("  {key}: {value}"));
+            }
+        }
+        if let Some(retries) = health["Retries"].as_u64().filter(|r| *r > 0) {
+            lines.push(format!("  retries: {retries}"));
+        }
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -1778,6 +1971,7 @@ mod tests {
             stack: None,
             secrets: HashMap::from([("db-pass".to_owned(), "sec1".to_owned())]),
             configs: HashMap::from([("nginx.conf".to_owned(), "cfg1".to_owned())]),
+            networks: HashMap::from([("shop_default".to_owned(), "net1".to_owned())]),
             modes: HashMap::new(),
         }
     }
@@ -2268,6 +2462,122 @@ mod tests {
     }
 
     #[test]
+    fn an_edit_as_compose_reads_the_keys_the_form_does_not_hold() {
+        let context = Context {
+            stack: Some("shop".into()),
+            ..context()
+        };
+        let text = "services:\n  web:\n    image: nginx\n    read_only: true\n    \
+                    stop_grace_period: 3s\n    container_name: w\n    \
+                    healthcheck: {test: [CMD, /bin/true], interval: 5s}\n    \
+                    networks: [default]\n";
+        let read = read_compose_edit(text, "shop.yml", &context).unwrap();
+        let (spec, keys) = &read.services[0];
+        assert_eq!(
+            keys,
+            &["stop_grace_period", "healthcheck", "read_only", "networks"]
+        );
+        let spec = serde_json::to_value(spec).unwrap();
+        let container = &spec["TaskTemplate"]["ContainerSpec"];
+        assert_eq!(container["ReadOnly"], true);
+        assert_eq!(container["StopGracePeriod"], 3_000_000_000u64);
+        assert_eq!(
+            container["Healthcheck"]["Test"],
+            json!(["CMD", "/bin/true"])
+        );
+        // By the network's id, as the engine keeps it.
+        assert_eq!(spec["TaskTemplate"]["Networks"][0]["Target"], "net1");
+        assert_eq!(
+            read.ignored,
+            [
+                "shop.yml:6:21: web: `container_name` is ignored by docker stack deploy \
+              (Swarm names a service's containers itself): not applied"
+            ]
+        );
+        // A text that names no network keeps the service's: none read, no key written.
+        let bare = read_compose_edit(
+            "services:\n  web:\n    image: nginx\n",
+            "shop.yml",
+            &context,
+        )
+        .unwrap();
+        assert!(bare.services[0].1.is_empty(), "{bare:?}");
+        assert!(bare.services[0].0.task_template.networks.is_empty());
+        // A network the swarm does not have: refused where the service names it.
+        let text = "services:\n  web:\n    image: nginx\n    networks:\n      - front\n\
+                    networks:\n  front:\n    external: true\n";
+        match read_compose_edit(text, "shop.yml", &context).unwrap_err() {
+            ComposeRefusal::Refused { error, setting, .. } => {
+                assert_eq!((error.line, error.column, setting), (5, 9, "networks"));
+                assert!(
+                    error
+                        .message
+                        .contains("network front is declared external but does not exist"),
+                    "{error}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let text =
+            "services:\n  web:\n    image: nginx\n    networks: [back]\nnetworks:\n  back: {}\n";
+        let refused = read_compose_edit(text, "shop.yml", &context).unwrap_err();
+        assert!(
+            refused.to_string().starts_with(
+                "shop.yml:4:16: web: network shop_back does not exist: edit as compose creates no network"
+            ),
+            "{refused}"
+        );
+        let text = "services:\n  web:\n    image: nginx\n    credential_spec: {file: x.json}\n";
+        let refused = read_compose_edit(text, "shop.yml", &context).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("shop.yml:4:22: web: credential_spec:"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn the_running_keys_shown_read_back_to_no_change_and_deleted_are_removed() {
+        let context = context();
+        let mut web = form("web", "nginx");
+        web.replicas = "1".into();
+        let mut current = build(&web, &context).unwrap().json();
+        let container = &mut current["TaskTemplate"]["ContainerSpec"];
+        container["ReadOnly"] = json!(true);
+        container["StopGracePeriod"] = json!(1_500_000_000u64);
+        container["Healthcheck"] = json!({"Test": ["CMD-SHELL", "curl -f localhost/$PATH"],
+            "Interval": 5_000_000_000u64, "Timeout": 250_000_000u64,
+            "StartPeriod": 60_000_000_000u64, "StartInterval": 1_000_000_000u64, "Retries": 3});
+        let overlay_of = |text: &str, current: &serde_json::Value| {
+            let read = read_compose_edit(text, "web.yml", &context).unwrap();
+            let (spec, keys) = &read.services[0];
+            let written = serde_json::to_value(spec).unwrap();
+            swarmkeeper_engine::overlay_compose(current, &written, keys)
+        };
+        let view = ServiceView::read(&current).unwrap();
+        let text = compose_of_running(&[(&view, &current)], &context);
+        assert!(text.contains("    read_only: true\n"), "{text}");
+        assert!(text.contains("      start_interval: \"1s\"\n"), "{text}");
+        assert_eq!(overlay_of(&text, &current), current, "{text}");
+        // Deleted from the text (its last lines): removed; the rest stays.
+        let deleted = &text[..text.find("    healthcheck:").unwrap()];
+        let spec = overlay_of(deleted, &current);
+        let mut wanted = current.clone();
+        let container = wanted["TaskTemplate"]["ContainerSpec"]
+            .as_object_mut()
+            .unwrap();
+        container.remove("Healthcheck");
+        assert_eq!(spec, wanted, "{deleted}");
+        // The image's healthcheck turned off reads back as off.
+        current["TaskTemplate"]["ContainerSpec"]["Healthcheck"] = json!({"Test": ["NONE"]});
+        let view = ServiceView::read(&current).unwrap();
+        let text = compose_of_running(&[(&view, &current)], &context);
+        assert!(text.contains("      disable: true\n"), "{text}");
+        assert_eq!(overlay_of(&text, &current), current, "{text}");
+    }
+
+    #[test]
     fn a_refusal_after_reading_points_at_what_the_text_wrote() {
         let text = "services:\n  web:\n    image: nginx\n    ports:\n      - \"8080:80\"\n      \
                     - target: 53\n        published: 8053\n        protocol: udp\n    \
@@ -2357,6 +2667,10 @@ mod tests {
             };
             let spec_of = |text: &str| serde_json::to_value(read_compose(text, "c.yml", &context).unwrap().pop().unwrap()).unwrap();
             let c1 = text_of(&first.json());
+            // The rendered text writes none of the keys the form does not hold.
+            let read = read_compose_edit(&c1, "c.yml", &context).unwrap();
+            proptest::prop_assert!(read.services[0].1.is_empty());
+            proptest::prop_assert!(read.ignored.is_empty());
             let s1 = spec_of(&c1);
             let c2 = text_of(&s1);
             let s2 = spec_of(&c2);
