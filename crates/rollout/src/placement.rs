@@ -103,8 +103,11 @@ impl NodeRoom {
 /// Where a task goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Placement {
-    /// Onto this node (its hostname): one that passes every filter.
-    Moves(String),
+    /// Onto a node that passes every filter: `to` (a hostname), the one this simulation gives
+    /// it and counts for the tasks after it; `alike`, the other nodes that pass and are as
+    /// loaded by the spread rule, among which Swarm's own pick is not known in advance (its
+    /// scheduler breaks ties its own way; tryout 12 saw two tasks land the other way round).
+    Moves { to: String, alike: Vec<String> },
     /// Nowhere: why, for people (`not enough memory on any ready, active node (it reserves
     /// 2.0 GiB; 2 nodes looked at)`).
     Pending(String),
@@ -126,23 +129,23 @@ pub fn place(tasks: &[Displaced], nodes: &[NodeRoom]) -> Result<Vec<Placement>, 
     let mut placed = Vec::with_capacity(tasks.len());
     for task in tasks {
         let mut refusals = Vec::new();
-        let mut best: Option<usize> = None;
+        let mut fit = Vec::new();
         for (i, node) in nodes.iter().enumerate() {
             match refusal(task, node)? {
                 Some(refusal) => refusals.push(refusal),
-                None => {
-                    let load = |n: &NodeRoom| {
-                        (
-                            n.tasks.get(&task.service).copied().unwrap_or(0),
-                            n.tasks.values().sum::<u64>(),
-                        )
-                    };
-                    if best.is_none_or(|b| load(node) < load(&nodes[b])) {
-                        best = Some(i);
-                    }
-                }
+                None => fit.push(i),
             }
         }
+        let load = |n: &NodeRoom| {
+            (
+                n.tasks.get(&task.service).copied().unwrap_or(0),
+                n.tasks.values().sum::<u64>(),
+            )
+        };
+        let least = fit.iter().map(|&i| load(&nodes[i])).min();
+        let mut lightest = fit.into_iter().filter(|&i| Some(load(&nodes[i])) == least);
+        let best = lightest.next();
+        let alike: Vec<String> = lightest.map(|i| nodes[i].facts.hostname.clone()).collect();
         placed.push(match best {
             Some(i) => {
                 let node = &mut nodes[i];
@@ -152,7 +155,10 @@ pub fn place(tasks: &[Displaced], nodes: &[NodeRoom]) -> Result<Vec<Placement>, 
                     node.host_ports.insert(port.clone(), task.service.clone());
                 }
                 *node.tasks.entry(task.service.clone()).or_default() += 1;
-                Placement::Moves(node.facts.hostname.clone())
+                Placement::Moves {
+                    to: node.facts.hostname.clone(),
+                    alike,
+                }
             }
             None => Placement::Pending(explain(task, &refusals)),
         });
@@ -407,12 +413,44 @@ mod tests {
         }
     }
 
+    /// A move to `to`, no other node as loaded.
+    fn moves(to: &str) -> Placement {
+        Placement::Moves {
+            to: to.into(),
+            alike: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn equally_loaded_nodes_are_named_as_alike() {
+        let placed = place(
+            &[task("web"), task("api")],
+            &[node("w1", 4), node("w2", 4), node("w3", 4)],
+        )
+        .unwrap();
+        assert_eq!(
+            placed[0],
+            Placement::Moves {
+                to: "w1".into(),
+                alike: vec!["w2".into(), "w3".into()]
+            }
+        );
+        // w1 now runs one task more: the next one's least loaded are w2 and w3.
+        assert_eq!(
+            placed[1],
+            Placement::Moves {
+                to: "w2".into(),
+                alike: vec!["w3".into()]
+            }
+        );
+    }
+
     #[test]
     fn a_task_without_needs_moves_to_the_least_loaded_node() {
         let mut busy = node("w1", 4);
         busy.tasks.insert("web".into(), 1);
         let placed = place(&[task("web")], &[busy, node("w2", 4)]).unwrap();
-        assert_eq!(placed, [Placement::Moves("w2".into())]);
+        assert_eq!(placed, [moves("w2")]);
     }
 
     #[test]
@@ -422,7 +460,7 @@ mod tests {
             ..task("db")
         };
         let placed = place(&[db.clone(), db], &[node("w1", 4)]).unwrap();
-        assert_eq!(placed[0], Placement::Moves("w1".into()));
+        assert_eq!(placed[0], moves("w1"));
         assert_eq!(
             placed[1],
             Placement::Pending(
@@ -472,7 +510,7 @@ mod tests {
         let nodes = [taken, labelled, full];
         assert_eq!(
             place(std::slice::from_ref(&web), &nodes).unwrap(),
-            [Placement::Moves("w2".into())]
+            [moves("w2")]
         );
         // A second one: w2 now holds the port.
         let placed = place(&[web.clone(), web.clone()], &nodes).unwrap();
@@ -505,7 +543,7 @@ mod tests {
             ..task("a")
         };
         let placed = place(std::slice::from_ref(&logs), &[plain.clone(), syslog]).unwrap();
-        assert_eq!(placed, [Placement::Moves("w2".into())]);
+        assert_eq!(placed, [moves("w2")]);
         let Placement::Pending(why) = &place(&[logs], &[plain]).unwrap()[0] else {
             panic!("moved")
         };
@@ -529,7 +567,7 @@ mod tests {
         let mut pi = node("pi", 4);
         (pi.facts.os, pi.facts.arch) = ("linux".into(), "aarch64".into());
         let placed = place(std::slice::from_ref(&arm), &[x86.clone(), pi]).unwrap();
-        assert_eq!(placed, [Placement::Moves("pi".into())]);
+        assert_eq!(placed, [moves("pi")]);
         assert_eq!(
             place(&[arm], &[x86]).unwrap(),
             [Placement::Pending(
@@ -729,7 +767,7 @@ mod tests {
                     .filter(|&i| refusal(task, &nodes[i]).unwrap().is_none())
                     .collect();
                 match placement {
-                    Placement::Moves(host) => {
+                    Placement::Moves { to: host, .. } => {
                         let i = nodes.iter().position(|n| &n.facts.hostname == host).unwrap();
                         prop_assert!(fits.contains(&i));
                         let n = &mut nodes[i];

@@ -124,10 +124,10 @@ proptest! {
     ) {
         let refused = unplaceable(&task.needs(), &nodes).unwrap();
         let placed = place(std::slice::from_ref(&task), &empty_rooms(&nodes)).unwrap();
-        let moves = matches!(placed[0], Placement::Moves(_));
+        let moves = matches!(placed[0], Placement::Moves { .. });
         prop_assert_eq!(refused.is_none(), moves, "preflight {:?}, placement {:?}", refused, placed);
         // Node by node, too: the node the task moves to fits it, by the one definition.
-        if let Placement::Moves(host) = &placed[0] {
+        if let Placement::Moves { to: host, .. } = &placed[0] {
             let i: usize = host[1..].parse().unwrap();
             prop_assert_eq!(misfit(&task.needs(), &nodes[i], Reserved::NOTHING).unwrap(), None);
         }

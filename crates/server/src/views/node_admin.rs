@@ -74,7 +74,8 @@ pub struct AffectedTask {
     pub service: String,
     pub slot: Option<u64>,
     pub state: String,
-    /// What the drain does to it: `moves to HOST`, `stops: global service`, or `stops: would
+    /// What the drain does to it: `moves to HOST`, `moves to one of HOST, HOST (Swarm picks
+    /// among nodes as loaded)`, `stops: global service`, or `stops: would
     /// stay pending: WHY` (no other node passes Swarm's scheduler filters: not ready or
     /// active, not enough CPU or memory for its reservations, its log driver missing, a
     /// placement constraint, a host-mode port taken; see `swarmkeeper_rollout::placement`).
@@ -144,7 +145,13 @@ pub fn drain_effect(
                 fates.insert(
                     *i,
                     match placement {
-                        Placement::Moves(host) => format!("moves to {host}"),
+                        Placement::Moves { to, alike } if alike.is_empty() => {
+                            format!("moves to {to}")
+                        }
+                        Placement::Moves { to, alike } => format!(
+                            "moves to one of {to}, {} (Swarm picks among nodes as loaded)",
+                            alike.join(", ")
+                        ),
                         Placement::Pending(why) => format!("{PENDING}{why}"),
                     },
                 );
@@ -463,6 +470,28 @@ mod tests {
             state: "running".into(),
             ..Task::default()
         }
+    }
+
+    /// Tryout 12 finding 3: the preview named one of two equally loaded nodes as where a task
+    /// goes, and Swarm chose the other.
+    #[test]
+    fn a_task_with_nodes_alike_names_them_all() {
+        let services = [service("r", json!({"Replicated": {"Replicas": 1}}))];
+        let tasks = [task("t1", "r", Some(1), "running")];
+        let worker = |n: &str| {
+            room(NodeFacts {
+                id: format!("id-{n}"),
+                hostname: n.into(),
+                role: "worker".into(),
+                schedulable: true,
+                ..NodeFacts::default()
+            })
+        };
+        let effect = drain_effect(&tasks, &services, &[worker("w2"), worker("w3")], None);
+        assert_eq!(
+            effect.moving[0].fate,
+            "moves to one of w2, w3 (Swarm picks among nodes as loaded)"
+        );
     }
 
     #[test]
