@@ -363,11 +363,12 @@ pub fn rekey_ends_at_restart(
 /// At start: ends each re-key job whose proof `key` opens as [`rekey_ends_at_restart`]
 /// recorded — this server runs on that re-key's new key, so its move took effect. A proof
 /// `key` does not open is kept: a server on the old key (Swarm rolled the move back) leaves
-/// the job's own end standing. Returns the jobs ended.
+/// the job's own end standing. Each job ended is also audited (`rekey-secret`, by the admin
+/// who started it). Returns the jobs ended.
 pub fn settle_rekeys(
     conn: &rusqlite::Connection,
     key: Option<&SealingKey>,
-) -> rusqlite::Result<Vec<String>> {
+) -> Result<Vec<String>, swarmkeeper_auth::store::StoreError> {
     let Some(key) = key else {
         return Ok(Vec::new());
     };
@@ -378,6 +379,23 @@ pub fn settle_rekeys(
             .is_ok_and(|open| open == job.as_bytes())
         {
             crate::jobs::ledger::decide(conn, &job, &end)?;
+            // The audit log (and the overview's events) learn it too: they last heard the
+            // move "cut off".
+            if let Some(recorded) = crate::jobs::ledger::recorded(conn, &job)? {
+                let secret = recorded
+                    .about
+                    .first()
+                    .and_then(|link| link.text.strip_prefix("secret "))
+                    .unwrap_or_default();
+                let entry = swarmkeeper_auth::store::AuditEntry {
+                    at: jiff::Timestamp::now(),
+                    who: recorded.user,
+                    action: "rekey-secret".to_owned(),
+                    target: secret.to_owned(),
+                    detail: end.outcome.clone(),
+                };
+                swarmkeeper_auth::store::append_audit(conn, &entry)?;
+            }
             settled.push(job);
         }
     }
@@ -521,6 +539,7 @@ mod tests {
         use crate::jobs::{ledger, JobEnd, Jobs};
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         ledger::create(&conn).unwrap();
+        swarmkeeper_auth::store::create_tables(&conn).unwrap();
         let (old, new) = (
             key(OLD),
             key("the new key: fedcba9876543210fedcba9876543210"),
@@ -565,6 +584,14 @@ mod tests {
             "a job that saw its end keeps it"
         );
         assert!(settle_rekeys(&conn, Some(&new)).unwrap().is_empty(), "once");
+        let audited: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM auth_audit WHERE action = 'rekey-secret' AND who = 'admin'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(audited, 3, "each job ended is audited once");
         // A proof is bound to its job: another job's id does not pass for it.
         let other = jobs.start("Re-key of secret key".into(), "admin", Vec::new());
         ledger::started(&conn, &other).unwrap();

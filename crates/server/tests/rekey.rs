@@ -371,4 +371,15 @@ async fn a_rekey_cut_off_by_the_servers_restart_reads_succeeded_once_it_runs_on_
     let html = send(&on_new, Call::get(&job).session(&app.admin)).await;
     html.expect(200);
     assert!(html.text().contains("as planned"), "{}", html.text());
+    // The audit log, which the overview's events read, says it as the job does (tryout 12
+    // finding 4: it kept "rotate-secret … failed").
+    let audit = send(&on_new, Call::get("/api/audit").bearer(&admin))
+        .await
+        .text();
+    assert!(
+        audit.contains("cut off by the server's restart onto the new key")
+            && audit.contains(&format!("the server restarted on {secret}.v2 as planned"))
+            && !audit.contains("rotate-secret"),
+        "{audit}"
+    );
 }

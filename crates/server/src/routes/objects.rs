@@ -744,14 +744,24 @@ impl Rotation {
             }
         }
         let summary = rotation_summary(&name, &new_name, &on_new, &on_old, cleanup) + &summary;
+        // A re-key's move is cut off by the server's own restart: the next start, on the new
+        // key, records how it went (`sealed::settle_rekeys`; tryout 12 finding 4).
+        let (action, ended) = match (verb, succeeded) {
+            ("re-keyed", true) => ("rekey-secret".to_owned(), "succeeded"),
+            ("re-keyed", false) if state.shutdown.has_begun() => (
+                "rekey-secret".to_owned(),
+                "cut off by the server's restart onto the new key (its next start records how \
+                 it went)",
+            ),
+            ("re-keyed", false) => ("rekey-secret".to_owned(), "failed"),
+            (_, true) => (audit_action(kind, "rotate"), "succeeded"),
+            (_, false) => (audit_action(kind, "rotate"), "failed"),
+        };
         state.audit(
             &user,
-            &audit_action(kind, "rotate"),
+            &action,
             &name,
-            &format!(
-                "to {new_name}: {}: {summary}",
-                if succeeded { "succeeded" } else { "failed" },
-            ),
+            &format!("to {new_name}: {ended}: {summary}"),
         )?;
         Ok(RotateView {
             kind: kind.as_str(),
