@@ -66,6 +66,36 @@ async fn both_open(
     }
 }
 
+/// A stand-in for swarmkeeper's server: a service labelled as one that reads `secret` as
+/// `swarmkeeper_secret_key`.
+fn stand_in_server(name: &str, secret: &str) -> TestService {
+    TestService::create(
+        name,
+        &[
+            "--label",
+            "swarmkeeper.server=true",
+            "--secret",
+            &format!("source={secret},target=swarmkeeper_secret_key"),
+        ],
+    )
+}
+
+/// The end of job `job` (`/jobs/ID`) once it has one, within 120 s; `null` if it has none.
+async fn job_end(app: &TestApp, admin: &str, job: &str) -> Value {
+    for _ in 0..600 {
+        let end = app
+            .call(Call::get(&format!("/api{job}")).bearer(admin))
+            .await
+            .json()["end"]
+            .clone();
+        if !end.is_null() {
+            return end;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Value::Null
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key() {
     let registry = Registry::htpasswd(USER, PASSWORD);
@@ -74,15 +104,7 @@ async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key(
     let secret = unique("skrekey");
     let _made = MadeSecrets(vec![secret.clone(), format!("{secret}.v2")]);
     create_secret(&secret, OLD_KEY);
-    let server = TestService::create(
-        "skrekeyserver",
-        &[
-            "--label",
-            "swarmkeeper.server=true",
-            "--secret",
-            &format!("source={secret},target=swarmkeeper_secret_key"),
-        ],
-    );
+    let server = stand_in_server("skrekeyserver", &secret);
     let (addr, mut rx) = webhook_receiver().await;
     let added = app
         .call(
@@ -183,18 +205,7 @@ async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key(
     .await
     .expect_json_error(409);
     let job = started["job"].as_str().unwrap().to_owned();
-    let mut end = Value::Null;
-    for _ in 0..600 {
-        end = app
-            .call(Call::get(&format!("/api{job}")).bearer(&admin))
-            .await
-            .json()["end"]
-            .clone();
-        if !end.is_null() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let end = job_end(&app, &admin, &job).await;
     assert_eq!(end["succeeded"], true, "{end}");
     let secrets: Vec<String> = server
         .spec()
@@ -307,15 +318,7 @@ async fn a_rekey_cut_off_by_the_servers_restart_reads_succeeded_once_it_runs_on_
     let secret = unique("skrekeycut");
     let _made = MadeSecrets(vec![secret.clone(), format!("{secret}.v2")]);
     create_secret(&secret, OLD_KEY);
-    let _server = TestService::create(
-        "skrekeycutserver",
-        &[
-            "--label",
-            "swarmkeeper.server=true",
-            "--secret",
-            &format!("source={secret},target=swarmkeeper_secret_key"),
-        ],
-    );
+    let _server = stand_in_server("skrekeycutserver", &secret);
     let started = app
         .call(
             Call::post(&format!("/api/secrets/{secret}/rekey"))
@@ -331,18 +334,7 @@ async fn a_rekey_cut_off_by_the_servers_restart_reads_succeeded_once_it_runs_on_
         .deploys
         .stop_all("the server's shutdown", Duration::from_secs(30))
         .await;
-    let mut end = Value::Null;
-    for _ in 0..600 {
-        end = app
-            .call(Call::get(&format!("/api{job}")).bearer(&admin))
-            .await
-            .json()["end"]
-            .clone();
-        if !end.is_null() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let end = job_end(&app, &admin, &job).await;
     assert_eq!(end["succeeded"], false, "cut off: {end}");
 
     let on_old = swarmkeeper_server::app(open_state_with_key(
