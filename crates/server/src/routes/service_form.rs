@@ -395,7 +395,8 @@ async fn replicas_pending(
 
 /// What a form or compose text of `stack` may name: the swarm's secrets, configs and networks
 /// by name;
-/// and the modes of the `running` services it edits, which Swarm cannot change.
+/// and the modes of the `running` services it edits, which Swarm cannot change, and their
+/// environments, whose hidden credentials a save keeps.
 async fn context(
     state: &AppState,
     stack: Option<String>,
@@ -417,6 +418,10 @@ async fn context(
         modes: running
             .iter()
             .map(|s| (s.name.clone(), s.view.mode.clone()))
+            .collect(),
+        env: running
+            .iter()
+            .map(|s| (s.name.clone(), s.view.env.clone()))
             .collect(),
     })
 }
