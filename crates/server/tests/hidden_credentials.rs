@@ -2,7 +2,9 @@
 //! 8): an operator's edit form and "edit as compose" text show `DB_PASSWORD`'s value as
 //! `<hidden>` (and `PLAIN`'s as it is), and saving what the pages show keeps the running value,
 //! with no change; the placeholder on a variable the service does not have is refused at its
-//! line, nothing applied.
+//! line, nothing applied. A value typed in its place replaces it, and the change list names
+//! the variable without its old or new value.
+// test lane: waiting (a rolling update followed until its task runs)
 
 mod support;
 
@@ -74,6 +76,24 @@ async fn a_credential_is_hidden_from_the_edit_pages_and_kept_on_save() {
     );
     assert_eq!(env(), running);
     assert_eq!(service_version(&name), before, "nothing applied");
+
+    // A value typed replaces it; the change list shows neither value.
+    let answer = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&json!({ "env": "DB_PASSWORD=n3w\nPLAIN=1" })),
+        )
+        .await;
+    answer.expect(200);
+    let changes = answer.json()["changes"].to_string();
+    assert!(
+        changes.contains("DB_PASSWORD=<changed>")
+            && !changes.contains("s3cret")
+            && !changes.contains("n3w"),
+        "{changes}"
+    );
+    assert_eq!(env(), json!(["DB_PASSWORD=n3w", "PLAIN=1"]));
 }
 
 /// The text of the form's `field` textarea in `page`, unescaped.

@@ -466,6 +466,45 @@ pub fn keep_hidden(env: &mut [String], current: &[String]) -> Result<(), String>
     Ok(())
 }
 
+/// The Engine API specs `desired` and `current` as their change list may show them: the value
+/// of each variable that [`holds_credential`] in `TaskTemplate.ContainerSpec.Env` replaced by
+/// [`HIDDEN`], and a value `desired` changes by `<changed>`, so the list says a credential was
+/// added, changed or removed without showing its old or its new value.
+pub fn specs_for_changes(
+    desired: &serde_json::Value,
+    current: &serde_json::Value,
+) -> (serde_json::Value, serde_json::Value) {
+    let env_of = |spec: &serde_json::Value| -> Vec<String> {
+        spec["TaskTemplate"]["ContainerSpec"]["Env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.as_str().map(str::to_owned))
+            .collect()
+    };
+    let was = env_of(current);
+    let hide = |spec: &serde_json::Value, changed: &dyn Fn(&str) -> bool| {
+        let mut spec = spec.clone();
+        if let Some(env) = spec
+            .pointer_mut("/TaskTemplate/ContainerSpec/Env")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            for entry in env.iter_mut() {
+                let Some(text) = entry.as_str() else { continue };
+                if let Some((key, _)) = text.split_once('=').filter(|(k, _)| holds_credential(k)) {
+                    let shown = if changed(text) { "<changed>" } else { HIDDEN };
+                    *entry = serde_json::Value::String(format!("{key}={shown}"));
+                }
+            }
+        }
+        spec
+    };
+    (
+        hide(desired, &|entry| !was.iter().any(|w| w == entry)),
+        hide(current, &|_| false),
+    )
+}
+
 /// Why a variable left at [`HIDDEN`] is refused ([`keep_hidden`]'s `Err`).
 fn hidden_refusal(key: &str) -> String {
     format!("{key}={HIDDEN}: the service has no {key} to keep the value of: type its value")
@@ -2572,6 +2611,22 @@ mod tests {
             keep_hidden(&mut env, &current),
             Err("DB_PASS_NEW".to_owned())
         );
+    }
+
+    #[test]
+    fn a_credential_changed_is_listed_without_its_values() {
+        let spec = |env: &[&str]| json!({"TaskTemplate": {"ContainerSpec": {"Env": env}}});
+        let current = spec(&["DB_PASSWORD=s3cret", "API_TOKEN=t0k", "PLAIN=1"]);
+        let desired = spec(&["DB_PASSWORD=n3w", "PLAIN=2"]);
+        let (shown, was) = specs_for_changes(&desired, &current);
+        assert_eq!(shown, spec(&["DB_PASSWORD=<changed>", "PLAIN=2"]));
+        assert_eq!(
+            was,
+            spec(&["DB_PASSWORD=<hidden>", "API_TOKEN=<hidden>", "PLAIN=1"])
+        );
+        let (same, was) = specs_for_changes(&current, &current);
+        assert_eq!(same, was);
+        assert!(!same.to_string().contains("s3cret"), "{same}");
     }
 
     #[test]
