@@ -34,7 +34,7 @@ use crate::state::AppState;
 use crate::views::own::{check_edit, own_part};
 use crate::views::service_form::{
     build, compose_of_running, field_rows, placement_error, read_compose_edit, refused_place,
-    Context, FieldRow, Refused, ServiceForm,
+    specs_for_changes, Context, FieldRow, Refused, ServiceForm,
 };
 use crate::views::FieldError;
 
@@ -395,7 +395,8 @@ async fn replicas_pending(
 
 /// What a form or compose text of `stack` may name: the swarm's secrets, configs and networks
 /// by name;
-/// and the modes of the `running` services it edits, which Swarm cannot change.
+/// and the modes of the `running` services it edits, which Swarm cannot change, and their
+/// environments, whose hidden credentials a save keeps.
 async fn context(
     state: &AppState,
     stack: Option<String>,
@@ -417,6 +418,10 @@ async fn context(
         modes: running
             .iter()
             .map(|s| (s.name.clone(), s.view.mode.clone()))
+            .collect(),
+        env: running
+            .iter()
+            .map(|s| (s.name.clone(), s.view.env.clone()))
             .collect(),
     })
 }
@@ -469,7 +474,10 @@ async fn save(
         .map(|(_, spec)| overlay_form_fields(before, spec))
         .expect("one spec in, one out");
     let change_lines = match &current {
-        Some(_) => changes(&spec, before).iter().map(describe_change).collect(),
+        Some(_) => {
+            let (shown, was) = specs_for_changes(&spec, before);
+            changes(&shown, &was).iter().map(describe_change).collect()
+        }
         None => vec![format!("create service {name}")],
     };
     let findings = ServiceView::read(&spec)
@@ -888,11 +896,14 @@ async fn apply_compose(
             }
         }
         match current {
-            Some(current) => change_lines.extend(
-                changes(&spec, &current.spec)
-                    .iter()
-                    .map(|c| format!("{name}: {}", describe_change(c))),
-            ),
+            Some(current) => {
+                let (shown, was) = specs_for_changes(&spec, &current.spec);
+                change_lines.extend(
+                    changes(&shown, &was)
+                        .iter()
+                        .map(|c| format!("{name}: {}", describe_change(c))),
+                )
+            }
             None => change_lines.push(format!("create service {name}")),
         }
         if let Ok(view) = ServiceView::read(&spec) {

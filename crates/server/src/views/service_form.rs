@@ -395,6 +395,119 @@ pub struct Context {
     pub networks: HashMap<String, String>,
     /// The mode of each service that runs already, by its whole name: Swarm cannot change it.
     pub modes: HashMap<String, ServiceMode>,
+    /// The environment (`KEY=VALUE` entries) of each service that runs already, by its whole
+    /// name: a credential shown as [`HIDDEN`] keeps its value from here ([`keep_hidden`]).
+    pub env: HashMap<String, Vec<String>>,
+}
+
+/// What the form and the compose text show for the value of a variable that
+/// [`holds_credential`]: angle brackets no password generator writes (nor a URL, a path, a
+/// number), and which YAML reads as a plain string.
+pub const HIDDEN: &str = "<hidden>";
+
+/// The parts of a variable's name that say it holds a credential, matched anywhere in the
+/// name, case-insensitively. The words Portainer, gitleaks' generic-secret rule and docker
+/// scout's secret scan key on (`password`, `secret`, `token`, `api_key`, `private_key`,
+/// `credential`, `access_key`, `auth`), kept short: `DB_PASSWORD`, `SWARMKEEPER_ADMIN_PASSWORD`,
+/// `API_TOKEN`, `AWS_SECRET_ACCESS_KEY`, `GITHUB_APIKEY`, `BASIC_AUTH` all hold one.
+pub const CREDENTIAL_WORDS: &[&str] = &[
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "API_KEY",
+    "APIKEY",
+    "PRIVATE_KEY",
+    "CREDENTIAL",
+    "ACCESS_KEY",
+    "AUTH",
+];
+
+/// Whether an environment variable named `name` holds a credential by its name
+/// ([`CREDENTIAL_WORDS`]): its value is never shown back, in the form or as compose.
+pub fn holds_credential(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    CREDENTIAL_WORDS.iter().any(|word| name.contains(word))
+}
+
+/// `env`'s `KEY=VALUE` entries as shown: the non-empty value of a variable that
+/// [`holds_credential`] replaced by [`HIDDEN`], every other entry as it is.
+pub fn shown_env(env: &[String]) -> Vec<String> {
+    env.iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((key, value)) if !value.is_empty() && holds_credential(key) => {
+                format!("{key}={HIDDEN}")
+            }
+            _ => entry.clone(),
+        })
+        .collect()
+}
+
+/// Gives each entry of `env` whose value is still [`HIDDEN`] the value the service has now
+/// (`current`, its `KEY=VALUE` entries), so saving a page as shown changes nothing and the
+/// placeholder never reaches the engine; a value typed in its place replaces it, a variable
+/// removed stays removed. `Err(KEY)`: the service has no variable `KEY` (a new or renamed
+/// one), whose value only the operator can type.
+pub fn keep_hidden(env: &mut [String], current: &[String]) -> Result<(), String> {
+    for entry in env.iter_mut() {
+        let Some((key, value)) = entry.split_once('=') else {
+            continue;
+        };
+        if value != HIDDEN {
+            continue;
+        }
+        let key = key.to_owned();
+        let kept = current
+            .iter()
+            .find(|c| c.split_once('=').is_some_and(|(k, _)| k == key))
+            .ok_or_else(|| key.clone())?;
+        *entry = kept.clone();
+    }
+    Ok(())
+}
+
+/// The Engine API specs `desired` and `current` as their change list may show them: the value
+/// of each variable that [`holds_credential`] in `TaskTemplate.ContainerSpec.Env` replaced by
+/// [`HIDDEN`], and a value `desired` changes by `<changed>`, so the list says a credential was
+/// added, changed or removed without showing its old or its new value.
+pub fn specs_for_changes(
+    desired: &serde_json::Value,
+    current: &serde_json::Value,
+) -> (serde_json::Value, serde_json::Value) {
+    let env_of = |spec: &serde_json::Value| -> Vec<String> {
+        spec["TaskTemplate"]["ContainerSpec"]["Env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.as_str().map(str::to_owned))
+            .collect()
+    };
+    let was = env_of(current);
+    let hide = |spec: &serde_json::Value, changed: &dyn Fn(&str) -> bool| {
+        let mut spec = spec.clone();
+        if let Some(env) = spec
+            .pointer_mut("/TaskTemplate/ContainerSpec/Env")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            for entry in env.iter_mut() {
+                let Some(text) = entry.as_str() else { continue };
+                if let Some((key, _)) = text.split_once('=').filter(|(k, _)| holds_credential(k)) {
+                    let shown = if changed(text) { "<changed>" } else { HIDDEN };
+                    *entry = serde_json::Value::String(format!("{key}={shown}"));
+                }
+            }
+        }
+        spec
+    };
+    (
+        hide(desired, &|entry| !was.iter().any(|w| w == entry)),
+        hide(current, &|_| false),
+    )
+}
+
+/// Why a variable left at [`HIDDEN`] is refused ([`keep_hidden`]'s `Err`).
+fn hidden_refusal(key: &str) -> String {
+    format!("{key}={HIDDEN}: the service has no {key} to keep the value of: type its value")
 }
 
 /// A form made a spec.
@@ -479,7 +592,7 @@ impl ServiceForm {
             image: written_image(view),
             entrypoint: shell_words(&view.command),
             command: shell_words(&view.args),
-            env: lines(&view.env),
+            env: lines(&shown_env(&view.env)),
             ports: view
                 .ports
                 .iter()
@@ -1473,6 +1586,7 @@ fn field_of_setting(setting: &str) -> Option<&'static str> {
         "deploy.mode" => "mode",
         "ports" => "ports",
         "logging.options" => "log_options",
+        "environment" => "env",
         _ => return None,
     })
 }
@@ -1784,6 +1898,21 @@ pub fn read_compose_edit(
                 }
             }
         }
+        let current = context.env.get(&spec.name).map_or(&[][..], Vec::as_slice);
+        if let Err(name) = keep_hidden(&mut spec.task_template.container_spec.env, current) {
+            let at = service
+                .environment
+                .as_ref()
+                .and_then(|e| e.1.get(&name).copied())
+                .unwrap_or(service.at);
+            let why = hidden_refusal(&name);
+            return Err(refused(
+                at,
+                "environment",
+                why.clone(),
+                format!("{key}: {why}"),
+            ));
+        }
         if let Some(current) = context.modes.get(&spec.name) {
             let wanted = serde_json::to_value(&spec)
                 .ok()
@@ -1973,6 +2102,7 @@ mod tests {
             configs: HashMap::from([("nginx.conf".to_owned(), "cfg1".to_owned())]),
             networks: HashMap::from([("shop_default".to_owned(), "net1".to_owned())]),
             modes: HashMap::new(),
+            env: HashMap::new(),
         }
     }
 
@@ -2427,6 +2557,118 @@ mod tests {
             compose_of(&again.iter().collect::<Vec<_>>(), &context),
             compose_of(&[&views[1], &views[0]], &context)
         );
+    }
+
+    #[test]
+    fn a_credential_is_told_by_its_name() {
+        for name in [
+            "DB_PASSWORD",
+            "SWARMKEEPER_ADMIN_PASSWORD",
+            "mysql_root_passwd",
+            "JWT_SECRET",
+            "API_TOKEN",
+            "STRIPE_API_KEY",
+            "GITHUB_APIKEY",
+            "SSH_PRIVATE_KEY",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "AWS_ACCESS_KEY_ID",
+            "BASIC_AUTH",
+            "OAuth_Client",
+        ] {
+            assert!(holds_credential(name), "{name}");
+        }
+        for name in [
+            "PLAIN",
+            "DB_HOST",
+            "PATH",
+            "KEYBOARD",
+            "LOG_LEVEL",
+            "TOKENS_PER_S",
+        ] {
+            assert_eq!(holds_credential(name), name == "TOKENS_PER_S", "{name}");
+        }
+        let env = ["DB_PASSWORD=s3cret", "PLAIN=1", "API_TOKEN=", "BARE"].map(String::from);
+        assert_eq!(
+            shown_env(&env),
+            ["DB_PASSWORD=<hidden>", "PLAIN=1", "API_TOKEN=", "BARE"]
+        );
+    }
+
+    #[test]
+    fn a_hidden_value_is_kept_on_save_typed_replaces_removed_stays_removed() {
+        let current = ["DB_PASSWORD=s3cret", "API_TOKEN=t0k", "PLAIN=1"].map(String::from);
+        // As shown: the same environment back.
+        let mut env = shown_env(&current);
+        keep_hidden(&mut env, &current).unwrap();
+        assert_eq!(env, current);
+        // A value typed replaces it; a variable removed is not brought back.
+        let mut env = ["DB_PASSWORD=n3w", "PLAIN=2"].map(String::from);
+        keep_hidden(&mut env, &current).unwrap();
+        assert_eq!(env, ["DB_PASSWORD=n3w", "PLAIN=2"]);
+        // The placeholder on a variable the service does not have: refused, by its name.
+        let mut env = ["DB_PASS_NEW=<hidden>", "PLAIN=1"].map(String::from);
+        assert_eq!(
+            keep_hidden(&mut env, &current),
+            Err("DB_PASS_NEW".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_credential_changed_is_listed_without_its_values() {
+        let spec = |env: &[&str]| json!({"TaskTemplate": {"ContainerSpec": {"Env": env}}});
+        let current = spec(&["DB_PASSWORD=s3cret", "API_TOKEN=t0k", "PLAIN=1"]);
+        let desired = spec(&["DB_PASSWORD=n3w", "PLAIN=2"]);
+        let (shown, was) = specs_for_changes(&desired, &current);
+        assert_eq!(shown, spec(&["DB_PASSWORD=<changed>", "PLAIN=2"]));
+        assert_eq!(
+            was,
+            spec(&["DB_PASSWORD=<hidden>", "API_TOKEN=<hidden>", "PLAIN=1"])
+        );
+        let (same, was) = specs_for_changes(&current, &current);
+        assert_eq!(same, was);
+        assert!(!same.to_string().contains("s3cret"), "{same}");
+    }
+
+    #[test]
+    fn a_credential_is_hidden_in_the_form_and_as_compose_and_kept_on_save() {
+        let mut db = form("db", "postgres:16");
+        db.env = "DB_PASSWORD=s3cret\nPLAIN=1".into();
+        let spec = build(&db, &context()).unwrap().json();
+        let view = ServiceView::read(&spec).unwrap();
+        let shown = ServiceForm::of_view(&view);
+        assert_eq!(shown.env, "DB_PASSWORD=<hidden>\nPLAIN=1");
+        let text = compose_of(&[&view], &context());
+        assert!(
+            !text.contains("s3cret") && text.contains("PLAIN=1"),
+            "{text}"
+        );
+        let context = Context {
+            env: HashMap::from([("db".to_owned(), view.env.clone())]),
+            ..context()
+        };
+        // Saved as shown, the form and the text give the running environment back.
+        let env = |spec: &serde_json::Value| spec["TaskTemplate"]["ContainerSpec"]["Env"].clone();
+        assert_eq!(env(&build(&shown, &context).unwrap().json()), env(&spec));
+        let read = read_compose(&text, "db.yml", &context).unwrap();
+        assert_eq!(env(&serde_json::to_value(&read[0]).unwrap()), env(&spec));
+        // A new service has nothing to keep: refused at the field, and at the line.
+        let mut new = shown.clone();
+        new.name = "db2".into();
+        let errors = build(&new, &context).unwrap_err();
+        assert_eq!(errors[0].field, "env");
+        assert!(errors[0].message.contains("type its value"), "{errors:?}");
+        let renamed = text.replace("DB_PASSWORD=", "DB_PASS=");
+        let refused = read_compose(&renamed, "db.yml", &context).unwrap_err();
+        let line = renamed
+            .lines()
+            .position(|l| l.contains("DB_PASS="))
+            .unwrap()
+            + 1;
+        assert!(
+            refused.to_string().starts_with(&format!("db.yml:{line}:")),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("type its value"), "{refused}");
     }
 
     #[test]

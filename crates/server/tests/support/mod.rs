@@ -1037,8 +1037,11 @@ pub fn compose_text_of(page: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&#39;", "'")
         .replace("&lt;", "<")
+        .replace("&#60;", "<")
         .replace("&gt;", ">")
+        .replace("&#62;", ">")
         .replace("&amp;", "&")
+        .replace("&#38;", "&")
 }
 
 /// The job a form's post or an API call started, at once: its id (the form's 303 names
