@@ -32,8 +32,9 @@ pub struct Alert {
     pub active_since: Timestamp,
     /// When the condition had held for the rule's `for`; `None` while pending.
     pub firing_since: Option<Timestamp>,
-    /// When a firing message last went out; `None` if none did (pending, or silenced since it
-    /// fired).
+    /// When a firing message last went out (was decided: how its delivery went does not change
+    /// it, `crate::Outbox` retries a failed one); `None` if none did (pending, or silenced
+    /// since it fired).
     pub last_notified: Option<Timestamp>,
     /// The channels (by name) its firing message went to (see `crate::route`); `None` in a
     /// state written before channels were told apart: every channel counts as told.
@@ -96,14 +97,6 @@ impl AlertState {
 
     pub fn get(&self, rule: RuleId, subject: &str) -> Option<&Alert> {
         self.alerts.get(&(rule, subject.to_string()))
-    }
-
-    /// Tells the state that a firing message for this alert reached no channel: the next
-    /// [`step`] sends it again instead of waiting for the repeat interval.
-    pub fn delivery_failed(&mut self, rule: RuleId, subject: &str) {
-        if let Some(alert) = self.alerts.get_mut(&(rule, subject.to_string())) {
-            alert.last_notified = None;
-        }
     }
 
     /// A firing message for every alert that is firing, has been sent, and is not silenced
@@ -553,16 +546,6 @@ mod tests {
             sent(&step(&mut state, &holding(&[]), &rules, &[], t(7))),
             [(Status::Resolved, near, "web.1")]
         );
-    }
-
-    #[test]
-    fn a_failed_delivery_is_sent_again_at_the_next_step() {
-        let rules = AlertRules::default();
-        let mut state = AlertState::default();
-        let rolled = holding(&[(RuleId::RolledBack, "web")]);
-        step(&mut state, &rolled, &rules, &[], t(0));
-        state.delivery_failed(RuleId::RolledBack, "web");
-        assert_eq!(step(&mut state, &rolled, &rules, &[], t(1)).len(), 1);
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! into ongoing alerts ([`AlertState`]) and the [`Message`]s to send: firing after the rule's
 //! `for:`, once per (rule, subject), again after the repeat interval, muted by [`Silence`]s,
 //! resolved when the condition goes. [`evaluate`] does both; [`evaluate_routed`] also says
-//! which channel gets each message (a channel added while an alert fires gets it at once).
+//! which channel gets each message (a channel added while an alert fires gets it at once), and
+//! [`Outbox`] when each is tried again after a failed delivery, per channel, with back-off.
 //!
 //! Everything here is pure: the server is the shell that observes, stores the state and the
 //! rules, and hands the messages to `swarmkeeper-notify`.
 
+mod delivery;
 mod ended;
 mod engine;
 mod forecast;
@@ -20,6 +22,7 @@ mod restore;
 mod route;
 mod rules;
 
+pub use delivery::{Attempt, Backoff, Outbox, Sending};
 pub use ended::why_ended;
 pub use engine::{evaluate, step, Alert, AlertState, Silence, SilenceError};
 pub use forecast::{forecast_full, Forecast};

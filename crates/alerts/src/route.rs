@@ -24,7 +24,7 @@ pub struct Routed {
     pub message: Message,
     pub channels: Vec<String>,
     /// A firing message for a channel added after the alert fired: the other channels had it
-    /// already, so its failing must not make every channel get it again.
+    /// already (the history says so).
     pub catch_up: bool,
 }
 

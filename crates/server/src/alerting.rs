@@ -20,8 +20,12 @@
 //!   (`RestartLedger::restored`): Swarm lists at most 4 ended tasks of a slot, so a new server
 //!   counting its first listing alone resolved a loop (tryout finding 1).
 //! - Channels' settings are sealed with the server's key (purpose `alert-channel:NAME`), like
-//!   registry credentials; a failed delivery is logged naming the channel by its host only, and
-//!   a firing message that reached no channel is sent again at the next evaluation.
+//!   registry credentials; a failed delivery is logged naming the channel by its host only.
+//! - A message that did not reach a channel is tried again for that channel alone, with
+//!   back-off ([`DELIVERY_BACKOFF`], `swarmkeeper_alerts::Outbox` decides what is due): the
+//!   channels that got it are not sent it again, the alert's state moves on whatever the
+//!   deliveries did (its resolution is recorded when its condition ends), and the history has
+//!   one row per message, its retries' outcome noted on it (tryout 12 findings 5 and 6).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,9 +35,10 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::Serialize;
 use swarmkeeper_alerts::{
-    evaluate_routed, requested_rollback, AlertRules, AlertState, ChannelObservation, ForRestore,
-    Membership, Message, NodeDisk, NodeObservation, Observation, Readiness, RestartLedger,
-    Rollback, Routed, RuleId, ServiceObservation, Silence, TaskEnd, TaskObservation, UpdateOrigin,
+    evaluate_routed, requested_rollback, AlertRules, AlertState, Attempt, Backoff,
+    ChannelObservation, ForRestore, Membership, Message, NodeDisk, NodeObservation, Observation,
+    Outbox, Readiness, RestartLedger, Rollback, Routed, RuleId, Sending, ServiceObservation,
+    Silence, TaskEnd, TaskObservation, UpdateOrigin,
 };
 use swarmkeeper_auth::Action;
 use swarmkeeper_auth::SealingKey;
@@ -57,6 +62,16 @@ pub const MIN_EVALUATION_GAP: Duration = Duration::from_secs(1);
 /// alert by itself when it is not repeated within its `endsAt`
 /// (`swarmkeeper_notify::render::ALERTMANAGER_ENDS_AFTER`, 4 minutes), as Prometheus does.
 pub const ALERTMANAGER_REMINDER: Duration = Duration::from_secs(60);
+/// The wait before a failed delivery is tried again for its channel: one evaluation interval,
+/// doubling with each failure, at most 5 minutes. Alertmanager's notifier retries with
+/// exponential back-off too, and tries a failed notification again at the next flush of its
+/// group (`group_interval`, 5 minutes by default): a channel down for hours costs an attempt
+/// every 5 minutes (each the notifier's own 3 tries), not one per evaluation, and one that
+/// comes back gets its messages within 5 minutes.
+pub const DELIVERY_BACKOFF: Backoff = Backoff {
+    first: EVALUATION_INTERVAL,
+    max: Duration::from_secs(5 * 60),
+};
 /// Messages the alerts page shows from the history.
 pub const HISTORY_SHOWN: usize = 200;
 
@@ -128,6 +143,8 @@ struct Evaluations {
     restarts: RestartLedger,
     /// When firing alerts were last sent again to the Alertmanager channels.
     reminded: Option<Instant>,
+    /// The messages channels have not had yet: being sent, or waiting to be tried again.
+    outbox: Outbox,
 }
 
 #[derive(Default, Clone)]
@@ -214,6 +231,7 @@ impl Alerting {
                 swarm: None,
                 restarts: restore_restarts(store, rules_within, started_at),
                 reminded: None,
+                outbox: Outbox::default(),
             }),
             wake: tokio::sync::Notify::new(),
             started: AtomicBool::new(false),
@@ -503,9 +521,9 @@ async fn evaluate_now(state: &AppState) {
         }
     };
     let channel_names: Vec<String> = alerting.channels().into_iter().map(|c| c.name).collect();
-    let (messages, reminders) = {
+    let (messages, retries, reminders) = {
         let mut evaluations = alerting.state.lock().await;
-        let messages = evaluate_routed(
+        let routed = evaluate_routed(
             &mut evaluations.alerts,
             &rules,
             &observation,
@@ -514,6 +532,15 @@ async fn evaluate_now(state: &AppState) {
             now,
         );
         persist(state, &mut evaluations, now);
+        evaluations.outbox.keep_channels(&channel_names);
+        let messages: Vec<(Routed, Sending)> = routed
+            .into_iter()
+            .map(|r| {
+                let sending = evaluations.outbox.route(&r.message, &r.channels);
+                (r, sending)
+            })
+            .collect();
+        let retries = evaluations.outbox.due(now);
         let due = evaluations
             .reminded
             .is_none_or(|at| at.elapsed() >= ALERTMANAGER_REMINDER);
@@ -523,10 +550,10 @@ async fn evaluate_now(state: &AppState) {
         } else {
             Vec::new()
         };
-        (messages, reminders)
+        (messages, retries, reminders)
     };
     remind_alertmanagers(state, reminders);
-    if messages.is_empty() {
+    if messages.is_empty() && retries.is_empty() {
         return;
     }
     // Delivered on a task of its own: a slow receiver (three attempts, backoff) holds up no
@@ -535,37 +562,124 @@ async fn evaluate_now(state: &AppState) {
     tokio::spawn(async move {
         let every = state.alerting.channels();
         let mut records = Vec::new();
-        for Routed {
-            message,
-            channels,
-            catch_up,
-        } in messages
-        {
+        let mut outcomes = Vec::new();
+        // The dropped firing messages' rows say so before the resolution's row is written.
+        for (_, sending) in &messages {
+            for (channel, record) in &sending.dropped {
+                note(
+                    &state,
+                    *record,
+                    &format!(
+                        "; channel {channel}: dropped, the alert resolved before this message \
+                         reached it"
+                    ),
+                );
+            }
+        }
+        for (routed, sending) in messages {
             let to: Vec<Channel> = every
                 .iter()
-                .filter(|c| channels.contains(&c.name))
+                .filter(|c| sending.send.contains(&c.name))
                 .cloned()
                 .collect();
-            let delivery = if to.is_empty() && !every.is_empty() {
-                "not sent: no channel had its firing message".to_string()
+            let (delivery, failed) = if routed.channels.is_empty() && !every.is_empty() {
+                (
+                    "not sent: no channel had its firing message".to_string(),
+                    Vec::new(),
+                )
             } else {
-                deliver(&state, &to, &message, catch_up).await
+                deliver(&state, &to, &routed, &sending.dropped).await
             };
             records.push(AlertRecord {
                 at: Timestamp::now(),
-                status: message.status.as_str().to_string(),
-                rule: message.rule.as_str().to_string(),
-                subject: message.subject.clone(),
-                summary: message.summary.clone(),
-                started_at: message.started_at,
-                ended_at: message.ended_at,
+                status: routed.message.status.as_str().to_string(),
+                rule: routed.message.rule.as_str().to_string(),
+                subject: routed.message.subject.clone(),
+                summary: routed.message.summary.clone(),
+                started_at: routed.message.started_at,
+                ended_at: routed.message.ended_at,
                 delivery,
             });
+            outcomes.push((routed.message, to, failed));
         }
-        if let Err(e) = state.store().record_alerts(&records) {
+        let ids = state.store().record_alerts(&records).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "alerts: cannot write the alert history");
+            Vec::new()
+        });
+        {
+            let mut evaluations = state.alerting.state.lock().await;
+            for (i, (message, to, failed)) in outcomes.iter().enumerate() {
+                let record = ids.get(i).copied();
+                for channel in to {
+                    if failed.contains(&channel.name) {
+                        evaluations.outbox.failed(
+                            message,
+                            &channel.name,
+                            record,
+                            DELIVERY_BACKOFF,
+                            Timestamp::now(),
+                        );
+                    } else {
+                        evaluations.outbox.delivered(message, &channel.name);
+                    }
+                }
+            }
+        }
+        for attempt in retries {
+            retry(&state, &every, attempt).await;
         }
     });
+}
+
+/// Tries `attempt` again for its channel alone: delivered, the message's history row says so;
+/// failed, it waits longer ([`DELIVERY_BACKOFF`]; the notifier has logged why).
+async fn retry(state: &AppState, every: &[Channel], attempt: Attempt) {
+    let Some(notifier) = &state.alerting.notifier else {
+        return;
+    };
+    let Some(channel) = every.iter().find(|c| c.name == attempt.channel) else {
+        return;
+    };
+    let result = state
+        .alerting
+        .send_in_order(notifier, std::slice::from_ref(channel), &attempt.message)
+        .await;
+    let now = Timestamp::now();
+    let delivered = result.iter().all(Result::is_ok);
+    {
+        let mut evaluations = state.alerting.state.lock().await;
+        if delivered {
+            evaluations
+                .outbox
+                .delivered(&attempt.message, &channel.name);
+        } else {
+            evaluations
+                .outbox
+                .failed(&attempt.message, &channel.name, None, DELIVERY_BACKOFF, now);
+        }
+    }
+    if delivered {
+        note(
+            state,
+            attempt.record,
+            &format!(
+                "; channel {}: delivered at {} after {} failed attempt(s)",
+                channel.name,
+                swarmkeeper_alerts::rfc3339_seconds(now),
+                attempt.failures
+            ),
+        );
+    }
+}
+
+/// Adds `text` to the delivery of history row `record`, if it was written.
+fn note(state: &AppState, record: Option<i64>, text: &str) {
+    let Some(id) = record else {
+        return;
+    };
+    if let Err(e) = state.store().note_alert_delivery(id, text) {
+        tracing::warn!(error = %e, "alerts: cannot write the alert history");
+    }
 }
 
 /// Sends `reminders` (firing alerts already sent) again to the Alertmanager channels only, on
@@ -640,49 +754,53 @@ pub fn silence_of(stored: &StoredSilence) -> Option<Silence> {
     })
 }
 
-/// Sends one message to `channels`; a firing message of an evaluation that reached none is
-/// sent again at the next evaluation (not one that caught up a channel added later: the
-/// others had it). Returns how it went, for the history (channels named without secrets).
+/// Sends one routed message to `channels` (those of its channels it is sent to now; the
+/// others, `dropped`, never had its firing message). Returns how it went, for the history
+/// (channels named without secrets), and the names of the channels it failed for: each is
+/// tried again with back-off, and the row says so.
 async fn deliver(
     state: &AppState,
     channels: &[Channel],
-    message: &Message,
-    catch_up: bool,
-) -> String {
+    routed: &Routed,
+    dropped: &[(String, Option<i64>)],
+) -> (String, Vec<String>) {
     let Some(notifier) = &state.alerting.notifier else {
-        return "not sent: no HTTP client".to_string();
+        return ("not sent: no HTTP client".to_string(), Vec::new());
     };
-    if channels.is_empty() {
-        return "no channel configured".to_string();
+    if channels.is_empty() && dropped.is_empty() {
+        return ("no channel configured".to_string(), Vec::new());
     }
     let results = state
         .alerting
-        .send_in_order(notifier, channels, message)
+        .send_in_order(notifier, channels, &routed.message)
         .await;
     // `Notifier::send` has logged each failure, naming the channel by its host only.
-    let failed: Vec<String> = results
-        .iter()
-        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
-        .collect();
-    if failed.len() == results.len() && !catch_up {
-        state
-            .alerting
-            .state
-            .lock()
-            .await
-            .alerts
-            .delivery_failed(message.rule, &message.subject);
+    let mut failed = Vec::new();
+    let mut problems = Vec::new();
+    for (channel, result) in channels.iter().zip(&results) {
+        if let Err(e) = result {
+            failed.push(channel.name.clone());
+            problems.push(e.to_string());
+        }
     }
     let sent = results.len() - failed.len();
     let mut text = format!("sent to {sent} of {} channel(s)", results.len());
-    if catch_up {
+    if routed.catch_up {
         text.push_str(" added since it fired");
     }
-    for f in failed {
+    for problem in problems {
         text.push_str("; ");
-        text.push_str(&f);
+        text.push_str(&problem);
     }
-    text
+    if !failed.is_empty() {
+        text.push_str("; undelivered, retrying with back-off");
+    }
+    for (channel, _) in dropped {
+        text.push_str(&format!(
+            "; not sent to channel {channel}: its firing message never reached it"
+        ));
+    }
+    (text, failed)
 }
 
 fn signed(d: Duration) -> jiff::SignedDuration {

@@ -301,11 +301,13 @@ impl Store {
     }
 
     /// Appends messages to the alert history and drops what is past
-    /// [`ALERT_HISTORY_KEPT`], in one transaction.
-    pub fn record_alerts(&mut self, records: &[AlertRecord]) -> Result<(), StoreError> {
+    /// [`ALERT_HISTORY_KEPT`], in one transaction. Returns each record's row id, in order:
+    /// what [`Store::note_alert_delivery`] adds to.
+    pub fn record_alerts(&mut self, records: &[AlertRecord]) -> Result<Vec<i64>, StoreError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut ids = Vec::with_capacity(records.len());
         let path = self.path.clone();
         let wrap = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -333,6 +335,7 @@ impl Store {
                         r.ended_at.map(millis)
                     ])
                     .map_err(wrap)?;
+                ids.push(tx.last_insert_rowid());
             }
         }
         tx.execute(
@@ -340,7 +343,19 @@ impl Store {
             [ALERT_HISTORY_KEPT],
         )
         .map_err(wrap)?;
-        tx.commit().map_err(wrap)
+        tx.commit().map_err(wrap)?;
+        Ok(ids)
+    }
+
+    /// Adds `note` (`; channel X: delivered at ...`) to the delivery of history row `id`: how a
+    /// message's retried delivery went is told on its one row, not in a row per attempt. A row
+    /// already dropped from the history is left so.
+    pub fn note_alert_delivery(&self, id: i64, note: &str) -> Result<(), StoreError> {
+        self.wrap(self.conn.execute(
+            "UPDATE alert_history SET delivery = delivery || ?2 WHERE id = ?1",
+            params![id, note],
+        ))?;
+        Ok(())
     }
 
     /// The newest `limit` messages of the alert history, newest first.
@@ -539,5 +554,34 @@ mod tests {
             [silent, up.clone(), down]
         );
         assert_eq!(store.alert_history_of(&["node-down"], 1).unwrap(), [up]);
+    }
+
+    #[test]
+    fn a_retried_delivery_is_noted_on_its_one_row() {
+        let mut store = Store::in_memory().unwrap();
+        let record = AlertRecord {
+            at: t(1),
+            status: "firing".into(),
+            rule: "rolled-back".into(),
+            subject: "web".into(),
+            summary: String::new(),
+            started_at: t(1),
+            ended_at: None,
+            delivery: "sent to 0 of 1 channel(s)".into(),
+        };
+        let ids = store
+            .record_alerts(&[record.clone(), record.clone()])
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        store
+            .note_alert_delivery(ids[0], "; hook: delivered")
+            .unwrap();
+        let history = store.alert_history(10).unwrap();
+        assert_eq!(history.len(), 2, "no row added");
+        assert_eq!(
+            history[1].delivery,
+            "sent to 0 of 1 channel(s); hook: delivered"
+        );
+        assert_eq!(history[0].delivery, record.delivery);
     }
 }
