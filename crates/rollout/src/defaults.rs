@@ -148,6 +148,7 @@ pub fn apply_safe_defaults(spec: &mut ServiceSpec) -> Vec<Note> {
                 interval: std_duration(h.interval),
                 timeout: std_duration(h.timeout),
                 start_period: std_duration(h.start_period),
+                start_interval: std_duration(h.start_interval),
                 retries: h.retries,
             })
             .filter(|h| !h.is_disabled())

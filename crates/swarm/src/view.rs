@@ -48,6 +48,10 @@ pub struct ServiceView {
     pub restart_policy: Option<RestartPolicy>,
     /// `TaskTemplate.ContainerSpec.Healthcheck`; `None`: the image's own, if it has one.
     pub healthcheck: Option<Healthcheck>,
+    /// `TaskTemplate.ContainerSpec.ReadOnly`: the container's root filesystem is read-only.
+    pub read_only: bool,
+    /// `TaskTemplate.ContainerSpec.StopGracePeriod`; `None`: not set (the engine's 10 s).
+    pub stop_grace_period: Option<Duration>,
     /// `UpdateConfig`, Swarm's defaults filled in.
     pub update_config: UpdateConfig,
     /// `RollbackConfig`, Swarm's defaults filled in.
@@ -295,6 +299,9 @@ pub struct Healthcheck {
     pub interval: Duration,
     pub timeout: Duration,
     pub start_period: Duration,
+    /// `StartInterval` (Engine API 1.44): the probes' interval during `start_period`; zero:
+    /// not set.
+    pub start_interval: Duration,
     pub retries: u64,
 }
 
@@ -605,6 +612,10 @@ struct ContainerSpecWire {
     #[serde(default)]
     healthcheck: Option<HealthcheckWire>,
     #[serde(default, deserialize_with = "nullable")]
+    read_only: bool,
+    #[serde(default, deserialize_with = "nullable")]
+    stop_grace_period: i64,
+    #[serde(default, deserialize_with = "nullable")]
     secrets: Vec<FileRefWire>,
     #[serde(default, deserialize_with = "nullable")]
     configs: Vec<FileRefWire>,
@@ -696,6 +707,8 @@ struct HealthcheckWire {
     #[serde(default, deserialize_with = "nullable")]
     start_period: i64,
     #[serde(default, deserialize_with = "nullable")]
+    start_interval: i64,
+    #[serde(default, deserialize_with = "nullable")]
     retries: u64,
 }
 
@@ -765,8 +778,12 @@ impl SpecWire {
                 interval: nanos(h.interval),
                 timeout: nanos(h.timeout),
                 start_period: nanos(h.start_period),
+                start_interval: nanos(h.start_interval),
                 retries: h.retries,
             }),
+            read_only: container.read_only,
+            stop_grace_period: Some(nanos(container.stop_grace_period))
+                .filter(|grace| !grace.is_zero()),
             update_config: update_config(self.update_config),
             rollback_config: update_config(self.rollback_config),
             ports: self

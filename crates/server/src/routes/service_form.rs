@@ -732,10 +732,9 @@ async fn stack_target(state: &AppState, name: &str) -> Result<ComposeTarget, App
 }
 
 fn compose_text(target: &ComposeTarget) -> String {
-    let services: Vec<(&ServiceView, &serde_json::Value)> =
-        target.services.iter().map(|s| (&s.view, &s.spec)).collect();
+    let views: Vec<&ServiceView> = target.services.iter().map(|s| &s.view).collect();
     compose_of_running(
-        &services,
+        &views,
         &Context {
             stack: target.context_stack.clone(),
             ..Context::default()

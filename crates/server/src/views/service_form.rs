@@ -474,30 +474,15 @@ pub fn specs_for_changes(
     desired: &serde_json::Value,
     current: &serde_json::Value,
 ) -> (serde_json::Value, serde_json::Value) {
-    let env_of = |spec: &serde_json::Value| -> Vec<String> {
-        spec["TaskTemplate"]["ContainerSpec"]["Env"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|entry| entry.as_str().map(str::to_owned))
-            .collect()
-    };
-    let was = env_of(current);
+    let was = swarmkeeper_engine::env_entries(current);
     let hide = |spec: &serde_json::Value, changed: &dyn Fn(&str) -> bool| {
-        let mut spec = spec.clone();
-        if let Some(env) = spec
-            .pointer_mut("/TaskTemplate/ContainerSpec/Env")
-            .and_then(serde_json::Value::as_array_mut)
-        {
-            for entry in env.iter_mut() {
-                let Some(text) = entry.as_str() else { continue };
-                if let Some((key, _)) = text.split_once('=').filter(|(k, _)| holds_credential(k)) {
-                    let shown = if changed(text) { "<changed>" } else { HIDDEN };
-                    *entry = serde_json::Value::String(format!("{key}={shown}"));
-                }
+        swarmkeeper_engine::with_env_shown(spec, |entry| match entry.split_once('=') {
+            Some((key, _)) if holds_credential(key) => {
+                let shown = if changed(entry) { "<changed>" } else { HIDDEN };
+                format!("{key}={shown}")
             }
-        }
-        spec
+            _ => entry.to_owned(),
+        })
     };
     (
         hide(desired, &|entry| !was.iter().any(|w| w == entry)),
@@ -1989,31 +1974,28 @@ fn written_keys(service: &swarmkeeper_compose::Service) -> Vec<&'static str> {
 /// holds), `views` all of `context.stack` or one service of its own. Reading it back with
 /// [`read_compose`] gives their specs.
 pub fn compose_of(views: &[&ServiceView], context: &Context) -> String {
-    let services: Vec<(&ServiceView, Option<&serde_json::Value>)> =
-        views.iter().map(|view| (*view, None)).collect();
-    render(&services, context)
+    render(views, context, |_| Vec::new())
 }
 
-/// As [`compose_of`], each service with the keys of `engine::COMPOSE_RENDERED_KEYS` its spec
-/// has ([`running_lines`]): what "edit as compose" shows, so a healthcheck, `read_only` or
+/// As [`compose_of`], each service with the keys of `engine::COMPOSE_RENDERED_KEYS` it has
+/// ([`running_lines`]): what "edit as compose" shows, so a healthcheck, `read_only` or
 /// `stop_grace_period` can be seen, changed and deleted. Reading it back with
 /// [`read_compose_edit`] and laying it over the specs (`engine::overlay_compose`) changes
 /// nothing.
-pub fn compose_of_running(
-    services: &[(&ServiceView, &serde_json::Value)],
-    context: &Context,
-) -> String {
-    let services: Vec<(&ServiceView, Option<&serde_json::Value>)> = services
-        .iter()
-        .map(|(view, spec)| (*view, Some(*spec)))
-        .collect();
-    render(&services, context)
+pub fn compose_of_running(views: &[&ServiceView], context: &Context) -> String {
+    render(views, context, running_lines)
 }
 
-fn render(services: &[(&ServiceView, Option<&serde_json::Value>)], context: &Context) -> String {
-    let forms: Vec<(String, ServiceForm, Vec<String>)> = services
+/// `views` as one compose document, each service with the form's fields and the lines
+/// `extra` gives it.
+fn render(
+    views: &[&ServiceView],
+    context: &Context,
+    extra: impl Fn(&ServiceView) -> Vec<String>,
+) -> String {
+    let forms: Vec<(String, ServiceForm, Vec<String>)> = views
         .iter()
-        .map(|(view, spec)| {
+        .map(|view| {
             let key = match &context.stack {
                 Some(stack) => view
                     .name
@@ -2022,61 +2004,48 @@ fn render(services: &[(&ServiceView, Option<&serde_json::Value>)], context: &Con
                     .to_owned(),
                 None => view.name.clone(),
             };
-            let extra = spec.map(running_lines).unwrap_or_default();
-            (key, ServiceForm::of_view(view), extra)
+            (key, ServiceForm::of_view(view), extra(view))
         })
         .collect();
     write_document(&forms).text
 }
 
 /// The lines (without their service's indent) of the keys of `engine::COMPOSE_RENDERED_KEYS`
-/// the Engine API `spec` has, each as the compose mapping reads it back to the same field:
-/// `read_only: true`, `stop_grace_period`, and `healthcheck` (`disable: true` for `["NONE"]`,
-/// else its test and each duration or count that is set).
-fn running_lines(spec: &serde_json::Value) -> Vec<String> {
-    let container = &spec["TaskTemplate"]["ContainerSpec"];
-    let duration = |value: &serde_json::Value| {
-        value
-            .as_u64()
-            .filter(|nanos| *nanos > 0)
-            .map(|nanos| quoted(&format_duration(std::time::Duration::from_nanos(nanos))))
-    };
+/// `view` has, each as the compose mapping reads it back to the same field: `read_only:
+/// true`, `stop_grace_period`, and `healthcheck` (`disable: true` for `["NONE"]`, else its
+/// test and each duration or count that is set).
+fn running_lines(view: &ServiceView) -> Vec<String> {
+    let duration =
+        |value: std::time::Duration| (!value.is_zero()).then(|| quoted(&format_duration(value)));
     let mut lines = Vec::new();
-    if container["ReadOnly"] == serde_json::Value::Bool(true) {
+    if view.read_only {
         lines.push("read_only: true".to_owned());
     }
-    if let Some(grace) = duration(&container["StopGracePeriod"]) {
+    if let Some(grace) = view.stop_grace_period.and_then(duration) {
         lines.push(format!("stop_grace_period: {grace}"));
     }
-    let health = &container["Healthcheck"];
-    if health.is_object() {
+    if let Some(health) = &view.healthcheck {
         lines.push("healthcheck:".to_owned());
-        let test: Vec<&str> = health["Test"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(serde_json::Value::as_str)
-            .collect();
-        if test == ["NONE"] {
+        if health.is_disabled() {
             lines.push("  disable: true".to_owned());
             return lines;
         }
-        if !test.is_empty() {
-            let words: Vec<String> = test.iter().map(|word| quoted(word)).collect();
+        if !health.test.is_empty() {
+            let words: Vec<String> = health.test.iter().map(|word| quoted(word)).collect();
             lines.push(format!("  test: [{}]", words.join(", ")));
         }
-        for (key, field) in [
-            ("interval", "Interval"),
-            ("timeout", "Timeout"),
-            ("start_period", "StartPeriod"),
-            ("start_interval", "StartInterval"),
+        for (key, value) in [
+            ("interval", health.interval),
+            ("timeout", health.timeout),
+            ("start_period", health.start_period),
+            ("start_interval", health.start_interval),
         ] {
-            if let Some(value) = duration(&health[field]) {
+            if let Some(value) = duration(value) {
                 lines.push(format!("  {key}: {value}"));
             }
         }
-        if let Some(retries) = health["Retries"].as_u64().filter(|r| *r > 0) {
-            lines.push(format!("  retries: {retries}"));
+        if health.retries > 0 {
+            lines.push(format!("  retries: {}", health.retries));
         }
     }
     lines
@@ -2798,7 +2767,7 @@ mod tests {
             swarmkeeper_engine::overlay_compose(current, &written, keys)
         };
         let view = ServiceView::read(&current).unwrap();
-        let text = compose_of_running(&[(&view, &current)], &context);
+        let text = compose_of_running(&[&view], &context);
         assert!(text.contains("    read_only: true\n"), "{text}");
         assert!(text.contains("      start_interval: \"1s\"\n"), "{text}");
         assert_eq!(overlay_of(&text, &current), current, "{text}");
@@ -2814,7 +2783,7 @@ mod tests {
         // The image's healthcheck turned off reads back as off.
         current["TaskTemplate"]["ContainerSpec"]["Healthcheck"] = json!({"Test": ["NONE"]});
         let view = ServiceView::read(&current).unwrap();
-        let text = compose_of_running(&[(&view, &current)], &context);
+        let text = compose_of_running(&[&view], &context);
         assert!(text.contains("      disable: true\n"), "{text}");
         assert_eq!(overlay_of(&text, &current), current, "{text}");
     }
