@@ -121,17 +121,34 @@ fn a_channel_down_gets_retries_the_working_one_gets_firing_once_and_resolved() {
     };
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["firing", "resolved"], "{rows:#?}");
-    assert_eq!(
-        rows[1]["delivery"],
-        "sent to 1 of 1 channel(s); not sent to channel alert-webhook-1: its firing message \
-         never reached it",
-        "{rows:#?}"
-    );
+    // Two right outcomes for the dead channel, by when the resolution is decided: its firing
+    // message waiting for its next attempt (it never had it: the resolution is not sent there,
+    // the firing message is dropped), or an attempt of it under way (it may get through: the
+    // resolution replaces it and is retried there in turn). Which one a loaded machine sees
+    // is timing; CI once saw the second.
+    let dropped = rows[1]["delivery"]
+        == "sent to 1 of 1 channel(s); not sent to channel alert-webhook-1: its firing message \
+            never reached it";
+    if dropped {
+        assert!(
+            rows[0]["delivery"].as_str().unwrap().ends_with(
+                "; channel alert-webhook-1: dropped, the alert resolved before this message \
+                 reached it"
+            ),
+            "{rows:#?}"
+        );
+    } else {
+        let delivery = rows[1]["delivery"].as_str().unwrap();
+        assert!(
+            delivery.starts_with("sent to 1 of 2 channel(s); channel alert-webhook-1")
+                && delivery.ends_with("undelivered, retrying with back-off"),
+            "{rows:#?}"
+        );
+    }
     assert!(
-        rows[0]["delivery"].as_str().unwrap().ends_with(
-            "; channel alert-webhook-1: dropped, the alert resolved before this message reached it"
-        ),
-        "{rows:#?}"
+        rows.iter()
+            .all(|r| !r["delivery"].as_str().unwrap().contains("token=abc")),
+        "a secret shown: {rows:#?}"
     );
     assert!(
         next_alert(&setup.messages, RULE, &service, Duration::from_secs(5)).is_none(),
