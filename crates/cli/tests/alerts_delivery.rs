@@ -54,31 +54,8 @@ fn a_channel_down_gets_retries_the_working_one_gets_firing_once_and_resolved() {
     );
     let server = &setup.server;
     let token = server.token(&server.login(), "deliver");
-    let (status, _, body) = server.call(
-        "PUT /api/alerts/rules",
-        &[
-            format!("Authorization: Bearer {token}"),
-            "Content-Type: application/json".into(),
-        ],
-        r#"{"service_not_converged": {"for": "1s"}}"#,
-    );
-    assert_eq!(status, 200, "{body}");
-    docker(
-        &setup.host,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            &setup.service,
-            "--constraint",
-            "node.labels.swarmkeeper-test-no-such-label==1",
-            &setup.image,
-            "/bin/busybox",
-            "sleep",
-            "3600",
-        ],
-    );
+    setup.set_rules(&token, r#"{"service_not_converged": {"for": "1s"}}"#);
+    setup.create_unplaceable_service();
     let service = setup.service.clone();
     let (_, fired) = next_alert(&setup.messages, RULE, &service, Duration::from_secs(60))
         .expect("no firing message reached the working receiver within 60 s");

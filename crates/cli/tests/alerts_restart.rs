@@ -41,31 +41,8 @@ fn a_pending_alert_survives_a_crash_and_fires_after_the_grace_period_not_at_once
     let mut setup = AlertSetup::start("restart");
     let session = setup.server.login();
     let token = setup.server.token(&session, "restart-rule");
-    let (status, _, body) = setup.server.call(
-        "PUT /api/alerts/rules",
-        &[
-            format!("Authorization: Bearer {token}"),
-            "Content-Type: application/json".into(),
-        ],
-        r#"{"service_not_converged": {"for": "20s"}}"#,
-    );
-    assert_eq!(status, 200, "{body}");
-    docker(
-        &setup.host,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            &setup.service,
-            "--constraint",
-            "node.labels.swarmkeeper-test-no-such-label==1",
-            &setup.image,
-            "/bin/busybox",
-            "sleep",
-            "3600",
-        ],
-    );
+    setup.set_rules(&token, r#"{"service_not_converged": {"for": "20s"}}"#);
+    setup.create_unplaceable_service();
     // Pending: seen by the first server.
     let deadline = Instant::now() + Duration::from_secs(30);
     let pending = loop {

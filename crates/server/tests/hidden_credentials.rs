@@ -9,7 +9,7 @@
 mod support;
 
 use serde_json::json;
-use support::{service_version, Call, HistoryOf, TestApp, TestService, SLEEP};
+use support::{service_version, textarea_of, Call, HistoryOf, TestApp, TestService, SLEEP};
 
 #[tokio::test]
 async fn a_credential_is_hidden_from_the_edit_pages_and_kept_on_save() {
@@ -34,7 +34,7 @@ async fn a_credential_is_hidden_from_the_edit_pages_and_kept_on_save() {
     page.expect(200);
     let page = page.text();
     assert!(!page.contains("s3cret"), "{page}");
-    let shown_env = textarea(&page, "env");
+    let shown_env = textarea_of(&page, "env");
     assert_eq!(shown_env, "DB_PASSWORD=<hidden>\nPLAIN=1", "{page}");
     let before = service_version(&name);
     let answer = app
@@ -94,23 +94,4 @@ async fn a_credential_is_hidden_from_the_edit_pages_and_kept_on_save() {
         "{changes}"
     );
     assert_eq!(env(), json!(["DB_PASSWORD=n3w", "PLAIN=1"]));
-}
-
-/// The text of the form's `field` textarea in `page`, unescaped.
-fn textarea(page: &str, field: &str) -> String {
-    let start = page
-        .find(&format!("<textarea name=\"{field}\""))
-        .expect("the field's textarea");
-    let start = start + page[start..].find('>').unwrap() + 1;
-    let end = start + page[start..].find("</textarea>").unwrap();
-    page[start..end]
-        .replace("&#34;", "\"")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&#60;", "<")
-        .replace("&gt;", ">")
-        .replace("&#62;", ">")
-        .replace("&amp;", "&")
-        .replace("&#38;", "&")
 }

@@ -80,6 +80,15 @@ fn stand_in_server(name: &str, secret: &str) -> TestService {
     )
 }
 
+/// Another server on `app`'s state directory, started with `key_text` as its sealing key.
+fn start_on(app: &TestApp, key_text: &str) -> axum::Router {
+    swarmkeeper_server::app(open_state_with_key(
+        app.dir.path(),
+        Some(REPORT_SECRET),
+        Some(key(key_text)),
+    ))
+}
+
 /// The end of job `job` (`/jobs/ID`) once it has one, within 120 s; `null` if it has none.
 async fn job_end(app: &TestApp, admin: &str, job: &str) -> Value {
     for _ in 0..600 {
@@ -240,18 +249,10 @@ async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key(
 
     // Swarm rolled the server back: it starts on the old key, which still opens everything.
     app.state.shutdown.begin();
-    let on_old = swarmkeeper_server::app(open_state_with_key(
-        app.dir.path(),
-        Some(REPORT_SECRET),
-        Some(key(OLD_KEY)),
-    ));
+    let on_old = start_on(&app, OLD_KEY);
     both_open(&on_old, &admin, channel, registry_id, &mut rx).await;
     // The server runs on the new key: the staged values are promoted and open.
-    let on_new = swarmkeeper_server::app(open_state_with_key(
-        app.dir.path(),
-        Some(REPORT_SECRET),
-        Some(key(NEW_KEY)),
-    ));
+    let on_new = start_on(&app, NEW_KEY);
     both_open(&on_new, &admin, channel, registry_id, &mut rx).await;
     // New channels are taken again, sealed with the new key.
     send(
@@ -265,11 +266,7 @@ async fn a_rekey_keeps_every_channel_and_registry_credential_open_on_either_key(
     .await
     .expect(201);
     // Promoted for good: a server on the old key no longer opens them.
-    let again_old = swarmkeeper_server::app(open_state_with_key(
-        app.dir.path(),
-        Some(REPORT_SECRET),
-        Some(key(OLD_KEY)),
-    ));
+    let again_old = start_on(&app, OLD_KEY);
     let page = send(&again_old, Call::get("/api/alerts").bearer(&admin))
         .await
         .json();
@@ -337,20 +334,12 @@ async fn a_rekey_cut_off_by_the_servers_restart_reads_succeeded_once_it_runs_on_
     let end = job_end(&app, &admin, &job).await;
     assert_eq!(end["succeeded"], false, "cut off: {end}");
 
-    let on_old = swarmkeeper_server::app(open_state_with_key(
-        app.dir.path(),
-        Some(REPORT_SECRET),
-        Some(key(OLD_KEY)),
-    ));
+    let on_old = start_on(&app, OLD_KEY);
     let page = send(&on_old, Call::get(&format!("/api{job}")).bearer(&admin))
         .await
         .json();
     assert_eq!(page["end"], end, "on the old key the job's own end stands");
-    let on_new = swarmkeeper_server::app(open_state_with_key(
-        app.dir.path(),
-        Some(REPORT_SECRET),
-        Some(key(NEW_KEY)),
-    ));
+    let on_new = start_on(&app, NEW_KEY);
     let page = send(&on_new, Call::get(&format!("/api{job}")).bearer(&admin))
         .await
         .json();

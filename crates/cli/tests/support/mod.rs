@@ -392,6 +392,41 @@ impl AlertSetup {
         );
     }
 
+    /// Creates the test's service (detached) with a placement constraint no node meets: its
+    /// task stays pending, so it never converges.
+    pub fn create_unplaceable_service(&self) {
+        docker(
+            &self.host,
+            &[
+                "service",
+                "create",
+                "--detach",
+                "--name",
+                &self.service,
+                "--constraint",
+                "node.labels.swarmkeeper-test-no-such-label==1",
+                &self.image,
+                "/bin/busybox",
+                "sleep",
+                "3600",
+            ],
+        );
+    }
+
+    /// Changes the alert rules with `rules` (the body of `PUT /api/alerts/rules`), as the
+    /// holder of `token`; panics unless the server answers 200.
+    pub fn set_rules(&self, token: &str, rules: &str) {
+        let (status, _, body) = self.server.call(
+            "PUT /api/alerts/rules",
+            &[
+                format!("Authorization: Bearer {token}"),
+                "Content-Type: application/json".into(),
+            ],
+            rules,
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// A `swarmkeeper agent` on the host engine reporting to this server, at its defaults for
     /// what alerts read (cgroup stats every 10 s, a report every 30 s) with `extra` flags
     /// after them, and a GC policy that cannot delete anything the test did not create: the

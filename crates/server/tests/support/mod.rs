@@ -1029,7 +1029,14 @@ pub async fn record_revision(
 
 /// The compose text of an "edit as compose" page, unescaped as a browser posts it.
 pub fn compose_text_of(page: &str) -> String {
-    let start = page.find("<textarea name=\"compose\"").unwrap();
+    textarea_of(page, "compose")
+}
+
+/// The text of `page`'s textarea named `field`, unescaped as a browser posts it.
+pub fn textarea_of(page: &str, field: &str) -> String {
+    let start = page
+        .find(&format!("<textarea name=\"{field}\""))
+        .expect("the field's textarea");
     let start = start + page[start..].find('>').unwrap() + 1;
     let end = start + page[start..].find("</textarea>").unwrap();
     page[start..end]
