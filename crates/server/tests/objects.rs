@@ -244,9 +244,19 @@ async fn a_secret_is_created_listed_guarded_and_rotated() {
         ])
         .is_ok_and(|ids| ids.is_empty())
     });
-    app.call(support::Call::delete(&format!("/api/secrets/{new_name}")).bearer(&op.token))
-        .await
-        .expect(204);
+    // Swarm's task list says the task stopped a moment after its container is gone: until
+    // then the removal is refused (409, naming the task), as it should be.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let removed = app
+            .call(support::Call::delete(&format!("/api/secrets/{new_name}")).bearer(&op.token))
+            .await;
+        if removed.status.as_u16() != 409 || std::time::Instant::now() > deadline {
+            removed.expect(204);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     assert!(!exists("secret", &new_name));
     made.names.clear();
 }
