@@ -682,6 +682,35 @@ fn diff_and_dry_run_show_each_change_and_change_nothing() {
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
 }
 
+/// A credential in the environment is never printed (issue 14): `diff`, its JSON and a
+/// deploy's progress (which land in CI logs) name the variable that changed, not its values.
+#[test]
+fn a_credential_s_values_are_never_printed_by_diff_or_deploy() {
+    let (ok, _) = images();
+    let stack = Stack::new("cred");
+    let with = |password: &str| {
+        stack_file(&[service("web", ok, 1, "")]).replace(
+            "      REV: \"1\"",
+            &format!("      REV: \"1\"\n      DB_PASSWORD: {password}"),
+        )
+    };
+    let v1 = stack.file("v1.yml", &with("s3cret"));
+    stack.deploy_ok(&v1, &[]);
+    let v2 = stack.file("v2.yml", &with("n3w"));
+    let human = stack.diff(&v2, &[]);
+    let json = stack.diff(&v2, &["--json"]);
+    let deploy = stack.deploy(&v2, &[]);
+    assert_eq!(deploy.status.code(), Some(0), "{}", text(&deploy));
+    for out in [&human, &json, &deploy] {
+        let all = text(out);
+        assert!(all.contains("DB_PASSWORD=<changed>"), "{all}");
+        assert!(!all.contains("s3cret") && !all.contains("n3w"), "{all}");
+    }
+    assert!(stack
+        .spec("web", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
+        .contains("DB_PASSWORD=n3w"));
+}
+
 #[test]
 fn a_placement_only_change_the_node_still_meets_converges_at_once_and_keeps_the_task() {
     // Tryout 11 finding 3: Swarm keeps a task whose node meets the new constraints

@@ -282,34 +282,6 @@ pub fn overlay_compose(current: &Value, written: &Value, keys: &[&str]) -> Value
     spec
 }
 
-/// `TaskTemplate.ContainerSpec.Env` of the Engine API service spec `spec`: its `KEY=VALUE`
-/// entries, in order; empty when it has none.
-pub fn env_entries(spec: &Value) -> Vec<String> {
-    spec.pointer("/TaskTemplate/ContainerSpec/Env")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.as_str().map(str::to_owned))
-        .collect()
-}
-
-/// `spec` with each entry of `TaskTemplate.ContainerSpec.Env` replaced by what `shown` makes of
-/// it: how a change list shows an environment some of whose values it must not show.
-pub fn with_env_shown(spec: &Value, shown: impl Fn(&str) -> String) -> Value {
-    let mut spec = spec.clone();
-    if let Some(env) = spec
-        .pointer_mut("/TaskTemplate/ContainerSpec/Env")
-        .and_then(Value::as_array_mut)
-    {
-        for entry in env.iter_mut() {
-            if let Some(text) = entry.as_str() {
-                *entry = Value::String(shown(text));
-            }
-        }
-    }
-    spec
-}
-
 /// The value at `path` of `spec`, when it is there and not null.
 fn written_at(spec: &Value, path: &[&str]) -> Option<Value> {
     path.iter()
@@ -800,17 +772,5 @@ mod tests {
         let spec = overlay_compose(&json!({}), &json!({}), &["dns", "networks"]);
         assert_eq!(spec.pointer("/TaskTemplate/ContainerSpec/DNSConfig"), None);
         assert_eq!(spec.pointer("/TaskTemplate/Networks"), None);
-    }
-
-    #[test]
-    fn an_environment_is_read_and_shown_entry_by_entry() {
-        let spec = json!({"Name": "db", "TaskTemplate": {"ContainerSpec": {
-            "Image": "postgres", "Env": ["DB_PASSWORD=s3cret", "PLAIN=1"]}}});
-        assert_eq!(env_entries(&spec), ["DB_PASSWORD=s3cret", "PLAIN=1"]);
-        assert!(env_entries(&json!({"Name": "bare"})).is_empty());
-        let shown = with_env_shown(&spec, |entry| entry.replace("s3cret", "<hidden>"));
-        assert_eq!(env_entries(&shown), ["DB_PASSWORD=<hidden>", "PLAIN=1"]);
-        assert_eq!(shown["TaskTemplate"]["ContainerSpec"]["Image"], "postgres");
-        assert_eq!(with_env_shown(&json!({}), str::to_owned), json!({}));
     }
 }

@@ -38,9 +38,8 @@ pub use swarm::{
 };
 
 pub use edit::{
-    env_entries, force_update, inherit_replicas, overlay_compose, overlay_form_fields, set_image,
-    set_label, set_replicas, swap_file_ref, swap_network, with_env_shown, COMPOSE_ONLY_KEYS,
-    COMPOSE_RENDERED_KEYS,
+    force_update, inherit_replicas, overlay_compose, overlay_form_fields, set_image, set_label,
+    set_replicas, swap_file_ref, swap_network, COMPOSE_ONLY_KEYS, COMPOSE_RENDERED_KEYS,
 };
 pub use registry_auth::{RegistryAuth, RegistryAuthFuture};
 pub use swarmkeeper_swarm::{

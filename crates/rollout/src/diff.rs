@@ -173,8 +173,9 @@ pub const IMAGE_PATH: &str = "TaskTemplate.ContainerSpec.Image";
 
 /// A change as people read it, one line: `image app:1 → app:2` for the image,
 /// `PATH: OLD → NEW` otherwise, and for a list of plain values the items added (`+`) and
-/// removed (`-`).
+/// removed (`-`). Never a credential's value: the change is described [`crate::shown`].
 pub fn describe_change(change: &FieldChange) -> String {
+    let change = &crate::shown(change);
     // Durations and sizes in the units a stack file and the form take, not the API's.
     let last = change.path.rsplit('.').next().unwrap_or_default();
     let duration = [

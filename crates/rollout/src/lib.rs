@@ -21,6 +21,7 @@
 //! plain data and carries the decisions out.
 
 mod assess;
+mod credentials;
 mod cured;
 mod defaults;
 mod diff;
@@ -34,6 +35,7 @@ pub use assess::{
     without_grpc_wrapper, Follow, Monitor, ObservedService, ObservedTask, ServiceState, Tally,
     Verdict, DEFAULT_MAX_FAILED_TASKS,
 };
+pub use credentials::{holds_credential, shown, shown_entry, CHANGED, CREDENTIAL_WORDS, HIDDEN};
 pub use cured::{cured_findings, cured_rules};
 pub use defaults::{apply_safe_defaults, Note, SAFE_DEFAULTS};
 pub use diff::{

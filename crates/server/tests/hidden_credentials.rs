@@ -3,13 +3,16 @@
 //! `<hidden>` (and `PLAIN`'s as it is), and saving what the pages show keeps the running value,
 //! with no change; the placeholder on a variable the service does not have is refused at its
 //! line, nothing applied. A value typed in its place replaces it, and the change list names
-//! the variable without its old or new value.
+//! the variable without its old or new value, on the form's answer and on its job's page.
 // test lane: waiting (a rolling update followed until its task runs)
 
 mod support;
 
 use serde_json::json;
-use support::{service_version, textarea_of, Call, HistoryOf, TestApp, TestService, SLEEP};
+use support::{
+    followed_job, service_form, service_version, textarea_of, Call, HistoryOf, TestApp,
+    TestService, SLEEP,
+};
 
 #[tokio::test]
 async fn a_credential_is_hidden_from_the_edit_pages_and_kept_on_save() {
@@ -94,4 +97,39 @@ async fn a_credential_is_hidden_from_the_edit_pages_and_kept_on_save() {
         "{changes}"
     );
     assert_eq!(env(), json!(["DB_PASSWORD=n3w", "PLAIN=1"]));
+
+    // The form's change runs as a job whose page any logged-in viewer reads: its progress
+    // names the variable, never a value.
+    let posted = app
+        .call(service_form(
+            op,
+            &name,
+            &[
+                ("name", name.as_str()),
+                ("env", "DB_PASSWORD=an0ther\nPLAIN=1"),
+                ("confirm", "yes"),
+            ],
+        ))
+        .await;
+    let (job, end) = followed_job(&app, &posted).await;
+    assert!(end.succeeded, "{end:?}");
+    let lines = job.seen(0).lines.join("\n");
+    assert!(lines.contains("DB_PASSWORD=<changed>"), "{lines}");
+    let page = app
+        .call(Call::get(&format!("/jobs/{}", job.id)).session(&app.viewer))
+        .await;
+    page.expect(200);
+    let page = page.text();
+    assert!(
+        page.contains("DB_PASSWORD=&lt;changed&gt;")
+            || page.contains("DB_PASSWORD=&#60;changed&#62;"),
+        "{page}"
+    );
+    for value in ["s3cret", "n3w", "an0ther"] {
+        assert!(
+            !lines.contains(value) && !page.contains(value),
+            "{value}: {lines}"
+        );
+    }
+    assert_eq!(env(), json!(["DB_PASSWORD=an0ther", "PLAIN=1"]));
 }

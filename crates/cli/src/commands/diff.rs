@@ -8,7 +8,7 @@ use serde_json::json;
 use swarmkeeper_compose::stack_spec;
 use swarmkeeper_deploy::{Options, Preview, Progress, Request, Stack};
 use swarmkeeper_engine::Engine;
-use swarmkeeper_rollout::{describe_change, DiffKind};
+use swarmkeeper_rollout::{describe_change, shown, DiffKind};
 use swarmkeeper_store::FileDigest;
 
 use super::{load_stack_files, read_object_files, ComposeFiles, StackFiles};
@@ -177,6 +177,8 @@ fn to_json(preview: &Preview) -> String {
             let changes: Vec<_> = s
                 .changes
                 .iter()
+                // Output that lands in CI logs: a credential's values are never in it.
+                .map(shown)
                 .map(|c| json!({"path": c.path, "before": c.before, "after": c.after}))
                 .collect();
             json!({"name": s.service, "action": s.kind.as_str(), "changes": changes})

@@ -34,7 +34,7 @@ use crate::state::AppState;
 use crate::views::own::{check_edit, own_part};
 use crate::views::service_form::{
     build, compose_of_running, field_rows, placement_error, read_compose_edit, refused_place,
-    specs_for_changes, Context, FieldRow, Refused, ServiceForm,
+    Context, FieldRow, Refused, ServiceForm,
 };
 use crate::views::FieldError;
 
@@ -474,10 +474,7 @@ async fn save(
         .map(|(_, spec)| overlay_form_fields(before, spec))
         .expect("one spec in, one out");
     let change_lines = match &current {
-        Some(_) => {
-            let (shown, was) = specs_for_changes(&spec, before);
-            changes(&shown, &was).iter().map(describe_change).collect()
-        }
+        Some(_) => changes(&spec, before).iter().map(describe_change).collect(),
         None => vec![format!("create service {name}")],
     };
     let findings = ServiceView::read(&spec)
@@ -895,14 +892,11 @@ async fn apply_compose(
             }
         }
         match current {
-            Some(current) => {
-                let (shown, was) = specs_for_changes(&spec, &current.spec);
-                change_lines.extend(
-                    changes(&shown, &was)
-                        .iter()
-                        .map(|c| format!("{name}: {}", describe_change(c))),
-                )
-            }
+            Some(current) => change_lines.extend(
+                changes(&spec, &current.spec)
+                    .iter()
+                    .map(|c| format!("{name}: {}", describe_change(c))),
+            ),
             None => change_lines.push(format!("create service {name}")),
         }
         if let Ok(view) = ServiceView::read(&spec) {
