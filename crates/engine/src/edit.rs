@@ -252,7 +252,22 @@ pub const COMPOSE_ONLY_KEYS: &[(&str, &[&str])] = &[
 
 /// The keys of [`COMPOSE_ONLY_KEYS`] the shown compose text renders whenever the service has
 /// them (the server's `compose_of_running`): a text without one says the operator deleted it.
-pub const COMPOSE_RENDERED_KEYS: &[&str] = &["healthcheck", "read_only", "stop_grace_period"];
+pub const COMPOSE_RENDERED_KEYS: &[&str] = &[
+    "user",
+    "hostname",
+    "working_dir",
+    "stop_signal",
+    "init",
+    "tty",
+    "stdin_open",
+    "cap_add",
+    "cap_drop",
+    "dns",
+    "dns_search",
+    "healthcheck",
+    "read_only",
+    "stop_grace_period",
+];
 
 /// The spec "edit as compose" applies: `current` with the fields of `written` (the text's
 /// spec, as the compose mapping and the deploy engine made it) that the text holds, by this
@@ -625,7 +640,8 @@ mod tests {
         })
     }
 
-    /// What the rendered text of [`running`] reads as: its form's fields, the stack's labels.
+    /// What the rendered text of [`running`] reads as: its form's fields, the stack's labels,
+    /// the keys the text shows whenever the service has them (`hostname`, `dns_search`).
     fn rendered() -> Value {
         json!({
             "Name": "shop_web", "Labels": {"com.docker.stack.namespace": "shop"},
@@ -633,7 +649,8 @@ mod tests {
             "EndpointSpec": {},
             "TaskTemplate": {
                 "ContainerSpec": {"Image": "app:1", "Env": ["A=1"],
-                                  "Labels": {"com.docker.stack.namespace": "shop"}},
+                                  "Labels": {"com.docker.stack.namespace": "shop"},
+                                  "Hostname": "h", "DNSConfig": {"Search": ["lan"]}},
                 "Networks": []
             }
         })
@@ -718,9 +735,12 @@ mod tests {
                 "networks",
                 json!([{"Target": "id_other", "Aliases": ["web"]}]),
             ),
-            ("user", json!("1000")),
-            ("hostname", json!("web-1")),
-            ("cap_add", json!(["CAP_NET_ADMIN"])),
+            ("extra_hosts", json!(["10.0.0.1 db"])),
+            ("sysctls", json!({"net.core.somaxconn": "1024"})),
+            (
+                "ulimits",
+                json!([{"Name": "nofile", "Soft": 1024, "Hard": 2048}]),
+            ),
         ];
         let path_of = |key: &str| {
             COMPOSE_ONLY_KEYS
@@ -755,18 +775,23 @@ mod tests {
     }
 
     #[test]
-    fn dns_servers_and_search_domains_are_separate_keys() {
+    fn dns_servers_and_search_domains_are_the_texts_and_the_options_stay() {
+        // The resolver options compose cannot write stay; servers and domains are the text's.
+        let mut current = running();
+        current["TaskTemplate"]["ContainerSpec"]["DNSConfig"]["Options"] = json!(["ndots:2"]);
         let mut written = rendered();
-        written["TaskTemplate"]["ContainerSpec"]["DNSConfig"] = json!({"Nameservers": ["1.1.1.1"]});
-        let spec = overlay_compose(&running(), &written, &["dns"]);
+        written["TaskTemplate"]["ContainerSpec"]["DNSConfig"]["Nameservers"] = json!(["1.1.1.1"]);
+        let spec = overlay_compose(&current, &written, &["dns", "dns_search"]);
         assert_eq!(
             spec["TaskTemplate"]["ContainerSpec"]["DNSConfig"],
-            json!({"Nameservers": ["1.1.1.1"], "Search": ["lan"]})
+            json!({"Nameservers": ["1.1.1.1"], "Search": ["lan"], "Options": ["ndots:2"]})
         );
-        let spec = overlay_compose(&running(), &rendered(), &["dns_search"]);
+        // The domains deleted from the text: gone, the options still there.
+        written["TaskTemplate"]["ContainerSpec"]["DNSConfig"] = json!({});
+        let spec = overlay_compose(&current, &written, &[]);
         assert_eq!(
             spec["TaskTemplate"]["ContainerSpec"]["DNSConfig"],
-            json!({})
+            json!({"Options": ["ndots:2"]})
         );
         // Removing what a spec lacks makes nothing.
         let spec = overlay_compose(&json!({}), &json!({}), &["dns", "networks"]);

@@ -4,7 +4,9 @@
 //! and the lint findings of the answer are those of that spec (no "no healthcheck"); the text
 //! shown again holds them and changes nothing. A network the text names that the swarm does
 //! not have is refused at its line and column with nothing applied, as `swarmkeeper deploy`
-//! refuses a missing external network.
+//! refuses a missing external network. What `docker service create` set that the form does
+//! not hold (`--user`, `--cap-add`, `--dns-search`, `--init`) is shown, kept, and removed
+//! when deleted from the text.
 // test lane: waiting (a rolling update followed until its task is healthy)
 
 mod support;
@@ -28,6 +30,15 @@ async fn edit_as_compose_applies_the_keys_a_stack_deploy_applies() {
             "1s",
             "--update-failure-action",
             "rollback",
+            // Settings `docker service create` gives that the form does not hold: the text
+            // shows them (tryout 12), so they can be seen, kept and deleted.
+            "--user",
+            "1000",
+            "--cap-add",
+            "NET_ADMIN",
+            "--dns-search",
+            "lan",
+            "--init",
         ],
         SLEEP,
     );
@@ -37,6 +48,14 @@ async fn edit_as_compose_applies_the_keys_a_stack_deploy_applies() {
     let text = app.service_compose(&name, op).await;
     let head = format!("  \"{name}\":\n");
     assert!(text.contains(&head), "{text}");
+    for line in [
+        "    user: \"1000\"\n",
+        "    init: true\n",
+        "    cap_add: [\"CAP_NET_ADMIN\"]\n",
+        "    dns_search: [\"lan\"]\n",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
     let with = |keys: &str, networks: &str| {
         format!(
             "{}networks:\n{networks}",
@@ -119,6 +138,24 @@ async fn edit_as_compose_applies_the_keys_a_stack_deploy_applies() {
         "{}",
         again.json()
     );
+
+    // A shown key deleted: removed from the service, the others kept.
+    let without_user: String = shown
+        .lines()
+        .filter(|l| !l.starts_with("    user:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let answer = app.post_compose(&name, op, &without_user).await;
+    answer.expect(200);
+    let changes = answer.json()["changes"].to_string();
+    assert!(changes.contains("User"), "{changes}");
+    let container = service.spec()["TaskTemplate"]["ContainerSpec"].clone();
+    assert_eq!(container.get("User"), None, "{container}");
+    assert_eq!(
+        container["CapabilityAdd"],
+        serde_json::json!(["CAP_NET_ADMIN"])
+    );
+    assert_eq!(container["Init"], true, "{container}");
 }
 
 /// An attachable overlay network of the test, removed when dropped once no task uses it.

@@ -52,6 +52,26 @@ pub struct ServiceView {
     pub read_only: bool,
     /// `TaskTemplate.ContainerSpec.StopGracePeriod`; `None`: not set (the engine's 10 s).
     pub stop_grace_period: Option<Duration>,
+    /// `TaskTemplate.ContainerSpec.StopSignal`; empty: the image's (else `SIGTERM`).
+    pub stop_signal: String,
+    /// `TaskTemplate.ContainerSpec.User`: `NAME`, `UID`, `UID:GID`; empty: the image's.
+    pub user: String,
+    /// `TaskTemplate.ContainerSpec.Hostname`; empty: the container's id.
+    pub hostname: String,
+    /// `TaskTemplate.ContainerSpec.Dir`: the working directory; empty: the image's.
+    pub working_dir: String,
+    /// `TaskTemplate.ContainerSpec.Init`: run an init as PID 1; `None`: the daemon's default.
+    pub init: Option<bool>,
+    /// `TaskTemplate.ContainerSpec.TTY`.
+    pub tty: bool,
+    /// `TaskTemplate.ContainerSpec.OpenStdin`.
+    pub open_stdin: bool,
+    /// `TaskTemplate.ContainerSpec.CapabilityAdd` and `CapabilityDrop`: `CAP_NET_ADMIN`, `ALL`.
+    pub capability_add: Vec<String>,
+    pub capability_drop: Vec<String>,
+    /// `TaskTemplate.ContainerSpec.DNSConfig.Nameservers` and `Search`.
+    pub dns_nameservers: Vec<String>,
+    pub dns_search: Vec<String>,
     /// `UpdateConfig`, Swarm's defaults filled in.
     pub update_config: UpdateConfig,
     /// `RollbackConfig`, Swarm's defaults filled in.
@@ -616,6 +636,26 @@ struct ContainerSpecWire {
     #[serde(default, deserialize_with = "nullable")]
     stop_grace_period: i64,
     #[serde(default, deserialize_with = "nullable")]
+    stop_signal: String,
+    #[serde(default, deserialize_with = "nullable")]
+    user: String,
+    #[serde(default, deserialize_with = "nullable")]
+    hostname: String,
+    #[serde(default, deserialize_with = "nullable")]
+    dir: String,
+    #[serde(default)]
+    init: Option<bool>,
+    #[serde(rename = "TTY", default, deserialize_with = "nullable")]
+    tty: bool,
+    #[serde(default, deserialize_with = "nullable")]
+    open_stdin: bool,
+    #[serde(default, deserialize_with = "nullable")]
+    capability_add: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    capability_drop: Vec<String>,
+    #[serde(rename = "DNSConfig", default, deserialize_with = "nullable")]
+    dns_config: DnsConfigWire,
+    #[serde(default, deserialize_with = "nullable")]
     secrets: Vec<FileRefWire>,
     #[serde(default, deserialize_with = "nullable")]
     configs: Vec<FileRefWire>,
@@ -627,6 +667,15 @@ struct ContainerSpecWire {
     env: Vec<String>,
     #[serde(default, deserialize_with = "nullable")]
     mounts: Vec<MountWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct DnsConfigWire {
+    #[serde(default, deserialize_with = "nullable")]
+    nameservers: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    search: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -784,6 +833,17 @@ impl SpecWire {
             read_only: container.read_only,
             stop_grace_period: Some(nanos(container.stop_grace_period))
                 .filter(|grace| !grace.is_zero()),
+            stop_signal: container.stop_signal,
+            user: container.user,
+            hostname: container.hostname,
+            working_dir: container.dir,
+            init: container.init,
+            tty: container.tty,
+            open_stdin: container.open_stdin,
+            capability_add: container.capability_add,
+            capability_drop: container.capability_drop,
+            dns_nameservers: container.dns_config.nameservers,
+            dns_search: container.dns_config.search,
             update_config: update_config(self.update_config),
             rollback_config: update_config(self.rollback_config),
             ports: self
@@ -1070,6 +1130,36 @@ mod tests {
         assert_eq!(health.detection_time(), Duration::from_secs(2 * 30 + 30));
         assert_eq!(v.host_ports().count(), 1);
         assert_eq!(v.ports[0].protocol, "tcp");
+    }
+
+    #[test]
+    fn the_container_process_settings_are_read() {
+        let v = view(json!({"TaskTemplate": {"ContainerSpec": {
+            "User": "1000:1000", "Hostname": "web-{{.Task.Slot}}", "Dir": "/app",
+            "StopSignal": "SIGINT", "Init": false, "TTY": true, "OpenStdin": true,
+            "CapabilityAdd": ["CAP_NET_ADMIN"], "CapabilityDrop": ["CAP_MKNOD"],
+            "DNSConfig": {"Nameservers": ["1.1.1.1"], "Search": ["lan"], "Options": ["ndots:2"]}
+        }}}));
+        assert_eq!(
+            (v.user.as_str(), v.hostname.as_str(), v.working_dir.as_str()),
+            ("1000:1000", "web-{{.Task.Slot}}", "/app")
+        );
+        assert_eq!(v.stop_signal, "SIGINT");
+        assert_eq!((v.init, v.tty, v.open_stdin), (Some(false), true, true));
+        assert_eq!(
+            (v.capability_add, v.capability_drop),
+            (
+                vec!["CAP_NET_ADMIN".to_owned()],
+                vec!["CAP_MKNOD".to_owned()]
+            )
+        );
+        assert_eq!(
+            (v.dns_nameservers, v.dns_search),
+            (vec!["1.1.1.1".to_owned()], vec!["lan".to_owned()])
+        );
+        // Not set: the image's and the daemon's, told apart from `false`.
+        let v = view(json!({"TaskTemplate": {"ContainerSpec": {"Image": "app"}}}));
+        assert_eq!((v.init, v.tty, v.user.as_str()), (None, false, ""));
     }
 
     #[test]

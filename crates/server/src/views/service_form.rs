@@ -1953,8 +1953,8 @@ pub fn compose_of(views: &[&ServiceView], context: &Context) -> String {
 }
 
 /// As [`compose_of`], each service with the keys of `engine::COMPOSE_RENDERED_KEYS` it has
-/// ([`running_lines`]): what "edit as compose" shows, so a healthcheck, `read_only` or
-/// `stop_grace_period` can be seen, changed and deleted. Reading it back with
+/// ([`running_lines`]): what "edit as compose" shows, so a healthcheck, a user, added
+/// capabilities, DNS settings, … can be seen, changed and deleted. Reading it back with
 /// [`read_compose_edit`] and laying it over the specs (`engine::overlay_compose`) changes
 /// nothing.
 pub fn compose_of_running(views: &[&ServiceView], context: &Context) -> String {
@@ -1986,13 +1986,46 @@ fn render(
 }
 
 /// The lines (without their service's indent) of the keys of `engine::COMPOSE_RENDERED_KEYS`
-/// `view` has, each as the compose mapping reads it back to the same field: `read_only:
-/// true`, `stop_grace_period`, and `healthcheck` (`disable: true` for `["NONE"]`, else its
-/// test and each duration or count that is set).
+/// `view` has, each as the compose mapping reads it back to the same field: `user`,
+/// `hostname`, `working_dir`, `stop_signal`, `init`, `tty`, `stdin_open`, `cap_add`,
+/// `cap_drop`, `dns`, `dns_search`, `read_only: true`, `stop_grace_period`, and `healthcheck`
+/// (`disable: true` for `["NONE"]`, else its test and each duration or count that is set).
 fn running_lines(view: &ServiceView) -> Vec<String> {
     let duration =
         |value: std::time::Duration| (!value.is_zero()).then(|| quoted(&format_duration(value)));
+    let list = |items: &[String]| {
+        let items: Vec<String> = items.iter().map(|item| quoted(item)).collect();
+        format!("[{}]", items.join(", "))
+    };
     let mut lines = Vec::new();
+    for (key, value) in [
+        ("user", &view.user),
+        ("hostname", &view.hostname),
+        ("working_dir", &view.working_dir),
+        ("stop_signal", &view.stop_signal),
+    ] {
+        if !value.is_empty() {
+            lines.push(format!("{key}: {}", quoted(value)));
+        }
+    }
+    if let Some(init) = view.init {
+        lines.push(format!("init: {init}"));
+    }
+    for (key, on) in [("tty", view.tty), ("stdin_open", view.open_stdin)] {
+        if on {
+            lines.push(format!("{key}: true"));
+        }
+    }
+    for (key, items) in [
+        ("cap_add", &view.capability_add),
+        ("cap_drop", &view.capability_drop),
+        ("dns", &view.dns_nameservers),
+        ("dns_search", &view.dns_search),
+    ] {
+        if !items.is_empty() {
+            lines.push(format!("{key}: {}", list(items)));
+        }
+    }
     if view.read_only {
         lines.push("read_only: true".to_owned());
     }
@@ -2742,6 +2775,24 @@ mod tests {
         container["Healthcheck"] = json!({"Test": ["CMD-SHELL", "curl -f localhost/$PATH"],
             "Interval": 5_000_000_000u64, "Timeout": 250_000_000u64,
             "StartPeriod": 60_000_000_000u64, "StartInterval": 1_000_000_000u64, "Retries": 3});
+        // Tryout 12: what `docker service create --user … --cap-add … --dns …` sets, shown too.
+        for (field, value) in [
+            ("User", json!("1000:1000")),
+            ("Hostname", json!("web-{{.Task.Slot}}")),
+            ("Dir", json!("/srv/$app")),
+            ("StopSignal", json!("SIGINT")),
+            ("Init", json!(false)),
+            ("TTY", json!(true)),
+            ("OpenStdin", json!(true)),
+            ("CapabilityAdd", json!(["CAP_NET_ADMIN", "CAP_SYS_TIME"])),
+            ("CapabilityDrop", json!(["CAP_MKNOD"])),
+            (
+                "DNSConfig",
+                json!({"Nameservers": ["1.1.1.1"], "Search": ["lan"], "Options": ["ndots:2"]}),
+            ),
+        ] {
+            container[field] = value;
+        }
         let overlay_of = |text: &str, current: &serde_json::Value| {
             let read = read_compose_edit(text, "web.yml", &context).unwrap();
             let (spec, keys) = &read.services[0];
@@ -2752,7 +2803,31 @@ mod tests {
         let text = compose_of_running(&[&view], &context);
         assert!(text.contains("    read_only: true\n"), "{text}");
         assert!(text.contains("      start_interval: \"1s\"\n"), "{text}");
+        for line in [
+            "    user: \"1000:1000\"\n",
+            "    working_dir: \"/srv/$$app\"\n",
+            "    init: false\n",
+            "    tty: true\n",
+            "    cap_add: [\"CAP_NET_ADMIN\", \"CAP_SYS_TIME\"]\n",
+            "    dns_search: [\"lan\"]\n",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
         assert_eq!(overlay_of(&text, &current), current, "{text}");
+        // The user and the added capabilities deleted: the image's user, no capability added,
+        // the resolver options compose cannot write kept.
+        let fewer = text
+            .lines()
+            .filter(|l| !l.starts_with("    user:") && !l.starts_with("    cap_add:"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>();
+        let mut wanted = current.clone();
+        let container = wanted["TaskTemplate"]["ContainerSpec"]
+            .as_object_mut()
+            .unwrap();
+        container.remove("User");
+        container.remove("CapabilityAdd");
+        assert_eq!(overlay_of(&fewer, &current), wanted, "{fewer}");
         // Deleted from the text (its last lines): removed; the rest stays.
         let deleted = &text[..text.find("    healthcheck:").unwrap()];
         let spec = overlay_of(deleted, &current);
