@@ -79,14 +79,60 @@ pub struct Sending {
     pub dropped: Vec<(String, Option<i64>)>,
 }
 
-/// Every message a channel has not had yet, per (rule, subject, channel). Kept in memory
-/// by the server: a restart forgets what was waiting (the alert's state is stored).
+/// Every message a channel has not had yet, per (rule, subject, channel). The server stores
+/// it ([`Outbox::waiting`]) whenever it changes and restores it at a start
+/// ([`Outbox::restored`]), as Alertmanager's notification log makes a restarted Alertmanager
+/// send again what no receiver acknowledged: a restart loses no undelivered message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outbox {
     waiting: BTreeMap<(RuleId, String, String), Undelivered>,
 }
 
+/// A message one channel has not had yet, as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Waiting {
+    pub message: Message,
+    pub channel: String,
+    /// Failed attempts so far.
+    pub failures: u32,
+    /// The history row that tells of the message, if written.
+    pub record: Option<i64>,
+}
+
 impl Outbox {
+    /// Everything waiting, by rule, subject then channel: what the server stores.
+    pub fn waiting(&self) -> Vec<Waiting> {
+        self.waiting
+            .iter()
+            .map(|((_, _, channel), w)| Waiting {
+                message: w.message.clone(),
+                channel: channel.clone(),
+                failures: w.failures,
+                record: w.record,
+            })
+            .collect()
+    }
+
+    /// The outbox a start restores from what was stored: each message due at `now` (the
+    /// start), its failures kept so its back-off goes on; an attempt the stop cut off is made
+    /// again.
+    pub fn restored(waiting: Vec<Waiting>, now: Timestamp) -> Outbox {
+        let waiting = waiting
+            .into_iter()
+            .map(|w| {
+                let key = (w.message.rule, w.message.subject.clone(), w.channel);
+                let undelivered = Undelivered {
+                    message: w.message,
+                    failures: w.failures,
+                    next_at: Some(now),
+                    record: w.record,
+                };
+                (key, undelivered)
+            })
+            .collect();
+        Outbox { waiting }
+    }
+
     /// Takes a message decided now for `channels`: the channels to send it to at once (each
     /// then holds it as being sent), and those it is dropped for (a resolution whose firing
     /// message is still waiting there).
@@ -371,5 +417,60 @@ mod tests {
             outbox.is_empty(),
             "the resolution dropped the undelivered firing"
         );
+    }
+
+    /// A restart loses no undelivered message: what waited (an attempt under way too) is
+    /// stored, restored due at the start, its failures and history row kept; once delivered
+    /// it is gone, and a resolution decided after the start still drops a firing message the
+    /// channel never had.
+    #[test]
+    fn a_stored_outbox_is_restored_due_at_the_start() {
+        let mut outbox = Outbox::default();
+        let firing = message(Status::Firing);
+        outbox.route(&firing, &names(&["down", "up"]));
+        outbox.delivered(&firing, "up");
+        outbox.failed(&firing, "down", Some(7), BACKOFF, t(1));
+        outbox.failed(&firing, "down", None, BACKOFF, t(4));
+        let stored = outbox.waiting();
+        assert_eq!(
+            stored,
+            [Waiting {
+                message: firing.clone(),
+                channel: "down".into(),
+                failures: 2,
+                record: Some(7),
+            }]
+        );
+        let text = serde_json::to_string(&stored).unwrap();
+        let back: Vec<Waiting> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, stored);
+
+        let mut restored = Outbox::restored(back, t(60));
+        assert_eq!(restored.waiting(), stored, "what waited, nothing more");
+        assert!(restored.clone().due(t(59)).is_empty(), "due from the start");
+        let due = restored.due(t(60));
+        assert_eq!(
+            due,
+            [Attempt {
+                message: firing.clone(),
+                channel: "down".into(),
+                failures: 2,
+                record: Some(7),
+            }]
+        );
+        // Failed again: the back-off goes on from its third failure.
+        assert_eq!(
+            restored.failed(&firing, "down", None, BACKOFF, t(60)),
+            Some(t(60 + 12))
+        );
+        restored.delivered(&firing, "down");
+        assert!(restored.is_empty());
+
+        // Resolved while the server was down: the channel never had the firing message.
+        let mut restored = Outbox::restored(stored, t(60));
+        let sending = restored.route(&message(Status::Resolved), &names(&["down"]));
+        assert_eq!(sending.send, Vec::<String>::new());
+        assert_eq!(sending.dropped, [("down".to_owned(), Some(7))]);
+        assert!(restored.is_empty());
     }
 }

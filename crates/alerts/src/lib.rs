@@ -22,7 +22,7 @@ mod restore;
 mod route;
 mod rules;
 
-pub use delivery::{Attempt, Backoff, Outbox, Sending};
+pub use delivery::{Attempt, Backoff, Outbox, Sending, Waiting};
 pub use ended::why_ended;
 pub use engine::{evaluate, step, Alert, AlertState, Silence, SilenceError};
 pub use forecast::{forecast_full, Forecast};

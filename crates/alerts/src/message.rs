@@ -1,12 +1,12 @@
 //! What goes to a channel: a firing or resolved alert, and the generic webhook's JSON.
 
 use jiff::{RoundMode, Timestamp, TimestampRound, Unit};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rules::RuleId;
 
 /// Whether a message says an alert started (or still holds) or is over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Firing,
@@ -23,7 +23,8 @@ impl Status {
 }
 
 /// One alert message, the same for every channel; each channel renders it its own way.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialised only in the server's store (an undelivered message kept across a restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub status: Status,
     pub rule: RuleId,

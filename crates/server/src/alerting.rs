@@ -25,7 +25,8 @@
 //!   back-off ([`DELIVERY_BACKOFF`], `swarmkeeper_alerts::Outbox` decides what is due): the
 //!   channels that got it are not sent it again, the alert's state moves on whatever the
 //!   deliveries did (its resolution is recorded when its condition ends), and the history has
-//!   one row per message, its retries' outcome noted on it (tryout 12 findings 5 and 6).
+//!   one row per message, its retries' outcome noted on it (tryout 12 findings 5 and 6). What
+//!   waits is stored whenever it changes and sent again from the start after a restart.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,6 +81,8 @@ const STATE_KEY: &str = "state";
 /// When the stored state was last evaluated (RFC 3339), written while an alert is pending:
 /// Prometheus' `ALERTS_FOR_STATE` sample time, the "down at" of a restart.
 const EVALUATED_KEY: &str = "state_evaluated_at";
+/// The messages channels have not had yet (`Outbox::waiting`, JSON): a start sends them again.
+const OUTBOX_KEY: &str = "outbox";
 
 /// A channel as the Alerts page and `GET /api/alerts` list it: never a secret.
 #[derive(Clone, Debug, Serialize)]
@@ -145,6 +148,8 @@ struct Evaluations {
     reminded: Option<Instant>,
     /// The messages channels have not had yet: being sent, or waiting to be tried again.
     outbox: Outbox,
+    /// The outbox as last written to the store: written again only when it changed.
+    outbox_written: String,
 }
 
 #[derive(Default, Clone)]
@@ -215,6 +220,7 @@ impl Alerting {
         };
         let started_at = Timestamp::now();
         alerts.restore(&rules, last_evaluated(store), started_at, restore);
+        let (outbox, outbox_written) = restore_outbox(store, started_at);
         let observed = restore_observed(store, signed(rules.oom_kill.keep_firing_for), started_at);
         let rules_within = rules.restart_loop.within;
         let alerting = Alerting {
@@ -231,7 +237,8 @@ impl Alerting {
                 swarm: None,
                 restarts: restore_restarts(store, rules_within, started_at),
                 reminded: None,
-                outbox: Outbox::default(),
+                outbox,
+                outbox_written,
             }),
             wake: tokio::sync::Notify::new(),
             started: AtomicBool::new(false),
@@ -541,6 +548,7 @@ async fn evaluate_now(state: &AppState) {
             })
             .collect();
         let retries = evaluations.outbox.due(now);
+        persist_outbox(state, &mut evaluations);
         let due = evaluations
             .reminded
             .is_none_or(|at| at.elapsed() >= ALERTMANAGER_REMINDER);
@@ -624,6 +632,7 @@ async fn evaluate_now(state: &AppState) {
                     }
                 }
             }
+            persist_outbox(&state, &mut evaluations);
         }
         for attempt in retries {
             retry(&state, &every, attempt).await;
@@ -657,6 +666,7 @@ async fn retry(state: &AppState, every: &[Channel], attempt: Attempt) {
                 .outbox
                 .failed(&attempt.message, &channel.name, None, DELIVERY_BACKOFF, now);
         }
+        persist_outbox(state, &mut evaluations);
     }
     if delivered {
         note(
@@ -733,6 +743,37 @@ fn persist(state: &AppState, evaluations: &mut Evaluations, now: Timestamp) {
         match state.store().set_alert_setting(STATE_KEY, &text) {
             Ok(()) => evaluations.written = text,
             Err(e) => tracing::warn!(error = %e, "alerts: cannot write the alert state"),
+        }
+    }
+}
+
+/// Writes the outbox to the store when it changed since it was last written.
+fn persist_outbox(state: &AppState, evaluations: &mut Evaluations) {
+    let text = serde_json::to_string(&evaluations.outbox.waiting()).expect("the outbox serialises");
+    if text != evaluations.outbox_written {
+        match state.store().set_alert_setting(OUTBOX_KEY, &text) {
+            Ok(()) => evaluations.outbox_written = text,
+            Err(e) => tracing::warn!(error = %e, "alerts: cannot write the undelivered messages"),
+        }
+    }
+}
+
+/// The stored outbox, each message due at `started_at`, and its text as stored; an empty
+/// one when none is stored or it cannot be read (said in the log).
+fn restore_outbox(store: &Store, started_at: Timestamp) -> (Outbox, String) {
+    let text = match store.alert_setting(OUTBOX_KEY) {
+        Ok(Some(text)) => text,
+        Ok(None) => return (Outbox::default(), String::new()),
+        Err(e) => {
+            tracing::warn!(error = %e, "alerts: cannot read the undelivered messages");
+            return (Outbox::default(), String::new());
+        }
+    };
+    match serde_json::from_str(&text) {
+        Ok(waiting) => (Outbox::restored(waiting, started_at), text),
+        Err(e) => {
+            tracing::warn!(error = %e, "alerts: stored undelivered messages unreadable; dropped");
+            (Outbox::default(), String::new())
         }
     }
 }

@@ -1148,9 +1148,17 @@ pub fn webhook_receiver() -> (
     u16,
     std::sync::mpsc::Receiver<(std::time::SystemTime, Value)>,
 ) {
-    use std::io::{BufRead, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    (port, webhook_receiver_on(listener))
+}
+
+/// [`webhook_receiver`] on a listener already bound (a receiver that comes up at an address
+/// the server was already told).
+pub fn webhook_receiver_on(
+    listener: std::net::TcpListener,
+) -> std::sync::mpsc::Receiver<(std::time::SystemTime, Value)> {
+    use std::io::{BufRead, Read, Write};
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -1180,5 +1188,5 @@ pub fn webhook_receiver() -> (
             }
         }
     });
-    (port, rx)
+    rx
 }
