@@ -191,8 +191,9 @@ async fn pin(
             message,
             ..
         }) => Err(DeployError::Input(format!(
-            "image {image}: the registry does not have it ({message}); push it first, or deploy \
-             with --no-resolve-image to use an image the nodes already have"
+            "image {image}: the registry does not have it ({message}); push it first (an image \
+             the nodes already have is used as written when named by its digest, \
+             IMAGE@sha256:…, or, from the CLI, with --no-resolve-image)"
         ))),
         Err(EngineError::Api {
             status: 401,

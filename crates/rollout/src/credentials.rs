@@ -21,11 +21,16 @@ pub const CHANGED: &str = "<changed>";
 /// The parts of a variable's name that say it holds a credential, matched anywhere in the
 /// name, case-insensitively. The words Portainer, gitleaks' generic-secret rule and docker
 /// scout's secret scan key on (`password`, `secret`, `token`, `api_key`, `private_key`,
-/// `credential`, `access_key`, `auth`), kept short: `DB_PASSWORD`, `SWARMKEEPER_ADMIN_PASSWORD`,
-/// `API_TOKEN`, `AWS_SECRET_ACCESS_KEY`, `GITHUB_APIKEY`, `BASIC_AUTH` all hold one.
+/// `credential`, `access_key`, `auth`), kept short: `DB_PASSWORD`, `DB_PASS`,
+/// `SWARMKEEPER_ADMIN_PASSWORD`, `API_TOKEN`, `AWS_SECRET_ACCESS_KEY`, `GITHUB_APIKEY`,
+/// `BASIC_AUTH` all hold one; with `PWD` (the MySQL client's `MYSQL_PWD`) and `DSN` (Sentry's
+/// `SENTRY_DSN` carries its key). A name that merely contains one (`PWD`, the shell's working
+/// directory) is hidden too: hiding a harmless value costs a retype, showing a password does
+/// not come back.
 pub const CREDENTIAL_WORDS: &[&str] = &[
-    "PASSWORD",
-    "PASSWD",
+    "PASS",
+    "PWD",
+    "DSN",
     "SECRET",
     "TOKEN",
     "API_KEY",
@@ -44,14 +49,32 @@ pub fn holds_credential(name: &str) -> bool {
 }
 
 /// A `KEY=VALUE` entry as shown: `KEY={shown}` when `KEY` [`holds_credential`] and the value
-/// is not empty, the entry as it is otherwise.
+/// is not empty; else, whatever the name, the password of a URL in the value replaced
+/// (`DATABASE_URL=postgres://app:{shown}@db/app`, RFC 3986's `userinfo`); the entry as it is
+/// otherwise.
 pub fn shown_entry(entry: &str, shown: &str) -> String {
     match entry.split_once('=') {
         Some((key, value)) if !value.is_empty() && holds_credential(key) => {
             format!("{key}={shown}")
         }
-        _ => entry.to_owned(),
+        Some((key, value)) => match url_password(value) {
+            Some(at) => format!("{key}={}{shown}{}", &value[..at.start], &value[at.end..]),
+            None => entry.to_owned(),
+        },
+        None => entry.to_owned(),
     }
+}
+
+/// Where the password of the first URL in `value` is (`scheme://user:PASSWORD@host…`), when
+/// it has a non-empty one.
+fn url_password(value: &str) -> Option<std::ops::Range<usize>> {
+    let start = value.find("://")? + 3;
+    let authority_end = value[start..]
+        .find(['/', '?', '#', ' '])
+        .map_or(value.len(), |end| start + end);
+    let userinfo_end = start + value[start..authority_end].rfind('@')?;
+    let password = start + value[start..userinfo_end].find(':')? + 1;
+    (password < userinfo_end).then_some(password..userinfo_end)
 }
 
 /// Where the service environment is, as a path of [`crate::changes`].
@@ -156,6 +179,36 @@ mod tests {
         assert_eq!(shown_entry("API_TOKEN=", HIDDEN), "API_TOKEN=");
         assert_eq!(shown_entry("BARE_TOKEN", HIDDEN), "BARE_TOKEN");
         assert_eq!(shown_entry("PLAIN=1", HIDDEN), "PLAIN=1");
+        // Tryout 13 finding 3: more names, and a URL's password whatever the name.
+        for name in ["DB_PASS", "REDIS_PASS", "MYSQL_PWD", "SENTRY_DSN"] {
+            assert!(holds_credential(name), "{name}");
+        }
+        for (entry, shown) in [
+            (
+                "DATABASE_URL=postgres://app:s3cret@db:5432/app",
+                "DATABASE_URL=postgres://app:<hidden>@db:5432/app",
+            ),
+            (
+                "CACHE=redis://:s3cret@cache",
+                "CACHE=redis://:<hidden>@cache",
+            ),
+            (
+                "UPSTREAM=http://u:p@w@proxy/x?y=a@b",
+                "UPSTREAM=http://u:<hidden>@proxy/x?y=a@b",
+            ),
+            (
+                "SITE=https://user@example.com/",
+                "SITE=https://user@example.com/",
+            ),
+            (
+                "SITE=https://example.com/a:b@c",
+                "SITE=https://example.com/a:b@c",
+            ),
+            ("EMPTY=ftp://user:@host", "EMPTY=ftp://user:@host"),
+            ("NOTURL=a:b@c", "NOTURL=a:b@c"),
+        ] {
+            assert_eq!(shown_entry(entry, HIDDEN), shown, "{entry}");
+        }
     }
 
     fn spec(env: &[&str]) -> Value {

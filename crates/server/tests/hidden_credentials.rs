@@ -10,8 +10,8 @@ mod support;
 
 use serde_json::json;
 use support::{
-    followed_job, service_form, service_version, textarea_of, Call, HistoryOf, TestApp,
-    TestService, SLEEP,
+    followed_job, greeting_stack, service_form, service_version, textarea_of, Call, HistoryOf,
+    TestApp, TestService, TestStack, SLEEP,
 };
 
 #[tokio::test]
@@ -132,4 +132,51 @@ async fn a_credential_is_hidden_from_the_edit_pages_and_kept_on_save() {
         );
     }
     assert_eq!(env(), json!(["DB_PASSWORD=an0ther", "PLAIN=1"]));
+}
+
+/// Tryout 13 finding 1: the stack diff's JSON twin answers each change's values next to its
+/// text; a credential's are never among them, whether the change is the variable itself or
+/// another one of the same environment (a list change carries the whole list).
+#[tokio::test]
+async fn a_stack_diff_answers_no_credential_value() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let stack = TestStack::new("credstack");
+    let st = stack.name.as_str();
+    let with = |password: &str, extra: &str| {
+        greeting_stack("hi", "1s").replace(
+            "      GREETING: \"hi\"\n",
+            &format!("      GREETING: \"hi\"\n      DB_PASSWORD: \"{password}\"\n{extra}"),
+        )
+    };
+    let deployed = app
+        .call(
+            Call::post(&format!("/api/stacks/{st}/deploy?wait=true"))
+                .bearer(&op.token)
+                .json(&json!({"compose": with("s3cret", "")})),
+        )
+        .await;
+    deployed.expect(200);
+    assert_eq!(deployed.json()["succeeded"], true, "{}", deployed.json());
+    for (compose, said) in [
+        (
+            with("s3cret", "      EXTRA: \"one\"\n"),
+            "DB_PASSWORD=<hidden>",
+        ),
+        (with("n3w", ""), "DB_PASSWORD=<changed>"),
+    ] {
+        let diff = app
+            .call(
+                Call::post(&format!("/api/stacks/{st}/diff"))
+                    .bearer(&op.token)
+                    .json(&json!({ "compose": compose })),
+            )
+            .await;
+        diff.expect(200);
+        let text = diff.text();
+        assert!(
+            !text.contains("s3cret") && !text.contains("n3w") && text.contains(said),
+            "{text}"
+        );
+    }
 }

@@ -407,32 +407,39 @@ pub fn shown_env(env: &[String]) -> Vec<String> {
     env.iter().map(|entry| shown_entry(entry, HIDDEN)).collect()
 }
 
-/// Gives each entry of `env` whose value is still [`HIDDEN`] the value the service has now
-/// (`current`, its `KEY=VALUE` entries), so saving a page as shown changes nothing and the
-/// placeholder never reaches the engine; a value typed in its place replaces it, a variable
-/// removed stays removed. `Err(KEY)`: the service has no variable `KEY` (a new or renamed
-/// one), whose value only the operator can type.
+/// Gives each entry of `env` still exactly as the service's entry of that variable is shown
+/// (`current`, its `KEY=VALUE` entries, shown by [`shown_env`]: `KEY=<hidden>`, or a URL
+/// with `<hidden>` for its password) the service's entry, so saving a page as shown changes
+/// nothing and the placeholder never reaches the engine; a value typed in its place replaces
+/// it, a variable removed stays removed. `Err(KEY)`: an entry still holds [`HIDDEN`] but is
+/// not how the service's `KEY` is shown (a new or renamed variable, or a URL changed around
+/// its hidden password), whose value only the operator can type.
 pub fn keep_hidden(env: &mut [String], current: &[String]) -> Result<(), String> {
     for entry in env.iter_mut() {
         let Some((key, value)) = entry.split_once('=') else {
             continue;
         };
-        if value != HIDDEN {
+        if !value.contains(HIDDEN) {
             continue;
         }
         let key = key.to_owned();
         let kept = current
             .iter()
-            .find(|c| c.split_once('=').is_some_and(|(k, _)| k == key))
+            .find(|c| {
+                c.split_once('=').is_some_and(|(k, _)| k == key) && shown_entry(c, HIDDEN) == *entry
+            })
             .ok_or_else(|| key.clone())?;
         *entry = kept.clone();
     }
     Ok(())
 }
 
-/// Why a variable left at [`HIDDEN`] is refused ([`keep_hidden`]'s `Err`).
+/// Why a variable left with [`HIDDEN`] is refused ([`keep_hidden`]'s `Err`).
 fn hidden_refusal(key: &str) -> String {
-    format!("{key}={HIDDEN}: the service has no {key} to keep the value of: type its value")
+    format!(
+        "{key}: {HIDDEN} keeps a value only for a variable the service has, left as shown: \
+         type its value"
+    )
 }
 
 /// A form made a spec.
@@ -442,7 +449,9 @@ pub struct Built {
     /// service's, a create attaches none, as `docker service create` does), typed: the deploy
     /// engine completes it (`deploy::complete_specs`) before it becomes JSON.
     pub spec: ServiceSpec,
-    /// The compose text the form was read as.
+    /// The compose text the form was read as, as a preview shows it: each credential's value
+    /// [`HIDDEN`] ([`shown_env`]; tryout 13: the value just typed was printed below the change
+    /// line that hides it).
     pub compose: String,
 }
 
@@ -1577,9 +1586,14 @@ fn read_form(form: &ServiceForm, context: &Context) -> Result<Built, FieldError>
         FieldError::new(field, e.message())
     })?;
     let spec = specs.pop().expect("the form writes exactly one service");
+    let env: Vec<String> = items(&form.env).map(str::to_owned).collect();
+    let shown = ServiceForm {
+        env: shown_env(&env).join("\n"),
+        ..form.clone()
+    };
     Ok(Built {
         spec,
-        compose: writer.text,
+        compose: write_compose(&shown, key).text,
     })
 }
 
@@ -2611,13 +2625,32 @@ mod tests {
             keep_hidden(&mut env, &current),
             Err("DB_PASS_NEW".to_owned())
         );
+        // A URL's hidden password: kept when the URL is left as shown, refused when the URL
+        // around it changed (its password belongs to the old one).
+        let current = ["DATABASE_URL=postgres://app:s3cret@db/app".to_owned()];
+        let mut env = shown_env(&current);
+        assert_eq!(env, ["DATABASE_URL=postgres://app:<hidden>@db/app"]);
+        keep_hidden(&mut env, &current).unwrap();
+        assert_eq!(env, current);
+        let mut env = ["DATABASE_URL=postgres://app:<hidden>@db2/app".to_owned()];
+        assert_eq!(
+            keep_hidden(&mut env, &current),
+            Err("DATABASE_URL".to_owned())
+        );
     }
 
     #[test]
     fn a_credential_is_hidden_in_the_form_and_as_compose_and_kept_on_save() {
         let mut db = form("db", "postgres:16");
         db.env = "DB_PASSWORD=s3cret\nPLAIN=1".into();
-        let spec = build(&db, &context()).unwrap().json();
+        let built = build(&db, &context()).unwrap();
+        // The preview's compose block too (tryout 13 finding 2).
+        assert!(
+            !built.compose.contains("s3cret") && built.compose.contains("DB_PASSWORD=<hidden>"),
+            "{}",
+            built.compose
+        );
+        let spec = built.json();
         let view = ServiceView::read(&spec).unwrap();
         let shown = ServiceForm::of_view(&view);
         assert_eq!(shown.env, "DB_PASSWORD=<hidden>\nPLAIN=1");

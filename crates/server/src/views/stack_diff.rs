@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use swarmkeeper_deploy::Preview;
-use swarmkeeper_rollout::{describe_change, DiffKind};
+use swarmkeeper_rollout::{describe_change, shown, DiffKind};
 
 /// One service: `create`, `update` (no task replaced), `restart` (a rolling update),
 /// `unchanged` or `remove`, with each field that changes.
@@ -72,11 +72,15 @@ pub fn stack_diff(
             changes: s
                 .changes
                 .iter()
-                .map(|c| FieldChange {
-                    path: c.path.clone(),
-                    before: c.before.clone(),
-                    after: c.after.clone(),
-                    text: describe_change(c),
+                .map(|c| {
+                    // Never a credential's value, in the JSON twin's values as in the text.
+                    let shown = shown(c);
+                    FieldChange {
+                        text: describe_change(c),
+                        path: shown.path,
+                        before: shown.before,
+                        after: shown.after,
+                    }
                 })
                 .collect(),
         })
