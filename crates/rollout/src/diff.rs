@@ -189,6 +189,8 @@ pub fn describe_change(change: &FieldChange) -> String {
     .contains(&last)
         || change.path.ends_with("StopGracePeriod");
     let size = ["MemoryBytes", "MemorySwap"].contains(&last);
+    // A secret's or config's permission bits, octal as `chmod` and compose write them.
+    let mode = change.path.ends_with("File.Mode");
     let show = |v: &Option<Value>| match v {
         None => "(none)".to_string(),
         Some(Value::String(s)) => s.clone(),
@@ -197,6 +199,9 @@ pub fn describe_change(change: &FieldChange) -> String {
         ),
         Some(Value::Number(n)) if size && n.as_u64().is_some() => {
             swarmkeeper_units::size(n.as_u64().unwrap_or_default())
+        }
+        Some(Value::Number(n)) if mode && n.as_u64().is_some() => {
+            format!("0{:o}", n.as_u64().unwrap_or_default())
         }
         Some(other) => other.to_string(),
     };
@@ -462,6 +467,19 @@ mod tests {
                 "TaskTemplate.Resources.Limits.MemoryBytes: 32M → 64M",
                 "UpdateConfig.Monitor: 5s → 1m30s",
             ]
+        );
+        // A file's mode in octal, as `chmod` writes it (tryout 13: `256 → 292` was 0400 → 0444).
+        let mode = |mode: u32| {
+            json!({"TaskTemplate": {"ContainerSpec": {"Secrets": [
+            {"SecretName": "key", "File": {"Name": "key", "Mode": mode}}]}}})
+        };
+        let lines: Vec<String> = changes(&mode(0o444), &mode(0o400))
+            .iter()
+            .map(describe_change)
+            .collect();
+        assert_eq!(
+            lines,
+            ["TaskTemplate.ContainerSpec.Secrets[0].File.Mode: 0400 → 0444"]
         );
     }
 

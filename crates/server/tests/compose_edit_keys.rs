@@ -14,7 +14,8 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    docker, service_version, try_docker, unique, HistoryOf, TestApp, TestService, SLEEP,
+    create_secret, docker, service_version, textarea_of, try_docker, unique, Call, HistoryOf,
+    MadeSecrets, TestApp, TestService, SLEEP,
 };
 
 #[tokio::test]
@@ -187,4 +188,66 @@ impl Drop for Network {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+}
+
+/// Tryout 13 finding 8: a secret's owner and mode (`uid=1000,gid=1000,mode=0400`) are shown
+/// by the form and the compose text, so saving either as shown changes nothing, and an
+/// environment change applied from the form keeps them (before: root and 0444, the file made
+/// readable by every user of the container).
+#[tokio::test]
+async fn a_secrets_owner_and_mode_survive_edits() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let secret = unique("ownedsecret");
+    // Declared first, dropped last: after the service that uses it is gone.
+    let _made = MadeSecrets(vec![secret.clone()]);
+    create_secret(&secret, "key material");
+    let service = TestService::running(
+        "ownedsecret",
+        &[
+            "--secret",
+            &format!("source={secret},target=s.key,uid=1000,gid=1000,mode=0400"),
+            "--update-monitor",
+            "1s",
+        ],
+        SLEEP,
+    );
+    let name = service.name.clone();
+    let _history = HistoryOf(name.clone());
+    service.wait_running(1);
+    let file = || service.spec()["TaskTemplate"]["ContainerSpec"]["Secrets"][0]["File"].clone();
+    let owned = serde_json::json!({"Name": "s.key", "UID": "1000", "GID": "1000", "Mode": 0o400});
+    assert_eq!(file(), owned);
+
+    let page = app
+        .call(Call::get(&format!("/services/{name}/edit")).session(op))
+        .await;
+    page.expect(200);
+    let secrets = textarea_of(&page.text(), "secrets");
+    assert_eq!(
+        secrets,
+        format!("{secret}:s.key,uid=1000,gid=1000,mode=0400")
+    );
+    let text = app.service_compose(&name, op).await;
+    assert!(text.contains("        mode: 0400\n"), "{text}");
+    let answer = app.post_compose(&name, op, &text).await;
+    answer.expect(200);
+    assert_eq!(
+        answer.json()["changes"],
+        serde_json::json!([]),
+        "{}",
+        answer.json()
+    );
+
+    let answer = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&serde_json::json!({ "env": "X=1" })),
+        )
+        .await;
+    answer.expect(200);
+    let changes = answer.json()["changes"].to_string();
+    assert!(!changes.contains("Secrets"), "{changes}");
+    assert_eq!(file(), owned);
 }

@@ -168,6 +168,21 @@ pub struct FileRef {
     /// `File.Name`: where the task reads it (relative to `/run/secrets/` for a secret); empty
     /// for a config used only as a credential spec (`Runtime`).
     pub target: String,
+    /// `File.UID` and `File.GID`: the file's owner, numeric, as text (`"0"`, `""` when unset).
+    pub uid: String,
+    pub gid: String,
+    /// `File.Mode`: its permission bits (`0o444`, the docker CLI's default; 0 when unset).
+    pub mode: u32,
+}
+
+impl FileRef {
+    /// Whether the file has an owner or mode other than the docker CLI's (root, `0444`): what
+    /// a text that names the file must write for it to stay so.
+    pub fn has_own_owner_or_mode(&self) -> bool {
+        !["", "0"].contains(&self.uid.as_str())
+            || !["", "0"].contains(&self.gid.as_str())
+            || ![0, 0o444].contains(&self.mode)
+    }
 }
 
 impl ServiceView {
@@ -710,6 +725,12 @@ struct FileRefWire {
 struct FileTargetWire {
     #[serde(rename = "Name", default, deserialize_with = "nullable")]
     name: String,
+    #[serde(rename = "UID", default, deserialize_with = "nullable")]
+    uid: String,
+    #[serde(rename = "GID", default, deserialize_with = "nullable")]
+    gid: String,
+    #[serde(rename = "Mode", default, deserialize_with = "nullable")]
+    mode: u32,
 }
 
 impl FileRefWire {
@@ -718,6 +739,9 @@ impl FileRefWire {
             id: self.id,
             name: self.name,
             target: self.file.name,
+            uid: self.file.uid,
+            gid: self.file.gid,
+            mode: self.file.mode,
         }
     }
 }
@@ -1187,9 +1211,23 @@ mod tests {
             [FileRef {
                 id: "s1".into(),
                 name: "pw".into(),
-                target: "db_pw".into()
+                target: "db_pw".into(),
+                uid: String::new(),
+                gid: String::new(),
+                mode: 0o444,
             }]
         );
+        assert!(!read.secrets[0].has_own_owner_or_mode());
+        let owned = view(
+            json!({"TaskTemplate": {"ContainerSpec": {"Secrets": [{"SecretName": "key",
+            "File": {"Name": "server.key", "UID": "70", "GID": "70", "Mode": 256}}]}}}),
+        );
+        let key = &owned.secrets[0];
+        assert_eq!(
+            (key.uid.as_str(), key.gid.as_str(), key.mode),
+            ("70", "70", 0o400)
+        );
+        assert!(key.has_own_owner_or_mode());
         assert_eq!(read.configs[0].target, "", "a credential spec has no file");
         assert_eq!(read.networks, ["n1"]);
         let bare =

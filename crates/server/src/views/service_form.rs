@@ -203,10 +203,15 @@ const ROWS: &[(&str, &str, &str, bool)] = &[
     (
         "secrets",
         "Secrets",
-        "NAME or NAME:TARGET, one a line",
+        "NAME or NAME:TARGET, one a line; the file's owner and mode after a comma: NAME:TARGET,uid=70,gid=70,mode=0400",
         true,
     ),
-    ("configs", "Configs", "NAME or NAME:/PATH, one a line", true),
+    (
+        "configs",
+        "Configs",
+        "NAME or NAME:/PATH, one a line; owner and mode as for secrets",
+        true,
+    ),
     ("limit_cpus", "CPU limit", "CPUs, like 0.5", false),
     ("limit_memory", "Memory limit", "bytes or 256M", false),
     ("reserve_cpus", "CPU reservation", "CPUs", false),
@@ -572,26 +577,14 @@ impl ServiceForm {
             secrets: view
                 .secrets
                 .iter()
-                .map(|s| {
-                    if s.target == s.name || s.target.is_empty() {
-                        s.name.clone()
-                    } else {
-                        format!("{}:{}", s.name, s.target)
-                    }
-                })
+                .map(|s| file_line_of(s, &s.name))
                 .collect::<Vec<_>>()
                 .join("\n"),
             configs: view
                 .configs
                 .iter()
                 .filter(|c| !c.target.is_empty())
-                .map(|c| {
-                    if c.target == format!("/{}", c.name) {
-                        c.name.clone()
-                    } else {
-                        format!("{}:{}", c.name, c.target)
-                    }
-                })
+                .map(|c| file_line_of(c, &format!("/{}", c.name)))
                 .collect::<Vec<_>>()
                 .join("\n"),
             limit_cpus: cpus(view.limits.nano_cpus),
@@ -775,6 +768,83 @@ fn scalar(value: &str) -> String {
 
 fn quoted(value: &str) -> String {
     serde_json::Value::from(value.replace('$', "$$")).to_string()
+}
+
+/// One line of the Secrets or Configs field: `NAME` or `NAME:TARGET`, then, after commas, the
+/// file's `uid=`, `gid=` (numeric) and `mode=` (octal permission bits, `0400`), as `docker
+/// service create --secret source=…,target=…,uid=…,gid=…,mode=…` takes them.
+struct FileLine<'a> {
+    source: &'a str,
+    target: &'a str,
+    uid: Option<&'a str>,
+    gid: Option<&'a str>,
+    mode: Option<u32>,
+}
+
+/// Reads a [`FileLine`]; `Err`: what is wrong in it.
+fn file_line(item: &str) -> Result<FileLine<'_>, String> {
+    let mut parts = item.split(',');
+    let head = parts.next().unwrap_or_default();
+    let (source, target) = head.split_once(':').unwrap_or((head, ""));
+    let mut line = FileLine {
+        source: source.trim(),
+        target: target.trim(),
+        uid: None,
+        gid: None,
+        mode: None,
+    };
+    for part in parts {
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        let value = value.trim();
+        match key.trim() {
+            "uid" | "gid" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                if key.trim() == "uid" {
+                    line.uid = Some(value);
+                } else {
+                    line.gid = Some(value);
+                }
+            }
+            "uid" | "gid" => {
+                return Err(format!("{item:?}: {} is a number, such as 70", key.trim()))
+            }
+            "mode" => match u32::from_str_radix(value.trim_start_matches("0o"), 8) {
+                Ok(mode) if mode <= 0o7777 && !value.is_empty() => line.mode = Some(mode),
+                _ => {
+                    return Err(format!(
+                        "{item:?}: mode is octal permission bits, such as 0400"
+                    ))
+                }
+            },
+            other => {
+                return Err(format!(
+                    "{item:?}: {other:?} is not uid=, gid= or mode= of the file"
+                ))
+            }
+        }
+    }
+    Ok(line)
+}
+
+/// How the Secrets or Configs field shows a file: `NAME` when it is read at its default place
+/// (`default_target`), else `NAME:TARGET`; its owner and mode after it when they are not the
+/// docker CLI's defaults, so that saving the line keeps them (tryout 13 finding 8).
+fn file_line_of(file: &swarmkeeper_engine::FileRef, default_target: &str) -> String {
+    let mut line = if file.target == default_target || file.target.is_empty() {
+        file.name.clone()
+    } else {
+        format!("{}:{}", file.name, file.target)
+    };
+    if file.has_own_owner_or_mode() {
+        for (key, id) in [("uid", &file.uid), ("gid", &file.gid)] {
+            if !id.is_empty() && id != "0" {
+                line.push_str(&format!(",{key}={id}"));
+            }
+        }
+        if ![0, 0o444].contains(&file.mode) {
+            line.push_str(&format!(",mode=0{:o}", file.mode));
+        }
+    }
+    line
 }
 
 /// The non-empty lines of a list field, trimmed.
@@ -1130,13 +1200,21 @@ fn write_service(
         let mut names = Vec::new();
         if items(text).next().is_some() {
             w.line(field, 4, &format!("{key}:"));
-            for item in items(text) {
-                let (source, target) = item.split_once(':').unwrap_or((item, ""));
-                w.line(field, 6, &format!("- source: {}", quoted(source.trim())));
-                if !target.trim().is_empty() {
-                    w.line(field, 8, &format!("target: {}", quoted(target.trim())));
+            // A wrong line is the field's error (`check_fields`), set aside before this.
+            for line in items(text).filter_map(|item| file_line(item).ok()) {
+                w.line(field, 6, &format!("- source: {}", quoted(line.source)));
+                if !line.target.is_empty() {
+                    w.line(field, 8, &format!("target: {}", quoted(line.target)));
                 }
-                names.push(source.trim().to_owned());
+                for (key, id) in [("uid", line.uid), ("gid", line.gid)] {
+                    if let Some(id) = id {
+                        w.line(field, 8, &format!("{key}: {}", quoted(id)));
+                    }
+                }
+                if let Some(mode) = line.mode {
+                    w.line(field, 8, &format!("mode: 0{mode:o}"));
+                }
+                names.push(line.source.to_owned());
             }
         }
         names
@@ -1382,7 +1460,13 @@ fn check_fields(form: &ServiceForm, context: &Context) -> Vec<FieldError> {
         ("configs", &form.configs, &context.configs, "config"),
     ] {
         for item in items(text) {
-            let name = item.split_once(':').map_or(item, |(n, _)| n).trim();
+            let name = match file_line(item) {
+                Ok(line) => line.source,
+                Err(why) => {
+                    errors.push(FieldError::new(field, why));
+                    continue;
+                }
+            };
             if !known.contains_key(name) {
                 errors.push(FieldError::new(
                     field,
@@ -2637,6 +2721,50 @@ mod tests {
             keep_hidden(&mut env, &current),
             Err("DATABASE_URL".to_owned())
         );
+    }
+
+    /// Tryout 13 finding 8: a secret's owner and mode (a postgres key, uid 70, 0400) were
+    /// written back as root and 0444 by any save of the form or the compose text.
+    #[test]
+    fn a_files_owner_and_mode_are_shown_and_kept() {
+        let context = context();
+        let mut db = form("db", "postgres:16");
+        db.secrets = "db-pass:server.key,uid=70,gid=70,mode=0400\ndb-pass".into();
+        let spec = build(&db, &context).unwrap().json();
+        let secrets = &spec["TaskTemplate"]["ContainerSpec"]["Secrets"];
+        assert_eq!(
+            secrets[0]["File"],
+            json!({"Name": "server.key", "UID": "70", "GID": "70", "Mode": 0o400}),
+            "{spec}"
+        );
+        assert_eq!(secrets[1]["File"]["Mode"], 0o444, "{spec}");
+        let view = ServiceView::read(&spec).unwrap();
+        let shown = ServiceForm::of_view(&view);
+        assert_eq!(shown.secrets, db.secrets);
+        let secrets_of =
+            |spec: &serde_json::Value| spec["TaskTemplate"]["ContainerSpec"]["Secrets"].clone();
+        assert_eq!(
+            secrets_of(&build(&shown, &context).unwrap().json()),
+            *secrets
+        );
+        let text = compose_of(&[&view], &context);
+        assert!(text.contains("        mode: 0400\n"), "{text}");
+        let read = read_compose(&text, "db.yml", &context).unwrap();
+        assert_eq!(
+            secrets_of(&serde_json::to_value(&read[0]).unwrap()),
+            *secrets
+        );
+        for wrong in [
+            "db-pass,mode=999",
+            "db-pass,mode=",
+            "db-pass,uid=postgres",
+            "db-pass,owner=70",
+        ] {
+            let mut f = db.clone();
+            f.secrets = wrong.into();
+            let errors = build(&f, &context).unwrap_err();
+            assert_eq!(errors[0].field, "secrets", "{wrong}: {errors:?}");
+        }
     }
 
     #[test]
