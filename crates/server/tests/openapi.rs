@@ -454,6 +454,7 @@ async fn json_answers_match_the_document() {
     // Every JSON read.
     let reads = [
         ("/api/overview", "/api/overview".to_owned()),
+        ("/api/events", "/api/events".to_owned()),
         ("/api/nodes", "/api/nodes".to_owned()),
         ("/api/nodes/{id}", format!("/api/nodes/{node}")),
         ("/api/nodes/{id}", "/api/nodes/hostname:laptop".to_owned()),

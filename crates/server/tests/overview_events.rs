@@ -1,6 +1,7 @@
 //! Tryout finding 15 on the real engine: a service edited through `PUT /api/services/{name}`
 //! and then scaled shows both changes among the overview's events (the edit was missing: only
-//! deploys, rollbacks, scales and redeploys were events).
+//! deploys, rollbacks, scales and redeploys were events). Pushed off the overview's 25, they
+//! stay on the events page (`/events`, `/api/events`) for a viewer.
 
 // test lane: waiting (the edit goes through the deploy engine, which waits for the update)
 
@@ -44,4 +45,44 @@ async fn an_edit_and_a_scale_are_events_of_the_overview() {
         .collect();
     // Newest first.
     assert_eq!(kinds, ["scale", "edit-service"], "{overview}");
+
+    // Tryout 13 finding 7: more changes than the overview's 25 stay readable by a viewer on
+    // the events page, newest first.
+    for replicas in 1..=26 {
+        app.call(
+            Call::post(&format!("/api/services/{name}/scale"))
+                .bearer(&app.operator.token)
+                .json(&json!({"replicas": replicas % 2})),
+        )
+        .await
+        .expect(200);
+    }
+    let overview = app
+        .call(Call::get("/api/overview").bearer(&app.viewer.token))
+        .await
+        .json();
+    assert!(
+        overview["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["kind"] != "edit-service" || e["link"] != link.as_str()),
+        "the edit is still among the overview's 25: {overview}"
+    );
+    let all = app
+        .call(Call::get("/api/events").bearer(&app.viewer.token))
+        .await
+        .json();
+    let kinds: Vec<&str> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["link"] == link.as_str())
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 28, "{all}");
+    assert_eq!(kinds.last(), Some(&"edit-service"), "{all}");
+    let page = app.call(Call::get("/events").session(&app.viewer)).await;
+    page.expect(200);
+    assert!(page.text().contains("edit-service"), "{}", page.text());
 }

@@ -93,6 +93,7 @@ fn rows() -> Table {
     t.public(M::POST, "/api/hooks/services/{name}", hooks::service).within_deadline();
 
     t.twin(M::GET, "/", "/api/overview", ViewCluster, overview::show);
+    t.twin(M::GET, "/events", "/api/events", ViewCluster, overview::all);
     t.twin(M::GET, "/nodes", "/api/nodes", ViewCluster, nodes::list);
     t.twin(M::GET, "/nodes/{id}", "/api/nodes/{id}", ViewCluster, nodes::show);
     t.twin(M::GET, "/nodes/{id}/drain", "/api/nodes/{id}/drain", ViewCluster, node_admin::drain_preview);

@@ -76,18 +76,6 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
             .iter()
             .map(|s| (s.name.as_str(), lint_running(&s.view))),
     );
-    let audit =
-        auth_store::audit_page(&state.auth(), AUDIT_SCAN, None).map_err(AppError::internal)?;
-    let changes: Vec<ChangeRecord<'_>> = audit
-        .iter()
-        .map(|r| ChangeRecord {
-            at: r.entry.at,
-            who: &r.entry.who,
-            action: &r.entry.action,
-            target: &r.entry.target,
-            detail: &r.entry.detail,
-        })
-        .collect();
     let now = Timestamp::now();
     let store = state.store();
     let reports = store.latest_node_reports().map_err(AppError::internal)?;
@@ -104,6 +92,44 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
         TOP_CONSUMERS,
         NEAR_MEMORY_LIMIT_PERCENT,
     );
+    drop(store);
+    let events = latest_events(state, &nodes, now, EVENTS)?;
+    Ok(OverviewView {
+        services_total: rows.len(),
+        attention: rows
+            .into_iter()
+            .filter(|r| !r.converged || r.rolled_back)
+            .collect(),
+        events,
+        warnings,
+        nodes,
+        unbounded_logs,
+        usage,
+        unusable_channels: state.alerting.unusable_channels(),
+    })
+}
+
+/// The newest `limit` events ([`events`]) of what the server keeps: the last [`AUDIT_SCAN`]
+/// audit entries, [`GC_SCAN`] GC passes and [`ALERT_SCAN`] node alert messages.
+fn latest_events(
+    state: &AppState,
+    nodes: &[NodeRow],
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<Event>, AppError> {
+    let audit =
+        auth_store::audit_page(&state.auth(), AUDIT_SCAN, None).map_err(AppError::internal)?;
+    let changes: Vec<ChangeRecord<'_>> = audit
+        .iter()
+        .map(|r| ChangeRecord {
+            at: r.entry.at,
+            who: &r.entry.who,
+            action: &r.entry.action,
+            target: &r.entry.target,
+            detail: &r.entry.detail,
+        })
+        .collect();
+    let store = state.store();
     let runs = store
         .recent_reported_gc_runs(GC_SCAN)
         .map_err(AppError::internal)?;
@@ -139,20 +165,7 @@ async fn overview(state: &AppState) -> Result<OverviewView, AppError> {
             })
         })
         .collect();
-    let events = events(&changes, &gc, &node_alerts, &nodes, now, EVENTS);
-    Ok(OverviewView {
-        services_total: rows.len(),
-        attention: rows
-            .into_iter()
-            .filter(|r| !r.converged || r.rolled_back)
-            .collect(),
-        events,
-        warnings,
-        nodes,
-        unbounded_logs,
-        usage,
-        unusable_channels: state.alerting.unusable_channels(),
-    })
+    Ok(events(&changes, &gc, &node_alerts, nodes, now, limit))
 }
 
 page!(OverviewView, "overview.html", "overview");
@@ -160,4 +173,34 @@ page!(OverviewView, "overview.html", "overview");
 /// `GET /`, `GET /api/overview`.
 pub async fn show(State(state): State<AppState>) -> Result<Reply, AppError> {
     Ok(Reply::page(overview(&state).await?))
+}
+
+/// Every event the server still has, newest first (tryout 13: the overview's
+/// [`EVENTS`] dropped half a working session, and the audit log is an admin's).
+#[derive(Serialize)]
+pub struct EventsView {
+    pub events: Vec<Event>,
+    /// How many audit entries, GC passes and node alert messages were read.
+    pub scanned: usize,
+}
+
+page!(EventsView, "events.html", "overview");
+
+/// `GET /events`, `GET /api/events`: the events of the overview, all that the last
+/// [`AUDIT_SCAN`] audit entries, [`GC_SCAN`] GC passes and [`ALERT_SCAN`] node alert messages
+/// hold. One engine request (the nodes).
+pub async fn all(State(state): State<AppState>) -> Result<Reply, AppError> {
+    let swarm_nodes = state.engine.list_nodes().await?;
+    let now = Timestamp::now();
+    let store = state.store();
+    let reports = store.latest_node_reports().map_err(AppError::internal)?;
+    let mut nodes = node_rows_from(&store, &swarm_nodes, &reports, now)?;
+    drop(store);
+    nodes.retain(|row| !row.removed);
+    let limit = AUDIT_SCAN + GC_SCAN + ALERT_SCAN;
+    let events = latest_events(&state, &nodes, now, limit)?;
+    Ok(Reply::page(EventsView {
+        events,
+        scanned: limit,
+    }))
 }
