@@ -40,12 +40,7 @@ fn history_of(server: &server::Server, token: &str, subject: &str) -> Vec<Value>
 #[test]
 fn a_channel_down_gets_retries_the_working_one_gets_firing_once_and_resolved() {
     let mut setup = AlertSetup::start("deliver");
-    // A port nothing listens on: bound, then let go.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = closed_port();
     let both = format!("http://127.0.0.1:{closed}/hook?token=abc,{}", setup.webhook);
     setup.restart_server(
         server::Server::stop,

@@ -23,11 +23,7 @@ const RULE: &str = "service-not-converged";
 fn an_undelivered_firing_message_is_sent_after_a_restart() {
     let mut setup = AlertSetup::start("undelivered");
     // The receiver's address, with nothing listening there yet: connection refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let hook = format!("http://127.0.0.1:{port}/hook");
     setup.restart_server(
         server::Server::stop,

@@ -36,13 +36,17 @@ async fn an_edit_and_a_scale_are_events_of_the_overview() {
         .await
         .json();
     let link = format!("/services/{name}");
-    let kinds: Vec<&str> = overview["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["link"] == link.as_str())
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    // The kinds of the service's events, newest first.
+    let kinds_of = |view: &serde_json::Value| -> Vec<String> {
+        view["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["link"] == link.as_str())
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let kinds = kinds_of(&overview);
     // Newest first.
     assert_eq!(kinds, ["scale", "edit-service"], "{overview}");
 
@@ -62,26 +66,20 @@ async fn an_edit_and_a_scale_are_events_of_the_overview() {
         .await
         .json();
     assert!(
-        overview["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["kind"] != "edit-service" || e["link"] != link.as_str()),
+        !kinds_of(&overview).contains(&"edit-service".to_owned()),
         "the edit is still among the overview's 25: {overview}"
     );
     let all = app
         .call(Call::get("/api/events").bearer(&app.viewer.token))
         .await
         .json();
-    let kinds: Vec<&str> = all["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["link"] == link.as_str())
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = kinds_of(&all);
     assert_eq!(kinds.len(), 28, "{all}");
-    assert_eq!(kinds.last(), Some(&"edit-service"), "{all}");
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("edit-service"),
+        "{all}"
+    );
     let page = app.call(Call::get("/events").session(&app.viewer)).await;
     page.expect(200);
     assert!(page.text().contains("edit-service"), "{}", page.text());

@@ -1153,6 +1153,15 @@ pub fn webhook_receiver() -> (
     (port, webhook_receiver_on(listener))
 }
 
+/// A port of this machine nothing listens on (bound, then let go): connection refused.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// [`webhook_receiver`] on a listener already bound (a receiver that comes up at an address
 /// the server was already told).
 pub fn webhook_receiver_on(
