@@ -126,6 +126,7 @@ def measure(args):
     config = get_json(conn, "/api/configs", args.token)["objects"][0]["name"]
     twins = [
         ("/", "/api/overview"),
+        ("/events", "/api/events"),
         ("/nodes", "/api/nodes"),
         (f"/nodes/{q(swarm_node)}", f"/api/nodes/{q(swarm_node)}"),
         (f"/nodes/{q(sim_node)}", f"/api/nodes/{q(sim_node)}"),
