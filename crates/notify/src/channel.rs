@@ -134,17 +134,27 @@ impl Channel {
     }
 
     /// Checks the URLs and addresses, so that a bad channel is refused when it is saved rather
-    /// than when an alert fires.
+    /// than when an alert fires: the first of [`Channel::problems`].
     pub fn validate(&self) -> Result<(), ChannelError> {
-        let fail = |field, reason: String| {
-            Err(ChannelError {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem of the channel's settings, one per field, in the form's order: a form
+    /// marks them all in one answer.
+    pub fn problems(&self) -> Vec<ChannelError> {
+        let mut problems = Vec::new();
+        let mut fail = |field, reason: String| {
+            problems.push(ChannelError {
                 channel: self.name.clone(),
                 field,
                 reason,
             })
         };
         if self.name.trim().is_empty() {
-            return fail("name", "must not be empty".into());
+            fail("name", "must not be empty".into());
         }
         let url_ok = |text: &str| -> Result<(), String> {
             match Url::parse(text) {
@@ -163,53 +173,51 @@ impl Channel {
             }
             ChannelKind::Ntfy { topic_url, .. } => ("topic_url", url_ok(topic_url.expose())),
             ChannelKind::Alertmanager { url, .. } => ("url", url_ok(url)),
-            ChannelKind::Email(email) => return email.validate(&self.name),
+            ChannelKind::Email(email) => {
+                email.problems(&mut fail);
+                return problems;
+            }
         };
-        match checked {
-            (field, Err(reason)) => fail(field, reason),
-            (_, Ok(())) => Ok(()),
+        if let (field, Err(reason)) = checked {
+            fail(field, reason);
         }
+        problems
     }
 }
 
 impl EmailChannel {
-    fn validate(&self, channel: &str) -> Result<(), ChannelError> {
-        let fail = |field, reason: String| {
-            Err(ChannelError {
-                channel: channel.to_string(),
-                field,
-                reason,
-            })
-        };
+    /// Each problem of the settings given to `fail`, once per field.
+    fn problems(&self, fail: &mut impl FnMut(&'static str, String)) {
         if self.host.trim().is_empty() {
-            return fail("host", "must not be empty".into());
+            fail("host", "must not be empty".into());
         }
         if let Err(e) = self.from.parse::<lettre::message::Mailbox>() {
-            return fail("from", format!("is not a mail address ({e})"));
+            fail("from", format!("is not a mail address ({e})"));
         }
         if self.to.is_empty() {
-            return fail("to", "needs at least one address".into());
+            fail("to", "needs at least one address".into());
         }
-        for to in &self.to {
-            if let Err(e) = to.parse::<lettre::message::Mailbox>() {
-                return fail("to", format!("{to:?} is not a mail address ({e})"));
-            }
+        if let Some((to, e)) = self.to.iter().find_map(|to| {
+            to.parse::<lettre::message::Mailbox>()
+                .err()
+                .map(|e| (to, e))
+        }) {
+            fail("to", format!("{to:?} is not a mail address ({e})"));
         }
         match (&self.username, &self.password) {
             (Some(_), None) | (None, Some(_)) => {
-                return fail("password", "and username go together".into())
+                fail("password", "and username go together".into())
             }
             (Some(_), Some(_)) if self.tls == SmtpTls::None => {
-                return fail("tls", "must be starttls or tls to send a password".into())
+                fail("tls", "must be starttls or tls to send a password".into())
             }
             _ => {}
         }
         if let Some(pem) = &self.ca_pem {
             if lettre::transport::smtp::client::Certificate::from_pem(pem.as_bytes()).is_err() {
-                return fail("ca_pem", "is not a PEM certificate".into());
+                fail("ca_pem", "is not a PEM certificate".into());
             }
         }
-        Ok(())
     }
 }
 
@@ -326,5 +334,21 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.field, "tls");
         slack().validate().unwrap();
+
+        // Tryout 13 finding 5: every problem at once, each field once.
+        let mut worst = email();
+        worst.host = " ".into();
+        worst.to = vec!["a@example.com".into(), "nope".into(), "nope2".into()];
+        worst.from = "not an address".into();
+        worst.tls = SmtpTls::None;
+        let fields: Vec<&str> = Channel {
+            name: String::new(),
+            kind: ChannelKind::Email(worst),
+        }
+        .problems()
+        .iter()
+        .map(|p| p.field)
+        .collect();
+        assert_eq!(fields, ["name", "host", "from", "to", "tls"]);
     }
 }

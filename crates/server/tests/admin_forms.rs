@@ -153,6 +153,30 @@ async fn the_add_user_form_comes_back_with_the_message_next_to_the_field() {
     assert!(message.starts_with("username: a user named"), "{message}");
     assert_eq!(user_names(&app).await, before, "nothing created");
 
+    // Tryout 13 finding 5: every wrong field in one answer, each next to its field.
+    let page = app
+        .call(Call::post("/users").session(admin).form(&[
+            ("username", "Bad User"),
+            ("role", "god"),
+            ("password", "short"),
+        ]))
+        .await;
+    page.expect(422);
+    field_message(&page, "invalid username");
+    field_message(&page, "unknown role");
+    field_message(&page, "the password has 5 characters");
+    let message = app
+        .call(refused(
+            json!({"username": "Bad User", "role": "viewer", "password": "short"}),
+        ))
+        .await
+        .expect_json_error(400);
+    assert!(
+        message.starts_with("username: ") && message.contains("; password: "),
+        "{message}"
+    );
+    assert_eq!(user_names(&app).await, before, "nothing created");
+
     // Good input still goes through.
     app.call(Call::post("/users").session(admin).form(&[
         ("username", "newbie"),

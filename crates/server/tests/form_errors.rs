@@ -227,6 +227,45 @@ async fn a_channel_refused_names_the_forms_url_field() {
         "{text}"
     );
     assert!(!text.contains("webhook_url"), "{text}");
+
+    // Tryout 13 finding 5: every wrong field of the e-mail channel at once.
+    let page = app
+        .call(Call::post("/alerts/channels").session(admin).form(&[
+            ("name", "mail"),
+            ("type", "email"),
+            ("host", ""),
+            ("port", "99999"),
+            ("from", "alerts@example.com"),
+            ("to", "not an address"),
+        ]))
+        .await;
+    page.expect(422);
+    let text = page.text();
+    for field in ["host", "port", "to"] {
+        assert!(
+            text.contains(&format!("data-field=\"{field}\"")),
+            "{field}: {text}"
+        );
+    }
+    assert!(
+        text.contains("Nothing was added: 3 field(s) to fix."),
+        "{text}"
+    );
+    let message = app
+        .call(
+            Call::post("/api/alerts/channels")
+                .bearer(&admin.token)
+                .json(
+                    &json!({"name": "mail", "type": "email", "host": "", "port": 99999,
+                              "from": "alerts@example.com", "to": "not an address"}),
+                ),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(
+        message.starts_with("host: ") && message.contains("; port: ") && message.contains("; to: "),
+        "{message}"
+    );
 }
 
 /// The silence form refuses an empty silence next to its subject field, and warns — without

@@ -66,13 +66,17 @@ pub struct UserForm {
     pub username: String,
     pub role: String,
     pub retype: Retype,
-    pub error: Option<FieldError>,
+    /// Every field refused, each once (tryout 13 finding 5: one answer marks them all).
+    pub errors: Vec<FieldError>,
 }
 
 impl UserForm {
-    /// The message for `field`, if it is the one refused.
+    /// The message for `field`, if it was refused.
     pub fn error_of(&self, field: &str) -> Option<&str> {
-        error_of(&self.error, field)
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
     }
 }
 
@@ -139,27 +143,41 @@ pub async fn create_user(
     uri: Uri,
     Input(new): Input<NewUser>,
 ) -> Result<Reply, AppError> {
-    let refuse_with = |error: FieldError, status: StatusCode| {
+    let refuse_with = |errors: Vec<FieldError>, status: StatusCode| {
+        let message = errors
+            .iter()
+            .map(FieldError::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         let form = UserForm {
             username: new.username.clone(),
             role: new.role.clone(),
             retype: Retype::of(&[("password", &new.password)]),
-            error: Some(error.clone()),
+            errors,
         };
         let state = &state;
-        async move { refuse(&uri, &error, status, || users_view(state, form)).await }
+        async move {
+            refused(uri.path(), message, status, async {
+                users_view(state, form)
+            })
+            .await
+        }
     };
-    let checked = auth_store::validate_username(&new.username)
-        .map_err(|e| FieldError::new("username", e.to_string()))
-        .and_then(|()| parse_role(&new.role))
-        .and_then(|role| {
-            check_password_policy(&new.password)
-                .map(|()| role)
-                .map_err(|e| FieldError::new("password", e.to_string()))
-        });
-    let role = match checked {
-        Ok(role) => role,
-        Err(error) => return refuse_with(error, StatusCode::UNPROCESSABLE_ENTITY).await,
+    // Every field checked, so one answer names all that are wrong.
+    let username = auth_store::validate_username(&new.username)
+        .map_err(|e| FieldError::new("username", e.to_string()));
+    let role = parse_role(&new.role);
+    let password = check_password_policy(&new.password)
+        .map_err(|e| FieldError::new("password", e.to_string()));
+    let role = match (username, role, password) {
+        (Ok(()), Ok(role), Ok(())) => role,
+        (username, role, password) => {
+            let errors = [username.err(), role.err(), password.err()]
+                .into_iter()
+                .flatten()
+                .collect();
+            return refuse_with(errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
     };
     let hash = match state
         .passwords
@@ -170,7 +188,7 @@ pub async fn create_user(
         Ok(hash) => hash,
         Err(e) => {
             let error = FieldError::new("password", e.to_string());
-            return refuse_with(error, StatusCode::UNPROCESSABLE_ENTITY).await;
+            return refuse_with(vec![error], StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
     let created =
@@ -179,7 +197,7 @@ pub async fn create_user(
         Ok(user) => user,
         Err(e @ StoreError::DuplicateUser(_)) => {
             let error = FieldError::new("username", e.to_string());
-            return refuse_with(error, StatusCode::CONFLICT).await;
+            return refuse_with(vec![error], StatusCode::CONFLICT).await;
         }
         Err(e) => return Err(store_error(e)),
     };

@@ -60,9 +60,9 @@ pub struct AlertsView {
     /// The outcome of a test just sent from the page.
     #[serde(skip)]
     pub tested: Option<Tested>,
-    /// Why the channel just posted was refused, by its form field.
+    /// Why the channel just posted was refused: every field that is wrong, each once.
     #[serde(skip)]
-    pub channel_error: Option<FieldError>,
+    pub channel_errors: Vec<FieldError>,
     /// The channel form as it was posted when it was refused (never a secret); empty otherwise.
     #[serde(skip)]
     pub channel_form: ChannelForm,
@@ -80,7 +80,20 @@ pub struct AlertsView {
 
 page!(AlertsView, "alerts.html", "alerts");
 
+/// The channel form's fields, in the form's order: the order its errors are said in.
+const CHANNEL_FIELDS: &[&str] = &[
+    "name", "type", "url", "host", "port", "tls", "password", "from", "to", "ca_pem",
+];
+
 impl AlertsView {
+    /// Why the channel form's `field` was refused, if it was.
+    pub fn channel_error_of(&self, field: &str) -> Option<&str> {
+        self.channel_errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
+    }
+
     /// How many channels cannot be used: the page's banner.
     pub fn unusable_channels(&self) -> usize {
         self.channels.iter().filter(|c| c.problem.is_some()).count()
@@ -184,7 +197,7 @@ async fn view(state: &AppState) -> Result<AlertsView, AppError> {
         can_store_secrets: state.alerting.key().is_some(),
         no_key: state.alerting.key().is_none().then_some(NO_KEY),
         tested: None,
-        channel_error: None,
+        channel_errors: Vec::new(),
         channel_form: ChannelForm::default(),
         silence_error: None,
         silence_form: None,
@@ -384,9 +397,11 @@ impl ChannelForm {
 }
 
 impl NewChannel {
-    /// The channel it describes, checked; an error names the form's (and the JSON body's)
-    /// field: the URL of every kind is `url`, whatever the channel calls it.
-    pub fn channel(self) -> Result<Channel, FieldError> {
+    /// The channel it describes, checked; `Err`: every field that is wrong, by the form's
+    /// (and the JSON body's) name: the URL of every kind is `url`, whatever the channel calls
+    /// it.
+    pub fn channel(self) -> Result<Channel, Vec<FieldError>> {
+        let mut errors = Vec::new();
         let some = |s: Secret| (!s.expose().trim().is_empty()).then_some(s);
         let text = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         let url = Secret::new(self.url.expose().trim());
@@ -404,20 +419,24 @@ impl NewChannel {
             },
             "email" => ChannelKind::Email(EmailChannel {
                 host: self.host.trim().to_string(),
-                port: self
-                    .port
-                    .number
-                    .map_err(|why| FieldError::new("port", why))?
-                    .unwrap_or(587),
+                // A wrong port or TLS mode is said, and the rest checked as with the default.
+                port: match self.port.number {
+                    Ok(port) => port.unwrap_or(587),
+                    Err(why) => {
+                        errors.push(FieldError::new("port", why));
+                        587
+                    }
+                },
                 tls: match self.tls.as_str() {
                     "" | "starttls" => SmtpTls::Starttls,
                     "tls" => SmtpTls::Tls,
                     "none" => SmtpTls::None,
                     other => {
-                        return Err(FieldError::new(
+                        errors.push(FieldError::new(
                             "tls",
                             format!("{other:?} is not starttls, tls or none"),
-                        ))
+                        ));
+                        SmtpTls::Starttls
                     }
                 },
                 username: text(self.username),
@@ -433,26 +452,33 @@ impl NewChannel {
                 ca_pem: text(self.ca_pem),
             }),
             other => {
-                return Err(FieldError::new(
+                return Err(vec![FieldError::new(
                     "type",
                     format!(
                         "{other:?} is not webhook, slack, discord, ntfy, email or alertmanager"
                     ),
-                ))
+                )])
             }
         };
         let channel = Channel {
             name: self.name.trim().to_string(),
             kind,
         };
-        channel.validate().map_err(|e| {
-            let field = match e.field {
+        for problem in channel.problems() {
+            let field = match problem.field {
                 "webhook_url" | "topic_url" => "url",
                 field => field,
             };
-            FieldError::new(field, e.reason)
-        })?;
-        Ok(channel)
+            if errors.iter().all(|e: &FieldError| e.field != field) {
+                errors.push(FieldError::new(field, problem.reason));
+            }
+        }
+        if errors.is_empty() {
+            Ok(channel)
+        } else {
+            errors.sort_by_key(|e| CHANNEL_FIELDS.iter().position(|f| *f == e.field));
+            Err(errors)
+        }
     }
 }
 
@@ -482,11 +508,16 @@ pub async fn add_channel(
     let form = ChannelForm::of(&new);
     let channel = match new.channel() {
         Ok(channel) => channel,
-        Err(error) => {
+        Err(errors) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return refused(uri.path(), error.to_string(), status, async {
+            let message = errors
+                .iter()
+                .map(FieldError::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            return refused(uri.path(), message, status, async {
                 let mut page = view(&state).await?;
-                page.channel_error = Some(error.clone());
+                page.channel_errors = errors;
                 page.channel_form = form;
                 Ok(page)
             })
@@ -514,7 +545,7 @@ pub async fn add_channel(
         }
         // The form is shown again with the name to change, as its other errors are.
         let mut page = view(&state).await?;
-        page.channel_error = Some(error);
+        page.channel_errors = vec![error];
         page.channel_form = form;
         return Ok(Reply::page(page).with_status(StatusCode::UNPROCESSABLE_ENTITY));
     }

@@ -306,27 +306,32 @@ pub fn one_of(field: &'static str, value: &str, allowed: &[&str]) -> Result<(), 
 
 /// Node labels from `KEY=VALUE` lines (blank lines skipped; a value may be empty, as `docker
 /// node update --label-add key` makes it). A line without a key, a key with spaces, or a key
-/// twice is refused naming the line.
+/// twice is refused naming the line; every such line in one message (tryout 13 finding 5).
 pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, FieldError> {
     let mut labels = BTreeMap::new();
+    let mut wrong = Vec::new();
     for (n, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
         if line.is_empty() {
             continue;
         }
         let (key, value) = line.split_once('=').unwrap_or((line, ""));
         let key = key.trim();
-        let refuse = |why: &str| Err(FieldError::new("labels", format!("line {n}: {why}")));
-        if key.is_empty() {
-            return refuse("a label needs a key before '='");
-        }
-        if key.chars().any(char::is_whitespace) {
-            return refuse(&format!("the key {key:?} has a space in it"));
-        }
-        if labels.insert(key.to_owned(), value.to_owned()).is_some() {
-            return refuse(&format!("{key} is given twice"));
-        }
+        let why = if key.is_empty() {
+            "a label needs a key before '='".to_owned()
+        } else if key.chars().any(char::is_whitespace) {
+            format!("the key {key:?} has a space in it")
+        } else if labels.insert(key.to_owned(), value.to_owned()).is_some() {
+            format!("{key} is given twice")
+        } else {
+            continue;
+        };
+        wrong.push(format!("line {n}: {why}"));
     }
-    Ok(labels)
+    if wrong.is_empty() {
+        Ok(labels)
+    } else {
+        Err(FieldError::new("labels", wrong.join("; ")))
+    }
 }
 
 /// Labels as the edit form shows them: one `KEY=VALUE` line each.
@@ -658,6 +663,19 @@ mod tests {
             assert_eq!(error.field, "labels");
             assert!(error.message.starts_with(why), "{bad}: {}", error.message);
         }
+        // Every wrong line at once.
+        let error = parse_labels(
+            "=x
+ok=1
+a b=2
+ok=2",
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.message,
+            "line 1: a label needs a key before '='; line 3: the key \"a b\" has a space in it; \
+             line 4: ok is given twice"
+        );
     }
 
     #[test]
