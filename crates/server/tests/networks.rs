@@ -67,6 +67,19 @@ async fn an_overlay_network_is_created_listed_guarded_and_removed() {
         "{}",
         page.text()
     );
+    // Tryout 13 finding 5: both fields wrong, both in one answer.
+    let message = app
+        .call(
+            support::Call::post("/api/networks")
+                .bearer(&op.token)
+                .json(&json!({"name": "bad name", "subnet": "10.0.0.0/40"})),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(
+        message.starts_with("name: ") && message.contains("; subnet: "),
+        "{message}"
+    );
     assert!(try_docker(&["network", "inspect", &name]).is_err());
 
     // Created by the form, attachable, with its subnet.

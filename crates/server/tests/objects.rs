@@ -97,6 +97,20 @@ async fn a_secret_is_created_listed_guarded_and_rotated() {
         !html.contains("s3cret-form-value"),
         "the value is not shown back"
     );
+    // Tryout 13 finding 5: a wrong name and no value, both in one answer.
+    let page = app
+        .call(
+            support::Call::post("/secrets")
+                .session(op)
+                .form(&[("name", "a b"), ("data", "")]),
+        )
+        .await;
+    page.expect(422);
+    let html = page.text();
+    assert!(
+        html.contains("may hold only letters") && html.contains("a secret needs a value"),
+        "{html}"
+    );
     assert!(!exists("secret", &name));
 
     let answer = app.call(create("hunter2").bearer(&op.token)).await;

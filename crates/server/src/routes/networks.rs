@@ -32,14 +32,17 @@ pub struct NetworksView {
 pub struct NetworkForm {
     pub name: String,
     pub subnet: String,
-    pub error: Option<FieldError>,
+    /// Every field refused, each once (a form marks all that are wrong in one answer).
+    pub errors: Vec<FieldError>,
 }
 
 impl NetworkForm {
-    /// The message for `field`, if it is the one refused.
+    /// The message for `field`, if it was refused.
     pub fn error_of(&self, field: &str) -> Option<&str> {
-        let error = self.error.as_ref()?;
-        (error.field == field).then_some(error.message.as_str())
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
     }
 }
 
@@ -115,17 +118,23 @@ pub async fn create(
     Input(request): Input<CreateNetwork>,
 ) -> Result<Reply, AppError> {
     let subnet = request.subnet.trim().to_owned();
-    let checked = check_name("name", &request.name).and_then(|()| match subnet.is_empty() {
-        true => Ok(()),
-        false => check_subnet(&subnet),
-    });
-    let form = |error: FieldError| NetworkForm {
+    let form = |errors: Vec<FieldError>| NetworkForm {
         name: request.name.clone(),
         subnet: subnet.clone(),
-        error: Some(error),
+        errors,
     };
-    if let Err(error) = checked {
-        return refuse(&state, &uri, form(error), StatusCode::UNPROCESSABLE_ENTITY).await;
+    // Both fields checked, so one answer names all that are wrong.
+    let errors: Vec<FieldError> = [
+        check_name("name", &request.name).err(),
+        (!subnet.is_empty())
+            .then(|| check_subnet(&subnet).err())
+            .flatten(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !errors.is_empty() {
+        return refuse(&state, &uri, form(errors), StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     let existing = state.engine.networks().await?;
     if existing.iter().any(|n| n.name == request.name) {
@@ -133,10 +142,16 @@ pub async fn create(
             "name",
             format!("a network named {} already exists", request.name),
         );
-        return refuse(&state, &uri, form(error), StatusCode::CONFLICT).await;
+        return refuse(&state, &uri, form(vec![error]), StatusCode::CONFLICT).await;
     }
     if let Some(error) = overlap_refusal(&subnet, &existing) {
-        return refuse(&state, &uri, form(error), StatusCode::UNPROCESSABLE_ENTITY).await;
+        return refuse(
+            &state,
+            &uri,
+            form(vec![error]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     let ipam = match subnet.is_empty() {
         true => json!({"Driver": "default", "Config": []}),
@@ -217,10 +232,11 @@ async fn refuse(
     status: StatusCode,
 ) -> Result<Reply, AppError> {
     let message = form
-        .error
-        .as_ref()
+        .errors
+        .iter()
         .map(ToString::to_string)
-        .unwrap_or_default();
+        .collect::<Vec<_>>()
+        .join("; ");
     refused(uri.path(), message, status, async {
         Ok(NetworksView {
             networks: load(state).await?,

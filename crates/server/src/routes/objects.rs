@@ -76,7 +76,8 @@ pub struct FormState {
     pub name: String,
     /// The object whose rotate form was refused; `None`: the create form.
     pub rotating: Option<String>,
-    pub error: Option<FieldError>,
+    /// Every field refused, each once (a form marks all that are wrong in one answer).
+    pub errors: Vec<FieldError>,
 }
 
 impl FormState {
@@ -91,9 +92,13 @@ impl FormState {
     }
 
     fn error_of(&self, rotating: Option<&str>, field: &str) -> Option<&str> {
-        let error = self.error.as_ref()?;
-        (self.rotating.as_deref() == rotating && error.field == field)
-            .then_some(error.message.as_str())
+        if self.rotating.as_deref() != rotating {
+            return None;
+        }
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
     }
 }
 
@@ -293,10 +298,11 @@ async fn refuse(
     status: StatusCode,
 ) -> Result<Reply, AppError> {
     let message = form
-        .error
-        .as_ref()
+        .errors
+        .iter()
         .map(ToString::to_string)
-        .unwrap_or_default();
+        .collect::<Vec<_>>()
+        .join("; ");
     match form.rotating.clone() {
         None => {
             refused(uri.path(), message, status, async {
@@ -377,12 +383,12 @@ async fn show(state: &AppState, kind: FileKind, name: &str) -> Result<Reply, App
     ))
 }
 
-/// The create form refused with `error`.
-fn create_refused(name: String, error: FieldError) -> FormState {
+/// The create form refused with `errors`.
+fn create_refused(name: String, errors: Vec<FieldError>) -> FormState {
     FormState {
         name,
         rotating: None,
-        error: Some(error),
+        errors,
     }
 }
 
@@ -391,7 +397,7 @@ fn rotate_refused(object: &str, error: FieldError) -> FormState {
     FormState {
         name: String::new(),
         rotating: Some(object.to_owned()),
-        error: Some(error),
+        errors: vec![error],
     }
 }
 
@@ -404,15 +410,21 @@ async fn create(
     kind: FileKind,
     request: CreateRequest,
 ) -> Result<Reply, AppError> {
-    let checked = check_name("name", &request.name)
-        .and_then(|()| check_data(kind, &request.data))
-        .and_then(|()| check_labels(&request.labels));
-    if let Err(error) = checked {
+    // Every field checked, so one answer names all that are wrong.
+    let errors: Vec<FieldError> = [
+        check_name("name", &request.name).err(),
+        check_data(kind, &request.data).err(),
+        check_labels(&request.labels).err(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !errors.is_empty() {
         return refuse(
             state,
             uri,
             kind,
-            create_refused(request.name, error),
+            create_refused(request.name, errors),
             INVALID,
         )
         .await;
@@ -432,7 +444,7 @@ async fn create(
                 field: "name",
                 message: format!("a {} named {} already exists", kind.as_str(), request.name),
             };
-            let form = create_refused(request.name, error);
+            let form = create_refused(request.name, vec![error]);
             return refuse(state, uri, kind, form, StatusCode::CONFLICT).await;
         }
         Err(e) => return Err(e.into()),
