@@ -56,6 +56,17 @@ pub fn engine_refusals(stack: &Stack) -> Vec<Refusal> {
 
 type Found = (&'static str, Location, String);
 
+/// A byte count as a stack file writes it: `4M`, `512K`, else `6850 bytes` (tryout 13: a
+/// typed `4M` came back as `4194304 bytes`).
+fn as_written(bytes: u64) -> String {
+    let size = swarmkeeper_units::size(bytes);
+    if size.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{size} bytes")
+    } else {
+        size
+    }
+}
+
 fn service_refusals(service: &Service) -> Vec<Found> {
     let mut found = Vec::new();
     let deploy = service.deploy.as_ref();
@@ -81,7 +92,10 @@ fn service_refusals(service: &Service) -> Vec<Found> {
                 found.push((
                     setting,
                     memory.at,
-                    format!("{bytes} bytes is below the engine's minimum of 6M (6 MiB)"),
+                    format!(
+                        "{} is below the engine's minimum of 6M (6 MiB)",
+                        as_written(bytes)
+                    ),
                 ));
             }
         }
@@ -199,9 +213,12 @@ mod tests {
             (found[0].0, found[0].1),
             ("deploy.resources.limits.memory", 6)
         );
-        assert!(found[0].2.contains("1024 bytes"), "{found:?}");
+        assert!(found[0].2.starts_with("1K is below"), "{found:?}");
         let found = refusals("    deploy:\n      resources:\n        reservations: {memory: 5M}\n");
         assert_eq!(found[0].0, "deploy.resources.reservations.memory");
+        assert!(found[0].2.starts_with("5M is below"), "{found:?}");
+        let found = refusals("    deploy:\n      resources:\n        limits: {memory: 6850}\n");
+        assert!(found[0].2.starts_with("6850 bytes is below"), "{found:?}");
         assert!(
             refusals("    deploy:\n      resources:\n        limits: {memory: 0}\n").is_empty()
         );

@@ -824,6 +824,15 @@ async fn deliver(
             problems.push(e.to_string());
         }
     }
+    if results.is_empty() {
+        // Every channel it was for never had the firing message (tryout 13: this read "sent
+        // to 0 of 0 channel(s)").
+        let never: Vec<String> = dropped
+            .iter()
+            .map(|(channel, _)| format!("channel {channel} never had its firing message"))
+            .collect();
+        return (format!("not sent: {}", never.join("; ")), Vec::new());
+    }
     let sent = results.len() - failed.len();
     let mut text = format!("sent to {sent} of {} channel(s)", results.len());
     if routed.catch_up {
