@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::limits::Asker;
 use crate::respond::{refused, Input, Reply};
 use crate::state::AppState;
-use crate::views::{FieldError, Retype};
+use crate::views::{message_of, one_line, FieldError, Retype};
 
 /// A user as listed: never the password hash.
 #[derive(Serialize)]
@@ -73,17 +73,13 @@ pub struct UserForm {
 impl UserForm {
     /// The message for `field`, if it was refused.
     pub fn error_of(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| e.message.as_str())
+        message_of(&self.errors, field)
     }
 }
 
 /// The message of `error` if it is about `field`.
 fn error_of<'a>(error: &'a Option<FieldError>, field: &str) -> Option<&'a str> {
-    let error = error.as_ref()?;
-    (error.field == field).then_some(error.message.as_str())
+    message_of(error.as_slice(), field)
 }
 
 /// A refused form: the page `view` builds, shown again with the message next to the field
@@ -144,11 +140,7 @@ pub async fn create_user(
     Input(new): Input<NewUser>,
 ) -> Result<Reply, AppError> {
     let refuse_with = |errors: Vec<FieldError>, status: StatusCode| {
-        let message = errors
-            .iter()
-            .map(FieldError::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
+        let message = one_line(&errors);
         let form = UserForm {
             username: new.username.clone(),
             role: new.role.clone(),

@@ -24,7 +24,7 @@ use crate::respond::{optional_number, refused, Format, Input, Reply};
 use crate::sealed;
 use crate::state::AppState;
 use crate::views::alert_rules::{self, RulesForm};
-use crate::views::{FieldError, Retype};
+use crate::views::{message_of, one_line, FieldError, Retype};
 
 /// What to do without a key, as the page and the API say it.
 pub const NO_KEY: &str = "alert channels are stored sealed with the server's secret key, and \
@@ -88,10 +88,7 @@ const CHANNEL_FIELDS: &[&str] = &[
 impl AlertsView {
     /// Why the channel form's `field` was refused, if it was.
     pub fn channel_error_of(&self, field: &str) -> Option<&str> {
-        self.channel_errors
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| e.message.as_str())
+        message_of(&self.channel_errors, field)
     }
 
     /// How many channels cannot be used: the page's banner.
@@ -510,11 +507,7 @@ pub async fn add_channel(
         Ok(channel) => channel,
         Err(errors) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            let message = errors
-                .iter()
-                .map(FieldError::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
+            let message = one_line(&errors);
             return refused(uri.path(), message, status, async {
                 let mut page = view(&state).await?;
                 page.channel_errors = errors;

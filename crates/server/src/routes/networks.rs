@@ -17,7 +17,7 @@ use crate::views::networks::{
     check_subnet, network_rows, overlap_refusal, removal_refusal, NetworkRow,
 };
 use crate::views::objects::check_name;
-use crate::views::FieldError;
+use crate::views::{message_of, one_line, FieldError};
 
 #[derive(Serialize)]
 pub struct NetworksView {
@@ -39,10 +39,7 @@ pub struct NetworkForm {
 impl NetworkForm {
     /// The message for `field`, if it was refused.
     pub fn error_of(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| e.message.as_str())
+        message_of(&self.errors, field)
     }
 }
 
@@ -231,12 +228,7 @@ async fn refuse(
     form: NetworkForm,
     status: StatusCode,
 ) -> Result<Reply, AppError> {
-    let message = form
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
+    let message = one_line(&form.errors);
     refused(uri.path(), message, status, async {
         Ok(NetworksView {
             networks: load(state).await?,

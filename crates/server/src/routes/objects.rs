@@ -29,6 +29,7 @@ use crate::views::objects::{
     Unmovable,
 };
 use crate::views::own::{own_part, rotation_refusal, OwnUser};
+use crate::views::{message_of, one_line};
 
 /// The secrets or configs page: every object with its users, and the create form's state.
 /// Each object's rotate and remove forms are on its own page ([`ObjectView`]), so the list
@@ -95,10 +96,7 @@ impl FormState {
         if self.rotating.as_deref() != rotating {
             return None;
         }
-        self.errors
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| e.message.as_str())
+        message_of(&self.errors, field)
     }
 }
 
@@ -297,12 +295,7 @@ async fn refuse(
     form: FormState,
     status: StatusCode,
 ) -> Result<Reply, AppError> {
-    let message = form
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
+    let message = one_line(&form.errors);
     match form.rotating.clone() {
         None => {
             refused(uri.path(), message, status, async {

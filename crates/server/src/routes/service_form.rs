@@ -36,7 +36,7 @@ use crate::views::service_form::{
     build, compose_of_running, field_rows, placement_error, read_compose_edit, refused_place,
     Context, FieldRow, Refused, ServiceForm,
 };
-use crate::views::FieldError;
+use crate::views::{one_line, FieldError};
 
 /// The form page: empty for a new service, the service's values for an edit; after a
 /// preview, the changes and lint findings and the button that applies them.
@@ -282,11 +282,7 @@ fn refuse(
     errors: Vec<FieldError>,
     status: StatusCode,
 ) -> Result<Reply, AppError> {
-    let message = errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
+    let message = one_line(&errors);
     match Format::of(uri.path()) {
         Format::Json if status == StatusCode::CONFLICT => Err(AppError::Conflict(message)),
         Format::Json => Err(AppError::Rejected {

@@ -32,6 +32,24 @@ impl FieldError {
     }
 }
 
+/// The message for `field` among a form's `errors`, if it was refused: what a page shows next
+/// to the field.
+pub fn message_of<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a str> {
+    errors
+        .iter()
+        .find(|e| e.field == field)
+        .map(|e| e.message.as_str())
+}
+
+/// A form's `errors` as one line, `field: message; field: message`: what its JSON twin answers.
+pub fn one_line(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The secret fields of a refused form that had been filled in: the form comes back with them
 /// empty, each with "enter again" next to it, since a secret is never sent back to the browser
 /// (not even to the admin who typed it).

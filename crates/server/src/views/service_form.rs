@@ -807,13 +807,10 @@ fn file_line(item: &str) -> Result<FileLine<'_>, String> {
             "uid" | "gid" => {
                 return Err(format!("{item:?}: {} is a number, such as 70", key.trim()))
             }
-            "mode" => match u32::from_str_radix(value.trim_start_matches("0o"), 8) {
-                Ok(mode) if mode <= 0o7777 && !value.is_empty() => line.mode = Some(mode),
-                _ => {
-                    return Err(format!(
-                        "{item:?}: mode is octal permission bits, such as 0400"
-                    ))
-                }
+            // The one octal grammar, a tmpfs mode's.
+            "mode" => match swarmkeeper_compose::FileMode::parse(value) {
+                Ok(mode) => line.mode = Some(mode.0),
+                Err(why) => return Err(format!("{item:?}: {why}")),
             },
             other => {
                 return Err(format!(
