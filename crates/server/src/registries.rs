@@ -100,8 +100,8 @@ fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
 /// Why a registry was not added.
 #[derive(Debug)]
 pub enum Refused {
-    /// A field to fix, named as the form and the JSON body name it.
-    Field(FieldError),
+    /// Every field to fix, each named as the form and the JSON body name it (never empty).
+    Fields(Vec<FieldError>),
     /// A secret to seal and no key to seal it with ([`NO_KEY`]).
     NoKey,
 }
@@ -109,7 +109,7 @@ pub enum Refused {
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refused::Field(error) => error.fmt(f),
+            Refused::Fields(errors) => f.write_str(&crate::views::one_line(errors)),
             Refused::NoKey => f.write_str(NO_KEY),
         }
     }
@@ -118,7 +118,7 @@ impl std::fmt::Display for Refused {
 impl From<Refused> for AppError {
     fn from(refused: Refused) -> AppError {
         match refused {
-            Refused::Field(error) => AppError::BadInput(error.to_string()),
+            Refused::Fields(errors) => AppError::BadInput(crate::views::one_line(&errors)),
             Refused::NoKey => AppError::Conflict(NO_KEY.to_string()),
         }
     }
@@ -138,12 +138,13 @@ pub struct RegistryForm {
     pub profile: String,
     pub endpoint: String,
     pub retype: Retype,
-    pub error: Option<FieldError>,
+    /// Every refused field, with why.
+    pub errors: Vec<FieldError>,
 }
 
 impl RegistryForm {
-    /// What of `posted` may be shown again, with why it was refused.
-    pub fn of(posted: &NewRegistry, error: FieldError) -> RegistryForm {
+    /// What of `posted` may be shown again, with why each refused field was refused.
+    pub fn of(posted: &NewRegistry, errors: Vec<FieldError>) -> RegistryForm {
         RegistryForm {
             host: posted.host.clone(),
             kind: posted.kind.as_str().to_owned(),
@@ -157,14 +158,13 @@ impl RegistryForm {
                 ("token", posted.token.expose()),
                 ("secret_access_key", posted.secret_access_key.expose()),
             ]),
-            error: Some(error),
+            errors,
         }
     }
 
-    /// The message for `field`, if it is the one refused.
+    /// The message for `field`, if it was refused.
     pub fn error_of(&self, field: &str) -> Option<&str> {
-        let error = self.error.as_ref()?;
-        (error.field == field).then_some(error.message.as_str())
+        crate::views::message_of(&self.errors, field)
     }
 }
 
@@ -212,10 +212,10 @@ pub struct RegistryRow {
 }
 
 /// The host as stored: Docker Hub's names become `docker.io`; anything that is not a registry
-/// host as references name it is refused, naming the field.
-fn normalise_host(host: &str) -> Result<String, Refused> {
+/// host as references name it is refused with why, for the `host` field.
+fn normalise_host(host: &str) -> Result<String, FieldError> {
     let host = host.trim();
-    let bad = |why: &str| Refused::Field(FieldError::new("host", format!("{host:?} {why}")));
+    let bad = |why: &str| FieldError::new("host", format!("{host:?} {why}"));
     if host.is_empty() {
         return Err(bad(
             "is empty: name the registry, e.g. ghcr.io or registry.example:5000",
@@ -240,65 +240,78 @@ fn normalise_host(host: &str) -> Result<String, Refused> {
 }
 
 impl NewRegistry {
-    /// Checks the fields (each error names its field) and seals the secret part. `key` is
-    /// needed for every kind that has a secret.
+    /// Checks the fields and seals the secret part. Every wrong field is named in one answer
+    /// ([`Refused::Fields`]), so that a form marks them all at once. `key` is needed for every
+    /// kind that has a secret.
     pub fn seal(
         &self,
         key: Option<&SealingKey>,
         by: &str,
         now: jiff::Timestamp,
     ) -> Result<StoredRegistry, Refused> {
-        let host = normalise_host(&self.host)?;
-        let required = |field: &'static str, value: &str| {
+        let mut errors = Vec::new();
+        let host = match normalise_host(&self.host) {
+            Ok(host) => Some(host),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let mut required = |field: &'static str, value: &str| {
             if value.trim().is_empty() {
-                Err(Refused::Field(FieldError::new(
+                errors.push(FieldError::new(
                     field,
                     format!("required for a registry of kind {}", self.kind.as_str()),
-                )))
-            } else {
-                Ok(())
+                ));
             }
         };
         let mut settings = Settings::default();
         let mut sealed = Sealed::default();
         match self.kind {
             Kind::Password => {
-                required("username", &self.username)?;
-                required("password", self.password.expose())?;
+                required("username", &self.username);
+                required("password", self.password.expose());
                 sealed.password = self.password.expose().to_string();
             }
             Kind::Token => {
-                required("token", self.token.expose())?;
+                required("token", self.token.expose());
                 sealed.token = self.token.expose().to_string();
             }
             Kind::Ecr => {
-                settings.region = match (self.region.trim(), parse_ecr_host(&host)) {
-                    ("", Some((_, region))) => region.to_string(),
-                    ("", None) => {
-                        return Err(Refused::Field(FieldError::new(
+                settings.access_key_id = self.access_key_id.trim().to_string();
+                if !settings.access_key_id.is_empty() {
+                    required("secret_access_key", self.secret_access_key.expose());
+                    sealed.secret_access_key = self.secret_access_key.expose().to_string();
+                }
+                let named = host.as_deref().and_then(parse_ecr_host);
+                settings.region = match (self.region.trim(), named, &host) {
+                    ("", Some((_, region)), _) => region.to_string(),
+                    ("", None, Some(host)) => {
+                        errors.push(FieldError::new(
                             "region",
                             format!("required: {host} is not ACCOUNT.dkr.ecr.REGION.amazonaws.com"),
-                        )))
+                        ));
+                        String::new()
                     }
-                    (region, _) => region.to_string(),
+                    // A wrong host is named already; whether it names a region is unknown.
+                    ("", None, None) => String::new(),
+                    (region, _, _) => region.to_string(),
                 };
                 let endpoint = self.endpoint.trim();
                 let is_url = endpoint.starts_with("https://") || endpoint.starts_with("http://");
                 if !endpoint.is_empty() && !is_url {
-                    return Err(Refused::Field(FieldError::new(
+                    errors.push(FieldError::new(
                         "endpoint",
                         format!("{endpoint:?} is not an http(s):// URL"),
-                    )));
+                    ));
                 }
                 settings.endpoint = endpoint.to_string();
                 settings.profile = self.profile.trim().to_string();
-                settings.access_key_id = self.access_key_id.trim().to_string();
-                if !settings.access_key_id.is_empty() {
-                    required("secret_access_key", self.secret_access_key.expose())?;
-                    sealed.secret_access_key = self.secret_access_key.expose().to_string();
-                }
             }
         }
+        let Some(host) = host.filter(|_| errors.is_empty()) else {
+            return Err(Refused::Fields(errors));
+        };
         let has_secret = !(sealed.password.is_empty()
             && sealed.token.is_empty()
             && sealed.secret_access_key.is_empty());
@@ -614,6 +627,19 @@ mod tests {
             refused(r#"{"host":"ghcr.io","kind":"token","token":"t"}"#, None)
                 .contains("secret key")
         );
+        // Every wrong field in one answer, in the form's order.
+        let all = refused(r#"{"host":"https://x/","kind":"password"}"#, Some(&k));
+        assert!(
+            all.starts_with("host:") && all.contains("; username:") && all.contains("; password:"),
+            "{all}"
+        );
+        let ecr = refused(
+            r#"{"host":"r.example","kind":"ecr","access_key_id":"AKIA","endpoint":"vpc"}"#,
+            Some(&k),
+        );
+        for field in ["secret_access_key:", "region:", "endpoint:"] {
+            assert!(ecr.contains(field), "{field} in {ecr}");
+        }
         // Docker Hub's names are one registry; the default chain needs no key.
         let hub =
             new(r#"{"host":"index.docker.io","kind":"password","username":"u","password":"p"}"#)

@@ -233,6 +233,30 @@ async fn the_new_token_form_refuses_a_bad_expiry_by_its_label() {
     assert!(page.text().contains("value=\"7\""));
     assert_eq!(token_rows(&app).await.len(), before, "no token made");
 
+    // Both wrong: both named in one answer.
+    let message = app
+        .call(
+            Call::post("/api/tokens")
+                .bearer(&v.token)
+                .json(&json!({"name": "", "expires_in_days": "abc"})),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(
+        message.starts_with("name: ") && message.contains("; expires_in_days: "),
+        "{message}"
+    );
+    let page = app
+        .call(
+            Call::post("/account/tokens")
+                .session(v)
+                .form(&[("name", ""), ("expires_in_days", "-2")]),
+        )
+        .await;
+    page.expect(422);
+    field_message(&page, "Name: give the token a name of 1 to 100 bytes");
+    field_message(&page, "Expires in days: ");
+    assert!(page.text().contains("is not a number of days"));
     for days in [json!(-3), json!("abc"), json!(1.5)] {
         let message = app
             .call(

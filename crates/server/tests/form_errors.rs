@@ -168,6 +168,22 @@ async fn a_silence_refused_names_its_field_next_to_it() {
         text.contains("id=\"add-silence\""),
         "the page, not an error page: {text}"
     );
+    // Every wrong field in one answer: a rule that does not exist and a wrong duration.
+    let page = app
+        .call(Call::post("/alerts/silences").session(admin).form(&[
+            ("rule", "no_such_rule"),
+            ("subject", ""),
+            ("duration", "5 parsecs"),
+        ]))
+        .await;
+    page.expect(422);
+    let text = page.text();
+    assert!(
+        text.contains("data-field=\"rule\"")
+            && text.contains("data-field=\"duration\"")
+            && text.contains("2 field(s) to fix"),
+        "{text}"
+    );
     // Neither a rule nor a subject: it would silence everything.
     let page = app
         .call(Call::post("/alerts/silences").session(admin).form(&[

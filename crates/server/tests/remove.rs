@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{
-    docker, exists, is_html, try_docker, wait_for, Call, TestApp, TestService, TestStack, IMAGE,
+    docker, exists, is_html, report, try_docker, wait_for, Call, TestApp, TestService, TestStack,
+    IMAGE,
 };
+use swarmkeeper_report::ReportedVolume;
 
 #[tokio::test]
 async fn a_service_is_removed_by_an_operator_only_with_csrf_and_audited() {
@@ -151,7 +153,16 @@ configs:
     let network = format!("{st}_back");
     assert!(exists("network", &network));
 
-    // The page's confirmation names everything that goes.
+    // The page's confirmation names everything that goes, and the volumes an agent reports
+    // for the stack, which stay.
+    let mut reported = report("rmnode1aaaaaaaaaaaaaaaaaa", "node-9");
+    reported.volumes = Some(vec![ReportedVolume {
+        name: format!("{st}_data"),
+        driver: "local".into(),
+        labels: [("com.docker.stack.namespace".to_owned(), st.to_string())].into(),
+        ..Default::default()
+    }]);
+    app.post_report(&reported).await;
     let page = app
         .call(Call::get(&format!("/stacks/{st}")).cookie(&op.session))
         .await;
@@ -159,7 +170,7 @@ configs:
     assert!(is_html(&page.headers));
     let text = page.text();
     let confirm = format!(
-        "Remove stack {st}? This removes services: {st}_web; secrets: {secret}; configs: {config}; networks: {network}."
+        "Remove stack {st}? This removes services: {st}_web; secrets: {secret}; configs: {config}; networks: {network}. Kept: the deploy history, and its volumes {st}_data on node-9 (remove them on the Volumes page)."
     );
     assert!(text.contains(&confirm), "{text}");
     let view = app

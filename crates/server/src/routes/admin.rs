@@ -386,13 +386,14 @@ pub struct TokensView {
 pub struct TokenForm {
     pub name: String,
     pub expires_in_days: String,
-    pub error: Option<FieldError>,
+    /// Every refused field, with why.
+    pub errors: Vec<FieldError>,
 }
 
 impl TokenForm {
-    /// The message for `field`, if it is the one refused.
+    /// The message for `field`, if it was refused.
     pub fn error_of(&self, field: &str) -> Option<&str> {
-        error_of(&self.error, field)
+        message_of(&self.errors, field)
     }
 }
 
@@ -510,14 +511,14 @@ pub async fn create_token(
 ) -> Result<Reply, AppError> {
     let name = new.name.trim();
     let now = Timestamp::now();
-    let checked = match name.is_empty() || name.len() > MAX_TOKEN_NAME {
-        true => Err(FieldError::new(
+    let mut errors = Vec::new();
+    if name.is_empty() || name.len() > MAX_TOKEN_NAME {
+        errors.push(FieldError::new(
             "name",
             format!("give the token a name of 1 to {MAX_TOKEN_NAME} bytes"),
-        )),
-        false => expiry_days(new.expires_in_days.as_deref()),
+        ));
     }
-    .and_then(|days| match days {
+    let expires = expiry_days(new.expires_in_days.as_deref()).and_then(|days| match days {
         None => Ok(None),
         Some(days) => now
             .checked_add(SignedDuration::from_hours(24 * i64::from(days)))
@@ -529,17 +530,18 @@ pub async fn create_token(
                 )
             }),
     });
-    let expires = match checked {
-        Ok(expires) => expires,
-        Err(error) => {
-            let token_form = TokenForm {
-                name: new.name.clone(),
-                expires_in_days: new.expires_in_days.clone().unwrap_or_default(),
-                error: Some(error.clone()),
-            };
-            return refuse(&uri, &error, StatusCode::UNPROCESSABLE_ENTITY, || {
+    let expires = match expires {
+        Ok(expires) if errors.is_empty() => expires,
+        refused_expiry => {
+            errors.extend(refused_expiry.err());
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return refused(uri.path(), one_line(&errors), status, async {
                 Ok(TokensView {
-                    token_form,
+                    token_form: TokenForm {
+                        name: new.name.clone(),
+                        expires_in_days: new.expires_in_days.clone().unwrap_or_default(),
+                        errors,
+                    },
                     ..tokens_view(&state, &caller)?
                 })
             })

@@ -66,9 +66,9 @@ pub struct AlertsView {
     /// The channel form as it was posted when it was refused (never a secret); empty otherwise.
     #[serde(skip)]
     pub channel_form: ChannelForm,
-    /// Why the silence just posted was refused, by its form field.
+    /// Why the silence just posted was refused: every field that is wrong, each once.
     #[serde(skip)]
-    pub silence_error: Option<FieldError>,
+    pub silence_errors: Vec<FieldError>,
     /// The silence form as it was posted when it was refused (it has no secret); `None`: the
     /// form's defaults.
     #[serde(skip)]
@@ -89,6 +89,11 @@ impl AlertsView {
     /// Why the channel form's `field` was refused, if it was.
     pub fn channel_error_of(&self, field: &str) -> Option<&str> {
         message_of(&self.channel_errors, field)
+    }
+
+    /// Why the silence form's `field` was refused, if it was.
+    pub fn silence_error_of(&self, field: &str) -> Option<&str> {
+        message_of(&self.silence_errors, field)
     }
 
     /// How many channels cannot be used: the page's banner.
@@ -196,7 +201,7 @@ async fn view(state: &AppState) -> Result<AlertsView, AppError> {
         tested: None,
         channel_errors: Vec::new(),
         channel_form: ChannelForm::default(),
-        silence_error: None,
+        silence_errors: Vec::new(),
         silence_form: None,
         silence_warning: None,
     })
@@ -732,11 +737,11 @@ pub async fn add_silence(
     let now = Timestamp::now();
     let silence = match read_silence(&new, &caller.user.name, now) {
         Ok(silence) => silence,
-        Err(error) => {
+        Err(errors) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return refused(uri.path(), error.to_string(), status, async {
+            return refused(uri.path(), one_line(&errors), status, async {
                 let mut page = view(&state).await?;
-                page.silence_error = Some(error.clone());
+                page.silence_errors = errors;
                 page.silence_form = Some(new.clone());
                 Ok(page)
             })
@@ -847,39 +852,46 @@ async fn unmatched_warning(
 }
 
 /// The silence a form or body describes, from `now`, or the field that is wrong.
-fn read_silence(new: &NewSilence, by: &str, now: Timestamp) -> Result<Silence, FieldError> {
+fn read_silence(new: &NewSilence, by: &str, now: Timestamp) -> Result<Silence, Vec<FieldError>> {
+    let mut errors = Vec::new();
     let rule = match new.rule.trim() {
         "" => None,
-        text => Some(
-            text.parse::<RuleId>()
-                .map_err(|e| FieldError::new("rule", e.to_string()))?,
-        ),
+        text => match text.parse::<RuleId>() {
+            Ok(rule) => Some(rule),
+            Err(e) => {
+                errors.push(FieldError::new("rule", e.to_string()));
+                None
+            }
+        },
     };
     let subject = Some(new.subject.trim().to_string()).filter(|s| !s.is_empty());
-    if rule.is_none() && subject.is_none() {
-        // Said before anything else: an empty form is missing what to silence first.
-        return Err(FieldError::new(
+    if new.rule.trim().is_empty() && subject.is_none() {
+        errors.push(FieldError::new(
             "subject",
             SilenceError::MatchesEverything.to_string(),
         ));
     }
     let too_long = || FieldError::new("duration", "too long".into());
     let ends_at = match (new.duration.trim(), new.ends_at.trim()) {
-        ("", "") => {
-            return Err(FieldError::new(
-                "duration",
-                "give how long the silence lasts (e.g. 2h), or ends_at".into(),
-            ))
-        }
-        (duration, "") => {
-            let d = swarmkeeper_units::parse_duration(duration)
-                .map_err(|e| FieldError::new("duration", e.to_string()))?;
-            let d = jiff::SignedDuration::try_from(d).map_err(|_| too_long())?;
-            now.checked_add(d).map_err(|_| too_long())?
-        }
+        ("", "") => Err(FieldError::new(
+            "duration",
+            "give how long the silence lasts (e.g. 2h), or ends_at".into(),
+        )),
+        (duration, "") => swarmkeeper_units::parse_duration(duration)
+            .map_err(|e| FieldError::new("duration", e.to_string()))
+            .and_then(|d| jiff::SignedDuration::try_from(d).map_err(|_| too_long()))
+            .and_then(|d| now.checked_add(d).map_err(|_| too_long())),
         (_, ends_at) => ends_at
             .parse::<Timestamp>()
-            .map_err(|e| FieldError::new("ends_at", e.to_string()))?,
+            .map_err(|e| FieldError::new("ends_at", e.to_string())),
+    };
+    let ends_at = match ends_at {
+        Ok(ends_at) if errors.is_empty() => ends_at,
+        Ok(_) => return Err(errors),
+        Err(error) => {
+            errors.push(error);
+            return Err(errors);
+        }
     };
     let silence = Silence {
         rule,
@@ -895,7 +907,7 @@ fn read_silence(new: &NewSilence, by: &str, now: Timestamp) -> Result<Silence, F
             SilenceError::EndsBeforeStart { .. } if new.duration.trim().is_empty() => "ends_at",
             SilenceError::EndsBeforeStart { .. } => "duration",
         };
-        FieldError::new(field, e.to_string())
+        vec![FieldError::new(field, e.to_string())]
     })?;
     Ok(silence)
 }
@@ -923,4 +935,42 @@ pub async fn expire_silence(
     )?;
     state.alerting.evaluate_soon();
     Ok(Reply::done("/alerts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(rule: &str, subject: &str, duration: &str) -> NewSilence {
+        NewSilence {
+            rule: rule.into(),
+            subject: subject.into(),
+            duration: duration.into(),
+            ends_at: String::new(),
+            comment: String::new(),
+        }
+    }
+
+    fn fields(new: &NewSilence) -> Vec<&'static str> {
+        match read_silence(new, "admin", Timestamp::UNIX_EPOCH) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(|e| e.field).collect(),
+        }
+    }
+
+    #[test]
+    fn every_wrong_field_of_a_silence_is_named_in_one_answer() {
+        assert_eq!(
+            fields(&form("no_such_rule", "", "5 parsecs")),
+            ["rule", "duration"]
+        );
+        assert_eq!(fields(&form("", "", "")), ["subject", "duration"]);
+        assert_eq!(fields(&form("", " ", "-1h")), ["subject", "duration"]);
+        assert_eq!(fields(&form("node-down", "", "2h")), Vec::<&str>::new());
+        assert_eq!(
+            fields(&form("", "web", "0s")),
+            ["duration"],
+            "ends as it starts"
+        );
+    }
 }

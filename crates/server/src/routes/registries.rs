@@ -17,7 +17,7 @@ use crate::registries::{source, NewRegistry, Refused, RegistryForm, RegistryRow,
 use crate::respond::{refused, Input, Reply};
 use crate::sealed;
 use crate::state::AppState;
-use crate::views::FieldError;
+use crate::views::{one_line, FieldError};
 
 /// The Registries page's data.
 #[derive(Serialize)]
@@ -107,25 +107,25 @@ pub async fn add(
     Input(new): Input<NewRegistry>,
 ) -> Result<Reply, AppError> {
     let checked = new.seal(state.registries.key(), &caller.user.name, Timestamp::now());
-    let (error, status) = match checked {
+    let (errors, status) = match checked {
         Ok(stored) if !is_taken(&state, &stored.host) => return add_checked(state, caller, stored),
         Ok(stored) => (
             // The words `sealed::add` would refuse it with, said before the form is lost.
-            FieldError::new(
+            vec![FieldError::new(
                 "host",
                 format!(
                     "{} is taken here: remove the registry of that host first to change it",
                     stored.host
                 ),
-            ),
+            )],
             StatusCode::CONFLICT,
         ),
-        Err(Refused::Field(error)) => (error, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(Refused::Fields(errors)) => (errors, StatusCode::UNPROCESSABLE_ENTITY),
         Err(no_key @ Refused::NoKey) => return Err(no_key.into()),
     };
-    refused(uri.path(), error.to_string(), status, async {
+    refused(uri.path(), one_line(&errors), status, async {
         Ok(RegistriesView {
-            form: RegistryForm::of(&new, error.clone()),
+            form: RegistryForm::of(&new, errors),
             ..view(&state)?
         })
     })

@@ -35,6 +35,7 @@ use crate::state::AppState;
 use crate::views::own::{check_removal, own_part, removal_warning, OwnPart};
 use crate::views::services::ServiceRow;
 use crate::views::stack_diff::{stack_diff, StackDiff};
+use crate::views::volumes::stack_volumes;
 
 #[derive(Serialize)]
 pub struct StackRow {
@@ -215,6 +216,10 @@ pub struct StackView {
     /// agent (`views::own`): its removal must then be confirmed by name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removal_warning: Option<String>,
+    /// The stack's volumes, `NAME on NODE`, as the agents last reported them, for a caller who
+    /// may remove it: a removal keeps them (`views::volumes::stack_volumes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_volumes: Option<Vec<String>>,
 }
 
 async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<StackView, AppError> {
@@ -250,12 +255,24 @@ async fn stack_view(state: &AppState, caller: &Caller, name: &str) -> Result<Sta
         return Err(AppError::NotFound(format!("no stack named {name}")));
     }
     let removes = removes.filter(|_| !services.is_empty());
+    let kept_volumes = match removes {
+        Some(_) => {
+            let reports = state
+                .store()
+                .latest_node_reports()
+                .map_err(AppError::internal)?;
+            let reports: Vec<_> = reports.into_iter().map(|(report, _)| report).collect();
+            Some(stack_volumes(&reports, name))
+        }
+        None => None,
+    };
     Ok(StackView {
         name: name.to_owned(),
         services,
         deploys,
         removes,
         removal_warning,
+        kept_volumes,
     })
 }
 

@@ -76,6 +76,17 @@ pub struct VolumesView {
     pub measured_every_minutes: u64,
 }
 
+/// The volumes of `stack` that every node's latest report holds, as `NAME on NODE`, sorted:
+/// what a stack's removal keeps (`docker stack rm` never removes a volume either).
+pub fn stack_volumes(reports: &[NodeReport], stack: &str) -> Vec<String> {
+    volumes_view(reports, &[])
+        .volumes
+        .into_iter()
+        .filter(|v| v.stack.as_deref() == Some(stack))
+        .map(|v| format!("{} on {}", v.name, v.node))
+        .collect()
+}
+
 /// The view over every node's latest report, with the `mounts` of the swarm's tasks now.
 pub fn volumes_view(reports: &[NodeReport], mounts: &[TaskMount]) -> VolumesView {
     let mut volumes = Vec::new();
