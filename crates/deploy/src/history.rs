@@ -41,6 +41,29 @@ pub struct RevisionEnd<'a> {
     pub at: Timestamp,
 }
 
+/// How a revision really ended, learnt after the fact by someone who could see what its own
+/// end could not: a re-key's move of the server is stopped by the server's own restart and
+/// records itself `interrupted`, and only the server that starts on the new key knows that
+/// Swarm completed it. A settlement never rewrites the revision's end (in the swarm, an
+/// immutable config object): it is kept beside it, and a reader shows the settled outcome
+/// with [`settled_summary`], the end's own words kept.
+#[derive(Clone, Copy, Debug)]
+pub struct Settlement<'a> {
+    pub outcome: &'a DeployOutcome,
+    /// Why, in one line (`the server started on the new key …`).
+    pub note: &'a str,
+    pub at: Timestamp,
+}
+
+/// The summary a settled revision reads: the settlement's `note`, then what the revision's
+/// own end said, if anything (`NOTE (its own end said: SUMMARY)`).
+pub fn settled_summary(note: &str, own: &str) -> String {
+    match own.trim() {
+        "" => note.to_owned(),
+        own => format!("{note} (its own end said: {own})"),
+    }
+}
+
 /// What [`History::lock`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Locking {
@@ -81,6 +104,16 @@ pub trait History {
         stack: &str,
         revision: u64,
         end: &RevisionEnd<'_>,
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// Records how revision `revision` of `stack` really ended, beside whatever end it has
+    /// ([`Settlement`]). A revision is settled once: the swarm's history refuses a second
+    /// settlement.
+    fn settle(
+        &self,
+        stack: &str,
+        revision: u64,
+        settlement: &Settlement<'_>,
     ) -> impl Future<Output = Result<(), Self::Error>>;
 
     /// Takes the stack's deploy lock for `holder`, or says who holds it. A lock left by a
@@ -140,6 +173,30 @@ impl History for Store {
             end.services,
             end.at,
         ))
+    }
+
+    /// The SQLite history has one row per revision: the settlement is written over its end,
+    /// the end's summary kept in the settled one.
+    fn settle(
+        &self,
+        stack: &str,
+        revision: u64,
+        settlement: &Settlement<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> {
+        std::future::ready((|| {
+            let own = self
+                .deploy_revision(stack, revision)?
+                .map(|r| r.summary)
+                .unwrap_or_default();
+            self.finish_deploy(
+                stack,
+                revision,
+                settlement.outcome,
+                &settled_summary(settlement.note, &own),
+                &[],
+                settlement.at,
+            )
+        })())
     }
 
     fn lock(

@@ -50,7 +50,7 @@ pub use cluster::{
     LABEL_LOCK_STACK as LOCK_STACK_LABEL, LABEL_STACK as REVISION_STACK_LABEL,
 };
 pub use digest::{base64, sha256_hex};
-pub use history::{History, Locking, RevisionEnd, RevisionStart};
+pub use history::{settled_summary, History, Locking, RevisionEnd, RevisionStart, Settlement};
 pub use image::{history_stack, ImageUpdate};
 pub use objects::{StackObject, LABEL_DATA_SHA256};
 pub use preflight::facts as node_facts;

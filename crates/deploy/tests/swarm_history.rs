@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use swarmkeeper_deploy::{
     DeployKind, DeployOutcome, FileDigest, History, Locking, RevisionEnd, RevisionStart,
-    ServiceRevision, SwarmHistory, REVISION_STACK_LABEL,
+    ServiceRevision, Settlement, SwarmHistory, REVISION_STACK_LABEL,
 };
 use swarmkeeper_engine::Engine;
 use swarmkeeper_store::Store;
@@ -296,4 +296,34 @@ async fn a_local_history_is_imported_once_into_a_swarm_that_runs_the_stack() {
         4
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_settlement_is_read_over_the_end_once_and_the_end_stays() {
+    let stack = Stack::new("settle");
+    let history = SwarmHistory::new(engine());
+    let number = deploy_once(&history, &stack.0, "admin", DeployOutcome::Interrupted).await;
+    let settlement = Settlement {
+        outcome: &DeployOutcome::Succeeded,
+        note: "Swarm completed the move",
+        at: Timestamp::now(),
+    };
+    history.settle(&stack.0, number, &settlement).await.unwrap();
+    let read = history.revision(&stack.0, number).await.unwrap().unwrap();
+    assert_eq!(read.outcome, DeployOutcome::Succeeded);
+    assert_eq!(read.summary, "Swarm completed the move");
+    assert_eq!(read.services.len(), 1, "the end's services are kept");
+    let again = history
+        .settle(&stack.0, number, &settlement)
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("already settled"), "{again}");
+    // The end object itself is untouched.
+    let end = Command::new("docker")
+        .args(["config", "inspect", "--format"])
+        .arg("{{index .Spec.Labels \"swarmkeeper.revision.outcome\"}}")
+        .arg(format!("swarmkeeper-rev-{}-{number}-end", stack.0))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&end.stdout).trim(), "interrupted");
 }

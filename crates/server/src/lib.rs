@@ -48,6 +48,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use error::AppError;
 pub use limits::Limits;
+pub use sealed::settle_rekey_revisions;
 pub use serve::{serve_listeners, serve_on, serve_tls_on, OverTls};
 pub use state::{AppState, ServerConfig};
 pub use swarmkeeper_alerts::ForRestore;

@@ -360,15 +360,27 @@ pub fn rekey_ends_at_restart(
         .map_err(AppError::internal)
 }
 
+/// A re-key job [`settle_rekeys`] found in effect at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettledRekey {
+    /// The job's id.
+    pub job: String,
+    /// The secret re-keyed (its old version's name).
+    pub secret: String,
+    /// The histories (stacks, or services outside one) whose revisions moved the server.
+    pub histories: Vec<String>,
+}
+
 /// At start: ends each re-key job whose proof `key` opens as [`rekey_ends_at_restart`]
 /// recorded — this server runs on that re-key's new key, so its move took effect. A proof
 /// `key` does not open is kept: a server on the old key (Swarm rolled the move back) leaves
 /// the job's own end standing. Each job ended is also audited (`rekey-secret`, by the admin
-/// who started it). Returns the jobs ended.
+/// who started it). Returns the jobs ended; [`settle_rekey_revisions`] then settles their
+/// revisions.
 pub fn settle_rekeys(
     conn: &rusqlite::Connection,
     key: Option<&SealingKey>,
-) -> Result<Vec<String>, swarmkeeper_auth::store::StoreError> {
+) -> Result<Vec<SettledRekey>, swarmkeeper_auth::store::StoreError> {
     let Some(key) = key else {
         return Ok(Vec::new());
     };
@@ -379,27 +391,99 @@ pub fn settle_rekeys(
             .is_ok_and(|open| open == job.as_bytes())
         {
             crate::jobs::ledger::decide(conn, &job, &end)?;
+            let mut rekey = SettledRekey {
+                job,
+                secret: String::new(),
+                histories: Vec::new(),
+            };
             // The audit log (and the overview's events) learn it too: they last heard the
             // move "cut off".
-            if let Some(recorded) = crate::jobs::ledger::recorded(conn, &job)? {
-                let secret = recorded
+            if let Some(recorded) = crate::jobs::ledger::recorded(conn, &rekey.job)? {
+                rekey.secret = recorded
                     .about
                     .first()
                     .and_then(|link| link.text.strip_prefix("secret "))
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .to_owned();
+                rekey.histories = recorded
+                    .about
+                    .iter()
+                    .filter_map(crate::routes::objects::linked_history)
+                    .map(str::to_owned)
+                    .collect();
                 let entry = swarmkeeper_auth::store::AuditEntry {
                     at: jiff::Timestamp::now(),
                     who: recorded.user,
                     action: "rekey-secret".to_owned(),
-                    target: secret.to_owned(),
+                    target: rekey.secret.clone(),
                     detail: end.outcome.clone(),
                 };
                 swarmkeeper_auth::store::append_audit(conn, &entry)?;
             }
-            settled.push(job);
+            settled.push(rekey);
         }
     }
     Ok(settled)
+}
+
+/// What a re-key's revision reads once settled ([`settle_rekey_revisions`]).
+pub const REKEY_SETTLED: &str = "the server started on the new key: Swarm completed this \
+     move, and the server's own restart, which the move makes, stopped the deploy following it";
+
+/// Before serving: settles, in the swarm's history, the revision of each re-key
+/// [`settle_rekeys`] found in effect — the newest revision of each moved history that re-keyed
+/// that secret and reads `interrupted` or `running` — as `succeeded`
+/// ([`swarmkeeper_deploy::Settlement`]), so that the stack's history says what the job page
+/// says (tryout 13 finding 4). A history that cannot be read or written is a warning: the job
+/// and the audit log say it already.
+pub async fn settle_rekey_revisions(state: &AppState) {
+    use swarmkeeper_deploy::History;
+    use swarmkeeper_store::DeployOutcome;
+    let settled = std::mem::take(
+        &mut *state
+            .settled_rekeys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+    let history = state.history();
+    for rekey in settled {
+        let action = crate::routes::objects::rekey_action_prefix(&rekey.secret);
+        for stack in &rekey.histories {
+            let revisions = match history.revisions(stack).await {
+                Ok(revisions) => revisions,
+                Err(e) => {
+                    tracing::warn!(%stack, error = %e, "cannot read the history to settle a re-key");
+                    continue;
+                }
+            };
+            let Some(cut_off) = revisions
+                .iter()
+                .find(|r| r.action.as_deref().is_some_and(|a| a.starts_with(&action)))
+            else {
+                continue;
+            };
+            if !matches!(
+                cut_off.outcome,
+                DeployOutcome::Interrupted | DeployOutcome::Running
+            ) {
+                continue;
+            }
+            let settlement = swarmkeeper_deploy::Settlement {
+                outcome: &DeployOutcome::Succeeded,
+                note: REKEY_SETTLED,
+                at: jiff::Timestamp::now(),
+            };
+            match history.settle(stack, cut_off.revision, &settlement).await {
+                Ok(()) => tracing::info!(
+                    %stack,
+                    revision = cut_off.revision,
+                    job = %rekey.job,
+                    "the re-key's revision is settled as succeeded"
+                ),
+                Err(e) => tracing::warn!(%stack, error = %e, "cannot settle a re-key's revision"),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -571,7 +655,11 @@ mod tests {
         assert_eq!(recorded(&cut_off.id), Some(interrupted));
         assert_eq!(recorded(&lost.id), None);
         // On the new key: the move took effect.
-        let mut settled = settle_rekeys(&conn, Some(&new)).unwrap();
+        let mut settled: Vec<String> = settle_rekeys(&conn, Some(&new))
+            .unwrap()
+            .into_iter()
+            .map(|s| s.job)
+            .collect();
         settled.sort();
         let mut all = vec![cut_off.id.clone(), lost.id.clone(), done.id.clone()];
         all.sort();

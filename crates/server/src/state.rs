@@ -94,6 +94,9 @@ pub struct Inner {
     /// secret than the last start's puts that one here, until every node's agent has
     /// reported with the current one or an admin drops them.
     report_grace: Mutex<Vec<TokenHash>>,
+    /// The re-keys this start found in effect (`crate::sealed::settle_rekeys`), whose
+    /// revisions `crate::sealed::settle_rekey_revisions` settles in the swarm's history.
+    pub(crate) settled_rekeys: Mutex<Vec<crate::sealed::SettledRekey>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -139,7 +142,8 @@ impl AppState {
         let settled = crate::sealed::settle_rekeys(&auth, config.secret_key.as_ref())
             .map_err(AppError::internal)?;
         if !settled.is_empty() {
-            tracing::info!(jobs = %settled.join(", "), "re-keys this server now runs the key of");
+            let jobs: Vec<&str> = settled.iter().map(|s| s.job.as_str()).collect();
+            tracing::info!(jobs = %jobs.join(", "), "re-keys this server now runs the key of");
         }
         let registries = Registries::new(config.secret_key.clone(), config.docker_config.clone());
         registries.reload(&store.registries().map_err(AppError::internal)?);
@@ -168,6 +172,7 @@ impl AppState {
             outcomes: Default::default(),
             rekeying: Default::default(),
             report_grace: Mutex::new(report_grace),
+            settled_rekeys: Mutex::new(settled),
             config,
         })))
     }

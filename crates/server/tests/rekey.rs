@@ -89,6 +89,13 @@ fn start_on(app: &TestApp, key_text: &str) -> axum::Router {
     ))
 }
 
+/// The newest revision of `history` (a stack, or a service outside one) as its page's JSON
+/// twin shows it.
+async fn newest_revision(router: &Router, admin: &str, history: &str) -> Value {
+    let call = Call::get(&format!("/api/stacks/{history}")).bearer(admin);
+    send(router, call).await.json()["deploys"][0].clone()
+}
+
 /// The end of job `job` (`/jobs/ID`) once it has one, within 120 s; `null` if it has none.
 async fn job_end(app: &TestApp, admin: &str, job: &str) -> Value {
     for _ in 0..600 {
@@ -315,7 +322,20 @@ async fn a_rekey_cut_off_by_the_servers_restart_reads_succeeded_once_it_runs_on_
     let secret = unique("skrekeycut");
     let _made = MadeSecrets(vec![secret.clone(), format!("{secret}.v2")]);
     create_secret(&secret, OLD_KEY);
-    let _server = stand_in_server("skrekeycutserver", &secret);
+    // Swarm watches the moved server 20 s before the update completes: the shutdown below
+    // lands while the deploy follows it, as the real server's own restart does.
+    let stand_in = TestService::create(
+        "skrekeycutserver",
+        &[
+            "--label",
+            "swarmkeeper.server=true",
+            "--secret",
+            &format!("source={secret},target=swarmkeeper_secret_key"),
+            "--update-monitor",
+            "20s",
+        ],
+    );
+    let server = stand_in.name.clone();
     let started = app
         .call(
             Call::post(&format!("/api/secrets/{secret}/rekey"))
@@ -325,6 +345,16 @@ async fn a_rekey_cut_off_by_the_servers_restart_reads_succeeded_once_it_runs_on_
         .await;
     started.expect(202);
     let job = started.json()["job"].as_str().unwrap().to_owned();
+    // Once the move's revision is started, the server's restart comes.
+    let mut moving = Value::Null;
+    for _ in 0..300 {
+        moving = newest_revision(&app.router, &admin, &server).await;
+        if !moving.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(moving["outcome"], "running", "{moving}");
     // What the server's SIGTERM does first: every deploy stops at its next safe point.
     app.state.shutdown.begin();
     app.state
@@ -339,7 +369,22 @@ async fn a_rekey_cut_off_by_the_servers_restart_reads_succeeded_once_it_runs_on_
         .await
         .json();
     assert_eq!(page["end"], end, "on the old key the job's own end stands");
-    let on_new = start_on(&app, NEW_KEY);
+    // The stack's history read "interrupted" for the move (tryout 13 finding 4).
+    let cut = newest_revision(&on_old, &admin, &server).await;
+    assert_eq!(cut["outcome"], "interrupted", "{cut}");
+    let new_state = open_state_with_key(app.dir.path(), Some(REPORT_SECRET), Some(key(NEW_KEY)));
+    swarmkeeper_server::settle_rekey_revisions(&new_state).await;
+    let on_new = swarmkeeper_server::app(new_state);
+    let settled = newest_revision(&on_new, &admin, &server).await;
+    assert_eq!(settled["revision"], cut["revision"], "{settled}");
+    assert_eq!(settled["outcome"], "succeeded", "{settled}");
+    assert!(
+        settled["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("the server started on the new key: Swarm completed this move"),
+        "{settled}"
+    );
     let page = send(&on_new, Call::get(&format!("/api{job}")).bearer(&admin))
         .await
         .json();

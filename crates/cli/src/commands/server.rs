@@ -320,6 +320,7 @@ pub fn run(args: ServerArgs) -> CmdResult {
             .await
             .map_err(|e| Failure::Usage(e.to_string()))?;
         swarmkeeper_server::import_deploy_history(&state).await;
+        swarmkeeper_server::settle_rekey_revisions(&state).await;
         swarmkeeper_server::serve(
             state,
             args.listen,

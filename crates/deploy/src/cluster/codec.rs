@@ -9,6 +9,10 @@
 //! - the **end**, created when the deploy ends: labelled with the stack, the number, the
 //!   outcome and when; its data each service's spec before and after and how it ended. A
 //!   revision without an end is running, or was interrupted (see [`records`]).
+//! - rarely, the **settlement** ([`crate::history::Settlement`]), created after the fact by
+//!   whoever learnt how the revision really ended (a re-key cut off by the server's own
+//!   restart): labelled with the stack, the number, the outcome and when; its data the note,
+//!   as plain UTF-8. Readers take its outcome over the end's, which stays as it was written.
 //!
 //! Data is gzip-compressed JSON (`docker config inspect` shows it as base64: `base64 -d |
 //! gunzip` reads it). No object carries `com.docker.stack.namespace`, so `docker stack rm`
@@ -29,13 +33,13 @@ use swarmkeeper_store::{
     ObjectRevision, ServiceRevision,
 };
 
-use crate::history::{RevisionEnd, RevisionStart};
+use crate::history::{settled_summary, RevisionEnd, RevisionStart, Settlement};
 use crate::{base64, sha256_hex, DeployError};
 
 /// Every revision object carries these; their names all start with `swarmkeeper.revision`.
 pub const LABEL_STACK: &str = "swarmkeeper.revision.stack";
 pub const LABEL_NUMBER: &str = "swarmkeeper.revision.number";
-/// `start` or `end`.
+/// `start`, `end` or `settled`.
 pub const LABEL_RECORD: &str = "swarmkeeper.revision.record";
 /// `I/N`: this object holds the I-th of N pieces of its record's data.
 pub const LABEL_CHUNK: &str = "swarmkeeper.revision.chunk";
@@ -81,6 +85,7 @@ const FORMAT: u32 = 1;
 pub enum Part {
     Start,
     End,
+    Settled,
 }
 
 impl Part {
@@ -88,6 +93,7 @@ impl Part {
         match self {
             Part::Start => "start",
             Part::End => "end",
+            Part::Settled => "settled",
         }
     }
 }
@@ -111,12 +117,15 @@ impl NewObject {
     }
 }
 
-/// `swarmkeeper-rev-STACK-N`, `…-N.2` for the second chunk, `…-N-end` for the end. A stack
-/// whose name would not fit is named by a digest of it (the labels keep the real name).
+/// `swarmkeeper-rev-STACK-N`, `…-N.2` for the second chunk, `…-N-end` for the end,
+/// `…-N-settled` for the settlement. A stack whose name would not fit is named by a digest
+/// of it (the labels keep the real name).
 pub fn object_name(stack: &str, number: u64, part: Part, chunk: usize) -> String {
     let mut suffix = format!("-{number}");
-    if part == Part::End {
-        suffix.push_str("-end");
+    match part {
+        Part::Start => {}
+        Part::End => suffix.push_str("-end"),
+        Part::Settled => suffix.push_str("-settled"),
     }
     if chunk > 1 {
         suffix.push_str(&format!(".{chunk}"));
@@ -285,6 +294,28 @@ pub fn end_objects(
     Ok(objects)
 }
 
+/// The settlement's one object: its note is short (a line), so it is never cut.
+pub fn settled_object(stack: &str, number: u64, settlement: &Settlement<'_>) -> NewObject {
+    let mut labels = BTreeMap::from([
+        (
+            LABEL_OUTCOME.to_owned(),
+            settlement.outcome.as_str().to_owned(),
+        ),
+        (LABEL_FINISHED.to_owned(), settlement.at.to_string()),
+    ]);
+    labels.extend(common_labels(stack, number, Part::Settled));
+    // Swarm refuses an empty config.
+    let note = match settlement.note.trim() {
+        "" => settlement.outcome.as_str(),
+        note => note,
+    };
+    NewObject {
+        name: object_name(stack, number, Part::Settled, 1),
+        labels,
+        data: note.as_bytes().to_vec(),
+    }
+}
+
 fn common_labels(stack: &str, number: u64, part: Part) -> [(String, String); 3] {
     [
         (LABEL_STACK.to_owned(), stack.to_owned()),
@@ -401,6 +432,7 @@ impl<'a> Pieces<'a> {
 struct Revision<'a> {
     start: Pieces<'a>,
     end: Pieces<'a>,
+    settled: Option<&'a ConfigObject>,
 }
 
 fn revisions_of(objects: &[ConfigObject]) -> BTreeMap<u64, Revision<'_>> {
@@ -413,6 +445,7 @@ fn revisions_of(objects: &[ConfigObject]) -> BTreeMap<u64, Revision<'_>> {
         match object.labels.get(LABEL_RECORD).map(String::as_str) {
             Some("start") => revision.start.add(object),
             Some("end") => revision.end.add(object),
+            Some("settled") => revision.settled = Some(object),
             _ => {}
         }
     }
@@ -535,7 +568,7 @@ pub fn numbers(objects: &[ConfigObject]) -> Vec<u64> {
 pub fn has_unfinished(objects: &[ConfigObject]) -> bool {
     revisions_of(objects)
         .values()
-        .any(|r| r.start.first().is_some() && r.end.first().is_none())
+        .any(|r| r.start.first().is_some() && r.end.first().is_none() && r.settled.is_none())
 }
 
 /// What the summary of an interrupted revision says.
@@ -545,6 +578,7 @@ pub const INTERRUPTED: &str = "interrupted: the process deploying it stopped bef
 /// Reads a stack's objects back into its revisions, newest first. A revision whose start is
 /// incomplete (being written, or being forgotten) is left out; one without an end runs while
 /// `lock` (the stack's lock, if any, as seen at `now`; locks expire after `expiry`) says so, and was interrupted otherwise.
+/// A settled revision reads as its settlement says, the end's words kept in its summary.
 /// A record that cannot be read is shown with why, never dropped silently.
 pub fn records(
     stack: &str,
@@ -614,11 +648,27 @@ pub fn records(
                         Err(e) => problems.push(format!("the end record {e}")),
                     }
                 }
+                // A settled revision without an end reads as its settlement alone.
+                None if revision.settled.is_some() => {}
                 None if still_running(first.created_at, lock, now, expiry) => {}
                 None => {
                     record.outcome = DeployOutcome::Interrupted;
                     record.summary = INTERRUPTED.to_owned();
                 }
+            }
+            if let Some(settled) = revision.settled {
+                record.outcome = DeployOutcome::parse(
+                    settled.labels.get(LABEL_OUTCOME).map_or("", String::as_str),
+                );
+                record.finished_at = Some(
+                    settled
+                        .labels
+                        .get(LABEL_FINISHED)
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(settled.created_at),
+                );
+                let note = String::from_utf8_lossy(&settled.data);
+                record.summary = settled_summary(&note, &record.summary);
             }
             if !problems.is_empty() {
                 problems.insert(0, record.summary.clone());
@@ -1026,6 +1076,55 @@ mod tests {
         let gone = records("shop", &objects, None, t(25), E);
         assert_eq!(gone[0].outcome, DeployOutcome::Interrupted);
         assert!(gone[0].summary.contains("half-applied"));
+    }
+
+    #[test]
+    fn a_settled_revision_reads_as_settled_with_its_own_end_kept() {
+        let kind = DeployKind::Deploy;
+        let starts = start_objects(4, &start(&[], &kind)).unwrap();
+        let settlement = Settlement {
+            outcome: &DeployOutcome::Succeeded,
+            note: "the server started on the new key",
+            at: t(60),
+        };
+        let settled = settled_object("shop", 4, &settlement);
+        assert_eq!(settled.name, "swarmkeeper-rev-shop-4-settled");
+        assert_eq!(settled.labels[LABEL_RECORD], "settled");
+        // Cut off with no end, its lock gone: interrupted, then settled.
+        let mut objects: Vec<ConfigObject> = starts.iter().map(|o| stored(o, t(10))).collect();
+        assert!(has_unfinished(&objects));
+        objects.push(stored(&settled, t(61)));
+        assert!(!has_unfinished(&objects), "a settled revision has ended");
+        let read = records("shop", &objects, None, t(70), E);
+        assert_eq!(read[0].outcome, DeployOutcome::Succeeded);
+        assert_eq!(read[0].finished_at, Some(t(60)));
+        assert_eq!(read[0].summary, "the server started on the new key");
+        // Stopped at a safe point: its own end said interrupted, and is kept.
+        let end = RevisionEnd {
+            outcome: &DeployOutcome::Interrupted,
+            summary: "interrupted by SIGTERM",
+            services: &[],
+            objects: &[],
+            at: t(20),
+        };
+        let mut objects: Vec<ConfigObject> = starts
+            .iter()
+            .chain(&end_objects("shop", 4, &end).unwrap())
+            .map(|o| stored(o, t(10)))
+            .collect();
+        objects.push(stored(&settled, t(61)));
+        let read = records("shop", &objects, None, t(70), E);
+        assert_eq!(read[0].outcome, DeployOutcome::Succeeded);
+        assert_eq!(
+            read[0].summary,
+            "the server started on the new key (its own end said: interrupted by SIGTERM)"
+        );
+        // Never the first object of a record: forgotten before the start it belongs to.
+        let order: Vec<&str> = removal_order(&objects)
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        assert_eq!(order.last(), Some(&"swarmkeeper-rev-shop-4"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use swarmkeeper_rollout::revisions::{
 use swarmkeeper_store::{DeployOutcome, DeployRecord, StackLock, Store};
 use tokio::task::AbortHandle;
 
-use crate::history::{History, Locking, RevisionEnd, RevisionStart};
+use crate::history::{History, Locking, RevisionEnd, RevisionStart, Settlement};
 use crate::DeployError;
 
 pub use codec::{RolledBackRevision, LABEL_LOCK_STACK, LABEL_STACK};
@@ -428,6 +428,24 @@ impl History for SwarmHistory {
         } else {
             Err(DeployError::Input(format!(
                 "revision {revision} of {stack} already has an end in the swarm"
+            )))
+        }
+    }
+
+    async fn settle(
+        &self,
+        stack: &str,
+        revision: u64,
+        settlement: &Settlement<'_>,
+    ) -> Result<(), DeployError> {
+        if self
+            .create(&[codec::settled_object(stack, revision, settlement)])
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(DeployError::Input(format!(
+                "revision {revision} of {stack} is already settled in the swarm"
             )))
         }
     }

@@ -13,7 +13,7 @@ mod logs;
 mod networks;
 mod node_admin;
 mod nodes;
-mod objects;
+pub(crate) mod objects;
 mod overview;
 mod registries;
 mod service_form;

@@ -752,13 +752,13 @@ impl Rotation {
         // A re-key's move is cut off by the server's own restart: the next start, on the new
         // key, records how it went (`sealed::settle_rekeys`; tryout 12 finding 4).
         let (action, ended) = match (verb, succeeded) {
-            ("re-keyed", true) => ("rekey-secret".to_owned(), "succeeded"),
-            ("re-keyed", false) if state.shutdown.has_begun() => (
+            (REKEYED, true) => ("rekey-secret".to_owned(), "succeeded"),
+            (REKEYED, false) if state.shutdown.has_begun() => (
                 "rekey-secret".to_owned(),
                 "cut off by the server's restart onto the new key (its next start records how \
                  it went)",
             ),
-            ("re-keyed", false) => ("rekey-secret".to_owned(), "failed"),
+            (REKEYED, false) => ("rekey-secret".to_owned(), "failed"),
             (_, true) => (audit_action(kind, "rotate"), "succeeded"),
             (_, false) => (audit_action(kind, "rotate"), "failed"),
         };
@@ -831,10 +831,34 @@ pub(super) fn history_link(stack: &str, revision: Option<u64>) -> Link {
     }
 }
 
+/// The history a link made by [`history_link`] points at (`history of STACK`, `revision N
+/// of STACK`).
+pub(crate) fn linked_history(link: &Link) -> Option<&str> {
+    link.text.strip_prefix("history of ").or_else(|| {
+        let rest = link.text.strip_prefix("revision ")?;
+        let (number, stack) = rest.split_once(" of ")?;
+        number.parse::<u64>().ok().map(|_| stack)
+    })
+}
+
 /// What a rotation's revisions did: `rotated secret db_pw → db_pw.v2 in the dashboard`.
 fn rotated(verb: &str, kind: FileKind, old: &str, new: &str) -> String {
-    format!("{verb} {} {old} → {new} in the dashboard", kind.as_str())
+    format!("{} {new} in the dashboard", rotated_from(verb, kind, old))
 }
+
+/// The start of what [`rotated`] says, before the new version's name.
+fn rotated_from(verb: &str, kind: FileKind, old: &str) -> String {
+    format!("{verb} {} {old} →", kind.as_str())
+}
+
+/// How the revisions of a re-key of secret `old` begin their action: what finds them again
+/// at the next start (`crate::sealed::settle_rekey_revisions`).
+pub(crate) fn rekey_action_prefix(old: &str) -> String {
+    rotated_from(REKEYED, FileKind::Secret, old)
+}
+
+/// The verb of a re-key's revisions.
+const REKEYED: &str = "re-keyed";
 
 /// Who makes a revision, and what they do when it is more than a deploy or rollback of files
 /// (`edited in the dashboard`): recorded apart in the history.
@@ -1183,7 +1207,7 @@ pub async fn rekey_secret(
     };
     let rotation = Rotation {
         user: caller.user.name.clone(),
-        verb: "re-keyed",
+        verb: REKEYED,
         kind,
         name: name.clone(),
         old_id: old.id.clone(),
@@ -1204,8 +1228,8 @@ pub async fn rekey_secret(
         notes: vec![format!(
             "The server's own restart, which the re-key makes, stopped it following the move \
              before its end: Swarm completed the move and the server started on the new key \
-             ({}), which opens the {resealed} staged sealed value(s). The history may record \
-             the move as interrupted for that reason.",
+             ({}), which opens the {resealed} staged sealed value(s); a revision of the move \
+             that the restart left interrupted is settled as succeeded in the history.",
             started.new_name
         )],
     };
@@ -1244,4 +1268,26 @@ pub async fn rekey_secret(
         },
         href,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rekey_s_revisions_are_found_again_by_their_links_and_action() {
+        for revision in [None, Some(7)] {
+            let link = history_link("swarmkeeper", revision);
+            assert_eq!(linked_history(&link), Some("swarmkeeper"), "{link:?}");
+        }
+        let secret = Link {
+            text: "secret k".into(),
+            href: "/secrets/k".into(),
+        };
+        assert_eq!(linked_history(&secret), None);
+        let action = rotated(REKEYED, FileKind::Secret, "k", "k.v2");
+        assert_eq!(action, "re-keyed secret k → k.v2 in the dashboard");
+        assert!(action.starts_with(&rekey_action_prefix("k")));
+        assert!(!action.starts_with(&rekey_action_prefix("k.v")));
+    }
 }
