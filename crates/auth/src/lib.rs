@@ -53,7 +53,7 @@ pub use password::{
     MIN_PASSWORD_CHARS,
 };
 pub use ratelimit::{LimitPolicy, LoginDecision, LoginKey, LoginLimiter};
-pub use role::{allowed, Action, Role, UnknownRole, AUDIT_STEPS};
+pub use role::{allowed, Action, AuditStep, Role, UnknownRole};
 pub use seal::{
     random_key_text, SealError, SealingKey, MIN_SECRET_KEY_BYTES, SECRET_KEY_SECRET_FILE,
 };

@@ -187,17 +187,17 @@ impl Action {
     }
 
     /// The kind of change an audit entry named `name` records: the action of that name, or
-    /// the action a step of [`AUDIT_STEPS`] belongs to; `None` for the entries of no action
-    /// (`login`, `create-user`, `forget-node`, …).
+    /// the action an [`AuditStep`] of that name belongs to; `None` for the entries of no
+    /// action (`login`, `create-user`, `forget-node`, …).
     pub fn of_audit(name: &str) -> Option<Action> {
         Action::ALL
             .into_iter()
             .find(|action| action.as_str() == name)
             .or_else(|| {
-                AUDIT_STEPS
-                    .iter()
-                    .find(|(step, _)| *step == name)
-                    .map(|(_, action)| *action)
+                AuditStep::ALL
+                    .into_iter()
+                    .find(|step| step.as_str() == name)
+                    .map(AuditStep::action)
             })
     }
 
@@ -239,25 +239,86 @@ impl Action {
     }
 }
 
-/// Audit entries that name the step taken rather than the action, each with the kind of
-/// change it is: a service created or edited in the form or as JSON, a service or stack
-/// edited as compose, a secret or config created, rotated or removed, a secret re-keyed (an
-/// admin's, allowed by [`Action::ManageSettings`], but a secret change all the same), and the
-/// deploys auto-deploy starts on its own (its entries name it as both who and action).
-pub const AUDIT_STEPS: &[(&str, Action)] = &[
-    ("create-service", Action::Deploy),
-    ("edit-service", Action::Deploy),
-    ("edit-service-as-compose", Action::Deploy),
-    ("edit-stack-as-compose", Action::Deploy),
-    ("auto-deploy", Action::Deploy),
-    ("create-secret", Action::ManageSecrets),
-    ("rotate-secret", Action::ManageSecrets),
-    ("remove-secret", Action::ManageSecrets),
-    ("rekey-secret", Action::ManageSecrets),
-    ("create-config", Action::ManageSecrets),
-    ("rotate-config", Action::ManageSecrets),
-    ("remove-config", Action::ManageSecrets),
-];
+/// A step an audit entry names rather than the action it belongs to: a service created or
+/// edited in the form or as JSON, a service or stack edited as compose, a secret or config
+/// created, rotated or removed, a secret re-keyed (an admin's, allowed by
+/// [`Action::ManageSettings`], but a secret change all the same), and the deploys auto-deploy
+/// starts on its own (its entries name it as both who and action). The server writes these
+/// names only through this type, so that [`Action::of_audit`] knows every one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuditStep {
+    CreateService,
+    EditService,
+    EditServiceAsCompose,
+    EditStackAsCompose,
+    AutoDeploy,
+    CreateSecret,
+    RotateSecret,
+    RemoveSecret,
+    RekeySecret,
+    CreateConfig,
+    RotateConfig,
+    RemoveConfig,
+}
+
+impl AuditStep {
+    pub const ALL: [AuditStep; 12] = [
+        AuditStep::CreateService,
+        AuditStep::EditService,
+        AuditStep::EditServiceAsCompose,
+        AuditStep::EditStackAsCompose,
+        AuditStep::AutoDeploy,
+        AuditStep::CreateSecret,
+        AuditStep::RotateSecret,
+        AuditStep::RemoveSecret,
+        AuditStep::RekeySecret,
+        AuditStep::CreateConfig,
+        AuditStep::RotateConfig,
+        AuditStep::RemoveConfig,
+    ];
+
+    /// The name the audit log keeps (`create-service`, `rotate-secret`, …).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditStep::CreateService => "create-service",
+            AuditStep::EditService => "edit-service",
+            AuditStep::EditServiceAsCompose => "edit-service-as-compose",
+            AuditStep::EditStackAsCompose => "edit-stack-as-compose",
+            AuditStep::AutoDeploy => "auto-deploy",
+            AuditStep::CreateSecret => "create-secret",
+            AuditStep::RotateSecret => "rotate-secret",
+            AuditStep::RemoveSecret => "remove-secret",
+            AuditStep::RekeySecret => "rekey-secret",
+            AuditStep::CreateConfig => "create-config",
+            AuditStep::RotateConfig => "rotate-config",
+            AuditStep::RemoveConfig => "remove-config",
+        }
+    }
+
+    /// The kind of change the step is.
+    pub const fn action(self) -> Action {
+        match self {
+            AuditStep::CreateService
+            | AuditStep::EditService
+            | AuditStep::EditServiceAsCompose
+            | AuditStep::EditStackAsCompose
+            | AuditStep::AutoDeploy => Action::Deploy,
+            AuditStep::CreateSecret
+            | AuditStep::RotateSecret
+            | AuditStep::RemoveSecret
+            | AuditStep::RekeySecret
+            | AuditStep::CreateConfig
+            | AuditStep::RotateConfig
+            | AuditStep::RemoveConfig => Action::ManageSecrets,
+        }
+    }
+}
+
+impl fmt::Display for AuditStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -358,10 +419,21 @@ mod tests {
             ]
         );
         // A step is named once, never like an action, and is a change to the cluster.
-        for (step, action) in AUDIT_STEPS {
-            assert_eq!(Action::of_audit(step), Some(*action), "{step}");
-            assert!(action.changes_cluster(), "{step}");
-            assert!(Action::ALL.iter().all(|a| a.as_str() != *step), "{step}");
+        let mut names: Vec<&str> = AuditStep::ALL.iter().map(|s| s.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), AuditStep::ALL.len());
+        for step in AuditStep::ALL {
+            assert_eq!(
+                Action::of_audit(step.as_str()),
+                Some(step.action()),
+                "{step}"
+            );
+            assert!(step.action().changes_cluster(), "{step}");
+            assert!(
+                Action::ALL.iter().all(|a| a.as_str() != step.as_str()),
+                "{step}"
+            );
         }
     }
 

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
+use swarmkeeper_auth::AuditStep;
 use swarmkeeper_autodeploy::{
     followed, settings, CheckResult, Decision, Failure, Followed, PushedTag, RolloutOutcome,
     Tracker,
@@ -50,8 +51,8 @@ pub const CONCURRENT_CHECKS: usize = 16;
 pub const CONCURRENT_ROLLOUTS: usize = 4;
 /// Checks each service keeps in memory for its page.
 pub const RECENT_CHECKS: usize = 10;
-/// Who auto-deploy is, in the history and the audit log.
-pub const BY: &str = "auto-deploy";
+/// Who auto-deploy is, in the history and the audit log: also the audit step it takes.
+pub const BY: &str = AuditStep::AutoDeploy.as_str();
 /// A service page's registry lookup (for a service auto-deploy does not follow) is reused
 /// this long: the page refreshes every few seconds, the registry is asked once a minute.
 pub const LOOKUP_TTL: Duration = Duration::from_secs(60);
@@ -755,7 +756,8 @@ async fn roll_out(state: AppState, id: String, digest: Digest) {
                 reason: reason.clone(),
             };
             let options = state.deploy_options();
-            if let Err(e) = state.audit(BY, BY, &name, &format!("{reason}: started")) {
+            let step = AuditStep::AutoDeploy.as_str();
+            if let Err(e) = state.audit(BY, step, &name, &format!("{reason}: started")) {
                 tracing::warn!(error = %e, "auto-deploy cannot write the audit log");
             }
             let engine = state.engine.clone();
@@ -814,7 +816,7 @@ async fn roll_out(state: AppState, id: String, digest: Digest) {
     };
     tracing::info!(service = name, "{detail}");
     event(&state, &id, "rollout", Some(&digest), word, &why);
-    if let Err(e) = state.audit(BY, BY, &name, &detail) {
+    if let Err(e) = state.audit(BY, AuditStep::AutoDeploy.as_str(), &name, &detail) {
         tracing::warn!(error = %e, "auto-deploy cannot write the audit log");
     }
     state.autodeploy.wake.notify_one();

@@ -17,7 +17,7 @@
 
 use std::sync::atomic::Ordering;
 
-use swarmkeeper_auth::{Action, SealingKey};
+use swarmkeeper_auth::{Action, AuditStep, SealingKey};
 use swarmkeeper_store::{
     SealedTable, SealedValue, Store, StoreError, StoredChannel, StoredRegistry,
 };
@@ -414,7 +414,7 @@ pub fn settle_rekeys(
                 let entry = swarmkeeper_auth::store::AuditEntry {
                     at: jiff::Timestamp::now(),
                     who: recorded.user,
-                    action: "rekey-secret".to_owned(),
+                    action: AuditStep::RekeySecret.as_str().to_owned(),
                     target: rekey.secret.clone(),
                     detail: end.outcome.clone(),
                 };

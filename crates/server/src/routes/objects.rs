@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use swarmkeeper_auth::AuditStep;
 use swarmkeeper_deploy::{base64, Request, LABEL_DATA_SHA256};
 use swarmkeeper_engine::{
     swap_file_ref, Created, Engine, EngineError, FileKind, Service, ServiceMode, Task, TaskState,
@@ -271,9 +272,24 @@ fn page_of(kind: FileKind) -> String {
     format!("/{}s", kind.as_str())
 }
 
-/// The audit log's word for a change of this kind.
-fn audit_action(kind: FileKind, verb: &str) -> String {
-    format!("{verb}-{}", kind.as_str())
+/// What the secret and config pages do, apart from a re-key.
+#[derive(Clone, Copy)]
+enum FileStep {
+    Create,
+    Rotate,
+    Remove,
+}
+
+/// The audit log's step for `step` on an object of `kind`.
+fn audit_step(kind: FileKind, step: FileStep) -> AuditStep {
+    match (kind, step) {
+        (FileKind::Secret, FileStep::Create) => AuditStep::CreateSecret,
+        (FileKind::Secret, FileStep::Rotate) => AuditStep::RotateSecret,
+        (FileKind::Secret, FileStep::Remove) => AuditStep::RemoveSecret,
+        (FileKind::Config, FileStep::Create) => AuditStep::CreateConfig,
+        (FileKind::Config, FileStep::Rotate) => AuditStep::RotateConfig,
+        (FileKind::Config, FileStep::Remove) => AuditStep::RemoveConfig,
+    }
 }
 
 async fn list(state: &AppState, kind: FileKind) -> Result<Reply, AppError> {
@@ -444,7 +460,7 @@ async fn create(
     };
     state.audit(
         &caller.user.name,
-        &audit_action(kind, "create"),
+        audit_step(kind, FileStep::Create).as_str(),
         &request.name,
         &format!("{} bytes", request.data.len()),
     )?;
@@ -487,7 +503,8 @@ async fn remove(
         return Err(AppError::Conflict(why));
     }
     remove_object(&state.engine, kind, &row.id).await?;
-    state.audit(&caller.user.name, &audit_action(kind, "remove"), name, "")?;
+    let step = audit_step(kind, FileStep::Remove);
+    state.audit(&caller.user.name, step.as_str(), name, "")?;
     Ok(Reply::done(page_of(kind)))
 }
 
@@ -541,7 +558,7 @@ async fn rotate(
     let created = create_object(&state.engine, kind, &new_name, &request.data, &labels).await?;
     state.audit(
         &caller.user.name,
-        &audit_action(kind, "rotate"),
+        audit_step(kind, FileStep::Rotate).as_str(),
         name,
         &format!("to {new_name}: started"),
     )?;
@@ -751,20 +768,20 @@ impl Rotation {
         let summary = rotation_summary(&name, &new_name, &on_new, &on_old, cleanup) + &summary;
         // A re-key's move is cut off by the server's own restart: the next start, on the new
         // key, records how it went (`sealed::settle_rekeys`; tryout 12 finding 4).
-        let (action, ended) = match (verb, succeeded) {
-            (REKEYED, true) => ("rekey-secret".to_owned(), "succeeded"),
+        let (step, ended) = match (verb, succeeded) {
+            (REKEYED, true) => (AuditStep::RekeySecret, "succeeded"),
             (REKEYED, false) if state.shutdown.has_begun() => (
-                "rekey-secret".to_owned(),
+                AuditStep::RekeySecret,
                 "cut off by the server's restart onto the new key (its next start records how \
                  it went)",
             ),
-            (REKEYED, false) => ("rekey-secret".to_owned(), "failed"),
-            (_, true) => (audit_action(kind, "rotate"), "succeeded"),
-            (_, false) => (audit_action(kind, "rotate"), "failed"),
+            (REKEYED, false) => (AuditStep::RekeySecret, "failed"),
+            (_, true) => (audit_step(kind, FileStep::Rotate), "succeeded"),
+            (_, false) => (audit_step(kind, FileStep::Rotate), "failed"),
         };
         state.audit(
             &user,
-            &action,
+            step.as_str(),
             &name,
             &format!("to {new_name}: {ended}: {summary}"),
         )?;
@@ -1189,7 +1206,7 @@ pub async fn rekey_secret(
     drop(data);
     state.audit(
         &caller.user.name,
-        "rekey-secret",
+        AuditStep::RekeySecret.as_str(),
         &name,
         &format!("to {new_name}: {resealed} sealed value(s) staged for the new key; started"),
     )?;

@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use swarmkeeper_auth::AuditStep;
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_compose::{ComposeError, Location};
 use swarmkeeper_deploy::{
@@ -533,9 +534,9 @@ async fn save(
             },
         }));
     }
-    let (change, verb) = match &current {
-        Some(_) => (Change::Edit, "edit-service"),
-        None => (Change::Create, "create-service"),
+    let (change, step) = match &current {
+        Some(_) => (Change::Edit, AuditStep::EditService),
+        None => (Change::Create, AuditStep::CreateService),
     };
     let stack = current
         .as_ref()
@@ -546,7 +547,7 @@ async fn save(
     };
     let apply = Apply {
         user: caller.user.name.clone(),
-        verb: verb.to_owned(),
+        step,
         target: name.clone(),
         action: format!("{} in the dashboard", change.done()),
         stack,
@@ -574,10 +575,10 @@ async fn save(
 }
 
 /// A change of services ready to go through the deploy engine as one revision, audited as
-/// `verb` on `target` by `user`.
+/// `step` on `target` by `user`.
 struct Apply {
     user: String,
-    verb: String,
+    step: AuditStep,
     target: String,
     /// What the revision does, recorded beside `user` (`edited in the dashboard`).
     action: String,
@@ -604,7 +605,12 @@ impl Apply {
             what: Some(self.action),
         };
         let deploy = move_group(&state, by, self.stack, self.specs, follower).await?;
-        state.audit(&self.user, &self.verb, &self.target, &deploy.outcome)?;
+        state.audit(
+            &self.user,
+            self.step.as_str(),
+            &self.target,
+            &deploy.outcome,
+        )?;
         Ok(deploy)
     }
 
@@ -692,6 +698,8 @@ fn yes_or_true<'de, D: serde::Deserializer<'de>>(input: D) -> Result<bool, D::Er
 /// What a compose edit is about: one service, or a stack's services.
 struct ComposeTarget {
     kind: &'static str,
+    /// What the audit log calls its edit.
+    step: AuditStep,
     name: String,
     /// The history the revision goes to.
     history: String,
@@ -703,6 +711,7 @@ async fn service_target(state: &AppState, name: &str) -> Result<ComposeTarget, A
     let service = inspect(state, name).await?;
     Ok(ComposeTarget {
         kind: "service",
+        step: AuditStep::EditServiceAsCompose,
         name: name.to_owned(),
         history: history_stack(&service).to_owned(),
         context_stack: service.view.stack().map(str::to_owned),
@@ -717,6 +726,7 @@ async fn stack_target(state: &AppState, name: &str) -> Result<ComposeTarget, App
     }
     Ok(ComposeTarget {
         kind: "stack",
+        step: AuditStep::EditStackAsCompose,
         name: name.to_owned(),
         history: name.to_owned(),
         context_stack: Some(name.to_owned()),
@@ -987,7 +997,7 @@ async fn apply_compose(
     }
     let apply = Apply {
         user: caller.user.name.clone(),
-        verb: format!("edit-{}-as-compose", target.kind),
+        step: target.step,
         target: target.name.clone(),
         action: format!("{} in the dashboard", Change::Edit.done()),
         stack: target.history.clone(),
