@@ -227,6 +227,18 @@ impl SwarmHistory {
         Ok(true)
     }
 
+    /// Creates a record that exists at most once; refused with `taken`'s words when it does.
+    async fn create_once(
+        &self,
+        objects: &[codec::NewObject],
+        taken: impl FnOnce() -> String,
+    ) -> Result<(), DeployError> {
+        match self.create(objects).await? {
+            true => Ok(()),
+            false => Err(DeployError::Input(taken())),
+        }
+    }
+
     /// Writes a revision's start under the next free number from `after` on.
     async fn claim(&self, start: &RevisionStart<'_>, after: u64) -> Result<u64, DeployError> {
         let mut number = after + 1;
@@ -420,16 +432,11 @@ impl History for SwarmHistory {
         revision: u64,
         end: &RevisionEnd<'_>,
     ) -> Result<(), DeployError> {
-        if self
-            .create(&codec::end_objects(stack, revision, end)?)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(DeployError::Input(format!(
-                "revision {revision} of {stack} already has an end in the swarm"
-            )))
-        }
+        let objects = codec::end_objects(stack, revision, end)?;
+        self.create_once(&objects, || {
+            format!("revision {revision} of {stack} already has an end in the swarm")
+        })
+        .await
     }
 
     async fn settle(
@@ -438,16 +445,11 @@ impl History for SwarmHistory {
         revision: u64,
         settlement: &Settlement<'_>,
     ) -> Result<(), DeployError> {
-        if self
-            .create(&[codec::settled_object(stack, revision, settlement)])
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(DeployError::Input(format!(
-                "revision {revision} of {stack} is already settled in the swarm"
-            )))
-        }
+        let object = codec::settled_object(stack, revision, settlement);
+        self.create_once(std::slice::from_ref(&object), || {
+            format!("revision {revision} of {stack} is already settled in the swarm")
+        })
+        .await
     }
 
     async fn lock(
