@@ -48,6 +48,13 @@ pub enum AppError {
     BadInput(String),
     #[error("{0}")]
     Conflict(String),
+    /// A form's fields refused (400, or 409 for a name taken), each with why: the JSON says
+    /// them in `error` as one line and, for a client to place them, in `fields`.
+    #[error("{}", crate::views::one_line(.errors))]
+    Fields {
+        status: StatusCode,
+        errors: Vec<crate::views::FieldError>,
+    },
     /// The login limiter's answer: this user from this source may try again at the time.
     #[error("too many login attempts: try again after {0}")]
     TooManyAttempts(jiff::Timestamp),
@@ -92,6 +99,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::BadInput(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Fields { status, .. } => *status,
             AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -131,11 +139,11 @@ impl IntoResponse for AppError {
         if status.is_server_error() {
             tracing::warn!(%status, error = %message, "request failed");
         }
-        let mut response = (
-            status,
-            Json(serde_json::json!({ "error": message, "status": status.as_u16() })),
-        )
-            .into_response();
+        let mut body = serde_json::json!({ "error": message, "status": status.as_u16() });
+        if let AppError::Fields { errors, .. } = &self {
+            body["fields"] = serde_json::json!(errors);
+        }
+        let mut response = (status, Json(body)).into_response();
         if let Some(seconds) = retry_after {
             response
                 .headers_mut()

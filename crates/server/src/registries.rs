@@ -118,7 +118,10 @@ impl std::fmt::Display for Refused {
 impl From<Refused> for AppError {
     fn from(refused: Refused) -> AppError {
         match refused {
-            Refused::Fields(errors) => AppError::BadInput(crate::views::one_line(&errors)),
+            Refused::Fields(errors) => AppError::Fields {
+                status: axum::http::StatusCode::BAD_REQUEST,
+                errors,
+            },
             Refused::NoKey => AppError::Conflict(NO_KEY.to_string()),
         }
     }

@@ -24,6 +24,7 @@ use crate::access::Caller;
 use crate::error::AppError;
 pub use crate::error::Format;
 use crate::page::{filters, Chrome};
+use crate::views::FieldError;
 
 /// A view that is shown as a page: implemented by `page!`.
 pub trait Page: Serialize + Send + Sync + 'static {
@@ -169,6 +170,26 @@ pub async fn refused<P: Page>(
     match Format::of(path) {
         Format::Json if status == StatusCode::CONFLICT => Err(AppError::Conflict(message)),
         Format::Json => Err(AppError::BadInput(message)),
+        Format::Html => Ok(Reply::page(page.await?).with_status(status)),
+    }
+}
+
+/// [`refused`] for a form whose `errors` name its fields: JSON gets them as
+/// [`AppError::Fields`] (400, or 409 when `status` is), a form gets `page` with `status`.
+pub async fn refused_fields<P: Page>(
+    path: &str,
+    errors: &[FieldError],
+    status: StatusCode,
+    page: impl std::future::Future<Output = Result<P, AppError>>,
+) -> Result<Reply, AppError> {
+    match Format::of(path) {
+        Format::Json => Err(AppError::Fields {
+            status: match status {
+                StatusCode::CONFLICT => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            },
+            errors: errors.to_vec(),
+        }),
         Format::Html => Ok(Reply::page(page.await?).with_status(status)),
     }
 }

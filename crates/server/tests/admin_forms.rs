@@ -233,19 +233,27 @@ async fn the_new_token_form_refuses_a_bad_expiry_by_its_label() {
     assert!(page.text().contains("value=\"7\""));
     assert_eq!(token_rows(&app).await.len(), before, "no token made");
 
-    // Both wrong: both named in one answer.
-    let message = app
+    // Both wrong: both named in one answer, as one line and field by field.
+    let answer = app
         .call(
             Call::post("/api/tokens")
                 .bearer(&v.token)
                 .json(&json!({"name": "", "expires_in_days": "abc"})),
         )
-        .await
-        .expect_json_error(400);
+        .await;
+    let message = answer.expect_json_error(400);
     assert!(
         message.starts_with("name: ") && message.contains("; expires_in_days: "),
         "{message}"
     );
+    let body = answer.json();
+    let fields: Vec<&str> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["name", "expires_in_days"]);
     let page = app
         .call(
             Call::post("/account/tokens")

@@ -11,9 +11,9 @@ use swarmkeeper_auth::{check_password_policy, Action, NewApiToken, Role};
 use crate::access::Caller;
 use crate::error::AppError;
 use crate::limits::Asker;
-use crate::respond::{refused, Input, Reply};
+use crate::respond::{refused_fields, Input, Reply};
 use crate::state::AppState;
-use crate::views::{message_of, one_line, FieldError, Retype};
+use crate::views::{message_of, FieldError, Retype};
 
 /// A user as listed: never the password hash.
 #[derive(Serialize)]
@@ -90,7 +90,10 @@ async fn refuse<P: crate::respond::Page>(
     status: StatusCode,
     view: impl FnOnce() -> Result<P, AppError>,
 ) -> Result<Reply, AppError> {
-    refused(uri.path(), error.to_string(), status, async { view() }).await
+    refused_fields(uri.path(), std::slice::from_ref(error), status, async {
+        view()
+    })
+    .await
 }
 
 page!(UsersView, "users.html", "users");
@@ -140,7 +143,7 @@ pub async fn create_user(
     Input(new): Input<NewUser>,
 ) -> Result<Reply, AppError> {
     let refuse_with = |errors: Vec<FieldError>, status: StatusCode| {
-        let message = one_line(&errors);
+        let fields = errors.clone();
         let form = UserForm {
             username: new.username.clone(),
             role: new.role.clone(),
@@ -149,7 +152,7 @@ pub async fn create_user(
         };
         let state = &state;
         async move {
-            refused(uri.path(), message, status, async {
+            refused_fields(uri.path(), &fields, status, async {
                 users_view(state, form)
             })
             .await
@@ -535,7 +538,7 @@ pub async fn create_token(
         refused_expiry => {
             errors.extend(refused_expiry.err());
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return refused(uri.path(), one_line(&errors), status, async {
+            return refused_fields(uri.path(), &errors.clone(), status, async {
                 Ok(TokensView {
                     token_form: TokenForm {
                         name: new.name.clone(),

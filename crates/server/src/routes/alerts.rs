@@ -20,11 +20,11 @@ use swarmkeeper_store::{AlertRecord, StoredChannel, StoredSilence};
 use crate::access::Caller;
 use crate::alerting::{channel_purpose, silence_of, ChannelRow, HISTORY_SHOWN};
 use crate::error::AppError;
-use crate::respond::{optional_number, refused, Format, Input, Reply};
+use crate::respond::{optional_number, refused, refused_fields, Format, Input, Reply};
 use crate::sealed;
 use crate::state::AppState;
 use crate::views::alert_rules::{self, RulesForm};
-use crate::views::{message_of, one_line, FieldError, Retype};
+use crate::views::{message_of, FieldError, Retype};
 
 /// What to do without a key, as the page and the API say it.
 pub const NO_KEY: &str = "alert channels are stored sealed with the server's secret key, and \
@@ -512,8 +512,7 @@ pub async fn add_channel(
         Ok(channel) => channel,
         Err(errors) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            let message = one_line(&errors);
-            return refused(uri.path(), message, status, async {
+            return refused_fields(uri.path(), &errors.clone(), status, async {
                 let mut page = view(&state).await?;
                 page.channel_errors = errors;
                 page.channel_form = form;
@@ -739,7 +738,7 @@ pub async fn add_silence(
         Ok(silence) => silence,
         Err(errors) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return refused(uri.path(), one_line(&errors), status, async {
+            return refused_fields(uri.path(), &errors.clone(), status, async {
                 let mut page = view(&state).await?;
                 page.silence_errors = errors;
                 page.silence_form = Some(new.clone());

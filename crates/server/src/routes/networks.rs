@@ -11,13 +11,13 @@ use swarmkeeper_auth::Action;
 
 use crate::access::Caller;
 use crate::error::AppError;
-use crate::respond::{refused, Input, Reply};
+use crate::respond::{refused_fields, Input, Reply};
 use crate::state::AppState;
 use crate::views::networks::{
     check_subnet, network_rows, overlap_refusal, removal_refusal, NetworkRow,
 };
 use crate::views::objects::check_name;
-use crate::views::{message_of, one_line, FieldError};
+use crate::views::{message_of, FieldError};
 
 #[derive(Serialize)]
 pub struct NetworksView {
@@ -228,8 +228,8 @@ async fn refuse(
     form: NetworkForm,
     status: StatusCode,
 ) -> Result<Reply, AppError> {
-    let message = one_line(&form.errors);
-    refused(uri.path(), message, status, async {
+    let errors = form.errors.clone();
+    refused_fields(uri.path(), &errors, status, async {
         Ok(NetworksView {
             networks: load(state).await?,
             form,

@@ -22,15 +22,15 @@ use crate::deploys::run_deploy_followed;
 use crate::error::AppError;
 use crate::jobs::{Job, JobEnd, Link};
 use crate::page::url_encode;
-use crate::respond::{refused, Format, Input, Reply};
+use crate::respond::{refused_fields, Format, Input, Reply};
 use crate::state::AppState;
+use crate::views::message_of;
 use crate::views::objects::{
     check_data, check_labels, check_name, history_refusal, history_stack, in_use, next_version,
     object_rows, refs, rotation_blocked, rotation_cleanup, rotation_summary, FieldError, ObjectRow,
     Unmovable,
 };
 use crate::views::own::{own_part, rotation_refusal, OwnUser};
-use crate::views::{message_of, one_line};
 
 /// The secrets or configs page: every object with its users, and the create form's state.
 /// Each object's rotate and remove forms are on its own page ([`ObjectView`]), so the list
@@ -311,10 +311,10 @@ async fn refuse(
     form: FormState,
     status: StatusCode,
 ) -> Result<Reply, AppError> {
-    let message = one_line(&form.errors);
+    let errors = form.errors.clone();
     match form.rotating.clone() {
         None => {
-            refused(uri.path(), message, status, async {
+            refused_fields(uri.path(), &errors, status, async {
                 let (objects, deploy_history) = load(state, kind).await?;
                 Ok(ObjectsView {
                     kind: kind.as_str(),
@@ -326,7 +326,7 @@ async fn refuse(
             .await
         }
         Some(name) => {
-            refused(uri.path(), message, status, async {
+            refused_fields(uri.path(), &errors, status, async {
                 load_one(state, kind, &name, form).await
             })
             .await

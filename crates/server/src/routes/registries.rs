@@ -14,10 +14,10 @@ use swarmkeeper_registry::{Keychain, RegistryError};
 use crate::access::Caller;
 use crate::error::AppError;
 use crate::registries::{source, NewRegistry, Refused, RegistryForm, RegistryRow, NO_KEY};
-use crate::respond::{refused, Input, Reply};
+use crate::respond::{refused_fields, Input, Reply};
 use crate::sealed;
 use crate::state::AppState;
-use crate::views::{one_line, FieldError};
+use crate::views::FieldError;
 
 /// The Registries page's data.
 #[derive(Serialize)]
@@ -123,7 +123,7 @@ pub async fn add(
         Err(Refused::Fields(errors)) => (errors, StatusCode::UNPROCESSABLE_ENTITY),
         Err(no_key @ Refused::NoKey) => return Err(no_key.into()),
     };
-    refused(uri.path(), one_line(&errors), status, async {
+    refused_fields(uri.path(), &errors.clone(), status, async {
         Ok(RegistriesView {
             form: RegistryForm::of(&new, errors),
             ..view(&state)?

@@ -37,7 +37,7 @@ use crate::views::service_form::{
     build, compose_of_running, field_rows, placement_error, read_compose_edit, refused_place,
     Context, FieldRow, Refused, ServiceForm,
 };
-use crate::views::{one_line, FieldError};
+use crate::views::FieldError;
 
 /// The form page: empty for a new service, the service's values for an edit; after a
 /// preview, the changes and lint findings and the button that applies them.
@@ -283,12 +283,13 @@ fn refuse(
     errors: Vec<FieldError>,
     status: StatusCode,
 ) -> Result<Reply, AppError> {
-    let message = one_line(&errors);
     match Format::of(uri.path()) {
-        Format::Json if status == StatusCode::CONFLICT => Err(AppError::Conflict(message)),
-        Format::Json => Err(AppError::Rejected {
-            status: StatusCode::BAD_REQUEST,
-            message,
+        Format::Json => Err(AppError::Fields {
+            status: match status {
+                StatusCode::CONFLICT => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            },
+            errors,
         }),
         Format::Html => Ok(Reply::page(ServiceFormView {
             editing: editing.map(str::to_owned),
