@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use swarmkeeper_compose::spec::ServiceSpec;
 use swarmkeeper_engine::{Engine, EngineError, Service, ServiceView, UpdateStatus};
-use swarmkeeper_rollout::{changes, describe_change, spec_matches, FieldChange, ServiceState};
+use swarmkeeper_rollout::{changes, describe_changes, spec_matches, FieldChange, ServiceState};
 
 use crate::follow::change_time;
 use crate::objects::Ids;
@@ -235,16 +235,11 @@ fn pinned_reference(image: &str, digest: &str) -> String {
 /// What an update changes, as progress shows it: the image as old → new, then the other
 /// fields, at most [`BRIEF_CHANGES`] of them.
 fn changes_in_brief(changes: &[FieldChange]) -> String {
-    let mut lines: Vec<String> = changes
-        .iter()
-        .take(BRIEF_CHANGES)
-        .map(describe_change)
-        .collect();
-    if changes.len() > BRIEF_CHANGES {
-        lines.push(format!(
-            "and {} more (`swarmkeeper diff` lists them)",
-            changes.len() - BRIEF_CHANGES
-        ));
+    let mut lines = describe_changes(changes);
+    if lines.len() > BRIEF_CHANGES {
+        let more = lines.len() - BRIEF_CHANGES;
+        lines.truncate(BRIEF_CHANGES);
+        lines.push(format!("and {more} more (`swarmkeeper diff` lists them)"));
     }
     lines.join("; ")
 }

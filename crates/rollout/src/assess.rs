@@ -444,6 +444,42 @@ impl ServiceState {
         }
     }
 
+    /// The state in a line, as progress shows it: an update's counts (`1/2 running`, `0/2
+    /// new, 2 old serving` with start-first, where "0/2 running" would read as an outage), its
+    /// update state, why tasks wait and the latest failure; otherwise the label and why.
+    pub fn describe(&self) -> String {
+        match self {
+            ServiceState::InProgress {
+                running,
+                desired,
+                old_serving,
+                update,
+                pending,
+                failing,
+            } => {
+                let mut text = if *old_serving > 0 {
+                    format!("{running}/{desired} new, {old_serving} old serving")
+                } else {
+                    format!("{running}/{desired} running")
+                };
+                if let Some(update) = update {
+                    text.push_str(&format!(", {update}"));
+                }
+                if !pending.is_empty() {
+                    text.push_str(&format!(", pending: {}", pending.join("; ")));
+                }
+                if let Some(failing) = failing {
+                    text.push_str(&format!(", failing: {failing}"));
+                }
+                text
+            }
+            other => match other.why() {
+                Some(why) => format!("{}: {why}", other.label()),
+                None => other.label().to_string(),
+            },
+        }
+    }
+
     /// Why it failed, when it did.
     pub fn why(&self) -> Option<&str> {
         match self {

@@ -168,6 +168,29 @@ pub fn service_diff(
     }
 }
 
+/// The fields that name a secret or config a task mounts, with what it is, and the field of
+/// the same reference that holds its id.
+const FILE_NAMES: [(&str, &str); 2] = [("SecretName", "secret"), ("ConfigName", "config")];
+const FILE_IDS: [(&str, &str); 2] = [("SecretID", "SecretName"), ("ConfigID", "ConfigName")];
+
+/// Every change of `changes` as [`describe_change`] says it, but the id of a secret or config
+/// reference whose name changed too: `secret db_pw → db_pw.v2` says it, the ids add nothing.
+pub fn describe_changes(changes: &[FieldChange]) -> Vec<String> {
+    changes
+        .iter()
+        .filter(|c| {
+            !FILE_IDS.iter().any(|(id, name)| {
+                c.path.strip_suffix(id).is_some_and(|reference| {
+                    changes
+                        .iter()
+                        .any(|n| n.path == format!("{reference}{name}"))
+                })
+            })
+        })
+        .map(describe_change)
+        .collect()
+}
+
 /// The image path of a service spec.
 pub const IMAGE_PATH: &str = "TaskTemplate.ContainerSpec.Image";
 
@@ -207,6 +230,12 @@ pub fn describe_change(change: &FieldChange) -> String {
     };
     if change.path == IMAGE_PATH {
         return format!("image {} → {}", show(&change.before), show(&change.after));
+    }
+    // A rotation swaps a secret or config reference for the new version's: say it by name.
+    for (field, noun) in FILE_NAMES {
+        if last == field {
+            return format!("{noun} {} → {}", show(&change.before), show(&change.after));
+        }
     }
     let items = |v: &Option<Value>| -> Option<Vec<Value>> {
         match v {
@@ -480,6 +509,32 @@ mod tests {
         assert_eq!(
             lines,
             ["TaskTemplate.ContainerSpec.Secrets[0].File.Mode: 0400 → 0444"]
+        );
+    }
+
+    #[test]
+    fn a_rotated_reference_is_said_by_name_and_its_ids_are_left_out() {
+        let spec = |secret: &str, id: &str, config: &str, config_id: &str| {
+            json!({"TaskTemplate": {"ContainerSpec": {
+                "Secrets": [{"SecretName": secret, "SecretID": id, "File": {"Name": "db_password"}}],
+                "Configs": [{"ConfigName": config, "ConfigID": config_id, "File": {"Name": "app.conf"}}]}}})
+        };
+        let before = spec("db_pw", "rxfrjw4s", "app", "c1");
+        let rotated = spec("db_pw.v2", "ka9096dj", "app", "c1");
+        assert_eq!(
+            describe_changes(&changes(&rotated, &before)),
+            ["secret db_pw → db_pw.v2"]
+        );
+        let both = spec("db_pw.v2", "ka9096dj", "app.v2", "c2");
+        assert_eq!(
+            describe_changes(&changes(&both, &before)),
+            ["config app → app.v2", "secret db_pw → db_pw.v2"]
+        );
+        // An id that changed alone (the object was removed and made again) is still said.
+        let remade = spec("db_pw", "zz", "app", "c1");
+        assert_eq!(
+            describe_changes(&changes(&remade, &before)),
+            ["TaskTemplate.ContainerSpec.Secrets[0].SecretID: rxfrjw4s → zz"]
         );
     }
 

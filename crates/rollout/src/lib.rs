@@ -39,7 +39,7 @@ pub use credentials::{holds_credential, shown, shown_entry, CHANGED, CREDENTIAL_
 pub use cured::{cured_findings, cured_rules};
 pub use defaults::{apply_safe_defaults, Note, SAFE_DEFAULTS};
 pub use diff::{
-    changes, describe_change, drop_unsupported, service_diff, spec_matches, task_is_current,
-    DiffKind, FieldChange, ServiceDiff, ADDED_IN_API, IMAGE_PATH,
+    changes, describe_change, describe_changes, drop_unsupported, service_diff, spec_matches,
+    task_is_current, DiffKind, FieldChange, ServiceDiff, ADDED_IN_API, IMAGE_PATH,
 };
 pub use rollback::{stack_rollback, Change, RollbackAction};

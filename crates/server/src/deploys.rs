@@ -8,6 +8,7 @@
 //! gives its stack's lock back, and Swarm goes on with the rollouts it started. The server
 //! waits for that at most [`STOP_GRACE`], within Docker's default 10 s stop grace period.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,8 +121,17 @@ where
                     .build()
                     .map_err(|e| e.to_string())?;
                 let mut lines = Vec::new();
+                // A service's state is reported at each poll; a line that says nothing new is
+                // left out (tryout 14: "updating" seven times in a row).
+                let mut last_state: HashMap<String, String> = HashMap::new();
                 let mut progress = |p: Progress<'_>| {
                     let line = progress_line(&p);
+                    if let Progress::State { service, .. } = &p {
+                        if last_state.get(*service) == Some(&line) {
+                            return;
+                        }
+                        last_state.insert(service.to_string(), line.clone());
+                    }
                     if let Some(follower) = &follower {
                         follower.line(&line);
                     }
@@ -144,10 +154,7 @@ fn progress_line(progress: &Progress<'_>) -> String {
         Progress::Note(note) => note.to_string(),
         Progress::Warning(warning) => format!("warning: {warning}"),
         Progress::Action { service, action } => format!("{service}: {action}"),
-        Progress::State { service, state } => match state.why() {
-            Some(why) => format!("{service}: {} ({why})", state.label()),
-            None => format!("{service}: {}", state.label()),
-        },
+        Progress::State { service, state } => format!("{service}: {}", state.describe()),
         Progress::StackRollback { reason } => format!("rolling the stack back: {reason}"),
     }
 }

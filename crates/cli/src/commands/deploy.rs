@@ -13,7 +13,6 @@ use swarmkeeper_deploy::{
 };
 use swarmkeeper_engine::Engine;
 use swarmkeeper_rollout::revisions::DEFAULT_KEEP_REVISIONS;
-use swarmkeeper_rollout::ServiceState;
 use swarmkeeper_store::Store;
 use swarmkeeper_units::parse_duration;
 
@@ -382,7 +381,7 @@ impl View {
                 "rolling back every service this run changed: {reason}"
             )),
             Progress::State { service, state } => {
-                let line = format!("{service}: {}", describe(state));
+                let line = format!("{service}: {}", state.describe());
                 let Some(multi) = &self.live else {
                     return self.plain(&line);
                 };
@@ -418,40 +417,5 @@ impl View {
         for bar in self.bars.values() {
             bar.finish();
         }
-    }
-}
-
-fn describe(state: &ServiceState) -> String {
-    match state {
-        ServiceState::InProgress {
-            running,
-            desired,
-            old_serving,
-            update,
-            pending,
-            failing,
-        } => {
-            // With start-first, old tasks serve while the new ones start: "0/2 running" would
-            // read as an outage.
-            let mut text = if *old_serving > 0 {
-                format!("{running}/{desired} new, {old_serving} old serving")
-            } else {
-                format!("{running}/{desired} running")
-            };
-            if let Some(update) = update {
-                text.push_str(&format!(", {update}"));
-            }
-            if !pending.is_empty() {
-                text.push_str(&format!(", pending: {}", pending.join("; ")));
-            }
-            if let Some(failing) = failing {
-                text.push_str(&format!(", failing: {failing}"));
-            }
-            text
-        }
-        other => match other.why() {
-            Some(why) => format!("{}: {why}", other.label()),
-            None => other.label().to_string(),
-        },
     }
 }

@@ -20,7 +20,7 @@ use swarmkeeper_deploy::{
 };
 use swarmkeeper_engine::{overlay_compose, overlay_form_fields, Service, ServiceView};
 use swarmkeeper_lint::{lint_running, RunningFinding};
-use swarmkeeper_rollout::{changes, describe_change};
+use swarmkeeper_rollout::{changes, describe_changes};
 
 use super::objects::{history_link, move_group, Maker, MovedGroup};
 use super::services::inspect;
@@ -472,7 +472,7 @@ async fn save(
         .map(|(_, spec)| overlay_form_fields(before, spec))
         .expect("one spec in, one out");
     let change_lines = match &current {
-        Some(_) => changes(&spec, before).iter().map(describe_change).collect(),
+        Some(_) => describe_changes(&changes(&spec, before)),
         None => vec![format!("create service {name}")],
     };
     let findings = ServiceView::read(&spec)
@@ -900,9 +900,9 @@ async fn apply_compose(
         }
         match current {
             Some(current) => change_lines.extend(
-                changes(&spec, &current.spec)
-                    .iter()
-                    .map(|c| format!("{name}: {}", describe_change(c))),
+                describe_changes(&changes(&spec, &current.spec))
+                    .into_iter()
+                    .map(|line| format!("{name}: {line}")),
             ),
             None => change_lines.push(format!("create service {name}")),
         }
