@@ -671,6 +671,28 @@ cmd_stop_node() {
     fi
 }
 
+# What a reboot does to a node's overlay state: a dockerd that exits while it tears an overlay
+# sandbox down (it logs "Daemon shutdown complete", then cleans up for about a second more)
+# leaves that network's vx-<VNI>-<id> device in the node's namespace (moby/libnetwork#1765),
+# and a dead sandbox's device is reaped by the kernel a little later. Either makes the next
+# daemon's overlay join fail, "error creating vxlan interface: file exists", for every task on
+# that network, until Swarm stops retrying (max_attempts): the agent never came back on a CI run.
+clear_stale_vxlan() {
+    local dev until=$((SECONDS + 10))
+    for dev in $(ip -n "$NNS" -o link show type vxlan 2>/dev/null |
+        awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
+        note "$NAME/$NODE: removing the overlay device $dev its last daemon left"
+        ip -n "$NNS" link del "$dev" 2>/dev/null || true
+    done
+    while nsenter --net="$NNS_FILE" ss -Hunl 'sport = :4789' 2>/dev/null | grep -q .; do
+        if ((SECONDS >= until)); then
+            note "$NAME/$NODE: a vxlan socket (udp 4789) is still open after 10 s"
+            break
+        fi
+        sleep 0.1
+    done
+}
+
 cmd_start_node() {
     need_lab "$@"
     [[ ${#REST[@]} -eq 1 ]] || usage
@@ -684,6 +706,7 @@ cmd_start_node() {
     fi
     # A daemon killed with SIGKILL leaves shims and containers behind.
     kill_node_pids
+    clear_stale_vxlan
     launch_daemon
     wait_daemon
     note "$NAME/$NODE started"

@@ -218,11 +218,20 @@ fn the_agent_as_a_global_service_on_a_three_node_swarm() {
     lab.lab("stop-node", &[node]);
     assert!(lab.metrics(node).is_none(), "the agent still answers");
     lab.lab("start-node", &[node]);
-    wait_until(
-        "the agent on worker2 answers again",
-        Duration::from_secs(90),
-        || lab.metrics(node).is_some(),
-    );
+    // Normally 6-7 s after start-node (Swarm's restart delay of 5 s, then the agent's start);
+    // a task Swarm keeps rejecting never comes back, and its reason is what to read.
+    let came_back = Instant::now();
+    while lab.metrics(node).is_none() {
+        assert!(
+            came_back.elapsed() < Duration::from_secs(90),
+            "the agent on worker2 does not answer again after 90s: {}",
+            lab.docker(
+                "manager",
+                &["service", "ps", "--no-trunc", "swarmkeeper_agent"]
+            )
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     eprintln!(
         "worker2 stopped and started; its agent answered again after {:.1?}",
         restart.elapsed()

@@ -46,7 +46,7 @@ pub struct RevisionEnd<'a> {
 /// records itself `interrupted`, and only the server that starts on the new key knows that
 /// Swarm completed it. A settlement never rewrites the revision's end (in the swarm, an
 /// immutable config object): it is kept beside it, and a reader shows the settled outcome
-/// with [`settled_summary`], the end's own words kept.
+/// with [`settled_summary`], saying what the end had recorded.
 #[derive(Clone, Copy, Debug)]
 pub struct Settlement<'a> {
     pub outcome: &'a DeployOutcome,
@@ -55,12 +55,14 @@ pub struct Settlement<'a> {
     pub at: Timestamp,
 }
 
-/// The summary a settled revision reads: the settlement's `note`, then what the revision's
-/// own end said, if anything (`NOTE (its own end said: SUMMARY)`).
-pub fn settled_summary(note: &str, own: &str) -> String {
-    match own.trim() {
-        "" => note.to_owned(),
-        own => format!("{note} (its own end said: {own})"),
+/// The summary a settled revision reads: the settlement's `note`, then the outcome the
+/// revision's own end recorded, if it has one (`NOTE (recorded interrupted at the time)`). The
+/// end's words are not repeated: they advise what the settlement makes moot ("or roll back";
+/// tryout 14 finding 6), and the end keeps them.
+pub fn settled_summary(note: &str, own: Option<&DeployOutcome>) -> String {
+    match own {
+        None => note.to_owned(),
+        Some(own) => format!("{note} (recorded {own} at the time)"),
     }
 }
 
@@ -186,13 +188,13 @@ impl History for Store {
         std::future::ready((|| {
             let own = self
                 .deploy_revision(stack, revision)?
-                .map(|r| r.summary)
-                .unwrap_or_default();
+                .map(|r| r.outcome)
+                .filter(|o| *o != DeployOutcome::Running);
             self.finish_deploy(
                 stack,
                 revision,
                 settlement.outcome,
-                &settled_summary(settlement.note, &own),
+                &settled_summary(settlement.note, own.as_ref()),
                 &[],
                 settlement.at,
             )

@@ -311,7 +311,10 @@ async fn a_settlement_is_read_over_the_end_once_and_the_end_stays() {
     history.settle(&stack.0, number, &settlement).await.unwrap();
     let read = history.revision(&stack.0, number).await.unwrap().unwrap();
     assert_eq!(read.outcome, DeployOutcome::Succeeded);
-    assert_eq!(read.summary, "Swarm completed the move");
+    assert_eq!(
+        read.summary,
+        "Swarm completed the move (recorded interrupted at the time)"
+    );
     assert_eq!(read.services.len(), 1, "the end's services are kept");
     let again = history
         .settle(&stack.0, number, &settlement)

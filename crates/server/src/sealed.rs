@@ -369,6 +369,8 @@ pub struct SettledRekey {
     pub secret: String,
     /// The histories (stacks, or services outside one) whose revisions moved the server.
     pub histories: Vec<String>,
+    /// Who started it.
+    pub user: String,
 }
 
 /// At start: ends each re-key job whose proof `key` opens as [`rekey_ends_at_restart`]
@@ -395,6 +397,7 @@ pub fn settle_rekeys(
                 job,
                 secret: String::new(),
                 histories: Vec::new(),
+                user: String::new(),
             };
             // The audit log (and the overview's events) learn it too: they last heard the
             // move "cut off".
@@ -411,6 +414,7 @@ pub fn settle_rekeys(
                     .filter_map(crate::routes::objects::linked_history)
                     .map(str::to_owned)
                     .collect();
+                rekey.user = recorded.user.clone();
                 let entry = swarmkeeper_auth::store::AuditEntry {
                     at: jiff::Timestamp::now(),
                     who: recorded.user,
@@ -435,7 +439,8 @@ pub const REKEY_SETTLED: &str = "the server started on the new key: Swarm comple
 /// that secret and reads `interrupted` or `running` — as `succeeded`
 /// ([`swarmkeeper_deploy::Settlement`]), so that the stack's history says what the job page
 /// says (tryout 13 finding 4). A history that cannot be read or written is a warning: the job
-/// and the audit log say it already.
+/// and the audit log say it already. Then, in the background, retires each re-key's old key
+/// (`routes::objects::retire_old_key`).
 pub async fn settle_rekey_revisions(state: &AppState) {
     use swarmkeeper_deploy::History;
     use swarmkeeper_store::DeployOutcome;
@@ -447,6 +452,11 @@ pub async fn settle_rekey_revisions(state: &AppState) {
     );
     let history = state.history();
     for rekey in settled {
+        tokio::spawn(crate::routes::objects::retire_old_key(
+            state.clone(),
+            rekey.secret.clone(),
+            rekey.user.clone(),
+        ));
         let action = crate::routes::objects::rekey_action_prefix(&rekey.secret);
         for stack in &rekey.histories {
             let revisions = match history.revisions(stack).await {

@@ -408,4 +408,16 @@ async fn a_rekey_cut_off_by_the_servers_restart_reads_succeeded_once_it_runs_on_
             && !audit.contains("rotate-secret"),
         "{audit}"
     );
+    // Once Swarm completed the server's update (its monitor, 20 s here), the old key goes, as
+    // a rotation's old version does: a stack file that still names it fails to deploy rather
+    // than moving the server back onto it (tryout 14 finding 5).
+    assert!(exists("secret", &secret), "kept while Swarm may roll back");
+    wait_for("the old key to be removed", Duration::from_secs(90), || {
+        !exists("secret", &secret)
+    });
+    assert!(exists("secret", &format!("{secret}.v2")));
+    let audit = send(&on_new, Call::get("/api/audit").bearer(&admin))
+        .await
+        .text();
+    assert!(audit.contains("remove-secret"), "{audit}");
 }

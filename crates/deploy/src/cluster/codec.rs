@@ -657,6 +657,7 @@ pub fn records(
                 }
             }
             if let Some(settled) = revision.settled {
+                let own = revision.end.first().map(|_| record.outcome.clone());
                 record.outcome = DeployOutcome::parse(
                     settled.labels.get(LABEL_OUTCOME).map_or("", String::as_str),
                 );
@@ -668,7 +669,7 @@ pub fn records(
                         .unwrap_or(settled.created_at),
                 );
                 let note = String::from_utf8_lossy(&settled.data);
-                record.summary = settled_summary(&note, &record.summary);
+                record.summary = settled_summary(&note, own.as_ref());
             }
             if !problems.is_empty() {
                 problems.insert(0, record.summary.clone());
@@ -1117,7 +1118,7 @@ mod tests {
         assert_eq!(read[0].outcome, DeployOutcome::Succeeded);
         assert_eq!(
             read[0].summary,
-            "the server started on the new key (its own end said: interrupted by SIGTERM)"
+            "the server started on the new key (recorded interrupted at the time)"
         );
         // Never the first object of a record: forgotten before the start it belongs to.
         let order: Vec<&str> = removal_order(&objects)

@@ -14,7 +14,9 @@ use swarmkeeper_auth::AuditStep;
 use swarmkeeper_deploy::{base64, Request, LABEL_DATA_SHA256};
 use swarmkeeper_engine::{
     swap_file_ref, Created, Engine, EngineError, FileKind, Service, ServiceMode, Task, TaskState,
+    UpdateState,
 };
+use swarmkeeper_rollout::preflight::ROTATED_FROM_LABEL;
 
 use super::stacks::DeployFailure;
 use crate::access::Caller;
@@ -30,7 +32,7 @@ use crate::views::objects::{
     object_rows, refs, rotation_blocked, rotation_cleanup, rotation_summary, FieldError, ObjectRow,
     Unmovable,
 };
-use crate::views::own::{own_part, rotation_refusal, OwnUser};
+use crate::views::own::{own_part, rotation_refusal, OwnPart, OwnUser};
 
 /// The secrets or configs page: every object with its users, and the create form's state.
 /// Each object's rotate and remove forms are on its own page ([`ObjectView`]), so the list
@@ -492,6 +494,16 @@ async fn remove(
     kind: FileKind,
     name: &str,
 ) -> Result<Reply, AppError> {
+    remove_unused(state, kind, name).await?;
+    let step = audit_step(kind, FileStep::Remove);
+    state.audit(&caller.user.name, step.as_str(), name, "")?;
+    Ok(Reply::done(page_of(kind)))
+}
+
+/// Removes the secret or config `name` unless something uses it: a service, a task still
+/// running with it, or a stack's history that needs it for a rollback (409 naming it); 404
+/// when there is none of that name.
+async fn remove_unused(state: &AppState, kind: FileKind, name: &str) -> Result<(), AppError> {
     let rows = around(state, kind).await?.rows(kind, Some(name));
     let row = rows
         .first()
@@ -502,10 +514,91 @@ async fn remove(
     if let Some(why) = in_use(kind, name, &row.users, &row.tasks) {
         return Err(AppError::Conflict(why));
     }
-    remove_object(&state.engine, kind, &row.id).await?;
-    let step = audit_step(kind, FileStep::Remove);
-    state.audit(&caller.user.name, step.as_str(), name, "")?;
-    Ok(Reply::done(page_of(kind)))
+    Ok(remove_object(&state.engine, kind, &row.id).await?)
+}
+
+/// How long a re-key's old key waits for Swarm to be done moving the server onto the new
+/// one: the stack file watches the server 45 s after its update (`monitor`) and rolls back to
+/// the spec that names the old key if it fails.
+const RETIRE_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// After a re-key in effect (`crate::sealed::settle_rekeys`): removes the old key `old` once
+/// Swarm has completed the update of every server on its new version and nothing uses it, as
+/// a rotation removes an old version (audited as `user`'s). A stack file that still names the
+/// old key then fails to deploy ("secret not found") instead of moving the server back onto a
+/// key that opens none of the values sealed since (tryout 14 finding 5). Kept, with the
+/// reason logged, when Swarm rolled a server back, when something else uses it, or after
+/// [`RETIRE_WAIT`].
+pub(crate) async fn retire_old_key(state: AppState, old: String, user: String) {
+    let kind = FileKind::Secret;
+    let deadline = tokio::time::Instant::now() + RETIRE_WAIT;
+    loop {
+        let settled = async {
+            let (objects, services) = find(&state, kind).await?;
+            let new_ids: Vec<&str> = objects
+                .iter()
+                .filter(|o| o.labels.get(ROTATED_FROM_LABEL) == Some(&old))
+                .map(|o| o.id.as_str())
+                .collect();
+            let servers: Vec<&Service> = services
+                .iter()
+                .filter(|s| own_part(&s.view) == Some(OwnPart::Server))
+                .filter(|s| {
+                    refs(s, kind)
+                        .iter()
+                        .any(|r| new_ids.contains(&r.id.as_str()))
+                })
+                .collect();
+            let states: Vec<Option<&UpdateState>> = servers
+                .iter()
+                .map(|s| s.update_status.as_ref().map(|u| &u.state))
+                .collect();
+            let rolled_back = |s: &Option<&UpdateState>| {
+                matches!(
+                    s,
+                    Some(
+                        UpdateState::RollbackStarted
+                            | UpdateState::RollbackPaused
+                            | UpdateState::RollbackCompleted
+                    )
+                )
+            };
+            let done = |s: &Option<&UpdateState>| matches!(s, None | Some(UpdateState::Completed));
+            Ok::<_, AppError>(if states.is_empty() {
+                Err("no server uses its new version".to_owned())
+            } else if states.iter().any(rolled_back) {
+                Err("Swarm rolled the server back to it".to_owned())
+            } else {
+                Ok(states.iter().all(done))
+            })
+        };
+        let why_kept = match settled.await {
+            Ok(Ok(true)) => match remove_unused(&state, kind, &old).await {
+                Ok(()) => {
+                    let detail = "the old key, once every server ran on its re-key's new version";
+                    let step = audit_step(kind, FileStep::Remove);
+                    if let Err(e) = state.audit(&user, step.as_str(), &old, detail) {
+                        tracing::warn!(error = %e, "could not audit the old key's removal");
+                    }
+                    return tracing::info!(secret = %old, "the re-keyed old key is removed");
+                }
+                Err(e) => e.to_string(),
+            },
+            Ok(Ok(false)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                continue;
+            }
+            Ok(Ok(false)) => "the server's update did not complete in 10 minutes".to_owned(),
+            Ok(Err(why)) => why,
+            Err(e) => e.to_string(),
+        };
+        return tracing::warn!(
+            secret = %old,
+            why = %why_kept,
+            "the re-keyed old key is kept: remove it on its page once nothing uses it, and \
+             point the stack file at the new version"
+        );
+    }
 }
 
 async fn rotate(
@@ -650,10 +743,7 @@ async fn global_tasks_held(
 fn new_version_labels(old: &swarmkeeper_engine::SwarmObject) -> BTreeMap<String, String> {
     let mut labels = old.labels.clone();
     labels.remove(LABEL_DATA_SHA256);
-    labels.insert(
-        swarmkeeper_rollout::preflight::ROTATED_FROM_LABEL.to_owned(),
-        old.name.clone(),
-    );
+    labels.insert(ROTATED_FROM_LABEL.to_owned(), old.name.clone());
     labels
 }
 
@@ -872,6 +962,21 @@ fn rotated_from(verb: &str, kind: FileKind, old: &str) -> String {
 /// at the next start (`crate::sealed::settle_rekey_revisions`).
 pub(crate) fn rekey_action_prefix(old: &str) -> String {
     rotated_from(REKEYED, FileKind::Secret, old)
+}
+
+/// What the operator must change once a re-key of `old` to `new` is done: the stack file
+/// still names `old`, whose next `docker stack deploy` would move the server back onto a key
+/// that opens none of the values sealed since (tryout 14 finding 5).
+pub(crate) fn stack_file_after_rekey(old: &str, new: &str) -> String {
+    let file = swarmkeeper_auth::SECRET_KEY_SECRET_FILE;
+    let key = file.rsplit('/').next().unwrap_or_default();
+    format!(
+        "Now point the stack file at the new key: in deploy/swarmkeeper.yml's top-level \
+         `secrets:`, `{key}: {{external: true, name: {new}}}` (the server goes on reading it \
+         as {file}). {old} is removed once Swarm has completed the server's update and nothing \
+         uses it, so a stack file that still names it fails to deploy instead of moving the \
+         server back onto a key that opens none of the values sealed since."
+    )
 }
 
 /// The verb of a re-key's revisions.
@@ -1242,13 +1347,17 @@ pub async fn rekey_secret(
             started.new_name
         ),
         links: about.clone(),
-        notes: vec![format!(
-            "The server's own restart, which the re-key makes, stopped it following the move \
-             before its end: Swarm completed the move and the server started on the new key \
-             ({}), which opens the {resealed} staged sealed value(s); a revision of the move \
-             that the restart left interrupted is settled as succeeded in the history.",
-            started.new_name
-        )],
+        notes: vec![
+            format!(
+                "The server's own restart, which the re-key makes, stopped it following the \
+                 move before its end: Swarm completed the move and the server started on the \
+                 new key ({}), which opens the {resealed} staged sealed value(s); a revision of \
+                 the move that the restart left interrupted is settled as succeeded in the \
+                 history.",
+                started.new_name
+            ),
+            stack_file_after_rekey(&name, &started.new_name),
+        ],
     };
     let follower = state.clone();
     let job = super::jobs::start_followed(
