@@ -124,6 +124,45 @@ async fn a_form_service_gets_the_pin_and_safe_defaults_and_keeps_what_was_typed(
         spec["TaskTemplate"]["ContainerSpec"]["Image"],
         format!("{reference}@{digest}")
     );
+
+    // The form shows the pinned image; an operator who edits its tag means that tag, not the
+    // old digest under a new name (tryout 14 finding 14).
+    let (repo, _) = reference.rsplit_once(':').unwrap();
+    let other = format!("{repo}:2");
+    let _other_tag = LocalTag(other.clone());
+    let mut build = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", &other, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut build.stdin.take().unwrap(),
+        format!("FROM {}\nLABEL skretag=2\n", test_image()).as_bytes(),
+    )
+    .unwrap();
+    assert!(build.wait().unwrap().success());
+    let other_digest = docker(&["push", &other])
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap()
+        .to_owned();
+    assert_ne!(other_digest, digest);
+    let retagged = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&json!({"image": format!("{other}@{digest}")})),
+        )
+        .await;
+    support::remove_history(&name);
+    retagged.expect(200);
+    assert_eq!(
+        service.spec()["TaskTemplate"]["ContainerSpec"]["Image"],
+        format!("{other}@{other_digest}"),
+        "{}",
+        retagged.json()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,6 +31,23 @@ impl ImageRef {
 }
 
 impl ImageRef {
+    /// Whether `self`, an edit of the reference a service ran (`current`), keeps `current`'s
+    /// digest under another name: that digest is the old name's (`app:1`), not the new one's
+    /// (`app:broken`), so the edit means the name as written and a deploy must resolve it
+    /// again, not run the old image under the new name (tryout 14 finding 14). A reference
+    /// with no tag (`app@sha256:…`) names its digest alone and never is.
+    pub fn keeps_an_old_pin(&self, current: &ImageRef) -> bool {
+        let tagged = self
+            .name
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
+        tagged
+            && self.digest.is_some()
+            && self.digest == current.digest
+            && self.name != current.name
+    }
+
     /// The reference for people: the digest cut to its first 12 hex digits as the docker CLI
     /// shows ids (`app:1@sha256:0123456789ab`), so that a tag that moved still shows.
     pub fn short(&self) -> String {
@@ -62,6 +79,25 @@ impl fmt::Display for ImageRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edit_that_keeps_the_old_pin_under_a_new_name_is_told_apart() {
+        let current = ImageRef::parse("registry.example:5000/app:1@sha256:aaa");
+        for (edit, keeps) in [
+            ("registry.example:5000/app:broken@sha256:aaa", true),
+            ("registry.example:5000/other:1@sha256:aaa", true),
+            ("registry.example:5000/app:1@sha256:aaa", false),
+            ("registry.example:5000/app:2@sha256:bbb", false),
+            ("registry.example:5000/app:2", false),
+            ("registry.example:5000/app@sha256:aaa", false),
+        ] {
+            assert_eq!(
+                ImageRef::parse(edit).keeps_an_old_pin(&current),
+                keeps,
+                "{edit}"
+            );
+        }
+    }
 
     #[test]
     fn a_pinned_reference_splits_at_its_digest() {

@@ -18,7 +18,7 @@ use swarmkeeper_compose::{ComposeError, Location};
 use swarmkeeper_deploy::{
     complete_specs, history_stack, DeployError, DeployOutcome, Options, Request,
 };
-use swarmkeeper_engine::{overlay_compose, overlay_form_fields, Service, ServiceView};
+use swarmkeeper_engine::{overlay_compose, overlay_form_fields, ImageRef, Service, ServiceView};
 use swarmkeeper_lint::{lint_running, RunningFinding};
 use swarmkeeper_rollout::{changes, describe_changes};
 
@@ -338,6 +338,23 @@ async fn complete(
     }
 }
 
+/// Drops the digest of each spec's image that keeps the pin of the running service of its
+/// name under another name (`ImageRef::keeps_an_old_pin`): the form and the compose text show
+/// a form-made service's image pinned, and an operator who edits the tag means that tag, which
+/// the deploy engine then resolves.
+fn unpin_retagged(specs: &mut [ServiceSpec], running: &[Service]) {
+    for spec in specs {
+        let Some(current) = running.iter().find(|s| s.name == spec.name) else {
+            continue;
+        };
+        let image = &mut spec.task_template.container_spec.image;
+        let edited = ImageRef::parse(image.trim());
+        if edited.keeps_an_old_pin(&current.view.image) {
+            *image = edited.name;
+        }
+    }
+}
+
 /// The field and message when no node of the swarm could run the service of `spec` (its
 /// constraints, reservations, log driver): the deploy preflight's rule, asked before the
 /// preview so that nothing is applied.
@@ -452,7 +469,9 @@ async fn save(
     };
     let name = post.form.name.trim().to_owned();
     let edits = editing.iter().cloned().collect();
-    let (completed, notes) = match complete(state, &name, vec![built.spec], edits).await? {
+    let mut specs = vec![built.spec];
+    unpin_retagged(&mut specs, current.as_slice());
+    let (completed, notes) = match complete(state, &name, specs, edits).await? {
         Ok(completed) => completed,
         Err(why) => {
             let error = FieldError::new("image", why);
@@ -854,7 +873,9 @@ async fn apply_compose(
     let read = match read {
         Ok(read) => {
             let edits = target.services.iter().map(|s| s.name.clone()).collect();
-            let specs = read.services.into_iter().map(|(spec, _)| spec).collect();
+            let mut specs: Vec<ServiceSpec> =
+                read.services.into_iter().map(|(spec, _)| spec).collect();
+            unpin_retagged(&mut specs, &target.services);
             complete(state, &target.history, specs, edits).await?
         }
         Err(message) => Err(message),
