@@ -566,3 +566,69 @@ async fn a_label_without_a_key_is_refused() {
     assert!(message.starts_with("labels: "), "{message}");
     assert!(!exists("secret", &name));
 }
+
+/// What the swarm stores of config `name`, decoded.
+fn stored_config(name: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let data = docker(&["config", "inspect", "--format", "{{json .Spec.Data}}", name]);
+    let data: String = serde_json::from_str(&data).unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap()
+}
+
+/// Tryout 14 findings 20 and 21: a form's textarea comes as CRLF and is stored with LF, as a
+/// file's bytes would be; binary content is posted as base64; the JSON API's text is kept as
+/// sent.
+#[tokio::test]
+async fn a_value_is_stored_as_the_bytes_it_stands_for() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let (form, json_text, binary, bad) = (
+        unique("crlf"),
+        unique("crlfjson"),
+        unique("bin"),
+        unique("badb64"),
+    );
+    let _made = Made {
+        kind: "config",
+        names: vec![form.clone(), json_text.clone(), binary.clone(), bad.clone()],
+    };
+    app.call(
+        support::Call::post("/configs")
+            .session(op)
+            .form(&[("name", form.as_str()), ("data", "line1\r\nline2\r\n")]),
+    )
+    .await
+    .expect(303);
+    assert_eq!(stored_config(&form), b"line1\nline2\n");
+    let json_answer = app
+        .call(
+            support::Call::post("/api/configs")
+                .bearer(&op.token)
+                .json(&json!({"name": json_text, "data": "a\r\nb"})),
+        )
+        .await;
+    json_answer.expect(201);
+    assert_eq!(stored_config(&json_text), b"a\r\nb");
+    let made = app
+        .call(
+            support::Call::post("/api/configs")
+                .bearer(&op.token)
+                .json(&json!({"name": binary, "data": "AAEC/w==", "encoding": "base64"})),
+        )
+        .await;
+    made.expect(201);
+    assert_eq!(stored_config(&binary), [0u8, 1, 2, 255]);
+    let refused = app
+        .call(
+            support::Call::post("/api/configs")
+                .bearer(&op.token)
+                .json(&json!({"name": bad, "data": "not base64!", "encoding": "base64"})),
+        )
+        .await;
+    assert!(refused
+        .expect_json_error(400)
+        .starts_with("data: is not base64"));
+    assert!(!exists("config", &bad));
+}

@@ -29,8 +29,8 @@ use crate::state::AppState;
 use crate::views::message_of;
 use crate::views::objects::{
     check_data, check_labels, check_name, history_refusal, history_stack, in_use, next_version,
-    object_rows, refs, rotation_blocked, rotation_cleanup, rotation_summary, FieldError, ObjectRow,
-    Unmovable,
+    object_rows, posted_value, refs, rotation_blocked, rotation_cleanup, rotation_summary,
+    FieldError, ObjectRow, Unmovable,
 };
 use crate::views::own::{own_part, rotation_refusal, OwnPart, OwnUser};
 
@@ -110,8 +110,11 @@ page!(ObjectView, "object.html", "secrets");
 #[derive(Deserialize)]
 pub struct CreateRequest {
     pub name: String,
-    /// The content, as text.
+    /// The content: text, or base64 when `encoding` is `base64` (binary content).
     pub data: String,
+    /// `text` (the default) or `base64`.
+    #[serde(default)]
+    pub encoding: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
@@ -120,7 +123,10 @@ pub struct CreateRequest {
 /// `.vN` of the name).
 #[derive(Deserialize)]
 pub struct RotateRequest {
+    /// As [`CreateRequest::data`].
     pub data: String,
+    #[serde(default)]
+    pub encoding: String,
     #[serde(default)]
     pub new_name: Option<String>,
 }
@@ -189,10 +195,10 @@ async fn create_object(
     engine: &Engine,
     kind: FileKind,
     name: &str,
-    data: &str,
+    data: &[u8],
     labels: &BTreeMap<String, String>,
 ) -> Result<Created, EngineError> {
-    let spec = json!({"Name": name, "Labels": labels, "Data": base64(data.as_bytes())});
+    let spec = json!({"Name": name, "Labels": labels, "Data": base64(data)});
     match kind {
         FileKind::Secret => engine.create_secret(&spec).await,
         FileKind::Config => engine.create_config(&spec).await,
@@ -422,9 +428,12 @@ async fn create(
     request: CreateRequest,
 ) -> Result<Reply, AppError> {
     // Every field checked, so one answer names all that are wrong.
+    let from_form = Format::of(uri.path()) == Format::Html;
+    let value = posted_value(&request.data, &request.encoding, from_form);
     let errors: Vec<FieldError> = [
         check_name("name", &request.name).err(),
-        check_data(kind, &request.data).err(),
+        value.as_ref().err().cloned(),
+        value.as_ref().ok().and_then(|v| check_data(kind, v).err()),
         check_labels(&request.labels).err(),
     ]
     .into_iter()
@@ -440,31 +449,29 @@ async fn create(
         )
         .await;
     }
-    let created = match create_object(
-        &state.engine,
-        kind,
-        &request.name,
-        &request.data,
-        &request.labels,
-    )
-    .await
-    {
-        Ok(created) => created,
-        Err(e) if e.is_conflict() => {
-            let error = FieldError {
-                field: "name",
-                message: format!("a {} named {} already exists", kind.as_str(), request.name),
-            };
-            let form = create_refused(request.name, vec![error]);
-            return refuse(state, uri, kind, form, StatusCode::CONFLICT).await;
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let value = value.unwrap_or_default();
+    let created =
+        match create_object(&state.engine, kind, &request.name, &value, &request.labels).await {
+            Ok(created) => created,
+            Err(e) if e.is_conflict() => {
+                let error = FieldError {
+                    field: "name",
+                    message: format!("a {} named {} already exists", kind.as_str(), request.name),
+                };
+                let form = create_refused(request.name, vec![error]);
+                return refuse(state, uri, kind, form, StatusCode::CONFLICT).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
     state.audit(
         &caller.user.name,
         audit_step(kind, FileStep::Create).as_str(),
         &request.name,
-        &format!("{} bytes", request.data.len()),
+        // A secret's length is worth hiding (a password's); the events page shows this line.
+        &match kind {
+            FileKind::Secret => "value not shown".to_owned(),
+            FileKind::Config => format!("{} bytes", value.len()),
+        },
     )?;
     Ok(Reply::changed(
         StatusCode::CREATED,
@@ -620,9 +627,15 @@ async fn rotate(
     if let Some(why) = own_refusal(&services, kind, &old.id, name) {
         return Err(AppError::Conflict(why));
     }
-    if let Err(error) = check_data(kind, &request.data) {
-        return refuse(state, uri, kind, rotate_refused(name, error), INVALID).await;
-    }
+    let from_form = Format::of(uri.path()) == Format::Html;
+    let value = match posted_value(&request.data, &request.encoding, from_form)
+        .and_then(|value| check_data(kind, &value).map(|()| value))
+    {
+        Ok(value) => value,
+        Err(error) => {
+            return refuse(state, uri, kind, rotate_refused(name, error), INVALID).await;
+        }
+    };
     if let Some(why) = global_tasks_held(state, &services, kind, &old.id, name).await? {
         return Err(AppError::Conflict(why));
     }
@@ -648,7 +661,7 @@ async fn rotate(
         None => next_version(name, &taken),
     };
     let labels = new_version_labels(old);
-    let created = create_object(&state.engine, kind, &new_name, &request.data, &labels).await?;
+    let created = create_object(&state.engine, kind, &new_name, &value, &labels).await?;
     state.audit(
         &caller.user.name,
         audit_step(kind, FileStep::Rotate).as_str(),
@@ -1286,7 +1299,7 @@ pub async fn rekey_secret(
         Some(data) => data,
         None => swarmkeeper_auth::random_key_text(),
     };
-    let new_key = match check_data(kind, &data).and_then(|()| {
+    let new_key = match check_data(kind, data.as_bytes()).and_then(|()| {
         swarmkeeper_auth::SealingKey::from_secret(data.as_bytes()).map_err(|e| FieldError {
             field: "data",
             message: e.to_string(),
@@ -1301,13 +1314,14 @@ pub async fn rekey_secret(
     let new_name = next_version(&name, &taken);
     let resealed = crate::sealed::stage_rekey(&state, &new_key)?;
     let labels = new_version_labels(old);
-    let created = match create_object(&state.engine, kind, &new_name, &data, &labels).await {
-        Ok(created) => created,
-        Err(e) => {
-            crate::sealed::abandon_rekey(&state)?;
-            return Err(e.into());
-        }
-    };
+    let created =
+        match create_object(&state.engine, kind, &new_name, data.as_bytes(), &labels).await {
+            Ok(created) => created,
+            Err(e) => {
+                crate::sealed::abandon_rekey(&state)?;
+                return Err(e.into());
+            }
+        };
     drop(data);
     state.audit(
         &caller.user.name,

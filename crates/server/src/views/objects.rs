@@ -289,8 +289,32 @@ pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), FieldError>
     }
 }
 
+/// The bytes a posted value stands for. `encoding` `base64` decodes it (binary content: a
+/// keystore, a DER certificate; Swarmpit's and Portainer's "encoded in base64"); otherwise it
+/// is the text itself, and a form's CRLF line ends become LF: a browser sends a textarea's
+/// lines as CRLF, while `docker secret create` stores a file's bytes, and a script or a
+/// password with a stray `\r` fails (tryout 14 finding 20). The JSON API's text is kept as
+/// sent.
+pub fn posted_value(data: &str, encoding: &str, from_form: bool) -> Result<Vec<u8>, FieldError> {
+    use base64::Engine as _;
+    match encoding.trim() {
+        "" | "text" if from_form => Ok(data.replace("\r\n", "\n").into_bytes()),
+        "" | "text" => Ok(data.as_bytes().to_vec()),
+        "base64" => {
+            let packed: String = data.split_whitespace().collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(packed)
+                .map_err(|e| FieldError::new("data", format!("is not base64: {e}")))
+        }
+        other => Err(FieldError::new(
+            "encoding",
+            format!("{other:?} is not an encoding: text (the default) or base64"),
+        )),
+    }
+}
+
 /// A value Swarm will take: not empty, at most [`MAX_DATA_BYTES`].
-pub fn check_data(kind: FileKind, data: &str) -> Result<(), FieldError> {
+pub fn check_data(kind: FileKind, data: &[u8]) -> Result<(), FieldError> {
     if data.is_empty() {
         return Err(FieldError::new(
             "data",
@@ -464,11 +488,40 @@ mod tests {
             let error = check_name("name", bad).unwrap_err();
             assert_eq!(error.field, "name", "{bad}");
         }
-        assert!(check_data(FileKind::Secret, "x").is_ok());
-        assert!(check_data(FileKind::Config, "").is_err());
+        assert!(check_data(FileKind::Secret, b"x").is_ok());
+        assert!(check_data(FileKind::Config, b"").is_err());
         let big = "x".repeat(MAX_DATA_BYTES + 1);
-        let error = check_data(FileKind::Config, &big).unwrap_err();
+        let error = check_data(FileKind::Config, big.as_bytes()).unwrap_err();
         assert!(error.message.contains("512000 bytes"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_posted_value_is_the_bytes_it_stands_for() {
+        // A textarea's lines come as CRLF: stored as LF, as a file's would be.
+        assert_eq!(
+            posted_value("line1\r\nline2\r\n", "", true).unwrap(),
+            b"line1\nline2\n"
+        );
+        assert_eq!(
+            posted_value("line1\r\nline2", "text", false).unwrap(),
+            b"line1\r\nline2",
+            "the JSON API's text is kept as sent"
+        );
+        // Binary content, base64 with or without line breaks.
+        assert_eq!(
+            posted_value("AAEC\r\n/w==", "base64", true).unwrap(),
+            [0u8, 1, 2, 255]
+        );
+        assert_eq!(
+            posted_value("not base64!", "base64", false)
+                .unwrap_err()
+                .field,
+            "data"
+        );
+        assert_eq!(
+            posted_value("x", "hex", false).unwrap_err().field,
+            "encoding"
+        );
     }
 
     #[test]
