@@ -186,6 +186,9 @@ pub struct Tally {
     pub stale: u64,
     /// Tasks Swarm means to run, of any spec.
     pub wanted: u64,
+    /// Tasks of an older spec that run and Swarm means to keep for now: with `start-first`
+    /// they serve until their replacements run, so `running` alone would read as an outage.
+    pub old_serving: u64,
 }
 
 impl Tally {
@@ -225,7 +228,17 @@ pub fn tally(observed: &ObservedService) -> Tally {
         desired,
         stale: wanted.len() as u64 - current,
         wanted: wanted.len() as u64,
+        old_serving: old_serving(observed),
     }
+}
+
+/// [`Tally::old_serving`].
+fn old_serving(observed: &ObservedService) -> u64 {
+    observed
+        .tasks
+        .iter()
+        .filter(|t| observed.wanted(t) && !t.current && t.state == TaskState::Running)
+        .count() as u64
 }
 
 /// Swarm has nothing left to do for the service: no update in flight or stopped half-way,
@@ -550,11 +563,7 @@ pub fn assess(observed: &ObservedService, follow: &Follow) -> ServiceState {
         .filter(|t| t.current && t.state.is_failed())
         .collect();
     let failing = observed.failing_task().map(task_reason);
-    let old_serving = observed
-        .tasks
-        .iter()
-        .filter(|t| observed.wanted(t) && !t.current && t.state == TaskState::Running)
-        .count() as u64;
+    let old_serving = old_serving(observed);
     let message = || {
         let mut why = observed.update_message.clone();
         if let Some(failing) = &failing {
@@ -932,7 +941,8 @@ mod tests {
                 running: 1,
                 desired: 2,
                 stale: 0,
-                wanted: 2
+                wanted: 2,
+                old_serving: 0
             }
         );
         assert!(!converged(&o));

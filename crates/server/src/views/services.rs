@@ -21,6 +21,10 @@ pub struct ServiceRow {
     pub mode: &'static str,
     /// Tasks of the current spec that run (for a job: that have completed).
     pub running: u64,
+    /// Tasks of an older spec that still serve while an update replaces them
+    /// (`swarmkeeper_rollout::Tally::old_serving`): shown beside `running`, which alone reads
+    /// as an outage during a `start-first` update (tryout 14 finding 16).
+    pub old_serving: u64,
     /// Replicas asked for; for a global service, the tasks Swarm means to run; for a job, its
     /// completions.
     pub desired: u64,
@@ -56,6 +60,7 @@ pub fn service_row(service: &Service, tasks: &[&Task], nodes: &[NodeFacts]) -> S
         stack: service.stack().map(str::to_owned),
         mode: view.mode.as_str(),
         running: counted.running,
+        old_serving: counted.old_serving,
         desired: counted.desired,
         image: name,
         digest,
@@ -335,6 +340,24 @@ mod tests {
         };
         let row = service_rows(&[s], &tasks, &[other]).remove(0);
         assert_eq!((row.running, row.converged), (0, false));
+    }
+
+    #[test]
+    fn tasks_of_the_old_spec_that_still_serve_are_counted_apart() {
+        // Tryout 14 finding 16: a start-first update that cannot place its new tasks read 0/2
+        // while both old tasks served.
+        let s = service("s1", "api", replicated(2), Some("updating"));
+        let old = |slot| Task {
+            spec: json!({"ContainerSpec": {"Image": "app:0@sha256:old"}}),
+            ..task("s1", Some(slot), "running", "running")
+        };
+        let new = |slot| Task {
+            id: format!("new-{slot}"),
+            ..task("s1", Some(slot), "running", "pending")
+        };
+        let tasks = [old(1), old(2), new(1), new(2)];
+        let row = service_rows(&[s], &tasks, &[]).remove(0);
+        assert_eq!((row.running, row.old_serving, row.desired), (0, 2, 2));
     }
 
     #[test]
