@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use swarmkeeper_engine::{Service, SwarmNode, Task, TaskState};
+use swarmkeeper_engine::{Service, ServiceView, SwarmNode, Task, TaskState};
 use swarmkeeper_report::PRESSURE_LABEL;
 use swarmkeeper_rollout::placement::{place, Displaced, NodeRoom, Placement};
 use swarmkeeper_rollout::preflight::{unmet, NodeFacts};
@@ -83,6 +83,10 @@ pub struct AffectedTask {
     /// ``stops: would stay pending: `C` no longer matches HOST, and no other node can run it:
     /// …``.
     pub fate: String,
+    /// For a task that moves: the node-local volumes it mounts (named, `local` driver), whose
+    /// data stays on this node — its replacement starts with an empty volume of that name
+    /// where it lands (tryout 14 finding 8: a database's data).
+    pub left_behind: Vec<String>,
     /// The task of this very server: draining its node stops the dashboard.
     pub own_server: bool,
 }
@@ -172,6 +176,10 @@ pub fn drain_effect(
             // A task whose service is gone: Swarm removes it, nothing replaces it.
             None => "stops: its service is gone".to_owned(),
         };
+        let left_behind = match service {
+            Some(s) if fate.starts_with("moves") => local_volumes(&s.view),
+            _ => Vec::new(),
+        };
         let affected = AffectedTask {
             id: task.id.clone(),
             service: service.map_or_else(|| task.service_id.clone(), |s| s.name.clone()),
@@ -179,6 +187,7 @@ pub fn drain_effect(
             state: task.state.to_string(),
             own_server: own_container.is_some_and(|own| task.container_id.as_deref() == Some(own)),
             fate,
+            left_behind,
         };
         effect.stops_dashboard |= affected.own_server;
         if affected.fate.starts_with("moves") {
@@ -191,6 +200,17 @@ pub fn drain_effect(
         list.sort_by(|a, b| (&a.service, a.slot).cmp(&(&b.service, b.slot)));
     }
     effect
+}
+
+/// The named volumes of the `local` driver (Swarm's default) a service mounts: their data is
+/// on the node a task runs on, and does not follow a task that moves.
+fn local_volumes(view: &ServiceView) -> Vec<String> {
+    view.mounts
+        .iter()
+        .filter(|m| m.kind == "volume" && !m.source.is_empty())
+        .filter(|m| m.driver.is_empty() || m.driver == "local")
+        .map(|m| m.source.clone())
+        .collect()
 }
 
 /// The effect of replacing the labels of `node` (as it is now) with `labels`: every task it
@@ -497,6 +517,32 @@ mod tests {
             effect.moving[0].fate,
             "moves to one of w2, w3 (Swarm picks among nodes as loaded)"
         );
+    }
+
+    #[test]
+    fn a_moving_task_s_local_volumes_are_said_to_stay_behind() {
+        // Tryout 14 finding 8: the preview said "moves" and the database came up empty.
+        let spec = json!({"Name": "svc-db", "Mode": {"Replicated": {"Replicas": 1}},
+            "TaskTemplate": {"ContainerSpec": {"Image": "postgres", "Mounts": [
+                {"Type": "volume", "Source": "db_data", "Target": "/var/lib/postgresql/data"},
+                {"Type": "volume", "Source": "shared", "Target": "/shared",
+                 "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}},
+                {"Type": "bind", "Source": "/etc/hosts", "Target": "/etc/hosts"},
+                {"Type": "tmpfs", "Target": "/tmp"}]}}});
+        let services = [Service::new("db".into(), 1, spec, None, None).unwrap()];
+        let tasks = [task("t1", "db", Some(1), "running")];
+        let other = room(NodeFacts {
+            id: "n2".into(),
+            hostname: "worker-2".into(),
+            role: "worker".into(),
+            schedulable: true,
+            ..NodeFacts::default()
+        });
+        let effect = drain_effect(&tasks, &services, std::slice::from_ref(&other), None);
+        assert_eq!(effect.moving[0].left_behind, ["db_data"]);
+        // Nowhere to go: it stops, and says nothing of moving data.
+        let effect = drain_effect(&tasks, &services, &[], None);
+        assert!(effect.stopping[0].left_behind.is_empty());
     }
 
     #[test]
