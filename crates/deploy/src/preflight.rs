@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use swarmkeeper_compose::StackSpec;
 use swarmkeeper_engine::{Engine, EngineError, PublishMode, ServiceView, SwarmNode};
 use swarmkeeper_report::PRESSURE_LABEL;
-use swarmkeeper_rollout::placement::{node_rooms, replicas_left_pending};
+use swarmkeeper_rollout::placement::{node_rooms, replicas_left_pending, start_first_stuck};
 use swarmkeeper_rollout::preflight::{
     held, port_clashes, rotated_to, unplaceable, Needs, NodeFacts, Published, Unmet, Unplaceable,
 };
@@ -116,6 +116,9 @@ pub struct ReplicasPending {
     /// The host-mode port that runs out of nodes, `(protocol, published)`; `None`: the
     /// replicas per node do.
     pub port: Option<(String, u32)>,
+    /// The cause is the update's order: with `start-first` its first new task finds every
+    /// node's port held by the old tasks (`swarmkeeper_rollout::placement::start_first_stuck`).
+    pub start_first: bool,
     /// Why, naming each node that can run it where the port is taken and by which service.
     pub why: String,
 }
@@ -149,12 +152,21 @@ async fn replicas_pending_beside(
         engine.list_all_tasks(),
         engine.list_services(None)
     )?;
-    let facts = nodes.iter().map(facts).collect();
-    let rooms = node_rooms(facts, &tasks, &services, |s| {
+    let facts: Vec<_> = nodes.iter().map(facts).collect();
+    let rooms = node_rooms(facts.clone(), &tasks, &services, |s| {
         removed(s) || wanted.iter().any(|(name, _)| *name == s.name)
     });
+    // An update that starts each new task first finds its own old tasks still there.
+    let with_own = node_rooms(facts, &tasks, &services, &removed);
     for (name, view) in wanted {
-        if let Ok(Some(why)) = replicas_left_pending(name, view, &rooms) {
+        let stuck = match replicas_left_pending(name, view, &rooms) {
+            Ok(Some(why)) => Some((why, false)),
+            _ => start_first_stuck(name, view, &with_own)
+                .ok()
+                .flatten()
+                .map(|why| (why, true)),
+        };
+        if let Some((why, start_first)) = stuck {
             let port = view
                 .host_ports()
                 .find(|p| p.published_port != 0)
@@ -162,6 +174,7 @@ async fn replicas_pending_beside(
             return Ok(Some(ReplicasPending {
                 service: (*name).to_owned(),
                 port,
+                start_first,
                 why,
             }));
         }

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use swarmkeeper_swarm::{
-    Platform, PublishMode, Service, ServiceMode, ServiceView, Task, TaskState,
+    Platform, PublishMode, Service, ServiceMode, ServiceView, Task, TaskState, UpdateOrder,
 };
 use swarmkeeper_units::bytes;
 
@@ -204,6 +204,45 @@ pub fn node_rooms(
             room
         })
         .collect()
+}
+
+/// Why an update of `name` to `view` that starts each new task before it stops an old one
+/// (`update_config.order: start-first`) could never start its first new task: each needs a
+/// node where its host-mode port is free while the service's old tasks still hold theirs, and
+/// none of `nodes` (which count those old tasks, and what every other service holds) is
+/// such a node. Swarm then leaves the update pending until the deploy times out (tryout 14
+/// finding 12: ten minutes of "updating"). Reservations are left out, as in
+/// [`replicas_left_pending`]. `None`: the order is stop-first, the service publishes no
+/// host-mode port or holds none yet (it is new), or a node has room. A constraint Swarm
+/// cannot parse is an error.
+pub fn start_first_stuck(
+    name: &str,
+    view: &ServiceView,
+    nodes: &[NodeRoom],
+) -> Result<Option<String>, String> {
+    let task = Displaced {
+        nano_cpus: 0,
+        memory_bytes: 0,
+        ..Displaced::of(name, view)
+    };
+    let holds_a_port = nodes
+        .iter()
+        .any(|n| n.host_ports.values().any(|holder| holder == name));
+    if view.update_config.order != UpdateOrder::StartFirst
+        || task.host_ports.is_empty()
+        || !holds_a_port
+    {
+        return Ok(None);
+    }
+    let Some(Placement::Pending(why)) = place(std::slice::from_ref(&task), nodes)?.pop() else {
+        return Ok(None);
+    };
+    let (protocol, port) = &task.host_ports[0];
+    Ok(Some(format!(
+        "with update_config.order start-first, a new task must start before an old one stops, \
+         on a node where port {port}/{protocol} is free while the old tasks still hold it, and \
+         there is none: {why}; set update_config.order to stop-first, or give it a node more"
+    )))
 }
 
 /// Why Swarm would leave some of the replicas of service `name` (spec `view`) pending for
@@ -610,6 +649,46 @@ mod tests {
     fn host_port(port: u32) -> serde_json::Value {
         serde_json::json!([{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": port,
                             "PublishMode": "host"}])
+    }
+
+    #[test]
+    fn a_start_first_update_needs_a_node_its_old_tasks_leave_free() {
+        // Tryout 14 finding 12: two replicas on two nodes, a host port, start-first.
+        let start_first = |replicas| {
+            let mut view = web(replicas, host_port(8081), 0);
+            view.update_config.order = UpdateOrder::StartFirst;
+            view
+        };
+        let holding = |name: &str| {
+            let mut n = node(name, 4);
+            n.host_ports.insert(("tcp".into(), 8081), "web".into());
+            n.tasks.insert("web".into(), 1);
+            n
+        };
+        let stuck =
+            |view: &ServiceView, nodes: &[NodeRoom]| start_first_stuck("web", view, nodes).unwrap();
+        let why = stuck(&start_first(2), &[holding("w1"), holding("w2")]).unwrap();
+        assert!(
+            why.starts_with("with update_config.order start-first, a new task must start before an old one stops, on a node where port 8081/tcp is free"),
+            "{why}"
+        );
+        // A third node takes the first new task; then an old one stops, and so on.
+        assert_eq!(
+            stuck(
+                &start_first(2),
+                &[holding("w1"), holding("w2"), node("w3", 4)]
+            ),
+            None
+        );
+        // Stop-first frees the port first; a new service holds nothing yet.
+        assert_eq!(
+            stuck(&web(2, host_port(8081), 0), &[holding("w1"), holding("w2")]),
+            None
+        );
+        assert_eq!(
+            stuck(&start_first(2), &[node("w1", 4), node("w2", 4)]),
+            None
+        );
     }
 
     #[test]

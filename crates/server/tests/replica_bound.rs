@@ -93,3 +93,45 @@ async fn more_than_500_replicas_are_refused_on_every_path_with_nothing_applied()
 
     assert_eq!(service_version(&name), before, "nothing was applied");
 }
+
+/// Tryout 14 finding 12: an edit of a service that publishes a host-mode port and updates
+/// start-first, on nodes all holding that port, could never start its first new task; it
+/// hung for the whole deploy timeout. Refused at once, naming the update order.
+#[tokio::test]
+async fn a_start_first_update_no_node_can_take_is_refused_at_once() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let port = format!("{}", 20_000 + std::process::id() % 20_000);
+    let publish = format!("mode=host,target=80,published={port}");
+    let service = TestService::create(
+        "startfirststuck",
+        &["--publish", &publish, "--update-order", "start-first"],
+    );
+    let name = service.name.clone();
+    service.wait_running(1);
+    let before = service_version(&name);
+    let refused = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&json!({"env": ["EDITED=1"]})),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(
+        refused.starts_with(
+            "update_order: this service cannot be placed: with update_config.order start-first"
+        ),
+        "{refused}"
+    );
+    assert_eq!(service_version(&name), before, "nothing applied");
+    // Stop-first frees the port before the new task starts: accepted.
+    let edited = app
+        .call(
+            Call::put(&format!("/api/services/{name}"))
+                .bearer(&op.token)
+                .json(&json!({"env": ["EDITED=1"], "update_order": "stop-first"})),
+        )
+        .await;
+    edited.expect(200);
+}

@@ -387,8 +387,8 @@ async fn port_in_use(
 /// The field and message when Swarm would leave some of the replicas of service `name`
 /// (`spec`) pending for ever: a port it publishes in host mode is free on fewer nodes that can
 /// run it than it has replicas, or its replicas per node run out (the deploy preflight's rule,
-/// `swarmkeeper_deploy::replicas_pending`). The Ports field, or Replicas when no host port is
-/// the cause.
+/// `swarmkeeper_deploy::replicas_pending`). The Ports field, Replicas when no host port is the
+/// cause, or the update order when `start-first` is.
 async fn replicas_pending(
     state: &AppState,
     name: &str,
@@ -399,10 +399,10 @@ async fn replicas_pending(
     };
     let pending = swarmkeeper_deploy::replicas_pending(&state.engine, &[(name, &view)]).await?;
     Ok(pending.map(|p| {
-        let field = if p.port.is_some() {
-            "ports"
-        } else {
-            "replicas"
+        let field = match (p.start_first, &p.port) {
+            (true, _) => "update_order",
+            (false, Some(_)) => "ports",
+            (false, None) => "replicas",
         };
         FieldError::new(field, format!("this service cannot be placed: {}", p.why))
     }))
