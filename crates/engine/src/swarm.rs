@@ -55,6 +55,9 @@ pub struct Network {
     pub attachable: bool,
     /// No route out of the network.
     pub internal: bool,
+    /// An overlay whose traffic between nodes is encrypted (IPsec): the driver option
+    /// `encrypted` (`docker network create --opt encrypted`).
+    pub encrypted: bool,
     /// Swarm's routing-mesh network.
     pub ingress: bool,
     pub labels: BTreeMap<String, String>,
@@ -844,6 +847,8 @@ struct NetworkWire {
     ingress: bool,
     #[serde(rename = "Labels", default, deserialize_with = "nullable")]
     labels: BTreeMap<String, String>,
+    #[serde(rename = "Options", default, deserialize_with = "nullable")]
+    options: BTreeMap<String, String>,
     #[serde(rename = "IPAM", default, deserialize_with = "nullable")]
     ipam: IpamWire,
     #[serde(rename = "Created", default, deserialize_with = "nullable")]
@@ -873,6 +878,7 @@ impl NetworkWire {
             scope: self.scope,
             attachable: self.attachable,
             internal: self.internal,
+            encrypted: self.options.contains_key("encrypted"),
             ingress: self.ingress,
             labels: self.labels,
             subnets: self

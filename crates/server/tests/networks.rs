@@ -258,3 +258,37 @@ async fn an_unknown_field_is_refused_by_name_and_nothing_is_created() {
         "nothing created"
     );
 }
+
+/// Tryout 14 findings 9 and 10: an encrypted overlay (`--opt encrypted`), shown as such; a
+/// label without a key refused, as on secrets and configs.
+#[tokio::test]
+async fn an_encrypted_overlay_is_made_and_shown_and_a_keyless_label_refused() {
+    let app = TestApp::new().await;
+    let op = &app.operator;
+    let (name, keyless) = (unique("netenc"), unique("netlbl"));
+    let _made = (MadeNetwork(name.clone()), MadeNetwork(keyless.clone()));
+    app.call(
+        support::Call::post("/api/networks")
+            .bearer(&op.token)
+            .json(&json!({"name": name, "encrypted": true})),
+    )
+    .await
+    .expect(201);
+    let options = support::docker(&["network", "inspect", "--format", "{{json .Options}}", &name]);
+    assert!(options.contains("\"encrypted\""), "{options}");
+    let list = app
+        .call(support::Call::get("/api/networks").bearer(&op.token))
+        .await
+        .json();
+    assert_eq!(row(&list, &name).unwrap()["encrypted"], true, "{list}");
+    let message = app
+        .call(
+            support::Call::post("/api/networks")
+                .bearer(&op.token)
+                .json(&json!({"name": keyless, "labels": {"": "x"}})),
+        )
+        .await
+        .expect_json_error(400);
+    assert!(message.starts_with("labels: "), "{message}");
+    assert!(try_docker(&["network", "inspect", &keyless]).is_err());
+}

@@ -19,6 +19,8 @@ pub struct NetworkRow {
     pub scope: String,
     pub attachable: bool,
     pub internal: bool,
+    /// Traffic between nodes is encrypted (the overlay's `encrypted` option).
+    pub encrypted: bool,
     pub ingress: bool,
     /// `SUBNET` or `SUBNET via GATEWAY`.
     pub subnets: Vec<String>,
@@ -69,6 +71,7 @@ pub fn network_rows(networks: &[Network], services: &[Service], tasks: &[Task]) 
                 scope: n.scope.clone(),
                 attachable: n.attachable,
                 internal: n.internal,
+                encrypted: n.encrypted,
                 ingress: n.ingress,
                 subnets: n
                     .subnets
@@ -185,6 +188,7 @@ mod tests {
             scope: scope.into(),
             attachable: false,
             internal: false,
+            encrypted: false,
             ingress: false,
             labels: BTreeMap::new(),
             subnets: vec![("10.0.1.0/24".into(), "10.0.1.1".into())],
