@@ -29,8 +29,8 @@ use crate::state::AppState;
 use crate::views::message_of;
 use crate::views::objects::{
     check_data, check_labels, check_name, history_refusal, history_stack, in_use, next_version,
-    object_rows, posted_value, refs, rotation_blocked, rotation_cleanup, rotation_summary,
-    FieldError, ObjectRow, Unmovable,
+    object_rows, old_key_retirable, posted_value, refs, rotation_blocked, rotation_cleanup,
+    rotation_summary, FieldError, ObjectRow, Unmovable,
 };
 use crate::views::own::{own_part, rotation_refusal, OwnPart, OwnUser};
 
@@ -560,24 +560,7 @@ pub(crate) async fn retire_old_key(state: AppState, old: String, user: String) {
                 .iter()
                 .map(|s| s.update_status.as_ref().map(|u| &u.state))
                 .collect();
-            let rolled_back = |s: &Option<&UpdateState>| {
-                matches!(
-                    s,
-                    Some(
-                        UpdateState::RollbackStarted
-                            | UpdateState::RollbackPaused
-                            | UpdateState::RollbackCompleted
-                    )
-                )
-            };
-            let done = |s: &Option<&UpdateState>| matches!(s, None | Some(UpdateState::Completed));
-            Ok::<_, AppError>(if states.is_empty() {
-                Err("no server uses its new version".to_owned())
-            } else if states.iter().any(rolled_back) {
-                Err("Swarm rolled the server back to it".to_owned())
-            } else {
-                Ok(states.iter().all(done))
-            })
+            Ok::<_, AppError>(old_key_retirable(&states))
         };
         let why_kept = match settled.await {
             Ok(Ok(true)) => match remove_unused(&state, kind, &old).await {
@@ -596,7 +579,7 @@ pub(crate) async fn retire_old_key(state: AppState, old: String, user: String) {
                 continue;
             }
             Ok(Ok(false)) => "the server's update did not complete in 10 minutes".to_owned(),
-            Ok(Err(why)) => why,
+            Ok(Err(why)) => why.to_owned(),
             Err(e) => e.to_string(),
         };
         return tracing::warn!(

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 use serde::Serialize;
-use swarmkeeper_engine::{file_users, FileKind, FileRef, Service, SwarmObject, Task, TaskHolding};
+use swarmkeeper_engine::{
+    file_users, FileKind, FileRef, Service, SwarmObject, Task, TaskHolding, UpdateState,
+};
 
 pub use super::FieldError;
 
@@ -289,6 +291,33 @@ pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), FieldError>
     }
 }
 
+/// Whether a re-key's old key may go, from the update states of the servers that use its new
+/// version (`routes::objects::retire_old_key`): `Ok(true)` once Swarm completed every one's
+/// update (or reports none), `Ok(false)` while one still updates (Swarm may yet roll it back
+/// to the spec that names the old key), and why it stays when no server uses the new version
+/// or Swarm rolled one back to the old.
+pub fn old_key_retirable(states: &[Option<&UpdateState>]) -> Result<bool, &'static str> {
+    let rolled_back = |s: &&Option<&UpdateState>| {
+        matches!(
+            s,
+            Some(
+                UpdateState::RollbackStarted
+                    | UpdateState::RollbackPaused
+                    | UpdateState::RollbackCompleted
+            )
+        )
+    };
+    if states.is_empty() {
+        Err("no server uses its new version")
+    } else if states.iter().any(|s| rolled_back(&s)) {
+        Err("Swarm rolled the server back to it")
+    } else {
+        Ok(states
+            .iter()
+            .all(|s| matches!(s, None | Some(UpdateState::Completed))))
+    }
+}
+
 /// The bytes a posted value stands for. `encoding` `base64` decodes it (binary content: a
 /// keystore, a DER certificate; Swarmpit's and Portainer's "encoded in base64"); otherwise it
 /// is the text itself, and a form's CRLF line ends become LF: a browser sends a textarea's
@@ -493,6 +522,21 @@ mod tests {
         let big = "x".repeat(MAX_DATA_BYTES + 1);
         let error = check_data(FileKind::Config, big.as_bytes()).unwrap_err();
         assert!(error.message.contains("512000 bytes"), "{}", error.message);
+    }
+
+    #[test]
+    fn an_old_key_goes_once_swarm_completed_every_server_s_update() {
+        use UpdateState::*;
+        assert_eq!(old_key_retirable(&[Some(&Completed)]), Ok(true));
+        assert_eq!(old_key_retirable(&[None]), Ok(true));
+        assert_eq!(
+            old_key_retirable(&[Some(&Completed), Some(&Updating)]),
+            Ok(false)
+        );
+        assert_eq!(old_key_retirable(&[Some(&Paused)]), Ok(false));
+        assert!(old_key_retirable(&[Some(&RollbackCompleted)]).is_err());
+        assert!(old_key_retirable(&[Some(&Updating), Some(&RollbackStarted)]).is_err());
+        assert!(old_key_retirable(&[]).is_err());
     }
 
     #[test]
