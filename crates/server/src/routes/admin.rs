@@ -485,7 +485,7 @@ fn expiry_days(given: Option<&str>) -> Result<Option<u32>, FieldError> {
         Err(_) => Err(FieldError::new(
             "expires_in_days",
             format!(
-                "{text:?} is not a number of days: give 1 or more, or leave it empty for a token \
+                "{text:?} is not a number of days: give 1 or more, or 0 or nothing for a token \
                  that never expires"
             ),
         )),
