@@ -497,6 +497,17 @@ mod tests {
         }
     }
 
+    /// An empty, ready, active worker `worker-2` (id `n2`).
+    fn worker_2() -> NodeRoom {
+        room(NodeFacts {
+            id: "n2".into(),
+            hostname: "worker-2".into(),
+            role: "worker".into(),
+            schedulable: true,
+            ..NodeFacts::default()
+        })
+    }
+
     /// Tryout 12 finding 3: the preview named one of two equally loaded nodes as where a task
     /// goes, and Swarm chose the other.
     #[test]
@@ -531,13 +542,7 @@ mod tests {
                 {"Type": "tmpfs", "Target": "/tmp"}]}}});
         let services = [Service::new("db".into(), 1, spec, None, None).unwrap()];
         let tasks = [task("t1", "db", Some(1), "running")];
-        let other = room(NodeFacts {
-            id: "n2".into(),
-            hostname: "worker-2".into(),
-            role: "worker".into(),
-            schedulable: true,
-            ..NodeFacts::default()
-        });
+        let other = worker_2();
         let effect = drain_effect(&tasks, &services, std::slice::from_ref(&other), None);
         assert_eq!(effect.moving[0].left_behind, ["db_data"]);
         // Nowhere to go: it stops, and says nothing of moving data.
@@ -557,13 +562,7 @@ mod tests {
             task("old", "r", Some(1), "shutdown"),
             task("tg", "g", None, "running"),
         ];
-        let other = room(NodeFacts {
-            id: "n2".into(),
-            hostname: "worker-2".into(),
-            role: "worker".into(),
-            schedulable: true,
-            ..NodeFacts::default()
-        });
+        let other = worker_2();
         let effect = drain_effect(&tasks, &services, std::slice::from_ref(&other), None);
         let ids = |l: &[AffectedTask]| l.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&effect.moving), ["t1", "t2"]);
