@@ -394,7 +394,7 @@ pub enum ServiceState {
         old_serving: u64,
         /// The update state, when there is one.
         update: Option<UpdateState>,
-        /// Why tasks wait: "no suitable node (…)", "port in use", …
+        /// Why tasks wait, each led by its task's state: "pending: no suitable node (…)", …
         pending: Vec<String>,
         /// The latest failure of a task of the new spec.
         failing: Option<String>,
@@ -479,7 +479,7 @@ impl ServiceState {
                     text.push_str(&format!(", {update}"));
                 }
                 if !pending.is_empty() {
-                    text.push_str(&format!(", pending: {}", pending.join("; ")));
+                    text.push_str(&format!(", {}", pending.join("; ")));
                 }
                 if let Some(failing) = failing {
                     text.push_str(&format!(", failing: {failing}"));
@@ -650,7 +650,7 @@ pub fn verdict<'a>(states: impl IntoIterator<Item = &'a ServiceState>) -> Verdic
 fn timed_out(not_yet: String, pending: &[String], failing: Option<&str>) -> ServiceState {
     let mut why = not_yet;
     if !pending.is_empty() {
-        why.push_str(&format!("; pending: {}", pending.join("; ")));
+        why.push_str(&format!("; {}", pending.join("; ")));
     }
     if let Some(failing) = failing {
         why.push_str(&format!("; last failure: {failing}"));
