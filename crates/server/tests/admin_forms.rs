@@ -206,7 +206,7 @@ async fn the_new_token_form_refuses_a_bad_expiry_by_its_label() {
             &page,
             &format!(
                 "Expires in days: &#34;{days}&#34; is not a number of days: give 1 or more, or \
-                 leave it empty for a token that never expires"
+                 0 or nothing for a token that never expires"
             ),
         );
         assert!(
