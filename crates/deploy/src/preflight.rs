@@ -63,7 +63,7 @@ pub(crate) async fn check(
     let views: Vec<(&str, &ServiceView)> = views.iter().map(|(n, v)| (*n, v)).collect();
     let pruned_here =
         |s: &swarmkeeper_engine::Service| pruned.is_some() && s.view.stack() == pruned;
-    if let Some(pending) = replicas_pending_beside(engine, &views, pruned_here).await? {
+    if let Some(pending) = replicas_pending_beside(engine, &views, &[], pruned_here).await? {
         return Err(DeployError::Input(format!(
             "service {} cannot be placed: {}",
             pending.service, pending.why
@@ -126,14 +126,17 @@ pub struct ReplicasPending {
 /// Which of the services `wanted` (name and view: a stack file's, a form's, an edited compose
 /// text's) would have replicas left pending for ever ([`ReplicasPending`]), over the swarm's
 /// nodes and what the tasks of the other services hold there (the running tasks of `wanted`
-/// are theirs to replace). A constraint Swarm cannot parse is left to [`placement`]. Three
-/// engine requests; none when no service publishes a host-mode port or caps its replicas per
-/// node.
+/// are theirs to replace). The services named in `updated`, whose spec the change updates,
+/// are also checked for a `start-first` update no node can take
+/// (`swarmkeeper_rollout::placement::start_first_stuck`): a service left as it is starts no
+/// task. A constraint Swarm cannot parse is left to [`placement`]. Three engine requests; none
+/// when no service publishes a host-mode port or caps its replicas per node.
 pub async fn replicas_pending(
     engine: &Engine,
     wanted: &[(&str, &ServiceView)],
+    updated: &[&str],
 ) -> Result<Option<ReplicasPending>, EngineError> {
-    replicas_pending_beside(engine, wanted, |_| false).await
+    replicas_pending_beside(engine, wanted, updated, |_| false).await
 }
 
 /// [`replicas_pending`], the tasks of the services `removed` keeps (a pruned stack's) left out
@@ -141,6 +144,7 @@ pub async fn replicas_pending(
 async fn replicas_pending_beside(
     engine: &Engine,
     wanted: &[(&str, &ServiceView)],
+    updated: &[&str],
     removed: impl Fn(&swarmkeeper_engine::Service) -> bool,
 ) -> Result<Option<ReplicasPending>, EngineError> {
     let asks = |view: &ServiceView| view.host_ports().next().is_some() || view.max_replicas > 0;
@@ -161,6 +165,7 @@ async fn replicas_pending_beside(
     for (name, view) in wanted {
         let stuck = match replicas_left_pending(name, view, &rooms) {
             Ok(Some(why)) => Some((why, false)),
+            _ if !updated.contains(name) => None,
             _ => start_first_stuck(name, view, &with_own)
                 .ok()
                 .flatten()

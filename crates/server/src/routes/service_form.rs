@@ -393,11 +393,14 @@ async fn replicas_pending(
     state: &AppState,
     name: &str,
     spec: &serde_json::Value,
+    updated: bool,
 ) -> Result<Option<FieldError>, AppError> {
     let Ok(view) = ServiceView::read(spec) else {
         return Ok(None);
     };
-    let pending = swarmkeeper_deploy::replicas_pending(&state.engine, &[(name, &view)]).await?;
+    let updated: &[&str] = if updated { &[name] } else { &[] };
+    let pending =
+        swarmkeeper_deploy::replicas_pending(&state.engine, &[(name, &view)], updated).await?;
     Ok(pending.map(|p| {
         let field = match (p.start_first, &p.port) {
             (true, _) => "update_order",
@@ -505,7 +508,8 @@ async fn save(
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return refuse(uri, editing.as_deref(), &post.form, vec![error], status);
     }
-    if let Some(error) = replicas_pending(state, &name, &spec).await? {
+    let updated = current.is_some() && !changes(&spec, before).is_empty();
+    if let Some(error) = replicas_pending(state, &name, &spec, updated).await? {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return refuse(uri, editing.as_deref(), &post.form, vec![error], status);
     }
@@ -970,7 +974,20 @@ async fn apply_compose(
         let message = located(at, format!("{key}: would publish {}", clash.why));
         return refused(message, post.compose);
     }
-    if let Some(pending) = swarmkeeper_deploy::replicas_pending(&state.engine, &views).await? {
+    // The running services the text changes: only they start new tasks.
+    let updated: Vec<&str> = desired
+        .iter()
+        .filter(|(name, spec)| {
+            target
+                .services
+                .iter()
+                .any(|s| s.name == *name && !changes(spec, &s.spec).is_empty())
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if let Some(pending) =
+        swarmkeeper_deploy::replicas_pending(&state.engine, &views, &updated).await?
+    {
         let key = compose_key(&pending.service);
         let place = match &pending.port {
             Some((protocol, published)) => Refused::Port {
