@@ -161,12 +161,13 @@ async fn replicas_pending_beside(
         removed(s) || wanted.iter().any(|(name, _)| *name == s.name)
     });
     // An update that starts each new task first finds its own old tasks still there.
-    let with_own = node_rooms(facts, &tasks, &services, &removed);
+    // Built only when a service is updated: a stack file's deploy asks for none.
+    let with_own = (!updated.is_empty()).then(|| node_rooms(facts, &tasks, &services, &removed));
     for (name, view) in wanted {
         let stuck = match replicas_left_pending(name, view, &rooms) {
             Ok(Some(why)) => Some((why, false)),
             _ if !updated.contains(name) => None,
-            _ => start_first_stuck(name, view, &with_own)
+            _ => start_first_stuck(name, view, with_own.as_deref().unwrap_or_default())
                 .ok()
                 .flatten()
                 .map(|why| (why, true)),

@@ -451,7 +451,8 @@ pub async fn settle_rekey_revisions(state: &AppState) {
             .unwrap_or_else(|e| e.into_inner()),
     );
     let history = state.history();
-    for rekey in settled {
+    // A job whose record is gone names no secret: nothing to retire or settle.
+    for rekey in settled.into_iter().filter(|r| !r.secret.is_empty()) {
         tokio::spawn(crate::routes::objects::retire_old_key(
             state.clone(),
             rekey.secret.clone(),

@@ -297,7 +297,7 @@ pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), FieldError>
 /// to the spec that names the old key), and why it stays when no server uses the new version
 /// or Swarm rolled one back to the old.
 pub fn old_key_retirable(states: &[Option<&UpdateState>]) -> Result<bool, &'static str> {
-    let rolled_back = |s: &&Option<&UpdateState>| {
+    let rolled_back = |s: &Option<&UpdateState>| {
         matches!(
             s,
             Some(
@@ -309,7 +309,7 @@ pub fn old_key_retirable(states: &[Option<&UpdateState>]) -> Result<bool, &'stat
     };
     if states.is_empty() {
         Err("no server uses its new version")
-    } else if states.iter().any(|s| rolled_back(&s)) {
+    } else if states.iter().any(rolled_back) {
         Err("Swarm rolled the server back to it")
     } else {
         Ok(states
